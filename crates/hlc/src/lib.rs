@@ -1,0 +1,313 @@
+//! Hybrid logical clocks.
+//!
+//! Every timestamp in Tardigrade is an HLC timestamp: a physical wall time in
+//! nanoseconds plus a logical counter that orders events sharing a wall time.
+//! The [`Hlc`] advances on every local event ([`Hlc::now`]) and on every
+//! timestamp received from another node ([`Hlc::update`]); a remote timestamp
+//! further in the future than the maximum clock offset is refused, because a
+//! node whose clock is that far off would break the uncertainty interval that
+//! reads rely on.
+//!
+//! Wall time is read only through the [`Clock`] seam, so that tests can skew,
+//! pause and jump clocks with [`ManualClock`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+/// Default maximum clock offset between any two nodes of a cluster.
+pub const DEFAULT_MAX_OFFSET: Duration = Duration::from_millis(500);
+
+/// An HLC timestamp. Ordered by wall time, then logical counter.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    /// Nanoseconds since the Unix epoch.
+    pub wall: i64,
+    /// Orders events within the same nanosecond.
+    pub logical: i32,
+}
+
+impl Timestamp {
+    /// The zero timestamp: "no timestamp" / unversioned.
+    pub const ZERO: Timestamp = Timestamp { wall: 0, logical: 0 };
+    /// The largest timestamp.
+    pub const MAX: Timestamp = Timestamp {
+        wall: i64::MAX,
+        logical: i32::MAX,
+    };
+
+    pub const fn new(wall: i64, logical: i32) -> Self {
+        Timestamp { wall, logical }
+    }
+
+    pub fn is_zero(self) -> bool {
+        self == Timestamp::ZERO
+    }
+
+    /// The smallest timestamp greater than `self`.
+    pub fn next(self) -> Timestamp {
+        if self.logical == i32::MAX {
+            Timestamp::new(self.wall.saturating_add(1), 0)
+        } else {
+            Timestamp::new(self.wall, self.logical + 1)
+        }
+    }
+
+    /// The largest timestamp smaller than `self` (saturating at zero).
+    pub fn prev(self) -> Timestamp {
+        if self.logical > 0 {
+            Timestamp::new(self.wall, self.logical - 1)
+        } else if self.wall > 0 {
+            Timestamp::new(self.wall - 1, i32::MAX)
+        } else {
+            Timestamp::ZERO
+        }
+    }
+
+    /// `self` advanced by `d` of wall time, logical reset.
+    pub fn add_duration(self, d: Duration) -> Timestamp {
+        let nanos = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        Timestamp::new(self.wall.saturating_add(nanos), 0)
+    }
+
+    /// Raises `self` to at least `other`.
+    pub fn forward(&mut self, other: Timestamp) -> bool {
+        if other > *self {
+            *self = other;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// CockroachDB style: `seconds.nanoseconds,logical`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.wall.div_euclid(1_000_000_000);
+        let nanos = self.wall.rem_euclid(1_000_000_000);
+        write!(f, "{secs}.{nanos:09},{}", self.logical)
+    }
+}
+
+/// The source of physical time. Only the HLC reads it.
+pub trait Clock: Send + Sync + 'static {
+    /// Nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> i64;
+}
+
+/// The operating system's real-time clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_nanos(&self) -> i64 {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A clock that moves only when told to; for tests that skew, freeze or jump time.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    nanos: AtomicI64,
+}
+
+impl ManualClock {
+    pub fn new(nanos: i64) -> Arc<Self> {
+        Arc::new(ManualClock {
+            nanos: AtomicI64::new(nanos),
+        })
+    }
+
+    pub fn set(&self, nanos: i64) {
+        self.nanos.store(nanos, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, d: Duration) {
+        let nanos = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        self.nanos.fetch_add(nanos, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_nanos(&self) -> i64 {
+        self.nanos.load(Ordering::SeqCst)
+    }
+}
+
+/// A wrapper that adds a fixed offset to another clock: simulated clock skew.
+pub struct SkewedClock<C: Clock> {
+    pub inner: C,
+    pub offset_nanos: AtomicI64,
+}
+
+impl<C: Clock> Clock for SkewedClock<C> {
+    fn now_nanos(&self) -> i64 {
+        self.inner
+            .now_nanos()
+            .saturating_add(self.offset_nanos.load(Ordering::Relaxed))
+    }
+}
+
+/// A remote timestamp was further ahead of our clock than the maximum offset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "remote wall time {remote} is {ahead_ms} ms ahead of local clock, more than the maximum offset of {max_offset_ms} ms"
+)]
+pub struct ClockOffsetError {
+    pub remote: Timestamp,
+    pub ahead_ms: i64,
+    pub max_offset_ms: i64,
+}
+
+/// A hybrid logical clock.
+pub struct Hlc {
+    clock: Arc<dyn Clock>,
+    max_offset: Duration,
+    last: Mutex<Timestamp>,
+}
+
+impl Hlc {
+    pub fn new(clock: Arc<dyn Clock>, max_offset: Duration) -> Self {
+        Hlc {
+            clock,
+            max_offset,
+            last: Mutex::new(Timestamp::ZERO),
+        }
+    }
+
+    /// An HLC over the system clock with the default maximum offset.
+    pub fn system() -> Self {
+        Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET)
+    }
+
+    pub fn max_offset(&self) -> Duration {
+        self.max_offset
+    }
+
+    /// Physical time as seen by this node's clock, without advancing the HLC.
+    pub fn physical_now(&self) -> i64 {
+        self.clock.now_nanos()
+    }
+
+    /// A timestamp greater than every timestamp this clock has returned or seen.
+    pub fn now(&self) -> Timestamp {
+        let physical = self.clock.now_nanos();
+        let mut last = self.last.lock();
+        if physical > last.wall {
+            *last = Timestamp::new(physical, 0);
+        } else {
+            *last = last.next();
+        }
+        *last
+    }
+
+    /// The latest timestamp issued or observed, without advancing the clock.
+    pub fn last(&self) -> Timestamp {
+        *self.last.lock()
+    }
+
+    /// Folds in a timestamp received from another node, so that every later
+    /// `now()` is above it. Refuses timestamps beyond the maximum offset.
+    pub fn update(&self, remote: Timestamp) -> Result<(), ClockOffsetError> {
+        let physical = self.clock.now_nanos();
+        let max_offset = i64::try_from(self.max_offset.as_nanos()).unwrap_or(i64::MAX);
+        let ahead = remote.wall.saturating_sub(physical);
+        if max_offset > 0 && ahead > max_offset {
+            return Err(ClockOffsetError {
+                remote,
+                ahead_ms: ahead / 1_000_000,
+                max_offset_ms: max_offset / 1_000_000,
+            });
+        }
+        self.last.lock().forward(remote);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Hlc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hlc")
+            .field("last", &self.last())
+            .field("max_offset", &self.max_offset)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manual(start: i64) -> (Arc<ManualClock>, Hlc) {
+        let clock = ManualClock::new(start);
+        let hlc = Hlc::new(clock.clone(), DEFAULT_MAX_OFFSET);
+        (clock, hlc)
+    }
+
+    #[test]
+    fn now_is_strictly_monotonic_when_the_clock_stands_still() {
+        let (_, hlc) = manual(1_000);
+        let a = hlc.now();
+        let b = hlc.now();
+        assert_eq!(a, Timestamp::new(1_000, 0));
+        assert_eq!(b, Timestamp::new(1_000, 1));
+    }
+
+    #[test]
+    fn now_never_goes_backwards_when_the_clock_does() {
+        let (clock, hlc) = manual(5_000);
+        let a = hlc.now();
+        clock.set(4_000);
+        let b = hlc.now();
+        assert!(b > a);
+        clock.set(6_000);
+        assert_eq!(hlc.now(), Timestamp::new(6_000, 0));
+    }
+
+    #[test]
+    fn update_moves_past_remote_timestamps_within_offset() {
+        let (_, hlc) = manual(1_000_000_000);
+        let remote = Timestamp::new(1_200_000_000, 7);
+        hlc.update(remote).expect("within offset");
+        assert!(hlc.now() > remote);
+    }
+
+    #[test]
+    fn update_rejects_remote_timestamps_beyond_max_offset() {
+        let (_, hlc) = manual(1_000_000_000);
+        let err = hlc
+            .update(Timestamp::new(1_600_000_000, 0))
+            .expect_err("600 ms ahead");
+        assert_eq!(err.ahead_ms, 600);
+        // The clock did not take the bad timestamp.
+        assert!(hlc.now() < Timestamp::new(1_600_000_000, 0));
+    }
+
+    #[test]
+    fn next_and_prev_are_inverse() {
+        let t = Timestamp::new(10, i32::MAX);
+        assert_eq!(t.next(), Timestamp::new(11, 0));
+        assert_eq!(t.next().prev(), t);
+        assert_eq!(Timestamp::ZERO.prev(), Timestamp::ZERO);
+    }
+
+    #[test]
+    fn display_is_seconds_nanos_logical() {
+        assert_eq!(
+            Timestamp::new(1_500_000_001, 3).to_string(),
+            "1.500000001,3"
+        );
+    }
+}

@@ -1,0 +1,449 @@
+//! The engine seam: an ordered byte store with atomic batches and snapshots.
+//!
+//! [`Engine`] wraps fjall. It holds three keyspaces ([`Space`]) that one batch
+//! updates atomically. Durability is grouped: many committers that ask for a
+//! synced commit share one fsync (see [`Engine::commit`]), which is how a busy
+//! node keeps its commit rate far above its disk's fsync rate.
+//!
+//! A store directory carries a small `TARDIGRADE_STORE` marker with the
+//! on-disk format version, so that a foreign directory, or one written by a
+//! newer binary, is refused with a clear error instead of being damaged.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+pub use fjall::Slice;
+
+/// The on-disk format this binary writes and reads.
+pub const STORE_FORMAT_VERSION: u32 = 1;
+const MARKER_FILE: &str = "TARDIGRADE_STORE";
+
+/// The separate key spaces of a store. Each is one LSM tree; a batch may span all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Space {
+    /// MVCC versions: `encode_mvcc_key(user key, timestamp)` → value.
+    Mvcc,
+    /// The separated lock table: user key → intent record.
+    Lock,
+    /// Unversioned keys: transaction records, range state, store identity.
+    Raw,
+}
+
+impl Space {
+    pub const ALL: [Space; 3] = [Space::Mvcc, Space::Lock, Space::Raw];
+
+    fn name(self) -> &'static str {
+        match self {
+            Space::Mvcc => "mvcc",
+            Space::Lock => "lock",
+            Space::Raw => "raw",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("storage engine: {0}")]
+    Fjall(#[from] fjall::Error),
+    #[error("store directory {path}: {msg}")]
+    BadStore { path: PathBuf, msg: String },
+    #[error("store directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt data in store: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Where a store lives: `--store=DIR` or `--store=type=mem`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSpec {
+    Dir(PathBuf),
+    /// In memory: a temporary directory on tmpfs (`/dev/shm` where it exists),
+    /// deleted when the engine closes.
+    Memory,
+}
+
+impl std::str::FromStr for StoreSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty --store".into());
+        }
+        let mut path = None;
+        let mut mem = false;
+        if !s.contains('=') {
+            return Ok(StoreSpec::Dir(PathBuf::from(s)));
+        }
+        for part in s.split(',') {
+            match part.split_once('=') {
+                Some(("type", "mem")) => mem = true,
+                Some(("path", p)) if !p.is_empty() => path = Some(PathBuf::from(p)),
+                Some(("size", _)) => {}
+                _ => return Err(format!("unknown --store field {part:?} (expected path=DIR or type=mem)")),
+            }
+        }
+        match (mem, path) {
+            (true, None) => Ok(StoreSpec::Memory),
+            (false, Some(p)) => Ok(StoreSpec::Dir(p)),
+            (true, Some(_)) => Err("--store: type=mem takes no path".into()),
+            (false, None) => Err("--store: give path=DIR or type=mem".into()),
+        }
+    }
+}
+
+/// Read access to a consistent view of the store.
+pub trait Reader {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Slice>>;
+    /// Keys in `[lower, upper)` in ascending order, or descending when `reverse`.
+    fn scan<'a>(
+        &'a self,
+        space: Space,
+        lower: &[u8],
+        upper: &[u8],
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = Result<(Slice, Slice)>> + 'a>;
+}
+
+struct Inner {
+    db: fjall::Database,
+    spaces: [fjall::Keyspace; 3],
+    sync: GroupSync,
+    /// Keeps a memory store's directory alive; deleted on drop.
+    _tempdir: Option<TempDir>,
+}
+
+/// A handle on an open store. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the store at `spec`.
+    pub fn open(spec: &StoreSpec) -> Result<Engine> {
+        match spec {
+            StoreSpec::Dir(path) => Self::open_dir(path, None),
+            StoreSpec::Memory => {
+                let base = if Path::new("/dev/shm").is_dir() {
+                    PathBuf::from("/dev/shm")
+                } else {
+                    std::env::temp_dir()
+                };
+                let dir = TempDir::new(&base)?;
+                let path = dir.0.clone();
+                Self::open_dir(&path, Some(dir))
+            }
+        }
+    }
+
+    fn open_dir(path: &Path, tempdir: Option<TempDir>) -> Result<Engine> {
+        check_or_create_marker(path)?;
+        let db = fjall::Database::builder(path.join("data")).open()?;
+        let open = |s: Space| db.keyspace(s.name(), fjall::KeyspaceCreateOptions::default);
+        let spaces = [open(Space::Mvcc)?, open(Space::Lock)?, open(Space::Raw)?];
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                db,
+                spaces,
+                sync: GroupSync::default(),
+                _tempdir: tempdir,
+            }),
+        })
+    }
+
+    fn space(&self, s: Space) -> &fjall::Keyspace {
+        &self.inner.spaces[s as usize]
+    }
+
+    /// A consistent point-in-time view.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            engine: self.clone(),
+            snap: self.inner.db.snapshot(),
+        }
+    }
+
+    /// A new, empty write batch reading through to a fresh snapshot.
+    pub fn batch(&self) -> crate::Batch {
+        crate::Batch::new(self.snapshot())
+    }
+
+    /// Applies `writes` atomically. With `sync`, returns only once they are on
+    /// disk; concurrent synced commits share one fsync.
+    pub fn commit(&self, writes: &crate::batch::WriteSet, sync: bool) -> Result<()> {
+        if !writes.is_empty() {
+            let mut b = self.inner.db.batch();
+            for ((space, key), value) in writes.iter() {
+                let ks = self.space(*space);
+                match value {
+                    Some(v) => b.insert(ks, key.as_slice(), v.as_slice()),
+                    None => b.remove(ks, key.as_slice()),
+                }
+            }
+            // Always push the journal to the OS, so a process crash (kill -9)
+            // loses nothing that was acknowledged without `sync` either.
+            b = b.durability(Some(fjall::PersistMode::Buffer));
+            b.commit()?;
+        }
+        if sync {
+            self.inner.sync.sync(&self.inner.db)?;
+        }
+        Ok(())
+    }
+
+    /// Forces everything committed so far to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn disk_space(&self) -> u64 {
+        self.inner.db.disk_space().unwrap_or(0)
+    }
+}
+
+impl Reader for Engine {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Slice>> {
+        Ok(self.space(space).get(key)?)
+    }
+
+    fn scan<'a>(
+        &'a self,
+        space: Space,
+        lower: &[u8],
+        upper: &[u8],
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = Result<(Slice, Slice)>> + 'a> {
+        let iter = self.space(space).range::<&[u8], _>((
+            Bound::Included(lower),
+            Bound::Excluded(upper),
+        ));
+        guard_iter(iter, reverse)
+    }
+}
+
+/// A consistent point-in-time view of an [`Engine`].
+pub struct Snapshot {
+    engine: Engine,
+    snap: fjall::Snapshot,
+}
+
+impl Reader for Snapshot {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Slice>> {
+        use fjall::Readable;
+        Ok(self.snap.get(self.engine.space(space), key)?)
+    }
+
+    fn scan<'a>(
+        &'a self,
+        space: Space,
+        lower: &[u8],
+        upper: &[u8],
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = Result<(Slice, Slice)>> + 'a> {
+        use fjall::Readable;
+        if lower >= upper {
+            return Box::new(std::iter::empty());
+        }
+        let iter = self.snap.range::<&[u8], _>(
+            self.engine.space(space),
+            (Bound::Included(lower), Bound::Excluded(upper)),
+        );
+        guard_iter(iter, reverse)
+    }
+}
+
+fn guard_iter<'a>(
+    iter: fjall::Iter,
+    reverse: bool,
+) -> Box<dyn Iterator<Item = Result<(Slice, Slice)>> + 'a> {
+    let map = |g: fjall::Guard| g.into_inner().map_err(EngineError::from);
+    if reverse {
+        Box::new(iter.rev().map(map))
+    } else {
+        Box::new(iter.map(map))
+    }
+}
+
+/// Group commit: the first committer to find no fsync running starts one;
+/// everyone who committed before it started is covered by it, everyone after
+/// waits for the next one.
+#[derive(Default)]
+struct GroupSync {
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Incremented when an fsync starts; `synced` catches up when it ends.
+    started: u64,
+    synced: u64,
+    running: bool,
+    failed: Option<String>,
+}
+
+impl GroupSync {
+    fn sync(&self, db: &fjall::Database) -> Result<()> {
+        let mut st = self.state.lock();
+        // Our writes are in the journal buffer already; any fsync that starts
+        // from now on covers them.
+        let needed = st.started + 1;
+        loop {
+            if let Some(msg) = &st.failed {
+                return Err(EngineError::Corrupt(format!("an earlier fsync failed: {msg}")));
+            }
+            if st.synced >= needed {
+                return Ok(());
+            }
+            if !st.running {
+                st.running = true;
+                st.started += 1;
+                let ticket = st.started;
+                drop(st);
+                let res = db.persist(fjall::PersistMode::SyncData);
+                st = self.state.lock();
+                st.running = false;
+                match res {
+                    Ok(()) => st.synced = ticket,
+                    Err(e) => st.failed = Some(e.to_string()),
+                }
+                self.done.notify_all();
+                continue;
+            }
+            self.done.wait(&mut st);
+        }
+    }
+}
+
+fn check_or_create_marker(path: &Path) -> Result<()> {
+    let io = |source| EngineError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |msg: String| EngineError::BadStore {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let marker = path.join(MARKER_FILE);
+    if path.exists() {
+        if !path.is_dir() {
+            return Err(bad("exists and is not a directory".into()));
+        }
+        match std::fs::read_to_string(&marker) {
+            Ok(text) => {
+                let version = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("format-version="))
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                    .ok_or_else(|| bad(format!("{MARKER_FILE} is unreadable")))?;
+                if version > STORE_FORMAT_VERSION {
+                    return Err(bad(format!(
+                        "written by a newer Tardigrade (store format {version}, this binary reads up to {STORE_FORMAT_VERSION})"
+                    )));
+                }
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let not_empty = std::fs::read_dir(path).map_err(io)?.next().is_some();
+                if not_empty {
+                    return Err(bad(
+                        "is not empty and is not a Tardigrade store (no TARDIGRADE_STORE marker); refusing to touch it".into(),
+                    ));
+                }
+            }
+            Err(e) => return Err(io(e)),
+        }
+    } else {
+        std::fs::create_dir_all(path).map_err(io)?;
+    }
+    let text = format!("format-version={STORE_FORMAT_VERSION}\n");
+    let tmp = path.join(format!("{MARKER_FILE}.tmp"));
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, &marker).map_err(io)?;
+    Ok(())
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(base: &Path) -> Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = base.join(format!("tardigrade-mem-{}-{nanos}", std::process::id()));
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_foreign_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("precious.txt"), b"user data").expect("write");
+        let err = Engine::open(&StoreSpec::Dir(dir.path().to_path_buf()))
+            .err()
+            .expect("must refuse");
+        assert!(err.to_string().contains("not a Tardigrade store"), "{err}");
+        assert!(dir.path().join("precious.txt").exists());
+    }
+
+    #[test]
+    fn refuses_a_store_from_a_newer_format() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(MARKER_FILE), "format-version=99\n").expect("write");
+        let err = Engine::open(&StoreSpec::Dir(dir.path().to_path_buf()))
+            .err()
+            .expect("must refuse");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn store_spec_parses_cockroach_style_flags() {
+        assert_eq!("type=mem".parse::<StoreSpec>(), Ok(StoreSpec::Memory));
+        assert_eq!(
+            "path=/x".parse::<StoreSpec>(),
+            Ok(StoreSpec::Dir(PathBuf::from("/x")))
+        );
+        assert_eq!("/y".parse::<StoreSpec>(), Ok(StoreSpec::Dir(PathBuf::from("/y"))));
+        assert!("type=disk".parse::<StoreSpec>().is_err());
+        assert!("".parse::<StoreSpec>().is_err());
+    }
+
+    #[test]
+    fn batches_are_atomic_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = StoreSpec::Dir(dir.path().join("s"));
+        {
+            let eng = Engine::open(&spec).expect("open");
+            let mut b = eng.batch();
+            b.put(Space::Raw, b"a", b"1");
+            b.put(Space::Mvcc, b"b", b"2");
+            eng.commit(b.writes(), true).expect("commit");
+        }
+        let eng = Engine::open(&spec).expect("reopen");
+        assert_eq!(eng.get(Space::Raw, b"a").expect("get").as_deref(), Some(&b"1"[..]));
+        assert_eq!(eng.get(Space::Mvcc, b"b").expect("get").as_deref(), Some(&b"2"[..]));
+        assert_eq!(eng.get(Space::Lock, b"a").expect("get"), None);
+    }
+}

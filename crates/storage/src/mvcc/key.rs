@@ -1,0 +1,3 @@
+//! The byte-comparable MVCC key: escaped user key, terminator, inverted timestamp.
+//!
+//! TODO(issue 2)
