@@ -42,7 +42,7 @@ pub mod value;
 
 pub use datum::{Datum, decode_datum, decode_tuple, encode_datum, encode_tuple};
 pub use decimal::{Decimal, ParseDecimalError, decode_decimal, encode_decimal};
-pub use pretty::pretty_key;
+pub use pretty::{PrettyKey, pretty_key};
 pub use value::*;
 
 /// The sort direction of an encoded value. A descending encoding is the bitwise

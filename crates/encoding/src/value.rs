@@ -60,14 +60,14 @@ pub(crate) fn finish(buf: &mut [u8], start: usize, dir: Direction) {
 
 /// Splits off the first byte, unmasked.
 #[inline]
-pub(crate) fn first(buf: &[u8], mask: u8, what: &'static str) -> Result<(u8, &[u8])> {
+pub(crate) fn first<'a>(buf: &'a [u8], mask: u8, what: &'static str) -> Result<(u8, &'a [u8])> {
     buf.split_first()
         .map(|(&b, rest)| (b ^ mask, rest))
         .ok_or(DecodeError::Truncated(what))
 }
 
 #[inline]
-fn take(buf: &[u8], n: usize, what: &'static str) -> Result<(&[u8], &[u8])> {
+fn take<'a>(buf: &'a [u8], n: usize, what: &'static str) -> Result<(&'a [u8], &'a [u8])> {
     buf.split_at_checked(n).ok_or(DecodeError::Truncated(what))
 }
 
@@ -82,7 +82,7 @@ fn byte_len(v: u64) -> usize {
     (v.max(1).ilog2() / 8 + 1) as usize
 }
 
-fn expect_marker(buf: &[u8], mask: u8, marker: u8, what: &'static str) -> Result<&[u8]> {
+fn expect_marker<'a>(buf: &'a [u8], mask: u8, marker: u8, what: &'static str) -> Result<&'a [u8]> {
     match first(buf, mask, what)? {
         (m, rest) if m == marker => Ok(rest),
         _ => Err(DecodeError::BadMarker { expected: what, found: buf[0] }),
