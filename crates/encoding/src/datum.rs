@@ -98,7 +98,9 @@ impl fmt::Display for Datum {
             Datum::Bool(b) => write!(f, "{b}"),
             Datum::Int(i) => write!(f, "{i}"),
             Datum::Float(x) if x.is_nan() => f.write_str("NaN"),
-            Datum::Float(x) if x.is_infinite() => f.write_str(if *x < 0.0 { "-Infinity" } else { "Infinity" }),
+            Datum::Float(x) if x.is_infinite() => {
+                f.write_str(if *x < 0.0 { "-Infinity" } else { "Infinity" })
+            }
             Datum::Float(x) => write!(f, "{x:?}"),
             Datum::Decimal(d) => write!(f, "{d}"),
             Datum::Bytes(b) => {
@@ -140,7 +142,7 @@ pub fn decode_datum(buf: &[u8], dir: Direction) -> Result<(Datum, &[u8])> {
         STRING => wrap(decode_string(buf, dir), Datum::String),
         TIMESTAMP => wrap(decode_timestamp(buf, dir), Datum::Timestamp),
         INT_MIN..=INT_MAX => wrap(decode_int(buf, dir), Datum::Int),
-        _ => Err(DecodeError::BadMarker { expected: "datum", found: buf[0] }),
+        _ => Err(DecodeError::marker("datum", buf)),
     }
 }
 
@@ -149,7 +151,11 @@ pub fn decode_datum(buf: &[u8], dir: Direction) -> Result<(Datum, &[u8])> {
 /// # Panics
 /// If `datums` and `dirs` differ in length (a caller bug, not bad input).
 pub fn encode_tuple(buf: &mut Vec<u8>, datums: &[Datum], dirs: &[Direction]) {
-    assert_eq!(datums.len(), dirs.len(), "encode_tuple: need one direction per datum");
+    assert_eq!(
+        datums.len(),
+        dirs.len(),
+        "encode_tuple: need one direction per datum"
+    );
     for (d, &dir) in datums.iter().zip(dirs) {
         encode_datum(buf, d, dir);
     }
@@ -197,7 +203,10 @@ mod tests {
             (Datum::String("é\"".into()), r#""é\"""#),
             (Datum::Timestamp(0), "1970-01-01T00:00:00Z"),
             (Datum::Timestamp(-1), "1969-12-31T23:59:59.999999Z"),
-            (Datum::Timestamp(951_782_400_000_000 + 1_500_000), "2000-02-29T00:00:01.5Z"),
+            (
+                Datum::Timestamp(951_782_400_000_000 + 1_500_000),
+                "2000-02-29T00:00:01.5Z",
+            ),
         ];
         for (d, want) in cases {
             assert_eq!(d.to_string(), want);

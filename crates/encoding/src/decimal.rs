@@ -38,9 +38,15 @@ pub struct Decimal(Repr);
 #[derive(Clone)]
 enum Repr {
     NaN,
-    Infinity { negative: bool },
+    Infinity {
+        negative: bool,
+    },
     /// Digits 0..=9 without leading zeros (zero has none); never negative zero.
-    Finite { negative: bool, coef: Vec<u8>, exponent: i32 },
+    Finite {
+        negative: bool,
+        coef: Vec<u8>,
+        exponent: i32,
+    },
 }
 
 /// Why text could not be parsed as a [`Decimal`] (PostgreSQL's messages).
@@ -53,6 +59,13 @@ pub enum ParseDecimalError {
 }
 
 impl Decimal {
+    /// Zero (with scale 0).
+    pub const ZERO: Decimal = Decimal(Repr::Finite {
+        negative: false,
+        coef: Vec::new(),
+        exponent: 0,
+    });
+
     /// Not-a-number.
     pub const fn nan() -> Self {
         Decimal(Repr::NaN)
@@ -73,7 +86,11 @@ impl Decimal {
         let leading = coef.iter().take_while(|&&d| d == 0).count();
         coef.drain(..leading);
         let negative = negative && !coef.is_empty();
-        Some(Decimal(Repr::Finite { negative, coef, exponent }))
+        Some(Decimal(Repr::Finite {
+            negative,
+            coef,
+            exponent,
+        }))
     }
 
     pub fn is_nan(&self) -> bool {
@@ -117,7 +134,9 @@ impl Decimal {
             Repr::Infinity { negative: false } => DECIMAL_INF,
             Repr::Finite { coef, .. } if coef.is_empty() => DECIMAL_ZERO,
             Repr::Finite { negative: true, .. } => DECIMAL_NEG,
-            Repr::Finite { negative: false, .. } => DECIMAL_POS,
+            Repr::Finite {
+                negative: false, ..
+            } => DECIMAL_POS,
         }
     }
 
@@ -143,7 +162,11 @@ impl From<i64> for Decimal {
             u /= 10;
         }
         digits.reverse();
-        Decimal(Repr::Finite { negative: v < 0, coef: digits, exponent: 0 })
+        Decimal(Repr::Finite {
+            negative: v < 0,
+            coef: digits,
+            exponent: 0,
+        })
     }
 }
 
@@ -202,22 +225,36 @@ impl FromStr for Decimal {
         }
         let (mantissa, exp) = match body.split_once(['e', 'E']) {
             None => (body, 0),
-            Some((m, e)) => match e.parse::<i64>() {
-                Ok(e) => (m, e),
-                Err(err) if matches!(err.kind(), IntErrorKind::PosOverflow | IntErrorKind::NegOverflow) => {
-                    return Err(ParseDecimalError::Overflow);
-                }
-                Err(_) => return Err(syntax()),
-            },
+            Some((m, e)) => {
+                let overflow = |err: &std::num::ParseIntError| {
+                    matches!(
+                        err.kind(),
+                        IntErrorKind::PosOverflow | IntErrorKind::NegOverflow
+                    )
+                };
+                let e = e.parse::<i64>().map_err(|err| {
+                    if overflow(&err) {
+                        ParseDecimalError::Overflow
+                    } else {
+                        syntax()
+                    }
+                })?;
+                (m, e)
+            }
         };
         let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
         let digits = || int.bytes().chain(frac.bytes());
         if int.len() + frac.len() == 0 || !digits().all(|b| b.is_ascii_digit()) {
             return Err(syntax());
         }
-        let exponent = i32::try_from(exp.saturating_sub(frac.len() as i64)).map_err(|_| ParseDecimalError::Overflow)?;
-        Decimal::from_parts(negative, digits().map(|b| b - b'0').collect::<Vec<_>>(), exponent)
-            .ok_or(ParseDecimalError::Overflow)
+        let exponent = i32::try_from(exp.saturating_sub(frac.len() as i64))
+            .map_err(|_| ParseDecimalError::Overflow)?;
+        Decimal::from_parts(
+            negative,
+            digits().map(|b| b - b'0').collect::<Vec<_>>(),
+            exponent,
+        )
+        .ok_or(ParseDecimalError::Overflow)
     }
 }
 
@@ -226,11 +263,21 @@ impl fmt::Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (negative, coef, exponent) = match &self.0 {
             Repr::NaN => return f.write_str("NaN"),
-            Repr::Infinity { negative } => return f.write_str(if *negative { "-Infinity" } else { "Infinity" }),
-            Repr::Finite { negative, coef, exponent } => (*negative, coef.as_slice(), *exponent),
+            Repr::Infinity { negative } => {
+                return f.write_str(if *negative { "-Infinity" } else { "Infinity" });
+            }
+            Repr::Finite {
+                negative,
+                coef,
+                exponent,
+            } => (*negative, coef.as_slice(), *exponent),
         };
-        let digits = |f: &mut fmt::Formatter<'_>, ds: &[u8]| ds.iter().try_for_each(|d| f.write_char(char::from(b'0' + d)));
-        let zeros = |f: &mut fmt::Formatter<'_>, n: usize| (0..n).try_for_each(|_| f.write_char('0'));
+        let digits = |f: &mut fmt::Formatter<'_>, ds: &[u8]| {
+            ds.iter()
+                .try_for_each(|d| f.write_char(char::from(b'0' + d)))
+        };
+        let zeros =
+            |f: &mut fmt::Formatter<'_>, n: usize| (0..n).try_for_each(|_| f.write_char('0'));
         if negative {
             f.write_char('-')?;
         }
@@ -266,7 +313,11 @@ pub fn encode_decimal(buf: &mut Vec<u8>, d: &Decimal, dir: Direction) {
     if let Some((e, digits)) = d.normalized() {
         let body = buf.len();
         encode_int(buf, e, Direction::Ascending);
-        buf.extend(digits.chunks(2).map(|p| p[0] * 10 + p.get(1).copied().unwrap_or(0) + 1));
+        buf.extend(
+            digits
+                .chunks(2)
+                .map(|p| p[0] * 10 + p.get(1).copied().unwrap_or(0) + 1),
+        );
         buf.push(0);
         if d.is_negative() {
             finish(buf, body, Direction::Descending);
@@ -281,11 +332,15 @@ pub fn decode_decimal(buf: &[u8], dir: Direction) -> Result<(Decimal, &[u8])> {
     let (marker, rest) = first(buf, dir.mask(), WHAT)?;
     let negative = match marker {
         DECIMAL_NAN => return Ok((Decimal::nan(), rest)),
-        DECIMAL_NEG_INF | DECIMAL_INF => return Ok((Decimal::infinity(marker == DECIMAL_NEG_INF), rest)),
-        DECIMAL_ZERO => return Ok((Decimal(Repr::Finite { negative: false, coef: Vec::new(), exponent: 0 }), rest)),
+        DECIMAL_NEG_INF | DECIMAL_INF => {
+            return Ok((Decimal::infinity(marker == DECIMAL_NEG_INF), rest));
+        }
+        DECIMAL_ZERO => return Ok((Decimal::ZERO, rest)),
         DECIMAL_NEG => true,
         DECIMAL_POS => false,
-        _ => return Err(DecodeError::BadMarker { expected: WHAT, found: buf[0] }),
+        _ => {
+            return Err(DecodeError::marker(WHAT, buf));
+        }
     };
     let inner = if negative { dir.reverse() } else { dir };
     let (e, mut rest) = decode_int(rest, inner)?;
@@ -305,7 +360,9 @@ pub fn decode_decimal(buf: &[u8], dir: Direction) -> Result<(Decimal, &[u8])> {
     if coef.first().is_none_or(|&d| d == 0) || coef.last() == Some(&0) {
         return Err(DecodeError::Invalid(WHAT));
     }
-    let exponent = e.checked_sub(coef.len() as i64).and_then(|x| i32::try_from(x).ok());
+    let exponent = e
+        .checked_sub(coef.len() as i64)
+        .and_then(|x| i32::try_from(x).ok());
     exponent
         .and_then(|exponent| Decimal::from_parts(negative, coef, exponent))
         .map(|d| (d, rest))
@@ -341,18 +398,31 @@ mod tests {
         ] {
             assert_eq!(d(input).to_string(), want, "{input}");
         }
-        for bad in ["", ".", "-", "1e", "1.2.3", "abc", "--1", "1e+-2", "-NaN", "1 2"] {
-            assert!(matches!(bad.parse::<Decimal>(), Err(ParseDecimalError::Syntax(_))), "{bad}");
+        for bad in [
+            "", ".", "-", "1e", "1.2.3", "abc", "--1", "1e+-2", "-NaN", "1 2",
+        ] {
+            assert!(
+                matches!(bad.parse::<Decimal>(), Err(ParseDecimalError::Syntax(_))),
+                "{bad}"
+            );
         }
-        assert_eq!("1e999999".parse::<Decimal>(), Err(ParseDecimalError::Overflow));
-        assert_eq!("1e99999999999999999999".parse::<Decimal>(), Err(ParseDecimalError::Overflow));
+        assert_eq!(
+            "1e999999".parse::<Decimal>(),
+            Err(ParseDecimalError::Overflow)
+        );
+        assert_eq!(
+            "1e99999999999999999999".parse::<Decimal>(),
+            Err(ParseDecimalError::Overflow)
+        );
         assert_eq!(Decimal::from(-1230).to_string(), "-1230");
         assert_eq!(Decimal::from(i64::MIN).to_string(), i64::MIN.to_string());
     }
 
     #[test]
     fn order_and_encoding() {
-        let ordered = ["-Infinity", "-1e100", "-1.1", "-1", "-0.001", "0", "1e-100", "0.001", "1", "1.1", "1e100", "Infinity", "NaN"];
+        use Direction::*;
+        let ordered = "-Infinity -1e100 -1.1 -1 -0.001 0 1e-100 0.001 1 1.1 1e100 Infinity NaN";
+        let ordered: Vec<&str> = ordered.split(' ').collect();
         let enc = |s: &str, dir| {
             let mut b = Vec::new();
             encode_decimal(&mut b, &d(s), dir);
@@ -360,20 +430,24 @@ mod tests {
         };
         for w in ordered.windows(2) {
             assert!(d(w[0]) < d(w[1]), "{w:?}");
-            assert!(enc(w[0], Direction::Ascending) < enc(w[1], Direction::Ascending), "{w:?}");
-            assert!(enc(w[0], Direction::Descending) > enc(w[1], Direction::Descending), "{w:?}");
+            assert!(enc(w[0], Ascending) < enc(w[1], Ascending), "{w:?}");
+            assert!(enc(w[0], Descending) > enc(w[1], Descending), "{w:?}");
         }
         assert_eq!(d("1.10"), d("1.1"));
-        assert_eq!(enc("1.10", Direction::Ascending), enc("1.1", Direction::Ascending));
-        assert_eq!(enc("-0", Direction::Ascending), enc("0.000", Direction::Ascending));
-        let (back, rest) = decode_decimal(&enc("1.100", Direction::Descending), Direction::Descending).unwrap();
+        assert_eq!(enc("1.10", Ascending), enc("1.1", Ascending));
+        assert_eq!(enc("-0", Ascending), enc("0.000", Ascending));
+        let e = enc("1.100", Descending);
+        let (back, rest) = decode_decimal(&e, Descending).unwrap();
         assert_eq!((back.to_string().as_str(), rest), ("1.1", &[][..]));
-        let (back, _) = decode_decimal(&enc("-12300", Direction::Ascending), Direction::Ascending).unwrap();
-        assert_eq!((back.coefficient_digits(), back.exponent(), back.to_string()), (&[1, 2, 3][..], 2, "-12300".into()));
+        let (back, _) = decode_decimal(&enc("-12300", Ascending), Ascending).unwrap();
+        assert_eq!(
+            (back.coefficient_digits(), back.exponent(), back.to_string()),
+            (&[1, 2, 3][..], 2, "-12300".into())
+        );
         // Non-canonical digit bytes are rejected: trailing "00" pair, leading zero digit.
-        assert!(decode_decimal(&[DECIMAL_POS, 0x89, 11, 1, 0], Direction::Ascending).is_err());
-        assert!(decode_decimal(&[DECIMAL_POS, 0x89, 2, 0], Direction::Ascending).is_err());
-        assert!(decode_decimal(&[DECIMAL_POS, 0x89, 0], Direction::Ascending).is_err());
-        assert!(decode_decimal(&[DECIMAL_POS, 0x89, 102, 0], Direction::Ascending).is_err());
+        assert!(decode_decimal(&[DECIMAL_POS, 0x89, 11, 1, 0], Ascending).is_err());
+        assert!(decode_decimal(&[DECIMAL_POS, 0x89, 2, 0], Ascending).is_err());
+        assert!(decode_decimal(&[DECIMAL_POS, 0x89, 0], Ascending).is_err());
+        assert!(decode_decimal(&[DECIMAL_POS, 0x89, 102, 0], Ascending).is_err());
     }
 }

@@ -208,7 +208,9 @@ pub fn addr(key: &[u8]) -> Result<Vec<u8>> {
     if !is_local(key) {
         return Ok(key.to_vec());
     }
-    let embedded = [LOCAL_RANGE_PREFIX, LOCAL_LOCK_TABLE_PREFIX].iter().find_map(|p| key.strip_prefix(*p));
+    let embedded = [LOCAL_RANGE_PREFIX, LOCAL_LOCK_TABLE_PREFIX]
+        .iter()
+        .find_map(|p| key.strip_prefix(*p));
     match embedded.map(|rest| decode_bytes(rest, Direction::Ascending)) {
         Some(Ok((k, _))) if !is_local(&k) => Ok(k),
         Some(Err(e)) => Err(e),
@@ -271,7 +273,12 @@ mod tests {
             MAX_KEY.to_vec(),
         ];
         for w in ordered.windows(2) {
-            assert!(w[0] < w[1], "{} !< {}", pretty_key(&w[0]), pretty_key(&w[1]));
+            assert!(
+                w[0] < w[1],
+                "{} !< {}",
+                pretty_key(&w[0]),
+                pretty_key(&w[1])
+            );
         }
         assert_eq!(table_prefix(0), TABLE_DATA_MIN);
         assert_eq!(table_prefix(52), [0xbc]);
@@ -283,11 +290,20 @@ mod tests {
     fn addressing() {
         let t = index_prefix(52, 1);
         assert_eq!(addr(&range_descriptor_key(&t)), Ok(t.clone()));
-        assert_eq!(addr(&transaction_key(b"a\x00b", [1; 16])), Ok(b"a\x00b".to_vec()));
+        assert_eq!(
+            addr(&transaction_key(b"a\x00b", [1; 16])),
+            Ok(b"a\x00b".to_vec())
+        );
         assert_eq!(addr(&lock_table_key(&t)), Ok(t.clone()));
         assert_eq!(addr(&t), Ok(t.clone()));
-        assert!(matches!(addr(&raft_log_key(3, 4)), Err(DecodeError::NotAddressable(_))));
-        assert!(matches!(addr(&range_descriptor_key(&raft_log_key(3, 4))), Err(DecodeError::NotAddressable(_))));
+        assert!(matches!(
+            addr(&raft_log_key(3, 4)),
+            Err(DecodeError::NotAddressable(_))
+        ));
+        assert!(matches!(
+            addr(&range_descriptor_key(&raft_log_key(3, 4))),
+            Err(DecodeError::NotAddressable(_))
+        ));
         assert!(addr(b"\x01k\x40abc").is_err());
         assert_eq!(range_meta_key(&t), meta2_key(&t));
         assert_eq!(range_meta_key(&meta2_key(&t)), meta1_key(&t));

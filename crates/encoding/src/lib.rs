@@ -17,6 +17,17 @@
 //! Decoders never panic on malformed input: they return [`DecodeError`]. Decoding is
 //! strict: every accepted encoding is the canonical encoding of the decoded value, so
 //! re-encoding reproduces the input bytes exactly.
+//!
+//! ```
+//! use tardigrade_encoding::{Datum, Direction, decode_tuple, encode_tuple, keys, pretty_key};
+//!
+//! let dirs = [Direction::Ascending, Direction::Descending];
+//! let mut key = keys::index_prefix(52, 1);
+//! encode_tuple(&mut key, &[Datum::String("bob".into()), Datum::Int(7)], &dirs);
+//! assert_eq!(pretty_key(&key), r#"/Table/52/1/"bob"/7"#);
+//! let (row, rest) = decode_tuple(&key[2..], &dirs).unwrap();
+//! assert_eq!((row[1].clone(), rest), (Datum::Int(7), &[][..]));
+//! ```
 
 /// Defines `xxx_asc` / `xxx_desc` wrappers around a direction-taking encoder.
 macro_rules! asc_desc {
@@ -40,7 +51,7 @@ pub mod keys;
 pub mod pretty;
 pub mod value;
 
-pub use datum::{Datum, decode_datum, decode_tuple, encode_datum, encode_tuple};
+pub use datum::{Datum, cmp_float, decode_datum, decode_tuple, encode_datum, encode_tuple};
 pub use decimal::{Decimal, ParseDecimalError, decode_decimal, encode_decimal};
 pub use pretty::{PrettyKey, pretty_key};
 pub use value::*;
@@ -92,6 +103,14 @@ pub enum DecodeError {
     /// [`keys::addr`] was asked for the address of a key that has none.
     #[error("key {0} has no global address")]
     NotAddressable(String),
+}
+
+impl DecodeError {
+    /// A [`DecodeError::BadMarker`] for the first byte of `buf`.
+    pub(crate) fn marker(expected: &'static str, buf: &[u8]) -> Self {
+        let found = buf.first().copied().unwrap_or_default();
+        DecodeError::BadMarker { expected, found }
+    }
 }
 
 /// Result alias for decoders.

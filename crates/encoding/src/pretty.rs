@@ -7,7 +7,7 @@
 //! - `/Local/Range/Table/52/rdsc`, `/Local/Range/"a"/txn-/<uuid>`, `/Local/Lock/Table/52/1`;
 //! - `/Meta1/Max`, `/Meta2/Table/52`;
 //! - `/System/"liveness-"/1` (the printable name, then any encoded datums);
-//! - `/Table/52/1/"bob"/7`: the table id, then every datum by its marker ([`Datum`]'s
+//! - `/Table/52/1/"bob"/7`: the table id, then every datum by its marker ([`Datum`](crate::Datum)'s
 //!   `Display`). A descending column is recognized only when its marker is not also a
 //!   valid ascending marker, since the key does not record directions.
 //!
@@ -33,23 +33,30 @@ pub struct PrettyKey<'a>(pub &'a [u8]);
 
 impl fmt::Display for PrettyKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = self.0;
-        if let Some(rest) = key.strip_prefix(LOCAL_PREFIX) {
-            f.write_str("/Local")?;
-            local(f, rest)
-        } else if let Some(rest) = key.strip_prefix(META1_PREFIX) {
-            f.write_str("/Meta1")?;
-            global(f, rest)
-        } else if let Some(rest) = key.strip_prefix(META2_PREFIX) {
-            f.write_str("/Meta2")?;
-            global(f, rest)
-        } else {
-            global(f, key)
+        match self.0.strip_prefix(LOCAL_PREFIX) {
+            Some(rest) => {
+                f.write_str("/Local")?;
+                local(f, rest)
+            }
+            None => addressable(f, self.0),
         }
     }
 }
 
-/// A global (non-local, non-meta) key. Never recurses, whatever the input.
+/// A meta or global key. Recursion is bounded: local → addressable → global.
+fn addressable(f: &mut fmt::Formatter<'_>, key: &[u8]) -> fmt::Result {
+    if let Some(rest) = key.strip_prefix(META1_PREFIX) {
+        f.write_str("/Meta1")?;
+        global(f, rest)
+    } else if let Some(rest) = key.strip_prefix(META2_PREFIX) {
+        f.write_str("/Meta2")?;
+        global(f, rest)
+    } else {
+        global(f, key)
+    }
+}
+
+/// A global key outside the meta spaces.
 fn global(f: &mut fmt::Formatter<'_>, key: &[u8]) -> fmt::Result {
     match key.first() {
         None => f.write_str("/Min"),
@@ -57,7 +64,10 @@ fn global(f: &mut fmt::Formatter<'_>, key: &[u8]) -> fmt::Result {
         Some(0x04) => {
             f.write_str("/System")?;
             let rest = &key[1..];
-            let name = rest.iter().position(|b| !b.is_ascii_graphic()).unwrap_or(rest.len());
+            let name = rest
+                .iter()
+                .position(|b| !b.is_ascii_graphic())
+                .unwrap_or(rest.len());
             if name > 0 {
                 raw(f, &rest[..name])?;
             }
@@ -76,12 +86,16 @@ fn global(f: &mut fmt::Formatter<'_>, key: &[u8]) -> fmt::Result {
 
 fn local(f: &mut fmt::Formatter<'_>, key: &[u8]) -> fmt::Result {
     let embedded = |prefix: &[u8]| -> Option<Result<(Vec<u8>, &[u8])>> {
-        key.strip_prefix(prefix).map(|r| decode_bytes(r, Direction::Ascending))
+        key.strip_prefix(prefix)
+            .map(|r| decode_bytes(r, Direction::Ascending))
     };
     if let Some(Ok((addr, rest))) = embedded(&LOCAL_RANGE_PREFIX[1..]) {
         f.write_str("/Range")?;
-        global(f, &addr)?;
-        return match rest.strip_prefix(TRANSACTION_SUFFIX).map(<[u8; 16]>::try_from) {
+        addressable(f, &addr)?;
+        return match rest
+            .strip_prefix(TRANSACTION_SUFFIX)
+            .map(<[u8; 16]>::try_from)
+        {
             Some(Ok(id)) => write!(f, "/txn-/{}", Uuid(id)),
             _ if rest == RANGE_DESCRIPTOR_SUFFIX => f.write_str("/rdsc"),
             _ => raw_nonempty(f, rest),
@@ -89,11 +103,12 @@ fn local(f: &mut fmt::Formatter<'_>, key: &[u8]) -> fmt::Result {
     }
     if let Some(Ok((addr, rest))) = embedded(&LOCAL_LOCK_TABLE_PREFIX[1..]) {
         f.write_str("/Lock")?;
-        global(f, &addr)?;
+        addressable(f, &addr)?;
         return raw_nonempty(f, rest);
     }
-    let Some(Ok((range_id, rest))) =
-        key.strip_prefix(&LOCAL_RANGE_ID_PREFIX[1..]).map(|r| decode_uvarint(r, Direction::Ascending))
+    let Some(Ok((range_id, rest))) = key
+        .strip_prefix(&LOCAL_RANGE_ID_PREFIX[1..])
+        .map(|r| decode_uvarint(r, Direction::Ascending))
     else {
         return raw_nonempty(f, key);
     };
@@ -115,7 +130,9 @@ fn local(f: &mut fmt::Formatter<'_>, key: &[u8]) -> fmt::Result {
 /// Prints each datum in `rest` (ascending, else descending), then any undecodable tail.
 fn datums(f: &mut fmt::Formatter<'_>, mut rest: &[u8]) -> fmt::Result {
     while !rest.is_empty() {
-        match decode_datum(rest, Direction::Ascending).or_else(|_| decode_datum(rest, Direction::Descending)) {
+        match decode_datum(rest, Direction::Ascending)
+            .or_else(|_| decode_datum(rest, Direction::Descending))
+        {
             Ok((d, r)) => {
                 write!(f, "/{d}")?;
                 rest = r;
@@ -132,7 +149,11 @@ fn raw(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
 }
 
 fn raw_nonempty(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    if bytes.is_empty() { Ok(()) } else { raw(f, bytes) }
+    if bytes.is_empty() {
+        Ok(())
+    } else {
+        raw(f, bytes)
+    }
 }
 
 /// Writes `bytes` double-quoted: printable ASCII as is, `"` and `\` escaped, other
@@ -177,7 +198,13 @@ pub(crate) fn write_timestamp(f: &mut impl fmt::Write, micros: i64) -> fmt::Resu
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     let (secs, mut frac) = (in_day / 1_000_000, in_day % 1_000_000);
-    write!(f, "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)?;
+    write!(
+        f,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )?;
     if frac != 0 {
         let mut width = 6;
         while frac % 10 == 0 {
@@ -209,23 +236,48 @@ mod tests {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"".to_vec(), "/Min"),
             (MAX_KEY.to_vec(), "/Max"),
-            (raft_log_key(5, 12), "/Local/RangeID/5/u/RaftLog/logIndex:12"),
+            (
+                raft_log_key(5, 12),
+                "/Local/RangeID/5/u/RaftLog/logIndex:12",
+            ),
             (raft_hard_state_key(5), "/Local/RangeID/5/u/RaftHardState"),
-            (range_applied_state_key(5), "/Local/RangeID/5/r/RangeAppliedState"),
+            (
+                range_applied_state_key(5),
+                "/Local/RangeID/5/r/RangeAppliedState",
+            ),
             (range_lease_key(1000), "/Local/RangeID/1000/r/RangeLease"),
-            (abort_span_key(5, txn), "/Local/RangeID/5/r/AbortSpan/8c0a0102-0304-0506-0708-090a0b0c0d0e"),
+            (
+                abort_span_key(5, txn),
+                "/Local/RangeID/5/r/AbortSpan/8c0a0102-0304-0506-0708-090a0b0c0d0e",
+            ),
             (range_id_local_key(5, b"xyz"), "/Local/RangeID/5/\"xyz\""),
-            (range_descriptor_key(&table_prefix(52)), "/Local/Range/Table/52/rdsc"),
+            (
+                range_descriptor_key(&table_prefix(52)),
+                "/Local/Range/Table/52/rdsc",
+            ),
             (range_descriptor_key(b""), "/Local/Range/Min/rdsc"),
-            (transaction_key(b"a", txn), "/Local/Range/\"a\"/txn-/8c0a0102-0304-0506-0708-090a0b0c0d0e"),
-            (lock_table_key(&index_prefix(52, 1)), "/Local/Lock/Table/52/1"),
+            (
+                range_descriptor_key(&meta2_key(b"a")),
+                "/Local/Range/Meta2/\"a\"/rdsc",
+            ),
+            (
+                transaction_key(b"a", txn),
+                "/Local/Range/\"a\"/txn-/8c0a0102-0304-0506-0708-090a0b0c0d0e",
+            ),
+            (
+                lock_table_key(&index_prefix(52, 1)),
+                "/Local/Lock/Table/52/1",
+            ),
             (b"\x01q".to_vec(), "/Local/\"q\""),
             (meta1_key(MAX_KEY), "/Meta1/Max"),
             (meta2_key(&table_prefix(52)), "/Meta2/Table/52"),
             (meta2_key(b"\x02\x02"), "/Meta2/\"\\x02\\x02\""),
             (node_liveness_key(1), "/System/\"liveness-\"/1"),
             (DESC_ID_GENERATOR.to_vec(), "/System/\"desc-idgen\""),
-            (table_key(&[Datum::String("bob".into()), Datum::Int(7)], &[asc, asc]), "/Table/52/1/\"bob\"/7"),
+            (
+                table_key(&[Datum::String("bob".into()), Datum::Int(7)], &[asc, asc]),
+                "/Table/52/1/\"bob\"/7",
+            ),
             (
                 table_key(
                     &[
@@ -242,8 +294,14 @@ mod tests {
                 "/Table/52/1/NULL/true/-1.5/12.3/b\"\\x00\\xff\"/2023-11-14T22:13:20Z/-3",
             ),
             (desc_int, "/Table/52/2/7"),
-            ([&index_prefix(52, 1)[..], b"\x00\xfe"].concat(), "/Table/52/1/NULL/\"\\xfe\""),
-            ([&table_prefix(52)[..], b"\x01\xfe"].concat(), "/Table/52/\"\\x01\\xfe\""),
+            (
+                [&index_prefix(52, 1)[..], b"\x00\xfe"].concat(),
+                "/Table/52/1/NULL/\"\\xfe\"",
+            ),
+            (
+                [&table_prefix(52)[..], b"\x01\xfe"].concat(),
+                "/Table/52/\"\\x01\\xfe\"",
+            ),
             (b"a".to_vec(), "/\"a\""),
             (b"\xff".to_vec(), "/\"\\xff\""),
             (b"\xf7\x01".to_vec(), "/\"\\xf7\\x01\""),

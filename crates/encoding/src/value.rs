@@ -73,7 +73,9 @@ fn take<'a>(buf: &'a [u8], n: usize, what: &'static str) -> Result<(&'a [u8], &'
 
 #[inline]
 fn be_u64(bytes: &[u8], mask: u8) -> u64 {
-    bytes.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b ^ mask))
+    bytes
+        .iter()
+        .fold(0, |acc, &b| (acc << 8) | u64::from(b ^ mask))
 }
 
 /// Number of big-endian bytes needed to hold `v` (at least 1).
@@ -85,7 +87,7 @@ fn byte_len(v: u64) -> usize {
 fn expect_marker<'a>(buf: &'a [u8], mask: u8, marker: u8, what: &'static str) -> Result<&'a [u8]> {
     match first(buf, mask, what)? {
         (m, rest) if m == marker => Ok(rest),
-        _ => Err(DecodeError::BadMarker { expected: what, found: buf[0] }),
+        _ => Err(DecodeError::marker(what, buf)),
     }
 }
 
@@ -109,7 +111,7 @@ pub fn decode_bool(buf: &[u8], dir: Direction) -> Result<(bool, &[u8])> {
     match first(buf, dir.mask(), "bool")? {
         (FALSE, rest) => Ok((false, rest)),
         (TRUE, rest) => Ok((true, rest)),
-        _ => Err(DecodeError::BadMarker { expected: "bool", found: buf[0] }),
+        _ => Err(DecodeError::marker("bool", buf)),
     }
 }
 
@@ -146,7 +148,7 @@ pub fn decode_uvarint(buf: &[u8], dir: Direction) -> Result<(u64, &[u8])> {
             }
             Ok((v, rest))
         }
-        _ => Err(DecodeError::BadMarker { expected: "unsigned int", found: buf[0] }),
+        _ => Err(DecodeError::marker("unsigned int", buf)),
     }
 }
 
@@ -169,13 +171,16 @@ pub fn decode_int(buf: &[u8], dir: Direction) -> Result<(i64, &[u8])> {
     let (m, rest) = first(buf, mask, "int")?;
     if !(INT_MIN..INT_ZERO).contains(&m) {
         let (v, rest) = decode_uvarint(buf, dir)?;
-        return Ok((i64::try_from(v).map_err(|_| DecodeError::Invalid("int"))?, rest));
+        return Ok((
+            i64::try_from(v).map_err(|_| DecodeError::Invalid("int"))?,
+            rest,
+        ));
     }
     let n = usize::from(INT_ZERO - m);
     let (bytes, rest) = take(rest, n, "int")?;
     let raw = be_u64(bytes, mask);
-    let v = if n == 8 { raw } else { raw | (u64::MAX << (8 * n)) } as i64;
-    if byte_len(!v as u64) != n {
+    let v = (raw | u64::MAX.checked_shl(8 * n as u32).unwrap_or(0)) as i64;
+    if v >= 0 || byte_len(!v as u64) != n {
         return Err(DecodeError::Invalid("int"));
     }
     Ok((v, rest))
@@ -207,16 +212,12 @@ pub fn decode_float(buf: &[u8], dir: Direction) -> Result<(f64, &[u8])> {
         (m @ (FLOAT_NEG | FLOAT_POS), rest) => {
             let (bytes, rest) = take(rest, 8, "float")?;
             let bits = be_u64(bytes, mask);
-            let (v, ok) = if m == FLOAT_NEG {
-                let v = f64::from_bits(!bits);
-                (v, v < 0.0)
-            } else {
-                let v = f64::from_bits(bits);
-                (v, v > 0.0)
-            };
-            if ok { Ok((v, rest)) } else { Err(DecodeError::Invalid("float")) }
+            let v = f64::from_bits(if m == FLOAT_NEG { !bits } else { bits });
+            // Only non-zero, non-NaN values of the marker's sign are canonical.
+            let ok = if m == FLOAT_NEG { v < 0.0 } else { v > 0.0 };
+            ok.then_some((v, rest)).ok_or(DecodeError::Invalid("float"))
         }
-        _ => Err(DecodeError::BadMarker { expected: "float", found: buf[0] }),
+        _ => Err(DecodeError::marker("float", buf)),
     }
 }
 
@@ -245,7 +246,10 @@ fn unescape<'a>(
     let mask = dir.mask();
     let mut rest = expect_marker(buf, mask, marker, what)?;
     loop {
-        let i = rest.iter().position(|&b| b == ESCAPE ^ mask).ok_or(DecodeError::Truncated(what))?;
+        let i = rest
+            .iter()
+            .position(|&b| b == ESCAPE ^ mask)
+            .ok_or(DecodeError::Truncated(what))?;
         if mask == 0 {
             out.extend_from_slice(&rest[..i]);
         } else {
@@ -335,12 +339,18 @@ mod tests {
             (-256, &[0x87, 0x00]),
             (-257, &[0x86, 0xfe, 0xff]),
             (i64::MIN, &[0x80, 0x80, 0, 0, 0, 0, 0, 0, 0]),
-            (i64::MAX, &[0xfd, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            (
+                i64::MAX,
+                &[0xfd, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            ),
         ];
         for &(v, want) in cases {
             assert_eq!(enc(|b| encode_int_asc(b, v)), want, "{v}");
             for dir in [Ascending, Descending] {
-                assert_eq!(decode_int(&enc(|b| encode_int(b, v, dir)), dir), Ok((v, &[][..])));
+                assert_eq!(
+                    decode_int(&enc(|b| encode_int(b, v, dir)), dir),
+                    Ok((v, &[][..]))
+                );
             }
         }
         assert_eq!(enc(|b| encode_uvarint_asc(b, u64::MAX))[0], 0xfd);
@@ -349,7 +359,17 @@ mod tests {
         assert!(decode_int(&[0xf6, 5], Ascending).is_err());
         assert!(decode_int(&[0xf7, 0, 200], Ascending).is_err());
         assert!(decode_int(&[0x86, 0xff, 0xff], Ascending).is_err());
-        assert_eq!(decode_int(&[0xf7, 1], Ascending), Err(DecodeError::Truncated("unsigned int")));
+        assert!(
+            decode_int(
+                &[0x80, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                Ascending
+            )
+            .is_err()
+        );
+        assert_eq!(
+            decode_int(&[0xf7, 1], Ascending),
+            Err(DecodeError::Truncated("unsigned int"))
+        );
     }
 
     #[test]
@@ -372,12 +392,25 @@ mod tests {
             assert!(enc(|b| encode_float_asc(b, w[0])) < enc(|b| encode_float_asc(b, w[1])));
             assert!(enc(|b| encode_float_desc(b, w[0])) > enc(|b| encode_float_desc(b, w[1])));
         }
-        assert_eq!(enc(|b| encode_float_asc(b, -0.0)), enc(|b| encode_float_asc(b, 0.0)));
+        assert_eq!(
+            enc(|b| encode_float_asc(b, -0.0)),
+            enc(|b| encode_float_asc(b, 0.0))
+        );
         let (z, _) = decode_float(&enc(|b| encode_float_asc(b, -0.0)), Ascending).unwrap();
         assert!(z == 0.0 && z.is_sign_positive());
-        assert!(decode_float(&enc(|b| encode_float_desc(b, f64::NAN)), Descending).unwrap().0.is_nan());
+        assert!(
+            decode_float(&enc(|b| encode_float_desc(b, f64::NAN)), Descending)
+                .unwrap()
+                .0
+                .is_nan()
+        );
         for v in [f64::INFINITY, f64::NEG_INFINITY, 4.9e-324, -4.9e-324] {
-            assert_eq!(decode_float(&enc(|b| encode_float_desc(b, v)), Descending).unwrap().0, v);
+            assert_eq!(
+                decode_float(&enc(|b| encode_float_desc(b, v)), Descending)
+                    .unwrap()
+                    .0,
+                v
+            );
         }
         // A NaN payload or a zero behind the positive marker is not canonical.
         assert!(decode_float(&[FLOAT_POS, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0], Ascending).is_err());
@@ -386,12 +419,15 @@ mod tests {
 
     #[test]
     fn byte_strings() {
-        let ordered: [&[u8]; 7] = [b"", b"\x00", b"\x00\xff", b"a", b"a\x00", b"a\xff", b"ab"];
+        let ordered: [&[u8]; 7] = [b"", b"\x00", b"\x00\xff", b"a", b"a\x00", b"ab", b"a\xff"];
         for w in ordered.windows(2) {
             assert!(enc(|b| encode_bytes_asc(b, w[0])) < enc(|b| encode_bytes_asc(b, w[1])));
             assert!(enc(|b| encode_bytes_desc(b, w[0])) > enc(|b| encode_bytes_desc(b, w[1])));
         }
-        assert_eq!(enc(|b| encode_bytes_asc(b, b"a\x00")), b"\x40a\x00\xff\x00\x01");
+        assert_eq!(
+            enc(|b| encode_bytes_asc(b, b"a\x00")),
+            b"\x40a\x00\xff\x00\x01"
+        );
         for v in ordered {
             for dir in [Ascending, Descending] {
                 let e = enc(|b| encode_bytes(b, v, dir));
@@ -400,7 +436,10 @@ mod tests {
                 assert!(decode_string(&e, dir).is_err());
             }
         }
-        assert_eq!(decode_string(b"\x41\xff\x00\x01", Ascending), Err(DecodeError::Utf8));
+        assert_eq!(
+            decode_string(b"\x41\xff\x00\x01", Ascending),
+            Err(DecodeError::Utf8)
+        );
         assert!(decode_bytes(b"\x40a\x00\x02", Ascending).is_err());
         let s = enc(|b| encode_string_desc(b, ""));
         assert_eq!(decode_string(&s, Descending), Ok((String::new(), &[][..])));
