@@ -1,1 +1,136 @@
-//! TODO
+//! The KV client: the `Db` and `Txn` API that SQL and tools program against.
+//!
+//! [`Db`] sends non-transactional batches; [`Txn`] is a serializable
+//! transaction whose coordinator (CockroachDB's `TxnCoordSender`) assigns
+//! sequence numbers, anchors the transaction record at its first written
+//! key, tracks the spans it read (to refresh them) and wrote (to resolve
+//! them), heartbeats its record, refreshes its reads when the server pushes
+//! its timestamp, and commits or rolls back.
+//!
+//! TODO(issue 3): `DistSender` (range cache, split batches by range, retry on
+//! `NotLeaseholder`/`RangeKeyMismatch`) sits between these and the network.
+
+mod txn;
+
+use std::sync::Arc;
+
+use tardigrade_hlc::{Hlc, Timestamp};
+use tardigrade_kvpb::{
+    BatchRequest, BatchResponse, Header, KeyValue, KvError, Request, Response, Sender, Span,
+};
+
+pub use txn::Txn;
+
+/// A handle for sending KV requests through a [`Sender`].
+#[derive(Clone)]
+pub struct Db {
+    sender: Arc<dyn Sender>,
+    clock: Arc<Hlc>,
+}
+
+impl Db {
+    pub fn new(sender: Arc<dyn Sender>, clock: Arc<Hlc>) -> Db {
+        Db { sender, clock }
+    }
+
+    pub fn clock(&self) -> &Arc<Hlc> {
+        &self.clock
+    }
+
+    /// Sends a non-transactional batch: it is atomic, applied at one
+    /// timestamp that the server chooses.
+    pub async fn send(&self, requests: Vec<Request>) -> Result<BatchResponse, KvError> {
+        let ba = BatchRequest {
+            header: Header::default(),
+            requests,
+        };
+        let resp = self.sender.send(ba).await?;
+        let _ = self.clock.update(resp.now);
+        Ok(resp)
+    }
+
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let resp = self.send(vec![Request::Get { key: key.to_vec() }]).await?;
+        match resp.responses.into_iter().next() {
+            Some(Response::Get { value }) => Ok(value.map(|v| v.bytes)),
+            _ => Err(KvError::internal("Get: wrong response")),
+        }
+    }
+
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.send(vec![Request::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }])
+        .await
+        .map(drop)
+    }
+
+    pub async fn del(&self, key: &[u8]) -> Result<(), KvError> {
+        self.send(vec![Request::Delete { key: key.to_vec() }])
+            .await
+            .map(drop)
+    }
+
+    /// Adds `inc` to the integer at `key` and returns the new value.
+    pub async fn inc(&self, key: &[u8], inc: i64) -> Result<i64, KvError> {
+        let resp = self
+            .send(vec![Request::Increment {
+                key: key.to_vec(),
+                inc,
+            }])
+            .await?;
+        match resp.responses.into_iter().next() {
+            Some(Response::Increment { new_value }) => Ok(new_value),
+            _ => Err(KvError::internal("Increment: wrong response")),
+        }
+    }
+
+    /// Up to `max_rows` (0: all) rows of `[start, end)`, each page read at
+    /// its own timestamp (use a transaction for a consistent scan).
+    pub async fn scan(&self, start: &[u8], end: &[u8], max_rows: i64) -> Result<Vec<KeyValue>, KvError> {
+        let mut out = Vec::new();
+        let mut span = Span::new(start.to_vec(), end.to_vec());
+        loop {
+            let page = page_limit(max_rows, out.len());
+            let ba = BatchRequest {
+                header: Header {
+                    max_span_request_keys: page,
+                    ..Header::default()
+                },
+                requests: vec![Request::Scan { span }],
+            };
+            let resp = self.sender.send(ba).await?;
+            let _ = self.clock.update(resp.now);
+            let Some(Response::Scan { rows, resume_span }) = resp.responses.into_iter().next() else {
+                return Err(KvError::internal("Scan: wrong response"));
+            };
+            out.extend(rows);
+            match resume_span {
+                Some(rest) if max_rows <= 0 || (out.len() as i64) < max_rows => span = rest,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Starts a transaction.
+    pub fn txn(&self, name: &str) -> Txn {
+        Txn::new(self.sender.clone(), self.clock.clone(), name)
+    }
+
+    /// The current time on this node's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+/// Scans fetch in pages so that one response stays bounded.
+const SCAN_PAGE: i64 = 10_000;
+
+fn page_limit(max_rows: i64, have: usize) -> i64 {
+    if max_rows <= 0 {
+        SCAN_PAGE
+    } else {
+        (max_rows - have as i64).clamp(1, SCAN_PAGE)
+    }
+}

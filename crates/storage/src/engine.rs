@@ -194,9 +194,15 @@ impl Engine {
             b.commit()?;
         }
         if sync {
-            self.inner.sync.sync(&self.inner.db)?;
+            self.sync()?;
         }
         Ok(())
+    }
+
+    /// Waits until everything committed so far is on disk, sharing the fsync
+    /// with concurrent callers.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync.sync(&self.inner.db)
     }
 
     /// Forces everything committed so far to disk.

@@ -1,0 +1,441 @@
+//! The transaction coordinator.
+//!
+//! Sequence numbers: the header's `txn.meta.sequence` is the last sequence
+//! number used before the batch; the server numbers the batch's writes
+//! after it, in order, and returns the last one. Reads see every earlier
+//! write of the transaction.
+//!
+//! Retries: when the server pushes the transaction's timestamp (a newer
+//! write, the timestamp cache, an uncertain value, or a push from a reader),
+//! the coordinator *refreshes*: it asks whether anything it read changed
+//! between its old and new timestamp. If not, it moves its read timestamp up
+//! and carries on, invisibly to the application. Only when a refresh fails
+//! does the application see a retryable error (`is_retryable()`, SQLSTATE
+//! 40001) and must run the transaction again.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tardigrade_hlc::{Hlc, Timestamp};
+use tardigrade_kvpb::{
+    BatchRequest, ErrorDetail, Header, KeyValue, KvError, Request, Response,
+    RetryReason, Sender, Span, Transaction, TransactionStatus, TxnId, TxnMeta,
+};
+
+/// How often the coordinator heartbeats the transaction record.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// How many times one request is retried after successful refreshes.
+const MAX_REFRESH_RETRIES: usize = 16;
+
+/// A serializable transaction. Dropping it without committing rolls it back.
+pub struct Txn {
+    sender: Arc<dyn Sender>,
+    clock: Arc<Hlc>,
+    proto: Transaction,
+    /// Keys and spans written, for resolution at commit.
+    lock_spans: BTreeSet<Span>,
+    /// Spans read, for refreshing.
+    refresh_spans: Vec<Span>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    done: bool,
+}
+
+impl Txn {
+    pub(crate) fn new(sender: Arc<dyn Sender>, clock: Arc<Hlc>, name: &str) -> Txn {
+        let now = clock.now();
+        let id: [u8; 16] = rand::random();
+        let proto = Transaction {
+            meta: TxnMeta {
+                id: TxnId(id),
+                key: Vec::new(),
+                epoch: 0,
+                write_timestamp: now,
+                min_timestamp: now,
+                priority: 0,
+                sequence: 0,
+            },
+            name: name.to_string(),
+            status: TransactionStatus::Pending,
+            read_timestamp: now,
+            global_uncertainty_limit: now.add_duration(clock.max_offset()),
+            last_heartbeat: now,
+            lock_spans: Vec::new(),
+            ignored_seqs: Vec::new(),
+        };
+        Txn {
+            sender,
+            clock,
+            proto,
+            lock_spans: BTreeSet::new(),
+            refresh_spans: Vec::new(),
+            heartbeat: None,
+            done: false,
+        }
+    }
+
+    pub fn id(&self) -> TxnId {
+        self.proto.id()
+    }
+
+    /// The transaction's current read timestamp.
+    pub fn read_timestamp(&self) -> Timestamp {
+        self.proto.read_timestamp
+    }
+
+    /// The transaction's current write (and commit) timestamp.
+    pub fn write_timestamp(&self) -> Timestamp {
+        self.proto.meta.write_timestamp
+    }
+
+    pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let mut resp = self.send(vec![Request::Get { key: key.to_vec() }]).await?;
+        match resp.pop() {
+            Some(Response::Get { value }) => Ok(value.map(|v| v.bytes)),
+            _ => Err(KvError::internal("Get: wrong response")),
+        }
+    }
+
+    pub async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.send(vec![Request::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }])
+        .await
+        .map(drop)
+    }
+
+    pub async fn del(&mut self, key: &[u8]) -> Result<(), KvError> {
+        self.send(vec![Request::Delete { key: key.to_vec() }])
+            .await
+            .map(drop)
+    }
+
+    /// Up to `max_rows` (0: all) rows of `[start, end)`, all at the
+    /// transaction's read timestamp.
+    pub async fn scan(&mut self, start: &[u8], end: &[u8], max_rows: i64) -> Result<Vec<KeyValue>, KvError> {
+        let mut out = Vec::new();
+        let mut span = Span::new(start.to_vec(), end.to_vec());
+        loop {
+            let limit = super::page_limit(max_rows, out.len());
+            let mut resp = self
+                .send_with_limit(vec![Request::Scan { span: span.clone() }], limit)
+                .await?;
+            let Some(Response::Scan { rows, resume_span }) = resp.pop() else {
+                return Err(KvError::internal("Scan: wrong response"));
+            };
+            out.extend(rows);
+            match resume_span {
+                Some(rest) if max_rows <= 0 || (out.len() as i64) < max_rows => span = rest,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Sends requests as one batch of this transaction.
+    pub async fn send(&mut self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
+        self.send_with_limit(requests, 0).await
+    }
+
+    async fn send_with_limit(&mut self, requests: Vec<Request>, max_keys: i64) -> Result<Vec<Response>, KvError> {
+        if self.done {
+            return Err(KvError::new(ErrorDetail::TransactionStatus {
+                msg: "transaction already finished".into(),
+            }));
+        }
+        if self.proto.meta.key.is_empty()
+            && let Some(first) = requests.iter().find(|r| r.is_write())
+        {
+            self.proto.meta.key = first.span(&Header::default()).key;
+        }
+        for _ in 0..MAX_REFRESH_RETRIES {
+            let ba = BatchRequest {
+                header: Header {
+                    txn: Some(self.proto.clone()),
+                    max_span_request_keys: max_keys,
+                    ..Header::default()
+                },
+                requests: requests.clone(),
+            };
+            match self.sender.send(ba).await {
+                Ok(resp) => {
+                    let _ = self.clock.update(resp.now);
+                    if let Some(t) = resp.txn {
+                        self.absorb(&t);
+                        self.proto.meta.sequence = t.meta.sequence;
+                    }
+                    self.record_spans(&requests, &resp.responses);
+                    if self.heartbeat.is_none() && !self.lock_spans.is_empty() {
+                        self.start_heartbeat();
+                    }
+                    return Ok(resp.responses);
+                }
+                Err(e) => self.handle_error(e).await?,
+            }
+        }
+        Err(self.retry_error(RetryReason::Serializable))
+    }
+
+    /// Commits. A read-only transaction has nothing to commit.
+    pub async fn commit(mut self) -> Result<(), KvError> {
+        if self.done {
+            return Err(KvError::new(ErrorDetail::TransactionStatus {
+                msg: "transaction already finished".into(),
+            }));
+        }
+        if self.lock_spans.is_empty() {
+            self.done = true;
+            return Ok(());
+        }
+        for _ in 0..MAX_REFRESH_RETRIES {
+            if self.proto.meta.write_timestamp > self.proto.read_timestamp {
+                let to = self.proto.meta.write_timestamp;
+                self.refresh(to, RetryReason::Serializable).await?;
+            }
+            let ba = BatchRequest {
+                header: Header {
+                    txn: Some(self.proto.clone()),
+                    ..Header::default()
+                },
+                requests: vec![Request::EndTxn {
+                    commit: true,
+                    lock_spans: self.lock_spans.iter().cloned().collect(),
+                    deadline: Timestamp::ZERO,
+                }],
+            };
+            match self.sender.send(ba).await {
+                Ok(resp) => {
+                    let _ = self.clock.update(resp.now);
+                    self.finish();
+                    return Ok(());
+                }
+                Err(e) => self.handle_error(e).await?,
+            }
+        }
+        Err(self.retry_error(RetryReason::Serializable))
+    }
+
+    /// Rolls back, releasing every intent.
+    pub async fn rollback(mut self) -> Result<(), KvError> {
+        self.rollback_inner().await
+    }
+
+    async fn rollback_inner(&mut self) -> Result<(), KvError> {
+        if self.done {
+            return Ok(());
+        }
+        self.finish();
+        if self.lock_spans.is_empty() {
+            return Ok(());
+        }
+        let ba = self.rollback_batch();
+        self.sender.send(ba).await.map(drop)
+    }
+
+    fn rollback_batch(&self) -> BatchRequest {
+        BatchRequest {
+            header: Header {
+                txn: Some(self.proto.clone()),
+                ..Header::default()
+            },
+            requests: vec![Request::EndTxn {
+                commit: false,
+                lock_spans: self.lock_spans.iter().cloned().collect(),
+                deadline: Timestamp::ZERO,
+            }],
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+    }
+
+    /// Folds the server's view of the transaction into ours.
+    fn absorb(&mut self, t: &Transaction) {
+        self.proto.meta.write_timestamp.forward(t.meta.write_timestamp);
+        if t.status == TransactionStatus::Aborted {
+            self.proto.status = TransactionStatus::Aborted;
+        }
+    }
+
+    fn record_spans(&mut self, requests: &[Request], responses: &[Response]) {
+        let header = Header::default();
+        for (req, resp) in requests.iter().zip(responses) {
+            if req.is_write() {
+                self.lock_spans.insert(req.span(&header));
+            }
+            if req.is_read() {
+                let mut span = req.span(&header);
+                // A scan that stopped early only read up to its resume span.
+                match resp {
+                    Response::Scan {
+                        resume_span: Some(r),
+                        ..
+                    } => span.end_key = r.key.clone(),
+                    Response::ReverseScan {
+                        resume_span: Some(r),
+                        ..
+                    } => span.key = r.end_key.clone(),
+                    _ => {}
+                }
+                if span.is_point() || span.key < span.end_key {
+                    self.refresh_spans.push(span);
+                }
+            }
+            if matches!(req, Request::ConditionalPut { .. } | Request::Increment { .. } | Request::DeleteRange { .. }) {
+                self.refresh_spans.push(req.span(&header));
+            }
+        }
+    }
+
+    /// Decides what an error means: refresh and retry (Ok), or give up (Err).
+    async fn handle_error(&mut self, e: KvError) -> Result<(), KvError> {
+        if let Some(t) = &e.txn {
+            self.absorb(t);
+        }
+        match &e.detail {
+            ErrorDetail::ReadWithinUncertainty { existing, .. } => {
+                let to = existing.next().max(self.proto.meta.write_timestamp);
+                self.refresh(to, RetryReason::Uncertainty).await
+            }
+            ErrorDetail::WriteTooOld { actual, .. } => {
+                let to = (*actual).max(self.proto.meta.write_timestamp);
+                self.refresh(to, RetryReason::WriteTooOld).await
+            }
+            ErrorDetail::TransactionRetry {
+                reason: RetryReason::Serializable,
+            } => {
+                let to = self.proto.meta.write_timestamp;
+                if to > self.proto.read_timestamp {
+                    self.refresh(to, RetryReason::Serializable).await
+                } else {
+                    self.abandon().await;
+                    Err(e)
+                }
+            }
+            ErrorDetail::TransactionAborted { .. } => {
+                self.finish();
+                Err(e)
+            }
+            d if d.is_retryable() => {
+                self.abandon().await;
+                Err(e)
+            }
+            _ => Err(e),
+        }
+    }
+
+    /// Moves the read timestamp up to `to` if nothing read changed since.
+    async fn refresh(&mut self, to: Timestamp, reason: RetryReason) -> Result<(), KvError> {
+        let from = self.proto.read_timestamp;
+        if to <= from {
+            return Ok(());
+        }
+        if !self.refresh_spans.is_empty() {
+            let mut txn = self.proto.clone();
+            txn.read_timestamp = to;
+            txn.meta.write_timestamp.forward(to);
+            let ba = BatchRequest {
+                header: Header {
+                    txn: Some(txn),
+                    ..Header::default()
+                },
+                requests: self
+                    .refresh_spans
+                    .iter()
+                    .map(|s| Request::Refresh {
+                        span: s.clone(),
+                        refresh_from: from,
+                    })
+                    .collect(),
+            };
+            if let Err(e) = self.sender.send(ba).await {
+                tracing::debug!(txn = ?self.id(), error = %e, "refresh failed");
+                self.abandon().await;
+                return Err(self.retry_error(reason));
+            }
+        }
+        self.proto.read_timestamp = to;
+        self.proto.meta.write_timestamp.forward(to);
+        Ok(())
+    }
+
+    /// The transaction cannot go on: release its intents now rather than
+    /// leaving them for others to push.
+    async fn abandon(&mut self) {
+        if let Err(e) = self.rollback_inner().await {
+            tracing::debug!(txn = ?self.id(), error = %e, "rollback after retryable error failed");
+        }
+    }
+
+    fn retry_error(&self, reason: RetryReason) -> KvError {
+        KvError::new(ErrorDetail::TransactionRetry { reason }).with_txn(Some(self.proto.clone()))
+    }
+
+    fn start_heartbeat(&mut self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let sender = self.sender.clone();
+        let clock = self.clock.clone();
+        let mut txn = self.proto.clone();
+        self.heartbeat = Some(handle.spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = clock.now();
+                txn.meta.write_timestamp.forward(now.min(txn.meta.write_timestamp));
+                let ba = BatchRequest {
+                    header: Header {
+                        txn: Some(txn.clone()),
+                        ..Header::default()
+                    },
+                    requests: vec![Request::HeartbeatTxn { now }],
+                };
+                match sender.send(ba).await {
+                    Ok(resp) => {
+                        if resp
+                            .txn
+                            .is_some_and(|t| t.status.is_finalized())
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "heartbeat failed");
+                        if matches!(e.detail, ErrorDetail::TransactionAborted { .. }) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+        if self.lock_spans.is_empty() {
+            return;
+        }
+        // Best effort: abandoned transactions are also cleaned up by pushers
+        // once their record expires.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let sender = self.sender.clone();
+            let ba = self.rollback_batch();
+            handle.spawn(async move {
+                let _ = sender.send(ba).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,681 @@
+//! Request evaluation: a batch, read against a snapshot, becomes a set of
+//! writes, a statistics delta, the responses, and the side effects to apply
+//! once the writes are durable (proposer-evaluated KV: with replication, the
+//! leaseholder evaluates and Raft carries the resulting writes).
+//!
+//! Evaluation never waits. When it meets intents of other transactions it
+//! stops with [`EvalError::Intents`] and the replica handles the conflict
+//! (lock table, push) with its latches dropped, then evaluates again.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tardigrade_hlc::Timestamp;
+use tardigrade_kvpb::{
+    AbortReason, BatchRequest, ErrorDetail, IntentInfo, KeyValue, KvError, PushType,
+    ReadConsistency, Request, Response, RetryReason, Span, Transaction, TransactionStatus, TxnId,
+    TxnMeta, Value,
+};
+use tardigrade_storage::mvcc::{self, MvccError, ReadOptions, ScanLimits, TxnStatus};
+use tardigrade_storage::{Batch, MvccStats, Reader};
+
+use crate::txnrecord;
+
+/// A transaction record not heartbeated for this long may be aborted by anyone.
+pub const TXN_LIVENESS_THRESHOLD: Duration = Duration::from_secs(5);
+
+/// What evaluating a batch produced.
+#[derive(Default)]
+pub struct EvalResult {
+    pub responses: Vec<Response>,
+    pub txn: Option<Transaction>,
+    pub stats: MvccStats,
+    /// Spans read, at what timestamp and by whom: for the timestamp cache.
+    pub reads: Vec<(Span, Timestamp, Option<TxnId>)>,
+    /// Keys whose intents were resolved: their waiters wake.
+    pub resolved_keys: Vec<Vec<u8>>,
+    /// Transactions that finished: all their locks are released.
+    pub finished_txns: Vec<TxnId>,
+    /// Transaction records that changed: their pushers wake.
+    pub updated_records: Vec<TxnId>,
+}
+
+pub enum EvalError {
+    /// Intents of other transactions are in the way.
+    Intents(Vec<IntentInfo>),
+    /// A push that the pusher cannot win now; it may wait and try again.
+    PushFailed(Box<Transaction>),
+    Kv(KvError),
+}
+
+impl From<KvError> for EvalError {
+    fn from(e: KvError) -> Self {
+        EvalError::Kv(e)
+    }
+}
+
+impl From<ErrorDetail> for EvalError {
+    fn from(e: ErrorDetail) -> Self {
+        EvalError::Kv(KvError::new(e))
+    }
+}
+
+pub fn mvcc_err(e: MvccError) -> EvalError {
+    match e {
+        MvccError::WriteIntent { intents } => EvalError::Intents(
+            intents
+                .into_iter()
+                .map(|i| IntentInfo {
+                    key: i.key,
+                    txn: i.txn,
+                })
+                .collect(),
+        ),
+        MvccError::ReadWithinUncertainty { read, existing } => {
+            ErrorDetail::ReadWithinUncertainty { read, existing }.into()
+        }
+        MvccError::ConditionFailed { actual } => ErrorDetail::ConditionFailed {
+            actual: actual.map(|bytes| Value {
+                bytes,
+                timestamp: Timestamp::ZERO,
+            }),
+        }
+        .into(),
+        MvccError::NotAnInteger { .. } => {
+            ErrorDetail::InvalidArgument("key does not hold an integer".into()).into()
+        }
+        MvccError::EpochRegression { .. } => ErrorDetail::TransactionStatus {
+            msg: "write from an older epoch than the existing intent".into(),
+        }
+        .into(),
+        other => ErrorDetail::Internal(other.to_string()).into(),
+    }
+}
+
+fn status_of(s: TransactionStatus) -> TxnStatus {
+    match s {
+        TransactionStatus::Committed => TxnStatus::Committed,
+        TransactionStatus::Aborted => TxnStatus::Aborted,
+        TransactionStatus::Pending | TransactionStatus::Staging => TxnStatus::Pending,
+    }
+}
+
+pub struct EvalContext<'a> {
+    /// The range's bounds; requests must stay inside.
+    pub start_key: &'a [u8],
+    pub end_key: &'a [u8],
+    /// The node's clock reading, for record expiry.
+    pub now: Timestamp,
+    /// Abort the pushee even if the pusher would lose (deadlock breaking).
+    pub force_push: bool,
+}
+
+/// Reads a transaction record (None if there is none).
+pub fn read_record(r: &dyn Reader, meta: &TxnMeta) -> Result<Option<Transaction>, EvalError> {
+    match mvcc::get_raw(r, &txnrecord::record_key(meta)).map_err(mvcc_err)? {
+        None => Ok(None),
+        Some(bytes) => txnrecord::decode(&bytes)
+            .map(Some)
+            .map_err(|e| ErrorDetail::Internal(e).into()),
+    }
+}
+
+fn write_record(b: &mut Batch, txn: &Transaction) {
+    b.put(
+        tardigrade_storage::Space::Raw,
+        &txnrecord::record_key(&txn.meta),
+        &txnrecord::encode(txn),
+    );
+}
+
+/// Evaluates `ba` (whose header timestamp is set) into `b`.
+pub fn evaluate(ctx: &EvalContext<'_>, b: &mut Batch, ba: &BatchRequest) -> Result<EvalResult, EvalError> {
+    let mut res = EvalResult {
+        txn: ba.header.txn.clone(),
+        ..Default::default()
+    };
+    let one_phase = is_one_phase_commit(ba, b)?;
+    let mut seq = res.txn.as_ref().map_or(0, |t| t.meta.sequence);
+    let mut keys_left = ba.header.max_span_request_keys.max(0) as u64;
+    let mut bytes_left = ba.header.target_bytes.max(0) as u64;
+    let limited = ba.header.max_span_request_keys > 0;
+    let byte_limited = ba.header.target_bytes > 0;
+    let mut exhausted = false;
+    let mut written: Vec<Vec<u8>> = Vec::new();
+
+    for (i, req) in ba.requests.iter().enumerate() {
+        let with_index = |e: EvalError| match e {
+            EvalError::Kv(k) => EvalError::Kv(k.with_index(i)),
+            other => other,
+        };
+        if req.is_write() {
+            seq += 1;
+        }
+        // The transaction as this request sees it: current sequence and write timestamp.
+        let txn_meta = res.txn.as_ref().map(|t| {
+            let mut m = t.meta.clone();
+            m.sequence = seq;
+            m
+        });
+        // One-phase commits write committed values directly, without intents.
+        let write_txn = if one_phase { None } else { txn_meta.as_ref() };
+        let write_ts = match &res.txn {
+            Some(t) => t.meta.write_timestamp,
+            None => ba.header.timestamp,
+        };
+        let (read_ts, uncertainty) = match &res.txn {
+            Some(t) => (t.read_timestamp, t.global_uncertainty_limit),
+            None => (ba.header.timestamp, Timestamp::ZERO),
+        };
+        let read_opts = ReadOptions {
+            txn: txn_meta.as_ref(),
+            uncertainty_limit: uncertainty,
+            inconsistent: ba.header.read_consistency == ReadConsistency::Inconsistent,
+            tombstones: false,
+        };
+        let reader_id = res.txn.as_ref().map(|t| t.id());
+        let mut pushed_to = None;
+        let resp = match req {
+            Request::Get { key } => {
+                let g = mvcc::mvcc_get(b, key, read_ts, &read_opts).map_err(mvcc_err)?;
+                res.reads.push((Span::point(key.clone()), read_ts, reader_id));
+                Response::Get {
+                    value: g.value.and_then(|v| {
+                        v.bytes.map(|bytes| Value {
+                            bytes,
+                            timestamp: v.timestamp,
+                        })
+                    }),
+                }
+            }
+            Request::Scan { span } | Request::ReverseScan { span } => {
+                let reverse = matches!(req, Request::ReverseScan { .. });
+                if exhausted {
+                    let rows = Vec::new();
+                    let resume_span = Some(span.clone());
+                    if reverse {
+                        Response::ReverseScan { rows, resume_span }
+                    } else {
+                        Response::Scan { rows, resume_span }
+                    }
+                } else {
+                    let limits = ScanLimits {
+                        max_keys: if limited { keys_left } else { 0 },
+                        target_bytes: if byte_limited { bytes_left } else { 0 },
+                    };
+                    let s = mvcc::mvcc_scan(
+                        b,
+                        &span.key,
+                        &span.end_key,
+                        read_ts,
+                        &read_opts,
+                        limits,
+                        reverse,
+                    )
+                    .map_err(mvcc_err)?;
+                    let mut rows = Vec::with_capacity(s.kvs.len());
+                    for (key, v) in s.kvs {
+                        if let Some(bytes) = v.bytes {
+                            let n = (key.len() + bytes.len()) as u64;
+                            bytes_left = bytes_left.saturating_sub(n);
+                            rows.push(KeyValue {
+                                key,
+                                value: Value {
+                                    bytes,
+                                    timestamp: v.timestamp,
+                                },
+                            });
+                        }
+                    }
+                    if limited {
+                        keys_left = keys_left.saturating_sub(rows.len() as u64);
+                    }
+                    if (limited && keys_left == 0) || (byte_limited && bytes_left == 0) {
+                        exhausted = true;
+                    }
+                    // The timestamp cache covers what was actually scanned.
+                    let read_span = match &s.resume_span {
+                        None => span.clone(),
+                        Some((rs, re)) if reverse => Span::new(re.clone(), span.end_key.clone())
+                            .with_start_if(rs.as_slice() >= span.key.as_slice()),
+                        Some((rs, _)) => Span::new(span.key.clone(), rs.clone()),
+                    };
+                    res.reads.push((read_span, read_ts, reader_id));
+                    let resume_span = s.resume_span.map(|(k, e)| Span::new(k, e));
+                    if reverse {
+                        Response::ReverseScan { rows, resume_span }
+                    } else {
+                        Response::Scan { rows, resume_span }
+                    }
+                }
+            }
+            Request::Put { key, value } => {
+                let ts = mvcc::mvcc_put(b, &mut res.stats, key, write_ts, Some(value), write_txn)
+                    .map_err(mvcc_err)?;
+                pushed_to = Some(ts);
+                written.push(key.clone());
+                Response::Put
+            }
+            Request::Delete { key } => {
+                let ts = mvcc::mvcc_put(b, &mut res.stats, key, write_ts, None, write_txn)
+                    .map_err(mvcc_err)?;
+                pushed_to = Some(ts);
+                written.push(key.clone());
+                Response::Delete
+            }
+            Request::ConditionalPut {
+                key,
+                value,
+                expected,
+            } => {
+                let ts = mvcc::mvcc_conditional_put(
+                    b,
+                    &mut res.stats,
+                    key,
+                    write_ts,
+                    value,
+                    expected.as_deref(),
+                    write_txn,
+                )
+                .map_err(mvcc_err)
+                .map_err(with_index)?;
+                res.reads.push((Span::point(key.clone()), write_ts, reader_id));
+                pushed_to = Some(ts);
+                written.push(key.clone());
+                Response::ConditionalPut
+            }
+            Request::Increment { key, inc } => {
+                let (new_value, ts) =
+                    mvcc::mvcc_increment(b, &mut res.stats, key, write_ts, *inc, write_txn)
+                        .map_err(|e| match e {
+                            MvccError::Corrupt(m) if m.contains("overflow") => {
+                                ErrorDetail::IntegerOverflow.into()
+                            }
+                            e => mvcc_err(e),
+                        })
+                        .map_err(with_index)?;
+                res.reads.push((Span::point(key.clone()), write_ts, reader_id));
+                pushed_to = Some(ts);
+                written.push(key.clone());
+                Response::Increment { new_value }
+            }
+            Request::DeleteRange { span } => {
+                let (keys, resume, ts) = mvcc::mvcc_delete_range(
+                    b,
+                    &mut res.stats,
+                    &span.key,
+                    &span.end_key,
+                    0,
+                    write_ts,
+                    write_txn,
+                )
+                .map_err(mvcc_err)?;
+                res.reads.push((span.clone(), write_ts, reader_id));
+                pushed_to = Some(ts);
+                written.extend(keys.iter().cloned());
+                Response::DeleteRange {
+                    keys,
+                    resume_span: resume.map(|(k, e)| Span::new(k, e)),
+                }
+            }
+            Request::EndTxn {
+                commit,
+                lock_spans,
+                deadline,
+            } => {
+                let txn = res
+                    .txn
+                    .as_mut()
+                    .ok_or_else(|| KvError::invalid("EndTxn outside a transaction"))?;
+                eval_end_txn(ctx, b, txn, *commit, lock_spans, *deadline, one_phase, &mut res.stats)
+                    .map_err(with_index)?;
+                res.updated_records.push(txn.id());
+                res.finished_txns.push(txn.id());
+                Response::EndTxn
+            }
+            Request::HeartbeatTxn { now } => {
+                let txn = res
+                    .txn
+                    .as_mut()
+                    .ok_or_else(|| KvError::invalid("HeartbeatTxn outside a transaction"))?;
+                let rec = match read_record(b, &txn.meta)? {
+                    Some(rec) => rec,
+                    None => {
+                        let mut rec = txn.clone();
+                        rec.status = TransactionStatus::Pending;
+                        rec.lock_spans.clear();
+                        rec
+                    }
+                };
+                let mut rec = rec;
+                if !rec.status.is_finalized() {
+                    rec.last_heartbeat.forward(*now);
+                    write_record(b, &rec);
+                }
+                // The coordinator learns of pushes and aborts from here.
+                txn.status = rec.status;
+                txn.meta.write_timestamp.forward(rec.meta.write_timestamp);
+                Response::HeartbeatTxn { txn: rec }
+            }
+            Request::PushTxn {
+                pushee,
+                push_to,
+                push_type,
+            } => {
+                let pusher = ba.header.txn.as_ref();
+                let rec = eval_push(ctx, b, pusher, pushee, *push_to, *push_type)?;
+                res.updated_records.push(pushee.id);
+                if rec.status.is_finalized() {
+                    res.finished_txns.push(pushee.id);
+                }
+                Response::PushTxn { pushee: rec }
+            }
+            Request::QueryTxn { txn } => {
+                let rec = read_record(b, txn)?;
+                Response::QueryTxn {
+                    txn: rec,
+                    waiting_txns: Vec::new(), // filled in by the replica
+                }
+            }
+            Request::ResolveIntent {
+                key,
+                txn,
+                status,
+                ignored_seqs,
+            } => {
+                mvcc::mvcc_resolve_intent(b, &mut res.stats, key, txn, status_of(*status), ignored_seqs)
+                    .map_err(mvcc_err)?;
+                res.resolved_keys.push(key.clone());
+                Response::ResolveIntent
+            }
+            Request::ResolveIntentRange {
+                span,
+                txn,
+                status,
+                ignored_seqs,
+            } => {
+                let (_, resume) = mvcc::mvcc_resolve_intent_range(
+                    b,
+                    &mut res.stats,
+                    &span.key,
+                    &span.end_key,
+                    txn,
+                    status_of(*status),
+                    ignored_seqs,
+                    0,
+                )
+                .map_err(mvcc_err)?;
+                if status.is_finalized() {
+                    res.finished_txns.push(txn.id);
+                }
+                Response::ResolveIntentRange {
+                    resume_span: resume.map(|(k, e)| Span::new(k, e)),
+                }
+            }
+            Request::Refresh { span, refresh_from } => {
+                let txn = res
+                    .txn
+                    .as_ref()
+                    .ok_or_else(|| KvError::invalid("Refresh outside a transaction"))?;
+                let to = txn.read_timestamp;
+                eval_refresh(b, span, *refresh_from, to, &txn.meta)?;
+                res.reads.push((span.clone(), to, Some(txn.id())));
+                Response::Refresh
+            }
+            Request::Gc { keys, threshold } => {
+                for key in keys {
+                    mvcc::mvcc_gc(b, &mut res.stats, key, *threshold).map_err(mvcc_err)?;
+                }
+                Response::Gc
+            }
+        };
+        // A write that met a newer committed value went in above it: the
+        // transaction (or the non-transactional batch) now writes higher.
+        if let (Some(ts), Some(txn)) = (pushed_to, res.txn.as_mut())
+            && ts > txn.meta.write_timestamp
+        {
+            txn.meta.write_timestamp = ts;
+        }
+        res.responses.push(resp);
+    }
+    if let Some(txn) = res.txn.as_mut() {
+        txn.meta.sequence = seq;
+    }
+    let _ = written;
+    Ok(res)
+}
+
+trait WithStartIf {
+    fn with_start_if(self, cond: bool) -> Span;
+}
+
+impl WithStartIf for Span {
+    fn with_start_if(self, _cond: bool) -> Span {
+        self
+    }
+}
+
+/// A batch can commit in one phase, writing committed values and no intents
+/// or record, when it holds all of its transaction's writes, ends with a
+/// commit, and no record exists yet (nobody else has seen the transaction).
+fn is_one_phase_commit(ba: &BatchRequest, r: &dyn Reader) -> Result<bool, EvalError> {
+    let Some(txn) = &ba.header.txn else {
+        return Ok(false);
+    };
+    let Some(Request::EndTxn {
+        commit: true,
+        lock_spans,
+        ..
+    }) = ba.requests.last()
+    else {
+        return Ok(false);
+    };
+    if txn.meta.epoch != 0 || txn.meta.write_timestamp != txn.read_timestamp {
+        return Ok(false);
+    }
+    let mut written = HashSet::new();
+    for req in &ba.requests {
+        match req {
+            Request::Put { key, .. }
+            | Request::Delete { key }
+            | Request::ConditionalPut { key, .. }
+            | Request::Increment { key, .. } => {
+                written.insert(key.as_slice());
+            }
+            Request::EndTxn { .. } | Request::Get { .. } | Request::Scan { .. } | Request::ReverseScan { .. } => {}
+            _ => return Ok(false),
+        }
+    }
+    if !lock_spans
+        .iter()
+        .all(|s| s.is_point() && written.contains(s.key.as_slice()))
+    {
+        return Ok(false);
+    }
+    Ok(read_record(r, &txn.meta)?.is_none())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval_end_txn(
+    ctx: &EvalContext<'_>,
+    b: &mut Batch,
+    txn: &mut Transaction,
+    commit: bool,
+    lock_spans: &[Span],
+    deadline: Timestamp,
+    one_phase: bool,
+    stats: &mut MvccStats,
+) -> Result<(), EvalError> {
+    let existing = read_record(b, &txn.meta)?;
+    if let Some(rec) = &existing {
+        match rec.status {
+            TransactionStatus::Aborted => {
+                txn.status = TransactionStatus::Aborted;
+                if commit {
+                    return Err(KvError::new(ErrorDetail::TransactionAborted {
+                        reason: AbortReason::AbortedRecord,
+                    })
+                    .with_txn(Some(txn.clone()))
+                    .into());
+                }
+            }
+            TransactionStatus::Committed => {
+                return Err(KvError::new(ErrorDetail::TransactionStatus {
+                    msg: "already committed".into(),
+                })
+                .into());
+            }
+            _ => {
+                // Pushes recorded on the record raise the commit timestamp.
+                txn.meta.write_timestamp.forward(rec.meta.write_timestamp);
+                if rec.meta.epoch > txn.meta.epoch {
+                    return Err(KvError::new(ErrorDetail::TransactionStatus {
+                        msg: "record from a newer epoch".into(),
+                    })
+                    .into());
+                }
+            }
+        }
+    }
+    if commit {
+        if !deadline.is_zero() && txn.meta.write_timestamp >= deadline {
+            return Err(KvError::new(ErrorDetail::TransactionRetry {
+                reason: RetryReason::CommitDeadlineExceeded,
+            })
+            .with_txn(Some(txn.clone()))
+            .into());
+        }
+        if txn.meta.write_timestamp != txn.read_timestamp {
+            // Pushed: the coordinator must refresh its reads to the new
+            // timestamp (or restart) before it can commit.
+            return Err(KvError::new(ErrorDetail::TransactionRetry {
+                reason: RetryReason::Serializable,
+            })
+            .with_txn(Some(txn.clone()))
+            .into());
+        }
+        txn.status = TransactionStatus::Committed;
+    } else {
+        txn.status = TransactionStatus::Aborted;
+    }
+    if one_phase {
+        return Ok(());
+    }
+    // Resolve the intents inside this range now, in the same atomic write.
+    // TODO(issue 3): intents on other ranges are resolved asynchronously,
+    // and the record kept until they are.
+    let status = status_of(txn.status);
+    for span in lock_spans {
+        let inside = span.key.as_slice() >= ctx.start_key
+            && (ctx.end_key.is_empty() || span.exclusive_end().as_slice() <= ctx.end_key);
+        if !inside {
+            return Err(KvError::internal("lock span outside the range (multi-range transactions arrive with issue 3)").into());
+        }
+        if span.is_point() {
+            mvcc::mvcc_resolve_intent(b, stats, &span.key, &txn.meta, status, &txn.ignored_seqs)
+                .map_err(mvcc_err)?;
+        } else {
+            mvcc::mvcc_resolve_intent_range(
+                b,
+                stats,
+                &span.key,
+                &span.end_key,
+                &txn.meta,
+                status,
+                &txn.ignored_seqs,
+                0,
+            )
+            .map_err(mvcc_err)?;
+        }
+    }
+    // Keep the finalized record (without its lock spans, which are resolved)
+    // so that late heartbeats and pushes learn the outcome.
+    // TODO(issue 3): GC finalized records after the liveness threshold.
+    let mut rec = txn.clone();
+    rec.lock_spans.clear();
+    rec.last_heartbeat.forward(ctx.now);
+    write_record(b, &rec);
+    Ok(())
+}
+
+fn eval_push(
+    ctx: &EvalContext<'_>,
+    b: &mut Batch,
+    pusher: Option<&Transaction>,
+    pushee: &TxnMeta,
+    push_to: Timestamp,
+    push_type: PushType,
+) -> Result<Transaction, EvalError> {
+    let existing = read_record(b, pushee)?;
+    let mut rec = match existing {
+        Some(rec) => rec,
+        None => {
+            // No record yet: the transaction is as alive as its intent says,
+            // and could have been heartbeating since it started.
+            let mut meta = pushee.clone();
+            meta.sequence = 0;
+            Transaction {
+                meta: meta.clone(),
+                status: TransactionStatus::Pending,
+                read_timestamp: meta.min_timestamp,
+                last_heartbeat: meta.min_timestamp,
+                ..Default::default()
+            }
+        }
+    };
+    if rec.status.is_finalized() {
+        return Ok(rec);
+    }
+    // The record may lag the intent's view (the txn wrote more after the
+    // record was written): push from the highest known state.
+    rec.meta.write_timestamp.forward(pushee.write_timestamp);
+    if rec.meta.epoch < pushee.epoch {
+        rec.meta.epoch = pushee.epoch;
+    }
+    if push_type == PushType::Timestamp && rec.meta.write_timestamp > push_to {
+        return Ok(rec);
+    }
+    let expired = ctx.now.wall - rec.last_heartbeat.wall > TXN_LIVENESS_THRESHOLD.as_nanos() as i64;
+    let pusher_wins = match pusher {
+        Some(p) => p.meta.priority > rec.meta.priority,
+        None => false,
+    };
+    if !(expired || pusher_wins || ctx.force_push) {
+        return Err(EvalError::PushFailed(Box::new(rec)));
+    }
+    match push_type {
+        PushType::Touch => return Ok(rec),
+        PushType::Abort => {
+            rec.status = TransactionStatus::Aborted;
+        }
+        PushType::Timestamp => {
+            rec.meta.write_timestamp.forward(push_to.next());
+        }
+    }
+    write_record(b, &rec);
+    Ok(rec)
+}
+
+/// Fails unless no other transaction wrote on `span` in `(from, to]`.
+fn eval_refresh(b: &Batch, span: &Span, from: Timestamp, to: Timestamp, txn: &TxnMeta) -> Result<(), EvalError> {
+    if to <= from {
+        return Ok(());
+    }
+    let opts = ReadOptions {
+        txn: Some(txn),
+        uncertainty_limit: to,
+        inconsistent: false,
+        tombstones: true,
+    };
+    let end = span.exclusive_end();
+    match mvcc::mvcc_scan(b, &span.key, &end, from, &opts, ScanLimits::default(), false) {
+        Ok(_) => Ok(()),
+        Err(MvccError::WriteIntent { .. } | MvccError::ReadWithinUncertainty { .. }) => {
+            Err(ErrorDetail::TransactionRetry {
+                reason: RetryReason::Serializable,
+            }
+            .into())
+        }
+        Err(e) => Err(mvcc_err(e)),
+    }
+}

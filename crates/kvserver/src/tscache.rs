@@ -1,0 +1,179 @@
+//! The timestamp cache: the highest timestamp at which each key was read.
+//!
+//! A write below a read of the same key would change what that read saw, so
+//! writes are pushed above the cache's entry for their keys. The cache is
+//! bounded: when it grows too large its oldest half is dropped and the
+//! low-water mark rises to the highest timestamp dropped, which is
+//! conservative (it can only push writes higher, never lower). A new
+//! replica, or one that just acquired its lease, starts with a low-water mark
+//! at the current time so that no earlier read can be undercut.
+
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
+use tardigrade_hlc::Timestamp;
+use tardigrade_kvpb::{Span, TxnId};
+
+/// The reads recorded for a key span: the highest timestamp and, if a single
+/// transaction read there at that timestamp, its id (its own writes are not pushed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadMark {
+    pub ts: Timestamp,
+    pub txn: Option<TxnId>,
+}
+
+impl ReadMark {
+    fn merge(&mut self, other: ReadMark) {
+        if other.ts > self.ts {
+            *self = other;
+        } else if other.ts == self.ts && other.txn != self.txn {
+            self.txn = None;
+        }
+    }
+}
+
+const MAX_POINTS: usize = 1 << 16;
+const MAX_RANGES: usize = 1 << 10;
+
+struct Inner {
+    low_water: Timestamp,
+    points: BTreeMap<Vec<u8>, ReadMark>,
+    /// Ranged reads `[start, end)`, in insertion order.
+    ranges: Vec<(Vec<u8>, Vec<u8>, ReadMark)>,
+}
+
+pub struct TimestampCache {
+    inner: Mutex<Inner>,
+}
+
+impl TimestampCache {
+    pub fn new(low_water: Timestamp) -> TimestampCache {
+        TimestampCache {
+            inner: Mutex::new(Inner {
+                low_water,
+                points: BTreeMap::new(),
+                ranges: Vec::new(),
+            }),
+        }
+    }
+
+    /// Records a read of `span` at `ts` by `txn`.
+    pub fn add(&self, span: &Span, ts: Timestamp, txn: Option<TxnId>) {
+        let mark = ReadMark { ts, txn };
+        let mut inner = self.inner.lock();
+        if ts <= inner.low_water {
+            return;
+        }
+        if span.is_point() {
+            match inner.points.get_mut(&span.key) {
+                Some(m) => m.merge(mark),
+                None => {
+                    inner.points.insert(span.key.clone(), mark);
+                }
+            }
+            if inner.points.len() > MAX_POINTS {
+                inner.evict_points();
+            }
+        } else {
+            inner
+                .ranges
+                .push((span.key.clone(), span.end_key.clone(), mark));
+            if inner.ranges.len() > MAX_RANGES {
+                inner.evict_ranges();
+            }
+        }
+    }
+
+    /// The highest read recorded anywhere on `span`.
+    pub fn get_max(&self, span: &Span) -> ReadMark {
+        let inner = self.inner.lock();
+        let mut best = ReadMark {
+            ts: inner.low_water,
+            txn: None,
+        };
+        let end = span.exclusive_end();
+        for (_, m) in inner.points.range(span.key.clone()..end.clone()) {
+            best.merge(*m);
+        }
+        for (s, e, m) in &inner.ranges {
+            if s.as_slice() < end.as_slice() && span.key.as_slice() < e.as_slice() {
+                best.merge(*m);
+            }
+        }
+        best
+    }
+
+    /// Raises the low-water mark (a new lease, or a whole-range operation).
+    pub fn set_low_water(&self, ts: Timestamp) {
+        let mut inner = self.inner.lock();
+        inner.low_water.forward(ts);
+    }
+
+    pub fn low_water(&self) -> Timestamp {
+        self.inner.lock().low_water
+    }
+}
+
+impl Inner {
+    fn evict_points(&mut self) {
+        // Drop the older half by timestamp; the low-water mark covers them.
+        let mut ts: Vec<Timestamp> = self.points.values().map(|m| m.ts).collect();
+        ts.sort_unstable();
+        let cut = ts[ts.len() / 2];
+        self.low_water.forward(cut);
+        self.points.retain(|_, m| m.ts > cut);
+    }
+
+    fn evict_ranges(&mut self) {
+        let half = self.ranges.len() / 2;
+        for (_, _, m) in self.ranges.drain(..half) {
+            self.low_water.forward(m.ts);
+        }
+        let lw = self.low_water;
+        self.ranges.retain(|(_, _, m)| m.ts > lw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(w: i64) -> Timestamp {
+        Timestamp::new(w, 0)
+    }
+
+    #[test]
+    fn point_and_range_reads_are_found_by_overlapping_spans() {
+        let c = TimestampCache::new(ts(1));
+        c.add(&Span::point(b"b".to_vec()), ts(5), None);
+        c.add(&Span::new(b"m".to_vec(), b"p".to_vec()), ts(7), None);
+        assert_eq!(c.get_max(&Span::point(b"b".to_vec())).ts, ts(5));
+        assert_eq!(c.get_max(&Span::point(b"a".to_vec())).ts, ts(1));
+        assert_eq!(c.get_max(&Span::point(b"n".to_vec())).ts, ts(7));
+        assert_eq!(c.get_max(&Span::point(b"p".to_vec())).ts, ts(1));
+        assert_eq!(c.get_max(&Span::new(b"a".to_vec(), b"z".to_vec())).ts, ts(7));
+    }
+
+    #[test]
+    fn reads_by_one_transaction_are_attributed_to_it() {
+        let c = TimestampCache::new(ts(1));
+        let a = TxnId([1; 16]);
+        let b = TxnId([2; 16]);
+        c.add(&Span::point(b"k".to_vec()), ts(5), Some(a));
+        assert_eq!(c.get_max(&Span::point(b"k".to_vec())).txn, Some(a));
+        c.add(&Span::point(b"k".to_vec()), ts(5), Some(b));
+        assert_eq!(c.get_max(&Span::point(b"k".to_vec())).txn, None);
+    }
+
+    #[test]
+    fn eviction_only_raises_what_writes_see() {
+        let c = TimestampCache::new(ts(0));
+        for i in 0..(MAX_POINTS as i64 + 10) {
+            c.add(&Span::point(i.to_be_bytes().to_vec()), ts(i + 1), None);
+        }
+        // Every key ever read still reports at least the time it was read.
+        for i in [0i64, 1, 1000, MAX_POINTS as i64 + 9] {
+            assert!(c.get_max(&Span::point(i.to_be_bytes().to_vec())).ts >= ts(i + 1));
+        }
+    }
+}
