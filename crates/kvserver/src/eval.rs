@@ -17,7 +17,7 @@ use tardigrade_kvpb::{
     TxnMeta, Value,
 };
 use tardigrade_storage::mvcc::{self, MvccError, ReadOptions, ScanLimits, TxnStatus};
-use tardigrade_storage::{Batch, MvccStats, Reader};
+use tardigrade_storage::{Batch, MvccStats, Reader, Space};
 
 use crate::txnrecord;
 
@@ -656,26 +656,35 @@ fn eval_push(
     Ok(rec)
 }
 
-/// Fails unless no other transaction wrote on `span` in `(from, to]`.
+/// Fails unless no other transaction wrote on `span` in `(from, to]`: no
+/// committed version in that window, and no other transaction's intent at or
+/// below `to`. The refreshing transaction's own intents do not count, and
+/// (unlike a read) they do not hide the committed versions beneath them.
 fn eval_refresh(b: &Batch, span: &Span, from: Timestamp, to: Timestamp, txn: &TxnMeta) -> Result<(), EvalError> {
     if to <= from {
         return Ok(());
     }
-    let opts = ReadOptions {
-        txn: Some(txn),
-        uncertainty_limit: to,
-        inconsistent: false,
-        tombstones: true,
-    };
     let end = span.exclusive_end();
-    match mvcc::mvcc_scan(b, &span.key, &end, from, &opts, ScanLimits::default(), false) {
-        Ok(_) => Ok(()),
-        Err(MvccError::WriteIntent { .. } | MvccError::ReadWithinUncertainty { .. }) => {
-            Err(ErrorDetail::TransactionRetry {
-                reason: RetryReason::Serializable,
-            }
-            .into())
+    let fail = || -> EvalError {
+        ErrorDetail::TransactionRetry {
+            reason: RetryReason::Serializable,
         }
-        Err(e) => Err(mvcc_err(e)),
+        .into()
+    };
+    let lower = mvcc::key::mvcc_key_lower_bound(&span.key);
+    let upper = mvcc::key::mvcc_key_lower_bound(&end);
+    let mut user_key = Vec::new();
+    for item in b.scan(Space::Mvcc, &lower, &upper, false) {
+        let (k, _) = item.map_err(|e| mvcc_err(e.into()))?;
+        let ts = mvcc::key::decode_mvcc_key_into(&k, &mut user_key).map_err(mvcc_err)?;
+        if ts > from && ts <= to {
+            return Err(fail());
+        }
     }
+    for intent in mvcc::scan_intents(b, &span.key, &end, 0).map_err(mvcc_err)? {
+        if intent.txn.id != txn.id && intent.txn.write_timestamp <= to {
+            return Err(fail());
+        }
+    }
+    Ok(())
 }

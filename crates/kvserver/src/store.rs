@@ -152,7 +152,10 @@ fn validate(ba: &BatchRequest) -> Result<(), KvError> {
         res.map_err(|e| e.with_index(i))?;
     }
     if let Some(txn) = &ba.header.txn {
-        check_key(&txn.meta.key)?;
+        // Read-only transactions have no anchor key yet.
+        if !txn.meta.key.is_empty() {
+            check_key(&txn.meta.key)?;
+        }
         if txn.meta.write_timestamp < txn.read_timestamp {
             return Err(KvError::invalid("transaction writes below its read timestamp"));
         }

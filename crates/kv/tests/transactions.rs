@@ -1,0 +1,310 @@
+//! Transactions against a real single-node store: visibility, isolation
+//! anomalies that SERIALIZABLE must prevent, deadlocks and abandoned
+//! transactions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, ManualClock, SystemClock};
+use tardigrade_kv::{Db, Txn};
+use tardigrade_kvpb::KvError;
+use tardigrade_kvserver::{Store, StoreConfig};
+use tardigrade_storage::{Engine, StoreSpec};
+
+fn db_with_clock(clock: Arc<Hlc>) -> Db {
+    let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
+    let store = Store::open(engine, clock.clone(), StoreConfig::default()).expect("open store");
+    Db::new(store, clock)
+}
+
+fn db() -> Db {
+    db_with_clock(Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET)))
+}
+
+fn int(v: Option<Vec<u8>>) -> i64 {
+    v.map(|b| String::from_utf8_lossy(&b).parse().expect("int value"))
+        .unwrap_or(0)
+}
+
+fn bytes(i: i64) -> Vec<u8> {
+    i.to_string().into_bytes()
+}
+
+/// Runs the body in fresh transactions until one commits; evaluates to the
+/// number of attempts.
+macro_rules! retry {
+    ($db:expr, |$t:ident| $body:block) => {{
+        let mut attempts = 0usize;
+        loop {
+            attempts += 1;
+            assert!(attempts <= 200, "no commit after 200 attempts");
+            let mut $t: Txn = $db.txn("retry");
+            let res: Result<(), KvError> = async { $body }.await;
+            let res = match res {
+                Ok(()) => $t.commit().await,
+                Err(e) => {
+                    let _ = $t.rollback().await;
+                    Err(e)
+                }
+            };
+            match res {
+                Ok(()) => break attempts,
+                Err(e) if e.detail.is_retryable() => continue,
+                Err(e) => panic!("non-retryable error: {e}"),
+            }
+        }
+    }};
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_writes_are_visible_and_rolled_back_ones_are_not() {
+    let db = db();
+    let mut t = db.txn("a");
+    t.put(b"a", b"1").await.expect("put");
+    t.put(b"b", b"2").await.expect("put");
+    assert_eq!(t.get(b"a").await.expect("own write"), Some(b"1".to_vec()));
+    t.commit().await.expect("commit");
+    assert_eq!(db.get(b"a").await.expect("get"), Some(b"1".to_vec()));
+
+    let mut t = db.txn("b");
+    t.put(b"a", b"changed").await.expect("put");
+    t.del(b"b").await.expect("del");
+    t.rollback().await.expect("rollback");
+    assert_eq!(db.get(b"a").await.expect("get"), Some(b"1".to_vec()));
+    assert_eq!(db.get(b"b").await.expect("get"), Some(b"2".to_vec()));
+    let rows = db.scan(b"a", b"c", 0).await.expect("scan");
+    assert_eq!(rows.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_waits_for_a_writer_and_sees_its_commit() {
+    let db = db();
+    db.put(b"k", b"old").await.expect("put");
+    let mut w = db.txn("writer");
+    w.put(b"k", b"new").await.expect("put");
+    let reader_db = db.clone();
+    let reader = tokio::spawn(async move {
+        let mut r = reader_db.txn("reader");
+        // Started after the writer: it cannot read below its intent.
+        let v = r.get(b"k").await;
+        let _ = r.commit().await;
+        v
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!reader.is_finished(), "the reader must wait for the writer");
+    w.commit().await.expect("commit");
+    let v = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("reader finishes")
+        .expect("join")
+        .expect("read");
+    assert_eq!(v, Some(b"new".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_updates_are_prevented() {
+    let db = db();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                retry!(db, |t| {
+                    let v = int(t.get(b"counter").await?);
+                    t.put(b"counter", &bytes(v + 1)).await
+                });
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join");
+    }
+    assert_eq!(int(db.get(b"counter").await.expect("get")), 80);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_skew_is_prevented() {
+    // Invariant: x + y >= 1. Each transaction checks it, then zeroes one key.
+    let db = db();
+    db.put(b"x", b"1").await.expect("put");
+    db.put(b"y", b"1").await.expect("put");
+    let mut t1 = db.txn("t1");
+    let mut t2 = db.txn("t2");
+    let s1 = int(t1.get(b"x").await.expect("get")) + int(t1.get(b"y").await.expect("get"));
+    let s2 = int(t2.get(b"x").await.expect("get")) + int(t2.get(b"y").await.expect("get"));
+    assert_eq!((s1, s2), (2, 2));
+    let w1 = t1.put(b"x", b"0").await;
+    let w2 = t2.put(b"y", b"0").await;
+    let c1 = match w1 {
+        Ok(()) => t1.commit().await,
+        Err(e) => Err(e),
+    };
+    let c2 = match w2 {
+        Ok(()) => t2.commit().await,
+        Err(e) => Err(e),
+    };
+    assert!(
+        !(c1.is_ok() && c2.is_ok()),
+        "both committed: write skew (x={:?}, y={:?})",
+        db.get(b"x").await,
+        db.get(b"y").await
+    );
+    for e in [c1.err(), c2.err()].into_iter().flatten() {
+        assert!(e.detail.is_retryable(), "{e}");
+    }
+    let sum = int(db.get(b"x").await.expect("get")) + int(db.get(b"y").await.expect("get"));
+    assert!(sum >= 1, "invariant broken: sum {sum}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_skew_is_prevented() {
+    // x + y == 100 always. A reader must never see half of a transfer.
+    let db = db();
+    db.put(b"x", b"50").await.expect("put");
+    db.put(b"y", b"50").await.expect("put");
+    let mut reader = db.txn("reader");
+    let x = int(reader.get(b"x").await.expect("get"));
+    retry!(db, |t| {
+        t.put(b"x", b"10").await?;
+        t.put(b"y", b"90").await
+    });
+    // The transfer committed after the reader started but within its
+    // uncertainty window: the reader must either see the old y or restart;
+    // it must never combine the old x with the new y.
+    match reader.get(b"y").await {
+        Ok(y) => {
+            let y = int(y);
+            assert_eq!(x + y, 100, "read skew: x={x} y={y}");
+            reader.commit().await.expect("read-only commit");
+        }
+        Err(e) => assert!(e.detail.is_retryable(), "{e}"),
+    }
+    let mut fresh = db.txn("fresh");
+    let x = int(fresh.get(b"x").await.expect("get"));
+    let y = int(fresh.get(b"y").await.expect("get"));
+    assert_eq!((x, y), (10, 90));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g2_anti_dependency_cycles_are_prevented() {
+    // Each transaction inserts into the set only if the set is empty
+    // (a predicate read); both must not succeed.
+    let db = db();
+    let mut t1 = db.txn("t1");
+    let mut t2 = db.txn("t2");
+    assert!(t1.scan(b"set/", b"set0", 0).await.expect("scan").is_empty());
+    assert!(t2.scan(b"set/", b"set0", 0).await.expect("scan").is_empty());
+    let c1 = match t1.put(b"set/a", b"1").await {
+        Ok(()) => t1.commit().await,
+        Err(e) => Err(e),
+    };
+    let c2 = match t2.put(b"set/b", b"1").await {
+        Ok(()) => t2.commit().await,
+        Err(e) => Err(e),
+    };
+    assert!(!(c1.is_ok() && c2.is_ok()), "G2: both predicate writers committed");
+    assert_eq!(db.scan(b"set/", b"set0", 0).await.expect("scan").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlocks_are_broken_within_a_second() {
+    let db = db();
+    let mut t1 = db.txn("t1");
+    let mut t2 = db.txn("t2");
+    t1.put(b"a", b"t1").await.expect("put");
+    t2.put(b"b", b"t2").await.expect("put");
+    let start = std::time::Instant::now();
+    let h1 = tokio::spawn(async move {
+        let r = t1.put(b"b", b"t1").await;
+        match r {
+            Ok(()) => t1.commit().await,
+            Err(e) => Err(e),
+        }
+    });
+    let h2 = tokio::spawn(async move {
+        let r = t2.put(b"a", b"t2").await;
+        match r {
+            Ok(()) => t2.commit().await,
+            Err(e) => Err(e),
+        }
+    });
+    let (r1, r2) = tokio::time::timeout(Duration::from_secs(5), async {
+        (h1.await.expect("join"), h2.await.expect("join"))
+    })
+    .await
+    .expect("deadlock must be broken, not hang");
+    assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+    assert!(r1.is_ok() != r2.is_ok(), "exactly one must abort: {r1:?} {r2:?}");
+    let winner = if r1.is_ok() { b"t1" } else { b"t2" };
+    assert_eq!(db.get(b"a").await.expect("get"), Some(winner.to_vec()));
+    assert_eq!(db.get(b"b").await.expect("get"), Some(winner.to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_transaction_is_aborted_once_its_record_expires() {
+    let manual = ManualClock::new(1_000_000_000_000);
+    let clock = Arc::new(Hlc::new(manual.clone(), DEFAULT_MAX_OFFSET));
+    let db = db_with_clock(clock);
+    let mut t = db.txn("abandoned");
+    t.put(b"k", b"zombie").await.expect("put");
+    // The coordinator vanishes without rolling back (no drop handler runs).
+    std::mem::forget(t);
+    let reader_db = db.clone();
+    let reader = tokio::spawn(async move { reader_db.put(b"k", b"alive").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!reader.is_finished(), "a live-looking intent blocks the writer");
+    manual.advance(Duration::from_secs(6));
+    tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the expired transaction is pushed aside")
+        .expect("join")
+        .expect("put");
+    assert_eq!(db.get(b"k").await.expect("get"), Some(b"alive".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bank_transfers_keep_the_total_with_32_clients() {
+    const ACCOUNTS: i64 = 10;
+    let db = db();
+    for i in 0..ACCOUNTS {
+        db.put(format!("acct/{i:03}").as_bytes(), b"100").await.expect("init");
+    }
+    let mut tasks = Vec::new();
+    for c in 0..32i64 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..5i64 {
+                let from = (c + n) % ACCOUNTS;
+                let to = (c * 7 + n * 3 + 1) % ACCOUNTS;
+                if from == to {
+                    continue;
+                }
+                retry!(db, |t| {
+                    let fk = format!("acct/{from:03}");
+                    let tk = format!("acct/{to:03}");
+                    let a = int(t.get(fk.as_bytes()).await?);
+                    let b = int(t.get(tk.as_bytes()).await?);
+                    let amount = (c % 7) + 1;
+                    if a < amount {
+                        return Ok(());
+                    }
+                    t.put(fk.as_bytes(), &bytes(a - amount)).await?;
+                    t.put(tk.as_bytes(), &bytes(b + amount)).await
+                });
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("bank clients finish")
+            .expect("join");
+    }
+    let rows = db.scan(b"acct/", b"acct0", 0).await.expect("scan");
+    let total: i64 = rows
+        .iter()
+        .map(|kv| int(Some(kv.value.bytes.clone())))
+        .sum();
+    assert_eq!(rows.len() as i64, ACCOUNTS);
+    assert_eq!(total, ACCOUNTS * 100);
+}
