@@ -88,7 +88,12 @@ impl Db {
 
     /// Up to `max_rows` (0: all) rows of `[start, end)`, each page read at
     /// its own timestamp (use a transaction for a consistent scan).
-    pub async fn scan(&self, start: &[u8], end: &[u8], max_rows: i64) -> Result<Vec<KeyValue>, KvError> {
+    pub async fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        max_rows: i64,
+    ) -> Result<Vec<KeyValue>, KvError> {
         let mut out = Vec::new();
         let mut span = Span::new(start.to_vec(), end.to_vec());
         loop {
@@ -102,7 +107,8 @@ impl Db {
             };
             let resp = self.sender.send(ba).await?;
             let _ = self.clock.update(resp.now);
-            let Some(Response::Scan { rows, resume_span }) = resp.responses.into_iter().next() else {
+            let Some(Response::Scan { rows, resume_span }) = resp.responses.into_iter().next()
+            else {
                 return Err(KvError::internal("Scan: wrong response"));
             };
             out.extend(rows);

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use tardigrade_hlc::{Hlc, Timestamp};
 use tardigrade_kvpb::{
-    BatchRequest, ErrorDetail, Header, KeyValue, KvError, Request, Response,
-    RetryReason, Sender, Span, Transaction, TransactionStatus, TxnId, TxnMeta,
+    BatchRequest, ErrorDetail, Header, KeyValue, KvError, Request, Response, RetryReason, Sender,
+    Span, Transaction, TransactionStatus, TxnId, TxnMeta,
 };
 
 /// How often the coordinator heartbeats the transaction record.
@@ -113,7 +113,12 @@ impl Txn {
 
     /// Up to `max_rows` (0: all) rows of `[start, end)`, all at the
     /// transaction's read timestamp.
-    pub async fn scan(&mut self, start: &[u8], end: &[u8], max_rows: i64) -> Result<Vec<KeyValue>, KvError> {
+    pub async fn scan(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        max_rows: i64,
+    ) -> Result<Vec<KeyValue>, KvError> {
         let mut out = Vec::new();
         let mut span = Span::new(start.to_vec(), end.to_vec());
         loop {
@@ -137,7 +142,11 @@ impl Txn {
         self.send_with_limit(requests, 0).await
     }
 
-    async fn send_with_limit(&mut self, requests: Vec<Request>, max_keys: i64) -> Result<Vec<Response>, KvError> {
+    async fn send_with_limit(
+        &mut self,
+        requests: Vec<Request>,
+        max_keys: i64,
+    ) -> Result<Vec<Response>, KvError> {
         if self.done {
             return Err(KvError::new(ErrorDetail::TransactionStatus {
                 msg: "transaction already finished".into(),
@@ -255,7 +264,10 @@ impl Txn {
 
     /// Folds the server's view of the transaction into ours.
     fn absorb(&mut self, t: &Transaction) {
-        self.proto.meta.write_timestamp.forward(t.meta.write_timestamp);
+        self.proto
+            .meta
+            .write_timestamp
+            .forward(t.meta.write_timestamp);
         if t.status == TransactionStatus::Aborted {
             self.proto.status = TransactionStatus::Aborted;
         }
@@ -285,7 +297,12 @@ impl Txn {
                     self.refresh_spans.push(span);
                 }
             }
-            if matches!(req, Request::ConditionalPut { .. } | Request::Increment { .. } | Request::DeleteRange { .. }) {
+            if matches!(
+                req,
+                Request::ConditionalPut { .. }
+                    | Request::Increment { .. }
+                    | Request::DeleteRange { .. }
+            ) {
                 self.refresh_spans.push(req.span(&header));
             }
         }
@@ -388,7 +405,9 @@ impl Txn {
             loop {
                 tick.tick().await;
                 let now = clock.now();
-                txn.meta.write_timestamp.forward(now.min(txn.meta.write_timestamp));
+                txn.meta
+                    .write_timestamp
+                    .forward(now.min(txn.meta.write_timestamp));
                 let ba = BatchRequest {
                     header: Header {
                         txn: Some(txn.clone()),
@@ -398,10 +417,7 @@ impl Txn {
                 };
                 match sender.send(ba).await {
                     Ok(resp) => {
-                        if resp
-                            .txn
-                            .is_some_and(|t| t.status.is_finalized())
-                        {
+                        if resp.txn.is_some_and(|t| t.status.is_finalized()) {
                             return;
                         }
                     }

@@ -18,7 +18,10 @@ fn db_with_clock(clock: Arc<Hlc>) -> Db {
 }
 
 fn db() -> Db {
-    db_with_clock(Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET)))
+    db_with_clock(Arc::new(Hlc::new(
+        Arc::new(SystemClock),
+        DEFAULT_MAX_OFFSET,
+    )))
 }
 
 fn int(v: Option<Vec<u8>>) -> i64 {
@@ -202,7 +205,10 @@ async fn g2_anti_dependency_cycles_are_prevented() {
         Ok(()) => t2.commit().await,
         Err(e) => Err(e),
     };
-    assert!(!(c1.is_ok() && c2.is_ok()), "G2: both predicate writers committed");
+    assert!(
+        !(c1.is_ok() && c2.is_ok()),
+        "G2: both predicate writers committed"
+    );
     assert_eq!(db.scan(b"set/", b"set0", 0).await.expect("scan").len(), 1);
 }
 
@@ -233,8 +239,15 @@ async fn deadlocks_are_broken_within_a_second() {
     })
     .await
     .expect("deadlock must be broken, not hang");
-    assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
-    assert!(r1.is_ok() != r2.is_ok(), "exactly one must abort: {r1:?} {r2:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        r1.is_ok() != r2.is_ok(),
+        "exactly one must abort: {r1:?} {r2:?}"
+    );
     let winner = if r1.is_ok() { b"t1" } else { b"t2" };
     assert_eq!(db.get(b"a").await.expect("get"), Some(winner.to_vec()));
     assert_eq!(db.get(b"b").await.expect("get"), Some(winner.to_vec()));
@@ -252,7 +265,10 @@ async fn an_abandoned_transaction_is_aborted_once_its_record_expires() {
     let reader_db = db.clone();
     let reader = tokio::spawn(async move { reader_db.put(b"k", b"alive").await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!reader.is_finished(), "a live-looking intent blocks the writer");
+    assert!(
+        !reader.is_finished(),
+        "a live-looking intent blocks the writer"
+    );
     manual.advance(Duration::from_secs(6));
     tokio::time::timeout(Duration::from_secs(5), reader)
         .await
@@ -267,7 +283,9 @@ async fn bank_transfers_keep_the_total_with_32_clients() {
     const ACCOUNTS: i64 = 10;
     let db = db();
     for i in 0..ACCOUNTS {
-        db.put(format!("acct/{i:03}").as_bytes(), b"100").await.expect("init");
+        db.put(format!("acct/{i:03}").as_bytes(), b"100")
+            .await
+            .expect("init");
     }
     let mut tasks = Vec::new();
     for c in 0..32i64 {

@@ -44,19 +44,19 @@ pub enum EvalError {
     /// Intents of other transactions are in the way.
     Intents(Vec<IntentInfo>),
     /// A push that the pusher cannot win now; it may wait and try again.
-    PushFailed(Box<Transaction>),
-    Kv(KvError),
+    PushFailed,
+    Kv(Box<KvError>),
 }
 
 impl From<KvError> for EvalError {
     fn from(e: KvError) -> Self {
-        EvalError::Kv(e)
+        EvalError::Kv(Box::new(e))
     }
 }
 
 impl From<ErrorDetail> for EvalError {
     fn from(e: ErrorDetail) -> Self {
-        EvalError::Kv(KvError::new(e))
+        EvalError::Kv(Box::new(KvError::new(e)))
     }
 }
 
@@ -129,7 +129,11 @@ fn write_record(b: &mut Batch, txn: &Transaction) {
 }
 
 /// Evaluates `ba` (whose header timestamp is set) into `b`.
-pub fn evaluate(ctx: &EvalContext<'_>, b: &mut Batch, ba: &BatchRequest) -> Result<EvalResult, EvalError> {
+pub fn evaluate(
+    ctx: &EvalContext<'_>,
+    b: &mut Batch,
+    ba: &BatchRequest,
+) -> Result<EvalResult, EvalError> {
     let mut res = EvalResult {
         txn: ba.header.txn.clone(),
         ..Default::default()
@@ -145,7 +149,7 @@ pub fn evaluate(ctx: &EvalContext<'_>, b: &mut Batch, ba: &BatchRequest) -> Resu
 
     for (i, req) in ba.requests.iter().enumerate() {
         let with_index = |e: EvalError| match e {
-            EvalError::Kv(k) => EvalError::Kv(k.with_index(i)),
+            EvalError::Kv(k) => EvalError::Kv(Box::new(k.with_index(i))),
             other => other,
         };
         if req.is_write() {
@@ -178,7 +182,8 @@ pub fn evaluate(ctx: &EvalContext<'_>, b: &mut Batch, ba: &BatchRequest) -> Resu
         let resp = match req {
             Request::Get { key } => {
                 let g = mvcc::mvcc_get(b, key, read_ts, &read_opts).map_err(mvcc_err)?;
-                res.reads.push((Span::point(key.clone()), read_ts, reader_id));
+                res.reads
+                    .push((Span::point(key.clone()), read_ts, reader_id));
                 Response::Get {
                     value: g.value.and_then(|v| {
                         v.bytes.map(|bytes| Value {
@@ -279,7 +284,8 @@ pub fn evaluate(ctx: &EvalContext<'_>, b: &mut Batch, ba: &BatchRequest) -> Resu
                 )
                 .map_err(mvcc_err)
                 .map_err(with_index)?;
-                res.reads.push((Span::point(key.clone()), write_ts, reader_id));
+                res.reads
+                    .push((Span::point(key.clone()), write_ts, reader_id));
                 pushed_to = Some(ts);
                 written.push(key.clone());
                 Response::ConditionalPut
@@ -294,7 +300,8 @@ pub fn evaluate(ctx: &EvalContext<'_>, b: &mut Batch, ba: &BatchRequest) -> Resu
                             e => mvcc_err(e),
                         })
                         .map_err(with_index)?;
-                res.reads.push((Span::point(key.clone()), write_ts, reader_id));
+                res.reads
+                    .push((Span::point(key.clone()), write_ts, reader_id));
                 pushed_to = Some(ts);
                 written.push(key.clone());
                 Response::Increment { new_value }
@@ -327,8 +334,17 @@ pub fn evaluate(ctx: &EvalContext<'_>, b: &mut Batch, ba: &BatchRequest) -> Resu
                     .txn
                     .as_mut()
                     .ok_or_else(|| KvError::invalid("EndTxn outside a transaction"))?;
-                eval_end_txn(ctx, b, txn, *commit, lock_spans, *deadline, one_phase, &mut res.stats)
-                    .map_err(with_index)?;
+                eval_end_txn(
+                    ctx,
+                    b,
+                    txn,
+                    *commit,
+                    lock_spans,
+                    *deadline,
+                    one_phase,
+                    &mut res.stats,
+                )
+                .map_err(with_index)?;
                 res.updated_records.push(txn.id());
                 res.finished_txns.push(txn.id());
                 Response::EndTxn
@@ -383,8 +399,15 @@ pub fn evaluate(ctx: &EvalContext<'_>, b: &mut Batch, ba: &BatchRequest) -> Resu
                 status,
                 ignored_seqs,
             } => {
-                mvcc::mvcc_resolve_intent(b, &mut res.stats, key, txn, status_of(*status), ignored_seqs)
-                    .map_err(mvcc_err)?;
+                mvcc::mvcc_resolve_intent(
+                    b,
+                    &mut res.stats,
+                    key,
+                    txn,
+                    status_of(*status),
+                    ignored_seqs,
+                )
+                .map_err(mvcc_err)?;
                 res.resolved_keys.push(key.clone());
                 Response::ResolveIntent
             }
@@ -482,7 +505,10 @@ fn is_one_phase_commit(ba: &BatchRequest, r: &dyn Reader) -> Result<bool, EvalEr
             | Request::Increment { key, .. } => {
                 written.insert(key.as_slice());
             }
-            Request::EndTxn { .. } | Request::Get { .. } | Request::Scan { .. } | Request::ReverseScan { .. } => {}
+            Request::EndTxn { .. }
+            | Request::Get { .. }
+            | Request::Scan { .. }
+            | Request::ReverseScan { .. } => {}
             _ => return Ok(false),
         }
     }
@@ -569,7 +595,10 @@ fn eval_end_txn(
         let inside = span.key.as_slice() >= ctx.start_key
             && (ctx.end_key.is_empty() || span.exclusive_end().as_slice() <= ctx.end_key);
         if !inside {
-            return Err(KvError::internal("lock span outside the range (multi-range transactions arrive with issue 3)").into());
+            return Err(KvError::internal(
+                "lock span outside the range (multi-range transactions arrive with issue 3)",
+            )
+            .into());
         }
         if span.is_point() {
             mvcc::mvcc_resolve_intent(b, stats, &span.key, &txn.meta, status, &txn.ignored_seqs)
@@ -641,7 +670,7 @@ fn eval_push(
         None => false,
     };
     if !(expired || pusher_wins || ctx.force_push) {
-        return Err(EvalError::PushFailed(Box::new(rec)));
+        return Err(EvalError::PushFailed);
     }
     match push_type {
         PushType::Touch => return Ok(rec),
@@ -660,7 +689,13 @@ fn eval_push(
 /// committed version in that window, and no other transaction's intent at or
 /// below `to`. The refreshing transaction's own intents do not count, and
 /// (unlike a read) they do not hide the committed versions beneath them.
-fn eval_refresh(b: &Batch, span: &Span, from: Timestamp, to: Timestamp, txn: &TxnMeta) -> Result<(), EvalError> {
+fn eval_refresh(
+    b: &Batch,
+    span: &Span,
+    from: Timestamp,
+    to: Timestamp,
+    txn: &TxnMeta,
+) -> Result<(), EvalError> {
     if to <= from {
         return Ok(());
     }

@@ -100,15 +100,6 @@ impl LatchManager {
         }
         guard
     }
-
-    /// Number of latches held or waited for (metrics, tests).
-    pub fn len(&self) -> usize {
-        self.inner.lock().held.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

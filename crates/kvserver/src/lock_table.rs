@@ -90,12 +90,9 @@ impl LockTable {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner.lock().locks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

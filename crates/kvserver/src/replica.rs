@@ -35,6 +35,7 @@ use crate::txnwait::{self, TxnWaitQueue};
 const PUSH_POLL: Duration = Duration::from_millis(50);
 
 pub struct Replica {
+    #[allow(dead_code)] // TODO(issue 3): addressing by range id.
     pub range_id: u64,
     pub start_key: Vec<u8>,
     pub end_key: Vec<u8>,
@@ -121,10 +122,11 @@ impl Replica {
                     drop(guard);
                     self.handle_conflicts(&ba, intents).await?;
                 }
-                Err(EvalError::PushFailed(_)) => {
+                Err(EvalError::PushFailed) => {
                     return Err(KvError::internal("push outside the push path"));
                 }
-                Err(EvalError::Kv(mut e)) => {
+                Err(EvalError::Kv(e)) => {
+                    let mut e = *e;
                     if e.txn.is_none() {
                         e.txn = ba.header.txn.clone();
                     }
@@ -197,14 +199,20 @@ impl Replica {
 
     fn fill_query_responses(&self, ba: &BatchRequest, res: &mut EvalResult) {
         for (req, resp) in ba.requests.iter().zip(res.responses.iter_mut()) {
-            if let (Request::QueryTxn { txn }, Response::QueryTxn { waiting_txns, .. }) = (req, resp) {
+            if let (Request::QueryTxn { txn }, Response::QueryTxn { waiting_txns, .. }) =
+                (req, resp)
+            {
                 *waiting_txns = self.txn_wait.dependents(txn.id).into_iter().collect();
             }
         }
     }
 
     /// Waits for, pushes and resolves the intents a batch ran into.
-    async fn handle_conflicts(&self, ba: &BatchRequest, intents: Vec<IntentInfo>) -> Result<(), KvError> {
+    async fn handle_conflicts(
+        &self,
+        ba: &BatchRequest,
+        intents: Vec<IntentInfo>,
+    ) -> Result<(), KvError> {
         let store = self.store()?;
         let writes = ba.has_writes();
         for intent in intents {
@@ -282,8 +290,8 @@ impl Replica {
                         responses: res.responses,
                     });
                 }
-                Err(EvalError::PushFailed(_)) => drop(guard),
-                Err(EvalError::Kv(e)) => break Err(e),
+                Err(EvalError::PushFailed) => drop(guard),
+                Err(EvalError::Kv(e)) => break Err(*e),
                 Err(EvalError::Intents(_)) => {
                     break Err(KvError::internal("push met intents"));
                 }
@@ -308,7 +316,11 @@ impl Replica {
 
     /// Returns an error if the waiting pusher was itself aborted, and whether
     /// it should break a deadlock by aborting the pushee.
-    async fn check_pusher(&self, pusher: &Transaction, pushee: &tardigrade_kvpb::TxnMeta) -> Result<bool, KvError> {
+    async fn check_pusher(
+        &self,
+        pusher: &Transaction,
+        pushee: &tardigrade_kvpb::TxnMeta,
+    ) -> Result<bool, KvError> {
         let store = self.store()?;
         let query = BatchRequest {
             header: Header {
@@ -320,7 +332,8 @@ impl Replica {
             }],
         };
         let resp = store.send_internal(query).await?;
-        let Some(Response::QueryTxn { txn, waiting_txns }) = resp.responses.into_iter().next() else {
+        let Some(Response::QueryTxn { txn, waiting_txns }) = resp.responses.into_iter().next()
+        else {
             return Err(KvError::internal("query returned nothing"));
         };
         if txn.is_some_and(|t| t.status == TransactionStatus::Aborted) {
@@ -342,9 +355,10 @@ fn latch_spans(ba: &BatchRequest) -> Vec<LatchSpan> {
     let mut add = |span: Span, access| out.push(LatchSpan { span, access });
     for req in &ba.requests {
         match req {
-            Request::Get { .. } | Request::Scan { .. } | Request::ReverseScan { .. } | Request::Refresh { .. } => {
-                add(req.span(&ba.header), Access::Read)
-            }
+            Request::Get { .. }
+            | Request::Scan { .. }
+            | Request::ReverseScan { .. }
+            | Request::Refresh { .. } => add(req.span(&ba.header), Access::Read),
             Request::EndTxn { lock_spans, .. } => {
                 if let Some(t) = &ba.header.txn {
                     add(Span::point(txnrecord::record_key(&t.meta)), Access::Write);

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use tardigrade_encoding::keys;
 use tardigrade_hlc::Hlc;
-use tardigrade_kvpb::{BatchRequest, BatchResult, ErrorDetail, KvError, Request, SendFuture, Sender};
+use tardigrade_kvpb::{
+    BatchRequest, BatchResult, ErrorDetail, KvError, Request, SendFuture, Sender,
+};
 use tardigrade_storage::{Engine, EngineError, mvcc};
 
 use crate::replica::Replica;
@@ -29,12 +31,17 @@ pub struct Store {
 impl Store {
     /// Opens the store on `engine`: one range spanning the whole key space,
     /// its statistics recomputed from the data.
-    pub fn open(engine: Engine, clock: Arc<Hlc>, config: StoreConfig) -> Result<Arc<Store>, EngineError> {
+    pub fn open(
+        engine: Engine,
+        clock: Arc<Hlc>,
+        config: StoreConfig,
+    ) -> Result<Arc<Store>, EngineError> {
         let _ = config;
-        let stats = mvcc::compute_stats(&engine, keys::MIN_KEY, keys::MAX_KEY).map_err(|e| match e {
-            mvcc::MvccError::Engine(e) => e,
-            other => EngineError::Corrupt(other.to_string()),
-        })?;
+        let stats =
+            mvcc::compute_stats(&engine, keys::MIN_KEY, keys::MAX_KEY).map_err(|e| match e {
+                mvcc::MvccError::Engine(e) => e,
+                other => EngineError::Corrupt(other.to_string()),
+            })?;
         Ok(Arc::new_cyclic(|weak| Store {
             clock: clock.clone(),
             engine: engine.clone(),
@@ -112,7 +119,10 @@ fn validate(ba: &BatchRequest) -> Result<(), KvError> {
             )));
         }
         if k >= keys::MAX_KEY {
-            return Err(KvError::invalid(format!("key {} is at or above /Max", tardigrade_encoding::pretty_key(k))));
+            return Err(KvError::invalid(format!(
+                "key {} is at or above /Max",
+                tardigrade_encoding::pretty_key(k)
+            )));
         }
         Ok(())
     };
@@ -120,8 +130,13 @@ fn validate(ba: &BatchRequest) -> Result<(), KvError> {
         let span = req.span(&ba.header);
         let res = (|| {
             match req {
-                Request::EndTxn { .. } | Request::HeartbeatTxn { .. } if ba.header.txn.is_none() => {
-                    return Err(KvError::invalid(format!("{} requires a transaction", req.method())));
+                Request::EndTxn { .. } | Request::HeartbeatTxn { .. }
+                    if ba.header.txn.is_none() =>
+                {
+                    return Err(KvError::invalid(format!(
+                        "{} requires a transaction",
+                        req.method()
+                    )));
                 }
                 Request::Refresh { .. } if ba.header.txn.is_none() => {
                     return Err(KvError::invalid("Refresh requires a transaction"));
@@ -157,7 +172,9 @@ fn validate(ba: &BatchRequest) -> Result<(), KvError> {
             check_key(&txn.meta.key)?;
         }
         if txn.meta.write_timestamp < txn.read_timestamp {
-            return Err(KvError::invalid("transaction writes below its read timestamp"));
+            return Err(KvError::invalid(
+                "transaction writes below its read timestamp",
+            ));
         }
     }
     Ok(())

@@ -155,7 +155,10 @@ mod tests {
             status: TransactionStatus::Committed,
             read_timestamp: Timestamp::new(95, 1),
             last_heartbeat: Timestamp::new(99, 0),
-            lock_spans: vec![Span::point(b"a".to_vec()), Span::new(b"b".to_vec(), b"c".to_vec())],
+            lock_spans: vec![
+                Span::point(b"a".to_vec()),
+                Span::new(b"b".to_vec(), b"c".to_vec()),
+            ],
             ..Default::default()
         };
         let enc = encode(&txn);

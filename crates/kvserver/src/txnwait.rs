@@ -61,7 +61,10 @@ impl TxnWaitQueue {
                 entry.pushers.remove(&p);
             }
             if entry.pushers.is_empty()
-                && entry.updated.as_ref().is_none_or(|tx| tx.receiver_count() <= 1)
+                && entry
+                    .updated
+                    .as_ref()
+                    .is_none_or(|tx| tx.receiver_count() <= 1)
             {
                 inner.remove(&pushee);
             }
