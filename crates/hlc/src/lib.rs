@@ -32,7 +32,10 @@ pub struct Timestamp {
 
 impl Timestamp {
     /// The zero timestamp: "no timestamp" / unversioned.
-    pub const ZERO: Timestamp = Timestamp { wall: 0, logical: 0 };
+    pub const ZERO: Timestamp = Timestamp {
+        wall: 0,
+        logical: 0,
+    };
     /// The largest timestamp.
     pub const MAX: Timestamp = Timestamp {
         wall: i64::MAX,

@@ -77,7 +77,10 @@ pub enum TransactionStatus {
 
 impl TransactionStatus {
     pub fn is_finalized(self) -> bool {
-        matches!(self, TransactionStatus::Committed | TransactionStatus::Aborted)
+        matches!(
+            self,
+            TransactionStatus::Committed | TransactionStatus::Aborted
+        )
     }
 }
 
@@ -240,9 +243,13 @@ impl Request {
             | Request::ReverseScan { span }
             | Request::ResolveIntentRange { span, .. }
             | Request::Refresh { span, .. } => span.clone(),
-            Request::EndTxn { .. } | Request::HeartbeatTxn { .. } => {
-                Span::point(header.txn.as_ref().map(|t| t.meta.key.clone()).unwrap_or_default())
-            }
+            Request::EndTxn { .. } | Request::HeartbeatTxn { .. } => Span::point(
+                header
+                    .txn
+                    .as_ref()
+                    .map(|t| t.meta.key.clone())
+                    .unwrap_or_default(),
+            ),
             Request::PushTxn { pushee, .. } | Request::QueryTxn { txn: pushee } => {
                 Span::point(pushee.key.clone())
             }

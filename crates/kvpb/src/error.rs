@@ -67,10 +67,20 @@ pub enum ErrorDetail {
     TransactionRetry { reason: RetryReason },
     #[error("TransactionAbortedError({})", reason.name())]
     TransactionAborted { reason: AbortReason },
-    #[error("ReadWithinUncertaintyIntervalError: read at time {read} encountered previous write with future timestamp {existing}")]
-    ReadWithinUncertainty { read: Timestamp, existing: Timestamp },
-    #[error("WriteTooOldError: write at timestamp {timestamp} too old; must write at or above {actual}")]
-    WriteTooOld { timestamp: Timestamp, actual: Timestamp },
+    #[error(
+        "ReadWithinUncertaintyIntervalError: read at time {read} encountered previous write with future timestamp {existing}"
+    )]
+    ReadWithinUncertainty {
+        read: Timestamp,
+        existing: Timestamp,
+    },
+    #[error(
+        "WriteTooOldError: write at timestamp {timestamp} too old; must write at or above {actual}"
+    )]
+    WriteTooOld {
+        timestamp: Timestamp,
+        actual: Timestamp,
+    },
     #[error("unexpected value: {actual:?}")]
     ConditionFailed { actual: Option<Value> },
     #[error("failed to push transaction {}", pushee.meta.id)]
@@ -80,7 +90,10 @@ pub enum ErrorDetail {
     #[error("key range {span:?} is outside the bounds of range {range_id}")]
     RangeKeyMismatch { span: Span, range_id: u64 },
     #[error("not leaseholder for range {range_id}")]
-    NotLeaseholder { range_id: u64, leaseholder_node: u64 },
+    NotLeaseholder {
+        range_id: u64,
+        leaseholder_node: u64,
+    },
     #[error("invalid request: {0}")]
     InvalidArgument(String),
     #[error("unavailable: {0}")]

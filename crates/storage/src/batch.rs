@@ -222,7 +222,10 @@ mod tests {
         rev.reverse();
         assert_eq!(rev, want);
         assert_eq!(b.get(Space::Mvcc, b"f").expect("get"), None);
-        assert_eq!(b.get(Space::Mvcc, b"d").expect("get").as_deref(), Some(&b"new"[..]));
+        assert_eq!(
+            b.get(Space::Mvcc, b"d").expect("get").as_deref(),
+            Some(&b"new"[..])
+        );
         // Nothing reached the engine yet.
         assert_eq!(eng.get(Space::Mvcc, b"c").expect("get"), None);
     }

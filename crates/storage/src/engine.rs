@@ -87,7 +87,11 @@ impl std::str::FromStr for StoreSpec {
                 Some(("type", "mem")) => mem = true,
                 Some(("path", p)) if !p.is_empty() => path = Some(PathBuf::from(p)),
                 Some(("size", _)) => {}
-                _ => return Err(format!("unknown --store field {part:?} (expected path=DIR or type=mem)")),
+                _ => {
+                    return Err(format!(
+                        "unknown --store field {part:?} (expected path=DIR or type=mem)"
+                    ));
+                }
             }
         }
         match (mem, path) {
@@ -229,10 +233,9 @@ impl Reader for Engine {
         upper: &[u8],
         reverse: bool,
     ) -> Box<dyn Iterator<Item = Result<(Slice, Slice)>> + 'a> {
-        let iter = self.space(space).range::<&[u8], _>((
-            Bound::Included(lower),
-            Bound::Excluded(upper),
-        ));
+        let iter = self
+            .space(space)
+            .range::<&[u8], _>((Bound::Included(lower), Bound::Excluded(upper)));
         guard_iter(iter, reverse)
     }
 }
@@ -306,7 +309,9 @@ impl GroupSync {
         let needed = st.started + 1;
         loop {
             if let Some(msg) = &st.failed {
-                return Err(EngineError::Corrupt(format!("an earlier fsync failed: {msg}")));
+                return Err(EngineError::Corrupt(format!(
+                    "an earlier fsync failed: {msg}"
+                )));
             }
             if st.synced >= needed {
                 return Ok(());
@@ -431,7 +436,10 @@ mod tests {
             "path=/x".parse::<StoreSpec>(),
             Ok(StoreSpec::Dir(PathBuf::from("/x")))
         );
-        assert_eq!("/y".parse::<StoreSpec>(), Ok(StoreSpec::Dir(PathBuf::from("/y"))));
+        assert_eq!(
+            "/y".parse::<StoreSpec>(),
+            Ok(StoreSpec::Dir(PathBuf::from("/y")))
+        );
         assert!("type=disk".parse::<StoreSpec>().is_err());
         assert!("".parse::<StoreSpec>().is_err());
     }
@@ -448,8 +456,14 @@ mod tests {
             eng.commit(b.writes(), true).expect("commit");
         }
         let eng = Engine::open(&spec).expect("reopen");
-        assert_eq!(eng.get(Space::Raw, b"a").expect("get").as_deref(), Some(&b"1"[..]));
-        assert_eq!(eng.get(Space::Mvcc, b"b").expect("get").as_deref(), Some(&b"2"[..]));
+        assert_eq!(
+            eng.get(Space::Raw, b"a").expect("get").as_deref(),
+            Some(&b"1"[..])
+        );
+        assert_eq!(
+            eng.get(Space::Mvcc, b"b").expect("get").as_deref(),
+            Some(&b"2"[..])
+        );
         assert_eq!(eng.get(Space::Lock, b"a").expect("get"), None);
     }
 }
