@@ -81,6 +81,7 @@ pub fn mvcc_err(e: MvccError) -> EvalError {
             }),
         }
         .into(),
+        MvccError::IntegerOverflow { .. } => ErrorDetail::IntegerOverflow.into(),
         MvccError::NotAnInteger { .. } => {
             ErrorDetail::InvalidArgument("key does not hold an integer".into()).into()
         }

@@ -233,6 +233,9 @@ impl Reader for Engine {
         upper: &[u8],
         reverse: bool,
     ) -> Box<dyn Iterator<Item = Result<(Slice, Slice)>> + 'a> {
+        if lower >= upper {
+            return Box::new(std::iter::empty());
+        }
         let iter = self
             .space(space)
             .range::<&[u8], _>((Bound::Included(lower), Bound::Excluded(upper)));
