@@ -38,6 +38,8 @@ pub struct EvalResult {
     pub finished_txns: Vec<TxnId>,
     /// Transaction records that changed: their pushers wake.
     pub updated_records: Vec<TxnId>,
+    /// The highest timestamp a value was written at.
+    pub max_write_ts: Timestamp,
 }
 
 pub enum EvalError {
@@ -455,6 +457,9 @@ pub fn evaluate(
         };
         // A write that met a newer committed value went in above it: the
         // transaction (or the non-transactional batch) now writes higher.
+        if let Some(ts) = pushed_to {
+            res.max_write_ts.forward(ts);
+        }
         if let (Some(ts), Some(txn)) = (pushed_to, res.txn.as_mut())
             && ts > txn.meta.write_timestamp
         {

@@ -63,6 +63,10 @@ impl Replica {
         // No read served before this replica existed can be undercut: start
         // the timestamp cache at the present plus the maximum clock offset.
         let low_water = clock.now().add_duration(clock.max_offset());
+        // And move our own clock there, so that reads this node timestamps
+        // are never below a write it had to push above the low-water mark.
+        // (Within the maximum offset by construction, so it cannot fail.)
+        let _ = clock.update(low_water);
         Replica {
             range_id,
             start_key,
@@ -111,6 +115,12 @@ impl Replica {
                 Ok(mut res) => {
                     self.apply(b, &res).await?;
                     drop(guard);
+                    // A write may have gone in above the clock (pushed by the
+                    // timestamp cache or a newer value); later reads that this
+                    // node timestamps must see it.
+                    if !res.max_write_ts.is_zero() {
+                        let _ = self.clock.update(res.max_write_ts);
+                    }
                     self.fill_query_responses(&ba, &mut res);
                     return Ok(BatchResponse {
                         now: self.clock.now(),

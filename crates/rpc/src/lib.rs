@@ -1,1 +1,24 @@
-//! TODO
+//! Node-to-node and client-to-node transport: the KV API over gRPC.
+//!
+//! - [`pb`]: the generated protobuf types and the `Internal` service
+//!   (`proto/kvpb.proto`).
+//! - [`convert`]: native ⇄ protobuf conversion; what comes off the wire is
+//!   validated and malformed requests are refused with `InvalidArgument`.
+//! - [`serve`]: the server, handing batches to any [`tardigrade_kvpb::Sender`].
+//! - [`RpcSender`]: the client, itself a `Sender`.
+//! - [`Transport`] / [`FaultInjector`]: the seam node-to-node traffic goes
+//!   through, so tests can partition, drop and delay it.
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("tardigrade.kvpb");
+}
+
+mod client;
+pub mod convert;
+mod server;
+mod transport;
+
+pub use client::{CONNECT_TIMEOUT, RpcSender};
+pub use server::{MAX_MESSAGE_SIZE, ServeError, serve};
+pub use transport::{FaultInjector, FaultyTransport, GrpcTransport, NodeId, Transport};

@@ -1,0 +1,77 @@
+//! The server side of the `Internal` service: decodes batches, hands them to
+//! a [`Sender`] (the node's store), and encodes the outcome.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tardigrade_kvpb::{BatchRequest, KvError, Sender};
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+use crate::convert::batch_result_to_pb;
+use crate::pb;
+use crate::pb::internal_server::{Internal, InternalServer};
+
+/// Why [`serve`] stopped with an error.
+pub type ServeError = tonic::transport::Error;
+
+/// The largest message either side accepts or sends.
+pub const MAX_MESSAGE_SIZE: usize = 256 << 20;
+
+struct InternalService {
+    sender: Arc<dyn Sender>,
+}
+
+#[tonic::async_trait]
+impl Internal for InternalService {
+    async fn batch(
+        &self,
+        request: Request<pb::BatchRequest>,
+    ) -> Result<Response<pb::BatchResponse>, Status> {
+        // TODO(issue 3): check the sender's node id and cluster id (carried in
+        // the request) against this node's before serving anything.
+        let ba = match BatchRequest::try_from(request.into_inner()) {
+            Ok(ba) => ba,
+            Err(e) => {
+                tracing::debug!(error = %e, "rejected malformed batch");
+                return Ok(Response::new(batch_result_to_pb(Err(e))));
+            }
+        };
+        // Evaluate on its own task: a panic while serving one batch becomes an
+        // Internal error for that batch instead of killing the connection, and
+        // a client that goes away does not cancel an evaluation half way.
+        let sender = Arc::clone(&self.sender);
+        let result = match tokio::spawn(async move { sender.send(ba).await }).await {
+            Ok(result) => result,
+            Err(join) => {
+                tracing::error!(error = %join, "batch evaluation panicked");
+                Err(KvError::internal(format!(
+                    "batch evaluation failed: {join}"
+                )))
+            }
+        };
+        Ok(Response::new(batch_result_to_pb(result)))
+    }
+}
+
+/// Serves the `Internal` service on `listener`, executing batches with
+/// `sender`, until `shutdown` completes; then stops accepting connections and
+/// returns once the in-flight requests are answered.
+///
+/// KV errors travel inside the response's `error` field, never as a gRPC
+/// status; a request that decodes but fails validation is answered with an
+/// `InvalidArgument` error. (Bytes that are not protobuf at all are refused by
+/// the gRPC layer itself, with a gRPC status.)
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    sender: Arc<dyn Sender>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let service = InternalServer::new(InternalService { sender })
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .serve_with_incoming_shutdown(service, incoming, shutdown)
+        .await
+}

@@ -1,0 +1,349 @@
+//! The transport seam: every node-to-node connection is dialed through a
+//! [`Transport`], so tests can drop, delay and partition traffic by wrapping
+//! the real one in a [`FaultInjector`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tardigrade_kvpb::{BatchRequest, ErrorDetail, KvError, SendFuture, Sender};
+
+use crate::client::RpcSender;
+
+/// A node's id in the cluster.
+pub type NodeId = u64;
+
+/// Opens connections to other nodes.
+pub trait Transport: Send + Sync {
+    /// A sender from node `from` to node `to`, which listens at `to_addr`.
+    /// Connecting may be lazy: an unreachable node shows up as
+    /// `Unavailable` from `send`.
+    fn dial(&self, from: NodeId, to: NodeId, to_addr: &str) -> Result<Arc<dyn Sender>, KvError>;
+}
+
+/// The real transport: gRPC, one shared connection per address.
+/// Must be used inside a Tokio runtime.
+#[derive(Default)]
+pub struct GrpcTransport {
+    conns: Mutex<HashMap<String, Arc<RpcSender>>>,
+}
+
+impl GrpcTransport {
+    pub fn new() -> GrpcTransport {
+        GrpcTransport::default()
+    }
+}
+
+impl Transport for GrpcTransport {
+    fn dial(&self, _from: NodeId, _to: NodeId, to_addr: &str) -> Result<Arc<dyn Sender>, KvError> {
+        let mut conns = self.conns.lock();
+        if let Some(s) = conns.get(to_addr) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(RpcSender::connect_lazy(to_addr)?);
+        conns.insert(to_addr.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+struct Faults {
+    /// Directed pairs (from, to) whose traffic is cut.
+    cut: HashSet<(NodeId, NodeId)>,
+    drop_rate: f64,
+    delay: Duration,
+    rng: StdRng,
+}
+
+/// Shared handle on the faults a test injects. Cheap to clone; every clone and
+/// every transport it wraps sees the same faults, checked on each send (so
+/// they apply to connections dialed before the fault, and healing restores
+/// them).
+#[derive(Clone)]
+pub struct FaultInjector {
+    faults: Arc<Mutex<Faults>>,
+}
+
+impl FaultInjector {
+    /// No faults; `seed` drives the random drops so a failing run replays.
+    pub fn new(seed: u64) -> FaultInjector {
+        FaultInjector {
+            faults: Arc::new(Mutex::new(Faults {
+                cut: HashSet::new(),
+                drop_rate: 0.0,
+                delay: Duration::ZERO,
+                rng: StdRng::seed_from_u64(seed),
+            })),
+        }
+    }
+
+    /// Cuts traffic between `a` and `b` in both directions.
+    pub fn partition(&self, a: NodeId, b: NodeId) {
+        let mut f = self.faults.lock();
+        f.cut.insert((a, b));
+        f.cut.insert((b, a));
+    }
+
+    /// Cuts traffic from `from` to `to` only (an asymmetric partition).
+    pub fn partition_one_way(&self, from: NodeId, to: NodeId) {
+        self.faults.lock().cut.insert((from, to));
+    }
+
+    /// Cuts `node` off from every node in `others`.
+    pub fn isolate(&self, node: NodeId, others: impl IntoIterator<Item = NodeId>) {
+        for other in others {
+            self.partition(node, other);
+        }
+    }
+
+    /// Removes all partitions, drops and delays.
+    pub fn heal(&self) {
+        let mut f = self.faults.lock();
+        f.cut.clear();
+        f.drop_rate = 0.0;
+        f.delay = Duration::ZERO;
+    }
+
+    /// Drops each send with probability `rate` (clamped to `[0, 1]`).
+    pub fn set_drop_rate(&self, rate: f64) {
+        let rate = if rate.is_nan() {
+            0.0
+        } else {
+            rate.clamp(0.0, 1.0)
+        };
+        self.faults.lock().drop_rate = rate;
+    }
+
+    /// Delays every send by `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.faults.lock().delay = delay;
+    }
+
+    pub fn is_partitioned(&self, from: NodeId, to: NodeId) -> bool {
+        self.faults.lock().cut.contains(&(from, to))
+    }
+
+    /// `inner`, with these faults applied to everything dialed through it.
+    pub fn wrap(&self, inner: Arc<dyn Transport>) -> FaultyTransport {
+        FaultyTransport {
+            inner,
+            faults: self.clone(),
+        }
+    }
+
+    /// The delay to apply to one send, or the reason to fail it.
+    fn check(&self, from: NodeId, to: NodeId) -> Result<Duration, KvError> {
+        let mut f = self.faults.lock();
+        if f.cut.contains(&(from, to)) {
+            return Err(KvError::new(ErrorDetail::Unavailable(format!(
+                "injected partition: n{from} -> n{to}"
+            ))));
+        }
+        if f.drop_rate > 0.0 {
+            let rate = f.drop_rate;
+            if f.rng.random_bool(rate) {
+                return Err(KvError::new(ErrorDetail::Unavailable(format!(
+                    "injected drop: n{from} -> n{to}"
+                ))));
+            }
+        }
+        Ok(f.delay)
+    }
+}
+
+/// A [`Transport`] with a [`FaultInjector`]'s faults applied.
+pub struct FaultyTransport {
+    inner: Arc<dyn Transport>,
+    faults: FaultInjector,
+}
+
+impl Transport for FaultyTransport {
+    fn dial(&self, from: NodeId, to: NodeId, to_addr: &str) -> Result<Arc<dyn Sender>, KvError> {
+        let inner = self.inner.dial(from, to, to_addr)?;
+        Ok(Arc::new(FaultySender {
+            inner,
+            from,
+            to,
+            faults: self.faults.clone(),
+        }))
+    }
+}
+
+struct FaultySender {
+    inner: Arc<dyn Sender>,
+    from: NodeId,
+    to: NodeId,
+    faults: FaultInjector,
+}
+
+impl Sender for FaultySender {
+    fn send(&self, ba: BatchRequest) -> SendFuture<'_> {
+        Box::pin(async move {
+            let delay = self.faults.check(self.from, self.to)?;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+                // A partition that began while the message was in flight cuts it too.
+                if self.faults.is_partitioned(self.from, self.to) {
+                    return Err(KvError::new(ErrorDetail::Unavailable(format!(
+                        "injected partition: n{} -> n{}",
+                        self.from, self.to
+                    ))));
+                }
+            }
+            self.inner.send(ba).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tardigrade_kvpb::{BatchResponse, Request, Response};
+
+    use super::*;
+
+    /// Answers every request with `Put`, and counts what it served.
+    struct Echo {
+        served: Mutex<usize>,
+    }
+
+    impl Sender for Echo {
+        fn send(&self, ba: BatchRequest) -> SendFuture<'_> {
+            Box::pin(async move {
+                *self.served.lock() += 1;
+                Ok(BatchResponse {
+                    responses: ba.requests.iter().map(|_| Response::Put).collect(),
+                    ..Default::default()
+                })
+            })
+        }
+    }
+
+    struct Local {
+        echo: Arc<Echo>,
+    }
+
+    impl Transport for Local {
+        fn dial(&self, _: NodeId, _: NodeId, _: &str) -> Result<Arc<dyn Sender>, KvError> {
+            Ok(self.echo.clone())
+        }
+    }
+
+    fn setup() -> (FaultInjector, FaultyTransport, Arc<Echo>) {
+        let echo = Arc::new(Echo {
+            served: Mutex::new(0),
+        });
+        let faults = FaultInjector::new(7);
+        let t = faults.wrap(Arc::new(Local { echo: echo.clone() }));
+        (faults, t, echo)
+    }
+
+    fn ba() -> BatchRequest {
+        BatchRequest {
+            header: Default::default(),
+            requests: vec![Request::Get { key: b"k".to_vec() }],
+        }
+    }
+
+    fn is_unavailable(r: &Result<BatchResponse, KvError>) -> bool {
+        matches!(r, Err(e) if matches!(e.detail, ErrorDetail::Unavailable(_)))
+    }
+
+    #[tokio::test]
+    async fn partition_cuts_both_ways_and_heal_restores() {
+        let (faults, t, echo) = setup();
+        let s12 = t.dial(1, 2, "n2").expect("dial");
+        let s21 = t.dial(2, 1, "n1").expect("dial");
+        let s13 = t.dial(1, 3, "n3").expect("dial");
+        assert!(s12.send(ba()).await.is_ok());
+
+        faults.partition(1, 2);
+        assert!(is_unavailable(&s12.send(ba()).await));
+        assert!(is_unavailable(&s21.send(ba()).await));
+        assert!(s13.send(ba()).await.is_ok(), "other pairs unaffected");
+        // Connections dialed during the partition are cut too.
+        let late = t.dial(1, 2, "n2").expect("dial");
+        assert!(is_unavailable(&late.send(ba()).await));
+
+        faults.heal();
+        assert!(s12.send(ba()).await.is_ok());
+        assert!(s21.send(ba()).await.is_ok());
+        assert!(late.send(ba()).await.is_ok());
+        assert_eq!(*echo.served.lock(), 5, "cut messages never reach the node");
+    }
+
+    #[tokio::test]
+    async fn one_way_partition_and_isolation() {
+        let (faults, t, _) = setup();
+        let s12 = t.dial(1, 2, "n2").expect("dial");
+        let s21 = t.dial(2, 1, "n1").expect("dial");
+        faults.partition_one_way(1, 2);
+        assert!(is_unavailable(&s12.send(ba()).await));
+        assert!(s21.send(ba()).await.is_ok());
+        faults.heal();
+
+        faults.isolate(3, [1, 2]);
+        for (a, b) in [(3, 1), (1, 3), (3, 2), (2, 3)] {
+            let s = t.dial(a, b, "x").expect("dial");
+            assert!(is_unavailable(&s.send(ba()).await), "{a}->{b}");
+        }
+        assert!(s12.send(ba()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn drop_rate_drops_roughly_that_share_and_is_seeded() {
+        let run = || async {
+            let (faults, t, _) = setup();
+            let s = t.dial(1, 2, "n2").expect("dial");
+            faults.set_drop_rate(0.3);
+            let mut outcomes = Vec::new();
+            for _ in 0..1000 {
+                outcomes.push(is_unavailable(&s.send(ba()).await));
+            }
+            outcomes
+        };
+        let a = run().await;
+        let dropped = a.iter().filter(|d| **d).count();
+        assert!((200..400).contains(&dropped), "dropped {dropped} of 1000");
+        assert_eq!(a, run().await, "same seed, same drops");
+
+        let (faults, t, _) = setup();
+        let s = t.dial(1, 2, "n2").expect("dial");
+        faults.set_drop_rate(1.0);
+        assert!(is_unavailable(&s.send(ba()).await));
+        faults.set_drop_rate(f64::NAN);
+        assert!(s.send(ba()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn delay_delays() {
+        let (faults, t, _) = setup();
+        let s = t.dial(1, 2, "n2").expect("dial");
+        faults.set_delay(Duration::from_millis(50));
+        let start = Instant::now();
+        assert!(s.send(ba()).await.is_ok());
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        faults.heal();
+        let start = Instant::now();
+        assert!(s.send(ba()).await.is_ok());
+        assert!(start.elapsed() < Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn partition_during_delay_cuts_in_flight_message() {
+        let (faults, t, echo) = setup();
+        let s = t.dial(1, 2, "n2").expect("dial");
+        faults.set_delay(Duration::from_millis(100));
+        let f2 = faults.clone();
+        let cut = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            f2.partition(1, 2);
+        });
+        assert!(is_unavailable(&s.send(ba()).await));
+        cut.await.expect("join");
+        assert_eq!(*echo.served.lock(), 0);
+    }
+}

@@ -1,0 +1,237 @@
+//! The Internal service over real loopback gRPC, against fake senders.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tardigrade_kvpb::{
+    BatchRequest, BatchResponse, ErrorDetail, Header, KeyValue, KvError, Request, Response,
+    RetryReason, SendFuture, Sender, Span, Timestamp, Value,
+};
+use tardigrade_rpc::pb::internal_client::InternalClient;
+use tardigrade_rpc::{RpcSender, pb, serve};
+use tokio::sync::oneshot;
+
+/// Scans answer one row; a Get of "fail" fails with a retry error; a Get of
+/// "panic" panics; everything else answers Put.
+struct Fake;
+
+impl Sender for Fake {
+    fn send(&self, ba: BatchRequest) -> SendFuture<'_> {
+        Box::pin(async move {
+            let mut responses = Vec::new();
+            for (i, r) in ba.requests.iter().enumerate() {
+                responses.push(match r {
+                    Request::Get { key } if key == b"fail" => {
+                        return Err(KvError::new(ErrorDetail::TransactionRetry {
+                            reason: RetryReason::Serializable,
+                        })
+                        .with_index(i));
+                    }
+                    Request::Get { key } if key == b"panic" => panic!("fake store panics"),
+                    Request::Scan { span } => Response::Scan {
+                        rows: vec![KeyValue {
+                            key: span.key.clone(),
+                            value: Value {
+                                bytes: b"v".to_vec(),
+                                timestamp: Timestamp::new(5, 0),
+                            },
+                        }],
+                        resume_span: None,
+                    },
+                    _ => Response::Put,
+                });
+            }
+            Ok(BatchResponse {
+                now: Timestamp::new(99, 1),
+                txn: None,
+                responses,
+            })
+        })
+    }
+}
+
+struct Node {
+    addr: String,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+async fn start() -> Node {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr").to_string();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(serve(listener, Arc::new(Fake), async {
+        let _ = rx.await;
+    }));
+    Node {
+        addr,
+        stop: Some(tx),
+        handle,
+    }
+}
+
+impl Node {
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let res = tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("server stops in time")
+            .expect("server task");
+        assert!(res.is_ok(), "{res:?}");
+    }
+}
+
+fn batch(requests: Vec<Request>) -> BatchRequest {
+    BatchRequest {
+        header: Header::default(),
+        requests,
+    }
+}
+
+#[tokio::test]
+async fn round_trip_through_grpc() {
+    let node = start().await;
+    let s = RpcSender::connect(&node.addr).await.expect("connect");
+    let br = s
+        .send(batch(vec![
+            Request::Put {
+                key: b"a".to_vec(),
+                value: b"1".to_vec(),
+            },
+            Request::Scan {
+                span: Span::new(b"a".to_vec(), b"b".to_vec()),
+            },
+        ]))
+        .await
+        .expect("batch succeeds");
+    assert_eq!(br.now, Timestamp::new(99, 1));
+    assert_eq!(br.responses.len(), 2);
+    assert!(matches!(&br.responses[1], Response::Scan { rows, .. } if rows[0].key == b"a"));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn kv_errors_travel_in_the_response() {
+    let node = start().await;
+    let s = RpcSender::connect(&node.addr).await.expect("connect");
+    let err = s
+        .send(batch(vec![
+            Request::Put {
+                key: b"a".to_vec(),
+                value: b"1".to_vec(),
+            },
+            Request::Get {
+                key: b"fail".to_vec(),
+            },
+        ]))
+        .await
+        .expect_err("fails");
+    assert_eq!(err.index, Some(1));
+    assert!(err.detail.is_retryable());
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_invalid_argument() {
+    let node = start().await;
+    // Through RpcSender: the server validates.
+    let s = RpcSender::connect(&node.addr).await.expect("connect");
+    let err = s
+        .send(batch(vec![Request::Scan {
+            span: Span::new(b"b".to_vec(), b"a".to_vec()),
+        }]))
+        .await
+        .expect_err("invalid");
+    assert!(
+        matches!(&err.detail, ErrorDetail::InvalidArgument(m) if m.contains("end_key must be greater")),
+        "{err:?}"
+    );
+    // Raw protobuf: no header at all; the answer is an error response, not a gRPC status.
+    let mut raw = InternalClient::connect(format!("http://{}", node.addr))
+        .await
+        .expect("connect");
+    let resp = raw
+        .batch(pb::BatchRequest {
+            header: None,
+            requests: Vec::new(),
+        })
+        .await
+        .expect("a response, not a status")
+        .into_inner();
+    let err = resp.error.and_then(|e| e.detail);
+    assert!(
+        matches!(&err, Some(pb::error::Detail::InvalidArgument(m)) if m.msg.contains("missing batch header")),
+        "{err:?}"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_panicking_store_yields_an_internal_error_and_the_server_survives() {
+    let node = start().await;
+    let s = RpcSender::connect(&node.addr).await.expect("connect");
+    let err = s
+        .send(batch(vec![Request::Get {
+            key: b"panic".to_vec(),
+        }]))
+        .await
+        .expect_err("fails");
+    assert!(matches!(err.detail, ErrorDetail::Internal(_)), "{err:?}");
+    assert!(
+        s.send(batch(vec![Request::Get {
+            key: b"ok".to_vec()
+        }]))
+        .await
+        .is_ok()
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn unreachable_node_is_unavailable() {
+    // Bind then drop to find a port nothing listens on.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let err = RpcSender::connect(&addr)
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err.detail, ErrorDetail::Unavailable(_)), "{err:?}");
+
+    let lazy = RpcSender::connect_lazy(&addr).expect("lazy");
+    let err = lazy
+        .send(batch(vec![Request::Get { key: b"k".to_vec() }]))
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err.detail, ErrorDetail::Unavailable(_)), "{err:?}");
+
+    let err = RpcSender::connect("not an address/")
+        .await
+        .expect_err("bad");
+    assert!(
+        matches!(err.detail, ErrorDetail::InvalidArgument(_)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn stopped_server_is_unavailable_to_connected_clients() {
+    let node = start().await;
+    let s = RpcSender::connect(&node.addr).await.expect("connect");
+    assert!(
+        s.send(batch(vec![Request::Get { key: b"k".to_vec() }]))
+            .await
+            .is_ok()
+    );
+    node.stop().await;
+    let err = s
+        .send(batch(vec![Request::Get { key: b"k".to_vec() }]))
+        .await
+        .expect_err("server gone");
+    assert!(matches!(err.detail, ErrorDetail::Unavailable(_)), "{err:?}");
+}
