@@ -1,8 +1,10 @@
 //! Runs the built `tardigrade` binary.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::{free_addr, start_node};
+
+use std::process::{Command, Output};
 
 fn tardigrade(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tardigrade"))
@@ -13,12 +15,6 @@ fn tardigrade(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// A loopback address nothing listens on (bound, then released).
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").to_string()
 }
 
 #[test]
@@ -72,50 +68,6 @@ fn workload_kv_init_and_check_need_no_node() {
     let out = tardigrade(&["workload", "init", "kv", "--host=127.0.0.1:1"]);
     assert!(out.status.success(), "{out:?}");
     assert!(text(&out.stdout).contains("nothing to do"));
-}
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a node on a free port with a fresh store; returns it once it has
-/// printed its "node started" line.
-fn start_node(store: &std::path::Path) -> (Node, String) {
-    let addr = free_addr();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tardigrade"))
-        .args([
-            "start-single-node",
-            "--insecure",
-            &format!("--store={}", store.display()),
-            &format!("--listen-addr={addr}"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn node");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let node = Node(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("node prints its start line");
-        if line.starts_with("node started: KV API at ") {
-            assert!(line.contains(&addr), "{line}");
-            return (node, addr);
-        }
-    }
 }
 
 #[test]

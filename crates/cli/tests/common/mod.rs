@@ -1,0 +1,57 @@
+//! Helpers shared by the tests that run the built binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A loopback address nothing listens on (bound, then released).
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").to_string()
+}
+
+/// A node process, killed (SIGKILL) when dropped.
+pub struct Node(pub Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a node on a free port with a fresh store; returns it once it has
+/// printed its "node started" line.
+pub fn start_node(store: &std::path::Path) -> (Node, String) {
+    let addr = free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tardigrade"))
+        .args([
+            "start-single-node",
+            "--insecure",
+            &format!("--store={}", store.display()),
+            &format!("--listen-addr={addr}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn node");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let node = Node(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("node prints its start line");
+        if line.starts_with("node started: KV API at ") {
+            assert!(line.contains(&addr), "{line}");
+            return (node, addr);
+        }
+    }
+}
