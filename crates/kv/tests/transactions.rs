@@ -326,3 +326,24 @@ async fn bank_transfers_keep_the_total_with_32_clients() {
     assert_eq!(rows.len() as i64, ACCOUNTS);
     assert_eq!(total, ACCOUNTS * 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_outside_the_user_key_space_are_refused_and_change_nothing() {
+    use tardigrade_kvpb::ErrorDetail;
+    let db = db();
+    for key in [&b"\x01local"[..], b"", b"\xff\xff", b"\xff\xff\x00"] {
+        let err = db.put(key, b"v").await.expect_err("must be refused");
+        assert!(
+            matches!(err.detail, ErrorDetail::InvalidArgument(_)),
+            "{key:?}: {err}"
+        );
+    }
+    let err = db.scan(b"b", b"a", 0).await.expect_err("inverted span");
+    assert!(
+        matches!(err.detail, ErrorDetail::InvalidArgument(_)),
+        "{err}"
+    );
+    // The node goes on serving.
+    db.put(b"ok", b"1").await.expect("put");
+    assert_eq!(db.get(b"ok").await.expect("get"), Some(b"1".to_vec()));
+}

@@ -18,7 +18,11 @@ fn key(i: u64) -> Vec<u8> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let n: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(200_000);
+    let n: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(200_000);
     let spec = match args.next() {
         Some(dir) => StoreSpec::Dir(dir.into()),
         None => StoreSpec::Memory,
@@ -32,7 +36,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while i < n {
         let mut b = engine.batch();
         for j in i..(i + BATCH).min(n) {
-            mvcc::mvcc_put(&mut b, &mut stats, &key(j), Timestamp::new(10, 0), Some(&value), None)?;
+            mvcc::mvcc_put(
+                &mut b,
+                &mut stats,
+                &key(j),
+                Timestamp::new(10, 0),
+                Some(&value),
+                None,
+            )?;
         }
         engine.commit(b.writes(), true)?;
         i += BATCH;
@@ -67,6 +78,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let scan = start.elapsed();
     assert_eq!(s.kvs.len() as u64, n);
-    println!("scan: {:.0} keys/s (one scan of {n} keys)", n as f64 / scan.as_secs_f64());
+    println!(
+        "scan: {:.0} keys/s (one scan of {n} keys)",
+        n as f64 / scan.as_secs_f64()
+    );
     Ok(())
 }
