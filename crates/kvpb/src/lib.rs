@@ -6,9 +6,11 @@
 //! boundary, where malformed messages are rejected with `InvalidArgument`.
 
 mod api;
+mod descriptor;
 mod error;
 
 pub use api::*;
+pub use descriptor::*;
 pub use error::*;
 pub use tardigrade_hlc::Timestamp;
 pub use tardigrade_storage::txn::{TxnId, TxnMeta};
