@@ -7,9 +7,11 @@
 //! them), heartbeats its record, refreshes its reads when the server pushes
 //! its timestamp, and commits or rolls back.
 //!
-//! TODO(issue 3): `DistSender` (range cache, split batches by range, retry on
-//! `NotLeaseholder`/`RangeKeyMismatch`) sits between these and the network.
+//! Across a cluster, [`DistSender`] sits between these and the network: it
+//! routes each part of a batch to the leaseholder of its range.
 
+mod dist_sender;
+mod range_cache;
 mod txn;
 
 use std::sync::Arc;
@@ -19,6 +21,8 @@ use tardigrade_kvpb::{
     BatchRequest, BatchResponse, Header, KeyValue, KvError, Request, Response, Sender, Span,
 };
 
+pub use dist_sender::{DistSender, FirstRange, NodeDialer};
+pub use range_cache::{CachedRange, RangeCache};
 pub use txn::Txn;
 
 /// A handle for sending KV requests through a [`Sender`].

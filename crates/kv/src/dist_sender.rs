@@ -1,0 +1,442 @@
+//! `DistSender`: sends a batch to the ranges it touches.
+//!
+//! It cuts the batch into contiguous chunks that each address one range (a
+//! scan that crosses range boundaries becomes one piece per range), looks
+//! each range up in the [`RangeCache`] or, on a miss, in the meta records
+//! (two levels: meta2 records address data ranges, meta1 records address
+//! meta2 ranges, and meta1 lives in the first range), and sends each chunk to
+//! the range's leaseholder, in order. It retries on `NotLeaseholder`
+//! (following the hint), `RangeKeyMismatch` (evicting the stale descriptor)
+//! and unreachable replicas (trying the others), with backoff, until a
+//! deadline.
+//!
+//! Chunks go out in order and one at a time so that a transaction's
+//! sequence numbers (assigned by the server in request order) and its
+//! updated timestamp carry from chunk to chunk.
+//! TODO(issue 3): send independent chunks in parallel.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tardigrade_encoding::keys;
+use tardigrade_kvpb::{
+    BatchRequest, BatchResponse, BatchResult, ErrorDetail, Header, KvError, NodeId,
+    RangeDescriptor, ReadConsistency, Request, Response, SendFuture, Sender, Span,
+};
+
+use crate::range_cache::{CachedRange, RangeCache};
+
+/// Connections to nodes by id.
+pub trait NodeDialer: Send + Sync {
+    fn dial(&self, node: NodeId) -> Result<Arc<dyn Sender>, KvError>;
+}
+
+/// Where the first range (which holds meta1) is; CockroachDB gossips it.
+pub trait FirstRange: Send + Sync {
+    fn first_range(&self) -> Option<RangeDescriptor>;
+}
+
+pub struct DistSender {
+    dialer: Arc<dyn NodeDialer>,
+    first_range: Arc<dyn FirstRange>,
+    cache: RangeCache,
+    /// How long one batch may keep retrying before it fails as unavailable.
+    deadline: Duration,
+}
+
+impl DistSender {
+    pub fn new(dialer: Arc<dyn NodeDialer>, first_range: Arc<dyn FirstRange>) -> DistSender {
+        DistSender {
+            dialer,
+            first_range,
+            cache: RangeCache::default(),
+            deadline: Duration::from_secs(30),
+        }
+    }
+
+    pub fn with_deadline(mut self, deadline: Duration) -> DistSender {
+        self.deadline = deadline;
+        self
+    }
+
+    pub fn range_cache(&self) -> &RangeCache {
+        &self.cache
+    }
+
+    /// The range holding `key` (a global key), from the cache or the meta records.
+    pub async fn lookup(&self, key: &[u8]) -> Result<CachedRange, KvError> {
+        if let Some(r) = self.cache.lookup(key) {
+            return Ok(r);
+        }
+        let meta_key = keys::range_meta_key(key);
+        let desc = if meta_key.is_empty() {
+            self.first_range
+                .first_range()
+                .ok_or_else(|| unavailable("the first range is not known yet"))?
+        } else {
+            // The first meta record after the key's own: its range ends after `key`.
+            let start = keys::key_next(&meta_key);
+            let end = if meta_key.starts_with(keys::META1_PREFIX) {
+                keys::META2_PREFIX.to_vec()
+            } else {
+                keys::META_MAX.to_vec()
+            };
+            let ba = BatchRequest {
+                header: Header {
+                    max_span_request_keys: 1,
+                    read_consistency: ReadConsistency::Inconsistent,
+                    ..Header::default()
+                },
+                requests: vec![Request::Scan {
+                    span: Span::new(start, end),
+                }],
+            };
+            let resp = Box::pin(self.send_batch(ba)).await?;
+            let row = match resp.responses.into_iter().next() {
+                Some(Response::Scan { rows, .. }) => rows.into_iter().next(),
+                _ => None,
+            };
+            let row = row.ok_or_else(|| unavailable("no meta record for the key"))?;
+            RangeDescriptor::decode(&row.value.bytes)
+                .map_err(|e| KvError::internal(format!("meta record: {e}")))?
+        };
+        if !desc.contains_key(key) {
+            return Err(unavailable("meta records do not cover the key yet"));
+        }
+        self.cache.insert(desc.clone());
+        Ok(CachedRange {
+            desc,
+            leaseholder: 0,
+        })
+    }
+
+    async fn send_batch(&self, ba: BatchRequest) -> BatchResult {
+        let started = Instant::now();
+        let header = ba.header.clone();
+        let limited = header.max_span_request_keys > 0;
+        let mut txn = header.txn.clone();
+        let mut keys_left = header.max_span_request_keys;
+        let mut out: Vec<Option<Response>> = vec![None; ba.requests.len()];
+        // Requests that stopped early (a limit): later pieces only resume.
+        let mut stopped = vec![false; ba.requests.len()];
+        let mut now = tardigrade_hlc::Timestamp::ZERO;
+        // Requests (or pieces of them) not yet sent, next on top.
+        let mut pending: Vec<(usize, Request)> = ba.requests.into_iter().enumerate().collect();
+        pending.reverse();
+        while let Some((idx, req)) = pending.pop() {
+            if stopped[idx] || (limited && keys_left <= 0 && is_ranged(&req)) {
+                merge(&mut out[idx], resume_only(&req));
+                continue;
+            }
+            let span = req.span(&header);
+            let range = self
+                .lookup_with_retry(&addr_of(&span.key)?, started)
+                .await?;
+            if !span_fits(&span, &range.desc) {
+                // Cut at the range's end. Reverse scans visit the later
+                // piece first so that rows stay in descending order.
+                let (head, tail) = split_span(&span, &range.desc.end_key);
+                let (first, second) = match req {
+                    Request::ReverseScan { .. } => (head, tail),
+                    _ => (tail, head),
+                };
+                pending.push((idx, with_span(&req, first)));
+                pending.push((idx, with_span(&req, second)));
+                continue;
+            }
+            // The contiguous run of requests that fit in this range.
+            let mut chunk = vec![(idx, req)];
+            while let Some((i, next)) = pending.last() {
+                let s = next.span(&header);
+                let fits = !stopped[*i]
+                    && addr_of(&s.key)
+                        .map(|k| range.desc.contains_key(&k) && span_fits(&s, &range.desc))
+                        .unwrap_or(false);
+                if !fits {
+                    break;
+                }
+                let Some(item) = pending.pop() else { break };
+                chunk.push(item);
+            }
+            let sub = BatchRequest {
+                header: Header {
+                    txn: txn.clone(),
+                    max_span_request_keys: if limited { keys_left } else { 0 },
+                    ..header.clone()
+                },
+                requests: chunk.iter().map(|(_, r)| r.clone()).collect(),
+            };
+            let resp = match self.send_to_range(range, sub, started).await {
+                Ok(r) => r,
+                Err(RouteError::Mismatch) => {
+                    // Stale descriptor: put the chunk back and route it afresh.
+                    for item in chunk.into_iter().rev() {
+                        pending.push(item);
+                    }
+                    continue;
+                }
+                Err(RouteError::Kv(mut e)) => {
+                    if let Some(i) = e.index {
+                        e.index = chunk.get(i).map(|(orig, _)| *orig);
+                    }
+                    return Err(e);
+                }
+            };
+            now.forward(resp.now);
+            if let Some(t) = resp.txn {
+                txn = Some(t);
+            }
+            for ((i, _), r) in chunk.iter().zip(resp.responses) {
+                match &r {
+                    Response::Scan { rows, resume_span }
+                    | Response::ReverseScan { rows, resume_span } => {
+                        keys_left -= rows.len() as i64;
+                        stopped[*i] |= resume_span.is_some();
+                    }
+                    Response::DeleteRange { resume_span, .. } => {
+                        stopped[*i] |= resume_span.is_some();
+                    }
+                    _ => {}
+                }
+                merge(&mut out[*i], r);
+            }
+        }
+        let responses = out
+            .into_iter()
+            .map(|r| r.ok_or_else(|| KvError::internal("request got no response")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(BatchResponse {
+            now,
+            txn,
+            responses,
+        })
+    }
+
+    async fn lookup_with_retry(
+        &self,
+        key: &[u8],
+        started: Instant,
+    ) -> Result<CachedRange, KvError> {
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match self.lookup(key).await {
+                Ok(r) => return Ok(r),
+                Err(e) if retryable_routing(&e) && started.elapsed() < self.deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends to the range's leaseholder, trying other replicas as needed.
+    async fn send_to_range(
+        &self,
+        range: CachedRange,
+        mut ba: BatchRequest,
+        started: Instant,
+    ) -> Result<BatchResponse, RouteError> {
+        ba.header.range_id = range.desc.range_id;
+        let mut order: Vec<NodeId> = range.desc.replicas.iter().map(|r| r.node_id).collect();
+        if let Some(pos) = order.iter().position(|n| *n == range.leaseholder) {
+            order.swap(0, pos);
+        }
+        let mut backoff = Duration::from_millis(10);
+        let mut last_err = unavailable("range has no replicas");
+        let mut i = 0;
+        while started.elapsed() < self.deadline {
+            let Some(&node) = order.get(i % order.len().max(1)) else {
+                break;
+            };
+            i += 1;
+            if i > order.len() && (i - 1) % order.len() == 0 {
+                // A full round without success: back off before the next.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            let sender = match self.dialer.dial(node) {
+                Ok(s) => s,
+                Err(e) => {
+                    last_err = e;
+                    continue;
+                }
+            };
+            match sender.send(ba.clone()).await {
+                Ok(resp) => {
+                    self.cache
+                        .set_leaseholder(range.desc.range_id, &range.desc.end_key, node);
+                    return Ok(resp);
+                }
+                Err(e) => match &e.detail {
+                    ErrorDetail::NotLeaseholder {
+                        leaseholder_node, ..
+                    } => {
+                        if *leaseholder_node != 0 && *leaseholder_node != node {
+                            // Follow the hint next.
+                            order.retain(|n| n != leaseholder_node);
+                            order.insert(i % (order.len() + 1), *leaseholder_node);
+                        }
+                        last_err = e;
+                    }
+                    ErrorDetail::RangeKeyMismatch { .. } => {
+                        self.cache.evict(&range.desc.start_key);
+                        return Err(RouteError::Mismatch);
+                    }
+                    ErrorDetail::Unavailable(_) => last_err = e,
+                    _ => return Err(RouteError::Kv(e)),
+                },
+            }
+        }
+        self.cache.evict(&range.desc.start_key);
+        Err(RouteError::Kv(last_err))
+    }
+}
+
+enum RouteError {
+    Mismatch,
+    Kv(KvError),
+}
+
+impl Sender for DistSender {
+    fn send(&self, ba: BatchRequest) -> SendFuture<'_> {
+        Box::pin(self.send_batch(ba))
+    }
+}
+
+fn unavailable(msg: &str) -> KvError {
+    KvError::new(ErrorDetail::Unavailable(msg.to_string()))
+}
+
+fn retryable_routing(e: &KvError) -> bool {
+    matches!(
+        e.detail,
+        ErrorDetail::Unavailable(_)
+            | ErrorDetail::NotLeaseholder { .. }
+            | ErrorDetail::RangeKeyMismatch { .. }
+    )
+}
+
+/// The global key a request key is routed by (range-local keys route to the
+/// key they are local to).
+fn addr_of(key: &[u8]) -> Result<Vec<u8>, KvError> {
+    keys::addr(key).map_err(|e| KvError::invalid(format!("unroutable key: {e}")))
+}
+
+fn span_fits(span: &Span, desc: &RangeDescriptor) -> bool {
+    span.is_point() || span.end_key.as_slice() <= desc.end_key.as_slice()
+}
+
+fn is_ranged(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Scan { .. } | Request::ReverseScan { .. } | Request::DeleteRange { .. }
+    )
+}
+
+/// The same request over another span (for the pieces of a cut request).
+fn with_span(req: &Request, span: Span) -> Request {
+    let mut r = req.clone();
+    match &mut r {
+        Request::Scan { span: s }
+        | Request::ReverseScan { span: s }
+        | Request::DeleteRange { span: s }
+        | Request::ResolveIntentRange { span: s, .. }
+        | Request::Refresh { span: s, .. } => *s = span,
+        _ => {}
+    }
+    r
+}
+
+fn split_span(span: &Span, at: &[u8]) -> (Span, Span) {
+    (
+        Span::new(span.key.clone(), at.to_vec()),
+        Span::new(at.to_vec(), span.end_key.clone()),
+    )
+}
+
+/// The response for a request that was not sent because the batch's key
+/// limit was reached: nothing, and the whole span to resume from.
+fn resume_only(req: &Request) -> Response {
+    match req {
+        Request::Scan { span } => Response::Scan {
+            rows: Vec::new(),
+            resume_span: Some(span.clone()),
+        },
+        Request::ReverseScan { span } => Response::ReverseScan {
+            rows: Vec::new(),
+            resume_span: Some(span.clone()),
+        },
+        Request::DeleteRange { span } => Response::DeleteRange {
+            keys: Vec::new(),
+            resume_span: Some(span.clone()),
+        },
+        _ => Response::Put,
+    }
+}
+
+fn union(a: Span, b: Span) -> Span {
+    Span::new(a.key.min(b.key), a.end_key.max(b.end_key))
+}
+
+/// Folds the response of one piece of a request into the request's response.
+fn merge(slot: &mut Option<Response>, piece: Response) {
+    let Some(existing) = slot.take() else {
+        *slot = Some(piece);
+        return;
+    };
+    *slot = Some(match (existing, piece) {
+        (
+            Response::Scan {
+                mut rows,
+                resume_span: r1,
+            },
+            Response::Scan {
+                rows: more,
+                resume_span: r2,
+            },
+        ) => {
+            rows.extend(more);
+            let resume_span = match (r1, r2) {
+                (Some(a), Some(b)) => Some(union(a, b)),
+                (a, b) => a.or(b),
+            };
+            Response::Scan { rows, resume_span }
+        }
+        (
+            Response::ReverseScan {
+                mut rows,
+                resume_span: r1,
+            },
+            Response::ReverseScan {
+                rows: more,
+                resume_span: r2,
+            },
+        ) => {
+            rows.extend(more);
+            let resume_span = match (r1, r2) {
+                (Some(a), Some(b)) => Some(union(a, b)),
+                (a, b) => a.or(b),
+            };
+            Response::ReverseScan { rows, resume_span }
+        }
+        (
+            Response::DeleteRange {
+                mut keys,
+                resume_span: r1,
+            },
+            Response::DeleteRange {
+                keys: more,
+                resume_span: r2,
+            },
+        ) => {
+            keys.extend(more);
+            let resume_span = match (r1, r2) {
+                (Some(a), Some(b)) => Some(union(a, b)),
+                (a, b) => a.or(b),
+            };
+            Response::DeleteRange { keys, resume_span }
+        }
+        (first, _) => first,
+    });
+}

@@ -1,0 +1,362 @@
+//! `DistSender` against a fake cluster of nodes that hold ranges: routing by
+//! meta records, leaseholder hints, stale caches after a split, unreachable
+//! nodes, and scans across range boundaries in both directions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use tardigrade_encoding::keys;
+use tardigrade_kv::{DistSender, FirstRange, NodeDialer};
+use tardigrade_kvpb::{
+    BatchRequest, BatchResponse, ErrorDetail, Header, KeyValue, KvError, NodeId, RangeDescriptor,
+    ReplicaDescriptor, Request, Response, SendFuture, Sender, Span, Value,
+};
+
+#[derive(Default)]
+struct Cluster {
+    /// One shared key space (the fake replicates perfectly).
+    data: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// range id → (descriptor, leaseholder node).
+    ranges: Mutex<BTreeMap<u64, (RangeDescriptor, NodeId)>>,
+    down: Mutex<Vec<NodeId>>,
+    sends: AtomicUsize,
+}
+
+fn desc(id: u64, start: &[u8], end: &[u8], nodes: &[NodeId]) -> RangeDescriptor {
+    RangeDescriptor {
+        range_id: id,
+        start_key: start.to_vec(),
+        end_key: end.to_vec(),
+        replicas: nodes
+            .iter()
+            .map(|&n| ReplicaDescriptor {
+                node_id: n,
+                store_id: n,
+                replica_id: n,
+                ..Default::default()
+            })
+            .collect(),
+        next_replica_id: 4,
+        generation: 0,
+    }
+}
+
+impl Cluster {
+    fn set_ranges(&self, ranges: Vec<(RangeDescriptor, NodeId)>) {
+        let mut data = self.data.lock();
+        data.retain(|k, _| {
+            !k.starts_with(keys::META1_PREFIX) && !k.starts_with(keys::META2_PREFIX)
+        });
+        let mut map = self.ranges.lock();
+        map.clear();
+        for (d, lh) in ranges {
+            // The first range covers all of meta2: one meta1 record at the end.
+            if d.start_key.is_empty() {
+                data.insert(keys::meta1_key(keys::MAX_KEY), d.encode());
+            }
+            data.insert(keys::range_meta_key(&d.end_key), d.encode());
+            map.insert(d.range_id, (d, lh));
+        }
+    }
+
+    fn serve(&self, node: NodeId, ba: BatchRequest) -> Result<BatchResponse, KvError> {
+        self.sends.fetch_add(1, Ordering::SeqCst);
+        if self.down.lock().contains(&node) {
+            return Err(KvError::new(ErrorDetail::Unavailable("node down".into())));
+        }
+        let ranges = self.ranges.lock();
+        let Some((d, lh)) = ranges.get(&ba.header.range_id) else {
+            return Err(KvError::new(ErrorDetail::RangeKeyMismatch {
+                span: Span::default(),
+                range_id: ba.header.range_id,
+            }));
+        };
+        if d.replica_on_store(node).is_none() {
+            return Err(KvError::new(ErrorDetail::RangeKeyMismatch {
+                span: Span::default(),
+                range_id: d.range_id,
+            }));
+        }
+        if *lh != node {
+            return Err(KvError::new(ErrorDetail::NotLeaseholder {
+                range_id: d.range_id,
+                leaseholder_node: *lh,
+            }));
+        }
+        let mut data = self.data.lock();
+        let mut left = ba.header.max_span_request_keys;
+        let mut out = Vec::new();
+        for req in &ba.requests {
+            let span = req.span(&ba.header);
+            if !d.contains_span(&span.key, &span.end_key) {
+                return Err(KvError::new(ErrorDetail::RangeKeyMismatch {
+                    span,
+                    range_id: d.range_id,
+                }));
+            }
+            let kv = |(k, v): (&Vec<u8>, &Vec<u8>)| KeyValue {
+                key: k.clone(),
+                value: Value {
+                    bytes: v.clone(),
+                    timestamp: Default::default(),
+                },
+            };
+            out.push(match req {
+                Request::Get { key } => Response::Get {
+                    value: data.get(key).map(|v| Value {
+                        bytes: v.clone(),
+                        timestamp: Default::default(),
+                    }),
+                },
+                Request::Put { key, value } => {
+                    data.insert(key.clone(), value.clone());
+                    Response::Put
+                }
+                Request::Scan { span } | Request::ReverseScan { span } => {
+                    let reverse = matches!(req, Request::ReverseScan { .. });
+                    let iter = data.range(span.key.clone()..span.end_key.clone());
+                    let all: Vec<KeyValue> = if reverse {
+                        iter.rev().map(kv).collect()
+                    } else {
+                        iter.map(kv).collect()
+                    };
+                    let take = if ba.header.max_span_request_keys > 0 {
+                        (left.max(0) as usize).min(all.len())
+                    } else {
+                        all.len()
+                    };
+                    left -= take as i64;
+                    let resume_span = (take < all.len()).then(|| {
+                        let next = &all[take].key;
+                        if reverse {
+                            Span::new(span.key.clone(), keys::key_next(next))
+                        } else {
+                            Span::new(next.clone(), span.end_key.clone())
+                        }
+                    });
+                    let rows = all.into_iter().take(take).collect();
+                    if reverse {
+                        Response::ReverseScan { rows, resume_span }
+                    } else {
+                        Response::Scan { rows, resume_span }
+                    }
+                }
+                other => return Err(KvError::invalid(format!("fake: {}", other.method()))),
+            });
+        }
+        Ok(BatchResponse {
+            responses: out,
+            ..Default::default()
+        })
+    }
+}
+
+struct NodeSender(Arc<Cluster>, NodeId);
+
+impl Sender for NodeSender {
+    fn send(&self, ba: BatchRequest) -> SendFuture<'_> {
+        let r = self.0.serve(self.1, ba);
+        Box::pin(async move { r })
+    }
+}
+
+struct Dialer(Arc<Cluster>);
+
+impl NodeDialer for Dialer {
+    fn dial(&self, node: NodeId) -> Result<Arc<dyn Sender>, KvError> {
+        Ok(Arc::new(NodeSender(self.0.clone(), node)))
+    }
+}
+
+struct First(Arc<Cluster>);
+
+impl FirstRange for First {
+    fn first_range(&self) -> Option<RangeDescriptor> {
+        self.0.ranges.lock().get(&1).map(|(d, _)| d.clone())
+    }
+}
+
+fn setup() -> (Arc<Cluster>, DistSender) {
+    let c = Arc::new(Cluster::default());
+    c.set_ranges(vec![
+        (desc(1, b"", b"c", &[1, 2, 3]), 1),
+        (desc(2, b"c", b"m", &[1, 2, 3]), 2),
+        (desc(3, b"m", keys::MAX_KEY, &[1, 2, 3]), 3),
+    ]);
+    let ds = DistSender::new(Arc::new(Dialer(c.clone())), Arc::new(First(c.clone())));
+    (c, ds)
+}
+
+fn batch(requests: Vec<Request>, limit: i64) -> BatchRequest {
+    BatchRequest {
+        header: Header {
+            max_span_request_keys: limit,
+            ..Header::default()
+        },
+        requests,
+    }
+}
+
+async fn put_all(ds: &DistSender, keys: &[&str]) {
+    let reqs = keys
+        .iter()
+        .map(|k| Request::Put {
+            key: k.as_bytes().to_vec(),
+            value: k.as_bytes().to_vec(),
+        })
+        .collect();
+    ds.send(batch(reqs, 0)).await.expect("puts");
+}
+
+fn row_keys(resp: &Response) -> (Vec<String>, Option<Span>) {
+    match resp {
+        Response::Scan { rows, resume_span } | Response::ReverseScan { rows, resume_span } => (
+            rows.iter()
+                .map(|r| String::from_utf8_lossy(&r.key).into_owned())
+                .collect(),
+            resume_span.clone(),
+        ),
+        other => panic!("not a scan: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn scans_cross_ranges_in_both_directions_with_limits() {
+    let (_c, ds) = setup();
+    put_all(&ds, &["a", "b", "d", "k", "n", "z"]).await;
+    let resp = ds
+        .send(batch(
+            vec![Request::Scan {
+                span: Span::new(b"a".to_vec(), b"zz".to_vec()),
+            }],
+            0,
+        ))
+        .await
+        .expect("scan");
+    assert_eq!(
+        row_keys(&resp.responses[0]).0,
+        ["a", "b", "d", "k", "n", "z"]
+    );
+
+    let resp = ds
+        .send(batch(
+            vec![Request::ReverseScan {
+                span: Span::new(b"a".to_vec(), b"zz".to_vec()),
+            }],
+            0,
+        ))
+        .await
+        .expect("reverse scan");
+    assert_eq!(
+        row_keys(&resp.responses[0]).0,
+        ["z", "n", "k", "d", "b", "a"]
+    );
+
+    let resp = ds
+        .send(batch(
+            vec![Request::Scan {
+                span: Span::new(b"a".to_vec(), b"zz".to_vec()),
+            }],
+            3,
+        ))
+        .await
+        .expect("limited scan");
+    let (rows, resume) = row_keys(&resp.responses[0]);
+    assert_eq!(rows, ["a", "b", "d"]);
+    let resume = resume.expect("resume span");
+    assert_eq!(resume.end_key, b"zz".to_vec());
+    assert!(resume.key.as_slice() > b"d".as_slice() && resume.key.as_slice() <= b"k".as_slice());
+
+    let resp = ds
+        .send(batch(
+            vec![Request::ReverseScan {
+                span: Span::new(b"a".to_vec(), b"zz".to_vec()),
+            }],
+            2,
+        ))
+        .await
+        .expect("limited reverse scan");
+    let (rows, resume) = row_keys(&resp.responses[0]);
+    assert_eq!(rows, ["z", "n"]);
+    let resume = resume.expect("resume span");
+    assert_eq!(resume.key, b"a".to_vec());
+    assert!(resume.end_key.as_slice() <= b"n".as_slice());
+}
+
+#[tokio::test]
+async fn follows_leaseholder_hints_and_caches_them() {
+    let (c, ds) = setup();
+    put_all(&ds, &["e"]).await;
+    c.sends.store(0, Ordering::SeqCst);
+    let get = || batch(vec![Request::Get { key: b"e".to_vec() }], 0);
+    ds.send(get()).await.expect("get");
+    let first = c.sends.swap(0, Ordering::SeqCst);
+    ds.send(get()).await.expect("get");
+    assert_eq!(
+        c.sends.load(Ordering::SeqCst),
+        1,
+        "the leaseholder is cached (first took {first})"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_cache_is_corrected_after_a_split() {
+    let (c, ds) = setup();
+    put_all(&ds, &["d", "k"]).await;
+    // Range 2 splits at "h" into 2 and 4; the cache still has the old 2.
+    c.set_ranges(vec![
+        (desc(1, b"", b"c", &[1, 2, 3]), 1),
+        (desc(2, b"c", b"h", &[1, 2, 3]), 2),
+        (desc(4, b"h", b"m", &[1, 2, 3]), 3),
+        (desc(3, b"m", keys::MAX_KEY, &[1, 2, 3]), 3),
+    ]);
+    let resp = ds
+        .send(batch(
+            vec![Request::Scan {
+                span: Span::new(b"c".to_vec(), b"m".to_vec()),
+            }],
+            0,
+        ))
+        .await
+        .expect("scan after split");
+    assert_eq!(row_keys(&resp.responses[0]).0, ["d", "k"]);
+    assert_eq!(
+        ds.range_cache().lookup(b"k").map(|r| r.desc.range_id),
+        Some(4)
+    );
+}
+
+#[tokio::test]
+async fn unreachable_replicas_are_skipped() {
+    let (c, ds) = setup();
+    put_all(&ds, &["q"]).await;
+    // The leaseholder of range 3 moves to node 1 and node 3 goes down.
+    c.set_ranges(vec![
+        (desc(1, b"", b"c", &[1, 2, 3]), 1),
+        (desc(2, b"c", b"m", &[1, 2, 3]), 2),
+        (desc(3, b"m", keys::MAX_KEY, &[1, 2, 3]), 1),
+    ]);
+    c.down.lock().push(3);
+    let resp = ds
+        .send(batch(vec![Request::Get { key: b"q".to_vec() }], 0))
+        .await
+        .expect("get with a node down");
+    assert!(matches!(
+        &resp.responses[0],
+        Response::Get { value: Some(_) }
+    ));
+}
+
+#[tokio::test]
+async fn gives_up_with_unavailable_after_the_deadline() {
+    let (c, ds) = setup();
+    let ds = ds.with_deadline(std::time::Duration::from_millis(200));
+    c.down.lock().extend([1, 2, 3]);
+    let err = ds
+        .send(batch(vec![Request::Get { key: b"q".to_vec() }], 0))
+        .await
+        .expect_err("all down");
+    assert!(matches!(err.detail, ErrorDetail::Unavailable(_)), "{err}");
+}
