@@ -1,6 +1,8 @@
 //! Assembles a node: the store (engine + kvserver `Store`) and the KV RPC
 //! listener. SQL, HTTP, gossip and liveness come in later issues.
 
+pub mod http;
+
 use std::fs::{File, TryLockError};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
