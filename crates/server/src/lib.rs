@@ -1,6 +1,7 @@
 //! Assembles a node: the store (engine + kvserver `Store`) and the KV RPC
 //! listener. SQL, HTTP, gossip and liveness come in later issues.
 
+pub mod cluster;
 pub mod http;
 
 use std::fs::{File, TryLockError};
