@@ -174,14 +174,7 @@ pub fn mvcc_get(
     ts: Timestamp,
     opts: &ReadOptions<'_>,
 ) -> Result<GetResult> {
-    let mut end = Vec::with_capacity(key.len() + 1);
-    end.extend_from_slice(key);
-    end.push(0);
-    let res = read::scan(r, key, &end, ts, opts, ScanLimits::default(), false)?;
-    Ok(GetResult {
-        value: res.kvs.into_iter().next().map(|(_, v)| v),
-        intent: res.intents.into_iter().next(),
-    })
+    read::get(r, key, ts, opts)
 }
 
 /// Reads `[start, end)` at `ts`, forwards or in reverse. Fails with

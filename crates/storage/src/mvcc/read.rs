@@ -7,9 +7,10 @@
 use tardigrade_hlc::Timestamp;
 
 use super::cursor::MergedCursor;
+use super::key::{decode_mvcc_key_into, mvcc_key_lower_bound, mvcc_key_upper_bound};
 use super::value::{IntentRecord, decode_version};
 use super::{Intent, MvccError, ReadOptions, Result, ScanLimits, ScanResult, Value};
-use crate::engine::{Reader, Slice};
+use crate::engine::{Reader, Slice, Space};
 
 /// What the intent at a key means for a read.
 enum IntentOutcome {
@@ -168,4 +169,58 @@ pub(super) fn scan(
         return Err(MvccError::WriteIntent { intents: conflicts });
     }
     Ok(res)
+}
+
+/// A point read: one lookup in the lock table (a point get, which bloom
+/// filters make cheap when there is no intent) and one short iteration over
+/// the key's versions, instead of a merged scan over both spaces.
+pub(super) fn get(
+    r: &dyn Reader,
+    key: &[u8],
+    ts: Timestamp,
+    opts: &ReadOptions<'_>,
+) -> Result<super::GetResult> {
+    let limit = (opts.uncertainty_limit > ts).then_some(opts.uncertainty_limit);
+    let mut reported = None;
+    if let Some(raw) = r.get(Space::Lock, key)? {
+        match classify_intent(key, &raw, ts, limit, opts)? {
+            IntentOutcome::Own(v) => {
+                let value = (v.bytes.is_some() || opts.tombstones).then_some(v);
+                return Ok(super::GetResult {
+                    value,
+                    intent: None,
+                });
+            }
+            IntentOutcome::Conflict(intent) if opts.inconsistent => reported = Some(intent),
+            IntentOutcome::Conflict(intent) => {
+                return Err(MvccError::WriteIntent {
+                    intents: vec![intent],
+                });
+            }
+            IntentOutcome::Ignore => {}
+        }
+    }
+    let lower = mvcc_key_lower_bound(key);
+    let upper = mvcc_key_upper_bound(key);
+    let mut user_key = Vec::with_capacity(key.len());
+    let mut value = None;
+    for item in r.scan(Space::Mvcc, &lower, &upper, false) {
+        let (k, v) = item?;
+        let vts = decode_mvcc_key_into(&k, &mut user_key)?;
+        if vts <= ts {
+            value = Some(to_value(vts, &v)?);
+            break;
+        }
+        if limit.is_some_and(|l| vts <= l) {
+            return Err(MvccError::ReadWithinUncertainty {
+                read: ts,
+                existing: vts,
+            });
+        }
+    }
+    let value = value.filter(|v| v.bytes.is_some() || opts.tombstones);
+    Ok(super::GetResult {
+        value,
+        intent: reported,
+    })
 }
