@@ -1,17 +1,31 @@
-//! The server side of KV: `Store` → `Replica`, request evaluation and the
-//! concurrency machinery (latches, lock table, timestamp cache, transaction
-//! records and the wait queue that detects deadlocks).
+//! The server side of KV: `Store` → `Replica`, multi-Raft replication,
+//! leases, request evaluation and the concurrency machinery (latches, lock
+//! table, timestamp cache, transaction records and the wait queue that
+//! detects deadlocks).
 //!
-//! A request's path is described in `replica.rs`; evaluation in `eval.rs`.
+//! A request's path is described in `replica.rs`; evaluation in `eval.rs`;
+//! replication in `scheduler.rs` (the Raft loop), `raft_storage.rs` (the log
+//! on the engine) and `command.rs` (what goes through Raft); node-to-node
+//! Raft traffic in `transport.rs`.
 
+mod command;
 mod eval;
 mod latch;
 mod lock_table;
+mod raft_storage;
 mod replica;
+mod scheduler;
 mod store;
+mod transport;
 mod tscache;
 mod txnrecord;
 mod txnwait;
 
 pub use eval::TXN_LIVENESS_THRESHOLD;
-pub use store::{MAX_BATCH_REQUESTS, Store, StoreConfig};
+pub use raft_storage::{RAFT_INITIAL_INDEX, RAFT_INITIAL_TERM};
+pub use replica::Replica;
+pub use store::{MAX_BATCH_REQUESTS, STORE_LOCAL_PREFIX, Store, StoreConfig, range_index_key};
+pub use transport::{
+    GrpcRaftTransport, LocalRaftTransport, NodeResolver, RaftHandler, RaftMessage,
+    RaftMessageBatch, RaftTransport,
+};

@@ -1,32 +1,47 @@
-//! A replica: one range's data on this store, and the machinery that lets
-//! many requests run on it at once.
+//! A replica: one range's data on this store, its Raft group and its lease,
+//! and the machinery that lets many requests run on it at once.
 //!
-//! The path of a batch: acquire latches → forward write timestamps above
-//! the timestamp cache → evaluate against a snapshot into a write batch →
-//! apply (atomically, durably) → record reads in the timestamp cache and wake
-//! waiters → release latches. A batch that meets intents drops its latches,
-//! joins the key's wait queue in the lock table and pushes the holder; once
-//! the push succeeds it resolves the intent and evaluates again.
+//! The path of a batch on the leaseholder: check the lease (acquiring it
+//! through Raft if this replica is the Raft leader and the lease is free) →
+//! acquire latches → forward write timestamps above the timestamp cache →
+//! evaluate against a snapshot into a write batch → if it wrote anything,
+//! propose the writes as a [`Command`] through Raft and wait until this
+//! replica has applied it → record reads in the timestamp cache and wake
+//! waiters → release latches. Reads are served from the local engine under
+//! the lease, without a consensus round. A batch that meets intents drops
+//! its latches, joins the key's wait queue in the lock table and pushes the
+//! holder; once the push succeeds it resolves the intent and evaluates again.
 //!
-//! TODO(issue 3): Raft goes between evaluation and application; leases decide
-//! which replica evaluates.
+//! Every replica applies committed commands in log order (driven by the
+//! store's scheduler, [`crate::scheduler`]); a command evaluated under a lease
+//! that is no longer current when it applies is rejected as a no-op and its
+//! proposer answers `NotLeaseholder`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+use raft::eraftpb::{Entry, EntryType, Message, MessageType};
+use raft::{RawNode, StateRole};
+use tardigrade_encoding::keys;
 use tardigrade_hlc::{Hlc, Timestamp};
 use tardigrade_kvpb::{
     AbortReason, BatchRequest, BatchResponse, BatchResult, ErrorDetail, Header, IntentInfo,
-    KvError, PushType, Request, Response, Span, Transaction, TransactionStatus,
+    KvError, Lease, PushType, RangeDescriptor, Request, Response, Span, Transaction,
+    TransactionStatus,
 };
-use tardigrade_storage::{Batch, Engine, MvccStats};
+use tardigrade_storage::batch::WriteSet;
+use tardigrade_storage::{Batch, Engine, EngineError, MvccStats, Space};
+use tokio::sync::oneshot;
 
+use crate::command::{AppliedState, Command, Trigger};
 use crate::eval::{self, EvalContext, EvalError, EvalResult};
 use crate::latch::{Access, LatchManager, LatchSpan};
 use crate::lock_table::LockTable;
-use crate::store::Store;
+use crate::raft_storage::{self, LogState, RaftStorage};
+use crate::store::{Store, StoreConfig};
 use crate::tscache::TimestampCache;
 use crate::txnrecord;
 use crate::txnwait::{self, TxnWaitQueue};
@@ -34,32 +49,147 @@ use crate::txnwait::{self, TxnWaitQueue};
 /// How often a waiting pusher re-checks its own status and looks for deadlocks.
 const PUSH_POLL: Duration = Duration::from_millis(50);
 
+/// A replica's Raft group and scheduling state. Locked by request tasks to
+/// propose and by the scheduler to step, tick and collect Ready.
+pub(crate) struct RaftGroup {
+    pub node: RawNode<RaftStorage>,
+    /// Not ticking: the leader found every follower caught up and nothing
+    /// pending. Woken by any request or inbound message.
+    pub quiesced: bool,
+    /// Set if this replica hit an unrecoverable error (corrupt snapshot or
+    /// entry storage); it is no longer scheduled.
+    pub broken: bool,
+}
+
+/// The replicated state as of the last applied command.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ReplicaState {
+    pub desc: RangeDescriptor,
+    pub lease: Lease,
+    pub applied: AppliedState,
+}
+
+struct PendingProposal {
+    id: u64,
+    data: Vec<u8>,
+    tx: oneshot::Sender<Result<(), KvError>>,
+}
+
+struct Proposal {
+    /// The log index it was appended at when proposed on the leader (0 if
+    /// unknown): an entry with another command at this index means it was
+    /// dropped.
+    index: u64,
+    tx: oneshot::Sender<Result<(), KvError>>,
+}
+
+/// What applying a round of committed entries will change, installed once
+/// the write batch is committed.
+pub(crate) struct StagedApply {
+    state: ReplicaState,
+    results: Vec<(u64, Result<(), KvError>)>,
+    acquired_lease_start: Option<Timestamp>,
+    pub changed: bool,
+}
+
 pub struct Replica {
-    #[allow(dead_code)] // TODO(issue 3): addressing by range id.
     pub range_id: u64,
+    pub replica_id: u64,
+    // TODO(issue 3): splits and merges change the bounds.
     pub start_key: Vec<u8>,
     pub end_key: Vec<u8>,
     engine: Engine,
     clock: Arc<Hlc>,
     store: Weak<Store>,
+    cfg: StoreConfig,
     latches: LatchManager,
     lock_table: LockTable,
     tscache: TimestampCache,
     txn_wait: TxnWaitQueue,
-    /// Serialises application so that stats and the engine move together.
-    apply_mu: Mutex<MvccStats>,
+    pub(crate) raft: Mutex<RaftGroup>,
+    pub(crate) log_state: Arc<RwLock<LogState>>,
+    pub(crate) state: Mutex<ReplicaState>,
+    proposals: Mutex<HashMap<u64, Proposal>>,
+    /// Proposals not yet handed to Raft.
+    pending: Mutex<Vec<PendingProposal>>,
+    /// One lease request at a time.
+    lease_mu: tokio::sync::Mutex<()>,
+    extending: AtomicBool,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Corrupt(e.to_string())
+}
+
+impl StagedApply {
+    pub fn applied_index(&self) -> u64 {
+        self.state.applied.raft_applied_index
+    }
 }
 
 impl Replica {
-    pub fn new(
-        range_id: u64,
-        start_key: Vec<u8>,
-        end_key: Vec<u8>,
+    /// Loads the replica of `desc` on this store from the engine.
+    pub(crate) fn load(
+        desc: RangeDescriptor,
         engine: Engine,
         clock: Arc<Hlc>,
         store: Weak<Store>,
-        stats: MvccStats,
-    ) -> Replica {
+        cfg: StoreConfig,
+    ) -> Result<Replica, EngineError> {
+        let range_id = desc.range_id;
+        let replica_id = desc
+            .replica_on_store(cfg.store_id)
+            .map(|r| r.replica_id)
+            .ok_or_else(|| corrupt(format!("r{range_id} has no replica on s{}", cfg.store_id)))?;
+        let applied = raft_storage::read(
+            &engine,
+            &keys::range_applied_state_key(range_id),
+            AppliedState::decode,
+        )?
+        .unwrap_or_default();
+        let lease = raft_storage::read(&engine, &keys::range_lease_key(range_id), |b| {
+            Lease::decode(b).map_err(|e| crate::command::DecodeError(e.to_string()))
+        })?
+        .unwrap_or_default();
+        let storage = RaftStorage::load(&engine, &desc)?;
+        let log_state = storage.state().clone();
+        {
+            // Applied (in the engine's journal) can run ahead of a commit
+            // index that was not yet persisted when the process stopped.
+            let mut st = log_state.write();
+            if applied.raft_applied_index > st.hard_state.commit {
+                st.hard_state.commit = applied.raft_applied_index;
+            }
+            if applied.raft_applied_index > st.last_index {
+                return Err(corrupt(format!(
+                    "r{range_id}: applied index {} beyond the log ({})",
+                    applied.raft_applied_index, st.last_index
+                )));
+            }
+        }
+        let config = raft::Config {
+            id: replica_id,
+            election_tick: cfg.raft_election_ticks,
+            heartbeat_tick: cfg.raft_heartbeat_ticks,
+            applied: applied.raft_applied_index,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let mut node = RawNode::new(&config, storage, &logger).map_err(corrupt)?;
+        // Campaign at once where waiting for an election timeout buys
+        // nothing: the only voter, or the first voter of a fresh group.
+        let voters: Vec<u64> = desc.voters().map(|r| r.replica_id).collect();
+        let fresh = {
+            let st = log_state.read();
+            st.hard_state.term == raft_storage::RAFT_INITIAL_TERM && st.hard_state.vote == 0
+        };
+        if voters == [replica_id] || (fresh && voters.iter().min() == Some(&replica_id)) {
+            let _ = node.campaign();
+        }
         // No read served before this replica existed can be undercut: start
         // the timestamp cache at the present plus the maximum clock offset.
         let low_water = clock.now().add_duration(clock.max_offset());
@@ -67,23 +197,65 @@ impl Replica {
         // are never below a write it had to push above the low-water mark.
         // (Within the maximum offset by construction, so it cannot fail.)
         let _ = clock.update(low_water);
-        Replica {
+        Ok(Replica {
             range_id,
-            start_key,
-            end_key,
+            replica_id,
+            start_key: desc.start_key.clone(),
+            end_key: desc.end_key.clone(),
             engine,
             clock,
             store,
+            cfg,
             latches: LatchManager::default(),
             lock_table: LockTable::default(),
             tscache: TimestampCache::new(low_water),
             txn_wait: TxnWaitQueue::default(),
-            apply_mu: Mutex::new(stats),
-        }
+            raft: Mutex::new(RaftGroup {
+                node,
+                quiesced: false,
+                broken: false,
+            }),
+            log_state,
+            state: Mutex::new(ReplicaState {
+                desc,
+                lease,
+                applied,
+            }),
+            proposals: Mutex::default(),
+            pending: Mutex::default(),
+            lease_mu: tokio::sync::Mutex::new(()),
+            extending: AtomicBool::new(false),
+        })
     }
 
     pub fn stats(&self) -> MvccStats {
-        *self.apply_mu.lock()
+        self.state.lock().applied.stats
+    }
+
+    pub fn desc(&self) -> RangeDescriptor {
+        self.state.lock().desc.clone()
+    }
+
+    pub fn lease(&self) -> Lease {
+        self.state.lock().lease
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.state.lock().applied.raft_applied_index
+    }
+
+    /// Whether this replica is its group's Raft leader.
+    pub fn is_raft_leader(&self) -> bool {
+        self.raft.lock().node.raft.state == StateRole::Leader
+    }
+
+    pub fn is_quiesced(&self) -> bool {
+        self.raft.lock().quiesced
+    }
+
+    /// The first log index still stored.
+    pub fn first_log_index(&self) -> u64 {
+        self.log_state.read().truncated_index + 1
     }
 
     fn store(&self) -> Result<Arc<Store>, KvError> {
@@ -101,19 +273,215 @@ impl Replica {
         }
     }
 
+    fn not_leaseholder(&self, node: u64) -> KvError {
+        KvError::new(ErrorDetail::NotLeaseholder {
+            range_id: self.range_id,
+            leaseholder_node: node,
+        })
+    }
+
+    fn node_of(&self, replica_id: u64) -> u64 {
+        self.state
+            .lock()
+            .desc
+            .replica(replica_id)
+            .map_or(0, |r| r.node_id)
+    }
+
+    /// Wakes a quiesced group and returns (is leader, leader's replica id).
+    fn wake_and_leader(&self) -> (bool, u64) {
+        let (leader, id, woke) = {
+            let mut g = self.raft.lock();
+            let woke = std::mem::replace(&mut g.quiesced, false);
+            (
+                g.node.raft.state == StateRole::Leader,
+                g.node.raft.leader_id,
+                woke,
+            )
+        };
+        if woke {
+            if let Ok(s) = self.store() {
+                s.wake(self.range_id);
+            }
+        }
+        (leader, id)
+    }
+
+    /// Returns the lease this replica holds and that covers `ts`, acquiring
+    /// or extending it through Raft if this replica is the leader; otherwise
+    /// `NotLeaseholder` naming the holder (or the leader, or 0).
+    async fn ensure_lease(&self, ts: Timestamp) -> Result<Lease, KvError> {
+        let give_up = Instant::now()
+            + self.cfg.raft_tick_interval * (self.cfg.raft_election_ticks as u32) * 2;
+        let mut attempts = 0;
+        loop {
+            let now = self.clock.now();
+            let lease = self.state.lock().lease;
+            let mine = lease.replica.replica_id == self.replica_id;
+            if mine && lease.covers(now, ts) {
+                self.maybe_extend(&lease, now);
+                return Ok(lease);
+            }
+            if !mine && lease.replica.replica_id != 0 && now < lease.expiration {
+                return Err(self.not_leaseholder(lease.replica.node_id));
+            }
+            let (leader, leader_id) = self.wake_and_leader();
+            if !leader {
+                if leader_id != 0 || Instant::now() >= give_up {
+                    return Err(self.not_leaseholder(self.node_of(leader_id)));
+                }
+                // An election is under way: wait for its outcome.
+                tokio::time::sleep(self.cfg.raft_tick_interval / 2).await;
+                continue;
+            }
+            attempts += 1;
+            if attempts > 3 {
+                return Err(self.not_leaseholder(0));
+            }
+            self.request_lease(Some(ts)).await?;
+        }
+    }
+
+    /// Extends our lease in the background once it is in its second half.
+    fn maybe_extend(&self, lease: &Lease, now: Timestamp) {
+        let half = (self.cfg.lease_duration / 2).as_nanos() as i64;
+        if lease.expiration.wall - now.wall > half || self.extending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(me) = self.store.upgrade().and_then(|s| s.replica(self.range_id)) else {
+            self.extending.store(false, Ordering::Release);
+            return;
+        };
+        tokio::spawn(async move {
+            if me.is_raft_leader() {
+                let _ = me.request_lease(None).await;
+            }
+            me.extending.store(false, Ordering::Release);
+        });
+    }
+
+    /// Proposes a new lease for this replica (or an extension of ours) and
+    /// waits for it to apply. With `ts`, returns early if the lease already
+    /// covers it; without, if it is not in its second half.
+    async fn request_lease(&self, ts: Option<Timestamp>) -> Result<(), KvError> {
+        let _one = self.lease_mu.lock().await;
+        let now = self.clock.now();
+        let (prev, me) = {
+            let st = self.state.lock();
+            (st.lease, st.desc.replica(self.replica_id).copied())
+        };
+        let Some(me) = me else {
+            return Err(self.not_leaseholder(0));
+        };
+        let mine = prev.replica.replica_id == self.replica_id;
+        let half = (self.cfg.lease_duration / 2).as_nanos() as i64;
+        match ts {
+            Some(ts) if mine && prev.covers(now, ts) => return Ok(()),
+            None if !mine || prev.expiration.wall - now.wall > half => return Ok(()),
+            _ => {}
+        }
+        if !mine && prev.replica.replica_id != 0 && now < prev.expiration {
+            return Err(self.not_leaseholder(prev.replica.node_id));
+        }
+        let new = if mine && now < prev.expiration {
+            Lease {
+                replica: me,
+                start: prev.start,
+                expiration: now.add_duration(self.cfg.lease_duration),
+                sequence: prev.sequence,
+            }
+        } else {
+            // Never below a timestamp the previous lease could have served.
+            let mut start = now;
+            start.forward(prev.expiration);
+            Lease {
+                replica: me,
+                start,
+                expiration: start.add_duration(self.cfg.lease_duration),
+                sequence: prev.sequence + 1,
+            }
+        };
+        let cmd = Command {
+            id: rand::random(),
+            proposer: self.replica_id,
+            lease_sequence: prev.sequence,
+            writes: WriteSet::default(),
+            stats: MvccStats::default(),
+            trigger: Some(Trigger::Lease { prev, new }),
+        };
+        self.propose_and_wait(cmd, true).await
+    }
+
+    /// Proposes `cmd` and waits until this replica applied it (or rejected
+    /// it). A lease request gives up as soon as this replica is no longer the
+    /// leader; a write waits up to the proposal timeout, after which its
+    /// outcome is unknown.
+    async fn propose_and_wait(&self, cmd: Command, is_lease: bool) -> Result<(), KvError> {
+        let store = self.store()?;
+        let (tx, mut rx) = oneshot::channel();
+        let id = cmd.id;
+        // The scheduler proposes it at the start of its next round: Raft's
+        // log must not change between a Ready and its advance.
+        self.raft.lock().quiesced = false;
+        self.pending.lock().push(PendingProposal {
+            id,
+            data: cmd.encode(),
+            tx,
+        });
+        store.wake(self.range_id);
+        let deadline = Instant::now() + self.cfg.proposal_timeout;
+        loop {
+            let step = if is_lease {
+                self.cfg.raft_tick_interval
+            } else {
+                self.cfg.proposal_timeout
+            };
+            match tokio::time::timeout(step, &mut rx).await {
+                Ok(Ok(r)) => return r,
+                Ok(Err(_)) => {
+                    return Err(KvError::new(ErrorDetail::Unavailable(
+                        "replica dropped the proposal".into(),
+                    )));
+                }
+                Err(_) => {
+                    let (leader, leader_id) = {
+                        let g = self.raft.lock();
+                        (
+                            g.node.raft.state == StateRole::Leader,
+                            g.node.raft.leader_id,
+                        )
+                    };
+                    if (is_lease && !leader) || Instant::now() >= deadline {
+                        self.proposals.lock().remove(&id);
+                        self.pending.lock().retain(|p| p.id != id);
+                        if is_lease {
+                            return Err(self.not_leaseholder(self.node_of(leader_id)));
+                        }
+                        // TODO(issue 3): an AmbiguousResult error.
+                        return Err(KvError::new(ErrorDetail::Unavailable(format!(
+                            "proposal on r{} timed out; its outcome is unknown",
+                            self.range_id
+                        ))));
+                    }
+                }
+            }
+        }
+    }
+
     /// Executes a batch whose header timestamp is set.
     pub async fn send(&self, mut ba: BatchRequest) -> BatchResult {
         if let [Request::PushTxn { .. }] = ba.requests.as_slice() {
             return self.send_push(ba).await;
         }
         loop {
+            let lease = self.ensure_lease(batch_ts(&ba)).await?;
             let guard = self.latches.acquire(latch_spans(&ba)).await;
             self.apply_timestamp_cache(&mut ba);
             let mut b = self.engine.batch();
             let evaluated = eval::evaluate(&self.ctx(false), &mut b, &ba);
             match evaluated {
                 Ok(mut res) => {
-                    self.apply(b, &res).await?;
+                    self.apply(b, &res, lease.sequence).await?;
                     drop(guard);
                     // A write may have gone in above the clock (pushed by the
                     // timestamp cache or a newer value); later reads that this
@@ -146,22 +514,20 @@ impl Replica {
         }
     }
 
-    /// Writes the evaluated batch durably, then applies its in-memory effects.
-    async fn apply(&self, b: Batch, res: &EvalResult) -> Result<(), KvError> {
+    /// Replicates the evaluated writes (if any) and waits until they are
+    /// applied here, then applies the in-memory side effects.
+    async fn apply(&self, b: Batch, res: &EvalResult, lease_sequence: u64) -> Result<(), KvError> {
         let writes = b.into_writes();
         if !writes.is_empty() {
-            {
-                let mut stats = self.apply_mu.lock();
-                self.engine
-                    .commit(&writes, false)
-                    .map_err(|e| KvError::internal(e.to_string()))?;
-                stats.add(&res.stats);
-            }
-            let engine = self.engine.clone();
-            tokio::task::spawn_blocking(move || engine.sync())
-                .await
-                .map_err(|e| KvError::internal(e.to_string()))?
-                .map_err(|e| KvError::internal(e.to_string()))?;
+            let cmd = Command {
+                id: rand::random(),
+                proposer: self.replica_id,
+                lease_sequence,
+                writes,
+                stats: res.stats,
+                trigger: None,
+            };
+            self.propose_and_wait(cmd, false).await?;
         }
         for (span, ts, txn) in &res.reads {
             self.tscache.add(span, *ts, *txn);
@@ -176,6 +542,219 @@ impl Replica {
             self.txn_wait.notify(*txn);
         }
         Ok(())
+    }
+
+    // ------------------------------------------------------------ application
+
+    pub(crate) fn begin_apply(&self) -> StagedApply {
+        StagedApply {
+            state: self.state.lock().clone(),
+            results: Vec::new(),
+            acquired_lease_start: None,
+            changed: false,
+        }
+    }
+
+    /// Applies committed `entries` (in log order) into `ws`.
+    pub(crate) fn stage_entries(&self, entries: &[Entry], st: &mut StagedApply, ws: &mut WriteSet) {
+        if entries.is_empty() {
+            return;
+        }
+        let mine: HashSet<u64> = self.proposals.lock().keys().copied().collect();
+        for e in entries {
+            if e.index <= st.state.applied.raft_applied_index {
+                continue;
+            }
+            st.changed = true;
+            st.state.applied.raft_applied_index = e.index;
+            if e.entry_type != EntryType::EntryNormal {
+                // TODO(issue 3): replica changes (ConfChangeV2) once proposed.
+                tracing::warn!(
+                    range_id = self.range_id,
+                    "ignoring a configuration change entry"
+                );
+                continue;
+            }
+            if e.data.is_empty() {
+                continue; // A new leader's empty entry.
+            }
+            let cmd = match Command::decode(&e.data) {
+                Ok(c) => c,
+                Err(err) => {
+                    // Every replica decodes the same bytes: all skip it.
+                    tracing::error!(range_id = self.range_id, index = e.index, error = %err, "skipping a malformed command");
+                    continue;
+                }
+            };
+            let lease = st.state.lease;
+            let accepted = match &cmd.trigger {
+                Some(Trigger::Lease { prev, new }) => {
+                    let ok = *prev == lease;
+                    if ok {
+                        st.state.lease = *new;
+                        ws.put(
+                            Space::Raw,
+                            &keys::range_lease_key(self.range_id),
+                            &new.encode(),
+                        );
+                        if new.replica.replica_id == self.replica_id
+                            && new.sequence != prev.sequence
+                        {
+                            st.acquired_lease_start = Some(new.start);
+                        }
+                    }
+                    ok
+                }
+                Some(_) => {
+                    // TODO(issue 3): split, merge and replica-change triggers.
+                    false
+                }
+                None => {
+                    cmd.lease_sequence == lease.sequence && lease.replica.replica_id == cmd.proposer
+                }
+            };
+            if accepted {
+                st.state.applied.lease_applied_index += 1;
+                st.state.applied.stats.add(&cmd.stats);
+                ws.extend(cmd.writes);
+            }
+            if mine.contains(&cmd.id) {
+                let r = if accepted {
+                    Ok(())
+                } else {
+                    let holder = st.state.lease.replica.node_id;
+                    Err(self.not_leaseholder(holder))
+                };
+                st.results.push((cmd.id, r));
+            }
+        }
+        if st.changed {
+            ws.put(
+                Space::Raw,
+                &keys::range_applied_state_key(self.range_id),
+                &st.state.applied.encode(),
+            );
+        }
+    }
+
+    /// Installs a snapshot's replicated state (its data is in the batch).
+    pub(crate) fn stage_snapshot(
+        &self,
+        st: &mut StagedApply,
+        desc: RangeDescriptor,
+        lease: Lease,
+        applied: AppliedState,
+    ) {
+        st.state = ReplicaState {
+            desc,
+            lease,
+            applied,
+        };
+        st.changed = true;
+    }
+
+    /// Installs what a committed batch applied and answers the proposers.
+    pub(crate) fn finish_apply(&self, st: StagedApply) {
+        if let Some(start) = st.acquired_lease_start {
+            // Writes under the new lease land above every read the previous
+            // leaseholder could have served.
+            self.tscache.set_low_water(start);
+        }
+        let applied = st.state.applied.raft_applied_index;
+        *self.state.lock() = st.state;
+        let mut proposals = self.proposals.lock();
+        for (id, r) in st.results {
+            if let Some(p) = proposals.remove(&id) {
+                let _ = p.tx.send(r);
+            }
+        }
+        // A proposal whose index was filled by another command was dropped
+        // (a leader change overwrote it).
+        let dropped: Vec<u64> = proposals
+            .iter()
+            .filter(|(_, p)| p.index != 0 && p.index <= applied)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dropped {
+            if let Some(p) = proposals.remove(&id) {
+                let _ = p.tx.send(Err(self.not_leaseholder(0)));
+            }
+        }
+    }
+
+    pub(crate) fn has_pending_proposals(&self) -> bool {
+        !self.proposals.lock().is_empty() || !self.pending.lock().is_empty()
+    }
+
+    /// Hands the queued proposals to Raft (scheduler thread, between rounds).
+    pub(crate) fn flush_proposals(&self, g: &mut RaftGroup) {
+        let pending = std::mem::take(&mut *self.pending.lock());
+        for p in pending {
+            if let Err(e) = g.node.propose(vec![], p.data) {
+                tracing::debug!(range_id = self.range_id, error = %e, "proposal dropped");
+                let leader = g.node.raft.leader_id;
+                let _ = p.tx.send(Err(self.not_leaseholder(self.node_of(leader))));
+                continue;
+            }
+            let index = if g.node.raft.state == StateRole::Leader {
+                g.node.raft.raft_log.last_index()
+            } else {
+                0
+            };
+            self.proposals
+                .lock()
+                .insert(p.id, Proposal { index, tx: p.tx });
+        }
+    }
+
+    /// If this leader can quiesce (nothing pending, every follower caught
+    /// up), marks it quiesced and returns the quiescing heartbeats.
+    pub(crate) fn maybe_quiesce(&self, g: &mut RaftGroup) -> Option<Vec<Message>> {
+        let raft = &g.node.raft;
+        if raft.state != StateRole::Leader || self.has_pending_proposals() {
+            return None;
+        }
+        let last = raft.raft_log.last_index();
+        let committed = raft.raft_log.committed;
+        if committed != last
+            || raft.raft_log.applied != committed
+            || raft.raft_log.persisted != last
+        {
+            return None;
+        }
+        if raft.prs().iter().any(|(_, pr)| pr.matched != last) {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (id, _) in raft.prs().iter() {
+            if *id == self.replica_id {
+                continue;
+            }
+            let mut m = Message::default();
+            m.set_msg_type(MessageType::MsgHeartbeat);
+            m.to = *id;
+            m.from = self.replica_id;
+            m.term = raft.term;
+            m.commit = committed;
+            out.push(m);
+        }
+        g.quiesced = true;
+        Some(out)
+    }
+
+    /// A follower receiving a quiescing heartbeat: quiesces if it agrees it
+    /// is caught up with that leader; otherwise the caller steps it.
+    pub(crate) fn try_quiesce_follower(g: &mut RaftGroup, m: &Message) -> bool {
+        let raft = &g.node.raft;
+        let ok = raft.state == StateRole::Follower
+            && raft.term == m.term
+            && raft.leader_id == m.from
+            && raft.raft_log.committed == m.commit
+            && raft.raft_log.last_index() == m.commit;
+        if ok {
+            g.quiesced = true;
+        }
+        ok
     }
 
     /// Writes must not land below reads already served on their keys.
@@ -288,11 +867,15 @@ impl Replica {
         let mut force = false;
         let mut queued: Option<tokio::sync::watch::Receiver<u64>> = None;
         let result = loop {
+            let lease = match self.ensure_lease(ba.header.timestamp).await {
+                Ok(l) => l,
+                Err(e) => break Err(e),
+            };
             let guard = self.latches.acquire(record_span.clone()).await;
             let mut b = self.engine.batch();
             match eval::evaluate(&self.ctx(force), &mut b, &ba) {
                 Ok(res) => {
-                    let applied = self.apply(b, &res).await;
+                    let applied = self.apply(b, &res, lease.sequence).await;
                     drop(guard);
                     break applied.map(|()| BatchResponse {
                         now: self.clock.now(),
@@ -390,4 +973,12 @@ fn latch_spans(ba: &BatchRequest) -> Vec<LatchSpan> {
         }
     }
     out
+}
+
+/// The timestamp a batch reads and writes at, for the lease check.
+fn batch_ts(ba: &BatchRequest) -> Timestamp {
+    match &ba.header.txn {
+        Some(t) => t.meta.write_timestamp.max(t.read_timestamp),
+        None => ba.header.timestamp,
+    }
 }

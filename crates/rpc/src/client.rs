@@ -22,7 +22,7 @@ pub struct RpcSender {
     client: InternalClient<Channel>,
 }
 
-fn endpoint(addr: &str) -> Result<Endpoint, KvError> {
+pub(crate) fn endpoint(addr: &str) -> Result<Endpoint, KvError> {
     if addr.is_empty() || addr.contains('/') {
         return Err(KvError::invalid(format!(
             "bad address {addr:?}: expected HOST:PORT"
@@ -128,7 +128,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A gRPC status is never a KV outcome (those travel in the response), so it
 /// means the call itself failed.
-fn status_to_error(addr: &str, s: tonic::Status) -> KvError {
+pub(crate) fn status_to_error(addr: &str, s: tonic::Status) -> KvError {
     match s.code() {
         Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Aborted => {
             let msg = match std::error::Error::source(&s) {

@@ -6,6 +6,8 @@
 //!   validated and malformed requests are refused with `InvalidArgument`.
 //! - [`serve`]: the server, handing batches to any [`tardigrade_kvpb::Sender`].
 //! - [`RpcSender`]: the client, itself a `Sender`.
+//! - [`RaftHandler`] / [`RaftClient`]: batched Raft messages between nodes
+//!   (the `Raft` service), served with [`serve_with_raft`].
 //! - [`Transport`] / [`FaultInjector`]: the seam node-to-node traffic goes
 //!   through, so tests can partition, drop and delay it.
 
@@ -16,9 +18,11 @@ pub mod pb {
 
 mod client;
 pub mod convert;
+mod raft;
 mod server;
 mod transport;
 
 pub use client::{CONNECT_TIMEOUT, RpcSender};
-pub use server::{MAX_MESSAGE_SIZE, ServeError, serve};
+pub use raft::{RaftClient, RaftHandler, RaftMessage, RaftMessageBatch};
+pub use server::{MAX_MESSAGE_SIZE, ServeError, serve, serve_with_raft};
 pub use transport::{FaultInjector, FaultyTransport, GrpcTransport, NodeId, Transport};

@@ -11,6 +11,8 @@ use tonic::{Request, Response, Status};
 use crate::convert::batch_result_to_pb;
 use crate::pb;
 use crate::pb::internal_server::{Internal, InternalServer};
+use crate::pb::raft_server::RaftServer;
+use crate::raft::{RaftHandler, RaftService};
 
 /// Why [`serve`] stopped with an error.
 pub type ServeError = tonic::transport::Error;
@@ -67,11 +69,29 @@ pub async fn serve(
     sender: Arc<dyn Sender>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_with_raft(listener, sender, None, shutdown).await
+}
+
+/// [`serve`], plus the `Raft` service handing Raft batches to `raft` when
+/// one is given.
+pub async fn serve_with_raft(
+    listener: tokio::net::TcpListener,
+    sender: Arc<dyn Sender>,
+    raft: Option<Arc<dyn RaftHandler>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let service = InternalServer::new(InternalService { sender })
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let raft = raft.map(|handler| {
+        RaftServer::new(RaftService { handler })
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    });
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
-        .serve_with_incoming_shutdown(service, incoming, shutdown)
+        .add_service(service)
+        .add_optional_service(raft)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -133,6 +133,13 @@ impl FaultInjector {
         }
     }
 
+    /// Whether one message (or batch) from `from` to `to` may go now: the
+    /// delay to apply to it, or the `Unavailable` error that drops it. For
+    /// senders outside this crate (the Raft transport).
+    pub fn admit(&self, from: NodeId, to: NodeId) -> Result<Duration, KvError> {
+        self.check(from, to)
+    }
+
     /// The delay to apply to one send, or the reason to fail it.
     fn check(&self, from: NodeId, to: NodeId) -> Result<Duration, KvError> {
         let mut f = self.faults.lock();

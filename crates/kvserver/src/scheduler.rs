@@ -1,0 +1,472 @@
+//! The store's Raft scheduler: one thread drives every replica on the store.
+//!
+//! Each round it takes the queued events (proposals waking a range, inbound
+//! Raft batches), ticks the replicas that are not quiesced when a tick is
+//! due, then processes every replica with a Ready in one batch:
+//!
+//! 1. the log appends, hard states and snapshots of all of them go into ONE
+//!    engine write batch, committed with ONE fsync;
+//! 2. their outbound messages are grouped per destination node and sent as
+//!    one [`RaftMessageBatch`] per node;
+//! 3. their committed entries are applied in log order into a second write
+//!    batch (commands' writes plus each range's new applied state; no fsync
+//!    needed: the log is durable and re-applied after a crash), after which
+//!    proposers are answered and the log is truncated past a threshold.
+//!
+//! A leader with nothing pending whose followers are all caught up
+//! quiesces: it sends quiescing heartbeats and stops ticking, and so do its
+//! followers; any request or inbound message wakes the range.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Message, MessageType, Snapshot};
+use raft::{Ready, SnapshotStatus};
+use tardigrade_encoding::keys;
+use tardigrade_kvpb::{Lease, RangeDescriptor};
+use tardigrade_storage::batch::WriteSet;
+use tardigrade_storage::{EngineError, Reader, Space};
+
+use crate::command::{self, AppliedState};
+use crate::raft_storage::{self, LogState, decode_snapshot_data, range_spans};
+use crate::replica::Replica;
+use crate::store::{Store, StoreConfig, range_index_key};
+use crate::transport::{RaftMessage, RaftMessageBatch};
+
+pub(crate) enum Event {
+    /// A range has work (a proposal, a woken group).
+    Wake(u64),
+    /// Raft messages from another node.
+    Raft(RaftMessageBatch),
+    Stop,
+}
+
+/// Most events taken per round, so a flood cannot starve ticks.
+const MAX_EVENTS_PER_ROUND: usize = 4096;
+
+pub(crate) fn run(store: Weak<Store>, rx: Receiver<Event>, cfg: StoreConfig) {
+    let mut next_tick = Instant::now() + cfg.raft_tick_interval;
+    let mut dirty: HashSet<u64> = HashSet::new();
+    loop {
+        let mut events = Vec::new();
+        if dirty.is_empty() {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(timeout) {
+                Ok(e) => events.push(e),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        while events.len() < MAX_EVENTS_PER_ROUND {
+            match rx.try_recv() {
+                Ok(e) => events.push(e),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        if store.is_stopped() {
+            return;
+        }
+        let mut outbox = Outbox::default();
+        for e in events {
+            match e {
+                Event::Stop => return,
+                Event::Wake(id) => {
+                    dirty.insert(id);
+                }
+                Event::Raft(b) => step_batch(&store, b, &mut dirty),
+            }
+        }
+        if Instant::now() >= next_tick {
+            next_tick = Instant::now() + cfg.raft_tick_interval;
+            tick(&store, &mut dirty, &mut outbox);
+        }
+        if let Err(e) = process_ready(&store, &mut dirty, &mut outbox) {
+            tracing::error!(error = %e, node = cfg.node_id, "raft scheduler: storage failed; stopping the store");
+            store.stop();
+            return;
+        }
+        outbox.flush(&store);
+    }
+}
+
+/// Outbound messages of one round, per destination node.
+#[derive(Default)]
+struct Outbox {
+    by_node: HashMap<u64, Vec<RaftMessage>>,
+    /// Snapshots handed to the transport: (range, to replica).
+    snapshots: Vec<(Arc<Replica>, u64)>,
+}
+
+impl Outbox {
+    fn add(&mut self, r: &Arc<Replica>, msgs: Vec<Message>, quiesce: bool) {
+        if msgs.is_empty() {
+            return;
+        }
+        let desc = r.desc();
+        for m in msgs {
+            let Some(to) = desc.replica(m.to) else {
+                tracing::debug!(
+                    range_id = r.range_id,
+                    to = m.to,
+                    "message to unknown replica"
+                );
+                continue;
+            };
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                self.snapshots.push((r.clone(), m.to));
+            }
+            let Ok(bytes) = m.write_to_bytes() else {
+                continue;
+            };
+            self.by_node
+                .entry(to.node_id)
+                .or_default()
+                .push(RaftMessage {
+                    range_id: r.range_id,
+                    from_replica: r.replica_id,
+                    to_replica: m.to,
+                    message: bytes,
+                    quiesce,
+                });
+        }
+    }
+
+    fn flush(&mut self, store: &Store) {
+        let node = store.node_id();
+        for (to_node, messages) in self.by_node.drain() {
+            let batch = RaftMessageBatch {
+                from_node: node,
+                to_node,
+                cluster_id: 0,
+                messages,
+            };
+            if to_node == node {
+                let _ = crate::transport::RaftHandler::handle_raft_batch(store, batch);
+            } else if let Some(t) = &store.config().transport {
+                t.send(batch);
+            }
+        }
+        // The transport took them; the follower's answer says how it went.
+        for (r, to) in self.snapshots.drain(..) {
+            r.raft
+                .lock()
+                .node
+                .report_snapshot(to, SnapshotStatus::Finish);
+        }
+    }
+}
+
+fn step_batch(store: &Store, batch: RaftMessageBatch, dirty: &mut HashSet<u64>) {
+    for m in batch.messages {
+        let Some(r) = store.replica(m.range_id) else {
+            // TODO(issue 3): create the replica when a snapshot arrives for
+            // a range this store was added to.
+            tracing::debug!(
+                range_id = m.range_id,
+                "raft message for a range not on this store"
+            );
+            continue;
+        };
+        let msg = match Message::parse_from_bytes(&m.message) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::debug!(range_id = m.range_id, error = %e, "malformed raft message");
+                continue;
+            }
+        };
+        if msg.to != r.replica_id || msg.from != m.from_replica || m.to_replica != r.replica_id {
+            tracing::debug!(range_id = m.range_id, "raft message for another replica");
+            continue;
+        }
+        let mut g = r.raft.lock();
+        if g.broken {
+            continue;
+        }
+        if m.quiesce && Replica::try_quiesce_follower(&mut g, &msg) {
+            continue;
+        }
+        g.quiesced = false;
+        if let Err(e) = g.node.step(msg) {
+            tracing::debug!(range_id = m.range_id, error = %e, "raft step failed");
+        }
+        dirty.insert(m.range_id);
+    }
+}
+
+fn tick(store: &Store, dirty: &mut HashSet<u64>, outbox: &mut Outbox) {
+    for r in store.replicas() {
+        let mut g = r.raft.lock();
+        if g.quiesced || g.broken {
+            continue;
+        }
+        if !g.node.has_ready() {
+            if let Some(hbs) = r.maybe_quiesce(&mut g) {
+                drop(g);
+                outbox.add(&r, hbs, true);
+                continue;
+            }
+        }
+        g.node.tick();
+        dirty.insert(r.range_id);
+    }
+}
+
+struct SnapInstall {
+    index: u64,
+    term: u64,
+    conf_state: ConfState,
+    desc: RangeDescriptor,
+    lease: Lease,
+    applied: AppliedState,
+}
+
+struct Work {
+    r: Arc<Replica>,
+    rd: Option<Ready>,
+    snap: Option<SnapInstall>,
+    new_last: Option<(u64, u64)>,
+    hs: Option<HardState>,
+    msgs: Vec<Message>,
+    committed: Vec<Entry>,
+}
+
+fn process_ready(
+    store: &Store,
+    dirty: &mut HashSet<u64>,
+    outbox: &mut Outbox,
+) -> Result<(), EngineError> {
+    let engine = store.engine();
+    let mut ws = WriteSet::default();
+    let mut sync = false;
+    let mut works = Vec::new();
+    for id in dirty.drain() {
+        let Some(r) = store.replica(id) else {
+            continue;
+        };
+        let mut rd = {
+            let mut g = r.raft.lock();
+            if g.broken {
+                continue;
+            }
+            r.flush_proposals(&mut g);
+            if !g.node.has_ready() {
+                continue;
+            }
+            g.node.ready()
+        };
+        let mut w = Work {
+            r: r.clone(),
+            rd: None,
+            snap: None,
+            new_last: None,
+            hs: None,
+            msgs: rd.take_messages(),
+            committed: Vec::new(),
+        };
+        let mut base: LogState = r.log_state.read().clone();
+        if !rd.snapshot().is_empty() {
+            match prepare_snapshot(store, &r, rd.snapshot(), &base, &mut ws) {
+                Ok(si) => {
+                    base.truncated_index = si.index;
+                    base.truncated_term = si.term;
+                    base.last_index = si.index;
+                    base.last_term = si.term;
+                    w.snap = Some(si);
+                    sync = true;
+                }
+                Err(e) => {
+                    tracing::error!(range_id = id, error = %e, "cannot apply snapshot; replica disabled");
+                    r.raft.lock().broken = true;
+                    continue;
+                }
+            }
+        }
+        sync |= rd.must_sync();
+        let entries = rd.take_entries();
+        if !entries.is_empty() {
+            w.new_last = Some(raft_storage::append_entries(id, &base, &entries, &mut ws));
+        }
+        if let Some(hs) = rd.hs() {
+            raft_storage::write_hard_state(id, hs, &mut ws);
+            w.hs = Some(hs.clone());
+        }
+        w.msgs.extend(rd.take_persisted_messages());
+        w.committed = rd.take_committed_entries();
+        w.rd = Some(rd);
+        works.push(w);
+    }
+    if works.is_empty() {
+        return Ok(());
+    }
+    engine.commit(&ws, sync)?;
+    for w in &works {
+        let mut ls = w.r.log_state.write();
+        if let Some(si) = &w.snap {
+            ls.truncated_index = si.index;
+            ls.truncated_term = si.term;
+            ls.last_index = si.index;
+            ls.last_term = si.term;
+            ls.conf_state = si.conf_state.clone();
+        }
+        if let Some((li, lt)) = w.new_last {
+            ls.last_index = li;
+            ls.last_term = lt;
+        }
+        if let Some(hs) = &w.hs {
+            ls.hard_state = hs.clone();
+        }
+    }
+    let mut apply_ws = WriteSet::default();
+    for w in &mut works {
+        let Some(rd) = w.rd.take() else {
+            continue;
+        };
+        let mut light = w.r.raft.lock().node.advance_append(rd);
+        if let Some(c) = light.commit_index() {
+            let mut ls = w.r.log_state.write();
+            ls.hard_state.commit = c;
+            raft_storage::write_hard_state(w.r.range_id, &ls.hard_state, &mut apply_ws);
+        }
+        w.msgs.extend(light.take_messages());
+        w.committed.extend(light.take_committed_entries());
+        outbox.add(&w.r, std::mem::take(&mut w.msgs), false);
+    }
+    // Appends reach the followers while we apply.
+    outbox.flush(store);
+    let max_entries = store.config().raft_log_max_entries.max(2);
+    let mut staged = Vec::with_capacity(works.len());
+    for w in &mut works {
+        let mut st = w.r.begin_apply();
+        if let Some(si) = w.snap.take() {
+            w.r.stage_snapshot(&mut st, si.desc, si.lease, si.applied);
+        }
+        w.r.stage_entries(&w.committed, &mut st, &mut apply_ws);
+        let applied = st.applied_index();
+        let truncated = w.r.log_state.read().truncated_index;
+        let mut trunc = None;
+        if applied > truncated + max_entries {
+            let to = applied - max_entries / 2;
+            match entry_term(engine, w.r.range_id, to) {
+                Ok(term) => {
+                    raft_storage::truncate_log(w.r.range_id, truncated, to, term, &mut apply_ws);
+                    trunc = Some((to, term));
+                }
+                Err(e) => {
+                    tracing::warn!(range_id = w.r.range_id, error = %e, "log truncation skipped")
+                }
+            }
+        }
+        staged.push((w.r.clone(), st, trunc));
+    }
+    engine.commit(&apply_ws, false)?;
+    for (r, st, trunc) in staged {
+        if let Some((to, term)) = trunc {
+            let mut ls = r.log_state.write();
+            ls.truncated_index = to;
+            ls.truncated_term = term;
+        }
+        let applied = st.applied_index();
+        r.finish_apply(st);
+        let mut g = r.raft.lock();
+        if applied > g.node.raft.raft_log.applied && applied <= g.node.raft.raft_log.committed {
+            g.node.advance_apply_to(applied);
+        }
+        if g.node.has_ready() {
+            dirty.insert(r.range_id);
+        }
+    }
+    Ok(())
+}
+
+fn entry_term(
+    engine: &tardigrade_storage::Engine,
+    range_id: u64,
+    index: u64,
+) -> Result<u64, EngineError> {
+    let v = engine
+        .get(Space::Raw, &keys::raft_log_key(range_id, index))?
+        .ok_or_else(|| EngineError::Corrupt(format!("r{range_id}: log entry {index} missing")))?;
+    raft_storage::decode_entry(&v)
+        .map(|e| e.term)
+        .map_err(|e| EngineError::Corrupt(e.to_string()))
+}
+
+/// Adds a snapshot's data to `ws`: the range's spans are cleared and
+/// rewritten, the log is discarded and truncated at the snapshot's index.
+fn prepare_snapshot(
+    store: &Store,
+    r: &Replica,
+    snap: &Snapshot,
+    log: &LogState,
+    ws: &mut WriteSet,
+) -> Result<SnapInstall, EngineError> {
+    let engine = store.engine();
+    let id = r.range_id;
+    let data = decode_snapshot_data(&snap.data).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+    if data.desc.range_id != id {
+        return Err(EngineError::Corrupt(format!(
+            "snapshot of r{} sent to r{id}",
+            data.desc.range_id
+        )));
+    }
+    let meta = snap.get_metadata();
+    let old = r.desc();
+    for (space, lo, hi) in range_spans(id, &old.start_key, &old.end_key)
+        .into_iter()
+        .chain(range_spans(id, &data.desc.start_key, &data.desc.end_key))
+    {
+        for kv in engine.scan(space, &lo, &hi, false) {
+            let (k, _) = kv?;
+            ws.delete(space, &k);
+        }
+    }
+    let applied_key = keys::range_applied_state_key(id);
+    let lease_key = keys::range_lease_key(id);
+    let mut applied = None;
+    let mut lease = Lease::default();
+    for (space, k, v) in &data.kvs {
+        if *space == Space::Raw && *k == applied_key {
+            applied =
+                Some(AppliedState::decode(v).map_err(|e| EngineError::Corrupt(e.to_string()))?);
+        } else if *space == Space::Raw && *k == lease_key {
+            lease = Lease::decode(v).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        }
+        ws.put(*space, k, v);
+    }
+    let applied = applied
+        .ok_or_else(|| EngineError::Corrupt(format!("snapshot of r{id} without applied state")))?;
+    if applied.raft_applied_index != meta.index {
+        return Err(EngineError::Corrupt(format!(
+            "snapshot of r{id} at index {} holds applied index {}",
+            meta.index, applied.raft_applied_index
+        )));
+    }
+    let lower = keys::raft_log_key(id, 0);
+    let upper = keys::raft_log_key(id, u64::MAX);
+    for kv in engine.scan(Space::Raw, &lower, &upper, false) {
+        let (k, _) = kv?;
+        ws.delete(Space::Raw, &k);
+    }
+    let _ = log;
+    ws.put(
+        Space::Raw,
+        &keys::raft_truncated_state_key(id),
+        &command::encode_index_term(meta.index, meta.term),
+    );
+    ws.put(Space::Raw, &range_index_key(id), &data.desc.start_key);
+    Ok(SnapInstall {
+        index: meta.index,
+        term: meta.term,
+        conf_state: meta.get_conf_state().clone(),
+        desc: data.desc,
+        lease,
+        applied,
+    })
+}

@@ -1,0 +1,173 @@
+//! How a store's Raft messages reach other nodes.
+//!
+//! The scheduler hands each round's messages for one node, as one
+//! [`RaftMessageBatch`], to a [`RaftTransport`]. Two implementations:
+//! [`LocalRaftTransport`] delivers in process (tests: many stores in one
+//! process), [`GrpcRaftTransport`] sends over the `Raft` gRPC service to the
+//! address a [`NodeResolver`] gives. Both go through a
+//! [`FaultInjector`] when one is set, so tests can partition, drop and delay.
+//! Delivery is best effort: Raft retransmits what is lost.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Mutex, RwLock};
+use tardigrade_kvpb::NodeId;
+use tardigrade_rpc::{FaultInjector, RaftClient};
+pub use tardigrade_rpc::{RaftHandler, RaftMessage, RaftMessageBatch};
+
+/// Sends a batch of Raft messages to `batch.to_node`. Must not block.
+pub trait RaftTransport: Send + Sync {
+    fn send(&self, batch: RaftMessageBatch);
+}
+
+impl fmt::Debug for dyn RaftTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RaftTransport")
+    }
+}
+
+/// Where a node listens.
+pub trait NodeResolver: Send + Sync {
+    fn resolve(&self, node: NodeId) -> Option<String>;
+}
+
+impl<F: Fn(NodeId) -> Option<String> + Send + Sync> NodeResolver for F {
+    fn resolve(&self, node: NodeId) -> Option<String> {
+        self(node)
+    }
+}
+
+/// In-process delivery between stores registered by node id.
+#[derive(Default)]
+pub struct LocalRaftTransport {
+    nodes: RwLock<HashMap<NodeId, Weak<dyn RaftHandler>>>,
+    faults: Option<FaultInjector>,
+}
+
+impl LocalRaftTransport {
+    pub fn new(faults: Option<FaultInjector>) -> Arc<LocalRaftTransport> {
+        Arc::new(LocalRaftTransport {
+            nodes: RwLock::default(),
+            faults,
+        })
+    }
+
+    /// Delivers batches for `node` to `handler` (held weakly).
+    pub fn register(&self, node: NodeId, handler: Weak<dyn RaftHandler>) {
+        self.nodes.write().insert(node, handler);
+    }
+
+    /// Stops delivering to `node` (as if it died).
+    pub fn unregister(&self, node: NodeId) {
+        self.nodes.write().remove(&node);
+    }
+}
+
+impl RaftTransport for LocalRaftTransport {
+    fn send(&self, batch: RaftMessageBatch) {
+        let delay = match &self.faults {
+            Some(f) => match f.admit(batch.from_node, batch.to_node) {
+                Ok(d) => d,
+                Err(_) => return,
+            },
+            None => std::time::Duration::ZERO,
+        };
+        let Some(handler) = self
+            .nodes
+            .read()
+            .get(&batch.to_node)
+            .and_then(Weak::upgrade)
+        else {
+            return;
+        };
+        if delay.is_zero() {
+            let _ = handler.handle_raft_batch(batch);
+        } else {
+            let faults = self.faults.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                if faults.is_some_and(|f| f.is_partitioned(batch.from_node, batch.to_node)) {
+                    return;
+                }
+                let _ = handler.handle_raft_batch(batch);
+            });
+        }
+    }
+}
+
+/// Batches queued per destination before new ones are dropped.
+const QUEUE_LEN: usize = 256;
+
+/// Raft over gRPC: one queue and one sending task per destination node, so
+/// batches to a node stay in order and a slow node delays only itself.
+pub struct GrpcRaftTransport {
+    resolver: Arc<dyn NodeResolver>,
+    faults: Option<FaultInjector>,
+    runtime: tokio::runtime::Handle,
+    queues: Mutex<HashMap<NodeId, tokio::sync::mpsc::Sender<RaftMessageBatch>>>,
+}
+
+impl GrpcRaftTransport {
+    /// Must be called inside a Tokio runtime: the sending tasks run on it.
+    pub fn new(
+        resolver: Arc<dyn NodeResolver>,
+        faults: Option<FaultInjector>,
+    ) -> Result<Arc<GrpcRaftTransport>, tardigrade_kvpb::KvError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            tardigrade_kvpb::KvError::internal("GrpcRaftTransport::new outside a Tokio runtime")
+        })?;
+        Ok(Arc::new(GrpcRaftTransport {
+            resolver,
+            faults,
+            runtime,
+            queues: Mutex::default(),
+        }))
+    }
+
+    fn queue(&self, node: NodeId) -> tokio::sync::mpsc::Sender<RaftMessageBatch> {
+        let mut queues = self.queues.lock();
+        if let Some(q) = queues.get(&node) {
+            if !q.is_closed() {
+                return q.clone();
+            }
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RaftMessageBatch>(QUEUE_LEN);
+        let resolver = self.resolver.clone();
+        let faults = self.faults.clone();
+        self.runtime.spawn(async move {
+            let mut client: Option<RaftClient> = None;
+            while let Some(batch) = rx.recv().await {
+                if let Some(f) = &faults {
+                    match f.admit(batch.from_node, batch.to_node) {
+                        Ok(d) if !d.is_zero() => tokio::time::sleep(d).await,
+                        Ok(_) => {}
+                        Err(_) => continue,
+                    }
+                }
+                let Some(addr) = resolver.resolve(node) else {
+                    continue;
+                };
+                if client.as_ref().is_none_or(|c| c.addr() != addr) {
+                    client = RaftClient::connect_lazy(&addr).ok();
+                }
+                if let Some(c) = &client {
+                    if let Err(e) = c.send(batch).await {
+                        tracing::debug!(node, error = %e, "raft batch not delivered");
+                    }
+                }
+            }
+        });
+        queues.insert(node, tx.clone());
+        tx
+    }
+}
+
+impl RaftTransport for GrpcRaftTransport {
+    fn send(&self, batch: RaftMessageBatch) {
+        let q = self.queue(batch.to_node);
+        // Full: the node is slow or gone; Raft will retransmit.
+        let _ = q.try_send(batch);
+    }
+}
