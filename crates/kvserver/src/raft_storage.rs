@@ -68,10 +68,12 @@ pub fn encode_hard_state(hs: &HardState) -> Vec<u8> {
 
 pub fn decode_hard_state(buf: &[u8]) -> Result<HardState, DecodeError> {
     let mut r = command::Reader { buf };
-    let mut hs = HardState::default();
-    hs.term = r.u64()?;
-    hs.vote = r.u64()?;
-    hs.commit = r.u64()?;
+    let hs = HardState {
+        term: r.u64()?,
+        vote: r.u64()?,
+        commit: r.u64()?,
+        ..Default::default()
+    };
     r.done()?;
     Ok(hs)
 }
@@ -295,12 +297,16 @@ impl raft::Storage for RaftStorage {
                 command::put_bytes(&mut data, &v);
             }
         }
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
+        let mut meta = SnapshotMetadata {
+            index,
+            term,
+            ..Default::default()
+        };
         meta.set_conf_state(conf_state_of(&desc));
-        let mut s = Snapshot::default();
-        s.data = data.into();
+        let mut s = Snapshot {
+            data: data.into(),
+            ..Default::default()
+        };
         s.set_metadata(meta);
         Ok(s)
     }
@@ -394,11 +400,12 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = vec![index as u8; 10].into();
-        e
+        Entry {
+            index,
+            term,
+            data: vec![index as u8; 10].into(),
+            ..Default::default()
+        }
     }
 
     fn desc() -> RangeDescriptor {
@@ -440,10 +447,12 @@ mod tests {
             let entries: Vec<_> = (1..=5).map(|i| entry(i, 1 + i / 3)).collect();
             let (li, lt) = append_entries(3, &st, &entries, &mut ws);
             assert_eq!((li, lt), (5, 2));
-            let mut hs = HardState::default();
-            hs.term = 2;
-            hs.vote = 1;
-            hs.commit = 4;
+            let hs = HardState {
+                term: 2,
+                vote: 1,
+                commit: 4,
+                ..Default::default()
+            };
             write_hard_state(3, &hs, &mut ws);
             engine.commit(&ws, true).expect("commit");
             // Overwrite the tail: 4 and 5 replaced by a shorter, newer log.

@@ -299,10 +299,8 @@ impl Replica {
                 woke,
             )
         };
-        if woke {
-            if let Ok(s) = self.store() {
-                s.wake(self.range_id);
-            }
+        if woke && let Ok(s) = self.store() {
+            s.wake(self.range_id);
         }
         (leader, id)
     }

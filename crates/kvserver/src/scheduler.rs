@@ -206,12 +206,12 @@ fn tick(store: &Store, dirty: &mut HashSet<u64>, outbox: &mut Outbox) {
         if g.quiesced || g.broken {
             continue;
         }
-        if !g.node.has_ready() {
-            if let Some(hbs) = r.maybe_quiesce(&mut g) {
-                drop(g);
-                outbox.add(&r, hbs, true);
-                continue;
-            }
+        if !g.node.has_ready()
+            && let Some(hbs) = r.maybe_quiesce(&mut g)
+        {
+            drop(g);
+            outbox.add(&r, hbs, true);
+            continue;
         }
         g.node.tick();
         dirty.insert(r.range_id);

@@ -168,9 +168,11 @@ impl Store {
                 &keys::raft_truncated_state_key(id),
                 &command::encode_index_term(RAFT_INITIAL_INDEX, RAFT_INITIAL_TERM),
             );
-            let mut hs = raft::eraftpb::HardState::default();
-            hs.term = RAFT_INITIAL_TERM;
-            hs.commit = RAFT_INITIAL_INDEX;
+            let hs = raft::eraftpb::HardState {
+                term: RAFT_INITIAL_TERM,
+                commit: RAFT_INITIAL_INDEX,
+                ..Default::default()
+            };
             raft_storage::write_hard_state(id, &hs, &mut ws);
         }
         engine.commit(&ws, true)

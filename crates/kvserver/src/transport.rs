@@ -128,10 +128,10 @@ impl GrpcRaftTransport {
 
     fn queue(&self, node: NodeId) -> tokio::sync::mpsc::Sender<RaftMessageBatch> {
         let mut queues = self.queues.lock();
-        if let Some(q) = queues.get(&node) {
-            if !q.is_closed() {
-                return q.clone();
-            }
+        if let Some(q) = queues.get(&node)
+            && !q.is_closed()
+        {
+            return q.clone();
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<RaftMessageBatch>(QUEUE_LEN);
         let resolver = self.resolver.clone();
@@ -152,10 +152,10 @@ impl GrpcRaftTransport {
                 if client.as_ref().is_none_or(|c| c.addr() != addr) {
                     client = RaftClient::connect_lazy(&addr).ok();
                 }
-                if let Some(c) = &client {
-                    if let Err(e) = c.send(batch).await {
-                        tracing::debug!(node, error = %e, "raft batch not delivered");
-                    }
+                if let Some(c) = &client
+                    && let Err(e) = c.send(batch).await
+                {
+                    tracing::debug!(node, error = %e, "raft batch not delivered");
                 }
             }
         });

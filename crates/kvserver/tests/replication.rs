@@ -129,13 +129,11 @@ impl Cluster {
                     if let ErrorDetail::NotLeaseholder {
                         leaseholder_node, ..
                     } = e.detail
+                        && let Some(p) = nodes.iter().position(|n| *n == leaseholder_node)
+                        && p != i % nodes.len()
                     {
-                        if let Some(p) = nodes.iter().position(|n| *n == leaseholder_node) {
-                            if p != i % nodes.len() {
-                                i = p;
-                                continue;
-                            }
-                        }
+                        i = p;
+                        continue;
                     }
                     i += 1;
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -463,4 +461,36 @@ async fn an_idle_range_quiesces_and_wakes_on_the_next_request() {
     c.put("q", "2").await;
     c.wait_converged(&[1, 2, 3], Duration::from_secs(5)).await;
     assert_same_data(&c, &[1, 2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_replica_store_bootstraps_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = StoreSpec::Dir(dir.path().join("s"));
+    let clock = || Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
+    let n = 100u32;
+    {
+        let engine = Engine::open(&spec).expect("engine");
+        let store = Store::open(engine, clock(), StoreConfig::default()).expect("open");
+        let t0 = Instant::now();
+        for i in 0..n {
+            store
+                .execute(put_ba(format!("k{i}").as_bytes(), b"v"))
+                .await
+                .expect("put");
+        }
+        eprintln!(
+            "single replica on disk: write latency {:?} (mean of {n} sequential puts, one log fsync each)",
+            t0.elapsed() / n
+        );
+        store.stop();
+    }
+    // Reopened: the range is loaded from the engine, not bootstrapped again,
+    // and everything acknowledged is there.
+    let engine = Engine::open(&spec).expect("engine");
+    let store = Store::open(engine, clock(), StoreConfig::default()).expect("reopen");
+    assert_eq!(store.replicas().len(), 1);
+    let r = store.execute(get_ba(b"k99")).await.expect("get");
+    assert_eq!(get_value(&r), Some(b"v".to_vec()));
+    assert_eq!(store.stats().live_count, i64::from(n));
 }
