@@ -175,7 +175,8 @@ impl DistSender {
                     }
                     continue;
                 }
-                Err(RouteError::Kv(mut e)) => {
+                Err(RouteError::Kv(e)) => {
+                    let mut e = *e;
                     if let Some(i) = e.index {
                         e.index = chunk.get(i).map(|(orig, _)| *orig);
                     }
@@ -284,18 +285,18 @@ impl DistSender {
                         return Err(RouteError::Mismatch);
                     }
                     ErrorDetail::Unavailable(_) => last_err = e,
-                    _ => return Err(RouteError::Kv(e)),
+                    _ => return Err(RouteError::Kv(Box::new(e))),
                 },
             }
         }
         self.cache.evict(&range.desc.start_key);
-        Err(RouteError::Kv(last_err))
+        Err(RouteError::Kv(Box::new(last_err)))
     }
 }
 
 enum RouteError {
     Mismatch,
-    Kv(KvError),
+    Kv(Box<KvError>),
 }
 
 impl Sender for DistSender {
