@@ -1,4 +1,4 @@
-//! Compiles `proto/kvpb.proto` with tonic-prost-build.
+//! Compiles `proto/kvpb.proto` and `proto/node.proto` with tonic-prost-build.
 //!
 //! protoc comes from `protoc-bin-vendored` unless `PROTOC` is already set; it
 //! is set only inside this build script's process, never globally (raft-proto
@@ -6,6 +6,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/kvpb.proto");
+    println!("cargo:rerun-if-changed=proto/node.proto");
     println!("cargo:rerun-if-env-changed=PROTOC");
     if std::env::var_os("PROTOC").is_none() {
         let protoc = protoc_bin_vendored::protoc_bin_path()?;
@@ -13,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // environment concurrently.
         unsafe { std::env::set_var("PROTOC", protoc) };
     }
-    tonic_prost_build::configure().compile_protos(&["proto/kvpb.proto"], &["proto"])?;
+    tonic_prost_build::configure()
+        .compile_protos(&["proto/kvpb.proto", "proto/node.proto"], &["proto"])?;
     Ok(())
 }

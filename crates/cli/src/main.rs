@@ -1,5 +1,6 @@
 //! `tardigrade`: the single binary every node runs, and its client tools.
 
+mod cluster;
 mod debug;
 mod duration;
 mod start;
@@ -30,6 +31,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Start a node of a multi-node cluster (then `init` one of them).
+    Start(cluster::StartArgs),
+    /// Initialize a new cluster through one of its started nodes.
+    Init(cluster::HostArgs),
+    /// Information about the cluster's nodes.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
     /// Start a single-node cluster (no replication).
     StartSingleNode(start::StartArgs),
     /// Debugging tools.
@@ -50,6 +60,14 @@ enum Command {
 enum DebugCommand {
     /// Read and write raw KV pairs through the KV API.
     Kv(debug::KvArgs),
+    /// List the ranges, their spans and replicas.
+    Ranges(cluster::HostArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCommand {
+    /// The nodes, their addresses, localities, liveness and ranges.
+    Status(cluster::HostArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -150,11 +168,28 @@ async fn run(cli: Cli) -> CliResult {
             tardigrade_server::init_logging("info");
             start::run(args).await
         }
+        Command::Start(args) => {
+            tardigrade_server::init_logging("info");
+            cluster::start(args).await
+        }
+        Command::Init(args) => cluster::init(args).await,
+        Command::Node {
+            command: NodeCommand::Status(args),
+        } => {
+            tardigrade_server::init_logging("warn");
+            cluster::node_status(args).await
+        }
         Command::Debug {
             command: DebugCommand::Kv(args),
         } => {
             tardigrade_server::init_logging("warn");
             debug::run(args).await
+        }
+        Command::Debug {
+            command: DebugCommand::Ranges(args),
+        } => {
+            tardigrade_server::init_logging("warn");
+            cluster::debug_ranges(args).await
         }
         Command::Workload { command } => {
             tardigrade_server::init_logging("warn");

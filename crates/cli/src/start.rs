@@ -21,7 +21,7 @@ pub struct StartArgs {
     pub insecure: bool,
 }
 
-fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
     s.to_socket_addrs()
         .map_err(|e| format!("{s:?} is not a HOST:PORT address: {e}"))?
         .next()
@@ -58,7 +58,7 @@ pub async fn run(args: StartArgs) -> CliResult {
 }
 
 /// Waits for SIGINT or SIGTERM; returns its name.
-async fn wait_for_signal() -> &'static str {
+pub async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => Some(s),

@@ -8,6 +8,8 @@
 //! - [`RpcSender`]: the client, itself a `Sender`.
 //! - [`RaftHandler`] / [`RaftClient`]: batched Raft messages between nodes
 //!   (the `Raft` service), served with [`serve_with_raft`].
+//! - [`NodeHandler`] / [`NodeClient`]: the `Node` service (init, join, first
+//!   range), served with [`serve_node`] beside the other two.
 //! - [`Transport`] / [`FaultInjector`]: the seam node-to-node traffic goes
 //!   through, so tests can partition, drop and delay it.
 
@@ -16,13 +18,21 @@ pub mod pb {
     tonic::include_proto!("tardigrade.kvpb");
 }
 
+/// The generated types of the `Node` service (`proto/node.proto`).
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod node_pb {
+    tonic::include_proto!("tardigrade.node");
+}
+
 mod client;
 pub mod convert;
+mod node;
 mod raft;
 mod server;
 mod transport;
 
 pub use client::{CONNECT_TIMEOUT, RpcSender};
+pub use node::{JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler};
 pub use raft::{RaftClient, RaftHandler, RaftMessage, RaftMessageBatch};
-pub use server::{MAX_MESSAGE_SIZE, ServeError, serve, serve_with_raft};
+pub use server::{MAX_MESSAGE_SIZE, ServeError, serve, serve_node, serve_with_raft};
 pub use transport::{FaultInjector, FaultyTransport, GrpcTransport, NodeId, Transport};

@@ -95,3 +95,29 @@ pub async fn serve_with_raft(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
+
+/// Every service a cluster node serves on its one listener: `Internal`
+/// (batches to `sender`), `Raft` and `Node`, until `shutdown` completes.
+pub async fn serve_node(
+    listener: tokio::net::TcpListener,
+    sender: Arc<dyn Sender>,
+    raft: Arc<dyn RaftHandler>,
+    node: Arc<dyn crate::node::NodeHandler>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let service = InternalServer::new(InternalService { sender })
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let raft = RaftServer::new(RaftService { handler: raft })
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let node =
+        crate::node_pb::node_server::NodeServer::new(crate::node::NodeService { handler: node });
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .add_service(raft)
+        .add_service(node)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

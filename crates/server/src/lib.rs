@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod http;
+pub mod node;
 
 use std::fs::{File, TryLockError};
 use std::net::SocketAddr;

@@ -1,0 +1,209 @@
+//! The `Node` service: node-level requests that come before (or beside) the
+//! KV API — initializing a new cluster, joining one, and finding the first
+//! range. The server side hands them to a [`NodeHandler`]; [`NodeClient`]
+//! calls them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tardigrade_kvpb::{ErrorDetail, KvError};
+use tonic::{Request, Response, Status};
+
+use crate::node_pb;
+use crate::node_pb::node_client::NodeClient as PbNodeClient;
+use crate::node_pb::node_server::Node;
+
+/// A boxed future, for the object-safe handler trait.
+pub type NodeFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, NodeError>> + Send + 'a>>;
+
+/// Why a node request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// `init` on a node that is already part of a cluster.
+    #[error("cluster has already been initialized")]
+    AlreadyInitialized,
+    /// The node cannot serve this yet (not initialized, or still joining).
+    #[error("node not ready: {0}")]
+    NotReady(String),
+    /// Incompatible binary version, wrong cluster, bad input.
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a node answers to join requests and first-range lookups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JoinGrant {
+    pub cluster_id: Vec<u8>,
+    pub node_id: u64,
+    pub store_id: u64,
+    pub first_range: Vec<u8>,
+    /// Node descriptors (stored form) known to the granting node.
+    pub nodes: Vec<Vec<u8>>,
+}
+
+/// Serves the `Node` service.
+pub trait NodeHandler: Send + Sync {
+    /// Initializes a new cluster with this node as node 1.
+    fn bootstrap(&self) -> NodeFuture<'_, (Vec<u8>, u64)>;
+    /// Admits a new node: allocates its node and store ids.
+    fn join(
+        &self,
+        address: String,
+        locality: String,
+        binary_version: String,
+    ) -> NodeFuture<'_, JoinGrant>;
+    /// What a node that is not yet in touch with KV needs: the first range's
+    /// descriptor, the cluster id and the known node descriptors (stored forms).
+    fn first_range(&self) -> Option<JoinGrant>;
+}
+
+pub(crate) struct NodeService {
+    pub handler: Arc<dyn NodeHandler>,
+}
+
+fn status(e: NodeError) -> Status {
+    match e {
+        NodeError::AlreadyInitialized => Status::already_exists(e.to_string()),
+        NodeError::NotReady(_) => Status::unavailable(e.to_string()),
+        NodeError::Refused(_) => Status::failed_precondition(e.to_string()),
+        NodeError::Other(_) => Status::internal(e.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    async fn bootstrap(
+        &self,
+        _request: Request<node_pb::BootstrapRequest>,
+    ) -> Result<Response<node_pb::BootstrapResponse>, Status> {
+        let (cluster_id, node_id) = self.handler.bootstrap().await.map_err(status)?;
+        Ok(Response::new(node_pb::BootstrapResponse {
+            cluster_id,
+            node_id,
+        }))
+    }
+
+    async fn join(
+        &self,
+        request: Request<node_pb::JoinRequest>,
+    ) -> Result<Response<node_pb::JoinResponse>, Status> {
+        let r = request.into_inner();
+        if r.address.is_empty() || r.address.len() > 1024 {
+            return Err(Status::invalid_argument("join: bad address"));
+        }
+        let g = self
+            .handler
+            .join(r.address, r.locality, r.binary_version)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(node_pb::JoinResponse {
+            cluster_id: g.cluster_id,
+            node_id: g.node_id,
+            store_id: g.store_id,
+            first_range: g.first_range,
+            nodes: g.nodes,
+        }))
+    }
+
+    async fn first_range(
+        &self,
+        _request: Request<node_pb::FirstRangeRequest>,
+    ) -> Result<Response<node_pb::FirstRangeResponse>, Status> {
+        let g = self.handler.first_range().unwrap_or_default();
+        Ok(Response::new(node_pb::FirstRangeResponse {
+            descriptor: g.first_range,
+            cluster_id: g.cluster_id,
+            nodes: g.nodes,
+        }))
+    }
+}
+
+/// A client for another node's `Node` service.
+#[derive(Clone)]
+pub struct NodeClient {
+    inner: PbNodeClient<tonic::transport::Channel>,
+}
+
+fn from_status(s: Status) -> NodeError {
+    match s.code() {
+        tonic::Code::AlreadyExists => NodeError::AlreadyInitialized,
+        tonic::Code::Unavailable => NodeError::NotReady(s.message().to_string()),
+        tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument => {
+            NodeError::Refused(s.message().to_string())
+        }
+        _ => NodeError::Other(s.message().to_string()),
+    }
+}
+
+impl NodeClient {
+    /// Connects lazily (on first use); must be called inside a Tokio runtime.
+    pub fn connect_lazy(addr: &str) -> Result<NodeClient, KvError> {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| {
+                KvError::new(ErrorDetail::InvalidArgument(format!(
+                    "bad address {addr:?}: {e}"
+                )))
+            })?
+            .connect_timeout(crate::CONNECT_TIMEOUT);
+        Ok(NodeClient {
+            inner: PbNodeClient::new(endpoint.connect_lazy()),
+        })
+    }
+
+    pub async fn bootstrap(&self) -> Result<(Vec<u8>, u64), NodeError> {
+        let r = self
+            .inner
+            .clone()
+            .bootstrap(node_pb::BootstrapRequest {})
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        Ok((r.cluster_id, r.node_id))
+    }
+
+    pub async fn join(
+        &self,
+        address: &str,
+        locality: &str,
+        binary_version: &str,
+    ) -> Result<JoinGrant, NodeError> {
+        let r = self
+            .inner
+            .clone()
+            .join(node_pb::JoinRequest {
+                address: address.to_string(),
+                locality: locality.to_string(),
+                binary_version: binary_version.to_string(),
+            })
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        Ok(JoinGrant {
+            cluster_id: r.cluster_id,
+            node_id: r.node_id,
+            store_id: r.store_id,
+            first_range: r.first_range,
+            nodes: r.nodes,
+        })
+    }
+
+    /// The first range's descriptor, cluster id and known nodes, if the node knows them.
+    pub async fn first_range(&self) -> Result<Option<JoinGrant>, NodeError> {
+        let r = self
+            .inner
+            .clone()
+            .first_range(node_pb::FirstRangeRequest {})
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        Ok((!r.descriptor.is_empty()).then_some(JoinGrant {
+            cluster_id: r.cluster_id,
+            first_range: r.descriptor,
+            nodes: r.nodes,
+            ..JoinGrant::default()
+        }))
+    }
+}

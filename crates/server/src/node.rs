@@ -1,0 +1,739 @@
+//! A cluster node: `tardigrade start`.
+//!
+//! The RPC listener comes up first, with late-bound handlers, because a
+//! fresh node must answer `init` (and peers' first-range questions) before
+//! it has a store to serve from. Then, in order of precedence:
+//! - the store already has an identity: open it and serve;
+//! - otherwise wait for either `tardigrade init` (this node bootstraps the
+//!   cluster as node 1 and holds the first range) or a successful join
+//!   through one of the `--join` addresses (a node of the cluster allocates
+//!   this node's ids through KV).
+//!
+//! Every node is a gateway: client batches without a range id go through
+//! the node's `DistSender`; node-to-node batches carry the range id and are
+//! served by the local store.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tardigrade_hlc::Hlc;
+use tardigrade_kv::{Db, DistSender, FirstRange, NodeDialer};
+use tardigrade_kvpb::{
+    BatchRequest, ErrorDetail, KvError, NodeId, RangeDescriptor, SendFuture, Sender,
+};
+use tardigrade_kvserver::{GrpcRaftTransport, NodeResolver, Store, StoreConfig};
+use tardigrade_rpc::{
+    JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, RaftHandler, RaftMessageBatch,
+    RpcSender,
+};
+use tardigrade_storage::{Engine, Space, StoreSpec};
+use tokio::sync::{Notify, oneshot};
+
+use crate::cluster::{self, Liveness, NodeDescriptor, StoreIdent};
+use crate::{ServerError, StoreLock};
+
+/// How often a node heartbeats its liveness record (and refreshes its view
+/// of the other nodes), and for how long a heartbeat keeps it live.
+const LIVENESS_HEARTBEAT: Duration = Duration::from_millis(1500);
+const LIVENESS_TTL: Duration = Duration::from_millis(4500);
+
+/// What `tardigrade start` needs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub store: StoreSpec,
+    pub listen_addr: SocketAddr,
+    pub http_addr: Option<SocketAddr>,
+    /// Addresses of nodes of the cluster to join (may include this node's own).
+    pub join: Vec<String>,
+    pub locality: Vec<(String, String)>,
+    /// Raft and lease tuning; ids and transport are filled in by the node.
+    pub store_config: StoreConfig,
+}
+
+struct Shared {
+    addr: String,
+    locality: Vec<(String, String)>,
+    join: Vec<String>,
+    engine: Engine,
+    clock: Arc<Hlc>,
+    store_config: StoreConfig,
+    ident: OnceLock<StoreIdent>,
+    store: OnceLock<Arc<Store>>,
+    dist: OnceLock<Arc<DistSender>>,
+    directory: Arc<Directory>,
+    /// The first range as last learned from a peer (nodes without a replica of it).
+    first_range: RwLock<Option<RangeDescriptor>>,
+    /// Serialises bootstrap and join.
+    init_mu: tokio::sync::Mutex<()>,
+    ready: Notify,
+    /// Background tasks, stopped on shutdown.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// A running cluster node.
+pub struct ClusterNode {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    shutdown: Option<oneshot::Sender<()>>,
+    serve: tokio::task::JoinHandle<Result<(), tardigrade_rpc::ServeError>>,
+    _lock: Option<StoreLock>,
+}
+
+impl ClusterNode {
+    /// Starts the node; returns once it listens (it may still be waiting
+    /// for `init` or for its join to succeed: see [`ClusterNode::wait_ready`]).
+    pub async fn start(cfg: NodeConfig) -> Result<ClusterNode, ServerError> {
+        let listener = tokio::net::TcpListener::bind(cfg.listen_addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: cfg.listen_addr,
+                source,
+                hint: "",
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: cfg.listen_addr,
+            source,
+            hint: "",
+        })?;
+        let lock = match &cfg.store {
+            StoreSpec::Dir(path) => Some(StoreLock::acquire(path)?),
+            StoreSpec::Memory => None,
+        };
+        let engine = Engine::open(&cfg.store)?;
+        let shared = Arc::new(Shared {
+            addr: local_addr.to_string(),
+            locality: cfg.locality.clone(),
+            join: cfg.join.clone(),
+            engine: engine.clone(),
+            clock: Arc::new(Hlc::system()),
+            store_config: cfg.store_config.clone(),
+            ident: OnceLock::new(),
+            store: OnceLock::new(),
+            dist: OnceLock::new(),
+            directory: Arc::new(Directory::default()),
+            first_range: RwLock::new(None),
+            init_mu: tokio::sync::Mutex::new(()),
+            ready: Notify::new(),
+            tasks: Mutex::new(Vec::new()),
+        });
+        shared.directory.set_self(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let serve = tokio::spawn(tardigrade_rpc::serve_node(
+            listener,
+            Arc::new(Gateway(shared.clone())),
+            Arc::new(LateRaft(shared.clone())),
+            Arc::new(Handler(shared.clone())),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        let http_addr = match cfg.http_addr {
+            Some(addr) => Some(start_http(&shared, addr).await?),
+            None => None,
+        };
+        let node = ClusterNode {
+            shared: shared.clone(),
+            local_addr,
+            http_addr,
+            shutdown: Some(tx),
+            serve,
+            _lock: lock,
+        };
+        match cluster::load_ident(&engine)? {
+            Some(ident) => activate(&shared, ident).await?,
+            None if !shared.join.is_empty() => {
+                let s = shared.clone();
+                let h = tokio::spawn(async move { join_loop(s).await });
+                shared.tasks.lock().push(h);
+            }
+            None => {}
+        }
+        Ok(node)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    pub fn node_id(&self) -> Option<NodeId> {
+        self.shared.ident.get().map(|i| i.node_id)
+    }
+
+    pub fn store(&self) -> Option<Arc<Store>> {
+        self.shared.store.get().cloned()
+    }
+
+    /// A KV client that routes through this node's `DistSender`.
+    pub fn db(&self) -> Option<Db> {
+        let dist = self.shared.dist.get()?.clone();
+        Some(Db::new(dist, self.shared.clock.clone()))
+    }
+
+    /// Waits until the node has joined or bootstrapped a cluster.
+    pub async fn wait_ready(&self) {
+        loop {
+            let notified = self.shared.ready.notified();
+            if self.shared.store.get().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Stops serving and waits for in-flight RPCs.
+    pub async fn shutdown(mut self) {
+        for t in self.shared.tasks.lock().drain(..) {
+            t.abort();
+        }
+        if let Some(store) = self.shared.store.get() {
+            store.stop();
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(crate::SHUTDOWN_GRACE, &mut self.serve).await;
+    }
+}
+
+/// Opens the store under `ident` and starts the node's background work.
+async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerError> {
+    let resolver: Arc<dyn NodeResolver> = shared.directory.clone();
+    let transport = GrpcRaftTransport::new(resolver, None).map_err(|e| {
+        ServerError::Engine(tardigrade_storage::EngineError::Corrupt(e.to_string()))
+    })?;
+    let mut cfg = shared.store_config.clone();
+    cfg.node_id = ident.node_id;
+    cfg.store_id = ident.store_id;
+    cfg.transport = Some(transport);
+    cfg.bootstrap_single_node = false;
+    let store = Store::open(shared.engine.clone(), shared.clock.clone(), cfg)?;
+    let dist = Arc::new(DistSender::new(
+        shared.directory.clone(),
+        Arc::new(FirstRangeOf(shared.clone())),
+    ));
+    let _ = shared.ident.set(ident.clone());
+    let _ = shared.dist.set(dist.clone());
+    let _ = shared.store.set(store);
+    shared.ready.notify_waiters();
+    tracing::info!(node = ident.node_id, cluster = %ident.cluster_id_string(), "node ready");
+    let db = Db::new(dist, shared.clock.clone());
+    let me = NodeDescriptor {
+        node_id: ident.node_id,
+        address: shared.addr.clone(),
+        locality: shared.locality.clone(),
+        build_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    shared.directory.insert(me.clone());
+    let s = shared.clone();
+    let h = tokio::spawn(async move { background(s, db, me).await });
+    shared.tasks.lock().push(h);
+    Ok(())
+}
+
+/// Keeps this node's descriptor and liveness record current, and the
+/// directory of other nodes and the first range fresh.
+async fn background(shared: Arc<Shared>, db: Db, me: NodeDescriptor) {
+    let mut published = false;
+    let mut epoch = 0u64;
+    let mut tick = tokio::time::interval(LIVENESS_HEARTBEAT);
+    loop {
+        tick.tick().await;
+        if !published {
+            published = db
+                .put(&NodeDescriptor::key(me.node_id), &me.encode())
+                .await
+                .is_ok();
+        }
+        epoch = heartbeat_liveness(&db, me.node_id, epoch)
+            .await
+            .unwrap_or(epoch);
+        if let Ok(rows) = db
+            .scan(
+                cluster::NODE_DESC_PREFIX,
+                &tardigrade_encoding::keys::prefix_end(cluster::NODE_DESC_PREFIX),
+                0,
+            )
+            .await
+        {
+            for kv in rows {
+                if let Some(d) = NodeDescriptor::decode(&kv.value.bytes) {
+                    shared.directory.insert(d);
+                }
+            }
+        }
+        if shared.local_first_range().is_none() {
+            refresh_first_range(&shared).await;
+        }
+    }
+}
+
+/// Extends this node's liveness record (a new epoch if it had expired).
+async fn heartbeat_liveness(db: &Db, node_id: NodeId, epoch: u64) -> Result<u64, KvError> {
+    let key = tardigrade_encoding::keys::node_liveness_key(node_id);
+    let now = db.now();
+    let mut txn = db.txn("liveness");
+    let current = txn.get(&key).await?.and_then(|b| Liveness::decode(&b));
+    let epoch = match current {
+        Some(l) if l.is_live(now) && l.epoch == epoch && epoch != 0 => epoch,
+        Some(l) => l.epoch + 1,
+        None => 1,
+    };
+    let rec = Liveness {
+        node_id,
+        epoch,
+        expiration: now.add_duration(LIVENESS_TTL),
+    };
+    txn.put(&key, &rec.encode()).await?;
+    txn.commit().await?;
+    Ok(epoch)
+}
+
+async fn refresh_first_range(shared: &Arc<Shared>) {
+    let peers: Vec<String> = {
+        let mut p = shared.directory.addresses();
+        p.extend(shared.join.iter().cloned());
+        p.retain(|a| *a != shared.addr);
+        p
+    };
+    for addr in peers {
+        let Ok(client) = NodeClient::connect_lazy(&addr) else {
+            continue;
+        };
+        if let Ok(Ok(Some(g))) =
+            tokio::time::timeout(Duration::from_secs(2), client.first_range()).await
+            && let Ok(d) = RangeDescriptor::decode(&g.first_range)
+        {
+            shared.directory.insert_encoded(&g.nodes);
+            *shared.first_range.write() = Some(d);
+            return;
+        }
+    }
+}
+
+/// Retries joining through the `--join` addresses until one admits us (or
+/// `init` makes this node the first of a new cluster).
+async fn join_loop(shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if shared.ident.get().is_some() {
+            return;
+        }
+        for addr in shared.join.clone() {
+            if addr == shared.addr {
+                continue;
+            }
+            let Ok(client) = NodeClient::connect_lazy(&addr) else {
+                continue;
+            };
+            let locality = NodeDescriptor {
+                locality: shared.locality.clone(),
+                ..Default::default()
+            }
+            .locality_string();
+            let grant = tokio::time::timeout(
+                Duration::from_secs(5),
+                client.join(&shared.addr, &locality, env!("CARGO_PKG_VERSION")),
+            )
+            .await;
+            match grant {
+                Ok(Ok(g)) => match admit(&shared, g).await {
+                    Ok(()) => return,
+                    Err(e) => tracing::error!(error = %e, "cannot start after joining"),
+                },
+                Ok(Err(NodeError::Refused(msg))) => {
+                    tracing::error!(peer = %addr, "join refused: {msg}");
+                }
+                Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "join not possible yet"),
+                Err(_) => tracing::debug!(peer = %addr, "join timed out"),
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(3));
+    }
+}
+
+async fn admit(shared: &Arc<Shared>, g: JoinGrant) -> Result<(), ServerError> {
+    let _g = shared.init_mu.lock().await;
+    if shared.ident.get().is_some() {
+        return Ok(());
+    }
+    let Ok(cluster_id) = <[u8; 16]>::try_from(g.cluster_id.as_slice()) else {
+        return Err(corrupt("join grant carries a malformed cluster id"));
+    };
+    let ident = StoreIdent {
+        cluster_id,
+        node_id: g.node_id,
+        store_id: g.store_id,
+    };
+    if let Ok(d) = RangeDescriptor::decode(&g.first_range) {
+        *shared.first_range.write() = Some(d);
+    }
+    shared.directory.insert_encoded(&g.nodes);
+    let mut ws = tardigrade_storage::batch::WriteSet::default();
+    ws.put(Space::Raw, cluster::STORE_IDENT_KEY, &ident.encode());
+    shared.engine.commit(&ws, true)?;
+    activate(shared, ident).await
+}
+
+fn corrupt(msg: &str) -> ServerError {
+    ServerError::Engine(tardigrade_storage::EngineError::Corrupt(msg.to_string()))
+}
+
+impl Shared {
+    fn store_or_unavailable(&self) -> Result<&Arc<Store>, KvError> {
+        self.store.get().ok_or_else(|| {
+            KvError::new(ErrorDetail::Unavailable(
+                "node is not part of an initialized cluster yet (run `tardigrade init`)".into(),
+            ))
+        })
+    }
+
+    /// The first range's descriptor from this store's own replica, if any.
+    fn local_first_range(&self) -> Option<RangeDescriptor> {
+        self.store.get()?.replica(1).map(|r| r.desc())
+    }
+}
+
+/// Client batches (no range id) go through `DistSender`; node-to-node
+/// batches (range id set by a `DistSender`) are served by the local store.
+struct Gateway(Arc<Shared>);
+
+impl Sender for Gateway {
+    fn send(&self, ba: BatchRequest) -> SendFuture<'_> {
+        Box::pin(async move {
+            let store = self.0.store_or_unavailable()?;
+            if ba.header.range_id != 0 {
+                return store.execute(ba).await;
+            }
+            match self.0.dist.get() {
+                Some(d) => d.send(ba).await,
+                None => Err(KvError::new(ErrorDetail::Unavailable(
+                    "node starting".into(),
+                ))),
+            }
+        })
+    }
+}
+
+struct LateRaft(Arc<Shared>);
+
+impl RaftHandler for LateRaft {
+    fn handle_raft_batch(&self, batch: RaftMessageBatch) -> Result<(), KvError> {
+        self.0.store_or_unavailable()?.handle_raft_batch(batch)
+    }
+}
+
+struct Handler(Arc<Shared>);
+
+impl NodeHandler for Handler {
+    fn bootstrap(&self) -> NodeFuture<'_, (Vec<u8>, u64)> {
+        Box::pin(async move {
+            let shared = &self.0;
+            let _g = shared.init_mu.lock().await;
+            if shared.ident.get().is_some()
+                || cluster::load_ident(&shared.engine)
+                    .map_err(|e| NodeError::Other(e.to_string()))?
+                    .is_some()
+            {
+                return Err(NodeError::AlreadyInitialized);
+            }
+            let ident = StoreIdent {
+                cluster_id: rand::random(),
+                node_id: 1,
+                store_id: 1,
+            };
+            let first = Store::single_node_descriptor(1, 1);
+            let me = NodeDescriptor {
+                node_id: 1,
+                address: shared.addr.clone(),
+                locality: shared.locality.clone(),
+                build_version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            let mut b = shared.engine.batch();
+            cluster::write_bootstrap_data(&mut b, &ident, &first, &me, shared.clock.now())
+                .map_err(|e| NodeError::Other(e.to_string()))?;
+            shared
+                .engine
+                .commit(b.writes(), true)
+                .map_err(|e| NodeError::Other(e.to_string()))?;
+            Store::bootstrap(&shared.engine, &[first])
+                .map_err(|e| NodeError::Other(e.to_string()))?;
+            drop(_g);
+            activate(shared, ident.clone())
+                .await
+                .map_err(|e| NodeError::Other(e.to_string()))?;
+            Ok((ident.cluster_id.to_vec(), 1))
+        })
+    }
+
+    fn join(
+        &self,
+        address: String,
+        locality: String,
+        binary_version: String,
+    ) -> NodeFuture<'_, JoinGrant> {
+        Box::pin(async move {
+            let shared = &self.0;
+            let (Some(ident), Some(dist)) = (shared.ident.get(), shared.dist.get()) else {
+                return Err(NodeError::NotReady(
+                    "this node has not joined a cluster yet".into(),
+                ));
+            };
+            if major_minor(&binary_version) != major_minor(env!("CARGO_PKG_VERSION")) {
+                return Err(NodeError::Refused(format!(
+                    "binary version {binary_version} is incompatible with the cluster's {}",
+                    env!("CARGO_PKG_VERSION")
+                )));
+            }
+            let locality = cluster::parse_locality(&locality).map_err(NodeError::Refused)?;
+            let db = Db::new(dist.clone(), shared.clock.clone());
+            let kv = |e: KvError| NodeError::NotReady(e.to_string());
+            let node_id = db
+                .inc(tardigrade_encoding::keys::NODE_ID_GENERATOR, 1)
+                .await
+                .map_err(kv)?;
+            let store_id = db
+                .inc(tardigrade_encoding::keys::STORE_ID_GENERATOR, 1)
+                .await
+                .map_err(kv)?;
+            let desc = NodeDescriptor {
+                node_id: node_id as u64,
+                address,
+                locality,
+                build_version: binary_version,
+            };
+            db.put(&NodeDescriptor::key(desc.node_id), &desc.encode())
+                .await
+                .map_err(kv)?;
+            shared.directory.insert(desc);
+            let first = shared
+                .local_first_range()
+                .or_else(|| shared.first_range.read().clone())
+                .map(|d| d.encode())
+                .unwrap_or_default();
+            tracing::info!(node = node_id, "admitted a new node");
+            Ok(JoinGrant {
+                cluster_id: ident.cluster_id.to_vec(),
+                node_id: node_id as u64,
+                store_id: store_id as u64,
+                first_range: first,
+                nodes: shared.directory.encoded(),
+            })
+        })
+    }
+
+    fn first_range(&self) -> Option<JoinGrant> {
+        let ident = self.0.ident.get()?;
+        let d = self
+            .0
+            .local_first_range()
+            .or_else(|| self.0.first_range.read().clone())?;
+        Some(JoinGrant {
+            cluster_id: ident.cluster_id.to_vec(),
+            first_range: d.encode(),
+            nodes: self.0.directory.encoded(),
+            ..JoinGrant::default()
+        })
+    }
+}
+
+fn major_minor(v: &str) -> (String, String) {
+    let mut p = v.split('.');
+    (
+        p.next().unwrap_or_default().to_string(),
+        p.next().unwrap_or_default().to_string(),
+    )
+}
+
+struct FirstRangeOf(Arc<Shared>);
+
+impl FirstRange for FirstRangeOf {
+    fn first_range(&self) -> Option<RangeDescriptor> {
+        self.0
+            .local_first_range()
+            .or_else(|| self.0.first_range.read().clone())
+    }
+}
+
+/// Node id → address, from node descriptors; dials peers over gRPC and
+/// this node's own store directly.
+#[derive(Default)]
+struct Directory {
+    nodes: RwLock<HashMap<NodeId, NodeDescriptor>>,
+    senders: Mutex<HashMap<NodeId, Arc<dyn Sender>>>,
+    me: OnceLock<std::sync::Weak<Shared>>,
+}
+
+impl Directory {
+    fn set_self(&self, shared: Arc<Shared>) {
+        let _ = self.me.set(Arc::downgrade(&shared));
+    }
+
+    fn insert(&self, d: NodeDescriptor) {
+        let mut nodes = self.nodes.write();
+        if nodes
+            .get(&d.node_id)
+            .is_some_and(|old| old.address != d.address)
+        {
+            self.senders.lock().remove(&d.node_id);
+        }
+        nodes.insert(d.node_id, d);
+    }
+
+    fn insert_encoded(&self, nodes: &[Vec<u8>]) {
+        for n in nodes {
+            if let Some(d) = NodeDescriptor::decode(n) {
+                self.insert(d);
+            }
+        }
+    }
+
+    fn encoded(&self) -> Vec<Vec<u8>> {
+        self.nodes
+            .read()
+            .values()
+            .map(NodeDescriptor::encode)
+            .collect()
+    }
+
+    fn addresses(&self) -> Vec<String> {
+        self.nodes
+            .read()
+            .values()
+            .map(|d| d.address.clone())
+            .collect()
+    }
+}
+
+impl NodeResolver for Directory {
+    fn resolve(&self, node: NodeId) -> Option<String> {
+        self.nodes.read().get(&node).map(|d| d.address.clone())
+    }
+}
+
+impl NodeDialer for Directory {
+    fn dial(&self, node: NodeId) -> Result<Arc<dyn Sender>, KvError> {
+        if let Some(shared) = self.me.get().and_then(std::sync::Weak::upgrade)
+            && shared.ident.get().is_some_and(|i| i.node_id == node)
+            && let Some(store) = shared.store.get()
+        {
+            return Ok(store.clone());
+        }
+        if let Some(s) = self.senders.lock().get(&node) {
+            return Ok(s.clone());
+        }
+        let addr = self.resolve(node).ok_or_else(|| {
+            KvError::new(ErrorDetail::Unavailable(format!(
+                "address of node {node} unknown"
+            )))
+        })?;
+        let s: Arc<dyn Sender> = Arc::new(RpcSender::connect_lazy(&addr)?);
+        self.senders.lock().insert(node, s.clone());
+        Ok(s)
+    }
+}
+
+async fn start_http(shared: &Arc<Shared>, addr: SocketAddr) -> Result<SocketAddr, ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr,
+            source,
+            hint: "",
+        })?;
+    let bound = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr,
+        source,
+        hint: "",
+    })?;
+    let s = shared.clone();
+    let handler: crate::http::Handler = Arc::new(move |path| match path {
+        "/health" => crate::http::Reply::text(200, "ok\n"),
+        "/_status/vars" => crate::http::Reply {
+            status: 200,
+            content_type: "text/plain; version=0.0.4",
+            body: render_metrics(&s),
+        },
+        _ => crate::http::Reply::text(404, "not found\n"),
+    });
+    let h = tokio::spawn(crate::http::serve(
+        listener,
+        handler,
+        std::future::pending(),
+    ));
+    shared.tasks.lock().push(h);
+    Ok(bound)
+}
+
+fn render_metrics(shared: &Shared) -> String {
+    let mut p = crate::http::PromText::default();
+    let Some(store) = shared.store.get() else {
+        p.metric(
+            "node_ready",
+            "gauge",
+            "Whether the node has joined a cluster.",
+            0.0,
+        );
+        return p.finish();
+    };
+    p.metric(
+        "node_ready",
+        "gauge",
+        "Whether the node has joined a cluster.",
+        1.0,
+    );
+    let replicas = store.replicas();
+    let now = shared.clock.now();
+    let leaseholders = replicas
+        .iter()
+        .filter(|r| {
+            let l = r.lease();
+            l.replica.store_id == store.store_id() && l.covers(now, now)
+        })
+        .count();
+    let under = replicas
+        .iter()
+        .filter(|r| r.desc().voters().count() < 3)
+        .count();
+    let stats = store.stats();
+    p.metric(
+        "ranges",
+        "gauge",
+        "Replicas on this store.",
+        replicas.len() as f64,
+    );
+    p.metric(
+        "replicas_leaseholders",
+        "gauge",
+        "Replicas holding a valid lease.",
+        leaseholders as f64,
+    );
+    p.metric(
+        "ranges_underreplicated",
+        "gauge",
+        "Replicas whose range has fewer than 3 voters.",
+        under as f64,
+    );
+    p.metric(
+        "livebytes",
+        "gauge",
+        "Live key and value bytes.",
+        stats.live_bytes as f64,
+    );
+    p.metric("livecount", "gauge", "Live keys.", stats.live_count as f64);
+    p.metric(
+        "intentcount",
+        "gauge",
+        "Intents.",
+        stats.intent_count as f64,
+    );
+    p.finish()
+}
