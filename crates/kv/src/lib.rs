@@ -123,6 +123,23 @@ impl Db {
         }
     }
 
+    /// Splits the range containing `key` at `key`; returns the descriptors
+    /// of the two ranges. Refused inside the local and meta spans.
+    pub async fn admin_split(
+        &self,
+        key: &[u8],
+    ) -> Result<(tardigrade_kvpb::RangeDescriptor, tardigrade_kvpb::RangeDescriptor), KvError> {
+        let resp = self
+            .send(vec![Request::AdminSplit {
+                split_key: key.to_vec(),
+            }])
+            .await?;
+        match resp.responses.into_iter().next() {
+            Some(Response::AdminSplit { left, right }) => Ok((left, right)),
+            _ => Err(KvError::internal("AdminSplit: wrong response")),
+        }
+    }
+
     /// Starts a transaction.
     pub fn txn(&self, name: &str) -> Txn {
         Txn::new(self.sender.clone(), self.clock.clone(), name)

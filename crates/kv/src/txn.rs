@@ -210,6 +210,7 @@ impl Txn {
                     commit: true,
                     lock_spans: self.lock_spans.iter().cloned().collect(),
                     deadline: Timestamp::ZERO,
+                    trigger: None,
                 }],
             };
             match self.sender.send(ba).await {
@@ -251,6 +252,7 @@ impl Txn {
                 commit: false,
                 lock_spans: self.lock_spans.iter().cloned().collect(),
                 deadline: Timestamp::ZERO,
+                trigger: None,
             }],
         }
     }

@@ -167,6 +167,9 @@ pub enum Request {
         lock_spans: Vec<Span>,
         /// Commit must happen below this timestamp (zero: no deadline).
         deadline: Timestamp,
+        /// Applied by every replica of the record's range atomically with
+        /// the commit (splits, replica changes). Only for commits.
+        trigger: Option<CommitTrigger>,
     },
     /// Keeps the transaction record alive; creates it on the first heartbeat.
     HeartbeatTxn {
@@ -204,6 +207,23 @@ pub enum Request {
         keys: Vec<Vec<u8>>,
         threshold: Timestamp,
     },
+    /// Splits the range containing `split_key` at `split_key` (served by its
+    /// leaseholder, which runs the split transaction).
+    AdminSplit {
+        split_key: Vec<u8>,
+    },
+}
+
+/// Side effects of a commit on the range holding the transaction record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitTrigger {
+    /// The range shrinks to `left`; `right` is created from its upper part.
+    Split {
+        left: crate::RangeDescriptor,
+        right: crate::RangeDescriptor,
+    },
+    /// The range's replicas change to those of `desc`.
+    ChangeReplicas { desc: crate::RangeDescriptor },
 }
 
 impl Request {
@@ -225,6 +245,7 @@ impl Request {
             Request::QueryTxn { .. } => "QueryTxn",
             Request::Refresh { .. } => "Refresh",
             Request::Gc { .. } => "Gc",
+            Request::AdminSplit { .. } => "AdminSplit",
         }
     }
 
@@ -237,7 +258,8 @@ impl Request {
             | Request::ConditionalPut { key, .. }
             | Request::Increment { key, .. }
             | Request::Delete { key }
-            | Request::ResolveIntent { key, .. } => Span::point(key.clone()),
+            | Request::ResolveIntent { key, .. }
+            | Request::AdminSplit { split_key: key } => Span::point(key.clone()),
             Request::DeleteRange { span }
             | Request::Scan { span }
             | Request::ReverseScan { span }
@@ -326,6 +348,11 @@ pub enum Response {
     },
     Refresh,
     Gc,
+    AdminSplit {
+        /// The descriptors after the split.
+        left: crate::RangeDescriptor,
+        right: crate::RangeDescriptor,
+    },
 }
 
 /// Settings that apply to every request of a batch.

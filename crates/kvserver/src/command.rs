@@ -198,6 +198,13 @@ pub fn encode_index_term(index: u64, term: u64) -> Vec<u8> {
     b
 }
 
+/// A big-endian `u64` (range tombstones).
+pub fn decode_u64(buf: &[u8]) -> Result<u64, DecodeError> {
+    <[u8; 8]>::try_from(buf)
+        .map(u64::from_be_bytes)
+        .map_err(|_| err("bad u64"))
+}
+
 pub fn decode_index_term(buf: &[u8]) -> Result<(u64, u64), DecodeError> {
     let mut r = Reader { buf };
     let v = (r.u64()?, r.u64()?);

@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use tardigrade_hlc::Timestamp;
 use tardigrade_kvpb::{
-    AbortReason, BatchRequest, ErrorDetail, IntentInfo, KeyValue, KvError, PushType,
+    AbortReason, BatchRequest, CommitTrigger, ErrorDetail, IntentInfo, KeyValue, KvError, PushType,
     ReadConsistency, Request, Response, RetryReason, Span, Transaction, TransactionStatus, TxnId,
     TxnMeta, Value,
 };
 use tardigrade_storage::mvcc::{self, MvccError, ReadOptions, ScanLimits, TxnStatus};
 use tardigrade_storage::{Batch, MvccStats, Reader, Space};
 
+use crate::command::Trigger;
 use crate::txnrecord;
 
 /// A transaction record not heartbeated for this long may be aborted by anyone.
@@ -40,6 +41,11 @@ pub struct EvalResult {
     pub updated_records: Vec<TxnId>,
     /// The highest timestamp a value was written at.
     pub max_write_ts: Timestamp,
+    /// A finished transaction's intents outside this range, resolved
+    /// asynchronously once the batch applied.
+    pub remote_intents: Option<(Transaction, Vec<Span>)>,
+    /// Applied by every replica atomically with the batch's writes.
+    pub trigger: Option<Trigger>,
 }
 
 pub enum EvalError {
@@ -103,10 +109,10 @@ fn status_of(s: TransactionStatus) -> TxnStatus {
     }
 }
 
-pub struct EvalContext<'a> {
+pub struct EvalContext {
     /// The range's bounds; requests must stay inside.
-    pub start_key: &'a [u8],
-    pub end_key: &'a [u8],
+    pub start_key: Vec<u8>,
+    pub end_key: Vec<u8>,
     /// The node's clock reading, for record expiry.
     pub now: Timestamp,
     /// Abort the pushee even if the pusher would lose (deadlock breaking).
@@ -133,7 +139,7 @@ fn write_record(b: &mut Batch, txn: &Transaction) {
 
 /// Evaluates `ba` (whose header timestamp is set) into `b`.
 pub fn evaluate(
-    ctx: &EvalContext<'_>,
+    ctx: &EvalContext,
     b: &mut Batch,
     ba: &BatchRequest,
 ) -> Result<EvalResult, EvalError> {
@@ -332,12 +338,13 @@ pub fn evaluate(
                 commit,
                 lock_spans,
                 deadline,
+                trigger,
             } => {
                 let txn = res
                     .txn
                     .as_mut()
                     .ok_or_else(|| KvError::invalid("EndTxn outside a transaction"))?;
-                eval_end_txn(
+                let remote = eval_end_txn(
                     ctx,
                     b,
                     txn,
@@ -348,6 +355,15 @@ pub fn evaluate(
                     &mut res.stats,
                 )
                 .map_err(with_index)?;
+                if !remote.is_empty() {
+                    res.remote_intents = Some((txn.clone(), remote));
+                }
+                if *commit {
+                    res.trigger = trigger.clone().map(|t| match t {
+                        CommitTrigger::Split { left, right } => Trigger::Split { left, right },
+                        CommitTrigger::ChangeReplicas { desc } => Trigger::ChangeReplicas { desc },
+                    });
+                }
                 res.updated_records.push(txn.id());
                 res.finished_txns.push(txn.id());
                 Response::EndTxn
@@ -454,6 +470,11 @@ pub fn evaluate(
                 }
                 Response::Gc
             }
+            Request::AdminSplit { .. } => {
+                return Err(
+                    KvError::invalid("AdminSplit must be the only request of its batch").into(),
+                );
+            }
         };
         // A write that met a newer committed value went in above it: the
         // transaction (or the non-transactional batch) now writes higher.
@@ -527,9 +548,11 @@ fn is_one_phase_commit(ba: &BatchRequest, r: &dyn Reader) -> Result<bool, EvalEr
     Ok(read_record(r, &txn.meta)?.is_none())
 }
 
+/// Finalizes the record and resolves the intents inside this range; returns
+/// the lock spans (or their parts) outside it, to be resolved asynchronously.
 #[allow(clippy::too_many_arguments)]
 fn eval_end_txn(
-    ctx: &EvalContext<'_>,
+    ctx: &EvalContext,
     b: &mut Batch,
     txn: &mut Transaction,
     commit: bool,
@@ -537,7 +560,7 @@ fn eval_end_txn(
     deadline: Timestamp,
     one_phase: bool,
     stats: &mut MvccStats,
-) -> Result<(), EvalError> {
+) -> Result<Vec<Span>, EvalError> {
     let existing = read_record(b, &txn.meta)?;
     if let Some(rec) = &existing {
         match rec.status {
@@ -591,21 +614,17 @@ fn eval_end_txn(
         txn.status = TransactionStatus::Aborted;
     }
     if one_phase {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    // Resolve the intents inside this range now, in the same atomic write.
-    // TODO(issue 3): intents on other ranges are resolved asynchronously,
-    // and the record kept until they are.
+    // Resolve the intents inside this range now, in the same atomic write;
+    // those on other ranges are resolved asynchronously after this applies
+    // (`intent_resolver`), and the record keeps their spans meanwhile.
     let status = status_of(txn.status);
+    let mut remote = Vec::new();
     for span in lock_spans {
-        let inside = span.key.as_slice() >= ctx.start_key
-            && (ctx.end_key.is_empty() || span.exclusive_end().as_slice() <= ctx.end_key);
-        if !inside {
-            return Err(KvError::internal(
-                "lock span outside the range (multi-range transactions arrive with issue 3)",
-            )
-            .into());
-        }
+        let (local, outside) = clip_span(span, &ctx.start_key, &ctx.end_key);
+        remote.extend(outside);
+        let Some(span) = local else { continue };
         if span.is_point() {
             mvcc::mvcc_resolve_intent(b, stats, &span.key, &txn.meta, status, &txn.ignored_seqs)
                 .map_err(mvcc_err)?;
@@ -623,18 +642,44 @@ fn eval_end_txn(
             .map_err(mvcc_err)?;
         }
     }
-    // Keep the finalized record (without its lock spans, which are resolved)
-    // so that late heartbeats and pushes learn the outcome.
-    // TODO(issue 3): GC finalized records after the liveness threshold.
+    // Keep the finalized record (with only the lock spans not resolved
+    // here) so that late heartbeats and pushes learn the outcome.
+    // TODO(issue 3): GC finalized records once their remote intents are
+    // resolved and the liveness threshold has passed.
     let mut rec = txn.clone();
-    rec.lock_spans.clear();
+    rec.lock_spans = remote.clone();
     rec.last_heartbeat.forward(ctx.now);
     write_record(b, &rec);
-    Ok(())
+    Ok(remote)
+}
+
+/// Cuts `span` into its part inside `[start, end)` and the parts outside.
+pub fn clip_span(span: &Span, start: &[u8], end: &[u8]) -> (Option<Span>, Vec<Span>) {
+    if span.is_point() {
+        let inside = span.key.as_slice() >= start && span.key.as_slice() < end;
+        return if inside {
+            (Some(span.clone()), Vec::new())
+        } else {
+            (None, vec![span.clone()])
+        };
+    }
+    let mut outside = Vec::new();
+    if span.key.as_slice() < start {
+        let e = span.end_key.as_slice().min(start);
+        outside.push(Span::new(span.key.clone(), e.to_vec()));
+    }
+    if span.end_key.as_slice() > end {
+        let s = span.key.as_slice().max(end);
+        outside.push(Span::new(s.to_vec(), span.end_key.clone()));
+    }
+    let lo = span.key.as_slice().max(start);
+    let hi = span.end_key.as_slice().min(end);
+    let local = (lo < hi).then(|| Span::new(lo.to_vec(), hi.to_vec()));
+    (local, outside)
 }
 
 fn eval_push(
-    ctx: &EvalContext<'_>,
+    ctx: &EvalContext,
     b: &mut Batch,
     pusher: Option<&Transaction>,
     pushee: &TxnMeta,

@@ -78,19 +78,32 @@ pub fn decode_hard_state(buf: &[u8]) -> Result<HardState, DecodeError> {
     Ok(hs)
 }
 
-/// The Raft configuration a descriptor describes.
+/// The Raft configuration a descriptor describes. In a joint configuration
+/// (some replica is `VoterIncoming` or `VoterOutgoing`) the incoming voters
+/// are the voters plus the incoming ones, the outgoing voters are the
+/// voters plus the outgoing ones — what raft-rs builds when it applies the
+/// `ConfChangeV2` that entered the joint state ([`crate::replica_change`]).
 pub fn conf_state_of(desc: &RangeDescriptor) -> ConfState {
     let mut cs = ConfState::default();
+    let joint = desc.replicas.iter().any(|r| {
+        matches!(
+            r.kind,
+            ReplicaType::VoterIncoming | ReplicaType::VoterOutgoing
+        )
+    });
     for r in &desc.replicas {
         match r.kind {
-            ReplicaType::Voter => cs.voters.push(r.replica_id),
+            ReplicaType::Voter => {
+                cs.voters.push(r.replica_id);
+                if joint {
+                    cs.voters_outgoing.push(r.replica_id);
+                }
+            }
             ReplicaType::Learner => cs.learners.push(r.replica_id),
             ReplicaType::VoterIncoming => cs.voters.push(r.replica_id),
             ReplicaType::VoterOutgoing => cs.voters_outgoing.push(r.replica_id),
         }
     }
-    // TODO(issue 3): joint configurations (incoming voters also belong to
-    // voters_outgoing' complement) once replica changes exist.
     cs
 }
 

@@ -23,7 +23,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use raft::eraftpb::{Entry, EntryType, Message, MessageType};
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChangeV2, Entry, EntryType, Message, MessageType};
 use raft::{RawNode, StateRole};
 use tardigrade_encoding::keys;
 use tardigrade_hlc::{Hlc, Timestamp};
@@ -72,6 +73,9 @@ pub(crate) struct ReplicaState {
 struct PendingProposal {
     id: u64,
     data: Vec<u8>,
+    /// A replica change: proposed as a `ConfChangeV2` entry whose context
+    /// is `data` (the command carrying `Trigger::ChangeReplicas`).
+    conf_change: Option<ConfChangeV2>,
     tx: oneshot::Sender<Result<(), KvError>>,
 }
 
@@ -89,15 +93,19 @@ pub(crate) struct StagedApply {
     state: ReplicaState,
     results: Vec<(u64, Result<(), KvError>)>,
     acquired_lease_start: Option<Timestamp>,
+    /// Replica changes accepted in this round, to hand to raft-rs
+    /// (`apply_conf_change`) once the batch is committed.
+    pub conf_changes: Vec<ConfChangeV2>,
+    /// A split applied in this round: the right-hand range to create.
+    pub(crate) split: Option<crate::split::SplitApply>,
     pub changed: bool,
 }
 
 pub struct Replica {
     pub range_id: u64,
     pub replica_id: u64,
-    // TODO(issue 3): splits and merges change the bounds.
-    pub start_key: Vec<u8>,
-    pub end_key: Vec<u8>,
+    /// `[start, end)`: changed by splits (TODO(issue 3): merges).
+    bounds: RwLock<(Vec<u8>, Vec<u8>)>,
     engine: Engine,
     clock: Arc<Hlc>,
     store: Weak<Store>,
@@ -115,6 +123,9 @@ pub struct Replica {
     /// One lease request at a time.
     lease_mu: tokio::sync::Mutex<()>,
     extending: AtomicBool,
+    /// Uninitialized replicas: the node of each peer that sent a message
+    /// (the descriptor that would say it is not known yet).
+    pub(crate) peer_nodes: Mutex<HashMap<u64, u64>>,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> EngineError {
@@ -124,6 +135,10 @@ fn corrupt(e: impl std::fmt::Display) -> EngineError {
 impl StagedApply {
     pub fn applied_index(&self) -> u64 {
         self.state.applied.raft_applied_index
+    }
+
+    pub(crate) fn state_mut(&mut self) -> &mut ReplicaState {
+        &mut self.state
     }
 }
 
@@ -141,6 +156,70 @@ impl Replica {
             .replica_on_store(cfg.store_id)
             .map(|r| r.replica_id)
             .ok_or_else(|| corrupt(format!("r{range_id} has no replica on s{}", cfg.store_id)))?;
+        Replica::open(desc, replica_id, engine, clock, store, cfg)
+    }
+
+    /// A replica created by its Raft group (a message for a range this store
+    /// does not hold yet): no bounds, no data, an empty configuration. It
+    /// serves nothing until a snapshot initializes it, after which the store
+    /// reloads it from the engine ([`Replica::is_initialized`]).
+    pub(crate) fn uninitialized(
+        range_id: u64,
+        replica_id: u64,
+        engine: Engine,
+        clock: Arc<Hlc>,
+        store: Weak<Store>,
+        cfg: StoreConfig,
+    ) -> Result<Replica, EngineError> {
+        let desc = RangeDescriptor {
+            range_id,
+            ..RangeDescriptor::default()
+        };
+        Replica::open(desc, replica_id, engine, clock, store, cfg)
+    }
+
+    /// Whether the replica holds the range's state (it has a descriptor).
+    pub fn is_initialized(&self) -> bool {
+        !self.state.lock().desc.replicas.is_empty()
+    }
+
+    /// The right-hand replica of a split, from the state the split wrote:
+    /// its timestamp cache starts at `low_water` (the left-hand side's reads
+    /// over its span), and it campaigns only as the range's only voter (the
+    /// leaseholder's store campaigns once the split returns).
+    pub(crate) fn load_split(
+        desc: RangeDescriptor,
+        replica_id: u64,
+        engine: Engine,
+        clock: Arc<Hlc>,
+        store: Weak<Store>,
+        cfg: StoreConfig,
+        low_water: Timestamp,
+    ) -> Result<Replica, EngineError> {
+        Replica::open_with(desc, replica_id, engine, clock, store, cfg, Some(low_water))
+    }
+
+    fn open(
+        desc: RangeDescriptor,
+        replica_id: u64,
+        engine: Engine,
+        clock: Arc<Hlc>,
+        store: Weak<Store>,
+        cfg: StoreConfig,
+    ) -> Result<Replica, EngineError> {
+        Replica::open_with(desc, replica_id, engine, clock, store, cfg, None)
+    }
+
+    fn open_with(
+        desc: RangeDescriptor,
+        replica_id: u64,
+        engine: Engine,
+        clock: Arc<Hlc>,
+        store: Weak<Store>,
+        cfg: StoreConfig,
+        split_low_water: Option<Timestamp>,
+    ) -> Result<Replica, EngineError> {
+        let range_id = desc.range_id;
         let applied = raft_storage::read(
             &engine,
             &keys::range_applied_state_key(range_id),
@@ -187,21 +266,29 @@ impl Replica {
             let st = log_state.read();
             st.hard_state.term == raft_storage::RAFT_INITIAL_TERM && st.hard_state.vote == 0
         };
-        if voters == [replica_id] || (fresh && voters.iter().min() == Some(&replica_id)) {
+        let first_voter = split_low_water.is_none() && fresh;
+        if voters == [replica_id] || (first_voter && voters.iter().min() == Some(&replica_id)) {
             let _ = node.campaign();
         }
-        // No read served before this replica existed can be undercut: start
-        // the timestamp cache at the present plus the maximum clock offset.
-        let low_water = clock.now().add_duration(clock.max_offset());
-        // And move our own clock there, so that reads this node timestamps
-        // are never below a write it had to push above the low-water mark.
-        // (Within the maximum offset by construction, so it cannot fail.)
-        let _ = clock.update(low_water);
+        let low_water = match split_low_water {
+            Some(ts) => ts,
+            None => {
+                // No read served before this replica existed can be undercut:
+                // start the timestamp cache at the present plus the maximum
+                // clock offset.
+                let low_water = clock.now().add_duration(clock.max_offset());
+                // And move our own clock there, so that reads this node
+                // timestamps are never below a write it had to push above
+                // the low-water mark. (Within the maximum offset by
+                // construction, so it cannot fail.)
+                let _ = clock.update(low_water);
+                low_water
+            }
+        };
         Ok(Replica {
             range_id,
             replica_id,
-            start_key: desc.start_key.clone(),
-            end_key: desc.end_key.clone(),
+            bounds: RwLock::new((desc.start_key.clone(), desc.end_key.clone())),
             engine,
             clock,
             store,
@@ -225,6 +312,7 @@ impl Replica {
             pending: Mutex::default(),
             lease_mu: tokio::sync::Mutex::new(()),
             extending: AtomicBool::new(false),
+            peer_nodes: Mutex::default(),
         })
     }
 
@@ -258,16 +346,106 @@ impl Replica {
         self.log_state.read().truncated_index + 1
     }
 
+    pub(crate) fn clock_now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) fn store_handle(&self) -> Result<Arc<Store>, KvError> {
+        self.store()
+    }
+
     fn store(&self) -> Result<Arc<Store>, KvError> {
         self.store
             .upgrade()
             .ok_or_else(|| KvError::new(ErrorDetail::Unavailable("store is shutting down".into())))
     }
 
-    fn ctx(&self, force_push: bool) -> EvalContext<'_> {
+    /// The first key of the range.
+    pub fn start_key(&self) -> Vec<u8> {
+        self.bounds.read().0.clone()
+    }
+
+    /// The end (exclusive) of the range.
+    pub fn end_key(&self) -> Vec<u8> {
+        self.bounds.read().1.clone()
+    }
+
+    /// Whether the global key `key` lies in the range.
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        let b = self.bounds.read();
+        b.0.as_slice() <= key && key < b.1.as_slice()
+    }
+
+    /// Whether the global span `[key, end)` (a point if `end` is empty) lies in the range.
+    pub fn contains_span(&self, key: &[u8], end: &[u8]) -> bool {
+        let b = self.bounds.read();
+        b.0.as_slice() <= key
+            && if end.is_empty() {
+                key < b.1.as_slice()
+            } else {
+                end <= b.1.as_slice()
+            }
+    }
+
+    /// `RangeKeyMismatch` unless every request of `ba` lies in the range
+    /// (checked again under latches: a split may have shrunk it).
+    fn check_bounds(&self, ba: &BatchRequest) -> Result<(), KvError> {
+        for req in &ba.requests {
+            let s = req.span(&ba.header);
+            let key = keys::addr(&s.key).unwrap_or(s.key);
+            let end_key = if s.end_key.is_empty() {
+                s.end_key
+            } else {
+                keys::addr(&s.end_key).unwrap_or(s.end_key)
+            };
+            if !self.contains_span(&key, &end_key) {
+                return Err(KvError::new(ErrorDetail::RangeKeyMismatch {
+                    span: Span { key, end_key },
+                    range_id: self.range_id,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tscache(&self) -> &TimestampCache {
+        &self.tscache
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn store_config(&self) -> &StoreConfig {
+        &self.cfg
+    }
+
+    /// Whether the replica knows its group's leader.
+    pub(crate) fn has_leader(&self) -> bool {
+        self.raft.lock().node.raft.leader_id != 0
+    }
+
+    /// Campaigns if the group has no leader (a range created by a split).
+    pub(crate) fn campaign_if_leaderless(&self) {
+        let woke = {
+            let mut g = self.raft.lock();
+            if g.broken || g.node.raft.leader_id != 0 {
+                return;
+            }
+            let _ = g.node.campaign();
+            g.quiesced = false;
+            true
+        };
+        if woke && let Ok(s) = self.store() {
+            s.wake(self.range_id);
+        }
+    }
+
+    fn ctx(&self, force_push: bool) -> EvalContext {
+        let (start_key, end_key) = self.bounds.read().clone();
         EvalContext {
-            start_key: &self.start_key,
-            end_key: &self.end_key,
+            start_key,
+            end_key,
             now: self.clock.now(),
             force_push,
         }
@@ -308,7 +486,7 @@ impl Replica {
     /// Returns the lease this replica holds and that covers `ts`, acquiring
     /// or extending it through Raft if this replica is the leader; otherwise
     /// `NotLeaseholder` naming the holder (or the leader, or 0).
-    async fn ensure_lease(&self, ts: Timestamp) -> Result<Lease, KvError> {
+    pub(crate) async fn ensure_lease(&self, ts: Timestamp) -> Result<Lease, KvError> {
         let give_up = Instant::now()
             + self.cfg.raft_tick_interval * (self.cfg.raft_election_ticks as u32) * 2;
         let mut attempts = 0;
@@ -318,6 +496,12 @@ impl Replica {
             let mine = lease.replica.replica_id == self.replica_id;
             if mine && lease.covers(now, ts) {
                 self.maybe_extend(&lease, now);
+                return Ok(lease);
+            }
+            if mine && self.cfg.testing_unsafe_reads_past_lease {
+                // Deliberately broken (tests only): keep serving on a lease
+                // that has run out, as a node cut off from its peers would
+                // if leases were not checked. The checkers must notice.
                 return Ok(lease);
             }
             if !mine && lease.replica.replica_id != 0 && now < lease.expiration {
@@ -415,6 +599,26 @@ impl Replica {
     /// leader; a write waits up to the proposal timeout, after which its
     /// outcome is unknown.
     async fn propose_and_wait(&self, cmd: Command, is_lease: bool) -> Result<(), KvError> {
+        self.propose_inner(cmd, is_lease, None).await
+    }
+
+    /// Proposes a replica change: `cc` as a `ConfChangeV2` entry carrying
+    /// `cmd` (with its `Trigger::ChangeReplicas`) as context; waits until it
+    /// applied here, or was rejected (`NotLeaseholder`).
+    pub(crate) async fn propose_conf_change(
+        &self,
+        cmd: Command,
+        cc: ConfChangeV2,
+    ) -> Result<(), KvError> {
+        self.propose_inner(cmd, true, Some(cc)).await
+    }
+
+    async fn propose_inner(
+        &self,
+        cmd: Command,
+        is_lease: bool,
+        conf_change: Option<ConfChangeV2>,
+    ) -> Result<(), KvError> {
         let store = self.store()?;
         let (tx, mut rx) = oneshot::channel();
         let id = cmd.id;
@@ -424,6 +628,7 @@ impl Replica {
         self.pending.lock().push(PendingProposal {
             id,
             data: cmd.encode(),
+            conf_change,
             tx,
         });
         store.wake(self.range_id);
@@ -471,9 +676,15 @@ impl Replica {
         if let [Request::PushTxn { .. }] = ba.requests.as_slice() {
             return self.send_push(ba).await;
         }
+        if let [Request::AdminSplit { split_key }] = ba.requests.as_slice() {
+            let split_key = split_key.clone();
+            return crate::split::admin_split(self, split_key, ba.header.timestamp).await;
+        }
         loop {
             let lease = self.ensure_lease(batch_ts(&ba)).await?;
             let guard = self.latches.acquire(latch_spans(&ba)).await;
+            self.check_bounds(&ba)?;
+            crate::split::check_trigger(&self.desc(), &ba)?;
             self.apply_timestamp_cache(&mut ba);
             let mut b = self.engine.batch();
             let evaluated = eval::evaluate(&self.ctx(false), &mut b, &ba);
@@ -481,6 +692,11 @@ impl Replica {
                 Ok(mut res) => {
                     self.apply(b, &res, lease.sequence).await?;
                     drop(guard);
+                    if let Some((txn, spans)) = res.remote_intents.take()
+                        && let Ok(store) = self.store()
+                    {
+                        crate::intent_resolver::resolve_async(&store, txn, spans);
+                    }
                     // A write may have gone in above the clock (pushed by the
                     // timestamp cache or a newer value); later reads that this
                     // node timestamps must see it.
@@ -516,14 +732,14 @@ impl Replica {
     /// applied here, then applies the in-memory side effects.
     async fn apply(&self, b: Batch, res: &EvalResult, lease_sequence: u64) -> Result<(), KvError> {
         let writes = b.into_writes();
-        if !writes.is_empty() {
+        if !writes.is_empty() || res.trigger.is_some() {
             let cmd = Command {
                 id: rand::random(),
                 proposer: self.replica_id,
                 lease_sequence,
                 writes,
                 stats: res.stats,
-                trigger: None,
+                trigger: res.trigger.clone(),
             };
             self.propose_and_wait(cmd, false).await?;
         }
@@ -549,6 +765,8 @@ impl Replica {
             state: self.state.lock().clone(),
             results: Vec::new(),
             acquired_lease_start: None,
+            conf_changes: Vec::new(),
+            split: None,
             changed: false,
         }
     }
@@ -565,11 +783,14 @@ impl Replica {
             }
             st.changed = true;
             st.state.applied.raft_applied_index = e.index;
+            if e.entry_type == EntryType::EntryConfChangeV2 {
+                self.stage_conf_change(e, &mine, st, ws);
+                continue;
+            }
             if e.entry_type != EntryType::EntryNormal {
-                // TODO(issue 3): replica changes (ConfChangeV2) once proposed.
                 tracing::warn!(
                     range_id = self.range_id,
-                    "ignoring a configuration change entry"
+                    "ignoring a version 1 configuration change entry"
                 );
                 continue;
             }
@@ -603,8 +824,14 @@ impl Replica {
                     }
                     ok
                 }
+                Some(Trigger::Split { left, right }) => {
+                    cmd.lease_sequence == lease.sequence
+                        && lease.replica.replica_id == cmd.proposer
+                        && crate::split::split_applies(&st.state.desc, left, right)
+                }
                 Some(_) => {
-                    // TODO(issue 3): split, merge and replica-change triggers.
+                    // Replica changes travel as ConfChangeV2 entries
+                    // (`stage_conf_change`). TODO(issue 3): merges.
                     false
                 }
                 None => {
@@ -615,6 +842,9 @@ impl Replica {
                 st.state.applied.lease_applied_index += 1;
                 st.state.applied.stats.add(&cmd.stats);
                 ws.extend(cmd.writes);
+                if let Some(Trigger::Split { left, right }) = &cmd.trigger {
+                    crate::split::stage_split(self, st, left, right, ws);
+                }
             }
             if mine.contains(&cmd.id) {
                 let r = if accepted {
@@ -635,6 +865,64 @@ impl Replica {
         }
     }
 
+    /// A committed replica change: applies iff its descriptor is the
+    /// successor (generation + 1) of the current one — a deterministic test,
+    /// so every replica applies or skips the descriptor update and the Raft
+    /// configuration change together.
+    fn stage_conf_change(
+        &self,
+        e: &Entry,
+        mine: &HashSet<u64>,
+        st: &mut StagedApply,
+        ws: &mut WriteSet,
+    ) {
+        let cc = ConfChangeV2::parse_from_bytes(&e.data);
+        let cmd = Command::decode(&e.context);
+        let (cc, cmd) = match (cc, cmd) {
+            (Ok(cc), Ok(cmd)) => (cc, cmd),
+            _ => {
+                tracing::error!(
+                    range_id = self.range_id,
+                    index = e.index,
+                    "skipping a malformed configuration change"
+                );
+                return;
+            }
+        };
+        let accepted = match &cmd.trigger {
+            Some(Trigger::ChangeReplicas { desc }) => {
+                let ok = desc.range_id == self.range_id
+                    && desc.generation == st.state.desc.generation + 1
+                    && desc.start_key == st.state.desc.start_key
+                    && desc.end_key == st.state.desc.end_key;
+                if ok {
+                    ws.put(
+                        Space::Raw,
+                        &keys::range_descriptor_key(&desc.start_key),
+                        &desc.encode(),
+                    );
+                    ws.extend(cmd.writes.clone());
+                    st.state.applied.stats.add(&cmd.stats);
+                    st.state.desc = desc.clone();
+                    st.conf_changes.push(cc);
+                }
+                ok
+            }
+            _ => false,
+        };
+        if mine.contains(&cmd.id) {
+            let r = if accepted {
+                Ok(())
+            } else {
+                Err(KvError::new(ErrorDetail::Unavailable(format!(
+                    "r{}: replica change lost a race with another change",
+                    self.range_id
+                ))))
+            };
+            st.results.push((cmd.id, r));
+        }
+    }
+
     /// Installs a snapshot's replicated state (its data is in the batch).
     pub(crate) fn stage_snapshot(
         &self,
@@ -652,7 +940,15 @@ impl Replica {
     }
 
     /// Installs what a committed batch applied and answers the proposers.
-    pub(crate) fn finish_apply(&self, st: StagedApply) {
+    pub(crate) fn finish_apply(&self, mut st: StagedApply) {
+        let split = st.split.take();
+        if !st.state.desc.replicas.is_empty() {
+            let d = &st.state.desc;
+            let mut b = self.bounds.write();
+            if b.0 != d.start_key || b.1 != d.end_key {
+                *b = (d.start_key.clone(), d.end_key.clone());
+            }
+        }
         if let Some(start) = st.acquired_lease_start {
             // Writes under the new lease land above every read the previous
             // leaseholder could have served.
@@ -660,6 +956,11 @@ impl Replica {
         }
         let applied = st.state.applied.raft_applied_index;
         *self.state.lock() = st.state;
+        if let Some(split) = split {
+            // Before the proposer hears back: the right-hand range exists
+            // once the split's commit returns.
+            crate::split::finish_split(self, split);
+        }
         let mut proposals = self.proposals.lock();
         for (id, r) in st.results {
             if let Some(p) = proposals.remove(&id) {
@@ -688,7 +989,11 @@ impl Replica {
     pub(crate) fn flush_proposals(&self, g: &mut RaftGroup) {
         let pending = std::mem::take(&mut *self.pending.lock());
         for p in pending {
-            if let Err(e) = g.node.propose(vec![], p.data) {
+            let proposed = match p.conf_change {
+                Some(cc) => g.node.propose_conf_change(p.data, cc),
+                None => g.node.propose(vec![], p.data),
+            };
+            if let Err(e) = proposed {
                 tracing::debug!(range_id = self.range_id, error = %e, "proposal dropped");
                 let leader = g.node.raft.leader_id;
                 let _ = p.tx.send(Err(self.not_leaseholder(self.node_of(leader))));
@@ -826,7 +1131,7 @@ impl Replica {
             };
             let pushed = tokio::select! {
                 _ = waiter.released() => None,
-                r = store.send_internal(push) => Some(r?),
+                r = store.send_routed(push) => Some(r?),
             };
             let Some(resp) = pushed else { continue };
             let Some(Response::PushTxn { pushee }) = resp.responses.into_iter().next() else {
@@ -844,7 +1149,7 @@ impl Replica {
                     ignored_seqs: pushee.ignored_seqs.clone(),
                 }],
             };
-            store.send_internal(resolve).await?;
+            store.send_routed(resolve).await?;
         }
         Ok(())
     }
@@ -870,6 +1175,9 @@ impl Replica {
                 Err(e) => break Err(e),
             };
             let guard = self.latches.acquire(record_span.clone()).await;
+            if let Err(e) = self.check_bounds(&ba) {
+                break Err(e);
+            }
             let mut b = self.engine.batch();
             match eval::evaluate(&self.ctx(force), &mut b, &ba) {
                 Ok(res) => {
@@ -922,7 +1230,7 @@ impl Replica {
                 txn: pusher.meta.clone(),
             }],
         };
-        let resp = store.send_internal(query).await?;
+        let resp = store.send_routed(query).await?;
         let Some(Response::QueryTxn { txn, waiting_txns }) = resp.responses.into_iter().next()
         else {
             return Err(KvError::internal("query returned nothing"));
@@ -950,12 +1258,19 @@ fn latch_spans(ba: &BatchRequest) -> Vec<LatchSpan> {
             | Request::Scan { .. }
             | Request::ReverseScan { .. }
             | Request::Refresh { .. } => add(req.span(&ba.header), Access::Read),
-            Request::EndTxn { lock_spans, .. } => {
+            Request::EndTxn {
+                lock_spans,
+                trigger,
+                ..
+            } => {
                 if let Some(t) = &ba.header.txn {
                     add(Span::point(txnrecord::record_key(&t.meta)), Access::Write);
                 }
                 for s in lock_spans {
                     add(s.clone(), Access::Write);
+                }
+                for s in crate::split::trigger_latches(trigger.as_ref()) {
+                    add(s, Access::Write);
                 }
             }
             Request::HeartbeatTxn { .. } => {

@@ -41,6 +41,13 @@ pub(crate) enum Event {
     Wake(u64),
     /// Raft messages from another node.
     Raft(RaftMessageBatch),
+    /// Garbage-collect this store's replica of the range if it is no longer
+    /// a member (replica GC, [`crate::replica_change`]): with the replica's
+    /// id at the time the check was made.
+    Gc {
+        range_id: u64,
+        replica_id: u64,
+    },
     Stop,
 }
 
@@ -81,6 +88,15 @@ pub(crate) fn run(store: Weak<Store>, rx: Receiver<Event>, cfg: StoreConfig) {
                     dirty.insert(id);
                 }
                 Event::Raft(b) => step_batch(&store, b, &mut dirty),
+                Event::Gc {
+                    range_id,
+                    replica_id,
+                } => {
+                    dirty.remove(&range_id);
+                    if let Err(e) = store.gc_replica(range_id, replica_id) {
+                        tracing::warn!(range_id, error = %e, "replica GC failed");
+                    }
+                }
             }
         }
         if Instant::now() >= next_tick {
@@ -111,7 +127,11 @@ impl Outbox {
         }
         let desc = r.desc();
         for m in msgs {
-            let Some(to) = desc.replica(m.to) else {
+            let to_node = match desc.replica(m.to) {
+                Some(to) => Some(to.node_id),
+                None => r.peer_nodes.lock().get(&m.to).copied(),
+            };
+            let Some(to_node) = to_node else {
                 tracing::debug!(
                     range_id = r.range_id,
                     to = m.to,
@@ -125,16 +145,13 @@ impl Outbox {
             let Ok(bytes) = m.write_to_bytes() else {
                 continue;
             };
-            self.by_node
-                .entry(to.node_id)
-                .or_default()
-                .push(RaftMessage {
-                    range_id: r.range_id,
-                    from_replica: r.replica_id,
-                    to_replica: m.to,
-                    message: bytes,
-                    quiesce,
-                });
+            self.by_node.entry(to_node).or_default().push(RaftMessage {
+                range_id: r.range_id,
+                from_replica: r.replica_id,
+                to_replica: m.to,
+                message: bytes,
+                quiesce,
+            });
         }
     }
 
@@ -163,16 +180,21 @@ impl Outbox {
     }
 }
 
-fn step_batch(store: &Store, batch: RaftMessageBatch, dirty: &mut HashSet<u64>) {
+fn step_batch(store: &Arc<Store>, batch: RaftMessageBatch, dirty: &mut HashSet<u64>) {
     for m in batch.messages {
-        let Some(r) = store.replica(m.range_id) else {
-            // TODO(issue 3): create the replica when a snapshot arrives for
-            // a range this store was added to.
-            tracing::debug!(
-                range_id = m.range_id,
-                "raft message for a range not on this store"
-            );
-            continue;
+        let r = match store.replica(m.range_id) {
+            Some(r) => r,
+            // A range this store was added to: its replica is created by
+            // the message (and initialized by the snapshot that follows),
+            // unless that replica id was already removed from this store.
+            None => match store.create_replica_for_message(m.range_id, m.to_replica) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(range_id = m.range_id, error = %e, "cannot create a replica");
+                    continue;
+                }
+            },
         };
         let msg = match Message::parse_from_bytes(&m.message) {
             Ok(msg) => msg,
@@ -182,8 +204,16 @@ fn step_batch(store: &Store, batch: RaftMessageBatch, dirty: &mut HashSet<u64>) 
             }
         };
         if msg.to != r.replica_id || msg.from != m.from_replica || m.to_replica != r.replica_id {
+            if m.to_replica > r.replica_id && r.desc().replica(r.replica_id).is_none() {
+                // Removed and re-added under a new id: the old one goes.
+                store.request_gc(r.range_id, r.replica_id);
+            }
             tracing::debug!(range_id = m.range_id, "raft message for another replica");
             continue;
+        }
+        if !r.is_initialized() {
+            // Its descriptor is empty: answers go back the way this came.
+            r.peer_nodes.lock().insert(m.from_replica, batch.from_node);
         }
         let mut g = r.raft.lock();
         if g.broken {
@@ -238,7 +268,7 @@ struct Work {
 }
 
 fn process_ready(
-    store: &Store,
+    store: &Arc<Store>,
     dirty: &mut HashSet<u64>,
     outbox: &mut Outbox,
 ) -> Result<(), EngineError> {
@@ -366,21 +396,52 @@ fn process_ready(
         staged.push((w.r.clone(), st, trunc));
     }
     engine.commit(&apply_ws, false)?;
-    for (r, st, trunc) in staged {
+    let mut reload = Vec::new();
+    let mut removed = Vec::new();
+    for (r, mut st, trunc) in staged {
         if let Some((to, term)) = trunc {
             let mut ls = r.log_state.write();
             ls.truncated_index = to;
             ls.truncated_term = term;
         }
         let applied = st.applied_index();
+        let was_initialized = r.is_initialized();
+        let conf_changes = std::mem::take(&mut st.conf_changes);
         r.finish_apply(st);
         let mut g = r.raft.lock();
+        for cc in conf_changes {
+            match g.node.apply_conf_change(&cc) {
+                Ok(cs) => r.log_state.write().conf_state = cs,
+                Err(e) => {
+                    // The descriptor and the tracker disagree: never expected.
+                    tracing::error!(range_id = r.range_id, error = %e, "configuration change failed; replica disabled");
+                    g.broken = true;
+                }
+            }
+        }
+        let desc = r.desc();
+        if !was_initialized && !desc.replicas.is_empty() {
+            reload.push(r.range_id);
+        } else if !desc.replicas.is_empty() && desc.replica(r.replica_id).is_none() {
+            removed.push((r.range_id, r.replica_id));
+        }
         if applied > g.node.raft.raft_log.applied && applied <= g.node.raft.raft_log.committed {
             g.node.advance_apply_to(applied);
         }
         if g.node.has_ready() {
             dirty.insert(r.range_id);
         }
+    }
+    for id in reload {
+        // Initialized by a snapshot: reload from the engine, now that it
+        // holds the range's bounds, descriptor and Raft state.
+        store.reload_replica(id)?;
+        dirty.insert(id);
+    }
+    for (id, replica_id) in removed {
+        // This replica applied its own removal.
+        dirty.remove(&id);
+        store.gc_replica(id, replica_id)?;
     }
     Ok(())
 }
@@ -418,9 +479,15 @@ fn prepare_snapshot(
     }
     let meta = snap.get_metadata();
     let old = r.desc();
-    for (space, lo, hi) in range_spans(id, &old.start_key, &old.end_key)
-        .into_iter()
-        .chain(range_spans(id, &data.desc.start_key, &data.desc.end_key))
+    let old_spans = if old.replicas.is_empty() {
+        Vec::new() // Uninitialized: nothing of its own yet.
+    } else {
+        range_spans(id, &old.start_key, &old.end_key)
+    };
+    for (space, lo, hi) in
+        old_spans
+            .into_iter()
+            .chain(range_spans(id, &data.desc.start_key, &data.desc.end_key))
     {
         for kv in engine.scan(space, &lo, &hi, false) {
             let (k, _) = kv?;

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -36,6 +36,12 @@ pub const MAX_BATCH_REQUESTS: usize = 100_000;
 /// Store-local keys: this store's own bookkeeping, never replicated.
 pub const STORE_LOCAL_PREFIX: &[u8] = b"\x01s";
 const RANGE_INDEX_PREFIX: &[u8] = b"\x01srng-";
+
+/// The range tombstone (unreplicated range-id key): replica ids below the
+/// stored value were removed from this store and are never recreated.
+pub fn range_tombstone_key(range_id: u64) -> Vec<u8> {
+    keys::range_id_local_key(range_id, b"urftb")
+}
 
 /// The store-local index entry of a range on this store.
 pub fn range_index_key(range_id: u64) -> Vec<u8> {
@@ -68,6 +74,18 @@ pub struct StoreConfig {
     /// On an engine with no ranges, bootstrap one range over the whole key
     /// space with this store as its only voter (`start-single-node`).
     pub bootstrap_single_node: bool,
+    /// Fault injection for checker tests only: serve requests on an expired
+    /// lease. Never set outside tests that prove the checkers catch it.
+    pub testing_unsafe_reads_past_lease: bool,
+    /// A range whose data (key and value bytes) grows beyond this is split
+    /// in the middle by the split queue (which runs only on stores with a
+    /// cluster sender, see [`Store::set_cluster_sender`]).
+    pub range_max_bytes: u64,
+    /// How often the split queue looks at this store's leaseholders.
+    pub split_queue_interval: Duration,
+    /// Replication factor, `server.time_until_store_dead` and the replicate
+    /// queue's pace ([`crate::allocator`]).
+    pub replication: crate::allocator::ReplicationSettings,
 }
 
 impl Default for StoreConfig {
@@ -83,6 +101,10 @@ impl Default for StoreConfig {
             raft_log_max_entries: 1000,
             transport: None,
             bootstrap_single_node: true,
+            testing_unsafe_reads_past_lease: false,
+            range_max_bytes: 512 << 20,
+            split_queue_interval: Duration::from_secs(1),
+            replication: crate::allocator::ReplicationSettings::default(),
         }
     }
 }
@@ -117,6 +139,9 @@ pub struct Store {
     pub(crate) replicas: RwLock<Replicas>,
     events: mpsc::Sender<Event>,
     stopped: AtomicBool,
+    /// Routes batches to any range of the cluster (the node's
+    /// `DistSender`); unset on a single-node store, where every range is local.
+    cluster: OnceLock<Arc<dyn Sender>>,
 }
 
 impl Drop for Store {
@@ -223,6 +248,7 @@ impl Store {
             replicas: RwLock::default(),
             events: tx,
             stopped: AtomicBool::new(false),
+            cluster: OnceLock::new(),
         });
         for desc in ranges {
             if desc.replica_on_store(config.store_id).is_none() {
@@ -246,10 +272,182 @@ impl Store {
         Ok(store)
     }
 
-    fn add_replica(&self, r: Arc<Replica>) {
+    pub(crate) fn add_replica(&self, r: Arc<Replica>) {
         let mut reps = self.replicas.write();
-        reps.by_start.insert(r.start_key.clone(), r.range_id);
+        if r.is_initialized() {
+            reps.by_start.insert(r.start_key(), r.range_id);
+        }
         reps.by_id.insert(r.range_id, r);
+    }
+
+    /// Sets how this store reaches ranges on other stores (the node's
+    /// `DistSender`, which also routes to this store): pushes, queries and
+    /// intent resolution for other ranges, and the split transaction, go
+    /// through it. Also starts the split queue. Call once, inside a Tokio
+    /// runtime.
+    pub fn set_cluster_sender(self: &Arc<Self>, sender: Arc<dyn Sender>) {
+        if self.cluster.set(sender).is_ok() && tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(crate::split::split_queue(Arc::downgrade(self)));
+        }
+    }
+
+    /// Whether a cluster sender is set (splits need one).
+    pub fn has_cluster_sender(&self) -> bool {
+        self.cluster.get().is_some()
+    }
+
+    /// Sends a batch from inside the server to whichever range holds it:
+    /// through the cluster sender when set, else to a local replica,
+    /// re-routing a few times when a split moved the keys meanwhile.
+    pub(crate) async fn send_routed(&self, ba: BatchRequest) -> BatchResult {
+        if let Some(c) = self.cluster.get() {
+            return c.send(ba).await;
+        }
+        let mut attempt = 0;
+        loop {
+            match self.send_internal(ba.clone()).await {
+                Err(e)
+                    if matches!(e.detail, ErrorDetail::RangeKeyMismatch { .. }) && attempt < 5 =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// A Raft message arrived for a range this store does not hold: creates
+    /// the (uninitialized) replica `replica_id`, unless the range's
+    /// tombstone says that replica was removed from this store.
+    pub(crate) fn create_replica_for_message(
+        self: &Arc<Self>,
+        range_id: u64,
+        replica_id: u64,
+    ) -> Result<Option<Arc<Replica>>, EngineError> {
+        if replica_id == 0 {
+            return Ok(None);
+        }
+        if let Some(next) = raft_storage::read(
+            &self.engine,
+            &range_tombstone_key(range_id),
+            command::decode_u64,
+        )? && replica_id < next
+        {
+            tracing::debug!(range_id, replica_id, "message for a removed replica");
+            return Ok(None);
+        }
+        let r = Arc::new(Replica::uninitialized(
+            range_id,
+            replica_id,
+            self.engine.clone(),
+            self.clock.clone(),
+            Arc::downgrade(self),
+            self.cfg.clone(),
+        )?);
+        self.add_replica(r.clone());
+        tracing::info!(
+            node = self.cfg.node_id,
+            range_id,
+            replica_id,
+            "created a replica for an incoming raft message"
+        );
+        Ok(Some(r))
+    }
+
+    /// Reloads a replica from the engine (after a snapshot initialized it).
+    pub(crate) fn reload_replica(self: &Arc<Self>, range_id: u64) -> Result<(), EngineError> {
+        let start = self
+            .engine
+            .get(Space::Raw, &range_index_key(range_id))?
+            .ok_or_else(|| corrupt(format!("r{range_id} missing from the range index")))?;
+        let desc = raft_storage::read(&self.engine, &keys::range_descriptor_key(&start), |b| {
+            RangeDescriptor::decode(b).map_err(|e| command::DecodeError(e.to_string()))
+        })?
+        .ok_or_else(|| corrupt(format!("r{range_id} has no descriptor")))?;
+        let r = Replica::load(
+            desc,
+            self.engine.clone(),
+            self.clock.clone(),
+            Arc::downgrade(self),
+            self.cfg.clone(),
+        )?;
+        if let Some(old) = self.replica(range_id) {
+            old.raft.lock().broken = true;
+        }
+        self.add_replica(Arc::new(r));
+        Ok(())
+    }
+
+    /// Asks the scheduler to garbage-collect replica `replica_id` of
+    /// `range_id` (it found itself absent from the range's descriptor).
+    pub fn request_gc(&self, range_id: u64, replica_id: u64) {
+        let _ = self.events.send(Event::Gc {
+            range_id,
+            replica_id,
+        });
+    }
+
+    /// Replica GC (scheduler thread): removes the replica from the store,
+    /// deletes its data (the range's span and its range-id keys) and leaves
+    /// a tombstone so that late messages cannot resurrect it.
+    pub(crate) fn gc_replica(&self, range_id: u64, replica_id: u64) -> Result<(), EngineError> {
+        let Some(r) = self.replica(range_id) else {
+            return Ok(());
+        };
+        if r.replica_id != replica_id {
+            return Ok(());
+        }
+        let desc = r.desc();
+        let mut ws = WriteSet::default();
+        if !desc.replicas.is_empty() {
+            for (space, lo, hi) in
+                raft_storage::range_spans(range_id, &desc.start_key, &desc.end_key)
+            {
+                for kv in self.engine.scan(space, &lo, &hi, false) {
+                    let (k, _) = kv?;
+                    ws.delete(space, &k);
+                }
+            }
+        }
+        let lower = keys::raft_log_key(range_id, 0);
+        let upper = keys::raft_log_key(range_id, u64::MAX);
+        for kv in self.engine.scan(Space::Raw, &lower, &upper, false) {
+            let (k, _) = kv?;
+            ws.delete(Space::Raw, &k);
+        }
+        ws.delete(Space::Raw, &keys::raft_hard_state_key(range_id));
+        ws.delete(Space::Raw, &keys::raft_truncated_state_key(range_id));
+        ws.delete(Space::Raw, &range_index_key(range_id));
+        let next = desc.next_replica_id.max(replica_id + 1);
+        ws.put(
+            Space::Raw,
+            &range_tombstone_key(range_id),
+            &next.to_be_bytes(),
+        );
+        r.raft.lock().broken = true;
+        {
+            let mut reps = self.replicas.write();
+            if reps
+                .by_id
+                .get(&range_id)
+                .is_some_and(|x| Arc::ptr_eq(x, &r))
+            {
+                reps.by_id.remove(&range_id);
+                let start = r.start_key();
+                if reps.by_start.get(&start) == Some(&range_id) {
+                    reps.by_start.remove(&start);
+                }
+            }
+        }
+        self.engine.commit(&ws, true)?;
+        tracing::info!(
+            node = self.cfg.node_id,
+            range_id,
+            replica_id,
+            "garbage-collected a removed replica"
+        );
+        Ok(())
     }
 
     pub fn config(&self) -> &StoreConfig {
@@ -287,7 +485,7 @@ impl Store {
         let reps = self.replicas.read();
         let (_, id) = reps.by_start.range(..=key.to_vec()).next_back()?;
         let r = reps.by_id.get(id)?;
-        (key < r.end_key.as_slice()).then(|| r.clone())
+        r.contains_key(key).then(|| r.clone())
     }
 
     /// Statistics summed over the replicas on this store.
@@ -376,13 +574,7 @@ impl Store {
             }));
         };
         for s in spans {
-            let inside = replica.start_key.as_slice() <= s.key.as_slice()
-                && if s.end_key.is_empty() {
-                    s.key.as_slice() < replica.end_key.as_slice()
-                } else {
-                    s.end_key.as_slice() <= replica.end_key.as_slice()
-                };
-            if !inside {
+            if !replica.contains_span(&s.key, &s.end_key) {
                 return Err(KvError::new(ErrorDetail::RangeKeyMismatch {
                     span: s,
                     range_id: replica.range_id,

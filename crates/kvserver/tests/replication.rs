@@ -35,6 +35,7 @@ fn config(node: u64, transport: &Arc<LocalRaftTransport>, max_entries: u64) -> S
         raft_log_max_entries: max_entries,
         transport: Some(transport.clone()),
         bootstrap_single_node: false,
+        ..StoreConfig::default()
     }
 }
 

@@ -9,9 +9,9 @@
 //! need `end_key > key`, and a batch holds 1..=[`MAX_BATCH_REQUESTS`] requests.
 
 use tardigrade_kvpb::{
-    AbortReason, BatchRequest, BatchResponse, BatchResult, ErrorDetail, Header, IntentInfo,
-    KeyValue, KvError, PushType, ReadConsistency, Request, Response, RetryReason, Span, Timestamp,
-    Transaction, TransactionStatus, TxnId, TxnMeta, Value,
+    AbortReason, BatchRequest, BatchResponse, BatchResult, CommitTrigger, ErrorDetail, Header,
+    IntentInfo, KeyValue, KvError, PushType, RangeDescriptor, ReadConsistency, Request, Response,
+    RetryReason, Span, Timestamp, Transaction, TransactionStatus, TxnId, TxnMeta, Value,
 };
 
 use crate::pb;
@@ -437,10 +437,12 @@ impl From<Request> for pb::RequestUnion {
                 commit,
                 lock_spans,
                 deadline,
+                trigger,
             } => PbReq::EndTxn(pb::EndTxnRequest {
                 commit,
                 lock_spans: lock_spans.into_iter().map(span_to_pb).collect(),
                 deadline: ts_to_pb(deadline),
+                trigger: trigger.map(trigger_to_pb),
             }),
             Request::HeartbeatTxn { now } => {
                 PbReq::HeartbeatTxn(pb::HeartbeatTxnRequest { now: ts_to_pb(now) })
@@ -487,6 +489,9 @@ impl From<Request> for pb::RequestUnion {
                 keys,
                 threshold: ts_to_pb(threshold),
             }),
+            Request::AdminSplit { split_key } => {
+                PbReq::AdminSplit(pb::AdminSplitRequest { split_key })
+            }
         };
         pb::RequestUnion { request: Some(req) }
     }
@@ -533,6 +538,7 @@ impl TryFrom<pb::RequestUnion> for Request {
                     .map(|s| span_any(s, "EndTxn.lock_spans"))
                     .collect::<Result<_>>()?,
                 deadline: ts_from_pb(r.deadline, "EndTxn.deadline")?,
+                trigger: r.trigger.map(trigger_from_pb).transpose()?,
             },
             PbReq::HeartbeatTxn(r) => Request::HeartbeatTxn {
                 now: ts_from_pb(r.now, "HeartbeatTxn.now")?,
@@ -571,6 +577,9 @@ impl TryFrom<pb::RequestUnion> for Request {
                     .map(|k| key_required(k, "Gc.keys"))
                     .collect::<Result<_>>()?,
                 threshold: ts_from_pb(r.threshold, "Gc.threshold")?,
+            },
+            PbReq::AdminSplit(r) => Request::AdminSplit {
+                split_key: key_required(r.split_key, "AdminSplit.split_key")?,
             },
         })
     }
@@ -676,6 +685,10 @@ impl From<Response> for pb::ResponseUnion {
             }),
             Response::Refresh => PbResp::Refresh(pb::RefreshResponse {}),
             Response::Gc => PbResp::Gc(pb::GcResponse {}),
+            Response::AdminSplit { left, right } => PbResp::AdminSplit(pb::AdminSplitResponse {
+                left: left.encode(),
+                right: right.encode(),
+            }),
         };
         pb::ResponseUnion {
             response: Some(resp),
@@ -734,8 +747,52 @@ impl TryFrom<pb::ResponseUnion> for Response {
             },
             PbResp::Refresh(_) => Response::Refresh,
             PbResp::Gc(_) => Response::Gc,
+            PbResp::AdminSplit(r) => Response::AdminSplit {
+                left: desc_from_pb(&r.left, "AdminSplit.left")?,
+                right: desc_from_pb(&r.right, "AdminSplit.right")?,
+            },
         })
     }
+}
+
+// ------------------------------------------------------------------ triggers
+
+fn trigger_to_pb(t: CommitTrigger) -> pb::CommitTrigger {
+    use pb::commit_trigger::Trigger as T;
+    let trigger = match t {
+        CommitTrigger::Split { left, right } => T::Split(pb::SplitTrigger {
+            left: left.encode(),
+            right: right.encode(),
+        }),
+        CommitTrigger::ChangeReplicas { desc } => {
+            T::ChangeReplicas(pb::ChangeReplicasTrigger { desc: desc.encode() })
+        }
+    };
+    pb::CommitTrigger {
+        trigger: Some(trigger),
+    }
+}
+
+fn trigger_from_pb(t: pb::CommitTrigger) -> Result<CommitTrigger> {
+    use pb::commit_trigger::Trigger as T;
+    Ok(
+        match t
+            .trigger
+            .ok_or_else(|| invalid("EndTxn.trigger: empty trigger"))?
+        {
+            T::Split(s) => CommitTrigger::Split {
+                left: desc_from_pb(&s.left, "EndTxn.trigger.split.left")?,
+                right: desc_from_pb(&s.right, "EndTxn.trigger.split.right")?,
+            },
+            T::ChangeReplicas(c) => CommitTrigger::ChangeReplicas {
+                desc: desc_from_pb(&c.desc, "EndTxn.trigger.change_replicas.desc")?,
+            },
+        },
+    )
+}
+
+fn desc_from_pb(b: &[u8], what: &str) -> Result<RangeDescriptor> {
+    RangeDescriptor::decode(b).map_err(|e| invalid(format!("{what}: {e}")))
 }
 
 // -------------------------------------------------------------------- errors

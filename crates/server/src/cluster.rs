@@ -132,6 +132,57 @@ impl NodeDescriptor {
     }
 }
 
+/// Prefix of store capacity records (`/System/store-desc/<store id>`).
+pub const STORE_DESC_PREFIX: &[u8] = b"\x04store-desc/";
+
+/// A store's published figures, for the allocators of every node:
+/// rewritten by its node with each liveness heartbeat.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreCapacity {
+    pub node_id: NodeId,
+    pub store_id: StoreId,
+    pub range_count: u64,
+    pub lease_count: u64,
+}
+
+impl StoreCapacity {
+    pub fn key(store_id: StoreId) -> Vec<u8> {
+        let mut k = STORE_DESC_PREFIX.to_vec();
+        k.extend_from_slice(&store_id.to_be_bytes());
+        k
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = vec![1u8];
+        for v in [
+            self.node_id,
+            self.store_id,
+            self.range_count,
+            self.lease_count,
+        ] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        b
+    }
+
+    pub fn decode(buf: &[u8]) -> Option<StoreCapacity> {
+        if buf.len() != 33 || buf[0] != 1 {
+            return None;
+        }
+        let at = |i: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(
+                buf.get(1 + 8 * i..9 + 8 * i)?.try_into().ok()?,
+            ))
+        };
+        Some(StoreCapacity {
+            node_id: at(0)?,
+            store_id: at(1)?,
+            range_count: at(2)?,
+            lease_count: at(3)?,
+        })
+    }
+}
+
 /// Parses `--locality=region=us,zone=a`.
 pub fn parse_locality(s: &str) -> Result<Vec<(String, String)>, String> {
     if s.trim().is_empty() {
@@ -269,6 +320,14 @@ mod tests {
             expiration: Timestamp::new(100, 1),
         };
         assert_eq!(Liveness::decode(&l.encode()), Some(l));
+        let c = StoreCapacity {
+            node_id: 2,
+            store_id: 3,
+            range_count: 40,
+            lease_count: 12,
+        };
+        assert_eq!(StoreCapacity::decode(&c.encode()), Some(c));
+        assert_eq!(StoreCapacity::decode(&c.encode()[..20]), None);
         assert!(l.is_live(Timestamp::new(99, 0)));
         assert!(!l.is_live(Timestamp::new(100, 1)));
     }

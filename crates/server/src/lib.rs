@@ -50,6 +50,8 @@ pub enum ServerError {
     Serve(#[from] tardigrade_rpc::ServeError),
     #[error("RPC server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("invalid setting: {0}")]
+    Config(String),
 }
 
 /// An exclusive lock on a store directory, held while the node runs, so a

@@ -24,6 +24,7 @@ use tardigrade_kv::{Db, DistSender, FirstRange, NodeDialer};
 use tardigrade_kvpb::{
     BatchRequest, ErrorDetail, KvError, NodeId, RangeDescriptor, SendFuture, Sender,
 };
+use tardigrade_kvserver::allocator::{StoreDetail, StorePool};
 use tardigrade_kvserver::{GrpcRaftTransport, NodeResolver, Store, StoreConfig};
 use tardigrade_rpc::{
     JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, RaftHandler, RaftMessageBatch,
@@ -32,7 +33,7 @@ use tardigrade_rpc::{
 use tardigrade_storage::{Engine, Space, StoreSpec};
 use tokio::sync::{Notify, oneshot};
 
-use crate::cluster::{self, Liveness, NodeDescriptor, StoreIdent};
+use crate::cluster::{self, Liveness, NodeDescriptor, StoreCapacity, StoreIdent};
 use crate::{ServerError, StoreLock};
 
 /// How often a node heartbeats its liveness record (and refreshes its view
@@ -71,6 +72,26 @@ struct Shared {
     ready: Notify,
     /// Background tasks, stopped on shutdown.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The allocator's view of the cluster's stores.
+    pool: Arc<NodeStorePool>,
+}
+
+/// The cluster's stores as the allocator sees them: node descriptors,
+/// liveness records and store capacity records, re-read by the background
+/// loop every heartbeat.
+struct NodeStorePool {
+    clock: Arc<Hlc>,
+    stores: RwLock<Vec<StoreDetail>>,
+}
+
+impl StorePool for NodeStorePool {
+    fn stores(&self) -> Vec<StoreDetail> {
+        self.stores.read().clone()
+    }
+
+    fn now(&self) -> tardigrade_hlc::Timestamp {
+        self.clock.now()
+    }
 }
 
 /// A running cluster node.
@@ -103,13 +124,18 @@ impl ClusterNode {
             StoreSpec::Dir(path) => Some(StoreLock::acquire(path)?),
             StoreSpec::Memory => None,
         };
+        cfg.store_config
+            .replication
+            .validate()
+            .map_err(ServerError::Config)?;
         let engine = Engine::open(&cfg.store)?;
+        let clock = Arc::new(Hlc::system());
         let shared = Arc::new(Shared {
             addr: local_addr.to_string(),
             locality: cfg.locality.clone(),
             join: cfg.join.clone(),
             engine: engine.clone(),
-            clock: Arc::new(Hlc::system()),
+            clock: clock.clone(),
             store_config: cfg.store_config.clone(),
             ident: OnceLock::new(),
             store: OnceLock::new(),
@@ -119,6 +145,10 @@ impl ClusterNode {
             init_mu: tokio::sync::Mutex::new(()),
             ready: Notify::new(),
             tasks: Mutex::new(Vec::new()),
+            pool: Arc::new(NodeStorePool {
+                clock,
+                stores: RwLock::new(Vec::new()),
+            }),
         });
         shared.directory.set_self(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -219,8 +249,19 @@ async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerE
         shared.directory.clone(),
         Arc::new(FirstRangeOf(shared.clone())),
     ));
+    // Pushes, intent resolution and splits reach other ranges through the
+    // node's DistSender (which routes to this store directly).
+    store.set_cluster_sender(dist.clone());
     let _ = shared.ident.set(ident.clone());
     let _ = shared.dist.set(dist.clone());
+    let settings = shared.store_config.replication.clone();
+    let queue = tokio::spawn(tardigrade_kvserver::replicate_queue::run(
+        Arc::downgrade(&store),
+        shared.pool.clone(),
+        settings.clone(),
+        settings.queue_interval,
+    ));
+    shared.tasks.lock().push(queue);
     let _ = shared.store.set(store);
     shared.ready.notify_waiters();
     tracing::info!(node = ident.node_id, cluster = %ident.cluster_id_string(), "node ready");
@@ -269,10 +310,75 @@ async fn background(shared: Arc<Shared>, db: Db, me: NodeDescriptor) {
                 }
             }
         }
+        if let Some(store) = shared.store.get() {
+            let cap = capacity_of(store, shared.clock.now());
+            let _ = db
+                .put(&StoreCapacity::key(cap.store_id), &cap.encode())
+                .await;
+        }
+        refresh_store_pool(&shared, &db).await;
         if shared.local_first_range().is_none() {
             refresh_first_range(&shared).await;
         }
     }
+}
+
+/// This store's range and lease counts.
+fn capacity_of(store: &Store, now: tardigrade_hlc::Timestamp) -> StoreCapacity {
+    let replicas = store.replicas();
+    let lease_count = replicas
+        .iter()
+        .filter(|r| {
+            let l = r.lease();
+            l.replica.store_id == store.store_id() && l.covers(now, now)
+        })
+        .count() as u64;
+    StoreCapacity {
+        node_id: store.node_id(),
+        store_id: store.store_id(),
+        range_count: replicas.iter().filter(|r| r.is_initialized()).count() as u64,
+        lease_count,
+    }
+}
+
+/// Re-reads the liveness and store capacity records into the store pool.
+async fn refresh_store_pool(shared: &Shared, db: &Db) {
+    let end = tardigrade_encoding::keys::prefix_end;
+    let (live_p, caps_p) = (
+        tardigrade_encoding::keys::NODE_LIVENESS_PREFIX,
+        cluster::STORE_DESC_PREFIX,
+    );
+    let (Ok(liveness), Ok(caps)) = (
+        db.scan(live_p, &end(live_p), 0).await,
+        db.scan(caps_p, &end(caps_p), 0).await,
+    ) else {
+        return;
+    };
+    let liveness: HashMap<NodeId, Liveness> = liveness
+        .iter()
+        .filter_map(|kv| Liveness::decode(&kv.value.bytes))
+        .map(|l| (l.node_id, l))
+        .collect();
+    let nodes = shared.directory.nodes.read().clone();
+    let stores = caps
+        .iter()
+        .filter_map(|kv| StoreCapacity::decode(&kv.value.bytes))
+        .map(|c| StoreDetail {
+            node_id: c.node_id,
+            store_id: c.store_id,
+            locality: nodes
+                .get(&c.node_id)
+                .map(|d| d.locality.clone())
+                .unwrap_or_default(),
+            range_count: c.range_count,
+            lease_count: c.lease_count,
+            liveness_expiration: liveness
+                .get(&c.node_id)
+                .map(|l| l.expiration)
+                .unwrap_or_default(),
+        })
+        .collect();
+    *shared.pool.stores.write() = stores;
 }
 
 /// Extends this node's liveness record (a new epoch if it had expired).
@@ -398,7 +504,11 @@ impl Shared {
 
     /// The first range's descriptor from this store's own replica, if any.
     fn local_first_range(&self) -> Option<RangeDescriptor> {
-        self.store.get()?.replica(1).map(|r| r.desc())
+        self.store
+            .get()?
+            .replica(1)
+            .filter(|r| r.is_initialized())
+            .map(|r| r.desc())
     }
 }
 

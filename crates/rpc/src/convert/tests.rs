@@ -1,6 +1,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
+use tardigrade_kvpb::{ReplicaDescriptor, ReplicaType};
 
 fn ts(wall: i64, logical: i32) -> Timestamp {
     Timestamp::new(wall, logical)
@@ -88,11 +89,30 @@ fn sample_requests() -> Vec<Request> {
             commit: true,
             lock_spans: vec![Span::point(b"x".to_vec())],
             deadline: ts(900, 0),
+            trigger: None,
+        },
+        Request::EndTxn {
+            commit: true,
+            lock_spans: vec![Span::point(b"x".to_vec())],
+            deadline: Timestamp::ZERO,
+            trigger: Some(CommitTrigger::Split {
+                left: sample_desc(1, b"a", b"m"),
+                right: sample_desc(9, b"m", b"z"),
+            }),
+        },
+        Request::EndTxn {
+            commit: true,
+            lock_spans: Vec::new(),
+            deadline: Timestamp::ZERO,
+            trigger: Some(CommitTrigger::ChangeReplicas {
+                desc: sample_desc(4, b"", b"\xff\xff"),
+            }),
         },
         Request::EndTxn {
             commit: false,
             lock_spans: Vec::new(),
             deadline: Timestamp::ZERO,
+            trigger: None,
         },
         Request::HeartbeatTxn { now: ts(300, 4) },
         Request::PushTxn {
@@ -141,7 +161,26 @@ fn sample_requests() -> Vec<Request> {
             keys: vec![b"a".to_vec(), b"b".to_vec()],
             threshold: ts(5, 0),
         },
+        Request::AdminSplit {
+            split_key: b"m".to_vec(),
+        },
     ]
+}
+
+fn sample_desc(id: u64, start: &[u8], end: &[u8]) -> RangeDescriptor {
+    RangeDescriptor {
+        range_id: id,
+        start_key: start.to_vec(),
+        end_key: end.to_vec(),
+        replicas: vec![ReplicaDescriptor {
+            node_id: 2,
+            store_id: 3,
+            replica_id: 4,
+            kind: ReplicaType::Learner,
+        }],
+        next_replica_id: 5,
+        generation: 6,
+    }
 }
 
 /// Exhaustive: adding a `Request` variant breaks the build until it is sampled.
@@ -163,9 +202,10 @@ fn request_tag(r: &Request) -> usize {
         Request::QueryTxn { .. } => 13,
         Request::Refresh { .. } => 14,
         Request::Gc { .. } => 15,
+        Request::AdminSplit { .. } => 16,
     }
 }
-const REQUEST_VARIANTS: usize = 16;
+const REQUEST_VARIANTS: usize = 17;
 
 fn sample_responses() -> Vec<Response> {
     vec![
@@ -220,6 +260,10 @@ fn sample_responses() -> Vec<Response> {
         },
         Response::Refresh,
         Response::Gc,
+        Response::AdminSplit {
+            left: sample_desc(1, b"a", b"m"),
+            right: sample_desc(9, b"m", b"z"),
+        },
     ]
 }
 
@@ -241,9 +285,10 @@ fn response_tag(r: &Response) -> usize {
         Response::QueryTxn { .. } => 13,
         Response::Refresh => 14,
         Response::Gc => 15,
+        Response::AdminSplit { .. } => 16,
     }
 }
-const RESPONSE_VARIANTS: usize = 16;
+const RESPONSE_VARIANTS: usize = 17;
 
 fn sample_errors() -> Vec<ErrorDetail> {
     vec![
@@ -630,8 +675,45 @@ fn rejects_bad_ranges() {
                 end_key: b"a".to_vec(),
             }],
             deadline: ts_to_pb(Timestamp::ZERO),
+            trigger: None,
         })),
         "EndTxn.lock_spans: end_key must be greater",
+    );
+    for (trigger, needle) in [
+        (pb::CommitTrigger { trigger: None }, "empty trigger"),
+        (
+            pb::CommitTrigger {
+                trigger: Some(pb::commit_trigger::Trigger::Split(pb::SplitTrigger {
+                    left: vec![1, 2, 3],
+                    right: Vec::new(),
+                })),
+            },
+            "EndTxn.trigger.split.left",
+        ),
+        (
+            pb::CommitTrigger {
+                trigger: Some(pb::commit_trigger::Trigger::ChangeReplicas(
+                    pb::ChangeReplicasTrigger { desc: vec![9] },
+                )),
+            },
+            "EndTxn.trigger.change_replicas.desc",
+        ),
+    ] {
+        reject(
+            with_req(PbReq::EndTxn(pb::EndTxnRequest {
+                commit: true,
+                lock_spans: Vec::new(),
+                deadline: ts_to_pb(Timestamp::ZERO),
+                trigger: Some(trigger),
+            })),
+            needle,
+        );
+    }
+    reject(
+        with_req(PbReq::AdminSplit(pb::AdminSplitRequest {
+            split_key: Vec::new(),
+        })),
+        "AdminSplit.split_key",
     );
 }
 
@@ -729,6 +811,7 @@ fn rejects_other_malformations() {
             commit: true,
             lock_spans: Vec::new(),
             deadline: Timestamp::ZERO,
+            trigger: None,
         }),
         "EndTxn without a transaction",
     );

@@ -1,0 +1,536 @@
+//! The allocator: what a range's replica set should become, given a view
+//! of the cluster's stores ([`StorePool`]).
+//!
+//! [`decide`] is a pure function of the descriptor, the stores and the
+//! settings, so it is tested without a cluster. In order, it:
+//! 1. finishes a half-done change (leaves a joint configuration, removes a
+//!    stray learner);
+//! 2. adds a replica when the range has fewer voters than it needs;
+//! 3. replaces a voter on a store dead for longer than
+//!    `server.time_until_store_dead` (one joint step: the new voter in,
+//!    the dead one out);
+//! 4. removes a voter when there are too many (never the leaseholder's; the
+//!    one whose loss hurts locality diversity least, then the one on the
+//!    fullest store);
+//! 5. rebalances by range count: moves a replica from a store well above
+//!    the mean onto one well below it (add first, then remove).
+//!
+//! Candidates for a new replica are live stores without a replica of the
+//! range, ranked by locality diversity against the existing replicas
+//! first (a new region beats a new zone beats the same zone), then by
+//! fewest ranges.
+
+use std::time::Duration;
+
+use tardigrade_encoding::keys;
+use tardigrade_hlc::Timestamp;
+use tardigrade_kvpb::{NodeId, RangeDescriptor, ReplicaId, ReplicaType, StoreId};
+
+/// Replication settings (cluster settings in CockroachDB).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationSettings {
+    /// Voters per range (default 3).
+    pub num_replicas: usize,
+    /// Voters for ranges holding meta or system keys when enough stores
+    /// exist (default 5).
+    pub num_replicas_system: usize,
+    /// `server.time_until_store_dead`: a store whose liveness expired this
+    /// long ago is dead and its replicas are replaced (default 5 min).
+    pub time_until_store_dead: Duration,
+    /// Rebalance when a store holds at least this many more ranges than
+    /// another candidate and is above the mean (default 2).
+    pub rebalance_threshold: u64,
+    /// How often the replicate queue visits the store's ranges.
+    pub queue_interval: Duration,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        ReplicationSettings {
+            num_replicas: 3,
+            num_replicas_system: 5,
+            time_until_store_dead: Duration::from_secs(300),
+            rebalance_threshold: 2,
+            queue_interval: Duration::from_secs(3),
+        }
+    }
+}
+
+impl ReplicationSettings {
+    /// Refuses replication factors that make no sense: 0, and 2 (a
+    /// two-replica range cannot lose either replica, so it is strictly worse
+    /// than one).
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, n) in [
+            ("num_replicas", self.num_replicas),
+            ("num_replicas_system", self.num_replicas_system),
+        ] {
+            match n {
+                0 => return Err(format!("{name} must be at least 1")),
+                2 => {
+                    return Err(format!(
+                        "{name} = 2 is refused: two replicas survive no failure; use 1 or 3"
+                    ));
+                }
+                n if n > 9 => return Err(format!("{name} = {n} is above the maximum of 9")),
+                _ => {}
+            }
+        }
+        if self.queue_interval.is_zero() {
+            return Err("the replicate queue interval must be positive".into());
+        }
+        if self.time_until_store_dead.is_zero() {
+            return Err("server.time_until_store_dead must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the cluster knows about one store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreDetail {
+    pub node_id: NodeId,
+    pub store_id: StoreId,
+    /// Locality tiers, most significant first (`region`, `zone`).
+    pub locality: Vec<(String, String)>,
+    pub range_count: u64,
+    pub lease_count: u64,
+    /// When the node's liveness record expires (`Timestamp::ZERO` if it has
+    /// none yet).
+    pub liveness_expiration: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreStatus {
+    Live,
+    /// Liveness expired, but not for `time_until_store_dead` yet.
+    Suspect,
+    Dead,
+}
+
+impl StoreDetail {
+    pub fn status(&self, now: Timestamp, time_until_dead: Duration) -> StoreStatus {
+        if now < self.liveness_expiration {
+            StoreStatus::Live
+        } else if self.liveness_expiration.is_zero()
+            || now < self.liveness_expiration.add_duration(time_until_dead)
+        {
+            StoreStatus::Suspect
+        } else {
+            StoreStatus::Dead
+        }
+    }
+}
+
+/// The cluster as the allocator sees it; implemented by the server from node
+/// descriptors, liveness records and per-store capacity records.
+pub trait StorePool: Send + Sync {
+    /// Every store of the cluster (live or not) with its last known figures.
+    fn stores(&self) -> Vec<StoreDetail>;
+    /// The present, on the cluster's clock.
+    fn now(&self) -> Timestamp;
+}
+
+/// What to do with a range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    None,
+    LeaveJoint,
+    RemoveLearner(ReplicaId),
+    /// Add a voter (under-replicated).
+    Add {
+        node_id: NodeId,
+        store_id: StoreId,
+    },
+    /// Add a voter and remove `remove` in the same joint step (a dead
+    /// store's replica, or a rebalance away from a full store).
+    Replace {
+        node_id: NodeId,
+        store_id: StoreId,
+        remove: ReplicaId,
+        rebalance: bool,
+    },
+    Remove(ReplicaId),
+}
+
+/// Whether a range holds meta or system keys (replicated more widely).
+pub fn is_system_range(desc: &RangeDescriptor) -> bool {
+    desc.start_key.as_slice() < keys::SYSTEM_MAX
+}
+
+/// How many voters `desc` should have when `stores` stores exist: the
+/// setting, capped by the number of stores, and odd when capped.
+pub fn needed_voters(desc: &RangeDescriptor, stores: usize, s: &ReplicationSettings) -> usize {
+    let target = if is_system_range(desc) && stores >= s.num_replicas_system {
+        s.num_replicas_system
+    } else {
+        s.num_replicas
+    };
+    let mut need = target.min(stores).max(1);
+    if need < target && need.is_multiple_of(2) {
+        need -= 1;
+    }
+    need
+}
+
+/// How different two localities are: 1.0 when they differ in the first
+/// tier, less the deeper the first difference, 0 when equal.
+fn diversity(a: &[(String, String)], b: &[(String, String)]) -> f64 {
+    let n = a.len().max(b.len());
+    if n == 0 {
+        return 0.0;
+    }
+    for i in 0..n {
+        if a.get(i) != b.get(i) {
+            return (n - i) as f64 / n as f64;
+        }
+    }
+    0.0
+}
+
+fn set_diversity(localities: &[&[(String, String)]]) -> f64 {
+    let mut sum = 0.0;
+    for (i, a) in localities.iter().enumerate() {
+        for b in &localities[i + 1..] {
+            sum += diversity(a, b);
+        }
+    }
+    sum
+}
+
+/// Decides the next step for `desc`, whose leaseholder is replica
+/// `leaseholder`.
+pub fn decide(
+    desc: &RangeDescriptor,
+    leaseholder: ReplicaId,
+    stores: &[StoreDetail],
+    now: Timestamp,
+    s: &ReplicationSettings,
+) -> Action {
+    if crate::replica_change::is_joint(desc) {
+        return Action::LeaveJoint;
+    }
+    if let Some(l) = desc
+        .replicas
+        .iter()
+        .find(|r| r.kind == ReplicaType::Learner)
+    {
+        return Action::RemoveLearner(l.replica_id);
+    }
+    let detail = |store_id: StoreId| stores.iter().find(|d| d.store_id == store_id);
+    let status = |store_id: StoreId| {
+        detail(store_id).map_or(StoreStatus::Suspect, |d| {
+            d.status(now, s.time_until_store_dead)
+        })
+    };
+    let voters: Vec<_> = desc.voters().copied().collect();
+    let need = needed_voters(desc, stores.len(), s);
+    let locality_of = |store_id: StoreId| -> &[(String, String)] {
+        detail(store_id).map_or(&[], |d| d.locality.as_slice())
+    };
+    // The best live store without a replica, scored against `existing`.
+    let candidate = |existing: &[StoreId]| -> Option<&StoreDetail> {
+        stores
+            .iter()
+            .filter(|d| d.status(now, s.time_until_store_dead) == StoreStatus::Live)
+            .filter(|d| !desc.replicas.iter().any(|r| r.store_id == d.store_id))
+            .filter(|d| !desc.replicas.iter().any(|r| r.node_id == d.node_id))
+            .map(|d| {
+                let div: f64 = existing
+                    .iter()
+                    .map(|e| diversity(&d.locality, locality_of(*e)))
+                    .sum();
+                (d, div)
+            })
+            .max_by(|(a, da), (b, db)| {
+                da.total_cmp(db)
+                    .then(b.range_count.cmp(&a.range_count))
+                    .then(b.store_id.cmp(&a.store_id))
+            })
+            .map(|(d, _)| d)
+    };
+    let dead: Vec<_> = voters
+        .iter()
+        .filter(|r| status(r.store_id) == StoreStatus::Dead)
+        .collect();
+    let healthy: Vec<StoreId> = voters
+        .iter()
+        .filter(|r| status(r.store_id) != StoreStatus::Dead)
+        .map(|r| r.store_id)
+        .collect();
+    if voters.len() < need {
+        if let Some(c) = candidate(&healthy) {
+            return Action::Add {
+                node_id: c.node_id,
+                store_id: c.store_id,
+            };
+        }
+        return Action::None;
+    }
+    if let Some(d) = dead.first() {
+        if let Some(c) = candidate(&healthy) {
+            return Action::Replace {
+                node_id: c.node_id,
+                store_id: c.store_id,
+                remove: d.replica_id,
+                rebalance: false,
+            };
+        }
+        if voters.len() > need && d.replica_id != leaseholder {
+            return Action::Remove(d.replica_id);
+        }
+        return Action::None;
+    }
+    if voters.len() > need {
+        // Remove the voter whose loss keeps the most diversity; among
+        // equals, prefer unhealthy stores, then the fullest.
+        let best = voters
+            .iter()
+            .filter(|r| r.replica_id != leaseholder)
+            .map(|r| {
+                let rest: Vec<&[(String, String)]> = voters
+                    .iter()
+                    .filter(|o| o.replica_id != r.replica_id)
+                    .map(|o| locality_of(o.store_id))
+                    .collect();
+                let live = status(r.store_id) == StoreStatus::Live;
+                let ranges = detail(r.store_id).map_or(0, |d| d.range_count);
+                (r, set_diversity(&rest), live, ranges)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)).then(a.3.cmp(&b.3)));
+        if let Some((r, ..)) = best {
+            return Action::Remove(r.replica_id);
+        }
+        return Action::None;
+    }
+    // Rebalance by range count: only with every voter live.
+    if voters
+        .iter()
+        .any(|r| status(r.store_id) != StoreStatus::Live)
+    {
+        return Action::None;
+    }
+    let live: Vec<&StoreDetail> = stores
+        .iter()
+        .filter(|d| d.status(now, s.time_until_store_dead) == StoreStatus::Live)
+        .collect();
+    if live.is_empty() {
+        return Action::None;
+    }
+    let mean = live.iter().map(|d| d.range_count as f64).sum::<f64>() / live.len() as f64;
+    let fullest = voters
+        .iter()
+        .filter(|r| r.replica_id != leaseholder)
+        .filter_map(|r| detail(r.store_id).map(|d| (r, d)))
+        .filter(|(_, d)| d.range_count as f64 > mean)
+        .max_by_key(|(_, d)| (d.range_count, d.store_id));
+    let Some((from, from_detail)) = fullest else {
+        return Action::None;
+    };
+    let others: Vec<StoreId> = voters
+        .iter()
+        .filter(|r| r.replica_id != from.replica_id)
+        .map(|r| r.store_id)
+        .collect();
+    let Some(to) = candidate(&others) else {
+        return Action::None;
+    };
+    let div = |store: &[(String, String)]| -> f64 {
+        others
+            .iter()
+            .map(|o| diversity(store, locality_of(*o)))
+            .sum()
+    };
+    if (to.range_count as f64) < mean
+        && from_detail.range_count >= to.range_count + s.rebalance_threshold
+        && div(&to.locality) >= div(&from_detail.locality)
+    {
+        return Action::Replace {
+            node_id: to.node_id,
+            store_id: to.store_id,
+            remove: from.replica_id,
+            rebalance: true,
+        };
+    }
+    Action::None
+}
+
+#[cfg(test)]
+mod tests {
+    use tardigrade_kvpb::ReplicaDescriptor;
+
+    use super::*;
+
+    fn store(id: u64, region: &str, zone: &str, ranges: u64, exp: i64) -> StoreDetail {
+        StoreDetail {
+            node_id: id,
+            store_id: id,
+            locality: vec![
+                ("region".into(), region.into()),
+                ("zone".into(), zone.into()),
+            ],
+            range_count: ranges,
+            lease_count: 0,
+            liveness_expiration: Timestamp::new(exp, 0),
+        }
+    }
+
+    fn desc(stores: &[u64]) -> RangeDescriptor {
+        RangeDescriptor {
+            range_id: 7,
+            start_key: b"\x90".to_vec(),
+            end_key: b"\x95".to_vec(),
+            replicas: stores
+                .iter()
+                .map(|s| ReplicaDescriptor {
+                    node_id: *s,
+                    store_id: *s,
+                    replica_id: *s,
+                    kind: ReplicaType::Voter,
+                })
+                .collect(),
+            next_replica_id: 10,
+            generation: 1,
+        }
+    }
+
+    const NOW: i64 = 1_000_000_000_000;
+    const LIVE: i64 = NOW + 1_000_000_000;
+    const DEAD: i64 = NOW - 600_000_000_000;
+    const SUSPECT: i64 = NOW - 1_000_000_000;
+
+    fn now() -> Timestamp {
+        Timestamp::new(NOW, 0)
+    }
+
+    #[test]
+    fn settings_refuse_two_replicas() {
+        let mut s = ReplicationSettings::default();
+        assert!(s.validate().is_ok());
+        s.num_replicas = 2;
+        assert!(s.validate().unwrap_err().contains("refused"));
+        s.num_replicas = 0;
+        assert!(s.validate().is_err());
+        s.num_replicas = 1;
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn needed_voters_is_capped_and_odd() {
+        let s = ReplicationSettings::default();
+        let d = desc(&[1]);
+        assert_eq!(needed_voters(&d, 1, &s), 1);
+        assert_eq!(needed_voters(&d, 2, &s), 1);
+        assert_eq!(needed_voters(&d, 3, &s), 3);
+        assert_eq!(needed_voters(&d, 7, &s), 3);
+        let mut sys = d.clone();
+        sys.start_key = Vec::new();
+        assert_eq!(needed_voters(&sys, 4, &s), 3);
+        assert_eq!(needed_voters(&sys, 5, &s), 5);
+    }
+
+    #[test]
+    fn upreplication_prefers_new_regions_then_fewer_ranges() {
+        let s = ReplicationSettings::default();
+        let stores = vec![
+            store(1, "eu", "a", 5, LIVE),
+            store(2, "eu", "b", 1, LIVE),
+            store(3, "us", "a", 9, LIVE),
+            store(4, "us", "b", 3, LIVE),
+            store(5, "ap", "a", 0, DEAD),
+        ];
+        let a = decide(&desc(&[1]), 1, &stores, now(), &s);
+        assert_eq!(
+            a,
+            Action::Add {
+                node_id: 4,
+                store_id: 4
+            },
+            "another region, the emptier of its stores; never the dead one"
+        );
+        let a = decide(&desc(&[1, 4]), 1, &stores, now(), &s);
+        // eu/b and us/a are equally diverse against {eu/a, us/b}; fewer ranges wins.
+        assert_eq!(
+            a,
+            Action::Add {
+                node_id: 2,
+                store_id: 2
+            }
+        );
+    }
+
+    #[test]
+    fn dead_replicas_are_replaced_suspect_ones_are_not() {
+        let s = ReplicationSettings::default();
+        let mut stores = vec![
+            store(1, "r", "a", 1, LIVE),
+            store(2, "r", "a", 1, LIVE),
+            store(3, "r", "a", 1, SUSPECT),
+            store(4, "r", "a", 0, LIVE),
+        ];
+        assert_eq!(
+            decide(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
+            Action::None
+        );
+        stores[2].liveness_expiration = Timestamp::new(DEAD, 0);
+        assert_eq!(
+            decide(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
+            Action::Replace {
+                node_id: 4,
+                store_id: 4,
+                remove: 3,
+                rebalance: false
+            }
+        );
+    }
+
+    #[test]
+    fn removal_keeps_diversity_and_spares_the_leaseholder() {
+        let s = ReplicationSettings::default();
+        let stores = vec![
+            store(1, "eu", "a", 1, LIVE),
+            store(2, "eu", "a", 7, LIVE),
+            store(3, "us", "a", 1, LIVE),
+            store(4, "ap", "a", 1, LIVE),
+        ];
+        // 1 and 2 share a zone: one of them goes; 1 holds the lease.
+        assert_eq!(
+            decide(&desc(&[1, 2, 3, 4]), 1, &stores, now(), &s),
+            Action::Remove(2)
+        );
+        assert_eq!(
+            decide(&desc(&[1, 2, 3, 4]), 2, &stores, now(), &s),
+            Action::Remove(1)
+        );
+    }
+
+    #[test]
+    fn rebalances_from_full_stores_to_empty_ones() {
+        let s = ReplicationSettings::default();
+        let stores = vec![
+            store(1, "r", "a", 10, LIVE),
+            store(2, "r", "a", 10, LIVE),
+            store(3, "r", "a", 10, LIVE),
+            store(4, "r", "a", 0, LIVE),
+        ];
+        assert_eq!(
+            decide(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
+            Action::Replace {
+                node_id: 4,
+                store_id: 4,
+                remove: 3,
+                rebalance: true
+            }
+        );
+        let balanced = vec![
+            store(1, "r", "a", 8, LIVE),
+            store(2, "r", "a", 7, LIVE),
+            store(3, "r", "a", 8, LIVE),
+            store(4, "r", "a", 7, LIVE),
+        ];
+        assert_eq!(
+            decide(&desc(&[1, 2, 3]), 1, &balanced, now(), &s),
+            Action::None
+        );
+    }
+}

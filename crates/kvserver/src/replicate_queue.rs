@@ -1,0 +1,144 @@
+//! The replicate queue and the replica GC check, run on every store.
+//!
+//! Every few seconds the queue visits the store's replicas. For a range
+//! whose Raft group this replica leads, it asks the allocator
+//! ([`crate::allocator::decide`]) what to do and does it through the
+//! replica-change primitives ([`crate::replica_change`]), taking the lease
+//! first (the leaseholder, which is also the leader, makes the changes).
+//! One step per range per pass; the next pass continues.
+//!
+//! Replicas this store holds but does not lead are checked for removal when
+//! they look orphaned (outgoing or learner in their own descriptor, or no
+//! known leader): the range's current descriptor is read from its meta
+//! record; if it is newer and no longer lists this replica, the replica is
+//! garbage-collected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tardigrade_kvpb::{
+    BatchRequest, Header, KvError, RangeDescriptor, ReplicaType, Request, Response,
+};
+
+use crate::allocator::{Action, ReplicationSettings, StorePool, decide};
+use crate::replica::Replica;
+use crate::store::Store;
+
+/// What one pass did, for tests and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PassStats {
+    pub actions: usize,
+    pub errors: usize,
+    pub gc_requested: usize,
+}
+
+/// Runs the queue on `store` every `interval` until the store stops or is
+/// dropped.
+pub async fn run(
+    store: std::sync::Weak<Store>,
+    pool: Arc<dyn StorePool>,
+    settings: ReplicationSettings,
+    interval: Duration,
+) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(s) = store.upgrade() else {
+            return;
+        };
+        if s.is_stopped() {
+            return;
+        }
+        let _ = process_store(&s, pool.as_ref(), &settings).await;
+    }
+}
+
+/// One pass over the store's replicas.
+pub async fn process_store(
+    store: &Arc<Store>,
+    pool: &dyn StorePool,
+    settings: &ReplicationSettings,
+) -> PassStats {
+    let mut stats = PassStats::default();
+    let stores = pool.stores();
+    let mut replicas = store.replicas();
+    replicas.sort_by_key(|r| r.range_id);
+    for r in replicas {
+        if !r.is_initialized() || store.is_stopped() {
+            continue;
+        }
+        if r.is_raft_leader() {
+            let action = decide(&r.desc(), r.replica_id, &stores, pool.now(), settings);
+            if action == Action::None {
+                continue;
+            }
+            stats.actions += 1;
+            match act(&r, &action).await {
+                Ok(desc) => {
+                    tracing::info!(node = store.node_id(), range_id = r.range_id, ?action, replicas = ?desc.replicas, "replica change");
+                }
+                Err(e) => {
+                    stats.errors += 1;
+                    tracing::info!(node = store.node_id(), range_id = r.range_id, ?action, error = %e, "replica change failed");
+                }
+            }
+        } else if looks_orphaned(&r) && should_gc(store, &r).await {
+            stats.gc_requested += 1;
+            store.request_gc(r.range_id, r.replica_id);
+        }
+    }
+    stats
+}
+
+/// Carries out one allocator decision; returns the resulting descriptor.
+pub async fn act(r: &Replica, action: &Action) -> Result<RangeDescriptor, KvError> {
+    let desc = match *action {
+        Action::None => return Ok(r.desc()),
+        Action::LeaveJoint => r.leave_joint().await?,
+        Action::RemoveLearner(id) => r.remove_learner(id).await?,
+        Action::Add { node_id, store_id } => r.add_voter(node_id, store_id, None).await?,
+        Action::Replace {
+            node_id,
+            store_id,
+            remove,
+            ..
+        } => r.add_voter(node_id, store_id, Some(remove)).await?,
+        Action::Remove(id) => r.remove_voter(id).await?,
+    };
+    r.update_meta_records(&desc).await;
+    Ok(desc)
+}
+
+fn looks_orphaned(r: &Replica) -> bool {
+    let desc = r.desc();
+    let me = desc.replica(r.replica_id);
+    let demoted = me.is_none_or(|m| matches!(m.kind, ReplicaType::VoterOutgoing));
+    let leaderless = r.raft.lock().node.raft.leader_id == 0;
+    demoted || leaderless
+}
+
+/// Reads the range's meta record; true if it is newer than this replica's
+/// descriptor and no longer lists it.
+async fn should_gc(store: &Store, r: &Replica) -> bool {
+    let desc = r.desc();
+    let key = tardigrade_encoding::keys::range_meta_key(&desc.end_key);
+    if key.is_empty() {
+        return false;
+    }
+    let ba = BatchRequest {
+        header: Header::default(),
+        requests: vec![Request::Get { key }],
+    };
+    let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(2), store.send_routed(ba)).await
+    else {
+        return false;
+    };
+    let Some(Response::Get { value: Some(v), .. }) = resp.responses.into_iter().next() else {
+        return false;
+    };
+    let Ok(current) = RangeDescriptor::decode(&v.bytes) else {
+        return false;
+    };
+    current.range_id == desc.range_id
+        && current.generation > desc.generation
+        && current.replica(r.replica_id).is_none()
+}
