@@ -30,8 +30,8 @@ pub struct StartArgs {
     #[arg(long, value_delimiter = ',')]
     pub join: Vec<String>,
     /// Where this node is: region=…,zone=…
-    #[arg(long, default_value = "", value_parser = parse_locality)]
-    pub locality: Vec<(String, String)>,
+    #[arg(long, default_value = "")]
+    pub locality: String,
     /// No TLS and no passwords: the only mode until the security issue.
     #[arg(long)]
     pub insecure: bool,
@@ -43,6 +43,8 @@ pub async fn start(args: StartArgs) -> CliResult {
             "secure mode is not implemented yet: pass --insecure".into(),
         ));
     }
+    let locality =
+        parse_locality(&args.locality).map_err(|e| CliError(format!("--locality: {e}")))?;
     let join: Vec<String> = args
         .join
         .iter()
@@ -54,7 +56,7 @@ pub async fn start(args: StartArgs) -> CliResult {
         listen_addr: args.listen_addr,
         http_addr: Some(args.http_addr),
         join: join.clone(),
-        locality: args.locality.clone(),
+        locality,
         store_config: Default::default(),
     })
     .await?;

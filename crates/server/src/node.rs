@@ -555,6 +555,18 @@ impl NodeHandler for Handler {
             {
                 return Err(NodeError::AlreadyInitialized);
             }
+            // A node told to join others must not found a second cluster
+            // when one of them already belongs to one: it joins that instead.
+            for addr in shared.join.iter().filter(|a| **a != shared.addr) {
+                let Ok(client) = NodeClient::connect_lazy(addr) else {
+                    continue;
+                };
+                if let Ok(Ok(Some(_))) =
+                    tokio::time::timeout(Duration::from_secs(2), client.first_range()).await
+                {
+                    return Err(NodeError::AlreadyInitialized);
+                }
+            }
             let ident = StoreIdent {
                 cluster_id: rand::random(),
                 node_id: 1,

@@ -55,3 +55,64 @@ pub fn start_node(store: &std::path::Path) -> (Node, String) {
         }
     }
 }
+
+/// Starts `tardigrade start` (a cluster node) with the given store and
+/// `--join`; returns once it listens. Its stdout lines are forwarded to the
+/// returned receiver.
+pub fn start_cluster_node(
+    store: &std::path::Path,
+    addr: &str,
+    http: &str,
+    join: &str,
+) -> (Node, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tardigrade"))
+        .args([
+            "start",
+            "--insecure",
+            &format!("--store={}", store.display()),
+            &format!("--listen-addr={addr}"),
+            &format!("--http-addr={http}"),
+            &format!("--join={join}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn node");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let node = Node(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("node prints its listening line");
+        if line.starts_with("node listening: RPC at ") {
+            return (node, rx);
+        }
+    }
+}
+
+/// Waits for a line starting with `prefix` on a node's stdout.
+pub fn wait_for_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    prefix: &str,
+    within: Duration,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no line starting with {prefix:?} within {within:?}"));
+        if line.starts_with(prefix) {
+            return line;
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! A three-node cluster started from the CLI as separate processes:
+//! `start --join`, `init` (once), `node status`, `debug ranges`, and every
+//! node serving as a gateway.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{free_addr, start_cluster_node, wait_for_line};
+
+fn tardigrade(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tardigrade"))
+        .args(args)
+        .output()
+        .expect("run tardigrade")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn three_nodes_start_init_once_and_serve_from_any_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
+    let https: Vec<String> = (0..3).map(|_| free_addr()).collect();
+    let join = addrs[0].clone();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let store = dir.path().join(format!("n{}", i + 1));
+        nodes.push(start_cluster_node(&store, &addrs[i], &https[i], &join));
+    }
+    let out = tardigrade(&["init", "--insecure", &format!("--host={}", addrs[0])]);
+    assert!(out.status.success(), "init: {out:?}");
+    assert!(
+        text(&out.stdout).contains("Cluster successfully initialized"),
+        "{out:?}"
+    );
+    let again = tardigrade(&["init", "--insecure", &format!("--host={}", addrs[1])]);
+    assert_eq!(again.status.code(), Some(1), "second init: {again:?}");
+    assert!(
+        text(&again.stderr).contains("already been initialized"),
+        "{again:?}"
+    );
+    for (_, rx) in &nodes {
+        wait_for_line(rx, "node started: node id ", Duration::from_secs(30));
+    }
+
+    // All three nodes appear, live, in `node status` (liveness heartbeats
+    // run every 1.5 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = tardigrade(&["node", "status", &format!("--host={}", addrs[2])]);
+        let status = text(&out.stdout);
+        let live = status.lines().filter(|l| l.contains(" true ")).count();
+        if out.status.success() && live == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes not all live: {status} {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    let put = tardigrade(&[
+        "debug",
+        "kv",
+        "put",
+        "k",
+        "v",
+        &format!("--host={}", addrs[1]),
+    ]);
+    assert!(put.status.success(), "{put:?}");
+    let get = tardigrade(&["debug", "kv", "get", "k", &format!("--host={}", addrs[2])]);
+    assert!(get.status.success(), "{get:?}");
+    assert!(text(&get.stdout).contains('v'), "{get:?}");
+    let ranges = tardigrade(&["debug", "ranges", &format!("--host={}", addrs[0])]);
+    assert!(ranges.status.success(), "{ranges:?}");
+    assert!(
+        text(&ranges.stdout).contains("/Min"),
+        "{}",
+        text(&ranges.stdout)
+    );
+
+    // The metrics endpoint answers in Prometheus text.
+    let vars = http_get(&https[0], "/_status/vars");
+    assert!(vars.contains("# TYPE ranges gauge"), "{vars}");
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect http");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
