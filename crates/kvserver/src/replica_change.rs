@@ -22,9 +22,8 @@
 //!   garbage-collected (data deleted, tombstone kept); one that never learns
 //!   is found by the replica GC check of the replicate queue.
 //!
-//! After each step the meta records (meta2, and meta1 for a range holding
-//! meta2 keys) and the MVCC copy of the descriptor are rewritten by one
-//! internal transaction. TODO(issue 3): once the internal transaction
+//! After each step the meta records (meta2, and meta1 for the range holding
+//! the meta span) are rewritten by one internal transaction. TODO(issue 3): once the internal transaction
 //! runner with commit triggers lands, run the change as a transaction that
 //! CPuts the descriptor and puts the meta record, committing with
 //! `CommitTrigger::ChangeReplicas`, so the meta record changes atomically
@@ -304,10 +303,9 @@ impl Replica {
         self.promote_and_remove(&[], &[id]).await
     }
 
-    /// Rewrites the MVCC copy of the descriptor and the meta records (meta2,
-    /// and meta1 for a range holding meta2 keys) in one internal
-    /// transaction anchored on the range, through the store's cluster
-    /// sender. Retried a few times; DistSender also copes with a stale meta
+    /// Rewrites the meta records (meta2, and meta1 for the range holding the
+    /// meta span) in one internal transaction anchored on the range, through
+    /// the store's cluster sender. Retried a few times; DistSender also copes with a stale meta
     /// record through `NotLeaseholder` and range-mismatch retries.
     ///
     /// TODO(issue 3): make this the change itself — a transaction that
@@ -318,18 +316,25 @@ impl Replica {
         let Ok(store) = self.store_handle() else {
             return;
         };
-        let mut keys_to_write = vec![keys::range_descriptor_key(&desc.start_key)];
+        let mut keys_to_write = Vec::new();
         let meta2 = keys::range_meta_key(&desc.end_key);
         if !meta2.is_empty() {
             keys_to_write.push(meta2);
         }
-        if desc.start_key.as_slice() < keys::META_MAX && desc.end_key.first() != Some(&0x03) {
-            // The range holds meta2 keys: its meta1 record addresses them.
-            keys_to_write.push(keys::meta1_key(&desc.end_key));
+        if desc.start_key.is_empty() {
+            // The range holding the meta span (it always starts at /Min,
+            // see `split.rs`): its meta1 record.
+            keys_to_write.push(keys::meta1_key(keys::MAX_KEY));
         }
         let value = desc.encode();
         for attempt in 0..3 {
-            let mut txn = InternalTxn::new(&store, desc.start_key.clone(), "change-replicas-meta");
+            // Anchored on a global key of the range (`/Min` is not one).
+            let anchor = if desc.start_key.is_empty() {
+                keys::META1_PREFIX.to_vec()
+            } else {
+                desc.start_key.clone()
+            };
+            let mut txn = InternalTxn::new(&store, anchor, "change-replicas-meta");
             let mut res = Ok(());
             for k in &keys_to_write {
                 res = txn.put(k, &value).await;

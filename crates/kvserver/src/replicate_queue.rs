@@ -14,13 +14,15 @@
 //! garbage-collected.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use tardigrade_kvpb::{
-    BatchRequest, Header, KvError, RangeDescriptor, ReplicaType, Request, Response,
+    BatchRequest, Header, KvError, RangeDescriptor, ReplicaType, Request, Response, StoreId,
 };
 
-use crate::allocator::{Action, ReplicationSettings, StorePool, decide};
+use crate::allocator::{Action, ReplicationSettings, StoreDetail, StorePool, decide};
 use crate::replica::Replica;
 use crate::store::Store;
 
@@ -32,6 +34,26 @@ pub struct PassStats {
     pub gc_requested: usize,
 }
 
+/// After a pass that rebalanced, how long the queue waits before it
+/// rebalances again: the range counts it reads are published with each
+/// liveness heartbeat and lag behind its own moves; deciding on stale
+/// counts would move ranges onto the same "empty" store, then away again.
+/// (Within a pass it adjusts the counts itself.) Adding and replacing
+/// replicas are not held back.
+const REBALANCE_SETTLE: Duration = Duration::from_secs(5);
+
+/// The queue's memory across passes.
+#[derive(Default)]
+pub struct ReplicateQueue {
+    last_rebalance: Mutex<Option<Instant>>,
+}
+
+fn adjust(stores: &mut [StoreDetail], id: StoreId, delta: i64) {
+    if let Some(d) = stores.iter_mut().find(|d| d.store_id == id) {
+        d.range_count = d.range_count.saturating_add_signed(delta);
+    }
+}
+
 /// Runs the queue on `store` every `interval` until the store stops or is
 /// dropped.
 pub async fn run(
@@ -40,6 +62,7 @@ pub async fn run(
     settings: ReplicationSettings,
     interval: Duration,
 ) {
+    let queue = ReplicateQueue::default();
     loop {
         tokio::time::sleep(interval).await;
         let Some(s) = store.upgrade() else {
@@ -48,18 +71,24 @@ pub async fn run(
         if s.is_stopped() {
             return;
         }
-        let _ = process_store(&s, pool.as_ref(), &settings).await;
+        let _ = process_store(&queue, &s, pool.as_ref(), &settings).await;
     }
 }
 
 /// One pass over the store's replicas.
 pub async fn process_store(
+    queue: &ReplicateQueue,
     store: &Arc<Store>,
     pool: &dyn StorePool,
     settings: &ReplicationSettings,
 ) -> PassStats {
     let mut stats = PassStats::default();
-    let stores = pool.stores();
+    let mut stores = pool.stores();
+    let may_rebalance = queue
+        .last_rebalance
+        .lock()
+        .is_none_or(|t| t.elapsed() >= REBALANCE_SETTLE);
+    let mut rebalanced = false;
     let mut replicas = store.replicas();
     replicas.sort_by_key(|r| r.range_id);
     for r in replicas {
@@ -67,13 +96,32 @@ pub async fn process_store(
             continue;
         }
         if r.is_raft_leader() {
-            let action = decide(&r.desc(), r.replica_id, &stores, pool.now(), settings);
-            if action == Action::None {
+            let before = r.desc();
+            let action = decide(&before, r.replica_id, &stores, pool.now(), settings);
+            let is_rebalance = matches!(
+                action,
+                Action::Replace {
+                    rebalance: true,
+                    ..
+                }
+            );
+            if action == Action::None || (is_rebalance && !may_rebalance) {
                 continue;
             }
+            rebalanced |= is_rebalance;
             stats.actions += 1;
             match act(&r, &action).await {
                 Ok(desc) => {
+                    for rd in &desc.replicas {
+                        if before.replica(rd.replica_id).is_none() {
+                            adjust(&mut stores, rd.store_id, 1);
+                        }
+                    }
+                    for rd in &before.replicas {
+                        if desc.replica(rd.replica_id).is_none() {
+                            adjust(&mut stores, rd.store_id, -1);
+                        }
+                    }
                     tracing::info!(node = store.node_id(), range_id = r.range_id, ?action, replicas = ?desc.replicas, "replica change");
                 }
                 Err(e) => {
@@ -85,6 +133,9 @@ pub async fn process_store(
             stats.gc_requested += 1;
             store.request_gc(r.range_id, r.replica_id);
         }
+    }
+    if rebalanced {
+        *queue.last_rebalance.lock() = Some(Instant::now());
     }
     stats
 }

@@ -263,10 +263,11 @@ async fn removed_replica_is_garbage_collected() {
     // replicate queue's GC check covers the case where it never does).
     let pool = Arc::new(TestPool::default());
     let settings = ReplicationSettings::default();
+    let queue = replicate_queue::ReplicateQueue::default();
     let deadline = Instant::now() + Duration::from_secs(20);
     while c.store(victim).replica(RANGE).is_some() {
         assert!(Instant::now() < deadline, "victim not GC'd");
-        replicate_queue::process_store(c.store(victim), pool.as_ref(), &settings).await;
+        replicate_queue::process_store(&queue, c.store(victim), pool.as_ref(), &settings).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let engine = c.store(victim).engine();
@@ -342,6 +343,7 @@ async fn replicate_queue_upreplicates_one_to_three() {
     let pool = Arc::new(TestPool::default());
     *pool.stores.write() = c.stores.clone();
     let settings = ReplicationSettings::default();
+    let queue = replicate_queue::ReplicateQueue::default();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(30);
     loop {
@@ -351,7 +353,7 @@ async fn replicate_queue_upreplicates_one_to_three() {
         }
         assert!(Instant::now() < deadline, "not upreplicated: {d:?}");
         for s in &c.stores {
-            replicate_queue::process_store(s, pool.as_ref(), &settings).await;
+            replicate_queue::process_store(&queue, s, pool.as_ref(), &settings).await;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -363,6 +365,6 @@ async fn replicate_queue_upreplicates_one_to_three() {
     })
     .await;
     // Nothing more to do: a further pass is a no-op.
-    let pass = replicate_queue::process_store(c.store(1), pool.as_ref(), &settings).await;
+    let pass = replicate_queue::process_store(&queue, c.store(1), pool.as_ref(), &settings).await;
     assert_eq!(pass.actions, 0);
 }

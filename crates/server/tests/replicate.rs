@@ -238,3 +238,123 @@ async fn dead_node_replica_is_replaced_and_range_stays_available() {
         n.shutdown().await;
     }
 }
+
+fn range_count(n: &ClusterNode) -> usize {
+    n.store()
+        .map(|s| s.replicas().iter().filter(|r| r.is_initialized()).count())
+        .unwrap_or(0)
+}
+
+/// (b) with many ranges: after splits, nodes 4 and 5 receive replicas by
+/// range-count rebalancing (add first, then remove), every range keeps its
+/// replication factor, and the meta records follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_nodes_receive_replicas_by_range_count() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let n1 = start(None, "a").await;
+    let seed = n1.local_addr().to_string();
+    let n2 = start(Some(&seed), "b").await;
+    let n3 = start(Some(&seed), "c").await;
+    NodeClient::connect_lazy(&seed)
+        .expect("client")
+        .bootstrap()
+        .await
+        .expect("init");
+    for n in [&n1, &n2, &n3] {
+        ready(n).await;
+    }
+    wait_for("three voters", Duration::from_secs(60), || {
+        first_range(&[&n1, &n2, &n3]).is_some_and(|d| voter_nodes(&d) == vec![1, 2, 3])
+    })
+    .await;
+    let db = n1.db().expect("db");
+    for i in 0..8 {
+        let key = format!("user/{i}");
+        let mut attempts = 0;
+        while let Err(e) = db.admin_split(key.as_bytes()).await {
+            attempts += 1;
+            assert!(attempts < 50, "split at {key}: {e}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        db.put(format!("user/{i}/x").as_bytes(), b"v")
+            .await
+            .expect("put");
+    }
+    wait_for("nine ranges everywhere", Duration::from_secs(30), || {
+        [&n1, &n2, &n3].iter().all(|n| range_count(n) == 9)
+    })
+    .await;
+
+    let n4 = start(Some(&seed), "d").await;
+    let n5 = start(Some(&seed), "e").await;
+    ready(&n4).await;
+    ready(&n5).await;
+    let all = [&n1, &n2, &n3, &n4, &n5];
+    // 9 ranges: the first with 5 voters, 8 with 3: 29 replicas, ~6 a store
+    // (node 1 leads every range and keeps its replicas: no lease transfers).
+    let t = wait_for(
+        "replicas spread onto nodes 4 and 5",
+        Duration::from_secs(90),
+        || {
+            let counts: Vec<usize> = all.iter().map(|n| range_count(n)).collect();
+            counts[3] >= 4 && counts[4] >= 4
+        },
+    )
+    .await;
+    let counts: Vec<usize> = all.iter().map(|n| range_count(n)).collect();
+    eprintln!("replica counts per node {counts:?}, {t:?} after nodes 4 and 5 joined");
+    // Every range has its replication factor, and its meta2 record agrees.
+    let leaders: Vec<_> = all
+        .iter()
+        .filter_map(|n| n.store())
+        .flat_map(|s| s.replicas())
+        .filter(|r| r.is_initialized() && r.is_raft_leader())
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &leaders {
+        seen.insert(r.range_id);
+    }
+    assert_eq!(seen.len(), 9, "one leader per range");
+    let mut ok = false;
+    for _ in 0..100 {
+        ok = true;
+        for r in all
+            .iter()
+            .filter_map(|n| n.store())
+            .flat_map(|s| s.replicas())
+            .filter(|r| r.is_initialized() && r.is_raft_leader())
+        {
+            let d = r.desc();
+            let want = if d.range_id == 1 { 5 } else { 3 };
+            let meta = db
+                .get(&tardigrade_encoding::keys::range_meta_key(&d.end_key))
+                .await
+                .expect("meta get")
+                .and_then(|b| RangeDescriptor::decode(&b).ok());
+            if voter_nodes(&d).len() != want
+                || d.replicas.len() != want
+                || meta.as_ref() != Some(&d)
+            {
+                eprintln!("r{}: {d:?}\n   meta {meta:?}", d.range_id);
+                ok = false;
+            }
+        }
+        if ok {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ok, "replication factors and meta records converge");
+    for i in 0..8 {
+        assert_eq!(
+            db.get(format!("user/{i}/x").as_bytes()).await.expect("get"),
+            Some(b"v".to_vec())
+        );
+    }
+    for n in [n5, n4, n3, n2, n1] {
+        n.shutdown().await;
+    }
+}
