@@ -84,6 +84,22 @@ fn three_nodes_start_init_once_and_serve_from_any_node() {
         text(&ranges.stdout)
     );
 
+    // The replicate queue brings the first range up to three replicas.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = tardigrade(&["debug", "ranges", &format!("--host={}", addrs[0])]);
+        let listing = text(&out.stdout);
+        let replicated = listing
+            .lines()
+            .filter(|l| l.contains("/Min"))
+            .any(|l| ["n1/", "n2/", "n3/"].iter().all(|n| l.contains(n)));
+        if replicated {
+            break;
+        }
+        assert!(Instant::now() < deadline, "range not upreplicated: {listing}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // The metrics endpoint answers in Prometheus text.
     let vars = http_get(&https[0], "/_status/vars");
     assert!(vars.contains("# TYPE ranges gauge"), "{vars}");
