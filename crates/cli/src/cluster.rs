@@ -1,4 +1,5 @@
-//! Cluster commands: `start`, `init`, `node status`, `debug ranges`.
+//! Cluster commands: `start`, `init`, `node status`, `debug ranges`,
+//! `debug split`.
 
 use std::net::SocketAddr;
 
@@ -183,4 +184,81 @@ pub async fn debug_ranges(args: HostArgs) -> CliResult {
     println!("({} ranges)", ranges.len());
     // TODO(issue 3): leaseholder and size columns.
     Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct SplitArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// The split key: text, with `\xNN` for any byte (`\\` for a backslash).
+    pub key: String,
+}
+
+/// `\xNN` escapes to bytes; everything else as UTF-8.
+pub fn unescape_key(s: &str) -> CliResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            match b.get(i + 1) {
+                Some(b'\\') => {
+                    out.push(b'\\');
+                    i += 2;
+                }
+                Some(b'x') => {
+                    let hex = s
+                        .get(i + 2..i + 4)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| CliError(format!("bad escape in key {s:?}: use \\xNN")))?;
+                    out.push(hex);
+                    i += 4;
+                }
+                _ => {
+                    return Err(CliError(format!(
+                        "bad escape in key {s:?}: use \\xNN or \\\\"
+                    )));
+                }
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    if out.is_empty() {
+        return Err(CliError("the split key must not be empty".into()));
+    }
+    Ok(out)
+}
+
+pub async fn debug_split(args: SplitArgs) -> CliResult {
+    let key = unescape_key(&args.key)?;
+    let db = connect(&args.host.host).await?;
+    let (left, right) = db.admin_split(&key).await?;
+    println!(
+        "split at {}: r{} [{}, {}) and r{} [{}, {})",
+        pretty_key(&key),
+        left.range_id,
+        pretty_key(&left.start_key),
+        pretty_key(&left.end_key),
+        right.range_id,
+        pretty_key(&right.start_key),
+        pretty_key(&right.end_key)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod split_key_tests {
+    use super::unescape_key;
+
+    #[test]
+    fn split_keys_unescape() {
+        assert_eq!(unescape_key("abc").expect("plain"), b"abc");
+        assert_eq!(unescape_key("\\x88\\x89k").expect("hex"), b"\x88\x89k");
+        assert_eq!(unescape_key("a\\\\b").expect("backslash"), b"a\\b");
+        assert!(unescape_key("\\xZZ").is_err());
+        assert!(unescape_key("\\q").is_err());
+        assert!(unescape_key("").is_err());
+    }
 }

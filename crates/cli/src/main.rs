@@ -62,6 +62,8 @@ enum DebugCommand {
     Kv(debug::KvArgs),
     /// List the ranges, their spans and replicas.
     Ranges(cluster::HostArgs),
+    /// Split the range containing KEY at KEY.
+    Split(cluster::SplitArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,6 +192,12 @@ async fn run(cli: Cli) -> CliResult {
         } => {
             tardigrade_server::init_logging("warn");
             cluster::debug_ranges(args).await
+        }
+        Command::Debug {
+            command: DebugCommand::Split(args),
+        } => {
+            tardigrade_server::init_logging("warn");
+            cluster::debug_split(args).await
         }
         Command::Workload { command } => {
             tardigrade_server::init_logging("warn");

@@ -150,17 +150,13 @@ pub(crate) fn stage_split(
         &keys::range_descriptor_key(&left.start_key),
         &left.encode(),
     );
-    ws.put(
-        Space::Raw,
-        &keys::range_descriptor_key(&right.start_key),
-        &right.encode(),
-    );
     let existing = r
         .store_handle()
         .ok()
         .and_then(|s| s.replica(right.range_id));
     if existing.as_ref().is_some_and(|x| x.is_initialized()) {
-        // A snapshot got there first; its state is newer than ours.
+        // A snapshot got there first; its state (descriptor included) is
+        // at least as new as ours.
         tracing::info!(
             range_id = right.range_id,
             "split: right-hand replica already initialized"
@@ -168,6 +164,11 @@ pub(crate) fn stage_split(
         return;
     }
     let id = right.range_id;
+    ws.put(
+        Space::Raw,
+        &keys::range_descriptor_key(&right.start_key),
+        &right.encode(),
+    );
     ws.put(Space::Raw, &range_index_key(id), &right.start_key);
     let applied = AppliedState {
         raft_applied_index: RAFT_INITIAL_INDEX,
