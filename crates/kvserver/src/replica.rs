@@ -123,6 +123,10 @@ pub struct Replica {
     /// One lease request at a time.
     lease_mu: tokio::sync::Mutex<()>,
     extending: AtomicBool,
+    /// A lease this replica is transferring away (see
+    /// [`Replica::transfer_lease`]): while it is still the current lease,
+    /// the replica serves nothing under it.
+    transferring: Mutex<Option<(Lease, u64)>>,
     /// Uninitialized replicas: the node of each peer that sent a message
     /// (the descriptor that would say it is not known yet).
     pub(crate) peer_nodes: Mutex<HashMap<u64, u64>>,
@@ -312,6 +316,7 @@ impl Replica {
             pending: Mutex::default(),
             lease_mu: tokio::sync::Mutex::new(()),
             extending: AtomicBool::new(false),
+            transferring: Mutex::new(None),
             peer_nodes: Mutex::default(),
         })
     }
@@ -494,6 +499,12 @@ impl Replica {
             let now = self.clock.now();
             let lease = self.state.lock().lease;
             let mine = lease.replica.replica_id == self.replica_id;
+            if mine
+                && let Some((l, target_node)) = *self.transferring.lock()
+                && l == lease
+            {
+                return Err(self.not_leaseholder(target_node));
+            }
             if mine && lease.covers(now, ts) {
                 self.maybe_extend(&lease, now);
                 return Ok(lease);
@@ -545,6 +556,60 @@ impl Replica {
     /// Proposes a new lease for this replica (or an extension of ours) and
     /// waits for it to apply. With `ts`, returns early if the lease already
     /// covers it; without, if it is not in its second half.
+    /// Transfers this replica's lease to voter `target` and then Raft
+    /// leadership (leases follow the leader). The new lease starts at the
+    /// present plus the maximum clock offset — above any timestamp this
+    /// replica can have served — and the new holder's timestamp cache
+    /// starts there. From the proposal on, this replica serves nothing
+    /// under the old lease; if the transfer fails it stays that way until
+    /// that lease expires or is replaced (the proposal may still apply).
+    pub async fn transfer_lease(&self, target: u64) -> Result<(), KvError> {
+        let _one = self.lease_mu.lock().await;
+        let now = self.clock.now();
+        let (prev, to) = {
+            let st = self.state.lock();
+            (st.lease, st.desc.replica(target).copied())
+        };
+        let Some(to) = to.filter(|r| r.kind == tardigrade_kvpb::ReplicaType::Voter) else {
+            return Err(KvError::invalid(format!(
+                "r{}: replica {target} is not a voter",
+                self.range_id
+            )));
+        };
+        if prev.replica.replica_id != self.replica_id || !prev.covers(now, now) {
+            return Err(self.not_leaseholder(prev.replica.node_id));
+        }
+        if target == self.replica_id {
+            return Ok(());
+        }
+        *self.transferring.lock() = Some((prev, to.node_id));
+        let mut start = now.add_duration(self.clock.max_offset());
+        start.forward(prev.start);
+        let new = Lease {
+            replica: to,
+            start,
+            expiration: start.add_duration(self.cfg.lease_duration),
+            sequence: prev.sequence + 1,
+        };
+        let cmd = Command {
+            id: rand::random(),
+            proposer: self.replica_id,
+            lease_sequence: prev.sequence,
+            writes: WriteSet::default(),
+            stats: MvccStats::default(),
+            trigger: Some(Trigger::Lease { prev, new }),
+        };
+        self.propose_and_wait(cmd, true).await?;
+        if self.state.lock().lease != new {
+            return Err(self.not_leaseholder(0));
+        }
+        self.raft.lock().node.transfer_leader(target);
+        if let Ok(s) = self.store() {
+            s.wake(self.range_id);
+        }
+        Ok(())
+    }
+
     async fn request_lease(&self, ts: Option<Timestamp>) -> Result<(), KvError> {
         let _one = self.lease_mu.lock().await;
         let now = self.clock.now();
@@ -1220,6 +1285,12 @@ impl Replica {
         pusher: &Transaction,
         pushee: &tardigrade_kvpb::TxnMeta,
     ) -> Result<bool, KvError> {
+        if pusher.meta.key.is_empty() {
+            // A transaction that has written nothing has no record (nobody
+            // can abort it through one) and holds no locks (nobody waits
+            // on it): nothing to check, and no cycle runs through it.
+            return Ok(false);
+        }
         let store = self.store()?;
         let query = BatchRequest {
             header: Header {

@@ -48,6 +48,12 @@ pub struct ReplicateQueue {
     last_rebalance: Mutex<Option<Instant>>,
 }
 
+fn adjust_leases(stores: &mut [StoreDetail], id: StoreId, delta: i64) {
+    if let Some(d) = stores.iter_mut().find(|d| d.store_id == id) {
+        d.lease_count = d.lease_count.saturating_add_signed(delta);
+    }
+}
+
 fn adjust(stores: &mut [StoreDetail], id: StoreId, delta: i64) {
     if let Some(d) = stores.iter_mut().find(|d| d.store_id == id) {
         d.range_count = d.range_count.saturating_add_signed(delta);
@@ -98,13 +104,7 @@ pub async fn process_store(
         if r.is_raft_leader() {
             let before = r.desc();
             let action = decide(&before, r.replica_id, &stores, pool.now(), settings);
-            let is_rebalance = matches!(
-                action,
-                Action::Replace {
-                    rebalance: true,
-                    ..
-                }
-            );
+            let is_rebalance = action.is_rebalance();
             if action == Action::None || (is_rebalance && !may_rebalance) {
                 continue;
             }
@@ -112,6 +112,12 @@ pub async fn process_store(
             stats.actions += 1;
             match act(&r, &action).await {
                 Ok(desc) => {
+                    if let Action::TransferLease(to) = action
+                        && let Some(to) = desc.replica(to)
+                    {
+                        adjust_leases(&mut stores, to.store_id, 1);
+                        adjust_leases(&mut stores, store.store_id(), -1);
+                    }
                     for rd in &desc.replicas {
                         if before.replica(rd.replica_id).is_none() {
                             adjust(&mut stores, rd.store_id, 1);
@@ -154,6 +160,12 @@ pub async fn act(r: &Replica, action: &Action) -> Result<RangeDescriptor, KvErro
             ..
         } => r.add_voter(node_id, store_id, Some(remove)).await?,
         Action::Remove(id) => r.remove_voter(id).await?,
+        Action::TransferLease(id) => {
+            // An idle range's lease lapses; its leader takes it back first.
+            r.ensure_lease(r.clock_now()).await?;
+            r.transfer_lease(id).await?;
+            return Ok(r.desc());
+        }
     };
     r.update_meta_records(&desc).await;
     Ok(desc)

@@ -368,3 +368,48 @@ async fn replicate_queue_upreplicates_one_to_three() {
     let pass = replicate_queue::process_store(&queue, c.store(1), pool.as_ref(), &settings).await;
     assert_eq!(pass.actions, 0);
 }
+
+/// A lease transfer moves the lease and Raft leadership to the target; the
+/// old holder stops serving at once and the new one serves reads and
+/// writes (its writes land above anything the old holder served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_transfer_moves_lease_and_leadership() {
+    let c = start(3, 3);
+    c.put(&[1, 2, 3], "a", "1").await;
+    let lh = c.leaseholder(&[1, 2, 3]).await;
+    let from = lh.replica_id;
+    let to = if from == 1 { 2 } else { 1 };
+    let before = lh.lease();
+    let t0 = c.store(from).clock().now();
+    let started = Instant::now();
+    lh.transfer_lease(to).await.expect("transfer");
+    let lease = lh.lease();
+    assert_eq!(lease.replica.replica_id, to);
+    assert_eq!(lease.sequence, before.sequence + 1);
+    // Above anything the old holder could have served.
+    assert!(lease.start >= t0.add_duration(c.store(from).clock().max_offset()));
+    let err = c
+        .store(from)
+        .execute(BatchRequest {
+            header: Header::default(),
+            requests: vec![Request::Get { key: b"a".to_vec() }],
+        })
+        .await
+        .expect_err("old holder refuses");
+    assert!(
+        matches!(err.detail, ErrorDetail::NotLeaseholder { leaseholder_node, .. } if leaseholder_node == to)
+    );
+    // The new holder serves, and becomes the Raft leader.
+    assert_eq!(c.get(&[to], "a").await, Some(b"1".to_vec()));
+    c.put(&[to], "b", "2").await;
+    c.wait_for("leadership follows the lease", || {
+        c.store(to)
+            .replica(RANGE)
+            .is_some_and(|r| r.is_raft_leader())
+    })
+    .await;
+    eprintln!("lease transferred and served in {:?}", started.elapsed());
+    // A transfer to a non-voter is refused.
+    let r = c.store(to).replica(RANGE).expect("r");
+    assert!(r.transfer_lease(99).await.is_err());
+}

@@ -329,8 +329,10 @@ fn capacity_of(store: &Store, now: tardigrade_hlc::Timestamp) -> StoreCapacity {
     let lease_count = replicas
         .iter()
         .filter(|r| {
+            // Leases follow Raft leadership; an idle range lets its lease
+            // lapse but keeps its leader.
             let l = r.lease();
-            l.replica.store_id == store.store_id() && l.covers(now, now)
+            (l.replica.store_id == store.store_id() && l.covers(now, now)) || r.is_raft_leader()
         })
         .count() as u64;
     StoreCapacity {

@@ -332,7 +332,21 @@ async fn new_nodes_receive_replicas_by_range_count() {
             let meta = db
                 .get(&tardigrade_encoding::keys::range_meta_key(&d.end_key))
                 .await
-                .expect("meta get")
+                .unwrap_or_else(|e| {
+                    for n in all {
+                        if let Some(r) = n.store().and_then(|s| s.replica(1)) {
+                            eprintln!(
+                                "n{:?} r1 leader={} lease={:?} desc={:?} now={:?}",
+                                n.node_id(),
+                                r.is_raft_leader(),
+                                r.lease(),
+                                r.desc(),
+                                n.store().map(|s| s.clock().now())
+                            );
+                        }
+                    }
+                    panic!("meta get: {e}")
+                })
                 .and_then(|b| RangeDescriptor::decode(&b).ok());
             if voter_nodes(&d).len() != want
                 || d.replicas.len() != want
