@@ -280,7 +280,9 @@ impl Replica {
                 // No read served before this replica existed can be undercut:
                 // start the timestamp cache at the present plus the maximum
                 // clock offset.
-                let low_water = clock.now().add_duration(clock.max_offset());
+                // (Relative to physical time: see `physical_plus_offset`.)
+                let mut low_water = physical_plus_offset(&clock);
+                low_water.forward(clock.now());
                 // And move our own clock there, so that reads this node
                 // timestamps are never below a write it had to push above
                 // the low-water mark. (Within the maximum offset by
@@ -583,7 +585,11 @@ impl Replica {
             return Ok(());
         }
         *self.transferring.lock() = Some((prev, to.node_id));
-        let mut start = now.add_duration(self.clock.max_offset());
+        // Relative to physical time, not to the HLC (which may already be
+        // ahead of it): adding the offset to the HLC again and again would
+        // ratchet clocks beyond what peers accept (`ClockOffset`).
+        let mut start = physical_plus_offset(&self.clock);
+        start.forward(now);
         start.forward(prev.start);
         let new = Lease {
             replica: to,
@@ -1317,6 +1323,15 @@ impl Replica {
         self.txn_wait.set_dependents(pushee.id, pusher.id(), deps);
         Ok(cycle && txnwait::breaks_deadlock(&pusher.meta, pushee))
     }
+}
+
+/// Physical time plus the maximum clock offset: above every timestamp this
+/// node can have served (every timestamp it folds into its clock is within
+/// the offset of physical time). Not the HLC plus the offset: repeated, that
+/// would ratchet the clock ever further ahead, until peers refuse it.
+fn physical_plus_offset(clock: &Hlc) -> Timestamp {
+    let offset = i64::try_from(clock.max_offset().as_nanos()).unwrap_or(i64::MAX);
+    Timestamp::new(clock.physical_now().saturating_add(offset), 0)
 }
 
 /// The spans a batch latches, and how.

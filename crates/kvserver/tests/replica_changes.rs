@@ -386,8 +386,14 @@ async fn lease_transfer_moves_lease_and_leadership() {
     let lease = lh.lease();
     assert_eq!(lease.replica.replica_id, to);
     assert_eq!(lease.sequence, before.sequence + 1);
-    // Above anything the old holder could have served.
-    assert!(lease.start >= t0.add_duration(c.store(from).clock().max_offset()));
+    // Above anything the old holder could have served (everything it
+    // served is at or below its clock), and at physical time plus the
+    // maximum offset (not the HLC plus the offset, which would ratchet
+    // clocks forward on every transfer).
+    assert!(lease.start > t0);
+    let physical = c.store(from).clock().physical_now();
+    let offset = c.store(from).clock().max_offset().as_nanos() as i64;
+    assert!(lease.start.wall <= physical + offset);
     let err = c
         .store(from)
         .execute(BatchRequest {

@@ -284,6 +284,10 @@ async fn the_bank_invariant_holds_across_many_ranges() {
                 {
                     committed.fetch_add(1, Ordering::Relaxed);
                 }
+                // Leave the reader a chance: without observed timestamps,
+                // a scan of every account under constant writes mostly
+                // restarts on uncertain values.
+                tokio::time::sleep(Duration::from_millis(3)).await;
             }
         }));
     }
@@ -293,9 +297,12 @@ async fn the_bank_invariant_holds_across_many_ranges() {
         tokio::spawn(async move {
             let mut reads = 0;
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(total) = read_total(&db, ACCOUNTS).await {
-                    assert_eq!(total, TOTAL, "a consistent read sees all the money");
-                    reads += 1;
+                match read_total(&db, ACCOUNTS).await {
+                    Ok(total) => {
+                        assert_eq!(total, TOTAL, "a consistent read sees all the money");
+                        reads += 1;
+                    }
+                    Err(e) => eprintln!("read failed: {e}"),
                 }
             }
             reads
@@ -377,5 +384,135 @@ async fn ranges_split_automatically_under_load_and_dist_sender_follows() {
         Some(b"after".to_vec())
     );
     println!("automatic splits: {before} -> {after} ranges");
+    shutdown(nodes).await;
+}
+
+/// The node holding the valid lease of `range_id`, and its replica there.
+fn leaseholder(nodes: &[ClusterNode], range_id: u64) -> Option<(u64, u64)> {
+    for n in nodes {
+        let Some(store) = n.store() else { continue };
+        let Some(r) = store.replica(range_id) else {
+            continue;
+        };
+        let l = r.lease();
+        let now = store.clock().now();
+        if l.replica.replica_id != 0 && l.covers(now, now) {
+            return Some((l.replica.node_id, l.replica.replica_id));
+        }
+    }
+    None
+}
+
+/// Waits until `range_id` has three voters and a valid lease.
+async fn await_replicated(nodes: &[ClusterNode], range_id: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let voters = nodes
+            .iter()
+            .filter_map(|n| n.store())
+            .filter_map(|s| s.replica(range_id))
+            .map(|r| r.desc().voters().count())
+            .max()
+            .unwrap_or(0);
+        if voters >= 3 && leaseholder(nodes, range_id).is_some() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "r{range_id} not replicated to three nodes ({voters} voters)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Moves the lease of `range_id` off `node` (to another voter).
+async fn move_lease_off(nodes: &[ClusterNode], range_id: u64, node: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((holder, _)) = leaseholder(nodes, range_id)
+            && holder != node
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "cannot move r{range_id}'s lease");
+        if let Some((holder, _)) = leaseholder(nodes, range_id)
+            && let Some(store) = nodes
+                .iter()
+                .filter_map(|n| n.store())
+                .find(|s| s.node_id() == holder)
+            && let Some(r) = store.replica(range_id)
+            && let Some(target) = r.desc().voters().find(|x| x.node_id != node).copied()
+        {
+            let _ = r.transfer_lease(target.replica_id).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transactions_and_deadlocks_across_nodes() {
+    let nodes = cluster(512 << 20).await;
+    let db = nodes[0].db().expect("db");
+    let (left, right) = db.admin_split(&key("m")).await.expect("split");
+    await_replicated(&nodes, left.range_id).await;
+    await_replicated(&nodes, right.range_id).await;
+    let (left_node, _) = leaseholder(&nodes, left.range_id).expect("left lease");
+    move_lease_off(&nodes, right.range_id, left_node).await;
+    let (right_node, _) = leaseholder(&nodes, right.range_id).expect("right lease");
+    println!(
+        "r{} leased on n{left_node}, r{} on n{right_node}",
+        left.range_id, right.range_id
+    );
+
+    // A record on one node, an intent on another, through a third gateway.
+    let gateway = nodes
+        .iter()
+        .find(|n| n.node_id() != Some(left_node) && n.node_id() != Some(right_node))
+        .unwrap_or(&nodes[2]);
+    let mut t = gateway.db().expect("db").txn("across-nodes");
+    t.put(&key("a"), b"1").await.expect("put left");
+    t.put(&key("z"), b"2").await.expect("put right");
+    t.commit().await.expect("commit");
+    for n in &nodes {
+        let db = n.db().expect("db");
+        assert_eq!(db.get(&key("a")).await.expect("get"), Some(b"1".to_vec()));
+        assert_eq!(db.get(&key("z")).await.expect("get"), Some(b"2".to_vec()));
+    }
+
+    // A deadlock whose two records live on different nodes.
+    let mut a = nodes[0].db().expect("db").txn("a");
+    let mut b = nodes[1].db().expect("db").txn("b");
+    a.put(&key("b"), b"a").await.expect("a writes left");
+    b.put(&key("y"), b"b").await.expect("b writes right");
+    let started = Instant::now();
+    let ta = tokio::spawn(async move {
+        a.put(&key("y"), b"a").await?;
+        a.commit().await
+    });
+    let tb = tokio::spawn(async move {
+        b.put(&key("b"), b"b").await?;
+        b.commit().await
+    });
+    let (ra, rb) = tokio::time::timeout(Duration::from_secs(5), async {
+        (ta.await.expect("join a"), tb.await.expect("join b"))
+    })
+    .await
+    .expect("the deadlock resolves");
+    let took = started.elapsed();
+    assert!(
+        ra.is_ok() != rb.is_ok(),
+        "exactly one wins: a={ra:?} b={rb:?}"
+    );
+    assert!(took < Duration::from_secs(1), "deadlock took {took:?}");
+    let winner = if ra.is_ok() { b"a" } else { b"b" };
+    for k in ["b", "y"] {
+        assert_eq!(
+            db.get(&key(k)).await.expect("get"),
+            Some(winner.to_vec()),
+            "{k}"
+        );
+    }
+    println!("deadlock across nodes resolved in {took:?}");
+    wait_no_intents(&nodes, Duration::from_secs(5)).await;
     shutdown(nodes).await;
 }
