@@ -337,6 +337,22 @@ impl Replica {
             let mut txn = InternalTxn::new(&store, anchor, "change-replicas-meta");
             let mut res = Ok(());
             for k in &keys_to_write {
+                // Never over a newer descriptor: a split (or another
+                // change) may have rewritten the record since this change
+                // applied; a stale record would misroute its keys for good.
+                match txn.get(k).await {
+                    Ok(Some(cur))
+                        if RangeDescriptor::decode(&cur)
+                            .is_ok_and(|c| c.generation > desc.generation) =>
+                    {
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        res = Err(e);
+                        break;
+                    }
+                }
                 res = txn.put(k, &value).await;
                 if res.is_err() {
                     break;
@@ -344,7 +360,9 @@ impl Replica {
             }
             if res.is_ok() {
                 res = txn.commit(None).await;
-            } else {
+            }
+            if res.is_err() {
+                // Leave no intents on the meta records behind.
                 txn.rollback().await;
             }
             match res {
