@@ -5,10 +5,11 @@
 //! It sends one request per batch through the store's cluster sender (each
 //! request addresses one range), numbers nothing itself (the server assigns
 //! sequence numbers after the header's), absorbs pushes, and commits with an
-//! optional [`CommitTrigger`]. Its transactions only write blindly (no reads
-//! to refresh), so a commit refused because the transaction was pushed is
-//! retried at the pushed timestamp. Anything else (an abort by a deadlock or
-//! a conflicting change) is returned; the caller starts over with a new
+//! optional [`CommitTrigger`]. A transaction that only wrote blindly has no
+//! reads to refresh, so a commit refused because it was pushed is retried at
+//! the pushed timestamp; one that read (`get`) returns the retry error
+//! instead (no refresh here). Anything else (an abort by a deadlock or a
+//! conflicting change) is returned; the caller starts over with a new
 //! transaction. No heartbeat: these transactions last milliseconds, and one
 //! that stalls past the liveness threshold is aborted by others and retried.
 
@@ -27,6 +28,9 @@ pub struct InternalTxn<'a> {
     store: &'a Store,
     proto: Transaction,
     lock_spans: Vec<Span>,
+    /// Whether it read anything (then a push cannot be absorbed without a
+    /// refresh, which this runner does not do).
+    has_reads: bool,
     done: bool,
 }
 
@@ -56,6 +60,7 @@ impl<'a> InternalTxn<'a> {
                 ignored_seqs: Vec::new(),
             },
             lock_spans: Vec::new(),
+            has_reads: false,
             done: false,
         }
     }
@@ -104,6 +109,15 @@ impl<'a> InternalTxn<'a> {
         }
     }
 
+    /// Reads `key` at the transaction's read timestamp.
+    pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.has_reads = true;
+        match self.send(Request::Get { key: key.to_vec() }).await? {
+            Response::Get { value } => Ok(value.map(|v| v.bytes)),
+            _ => Err(KvError::internal("Get: wrong response")),
+        }
+    }
+
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
         self.send(Request::Put {
             key: key.to_vec(),
@@ -118,7 +132,9 @@ impl<'a> InternalTxn<'a> {
         for _ in 0..COMMIT_ATTEMPTS {
             // Blind writes only: nothing to refresh, so a pushed
             // transaction commits at its pushed timestamp.
-            self.proto.read_timestamp = self.proto.meta.write_timestamp;
+            if !self.has_reads {
+                self.proto.read_timestamp = self.proto.meta.write_timestamp;
+            }
             let ba = BatchRequest {
                 header: Header {
                     txn: Some(self.proto.clone()),
@@ -141,12 +157,14 @@ impl<'a> InternalTxn<'a> {
                     if let Some(t) = &e.txn {
                         self.absorb(t);
                     }
-                    let pushed = matches!(
-                        e.detail,
-                        ErrorDetail::TransactionRetry {
-                            reason: RetryReason::Serializable
-                        }
-                    ) && self.proto.meta.write_timestamp > self.proto.read_timestamp;
+                    let pushed = !self.has_reads
+                        && matches!(
+                            e.detail,
+                            ErrorDetail::TransactionRetry {
+                                reason: RetryReason::Serializable
+                            }
+                        )
+                        && self.proto.meta.write_timestamp > self.proto.read_timestamp;
                     if !pushed {
                         return Err(e);
                     }
