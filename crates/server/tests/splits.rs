@@ -259,10 +259,9 @@ async fn the_bank_invariant_holds_across_many_ranges() {
             .await
             .expect("seed");
     }
-    for i in (3..ACCOUNTS).step_by(4) {
+    for i in (3..ACCOUNTS / 2).step_by(4) {
         db.admin_split(&account(i)).await.expect("split");
     }
-    assert!(total_ranges(&nodes) >= 7);
     let stop = Arc::new(AtomicBool::new(false));
     let committed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -308,7 +307,18 @@ async fn the_bank_invariant_holds_across_many_ranges() {
             reads
         })
     };
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // More splits while transfers run (their intents on both sides).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in (ACCOUNTS / 2..ACCOUNTS).step_by(4) {
+        nodes[2]
+            .db()
+            .expect("db")
+            .admin_split(&account(i))
+            .await
+            .expect("split under load");
+    }
+    assert!(total_ranges(&nodes) >= 7);
+    tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await.expect("worker");
