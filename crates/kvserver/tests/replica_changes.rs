@@ -419,3 +419,82 @@ async fn lease_transfer_moves_lease_and_leadership() {
     let r = c.store(to).replica(RANGE).expect("r");
     assert!(r.transfer_lease(99).await.is_err());
 }
+
+/// Routes a batch to whichever store serves it (a stand-in for DistSender).
+struct AnyStore(Vec<Arc<Store>>);
+
+impl tardigrade_kvpb::Sender for AnyStore {
+    fn send(&self, ba: BatchRequest) -> tardigrade_kvpb::SendFuture<'_> {
+        Box::pin(async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut last = None;
+            while Instant::now() < deadline {
+                for s in &self.0 {
+                    if s.is_stopped() {
+                        continue;
+                    }
+                    match s.execute(ba.clone()).await {
+                        Ok(r) => return Ok(r),
+                        Err(e)
+                            if retryable(&e)
+                                || matches!(e.detail, ErrorDetail::RangeKeyMismatch { .. }) =>
+                        {
+                            last = Some(e)
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(last.unwrap_or_else(|| KvError::internal("no store")))
+        })
+    }
+}
+
+/// (d') A replica removed while partitioned never learns of its removal:
+/// once it finds itself absent from the range's current meta record (the
+/// replicate queue's GC check), it is garbage-collected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_replica_is_found_through_meta_and_collected() {
+    let c = start(3, 3);
+    let any: Arc<dyn tardigrade_kvpb::Sender> = Arc::new(AnyStore(c.stores.clone()));
+    for s in &c.stores {
+        s.set_cluster_sender(any.clone());
+    }
+    c.put(&[1, 2, 3], "a", "1").await;
+    let lh = c.leaseholder(&[1, 2, 3]).await;
+    let victim = [1u64, 2, 3]
+        .into_iter()
+        .find(|n| *n != lh.replica_id)
+        .expect("a follower");
+    c.faults.isolate(victim, [1u64, 2, 3]);
+    let desc = lh
+        .remove_voter(victim)
+        .await
+        .expect("remove while partitioned");
+    assert!(desc.replica(victim).is_none());
+    lh.update_meta_records(&desc).await;
+    let orphan = c.store(victim).replica(RANGE).expect("still there");
+    assert!(
+        orphan.desc().replica(victim).is_some(),
+        "it never heard of its removal"
+    );
+    c.faults.heal();
+    let pool = TestPool::default();
+    *pool.stores.write() = c.stores.clone();
+    let queue = replicate_queue::ReplicateQueue::default();
+    let settings = ReplicationSettings::default();
+    let started = Instant::now();
+    while c.store(victim).replica(RANGE).is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "orphan not collected"
+        );
+        replicate_queue::process_store(&queue, c.store(victim), &pool, &settings).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("orphan collected {:?} after the heal", started.elapsed());
+    assert!(data(c.store(victim).engine()).is_empty());
+    let rest: Vec<u64> = [1u64, 2, 3].into_iter().filter(|n| *n != victim).collect();
+    assert_eq!(c.get(&rest, "a").await, Some(b"1".to_vec()));
+}
