@@ -594,6 +594,7 @@ impl NodeHandler for Handler {
             activate(shared, ident.clone())
                 .await
                 .map_err(|e| NodeError::Other(e.to_string()))?;
+            initial_splits(shared).await;
             Ok((ident.cluster_id.to_vec(), 1))
         })
     }
@@ -666,6 +667,37 @@ impl NodeHandler for Handler {
             nodes: self.0.directory.encoded(),
             ..JoinGrant::default()
         })
+    }
+}
+
+/// Splits a new cluster's key space at the configured keys (meta, system
+/// and table data as separate ranges). Best effort: a split that keeps
+/// failing is logged and the cluster works with fewer ranges.
+async fn initial_splits(shared: &Arc<Shared>) {
+    let Some(dist) = shared.dist.get() else {
+        return;
+    };
+    let db = Db::new(dist.clone(), shared.clock.clone());
+    for key in &shared.store_config.bootstrap_split_keys {
+        let mut attempt = 0;
+        loop {
+            match db.admin_split(key).await {
+                Ok(_) => break,
+                Err(e) if attempt < 20 => {
+                    tracing::debug!(error = %e, "initial split failed; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        key = %tardigrade_encoding::pretty_key(key),
+                        error = %e,
+                        "initial split failed"
+                    );
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -823,9 +855,16 @@ fn render_metrics(shared: &Shared) -> String {
             l.replica.store_id == store.store_id() && l.covers(now, now)
         })
         .count();
+    let store_count = shared.pool.stores.read().len().max(1);
+    let settings = &shared.store_config.replication;
     let under = replicas
         .iter()
-        .filter(|r| r.desc().voters().count() < 3)
+        .filter(|r| r.is_initialized() && r.is_raft_leader())
+        .filter(|r| {
+            let d = r.desc();
+            d.voters().count()
+                < tardigrade_kvserver::allocator::needed_voters(&d, store_count, settings)
+        })
         .count();
     let stats = store.stats();
     p.metric(
@@ -843,7 +882,7 @@ fn render_metrics(shared: &Shared) -> String {
     p.metric(
         "ranges_underreplicated",
         "gauge",
-        "Replicas whose range has fewer than 3 voters.",
+        "Ranges led here with fewer voters than the allocator wants.",
         under as f64,
     );
     p.metric(
