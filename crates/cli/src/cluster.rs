@@ -52,15 +52,18 @@ pub async fn start(args: StartArgs) -> CliResult {
         .filter(|j| !j.trim().is_empty())
         .cloned()
         .collect();
-    let node = ClusterNode::start(NodeConfig {
+    let mut cfg = NodeConfig {
         store: args.store.clone(),
         listen_addr: args.listen_addr,
         http_addr: Some(args.http_addr),
         join: join.clone(),
         locality,
         store_config: Default::default(),
-    })
-    .await?;
+    };
+    // Meta, system and table data start out as separate ranges.
+    cfg.store_config.bootstrap_split_keys =
+        vec![keys::SYSTEM_PREFIX.to_vec(), keys::TABLE_DATA_MIN.to_vec()];
+    let node = ClusterNode::start(cfg).await?;
     println!(
         "node listening: RPC at {}, HTTP at {}",
         node.local_addr(),

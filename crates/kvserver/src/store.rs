@@ -83,6 +83,11 @@ pub struct StoreConfig {
     pub range_max_bytes: u64,
     /// How often the split queue looks at this store's leaseholders.
     pub split_queue_interval: Duration,
+    /// Keys the first node splits the key space at right after `init`
+    /// bootstraps a cluster (`tardigrade start` uses `/System` and
+    /// `/Table`, so that meta, system and table data start out as separate
+    /// ranges). Empty: one range.
+    pub bootstrap_split_keys: Vec<Vec<u8>>,
     /// Replication factor, `server.time_until_store_dead` and the replicate
     /// queue's pace ([`crate::allocator`]).
     pub replication: crate::allocator::ReplicationSettings,
@@ -104,6 +109,7 @@ impl Default for StoreConfig {
             testing_unsafe_reads_past_lease: false,
             range_max_bytes: 512 << 20,
             split_queue_interval: Duration::from_secs(1),
+            bootstrap_split_keys: Vec::new(),
             replication: crate::allocator::ReplicationSettings::default(),
         }
     }

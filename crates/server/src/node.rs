@@ -594,6 +594,7 @@ impl NodeHandler for Handler {
             activate(shared, ident.clone())
                 .await
                 .map_err(|e| NodeError::Other(e.to_string()))?;
+            initial_splits(shared).await;
             Ok((ident.cluster_id.to_vec(), 1))
         })
     }
@@ -666,6 +667,37 @@ impl NodeHandler for Handler {
             nodes: self.0.directory.encoded(),
             ..JoinGrant::default()
         })
+    }
+}
+
+/// Splits a new cluster's key space at the configured keys (meta, system
+/// and table data as separate ranges). Best effort: a split that keeps
+/// failing is logged and the cluster works with fewer ranges.
+async fn initial_splits(shared: &Arc<Shared>) {
+    let Some(dist) = shared.dist.get() else {
+        return;
+    };
+    let db = Db::new(dist.clone(), shared.clock.clone());
+    for key in &shared.store_config.bootstrap_split_keys {
+        let mut attempt = 0;
+        loop {
+            match db.admin_split(key).await {
+                Ok(_) => break,
+                Err(e) if attempt < 20 => {
+                    tracing::debug!(error = %e, "initial split failed; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        key = %tardigrade_encoding::pretty_key(key),
+                        error = %e,
+                        "initial split failed"
+                    );
+                    break;
+                }
+            }
+        }
     }
 }
 

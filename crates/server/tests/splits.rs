@@ -526,3 +526,43 @@ async fn transactions_and_deadlocks_across_nodes() {
     wait_no_intents(&nodes, Duration::from_secs(5)).await;
     shutdown(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_cluster_starts_with_meta_system_and_table_ranges() {
+    use tardigrade_encoding::keys;
+    let mut cfg = config(vec![], 512 << 20);
+    cfg.store_config.bootstrap_split_keys =
+        vec![keys::SYSTEM_PREFIX.to_vec(), keys::TABLE_DATA_MIN.to_vec()];
+    let n1 = ClusterNode::start(cfg).await.expect("start");
+    NodeClient::connect_lazy(&n1.local_addr().to_string())
+        .expect("client")
+        .bootstrap()
+        .await
+        .expect("init");
+    let store = n1.store().expect("store");
+    let mut spans: Vec<(Vec<u8>, Vec<u8>)> = store
+        .replicas()
+        .iter()
+        .map(|r| (r.start_key(), r.end_key()))
+        .collect();
+    spans.sort();
+    assert_eq!(
+        spans,
+        vec![
+            (keys::MIN_KEY.to_vec(), keys::SYSTEM_PREFIX.to_vec()),
+            (keys::SYSTEM_PREFIX.to_vec(), keys::TABLE_DATA_MIN.to_vec()),
+            (keys::TABLE_DATA_MIN.to_vec(), keys::MAX_KEY.to_vec()),
+        ]
+    );
+    let db = n1.db().expect("db");
+    db.put(&key("t"), b"v")
+        .await
+        .expect("put in the table range");
+    assert_eq!(db.get(&key("t")).await.expect("get"), Some(b"v".to_vec()));
+    let metas = db
+        .scan(keys::META2_PREFIX, keys::META_MAX, 0)
+        .await
+        .expect("meta2");
+    assert_eq!(metas.len(), 3, "one meta2 record per range");
+    n1.shutdown().await;
+}
