@@ -393,6 +393,53 @@ async fn ranges_split_automatically_under_load_and_dist_sender_follows() {
             .expect("get"),
         Some(b"after".to_vec())
     );
+    // Split statistics stay exact: each replica's incrementally kept
+    // statistics equal a recomputation over its span (retried briefly: a
+    // follower may be between committing a batch and installing its state).
+    let mut attempts = 0;
+    loop {
+        let mut mismatches = Vec::new();
+        for n in &nodes {
+            let Some(store) = n.store() else { continue };
+            for r in store.replicas() {
+                if !r.is_initialized() {
+                    continue;
+                }
+                let computed = tardigrade_storage::mvcc::compute_stats(
+                    store.engine(),
+                    &r.start_key(),
+                    &r.end_key(),
+                )
+                .expect("compute stats");
+                let kept = r.stats();
+                let a = (
+                    kept.key_bytes,
+                    kept.val_bytes,
+                    kept.live_count,
+                    kept.key_count,
+                );
+                let b = (
+                    computed.key_bytes,
+                    computed.val_bytes,
+                    computed.live_count,
+                    computed.key_count,
+                );
+                if a != b {
+                    mismatches.push(format!(
+                        "n{:?} r{}: kept {a:?}, computed {b:?}",
+                        n.node_id(),
+                        r.range_id
+                    ));
+                }
+            }
+        }
+        if mismatches.is_empty() {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 20, "statistics drifted: {mismatches:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     println!("automatic splits: {before} -> {after} ranges");
     shutdown(nodes).await;
 }
