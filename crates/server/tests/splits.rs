@@ -513,6 +513,18 @@ async fn transactions_and_deadlocks_across_nodes() {
     let (left, right) = db.admin_split(&key("m")).await.expect("split");
     await_replicated(&nodes, left.range_id).await;
     await_replicated(&nodes, right.range_id).await;
+    // A split of a range replicated on three nodes.
+    let started = Instant::now();
+    let (_, q) = db.admin_split(&key("q")).await.expect("split replicated");
+    let took = started.elapsed();
+    let mut t = db.txn("after-split");
+    t.put(&key("r"), b"1").await.expect("write the new range");
+    t.commit().await.expect("commit");
+    println!(
+        "split of a 3-replica range: {took:?}; r{} writable after {:?}",
+        q.range_id,
+        started.elapsed()
+    );
     let (left_node, _) = leaseholder(&nodes, left.range_id).expect("left lease");
     move_lease_off(&nodes, right.range_id, left_node).await;
     let (right_node, _) = leaseholder(&nodes, right.range_id).expect("right lease");
