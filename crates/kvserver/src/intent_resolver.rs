@@ -81,3 +81,66 @@ pub(crate) fn resolve_async(store: &Arc<Store>, txn: Transaction, spans: Vec<Spa
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use tardigrade_kvpb::TransactionStatus;
+
+    use super::*;
+    use crate::eval::clip_span;
+
+    #[test]
+    fn lock_spans_are_clipped_to_the_range() {
+        let (a, m) = (b"a".as_slice(), b"m".as_slice());
+        // A point inside, a point outside.
+        assert_eq!(
+            clip_span(&Span::point(b"c".to_vec()), a, m),
+            (Some(Span::point(b"c".to_vec())), vec![])
+        );
+        assert_eq!(
+            clip_span(&Span::point(b"x".to_vec()), a, m),
+            (None, vec![Span::point(b"x".to_vec())])
+        );
+        // A span across both ends keeps the middle and hands out both sides.
+        assert_eq!(
+            clip_span(&Span::new(b"0".to_vec(), b"z".to_vec()), a, m),
+            (
+                Some(Span::new(b"a".to_vec(), b"m".to_vec())),
+                vec![
+                    Span::new(b"0".to_vec(), b"a".to_vec()),
+                    Span::new(b"m".to_vec(), b"z".to_vec())
+                ]
+            )
+        );
+        // A span wholly outside.
+        assert_eq!(
+            clip_span(&Span::new(b"n".to_vec(), b"p".to_vec()), a, m),
+            (None, vec![Span::new(b"n".to_vec(), b"p".to_vec())])
+        );
+    }
+
+    #[test]
+    fn resolution_requests_follow_the_spans() {
+        let txn = Transaction {
+            status: TransactionStatus::Committed,
+            ignored_seqs: vec![(2, 3)],
+            ..Default::default()
+        };
+        let reqs = resolve_requests(
+            &txn,
+            &[
+                Span::point(b"k".to_vec()),
+                Span::new(b"a".to_vec(), b"b".to_vec()),
+            ],
+        );
+        assert!(matches!(
+            &reqs[0],
+            Request::ResolveIntent { key, status: TransactionStatus::Committed, ignored_seqs, .. }
+                if key == b"k" && ignored_seqs == &vec![(2, 3)]
+        ));
+        assert!(matches!(
+            &reqs[1],
+            Request::ResolveIntentRange { span, .. } if span.end_key == b"b"
+        ));
+    }
+}
