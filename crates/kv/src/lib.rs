@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use tardigrade_hlc::{Hlc, Timestamp};
 use tardigrade_kvpb::{
-    BatchRequest, BatchResponse, Header, KeyValue, KvError, Request, Response, Sender, Span,
+    BatchRequest, BatchResponse, Header, KeyValue, KvError, RangeDescriptor, Request, Response,
+    Sender, Span,
 };
 
 pub use dist_sender::{DistSender, FirstRange, NodeDialer};
@@ -128,7 +129,7 @@ impl Db {
     pub async fn admin_split(
         &self,
         key: &[u8],
-    ) -> Result<(tardigrade_kvpb::RangeDescriptor, tardigrade_kvpb::RangeDescriptor), KvError> {
+    ) -> Result<(RangeDescriptor, RangeDescriptor), KvError> {
         let resp = self
             .send(vec![Request::AdminSplit {
                 split_key: key.to_vec(),

@@ -764,9 +764,9 @@ fn trigger_to_pb(t: CommitTrigger) -> pb::CommitTrigger {
             left: left.encode(),
             right: right.encode(),
         }),
-        CommitTrigger::ChangeReplicas { desc } => {
-            T::ChangeReplicas(pb::ChangeReplicasTrigger { desc: desc.encode() })
-        }
+        CommitTrigger::ChangeReplicas { desc } => T::ChangeReplicas(pb::ChangeReplicasTrigger {
+            desc: desc.encode(),
+        }),
     };
     pb::CommitTrigger {
         trigger: Some(trigger),
