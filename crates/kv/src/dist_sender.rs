@@ -321,7 +321,16 @@ fn retryable_routing(e: &KvError) -> bool {
 /// The global key a request key is routed by (range-local keys route to the
 /// key they are local to).
 fn addr_of(key: &[u8]) -> Result<Vec<u8>, KvError> {
-    keys::addr(key).map_err(|e| KvError::invalid(format!("unroutable key: {e}")))
+    let k = keys::addr(key).map_err(|e| KvError::invalid(format!("unroutable key: {e}")))?;
+    if k.as_slice() >= keys::MAX_KEY {
+        // No range holds it: refuse at once rather than look for one
+        // until the deadline.
+        return Err(KvError::invalid(format!(
+            "key {} is at or above /Max",
+            tardigrade_encoding::pretty_key(&k)
+        )));
+    }
+    Ok(k)
 }
 
 fn span_fits(span: &Span, desc: &RangeDescriptor) -> bool {

@@ -159,8 +159,15 @@ async fn splits_inside_the_meta_span_or_at_bad_keys_are_refused() {
         let e = db.admin_split(k).await.expect_err("meta split");
         assert!(invalid_msg(&e).contains("meta span"), "{e}");
     }
-    db.admin_split(b"\x01kabc").await.expect_err("local key");
-    db.admin_split(b"\xff\xff").await.expect_err("max key");
+    let started = Instant::now();
+    let e = db.admin_split(b"\x01kabc").await.expect_err("local key");
+    assert!(invalid_msg(&e).contains("unroutable"), "{e}");
+    let e = db.admin_split(b"\xff\xff").await.expect_err("max key");
+    assert!(invalid_msg(&e).contains("/Max"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once, not after retries"
+    );
     db.admin_split(&key("q")).await.expect("split");
     let e = db.admin_split(&key("q")).await.expect_err("again");
     assert!(invalid_msg(&e).contains("already the start"), "{e}");
