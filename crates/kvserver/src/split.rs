@@ -34,7 +34,7 @@ use tardigrade_encoding::{keys, pretty_key};
 use tardigrade_hlc::Timestamp;
 use tardigrade_kvpb::{
     BatchRequest, BatchResponse, BatchResult, CommitTrigger, ErrorDetail, Header, KvError,
-    RangeDescriptor, Request, Response, Span,
+    RangeDescriptor, ReplicaType, Request, Response, Span,
 };
 use tardigrade_storage::batch::WriteSet;
 use tardigrade_storage::{MvccStats, Reader, Space, mvcc};
@@ -295,6 +295,19 @@ pub(crate) async fn admin_split(r: &Replica, split_key: Vec<u8>, ts: Timestamp) 
             pretty_key(&split_key),
             desc.range_id
         )));
+    }
+    if desc.replicas.iter().any(|x| {
+        matches!(
+            x.kind,
+            ReplicaType::VoterIncoming | ReplicaType::VoterOutgoing
+        )
+    }) {
+        // The right-hand group would start in a joint configuration that
+        // nobody is driving out of: wait for the change to finish.
+        return Err(KvError::new(ErrorDetail::Unavailable(format!(
+            "r{} is in a joint configuration (a replica change is under way); retry the split",
+            desc.range_id
+        ))));
     }
     let new_id = allocate_range_id(&store).await?;
     let mut last = None;
