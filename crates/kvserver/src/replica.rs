@@ -49,6 +49,8 @@ use crate::txnwait::{self, TxnWaitQueue};
 
 /// How often a waiting pusher re-checks its own status and looks for deadlocks.
 const PUSH_POLL: Duration = Duration::from_millis(50);
+/// How long a waiting pusher's query of its own record may take.
+const PUSHER_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A replica's Raft group and scheduling state. Locked by request tasks to
 /// propose and by the scheduler to step, tick and collect Ready.
@@ -1307,7 +1309,15 @@ impl Replica {
                 txn: pusher.meta.clone(),
             }],
         };
-        let resp = store.send_routed(query).await?;
+        // Bounded: the pusher's record range may be between leaseholders
+        // (DistSender would keep retrying for its whole deadline, and the
+        // push would not re-evaluate meanwhile). No answer: no news, try
+        // again at the next poll.
+        let resp = match tokio::time::timeout(PUSHER_QUERY_TIMEOUT, store.send_routed(query)).await
+        {
+            Ok(r) => r?,
+            Err(_) => return Ok(false),
+        };
         let Some(Response::QueryTxn { txn, waiting_txns }) = resp.responses.into_iter().next()
         else {
             return Err(KvError::internal("query returned nothing"));
