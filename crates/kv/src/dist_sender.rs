@@ -15,8 +15,11 @@
 //! updated timestamp carry from chunk to chunk.
 //! TODO(issue 3): send independent chunks in parallel.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use tardigrade_encoding::keys;
 use tardigrade_kvpb::{
@@ -42,6 +45,8 @@ pub struct DistSender {
     cache: RangeCache,
     /// How long one batch may keep retrying before it fails as unavailable.
     deadline: Duration,
+    /// Nodes whose last request failed as unavailable, and when.
+    unreachable: Mutex<HashMap<NodeId, Instant>>,
 }
 
 impl DistSender {
@@ -51,6 +56,7 @@ impl DistSender {
             first_range,
             cache: RangeCache::default(),
             deadline: Duration::from_secs(30),
+            unreachable: Mutex::default(),
         }
     }
 
@@ -232,39 +238,74 @@ impl DistSender {
     }
 
     /// Sends to the range's leaseholder, trying other replicas as needed.
+    ///
+    /// Nodes that failed to answer recently are tried last, and a hint
+    /// naming one of them is not followed first: after a leaseholder dies,
+    /// the survivors keep naming it until its lease expires, and a new
+    /// holder can only come from them. After a round in which no replica
+    /// served, the descriptor is looked up afresh (a cached one may list
+    /// only dead replicas, e.g. the one a node learned when it joined).
     async fn send_to_range(
         &self,
-        range: CachedRange,
+        mut range: CachedRange,
         mut ba: BatchRequest,
         started: Instant,
     ) -> Result<BatchResponse, RouteError> {
         ba.header.range_id = range.desc.range_id;
-        let mut order: Vec<NodeId> = range.desc.replicas.iter().map(|r| r.node_id).collect();
-        if let Some(pos) = order.iter().position(|n| *n == range.leaseholder) {
-            order.swap(0, pos);
-        }
+        let mut round = 0;
+        let mut order = self.replica_order(&range, round);
         let mut backoff = Duration::from_millis(10);
         let mut last_err = unavailable("range has no replicas");
         let mut i = 0;
+        // Sends in the current round: hints may point back and forth.
+        let mut tries = 0;
+        // Whether a reachable replica answered in the current round.
+        let mut answered = false;
         while started.elapsed() < self.deadline {
-            let Some(&node) = order.get(i % order.len().max(1)) else {
+            if order.is_empty() {
                 break;
-            };
-            i += 1;
-            if i > order.len() && (i - 1) % order.len() == 0 {
-                // A full round without success: back off before the next.
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
+            if i >= order.len() || tries >= 2 * order.len() {
+                // A full round without success: back off (briefly while
+                // live replicas answer, as they do during an election and
+                // a lease changeover), then refresh the descriptor.
+                tokio::time::sleep(backoff).await;
+                let cap = if answered {
+                    SHORT_BACKOFF_CAP
+                } else {
+                    LONG_BACKOFF_CAP
+                };
+                backoff = (backoff * 2).min(cap);
+                i = 0;
+                tries = 0;
+                round += 1;
+                answered = false;
+                self.cache.evict(&range.desc.start_key);
+                match self.lookup(&range.desc.start_key).await {
+                    Ok(fresh) if fresh.desc.range_id == range.desc.range_id => {
+                        range = fresh;
+                        order = self.replica_order(&range, round);
+                    }
+                    // Split or merged meanwhile: route the chunk afresh.
+                    Ok(_) => return Err(RouteError::Mismatch),
+                    Err(_) => order = self.replica_order(&range, round),
+                }
+                continue;
+            }
+            let node = order[i];
+            i += 1;
+            tries += 1;
             let sender = match self.dialer.dial(node) {
                 Ok(s) => s,
                 Err(e) => {
+                    self.mark_unreachable(node);
                     last_err = e;
                     continue;
                 }
             };
             match sender.send(ba.clone()).await {
                 Ok(resp) => {
+                    self.unreachable.lock().remove(&node);
                     self.cache
                         .set_leaseholder(range.desc.range_id, &range.desc.end_key, node);
                     return Ok(resp);
@@ -273,10 +314,21 @@ impl DistSender {
                     ErrorDetail::NotLeaseholder {
                         leaseholder_node, ..
                     } => {
-                        if *leaseholder_node != 0 && *leaseholder_node != node {
-                            // Follow the hint next.
-                            order.retain(|n| n != leaseholder_node);
-                            order.insert(i % (order.len() + 1), *leaseholder_node);
+                        answered = true;
+                        self.unreachable.lock().remove(&node);
+                        let hint = *leaseholder_node;
+                        if hint != 0
+                            && hint != node
+                            && !self.recently_unreachable(hint)
+                            && let Some(pos) = order.iter().position(|n| *n == hint)
+                        {
+                            // Follow the hint next (it may be a replica
+                            // this round already tried: the lease moved).
+                            if pos < i {
+                                i -= 1;
+                            }
+                            order.remove(pos);
+                            order.insert(i, hint);
                         }
                         last_err = e;
                     }
@@ -284,7 +336,10 @@ impl DistSender {
                         self.cache.evict(&range.desc.start_key);
                         return Err(RouteError::Mismatch);
                     }
-                    ErrorDetail::Unavailable(_) => last_err = e,
+                    ErrorDetail::Unavailable(_) => {
+                        self.mark_unreachable(node);
+                        last_err = e;
+                    }
                     _ => return Err(RouteError::Kv(Box::new(e))),
                 },
             }
@@ -292,7 +347,62 @@ impl DistSender {
         self.cache.evict(&range.desc.start_key);
         Err(RouteError::Kv(Box::new(last_err)))
     }
+
+    /// The replicas' nodes in the order to try them: the cached leaseholder
+    /// first, nodes that failed recently last.
+    /// Round `round` (from 0) leaves those nodes out unless it is a
+    /// multiple of [`UNREACHABLE_RETRY_ROUNDS`] or nobody else is left: a
+    /// dead node may cost a connect timeout per try.
+    fn replica_order(&self, range: &CachedRange, round: u32) -> Vec<NodeId> {
+        let mut order: Vec<NodeId> = range.desc.replicas.iter().map(|r| r.node_id).collect();
+        order.dedup();
+        if let Some(pos) = order.iter().position(|n| *n == range.leaseholder) {
+            let lh = order.remove(pos);
+            order.insert(0, lh);
+        }
+        // Stable: otherwise the order above is kept.
+        order.sort_by_key(|n| self.recently_unreachable(*n));
+        if !round.is_multiple_of(UNREACHABLE_RETRY_ROUNDS) {
+            let reachable: Vec<NodeId> = order
+                .iter()
+                .copied()
+                .filter(|n| !self.recently_unreachable(*n))
+                .collect();
+            if !reachable.is_empty() {
+                return reachable;
+            }
+        }
+        order
+    }
+
+    fn mark_unreachable(&self, node: NodeId) {
+        self.unreachable.lock().insert(node, Instant::now());
+    }
+
+    fn recently_unreachable(&self, node: NodeId) -> bool {
+        let mut m = self.unreachable.lock();
+        match m.get(&node) {
+            Some(at) if at.elapsed() < UNREACHABLE_MEMORY => true,
+            Some(_) => {
+                m.remove(&node);
+                false
+            }
+            None => false,
+        }
+    }
 }
+
+/// How long a node that failed to answer is tried after the others.
+const UNREACHABLE_MEMORY: Duration = Duration::from_secs(5);
+/// Rounds over a range's replicas between tries of a node that failed
+/// to answer (while others answer).
+const UNREACHABLE_RETRY_ROUNDS: u32 = 5;
+/// Longest pause between rounds over a range's replicas while some of them
+/// answer (an election or lease changeover is under way: it ends within
+/// seconds, and the pause adds directly to the time until service resumes).
+const SHORT_BACKOFF_CAP: Duration = Duration::from_millis(100);
+/// Longest pause between rounds when no replica answers at all.
+const LONG_BACKOFF_CAP: Duration = Duration::from_secs(1);
 
 enum RouteError {
     Mismatch,

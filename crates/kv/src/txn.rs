@@ -179,7 +179,16 @@ impl Txn {
                     }
                     return Ok(resp.responses);
                 }
-                Err(e) => self.handle_error(e).await?,
+                Err(e) => {
+                    // The writes may have been laid down even so (the
+                    // connection broke after the leaseholder proposed
+                    // them): a rollback must resolve their spans too, or
+                    // their intents block others until they expire.
+                    for req in requests.iter().filter(|r| r.is_write()) {
+                        self.lock_spans.insert(req.span(&Header::default()));
+                    }
+                    self.handle_error(e).await?
+                }
             }
         }
         Err(self.retry_error(RetryReason::Serializable))

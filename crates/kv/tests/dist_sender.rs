@@ -22,6 +22,8 @@ struct Cluster {
     ranges: Mutex<BTreeMap<u64, (RangeDescriptor, NodeId)>>,
     down: Mutex<Vec<NodeId>>,
     sends: AtomicUsize,
+    /// Sends to nodes that were down.
+    sends_to_down: AtomicUsize,
 }
 
 fn desc(id: u64, start: &[u8], end: &[u8], nodes: &[NodeId]) -> RangeDescriptor {
@@ -64,6 +66,7 @@ impl Cluster {
     fn serve(&self, node: NodeId, ba: BatchRequest) -> Result<BatchResponse, KvError> {
         self.sends.fetch_add(1, Ordering::SeqCst);
         if self.down.lock().contains(&node) {
+            self.sends_to_down.fetch_add(1, Ordering::SeqCst);
             return Err(KvError::new(ErrorDetail::Unavailable("node down".into())));
         }
         let ranges = self.ranges.lock();
@@ -359,4 +362,51 @@ async fn gives_up_with_unavailable_after_the_deadline() {
         .await
         .expect_err("all down");
     assert!(matches!(err.detail, ErrorDetail::Unavailable(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_cached_descriptor_listing_only_dead_replicas_is_looked_up_again() {
+    // A node that joined learned the first range when it had one replica.
+    let c = Arc::new(Cluster::default());
+    c.set_ranges(vec![(desc(1, b"", keys::MAX_KEY, &[1]), 1)]);
+    let ds = DistSender::new(Arc::new(Dialer(c.clone())), Arc::new(First(c.clone())));
+    put_all(&ds, &["e"]).await;
+    // Up-replicated since; then node 1 dies and node 2 takes the lease.
+    c.set_ranges(vec![(desc(1, b"", keys::MAX_KEY, &[1, 2, 3]), 2)]);
+    c.down.lock().push(1);
+    let started = std::time::Instant::now();
+    ds.send(batch(vec![Request::Get { key: b"e".to_vec() }], 0))
+        .await
+        .expect("served by the new leaseholder");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn hints_naming_a_dead_node_are_not_chased() {
+    let (c, ds) = setup();
+    put_all(&ds, &["q"]).await;
+    // Node 3 (range 3's holder) dies; until its lease runs out the
+    // survivors still name it.
+    c.down.lock().push(3);
+    c.sends_to_down.store(0, Ordering::SeqCst);
+    let c2 = c.clone();
+    let moved = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        c2.set_ranges(vec![
+            (desc(1, b"", b"c", &[1, 2, 3]), 1),
+            (desc(2, b"c", b"m", &[1, 2, 3]), 2),
+            (desc(3, b"m", keys::MAX_KEY, &[1, 2, 3]), 1),
+        ]);
+    });
+    let started = std::time::Instant::now();
+    ds.send(batch(vec![Request::Get { key: b"q".to_vec() }], 0))
+        .await
+        .expect("served once the lease moved");
+    moved.await.expect("mover");
+    // Served within a short pause of the move (no long backoff) ...
+    assert!(started.elapsed() < std::time::Duration::from_millis(800));
+    // ... and the dead node was not tried after every hint (one try per
+    // few rounds).
+    let tries = c.sends_to_down.load(Ordering::SeqCst);
+    assert!(tries <= 3, "{tries} sends to the dead node");
 }

@@ -255,6 +255,12 @@ impl Replica {
         let config = raft::Config {
             id: replica_id,
             election_tick: cfg.raft_election_ticks,
+            // Campaign no sooner than two ticks past the timeout after which
+            // the others stop vouching for a silent leader (check-quorum),
+            // so that ticks out of phase across nodes do not get a
+            // pre-vote refused and cost a whole extra timeout.
+            min_election_tick: cfg.raft_election_ticks + 2,
+            max_election_tick: (2 * cfg.raft_election_ticks).max(cfg.raft_election_ticks + 3),
             heartbeat_tick: cfg.raft_heartbeat_ticks,
             applied: applied.raft_applied_index,
             max_size_per_msg: 1 << 20,
@@ -476,15 +482,34 @@ impl Replica {
     }
 
     /// Wakes a quiesced group and returns (is leader, leader's replica id).
+    /// A follower woken this way wakes the leader too (a quiesced leader
+    /// sends no heartbeats; without them this follower would campaign),
+    /// and stops vouching for it until it hears from it again: if the
+    /// leader is dead, the first follower to campaign gets this one's vote
+    /// at once (check-quorum would otherwise refuse it for a full election
+    /// timeout after the wake-up).
     fn wake_and_leader(&self) -> (bool, u64) {
         let (leader, id, woke) = {
             let mut g = self.raft.lock();
             let woke = std::mem::replace(&mut g.quiesced, false);
-            (
-                g.node.raft.state == StateRole::Leader,
-                g.node.raft.leader_id,
-                woke,
-            )
+            let raft = &mut g.node.raft;
+            if woke && raft.state == StateRole::Follower && raft.leader_id != raft::INVALID_ID {
+                // Any message wakes a quiesced replica; a heartbeat response
+                // changes nothing else on the leader.
+                let mut m = Message::default();
+                m.set_msg_type(MessageType::MsgHeartbeatResponse);
+                m.to = raft.leader_id;
+                m.from = self.replica_id;
+                m.term = raft.term;
+                raft.msgs.push(m);
+                (
+                    false,
+                    std::mem::replace(&mut raft.leader_id, raft::INVALID_ID),
+                    true,
+                )
+            } else {
+                (raft.state == StateRole::Leader, raft.leader_id, woke)
+            }
         };
         if woke && let Ok(s) = self.store() {
             s.wake(self.range_id);
@@ -520,6 +545,10 @@ impl Replica {
                 return Ok(lease);
             }
             if !mine && lease.replica.replica_id != 0 && now < lease.expiration {
+                // Clients come to a follower when the holder did not answer:
+                // a quiesced follower must tick again to notice if the
+                // leader is gone and campaign once the lease runs out.
+                self.wake_and_leader();
                 return Err(self.not_leaseholder(lease.replica.node_id));
             }
             let (leader, leader_id) = self.wake_and_leader();
@@ -1131,6 +1160,27 @@ impl Replica {
             g.quiesced = true;
         }
         ok
+    }
+
+    /// A quiesced follower asked for its vote: its belief in the leader
+    /// dates from before it stopped ticking, while the campaigner has gone
+    /// a whole election timeout without hearing from that leader (a live
+    /// leader is woken by any follower that wakes). Forgetting the leader
+    /// lets check-quorum's "leader is alive" rule pass, so a dead leader's
+    /// quiesced range elects a new one in one round instead of waiting
+    /// for this follower to tick through a timeout of its own. Votes still
+    /// follow Raft's term and log rules.
+    pub(crate) fn forget_quiesced_leader(g: &mut RaftGroup, m: &Message) {
+        let raft = &mut g.node.raft;
+        if raft.state == StateRole::Follower
+            && m.term > raft.term
+            && matches!(
+                m.get_msg_type(),
+                MessageType::MsgRequestPreVote | MessageType::MsgRequestVote
+            )
+        {
+            raft.leader_id = raft::INVALID_ID;
+        }
     }
 
     /// Writes must not land below reads already served on their keys.

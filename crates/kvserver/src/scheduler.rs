@@ -222,6 +222,9 @@ fn step_batch(store: &Arc<Store>, batch: RaftMessageBatch, dirty: &mut HashSet<u
         if m.quiesce && Replica::try_quiesce_follower(&mut g, &msg) {
             continue;
         }
+        if g.quiesced {
+            Replica::forget_quiesced_leader(&mut g, &msg);
+        }
         g.quiesced = false;
         if let Err(e) = g.node.step(msg) {
             tracing::debug!(range_id = m.range_id, error = %e, "raft step failed");
