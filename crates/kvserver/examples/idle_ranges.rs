@@ -27,7 +27,11 @@ fn cpu_seconds() -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let ranges: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10_000);
+    let ranges: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10_000);
     let seconds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
     let descs: Vec<RangeDescriptor> = (0..ranges)
         .map(|i| {
@@ -79,7 +83,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         transport.register(n, Arc::downgrade(&handler));
         stores.push(store);
     }
-    println!("bootstrapped {ranges} ranges x 3 replicas in {:?}", t.elapsed());
+    println!(
+        "bootstrapped {ranges} ranges x 3 replicas in {:?}",
+        t.elapsed()
+    );
     // Let elections happen and the ranges go quiet.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -92,7 +99,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|s| s.replicas().iter().filter(|r| r.is_raft_leader()).count())
             .sum::<usize>();
-        println!("leaders {leaders}/{ranges}, quiesced replicas {quiet}/{}", 3 * ranges);
+        println!(
+            "leaders {leaders}/{ranges}, quiesced replicas {quiet}/{}",
+            3 * ranges
+        );
         if quiet as u64 == 3 * ranges || Instant::now() > deadline {
             break;
         }
