@@ -505,6 +505,14 @@ fn merge(slot: &mut Option<Response>, piece: Response) {
         *slot = Some(piece);
         return;
     };
+    // Rows (or keys) append in visiting order; the resume span covers
+    // whatever any piece left unscanned.
+    fn resume(a: Option<Span>, b: Option<Span>) -> Option<Span> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(union(a, b)),
+            (a, b) => a.or(b),
+        }
+    }
     *slot = Some(match (existing, piece) {
         (
             Response::Scan {
@@ -517,11 +525,10 @@ fn merge(slot: &mut Option<Response>, piece: Response) {
             },
         ) => {
             rows.extend(more);
-            let resume_span = match (r1, r2) {
-                (Some(a), Some(b)) => Some(union(a, b)),
-                (a, b) => a.or(b),
-            };
-            Response::Scan { rows, resume_span }
+            Response::Scan {
+                rows,
+                resume_span: resume(r1, r2),
+            }
         }
         (
             Response::ReverseScan {
@@ -534,11 +541,10 @@ fn merge(slot: &mut Option<Response>, piece: Response) {
             },
         ) => {
             rows.extend(more);
-            let resume_span = match (r1, r2) {
-                (Some(a), Some(b)) => Some(union(a, b)),
-                (a, b) => a.or(b),
-            };
-            Response::ReverseScan { rows, resume_span }
+            Response::ReverseScan {
+                rows,
+                resume_span: resume(r1, r2),
+            }
         }
         (
             Response::DeleteRange {
@@ -551,11 +557,10 @@ fn merge(slot: &mut Option<Response>, piece: Response) {
             },
         ) => {
             keys.extend(more);
-            let resume_span = match (r1, r2) {
-                (Some(a), Some(b)) => Some(union(a, b)),
-                (a, b) => a.or(b),
-            };
-            Response::DeleteRange { keys, resume_span }
+            Response::DeleteRange {
+                keys,
+                resume_span: resume(r1, r2),
+            }
         }
         (first, _) => first,
     });

@@ -4,6 +4,8 @@
 
 use tardigrade_hlc::Timestamp;
 
+use crate::codec::{ByteReader, DecodeError, put_bytes, put_ts};
+
 pub type NodeId = u64;
 pub type StoreId = u64;
 pub type RangeId = u64;
@@ -108,7 +110,7 @@ impl RangeDescriptor {
     }
 
     pub fn decode(buf: &[u8]) -> Result<RangeDescriptor, DecodeError> {
-        let mut r = Reader { buf };
+        let mut r = ByteReader::new(buf);
         if r.u8()? != DESC_FORMAT {
             return Err(DecodeError("unknown range descriptor format"));
         }
@@ -142,7 +144,7 @@ impl ReplicaDescriptor {
         b.push(self.kind.code());
     }
 
-    fn decode_from(r: &mut Reader<'_>) -> Result<ReplicaDescriptor, DecodeError> {
+    fn decode_from(r: &mut ByteReader<'_>) -> Result<ReplicaDescriptor, DecodeError> {
         Ok(ReplicaDescriptor {
             node_id: r.u64()?,
             store_id: r.u64()?,
@@ -177,7 +179,7 @@ impl Lease {
     }
 
     pub fn decode(buf: &[u8]) -> Result<Lease, DecodeError> {
-        let mut r = Reader { buf };
+        let mut r = ByteReader::new(buf);
         if r.u8()? != LEASE_FORMAT {
             return Err(DecodeError("unknown lease format"));
         }
@@ -203,65 +205,6 @@ impl Lease {
 
 const DESC_FORMAT: u8 = 1;
 const LEASE_FORMAT: u8 = 1;
-
-/// Stored metadata could not be decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("corrupt metadata: {0}")]
-pub struct DecodeError(pub &'static str);
-
-fn put_bytes(b: &mut Vec<u8>, v: &[u8]) {
-    b.extend_from_slice(&(v.len() as u32).to_be_bytes());
-    b.extend_from_slice(v);
-}
-
-fn put_ts(b: &mut Vec<u8>, ts: Timestamp) {
-    b.extend_from_slice(&ts.wall.to_be_bytes());
-    b.extend_from_slice(&ts.logical.to_be_bytes());
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError("truncated"));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Ok(u32::from_be_bytes(a))
-    }
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(a))
-    }
-    fn ts(&mut self) -> Result<Timestamp, DecodeError> {
-        let wall = self.u64()? as i64;
-        let logical = self.u32()? as i32;
-        Ok(Timestamp::new(wall, logical))
-    }
-    fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
-        let n = self.u32()? as usize;
-        Ok(self.take(n)?.to_vec())
-    }
-    fn done(&self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError("trailing bytes"))
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -6,10 +6,12 @@
 //! boundary, where malformed messages are rejected with `InvalidArgument`.
 
 mod api;
+pub mod codec;
 mod descriptor;
 mod error;
 
 pub use api::*;
+pub use codec::DecodeError;
 pub use descriptor::*;
 pub use error::*;
 pub use tardigrade_hlc::Timestamp;

@@ -6,6 +6,7 @@
 //! panics on garbage.
 
 use tardigrade_hlc::Timestamp;
+use tardigrade_kvpb::codec::{ByteReader, DecodeError, put_bytes, put_ts};
 use tardigrade_kvpb::{Span, Transaction, TransactionStatus, TxnId, TxnMeta};
 
 const FORMAT: u8 = 1;
@@ -41,9 +42,13 @@ pub fn encode(txn: &Transaction) -> Vec<u8> {
 }
 
 pub fn decode(buf: &[u8]) -> Result<Transaction, String> {
-    let mut r = ByteReader { buf };
+    decode_checked(buf).map_err(|e| format!("transaction record: {e}"))
+}
+
+fn decode_checked(buf: &[u8]) -> Result<Transaction, DecodeError> {
+    let mut r = ByteReader::new(buf);
     if r.u8()? != FORMAT {
-        return Err("unknown transaction record format".into());
+        return Err(DecodeError("unknown transaction record format"));
     }
     let mut id = [0u8; 16];
     id.copy_from_slice(r.take(16)?);
@@ -58,7 +63,7 @@ pub fn decode(buf: &[u8]) -> Result<Transaction, String> {
         1 => TransactionStatus::Staging,
         2 => TransactionStatus::Committed,
         3 => TransactionStatus::Aborted,
-        s => return Err(format!("bad transaction status {s}")),
+        _ => return Err(DecodeError("bad transaction status")),
     };
     let read_timestamp = r.ts()?;
     let last_heartbeat = r.ts()?;
@@ -87,53 +92,6 @@ pub fn decode(buf: &[u8]) -> Result<Transaction, String> {
         lock_spans,
         ignored_seqs: Vec::new(),
     })
-}
-
-fn put_bytes(b: &mut Vec<u8>, v: &[u8]) {
-    b.extend_from_slice(&(v.len() as u32).to_be_bytes());
-    b.extend_from_slice(v);
-}
-
-fn put_ts(b: &mut Vec<u8>, ts: Timestamp) {
-    b.extend_from_slice(&ts.wall.to_be_bytes());
-    b.extend_from_slice(&ts.logical.to_be_bytes());
-}
-
-struct ByteReader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> ByteReader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.buf.len() < n {
-            return Err("truncated transaction record".into());
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Ok(u32::from_be_bytes(a))
-    }
-    fn i64(&mut self) -> Result<i64, String> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(i64::from_be_bytes(a))
-    }
-    fn ts(&mut self) -> Result<Timestamp, String> {
-        let wall = self.i64()?;
-        let logical = self.u32()? as i32;
-        Ok(Timestamp::new(wall, logical))
-    }
-    fn bytes(&mut self) -> Result<Vec<u8>, String> {
-        let n = self.u32()? as usize;
-        Ok(self.take(n)?.to_vec())
-    }
 }
 
 #[cfg(test)]
