@@ -68,6 +68,35 @@ pub struct RangeDescriptor {
 }
 
 impl RangeDescriptor {
+    /// A descriptor whose voters are on the given nodes, each with one store
+    /// whose id equals the node id and a replica id equal to the node id
+    /// (bootstrap and test clusters are laid out this way).
+    pub fn with_voters(
+        range_id: RangeId,
+        start_key: Vec<u8>,
+        end_key: Vec<u8>,
+        nodes: impl IntoIterator<Item = NodeId>,
+    ) -> RangeDescriptor {
+        let replicas: Vec<ReplicaDescriptor> = nodes
+            .into_iter()
+            .map(|n| ReplicaDescriptor {
+                node_id: n,
+                store_id: n,
+                replica_id: n,
+                kind: ReplicaType::Voter,
+            })
+            .collect();
+        let next_replica_id = replicas.iter().map(|r| r.replica_id).max().unwrap_or(0) + 1;
+        RangeDescriptor {
+            range_id,
+            start_key,
+            end_key,
+            replicas,
+            next_replica_id,
+            generation: 0,
+        }
+    }
+
     pub fn contains_key(&self, key: &[u8]) -> bool {
         self.start_key.as_slice() <= key && key < self.end_key.as_slice()
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tardigrade_hlc::Hlc;
-use tardigrade_kvpb::{RangeDescriptor, ReplicaDescriptor, ReplicaType};
+use tardigrade_kvpb::RangeDescriptor;
 use tardigrade_kvserver::{LocalRaftTransport, RaftHandler, Store, StoreConfig};
 use tardigrade_storage::{Engine, StoreSpec};
 
@@ -45,21 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 format!("r{:08}", i + 1).into_bytes()
             };
-            RangeDescriptor {
-                range_id: i + 1,
-                start_key: start,
-                end_key: end,
-                replicas: (1..=3)
-                    .map(|n| ReplicaDescriptor {
-                        node_id: n,
-                        store_id: n,
-                        replica_id: n,
-                        kind: ReplicaType::Voter,
-                    })
-                    .collect(),
-                next_replica_id: 4,
-                generation: 0,
-            }
+            RangeDescriptor::with_voters(i + 1, start, end, 1..=3)
         })
         .collect();
     let runtime = tokio::runtime::Runtime::new()?;

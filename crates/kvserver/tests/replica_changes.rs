@@ -11,8 +11,7 @@ use parking_lot::RwLock;
 use tardigrade_encoding::keys;
 use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SystemClock, Timestamp};
 use tardigrade_kvpb::{
-    BatchRequest, ErrorDetail, Header, KvError, RangeDescriptor, ReplicaDescriptor, ReplicaType,
-    Request, Response,
+    BatchRequest, ErrorDetail, Header, KvError, RangeDescriptor, ReplicaType, Request, Response,
 };
 use tardigrade_kvserver::allocator::{ReplicationSettings, StoreDetail, StorePool};
 use tardigrade_kvserver::{
@@ -47,21 +46,12 @@ fn config(node: u64, transport: &Arc<LocalRaftTransport>) -> StoreConfig {
 /// `n` stores; the range's voters are on the first `voters` of them, the
 /// others start empty.
 fn start(n: u64, voters: u64) -> Cluster {
-    let desc = RangeDescriptor {
-        range_id: RANGE,
-        start_key: keys::MIN_KEY.to_vec(),
-        end_key: keys::MAX_KEY.to_vec(),
-        replicas: (1..=voters)
-            .map(|i| ReplicaDescriptor {
-                node_id: i,
-                store_id: i,
-                replica_id: i,
-                kind: ReplicaType::Voter,
-            })
-            .collect(),
-        next_replica_id: voters + 1,
-        generation: 0,
-    };
+    let desc = RangeDescriptor::with_voters(
+        RANGE,
+        keys::MIN_KEY.to_vec(),
+        keys::MAX_KEY.to_vec(),
+        1..=voters,
+    );
     let faults = FaultInjector::new(7);
     let transport = LocalRaftTransport::new(Some(faults.clone()));
     let mut stores = Vec::new();

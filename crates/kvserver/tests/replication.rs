@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use tardigrade_encoding::keys;
 use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SystemClock};
 use tardigrade_kvpb::{
-    BatchRequest, ErrorDetail, Header, KvError, RangeDescriptor, ReplicaDescriptor, ReplicaType,
-    Request, Response,
+    BatchRequest, ErrorDetail, Header, KvError, RangeDescriptor, Request, Response,
 };
 use tardigrade_kvserver::{LocalRaftTransport, RaftHandler, Store, StoreConfig};
 use tardigrade_rpc::FaultInjector;
@@ -40,21 +39,8 @@ fn config(node: u64, transport: &Arc<LocalRaftTransport>, max_entries: u64) -> S
 }
 
 fn start(n: u64, max_entries: u64) -> Cluster {
-    let desc = RangeDescriptor {
-        range_id: RANGE,
-        start_key: keys::MIN_KEY.to_vec(),
-        end_key: keys::MAX_KEY.to_vec(),
-        replicas: (1..=n)
-            .map(|i| ReplicaDescriptor {
-                node_id: i,
-                store_id: i,
-                replica_id: i,
-                kind: ReplicaType::Voter,
-            })
-            .collect(),
-        next_replica_id: n + 1,
-        generation: 0,
-    };
+    let desc =
+        RangeDescriptor::with_voters(RANGE, keys::MIN_KEY.to_vec(), keys::MAX_KEY.to_vec(), 1..=n);
     let faults = FaultInjector::new(42);
     let transport = LocalRaftTransport::new(Some(faults.clone()));
     let mut stores = Vec::new();

@@ -14,9 +14,7 @@ use std::time::Duration;
 use tardigrade_encoding::keys;
 use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SystemClock};
 use tardigrade_kv::{Db, DistSender, FirstRange, NodeDialer};
-use tardigrade_kvpb::{
-    ErrorDetail, KvError, NodeId, RangeDescriptor, ReplicaDescriptor, ReplicaType, Sender,
-};
+use tardigrade_kvpb::{ErrorDetail, KvError, NodeId, RangeDescriptor, Sender};
 use tardigrade_kvserver::{LocalRaftTransport, RaftHandler, Store, StoreConfig};
 use tardigrade_rpc::FaultInjector;
 use tardigrade_storage::{Engine, MvccStats, StoreSpec, mvcc};
@@ -28,21 +26,7 @@ use tardigrade_testkit::{
 const NODES: u64 = 3;
 
 fn descriptor() -> RangeDescriptor {
-    RangeDescriptor {
-        range_id: 1,
-        start_key: keys::MIN_KEY.to_vec(),
-        end_key: keys::MAX_KEY.to_vec(),
-        replicas: (1..=NODES)
-            .map(|i| ReplicaDescriptor {
-                node_id: i,
-                store_id: i,
-                replica_id: i,
-                kind: ReplicaType::Voter,
-            })
-            .collect(),
-        next_replica_id: NODES + 1,
-        generation: 0,
-    }
+    RangeDescriptor::with_voters(1, keys::MIN_KEY.to_vec(), keys::MAX_KEY.to_vec(), 1..=NODES)
 }
 
 struct Cluster {
