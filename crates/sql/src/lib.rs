@@ -1,0 +1,29 @@
+//! The SQL layer: sessions, parsing, catalog, row encoding, planning and execution.
+//!
+//! SQL talks only to the transactional KV client ([`tardigrade_kv::Txn`]), so it works
+//! the same on one node and on a cluster, with any node as the gateway.
+//!
+//! - [`session`]: a client session — transaction state machine, prepared statements,
+//!   automatic retries of implicit transactions. The pgwire front end drives it.
+//! - [`parse`]: `sqlparser` (PostgreSQL dialect) plus the CockroachDB statements we
+//!   support, rewritten before parsing.
+//! - [`catalog`]: databases, tables, indexes, sequences and views as descriptors stored
+//!   in the system key space under numeric ids, cached per node and versioned so a
+//!   change made on one node is seen by the next statement on every node.
+//! - [`rowenc`]: rows ↔ KV pairs (primary key in the key, other columns in the value;
+//!   secondary index entries) and the reads/writes of table data.
+//! - [`ddl`]: schema changes (CREATE/DROP/ALTER/TRUNCATE), with index backfills.
+//! - [`plan`]: name resolution and type checking from the AST into a relational
+//!   expression tree, index selection, `EXPLAIN`.
+//! - [`exec`]: operators over batches of rows.
+
+pub mod catalog;
+pub mod ddl;
+pub mod exec;
+pub mod parse;
+pub mod plan;
+pub mod rowenc;
+pub mod session;
+
+pub use session::{Column, Prepared, QueryOutput, Session, SqlNode, TransactionStatus};
+pub use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};

@@ -1,0 +1,496 @@
+//! Client sessions: the transaction state machine, prepared statements and the
+//! server-side retry of implicit transactions.
+//!
+//! A [`SqlNode`] is the per-node SQL server state (KV handle, catalog cache); every
+//! client connection gets a [`Session`]. The wire front end calls
+//! [`Session::prepare`] and [`Session::execute`] (the simple protocol goes through
+//! [`Session::simple_query`], which does both per statement).
+//!
+//! Transactions follow PostgreSQL's states (idle, in block, failed) plus
+//! CockroachDB's client-directed retry protocol: `SAVEPOINT cockroach_restart`,
+//! `ROLLBACK TO SAVEPOINT cockroach_restart` restarts the KV transaction inside the
+//! block, `RELEASE SAVEPOINT cockroach_restart` commits it. A statement outside a
+//! block runs in its own transaction, which the server retries itself on a retryable
+//! error, since nothing has reached the client yet.
+
+use std::sync::Arc;
+
+use sqlparser::ast::Statement;
+use tardigrade_kv::{Db, Txn};
+use tardigrade_kvpb::{ErrorDetail, KvError};
+use tardigrade_sqltypes::error::codes;
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
+
+use crate::catalog::Catalog;
+use crate::parse;
+
+/// How many times an implicit transaction is retried on a retryable error before the
+/// error is returned to the client.
+const IMPLICIT_RETRIES: usize = 50;
+
+/// The SQL server of one node: what all its sessions share.
+pub struct SqlNode {
+    pub db: Db,
+    pub catalog: Catalog,
+    pub node_id: u32,
+}
+
+impl SqlNode {
+    /// Creates the node's SQL server; makes sure the cluster has its initial
+    /// databases (`defaultdb`, `postgres`), which the first node to start creates.
+    pub async fn start(db: Db, node_id: u32) -> SqlResult<Arc<SqlNode>> {
+        let catalog = Catalog::new(db.clone());
+        catalog.ensure_bootstrapped().await?;
+        Ok(Arc::new(SqlNode {
+            db,
+            catalog,
+            node_id,
+        }))
+    }
+
+    pub fn session(self: &Arc<Self>, user: &str, database: &str) -> Session {
+        Session {
+            node: self.clone(),
+            user: user.to_string(),
+            database: database.to_string(),
+            state: TxnState::Idle,
+        }
+    }
+}
+
+/// A result column: name and type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub ty: SqlType,
+}
+
+/// What a statement produced: its command tag (`SELECT 3`, `INSERT 0 1`, `BEGIN`),
+/// and for statements that return rows, the columns and the rows.
+#[derive(Clone, Debug, Default)]
+pub struct QueryOutput {
+    pub tag: String,
+    /// `Some` for statements that return rows (even zero of them).
+    pub columns: Option<Vec<Column>>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl QueryOutput {
+    pub fn command(tag: impl Into<String>) -> QueryOutput {
+        QueryOutput {
+            tag: tag.into(),
+            columns: None,
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// A parsed statement with the types of its parameters and of its result columns.
+#[derive(Debug)]
+pub struct Prepared {
+    pub sql: String,
+    pub statement: Option<Statement>,
+    pub param_types: Vec<SqlType>,
+    /// `None` when the statement returns no rows.
+    pub columns: Option<Vec<Column>>,
+}
+
+/// The ReadyForQuery transaction status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionStatus {
+    /// `I`
+    Idle,
+    /// `T`
+    InBlock,
+    /// `E`
+    Failed,
+}
+
+enum TxnState {
+    Idle,
+    /// Inside BEGIN … COMMIT.
+    Open {
+        txn: Txn,
+        /// `SAVEPOINT cockroach_restart` was issued.
+        restart_savepoint: bool,
+    },
+    /// RELEASE SAVEPOINT cockroach_restart committed; waiting for COMMIT.
+    CommitWait,
+    /// An error happened in the block; only ROLLBACK (or ROLLBACK TO SAVEPOINT
+    /// cockroach_restart when the savepoint exists) is accepted.
+    Failed {
+        restart_savepoint: bool,
+    },
+}
+
+/// One client connection's state.
+pub struct Session {
+    node: Arc<SqlNode>,
+    user: String,
+    database: String,
+    state: TxnState,
+}
+
+/// What a statement does to the transaction state machine.
+enum Control {
+    Begin,
+    Commit,
+    Rollback,
+    Savepoint(String),
+    RollbackToSavepoint(String),
+    ReleaseSavepoint(String),
+}
+
+impl Session {
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub fn node(&self) -> &Arc<SqlNode> {
+        &self.node
+    }
+
+    pub fn transaction_status(&self) -> TransactionStatus {
+        match self.state {
+            TxnState::Idle => TransactionStatus::Idle,
+            TxnState::Open { .. } | TxnState::CommitWait => TransactionStatus::InBlock,
+            TxnState::Failed { .. } => TransactionStatus::Failed,
+        }
+    }
+
+    /// Runs a simple-protocol query string (possibly several statements). Stops at
+    /// the first error, which is the last element.
+    pub async fn simple_query(&mut self, sql: &str) -> Vec<SqlResult<QueryOutput>> {
+        let statements = match parse::parse_statements(sql) {
+            Ok(s) => s,
+            Err(e) => return vec![Err(e)],
+        };
+        let mut out = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let prepared = match self.prepare_statement(sql, statement, &[]).await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.fail_block();
+                    out.push(Err(e));
+                    return out;
+                }
+            };
+            let result = self.execute(&prepared, &[]).await;
+            let failed = result.is_err();
+            out.push(result);
+            if failed {
+                return out;
+            }
+        }
+        out
+    }
+
+    /// Parses and describes one statement for the extended protocol. `param_types`
+    /// are the types the client declared (missing or `Unknown` ones are inferred).
+    pub async fn prepare(&mut self, sql: &str, param_types: &[SqlType]) -> SqlResult<Prepared> {
+        let mut statements = parse::parse_statements(sql)?;
+        if statements.len() > 1 {
+            return Err(SqlError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        match statements.pop() {
+            Some(statement) => self.prepare_statement(sql, statement, param_types).await,
+            None => Ok(Prepared {
+                sql: sql.to_string(),
+                statement: None,
+                param_types: Vec::new(),
+                columns: None,
+            }),
+        }
+    }
+
+    async fn prepare_statement(
+        &mut self,
+        sql: &str,
+        statement: Statement,
+        param_types: &[SqlType],
+    ) -> SqlResult<Prepared> {
+        let (param_types, columns) = if control_of(&statement).is_some() {
+            (Vec::new(), None)
+        } else {
+            let node = self.node.clone();
+            let database = self.database.clone();
+            let mut txn = node.db.txn("describe");
+            let described =
+                crate::plan::describe(&node, &mut txn, &database, &statement, param_types).await;
+            let _ = txn.rollback().await;
+            described?
+        };
+        Ok(Prepared {
+            sql: sql.to_string(),
+            statement: Some(statement),
+            param_types,
+            columns,
+        })
+    }
+
+    /// Executes a prepared statement with bound parameters.
+    pub async fn execute(
+        &mut self,
+        prepared: &Prepared,
+        params: &[Value],
+    ) -> SqlResult<QueryOutput> {
+        let Some(statement) = &prepared.statement else {
+            return Ok(QueryOutput::command(""));
+        };
+        if let Some(control) = control_of(statement) {
+            return self.control(control).await;
+        }
+        match &mut self.state {
+            TxnState::Failed { .. } => Err(SqlError::new(
+                codes::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            )),
+            TxnState::CommitWait => Err(SqlError::new(
+                codes::INVALID_TRANSACTION_STATE,
+                "current transaction is committed, commands ignored until end of transaction block",
+            )),
+            TxnState::Open { txn, .. } => {
+                let result = run_in_txn(&self.node, txn, &self.database, statement, params).await;
+                if result.is_err() {
+                    self.fail_block();
+                }
+                result
+            }
+            TxnState::Idle => self.run_implicit(statement, params).await,
+        }
+    }
+
+    /// Runs a statement in its own transaction, retrying retryable failures.
+    async fn run_implicit(
+        &mut self,
+        statement: &Statement,
+        params: &[Value],
+    ) -> SqlResult<QueryOutput> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut txn = self.node.db.txn("sql");
+            let result = run_in_txn(&self.node, &mut txn, &self.database, statement, params).await;
+            let result = match result {
+                Ok(output) => match txn.commit().await {
+                    Ok(()) => Ok(output),
+                    Err(e) => Err(kv_error(e)),
+                },
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    Err(e)
+                }
+            };
+            match result {
+                Err(e) if e.code == codes::SERIALIZATION_FAILURE && attempt < IMPLICIT_RETRIES => {
+                    tracing::debug!(attempt, error = %e, "retrying implicit transaction");
+                    continue;
+                }
+                other => {
+                    if let Ok(output) = &other
+                        && let Some(database) = use_database(statement)
+                    {
+                        let _ = output;
+                        self.database = database;
+                    }
+                    return other;
+                }
+            }
+        }
+    }
+
+    fn fail_block(&mut self) {
+        let state = std::mem::replace(&mut self.state, TxnState::Idle);
+        self.state = match state {
+            TxnState::Open {
+                txn,
+                restart_savepoint,
+            } => {
+                // The KV transaction is rolled back now; the block stays failed
+                // until the client ends it.
+                tokio::spawn(async move {
+                    let _ = txn.rollback().await;
+                });
+                TxnState::Failed { restart_savepoint }
+            }
+            other => other,
+        };
+    }
+
+    async fn control(&mut self, control: Control) -> SqlResult<QueryOutput> {
+        let state = std::mem::replace(&mut self.state, TxnState::Idle);
+        match (control, state) {
+            (Control::Begin, TxnState::Idle) => {
+                self.state = TxnState::Open {
+                    txn: self.node.db.txn("sql"),
+                    restart_savepoint: false,
+                };
+                Ok(QueryOutput::command("BEGIN"))
+            }
+            (Control::Begin, state) => {
+                // PostgreSQL warns and stays in the block.
+                self.state = state;
+                Ok(QueryOutput::command("BEGIN"))
+            }
+            (Control::Commit, TxnState::Idle) => Ok(QueryOutput::command("COMMIT")),
+            (Control::Commit, TxnState::Open { txn, .. }) => match txn.commit().await {
+                Ok(()) => Ok(QueryOutput::command("COMMIT")),
+                Err(e) => Err(kv_error(e)),
+            },
+            (Control::Commit, TxnState::CommitWait) => Ok(QueryOutput::command("COMMIT")),
+            (Control::Commit, TxnState::Failed { .. }) => Ok(QueryOutput::command("ROLLBACK")),
+            (Control::Rollback, TxnState::Open { txn, .. }) => {
+                let _ = txn.rollback().await;
+                Ok(QueryOutput::command("ROLLBACK"))
+            }
+            (Control::Rollback, _) => Ok(QueryOutput::command("ROLLBACK")),
+            (Control::Savepoint(name), TxnState::Open { txn, .. }) if is_restart(&name) => {
+                self.state = TxnState::Open {
+                    txn,
+                    restart_savepoint: true,
+                };
+                Ok(QueryOutput::command("SAVEPOINT"))
+            }
+            (
+                Control::RollbackToSavepoint(name),
+                TxnState::Open {
+                    txn,
+                    restart_savepoint: true,
+                },
+            ) if is_restart(&name) => {
+                let _ = txn.rollback().await;
+                self.state = TxnState::Open {
+                    txn: self.node.db.txn("sql"),
+                    restart_savepoint: true,
+                };
+                Ok(QueryOutput::command("ROLLBACK"))
+            }
+            (
+                Control::RollbackToSavepoint(name),
+                TxnState::Failed {
+                    restart_savepoint: true,
+                },
+            ) if is_restart(&name) => {
+                self.state = TxnState::Open {
+                    txn: self.node.db.txn("sql"),
+                    restart_savepoint: true,
+                };
+                Ok(QueryOutput::command("ROLLBACK"))
+            }
+            (
+                Control::ReleaseSavepoint(name),
+                TxnState::Open {
+                    txn,
+                    restart_savepoint: true,
+                },
+            ) if is_restart(&name) => match txn.commit().await {
+                Ok(()) => {
+                    self.state = TxnState::CommitWait;
+                    Ok(QueryOutput::command("RELEASE"))
+                }
+                Err(e) => {
+                    let e = kv_error(e);
+                    self.state = TxnState::Failed {
+                        restart_savepoint: true,
+                    };
+                    Err(e)
+                }
+            },
+            (
+                Control::Savepoint(_)
+                | Control::RollbackToSavepoint(_)
+                | Control::ReleaseSavepoint(_),
+                TxnState::Idle,
+            ) => Err(SqlError::new(
+                codes::NO_ACTIVE_SQL_TRANSACTION,
+                "there is no transaction in progress",
+            )),
+            (
+                Control::Savepoint(name)
+                | Control::RollbackToSavepoint(name)
+                | Control::ReleaseSavepoint(name),
+                state,
+            ) => {
+                self.state = state;
+                self.fail_block();
+                Err(SqlError::unsupported(format!(
+                    "savepoint \"{name}\": only SAVEPOINT cockroach_restart is supported"
+                )))
+            }
+        }
+    }
+
+    /// Ends the session: an open transaction is rolled back and its locks released.
+    pub async fn terminate(&mut self) {
+        if let TxnState::Open { txn, .. } = std::mem::replace(&mut self.state, TxnState::Idle) {
+            let _ = txn.rollback().await;
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let TxnState::Open { txn, .. } = std::mem::replace(&mut self.state, TxnState::Idle)
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(async move {
+                let _ = txn.rollback().await;
+            });
+        }
+    }
+}
+
+fn is_restart(name: &str) -> bool {
+    name.eq_ignore_ascii_case("cockroach_restart")
+}
+
+fn control_of(statement: &Statement) -> Option<Control> {
+    Some(match statement {
+        Statement::StartTransaction { .. } => Control::Begin,
+        Statement::Commit { .. } => Control::Commit,
+        Statement::Rollback {
+            savepoint: Some(name),
+            ..
+        } => Control::RollbackToSavepoint(name.value.clone()),
+        Statement::Rollback { .. } => Control::Rollback,
+        Statement::Savepoint { name } => Control::Savepoint(name.value.clone()),
+        Statement::ReleaseSavepoint { name } => Control::ReleaseSavepoint(name.value.clone()),
+        _ => return None,
+    })
+}
+
+/// `SET database = x` / `USE x` change the session's database.
+fn use_database(statement: &Statement) -> Option<String> {
+    match statement {
+        Statement::Use(sqlparser::ast::Use::Object(name)) => Some(name.to_string()),
+        _ => None,
+    }
+}
+
+async fn run_in_txn(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    statement: &Statement,
+    params: &[Value],
+) -> SqlResult<QueryOutput> {
+    crate::exec::execute_statement(node, txn, database, statement, params).await
+}
+
+/// Maps a KV error to the SQL error a client sees.
+pub fn kv_error(e: KvError) -> SqlError {
+    if e.detail.is_retryable() {
+        return SqlError::restart(&e.detail);
+    }
+    match &e.detail {
+        ErrorDetail::Unavailable(_) => SqlError::new("58030", e.detail.to_string()),
+        ErrorDetail::IntegerOverflow => SqlError::out_of_range("integer out of range"),
+        _ => SqlError::internal(e.detail.to_string()),
+    }
+}

@@ -1,0 +1,144 @@
+//! [`SqlType`]: the types a column or an expression can have.
+
+use std::fmt;
+
+/// A SQL type. `Unknown` is the type of a bare `NULL` literal or an untyped parameter
+/// before inference gives it one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SqlType {
+    Unknown,
+    Bool,
+    /// SMALLINT
+    Int2,
+    /// INTEGER / INT4
+    Int4,
+    /// BIGINT / INT8, and INT (8 bytes, as in CockroachDB)
+    Int8,
+    /// REAL
+    Float4,
+    /// DOUBLE PRECISION / FLOAT
+    Float8,
+    /// DECIMAL/NUMERIC with optional (precision, scale).
+    Decimal(Option<(u16, u16)>),
+    /// TEXT / STRING
+    Text,
+    /// VARCHAR(n); `None` is unbounded.
+    Varchar(Option<u32>),
+    /// CHAR(n) (blank-padded).
+    Char(u32),
+    Bytes,
+    Date,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Uuid,
+    Jsonb,
+}
+
+impl SqlType {
+    /// The PostgreSQL type OID, as sent in RowDescription and ParameterDescription.
+    pub fn oid(self) -> u32 {
+        match self {
+            SqlType::Unknown => 705,
+            SqlType::Bool => 16,
+            SqlType::Int2 => 21,
+            SqlType::Int4 => 23,
+            SqlType::Int8 => 20,
+            SqlType::Float4 => 700,
+            SqlType::Float8 => 701,
+            SqlType::Decimal(_) => 1700,
+            SqlType::Text => 25,
+            SqlType::Varchar(_) => 1043,
+            SqlType::Char(_) => 1042,
+            SqlType::Bytes => 17,
+            SqlType::Date => 1082,
+            SqlType::Timestamp => 1114,
+            SqlType::TimestampTz => 1184,
+            SqlType::Interval => 1186,
+            SqlType::Uuid => 2950,
+            SqlType::Jsonb => 3802,
+        }
+    }
+
+    /// The type for a PostgreSQL OID (parameter types sent by clients); `None` for
+    /// OIDs Tardigrade does not support.
+    pub fn from_oid(oid: u32) -> Option<SqlType> {
+        Some(match oid {
+            0 | 705 => SqlType::Unknown,
+            16 => SqlType::Bool,
+            21 => SqlType::Int2,
+            23 => SqlType::Int4,
+            20 => SqlType::Int8,
+            700 => SqlType::Float4,
+            701 => SqlType::Float8,
+            1700 => SqlType::Decimal(None),
+            25 => SqlType::Text,
+            1043 => SqlType::Varchar(None),
+            1042 => SqlType::Char(1),
+            17 => SqlType::Bytes,
+            1082 => SqlType::Date,
+            1114 => SqlType::Timestamp,
+            1184 => SqlType::TimestampTz,
+            1186 => SqlType::Interval,
+            2950 => SqlType::Uuid,
+            3802 | 114 => SqlType::Jsonb,
+            _ => return None,
+        })
+    }
+
+    pub fn is_integer(self) -> bool {
+        matches!(self, SqlType::Int2 | SqlType::Int4 | SqlType::Int8)
+    }
+
+    pub fn is_numeric(self) -> bool {
+        self.is_integer()
+            || matches!(
+                self,
+                SqlType::Float4 | SqlType::Float8 | SqlType::Decimal(_)
+            )
+    }
+
+    pub fn is_string(self) -> bool {
+        matches!(self, SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_))
+    }
+
+    /// Fixed wire length for RowDescription (-1 when variable).
+    pub fn type_len(self) -> i16 {
+        match self {
+            SqlType::Bool => 1,
+            SqlType::Int2 => 2,
+            SqlType::Int4 | SqlType::Float4 | SqlType::Date => 4,
+            SqlType::Int8 | SqlType::Float8 | SqlType::Timestamp | SqlType::TimestampTz => 8,
+            SqlType::Interval | SqlType::Uuid => 16,
+            _ => -1,
+        }
+    }
+}
+
+impl fmt::Display for SqlType {
+    /// PostgreSQL's name for the type, as `format_type` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SqlType::Unknown => f.write_str("unknown"),
+            SqlType::Bool => f.write_str("boolean"),
+            SqlType::Int2 => f.write_str("smallint"),
+            SqlType::Int4 => f.write_str("integer"),
+            SqlType::Int8 => f.write_str("bigint"),
+            SqlType::Float4 => f.write_str("real"),
+            SqlType::Float8 => f.write_str("double precision"),
+            SqlType::Decimal(None) => f.write_str("numeric"),
+            SqlType::Decimal(Some((p, s))) => write!(f, "numeric({p},{s})"),
+            SqlType::Text => f.write_str("text"),
+            SqlType::Varchar(None) => f.write_str("character varying"),
+            SqlType::Varchar(Some(n)) => write!(f, "character varying({n})"),
+            SqlType::Char(n) => write!(f, "character({n})"),
+            SqlType::Bytes => f.write_str("bytea"),
+            SqlType::Date => f.write_str("date"),
+            SqlType::Timestamp => f.write_str("timestamp without time zone"),
+            SqlType::TimestampTz => f.write_str("timestamp with time zone"),
+            SqlType::Interval => f.write_str("interval"),
+            SqlType::Uuid => f.write_str("uuid"),
+            SqlType::Jsonb => f.write_str("jsonb"),
+        }
+    }
+}
