@@ -14,7 +14,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 use tardigrade_kvpb::NodeId;
-use tardigrade_rpc::{FaultInjector, RaftClient};
+use tardigrade_rpc::{FaultInjector, NodeIdentity, RaftClient};
 pub use tardigrade_rpc::{RaftHandler, RaftMessage, RaftMessageBatch};
 
 /// Sends a batch of Raft messages to `batch.to_node`. Must not block.
@@ -105,6 +105,9 @@ const QUEUE_LEN: usize = 256;
 pub struct GrpcRaftTransport {
     resolver: Arc<dyn NodeResolver>,
     faults: Option<FaultInjector>,
+    /// Stamped on every batch (the receiver refuses Raft traffic from
+    /// another cluster or without a cluster id).
+    identity: Option<Arc<NodeIdentity>>,
     runtime: tokio::runtime::Handle,
     queues: Mutex<HashMap<NodeId, tokio::sync::mpsc::Sender<RaftMessageBatch>>>,
 }
@@ -114,6 +117,7 @@ impl GrpcRaftTransport {
     pub fn new(
         resolver: Arc<dyn NodeResolver>,
         faults: Option<FaultInjector>,
+        identity: Option<Arc<NodeIdentity>>,
     ) -> Result<Arc<GrpcRaftTransport>, tardigrade_kvpb::KvError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             tardigrade_kvpb::KvError::internal("GrpcRaftTransport::new outside a Tokio runtime")
@@ -121,6 +125,7 @@ impl GrpcRaftTransport {
         Ok(Arc::new(GrpcRaftTransport {
             resolver,
             faults,
+            identity,
             runtime,
             queues: Mutex::default(),
         }))
@@ -136,6 +141,7 @@ impl GrpcRaftTransport {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<RaftMessageBatch>(QUEUE_LEN);
         let resolver = self.resolver.clone();
         let faults = self.faults.clone();
+        let identity = self.identity.clone();
         self.runtime.spawn(async move {
             let mut client: Option<RaftClient> = None;
             while let Some(batch) = rx.recv().await {
@@ -150,7 +156,12 @@ impl GrpcRaftTransport {
                     continue;
                 };
                 if client.as_ref().is_none_or(|c| c.addr() != addr) {
-                    client = RaftClient::connect_lazy(&addr).ok();
+                    client = RaftClient::connect_lazy(&addr)
+                        .ok()
+                        .map(|c| match &identity {
+                            Some(id) => c.with_identity(id.clone()),
+                            None => c,
+                        });
                 }
                 if let Some(c) = &client
                     && let Err(e) = c.send(batch).await

@@ -1,5 +1,6 @@
 //! The client side: a [`Sender`] that sends batches to a node over gRPC.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tardigrade_kvpb::{BatchRequest, ErrorDetail, KvError, SendFuture, Sender};
@@ -7,6 +8,7 @@ use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::convert::batch_result_from_pb;
+use crate::identity::NodeIdentity;
 use crate::pb;
 use crate::pb::internal_client::InternalClient;
 use crate::server::MAX_MESSAGE_SIZE;
@@ -20,6 +22,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct RpcSender {
     addr: String,
     client: InternalClient<Channel>,
+    identity: Option<Arc<NodeIdentity>>,
 }
 
 pub(crate) fn endpoint(addr: &str) -> Result<Endpoint, KvError> {
@@ -51,7 +54,15 @@ impl RpcSender {
         RpcSender {
             addr: addr.to_string(),
             client,
+            identity: None,
         }
+    }
+
+    /// Stamps `identity` (a node's cluster id, node id and version) on every
+    /// batch, so the receiving node can refuse a node of another cluster.
+    pub fn with_identity(mut self, identity: Arc<NodeIdentity>) -> RpcSender {
+        self.identity = Some(identity);
+        self
     }
 
     /// Connects now, so that an unreachable node is reported at once
@@ -86,8 +97,12 @@ impl RpcSender {
     ) -> Result<tardigrade_kvpb::BatchResponse, KvError> {
         let n = ba.requests.len();
         let mut client = self.client.clone();
+        let mut req = tonic::Request::new(pb::BatchRequest::from(ba));
+        if let Some(id) = &self.identity {
+            id.stamp(req.metadata_mut());
+        }
         let resp = client
-            .batch(pb::BatchRequest::from(ba))
+            .batch(req)
             .await
             .map_err(|s| status_to_error(&self.addr, s))?;
         let br = batch_result_from_pb(resp.into_inner()).map_err(|e| {
@@ -137,7 +152,7 @@ pub(crate) fn status_to_error(addr: &str, s: tonic::Status) -> KvError {
             };
             unavailable(addr, msg)
         }
-        Code::InvalidArgument => KvError::invalid(format!(
+        Code::InvalidArgument | Code::FailedPrecondition => KvError::invalid(format!(
             "node at {addr} refused the request: {}",
             s.message()
         )),

@@ -10,6 +10,8 @@
 //!   (the `Raft` service), served with [`serve_with_raft`].
 //! - [`NodeHandler`] / [`NodeClient`]: the `Node` service (init, join, first
 //!   range), served with [`serve_node`] beside the other two.
+//! - [`identity`]: the sender's cluster id, node id and version on every
+//!   node-to-node RPC; servers refuse other clusters and versions.
 //! - [`Transport`] / [`FaultInjector`]: the seam node-to-node traffic goes
 //!   through, so tests can partition, drop and delay it.
 
@@ -26,13 +28,15 @@ pub mod node_pb {
 
 mod client;
 pub mod convert;
+pub mod identity;
 mod node;
 mod raft;
 mod server;
 mod transport;
 
 pub use client::{CONNECT_TIMEOUT, RpcSender};
+pub use identity::{NodeIdentity, PeerCheck, PeerFuture};
 pub use node::{JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler};
 pub use raft::{RaftClient, RaftHandler, RaftMessage, RaftMessageBatch};
-pub use server::{MAX_MESSAGE_SIZE, ServeError, serve, serve_node, serve_with_raft};
+pub use server::{MAX_MESSAGE_SIZE, NodeServices, ServeError, serve, serve_node, serve_with_raft};
 pub use transport::{FaultInjector, FaultyTransport, GrpcTransport, NodeId, Transport};

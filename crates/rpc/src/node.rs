@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tardigrade_kvpb::{ErrorDetail, KvError};
 use tonic::{Request, Response, Status};
 
+use crate::identity::{NodeIdentity, PeerCheck, admit};
 use crate::node_pb;
 use crate::node_pb::node_client::NodeClient as PbNodeClient;
 use crate::node_pb::node_server::Node;
@@ -62,6 +63,16 @@ pub trait NodeHandler: Send + Sync {
 
 pub(crate) struct NodeService {
     pub handler: Arc<dyn NodeHandler>,
+    pub identity: Option<Arc<NodeIdentity>>,
+    pub peers: Option<Arc<dyn PeerCheck>>,
+}
+
+impl NodeService {
+    /// Refuses a node of another cluster or an incompatible version (a
+    /// joining node has no cluster id yet and passes).
+    async fn admit(&self, md: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        admit(self.identity.as_deref(), self.peers.as_deref(), md, false).await
+    }
 }
 
 fn status(e: NodeError) -> Status {
@@ -77,8 +88,9 @@ fn status(e: NodeError) -> Status {
 impl Node for NodeService {
     async fn bootstrap(
         &self,
-        _request: Request<node_pb::BootstrapRequest>,
+        request: Request<node_pb::BootstrapRequest>,
     ) -> Result<Response<node_pb::BootstrapResponse>, Status> {
+        self.admit(request.metadata()).await?;
         let (cluster_id, node_id) = self.handler.bootstrap().await.map_err(status)?;
         Ok(Response::new(node_pb::BootstrapResponse {
             cluster_id,
@@ -90,6 +102,7 @@ impl Node for NodeService {
         &self,
         request: Request<node_pb::JoinRequest>,
     ) -> Result<Response<node_pb::JoinResponse>, Status> {
+        self.admit(request.metadata()).await?;
         let r = request.into_inner();
         if r.address.is_empty() || r.address.len() > 1024 {
             return Err(Status::invalid_argument("join: bad address"));
@@ -110,8 +123,9 @@ impl Node for NodeService {
 
     async fn first_range(
         &self,
-        _request: Request<node_pb::FirstRangeRequest>,
+        request: Request<node_pb::FirstRangeRequest>,
     ) -> Result<Response<node_pb::FirstRangeResponse>, Status> {
+        self.admit(request.metadata()).await?;
         let g = self.handler.first_range().unwrap_or_default();
         Ok(Response::new(node_pb::FirstRangeResponse {
             descriptor: g.first_range,
@@ -125,6 +139,7 @@ impl Node for NodeService {
 #[derive(Clone)]
 pub struct NodeClient {
     inner: PbNodeClient<tonic::transport::Channel>,
+    identity: Option<Arc<NodeIdentity>>,
 }
 
 fn from_status(s: Status) -> NodeError {
@@ -150,14 +165,30 @@ impl NodeClient {
             .connect_timeout(crate::CONNECT_TIMEOUT);
         Ok(NodeClient {
             inner: PbNodeClient::new(endpoint.connect_lazy()),
+            identity: None,
         })
+    }
+
+    /// Stamps `identity` on every request: the receiving node refuses a
+    /// node of another cluster or an incompatible version.
+    pub fn with_identity(mut self, identity: Arc<NodeIdentity>) -> NodeClient {
+        self.identity = Some(identity);
+        self
+    }
+
+    fn request<T>(&self, msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        if let Some(id) = &self.identity {
+            id.stamp(req.metadata_mut());
+        }
+        req
     }
 
     pub async fn bootstrap(&self) -> Result<(Vec<u8>, u64), NodeError> {
         let r = self
             .inner
             .clone()
-            .bootstrap(node_pb::BootstrapRequest {})
+            .bootstrap(self.request(node_pb::BootstrapRequest {}))
             .await
             .map_err(from_status)?
             .into_inner();
@@ -173,11 +204,11 @@ impl NodeClient {
         let r = self
             .inner
             .clone()
-            .join(node_pb::JoinRequest {
+            .join(self.request(node_pb::JoinRequest {
                 address: address.to_string(),
                 locality: locality.to_string(),
                 binary_version: binary_version.to_string(),
-            })
+            }))
             .await
             .map_err(from_status)?
             .into_inner();
@@ -195,7 +226,7 @@ impl NodeClient {
         let r = self
             .inner
             .clone()
-            .first_range(node_pb::FirstRangeRequest {})
+            .first_range(self.request(node_pb::FirstRangeRequest {}))
             .await
             .map_err(from_status)?
             .into_inner();

@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::client::{endpoint, status_to_error};
+use crate::identity::{NodeIdentity, PeerCheck, admit};
 use crate::pb;
 use crate::pb::raft_client::RaftClient as PbRaftClient;
 use crate::pb::raft_server::Raft;
@@ -102,6 +103,8 @@ impl TryFrom<pb::RaftMessageBatch> for RaftMessageBatch {
 
 pub(crate) struct RaftService {
     pub(crate) handler: Arc<dyn RaftHandler>,
+    pub(crate) identity: Option<Arc<NodeIdentity>>,
+    pub(crate) peers: Option<Arc<dyn PeerCheck>>,
 }
 
 #[tonic::async_trait]
@@ -110,6 +113,13 @@ impl Raft for RaftService {
         &self,
         request: Request<pb::RaftMessageBatch>,
     ) -> Result<Response<pb::RaftAck>, Status> {
+        admit(
+            self.identity.as_deref(),
+            self.peers.as_deref(),
+            request.metadata(),
+            true,
+        )
+        .await?;
         let batch = RaftMessageBatch::try_from(request.into_inner())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         match self.handler.handle_raft_batch(batch) {
@@ -128,6 +138,7 @@ impl Raft for RaftService {
 pub struct RaftClient {
     addr: String,
     client: PbRaftClient<Channel>,
+    identity: Option<Arc<NodeIdentity>>,
 }
 
 impl RaftClient {
@@ -145,7 +156,15 @@ impl RaftClient {
         Ok(RaftClient {
             addr: addr.to_string(),
             client,
+            identity: None,
         })
+    }
+
+    /// Stamps `identity` on every batch (the receiver refuses Raft traffic
+    /// without a cluster id, or from another cluster).
+    pub fn with_identity(mut self, identity: Arc<NodeIdentity>) -> RaftClient {
+        self.identity = Some(identity);
+        self
     }
 
     pub fn addr(&self) -> &str {
@@ -155,8 +174,12 @@ impl RaftClient {
     /// Sends one batch; a transport failure is `Unavailable`.
     pub async fn send(&self, batch: RaftMessageBatch) -> Result<(), KvError> {
         let mut client = self.client.clone();
+        let mut req = Request::new(pb::RaftMessageBatch::from(batch));
+        if let Some(id) = &self.identity {
+            id.stamp(req.metadata_mut());
+        }
         client
-            .raft_messages(pb::RaftMessageBatch::from(batch))
+            .raft_messages(req)
             .await
             .map_err(|s| status_to_error(&self.addr, s))?;
         Ok(())

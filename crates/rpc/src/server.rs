@@ -9,6 +9,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use crate::convert::batch_result_to_pb;
+use crate::identity::{NodeIdentity, PeerCheck, admit};
 use crate::pb;
 use crate::pb::internal_server::{Internal, InternalServer};
 use crate::pb::raft_server::RaftServer;
@@ -22,6 +23,8 @@ pub const MAX_MESSAGE_SIZE: usize = 256 << 20;
 
 struct InternalService {
     sender: Arc<dyn Sender>,
+    identity: Option<Arc<NodeIdentity>>,
+    peers: Option<Arc<dyn PeerCheck>>,
 }
 
 #[tonic::async_trait]
@@ -30,8 +33,16 @@ impl Internal for InternalService {
         &self,
         request: Request<pb::BatchRequest>,
     ) -> Result<Response<pb::BatchResponse>, Status> {
-        // TODO(issue 3): check the sender's node id and cluster id (carried in
-        // the request) against this node's before serving anything.
+        // A node of another cluster (or version, or a node id the cluster
+        // does not know) is refused before anything is decoded; clients
+        // without an identity (CLI, workloads) are served.
+        admit(
+            self.identity.as_deref(),
+            self.peers.as_deref(),
+            request.metadata(),
+            false,
+        )
+        .await?;
         let ba = match BatchRequest::try_from(request.into_inner()) {
             Ok(ba) => ba,
             Err(e) => {
@@ -80,13 +91,21 @@ pub async fn serve_with_raft(
     raft: Option<Arc<dyn RaftHandler>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let service = InternalServer::new(InternalService { sender })
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let service = InternalServer::new(InternalService {
+        sender,
+        identity: None,
+        peers: None,
+    })
+    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+    .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let raft = raft.map(|handler| {
-        RaftServer::new(RaftService { handler })
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+        RaftServer::new(RaftService {
+            handler,
+            identity: None,
+            peers: None,
+        })
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
     });
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
@@ -96,23 +115,52 @@ pub async fn serve_with_raft(
         .await
 }
 
-/// Every service a cluster node serves on its one listener: `Internal`
-/// (batches to `sender`), `Raft` and `Node`, until `shutdown` completes.
+/// What a cluster node serves: `Internal` (batches to `sender`), `Raft`
+/// and `Node`, checking callers against `identity` and `peers`.
+pub struct NodeServices {
+    pub sender: Arc<dyn Sender>,
+    pub raft: Arc<dyn RaftHandler>,
+    pub node: Arc<dyn crate::node::NodeHandler>,
+    /// This node's identity: requests from another cluster or an
+    /// incompatible version are refused once it has a cluster id.
+    pub identity: Arc<NodeIdentity>,
+    /// Whether a node id that claims to be of this cluster is known.
+    pub peers: Arc<dyn PeerCheck>,
+}
+
+/// Every service a cluster node serves on its one listener, until
+/// `shutdown` completes.
 pub async fn serve_node(
     listener: tokio::net::TcpListener,
-    sender: Arc<dyn Sender>,
-    raft: Arc<dyn RaftHandler>,
-    node: Arc<dyn crate::node::NodeHandler>,
+    services: NodeServices,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let service = InternalServer::new(InternalService { sender })
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let raft = RaftServer::new(RaftService { handler: raft })
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let node =
-        crate::node_pb::node_server::NodeServer::new(crate::node::NodeService { handler: node });
+    let NodeServices {
+        sender,
+        raft,
+        node,
+        identity,
+        peers,
+    } = services;
+    let service = InternalServer::new(InternalService {
+        sender,
+        identity: Some(identity.clone()),
+        peers: Some(peers.clone()),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+    .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let raft = RaftServer::new(RaftService {
+        handler: raft,
+        identity: Some(identity.clone()),
+        peers: Some(peers.clone()),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+    .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let node = crate::node_pb::node_server::NodeServer::new(crate::node::NodeService {
+        handler: node,
+        identity: Some(identity),
+        peers: Some(peers),
+    });
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(service)

@@ -27,8 +27,8 @@ use tardigrade_kvpb::{
 use tardigrade_kvserver::allocator::{StoreDetail, StorePool};
 use tardigrade_kvserver::{GrpcRaftTransport, NodeResolver, Store, StoreConfig};
 use tardigrade_rpc::{
-    JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, RaftHandler, RaftMessageBatch,
-    RpcSender,
+    JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, NodeIdentity, NodeServices,
+    PeerCheck, PeerFuture, RaftHandler, RaftMessageBatch, RpcSender,
 };
 use tardigrade_storage::{Engine, Space, StoreSpec};
 use tokio::sync::{Notify, oneshot};
@@ -74,6 +74,10 @@ struct Shared {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The allocator's view of the cluster's stores.
     pool: Arc<NodeStorePool>,
+    /// Stamped on this node's RPCs and checked against incoming ones.
+    identity: Arc<NodeIdentity>,
+    /// Node ids refused as unknown recently (not looked up again for a while).
+    unknown_peers: Mutex<HashMap<NodeId, std::time::Instant>>,
 }
 
 /// The cluster's stores as the allocator sees them: node descriptors,
@@ -149,14 +153,20 @@ impl ClusterNode {
                 clock,
                 stores: RwLock::new(Vec::new()),
             }),
+            identity: Arc::new(NodeIdentity::new(env!("CARGO_PKG_VERSION"))),
+            unknown_peers: Mutex::new(HashMap::new()),
         });
         shared.directory.set_self(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let serve = tokio::spawn(tardigrade_rpc::serve_node(
             listener,
-            Arc::new(Gateway(shared.clone())),
-            Arc::new(LateRaft(shared.clone())),
-            Arc::new(Handler(shared.clone())),
+            NodeServices {
+                sender: Arc::new(Gateway(shared.clone())),
+                raft: Arc::new(LateRaft(shared.clone())),
+                node: Arc::new(Handler(shared.clone())),
+                identity: shared.identity.clone(),
+                peers: Arc::new(Peers(shared.clone())),
+            },
             async {
                 let _ = rx.await;
             },
@@ -195,6 +205,11 @@ impl ClusterNode {
 
     pub fn node_id(&self) -> Option<NodeId> {
         self.shared.ident.get().map(|i| i.node_id)
+    }
+
+    /// What this node stamps on its RPCs (cluster id, node id, version).
+    pub fn identity(&self) -> Arc<NodeIdentity> {
+        self.shared.identity.clone()
     }
 
     pub fn store(&self) -> Option<Arc<Store>> {
@@ -236,9 +251,11 @@ impl ClusterNode {
 /// Opens the store under `ident` and starts the node's background work.
 async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerError> {
     let resolver: Arc<dyn NodeResolver> = shared.directory.clone();
-    let transport = GrpcRaftTransport::new(resolver, None).map_err(|e| {
-        ServerError::Engine(tardigrade_storage::EngineError::Corrupt(e.to_string()))
-    })?;
+    shared.identity.set(ident.cluster_id, ident.node_id);
+    let transport =
+        GrpcRaftTransport::new(resolver, None, Some(shared.identity.clone())).map_err(|e| {
+            ServerError::Engine(tardigrade_storage::EngineError::Corrupt(e.to_string()))
+        })?;
     let mut cfg = shared.store_config.clone();
     cfg.node_id = ident.node_id;
     cfg.store_id = ident.store_id;
@@ -415,10 +432,21 @@ async fn refresh_first_range(shared: &Arc<Shared>) {
         let Ok(client) = NodeClient::connect_lazy(&addr) else {
             continue;
         };
-        if let Ok(Ok(Some(g))) =
-            tokio::time::timeout(Duration::from_secs(2), client.first_range()).await
-            && let Ok(d) = RangeDescriptor::decode(&g.first_range)
-        {
+        let client = client.with_identity(shared.identity.clone());
+        let g = match tokio::time::timeout(Duration::from_secs(2), client.first_range()).await {
+            Ok(Ok(Some(g))) => g,
+            Ok(Err(NodeError::Refused(msg))) => {
+                tracing::error!(peer = %addr, "peer refused this node: {msg}");
+                continue;
+            }
+            _ => continue,
+        };
+        let mine = shared.identity.cluster_id();
+        if mine.is_some_and(|c| c.as_slice() != g.cluster_id.as_slice()) {
+            tracing::error!(peer = %addr, "peer belongs to another cluster; not using it");
+            continue;
+        }
+        if let Ok(d) = RangeDescriptor::decode(&g.first_range) {
             shared.directory.insert_encoded(&g.nodes);
             *shared.first_range.write() = Some(d);
             return;
@@ -441,6 +469,7 @@ async fn join_loop(shared: Arc<Shared>) {
             let Ok(client) = NodeClient::connect_lazy(&addr) else {
                 continue;
             };
+            let client = client.with_identity(shared.identity.clone());
             let locality = NodeDescriptor {
                 locality: shared.locality.clone(),
                 ..Default::default()
@@ -563,6 +592,7 @@ impl NodeHandler for Handler {
                 let Ok(client) = NodeClient::connect_lazy(addr) else {
                     continue;
                 };
+                let client = client.with_identity(shared.identity.clone());
                 if let Ok(Ok(Some(_))) =
                     tokio::time::timeout(Duration::from_secs(2), client.first_range()).await
                 {
@@ -709,6 +739,68 @@ fn major_minor(v: &str) -> (String, String) {
     )
 }
 
+/// Whether a node id that a request from this cluster claims is one the
+/// cluster knows: in the directory, or (looked up, then cached) a node
+/// descriptor in KV. A lookup that cannot finish lets the request through
+/// (only a definite "no such node" refuses).
+struct Peers(Arc<Shared>);
+
+/// How long a node id refused as unknown is refused without a new lookup.
+const UNKNOWN_PEER_MEMORY: Duration = Duration::from_secs(5);
+
+impl PeerCheck for Peers {
+    fn check_node(&self, node_id: u64) -> PeerFuture<'_> {
+        Box::pin(async move {
+            let shared = &self.0;
+            let cluster = shared
+                .ident
+                .get()
+                .map(StoreIdent::cluster_id_string)
+                .unwrap_or_default();
+            if shared.ident.get().is_some_and(|i| i.node_id == node_id) {
+                return Err(format!(
+                    "refusing RPC from a node claiming id n{node_id}, which is this node's id (cluster {cluster})"
+                ));
+            }
+            if shared.directory.nodes.read().contains_key(&node_id) {
+                return Ok(());
+            }
+            let unknown =
+                || format!("refusing RPC from node n{node_id}: no such node in cluster {cluster}");
+            if let Some(at) = shared.unknown_peers.lock().get(&node_id)
+                && at.elapsed() < UNKNOWN_PEER_MEMORY
+            {
+                return Err(unknown());
+            }
+            let Some(dist) = shared.dist.get() else {
+                return Ok(());
+            };
+            let db = Db::new(dist.clone(), shared.clock.clone());
+            let key = NodeDescriptor::key(node_id);
+            match tokio::time::timeout(Duration::from_secs(1), db.get(&key)).await {
+                Ok(Ok(Some(v))) => {
+                    if let Some(d) = NodeDescriptor::decode(&v) {
+                        shared.directory.insert(d);
+                    }
+                    Ok(())
+                }
+                Ok(Ok(None)) => {
+                    shared
+                        .unknown_peers
+                        .lock()
+                        .insert(node_id, std::time::Instant::now());
+                    Err(unknown())
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(node_id, error = %e, "cannot look up a peer's node id");
+                    Ok(())
+                }
+                Err(_) => Ok(()),
+            }
+        })
+    }
+}
+
 struct FirstRangeOf(Arc<Shared>);
 
 impl FirstRange for FirstRangeOf {
@@ -791,7 +883,11 @@ impl NodeDialer for Directory {
                 "address of node {node} unknown"
             )))
         })?;
-        let s: Arc<dyn Sender> = Arc::new(RpcSender::connect_lazy(&addr)?);
+        let mut sender = RpcSender::connect_lazy(&addr)?;
+        if let Some(shared) = self.me.get().and_then(std::sync::Weak::upgrade) {
+            sender = sender.with_identity(shared.identity.clone());
+        }
+        let s: Arc<dyn Sender> = Arc::new(sender);
         self.senders.lock().insert(node, s.clone());
         Ok(s)
     }
