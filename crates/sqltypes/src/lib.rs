@@ -11,7 +11,9 @@
 //! The `sql` crate (catalog, planning, execution, sessions) builds on it; the pgwire
 //! front end uses its text and binary formats.
 
+pub mod agg;
 pub mod error;
+pub mod ops;
 pub mod types;
 pub mod value;
 
