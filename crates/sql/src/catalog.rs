@@ -4,8 +4,11 @@
 //!
 //! TODO(issue 4): storage, id allocation, name resolution and the per-node cache.
 
+use std::sync::Arc;
+
 use tardigrade_encoding::Direction;
-use tardigrade_sqltypes::SqlType;
+use tardigrade_kv::Txn;
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType};
 
 pub type DescId = u32;
 pub type ColumnId = u32;
@@ -95,9 +98,47 @@ impl Catalog {
         Catalog { db }
     }
 
+    pub fn db(&self) -> &tardigrade_kv::Db {
+        &self.db
+    }
+
     /// Creates `defaultdb` and `postgres` if the cluster has no databases yet.
-    pub async fn ensure_bootstrapped(&self) -> tardigrade_sqltypes::SqlResult<()> {
-        let _ = &self.db;
+    pub async fn ensure_bootstrapped(&self) -> SqlResult<()> {
         Ok(())
+    }
+
+    pub async fn database_id(&self, _txn: &mut Txn, _name: &str) -> SqlResult<Option<DescId>> {
+        Err(SqlError::unsupported("catalog: not yet"))
+    }
+
+    pub async fn resolve_table(
+        &self,
+        _txn: &mut Txn,
+        _database: &str,
+        _schema: Option<&str>,
+        _name: &str,
+    ) -> SqlResult<Option<Arc<TableDesc>>> {
+        Err(SqlError::unsupported("catalog: not yet"))
+    }
+
+    pub async fn table_by_id(&self, _txn: &mut Txn, _id: DescId) -> SqlResult<Arc<TableDesc>> {
+        Err(SqlError::unsupported("catalog: not yet"))
+    }
+
+    pub async fn list_tables(
+        &self,
+        _txn: &mut Txn,
+        _database: &str,
+    ) -> SqlResult<Vec<Arc<TableDesc>>> {
+        Err(SqlError::unsupported("catalog: not yet"))
+    }
+
+    pub async fn next_sequence_value(
+        &self,
+        _txn: &mut Txn,
+        _database: &str,
+        _sequence_name: &str,
+    ) -> SqlResult<i64> {
+        Err(SqlError::unsupported("catalog: not yet"))
     }
 }
