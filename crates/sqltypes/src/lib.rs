@@ -12,7 +12,9 @@
 //! front end uses its text and binary formats.
 
 pub mod agg;
+pub mod datetime;
 pub mod error;
+pub mod num;
 pub mod ops;
 pub mod types;
 pub mod value;

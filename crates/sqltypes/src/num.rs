@@ -1,0 +1,694 @@
+//! Exact NUMERIC arithmetic with PostgreSQL's result scales.
+//!
+//! [`Decimal`] (from the encoding crate) stores values; this module computes with
+//! them. Finite values are turned into [`Num`] — a sign, decimal digits and a
+//! non-negative scale — and back. Addition, subtraction and multiplication are exact;
+//! division rounds half away from zero to the scale PostgreSQL's `select_div_scale`
+//! chooses (at least 16 significant digits, never fewer decimals than either input),
+//! so `1::numeric / 3` is `0.33333333333333333333` and `avg` prints as PostgreSQL does.
+
+use std::cmp::Ordering;
+
+use tardigrade_encoding::decimal::Decimal;
+
+use crate::{SqlError, SqlResult};
+
+/// PostgreSQL's NUMERIC_MIN_SIG_DIGITS.
+const MIN_SIG_DIGITS: i64 = 16;
+/// PostgreSQL's NUMERIC_MAX_DISPLAY_SCALE.
+pub const MAX_DISPLAY_SCALE: i64 = 1000;
+/// PostgreSQL's NUMERIC_MAX_RESULT_SCALE.
+const MAX_RESULT_SCALE: i64 = 2000;
+
+/// A finite decimal: `(-1)^neg × mag × 10^-scale`, `mag` as digits 0..=9, most
+/// significant first, without leading zeros (empty for zero).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Num {
+    pub neg: bool,
+    pub mag: Vec<u8>,
+    pub scale: u32,
+}
+
+fn strip_leading(mut v: Vec<u8>) -> Vec<u8> {
+    let lead = v.iter().take_while(|&&d| d == 0).count();
+    v.drain(..lead);
+    v
+}
+
+fn cmp_mag(a: &[u8], b: &[u8]) -> Ordering {
+    let a = &a[a.iter().take_while(|&&d| d == 0).count()..];
+    let b = &b[b.iter().take_while(|&&d| d == 0).count()..];
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+fn add_mag(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let n = a.len().max(b.len());
+    let mut out = Vec::with_capacity(n + 1);
+    let mut carry = 0u8;
+    for i in 0..n {
+        let x = if i < a.len() { a[a.len() - 1 - i] } else { 0 };
+        let y = if i < b.len() { b[b.len() - 1 - i] } else { 0 };
+        let s = x + y + carry;
+        out.push(s % 10);
+        carry = s / 10;
+    }
+    if carry > 0 {
+        out.push(carry);
+    }
+    out.reverse();
+    strip_leading(out)
+}
+
+/// `a - b` for `a >= b`.
+fn sub_mag(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.len());
+    let mut borrow = 0i8;
+    for i in 0..a.len() {
+        let x = a[a.len() - 1 - i] as i8;
+        let y = if i < b.len() { b[b.len() - 1 - i] as i8 } else { 0 };
+        let mut d = x - y - borrow;
+        if d < 0 {
+            d += 10;
+            borrow = 1;
+        } else {
+            borrow = 0;
+        }
+        out.push(d as u8);
+    }
+    out.reverse();
+    strip_leading(out)
+}
+
+fn mul_mag(a: &[u8], b: &[u8]) -> Vec<u8> {
+    if a.is_empty() || b.is_empty() {
+        return Vec::new();
+    }
+    let mut acc = vec![0u64; a.len() + b.len()];
+    for (i, &x) in a.iter().rev().enumerate() {
+        if x == 0 {
+            continue;
+        }
+        for (j, &y) in b.iter().rev().enumerate() {
+            acc[i + j] += u64::from(x) * u64::from(y);
+        }
+    }
+    let mut carry = 0u64;
+    let mut out = Vec::with_capacity(acc.len());
+    for v in acc {
+        let s = v + carry;
+        out.push((s % 10) as u8);
+        carry = s / 10;
+    }
+    while carry > 0 {
+        out.push((carry % 10) as u8);
+        carry /= 10;
+    }
+    out.reverse();
+    strip_leading(out)
+}
+
+/// Integer division of magnitudes: `(a / b, a % b)`; `b` must be non-zero.
+fn divmod_mag(a: &[u8], b: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut q = Vec::with_capacity(a.len());
+    let mut rem: Vec<u8> = Vec::with_capacity(b.len() + 1);
+    for &d in a {
+        rem.push(d);
+        rem = strip_leading(rem);
+        let mut count = 0u8;
+        while cmp_mag(&rem, b) != Ordering::Less {
+            rem = sub_mag(&rem, b);
+            count += 1;
+        }
+        q.push(count);
+    }
+    (strip_leading(q), rem)
+}
+
+fn pad_zeros(v: &[u8], n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() + n);
+    out.extend_from_slice(v);
+    if !v.is_empty() {
+        out.resize(v.len() + n, 0);
+    }
+    out
+}
+
+impl Num {
+    pub fn zero() -> Num {
+        Num {
+            neg: false,
+            mag: Vec::new(),
+            scale: 0,
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.mag.is_empty()
+    }
+
+    /// The finite part of a decimal (`None` for NaN and infinities).
+    pub fn from_decimal(d: &Decimal) -> Option<Num> {
+        if d.is_nan() || d.is_infinite() {
+            return None;
+        }
+        let e = d.exponent();
+        let digits = d.coefficient_digits();
+        Some(if e >= 0 {
+            Num {
+                neg: d.is_negative(),
+                mag: pad_zeros(digits, e as usize),
+                scale: 0,
+            }
+        } else {
+            Num {
+                neg: d.is_negative(),
+                mag: digits.to_vec(),
+                scale: e.unsigned_abs(),
+            }
+        })
+    }
+
+    pub fn from_i128(v: i128) -> Num {
+        let mag = v
+            .unsigned_abs()
+            .to_string()
+            .bytes()
+            .map(|b| b - b'0')
+            .collect();
+        Num {
+            neg: v < 0,
+            mag: strip_leading(mag),
+            scale: 0,
+        }
+    }
+
+    pub fn to_decimal(&self) -> SqlResult<Decimal> {
+        let exp = -(i64::from(self.scale));
+        let e = i32::try_from(exp).map_err(|_| overflow())?;
+        Decimal::from_parts(self.neg && !self.mag.is_empty(), self.mag.clone(), e)
+            .ok_or_else(overflow)
+    }
+
+    fn with_scale(&self, scale: u32) -> Vec<u8> {
+        debug_assert!(scale >= self.scale);
+        pad_zeros(&self.mag, (scale - self.scale) as usize)
+    }
+
+    pub fn neg(mut self) -> Num {
+        self.neg = !self.neg && !self.mag.is_empty();
+        self
+    }
+
+    pub fn abs(mut self) -> Num {
+        self.neg = false;
+        self
+    }
+
+    pub fn cmp(&self, other: &Num) -> Ordering {
+        match (self.neg && !self.is_zero(), other.neg && !other.is_zero()) {
+            (false, true) => return Ordering::Greater,
+            (true, false) => return Ordering::Less,
+            _ => {}
+        }
+        let s = self.scale.max(other.scale);
+        let ord = cmp_mag(&self.with_scale(s), &other.with_scale(s));
+        if self.neg && !self.is_zero() {
+            ord.reverse()
+        } else {
+            ord
+        }
+    }
+
+    pub fn add(&self, other: &Num) -> Num {
+        let s = self.scale.max(other.scale);
+        let (a, b) = (self.with_scale(s), other.with_scale(s));
+        if self.neg == other.neg {
+            return Num {
+                neg: self.neg,
+                mag: add_mag(&a, &b),
+                scale: s,
+            }
+            .normalize_sign();
+        }
+        match cmp_mag(&a, &b) {
+            Ordering::Less => Num {
+                neg: other.neg,
+                mag: sub_mag(&b, &a),
+                scale: s,
+            },
+            _ => Num {
+                neg: self.neg,
+                mag: sub_mag(&a, &b),
+                scale: s,
+            },
+        }
+        .normalize_sign()
+    }
+
+    pub fn sub(&self, other: &Num) -> Num {
+        self.add(&other.clone().neg())
+    }
+
+    pub fn mul(&self, other: &Num) -> Num {
+        Num {
+            neg: self.neg != other.neg,
+            mag: mul_mag(&self.mag, &other.mag),
+            scale: self.scale + other.scale,
+        }
+        .normalize_sign()
+    }
+
+    fn normalize_sign(mut self) -> Num {
+        if self.mag.is_empty() {
+            self.neg = false;
+        }
+        self
+    }
+
+    /// Decimal exponent of the most significant digit (value in [10^e, 10^(e+1))).
+    fn dweight(&self) -> i64 {
+        self.mag.len() as i64 - 1 - i64::from(self.scale)
+    }
+
+    /// PostgreSQL's base-10000 `(weight, first digit)` of a non-zero value.
+    fn base10000_lead(&self) -> (i64, u32) {
+        let e = self.dweight();
+        let w = e.div_euclid(4);
+        let ndig = (e - 4 * w + 1) as usize; // 1..=4 digits form the first group
+        let mut first = 0u32;
+        for i in 0..ndig {
+            first = first * 10 + u32::from(self.mag.get(i).copied().unwrap_or(0));
+        }
+        (w, first)
+    }
+
+    /// PostgreSQL's `select_div_scale`.
+    pub fn div_scale(&self, other: &Num) -> u32 {
+        let (w1, f1) = if self.is_zero() {
+            (0, 0)
+        } else {
+            self.base10000_lead()
+        };
+        let (w2, f2) = if other.is_zero() {
+            (0, 0)
+        } else {
+            other.base10000_lead()
+        };
+        let mut qweight = w1 - w2;
+        if f1 <= f2 {
+            qweight -= 1;
+        }
+        let rscale = (MIN_SIG_DIGITS - qweight * 4)
+            .max(i64::from(self.scale))
+            .max(i64::from(other.scale))
+            .clamp(0, MAX_DISPLAY_SCALE);
+        rscale as u32
+    }
+
+    /// `self / other` rounded half away from zero to `scale` decimals.
+    pub fn div_to_scale(&self, other: &Num, scale: u32) -> SqlResult<Num> {
+        if other.is_zero() {
+            return Err(SqlError::division_by_zero());
+        }
+        // q = self.mag * 10^(scale + 1 + other.scale - self.scale) / other.mag
+        let shift = i64::from(scale) + 1 + i64::from(other.scale) - i64::from(self.scale);
+        let (num, den) = if shift >= 0 {
+            (pad_zeros(&self.mag, shift as usize), other.mag.clone())
+        } else {
+            (self.mag.clone(), pad_zeros(&other.mag, (-shift) as usize))
+        };
+        let (q, _) = divmod_mag(&num, &den);
+        let t = Num {
+            neg: self.neg != other.neg,
+            mag: q,
+            scale: scale + 1,
+        };
+        Ok(t.round(scale as i64))
+    }
+
+    /// PostgreSQL's numeric division (`/`).
+    pub fn div(&self, other: &Num) -> SqlResult<Num> {
+        let s = self.div_scale(other);
+        self.div_to_scale(other, s)
+    }
+
+    /// Truncating integer division (`div()`), scale 0.
+    pub fn div_trunc(&self, other: &Num) -> SqlResult<Num> {
+        if other.is_zero() {
+            return Err(SqlError::division_by_zero());
+        }
+        let s = self.scale.max(other.scale);
+        let (q, _) = divmod_mag(&self.with_scale(s), &other.with_scale(s));
+        Ok(Num {
+            neg: self.neg != other.neg,
+            mag: q,
+            scale: 0,
+        }
+        .normalize_sign())
+    }
+
+    /// `self % other`: the sign of the dividend, scale of the wider input.
+    pub fn rem(&self, other: &Num) -> SqlResult<Num> {
+        if other.is_zero() {
+            return Err(SqlError::division_by_zero());
+        }
+        let s = self.scale.max(other.scale);
+        let (_, r) = divmod_mag(&self.with_scale(s), &other.with_scale(s));
+        Ok(Num {
+            neg: self.neg,
+            mag: strip_leading(r),
+            scale: s,
+        }
+        .normalize_sign())
+    }
+
+    /// Rounds half away from zero to `scale` decimals (negative: to tens, hundreds…).
+    /// The result's scale is `max(scale, 0)`.
+    pub fn round(&self, scale: i64) -> Num {
+        self.round_mode(scale, true)
+    }
+
+    /// Truncates toward zero to `scale` decimals.
+    pub fn trunc(&self, scale: i64) -> Num {
+        self.round_mode(scale, false)
+    }
+
+    fn round_mode(&self, scale: i64, round: bool) -> Num {
+        let cur = i64::from(self.scale);
+        let target = scale.max(0) as u32;
+        if scale >= cur {
+            return Num {
+                neg: self.neg,
+                mag: self.with_scale(target),
+                scale: target,
+            };
+        }
+        let drop = (cur - scale) as usize;
+        let keep = self.mag.len().saturating_sub(drop);
+        let mut kept = self.mag[..keep].to_vec();
+        let first_dropped = if self.mag.len() >= drop {
+            self.mag[keep]
+        } else {
+            0
+        };
+        if round && first_dropped >= 5 {
+            kept = add_mag(&kept, &[1]);
+        }
+        // Digits below 10^-scale are zero: for negative scales append zeros.
+        let mag = if scale < 0 {
+            pad_zeros(&kept, (-scale) as usize)
+        } else {
+            kept
+        };
+        Num {
+            neg: self.neg,
+            mag: strip_leading(mag),
+            scale: target,
+        }
+        .normalize_sign()
+    }
+
+    pub fn is_integral(&self) -> bool {
+        let s = self.scale as usize;
+        self.mag.len() <= s && self.mag.is_empty()
+            || self.mag[self.mag.len().saturating_sub(s)..]
+                .iter()
+                .all(|&d| d == 0)
+    }
+
+    /// Rounds (half away from zero) to an integer that fits i128.
+    pub fn to_i128_round(&self) -> Option<i128> {
+        let r = self.round(0);
+        if r.mag.len() > 38 {
+            return None;
+        }
+        let mut v: i128 = 0;
+        for &d in &r.mag {
+            v = v * 10 + i128::from(d);
+        }
+        Some(if r.neg { -v } else { v })
+    }
+
+    pub fn to_f64(&self) -> f64 {
+        self.to_string().parse().unwrap_or(f64::NAN)
+    }
+
+    /// Number of digits before the decimal point (0 for |x| < 1).
+    pub fn int_digits(&self) -> usize {
+        self.mag.len().saturating_sub(self.scale as usize)
+    }
+
+    /// Removes trailing fractional zeros (scale shrinks, never below 0).
+    pub fn trim_scale(&self) -> Num {
+        let mut n = self.clone();
+        while n.scale > 0 && n.mag.last() == Some(&0) {
+            n.mag.pop();
+            n.scale -= 1;
+        }
+        if n.mag.is_empty() {
+            n.scale = 0;
+        }
+        n
+    }
+
+    /// The smallest integer >= self (scale 0).
+    pub fn ceil(&self) -> Num {
+        let t = self.trunc(0);
+        if !self.neg && !self.is_integral() {
+            t.add(&Num::from_i128(1))
+        } else {
+            t
+        }
+    }
+
+    /// The largest integer <= self (scale 0).
+    pub fn floor(&self) -> Num {
+        let t = self.trunc(0);
+        if self.neg && !self.is_integral() {
+            t.sub(&Num::from_i128(1))
+        } else {
+            t
+        }
+    }
+
+    /// Exact integer power (non-negative exponent), PostgreSQL's result scale.
+    pub fn pow_int(&self, exp: i64) -> SqlResult<Num> {
+        let base_f = self.to_f64().abs();
+        let weight = if base_f == 0.0 {
+            0.0
+        } else {
+            exp as f64 * base_f.log10()
+        };
+        if weight.abs() > 131_072.0 {
+            return Err(SqlError::out_of_range("value overflows numeric format"));
+        }
+        let rscale = (MIN_SIG_DIGITS - weight as i64)
+            .max(i64::from(self.scale))
+            .clamp(0, MAX_DISPLAY_SCALE);
+        if exp >= 0 {
+            let mut result = Num::from_i128(1);
+            let mut base = self.clone();
+            let mut e = exp;
+            while e > 0 {
+                if e & 1 == 1 {
+                    result = result.mul(&base);
+                }
+                e >>= 1;
+                if e > 0 {
+                    base = base.mul(&base);
+                    if base.scale as i64 > MAX_RESULT_SCALE * 2 {
+                        base = base.round(MAX_RESULT_SCALE * 2);
+                    }
+                }
+            }
+            Ok(result.round(rscale))
+        } else {
+            let pos = self.pow_int(-exp)?;
+            Num::from_i128(1).div_to_scale(&pos, rscale as u32)
+        }
+    }
+}
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to_decimal() {
+            Ok(d) => write!(f, "{d}"),
+            Err(_) => f.write_str("NaN"),
+        }
+    }
+}
+
+/// 22003 "value overflows numeric format".
+pub fn overflow() -> SqlError {
+    SqlError::out_of_range("value overflows numeric format")
+}
+
+/// Rounds `d` to the column's `(precision, scale)`; 22003 "numeric field overflow" when
+/// the integer part does not fit.
+pub fn apply_typmod(d: &Decimal, precision: u16, scale: u16) -> SqlResult<Decimal> {
+    if d.is_nan() {
+        return Ok(d.clone());
+    }
+    let field_overflow = || {
+        SqlError::out_of_range("numeric field overflow").with_detail(if d.is_infinite() {
+            format!("A field with precision {precision}, scale {scale} cannot hold an infinite value.")
+        } else {
+            format!(
+                "A field with precision {precision}, scale {scale} must round to an absolute value less than {}.",
+                if precision > scale {
+                    format!("10^{}", precision - scale)
+                } else {
+                    "1".to_owned()
+                }
+            )
+        })
+    };
+    let Some(n) = Num::from_decimal(d) else {
+        return Err(field_overflow());
+    };
+    let r = n.round(i64::from(scale));
+    if r.int_digits() > usize::from(precision.saturating_sub(scale)) {
+        return Err(field_overflow());
+    }
+    r.to_decimal()
+}
+
+/// Display scale of a decimal (digits after the point as it prints).
+pub fn dscale(d: &Decimal) -> u32 {
+    if d.exponent() < 0 {
+        d.exponent().unsigned_abs()
+    } else {
+        0
+    }
+}
+
+/// Decimal from an i64.
+pub fn dec_from_i64(v: i64) -> Decimal {
+    Decimal::from(v)
+}
+
+/// Decimal from an f64 as PostgreSQL's `float8::numeric` does (15 significant
+/// digits); NaN and infinities map to the numeric specials.
+pub fn dec_from_f64(v: f64, sig_digits: usize) -> SqlResult<Decimal> {
+    if v.is_nan() {
+        return Ok(Decimal::nan());
+    }
+    if v.is_infinite() {
+        return Ok(Decimal::infinity(v < 0.0));
+    }
+    let s = format!("{:.*e}", sig_digits.saturating_sub(1), v);
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let mant = if mant.contains('.') {
+        mant.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        mant
+    };
+    format!("{mant}e{exp}").parse().map_err(|_| overflow())
+}
+
+/// Decimal to f64 (correctly rounded), with NaN and infinities.
+pub fn dec_to_f64(d: &Decimal) -> f64 {
+    if d.is_nan() {
+        return f64::NAN;
+    }
+    if d.is_infinite() {
+        return if d.is_negative() {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        };
+    }
+    d.to_string().parse().unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Num {
+        Num::from_decimal(&s.parse::<Decimal>().expect("literal")).expect("finite")
+    }
+
+    #[test]
+    fn addition_subtraction_and_multiplication_are_exact_with_pg_scales() {
+        let cases = [
+            ("1.5", "+", "2.25", "3.75"),
+            ("1.50", "+", "-1.5", "0.00"),
+            ("-3", "-", "4.1", "-7.1"),
+            ("99999999999999999999", "+", "1", "100000000000000000000"),
+            ("1.5", "*", "2.25", "3.375"),
+            ("-0.1", "*", "0.1", "-0.01"),
+            ("123456789", "*", "987654321", "121932631112635269"),
+        ];
+        for (a, op, b, want) in cases {
+            let got = match op {
+                "+" => n(a).add(&n(b)),
+                "-" => n(a).sub(&n(b)),
+                _ => n(a).mul(&n(b)),
+            };
+            assert_eq!(got.to_string(), want, "{a} {op} {b}");
+        }
+    }
+
+    #[test]
+    fn division_uses_postgres_select_div_scale() {
+        let cases = [
+            ("1", "3", "0.33333333333333333333"),
+            ("3", "2", "1.5000000000000000"),
+            ("5", "3", "1.6666666666666667"),
+            ("30", "2", "15.0000000000000000"),
+            ("10", "4", "2.5000000000000000"),
+            ("2", "3", "0.66666666666666666667"),
+            ("-2", "3", "-0.66666666666666666667"),
+            ("1.000000000000000000001", "1", "1.000000000000000000001"),
+            ("100000", "3", "33333.333333333333"),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(n(a).div(&n(b)).expect("div").to_string(), want, "{a}/{b}");
+        }
+        assert_eq!(n("1").div(&n("0")).expect_err("div0").code, "22012");
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(n("2.5").round(0).to_string(), "3");
+        assert_eq!(n("-2.5").round(0).to_string(), "-3");
+        assert_eq!(n("1.245").round(2).to_string(), "1.25");
+        assert_eq!(n("1.5").round(3).to_string(), "1.500");
+        assert_eq!(n("1234.5").round(-2).to_string(), "1200");
+        assert_eq!(n("0.4").round(0).to_string(), "0");
+        assert_eq!(n("9.99").round(1).to_string(), "10.0");
+        assert_eq!(n("1.99").trunc(1).to_string(), "1.9");
+    }
+
+    #[test]
+    fn remainder_takes_the_sign_of_the_dividend() {
+        assert_eq!(n("7").rem(&n("3.5")).expect("rem").to_string(), "0.0");
+        assert_eq!(n("-7").rem(&n("3")).expect("rem").to_string(), "-1");
+        assert_eq!(n("7.5").rem(&n("2")).expect("rem").to_string(), "1.5");
+    }
+
+    #[test]
+    fn typmod_rounds_and_checks_overflow() {
+        let d = |s: &str| s.parse::<Decimal>().expect("literal");
+        assert_eq!(apply_typmod(&d("1.5"), 10, 2).expect("fits").to_string(), "1.50");
+        assert_eq!(apply_typmod(&d("1.005"), 10, 2).expect("fits").to_string(), "1.01");
+        let e = apply_typmod(&d("1000"), 5, 2).expect_err("overflow");
+        assert_eq!(e.code, "22003");
+        assert_eq!(e.message, "numeric field overflow");
+    }
+
+    #[test]
+    fn float_to_numeric_keeps_fifteen_digits() {
+        assert_eq!(dec_from_f64(0.1, 15).expect("f").to_string(), "0.1");
+        assert_eq!(dec_from_f64(1.0 / 3.0, 15).expect("f").to_string(), "0.333333333333333");
+        assert_eq!(dec_from_f64(100.0, 15).expect("f").to_string(), "100");
+        assert_eq!(dec_from_f64(1e20, 15).expect("f").to_string(), "100000000000000000000");
+    }
+
+    #[test]
+    fn integer_powers_are_exact() {
+        assert_eq!(n("2").pow_int(2).expect("pow").to_string(), "4.0000000000000000");
+        assert_eq!(n("2").pow_int(3).expect("pow").to_string(), "8.0000000000000000");
+    }
+}
