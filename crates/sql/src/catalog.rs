@@ -2,17 +2,71 @@
 //! constraints), sequences and views, stored in the system key space under numeric
 //! ids. Names never appear in data keys — ids do.
 //!
-//! TODO(issue 4): storage, id allocation, name resolution and the per-node cache.
+//! ## Storage
+//!
+//! Everything lives in the system span (`\x04…`, the range that holds liveness and
+//! the id generators, replicated 5 ways when the cluster is large enough):
+//!
+//! | key                                        | value                                   |
+//! |--------------------------------------------|-----------------------------------------|
+//! | `/System/"sql-ns"/<parent id>/"<name>"`    | the id (4 bytes big-endian)             |
+//! | `/System/"sql-desc"/<id>`                  | the descriptor ([`encode_descriptor`])  |
+//! | `/System/"sql-version"`                    | the catalog version (an `Increment`)    |
+//! | `/System/"desc-idgen"`                     | the id generator (an `Increment`)       |
+//!
+//! Databases have parent id 0; tables, views and sequences have their database's
+//! id as parent (the `public` schema is implicit: one schema per database). User
+//! ids start at [`FIRST_USER_ID`]; `defaultdb` and `postgres` have the fixed ids 50
+//! and 51, so bootstrapping is idempotent when several nodes start at once.
+//! Sequence values live in the sequence's own table span (`/Table/<id>/1`), a
+//! counter updated with `Increment` outside any transaction (like PostgreSQL,
+//! `nextval` is not rolled back).
+//!
+//! ## Consistency across nodes
+//!
+//! Every schema change increments the catalog version key in its transaction.
+//! Every transaction that looks up a name or a descriptor first reads the version
+//! key *through its own transaction* (once per transaction: the read is part of
+//! the transaction's read set, so its value cannot change under a serializable
+//! transaction). Descriptors are cached per node under the version they were read
+//! at; a lookup whose transaction saw the cache's version is served from memory,
+//! one whose transaction saw a newer version resets the cache, one that saw an
+//! older version reads through the transaction without touching the cache. So
+//! a statement on any node sees a schema change committed anywhere as soon as its
+//! transaction starts after the commit, DDL and DML are serializable with respect
+//! to each other (a DDL transaction writes the version key every reader reads),
+//! and the steady-state cost is one point read per transaction.
+//!
+//! A transaction that changed the catalog reads descriptors through itself (its
+//! own uncommitted writes) and never fills the cache.
+//!
+//! TODO(issue 4): descriptor leases (CockroachDB's two-version invariant) so that
+//! DDL does not conflict with every concurrent transaction through the version key,
+//! and the version read can be skipped on a warm node.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tardigrade_encoding::Direction;
-use tardigrade_kv::Txn;
+use parking_lot::Mutex;
+use tardigrade_encoding::{Direction, keys};
+use tardigrade_kv::{Db, Txn};
+use tardigrade_kvpb::codec::{ByteReader, put_bytes};
+use tardigrade_kvpb::{ErrorDetail, KvError, Request, TxnId};
+use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType};
 
 pub type DescId = u32;
 pub type ColumnId = u32;
 pub type IndexId = u32;
+
+/// The id of `defaultdb`.
+pub const DEFAULTDB_ID: DescId = 50;
+/// The id of `postgres`.
+pub const POSTGRES_ID: DescId = 51;
+/// The first id handed out by the id generator.
+pub const FIRST_USER_ID: DescId = 100;
+/// The id of the primary index of every table.
+pub const PRIMARY_INDEX_ID: IndexId = 1;
 
 /// A column of a table. `default` is the SQL text of the DEFAULT expression
 /// (`unique_rowid()` for the hidden `rowid`, `nextval('t_c_seq')` for SERIAL).
@@ -66,7 +120,18 @@ pub struct ForeignKeyDesc {
     pub on_update: ReferentialAction,
 }
 
-/// A table (or a view, when `view_query` is set).
+/// The options of a sequence (`TableDesc::sequence`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SequenceDesc {
+    pub increment: i64,
+    pub start: i64,
+    pub min_value: i64,
+    pub max_value: i64,
+    pub cycle: bool,
+}
+
+/// A table (or a view, when `view_query` is set; or a sequence, when `sequence`
+/// is set).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableDesc {
     pub id: DescId,
@@ -80,65 +145,1172 @@ pub struct TableDesc {
     pub foreign_keys: Vec<ForeignKeyDesc>,
     /// Foreign keys of other tables that reference this one: (table id, fk name).
     pub referenced_by: Vec<(DescId, String)>,
-    /// SQL text of a view's query; views have no indexes and no data.
+    /// SQL text of a view's query; views have no indexes and no data. The view's
+    /// output columns are `columns`.
     pub view_query: Option<String>,
     pub version: u64,
     pub next_column_id: ColumnId,
     pub next_index_id: IndexId,
+    /// Set for sequences (which have no columns and no rows).
+    pub sequence: Option<SequenceDesc>,
+    /// Views whose query reads this table (DROP refuses without CASCADE).
+    pub dependent_views: Vec<DescId>,
+    /// For views: the tables and views the query reads.
+    pub depends_on: Vec<DescId>,
 }
+
+impl TableDesc {
+    pub fn is_view(&self) -> bool {
+        self.view_query.is_some()
+    }
+
+    pub fn is_sequence(&self) -> bool {
+        self.sequence.is_some()
+    }
+
+    /// The position in `columns` of the column with this id.
+    pub fn column_position(&self, id: ColumnId) -> Option<usize> {
+        self.columns.iter().position(|c| c.id == id)
+    }
+
+    pub fn column_by_id(&self, id: ColumnId) -> Option<&ColumnDesc> {
+        self.columns.iter().find(|c| c.id == id)
+    }
+
+    pub fn column_by_name(&self, name: &str) -> Option<&ColumnDesc> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The primary index (id 1) or a secondary index.
+    pub fn index(&self, id: IndexId) -> Option<&IndexDesc> {
+        if id == self.primary_index.id {
+            Some(&self.primary_index)
+        } else {
+            self.indexes.iter().find(|i| i.id == id)
+        }
+    }
+
+    pub fn index_by_name(&self, name: &str) -> Option<&IndexDesc> {
+        std::iter::once(&self.primary_index)
+            .chain(self.indexes.iter())
+            .find(|i| i.name == name)
+    }
+
+    /// The primary index followed by the secondary ones.
+    pub fn all_indexes(&self) -> impl Iterator<Item = &IndexDesc> {
+        std::iter::once(&self.primary_index).chain(self.indexes.iter())
+    }
+
+    /// Whether the primary key is the hidden `rowid`.
+    pub fn has_implicit_pk(&self) -> bool {
+        self.primary_index.columns.len() == 1
+            && self
+                .column_by_id(self.primary_index.columns[0])
+                .is_some_and(|c| c.hidden)
+    }
+
+    /// A new empty table (the caller adds columns and indexes).
+    pub fn new(id: DescId, parent_id: DescId, name: &str) -> TableDesc {
+        TableDesc {
+            id,
+            parent_id,
+            name: name.to_string(),
+            columns: Vec::new(),
+            primary_index: IndexDesc {
+                id: PRIMARY_INDEX_ID,
+                name: format!("{name}_pkey"),
+                unique: true,
+                columns: Vec::new(),
+                directions: Vec::new(),
+                storing: Vec::new(),
+            },
+            indexes: Vec::new(),
+            checks: Vec::new(),
+            foreign_keys: Vec::new(),
+            referenced_by: Vec::new(),
+            view_query: None,
+            version: 1,
+            next_column_id: 1,
+            next_index_id: 2,
+            sequence: None,
+            dependent_views: Vec::new(),
+            depends_on: Vec::new(),
+        }
+    }
+}
+
+/// A database.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatabaseDesc {
+    pub id: DescId,
+    pub name: String,
+}
+
+/// What a descriptor key holds.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Descriptor {
+    Database(DatabaseDesc),
+    Table(TableDesc),
+}
+
+// ---------------------------------------------------------------------------
+// Keys.
+
+const NS_PREFIX: &[u8] = b"\x04sql-ns";
+const DESC_PREFIX: &[u8] = b"\x04sql-desc";
+const VERSION_KEY: &[u8] = b"\x04sql-version";
+
+/// `/System/"sql-ns"/<parent>/"<name>"`.
+pub fn namespace_key(parent: DescId, name: &str) -> Vec<u8> {
+    let mut k = namespace_prefix(parent);
+    tardigrade_encoding::encode_string(&mut k, name, Direction::Ascending);
+    k
+}
+
+/// The prefix of every name under `parent`.
+pub fn namespace_prefix(parent: DescId) -> Vec<u8> {
+    let mut k = NS_PREFIX.to_vec();
+    tardigrade_encoding::encode_uvarint(&mut k, parent as u64, Direction::Ascending);
+    k
+}
+
+/// `/System/"sql-desc"/<id>`.
+pub fn descriptor_key(id: DescId) -> Vec<u8> {
+    let mut k = DESC_PREFIX.to_vec();
+    tardigrade_encoding::encode_uvarint(&mut k, id as u64, Direction::Ascending);
+    k
+}
+
+/// The catalog version key, incremented by every schema change.
+pub fn version_key() -> Vec<u8> {
+    VERSION_KEY.to_vec()
+}
+
+/// The counter holding a sequence's current value.
+pub fn sequence_value_key(id: DescId) -> Vec<u8> {
+    keys::index_prefix(id as u64, PRIMARY_INDEX_ID as u64)
+}
+
+// ---------------------------------------------------------------------------
+// Descriptor codec: a format byte, a kind byte, then the fields in order.
+
+const FORMAT: u8 = 1;
+
+fn put_u32(b: &mut Vec<u8>, v: u32) {
+    b.extend_from_slice(&v.to_be_bytes());
+}
+fn put_u64(b: &mut Vec<u8>, v: u64) {
+    b.extend_from_slice(&v.to_be_bytes());
+}
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    put_bytes(b, s.as_bytes());
+}
+fn put_opt_str(b: &mut Vec<u8>, s: &Option<String>) {
+    match s {
+        None => b.push(0),
+        Some(s) => {
+            b.push(1);
+            put_str(b, s);
+        }
+    }
+}
+fn put_ids(b: &mut Vec<u8>, ids: &[u32]) {
+    put_u32(b, ids.len() as u32);
+    for &i in ids {
+        put_u32(b, i);
+    }
+}
+
+fn corrupt(what: &str) -> SqlError {
+    SqlError::internal(format!("corrupt descriptor: {what}"))
+}
+
+struct Reader<'a>(ByteReader<'a>);
+
+impl Reader<'_> {
+    fn u8(&mut self) -> SqlResult<u8> {
+        self.0.u8().map_err(|e| corrupt(e.0))
+    }
+    fn u32(&mut self) -> SqlResult<u32> {
+        self.0.u32().map_err(|e| corrupt(e.0))
+    }
+    fn u64(&mut self) -> SqlResult<u64> {
+        self.0.u64().map_err(|e| corrupt(e.0))
+    }
+    fn str(&mut self) -> SqlResult<String> {
+        let b = self.0.bytes().map_err(|e| corrupt(e.0))?;
+        String::from_utf8(b).map_err(|_| corrupt("name is not UTF-8"))
+    }
+    fn opt_str(&mut self) -> SqlResult<Option<String>> {
+        Ok(match self.u8()? {
+            0 => None,
+            _ => Some(self.str()?),
+        })
+    }
+    fn bool(&mut self) -> SqlResult<bool> {
+        Ok(self.u8()? != 0)
+    }
+    fn len(&mut self) -> SqlResult<usize> {
+        let n = self.u32()? as usize;
+        // Every element takes at least one byte: a corrupt count cannot make
+        // us allocate more than the input.
+        if n > 1 << 24 {
+            return Err(corrupt("count"));
+        }
+        Ok(n)
+    }
+    fn ids(&mut self) -> SqlResult<Vec<u32>> {
+        let n = self.len()?;
+        (0..n).map(|_| self.u32()).collect()
+    }
+}
+
+/// The stored form of a type.
+#[allow(unreachable_patterns)]
+pub fn encode_type(b: &mut Vec<u8>, ty: SqlType) {
+    match ty {
+        SqlType::Unknown => b.push(0),
+        SqlType::Bool => b.push(1),
+        SqlType::Int2 => b.push(2),
+        SqlType::Int4 => b.push(3),
+        SqlType::Int8 => b.push(4),
+        SqlType::Float4 => b.push(5),
+        SqlType::Float8 => b.push(6),
+        SqlType::Decimal(None) => b.push(7),
+        SqlType::Decimal(Some((p, s))) => {
+            b.push(8);
+            b.extend_from_slice(&p.to_be_bytes());
+            b.extend_from_slice(&s.to_be_bytes());
+        }
+        SqlType::Text => b.push(9),
+        SqlType::Varchar(None) => b.push(10),
+        SqlType::Varchar(Some(n)) => {
+            b.push(11);
+            put_u32(b, n);
+        }
+        SqlType::Char(n) => {
+            b.push(12);
+            put_u32(b, n);
+        }
+        SqlType::Bytes => b.push(13),
+        SqlType::Date => b.push(14),
+        SqlType::Timestamp => b.push(15),
+        SqlType::TimestampTz => b.push(16),
+        SqlType::Interval => b.push(17),
+        SqlType::Uuid => b.push(18),
+        SqlType::Jsonb => b.push(19),
+        // A type added to sqltypes that the catalog does not know yet.
+        _ => b.push(0),
+    }
+}
+
+fn decode_type(r: &mut Reader) -> SqlResult<SqlType> {
+    Ok(match r.u8()? {
+        0 => SqlType::Unknown,
+        1 => SqlType::Bool,
+        2 => SqlType::Int2,
+        3 => SqlType::Int4,
+        4 => SqlType::Int8,
+        5 => SqlType::Float4,
+        6 => SqlType::Float8,
+        7 => SqlType::Decimal(None),
+        8 => {
+            let p = r.u32()?;
+            SqlType::Decimal(Some(((p >> 16) as u16, (p & 0xffff) as u16)))
+        }
+        9 => SqlType::Text,
+        10 => SqlType::Varchar(None),
+        11 => SqlType::Varchar(Some(r.u32()?)),
+        12 => SqlType::Char(r.u32()?),
+        13 => SqlType::Bytes,
+        14 => SqlType::Date,
+        15 => SqlType::Timestamp,
+        16 => SqlType::TimestampTz,
+        17 => SqlType::Interval,
+        18 => SqlType::Uuid,
+        19 => SqlType::Jsonb,
+        _ => return Err(corrupt("type")),
+    })
+}
+
+fn action_byte(a: ReferentialAction) -> u8 {
+    match a {
+        ReferentialAction::NoAction => 0,
+        ReferentialAction::Restrict => 1,
+        ReferentialAction::Cascade => 2,
+        ReferentialAction::SetNull => 3,
+        ReferentialAction::SetDefault => 4,
+    }
+}
+
+fn action_of(b: u8) -> SqlResult<ReferentialAction> {
+    Ok(match b {
+        0 => ReferentialAction::NoAction,
+        1 => ReferentialAction::Restrict,
+        2 => ReferentialAction::Cascade,
+        3 => ReferentialAction::SetNull,
+        4 => ReferentialAction::SetDefault,
+        _ => return Err(corrupt("referential action")),
+    })
+}
+
+fn put_index(b: &mut Vec<u8>, i: &IndexDesc) {
+    put_u32(b, i.id);
+    put_str(b, &i.name);
+    b.push(i.unique as u8);
+    put_ids(b, &i.columns);
+    put_u32(b, i.directions.len() as u32);
+    for d in &i.directions {
+        b.push(matches!(d, Direction::Descending) as u8);
+    }
+    put_ids(b, &i.storing);
+}
+
+fn read_index(r: &mut Reader) -> SqlResult<IndexDesc> {
+    let id = r.u32()?;
+    let name = r.str()?;
+    let unique = r.bool()?;
+    let columns = r.ids()?;
+    let n = r.len()?;
+    let mut directions = Vec::with_capacity(n);
+    for _ in 0..n {
+        directions.push(if r.bool()? {
+            Direction::Descending
+        } else {
+            Direction::Ascending
+        });
+    }
+    let storing = r.ids()?;
+    if directions.len() != columns.len() {
+        return Err(corrupt("index directions"));
+    }
+    Ok(IndexDesc {
+        id,
+        name,
+        unique,
+        columns,
+        directions,
+        storing,
+    })
+}
+
+/// The stored form of a descriptor.
+pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
+    let mut b = vec![FORMAT];
+    match d {
+        Descriptor::Database(db) => {
+            b.push(b'D');
+            put_u32(&mut b, db.id);
+            put_str(&mut b, &db.name);
+        }
+        Descriptor::Table(t) => {
+            b.push(b'T');
+            put_u32(&mut b, t.id);
+            put_u32(&mut b, t.parent_id);
+            put_str(&mut b, &t.name);
+            put_u32(&mut b, t.columns.len() as u32);
+            for c in &t.columns {
+                put_u32(&mut b, c.id);
+                put_str(&mut b, &c.name);
+                encode_type(&mut b, c.ty);
+                b.push(c.nullable as u8);
+                put_opt_str(&mut b, &c.default);
+                b.push(c.hidden as u8);
+            }
+            put_index(&mut b, &t.primary_index);
+            put_u32(&mut b, t.indexes.len() as u32);
+            for i in &t.indexes {
+                put_index(&mut b, i);
+            }
+            put_u32(&mut b, t.checks.len() as u32);
+            for c in &t.checks {
+                put_str(&mut b, &c.name);
+                put_str(&mut b, &c.expr);
+            }
+            put_u32(&mut b, t.foreign_keys.len() as u32);
+            for f in &t.foreign_keys {
+                put_str(&mut b, &f.name);
+                put_ids(&mut b, &f.columns);
+                put_u32(&mut b, f.referenced_table);
+                put_ids(&mut b, &f.referenced_columns);
+                b.push(action_byte(f.on_delete));
+                b.push(action_byte(f.on_update));
+            }
+            put_u32(&mut b, t.referenced_by.len() as u32);
+            for (id, name) in &t.referenced_by {
+                put_u32(&mut b, *id);
+                put_str(&mut b, name);
+            }
+            put_opt_str(&mut b, &t.view_query);
+            put_u64(&mut b, t.version);
+            put_u32(&mut b, t.next_column_id);
+            put_u32(&mut b, t.next_index_id);
+            match &t.sequence {
+                None => b.push(0),
+                Some(s) => {
+                    b.push(1);
+                    put_u64(&mut b, s.increment as u64);
+                    put_u64(&mut b, s.start as u64);
+                    put_u64(&mut b, s.min_value as u64);
+                    put_u64(&mut b, s.max_value as u64);
+                    b.push(s.cycle as u8);
+                }
+            }
+            put_ids(&mut b, &t.dependent_views);
+            put_ids(&mut b, &t.depends_on);
+        }
+    }
+    b
+}
+
+/// Decodes a stored descriptor; never panics on bad input.
+pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
+    let mut r = Reader(ByteReader::new(bytes));
+    if r.u8()? != FORMAT {
+        return Err(corrupt("unknown format"));
+    }
+    let d = match r.u8()? {
+        b'D' => Descriptor::Database(DatabaseDesc {
+            id: r.u32()?,
+            name: r.str()?,
+        }),
+        b'T' => {
+            let id = r.u32()?;
+            let parent_id = r.u32()?;
+            let name = r.str()?;
+            let n = r.len()?;
+            let mut columns = Vec::with_capacity(n);
+            for _ in 0..n {
+                columns.push(ColumnDesc {
+                    id: r.u32()?,
+                    name: r.str()?,
+                    ty: decode_type(&mut r)?,
+                    nullable: r.bool()?,
+                    default: r.opt_str()?,
+                    hidden: r.bool()?,
+                });
+            }
+            let primary_index = read_index(&mut r)?;
+            let n = r.len()?;
+            let indexes = (0..n)
+                .map(|_| read_index(&mut r))
+                .collect::<SqlResult<_>>()?;
+            let n = r.len()?;
+            let mut checks = Vec::with_capacity(n);
+            for _ in 0..n {
+                checks.push(CheckDesc {
+                    name: r.str()?,
+                    expr: r.str()?,
+                });
+            }
+            let n = r.len()?;
+            let mut foreign_keys = Vec::with_capacity(n);
+            for _ in 0..n {
+                foreign_keys.push(ForeignKeyDesc {
+                    name: r.str()?,
+                    columns: r.ids()?,
+                    referenced_table: r.u32()?,
+                    referenced_columns: r.ids()?,
+                    on_delete: action_of(r.u8()?)?,
+                    on_update: action_of(r.u8()?)?,
+                });
+            }
+            let n = r.len()?;
+            let mut referenced_by = Vec::with_capacity(n);
+            for _ in 0..n {
+                referenced_by.push((r.u32()?, r.str()?));
+            }
+            let view_query = r.opt_str()?;
+            let version = r.u64()?;
+            let next_column_id = r.u32()?;
+            let next_index_id = r.u32()?;
+            let sequence = match r.u8()? {
+                0 => None,
+                _ => Some(SequenceDesc {
+                    increment: r.u64()? as i64,
+                    start: r.u64()? as i64,
+                    min_value: r.u64()? as i64,
+                    max_value: r.u64()? as i64,
+                    cycle: r.bool()?,
+                }),
+            };
+            let dependent_views = r.ids()?;
+            let depends_on = r.ids()?;
+            Descriptor::Table(TableDesc {
+                id,
+                parent_id,
+                name,
+                columns,
+                primary_index,
+                indexes,
+                checks,
+                foreign_keys,
+                referenced_by,
+                view_query,
+                version,
+                next_column_id,
+                next_index_id,
+                sequence,
+                dependent_views,
+                depends_on,
+            })
+        }
+        _ => return Err(corrupt("kind")),
+    };
+    r.0.done().map_err(|e| corrupt(e.0))?;
+    Ok(d)
+}
+
+fn decode_id(bytes: &[u8]) -> SqlResult<DescId> {
+    let a: [u8; 4] = bytes.try_into().map_err(|_| corrupt("namespace entry"))?;
+    Ok(u32::from_be_bytes(a))
+}
+
+fn decode_counter(bytes: &[u8]) -> SqlResult<i64> {
+    let a: [u8; 8] = bytes.try_into().map_err(|_| corrupt("counter"))?;
+    Ok(i64::from_be_bytes(a))
+}
+
+/// A KV error as SQL sees it.
+pub fn kv_err(e: KvError) -> SqlError {
+    crate::session::kv_error(e)
+}
+
+// ---------------------------------------------------------------------------
+// The per-node catalog.
+
+#[derive(Default)]
+struct Cache {
+    version: u64,
+    /// (parent, name) → id, including misses.
+    names: HashMap<(DescId, String), Option<DescId>>,
+    descriptors: HashMap<DescId, Cached>,
+}
+
+/// A descriptor as handed out: tables shared.
+#[derive(Clone)]
+enum Cached {
+    Database,
+    Table(Arc<TableDesc>),
+}
+
+/// How a lookup in a transaction may use the cache.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// The transaction saw this version.
+    Cached(u64),
+    /// The transaction changed the catalog or saw an older version.
+    Through,
+}
+
+/// The number of transactions whose version read is remembered.
+const CHECKED_TXNS: usize = 4096;
 
 /// The node's view of the catalog: reads descriptors through the caller's
 /// transaction and caches them by version.
 pub struct Catalog {
-    db: tardigrade_kv::Db,
+    db: Db,
+    cache: Mutex<Cache>,
+    /// The catalog version each recent transaction read.
+    checked: Mutex<HashMap<TxnId, u64>>,
+    /// Transactions that wrote the catalog: they bypass the cache.
+    dirty: Mutex<HashSet<TxnId>>,
 }
 
 impl Catalog {
-    pub fn new(db: tardigrade_kv::Db) -> Catalog {
-        Catalog { db }
+    pub fn new(db: Db) -> Catalog {
+        Catalog {
+            db,
+            cache: Mutex::new(Cache::default()),
+            checked: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(HashSet::new()),
+        }
     }
 
-    pub fn db(&self) -> &tardigrade_kv::Db {
+    pub fn db(&self) -> &Db {
         &self.db
     }
 
-    /// Creates `defaultdb` and `postgres` if the cluster has no databases yet.
+    /// Creates `defaultdb` and `postgres` (and their implicit `public` schema) if
+    /// they do not exist. Idempotent and safe when several nodes start at once:
+    /// the databases have fixed ids and the writes are conditional.
     pub async fn ensure_bootstrapped(&self) -> SqlResult<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut txn = self.db.txn("sql-bootstrap");
+            let result = async {
+                let mut reqs = Vec::new();
+                for (id, name) in [(DEFAULTDB_ID, "defaultdb"), (POSTGRES_ID, "postgres")] {
+                    if txn
+                        .get(&namespace_key(0, name))
+                        .await
+                        .map_err(kv_err)?
+                        .is_some()
+                    {
+                        continue;
+                    }
+                    reqs.push(Request::ConditionalPut {
+                        key: namespace_key(0, name),
+                        value: id.to_be_bytes().to_vec(),
+                        expected: None,
+                    });
+                    reqs.push(Request::Put {
+                        key: descriptor_key(id),
+                        value: encode_descriptor(&Descriptor::Database(DatabaseDesc {
+                            id,
+                            name: name.to_string(),
+                        })),
+                    });
+                }
+                if !reqs.is_empty() {
+                    reqs.push(Request::Increment {
+                        key: version_key(),
+                        inc: 1,
+                    });
+                    txn.send(reqs).await.map_err(kv_err)?;
+                }
+                Ok::<_, SqlError>(())
+            }
+            .await;
+            let result = match result {
+                Ok(()) => txn.commit().await.map_err(kv_err),
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    Err(e)
+                }
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                // Another node bootstrapped meanwhile (condition failed) or we
+                // conflicted with it: look again.
+                Err(e) if attempt < 100 => {
+                    tracing::debug!(error = %e, "retrying SQL bootstrap");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads the catalog version through `txn` (once per transaction) and says how
+    /// the cache may serve it.
+    async fn mode(&self, txn: &mut Txn) -> SqlResult<Mode> {
+        let id = txn.id();
+        if self.dirty.lock().contains(&id) {
+            return Ok(Mode::Through);
+        }
+        let known = self.checked.lock().get(&id).copied();
+        let version = match known {
+            Some(v) => v,
+            None => {
+                let v = match txn.get(&version_key()).await.map_err(kv_err)? {
+                    Some(b) => decode_counter(&b)? as u64,
+                    None => 0,
+                };
+                let mut checked = self.checked.lock();
+                if checked.len() >= CHECKED_TXNS {
+                    checked.clear();
+                }
+                checked.insert(id, v);
+                v
+            }
+        };
+        let mut cache = self.cache.lock();
+        if version > cache.version {
+            *cache = Cache {
+                version,
+                ..Cache::default()
+            };
+        }
+        Ok(if version == cache.version {
+            Mode::Cached(version)
+        } else {
+            Mode::Through
+        })
+    }
+
+    /// Looks a name up under `parent`.
+    async fn lookup_name(
+        &self,
+        txn: &mut Txn,
+        mode: Mode,
+        parent: DescId,
+        name: &str,
+    ) -> SqlResult<Option<DescId>> {
+        if let Mode::Cached(v) = mode {
+            let cache = self.cache.lock();
+            if cache.version == v
+                && let Some(hit) = cache.names.get(&(parent, name.to_string()))
+            {
+                return Ok(*hit);
+            }
+        }
+        let id = match txn
+            .get(&namespace_key(parent, name))
+            .await
+            .map_err(kv_err)?
+        {
+            Some(b) => Some(decode_id(&b)?),
+            None => None,
+        };
+        if let Mode::Cached(v) = mode {
+            let mut cache = self.cache.lock();
+            if cache.version == v {
+                cache.names.insert((parent, name.to_string()), id);
+            }
+        }
+        Ok(id)
+    }
+
+    async fn lookup_descriptor(
+        &self,
+        txn: &mut Txn,
+        mode: Mode,
+        id: DescId,
+    ) -> SqlResult<Option<Cached>> {
+        if let Mode::Cached(v) = mode {
+            let cache = self.cache.lock();
+            if cache.version == v
+                && let Some(hit) = cache.descriptors.get(&id)
+            {
+                return Ok(Some(hit.clone()));
+            }
+        }
+        let Some(bytes) = txn.get(&descriptor_key(id)).await.map_err(kv_err)? else {
+            return Ok(None);
+        };
+        let d = match decode_descriptor(&bytes)? {
+            Descriptor::Database(_) => Cached::Database,
+            Descriptor::Table(t) => Cached::Table(Arc::new(t)),
+        };
+        if let Mode::Cached(v) = mode {
+            let mut cache = self.cache.lock();
+            if cache.version == v {
+                cache.descriptors.insert(id, d.clone());
+            }
+        }
+        Ok(Some(d))
+    }
+
+    async fn table_arc(
+        &self,
+        txn: &mut Txn,
+        mode: Mode,
+        id: DescId,
+    ) -> SqlResult<Option<Arc<TableDesc>>> {
+        match self.lookup_descriptor(txn, mode, id).await? {
+            Some(Cached::Table(t)) => Ok(Some(t)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The id of a database.
+    pub async fn database_id(&self, txn: &mut Txn, name: &str) -> SqlResult<Option<DescId>> {
+        let mode = self.mode(txn).await?;
+        self.lookup_name(txn, mode, 0, name).await
+    }
+
+    /// The id of a database, or 3D000.
+    pub async fn require_database(&self, txn: &mut Txn, name: &str) -> SqlResult<DescId> {
+        self.database_id(txn, name)
+            .await?
+            .ok_or_else(|| undefined_database(name))
+    }
+
+    /// All databases, by name.
+    pub async fn list_databases(&self, txn: &mut Txn) -> SqlResult<Vec<DatabaseDesc>> {
+        let prefix = namespace_prefix(0);
+        let rows = txn
+            .scan(&prefix, &keys::prefix_end(&prefix), 0)
+            .await
+            .map_err(kv_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for kv in rows {
+            let (name, _) =
+                tardigrade_encoding::decode_string(&kv.key[prefix.len()..], Direction::Ascending)
+                    .map_err(|_| corrupt("namespace key"))?;
+            out.push(DatabaseDesc {
+                id: decode_id(&kv.value.bytes)?,
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A table, view or sequence by name. `schema` must be `None` or `public`
+    /// (anything else finds nothing); a missing database is 3D000.
+    pub async fn resolve_table(
+        &self,
+        txn: &mut Txn,
+        database: &str,
+        schema: Option<&str>,
+        name: &str,
+    ) -> SqlResult<Option<Arc<TableDesc>>> {
+        let mode = self.mode(txn).await?;
+        let Some(db_id) = self.lookup_name(txn, mode, 0, database).await? else {
+            return Err(undefined_database(database));
+        };
+        if !matches!(schema, None | Some("public")) {
+            return Ok(None);
+        }
+        let Some(id) = self.lookup_name(txn, mode, db_id, name).await? else {
+            return Ok(None);
+        };
+        self.table_arc(txn, mode, id).await
+    }
+
+    /// A table by id (42P01 if it does not exist).
+    pub async fn table_by_id(&self, txn: &mut Txn, id: DescId) -> SqlResult<Arc<TableDesc>> {
+        let mode = self.mode(txn).await?;
+        self.table_arc(txn, mode, id)
+            .await?
+            .ok_or_else(|| SqlError::undefined_table(&format!("[{id}]")))
+    }
+
+    /// Every table, view and sequence of a database, by name.
+    pub async fn list_tables(
+        &self,
+        txn: &mut Txn,
+        database: &str,
+    ) -> SqlResult<Vec<Arc<TableDesc>>> {
+        let mode = self.mode(txn).await?;
+        let Some(db_id) = self.lookup_name(txn, mode, 0, database).await? else {
+            return Err(undefined_database(database));
+        };
+        let prefix = namespace_prefix(db_id);
+        let rows = txn
+            .scan(&prefix, &keys::prefix_end(&prefix), 0)
+            .await
+            .map_err(kv_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for kv in rows {
+            let id = decode_id(&kv.value.bytes)?;
+            if let Some(t) = self.table_arc(txn, mode, id).await? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `nextval`: sequences are not transactional (as in PostgreSQL), so the
+    /// counter is incremented outside `txn`. 42P01 if there is no such sequence.
+    pub async fn next_sequence_value(
+        &self,
+        txn: &mut Txn,
+        database: &str,
+        sequence_name: &str,
+    ) -> SqlResult<i64> {
+        let seq = self.require_sequence(txn, database, sequence_name).await?;
+        let Some(opts) = &seq.sequence else {
+            return Err(not_a_sequence(sequence_name));
+        };
+        let v = self
+            .db
+            .inc(&sequence_value_key(seq.id), opts.increment)
+            .await
+            .map_err(|e| match e.detail {
+                ErrorDetail::IntegerOverflow => reached_limit(sequence_name, opts),
+                _ => kv_err(e),
+            })?;
+        if v > opts.max_value || v < opts.min_value {
+            // TODO(issue 4): CYCLE.
+            return Err(reached_limit(sequence_name, opts));
+        }
+        Ok(v)
+    }
+
+    /// `setval(name, value)`: the next `nextval` returns `value + increment`.
+    pub async fn set_sequence_value(
+        &self,
+        txn: &mut Txn,
+        database: &str,
+        sequence_name: &str,
+        value: i64,
+    ) -> SqlResult<i64> {
+        let seq = self.require_sequence(txn, database, sequence_name).await?;
+        let Some(opts) = &seq.sequence else {
+            return Err(not_a_sequence(sequence_name));
+        };
+        if value > opts.max_value || value < opts.min_value {
+            return Err(SqlError::out_of_range(format!(
+                "setval: value {value} is out of bounds for sequence \"{sequence_name}\" ({}..{})",
+                opts.min_value, opts.max_value
+            )));
+        }
+        self.db
+            .put(&sequence_value_key(seq.id), &value.to_be_bytes())
+            .await
+            .map_err(kv_err)?;
+        Ok(value)
+    }
+
+    /// The sequence's last value handed out by any session (CockroachDB's
+    /// `currval` is per session; the session keeps that, this is the counter).
+    pub async fn sequence_counter(&self, seq: &TableDesc) -> SqlResult<i64> {
+        match self
+            .db
+            .get(&sequence_value_key(seq.id))
+            .await
+            .map_err(kv_err)?
+        {
+            Some(b) => decode_counter(&b),
+            None => Ok(seq.sequence.as_ref().map_or(0, |s| s.start - s.increment)),
+        }
+    }
+
+    async fn require_sequence(
+        &self,
+        txn: &mut Txn,
+        database: &str,
+        name: &str,
+    ) -> SqlResult<Arc<TableDesc>> {
+        let (schema, name) = match name.split_once('.') {
+            Some((s, n)) => (Some(s), n),
+            None => (None, name),
+        };
+        self.resolve_table(txn, database, schema, name)
+            .await?
+            .ok_or_else(|| SqlError::undefined_table(name))
+    }
+
+    // -----------------------------------------------------------------------
+    // Writes (used by DDL): all through the caller's transaction.
+
+    /// Marks `txn` as a schema-changing transaction: bumps the catalog version
+    /// (once per transaction) and makes its later lookups bypass the cache.
+    pub async fn mark_changed(&self, txn: &mut Txn) -> SqlResult<()> {
+        let first = self.dirty.lock().insert(txn.id());
+        if first {
+            txn.send(vec![Request::Increment {
+                key: version_key(),
+                inc: 1,
+            }])
+            .await
+            .map_err(kv_err)?;
+        }
         Ok(())
     }
 
-    pub async fn database_id(&self, _txn: &mut Txn, _name: &str) -> SqlResult<Option<DescId>> {
-        Err(SqlError::unsupported("catalog: not yet"))
+    /// A new descriptor id.
+    pub async fn allocate_id(&self) -> SqlResult<DescId> {
+        // Outside the transaction, as CockroachDB does: ids are never reused,
+        // and a rolled-back DDL just leaves a gap.
+        let n = self
+            .db
+            .inc(keys::DESC_ID_GENERATOR, 1)
+            .await
+            .map_err(kv_err)?;
+        u32::try_from(n + FIRST_USER_ID as i64)
+            .map_err(|_| SqlError::internal("descriptor ids exhausted"))
     }
 
-    pub async fn resolve_table(
+    /// Creates a database (42P04 if the name is taken).
+    pub async fn create_database(&self, txn: &mut Txn, name: &str) -> SqlResult<DescId> {
+        self.mark_changed(txn).await?;
+        if self
+            .lookup_name(txn, Mode::Through, 0, name)
+            .await?
+            .is_some()
+        {
+            return Err(SqlError::new(
+                codes::DUPLICATE_DATABASE,
+                format!("database \"{name}\" already exists"),
+            ));
+        }
+        let id = self.allocate_id().await?;
+        txn.send(vec![
+            Request::ConditionalPut {
+                key: namespace_key(0, name),
+                value: id.to_be_bytes().to_vec(),
+                expected: None,
+            },
+            Request::Put {
+                key: descriptor_key(id),
+                value: encode_descriptor(&Descriptor::Database(DatabaseDesc {
+                    id,
+                    name: name.to_string(),
+                })),
+            },
+        ])
+        .await
+        .map_err(kv_err)?;
+        Ok(id)
+    }
+
+    /// Removes a database's name and descriptor (the caller drops its tables).
+    pub async fn delete_database(&self, txn: &mut Txn, id: DescId, name: &str) -> SqlResult<()> {
+        self.mark_changed(txn).await?;
+        txn.send(vec![
+            Request::Delete {
+                key: namespace_key(0, name),
+            },
+            Request::Delete {
+                key: descriptor_key(id),
+            },
+        ])
+        .await
+        .map_err(kv_err)?;
+        Ok(())
+    }
+
+    /// Looks a table up by name through `txn`, bypassing the cache (for DDL).
+    pub async fn table_id(
         &self,
-        _txn: &mut Txn,
-        _database: &str,
-        _schema: Option<&str>,
-        _name: &str,
-    ) -> SqlResult<Option<Arc<TableDesc>>> {
-        Err(SqlError::unsupported("catalog: not yet"))
+        txn: &mut Txn,
+        db_id: DescId,
+        name: &str,
+    ) -> SqlResult<Option<DescId>> {
+        let mode = self.mode(txn).await?;
+        self.lookup_name(txn, mode, db_id, name).await
     }
 
-    pub async fn table_by_id(&self, _txn: &mut Txn, _id: DescId) -> SqlResult<Arc<TableDesc>> {
-        Err(SqlError::unsupported("catalog: not yet"))
+    /// Creates the name of a new table, view or sequence and writes its
+    /// descriptor (42P07 if the name is taken).
+    pub async fn create_table(&self, txn: &mut Txn, desc: &TableDesc) -> SqlResult<()> {
+        self.mark_changed(txn).await?;
+        if self
+            .lookup_name(txn, Mode::Through, desc.parent_id, &desc.name)
+            .await?
+            .is_some()
+        {
+            return Err(duplicate_table(&desc.name));
+        }
+        txn.send(vec![
+            Request::ConditionalPut {
+                key: namespace_key(desc.parent_id, &desc.name),
+                value: desc.id.to_be_bytes().to_vec(),
+                expected: None,
+            },
+            Request::Put {
+                key: descriptor_key(desc.id),
+                value: encode_descriptor(&Descriptor::Table(desc.clone())),
+            },
+        ])
+        .await
+        .map_err(kv_err)?;
+        Ok(())
     }
 
-    pub async fn list_tables(
+    /// Rewrites descriptors (bumping their versions).
+    pub async fn write_tables(&self, txn: &mut Txn, descs: &[TableDesc]) -> SqlResult<()> {
+        self.mark_changed(txn).await?;
+        let reqs = descs
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                d.version += 1;
+                Request::Put {
+                    key: descriptor_key(d.id),
+                    value: encode_descriptor(&Descriptor::Table(d)),
+                }
+            })
+            .collect();
+        txn.send(reqs).await.map_err(kv_err)?;
+        Ok(())
+    }
+
+    /// Renames a table (42P07 if the new name is taken).
+    pub async fn rename_table(
         &self,
-        _txn: &mut Txn,
-        _database: &str,
-    ) -> SqlResult<Vec<Arc<TableDesc>>> {
-        Err(SqlError::unsupported("catalog: not yet"))
+        txn: &mut Txn,
+        desc: &TableDesc,
+        new_name: &str,
+    ) -> SqlResult<()> {
+        self.mark_changed(txn).await?;
+        if self
+            .lookup_name(txn, Mode::Through, desc.parent_id, new_name)
+            .await?
+            .is_some()
+        {
+            return Err(duplicate_table(new_name));
+        }
+        let mut d = desc.clone();
+        d.name = new_name.to_string();
+        d.version += 1;
+        if d.primary_index.name == format!("{}_pkey", desc.name) {
+            d.primary_index.name = format!("{new_name}_pkey");
+        }
+        txn.send(vec![
+            Request::Delete {
+                key: namespace_key(desc.parent_id, &desc.name),
+            },
+            Request::ConditionalPut {
+                key: namespace_key(desc.parent_id, new_name),
+                value: desc.id.to_be_bytes().to_vec(),
+                expected: None,
+            },
+            Request::Put {
+                key: descriptor_key(d.id),
+                value: encode_descriptor(&Descriptor::Table(d)),
+            },
+        ])
+        .await
+        .map_err(kv_err)?;
+        Ok(())
     }
 
-    pub async fn next_sequence_value(
-        &self,
-        _txn: &mut Txn,
-        _database: &str,
-        _sequence_name: &str,
-    ) -> SqlResult<i64> {
-        Err(SqlError::unsupported("catalog: not yet"))
+    /// Removes a table's name, descriptor and data (one DeleteRange per table:
+    /// no scan).
+    pub async fn delete_table(&self, txn: &mut Txn, desc: &TableDesc) -> SqlResult<()> {
+        self.mark_changed(txn).await?;
+        let prefix = keys::table_prefix(desc.id as u64);
+        txn.send(vec![
+            Request::Delete {
+                key: namespace_key(desc.parent_id, &desc.name),
+            },
+            Request::Delete {
+                key: descriptor_key(desc.id),
+            },
+            Request::DeleteRange {
+                span: tardigrade_kvpb::Span::new(prefix.clone(), keys::prefix_end(&prefix)),
+            },
+        ])
+        .await
+        .map_err(kv_err)?;
+        Ok(())
     }
+
+    /// A table by id read through `txn` without the cache (for DDL, which then
+    /// rewrites it).
+    pub async fn table_for_update(&self, txn: &mut Txn, id: DescId) -> SqlResult<TableDesc> {
+        match self.lookup_descriptor(txn, Mode::Through, id).await? {
+            Some(Cached::Table(t)) => Ok((*t).clone()),
+            _ => Err(SqlError::undefined_table(&format!("[{id}]"))),
+        }
+    }
+}
+
+pub fn undefined_database(name: &str) -> SqlError {
+    SqlError::new(
+        codes::UNDEFINED_DATABASE,
+        format!("database \"{name}\" does not exist"),
+    )
+}
+
+pub fn duplicate_table(name: &str) -> SqlError {
+    SqlError::new(
+        codes::DUPLICATE_TABLE,
+        format!("relation \"{name}\" already exists"),
+    )
+}
+
+fn not_a_sequence(name: &str) -> SqlError {
+    SqlError::new(
+        codes::WRONG_OBJECT_TYPE,
+        format!("\"{name}\" is not a sequence"),
+    )
+}
+
+fn reached_limit(name: &str, opts: &SequenceDesc) -> SqlError {
+    let (which, v) = if opts.increment > 0 {
+        ("maximum", opts.max_value)
+    } else {
+        ("minimum", opts.min_value)
+    };
+    SqlError::new(
+        "2200H",
+        format!("nextval: reached {which} value of sequence \"{name}\" ({v})"),
+    )
 }

@@ -1,96 +1,1487 @@
 //! Rows ↔ KV pairs, and the reads and writes of table data.
 //!
-//! TODO(issue 4): implemented by the catalog work.
+//! ## Format
+//!
+//! - Primary index: key `/Table/<id>/1/<pk columns, each in its direction>`, value
+//!   = the other columns in column-id order, NULLs omitted, each as
+//!   `uvarint(column-id delta << 4 | type tag)` then the datum ([`encode_row_value`]).
+//!   No column-family suffix: a row is one KV pair (one family). A value can be
+//!   empty (every non-key column NULL).
+//! - Non-unique secondary index: key = index columns + the primary-key columns not
+//!   already in it; value = the `STORING` columns (same value format).
+//! - Unique secondary index: key = index columns; value = the primary-key columns
+//!   not in the index + the `STORING` columns. When an indexed column is NULL the
+//!   entry cannot conflict (NULLs are distinct): the primary key is appended to the
+//!   key as for a non-unique index.
+//! - Dropped columns are skipped when a value is decoded (their ids are never
+//!   reused), so DROP COLUMN does not rewrite rows.
+//!
+//! Key datums use the order-preserving encodings of `tardigrade_encoding`; dates
+//! are ints (days), UUIDs 16-byte strings, intervals their total length as an
+//! i128 (high i64, low u64: orders like PostgreSQL's interval comparison) followed
+//! by months, days and microseconds. JSONB cannot be a key column (0A000).
+//!
+//! ## Writes
+//!
+//! Each call builds all the KV requests of its rows and sends them in one
+//! `txn.send`: `ConditionalPut` (must not exist) for primary keys and unique index
+//! entries, so uniqueness is checked by KV in the same round trip
+//! (23505 with the key); NOT NULL is checked before (23502); foreign keys are
+//! checked with one batch of point reads (23503), and deletes/updates of
+//! referenced rows find referencing rows through the index on the foreign-key
+//! columns (DDL creates one when none exists) and restrict, cascade or set null.
 
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use tardigrade_encoding::decimal::Decimal;
+use tardigrade_encoding::{self as enc, Direction, keys};
 use tardigrade_kv::Txn;
-use tardigrade_sqltypes::{SqlError, SqlResult, Value};
+use tardigrade_kvpb::{ErrorDetail, KeyValue, KvError, Request, Response, Span};
+use tardigrade_sqltypes::error::codes;
+use tardigrade_sqltypes::value::Interval;
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
-use crate::catalog::{Catalog, ColumnId, IndexId, TableDesc};
+use crate::catalog::{
+    Catalog, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, PRIMARY_INDEX_ID,
+    ReferentialAction, TableDesc, kv_err,
+};
 
-/// A unique, roughly time-ordered INT8 for the hidden `rowid` column.
+// ---------------------------------------------------------------------------
+// unique_rowid
+
+static LAST_ROWID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// A unique, time-ordered INT8 for the hidden `rowid` column (CockroachDB's
+/// `unique_rowid()`): microseconds since the epoch shifted left 15 bits, with the
+/// node id in the low 15 bits; strictly increasing on each node.
 pub fn unique_rowid(node_id: u32) -> i64 {
+    use std::sync::atomic::Ordering;
     let micros = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
-    (micros << 15) | (node_id as i64 & 0x7fff)
+    let node = (node_id & 0x7fff) as i64;
+    let mut now = micros;
+    let mut last = LAST_ROWID.load(Ordering::Relaxed);
+    loop {
+        if now <= last {
+            now = last + 1;
+        }
+        match LAST_ROWID.compare_exchange_weak(last, now, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(l) => last = l,
+        }
+    }
+    (now << 15) | node
 }
 
+// ---------------------------------------------------------------------------
+// Key datums.
+
+fn mismatch(v: &Value, ty: SqlType) -> SqlError {
+    SqlError::datatype_mismatch(format!(
+        "value {} does not match column type {ty}",
+        display_value(v)
+    ))
+}
+
+/// Appends `v` as a key datum of a column of type `ty`.
+pub fn encode_key_value(
+    buf: &mut Vec<u8>,
+    v: &Value,
+    ty: SqlType,
+    dir: Direction,
+) -> SqlResult<()> {
+    match (v, ty) {
+        (Value::Null, _) => enc::encode_null(buf, dir),
+        (Value::Bool(b), SqlType::Bool) => enc::encode_bool(buf, *b, dir),
+        (Value::Int(i), t) if t.is_integer() => enc::encode_int(buf, *i, dir),
+        (Value::Int(i), SqlType::Float4 | SqlType::Float8) => {
+            enc::encode_float(buf, *i as f64, dir)
+        }
+        (Value::Int(i), SqlType::Decimal(_)) => enc::encode_decimal(buf, &Decimal::from(*i), dir),
+        (Value::Float(f), SqlType::Float4 | SqlType::Float8) => enc::encode_float(buf, *f, dir),
+        (Value::Float(f), t) if t.is_integer() && f.fract() == 0.0 && f.abs() < 9.2e18 => {
+            enc::encode_int(buf, *f as i64, dir)
+        }
+        (Value::Decimal(d), SqlType::Decimal(_)) => enc::encode_decimal(buf, d, dir),
+        (Value::Text(s), t) if t.is_string() => enc::encode_string(buf, s, dir),
+        (Value::Bytes(b), SqlType::Bytes) => enc::encode_bytes(buf, b, dir),
+        (Value::Date(d), SqlType::Date) => enc::encode_int(buf, *d as i64, dir),
+        (Value::Timestamp(t), SqlType::Timestamp)
+        | (Value::TimestampTz(t), SqlType::TimestampTz) => enc::encode_timestamp(buf, *t, dir),
+        (Value::Timestamp(t), SqlType::TimestampTz)
+        | (Value::TimestampTz(t), SqlType::Timestamp) => enc::encode_timestamp(buf, *t, dir),
+        (Value::Interval(iv), SqlType::Interval) => {
+            let total = interval_total(iv);
+            enc::encode_int(buf, (total >> 64) as i64, dir);
+            enc::encode_uvarint(buf, total as u64, dir);
+            enc::encode_int(buf, iv.months as i64, dir);
+            enc::encode_int(buf, iv.days as i64, dir);
+            enc::encode_int(buf, iv.micros, dir);
+        }
+        (Value::Uuid(u), SqlType::Uuid) => enc::encode_bytes(buf, &u.to_be_bytes(), dir),
+        (Value::Jsonb(_), _) | (_, SqlType::Jsonb) => {
+            return Err(SqlError::unsupported(
+                "column of type jsonb is not indexable",
+            ));
+        }
+        _ => return Err(mismatch(v, ty)),
+    }
+    Ok(())
+}
+
+/// An interval's length in microseconds (30-day months, 24-hour days), as
+/// PostgreSQL compares intervals.
+fn interval_total(iv: &Interval) -> i128 {
+    const DAY: i128 = 86_400_000_000;
+    iv.months as i128 * 30 * DAY + iv.days as i128 * DAY + iv.micros as i128
+}
+
+fn dec_err(e: enc::DecodeError) -> SqlError {
+    SqlError::internal(format!("corrupt key: {e}"))
+}
+
+/// Decodes a key datum of a column of type `ty`.
+pub fn decode_key_value(buf: &[u8], ty: SqlType, dir: Direction) -> SqlResult<(Value, &[u8])> {
+    let (d, rest) = enc::decode_datum(buf, dir).map_err(dec_err)?;
+    let v = match (d, ty) {
+        (enc::Datum::Null, _) => Value::Null,
+        (enc::Datum::Bool(b), _) => Value::Bool(b),
+        (enc::Datum::Int(hi), SqlType::Interval) => {
+            let (_lo, rest) = enc::decode_uvarint(rest, dir).map_err(dec_err)?;
+            let (months, rest) = enc::decode_int(rest, dir).map_err(dec_err)?;
+            let (days, rest) = enc::decode_int(rest, dir).map_err(dec_err)?;
+            let (micros, rest) = enc::decode_int(rest, dir).map_err(dec_err)?;
+            let _ = hi;
+            return Ok((
+                Value::Interval(Interval {
+                    months: months as i32,
+                    days: days as i32,
+                    micros,
+                }),
+                rest,
+            ));
+        }
+        (enc::Datum::Int(i), SqlType::Date) => Value::Date(i as i32),
+        (enc::Datum::Int(i), _) => Value::Int(i),
+        (enc::Datum::Float(f), _) => Value::Float(f),
+        (enc::Datum::Decimal(d), _) => Value::Decimal(d),
+        (enc::Datum::String(s), _) => Value::Text(s),
+        (enc::Datum::Bytes(b), SqlType::Uuid) => {
+            let a: [u8; 16] = b
+                .as_slice()
+                .try_into()
+                .map_err(|_| SqlError::internal("corrupt key: uuid"))?;
+            Value::Uuid(u128::from_be_bytes(a))
+        }
+        (enc::Datum::Bytes(b), _) => Value::Bytes(b),
+        (enc::Datum::Timestamp(t), SqlType::TimestampTz) => Value::TimestampTz(t),
+        (enc::Datum::Timestamp(t), _) => Value::Timestamp(t),
+    };
+    Ok((v, rest))
+}
+
+// ---------------------------------------------------------------------------
+// Value encoding (non-key columns).
+
+const TAG_FALSE: u64 = 1;
+const TAG_TRUE: u64 = 2;
+const TAG_INT: u64 = 3;
+const TAG_FLOAT: u64 = 4;
+const TAG_DECIMAL: u64 = 5;
+const TAG_TEXT: u64 = 6;
+const TAG_BYTES: u64 = 7;
+const TAG_DATE: u64 = 8;
+const TAG_TIMESTAMP: u64 = 9;
+const TAG_TIMESTAMPTZ: u64 = 10;
+const TAG_INTERVAL: u64 = 11;
+const TAG_UUID: u64 = 12;
+const TAG_JSONB: u64 = 13;
+
+fn put_varint(b: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        b.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    b.push(v as u8);
+}
+
+fn put_zigzag(b: &mut Vec<u8>, v: i64) {
+    put_varint(b, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn corrupt_value() -> SqlError {
+    SqlError::internal("corrupt row value")
+}
+
+fn get_varint(buf: &mut &[u8]) -> SqlResult<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = buf.split_first().ok_or_else(corrupt_value)?;
+        *buf = rest;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(corrupt_value())
+}
+
+fn get_zigzag(buf: &mut &[u8]) -> SqlResult<i64> {
+    let v = get_varint(buf)?;
+    Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+}
+
+fn get_bytes<'a>(buf: &mut &'a [u8]) -> SqlResult<&'a [u8]> {
+    let n = get_varint(buf)? as usize;
+    if buf.len() < n {
+        return Err(corrupt_value());
+    }
+    let (head, rest) = buf.split_at(n);
+    *buf = rest;
+    Ok(head)
+}
+
+/// Appends one non-NULL column of a value.
+fn encode_value_column(b: &mut Vec<u8>, delta: u64, v: &Value) -> SqlResult<()> {
+    let head = |b: &mut Vec<u8>, tag: u64| put_varint(b, (delta << 4) | tag);
+    match v {
+        Value::Null => {}
+        Value::Bool(false) => head(b, TAG_FALSE),
+        Value::Bool(true) => head(b, TAG_TRUE),
+        Value::Int(i) => {
+            head(b, TAG_INT);
+            put_zigzag(b, *i);
+        }
+        Value::Float(f) => {
+            head(b, TAG_FLOAT);
+            b.extend_from_slice(&f.to_bits().to_be_bytes());
+        }
+        Value::Decimal(d) => {
+            head(b, TAG_DECIMAL);
+            enc::encode_decimal(b, d, Direction::Ascending);
+        }
+        Value::Text(s) => {
+            head(b, TAG_TEXT);
+            put_varint(b, s.len() as u64);
+            b.extend_from_slice(s.as_bytes());
+        }
+        Value::Bytes(x) => {
+            head(b, TAG_BYTES);
+            put_varint(b, x.len() as u64);
+            b.extend_from_slice(x);
+        }
+        Value::Date(d) => {
+            head(b, TAG_DATE);
+            put_zigzag(b, *d as i64);
+        }
+        Value::Timestamp(t) => {
+            head(b, TAG_TIMESTAMP);
+            put_zigzag(b, *t);
+        }
+        Value::TimestampTz(t) => {
+            head(b, TAG_TIMESTAMPTZ);
+            put_zigzag(b, *t);
+        }
+        Value::Interval(iv) => {
+            head(b, TAG_INTERVAL);
+            put_zigzag(b, iv.months as i64);
+            put_zigzag(b, iv.days as i64);
+            put_zigzag(b, iv.micros);
+        }
+        Value::Uuid(u) => {
+            head(b, TAG_UUID);
+            b.extend_from_slice(&u.to_be_bytes());
+        }
+        Value::Jsonb(j) => {
+            head(b, TAG_JSONB);
+            let s = j.to_string();
+            put_varint(b, s.len() as u64);
+            b.extend_from_slice(s.as_bytes());
+        }
+        #[allow(unreachable_patterns)]
+        _ => return Err(SqlError::unsupported("cannot store a value of this type")),
+    }
+    Ok(())
+}
+
+fn decode_value_column(buf: &mut &[u8], tag: u64) -> SqlResult<Value> {
+    Ok(match tag {
+        TAG_FALSE => Value::Bool(false),
+        TAG_TRUE => Value::Bool(true),
+        TAG_INT => Value::Int(get_zigzag(buf)?),
+        TAG_FLOAT => {
+            if buf.len() < 8 {
+                return Err(corrupt_value());
+            }
+            let (h, rest) = buf.split_at(8);
+            *buf = rest;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(h);
+            Value::Float(f64::from_bits(u64::from_be_bytes(a)))
+        }
+        TAG_DECIMAL => {
+            let (d, rest) =
+                enc::decode_decimal(buf, Direction::Ascending).map_err(|_| corrupt_value())?;
+            *buf = rest;
+            Value::Decimal(d)
+        }
+        TAG_TEXT => {
+            Value::Text(String::from_utf8(get_bytes(buf)?.to_vec()).map_err(|_| corrupt_value())?)
+        }
+        TAG_BYTES => Value::Bytes(get_bytes(buf)?.to_vec()),
+        TAG_DATE => Value::Date(get_zigzag(buf)? as i32),
+        TAG_TIMESTAMP => Value::Timestamp(get_zigzag(buf)?),
+        TAG_TIMESTAMPTZ => Value::TimestampTz(get_zigzag(buf)?),
+        TAG_INTERVAL => Value::Interval(Interval {
+            months: get_zigzag(buf)? as i32,
+            days: get_zigzag(buf)? as i32,
+            micros: get_zigzag(buf)?,
+        }),
+        TAG_UUID => {
+            if buf.len() < 16 {
+                return Err(corrupt_value());
+            }
+            let (h, rest) = buf.split_at(16);
+            *buf = rest;
+            let mut a = [0u8; 16];
+            a.copy_from_slice(h);
+            Value::Uuid(u128::from_be_bytes(a))
+        }
+        TAG_JSONB => {
+            let s = get_bytes(buf)?;
+            Value::Jsonb(Box::new(
+                serde_json::from_slice(s).map_err(|_| corrupt_value())?,
+            ))
+        }
+        _ => return Err(corrupt_value()),
+    })
+}
+
+/// Encodes the columns `cols` (ids, ascending) of `row` (table layout) as a value.
+pub fn encode_row_value(table: &TableDesc, cols: &[ColumnId], row: &[Value]) -> SqlResult<Vec<u8>> {
+    let mut b = Vec::new();
+    let mut last = 0;
+    for &id in cols {
+        let pos = table
+            .column_position(id)
+            .ok_or_else(|| SqlError::internal(format!("no column with id {id}")))?;
+        let v = row.get(pos).ok_or_else(|| row_width(table, row))?;
+        if v.is_null() {
+            continue;
+        }
+        encode_value_column(&mut b, (id - last) as u64, v)?;
+        last = id;
+    }
+    Ok(b)
+}
+
+/// Decodes a value into `row` (table layout); columns not in the table any more
+/// (dropped) are skipped.
+pub fn decode_row_value(table: &TableDesc, mut buf: &[u8], row: &mut [Value]) -> SqlResult<()> {
+    let mut id: u64 = 0;
+    while !buf.is_empty() {
+        let head = get_varint(&mut buf)?;
+        id += head >> 4;
+        let v = decode_value_column(&mut buf, head & 0xf)?;
+        if let Some(pos) = u32::try_from(id)
+            .ok()
+            .and_then(|id| table.column_position(id))
+            && let Some(slot) = row.get_mut(pos)
+        {
+            *slot = v;
+        }
+    }
+    Ok(())
+}
+
+fn row_width(table: &TableDesc, row: &[Value]) -> SqlError {
+    SqlError::internal(format!(
+        "row of {} values for table \"{}\" with {} columns",
+        row.len(),
+        table.name,
+        table.columns.len()
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Index keys.
+
+fn index_of(table: &TableDesc, index_id: IndexId) -> SqlResult<&IndexDesc> {
+    table.index(index_id).ok_or_else(|| {
+        SqlError::internal(format!(
+            "table \"{}\" has no index with id {index_id}",
+            table.name
+        ))
+    })
+}
+
+fn column_type(table: &TableDesc, id: ColumnId) -> SqlResult<SqlType> {
+    table
+        .column_by_id(id)
+        .map(|c| c.ty)
+        .ok_or_else(|| SqlError::internal(format!("no column with id {id}")))
+}
+
+/// The key prefix of an index with its first `values.len()` key columns set
+/// (for spans). For a non-unique index the key columns continue with the primary
+/// key columns not in the index, so values may cover those too.
 pub fn index_key_prefix(
-    _table: &TableDesc,
-    _index_id: IndexId,
-    _values: &[Value],
+    table: &TableDesc,
+    index_id: IndexId,
+    values: &[Value],
 ) -> SqlResult<Vec<u8>> {
-    Err(SqlError::unsupported("rowenc: not yet"))
+    let index = index_of(table, index_id)?;
+    let key_cols = full_key_columns(table, index);
+    if values.len() > key_cols.len() {
+        return Err(SqlError::internal(format!(
+            "{} values for index \"{}\" with {} key columns",
+            values.len(),
+            index.name,
+            key_cols.len()
+        )));
+    }
+    let mut k = keys::index_prefix(table.id as u64, index_id as u64);
+    for (v, (col, dir)) in values.iter().zip(key_cols) {
+        encode_key_value(&mut k, v, column_type(table, col)?, dir)?;
+    }
+    Ok(k)
 }
 
+/// The key columns of an index entry with their directions: the index's columns,
+/// then (secondary indexes) the primary-key columns not among them.
+pub fn full_key_columns(table: &TableDesc, index: &IndexDesc) -> Vec<(ColumnId, Direction)> {
+    let mut out: Vec<(ColumnId, Direction)> = index
+        .columns
+        .iter()
+        .copied()
+        .zip(index.directions.iter().copied())
+        .collect();
+    if index.id != table.primary_index.id {
+        out.extend(extra_pk_columns(table, index));
+    }
+    out
+}
+
+/// The primary-key columns not in `index`'s columns.
+fn extra_pk_columns(table: &TableDesc, index: &IndexDesc) -> Vec<(ColumnId, Direction)> {
+    let pk = &table.primary_index;
+    pk.columns
+        .iter()
+        .copied()
+        .zip(pk.directions.iter().copied())
+        .filter(|(c, _)| !index.columns.contains(c))
+        .collect()
+}
+
+/// `[start, end)` of every entry of an index.
 pub fn index_span(table: &TableDesc, index_id: IndexId) -> (Vec<u8>, Vec<u8>) {
-    let p = tardigrade_encoding::keys::index_prefix(table.id as u64, index_id as u64);
-    let end = tardigrade_encoding::keys::prefix_end(&p);
+    let p = keys::index_prefix(table.id as u64, index_id as u64);
+    let end = keys::prefix_end(&p);
     (p, end)
 }
 
-pub fn index_covers(table: &TableDesc, _index_id: IndexId) -> Vec<ColumnId> {
-    table.columns.iter().map(|c| c.id).collect()
+/// `[start, end)` of all of a table's data.
+pub fn table_span(table: &TableDesc) -> (Vec<u8>, Vec<u8>) {
+    let p = keys::table_prefix(table.id as u64);
+    let end = keys::prefix_end(&p);
+    (p, end)
 }
 
+/// The columns a scan of this index returns (the others come back NULL): every
+/// column for the primary index; key, primary-key and STORING columns otherwise.
+pub fn index_covers(table: &TableDesc, index_id: IndexId) -> Vec<ColumnId> {
+    match table.index(index_id) {
+        Some(index) if index.id != table.primary_index.id => {
+            let mut out: Vec<ColumnId> = index.columns.clone();
+            for &c in table.primary_index.columns.iter().chain(&index.storing) {
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        _ => table.columns.iter().map(|c| c.id).collect(),
+    }
+}
+
+/// One index entry of a row.
+struct Entry {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    /// `Some(index)` when the entry must not exist yet (primary key, unique index
+    /// without NULLs).
+    unique: Option<IndexId>,
+}
+
+/// The entry of `row` in `index`.
+fn index_entry(table: &TableDesc, index: &IndexDesc, row: &[Value]) -> SqlResult<Entry> {
+    if row.len() != table.columns.len() {
+        return Err(row_width(table, row));
+    }
+    let mut key = keys::index_prefix(table.id as u64, index.id as u64);
+    let mut has_null = false;
+    for (&c, &dir) in index.columns.iter().zip(&index.directions) {
+        let pos = table
+            .column_position(c)
+            .ok_or_else(|| SqlError::internal(format!("no column with id {c}")))?;
+        has_null |= row[pos].is_null();
+        encode_key_value(&mut key, &row[pos], table.columns[pos].ty, dir)?;
+    }
+    if index.id == table.primary_index.id {
+        let mut cols: Vec<ColumnId> = table
+            .columns
+            .iter()
+            .map(|c| c.id)
+            .filter(|c| !index.columns.contains(c))
+            .collect();
+        cols.sort_unstable();
+        return Ok(Entry {
+            key,
+            value: encode_row_value(table, &cols, row)?,
+            unique: Some(index.id),
+        });
+    }
+    let extra = extra_pk_columns(table, index);
+    if !index.unique || has_null {
+        for (c, dir) in &extra {
+            let pos = table
+                .column_position(*c)
+                .ok_or_else(|| SqlError::internal(format!("no column with id {c}")))?;
+            encode_key_value(&mut key, &row[pos], table.columns[pos].ty, *dir)?;
+        }
+    }
+    let mut value_cols: Vec<ColumnId> = index.storing.clone();
+    if index.unique {
+        value_cols.extend(extra.iter().map(|(c, _)| *c));
+    }
+    value_cols.sort_unstable();
+    value_cols.dedup();
+    Ok(Entry {
+        key,
+        value: encode_row_value(table, &value_cols, row)?,
+        unique: (index.unique && !has_null).then_some(index.id),
+    })
+}
+
+/// Decodes an index entry into a row in table layout (columns the index does not
+/// hold are NULL).
+pub fn decode_index_entry(
+    table: &TableDesc,
+    index: &IndexDesc,
+    kv: &KeyValue,
+) -> SqlResult<Vec<Value>> {
+    let mut row = vec![Value::Null; table.columns.len()];
+    let prefix = keys::index_prefix(table.id as u64, index.id as u64);
+    let mut rest = kv
+        .key
+        .strip_prefix(prefix.as_slice())
+        .ok_or_else(|| SqlError::internal("index entry outside its index"))?;
+    let cols = full_key_columns(table, index);
+    let n_index = index.columns.len();
+    for (i, (c, dir)) in cols.iter().enumerate() {
+        if i >= n_index && rest.is_empty() {
+            // A unique index entry without NULLs: the primary key is in the value.
+            break;
+        }
+        let ty = column_type(table, *c)?;
+        let (v, r) = decode_key_value(rest, ty, *dir)?;
+        rest = r;
+        if let Some(pos) = table.column_position(*c) {
+            row[pos] = v;
+        }
+    }
+    decode_row_value(table, &kv.value.bytes, &mut row)?;
+    Ok(row)
+}
+
+// ---------------------------------------------------------------------------
+// Reads.
+
+/// Scans an index over spans, in index order (or reverse), returning rows in table
+/// layout a page at a time.
 pub struct RowScanner {
-    _table: Arc<TableDesc>,
+    table: Arc<TableDesc>,
+    index_id: IndexId,
+    /// Spans still to scan, in scan order (reversed for a reverse scan).
+    spans: VecDeque<(Vec<u8>, Vec<u8>)>,
+    reverse: bool,
+    /// Rows read but not yet returned (reverse scans read a whole span).
+    buffered: VecDeque<KeyValue>,
 }
 
 impl RowScanner {
+    /// `spans` are `[start, end)` pairs in ascending order; an empty `end` means
+    /// every key starting with `start`.
     pub fn new(
         table: Arc<TableDesc>,
-        _index_id: IndexId,
-        _spans: Vec<(Vec<u8>, Vec<u8>)>,
-        _reverse: bool,
+        index_id: IndexId,
+        spans: Vec<(Vec<u8>, Vec<u8>)>,
+        reverse: bool,
     ) -> RowScanner {
-        RowScanner { _table: table }
+        let mut spans: VecDeque<(Vec<u8>, Vec<u8>)> = spans
+            .into_iter()
+            .map(|(s, e)| {
+                if e.is_empty() {
+                    let end = keys::prefix_end(&s);
+                    (s, end)
+                } else {
+                    (s, e)
+                }
+            })
+            .filter(|(s, e)| s < e)
+            .collect();
+        if reverse {
+            spans = spans.into_iter().rev().collect();
+        }
+        RowScanner {
+            table,
+            index_id,
+            spans,
+            reverse,
+            buffered: VecDeque::new(),
+        }
     }
 
+    /// Up to `max_rows` rows (at least one), or `None` when the scan is done.
     pub async fn next_batch(
         &mut self,
-        _txn: &mut Txn,
-        _max_rows: usize,
+        txn: &mut Txn,
+        max_rows: usize,
     ) -> SqlResult<Option<Vec<Vec<Value>>>> {
-        Err(SqlError::unsupported("rowenc: not yet"))
+        let max_rows = max_rows.max(1);
+        let index = index_of(&self.table, self.index_id)?.clone();
+        let mut out = Vec::new();
+        while out.len() < max_rows {
+            if let Some(kv) = self.buffered.pop_front() {
+                out.push(decode_index_entry(&self.table, &index, &kv)?);
+                continue;
+            }
+            let Some((start, end)) = self.spans.pop_front() else {
+                break;
+            };
+            if self.reverse {
+                // TODO(issue 4): page reverse scans (kv::Txn has no limited
+                // reverse scan yet); the span is read whole and buffered.
+                let mut resp = txn
+                    .send(vec![Request::ReverseScan {
+                        span: Span::new(start, end),
+                    }])
+                    .await
+                    .map_err(kv_err)?;
+                match resp.pop() {
+                    Some(Response::ReverseScan { rows, .. }) => self.buffered.extend(rows),
+                    _ => return Err(SqlError::internal("ReverseScan: wrong response")),
+                }
+                continue;
+            }
+            let want = max_rows - out.len();
+            let rows = txn.scan(&start, &end, want as i64).await.map_err(kv_err)?;
+            if rows.len() >= want
+                && let Some(last) = rows.last()
+            {
+                let resume = keys::key_next(&last.key);
+                if resume < end {
+                    self.spans.push_front((resume, end));
+                }
+            }
+            for kv in &rows {
+                out.push(decode_index_entry(&self.table, &index, kv)?);
+            }
+        }
+        Ok(if out.is_empty() { None } else { Some(out) })
     }
 }
 
+/// The primary-index key of a row given its primary-key values (in pk order).
+pub fn primary_key(table: &TableDesc, pk: &[Value]) -> SqlResult<Vec<u8>> {
+    if pk.len() != table.primary_index.columns.len() {
+        return Err(SqlError::internal(format!(
+            "{} primary key values for table \"{}\"",
+            pk.len(),
+            table.name
+        )));
+    }
+    index_key_prefix(table, PRIMARY_INDEX_ID, pk)
+}
+
+/// The primary-key values of a row in table layout.
+pub fn pk_values(table: &TableDesc, row: &[Value]) -> SqlResult<Vec<Value>> {
+    table
+        .primary_index
+        .columns
+        .iter()
+        .map(|&c| {
+            table
+                .column_position(c)
+                .and_then(|p| row.get(p).cloned())
+                .ok_or_else(|| row_width(table, row))
+        })
+        .collect()
+}
+
+/// Full rows by primary key (one batch of point reads).
 pub async fn get_rows_by_pk(
-    _txn: &mut Txn,
-    _table: &TableDesc,
-    _pks: &[Vec<Value>],
+    txn: &mut Txn,
+    table: &TableDesc,
+    pks: &[Vec<Value>],
 ) -> SqlResult<Vec<Option<Vec<Value>>>> {
-    Err(SqlError::unsupported("rowenc: not yet"))
+    if pks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reqs = pks
+        .iter()
+        .map(|pk| {
+            Ok(Request::Get {
+                key: primary_key(table, pk)?,
+            })
+        })
+        .collect::<SqlResult<Vec<_>>>()?;
+    let keys: Vec<Vec<u8>> = reqs
+        .iter()
+        .map(|r| match r {
+            Request::Get { key } => key.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let resp = txn.send(reqs).await.map_err(kv_err)?;
+    let mut out = Vec::with_capacity(pks.len());
+    for (key, r) in keys.into_iter().zip(resp) {
+        match r {
+            Response::Get { value: Some(v) } => {
+                let kv = KeyValue { key, value: v };
+                out.push(Some(decode_index_entry(table, &table.primary_index, &kv)?));
+            }
+            Response::Get { value: None } => out.push(None),
+            _ => return Err(SqlError::internal("Get: wrong response")),
+        }
+    }
+    Ok(out)
 }
 
+// ---------------------------------------------------------------------------
+// Writes.
+
+/// A value as it appears in an error detail (`Key (a)=(1) already exists.`).
+pub fn display_value(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => if *b { "t" } else { "f" }.into(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Decimal(d) => d.to_string(),
+        Value::Text(s) => s.clone(),
+        Value::Bytes(b) => {
+            let mut s = String::from("\\x");
+            for x in b {
+                let _ = write!(s, "{x:02x}");
+            }
+            s
+        }
+        Value::Uuid(u) => {
+            let h = format!("{u:032x}");
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            )
+        }
+        Value::Jsonb(j) => j.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn key_detail(table: &TableDesc, cols: &[ColumnId], row: &[Value]) -> String {
+    let mut names = Vec::new();
+    let mut vals = Vec::new();
+    for &c in cols {
+        if let Some(pos) = table.column_position(c) {
+            names.push(table.columns[pos].name.clone());
+            vals.push(row.get(pos).map(display_value).unwrap_or_default());
+        }
+    }
+    format!("Key ({})=({})", names.join(", "), vals.join(", "))
+}
+
+fn unique_violation(table: &TableDesc, index_id: IndexId, row: &[Value]) -> SqlError {
+    match table.index(index_id) {
+        Some(index) => SqlError::new(
+            codes::UNIQUE_VIOLATION,
+            format!(
+                "duplicate key value violates unique constraint \"{}\"",
+                index.name
+            ),
+        )
+        .with_detail(format!(
+            "{} already exists.",
+            key_detail(table, &index.columns, row)
+        )),
+        None => SqlError::new(codes::UNIQUE_VIOLATION, "duplicate key value"),
+    }
+}
+
+fn check_not_null(table: &TableDesc, row: &[Value]) -> SqlResult<()> {
+    if row.len() != table.columns.len() {
+        return Err(row_width(table, row));
+    }
+    for (c, v) in table.columns.iter().zip(row) {
+        if !c.nullable && v.is_null() {
+            return Err(SqlError::new(
+                codes::NOT_NULL_VIOLATION,
+                format!(
+                    "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                    c.name, table.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What a request of a write batch checks, to explain a failed condition.
+enum Check {
+    None,
+    Unique { index: IndexId, row: usize },
+}
+
+/// A batch of writes being built.
+#[derive(Default)]
+struct WriteBatch {
+    deletes: Vec<Vec<u8>>,
+    puts: Vec<(Vec<u8>, Vec<u8>)>,
+    cputs: Vec<(Vec<u8>, Vec<u8>, IndexId, usize)>,
+}
+
+impl WriteBatch {
+    fn add_entry(&mut self, e: Entry, row: usize, overwrite: bool) {
+        match e.unique {
+            Some(index) if !overwrite => self.cputs.push((e.key, e.value, index, row)),
+            _ => self.puts.push((e.key, e.value)),
+        }
+    }
+
+    /// Sends deletes first (so a key freed by one row can be taken by another
+    /// in the same batch), then the conditional and plain puts.
+    async fn send(self, txn: &mut Txn, table: &TableDesc, rows: &[&[Value]]) -> SqlResult<()> {
+        let mut reqs = Vec::with_capacity(self.deletes.len() + self.puts.len() + self.cputs.len());
+        let mut checks = Vec::with_capacity(reqs.capacity());
+        for key in self.deletes {
+            reqs.push(Request::Delete { key });
+            checks.push(Check::None);
+        }
+        // Duplicates inside the batch itself.
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        for (key, _, index, row) in &self.cputs {
+            if !seen.insert(key.as_slice()) {
+                return Err(unique_violation(
+                    table,
+                    *index,
+                    rows.get(*row).copied().unwrap_or(&[]),
+                ));
+            }
+        }
+        for (key, value, index, row) in self.cputs {
+            reqs.push(Request::ConditionalPut {
+                key,
+                value,
+                expected: None,
+            });
+            checks.push(Check::Unique { index, row });
+        }
+        for (key, value) in self.puts {
+            reqs.push(Request::Put { key, value });
+            checks.push(Check::None);
+        }
+        if reqs.is_empty() {
+            return Ok(());
+        }
+        match txn.send(reqs).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(explain(e, &checks, table, rows)),
+        }
+    }
+}
+
+fn explain(e: KvError, checks: &[Check], table: &TableDesc, rows: &[&[Value]]) -> SqlError {
+    if let ErrorDetail::ConditionFailed { .. } = e.detail {
+        let check = match e.index.and_then(|i| checks.get(i)) {
+            Some(c) => Some(c),
+            None => checks.iter().find(|c| matches!(c, Check::Unique { .. })),
+        };
+        if let Some(Check::Unique { index, row }) = check {
+            return unique_violation(table, *index, rows.get(*row).copied().unwrap_or(&[]));
+        }
+        return SqlError::new(codes::UNIQUE_VIOLATION, "duplicate key value");
+    }
+    kv_err(e)
+}
+
+/// Recursion guard for cascades.
+const MAX_CASCADE_DEPTH: usize = 32;
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Inserts rows (table layout, defaults already filled). `upsert` overwrites
+/// rows with the same primary key (fixing their secondary index entries).
 pub async fn insert_rows(
-    _txn: &mut Txn,
-    _catalog: &Catalog,
-    _table: &TableDesc,
-    _rows: &[Vec<Value>],
-    _upsert: bool,
+    txn: &mut Txn,
+    catalog: &Catalog,
+    table: &TableDesc,
+    rows: &[Vec<Value>],
+    upsert: bool,
 ) -> SqlResult<()> {
-    Err(SqlError::unsupported("rowenc: not yet"))
+    if rows.is_empty() {
+        return Ok(());
+    }
+    check_writable(table)?;
+    for row in rows {
+        check_not_null(table, row)?;
+    }
+    check_foreign_keys(txn, catalog, table, rows.iter().map(|r| r.as_slice())).await?;
+    let row_refs: Vec<&[Value]> = rows.iter().map(|r| r.as_slice()).collect();
+    if upsert {
+        let pks = rows
+            .iter()
+            .map(|r| pk_values(table, r))
+            .collect::<SqlResult<Vec<_>>>()?;
+        // Later rows win over earlier ones with the same key.
+        let mut last_of: HashMap<Vec<u8>, usize> = HashMap::new();
+        for (i, pk) in pks.iter().enumerate() {
+            last_of.insert(primary_key(table, pk)?, i);
+        }
+        let olds = get_rows_by_pk(txn, table, &pks).await?;
+        let mut pairs: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
+        let mut fresh: Vec<Vec<Value>> = Vec::new();
+        let mut fresh_seen = HashSet::new();
+        for (i, (row, old)) in rows.iter().zip(olds).enumerate() {
+            let key = primary_key(table, &pks[i])?;
+            if last_of.get(&key) != Some(&i) {
+                continue;
+            }
+            match old {
+                Some(old) => pairs.push((old, row.clone())),
+                None => {
+                    if fresh_seen.insert(key) {
+                        fresh.push(row.clone());
+                    }
+                }
+            }
+        }
+        if !pairs.is_empty() {
+            // The referenced-key side of an upsert is an update.
+            update_rows_inner(txn, catalog, table, &pairs, 0, false).await?;
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&[Value]> = fresh.iter().map(|r| r.as_slice()).collect();
+        let mut batch = WriteBatch::default();
+        for (i, row) in fresh.iter().enumerate() {
+            for index in table.all_indexes() {
+                batch.add_entry(index_entry(table, index, row)?, i, false);
+            }
+        }
+        return batch.send(txn, table, &refs).await;
+    }
+    let mut batch = WriteBatch::default();
+    for (i, row) in rows.iter().enumerate() {
+        for index in table.all_indexes() {
+            batch.add_entry(index_entry(table, index, row)?, i, false);
+        }
+    }
+    batch.send(txn, table, &row_refs).await
 }
 
+fn check_writable(table: &TableDesc) -> SqlResult<()> {
+    if table.is_view() {
+        return Err(SqlError::new(
+            codes::WRONG_OBJECT_TYPE,
+            format!("cannot change view \"{}\"", table.name),
+        ));
+    }
+    if table.is_sequence() {
+        return Err(SqlError::new(
+            codes::WRONG_OBJECT_TYPE,
+            format!("cannot change sequence \"{}\"", table.name),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that each row's foreign keys reference existing rows (MATCH SIMPLE: a
+/// key with a NULL is not checked). One batch of point reads.
+async fn check_foreign_keys<'r>(
+    txn: &mut Txn,
+    catalog: &Catalog,
+    table: &TableDesc,
+    rows: impl Iterator<Item = &'r [Value]> + Clone,
+) -> SqlResult<()> {
+    if table.foreign_keys.is_empty() {
+        return Ok(());
+    }
+    let mut reqs = Vec::new();
+    let mut what: Vec<(&ForeignKeyDesc, &'r [Value], Arc<TableDesc>)> = Vec::new();
+    let mut seen = HashSet::new();
+    for fk in &table.foreign_keys {
+        let parent = if fk.referenced_table == table.id {
+            Arc::new(table.clone())
+        } else {
+            catalog.table_by_id(txn, fk.referenced_table).await?
+        };
+        let (index, order) = referenced_index(&parent, fk)?;
+        for row in rows.clone() {
+            let mut vals = Vec::with_capacity(fk.columns.len());
+            let mut null = false;
+            for &i in &order {
+                let pos = table
+                    .column_position(fk.columns[i])
+                    .ok_or_else(|| SqlError::internal("foreign key column missing"))?;
+                let v = row.get(pos).cloned().unwrap_or(Value::Null);
+                null |= v.is_null();
+                vals.push(v);
+            }
+            if null {
+                continue;
+            }
+            let key = index_key_prefix(&parent, index, &vals)?;
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let end = keys::prefix_end(&key);
+            reqs.push(Request::Scan {
+                span: Span::new(key, end),
+            });
+            what.push((fk, row, parent.clone()));
+        }
+    }
+    if reqs.is_empty() {
+        return Ok(());
+    }
+    // TODO(issue 4): a Get for a primary-key lookup; a scan also finds the
+    // entries of a unique index whose key carries the pk suffix.
+    let resp = txn.send(reqs).await.map_err(kv_err)?;
+    for (r, (fk, row, parent)) in resp.into_iter().zip(what) {
+        let found = match r {
+            Response::Scan { rows, .. } => !rows.is_empty(),
+            _ => return Err(SqlError::internal("Scan: wrong response")),
+        };
+        if !found {
+            return Err(SqlError::new(
+                codes::FOREIGN_KEY_VIOLATION,
+                format!(
+                    "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
+                    table.name, fk.name
+                ),
+            )
+            .with_detail(format!(
+                "{} is not present in table \"{}\".",
+                key_detail(table, &fk.columns, row),
+                parent.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The index of `parent` whose columns are exactly the foreign key's referenced
+/// columns, and the order of the foreign key's columns in that index.
+pub fn referenced_index(
+    parent: &TableDesc,
+    fk: &ForeignKeyDesc,
+) -> SqlResult<(IndexId, Vec<usize>)> {
+    for index in parent.all_indexes() {
+        if index.unique
+            && index.columns.len() == fk.referenced_columns.len()
+            && index
+                .columns
+                .iter()
+                .all(|c| fk.referenced_columns.contains(c))
+        {
+            let order = index
+                .columns
+                .iter()
+                .map(|c| {
+                    fk.referenced_columns
+                        .iter()
+                        .position(|r| r == c)
+                        .unwrap_or(0)
+                })
+                .collect();
+            return Ok((index.id, order));
+        }
+    }
+    Err(SqlError::new(
+        codes::INVALID_FOREIGN_KEY,
+        format!(
+            "there is no unique constraint matching given keys for referenced table \"{}\"",
+            parent.name
+        ),
+    ))
+}
+
+/// An index of `child` whose leading columns are the foreign key's columns (in
+/// some order), with the positions of the fk columns in its key order.
+pub fn referencing_index(child: &TableDesc, fk: &ForeignKeyDesc) -> Option<(IndexId, Vec<usize>)> {
+    let n = fk.columns.len();
+    child.all_indexes().find_map(|index| {
+        let cols = full_key_columns(child, index);
+        if cols.len() < n {
+            return None;
+        }
+        let lead: Vec<ColumnId> = cols[..n].iter().map(|(c, _)| *c).collect();
+        if lead.iter().all(|c| fk.columns.contains(c)) {
+            let order = lead
+                .iter()
+                .map(|c| fk.columns.iter().position(|f| f == c).unwrap_or(0))
+                .collect();
+            Some((index.id, order))
+        } else {
+            None
+        }
+    })
+}
+
+/// Deletes rows (full old rows, table layout) and all their index entries;
+/// applies the foreign-key actions of tables referencing them.
 pub async fn delete_rows(
-    _txn: &mut Txn,
-    _catalog: &Catalog,
-    _table: &TableDesc,
-    _rows: &[Vec<Value>],
+    txn: &mut Txn,
+    catalog: &Catalog,
+    table: &TableDesc,
+    rows: &[Vec<Value>],
 ) -> SqlResult<()> {
-    Err(SqlError::unsupported("rowenc: not yet"))
+    delete_rows_inner(txn, catalog, table, rows, 0).await
 }
 
-pub async fn update_rows(
-    _txn: &mut Txn,
-    _catalog: &Catalog,
-    _table: &TableDesc,
-    _pairs: &[(Vec<Value>, Vec<Value>)],
+fn delete_rows_inner<'a>(
+    txn: &'a mut Txn,
+    catalog: &'a Catalog,
+    table: &'a TableDesc,
+    rows: &'a [Vec<Value>],
+    depth: usize,
+) -> BoxFut<'a, SqlResult<()>> {
+    Box::pin(async move {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        check_writable(table)?;
+        if depth > MAX_CASCADE_DEPTH {
+            return Err(SqlError::new(
+                codes::PROGRAM_LIMIT_EXCEEDED,
+                "foreign key cascade is too deep",
+            ));
+        }
+        let mut batch = WriteBatch::default();
+        for row in rows {
+            for index in table.all_indexes() {
+                batch.deletes.push(index_entry(table, index, row)?.key);
+            }
+        }
+        let refs: Vec<&[Value]> = rows.iter().map(|r| r.as_slice()).collect();
+        batch.send(txn, table, &refs).await?;
+        let changed: Vec<(&[Value], Option<&[Value]>)> = refs.iter().map(|r| (*r, None)).collect();
+        referencing_actions(txn, catalog, table, &changed, depth).await
+    })
+}
+
+/// For rows of `table` deleted (new = None) or updated (new = Some) whose
+/// referenced key changed: restrict, cascade or set null in referencing tables.
+async fn referencing_actions(
+    txn: &mut Txn,
+    catalog: &Catalog,
+    table: &TableDesc,
+    changed: &[(&[Value], Option<&[Value]>)],
+    depth: usize,
 ) -> SqlResult<()> {
-    Err(SqlError::unsupported("rowenc: not yet"))
+    for (child_id, fk_name) in &table.referenced_by {
+        let child = if *child_id == table.id {
+            Arc::new(table.clone())
+        } else {
+            catalog.table_by_id(txn, *child_id).await?
+        };
+        let Some(fk) = child
+            .foreign_keys
+            .iter()
+            .find(|f| &f.name == fk_name)
+            .cloned()
+        else {
+            continue;
+        };
+        let Some((index_id, order)) = referencing_index(&child, &fk) else {
+            return Err(SqlError::internal(format!(
+                "no index on the columns of foreign key \"{}\"",
+                fk.name
+            )));
+        };
+        // Parent key values, per changed row, in the child index's order.
+        let mut reqs = Vec::new();
+        let mut which = Vec::new();
+        for (i, (old, new)) in changed.iter().enumerate() {
+            let mut vals = Vec::with_capacity(order.len());
+            let mut null = false;
+            let mut same = new.is_some();
+            for &o in &order {
+                let pos = table
+                    .column_position(fk.referenced_columns[o])
+                    .ok_or_else(|| SqlError::internal("referenced column missing"))?;
+                let v = old.get(pos).cloned().unwrap_or(Value::Null);
+                if let Some(new) = new
+                    && new.get(pos).map(|n| n.sort_key()) != Some(v.sort_key())
+                {
+                    same = false;
+                }
+                null |= v.is_null();
+                vals.push(v);
+            }
+            if null || same {
+                continue;
+            }
+            let start = index_key_prefix(&child, index_id, &vals)?;
+            let end = keys::prefix_end(&start);
+            reqs.push(Request::Scan {
+                span: Span::new(start, end),
+            });
+            which.push(i);
+        }
+        if reqs.is_empty() {
+            continue;
+        }
+        let resp = txn.send(reqs).await.map_err(kv_err)?;
+        let index = index_of(&child, index_id)?.clone();
+        for (r, i) in resp.into_iter().zip(which) {
+            let Response::Scan { rows: kvs, .. } = r else {
+                return Err(SqlError::internal("Scan: wrong response"));
+            };
+            if kvs.is_empty() {
+                continue;
+            }
+            let (old, new) = changed[i];
+            let action = if new.is_some() {
+                fk.on_update
+            } else {
+                fk.on_delete
+            };
+            match action {
+                ReferentialAction::NoAction | ReferentialAction::Restrict => {
+                    return Err(SqlError::new(
+                        codes::FOREIGN_KEY_VIOLATION,
+                        format!(
+                            "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+                            table.name, fk.name, child.name
+                        ),
+                    )
+                    .with_detail(format!(
+                        "{} is still referenced from table \"{}\".",
+                        key_detail(table, &fk.referenced_columns, old),
+                        child.name
+                    )));
+                }
+                _ => {}
+            }
+            // Full child rows.
+            let partial = kvs
+                .iter()
+                .map(|kv| decode_index_entry(&child, &index, kv))
+                .collect::<SqlResult<Vec<_>>>()?;
+            let pks = partial
+                .iter()
+                .map(|r| pk_values(&child, r))
+                .collect::<SqlResult<Vec<_>>>()?;
+            let full: Vec<Vec<Value>> = get_rows_by_pk(txn, &child, &pks)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect();
+            match (action, new) {
+                (ReferentialAction::Cascade, None) => {
+                    delete_rows_inner(txn, catalog, &child, &full, depth + 1).await?;
+                }
+                (ReferentialAction::Cascade, Some(new)) => {
+                    let pairs = full
+                        .into_iter()
+                        .map(|old_child| {
+                            let mut n = old_child.clone();
+                            for (k, &c) in fk.columns.iter().enumerate() {
+                                if let (Some(cp), Some(pp)) = (
+                                    child.column_position(c),
+                                    table.column_position(fk.referenced_columns[k]),
+                                ) {
+                                    n[cp] = new[pp].clone();
+                                }
+                            }
+                            (old_child, n)
+                        })
+                        .collect::<Vec<_>>();
+                    update_rows_inner(txn, catalog, &child, &pairs, depth + 1, true).await?;
+                }
+                (ReferentialAction::SetNull | ReferentialAction::SetDefault, _) => {
+                    if action == ReferentialAction::SetDefault
+                        && fk
+                            .columns
+                            .iter()
+                            .any(|&c| child.column_by_id(c).is_some_and(|c| c.default.is_some()))
+                    {
+                        // TODO(issue 4): evaluate the defaults.
+                        return Err(SqlError::unsupported(
+                            "ON DELETE/UPDATE SET DEFAULT with a non-NULL default",
+                        ));
+                    }
+                    let pairs = full
+                        .into_iter()
+                        .map(|old_child| {
+                            let mut n = old_child.clone();
+                            for &c in &fk.columns {
+                                if let Some(cp) = child.column_position(c) {
+                                    n[cp] = Value::Null;
+                                }
+                            }
+                            (old_child, n)
+                        })
+                        .collect::<Vec<_>>();
+                    update_rows_inner(txn, catalog, &child, &pairs, depth + 1, true).await?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Updates rows: (old full row, new full row), table layout. Rewrites only the
+/// index entries that change; a changed primary key moves the row.
+pub async fn update_rows(
+    txn: &mut Txn,
+    catalog: &Catalog,
+    table: &TableDesc,
+    pairs: &[(Vec<Value>, Vec<Value>)],
+) -> SqlResult<()> {
+    update_rows_inner(txn, catalog, table, pairs, 0, true).await
+}
+
+fn update_rows_inner<'a>(
+    txn: &'a mut Txn,
+    catalog: &'a Catalog,
+    table: &'a TableDesc,
+    pairs: &'a [(Vec<Value>, Vec<Value>)],
+    depth: usize,
+    check_fks: bool,
+) -> BoxFut<'a, SqlResult<()>> {
+    Box::pin(async move {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        check_writable(table)?;
+        if depth > MAX_CASCADE_DEPTH {
+            return Err(SqlError::new(
+                codes::PROGRAM_LIMIT_EXCEEDED,
+                "foreign key cascade is too deep",
+            ));
+        }
+        for (_, new) in pairs {
+            check_not_null(table, new)?;
+        }
+        // Foreign keys of this table whose columns changed.
+        if check_fks || !table.foreign_keys.is_empty() {
+            let changed_rows: Vec<&[Value]> = pairs
+                .iter()
+                .filter(|(old, new)| {
+                    table.foreign_keys.iter().any(|fk| {
+                        fk.columns.iter().any(|&c| {
+                            table
+                                .column_position(c)
+                                .is_some_and(|p| old[p].sort_key() != new[p].sort_key())
+                        })
+                    })
+                })
+                .map(|(_, new)| new.as_slice())
+                .collect();
+            if !changed_rows.is_empty() {
+                check_foreign_keys(txn, catalog, table, changed_rows.into_iter()).await?;
+            }
+        }
+        let mut batch = WriteBatch::default();
+        for (i, (old, new)) in pairs.iter().enumerate() {
+            for index in table.all_indexes() {
+                let o = index_entry(table, index, old)?;
+                let n = index_entry(table, index, new)?;
+                if o.key == n.key {
+                    if o.value != n.value {
+                        batch.puts.push((n.key, n.value));
+                    }
+                } else {
+                    batch.deletes.push(o.key);
+                    batch.add_entry(n, i, false);
+                }
+            }
+        }
+        let refs: Vec<&[Value]> = pairs.iter().map(|(_, n)| n.as_slice()).collect();
+        batch.send(txn, table, &refs).await?;
+        if !table.referenced_by.is_empty() {
+            let changed: Vec<(&[Value], Option<&[Value]>)> = pairs
+                .iter()
+                .map(|(o, n)| (o.as_slice(), Some(n.as_slice())))
+                .collect();
+            referencing_actions(txn, catalog, table, &changed, depth).await?;
+        }
+        Ok(())
+    })
+}
+
+/// A comparable form of a value for change detection (NULL ≠ anything).
+trait SortKey {
+    fn sort_key(&self) -> Vec<u8>;
+}
+
+impl SortKey for Value {
+    fn sort_key(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        if encode_value_column(&mut b, 0, self).is_err() {
+            b.push(0xff);
+        }
+        if self.is_null() {
+            b.push(0xfe);
+        }
+        b
+    }
+}
+
+/// Writes every index entry of rows that already exist in the primary index
+/// into one secondary index (CREATE INDEX backfill). Unique conflicts are
+/// 23505.
+pub async fn backfill_index(txn: &mut Txn, table: &TableDesc, index_id: IndexId) -> SqlResult<()> {
+    let index = index_of(table, index_id)?.clone();
+    let arc = Arc::new(table.clone());
+    let (s, e) = index_span(table, PRIMARY_INDEX_ID);
+    let mut scanner = RowScanner::new(arc, PRIMARY_INDEX_ID, vec![(s, e)], false);
+    while let Some(rows) = scanner.next_batch(txn, BACKFILL_CHUNK).await? {
+        let mut batch = WriteBatch::default();
+        for (i, row) in rows.iter().enumerate() {
+            batch.add_entry(index_entry(table, &index, row)?, i, false);
+        }
+        let refs: Vec<&[Value]> = rows.iter().map(|r| r.as_slice()).collect();
+        batch.send(txn, table, &refs).await?;
+    }
+    Ok(())
+}
+
+/// Rows per page of a backfill.
+pub const BACKFILL_CHUNK: usize = 1000;
+
+/// Deletes all of a table's rows and index entries (TRUNCATE): one DeleteRange.
+pub async fn clear_table(txn: &mut Txn, table_id: DescId) -> SqlResult<()> {
+    let p = keys::table_prefix(table_id as u64);
+    let end = keys::prefix_end(&p);
+    txn.send(vec![Request::DeleteRange {
+        span: Span::new(p, end),
+    }])
+    .await
+    .map_err(kv_err)?;
+    Ok(())
 }
