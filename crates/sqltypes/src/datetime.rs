@@ -153,11 +153,14 @@ pub fn write_interval(out: &mut String, iv: Interval) {
     let (zero, before) = if years == 0 && mons == 0 && iv.days == 0 {
         (true, false)
     } else {
-        (false, [years, mons, i64::from(iv.days)]
-            .iter()
-            .rev()
-            .find(|v| **v != 0)
-            .is_some_and(|v| *v < 0))
+        (
+            false,
+            [years, mons, i64::from(iv.days)]
+                .iter()
+                .rev()
+                .find(|v| **v != 0)
+                .is_some_and(|v| *v < 0),
+        )
     };
     if zero || iv.micros != 0 {
         let minus = iv.micros < 0;
@@ -451,7 +454,9 @@ pub fn parse_timestamp(s: &str, tz: bool) -> SqlResult<i64> {
             tod = parse_hms(&mut c, s, ty)?;
         }
     }
-    if c.peek().is_some_and(|ch| ch != b' ' || !c.rest().trim().eq_ignore_ascii_case("bc")) {
+    if c.peek()
+        .is_some_and(|ch| ch != b' ' || !c.rest().trim().eq_ignore_ascii_case("bc"))
+    {
         zone = parse_zone(&mut c, s, ty)?;
     }
     if parse_bc(&mut c) {
@@ -583,7 +588,10 @@ pub fn parse_interval(s: &str) -> SqlResult<Interval> {
                 Some(p) => p.parse().map_err(|_| err())?,
                 None => 0.0,
             };
-            if !parts[..parts.len() - 1].iter().all(|p| p.bytes().all(|b| b.is_ascii_digit())) {
+            if !parts[..parts.len() - 1]
+                .iter()
+                .all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            {
                 return Err(err());
             }
             let v = h * 3.6e9 + m * 6e7 + sec * 1e6;
@@ -602,9 +610,7 @@ pub fn parse_interval(s: &str) -> SqlResult<Interval> {
         let v: f64 = num.parse().map_err(|_| err())?;
         let unit = if !unit.is_empty() {
             unit.to_owned()
-        } else if i < toks.len()
-            && toks[i].bytes().all(|b| b.is_ascii_alphabetic())
-        {
+        } else if i < toks.len() && toks[i].bytes().all(|b| b.is_ascii_alphabetic()) {
             i += 1;
             toks[i - 1].to_owned()
         } else {
@@ -754,7 +760,11 @@ mod tests {
     fn timestamps_print_and_parse_like_postgres() {
         let cases = [
             ("2024-01-02 03:04:05", false, "2024-01-02 03:04:05"),
-            ("2024-01-02 03:04:05.123456", false, "2024-01-02 03:04:05.123456"),
+            (
+                "2024-01-02 03:04:05.123456",
+                false,
+                "2024-01-02 03:04:05.123456",
+            ),
             ("2024-01-02 03:04:05.120", false, "2024-01-02 03:04:05.12"),
             ("2024-01-02T03:04:05Z", true, "2024-01-02 03:04:05+00"),
             ("2024-01-02 03:04:05+02", true, "2024-01-02 01:04:05+00"),
@@ -774,7 +784,10 @@ mod tests {
     fn intervals_print_and_parse_like_postgres() {
         let cases = [
             ("1 day", "1 day"),
-            ("1 year 2 months 3 days 04:05:06", "1 year 2 mons 3 days 04:05:06"),
+            (
+                "1 year 2 months 3 days 04:05:06",
+                "1 year 2 mons 3 days 04:05:06",
+            ),
             ("01:02:03", "01:02:03"),
             ("-1 day -2 hours", "-1 days -02:00:00"),
             ("1 day -1 second", "1 day -00:00:01"),
@@ -795,7 +808,10 @@ mod tests {
             write_interval(&mut s, parse_interval(input).expect(input));
             assert_eq!(s, want, "{input}");
         }
-        assert_eq!(parse_interval("1 fortnight").expect_err("bad").code, "22007");
+        assert_eq!(
+            parse_interval("1 fortnight").expect_err("bad").code,
+            "22007"
+        );
     }
 
     #[test]

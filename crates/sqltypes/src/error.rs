@@ -125,6 +125,7 @@ pub mod codes {
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
     pub const INVALID_JSON_TEXT: &str = "22P05";
+    pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
     pub const DATA_EXCEPTION: &str = "22000";
     pub const NOT_NULL_VIOLATION: &str = "23502";
     pub const FOREIGN_KEY_VIOLATION: &str = "23503";

@@ -65,7 +65,11 @@ fn sub_mag(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut borrow = 0i8;
     for i in 0..a.len() {
         let x = a[a.len() - 1 - i] as i8;
-        let y = if i < b.len() { b[b.len() - 1 - i] as i8 } else { 0 };
+        let y = if i < b.len() {
+            b[b.len() - 1 - i] as i8
+        } else {
+            0
+        };
         let mut d = x - y - borrow;
         if d < 0 {
             d += 10;
@@ -671,8 +675,14 @@ mod tests {
     #[test]
     fn typmod_rounds_and_checks_overflow() {
         let d = |s: &str| s.parse::<Decimal>().expect("literal");
-        assert_eq!(apply_typmod(&d("1.5"), 10, 2).expect("fits").to_string(), "1.50");
-        assert_eq!(apply_typmod(&d("1.005"), 10, 2).expect("fits").to_string(), "1.01");
+        assert_eq!(
+            apply_typmod(&d("1.5"), 10, 2).expect("fits").to_string(),
+            "1.50"
+        );
+        assert_eq!(
+            apply_typmod(&d("1.005"), 10, 2).expect("fits").to_string(),
+            "1.01"
+        );
         let e = apply_typmod(&d("1000"), 5, 2).expect_err("overflow");
         assert_eq!(e.code, "22003");
         assert_eq!(e.message, "numeric field overflow");
@@ -681,14 +691,26 @@ mod tests {
     #[test]
     fn float_to_numeric_keeps_fifteen_digits() {
         assert_eq!(dec_from_f64(0.1, 15).expect("f").to_string(), "0.1");
-        assert_eq!(dec_from_f64(1.0 / 3.0, 15).expect("f").to_string(), "0.333333333333333");
+        assert_eq!(
+            dec_from_f64(1.0 / 3.0, 15).expect("f").to_string(),
+            "0.333333333333333"
+        );
         assert_eq!(dec_from_f64(100.0, 15).expect("f").to_string(), "100");
-        assert_eq!(dec_from_f64(1e20, 15).expect("f").to_string(), "100000000000000000000");
+        assert_eq!(
+            dec_from_f64(1e20, 15).expect("f").to_string(),
+            "100000000000000000000"
+        );
     }
 
     #[test]
     fn integer_powers_are_exact() {
-        assert_eq!(n("2").pow_int(2).expect("pow").to_string(), "4.0000000000000000");
-        assert_eq!(n("2").pow_int(3).expect("pow").to_string(), "8.0000000000000000");
+        assert_eq!(
+            n("2").pow_int(2).expect("pow").to_string(),
+            "4.0000000000000000"
+        );
+        assert_eq!(
+            n("2").pow_int(3).expect("pow").to_string(),
+            "8.0000000000000000"
+        );
     }
 }
