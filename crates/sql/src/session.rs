@@ -171,13 +171,12 @@ impl Session {
         };
         let mut out = Vec::with_capacity(statements.len());
         for statement in statements {
-            let prepared = match self.prepare_statement(sql, statement, &[]).await {
-                Ok(p) => p,
-                Err(e) => {
-                    self.fail_block();
-                    out.push(Err(e));
-                    return out;
-                }
+            // The simple protocol describes results from the output itself.
+            let prepared = Prepared {
+                sql: String::new(),
+                statement: Some(statement),
+                param_types: Vec::new(),
+                columns: None,
             };
             let result = self.execute(&prepared, &[]).await;
             let failed = result.is_err();

@@ -1,0 +1,310 @@
+//! Scalar evaluation over one row.
+//!
+//! Evaluation is synchronous: the values of subqueries (and `nextval`) are computed
+//! by the operator beforehand and handed in through [`EvalCtx`], so per-row work
+//! never awaits.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use tardigrade_sqltypes::error::codes;
+use tardigrade_sqltypes::ops::{self, BinOp, UnOp};
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
+
+use crate::plan::{Scalar, SubqueryKind};
+
+/// A computed subquery.
+#[derive(Clone, Debug)]
+pub enum SubValue {
+    Scalar(Value),
+    Exists(bool),
+    /// The single column of every row, for IN / ANY / ALL.
+    Column(Vec<Value>),
+}
+
+/// What evaluation may read besides the row.
+#[derive(Default)]
+pub struct EvalCtx<'a> {
+    pub params: &'a [Value],
+    /// Rows of the enclosing queries, innermost last.
+    pub outer: &'a [Vec<Value>],
+    /// Uncorrelated subqueries, computed once per statement.
+    pub subqueries: Option<&'a HashMap<usize, SubValue>>,
+    /// Correlated subqueries and `nextval`s computed for the current row.
+    pub row_values: Option<&'a RowValues>,
+    /// Statement time, microseconds since the Unix epoch.
+    pub now_micros: i64,
+    pub node_id: u32,
+    pub database: &'a str,
+    pub user: &'a str,
+}
+
+/// Per-row results of asynchronous scalars.
+#[derive(Default, Debug)]
+pub struct RowValues {
+    pub subqueries: HashMap<usize, SubValue>,
+    pub nextvals: HashMap<String, i64>,
+}
+
+/// Evaluates a constant expression (no row, no parameters), for folding.
+pub fn eval_constant_scalar(s: &Scalar) -> SqlResult<Value> {
+    eval(s, &[], &EvalCtx::default())
+}
+
+/// Evaluates a boolean predicate: NULL counts as false.
+pub fn eval_predicate(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<bool> {
+    Ok(matches!(eval(s, row, ctx)?, Value::Bool(true)))
+}
+
+pub fn eval(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
+    Ok(match s {
+        Scalar::Column { index, .. } => row
+            .get(*index)
+            .cloned()
+            .ok_or_else(|| SqlError::internal(format!("column @{} out of range", index + 1)))?,
+        Scalar::Outer { depth, index, .. } => {
+            let n = ctx.outer.len();
+            let outer_row = (*depth <= n)
+                .then(|| &ctx.outer[n - depth])
+                .ok_or_else(|| SqlError::internal("outer row missing"))?;
+            outer_row
+                .get(*index)
+                .cloned()
+                .ok_or_else(|| SqlError::internal("outer column out of range"))?
+        }
+        Scalar::Literal { value, .. } => value.clone(),
+        Scalar::Param { index, ty } => match ctx.params.get(*index) {
+            Some(v) => v.clone(),
+            None => {
+                return Err(SqlError::new(
+                    codes::UNDEFINED_PARAMETER,
+                    format!("no value for parameter ${} ({ty})", index + 1),
+                ));
+            }
+        },
+        Scalar::Binary {
+            op, left, right, ..
+        } => {
+            match op {
+                // Short-circuit with three-valued logic.
+                BinOp::And => {
+                    let l = eval(left, row, ctx)?;
+                    if matches!(l, Value::Bool(false)) {
+                        return Ok(Value::Bool(false));
+                    }
+                    let r = eval(right, row, ctx)?;
+                    return ops::eval_binary(BinOp::And, &l, &r, SqlType::Bool, SqlType::Bool);
+                }
+                BinOp::Or => {
+                    let l = eval(left, row, ctx)?;
+                    if matches!(l, Value::Bool(true)) {
+                        return Ok(Value::Bool(true));
+                    }
+                    let r = eval(right, row, ctx)?;
+                    return ops::eval_binary(BinOp::Or, &l, &r, SqlType::Bool, SqlType::Bool);
+                }
+                _ => {}
+            }
+            let l = eval(left, row, ctx)?;
+            let r = eval(right, row, ctx)?;
+            ops::eval_binary(*op, &l, &r, left.ty(), right.ty())?
+        }
+        Scalar::Unary { op, expr, .. } => {
+            let v = eval(expr, row, ctx)?;
+            if *op == UnOp::Not {
+                return Ok(match v {
+                    Value::Bool(b) => Value::Bool(!b),
+                    Value::Null => Value::Null,
+                    other => return Err(SqlError::datatype_mismatch(format!("NOT of {other:?}"))),
+                });
+            }
+            ops::eval_unary(*op, &v, expr.ty())?
+        }
+        Scalar::Cast { expr, to } => {
+            let v = eval(expr, row, ctx)?;
+            ops::cast(&v, expr.ty(), *to)?
+        }
+        Scalar::Func { name, args, .. } => match name.as_str() {
+            "now" => Value::TimestampTz(ctx.now_micros),
+            "localtimestamp" => Value::Timestamp(ctx.now_micros),
+            "current_date" => Value::Date(ctx.now_micros.div_euclid(86_400_000_000) as i32),
+            "version" => Value::Text(format!(
+                "PostgreSQL 15.0 (Tardigrade {})",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "current_database" | "current_catalog" => Value::Text(ctx.database.to_string()),
+            "current_user" | "session_user" | "user" => Value::Text(ctx.user.to_string()),
+            "current_schema" => Value::Text("public".into()),
+            "default" => return Err(SqlError::syntax("DEFAULT is not allowed in this context")),
+            _ => {
+                let mut values = Vec::with_capacity(args.len());
+                let mut types = Vec::with_capacity(args.len());
+                for a in args {
+                    values.push(eval(a, row, ctx)?);
+                    types.push(a.ty());
+                }
+                ops::call_function(name, &values, &types)?
+            }
+        },
+        Scalar::Case {
+            operand: _,
+            whens,
+            otherwise,
+            ..
+        } => {
+            for (cond, result) in whens {
+                if eval_predicate(cond, row, ctx)? {
+                    return eval(result, row, ctx);
+                }
+            }
+            match otherwise {
+                Some(o) => eval(o, row, ctx)?,
+                None => Value::Null,
+            }
+        }
+        Scalar::Coalesce { args, .. } => {
+            for a in args {
+                let v = eval(a, row, ctx)?;
+                if !v.is_null() {
+                    return Ok(v);
+                }
+            }
+            Value::Null
+        }
+        Scalar::Extreme { args, greatest, .. } => {
+            let mut best: Option<Value> = None;
+            for a in args {
+                let v = eval(a, row, ctx)?;
+                if v.is_null() {
+                    continue;
+                }
+                best = Some(match best {
+                    None => v,
+                    Some(b) => {
+                        let ord = ops::compare(&v, &b).unwrap_or(Ordering::Equal);
+                        if (*greatest && ord == Ordering::Greater)
+                            || (!*greatest && ord == Ordering::Less)
+                        {
+                            v
+                        } else {
+                            b
+                        }
+                    }
+                });
+            }
+            best.unwrap_or(Value::Null)
+        }
+        Scalar::NullIf { left, right, .. } => {
+            let l = eval(left, row, ctx)?;
+            let r = eval(right, row, ctx)?;
+            if ops::compare(&l, &r) == Some(Ordering::Equal) {
+                Value::Null
+            } else {
+                l
+            }
+        }
+        Scalar::IsNull { expr, negated } => {
+            Value::Bool(eval(expr, row, ctx)?.is_null() != *negated)
+        }
+        Scalar::IsBool {
+            expr,
+            value,
+            negated,
+        } => {
+            let v = eval(expr, row, ctx)?;
+            Value::Bool(matches!(v, Value::Bool(b) if b == *value) != *negated)
+        }
+        Scalar::InList {
+            expr,
+            list,
+            negated,
+        } => {
+            let v = eval(expr, row, ctx)?;
+            let mut items = Vec::with_capacity(list.len());
+            for item in list {
+                items.push(eval(item, row, ctx)?);
+            }
+            in_values(&v, &items, *negated)
+        }
+        Scalar::Subquery(sub) => {
+            let value = ctx
+                .row_values
+                .and_then(|r| r.subqueries.get(&sub.id))
+                .or_else(|| ctx.subqueries.and_then(|m| m.get(&sub.id)))
+                .ok_or_else(|| {
+                    SqlError::internal(format!("subquery #{} was not computed", sub.id))
+                })?;
+            match (&sub.kind, value) {
+                (SubqueryKind::Scalar, SubValue::Scalar(v)) => v.clone(),
+                (SubqueryKind::Exists, SubValue::Exists(b)) => Value::Bool(*b),
+                (SubqueryKind::In { expr, .. }, SubValue::Column(values)) => {
+                    let v = eval(expr, row, ctx)?;
+                    in_values(&v, values, false)
+                }
+                (SubqueryKind::Quantified { expr, op, all }, SubValue::Column(values)) => {
+                    let v = eval(expr, row, ctx)?;
+                    quantified(&v, *op, *all, values, expr.ty(), expr.ty())?
+                }
+                _ => return Err(SqlError::internal("subquery result of the wrong kind")),
+            }
+        }
+        Scalar::NextVal { sequence } => match ctx.row_values.and_then(|r| r.nextvals.get(sequence))
+        {
+            Some(v) => Value::Int(*v),
+            None => return Err(SqlError::internal("nextval was not computed")),
+        },
+        Scalar::UniqueRowId => Value::Int(crate::rowenc::unique_rowid(ctx.node_id)),
+        Scalar::AggRef { .. } => {
+            return Err(SqlError::internal("aggregate outside of its group-by"));
+        }
+    })
+}
+
+/// `v IN (items)` with SQL's NULL rules: true if equal to one; else NULL if any
+/// comparison was NULL; else false.
+fn in_values(v: &Value, items: &[Value], negated: bool) -> Value {
+    if v.is_null() {
+        return if items.is_empty() {
+            Value::Bool(negated)
+        } else {
+            Value::Null
+        };
+    }
+    let mut saw_null = false;
+    for item in items {
+        match ops::compare(v, item) {
+            Some(Ordering::Equal) => return Value::Bool(!negated),
+            None => saw_null = true,
+            _ => {}
+        }
+    }
+    if saw_null {
+        Value::Null
+    } else {
+        Value::Bool(negated)
+    }
+}
+
+fn quantified(
+    v: &Value,
+    op: BinOp,
+    all: bool,
+    values: &[Value],
+    lt: SqlType,
+    rt: SqlType,
+) -> SqlResult<Value> {
+    let mut saw_null = false;
+    for item in values {
+        match ops::eval_binary(op, v, item, lt, rt)? {
+            Value::Bool(true) if !all => return Ok(Value::Bool(true)),
+            Value::Bool(false) if all => return Ok(Value::Bool(false)),
+            Value::Null => saw_null = true,
+            _ => {}
+        }
+    }
+    Ok(if saw_null {
+        Value::Null
+    } else {
+        Value::Bool(all)
+    })
+}

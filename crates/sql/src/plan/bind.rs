@@ -1,0 +1,2767 @@
+//! The binder: resolves names, checks types and builds the [`Rel`] tree.
+//!
+//! Binding is synchronous: the tables a statement names are looked up first
+//! ([`collect_tables`], through the statement's transaction so the catalog read is
+//! serializable with DDL), then the binder walks the AST with that map. Scopes are
+//! lists of visible columns; a subquery sees the scopes of the queries around it
+//! and references to them become [`Scalar::Outer`], which marks the subquery
+//! correlated.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use sqlparser::ast::{
+    self as ast, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, OrderByKind,
+    Query, Select, SelectItem, SetExpr, SetOperator, SetQuantifier, Statement, TableFactor,
+    UnaryOperator,
+};
+use tardigrade_kv::Txn;
+use tardigrade_sqltypes::error::codes;
+use tardigrade_sqltypes::ops::{self, BinOp, UnOp};
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value, agg};
+
+use super::{AggCall, JoinKind, Rel, Scalar, Scan, SetOpKind, SortKey, Subquery, SubqueryKind};
+use crate::catalog::TableDesc;
+use crate::session::{Column, SqlNode};
+
+/// A column visible to expressions: where it comes from and what it is called.
+#[derive(Clone, Debug)]
+pub struct ScopeColumn {
+    pub table: Option<String>,
+    pub name: String,
+    pub ty: SqlType,
+    /// Not expanded by `*` (the implicit `rowid`).
+    pub hidden: bool,
+}
+
+pub type Scope = Vec<ScopeColumn>;
+
+/// Tables a statement names, by normalized name.
+pub type TableMap = HashMap<String, Arc<TableDesc>>;
+
+/// A bound query: its plan and its output columns.
+pub struct BoundQuery {
+    pub rel: Rel,
+    pub scope: Scope,
+}
+
+/// Binds one statement.
+pub struct Binder<'a> {
+    tables: &'a TableMap,
+    /// Parameter types, extended as `$n` are seen and refined by inference.
+    pub params: Vec<SqlType>,
+    /// Enclosing scopes, innermost last.
+    outer: Vec<Scope>,
+    /// For each subquery being bound: does it reference an enclosing scope?
+    correlated: Vec<bool>,
+    /// Common table expressions in scope, innermost last.
+    ctes: Vec<HashMap<String, Arc<(Rel, Scope)>>>,
+    /// The aggregates of the query block being bound, when aggregates are allowed.
+    aggs: Option<Vec<AggCall>>,
+    next_subquery: usize,
+}
+
+/// Normalizes an identifier: unquoted names fold to lower case, as in PostgreSQL.
+pub fn normalize(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// The parts of an object name, normalized.
+pub fn object_name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| match p {
+            ObjectNamePart::Identifier(i) => normalize(i),
+            ObjectNamePart::Function(f) => normalize(&f.name),
+        })
+        .collect()
+}
+
+/// The table part of a possibly qualified name.
+pub fn table_name(name: &ObjectName) -> String {
+    object_name_parts(name).pop().unwrap_or_default()
+}
+
+/// Looks up every table and view a statement names (through `txn`), following
+/// views into their queries. Names that are not tables (CTEs) are skipped; the
+/// binder reports unknown ones.
+pub async fn collect_tables(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    statement: &Statement,
+) -> SqlResult<TableMap> {
+    let mut names = Vec::new();
+    let _ = sqlparser::ast::visit_relations(statement, |name| {
+        names.push(name.clone());
+        ControlFlow::<()>::Continue(())
+    });
+    let mut tables = TableMap::new();
+    let mut pending: Vec<ObjectName> = names;
+    let mut seen = 0;
+    while let Some(name) = pending.pop() {
+        seen += 1;
+        if seen > 1000 {
+            return Err(SqlError::new(
+                codes::STATEMENT_TOO_COMPLEX,
+                "too many relations",
+            ));
+        }
+        let parts = object_name_parts(&name);
+        let Some(table) = parts.last() else { continue };
+        if tables.contains_key(table) {
+            continue;
+        }
+        let schema = if parts.len() >= 2 {
+            Some(parts[parts.len() - 2].as_str())
+        } else {
+            None
+        };
+        let schema = match schema {
+            Some("public") | None => None,
+            Some(other) => Some(other),
+        };
+        if let Some(desc) = node
+            .catalog
+            .resolve_table(txn, database, schema, table)
+            .await?
+        {
+            if let Some(view) = &desc.view_query {
+                for statement in crate::parse::parse_statements(view)? {
+                    let _ = sqlparser::ast::visit_relations(&statement, |name| {
+                        pending.push(name.clone());
+                        ControlFlow::<()>::Continue(())
+                    });
+                }
+            }
+            tables.insert(table.clone(), desc);
+        }
+    }
+    Ok(tables)
+}
+
+/// The parameter types and result columns of a statement, for Describe.
+pub async fn describe(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    statement: &Statement,
+    param_types: &[SqlType],
+) -> SqlResult<(Vec<SqlType>, Option<Vec<Column>>)> {
+    let tables = collect_tables(node, txn, database, statement).await?;
+    let mut binder = Binder::new(&tables, param_types);
+    let columns = match statement {
+        Statement::Query(q) => Some(binder.bind_query(q)?.scope),
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+            let dml = crate::exec::dml::bind_dml(&mut binder, statement)?;
+            dml.returning_scope()
+        }
+        Statement::Explain { .. } => {
+            return Ok((
+                binder.finish_params(),
+                Some(vec![Column {
+                    name: "info".into(),
+                    ty: SqlType::Text,
+                }]),
+            ));
+        }
+        _ => None,
+    };
+    let columns = columns.map(|scope| {
+        scope
+            .into_iter()
+            .filter(|c| !c.hidden)
+            .map(|c| Column {
+                name: c.name,
+                ty: output_type(c.ty),
+            })
+            .collect()
+    });
+    Ok((binder.finish_params(), columns))
+}
+
+/// Result columns of unknown type (a bare NULL or string literal) are sent as text.
+pub fn output_type(ty: SqlType) -> SqlType {
+    if ty == SqlType::Unknown {
+        SqlType::Text
+    } else {
+        ty
+    }
+}
+
+impl<'a> Binder<'a> {
+    pub fn new(tables: &'a TableMap, param_types: &[SqlType]) -> Binder<'a> {
+        Binder {
+            tables,
+            params: param_types.to_vec(),
+            outer: Vec::new(),
+            correlated: Vec::new(),
+            ctes: Vec::new(),
+            aggs: None,
+            next_subquery: 0,
+        }
+    }
+
+    /// Parameter types after inference; unresolved ones are text.
+    pub fn finish_params(&self) -> Vec<SqlType> {
+        self.params.iter().map(|t| output_type(*t)).collect()
+    }
+
+    pub fn table(&self, name: &ObjectName) -> SqlResult<Arc<TableDesc>> {
+        let n = table_name(name);
+        self.tables
+            .get(&n)
+            .cloned()
+            .ok_or_else(|| SqlError::undefined_table(&n))
+    }
+
+    // ----- queries -----
+
+    pub fn bind_query(&mut self, query: &Query) -> SqlResult<BoundQuery> {
+        let mut pushed_ctes = false;
+        if let Some(with) = &query.with {
+            if with.recursive {
+                return Err(SqlError::unsupported("WITH RECURSIVE is not supported"));
+            }
+            self.ctes.push(HashMap::new());
+            pushed_ctes = true;
+            for cte in &with.cte_tables {
+                let bound = self.bind_query(&cte.query)?;
+                let name = normalize(&cte.alias.name);
+                let mut scope = bound.scope;
+                for (i, c) in cte.alias.columns.iter().enumerate() {
+                    if let Some(col) = scope.get_mut(i) {
+                        col.name = normalize(&c.name);
+                    }
+                }
+                for col in &mut scope {
+                    col.table = Some(name.clone());
+                }
+                if let Some(frame) = self.ctes.last_mut() {
+                    frame.insert(name, Arc::new((bound.rel, scope)));
+                }
+            }
+        }
+        let result = self.bind_query_body(query);
+        if pushed_ctes {
+            self.ctes.pop();
+        }
+        result
+    }
+
+    fn bind_query_body(&mut self, query: &Query) -> SqlResult<BoundQuery> {
+        let order_by: &[ast::OrderByExpr] = match &query.order_by {
+            Some(ob) => match &ob.kind {
+                OrderByKind::Expressions(e) => e,
+                OrderByKind::All(_) => {
+                    return Err(SqlError::unsupported("ORDER BY ALL is not supported"));
+                }
+            },
+            None => &[],
+        };
+        let (limit, offset) = match &query.limit_clause {
+            None => (None, None),
+            Some(ast::LimitClause::LimitOffset {
+                limit,
+                offset,
+                limit_by,
+            }) => {
+                if !limit_by.is_empty() {
+                    return Err(SqlError::unsupported("LIMIT BY is not supported"));
+                }
+                (limit.clone(), offset.as_ref().map(|o| o.value.clone()))
+            }
+            Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => {
+                (Some(limit.clone()), Some(offset.clone()))
+            }
+        };
+        let limit = match &query.fetch {
+            Some(fetch) => fetch.quantity.clone(),
+            None => limit,
+        };
+        let mut bound = match query.body.as_ref() {
+            SetExpr::Select(select) => self.bind_select(select, order_by)?,
+            body => {
+                let mut bound = self.bind_set_expr(body)?;
+                if !order_by.is_empty() {
+                    let mut keys = Vec::new();
+                    for ob in order_by {
+                        let expr =
+                            self.bind_output_ref(&ob.expr, &bound.scope)?
+                                .ok_or_else(|| {
+                                    SqlError::unsupported(
+                                        "ORDER BY on a set operation must name an output column",
+                                    )
+                                })?;
+                        keys.push(sort_key(expr, &ob.options));
+                    }
+                    bound.rel = Rel::Sort {
+                        input: Box::new(bound.rel),
+                        keys,
+                    };
+                }
+                bound
+            }
+        };
+        if limit.is_some() || offset.is_some() {
+            let scope = Scope::new();
+            let limit = match limit {
+                Some(Expr::Value(v)) if matches!(v.value, ast::Value::Null) => None,
+                Some(e) => Some(self.bind_int_expr(&e, &scope)?),
+                None => None,
+            };
+            let offset = match offset {
+                Some(e) => Some(self.bind_int_expr(&e, &scope)?),
+                None => None,
+            };
+            bound.rel = Rel::Limit {
+                input: Box::new(bound.rel),
+                limit,
+                offset,
+            };
+        }
+        Ok(bound)
+    }
+
+    fn bind_int_expr(&mut self, e: &Expr, scope: &Scope) -> SqlResult<Scalar> {
+        let s = self.bind_expr(e, scope)?;
+        self.coerce(s, SqlType::Int8, "LIMIT")
+    }
+
+    fn bind_set_expr(&mut self, body: &SetExpr) -> SqlResult<BoundQuery> {
+        match body {
+            SetExpr::Select(select) => self.bind_select(select, &[]),
+            SetExpr::Query(q) => self.bind_query(q),
+            SetExpr::Values(values) => self.bind_values(values, None),
+            SetExpr::SetOperation {
+                left,
+                op,
+                set_quantifier,
+                right,
+            } => {
+                let left = self.bind_set_expr(left)?;
+                let right = self.bind_set_expr(right)?;
+                let kind = match op {
+                    SetOperator::Union => SetOpKind::Union,
+                    SetOperator::Intersect => SetOpKind::Intersect,
+                    SetOperator::Except | SetOperator::Minus => SetOpKind::Except,
+                };
+                let name = match kind {
+                    SetOpKind::Union => "UNION",
+                    SetOpKind::Intersect => "INTERSECT",
+                    SetOpKind::Except => "EXCEPT",
+                };
+                let lv: Vec<&ScopeColumn> = left.scope.iter().filter(|c| !c.hidden).collect();
+                let rv: Vec<&ScopeColumn> = right.scope.iter().filter(|c| !c.hidden).collect();
+                if lv.len() != rv.len() {
+                    return Err(SqlError::syntax(format!(
+                        "each {name} query must have the same number of columns"
+                    )));
+                }
+                let mut types = Vec::with_capacity(lv.len());
+                for (l, r) in lv.iter().zip(&rv) {
+                    let ty = ops::common_type(&[l.ty, r.ty]).map_err(|_| {
+                        SqlError::datatype_mismatch(format!(
+                            "{name} types {} and {} cannot be matched",
+                            l.ty, r.ty
+                        ))
+                    })?;
+                    types.push(if ty == SqlType::Unknown {
+                        SqlType::Text
+                    } else {
+                        ty
+                    });
+                }
+                let left_rel = project_visible_as(left.rel, &left.scope, &types);
+                let right_rel = project_visible_as(right.rel, &right.scope, &types);
+                let all = matches!(set_quantifier, SetQuantifier::All);
+                let scope = lv
+                    .iter()
+                    .zip(&types)
+                    .map(|(c, ty)| ScopeColumn {
+                        table: None,
+                        name: c.name.clone(),
+                        ty: *ty,
+                        hidden: false,
+                    })
+                    .collect();
+                Ok(BoundQuery {
+                    rel: Rel::SetOp {
+                        op: kind,
+                        all,
+                        left: Box::new(left_rel),
+                        right: Box::new(right_rel),
+                    },
+                    scope,
+                })
+            }
+            _ => Err(SqlError::unsupported(format!("unsupported query: {body}"))),
+        }
+    }
+
+    /// VALUES rows; `target` gives the column types when they feed an INSERT.
+    pub fn bind_values(
+        &mut self,
+        values: &ast::Values,
+        target: Option<&[SqlType]>,
+    ) -> SqlResult<BoundQuery> {
+        let scope = Scope::new();
+        let width = values.rows.first().map(|r| r.content.len()).unwrap_or(0);
+        let mut rows = Vec::with_capacity(values.rows.len());
+        for row in &values.rows {
+            if row.content.len() != width {
+                return Err(SqlError::syntax("VALUES lists must all be the same length"));
+            }
+            let mut out = Vec::with_capacity(width);
+            for (i, e) in row.content.iter().enumerate() {
+                if let Some(types) = target
+                    && let Some(ty) = types.get(i)
+                    && matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+                {
+                    let _ = ty;
+                    out.push(Scalar::Func {
+                        name: "default".into(),
+                        args: vec![],
+                        ty: SqlType::Unknown,
+                    });
+                    continue;
+                }
+                out.push(self.bind_expr(e, &scope)?);
+            }
+            rows.push(out);
+        }
+        let mut types = Vec::with_capacity(width);
+        for col in 0..width {
+            let ty = match target.and_then(|t| t.get(col)) {
+                Some(t) => *t,
+                None => {
+                    let col_types: Vec<SqlType> =
+                        rows.iter().map(|r: &Vec<Scalar>| r[col].ty()).collect();
+                    let t = ops::common_type(&col_types).map_err(|e| {
+                        SqlError::datatype_mismatch(format!("VALUES {}", e.message))
+                    })?;
+                    if t == SqlType::Unknown {
+                        SqlType::Text
+                    } else {
+                        t
+                    }
+                }
+            };
+            types.push(ty);
+        }
+        if target.is_none() {
+            for row in &mut rows {
+                for (col, ty) in types.iter().enumerate() {
+                    let s = std::mem::replace(&mut row[col], Scalar::null());
+                    row[col] = self.coerce(s, *ty, "VALUES")?;
+                }
+            }
+        }
+        let scope = types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| ScopeColumn {
+                table: None,
+                name: format!("column{}", i + 1),
+                ty: *ty,
+                hidden: false,
+            })
+            .collect();
+        Ok(BoundQuery {
+            rel: Rel::Values { rows, types },
+            scope,
+        })
+    }
+
+    fn bind_select(
+        &mut self,
+        select: &Select,
+        order_by: &[ast::OrderByExpr],
+    ) -> SqlResult<BoundQuery> {
+        if select.into.is_some() {
+            return Err(SqlError::unsupported("SELECT INTO is not supported"));
+        }
+        // FROM
+        let (mut rel, scope) = self.bind_from(&select.from)?;
+        // WHERE
+        if let Some(selection) = &select.selection {
+            let saved = self.aggs.take();
+            let predicate = self.bind_expr(selection, &scope);
+            self.aggs = saved;
+            let predicate = self.coerce_bool(predicate?, "WHERE")?;
+            rel = push_filter(rel, predicate);
+        }
+
+        // Select list, with aggregates collected.
+        let saved_aggs = self.aggs.replace(Vec::new());
+        let result = self.bind_select_list(select, order_by, rel, &scope);
+        self.aggs = saved_aggs;
+        result
+    }
+
+    fn bind_select_list(
+        &mut self,
+        select: &Select,
+        order_by: &[ast::OrderByExpr],
+        rel: Rel,
+        scope: &Scope,
+    ) -> SqlResult<BoundQuery> {
+        let mut items: Vec<(Scalar, String)> = Vec::new();
+        for item in &select.projection {
+            match item {
+                SelectItem::UnnamedExpr(e) => {
+                    let s = self.bind_expr(e, scope)?;
+                    items.push((s, column_name_of(e)));
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    let s = self.bind_expr(expr, scope)?;
+                    items.push((s, normalize(alias)));
+                }
+                SelectItem::Wildcard(_) => {
+                    if scope.is_empty() {
+                        return Err(SqlError::syntax(
+                            "SELECT * with no tables specified is not valid",
+                        ));
+                    }
+                    for (i, c) in scope.iter().enumerate() {
+                        if !c.hidden {
+                            items.push((Scalar::Column { index: i, ty: c.ty }, c.name.clone()));
+                        }
+                    }
+                }
+                SelectItem::QualifiedWildcard(kind, _) => {
+                    let qualifier = match kind {
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(n) => table_name(n),
+                        ast::SelectItemQualifiedWildcardKind::Expr(e) => {
+                            e.to_string().to_lowercase()
+                        }
+                    };
+                    let mut any = false;
+                    for (i, c) in scope.iter().enumerate() {
+                        if !c.hidden && c.table.as_deref() == Some(qualifier.as_str()) {
+                            items.push((Scalar::Column { index: i, ty: c.ty }, c.name.clone()));
+                            any = true;
+                        }
+                    }
+                    if !any {
+                        return Err(SqlError::new(
+                            codes::UNDEFINED_TABLE,
+                            format!("missing FROM-clause entry for table \"{qualifier}\""),
+                        ));
+                    }
+                }
+                SelectItem::ExprWithAliases { .. } => {
+                    return Err(SqlError::unsupported("multiple aliases"));
+                }
+            }
+        }
+
+        // GROUP BY
+        let mut group: Vec<Scalar> = Vec::new();
+        match &select.group_by {
+            GroupByExpr::Expressions(exprs, modifiers) => {
+                if !modifiers.is_empty() {
+                    return Err(SqlError::unsupported(
+                        "GROUP BY modifiers are not supported",
+                    ));
+                }
+                for e in exprs {
+                    let saved = self.aggs.take();
+                    let bound = match self.select_item_ref(e, &items, scope)? {
+                        Some(s) => Ok(s),
+                        None => self.bind_expr(e, scope),
+                    };
+                    self.aggs = saved;
+                    let bound = bound?;
+                    if contains_agg(&bound) {
+                        return Err(SqlError::new(
+                            codes::GROUPING_ERROR,
+                            "aggregate functions are not allowed in GROUP BY",
+                        ));
+                    }
+                    group.push(bound);
+                }
+            }
+            GroupByExpr::All(_) => {
+                return Err(SqlError::unsupported("GROUP BY ALL is not supported"));
+            }
+        }
+
+        let having = match &select.having {
+            Some(h) => {
+                let s = self.bind_expr(h, scope)?;
+                Some(self.coerce_bool(s, "HAVING")?)
+            }
+            None => None,
+        };
+
+        // ORDER BY: output column references, or expressions over the input.
+        let mut sort_exprs: Vec<(SortTarget, &ast::OrderByOptions)> = Vec::new();
+        for ob in order_by {
+            let target = match self.output_ref_index(&ob.expr, &items, scope)? {
+                Some(i) => SortTarget::Output(i),
+                None => SortTarget::Expr(self.bind_expr(&ob.expr, scope)?),
+            };
+            sort_exprs.push((target, &ob.options));
+        }
+
+        let aggs = self.aggs.take().unwrap_or_default();
+        self.aggs = Some(Vec::new());
+        let aggregating = !aggs.is_empty() || !group.is_empty() || having.is_some();
+        let distinct = match &select.distinct {
+            None | Some(ast::Distinct::All) => false,
+            Some(ast::Distinct::Distinct) => true,
+            Some(ast::Distinct::On(_)) => {
+                return Err(SqlError::unsupported("DISTINCT ON is not supported"));
+            }
+        };
+
+        let mut rel = rel;
+        let mut having = having;
+        if aggregating {
+            let group_keys: Vec<String> = group.iter().map(|g| format!("{g:?}")).collect();
+            let ngroup = group.len();
+            let agg_types: Vec<SqlType> = aggs.iter().map(|a| a.ty).collect();
+            let rewrite = |s: Scalar| rewrite_after_agg(s, &group_keys, ngroup, &agg_types);
+            for (s, _) in &mut items {
+                *s = rewrite(std::mem::replace(s, Scalar::null()))?;
+            }
+            if let Some(h) = having.take() {
+                having = Some(rewrite(h)?);
+            }
+            for (t, _) in &mut sort_exprs {
+                if let SortTarget::Expr(e) = t {
+                    *e = rewrite(std::mem::replace(e, Scalar::null()))?;
+                }
+            }
+            rel = Rel::Aggregate {
+                input: Box::new(rel),
+                group,
+                aggs,
+            };
+            if let Some(h) = having {
+                rel = Rel::Filter {
+                    input: Box::new(rel),
+                    predicate: h,
+                };
+            }
+        }
+
+        // Project the select list plus extra sort expressions.
+        let visible = items.len();
+        let mut exprs: Vec<Scalar> = items.iter().map(|(s, _)| s.clone()).collect();
+        let mut keys = Vec::new();
+        for (target, options) in sort_exprs {
+            let index = match target {
+                SortTarget::Output(i) => i,
+                SortTarget::Expr(e) => {
+                    let key = format!("{e:?}");
+                    match exprs.iter().position(|x| format!("{x:?}") == key) {
+                        Some(i) => i,
+                        None => {
+                            if distinct {
+                                return Err(SqlError::new(
+                                    "42P10",
+                                    "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+                                ));
+                            }
+                            exprs.push(e);
+                            exprs.len() - 1
+                        }
+                    }
+                }
+            };
+            let ty = exprs[index].ty();
+            keys.push(sort_key(Scalar::Column { index, ty }, options));
+        }
+        let width = exprs.len();
+        rel = Rel::Project {
+            input: Box::new(rel),
+            exprs,
+        };
+        if distinct {
+            rel = Rel::Distinct {
+                input: Box::new(rel),
+                key_len: visible,
+            };
+        }
+        if !keys.is_empty() {
+            rel = Rel::Sort {
+                input: Box::new(rel),
+                keys,
+            };
+        }
+        if width > visible {
+            let exprs = (0..visible)
+                .map(|i| Scalar::Column {
+                    index: i,
+                    ty: items[i].0.ty(),
+                })
+                .collect();
+            rel = Rel::Project {
+                input: Box::new(rel),
+                exprs,
+            };
+        }
+        let scope = items
+            .into_iter()
+            .map(|(s, name)| ScopeColumn {
+                table: None,
+                name,
+                ty: s.ty(),
+                hidden: false,
+            })
+            .collect();
+        Ok(BoundQuery { rel, scope })
+    }
+
+    /// `GROUP BY 1` / `GROUP BY alias`: the select item it names.
+    fn select_item_ref(
+        &mut self,
+        e: &Expr,
+        items: &[(Scalar, String)],
+        scope: &Scope,
+    ) -> SqlResult<Option<Scalar>> {
+        Ok(self
+            .output_ref_index(e, items, scope)?
+            .map(|i| items[i].0.clone()))
+    }
+
+    /// An ORDER BY / GROUP BY item that names an output column: an ordinal, or a
+    /// bare name that is an output alias (and, for ORDER BY as in PostgreSQL, takes
+    /// precedence over input columns).
+    fn output_ref_index(
+        &mut self,
+        e: &Expr,
+        items: &[(Scalar, String)],
+        _scope: &Scope,
+    ) -> SqlResult<Option<usize>> {
+        match e {
+            Expr::Value(v) => {
+                if let ast::Value::Number(n, _) = &v.value {
+                    let pos: usize = n.parse().map_err(|_| {
+                        SqlError::syntax(format!("non-integer constant in ORDER BY: {n}"))
+                    })?;
+                    if pos == 0 || pos > items.len() {
+                        return Err(SqlError::new(
+                            "42P10",
+                            format!("ORDER BY position {pos} is not in select list"),
+                        ));
+                    }
+                    return Ok(Some(pos - 1));
+                }
+                Ok(None)
+            }
+            Expr::Identifier(id) => {
+                let name = normalize(id);
+                let matches: Vec<usize> = items
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, n))| *n == name)
+                    .map(|(i, _)| i)
+                    .collect();
+                match matches.len() {
+                    0 => Ok(None),
+                    1 => Ok(Some(matches[0])),
+                    _ => {
+                        // Several items with this name: fine if they are the same expression.
+                        let first = format!("{:?}", items[matches[0]].0);
+                        if matches
+                            .iter()
+                            .all(|i| format!("{:?}", items[*i].0) == first)
+                        {
+                            Ok(Some(matches[0]))
+                        } else {
+                            Err(SqlError::new(
+                                codes::AMBIGUOUS_COLUMN,
+                                format!("ORDER BY \"{name}\" is ambiguous"),
+                            ))
+                        }
+                    }
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn bind_output_ref(&mut self, e: &Expr, scope: &Scope) -> SqlResult<Option<Scalar>> {
+        let items: Vec<(Scalar, String)> = scope
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (Scalar::Column { index: i, ty: c.ty }, c.name.clone()))
+            .collect();
+        if let Some(i) = self.output_ref_index(e, &items, scope)? {
+            return Ok(Some(items[i].0.clone()));
+        }
+        // Any expression over the output columns.
+        let saved = self.aggs.take();
+        let r = self.bind_expr(e, scope);
+        self.aggs = saved;
+        Ok(Some(r?))
+    }
+
+    // ----- FROM -----
+
+    fn bind_from(&mut self, from: &[ast::TableWithJoins]) -> SqlResult<(Rel, Scope)> {
+        if from.is_empty() {
+            return Ok((
+                Rel::Values {
+                    rows: vec![vec![]],
+                    types: vec![],
+                },
+                Scope::new(),
+            ));
+        }
+        let mut acc: Option<(Rel, Scope)> = None;
+        for twj in from {
+            let (mut rel, mut scope) = self.bind_table_factor(&twj.relation)?;
+            for join in &twj.joins {
+                let (rrel, rscope) = self.bind_table_factor(&join.relation)?;
+                let (kind, constraint) = match &join.join_operator {
+                    JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, Some(c)),
+                    JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, Some(c)),
+                    JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
+                        (JoinKind::Right, Some(c))
+                    }
+                    JoinOperator::FullOuter(c) => (JoinKind::Full, Some(c)),
+                    JoinOperator::CrossJoin(_) => (JoinKind::Inner, None),
+                    other => {
+                        return Err(SqlError::unsupported(
+                            format!("unsupported join: {other:?}")
+                                .chars()
+                                .take(80)
+                                .collect::<String>(),
+                        ));
+                    }
+                };
+                let left_width = scope.len();
+                let mut combined: Scope = scope.clone();
+                combined.extend(rscope.iter().cloned());
+                let on = match constraint {
+                    None | Some(JoinConstraint::None) => None,
+                    Some(JoinConstraint::On(e)) => {
+                        let s = self.bind_expr(e, &combined)?;
+                        Some(self.coerce_bool(s, "JOIN/ON")?)
+                    }
+                    Some(JoinConstraint::Using(cols)) => {
+                        let names: Vec<String> = cols.iter().map(table_name).collect();
+                        Some(self.using_condition(
+                            &names,
+                            &scope,
+                            &rscope,
+                            &mut combined,
+                            left_width,
+                        )?)
+                    }
+                    Some(JoinConstraint::Natural) => {
+                        let names: Vec<String> = scope
+                            .iter()
+                            .filter(|c| {
+                                !c.hidden && rscope.iter().any(|r| !r.hidden && r.name == c.name)
+                            })
+                            .map(|c| c.name.clone())
+                            .collect();
+                        if names.is_empty() {
+                            None
+                        } else {
+                            Some(self.using_condition(
+                                &names,
+                                &scope,
+                                &rscope,
+                                &mut combined,
+                                left_width,
+                            )?)
+                        }
+                    }
+                    Some(other) => {
+                        return Err(SqlError::unsupported(format!(
+                            "unsupported join constraint {other:?}"
+                        )));
+                    }
+                };
+                let equi = on
+                    .as_ref()
+                    .map(|o| equi_pairs(o, left_width))
+                    .unwrap_or_default();
+                rel = Rel::Join {
+                    kind,
+                    left: Box::new(rel),
+                    right: Box::new(rrel),
+                    on,
+                    equi,
+                };
+                scope = combined;
+            }
+            acc = Some(match acc {
+                None => (rel, scope),
+                Some((lrel, mut lscope)) => {
+                    lscope.extend(scope);
+                    (
+                        Rel::Join {
+                            kind: JoinKind::Inner,
+                            left: Box::new(lrel),
+                            right: Box::new(rel),
+                            on: None,
+                            equi: vec![],
+                        },
+                        lscope,
+                    )
+                }
+            });
+        }
+        acc.ok_or_else(|| SqlError::internal("empty FROM"))
+    }
+
+    fn using_condition(
+        &mut self,
+        names: &[String],
+        left: &Scope,
+        right: &Scope,
+        combined: &mut Scope,
+        left_width: usize,
+    ) -> SqlResult<Scalar> {
+        let mut cond: Option<Scalar> = None;
+        for name in names {
+            let li = left.iter().position(|c| &c.name == name).ok_or_else(|| {
+                SqlError::undefined_column(name).with_detail("in the left table of USING")
+            })?;
+            let ri = right.iter().position(|c| &c.name == name).ok_or_else(|| {
+                SqlError::undefined_column(name).with_detail("in the right table of USING")
+            })?;
+            let l = Scalar::Column {
+                index: li,
+                ty: left[li].ty,
+            };
+            let r = Scalar::Column {
+                index: left_width + ri,
+                ty: right[ri].ty,
+            };
+            let eq = self.binary(BinOp::Eq, l, r)?;
+            // The right column is merged into the left one.
+            combined[left_width + ri].hidden = true;
+            combined[left_width + ri].table = None;
+            cond = Some(match cond {
+                None => eq,
+                Some(c) => Scalar::Binary {
+                    op: BinOp::And,
+                    left: Box::new(c),
+                    right: Box::new(eq),
+                    ty: SqlType::Bool,
+                },
+            });
+        }
+        cond.ok_or_else(|| SqlError::syntax("USING needs columns"))
+    }
+
+    fn bind_table_factor(&mut self, factor: &TableFactor) -> SqlResult<(Rel, Scope)> {
+        match factor {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => {
+                if let Some(args) = args {
+                    return self.bind_table_function(name, &args.args, alias.as_ref());
+                }
+                let tname = table_name(name);
+                let parts = object_name_parts(name);
+                // CTEs shadow tables.
+                if parts.len() == 1 {
+                    for frame in self.ctes.iter().rev() {
+                        if let Some(cte) = frame.get(&tname) {
+                            let (rel, scope) = (cte.0.clone(), cte.1.clone());
+                            return Ok(apply_alias(rel, scope, alias.as_ref(), &tname));
+                        }
+                    }
+                }
+                let desc = self.table(name)?;
+                if let Some(view) = &desc.view_query {
+                    let statements = crate::parse::parse_statements(view)?;
+                    let Some(Statement::Query(q)) = statements.into_iter().next() else {
+                        return Err(SqlError::internal(format!("view \"{tname}\" has no query")));
+                    };
+                    let saved_outer = std::mem::take(&mut self.outer);
+                    let bound = self.bind_query(&q);
+                    self.outer = saved_outer;
+                    let bound = bound?;
+                    let mut scope: Scope = bound.scope;
+                    for (c, d) in scope.iter_mut().zip(&desc.columns) {
+                        c.name = d.name.clone();
+                    }
+                    return Ok(apply_alias(bound.rel, scope, alias.as_ref(), &tname));
+                }
+                let scope = desc
+                    .columns
+                    .iter()
+                    .map(|c| ScopeColumn {
+                        table: Some(tname.clone()),
+                        name: c.name.clone(),
+                        ty: c.ty,
+                        hidden: c.hidden,
+                    })
+                    .collect();
+                let rel = Rel::Scan(Scan {
+                    index: desc.primary_index.id,
+                    table: desc,
+                    constraint: None,
+                    reverse: false,
+                    limit: None,
+                    covering: true,
+                });
+                Ok(apply_alias(rel, scope, alias.as_ref(), &tname))
+            }
+            TableFactor::Derived {
+                lateral,
+                subquery,
+                alias,
+                ..
+            } => {
+                if *lateral {
+                    return Err(SqlError::unsupported("LATERAL is not supported"));
+                }
+                let saved_aggs = self.aggs.take();
+                let bound = self.bind_query(subquery);
+                self.aggs = saved_aggs;
+                let bound = bound?;
+                let name = alias
+                    .as_ref()
+                    .map(|a| normalize(&a.name))
+                    .unwrap_or_default();
+                Ok(apply_alias(bound.rel, bound.scope, alias.as_ref(), &name))
+            }
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
+                let (rel, scope) =
+                    self.bind_from(std::slice::from_ref(table_with_joins.as_ref()))?;
+                let name = alias
+                    .as_ref()
+                    .map(|a| normalize(&a.name))
+                    .unwrap_or_default();
+                if alias.is_some() {
+                    Ok(apply_alias(rel, scope, alias.as_ref(), &name))
+                } else {
+                    Ok((rel, scope))
+                }
+            }
+            TableFactor::Function {
+                name, args, alias, ..
+            } => {
+                let args: Vec<FunctionArg> = args.clone();
+                self.bind_table_function(name, &args, alias.as_ref())
+            }
+            other => Err(SqlError::unsupported(format!(
+                "unsupported FROM item: {other}"
+            ))),
+        }
+    }
+
+    fn bind_table_function(
+        &mut self,
+        name: &ObjectName,
+        args: &[FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> SqlResult<(Rel, Scope)> {
+        let fname = table_name(name);
+        if fname != "generate_series" {
+            return Err(SqlError::undefined_function(format!(
+                "function {fname} does not exist"
+            )));
+        }
+        let scope = Scope::new();
+        let mut bound = Vec::new();
+        for a in args {
+            match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
+                    bound.push(self.bind_expr(e, &scope)?)
+                }
+                _ => {
+                    return Err(SqlError::syntax(
+                        "generate_series takes positional arguments",
+                    ));
+                }
+            }
+        }
+        if bound.len() < 2 || bound.len() > 3 {
+            return Err(SqlError::undefined_function(
+                "function generate_series needs 2 or 3 arguments",
+            ));
+        }
+        let mut coerced = Vec::new();
+        for b in bound {
+            coerced.push(self.coerce(b, SqlType::Int8, "generate_series")?);
+        }
+        let mut it = coerced.into_iter();
+        let (Some(start), Some(stop)) = (it.next(), it.next()) else {
+            return Err(SqlError::internal("generate_series arguments"));
+        };
+        let rel = Rel::Series {
+            start,
+            stop,
+            step: it.next(),
+        };
+        let scope = vec![ScopeColumn {
+            table: Some(fname.clone()),
+            name: fname.clone(),
+            ty: SqlType::Int8,
+            hidden: false,
+        }];
+        Ok(apply_alias(rel, scope, alias, &fname))
+    }
+
+    // ----- expressions -----
+
+    /// Binds an expression and folds its constant parts.
+    pub fn bind_expr(&mut self, e: &Expr, scope: &Scope) -> SqlResult<Scalar> {
+        let s = self.bind_expr_inner(e, scope, 0)?;
+        Ok(fold(s))
+    }
+
+    fn bind_expr_inner(&mut self, e: &Expr, scope: &Scope, depth: usize) -> SqlResult<Scalar> {
+        if depth > 400 {
+            return Err(SqlError::new(
+                codes::STATEMENT_TOO_COMPLEX,
+                "expression is too deeply nested",
+            ));
+        }
+        let d = depth + 1;
+        Ok(match e {
+            Expr::Identifier(id) => self.resolve(&[normalize(id)], scope)?,
+            Expr::CompoundIdentifier(ids) => {
+                let parts: Vec<String> = ids.iter().map(normalize).collect();
+                self.resolve(&parts, scope)?
+            }
+            Expr::Value(v) => self.bind_value(&v.value)?,
+            Expr::Nested(inner) => self.bind_expr_inner(inner, scope, d)?,
+            Expr::BinaryOp { left, op, right } => {
+                let l = self.bind_expr_inner(left, scope, d)?;
+                let r = self.bind_expr_inner(right, scope, d)?;
+                let op = binop(op)?;
+                self.binary(op, l, r)?
+            }
+            Expr::UnaryOp { op, expr } => {
+                let inner = self.bind_expr_inner(expr, scope, d)?;
+                let op = match op {
+                    UnaryOperator::Minus => UnOp::Neg,
+                    UnaryOperator::Plus => UnOp::Plus,
+                    UnaryOperator::Not => UnOp::Not,
+                    UnaryOperator::BitwiseNot => UnOp::BitNot,
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "unsupported operator {other}"
+                        )));
+                    }
+                };
+                // Negative numeric literals stay literals (so -2147483648 is an int4).
+                if op == UnOp::Neg
+                    && let Expr::Value(v) = expr.as_ref()
+                    && let ast::Value::Number(n, _) = &v.value
+                {
+                    return number_literal(&format!("-{n}"));
+                }
+                let inner = if op == UnOp::Not {
+                    self.coerce_bool(inner, "NOT")?
+                } else {
+                    inner
+                };
+                let ty = ops::unary_type(op, inner.ty())?;
+                Scalar::Unary {
+                    op,
+                    expr: Box::new(inner),
+                    ty,
+                }
+            }
+            Expr::IsNull(inner) => Scalar::IsNull {
+                expr: Box::new(self.bind_expr_inner(inner, scope, d)?),
+                negated: false,
+            },
+            Expr::IsNotNull(inner) => Scalar::IsNull {
+                expr: Box::new(self.bind_expr_inner(inner, scope, d)?),
+                negated: true,
+            },
+            Expr::IsTrue(inner)
+            | Expr::IsNotTrue(inner)
+            | Expr::IsFalse(inner)
+            | Expr::IsNotFalse(inner) => {
+                let s = self.bind_expr_inner(inner, scope, d)?;
+                let s = self.coerce_bool(s, "IS")?;
+                let (value, negated) = match e {
+                    Expr::IsTrue(_) => (true, false),
+                    Expr::IsNotTrue(_) => (true, true),
+                    Expr::IsFalse(_) => (false, false),
+                    _ => (false, true),
+                };
+                Scalar::IsBool {
+                    expr: Box::new(s),
+                    value,
+                    negated,
+                }
+            }
+            Expr::IsUnknown(inner) => {
+                let s = self.bind_expr_inner(inner, scope, d)?;
+                Scalar::IsNull {
+                    expr: Box::new(self.coerce_bool(s, "IS UNKNOWN")?),
+                    negated: false,
+                }
+            }
+            Expr::IsNotUnknown(inner) => {
+                let s = self.bind_expr_inner(inner, scope, d)?;
+                Scalar::IsNull {
+                    expr: Box::new(self.coerce_bool(s, "IS NOT UNKNOWN")?),
+                    negated: true,
+                }
+            }
+            Expr::IsDistinctFrom(a, b) => {
+                let l = self.bind_expr_inner(a, scope, d)?;
+                let r = self.bind_expr_inner(b, scope, d)?;
+                self.binary(BinOp::IsDistinctFrom, l, r)?
+            }
+            Expr::IsNotDistinctFrom(a, b) => {
+                let l = self.bind_expr_inner(a, scope, d)?;
+                let r = self.bind_expr_inner(b, scope, d)?;
+                self.binary(BinOp::IsNotDistinctFrom, l, r)?
+            }
+            Expr::In {
+                expr,
+                target,
+                negated,
+                ..
+            } => match target {
+                ast::InTarget::List(list) => {
+                    let left = self.bind_expr_inner(expr, scope, d)?;
+                    let mut items = Vec::with_capacity(list.len());
+                    for item in list {
+                        items.push(self.bind_expr_inner(item, scope, d)?);
+                    }
+                    let mut types = vec![left.ty()];
+                    types.extend(items.iter().map(|i| i.ty()));
+                    let ty = ops::common_type(&types)
+                        .map_err(|e| SqlError::datatype_mismatch(format!("IN {}", e.message)))?;
+                    let left = self.coerce_soft(left, ty)?;
+                    let items = items
+                        .into_iter()
+                        .map(|i| self.coerce_soft(i, ty))
+                        .collect::<SqlResult<Vec<_>>>()?;
+                    Scalar::InList {
+                        expr: Box::new(left),
+                        list: items,
+                        negated: *negated,
+                    }
+                }
+                ast::InTarget::Subquery(q) => {
+                    let left = self.bind_expr_inner(expr, scope, d)?;
+                    let mut sub = self.bind_subquery(q, scope)?;
+                    let col_ty = first_visible_type(&sub.1)?;
+                    let left = self.coerce_soft(left, col_ty)?;
+                    ops::binary_type(BinOp::Eq, left.ty(), col_ty)?;
+                    sub.0.kind = SubqueryKind::In {
+                        expr: Box::new(left),
+                        cmp: BinOp::Eq,
+                    };
+                    sub.0.ty = SqlType::Bool;
+                    let s = Scalar::Subquery(Box::new(sub.0));
+                    if *negated {
+                        Scalar::Unary {
+                            op: UnOp::Not,
+                            expr: Box::new(s),
+                            ty: SqlType::Bool,
+                        }
+                    } else {
+                        s
+                    }
+                }
+                _ => return Err(SqlError::unsupported("unsupported IN target")),
+            },
+            Expr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let v = self.bind_expr_inner(expr, scope, d)?;
+                let lo = self.bind_expr_inner(low, scope, d)?;
+                let hi = self.bind_expr_inner(high, scope, d)?;
+                let ge = self.binary(BinOp::GtEq, v.clone(), lo)?;
+                let le = self.binary(BinOp::LtEq, v, hi)?;
+                let both = Scalar::Binary {
+                    op: BinOp::And,
+                    left: Box::new(ge),
+                    right: Box::new(le),
+                    ty: SqlType::Bool,
+                };
+                if *negated {
+                    Scalar::Unary {
+                        op: UnOp::Not,
+                        expr: Box::new(both),
+                        ty: SqlType::Bool,
+                    }
+                } else {
+                    both
+                }
+            }
+            Expr::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any,
+                ..
+            }
+            | Expr::ILike {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any,
+                ..
+            } => {
+                if *any || escape_char.is_some() {
+                    return Err(SqlError::unsupported("LIKE ANY / ESCAPE are not supported"));
+                }
+                let ilike = matches!(e, Expr::ILike { .. });
+                let op = match (ilike, negated) {
+                    (false, false) => BinOp::Like,
+                    (false, true) => BinOp::NotLike,
+                    (true, false) => BinOp::ILike,
+                    (true, true) => BinOp::NotILike,
+                };
+                let l = self.bind_expr_inner(expr, scope, d)?;
+                let r = self.bind_expr_inner(pattern, scope, d)?;
+                self.binary(op, l, r)?
+            }
+            Expr::Cast {
+                expr, data_type, ..
+            } => {
+                let to = sql_type_of(data_type)?;
+                let inner = self.bind_expr_inner(expr, scope, d)?;
+                self.cast(inner, to)?
+            }
+            Expr::TypedString(ts) => {
+                let to = sql_type_of(&ts.data_type)?;
+                let text = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => {
+                        s.clone()
+                    }
+                    other => other.to_string(),
+                };
+                Scalar::Literal {
+                    value: Value::from_text(&text, to)?,
+                    ty: to,
+                }
+            }
+            Expr::Interval(iv) => {
+                let inner = self.bind_expr_inner(&iv.value, scope, d)?;
+                let inner = match (&inner, &iv.leading_field) {
+                    (
+                        Scalar::Literal {
+                            value: Value::Text(t),
+                            ..
+                        },
+                        Some(field),
+                    ) => Scalar::Literal {
+                        value: Value::Text(format!("{t} {field}")),
+                        ty: SqlType::Unknown,
+                    },
+                    _ => inner,
+                };
+                self.cast(inner, SqlType::Interval)?
+            }
+            Expr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
+                let operand = match operand {
+                    Some(o) => Some(self.bind_expr_inner(o, scope, d)?),
+                    None => None,
+                };
+                let mut whens = Vec::with_capacity(conditions.len());
+                for cw in conditions {
+                    let cond = self.bind_expr_inner(&cw.condition, scope, d)?;
+                    let cond = match &operand {
+                        Some(o) => self.binary(BinOp::Eq, o.clone(), cond)?,
+                        None => self.coerce_bool(cond, "CASE/WHEN")?,
+                    };
+                    let result = self.bind_expr_inner(&cw.result, scope, d)?;
+                    whens.push((cond, result));
+                }
+                let otherwise = match else_result {
+                    Some(e) => Some(self.bind_expr_inner(e, scope, d)?),
+                    None => None,
+                };
+                let mut types: Vec<SqlType> = whens.iter().map(|(_, r)| r.ty()).collect();
+                if let Some(o) = &otherwise {
+                    types.push(o.ty());
+                }
+                let ty = ops::common_type(&types)
+                    .map_err(|e| SqlError::datatype_mismatch(format!("CASE {}", e.message)))?;
+                let whens = whens
+                    .into_iter()
+                    .map(|(c, r)| Ok((c, self.coerce_soft(r, ty)?)))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                let otherwise = match otherwise {
+                    Some(o) => Some(Box::new(self.coerce_soft(o, ty)?)),
+                    None => None,
+                };
+                Scalar::Case {
+                    operand: None,
+                    whens,
+                    otherwise,
+                    ty,
+                }
+            }
+            Expr::Function(f) => self.bind_function(f, scope, d)?,
+            Expr::Exists { subquery, negated } => {
+                let mut sub = self.bind_subquery(subquery, scope)?.0;
+                sub.kind = SubqueryKind::Exists;
+                sub.ty = SqlType::Bool;
+                let s = Scalar::Subquery(Box::new(sub));
+                if *negated {
+                    Scalar::Unary {
+                        op: UnOp::Not,
+                        expr: Box::new(s),
+                        ty: SqlType::Bool,
+                    }
+                } else {
+                    s
+                }
+            }
+            Expr::Subquery(q) => {
+                let (mut sub, sub_scope) = self.bind_subquery(q, scope)?;
+                let visible: Vec<&ScopeColumn> = sub_scope.iter().filter(|c| !c.hidden).collect();
+                if visible.len() != 1 {
+                    return Err(SqlError::syntax("subquery must return only one column"));
+                }
+                sub.kind = SubqueryKind::Scalar;
+                sub.ty = visible[0].ty;
+                Scalar::Subquery(Box::new(sub))
+            }
+            Expr::AnyOp {
+                left,
+                compare_op,
+                right,
+                ..
+            }
+            | Expr::AllOp {
+                left,
+                compare_op,
+                right,
+            } => {
+                let all = matches!(e, Expr::AllOp { .. });
+                let Expr::Subquery(q) = right.as_ref() else {
+                    return Err(SqlError::unsupported(
+                        "ANY/ALL over arrays is not supported",
+                    ));
+                };
+                let l = self.bind_expr_inner(left, scope, d)?;
+                let (mut sub, sub_scope) = self.bind_subquery(q, scope)?;
+                let col_ty = first_visible_type(&sub_scope)?;
+                let l = self.coerce_soft(l, col_ty)?;
+                let op = binop(compare_op)?;
+                ops::binary_type(op, l.ty(), col_ty)?;
+                sub.kind = SubqueryKind::Quantified {
+                    expr: Box::new(l),
+                    op,
+                    all,
+                };
+                sub.ty = SqlType::Bool;
+                Scalar::Subquery(Box::new(sub))
+            }
+            Expr::Extract { field, expr, .. } => {
+                let inner = self.bind_expr_inner(expr, scope, d)?;
+                let field = Scalar::Literal {
+                    value: Value::Text(field.to_string().to_lowercase()),
+                    ty: SqlType::Text,
+                };
+                self.call("date_part", vec![field, inner])?
+            }
+            Expr::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let mut args = vec![self.bind_expr_inner(expr, scope, d)?];
+                match substring_from {
+                    Some(f) => args.push(self.bind_expr_inner(f, scope, d)?),
+                    None => args.push(Scalar::Literal {
+                        value: Value::Int(1),
+                        ty: SqlType::Int4,
+                    }),
+                }
+                if let Some(f) = substring_for {
+                    args.push(self.bind_expr_inner(f, scope, d)?);
+                }
+                self.call("substr", args)?
+            }
+            Expr::Trim {
+                expr,
+                trim_where,
+                trim_what,
+                trim_characters,
+            } => {
+                let name = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => "ltrim",
+                    Some(ast::TrimWhereField::Trailing) => "rtrim",
+                    _ => "btrim",
+                };
+                let mut args = vec![self.bind_expr_inner(expr, scope, d)?];
+                if let Some(w) = trim_what {
+                    args.push(self.bind_expr_inner(w, scope, d)?);
+                } else if let Some(chars) = trim_characters
+                    && let Some(c) = chars.first()
+                {
+                    args.push(self.bind_expr_inner(c, scope, d)?);
+                }
+                self.call(name, args)?
+            }
+            Expr::Position { expr, r#in } => {
+                let needle = self.bind_expr_inner(expr, scope, d)?;
+                let hay = self.bind_expr_inner(r#in, scope, d)?;
+                self.call("strpos", vec![hay, needle])?
+            }
+            Expr::Ceil { expr, .. } => {
+                let a = self.bind_expr_inner(expr, scope, d)?;
+                self.call("ceil", vec![a])?
+            }
+            Expr::Floor { expr, .. } => {
+                let a = self.bind_expr_inner(expr, scope, d)?;
+                self.call("floor", vec![a])?
+            }
+            Expr::Tuple(_) => return Err(SqlError::unsupported("row values are not supported")),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "unsupported expression: {other}"
+                )));
+            }
+        })
+    }
+
+    fn bind_value(&mut self, v: &ast::Value) -> SqlResult<Scalar> {
+        Ok(match v {
+            ast::Value::Number(n, _) => number_literal(n)?,
+            ast::Value::SingleQuotedString(s)
+            | ast::Value::EscapedStringLiteral(s)
+            | ast::Value::UnicodeStringLiteral(s)
+            | ast::Value::DoubleQuotedString(s) => Scalar::Literal {
+                value: Value::Text(s.clone()),
+                ty: SqlType::Unknown,
+            },
+            ast::Value::DollarQuotedString(s) => Scalar::Literal {
+                value: Value::Text(s.value.clone()),
+                ty: SqlType::Unknown,
+            },
+            ast::Value::HexStringLiteral(h) => Scalar::Literal {
+                value: Value::from_text(&format!("\\x{h}"), SqlType::Bytes)?,
+                ty: SqlType::Bytes,
+            },
+            ast::Value::Boolean(b) => Scalar::Literal {
+                value: Value::Bool(*b),
+                ty: SqlType::Bool,
+            },
+            ast::Value::Null => Scalar::null(),
+            ast::Value::Placeholder(p) => {
+                let n: usize = p
+                    .strip_prefix('$')
+                    .and_then(|d| d.parse().ok())
+                    .filter(|n| *n >= 1 && *n <= 65535)
+                    .ok_or_else(|| SqlError::syntax(format!("invalid parameter {p}")))?;
+                if self.params.len() < n {
+                    self.params.resize(n, SqlType::Unknown);
+                }
+                Scalar::Param {
+                    index: n - 1,
+                    ty: self.params[n - 1],
+                }
+            }
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "unsupported literal {other}"
+                )));
+            }
+        })
+    }
+
+    fn bind_function(&mut self, f: &ast::Function, scope: &Scope, d: usize) -> SqlResult<Scalar> {
+        let name = table_name(&f.name);
+        if f.over.is_some() {
+            return Err(SqlError::unsupported("window functions are not supported"));
+        }
+        let (args, distinct, star) = match &f.args {
+            FunctionArguments::None => (Vec::new(), false, false),
+            FunctionArguments::Subquery(_) => {
+                return Err(SqlError::unsupported("function over a subquery"));
+            }
+            FunctionArguments::List(list) => {
+                let distinct = matches!(
+                    list.duplicate_treatment,
+                    Some(ast::DuplicateTreatment::Distinct)
+                );
+                let mut args = Vec::new();
+                let mut star = false;
+                for a in &list.args {
+                    match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => args.push(e.clone()),
+                        FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => star = true,
+                        _ => {
+                            return Err(SqlError::unsupported(format!(
+                                "unsupported argument in {name}()"
+                            )));
+                        }
+                    }
+                }
+                (args, distinct, star)
+            }
+        };
+        if is_aggregate(&name) {
+            let Some(_) = &self.aggs else {
+                return Err(SqlError::new(
+                    codes::GROUPING_ERROR,
+                    format!("aggregate functions are not allowed here ({name})"),
+                ));
+            };
+            let outer_aggs = self.aggs.take();
+            let mut bound = Vec::new();
+            let mut err = None;
+            for a in &args {
+                match self.bind_expr_inner(a, scope, d) {
+                    Ok(s) => bound.push(s),
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            let filter = match (&f.filter, &err) {
+                (Some(fe), None) => match self.bind_expr_inner(fe, scope, d) {
+                    Ok(s) => Some(self.coerce_bool(s, "FILTER")?),
+                    Err(e) => {
+                        err = Some(e);
+                        None
+                    }
+                },
+                _ => None,
+            };
+            self.aggs = outer_aggs;
+            if let Some(e) = err {
+                return Err(e);
+            }
+            if star && name != "count" {
+                return Err(SqlError::syntax(format!("{name}(*) is not valid")));
+            }
+            let bound: Vec<Scalar> = bound.into_iter().map(fold).collect();
+            let bound = bound
+                .into_iter()
+                .map(|b| {
+                    if b.ty() == SqlType::Unknown {
+                        self.coerce_soft(b, SqlType::Text)
+                    } else {
+                        Ok(b)
+                    }
+                })
+                .collect::<SqlResult<Vec<_>>>()?;
+            let arg_types: Vec<SqlType> = bound.iter().map(|b| b.ty()).collect();
+            let ty = agg::aggregate_type(&name, &arg_types)?;
+            let aggs = self
+                .aggs
+                .as_mut()
+                .ok_or_else(|| SqlError::internal("aggregate context lost"))?;
+            aggs.push(AggCall {
+                name,
+                args: bound,
+                arg_types,
+                distinct,
+                filter,
+                ty,
+            });
+            return Ok(Scalar::AggRef {
+                index: aggs.len() - 1,
+                ty,
+            });
+        }
+        if star {
+            return Err(SqlError::syntax(format!("{name}(*) is not valid")));
+        }
+        let mut bound = Vec::with_capacity(args.len());
+        for a in &args {
+            bound.push(self.bind_expr_inner(a, scope, d)?);
+        }
+        match name.as_str() {
+            "coalesce" | "greatest" | "least" => {
+                if bound.is_empty() {
+                    return Err(SqlError::syntax(format!("{name} needs arguments")));
+                }
+                let types: Vec<SqlType> = bound.iter().map(|b| b.ty()).collect();
+                let ty = ops::common_type(&types).map_err(|e| {
+                    SqlError::datatype_mismatch(format!("{} {}", name.to_uppercase(), e.message))
+                })?;
+                let args = bound
+                    .into_iter()
+                    .map(|b| self.coerce_soft(b, ty))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                Ok(match name.as_str() {
+                    "coalesce" => Scalar::Coalesce { args, ty },
+                    n => Scalar::Extreme {
+                        args,
+                        greatest: n == "greatest",
+                        ty,
+                    },
+                })
+            }
+            "nullif" => {
+                if bound.len() != 2 {
+                    return Err(SqlError::undefined_function(
+                        "function nullif needs 2 arguments",
+                    ));
+                }
+                let r = bound.pop().ok_or_else(|| SqlError::internal("nullif"))?;
+                let l = bound.pop().ok_or_else(|| SqlError::internal("nullif"))?;
+                let ty = ops::common_type(&[l.ty(), r.ty()])?;
+                let l = self.coerce_soft(l, ty)?;
+                let r = self.coerce_soft(r, ty)?;
+                Ok(Scalar::NullIf {
+                    left: Box::new(l),
+                    right: Box::new(r),
+                    ty,
+                })
+            }
+            "nextval" => match bound.as_slice() {
+                [
+                    Scalar::Literal {
+                        value: Value::Text(s),
+                        ..
+                    },
+                ] => Ok(Scalar::NextVal {
+                    sequence: s.to_lowercase(),
+                }),
+                _ => Err(SqlError::unsupported(
+                    "nextval takes a sequence name literal",
+                )),
+            },
+            "unique_rowid" => Ok(Scalar::UniqueRowId),
+            "now"
+            | "current_timestamp"
+            | "transaction_timestamp"
+            | "statement_timestamp"
+            | "clock_timestamp" => Ok(Scalar::Func {
+                name: "now".into(),
+                args: vec![],
+                ty: SqlType::TimestampTz,
+            }),
+            "current_date" => Ok(Scalar::Func {
+                name: "current_date".into(),
+                args: vec![],
+                ty: SqlType::Date,
+            }),
+            "localtimestamp" => Ok(Scalar::Func {
+                name: "localtimestamp".into(),
+                args: vec![],
+                ty: SqlType::Timestamp,
+            }),
+            "version" | "current_database" | "current_user" | "session_user" | "current_schema"
+            | "user" => Ok(Scalar::Func {
+                name,
+                args: vec![],
+                ty: SqlType::Text,
+            }),
+            _ => self.call(&name, bound),
+        }
+    }
+
+    /// A call of a built-in scalar function; untyped literals become text.
+    fn call(&mut self, name: &str, args: Vec<Scalar>) -> SqlResult<Scalar> {
+        let args = args
+            .into_iter()
+            .map(|a| {
+                if a.ty() == SqlType::Unknown
+                    && !matches!(
+                        a,
+                        Scalar::Literal {
+                            value: Value::Null,
+                            ..
+                        }
+                    )
+                {
+                    self.coerce_soft(a, SqlType::Text)
+                } else {
+                    Ok(a)
+                }
+            })
+            .collect::<SqlResult<Vec<_>>>()?;
+        let types: Vec<SqlType> = args.iter().map(|a| a.ty()).collect();
+        let ty = ops::function_type(name, &types)?;
+        Ok(Scalar::Func {
+            name: name.to_string(),
+            args,
+            ty,
+        })
+    }
+
+    fn bind_subquery(&mut self, q: &Query, scope: &Scope) -> SqlResult<(Subquery, Scope)> {
+        self.outer.push(scope.clone());
+        self.correlated.push(false);
+        let saved_aggs = self.aggs.take();
+        let bound = self.bind_query(q);
+        self.aggs = saved_aggs;
+        let correlated = self.correlated.pop().unwrap_or(false);
+        self.outer.pop();
+        let bound = bound?;
+        let id = self.next_subquery;
+        self.next_subquery += 1;
+        // Only the visible columns come out of a subquery.
+        let visible: Vec<usize> = bound
+            .scope
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.hidden)
+            .map(|(i, _)| i)
+            .collect();
+        let rel = if visible.len() == bound.scope.len() {
+            bound.rel
+        } else {
+            Rel::Project {
+                input: Box::new(bound.rel),
+                exprs: visible
+                    .iter()
+                    .map(|i| Scalar::Column {
+                        index: *i,
+                        ty: bound.scope[*i].ty,
+                    })
+                    .collect(),
+            }
+        };
+        let scope: Scope = visible.iter().map(|i| bound.scope[*i].clone()).collect();
+        Ok((
+            Subquery {
+                id,
+                plan: Arc::new(rel),
+                kind: SubqueryKind::Scalar,
+                correlated,
+                ty: SqlType::Unknown,
+            },
+            scope,
+        ))
+    }
+
+    /// Resolves a (possibly qualified) column name in `scope`, then in the
+    /// enclosing scopes.
+    fn resolve(&mut self, parts: &[String], scope: &Scope) -> SqlResult<Scalar> {
+        let (qualifier, name) = match parts {
+            [name] => (None, name.as_str()),
+            [.., table, name] => (Some(table.as_str()), name.as_str()),
+            [] => return Err(SqlError::syntax("empty name")),
+        };
+        if let Some(index) = find_column(scope, qualifier, name)? {
+            return Ok(Scalar::Column {
+                index,
+                ty: scope[index].ty,
+            });
+        }
+        for depth in 1..=self.outer.len() {
+            let outer_scope = &self.outer[self.outer.len() - depth];
+            if let Some(index) = find_column(outer_scope, qualifier, name)? {
+                let ty = outer_scope[index].ty;
+                let n = self.correlated.len();
+                for k in 0..depth.min(n) {
+                    self.correlated[n - 1 - k] = true;
+                }
+                return Ok(Scalar::Outer { depth, index, ty });
+            }
+        }
+        // `SELECT current_timestamp` and friends parse as identifiers.
+        if qualifier.is_none() {
+            match name {
+                "current_timestamp" | "now" => {
+                    return Ok(Scalar::Func {
+                        name: "now".into(),
+                        args: vec![],
+                        ty: SqlType::TimestampTz,
+                    });
+                }
+                "current_date" => {
+                    return Ok(Scalar::Func {
+                        name: "current_date".into(),
+                        args: vec![],
+                        ty: SqlType::Date,
+                    });
+                }
+                "localtimestamp" => {
+                    return Ok(Scalar::Func {
+                        name: "localtimestamp".into(),
+                        args: vec![],
+                        ty: SqlType::Timestamp,
+                    });
+                }
+                "current_user" | "session_user" | "user" | "current_schema" | "current_catalog" => {
+                    return Ok(Scalar::Func {
+                        name: name.to_string(),
+                        args: vec![],
+                        ty: SqlType::Text,
+                    });
+                }
+                _ => {}
+            }
+        }
+        match qualifier {
+            Some(q)
+                if !scope.iter().any(|c| c.table.as_deref() == Some(q))
+                    && !self
+                        .outer
+                        .iter()
+                        .any(|s| s.iter().any(|c| c.table.as_deref() == Some(q))) =>
+            {
+                Err(SqlError::new(
+                    codes::UNDEFINED_TABLE,
+                    format!("missing FROM-clause entry for table \"{q}\""),
+                ))
+            }
+            Some(q) => Err(SqlError::undefined_column(&format!("{q}.{name}"))),
+            None => Err(SqlError::undefined_column(name)),
+        }
+    }
+
+    // ----- typing -----
+
+    /// A binary operation, with untyped literals and parameters taking the other
+    /// side's type.
+    pub fn binary(&mut self, op: BinOp, l: Scalar, r: Scalar) -> SqlResult<Scalar> {
+        let (l, r) = if matches!(op, BinOp::And | BinOp::Or) {
+            (
+                self.coerce_bool(l, op_name(op))?,
+                self.coerce_bool(r, op_name(op))?,
+            )
+        } else if matches!(
+            op,
+            BinOp::Like | BinOp::NotLike | BinOp::ILike | BinOp::NotILike | BinOp::Concat
+        ) {
+            let l = if l.ty() == SqlType::Unknown {
+                self.coerce_soft(l, SqlType::Text)?
+            } else {
+                l
+            };
+            let r = if r.ty() == SqlType::Unknown {
+                self.coerce_soft(r, SqlType::Text)?
+            } else {
+                r
+            };
+            (l, r)
+        } else if matches!(op, BinOp::JsonGet | BinOp::JsonGetText) {
+            let r = if r.ty() == SqlType::Unknown {
+                let as_int = matches!(&r, Scalar::Literal { value: Value::Text(t), .. } if t.parse::<i64>().is_ok())
+                    && false;
+                self.coerce_soft(r, if as_int { SqlType::Int8 } else { SqlType::Text })?
+            } else {
+                r
+            };
+            (l, r)
+        } else {
+            match (l.ty(), r.ty()) {
+                (SqlType::Unknown, SqlType::Unknown) => (
+                    self.coerce_soft(l, SqlType::Text)?,
+                    self.coerce_soft(r, SqlType::Text)?,
+                ),
+                (SqlType::Unknown, t) => (self.coerce_operand(l, t, op)?, r),
+                (t, SqlType::Unknown) => {
+                    let r = self.coerce_operand(r, t, op)?;
+                    (l, r)
+                }
+                _ => (l, r),
+            }
+        };
+        let ty = ops::binary_type(op, l.ty(), r.ty())?;
+        Ok(Scalar::Binary {
+            op,
+            left: Box::new(l),
+            right: Box::new(r),
+            ty,
+        })
+    }
+
+    /// The type an untyped operand takes next to an operand of type `other`.
+    fn coerce_operand(&mut self, s: Scalar, other: SqlType, op: BinOp) -> SqlResult<Scalar> {
+        // date/timestamp ± 'literal' means an interval; otherwise the same type.
+        let target = match (op, other) {
+            (
+                BinOp::Add | BinOp::Sub,
+                SqlType::Date | SqlType::Timestamp | SqlType::TimestampTz,
+            ) if matches!(s, Scalar::Literal { .. }) && !matches!(op, BinOp::Sub) => {
+                SqlType::Interval
+            }
+            _ => other,
+        };
+        self.coerce_soft(s, target)
+    }
+
+    /// Gives an untyped literal or parameter a type; leaves typed expressions alone.
+    pub fn coerce_soft(&mut self, s: Scalar, ty: SqlType) -> SqlResult<Scalar> {
+        if ty == SqlType::Unknown || s.ty() != SqlType::Unknown {
+            return Ok(s);
+        }
+        match s {
+            Scalar::Literal {
+                value: Value::Null, ..
+            } => Ok(Scalar::Literal {
+                value: Value::Null,
+                ty,
+            }),
+            Scalar::Literal {
+                value: Value::Text(t),
+                ..
+            } => Ok(Scalar::Literal {
+                value: Value::from_text(&t, ty)?,
+                ty,
+            }),
+            Scalar::Param { index, .. } => {
+                if let Some(p) = self.params.get_mut(index) {
+                    *p = ty;
+                }
+                Ok(Scalar::Param { index, ty })
+            }
+            other => Ok(Scalar::Cast {
+                expr: Box::new(other),
+                to: ty,
+            }),
+        }
+    }
+
+    /// Coerces to `ty` as an assignment would (implicit casts between numeric
+    /// types and from untyped literals); other mismatches are 42804.
+    pub fn coerce(&mut self, s: Scalar, ty: SqlType, context: &str) -> SqlResult<Scalar> {
+        let from = s.ty();
+        if from == SqlType::Unknown {
+            return self.coerce_soft(s, ty);
+        }
+        if from == ty {
+            return Ok(s);
+        }
+        let ok = (from.is_numeric() && ty.is_numeric())
+            || (from.is_string() && ty.is_string())
+            || matches!(
+                (from, ty),
+                (SqlType::Date, SqlType::Timestamp | SqlType::TimestampTz)
+                    | (SqlType::Timestamp, SqlType::TimestampTz)
+                    | (SqlType::TimestampTz, SqlType::Timestamp)
+            )
+            || ty.is_string();
+        if !ok {
+            return Err(SqlError::datatype_mismatch(format!(
+                "{context}: expected {ty}, found {from}"
+            )));
+        }
+        self.cast(s, ty)
+    }
+
+    pub fn coerce_bool(&mut self, s: Scalar, context: &str) -> SqlResult<Scalar> {
+        match s.ty() {
+            SqlType::Bool => Ok(s),
+            SqlType::Unknown => self.coerce_soft(s, SqlType::Bool),
+            other => Err(SqlError::datatype_mismatch(format!(
+                "argument of {context} must be type boolean, not type {other}"
+            ))),
+        }
+    }
+
+    /// An explicit cast.
+    pub fn cast(&mut self, s: Scalar, to: SqlType) -> SqlResult<Scalar> {
+        let from = s.ty();
+        if from == SqlType::Unknown {
+            return self.coerce_soft(s, to);
+        }
+        if from == to {
+            return Ok(s);
+        }
+        if !ops::can_cast(from, to) {
+            return Err(SqlError::new(
+                codes::CANNOT_COERCE,
+                format!("cannot cast type {from} to {to}"),
+            ));
+        }
+        Ok(Scalar::Cast {
+            expr: Box::new(s),
+            to,
+        })
+    }
+}
+
+enum SortTarget {
+    Output(usize),
+    Expr(Scalar),
+}
+
+fn sort_key(expr: Scalar, options: &ast::OrderByOptions) -> SortKey {
+    let descending = matches!(options.sort, Some(ast::OrderBySort::Desc));
+    // PostgreSQL: NULLs sort as larger than everything by default.
+    let nulls_first = options.nulls_first.unwrap_or(descending);
+    SortKey {
+        expr,
+        descending,
+        nulls_first,
+    }
+}
+
+fn first_visible_type(scope: &Scope) -> SqlResult<SqlType> {
+    let visible: Vec<&ScopeColumn> = scope.iter().filter(|c| !c.hidden).collect();
+    if visible.len() != 1 {
+        return Err(SqlError::syntax("subquery has too many columns"));
+    }
+    Ok(visible[0].ty)
+}
+
+fn find_column(scope: &Scope, qualifier: Option<&str>, name: &str) -> SqlResult<Option<usize>> {
+    let mut found = None;
+    for (i, c) in scope.iter().enumerate() {
+        if c.name != name {
+            continue;
+        }
+        match qualifier {
+            Some(q) if c.table.as_deref() != Some(q) => continue,
+            None if c.hidden && c.table.is_none() => continue,
+            _ => {}
+        }
+        if found.is_some() {
+            return Err(SqlError::new(
+                codes::AMBIGUOUS_COLUMN,
+                format!("column reference \"{name}\" is ambiguous"),
+            ));
+        }
+        found = Some(i);
+    }
+    Ok(found)
+}
+
+fn apply_alias(
+    rel: Rel,
+    mut scope: Scope,
+    alias: Option<&ast::TableAlias>,
+    default_name: &str,
+) -> (Rel, Scope) {
+    let name = alias
+        .map(|a| normalize(&a.name))
+        .unwrap_or_else(|| default_name.to_string());
+    for c in &mut scope {
+        c.table = Some(name.clone());
+    }
+    if let Some(a) = alias {
+        let mut visible = scope.iter_mut().filter(|c| !c.hidden);
+        for col in &a.columns {
+            if let Some(c) = visible.next() {
+                c.name = normalize(&col.name);
+            }
+        }
+    }
+    (rel, scope)
+}
+
+/// Projects the visible columns of a set-operation side, cast to the common types.
+fn project_visible_as(rel: Rel, scope: &Scope, types: &[SqlType]) -> Rel {
+    let visible: Vec<usize> = scope
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.hidden)
+        .map(|(i, _)| i)
+        .collect();
+    let needs =
+        visible.len() != scope.len() || visible.iter().zip(types).any(|(i, t)| scope[*i].ty != *t);
+    if !needs {
+        return rel;
+    }
+    let exprs = visible
+        .iter()
+        .zip(types)
+        .map(|(i, t)| {
+            let col = Scalar::Column {
+                index: *i,
+                ty: scope[*i].ty,
+            };
+            if scope[*i].ty == *t {
+                col
+            } else {
+                Scalar::Cast {
+                    expr: Box::new(col),
+                    to: *t,
+                }
+            }
+        })
+        .collect();
+    Rel::Project {
+        input: Box::new(rel),
+        exprs,
+    }
+}
+
+/// Output name of an unaliased select item, as PostgreSQL picks it.
+pub fn column_name_of(e: &Expr) -> String {
+    match e {
+        Expr::Identifier(id) => normalize(id),
+        Expr::CompoundIdentifier(ids) => ids
+            .last()
+            .map(normalize)
+            .unwrap_or_else(|| "?column?".into()),
+        Expr::Function(f) => table_name(&f.name),
+        Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Function(_) => {
+                column_name_of(expr)
+            }
+            _ => type_column_name(data_type),
+        },
+        Expr::Nested(inner) => column_name_of(inner),
+        Expr::Case { .. } => "case".into(),
+        Expr::Exists { .. } => "exists".into(),
+        Expr::Extract { .. } => "extract".into(),
+        Expr::Substring { .. } => "substring".into(),
+        Expr::Trim { .. } => "btrim".into(),
+        Expr::Position { .. } => "position".into(),
+        Expr::Ceil { .. } => "ceil".into(),
+        Expr::Floor { .. } => "floor".into(),
+        Expr::Subquery(q) => match q.body.as_ref() {
+            SetExpr::Select(s) => match s.projection.first() {
+                Some(SelectItem::UnnamedExpr(e)) => column_name_of(e),
+                Some(SelectItem::ExprWithAlias { alias, .. }) => normalize(alias),
+                _ => "?column?".into(),
+            },
+            _ => "?column?".into(),
+        },
+        Expr::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => "bool".into(),
+        Expr::TypedString(ts) => type_column_name(&ts.data_type),
+        _ => "?column?".into(),
+    }
+}
+
+fn type_column_name(dt: &DataType) -> String {
+    match sql_type_of(dt) {
+        Ok(SqlType::Int2) => "int2".into(),
+        Ok(SqlType::Int4) => "int4".into(),
+        Ok(SqlType::Int8) => "int8".into(),
+        Ok(SqlType::Float4) => "float4".into(),
+        Ok(SqlType::Float8) => "float8".into(),
+        Ok(SqlType::Decimal(_)) => "numeric".into(),
+        Ok(SqlType::Bool) => "bool".into(),
+        Ok(SqlType::Text) => "text".into(),
+        Ok(SqlType::Varchar(_)) => "varchar".into(),
+        Ok(SqlType::Char(_)) => "bpchar".into(),
+        Ok(SqlType::Bytes) => "bytea".into(),
+        Ok(SqlType::Date) => "date".into(),
+        Ok(SqlType::Timestamp) => "timestamp".into(),
+        Ok(SqlType::TimestampTz) => "timestamptz".into(),
+        Ok(SqlType::Interval) => "interval".into(),
+        Ok(SqlType::Uuid) => "uuid".into(),
+        Ok(SqlType::Jsonb) => "jsonb".into(),
+        _ => "?column?".into(),
+    }
+}
+
+/// An integer literal is int4 when it fits, else int8, else numeric; a literal
+/// with a point or exponent is numeric (PostgreSQL's rules).
+fn number_literal(n: &str) -> SqlResult<Scalar> {
+    if !n.contains(['.', 'e', 'E']) {
+        if let Ok(v) = n.parse::<i64>() {
+            let ty = if i32::try_from(v).is_ok() {
+                SqlType::Int4
+            } else {
+                SqlType::Int8
+            };
+            return Ok(Scalar::Literal {
+                value: Value::Int(v),
+                ty,
+            });
+        }
+    }
+    let ty = SqlType::Decimal(None);
+    Ok(Scalar::Literal {
+        value: Value::from_text(n, ty)?,
+        ty,
+    })
+}
+
+fn op_name(op: BinOp) -> &'static str {
+    match op {
+        BinOp::And => "AND",
+        BinOp::Or => "OR",
+        _ => "operator",
+    }
+}
+
+fn binop(op: &BinaryOperator) -> SqlResult<BinOp> {
+    Ok(match op {
+        BinaryOperator::Plus => BinOp::Add,
+        BinaryOperator::Minus => BinOp::Sub,
+        BinaryOperator::Multiply => BinOp::Mul,
+        BinaryOperator::Divide => BinOp::Div,
+        BinaryOperator::Modulo => BinOp::Mod,
+        BinaryOperator::PGExp => BinOp::Pow,
+        BinaryOperator::StringConcat => BinOp::Concat,
+        BinaryOperator::Gt => BinOp::Gt,
+        BinaryOperator::Lt => BinOp::Lt,
+        BinaryOperator::GtEq => BinOp::GtEq,
+        BinaryOperator::LtEq => BinOp::LtEq,
+        BinaryOperator::Eq => BinOp::Eq,
+        BinaryOperator::NotEq => BinOp::NotEq,
+        BinaryOperator::And => BinOp::And,
+        BinaryOperator::Or => BinOp::Or,
+        BinaryOperator::BitwiseOr => BinOp::BitOr,
+        BinaryOperator::BitwiseAnd => BinOp::BitAnd,
+        BinaryOperator::BitwiseXor | BinaryOperator::PGBitwiseXor => BinOp::BitXor,
+        BinaryOperator::PGBitwiseShiftLeft => BinOp::ShiftLeft,
+        BinaryOperator::PGBitwiseShiftRight => BinOp::ShiftRight,
+        BinaryOperator::PGLikeMatch => BinOp::Like,
+        BinaryOperator::PGNotLikeMatch => BinOp::NotLike,
+        BinaryOperator::PGILikeMatch => BinOp::ILike,
+        BinaryOperator::PGNotILikeMatch => BinOp::NotILike,
+        BinaryOperator::Arrow => BinOp::JsonGet,
+        BinaryOperator::LongArrow => BinOp::JsonGetText,
+        other => {
+            return Err(SqlError::undefined_function(format!(
+                "operator does not exist: {other}"
+            )));
+        }
+    })
+}
+
+/// Aggregate function names.
+pub fn is_aggregate(name: &str) -> bool {
+    matches!(
+        name,
+        "count"
+            | "sum"
+            | "avg"
+            | "min"
+            | "max"
+            | "string_agg"
+            | "bool_and"
+            | "bool_or"
+            | "every"
+            | "array_agg"
+            | "stddev"
+            | "stddev_samp"
+            | "stddev_pop"
+            | "variance"
+            | "var_samp"
+            | "var_pop"
+    )
+}
+
+fn contains_agg(s: &Scalar) -> bool {
+    if matches!(s, Scalar::AggRef { .. }) {
+        return true;
+    }
+    let mut any = false;
+    s.for_each_child(&mut |c| any |= contains_agg(c));
+    any
+}
+
+/// After aggregation, expressions see the group keys then the aggregates: group
+/// expressions become columns, aggregate placeholders their output columns, and a
+/// bare input column is an error.
+fn rewrite_after_agg(
+    s: Scalar,
+    group_keys: &[String],
+    ngroup: usize,
+    agg_types: &[SqlType],
+) -> SqlResult<Scalar> {
+    let key = format!("{s:?}");
+    if let Some(i) = group_keys.iter().position(|g| *g == key) {
+        return Ok(Scalar::Column {
+            index: i,
+            ty: s.ty(),
+        });
+    }
+    match s {
+        Scalar::AggRef { index, ty } => Ok(Scalar::Column {
+            index: ngroup + index,
+            ty,
+        }),
+        Scalar::Column { .. } => Err(SqlError::new(
+            codes::GROUPING_ERROR,
+            "column must appear in the GROUP BY clause or be used in an aggregate function",
+        )),
+        Scalar::Subquery(sub) if sub.correlated => Err(SqlError::unsupported(
+            "correlated subqueries in an aggregating query's select list are not supported",
+        )),
+        other => {
+            // Rewrite children (one level at a time, so group expressions match first).
+            let mut err = None;
+            let rebuilt = rebuild_children(other, &mut |c| match rewrite_after_agg(
+                c, group_keys, ngroup, agg_types,
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    err.get_or_insert(e);
+                    Scalar::null()
+                }
+            });
+            match err {
+                Some(e) => Err(e),
+                None => Ok(rebuilt),
+            }
+        }
+    }
+}
+
+/// Rebuilds `s` with each direct child replaced by `f(child)`.
+fn rebuild_children(s: Scalar, f: &mut dyn FnMut(Scalar) -> Scalar) -> Scalar {
+    let mut b = |x: Box<Scalar>| Box::new(f(*x));
+    match s {
+        Scalar::Binary {
+            op,
+            left,
+            right,
+            ty,
+        } => {
+            let left = b(left);
+            let right = b(right);
+            Scalar::Binary {
+                op,
+                left,
+                right,
+                ty,
+            }
+        }
+        Scalar::NullIf { left, right, ty } => {
+            let left = b(left);
+            let right = b(right);
+            Scalar::NullIf { left, right, ty }
+        }
+        Scalar::Unary { op, expr, ty } => Scalar::Unary {
+            op,
+            expr: b(expr),
+            ty,
+        },
+        Scalar::Cast { expr, to } => Scalar::Cast { expr: b(expr), to },
+        Scalar::IsNull { expr, negated } => Scalar::IsNull {
+            expr: b(expr),
+            negated,
+        },
+        Scalar::IsBool {
+            expr,
+            value,
+            negated,
+        } => Scalar::IsBool {
+            expr: b(expr),
+            value,
+            negated,
+        },
+        Scalar::Func { name, args, ty } => Scalar::Func {
+            name,
+            args: args.into_iter().map(&mut *f).collect(),
+            ty,
+        },
+        Scalar::Coalesce { args, ty } => Scalar::Coalesce {
+            args: args.into_iter().map(&mut *f).collect(),
+            ty,
+        },
+        Scalar::Extreme { args, greatest, ty } => Scalar::Extreme {
+            args: args.into_iter().map(&mut *f).collect(),
+            greatest,
+            ty,
+        },
+        Scalar::Case {
+            operand,
+            whens,
+            otherwise,
+            ty,
+        } => Scalar::Case {
+            operand: operand.map(|o| Box::new(f(*o))),
+            whens: whens.into_iter().map(|(w, r)| (f(w), f(r))).collect(),
+            otherwise: otherwise.map(|o| Box::new(f(*o))),
+            ty,
+        },
+        Scalar::InList {
+            expr,
+            list,
+            negated,
+        } => {
+            let expr = Box::new(f(*expr));
+            Scalar::InList {
+                expr,
+                list: list.into_iter().map(&mut *f).collect(),
+                negated,
+            }
+        }
+        Scalar::Subquery(mut sub) => {
+            sub.kind = match sub.kind {
+                SubqueryKind::In { expr, cmp } => SubqueryKind::In {
+                    expr: Box::new(f(*expr)),
+                    cmp,
+                },
+                SubqueryKind::Quantified { expr, op, all } => SubqueryKind::Quantified {
+                    expr: Box::new(f(*expr)),
+                    op,
+                    all,
+                },
+                k => k,
+            };
+            Scalar::Subquery(sub)
+        }
+        leaf => leaf,
+    }
+}
+
+/// Folds constant subexpressions into literals. A constant that fails to
+/// evaluate (1/0 in a CASE branch never taken) is left for run time.
+pub fn fold(s: Scalar) -> Scalar {
+    let folded = s.transform(&mut |node| {
+        if matches!(node, Scalar::Literal { .. }) || !node.is_constant() {
+            return Ok(node);
+        }
+        match crate::exec::eval::eval_constant_scalar(&node) {
+            Ok(value) => {
+                let ty = node.ty();
+                Ok(Scalar::Literal { value, ty })
+            }
+            Err(_) => Ok(node),
+        }
+    });
+    match folded {
+        Ok(s) => s,
+        Err(_) => Scalar::null(),
+    }
+}
+
+/// Splits an AND tree into its conjuncts.
+pub fn conjuncts(s: Scalar, out: &mut Vec<Scalar>) {
+    match s {
+        Scalar::Binary {
+            op: BinOp::And,
+            left,
+            right,
+            ..
+        } => {
+            conjuncts(*left, out);
+            conjuncts(*right, out);
+        }
+        other => out.push(other),
+    }
+}
+
+pub fn and_all(mut items: Vec<Scalar>) -> Option<Scalar> {
+    let first = if items.is_empty() {
+        return None;
+    } else {
+        items.remove(0)
+    };
+    Some(items.into_iter().fold(first, |acc, s| Scalar::Binary {
+        op: BinOp::And,
+        left: Box::new(acc),
+        right: Box::new(s),
+        ty: SqlType::Bool,
+    }))
+}
+
+/// Columns a scalar reads from its own row (not from outer rows).
+pub fn referenced_columns(s: &Scalar, out: &mut Vec<usize>) {
+    if let Scalar::Column { index, .. } = s {
+        out.push(*index);
+    }
+    s.for_each_child(&mut |c| referenced_columns(c, out));
+}
+
+/// Shifts column references by `-offset` (for pushing a filter into a join's right side).
+fn shift_columns(s: Scalar, offset: usize) -> Scalar {
+    s.transform(&mut |node| {
+        Ok(match node {
+            Scalar::Column { index, ty } => Scalar::Column {
+                index: index - offset,
+                ty,
+            },
+            other => other,
+        })
+    })
+    .unwrap_or_else(|_| Scalar::null())
+}
+
+/// Equality conjuncts between a left column and a right column.
+fn equi_pairs(on: &Scalar, left_width: usize) -> Vec<(usize, usize)> {
+    let mut parts = Vec::new();
+    conjuncts(on.clone(), &mut parts);
+    let mut out = Vec::new();
+    for p in parts {
+        if let Scalar::Binary {
+            op: BinOp::Eq,
+            left,
+            right,
+            ..
+        } = &p
+            && let (Scalar::Column { index: a, ty: ta }, Scalar::Column { index: b, ty: tb }) =
+                (left.as_ref(), right.as_ref())
+            && hash_compatible(*ta, *tb)
+        {
+            if *a < left_width && *b >= left_width {
+                out.push((*a, *b - left_width));
+            } else if *b < left_width && *a >= left_width {
+                out.push((*b, *a - left_width));
+            }
+        }
+    }
+    out
+}
+
+/// Equal values of these types hash equally (the value hash treats numbers as numbers).
+fn hash_compatible(a: SqlType, b: SqlType) -> bool {
+    (a.is_numeric() && b.is_numeric()) || (a.is_string() && b.is_string()) || a == b
+}
+
+/// Adds a filter above `rel`, pushing conjuncts below inner joins to the side whose
+/// columns they read (so scans can use them to choose spans), and turning
+/// column equalities across an inner join into its hash-join keys.
+pub fn push_filter(rel: Rel, predicate: Scalar) -> Rel {
+    let mut parts = Vec::new();
+    conjuncts(predicate, &mut parts);
+    push_conjuncts(rel, parts)
+}
+
+fn push_conjuncts(rel: Rel, parts: Vec<Scalar>) -> Rel {
+    if parts.is_empty() {
+        return rel;
+    }
+    match rel {
+        Rel::Join {
+            kind: JoinKind::Inner,
+            left,
+            right,
+            on,
+            equi,
+        } => {
+            let lw = left.width();
+            let mut to_left = Vec::new();
+            let mut to_right = Vec::new();
+            let mut to_join = Vec::new();
+            for p in parts {
+                if p.needs_async() {
+                    to_join.push(p);
+                    continue;
+                }
+                let mut cols = Vec::new();
+                referenced_columns(&p, &mut cols);
+                if cols.is_empty() {
+                    to_join.push(p);
+                } else if cols.iter().all(|c| *c < lw) {
+                    to_left.push(p);
+                } else if cols.iter().all(|c| *c >= lw) {
+                    to_right.push(shift_columns(p, lw));
+                } else {
+                    to_join.push(p);
+                }
+            }
+            let left = push_conjuncts(*left, to_left);
+            let right = push_conjuncts(*right, to_right);
+            let mut all_on = Vec::new();
+            if let Some(o) = on {
+                conjuncts(o, &mut all_on);
+            }
+            all_on.extend(to_join);
+            let on = and_all(all_on);
+            let mut equi = equi;
+            if let Some(o) = &on {
+                for pair in equi_pairs(o, lw) {
+                    if !equi.contains(&pair) {
+                        equi.push(pair);
+                    }
+                }
+            }
+            Rel::Join {
+                kind: JoinKind::Inner,
+                left: Box::new(left),
+                right: Box::new(right),
+                on,
+                equi,
+            }
+        }
+        Rel::Filter { input, predicate } => {
+            let mut all = Vec::new();
+            conjuncts(predicate, &mut all);
+            all.extend(parts);
+            push_conjuncts(*input, all)
+        }
+        other => match and_all(parts) {
+            Some(p) => Rel::Filter {
+                input: Box::new(other),
+                predicate: p,
+            },
+            None => other,
+        },
+    }
+}
+
+/// Maps a SQL type name to a [`SqlType`].
+pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
+    use ast::{CharacterLength, ExactNumberInfo, TimezoneInfo};
+    let len = |l: &Option<CharacterLength>| -> Option<u32> {
+        match l {
+            Some(CharacterLength::IntegerLength { length, .. }) => u32::try_from(*length).ok(),
+            _ => None,
+        }
+    };
+    Ok(match dt {
+        DataType::Bool | DataType::Boolean => SqlType::Bool,
+        DataType::SmallInt(_) | DataType::Int2(_) => SqlType::Int2,
+        DataType::Int4(_) => SqlType::Int4,
+        DataType::Int(_) | DataType::Integer(_) => SqlType::Int4,
+        DataType::BigInt(_) | DataType::Int8(_) | DataType::Int64 => SqlType::Int8,
+        DataType::Real | DataType::Float4 => SqlType::Float4,
+        DataType::DoublePrecision | DataType::Float8 | DataType::Double(_) | DataType::Float64 => {
+            SqlType::Float8
+        }
+        DataType::Float(info) => match info {
+            ExactNumberInfo::Precision(p) if *p <= 24 => SqlType::Float4,
+            _ => SqlType::Float8,
+        },
+        DataType::Numeric(info) | DataType::Decimal(info) | DataType::Dec(info) => match info {
+            ExactNumberInfo::None => SqlType::Decimal(None),
+            ExactNumberInfo::Precision(p) => {
+                SqlType::Decimal(Some((u16::try_from(*p).unwrap_or(1000), 0)))
+            }
+            ExactNumberInfo::PrecisionAndScale(p, s) => SqlType::Decimal(Some((
+                u16::try_from(*p).unwrap_or(1000),
+                u16::try_from(*s).unwrap_or(0),
+            ))),
+        },
+        DataType::Text | DataType::String(_) => SqlType::Text,
+        DataType::Varchar(l)
+        | DataType::CharacterVarying(l)
+        | DataType::CharVarying(l)
+        | DataType::Nvarchar(l) => SqlType::Varchar(len(l)),
+        DataType::Char(l) | DataType::Character(l) => SqlType::Char(len(l).unwrap_or(1)),
+        DataType::Bytea | DataType::Bytes(_) | DataType::Blob(_) => SqlType::Bytes,
+        DataType::Date => SqlType::Date,
+        DataType::Timestamp(_, tz) => match tz {
+            TimezoneInfo::WithTimeZone | TimezoneInfo::Tz => SqlType::TimestampTz,
+            _ => SqlType::Timestamp,
+        },
+        DataType::Interval { .. } => SqlType::Interval,
+        DataType::Uuid => SqlType::Uuid,
+        DataType::JSON | DataType::JSONB => SqlType::Jsonb,
+        DataType::Custom(name, _) => match table_name(name).as_str() {
+            "int8" | "int64" | "bigserial" | "serial8" => SqlType::Int8,
+            "int4" | "serial" | "serial4" => SqlType::Int4,
+            "int2" | "smallserial" | "serial2" => SqlType::Int2,
+            "float4" => SqlType::Float4,
+            "float8" => SqlType::Float8,
+            "string" => SqlType::Text,
+            "bytes" => SqlType::Bytes,
+            "timestamptz" => SqlType::TimestampTz,
+            "bool" => SqlType::Bool,
+            "jsonb" | "json" => SqlType::Jsonb,
+            "uuid" => SqlType::Uuid,
+            "bpchar" => SqlType::Char(1),
+            other => {
+                return Err(SqlError::new(
+                    codes::UNDEFINED_OBJECT,
+                    format!("type \"{other}\" does not exist"),
+                ));
+            }
+        },
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "type {other} is not supported"
+            )));
+        }
+    })
+}

@@ -1,0 +1,224 @@
+//! `EXPLAIN`: the plan tree, one operator per line, with the chosen index and
+//! the constraint that gives its spans.
+
+use super::{IndexConstraint, JoinKind, Rel, Scalar, SetOpKind};
+
+/// Renders the plan as indented lines.
+pub fn render(rel: &Rel) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(rel, 0, &mut out);
+    out
+}
+
+fn walk(rel: &Rel, depth: usize, out: &mut Vec<String>) {
+    let pad = "  ".repeat(depth);
+    let child = |r: &Rel, out: &mut Vec<String>| walk(r, depth + 1, out);
+    match rel {
+        Rel::Scan(scan) => {
+            let index = if scan.index == scan.table.primary_index.id {
+                scan.table.primary_index.name.clone()
+            } else {
+                scan.table
+                    .indexes
+                    .iter()
+                    .find(|i| i.id == scan.index)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default()
+            };
+            out.push(format!("{pad}scan {}@{}", scan.table.name, index));
+            match &scan.constraint {
+                Some(c) => out.push(format!("{pad}  spans: {}", describe_constraint(c))),
+                None => out.push(format!("{pad}  spans: FULL SCAN")),
+            }
+            if !scan.covering {
+                out.push(format!(
+                    "{pad}  index join: {}@{}",
+                    scan.table.name, scan.table.primary_index.name
+                ));
+            }
+            if scan.reverse {
+                out.push(format!("{pad}  reverse"));
+            }
+            if let Some(l) = scan.limit {
+                out.push(format!("{pad}  limit: {l}"));
+            }
+        }
+        Rel::Values { rows, types } => out.push(format!(
+            "{pad}values ({} rows, {} columns)",
+            rows.len(),
+            types.len()
+        )),
+        Rel::Filter { input, predicate } => {
+            out.push(format!("{pad}filter: {}", expr(predicate)));
+            child(input, out);
+        }
+        Rel::Project { input, exprs } => {
+            out.push(format!(
+                "{pad}project: {}",
+                exprs.iter().map(expr).collect::<Vec<_>>().join(", ")
+            ));
+            child(input, out);
+        }
+        Rel::Aggregate { input, group, aggs } => {
+            let kind = if group.is_empty() {
+                "scalar group-by"
+            } else {
+                "hash group-by"
+            };
+            out.push(format!(
+                "{pad}{kind}: keys [{}] aggregates [{}]",
+                group.iter().map(expr).collect::<Vec<_>>().join(", "),
+                aggs.iter()
+                    .map(|a| format!(
+                        "{}({}{})",
+                        a.name,
+                        if a.distinct { "DISTINCT " } else { "" },
+                        a.args.iter().map(expr).collect::<Vec<_>>().join(", ")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            child(input, out);
+        }
+        Rel::Join {
+            kind,
+            left,
+            right,
+            on,
+            equi,
+        } => {
+            let algo = if equi.is_empty() {
+                "cross/nested-loop join"
+            } else {
+                "hash join"
+            };
+            let kind = match kind {
+                JoinKind::Inner => "inner",
+                JoinKind::Left => "left outer",
+                JoinKind::Right => "right outer",
+                JoinKind::Full => "full outer",
+                JoinKind::Semi => "semi",
+                JoinKind::Anti => "anti",
+            };
+            out.push(format!(
+                "{pad}{algo} ({kind}){}",
+                on.as_ref()
+                    .map(|o| format!(" on {}", expr(o)))
+                    .unwrap_or_default()
+            ));
+            child(left, out);
+            child(right, out);
+        }
+        Rel::Sort { input, keys } => {
+            out.push(format!(
+                "{pad}sort: {}",
+                keys.iter()
+                    .map(|k| format!(
+                        "{}{}",
+                        expr(&k.expr),
+                        if k.descending { " DESC" } else { "" }
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            child(input, out);
+        }
+        Rel::Limit {
+            input,
+            limit,
+            offset,
+        } => {
+            out.push(format!(
+                "{pad}limit{}{}",
+                limit
+                    .as_ref()
+                    .map(|l| format!(" {}", expr(l)))
+                    .unwrap_or_default(),
+                offset
+                    .as_ref()
+                    .map(|o| format!(" offset {}", expr(o)))
+                    .unwrap_or_default()
+            ));
+            child(input, out);
+        }
+        Rel::Distinct { input, .. } => {
+            out.push(format!("{pad}distinct"));
+            child(input, out);
+        }
+        Rel::SetOp {
+            op,
+            all,
+            left,
+            right,
+        } => {
+            let name = match op {
+                SetOpKind::Union => "union",
+                SetOpKind::Intersect => "intersect",
+                SetOpKind::Except => "except",
+            };
+            out.push(format!("{pad}{name}{}", if *all { " all" } else { "" }));
+            child(left, out);
+            child(right, out);
+        }
+        Rel::Series { .. } => out.push(format!("{pad}generate_series")),
+    }
+}
+
+fn describe_constraint(c: &IndexConstraint) -> String {
+    let mut parts = Vec::new();
+    if c.prefixes.iter().any(|p| !p.is_empty()) {
+        let alts: Vec<String> = c
+            .prefixes
+            .iter()
+            .map(|p| format!("/{}", p.iter().map(expr).collect::<Vec<_>>().join("/")))
+            .collect();
+        parts.push(alts.join(", "));
+    }
+    if let Some((l, inclusive)) = &c.lower {
+        parts.push(format!(
+            "{} {}",
+            if *inclusive { ">=" } else { ">" },
+            expr(l)
+        ));
+    }
+    if let Some((u, inclusive)) = &c.upper {
+        parts.push(format!(
+            "{} {}",
+            if *inclusive { "<=" } else { "<" },
+            expr(u)
+        ));
+    }
+    parts.join(" ")
+}
+
+/// A compact rendering of a scalar for plans.
+pub fn expr(s: &Scalar) -> String {
+    match s {
+        Scalar::Column { index, .. } => format!("@{}", index + 1),
+        Scalar::Outer { depth, index, .. } => format!("outer{depth}.@{}", index + 1),
+        Scalar::Literal { value, ty } => {
+            if value.is_null() {
+                "NULL".into()
+            } else {
+                value.to_text(*ty)
+            }
+        }
+        Scalar::Param { index, .. } => format!("${}", index + 1),
+        Scalar::Binary {
+            op, left, right, ..
+        } => format!("({} {:?} {})", expr(left), op, expr(right)),
+        Scalar::Unary { op, expr: e, .. } => format!("{op:?}({})", expr(e)),
+        Scalar::Cast { expr: e, to } => format!("{}::{to}", expr(e)),
+        Scalar::Func { name, args, .. } => format!(
+            "{name}({})",
+            args.iter().map(expr).collect::<Vec<_>>().join(", ")
+        ),
+        Scalar::Subquery(sub) => format!(
+            "subquery#{}{}",
+            sub.id,
+            if sub.correlated { " (correlated)" } else { "" }
+        ),
+        Scalar::AggRef { index, .. } => format!("agg#{index}"),
+        other => format!("{other:?}").chars().take(60).collect(),
+    }
+}

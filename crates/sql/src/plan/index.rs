@@ -1,0 +1,324 @@
+//! Index selection: turns the filters above a scan into an [`IndexConstraint`] on
+//! the best index, and pushes LIMITs into scans.
+//!
+//! For every index the longest run of leading key columns fixed by equality
+//! (or `IN` lists of constants) is found, then a range on the next column; the
+//! index with the most constrained columns wins, the primary index on ties. The
+//! filter stays above the scan (re-checking a row that already satisfies it is
+//! cheap), so the chosen spans only ever narrow what is read.
+
+use tardigrade_encoding::Direction;
+use tardigrade_sqltypes::SqlType;
+use tardigrade_sqltypes::ops::BinOp;
+
+use super::bind::conjuncts;
+use super::{IndexConstraint, Rel, Scalar, Scan};
+use crate::catalog::{IndexDesc, TableDesc};
+
+/// Most `IN` alternatives expanded into separate spans.
+const MAX_ALTERNATIVES: usize = 256;
+
+/// Chooses indexes and pushes limits throughout the tree.
+pub fn optimize(rel: Rel) -> Rel {
+    match rel {
+        Rel::Filter { input, predicate } => match *input {
+            Rel::Scan(scan) => {
+                let scan = constrain_scan(scan, &predicate);
+                Rel::Filter {
+                    input: Box::new(Rel::Scan(scan)),
+                    predicate,
+                }
+            }
+            other => Rel::Filter {
+                input: Box::new(optimize(other)),
+                predicate,
+            },
+        },
+        Rel::Limit {
+            input,
+            limit,
+            offset,
+        } => {
+            let input = optimize(*input);
+            let input = match (&limit, &offset) {
+                (
+                    Some(Scalar::Literal {
+                        value: tardigrade_sqltypes::Value::Int(n),
+                        ..
+                    }),
+                    off,
+                ) => {
+                    let skip = match off {
+                        None => Some(0),
+                        Some(Scalar::Literal {
+                            value: tardigrade_sqltypes::Value::Int(o),
+                            ..
+                        }) => Some(*o),
+                        _ => None,
+                    };
+                    match skip {
+                        Some(skip) if *n >= 0 && skip >= 0 => push_limit(input, (*n + skip) as u64),
+                        _ => input,
+                    }
+                }
+                _ => input,
+            };
+            Rel::Limit {
+                input: Box::new(input),
+                limit,
+                offset,
+            }
+        }
+        Rel::Project { input, exprs } => Rel::Project {
+            input: Box::new(optimize(*input)),
+            exprs,
+        },
+        Rel::Aggregate { input, group, aggs } => Rel::Aggregate {
+            input: Box::new(optimize(*input)),
+            group,
+            aggs,
+        },
+        Rel::Join {
+            kind,
+            left,
+            right,
+            on,
+            equi,
+        } => Rel::Join {
+            kind,
+            left: Box::new(optimize(*left)),
+            right: Box::new(optimize(*right)),
+            on,
+            equi,
+        },
+        Rel::Sort { input, keys } => Rel::Sort {
+            input: Box::new(optimize(*input)),
+            keys,
+        },
+        Rel::Distinct { input, key_len } => Rel::Distinct {
+            input: Box::new(optimize(*input)),
+            key_len,
+        },
+        Rel::SetOp {
+            op,
+            all,
+            left,
+            right,
+        } => Rel::SetOp {
+            op,
+            all,
+            left: Box::new(optimize(*left)),
+            right: Box::new(optimize(*right)),
+        },
+        other => other,
+    }
+}
+
+/// A scan under a limit (through projections only) needs read no more rows.
+fn push_limit(rel: Rel, n: u64) -> Rel {
+    match rel {
+        Rel::Scan(mut scan) => {
+            scan.limit = Some(scan.limit.map_or(n, |l| l.min(n)));
+            Rel::Scan(scan)
+        }
+        Rel::Project { input, exprs } if !exprs.iter().any(|e| e.needs_async()) => Rel::Project {
+            input: Box::new(push_limit(*input, n)),
+            exprs,
+        },
+        other => other,
+    }
+}
+
+/// What the filter says about one table column.
+#[derive(Default, Clone)]
+struct ColumnFacts {
+    /// Alternatives for equality (one for `=`, several for `IN`).
+    eq: Option<Vec<Scalar>>,
+    lower: Option<(Scalar, bool)>,
+    upper: Option<(Scalar, bool)>,
+}
+
+fn constrain_scan(mut scan: Scan, predicate: &Scalar) -> Scan {
+    let mut parts = Vec::new();
+    conjuncts(predicate.clone(), &mut parts);
+    let mut facts: Vec<ColumnFacts> = vec![ColumnFacts::default(); scan.table.columns.len()];
+    for p in &parts {
+        collect_fact(p, &scan.table, &mut facts);
+    }
+    let mut best: Option<(usize, IndexConstraint, &IndexDesc)> = None;
+    let indexes = std::iter::once(&scan.table.primary_index).chain(scan.table.indexes.iter());
+    for index in indexes {
+        let Some((score, constraint)) = constraint_for(index, &scan.table, &facts) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+            best = Some((score, constraint, index));
+        }
+    }
+    if let Some((_, constraint, index)) = best {
+        scan.index = index.id;
+        scan.covering = index.id == scan.table.primary_index.id;
+        scan.constraint = Some(constraint);
+    }
+    scan
+}
+
+/// Scores an index: 2 per equality column, 1 for a trailing range.
+fn constraint_for(
+    index: &IndexDesc,
+    table: &TableDesc,
+    facts: &[ColumnFacts],
+) -> Option<(usize, IndexConstraint)> {
+    let mut prefixes: Vec<Vec<Scalar>> = vec![Vec::new()];
+    let mut score = 0;
+    let mut lower = None;
+    let mut upper = None;
+    for (k, column_id) in index.columns.iter().enumerate() {
+        let pos = table.columns.iter().position(|c| c.id == *column_id)?;
+        let f = &facts[pos];
+        if let Some(alts) = &f.eq {
+            if prefixes.len() * alts.len() > MAX_ALTERNATIVES {
+                break;
+            }
+            prefixes = prefixes
+                .into_iter()
+                .flat_map(|p| {
+                    alts.iter().map(move |a| {
+                        let mut p = p.clone();
+                        p.push(a.clone());
+                        p
+                    })
+                })
+                .collect();
+            score += 2;
+            continue;
+        }
+        let ascending = index
+            .directions
+            .get(k)
+            .copied()
+            .unwrap_or(Direction::Ascending)
+            == Direction::Ascending;
+        if ascending && (f.lower.is_some() || f.upper.is_some()) {
+            lower = f.lower.clone();
+            upper = f.upper.clone();
+            score += 1;
+        }
+        break;
+    }
+    if score == 0 {
+        return None;
+    }
+    Some((
+        score,
+        IndexConstraint {
+            prefixes,
+            lower,
+            upper,
+        },
+    ))
+}
+
+fn collect_fact(p: &Scalar, table: &TableDesc, facts: &mut [ColumnFacts]) {
+    match p {
+        Scalar::Binary {
+            op, left, right, ..
+        } => {
+            let (col, value, op) = match (left.as_ref(), right.as_ref()) {
+                (Scalar::Column { index, .. }, v) if is_runtime_constant(v) => (*index, v, *op),
+                (v, Scalar::Column { index, .. }) if is_runtime_constant(v) => {
+                    (*index, v, flip(*op))
+                }
+                _ => return,
+            };
+            let Some(column) = table.columns.get(col) else {
+                return;
+            };
+            let Some(value) = key_value(value, column.ty) else {
+                return;
+            };
+            let f = &mut facts[col];
+            match op {
+                BinOp::Eq => f.eq = Some(vec![value]),
+                BinOp::Gt => f.lower = Some((value, false)),
+                BinOp::GtEq => f.lower = Some((value, true)),
+                BinOp::Lt => f.upper = Some((value, false)),
+                BinOp::LtEq => f.upper = Some((value, true)),
+                _ => {}
+            }
+        }
+        Scalar::InList {
+            expr,
+            list,
+            negated: false,
+        } => {
+            let Scalar::Column { index, .. } = expr.as_ref() else {
+                return;
+            };
+            let Some(column) = table.columns.get(*index) else {
+                return;
+            };
+            let mut alts = Vec::with_capacity(list.len());
+            for item in list {
+                if !is_runtime_constant(item) {
+                    return;
+                }
+                match key_value(item, column.ty) {
+                    Some(v) => alts.push(v),
+                    None => return,
+                }
+            }
+            if !alts.is_empty() {
+                facts[*index].eq = Some(alts);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Literals and parameters: known before the scan starts.
+fn is_runtime_constant(s: &Scalar) -> bool {
+    match s {
+        Scalar::Literal { .. } | Scalar::Param { .. } => true,
+        Scalar::Cast { expr, .. } => is_runtime_constant(expr),
+        _ => false,
+    }
+}
+
+/// The bound as a value of the column's type, when that conversion is exact
+/// in the key order (integers for integer columns, any number for float
+/// columns, strings for strings, same type otherwise).
+fn key_value(v: &Scalar, column: SqlType) -> Option<Scalar> {
+    let ty = v.ty();
+    let ok = (column.is_integer() && ty.is_integer())
+        || (matches!(column, SqlType::Float4 | SqlType::Float8)
+            && (ty.is_integer() || matches!(ty, SqlType::Float4 | SqlType::Float8)))
+        || (matches!(column, SqlType::Decimal(_))
+            && (ty.is_integer() || matches!(ty, SqlType::Decimal(_))))
+        || (column.is_string() && ty.is_string() && !matches!(column, SqlType::Char(_)))
+        || column == ty;
+    if !ok {
+        return None;
+    }
+    if column == ty
+        || (column.is_integer() && ty.is_integer())
+        || (column.is_string() && ty.is_string())
+    {
+        Some(v.clone())
+    } else {
+        Some(Scalar::Cast {
+            expr: Box::new(v.clone()),
+            to: column,
+        })
+    }
+}
+
+fn flip(op: BinOp) -> BinOp {
+    match op {
+        BinOp::Lt => BinOp::Gt,
+        BinOp::LtEq => BinOp::GtEq,
+        BinOp::Gt => BinOp::Lt,
+        BinOp::GtEq => BinOp::LtEq,
+        other => other,
+    }
+}

@@ -1,0 +1,589 @@
+//! Planning: from the AST to a relational expression tree.
+//!
+//! [`bind`] resolves names against scopes, type-checks and folds constants, and
+//! builds a [`Rel`] tree (scan, filter, project, aggregate, join, sort, limit,
+//! distinct, set operations, values) whose scalar expressions are [`Scalar`]s over
+//! column positions. [`index`] then chooses an index and spans for each scan from
+//! the filters above it. The tree is plain data with no execution state, so a
+//! memo-based optimizer can take over its construction later
+//! (TODO(issue 4): memo, costing, join ordering — the next step).
+
+pub mod bind;
+pub mod explain;
+pub mod index;
+
+use std::sync::Arc;
+
+use tardigrade_sqltypes::ops::{BinOp, UnOp};
+use tardigrade_sqltypes::{SqlType, Value};
+
+use crate::catalog::{IndexId, TableDesc};
+
+pub use bind::{Binder, describe};
+
+/// A row of values, in the column order of the operator that produced it.
+pub type Row = Vec<Value>;
+
+/// A key span `[start, end)` of an index.
+pub type KeySpan = (Vec<u8>, Vec<u8>);
+
+/// A relational expression.
+#[derive(Clone, Debug)]
+pub enum Rel {
+    /// Rows of a table read through one of its indexes, in table column layout.
+    Scan(Scan),
+    /// Literal rows.
+    Values {
+        rows: Vec<Vec<Scalar>>,
+        types: Vec<SqlType>,
+    },
+    Filter {
+        input: Box<Rel>,
+        predicate: Scalar,
+    },
+    Project {
+        input: Box<Rel>,
+        exprs: Vec<Scalar>,
+    },
+    /// Output: the group keys, then one column per aggregate.
+    Aggregate {
+        input: Box<Rel>,
+        group: Vec<Scalar>,
+        aggs: Vec<AggCall>,
+    },
+    /// Output: the left columns then the right columns. `equi` are pairs of
+    /// (left column, right column) the executor can hash on; `on` is the full
+    /// condition (it includes the equalities).
+    Join {
+        kind: JoinKind,
+        left: Box<Rel>,
+        right: Box<Rel>,
+        on: Option<Scalar>,
+        equi: Vec<(usize, usize)>,
+    },
+    Sort {
+        input: Box<Rel>,
+        keys: Vec<SortKey>,
+    },
+    Limit {
+        input: Box<Rel>,
+        limit: Option<Scalar>,
+        offset: Option<Scalar>,
+    },
+    /// Removes duplicate rows, keyed on the first `key_len` columns.
+    Distinct {
+        input: Box<Rel>,
+        key_len: usize,
+    },
+    SetOp {
+        op: SetOpKind,
+        all: bool,
+        left: Box<Rel>,
+        right: Box<Rel>,
+    },
+    /// `generate_series(start, stop[, step])` over integers.
+    Series {
+        start: Scalar,
+        stop: Scalar,
+        step: Option<Scalar>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Scan {
+    pub table: Arc<TableDesc>,
+    pub index: IndexId,
+    /// The key constraint that narrows the scan; `None` reads the whole index.
+    pub constraint: Option<IndexConstraint>,
+    pub reverse: bool,
+    /// Stop after this many rows (a LIMIT with nothing in between that filters).
+    pub limit: Option<u64>,
+    /// The index holds every column the query needs, so no lookup of the primary row.
+    pub covering: bool,
+}
+
+/// Which keys of an index a scan reads, as expressions evaluated when the
+/// statement runs (so a prepared statement's `$1` narrows the scan too).
+#[derive(Clone, Debug)]
+pub struct IndexConstraint {
+    /// Alternatives for the leading key columns, each fixed by equality
+    /// (several for `IN` lists). Empty alternatives mean no equality prefix.
+    pub prefixes: Vec<Vec<Scalar>>,
+    /// A range on the key column after the prefix: (bound, inclusive).
+    pub lower: Option<(Scalar, bool)>,
+    pub upper: Option<(Scalar, bool)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+    /// Rows of the left side that have a match (EXISTS / IN decorrelated).
+    Semi,
+    /// Rows of the left side that have no match.
+    Anti,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOpKind {
+    Union,
+    Intersect,
+    Except,
+}
+
+#[derive(Clone, Debug)]
+pub struct SortKey {
+    pub expr: Scalar,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct AggCall {
+    pub name: String,
+    pub args: Vec<Scalar>,
+    pub arg_types: Vec<SqlType>,
+    pub distinct: bool,
+    pub filter: Option<Scalar>,
+    pub ty: SqlType,
+}
+
+/// How a subquery is used.
+#[derive(Clone, Debug)]
+pub enum SubqueryKind {
+    /// `(SELECT x …)`: one value (NULL when no row; error when more than one).
+    Scalar,
+    /// `EXISTS (…)`.
+    Exists,
+    /// `expr IN (SELECT …)` with the comparison type.
+    In { expr: Box<Scalar>, cmp: BinOp },
+    /// `expr op ANY/ALL (SELECT …)`.
+    Quantified {
+        expr: Box<Scalar>,
+        op: BinOp,
+        all: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Subquery {
+    /// Unique within the statement: the executor caches results under it.
+    pub id: usize,
+    pub plan: Arc<Rel>,
+    pub kind: SubqueryKind,
+    /// It reads columns of an enclosing query, so it is run once per outer row.
+    pub correlated: bool,
+    pub ty: SqlType,
+}
+
+/// A scalar expression over the columns of its input row.
+#[derive(Clone, Debug)]
+pub enum Scalar {
+    Column {
+        index: usize,
+        ty: SqlType,
+    },
+    /// A column of an enclosing query's current row; `depth` 1 is the nearest.
+    Outer {
+        depth: usize,
+        index: usize,
+        ty: SqlType,
+    },
+    Literal {
+        value: Value,
+        ty: SqlType,
+    },
+    Param {
+        index: usize,
+        ty: SqlType,
+    },
+    Binary {
+        op: BinOp,
+        left: Box<Scalar>,
+        right: Box<Scalar>,
+        ty: SqlType,
+    },
+    Unary {
+        op: UnOp,
+        expr: Box<Scalar>,
+        ty: SqlType,
+    },
+    Cast {
+        expr: Box<Scalar>,
+        to: SqlType,
+    },
+    Func {
+        name: String,
+        args: Vec<Scalar>,
+        ty: SqlType,
+    },
+    Case {
+        operand: Option<Box<Scalar>>,
+        whens: Vec<(Scalar, Scalar)>,
+        otherwise: Option<Box<Scalar>>,
+        ty: SqlType,
+    },
+    Coalesce {
+        args: Vec<Scalar>,
+        ty: SqlType,
+    },
+    /// GREATEST (`greatest` true) or LEAST.
+    Extreme {
+        args: Vec<Scalar>,
+        greatest: bool,
+        ty: SqlType,
+    },
+    NullIf {
+        left: Box<Scalar>,
+        right: Box<Scalar>,
+        ty: SqlType,
+    },
+    IsNull {
+        expr: Box<Scalar>,
+        negated: bool,
+    },
+    /// `IS [NOT] TRUE/FALSE`.
+    IsBool {
+        expr: Box<Scalar>,
+        value: bool,
+        negated: bool,
+    },
+    InList {
+        expr: Box<Scalar>,
+        list: Vec<Scalar>,
+        negated: bool,
+    },
+    Subquery(Box<Subquery>),
+    /// `nextval('seq')`: runs outside the transaction, like PostgreSQL's.
+    NextVal {
+        sequence: String,
+    },
+    /// `unique_rowid()`.
+    UniqueRowId,
+    /// Placeholder for an aggregate while binding its query block.
+    AggRef {
+        index: usize,
+        ty: SqlType,
+    },
+}
+
+impl Scalar {
+    pub fn ty(&self) -> SqlType {
+        match self {
+            Scalar::Column { ty, .. }
+            | Scalar::Outer { ty, .. }
+            | Scalar::Literal { ty, .. }
+            | Scalar::Param { ty, .. }
+            | Scalar::Binary { ty, .. }
+            | Scalar::Unary { ty, .. }
+            | Scalar::Func { ty, .. }
+            | Scalar::Case { ty, .. }
+            | Scalar::Coalesce { ty, .. }
+            | Scalar::Extreme { ty, .. }
+            | Scalar::NullIf { ty, .. }
+            | Scalar::AggRef { ty, .. } => *ty,
+            Scalar::Cast { to, .. } => *to,
+            Scalar::IsNull { .. } | Scalar::IsBool { .. } | Scalar::InList { .. } => SqlType::Bool,
+            Scalar::Subquery(s) => s.ty,
+            Scalar::NextVal { .. } | Scalar::UniqueRowId => SqlType::Int8,
+        }
+    }
+
+    pub fn literal(value: Value, ty: SqlType) -> Scalar {
+        Scalar::Literal { value, ty }
+    }
+
+    pub fn null() -> Scalar {
+        Scalar::Literal {
+            value: Value::Null,
+            ty: SqlType::Unknown,
+        }
+    }
+
+    /// Calls `f` on every direct child expression.
+    pub fn for_each_child(&self, f: &mut dyn FnMut(&Scalar)) {
+        match self {
+            Scalar::Column { .. }
+            | Scalar::Outer { .. }
+            | Scalar::Literal { .. }
+            | Scalar::Param { .. }
+            | Scalar::NextVal { .. }
+            | Scalar::UniqueRowId
+            | Scalar::AggRef { .. } => {}
+            Scalar::Binary { left, right, .. } | Scalar::NullIf { left, right, .. } => {
+                f(left);
+                f(right);
+            }
+            Scalar::Unary { expr, .. }
+            | Scalar::Cast { expr, .. }
+            | Scalar::IsNull { expr, .. }
+            | Scalar::IsBool { expr, .. } => f(expr),
+            Scalar::Func { args, .. }
+            | Scalar::Coalesce { args, .. }
+            | Scalar::Extreme { args, .. } => args.iter().for_each(f),
+            Scalar::Case {
+                operand,
+                whens,
+                otherwise,
+                ..
+            } => {
+                if let Some(o) = operand {
+                    f(o);
+                }
+                for (w, t) in whens {
+                    f(w);
+                    f(t);
+                }
+                if let Some(o) = otherwise {
+                    f(o);
+                }
+            }
+            Scalar::InList { expr, list, .. } => {
+                f(expr);
+                list.iter().for_each(f);
+            }
+            Scalar::Subquery(s) => match &s.kind {
+                SubqueryKind::In { expr, .. } | SubqueryKind::Quantified { expr, .. } => f(expr),
+                SubqueryKind::Scalar | SubqueryKind::Exists => {}
+            },
+        }
+    }
+
+    /// The direct child expressions.
+    pub fn children(&self) -> Vec<&Scalar> {
+        let mut out: Vec<&Scalar> = Vec::new();
+        match self {
+            Scalar::Binary { left, right, .. } | Scalar::NullIf { left, right, .. } => {
+                out.push(left);
+                out.push(right);
+            }
+            Scalar::Unary { expr, .. }
+            | Scalar::Cast { expr, .. }
+            | Scalar::IsNull { expr, .. }
+            | Scalar::IsBool { expr, .. } => out.push(expr),
+            Scalar::Func { args, .. }
+            | Scalar::Coalesce { args, .. }
+            | Scalar::Extreme { args, .. } => out.extend(args.iter()),
+            Scalar::Case {
+                operand,
+                whens,
+                otherwise,
+                ..
+            } => {
+                out.extend(operand.as_deref());
+                for (w, t) in whens {
+                    out.push(w);
+                    out.push(t);
+                }
+                out.extend(otherwise.as_deref());
+            }
+            Scalar::InList { expr, list, .. } => {
+                out.push(expr);
+                out.extend(list.iter());
+            }
+            Scalar::Subquery(s) => match &s.kind {
+                SubqueryKind::In { expr, .. } | SubqueryKind::Quantified { expr, .. } => {
+                    out.push(expr)
+                }
+                SubqueryKind::Scalar | SubqueryKind::Exists => {}
+            },
+            _ => {}
+        }
+        out
+    }
+
+    /// Rewrites the expression bottom-up with `f`.
+    pub fn transform(
+        self,
+        f: &mut dyn FnMut(Scalar) -> Result<Scalar, tardigrade_sqltypes::SqlError>,
+    ) -> Result<Scalar, tardigrade_sqltypes::SqlError> {
+        let t = |s: Box<Scalar>,
+                 f: &mut dyn FnMut(Scalar) -> Result<Scalar, tardigrade_sqltypes::SqlError>|
+         -> Result<Box<Scalar>, tardigrade_sqltypes::SqlError> {
+            Ok(Box::new((*s).transform(f)?))
+        };
+        let rebuilt = match self {
+            Scalar::Binary {
+                op,
+                left,
+                right,
+                ty,
+            } => Scalar::Binary {
+                op,
+                left: t(left, f)?,
+                right: t(right, f)?,
+                ty,
+            },
+            Scalar::NullIf { left, right, ty } => Scalar::NullIf {
+                left: t(left, f)?,
+                right: t(right, f)?,
+                ty,
+            },
+            Scalar::Unary { op, expr, ty } => Scalar::Unary {
+                op,
+                expr: t(expr, f)?,
+                ty,
+            },
+            Scalar::Cast { expr, to } => Scalar::Cast {
+                expr: t(expr, f)?,
+                to,
+            },
+            Scalar::IsNull { expr, negated } => Scalar::IsNull {
+                expr: t(expr, f)?,
+                negated,
+            },
+            Scalar::IsBool {
+                expr,
+                value,
+                negated,
+            } => Scalar::IsBool {
+                expr: t(expr, f)?,
+                value,
+                negated,
+            },
+            Scalar::Func { name, args, ty } => Scalar::Func {
+                name,
+                args: transform_all(args, f)?,
+                ty,
+            },
+            Scalar::Coalesce { args, ty } => Scalar::Coalesce {
+                args: transform_all(args, f)?,
+                ty,
+            },
+            Scalar::Extreme { args, greatest, ty } => Scalar::Extreme {
+                args: transform_all(args, f)?,
+                greatest,
+                ty,
+            },
+            Scalar::Case {
+                operand,
+                whens,
+                otherwise,
+                ty,
+            } => Scalar::Case {
+                operand: match operand {
+                    Some(o) => Some(t(o, f)?),
+                    None => None,
+                },
+                whens: whens
+                    .into_iter()
+                    .map(|(w, r)| Ok((w.transform(f)?, r.transform(f)?)))
+                    .collect::<Result<_, tardigrade_sqltypes::SqlError>>()?,
+                otherwise: match otherwise {
+                    Some(o) => Some(t(o, f)?),
+                    None => None,
+                },
+                ty,
+            },
+            Scalar::InList {
+                expr,
+                list,
+                negated,
+            } => Scalar::InList {
+                expr: t(expr, f)?,
+                list: transform_all(list, f)?,
+                negated,
+            },
+            Scalar::Subquery(mut s) => {
+                s.kind = match s.kind {
+                    SubqueryKind::In { expr, cmp } => SubqueryKind::In {
+                        expr: t(expr, f)?,
+                        cmp,
+                    },
+                    SubqueryKind::Quantified { expr, op, all } => SubqueryKind::Quantified {
+                        expr: t(expr, f)?,
+                        op,
+                        all,
+                    },
+                    k => k,
+                };
+                Scalar::Subquery(s)
+            }
+            leaf => leaf,
+        };
+        f(rebuilt)
+    }
+
+    /// True if evaluating needs no row, no parameter and no subquery, and always
+    /// gives the same value (so it can be folded at plan time).
+    pub fn is_constant(&self) -> bool {
+        let own = match self {
+            Scalar::Column { .. }
+            | Scalar::Outer { .. }
+            | Scalar::Param { .. }
+            | Scalar::Subquery(_)
+            | Scalar::NextVal { .. }
+            | Scalar::UniqueRowId
+            | Scalar::AggRef { .. } => false,
+            Scalar::Func { name, .. } => !is_volatile(name),
+            _ => true,
+        };
+        if !own {
+            return false;
+        }
+        let mut all = true;
+        self.for_each_child(&mut |c| all &= c.is_constant());
+        all
+    }
+
+    /// True if the expression (outside nested subqueries' own rows) contains a
+    /// subquery or another node the executor must compute asynchronously.
+    pub fn needs_async(&self) -> bool {
+        if matches!(self, Scalar::Subquery(_) | Scalar::NextVal { .. }) {
+            return true;
+        }
+        let mut any = false;
+        self.for_each_child(&mut |c| any |= c.needs_async());
+        any
+    }
+}
+
+fn transform_all(
+    args: Vec<Scalar>,
+    f: &mut dyn FnMut(Scalar) -> Result<Scalar, tardigrade_sqltypes::SqlError>,
+) -> Result<Vec<Scalar>, tardigrade_sqltypes::SqlError> {
+    args.into_iter().map(|a| a.transform(f)).collect()
+}
+
+/// Functions whose result changes between calls.
+pub fn is_volatile(name: &str) -> bool {
+    matches!(
+        name,
+        "random"
+            | "gen_random_uuid"
+            | "now"
+            | "current_timestamp"
+            | "current_date"
+            | "statement_timestamp"
+            | "transaction_timestamp"
+            | "clock_timestamp"
+            | "localtimestamp"
+            | "unique_rowid"
+    )
+}
+
+impl Rel {
+    /// Number of output columns.
+    pub fn width(&self) -> usize {
+        match self {
+            Rel::Scan(s) => s.table.columns.len(),
+            Rel::Values { types, .. } => types.len(),
+            Rel::Filter { input, .. }
+            | Rel::Sort { input, .. }
+            | Rel::Limit { input, .. }
+            | Rel::Distinct { input, .. } => input.width(),
+            Rel::Project { exprs, .. } => exprs.len(),
+            Rel::Aggregate { group, aggs, .. } => group.len() + aggs.len(),
+            Rel::Join {
+                kind: JoinKind::Semi | JoinKind::Anti,
+                left,
+                ..
+            } => left.width(),
+            Rel::Join { left, right, .. } => left.width() + right.width(),
+            Rel::SetOp { left, .. } => left.width(),
+            Rel::Series { .. } => 1,
+        }
+    }
+}
