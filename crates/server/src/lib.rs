@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod http;
 pub mod node;
+pub mod pgwire;
 
 use std::fs::{File, TryLockError};
 use std::net::SocketAddr;

@@ -1,0 +1,512 @@
+//! `COPY table [(columns)] FROM STDIN`: recognising the statement and parsing the
+//! rows a client streams in CopyData messages (PostgreSQL's text and CSV formats).
+//!
+//! The wire front end ([`super`]) turns parsed rows into batched multi-row INSERTs
+//! executed through the session, so COPY needs nothing from the SQL engine beyond
+//! prepared INSERT statements. Only the parsing lives here; it never panics on
+//! client data (bad bytes are SQL errors: 22P04 bad copy data, 22021 bad UTF-8).
+
+use sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use tardigrade_sqltypes::{SqlError, SqlResult};
+
+/// SQLSTATE 22P04: malformed COPY data.
+const BAD_COPY_FILE_FORMAT: &str = "22P04";
+/// SQLSTATE 22021: bytes that are not UTF-8.
+const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+
+/// The data format of a COPY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyFormat {
+    Text,
+    Csv,
+}
+
+/// What a `COPY … FROM STDIN` statement asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopySpec {
+    /// The table name as written (SQL text, quoting preserved).
+    pub table: String,
+    /// The columns as written (SQL identifiers); empty means all visible columns.
+    pub columns: Vec<String>,
+    pub format: CopyFormat,
+    pub delimiter: char,
+    pub null: String,
+    pub header: bool,
+    pub quote: char,
+    pub escape: char,
+}
+
+/// Whether `sql` is (starts as) a COPY statement; cheap, no parsing.
+pub fn looks_like_copy(sql: &str) -> bool {
+    let s = sql.trim_start();
+    s.len() >= 4 && s.as_bytes()[..4].eq_ignore_ascii_case(b"copy")
+}
+
+/// Parses a COPY statement. Only `COPY table [(cols)] FROM STDIN [options]` is
+/// supported; other forms are 0A000 errors, unparsable text 42601.
+pub fn parse_copy(sql: &str) -> SqlResult<CopySpec> {
+    let dialect = PostgreSqlDialect {};
+    let mut statements = Parser::new(&dialect)
+        .with_recursion_limit(50)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| SqlError::syntax(format!("syntax error: {e}")))?;
+    if statements.len() != 1 {
+        return Err(SqlError::unsupported(
+            "COPY must be the only statement in its query string",
+        ));
+    }
+    let Some(Statement::Copy {
+        source,
+        to,
+        target,
+        options,
+        legacy_options,
+        ..
+    }) = statements.pop()
+    else {
+        return Err(SqlError::syntax("expected a COPY statement"));
+    };
+    let (table_name, columns) = match source {
+        CopySource::Table {
+            table_name,
+            columns,
+        } => (table_name, columns),
+        CopySource::Query(_) => {
+            return Err(SqlError::unsupported("COPY (query) is not supported"));
+        }
+    };
+    if to {
+        return Err(SqlError::unsupported(
+            "COPY … TO is not supported; only COPY … FROM STDIN",
+        ));
+    }
+    if target != CopyTarget::Stdin {
+        return Err(SqlError::unsupported(
+            "only COPY … FROM STDIN is supported (no server-side files or programs)",
+        ));
+    }
+    let mut spec = CopySpec {
+        table: table_name.to_string(),
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        format: CopyFormat::Text,
+        delimiter: '\t',
+        null: "\\N".to_string(),
+        header: false,
+        quote: '"',
+        escape: '"',
+    };
+    let mut delimiter = None;
+    let mut null = None;
+    let mut escape = None;
+    for option in options {
+        match option {
+            CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
+                "text" => spec.format = CopyFormat::Text,
+                "csv" => spec.format = CopyFormat::Csv,
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "COPY format \"{other}\" is not supported"
+                    )));
+                }
+            },
+            CopyOption::Freeze(_) | CopyOption::ForceNotNull(_) | CopyOption::ForceNull(_) => {}
+            CopyOption::Delimiter(c) => delimiter = Some(c),
+            CopyOption::Null(s) => null = Some(s),
+            CopyOption::Header(h) => spec.header = h,
+            CopyOption::Quote(c) => spec.quote = c,
+            CopyOption::Escape(c) => escape = Some(c),
+            CopyOption::Encoding(e) => {
+                if !e.eq_ignore_ascii_case("utf8") && !e.eq_ignore_ascii_case("utf-8") {
+                    return Err(SqlError::unsupported("COPY supports only UTF8 encoding"));
+                }
+            }
+            CopyOption::ForceQuote(_) => {}
+        }
+    }
+    for option in legacy_options {
+        match option {
+            CopyLegacyOption::Delimiter(c) => delimiter = Some(c),
+            CopyLegacyOption::Null(s) => null = Some(s),
+            CopyLegacyOption::Header => spec.header = true,
+            CopyLegacyOption::Csv(csv) => {
+                spec.format = CopyFormat::Csv;
+                for o in csv {
+                    match o {
+                        CopyLegacyCsvOption::Header => spec.header = true,
+                        CopyLegacyCsvOption::Quote(c) => spec.quote = c,
+                        CopyLegacyCsvOption::Escape(c) => escape = Some(c),
+                        CopyLegacyCsvOption::ForceQuote(_)
+                        | CopyLegacyCsvOption::ForceNotNull(_) => {}
+                    }
+                }
+            }
+            CopyLegacyOption::Binary => {
+                return Err(SqlError::unsupported("COPY BINARY is not supported"));
+            }
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "COPY option {other} is not supported"
+                )));
+            }
+        }
+    }
+    if spec.format == CopyFormat::Csv {
+        spec.delimiter = ',';
+        spec.null = String::new();
+    }
+    if let Some(d) = delimiter {
+        spec.delimiter = d;
+    }
+    if let Some(n) = null {
+        spec.null = n;
+    }
+    spec.escape = escape.unwrap_or(spec.quote);
+    if spec.delimiter == '\n' || spec.delimiter == '\r' {
+        return Err(SqlError::new(
+            "22023",
+            "COPY delimiter cannot be newline or carriage return",
+        ));
+    }
+    Ok(spec)
+}
+
+/// One row of COPY data: each field's text, `None` for NULL.
+pub type CopyRow = Vec<Option<String>>;
+
+/// Splits a stream of CopyData chunks into rows.
+pub struct RowParser {
+    spec: CopySpec,
+    pending: Vec<u8>,
+    /// How far `pending` has been scanned for a record end (CSV quote tracking).
+    scanned: usize,
+    in_quotes: bool,
+    header_pending: bool,
+    /// The end-of-data marker `\.` was seen: later data is ignored.
+    ended: bool,
+}
+
+impl RowParser {
+    pub fn new(spec: CopySpec) -> RowParser {
+        RowParser {
+            header_pending: spec.header,
+            spec,
+            pending: Vec::new(),
+            scanned: 0,
+            in_quotes: false,
+            ended: false,
+        }
+    }
+
+    /// Feeds one chunk; appends the rows it completes to `out`.
+    pub fn feed(&mut self, data: &[u8], out: &mut Vec<CopyRow>) -> SqlResult<()> {
+        if self.ended {
+            return Ok(());
+        }
+        self.pending.extend_from_slice(data);
+        let quote = self.spec.quote as u32;
+        let csv = self.spec.format == CopyFormat::Csv && quote < 128;
+        let mut start = 0;
+        let mut i = self.scanned;
+        while i < self.pending.len() {
+            let b = self.pending[i];
+            if csv && u32::from(b) == quote {
+                self.in_quotes = !self.in_quotes;
+            } else if b == b'\n' && !self.in_quotes {
+                let line_end = if i > start && self.pending[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
+                let line = self.pending[start..line_end].to_vec();
+                start = i + 1;
+                if self.line(&line, out)? {
+                    self.pending.clear();
+                    self.scanned = 0;
+                    return Ok(());
+                }
+            }
+            i += 1;
+        }
+        self.pending.drain(..start);
+        self.scanned = self.pending.len();
+        Ok(())
+    }
+
+    /// The data ended (CopyDone): a last line without a newline is a row too.
+    pub fn finish(&mut self, out: &mut Vec<CopyRow>) -> SqlResult<()> {
+        if self.ended || self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.in_quotes {
+            return Err(SqlError::new(
+                BAD_COPY_FILE_FORMAT,
+                "unterminated CSV quoted field",
+            ));
+        }
+        let line = std::mem::take(&mut self.pending);
+        self.line(&line, out)?;
+        Ok(())
+    }
+
+    /// Handles one complete line; true when it was the end marker.
+    fn line(&mut self, line: &[u8], out: &mut Vec<CopyRow>) -> SqlResult<bool> {
+        if line == b"\\." {
+            self.ended = true;
+            return Ok(true);
+        }
+        if self.header_pending {
+            self.header_pending = false;
+            return Ok(false);
+        }
+        let text = std::str::from_utf8(line).map_err(|_| {
+            SqlError::new(
+                CHARACTER_NOT_IN_REPERTOIRE,
+                "invalid byte sequence for encoding \"UTF8\" in COPY data",
+            )
+        })?;
+        let row = match self.spec.format {
+            CopyFormat::Text => parse_text_line(text, &self.spec)?,
+            CopyFormat::Csv => parse_csv_line(text, &self.spec)?,
+        };
+        out.push(row);
+        Ok(false)
+    }
+}
+
+/// PostgreSQL's text format: fields split by the delimiter, backslash escapes, the
+/// NULL marker compared before unescaping.
+fn parse_text_line(line: &str, spec: &CopySpec) -> SqlResult<CopyRow> {
+    let mut fields = Vec::new();
+    let mut raw = String::new();
+    let mut value = String::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        match chars.next() {
+            None => {
+                fields.push(finish_text_field(&raw, value, spec));
+                return Ok(fields);
+            }
+            Some(c) if c == spec.delimiter => {
+                fields.push(finish_text_field(&raw, std::mem::take(&mut value), spec));
+                raw.clear();
+            }
+            Some('\\') => {
+                raw.push('\\');
+                let Some(e) = chars.next() else {
+                    return Err(SqlError::new(
+                        BAD_COPY_FILE_FORMAT,
+                        "end-of-copy marker corrupt or trailing backslash in COPY data",
+                    ));
+                };
+                raw.push(e);
+                match e {
+                    'b' => value.push('\u{8}'),
+                    'f' => value.push('\u{c}'),
+                    'n' => value.push('\n'),
+                    'r' => value.push('\r'),
+                    't' => value.push('\t'),
+                    'v' => value.push('\u{b}'),
+                    '0'..='7' => {
+                        let mut n = e.to_digit(8).unwrap_or(0);
+                        for _ in 0..2 {
+                            match chars.peek().and_then(|c| c.to_digit(8)) {
+                                Some(d) => {
+                                    n = n * 8 + d;
+                                    if let Some(c) = chars.next() {
+                                        raw.push(c);
+                                    }
+                                }
+                                None => break,
+                            }
+                        }
+                        value.push(char::from_u32(n & 0xff).unwrap_or('\u{fffd}'));
+                    }
+                    'x' => {
+                        let mut n = 0u32;
+                        let mut digits = 0;
+                        while digits < 2 {
+                            match chars.peek().and_then(|c| c.to_digit(16)) {
+                                Some(d) => {
+                                    n = n * 16 + d;
+                                    digits += 1;
+                                    if let Some(c) = chars.next() {
+                                        raw.push(c);
+                                    }
+                                }
+                                None => break,
+                            }
+                        }
+                        if digits == 0 {
+                            value.push('x');
+                        } else {
+                            value.push(char::from_u32(n).unwrap_or('\u{fffd}'));
+                        }
+                    }
+                    other => value.push(other),
+                }
+            }
+            Some(c) => {
+                raw.push(c);
+                value.push(c);
+            }
+        }
+    }
+}
+
+fn finish_text_field(raw: &str, value: String, spec: &CopySpec) -> Option<String> {
+    if raw == spec.null { None } else { Some(value) }
+}
+
+/// CSV: quoted fields may hold delimiters, newlines and doubled quotes; an unquoted
+/// field equal to the NULL string is NULL.
+fn parse_csv_line(line: &str, spec: &CopySpec) -> SqlResult<CopyRow> {
+    let mut fields = Vec::new();
+    let mut value = String::new();
+    let mut quoted = false;
+    let mut in_quotes = false;
+    let mut chars = line.chars().peekable();
+    loop {
+        let c = chars.next();
+        if in_quotes {
+            match c {
+                None => {
+                    return Err(SqlError::new(
+                        BAD_COPY_FILE_FORMAT,
+                        "unterminated CSV quoted field",
+                    ));
+                }
+                Some(c) if c == spec.escape && chars.peek() == Some(&spec.quote) => {
+                    chars.next();
+                    value.push(spec.quote);
+                }
+                Some(c) if c == spec.quote => in_quotes = false,
+                Some(c) => value.push(c),
+            }
+            continue;
+        }
+        match c {
+            None => {
+                fields.push(finish_csv_field(value, quoted, spec));
+                return Ok(fields);
+            }
+            Some(c) if c == spec.delimiter => {
+                fields.push(finish_csv_field(std::mem::take(&mut value), quoted, spec));
+                quoted = false;
+            }
+            Some(c) if c == spec.quote => {
+                in_quotes = true;
+                quoted = true;
+            }
+            Some(c) => value.push(c),
+        }
+    }
+}
+
+fn finish_csv_field(value: String, quoted: bool, spec: &CopySpec) -> Option<String> {
+    if !quoted && value == spec.null {
+        None
+    } else {
+        Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(spec: &CopySpec, chunks: &[&[u8]]) -> SqlResult<Vec<CopyRow>> {
+        let mut p = RowParser::new(spec.clone());
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed(c, &mut out)?;
+        }
+        p.finish(&mut out)?;
+        Ok(out)
+    }
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_string())
+    }
+
+    #[test]
+    fn parses_copy_statements() {
+        let spec = parse_copy("COPY t (a, b) FROM STDIN").expect("parse");
+        assert_eq!(spec.table, "t");
+        assert_eq!(spec.columns, vec!["a", "b"]);
+        assert_eq!(spec.format, CopyFormat::Text);
+        let csv = parse_copy("copy t from stdin with (format csv, header true)").expect("csv");
+        assert_eq!(csv.format, CopyFormat::Csv);
+        assert!(csv.header);
+        assert_eq!(csv.delimiter, ',');
+        let legacy = parse_copy("COPY t FROM STDIN CSV HEADER").expect("legacy");
+        assert_eq!(legacy.format, CopyFormat::Csv);
+        assert!(legacy.header);
+        let freeze = parse_copy("copy pgbench_accounts from stdin with (freeze on)");
+        assert!(freeze.is_ok(), "{freeze:?}");
+        assert_eq!(
+            parse_copy("COPY t TO STDOUT").expect_err("to").code,
+            "0A000"
+        );
+        assert!(looks_like_copy("  copy t from stdin"));
+        assert!(!looks_like_copy("select 1"));
+    }
+
+    #[test]
+    fn text_rows_across_chunks_with_escapes_and_nulls() {
+        let spec = parse_copy("COPY t FROM STDIN").expect("parse");
+        let out = rows(
+            &spec,
+            &[b"1\tone\\ttab\n2\t\\", b"N\n3\tx\\\\y", b"\n\\.\nignored\n"],
+        )
+        .expect("rows");
+        assert_eq!(
+            out,
+            vec![
+                vec![s("1"), s("one\ttab")],
+                vec![s("2"), None],
+                vec![s("3"), s("x\\y")],
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_rows_with_quotes_and_newlines() {
+        let spec = parse_copy("COPY t FROM STDIN WITH (FORMAT csv)").expect("parse");
+        let out = rows(
+            &spec,
+            &[
+                b"1,\"a,b\",\n2,\"line\nbreak\",\"\"\n3,\"say \"\"hi",
+                b"\"\"\",x",
+            ],
+        )
+        .expect("rows");
+        assert_eq!(
+            out,
+            vec![
+                vec![s("1"), s("a,b"), None],
+                vec![s("2"), s("line\nbreak"), s("")],
+                vec![s("3"), s("say \"hi\""), s("x")],
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_data_is_an_error_not_a_panic() {
+        let spec = parse_copy("COPY t FROM STDIN").expect("parse");
+        assert_eq!(
+            rows(&spec, &[b"\xff\xfe\n"]).expect_err("utf8").code,
+            "22021"
+        );
+        assert_eq!(
+            rows(&spec, &[b"abc\\"]).expect_err("backslash").code,
+            "22P04"
+        );
+        let csv = parse_copy("COPY t FROM STDIN CSV").expect("parse");
+        assert_eq!(rows(&csv, &[b"\"open"]).expect_err("quote").code, "22P04");
+    }
+}

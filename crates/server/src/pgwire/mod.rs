@@ -1,0 +1,1469 @@
+//! The PostgreSQL wire protocol front end: the SQL listener of a node
+//! (`--sql-addr`, 26257 by default).
+//!
+//! Built on the `pgwire` crate, which decodes and encodes the protocol messages and
+//! holds each connection's prepared statements and portals; everything with meaning
+//! is delegated to a [`tardigrade_sql::Session`], one per connection:
+//!
+//! - startup: any user connects without a password (insecure mode is the only mode
+//!   for now); the `database` startup parameter picks the database (`defaultdb` when
+//!   absent), and a database that does not exist is a FATAL 3D000;
+//! - simple query: [`Session::simple_query`] (several statements per string);
+//! - extended query: Parse calls [`Session::prepare`] and the parsed, described
+//!   [`Prepared`] is what the statement store keeps (no re-parse per execution);
+//!   Bind/Execute decode the parameters in text or binary format and call
+//!   [`Session::execute`]; Describe answers from the `Prepared`;
+//! - ReadyForQuery carries [`Session::transaction_status`];
+//! - COPY … FROM STDIN is handled here ([`copy`]): rows become batched, prepared
+//!   multi-row INSERTs through the same session, in one transaction;
+//! - a cancel request interrupts the running statement (57014); a cancelled
+//!   statement inside a transaction block aborts the block, as in PostgreSQL;
+//! - Terminate, a vanished client or a protocol error end the connection, and the
+//!   session is terminated: its open transaction is rolled back and its locks
+//!   released. Other connections are not affected.
+//!
+//! The connection loop is ours (not `pgwire::tokio::process_socket`) so that the
+//! session is always terminated, undecodable input closes the connection with a
+//! FATAL error, and ReadyForQuery always reports the session's real state.
+
+pub mod copy;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use futures::{Sink, SinkExt, StreamExt};
+use pgwire::api::auth::{
+    StartupHandler, protocol_negotiation, save_startup_parameters_to_metadata,
+};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldFormat, QueryResponse, Response};
+use pgwire::api::stmt::StoredStatement;
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager,
+    DEFAULT_NAME, METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
+    PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyInResponse};
+use pgwire::messages::data::{
+    DataRow, FieldDescription, NoData, ParameterDescription, RowDescription,
+};
+use pgwire::messages::extendedquery::{
+    Describe, Execute, Parse, ParseComplete, PortalSuspended, Sync as PgSync,
+    TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
+use pgwire::messages::response::{
+    CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus as PgTxnStatus,
+};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::tokio::server::{MaybeTls, PgWireMessageServerCodec, negotiate_tls, process_message};
+use tardigrade_kv::Db;
+use tardigrade_sql::{Column, Prepared, QueryOutput, Session, SqlNode, TransactionStatus};
+use tardigrade_sqltypes::error::codes;
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::ServerError;
+use copy::{CopyRow, CopySpec, RowParser};
+
+/// The SQL port CockroachDB uses, and so do we.
+pub const DEFAULT_SQL_PORT: u16 = 26257;
+
+/// What `server_version` reports: PostgreSQL 15 compatibility, and who we are.
+pub const SERVER_VERSION: &str = "15.0.0 tardigrade";
+
+/// The database a connection uses when it names none.
+pub const DEFAULT_DATABASE: &str = "defaultdb";
+
+/// A client must finish the startup handshake within this time.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Rows per INSERT when COPY loads data (capped so parameters stay below 65535).
+const COPY_BATCH_ROWS: usize = 500;
+
+/// A running SQL listener.
+pub struct SqlServer {
+    local_addr: SocketAddr,
+    node: Arc<SqlNode>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl SqlServer {
+    /// Starts the node's SQL layer over `db` (the node's gateway KV client) and
+    /// listens on `addr`. Binds first, so a taken port fails before anything else.
+    pub async fn start(addr: SocketAddr, db: Db, node_id: u32) -> Result<SqlServer, ServerError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr,
+                hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                    " (is another node running? choose another --sql-addr)"
+                } else {
+                    ""
+                },
+                source,
+            })?;
+        let node = SqlNode::start(db, node_id)
+            .await
+            .map_err(|e| ServerError::Config(format!("cannot start the SQL layer: {e}")))?;
+        Self::serve(listener, node)
+    }
+
+    /// Serves connections from `listener` with an already started SQL node.
+    pub fn serve(listener: TcpListener, node: Arc<SqlNode>) -> Result<SqlServer, ServerError> {
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+            hint: "",
+        })?;
+        let shared = Arc::new(Shared {
+            node: node.clone(),
+            cancels: Arc::new(ConnectionManager::new()),
+            pids: RandomPidSecretKeyGenerator::default(),
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(accept_loop(listener, shared, stopped));
+        tracing::info!(addr = %local_addr, "SQL listening (PostgreSQL wire protocol)");
+        Ok(SqlServer {
+            local_addr,
+            node,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn node(&self) -> &Arc<SqlNode> {
+        &self.node
+    }
+
+    /// A `postgresql://` URL for this listener (user `root`, database `defaultdb`).
+    pub fn url(&self) -> String {
+        connection_url(self.local_addr)
+    }
+
+    /// Stops accepting, and closes every connection (their sessions roll back).
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(crate::SHUTDOWN_GRACE, &mut self.task).await;
+    }
+}
+
+impl Drop for SqlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The URL clients use to reach a SQL listener at `addr`.
+pub fn connection_url(addr: SocketAddr) -> String {
+    format!("postgresql://root@{addr}/{DEFAULT_DATABASE}?sslmode=disable")
+}
+
+/// What every connection of a listener shares.
+struct Shared {
+    node: Arc<SqlNode>,
+    cancels: Arc<ConnectionManager>,
+    pids: RandomPidSecretKeyGenerator,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let shared = shared.clone();
+                    connections.spawn(async move {
+                        tracing::debug!(%peer, "SQL connection");
+                        serve_connection(stream, shared).await;
+                        tracing::debug!(%peer, "SQL connection closed");
+                    });
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!("SQL accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // Dropping the tasks drops their sessions, which roll back open transactions.
+    connections.shutdown().await;
+}
+
+/// One statement in the connection's statement store: the parsed and described
+/// statement, or a COPY.
+pub struct Stmt {
+    sql: String,
+    kind: StmtKind,
+}
+
+enum StmtKind {
+    Sql(Box<Prepared>),
+    Copy(CopySpec),
+}
+
+type StmtRef = Arc<Stmt>;
+type Socket = tokio_util::codec::Framed<MaybeTls, PgWireMessageServerCodec<StmtRef>>;
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let socket: Option<Socket> =
+        match tokio::time::timeout(STARTUP_TIMEOUT, negotiate_tls::<StmtRef>(stream, None)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!("SQL connection failed during negotiation: {e}");
+                None
+            }
+            Err(_) => None,
+        };
+    let Some(mut socket) = socket else {
+        return;
+    };
+    let conn = Arc::new(Conn {
+        shared,
+        state: Mutex::new(ConnState::default()),
+        cancel: OnceLock::new(),
+    });
+    run_connection(&mut socket, &conn).await;
+    // Client gone, Terminate, or a fatal error: end the session (rolls back).
+    let mut state = conn.state.lock().await;
+    if let Some(session) = state.session.as_mut() {
+        session.terminate().await;
+    }
+    state.session = None;
+    let _ = socket.close().await;
+}
+
+async fn run_connection(socket: &mut Socket, conn: &Arc<Conn>) {
+    let startup_deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        let starting = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        let next = if starting {
+            match tokio::time::timeout_at(startup_deadline, socket.next()).await {
+                Ok(m) => m,
+                Err(_) => return,
+            }
+        } else {
+            socket.next().await
+        };
+        let message = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                // Undecodable or oversized input: say why, then hang up.
+                tracing::debug!("closing SQL connection: {e}");
+                let info = ErrorInfo::new(
+                    "FATAL".to_string(),
+                    "08P01".to_string(),
+                    format!("invalid frontend message: {e}"),
+                );
+                let _ = socket
+                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await;
+                return;
+            }
+            None => return,
+        };
+        if matches!(message, PgWireFrontendMessage::Terminate(_)) {
+            return;
+        }
+        let extended = match socket.state() {
+            PgWireConnectionState::CopyInProgress(extended) => extended,
+            _ => message.is_extended_query(),
+        };
+        let cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
+        let result = process_message(
+            message,
+            socket,
+            conn.clone(),
+            conn.clone(),
+            conn.clone(),
+            conn.clone(),
+            conn.clone(),
+        )
+        .await;
+        if cancel_request {
+            return;
+        }
+        if let Err(e) = result
+            && send_error(socket, conn, e, extended).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Sends an error the handlers returned. FATAL errors end the connection (Err);
+/// in the extended protocol the connection then skips messages until Sync.
+async fn send_error(
+    socket: &mut Socket,
+    conn: &Conn,
+    error: PgWireError,
+    extended: bool,
+) -> Result<(), ()> {
+    let fatal = error.is_fatal();
+    let info: ErrorInfo = error.into();
+    socket
+        .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await
+        .map_err(|_| ())?;
+    if fatal {
+        let _ = socket.flush().await;
+        return Err(());
+    }
+    if extended {
+        socket.set_state(PgWireConnectionState::AwaitingSync);
+        socket.flush().await.map_err(|_| ())?;
+    } else {
+        socket.set_state(PgWireConnectionState::ReadyForQuery);
+        let status = conn.state.lock().await.status();
+        socket.set_transaction_status(status);
+        socket
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await
+            .map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+/// One client connection.
+struct Conn {
+    shared: Arc<Shared>,
+    state: Mutex<ConnState>,
+    /// Set at startup: this connection's cancel handle, and its registration.
+    cancel: OnceLock<(Arc<ConnectionHandle>, ConnectionGuard)>,
+}
+
+#[derive(Default)]
+struct ConnState {
+    session: Option<Session>,
+    /// The transaction block failed in a way the session did not see (a cancelled
+    /// statement, bad COPY data): the session's transaction was rolled back and
+    /// until COMMIT/ROLLBACK the connection behaves as PostgreSQL's aborted block.
+    aborted_block: bool,
+    copy: Option<CopyIn>,
+}
+
+/// A COPY FROM STDIN in progress.
+struct CopyIn {
+    parser: RowParser,
+    columns: Vec<Column>,
+    insert_sql_prefix: String,
+    /// Prepared INSERT for a full batch.
+    batch_insert: Option<Prepared>,
+    rows: Vec<CopyRow>,
+    copied: u64,
+    /// The COPY opened its own transaction (it ran outside a block).
+    own_txn: bool,
+    /// The first error; later data is discarded and the error is reported at
+    /// CopyDone.
+    error: Option<SqlError>,
+}
+
+impl ConnState {
+    fn session(&mut self) -> SqlResult<&mut Session> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| SqlError::new("08P01", "the connection has not started a session"))
+    }
+
+    fn status(&self) -> PgTxnStatus {
+        if self.aborted_block {
+            return PgTxnStatus::Error;
+        }
+        match self.session.as_ref().map(|s| s.transaction_status()) {
+            Some(TransactionStatus::InBlock) => PgTxnStatus::Transaction,
+            Some(TransactionStatus::Failed) => PgTxnStatus::Error,
+            Some(TransactionStatus::Idle) | None => PgTxnStatus::Idle,
+        }
+    }
+
+    fn in_block(&self) -> bool {
+        self.status() != PgTxnStatus::Idle
+    }
+
+    /// Rolls the session's transaction back and enters the emulated aborted state
+    /// (when a block was open).
+    async fn abort_block(&mut self) {
+        if self.aborted_block {
+            return;
+        }
+        let was_in_block = self.in_block();
+        if let Some(session) = self.session.as_mut()
+            && was_in_block
+        {
+            let _ = session.simple_query("ROLLBACK").await;
+            self.aborted_block = true;
+        }
+    }
+
+    /// The aborted-block emulation: only COMMIT/ROLLBACK (which both roll back)
+    /// get through.
+    fn check_aborted(&mut self, sql: &str) -> Option<SqlResult<QueryOutput>> {
+        if !self.aborted_block {
+            return None;
+        }
+        if ends_block(sql) {
+            self.aborted_block = false;
+            Some(Ok(QueryOutput::command("ROLLBACK")))
+        } else {
+            Some(Err(in_failed_block()))
+        }
+    }
+
+    async fn prepare(&mut self, sql: &str, types: &[SqlType]) -> SqlResult<Prepared> {
+        let result = self.session()?.prepare(sql, types).await;
+        if result.is_err() {
+            // PostgreSQL: an error inside a block aborts the block.
+            self.abort_block().await;
+        }
+        result
+    }
+}
+
+fn in_failed_block() -> SqlError {
+    SqlError::new(
+        codes::IN_FAILED_SQL_TRANSACTION,
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+/// Whether the statement is COMMIT/END/ROLLBACK/ABORT (by its first word).
+fn ends_block(sql: &str) -> bool {
+    let word: String = sql
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    matches!(word.as_str(), "commit" | "end" | "rollback" | "abort")
+}
+
+fn canceled() -> SqlError {
+    SqlError::new(
+        codes::QUERY_CANCELED,
+        "canceling statement due to user request",
+    )
+}
+
+fn user_error(e: SqlError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(&e)))
+}
+
+fn error_info(e: &SqlError) -> ErrorInfo {
+    let mut info = ErrorInfo::new("ERROR".to_string(), e.code.to_string(), e.message.clone());
+    info.detail = e.detail.clone();
+    info.hint = e.hint.clone();
+    info.position = e.position.map(|p| p.to_string());
+    info
+}
+
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".to_string(),
+        code.to_string(),
+        message,
+    )))
+}
+
+/// The RowDescription type OID of a result column (untyped NULLs print as text).
+fn result_oid(ty: SqlType) -> u32 {
+    match ty {
+        SqlType::Unknown => SqlType::Text.oid(),
+        other => other.oid(),
+    }
+}
+
+fn row_description(columns: &[Column], format: &Format) -> RowDescription {
+    RowDescription::new(
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let type_modifier = match c.ty {
+                    SqlType::Varchar(Some(n)) | SqlType::Char(n) => n as i32 + 4,
+                    SqlType::Decimal(Some((p, s))) => ((i32::from(p) << 16) | i32::from(s)) + 4,
+                    _ => -1,
+                };
+                FieldDescription::new(
+                    c.name.clone(),
+                    0,
+                    0,
+                    result_oid(c.ty),
+                    c.ty.type_len(),
+                    type_modifier,
+                    format_of(format, i).value(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The format of column `i`; a format list of the wrong length counts as text
+/// (never an out-of-bounds panic on client data).
+fn format_of(format: &Format, i: usize) -> FieldFormat {
+    match format {
+        Format::Individual(codes) => codes
+            .get(i)
+            .map(|c| FieldFormat::from(*c))
+            .unwrap_or(FieldFormat::Text),
+        other => other.format_for(i),
+    }
+}
+
+/// Encodes rows as DataRow messages in the requested formats.
+fn encode_rows(
+    columns: &[Column],
+    rows: &[Vec<Value>],
+    format: &Format,
+) -> SqlResult<Vec<DataRow>> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut text = String::new();
+    let mut binary = Vec::new();
+    for row in rows {
+        let mut buf = BytesMut::with_capacity(16 * row.len());
+        for (i, value) in row.iter().enumerate() {
+            if value.is_null() {
+                buf.extend_from_slice(&(-1i32).to_be_bytes());
+                continue;
+            }
+            let ty = columns.get(i).map(|c| c.ty).unwrap_or(SqlType::Text);
+            let bytes: &[u8] = match format_of(format, i) {
+                FieldFormat::Text => {
+                    text.clear();
+                    value.write_text(ty, &mut text);
+                    text.as_bytes()
+                }
+                FieldFormat::Binary => {
+                    binary.clear();
+                    value.write_binary(ty, &mut binary)?;
+                    &binary
+                }
+            };
+            let len = i32::try_from(bytes.len())
+                .map_err(|_| SqlError::new(codes::PROGRAM_LIMIT_EXCEEDED, "value too large"))?;
+            buf.extend_from_slice(&len.to_be_bytes());
+            buf.extend_from_slice(bytes);
+        }
+        out.push(DataRow::new(buf, row.len() as i16));
+    }
+    Ok(out)
+}
+
+/// Decodes a portal's parameters with the statement's parameter types.
+fn decode_params(prepared: &Prepared, portal: &Portal<StmtRef>) -> SqlResult<Vec<Value>> {
+    let expected = prepared.param_types.len();
+    if portal.parameters.len() != expected {
+        return Err(SqlError::new(
+            "08P01",
+            format!(
+                "bind message supplies {} parameters, but prepared statement requires {expected}",
+                portal.parameters.len()
+            ),
+        ));
+    }
+    portal
+        .parameters
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let Some(bytes) = p else {
+                return Ok(Value::Null);
+            };
+            let ty = match prepared.param_types[i] {
+                SqlType::Unknown => SqlType::Text,
+                t => t,
+            };
+            match format_of(&portal.parameter_format, i) {
+                FieldFormat::Binary => Value::from_binary(bytes, ty),
+                FieldFormat::Text => {
+                    let s = std::str::from_utf8(bytes).map_err(|_| {
+                        SqlError::new(
+                            "22021",
+                            "invalid byte sequence for encoding \"UTF8\" in parameter",
+                        )
+                    })?;
+                    Value::from_text(s, ty)
+                }
+            }
+        })
+        .collect()
+}
+
+impl Conn {
+    /// Runs `fut` unless a cancel request for this connection arrives first.
+    async fn cancellable<T>(&self, fut: impl Future<Output = T>) -> Option<T> {
+        let Some((handle, _)) = self.cancel.get() else {
+            return Some(fut.await);
+        };
+        let rx = handle.start_query().await;
+        tokio::select! {
+            r = fut => Some(r),
+            Ok(()) = rx => None,
+        }
+    }
+
+    async fn sync_status<C: ClientInfo>(&self, client: &mut C, state: &ConnState) -> PgTxnStatus {
+        let status = state.status();
+        client.set_transaction_status(status);
+        status
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Conn {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(startup) = message else {
+            return Err(fatal(
+                "08P01",
+                "unexpected message during startup (no password is needed)".to_string(),
+            ));
+        };
+        protocol_negotiation(client, &startup).await?;
+        save_startup_parameters_to_metadata(client, &startup);
+        let user = client
+            .metadata()
+            .get(METADATA_USER)
+            .filter(|u| !u.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "root".to_string());
+        let database = client
+            .metadata()
+            .get(METADATA_DATABASE)
+            .filter(|d| !d.is_empty())
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+        let node = &self.shared.node;
+        let mut txn = node.db.txn("connect");
+        let exists = node.catalog.database_id(&mut txn, &database).await;
+        let _ = txn.rollback().await;
+        match exists {
+            Ok(Some(_)) => {}
+            // TODO(issue 4): drop this once the catalog can always answer; until
+            // then a catalog that cannot look databases up lets everyone in.
+            Err(e) if e.code == codes::FEATURE_NOT_SUPPORTED => {
+                tracing::debug!("cannot check database {database:?}: {e}");
+            }
+            Ok(None) => {
+                return Err(fatal(
+                    codes::INVALID_CATALOG_NAME,
+                    format!("database \"{database}\" does not exist"),
+                ));
+            }
+            Err(e) => return Err(fatal(e.code, e.message)),
+        }
+        let (pid, secret_key) = self.shared.pids.generate(client);
+        client.set_pid_and_secret_key(pid, secret_key.clone());
+        let _ = self
+            .cancel
+            .set(self.shared.cancels.register(pid, secret_key.clone()));
+        self.state.lock().await.session = Some(node.session(&user, &database));
+
+        client
+            .feed(PgWireBackendMessage::Authentication(Authentication::Ok))
+            .await?;
+        let application_name = client
+            .metadata()
+            .get(METADATA_APPLICATION_NAME)
+            .cloned()
+            .unwrap_or_default();
+        let parameters = [
+            ("server_version", SERVER_VERSION.to_string()),
+            ("server_encoding", "UTF8".to_string()),
+            ("client_encoding", "UTF8".to_string()),
+            ("DateStyle", "ISO, MDY".to_string()),
+            ("IntervalStyle", "postgres".to_string()),
+            ("integer_datetimes", "on".to_string()),
+            ("standard_conforming_strings", "on".to_string()),
+            ("TimeZone", "UTC".to_string()),
+            ("is_superuser", "on".to_string()),
+            ("session_authorization", user.clone()),
+            ("application_name", application_name),
+        ];
+        for (name, value) in parameters {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name.to_string(),
+                    value,
+                )))
+                .await?;
+        }
+        client
+            .feed(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(
+                pid, secret_key,
+            )))
+            .await?;
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                PgTxnStatus::Idle,
+            )))
+            .await?;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CancelHandler for Conn {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.shared
+            .cancels
+            .cancel(request.pid, &request.secret_key)
+            .await;
+    }
+}
+
+/// Sends one statement's result in the simple protocol.
+async fn send_simple_result<C>(client: &mut C, output: QueryOutput) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if let Some(columns) = &output.columns {
+        let text = Format::UnifiedText;
+        client
+            .feed(PgWireBackendMessage::RowDescription(row_description(
+                columns, &text,
+            )))
+            .await?;
+        match encode_rows(columns, &output.rows, &text) {
+            Ok(rows) => {
+                for row in rows {
+                    client.feed(PgWireBackendMessage::DataRow(row)).await?;
+                }
+            }
+            Err(e) => {
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                    .await?;
+                return Ok(());
+            }
+        }
+    } else if output.tag.is_empty() {
+        client
+            .feed(PgWireBackendMessage::EmptyQueryResponse(
+                EmptyQueryResponse::new(),
+            ))
+            .await?;
+        return Ok(());
+    }
+    client
+        .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+            output.tag,
+        )))
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Conn {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let sql = query.query;
+        let mut state = self.state.lock().await;
+        if sql.chars().all(|c| c == ';' || c.is_whitespace()) {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
+        } else if copy::looks_like_copy(&sql) {
+            let started = match state.check_aborted(&sql) {
+                Some(Err(e)) => Err(e),
+                _ => match copy::parse_copy(&sql) {
+                    Ok(spec) => start_copy(&mut state, spec).await,
+                    Err(e) => {
+                        state.abort_block().await;
+                        Err(e)
+                    }
+                },
+            };
+            match started {
+                Ok(columns) => {
+                    send_copy_in(client, columns).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    return Ok(());
+                }
+                Err(e) => {
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                        .await?;
+                }
+            }
+        } else {
+            let results = match state.check_aborted(&sql) {
+                Some(r) => vec![r],
+                None => {
+                    let session = state.session().map_err(user_error)?;
+                    match self.cancellable(session.simple_query(&sql)).await {
+                        Some(r) => r,
+                        None => {
+                            state.abort_block().await;
+                            vec![Err(canceled())]
+                        }
+                    }
+                }
+            };
+            if results.iter().any(|r| r.is_err()) && state.status() == PgTxnStatus::Transaction {
+                // PostgreSQL: any error inside a block aborts it.
+                state.abort_block().await;
+            }
+            if results.is_empty() {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+            }
+            for result in results {
+                match result {
+                    Ok(output) => send_simple_result(client, output).await?,
+                    Err(e) => {
+                        client
+                            .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                            .await?;
+                    }
+                }
+            }
+        }
+        let status = self.sync_status(client, &state).await;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // on_query does everything.
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Conn {
+    type Statement = StmtRef;
+    type QueryParser = NoopStatementParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        Arc::new(NoopStatementParser)
+    }
+
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message
+            .name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAME.to_owned());
+        let sql = message.query;
+        if sql.chars().all(|c| c == ';' || c.is_whitespace()) {
+            client.portal_store().put_empty_statement(&name);
+        } else {
+            let kind = if copy::looks_like_copy(&sql) {
+                StmtKind::Copy(copy::parse_copy(&sql).map_err(user_error)?)
+            } else {
+                let types: Vec<SqlType> = message
+                    .type_oids
+                    .iter()
+                    .map(|oid| SqlType::from_oid(*oid).unwrap_or(SqlType::Unknown))
+                    .collect();
+                let mut state = self.state.lock().await;
+                StmtKind::Sql(Box::new(
+                    state.prepare(&sql, &types).await.map_err(user_error)?,
+                ))
+            };
+            let stmt = Arc::new(Stmt { sql, kind });
+            client
+                .portal_store()
+                .put_statement(Arc::new(StoredStatement::new(name, stmt, Vec::new())));
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let (params, columns, format) = match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => match client.portal_store().get_statement(name) {
+                Some(Entry::Value(s)) => match &s.statement.kind {
+                    StmtKind::Sql(p) => (
+                        Some(p.param_types.iter().map(|t| t.oid()).collect::<Vec<_>>()),
+                        p.columns.clone(),
+                        Format::UnifiedText,
+                    ),
+                    StmtKind::Copy(_) => (Some(Vec::new()), None, Format::UnifiedText),
+                },
+                Some(Entry::Empty) => (Some(Vec::new()), None, Format::UnifiedText),
+                None => {
+                    return Err(user_error(SqlError::new(
+                        codes::INVALID_SQL_STATEMENT_NAME,
+                        format!("prepared statement \"{name}\" does not exist"),
+                    )));
+                }
+            },
+            TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
+                Some(Entry::Value(p)) => match &p.statement.statement.kind {
+                    StmtKind::Sql(prepared) => (
+                        None,
+                        prepared.columns.clone(),
+                        p.result_column_format.clone(),
+                    ),
+                    StmtKind::Copy(_) => (None, None, Format::UnifiedText),
+                },
+                Some(Entry::Empty) => (None, None, Format::UnifiedText),
+                None => {
+                    return Err(user_error(SqlError::new(
+                        codes::INVALID_CURSOR_NAME,
+                        format!("portal \"{name}\" does not exist"),
+                    )));
+                }
+            },
+            other => {
+                return Err(user_error(SqlError::new(
+                    "08P01",
+                    format!("invalid DESCRIBE message subtype {other}"),
+                )));
+            }
+        };
+        if let Some(params) = params {
+            client
+                .feed(PgWireBackendMessage::ParameterDescription(
+                    ParameterDescription::new(params),
+                ))
+                .await?;
+        }
+        match columns {
+            Some(columns) => {
+                client
+                    .send(PgWireBackendMessage::RowDescription(row_description(
+                        &columns, &format,
+                    )))
+                    .await?
+            }
+            None => {
+                client
+                    .send(PgWireBackendMessage::NoData(NoData::new()))
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(p)) => p,
+            Some(Entry::Empty) => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+                return Ok(());
+            }
+            None => {
+                return Err(user_error(SqlError::new(
+                    codes::INVALID_CURSOR_NAME,
+                    format!("portal \"{name}\" does not exist"),
+                )));
+            }
+        };
+        let initial = matches!(*portal.state.lock().await, PortalExecutionState::Initial);
+        if initial {
+            let stmt = portal.statement.statement.clone();
+            let mut state = self.state.lock().await;
+            let prepared = match &stmt.kind {
+                StmtKind::Copy(spec) => {
+                    if let Some(Err(e)) = state.check_aborted(&stmt.sql) {
+                        return Err(user_error(e));
+                    }
+                    let columns = start_copy(&mut state, spec.clone())
+                        .await
+                        .map_err(user_error)?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(true));
+                    send_copy_in(client, columns).await?;
+                    return Ok(());
+                }
+                StmtKind::Sql(p) => p,
+            };
+            let result = match state.check_aborted(&stmt.sql) {
+                Some(r) => r,
+                None => match decode_params(prepared, &portal) {
+                    Err(e) => Err(e),
+                    Ok(params) => {
+                        let session = state.session().map_err(user_error)?;
+                        match self.cancellable(session.execute(prepared, &params)).await {
+                            Some(r) => r,
+                            None => {
+                                state.abort_block().await;
+                                Err(canceled())
+                            }
+                        }
+                    }
+                },
+            };
+            if result.is_err() && state.status() == PgTxnStatus::Transaction {
+                state.abort_block().await;
+            }
+            self.sync_status(client, &state).await;
+            let output = result.map_err(user_error)?;
+            let Some(columns) = &output.columns else {
+                if output.tag.is_empty() {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?;
+                } else {
+                    client
+                        .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                            output.tag,
+                        )))
+                        .await?;
+                }
+                return Ok(());
+            };
+            let rows = encode_rows(columns, &output.rows, &portal.result_column_format)
+                .map_err(user_error)?;
+            let mut response = QueryResponse::new(
+                Arc::new(Vec::new()),
+                futures::stream::iter(rows.into_iter().map(Ok)),
+            );
+            response.set_command_tag(&output.tag);
+            portal.start(response).await;
+        }
+        let fetched = portal.fetch(max_rows).await?;
+        let mut response = fetched.response;
+        let tag = response.command_tag().to_string();
+        while let Some(row) = response.data_rows().next().await {
+            client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+        }
+        if fetched.suspended {
+            client
+                .feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+                .await?;
+        } else {
+            client
+                .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                    tag,
+                )))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        let state = self.state.lock().await;
+        let status = self.sync_status(client, &state).await;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        _portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // on_execute does everything.
+        Ok(Response::EmptyQuery)
+    }
+}
+
+/// The extended-protocol handlers above parse statements themselves (through the
+/// session); pgwire's parser hook is never used.
+pub struct NoopStatementParser;
+
+#[async_trait]
+impl pgwire::api::stmt::QueryParser for NoopStatementParser {
+    type Statement = StmtRef;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        _sql: &str,
+        _types: &[Option<pgwire::api::Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        Ok(None)
+    }
+
+    fn get_parameter_types(&self, _stmt: &Self::Statement) -> PgWireResult<Vec<pgwire::api::Type>> {
+        Ok(Vec::new())
+    }
+
+    fn get_result_schema(
+        &self,
+        _stmt: &Self::Statement,
+        _column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<pgwire::api::results::FieldInfo>> {
+        Ok(Vec::new())
+    }
+}
+
+async fn send_copy_in<C>(client: &mut C, columns: usize) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let columns = i16::try_from(columns).unwrap_or(i16::MAX);
+    client
+        .send(PgWireBackendMessage::CopyInResponse(CopyInResponse::new(
+            0,
+            columns,
+            vec![0; columns.max(0) as usize],
+        )))
+        .await?;
+    Ok(())
+}
+
+/// Starts a COPY FROM STDIN: resolves the columns, prepares the batch INSERT,
+/// opens a transaction when none is open. Returns the column count.
+async fn start_copy(state: &mut ConnState, spec: CopySpec) -> SqlResult<usize> {
+    let select = if spec.columns.is_empty() {
+        format!("SELECT * FROM {}", spec.table)
+    } else {
+        format!("SELECT {} FROM {}", spec.columns.join(", "), spec.table)
+    };
+    let described = state.prepare(&select, &[]).await?;
+    let columns = described.columns.clone().unwrap_or_default();
+    if columns.is_empty() {
+        return Err(SqlError::new(
+            codes::UNDEFINED_COLUMN,
+            format!("table {} has no columns to copy into", spec.table),
+        ));
+    }
+    let names: Vec<String> = if spec.columns.is_empty() {
+        columns.iter().map(|c| quote_ident(&c.name)).collect()
+    } else {
+        spec.columns.clone()
+    };
+    let insert_sql_prefix = format!("INSERT INTO {} ({}) VALUES ", spec.table, names.join(", "));
+    let own_txn = !state.in_block();
+    if own_txn {
+        for r in state.session()?.simple_query("BEGIN").await {
+            r?;
+        }
+    }
+    state.copy = Some(CopyIn {
+        parser: RowParser::new(spec),
+        columns,
+        insert_sql_prefix,
+        batch_insert: None,
+        rows: Vec::new(),
+        copied: 0,
+        own_txn,
+        error: None,
+    });
+    Ok(state.copy.as_ref().map(|c| c.columns.len()).unwrap_or(0))
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn batch_rows(columns: usize) -> usize {
+    (60_000 / columns.max(1)).clamp(1, COPY_BATCH_ROWS)
+}
+
+fn insert_sql(prefix: &str, columns: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(prefix.len() + rows * columns * 6);
+    sql.push_str(prefix);
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Inserts the buffered rows (all of them when `all`, else only full batches).
+async fn flush_copy(session: &mut Session, copy: &mut CopyIn, all: bool) -> SqlResult<()> {
+    let ncols = copy.columns.len();
+    let batch = batch_rows(ncols);
+    while copy.rows.len() >= batch || (all && !copy.rows.is_empty()) {
+        let n = copy.rows.len().min(batch);
+        let types: Vec<SqlType> = (0..n)
+            .flat_map(|_| copy.columns.iter().map(|c| c.ty))
+            .collect();
+        let mut params = Vec::with_capacity(n * ncols);
+        for row in copy.rows.drain(..n) {
+            if row.len() != ncols {
+                return Err(SqlError::new(
+                    "22P04",
+                    format!(
+                        "row {} has {} fields, expected {ncols}",
+                        copy.copied + 1,
+                        row.len()
+                    ),
+                ));
+            }
+            for (field, column) in row.iter().zip(&copy.columns) {
+                params.push(match field {
+                    None => Value::Null,
+                    Some(text) => Value::from_text(text, column.ty)?,
+                });
+            }
+            copy.copied += 1;
+        }
+        if n == batch {
+            if copy.batch_insert.is_none() {
+                let sql = insert_sql(&copy.insert_sql_prefix, ncols, n);
+                copy.batch_insert = Some(session.prepare(&sql, &types).await?);
+            }
+            if let Some(insert) = &copy.batch_insert {
+                session.execute(insert, &params).await?;
+            }
+        } else {
+            let sql = insert_sql(&copy.insert_sql_prefix, ncols, n);
+            let insert = session.prepare(&sql, &types).await?;
+            session.execute(&insert, &params).await?;
+        }
+    }
+    Ok(())
+}
+
+impl ConnState {
+    /// Ends a failed COPY: rolls back its own transaction, or aborts the block.
+    async fn fail_copy(&mut self, copy: CopyIn) {
+        if copy.own_txn {
+            if let Some(session) = self.session.as_mut() {
+                let _ = session.simple_query("ROLLBACK").await;
+            }
+        } else {
+            self.abort_block().await;
+        }
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Conn {
+    async fn on_copy_data<C>(&self, _client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut state = self.state.lock().await;
+        let ConnState { session, copy, .. } = &mut *state;
+        let (Some(session), Some(copy)) = (session.as_mut(), copy.as_mut()) else {
+            return Ok(());
+        };
+        if copy.error.is_some() {
+            return Ok(());
+        }
+        let mut result = copy.parser.feed(&data.data, &mut copy.rows);
+        if result.is_ok() {
+            result = flush_copy(session, copy, false).await;
+        }
+        if let Err(e) = result {
+            copy.error = Some(e);
+            copy.rows.clear();
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut state = self.state.lock().await;
+        let Some(mut copy) = state.copy.take() else {
+            return Ok(());
+        };
+        let mut result = match copy.error.take() {
+            Some(e) => Err(e),
+            None => copy.parser.finish(&mut copy.rows),
+        };
+        if result.is_ok() {
+            match state.session() {
+                Ok(session) => {
+                    result = flush_copy(session, &mut copy, true).await;
+                    if result.is_ok() && copy.own_txn {
+                        for r in session.simple_query("COMMIT").await {
+                            if let Err(e) = r {
+                                result = Err(e);
+                            }
+                        }
+                    }
+                }
+                Err(e) => result = Err(e),
+            }
+        }
+        match result {
+            Ok(()) => {
+                self.sync_status(client, &state).await;
+                client
+                    .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                        format!("COPY {}", copy.copied),
+                    )))
+                    .await?;
+                Ok(())
+            }
+            Err(e) => {
+                if !(copy.own_txn && state.status() == PgTxnStatus::Idle) {
+                    state.fail_copy(copy).await;
+                }
+                self.sync_status(client, &state).await;
+                Err(user_error(e))
+            }
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut state = self.state.lock().await;
+        if let Some(copy) = state.copy.take() {
+            state.fail_copy(copy).await;
+        }
+        self.sync_status(client, &state).await;
+        user_error(SqlError::new(
+            codes::QUERY_CANCELED,
+            format!("COPY from stdin failed: {}", fail.message),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_sql_numbers_parameters() {
+        assert_eq!(
+            insert_sql("INSERT INTO t (a, b) VALUES ", 2, 2),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
+        assert_eq!(batch_rows(1), COPY_BATCH_ROWS);
+        assert!(batch_rows(1000) * 1000 <= 65_535);
+    }
+
+    #[test]
+    fn block_enders() {
+        assert!(ends_block(" COMMIT"));
+        assert!(ends_block("rollback;"));
+        assert!(ends_block("END"));
+        assert!(!ends_block("select 1"));
+        assert!(!ends_block("committed"));
+    }
+
+    #[test]
+    fn bad_format_lists_do_not_panic() {
+        let f = Format::Individual(vec![1]);
+        assert_eq!(format_of(&f, 0), FieldFormat::Binary);
+        assert_eq!(format_of(&f, 5), FieldFormat::Text);
+    }
+}
