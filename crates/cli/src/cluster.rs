@@ -2,11 +2,12 @@
 //! `debug split`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 use tardigrade_encoding::{keys, pretty_key};
 use tardigrade_kvpb::RangeDescriptor;
-use tardigrade_rpc::{NodeClient, NodeError};
+use tardigrade_rpc::{NodeClient, NodeError, RangeInfo};
 use tardigrade_server::cluster::{Liveness, NODE_DESC_PREFIX, NodeDescriptor, parse_locality};
 use tardigrade_server::node::{ClusterNode, NodeConfig};
 use tardigrade_storage::StoreSpec;
@@ -129,21 +130,105 @@ async fn all_ranges(db: &tardigrade_kv::Db) -> CliResult<Vec<RangeDescriptor>> {
         .collect()
 }
 
-pub async fn node_status(args: HostArgs) -> CliResult {
-    let db = connect(&args.host).await?;
+/// What the nodes say about one range: who holds its lease and how big it
+/// is. Gathered from every node's `Ranges` RPC (a node that does not answer
+/// within a couple of seconds is left out).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RangeView {
+    /// The node holding the lease, and whether the lease is valid now: an
+    /// idle range lets its lease lapse, and its Raft leader (shown instead,
+    /// as not valid) takes it again on the next request.
+    leaseholder: Option<(u64, bool)>,
+    /// Key and value bytes of all versions (MVCC statistics), as the
+    /// leaseholder's replica (or, without one, the largest replica) has them.
+    size: Option<i64>,
+}
+
+/// The replicas every node reports, by range id.
+async fn range_views(nodes: &[NodeDescriptor]) -> std::collections::HashMap<u64, RangeView> {
+    use std::collections::HashMap;
+    let mut infos: HashMap<u64, Vec<(u64, RangeInfo)>> = HashMap::new();
+    let asks = nodes.iter().map(|d| {
+        let address = d.address.clone();
+        async move {
+            let client = NodeClient::connect_lazy(&address).ok()?;
+            let answer = tokio::time::timeout(Duration::from_secs(2), client.ranges()).await;
+            match answer {
+                Ok(Ok((node, ranges))) if node != 0 => Some((node, ranges)),
+                _ => None,
+            }
+        }
+    });
+    for (node, ranges) in futures_join_all(asks).await.into_iter().flatten() {
+        for r in ranges {
+            infos.entry(r.range_id).or_default().push((node, r));
+        }
+    }
+    infos
+        .into_iter()
+        .map(|(id, replicas)| (id, view_of(&replicas)))
+        .collect()
+}
+
+fn view_of(replicas: &[(u64, RangeInfo)]) -> RangeView {
+    let size = |r: &RangeInfo| r.key_bytes + r.val_bytes;
+    let valid = replicas
+        .iter()
+        .filter(|(_, r)| r.lease_valid)
+        .max_by_key(|(_, r)| r.lease_sequence);
+    let leader = replicas.iter().find(|(_, r)| r.raft_leader);
+    let holder = match (valid, leader) {
+        (Some((_, r)), _) => Some((r.lease_node, true)),
+        (None, Some((node, _))) => Some((*node, false)),
+        (None, None) => None,
+    };
+    let size = holder
+        .and_then(|(n, _)| replicas.iter().find(|(node, _)| *node == n))
+        .map(|(_, r)| size(r))
+        .or_else(|| replicas.iter().map(|(_, r)| size(r)).max());
+    RangeView {
+        leaseholder: holder,
+        size,
+    }
+}
+
+/// Awaits all the futures (few: one per node) concurrently.
+async fn futures_join_all<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
+async fn node_descriptors(db: &tardigrade_kv::Db) -> CliResult<Vec<NodeDescriptor>> {
     let rows = db
         .scan(NODE_DESC_PREFIX, &keys::prefix_end(NODE_DESC_PREFIX), 0)
         .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|kv| NodeDescriptor::decode(&kv.value.bytes))
+        .collect())
+}
+
+pub async fn node_status(args: HostArgs) -> CliResult {
+    let db = connect(&args.host).await?;
+    let nodes = node_descriptors(&db).await?;
     let ranges = all_ranges(&db).await?;
+    let views = range_views(&nodes).await;
     let now = db.now();
     println!(
-        "{:>4}  {:<22}  {:<24}  {:<5}  {:>7}",
-        "id", "address", "locality", "live", "ranges"
+        "{:>4}  {:<22}  {:<24}  {:<5}  {:>7}  {:>7}",
+        "id", "address", "locality", "live", "ranges", "leases"
     );
-    for kv in rows {
-        let Some(d) = NodeDescriptor::decode(&kv.value.bytes) else {
-            continue;
-        };
+    for d in nodes {
         let live = db
             .get(&keys::node_liveness_key(d.node_id))
             .await?
@@ -153,39 +238,67 @@ pub async fn node_status(args: HostArgs) -> CliResult {
             .iter()
             .filter(|r| r.replicas.iter().any(|x| x.node_id == d.node_id))
             .count();
+        // Ranges whose lease this node holds (or, for an idle range whose
+        // lease lapsed, whose Raft leader it is: it takes the lease on the
+        // next request).
+        let n_leases = ranges
+            .iter()
+            .filter(|r| {
+                views
+                    .get(&r.range_id)
+                    .and_then(|v| v.leaseholder)
+                    .is_some_and(|(n, _)| n == d.node_id)
+            })
+            .count();
         println!(
-            "{:>4}  {:<22}  {:<24}  {:<5}  {:>7}",
+            "{:>4}  {:<22}  {:<24}  {:<5}  {:>7}  {:>7}",
             d.node_id,
             d.address,
             d.locality_string(),
             live,
-            n_ranges
+            n_ranges,
+            n_leases
         );
     }
-    // TODO(issue 3): lease counts per node (needs a lease-info request).
     Ok(())
 }
 
 pub async fn debug_ranges(args: HostArgs) -> CliResult {
     let db = connect(&args.host).await?;
     let ranges = all_ranges(&db).await?;
-    println!("{:>6}  {:<28}  {:<28}  replicas", "range", "start", "end");
+    let views = range_views(&node_descriptors(&db).await?).await;
+    println!(
+        "{:>6}  {:<28}  {:<28}  {:<11}  {:>12}  replicas",
+        "range", "start", "end", "leaseholder", "size"
+    );
     for r in &ranges {
         let replicas: Vec<String> = r
             .replicas
             .iter()
             .map(|x| format!("n{}/s{}", x.node_id, x.store_id))
             .collect();
+        let view = views.get(&r.range_id).cloned().unwrap_or_default();
+        // `n2`: a valid lease; `n2(idle)`: lapsed, n2 leads the Raft group.
+        let holder = match view.leaseholder {
+            Some((n, true)) => format!("n{n}"),
+            Some((n, false)) => format!("n{n}(idle)"),
+            None => "?".to_string(),
+        };
+        let size = view
+            .size
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "?".into());
         println!(
-            "{:>6}  {:<28}  {:<28}  {}",
+            "{:>6}  {:<28}  {:<28}  {:<11}  {:>12}  {}",
             r.range_id,
             pretty_key(&r.start_key),
             pretty_key(&r.end_key),
+            holder,
+            size,
             replicas.join(",")
         );
     }
     println!("({} ranges)", ranges.len());
-    // TODO(issue 3): leaseholder and size columns.
     Ok(())
 }
 

@@ -103,9 +103,105 @@ fn three_nodes_start_init_once_and_serve_from_any_node() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    // `debug ranges` shows each range's leaseholder (one of the three
+    // nodes) and size (MVCC bytes; the meta range holds the meta records),
+    // and `node status` the lease counts, which add up to the ranges.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match leases_and_sizes(&addrs[0]) {
+            Ok(()) => break,
+            Err(why) => assert!(Instant::now() < deadline, "{why}"),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // The metrics endpoint answers in Prometheus text.
     let vars = http_get(&https[0], "/_status/vars");
     assert!(vars.contains("# TYPE ranges gauge"), "{vars}");
+    // Raft proposals (node 1 bootstrapped and split, so it proposed),
+    // commit latency as a histogram, KV requests by method, leaseholders,
+    // under-replicated ranges.
+    let sample = |name: &str| -> f64 {
+        vars.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no sample {name}: {vars}"))
+    };
+    assert!(sample("raft_proposals") > 0.0, "{vars}");
+    assert!(vars.contains("# TYPE raft_commit_latency_seconds histogram"));
+    let count = sample("raft_commit_latency_seconds_count");
+    assert!(count > 0.0, "{vars}");
+    assert_eq!(
+        sample("raft_commit_latency_seconds_bucket{le=\"+Inf\"}"),
+        count
+    );
+    assert!(sample("raft_commit_latency_seconds_sum") > 0.0);
+    assert!(sample("kv_batches") > 0.0);
+    assert!(sample("kv_requests{method=\"Get\"}") > 0.0, "{vars}");
+    sample("replicas_leaseholders");
+    sample("ranges_underreplicated");
+}
+
+/// Checks the leaseholder, size and leases columns once; `Err` says what
+/// is not (yet) right.
+fn leases_and_sizes(host: &str) -> Result<(), String> {
+    let out = tardigrade(&["debug", "ranges", &format!("--host={host}")]);
+    let listing = text(&out.stdout);
+    let mut lines = listing.lines();
+    let header = lines.next().unwrap_or_default();
+    if !(header.contains("leaseholder") && header.contains("size")) {
+        return Err(format!("no leaseholder/size columns: {listing} {out:?}"));
+    }
+    let rows: Vec<Vec<&str>> = lines
+        .filter(|l| !l.starts_with('('))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    if rows.len() < 3 {
+        return Err(format!("expected meta, system and table ranges: {listing}"));
+    }
+    for row in &rows {
+        let n = row.len();
+        let (holder, size) = (row[n - 3], row[n - 2]);
+        let node = holder.trim_start_matches('n').trim_end_matches("(idle)");
+        if !["1", "2", "3"].contains(&node) {
+            return Err(format!("bad leaseholder {holder:?}: {listing}"));
+        }
+        let Ok(size) = size.parse::<i64>() else {
+            return Err(format!("bad size {size:?}: {listing}"));
+        };
+        if size < 0 || (row[1] == "/Min" && size == 0) {
+            return Err(format!("implausible size {size}: {listing}"));
+        }
+    }
+
+    let out = tardigrade(&["node", "status", &format!("--host={host}")]);
+    let status = text(&out.stdout);
+    let mut lines = status.lines();
+    let header = lines.next().unwrap_or_default();
+    if !header.trim_end().ends_with("leases") {
+        return Err(format!("no leases column: {status}"));
+    }
+    let mut total = 0;
+    for line in lines {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(ranges), Some(leases)) = (
+            f.get(f.len().wrapping_sub(2))
+                .and_then(|v| v.parse::<usize>().ok()),
+            f.last().and_then(|v| v.parse::<usize>().ok()),
+        ) else {
+            return Err(format!("bad node row {line:?}: {status}"));
+        };
+        if leases > ranges {
+            return Err(format!("more leases than replicas: {status}"));
+        }
+        total += leases;
+    }
+    if total != rows.len() {
+        return Err(format!(
+            "leases add up to {total}, not {} ranges: {status}",
+            rows.len()
+        ));
+    }
+    Ok(())
 }
 
 fn http_get(addr: &str, path: &str) -> String {

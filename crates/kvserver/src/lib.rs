@@ -17,6 +17,7 @@ mod intent_resolver;
 mod internal_txn;
 mod latch;
 mod lock_table;
+pub mod metrics;
 mod raft_storage;
 mod replica;
 pub mod replica_change;

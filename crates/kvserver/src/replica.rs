@@ -734,6 +734,28 @@ impl Replica {
             tx,
         });
         store.wake(self.range_id);
+        let proposed_at = Instant::now();
+        let metrics = store.metrics();
+        metrics.raft_proposals.fetch_add(1, Ordering::Relaxed);
+        let result = self.wait_proposal(id, is_lease, &mut rx).await;
+        match &result {
+            Ok(()) => metrics.raft_commit_latency.observe(proposed_at.elapsed()),
+            Err(_) => {
+                metrics
+                    .raft_proposals_failed
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    /// Waits for the outcome of proposal `id` (see [`Replica::propose_inner`]).
+    async fn wait_proposal(
+        &self,
+        id: u64,
+        is_lease: bool,
+        rx: &mut oneshot::Receiver<Result<(), KvError>>,
+    ) -> Result<(), KvError> {
         let deadline = Instant::now() + self.cfg.proposal_timeout;
         loop {
             let step = if is_lease {
@@ -741,7 +763,7 @@ impl Replica {
             } else {
                 self.cfg.proposal_timeout
             };
-            match tokio::time::timeout(step, &mut rx).await {
+            match tokio::time::timeout(step, &mut *rx).await {
                 Ok(Ok(r)) => return r,
                 Ok(Err(_)) => {
                     return Err(KvError::new(ErrorDetail::Unavailable(

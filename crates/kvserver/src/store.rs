@@ -151,6 +151,8 @@ pub struct Store {
     /// Routes batches to any range of the cluster (the node's
     /// `DistSender`); unset on a single-node store, where every range is local.
     cluster: OnceLock<Arc<dyn Sender>>,
+    /// Counters for the status endpoint.
+    metrics: crate::metrics::StoreMetrics,
 }
 
 impl Drop for Store {
@@ -258,6 +260,7 @@ impl Store {
             events: tx,
             stopped: AtomicBool::new(false),
             cluster: OnceLock::new(),
+            metrics: crate::metrics::StoreMetrics::default(),
         });
         for desc in ranges {
             if desc.replica_on_store(config.store_id).is_none() {
@@ -523,8 +526,15 @@ impl Store {
     }
 
     /// Executes a batch from a client.
+    /// The store's counters (Raft proposals and latency, KV requests).
+    pub fn metrics(&self) -> &crate::metrics::StoreMetrics {
+        &self.metrics
+    }
+
     pub async fn execute(&self, ba: BatchRequest) -> BatchResult {
         validate(&ba)?;
+        self.metrics
+            .count_batch(ba.requests.iter().map(Request::method));
         self.send_internal(ba).await
     }
 

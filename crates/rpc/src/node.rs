@@ -59,7 +59,14 @@ pub trait NodeHandler: Send + Sync {
     /// What a node that is not yet in touch with KV needs: the first range's
     /// descriptor, the cluster id and the known node descriptors (stored forms).
     fn first_range(&self) -> Option<JoinGrant>;
+    /// The replicas this node holds (empty before it has a store).
+    fn ranges(&self) -> (u64, Vec<RangeInfo>) {
+        (0, Vec::new())
+    }
 }
+
+/// One replica a node holds, as the `Ranges` RPC reports it.
+pub type RangeInfo = node_pb::RangeInfo;
 
 pub(crate) struct NodeService {
     pub handler: Arc<dyn NodeHandler>,
@@ -132,6 +139,15 @@ impl Node for NodeService {
             cluster_id: g.cluster_id,
             nodes: g.nodes,
         }))
+    }
+
+    async fn ranges(
+        &self,
+        request: Request<node_pb::RangesRequest>,
+    ) -> Result<Response<node_pb::RangesResponse>, Status> {
+        self.admit(request.metadata()).await?;
+        let (node_id, ranges) = self.handler.ranges();
+        Ok(Response::new(node_pb::RangesResponse { node_id, ranges }))
     }
 }
 
@@ -219,6 +235,18 @@ impl NodeClient {
             first_range: r.first_range,
             nodes: r.nodes,
         })
+    }
+
+    /// The node's id and the replicas it holds.
+    pub async fn ranges(&self) -> Result<(u64, Vec<RangeInfo>), NodeError> {
+        let r = self
+            .inner
+            .clone()
+            .ranges(self.request(node_pb::RangesRequest {}))
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        Ok((r.node_id, r.ranges))
     }
 
     /// The first range's descriptor, cluster id and known nodes, if the node knows them.

@@ -131,6 +131,41 @@ impl PromText {
         let _ = writeln!(self.out, "{name} {value}");
     }
 
+    /// A metric family with one sample per label set (`method="Get"`).
+    pub fn labeled(&mut self, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+        use std::fmt::Write;
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(self.out, "{name}{{{labels}}} {value}");
+        }
+    }
+
+    /// A histogram: cumulative `_bucket{le=…}` samples ending with `+Inf`,
+    /// then `_sum` and `_count`.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        buckets: &[(f64, u64)],
+        sum: f64,
+        count: u64,
+    ) {
+        use std::fmt::Write;
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} histogram");
+        for (le, n) in buckets {
+            let le = if le.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                le.to_string()
+            };
+            let _ = writeln!(self.out, "{name}_bucket{{le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(self.out, "{name}_sum {sum}");
+        let _ = writeln!(self.out, "{name}_count {count}");
+    }
+
     pub fn finish(self) -> String {
         self.out
     }
@@ -183,6 +218,15 @@ mod tests {
         assert_eq!(
             p.finish(),
             "# HELP ranges Number of ranges.\n# TYPE ranges gauge\nranges 3\n"
+        );
+        let mut p = PromText::default();
+        p.histogram("lat", "L.", &[(0.5, 1), (f64::INFINITY, 3)], 2.5, 3);
+        p.labeled("req", "counter", "R.", &[("method=\"Get\"".into(), 4.0)]);
+        assert_eq!(
+            p.finish(),
+            "# HELP lat L.\n# TYPE lat histogram\nlat_bucket{le=\"0.5\"} 1\n\
+             lat_bucket{le=\"+Inf\"} 3\nlat_sum 2.5\nlat_count 3\n\
+             # HELP req R.\n# TYPE req counter\nreq{method=\"Get\"} 4\n"
         );
     }
 }

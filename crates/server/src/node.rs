@@ -685,6 +685,38 @@ impl NodeHandler for Handler {
         })
     }
 
+    fn ranges(&self) -> (u64, Vec<tardigrade_rpc::RangeInfo>) {
+        let Some(store) = self.0.store.get() else {
+            return (0, Vec::new());
+        };
+        let now = self.0.clock.now();
+        let ranges = store
+            .replicas()
+            .iter()
+            .filter(|r| r.is_initialized())
+            .map(|r| {
+                let d = r.desc();
+                let l = r.lease();
+                let st = r.stats();
+                tardigrade_rpc::RangeInfo {
+                    range_id: d.range_id,
+                    start_key: d.start_key,
+                    end_key: d.end_key,
+                    lease_node: l.replica.node_id,
+                    lease_store: l.replica.store_id,
+                    lease_valid: l.replica.node_id != 0 && l.covers(now, now),
+                    lease_sequence: l.sequence,
+                    raft_leader: r.is_raft_leader(),
+                    live_bytes: st.live_bytes,
+                    key_bytes: st.key_bytes,
+                    val_bytes: st.val_bytes,
+                    live_count: st.live_count,
+                }
+            })
+            .collect();
+        (store.node_id(), ranges)
+    }
+
     fn first_range(&self) -> Option<JoinGrant> {
         let ident = self.0.ident.get()?;
         let d = self
@@ -988,6 +1020,53 @@ fn render_metrics(shared: &Shared) -> String {
         stats.live_bytes as f64,
     );
     p.metric("livecount", "gauge", "Live keys.", stats.live_count as f64);
+    let leaders = replicas.iter().filter(|r| r.is_raft_leader()).count();
+    p.metric(
+        "replicas_raftleaders",
+        "gauge",
+        "Replicas leading their Raft group.",
+        leaders as f64,
+    );
+    let m = store.metrics();
+    let load =
+        |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    p.metric(
+        "raft_proposals",
+        "counter",
+        "Commands proposed to Raft by this store's replicas.",
+        load(&m.raft_proposals),
+    );
+    p.metric(
+        "raft_proposals_failed",
+        "counter",
+        "Proposals that failed or whose outcome is unknown.",
+        load(&m.raft_proposals_failed),
+    );
+    let h = m.raft_commit_latency.snapshot();
+    p.histogram(
+        "raft_commit_latency_seconds",
+        "From proposal to applied on the proposing replica.",
+        &h.cumulative,
+        h.sum_seconds,
+        h.count,
+    );
+    p.metric(
+        "kv_batches",
+        "counter",
+        "KV batches executed by this store.",
+        load(&m.kv_batches),
+    );
+    let by_method: Vec<(String, f64)> = m
+        .requests_by_method()
+        .into_iter()
+        .map(|(method, n)| (format!("method=\"{method}\""), n as f64))
+        .collect();
+    p.labeled(
+        "kv_requests",
+        "counter",
+        "KV requests executed by this store, by method.",
+        &by_method,
+    );
     p.metric(
         "intentcount",
         "gauge",
