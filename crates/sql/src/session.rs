@@ -110,7 +110,7 @@ enum TxnState {
     Idle,
     /// Inside BEGIN … COMMIT.
     Open {
-        txn: Txn,
+        txn: Box<Txn>,
         /// `SAVEPOINT cockroach_restart` was issued.
         restart_savepoint: bool,
     },
@@ -314,7 +314,7 @@ impl Session {
                 // The KV transaction is rolled back now; the block stays failed
                 // until the client ends it.
                 tokio::spawn(async move {
-                    let _ = txn.rollback().await;
+                    let _ = (*txn).rollback().await;
                 });
                 TxnState::Failed { restart_savepoint }
             }
@@ -327,7 +327,7 @@ impl Session {
         match (control, state) {
             (Control::Begin, TxnState::Idle) => {
                 self.state = TxnState::Open {
-                    txn: self.node.db.txn("sql"),
+                    txn: Box::new(self.node.db.txn("sql")),
                     restart_savepoint: false,
                 };
                 Ok(QueryOutput::command("BEGIN"))
@@ -338,14 +338,14 @@ impl Session {
                 Ok(QueryOutput::command("BEGIN"))
             }
             (Control::Commit, TxnState::Idle) => Ok(QueryOutput::command("COMMIT")),
-            (Control::Commit, TxnState::Open { txn, .. }) => match txn.commit().await {
+            (Control::Commit, TxnState::Open { txn, .. }) => match (*txn).commit().await {
                 Ok(()) => Ok(QueryOutput::command("COMMIT")),
                 Err(e) => Err(kv_error(e)),
             },
             (Control::Commit, TxnState::CommitWait) => Ok(QueryOutput::command("COMMIT")),
             (Control::Commit, TxnState::Failed { .. }) => Ok(QueryOutput::command("ROLLBACK")),
             (Control::Rollback, TxnState::Open { txn, .. }) => {
-                let _ = txn.rollback().await;
+                let _ = (*txn).rollback().await;
                 Ok(QueryOutput::command("ROLLBACK"))
             }
             (Control::Rollback, _) => Ok(QueryOutput::command("ROLLBACK")),
@@ -363,9 +363,9 @@ impl Session {
                     restart_savepoint: true,
                 },
             ) if is_restart(&name) => {
-                let _ = txn.rollback().await;
+                let _ = (*txn).rollback().await;
                 self.state = TxnState::Open {
-                    txn: self.node.db.txn("sql"),
+                    txn: Box::new(self.node.db.txn("sql")),
                     restart_savepoint: true,
                 };
                 Ok(QueryOutput::command("ROLLBACK"))
@@ -377,7 +377,7 @@ impl Session {
                 },
             ) if is_restart(&name) => {
                 self.state = TxnState::Open {
-                    txn: self.node.db.txn("sql"),
+                    txn: Box::new(self.node.db.txn("sql")),
                     restart_savepoint: true,
                 };
                 Ok(QueryOutput::command("ROLLBACK"))
@@ -388,7 +388,7 @@ impl Session {
                     txn,
                     restart_savepoint: true,
                 },
-            ) if is_restart(&name) => match txn.commit().await {
+            ) if is_restart(&name) => match (*txn).commit().await {
                 Ok(()) => {
                     self.state = TxnState::CommitWait;
                     Ok(QueryOutput::command("RELEASE"))
@@ -428,7 +428,7 @@ impl Session {
     /// Ends the session: an open transaction is rolled back and its locks released.
     pub async fn terminate(&mut self) {
         if let TxnState::Open { txn, .. } = std::mem::replace(&mut self.state, TxnState::Idle) {
-            let _ = txn.rollback().await;
+            let _ = (*txn).rollback().await;
         }
     }
 }
@@ -439,7 +439,7 @@ impl Drop for Session {
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
             handle.spawn(async move {
-                let _ = txn.rollback().await;
+                let _ = (*txn).rollback().await;
             });
         }
     }
