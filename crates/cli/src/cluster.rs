@@ -25,7 +25,7 @@ pub struct StartArgs {
     /// The address the HTTP status endpoint (/_status/vars) listens on.
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = crate::start::parse_listen_addr)]
     pub http_addr: SocketAddr,
-    /// The SQL address (accepted now; the SQL layer comes with issue 4).
+    /// The SQL (PostgreSQL wire protocol) address; default 127.0.0.1:26257.
     #[arg(long)]
     pub sql_addr: Option<String>,
     /// Comma-separated addresses of nodes of the cluster to join.
@@ -87,8 +87,27 @@ pub async fn start(args: StartArgs) -> CliResult {
             return Ok(());
         }
     }
+    // SQL opens once the node's KV is ready (it needs the gateway's KV client).
+    let sql = match node.db() {
+        Some(db) => {
+            let addr = crate::start::parse_listen_addr(
+                args.sql_addr
+                    .as_deref()
+                    .unwrap_or(crate::sql_shell::DEFAULT_SQL_ADDR),
+            )
+            .map_err(|e| CliError(format!("--sql-addr: {e}")))?;
+            let node_id = node.node_id().unwrap_or_default() as u32;
+            let sql = tardigrade_server::pgwire::SqlServer::start(addr, db, node_id).await?;
+            println!("SQL: {}", sql.url());
+            Some(sql)
+        }
+        None => None,
+    };
     let signal = crate::start::wait_for_signal().await;
     tracing::info!("received {signal}, shutting down");
+    if let Some(sql) = sql {
+        sql.shutdown().await;
+    }
     node.shutdown().await;
     Ok(())
 }

@@ -2,7 +2,9 @@
 
 mod cluster;
 mod debug;
+mod demo;
 mod duration;
+mod sql_shell;
 mod start;
 mod workload;
 
@@ -42,6 +44,10 @@ enum Command {
     },
     /// Start a single-node cluster (no replication).
     StartSingleNode(start::StartArgs),
+    /// An in-memory cluster in this process with SQL open (and a shell on a terminal).
+    Demo(demo::DemoArgs),
+    /// A SQL client: an interactive shell, or -e 'SQL' for one-off statements.
+    Sql(sql_shell::SqlArgs),
     /// Debugging tools.
     Debug {
         #[command(subcommand)]
@@ -175,6 +181,14 @@ async fn run(cli: Cli) -> CliResult {
             cluster::start(args).await
         }
         Command::Init(args) => cluster::init(args).await,
+        Command::Demo(args) => {
+            tardigrade_server::init_logging("warn");
+            demo::run(args).await
+        }
+        Command::Sql(args) => {
+            tardigrade_server::init_logging("warn");
+            sql_shell::run(args).await
+        }
         Command::Node {
             command: NodeCommand::Status(args),
         } => {

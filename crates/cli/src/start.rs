@@ -16,6 +16,9 @@ pub struct StartArgs {
     /// The address the KV API listens on.
     #[arg(long, default_value = DEFAULT_ADDR, value_parser = parse_listen_addr)]
     pub listen_addr: SocketAddr,
+    /// The address the SQL (PostgreSQL wire protocol) listener uses.
+    #[arg(long, default_value = crate::sql_shell::DEFAULT_SQL_ADDR, value_parser = parse_listen_addr)]
+    pub sql_addr: SocketAddr,
     /// Accepted for CockroachDB compatibility; TLS does not exist yet.
     #[arg(long)]
     pub insecure: bool,
@@ -41,10 +44,13 @@ pub async fn run(args: StartArgs) -> CliResult {
             .to_string(),
         StoreSpec::Memory => "type=mem".to_string(),
     };
+    let db = tardigrade_kv::Db::new(server.store(), server.clock());
+    let sql = tardigrade_server::pgwire::SqlServer::start(args.sql_addr, db, 1).await?;
     println!(
         "node started: KV API at {}, store {store}",
         server.local_addr()
     );
+    println!("SQL: {}", sql.url());
 
     let signal = wait_for_signal().await;
     tracing::info!("received {signal}, shutting down (send it again to exit at once)");
@@ -54,6 +60,7 @@ pub async fn run(args: StartArgs) -> CliResult {
         eprintln!("received {again} again: exiting without waiting");
         std::process::exit(1);
     });
+    sql.shutdown().await;
     server.shutdown().await.map_err(CliError::from)
 }
 
