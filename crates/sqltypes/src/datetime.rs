@@ -469,7 +469,7 @@ pub fn parse_timestamp(s: &str, tz: bool) -> SqlResult<i64> {
     let mut micros = days
         .checked_mul(USECS_PER_DAY)
         .and_then(|v| v.checked_add(tod))
-        .ok_or_else(|| timestamp_out_of_range())?;
+        .ok_or_else(timestamp_out_of_range)?;
     if let (true, Some(off)) = (tz, zone) {
         micros -= off * USECS_PER_SEC;
     }

@@ -14,6 +14,7 @@
 pub mod agg;
 pub mod datetime;
 pub mod error;
+pub mod functions;
 pub mod num;
 pub mod ops;
 pub mod types;

@@ -17,8 +17,6 @@ use crate::{SqlError, SqlResult};
 const MIN_SIG_DIGITS: i64 = 16;
 /// PostgreSQL's NUMERIC_MAX_DISPLAY_SCALE.
 pub const MAX_DISPLAY_SCALE: i64 = 1000;
-/// PostgreSQL's NUMERIC_MAX_RESULT_SCALE.
-const MAX_RESULT_SCALE: i64 = 2000;
 
 /// A finite decimal: `(-1)^neg × mag × 10^-scale`, `mag` as digits 0..=9, most
 /// significant first, without leading zeros (empty for zero).
@@ -198,7 +196,7 @@ impl Num {
         pad_zeros(&self.mag, (scale - self.scale) as usize)
     }
 
-    pub fn neg(mut self) -> Num {
+    pub fn negate(mut self) -> Num {
         self.neg = !self.neg && !self.mag.is_empty();
         self
     }
@@ -208,7 +206,7 @@ impl Num {
         self
     }
 
-    pub fn cmp(&self, other: &Num) -> Ordering {
+    pub fn cmp_num(&self, other: &Num) -> Ordering {
         match (self.neg && !self.is_zero(), other.neg && !other.is_zero()) {
             (false, true) => return Ordering::Greater,
             (true, false) => return Ordering::Less,
@@ -250,7 +248,7 @@ impl Num {
     }
 
     pub fn sub(&self, other: &Num) -> Num {
-        self.add(&other.clone().neg())
+        self.add(&other.clone().negate())
     }
 
     pub fn mul(&self, other: &Num) -> Num {
@@ -475,41 +473,121 @@ impl Num {
         }
     }
 
-    /// Exact integer power (non-negative exponent), PostgreSQL's result scale.
+    /// Exact integer power with PostgreSQL 15's result scale for integral exponents
+    /// (`max(16, scale of the base)`).
     pub fn pow_int(&self, exp: i64) -> SqlResult<Num> {
         let base_f = self.to_f64().abs();
-        let weight = if base_f == 0.0 {
-            0.0
-        } else {
-            exp as f64 * base_f.log10()
-        };
-        if weight.abs() > 131_072.0 {
-            return Err(SqlError::out_of_range("value overflows numeric format"));
+        if base_f != 0.0 && (exp as f64 * base_f.log10()).abs() > 131_072.0 {
+            return Err(overflow());
         }
-        let rscale = (MIN_SIG_DIGITS - weight as i64)
+        let rscale = MIN_SIG_DIGITS
             .max(i64::from(self.scale))
             .clamp(0, MAX_DISPLAY_SCALE);
-        if exp >= 0 {
-            let mut result = Num::from_i128(1);
-            let mut base = self.clone();
-            let mut e = exp;
-            while e > 0 {
-                if e & 1 == 1 {
-                    result = result.mul(&base);
+        if exp < 0 {
+            if self.is_zero() {
+                return Err(SqlError::new(
+                    "2201F",
+                    "zero raised to a negative power is undefined",
+                ));
+            }
+            let pos = self.pow_int_raw(exp.unsigned_abs(), rscale)?;
+            return Num::from_i128(1).div_to_scale(&pos, rscale as u32);
+        }
+        Ok(self.pow_int_raw(exp.unsigned_abs(), rscale)?.round(rscale))
+    }
+
+    fn pow_int_raw(&self, mut e: u64, rscale: i64) -> SqlResult<Num> {
+        let keep = rscale * 2 + 20;
+        let mut result = Num::from_i128(1);
+        let mut base = self.clone();
+        while e > 0 {
+            if e & 1 == 1 {
+                result = result.mul(&base);
+                if i64::from(result.scale) > keep {
+                    result = result.round(keep);
                 }
-                e >>= 1;
-                if e > 0 {
-                    base = base.mul(&base);
-                    if base.scale as i64 > MAX_RESULT_SCALE * 2 {
-                        base = base.round(MAX_RESULT_SCALE * 2);
-                    }
+                if result.int_digits() > 131_072 {
+                    return Err(overflow());
                 }
             }
-            Ok(result.round(rscale))
-        } else {
-            let pos = self.pow_int(-exp)?;
-            Num::from_i128(1).div_to_scale(&pos, rscale as u32)
+            e >>= 1;
+            if e > 0 {
+                base = base.mul(&base);
+                if i64::from(base.scale) > keep {
+                    base = base.round(keep);
+                }
+                if base.int_digits() > 131_072 {
+                    return Err(overflow());
+                }
+            }
         }
+        Ok(result)
+    }
+
+    /// Result scale PostgreSQL uses for a non-integral power, given the approximate
+    /// result.
+    pub fn pow_scale(&self, exp: &Num, approx: f64) -> u32 {
+        let w = if approx == 0.0 || !approx.is_finite() {
+            0
+        } else {
+            approx.abs().log10() as i64
+        };
+        (MIN_SIG_DIGITS - w)
+            .max(i64::from(self.scale))
+            .max(i64::from(exp.scale))
+            .clamp(0, MAX_DISPLAY_SCALE) as u32
+    }
+
+    /// Result scale for sqrt (PostgreSQL's `numeric_sqrt`).
+    pub fn sqrt_scale(&self) -> u32 {
+        let (w, _) = if self.is_zero() {
+            (0, 0)
+        } else {
+            self.base10000_lead()
+        };
+        let sweight = (w + 1) * 4 / 2 - 1;
+        (MIN_SIG_DIGITS - sweight)
+            .max(i64::from(self.scale))
+            .clamp(0, MAX_DISPLAY_SCALE) as u32
+    }
+
+    /// Square root rounded to `scale` decimals (exact digit-by-digit).
+    pub fn sqrt(&self, scale: u32) -> Num {
+        // isqrt(mag * 10^(2*(scale+1) - self.scale)) then round the extra digit
+        let target = 2 * (i64::from(scale) + 1);
+        let shift = target - i64::from(self.scale);
+        let v = if shift >= 0 {
+            pad_zeros(&self.mag, shift as usize)
+        } else {
+            let keep = self.mag.len().saturating_sub((-shift) as usize);
+            self.mag[..keep].to_vec()
+        };
+        let root = isqrt(&v);
+        Num {
+            neg: false,
+            mag: root,
+            scale: scale + 1,
+        }
+        .round(i64::from(scale))
+    }
+}
+
+/// Integer square root of a digit magnitude (Newton's method).
+fn isqrt(v: &[u8]) -> Vec<u8> {
+    let v = strip_leading(v.to_vec());
+    if v.is_empty() {
+        return v;
+    }
+    // initial guess: 10^(ceil(len/2)) is >= sqrt
+    let mut x = pad_zeros(&[1], v.len().div_ceil(2));
+    loop {
+        let (q, _) = divmod_mag(&v, &x);
+        let sum = add_mag(&x, &q);
+        let (y, _) = divmod_mag(&sum, &[2]);
+        if cmp_mag(&y, &x) != Ordering::Less {
+            return x;
+        }
+        x = y;
     }
 }
 
@@ -712,5 +790,30 @@ mod tests {
             n("2").pow_int(3).expect("pow").to_string(),
             "8.0000000000000000"
         );
+    }
+
+    #[test]
+    fn integer_powers_use_scale_sixteen() {
+        assert_eq!(
+            n("10").pow_int(-2).expect("pow").to_string(),
+            "0.0100000000000000"
+        );
+        assert_eq!(
+            n("3").pow_int(40).expect("pow").to_string(),
+            "12157665459056928801.0000000000000000"
+        );
+    }
+
+    #[test]
+    fn square_roots_use_postgres_scale() {
+        for (x, want) in [
+            ("2", "1.414213562373095"),
+            ("1000000", "1000.0000000000000"),
+            ("0.0001", "0.01000000000000000"),
+            ("123.456", "11.111075555498666"),
+        ] {
+            let v = n(x);
+            assert_eq!(v.sqrt(v.sqrt_scale()).to_string(), want, "sqrt({x})");
+        }
     }
 }

@@ -6,7 +6,12 @@
 
 use std::cmp::Ordering;
 
-use crate::{SqlError, SqlResult, SqlType, Value};
+use tardigrade_encoding::decimal::Decimal;
+
+use crate::datetime::{self, USECS_PER_DAY};
+use crate::error::codes;
+use crate::num::{self, Num};
+use crate::{Interval, SqlError, SqlResult, SqlType, Value};
 
 /// A binary operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -50,11 +55,620 @@ pub enum UnOp {
     BitNot,
 }
 
-pub fn binary_type(op: BinOp, left: SqlType, right: SqlType) -> SqlResult<SqlType> {
-    let _ = (op, left, right);
-    Err(SqlError::unsupported("binary_type"))
+impl BinOp {
+    /// The operator as SQL spells it (for error messages).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Pow => "^",
+            BinOp::Eq => "=",
+            BinOp::NotEq => "<>",
+            BinOp::Lt => "<",
+            BinOp::LtEq => "<=",
+            BinOp::Gt => ">",
+            BinOp::GtEq => ">=",
+            BinOp::And => "AND",
+            BinOp::Or => "OR",
+            BinOp::Concat => "||",
+            BinOp::Like => "~~",
+            BinOp::NotLike => "!~~",
+            BinOp::ILike => "~~*",
+            BinOp::NotILike => "!~~*",
+            BinOp::BitAnd => "&",
+            BinOp::BitOr => "|",
+            BinOp::BitXor => "#",
+            BinOp::ShiftLeft => "<<",
+            BinOp::ShiftRight => ">>",
+            BinOp::JsonGet => "->",
+            BinOp::JsonGetText => "->>",
+            BinOp::IsDistinctFrom => "IS DISTINCT FROM",
+            BinOp::IsNotDistinctFrom => "IS NOT DISTINCT FROM",
+        }
+    }
+
+    fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq
+                | BinOp::NotEq
+                | BinOp::Lt
+                | BinOp::LtEq
+                | BinOp::Gt
+                | BinOp::GtEq
+                | BinOp::IsDistinctFrom
+                | BinOp::IsNotDistinctFrom
+        )
+    }
 }
 
+impl UnOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            UnOp::Neg => "-",
+            UnOp::Plus => "+",
+            UnOp::Not => "NOT",
+            UnOp::BitNot => "~",
+        }
+    }
+}
+
+fn no_operator(op: BinOp, l: SqlType, r: SqlType) -> SqlError {
+    SqlError::undefined_function(format!("operator does not exist: {l} {} {r}", op.symbol()))
+        .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
+}
+
+/// Rank within the numeric category: int2 < int4 < int8 < numeric < float4 < float8.
+fn num_rank(t: SqlType) -> Option<u8> {
+    Some(match t {
+        SqlType::Int2 => 0,
+        SqlType::Int4 => 1,
+        SqlType::Int8 => 2,
+        SqlType::Decimal(_) => 3,
+        SqlType::Float4 => 4,
+        SqlType::Float8 => 5,
+        _ => return None,
+    })
+}
+
+fn is_float(t: SqlType) -> bool {
+    matches!(t, SqlType::Float4 | SqlType::Float8)
+}
+
+fn is_stringish(t: SqlType) -> bool {
+    t.is_string() || t == SqlType::Unknown
+}
+
+fn is_datetime(t: SqlType) -> bool {
+    matches!(t, SqlType::Date | SqlType::Timestamp | SqlType::TimestampTz)
+}
+
+/// Result type of numeric arithmetic between two numeric types.
+fn arith_numeric(l: SqlType, r: SqlType) -> SqlType {
+    if is_float(l) || is_float(r) {
+        if l == SqlType::Float4 && r == SqlType::Float4 {
+            SqlType::Float4
+        } else {
+            SqlType::Float8
+        }
+    } else if matches!(l, SqlType::Decimal(_)) || matches!(r, SqlType::Decimal(_)) {
+        SqlType::Decimal(None)
+    } else if l == SqlType::Int8 || r == SqlType::Int8 {
+        SqlType::Int8
+    } else if l == SqlType::Int4 || r == SqlType::Int4 {
+        SqlType::Int4
+    } else {
+        SqlType::Int2
+    }
+}
+
+/// Whether values of the two types can be compared with `=`, `<`, ….
+fn comparable(l: SqlType, r: SqlType) -> bool {
+    l == SqlType::Unknown
+        || r == SqlType::Unknown
+        || (l.is_numeric() && r.is_numeric())
+        || (l.is_string() && r.is_string())
+        || (is_datetime(l) && is_datetime(r))
+        || std::mem::discriminant(&l) == std::mem::discriminant(&r)
+}
+
+/// The result type of `left op right`, with PostgreSQL's operator resolution; an
+/// `Unknown` side (NULL literal, untyped parameter) takes the other side's type.
+pub fn binary_type(op: BinOp, left: SqlType, right: SqlType) -> SqlResult<SqlType> {
+    use SqlType as T;
+    let (l, r) = match (left, right) {
+        (T::Unknown, T::Unknown) => (T::Unknown, T::Unknown),
+        (T::Unknown, r) if !matches!(op, BinOp::Concat | BinOp::JsonGet | BinOp::JsonGetText) => {
+            (r, r)
+        }
+        (l, T::Unknown) if !matches!(op, BinOp::Concat | BinOp::JsonGet | BinOp::JsonGetText) => {
+            (l, l)
+        }
+        lr => lr,
+    };
+    let fail = || no_operator(op, left, right);
+    if op.is_comparison() {
+        return if comparable(l, r) {
+            Ok(T::Bool)
+        } else {
+            Err(fail())
+        };
+    }
+    match op {
+        BinOp::And | BinOp::Or => {
+            for t in [l, r] {
+                if !matches!(t, T::Bool | T::Unknown) {
+                    return Err(SqlError::datatype_mismatch(format!(
+                        "argument of {} must be type boolean, not type {t}",
+                        op.symbol()
+                    )));
+                }
+            }
+            Ok(T::Bool)
+        }
+        BinOp::Like | BinOp::NotLike | BinOp::ILike | BinOp::NotILike => {
+            if (is_stringish(l) && is_stringish(r)) || (l == T::Bytes && r == T::Bytes) {
+                Ok(T::Bool)
+            } else {
+                Err(fail())
+            }
+        }
+        BinOp::Concat => match (l, r) {
+            (T::Bytes, T::Bytes | T::Unknown) | (T::Unknown, T::Bytes) => Ok(T::Bytes),
+            (T::Jsonb, T::Jsonb) => Ok(T::Jsonb),
+            (l, r) if is_stringish(l) || is_stringish(r) => Ok(T::Text),
+            _ => Err(fail()),
+        },
+        BinOp::JsonGet | BinOp::JsonGetText => {
+            if l == T::Jsonb && (is_stringish(r) || r.is_integer()) {
+                Ok(if op == BinOp::JsonGet {
+                    T::Jsonb
+                } else {
+                    T::Text
+                })
+            } else {
+                Err(fail())
+            }
+        }
+        BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => {
+            if l.is_integer() && r.is_integer() {
+                Ok(arith_numeric(l, r))
+            } else {
+                Err(fail())
+            }
+        }
+        BinOp::ShiftLeft | BinOp::ShiftRight => {
+            if l.is_integer() && r.is_integer() {
+                Ok(l)
+            } else {
+                Err(fail())
+            }
+        }
+        BinOp::Pow => {
+            if l.is_numeric() && r.is_numeric() {
+                if is_float(l) || is_float(r) || (l.is_integer() && r.is_integer()) {
+                    Ok(T::Float8)
+                } else {
+                    Ok(T::Decimal(None))
+                }
+            } else {
+                Err(fail())
+            }
+        }
+        BinOp::Mod => {
+            if l.is_numeric() && r.is_numeric() && !is_float(l) && !is_float(r) {
+                Ok(arith_numeric(l, r))
+            } else {
+                Err(fail())
+            }
+        }
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
+            if l == T::Unknown {
+                return Err(SqlError::undefined_function(format!(
+                    "operator is not unique: unknown {} unknown",
+                    op.symbol()
+                )));
+            }
+            if l.is_numeric() && r.is_numeric() {
+                return Ok(arith_numeric(l, r));
+            }
+            datetime_arith_type(op, l, r).ok_or_else(fail)
+        }
+        _ => Err(fail()),
+    }
+}
+
+fn datetime_arith_type(op: BinOp, l: SqlType, r: SqlType) -> Option<SqlType> {
+    use SqlType as T;
+    Some(match (op, l, r) {
+        (BinOp::Add, T::Date, t) | (BinOp::Add, t, T::Date) if t.is_integer() => T::Date,
+        (BinOp::Sub, T::Date, t) if t.is_integer() => T::Date,
+        (BinOp::Sub, T::Date, T::Date) => T::Int4,
+        (BinOp::Add, T::Date, T::Interval) | (BinOp::Add, T::Interval, T::Date) => T::Timestamp,
+        (BinOp::Sub, T::Date, T::Interval) => T::Timestamp,
+        (BinOp::Add, t @ (T::Timestamp | T::TimestampTz), T::Interval)
+        | (BinOp::Add, T::Interval, t @ (T::Timestamp | T::TimestampTz))
+        | (BinOp::Sub, t @ (T::Timestamp | T::TimestampTz), T::Interval) => t,
+        (BinOp::Sub, a, b) if is_datetime(a) && is_datetime(b) => T::Interval,
+        (BinOp::Add | BinOp::Sub, T::Interval, T::Interval) => T::Interval,
+        (BinOp::Mul, T::Interval, t) | (BinOp::Mul, t, T::Interval) if t.is_numeric() => {
+            T::Interval
+        }
+        (BinOp::Div, T::Interval, t) if t.is_numeric() => T::Interval,
+        _ => return None,
+    })
+}
+
+fn int_range_error(ty: SqlType) -> SqlError {
+    SqlError::out_of_range(match ty {
+        SqlType::Int2 => "smallint out of range",
+        SqlType::Int4 => "integer out of range",
+        _ => "bigint out of range",
+    })
+}
+
+/// Checks an integer result against the bounds of its type.
+pub fn check_int(v: i128, ty: SqlType) -> SqlResult<i64> {
+    let (lo, hi) = match ty {
+        SqlType::Int2 => (i128::from(i16::MIN), i128::from(i16::MAX)),
+        SqlType::Int4 => (i128::from(i32::MIN), i128::from(i32::MAX)),
+        _ => (i128::from(i64::MIN), i128::from(i64::MAX)),
+    };
+    if v < lo || v > hi {
+        Err(int_range_error(ty))
+    } else {
+        Ok(v as i64)
+    }
+}
+
+/// A value as f64 (ints, floats, numerics).
+pub fn to_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        Value::Decimal(d) => Some(num::dec_to_f64(d)),
+        _ => None,
+    }
+}
+
+/// A value as a Decimal (ints, numerics; floats as `float8::numeric`).
+pub fn to_decimal(v: &Value) -> SqlResult<Decimal> {
+    match v {
+        Value::Int(i) => Ok(Decimal::from(*i)),
+        Value::Decimal(d) => Ok(d.clone()),
+        Value::Float(f) => num::dec_from_f64(*f, 15),
+        _ => Err(SqlError::internal(format!("not a number: {v:?}"))),
+    }
+}
+
+fn float_result(v: f64, inputs_finite: bool, ty: SqlType) -> SqlResult<Value> {
+    if v.is_infinite() && inputs_finite {
+        return Err(SqlError::out_of_range("value out of range: overflow"));
+    }
+    if ty == SqlType::Float4 {
+        let f = v as f32;
+        if f.is_infinite() && !v.is_infinite() {
+            return Err(SqlError::out_of_range("value out of range: overflow"));
+        }
+        if f == 0.0 && v != 0.0 {
+            return Err(SqlError::out_of_range("value out of range: underflow"));
+        }
+        return Ok(Value::Float(f64::from(f)));
+    }
+    Ok(Value::Float(v))
+}
+
+fn float_arith(op: BinOp, a: f64, b: f64, ty: SqlType) -> SqlResult<Value> {
+    let finite = a.is_finite() && b.is_finite();
+    let r = match op {
+        BinOp::Add => a + b,
+        BinOp::Sub => a - b,
+        BinOp::Mul => {
+            let r = a * b;
+            if r == 0.0 && a != 0.0 && b != 0.0 && finite {
+                return Err(SqlError::out_of_range("value out of range: underflow"));
+            }
+            r
+        }
+        BinOp::Div => {
+            if b == 0.0 {
+                return Err(SqlError::division_by_zero());
+            }
+            let r = a / b;
+            if r == 0.0 && a != 0.0 && finite {
+                return Err(SqlError::out_of_range("value out of range: underflow"));
+            }
+            r
+        }
+        BinOp::Pow => return float_pow(a, b),
+        _ => return Err(SqlError::internal("float_arith")),
+    };
+    float_result(r, finite, ty)
+}
+
+fn float_pow(a: f64, b: f64) -> SqlResult<Value> {
+    if a == 0.0 && b < 0.0 {
+        return Err(SqlError::new(
+            "2201F",
+            "zero raised to a negative power is undefined",
+        ));
+    }
+    if a < 0.0 && b.is_finite() && b.fract() != 0.0 {
+        return Err(SqlError::new(
+            "2201F",
+            "a negative number raised to a non-integer power yields a complex result",
+        ));
+    }
+    let r = a.powf(b);
+    if r.is_infinite() && a.is_finite() && b.is_finite() {
+        return Err(SqlError::out_of_range("value out of range: overflow"));
+    }
+    if r == 0.0 && a != 0.0 && a.is_finite() && b.is_finite() {
+        return Err(SqlError::out_of_range("value out of range: underflow"));
+    }
+    Ok(Value::Float(r))
+}
+
+fn int_arith(op: BinOp, a: i64, b: i64, ty: SqlType) -> SqlResult<Value> {
+    let (a, b) = (i128::from(a), i128::from(b));
+    let r = match op {
+        BinOp::Add => a + b,
+        BinOp::Sub => a - b,
+        BinOp::Mul => a * b,
+        BinOp::Div => {
+            if b == 0 {
+                return Err(SqlError::division_by_zero());
+            }
+            a / b
+        }
+        BinOp::Mod => {
+            if b == 0 {
+                return Err(SqlError::division_by_zero());
+            }
+            a % b
+        }
+        BinOp::BitAnd => a & b,
+        BinOp::BitOr => a | b,
+        BinOp::BitXor => a ^ b,
+        _ => return Err(SqlError::internal("int_arith")),
+    };
+    Ok(Value::Int(check_int(r, ty)?))
+}
+
+fn shift(op: BinOp, a: i64, b: i64, ty: SqlType) -> Value {
+    let bits = match ty {
+        SqlType::Int2 => 16,
+        SqlType::Int4 => 32,
+        _ => 64,
+    };
+    let amount = (b.rem_euclid(bits)) as u32;
+    let v = match op {
+        BinOp::ShiftLeft => a.wrapping_shl(amount),
+        _ => a.wrapping_shr(amount),
+    };
+    Value::Int(match bits {
+        16 => i64::from(v as i16),
+        32 => i64::from(v as i32),
+        _ => v,
+    })
+}
+
+/// Numeric arithmetic including NaN and ±Infinity.
+fn decimal_arith(op: BinOp, a: &Decimal, b: &Decimal) -> SqlResult<Decimal> {
+    let (Some(x), Some(y)) = (Num::from_decimal(a), Num::from_decimal(b)) else {
+        return decimal_special(op, a, b);
+    };
+    let r = match op {
+        BinOp::Add => x.add(&y),
+        BinOp::Sub => x.sub(&y),
+        BinOp::Mul => {
+            let m = x.mul(&y);
+            if i64::from(m.scale) > num::MAX_DISPLAY_SCALE * 2 {
+                m.round(num::MAX_DISPLAY_SCALE * 2)
+            } else {
+                m
+            }
+        }
+        BinOp::Div => x.div(&y)?,
+        BinOp::Mod => x.rem(&y)?,
+        BinOp::Pow => return decimal_pow(&x, &y),
+        _ => return Err(SqlError::internal("decimal_arith")),
+    };
+    r.to_decimal()
+}
+
+fn decimal_special(op: BinOp, a: &Decimal, b: &Decimal) -> SqlResult<Decimal> {
+    if a.is_nan() || b.is_nan() {
+        return Ok(Decimal::nan());
+    }
+    let (fa, fb) = (num::dec_to_f64(a), num::dec_to_f64(b));
+    let r = match op {
+        BinOp::Add => fa + fb,
+        BinOp::Sub => fa - fb,
+        BinOp::Mul => fa * fb,
+        BinOp::Div | BinOp::Mod if b.is_zero() => return Err(SqlError::division_by_zero()),
+        BinOp::Div => fa / fb,
+        BinOp::Mod => {
+            if a.is_infinite() {
+                f64::NAN
+            } else {
+                return Ok(a.clone());
+            }
+        }
+        BinOp::Pow => fa.powf(fb),
+        _ => return Err(SqlError::internal("decimal_special")),
+    };
+    if r.is_nan() {
+        Ok(Decimal::nan())
+    } else if r.is_infinite() {
+        Ok(Decimal::infinity(r < 0.0))
+    } else {
+        num::dec_from_f64(r, 15)
+    }
+}
+
+fn decimal_pow(x: &Num, y: &Num) -> SqlResult<Decimal> {
+    if x.is_zero() && y.neg && !y.is_zero() {
+        return Err(SqlError::new(
+            "2201F",
+            "zero raised to a negative power is undefined",
+        ));
+    }
+    if y.is_integral()
+        && let Some(e) = y
+            .to_i128_round()
+            .filter(|e| e.abs() <= i128::from(i32::MAX))
+    {
+        return x.pow_int(e as i64)?.to_decimal();
+    }
+    if x.neg {
+        return Err(SqlError::new(
+            "2201F",
+            "a negative number raised to a non-integer power yields a complex result",
+        ));
+    }
+    let approx = x.to_f64().powf(y.to_f64());
+    if !approx.is_finite() {
+        return Err(num::overflow());
+    }
+    let scale = x.pow_scale(y, approx);
+    let d = num::dec_from_f64(approx, 17)?;
+    match Num::from_decimal(&d) {
+        Some(n) => n.round(i64::from(scale)).to_decimal(),
+        None => Ok(d),
+    }
+}
+
+/// Interval × factor, spilling fractional months into days and fractional days into
+/// time as PostgreSQL's `interval_mul` does.
+fn interval_mul(iv: Interval, f: f64) -> SqlResult<Interval> {
+    let months = f64::from(iv.months) * f;
+    let days = f64::from(iv.days) * f;
+    let whole_months = months.trunc();
+    let month_rem_days = (months - whole_months) * 30.0;
+    let total_days = days + month_rem_days;
+    let whole_days = total_days.trunc();
+    let micros = iv.micros as f64 * f + (total_days - whole_days) * USECS_PER_DAY as f64;
+    if !months.is_finite()
+        || whole_months.abs() > f64::from(i32::MAX)
+        || whole_days.abs() > f64::from(i32::MAX)
+        || micros.abs() > 9.2e18
+    {
+        return Err(datetime::interval_out_of_range());
+    }
+    Ok(Interval {
+        months: whole_months as i32,
+        days: whole_days as i32,
+        micros: micros.round() as i64,
+    })
+}
+
+fn interval_add(a: Interval, b: Interval, sub: bool) -> SqlResult<Interval> {
+    let b = if sub { datetime::neg_interval(b)? } else { b };
+    Ok(Interval {
+        months: a
+            .months
+            .checked_add(b.months)
+            .ok_or_else(datetime::interval_out_of_range)?,
+        days: a
+            .days
+            .checked_add(b.days)
+            .ok_or_else(datetime::interval_out_of_range)?,
+        micros: a
+            .micros
+            .checked_add(b.micros)
+            .ok_or_else(datetime::interval_out_of_range)?,
+    })
+}
+
+/// Timestamp micros of a date/timestamp value.
+fn as_micros(v: &Value) -> Option<i64> {
+    match v {
+        Value::Date(d) => Some(match *d {
+            datetime::DATE_POS_INF => datetime::TS_POS_INF,
+            datetime::DATE_NEG_INF => datetime::TS_NEG_INF,
+            d => i64::from(d) * USECS_PER_DAY,
+        }),
+        Value::Timestamp(t) | Value::TimestampTz(t) => Some(*t),
+        _ => None,
+    }
+}
+
+fn datetime_arith(op: BinOp, l: &Value, r: &Value, res: SqlType) -> SqlResult<Value> {
+    use Value as V;
+    let date_range = || SqlError::new(codes::DATETIME_FIELD_OVERFLOW, "date out of range");
+    let wrap_ts = |t: i64| match res {
+        SqlType::TimestampTz => V::TimestampTz(t),
+        _ => V::Timestamp(t),
+    };
+    Ok(match (op, l, r) {
+        (BinOp::Add, V::Date(d), V::Int(n)) | (BinOp::Add, V::Int(n), V::Date(d)) => {
+            V::Date(i32::try_from(i64::from(*d) + n).map_err(|_| date_range())?)
+        }
+        (BinOp::Sub, V::Date(d), V::Int(n)) => {
+            V::Date(i32::try_from(i64::from(*d) - n).map_err(|_| date_range())?)
+        }
+        (BinOp::Sub, V::Date(a), V::Date(b)) => {
+            V::Int(check_int(i128::from(*a) - i128::from(*b), SqlType::Int4)?)
+        }
+        (BinOp::Add, V::Interval(iv), t) | (BinOp::Add, t, V::Interval(iv))
+            if as_micros(t).is_some() =>
+        {
+            wrap_ts(datetime::add_interval(as_micros(t).unwrap_or(0), *iv)?)
+        }
+        (BinOp::Sub, t, V::Interval(iv)) if as_micros(t).is_some() => wrap_ts(
+            datetime::add_interval(as_micros(t).unwrap_or(0), datetime::neg_interval(*iv)?)?,
+        ),
+        (BinOp::Sub, a, b) if as_micros(a).is_some() && as_micros(b).is_some() => V::Interval(
+            datetime::timestamp_diff(as_micros(a).unwrap_or(0), as_micros(b).unwrap_or(0))?,
+        ),
+        (BinOp::Add, V::Interval(a), V::Interval(b)) => V::Interval(interval_add(*a, *b, false)?),
+        (BinOp::Sub, V::Interval(a), V::Interval(b)) => V::Interval(interval_add(*a, *b, true)?),
+        (BinOp::Mul, V::Interval(iv), n) | (BinOp::Mul, n, V::Interval(iv)) => {
+            V::Interval(interval_mul(*iv, to_f64(n).unwrap_or(f64::NAN))?)
+        }
+        (BinOp::Div, V::Interval(iv), n) => {
+            let f = to_f64(n).unwrap_or(f64::NAN);
+            if f == 0.0 {
+                return Err(SqlError::division_by_zero());
+            }
+            V::Interval(interval_mul(*iv, 1.0 / f)?)
+        }
+        _ => {
+            return Err(SqlError::internal(format!(
+                "bad datetime operands {l:?} {} {r:?}",
+                op.symbol()
+            )));
+        }
+    })
+}
+
+/// Converts an untyped literal (`Unknown` text) to the type of the other operand.
+fn resolve_unknown(v: &Value, ty: SqlType, other: SqlType) -> SqlResult<Option<Value>> {
+    if ty == SqlType::Unknown
+        && !is_stringish(other)
+        && let Value::Text(s) = v
+    {
+        return Value::from_text(s, other).map(Some);
+    }
+    Ok(None)
+}
+
+/// SQL comparison of two non-NULL values of comparable types (dates against
+/// timestamps, numbers across int/float/numeric, CHAR(n) ignoring trailing blanks).
+fn compare_typed(l: &Value, r: &Value, lt: SqlType, rt: SqlType) -> Ordering {
+    if (matches!(lt, SqlType::Char(_)) || matches!(rt, SqlType::Char(_)))
+        && let (Value::Text(a), Value::Text(b)) = (l, r)
+    {
+        return a.trim_end_matches(' ').cmp(b.trim_end_matches(' '));
+    }
+    compare(l, r).unwrap_or(Ordering::Equal)
+}
+
+/// Evaluates `left op right` for operands of types `left_ty` and `right_ty`.
 pub fn eval_binary(
     op: BinOp,
     left: &Value,
@@ -62,49 +676,562 @@ pub fn eval_binary(
     left_ty: SqlType,
     right_ty: SqlType,
 ) -> SqlResult<Value> {
-    let _ = (op, left, right, left_ty, right_ty);
-    Err(SqlError::unsupported("eval_binary"))
+    match op {
+        BinOp::And => {
+            return Ok(match (as_bool(left)?, as_bool(right)?) {
+                (Some(false), _) | (_, Some(false)) => Value::Bool(false),
+                (Some(true), Some(true)) => Value::Bool(true),
+                _ => Value::Null,
+            });
+        }
+        BinOp::Or => {
+            return Ok(match (as_bool(left)?, as_bool(right)?) {
+                (Some(true), _) | (_, Some(true)) => Value::Bool(true),
+                (Some(false), Some(false)) => Value::Bool(false),
+                _ => Value::Null,
+            });
+        }
+        _ => {}
+    }
+    let lconv = resolve_unknown(left, left_ty, right_ty)?;
+    let rconv = resolve_unknown(right, right_ty, left_ty)?;
+    let (l, lt) = match &lconv {
+        Some(v) => (v, right_ty),
+        None => (left, left_ty),
+    };
+    let (r, rt) = match &rconv {
+        Some(v) => (v, left_ty),
+        None => (right, right_ty),
+    };
+    if matches!(op, BinOp::IsDistinctFrom | BinOp::IsNotDistinctFrom) {
+        let same = match (l.is_null(), r.is_null()) {
+            (true, true) => true,
+            (false, false) => compare_typed(l, r, lt, rt) == Ordering::Equal,
+            _ => false,
+        };
+        return Ok(Value::Bool(same == (op == BinOp::IsNotDistinctFrom)));
+    }
+    if l.is_null() || r.is_null() {
+        return Ok(Value::Null);
+    }
+    if op.is_comparison() {
+        let ord = compare_typed(l, r, lt, rt);
+        return Ok(Value::Bool(match op {
+            BinOp::Eq => ord == Ordering::Equal,
+            BinOp::NotEq => ord != Ordering::Equal,
+            BinOp::Lt => ord == Ordering::Less,
+            BinOp::LtEq => ord != Ordering::Greater,
+            BinOp::Gt => ord == Ordering::Greater,
+            _ => ord != Ordering::Less,
+        }));
+    }
+    match op {
+        BinOp::Concat => return concat(l, r, lt, rt),
+        BinOp::Like | BinOp::NotLike | BinOp::ILike | BinOp::NotILike => {
+            let (s, p) = (text_of(l, lt), text_of(r, rt));
+            let ci = matches!(op, BinOp::ILike | BinOp::NotILike);
+            let m = like(&s, &p, ci)?;
+            return Ok(Value::Bool(m == matches!(op, BinOp::Like | BinOp::ILike)));
+        }
+        BinOp::JsonGet | BinOp::JsonGetText => return json_get(op, l, r),
+        _ => {}
+    }
+    let res = binary_type(op, lt, rt)?;
+    match (l, r) {
+        (Value::Int(a), Value::Int(b)) if res.is_integer() => match op {
+            BinOp::ShiftLeft | BinOp::ShiftRight => Ok(shift(op, *a, *b, res)),
+            _ => int_arith(op, *a, *b, res),
+        },
+        _ if matches!(res, SqlType::Float4 | SqlType::Float8) && l.is_number() && r.is_number() => {
+            let (a, b) = (to_f64(l).unwrap_or(f64::NAN), to_f64(r).unwrap_or(f64::NAN));
+            float_arith(op, a, b, res)
+        }
+        _ if matches!(res, SqlType::Decimal(_)) && l.is_number() && r.is_number() => Ok(
+            Value::Decimal(decimal_arith(op, &to_decimal(l)?, &to_decimal(r)?)?),
+        ),
+        _ => datetime_arith(op, l, r, res),
+    }
 }
 
+fn as_bool(v: &Value) -> SqlResult<Option<bool>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        Value::Text(s) => Value::from_text(s, SqlType::Bool).map(|v| match v {
+            Value::Bool(b) => Some(b),
+            _ => None,
+        }),
+        other => Err(SqlError::datatype_mismatch(format!(
+            "argument must be type boolean, not {other:?}"
+        ))),
+    }
+}
+
+/// Text of a value as `||` and the string functions see it (CHAR(n) without its
+/// trailing blanks, as PostgreSQL's `bpchar::text` cast).
+pub fn text_of(v: &Value, ty: SqlType) -> String {
+    match (v, ty) {
+        (Value::Text(s), SqlType::Char(_)) => s.trim_end_matches(' ').to_owned(),
+        (Value::Text(s), _) => s.clone(),
+        (Value::Bool(b), _) => if *b { "true" } else { "false" }.to_owned(),
+        _ => v.to_text(ty),
+    }
+}
+
+fn concat(l: &Value, r: &Value, lt: SqlType, rt: SqlType) -> SqlResult<Value> {
+    match (l, r) {
+        (Value::Bytes(a), Value::Bytes(b)) => {
+            let mut v = a.clone();
+            v.extend_from_slice(b);
+            Ok(Value::Bytes(v))
+        }
+        (Value::Jsonb(a), Value::Jsonb(b)) if lt == SqlType::Jsonb && rt == SqlType::Jsonb => {
+            Ok(Value::Jsonb(Box::new(json_concat(a, b))))
+        }
+        _ => {
+            let mut s = text_of(l, lt);
+            s.push_str(&text_of(r, rt));
+            Ok(Value::Text(s))
+        }
+    }
+}
+
+fn json_concat(a: &serde_json::Value, b: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match (a, b) {
+        (J::Object(x), J::Object(y)) => {
+            let mut m = x.clone();
+            for (k, v) in y {
+                m.insert(k.clone(), v.clone());
+            }
+            J::Object(m)
+        }
+        (J::Array(x), J::Array(y)) => J::Array(x.iter().chain(y).cloned().collect()),
+        (J::Array(x), y) => J::Array(x.iter().cloned().chain([y.clone()]).collect()),
+        (x, J::Array(y)) => J::Array([x.clone()].into_iter().chain(y.iter().cloned()).collect()),
+        (x, y) => J::Array(vec![x.clone(), y.clone()]),
+    }
+}
+
+fn json_get(op: BinOp, l: &Value, r: &Value) -> SqlResult<Value> {
+    use serde_json::Value as J;
+    let Value::Jsonb(j) = l else {
+        return Err(SqlError::internal("-> on non-jsonb"));
+    };
+    let found = match (j.as_ref(), r) {
+        (J::Object(m), Value::Text(k)) => m.get(k),
+        (J::Array(a), Value::Int(i)) => {
+            let idx = if *i < 0 { a.len() as i64 + i } else { *i };
+            usize::try_from(idx).ok().and_then(|i| a.get(i))
+        }
+        _ => None,
+    };
+    Ok(match found {
+        None => Value::Null,
+        Some(v) if op == BinOp::JsonGet => Value::Jsonb(Box::new(v.clone())),
+        Some(J::Null) => Value::Null,
+        Some(J::String(s)) => Value::Text(s.clone()),
+        Some(v) => {
+            let mut s = String::new();
+            crate::value::write_json(&mut s, v);
+            Value::Text(s)
+        }
+    })
+}
+
+/// SQL `LIKE` (`%`, `_`, backslash escapes); `ci` lower-cases both sides (ILIKE).
+pub fn like(s: &str, pattern: &str, ci: bool) -> SqlResult<bool> {
+    let (s, p): (Vec<char>, Vec<char>) = if ci {
+        (
+            s.to_lowercase().chars().collect(),
+            pattern.to_lowercase().chars().collect(),
+        )
+    } else {
+        (s.chars().collect(), pattern.chars().collect())
+    };
+    // tokens: Some(c) literal, None '_' ; '%' as a separate marker
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tok {
+        Lit(char),
+        One,
+        Any,
+    }
+    let mut toks = Vec::with_capacity(p.len());
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '\\' => {
+                let c = p.get(i + 1).copied().ok_or_else(|| {
+                    SqlError::new("22025", "LIKE pattern must not end with escape character")
+                })?;
+                toks.push(Tok::Lit(c));
+                i += 2;
+                continue;
+            }
+            '%' => {
+                if toks.last() != Some(&Tok::Any) {
+                    toks.push(Tok::Any);
+                }
+            }
+            '_' => toks.push(Tok::One),
+            c => toks.push(Tok::Lit(c)),
+        }
+        i += 1;
+    }
+    // iterative matcher with backtracking to the last '%'
+    let (mut si, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match toks.get(ti) {
+            Some(Tok::Any) => {
+                star = Some((ti, si));
+                ti += 1;
+            }
+            Some(Tok::One) => {
+                si += 1;
+                ti += 1;
+            }
+            Some(Tok::Lit(c)) if *c == s[si] => {
+                si += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((st, ss)) => {
+                    ti = st + 1;
+                    si = ss + 1;
+                    star = Some((st, ss + 1));
+                }
+                None => return Ok(false),
+            },
+        }
+    }
+    while toks.get(ti) == Some(&Tok::Any) {
+        ti += 1;
+    }
+    Ok(ti == toks.len())
+}
+
+/// The result type of a unary operator.
 pub fn unary_type(op: UnOp, ty: SqlType) -> SqlResult<SqlType> {
-    let _ = (op, ty);
-    Err(SqlError::unsupported("unary_type"))
+    let fail =
+        || SqlError::undefined_function(format!("operator does not exist: {} {ty}", op.symbol()));
+    match op {
+        UnOp::Not => match ty {
+            SqlType::Bool | SqlType::Unknown => Ok(SqlType::Bool),
+            _ => Err(SqlError::datatype_mismatch(format!(
+                "argument of NOT must be type boolean, not type {ty}"
+            ))),
+        },
+        UnOp::Neg | UnOp::Plus => {
+            if ty.is_numeric() || ty == SqlType::Interval {
+                Ok(if let SqlType::Decimal(_) = ty {
+                    SqlType::Decimal(None)
+                } else {
+                    ty
+                })
+            } else if ty == SqlType::Unknown {
+                Err(SqlError::undefined_function(format!(
+                    "operator is not unique: {} unknown",
+                    op.symbol()
+                )))
+            } else {
+                Err(fail())
+            }
+        }
+        UnOp::BitNot => {
+            if ty.is_integer() {
+                Ok(ty)
+            } else {
+                Err(fail())
+            }
+        }
+    }
 }
 
+/// Evaluates a unary operator (`-INT_MIN` overflows).
 pub fn eval_unary(op: UnOp, v: &Value, ty: SqlType) -> SqlResult<Value> {
-    let _ = (op, v, ty);
-    Err(SqlError::unsupported("eval_unary"))
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    match (op, v) {
+        (UnOp::Not, _) => Ok(match as_bool(v)? {
+            Some(b) => Value::Bool(!b),
+            None => Value::Null,
+        }),
+        (UnOp::Plus, _) => Ok(v.clone()),
+        (UnOp::Neg, Value::Int(i)) => Ok(Value::Int(check_int(-i128::from(*i), ty)?)),
+        (UnOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
+        (UnOp::Neg, Value::Decimal(d)) => Ok(Value::Decimal(match Num::from_decimal(d) {
+            Some(n) => n.negate().to_decimal()?,
+            None if d.is_nan() => d.clone(),
+            None => Decimal::infinity(!d.is_negative()),
+        })),
+        (UnOp::Neg, Value::Interval(iv)) => Ok(Value::Interval(datetime::neg_interval(*iv)?)),
+        (UnOp::BitNot, Value::Int(i)) => Ok(Value::Int(!i)),
+        _ => Err(SqlError::undefined_function(format!(
+            "operator does not exist: {} {ty}",
+            op.symbol()
+        ))),
+    }
 }
 
-/// SQL comparison: `None` when either side is NULL.
+/// SQL comparison of two values: `None` when either is NULL. Numbers compare across
+/// int/float/numeric, dates against timestamps.
 pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     if a.is_null() || b.is_null() {
         return None;
     }
-    Some(a.cmp(b))
+    match (a, b) {
+        (Value::Date(_), Value::Timestamp(_) | Value::TimestampTz(_))
+        | (Value::Timestamp(_) | Value::TimestampTz(_), Value::Date(_))
+        | (Value::Timestamp(_), Value::TimestampTz(_))
+        | (Value::TimestampTz(_), Value::Timestamp(_)) => Some(as_micros(a).cmp(&as_micros(b))),
+        _ => Some(a.cmp(b)),
+    }
 }
 
+/// Whether an explicit cast `from::to` exists (PostgreSQL's cast catalog, restricted
+/// to Tardigrade's types; every type casts to and from the string types).
 pub fn can_cast(from: SqlType, to: SqlType) -> bool {
-    let _ = (from, to);
-    false
+    use SqlType as T;
+    if from == T::Unknown || is_stringish(from) || is_stringish(to) {
+        return true;
+    }
+    if std::mem::discriminant(&from) == std::mem::discriminant(&to) {
+        return true;
+    }
+    match (from, to) {
+        (f, t) if f.is_numeric() && t.is_numeric() => true,
+        (T::Int4 | T::Int2, T::Bool) | (T::Bool, T::Int4 | T::Int2) => true,
+        (f, t) if is_datetime(f) && is_datetime(t) => true,
+        (T::Jsonb, t) => t.is_numeric() || t == T::Bool,
+        _ => false,
+    }
 }
 
+fn cannot_cast(from: SqlType, to: SqlType) -> SqlError {
+    SqlError::new(
+        codes::CANNOT_COERCE,
+        format!("cannot cast type {from} to {to}"),
+    )
+}
+
+/// Truncates (explicit cast) or pads a string to VARCHAR(n)/CHAR(n).
+fn cast_string(s: String, to: SqlType) -> String {
+    match to {
+        SqlType::Varchar(Some(n)) | SqlType::Char(n) => {
+            let n = n as usize;
+            let mut out = match s.char_indices().nth(n) {
+                Some((i, _)) => s[..i].to_owned(),
+                None => s,
+            };
+            if let SqlType::Char(_) = to {
+                let len = out.chars().count();
+                out.extend(std::iter::repeat_n(' ', n - len.min(n)));
+            }
+            out
+        }
+        _ => s,
+    }
+}
+
+/// Rounds a float half to even into an integer type (PostgreSQL's `float8::int4`).
+fn float_to_int(f: f64, to: SqlType) -> SqlResult<i64> {
+    let r = f.round_ties_even();
+    if !r.is_finite() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&r) {
+        return Err(int_range_error(to));
+    }
+    check_int(r as i128, to)
+}
+
+fn decimal_to_int(d: &Decimal, to: SqlType) -> SqlResult<i64> {
+    let name = match to {
+        SqlType::Int2 => "smallint",
+        SqlType::Int4 => "integer",
+        _ => "bigint",
+    };
+    if d.is_nan() {
+        return Err(SqlError::unsupported(format!(
+            "cannot convert NaN to {name}"
+        )));
+    }
+    if d.is_infinite() {
+        return Err(SqlError::unsupported(format!(
+            "cannot convert infinity to {name}"
+        )));
+    }
+    let n = Num::from_decimal(d).ok_or_else(|| int_range_error(to))?;
+    if n.int_digits() > 20 {
+        return Err(int_range_error(to));
+    }
+    let v = n.to_i128_round().ok_or_else(|| int_range_error(to))?;
+    check_int(v, to)
+}
+
+fn with_typmod(d: Decimal, to: SqlType) -> SqlResult<Decimal> {
+    match to {
+        SqlType::Decimal(Some((p, s))) => num::apply_typmod(&d, p, s),
+        _ => Ok(d),
+    }
+}
+
+fn json_cast_error(j: &serde_json::Value, to: SqlType) -> SqlError {
+    use serde_json::Value as J;
+    let kind = match j {
+        J::Null => "null",
+        J::Bool(_) => "boolean",
+        J::Number(_) => "numeric",
+        J::String(_) => "string",
+        J::Array(_) => "array",
+        J::Object(_) => "object",
+    };
+    SqlError::new(
+        codes::INVALID_PARAMETER_VALUE,
+        format!("cannot cast jsonb {kind} to type {to}"),
+    )
+}
+
+/// Explicit cast `v::to` of a value of type `from`, as PostgreSQL does it: string
+/// types through text I/O, floats to ints rounding half to even, numerics to ints
+/// half away from zero, `(p,s)` rounding with 22003 overflow, VARCHAR(n) truncation.
 pub fn cast(v: &Value, from: SqlType, to: SqlType) -> SqlResult<Value> {
-    let _ = (v, from, to);
-    Err(SqlError::unsupported("cast"))
+    use SqlType as T;
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    if is_stringish(to) {
+        if to == T::Unknown {
+            return Ok(v.clone());
+        }
+        let s = match v {
+            Value::Text(s) if matches!(from, T::Char(_)) => s.trim_end_matches(' ').to_owned(),
+            Value::Text(s) => s.clone(),
+            Value::Bool(b) => if *b { "true" } else { "false" }.to_owned(),
+            _ => v.to_text(from),
+        };
+        return Ok(Value::Text(cast_string(s, to)));
+    }
+    if let Value::Text(s) = v {
+        let s = if matches!(from, T::Char(_)) {
+            s.trim_end_matches(' ')
+        } else {
+            s.as_str()
+        };
+        return Value::from_text(s, to);
+    }
+    Ok(match (v, to) {
+        (Value::Int(i), T::Int2 | T::Int4 | T::Int8) => Value::Int(check_int(i128::from(*i), to)?),
+        (Value::Int(i), T::Float8) => Value::Float(*i as f64),
+        (Value::Int(i), T::Float4) => Value::Float(f64::from(*i as f32)),
+        (Value::Int(i), T::Decimal(_)) => Value::Decimal(with_typmod(Decimal::from(*i), to)?),
+        (Value::Int(i), T::Bool) => Value::Bool(*i != 0),
+        (Value::Bool(b), T::Int2 | T::Int4 | T::Int8) => Value::Int(i64::from(*b)),
+        (Value::Bool(b), T::Bool) => Value::Bool(*b),
+        (Value::Float(f), T::Int2 | T::Int4 | T::Int8) => Value::Int(float_to_int(*f, to)?),
+        (Value::Float(f), T::Float8) => Value::Float(*f),
+        (Value::Float(f), T::Float4) => float_result(*f, f.is_finite(), T::Float4)?,
+        (Value::Float(f), T::Decimal(_)) => {
+            let digits = if from == T::Float4 { 6 } else { 15 };
+            Value::Decimal(with_typmod(num::dec_from_f64(*f, digits)?, to)?)
+        }
+        (Value::Decimal(d), T::Int2 | T::Int4 | T::Int8) => Value::Int(decimal_to_int(d, to)?),
+        (Value::Decimal(d), T::Float8) => Value::Float(num::dec_to_f64(d)),
+        (Value::Decimal(d), T::Float4) => {
+            let f = num::dec_to_f64(d);
+            float_result(f, f.is_finite(), T::Float4)?
+        }
+        (Value::Decimal(d), T::Decimal(_)) => Value::Decimal(with_typmod(d.clone(), to)?),
+        (Value::Date(d), T::Date) => Value::Date(*d),
+        (Value::Date(_), T::Timestamp) => Value::Timestamp(as_micros(v).unwrap_or(0)),
+        (Value::Date(_), T::TimestampTz) => Value::TimestampTz(as_micros(v).unwrap_or(0)),
+        (Value::Timestamp(t) | Value::TimestampTz(t), T::Date) => Value::Date(match *t {
+            datetime::TS_POS_INF => datetime::DATE_POS_INF,
+            datetime::TS_NEG_INF => datetime::DATE_NEG_INF,
+            t => i32::try_from(t.div_euclid(USECS_PER_DAY))
+                .map_err(|_| SqlError::new(codes::DATETIME_FIELD_OVERFLOW, "date out of range"))?,
+        }),
+        (Value::Timestamp(t) | Value::TimestampTz(t), T::Timestamp) => Value::Timestamp(*t),
+        (Value::Timestamp(t) | Value::TimestampTz(t), T::TimestampTz) => Value::TimestampTz(*t),
+        (Value::Interval(iv), T::Interval) => Value::Interval(*iv),
+        (Value::Bytes(b), T::Bytes) => Value::Bytes(b.clone()),
+        (Value::Uuid(u), T::Uuid) => Value::Uuid(*u),
+        (Value::Jsonb(j), T::Jsonb) => Value::Jsonb(j.clone()),
+        (Value::Jsonb(j), T::Bool) => match j.as_ref() {
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            other => return Err(json_cast_error(other, to)),
+        },
+        (Value::Jsonb(j), t) if t.is_numeric() => match j.as_ref() {
+            serde_json::Value::Number(n) => {
+                let d = Value::Decimal(
+                    n.to_string()
+                        .parse::<Decimal>()
+                        .map_err(|_| json_cast_error(j, to))?,
+                );
+                return cast(&d, T::Decimal(None), to);
+            }
+            other => return Err(json_cast_error(other, to)),
+        },
+        _ => return Err(cannot_cast(from, to)),
+    })
 }
 
+fn category(t: SqlType) -> u8 {
+    match t {
+        SqlType::Unknown => 0,
+        SqlType::Bool => 1,
+        t if t.is_numeric() => 2,
+        t if t.is_string() => 3,
+        SqlType::Bytes => 4,
+        t if is_datetime(t) => 5,
+        SqlType::Interval => 6,
+        SqlType::Uuid => 7,
+        _ => 8,
+    }
+}
+
+/// The common type of UNION/CASE/COALESCE/VALUES branches (PostgreSQL's
+/// `select_common_type`); errors say `UNION types … cannot be matched`.
 pub fn common_type(types: &[SqlType]) -> SqlResult<SqlType> {
-    let _ = types;
-    Err(SqlError::unsupported("common_type"))
+    common_type_for("UNION", types)
 }
 
-pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
-    let _ = args;
-    Err(SqlError::unsupported(format!("function {name}")))
+/// [`common_type`] with the construct named in the error (`CASE`, `COALESCE`, …).
+pub fn common_type_for(context: &str, types: &[SqlType]) -> SqlResult<SqlType> {
+    use SqlType as T;
+    let known: Vec<SqlType> = types.iter().copied().filter(|t| *t != T::Unknown).collect();
+    let Some(&first) = known.first() else {
+        return Ok(T::Text);
+    };
+    let mut acc = first;
+    for &t in &known[1..] {
+        if category(t) != category(acc) {
+            return Err(SqlError::datatype_mismatch(format!(
+                "{context} types {acc} and {t} cannot be matched"
+            )));
+        }
+        acc = match (acc, t) {
+            (a, b) if a == b => a,
+            (T::Decimal(_), T::Decimal(_)) => T::Decimal(None),
+            (a, b) if a.is_numeric() => {
+                let (ra, rb) = (num_rank(a).unwrap_or(0), num_rank(b).unwrap_or(0));
+                let w = if ra >= rb { a } else { b };
+                if let T::Decimal(_) = w {
+                    T::Decimal(None)
+                } else {
+                    w
+                }
+            }
+            (T::Varchar(_), T::Varchar(_)) => T::Varchar(None),
+            (a, _) if a.is_string() => T::Text,
+            (T::TimestampTz, _) | (_, T::TimestampTz) => T::TimestampTz,
+            (T::Timestamp, _) | (_, T::Timestamp) => T::Timestamp,
+            (a, b) => {
+                return Err(SqlError::datatype_mismatch(format!(
+                    "{context} types {a} and {b} cannot be matched"
+                )));
+            }
+        };
+    }
+    Ok(acc)
 }
-
-pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlResult<Value> {
-    let _ = (args, arg_types);
-    Err(SqlError::unsupported(format!("function {name}")))
-}
+pub use crate::functions::{call_function, function_type};

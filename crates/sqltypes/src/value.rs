@@ -83,10 +83,10 @@ pub fn cmp_f64(a: f64, b: f64) -> Ordering {
 
 /// Exact comparison of an integer with a float.
 fn cmp_int_f64(i: i64, f: f64) -> Ordering {
-    if f.is_nan() || f >= 9.223_372_036_854_775_808e18 {
+    if f.is_nan() || f >= 9.223_372_036_854_776e18 {
         return Ordering::Less;
     }
-    if f < -9.223_372_036_854_775_808e18 {
+    if f < -9.223_372_036_854_776e18 {
         return Ordering::Greater;
     }
     let t = f.trunc();
@@ -121,7 +121,7 @@ fn f64_to_num_exact(f: f64) -> Num {
         }
         n.scale = (-e) as u32;
     }
-    if neg { n.neg() } else { n }
+    if neg { n.negate() } else { n }
 }
 
 fn cmp_dec_f64(d: &Decimal, f: f64) -> Ordering {
@@ -137,7 +137,7 @@ fn cmp_dec_f64(d: &Decimal, f: f64) -> Ordering {
         return cmp_f64(df, f);
     }
     match Num::from_decimal(d) {
-        Some(n) => n.cmp(&f64_to_num_exact(f)),
+        Some(n) => n.cmp_num(&f64_to_num_exact(f)),
         None => cmp_f64(df, f),
     }
 }
@@ -251,12 +251,12 @@ fn decimal_key(d: &Decimal) -> NumKey {
     if d.is_nan() {
         return NumKey::NaN;
     }
-    if let Some(n) = Num::from_decimal(d) {
-        if n.is_integral() && n.int_digits() <= 18 {
-            if let Some(i) = n.to_i128_round() {
-                return NumKey::Int(i as i64);
-            }
-        }
+    if let Some(n) = Num::from_decimal(d)
+        && n.is_integral()
+        && n.int_digits() <= 18
+        && let Some(i) = n.to_i128_round()
+    {
+        return NumKey::Int(i as i64);
     }
     float_key(num::dec_to_f64(d))
 }
@@ -591,7 +591,7 @@ fn parse_bytea(s: &str) -> SqlResult<Vec<u8>> {
         } else if b.get(i + 1) == Some(&b'\\') {
             out.push(b'\\');
             i += 2;
-        } else if i + 3 < b.len() + 0
+        } else if i + 3 < b.len()
             && (b'0'..=b'3').contains(&b[i + 1])
             && (b'0'..=b'7').contains(&b[i + 2])
             && (b'0'..=b'7').contains(&b[i + 3])
@@ -690,13 +690,12 @@ pub fn coerce_string(s: &str, ty: SqlType) -> SqlResult<String> {
 }
 
 fn write_decimal(out: &mut String, d: &Decimal, ty: SqlType) {
-    if let SqlType::Decimal(Some((_, s))) = ty {
-        if let Some(n) = Num::from_decimal(d) {
-            if n.scale != u32::from(s) {
-                let _ = write!(out, "{}", n.round(i64::from(s)));
-                return;
-            }
-        }
+    if let SqlType::Decimal(Some((_, s))) = ty
+        && let Some(n) = Num::from_decimal(d)
+        && n.scale != u32::from(s)
+    {
+        let _ = write!(out, "{}", n.round(i64::from(s)));
+        return;
     }
     let _ = write!(out, "{d}");
 }
@@ -1009,5 +1008,12 @@ impl Value {
                 }
             },
         })
+    }
+}
+
+impl Value {
+    /// Int, Float or Decimal.
+    pub fn is_number(&self) -> bool {
+        matches!(self, Value::Int(_) | Value::Float(_) | Value::Decimal(_))
     }
 }
