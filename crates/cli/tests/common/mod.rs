@@ -31,6 +31,8 @@ pub fn start_node(store: &std::path::Path) -> (Node, String) {
             "--insecure",
             &format!("--store={}", store.display()),
             &format!("--listen-addr={addr}"),
+            // Tests run in parallel: no fixed SQL port.
+            "--sql-addr=127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -73,6 +75,7 @@ pub fn start_cluster_node(
             &format!("--listen-addr={addr}"),
             &format!("--http-addr={http}"),
             &format!("--join={join}"),
+            "--sql-addr=127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
