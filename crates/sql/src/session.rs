@@ -86,13 +86,24 @@ impl QueryOutput {
 }
 
 /// A parsed statement with the types of its parameters and of its result columns.
-#[derive(Debug)]
 pub struct Prepared {
     pub sql: String,
     pub statement: Option<Statement>,
     pub param_types: Vec<SqlType>,
     /// `None` when the statement returns no rows.
     pub columns: Option<Vec<Column>>,
+    /// The plan of the last execution, reused while the tables are unchanged.
+    pub plan: crate::exec::PlanCache,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("sql", &self.sql)
+            .field("param_types", &self.param_types)
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The ReadyForQuery transaction status.
@@ -177,6 +188,7 @@ impl Session {
                 statement: Some(statement),
                 param_types: Vec::new(),
                 columns: None,
+                plan: Default::default(),
             };
             let result = self.execute(&prepared, &[]).await;
             let failed = result.is_err();
@@ -204,6 +216,7 @@ impl Session {
                 statement: None,
                 param_types: Vec::new(),
                 columns: None,
+                plan: Default::default(),
             }),
         }
     }
@@ -230,6 +243,7 @@ impl Session {
             statement: Some(statement),
             param_types,
             columns,
+            plan: Default::default(),
         })
     }
 
@@ -255,27 +269,30 @@ impl Session {
                 "current transaction is committed, commands ignored until end of transaction block",
             )),
             TxnState::Open { txn, .. } => {
-                let result = run_in_txn(&self.node, txn, &self.database, statement, params).await;
+                let result = run_in_txn(&self.node, txn, &self.database, prepared, params).await;
                 if result.is_err() {
                     self.fail_block();
                 }
                 result
             }
-            TxnState::Idle => self.run_implicit(statement, params).await,
+            TxnState::Idle => self.run_implicit(prepared, params).await,
         }
     }
 
     /// Runs a statement in its own transaction, retrying retryable failures.
     async fn run_implicit(
         &mut self,
-        statement: &Statement,
+        prepared: &Prepared,
         params: &[Value],
     ) -> SqlResult<QueryOutput> {
+        let Some(statement) = &prepared.statement else {
+            return Ok(QueryOutput::command(""));
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut txn = self.node.db.txn("sql");
-            let result = run_in_txn(&self.node, &mut txn, &self.database, statement, params).await;
+            let result = run_in_txn(&self.node, &mut txn, &self.database, prepared, params).await;
             let result = match result {
                 Ok(output) => match txn.commit().await {
                     Ok(()) => Ok(output),
@@ -476,10 +493,22 @@ async fn run_in_txn(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
     database: &str,
-    statement: &Statement,
+    prepared: &Prepared,
     params: &[Value],
 ) -> SqlResult<QueryOutput> {
-    crate::exec::execute_statement(node, txn, database, statement, params).await
+    let Some(statement) = &prepared.statement else {
+        return Ok(QueryOutput::command(""));
+    };
+    crate::exec::execute_statement(
+        node,
+        txn,
+        database,
+        statement,
+        params,
+        &prepared.param_types,
+        Some(&prepared.plan),
+    )
+    .await
 }
 
 /// Maps a KV error to the SQL error a client sees.

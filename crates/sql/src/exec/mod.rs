@@ -32,13 +32,44 @@ use eval::{EvalCtx, RowValues, SubValue, eval, eval_predicate};
 /// Rows fetched from KV per page.
 const SCAN_BATCH: usize = 1024;
 
-/// Runs one (non transaction-control) statement in `txn`.
+/// A bound, optimized plan kept by a prepared statement, valid while the tables
+/// it names keep the descriptor versions it was bound against.
+pub struct CachedPlan {
+    tables: Vec<(String, u32, u64)>,
+    plan: BoundPlan,
+}
+
+enum BoundPlan {
+    Query {
+        rel: Rel,
+        scope: Vec<crate::plan::bind::ScopeColumn>,
+    },
+    Dml(dml::BoundDml),
+}
+
+/// Where a prepared statement keeps its plan between executions.
+pub type PlanCache = parking_lot::Mutex<Option<Arc<CachedPlan>>>;
+
+fn table_versions(tables: &crate::plan::bind::TableMap) -> Vec<(String, u32, u64)> {
+    let mut v: Vec<(String, u32, u64)> = tables
+        .iter()
+        .map(|(n, d)| (n.clone(), d.id, d.version))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs one (non transaction-control) statement in `txn`. `param_types` are the
+/// types the parameters were decoded as; `cache` lets a prepared statement reuse
+/// its plan.
 pub async fn execute_statement(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
     database: &str,
     statement: &Statement,
     params: &[Value],
+    param_types: &[SqlType],
+    cache: Option<&PlanCache>,
 ) -> SqlResult<QueryOutput> {
     match statement {
         Statement::Query(_)
@@ -58,43 +89,68 @@ pub async fn execute_statement(
             };
         }
     }
+    // Name resolution always goes through the transaction (it is what makes DDL
+    // and DML serializable); binding is skipped when the cached plan still fits.
     let tables = collect_tables(node, txn, database, statement).await?;
-    let mut binder = Binder::new(&tables, &param_types_of(params));
-    let mut exec = Executor::new(node, txn, database, params);
-    match statement {
-        Statement::Query(q) => {
-            let bound = binder.bind_query(q)?;
-            let rel = crate::plan::index::optimize(bound.rel);
-            let rows = exec.run(&rel, &[]).await?;
-            Ok(rows_output(&bound.scope, rows, |n| format!("SELECT {n}")))
-        }
-        Statement::Explain {
-            statement: inner, ..
-        } => {
-            let lines = match inner.as_ref() {
+    let versions = table_versions(&tables);
+    let cached = cache
+        .and_then(|c| c.lock().clone())
+        .filter(|c| c.tables == versions);
+    let plan = match cached {
+        Some(p) => p,
+        None => {
+            let mut types = param_types.to_vec();
+            if types.len() < params.len() {
+                types.resize(params.len(), SqlType::Unknown);
+            }
+            let mut binder = Binder::new(&tables, &types);
+            let plan = match statement {
                 Statement::Query(q) => {
                     let bound = binder.bind_query(q)?;
-                    crate::plan::explain::render(&crate::plan::index::optimize(bound.rel))
+                    BoundPlan::Query {
+                        rel: crate::plan::index::optimize(bound.rel),
+                        scope: bound.scope,
+                    }
                 }
-                other => {
-                    let dml = dml::bind_dml(&mut binder, other)?;
-                    dml.explain()
+                Statement::Explain {
+                    statement: inner, ..
+                } => {
+                    let lines = match inner.as_ref() {
+                        Statement::Query(q) => {
+                            let bound = binder.bind_query(q)?;
+                            crate::plan::explain::render(&crate::plan::index::optimize(bound.rel))
+                        }
+                        other => dml::bind_dml(&mut binder, other)?.explain(),
+                    };
+                    let n = lines.len();
+                    return Ok(QueryOutput {
+                        tag: format!("EXPLAIN {n}"),
+                        columns: Some(vec![Column {
+                            name: "info".into(),
+                            ty: SqlType::Text,
+                        }]),
+                        rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
+                    });
                 }
+                other => BoundPlan::Dml(dml::bind_dml(&mut binder, other)?),
             };
-            let n = lines.len();
-            Ok(QueryOutput {
-                tag: format!("EXPLAIN {n}"),
-                columns: Some(vec![Column {
-                    name: "info".into(),
-                    ty: SqlType::Text,
-                }]),
-                rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
-            })
+            let plan = Arc::new(CachedPlan {
+                tables: versions,
+                plan,
+            });
+            if let Some(c) = cache {
+                *c.lock() = Some(plan.clone());
+            }
+            plan
         }
-        other => {
-            let dml = dml::bind_dml(&mut binder, other)?;
-            dml.execute(&mut exec).await
+    };
+    let mut exec = Executor::new(node, txn, database, params);
+    match &plan.plan {
+        BoundPlan::Query { rel, scope } => {
+            let rows = exec.run(rel, &[]).await?;
+            Ok(rows_output(scope, rows, |n| format!("SELECT {n}")))
         }
+        BoundPlan::Dml(dml) => dml.execute(&mut exec).await,
     }
 }
 
@@ -114,10 +170,6 @@ pub async fn eval_constant(
     let values = exec.eval_row(&[&bound], &[], &[]).await?;
     let ctx = exec.ctx(&[], Some(&values));
     eval(&bound, &[], &ctx)
-}
-
-fn param_types_of(params: &[Value]) -> Vec<SqlType> {
-    params.iter().map(|_| SqlType::Unknown).collect()
 }
 
 /// Packages rows for the client, dropping hidden columns.
