@@ -1,22 +1,2513 @@
 //! Schema changes: CREATE/DROP DATABASE, TABLE, INDEX, VIEW, SEQUENCE; ALTER TABLE;
-//! TRUNCATE.
+//! TRUNCATE; the SHOW statements over the catalog; CockroachDB's `SHOW RANGES`
+//! and `ALTER TABLE … SPLIT AT`.
 //!
-//! TODO(issue 4): implemented by the catalog work.
+//! Every change runs in the statement's transaction: descriptors are rewritten
+//! through it (see [`crate::catalog`] for how other nodes learn of the change),
+//! and data changes (index backfills, the rewrite of `ADD PRIMARY KEY`, the
+//! removal of a dropped table's rows) are KV writes of the same transaction, so a
+//! failed schema change leaves nothing behind. CREATE and DROP TABLE do not scan:
+//! a dropped table's data goes with one `DeleteRange`.
+//!
+//! Type names follow CockroachDB: `INT` and `INTEGER` are 8-byte integers;
+//! `SERIAL` (and `SMALLSERIAL`, `BIGSERIAL`) is an `INT8 NOT NULL DEFAULT
+//! unique_rowid()` column, CockroachDB's default `serial_normalization = rowid`
+//! (no sequence, no hot spot at the end of the table).
+//!
+//! TODO(issue 4): online schema changes (CockroachDB's descriptor states and
+//! backfills outside the user transaction); CREATE TABLE AS; expression and
+//! partial indexes; ALTER COLUMN TYPE; validating CHECK constraints added to
+//! tables with rows; rewriting rows on DROP COLUMN (their bytes stay, skipped on
+//! read).
 
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use sqlparser::ast::Statement;
+use sqlparser::ast::{
+    self, AlterColumnOperation, AlterTableOperation, ColumnDef, ColumnOption, CreateIndex,
+    CreateTable, CreateView, DataType, Expr, Ident, IndexColumn, ObjectName, ObjectType,
+    OrderBySort, SequenceOptions, Statement, TableConstraint,
+};
+use tardigrade_encoding::{Direction, keys};
 use tardigrade_kv::Txn;
-use tardigrade_sqltypes::SqlResult;
+use tardigrade_sqltypes::error::codes;
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
-use crate::session::{QueryOutput, SqlNode};
+use crate::catalog::{
+    CheckDesc, ColumnDesc, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, PRIMARY_INDEX_ID,
+    ReferentialAction, SequenceDesc, TableDesc, duplicate_table, kv_err,
+};
+use crate::parse;
+use crate::rowenc;
+use crate::session::{Column, QueryOutput, SqlNode};
 
 /// Runs a schema statement; `Ok(None)` when `statement` is not one.
 pub async fn execute(
-    _node: &Arc<SqlNode>,
-    _txn: &mut Txn,
-    _database: &str,
-    _statement: &Statement,
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    statement: &Statement,
 ) -> SqlResult<Option<QueryOutput>> {
+    let out = match statement {
+        Statement::CreateDatabase {
+            db_name,
+            if_not_exists,
+            ..
+        } => create_database(node, txn, db_name, *if_not_exists).await?,
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
+            drop(
+                node,
+                txn,
+                database,
+                *object_type,
+                *if_exists,
+                names,
+                *cascade,
+            )
+            .await?
+        }
+        Statement::CreateTable(ct) => create_table(node, txn, database, ct).await?,
+        Statement::CreateIndex(ci) => create_index(node, txn, database, ci).await?,
+        Statement::AlterTable(at) => {
+            alter_table(node, txn, database, &at.name, at.if_exists, &at.operations).await?
+        }
+        Statement::AlterIndex { name, operation } => {
+            let ast::AlterIndexOperation::RenameIndex { index_name } = operation;
+            rename_index(node, txn, database, name, index_name).await?
+        }
+        Statement::Truncate(t) => {
+            let names: Vec<&ObjectName> = t.table_names.iter().map(|n| &n.name).collect();
+            let cascade = matches!(t.cascade, Some(ast::CascadeOption::Cascade));
+            truncate(node, txn, database, &names, cascade).await?
+        }
+        Statement::CreateSequence {
+            if_not_exists,
+            name,
+            sequence_options,
+            ..
+        } => create_sequence(node, txn, database, name, *if_not_exists, sequence_options).await?,
+        Statement::CreateView(cv) => create_view(node, txn, database, cv).await?,
+        Statement::CreateSchema {
+            schema_name,
+            if_not_exists,
+            ..
+        } => {
+            let name = match schema_name {
+                ast::SchemaName::Simple(n) | ast::SchemaName::NamedAuthorization(n, _) => {
+                    name_parts(n).last().cloned().unwrap_or_default()
+                }
+                ast::SchemaName::UnnamedAuthorization(i) => ident(i),
+            };
+            if name == "public" && *if_not_exists {
+                QueryOutput::command("CREATE SCHEMA")
+            } else if name == "public" {
+                return Err(SqlError::new(
+                    codes::DUPLICATE_OBJECT,
+                    "schema \"public\" already exists",
+                ));
+            } else {
+                // TODO(issue 4): user-defined schemas.
+                return Err(SqlError::unsupported(
+                    "CREATE SCHEMA: only the public schema exists",
+                ));
+            }
+        }
+        Statement::Use(u) => {
+            let name = match u {
+                ast::Use::Object(n) | ast::Use::Database(n) | ast::Use::Catalog(n) => n,
+                _ => return Err(SqlError::unsupported("this form of USE")),
+            };
+            let db = name_parts(name).join(".");
+            node.catalog.require_database(txn, &db).await?;
+            QueryOutput::command("SET")
+        }
+        Statement::ShowTables { show_options, .. } => {
+            let db = match &show_options.show_in {
+                Some(ast::ShowStatementIn {
+                    parent_name: Some(n),
+                    ..
+                }) => name_parts(n).first().cloned().unwrap_or_default(),
+                _ => database.to_string(),
+            };
+            show_tables(node, txn, &db).await?
+        }
+        Statement::ShowDatabases { .. } => show_databases(node, txn).await?,
+        Statement::ShowColumns { show_options, .. } => {
+            let Some(ast::ShowStatementIn {
+                parent_name: Some(n),
+                ..
+            }) = &show_options.show_in
+            else {
+                return Err(SqlError::syntax("SHOW COLUMNS needs FROM <table>"));
+            };
+            show_columns(node, txn, database, n).await?
+        }
+        Statement::ShowCreate {
+            obj_type: ast::ShowCreateObject::Table | ast::ShowCreateObject::View,
+            obj_name,
+        } => show_create(node, txn, database, obj_name).await?,
+        Statement::Unload {
+            query,
+            query_text: Some(marker),
+            to,
+            ..
+        } => match marker.as_str() {
+            parse::SPLIT_AT_MARKER => {
+                let Some(q) = query else {
+                    return Err(SqlError::syntax("SPLIT AT needs VALUES"));
+                };
+                split_at(node, txn, database, &to.value, q).await?
+            }
+            parse::SHOW_RANGES_TABLE_MARKER => {
+                show_ranges(node, txn, database, &to.value, false).await?
+            }
+            parse::SHOW_RANGES_INDEX_MARKER => {
+                show_ranges(node, txn, database, &to.value, true).await?
+            }
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(out))
+}
+
+// ---------------------------------------------------------------------------
+// Names.
+
+/// An identifier as PostgreSQL folds it: lower case unless quoted.
+pub fn ident(i: &Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+/// The parts of a (possibly qualified) name, folded.
+pub fn name_parts(n: &ObjectName) -> Vec<String> {
+    n.0.iter()
+        .map(|p| match p.as_ident() {
+            Some(i) => ident(i),
+            None => p.to_string(),
+        })
+        .collect()
+}
+
+/// A table name resolved against the session's database: `t`, `public.t`,
+/// `db.t` (CockroachDB) or `db.public.t`.
+struct Qualified {
+    database: String,
+    name: String,
+}
+
+fn qualify(database: &str, n: &ObjectName) -> SqlResult<Qualified> {
+    let parts = name_parts(n);
+    match parts.as_slice() {
+        [t] => Ok(Qualified {
+            database: database.to_string(),
+            name: t.clone(),
+        }),
+        [s, t] if s == "public" => Ok(Qualified {
+            database: database.to_string(),
+            name: t.clone(),
+        }),
+        [db, t] => Ok(Qualified {
+            database: db.clone(),
+            name: t.clone(),
+        }),
+        [db, s, t] if s == "public" => Ok(Qualified {
+            database: db.clone(),
+            name: t.clone(),
+        }),
+        [_, s, _] => Err(SqlError::new(
+            codes::INVALID_SCHEMA_NAME,
+            format!("schema \"{s}\" does not exist"),
+        )),
+        _ => Err(SqlError::syntax(format!("invalid name: {n}"))),
+    }
+}
+
+async fn resolve(
+    node: &SqlNode,
+    txn: &mut Txn,
+    q: &Qualified,
+) -> SqlResult<Option<Arc<TableDesc>>> {
+    node.catalog
+        .resolve_table(txn, &q.database, None, &q.name)
+        .await
+}
+
+async fn require_table(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    n: &ObjectName,
+) -> SqlResult<TableDesc> {
+    let q = qualify(database, n)?;
+    match resolve(node, txn, &q).await? {
+        Some(t) => node.catalog.table_for_update(txn, t.id).await,
+        None => Err(SqlError::undefined_table(&q.name)),
+    }
+}
+
+fn not_a(kind: &str, name: &str) -> SqlError {
+    SqlError::new(
+        codes::WRONG_OBJECT_TYPE,
+        format!("\"{name}\" is not a {kind}"),
+    )
+}
+
+fn require_plain_table(t: &TableDesc) -> SqlResult<()> {
+    if t.is_view() || t.is_sequence() {
+        Err(not_a("table", &t.name))
+    } else {
+        Ok(())
+    }
+}
+
+fn column_id(t: &TableDesc, name: &str) -> SqlResult<ColumnId> {
+    t.column_by_name(name)
+        .map(|c| c.id)
+        .ok_or_else(|| SqlError::undefined_column(name))
+}
+
+// ---------------------------------------------------------------------------
+// Types.
+
+/// The column type of a type name, CockroachDB style (`INT` is 8 bytes), and
+/// whether it is a SERIAL pseudo-type.
+pub fn column_type(dt: &DataType) -> SqlResult<(SqlType, bool)> {
+    match dt {
+        DataType::Int(_) | DataType::Integer(_) => Ok((SqlType::Int8, false)),
+        DataType::Custom(name, mods) => {
+            let n = name_parts(name).join(".");
+            match n.as_str() {
+                "serial" | "serial2" | "serial4" | "serial8" | "smallserial" | "bigserial" => {
+                    Ok((SqlType::Int8, true))
+                }
+                "string" if !mods.is_empty() => {
+                    let len = mods.first().and_then(|m| m.to_string().parse::<u32>().ok());
+                    Ok((SqlType::Varchar(len), false))
+                }
+                _ => Ok((crate::plan::bind::sql_type_of(dt)?, false)),
+            }
+        }
+        DataType::String(Some(n)) => Ok((SqlType::Varchar(u32::try_from(*n).ok()), false)),
+        DataType::Array(_) => Err(SqlError::unsupported("array columns")),
+        _ => Ok((crate::plan::bind::sql_type_of(dt)?, false)),
+    }
+}
+
+/// The name of a type as CockroachDB's SHOW COLUMNS prints it.
+pub fn type_name(ty: SqlType) -> String {
+    match ty {
+        SqlType::Int2 => "INT2".into(),
+        SqlType::Int4 => "INT4".into(),
+        SqlType::Int8 => "INT8".into(),
+        SqlType::Float4 => "FLOAT4".into(),
+        SqlType::Float8 => "FLOAT8".into(),
+        SqlType::Bool => "BOOL".into(),
+        SqlType::Text => "STRING".into(),
+        SqlType::Varchar(Some(n)) => format!("VARCHAR({n})"),
+        SqlType::Varchar(None) => "VARCHAR".into(),
+        SqlType::Char(n) => format!("CHAR({n})"),
+        SqlType::Bytes => "BYTES".into(),
+        SqlType::Decimal(None) => "DECIMAL".into(),
+        SqlType::Decimal(Some((p, s))) => format!("DECIMAL({p},{s})"),
+        SqlType::Date => "DATE".into(),
+        SqlType::Timestamp => "TIMESTAMP".into(),
+        SqlType::TimestampTz => "TIMESTAMPTZ".into(),
+        SqlType::Interval => "INTERVAL".into(),
+        SqlType::Uuid => "UUID".into(),
+        SqlType::Jsonb => "JSONB".into(),
+        other => other.to_string().to_uppercase(),
+    }
+}
+
+fn check_indexable(t: &TableDesc, col: ColumnId) -> SqlResult<()> {
+    if let Some(c) = t.column_by_id(col)
+        && c.ty == SqlType::Jsonb
+    {
+        return Err(SqlError::unsupported(format!(
+            "column {} is of type jsonb and thus is not indexable",
+            c.name
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Building table descriptors.
+
+/// An index (or UNIQUE / PRIMARY KEY constraint) not yet added to a table.
+#[derive(Clone, Debug)]
+struct PendingIndex {
+    name: Option<String>,
+    unique: bool,
+    /// From a UNIQUE constraint (named `_key`) rather than an index (`_idx`).
+    constraint: bool,
+    columns: Vec<(String, Direction)>,
+    storing: Vec<String>,
+}
+
+/// A foreign key not yet added.
+#[derive(Clone, Debug)]
+struct PendingFk {
+    name: Option<String>,
+    columns: Vec<String>,
+    table: ObjectName,
+    referenced: Vec<String>,
+    on_delete: ReferentialAction,
+    on_update: ReferentialAction,
+}
+
+fn action(a: &Option<ast::ReferentialAction>) -> ReferentialAction {
+    match a {
+        None | Some(ast::ReferentialAction::NoAction) => ReferentialAction::NoAction,
+        Some(ast::ReferentialAction::Restrict) => ReferentialAction::Restrict,
+        Some(ast::ReferentialAction::Cascade) => ReferentialAction::Cascade,
+        Some(ast::ReferentialAction::SetNull) => ReferentialAction::SetNull,
+        Some(ast::ReferentialAction::SetDefault) => ReferentialAction::SetDefault,
+    }
+}
+
+fn index_columns(cols: &[IndexColumn]) -> SqlResult<Vec<(String, Direction)>> {
+    cols.iter()
+        .map(|c| {
+            let name = match &c.column.expr {
+                Expr::Identifier(i) => ident(i),
+                Expr::CompoundIdentifier(parts) if !parts.is_empty() => {
+                    ident(&parts[parts.len() - 1])
+                }
+                other => {
+                    // TODO(issue 4): expression indexes.
+                    return Err(SqlError::unsupported(format!(
+                        "index on an expression: {other}"
+                    )));
+                }
+            };
+            let dir = match c.column.options.sort {
+                Some(OrderBySort::Desc) => Direction::Descending,
+                _ => Direction::Ascending,
+            };
+            Ok((name, dir))
+        })
+        .collect()
+}
+
+/// What one table's CREATE statement (or ALTER … ADD) asks for.
+#[derive(Default)]
+struct Pending {
+    pk: Option<(Option<String>, Vec<(String, Direction)>)>,
+    indexes: Vec<PendingIndex>,
+    fks: Vec<PendingFk>,
+    checks: Vec<(Option<String>, String)>,
+}
+
+impl Pending {
+    fn set_pk(
+        &mut self,
+        name: Option<String>,
+        cols: Vec<(String, Direction)>,
+        table: &str,
+    ) -> SqlResult<()> {
+        if self.pk.is_some() {
+            return Err(SqlError::new(
+                codes::INVALID_TABLE_DEFINITION,
+                format!("multiple primary keys for table \"{table}\" are not allowed"),
+            ));
+        }
+        self.pk = Some((name, cols));
+        Ok(())
+    }
+
+    fn add_constraint(&mut self, c: &TableConstraint, table: &str) -> SqlResult<()> {
+        match c {
+            TableConstraint::PrimaryKey(pk) => self.set_pk(
+                pk.name.as_ref().map(ident),
+                index_columns(&pk.columns)?,
+                table,
+            )?,
+            TableConstraint::Unique(u) => self.indexes.push(PendingIndex {
+                name: u.name.as_ref().or(u.index_name.as_ref()).map(ident),
+                unique: true,
+                constraint: true,
+                columns: index_columns(&u.columns)?,
+                storing: u.include.iter().map(ident).collect(),
+            }),
+            TableConstraint::Index(ix) => {
+                // CockroachDB's `[UNIQUE] INDEX name (cols) [STORING (cols)]`
+                // inside CREATE TABLE (see parse.rs).
+                let mut unique = false;
+                let mut storing = Vec::new();
+                for o in &ix.index_options {
+                    if let ast::IndexOption::Comment(s) = o {
+                        if s == parse::UNIQUE_INDEX_MARKER {
+                            unique = true;
+                        } else if let Some(list) = s.strip_prefix(parse::STORING_MARKER) {
+                            storing = list
+                                .split('\0')
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_string)
+                                .collect();
+                        }
+                    }
+                }
+                self.indexes.push(PendingIndex {
+                    name: ix.name.as_ref().map(ident),
+                    unique,
+                    constraint: false,
+                    columns: index_columns(&ix.columns)?,
+                    storing,
+                })
+            }
+            TableConstraint::ForeignKey(fk) => self.fks.push(PendingFk {
+                name: fk.name.as_ref().map(ident),
+                columns: fk.columns.iter().map(ident).collect(),
+                table: fk.foreign_table.clone(),
+                referenced: fk.referred_columns.iter().map(ident).collect(),
+                on_delete: action(&fk.on_delete),
+                on_update: action(&fk.on_update),
+            }),
+            TableConstraint::Check(ch) => self
+                .checks
+                .push((ch.name.as_ref().map(ident), ch.expr.to_string())),
+            other => {
+                return Err(SqlError::unsupported(format!("constraint: {other}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns a column definition into a column; its inline constraints go to
+/// `pending`.
+fn column_desc(t: &mut TableDesc, def: &ColumnDef, pending: &mut Pending) -> SqlResult<ColumnDesc> {
+    let name = ident(&def.name);
+    if let DataType::Custom(n, _) = &def.data_type
+        && def.name.quote_style.is_none()
+        && matches!(
+            def.name.value.to_lowercase().as_str(),
+            "index" | "family" | "unique"
+        )
+        && !name_parts(n).is_empty()
+    {
+        return Err(SqlError::unsupported(format!("table element: {def}")));
+    }
+    let (ty, serial) = column_type(&def.data_type)?;
+    let mut c = ColumnDesc {
+        id: t.next_column_id,
+        name: name.clone(),
+        ty,
+        nullable: !serial,
+        default: serial.then(|| "unique_rowid()".to_string()),
+        hidden: false,
+    };
+    t.next_column_id += 1;
+    for o in &def.options {
+        let cname = o.name.as_ref().map(ident);
+        match &o.option {
+            ColumnOption::Null => c.nullable = true,
+            ColumnOption::NotNull => c.nullable = false,
+            ColumnOption::Default(e) => c.default = Some(e.to_string()),
+            ColumnOption::PrimaryKey(_) => {
+                pending.set_pk(cname, vec![(name.clone(), Direction::Ascending)], &t.name)?
+            }
+            ColumnOption::Unique(_) => pending.indexes.push(PendingIndex {
+                name: cname,
+                unique: true,
+                constraint: true,
+                columns: vec![(name.clone(), Direction::Ascending)],
+                storing: Vec::new(),
+            }),
+            ColumnOption::ForeignKey(fk) => pending.fks.push(PendingFk {
+                name: cname.or_else(|| fk.name.as_ref().map(ident)),
+                columns: vec![name.clone()],
+                table: fk.foreign_table.clone(),
+                referenced: fk.referred_columns.iter().map(ident).collect(),
+                on_delete: action(&fk.on_delete),
+                on_update: action(&fk.on_update),
+            }),
+            ColumnOption::Check(ch) => pending.checks.push((
+                cname.or_else(|| ch.name.as_ref().map(ident)),
+                ch.expr.to_string(),
+            )),
+            ColumnOption::Collation(_) | ColumnOption::Comment(_) => {}
+            other => {
+                return Err(SqlError::unsupported(format!("column option: {other}")));
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// A name not used by any index or constraint of `t`, PostgreSQL style
+/// (`t_a_b_key`, `t_a_idx`, `t_a_fkey`, `t_check`).
+fn default_name(t: &TableDesc, cols: &[String], suffix: &str) -> String {
+    let base = if cols.is_empty() {
+        format!("{}_{suffix}", t.name)
+    } else {
+        format!("{}_{}_{suffix}", t.name, cols.join("_"))
+    };
+    let taken = |n: &str| {
+        t.all_indexes().any(|i| i.name == n)
+            || t.foreign_keys.iter().any(|f| f.name == n)
+            || t.checks.iter().any(|c| c.name == n)
+    };
+    if !taken(&base) {
+        return base;
+    }
+    (1..)
+        .map(|i| format!("{base}{i}"))
+        .find(|n| !taken(n))
+        .unwrap_or(base)
+}
+
+fn constraint_name_taken(t: &TableDesc, name: &str) -> bool {
+    t.all_indexes().any(|i| i.name == name)
+        || t.foreign_keys.iter().any(|f| f.name == name)
+        || t.checks.iter().any(|c| c.name == name)
+}
+
+/// Adds an index to `t` (not written yet); returns its id.
+fn add_index(t: &mut TableDesc, p: &PendingIndex) -> SqlResult<IndexId> {
+    if p.columns.is_empty() {
+        return Err(SqlError::syntax("an index needs at least one column"));
+    }
+    let mut columns = Vec::new();
+    let mut directions = Vec::new();
+    for (c, d) in &p.columns {
+        let id = column_id(t, c)?;
+        if columns.contains(&id) {
+            return Err(SqlError::new(
+                codes::DUPLICATE_COLUMN,
+                format!("column \"{c}\" appears twice in index definition"),
+            ));
+        }
+        check_indexable(t, id)?;
+        columns.push(id);
+        directions.push(*d);
+    }
+    let mut storing = Vec::new();
+    for c in &p.storing {
+        let id = column_id(t, c)?;
+        if columns.contains(&id) || t.primary_index.columns.contains(&id) {
+            // Already in every entry.
+            continue;
+        }
+        if !storing.contains(&id) {
+            storing.push(id);
+        }
+    }
+    let names: Vec<String> = p.columns.iter().map(|(c, _)| c.clone()).collect();
+    let name = match &p.name {
+        Some(n) => {
+            if constraint_name_taken(t, n) {
+                return Err(SqlError::new(
+                    codes::DUPLICATE_TABLE,
+                    format!("relation \"{n}\" already exists"),
+                ));
+            }
+            n.clone()
+        }
+        None => default_name(t, &names, if p.constraint { "key" } else { "idx" }),
+    };
+    let id = t.next_index_id;
+    t.next_index_id += 1;
+    t.indexes.push(IndexDesc {
+        id,
+        name,
+        unique: p.unique,
+        columns,
+        directions,
+        storing,
+    });
+    Ok(id)
+}
+
+/// Sets the primary key of a new table, or gives it the hidden `rowid`.
+fn set_primary_key(
+    t: &mut TableDesc,
+    pk: Option<(Option<String>, Vec<(String, Direction)>)>,
+) -> SqlResult<()> {
+    match pk {
+        Some((name, cols)) => {
+            let mut ids = Vec::new();
+            let mut dirs = Vec::new();
+            for (c, d) in &cols {
+                let id = column_id(t, c)?;
+                if ids.contains(&id) {
+                    return Err(SqlError::new(
+                        codes::DUPLICATE_COLUMN,
+                        format!("column \"{c}\" appears twice in primary key constraint"),
+                    ));
+                }
+                check_indexable(t, id)?;
+                ids.push(id);
+                dirs.push(*d);
+                if let Some(col) = t.columns.iter_mut().find(|x| x.id == id) {
+                    col.nullable = false;
+                }
+            }
+            t.primary_index.columns = ids;
+            t.primary_index.directions = dirs;
+            if let Some(n) = name {
+                t.primary_index.name = n;
+            }
+        }
+        None => {
+            let id = t.next_column_id;
+            t.next_column_id += 1;
+            t.columns.push(ColumnDesc {
+                id,
+                name: "rowid".into(),
+                ty: SqlType::Int8,
+                nullable: false,
+                default: Some("unique_rowid()".into()),
+                hidden: true,
+            });
+            t.primary_index.columns = vec![id];
+            t.primary_index.directions = vec![Direction::Ascending];
+        }
+    }
+    Ok(())
+}
+
+/// Adds a foreign key to `t`; the referenced table (unless it is `t`) is
+/// updated in `parents`. Creates an index on the referencing columns when none
+/// starts with them (deletes of parent rows look children up through it).
+async fn add_foreign_key(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    t: &mut TableDesc,
+    fk: &PendingFk,
+    parents: &mut HashMap<DescId, TableDesc>,
+) -> SqlResult<Option<IndexId>> {
+    let q = qualify(database, &fk.table)?;
+    let self_ref =
+        q.name == t.name && node.catalog.database_id(txn, &q.database).await? == Some(t.parent_id);
+    let parent: TableDesc = if self_ref {
+        t.clone()
+    } else {
+        match resolve(node, txn, &q).await? {
+            Some(p) => match parents.get(&p.id) {
+                Some(p) => p.clone(),
+                None => node.catalog.table_for_update(txn, p.id).await?,
+            },
+            None => return Err(SqlError::undefined_table(&q.name)),
+        }
+    };
+    require_plain_table(&parent)?;
+    let columns = fk
+        .columns
+        .iter()
+        .map(|c| column_id(t, c))
+        .collect::<SqlResult<Vec<_>>>()?;
+    let referenced = if fk.referenced.is_empty() {
+        parent.primary_index.columns.clone()
+    } else {
+        fk.referenced
+            .iter()
+            .map(|c| column_id(&parent, c))
+            .collect::<SqlResult<Vec<_>>>()?
+    };
+    if columns.len() != referenced.len() {
+        return Err(SqlError::new(
+            codes::INVALID_FOREIGN_KEY,
+            "number of referencing and referenced columns for foreign key disagree",
+        ));
+    }
+    for (c, r) in columns.iter().zip(&referenced) {
+        let (Some(cc), Some(rc)) = (t.column_by_id(*c), parent.column_by_id(*r)) else {
+            continue;
+        };
+        let compatible = cc.ty == rc.ty
+            || (cc.ty.is_integer() && rc.ty.is_integer())
+            || (cc.ty.is_string() && rc.ty.is_string())
+            || (matches!(cc.ty, SqlType::Decimal(_)) && matches!(rc.ty, SqlType::Decimal(_)));
+        if !compatible {
+            return Err(SqlError::datatype_mismatch(format!(
+                "foreign key constraint cannot be implemented: key columns \"{}\" and \"{}\" are of incompatible types: {} and {}",
+                cc.name, rc.name, cc.ty, rc.ty
+            )));
+        }
+    }
+    let names: Vec<String> = fk.columns.clone();
+    let name = match &fk.name {
+        Some(n) if constraint_name_taken(t, n) => {
+            return Err(SqlError::new(
+                codes::DUPLICATE_OBJECT,
+                format!(
+                    "constraint \"{n}\" for relation \"{}\" already exists",
+                    t.name
+                ),
+            ));
+        }
+        Some(n) => n.clone(),
+        None => default_name(t, &names, "fkey"),
+    };
+    let desc = ForeignKeyDesc {
+        name: name.clone(),
+        columns,
+        referenced_table: parent.id,
+        referenced_columns: referenced,
+        on_delete: fk.on_delete,
+        on_update: fk.on_update,
+    };
+    // The referenced columns must be the primary key or have a unique index.
+    rowenc::referenced_index(if self_ref { t } else { &parent }, &desc)?;
+    if matches!(desc.on_delete, ReferentialAction::SetNull)
+        || matches!(desc.on_update, ReferentialAction::SetNull)
+    {
+        for c in &desc.columns {
+            if let Some(col) = t.column_by_id(*c)
+                && !col.nullable
+            {
+                return Err(SqlError::new(
+                    codes::INVALID_FOREIGN_KEY,
+                    format!(
+                        "cannot add a SET NULL cascading action on column \"{}\" which has a NOT NULL constraint",
+                        col.name
+                    ),
+                ));
+            }
+        }
+    }
+    t.foreign_keys.push(desc.clone());
+    let mut new_index = None;
+    if rowenc::referencing_index(t, &desc).is_none() {
+        let p = PendingIndex {
+            name: None,
+            unique: false,
+            constraint: false,
+            columns: fk
+                .columns
+                .iter()
+                .map(|c| (c.clone(), Direction::Ascending))
+                .collect(),
+            storing: Vec::new(),
+        };
+        new_index = Some(add_index(t, &p)?);
+    }
+    if self_ref {
+        t.referenced_by.push((t.id, name));
+    } else {
+        let mut parent = parent;
+        parent.referenced_by.push((t.id, name));
+        parents.insert(parent.id, parent);
+    }
+    Ok(new_index)
+}
+
+fn add_check(t: &mut TableDesc, name: Option<String>, expr: String) -> SqlResult<()> {
+    let name = match name {
+        Some(n) if constraint_name_taken(t, &n) => {
+            return Err(SqlError::new(
+                codes::DUPLICATE_OBJECT,
+                format!(
+                    "constraint \"{n}\" for relation \"{}\" already exists",
+                    t.name
+                ),
+            ));
+        }
+        Some(n) => n,
+        None => default_name(t, &[], "check"),
+    };
+    t.checks.push(CheckDesc { name, expr });
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Databases.
+
+async fn create_database(
+    node: &SqlNode,
+    txn: &mut Txn,
+    name: &ObjectName,
+    if_not_exists: bool,
+) -> SqlResult<QueryOutput> {
+    let name = name_parts(name).join(".");
+    if if_not_exists && node.catalog.database_id(txn, &name).await?.is_some() {
+        return Ok(QueryOutput::command("CREATE DATABASE"));
+    }
+    node.catalog.create_database(txn, &name).await?;
+    Ok(QueryOutput::command("CREATE DATABASE"))
+}
+
+async fn drop_database(
+    node: &SqlNode,
+    txn: &mut Txn,
+    current: &str,
+    name: &str,
+    if_exists: bool,
+    cascade: bool,
+) -> SqlResult<()> {
+    let Some(id) = node.catalog.database_id(txn, name).await? else {
+        if if_exists {
+            return Ok(());
+        }
+        return Err(crate::catalog::undefined_database(name));
+    };
+    if name == current {
+        return Err(SqlError::new(
+            codes::OBJECT_IN_USE,
+            "cannot drop the currently open database",
+        ));
+    }
+    let tables = node.catalog.list_tables(txn, name).await?;
+    if !tables.is_empty() && !cascade {
+        return Err(SqlError::new(
+            codes::DEPENDENT_OBJECTS_STILL_EXIST,
+            format!("database \"{name}\" is not empty and CASCADE was not specified"),
+        ));
+    }
+    let ids: HashSet<DescId> = tables.iter().map(|t| t.id).collect();
+    for t in &tables {
+        // References from other databases' tables go away with this one.
+        detach_references(node, txn, t, &ids).await?;
+        node.catalog.delete_table(txn, t).await?;
+    }
+    node.catalog.delete_database(txn, id, name).await
+}
+
+// ---------------------------------------------------------------------------
+// DROP.
+
+async fn drop(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    object_type: ObjectType,
+    if_exists: bool,
+    names: &[ObjectName],
+    cascade: bool,
+) -> SqlResult<QueryOutput> {
+    let tag = match object_type {
+        ObjectType::Database => {
+            for n in names {
+                let name = name_parts(n).join(".");
+                drop_database(node, txn, database, &name, if_exists, cascade).await?;
+            }
+            "DROP DATABASE"
+        }
+        ObjectType::Table | ObjectType::View | ObjectType::Sequence => {
+            let kind = match object_type {
+                ObjectType::Table => "table",
+                ObjectType::View => "view",
+                _ => "sequence",
+            };
+            let mut targets = Vec::new();
+            for n in names {
+                let q = qualify(database, n)?;
+                match resolve(node, txn, &q).await? {
+                    None if if_exists => {}
+                    None => {
+                        return Err(match kind {
+                            "view" => SqlError::new(
+                                codes::UNDEFINED_TABLE,
+                                format!("view \"{}\" does not exist", q.name),
+                            ),
+                            "sequence" => SqlError::new(
+                                codes::UNDEFINED_TABLE,
+                                format!("sequence \"{}\" does not exist", q.name),
+                            ),
+                            _ => SqlError::undefined_table(&q.name),
+                        });
+                    }
+                    Some(t) => {
+                        let actual = if t.is_view() {
+                            "view"
+                        } else if t.is_sequence() {
+                            "sequence"
+                        } else {
+                            "table"
+                        };
+                        if actual != kind {
+                            return Err(not_a(kind, &t.name));
+                        }
+                        targets.push(t.id);
+                    }
+                }
+            }
+            drop_relations(node, txn, &targets, cascade).await?;
+            match object_type {
+                ObjectType::Table => "DROP TABLE",
+                ObjectType::View => "DROP VIEW",
+                _ => "DROP SEQUENCE",
+            }
+        }
+        ObjectType::Index => {
+            for n in names {
+                drop_index(node, txn, database, n, if_exists, cascade).await?;
+            }
+            "DROP INDEX"
+        }
+        ObjectType::Schema => {
+            return Err(SqlError::unsupported("DROP SCHEMA"));
+        }
+        other => return Err(SqlError::unsupported(format!("DROP {other}"))),
+    };
+    Ok(QueryOutput::command(tag))
+}
+
+/// Drops tables, views and sequences (and, with `cascade`, the views that
+/// depend on them and the foreign keys that reference them).
+async fn drop_relations(
+    node: &SqlNode,
+    txn: &mut Txn,
+    ids: &[DescId],
+    cascade: bool,
+) -> SqlResult<()> {
+    // The closure of what goes: the targets plus (cascade) dependent views.
+    let mut all: Vec<DescId> = Vec::new();
+    let mut queue: Vec<DescId> = ids.to_vec();
+    while let Some(id) = queue.pop() {
+        if all.contains(&id) {
+            continue;
+        }
+        all.push(id);
+        let t = node.catalog.table_for_update(txn, id).await?;
+        for v in &t.dependent_views {
+            if !all.contains(v) {
+                if !cascade {
+                    let view = node.catalog.table_for_update(txn, *v).await;
+                    let vname = view.map(|v| v.name).unwrap_or_else(|_| format!("[{v}]"));
+                    return Err(SqlError::new(
+                        codes::DEPENDENT_OBJECTS_STILL_EXIST,
+                        format!(
+                            "cannot drop {} \"{}\" because other objects depend on it",
+                            if t.is_view() { "view" } else { "table" },
+                            t.name
+                        ),
+                    )
+                    .with_detail(format!("view {vname} depends on {}", t.name))
+                    .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                }
+                queue.push(*v);
+            }
+        }
+        if !cascade {
+            for (child, fk) in &t.referenced_by {
+                if *child != t.id && !ids.contains(child) {
+                    let c = node.catalog.table_for_update(txn, *child).await;
+                    let cname = c.map(|c| c.name).unwrap_or_default();
+                    return Err(SqlError::new(
+                        codes::DEPENDENT_OBJECTS_STILL_EXIST,
+                        format!(
+                            "cannot drop table {} because other objects depend on it",
+                            t.name
+                        ),
+                    )
+                    .with_detail(format!(
+                        "constraint {fk} on table {cname} depends on table {}",
+                        t.name
+                    ))
+                    .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                }
+            }
+        }
+    }
+    let gone: HashSet<DescId> = all.iter().copied().collect();
+    for id in &all {
+        let t = node.catalog.table_for_update(txn, *id).await?;
+        detach_references(node, txn, &t, &gone).await?;
+        node.catalog.delete_table(txn, &t).await?;
+    }
+    Ok(())
+}
+
+/// Removes the links other tables (not in `gone`) have to `t`: foreign keys
+/// referencing it, its entries in its parents' `referenced_by`, its entry in
+/// the `dependent_views` of what it reads.
+async fn detach_references(
+    node: &SqlNode,
+    txn: &mut Txn,
+    t: &TableDesc,
+    gone: &HashSet<DescId>,
+) -> SqlResult<()> {
+    let mut changed: HashMap<DescId, TableDesc> = HashMap::new();
+    for (child, fk) in &t.referenced_by {
+        if gone.contains(child) {
+            continue;
+        }
+        load(node, txn, &mut changed, *child).await?;
+        if let Some(c) = changed.get_mut(child) {
+            c.foreign_keys.retain(|f| &f.name != fk);
+        }
+    }
+    for fk in &t.foreign_keys {
+        let p = fk.referenced_table;
+        if gone.contains(&p) {
+            continue;
+        }
+        load(node, txn, &mut changed, p).await?;
+        if let Some(parent) = changed.get_mut(&p) {
+            parent
+                .referenced_by
+                .retain(|(c, n)| !(*c == t.id && n == &fk.name));
+        }
+    }
+    for d in &t.depends_on {
+        if gone.contains(d) {
+            continue;
+        }
+        // A table that was dropped meanwhile has nothing to update.
+        if node.catalog.table_for_update(txn, *d).await.is_err() {
+            continue;
+        }
+        load(node, txn, &mut changed, *d).await?;
+        if let Some(x) = changed.get_mut(d) {
+            x.dependent_views.retain(|v| *v != t.id);
+        }
+    }
+    if !changed.is_empty() {
+        let descs: Vec<TableDesc> = changed.into_values().collect();
+        node.catalog.write_tables(txn, &descs).await?;
+    }
+    Ok(())
+}
+
+async fn load(
+    node: &SqlNode,
+    txn: &mut Txn,
+    changed: &mut HashMap<DescId, TableDesc>,
+    id: DescId,
+) -> SqlResult<()> {
+    if let std::collections::hash_map::Entry::Vacant(e) = changed.entry(id) {
+        e.insert(node.catalog.table_for_update(txn, id).await?);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// CREATE TABLE.
+
+async fn create_table(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    ct: &CreateTable,
+) -> SqlResult<QueryOutput> {
+    if ct.query.is_some() {
+        // TODO(issue 4): CREATE TABLE AS.
+        return Err(SqlError::unsupported("CREATE TABLE AS"));
+    }
+    if ct.like.is_some() || ct.clone.is_some() {
+        return Err(SqlError::unsupported("CREATE TABLE LIKE/CLONE"));
+    }
+    let q = qualify(database, &ct.name)?;
+    let db_id = node.catalog.require_database(txn, &q.database).await?;
+    if node.catalog.table_id(txn, db_id, &q.name).await?.is_some() {
+        if ct.if_not_exists {
+            return Ok(QueryOutput::command("CREATE TABLE"));
+        }
+        return Err(duplicate_table(&q.name));
+    }
+    let id = node.catalog.allocate_id().await?;
+    let mut t = TableDesc::new(id, db_id, &q.name);
+    let mut pending = Pending::default();
+    for def in &ct.columns {
+        let c = column_desc(&mut t, def, &mut pending)?;
+        if t.column_by_name(&c.name).is_some() {
+            return Err(SqlError::new(
+                codes::DUPLICATE_COLUMN,
+                format!("column \"{}\" specified more than once", c.name),
+            ));
+        }
+        t.columns.push(c);
+    }
+    if t.columns.is_empty() {
+        // PostgreSQL allows it; CockroachDB too (with the hidden rowid).
+    }
+    for c in &ct.constraints {
+        pending.add_constraint(c, &t.name)?;
+    }
+    set_primary_key(&mut t, pending.pk.take())?;
+    for ix in &pending.indexes {
+        add_index(&mut t, ix)?;
+    }
+    for (name, expr) in std::mem::take(&mut pending.checks) {
+        add_check(&mut t, name, expr)?;
+    }
+    let mut parents = HashMap::new();
+    for fk in &pending.fks {
+        add_foreign_key(node, txn, &q.database, &mut t, fk, &mut parents).await?;
+    }
+    node.catalog.create_table(txn, &t).await?;
+    if !parents.is_empty() {
+        let descs: Vec<TableDesc> = parents.into_values().collect();
+        node.catalog.write_tables(txn, &descs).await?;
+    }
+    Ok(QueryOutput::command("CREATE TABLE"))
+}
+
+// ---------------------------------------------------------------------------
+// Indexes.
+
+async fn create_index(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    ci: &CreateIndex,
+) -> SqlResult<QueryOutput> {
+    if ci.predicate.is_some() {
+        // TODO(issue 4): partial indexes.
+        return Err(SqlError::unsupported("partial indexes"));
+    }
+    if let Some(u) = &ci.using {
+        let u = u.to_string().to_lowercase();
+        if u != "btree" && u != "prefix" {
+            return Err(SqlError::unsupported(format!("index method {u}")));
+        }
+    }
+    let mut t = require_table(node, txn, database, &ci.table_name).await?;
+    require_plain_table(&t)?;
+    let name = ci.name.as_ref().and_then(|n| name_parts(n).last().cloned());
+    if let Some(n) = &name
+        && t.index_by_name(n).is_some()
+    {
+        if ci.if_not_exists {
+            return Ok(QueryOutput::command("CREATE INDEX"));
+        }
+        return Err(SqlError::new(
+            codes::DUPLICATE_TABLE,
+            format!("relation \"{n}\" already exists"),
+        ));
+    }
+    let p = PendingIndex {
+        name,
+        unique: ci.unique,
+        constraint: false,
+        columns: index_columns(&ci.columns)?,
+        storing: ci.include.iter().map(ident).collect(),
+    };
+    let index_id = add_index(&mut t, &p)?;
+    rowenc::backfill_index(txn, &t, index_id).await?;
+    node.catalog.write_tables(txn, &[t]).await?;
+    Ok(QueryOutput::command("CREATE INDEX"))
+}
+
+/// `t@i`, `db.t@i` or a plain index name (searched in every table of the
+/// database).
+async fn find_index(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    n: &ObjectName,
+) -> SqlResult<Option<(TableDesc, IndexId)>> {
+    let parts = name_parts(n);
+    let last = parts.last().cloned().unwrap_or_default();
+    if let Some((table, index)) = last.split_once('@') {
+        let mut tparts: Vec<Ident> = n.0[..n.0.len() - 1]
+            .iter()
+            .filter_map(|p| p.as_ident().cloned())
+            .collect();
+        tparts.push(Ident::with_quote('"', table));
+        let tn = ObjectName::from(tparts);
+        let t = require_table(node, txn, database, &tn).await?;
+        return Ok(t
+            .index_by_name(index)
+            .map(|i| i.id)
+            .map(|id| (t.clone(), id)));
+    }
+    let db = if parts.len() >= 2 && parts[parts.len() - 2] != "public" {
+        parts[parts.len() - 2].clone()
+    } else {
+        database.to_string()
+    };
+    for t in node.catalog.list_tables(txn, &db).await? {
+        if let Some(i) = t.index_by_name(&last) {
+            let id = i.id;
+            let t = node.catalog.table_for_update(txn, t.id).await?;
+            return Ok(Some((t, id)));
+        }
+    }
     Ok(None)
+}
+
+async fn drop_index(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    n: &ObjectName,
+    if_exists: bool,
+    cascade: bool,
+) -> SqlResult<()> {
+    let Some((mut t, index_id)) = find_index(node, txn, database, n).await? else {
+        if if_exists {
+            return Ok(());
+        }
+        let name = name_parts(n).last().cloned().unwrap_or_default();
+        return Err(SqlError::new(
+            codes::UNDEFINED_OBJECT,
+            format!("index \"{name}\" does not exist"),
+        ));
+    };
+    if index_id == PRIMARY_INDEX_ID {
+        return Err(SqlError::unsupported(format!(
+            "cannot drop the primary index of table \"{}\"",
+            t.name
+        )));
+    }
+    let mut removed = t.clone();
+    removed.indexes.retain(|i| i.id != index_id);
+    // Foreign keys that need this index.
+    let mut fk_drops: Vec<String> = Vec::new();
+    for fk in &t.foreign_keys {
+        if rowenc::referencing_index(&removed, fk).is_none() {
+            fk_drops.push(fk.name.clone());
+        }
+    }
+    let mut referenced_drops: Vec<(DescId, String)> = Vec::new();
+    for (child, fk_name) in &t.referenced_by {
+        let child_desc = if *child == t.id {
+            t.clone()
+        } else {
+            node.catalog.table_for_update(txn, *child).await?
+        };
+        if let Some(fk) = child_desc.foreign_keys.iter().find(|f| &f.name == fk_name)
+            && rowenc::referenced_index(&removed, fk).is_err()
+        {
+            referenced_drops.push((*child, fk_name.clone()));
+        }
+    }
+    if (!fk_drops.is_empty() || !referenced_drops.is_empty()) && !cascade {
+        let index = t
+            .index(index_id)
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        return Err(SqlError::new(
+            codes::DEPENDENT_OBJECTS_STILL_EXIST,
+            format!("index \"{index}\" is in use as a foreign key constraint"),
+        )
+        .with_hint("use CASCADE if you really want to drop it."));
+    }
+    for name in &fk_drops {
+        drop_fk(node, txn, &mut t, name).await?;
+    }
+    let mut others: HashMap<DescId, TableDesc> = HashMap::new();
+    for (child, fk_name) in referenced_drops {
+        if child == t.id {
+            drop_fk(node, txn, &mut t, &fk_name).await?;
+        } else {
+            let mut c = match others.remove(&child) {
+                Some(c) => c,
+                None => node.catalog.table_for_update(txn, child).await?,
+            };
+            c.foreign_keys.retain(|f| f.name != fk_name);
+            t.referenced_by
+                .retain(|(x, n)| !(*x == child && *n == fk_name));
+            others.insert(child, c);
+        }
+    }
+    t.indexes.retain(|i| i.id != index_id);
+    let (s, e) = rowenc::index_span(&t, index_id);
+    txn.send(vec![tardigrade_kvpb::Request::DeleteRange {
+        span: tardigrade_kvpb::Span::new(s, e),
+    }])
+    .await
+    .map_err(kv_err)?;
+    let mut descs = vec![t];
+    descs.extend(others.into_values());
+    node.catalog.write_tables(txn, &descs).await
+}
+
+/// Removes a foreign key of `t` and its entry in the parent (written at once
+/// when the parent is another table).
+async fn drop_fk(node: &SqlNode, txn: &mut Txn, t: &mut TableDesc, name: &str) -> SqlResult<()> {
+    let Some(fk) = t.foreign_keys.iter().find(|f| f.name == name).cloned() else {
+        return Ok(());
+    };
+    t.foreign_keys.retain(|f| f.name != name);
+    if fk.referenced_table == t.id {
+        t.referenced_by.retain(|(c, n)| !(*c == t.id && n == name));
+    } else {
+        let mut p = node
+            .catalog
+            .table_for_update(txn, fk.referenced_table)
+            .await?;
+        p.referenced_by.retain(|(c, n)| !(*c == t.id && n == name));
+        node.catalog.write_tables(txn, &[p]).await?;
+    }
+    Ok(())
+}
+
+async fn rename_index(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    n: &ObjectName,
+    new_name: &ObjectName,
+) -> SqlResult<QueryOutput> {
+    let Some((mut t, id)) = find_index(node, txn, database, n).await? else {
+        let name = name_parts(n).last().cloned().unwrap_or_default();
+        return Err(SqlError::new(
+            codes::UNDEFINED_OBJECT,
+            format!("index \"{name}\" does not exist"),
+        ));
+    };
+    let new = name_parts(new_name).last().cloned().unwrap_or_default();
+    if constraint_name_taken(&t, &new) {
+        return Err(SqlError::new(
+            codes::DUPLICATE_TABLE,
+            format!("relation \"{new}\" already exists"),
+        ));
+    }
+    if id == PRIMARY_INDEX_ID {
+        t.primary_index.name = new;
+    } else if let Some(i) = t.indexes.iter_mut().find(|i| i.id == id) {
+        i.name = new;
+    }
+    node.catalog.write_tables(txn, &[t]).await?;
+    Ok(QueryOutput::command("ALTER INDEX"))
+}
+
+// ---------------------------------------------------------------------------
+// ALTER TABLE.
+
+async fn alter_table(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    name: &ObjectName,
+    if_exists: bool,
+    ops: &[AlterTableOperation],
+) -> SqlResult<QueryOutput> {
+    let q = qualify(database, name)?;
+    let Some(found) = resolve(node, txn, &q).await? else {
+        if if_exists {
+            return Ok(QueryOutput::command("ALTER TABLE"));
+        }
+        return Err(SqlError::undefined_table(&q.name));
+    };
+    for op in ops {
+        // Each operation sees the previous ones.
+        let mut t = node.catalog.table_for_update(txn, found.id).await?;
+        if let AlterTableOperation::RenameTable { table_name } = op {
+            let n = match table_name {
+                ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => n,
+            };
+            let new = qualify(&q.database, n)?;
+            if new.database != q.database {
+                return Err(SqlError::unsupported("moving a table to another database"));
+            }
+            node.catalog.rename_table(txn, &t, &new.name).await?;
+            continue;
+        }
+        require_plain_table(&t)?;
+        let mut others: HashMap<DescId, TableDesc> = HashMap::new();
+        match op {
+            AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def,
+                ..
+            } => {
+                let cname = ident(&column_def.name);
+                if t.column_by_name(&cname).is_some() {
+                    if *if_not_exists {
+                        continue;
+                    }
+                    return Err(SqlError::new(
+                        codes::DUPLICATE_COLUMN,
+                        format!(
+                            "column \"{cname}\" of relation \"{}\" already exists",
+                            t.name
+                        ),
+                    ));
+                }
+                let mut pending = Pending::default();
+                let c = column_desc(&mut t, column_def, &mut pending)?;
+                if pending.pk.is_some() {
+                    return Err(SqlError::new(
+                        codes::INVALID_TABLE_DEFINITION,
+                        format!(
+                            "multiple primary keys for table \"{}\" are not allowed",
+                            t.name
+                        ),
+                    ));
+                }
+                let old = t.clone();
+                t.columns.push(c.clone());
+                backfill_column(node, txn, &old, &t, &c).await?;
+                let mut new_indexes = Vec::new();
+                for ix in &pending.indexes {
+                    new_indexes.push(add_index(&mut t, ix)?);
+                }
+                for (n, e) in pending.checks {
+                    add_check(&mut t, n, e)?;
+                }
+                for fk in &pending.fks {
+                    if let Some(ix) =
+                        add_foreign_key(node, txn, &q.database, &mut t, fk, &mut others).await?
+                    {
+                        new_indexes.push(ix);
+                    }
+                }
+                for ix in new_indexes {
+                    rowenc::backfill_index(txn, &t, ix).await?;
+                }
+                if !pending.fks.is_empty() {
+                    validate_foreign_keys(node, txn, &t, t.foreign_keys.len() - pending.fks.len())
+                        .await?;
+                }
+            }
+            AlterTableOperation::DropColumn {
+                column_names,
+                if_exists,
+                drop_behavior,
+                ..
+            } => {
+                let cascade = matches!(drop_behavior, Some(ast::DropBehavior::Cascade));
+                for n in column_names {
+                    let cname = ident(n);
+                    let Some(id) = t.column_by_name(&cname).map(|c| c.id) else {
+                        if *if_exists {
+                            continue;
+                        }
+                        return Err(SqlError::new(
+                            codes::UNDEFINED_COLUMN,
+                            format!(
+                                "column \"{cname}\" of relation \"{}\" does not exist",
+                                t.name
+                            ),
+                        ));
+                    };
+                    drop_column(node, txn, &mut t, id, cascade).await?;
+                }
+            }
+            AlterTableOperation::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => {
+                let old = ident(old_column_name);
+                let new = ident(new_column_name);
+                if t.column_by_name(&old).is_none() {
+                    return Err(SqlError::undefined_column(&old));
+                }
+                if t.column_by_name(&new).is_some() {
+                    return Err(SqlError::new(
+                        codes::DUPLICATE_COLUMN,
+                        format!("column \"{new}\" of relation \"{}\" already exists", t.name),
+                    ));
+                }
+                // TODO(issue 4): rewrite DEFAULT/CHECK expressions and view
+                // queries that mention the column.
+                if let Some(c) = t.columns.iter_mut().find(|c| c.name == old) {
+                    c.name = new;
+                }
+            }
+            AlterTableOperation::AddConstraint { constraint, .. } => {
+                let mut pending = Pending::default();
+                pending.add_constraint(constraint, &t.name)?;
+                if let Some(pk) = pending.pk.take() {
+                    add_primary_key(node, txn, &mut t, pk).await?;
+                }
+                for ix in &pending.indexes {
+                    let id = add_index(&mut t, ix)?;
+                    rowenc::backfill_index(txn, &t, id).await?;
+                }
+                for (n, e) in pending.checks {
+                    // TODO(issue 4): validate existing rows.
+                    add_check(&mut t, n, e)?;
+                }
+                let first_new_fk = t.foreign_keys.len();
+                for fk in &pending.fks {
+                    if let Some(ix) =
+                        add_foreign_key(node, txn, &q.database, &mut t, fk, &mut others).await?
+                    {
+                        rowenc::backfill_index(txn, &t, ix).await?;
+                    }
+                }
+                if !pending.fks.is_empty() {
+                    // The parent's referenced_by must be visible to the checks.
+                    let descs: Vec<TableDesc> = others.values().cloned().collect();
+                    if !descs.is_empty() {
+                        node.catalog.write_tables(txn, &descs).await?;
+                        others.clear();
+                    }
+                    validate_foreign_keys(node, txn, &t, first_new_fk).await?;
+                }
+            }
+            AlterTableOperation::DropConstraint {
+                if_exists,
+                name,
+                drop_behavior,
+            } => {
+                let cname = ident(name);
+                let cascade = matches!(drop_behavior, Some(ast::DropBehavior::Cascade));
+                if t.primary_index.name == cname {
+                    return Err(SqlError::unsupported("dropping the primary key"));
+                } else if t.foreign_keys.iter().any(|f| f.name == cname) {
+                    drop_fk(node, txn, &mut t, &cname).await?;
+                } else if t.checks.iter().any(|c| c.name == cname) {
+                    t.checks.retain(|c| c.name != cname);
+                } else if t.indexes.iter().any(|i| i.name == cname && i.unique) {
+                    node.catalog
+                        .write_tables(txn, std::slice::from_ref(&t))
+                        .await?;
+                    let n = ObjectName::from(vec![Ident::with_quote(
+                        '"',
+                        format!("{}@{cname}", t.name),
+                    )]);
+                    drop_index(node, txn, &q.database, &n, false, cascade).await?;
+                    continue;
+                } else if !*if_exists {
+                    return Err(SqlError::new(
+                        codes::UNDEFINED_OBJECT,
+                        format!(
+                            "constraint \"{cname}\" of relation \"{}\" does not exist",
+                            t.name
+                        ),
+                    ));
+                }
+            }
+            AlterTableOperation::AlterColumn { column_name, op } => {
+                let cname = ident(column_name);
+                let id = column_id(&t, &cname)?;
+                match op {
+                    AlterColumnOperation::SetNotNull => {
+                        check_no_nulls(txn, &t, id).await?;
+                        if let Some(c) = t.columns.iter_mut().find(|c| c.id == id) {
+                            c.nullable = false;
+                        }
+                    }
+                    AlterColumnOperation::DropNotNull => {
+                        if t.primary_index.columns.contains(&id) {
+                            return Err(SqlError::new(
+                                codes::INVALID_TABLE_DEFINITION,
+                                format!("column \"{cname}\" is in a primary key"),
+                            ));
+                        }
+                        if let Some(c) = t.columns.iter_mut().find(|c| c.id == id) {
+                            c.nullable = true;
+                        }
+                    }
+                    AlterColumnOperation::SetDefault { value } => {
+                        if let Some(c) = t.columns.iter_mut().find(|c| c.id == id) {
+                            c.default = Some(value.to_string());
+                        }
+                    }
+                    AlterColumnOperation::DropDefault => {
+                        if let Some(c) = t.columns.iter_mut().find(|c| c.id == id) {
+                            c.default = None;
+                        }
+                    }
+                    other => {
+                        // TODO(issue 4): ALTER COLUMN TYPE.
+                        return Err(SqlError::unsupported(format!("ALTER COLUMN {other}")));
+                    }
+                }
+            }
+            AlterTableOperation::RenameConstraint { old_name, new_name } => {
+                let old = ident(old_name);
+                let new = ident(new_name);
+                if constraint_name_taken(&t, &new) {
+                    return Err(SqlError::new(
+                        codes::DUPLICATE_OBJECT,
+                        format!(
+                            "constraint \"{new}\" for relation \"{}\" already exists",
+                            t.name
+                        ),
+                    ));
+                }
+                if let Some(i) = t.indexes.iter_mut().find(|i| i.name == old) {
+                    i.name = new;
+                } else if t.primary_index.name == old {
+                    t.primary_index.name = new;
+                } else if let Some(c) = t.checks.iter_mut().find(|c| c.name == old) {
+                    c.name = new;
+                } else {
+                    // TODO(issue 4): renaming foreign keys (the parent's
+                    // referenced_by names them).
+                    return Err(SqlError::new(
+                        codes::UNDEFINED_OBJECT,
+                        format!(
+                            "constraint \"{old}\" of relation \"{}\" does not exist",
+                            t.name
+                        ),
+                    ));
+                }
+            }
+            other => {
+                return Err(SqlError::unsupported(format!("ALTER TABLE {other}")));
+            }
+        }
+        let mut descs = vec![t];
+        descs.extend(others.into_values());
+        node.catalog.write_tables(txn, &descs).await?;
+    }
+    Ok(QueryOutput::command("ALTER TABLE"))
+}
+
+/// Fills a new column in every row: its DEFAULT (evaluated once when constant,
+/// per row otherwise), checking NOT NULL.
+async fn backfill_column(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    old: &TableDesc,
+    new: &TableDesc,
+    c: &ColumnDesc,
+) -> SqlResult<()> {
+    let pos = new.columns.len() - 1;
+    let volatile = c.default.as_deref().is_some_and(|d| d.contains('('));
+    let constant = match (&c.default, volatile) {
+        (Some(d), false) => crate::exec::eval_constant(node, txn, d, c.ty).await?,
+        _ => Value::Null,
+    };
+    if c.default.is_none() && c.nullable {
+        // Nothing to write: missing columns decode as NULL.
+        return Ok(());
+    }
+    let (s, e) = rowenc::index_span(old, PRIMARY_INDEX_ID);
+    let mut scanner =
+        rowenc::RowScanner::new(Arc::new(old.clone()), PRIMARY_INDEX_ID, vec![(s, e)], false);
+    while let Some(rows) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
+        let mut pairs = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            let v = match (&c.default, volatile) {
+                (Some(d), true) => crate::exec::eval_constant(node, txn, d, c.ty).await?,
+                _ => constant.clone(),
+            };
+            if v.is_null() && !c.nullable {
+                return Err(SqlError::new(
+                    codes::NOT_NULL_VIOLATION,
+                    format!(
+                        "column \"{}\" of relation \"{}\" contains null values",
+                        c.name, new.name
+                    ),
+                ));
+            }
+            row.push(Value::Null);
+            let mut filled = row.clone();
+            filled[pos] = v;
+            pairs.push((row, filled));
+        }
+        rowenc::update_rows(txn, &node.catalog, new, &pairs).await?;
+    }
+    Ok(())
+}
+
+async fn check_no_nulls(txn: &mut Txn, t: &TableDesc, col: ColumnId) -> SqlResult<()> {
+    let Some(pos) = t.column_position(col) else {
+        return Ok(());
+    };
+    let (s, e) = rowenc::index_span(t, PRIMARY_INDEX_ID);
+    let mut scanner =
+        rowenc::RowScanner::new(Arc::new(t.clone()), PRIMARY_INDEX_ID, vec![(s, e)], false);
+    while let Some(rows) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
+        if rows.iter().any(|r| r[pos].is_null()) {
+            return Err(SqlError::new(
+                codes::NOT_NULL_VIOLATION,
+                format!(
+                    "column \"{}\" of relation \"{}\" contains null values",
+                    t.columns[pos].name, t.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every existing row satisfies the foreign keys from index
+/// `first` on.
+async fn validate_foreign_keys(
+    node: &SqlNode,
+    txn: &mut Txn,
+    t: &TableDesc,
+    first: usize,
+) -> SqlResult<()> {
+    let mut only = t.clone();
+    only.foreign_keys = t.foreign_keys[first.min(t.foreign_keys.len())..].to_vec();
+    if only.foreign_keys.is_empty() {
+        return Ok(());
+    }
+    let (s, e) = rowenc::index_span(t, PRIMARY_INDEX_ID);
+    let mut scanner =
+        rowenc::RowScanner::new(Arc::new(t.clone()), PRIMARY_INDEX_ID, vec![(s, e)], false);
+    while let Some(rows) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
+        rowenc::check_rows_foreign_keys(txn, &node.catalog, &only, &rows).await?;
+    }
+    Ok(())
+}
+
+async fn drop_column(
+    node: &SqlNode,
+    txn: &mut Txn,
+    t: &mut TableDesc,
+    id: ColumnId,
+    cascade: bool,
+) -> SqlResult<()> {
+    let name = t
+        .column_by_id(id)
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+    if t.primary_index.columns.contains(&id) {
+        return Err(SqlError::unsupported(format!(
+            "column \"{name}\" is referenced by the primary key"
+        )));
+    }
+    if t.columns.iter().filter(|c| !c.hidden).count() <= 1 && !t.columns.iter().any(|c| c.hidden) {
+        return Err(SqlError::unsupported(
+            "cannot drop the only column of a table",
+        ));
+    }
+    // Foreign keys of other tables that reference this column.
+    for (child, fk_name) in t.referenced_by.clone() {
+        let c = if child == t.id {
+            t.clone()
+        } else {
+            node.catalog.table_for_update(txn, child).await?
+        };
+        if let Some(fk) = c.foreign_keys.iter().find(|f| f.name == fk_name)
+            && fk.referenced_columns.contains(&id)
+        {
+            if !cascade {
+                return Err(SqlError::new(
+                    codes::DEPENDENT_OBJECTS_STILL_EXIST,
+                    format!(
+                        "cannot drop column {name} of table {} because other objects depend on it",
+                        t.name
+                    ),
+                )
+                .with_detail(format!(
+                    "constraint {fk_name} on table {} depends on column {name}",
+                    c.name
+                )));
+            }
+            if child == t.id {
+                drop_fk(node, txn, t, &fk_name).await?;
+            } else {
+                let mut c = c;
+                c.foreign_keys.retain(|f| f.name != fk_name);
+                t.referenced_by
+                    .retain(|(x, n)| !(*x == child && *n == fk_name));
+                node.catalog.write_tables(txn, &[c]).await?;
+            }
+        }
+    }
+    // This table's foreign keys on the column.
+    let own: Vec<String> = t
+        .foreign_keys
+        .iter()
+        .filter(|f| f.columns.contains(&id))
+        .map(|f| f.name.clone())
+        .collect();
+    for f in own {
+        drop_fk(node, txn, t, &f).await?;
+    }
+    // Indexes with the column as a key column go (PostgreSQL drops them too);
+    // STORING lists forget it.
+    let doomed: Vec<IndexId> = t
+        .indexes
+        .iter()
+        .filter(|i| i.columns.contains(&id))
+        .map(|i| i.id)
+        .collect();
+    for ix in &doomed {
+        let (s, e) = rowenc::index_span(t, *ix);
+        txn.send(vec![tardigrade_kvpb::Request::DeleteRange {
+            span: tardigrade_kvpb::Span::new(s, e),
+        }])
+        .await
+        .map_err(kv_err)?;
+    }
+    t.indexes.retain(|i| !doomed.contains(&i.id));
+    for i in &mut t.indexes {
+        i.storing.retain(|c| *c != id);
+    }
+    // CHECK constraints that mention the column go too.
+    t.checks.retain(|c| !mentions(&c.expr, &name));
+    t.columns.retain(|c| c.id != id);
+    Ok(())
+}
+
+/// Whether `expr` (SQL text) mentions identifier `name`.
+fn mentions(expr: &str, name: &str) -> bool {
+    expr.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|w| w.eq_ignore_ascii_case(name))
+}
+
+/// ALTER TABLE … ADD PRIMARY KEY on a table whose key is the hidden rowid:
+/// every row is rewritten under the new key (in this transaction); rowid stays
+/// as a hidden column.
+async fn add_primary_key(
+    node: &SqlNode,
+    txn: &mut Txn,
+    t: &mut TableDesc,
+    pk: (Option<String>, Vec<(String, Direction)>),
+) -> SqlResult<()> {
+    if !t.has_implicit_pk() {
+        return Err(SqlError::new(
+            codes::INVALID_TABLE_DEFINITION,
+            format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                t.name
+            ),
+        ));
+    }
+    let old = t.clone();
+    let mut new = t.clone();
+    set_primary_key(&mut new, Some(pk))?;
+    // Read every row under the old layout.
+    let (s, e) = rowenc::index_span(&old, PRIMARY_INDEX_ID);
+    let mut scanner =
+        rowenc::RowScanner::new(Arc::new(old.clone()), PRIMARY_INDEX_ID, vec![(s, e)], false);
+    let mut rows = Vec::new();
+    while let Some(batch) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
+        // TODO(issue 4): stream instead of holding the table in memory.
+        rows.extend(batch);
+    }
+    for r in &rows {
+        for &c in &new.primary_index.columns {
+            if let Some(p) = new.column_position(c)
+                && r[p].is_null()
+            {
+                return Err(SqlError::new(
+                    codes::NOT_NULL_VIOLATION,
+                    format!(
+                        "column \"{}\" of relation \"{}\" contains null values",
+                        new.columns[p].name, new.name
+                    ),
+                ));
+            }
+        }
+    }
+    rowenc::clear_table(txn, old.id).await?;
+    // Rows are rewritten without FK checks against the new layout's parents
+    // (nothing about them changed); uniqueness of the new key is checked.
+    let mut unchecked = new.clone();
+    unchecked.foreign_keys.clear();
+    for chunk in rows.chunks(rowenc::BACKFILL_CHUNK) {
+        rowenc::insert_rows(txn, &node.catalog, &unchecked, chunk, false).await?;
+    }
+    *t = new;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// TRUNCATE.
+
+async fn truncate(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    names: &[&ObjectName],
+    cascade: bool,
+) -> SqlResult<QueryOutput> {
+    let mut ids: Vec<DescId> = Vec::new();
+    for n in names {
+        let t = require_table(node, txn, database, n).await?;
+        require_plain_table(&t)?;
+        ids.push(t.id);
+    }
+    let mut i = 0;
+    while i < ids.len() {
+        let t = node.catalog.table_for_update(txn, ids[i]).await?;
+        for (child, fk) in &t.referenced_by {
+            if ids.contains(child) {
+                continue;
+            }
+            if !cascade {
+                let c = node.catalog.table_for_update(txn, *child).await?;
+                return Err(SqlError::unsupported(
+                    "cannot truncate a table referenced in a foreign key constraint",
+                )
+                .with_detail(format!(
+                    "Table \"{}\" references \"{}\" via {fk}.",
+                    c.name, t.name
+                ))
+                .with_hint(
+                    "Truncate table \"".to_string()
+                        + &c.name
+                        + "\" at the same time, or use TRUNCATE ... CASCADE.",
+                ));
+            }
+            ids.push(*child);
+        }
+        i += 1;
+    }
+    for id in ids {
+        rowenc::clear_table(txn, id).await?;
+    }
+    Ok(QueryOutput::command("TRUNCATE"))
+}
+
+// ---------------------------------------------------------------------------
+// Sequences and views.
+
+fn const_i64(e: &Expr) -> SqlResult<i64> {
+    let text = e.to_string().replace(' ', "");
+    text.parse::<i64>()
+        .map_err(|_| SqlError::syntax(format!("expected an integer, found {e}")))
+}
+
+async fn create_sequence(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    name: &ObjectName,
+    if_not_exists: bool,
+    options: &[SequenceOptions],
+) -> SqlResult<QueryOutput> {
+    let q = qualify(database, name)?;
+    let db_id = node.catalog.require_database(txn, &q.database).await?;
+    if node.catalog.table_id(txn, db_id, &q.name).await?.is_some() {
+        if if_not_exists {
+            return Ok(QueryOutput::command("CREATE SEQUENCE"));
+        }
+        return Err(duplicate_table(&q.name));
+    }
+    let mut increment = 1i64;
+    let mut start = None;
+    let mut min = None;
+    let mut max = None;
+    let mut cycle = false;
+    for o in options {
+        match o {
+            SequenceOptions::IncrementBy(e, _) => increment = const_i64(e)?,
+            SequenceOptions::StartWith(e, _) => start = Some(const_i64(e)?),
+            SequenceOptions::MinValue(Some(e)) => min = Some(const_i64(e)?),
+            SequenceOptions::MaxValue(Some(e)) => max = Some(const_i64(e)?),
+            SequenceOptions::MinValue(None) | SequenceOptions::MaxValue(None) => {}
+            SequenceOptions::Cycle(no) => cycle = !*no,
+            SequenceOptions::Cache(_) | SequenceOptions::OwnedBy(_) => {}
+            SequenceOptions::DataType(_) => {}
+        }
+    }
+    if increment == 0 {
+        return Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            "INCREMENT must not be zero",
+        ));
+    }
+    let (min, max) = if increment > 0 {
+        (min.unwrap_or(1), max.unwrap_or(i64::MAX))
+    } else {
+        (min.unwrap_or(i64::MIN), max.unwrap_or(-1))
+    };
+    let start = start.unwrap_or(if increment > 0 { min } else { max });
+    if start < min || start > max {
+        return Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            format!("START value ({start}) cannot be outside [{min}, {max}]"),
+        ));
+    }
+    let id = node.catalog.allocate_id().await?;
+    let mut t = TableDesc::new(id, db_id, &q.name);
+    t.sequence = Some(SequenceDesc {
+        increment,
+        start,
+        min_value: min,
+        max_value: max,
+        cycle,
+    });
+    node.catalog.create_table(txn, &t).await?;
+    txn.put(
+        &crate::catalog::sequence_value_key(id),
+        &start.wrapping_sub(increment).to_be_bytes(),
+    )
+    .await
+    .map_err(kv_err)?;
+    Ok(QueryOutput::command("CREATE SEQUENCE"))
+}
+
+async fn create_view(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    cv: &CreateView,
+) -> SqlResult<QueryOutput> {
+    if cv.materialized {
+        return Err(SqlError::unsupported("materialized views"));
+    }
+    let q = qualify(database, &cv.name)?;
+    let db_id = node.catalog.require_database(txn, &q.database).await?;
+    let existing = resolve(node, txn, &q).await?;
+    if let Some(e) = &existing {
+        if cv.if_not_exists {
+            return Ok(QueryOutput::command("CREATE VIEW"));
+        }
+        if !cv.or_replace {
+            return Err(duplicate_table(&q.name));
+        }
+        if !e.is_view() {
+            return Err(not_a("view", &q.name));
+        }
+    }
+    let statement = Statement::Query(cv.query.clone());
+    let (_, cols) = crate::plan::describe(node, txn, database, &statement, &[]).await?;
+    let cols = cols.unwrap_or_default();
+    if !cv.columns.is_empty() && cv.columns.len() != cols.len() {
+        return Err(SqlError::syntax(format!(
+            "CREATE VIEW specifies {} column names, but the query has {} columns",
+            cv.columns.len(),
+            cols.len()
+        )));
+    }
+    let id = match &existing {
+        Some(e) => e.id,
+        None => node.catalog.allocate_id().await?,
+    };
+    let mut t = match &existing {
+        Some(e) => node.catalog.table_for_update(txn, e.id).await?,
+        None => TableDesc::new(id, db_id, &q.name),
+    };
+    let old_deps = std::mem::take(&mut t.depends_on);
+    t.columns.clear();
+    t.next_column_id = 1;
+    let mut seen = HashSet::new();
+    for (i, c) in cols.iter().enumerate() {
+        let name = cv
+            .columns
+            .get(i)
+            .map(|v| ident(&v.name))
+            .unwrap_or_else(|| c.name.clone());
+        if !seen.insert(name.clone()) {
+            return Err(SqlError::new(
+                codes::DUPLICATE_COLUMN,
+                format!("column \"{name}\" specified more than once"),
+            ));
+        }
+        t.columns.push(ColumnDesc {
+            id: t.next_column_id,
+            name,
+            ty: c.ty,
+            nullable: true,
+            default: None,
+            hidden: false,
+        });
+        t.next_column_id += 1;
+    }
+    t.view_query = Some(cv.query.to_string());
+    // What the query reads (CTE names and unknown names are skipped).
+    let mut names = Vec::new();
+    let _ = ast::visit_relations(&statement, |n| {
+        names.push(n.clone());
+        ControlFlow::<()>::Continue(())
+    });
+    let mut deps = Vec::new();
+    for n in names {
+        let Ok(dq) = qualify(database, &n) else {
+            continue;
+        };
+        if let Ok(Some(d)) = resolve(node, txn, &dq).await
+            && d.id != id
+            && !deps.contains(&d.id)
+        {
+            deps.push(d.id);
+        }
+    }
+    t.depends_on = deps.clone();
+    let mut changed = Vec::new();
+    for d in old_deps.iter().filter(|d| !deps.contains(d)) {
+        if let Ok(mut x) = node.catalog.table_for_update(txn, *d).await {
+            x.dependent_views.retain(|v| *v != id);
+            changed.push(x);
+        }
+    }
+    for d in deps.iter().filter(|d| !old_deps.contains(d)) {
+        let mut x = node.catalog.table_for_update(txn, *d).await?;
+        if !x.dependent_views.contains(&id) {
+            x.dependent_views.push(id);
+        }
+        changed.push(x);
+    }
+    if existing.is_some() {
+        changed.push(t);
+    } else {
+        node.catalog.create_table(txn, &t).await?;
+    }
+    if !changed.is_empty() {
+        node.catalog.write_tables(txn, &changed).await?;
+    }
+    Ok(QueryOutput::command("CREATE VIEW"))
+}
+
+// ---------------------------------------------------------------------------
+// SHOW.
+
+fn text_columns(names: &[&str]) -> Vec<Column> {
+    names
+        .iter()
+        .map(|n| Column {
+            name: n.to_string(),
+            ty: SqlType::Text,
+        })
+        .collect()
+}
+
+fn rows_output(tag: &str, columns: Vec<Column>, rows: Vec<Vec<Value>>) -> QueryOutput {
+    QueryOutput {
+        tag: format!("{tag} {}", rows.len()),
+        columns: Some(columns),
+        rows,
+    }
+}
+
+fn text(s: impl Into<String>) -> Value {
+    Value::Text(s.into())
+}
+
+async fn show_tables(node: &SqlNode, txn: &mut Txn, database: &str) -> SqlResult<QueryOutput> {
+    let mut rows = Vec::new();
+    for t in node.catalog.list_tables(txn, database).await? {
+        let kind = if t.is_view() {
+            "view"
+        } else if t.is_sequence() {
+            "sequence"
+        } else {
+            "table"
+        };
+        rows.push(vec![
+            text("public"),
+            text(&t.name),
+            text(kind),
+            text("root"),
+        ]);
+    }
+    Ok(rows_output(
+        "SHOW",
+        text_columns(&["schema_name", "table_name", "type", "owner"]),
+        rows,
+    ))
+}
+
+async fn show_databases(node: &SqlNode, txn: &mut Txn) -> SqlResult<QueryOutput> {
+    let rows = node
+        .catalog
+        .list_databases(txn)
+        .await?
+        .into_iter()
+        .map(|d| vec![text(d.name), text("root")])
+        .collect();
+    Ok(rows_output(
+        "SHOW",
+        text_columns(&["database_name", "owner"]),
+        rows,
+    ))
+}
+
+async fn show_columns(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    n: &ObjectName,
+) -> SqlResult<QueryOutput> {
+    let t = require_table(node, txn, database, n).await?;
+    let mut rows = Vec::new();
+    for c in &t.columns {
+        let indices: Vec<String> = t
+            .all_indexes()
+            .filter(|i| {
+                i.columns.contains(&c.id)
+                    || i.storing.contains(&c.id)
+                    || (i.id != PRIMARY_INDEX_ID && t.primary_index.columns.contains(&c.id))
+            })
+            .map(|i| i.name.clone())
+            .collect();
+        rows.push(vec![
+            text(&c.name),
+            text(type_name(c.ty)),
+            Value::Bool(c.nullable),
+            c.default.clone().map_or(Value::Null, Value::Text),
+            text(""),
+            text(format!("{{{}}}", indices.join(","))),
+            Value::Bool(c.hidden),
+        ]);
+    }
+    let mut columns = text_columns(&[
+        "column_name",
+        "data_type",
+        "is_nullable",
+        "column_default",
+        "generation_expression",
+        "indices",
+        "is_hidden",
+    ]);
+    columns[2].ty = SqlType::Bool;
+    columns[6].ty = SqlType::Bool;
+    Ok(rows_output("SHOW", columns, rows))
+}
+
+/// `CREATE TABLE …` text for a descriptor (CockroachDB's SHOW CREATE form).
+pub async fn create_statement(node: &SqlNode, txn: &mut Txn, t: &TableDesc) -> SqlResult<String> {
+    if let Some(q) = &t.view_query {
+        let cols: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+        return Ok(format!(
+            "CREATE VIEW public.{} ({}) AS {q}",
+            t.name,
+            cols.join(", ")
+        ));
+    }
+    if let Some(s) = &t.sequence {
+        return Ok(format!(
+            "CREATE SEQUENCE public.{} MINVALUE {} MAXVALUE {} INCREMENT {} START {}",
+            t.name, s.min_value, s.max_value, s.increment, s.start
+        ));
+    }
+    let col_name = |id: ColumnId| {
+        t.column_by_id(id)
+            .map(|c| c.name.clone())
+            .unwrap_or_default()
+    };
+    let key_list = |i: &IndexDesc| -> String {
+        i.columns
+            .iter()
+            .zip(&i.directions)
+            .map(|(c, d)| match d {
+                Direction::Ascending => format!("{} ASC", col_name(*c)),
+                Direction::Descending => format!("{} DESC", col_name(*c)),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut lines = Vec::new();
+    for c in &t.columns {
+        let mut l = format!("\t{} {}", c.name, type_name(c.ty));
+        if !c.nullable {
+            l.push_str(" NOT NULL");
+        }
+        if let Some(d) = &c.default {
+            l.push_str(&format!(" DEFAULT {d}"));
+        }
+        if c.hidden {
+            l.push_str(" NOT VISIBLE");
+        }
+        lines.push(l);
+    }
+    lines.push(format!(
+        "\tCONSTRAINT {} PRIMARY KEY ({})",
+        t.primary_index.name,
+        key_list(&t.primary_index)
+    ));
+    for i in &t.indexes {
+        let mut l = format!(
+            "\t{}INDEX {} ({})",
+            if i.unique { "UNIQUE " } else { "" },
+            i.name,
+            key_list(i)
+        );
+        if !i.storing.is_empty() {
+            let s: Vec<String> = i.storing.iter().map(|c| col_name(*c)).collect();
+            l.push_str(&format!(" STORING ({})", s.join(", ")));
+        }
+        lines.push(l);
+    }
+    for fk in &t.foreign_keys {
+        let parent = if fk.referenced_table == t.id {
+            t.clone()
+        } else {
+            node.catalog
+                .table_for_update(txn, fk.referenced_table)
+                .await?
+        };
+        let cols: Vec<String> = fk.columns.iter().map(|c| col_name(*c)).collect();
+        let refs: Vec<String> = fk
+            .referenced_columns
+            .iter()
+            .map(|c| {
+                parent
+                    .column_by_id(*c)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut l = format!(
+            "\tCONSTRAINT {} FOREIGN KEY ({}) REFERENCES public.{}({})",
+            fk.name,
+            cols.join(", "),
+            parent.name,
+            refs.join(", ")
+        );
+        for (what, a) in [("DELETE", fk.on_delete), ("UPDATE", fk.on_update)] {
+            let s = match a {
+                ReferentialAction::NoAction => continue,
+                ReferentialAction::Restrict => "RESTRICT",
+                ReferentialAction::Cascade => "CASCADE",
+                ReferentialAction::SetNull => "SET NULL",
+                ReferentialAction::SetDefault => "SET DEFAULT",
+            };
+            l.push_str(&format!(" ON {what} {s}"));
+        }
+        lines.push(l);
+    }
+    for c in &t.checks {
+        lines.push(format!("\tCONSTRAINT {} CHECK ({})", c.name, c.expr));
+    }
+    Ok(format!(
+        "CREATE TABLE public.{} (\n{}\n)",
+        t.name,
+        lines.join(",\n")
+    ))
+}
+
+async fn show_create(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    n: &ObjectName,
+) -> SqlResult<QueryOutput> {
+    let t = require_table(node, txn, database, n).await?;
+    let s = create_statement(node, txn, &t).await?;
+    Ok(rows_output(
+        "SHOW",
+        text_columns(&["table_name", "create_statement"]),
+        vec![vec![text(&t.name), text(s)]],
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Ranges.
+
+/// `t` or `t@index` from the marker statement.
+async fn table_and_index(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    target: &str,
+    with_index: bool,
+) -> SqlResult<(TableDesc, IndexId)> {
+    let (table, index) = match target.split_once('@') {
+        Some((t, i)) => (t, Some(i)),
+        None => (target, None),
+    };
+    let parts: Vec<Ident> = table
+        .split('.')
+        .map(|p| Ident::with_quote('"', p))
+        .collect();
+    let t = require_table(node, txn, database, &ObjectName::from(parts)).await?;
+    require_plain_table(&t)?;
+    let id = match index {
+        Some(i) => t.index_by_name(i).map(|i| i.id).ok_or_else(|| {
+            SqlError::new(
+                codes::UNDEFINED_OBJECT,
+                format!("index \"{i}\" does not exist"),
+            )
+        })?,
+        None if with_index => return Err(SqlError::syntax("expected table@index")),
+        None => PRIMARY_INDEX_ID,
+    };
+    Ok((t, id))
+}
+
+/// `ALTER TABLE t SPLIT AT VALUES (…), …`: splits the KV range at the primary
+/// (or `t@index`) key of each row of values.
+async fn split_at(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    target: &str,
+    values: &ast::Query,
+) -> SqlResult<QueryOutput> {
+    let (t, index_id) = table_and_index(node, txn, database, target, false).await?;
+    let index = t
+        .index(index_id)
+        .cloned()
+        .ok_or_else(|| SqlError::internal("index vanished"))?;
+    let ast::SetExpr::Values(v) = values.body.as_ref() else {
+        return Err(SqlError::unsupported("SPLIT AT with a query (use VALUES)"));
+    };
+    let key_cols = rowenc::full_key_columns(&t, &index);
+    let mut rows = Vec::new();
+    for row in &v.rows {
+        if row.len() > key_cols.len() {
+            return Err(SqlError::syntax(format!(
+                "too many columns in SPLIT AT data: {} (the key has {})",
+                row.len(),
+                key_cols.len()
+            )));
+        }
+        let mut vals = Vec::with_capacity(row.len());
+        for (e, (c, _)) in row.iter().zip(&key_cols) {
+            let ty = t.column_by_id(*c).map(|c| c.ty).unwrap_or(SqlType::Unknown);
+            vals.push(crate::exec::eval_constant(node, txn, &e.to_string(), ty).await?);
+        }
+        let key = rowenc::index_key_prefix(&t, index_id, &vals)?;
+        node.db.admin_split(&key).await.map_err(kv_err)?;
+        rows.push(vec![
+            Value::Bytes(key.clone()),
+            text(tardigrade_encoding::pretty_key(&key)),
+        ]);
+    }
+    let mut columns = text_columns(&["key", "pretty"]);
+    columns[0].ty = SqlType::Bytes;
+    Ok(QueryOutput {
+        tag: format!("SPLIT {}", rows.len()),
+        columns: Some(columns),
+        rows,
+    })
+}
+
+/// `SHOW RANGES FROM TABLE t` / `FROM INDEX t@i`: the KV ranges overlapping
+/// the table's (index's) span, from the meta2 records.
+async fn show_ranges(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    target: &str,
+    index: bool,
+) -> SqlResult<QueryOutput> {
+    let (t, index_id) = table_and_index(node, txn, database, target, index).await?;
+    let (start, end) = if index {
+        rowenc::index_span(&t, index_id)
+    } else {
+        rowenc::table_span(&t)
+    };
+    // The range holding `start` is the first meta2 record after meta2(start).
+    let from = keys::key_next(&keys::meta2_key(&start));
+    let mut rows = Vec::new();
+    let mut cursor = from;
+    'pages: loop {
+        let page = node
+            .db
+            .scan(&cursor, keys::META_MAX, 64)
+            .await
+            .map_err(kv_err)?;
+        if page.is_empty() {
+            break;
+        }
+        for kv in &page {
+            let d = tardigrade_kvpb::RangeDescriptor::decode(&kv.value.bytes)
+                .map_err(|e| SqlError::internal(format!("meta record: {e}")))?;
+            if d.start_key.as_slice() >= end.as_slice() {
+                break 'pages;
+            }
+            let replicas: Vec<String> = d.replicas.iter().map(|r| r.node_id.to_string()).collect();
+            rows.push(vec![
+                text(tardigrade_encoding::pretty_key(&d.start_key)),
+                text(tardigrade_encoding::pretty_key(&d.end_key)),
+                Value::Int(d.range_id as i64),
+                text(format!("{{{}}}", replicas.join(","))),
+            ]);
+            if d.end_key.as_slice() >= end.as_slice() {
+                break 'pages;
+            }
+        }
+        match page.last() {
+            Some(last) => cursor = keys::key_next(&last.key),
+            None => break,
+        }
+    }
+    let mut columns = text_columns(&["start_key", "end_key", "range_id", "replicas"]);
+    columns[2].ty = SqlType::Int8;
+    Ok(rows_output("SHOW", columns, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_whole_words() {
+        assert!(mentions("a > 0 AND b < 3", "b"));
+        assert!(!mentions("ab > 0", "b"));
+    }
 }

@@ -1,25 +1,496 @@
-//! Parsing: `sqlparser` with the PostgreSQL dialect.
+//! Parsing: `sqlparser` with the PostgreSQL dialect, plus the CockroachDB
+//! statements we support.
 //!
-//! CockroachDB statements that PostgreSQL lacks are recognised here before the
-//! generic parser runs. Errors are SQLSTATE 42601 with the position when the
-//! parser reports one.
+//! CockroachDB syntax that PostgreSQL lacks is handled by a token-level pass
+//! before the generic parser runs (the parser is fed the rewritten tokens, which
+//! keep their source positions, so syntax errors still point into the text the
+//! client sent), and by fixing up the parsed statements afterwards:
+//!
+//! - `UPSERT INTO …` parses as `INSERT INTO …` with `replace_into = true` (the
+//!   executor treats that as UPSERT);
+//! - `CREATE [UNIQUE] INDEX … STORING (cols)` is `INCLUDE (cols)`;
+//! - inside `CREATE TABLE`, `[UNIQUE] INDEX [name] (cols) [STORING (cols)]` become
+//!   [`TableConstraint::Index`] entries (uniqueness and the STORING columns are
+//!   carried as [`UNIQUE_INDEX_MARKER`] / [`STORING_MARKER`] index options) and
+//!   `FAMILY …` is accepted and ignored (one column family per table);
+//! - `t@index` (in `DROP INDEX`, `ALTER INDEX`) becomes the single identifier
+//!   `"t@index"`;
+//! - `SHOW RANGES FROM TABLE t`, `SHOW RANGES FROM INDEX t@i` and
+//!   `ALTER TABLE t SPLIT AT VALUES (…)` become [`Statement::Unload`] carrying one
+//!   of the `*_MARKER` strings as `query_text`, the target in `to` and (SPLIT AT)
+//!   the VALUES query; `ddl::execute` recognises them.
+//!
+//! Errors are SQLSTATE 42601 with the position when the parser reports one.
 
-use sqlparser::ast::Statement;
+use sqlparser::ast::{Ident, IndexConstraint, IndexOption, ObjectName, Statement, TableConstraint};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 use tardigrade_sqltypes::{SqlError, SqlResult};
 
 /// Nesting deeper than this is refused (54001) instead of overflowing the stack.
 const MAX_NESTING: usize = 200;
 
+/// `query_text` of the `Unload` standing for `ALTER TABLE … SPLIT AT`.
+pub const SPLIT_AT_MARKER: &str = "tardigrade:split_at";
+/// `query_text` of the `Unload` standing for `SHOW RANGES FROM TABLE`.
+pub const SHOW_RANGES_TABLE_MARKER: &str = "tardigrade:show_ranges_table";
+/// `query_text` of the `Unload` standing for `SHOW RANGES FROM INDEX`.
+pub const SHOW_RANGES_INDEX_MARKER: &str = "tardigrade:show_ranges_index";
+/// Index option (a `Comment`) marking a CREATE TABLE `UNIQUE INDEX`.
+pub const UNIQUE_INDEX_MARKER: &str = "tardigrade:unique";
+/// Prefix of the index option (a `Comment`) listing STORING columns, separated
+/// by NUL.
+pub const STORING_MARKER: &str = "tardigrade:storing:";
+
 /// Parses a query string into statements (empty statements are dropped).
 pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
+    if !might_need_rewrite(sql) {
+        return parse_plain(sql);
+    }
+    let dialect = PostgreSqlDialect {};
+    let tokens = match Tokenizer::new(&dialect, sql).tokenize_with_location() {
+        Ok(t) => t,
+        // Let the parser report it the usual way.
+        Err(_) => return parse_plain(sql),
+    };
+    let mut out_tokens: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut fixups: Vec<(usize, Fixup)> = Vec::new();
+    let mut ordinal = 0;
+    for stmt in split_statements(&tokens) {
+        let significant = stmt.iter().any(|t| !is_space(&t.token));
+        let (rewritten, fixup) = rewrite_statement(sql, stmt)?;
+        out_tokens.extend(rewritten);
+        if let Some(f) = fixup {
+            fixups.push((ordinal, f));
+        }
+        if significant {
+            ordinal += 1;
+        }
+    }
+    let mut statements = Parser::new(&dialect)
+        .with_recursion_limit(MAX_NESTING)
+        .with_tokens_with_locations(out_tokens)
+        .parse_statements()
+        .map_err(|e| parser_error(sql, e))?;
+    for (i, f) in fixups {
+        let Some(s) = statements.get_mut(i) else {
+            continue;
+        };
+        apply_fixup(s, f);
+    }
+    Ok(statements)
+}
+
+fn parse_plain(sql: &str) -> SqlResult<Vec<Statement>> {
     let dialect = PostgreSqlDialect {};
     Parser::new(&dialect)
         .with_recursion_limit(MAX_NESTING)
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_statements())
         .map_err(|e| parser_error(sql, e))
+}
+
+/// A cheap test: statements without any of these words parse as they are.
+fn might_need_rewrite(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    [
+        "upsert", "storing", "index", "family", "ranges", "split", "@",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+}
+
+/// What to change in a parsed statement.
+enum Fixup {
+    Upsert,
+    /// Index constraints to add to a CREATE TABLE.
+    TableIndexes(Vec<TableConstraint>),
+    /// Replace the placeholder with this statement.
+    Replace(Box<Statement>),
+}
+
+fn apply_fixup(s: &mut Statement, f: Fixup) {
+    match f {
+        Fixup::Upsert => {
+            if let Statement::Insert(ins) = s {
+                ins.replace_into = true;
+            }
+        }
+        Fixup::TableIndexes(mut cs) => {
+            if let Statement::CreateTable(ct) = s {
+                ct.constraints.append(&mut cs);
+            }
+        }
+        Fixup::Replace(r) => *s = *r,
+    }
+}
+
+fn is_space(t: &Token) -> bool {
+    matches!(t, Token::Whitespace(_))
+}
+
+fn is_word(t: &Token, kw: &str) -> bool {
+    matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw))
+}
+
+/// The statements of a token stream, each with its terminating semicolon.
+fn split_statements(tokens: &[TokenWithSpan]) -> Vec<&[TokenWithSpan]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        if t.token == Token::SemiColon {
+            out.push(&tokens[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < tokens.len() {
+        out.push(&tokens[start..]);
+    }
+    out
+}
+
+/// Positions of the significant (non-whitespace) tokens.
+fn significant(tokens: &[TokenWithSpan]) -> Vec<usize> {
+    tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !is_space(&t.token) && t.token != Token::SemiColon)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn with_span(token: Token, like: &TokenWithSpan) -> TokenWithSpan {
+    TokenWithSpan {
+        token,
+        span: like.span,
+    }
+}
+
+fn space(like: &TokenWithSpan) -> TokenWithSpan {
+    with_span(Token::Whitespace(Whitespace::Space), like)
+}
+
+/// A placeholder statement (`SELECT 1`) replaced after parsing.
+fn placeholder(stmt: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+    let Some(first) = stmt.first() else {
+        return Vec::new();
+    };
+    let mut out = vec![
+        with_span(Token::make_keyword("SELECT"), first),
+        space(first),
+        with_span(Token::Number("1".into(), false), first),
+    ];
+    if let Some(last) = stmt.last()
+        && last.token == Token::SemiColon
+    {
+        out.push(last.clone());
+    }
+    out
+}
+
+/// The source text of tokens (for names).
+fn tokens_text(tokens: &[TokenWithSpan]) -> String {
+    let mut s = String::new();
+    for t in tokens {
+        match &t.token {
+            Token::Word(w) if w.quote_style.is_some() => s.push_str(&w.value),
+            Token::Word(w) => s.push_str(&w.value.to_lowercase()),
+            Token::Whitespace(_) => {}
+            other => s.push_str(&other.to_string()),
+        }
+    }
+    s
+}
+
+fn rewrite_statement(
+    sql: &str,
+    stmt: &[TokenWithSpan],
+) -> SqlResult<(Vec<TokenWithSpan>, Option<Fixup>)> {
+    let sig = significant(stmt);
+    let word = |k: usize, kw: &str| sig.get(k).is_some_and(|&i| is_word(&stmt[i].token, kw));
+    // UPSERT INTO …
+    if word(0, "upsert") {
+        let mut out = stmt.to_vec();
+        out[sig[0]] = with_span(Token::make_keyword("INSERT"), &stmt[sig[0]]);
+        return Ok((out, Some(Fixup::Upsert)));
+    }
+    // SHOW RANGES FROM TABLE t / FROM INDEX t@i
+    if word(0, "show") && word(1, "ranges") {
+        if !word(2, "from") || !(word(3, "table") || word(3, "index")) {
+            return Err(SqlError::unsupported(
+                "SHOW RANGES: only FROM TABLE t and FROM INDEX t@i are supported",
+            ));
+        }
+        let index = word(3, "index");
+        let target_tokens: Vec<TokenWithSpan> = sig[4..].iter().map(|&i| stmt[i].clone()).collect();
+        if target_tokens.is_empty() {
+            return Err(SqlError::syntax("SHOW RANGES: expected a name"));
+        }
+        let marker = if index {
+            SHOW_RANGES_INDEX_MARKER
+        } else {
+            SHOW_RANGES_TABLE_MARKER
+        };
+        let unload = Statement::Unload {
+            query: None,
+            query_text: Some(marker.into()),
+            to: Ident::new(tokens_text(&target_tokens)),
+            auth: None,
+            with: Vec::new(),
+            options: Vec::new(),
+        };
+        return Ok((placeholder(stmt), Some(Fixup::Replace(Box::new(unload)))));
+    }
+    // ALTER TABLE t SPLIT AT <query>
+    if word(0, "alter")
+        && word(1, "table")
+        && let Some(k) = (2..sig.len()).find(|&k| word(k, "split") && word(k + 1, "at"))
+    {
+        {
+            let target_tokens: Vec<TokenWithSpan> =
+                sig[2..k].iter().map(|&i| stmt[i].clone()).collect();
+            let query_tokens: Vec<TokenWithSpan> = stmt[sig[k + 1] + 1..]
+                .iter()
+                .filter(|t| t.token != Token::SemiColon)
+                .cloned()
+                .collect();
+            let dialect = PostgreSqlDialect {};
+            let query = Parser::new(&dialect)
+                .with_recursion_limit(MAX_NESTING)
+                .with_tokens_with_locations(query_tokens)
+                .parse_query()
+                .map_err(|e| parser_error(sql, e))?;
+            let unload = Statement::Unload {
+                query: Some(query),
+                query_text: Some(SPLIT_AT_MARKER.into()),
+                to: Ident::new(tokens_text(&target_tokens)),
+                auth: None,
+                with: Vec::new(),
+                options: Vec::new(),
+            };
+            return Ok((placeholder(stmt), Some(Fixup::Replace(Box::new(unload)))));
+        }
+    }
+    // CREATE [UNIQUE] INDEX … STORING (…)
+    if word(0, "create") && (word(1, "index") || (word(1, "unique") && word(2, "index"))) {
+        let mut out = stmt.to_vec();
+        let mut depth = 0i32;
+        for t in &mut out {
+            match t.token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 && is_word(&t.token, "storing") {
+                t.token = Token::make_keyword("INCLUDE");
+            }
+        }
+        return Ok((merge_at_names(out), None));
+    }
+    // DROP INDEX t@i, ALTER INDEX t@i …
+    if (word(0, "drop") || word(0, "alter")) && word(1, "index") {
+        return Ok((merge_at_names(stmt.to_vec()), None));
+    }
+    // CREATE TABLE … ( …, INDEX …, FAMILY … )
+    if word(0, "create") && (1..4).any(|k| word(k, "table")) {
+        return rewrite_create_table(sql, stmt, &sig);
+    }
+    Ok((stmt.to_vec(), None))
+}
+
+/// Merges `a @ b` into the quoted identifier `"a@b"`.
+fn merge_at_names(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        if tokens[i].token == Token::AtSign
+            && let (Some(prev), Some(next)) = (out.last(), tokens.get(i + 1))
+            && let (Token::Word(a), Token::Word(b)) = (&prev.token, &next.token)
+        {
+            let fold = |w: &sqlparser::tokenizer::Word| {
+                if w.quote_style.is_some() {
+                    w.value.clone()
+                } else {
+                    w.value.to_lowercase()
+                }
+            };
+            let merged = format!("{}@{}", fold(a), fold(b));
+            let span = prev.span;
+            out.pop();
+            out.push(TokenWithSpan {
+                token: Token::make_word(&merged, Some('"')),
+                span,
+            });
+            i += 2;
+            continue;
+        }
+        out.push(tokens[i].clone());
+        i += 1;
+    }
+    out
+}
+
+/// Removes CockroachDB's INDEX and FAMILY elements from a CREATE TABLE's
+/// element list; the indexes come back as constraints after parsing.
+fn rewrite_create_table(
+    sql: &str,
+    stmt: &[TokenWithSpan],
+    sig: &[usize],
+) -> SqlResult<(Vec<TokenWithSpan>, Option<Fixup>)> {
+    // The element list: the first '(' at depth 0 that does not follow AS.
+    let Some(open_k) = sig.iter().position(|&i| stmt[i].token == Token::LParen) else {
+        return Ok((stmt.to_vec(), None));
+    };
+    if open_k == 0 || is_word(&stmt[sig[open_k - 1]].token, "as") {
+        return Ok((stmt.to_vec(), None));
+    }
+    let open = sig[open_k];
+    // Element boundaries: commas at depth 1, up to the matching ')'.
+    let mut depth = 0i32;
+    let mut close = None;
+    let mut bounds = vec![open + 1];
+    for (i, t) in stmt.iter().enumerate().skip(open) {
+        match t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            Token::Comma if depth == 1 => bounds.push(i + 1),
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return Ok((stmt.to_vec(), None));
+    };
+    // Elements as [start, end) token ranges (end excludes the comma).
+    let mut elements: Vec<(usize, usize)> = Vec::new();
+    for (n, &s) in bounds.iter().enumerate() {
+        let e = bounds.get(n + 1).map_or(close, |&next| next - 1);
+        elements.push((s, e));
+    }
+    let mut constraints = Vec::new();
+    let mut removed: Vec<bool> = vec![false; elements.len()];
+    for (n, &(s, e)) in elements.iter().enumerate() {
+        let el: Vec<usize> = (s..e).filter(|&i| !is_space(&stmt[i].token)).collect();
+        let w = |k: usize, kw: &str| el.get(k).is_some_and(|&i| is_word(&stmt[i].token, kw));
+        let paren_at = |k: usize| el.get(k).is_some_and(|&i| stmt[i].token == Token::LParen);
+        let word_at = |k: usize| {
+            el.get(k)
+                .is_some_and(|&i| matches!(stmt[i].token, Token::Word(_)))
+        };
+        // INDEX [name] ( / UNIQUE INDEX [name] ( / FAMILY [name] ( / INVERTED INDEX
+        let (unique, skip) = if w(0, "unique") && w(1, "index") {
+            (true, 2)
+        } else if w(0, "index") {
+            (false, 1)
+        } else if w(0, "family") && (paren_at(1) || (word_at(1) && paren_at(2))) {
+            removed[n] = true;
+            continue;
+        } else if w(0, "inverted") && w(1, "index") {
+            return Err(SqlError::unsupported("inverted indexes"));
+        } else {
+            continue;
+        };
+        if !(paren_at(skip) || (word_at(skip) && paren_at(skip + 1))) {
+            continue;
+        }
+        removed[n] = true;
+        // Parse `CREATE [UNIQUE] INDEX [name] ON x <rest>` for the columns.
+        let first = &stmt[el[0]];
+        let mut toks = vec![
+            with_span(Token::make_keyword("CREATE"), first),
+            space(first),
+        ];
+        if unique {
+            toks.push(with_span(Token::make_keyword("UNIQUE"), first));
+            toks.push(space(first));
+        }
+        toks.push(with_span(Token::make_keyword("INDEX"), first));
+        toks.push(space(first));
+        let mut rest_start = skip;
+        if word_at(skip) {
+            toks.push(stmt[el[skip]].clone());
+            toks.push(space(first));
+            rest_start = skip + 1;
+        }
+        toks.push(with_span(Token::make_keyword("ON"), first));
+        toks.push(space(first));
+        toks.push(with_span(Token::make_word("x", None), first));
+        toks.push(space(first));
+        for &i in &el[rest_start..] {
+            let mut t = stmt[i].clone();
+            if is_word(&t.token, "storing") {
+                t.token = Token::make_keyword("INCLUDE");
+            }
+            toks.push(t);
+            toks.push(space(first));
+        }
+        let dialect = PostgreSqlDialect {};
+        let parsed = Parser::new(&dialect)
+            .with_recursion_limit(MAX_NESTING)
+            .with_tokens_with_locations(toks)
+            .parse_statement()
+            .map_err(|e| parser_error(sql, e))?;
+        let Statement::CreateIndex(ci) = parsed else {
+            return Err(SqlError::syntax("invalid index definition"));
+        };
+        let mut options = Vec::new();
+        if ci.unique {
+            options.push(IndexOption::Comment(UNIQUE_INDEX_MARKER.into()));
+        }
+        if !ci.include.is_empty() {
+            let names: Vec<String> = ci
+                .include
+                .iter()
+                .map(|i| {
+                    if i.quote_style.is_some() {
+                        i.value.clone()
+                    } else {
+                        i.value.to_lowercase()
+                    }
+                })
+                .collect();
+            options.push(IndexOption::Comment(format!(
+                "{STORING_MARKER}{}",
+                names.join("\0")
+            )));
+        }
+        let name = ci
+            .name
+            .as_ref()
+            .and_then(|n: &ObjectName| n.0.last())
+            .and_then(|p| p.as_ident().cloned());
+        constraints.push(TableConstraint::Index(IndexConstraint {
+            display_as_key: false,
+            name,
+            index_type: None,
+            columns: ci.columns,
+            index_options: options,
+        }));
+    }
+    if !removed.iter().any(|r| *r) {
+        return Ok((stmt.to_vec(), None));
+    }
+    // Rebuild: the kept elements joined by commas.
+    let mut out: Vec<TokenWithSpan> = stmt[..=open].to_vec();
+    let mut first = true;
+    for (n, &(s, e)) in elements.iter().enumerate() {
+        if removed[n] {
+            continue;
+        }
+        if !first {
+            out.push(with_span(Token::Comma, &stmt[s.saturating_sub(1)]));
+        }
+        first = false;
+        out.extend_from_slice(&stmt[s..e]);
+    }
+    out.extend_from_slice(&stmt[close..]);
+    Ok((out, Some(Fixup::TableIndexes(constraints))))
 }
 
 fn parser_error(sql: &str, e: ParserError) -> SqlError {
@@ -66,5 +537,98 @@ fn strip_location(message: &str) -> &str {
     match message.rfind(" at Line: ") {
         Some(i) => &message[..i],
         None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> Statement {
+        let mut v = parse_statements(sql).expect("parses");
+        assert_eq!(v.len(), 1, "{sql}");
+        v.remove(0)
+    }
+
+    #[test]
+    fn upsert_is_insert_with_replace_into() {
+        match one("UPSERT INTO t (a) VALUES (1)") {
+            Statement::Insert(i) => assert!(i.replace_into),
+            other => panic!("{other:?}"),
+        }
+        match one("INSERT INTO t (a) VALUES (1)") {
+            Statement::Insert(i) => assert!(!i.replace_into),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn storing_is_include() {
+        match one("CREATE INDEX i ON t (a DESC) STORING (b, c)") {
+            Statement::CreateIndex(ci) => assert_eq!(ci.include.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_table_indexes_and_families() {
+        let s = one(
+            "CREATE TABLE t (a INT PRIMARY KEY, b TEXT, c INT, INDEX (b), UNIQUE INDEX u (c DESC) STORING (b), FAMILY f (a, b), INDEX \"Quoted\" (b, c))",
+        );
+        let Statement::CreateTable(ct) = s else {
+            panic!("not a CREATE TABLE")
+        };
+        assert_eq!(ct.columns.len(), 3);
+        assert_eq!(ct.constraints.len(), 3);
+        let TableConstraint::Index(u) = &ct.constraints[1] else {
+            panic!("not an index")
+        };
+        assert_eq!(u.name.as_ref().map(|n| n.value.as_str()), Some("u"));
+        assert!(
+            u.index_options
+                .contains(&IndexOption::Comment(UNIQUE_INDEX_MARKER.into()))
+        );
+        assert!(
+            u.index_options
+                .contains(&IndexOption::Comment(format!("{STORING_MARKER}b")))
+        );
+    }
+
+    #[test]
+    fn at_names_and_markers() {
+        match one("DROP INDEX t@i") {
+            Statement::Drop { names, .. } => assert_eq!(names[0].to_string(), "\"t@i\""),
+            other => panic!("{other:?}"),
+        }
+        let v = parse_statements(
+            "SELECT 1; SHOW RANGES FROM TABLE db.t; ALTER TABLE t SPLIT AT VALUES (1), (2);",
+        )
+        .expect("parses");
+        assert_eq!(v.len(), 3);
+        match &v[1] {
+            Statement::Unload { query_text, to, .. } => {
+                assert_eq!(query_text.as_deref(), Some(SHOW_RANGES_TABLE_MARKER));
+                assert_eq!(to.value, "db.t");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &v[2] {
+            Statement::Unload {
+                query_text, query, ..
+            } => {
+                assert_eq!(query_text.as_deref(), Some(SPLIT_AT_MARKER));
+                assert!(query.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_keep_positions() {
+        let e = parse_statements("SELECT 1; UPSERT INTO t VALUES (1) garbage").unwrap_err();
+        assert_eq!(e.code, "42601");
+        assert!(e.position.is_some());
+        let e = parse_statements("SELEC 1").unwrap_err();
+        assert_eq!(e.code, "42601");
     }
 }

@@ -1091,6 +1091,17 @@ async fn check_foreign_keys<'r>(
     Ok(())
 }
 
+/// Checks the foreign keys of `table` for rows (table layout), e.g. when a
+/// foreign key is added to a table with rows.
+pub async fn check_rows_foreign_keys(
+    txn: &mut Txn,
+    catalog: &Catalog,
+    table: &TableDesc,
+    rows: &[Vec<Value>],
+) -> SqlResult<()> {
+    check_foreign_keys(txn, catalog, table, rows.iter().map(|r| r.as_slice())).await
+}
+
 /// The index of `parent` whose columns are exactly the foreign key's referenced
 /// columns, and the order of the foreign key's columns in that index.
 pub fn referenced_index(
