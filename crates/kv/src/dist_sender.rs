@@ -261,6 +261,11 @@ impl DistSender {
         let mut tries = 0;
         // Whether a reachable replica answered in the current round.
         let mut answered = false;
+        // A replica that may have applied the batch stopped answering (a
+        // transactional write, replayed elsewhere: see `replay_safe`). If no
+        // replica serves it afterwards, the outcome is ambiguous.
+        let mut ambiguous: Option<KvError> = None;
+        let replay_safe = replay_safe(&ba);
         while started.elapsed() < self.deadline {
             if order.is_empty() {
                 break;
@@ -340,12 +345,23 @@ impl DistSender {
                         self.mark_unreachable(node);
                         last_err = e;
                     }
+                    // The node failed after the batch was sent (or its
+                    // proposal's fate is unknown): the write may have been
+                    // applied.
+                    ErrorDetail::AmbiguousResult(_) => {
+                        self.mark_unreachable(node);
+                        if !replay_safe {
+                            return Err(RouteError::Kv(Box::new(e)));
+                        }
+                        ambiguous = Some(e.clone());
+                        last_err = e;
+                    }
                     _ => return Err(RouteError::Kv(Box::new(e))),
                 },
             }
         }
         self.cache.evict(&range.desc.start_key);
-        Err(RouteError::Kv(Box::new(last_err)))
+        Err(RouteError::Kv(Box::new(ambiguous.unwrap_or(last_err))))
     }
 
     /// The replicas' nodes in the order to try them: the cached leaseholder
@@ -413,6 +429,21 @@ impl Sender for DistSender {
     fn send(&self, ba: BatchRequest) -> SendFuture<'_> {
         Box::pin(self.send_batch(ba))
     }
+}
+
+/// Whether a batch whose outcome is unknown may be sent again to another
+/// replica: a transaction's writes without its commit are (the server
+/// replays a sequence number idempotently); a commit, a split and
+/// non-transactional writes are not (they could apply twice, or the commit
+/// may have finished the transaction), so their ambiguity goes back to the
+/// client. Batches without writes never come back ambiguous from the
+/// transport (their failures are `Unavailable`).
+fn replay_safe(ba: &BatchRequest) -> bool {
+    ba.header.txn.is_some()
+        && !ba
+            .requests
+            .iter()
+            .any(|r| matches!(r, Request::EndTxn { .. } | Request::AdminSplit { .. }))
 }
 
 fn unavailable(msg: &str) -> KvError {

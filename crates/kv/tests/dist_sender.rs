@@ -24,6 +24,11 @@ struct Cluster {
     sends: AtomicUsize,
     /// Sends to nodes that were down.
     sends_to_down: AtomicUsize,
+    /// Nodes that die right after applying the next batch sent to them: the
+    /// sender gets no answer (as `RpcSender` reports it: ambiguous for a
+    /// batch with writes, unavailable for reads), the node goes down and its
+    /// leases move to the next replica.
+    dying: Mutex<Vec<NodeId>>,
 }
 
 fn desc(id: u64, start: &[u8], end: &[u8], nodes: &[NodeId]) -> RangeDescriptor {
@@ -64,6 +69,33 @@ impl Cluster {
     }
 
     fn serve(&self, node: NodeId, ba: BatchRequest) -> Result<BatchResponse, KvError> {
+        let writes = ba
+            .requests
+            .iter()
+            .any(|r| r.is_write() || matches!(r, Request::EndTxn { .. }));
+        let result = self.serve_inner(node, ba);
+        let mut dying = self.dying.lock();
+        if let Some(pos) = dying.iter().position(|n| *n == node) {
+            dying.remove(pos);
+            self.down.lock().push(node);
+            for (d, lh) in self.ranges.lock().values_mut() {
+                if *lh == node
+                    && let Some(r) = d.replicas.iter().find(|r| r.node_id != node)
+                {
+                    *lh = r.node_id;
+                }
+            }
+            let msg = format!("n{node} died with the batch in flight");
+            return Err(KvError::new(if writes {
+                ErrorDetail::AmbiguousResult(msg)
+            } else {
+                ErrorDetail::Unavailable(msg)
+            }));
+        }
+        result
+    }
+
+    fn serve_inner(&self, node: NodeId, ba: BatchRequest) -> Result<BatchResponse, KvError> {
         self.sends.fetch_add(1, Ordering::SeqCst);
         if self.down.lock().contains(&node) {
             self.sends_to_down.fetch_add(1, Ordering::SeqCst);
@@ -146,6 +178,7 @@ impl Cluster {
                         Response::Scan { rows, resume_span }
                     }
                 }
+                Request::EndTxn { .. } => Response::EndTxn,
                 other => return Err(KvError::invalid(format!("fake: {}", other.method()))),
             });
         }
@@ -409,4 +442,91 @@ async fn hints_naming_a_dead_node_are_not_chased() {
     // few rounds).
     let tries = c.sends_to_down.load(Ordering::SeqCst);
     assert!(tries <= 3, "{tries} sends to the dead node");
+}
+
+fn txn_batch(requests: Vec<Request>) -> BatchRequest {
+    let mut txn = tardigrade_kvpb::Transaction::default();
+    // Anchored in range 3 (`m`–`/Max`), led by node 3.
+    txn.meta.key = b"r".to_vec();
+    BatchRequest {
+        header: Header {
+            txn: Some(txn),
+            ..Header::default()
+        },
+        requests,
+    }
+}
+
+/// A leaseholder that dies with a batch in flight: a write or commit whose
+/// outcome is unknown comes back as `AmbiguousResult` without being sent
+/// again (it may have been applied); a transaction's write without its
+/// commit (replayed idempotently by sequence number) and a read are sent
+/// to the next replica.
+#[tokio::test]
+async fn writes_lost_in_flight_are_ambiguous_and_reads_fail_over() {
+    let put = |k: &str| Request::Put {
+        key: k.as_bytes().to_vec(),
+        value: b"v".to_vec(),
+    };
+
+    // A non-transactional write: applied, then the node died.
+    let (c, ds) = setup();
+    put_all(&ds, &["q"]).await;
+    c.dying.lock().push(3);
+    let sends = c.sends.load(Ordering::SeqCst);
+    let err = ds
+        .send(batch(vec![put("r")], 0))
+        .await
+        .expect_err("ambiguous");
+    assert!(
+        matches!(err.detail, ErrorDetail::AmbiguousResult(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("result is ambiguous"), "{err}");
+    assert_eq!(c.sends.load(Ordering::SeqCst) - sends, 1, "not sent again");
+    assert!(
+        c.data.lock().contains_key(b"r".as_slice()),
+        "it was applied"
+    );
+
+    // A commit: the same.
+    let (c, ds) = setup();
+    put_all(&ds, &["q"]).await;
+    c.dying.lock().push(3);
+    let commit = Request::EndTxn {
+        commit: true,
+        lock_spans: vec![],
+        deadline: Default::default(),
+        trigger: None,
+    };
+    let err = ds
+        .send(txn_batch(vec![commit]))
+        .await
+        .expect_err("ambiguous commit");
+    assert!(
+        matches!(err.detail, ErrorDetail::AmbiguousResult(_)),
+        "{err}"
+    );
+
+    // A transaction's write goes to the new leaseholder.
+    let (c, ds) = setup();
+    put_all(&ds, &["q"]).await;
+    c.dying.lock().push(3);
+    ds.send(txn_batch(vec![put("s")]))
+        .await
+        .expect("replayed on another replica");
+
+    // A read fails over.
+    let (c, ds) = setup();
+    put_all(&ds, &["q"]).await;
+    c.dying.lock().push(3);
+    let resp = ds
+        .send(batch(vec![Request::Get { key: b"q".to_vec() }], 0))
+        .await
+        .expect("read retried elsewhere");
+    assert!(matches!(
+        &resp.responses[0],
+        Response::Get { value: Some(_) }
+    ));
+    assert!(c.down.lock().contains(&3));
 }

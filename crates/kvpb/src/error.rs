@@ -104,6 +104,12 @@ pub enum ErrorDetail {
     IntegerOverflow,
     #[error("internal error: {0}")]
     Internal(String),
+    /// A write (or commit) was sent and no answer came back (the node died
+    /// or the connection broke), or its proposal's fate is unknown: it may
+    /// or may not have been applied. Not retryable as such: the client must
+    /// find out (SQLSTATE 40003, statement completion unknown).
+    #[error("result is ambiguous: {0}")]
+    AmbiguousResult(String),
 }
 
 impl ErrorDetail {

@@ -784,10 +784,10 @@ impl Replica {
                         if is_lease {
                             return Err(self.not_leaseholder(self.node_of(leader_id)));
                         }
-                        // TODO(issue 3): an AmbiguousResult error.
-                        return Err(KvError::new(ErrorDetail::Unavailable(format!(
-                            "proposal on r{} timed out; its outcome is unknown",
-                            self.range_id
+                        // It may still commit and apply: ambiguous.
+                        return Err(KvError::new(ErrorDetail::AmbiguousResult(format!(
+                            "proposal on r{} timed out after {:?}; it may or may not be applied",
+                            self.range_id, self.cfg.proposal_timeout
                         ))));
                     }
                 }

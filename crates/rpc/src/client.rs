@@ -96,6 +96,7 @@ impl RpcSender {
         ba: BatchRequest,
     ) -> Result<tardigrade_kvpb::BatchResponse, KvError> {
         let n = ba.requests.len();
+        let writes = ba.requests.iter().any(writes_or_commits);
         let mut client = self.client.clone();
         let mut req = tonic::Request::new(pb::BatchRequest::from(ba));
         if let Some(id) = &self.identity {
@@ -104,7 +105,7 @@ impl RpcSender {
         let resp = client
             .batch(req)
             .await
-            .map_err(|s| status_to_error(&self.addr, s))?;
+            .map_err(|s| batch_status_to_error(&self.addr, s, writes))?;
         let br = batch_result_from_pb(resp.into_inner()).map_err(|e| {
             KvError::internal(format!("malformed response from {}: {e}", self.addr))
         })??;
@@ -139,6 +140,56 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     msg
+}
+
+/// Requests whose effect a lost answer leaves unknown: writes, commits
+/// and splits.
+fn writes_or_commits(r: &tardigrade_kvpb::Request) -> bool {
+    use tardigrade_kvpb::Request as R;
+    // Pushes, heartbeats, resolution and GC are safe to repeat: their
+    // failures stay `Unavailable`, so they are retried elsewhere.
+    r.is_write() || matches!(r, R::EndTxn { .. } | R::AdminSplit { .. })
+}
+
+/// Whether a failed call certainly never reached the server's handler:
+/// the connection could not be made, the server refused the stream, or it
+/// refused the request itself (identity, validation).
+fn did_not_start(s: &tonic::Status) -> bool {
+    match s.code() {
+        Code::InvalidArgument | Code::FailedPrecondition | Code::Unimplemented => true,
+        Code::Unavailable => {
+            // A keep-alive timeout breaks a connection that may have
+            // carried the request; a connect failure never sent it.
+            let msg = match std::error::Error::source(s) {
+                Some(src) => format!("{} {}", s.message(), error_chain(src)),
+                None => s.message().to_string(),
+            };
+            !msg.contains("keep-alive") && !msg.contains("keepalive")
+        }
+        _ => false,
+    }
+}
+
+/// [`status_to_error`] for a batch: a transport failure after a batch with
+/// writes may have been sent is [`ErrorDetail::AmbiguousResult`] (the write
+/// may have been applied; retrying it elsewhere could apply it twice); for
+/// a read-only batch it is `Unavailable` (safe to retry on another replica).
+fn batch_status_to_error(addr: &str, s: tonic::Status, writes: bool) -> KvError {
+    if did_not_start(&s) {
+        return status_to_error(addr, s);
+    }
+    let msg = match std::error::Error::source(&s).map(error_chain) {
+        Some(chain) if chain.starts_with(s.message()) => format!("{:?}: {chain}", s.code()),
+        Some(chain) => format!("{:?}: {}: {chain}", s.code(), s.message()),
+        None => format!("{:?}: {}", s.code(), s.message()),
+    };
+    if writes {
+        KvError::new(ErrorDetail::AmbiguousResult(format!(
+            "node at {addr} failed after the write was sent ({msg}); it may or may not have been applied"
+        )))
+    } else {
+        unavailable(addr, msg)
+    }
 }
 
 /// A gRPC status is never a KV outcome (those travel in the response), so it

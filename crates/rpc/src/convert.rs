@@ -865,6 +865,9 @@ impl From<KvError> for pb::Error {
             ErrorDetail::ClockOffset(msg) => D::ClockOffset(pb::ClockOffsetError { msg }),
             ErrorDetail::IntegerOverflow => D::IntegerOverflow(pb::IntegerOverflowError {}),
             ErrorDetail::Internal(msg) => D::Internal(pb::InternalError { msg }),
+            ErrorDetail::AmbiguousResult(msg) => {
+                D::AmbiguousResult(pb::AmbiguousResultError { msg })
+            }
         };
         pb::Error {
             detail: Some(detail),
@@ -931,6 +934,7 @@ impl TryFrom<pb::Error> for KvError {
             D::ClockOffset(m) => ErrorDetail::ClockOffset(m.msg),
             D::IntegerOverflow(_) => ErrorDetail::IntegerOverflow,
             D::Internal(m) => ErrorDetail::Internal(m.msg),
+            D::AmbiguousResult(m) => ErrorDetail::AmbiguousResult(m.msg),
         };
         let index = e
             .index

@@ -235,3 +235,62 @@ async fn stopped_server_is_unavailable_to_connected_clients() {
         .expect_err("server gone");
     assert!(matches!(err.detail, ErrorDetail::Unavailable(_)), "{err:?}");
 }
+
+/// Never answers (until the node dies).
+struct Hang;
+
+impl Sender for Hang {
+    fn send(&self, _ba: BatchRequest) -> SendFuture<'_> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Err(KvError::internal("hang ended"))
+        })
+    }
+}
+
+/// A node that dies (its runtime dropped, connections reset) with batches
+/// in flight: the write's outcome is unknown (`AmbiguousResult`), the
+/// read's is not (`Unavailable`, retryable elsewhere); a node that cannot
+/// be reached at all never got the write (`Unavailable`).
+#[test]
+fn a_node_dying_mid_request_makes_writes_ambiguous_and_reads_unavailable() {
+    let server_rt = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = server_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    server_rt.spawn(serve(listener, Arc::new(Hang), std::future::pending()));
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let sender = rt.block_on(RpcSender::connect(&addr)).expect("connect");
+    let put = BatchRequest {
+        header: Header::default(),
+        requests: vec![Request::Put {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        }],
+    };
+    let get = BatchRequest {
+        header: Header::default(),
+        requests: vec![Request::Get { key: b"k".to_vec() }],
+    };
+    let (s1, s2) = (sender.clone(), sender.clone());
+    let (p, g) = (put.clone(), get.clone());
+    let write = rt.spawn(async move { s1.send(p).await });
+    let read = rt.spawn(async move { s2.send(g).await });
+    std::thread::sleep(Duration::from_millis(300));
+    server_rt.shutdown_background();
+
+    let e = rt.block_on(write).expect("join").expect_err("node died");
+    assert!(
+        matches!(e.detail, ErrorDetail::AmbiguousResult(_)),
+        "write: {e}"
+    );
+    let e = rt.block_on(read).expect("join").expect_err("node died");
+    assert!(matches!(e.detail, ErrorDetail::Unavailable(_)), "read: {e}");
+    let e = rt.block_on(sender.send(put)).expect_err("nobody listening");
+    assert!(
+        matches!(e.detail, ErrorDetail::Unavailable(_)),
+        "refused: {e}"
+    );
+}

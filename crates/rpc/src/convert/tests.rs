@@ -359,6 +359,7 @@ fn sample_errors() -> Vec<ErrorDetail> {
         ErrorDetail::ClockOffset("too far".into()),
         ErrorDetail::IntegerOverflow,
         ErrorDetail::Internal("oops".into()),
+        ErrorDetail::AmbiguousResult("maybe".into()),
     ]
 }
 
@@ -379,9 +380,10 @@ fn error_tag(e: &ErrorDetail) -> usize {
         ErrorDetail::ClockOffset(_) => 12,
         ErrorDetail::IntegerOverflow => 13,
         ErrorDetail::Internal(_) => 14,
+        ErrorDetail::AmbiguousResult(_) => 15,
     }
 }
-const ERROR_VARIANTS: usize = 15;
+const ERROR_VARIANTS: usize = 16;
 
 fn txn_header() -> Header {
     Header {
