@@ -289,30 +289,6 @@ fn float_fn(name: &str, x: f64) -> SqlResult<Value> {
     }
 }
 
-/// Rounds an approximate numeric result to PostgreSQL's scale for transcendental
-/// functions: 16 significant digits, at least the input's scale.
-fn numeric_approx(r: f64, in_scale: u32) -> SqlResult<Value> {
-    if r.is_nan() {
-        return Ok(Value::Decimal(Decimal::nan()));
-    }
-    if r.is_infinite() {
-        return Err(num::overflow());
-    }
-    let w = if r == 0.0 {
-        0
-    } else {
-        r.abs().log10().trunc() as i64
-    };
-    let scale = (16 - w)
-        .max(i64::from(in_scale))
-        .clamp(0, num::MAX_DISPLAY_SCALE);
-    let d = num::dec_from_f64(r, 17)?;
-    Ok(Value::Decimal(match Num::from_decimal(&d) {
-        Some(n) => n.round(scale).to_decimal()?,
-        None => d,
-    }))
-}
-
 fn numeric_fn(name: &str, d: &Decimal) -> SqlResult<Value> {
     let Some(n) = Num::from_decimal(d) else {
         // NaN and infinities: defer to float semantics and map back
@@ -347,29 +323,47 @@ fn numeric_fn(name: &str, d: &Decimal) -> SqlResult<Value> {
             }
             n.sqrt(n.sqrt_scale()).to_decimal()?
         }
-        "ln" | "log" | "log10" | "exp" => {
-            let x = n.to_f64();
-            if name != "exp" {
-                if n.is_zero() {
-                    return Err(SqlError::new("2201E", "cannot take logarithm of zero"));
-                }
-                if n.neg {
-                    return Err(SqlError::new(
-                        "2201E",
-                        "cannot take logarithm of a negative number",
-                    ));
-                }
-            }
-            let r = match name {
-                "ln" => x.ln(),
-                "exp" => x.exp(),
-                _ => x.log10(),
-            };
-            // exact powers of ten have exact logarithms
-            return numeric_approx(r, if name == "exp" { n.scale } else { 0 });
+        "ln" => {
+            let rscale = (16 - n.ln_dweight())
+                .max(i64::from(n.scale))
+                .clamp(0, num::MAX_DISPLAY_SCALE);
+            n.ln(rscale as u32)?.to_decimal()?
+        }
+        "log" | "log10" => numeric_log(&Num::from_i128(10), &n)?,
+        "exp" => {
+            let val = (n.to_f64() * std::f64::consts::LOG10_E).clamp(-2000.0, 2000.0);
+            let rscale = (16 - val as i64)
+                .max(i64::from(n.scale))
+                .clamp(0, num::MAX_DISPLAY_SCALE);
+            n.exp(rscale as u32)?.to_decimal()?
         }
         _ => return Err(SqlError::internal(format!("numeric function {name}"))),
     }))
+}
+
+/// log base `b` of `x` with PostgreSQL's `log_var` result scale.
+fn numeric_log(b: &Num, x: &Num) -> SqlResult<Decimal> {
+    for v in [b, x] {
+        if v.is_zero() {
+            return Err(SqlError::new("2201E", "cannot take logarithm of zero"));
+        }
+        if v.neg {
+            return Err(SqlError::new(
+                "2201E",
+                "cannot take logarithm of a negative number",
+            ));
+        }
+    }
+    let rscale = (16 - (x.ln_dweight() - b.ln_dweight()))
+        .max(i64::from(b.scale))
+        .max(i64::from(x.scale))
+        .clamp(0, num::MAX_DISPLAY_SCALE);
+    let ws = (rscale + 12 + x.ln_dweight().max(0) + b.ln_dweight().unsigned_abs() as i64) as u32;
+    let lb = b.ln(ws)?;
+    if lb.is_zero() {
+        return Err(SqlError::division_by_zero());
+    }
+    x.ln(ws)?.div_to_scale(&lb, rscale as u32)?.to_decimal()
 }
 
 /// Calls the scalar function `name` on `args` of types `arg_types`.
@@ -411,21 +405,10 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
         }
         "log" => {
             let (b, x) = (arg_num(a0)?, arg_num(&args[1])?);
-            let (bf, xf) = (num::dec_to_f64(&b), num::dec_to_f64(&x));
-            if bf <= 0.0 || xf <= 0.0 {
-                return Err(SqlError::new(
-                    "2201E",
-                    if bf == 0.0 || xf == 0.0 {
-                        "cannot take logarithm of zero"
-                    } else {
-                        "cannot take logarithm of a negative number"
-                    },
-                ));
+            match (Num::from_decimal(&b), Num::from_decimal(&x)) {
+                (Some(b), Some(x)) => Ok(Value::Decimal(numeric_log(&b, &x)?)),
+                _ => Ok(Value::Decimal(Decimal::nan())),
             }
-            if bf == 1.0 {
-                return Err(SqlError::division_by_zero());
-            }
-            numeric_approx(xf.ln() / bf.ln(), 0)
         }
         "round" | "trunc" if args.len() == 1 => {
             if let SqlType::Decimal(_) = rt {

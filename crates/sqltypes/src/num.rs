@@ -572,6 +572,136 @@ impl Num {
     }
 }
 
+impl Num {
+    /// Approximate natural logarithm (f64), valid even beyond f64's range.
+    fn approx_ln(&self) -> f64 {
+        let lead: f64 = self
+            .mag
+            .iter()
+            .take(17)
+            .fold(0.0, |a, &d| a * 10.0 + f64::from(d));
+        let lead_digits = self.mag.len().min(17) as f64;
+        (lead.log10() - (lead_digits - 1.0) + self.dweight() as f64) * std::f64::consts::LN_10
+    }
+
+    /// PostgreSQL's `estimate_ln_dweight`: the decimal weight of `ln(self)`.
+    pub fn ln_dweight(&self) -> i64 {
+        if self.neg || self.is_zero() {
+            return 0;
+        }
+        let lo = Num::from_i128(9).with_scale_value(1);
+        let hi = Num::from_i128(11).with_scale_value(1);
+        if self.cmp_num(&lo) != Ordering::Less && self.cmp_num(&hi) != Ordering::Greater {
+            let x = self.sub(&Num::from_i128(1));
+            return if x.is_zero() { 0 } else { x.dweight() };
+        }
+        self.approx_ln().abs().log10() as i64
+    }
+
+    /// `mag × 10^-scale` with the given scale (a constructor helper).
+    fn with_scale_value(mut self, scale: u32) -> Num {
+        self.scale = scale;
+        self
+    }
+
+    /// ln(x) for x in [1, 10] at working scale `ws` (sqrt reduction + atanh series).
+    fn ln_small(&self, ws: i64) -> SqlResult<Num> {
+        let one = Num::from_i128(1);
+        let mut x = self.clone();
+        let mut k = 0;
+        while x.cmp_num(&Num::from_i128(102).with_scale_value(2)) == Ordering::Greater {
+            x = x.sqrt(ws as u32);
+            k += 1;
+        }
+        let z = x.sub(&one).div_to_scale(&x.add(&one), ws as u32)?;
+        let z2 = z.mul(&z).round(ws);
+        let mut term = z.clone();
+        let mut sum = z;
+        let mut d = 1i128;
+        loop {
+            term = term.mul(&z2).round(ws);
+            d += 2;
+            if term.is_zero() {
+                break;
+            }
+            sum = sum.add(&term.div_to_scale(&Num::from_i128(d), ws as u32)?);
+        }
+        Ok(sum.mul(&Num::from_i128(2i128 << k)).round(ws))
+    }
+
+    /// Natural logarithm rounded to `rscale` decimals (self must be positive).
+    pub fn ln(&self, rscale: u32) -> SqlResult<Num> {
+        if self.is_zero() {
+            return Err(SqlError::new("2201E", "cannot take logarithm of zero"));
+        }
+        if self.neg {
+            return Err(SqlError::new(
+                "2201E",
+                "cannot take logarithm of a negative number",
+            ));
+        }
+        let e = self.dweight();
+        let m = Num {
+            neg: false,
+            mag: self.mag.clone(),
+            scale: (i64::from(self.scale) + e) as u32,
+        };
+        let ws = i64::from(rscale) + 12 + (e.unsigned_abs() as f64).log10().ceil().max(0.0) as i64;
+        let mut r = m.ln_small(ws)?;
+        if e != 0 {
+            let ln10 = Num::from_i128(10).ln_small(ws)?;
+            r = r.add(&ln10.mul(&Num::from_i128(i128::from(e))));
+        }
+        Ok(r.round(i64::from(rscale)))
+    }
+
+    /// e^self rounded to `rscale` decimals.
+    pub fn exp(&self, rscale: u32) -> SqlResult<Num> {
+        let approx = self.to_f64();
+        if approx > 301_000.0 || approx.is_nan() {
+            return Err(overflow());
+        }
+        if approx < -301_000.0 {
+            return Ok(Num::zero().round(i64::from(rscale)));
+        }
+        let result_dweight = (approx * std::f64::consts::LOG10_E).floor().max(0.0) as i64;
+        let mut n = 0u32;
+        while approx.abs() / f64::from(1u32 << n.min(30)) > 0.01 && n < 30 {
+            n += 1;
+        }
+        let ws = i64::from(rscale) + result_dweight + 12 + i64::from(n) / 3 + 1;
+        let y = self.div_to_scale(&Num::from_i128(1i128 << n), ws as u32)?;
+        let mut sum = Num::from_i128(1);
+        let mut term = Num::from_i128(1);
+        let mut k = 1i128;
+        loop {
+            term = term.mul(&y).div_to_scale(&Num::from_i128(k), ws as u32)?;
+            if term.is_zero() {
+                break;
+            }
+            sum = sum.add(&term);
+            k += 1;
+        }
+        for _ in 0..n {
+            sum = sum.mul(&sum).round(ws);
+        }
+        Ok(sum.round(i64::from(rscale)))
+    }
+
+    /// self^y for a non-integral y (self > 0), rounded to `rscale` decimals.
+    pub fn pow_frac(&self, y: &Num, rscale: u32) -> SqlResult<Num> {
+        if self.is_zero() {
+            return Ok(Num::zero().round(i64::from(rscale)));
+        }
+        let approx = self.approx_ln() * y.to_f64();
+        let result_dweight = (approx * std::f64::consts::LOG10_E).floor().max(0.0) as i64;
+        let ydigits = y.int_digits() as i64;
+        let ws = i64::from(rscale) + result_dweight + ydigits + 12;
+        let l = self.ln(ws as u32)?;
+        l.mul(y).round(ws).exp(rscale)
+    }
+}
+
 /// Integer square root of a digit magnitude (Newton's method).
 fn isqrt(v: &[u8]) -> Vec<u8> {
     let v = strip_leading(v.to_vec());

@@ -531,38 +531,44 @@ fn decimal_pow(x: &Num, y: &Num) -> SqlResult<Decimal> {
         ));
     }
     let approx = x.to_f64().powf(y.to_f64());
-    if !approx.is_finite() {
-        return Err(num::overflow());
-    }
     let scale = x.pow_scale(y, approx);
-    let d = num::dec_from_f64(approx, 17)?;
-    match Num::from_decimal(&d) {
-        Some(n) => n.round(i64::from(scale)).to_decimal(),
-        None => Ok(d),
-    }
+    x.pow_frac(y, scale)?.to_decimal()
 }
 
-/// Interval × factor, spilling fractional months into days and fractional days into
-/// time as PostgreSQL's `interval_mul` does.
-fn interval_mul(iv: Interval, f: f64) -> SqlResult<Interval> {
-    let months = f64::from(iv.months) * f;
-    let days = f64::from(iv.days) * f;
-    let whole_months = months.trunc();
-    let month_rem_days = (months - whole_months) * 30.0;
-    let total_days = days + month_rem_days;
-    let whole_days = total_days.trunc();
-    let micros = iv.micros as f64 * f + (total_days - whole_days) * USECS_PER_DAY as f64;
-    if !months.is_finite()
-        || whole_months.abs() > f64::from(i32::MAX)
-        || whole_days.abs() > f64::from(i32::MAX)
-        || micros.abs() > 9.2e18
+/// Interval × factor (or ÷ when `div`), spilling fractional months into days and
+/// fractional days into time with PostgreSQL's rounding (`interval_mul`/`interval_div`).
+fn interval_scale(iv: Interval, f: f64, div: bool) -> SqlResult<Interval> {
+    let op = |x: f64| if div { x / f } else { x * f };
+    let tsround = |x: f64| (x * 1e6).round_ties_even() / 1e6;
+    let months_d = op(f64::from(iv.months));
+    let days_d = op(f64::from(iv.days));
+    if !months_d.is_finite()
+        || months_d.abs() > f64::from(i32::MAX)
+        || days_d.abs() > f64::from(i32::MAX)
     {
         return Err(datetime::interval_out_of_range());
     }
+    let months = months_d as i32;
+    let mut days = days_d as i32;
+    let month_rem_days = tsround((months_d - f64::from(months)) * 30.0);
+    let mut sec_rem =
+        tsround((days_d - f64::from(days) + month_rem_days - month_rem_days.trunc()) * 86_400.0);
+    if sec_rem.abs() >= 86_400.0 {
+        let extra = (sec_rem / 86_400.0) as i32;
+        days += extra;
+        sec_rem -= f64::from(extra) * 86_400.0;
+    }
+    days = days
+        .checked_add(month_rem_days as i32)
+        .ok_or_else(datetime::interval_out_of_range)?;
+    let micros = (op(iv.micros as f64) + sec_rem * 1e6).round_ties_even();
+    if !micros.is_finite() || micros.abs() > 9.2e18 {
+        return Err(datetime::interval_out_of_range());
+    }
     Ok(Interval {
-        months: whole_months as i32,
-        days: whole_days as i32,
-        micros: micros.round() as i64,
+        months,
+        days,
+        micros: micros as i64,
     })
 }
 
@@ -628,14 +634,14 @@ fn datetime_arith(op: BinOp, l: &Value, r: &Value, res: SqlType) -> SqlResult<Va
         (BinOp::Add, V::Interval(a), V::Interval(b)) => V::Interval(interval_add(*a, *b, false)?),
         (BinOp::Sub, V::Interval(a), V::Interval(b)) => V::Interval(interval_add(*a, *b, true)?),
         (BinOp::Mul, V::Interval(iv), n) | (BinOp::Mul, n, V::Interval(iv)) => {
-            V::Interval(interval_mul(*iv, to_f64(n).unwrap_or(f64::NAN))?)
+            V::Interval(interval_scale(*iv, to_f64(n).unwrap_or(f64::NAN), false)?)
         }
         (BinOp::Div, V::Interval(iv), n) => {
             let f = to_f64(n).unwrap_or(f64::NAN);
             if f == 0.0 {
                 return Err(SqlError::division_by_zero());
             }
-            V::Interval(interval_mul(*iv, 1.0 / f)?)
+            V::Interval(interval_scale(*iv, f, true)?)
         }
         _ => {
             return Err(SqlError::internal(format!(
