@@ -209,13 +209,18 @@ fn bind_assignments(
         } else {
             binder.bind_expr(&a.value, scope)?
         };
+        let from = s.ty();
         let s = binder
             .coerce(s, col.ty, &format!("column \"{}\"", col.name))
-            .map_err(|_| {
-                SqlError::datatype_mismatch(format!(
-                    "column \"{}\" is of type {} but expression is of another type",
-                    col.name, col.ty
-                ))
+            .map_err(|e| {
+                if e.code == codes::DATATYPE_MISMATCH {
+                    SqlError::datatype_mismatch(format!(
+                        "column \"{}\" is of type {} but expression is of type {}",
+                        col.name, col.ty, from
+                    ))
+                } else {
+                    e
+                }
             })?;
         sets.push((pos, s));
     }
@@ -296,11 +301,15 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
                             continue;
                         }
                         let from = s.ty();
-                        out.push(binder.coerce(s, col.ty, "INSERT").map_err(|_| {
-                            SqlError::datatype_mismatch(format!(
-                                "column \"{}\" is of type {} but expression is of type {}",
-                                col.name, col.ty, from
-                            ))
+                        out.push(binder.coerce(s, col.ty, "INSERT").map_err(|e| {
+                            if e.code == codes::DATATYPE_MISMATCH {
+                                SqlError::datatype_mismatch(format!(
+                                    "column \"{}\" is of type {} but expression is of type {}",
+                                    col.name, col.ty, from
+                                ))
+                            } else {
+                                e
+                            }
                         })?);
                     }
                     coerced.push(out);

@@ -219,6 +219,53 @@ pub fn expr(s: &Scalar) -> String {
             if sub.correlated { " (correlated)" } else { "" }
         ),
         Scalar::AggRef { index, .. } => format!("agg#{index}"),
-        other => format!("{other:?}").chars().take(60).collect(),
+        Scalar::InList {
+            expr: e,
+            list,
+            negated,
+        } => format!(
+            "{} {}IN ({})",
+            expr(e),
+            if *negated { "NOT " } else { "" },
+            list.iter().map(expr).collect::<Vec<_>>().join(", ")
+        ),
+        Scalar::IsNull { expr: e, negated } => {
+            format!("{} IS {}NULL", expr(e), if *negated { "NOT " } else { "" })
+        }
+        Scalar::IsBool {
+            expr: e,
+            value,
+            negated,
+        } => format!(
+            "{} IS {}{}",
+            expr(e),
+            if *negated { "NOT " } else { "" },
+            value
+        ),
+        Scalar::Coalesce { args, .. } => format!(
+            "coalesce({})",
+            args.iter().map(expr).collect::<Vec<_>>().join(", ")
+        ),
+        Scalar::Extreme { args, greatest, .. } => format!(
+            "{}({})",
+            if *greatest { "greatest" } else { "least" },
+            args.iter().map(expr).collect::<Vec<_>>().join(", ")
+        ),
+        Scalar::NullIf { left, right, .. } => format!("nullif({}, {})", expr(left), expr(right)),
+        Scalar::Case {
+            whens, otherwise, ..
+        } => format!(
+            "CASE {}{}END",
+            whens
+                .iter()
+                .map(|(w, t)| format!("WHEN {} THEN {} ", expr(w), expr(t)))
+                .collect::<String>(),
+            otherwise
+                .as_ref()
+                .map(|o| format!("ELSE {} ", expr(o)))
+                .unwrap_or_default()
+        ),
+        Scalar::NextVal { sequence } => format!("nextval('{sequence}')"),
+        Scalar::UniqueRowId => "unique_rowid()".into(),
     }
 }
