@@ -939,8 +939,10 @@ impl Catalog {
         Ok(out)
     }
 
-    /// A table, view or sequence by name. `schema` must be `None` or `public`
-    /// (anything else finds nothing); a missing database is 3D000.
+    /// A table, view or sequence by name. `schema` is `None` or `public`, or (as
+    /// in CockroachDB, where `d.t` is table `t` of database `d`) the name of
+    /// another database; system schemas find nothing here. A missing session
+    /// database is 3D000.
     pub async fn resolve_table(
         &self,
         txn: &mut Txn,
@@ -949,12 +951,20 @@ impl Catalog {
         name: &str,
     ) -> SqlResult<Option<Arc<TableDesc>>> {
         let mode = self.mode(txn).await?;
+        let database = match schema {
+            None | Some("public") => database,
+            Some("pg_catalog" | "information_schema" | "crdb_internal" | "pg_extension") => {
+                return Ok(None);
+            }
+            // CockroachDB: `db.t` names table t of database db (public schema).
+            Some(other) => other,
+        };
         let Some(db_id) = self.lookup_name(txn, mode, 0, database).await? else {
+            if schema.is_some_and(|s| s != "public") {
+                return Ok(None);
+            }
             return Err(undefined_database(database));
         };
-        if !matches!(schema, None | Some("public")) {
-            return Ok(None);
-        }
         let Some(id) = self.lookup_name(txn, mode, db_id, name).await? else {
             return Ok(None);
         };

@@ -2496,6 +2496,15 @@ async fn show_ranges(
             None => break,
         }
     }
+    if rows.is_empty() {
+        // A single-node store has one range and no meta records.
+        rows.push(vec![
+            text(tardigrade_encoding::pretty_key(&start)),
+            text(tardigrade_encoding::pretty_key(&end)),
+            Value::Null,
+            Value::Null,
+        ]);
+    }
     let mut columns = text_columns(&["start_key", "end_key", "range_id", "replicas"]);
     columns[2].ty = SqlType::Int8;
     Ok(rows_output("SHOW", columns, rows))

@@ -451,7 +451,7 @@ async fn two_nodes_see_each_others_ddl() {
         .unwrap_err();
     assert_eq!(e.code, "3D000");
     assert!(
-        b.resolve_table(&mut txn, "defaultdb", Some("other"), "t")
+        b.resolve_table(&mut txn, "defaultdb", Some("pg_catalog"), "t")
             .await
             .expect("ok")
             .is_none()
