@@ -182,10 +182,10 @@ pub fn binary_type(op: BinOp, left: SqlType, right: SqlType) -> SqlResult<SqlTyp
     let (l, r) = match (left, right) {
         (T::Unknown, T::Unknown) => (T::Unknown, T::Unknown),
         (T::Unknown, r) if !matches!(op, BinOp::Concat | BinOp::JsonGet | BinOp::JsonGetText) => {
-            (r, r)
+            (datetime_partner(op, r), r)
         }
         (l, T::Unknown) if !matches!(op, BinOp::Concat | BinOp::JsonGet | BinOp::JsonGetText) => {
-            (l, l)
+            (l, datetime_partner(op, l))
         }
         lr => lr,
     };
@@ -652,6 +652,18 @@ fn datetime_arith(op: BinOp, l: &Value, r: &Value, res: SqlType) -> SqlResult<Va
     })
 }
 
+/// The type an untyped operand takes next to `other`: the same type, except that
+/// `timestamp ± 'literal'` reads the literal as an interval (the only such operator).
+fn datetime_partner(op: BinOp, other: SqlType) -> SqlType {
+    match (op, other) {
+        (
+            BinOp::Add | BinOp::Sub,
+            SqlType::Timestamp | SqlType::TimestampTz | SqlType::Interval,
+        ) => SqlType::Interval,
+        _ => other,
+    }
+}
+
 /// Converts an untyped literal (`Unknown` text) to the type of the other operand.
 fn resolve_unknown(v: &Value, ty: SqlType, other: SqlType) -> SqlResult<Option<Value>> {
     if ty == SqlType::Unknown
@@ -699,14 +711,33 @@ pub fn eval_binary(
         }
         _ => {}
     }
-    let lconv = resolve_unknown(left, left_ty, right_ty)?;
-    let rconv = resolve_unknown(right, right_ty, left_ty)?;
+    // An untyped literal takes the other operand's type, except where the operator
+    // itself fixes the operand types (`||`, LIKE, `->`).
+    let typed_ops = !matches!(
+        op,
+        BinOp::Concat
+            | BinOp::Like
+            | BinOp::NotLike
+            | BinOp::ILike
+            | BinOp::NotILike
+            | BinOp::JsonGet
+            | BinOp::JsonGetText
+    );
+    let (lconv, rconv) = if typed_ops {
+        let other = |t: SqlType| datetime_partner(op, t);
+        (
+            resolve_unknown(left, left_ty, other(right_ty))?,
+            resolve_unknown(right, right_ty, other(left_ty))?,
+        )
+    } else {
+        (None, None)
+    };
     let (l, lt) = match &lconv {
-        Some(v) => (v, right_ty),
+        Some(v) => (v, datetime_partner(op, right_ty)),
         None => (left, left_ty),
     };
     let (r, rt) = match &rconv {
-        Some(v) => (v, left_ty),
+        Some(v) => (v, datetime_partner(op, left_ty)),
         None => (right, right_ty),
     };
     if matches!(op, BinOp::IsDistinctFrom | BinOp::IsNotDistinctFrom) {

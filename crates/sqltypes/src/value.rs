@@ -881,8 +881,54 @@ impl Value {
         })
     }
 
-    /// Appends PostgreSQL's binary wire format for `self` as a value of `ty`.
+    /// The type this variant naturally represents (the widest of its family).
+    pub fn natural_type(&self) -> SqlType {
+        match self {
+            Value::Null => SqlType::Unknown,
+            Value::Bool(_) => SqlType::Bool,
+            Value::Int(_) => SqlType::Int8,
+            Value::Float(_) => SqlType::Float8,
+            Value::Decimal(_) => SqlType::Decimal(None),
+            Value::Text(_) => SqlType::Text,
+            Value::Bytes(_) => SqlType::Bytes,
+            Value::Date(_) => SqlType::Date,
+            Value::Timestamp(_) => SqlType::Timestamp,
+            Value::TimestampTz(_) => SqlType::TimestampTz,
+            Value::Interval(_) => SqlType::Interval,
+            Value::Uuid(_) => SqlType::Uuid,
+            Value::Jsonb(_) => SqlType::Jsonb,
+        }
+    }
+
+    /// Whether this variant is how values of `ty` are represented.
+    pub fn fits_type(&self, ty: SqlType) -> bool {
+        match self {
+            Value::Null => true,
+            Value::Bool(_) => ty == SqlType::Bool,
+            Value::Int(_) => ty.is_integer(),
+            Value::Float(_) => matches!(ty, SqlType::Float4 | SqlType::Float8),
+            Value::Decimal(_) => matches!(ty, SqlType::Decimal(_)),
+            Value::Text(_) => ty.is_string() || ty == SqlType::Unknown,
+            Value::Bytes(_) => ty == SqlType::Bytes,
+            Value::Date(_) => ty == SqlType::Date,
+            Value::Timestamp(_) => ty == SqlType::Timestamp,
+            Value::TimestampTz(_) => ty == SqlType::TimestampTz,
+            Value::Interval(_) => ty == SqlType::Interval,
+            Value::Uuid(_) => ty == SqlType::Uuid,
+            Value::Jsonb(_) => ty == SqlType::Jsonb,
+        }
+    }
+
+    /// Appends PostgreSQL's binary wire format for `self` as a value of `ty` (a value
+    /// of another representation, e.g. an Int for a float8 column, is cast first).
     pub fn write_binary(&self, ty: SqlType, out: &mut Vec<u8>) -> SqlResult<()> {
+        if !self.fits_type(ty) {
+            let v = crate::ops::cast(self, self.natural_type(), ty)?;
+            if v.fits_type(ty) {
+                return v.write_binary(ty, out);
+            }
+            return Err(SqlError::internal(format!("cannot send {self:?} as {ty}")));
+        }
         let range = |name: &str| SqlError::out_of_range(format!("{name} out of range"));
         match (self, ty) {
             (Value::Null, _) => {}

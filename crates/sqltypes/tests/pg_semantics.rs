@@ -101,6 +101,30 @@ fn arithmetic_matches_postgres() {
 }
 
 #[test]
+fn untyped_literals_take_the_type_the_operator_needs() {
+    use BinOp::*;
+    let unk = |s: &'static str| (Some(s), T::Unknown);
+    let cases: Vec<(BinOp, Lit, Lit, &str)> = vec![
+        (Concat, unk("abc"), i4("1"), "abc1"),
+        (Concat, unk("a"), unk("b"), "ab"),
+        (Like, unk("abc"), unk("a%"), "t"),
+        (JsonGet, (Some(r#"{"a":1}"#), T::Jsonb), unk("a"), "1"),
+        (
+            Add,
+            (Some("2024-01-01"), T::Timestamp),
+            unk("1 day"),
+            "2024-01-02 00:00:00",
+        ),
+        (Eq, (Some("2024-01-01"), T::Date), unk("2024-01-01"), "t"),
+        (Lt, i4("1"), unk("2"), "t"),
+        (Eq, i4("1"), unk("x"), "ERROR 22P02"),
+    ];
+    for (op, l, r, want) in cases {
+        assert_eq!(bin(op, l, r), want, "{l:?} {op:?} {r:?}");
+    }
+}
+
+#[test]
 fn date_and_interval_arithmetic_matches_postgres() {
     use BinOp::*;
     let d = |s: &'static str| (Some(s), T::Date);
