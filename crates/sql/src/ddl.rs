@@ -35,8 +35,8 @@ use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
 use crate::catalog::{
-    CheckDesc, ColumnDesc, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, PRIMARY_INDEX_ID,
-    ReferentialAction, SequenceDesc, TableDesc, duplicate_table, kv_err,
+    CheckDesc, ColumnDesc, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, ReferentialAction,
+    SequenceDesc, TableDesc, duplicate_table, kv_err,
 };
 use crate::parse;
 use crate::rowenc;
@@ -1251,7 +1251,7 @@ async fn drop_index(
             format!("index \"{name}\" does not exist"),
         ));
     };
-    if index_id == PRIMARY_INDEX_ID {
+    if index_id == t.primary_index.id {
         return Err(SqlError::unsupported(format!(
             "cannot drop the primary index of table \"{}\"",
             t.name
@@ -1361,7 +1361,7 @@ async fn rename_index(
             format!("relation \"{new}\" already exists"),
         ));
     }
-    if id == PRIMARY_INDEX_ID {
+    if id == t.primary_index.id {
         t.primary_index.name = new;
     } else if let Some(i) = t.indexes.iter_mut().find(|i| i.id == id) {
         i.name = new;
@@ -1666,9 +1666,7 @@ async fn backfill_column(
         // Nothing to write: missing columns decode as NULL.
         return Ok(());
     }
-    let (s, e) = rowenc::index_span(old, PRIMARY_INDEX_ID);
-    let mut scanner =
-        rowenc::RowScanner::new(Arc::new(old.clone()), PRIMARY_INDEX_ID, vec![(s, e)], false);
+    let mut scanner = rowenc::full_scan(Arc::new(old.clone()));
     while let Some(rows) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
         let mut pairs = Vec::with_capacity(rows.len());
         for mut row in rows {
@@ -1699,9 +1697,7 @@ async fn check_no_nulls(txn: &mut Txn, t: &TableDesc, col: ColumnId) -> SqlResul
     let Some(pos) = t.column_position(col) else {
         return Ok(());
     };
-    let (s, e) = rowenc::index_span(t, PRIMARY_INDEX_ID);
-    let mut scanner =
-        rowenc::RowScanner::new(Arc::new(t.clone()), PRIMARY_INDEX_ID, vec![(s, e)], false);
+    let mut scanner = rowenc::full_scan(Arc::new(t.clone()));
     while let Some(rows) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
         if rows.iter().any(|r| r[pos].is_null()) {
             return Err(SqlError::new(
@@ -1729,9 +1725,7 @@ async fn validate_foreign_keys(
     if only.foreign_keys.is_empty() {
         return Ok(());
     }
-    let (s, e) = rowenc::index_span(t, PRIMARY_INDEX_ID);
-    let mut scanner =
-        rowenc::RowScanner::new(Arc::new(t.clone()), PRIMARY_INDEX_ID, vec![(s, e)], false);
+    let mut scanner = rowenc::full_scan(Arc::new(t.clone()));
     while let Some(rows) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
         rowenc::check_rows_foreign_keys(txn, &node.catalog, &only, &rows).await?;
     }
@@ -1856,38 +1850,48 @@ async fn add_primary_key(
     let old = t.clone();
     let mut new = t.clone();
     set_primary_key(&mut new, Some(pk))?;
-    // Read every row under the old layout.
-    let (s, e) = rowenc::index_span(&old, PRIMARY_INDEX_ID);
-    let mut scanner =
-        rowenc::RowScanner::new(Arc::new(old.clone()), PRIMARY_INDEX_ID, vec![(s, e)], false);
-    let mut rows = Vec::new();
-    while let Some(batch) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
-        // TODO(issue 4): stream instead of holding the table in memory.
-        rows.extend(batch);
+    // The new primary index and the secondary indexes (whose entries carry the
+    // primary key) get new ids, so the rows are streamed from the old indexes
+    // into the new ones (as CockroachDB's ALTER PRIMARY KEY does), then the old
+    // spans are cleared.
+    new.primary_index.id = new.next_index_id;
+    new.next_index_id += 1;
+    for i in &mut new.indexes {
+        i.id = new.next_index_id;
+        new.next_index_id += 1;
     }
-    for r in &rows {
-        for &c in &new.primary_index.columns {
-            if let Some(p) = new.column_position(c)
-                && r[p].is_null()
-            {
-                return Err(SqlError::new(
-                    codes::NOT_NULL_VIOLATION,
-                    format!(
-                        "column \"{}\" of relation \"{}\" contains null values",
-                        new.columns[p].name, new.name
-                    ),
-                ));
-            }
-        }
-    }
-    rowenc::clear_table(txn, old.id).await?;
-    // Rows are rewritten without FK checks against the new layout's parents
-    // (nothing about them changed); uniqueness of the new key is checked.
+    // Rows are rewritten without FK checks (nothing about the references
+    // changed); uniqueness of the new key is checked by the writes.
     let mut unchecked = new.clone();
     unchecked.foreign_keys.clear();
-    for chunk in rows.chunks(rowenc::BACKFILL_CHUNK) {
-        rowenc::insert_rows(txn, &node.catalog, &unchecked, chunk, false).await?;
+    unchecked.referenced_by.clear();
+    let mut scanner = rowenc::full_scan(Arc::new(old.clone()));
+    while let Some(rows) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
+        for r in &rows {
+            for &c in &new.primary_index.columns {
+                if let Some(p) = new.column_position(c)
+                    && r[p].is_null()
+                {
+                    return Err(SqlError::new(
+                        codes::NOT_NULL_VIOLATION,
+                        format!(
+                            "column \"{}\" of relation \"{}\" contains null values",
+                            new.columns[p].name, new.name
+                        ),
+                    ));
+                }
+            }
+        }
+        rowenc::insert_rows(txn, &node.catalog, &unchecked, &rows, false).await?;
     }
+    let mut reqs = Vec::new();
+    for index in old.all_indexes() {
+        let (s, e) = rowenc::index_span(&old, index.id);
+        reqs.push(tardigrade_kvpb::Request::DeleteRange {
+            span: tardigrade_kvpb::Span::new(s, e),
+        });
+    }
+    txn.send(reqs).await.map_err(kv_err)?;
     *t = new;
     Ok(())
 }
@@ -2209,7 +2213,7 @@ async fn show_columns(
             .filter(|i| {
                 i.columns.contains(&c.id)
                     || i.storing.contains(&c.id)
-                    || (i.id != PRIMARY_INDEX_ID && t.primary_index.columns.contains(&c.id))
+                    || (i.id != t.primary_index.id && t.primary_index.columns.contains(&c.id))
             })
             .map(|i| i.name.clone())
             .collect();
@@ -2393,7 +2397,7 @@ async fn table_and_index(
             )
         })?,
         None if with_index => return Err(SqlError::syntax("expected table@index")),
-        None => PRIMARY_INDEX_ID,
+        None => t.primary_index.id,
     };
     Ok((t, id))
 }

@@ -46,8 +46,8 @@ use tardigrade_sqltypes::value::Interval;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
 use crate::catalog::{
-    Catalog, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, PRIMARY_INDEX_ID,
-    ReferentialAction, TableDesc, kv_err,
+    Catalog, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, ReferentialAction, TableDesc,
+    kv_err,
 };
 
 // ---------------------------------------------------------------------------
@@ -707,7 +707,7 @@ pub fn primary_key(table: &TableDesc, pk: &[Value]) -> SqlResult<Vec<u8>> {
             table.name
         )));
     }
-    index_key_prefix(table, PRIMARY_INDEX_ID, pk)
+    index_key_prefix(table, table.primary_index.id, pk)
 }
 
 /// The primary-key values of a row in table layout.
@@ -1469,8 +1469,7 @@ impl SortKey for Value {
 pub async fn backfill_index(txn: &mut Txn, table: &TableDesc, index_id: IndexId) -> SqlResult<()> {
     let index = index_of(table, index_id)?.clone();
     let arc = Arc::new(table.clone());
-    let (s, e) = index_span(table, PRIMARY_INDEX_ID);
-    let mut scanner = RowScanner::new(arc, PRIMARY_INDEX_ID, vec![(s, e)], false);
+    let mut scanner = full_scan(arc);
     while let Some(rows) = scanner.next_batch(txn, BACKFILL_CHUNK).await? {
         let mut batch = WriteBatch::default();
         for (i, row) in rows.iter().enumerate() {
@@ -1480,6 +1479,13 @@ pub async fn backfill_index(txn: &mut Txn, table: &TableDesc, index_id: IndexId)
         batch.send(txn, table, &refs).await?;
     }
     Ok(())
+}
+
+/// A scan of every row of a table (its primary index).
+pub fn full_scan(table: Arc<TableDesc>) -> RowScanner {
+    let pk = table.primary_index.id;
+    let span = index_span(&table, pk);
+    RowScanner::new(table, pk, vec![span], false)
 }
 
 /// Rows per page of a backfill.

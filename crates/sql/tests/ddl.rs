@@ -246,7 +246,16 @@ async fn alter_table() {
     ok(&mut s, "ALTER TABLE t RENAME COLUMN b TO bb").await;
     assert_eq!(err(&mut s, "SELECT b FROM t").await, "42703");
     ok(&mut s, "ALTER TABLE t DROP COLUMN d").await;
+    ok(&mut s, "CREATE INDEX t_bb ON t (bb)").await;
     ok(&mut s, "ALTER TABLE t ADD PRIMARY KEY (a)").await;
+    assert_eq!(
+        rows(&mut s, "SELECT a FROM t WHERE bb = 'y'").await,
+        strs(&[&["2"]])
+    );
+    assert_eq!(
+        rows(&mut s, "SELECT bb FROM t WHERE a = 1").await,
+        strs(&[&["x"]])
+    );
     assert_eq!(
         err(&mut s, "INSERT INTO t (a, bb) VALUES (1, 'dup')").await,
         "23505"
