@@ -43,11 +43,18 @@ fn is_int(t: SqlType) -> bool {
     t.is_integer() || t == SqlType::Unknown
 }
 
+/// A date/timestamp argument; text (an untyped literal the planner typed as text)
+/// is read as a timestamp with time zone, as PostgreSQL resolves `unknown`.
 fn is_ts(t: SqlType) -> bool {
     matches!(
         t,
         SqlType::Date | SqlType::Timestamp | SqlType::TimestampTz | SqlType::Unknown
-    )
+    ) || t.is_string()
+}
+
+/// A jsonb argument (text is parsed as JSON).
+fn is_json(t: SqlType) -> bool {
+    t == SqlType::Jsonb || is_text(t)
 }
 
 /// float8 unless the argument is numeric (PostgreSQL's choice between the float8 and
@@ -147,7 +154,7 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
         ("date_trunc", [f, t]) if is_text(*f) => match t {
             T::Timestamp => T::Timestamp,
             T::Interval => T::Interval,
-            T::Date | T::TimestampTz | T::Unknown => T::TimestampTz,
+            t if is_ts(*t) => T::TimestampTz,
             _ => return fail(),
         },
         ("date_part", [f, t]) if is_text(*f) && (is_ts(*t) || *t == T::Interval) => T::Float8,
@@ -171,8 +178,8 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
                 *a
             }
         }
-        ("jsonb_typeof", [T::Jsonb | T::Unknown]) => T::Text,
-        ("jsonb_array_length", [T::Jsonb | T::Unknown]) => T::Int4,
+        ("jsonb_typeof", [t]) if is_json(*t) => T::Text,
+        ("jsonb_array_length", [t]) if is_json(*t) => T::Int4,
         ("jsonb_build_object" | "jsonb_build_array", _) => T::Jsonb,
         ("to_jsonb", [_]) => T::Jsonb,
         _ => return fail(),

@@ -822,6 +822,15 @@ impl Value {
     /// Appends PostgreSQL's text output for `self` as a value of `ty` (NULL writes
     /// nothing: the caller sends NULL its own way).
     pub fn write_text(&self, ty: SqlType, out: &mut String) {
+        // A value in another representation than `ty`'s (an Int for a numeric(10,2)
+        // column, say) prints as the column's type would.
+        if !self.fits_type(ty)
+            && !matches!(self, Value::Text(_))
+            && let Ok(v) = crate::ops::cast(self, self.natural_type(), ty)
+            && v.fits_type(ty)
+        {
+            return v.write_text(ty, out);
+        }
         match self {
             Value::Null => {}
             Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),

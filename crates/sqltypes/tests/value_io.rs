@@ -312,3 +312,21 @@ fn the_total_order_puts_null_first_and_sorts_within_types() {
     assert_eq!(j(r#"{"a":1,"b":2}"#), j(r#"{"b":2,"a":1}"#));
     assert_eq!(hash(&j("1")), hash(&j("1.0")));
 }
+
+#[test]
+fn values_print_as_the_column_type_they_are_written_for() {
+    assert_eq!(Value::Int(1).to_text(T::Decimal(Some((10, 2)))), "1.00");
+    assert_eq!(Value::Int(3).to_text(T::Float8), "3");
+    assert_eq!(Value::Float(1e20).to_text(T::Float8), "1e+20");
+    assert_eq!(Value::Float(0.1).to_text(T::Float4), "0.1");
+    assert_eq!(Value::Text("ab".into()).to_text(T::Char(3)), "ab ");
+    assert_eq!(
+        Value::Date(0).to_text(T::TimestampTz),
+        "1970-01-01 00:00:00+00"
+    );
+    let mut buf = Vec::new();
+    Value::Int(2)
+        .write_binary(T::Float8, &mut buf)
+        .expect("int as float8");
+    assert_eq!(buf, 2f64.to_be_bytes());
+}
