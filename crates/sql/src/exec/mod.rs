@@ -80,7 +80,8 @@ pub async fn execute_statement(
         Statement::Set(_) => return Ok(QueryOutput::command("SET")),
         Statement::ShowVariable { variable } => return Ok(show_variable(variable, database)),
         _ => {
-            return match crate::ddl::execute(node, txn, database, statement).await? {
+            // Boxed: DDL such as CREATE TABLE AS runs statements in turn.
+            return match Box::pin(crate::ddl::execute(node, txn, database, statement)).await? {
                 Some(out) => Ok(out),
                 None => Err(SqlError::unsupported(format!(
                     "unsupported statement: {}",
