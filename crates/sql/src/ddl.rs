@@ -15,10 +15,11 @@
 //! (no sequence, no hot spot at the end of the table).
 //!
 //! TODO(issue 4): online schema changes (CockroachDB's descriptor states and
-//! backfills outside the user transaction); CREATE TABLE AS; expression and
-//! partial indexes; ALTER COLUMN TYPE; validating CHECK constraints added to
-//! tables with rows; rewriting rows on DROP COLUMN (their bytes stay, skipped on
-//! read).
+//! backfills outside the user transaction, so a large backfill is not one huge
+//! transaction); expression and partial indexes; ALTER COLUMN TYPE; rewriting
+//! rows on DROP COLUMN (their bytes stay, skipped on read); dependencies of
+//! DEFAULT and CHECK expressions and of views on columns (RENAME/DROP COLUMN do
+//! not rewrite them).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -1096,9 +1097,8 @@ async fn create_table(
     database: &str,
     ct: &CreateTable,
 ) -> SqlResult<QueryOutput> {
-    if ct.query.is_some() {
-        // TODO(issue 4): CREATE TABLE AS.
-        return Err(SqlError::unsupported("CREATE TABLE AS"));
+    if let Some(query) = &ct.query {
+        return create_table_as(node, txn, database, ct, query).await;
     }
     if ct.like.is_some() || ct.clone.is_some() {
         return Err(SqlError::unsupported("CREATE TABLE LIKE/CLONE"));
@@ -1147,6 +1147,139 @@ async fn create_table(
         node.catalog.write_tables(txn, &descs).await?;
     }
     Ok(QueryOutput::command("CREATE TABLE"))
+}
+
+/// `CREATE TABLE t [(names)] AS <query>`: a table (with the hidden rowid) of
+/// the query's columns, filled by an `INSERT … <query>` in the same
+/// transaction.
+async fn create_table_as(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    ct: &CreateTable,
+    query: &ast::Query,
+) -> SqlResult<QueryOutput> {
+    let q = qualify(database, &ct.name)?;
+    let db_id = node.catalog.require_database(txn, &q.database).await?;
+    if node.catalog.table_id(txn, db_id, &q.name).await?.is_some() {
+        if ct.if_not_exists {
+            return Ok(QueryOutput::command("CREATE TABLE AS"));
+        }
+        return Err(duplicate_table(&q.name));
+    }
+    let statement = Statement::Query(Box::new(query.clone()));
+    let (_, cols) = crate::plan::describe(node, txn, database, &statement, &[]).await?;
+    let cols = cols.unwrap_or_default();
+    if !ct.columns.is_empty() && ct.columns.len() > cols.len() {
+        return Err(SqlError::syntax(
+            "CREATE TABLE AS specifies too many column names",
+        ));
+    }
+    let id = node.catalog.allocate_id().await?;
+    let mut t = TableDesc::new(id, db_id, &q.name);
+    for (i, c) in cols.iter().enumerate() {
+        let name = ct
+            .columns
+            .get(i)
+            .map(|d| ident(&d.name))
+            .unwrap_or_else(|| c.name.clone());
+        if t.column_by_name(&name).is_some() {
+            return Err(SqlError::new(
+                codes::DUPLICATE_COLUMN,
+                format!("column \"{name}\" specified more than once"),
+            ));
+        }
+        let ty = if c.ty == SqlType::Unknown {
+            SqlType::Text
+        } else {
+            c.ty
+        };
+        t.columns.push(ColumnDesc {
+            id: t.next_column_id,
+            name,
+            ty,
+            nullable: true,
+            default: None,
+            hidden: false,
+        });
+        t.next_column_id += 1;
+    }
+    set_primary_key(&mut t, None)?;
+    node.catalog.create_table(txn, &t).await?;
+    let names: Vec<String> = t
+        .columns
+        .iter()
+        .filter(|c| !c.hidden)
+        .map(|c| quote_ident(&c.name))
+        .collect();
+    let insert = format!(
+        "INSERT INTO {}.{} ({}) {query}",
+        quote_ident(&q.database),
+        quote_ident(&q.name),
+        names.join(", ")
+    );
+    let mut statements = parse::parse_statements(&insert)?;
+    let Some(stmt) = statements.pop() else {
+        return Err(SqlError::internal("CREATE TABLE AS: no INSERT"));
+    };
+    let out = run_statement(node, txn, database, &stmt).await?;
+    let n = out.tag.rsplit(' ').next().unwrap_or("0").to_string();
+    Ok(QueryOutput::command(format!("SELECT {n}")))
+}
+
+/// Runs a statement through the executor (boxed: the executor calls back into
+/// DDL).
+fn run_statement<'a>(
+    node: &'a Arc<SqlNode>,
+    txn: &'a mut Txn,
+    database: &'a str,
+    stmt: &'a Statement,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = SqlResult<QueryOutput>> + Send + 'a>> {
+    Box::pin(crate::exec::execute_statement(
+        node,
+        txn,
+        database,
+        stmt,
+        &[],
+        &[],
+        None,
+    ))
+}
+
+/// `"name"` with embedded quotes doubled.
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Refuses a new CHECK constraint that some existing row violates (23514).
+async fn validate_check(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    t: &TableDesc,
+    check: &CheckDesc,
+) -> SqlResult<()> {
+    let sql = format!(
+        "SELECT 1 FROM {}.{} WHERE NOT ({}) LIMIT 1",
+        quote_ident(database),
+        quote_ident(&t.name),
+        check.expr
+    );
+    let mut statements = parse::parse_statements(&sql)?;
+    let Some(stmt) = statements.pop() else {
+        return Ok(());
+    };
+    let out = run_statement(node, txn, database, &stmt).await?;
+    if !out.rows.is_empty() {
+        return Err(SqlError::new(
+            codes::CHECK_VIOLATION,
+            format!(
+                "check constraint \"{}\" of relation \"{}\" is violated by some row",
+                check.name, t.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -1515,8 +1648,10 @@ async fn alter_table(
                     rowenc::backfill_index(txn, &t, id).await?;
                 }
                 for (n, e) in pending.checks {
-                    // TODO(issue 4): validate existing rows.
                     add_check(&mut t, n, e)?;
+                    if let Some(c) = t.checks.last() {
+                        validate_check(node, txn, &q.database, &t, c).await?;
+                    }
                 }
                 let first_new_fk = t.foreign_keys.len();
                 for fk in &pending.fks {

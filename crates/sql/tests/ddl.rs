@@ -276,6 +276,20 @@ async fn alter_table() {
     );
     ok(&mut s, "ALTER TABLE t2 DROP CONSTRAINT t2_bb").await;
     ok(&mut s, "INSERT INTO t2 VALUES (3, 'x', 1)").await;
+    assert_eq!(
+        err(&mut s, "ALTER TABLE t2 ADD CONSTRAINT pos CHECK (c > 1)").await,
+        "23514"
+    );
+    ok(&mut s, "ALTER TABLE t2 ADD CONSTRAINT pos CHECK (c > 0)").await;
+    ok(
+        &mut s,
+        "CREATE TABLE t3 AS SELECT a, bb AS b FROM t2 WHERE a < 3",
+    )
+    .await;
+    assert_eq!(
+        rows(&mut s, "SELECT * FROM t3 ORDER BY a").await,
+        strs(&[&["1", "x"], &["2", "y"]])
+    );
     // A failed backfill (duplicate values) leaves no constraint behind.
     assert_eq!(
         err(&mut s, "ALTER TABLE t2 ADD CONSTRAINT u UNIQUE (bb)").await,
