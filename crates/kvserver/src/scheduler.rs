@@ -266,7 +266,11 @@ struct Work {
     snap: Option<SnapInstall>,
     new_last: Option<(u64, u64)>,
     hs: Option<HardState>,
+    /// Messages that may leave before this round's log writes are durable
+    /// (the leader's appends and heartbeats).
     msgs: Vec<Message>,
+    /// Messages that must wait for them (acknowledgements, votes).
+    persisted: Vec<Message>,
     committed: Vec<Entry>,
 }
 
@@ -301,6 +305,7 @@ fn process_ready(
             new_last: None,
             hs: None,
             msgs: rd.take_messages(),
+            persisted: Vec::new(),
             committed: Vec::new(),
         };
         let mut base: LogState = r.log_state.read().clone();
@@ -330,7 +335,7 @@ fn process_ready(
             raft_storage::write_hard_state(id, hs, &mut ws);
             w.hs = Some(hs.clone());
         }
-        w.msgs.extend(rd.take_persisted_messages());
+        w.persisted = rd.take_persisted_messages();
         w.committed = rd.take_committed_entries();
         w.rd = Some(rd);
         works.push(w);
@@ -338,6 +343,13 @@ fn process_ready(
     if works.is_empty() {
         return Ok(());
     }
+    // The leader's appends go out before its own fsync (Raft allows it:
+    // the leader counts itself only once its log is durable), so the
+    // followers' fsyncs overlap the leader's instead of following it.
+    for w in &mut works {
+        outbox.add(&w.r, std::mem::take(&mut w.msgs), false);
+    }
+    outbox.flush(store);
     engine.commit(&ws, sync)?;
     for w in &works {
         let mut ls = w.r.log_state.write();
@@ -367,9 +379,10 @@ fn process_ready(
             ls.hard_state.commit = c;
             raft_storage::write_hard_state(w.r.range_id, &ls.hard_state, &mut apply_ws);
         }
-        w.msgs.extend(light.take_messages());
+        let mut msgs = std::mem::take(&mut w.persisted);
+        msgs.extend(light.take_messages());
         w.committed.extend(light.take_committed_entries());
-        outbox.add(&w.r, std::mem::take(&mut w.msgs), false);
+        outbox.add(&w.r, msgs, false);
     }
     // Appends reach the followers while we apply.
     outbox.flush(store);
