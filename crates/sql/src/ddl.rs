@@ -43,7 +43,9 @@ use crate::parse;
 use crate::rowenc;
 use crate::session::{Column, QueryOutput, SqlNode};
 
-/// Runs a schema statement; `Ok(None)` when `statement` is not one.
+/// Runs a schema statement; `Ok(None)` when `statement` is not one. (Each
+/// branch's future is boxed: together they would make this one too large for a
+/// task's stack in debug builds.)
 pub async fn execute(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
@@ -55,7 +57,7 @@ pub async fn execute(
             db_name,
             if_not_exists,
             ..
-        } => create_database(node, txn, db_name, *if_not_exists).await?,
+        } => Box::pin(create_database(node, txn, db_name, *if_not_exists)).await?,
         Statement::Drop {
             object_type,
             if_exists,
@@ -74,27 +76,45 @@ pub async fn execute(
             )
             .await?
         }
-        Statement::CreateTable(ct) => create_table(node, txn, database, ct).await?,
-        Statement::CreateIndex(ci) => create_index(node, txn, database, ci).await?,
+        Statement::CreateTable(ct) => Box::pin(create_table(node, txn, database, ct)).await?,
+        Statement::CreateIndex(ci) => Box::pin(create_index(node, txn, database, ci)).await?,
         Statement::AlterTable(at) => {
-            alter_table(node, txn, database, &at.name, at.if_exists, &at.operations).await?
+            Box::pin(alter_table(
+                node,
+                txn,
+                database,
+                &at.name,
+                at.if_exists,
+                &at.operations,
+            ))
+            .await?
         }
         Statement::AlterIndex { name, operation } => {
             let ast::AlterIndexOperation::RenameIndex { index_name } = operation;
-            rename_index(node, txn, database, name, index_name).await?
+            Box::pin(rename_index(node, txn, database, name, index_name)).await?
         }
         Statement::Truncate(t) => {
             let names: Vec<&ObjectName> = t.table_names.iter().map(|n| &n.name).collect();
             let cascade = matches!(t.cascade, Some(ast::CascadeOption::Cascade));
-            truncate(node, txn, database, &names, cascade).await?
+            Box::pin(truncate(node, txn, database, &names, cascade)).await?
         }
         Statement::CreateSequence {
             if_not_exists,
             name,
             sequence_options,
             ..
-        } => create_sequence(node, txn, database, name, *if_not_exists, sequence_options).await?,
-        Statement::CreateView(cv) => create_view(node, txn, database, cv).await?,
+        } => {
+            Box::pin(create_sequence(
+                node,
+                txn,
+                database,
+                name,
+                *if_not_exists,
+                sequence_options,
+            ))
+            .await?
+        }
+        Statement::CreateView(cv) => Box::pin(create_view(node, txn, database, cv)).await?,
         Statement::CreateSchema {
             schema_name,
             if_not_exists,
@@ -137,9 +157,9 @@ pub async fn execute(
                 }) => name_parts(n).first().cloned().unwrap_or_default(),
                 _ => database.to_string(),
             };
-            show_tables(node, txn, &db).await?
+            Box::pin(show_tables(node, txn, &db)).await?
         }
-        Statement::ShowDatabases { .. } => show_databases(node, txn).await?,
+        Statement::ShowDatabases { .. } => Box::pin(show_databases(node, txn)).await?,
         Statement::ShowColumns { show_options, .. } => {
             let Some(ast::ShowStatementIn {
                 parent_name: Some(n),
@@ -148,12 +168,12 @@ pub async fn execute(
             else {
                 return Err(SqlError::syntax("SHOW COLUMNS needs FROM <table>"));
             };
-            show_columns(node, txn, database, n).await?
+            Box::pin(show_columns(node, txn, database, n)).await?
         }
         Statement::ShowCreate {
             obj_type: ast::ShowCreateObject::Table | ast::ShowCreateObject::View,
             obj_name,
-        } => show_create(node, txn, database, obj_name).await?,
+        } => Box::pin(show_create(node, txn, database, obj_name)).await?,
         Statement::Unload {
             query,
             query_text: Some(marker),
@@ -164,13 +184,19 @@ pub async fn execute(
                 let Some(q) = query else {
                     return Err(SqlError::syntax("SPLIT AT needs VALUES"));
                 };
-                split_at(node, txn, database, &to.value, q).await?
+                Box::pin(split_at(node, txn, database, &to.value, q)).await?
             }
             parse::SHOW_RANGES_TABLE_MARKER => {
-                show_ranges(node, txn, database, &to.value, false).await?
+                Box::pin(show_ranges(node, txn, database, &to.value, false)).await?
+            }
+            parse::SHOW_INDEXES_MARKER => {
+                Box::pin(show_indexes(node, txn, database, &to.value)).await?
+            }
+            parse::SHOW_CONSTRAINTS_MARKER => {
+                Box::pin(show_constraints(node, txn, database, &to.value)).await?
             }
             parse::SHOW_RANGES_INDEX_MARKER => {
-                show_ranges(node, txn, database, &to.value, true).await?
+                Box::pin(show_ranges(node, txn, database, &to.value, true)).await?
             }
             _ => return Ok(None),
         },
@@ -2501,6 +2527,155 @@ async fn show_create(
         text_columns(&["table_name", "create_statement"]),
         vec![vec![text(&t.name), text(s)]],
     ))
+}
+
+async fn show_indexes(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    target: &str,
+) -> SqlResult<QueryOutput> {
+    let (t, _) = table_and_index(node, txn, database, target, false).await?;
+    let col_name = |id: ColumnId| {
+        t.column_by_id(id)
+            .map(|c| c.name.clone())
+            .unwrap_or_default()
+    };
+    let mut rows = Vec::new();
+    for i in t.all_indexes() {
+        let mut seq = 0;
+        let mut push = |rows: &mut Vec<Vec<Value>>,
+                        col: ColumnId,
+                        dir: &str,
+                        storing: bool,
+                        implicit: bool| {
+            seq += 1;
+            rows.push(vec![
+                text(&t.name),
+                text(&i.name),
+                Value::Bool(!i.unique),
+                Value::Int(seq),
+                text(col_name(col)),
+                text(dir),
+                Value::Bool(storing),
+                Value::Bool(implicit),
+            ]);
+        };
+        for (c, d) in i.columns.iter().zip(&i.directions) {
+            let dir = match d {
+                Direction::Ascending => "ASC",
+                Direction::Descending => "DESC",
+            };
+            push(&mut rows, *c, dir, false, false);
+        }
+        if i.id == t.primary_index.id {
+            for c in &t.columns {
+                if !i.columns.contains(&c.id) {
+                    push(&mut rows, c.id, "N/A", true, false);
+                }
+            }
+        } else {
+            for c in &i.storing {
+                push(&mut rows, *c, "N/A", true, false);
+            }
+            for c in &t.primary_index.columns {
+                if !i.columns.contains(c) {
+                    push(&mut rows, *c, "ASC", false, true);
+                }
+            }
+        }
+    }
+    let mut columns = text_columns(&[
+        "table_name",
+        "index_name",
+        "non_unique",
+        "seq_in_index",
+        "column_name",
+        "direction",
+        "storing",
+        "implicit",
+    ]);
+    columns[2].ty = SqlType::Bool;
+    columns[3].ty = SqlType::Int8;
+    columns[6].ty = SqlType::Bool;
+    columns[7].ty = SqlType::Bool;
+    Ok(rows_output("SHOW", columns, rows))
+}
+
+async fn show_constraints(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    target: &str,
+) -> SqlResult<QueryOutput> {
+    let (t, _) = table_and_index(node, txn, database, target, false).await?;
+    let create = create_statement(node, txn, &t).await?;
+    let details = |name: &str| {
+        create
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(&format!("CONSTRAINT {name} ")))
+            .map(|l| l.trim_end_matches(',').to_string())
+            .unwrap_or_default()
+    };
+    let col_list = |cols: &[ColumnId]| {
+        cols.iter()
+            .filter_map(|c| t.column_by_id(*c).map(|c| c.name.clone()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut rows = vec![vec![
+        text(&t.name),
+        text(&t.primary_index.name),
+        text("PRIMARY KEY"),
+        text(format!(
+            "PRIMARY KEY ({})",
+            col_list(&t.primary_index.columns)
+        )),
+        Value::Bool(true),
+    ]];
+    for i in t.indexes.iter().filter(|i| i.unique) {
+        rows.push(vec![
+            text(&t.name),
+            text(&i.name),
+            text("UNIQUE"),
+            text(format!("UNIQUE ({})", col_list(&i.columns))),
+            Value::Bool(true),
+        ]);
+    }
+    for f in &t.foreign_keys {
+        let d = details(&f.name);
+        let d = d
+            .split_once(' ')
+            .and_then(|(_, r)| r.split_once(' '))
+            .map_or(d.clone(), |(_, r)| r.to_string());
+        rows.push(vec![
+            text(&t.name),
+            text(&f.name),
+            text("FOREIGN KEY"),
+            text(d),
+            Value::Bool(true),
+        ]);
+    }
+    for c in &t.checks {
+        rows.push(vec![
+            text(&t.name),
+            text(&c.name),
+            text("CHECK"),
+            text(format!("CHECK ({})", c.expr)),
+            Value::Bool(true),
+        ]);
+    }
+    rows.sort_by(|a, b| format!("{:?}", a[1]).cmp(&format!("{:?}", b[1])));
+    let mut columns = text_columns(&[
+        "table_name",
+        "constraint_name",
+        "constraint_type",
+        "details",
+        "validated",
+    ]);
+    columns[4].ty = SqlType::Bool;
+    Ok(rows_output("SHOW", columns, rows))
 }
 
 // ---------------------------------------------------------------------------

@@ -15,7 +15,8 @@
 //!   `FAMILY …` is accepted and ignored (one column family per table);
 //! - `t@index` (in `DROP INDEX`, `ALTER INDEX`) becomes the single identifier
 //!   `"t@index"`;
-//! - `SHOW RANGES FROM TABLE t`, `SHOW RANGES FROM INDEX t@i` and
+//! - `SHOW RANGES FROM TABLE t`, `SHOW RANGES FROM INDEX t@i`,
+//!   `SHOW INDEXES FROM t`, `SHOW CONSTRAINTS FROM t` and
 //!   `ALTER TABLE t SPLIT AT VALUES (…)` become [`Statement::Unload`] carrying one
 //!   of the `*_MARKER` strings as `query_text`, the target in `to` and (SPLIT AT)
 //!   the VALUES query; `ddl::execute` recognises them.
@@ -37,6 +38,10 @@ pub const SPLIT_AT_MARKER: &str = "tardigrade:split_at";
 pub const SHOW_RANGES_TABLE_MARKER: &str = "tardigrade:show_ranges_table";
 /// `query_text` of the `Unload` standing for `SHOW RANGES FROM INDEX`.
 pub const SHOW_RANGES_INDEX_MARKER: &str = "tardigrade:show_ranges_index";
+/// `query_text` of the `Unload` standing for `SHOW INDEXES FROM t`.
+pub const SHOW_INDEXES_MARKER: &str = "tardigrade:show_indexes";
+/// `query_text` of the `Unload` standing for `SHOW CONSTRAINTS FROM t`.
+pub const SHOW_CONSTRAINTS_MARKER: &str = "tardigrade:show_constraints";
 /// Index option (a `Comment`) marking a CREATE TABLE `UNIQUE INDEX`.
 pub const UNIQUE_INDEX_MARKER: &str = "tardigrade:unique";
 /// Prefix of the index option (a `Comment`) listing STORING columns, separated
@@ -95,7 +100,15 @@ fn parse_plain(sql: &str) -> SqlResult<Vec<Statement>> {
 fn might_need_rewrite(sql: &str) -> bool {
     let lower = sql.to_ascii_lowercase();
     [
-        "upsert", "storing", "index", "family", "ranges", "split", "@",
+        "upsert",
+        "storing",
+        "index",
+        "family",
+        "ranges",
+        "split",
+        "@",
+        "constraints",
+        "keys",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -231,6 +244,30 @@ fn rewrite_statement(
             SHOW_RANGES_INDEX_MARKER
         } else {
             SHOW_RANGES_TABLE_MARKER
+        };
+        let unload = Statement::Unload {
+            query: None,
+            query_text: Some(marker.into()),
+            to: Ident::new(tokens_text(&target_tokens)),
+            auth: None,
+            with: Vec::new(),
+            options: Vec::new(),
+        };
+        return Ok((placeholder(stmt), Some(Fixup::Replace(Box::new(unload)))));
+    }
+    // SHOW INDEXES FROM t / SHOW CONSTRAINTS FROM t
+    if word(0, "show")
+        && (word(1, "index") || word(1, "indexes") || word(1, "keys") || word(1, "constraints"))
+        && word(2, "from")
+    {
+        let target_tokens: Vec<TokenWithSpan> = sig[3..].iter().map(|&i| stmt[i].clone()).collect();
+        if target_tokens.is_empty() {
+            return Err(SqlError::syntax("SHOW … FROM: expected a table name"));
+        }
+        let marker = if word(1, "constraints") {
+            SHOW_CONSTRAINTS_MARKER
+        } else {
+            SHOW_INDEXES_MARKER
         };
         let unload = Statement::Unload {
             query: None,

@@ -126,6 +126,18 @@ async fn tables_indexes_and_errors() {
         create[0][1].contains("INDEX t_b (b DESC) STORING (c)"),
         "{create:?}"
     );
+    let idx = rows(&mut s, "SHOW INDEXES FROM t").await;
+    assert!(
+        idx.iter()
+            .any(|r| r[1] == "t_b" && r[4] == "b" && r[5] == "DESC"),
+        "{idx:?}"
+    );
+    let cons = rows(&mut s, "SHOW CONSTRAINTS FROM t").await;
+    assert!(
+        cons.iter()
+            .any(|r| r[1] == "t_pkey" && r[2] == "PRIMARY KEY"),
+        "{cons:?}"
+    );
     ok(&mut s, "DROP INDEX t_b").await;
     ok(&mut s, "DROP INDEX IF EXISTS t_b").await;
     ok(&mut s, "DROP INDEX t@t_c_a_idx").await;
