@@ -1105,9 +1105,15 @@ impl<'a> Binder<'a> {
             stop,
             step: it.next(),
         };
+        // A function's single column is named after the function, or after the
+        // alias when no column names are given (PostgreSQL).
+        let column = alias
+            .filter(|a| a.columns.is_empty())
+            .map(|a| normalize(&a.name))
+            .unwrap_or_else(|| fname.clone());
         let scope = vec![ScopeColumn {
             table: Some(fname.clone()),
-            name: fname.clone(),
+            name: column,
             ty: SqlType::Int8,
             hidden: false,
         }];
