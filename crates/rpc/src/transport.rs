@@ -9,7 +9,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tardigrade_kvpb::{BatchRequest, ErrorDetail, KvError, SendFuture, Sender};
+use tardigrade_kvpb::{BatchRequest, ErrorDetail, KvError, Request, SendFuture, Sender};
 
 use crate::client::RpcSender;
 
@@ -52,6 +52,9 @@ impl Transport for GrpcTransport {
 struct Faults {
     /// Directed pairs (from, to) whose traffic is cut.
     cut: HashSet<(NodeId, NodeId)>,
+    /// Directed pairs whose requests are delivered but whose replies are
+    /// lost (the destination "dies" after serving).
+    lost_replies: HashSet<(NodeId, NodeId)>,
     drop_rate: f64,
     delay: Duration,
     rng: StdRng,
@@ -72,6 +75,7 @@ impl FaultInjector {
         FaultInjector {
             faults: Arc::new(Mutex::new(Faults {
                 cut: HashSet::new(),
+                lost_replies: HashSet::new(),
                 drop_rate: 0.0,
                 delay: Duration::ZERO,
                 rng: StdRng::seed_from_u64(seed),
@@ -102,6 +106,7 @@ impl FaultInjector {
     pub fn heal(&self) {
         let mut f = self.faults.lock();
         f.cut.clear();
+        f.lost_replies.clear();
         f.drop_rate = 0.0;
         f.delay = Duration::ZERO;
     }
@@ -119,6 +124,14 @@ impl FaultInjector {
     /// Delays every send by `delay`.
     pub fn set_delay(&self, delay: Duration) {
         self.faults.lock().delay = delay;
+    }
+
+    /// Delivers what `from` sends to `to` but loses the replies, as when
+    /// `to` dies after serving: a batch with writes then fails with
+    /// `AmbiguousResult` (it was applied), a read-only one with
+    /// `Unavailable` — what [`RpcSender`] reports for a broken connection.
+    pub fn lose_replies(&self, from: NodeId, to: NodeId) {
+        self.faults.lock().lost_replies.insert((from, to));
     }
 
     pub fn is_partitioned(&self, from: NodeId, to: NodeId) -> bool {
@@ -199,7 +212,26 @@ impl Sender for FaultySender {
                     ))));
                 }
             }
-            self.inner.send(ba).await
+            let writes = ba
+                .requests
+                .iter()
+                .any(|r| r.is_write() || matches!(r, Request::EndTxn { .. }));
+            let result = self.inner.send(ba).await;
+            let lost = self
+                .faults
+                .faults
+                .lock()
+                .lost_replies
+                .contains(&(self.from, self.to));
+            if !lost {
+                return result;
+            }
+            let msg = format!("injected lost reply: n{} -> n{}", self.from, self.to);
+            Err(KvError::new(if writes {
+                ErrorDetail::AmbiguousResult(msg)
+            } else {
+                ErrorDetail::Unavailable(msg)
+            }))
         })
     }
 }
@@ -208,7 +240,7 @@ impl Sender for FaultySender {
 mod tests {
     use std::time::Instant;
 
-    use tardigrade_kvpb::{BatchResponse, Request, Response};
+    use tardigrade_kvpb::{BatchResponse, Response};
 
     use super::*;
 
@@ -352,5 +384,27 @@ mod tests {
         assert!(is_unavailable(&s.send(ba()).await));
         cut.await.expect("join");
         assert_eq!(*echo.served.lock(), 0);
+    }
+
+    #[tokio::test]
+    async fn lost_replies_are_served_then_ambiguous_for_writes() {
+        let (faults, t, echo) = setup();
+        let s = t.dial(1, 2, "n2").expect("dial");
+        faults.lose_replies(1, 2);
+        let put = BatchRequest {
+            header: Default::default(),
+            requests: vec![Request::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+            }],
+        };
+        let e = s.send(put).await.expect_err("reply lost");
+        assert!(matches!(e.detail, ErrorDetail::AmbiguousResult(_)), "{e}");
+        assert!(is_unavailable(&s.send(ba()).await), "reads: unavailable");
+        assert_eq!(*echo.served.lock(), 2, "both were served");
+        let s21 = t.dial(2, 1, "n1").expect("dial");
+        assert!(s21.send(ba()).await.is_ok(), "one way only");
+        faults.heal();
+        assert!(s.send(ba()).await.is_ok());
     }
 }
