@@ -164,6 +164,8 @@ struct RangeView {
 }
 
 /// The replicas every node reports, by range id.
+/// TODO(issue 3): one request per node and every replica in one answer;
+/// page it (and ask only live nodes) for clusters with many ranges.
 async fn range_views(nodes: &[NodeDescriptor]) -> std::collections::HashMap<u64, RangeView> {
     use std::collections::HashMap;
     let mut infos: HashMap<u64, Vec<(u64, RangeInfo)>> = HashMap::new();

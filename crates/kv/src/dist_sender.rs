@@ -438,6 +438,9 @@ impl Sender for DistSender {
 /// may have finished the transaction), so their ambiguity goes back to the
 /// client. Batches without writes never come back ambiguous from the
 /// transport (their failures are `Unavailable`).
+/// TODO(issue 3): the transaction coordinator could settle an ambiguous
+/// commit by querying its record (CockroachDB returns it to the client,
+/// as this does); SQL must map it to SQLSTATE 40003.
 fn replay_safe(ba: &BatchRequest) -> bool {
     ba.header.txn.is_some()
         && !ba

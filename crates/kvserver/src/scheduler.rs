@@ -343,6 +343,11 @@ fn process_ready(
     if works.is_empty() {
         return Ok(());
     }
+    // TODO(issue 3): the replicated-write median (2.6 ms on 3 local nodes,
+    // bench/README.md) is ~5x the fsync + RTT floor: pipeline the apply
+    // batch with the next round's appends, start the leader's round as soon
+    // as a follower's acknowledgement arrives, and measure on separate
+    // machines.
     // The leader's appends go out before its own fsync (Raft allows it:
     // the leader counts itself only once its log is durable), so the
     // followers' fsyncs overlap the leader's instead of following it.

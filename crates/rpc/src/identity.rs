@@ -10,6 +10,11 @@
 //! it once the node has a cluster id. Clients that are not nodes (the CLI,
 //! workloads) send no identity and are served; a Raft batch without a
 //! cluster id is refused by a node that has one.
+//!
+//! TODO(issue 3): this guards against misconfiguration, not attackers: the
+//! metadata is not authenticated (node certificates come with the security
+//! work), and `RaftMessageBatch::cluster_id` is still sent as 0 (the
+//! metadata carries it; drop the field or fill it in).
 
 use std::future::Future;
 use std::pin::Pin;

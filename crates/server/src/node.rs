@@ -775,6 +775,8 @@ fn major_minor(v: &str) -> (String, String) {
 /// cluster knows: in the directory, or (looked up, then cached) a node
 /// descriptor in KV. A lookup that cannot finish lets the request through
 /// (only a definite "no such node" refuses).
+/// TODO(issue 3): refuse decommissioned nodes too (no decommissioning yet),
+/// and check that the claimed id matches the peer's address.
 struct Peers(Arc<Shared>);
 
 /// How long a node id refused as unknown is refused without a new lookup.
@@ -1027,6 +1029,9 @@ fn render_metrics(shared: &Shared) -> String {
         "Replicas leading their Raft group.",
         leaders as f64,
     );
+    // TODO(issue 3): gateway (DistSender) counters — retries, redirects,
+    // ambiguous results — and per-range Raft metrics (log size, pending
+    // proposals, snapshots sent).
     let m = store.metrics();
     let load =
         |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
