@@ -736,9 +736,10 @@ impl Catalog {
     /// they do not exist. Idempotent and safe when several nodes start at once:
     /// the databases have fixed ids and the writes are conditional.
     pub async fn ensure_bootstrapped(&self) -> SqlResult<()> {
-        let mut attempt = 0;
+        // A node may start before the system range serves (a cluster being
+        // formed): keep trying for a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            attempt += 1;
             let mut txn = self.db.txn("sql-bootstrap");
             let result = async {
                 let mut reqs = Vec::new();
@@ -785,9 +786,9 @@ impl Catalog {
                 Ok(()) => return Ok(()),
                 // Another node bootstrapped meanwhile (condition failed) or we
                 // conflicted with it: look again.
-                Err(e) if attempt < 100 => {
+                Err(e) if std::time::Instant::now() < deadline => {
                     tracing::debug!(error = %e, "retrying SQL bootstrap");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 Err(e) => return Err(e),
             }

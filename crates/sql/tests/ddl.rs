@@ -389,3 +389,41 @@ async fn split_at_and_show_ranges() {
         Err(e) => eprintln!("split refused: {e}"),
     }
 }
+
+/// Inserts on one node while another node adds an index: every row ends up
+/// in the index (DDL and DML serialize through the catalog version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_dml_and_create_index_on_two_nodes() {
+    let db = db();
+    let n1 = SqlNode::start(db.clone(), 1).await.expect("node 1");
+    let n2 = SqlNode::start(db.clone(), 2).await.expect("node 2");
+    let mut s1 = n1.session("root", "defaultdb");
+    ok(&mut s1, "CREATE TABLE t (a INT PRIMARY KEY, b INT)").await;
+    let writer = tokio::spawn(async move {
+        let mut s2 = n2.session("root", "defaultdb");
+        for i in 0..150 {
+            ok(&mut s2, &format!("INSERT INTO t VALUES ({i}, {})", i * 2)).await;
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    ok(&mut s1, "CREATE INDEX t_b ON t (b)").await;
+    ok(&mut s1, "CREATE UNIQUE INDEX t_ab ON t (a, b)").await;
+    writer.await.expect("writer");
+    let mut txn = db.txn("check");
+    let t = n1
+        .catalog
+        .resolve_table(&mut txn, "defaultdb", None, "t")
+        .await
+        .expect("resolve")
+        .expect("t");
+    for index in t.all_indexes() {
+        let (s, e) = tardigrade_sql::rowenc::index_span(&t, index.id);
+        let n = txn.scan(&s, &e, 0).await.expect("scan").len();
+        assert_eq!(n, 150, "index {}", index.name);
+    }
+    txn.commit().await.expect("commit");
+    assert_eq!(
+        rows(&mut s1, "SELECT count(*) FROM t WHERE b >= 0").await,
+        strs(&[&["150"]])
+    );
+}
