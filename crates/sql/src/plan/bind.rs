@@ -331,7 +331,7 @@ impl<'a> Binder<'a> {
 
     fn bind_int_expr(&mut self, e: &Expr, scope: &Scope) -> SqlResult<Scalar> {
         let s = self.bind_expr(e, scope)?;
-        self.coerce(s, SqlType::Int8, "LIMIT")
+        Ok(fold(self.coerce(s, SqlType::Int8, "LIMIT")?))
     }
 
     fn bind_set_expr(&mut self, body: &SetExpr) -> SqlResult<BoundQuery> {

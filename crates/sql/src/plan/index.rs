@@ -69,10 +69,23 @@ pub fn optimize(rel: Rel) -> Rel {
                 offset,
             }
         }
-        Rel::Project { input, exprs } => Rel::Project {
-            input: Box::new(optimize(*input)),
-            exprs,
-        },
+        Rel::Project { input, exprs } => {
+            let input = optimize(*input);
+            // An identity projection only copies rows.
+            let identity = exprs.len() == input.width()
+                && exprs
+                    .iter()
+                    .enumerate()
+                    .all(|(i, e)| matches!(e, Scalar::Column { index, .. } if *index == i));
+            if identity {
+                input
+            } else {
+                Rel::Project {
+                    input: Box::new(input),
+                    exprs,
+                }
+            }
+        }
         Rel::Aggregate { input, group, aggs } => Rel::Aggregate {
             input: Box::new(optimize(*input)),
             group,
@@ -157,7 +170,10 @@ fn constrain_scan(mut scan: Scan, predicate: &Scalar) -> Scan {
     }
     if let Some((_, constraint, index)) = best {
         scan.index = index.id;
-        scan.covering = index.id == scan.table.primary_index.id;
+        // Index-only when the index holds every column of the table.
+        // TODO(issue 4): compare with the columns the query needs instead.
+        scan.covering = index.id == scan.table.primary_index.id
+            || crate::rowenc::index_covers(&scan.table, index.id).len() >= scan.table.columns.len();
         scan.constraint = Some(constraint);
     }
     scan
@@ -292,7 +308,9 @@ fn key_value(v: &Scalar, column: SqlType) -> Option<Scalar> {
     let ty = v.ty();
     let ok = (column.is_integer() && ty.is_integer())
         || (matches!(column, SqlType::Float4 | SqlType::Float8)
-            && (ty.is_integer() || matches!(ty, SqlType::Float4 | SqlType::Float8)))
+            // float = numeric compares as float8 in PostgreSQL: the cast is exact
+            // for the comparison.
+            && (ty.is_integer() || matches!(ty, SqlType::Float4 | SqlType::Float8 | SqlType::Decimal(_))))
         || (matches!(column, SqlType::Decimal(_))
             && (ty.is_integer() || matches!(ty, SqlType::Decimal(_))))
         || (column.is_string() && ty.is_string() && !matches!(column, SqlType::Char(_)))
