@@ -109,21 +109,58 @@ fn mul_mag(a: &[u8], b: &[u8]) -> Vec<u8> {
     strip_leading(out)
 }
 
-/// Integer division of magnitudes: `(a / b, a % b)`; `b` must be non-zero.
-fn divmod_mag(a: &[u8], b: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let mut q = Vec::with_capacity(a.len());
-    let mut rem: Vec<u8> = Vec::with_capacity(b.len() + 1);
-    for &d in a {
-        rem.push(d);
-        rem = strip_leading(rem);
-        let mut count = 0u8;
-        while cmp_mag(&rem, b) != Ordering::Less {
-            rem = sub_mag(&rem, b);
-            count += 1;
+/// `rem - q·b` into `out` (rem has one more digit than b, both aligned right);
+/// false when the result would be negative.
+fn sub_multiple(rem: &[u8], b: &[u8], q: u8, out: &mut [u8]) -> bool {
+    let n = b.len();
+    let mut borrow: i32 = 0;
+    for i in (0..=n).rev() {
+        let bd = if i >= 1 { i32::from(b[i - 1]) } else { 0 };
+        let mut v = i32::from(rem[i]) - i32::from(q) * bd - borrow;
+        borrow = 0;
+        if v < 0 {
+            borrow = (-v + 9) / 10;
+            v += borrow * 10;
         }
-        q.push(count);
+        out[i] = v as u8;
     }
-    (strip_leading(q), rem)
+    borrow == 0
+}
+
+/// Integer division of magnitudes: `(a / b, a % b)`; `b` must be non-zero. Schoolbook
+/// long division with a quotient-digit estimate from the leading digits, O(|a|·|b|).
+fn divmod_mag(a: &[u8], b: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let b = &b[b.iter().take_while(|&&d| d == 0).count()..];
+    let n = b.len();
+    if n == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let k = n.min(3);
+    let btop = b[..k].iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d));
+    let mut rem = vec![0u8; n + 1];
+    let mut scratch = vec![0u8; n + 1];
+    let mut q = Vec::with_capacity(a.len());
+    for &d in a {
+        rem.rotate_left(1);
+        rem[n] = d;
+        let rtop = rem[..=k]
+            .iter()
+            .fold(0u64, |acc, &x| acc * 10 + u64::from(x));
+        let mut qd = (rtop / btop).min(9) as u8;
+        while qd > 0 && !sub_multiple(&rem, b, qd, &mut scratch) {
+            qd -= 1;
+        }
+        if qd > 0 {
+            std::mem::swap(&mut rem, &mut scratch);
+        }
+        // the estimate can fall short by one
+        while qd < 9 && sub_multiple(&rem, b, 1, &mut scratch) {
+            std::mem::swap(&mut rem, &mut scratch);
+            qd += 1;
+        }
+        q.push(qd);
+    }
+    (strip_leading(q), strip_leading(rem))
 }
 
 fn pad_zeros(v: &[u8], n: usize) -> Vec<u8> {
@@ -694,6 +731,12 @@ impl Num {
             return Ok(Num::zero().round(i64::from(rscale)));
         }
         let approx = self.approx_ln() * y.to_f64();
+        if approx * std::f64::consts::LOG10_E > 131_072.0 || approx.is_nan() {
+            return Err(overflow());
+        }
+        if approx * std::f64::consts::LOG10_E < -(f64::from(rscale) + 2.0) {
+            return Ok(Num::zero().round(i64::from(rscale)));
+        }
         let result_dweight = (approx * std::f64::consts::LOG10_E).floor().max(0.0) as i64;
         let ydigits = y.int_digits() as i64;
         let ws = i64::from(rscale) + result_dweight + ydigits + 12;
@@ -708,8 +751,24 @@ fn isqrt(v: &[u8]) -> Vec<u8> {
     if v.is_empty() {
         return v;
     }
-    // initial guess: 10^(ceil(len/2)) is >= sqrt
-    let mut x = pad_zeros(&[1], v.len().div_ceil(2));
+    // Initial guess from the leading digits, rounded up so Newton's iteration
+    // descends monotonically onto floor(sqrt(v)).
+    let mut x = {
+        let len = v.len();
+        let lead_len = if len <= 16 {
+            len
+        } else if (len - 16) % 2 == 0 {
+            16
+        } else {
+            15
+        };
+        let lead = v[..lead_len]
+            .iter()
+            .fold(0u64, |a, &d| a * 10 + u64::from(d));
+        let root = ((lead + 1) as f64).sqrt().ceil() as u64 + 1;
+        let digits: Vec<u8> = root.to_string().bytes().map(|b| b - b'0').collect();
+        pad_zeros(&digits, (len - lead_len) / 2)
+    };
     loop {
         let (q, _) = divmod_mag(&v, &x);
         let sum = add_mag(&x, &q);

@@ -612,10 +612,10 @@ fn datetime_arith(op: BinOp, l: &Value, r: &Value, res: SqlType) -> SqlResult<Va
     };
     Ok(match (op, l, r) {
         (BinOp::Add, V::Date(d), V::Int(n)) | (BinOp::Add, V::Int(n), V::Date(d)) => {
-            V::Date(i32::try_from(i64::from(*d) + n).map_err(|_| date_range())?)
+            V::Date(i32::try_from(i128::from(*d) + i128::from(*n)).map_err(|_| date_range())?)
         }
         (BinOp::Sub, V::Date(d), V::Int(n)) => {
-            V::Date(i32::try_from(i64::from(*d) - n).map_err(|_| date_range())?)
+            V::Date(i32::try_from(i128::from(*d) - i128::from(*n)).map_err(|_| date_range())?)
         }
         (BinOp::Sub, V::Date(a), V::Date(b)) => {
             V::Int(check_int(i128::from(*a) - i128::from(*b), SqlType::Int4)?)
