@@ -151,8 +151,11 @@ pub async fn connect(host: &str) -> CliResult<Db> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // SQL binding and evaluation recurse on expression trees (bounded by the
+    // parser and binder limits); worker stacks leave them ample room.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(16 << 20)
         .build()
     {
         Ok(rt) => rt,

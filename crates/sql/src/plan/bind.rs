@@ -26,6 +26,11 @@ use super::{AggCall, JoinKind, Rel, Scalar, Scan, SetOpKind, SortKey, Subquery, 
 use crate::catalog::TableDesc;
 use crate::session::{Column, SqlNode};
 
+/// Deepest expression tree the binder accepts (54001 beyond): binding,
+/// folding and evaluation recurse on the tree, and a statement must not be able
+/// to exhaust a worker thread's stack.
+pub const MAX_EXPR_DEPTH: usize = 128;
+
 /// A column visible to expressions: where it comes from and what it is called.
 #[derive(Clone, Debug)]
 pub struct ScopeColumn {
@@ -1129,7 +1134,7 @@ impl<'a> Binder<'a> {
     }
 
     fn bind_expr_inner(&mut self, e: &Expr, scope: &Scope, depth: usize) -> SqlResult<Scalar> {
-        if depth > 400 {
+        if depth > MAX_EXPR_DEPTH {
             return Err(SqlError::new(
                 codes::STATEMENT_TOO_COMPLEX,
                 "expression is too deeply nested",
