@@ -1382,14 +1382,25 @@ async fn find_index(
     } else {
         database.to_string()
     };
+    let mut found: Option<(DescId, IndexId, String)> = None;
     for t in node.catalog.list_tables(txn, &db).await? {
         if let Some(i) = t.index_by_name(&last) {
-            let id = i.id;
-            let t = node.catalog.table_for_update(txn, t.id).await?;
-            return Ok(Some((t, id)));
+            if let Some((_, _, other)) = &found {
+                return Err(SqlError::new(
+                    codes::AMBIGUOUS_COLUMN,
+                    format!(
+                        "index name \"{last}\" is ambiguous (found in {other} and {})",
+                        t.name
+                    ),
+                ));
+            }
+            found = Some((t.id, i.id, t.name.clone()));
         }
     }
-    Ok(None)
+    match found {
+        Some((tid, iid, _)) => Ok(Some((node.catalog.table_for_update(txn, tid).await?, iid))),
+        None => Ok(None),
+    }
 }
 
 async fn drop_index(
@@ -1558,6 +1569,15 @@ async fn alter_table(
             if new.database != q.database {
                 return Err(SqlError::unsupported("moving a table to another database"));
             }
+            if let Some(v) = dependent_view(node, txn, &t, None).await? {
+                return Err(SqlError::new(
+                    codes::DEPENDENT_OBJECTS_STILL_EXIST,
+                    format!(
+                        "cannot rename relation \"{}\" because view \"{v}\" depends on it",
+                        t.name
+                    ),
+                ));
+            }
             node.catalog.rename_table(txn, &t, &new.name).await?;
             continue;
         }
@@ -1650,6 +1670,14 @@ async fn alter_table(
                 let new = ident(new_column_name);
                 if t.column_by_name(&old).is_none() {
                     return Err(SqlError::undefined_column(&old));
+                }
+                if let Some(v) = dependent_view(node, txn, &t, Some(&old)).await? {
+                    return Err(SqlError::new(
+                        codes::DEPENDENT_OBJECTS_STILL_EXIST,
+                        format!(
+                            "cannot rename column \"{old}\" because view \"{v}\" depends on it"
+                        ),
+                    ));
                 }
                 if t.column_by_name(&new).is_some() {
                     return Err(SqlError::new(
@@ -1904,6 +1932,14 @@ async fn drop_column(
         .column_by_id(id)
         .map(|c| c.name.clone())
         .unwrap_or_default();
+    if let Some(v) = dependent_view(node, txn, t, Some(&name)).await? {
+        // TODO(issue 4): DROP COLUMN … CASCADE dropping the views.
+        let _ = cascade;
+        return Err(SqlError::new(
+            codes::DEPENDENT_OBJECTS_STILL_EXIST,
+            format!("cannot drop column \"{name}\" because view \"{v}\" depends on it"),
+        ));
+    }
     if t.primary_index.columns.contains(&id) {
         return Err(SqlError::unsupported(format!(
             "column \"{name}\" is referenced by the primary key"
@@ -1982,6 +2018,25 @@ async fn drop_column(
     t.checks.retain(|c| !mentions(&c.expr, &name));
     t.columns.retain(|c| c.id != id);
     Ok(())
+}
+
+/// The name of a view reading `t` (whose query mentions `column`, when given).
+async fn dependent_view(
+    node: &SqlNode,
+    txn: &mut Txn,
+    t: &TableDesc,
+    column: Option<&str>,
+) -> SqlResult<Option<String>> {
+    for v in &t.dependent_views {
+        let Ok(view) = node.catalog.table_for_update(txn, *v).await else {
+            continue;
+        };
+        let q = view.view_query.as_deref().unwrap_or_default();
+        if column.is_none_or(|c| mentions(q, c) || q.contains('*')) {
+            return Ok(Some(view.name));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether `expr` (SQL text) mentions identifier `name`.

@@ -231,6 +231,10 @@ async fn foreign_keys_views_and_dependencies() {
     assert_eq!(rows(&mut s, "SELECT * FROM v").await, strs(&[&["11", "2"]]));
     assert_eq!(err(&mut s, "CREATE VIEW v AS SELECT 1").await, "42P07");
     ok(&mut s, "CREATE OR REPLACE VIEW v AS SELECT id, pid FROM c").await;
+    assert_eq!(err(&mut s, "ALTER TABLE c RENAME TO c2").await, "2BP01");
+    assert_eq!(err(&mut s, "ALTER TABLE c DROP COLUMN pid").await, "2BP01");
+    ok(&mut s, "ALTER TABLE c ADD COLUMN extra INT").await;
+    ok(&mut s, "ALTER TABLE c DROP COLUMN extra").await;
     assert_eq!(err(&mut s, "DROP TABLE c").await, "2BP01");
     assert_eq!(err(&mut s, "DROP VIEW c").await, "42809");
     ok(&mut s, "DROP TABLE p CASCADE").await;
@@ -426,4 +430,31 @@ async fn concurrent_dml_and_create_index_on_two_nodes() {
         rows(&mut s1, "SELECT count(*) FROM t WHERE b >= 0").await,
         strs(&[&["150"]])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_inside_explicit_transactions() {
+    let (node, mut s) = session().await;
+    let mut other = node.session("root", "defaultdb");
+    ok(&mut s, "BEGIN").await;
+    ok(&mut s, "CREATE TABLE x (a INT PRIMARY KEY)").await;
+    ok(&mut s, "INSERT INTO x VALUES (1)").await;
+    assert_eq!(rows(&mut s, "SELECT a FROM x").await, strs(&[&["1"]]));
+    ok(&mut s, "DROP TABLE x").await;
+    ok(&mut s, "CREATE TABLE x (a INT PRIMARY KEY, b TEXT)").await;
+    ok(&mut s, "INSERT INTO x VALUES (2, 'two')").await;
+    ok(&mut s, "COMMIT").await;
+    assert_eq!(
+        rows(&mut other, "SELECT a, b FROM x").await,
+        strs(&[&["2", "two"]])
+    );
+    // A rolled-back schema change leaves nothing, and the cache forgets it.
+    ok(&mut s, "BEGIN").await;
+    ok(&mut s, "CREATE TABLE y (a INT)").await;
+    ok(&mut s, "ALTER TABLE x ADD COLUMN c INT DEFAULT 1").await;
+    assert_eq!(rows(&mut s, "SELECT c FROM x").await, strs(&[&["1"]]));
+    ok(&mut s, "ROLLBACK").await;
+    assert_eq!(err(&mut other, "SELECT * FROM y").await, "42P01");
+    assert_eq!(err(&mut other, "SELECT c FROM x").await, "42703");
+    assert_eq!(err(&mut s, "SELECT c FROM x").await, "42703");
 }
