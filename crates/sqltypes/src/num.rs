@@ -757,7 +757,7 @@ fn isqrt(v: &[u8]) -> Vec<u8> {
         let len = v.len();
         let lead_len = if len <= 16 {
             len
-        } else if (len - 16) % 2 == 0 {
+        } else if (len - 16).is_multiple_of(2) {
             16
         } else {
             15
