@@ -683,6 +683,14 @@ fn compare_typed(l: &Value, r: &Value, lt: SqlType, rt: SqlType) -> Ordering {
     {
         return a.trim_end_matches(' ').cmp(b.trim_end_matches(' '));
     }
+    // PostgreSQL compares a float with an integer or numeric by casting to float8.
+    if (is_float(lt) || is_float(rt))
+        && l.is_number()
+        && r.is_number()
+        && let (Some(a), Some(b)) = (to_f64(l), to_f64(r))
+    {
+        return crate::value::cmp_f64(a, b);
+    }
     compare(l, r).unwrap_or(Ordering::Equal)
 }
 

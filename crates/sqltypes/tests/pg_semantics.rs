@@ -164,6 +164,8 @@ fn comparisons_logic_and_strings_match_postgres() {
     let cases: Vec<(BinOp, Lit, Lit, &str)> = vec![
         (Eq, i4("1"), num("1.0"), "t"),
         (Eq, f8("1"), num("1"), "t"),
+        (Eq, f8("0.1"), num("0.1"), "t"),
+        (Lt, (Some("0.1"), T::Float4), f8("0.1"), "f"),
         (Lt, f8("NaN"), f8("Infinity"), "f"),
         (Eq, f8("NaN"), f8("NaN"), "t"),
         (Eq, f8("-0"), f8("0"), "t"),
