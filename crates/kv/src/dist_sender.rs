@@ -255,7 +255,17 @@ impl DistSender {
         let mut round = 0;
         let mut order = self.replica_order(&range, round);
         let mut backoff = Duration::from_millis(10);
-        let mut last_err = unavailable("range has no replicas");
+        // What is reported if no replica is tried at all: the descriptor
+        // lists none, or the deadline passed before this range's turn (in
+        // earlier chunks or lookups).
+        let mut last_err = if order.is_empty() {
+            unavailable(&format!("r{} has no replicas", range.desc.range_id))
+        } else {
+            unavailable(&format!(
+                "r{}: gave up after {:?} before trying a replica (the deadline passed in lookups or earlier chunks)",
+                range.desc.range_id, self.deadline
+            ))
+        };
         let mut i = 0;
         // Sends in the current round: hints may point back and forth.
         let mut tries = 0;

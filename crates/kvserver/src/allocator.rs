@@ -50,12 +50,15 @@ pub struct ReplicationSettings {
     /// test saw a meta lookup time out (not yet understood).
     /// TODO(issue 3): find out and turn it on. With it on,
     /// `server/tests/replicate.rs` `new_nodes_receive_replicas_by_range_count`
-    /// fails 3 runs of 3 (2026-11-27): ~35 s after nodes 4 and 5 join, a
-    /// meta-record read fails with DistSender's "range has no replicas" (a
-    /// descriptor without replicas reached its range cache: look for a meta
-    /// record written from an empty or uninitialized descriptor around a
-    /// lease transfer), and range 1 is left with 4 voters (a change stopped
-    /// half way, its leaseholder moved from n1 to n2).
+    /// fails 3 runs of 3 (2026-11-27): a meta-record read through n1 gives
+    /// up after DistSender's 30 s deadline (it used to report this as
+    /// "range has no replicas": the deadline had passed in the lookups
+    /// before any replica was tried), and range 1 is left with 4 voters (a
+    /// change stopped half way) while its lease and leadership moved from
+    /// n1 to n2. The error now names the range being tried (r3, a data
+    /// range, for a read of a meta2 key): most likely the read met an intent
+    /// of r3's meta-update transaction (anchored on r3) and its push to r3's
+    /// record, whose lease had just moved, did not complete in time.
     pub lease_rebalancing: bool,
 }
 
