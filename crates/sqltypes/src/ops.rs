@@ -218,7 +218,7 @@ pub fn binary_type(op: BinOp, left: SqlType, right: SqlType) -> SqlResult<SqlTyp
         }
         BinOp::Concat => match (l, r) {
             (T::Bytes, T::Bytes | T::Unknown) | (T::Unknown, T::Bytes) => Ok(T::Bytes),
-            (T::Jsonb, T::Jsonb) => Ok(T::Jsonb),
+            (T::Jsonb, T::Jsonb | T::Unknown) | (T::Unknown, T::Jsonb) => Ok(T::Jsonb),
             (l, r) if is_stringish(l) || is_stringish(r) => Ok(T::Text),
             _ => Err(fail()),
         },
@@ -773,7 +773,12 @@ pub fn eval_binary(
     match op {
         BinOp::Concat => return concat(l, r, lt, rt),
         BinOp::Like | BinOp::NotLike | BinOp::ILike | BinOp::NotILike => {
-            let (s, p) = (text_of(l, lt), text_of(r, rt));
+            // CHAR(n) matches with its padding, as PostgreSQL's bpcharlike
+            let raw = |v: &Value, t: SqlType| match v {
+                Value::Text(s) => s.clone(),
+                _ => text_of(v, t),
+            };
+            let (s, p) = (raw(l, lt), raw(r, rt));
             let ci = matches!(op, BinOp::ILike | BinOp::NotILike);
             let m = like(&s, &p, ci)?;
             return Ok(Value::Bool(m == matches!(op, BinOp::Like | BinOp::ILike)));
@@ -833,6 +838,12 @@ fn concat(l: &Value, r: &Value, lt: SqlType, rt: SqlType) -> SqlResult<Value> {
         (Value::Jsonb(a), Value::Jsonb(b)) if lt == SqlType::Jsonb && rt == SqlType::Jsonb => {
             Ok(Value::Jsonb(Box::new(json_concat(a, b))))
         }
+        (Value::Jsonb(a), Value::Text(t)) if rt == SqlType::Unknown => Ok(Value::Jsonb(Box::new(
+            json_concat(a, &crate::value::parse_json(t)?),
+        ))),
+        (Value::Text(t), Value::Jsonb(b)) if lt == SqlType::Unknown => Ok(Value::Jsonb(Box::new(
+            json_concat(&crate::value::parse_json(t)?, b),
+        ))),
         _ => {
             let mut s = text_of(l, lt);
             s.push_str(&text_of(r, rt));

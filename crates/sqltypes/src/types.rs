@@ -74,7 +74,8 @@ impl SqlType {
             1700 => SqlType::Decimal(None),
             25 => SqlType::Text,
             1043 => SqlType::Varchar(None),
-            1042 => SqlType::Char(1),
+            // an unsized bpchar parameter accepts any length: read it as text
+            1042 => SqlType::Text,
             17 => SqlType::Bytes,
             1082 => SqlType::Date,
             1114 => SqlType::Timestamp,

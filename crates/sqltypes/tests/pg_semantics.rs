@@ -191,6 +191,8 @@ fn comparisons_logic_and_strings_match_postgres() {
         (NotLike, txt("abc"), txt("%b%"), "f"),
         (ILike, txt("ABC"), txt("a%c"), "t"),
         (Like, txt("ab\ncd"), txt("ab%"), "t"),
+        (Like, (Some("ab"), T::Char(4)), txt("ab"), "f"),
+        (Like, (Some("ab"), T::Char(4)), txt("ab  "), "t"),
     ];
     for (op, l, r, want) in cases {
         assert_eq!(bin(op, l, r), want, "{l:?} {op:?} {r:?}");
