@@ -458,3 +458,62 @@ async fn ddl_inside_explicit_transactions() {
     assert_eq!(err(&mut other, "SELECT c FROM x").await, "42703");
     assert_eq!(err(&mut s, "SELECT c FROM x").await, "42703");
 }
+
+/// The schema statements of `pgbench -i -I dtgp`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_schema() {
+    let (_node, mut s) = session().await;
+    ok(
+        &mut s,
+        "drop table if exists pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers",
+    )
+    .await;
+    ok(&mut s, "create table pgbench_history(tid int,bid int,aid    int,delta int,mtime timestamp,filler char(22))").await;
+    ok(&mut s, "create table pgbench_tellers(tid int not null,bid int,tbalance int,filler char(84)) with (fillfactor=100)").await;
+    ok(&mut s, "create table pgbench_accounts(aid    int not null,bid int,abalance int,filler char(84)) with (fillfactor=100)").await;
+    ok(&mut s, "create table pgbench_branches(bid int not null,bbalance int,filler char(88)) with (fillfactor=100)").await;
+    ok(
+        &mut s,
+        "truncate table pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers",
+    )
+    .await;
+    ok(
+        &mut s,
+        "insert into pgbench_branches(bid,bbalance) values(1,0)",
+    )
+    .await;
+    for chunk in (1..=2500).collect::<Vec<i32>>().chunks(500) {
+        let values: Vec<String> = chunk.iter().map(|a| format!("({a},1,0,'')")).collect();
+        ok(
+            &mut s,
+            &format!(
+                "insert into pgbench_accounts(aid,bid,abalance,filler) values {}",
+                values.join(",")
+            ),
+        )
+        .await;
+    }
+    ok(&mut s, "alter table pgbench_branches add primary key (bid)").await;
+    ok(&mut s, "alter table pgbench_accounts add primary key (aid)").await;
+    assert_eq!(
+        rows(
+            &mut s,
+            "select abalance from pgbench_accounts where aid = 1234"
+        )
+        .await,
+        strs(&[&["0"]])
+    );
+    ok(
+        &mut s,
+        "update pgbench_accounts set abalance = abalance + 5 where aid = 1234",
+    )
+    .await;
+    assert_eq!(
+        rows(&mut s, "select count(*) from pgbench_accounts").await,
+        strs(&[&["2500"]])
+    );
+    assert_eq!(
+        err(&mut s, "insert into pgbench_accounts(aid) values (7)").await,
+        "23505"
+    );
+}
