@@ -50,6 +50,10 @@ pub fn is_aggregate(name: &str) -> bool {
             | "variance"
             | "var_samp"
             | "var_pop"
+            | "bit_and"
+            | "bit_or"
+            | "jsonb_agg"
+            | "jsonb_object_agg"
     )
 }
 
@@ -99,6 +103,12 @@ pub fn aggregate_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
             T::Bool | T::Unknown => Ok(T::Bool),
             _ => Err(undefined(name, args)),
         },
+        "bit_and" | "bit_or" => match one()? {
+            t if t.is_integer() => Ok(t),
+            _ => Err(undefined(name, args)),
+        },
+        "jsonb_agg" if args.len() == 1 => Ok(T::Jsonb),
+        "jsonb_object_agg" if args.len() == 2 => Ok(T::Jsonb),
         "array_agg" => Err(SqlError::unsupported("array_agg is not supported yet")),
         _ => Err(undefined(name, args)),
     }
@@ -173,6 +183,19 @@ pub fn new_accumulator(name: &str, arg_types: &[SqlType]) -> SqlResult<Box<dyn A
         "bool_or" => Box::new(BoolAgg {
             acc: None,
             and: false,
+        }),
+        "bit_and" | "bit_or" => Box::new(BitAgg {
+            acc: None,
+            and: name == "bit_and",
+        }),
+        "jsonb_agg" => Box::new(JsonbAgg {
+            items: None,
+            ty: arg,
+        }),
+        "jsonb_object_agg" => Box::new(JsonbObjectAgg {
+            map: None,
+            key_ty: arg,
+            value_ty: arg_types.get(1).copied().unwrap_or(T::Unknown),
         }),
         _ => return Err(undefined(name, arg_types)),
     })
@@ -647,6 +670,78 @@ impl Accumulator for BoolAgg {
     }
 }
 
+struct BitAgg {
+    acc: Option<i64>,
+    and: bool,
+}
+
+impl Accumulator for BitAgg {
+    fn add(&mut self, args: &[Value]) -> SqlResult<()> {
+        if let Value::Int(i) = first(args) {
+            self.acc = Some(match self.acc {
+                None => *i,
+                Some(a) if self.and => a & i,
+                Some(a) => a | i,
+            });
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> SqlResult<Value> {
+        Ok(self.acc.map_or(Value::Null, Value::Int))
+    }
+}
+
+/// `jsonb_agg`: every row's value (NULL included, as JSON null), in input order.
+struct JsonbAgg {
+    items: Option<Vec<serde_json::Value>>,
+    ty: SqlType,
+}
+
+impl Accumulator for JsonbAgg {
+    fn add(&mut self, args: &[Value]) -> SqlResult<()> {
+        let item = crate::functions::to_json(first(args), self.ty);
+        self.items.get_or_insert_with(Vec::new).push(item);
+        Ok(())
+    }
+    fn finish(&mut self) -> SqlResult<Value> {
+        Ok(match &self.items {
+            None => Value::Null,
+            Some(items) => Value::Jsonb(Box::new(serde_json::Value::Array(items.clone()))),
+        })
+    }
+}
+
+/// `jsonb_object_agg(key, value)`: later keys replace earlier ones; NULL keys fail.
+struct JsonbObjectAgg {
+    map: Option<serde_json::Map<String, serde_json::Value>>,
+    key_ty: SqlType,
+    value_ty: SqlType,
+}
+
+impl Accumulator for JsonbObjectAgg {
+    fn add(&mut self, args: &[Value]) -> SqlResult<()> {
+        let key = first(args);
+        if key.is_null() {
+            return Err(SqlError::new(
+                crate::error::codes::INVALID_PARAMETER_VALUE,
+                "field name must not be null",
+            ));
+        }
+        let value = args.get(1).unwrap_or(&Value::Null);
+        self.map.get_or_insert_with(serde_json::Map::new).insert(
+            ops::text_of(key, self.key_ty),
+            crate::functions::to_json(value, self.value_ty),
+        );
+        Ok(())
+    }
+    fn finish(&mut self) -> SqlResult<Value> {
+        Ok(match &self.map {
+            None => Value::Null,
+            Some(m) => Value::Jsonb(Box::new(serde_json::Value::Object(m.clone()))),
+        })
+    }
+}
+
 /// Decimal helper for callers that need `numeric` division with PostgreSQL's scale.
 pub fn numeric_div(a: &Decimal, b: &Decimal) -> SqlResult<Decimal> {
     match (Num::from_decimal(a), Num::from_decimal(b)) {
@@ -765,6 +860,26 @@ mod tests {
             "1.2909944487358056"
         );
         assert_eq!(text("avg", SqlType::Float8, &floats), "2.5");
+    }
+
+    #[test]
+    fn bit_and_jsonb_aggregates() {
+        assert_eq!(run("bit_and", SqlType::Int4, &ints(&[7, 3])), Value::Int(3));
+        assert_eq!(run("bit_or", SqlType::Int4, &ints(&[4, 1])), Value::Int(5));
+        assert_eq!(
+            text("jsonb_agg", SqlType::Int4, &[Value::Int(1), Value::Null]),
+            "[1, null]"
+        );
+        let mut acc =
+            new_accumulator("jsonb_object_agg", &[SqlType::Text, SqlType::Int4]).expect("agg");
+        acc.add(&[Value::Text("b".into()), Value::Int(2)])
+            .expect("add");
+        acc.add(&[Value::Text("a".into()), Value::Int(1)])
+            .expect("add");
+        assert_eq!(
+            acc.finish().expect("finish").to_text(SqlType::Jsonb),
+            r#"{"a": 1, "b": 2}"#
+        );
     }
 
     #[test]
