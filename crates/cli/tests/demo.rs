@@ -1,0 +1,153 @@
+//! `tardigrade demo` and `tardigrade sql` as a user runs them: the demo prints a
+//! connection URL, `tardigrade sql` connects to it and prints psql-style tables,
+//! errors go to stderr with their SQLSTATE, and SIGTERM stops the demo cleanly.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Node;
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Starts `tardigrade demo` (stdin not a terminal: it serves until a signal) and
+/// returns the URLs it prints.
+pub fn start_demo(args: &[&str]) -> (Node, Vec<String>) {
+    let port = free_port().to_string();
+    let mut all = vec!["demo", "--sql-port", &port];
+    all.extend_from_slice(args);
+    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_tardigrade"))
+        .args(&all)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let node = Node(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let mut urls = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("demo prints its URLs");
+        if line.starts_with("postgresql://") {
+            urls.push(line);
+        } else if line.starts_with("# Serving until interrupted") {
+            return (node, urls);
+        }
+    }
+}
+
+fn sql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tardigrade"))
+        .arg("sql")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tardigrade sql")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn demo_prints_a_url_that_sql_connects_to_and_stops_on_sigterm() {
+    let (mut demo, urls) = start_demo(&[]);
+    assert_eq!(urls.len(), 1, "{urls:?}");
+    let url = &urls[0];
+    assert!(
+        url.starts_with("postgresql://root@127.0.0.1:")
+            && url.ends_with("/defaultdb?sslmode=disable"),
+        "{url}"
+    );
+
+    let out = sql(&["--url", url, "-e", "SELECT 1"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        " ?column?\n----------\n        1\n(1 row)\n\n"
+    );
+    let out = sql(&["--url", url, "-e", "BEGIN", "-e", "COMMIT"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), "OK\nOK\n");
+
+    let out = sql(&["--url", url, "-e", "SELEC 1", "-e", "SELECT 2"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains("ERROR: syntax error"), "{err}");
+    assert!(err.contains("SQLSTATE: 42601"), "{err}");
+    assert!(!text(&out.stdout).contains('2'), "stops at the first error");
+
+    // --host works as well as --url.
+    let host = url
+        .trim_start_matches("postgresql://root@")
+        .split('/')
+        .next()
+        .expect("host")
+        .to_string();
+    let out = sql(&["--host", &host, "-e", "SELECT 1"]);
+    assert!(out.status.success(), "{out:?}");
+
+    // Statements from stdin, terminated by semicolons.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tardigrade"))
+        .args(["sql", "--url", url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sql");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"SELECT\n  1;\nBEGIN; COMMIT;\n")
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out.stdout).contains("(1 row)"), "{out:?}");
+
+    let pid = demo.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = demo.0.try_wait().expect("wait") {
+            assert!(
+                status.success(),
+                "demo exits cleanly on SIGTERM: {status:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_node_demo_serves_sql_on_every_node() {
+    let (_demo, urls) = start_demo(&["--nodes", "3"]);
+    assert_eq!(urls.len(), 3, "{urls:?}");
+    for url in &urls {
+        let out = sql(&[
+            "--url", url, "-e", "BEGIN", "-e", "SELECT 1", "-e", "COMMIT",
+        ]);
+        assert!(out.status.success(), "{url}: {out:?}");
+    }
+}

@@ -1,0 +1,75 @@
+"""psycopg 3 against a Tardigrade SQL listener.
+
+Usage: psycopg_smoke.py URL [basic|full]
+
+`basic` needs only SELECT of constants and transaction control; `full` also
+creates a table, inserts with parameters (extended protocol), COPYs rows in and
+reads them back. Exits non-zero (with a traceback) on the first mismatch.
+"""
+
+import sys
+
+import psycopg
+from psycopg import errors
+from psycopg.pq import TransactionStatus
+
+
+def basic(url):
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.info.server_version >= 150000, conn.info.server_version
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        try:
+            conn.execute("SELEC 1")
+            raise AssertionError("syntax error expected")
+        except errors.SyntaxError as e:
+            assert e.sqlstate == "42601", e.sqlstate
+        # The session goes on after an error.
+        assert conn.execute("SELECT 2").fetchone() == (2,)
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT 1")
+        assert conn.info.transaction_status == TransactionStatus.INTRANS
+        conn.rollback()
+        assert conn.info.transaction_status == TransactionStatus.IDLE
+        with conn.transaction():
+            conn.execute("SELECT 1")
+        assert conn.info.transaction_status == TransactionStatus.IDLE
+
+
+def full(url):
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE pyt (id INT PRIMARY KEY, name TEXT, score FLOAT8)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO pyt (id, name, score) VALUES (%s, %s, %s)",
+                [(1, "one", 1.5), (2, "two", None)],
+            )
+            with cur.copy("COPY pyt (id, name, score) FROM STDIN") as copy:
+                copy.write_row((3, "three\ttab", 3.25))
+                copy.write_row((4, None, 4.0))
+            rows = cur.execute("SELECT id, name, score FROM pyt ORDER BY id").fetchall()
+            assert rows == [
+                (1, "one", 1.5),
+                (2, "two", None),
+                (3, "three\ttab", 3.25),
+                (4, None, 4.0),
+            ], rows
+            got = cur.execute("SELECT name FROM pyt WHERE id = %s", (3,)).fetchone()
+            assert got == ("three\ttab",), got
+            # Binary results.
+            cur2 = conn.cursor(binary=True)
+            got = cur2.execute("SELECT id, score FROM pyt WHERE id = %s", (1,)).fetchone()
+            assert got == (1, 1.5), got
+        try:
+            conn.execute("INSERT INTO pyt (id) VALUES (1)")
+            raise AssertionError("unique violation expected")
+        except errors.UniqueViolation as e:
+            assert e.sqlstate == "23505"
+
+
+if __name__ == "__main__":
+    url = sys.argv[1]
+    mode = sys.argv[2] if len(sys.argv) > 2 else "basic"
+    basic(url)
+    if mode == "full":
+        full(url)
+    print("psycopg: ok (%s)" % mode)
