@@ -1055,23 +1055,20 @@ async fn check_foreign_keys<'r>(
             if !seen.insert(key.clone()) {
                 continue;
             }
-            let end = keys::prefix_end(&key);
-            reqs.push(Request::Scan {
-                span: Span::new(key, end),
-            });
+            // The referenced index is unique and the values are not NULL, so
+            // the entry's key is exactly this (no primary-key suffix).
+            reqs.push(Request::Get { key });
             what.push((fk, row, parent.clone()));
         }
     }
     if reqs.is_empty() {
         return Ok(());
     }
-    // TODO(issue 4): a Get for a primary-key lookup; a scan also finds the
-    // entries of a unique index whose key carries the pk suffix.
     let resp = txn.send(reqs).await.map_err(kv_err)?;
     for (r, (fk, row, parent)) in resp.into_iter().zip(what) {
         let found = match r {
-            Response::Scan { rows, .. } => !rows.is_empty(),
-            _ => return Err(SqlError::internal("Scan: wrong response")),
+            Response::Get { value } => value.is_some(),
+            _ => return Err(SqlError::internal("Get: wrong response")),
         };
         if !found {
             return Err(SqlError::new(
