@@ -1263,7 +1263,10 @@ impl Catalog {
     }
 
     /// Removes a table's name, descriptor and data (one DeleteRange per table:
-    /// no scan).
+    /// no scan). TODO(issue 4): the DeleteRange still writes one tombstone per
+    /// key inside the transaction; since ids are never reused, a large table's
+    /// data could instead be cleared after the commit by a GC task (as
+    /// CockroachDB's schema-change GC job does), making DROP constant-time.
     pub async fn delete_table(&self, txn: &mut Txn, desc: &TableDesc) -> SqlResult<()> {
         self.mark_changed(txn).await?;
         let prefix = keys::table_prefix(desc.id as u64);
