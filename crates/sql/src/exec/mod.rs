@@ -251,6 +251,28 @@ pub struct Executor<'a> {
     subqueries: HashMap<usize, SubValue>,
     scan_cache: HashMap<(u32, u32, String, bool, Option<u64>), Arc<Vec<Row>>>,
     now_micros: i64,
+    /// Bytes of rows this statement has materialized (approximately).
+    memory_used: usize,
+}
+
+/// Most memory one statement's materialized rows may use before it fails with
+/// 53200 instead of taking the node down.
+/// TODO(issue 4): spill sorts and joins to disk instead.
+pub const STATEMENT_MEMORY_BUDGET: usize = 1 << 30;
+
+/// Approximate heap footprint of a row.
+fn row_bytes(row: &[Value]) -> usize {
+    let mut n = std::mem::size_of::<Row>() + std::mem::size_of_val(row);
+    for v in row {
+        n += match v {
+            Value::Text(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Decimal(_) => 16,
+            Value::Jsonb(_) => 64,
+            _ => 0,
+        };
+    }
+    n
 }
 
 impl<'a> Executor<'a> {
@@ -272,7 +294,23 @@ impl<'a> Executor<'a> {
             subqueries: HashMap::new(),
             scan_cache: HashMap::new(),
             now_micros,
+            memory_used: 0,
         }
+    }
+
+    /// Charges rows to the statement's memory budget.
+    fn account(&mut self, rows: &[Row]) -> SqlResult<()> {
+        self.memory_used += rows.iter().map(|r| row_bytes(r)).sum::<usize>();
+        if self.memory_used > STATEMENT_MEMORY_BUDGET {
+            return Err(SqlError::new(
+                codes::OUT_OF_MEMORY,
+                format!(
+                    "memory budget exceeded: the statement holds more than {} MiB of rows",
+                    STATEMENT_MEMORY_BUDGET >> 20
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn ctx<'b>(&'b self, outer: &'b [Row], row_values: Option<&'b RowValues>) -> EvalCtx<'b> {
@@ -619,7 +657,10 @@ impl<'a> Executor<'a> {
                 break;
             }
             match scanner.next_batch(self.txn, want).await? {
-                Some(batch) => rows.extend(batch),
+                Some(batch) => {
+                    self.account(&batch)?;
+                    rows.extend(batch)
+                }
                 None => break,
             }
         }
@@ -846,7 +887,12 @@ impl<'a> Executor<'a> {
         };
         let all: Vec<usize> = (0..right.len()).collect();
         let mut combined: Row = Vec::with_capacity(left_width + right_width);
+        let mut accounted = 0;
         for l in &left {
+            if out.len() - accounted >= 1024 {
+                self.account(&out[accounted..])?;
+                accounted = out.len();
+            }
             let candidates: &[usize] = match &table {
                 Some(t) => {
                     let key: Vec<Value> = equi.iter().map(|(lc, _)| l[*lc].clone()).collect();
@@ -892,6 +938,7 @@ impl<'a> Executor<'a> {
                 _ => {}
             }
         }
+        self.account(&out[accounted..])?;
         if matches!(kind, JoinKind::Right | JoinKind::Full) {
             for (ri, r) in right.into_iter().enumerate() {
                 if !right_matched[ri] {
