@@ -49,6 +49,7 @@ pub fn looks_like_copy(sql: &str) -> bool {
 /// Parses a COPY statement. Only `COPY table [(cols)] FROM STDIN [options]` is
 /// supported; other forms are 0A000 errors, unparsable text 42601.
 pub fn parse_copy(sql: &str) -> SqlResult<CopySpec> {
+    let sql = &boolean_words(sql);
     let dialect = PostgreSqlDialect {};
     let mut statements = Parser::new(&dialect)
         .with_recursion_limit(50)
@@ -173,6 +174,47 @@ pub fn parse_copy(sql: &str) -> SqlResult<CopySpec> {
         ));
     }
     Ok(spec)
+}
+
+/// PostgreSQL accepts `on`/`off` for boolean COPY options (`FREEZE on`, as
+/// pgbench sends it); sqlparser wants `true`/`false`.
+fn boolean_words(sql: &str) -> String {
+    let lower = sql.to_ascii_lowercase();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    let bytes = lower.as_bytes();
+    while i < sql.len() {
+        let rest = &lower[i..];
+        let boundary = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+        if boundary && (rest.starts_with("freeze") || rest.starts_with("header")) {
+            let word = &sql[i..i + 6];
+            let after = &rest[6..];
+            let ws = after.len() - after.trim_start().len();
+            let value = after.trim_start();
+            let end_of = |n: usize| {
+                value
+                    .as_bytes()
+                    .get(n)
+                    .is_none_or(|b| !b.is_ascii_alphanumeric())
+            };
+            if ws > 0 && value.starts_with("on") && end_of(2) {
+                out.push_str(word);
+                out.push_str(" true");
+                i += 6 + ws + 2;
+                continue;
+            }
+            if ws > 0 && value.starts_with("off") && end_of(3) {
+                out.push_str(word);
+                out.push_str(" false");
+                i += 6 + ws + 3;
+                continue;
+            }
+        }
+        let c = sql[i..].chars().next().unwrap_or(' ');
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
 }
 
 /// One row of COPY data: each field's text, `None` for NULL.
