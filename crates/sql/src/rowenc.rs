@@ -13,6 +13,8 @@
 //!   not in the index + the `STORING` columns. When an indexed column is NULL the
 //!   entry cannot conflict (NULLs are distinct): the primary key is appended to the
 //!   key as for a non-unique index.
+//! - Decimal key columns are also written in the value (their key form loses
+//!   the scale), and the value's copy wins when decoding.
 //! - Dropped columns are skipped when a value is decoded (their ids are never
 //!   reused), so DROP COLUMN does not rewrite rows.
 //!
@@ -263,8 +265,11 @@ fn encode_value_column(b: &mut Vec<u8>, delta: u64, v: &Value) -> SqlResult<()> 
             b.extend_from_slice(&f.to_bits().to_be_bytes());
         }
         Value::Decimal(d) => {
+            // Text keeps the scale (`1.50`), which the key encoding drops.
             head(b, TAG_DECIMAL);
-            enc::encode_decimal(b, d, Direction::Ascending);
+            let t = d.to_string();
+            put_varint(b, t.len() as u64);
+            b.extend_from_slice(t.as_bytes());
         }
         Value::Text(s) => {
             head(b, TAG_TEXT);
@@ -326,11 +331,10 @@ fn decode_value_column(buf: &mut &[u8], tag: u64) -> SqlResult<Value> {
             Value::Float(f64::from_bits(u64::from_be_bytes(a)))
         }
         TAG_DECIMAL => {
-            let (d, rest) =
-                enc::decode_decimal(buf, Direction::Ascending).map_err(|_| corrupt_value())?;
-            *buf = rest;
-            Value::Decimal(d)
+            let t = std::str::from_utf8(get_bytes(buf)?).map_err(|_| corrupt_value())?;
+            Value::Decimal(t.parse::<Decimal>().map_err(|_| corrupt_value())?)
         }
+
         TAG_TEXT => {
             Value::Text(String::from_utf8(get_bytes(buf)?.to_vec()).map_err(|_| corrupt_value())?)
         }
@@ -510,6 +514,23 @@ pub fn index_covers(table: &TableDesc, index_id: IndexId) -> Vec<ColumnId> {
     }
 }
 
+/// Whether a key column of this type is also stored in the value: the key
+/// encoding of a decimal keeps its numeric value but not its scale (`1.50`
+/// and `1.5` are the same key), which PostgreSQL displays.
+fn is_composite(ty: SqlType) -> bool {
+    matches!(ty, SqlType::Decimal(_))
+}
+
+/// The KV pair of `row` (table layout) in an index: (key, value).
+pub fn encode_index_entry(
+    table: &TableDesc,
+    index: &IndexDesc,
+    row: &[Value],
+) -> SqlResult<(Vec<u8>, Vec<u8>)> {
+    let e = index_entry(table, index, row)?;
+    Ok((e.key, e.value))
+}
+
 /// One index entry of a row.
 struct Entry {
     key: Vec<u8>,
@@ -534,11 +555,13 @@ fn index_entry(table: &TableDesc, index: &IndexDesc, row: &[Value]) -> SqlResult
         encode_key_value(&mut key, &row[pos], table.columns[pos].ty, dir)?;
     }
     if index.id == table.primary_index.id {
+        // Key columns whose key form loses information (decimals drop
+        // trailing zeros) are also kept in the value ("composite" columns).
         let mut cols: Vec<ColumnId> = table
             .columns
             .iter()
+            .filter(|c| !index.columns.contains(&c.id) || is_composite(c.ty))
             .map(|c| c.id)
-            .filter(|c| !index.columns.contains(c))
             .collect();
         cols.sort_unstable();
         return Ok(Entry {
@@ -559,6 +582,11 @@ fn index_entry(table: &TableDesc, index: &IndexDesc, row: &[Value]) -> SqlResult
     let mut value_cols: Vec<ColumnId> = index.storing.clone();
     if index.unique {
         value_cols.extend(extra.iter().map(|(c, _)| *c));
+    }
+    for &c in index.columns.iter().chain(extra.iter().map(|(c, _)| c)) {
+        if table.column_by_id(c).is_some_and(|c| is_composite(c.ty)) {
+            value_cols.push(c);
+        }
     }
     value_cols.sort_unstable();
     value_cols.dedup();
