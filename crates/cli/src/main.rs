@@ -154,6 +154,9 @@ fn main() -> ExitCode {
     // SQL binding and evaluation recurse on expression trees (bounded by the
     // parser and binder limits); worker stacks leave them ample room.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // SQL planning recurses over expression trees; deep nesting needs room
+        // (virtual memory: untouched stack pages cost nothing).
+        .thread_stack_size(64 << 20)
         .enable_all()
         .thread_stack_size(16 << 20)
         .build()
