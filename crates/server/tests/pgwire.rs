@@ -343,7 +343,11 @@ async fn extended_protocol_prepared_statements_and_formats() {
         .expect_err("division by zero");
     assert_eq!(code(&e), "22012");
     let row = client.query_one("SELECT 7", &[]).await.expect("goes on");
-    assert_eq!(row.get::<_, i32>(0), 7, "an integer literal is int4, as in PostgreSQL");
+    assert_eq!(
+        row.get::<_, i32>(0),
+        7,
+        "an integer literal is int4, as in PostgreSQL"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
