@@ -518,6 +518,10 @@ pub fn kv_error(e: KvError) -> SqlError {
     }
     match &e.detail {
         ErrorDetail::Unavailable(_) => SqlError::new("58030", e.detail.to_string()),
+        // The write may or may not have happened: the client must check.
+        ErrorDetail::AmbiguousResult(_) => {
+            SqlError::new(codes::STATEMENT_COMPLETION_UNKNOWN, e.detail.to_string())
+        }
         ErrorDetail::IntegerOverflow => SqlError::out_of_range("integer out of range"),
         _ => SqlError::internal(e.detail.to_string()),
     }

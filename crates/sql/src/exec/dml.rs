@@ -593,7 +593,6 @@ impl BoundDml {
                         let col = &self.table.columns[*pos];
                         new[*pos] = assign(eval(s, &old, &ctx)?, s.ty(), col.ty, &col.name)?;
                     }
-                    drop(ctx);
                     self.check_row(&new, exec)?;
                     pairs.push((old, new));
                 }
@@ -709,7 +708,6 @@ impl BoundDml {
                     row[pos] = eval(d, &[], &ctx)?;
                 }
             }
-            drop(ctx);
             self.check_row(&row, exec)?;
             rows.push(row);
         }
@@ -798,7 +796,6 @@ impl BoundDml {
                         let col = &table.columns[*pos];
                         new[*pos] = assign(eval(s, &both, &ctx)?, s.ty(), col.ty, &col.name)?;
                     }
-                    drop(ctx);
                     self.check_row(&new, exec)?;
                     rowenc::update_rows(exec.txn, &exec.node.catalog, table, &[(old, new.clone())])
                         .await?;

@@ -41,10 +41,10 @@ pub struct CachedPlan {
 
 enum BoundPlan {
     Query {
-        rel: Rel,
+        rel: Box<Rel>,
         scope: Vec<crate::plan::bind::ScopeColumn>,
     },
-    Dml(dml::BoundDml),
+    Dml(Box<dml::BoundDml>),
 }
 
 /// Where a prepared statement keeps its plan between executions.
@@ -109,7 +109,7 @@ pub async fn execute_statement(
                 Statement::Query(q) => {
                     let bound = binder.bind_query(q)?;
                     BoundPlan::Query {
-                        rel: crate::plan::index::optimize(bound.rel),
+                        rel: Box::new(crate::plan::index::optimize(bound.rel)),
                         scope: bound.scope,
                     }
                 }
@@ -133,7 +133,7 @@ pub async fn execute_statement(
                         rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
                     });
                 }
-                other => BoundPlan::Dml(dml::bind_dml(&mut binder, other)?),
+                other => BoundPlan::Dml(Box::new(dml::bind_dml(&mut binder, other)?)),
             };
             let plan = Arc::new(CachedPlan {
                 tables: versions,
@@ -837,10 +837,10 @@ impl<'a> Executor<'a> {
                 for e in &a.args {
                     args.push(eval(e, &row, &ctx)?);
                 }
-                if let Some(seen) = &mut state.seen[ai] {
-                    if args.iter().any(|v| v.is_null()) || !seen.insert(args.clone()) {
-                        continue;
-                    }
+                if let Some(seen) = &mut state.seen[ai]
+                    && (args.iter().any(|v| v.is_null()) || !seen.insert(args.clone()))
+                {
+                    continue;
                 }
                 state.accs[ai].add(&args)?;
             }

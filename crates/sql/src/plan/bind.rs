@@ -632,8 +632,7 @@ impl<'a> Binder<'a> {
         if aggregating {
             let group_keys: Vec<String> = group.iter().map(|g| format!("{g:?}")).collect();
             let ngroup = group.len();
-            let agg_types: Vec<SqlType> = aggs.iter().map(|a| a.ty).collect();
-            let rewrite = |s: Scalar| rewrite_after_agg(s, &group_keys, ngroup, &agg_types);
+            let rewrite = |s: Scalar| rewrite_after_agg(s, &group_keys, ngroup);
             for (s, _) in &mut items {
                 *s = rewrite(std::mem::replace(s, Scalar::null()))?;
             }
@@ -1963,10 +1962,10 @@ impl<'a> Binder<'a> {
             };
             (l, r)
         } else if matches!(op, BinOp::JsonGet | BinOp::JsonGetText) {
+            // `->` with an untyped literal takes it as a key (text), as PostgreSQL
+            // resolves jsonb -> unknown.
             let r = if r.ty() == SqlType::Unknown {
-                let as_int = matches!(&r, Scalar::Literal { value: Value::Text(t), .. } if t.parse::<i64>().is_ok())
-                    && false;
-                self.coerce_soft(r, if as_int { SqlType::Int8 } else { SqlType::Text })?
+                self.coerce_soft(r, SqlType::Text)?
             } else {
                 r
             };
@@ -2272,8 +2271,10 @@ fn type_column_name(dt: &DataType) -> String {
 /// An integer literal is int4 when it fits, else int8, else numeric; a literal
 /// with a point or exponent is numeric (PostgreSQL's rules).
 fn number_literal(n: &str) -> SqlResult<Scalar> {
-    if !n.contains(['.', 'e', 'E']) {
-        if let Ok(v) = n.parse::<i64>() {
+    if !n.contains(['.', 'e', 'E'])
+        && let Ok(v) = n.parse::<i64>()
+    {
+        {
             let ty = if i32::try_from(v).is_ok() {
                 SqlType::Int4
             } else {
@@ -2371,12 +2372,7 @@ fn contains_agg(s: &Scalar) -> bool {
 /// After aggregation, expressions see the group keys then the aggregates: group
 /// expressions become columns, aggregate placeholders their output columns, and a
 /// bare input column is an error.
-fn rewrite_after_agg(
-    s: Scalar,
-    group_keys: &[String],
-    ngroup: usize,
-    agg_types: &[SqlType],
-) -> SqlResult<Scalar> {
+fn rewrite_after_agg(s: Scalar, group_keys: &[String], ngroup: usize) -> SqlResult<Scalar> {
     let key = format!("{s:?}");
     if let Some(i) = group_keys.iter().position(|g| *g == key) {
         return Ok(Scalar::Column {
@@ -2400,7 +2396,7 @@ fn rewrite_after_agg(
             // Rewrite children (one level at a time, so group expressions match first).
             let mut err = None;
             let rebuilt = rebuild_children(other, &mut |c| match rewrite_after_agg(
-                c, group_keys, ngroup, agg_types,
+                c, group_keys, ngroup,
             ) {
                 Ok(c) => c,
                 Err(e) => {
