@@ -218,14 +218,21 @@ async fn errors_carry_sqlstate_and_position_and_the_session_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_database_is_refused_at_connect() {
     let node = start().await;
-    match connect_db(node.sql.local_addr(), "nosuchdb").await {
-        Err(e) => assert_eq!(code(&e), "3D000", "{e:?}"),
-        Ok(_) => {
-            // TODO(issue 4): the catalog cannot look databases up yet (0A000), and
-            // until it can every database name is let in.
-            eprintln!("note: database existence is not checked yet");
-        }
-    }
+    let e = connect_db(node.sql.local_addr(), "nosuchdb")
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(code(&e), "3D000", "{e:?}");
+    let client = connect_db(node.sql.local_addr(), "postgres")
+        .await
+        .expect("postgres exists");
+    client
+        .batch_execute("CREATE DATABASE other")
+        .await
+        .expect("create database");
+    connect_db(node.sql.local_addr(), "other")
+        .await
+        .expect("a created database can be connected to");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

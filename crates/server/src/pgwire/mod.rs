@@ -680,11 +680,6 @@ impl StartupHandler for Conn {
         let _ = txn.rollback().await;
         match exists {
             Ok(Some(_)) => {}
-            // TODO(issue 4): drop this once the catalog can always answer; until
-            // then a catalog that cannot look databases up lets everyone in.
-            Err(e) if e.code == codes::FEATURE_NOT_SUPPORTED => {
-                tracing::debug!("cannot check database {database:?}: {e}");
-            }
             Ok(None) => {
                 return Err(fatal(
                     codes::INVALID_CATALOG_NAME,
