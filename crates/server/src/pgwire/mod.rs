@@ -22,6 +22,17 @@
 //!   session is terminated: its open transaction is rolled back and its locks
 //!   released. Other connections are not affected.
 //!
+//! Not yet (TODO(issue 4)):
+//! - a message size limit of our own: pgwire refuses frontend messages over
+//!   1 GiB; CockroachDB's default is 16 MiB;
+//! - COPY TO STDOUT and COPY in binary format; an implicit COPY is one
+//!   transaction, so very large loads hit the KV layer's large-transaction limits;
+//! - a cancelled multi-statement simple query reports only the cancellation, not
+//!   the results of the statements that completed before it;
+//! - `ROLLBACK TO SAVEPOINT cockroach_restart` in a block that failed in the wire
+//!   layer (cancel, bad COPY data) ends the block instead of restarting it;
+//! - TLS and passwords (insecure mode only).
+//!
 //! The connection loop is ours (not `pgwire::tokio::process_socket`) so that the
 //! session is always terminated, undecodable input closes the connection with a
 //! FATAL error, and ReadyForQuery always reports the session's real state.
