@@ -278,7 +278,7 @@ fn float_fn(name: &str, x: f64) -> SqlResult<Value> {
             }
             float_val(if name == "ln" { x.ln() } else { x.log10() })
         }
-        "degrees" => checked_float(x.to_degrees(), fin),
+        "degrees" => checked_float(x / (std::f64::consts::PI / 180.0), fin),
         "radians" => float_val(x.to_radians()),
         "sin" | "cos" | "tan" | "cot" if x.is_infinite() => Err(domain()),
         "sin" => float_val(x.sin()),
@@ -297,6 +297,9 @@ fn float_fn(name: &str, x: f64) -> SqlResult<Value> {
 }
 
 fn numeric_fn(name: &str, d: &Decimal) -> SqlResult<Value> {
+    if d.is_nan() {
+        return Ok(Value::Decimal(Decimal::nan()));
+    }
     let Some(n) = Num::from_decimal(d) else {
         // NaN and infinities: defer to float semantics and map back
         let f = float_fn(name, num::dec_to_f64(d))?;
@@ -1006,7 +1009,7 @@ fn extract(field: &str, v: &Value) -> SqlResult<Decimal> {
             "millisecond" | "milliseconds" => scaled(i128::from(secs_part), 3),
             "microsecond" | "microseconds" => int(secs_part),
             "epoch" => {
-                let total = i128::from(iv.months / 12) * 365_250_000 * 86_400 / 1000
+                let total = i128::from(iv.months / 12) * 36_525 * 864_000_000
                     + i128::from(iv.months % 12) * 30 * 86_400_000_000
                     + i128::from(iv.days) * 86_400_000_000
                     + i128::from(iv.micros);

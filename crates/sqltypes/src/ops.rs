@@ -374,7 +374,7 @@ fn float_arith(op: BinOp, a: f64, b: f64, ty: SqlType) -> SqlResult<Value> {
             r
         }
         BinOp::Div => {
-            if b == 0.0 {
+            if b == 0.0 && !a.is_nan() {
                 return Err(SqlError::division_by_zero());
             }
             let r = a / b;

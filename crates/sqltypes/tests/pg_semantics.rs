@@ -74,6 +74,7 @@ fn arithmetic_matches_postgres() {
         (Div, i4("1"), i4("0"), "ERROR 22012"),
         (Mod, i4("1"), i4("0"), "ERROR 22012"),
         (Div, f8("1"), i4("0"), "ERROR 22012"),
+        (Div, f8("NaN"), i4("0"), "NaN"),
         (Div, num("1"), i4("0"), "ERROR 22012"),
         (Div, num("1"), i4("3"), "0.33333333333333333333"),
         (Div, i4("1"), num("3.0"), "0.33333333333333333333"),
@@ -432,6 +433,12 @@ fn math_functions_match_postgres() {
         ("power", vec![num("1.1"), num("0.5")], "1.0488088481701515"),
         ("power", vec![num("2.5"), num("-1.5")], "0.2529822128134703"),
         ("degrees", vec![f8("3.141592653589793")], "180"),
+        (
+            "degrees",
+            vec![(Some("-2.25"), T::Float4)],
+            "-128.9155039044352",
+        ),
+        ("sign", vec![num("NaN")], "NaN"),
         ("div", vec![num("7"), num("2")], "3"),
         ("gcd", vec![i4("12"), i4("18")], "6"),
     ];
@@ -550,6 +557,11 @@ fn date_functions_match_postgres() {
             "86401.500000",
         ),
         ("extract", vec![txt("dow"), d("2024-01-07")], "0"),
+        (
+            "extract",
+            vec![txt("epoch"), (Some("1 year 2 mons"), T::Interval)],
+            "36741600.000000",
+        ),
         ("extract", vec![txt("week"), d("2024-01-01")], "1"),
         ("extract", vec![txt("julian"), d("2024-01-01")], "2460311"),
         (
