@@ -27,6 +27,9 @@
 //!   1 GiB; CockroachDB's default is 16 MiB;
 //! - COPY TO STDOUT and COPY in binary format; an implicit COPY is one
 //!   transaction, so very large loads hit the KV layer's large-transaction limits;
+//! - cancellation takes effect at the statement's await points (KV requests);
+//!   CPU-bound execution runs to completion (the executor should check a cancel
+//!   flag between batches);
 //! - a cancelled multi-statement simple query reports only the cancellation, not
 //!   the results of the statements that completed before it;
 //! - `ROLLBACK TO SAVEPOINT cockroach_restart` in a block that failed in the wire
