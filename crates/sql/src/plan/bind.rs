@@ -1489,7 +1489,7 @@ impl<'a> Binder<'a> {
                     value: Value::Text(field.to_string().to_lowercase()),
                     ty: SqlType::Text,
                 };
-                self.call("date_part", vec![field, inner])?
+                self.call("extract", vec![field, inner])?
             }
             Expr::Substring {
                 expr,
