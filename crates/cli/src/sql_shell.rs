@@ -358,7 +358,8 @@ mod tests {
                 vec![Some("10".into()), None],
             ],
         );
-        assert_eq!(t, "  a | name\n----+------\n  1 | x\n 10 |\n(2 rows)\n\n");
+        // psql centers headers (extra space on the right) and right-aligns numbers.
+        assert_eq!(t, " a  | name\n----+------\n  1 | x\n 10 |\n(2 rows)\n\n");
     }
 
     #[test]
