@@ -28,6 +28,15 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// How many times one request is retried after successful refreshes.
 const MAX_REFRESH_RETRIES: usize = 16;
 
+/// Past this many refresh spans the coordinator condenses them into at most
+/// `CONDENSED_REFRESH_SPANS` covering spans, so that a transaction that wrote a
+/// million rows with conditional puts refreshes in a few range scans instead of
+/// a million-request batch (CockroachDB bounds them by bytes the same way). A
+/// covering span is a superset of what was read, so a refresh over it is
+/// conservative: it can fail spuriously, never succeed wrongly.
+const MAX_REFRESH_SPANS: usize = 4096;
+const CONDENSED_REFRESH_SPANS: usize = 256;
+
 /// A serializable transaction. Dropping it without committing rolls it back.
 pub struct Txn {
     sender: Arc<dyn Sender>,
@@ -317,6 +326,9 @@ impl Txn {
                 self.refresh_spans.push(req.span(&header));
             }
         }
+        if self.refresh_spans.len() > MAX_REFRESH_SPANS {
+            condense_spans(&mut self.refresh_spans, CONDENSED_REFRESH_SPANS);
+        }
     }
 
     /// Decides what an error means: refresh and retry (Ok), or give up (Err).
@@ -464,5 +476,87 @@ impl Drop for Txn {
                 let _ = sender.send(ba).await;
             });
         }
+    }
+}
+
+/// Replaces `spans` by at most `target` spans covering them: sorted, overlapping
+/// ones merged, then runs of neighbours joined into one span each.
+fn condense_spans(spans: &mut Vec<Span>, target: usize) {
+    spans.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut merged: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(spans.len());
+    for s in spans.drain(..) {
+        let end = s.exclusive_end();
+        match merged.last_mut() {
+            Some((_, last_end)) if s.key <= *last_end => {
+                if end > *last_end {
+                    *last_end = end;
+                }
+            }
+            _ => merged.push((s.key, end)),
+        }
+    }
+    let target = target.max(1);
+    let per = merged.len().div_ceil(target).max(1);
+    for chunk in merged.chunks(per) {
+        let start = chunk[0].0.clone();
+        let end = chunk
+            .iter()
+            .map(|(_, e)| e)
+            .max()
+            .cloned()
+            .unwrap_or_default();
+        spans.push(Span::new(start, end));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(k: u32) -> Span {
+        Span::new(k.to_be_bytes().to_vec(), Vec::new())
+    }
+
+    fn covered(spans: &[Span], key: &[u8]) -> bool {
+        spans
+            .iter()
+            .any(|s| s.key.as_slice() <= key && key < s.exclusive_end().as_slice())
+    }
+
+    #[test]
+    fn condensed_spans_cover_every_original_key_in_few_spans() {
+        let keys: Vec<u32> = (0..10_000).map(|i| i * 7 % 10_007).collect();
+        let mut spans: Vec<Span> = keys.iter().map(|k| point(*k)).collect();
+        spans.push(Span::new(
+            5u32.to_be_bytes().to_vec(),
+            900u32.to_be_bytes().to_vec(),
+        ));
+        condense_spans(&mut spans, 256);
+        assert!(spans.len() <= 256, "{} spans", spans.len());
+        for k in &keys {
+            assert!(covered(&spans, &k.to_be_bytes()), "key {k} lost");
+        }
+        assert!(covered(&spans, &899u32.to_be_bytes()));
+        // Sorted and disjoint.
+        for w in spans.windows(2) {
+            assert!(w[0].exclusive_end() <= w[1].key);
+        }
+    }
+
+    #[test]
+    fn overlapping_spans_merge_before_chunking() {
+        let mut spans = vec![
+            Span::new(b"a".to_vec(), b"c".to_vec()),
+            Span::new(b"b".to_vec(), b"d".to_vec()),
+            Span::new(b"x".to_vec(), Vec::new()),
+        ];
+        condense_spans(&mut spans, 10);
+        assert_eq!(
+            spans,
+            vec![
+                Span::new(b"a".to_vec(), b"d".to_vec()),
+                Span::new(b"x".to_vec(), b"x\0".to_vec())
+            ]
+        );
     }
 }
