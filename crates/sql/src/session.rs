@@ -309,10 +309,9 @@ impl Session {
                     continue;
                 }
                 other => {
-                    if let Ok(output) = &other
+                    if other.is_ok()
                         && let Some(database) = use_database(statement)
                     {
-                        let _ = output;
                         self.database = database;
                     }
                     return other;

@@ -231,13 +231,7 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
     let ast::TableObject::TableName(name) = &insert.table else {
         return Err(SqlError::unsupported("INSERT into a table function"));
     };
-    let table = binder.table(name)?;
-    if table.view_query.is_some() {
-        return Err(SqlError::new(
-            codes::WRONG_OBJECT_TYPE,
-            format!("cannot insert into view \"{}\"", table.name),
-        ));
-    }
+    let table = writable_table(binder, name, "insert into")?;
     let alias = insert
         .table_alias
         .as_ref()
@@ -417,6 +411,50 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
     })
 }
 
+/// The table an UPDATE or DELETE writes, its scope under `alias`, and the scan
+/// of the rows its WHERE clause selects.
+fn bind_target(
+    binder: &mut Binder<'_>,
+    relation: &ast::TableFactor,
+    selection: Option<&Expr>,
+    action: &str,
+) -> SqlResult<(Arc<TableDesc>, Scope, Rel)> {
+    let ast::TableFactor::Table { name, alias, .. } = relation else {
+        return Err(SqlError::unsupported(format!(
+            "cannot {action} anything but a table"
+        )));
+    };
+    let table = writable_table(binder, name, action)?;
+    let alias = alias
+        .as_ref()
+        .map(|a| normalize(&a.name))
+        .unwrap_or_else(|| table.name.clone());
+    let scope = table_scope(&table, &alias);
+    let mut source = full_scan(&table);
+    if let Some(selection) = selection {
+        let s = binder.bind_expr(selection, &scope)?;
+        source = push_filter(source, binder.coerce_bool(s, "WHERE")?);
+    }
+    Ok((table, scope, crate::plan::index::optimize(source)))
+}
+
+/// A table that DML may write (views cannot be written: 42809). `action` is
+/// "insert into", "update" or "delete from", as PostgreSQL's message says it.
+fn writable_table(
+    binder: &Binder<'_>,
+    name: &ast::ObjectName,
+    action: &str,
+) -> SqlResult<Arc<TableDesc>> {
+    let table = binder.table(name)?;
+    if table.view_query.is_some() {
+        return Err(SqlError::new(
+            codes::WRONG_OBJECT_TYPE,
+            format!("cannot {action} view \"{}\"", table.name),
+        ));
+    }
+    Ok(table)
+}
+
 fn bind_update(binder: &mut Binder<'_>, update: &ast::Update) -> SqlResult<BoundDml> {
     if update.from.is_some() {
         return Err(SqlError::unsupported("UPDATE … FROM is not supported"));
@@ -424,27 +462,12 @@ fn bind_update(binder: &mut Binder<'_>, update: &ast::Update) -> SqlResult<Bound
     if !update.table.joins.is_empty() {
         return Err(SqlError::unsupported("UPDATE of a join is not supported"));
     }
-    let ast::TableFactor::Table { name, alias, .. } = &update.table.relation else {
-        return Err(SqlError::unsupported("UPDATE target must be a table"));
-    };
-    let table = binder.table(name)?;
-    if table.view_query.is_some() {
-        return Err(SqlError::new(
-            codes::WRONG_OBJECT_TYPE,
-            format!("cannot update view \"{}\"", table.name),
-        ));
-    }
-    let alias = alias
-        .as_ref()
-        .map(|a| normalize(&a.name))
-        .unwrap_or_else(|| table.name.clone());
-    let scope = table_scope(&table, &alias);
-    let mut source = full_scan(&table);
-    if let Some(selection) = &update.selection {
-        let s = binder.bind_expr(selection, &scope)?;
-        source = push_filter(source, binder.coerce_bool(s, "WHERE")?);
-    }
-    let source = crate::plan::index::optimize(source);
+    let (table, scope, source) = bind_target(
+        binder,
+        &update.table.relation,
+        update.selection.as_ref(),
+        "update",
+    )?;
     let sets = bind_assignments(binder, &table, &update.assignments, &scope)?;
     let checks = bind_checks(binder, &table, &scope)?;
     let returning = bind_returning(binder, &update.returning, &scope)?;
@@ -465,27 +488,12 @@ fn bind_delete(binder: &mut Binder<'_>, delete: &ast::Delete) -> SqlResult<Bound
             "DELETE from several tables is not supported",
         ));
     }
-    let ast::TableFactor::Table { name, alias, .. } = &tables[0].relation else {
-        return Err(SqlError::unsupported("DELETE target must be a table"));
-    };
-    let table = binder.table(name)?;
-    if table.view_query.is_some() {
-        return Err(SqlError::new(
-            codes::WRONG_OBJECT_TYPE,
-            format!("cannot delete from view \"{}\"", table.name),
-        ));
-    }
-    let alias = alias
-        .as_ref()
-        .map(|a| normalize(&a.name))
-        .unwrap_or_else(|| table.name.clone());
-    let scope = table_scope(&table, &alias);
-    let mut source = full_scan(&table);
-    if let Some(selection) = &delete.selection {
-        let s = binder.bind_expr(selection, &scope)?;
-        source = push_filter(source, binder.coerce_bool(s, "WHERE")?);
-    }
-    let source = crate::plan::index::optimize(source);
+    let (table, scope, source) = bind_target(
+        binder,
+        &tables[0].relation,
+        delete.selection.as_ref(),
+        "delete from",
+    )?;
     let returning = bind_returning(binder, &delete.returning, &scope)?;
     Ok(BoundDml {
         table,

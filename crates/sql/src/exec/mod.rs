@@ -29,6 +29,10 @@ use crate::rowenc;
 use crate::session::{Column, QueryOutput, SqlNode};
 use eval::{EvalCtx, RowValues, SubValue, eval, eval_predicate};
 
+/// What identifies a scan's result within a statement: table, index, spans,
+/// direction and limit.
+type ScanKey = (u32, u32, Vec<(Vec<u8>, Vec<u8>)>, bool, Option<u64>);
+
 /// Rows fetched from KV per page.
 const SCAN_BATCH: usize = 1024;
 
@@ -249,7 +253,7 @@ pub struct Executor<'a> {
     pub database: &'a str,
     pub params: &'a [Value],
     subqueries: HashMap<usize, SubValue>,
-    scan_cache: HashMap<(u32, u32, String, bool, Option<u64>), Arc<Vec<Row>>>,
+    scan_cache: HashMap<ScanKey, Arc<Vec<Row>>>,
     now_micros: i64,
     /// Bytes of rows this statement has materialized (approximately).
     memory_used: usize,
@@ -634,16 +638,11 @@ impl<'a> Executor<'a> {
             Some(c) => self.spans(scan, c, outer)?,
             None => vec![rowenc::index_span(&scan.table, scan.index)],
         };
-        let key = (
-            scan.table.id,
-            scan.index,
-            format!("{spans:?}"),
-            scan.reverse,
-            scan.limit,
-        );
+        let key = (scan.table.id, scan.index, spans, scan.reverse, scan.limit);
         if let Some(rows) = self.scan_cache.get(&key) {
             return Ok(rows.clone());
         }
+        let spans = key.2.clone();
         let mut scanner =
             rowenc::RowScanner::new(scan.table.clone(), scan.index, spans, scan.reverse);
         let mut rows = Vec::new();

@@ -425,11 +425,10 @@ impl<'a> Binder<'a> {
             }
             let mut out = Vec::with_capacity(width);
             for (i, e) in row.content.iter().enumerate() {
-                if let Some(types) = target
-                    && let Some(ty) = types.get(i)
+                // DEFAULT is allowed only where VALUES feeds an INSERT column.
+                if target.is_some_and(|t| i < t.len())
                     && matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
                 {
-                    let _ = ty;
                     out.push(Scalar::Func {
                         name: "default".into(),
                         args: vec![],
@@ -1995,12 +1994,13 @@ impl<'a> Binder<'a> {
 
     /// The type an untyped operand takes next to an operand of type `other`.
     fn coerce_operand(&mut self, s: Scalar, other: SqlType, op: BinOp) -> SqlResult<Scalar> {
-        // date/timestamp ± 'literal' means an interval; otherwise the same type.
+        // date/timestamp + 'literal' means an interval; otherwise the same type.
+        // (`-` keeps the other side's type: PostgreSQL reads `ts - '…'` as
+        // timestamp - timestamp.)
         let target = match (op, other) {
-            (
-                BinOp::Add | BinOp::Sub,
-                SqlType::Date | SqlType::Timestamp | SqlType::TimestampTz,
-            ) if matches!(s, Scalar::Literal { .. }) && !matches!(op, BinOp::Sub) => {
+            (BinOp::Add, SqlType::Date | SqlType::Timestamp | SqlType::TimestampTz)
+                if matches!(s, Scalar::Literal { .. }) =>
+            {
                 SqlType::Interval
             }
             _ => other,
