@@ -3,50 +3,9 @@
 //! own catalog-free commands). Skipped with a note when `psql` is not installed
 //! (`.ci/run` installs it).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_demo() -> (Demo, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-        .to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tardigrade"))
-        .args(["demo", "--sql-port", &port])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn demo");
-    let stdout = child.stdout.take().expect("stdout");
-    let demo = Demo(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("demo prints its URL");
-        if line.starts_with("postgresql://") {
-            return (demo, line);
-        }
-    }
-}
+use std::process::{Command, Output, Stdio};
 
 fn have_psql() -> bool {
     let found = Command::new("psql")
@@ -81,7 +40,8 @@ fn psql_connects_runs_queries_and_reports_errors() {
     if !have_psql() {
         return;
     }
-    let (_demo, url) = start_demo();
+    let (_demo, urls) = common::start_demo(&[]);
+    let url = urls[0].clone();
     let out = psql(&url, "SELECT 1 AS one;\nBEGIN;\nCOMMIT;\n");
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout), " one \n-----\n   1\n(1 row)\n\n");
@@ -104,7 +64,8 @@ fn psql_script_with_ddl_dml_and_copy() {
     if !have_psql() {
         return;
     }
-    let (_demo, url) = start_demo();
+    let (_demo, urls) = common::start_demo(&[]);
+    let url = urls[0].clone();
     let script = r#"
 CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL, balance DECIMAL(10,2) DEFAULT 0);
 INSERT INTO accounts VALUES (1, 'ada', 100.50), (2, 'bob', 20);

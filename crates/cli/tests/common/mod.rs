@@ -119,3 +119,43 @@ pub fn wait_for_line(
         }
     }
 }
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Starts `tardigrade demo` (stdin not a terminal: it serves until a signal) and
+/// returns the URLs it prints.
+pub fn start_demo(args: &[&str]) -> (Node, Vec<String>) {
+    let port = free_port().to_string();
+    let mut all = vec!["demo", "--sql-port", &port];
+    all.extend_from_slice(args);
+    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_tardigrade"))
+        .args(&all)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let node = Node(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let mut urls = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("demo prints its URLs");
+        if line.starts_with("postgresql://") {
+            urls.push(line);
+        } else if line.starts_with("# Serving until interrupted") {
+            return (node, urls);
+        }
+    }
+}
