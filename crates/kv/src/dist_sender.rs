@@ -200,7 +200,8 @@ impl DistSender {
                         keys_left -= rows.len() as i64;
                         stopped[*i] |= resume_span.is_some();
                     }
-                    Response::DeleteRange { resume_span, .. } => {
+                    Response::DeleteRange { keys, resume_span } => {
+                        keys_left -= keys.len() as i64;
                         stopped[*i] |= resume_span.is_some();
                     }
                     _ => {}
@@ -609,3 +610,9 @@ fn merge(slot: &mut Option<Response>, piece: Response) {
         (first, _) => first,
     });
 }
+        (
+            Response::ResolveIntentRange { resume_span: r1 },
+            Response::ResolveIntentRange { resume_span: r2 },
+        ) => Response::ResolveIntentRange {
+            resume_span: resume(r1, r2),
+        },

@@ -36,6 +36,8 @@ const MAX_REFRESH_RETRIES: usize = 16;
 /// conservative: it can fail spuriously, never succeed wrongly.
 const MAX_REFRESH_SPANS: usize = 4096;
 const CONDENSED_REFRESH_SPANS: usize = 256;
+/// Keys per command of [`Txn::delete_range`].
+const DELETE_RANGE_PAGE: i64 = 4096;
 
 /// A serializable transaction. Dropping it without committing rolls it back.
 pub struct Txn {
@@ -146,6 +148,29 @@ impl Txn {
         }
     }
 
+    /// Deletes every key in `[start, end)` (writing a tombstone per key), in
+    /// pages of [`DELETE_RANGE_PAGE`] keys, each its own command, so that
+    /// clearing a large table does not hold its range in one long command.
+    pub async fn delete_range(&mut self, start: &[u8], end: &[u8]) -> Result<(), KvError> {
+        let mut span = Span::new(start.to_vec(), end.to_vec());
+        loop {
+            let mut resp = self
+                .send_with_limit(
+                    vec![Request::DeleteRange { span: span.clone() }],
+                    DELETE_RANGE_PAGE,
+                )
+                .await?;
+            match resp.pop() {
+                Some(Response::DeleteRange {
+                    resume_span: Some(rest),
+                    ..
+                }) => span = rest,
+                Some(Response::DeleteRange { .. }) => return Ok(()),
+                _ => return Err(KvError::internal("DeleteRange: wrong response")),
+            }
+        }
+    }
+
     /// Sends requests as one batch of this transaction.
     pub async fn send(&mut self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
         self.send_with_limit(requests, 0).await
@@ -196,6 +221,7 @@ impl Txn {
                     for req in requests.iter().filter(|r| r.is_write()) {
                         self.lock_spans.insert(req.span(&Header::default()));
                     }
+                    self.condense_lock_spans();
                     self.handle_error(e).await?
                 }
             }
@@ -329,6 +355,22 @@ impl Txn {
         if self.refresh_spans.len() > MAX_REFRESH_SPANS {
             condense_spans(&mut self.refresh_spans, CONDENSED_REFRESH_SPANS);
         }
+        self.condense_lock_spans();
+    }
+
+    /// Past [`MAX_REFRESH_SPANS`] lock spans, replaces them by at most
+    /// [`CONDENSED_REFRESH_SPANS`] covering spans (as CockroachDB does past
+    /// `kv.transaction.max_intents_bytes`): the `EndTxn` of a transaction
+    /// that wrote a million keys then carries a few hundred spans, not a
+    /// million keys. Resolving a covering span only touches this
+    /// transaction's own intents, so the only cost is scanning the gaps.
+    fn condense_lock_spans(&mut self) {
+        if self.lock_spans.len() <= MAX_REFRESH_SPANS {
+            return;
+        }
+        let mut spans: Vec<Span> = std::mem::take(&mut self.lock_spans).into_iter().collect();
+        condense_spans(&mut spans, CONDENSED_REFRESH_SPANS);
+        self.lock_spans = spans.into_iter().collect();
     }
 
     /// Decides what an error means: refresh and retry (Ok), or give up (Err).

@@ -347,3 +347,48 @@ async fn requests_outside_the_user_key_space_are_refused_and_change_nothing() {
     db.put(b"ok", b"1").await.expect("put");
     assert_eq!(db.get(b"ok").await.expect("get"), Some(b"1".to_vec()));
 }
+
+/// A transaction that writes and range-deletes tens of thousands of keys
+/// commits with a bounded `EndTxn` (its lock spans condensed, its intents
+/// resolved a few thousand per command, the rest asynchronously) and every
+/// intent is gone soon after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_transaction_commits_and_its_intents_are_all_resolved() {
+    let clock = Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
+    let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
+    let store = Store::open(engine.clone(), clock.clone(), StoreConfig::default()).expect("store");
+    let db = Db::new(store, clock);
+    let key = |i: u32| format!("k{i:06}").into_bytes();
+    let mut t = db.txn("large");
+    for chunk in (0..30_000u32).collect::<Vec<_>>().chunks(1000) {
+        let reqs = chunk
+            .iter()
+            .map(|i| tardigrade_kvpb::Request::Put {
+                key: key(*i),
+                value: bytes(*i as i64),
+            })
+            .collect();
+        t.send(reqs).await.expect("puts");
+    }
+    // Keys 10,000..20,000 go again, in pages.
+    t.delete_range(&key(10_000), &key(20_000))
+        .await
+        .expect("delete range");
+    t.commit().await.expect("commit");
+
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = tardigrade_storage::mvcc::scan_intents(&engine, b"k", b"l", 0)
+            .expect("scan intents")
+            .len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "intents left unresolved after the commit");
+    let rows = db.scan(b"k", b"l", 0).await.expect("scan");
+    assert_eq!(rows.len(), 20_000);
+    assert_eq!(rows[9_999].key, key(9_999));
+    assert_eq!(rows[10_000].key, key(20_000));
+}

@@ -315,18 +315,33 @@ pub fn evaluate(
                 written.push(key.clone());
                 Response::Increment { new_value }
             }
+            Request::DeleteRange { span } if exhausted => Response::DeleteRange {
+                keys: Vec::new(),
+                resume_span: Some(span.clone()),
+            },
             Request::DeleteRange { span } => {
+                // Paged like a scan (`max_span_request_keys`), so that
+                // clearing a large table is many bounded commands rather
+                // than one that holds the range for seconds.
                 let (keys, resume, ts) = mvcc::mvcc_delete_range(
                     b,
                     &mut res.stats,
                     &span.key,
                     &span.end_key,
-                    0,
+                    if limited { keys_left } else { 0 },
                     write_ts,
                     write_txn,
                 )
                 .map_err(mvcc_err)?;
-                res.reads.push((span.clone(), write_ts, reader_id));
+                if limited {
+                    keys_left = keys_left.saturating_sub(keys.len() as u64);
+                    exhausted |= keys_left == 0;
+                }
+                let deleted_span = match &resume {
+                    Some((rs, _)) => Span::new(span.key.clone(), rs.clone()),
+                    None => span.clone(),
+                };
+                res.reads.push((deleted_span, write_ts, reader_id));
                 pushed_to = Some(ts);
                 written.extend(keys.iter().cloned());
                 Response::DeleteRange {
@@ -430,13 +445,16 @@ pub fn evaluate(
                 res.resolved_keys.push(key.clone());
                 Response::ResolveIntent
             }
+            Request::ResolveIntentRange { span, .. } if exhausted => Response::ResolveIntentRange {
+                resume_span: Some(span.clone()),
+            },
             Request::ResolveIntentRange {
                 span,
                 txn,
                 status,
                 ignored_seqs,
             } => {
-                let (_, resume) = mvcc::mvcc_resolve_intent_range(
+                let (resolved, resume) = mvcc::mvcc_resolve_intent_range(
                     b,
                     &mut res.stats,
                     &span.key,
@@ -444,9 +462,13 @@ pub fn evaluate(
                     txn,
                     status_of(*status),
                     ignored_seqs,
-                    0,
+                    if limited { keys_left } else { 0 },
                 )
                 .map_err(mvcc_err)?;
+                if limited {
+                    keys_left = keys_left.saturating_sub(resolved);
+                    exhausted |= keys_left == 0;
+                }
                 if status.is_finalized() {
                     res.finished_txns.push(txn.id);
                 }
@@ -616,20 +638,27 @@ fn eval_end_txn(
     if one_phase {
         return Ok(Vec::new());
     }
-    // Resolve the intents inside this range now, in the same atomic write;
-    // those on other ranges are resolved asynchronously after this applies
-    // (`intent_resolver`), and the record keeps their spans meanwhile.
+    // Resolve the intents inside this range now, in the same atomic write, up
+    // to a budget; those on other ranges, and those past the budget, are
+    // resolved asynchronously after this applies (`intent_resolver`), and the
+    // record keeps their spans meanwhile. The budget keeps the commit of a
+    // transaction that wrote a million rows one small command instead of one
+    // that holds the range (and its lease extensions) for seconds.
     let status = status_of(txn.status);
     let mut remote = Vec::new();
+    let mut budget = MAX_INTENTS_RESOLVED_AT_COMMIT;
     for span in lock_spans {
         let (local, outside) = clip_span(span, &ctx.start_key, &ctx.end_key);
         remote.extend(outside);
         let Some(span) = local else { continue };
-        if span.is_point() {
+        if budget == 0 {
+            remote.push(span);
+        } else if span.is_point() {
             mvcc::mvcc_resolve_intent(b, stats, &span.key, &txn.meta, status, &txn.ignored_seqs)
                 .map_err(mvcc_err)?;
+            budget -= 1;
         } else {
-            mvcc::mvcc_resolve_intent_range(
+            let (resolved, resume) = mvcc::mvcc_resolve_intent_range(
                 b,
                 stats,
                 &span.key,
@@ -637,9 +666,13 @@ fn eval_end_txn(
                 &txn.meta,
                 status,
                 &txn.ignored_seqs,
-                0,
+                budget,
             )
             .map_err(mvcc_err)?;
+            budget = budget.saturating_sub(resolved.max(1));
+            if let Some((k, e)) = resume {
+                remote.push(Span::new(k, e));
+            }
         }
     }
     // Keep the finalized record (with only the lock spans not resolved
@@ -652,6 +685,11 @@ fn eval_end_txn(
     write_record(b, &rec);
     Ok(remote)
 }
+
+/// How many of its own range's intents a committing (or aborting) transaction
+/// resolves in the `EndTxn` command itself; the rest go to the asynchronous
+/// resolver, in pages of the same size.
+pub const MAX_INTENTS_RESOLVED_AT_COMMIT: u64 = 4096;
 
 /// Cuts `span` into its part inside `[start, end)` and the parts outside.
 pub fn clip_span(span: &Span, start: &[u8], end: &[u8]) -> (Option<Span>, Vec<Span>) {

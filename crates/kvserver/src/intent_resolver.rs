@@ -12,11 +12,13 @@
 //! resolves it. The finalized record keeps the remote spans meanwhile.
 //! TODO(issue 3): GC the record once its remote intents are resolved.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tardigrade_kvpb::{BatchRequest, Header, Request, Span, Transaction};
+use tardigrade_kvpb::{BatchRequest, Header, Request, Response, Span, Transaction};
 
+use crate::eval::MAX_INTENTS_RESOLVED_AT_COMMIT;
 use crate::store::Store;
 
 /// Requests per resolution batch.
@@ -49,15 +51,20 @@ pub(crate) fn resolve_requests(txn: &Transaction, spans: &[Span]) -> Vec<Request
         .collect()
 }
 
-/// Resolves `spans` of the finished `txn` in the background.
+/// Resolves `spans` of the finished `txn` in the background. Batches of
+/// [`CHUNK`] requests go out with a key limit of
+/// [`MAX_INTENTS_RESOLVED_AT_COMMIT`], so that each command stays small; a
+/// range request cut short by it goes back on the queue with its resume span.
 pub(crate) fn resolve_async(store: &Arc<Store>, txn: Transaction, spans: Vec<Span>) {
     if spans.is_empty() || tokio::runtime::Handle::try_current().is_err() {
         return;
     }
     let weak = Arc::downgrade(store);
     tokio::spawn(async move {
-        let requests = resolve_requests(&txn, &spans);
-        for chunk in requests.chunks(CHUNK) {
+        let mut queue: VecDeque<Request> = resolve_requests(&txn, &spans).into();
+        while !queue.is_empty() {
+            let n = queue.len().min(CHUNK);
+            let chunk: Vec<Request> = queue.drain(..n).collect();
             let mut backoff = Duration::from_millis(20);
             for attempt in 1..=ATTEMPTS {
                 let Some(store) = weak.upgrade() else { return };
@@ -65,11 +72,24 @@ pub(crate) fn resolve_async(store: &Arc<Store>, txn: Transaction, spans: Vec<Spa
                     return;
                 }
                 let ba = BatchRequest {
-                    header: Header::default(),
-                    requests: chunk.to_vec(),
+                    header: Header {
+                        max_span_request_keys: MAX_INTENTS_RESOLVED_AT_COMMIT as i64,
+                        ..Header::default()
+                    },
+                    requests: chunk.clone(),
                 };
                 match store.send_routed(ba).await {
-                    Ok(_) => break,
+                    Ok(resp) => {
+                        for (req, r) in chunk.iter().zip(resp.responses) {
+                            if let Response::ResolveIntentRange {
+                                resume_span: Some(rest),
+                            } = r
+                            {
+                                queue.push_back(with_span(req, rest));
+                            }
+                        }
+                        break;
+                    }
                     Err(e) => {
                         tracing::debug!(txn = ?txn.id(), attempt, error = %e, "intent resolution failed");
                         drop(store);
@@ -80,6 +100,24 @@ pub(crate) fn resolve_async(store: &Arc<Store>, txn: Transaction, spans: Vec<Spa
             }
         }
     });
+}
+
+/// `req` (a `ResolveIntentRange`) narrowed to `span`.
+fn with_span(req: &Request, span: Span) -> Request {
+    match req {
+        Request::ResolveIntentRange {
+            txn,
+            status,
+            ignored_seqs,
+            ..
+        } => Request::ResolveIntentRange {
+            span,
+            txn: txn.clone(),
+            status: *status,
+            ignored_seqs: ignored_seqs.clone(),
+        },
+        other => other.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -1262,8 +1262,8 @@ impl Catalog {
         Ok(())
     }
 
-    /// Removes a table's name, descriptor and data (one DeleteRange per table:
-    /// no scan). TODO(issue 4): the DeleteRange still writes one tombstone per
+    /// Removes a table's name, descriptor and data (a paged DeleteRange: no
+    /// scan). TODO(issue 4): the DeleteRange still writes one tombstone per
     /// key inside the transaction; since ids are never reused, a large table's
     /// data could instead be cleared after the commit by a GC task (as
     /// CockroachDB's schema-change GC job does), making DROP constant-time.
@@ -1288,6 +1288,9 @@ impl Catalog {
 
     /// A table by id read through `txn` without the cache (for DDL, which then
     /// rewrites it).
+        txn.delete_range(&prefix, &keys::prefix_end(&prefix))
+            .await
+            .map_err(kv_err)?;
     pub async fn table_for_update(&self, txn: &mut Txn, id: DescId) -> SqlResult<TableDesc> {
         match self.lookup_descriptor(txn, Mode::Through, id).await? {
             Some(Cached::Table(t)) => Ok((*t).clone()),

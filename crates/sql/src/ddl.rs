@@ -1480,11 +1480,7 @@ async fn drop_index(
     }
     t.indexes.retain(|i| i.id != index_id);
     let (s, e) = rowenc::index_span(&t, index_id);
-    txn.send(vec![tardigrade_kvpb::Request::DeleteRange {
-        span: tardigrade_kvpb::Span::new(s, e),
-    }])
-    .await
-    .map_err(kv_err)?;
+    txn.delete_range(&s, &e).await.map_err(kv_err)?;
     let mut descs = vec![t];
     descs.extend(others.into_values());
     node.catalog.write_tables(txn, &descs).await
@@ -2004,11 +2000,7 @@ async fn drop_column(
         .collect();
     for ix in &doomed {
         let (s, e) = rowenc::index_span(t, *ix);
-        txn.send(vec![tardigrade_kvpb::Request::DeleteRange {
-            span: tardigrade_kvpb::Span::new(s, e),
-        }])
-        .await
-        .map_err(kv_err)?;
+        txn.delete_range(&s, &e).await.map_err(kv_err)?;
     }
     t.indexes.retain(|i| !doomed.contains(&i.id));
     for i in &mut t.indexes {
@@ -2103,9 +2095,7 @@ async fn add_primary_key(
     let mut reqs = Vec::new();
     for index in old.all_indexes() {
         let (s, e) = rowenc::index_span(&old, index.id);
-        reqs.push(tardigrade_kvpb::Request::DeleteRange {
-            span: tardigrade_kvpb::Span::new(s, e),
-        });
+        txn.delete_range(&s, &e).await.map_err(kv_err)?;
     }
     txn.send(reqs).await.map_err(kv_err)?;
     *t = new;

@@ -1516,14 +1516,11 @@ pub fn full_scan(table: Arc<TableDesc>) -> RowScanner {
 /// Rows per page of a backfill.
 pub const BACKFILL_CHUNK: usize = 1000;
 
-/// Deletes all of a table's rows and index entries (TRUNCATE): one DeleteRange.
+/// Deletes all of a table's rows and index entries (TRUNCATE): a paged
+/// DeleteRange.
 pub async fn clear_table(txn: &mut Txn, table_id: DescId) -> SqlResult<()> {
     let p = keys::table_prefix(table_id as u64);
-    let end = keys::prefix_end(&p);
-    txn.send(vec![Request::DeleteRange {
-        span: Span::new(p, end),
-    }])
-    .await
-    .map_err(kv_err)?;
-    Ok(())
+    txn.delete_range(&p, &keys::prefix_end(&p))
+        .await
+        .map_err(kv_err)
 }
