@@ -9,7 +9,8 @@
 //! separated by blank lines. The output is the result rows, one per line with
 //! values separated by ` | ` (NULL printed as `NULL`), then the command tag, or
 //! `ERROR <SQLSTATE>: <message>`. Run with `REWRITE=1` to regenerate the expected
-//! output after a deliberate change, and review the diff.
+//! output after a deliberate change, and review the diff; `GOLDEN=<file stem>`
+//! limits either to one file.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -104,6 +105,10 @@ async fn golden_queries() {
         .map(|e| e.path())
         .collect();
     files.sort();
+    // GOLDEN=name runs (or with REWRITE=1 rewrites) only testdata/queries/name.txt.
+    if let Ok(only) = std::env::var("GOLDEN") {
+        files.retain(|f| f.file_stem().is_some_and(|s| s == only.as_str()));
+    }
     for f in files {
         run_file(&f).await;
     }

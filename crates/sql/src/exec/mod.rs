@@ -12,6 +12,7 @@
 
 pub mod dml;
 pub mod eval;
+mod join;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -437,7 +438,26 @@ impl<'a> Executor<'a> {
                 }
                 Rel::Aggregate { input, group, aggs } => {
                     let rows = self.run(input, outer).await?;
-                    self.aggregate(rows, group, aggs, outer).await
+                    self.aggregate(rows, group, aggs, outer, false).await
+                }
+                Rel::StreamAggregate { input, group, aggs } => {
+                    let rows = self.run(input, outer).await?;
+                    self.aggregate(rows, group, aggs, outer, true).await
+                }
+                Rel::LookupJoin(j) => {
+                    let l = self.run(&j.left, outer).await?;
+                    self.lookup_join(j, l, outer).await
+                }
+                Rel::MergeJoin {
+                    kind,
+                    left,
+                    right,
+                    keys,
+                    on,
+                } => {
+                    let l = self.run(left, outer).await?;
+                    let r = self.run(right, outer).await?;
+                    self.merge_join(*kind, l, r, right.width(), keys, on.as_ref(), outer)
                 }
                 Rel::Join {
                     kind,
@@ -766,12 +786,15 @@ impl<'a> Executor<'a> {
         Ok(spans)
     }
 
+    /// Hash aggregation, or with `streaming` (input ordered on the group
+    /// keys, so each group's rows are adjacent) one group at a time.
     async fn aggregate(
         &mut self,
         rows: Vec<Row>,
         group: &[Scalar],
         aggs: &[crate::plan::AggCall],
         outer: &[Row],
+        streaming: bool,
     ) -> SqlResult<Vec<Row>> {
         struct GroupState {
             key: Vec<Value>,
@@ -806,6 +829,7 @@ impl<'a> Executor<'a> {
             .collect();
         let needs_async = all_exprs.iter().any(|e| e.needs_async());
         let mut args = Vec::new();
+        let mut out: Vec<Row> = Vec::new();
         for row in rows {
             let values = if needs_async {
                 Some(self.eval_row(&all_exprs, &row, outer).await?)
@@ -813,16 +837,44 @@ impl<'a> Executor<'a> {
                 None
             };
             let ctx = self.ctx(outer, values.as_ref());
-            let key = group
-                .iter()
-                .map(|g| eval(g, &row, &ctx))
-                .collect::<SqlResult<Vec<_>>>()?;
-            let gi = match index.get(&key) {
-                Some(i) => *i,
-                None => {
-                    groups.push(new_state(key.clone())?);
-                    index.insert(key, groups.len() - 1);
-                    groups.len() - 1
+            let gi = if streaming {
+                let mut same = false;
+                if let Some(g) = groups.last() {
+                    same = true;
+                    for (e, k) in group.iter().zip(&g.key) {
+                        let equal = match e {
+                            Scalar::Column { index, .. } => row.get(*index) == Some(k),
+                            other => eval(other, &row, &ctx)? == *k,
+                        };
+                        if !equal {
+                            same = false;
+                            break;
+                        }
+                    }
+                }
+                if !same {
+                    if let Some(g) = groups.pop() {
+                        out.push(finish_group(g.key, g.accs)?);
+                    }
+                    let key = group
+                        .iter()
+                        .map(|g| eval(g, &row, &ctx))
+                        .collect::<SqlResult<Vec<_>>>()?;
+                    groups.push(new_state(key)?);
+                }
+                groups.len() - 1
+            } else {
+                let key = group
+                    .iter()
+                    .map(|g| eval(g, &row, &ctx))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                match index.get(&key) {
+                    Some(i) => *i,
+                    None => {
+                        groups.push(new_state(key.clone())?);
+                        index.insert(key, groups.len() - 1);
+                        groups.len() - 1
+                    }
                 }
             };
             let state = &mut groups[gi];
@@ -844,14 +896,10 @@ impl<'a> Executor<'a> {
                 state.accs[ai].add(&args)?;
             }
         }
-        let mut out = Vec::with_capacity(groups.len());
-        for mut g in groups {
-            let mut row = std::mem::take(&mut g.key);
-            for acc in &mut g.accs {
-                row.push(acc.finish()?);
-            }
-            out.push(row);
+        for g in groups {
+            out.push(finish_group(g.key, g.accs)?);
         }
+        self.account(&out)?;
         Ok(out)
     }
 
@@ -949,6 +997,14 @@ impl<'a> Executor<'a> {
         }
         Ok(out)
     }
+}
+
+/// An aggregate's output row: the group key, then each aggregate's result.
+fn finish_group(mut key: Row, mut accs: Vec<Box<dyn agg::Accumulator>>) -> SqlResult<Row> {
+    for acc in &mut accs {
+        key.push(acc.finish()?);
+    }
+    Ok(key)
 }
 
 fn as_int(v: &Value) -> Option<i64> {

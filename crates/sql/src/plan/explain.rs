@@ -1,7 +1,8 @@
 //! `EXPLAIN`: the plan tree, one operator per line, with the chosen index and
 //! the constraint that gives its spans.
 
-use super::{IndexConstraint, JoinKind, Rel, Scalar, SetOpKind};
+use super::{AggCall, IndexConstraint, JoinKind, Rel, Scalar, SetOpKind};
+use crate::catalog::{IndexId, TableDesc};
 
 /// Renders the plan as indented lines.
 pub fn render(rel: &Rel) -> Vec<String> {
@@ -15,16 +16,7 @@ fn walk(rel: &Rel, depth: usize, out: &mut Vec<String>) {
     let child = |r: &Rel, out: &mut Vec<String>| walk(r, depth + 1, out);
     match rel {
         Rel::Scan(scan) => {
-            let index = if scan.index == scan.table.primary_index.id {
-                scan.table.primary_index.name.clone()
-            } else {
-                scan.table
-                    .indexes
-                    .iter()
-                    .find(|i| i.id == scan.index)
-                    .map(|i| i.name.clone())
-                    .unwrap_or_default()
-            };
+            let index = index_name(&scan.table, scan.index);
             out.push(format!("{pad}scan {}@{}", scan.table.name, index));
             match &scan.constraint {
                 Some(c) => out.push(format!("{pad}  spans: {}", describe_constraint(c))),
@@ -65,18 +57,13 @@ fn walk(rel: &Rel, depth: usize, out: &mut Vec<String>) {
             } else {
                 "hash group-by"
             };
+            out.push(format!("{pad}{kind}: {}", describe_aggregate(group, aggs)));
+            child(input, out);
+        }
+        Rel::StreamAggregate { input, group, aggs } => {
             out.push(format!(
-                "{pad}{kind}: keys [{}] aggregates [{}]",
-                group.iter().map(expr).collect::<Vec<_>>().join(", "),
-                aggs.iter()
-                    .map(|a| format!(
-                        "{}({}{})",
-                        a.name,
-                        if a.distinct { "DISTINCT " } else { "" },
-                        a.args.iter().map(expr).collect::<Vec<_>>().join(", ")
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "{pad}streaming group-by: {}",
+                describe_aggregate(group, aggs)
             ));
             child(input, out);
         }
@@ -92,22 +79,93 @@ fn walk(rel: &Rel, depth: usize, out: &mut Vec<String>) {
             } else {
                 "hash join"
             };
-            let kind = match kind {
-                JoinKind::Inner => "inner",
-                JoinKind::Left => "left outer",
-                JoinKind::Right => "right outer",
-                JoinKind::Full => "full outer",
-                JoinKind::Semi => "semi",
-                JoinKind::Anti => "anti",
-            };
             out.push(format!(
-                "{pad}{algo} ({kind}){}",
+                "{pad}{algo} ({}){}",
+                kind_name(*kind),
                 on.as_ref()
                     .map(|o| format!(" on {}", expr(o)))
                     .unwrap_or_default()
             ));
             child(left, out);
             child(right, out);
+        }
+        Rel::MergeJoin {
+            kind,
+            left,
+            right,
+            keys,
+            on,
+        } => {
+            let lw = left.width();
+            out.push(format!(
+                "{pad}merge join ({}): keys [{}]{}",
+                kind_name(*kind),
+                keys.iter()
+                    .map(|k| format!(
+                        "@{} = @{}{}",
+                        k.left + 1,
+                        lw + k.right + 1,
+                        if k.descending { " DESC" } else { "" }
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                on.as_ref()
+                    .map(|o| format!(" on {}", expr(o)))
+                    .unwrap_or_default()
+            ));
+            child(left, out);
+            child(right, out);
+        }
+        Rel::LookupJoin(j) => {
+            let key_names: Vec<String> = j
+                .table
+                .index(j.index)
+                .map(|index| crate::rowenc::full_key_columns(&j.table, index))
+                .unwrap_or_default()
+                .iter()
+                .zip(&j.keys)
+                .map(|((col, _), l)| {
+                    let name = j
+                        .table
+                        .column_by_id(*col)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_default();
+                    format!("{name} = @{}", l + 1)
+                })
+                .collect();
+            out.push(format!(
+                "{pad}lookup join ({}) {}@{}: keys [{}]{}",
+                kind_name(j.kind),
+                j.table.name,
+                index_name(&j.table, j.index),
+                key_names.join(", "),
+                j.on.as_ref()
+                    .map(|o| format!(" on {}", expr(o)))
+                    .unwrap_or_default()
+            ));
+            if let Some(f) = &j.right_filter {
+                // Shown over the joined row, like the join condition.
+                let lw = j.left.width();
+                let shifted = f.clone().transform(&mut |s| {
+                    Ok(match s {
+                        Scalar::Column { index, ty } => Scalar::Column {
+                            index: index + lw,
+                            ty,
+                        },
+                        other => other,
+                    })
+                });
+                if let Ok(f) = shifted {
+                    out.push(format!("{pad}  lookup filter: {}", expr(&f)));
+                }
+            }
+            if !j.covering {
+                out.push(format!(
+                    "{pad}  index join: {}@{}",
+                    j.table.name, j.table.primary_index.name
+                ));
+            }
+            child(&j.left, out);
         }
         Rel::Sort { input, keys } => {
             out.push(format!(
@@ -162,6 +220,40 @@ fn walk(rel: &Rel, depth: usize, out: &mut Vec<String>) {
         }
         Rel::Series { .. } => out.push(format!("{pad}generate_series")),
     }
+}
+
+fn index_name(table: &TableDesc, index: IndexId) -> String {
+    table
+        .index(index)
+        .map(|i| i.name.clone())
+        .unwrap_or_default()
+}
+
+fn kind_name(kind: JoinKind) -> &'static str {
+    match kind {
+        JoinKind::Inner => "inner",
+        JoinKind::Left => "left outer",
+        JoinKind::Right => "right outer",
+        JoinKind::Full => "full outer",
+        JoinKind::Semi => "semi",
+        JoinKind::Anti => "anti",
+    }
+}
+
+fn describe_aggregate(group: &[Scalar], aggs: &[AggCall]) -> String {
+    format!(
+        "keys [{}] aggregates [{}]",
+        group.iter().map(expr).collect::<Vec<_>>().join(", "),
+        aggs.iter()
+            .map(|a| format!(
+                "{}({}{})",
+                a.name,
+                if a.distinct { "DISTINCT " } else { "" },
+                a.args.iter().map(expr).collect::<Vec<_>>().join(", ")
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn describe_constraint(c: &IndexConstraint) -> String {

@@ -1,5 +1,6 @@
 //! Index selection: turns the filters above a scan into an [`IndexConstraint`] on
-//! the best index, and pushes LIMITs into scans.
+//! the best index, pushes LIMITs into scans and filters on the preserved side
+//! of left, semi and anti joins into that side.
 //!
 //! For every index the longest run of leading key columns fixed by equality
 //! (or `IN` lists of constants) is found, then a range on the next column; the
@@ -11,15 +12,20 @@ use tardigrade_encoding::Direction;
 use tardigrade_sqltypes::SqlType;
 use tardigrade_sqltypes::ops::BinOp;
 
-use super::bind::conjuncts;
-use super::{IndexConstraint, Rel, Scalar, Scan};
+use super::bind::{and_all, conjuncts, referenced_columns};
+use super::{IndexConstraint, JoinKind, Rel, Scalar, Scan};
 use crate::catalog::{IndexDesc, TableDesc};
 
 /// Most `IN` alternatives expanded into separate spans.
 const MAX_ALTERNATIVES: usize = 256;
 
-/// Chooses indexes and pushes limits throughout the tree.
+/// Chooses indexes and pushes limits throughout the tree, then join and
+/// aggregation algorithms ([`super::physical`]).
 pub fn optimize(rel: Rel) -> Rel {
+    super::physical::choose(choose_indexes(rel))
+}
+
+fn choose_indexes(rel: Rel) -> Rel {
     match rel {
         Rel::Filter { input, predicate } => match *input {
             Rel::Scan(scan) => {
@@ -29,8 +35,60 @@ pub fn optimize(rel: Rel) -> Rel {
                     predicate,
                 }
             }
+            Rel::Join {
+                kind: kind @ (JoinKind::Left | JoinKind::Semi | JoinKind::Anti),
+                left,
+                right,
+                on,
+                equi,
+            } => {
+                // Conjuncts on the left (preserved) side's columns only filter
+                // the left input (the binder pushes filters below inner joins).
+                let lw = left.width();
+                let mut parts = Vec::new();
+                conjuncts(predicate, &mut parts);
+                let (mut down, keep): (Vec<Scalar>, Vec<Scalar>) =
+                    parts.into_iter().partition(|p| {
+                        let mut cols = Vec::new();
+                        referenced_columns(p, &mut cols);
+                        !p.needs_async() && !cols.is_empty() && cols.iter().all(|c| *c < lw)
+                    });
+                let left = match *left {
+                    Rel::Filter { input, predicate } => {
+                        down.insert(0, predicate);
+                        match and_all(down) {
+                            Some(p) => Rel::Filter {
+                                input,
+                                predicate: p,
+                            },
+                            None => *input,
+                        }
+                    }
+                    other => match and_all(down) {
+                        Some(p) => Rel::Filter {
+                            input: Box::new(other),
+                            predicate: p,
+                        },
+                        None => other,
+                    },
+                };
+                let join = choose_indexes(Rel::Join {
+                    kind,
+                    left: Box::new(left),
+                    right,
+                    on,
+                    equi,
+                });
+                match and_all(keep) {
+                    Some(p) => Rel::Filter {
+                        input: Box::new(join),
+                        predicate: p,
+                    },
+                    None => join,
+                }
+            }
             other => Rel::Filter {
-                input: Box::new(optimize(other)),
+                input: Box::new(choose_indexes(other)),
                 predicate,
             },
         },
@@ -39,7 +97,7 @@ pub fn optimize(rel: Rel) -> Rel {
             limit,
             offset,
         } => {
-            let input = optimize(*input);
+            let input = choose_indexes(*input);
             let input = match (&limit, &offset) {
                 (
                     Some(Scalar::Literal {
@@ -70,7 +128,7 @@ pub fn optimize(rel: Rel) -> Rel {
             }
         }
         Rel::Project { input, exprs } => {
-            let input = optimize(*input);
+            let input = choose_indexes(*input);
             // An identity projection only copies rows.
             let identity = exprs.len() == input.width()
                 && exprs
@@ -86,44 +144,7 @@ pub fn optimize(rel: Rel) -> Rel {
                 }
             }
         }
-        Rel::Aggregate { input, group, aggs } => Rel::Aggregate {
-            input: Box::new(optimize(*input)),
-            group,
-            aggs,
-        },
-        Rel::Join {
-            kind,
-            left,
-            right,
-            on,
-            equi,
-        } => Rel::Join {
-            kind,
-            left: Box::new(optimize(*left)),
-            right: Box::new(optimize(*right)),
-            on,
-            equi,
-        },
-        Rel::Sort { input, keys } => Rel::Sort {
-            input: Box::new(optimize(*input)),
-            keys,
-        },
-        Rel::Distinct { input, key_len } => Rel::Distinct {
-            input: Box::new(optimize(*input)),
-            key_len,
-        },
-        Rel::SetOp {
-            op,
-            all,
-            left,
-            right,
-        } => Rel::SetOp {
-            op,
-            all,
-            left: Box::new(optimize(*left)),
-            right: Box::new(optimize(*right)),
-        },
-        other => other,
+        other => other.map_inputs(&mut choose_indexes),
     }
 }
 

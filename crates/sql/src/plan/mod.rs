@@ -11,6 +11,7 @@
 pub mod bind;
 pub mod explain;
 pub mod index;
+pub mod physical;
 
 use std::sync::Arc;
 
@@ -87,6 +88,55 @@ pub enum Rel {
         stop: Scalar,
         step: Option<Scalar>,
     },
+    /// A join that reads the right table by key lookups, a batch of left rows
+    /// at a time (chosen by [`physical`]).
+    LookupJoin(Box<LookupJoin>),
+    /// A join of two inputs both ordered on `keys`, by merging them (chosen by
+    /// [`physical`]). Output as for [`Rel::Join`], in the left input's order.
+    MergeJoin {
+        kind: JoinKind,
+        left: Box<Rel>,
+        right: Box<Rel>,
+        keys: Vec<MergeKey>,
+        /// The rest of the join condition (the key equalities are not repeated).
+        on: Option<Scalar>,
+    },
+    /// An aggregation whose input arrives ordered on the group columns, so one
+    /// group is built at a time (chosen by [`physical`]); `group` are plain
+    /// input columns. Output as for [`Rel::Aggregate`].
+    StreamAggregate {
+        input: Box<Rel>,
+        group: Vec<Scalar>,
+        aggs: Vec<AggCall>,
+    },
+}
+
+/// Inner, left, semi or anti join reading the right side from an index of
+/// `table` by the values of the `keys` columns of each left row.
+#[derive(Clone, Debug)]
+pub struct LookupJoin {
+    pub kind: JoinKind,
+    pub left: Rel,
+    pub table: Arc<TableDesc>,
+    pub index: IndexId,
+    /// The index holds every column of the table (no lookup of the primary row).
+    pub covering: bool,
+    /// Left columns whose values give the index's leading key columns, in
+    /// index order.
+    pub keys: Vec<usize>,
+    /// Filter on the right table's rows (table layout), applied before joining.
+    pub right_filter: Option<Scalar>,
+    /// The rest of the join condition over (left ++ right) rows.
+    pub on: Option<Scalar>,
+}
+
+/// One equality column pair of a merge join, and the direction both inputs
+/// are ordered in on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MergeKey {
+    pub left: usize,
+    pub right: usize,
+    pub descending: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -565,6 +615,97 @@ pub fn is_volatile(name: &str) -> bool {
 }
 
 impl Rel {
+    /// Rebuilds the node with `f` applied to each of its inputs.
+    pub fn map_inputs(self, f: &mut dyn FnMut(Rel) -> Rel) -> Rel {
+        let mut b = |r: Box<Rel>| Box::new(f(*r));
+        match self {
+            Rel::Filter { input, predicate } => Rel::Filter {
+                input: b(input),
+                predicate,
+            },
+            Rel::Project { input, exprs } => Rel::Project {
+                input: b(input),
+                exprs,
+            },
+            Rel::Aggregate { input, group, aggs } => Rel::Aggregate {
+                input: b(input),
+                group,
+                aggs,
+            },
+            Rel::StreamAggregate { input, group, aggs } => Rel::StreamAggregate {
+                input: b(input),
+                group,
+                aggs,
+            },
+            Rel::Join {
+                kind,
+                left,
+                right,
+                on,
+                equi,
+            } => Rel::Join {
+                kind,
+                left: b(left),
+                right: b(right),
+                on,
+                equi,
+            },
+            Rel::MergeJoin {
+                kind,
+                left,
+                right,
+                keys,
+                on,
+            } => Rel::MergeJoin {
+                kind,
+                left: b(left),
+                right: b(right),
+                keys,
+                on,
+            },
+            Rel::LookupJoin(mut j) => {
+                let left = std::mem::replace(
+                    &mut j.left,
+                    Rel::Values {
+                        rows: Vec::new(),
+                        types: Vec::new(),
+                    },
+                );
+                j.left = *b(Box::new(left));
+                Rel::LookupJoin(j)
+            }
+            Rel::Sort { input, keys } => Rel::Sort {
+                input: b(input),
+                keys,
+            },
+            Rel::Limit {
+                input,
+                limit,
+                offset,
+            } => Rel::Limit {
+                input: b(input),
+                limit,
+                offset,
+            },
+            Rel::Distinct { input, key_len } => Rel::Distinct {
+                input: b(input),
+                key_len,
+            },
+            Rel::SetOp {
+                op,
+                all,
+                left,
+                right,
+            } => Rel::SetOp {
+                op,
+                all,
+                left: b(left),
+                right: b(right),
+            },
+            leaf @ (Rel::Scan(_) | Rel::Values { .. } | Rel::Series { .. }) => leaf,
+        }
+    }
+
     /// Number of output columns.
     pub fn width(&self) -> usize {
         match self {
@@ -575,13 +716,25 @@ impl Rel {
             | Rel::Limit { input, .. }
             | Rel::Distinct { input, .. } => input.width(),
             Rel::Project { exprs, .. } => exprs.len(),
-            Rel::Aggregate { group, aggs, .. } => group.len() + aggs.len(),
+            Rel::Aggregate { group, aggs, .. } | Rel::StreamAggregate { group, aggs, .. } => {
+                group.len() + aggs.len()
+            }
             Rel::Join {
                 kind: JoinKind::Semi | JoinKind::Anti,
                 left,
                 ..
             } => left.width(),
             Rel::Join { left, right, .. } => left.width() + right.width(),
+            Rel::MergeJoin {
+                kind: JoinKind::Semi | JoinKind::Anti,
+                left,
+                ..
+            } => left.width(),
+            Rel::MergeJoin { left, right, .. } => left.width() + right.width(),
+            Rel::LookupJoin(j) => match j.kind {
+                JoinKind::Semi | JoinKind::Anti => j.left.width(),
+                _ => j.left.width() + j.table.columns.len(),
+            },
             Rel::SetOp { left, .. } => left.width(),
             Rel::Series { .. } => 1,
         }

@@ -1,0 +1,487 @@
+//! Physical choices, made after index selection: which algorithm each join
+//! (hash, merge or lookup) and each aggregation (hash or streaming) uses.
+//!
+//! Every plan node has an *ordering*: the output columns its rows are known to
+//! be sorted on (lexicographically, each ascending or descending). Scans are
+//! ordered on their index's key columns, sorts on their plain-column keys, and
+//! filters, limits, projections (of those columns), DISTINCT and the joins that
+//! keep their left input's order (inner, left, semi, anti — the executor emits
+//! a left row's matches before the next left row's) pass it on. NULL placement
+//! is not tracked: the consumers below skip NULL join keys and only need equal
+//! group keys to be adjacent, which holds wherever NULLs sort.
+//!
+//! Without table statistics the choice uses rough row estimates (a table has
+//! 1000 rows; an equality prefix that does not fix a unique key matches 10, one
+//! that does matches 1; a range keeps a third; a literal LIMIT caps). For an
+//! inner, left, semi or anti join with column equalities:
+//!
+//! 1. **lookup join** when the right side is a scan (possibly under a filter)
+//!    of a table with an index whose leading key columns are all given by
+//!    left columns of key-compatible types, and the left side is estimated at
+//!    most a quarter of the rows the right scan would read
+//!    (`LOOKUP_COST` × left ≤ right): each left row then costs one key lookup
+//!    instead of reading the whole right side. Ties between indexes go to the
+//!    one fixing more key columns, then to the primary index.
+//! 2. **merge join** when both inputs are ordered on (a leading part of) the
+//!    equality columns, in the same directions and with key-compatible types.
+//! 3. **hash join** otherwise (and for right and full joins, and conditions with
+//!    subqueries).
+//!
+//! An aggregation with GROUP BY columns is **streaming** when its input is
+//! ordered on exactly those columns (in any order) first.
+//!
+//! TODO(issue 4): a memo with a cost model and table statistics replaces these
+//! rules; join reordering.
+
+use tardigrade_encoding::Direction;
+use tardigrade_sqltypes::ops::BinOp;
+use tardigrade_sqltypes::{SqlType, Value};
+
+use super::bind::{and_all, conjuncts};
+use super::{JoinKind, LookupJoin, MergeKey, Rel, Scalar, Scan};
+use crate::catalog::{IndexId, TableDesc};
+
+/// Rows assumed for a table without statistics (CockroachDB assumes 1000 too).
+const DEFAULT_TABLE_ROWS: f64 = 1000.0;
+/// Rows assumed to share an equality prefix that does not fix a unique key.
+const ROWS_PER_PREFIX: f64 = 10.0;
+/// What one key lookup costs, in rows read by a scan.
+const LOOKUP_COST: f64 = 4.0;
+
+/// One column of an ordering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderCol {
+    pub column: usize,
+    pub descending: bool,
+}
+
+/// The columns `rel`'s output is sorted on, most significant first.
+pub fn ordering(rel: &Rel) -> Vec<OrderCol> {
+    match rel {
+        Rel::Scan(scan) => scan_ordering(scan),
+        Rel::Filter { input, .. } | Rel::Limit { input, .. } | Rel::Distinct { input, .. } => {
+            ordering(input)
+        }
+        Rel::Project { input, exprs } => map_ordering(&ordering(input), exprs),
+        Rel::StreamAggregate { input, group, .. } => map_ordering(&ordering(input), group),
+        Rel::Sort { keys, .. } => keys
+            .iter()
+            .map_while(|k| match &k.expr {
+                Scalar::Column { index, .. } => Some(OrderCol {
+                    column: *index,
+                    descending: k.descending,
+                }),
+                _ => None,
+            })
+            .collect(),
+        Rel::Join {
+            kind: JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti,
+            left,
+            ..
+        }
+        | Rel::MergeJoin {
+            kind: JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti,
+            left,
+            ..
+        } => ordering(left),
+        Rel::LookupJoin(j) => ordering(&j.left),
+        _ => Vec::new(),
+    }
+}
+
+/// The input ordering seen through output expressions: it lasts as long as its
+/// columns are passed through as plain columns.
+fn map_ordering(input: &[OrderCol], exprs: &[Scalar]) -> Vec<OrderCol> {
+    input
+        .iter()
+        .map_while(|o| {
+            exprs
+                .iter()
+                .position(|e| matches!(e, Scalar::Column { index, .. } if *index == o.column))
+                .map(|p| OrderCol {
+                    column: p,
+                    descending: o.descending,
+                })
+        })
+        .collect()
+}
+
+/// A scan returns rows in index key order (the primary key follows the
+/// columns of a secondary index), reversed for a reverse scan.
+fn scan_ordering(scan: &Scan) -> Vec<OrderCol> {
+    let Some(index) = scan.table.index(scan.index) else {
+        return Vec::new();
+    };
+    crate::rowenc::full_key_columns(&scan.table, index)
+        .into_iter()
+        .map_while(|(col, dir)| {
+            scan.table.column_position(col).map(|pos| OrderCol {
+                column: pos,
+                descending: (dir == Direction::Descending) != scan.reverse,
+            })
+        })
+        .collect()
+}
+
+/// Chooses join and aggregation algorithms throughout the tree (after index
+/// selection, so scans have their indexes).
+pub fn choose(rel: Rel) -> Rel {
+    match rel {
+        Rel::Join {
+            kind,
+            left,
+            right,
+            on,
+            equi,
+        } => join(kind, choose(*left), choose(*right), on, equi),
+        Rel::Aggregate { input, group, aggs } => {
+            let input = choose(*input);
+            if arrives_grouped(&input, &group) {
+                Rel::StreamAggregate {
+                    input: Box::new(input),
+                    group,
+                    aggs,
+                }
+            } else {
+                Rel::Aggregate {
+                    input: Box::new(input),
+                    group,
+                    aggs,
+                }
+            }
+        }
+        other => other.map_inputs(&mut choose),
+    }
+}
+
+/// True if the input is ordered on the group columns (all plain columns) first.
+fn arrives_grouped(input: &Rel, group: &[Scalar]) -> bool {
+    if group.is_empty() {
+        return false;
+    }
+    let mut cols: Vec<usize> = Vec::with_capacity(group.len());
+    for g in group {
+        match g {
+            Scalar::Column { index, .. } => {
+                if !cols.contains(index) {
+                    cols.push(*index);
+                }
+            }
+            _ => return false,
+        }
+    }
+    let order = ordering(input);
+    order.len() >= cols.len() && order[..cols.len()].iter().all(|o| cols.contains(&o.column))
+}
+
+/// A column equality across a join: left column, right column (relative to
+/// the right input) and their types.
+#[derive(Clone, Copy, Debug)]
+struct Pair {
+    left: usize,
+    right: usize,
+    left_ty: SqlType,
+    right_ty: SqlType,
+}
+
+fn pairs(on: Option<&Scalar>, left_width: usize) -> Vec<Pair> {
+    let mut parts = Vec::new();
+    if let Some(on) = on {
+        conjuncts(on.clone(), &mut parts);
+    }
+    parts
+        .iter()
+        .filter_map(|p| {
+            let (a, ta, b, tb) = column_equality(p)?;
+            if a < left_width && b >= left_width {
+                Some(Pair {
+                    left: a,
+                    right: b - left_width,
+                    left_ty: ta,
+                    right_ty: tb,
+                })
+            } else if b < left_width && a >= left_width {
+                Some(Pair {
+                    left: b,
+                    right: a - left_width,
+                    left_ty: tb,
+                    right_ty: ta,
+                })
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn column_equality(p: &Scalar) -> Option<(usize, SqlType, usize, SqlType)> {
+    match p {
+        Scalar::Binary {
+            op: BinOp::Eq,
+            left,
+            right,
+            ..
+        } => match (left.as_ref(), right.as_ref()) {
+            (Scalar::Column { index: a, ty: ta }, Scalar::Column { index: b, ty: tb }) => {
+                Some((*a, *ta, *b, *tb))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The join condition without the equalities of `used` (left column, combined
+/// right column), which the algorithm guarantees.
+fn residual(on: Option<Scalar>, used: &[(usize, usize)]) -> Option<Scalar> {
+    let mut parts = Vec::new();
+    conjuncts(on?, &mut parts);
+    parts.retain(|p| match column_equality(p) {
+        Some((a, _, b, _)) => !used.contains(&(a, b)) && !used.contains(&(b, a)),
+        None => true,
+    });
+    and_all(parts)
+}
+
+fn is_plain_string(t: SqlType) -> bool {
+    t.is_string() && !matches!(t, SqlType::Char(_))
+}
+
+/// A value of type `left` can be encoded as a key of a `right` column and
+/// matches exactly the keys of the values it equals (so a lookup finds what
+/// `=` would). Floats (NaN, -0), intervals (equal spans with different
+/// fields), `char(n)` (padding) and mixed timestamp kinds are left to hash
+/// joins.
+fn lookup_compatible(left: SqlType, right: SqlType) -> bool {
+    (left.is_integer() && right.is_integer())
+        || (matches!(right, SqlType::Decimal(_))
+            && (left.is_integer() || matches!(left, SqlType::Decimal(_))))
+        || (is_plain_string(left) && is_plain_string(right))
+        || (left == right
+            && matches!(
+                right,
+                SqlType::Bool
+                    | SqlType::Bytes
+                    | SqlType::Date
+                    | SqlType::Timestamp
+                    | SqlType::TimestampTz
+                    | SqlType::Uuid
+            ))
+}
+
+/// Values of these types compare (`Value::cmp`) as their keys sort, and equal
+/// exactly when `=` says so.
+fn merge_compatible(a: SqlType, b: SqlType) -> bool {
+    lookup_compatible(a, b) || lookup_compatible(b, a)
+}
+
+fn join(
+    kind: JoinKind,
+    left: Rel,
+    right: Rel,
+    on: Option<Scalar>,
+    equi: Vec<(usize, usize)>,
+) -> Rel {
+    let supported = matches!(
+        kind,
+        JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti
+    ) && !equi.is_empty()
+        && !on.as_ref().is_some_and(|o| o.needs_async());
+    if !supported {
+        return Rel::Join {
+            kind,
+            left: Box::new(left),
+            right: Box::new(right),
+            on,
+            equi,
+        };
+    }
+    let lw = left.width();
+    let pairs = pairs(on.as_ref(), lw);
+    if let Some((index, keys)) = lookup_index(&right, &pairs)
+        && estimate(&left) * LOOKUP_COST <= estimate(&right)
+        && let Some((scan, right_filter)) = into_scan(right.clone())
+    {
+        let used: Vec<(usize, usize)> = keys.iter().map(|(l, r)| (*l, lw + *r)).collect();
+        let covering = index == scan.table.primary_index.id
+            || crate::rowenc::index_covers(&scan.table, index).len() >= scan.table.columns.len();
+        return Rel::LookupJoin(Box::new(LookupJoin {
+            kind,
+            left,
+            table: scan.table,
+            index,
+            covering,
+            keys: keys.iter().map(|(l, _)| *l).collect(),
+            right_filter,
+            on: residual(on, &used),
+        }));
+    }
+    if let Some(keys) = merge_keys(&left, &right, &pairs) {
+        let used: Vec<(usize, usize)> = keys.iter().map(|k| (k.left, lw + k.right)).collect();
+        return Rel::MergeJoin {
+            kind,
+            left: Box::new(left),
+            right: Box::new(right),
+            keys,
+            on: residual(on, &used),
+        };
+    }
+    Rel::Join {
+        kind,
+        left: Box::new(left),
+        right: Box::new(right),
+        on,
+        equi,
+    }
+}
+
+/// The right side as a scan a lookup join can replace: a scan without a limit,
+/// possibly under a filter without subqueries.
+fn as_scan(rel: &Rel) -> Option<(&Scan, Option<&Scalar>)> {
+    match rel {
+        Rel::Scan(s) if s.limit.is_none() => Some((s, None)),
+        Rel::Filter { input, predicate } if !predicate.needs_async() => match input.as_ref() {
+            Rel::Scan(s) if s.limit.is_none() => Some((s, Some(predicate))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn into_scan(rel: Rel) -> Option<(Scan, Option<Scalar>)> {
+    match rel {
+        Rel::Scan(s) => Some((s, None)),
+        Rel::Filter { input, predicate } => match *input {
+            Rel::Scan(s) => Some((s, Some(predicate))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The index of the right side's table whose leading key columns the join's
+/// equalities fix best, with (left column, right column) per fixed key column.
+fn lookup_index(right: &Rel, pairs: &[Pair]) -> Option<(IndexId, Vec<(usize, usize)>)> {
+    let (scan, _) = as_scan(right)?;
+    let table = &scan.table;
+    let mut best: Option<(IndexId, Vec<(usize, usize)>)> = None;
+    for index in std::iter::once(&table.primary_index).chain(table.indexes.iter()) {
+        let mut cols = crate::rowenc::full_key_columns(table, index);
+        if index.unique && index.id != table.primary_index.id {
+            // Without NULLs a unique index's key holds only its own columns.
+            cols.truncate(index.columns.len());
+        }
+        let mut keys = Vec::new();
+        for (col, _) in cols {
+            let Some(pos) = table.column_position(col) else {
+                break;
+            };
+            let ty = table.columns[pos].ty;
+            match pairs
+                .iter()
+                .find(|p| p.right == pos && lookup_compatible(p.left_ty, ty))
+            {
+                Some(p) => keys.push((p.left, pos)),
+                None => break,
+            }
+        }
+        if !keys.is_empty() && best.as_ref().is_none_or(|(_, k)| keys.len() > k.len()) {
+            best = Some((index.id, keys));
+        }
+    }
+    best
+}
+
+/// Merge keys: the longest common leading part of both inputs' orderings that
+/// the equalities pair up, in the same directions.
+fn merge_keys(left: &Rel, right: &Rel, pairs: &[Pair]) -> Option<Vec<MergeKey>> {
+    let lo = ordering(left);
+    let ro = ordering(right);
+    let keys: Vec<MergeKey> = lo
+        .iter()
+        .zip(&ro)
+        .map_while(|(l, r)| {
+            (l.descending == r.descending
+                && pairs.iter().any(|p| {
+                    p.left == l.column
+                        && p.right == r.column
+                        && merge_compatible(p.left_ty, p.right_ty)
+                }))
+            .then_some(MergeKey {
+                left: l.column,
+                right: r.column,
+                descending: l.descending,
+            })
+        })
+        .collect();
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// Rough number of rows `rel` produces (see the module comment).
+fn estimate(rel: &Rel) -> f64 {
+    match rel {
+        Rel::Scan(s) => scan_estimate(s),
+        Rel::Values { rows, .. } => rows.len() as f64,
+        Rel::Filter { input, .. }
+        | Rel::Project { input, .. }
+        | Rel::Sort { input, .. }
+        | Rel::Distinct { input, .. } => estimate(input),
+        Rel::Limit { input, limit, .. } => match limit {
+            Some(Scalar::Literal {
+                value: Value::Int(n),
+                ..
+            }) => estimate(input).min((*n).max(0) as f64),
+            _ => estimate(input),
+        },
+        Rel::Aggregate { input, group, .. } | Rel::StreamAggregate { input, group, .. } => {
+            if group.is_empty() {
+                1.0
+            } else {
+                estimate(input)
+            }
+        }
+        Rel::Join { left, right, .. } | Rel::MergeJoin { left, right, .. } => {
+            estimate(left).max(estimate(right))
+        }
+        Rel::LookupJoin(j) => {
+            let per_row = if fixes_unique_key(&j.table, j.index, j.keys.len()) {
+                1.0
+            } else {
+                ROWS_PER_PREFIX
+            };
+            estimate(&j.left) * per_row
+        }
+        Rel::SetOp { left, right, .. } => estimate(left) + estimate(right),
+        Rel::Series { .. } => DEFAULT_TABLE_ROWS,
+    }
+}
+
+fn scan_estimate(s: &Scan) -> f64 {
+    let rows = match &s.constraint {
+        None => DEFAULT_TABLE_ROWS,
+        Some(c) => {
+            let alternatives = c.prefixes.len().max(1) as f64;
+            let fixed = c.prefixes.first().map_or(0, |p| p.len());
+            let ranged = c.lower.is_some() || c.upper.is_some();
+            if fixed == 0 {
+                DEFAULT_TABLE_ROWS / 3.0
+            } else if !ranged && fixes_unique_key(&s.table, s.index, fixed) {
+                alternatives
+            } else if ranged {
+                alternatives * ROWS_PER_PREFIX / 3.0
+            } else {
+                alternatives * ROWS_PER_PREFIX
+            }
+        }
+    };
+    s.limit.map_or(rows, |l| rows.min(l as f64))
+}
+
+/// Fixing the first `fixed` key columns of the index selects at most one row.
+fn fixes_unique_key(table: &TableDesc, index: IndexId, fixed: usize) -> bool {
+    match table.index(index) {
+        Some(i) if i.id == table.primary_index.id => fixed >= i.columns.len(),
+        Some(i) if i.unique => fixed >= i.columns.len(),
+        _ => false,
+    }
+}
