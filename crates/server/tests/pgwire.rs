@@ -394,6 +394,78 @@ async fn extended_protocol_prepared_statements_and_formats() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrays_in_binary_format() {
+    use tokio_postgres::types::Type;
+    let node = start().await;
+    let client = connect(node.sql.local_addr()).await;
+    // Results: int8[] and text[] in binary, NULL elements as None.
+    let row = client
+        .query_one(
+            "SELECT ARRAY[1, 2, 3]::INT8[], ARRAY['a', 'b c', ''], ARRAY[1, NULL]::INT8[], \
+             '{}'::TEXT[], NULL::INT[]",
+            &[],
+        )
+        .await
+        .expect("arrays");
+    assert_eq!(row.columns()[0].type_(), &Type::INT8_ARRAY);
+    assert_eq!(row.columns()[1].type_(), &Type::TEXT_ARRAY);
+    assert_eq!(row.get::<_, Vec<i64>>(0), vec![1, 2, 3]);
+    assert_eq!(row.get::<_, Vec<String>>(1), vec!["a", "b c", ""]);
+    assert_eq!(row.get::<_, Vec<Option<i64>>>(2), vec![Some(1), None]);
+    assert_eq!(row.get::<_, Vec<String>>(3), Vec::<String>::new());
+    assert_eq!(row.get::<_, Option<Vec<i32>>>(4), None);
+    // Parameters: binary arrays in, a table column round trip.
+    client
+        .batch_execute("CREATE TABLE arr (id INT PRIMARY KEY, a INT8[], b TEXT[])")
+        .await
+        .expect("create");
+    let stmt = client
+        .prepare("INSERT INTO arr VALUES ($1, $2, $3)")
+        .await
+        .expect("prepare");
+    assert_eq!(stmt.params()[1], Type::INT8_ARRAY);
+    assert_eq!(stmt.params()[2], Type::TEXT_ARRAY);
+    let a: Vec<Option<i64>> = vec![Some(7), None, Some(-1)];
+    let b: Vec<String> = vec!["x".into(), "{y}".into()];
+    client
+        .execute(&stmt, &[&1i64, &a, &b])
+        .await
+        .expect("insert");
+    let row = client
+        .query_one(
+            "SELECT a, b, a[1], cardinality(b) FROM arr WHERE $1 = ANY(b)",
+            &[&"{y}"],
+        )
+        .await
+        .expect("select");
+    assert_eq!(row.get::<_, Vec<Option<i64>>>(0), a);
+    assert_eq!(row.get::<_, Vec<String>>(1), b);
+    assert_eq!(row.get::<_, i64>(2), 7);
+    assert_eq!(row.get::<_, i32>(3), 2);
+    // Text format through the simple protocol.
+    let out = client
+        .simple_query("SELECT b FROM arr")
+        .await
+        .expect("simple");
+    let text = out.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+        _ => None,
+    });
+    assert_eq!(text.as_deref(), Some(r#"{x,"{y}"}"#));
+    // A text-format error is reported with its SQLSTATE; array_agg in binary.
+    let e = client
+        .query_one("SELECT '{1,2'::INT[]", &[])
+        .await
+        .expect_err("malformed");
+    assert_eq!(code(&e), "22P02");
+    let row = client
+        .query_one("SELECT array_agg(id ORDER BY id) FROM arr", &[])
+        .await
+        .expect("array_agg");
+    assert_eq!(row.get::<_, Vec<i64>>(0), vec![1], "INT columns are int8");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dml_copy_and_a_vanished_client_releases_its_locks() {
     let node = start().await;
     let addr = node.sql.local_addr();

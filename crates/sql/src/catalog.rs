@@ -400,6 +400,10 @@ pub fn encode_type(b: &mut Vec<u8>, ty: SqlType) {
         SqlType::Interval => b.push(17),
         SqlType::Uuid => b.push(18),
         SqlType::Jsonb => b.push(19),
+        SqlType::Array(e) => {
+            b.push(20);
+            encode_type(b, *e);
+        }
         // A type added to sqltypes that the catalog does not know yet.
         _ => b.push(0),
     }
@@ -430,6 +434,10 @@ fn decode_type(r: &mut Reader) -> SqlResult<SqlType> {
         17 => SqlType::Interval,
         18 => SqlType::Uuid,
         19 => SqlType::Jsonb,
+        20 => match decode_type(r)? {
+            SqlType::Array(_) => return Err(corrupt("type")),
+            e => SqlType::array_of(e),
+        },
         _ => return Err(corrupt("type")),
     })
 }
@@ -1277,20 +1285,17 @@ impl Catalog {
             Request::Delete {
                 key: descriptor_key(desc.id),
             },
-            Request::DeleteRange {
-                span: tardigrade_kvpb::Span::new(prefix.clone(), keys::prefix_end(&prefix)),
-            },
         ])
         .await
         .map_err(kv_err)?;
+        txn.delete_range(&prefix, &keys::prefix_end(&prefix))
+            .await
+            .map_err(kv_err)?;
         Ok(())
     }
 
     /// A table by id read through `txn` without the cache (for DDL, which then
     /// rewrites it).
-        txn.delete_range(&prefix, &keys::prefix_end(&prefix))
-            .await
-            .map_err(kv_err)?;
     pub async fn table_for_update(&self, txn: &mut Txn, id: DescId) -> SqlResult<TableDesc> {
         match self.lookup_descriptor(txn, Mode::Through, id).await? {
             Some(Cached::Table(t)) => Ok((*t).clone()),

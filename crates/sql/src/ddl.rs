@@ -327,7 +327,6 @@ pub fn column_type(dt: &DataType) -> SqlResult<(SqlType, bool)> {
             }
         }
         DataType::String(Some(n)) => Ok((SqlType::Varchar(u32::try_from(*n).ok()), false)),
-        DataType::Array(_) => Err(SqlError::unsupported("array columns")),
         _ => Ok((crate::plan::bind::sql_type_of(dt)?, false)),
     }
 }
@@ -354,17 +353,19 @@ pub fn type_name(ty: SqlType) -> String {
         SqlType::Interval => "INTERVAL".into(),
         SqlType::Uuid => "UUID".into(),
         SqlType::Jsonb => "JSONB".into(),
+        SqlType::Array(e) => format!("{}[]", type_name(*e)),
         other => other.to_string().to_uppercase(),
     }
 }
 
 fn check_indexable(t: &TableDesc, col: ColumnId) -> SqlResult<()> {
     if let Some(c) = t.column_by_id(col)
-        && c.ty == SqlType::Jsonb
+        && (c.ty == SqlType::Jsonb || c.ty.element().is_some())
     {
+        // TODO(issue 4): array key encoding (forward and inverted indexes).
         return Err(SqlError::unsupported(format!(
-            "column {} is of type jsonb and thus is not indexable",
-            c.name
+            "column {} is of type {} and thus is not indexable",
+            c.name, c.ty
         )));
     }
     Ok(())
@@ -2092,12 +2093,10 @@ async fn add_primary_key(
         }
         rowenc::insert_rows(txn, &node.catalog, &unchecked, &rows, false).await?;
     }
-    let mut reqs = Vec::new();
     for index in old.all_indexes() {
         let (s, e) = rowenc::index_span(&old, index.id);
         txn.delete_range(&s, &e).await.map_err(kv_err)?;
     }
-    txn.send(reqs).await.map_err(kv_err)?;
     *t = new;
     Ok(())
 }

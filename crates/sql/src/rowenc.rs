@@ -132,6 +132,13 @@ pub fn encode_key_value(
                 "column of type jsonb is not indexable",
             ));
         }
+        // TODO(issue 4): a key encoding for arrays (CockroachDB has one for
+        // forward indexes, and inverted indexes for containment).
+        (Value::Array(_), _) | (_, SqlType::Array(_)) => {
+            return Err(SqlError::unsupported(format!(
+                "column of type {ty} is not indexable"
+            )));
+        }
         _ => return Err(mismatch(v, ty)),
     }
     Ok(())
@@ -204,6 +211,8 @@ const TAG_TIMESTAMPTZ: u64 = 10;
 const TAG_INTERVAL: u64 = 11;
 const TAG_UUID: u64 = 12;
 const TAG_JSONB: u64 = 13;
+/// An array: its length, then per element a tag (0 for NULL) and the datum.
+const TAG_ARRAY: u64 = 14;
 
 fn put_varint(b: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -309,6 +318,22 @@ fn encode_value_column(b: &mut Vec<u8>, delta: u64, v: &Value) -> SqlResult<()> 
             put_varint(b, s.len() as u64);
             b.extend_from_slice(s.as_bytes());
         }
+        Value::Array(items) => {
+            head(b, TAG_ARRAY);
+            put_varint(b, items.len() as u64);
+            for item in items {
+                match item {
+                    Value::Null => put_varint(b, 0),
+                    Value::Array(_) => {
+                        return Err(SqlError::unsupported(
+                            "multidimensional arrays are not supported",
+                        ));
+                    }
+                    // an element is a column with delta 0: just its tag and datum
+                    v => encode_value_column(b, 0, v)?,
+                }
+            }
+        }
         #[allow(unreachable_patterns)]
         _ => return Err(SqlError::unsupported("cannot store a value of this type")),
     }
@@ -362,6 +387,23 @@ fn decode_value_column(buf: &mut &[u8], tag: u64) -> SqlResult<Value> {
             Value::Jsonb(Box::new(
                 serde_json::from_slice(s).map_err(|_| corrupt_value())?,
             ))
+        }
+        TAG_ARRAY => {
+            let n = get_varint(buf)?;
+            // every element takes at least a byte: bound the allocation
+            if n > buf.len() as u64 {
+                return Err(corrupt_value());
+            }
+            let mut items = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let tag = get_varint(buf)?;
+                items.push(match tag {
+                    0 => Value::Null,
+                    TAG_ARRAY => return Err(corrupt_value()),
+                    t => decode_value_column(buf, t)?,
+                });
+            }
+            Value::Array(items)
         }
         _ => return Err(corrupt_value()),
     })

@@ -1,5 +1,9 @@
 //! Aggregate functions: result types and accumulators (count, sum, avg, min, max,
-//! string_agg, bool_and/bool_or/every, stddev/variance families).
+//! string_agg, array_agg, bool_and/bool_or/every, stddev/variance families).
+//!
+//! An aggregate with `ORDER BY` inside its call (`array_agg(x ORDER BY y DESC)`) is
+//! named by [`ordered_name`]: its sort keys follow its arguments, and the
+//! accumulator buffers the group's rows and sorts them before folding.
 //!
 //! Results follow PostgreSQL 15: `sum` of int2/int4 is bigint and of int8 numeric
 //! (accumulated exactly, never overflowing), `avg` of integers and numerics is numeric
@@ -60,6 +64,10 @@ pub fn is_aggregate(name: &str) -> bool {
 /// The result type of aggregate `name` over arguments of types `args`.
 pub fn aggregate_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
     use SqlType as T;
+    if let Some((inner, keys)) = parse_ordered(name) {
+        let n = args.len().saturating_sub(keys.len());
+        return aggregate_type(inner, &args[..n]);
+    }
     let one = || {
         if args.len() == 1 {
             Ok(args[0])
@@ -109,7 +117,13 @@ pub fn aggregate_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
         },
         "jsonb_agg" if args.len() == 1 => Ok(T::Jsonb),
         "jsonb_object_agg" if args.len() == 2 => Ok(T::Jsonb),
-        "array_agg" => Err(SqlError::unsupported("array_agg is not supported yet")),
+        "array_agg" => match one()? {
+            T::Array(_) => Err(SqlError::unsupported(
+                "array_agg of arrays (a multidimensional array) is not supported",
+            )),
+            T::Unknown => Ok(T::array_of(T::Text)),
+            t => Ok(T::array_of(t)),
+        },
         _ => Err(undefined(name, args)),
     }
 }
@@ -121,6 +135,15 @@ fn is_texty(t: SqlType) -> bool {
 /// A fresh accumulator for aggregate `name` over arguments of types `arg_types`.
 pub fn new_accumulator(name: &str, arg_types: &[SqlType]) -> SqlResult<Box<dyn Accumulator>> {
     use SqlType as T;
+    if let Some((inner, keys)) = parse_ordered(name) {
+        let n = arg_types.len().saturating_sub(keys.len());
+        return Ok(Box::new(Ordered {
+            inner: new_accumulator(inner, &arg_types[..n])?,
+            nargs: n,
+            keys,
+            rows: Vec::new(),
+        }));
+    }
     let result = aggregate_type(name, arg_types)?;
     let arg = arg_types.first().copied().unwrap_or(T::Unknown);
     Ok(match name {
@@ -188,6 +211,7 @@ pub fn new_accumulator(name: &str, arg_types: &[SqlType]) -> SqlResult<Box<dyn A
             acc: None,
             and: name == "bit_and",
         }),
+        "array_agg" => Box::new(ArrayAgg(None)),
         "jsonb_agg" => Box::new(JsonbAgg {
             items: None,
             ty: arg,
@@ -199,6 +223,95 @@ pub fn new_accumulator(name: &str, arg_types: &[SqlType]) -> SqlResult<Box<dyn A
         }),
         _ => return Err(undefined(name, arg_types)),
     })
+}
+
+/// The name of aggregate `name` called with `ORDER BY` keys sorted as given by
+/// `keys` (descending, nulls first): `array_agg ORDER BY AL,DF`. The keys' values
+/// are passed after the aggregate's own arguments.
+pub fn ordered_name(name: &str, keys: &[(bool, bool)]) -> String {
+    let spec: Vec<String> = keys
+        .iter()
+        .map(|&(desc, nulls_first)| {
+            format!(
+                "{}{}",
+                if desc { 'D' } else { 'A' },
+                if nulls_first { 'F' } else { 'L' }
+            )
+        })
+        .collect();
+    format!("{name} ORDER BY {}", spec.join(","))
+}
+
+/// The aggregate and sort keys of an [`ordered_name`].
+fn parse_ordered(name: &str) -> Option<(&str, Vec<(bool, bool)>)> {
+    let (inner, spec) = name.split_once(" ORDER BY ")?;
+    let keys = spec
+        .split(',')
+        .map(|k| match k {
+            "AL" => Some((false, false)),
+            "AF" => Some((false, true)),
+            "DL" => Some((true, false)),
+            "DF" => Some((true, true)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((inner, keys))
+}
+
+/// An aggregate over its group's rows in `ORDER BY` order: rows are kept until
+/// the end, sorted (stably) on the trailing key values, then folded.
+struct Ordered {
+    inner: Box<dyn Accumulator>,
+    nargs: usize,
+    keys: Vec<(bool, bool)>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl Accumulator for Ordered {
+    fn add(&mut self, args: &[Value]) -> SqlResult<()> {
+        self.rows.push(args.to_vec());
+        Ok(())
+    }
+    fn finish(&mut self) -> SqlResult<Value> {
+        let (n, keys) = (self.nargs, &self.keys);
+        self.rows.sort_by(|a, b| {
+            for (i, &(desc, nulls_first)) in keys.iter().enumerate() {
+                let (x, y) = (&a[n + i], &b[n + i]);
+                let o = match (x.is_null(), y.is_null()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) if nulls_first => std::cmp::Ordering::Less,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) if nulls_first => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ if desc => ops::compare(y, x).unwrap_or(std::cmp::Ordering::Equal),
+                    _ => ops::compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
+                };
+                if o.is_ne() {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        for row in std::mem::take(&mut self.rows) {
+            self.inner.add(&row[..n])?;
+        }
+        self.inner.finish()
+    }
+}
+
+/// `array_agg`: every input, NULLs included; NULL for no rows.
+struct ArrayAgg(Option<Vec<Value>>);
+
+impl Accumulator for ArrayAgg {
+    fn add(&mut self, args: &[Value]) -> SqlResult<()> {
+        self.0
+            .get_or_insert_with(Vec::new)
+            .push(first(args).clone());
+        Ok(())
+    }
+    fn finish(&mut self) -> SqlResult<Value> {
+        Ok(self.0.take().map_or(Value::Null, Value::Array))
+    }
 }
 
 fn first(args: &[Value]) -> &Value {

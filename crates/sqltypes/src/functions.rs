@@ -78,13 +78,16 @@ fn non_strict(name: &str) -> bool {
             | "nullif"
             | "jsonb_build_object"
             | "jsonb_build_array"
-    )
+    ) || crate::array::non_strict(name)
 }
 
 /// The result type of `name(args…)`; 42883 when no such function exists.
 pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
     use SqlType as T;
     let fail = || Err(undefined(name, args));
+    if let Some(t) = crate::array::function_type(name, args)? {
+        return Ok(t);
+    }
     let r = match (name, args) {
         ("abs", [t]) if is_num(*t) => match t {
             T::Unknown => T::Float8,
@@ -378,6 +381,9 @@ fn numeric_log(b: &Num, x: &Num) -> SqlResult<Decimal> {
 
 /// Calls the scalar function `name` on `args` of types `arg_types`.
 pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlResult<Value> {
+    if let Some(rt) = crate::array::function_type(name, arg_types)? {
+        return crate::array::call_function(name, args, arg_types, rt);
+    }
     let rt = function_type(name, arg_types)?;
     if !non_strict(name) && args.iter().any(Value::is_null) {
         return Ok(Value::Null);
@@ -867,6 +873,10 @@ pub fn to_json(v: &Value, ty: SqlType) -> serde_json::Value {
             })
         }
         Value::Text(_) => J::String(ops::text_of(v, ty)),
+        Value::Array(a) => {
+            let et = ty.element().unwrap_or(SqlType::Unknown);
+            J::Array(a.iter().map(|x| to_json(x, et)).collect())
+        }
         _ => J::String(v.to_text(ty)),
     }
 }

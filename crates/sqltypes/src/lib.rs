@@ -5,6 +5,8 @@
 //! - [`SqlType`]: the column and expression types (with their PostgreSQL OIDs);
 //! - [`Value`]: one runtime value, with PostgreSQL's comparison, text output and
 //!   text/binary input;
+//! - [`array`]: one-dimensional arrays (text and binary formats, array functions,
+//!   `ANY`/`ALL`);
 //! - [`ops`]: operators, casts and built-in functions with PostgreSQL's semantics
 //!   (three-valued logic, overflow and division-by-zero errors, numeric scales).
 //!
@@ -12,6 +14,7 @@
 //! front end uses its text and binary formats.
 
 pub mod agg;
+pub mod array;
 pub mod datetime;
 pub mod error;
 pub mod functions;

@@ -167,6 +167,9 @@ fn arith_numeric(l: SqlType, r: SqlType) -> SqlType {
 
 /// Whether values of the two types can be compared with `=`, `<`, ….
 fn comparable(l: SqlType, r: SqlType) -> bool {
+    if let (SqlType::Array(a), SqlType::Array(b)) = (l, r) {
+        return comparable(*a, *b);
+    }
     l == SqlType::Unknown
         || r == SqlType::Unknown
         || (l.is_numeric() && r.is_numeric())
@@ -1053,6 +1056,9 @@ pub fn can_cast(from: SqlType, to: SqlType) -> bool {
     if from == T::Unknown || is_stringish(from) || is_stringish(to) {
         return true;
     }
+    if let (T::Array(a), T::Array(b)) = (from, to) {
+        return can_cast(*a, *b);
+    }
     if std::mem::discriminant(&from) == std::mem::discriminant(&to) {
         return true;
     }
@@ -1212,6 +1218,9 @@ pub fn cast(v: &Value, from: SqlType, to: SqlType) -> SqlResult<Value> {
         (Value::Bytes(b), T::Bytes) => Value::Bytes(b.clone()),
         (Value::Uuid(u), T::Uuid) => Value::Uuid(*u),
         (Value::Jsonb(j), T::Jsonb) => Value::Jsonb(j.clone()),
+        (Value::Array(a), T::Array(e)) => {
+            crate::array::cast_elements(a, from.element().unwrap_or(T::Unknown), *e)?
+        }
         (Value::Jsonb(j), T::Bool) => match j.as_ref() {
             serde_json::Value::Bool(b) => Value::Bool(*b),
             other => return Err(json_cast_error(other, to)),
@@ -1241,6 +1250,7 @@ fn category(t: SqlType) -> u8 {
         t if is_datetime(t) => 5,
         SqlType::Interval => 6,
         SqlType::Uuid => 7,
+        SqlType::Array(_) => 9,
         _ => 8,
     }
 }
@@ -1281,6 +1291,7 @@ pub fn common_type_for(context: &str, types: &[SqlType]) -> SqlResult<SqlType> {
             (a, _) if a.is_string() => T::Text,
             (T::TimestampTz, _) | (_, T::TimestampTz) => T::TimestampTz,
             (T::Timestamp, _) | (_, T::Timestamp) => T::Timestamp,
+            (T::Array(a), T::Array(b)) => T::array_of(common_type_for(context, &[*a, *b])?),
             (a, b) => {
                 return Err(SqlError::datatype_mismatch(format!(
                     "{context} types {a} and {b} cannot be matched"

@@ -33,6 +33,10 @@ pub enum SqlType {
     Interval,
     Uuid,
     Jsonb,
+    /// A one-dimensional array of the element type (never itself an array: like
+    /// PostgreSQL, `int[][]` is the same type as `int[]`). The element type is
+    /// interned by [`SqlType::array_of`] so `SqlType` stays `Copy`.
+    Array(&'static SqlType),
 }
 
 impl SqlType {
@@ -57,6 +61,54 @@ impl SqlType {
             SqlType::Interval => 1186,
             SqlType::Uuid => 2950,
             SqlType::Jsonb => 3802,
+            SqlType::Array(e) => e.array_oid(),
+        }
+    }
+
+    /// The array type with elements of type `elem` (`elem` itself when it is an array).
+    pub fn array_of(elem: SqlType) -> SqlType {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        if let SqlType::Array(_) = elem {
+            return elem;
+        }
+        // Each distinct element type is leaked once; there are few of them (one per
+        // type and length/precision modifier in use).
+        static INTERNED: OnceLock<Mutex<HashMap<SqlType, &'static SqlType>>> = OnceLock::new();
+        let map = INTERNED.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+        SqlType::Array(map.entry(elem).or_insert_with(|| Box::leak(Box::new(elem))))
+    }
+
+    /// The element type of an array type (`None` for other types).
+    pub fn element(self) -> Option<SqlType> {
+        match self {
+            SqlType::Array(e) => Some(*e),
+            _ => None,
+        }
+    }
+
+    /// The OID of the array type whose elements are of this type (PostgreSQL's
+    /// `typarray`).
+    fn array_oid(self) -> u32 {
+        match self {
+            SqlType::Bool => 1000,
+            SqlType::Bytes => 1001,
+            SqlType::Int2 => 1005,
+            SqlType::Int4 => 1007,
+            SqlType::Int8 => 1016,
+            SqlType::Float4 => 1021,
+            SqlType::Float8 => 1022,
+            SqlType::Decimal(_) => 1231,
+            SqlType::Char(_) => 1014,
+            SqlType::Varchar(_) => 1015,
+            SqlType::Date => 1182,
+            SqlType::Timestamp => 1115,
+            SqlType::TimestampTz => 1185,
+            SqlType::Interval => 1187,
+            SqlType::Uuid => 2951,
+            SqlType::Jsonb => 3807,
+            SqlType::Text | SqlType::Unknown | SqlType::Array(_) => 1009,
         }
     }
 
@@ -83,6 +135,22 @@ impl SqlType {
             1186 => SqlType::Interval,
             2950 => SqlType::Uuid,
             3802 | 114 => SqlType::Jsonb,
+            1000 => SqlType::array_of(SqlType::Bool),
+            1001 => SqlType::array_of(SqlType::Bytes),
+            1005 => SqlType::array_of(SqlType::Int2),
+            1007 => SqlType::array_of(SqlType::Int4),
+            1016 => SqlType::array_of(SqlType::Int8),
+            1021 => SqlType::array_of(SqlType::Float4),
+            1022 => SqlType::array_of(SqlType::Float8),
+            1231 => SqlType::array_of(SqlType::Decimal(None)),
+            1009 | 1014 => SqlType::array_of(SqlType::Text),
+            1015 => SqlType::array_of(SqlType::Varchar(None)),
+            1182 => SqlType::array_of(SqlType::Date),
+            1115 => SqlType::array_of(SqlType::Timestamp),
+            1185 => SqlType::array_of(SqlType::TimestampTz),
+            1187 => SqlType::array_of(SqlType::Interval),
+            2951 => SqlType::array_of(SqlType::Uuid),
+            3807 | 199 => SqlType::array_of(SqlType::Jsonb),
             _ => return None,
         })
     }
@@ -140,6 +208,7 @@ impl fmt::Display for SqlType {
             SqlType::Interval => f.write_str("interval"),
             SqlType::Uuid => f.write_str("uuid"),
             SqlType::Jsonb => f.write_str("jsonb"),
+            SqlType::Array(e) => write!(f, "{e}[]"),
         }
     }
 }

@@ -46,6 +46,9 @@ pub enum Value {
     Uuid(u128),
     /// JSONB in its canonical form (object keys sorted, as serde_json's map keeps them).
     Jsonb(Box<serde_json::Value>),
+    /// A one-dimensional array (lower bound 1); elements may be NULL. Its element
+    /// type is the `SqlType::Array` the value is typed with.
+    Array(Vec<Value>),
 }
 
 impl Value {
@@ -68,6 +71,7 @@ fn rank(v: &Value) -> u8 {
         Value::Interval(_) => 8,
         Value::Uuid(_) => 9,
         Value::Jsonb(_) => 10,
+        Value::Array(_) => 11,
     }
 }
 
@@ -301,6 +305,7 @@ impl Ord for Value {
             }
             (Uuid(a), Uuid(b)) => a.cmp(b),
             (Jsonb(a), Jsonb(b)) => cmp_json(a, b),
+            (Array(a), Array(b)) => crate::array::cmp_elements(a, b),
             _ => rank(self).cmp(&rank(other)),
         }
     }
@@ -322,6 +327,10 @@ impl Hash for Value {
             Value::Interval(iv) => datetime::interval_span(*iv).hash(state),
             Value::Uuid(u) => u.hash(state),
             Value::Jsonb(j) => hash_json(j, state),
+            Value::Array(a) => {
+                a.len().hash(state);
+                a.iter().for_each(|x| x.hash(state));
+            }
         }
     }
 }
@@ -859,6 +868,7 @@ impl Value {
             Value::Interval(iv) => datetime::write_interval(out, *iv),
             Value::Uuid(u) => write_uuid(out, *u),
             Value::Jsonb(j) => write_json(out, j),
+            Value::Array(a) => crate::array::write_text(out, a, ty.element().unwrap_or(ty)),
         }
     }
 
@@ -887,6 +897,7 @@ impl Value {
             SqlType::Interval => Value::Interval(datetime::parse_interval(s)?),
             SqlType::Uuid => Value::Uuid(parse_uuid(s)?),
             SqlType::Jsonb => Value::Jsonb(Box::new(parse_json(s)?)),
+            SqlType::Array(e) => crate::array::parse_text(s, *e)?,
         })
     }
 
@@ -906,6 +917,11 @@ impl Value {
             Value::Interval(_) => SqlType::Interval,
             Value::Uuid(_) => SqlType::Uuid,
             Value::Jsonb(_) => SqlType::Jsonb,
+            Value::Array(a) => SqlType::array_of(
+                a.iter()
+                    .find(|v| !v.is_null())
+                    .map_or(SqlType::Text, Value::natural_type),
+            ),
         }
     }
 
@@ -925,6 +941,8 @@ impl Value {
             Value::Interval(_) => ty == SqlType::Interval,
             Value::Uuid(_) => ty == SqlType::Uuid,
             Value::Jsonb(_) => ty == SqlType::Jsonb,
+            // elements are checked (and converted) one by one when written
+            Value::Array(_) => matches!(ty, SqlType::Array(_)),
         }
     }
 
@@ -990,6 +1008,7 @@ impl Value {
                 write_json(&mut s, j);
                 out.extend_from_slice(s.as_bytes());
             }
+            (Value::Array(a), _) => crate::array::write_binary(out, a, ty.element().unwrap_or(ty))?,
         }
         Ok(())
     }
@@ -1062,6 +1081,7 @@ impl Value {
                     ));
                 }
             },
+            SqlType::Array(e) => crate::array::parse_binary(b, *e)?,
         })
     }
 }

@@ -526,7 +526,8 @@ fn row_description(columns: &[Column], format: &Format) -> RowDescription {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let type_modifier = match c.ty {
+                // an array column carries its elements' modifier, as in PostgreSQL
+                let type_modifier = match c.ty.element().unwrap_or(c.ty) {
                     SqlType::Varchar(Some(n)) | SqlType::Char(n) => n as i32 + 4,
                     SqlType::Decimal(Some((p, s))) => ((i32::from(p) << 16) | i32::from(s)) + 4,
                     _ => -1,

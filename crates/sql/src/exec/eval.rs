@@ -136,6 +136,23 @@ pub fn eval(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
             "current_user" | "session_user" | "user" => Value::Text(ctx.user.to_string()),
             "current_schema" => Value::Text("public".into()),
             "default" => return Err(SqlError::syntax("DEFAULT is not allowed in this context")),
+            // Reads the array in place (a column or a literal is not copied per row:
+            // unnest indexes a literal array once per element).
+            "array_subscript" if args.len() == 2 => {
+                let index = eval(&args[1], row, ctx)?;
+                let owned;
+                let arr = match &args[0] {
+                    Scalar::Column { index, .. } => row.get(*index).ok_or_else(|| {
+                        SqlError::internal(format!("column @{} out of range", index + 1))
+                    })?,
+                    Scalar::Literal { value, .. } => value,
+                    other => {
+                        owned = eval(other, row, ctx)?;
+                        &owned
+                    }
+                };
+                tardigrade_sqltypes::array::subscript(arr, &index)?
+            }
             _ => {
                 let mut values = Vec::with_capacity(args.len());
                 let mut types = Vec::with_capacity(args.len());
@@ -293,18 +310,5 @@ fn quantified(
     lt: SqlType,
     rt: SqlType,
 ) -> SqlResult<Value> {
-    let mut saw_null = false;
-    for item in values {
-        match ops::eval_binary(op, v, item, lt, rt)? {
-            Value::Bool(true) if !all => return Ok(Value::Bool(true)),
-            Value::Bool(false) if all => return Ok(Value::Bool(false)),
-            Value::Null => saw_null = true,
-            _ => {}
-        }
-    }
-    Ok(if saw_null {
-        Value::Null
-    } else {
-        Value::Bool(all)
-    })
+    tardigrade_sqltypes::array::quantify(op, all, v, values, lt, rt)
 }

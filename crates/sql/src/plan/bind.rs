@@ -1058,6 +1058,13 @@ impl<'a> Binder<'a> {
                 let args: Vec<FunctionArg> = args.clone();
                 self.bind_table_function(name, &args, alias.as_ref())
             }
+            TableFactor::UNNEST {
+                alias,
+                array_exprs,
+                with_offset: false,
+                with_ordinality,
+                ..
+            } => self.bind_unnest(array_exprs, *with_ordinality, alias.as_ref()),
             other => Err(SqlError::unsupported(format!(
                 "unsupported FROM item: {other}"
             ))),
@@ -1071,6 +1078,16 @@ impl<'a> Binder<'a> {
         alias: Option<&ast::TableAlias>,
     ) -> SqlResult<(Rel, Scope)> {
         let fname = table_name(name);
+        if fname == "unnest" {
+            let exprs = args
+                .iter()
+                .map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
+                    _ => Err(SqlError::syntax("unnest takes positional arguments")),
+                })
+                .collect::<SqlResult<Vec<_>>>()?;
+            return self.bind_unnest(&exprs, false, alias);
+        }
         if fname != "generate_series" {
             return Err(SqlError::undefined_function(format!(
                 "function {fname} does not exist"
@@ -1120,6 +1137,69 @@ impl<'a> Binder<'a> {
             ty: SqlType::Int8,
             hidden: false,
         }];
+        Ok(apply_alias(rel, scope, alias, &fname))
+    }
+
+    /// `unnest(array)` in FROM, as `arr[i]` for `i` in `generate_series(1,
+    /// cardinality(arr))` (the array is evaluated once, before the rows; like
+    /// generate_series it cannot read columns of other FROM items).
+    fn bind_unnest(
+        &mut self,
+        args: &[Expr],
+        ordinality: bool,
+        alias: Option<&ast::TableAlias>,
+    ) -> SqlResult<(Rel, Scope)> {
+        let fname = "unnest".to_string();
+        let [e] = args else {
+            return Err(SqlError::unsupported(
+                "unnest of several arrays is not supported",
+            ));
+        };
+        let arr = self.bind_expr(e, &Scope::new())?;
+        let Some(elem) = arr.ty().element() else {
+            return Err(SqlError::undefined_function(format!(
+                "function unnest({}) does not exist",
+                arr.ty()
+            )));
+        };
+        let len = self.call("cardinality", vec![arr.clone()])?;
+        let series = Rel::Series {
+            start: Scalar::literal(Value::Int(1), SqlType::Int8),
+            stop: self.cast(len, SqlType::Int8)?,
+            step: None,
+        };
+        let position = Scalar::Column {
+            index: 0,
+            ty: SqlType::Int8,
+        };
+        let mut exprs = vec![Scalar::Func {
+            name: "array_subscript".into(),
+            args: vec![arr, position.clone()],
+            ty: elem,
+        }];
+        let column = alias
+            .filter(|a| a.columns.is_empty())
+            .map(|a| normalize(&a.name))
+            .unwrap_or_else(|| fname.clone());
+        let mut scope = vec![ScopeColumn {
+            table: Some(fname.clone()),
+            name: column,
+            ty: elem,
+            hidden: false,
+        }];
+        if ordinality {
+            exprs.push(position);
+            scope.push(ScopeColumn {
+                table: Some(fname.clone()),
+                name: "ordinality".into(),
+                ty: SqlType::Int8,
+                hidden: false,
+            });
+        }
+        let rel = Rel::Project {
+            input: Box::new(series),
+            exprs,
+        };
         Ok(apply_alias(rel, scope, alias, &fname))
     }
 
@@ -1329,8 +1409,8 @@ impl<'a> Binder<'a> {
                 any,
                 ..
             } => {
-                if *any || escape_char.is_some() {
-                    return Err(SqlError::unsupported("LIKE ANY / ESCAPE are not supported"));
+                if escape_char.is_some() {
+                    return Err(SqlError::unsupported("LIKE … ESCAPE is not supported"));
                 }
                 let ilike = matches!(e, Expr::ILike { .. });
                 let op = match (ilike, negated) {
@@ -1341,12 +1421,25 @@ impl<'a> Binder<'a> {
                 };
                 let l = self.bind_expr_inner(expr, scope, d)?;
                 let r = self.bind_expr_inner(pattern, scope, d)?;
+                if *any {
+                    // `x LIKE ANY (array)`
+                    return self.quantified_array(op, false, l, r);
+                }
                 self.binary(op, l, r)?
             }
             Expr::Cast {
                 expr, data_type, ..
             } => {
                 let to = sql_type_of(data_type)?;
+                // `ARRAY[]::int[]`: an empty constructor takes the cast's type.
+                if let (Expr::Array(a), SqlType::Array(_)) = (expr.as_ref(), to)
+                    && a.elem.is_empty()
+                {
+                    return Ok(Scalar::Literal {
+                        value: Value::Array(Vec::new()),
+                        ty: to,
+                    });
+                }
                 let inner = self.bind_expr_inner(expr, scope, d)?;
                 self.cast(inner, to)?
             }
@@ -1464,9 +1557,9 @@ impl<'a> Binder<'a> {
             } => {
                 let all = matches!(e, Expr::AllOp { .. });
                 let Expr::Subquery(q) = right.as_ref() else {
-                    return Err(SqlError::unsupported(
-                        "ANY/ALL over arrays is not supported",
-                    ));
+                    let l = self.bind_expr_inner(left, scope, d)?;
+                    let r = self.bind_expr_inner(right, scope, d)?;
+                    return self.quantified_array(binop(compare_op)?, all, l, r);
                 };
                 let l = self.bind_expr_inner(left, scope, d)?;
                 let (mut sub, sub_scope) = self.bind_subquery(q, scope)?;
@@ -1543,6 +1636,25 @@ impl<'a> Binder<'a> {
                 let a = self.bind_expr_inner(expr, scope, d)?;
                 self.call("floor", vec![a])?
             }
+            Expr::Array(a) => {
+                let mut items = Vec::with_capacity(a.elem.len());
+                for item in &a.elem {
+                    items.push(self.bind_expr_inner(item, scope, d)?);
+                }
+                self.array_constructor(items)?
+            }
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] =
+                    access_chain.as_slice()
+                else {
+                    return Err(SqlError::unsupported(
+                        "array slices and multidimensional subscripts are not supported",
+                    ));
+                };
+                let arr = self.bind_expr_inner(root, scope, d)?;
+                let index = self.bind_expr_inner(index, scope, d)?;
+                self.subscript(arr, index)?
+            }
             Expr::Tuple(_) => return Err(SqlError::unsupported("row values are not supported")),
             other => {
                 return Err(SqlError::unsupported(format!(
@@ -1602,6 +1714,19 @@ impl<'a> Binder<'a> {
         if f.over.is_some() {
             return Err(SqlError::unsupported("window functions are not supported"));
         }
+        let mut order_by: &[ast::OrderByExpr] = &[];
+        if let FunctionArguments::List(list) = &f.args {
+            for clause in &list.clauses {
+                match clause {
+                    ast::FunctionArgumentClause::OrderBy(keys) => order_by = keys,
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "unsupported clause {other} in {name}()"
+                        )));
+                    }
+                }
+            }
+        }
         let (args, distinct, star) = match &f.args {
             FunctionArguments::None => (Vec::new(), false, false),
             FunctionArguments::Subquery(_) => {
@@ -1647,6 +1772,17 @@ impl<'a> Binder<'a> {
                     }
                 }
             }
+            // ORDER BY inside the call: the keys are passed after the arguments.
+            let mut order_keys = Vec::with_capacity(order_by.len());
+            for ob in order_by {
+                if err.is_some() {
+                    break;
+                }
+                match self.bind_expr_inner(&ob.expr, scope, d) {
+                    Ok(s) => order_keys.push(sort_key(s, &ob.options)),
+                    Err(e) => err = Some(e),
+                }
+            }
             let filter = match (&f.filter, &err) {
                 (Some(fe), None) => match self.bind_expr_inner(fe, scope, d) {
                     Ok(s) => Some(self.coerce_bool(s, "FILTER")?),
@@ -1675,8 +1811,33 @@ impl<'a> Binder<'a> {
                     }
                 })
                 .collect::<SqlResult<Vec<_>>>()?;
-            let arg_types: Vec<SqlType> = bound.iter().map(|b| b.ty()).collect();
+            let mut arg_types: Vec<SqlType> = bound.iter().map(|b| b.ty()).collect();
             let ty = agg::aggregate_type(&name, &arg_types)?;
+            let (name, bound) = if order_keys.is_empty() {
+                (name, bound)
+            } else {
+                if distinct {
+                    return Err(SqlError::unsupported(format!(
+                        "{name}(DISTINCT … ORDER BY …) is not supported"
+                    )));
+                }
+                let spec: Vec<(bool, bool)> = order_keys
+                    .iter()
+                    .map(|k| (k.descending, k.nulls_first))
+                    .collect();
+                let mut bound = bound;
+                for k in order_keys {
+                    let key = fold(k.expr);
+                    let key = if key.ty() == SqlType::Unknown {
+                        self.coerce_soft(key, SqlType::Text)?
+                    } else {
+                        key
+                    };
+                    arg_types.push(key.ty());
+                    bound.push(key);
+                }
+                (agg::ordered_name(&name, &spec), bound)
+            };
             let aggs = self
                 .aggs
                 .as_mut()
@@ -1696,6 +1857,12 @@ impl<'a> Binder<'a> {
         }
         if star {
             return Err(SqlError::syntax(format!("{name}(*) is not valid")));
+        }
+        if !order_by.is_empty() {
+            return Err(SqlError::new(
+                codes::WRONG_OBJECT_TYPE,
+                format!("ORDER BY specified, but {name} is not an aggregate function"),
+            ));
         }
         let mut bound = Vec::with_capacity(args.len());
         for a in &args {
@@ -1808,6 +1975,117 @@ impl<'a> Binder<'a> {
         Ok(Scalar::Func {
             name: name.to_string(),
             args,
+            ty,
+        })
+    }
+
+    /// `ARRAY[a, b, …]`: the elements coerced to their common type.
+    fn array_constructor(&mut self, items: Vec<Scalar>) -> SqlResult<Scalar> {
+        if items.is_empty() {
+            return Err(
+                SqlError::new("42P18", "cannot determine type of empty array").with_hint(
+                    "Explicitly cast to the desired type, for example ARRAY[]::integer[].",
+                ),
+            );
+        }
+        let types: Vec<SqlType> = items.iter().map(Scalar::ty).collect();
+        if types.iter().any(|t| t.element().is_some()) {
+            // TODO(issue 4): multidimensional arrays.
+            return Err(SqlError::unsupported(
+                "multidimensional arrays are not supported",
+            ));
+        }
+        let ty = ops::common_type_for("ARRAY", &types)?;
+        let args = items
+            .into_iter()
+            .map(|i| self.coerce(i, ty, "ARRAY"))
+            .collect::<SqlResult<Vec<_>>>()?;
+        Ok(Scalar::Func {
+            name: "array".into(),
+            args,
+            ty: SqlType::array_of(ty),
+        })
+    }
+
+    /// `arr[i]`: 1-based, NULL out of range.
+    fn subscript(&mut self, arr: Scalar, index: Scalar) -> SqlResult<Scalar> {
+        let Some(elem) = arr.ty().element() else {
+            return Err(SqlError::datatype_mismatch(format!(
+                "cannot subscript type {} because it does not support subscripting",
+                arr.ty()
+            )));
+        };
+        let index = self.coerce(index, SqlType::Int4, "array subscript")?;
+        Ok(Scalar::Func {
+            name: "array_subscript".into(),
+            args: vec![arr, index],
+            ty: elem,
+        })
+    }
+
+    /// `l op ANY (array)` / `l op ALL (array)`.
+    fn quantified_array(
+        &mut self,
+        op: BinOp,
+        all: bool,
+        l: Scalar,
+        r: Scalar,
+    ) -> SqlResult<Scalar> {
+        let r = if r.ty() == SqlType::Unknown {
+            let elem = match l.ty() {
+                SqlType::Unknown => SqlType::Text,
+                t => t,
+            };
+            self.coerce_soft(r, SqlType::array_of(elem))?
+        } else {
+            r
+        };
+        let Some(elem) = r.ty().element() else {
+            return Err(SqlError::new(
+                codes::WRONG_OBJECT_TYPE,
+                "op ANY/ALL (array) requires array on right side",
+            ));
+        };
+        let l = self.coerce_soft(l, elem)?;
+        if ops::binary_type(op, l.ty(), elem)? != SqlType::Bool {
+            return Err(SqlError::datatype_mismatch(
+                "op ANY/ALL (array) requires operator to yield boolean",
+            ));
+        }
+        Ok(Scalar::Func {
+            name: tardigrade_sqltypes::array::quantified_name(op, all),
+            args: vec![l, r],
+            ty: SqlType::Bool,
+        })
+    }
+
+    /// `||` with an array operand: array_cat, array_append or array_prepend.
+    fn array_concat(&mut self, l: Scalar, r: Scalar) -> SqlResult<Scalar> {
+        let (lt, rt) = (l.ty(), r.ty());
+        let (name, l, r) = match (lt.element(), rt.element()) {
+            (Some(_), Some(_)) => ("array_cat", l, r),
+            (Some(_), None) if rt == SqlType::Unknown => {
+                let r = self.coerce_soft(r, lt)?;
+                ("array_cat", l, r)
+            }
+            (None, Some(_)) if lt == SqlType::Unknown => {
+                let l = self.coerce_soft(l, rt)?;
+                ("array_cat", l, r)
+            }
+            (Some(e), None) => {
+                let r = self.coerce(r, e, "array_append")?;
+                ("array_append", l, r)
+            }
+            (None, Some(e)) => {
+                let l = self.coerce(l, e, "array_prepend")?;
+                ("array_prepend", l, r)
+            }
+            (None, None) => return Err(SqlError::internal("array_concat without an array")),
+        };
+        let ty = ops::function_type(name, &[l.ty(), r.ty()])?;
+        Ok(Scalar::Func {
+            name: name.into(),
+            args: vec![l, r],
             ty,
         })
     }
@@ -1940,6 +2218,9 @@ impl<'a> Binder<'a> {
     /// A binary operation, with untyped literals and parameters taking the other
     /// side's type.
     pub fn binary(&mut self, op: BinOp, l: Scalar, r: Scalar) -> SqlResult<Scalar> {
+        if op == BinOp::Concat && (l.ty().element().is_some() || r.ty().element().is_some()) {
+            return self.array_concat(l, r);
+        }
         let (l, r) = if matches!(op, BinOp::And | BinOp::Or) {
             (
                 self.coerce_bool(l, op_name(op))?,
@@ -2050,16 +2331,7 @@ impl<'a> Binder<'a> {
         if from == ty {
             return Ok(s);
         }
-        let ok = (from.is_numeric() && ty.is_numeric())
-            || (from.is_string() && ty.is_string())
-            || matches!(
-                (from, ty),
-                (SqlType::Date, SqlType::Timestamp | SqlType::TimestampTz)
-                    | (SqlType::Timestamp, SqlType::TimestampTz)
-                    | (SqlType::TimestampTz, SqlType::Timestamp)
-            )
-            || ty.is_string();
-        if !ok {
+        if !assignable(from, ty) {
             return Err(SqlError::datatype_mismatch(format!(
                 "{context}: expected {ty}, found {from}"
             )));
@@ -2087,9 +2359,14 @@ impl<'a> Binder<'a> {
             return Ok(s);
         }
         if !ops::can_cast(from, to) {
+            // between arrays PostgreSQL names the element types that do not cast
+            let (f, t) = match (from.element(), to.element()) {
+                (Some(f), Some(t)) => (f, t),
+                _ => (from, to),
+            };
             return Err(SqlError::new(
                 codes::CANNOT_COERCE,
-                format!("cannot cast type {from} to {to}"),
+                format!("cannot cast type {f} to {t}"),
             ));
         }
         Ok(Scalar::Cast {
@@ -2097,6 +2374,23 @@ impl<'a> Binder<'a> {
             to,
         })
     }
+}
+
+/// Whether a value of type `from` converts implicitly to `to` in an assignment
+/// (arrays when their elements do).
+fn assignable(from: SqlType, to: SqlType) -> bool {
+    if let (Some(f), Some(t)) = (from.element(), to.element()) {
+        return f == t || f == SqlType::Unknown || assignable(f, t);
+    }
+    (from.is_numeric() && to.is_numeric())
+        || (from.is_string() && to.is_string())
+        || matches!(
+            (from, to),
+            (SqlType::Date, SqlType::Timestamp | SqlType::TimestampTz)
+                | (SqlType::Timestamp, SqlType::TimestampTz)
+                | (SqlType::TimestampTz, SqlType::Timestamp)
+        )
+        || to.is_string()
 }
 
 enum SortTarget {
@@ -2224,6 +2518,8 @@ pub fn column_name_of(e: &Expr) -> String {
         },
         Expr::Nested(inner) => column_name_of(inner),
         Expr::Case { .. } => "case".into(),
+        Expr::Array(_) => "array".into(),
+        Expr::CompoundFieldAccess { root, .. } => column_name_of(root),
         Expr::Exists { .. } => "exists".into(),
         Expr::Extract { .. } => "extract".into(),
         Expr::Substring { .. } => "substring".into(),
@@ -2246,6 +2542,13 @@ pub fn column_name_of(e: &Expr) -> String {
 }
 
 fn type_column_name(dt: &DataType) -> String {
+    // PostgreSQL names an array cast after the element type (`'{1}'::int[]` is int4).
+    if let DataType::Array(
+        ast::ArrayElemTypeDef::SquareBracket(inner, _) | ast::ArrayElemTypeDef::Qualified(inner, _),
+    ) = dt
+    {
+        return type_column_name(inner);
+    }
     match sql_type_of(dt) {
         Ok(SqlType::Int2) => "int2".into(),
         Ok(SqlType::Int4) => "int4".into(),
@@ -2745,6 +3048,12 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
         DataType::Interval { .. } => SqlType::Interval,
         DataType::Uuid => SqlType::Uuid,
         DataType::JSON | DataType::JSONB => SqlType::Jsonb,
+        DataType::Array(
+            ast::ArrayElemTypeDef::SquareBracket(inner, _)
+            | ast::ArrayElemTypeDef::Qualified(inner, _)
+            | ast::ArrayElemTypeDef::AngleBracket(inner)
+            | ast::ArrayElemTypeDef::Parenthesis(inner),
+        ) => SqlType::array_of(sql_type_of(inner)?),
         DataType::Custom(name, _) => match table_name(name).as_str() {
             "int8" | "int64" | "bigserial" | "serial8" => SqlType::Int8,
             "int4" | "serial" | "serial4" => SqlType::Int4,
