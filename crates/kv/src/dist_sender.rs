@@ -6,9 +6,9 @@
 //! (two levels: meta2 records address data ranges, meta1 records address
 //! meta2 ranges, and meta1 lives in the first range), and sends each chunk to
 //! the range's leaseholder, in order. It retries on `NotLeaseholder`
-//! (following the hint), `RangeKeyMismatch` (evicting the stale descriptor)
-//! and unreachable replicas (trying the others), with backoff, until a
-//! deadline.
+//! (following the hint), `RangeKeyMismatch` (evicting the stale descriptor),
+//! `RangeNotFound` and unreachable replicas (trying the others), with
+//! backoff, until a deadline.
 //!
 //! Chunks go out in order and one at a time so that a transaction's
 //! sequence numbers (assigned by the server in request order) and its
@@ -348,6 +348,16 @@ impl DistSender {
                         }
                         last_err = e;
                     }
+                    // The node no longer (or not yet) holds the range: try
+                    // the others before looking it up again. A descriptor
+                    // looked up afresh may still list this node (its meta
+                    // record is rewritten after the change), so evicting
+                    // here could send every attempt back to it.
+                    ErrorDetail::RangeNotFound { .. } => {
+                        answered = true;
+                        self.unreachable.lock().remove(&node);
+                        last_err = unavailable(&format!("r{}: {e}", range.desc.range_id));
+                    }
                     ErrorDetail::RangeKeyMismatch { .. } => {
                         self.cache.evict(&range.desc.start_key);
                         return Err(RouteError::Mismatch);
@@ -470,6 +480,7 @@ fn retryable_routing(e: &KvError) -> bool {
         ErrorDetail::Unavailable(_)
             | ErrorDetail::NotLeaseholder { .. }
             | ErrorDetail::RangeKeyMismatch { .. }
+            | ErrorDetail::RangeNotFound { .. }
     )
 }
 
@@ -607,12 +618,12 @@ fn merge(slot: &mut Option<Response>, piece: Response) {
                 resume_span: resume(r1, r2),
             }
         }
-        (first, _) => first,
-    });
-}
         (
             Response::ResolveIntentRange { resume_span: r1 },
             Response::ResolveIntentRange { resume_span: r2 },
         ) => Response::ResolveIntentRange {
             resume_span: resume(r1, r2),
         },
+        (first, _) => first,
+    });
+}

@@ -94,6 +94,15 @@ pub enum ErrorDetail {
         range_id: u64,
         leaseholder_node: u64,
     },
+    /// The node holds no initialized replica of the range the batch named
+    /// (`Header::range_id`): it was removed from this node, or has not
+    /// received its snapshot yet. The sender's descriptor is stale, but
+    /// another replica it lists may still serve, so it tries them before
+    /// looking the range up again (as for `RangeNotFoundError` in
+    /// CockroachDB; `RangeKeyMismatch` would send it to the meta records,
+    /// which may still list this node).
+    #[error("range {range_id} not found on node {node_id}")]
+    RangeNotFound { range_id: u64, node_id: u64 },
     #[error("invalid request: {0}")]
     InvalidArgument(String),
     #[error("unavailable: {0}")]

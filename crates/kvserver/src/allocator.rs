@@ -45,20 +45,10 @@ pub struct ReplicationSettings {
     pub rebalance_threshold: u64,
     /// How often the replicate queue visits the store's ranges.
     pub queue_interval: Duration,
-    /// Move leases (with Raft leadership) toward stores holding fewer.
-    /// Off by default: with leases transferred under load, a multi-node
-    /// test saw a meta lookup time out (not yet understood).
-    /// TODO(issue 3): find out and turn it on. With it on,
-    /// `server/tests/replicate.rs` `new_nodes_receive_replicas_by_range_count`
-    /// fails 3 runs of 3 (2026-11-27): a meta-record read through n1 gives
-    /// up after DistSender's 30 s deadline (it used to report this as
-    /// "range has no replicas": the deadline had passed in the lookups
-    /// before any replica was tried), and range 1 is left with 4 voters (a
-    /// change stopped half way) while its lease and leadership moved from
-    /// n1 to n2. The error now names the range being tried (r3, a data
-    /// range, for a read of a meta2 key): most likely the read met an intent
-    /// of r3's meta-update transaction (anchored on r3) and its push to r3's
-    /// record, whose lease had just moved, did not complete in time.
+    /// Move leases (with Raft leadership) toward stores holding fewer
+    /// (default on). It also lets range-count rebalancing move replicas off
+    /// the store that held every lease (the leaseholder's replica is never
+    /// removed).
     pub lease_rebalancing: bool,
 }
 
@@ -70,7 +60,7 @@ impl Default for ReplicationSettings {
             time_until_store_dead: Duration::from_secs(300),
             rebalance_threshold: 2,
             queue_interval: Duration::from_secs(3),
-            lease_rebalancing: false,
+            lease_rebalancing: true,
         }
     }
 }

@@ -582,7 +582,20 @@ impl Store {
             .collect();
         let first = spans.first().cloned().unwrap_or_default();
         let replica = if ba.header.range_id != 0 {
-            self.replica(ba.header.range_id)
+            // Not a key mismatch: the sender's descriptor lists a replica
+            // that is gone from here (or not yet initialized). Another one
+            // may serve; the meta records may still list this one, so a
+            // mismatch (evict, look up again) could send the sender back
+            // here until its deadline.
+            match self.replica(ba.header.range_id) {
+                Some(r) if r.is_initialized() => Some(r),
+                _ => {
+                    return Err(KvError::new(ErrorDetail::RangeNotFound {
+                        range_id: ba.header.range_id,
+                        node_id: self.cfg.node_id,
+                    }));
+                }
+            }
         } else {
             self.replica_for_key(&first.key)
         };

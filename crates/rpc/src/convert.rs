@@ -858,6 +858,9 @@ impl From<KvError> for pb::Error {
                 range_id,
                 leaseholder_node,
             }),
+            ErrorDetail::RangeNotFound { range_id, node_id } => {
+                D::RangeNotFound(pb::RangeNotFoundError { range_id, node_id })
+            }
             ErrorDetail::InvalidArgument(msg) => {
                 D::InvalidArgument(pb::InvalidArgumentError { msg })
             }
@@ -928,6 +931,10 @@ impl TryFrom<pb::Error> for KvError {
             D::NotLeaseholder(n) => ErrorDetail::NotLeaseholder {
                 range_id: n.range_id,
                 leaseholder_node: n.leaseholder_node,
+            },
+            D::RangeNotFound(n) => ErrorDetail::RangeNotFound {
+                range_id: n.range_id,
+                node_id: n.node_id,
             },
             D::InvalidArgument(m) => ErrorDetail::InvalidArgument(m.msg),
             D::Unavailable(m) => ErrorDetail::Unavailable(m.msg),

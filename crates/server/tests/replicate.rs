@@ -239,10 +239,20 @@ async fn dead_node_replica_is_replaced_and_range_stays_available() {
     }
 }
 
-fn range_count(n: &ClusterNode) -> usize {
+/// Initialized replicas on `n` (those leading their range if `leaders`).
+fn replica_count(n: &ClusterNode, leaders: bool) -> usize {
     n.store()
-        .map(|s| s.replicas().iter().filter(|r| r.is_initialized()).count())
+        .map(|s| {
+            s.replicas()
+                .iter()
+                .filter(|r| r.is_initialized() && (!leaders || r.is_raft_leader()))
+                .count()
+        })
         .unwrap_or(0)
+}
+
+fn range_count(n: &ClusterNode) -> usize {
+    replica_count(n, false)
 }
 
 /// (b) with many ranges: after splits, nodes 4 and 5 receive replicas by
@@ -293,8 +303,11 @@ async fn new_nodes_receive_replicas_by_range_count() {
     ready(&n4).await;
     ready(&n5).await;
     let all = [&n1, &n2, &n3, &n4, &n5];
-    // 9 ranges: the first with 5 voters, 8 with 3: 29 replicas, ~6 a store
-    // (node 1 leads every range and keeps its replicas: no lease transfers).
+    // 9 ranges: the first with 5 voters, 8 with 3: 29 replicas, ~6 a store.
+    // Leases (and Raft leadership) move too, so the stores that held them
+    // (node 1 led every range after the splits) can give up replicas; a
+    // replica removed before its meta record is rewritten must not stall
+    // requests routed by that record (`RangeNotFound`).
     let t = wait_for(
         "replicas spread onto nodes 4 and 5",
         Duration::from_secs(90),
@@ -362,6 +375,14 @@ async fn new_nodes_receive_replicas_by_range_count() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(ok, "replication factors and meta records converge");
+    // Leadership, which leases follow, spreads onto the new nodes too.
+    let t = wait_for("leaders spread", Duration::from_secs(30), || {
+        let l: Vec<usize> = all.iter().map(|n| replica_count(n, true)).collect();
+        l[3] + l[4] >= 1 && l.iter().all(|c| *c <= 4)
+    })
+    .await;
+    let l: Vec<usize> = all.iter().map(|n| replica_count(n, true)).collect();
+    eprintln!("ranges led per node {l:?} ({t:?} after the meta records converged)");
     for i in 0..8 {
         assert_eq!(
             db.get(format!("user/{i}/x").as_bytes()).await.expect("get"),

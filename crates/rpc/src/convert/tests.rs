@@ -360,6 +360,10 @@ fn sample_errors() -> Vec<ErrorDetail> {
         ErrorDetail::IntegerOverflow,
         ErrorDetail::Internal("oops".into()),
         ErrorDetail::AmbiguousResult("maybe".into()),
+        ErrorDetail::RangeNotFound {
+            range_id: 7,
+            node_id: 2,
+        },
     ]
 }
 
@@ -381,9 +385,10 @@ fn error_tag(e: &ErrorDetail) -> usize {
         ErrorDetail::IntegerOverflow => 13,
         ErrorDetail::Internal(_) => 14,
         ErrorDetail::AmbiguousResult(_) => 15,
+        ErrorDetail::RangeNotFound { .. } => 16,
     }
 }
-const ERROR_VARIANTS: usize = 16;
+const ERROR_VARIANTS: usize = 17;
 
 fn txn_header() -> Header {
     Header {
