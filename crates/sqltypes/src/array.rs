@@ -361,6 +361,39 @@ pub fn quantify(
     })
 }
 
+/// Calls array function `name` on values read in place (the executor passes
+/// array columns by reference rather than copying them for every row).
+pub fn call(name: &str, args: &[&Value], types: &[SqlType]) -> SqlResult<Value> {
+    match function_type(name, types)? {
+        Some(rt) => call_function(name, args, types, rt),
+        None => crate::functions::call_function(
+            name,
+            &args.iter().map(|v| (*v).clone()).collect::<Vec<_>>(),
+            types,
+        ),
+    }
+}
+
+/// Whether `name` is one of the array functions (by name alone).
+pub fn is_array_function(name: &str) -> bool {
+    matches!(
+        name,
+        "array"
+            | "array_subscript"
+            | "array_length"
+            | "array_lower"
+            | "array_upper"
+            | "cardinality"
+            | "array_ndims"
+            | "array_append"
+            | "array_prepend"
+            | "array_cat"
+            | "array_position"
+            | "array_to_string"
+            | "string_to_array"
+    ) || parse_quantified(name).is_some()
+}
+
 /// Whether `name` is an array function that does not return NULL just because an
 /// argument is NULL.
 pub fn non_strict(name: &str) -> bool {
@@ -432,12 +465,12 @@ pub fn subscript(arr: &Value, index: &Value) -> SqlResult<Value> {
 /// Evaluates an array function (`function_type` returned `Some(rt)` for it).
 pub fn call_function(
     name: &str,
-    args: &[Value],
+    args: &[&Value],
     types: &[SqlType],
     rt: SqlType,
 ) -> SqlResult<Value> {
     let ty = |i: usize| types.get(i).copied().unwrap_or(SqlType::Unknown);
-    let arg = |i: usize| args.get(i).unwrap_or(&Value::Null);
+    let arg = |i: usize| args.get(i).copied().unwrap_or(&Value::Null);
     let elems = |i: usize| match arg(i) {
         Value::Array(a) => Some(a.as_slice()),
         _ => None,
@@ -456,11 +489,11 @@ pub fn call_function(
         let et = ty(1).element().unwrap_or(SqlType::Unknown);
         return quantified(op, all, arg(0), arg(1), ty(0), et);
     }
-    if !non_strict(name) && args.iter().any(Value::is_null) {
+    if !non_strict(name) && args.iter().any(|v| v.is_null()) {
         return Ok(Value::Null);
     }
     Ok(match name {
-        "array" => Value::Array(args.to_vec()),
+        "array" => Value::Array(args.iter().map(|v| (*v).clone()).collect()),
         "array_subscript" => subscript(arg(0), &Value::Int(int(1)?))?,
         "array_length" | "array_upper" | "array_lower" => {
             let a = elems(0).unwrap_or(&[]);
@@ -697,8 +730,8 @@ mod tests {
         assert!(a("{}") < a("{0}"));
         assert!(a("{2}") > a("{1,5}"));
         let call = |name: &str, args: &[Value], types: &[SqlType]| {
-            let rt = function_type(name, types).expect("type").expect("array fn");
-            call_function(name, args, types, rt).expect(name)
+            let refs: Vec<&Value> = args.iter().collect();
+            super::call(name, &refs, types).expect(name)
         };
         assert_eq!(call("cardinality", &[a("{}")], &[i]), Value::Int(0));
         assert_eq!(

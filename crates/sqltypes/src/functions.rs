@@ -382,7 +382,8 @@ fn numeric_log(b: &Num, x: &Num) -> SqlResult<Decimal> {
 /// Calls the scalar function `name` on `args` of types `arg_types`.
 pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlResult<Value> {
     if let Some(rt) = crate::array::function_type(name, arg_types)? {
-        return crate::array::call_function(name, args, arg_types, rt);
+        let refs: Vec<&Value> = args.iter().collect();
+        return crate::array::call_function(name, &refs, arg_types, rt);
     }
     let rt = function_type(name, arg_types)?;
     if !non_strict(name) && args.iter().any(Value::is_null) {

@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use tardigrade_sqltypes::array;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::ops::{self, BinOp, UnOp};
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
@@ -136,22 +137,33 @@ pub fn eval(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
             "current_user" | "session_user" | "user" => Value::Text(ctx.user.to_string()),
             "current_schema" => Value::Text("public".into()),
             "default" => return Err(SqlError::syntax("DEFAULT is not allowed in this context")),
-            // Reads the array in place (a column or a literal is not copied per row:
-            // unnest indexes a literal array once per element).
-            "array_subscript" if args.len() == 2 => {
-                let index = eval(&args[1], row, ctx)?;
-                let owned;
-                let arr = match &args[0] {
-                    Scalar::Column { index, .. } => row.get(*index).ok_or_else(|| {
-                        SqlError::internal(format!("column @{} out of range", index + 1))
-                    })?,
-                    Scalar::Literal { value, .. } => value,
-                    other => {
-                        owned = eval(other, row, ctx)?;
-                        &owned
-                    }
-                };
-                tardigrade_sqltypes::array::subscript(arr, &index)?
+            // Array functions read columns and literals in place rather than
+            // copying an array per row (unnest indexes a literal array once per
+            // element; `x = ANY(col)` scans the column's array).
+            n if array::is_array_function(n) => {
+                let mut owned = Vec::with_capacity(args.len());
+                for a in args {
+                    owned.push(match a {
+                        Scalar::Column { .. } | Scalar::Literal { .. } => None,
+                        other => Some(eval(other, row, ctx)?),
+                    });
+                }
+                let mut refs = Vec::with_capacity(args.len());
+                let mut types = Vec::with_capacity(args.len());
+                for (a, o) in args.iter().zip(&owned) {
+                    refs.push(match (a, o) {
+                        (_, Some(v)) => v,
+                        (Scalar::Literal { value, .. }, None) => value,
+                        (Scalar::Column { index, .. }, None) => {
+                            row.get(*index).ok_or_else(|| {
+                                SqlError::internal(format!("column @{} out of range", index + 1))
+                            })?
+                        }
+                        _ => return Err(SqlError::internal("array function argument")),
+                    });
+                    types.push(a.ty());
+                }
+                array::call(n, &refs, &types)?
             }
             _ => {
                 let mut values = Vec::with_capacity(args.len());
@@ -310,5 +322,5 @@ fn quantified(
     lt: SqlType,
     rt: SqlType,
 ) -> SqlResult<Value> {
-    tardigrade_sqltypes::array::quantify(op, all, v, values, lt, rt)
+    array::quantify(op, all, v, values, lt, rt)
 }

@@ -1162,6 +1162,13 @@ impl<'a> Binder<'a> {
                 arr.ty()
             )));
         };
+        if arr.needs_async() {
+            // TODO(issue 4): generate_series and unnest arguments are evaluated
+            // without computing their subqueries first.
+            return Err(SqlError::unsupported(
+                "unnest of an expression with a subquery is not supported",
+            ));
+        }
         let len = self.call("cardinality", vec![arr.clone()])?;
         let series = Rel::Series {
             start: Scalar::literal(Value::Int(1), SqlType::Int8),
@@ -1729,6 +1736,9 @@ impl<'a> Binder<'a> {
         }
         let (args, distinct, star) = match &f.args {
             FunctionArguments::None => (Vec::new(), false, false),
+            FunctionArguments::Subquery(q) if name == "array" => {
+                return self.array_subquery(q, scope);
+            }
             FunctionArguments::Subquery(_) => {
                 return Err(SqlError::unsupported("function over a subquery"));
             }
@@ -2004,6 +2014,45 @@ impl<'a> Binder<'a> {
             name: "array".into(),
             args,
             ty: SqlType::array_of(ty),
+        })
+    }
+
+    /// `ARRAY(SELECT …)`: the subquery's rows, in its order, as
+    /// `COALESCE((SELECT array_agg(x) FROM (…)), '{}')`.
+    fn array_subquery(&mut self, q: &Query, scope: &Scope) -> SqlResult<Scalar> {
+        let (mut sub, sub_scope) = self.bind_subquery(q, scope)?;
+        let [column] = sub_scope.as_slice() else {
+            return Err(SqlError::syntax("subquery must return only one column"));
+        };
+        let elem = match column.ty {
+            SqlType::Unknown => SqlType::Text,
+            t => t,
+        };
+        let ty = agg::aggregate_type("array_agg", &[elem])?;
+        let input = Arc::unwrap_or_clone(sub.plan);
+        sub.plan = Arc::new(Rel::Aggregate {
+            input: Box::new(input),
+            group: Vec::new(),
+            aggs: vec![AggCall {
+                name: "array_agg".into(),
+                args: vec![Scalar::Column {
+                    index: 0,
+                    ty: column.ty,
+                }],
+                arg_types: vec![elem],
+                distinct: false,
+                filter: None,
+                ty,
+            }],
+        });
+        sub.kind = SubqueryKind::Scalar;
+        sub.ty = ty;
+        Ok(Scalar::Coalesce {
+            args: vec![
+                Scalar::Subquery(Box::new(sub)),
+                Scalar::literal(Value::Array(Vec::new()), ty),
+            ],
+            ty,
         })
     }
 
