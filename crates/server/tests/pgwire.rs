@@ -303,10 +303,10 @@ async fn cancel_requests_do_not_disturb_the_session() {
 }
 
 /// A cancel request during a statement: the statement ends with 57014 if it was
-/// still waiting (cancellation takes effect at the statement's await points;
-/// TODO(issue 4): the executor does not yet check for cancellation between
-/// batches, so CPU-bound work runs to completion), and either way the session
-/// stays usable; a statement cancelled inside a block aborts the block.
+/// still running (cancellation takes effect at the statement's await points: KV
+/// requests, and the executor's CPU-bound loops yield every few thousand rows),
+/// and either way the session stays usable; a statement cancelled inside a
+/// block aborts the block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_request_during_a_statement() {
     let node = start().await;

@@ -16,8 +16,10 @@
 //! - ReadyForQuery carries [`Session::transaction_status`];
 //! - COPY … FROM STDIN is handled here ([`copy`]): rows become batched, prepared
 //!   multi-row INSERTs through the same session, in one transaction;
-//! - a cancel request interrupts the running statement (57014); a cancelled
-//!   statement inside a transaction block aborts the block, as in PostgreSQL;
+//! - a cancel request interrupts the running statement (57014) at its next await
+//!   point (a KV request; the executor's CPU-bound loops yield every few
+//!   thousand rows); a cancelled statement inside a transaction block aborts the
+//!   block, as in PostgreSQL;
 //! - Terminate, a vanished client or a protocol error end the connection, and the
 //!   session is terminated: its open transaction is rolled back and its locks
 //!   released. Other connections are not affected.
@@ -27,9 +29,8 @@
 //!   1 GiB; CockroachDB's default is 16 MiB;
 //! - COPY TO STDOUT and COPY in binary format; an implicit COPY is one
 //!   transaction, so very large loads hit the KV layer's large-transaction limits;
-//! - cancellation takes effect at the statement's await points (KV requests);
-//!   CPU-bound execution runs to completion (the executor should check a cancel
-//!   flag between batches);
+//! - a single CPU-bound step that does not yield (an in-memory sort) runs to
+//!   completion before a cancel takes effect;
 //! - a cancelled multi-statement simple query reports only the cancellation, not
 //!   the results of the statements that completed before it;
 //! - `ROLLBACK TO SAVEPOINT cockroach_restart` in a block that failed in the wire

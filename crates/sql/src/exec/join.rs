@@ -232,7 +232,7 @@ impl Executor<'_> {
     /// through both: each left row meets the run of right rows with its key,
     /// which is kept for the following left rows with the same key.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn merge_join(
+    pub(super) async fn merge_join(
         &mut self,
         kind: JoinKind,
         left: Vec<Row>,
@@ -273,6 +273,7 @@ impl Executor<'_> {
         let mut group = (0usize, 0usize);
         let mut next = 0usize;
         for l in left {
+            self.tick(1).await;
             if out.len() - accounted >= 1024 {
                 self.account(&out[accounted..])?;
                 accounted = out.len();

@@ -258,7 +258,15 @@ pub struct Executor<'a> {
     now_micros: i64,
     /// Bytes of rows this statement has materialized (approximately).
     memory_used: usize,
+    /// Rows handled since the executor last yielded to the runtime.
+    work: usize,
 }
+
+/// Rows the CPU-bound loops handle between yields to the runtime. A cancel
+/// request drops the statement's future at its next await point, so loops
+/// that never wait on KV (cross joins, aggregation, generate_series) must
+/// offer one regularly.
+const YIELD_EVERY: usize = 4096;
 
 /// Most memory one statement's materialized rows may use before it fails with
 /// 53200 instead of taking the node down.
@@ -300,6 +308,17 @@ impl<'a> Executor<'a> {
             scan_cache: HashMap::new(),
             now_micros,
             memory_used: 0,
+            work: 0,
+        }
+    }
+
+    /// Counts `rows` of work, yielding to the runtime every `YIELD_EVERY`
+    /// rows (where a cancelled statement stops).
+    async fn tick(&mut self, rows: usize) {
+        self.work += rows;
+        if self.work >= YIELD_EVERY {
+            self.work = 0;
+            tokio::task::yield_now().await;
         }
     }
 
@@ -385,6 +404,7 @@ impl<'a> Executor<'a> {
                     let mut out = Vec::new();
                     let mut v = start;
                     while (step > 0 && v <= stop) || (step < 0 && v >= stop) {
+                        self.tick(1).await;
                         out.push(vec![Value::Int(v)]);
                         if out.len() > 10_000_000 {
                             return Err(SqlError::new(
@@ -404,6 +424,7 @@ impl<'a> Executor<'a> {
                     let mut out = Vec::with_capacity(rows.len());
                     let needs_async = predicate.needs_async();
                     for row in rows {
+                        self.tick(1).await;
                         let keep = if needs_async {
                             let values = self.eval_row(&[predicate], &row, outer).await?;
                             eval_predicate(predicate, &row, &self.ctx(outer, Some(&values)))?
@@ -422,6 +443,7 @@ impl<'a> Executor<'a> {
                     let refs: Vec<&Scalar> = exprs.iter().collect();
                     let mut out = Vec::with_capacity(rows.len());
                     for row in rows {
+                        self.tick(1).await;
                         let values = if needs_async {
                             Some(self.eval_row(&refs, &row, outer).await?)
                         } else {
@@ -458,6 +480,7 @@ impl<'a> Executor<'a> {
                     let l = self.run(left, outer).await?;
                     let r = self.run(right, outer).await?;
                     self.merge_join(*kind, l, r, right.width(), keys, on.as_ref(), outer)
+                        .await
                 }
                 Rel::Join {
                     kind,
@@ -831,6 +854,7 @@ impl<'a> Executor<'a> {
         let mut args = Vec::new();
         let mut out: Vec<Row> = Vec::new();
         for row in rows {
+            self.tick(1).await;
             let values = if needs_async {
                 Some(self.eval_row(&all_exprs, &row, outer).await?)
             } else {
@@ -936,6 +960,8 @@ impl<'a> Executor<'a> {
         let mut combined: Row = Vec::with_capacity(left_width + right_width);
         let mut accounted = 0;
         for l in &left {
+            self.tick(1 + if table.is_some() { 0 } else { right.len() })
+                .await;
             if out.len() - accounted >= 1024 {
                 self.account(&out[accounted..])?;
                 accounted = out.len();

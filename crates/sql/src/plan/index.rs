@@ -1,6 +1,7 @@
 //! Index selection: turns the filters above a scan into an [`IndexConstraint`] on
-//! the best index, pushes LIMITs into scans and filters on the preserved side
-//! of left, semi and anti joins into that side.
+//! the best index, drops sorts of rows already in order, pushes LIMITs into
+//! scans and filters on the preserved side of left, semi and anti joins into
+//! that side.
 //!
 //! For every index the longest run of leading key columns fixed by equality
 //! (or `IN` lists of constants) is found, then a range on the next column; the
@@ -22,7 +23,29 @@ const MAX_ALTERNATIVES: usize = 256;
 /// Chooses indexes and pushes limits throughout the tree, then join and
 /// aggregation algorithms ([`super::physical`]).
 pub fn optimize(rel: Rel) -> Rel {
-    super::physical::choose(choose_indexes(rel))
+    super::physical::choose(choose_indexes(optimize_subqueries(rel)))
+}
+
+/// Optimizes the plans of the subqueries in the tree's expressions.
+fn optimize_subqueries(rel: Rel) -> Rel {
+    rel.map_inputs(&mut optimize_subqueries)
+        .map_scalars(&mut |s| {
+            if !s.needs_async() {
+                return s;
+            }
+            // The rewrite never fails; on an error the expression stays as it was.
+            let unchanged = s.clone();
+            s.transform(&mut |e| {
+                Ok(match e {
+                    Scalar::Subquery(mut sub) => {
+                        sub.plan = std::sync::Arc::new(optimize((*sub.plan).clone()));
+                        Scalar::Subquery(sub)
+                    }
+                    other => other,
+                })
+            })
+            .unwrap_or(unchanged)
+        })
 }
 
 fn choose_indexes(rel: Rel) -> Rel {
@@ -141,6 +164,19 @@ fn choose_indexes(rel: Rel) -> Rel {
                 Rel::Project {
                     input: Box::new(input),
                     exprs,
+                }
+            }
+        }
+        Rel::Sort { input, keys } => {
+            // A sort of rows that already come in its order (a scan in index
+            // order) goes, so a LIMIT above can reach the scan.
+            let input = choose_indexes(*input);
+            if super::physical::provides(&input, &keys) {
+                input
+            } else {
+                Rel::Sort {
+                    input: Box::new(input),
+                    keys,
                 }
             }
         }

@@ -590,6 +590,16 @@ impl Scalar {
     }
 }
 
+fn map_aggs(aggs: Vec<AggCall>, f: &mut dyn FnMut(Scalar) -> Scalar) -> Vec<AggCall> {
+    aggs.into_iter()
+        .map(|a| AggCall {
+            args: a.args.into_iter().map(&mut *f).collect(),
+            filter: a.filter.map(&mut *f),
+            ..a
+        })
+        .collect()
+}
+
 fn transform_all(
     args: Vec<Scalar>,
     f: &mut dyn FnMut(Scalar) -> Result<Scalar, tardigrade_sqltypes::SqlError>,
@@ -703,6 +713,93 @@ impl Rel {
                 right: b(right),
             },
             leaf @ (Rel::Scan(_) | Rel::Values { .. } | Rel::Series { .. }) => leaf,
+        }
+    }
+
+    /// Rewrites every scalar expression of this node (not its inputs') with `f`.
+    pub fn map_scalars(self, f: &mut dyn FnMut(Scalar) -> Scalar) -> Rel {
+        let all = |v: Vec<Scalar>, f: &mut dyn FnMut(Scalar) -> Scalar| -> Vec<Scalar> {
+            v.into_iter().map(&mut *f).collect()
+        };
+        match self {
+            Rel::Values { rows, types } => Rel::Values {
+                rows: rows.into_iter().map(|r| all(r, f)).collect(),
+                types,
+            },
+            Rel::Filter { input, predicate } => Rel::Filter {
+                input,
+                predicate: f(predicate),
+            },
+            Rel::Project { input, exprs } => Rel::Project {
+                input,
+                exprs: all(exprs, f),
+            },
+            Rel::Aggregate { input, group, aggs } => Rel::Aggregate {
+                input,
+                group: all(group, f),
+                aggs: map_aggs(aggs, f),
+            },
+            Rel::StreamAggregate { input, group, aggs } => Rel::StreamAggregate {
+                input,
+                group: all(group, f),
+                aggs: map_aggs(aggs, f),
+            },
+            Rel::Join {
+                kind,
+                left,
+                right,
+                on,
+                equi,
+            } => Rel::Join {
+                kind,
+                left,
+                right,
+                on: on.map(&mut *f),
+                equi,
+            },
+            Rel::MergeJoin {
+                kind,
+                left,
+                right,
+                keys,
+                on,
+            } => Rel::MergeJoin {
+                kind,
+                left,
+                right,
+                keys,
+                on: on.map(&mut *f),
+            },
+            Rel::LookupJoin(mut j) => {
+                j.on = j.on.take().map(&mut *f);
+                j.right_filter = j.right_filter.take().map(&mut *f);
+                Rel::LookupJoin(j)
+            }
+            Rel::Sort { input, keys } => Rel::Sort {
+                input,
+                keys: keys
+                    .into_iter()
+                    .map(|k| SortKey {
+                        expr: f(k.expr),
+                        ..k
+                    })
+                    .collect(),
+            },
+            Rel::Limit {
+                input,
+                limit,
+                offset,
+            } => Rel::Limit {
+                input,
+                limit: limit.map(&mut *f),
+                offset: offset.map(&mut *f),
+            },
+            Rel::Series { start, stop, step } => Rel::Series {
+                start: f(start),
+                stop: f(stop),
+                step: step.map(&mut *f),
+            },
+            other @ (Rel::Scan(_) | Rel::Distinct { .. } | Rel::SetOp { .. }) => other,
         }
     }
 

@@ -7,8 +7,9 @@
 //! filters, limits, projections (of those columns), DISTINCT and the joins that
 //! keep their left input's order (inner, left, semi, anti — the executor emits
 //! a left row's matches before the next left row's) pass it on. NULL placement
-//! is not tracked: the consumers below skip NULL join keys and only need equal
-//! group keys to be adjacent, which holds wherever NULLs sort.
+//! matters only for dropping a sort (`provides`, used by index selection): merge
+//! joins skip NULL keys and streaming aggregation only needs equal group keys
+//! to be adjacent, which holds wherever NULLs sort.
 //!
 //! Without table statistics the choice uses rough row estimates (a table has
 //! 1000 rows; an equality prefix that does not fix a unique key matches 10, one
@@ -38,7 +39,7 @@ use tardigrade_sqltypes::ops::BinOp;
 use tardigrade_sqltypes::{SqlType, Value};
 
 use super::bind::{and_all, conjuncts};
-use super::{JoinKind, LookupJoin, MergeKey, Rel, Scalar, Scan};
+use super::{JoinKind, LookupJoin, MergeKey, Rel, Scalar, Scan, SortKey};
 use crate::catalog::{IndexId, TableDesc};
 
 /// Rows assumed for a table without statistics (CockroachDB assumes 1000 too).
@@ -53,6 +54,8 @@ const LOOKUP_COST: f64 = 4.0;
 pub struct OrderCol {
     pub column: usize,
     pub descending: bool,
+    /// Where the column's NULLs are, if it may hold any (`None`: no NULLs).
+    pub nulls_first: Option<bool>,
 }
 
 /// The columns `rel`'s output is sorted on, most significant first.
@@ -63,13 +66,18 @@ pub fn ordering(rel: &Rel) -> Vec<OrderCol> {
             ordering(input)
         }
         Rel::Project { input, exprs } => map_ordering(&ordering(input), exprs),
+        // Hash aggregation also emits groups in the order they first appear.
         Rel::StreamAggregate { input, group, .. } => map_ordering(&ordering(input), group),
+        Rel::Aggregate { input, group, .. } if arrives_grouped(input, group) => {
+            map_ordering(&ordering(input), group)
+        }
         Rel::Sort { keys, .. } => keys
             .iter()
             .map_while(|k| match &k.expr {
                 Scalar::Column { index, .. } => Some(OrderCol {
                     column: *index,
                     descending: k.descending,
+                    nulls_first: Some(k.nulls_first),
                 }),
                 _ => None,
             })
@@ -98,10 +106,7 @@ fn map_ordering(input: &[OrderCol], exprs: &[Scalar]) -> Vec<OrderCol> {
             exprs
                 .iter()
                 .position(|e| matches!(e, Scalar::Column { index, .. } if *index == o.column))
-                .map(|p| OrderCol {
-                    column: p,
-                    descending: o.descending,
-                })
+                .map(|p| OrderCol { column: p, ..*o })
         })
         .collect()
 }
@@ -112,15 +117,41 @@ fn scan_ordering(scan: &Scan) -> Vec<OrderCol> {
     let Some(index) = scan.table.index(scan.index) else {
         return Vec::new();
     };
+    let pk = &scan.table.primary_index.columns;
+    // The constraint's columns hold no NULLs in what the scan reads (`=`
+    // and ranges never match NULL).
+    let constrained = scan.constraint.as_ref().map_or(0, |c| {
+        c.prefixes.first().map_or(0, |p| p.len())
+            + usize::from(c.lower.is_some() || c.upper.is_some())
+    });
     crate::rowenc::full_key_columns(&scan.table, index)
         .into_iter()
-        .map_while(|(col, dir)| {
-            scan.table.column_position(col).map(|pos| OrderCol {
+        .enumerate()
+        .map_while(|(k, (col, dir))| {
+            let pos = scan.table.column_position(col)?;
+            let descending = (dir == Direction::Descending) != scan.reverse;
+            // NULL keys sort first in ascending key order.
+            let nullable =
+                scan.table.columns[pos].nullable && !pk.contains(&col) && k >= constrained;
+            Some(OrderCol {
                 column: pos,
-                descending: (dir == Direction::Descending) != scan.reverse,
+                descending,
+                nulls_first: nullable.then_some(!descending),
             })
         })
         .collect()
+}
+
+/// True if `rel`'s rows already come in the order `keys` ask for (so a sort
+/// can go).
+pub fn provides(rel: &Rel, keys: &[SortKey]) -> bool {
+    let order = ordering(rel);
+    keys.len() <= order.len()
+        && keys.iter().zip(&order).all(|(k, o)| {
+            matches!(&k.expr, Scalar::Column { index, .. } if *index == o.column)
+                && k.descending == o.descending
+                && o.nulls_first.is_none_or(|first| first == k.nulls_first)
+        })
 }
 
 /// Chooses join and aggregation algorithms throughout the tree (after index
