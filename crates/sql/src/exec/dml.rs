@@ -509,6 +509,19 @@ pub fn assign(v: Value, from: SqlType, col_ty: SqlType, col_name: &str) -> SqlRe
     if v.is_null() {
         return Ok(v);
     }
+    // An array is assigned element by element (a too long VARCHAR(n) element is
+    // an error, not truncated as by an explicit cast).
+    let v = match (v, col_ty.element()) {
+        (Value::Array(items), Some(elem)) => {
+            let from_elem = from.element().unwrap_or(SqlType::Unknown);
+            return items
+                .into_iter()
+                .map(|x| assign(x, from_elem, elem, col_name))
+                .collect::<SqlResult<Vec<_>>>()
+                .map(Value::Array);
+        }
+        (v, _) => v,
+    };
     if let (Value::Text(s), SqlType::Varchar(Some(n)) | SqlType::Char(n)) = (&v, col_ty) {
         let trimmed_len = s.trim_end_matches(' ').chars().count();
         if trimmed_len > n as usize {
@@ -523,6 +536,8 @@ pub fn assign(v: Value, from: SqlType, col_ty: SqlType, col_name: &str) -> SqlRe
             )
             .with_detail(format!("column \"{col_name}\"")));
         }
+        // cut the excess spaces (VARCHAR) or pad (CHAR)
+        return tardigrade_sqltypes::value::coerce_string(s, col_ty).map(Value::Text);
     }
     if from == col_ty
         && !matches!(

@@ -2385,6 +2385,25 @@ impl<'a> Binder<'a> {
                 "{context}: expected {ty}, found {from}"
             )));
         }
+        // A string going into VARCHAR(n)/CHAR(n) (or an array of them) is not
+        // cut here as an explicit cast would cut it: the assignment checks its
+        // length (22001) when it stores it.
+        let unbounded = |t: SqlType| match t {
+            SqlType::Varchar(Some(_)) | SqlType::Char(_) => SqlType::Text,
+            t => t,
+        };
+        let (fe, te) = (from.element().unwrap_or(from), ty.element().unwrap_or(ty));
+        if fe.is_string() && unbounded(te) != te {
+            let target = match ty.element() {
+                Some(e) => SqlType::array_of(unbounded(e)),
+                None => unbounded(ty),
+            };
+            return if from == target {
+                Ok(s)
+            } else {
+                self.cast(s, target)
+            };
+        }
         self.cast(s, ty)
     }
 
