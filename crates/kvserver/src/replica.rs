@@ -586,16 +586,15 @@ impl Replica {
         });
     }
 
-    /// Proposes a new lease for this replica (or an extension of ours) and
-    /// waits for it to apply. With `ts`, returns early if the lease already
-    /// covers it; without, if it is not in its second half.
     /// Transfers this replica's lease to voter `target` and then Raft
-    /// leadership (leases follow the leader). The new lease starts at the
-    /// present plus the maximum clock offset — above any timestamp this
-    /// replica can have served — and the new holder's timestamp cache
-    /// starts there. From the proposal on, this replica serves nothing
-    /// under the old lease; if the transfer fails it stays that way until
-    /// that lease expires or is replaced (the proposal may still apply).
+    /// leadership (leases follow the leader). The new lease starts at this
+    /// node's clock once it has stopped serving under the old lease: every
+    /// timestamp it served was folded into its clock before the lease
+    /// check, so the start is above all of them; the new holder moves its
+    /// clock and timestamp cache there when the lease applies. From the
+    /// proposal on, this replica serves nothing under the old lease; if the
+    /// transfer fails it stays that way until that lease expires or is
+    /// replaced (the proposal may still apply).
     pub async fn transfer_lease(&self, target: u64) -> Result<(), KvError> {
         let _one = self.lease_mu.lock().await;
         let now = self.clock.now();
@@ -616,11 +615,12 @@ impl Replica {
             return Ok(());
         }
         *self.transferring.lock() = Some((prev, to.node_id));
-        // Relative to physical time, not to the HLC (which may already be
-        // ahead of it): adding the offset to the HLC again and again would
-        // ratchet clocks beyond what peers accept (`ClockOffset`).
-        let mut start = physical_plus_offset(&self.clock);
-        start.forward(now);
+        // Read after the flag is set: a request that passed the lease check
+        // before it had its timestamp in the clock already. Not the clock
+        // plus the maximum offset: the new holder moves its clock to the
+        // start, and repeated transfers would ratchet clocks beyond what
+        // peers accept (`ClockOffset`).
+        let mut start = self.clock.now();
         start.forward(prev.start);
         let new = Lease {
             replica: to,
@@ -647,6 +647,9 @@ impl Replica {
         Ok(())
     }
 
+    /// Proposes a new lease for this replica (or an extension of ours) and
+    /// waits for it to apply. With `ts`, returns early if the lease already
+    /// covers it; without, if it is not in its second half.
     async fn request_lease(&self, ts: Option<Timestamp>) -> Result<(), KvError> {
         let _one = self.lease_mu.lock().await;
         let now = self.clock.now();
@@ -722,6 +725,9 @@ impl Replica {
         conf_change: Option<ConfChangeV2>,
     ) -> Result<(), KvError> {
         let store = self.store()?;
+        if !is_lease {
+            self.await_transferred_leadership().await;
+        }
         let (tx, mut rx) = oneshot::channel();
         let id = cmd.id;
         // The scheduler proposes it at the start of its next round: Raft's
@@ -747,6 +753,35 @@ impl Replica {
             }
         }
         result
+    }
+
+    /// A lease just transferred to this replica arrives before Raft
+    /// leadership does. Meanwhile a proposal would be forwarded to the old
+    /// leader, which drops proposals while it transfers leadership
+    /// (raft-rs), and nothing would tell this replica: the write would wait
+    /// out the proposal timeout and answer `AmbiguousResult`. So while this
+    /// replica holds a lease that started less than two election timeouts
+    /// ago (a transfer: other leases are acquired by the leader) and does
+    /// not lead, it waits for leadership, for two election timeouts at
+    /// most: raft-rs aborts a transfer after one, and the leader then
+    /// accepts forwarded proposals again.
+    async fn await_transferred_leadership(&self) {
+        let window = self.cfg.raft_tick_interval * (self.cfg.raft_election_ticks as u32) * 2;
+        let window_ns = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
+        let give_up = Instant::now() + window;
+        loop {
+            let lease = self.state.lock().lease;
+            let fresh_transfer = lease.replica.replica_id == self.replica_id
+                && self.clock.physical_now() < lease.start.wall.saturating_add(window_ns);
+            let leader = self.raft.lock().node.raft.state == StateRole::Leader;
+            if leader || !fresh_transfer || Instant::now() >= give_up {
+                return;
+            }
+            if let Ok(s) = self.store() {
+                s.wake(self.range_id);
+            }
+            tokio::time::sleep(self.cfg.raft_tick_interval / 2).await;
+        }
     }
 
     /// Waits for the outcome of proposal `id` (see [`Replica::propose_inner`]).
@@ -1077,6 +1112,14 @@ impl Replica {
             // Writes under the new lease land above every read the previous
             // leaseholder could have served.
             self.tscache.set_low_water(start);
+            // And our clock moves to the start (as in CockroachDB), which is
+            // above every write the previous holder served: a batch this
+            // node timestamps (non-transactional reads) must not fall below
+            // one written by a holder whose clock was ahead of ours, or it
+            // would miss it (a stale read, seen after lease transfers).
+            if let Err(e) = self.clock.update(start) {
+                tracing::warn!(range_id = self.range_id, error = %e, "clock not moved to the new lease's start");
+            }
         }
         let applied = st.state.applied.raft_applied_index;
         *self.state.lock() = st.state;

@@ -377,9 +377,9 @@ async fn lease_transfer_moves_lease_and_leadership() {
     assert_eq!(lease.replica.replica_id, to);
     assert_eq!(lease.sequence, before.sequence + 1);
     // Above anything the old holder could have served (everything it
-    // served is at or below its clock), and at physical time plus the
-    // maximum offset (not the HLC plus the offset, which would ratchet
-    // clocks forward on every transfer).
+    // served is at or below its clock), and not beyond physical time plus
+    // the maximum offset (the HLC plus the offset would ratchet clocks
+    // forward on every transfer).
     assert!(lease.start > t0);
     let physical = c.store(from).clock().physical_now();
     let offset = c.store(from).clock().max_offset().as_nanos() as i64;
@@ -395,7 +395,10 @@ async fn lease_transfer_moves_lease_and_leadership() {
     assert!(
         matches!(err.detail, ErrorDetail::NotLeaseholder { leaseholder_node, .. } if leaseholder_node == to)
     );
-    // The new holder serves, and becomes the Raft leader.
+    // The new holder serves, and becomes the Raft leader. It moved its clock
+    // to the lease start: its own timestamp for this read is not below the
+    // write (stale reads under load before), and the write just below
+    // does not wait out the proposal timeout (it waits for leadership).
     assert_eq!(c.get(&[to], "a").await, Some(b"1".to_vec()));
     c.put(&[to], "b", "2").await;
     c.wait_for("leadership follows the lease", || {
