@@ -440,6 +440,13 @@ async fn arrays_in_binary_format() {
         .expect("select");
     assert_eq!(row.get::<_, Vec<Option<i64>>>(0), a);
     assert_eq!(row.get::<_, Vec<String>>(1), b);
+    // `= ANY($1)` types its parameter as an array of the other side's type.
+    let ids: Vec<i64> = vec![3, 1];
+    let count = client
+        .query_one("SELECT count(*) FROM arr WHERE id = ANY($1)", &[&ids])
+        .await
+        .expect("= ANY($1)");
+    assert_eq!(count.get::<_, i64>(0), 1);
     assert_eq!(row.get::<_, i64>(2), 7);
     assert_eq!(row.get::<_, i32>(3), 2);
     // Text format through the simple protocol.

@@ -562,22 +562,34 @@ fn every_type_round_trips() {
             assert_eq!(format!("{:?}", row[1]), format!("{v:?}"), "{ty} value");
         }
     }
-    // JSONB is storable but not indexable.
-    let mut t = TableDesc::new(201, DEFAULTDB_ID, "j");
-    t.columns = vec![col(1, "k", SqlType::Jsonb, false)];
-    t.primary_index.columns = vec![1];
-    t.primary_index.directions = vec![Direction::Ascending];
+    // JSONB and arrays are storable but not indexable; a truncated value is an
+    // error, not a panic.
+    let storable_only = |id: u32, ty: SqlType, v: &Value| {
+        let mut t = TableDesc::new(id, DEFAULTDB_ID, "s");
+        t.columns = vec![col(1, "k", ty, false)];
+        t.primary_index.columns = vec![1];
+        t.primary_index.directions = vec![Direction::Ascending];
+        let err = rowenc::primary_key(&t, std::slice::from_ref(v)).unwrap_err();
+        assert_eq!(err.code, "0A000", "{ty}");
+        let bytes = rowenc::encode_row_value(&t, &[1], std::slice::from_ref(v)).expect("value");
+        let mut row = vec![Value::Null];
+        rowenc::decode_row_value(&t, &bytes, &mut row).expect("decode");
+        assert_eq!(format!("{:?}", row[0]), format!("{v:?}"), "{ty}");
+        for n in 0..bytes.len() {
+            let _ = rowenc::decode_row_value(&t, &bytes[..n], &mut row);
+        }
+        t
+    };
     let j = Value::Jsonb(Box::new(serde_json::json!({"a": [1, 2]})));
-    assert_eq!(
-        rowenc::primary_key(&t, std::slice::from_ref(&j))
-            .unwrap_err()
-            .code,
-        "0A000"
-    );
-    let v = rowenc::encode_row_value(&t, &[1], std::slice::from_ref(&j)).expect("value");
-    let mut row = vec![Value::Null];
-    rowenc::decode_row_value(&t, &v, &mut row).expect("decode");
-    assert_eq!(format!("{:?}", row[0]), format!("{j:?}"));
+    storable_only(201, SqlType::Jsonb, &j);
+    // Arrays of every element type, with NULL elements; the empty array.
+    let at = SqlType::array_of(SqlType::Text);
+    let mut elems: Vec<Value> = values.iter().map(|(_, v)| v.clone()).collect();
+    elems.push(Value::Null);
+    storable_only(203, at, &Value::Array(Vec::new()));
+    let t = storable_only(203, at, &Value::Array(elems));
+    let nested = Value::Array(vec![Value::Array(vec![])]);
+    assert!(rowenc::encode_row_value(&t, &[1], std::slice::from_ref(&nested)).is_err());
     // Descending keys sort in reverse.
     let mut t = TableDesc::new(202, DEFAULTDB_ID, "d");
     t.columns = vec![col(1, "k", SqlType::Int8, false)];

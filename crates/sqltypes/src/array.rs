@@ -659,6 +659,25 @@ mod tests {
     }
 
     #[test]
+    fn array_types() {
+        let v3 = SqlType::array_of(SqlType::Varchar(Some(3)));
+        assert_eq!(v3, SqlType::array_of(SqlType::Varchar(Some(3))));
+        assert_ne!(v3, SqlType::array_of(SqlType::Varchar(Some(4))));
+        assert_eq!(v3.to_string(), "character varying(3)[]");
+        assert_eq!(v3.oid(), 1015);
+        assert_eq!(SqlType::array_of(v3), v3, "one-dimensional");
+        for oid in [
+            1000, 1001, 1005, 1007, 1016, 1021, 1022, 1231, 1009, 1015, 1182, 1115, 1185, 1187,
+            2951, 3807,
+        ] {
+            let t = SqlType::from_oid(oid).expect("array oid");
+            assert_eq!(t.oid(), oid);
+            assert_eq!(SqlType::array_of(t.element().expect("element")), t);
+        }
+        assert_eq!(SqlType::array_of(SqlType::Int8).to_string(), "bigint[]");
+    }
+
+    #[test]
     fn text_input_errors() {
         let int = SqlType::array_of(SqlType::Int4);
         for (s, code) in [

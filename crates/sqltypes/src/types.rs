@@ -39,6 +39,28 @@ pub enum SqlType {
     Array(&'static SqlType),
 }
 
+/// The element types without modifiers (those of the array types a client can
+/// name by OID, and unknown).
+static ARRAY_ELEMENTS: [SqlType; 17] = [
+    SqlType::Bool,
+    SqlType::Bytes,
+    SqlType::Int2,
+    SqlType::Int4,
+    SqlType::Int8,
+    SqlType::Float4,
+    SqlType::Float8,
+    SqlType::Decimal(None),
+    SqlType::Text,
+    SqlType::Varchar(None),
+    SqlType::Date,
+    SqlType::Timestamp,
+    SqlType::TimestampTz,
+    SqlType::Interval,
+    SqlType::Uuid,
+    SqlType::Jsonb,
+    SqlType::Unknown,
+];
+
 impl SqlType {
     /// The PostgreSQL type OID, as sent in RowDescription and ParameterDescription.
     pub fn oid(self) -> u32 {
@@ -72,8 +94,13 @@ impl SqlType {
         if let SqlType::Array(_) = elem {
             return elem;
         }
-        // Each distinct element type is leaked once; there are few of them (one per
-        // type and length/precision modifier in use).
+        // Element types without modifiers are in a static table: no lock on the
+        // common path.
+        if let Some(e) = ARRAY_ELEMENTS.iter().find(|e| **e == elem) {
+            return SqlType::Array(e);
+        }
+        // Each distinct modified element type is leaked once; there are few of them
+        // (one per length/precision modifier in use).
         static INTERNED: OnceLock<Mutex<HashMap<SqlType, &'static SqlType>>> = OnceLock::new();
         let map = INTERNED.get_or_init(|| Mutex::new(HashMap::new()));
         let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
@@ -135,23 +162,16 @@ impl SqlType {
             1186 => SqlType::Interval,
             2950 => SqlType::Uuid,
             3802 | 114 => SqlType::Jsonb,
-            1000 => SqlType::array_of(SqlType::Bool),
-            1001 => SqlType::array_of(SqlType::Bytes),
-            1005 => SqlType::array_of(SqlType::Int2),
-            1007 => SqlType::array_of(SqlType::Int4),
-            1016 => SqlType::array_of(SqlType::Int8),
-            1021 => SqlType::array_of(SqlType::Float4),
-            1022 => SqlType::array_of(SqlType::Float8),
-            1231 => SqlType::array_of(SqlType::Decimal(None)),
-            1009 | 1014 => SqlType::array_of(SqlType::Text),
-            1015 => SqlType::array_of(SqlType::Varchar(None)),
-            1182 => SqlType::array_of(SqlType::Date),
-            1115 => SqlType::array_of(SqlType::Timestamp),
-            1185 => SqlType::array_of(SqlType::TimestampTz),
-            1187 => SqlType::array_of(SqlType::Interval),
-            2951 => SqlType::array_of(SqlType::Uuid),
-            3807 | 199 => SqlType::array_of(SqlType::Jsonb),
-            _ => return None,
+            // a bpchar[] or json[] parameter is read as text[] / jsonb[], as their
+            // elements are
+            1014 => SqlType::array_of(SqlType::Text),
+            199 => SqlType::array_of(SqlType::Jsonb),
+            oid => {
+                return ARRAY_ELEMENTS
+                    .iter()
+                    .find(|e| e.array_oid() == oid)
+                    .map(|e| SqlType::array_of(*e));
+            }
         })
     }
 
