@@ -172,15 +172,41 @@ fn choose_indexes(rel: Rel) -> Rel {
             // order) goes, so a LIMIT above can reach the scan.
             let input = choose_indexes(*input);
             if super::physical::provides(&input, &keys) {
-                input
-            } else {
-                Rel::Sort {
-                    input: Box::new(input),
-                    keys,
-                }
+                return input;
+            }
+            // Or the same scan read backwards (`ORDER BY pk DESC`).
+            if let Some(reversed) = reverse_scan(&input)
+                && super::physical::provides(&reversed, &keys)
+            {
+                return reversed;
+            }
+            Rel::Sort {
+                input: Box::new(input),
+                keys,
             }
         }
         other => other.map_inputs(&mut choose_indexes),
+    }
+}
+
+/// The plan with its scan read in the other direction, when rows reach the
+/// top in scan order (through filters and projections only).
+fn reverse_scan(rel: &Rel) -> Option<Rel> {
+    match rel {
+        Rel::Scan(scan) if scan.limit.is_none() => {
+            let mut scan = scan.clone();
+            scan.reverse = !scan.reverse;
+            Some(Rel::Scan(scan))
+        }
+        Rel::Filter { input, predicate } => Some(Rel::Filter {
+            input: Box::new(reverse_scan(input)?),
+            predicate: predicate.clone(),
+        }),
+        Rel::Project { input, exprs } => Some(Rel::Project {
+            input: Box::new(reverse_scan(input)?),
+            exprs: exprs.clone(),
+        }),
+        _ => None,
     }
 }
 
