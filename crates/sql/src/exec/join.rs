@@ -315,3 +315,78 @@ impl Executor<'_> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tardigrade_sqltypes::ops::BinOp;
+
+    use super::*;
+
+    fn ctx() -> EvalCtx<'static> {
+        EvalCtx {
+            params: &[],
+            outer: &[],
+            subqueries: None,
+            row_values: None,
+            now_micros: 0,
+            node_id: 1,
+            database: "",
+            user: "root",
+        }
+    }
+
+    fn int(i: i64) -> Value {
+        Value::Int(i)
+    }
+
+    /// `kind` join of left row [1] with right rows [1, 10], [1, 20] under `on`.
+    fn run(kind: JoinKind, on: Option<&Scalar>, candidates: &[Row]) -> Vec<Row> {
+        let mut out = Vec::new();
+        let mut combined = Vec::new();
+        join_row(
+            kind,
+            vec![int(1)],
+            candidates,
+            2,
+            on,
+            &ctx(),
+            &mut combined,
+            &mut out,
+        )
+        .expect("join_row");
+        out
+    }
+
+    #[test]
+    fn every_kind_with_and_without_a_residual_condition() {
+        let rights = vec![vec![int(1), int(10)], vec![int(1), int(20)]];
+        // @3 > 15 over (left ++ right).
+        let on = Scalar::Binary {
+            op: BinOp::Gt,
+            left: Box::new(Scalar::Column {
+                index: 2,
+                ty: SqlType::Int8,
+            }),
+            right: Box::new(Scalar::literal(int(15), SqlType::Int8)),
+            ty: SqlType::Bool,
+        };
+        let both = vec![vec![int(1), int(1), int(10)], vec![int(1), int(1), int(20)]];
+        assert_eq!(run(JoinKind::Inner, None, &rights), both);
+        assert_eq!(run(JoinKind::Inner, Some(&on), &rights), both[1..].to_vec());
+        assert_eq!(run(JoinKind::Left, Some(&on), &rights), both[1..].to_vec());
+        assert_eq!(
+            run(JoinKind::Left, None, &[]),
+            vec![vec![int(1), Value::Null, Value::Null]]
+        );
+        assert_eq!(run(JoinKind::Semi, None, &rights), vec![vec![int(1)]]);
+        assert_eq!(
+            run(JoinKind::Semi, Some(&on), &rights[..1]),
+            Vec::<Row>::new()
+        );
+        assert_eq!(run(JoinKind::Anti, None, &rights), Vec::<Row>::new());
+        assert_eq!(
+            run(JoinKind::Anti, Some(&on), &rights[..1]),
+            vec![vec![int(1)]]
+        );
+    }
+}
