@@ -327,6 +327,14 @@ pub fn column_type(dt: &DataType) -> SqlResult<(SqlType, bool)> {
             }
         }
         DataType::String(Some(n)) => Ok((SqlType::Varchar(u32::try_from(*n).ok()), false)),
+        // elements as columns: `INT[]` is INT8[] (CockroachDB)
+        DataType::Array(
+            sqlparser::ast::ArrayElemTypeDef::SquareBracket(inner, _)
+            | sqlparser::ast::ArrayElemTypeDef::Qualified(inner, _),
+        ) => match column_type(inner)? {
+            (_, true) => Err(SqlError::unsupported("arrays of serial are not supported")),
+            (e, false) => Ok((SqlType::array_of(e), false)),
+        },
         _ => Ok((crate::plan::bind::sql_type_of(dt)?, false)),
     }
 }

@@ -391,6 +391,9 @@ pub fn is_array_function(name: &str) -> bool {
             | "array_position"
             | "array_to_string"
             | "string_to_array"
+            | "array_contains"
+            | "array_contained"
+            | "array_overlap"
     ) || parse_quantified(name).is_some()
 }
 
@@ -428,6 +431,12 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<Option<SqlType>>
             T::array_of(ops::common_type(&[**e1, **e2])?)
         }
         ("array_position", [T::Array(e), x]) if element_fits(**e, *x) => T::Int4,
+        // anyarray operators: the same element type (modifiers aside)
+        ("array_contains" | "array_contained" | "array_overlap", [T::Array(a), T::Array(b)])
+            if std::mem::discriminant(*a) == std::mem::discriminant(*b) =>
+        {
+            T::Bool
+        }
         ("array_to_string", [T::Array(_), d]) if is_text(d) => T::Text,
         ("array_to_string", [T::Array(_), d, n]) if is_text(d) && is_text(n) => T::Text,
         ("string_to_array", [s, d]) if is_text(s) && is_text(d) => T::array_of(T::Text),
@@ -545,6 +554,27 @@ pub fn call_function(
                     Value::Array(a)
                 }
             }
+        }
+        "array_contains" | "array_contained" | "array_overlap" => {
+            let (Some(a), Some(b)) = (elems(0), elems(1)) else {
+                return Ok(Value::Null);
+            };
+            let (a, b) = if name == "array_contained" {
+                (b, a)
+            } else {
+                (a, b)
+            };
+            // NULL elements are never equal to anything (PostgreSQL's array_contain).
+            let has = |x: &Value| {
+                !x.is_null()
+                    && a.iter()
+                        .any(|y| ops::compare(x, y) == Some(Ordering::Equal))
+            };
+            Value::Bool(if name == "array_overlap" {
+                b.iter().any(has)
+            } else {
+                b.iter().all(has)
+            })
         }
         "array_position" => {
             let Some(a) = elems(0) else {

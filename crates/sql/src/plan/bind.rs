@@ -1237,6 +1237,15 @@ impl<'a> Binder<'a> {
             Expr::BinaryOp { left, op, right } => {
                 let l = self.bind_expr_inner(left, scope, d)?;
                 let r = self.bind_expr_inner(right, scope, d)?;
+                let containment = match op {
+                    BinaryOperator::AtArrow => Some("array_contains"),
+                    BinaryOperator::ArrowAt => Some("array_contained"),
+                    BinaryOperator::PGOverlap => Some("array_overlap"),
+                    _ => None,
+                };
+                if let Some(name) = containment {
+                    return self.array_containment(name, op, l, r);
+                }
                 let op = binop(op)?;
                 self.binary(op, l, r)?
             }
@@ -2106,6 +2115,37 @@ impl<'a> Binder<'a> {
             args: vec![l, r],
             ty: SqlType::Bool,
         })
+    }
+
+    /// `a @> b`, `a <@ b`, `a && b` between arrays (an untyped side takes the
+    /// other's type).
+    fn array_containment(
+        &mut self,
+        name: &str,
+        op: &BinaryOperator,
+        l: Scalar,
+        r: Scalar,
+    ) -> SqlResult<Scalar> {
+        let (l, r) = match (l.ty(), r.ty()) {
+            (SqlType::Unknown, t @ SqlType::Array(_)) => (self.coerce_soft(l, t)?, r),
+            (t @ SqlType::Array(_), SqlType::Unknown) => {
+                let r = self.coerce_soft(r, t)?;
+                (l, r)
+            }
+            _ => (l, r),
+        };
+        let types = [l.ty(), r.ty()];
+        match ops::function_type(name, &types) {
+            Ok(ty) => Ok(Scalar::Func {
+                name: name.into(),
+                args: vec![l, r],
+                ty,
+            }),
+            Err(_) => Err(SqlError::undefined_function(format!(
+                "operator does not exist: {} {op} {}",
+                types[0], types[1]
+            ))),
+        }
     }
 
     /// `||` with an array operand: array_cat, array_append or array_prepend.
