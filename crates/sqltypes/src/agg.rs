@@ -61,6 +61,13 @@ pub fn is_aggregate(name: &str) -> bool {
     )
 }
 
+/// Whether aggregate `name` ignores NULL inputs (so `DISTINCT` may drop them
+/// early); `array_agg` and `jsonb_agg` keep them.
+pub fn ignores_nulls(name: &str) -> bool {
+    let name = name.split_once(" ORDER BY ").map_or(name, |(n, _)| n);
+    !matches!(name, "array_agg" | "jsonb_agg")
+}
+
 /// The result type of aggregate `name` over arguments of types `args`.
 pub fn aggregate_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
     use SqlType as T;

@@ -913,7 +913,8 @@ impl<'a> Executor<'a> {
                     args.push(eval(e, &row, &ctx)?);
                 }
                 if let Some(seen) = &mut state.seen[ai]
-                    && (args.iter().any(|v| v.is_null()) || !seen.insert(args.clone()))
+                    && ((args.iter().any(|v| v.is_null()) && agg::ignores_nulls(&a.name))
+                        || !seen.insert(args.clone()))
                 {
                     continue;
                 }

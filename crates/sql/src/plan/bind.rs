@@ -1792,7 +1792,7 @@ impl<'a> Binder<'a> {
                 }
             }
             // ORDER BY inside the call: the keys are passed after the arguments.
-            let mut order_keys = Vec::with_capacity(order_by.len());
+            let mut order_keys = Vec::with_capacity(order_by.len() + 1);
             for ob in order_by {
                 if err.is_some() {
                     break;
@@ -1832,13 +1832,34 @@ impl<'a> Binder<'a> {
                 .collect::<SqlResult<Vec<_>>>()?;
             let mut arg_types: Vec<SqlType> = bound.iter().map(|b| b.ty()).collect();
             let ty = agg::aggregate_type(&name, &arg_types)?;
+            // PostgreSQL sorts a DISTINCT aggregate's input: array_agg(DISTINCT x)
+            // comes out in x's order (NULL last).
+            if distinct
+                && order_keys.is_empty()
+                && matches!(name.as_str(), "array_agg" | "string_agg" | "jsonb_agg")
+                && let Some(first) = bound.first()
+            {
+                order_keys.push(SortKey {
+                    expr: first.clone(),
+                    descending: false,
+                    nulls_first: false,
+                });
+            }
             let (name, bound) = if order_keys.is_empty() {
                 (name, bound)
             } else {
+                // The DISTINCT set is over the arguments and keys together, which
+                // is the arguments' when the keys are among them.
                 if distinct {
-                    return Err(SqlError::unsupported(format!(
-                        "{name}(DISTINCT … ORDER BY …) is not supported"
-                    )));
+                    for k in &order_keys {
+                        let key = format!("{:?}", fold(k.expr.clone()));
+                        if !bound.iter().any(|b| format!("{b:?}") == key) {
+                            return Err(SqlError::new(
+                                "42P10",
+                                "in an aggregate with DISTINCT, ORDER BY expressions must appear in argument list",
+                            ));
+                        }
+                    }
                 }
                 let spec: Vec<(bool, bool)> = order_keys
                     .iter()
