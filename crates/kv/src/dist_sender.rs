@@ -333,17 +333,18 @@ impl DistSender {
                         answered = true;
                         self.unreachable.lock().remove(&node);
                         let hint = *leaseholder_node;
-                        if hint != 0
-                            && hint != node
-                            && !self.recently_unreachable(hint)
-                            && let Some(pos) = order.iter().position(|n| *n == hint)
-                        {
+                        if hint != 0 && hint != node && !self.recently_unreachable(hint) {
                             // Follow the hint next (it may be a replica
-                            // this round already tried: the lease moved).
-                            if pos < i {
-                                i -= 1;
+                            // this round already tried: the lease moved;
+                            // or one our descriptor does not list: it was
+                            // added since, and the meta record, rewritten
+                            // after the change, may not list it yet).
+                            if let Some(pos) = order.iter().position(|n| *n == hint) {
+                                if pos < i {
+                                    i -= 1;
+                                }
+                                order.remove(pos);
                             }
-                            order.remove(pos);
                             order.insert(i, hint);
                         }
                         last_err = e;

@@ -397,7 +397,8 @@ async fn found(ds: &DistSender, key: &str) -> bool {
 /// and the lease to node 2; the meta record is rewritten only after the
 /// change, so a fresh lookup still lists node 1 first. Node 1 answers
 /// `RangeNotFound`: the other replicas must be tried, not the meta record
-/// again and again until the deadline.
+/// again and again until the deadline; and a hint naming node 4 is
+/// followed although the record does not list it.
 #[tokio::test]
 async fn a_replica_removed_before_its_meta_record_changed_is_skipped() {
     let (c, ds) = setup();
@@ -417,6 +418,16 @@ async fn a_replica_removed_before_its_meta_record_changed_is_skipped() {
     // A fresh lookup (the cached descriptor evicted) lists node 1 first too.
     ds.range_cache().evict(b"m");
     assert!(found(&ds, "q").await, "served after a fresh lookup");
+    // The lease moves to node 4, which the stale record does not list: the
+    // others' hints name it, and it is tried.
+    c.ranges
+        .lock()
+        .insert(3, (desc(3, b"m", keys::MAX_KEY, &[4, 2, 3]), 4));
+    ds.range_cache().evict(b"m");
+    assert!(
+        found(&ds, "q").await,
+        "served by a leaseholder the record lacks"
+    );
 }
 
 #[tokio::test]

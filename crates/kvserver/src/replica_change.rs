@@ -305,16 +305,19 @@ impl Replica {
 
     /// Rewrites the meta records (meta2, and meta1 for the range holding the
     /// meta span) in one internal transaction anchored on the range, through
-    /// the store's cluster sender. Retried a few times; DistSender also copes with a stale meta
-    /// record through `NotLeaseholder` and range-mismatch retries.
+    /// the store's cluster sender. Retried a few times; false if it did not
+    /// succeed (the replicate queue tries again on its next passes).
+    /// Meanwhile DistSender copes with a stale record: removed replicas
+    /// answer `RangeNotFound`, and hints name the leaseholder even where the
+    /// record does not list it.
     ///
     /// TODO(issue 3): make this the change itself — a transaction that
     /// CPuts the descriptor and puts the meta records, committing with
     /// `CommitTrigger::ChangeReplicas` whose application proposes the
     /// `ConfChangeV2` — so meta changes atomically with the configuration.
-    pub async fn update_meta_records(&self, desc: &RangeDescriptor) {
+    pub async fn update_meta_records(&self, desc: &RangeDescriptor) -> bool {
         let Ok(store) = self.store_handle() else {
-            return;
+            return false;
         };
         let mut keys_to_write = Vec::new();
         let meta2 = keys::range_meta_key(&desc.end_key);
@@ -366,12 +369,13 @@ impl Replica {
                 txn.rollback().await;
             }
             match res {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(e) => {
                     tracing::debug!(range_id = desc.range_id, attempt, error = %e, "meta records not updated");
                     tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                 }
             }
         }
+        false
     }
 }

@@ -13,6 +13,7 @@
 //! record; if it is newer and no longer lists this replica, the replica is
 //! garbage-collected.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,10 @@ const REBALANCE_SETTLE: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub struct ReplicateQueue {
     last_rebalance: Mutex<Option<Instant>>,
+    /// Ranges changed here whose meta records could not be rewritten: a
+    /// stale record sends lookups to replicas that are gone, so the next
+    /// passes retry before changing the range again.
+    stale_meta: Mutex<BTreeSet<u64>>,
 }
 
 fn adjust_leases(stores: &mut [StoreDetail], id: StoreId, delta: i64) {
@@ -102,6 +107,12 @@ pub async fn process_store(
             continue;
         }
         if r.is_raft_leader() {
+            if queue.stale_meta.lock().contains(&r.range_id) {
+                if !r.update_meta_records(&r.desc()).await {
+                    continue;
+                }
+                queue.stale_meta.lock().remove(&r.range_id);
+            }
             let before = r.desc();
             let action = decide(&before, r.replica_id, &stores, pool.now(), settings);
             let is_rebalance = action.is_rebalance();
@@ -110,7 +121,7 @@ pub async fn process_store(
             }
             rebalanced |= is_rebalance;
             stats.actions += 1;
-            match act(&r, &action).await {
+            match act(queue, &r, &action).await {
                 Ok(desc) => {
                     if let Action::TransferLease(to) = action
                         && let Some(to) = desc.replica(to)
@@ -147,7 +158,11 @@ pub async fn process_store(
 }
 
 /// Carries out one allocator decision; returns the resulting descriptor.
-pub async fn act(r: &Replica, action: &Action) -> Result<RangeDescriptor, KvError> {
+pub async fn act(
+    queue: &ReplicateQueue,
+    r: &Replica,
+    action: &Action,
+) -> Result<RangeDescriptor, KvError> {
     let desc = match *action {
         Action::None => return Ok(r.desc()),
         Action::LeaveJoint => r.leave_joint().await?,
@@ -167,7 +182,9 @@ pub async fn act(r: &Replica, action: &Action) -> Result<RangeDescriptor, KvErro
             return Ok(r.desc());
         }
     };
-    r.update_meta_records(&desc).await;
+    if !r.update_meta_records(&desc).await {
+        queue.stale_meta.lock().insert(r.range_id);
+    }
     Ok(desc)
 }
 

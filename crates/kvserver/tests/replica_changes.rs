@@ -466,7 +466,7 @@ async fn orphaned_replica_is_found_through_meta_and_collected() {
         .await
         .expect("remove while partitioned");
     assert!(desc.replica(victim).is_none());
-    lh.update_meta_records(&desc).await;
+    assert!(lh.update_meta_records(&desc).await, "meta records written");
     let orphan = c.store(victim).replica(RANGE).expect("still there");
     assert!(
         orphan.desc().replica(victim).is_some(),
