@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use parking_lot::Mutex;
-use tardigrade_kvpb::TxnId;
+use tardigrade_kvpb::{Transaction, TxnId};
 use tokio::sync::watch;
 
 struct Lock {
@@ -23,7 +23,14 @@ struct Lock {
 struct Inner {
     locks: HashMap<Vec<u8>, Lock>,
     by_txn: HashMap<TxnId, HashSet<Vec<u8>>>,
+    /// Holders recently found committed or aborted (without their lock
+    /// spans): their remaining intents are resolved without another push.
+    /// A finalized transaction never changes, so the entries never go stale.
+    finalized: HashMap<TxnId, Transaction>,
 }
+
+/// How many finalized transactions the table remembers.
+const FINALIZED_CACHE: usize = 256;
 
 #[derive(Default)]
 pub struct LockTable {
@@ -88,6 +95,22 @@ impl LockTable {
                 inner.locks.remove(&k);
             }
         }
+    }
+
+    /// Remembers that `txn` is committed or aborted.
+    pub fn remember_finalized(&self, txn: &Transaction) {
+        let mut inner = self.inner.lock();
+        if inner.finalized.len() >= FINALIZED_CACHE {
+            inner.finalized.clear();
+        }
+        let mut t = txn.clone();
+        t.lock_spans = Vec::new();
+        inner.finalized.insert(t.id(), t);
+    }
+
+    /// `txn`'s final state, if it is known to be committed or aborted.
+    pub fn finalized(&self, txn: TxnId) -> Option<Transaction> {
+        self.inner.lock().finalized.get(&txn).cloned()
     }
 
     #[cfg(test)]
