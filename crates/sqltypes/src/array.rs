@@ -394,6 +394,9 @@ pub fn is_array_function(name: &str) -> bool {
             | "array_contains"
             | "array_contained"
             | "array_overlap"
+            | "array_slice"
+            | "array_remove"
+            | "array_replace"
     ) || parse_quantified(name).is_some()
 }
 
@@ -407,6 +410,8 @@ pub fn non_strict(name: &str) -> bool {
             | "array_prepend"
             | "array_cat"
             | "array_position"
+            | "array_remove"
+            | "array_replace"
             | "string_to_array"
             | "array_to_string"
     ) || parse_quantified(name).is_some()
@@ -431,6 +436,13 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<Option<SqlType>>
             T::array_of(ops::common_type(&[**e1, **e2])?)
         }
         ("array_position", [T::Array(e), x]) if element_fits(**e, *x) => T::Int4,
+        ("array_slice", [a @ T::Array(_), lo, hi]) if is_int(lo) && is_int(hi) => *a,
+        ("array_remove", [a @ T::Array(e), x]) if element_fits(**e, *x) => *a,
+        ("array_replace", [a @ T::Array(e), x, y])
+            if element_fits(**e, *x) && element_fits(**e, *y) =>
+        {
+            *a
+        }
         // anyarray operators: the same element type (modifiers aside)
         ("array_contains" | "array_contained" | "array_overlap", [T::Array(a), T::Array(b)])
             if std::mem::discriminant(*a) == std::mem::discriminant(*b) =>
@@ -451,6 +463,16 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<Option<SqlType>>
 /// Whether a value of type `x` can be an element of an array of `e`s.
 fn element_fits(e: SqlType, x: SqlType) -> bool {
     x == SqlType::Unknown || ops::common_type(&[e, x]).is_ok()
+}
+
+/// An integer argument (a slice bound).
+fn int_arg(v: &Value) -> SqlResult<i64> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        _ => Err(SqlError::datatype_mismatch(
+            "array subscript must have type integer",
+        )),
+    }
 }
 
 /// `arr[index]`: 1-based, NULL when out of range or either side is NULL.
@@ -554,6 +576,32 @@ pub fn call_function(
                     Value::Array(a)
                 }
             }
+        }
+        "array_slice" => {
+            let a = elems(0).unwrap_or(&[]);
+            let lo = int_arg(arg(1))?.max(1);
+            let hi = int_arg(arg(2))?.min(a.len() as i64);
+            if lo > hi {
+                Value::Array(Vec::new())
+            } else {
+                Value::Array(a[(lo - 1) as usize..hi as usize].to_vec())
+            }
+        }
+        "array_remove" | "array_replace" => {
+            let Some(a) = elems(0) else {
+                return Ok(Value::Null);
+            };
+            let et = ty(0).element().unwrap_or(SqlType::Unknown);
+            let mut out = Vec::with_capacity(a.len());
+            for e in a {
+                let same = ops::eval_binary(BinOp::IsNotDistinctFrom, e, arg(1), et, ty(1))?;
+                match (same, name) {
+                    (Value::Bool(true), "array_remove") => {}
+                    (Value::Bool(true), _) => out.push(element(arg(2), ty(2))?),
+                    _ => out.push(e.clone()),
+                }
+            }
+            Value::Array(out)
         }
         "array_contains" | "array_contained" | "array_overlap" => {
             let (Some(a), Some(b)) = (elems(0), elems(1)) else {

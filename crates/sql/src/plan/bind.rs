@@ -1660,16 +1660,45 @@ impl<'a> Binder<'a> {
                 self.array_constructor(items)?
             }
             Expr::CompoundFieldAccess { root, access_chain } => {
-                let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] =
-                    access_chain.as_slice()
-                else {
-                    return Err(SqlError::unsupported(
-                        "array slices and multidimensional subscripts are not supported",
-                    ));
-                };
                 let arr = self.bind_expr_inner(root, scope, d)?;
-                let index = self.bind_expr_inner(index, scope, d)?;
-                self.subscript(arr, index)?
+                match access_chain.as_slice() {
+                    [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] => {
+                        let index = self.bind_expr_inner(index, scope, d)?;
+                        self.subscript(arr, index)?
+                    }
+                    [
+                        ast::AccessExpr::Subscript(ast::Subscript::Slice {
+                            lower_bound,
+                            upper_bound,
+                            stride: None,
+                        }),
+                    ] => {
+                        // a missing bound is the array's own
+                        let mut bound = |b: &Option<Expr>, missing: i64| -> SqlResult<Scalar> {
+                            match b {
+                                Some(e) => {
+                                    let s = self.bind_expr_inner(e, scope, d)?;
+                                    self.coerce(s, SqlType::Int4, "array subscript")
+                                }
+                                None => Ok(Scalar::literal(Value::Int(missing), SqlType::Int8)),
+                            }
+                        };
+                        let lo = bound(lower_bound, 1)?;
+                        let hi = bound(upper_bound, i64::MAX)?;
+                        if arr.ty().element().is_none() {
+                            return Err(SqlError::datatype_mismatch(format!(
+                                "cannot subscript type {} because it does not support subscripting",
+                                arr.ty()
+                            )));
+                        }
+                        self.call("array_slice", vec![arr, lo, hi])?
+                    }
+                    _ => {
+                        return Err(SqlError::unsupported(
+                            "multidimensional subscripts are not supported",
+                        ));
+                    }
+                }
             }
             Expr::Tuple(_) => return Err(SqlError::unsupported("row values are not supported")),
             other => {
