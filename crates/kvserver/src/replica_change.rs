@@ -338,35 +338,19 @@ impl Replica {
                 desc.start_key.clone()
             };
             let mut txn = InternalTxn::new(&store, anchor, "change-replicas-meta");
-            let mut res = Ok(());
-            for k in &keys_to_write {
-                // Never over a newer descriptor: a split (or another
-                // change) may have rewritten the record since this change
-                // applied; a stale record would misroute its keys for good.
-                match txn.get(k).await {
-                    Ok(Some(cur))
-                        if RangeDescriptor::decode(&cur)
-                            .is_ok_and(|c| c.generation > desc.generation) =>
-                    {
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        res = Err(e);
-                        break;
-                    }
-                }
-                res = txn.put(k, &value).await;
-                if res.is_err() {
-                    break;
-                }
-            }
-            if res.is_ok() {
-                res = txn.commit(None).await;
-            }
+            // Bounded: the replicate queue waits for this, for all of the
+            // store's ranges (the queue retries a failed rewrite later).
+            let write = write_meta(&mut txn, &keys_to_write, &value, desc.generation);
+            let res = match tokio::time::timeout(META_ATTEMPT_TIMEOUT, write).await {
+                Ok(r) => r,
+                Err(_) => Err(unavailable(format!(
+                    "r{}: meta records not written within {META_ATTEMPT_TIMEOUT:?}",
+                    desc.range_id
+                ))),
+            };
             if res.is_err() {
                 // Leave no intents on the meta records behind.
-                txn.rollback().await;
+                let _ = tokio::time::timeout(META_ATTEMPT_TIMEOUT, txn.rollback()).await;
             }
             match res {
                 Ok(()) => return true,
@@ -378,4 +362,29 @@ impl Replica {
         }
         false
     }
+}
+
+/// How long one attempt at rewriting a range's meta records may take.
+const META_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes `value` (a descriptor of generation `generation`) to the meta
+/// records `keys` in `txn` and commits.
+async fn write_meta(
+    txn: &mut InternalTxn<'_>,
+    keys: &[Vec<u8>],
+    value: &[u8],
+    generation: u64,
+) -> Result<(), KvError> {
+    for k in keys {
+        // Never over a newer descriptor: a split (or another change) may
+        // have rewritten the record since this change applied; a stale
+        // record would misroute its keys for good.
+        let cur = txn.get(k).await?;
+        if cur.is_some_and(|c| RangeDescriptor::decode(&c).is_ok_and(|c| c.generation > generation))
+        {
+            continue;
+        }
+        txn.put(k, value).await?;
+    }
+    txn.commit(None).await
 }
