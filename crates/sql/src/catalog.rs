@@ -1285,20 +1285,17 @@ impl Catalog {
             Request::Delete {
                 key: descriptor_key(desc.id),
             },
-            Request::DeleteRange {
-                span: tardigrade_kvpb::Span::new(prefix.clone(), keys::prefix_end(&prefix)),
-            },
         ])
         .await
         .map_err(kv_err)?;
+        txn.delete_range(&prefix, &keys::prefix_end(&prefix))
+            .await
+            .map_err(kv_err)?;
         Ok(())
     }
 
     /// A table by id read through `txn` without the cache (for DDL, which then
     /// rewrites it).
-        txn.delete_range(&prefix, &keys::prefix_end(&prefix))
-            .await
-            .map_err(kv_err)?;
     pub async fn table_for_update(&self, txn: &mut Txn, id: DescId) -> SqlResult<TableDesc> {
         match self.lookup_descriptor(txn, Mode::Through, id).await? {
             Some(Cached::Table(t)) => Ok((*t).clone()),

@@ -2101,12 +2101,10 @@ async fn add_primary_key(
         }
         rowenc::insert_rows(txn, &node.catalog, &unchecked, &rows, false).await?;
     }
-    let mut reqs = Vec::new();
     for index in old.all_indexes() {
         let (s, e) = rowenc::index_span(&old, index.id);
         txn.delete_range(&s, &e).await.map_err(kv_err)?;
     }
-    txn.send(reqs).await.map_err(kv_err)?;
     *t = new;
     Ok(())
 }
