@@ -147,13 +147,68 @@ fn scan_ordering(scan: &Scan) -> Vec<OrderCol> {
 /// True if `rel`'s rows already come in the order `keys` ask for (so a sort
 /// can go).
 pub fn provides(rel: &Rel, keys: &[SortKey]) -> bool {
-    let order = ordering(rel);
-    keys.len() <= order.len()
-        && keys.iter().zip(&order).all(|(k, o)| {
-            matches!(&k.expr, Scalar::Column { index, .. } if *index == o.column)
+    let constant = constants(rel);
+    let mut order = ordering(rel)
+        .into_iter()
+        .filter(|o| !constant.contains(&o.column));
+    keys.iter().all(|k| {
+        let Scalar::Column { index, .. } = &k.expr else {
+            return false;
+        };
+        if constant.contains(index) {
+            return true;
+        }
+        order.next().is_some_and(|o| {
+            o.column == *index
                 && k.descending == o.descending
                 && o.nulls_first.is_none_or(|first| first == k.nulls_first)
         })
+    })
+}
+
+/// Output columns that hold one value (not NULL) in every row: a scan's
+/// key columns fixed by a single equality prefix, passed on like orderings.
+fn constants(rel: &Rel) -> Vec<usize> {
+    match rel {
+        Rel::Scan(scan) => match &scan.constraint {
+            Some(c) if c.prefixes.len() == 1 => {
+                let fixed = c.prefixes[0].len();
+                scan_ordering(&Scan {
+                    constraint: None,
+                    ..scan.clone()
+                })
+                .iter()
+                .take(fixed)
+                .map(|o| o.column)
+                .collect()
+            }
+            _ => Vec::new(),
+        },
+        Rel::Filter { input, .. }
+        | Rel::Limit { input, .. }
+        | Rel::Distinct { input, .. }
+        | Rel::Sort { input, .. } => constants(input),
+        Rel::Project { input, exprs } => constants(input)
+            .into_iter()
+            .filter_map(|c| {
+                exprs
+                    .iter()
+                    .position(|e| matches!(e, Scalar::Column { index, .. } if *index == c))
+            })
+            .collect(),
+        Rel::Join {
+            kind: JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti,
+            left,
+            ..
+        }
+        | Rel::MergeJoin {
+            kind: JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti,
+            left,
+            ..
+        } => constants(left),
+        Rel::LookupJoin(j) => constants(&j.left),
+        _ => Vec::new(),
+    }
 }
 
 /// Chooses join and aggregation algorithms throughout the tree (after index
@@ -203,8 +258,16 @@ fn arrives_grouped(input: &Rel, group: &[Scalar]) -> bool {
             _ => return false,
         }
     }
-    let order = ordering(input);
-    order.len() >= cols.len() && order[..cols.len()].iter().all(|o| cols.contains(&o.column))
+    // Columns with one value in every row do not split groups.
+    let constant = constants(input);
+    cols.retain(|c| !constant.contains(c));
+    let order: Vec<usize> = ordering(input)
+        .iter()
+        .map(|o| o.column)
+        .filter(|c| !constant.contains(c))
+        .take(cols.len())
+        .collect();
+    order.len() == cols.len() && order.iter().all(|c| cols.contains(c))
 }
 
 /// A column equality across a join: left column, right column (relative to
