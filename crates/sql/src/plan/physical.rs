@@ -64,9 +64,6 @@ pub struct OrderCol {
 pub fn ordering(rel: &Rel) -> Vec<OrderCol> {
     match rel {
         Rel::Scan(scan) => scan_ordering(scan),
-        Rel::Filter { input, .. } | Rel::Limit { input, .. } | Rel::Distinct { input, .. } => {
-            ordering(input)
-        }
         Rel::Project { input, exprs } => map_ordering(&ordering(input), exprs),
         // Hash aggregation also emits groups in the order they first appear.
         Rel::StreamAggregate { input, group, .. } => map_ordering(&ordering(input), group),
@@ -84,6 +81,18 @@ pub fn ordering(rel: &Rel) -> Vec<OrderCol> {
                 _ => None,
             })
             .collect(),
+        other => same_order_input(other).map_or_else(Vec::new, ordering),
+    }
+}
+
+/// The input whose rows come out in the same order, with the leading columns
+/// unchanged: filters, limits, DISTINCT, and the left side of the joins that
+/// keep its order.
+fn same_order_input(rel: &Rel) -> Option<&Rel> {
+    match rel {
+        Rel::Filter { input, .. } | Rel::Limit { input, .. } | Rel::Distinct { input, .. } => {
+            Some(input)
+        }
         Rel::Join {
             kind: JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti,
             left,
@@ -93,9 +102,9 @@ pub fn ordering(rel: &Rel) -> Vec<OrderCol> {
             kind: JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti,
             left,
             ..
-        } => ordering(left),
-        Rel::LookupJoin(j) => ordering(&j.left),
-        _ => Vec::new(),
+        } => Some(left),
+        Rel::LookupJoin(j) => Some(&j.left),
+        _ => None,
     }
 }
 
@@ -173,21 +182,15 @@ fn constants(rel: &Rel) -> Vec<usize> {
         Rel::Scan(scan) => match &scan.constraint {
             Some(c) if c.prefixes.len() == 1 => {
                 let fixed = c.prefixes[0].len();
-                scan_ordering(&Scan {
-                    constraint: None,
-                    ..scan.clone()
-                })
-                .iter()
-                .take(fixed)
-                .map(|o| o.column)
-                .collect()
+                scan_ordering(scan)
+                    .iter()
+                    .take(fixed)
+                    .map(|o| o.column)
+                    .collect()
             }
             _ => Vec::new(),
         },
-        Rel::Filter { input, .. }
-        | Rel::Limit { input, .. }
-        | Rel::Distinct { input, .. }
-        | Rel::Sort { input, .. } => constants(input),
+        Rel::Sort { input, .. } => constants(input),
         Rel::Project { input, exprs } => constants(input)
             .into_iter()
             .filter_map(|c| {
@@ -196,18 +199,7 @@ fn constants(rel: &Rel) -> Vec<usize> {
                     .position(|e| matches!(e, Scalar::Column { index, .. } if *index == c))
             })
             .collect(),
-        Rel::Join {
-            kind: JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti,
-            left,
-            ..
-        }
-        | Rel::MergeJoin {
-            kind: JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti,
-            left,
-            ..
-        } => constants(left),
-        Rel::LookupJoin(j) => constants(&j.left),
-        _ => Vec::new(),
+        other => same_order_input(other).map_or_else(Vec::new, constants),
     }
 }
 
