@@ -31,7 +31,7 @@ pub struct Command {
 pub enum Trigger {
     /// RequestLease: installs `new` if the lease is still `prev` at application.
     Lease { prev: Lease, new: Lease },
-    /// TODO(issue 3): splits. The left side shrinks to `left`, `right` is created.
+    /// A split (`split.rs`): the left side shrinks to `left`, `right` is created.
     Split {
         left: RangeDescriptor,
         right: RangeDescriptor,
@@ -41,7 +41,9 @@ pub enum Trigger {
         left: RangeDescriptor,
         right: RangeDescriptor,
     },
-    /// TODO(issue 3): replica changes (joint consensus) to `desc`.
+    /// A replica change to `desc` (`replica_change.rs`): applied only as the
+    /// context of a `ConfChangeV2` entry (a normal command carrying it is
+    /// rejected).
     ChangeReplicas { desc: RangeDescriptor },
 }
 

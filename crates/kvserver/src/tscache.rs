@@ -104,7 +104,6 @@ impl TimestampCache {
     }
 
     /// Raises the low-water mark (a new lease, or a whole-range operation).
-    #[allow(dead_code)] // TODO(issue 3): called on lease acquisition.
     pub fn set_low_water(&self, ts: Timestamp) {
         let mut inner = self.inner.lock();
         inner.low_water.forward(ts);
