@@ -410,6 +410,10 @@ impl Store {
         if r.replica_id != replica_id {
             return Ok(());
         }
+        // Stop the replica first, so that nothing it applies from here on
+        // escapes the deletion; drop it from the map only once its data is
+        // gone, so that "no replica" always means "no data" too.
+        r.raft.lock().broken = true;
         let desc = r.desc();
         let mut ws = WriteSet::default();
         if !desc.replicas.is_empty() {
@@ -437,7 +441,7 @@ impl Store {
             &range_tombstone_key(range_id),
             &next.to_be_bytes(),
         );
-        r.raft.lock().broken = true;
+        self.engine.commit(&ws, true)?;
         {
             let mut reps = self.replicas.write();
             if reps
@@ -452,7 +456,6 @@ impl Store {
                 }
             }
         }
-        self.engine.commit(&ws, true)?;
         tracing::info!(
             node = self.cfg.node_id,
             range_id,
