@@ -50,6 +50,8 @@ pub struct Txn {
     refresh_spans: Vec<Span>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     done: bool,
+    /// Reads take exclusive unreplicated locks (`Header::lock_reads`).
+    lock_reads: bool,
 }
 
 impl Txn {
@@ -82,6 +84,7 @@ impl Txn {
             refresh_spans: Vec::new(),
             heartbeat: None,
             done: false,
+            lock_reads: false,
         }
     }
 
@@ -171,6 +174,15 @@ impl Txn {
         }
     }
 
+    /// From now on (until turned off), reads lock what they return, as
+    /// SELECT … FOR UPDATE does: writers and locking readers of other
+    /// transactions wait for this one to finish (see `Header::lock_reads`).
+    /// The locked keys count as written, so that they are released with the
+    /// transaction's intents.
+    pub fn set_lock_reads(&mut self, on: bool) {
+        self.lock_reads = on;
+    }
+
     /// Sends requests as one batch of this transaction.
     pub async fn send(&mut self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
         self.send_with_limit(requests, 0).await
@@ -196,6 +208,7 @@ impl Txn {
                 header: Header {
                     txn: Some(self.proto.clone()),
                     max_span_request_keys: max_keys,
+                    lock_reads: self.lock_reads,
                     ..Header::default()
                 },
                 requests: requests.clone(),
@@ -340,6 +353,9 @@ impl Txn {
                     _ => {}
                 }
                 if span.is_point() || span.key < span.end_key {
+                    if self.lock_reads {
+                        self.lock_spans.insert(span.clone());
+                    }
                     self.refresh_spans.push(span);
                 }
             }
