@@ -178,7 +178,8 @@ impl Txn {
     /// SELECT … FOR UPDATE does: writers and locking readers of other
     /// transactions wait for this one to finish (see `Header::lock_reads`).
     /// The locked keys count as written, so that they are released with the
-    /// transaction's intents.
+    /// transaction's intents, and the first one anchors the transaction
+    /// record if nothing was written yet.
     pub fn set_lock_reads(&mut self, on: bool) {
         self.lock_reads = on;
     }
@@ -198,8 +199,17 @@ impl Txn {
                 msg: "transaction already finished".into(),
             }));
         }
+        // The transaction record's anchor: the first key the transaction
+        // locks, by writing it or by a locking read. Every intent and
+        // unreplicated lock carries the transaction's meta, and a pusher
+        // aborts or pushes the record that meta's key addresses, so it must
+        // be set before the first lock and never change: a lock taken
+        // before it was set would send pushers to another record than the
+        // one the commit checks, and an abort there would go unheeded.
         if self.proto.meta.key.is_empty()
-            && let Some(first) = requests.iter().find(|r| r.is_write())
+            && let Some(first) = requests
+                .iter()
+                .find(|r| r.is_write() || (self.lock_reads && r.is_read()))
         {
             self.proto.meta.key = first.span(&Header::default()).key;
         }

@@ -439,6 +439,56 @@ async fn locking_reads_queue_read_modify_writes_instead_of_failing_them() {
     );
 }
 
+/// A transaction whose first request is a locking read holds a lock that
+/// others push it through: a pusher that aborts it there must abort the
+/// record its commit checks, or it commits without the writes the pusher
+/// removed as aborted (half a transfer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_holder_aborted_through_its_lock_cannot_commit() {
+    let manual = ManualClock::new(1_000_000_000_000);
+    let clock = Arc::new(Hlc::new(manual.clone(), DEFAULT_MAX_OFFSET));
+    // A lease that outlives the clock jump, so that no new lease pushes the
+    // stalled transaction's writes (and makes it refresh and fail anyway).
+    let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
+    let cfg = StoreConfig {
+        lease_duration: Duration::from_secs(60),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(engine, clock.clone(), cfg).expect("open store");
+    let db = Db::new(store, clock);
+    db.put(b"a", &bytes(100)).await.expect("put");
+    db.put(b"b", &bytes(100)).await.expect("put");
+    // A transfer of 10 from a to b that stalls after its debit.
+    let mut t = db.txn("stalled");
+    t.set_lock_reads(true);
+    let a = int(t.get(b"a").await.expect("locking get"));
+    t.set_lock_reads(false);
+    t.put(b"a", &bytes(a - 10)).await.expect("debit");
+    // Its record looks expired: a locking read-modify-write of `a` aborts it.
+    manual.advance(Duration::from_secs(6));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        retry!(db, |u| {
+            u.set_lock_reads(true);
+            let v = int(u.get(b"a").await?);
+            u.set_lock_reads(false);
+            u.put(b"a", &bytes(v + 1)).await
+        })
+    })
+    .await
+    .expect("the expired lock holder is pushed aside");
+    // The stalled transfer goes on; having been aborted, it must not commit.
+    let finished = match t.put(b"b", &bytes(100 + 10)).await {
+        Ok(()) => t.commit().await,
+        Err(e) => {
+            let _ = t.rollback().await;
+            Err(e)
+        }
+    };
+    assert!(finished.is_err(), "an aborted transaction committed");
+    let total = int(db.get(b"a").await.expect("get")) + int(db.get(b"b").await.expect("get"));
+    assert_eq!(total, 201);
+}
+
 /// The bank invariant with locking read-modify-writes (as SQL's UPDATE does
 /// them) and readers that check the total while transfers run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -150,6 +150,15 @@ pub fn evaluate(
         txn: ba.header.txn.clone(),
         ..Default::default()
     };
+    if ba.header.lock_reads
+        && let Some(t) = &ba.header.txn
+        && t.meta.key.is_empty()
+    {
+        // The lock would carry a meta whose (empty) key addresses no record
+        // of this transaction: pushers would abort a record its commit
+        // never reads.
+        return Err(KvError::invalid("locking read of a transaction without an anchor key").into());
+    }
     let one_phase = is_one_phase_commit(ba, b)?;
     let mut seq = res.txn.as_ref().map_or(0, |t| t.meta.sequence);
     let mut keys_left = ba.header.max_span_request_keys.max(0) as u64;

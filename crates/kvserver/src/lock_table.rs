@@ -92,6 +92,11 @@ impl LockTable {
     /// there is left alone: the request's latches and the conflict check
     /// before evaluation make that impossible short of a lease change.)
     pub fn acquire(&self, key: &[u8], holder: &TxnMeta) {
+        // Waiters push the record `holder`'s key addresses.
+        debug_assert!(
+            !holder.key.is_empty(),
+            "a lock holder without an anchor key"
+        );
         let mut inner = self.inner.lock();
         match inner.locks.get_mut(key) {
             Some(lock) if lock.holder == holder.id => lock.unreplicated = Some(holder.clone()),

@@ -1479,9 +1479,10 @@ impl Replica {
         pushee: &tardigrade_kvpb::TxnMeta,
     ) -> Result<bool, KvError> {
         if pusher.meta.key.is_empty() {
-            // A transaction that has written nothing has no record (nobody
-            // can abort it through one) and holds no locks (nobody waits
-            // on it): nothing to check, and no cycle runs through it.
+            // A transaction that has neither written nor taken a lock (its
+            // anchor key is set by the first of those) has no record
+            // (nobody can abort it through one) and holds no locks (nobody
+            // waits on it): nothing to check, and no cycle runs through it.
             return Ok(false);
         }
         let store = self.store()?;
