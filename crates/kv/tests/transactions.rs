@@ -522,10 +522,29 @@ async fn bank_transfers_with_locking_reads_keep_the_total() {
                 });
                 let mut t = db.txn("audit");
                 let rows = t.scan(b"acct/", b"acct0", 0).await;
+                let read_ts = t.read_timestamp();
                 let _ = t.rollback().await;
                 if let Ok(rows) = rows {
-                    let total: i64 = rows.iter().map(|kv| int(Some(kv.value.bytes.clone()))).sum();
-                    assert_eq!(total, ACCOUNTS * 100, "total seen by client {c} after {n}: {:?}", rows.iter().map(|kv| (String::from_utf8_lossy(&kv.key).to_string(), String::from_utf8_lossy(&kv.value.bytes).to_string(), kv.value.timestamp)).collect::<Vec<_>>());
+                    let total: i64 = rows
+                        .iter()
+                        .map(|kv| int(Some(kv.value.bytes.clone())))
+                        .sum();
+                    let balances: Vec<String> = rows
+                        .iter()
+                        .map(|kv| {
+                            format!(
+                                "{}={}@{}",
+                                String::from_utf8_lossy(&kv.key),
+                                String::from_utf8_lossy(&kv.value.bytes),
+                                kv.value.timestamp
+                            )
+                        })
+                        .collect();
+                    assert_eq!(
+                        total,
+                        ACCOUNTS * 100,
+                        "client {c}'s audit after transfer {n} read at {read_ts}: {balances:?}"
+                    );
                 }
             }
         }));

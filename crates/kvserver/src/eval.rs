@@ -193,7 +193,7 @@ pub fn evaluate(
             // A locking read must not lock a value that is already stale:
             // anything newer is "uncertain" (a committed value moves the
             // read above it, an intent is waited for).
-            Some(t) if locking && std::env::var_os("EXP_NOUNC").is_none() => (t.read_timestamp, Timestamp::MAX),
+            Some(t) if locking => (t.read_timestamp, Timestamp::MAX),
             Some(t) => (t.read_timestamp, t.global_uncertainty_limit),
             None => (ba.header.timestamp, Timestamp::ZERO),
         };

@@ -362,7 +362,7 @@ impl<'a> Executor<'a> {
     /// retry error at commit.
     pub async fn run_locking(&mut self, rel: &Rel) -> SqlResult<Vec<Row>> {
         self.forget_scans();
-        self.txn.set_lock_reads(std::env::var_os("NOLOCK").is_none());
+        self.txn.set_lock_reads(true);
         let rows = self.run(rel, &[]).await;
         self.txn.set_lock_reads(false);
         rows
