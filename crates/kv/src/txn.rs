@@ -50,6 +50,8 @@ pub struct Txn {
     refresh_spans: Vec<Span>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     done: bool,
+    /// Reads take exclusive unreplicated locks (`Header::lock_reads`).
+    lock_reads: bool,
 }
 
 impl Txn {
@@ -82,6 +84,7 @@ impl Txn {
             refresh_spans: Vec::new(),
             heartbeat: None,
             done: false,
+            lock_reads: false,
         }
     }
 
@@ -171,6 +174,16 @@ impl Txn {
         }
     }
 
+    /// From now on (until turned off), reads lock what they return, as
+    /// SELECT … FOR UPDATE does: writers and locking readers of other
+    /// transactions wait for this one to finish (see `Header::lock_reads`).
+    /// The locked keys count as written, so that they are released with the
+    /// transaction's intents, and the first one anchors the transaction
+    /// record if nothing was written yet.
+    pub fn set_lock_reads(&mut self, on: bool) {
+        self.lock_reads = on;
+    }
+
     /// Sends requests as one batch of this transaction.
     pub async fn send(&mut self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
         self.send_with_limit(requests, 0).await
@@ -186,8 +199,17 @@ impl Txn {
                 msg: "transaction already finished".into(),
             }));
         }
+        // The transaction record's anchor: the first key the transaction
+        // locks, by writing it or by a locking read. Every intent and
+        // unreplicated lock carries the transaction's meta, and a pusher
+        // aborts or pushes the record that meta's key addresses, so it must
+        // be set before the first lock and never change: a lock taken
+        // before it was set would send pushers to another record than the
+        // one the commit checks, and an abort there would go unheeded.
         if self.proto.meta.key.is_empty()
-            && let Some(first) = requests.iter().find(|r| r.is_write())
+            && let Some(first) = requests
+                .iter()
+                .find(|r| r.is_write() || (self.lock_reads && r.is_read()))
         {
             self.proto.meta.key = first.span(&Header::default()).key;
         }
@@ -196,6 +218,7 @@ impl Txn {
                 header: Header {
                     txn: Some(self.proto.clone()),
                     max_span_request_keys: max_keys,
+                    lock_reads: self.lock_reads,
                     ..Header::default()
                 },
                 requests: requests.clone(),
@@ -340,6 +363,9 @@ impl Txn {
                     _ => {}
                 }
                 if span.is_point() || span.key < span.end_key {
+                    if self.lock_reads {
+                        self.lock_spans.insert(span.clone());
+                    }
                     self.refresh_spans.push(span);
                 }
             }

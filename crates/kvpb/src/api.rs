@@ -370,6 +370,15 @@ pub struct Header {
     /// The range the sender believes it addresses (0: any); a mismatch is
     /// answered with `RangeKeyMismatch`.
     pub range_id: u64,
+    /// Transactional only: the batch's `Get`, `Scan` and `ReverseScan` take an
+    /// exclusive, unreplicated lock on every key they return (SELECT … FOR
+    /// UPDATE, and the reads of UPDATE and DELETE), and read as if every newer
+    /// value were uncertain: a newer committed value moves the read above it
+    /// (`ReadWithinUncertainty`), a newer intent is waited for. A transaction
+    /// that read-modify-writes a hot row thus queues behind the previous
+    /// writer instead of reading a value that is about to change and failing
+    /// its commit with a retry error.
+    pub lock_reads: bool,
 }
 
 impl Default for Header {
@@ -381,6 +390,7 @@ impl Default for Header {
             target_bytes: 0,
             read_consistency: ReadConsistency::Consistent,
             range_id: 0,
+            lock_reads: false,
         }
     }
 }

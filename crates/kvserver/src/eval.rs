@@ -34,7 +34,10 @@ pub struct EvalResult {
     /// Spans read, at what timestamp and by whom: for the timestamp cache.
     pub reads: Vec<(Span, Timestamp, Option<TxnId>)>,
     /// Keys whose intents were resolved: their waiters wake.
-    pub resolved_keys: Vec<Vec<u8>>,
+    /// (key, holder, whether the holder finished).
+    pub resolved_keys: Vec<(Vec<u8>, TxnId, bool)>,
+    /// Keys a locking read returned: the transaction's unreplicated locks.
+    pub locked_keys: Vec<Vec<u8>>,
     /// Transactions that finished: all their locks are released.
     pub finished_txns: Vec<TxnId>,
     /// Transaction records that changed: their pushers wake.
@@ -147,6 +150,15 @@ pub fn evaluate(
         txn: ba.header.txn.clone(),
         ..Default::default()
     };
+    if ba.header.lock_reads
+        && let Some(t) = &ba.header.txn
+        && t.meta.key.is_empty()
+    {
+        // The lock would carry a meta whose (empty) key addresses no record
+        // of this transaction: pushers would abort a record its commit
+        // never reads.
+        return Err(KvError::invalid("locking read of a transaction without an anchor key").into());
+    }
     let one_phase = is_one_phase_commit(ba, b)?;
     let mut seq = res.txn.as_ref().map_or(0, |t| t.meta.sequence);
     let mut keys_left = ba.header.max_span_request_keys.max(0) as u64;
@@ -176,7 +188,12 @@ pub fn evaluate(
             Some(t) => t.meta.write_timestamp,
             None => ba.header.timestamp,
         };
+        let locking = ba.header.lock_reads;
         let (read_ts, uncertainty) = match &res.txn {
+            // A locking read must not lock a value that is already stale:
+            // anything newer is "uncertain" (a committed value moves the
+            // read above it, an intent is waited for).
+            Some(t) if locking => (t.read_timestamp, Timestamp::MAX),
             Some(t) => (t.read_timestamp, t.global_uncertainty_limit),
             None => (ba.header.timestamp, Timestamp::ZERO),
         };
@@ -193,6 +210,12 @@ pub fn evaluate(
                 let g = mvcc::mvcc_get(b, key, read_ts, &read_opts).map_err(mvcc_err)?;
                 res.reads
                     .push((Span::point(key.clone()), read_ts, reader_id));
+                if locking
+                    && res.txn.is_some()
+                    && g.value.as_ref().is_some_and(|v| v.bytes.is_some())
+                {
+                    res.locked_keys.push(key.clone());
+                }
                 Response::Get {
                     value: g.value.and_then(|v| {
                         v.bytes.map(|bytes| Value {
@@ -243,6 +266,9 @@ pub fn evaluate(
                     }
                     if limited {
                         keys_left = keys_left.saturating_sub(rows.len() as u64);
+                    }
+                    if locking && res.txn.is_some() {
+                        res.locked_keys.extend(rows.iter().map(|r| r.key.clone()));
                     }
                     if (limited && keys_left == 0) || (byte_limited && bytes_left == 0) {
                         exhausted = true;
@@ -442,7 +468,8 @@ pub fn evaluate(
                     ignored_seqs,
                 )
                 .map_err(mvcc_err)?;
-                res.resolved_keys.push(key.clone());
+                res.resolved_keys
+                    .push((key.clone(), txn.id, status.is_finalized()));
                 Response::ResolveIntent
             }
             Request::ResolveIntentRange { span, .. } if exhausted => Response::ResolveIntentRange {

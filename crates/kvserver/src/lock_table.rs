@@ -1,4 +1,5 @@
-//! The in-memory lock table: per-key wait queues for discovered intents.
+//! The in-memory lock table: per-key wait queues for discovered intents, and
+//! the exclusive unreplicated locks of locking reads.
 //!
 //! Intents are stored durably by MVCC; this table only tracks the ones that
 //! requests have run into, so that the requests waiting on a key are woken
@@ -6,22 +7,33 @@
 //! polling. A waiter also pushes the holder's transaction (through the
 //! transaction wait queue), which is what makes progress when the holder is
 //! slow, dead or part of a deadlock.
+//!
+//! A locking read (`Header::lock_reads`: SELECT … FOR UPDATE, the reads of
+//! UPDATE and DELETE) leaves an unreplicated lock here on every key it
+//! returned. Writes and other locking reads of another transaction wait for
+//! it like for an intent; plain reads ignore it. Such locks live only in the
+//! leaseholder's memory (as CockroachDB's do): a lease change or restart
+//! drops them, which costs only the queueing they provide, never
+//! correctness, which MVCC and serializable commits guarantee on their own.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use parking_lot::Mutex;
-use tardigrade_kvpb::{Transaction, TxnId};
+use tardigrade_kvpb::{IntentInfo, Span, Transaction, TxnId, TxnMeta};
 use tokio::sync::watch;
 
 struct Lock {
     holder: TxnId,
+    /// The holder's transaction when this is a locking read's unreplicated
+    /// lock (for the waiters' pushes); `None` for a discovered intent.
+    unreplicated: Option<TxnMeta>,
     /// Dropped when the lock is released, which wakes every waiter.
     released: watch::Sender<()>,
 }
 
 #[derive(Default)]
 struct Inner {
-    locks: HashMap<Vec<u8>, Lock>,
+    locks: BTreeMap<Vec<u8>, Lock>,
     by_txn: HashMap<TxnId, HashSet<Vec<u8>>>,
     /// Holders recently found committed or aborted (without their lock
     /// spans): their remaining intents are resolved without another push.
@@ -64,6 +76,7 @@ impl LockTable {
             key.to_vec(),
             Lock {
                 holder,
+                unreplicated: None,
                 released: tx,
             },
         ) && let Some(keys) = inner.by_txn.get_mut(&old.holder)
@@ -74,9 +87,79 @@ impl LockTable {
         Waiter { rx }
     }
 
-    /// The intent on `key` was resolved: wake its waiters.
-    pub fn release_key(&self, key: &[u8]) {
+    /// A locking read of `holder` returned `key`: it holds an exclusive
+    /// unreplicated lock on it until it finishes. (Another transaction's lock
+    /// there is left alone: the request's latches and the conflict check
+    /// before evaluation make that impossible short of a lease change.)
+    pub fn acquire(&self, key: &[u8], holder: &TxnMeta) {
+        // Waiters push the record `holder`'s key addresses.
+        debug_assert!(
+            !holder.key.is_empty(),
+            "a lock holder without an anchor key"
+        );
         let mut inner = self.inner.lock();
+        match inner.locks.get_mut(key) {
+            Some(lock) if lock.holder == holder.id => lock.unreplicated = Some(holder.clone()),
+            Some(_) => return,
+            None => {
+                let (tx, _) = watch::channel(());
+                inner.locks.insert(
+                    key.to_vec(),
+                    Lock {
+                        holder: holder.id,
+                        unreplicated: Some(holder.clone()),
+                        released: tx,
+                    },
+                );
+            }
+        }
+        inner
+            .by_txn
+            .entry(holder.id)
+            .or_default()
+            .insert(key.to_vec());
+    }
+
+    /// The unreplicated locks of other transactions than `me` in `spans`, as
+    /// conflicts to wait for (the same way as for intents).
+    pub fn conflicts(&self, spans: &[Span], me: Option<TxnId>) -> Vec<IntentInfo> {
+        let inner = self.inner.lock();
+        if inner.by_txn.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for span in spans {
+            let end = span.exclusive_end();
+            if span.key >= end {
+                continue;
+            }
+            for (key, lock) in inner.locks.range(span.key.clone()..end) {
+                if let Some(meta) = &lock.unreplicated
+                    && Some(lock.holder) != me
+                {
+                    out.push(IntentInfo {
+                        key: key.clone(),
+                        txn: meta.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// `holder`'s intent on `key` was resolved (`finalized`: it committed or
+    /// aborted; otherwise it was pushed): wake its waiters. A pushed holder
+    /// keeps its unreplicated lock, and a lock another transaction has taken
+    /// since is not this resolution's to release.
+    pub fn release_key(&self, key: &[u8], holder: TxnId, finalized: bool) {
+        let mut inner = self.inner.lock();
+        let releases = inner
+            .locks
+            .get(key)
+            .is_some_and(|l| l.holder == holder && (finalized || l.unreplicated.is_none()));
+        if !releases {
+            return;
+        }
         if let Some(lock) = inner.locks.remove(key)
             && let Some(keys) = inner.by_txn.get_mut(&lock.holder)
         {

@@ -845,11 +845,21 @@ impl Replica {
             self.check_bounds(&ba)?;
             crate::split::check_trigger(&self.desc(), &ba)?;
             self.apply_timestamp_cache(&mut ba);
+            if let Some(conflicts) = self.unreplicated_lock_conflicts(&ba) {
+                drop(guard);
+                self.handle_conflicts(&ba, conflicts).await?;
+                continue;
+            }
             let mut b = self.engine.batch();
             let evaluated = eval::evaluate(&self.ctx(false), &mut b, &ba);
             match evaluated {
                 Ok(mut res) => {
                     self.apply(b, &res, lease.sequence).await?;
+                    if let Some(t) = &ba.header.txn {
+                        for key in &res.locked_keys {
+                            self.lock_table.acquire(key, &t.meta);
+                        }
+                    }
                     drop(guard);
                     if let Some((txn, spans)) = res.remote_intents.take()
                         && let Ok(store) = self.store()
@@ -905,8 +915,8 @@ impl Replica {
         for (span, ts, txn) in &res.reads {
             self.tscache.add(span, *ts, *txn);
         }
-        for key in &res.resolved_keys {
-            self.lock_table.release_key(key);
+        for (key, holder, finalized) in &res.resolved_keys {
+            self.lock_table.release_key(key, *holder, *finalized);
         }
         for txn in &res.finished_txns {
             self.lock_table.release_txn(*txn);
@@ -1287,6 +1297,32 @@ impl Replica {
         }
     }
 
+    /// Other transactions' unreplicated locks that a batch's writes or
+    /// locking reads must wait for; `None` if there are none.
+    fn unreplicated_lock_conflicts(&self, ba: &BatchRequest) -> Option<Vec<IntentInfo>> {
+        let locking = ba.header.lock_reads && ba.header.txn.is_some();
+        let spans: Vec<Span> = ba
+            .requests
+            .iter()
+            .filter(|r| match r {
+                Request::Put { .. }
+                | Request::ConditionalPut { .. }
+                | Request::Increment { .. }
+                | Request::Delete { .. }
+                | Request::DeleteRange { .. } => true,
+                Request::Get { .. } | Request::Scan { .. } | Request::ReverseScan { .. } => locking,
+                _ => false,
+            })
+            .map(|r| r.span(&ba.header))
+            .collect();
+        if spans.is_empty() {
+            return None;
+        }
+        let me = ba.header.txn.as_ref().map(Transaction::id);
+        let conflicts = self.lock_table.conflicts(&spans, me);
+        (!conflicts.is_empty()).then_some(conflicts)
+    }
+
     /// Waits for, pushes and resolves the intents a batch ran into: one push
     /// per holding transaction (none if it is already known to be finalized),
     /// then one batch resolving all of that holder's intents that were met.
@@ -1298,7 +1334,8 @@ impl Replica {
         intents: Vec<IntentInfo>,
     ) -> Result<(), KvError> {
         let store = self.store()?;
-        let writes = ba.has_writes();
+        // A locking read waits for the holder to finish, as a write does.
+        let writes = ba.has_writes() || (ba.header.lock_reads && ba.header.txn.is_some());
         let mut by_holder: Vec<(TxnMeta, Vec<Vec<u8>>)> = Vec::new();
         for intent in intents {
             match by_holder.iter_mut().find(|(m, _)| m.id == intent.txn.id) {
@@ -1441,9 +1478,10 @@ impl Replica {
         pushee: &tardigrade_kvpb::TxnMeta,
     ) -> Result<bool, KvError> {
         if pusher.meta.key.is_empty() {
-            // A transaction that has written nothing has no record (nobody
-            // can abort it through one) and holds no locks (nobody waits
-            // on it): nothing to check, and no cycle runs through it.
+            // A transaction that has neither written nor taken a lock (its
+            // anchor key is set by the first of those) has no record
+            // (nobody can abort it through one) and holds no locks (nobody
+            // waits on it): nothing to check, and no cycle runs through it.
             return Ok(false);
         }
         let store = self.store()?;
@@ -1497,6 +1535,13 @@ fn latch_spans(ba: &BatchRequest) -> Vec<LatchSpan> {
     let mut add = |span: Span, access| out.push(LatchSpan { span, access });
     for req in &ba.requests {
         match req {
+            // Locking reads exclude each other like writes, so that two of
+            // them cannot both pass the lock check and both take the lock.
+            Request::Get { .. } | Request::Scan { .. } | Request::ReverseScan { .. }
+                if ba.header.lock_reads && ba.header.txn.is_some() =>
+            {
+                add(req.span(&ba.header), Access::Write)
+            }
             Request::Get { .. }
             | Request::Scan { .. }
             | Request::ReverseScan { .. }

@@ -382,6 +382,7 @@ impl From<Header> for pb::Header {
             target_bytes: h.target_bytes,
             read_consistency: consistency_to_pb(h.read_consistency),
             range_id: h.range_id,
+            lock_reads: h.lock_reads,
         }
     }
 }
@@ -402,6 +403,7 @@ impl TryFrom<pb::Header> for Header {
             target_bytes: h.target_bytes,
             read_consistency: consistency_from_pb(h.read_consistency, "header.read_consistency")?,
             range_id: h.range_id,
+            lock_reads: h.lock_reads,
         })
     }
 }

@@ -398,6 +398,7 @@ fn txn_header() -> Header {
         target_bytes: 1 << 20,
         read_consistency: ReadConsistency::Consistent,
         range_id: 9,
+        lock_reads: true,
     }
 }
 
@@ -442,6 +443,7 @@ fn whole_batch_round_trips_with_every_header_shape() {
             target_bytes: 0,
             read_consistency: ReadConsistency::Inconsistent,
             range_id: u64::MAX,
+            lock_reads: false,
         },
     ];
     for header in headers {

@@ -600,7 +600,7 @@ impl BoundDml {
         let (affected, rows) = match &self.kind {
             DmlKind::Insert { .. } => self.execute_insert(exec).await?,
             DmlKind::Update { source, sets } => {
-                let old_rows = exec.run(source, &[]).await?;
+                let old_rows = exec.run_locking(source).await?;
                 let exprs: Vec<&Scalar> = sets.iter().map(|(_, s)| s).collect();
                 let needs_async = exprs.iter().any(|e| e.needs_async());
                 let mut pairs = Vec::with_capacity(old_rows.len());
@@ -624,7 +624,7 @@ impl BoundDml {
                 (pairs.len(), pairs.into_iter().map(|(_, n)| n).collect())
             }
             DmlKind::Delete { source } => {
-                let rows = exec.run(source, &[]).await?;
+                let rows = exec.run_locking(source).await?;
                 rowenc::delete_rows(exec.txn, &exec.node.catalog, &self.table, &rows).await?;
                 exec.forget_scans();
                 (rows.len(), rows)

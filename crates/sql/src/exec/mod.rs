@@ -355,6 +355,19 @@ impl<'a> Executor<'a> {
         self.scan_cache.clear();
     }
 
+    /// Runs `rel` (the rows an UPDATE or DELETE changes) with its reads
+    /// locking what they return, as CockroachDB's implicit SELECT FOR UPDATE
+    /// does: concurrent read-modify-writes of a row queue behind each other
+    /// instead of all reading the old value and all but one failing with a
+    /// retry error at commit.
+    pub async fn run_locking(&mut self, rel: &Rel) -> SqlResult<Vec<Row>> {
+        self.forget_scans();
+        self.txn.set_lock_reads(true);
+        let rows = self.run(rel, &[]).await;
+        self.txn.set_lock_reads(false);
+        rows
+    }
+
     /// Runs `rel` with `outer` as the rows of the enclosing queries.
     pub fn run<'b>(
         &'b mut self,
