@@ -561,6 +561,12 @@ impl Replica {
                 continue;
             }
             attempts += 1;
+            // TODO(issue 3): on a starved machine a lease can take longer
+            // than its 2 s duration to apply, so every lease obtained here
+            // is already expired and this gives up (seen as "not
+            // leaseholder for range N" on a single node under a CI build).
+            // Single-voter ranges need no expiry; epoch-based leases would
+            // fix the rest.
             if attempts > 3 {
                 return Err(self.not_leaseholder(0));
             }
