@@ -33,6 +33,29 @@ fn bytes(i: i64) -> Vec<u8> {
     i.to_string().into_bytes()
 }
 
+/// Accounts `acct/000`… with 100 each.
+async fn open_accounts(db: &Db, n: i64) {
+    for i in 0..n {
+        db.put(format!("acct/{i:03}").as_bytes(), b"100")
+            .await
+            .expect("init");
+    }
+}
+
+fn total_of(rows: &[tardigrade_kvpb::KeyValue]) -> i64 {
+    rows.iter()
+        .map(|kv| int(Some(kv.value.bytes.clone())))
+        .sum()
+}
+
+/// A read that locks the key (as SQL's UPDATE reads its rows).
+async fn locking_get(t: &mut Txn, key: &[u8]) -> Result<i64, KvError> {
+    t.set_lock_reads(true);
+    let v = t.get(key).await;
+    t.set_lock_reads(false);
+    Ok(int(v?))
+}
+
 /// Runs the body in fresh transactions until one commits; evaluates to the
 /// number of attempts.
 macro_rules! retry {
@@ -282,11 +305,7 @@ async fn an_abandoned_transaction_is_aborted_once_its_record_expires() {
 async fn bank_transfers_keep_the_total_with_32_clients() {
     const ACCOUNTS: i64 = 10;
     let db = db();
-    for i in 0..ACCOUNTS {
-        db.put(format!("acct/{i:03}").as_bytes(), b"100")
-            .await
-            .expect("init");
-    }
+    open_accounts(&db, ACCOUNTS).await;
     let mut tasks = Vec::new();
     for c in 0..32i64 {
         let db = db.clone();
@@ -319,10 +338,7 @@ async fn bank_transfers_keep_the_total_with_32_clients() {
             .expect("join");
     }
     let rows = db.scan(b"acct/", b"acct0", 0).await.expect("scan");
-    let total: i64 = rows
-        .iter()
-        .map(|kv| int(Some(kv.value.bytes.clone())))
-        .sum();
+    let total = total_of(&rows);
     assert_eq!(rows.len() as i64, ACCOUNTS);
     assert_eq!(total, ACCOUNTS * 100);
 }
@@ -410,9 +426,7 @@ async fn locking_reads_queue_read_modify_writes_instead_of_failing_them() {
             let mut attempts = 0;
             for _ in 0..EACH {
                 attempts += retry!(db, |t| {
-                    t.set_lock_reads(true);
-                    let v = int(t.get(b"hot").await?);
-                    t.set_lock_reads(false);
+                    let v = locking_get(&mut t, b"hot").await?;
                     // Think time, so that the transactions overlap.
                     tokio::time::sleep(Duration::from_millis(2)).await;
                     t.put(b"hot", &bytes(v + 1)).await
@@ -460,17 +474,13 @@ async fn a_lock_holder_aborted_through_its_lock_cannot_commit() {
     db.put(b"b", &bytes(100)).await.expect("put");
     // A transfer of 10 from a to b that stalls after its debit.
     let mut t = db.txn("stalled");
-    t.set_lock_reads(true);
-    let a = int(t.get(b"a").await.expect("locking get"));
-    t.set_lock_reads(false);
+    let a = locking_get(&mut t, b"a").await.expect("locking get");
     t.put(b"a", &bytes(a - 10)).await.expect("debit");
     // Its record looks expired: a locking read-modify-write of `a` aborts it.
     manual.advance(Duration::from_secs(6));
     tokio::time::timeout(Duration::from_secs(10), async {
         retry!(db, |u| {
-            u.set_lock_reads(true);
-            let v = int(u.get(b"a").await?);
-            u.set_lock_reads(false);
+            let v = locking_get(&mut u, b"a").await?;
             u.put(b"a", &bytes(v + 1)).await
         })
     })
@@ -495,11 +505,7 @@ async fn a_lock_holder_aborted_through_its_lock_cannot_commit() {
 async fn bank_transfers_with_locking_reads_keep_the_total() {
     const ACCOUNTS: i64 = 10;
     let db = db();
-    for i in 0..ACCOUNTS {
-        db.put(format!("acct/{i:03}").as_bytes(), b"100")
-            .await
-            .expect("init");
-    }
+    open_accounts(&db, ACCOUNTS).await;
     let mut tasks = Vec::new();
     for c in 0..8i64 {
         let db = db.clone();
@@ -511,13 +517,9 @@ async fn bank_transfers_with_locking_reads_keep_the_total() {
                 retry!(db, |t| {
                     let fk = format!("acct/{from:03}");
                     let tk = format!("acct/{to:03}");
-                    t.set_lock_reads(true);
-                    let a = int(t.get(fk.as_bytes()).await?);
-                    t.set_lock_reads(false);
+                    let a = locking_get(&mut t, fk.as_bytes()).await?;
                     t.put(fk.as_bytes(), &bytes(a - amount)).await?;
-                    t.set_lock_reads(true);
-                    let b = int(t.get(tk.as_bytes()).await?);
-                    t.set_lock_reads(false);
+                    let b = locking_get(&mut t, tk.as_bytes()).await?;
                     t.put(tk.as_bytes(), &bytes(b + amount)).await
                 });
                 let mut t = db.txn("audit");
@@ -525,10 +527,7 @@ async fn bank_transfers_with_locking_reads_keep_the_total() {
                 let read_ts = t.read_timestamp();
                 let _ = t.rollback().await;
                 if let Ok(rows) = rows {
-                    let total: i64 = rows
-                        .iter()
-                        .map(|kv| int(Some(kv.value.bytes.clone())))
-                        .sum();
+                    let total = total_of(&rows);
                     let balances: Vec<String> = rows
                         .iter()
                         .map(|kv| {
@@ -556,9 +555,6 @@ async fn bank_transfers_with_locking_reads_keep_the_total() {
             .expect("join");
     }
     let rows = db.scan(b"acct/", b"acct0", 0).await.expect("scan");
-    let total: i64 = rows
-        .iter()
-        .map(|kv| int(Some(kv.value.bytes.clone())))
-        .sum();
+    let total = total_of(&rows);
     assert_eq!(total, ACCOUNTS * 100);
 }
