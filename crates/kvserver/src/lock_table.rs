@@ -120,6 +120,11 @@ impl LockTable {
             .insert(key.to_vec());
     }
 
+    /// Whether no lock (intent or unreplicated) is tracked at all.
+    pub fn is_empty(&self) -> bool {
+        self.inner.lock().by_txn.is_empty()
+    }
+
     /// The unreplicated locks of other transactions than `me` in `spans`, as
     /// conflicts to wait for (the same way as for intents).
     pub fn conflicts(&self, spans: &[Span], me: Option<TxnId>) -> Vec<IntentInfo> {

@@ -1306,6 +1306,10 @@ impl Replica {
     /// Other transactions' unreplicated locks that a batch's writes or
     /// locking reads must wait for; `None` if there are none.
     fn unreplicated_lock_conflicts(&self, ba: &BatchRequest) -> Option<Vec<IntentInfo>> {
+        // The common case, checked before copying any span.
+        if self.lock_table.is_empty() {
+            return None;
+        }
         let locking = ba.header.lock_reads && ba.header.txn.is_some();
         let spans: Vec<Span> = ba
             .requests
