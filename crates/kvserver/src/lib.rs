@@ -16,6 +16,7 @@ mod eval;
 mod intent_resolver;
 mod internal_txn;
 mod latch;
+mod lease_duration;
 mod lock_table;
 pub mod metrics;
 mod raft_storage;

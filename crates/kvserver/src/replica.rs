@@ -523,7 +523,7 @@ impl Replica {
     pub(crate) async fn ensure_lease(&self, ts: Timestamp) -> Result<Lease, KvError> {
         let give_up = Instant::now()
             + self.cfg.raft_tick_interval * (self.cfg.raft_election_ticks as u32) * 2;
-        let mut attempts = 0;
+        let lease_give_up = Instant::now() + self.cfg.proposal_timeout;
         loop {
             let now = self.clock.now();
             let lease = self.state.lock().lease;
@@ -560,23 +560,28 @@ impl Replica {
                 tokio::time::sleep(self.cfg.raft_tick_interval / 2).await;
                 continue;
             }
-            attempts += 1;
-            // TODO(issue 3): on a starved machine a lease can take longer
-            // than its 2 s duration to apply, so every lease obtained here
-            // is already expired and this gives up (seen as "not
-            // leaseholder for range N" on a single node under a CI build).
-            // Single-voter ranges need no expiry; epoch-based leases would
-            // fix the rest.
-            if attempts > 3 {
+            // A lease that applied already expired (a starved machine took
+            // longer to apply it than it lasted) is proposed again, lasting
+            // longer: the store measured how slow that proposal was.
+            if Instant::now() >= lease_give_up {
                 return Err(self.not_leaseholder(0));
             }
             self.request_lease(Some(ts)).await?;
         }
     }
 
+    /// How long a lease proposed now should last: the configured duration,
+    /// or longer while this store's proposals are slow to apply
+    /// ([`crate::lease_duration`]).
+    fn lease_duration(&self) -> Duration {
+        self.store
+            .upgrade()
+            .map_or(self.cfg.lease_duration, |s| s.lease_durations().current())
+    }
+
     /// Extends our lease in the background once it is in its second half.
     fn maybe_extend(&self, lease: &Lease, now: Timestamp) {
-        let half = (self.cfg.lease_duration / 2).as_nanos() as i64;
+        let half = (self.lease_duration() / 2).as_nanos() as i64;
         if lease.expiration.wall - now.wall > half || self.extending.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -631,7 +636,7 @@ impl Replica {
         let new = Lease {
             replica: to,
             start,
-            expiration: start.add_duration(self.cfg.lease_duration),
+            expiration: start.add_duration(self.lease_duration()),
             sequence: prev.sequence + 1,
         };
         let cmd = Command {
@@ -667,7 +672,8 @@ impl Replica {
             return Err(self.not_leaseholder(0));
         };
         let mine = prev.replica.replica_id == self.replica_id;
-        let half = (self.cfg.lease_duration / 2).as_nanos() as i64;
+        let duration = self.lease_duration();
+        let half = (duration / 2).as_nanos() as i64;
         match ts {
             Some(ts) if mine && prev.covers(now, ts) => return Ok(()),
             None if !mine || prev.expiration.wall - now.wall > half => return Ok(()),
@@ -680,7 +686,7 @@ impl Replica {
             Lease {
                 replica: me,
                 start: prev.start,
-                expiration: now.add_duration(self.cfg.lease_duration),
+                expiration: now.add_duration(duration),
                 sequence: prev.sequence,
             }
         } else {
@@ -690,7 +696,7 @@ impl Replica {
             Lease {
                 replica: me,
                 start,
-                expiration: start.add_duration(self.cfg.lease_duration),
+                expiration: start.add_duration(duration),
                 sequence: prev.sequence + 1,
             }
         };
@@ -751,7 +757,10 @@ impl Replica {
         metrics.raft_proposals.fetch_add(1, Ordering::Relaxed);
         let result = self.wait_proposal(id, is_lease, &mut rx).await;
         match &result {
-            Ok(()) => metrics.raft_commit_latency.observe(proposed_at.elapsed()),
+            Ok(()) => {
+                metrics.raft_commit_latency.observe(proposed_at.elapsed());
+                store.lease_durations().observe(proposed_at.elapsed());
+            }
             Err(_) => {
                 metrics
                     .raft_proposals_failed

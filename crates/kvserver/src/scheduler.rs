@@ -392,6 +392,10 @@ fn process_ready(
     // Appends reach the followers while we apply.
     outbox.flush(store);
     let max_entries = store.config().raft_log_max_entries.max(2);
+    let delay = store.config().testing_apply_delay;
+    if !delay.is_zero() && works.iter().any(|w| !w.committed.is_empty()) {
+        std::thread::sleep(delay);
+    }
     let mut staged = Vec::with_capacity(works.len());
     for w in &mut works {
         let mut st = w.r.begin_apply();

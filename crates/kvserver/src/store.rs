@@ -77,6 +77,11 @@ pub struct StoreConfig {
     /// Fault injection for checker tests only: serve requests on an expired
     /// lease. Never set outside tests that prove the checkers catch it.
     pub testing_unsafe_reads_past_lease: bool,
+    /// Fault injection for tests only: the scheduler sleeps this long before
+    /// applying the committed entries of a round, as a starved machine
+    /// would take (leases must still be acquired when applying a command
+    /// takes longer than a lease lasts). Zero outside tests.
+    pub testing_apply_delay: Duration,
     /// A range whose data (key and value bytes) grows beyond this is split
     /// in the middle by the split queue (which runs only on stores with a
     /// cluster sender, see [`Store::set_cluster_sender`]).
@@ -110,6 +115,7 @@ impl Default for StoreConfig {
             transport: None,
             bootstrap_single_node: true,
             testing_unsafe_reads_past_lease: false,
+            testing_apply_delay: Duration::ZERO,
             range_max_bytes: 512 << 20,
             split_queue_interval: Duration::from_secs(1),
             bootstrap_split_keys: Vec::new(),
@@ -153,6 +159,9 @@ pub struct Store {
     cluster: OnceLock<Arc<dyn Sender>>,
     /// Counters for the status endpoint.
     metrics: crate::metrics::StoreMetrics,
+    /// How long the leases proposed here last (longer while proposals are
+    /// slow to apply).
+    lease_durations: crate::lease_duration::LeaseDurations,
 }
 
 impl Drop for Store {
@@ -261,6 +270,7 @@ impl Store {
             stopped: AtomicBool::new(false),
             cluster: OnceLock::new(),
             metrics: crate::metrics::StoreMetrics::default(),
+            lease_durations: crate::lease_duration::LeaseDurations::new(config.lease_duration),
         });
         for desc in ranges {
             if desc.replica_on_store(config.store_id).is_none() {
@@ -532,6 +542,12 @@ impl Store {
     /// The store's counters (Raft proposals and latency, KV requests).
     pub fn metrics(&self) -> &crate::metrics::StoreMetrics {
         &self.metrics
+    }
+
+    /// How long the leases proposed here last (longer while proposals are
+    /// slow to apply).
+    pub(crate) fn lease_durations(&self) -> &crate::lease_duration::LeaseDurations {
+        &self.lease_durations
     }
 
     pub async fn execute(&self, ba: BatchRequest) -> BatchResult {

@@ -39,6 +39,10 @@ fn config(node: u64, transport: &Arc<LocalRaftTransport>, max_entries: u64) -> S
 }
 
 fn start(n: u64, max_entries: u64) -> Cluster {
+    start_configured(n, |_| {}, max_entries)
+}
+
+fn start_configured(n: u64, adjust: impl Fn(&mut StoreConfig), max_entries: u64) -> Cluster {
     let desc =
         RangeDescriptor::with_voters(RANGE, keys::MIN_KEY.to_vec(), keys::MAX_KEY.to_vec(), 1..=n);
     let faults = FaultInjector::new(42);
@@ -48,8 +52,9 @@ fn start(n: u64, max_entries: u64) -> Cluster {
         let engine = Engine::open(&StoreSpec::Memory).expect("engine");
         Store::bootstrap(&engine, std::slice::from_ref(&desc)).expect("bootstrap");
         let clock = Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
-        let store =
-            Store::open(engine, clock, config(i, &transport, max_entries)).expect("open store");
+        let mut cfg = config(i, &transport, max_entries);
+        adjust(&mut cfg);
+        let store = Store::open(engine, clock, cfg).expect("open store");
         let weak: Weak<dyn RaftHandler> = Arc::downgrade(&(store.clone() as Arc<dyn RaftHandler>));
         transport.register(i, weak);
         stores.push(Some(store));
@@ -480,4 +485,40 @@ async fn single_replica_store_bootstraps_and_survives_reopen() {
     let r = store.execute(get_ba(b"k99")).await.expect("get");
     assert_eq!(get_value(&r), Some(b"v".to_vec()));
     assert_eq!(store.stats().live_count, i64::from(n));
+}
+
+/// A starved machine can take longer to apply a command than a lease lasts:
+/// the lease its leader proposes has then run out by the time it applies.
+/// The leader must still get a lease that it can serve under (here every
+/// round's apply waits 500 ms; a lease is configured to last 300 ms), on one
+/// replica as on three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_is_acquired_when_applying_takes_longer_than_a_lease_lasts() {
+    for n in [1, 3] {
+        let c = start_configured(
+            n,
+            |cfg| {
+                cfg.lease_duration = Duration::from_millis(300);
+                cfg.testing_apply_delay = Duration::from_millis(500);
+            },
+            1000,
+        );
+        let t0 = Instant::now();
+        for i in 0..3 {
+            c.send_to(
+                &c.live(),
+                put_ba(format!("k{i}").as_bytes(), b"v"),
+                Duration::from_secs(20),
+            )
+            .await;
+        }
+        let (_, r) = c
+            .send_to(&c.live(), get_ba(b"k2"), Duration::from_secs(20))
+            .await;
+        assert_eq!(get_value(&r), Some(b"v".to_vec()));
+        eprintln!(
+            "{n} replica(s), 500 ms per apply: 3 writes and a read took {:?}",
+            t0.elapsed()
+        );
+    }
 }
