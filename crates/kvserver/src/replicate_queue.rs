@@ -9,11 +9,12 @@
 //!
 //! Replicas this store holds but does not lead are checked for removal when
 //! they look orphaned (outgoing or learner in their own descriptor, or no
-//! known leader): the range's current descriptor is read from its meta
-//! record; if it is newer and no longer lists this replica, the replica is
-//! garbage-collected.
+//! known leader), and every `replica_gc_check_interval` anyway (a replica
+//! removed while quiesced and cut off still believes in its old leader):
+//! the range's current descriptor is read from its meta record; if it is
+//! newer and no longer lists this replica, the replica is garbage-collected.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,9 @@ pub struct ReplicateQueue {
     /// stale record sends lookups to replicas that are gone, so the next
     /// passes retry before changing the range again.
     stale_meta: Mutex<BTreeSet<u64>>,
+    /// When each replica this store does not lead was last checked against
+    /// its meta record (or first seen).
+    gc_checked: Mutex<HashMap<u64, Instant>>,
 }
 
 fn adjust_leases(stores: &mut [StoreDetail], id: StoreId, delta: i64) {
@@ -146,11 +150,13 @@ pub async fn process_store(
                     tracing::info!(node = store.node_id(), range_id = r.range_id, ?action, error = %e, "replica change failed");
                 }
             }
-        } else if looks_orphaned(&r) && should_gc(store, &r).await {
+        } else if queue.gc_check_due(&r, settings) && should_gc(store, &r).await {
             stats.gc_requested += 1;
             store.request_gc(r.range_id, r.replica_id);
         }
     }
+    let held: BTreeSet<u64> = store.replicas().iter().map(|r| r.range_id).collect();
+    queue.gc_checked.lock().retain(|id, _| held.contains(id));
     if rebalanced {
         *queue.last_rebalance.lock() = Some(Instant::now());
     }
@@ -186,6 +192,23 @@ pub async fn act(
         queue.stale_meta.lock().insert(r.range_id);
     }
     Ok(desc)
+}
+
+impl ReplicateQueue {
+    /// Whether follower `r` is to be checked against its meta record now:
+    /// it looks orphaned, or its last check is `replica_gc_check_interval`
+    /// old (a replica seen for the first time waits one interval).
+    fn gc_check_due(&self, r: &Replica, settings: &ReplicationSettings) -> bool {
+        let now = Instant::now();
+        let mut checked = self.gc_checked.lock();
+        let last = *checked.entry(r.range_id).or_insert(now);
+        let due =
+            looks_orphaned(r) || now.duration_since(last) >= settings.replica_gc_check_interval;
+        if due {
+            checked.insert(r.range_id, now);
+        }
+        due
+    }
 }
 
 fn looks_orphaned(r: &Replica) -> bool {

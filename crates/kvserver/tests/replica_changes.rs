@@ -464,6 +464,18 @@ async fn orphaned_replica_is_found_through_meta_and_collected() {
         .into_iter()
         .find(|n| *n != lh.replica_id)
         .expect("a follower");
+    // Quiesced when cut off, it neither ticks nor campaigns: nothing about
+    // its Raft state says it lost its leader (CI once saw this orphan stay).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c
+        .store(victim)
+        .replica(RANGE)
+        .expect("replica")
+        .is_quiesced()
+    {
+        assert!(Instant::now() < deadline, "the range did not quiesce");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     c.faults.isolate(victim, [1u64, 2, 3]);
     let desc = lh
         .remove_voter(victim)
@@ -480,7 +492,10 @@ async fn orphaned_replica_is_found_through_meta_and_collected() {
     let pool = TestPool::default();
     *pool.stores.write() = c.stores.clone();
     let queue = replicate_queue::ReplicateQueue::default();
-    let settings = ReplicationSettings::default();
+    let settings = ReplicationSettings {
+        replica_gc_check_interval: Duration::from_secs(1),
+        ..ReplicationSettings::default()
+    };
     let started = Instant::now();
     while c.store(victim).replica(RANGE).is_some() {
         assert!(
