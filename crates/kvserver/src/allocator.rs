@@ -50,11 +50,14 @@ pub struct ReplicationSettings {
     /// the store that held every lease (the leaseholder's replica is never
     /// removed).
     pub lease_rebalancing: bool,
-    /// Every replica this store does not lead is checked against its meta
-    /// record at least this often (default 10 min), even when nothing about
-    /// it looks orphaned: a replica removed while it was quiesced and cut
-    /// off neither ticks nor campaigns, and no one tells it.
-    pub replica_gc_check_interval: Duration,
+    /// Every replica is checked against its range's meta record at least
+    /// this often (default 10 min). A follower, to find out it was removed
+    /// even when nothing about it looks orphaned (a replica removed while it
+    /// was quiesced and cut off neither ticks nor campaigns, and no one
+    /// tells it); the leader, to rewrite a record that missed its last
+    /// replica change (the change and the record are written separately,
+    /// and the leader that made the change may have died in between).
+    pub meta_check_interval: Duration,
 }
 
 impl Default for ReplicationSettings {
@@ -66,7 +69,7 @@ impl Default for ReplicationSettings {
             rebalance_threshold: 2,
             queue_interval: Duration::from_secs(3),
             lease_rebalancing: true,
-            replica_gc_check_interval: Duration::from_secs(600),
+            meta_check_interval: Duration::from_secs(600),
         }
     }
 }

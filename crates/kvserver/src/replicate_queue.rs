@@ -9,10 +9,15 @@
 //!
 //! Replicas this store holds but does not lead are checked for removal when
 //! they look orphaned (outgoing or learner in their own descriptor, or no
-//! known leader), and every `replica_gc_check_interval` anyway (a replica
-//! removed while quiesced and cut off still believes in its old leader):
-//! the range's current descriptor is read from its meta record; if it is
-//! newer and no longer lists this replica, the replica is garbage-collected.
+//! known leader), and every `meta_check_interval` anyway (a replica removed
+//! while quiesced and cut off still believes in its old leader): the range's
+//! current descriptor is read from its meta record; if it is newer and no
+//! longer lists this replica, the replica is garbage-collected.
+//!
+//! A leader reads its range's meta record every `meta_check_interval` too,
+//! and rewrites it if it is missing or older than its descriptor: a replica
+//! change and its meta record are written separately (TODO(issue 3): in one
+//! transaction), and a leader that dies in between leaves the record stale.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -52,9 +57,9 @@ pub struct ReplicateQueue {
     /// stale record sends lookups to replicas that are gone, so the next
     /// passes retry before changing the range again.
     stale_meta: Mutex<BTreeSet<u64>>,
-    /// When each replica this store does not lead was last checked against
-    /// its meta record (or first seen).
-    gc_checked: Mutex<HashMap<u64, Instant>>,
+    /// When each replica was last checked against its meta record (or
+    /// first seen).
+    meta_checked: Mutex<HashMap<u64, Instant>>,
 }
 
 fn adjust_leases(stores: &mut [StoreDetail], id: StoreId, delta: i64) {
@@ -111,6 +116,14 @@ pub async fn process_store(
             continue;
         }
         if r.is_raft_leader() {
+            if queue.meta_check_due(&r, false, settings) && meta_is_stale(store, &r).await {
+                tracing::info!(
+                    node = store.node_id(),
+                    range_id = r.range_id,
+                    "stale meta record; rewriting it"
+                );
+                queue.stale_meta.lock().insert(r.range_id);
+            }
             if queue.stale_meta.lock().contains(&r.range_id) {
                 if !r.update_meta_records(&r.desc()).await {
                     continue;
@@ -150,13 +163,15 @@ pub async fn process_store(
                     tracing::info!(node = store.node_id(), range_id = r.range_id, ?action, error = %e, "replica change failed");
                 }
             }
-        } else if queue.gc_check_due(&r, settings) && should_gc(store, &r).await {
+        } else if queue.meta_check_due(&r, looks_orphaned(&r), settings)
+            && should_gc(store, &r).await
+        {
             stats.gc_requested += 1;
             store.request_gc(r.range_id, r.replica_id);
         }
     }
     let held: BTreeSet<u64> = store.replicas().iter().map(|r| r.range_id).collect();
-    queue.gc_checked.lock().retain(|id, _| held.contains(id));
+    queue.meta_checked.lock().retain(|id, _| held.contains(id));
     if rebalanced {
         *queue.last_rebalance.lock() = Some(Instant::now());
     }
@@ -195,15 +210,14 @@ pub async fn act(
 }
 
 impl ReplicateQueue {
-    /// Whether follower `r` is to be checked against its meta record now:
-    /// it looks orphaned, or its last check is `replica_gc_check_interval`
-    /// old (a replica seen for the first time waits one interval).
-    fn gc_check_due(&self, r: &Replica, settings: &ReplicationSettings) -> bool {
+    /// Whether `r` is to be checked against its meta record now: `urgent`,
+    /// or its last check is `meta_check_interval` old (a replica seen for
+    /// the first time waits one interval).
+    fn meta_check_due(&self, r: &Replica, urgent: bool, settings: &ReplicationSettings) -> bool {
         let now = Instant::now();
-        let mut checked = self.gc_checked.lock();
+        let mut checked = self.meta_checked.lock();
         let last = *checked.entry(r.range_id).or_insert(now);
-        let due =
-            looks_orphaned(r) || now.duration_since(last) >= settings.replica_gc_check_interval;
+        let due = urgent || now.duration_since(last) >= settings.meta_check_interval;
         if due {
             checked.insert(r.range_id, now);
         }
@@ -219,13 +233,15 @@ fn looks_orphaned(r: &Replica) -> bool {
     demoted || leaderless
 }
 
-/// Reads the range's meta record; true if it is newer than this replica's
-/// descriptor and no longer lists it.
-async fn should_gc(store: &Store, r: &Replica) -> bool {
-    let desc = r.desc();
+/// Reads the meta record of `desc`'s range: `None` if it could not be
+/// read, `Some(None)` if there is none.
+async fn read_meta_record(
+    store: &Store,
+    desc: &RangeDescriptor,
+) -> Option<Option<RangeDescriptor>> {
     let key = tardigrade_encoding::keys::range_meta_key(&desc.end_key);
     if key.is_empty() {
-        return false;
+        return None;
     }
     let ba = BatchRequest {
         header: Header::default(),
@@ -233,15 +249,38 @@ async fn should_gc(store: &Store, r: &Replica) -> bool {
     };
     let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(2), store.send_routed(ba)).await
     else {
-        return false;
+        return None;
     };
-    let Some(Response::Get { value: Some(v), .. }) = resp.responses.into_iter().next() else {
-        return false;
-    };
-    let Ok(current) = RangeDescriptor::decode(&v.bytes) else {
+    match resp.responses.into_iter().next() {
+        Some(Response::Get { value: Some(v), .. }) => {
+            RangeDescriptor::decode(&v.bytes).ok().map(Some)
+        }
+        Some(Response::Get { value: None, .. }) => Some(None),
+        _ => None,
+    }
+}
+
+/// Reads the range's meta record; true if it is newer than this replica's
+/// descriptor and no longer lists this replica.
+async fn should_gc(store: &Store, r: &Replica) -> bool {
+    let desc = r.desc();
+    let Some(Some(current)) = read_meta_record(store, &desc).await else {
         return false;
     };
     current.range_id == desc.range_id
         && current.generation > desc.generation
         && current.replica(r.replica_id).is_none()
+}
+
+/// For the range's leader: true if the range's meta record is missing or
+/// older than the leader's descriptor.
+async fn meta_is_stale(store: &Store, r: &Replica) -> bool {
+    let desc = r.desc();
+    match read_meta_record(store, &desc).await {
+        Some(None) => true,
+        Some(Some(current)) => {
+            current.range_id == desc.range_id && current.generation < desc.generation
+        }
+        None => false,
+    }
 }

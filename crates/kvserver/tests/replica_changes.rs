@@ -448,11 +448,14 @@ impl tardigrade_kvpb::Sender for AnyStore {
     }
 }
 
-/// (d') A replica removed while partitioned never learns of its removal:
-/// once it finds itself absent from the range's current meta record (the
-/// replicate queue's GC check), it is garbage-collected.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orphaned_replica_is_found_through_meta_and_collected() {
+/// Three stores holding three voters of the range, each routing its
+/// cluster requests through [`AnyStore`], after one write: the cluster,
+/// the router and the leaseholder's replica.
+async fn three_voters_routed_through_any_store() -> (
+    Cluster,
+    Arc<dyn tardigrade_kvpb::Sender>,
+    Arc<tardigrade_kvserver::Replica>,
+) {
     let c = start(3, 3);
     let any: Arc<dyn tardigrade_kvpb::Sender> = Arc::new(AnyStore(c.stores.clone()));
     for s in &c.stores {
@@ -460,6 +463,15 @@ async fn orphaned_replica_is_found_through_meta_and_collected() {
     }
     c.put(&[1, 2, 3], "a", "1").await;
     let lh = c.leaseholder(&[1, 2, 3]).await;
+    (c, any, lh)
+}
+
+/// (d') A replica removed while partitioned never learns of its removal:
+/// once it finds itself absent from the range's current meta record (the
+/// replicate queue's GC check), it is garbage-collected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_replica_is_found_through_meta_and_collected() {
+    let (c, any, lh) = three_voters_routed_through_any_store().await;
     let victim = [1u64, 2, 3]
         .into_iter()
         .find(|n| *n != lh.replica_id)
@@ -493,7 +505,7 @@ async fn orphaned_replica_is_found_through_meta_and_collected() {
     *pool.stores.write() = c.stores.clone();
     let queue = replicate_queue::ReplicateQueue::default();
     let settings = ReplicationSettings {
-        replica_gc_check_interval: Duration::from_secs(1),
+        meta_check_interval: Duration::from_secs(1),
         ..ReplicationSettings::default()
     };
     let started = Instant::now();
@@ -509,4 +521,49 @@ async fn orphaned_replica_is_found_through_meta_and_collected() {
     assert!(data(c.store(victim).engine()).is_empty());
     let rest: Vec<u64> = [1u64, 2, 3].into_iter().filter(|n| *n != victim).collect();
     assert_eq!(c.get(&rest, "a").await, Some(b"1".to_vec()));
+}
+
+/// A leader whose range's meta record is missing or older than its
+/// descriptor (the leader that changed the replicas died before rewriting
+/// it) rewrites it on its periodic meta check, and only then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_meta_record_is_rewritten_by_the_leaders_periodic_check() {
+    let (c, any, lh) = three_voters_routed_through_any_store().await;
+    let leader_store = c.store(lh.replica_id).clone();
+    let meta_key = keys::range_meta_key(&lh.desc().end_key);
+    let read_meta = || async {
+        let r = any
+            .send(BatchRequest {
+                header: Header::default(),
+                requests: vec![Request::Get {
+                    key: meta_key.clone(),
+                }],
+            })
+            .await
+            .expect("meta read");
+        match r.responses.into_iter().next() {
+            Some(Response::Get { value, .. }) => {
+                value.map(|v| RangeDescriptor::decode(&v.bytes).expect("descriptor"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(
+        read_meta().await,
+        None,
+        "this test cluster starts without one"
+    );
+    let pool = TestPool::default();
+    *pool.stores.write() = c.stores.clone();
+    let queue = replicate_queue::ReplicateQueue::default();
+    let not_yet = ReplicationSettings::default();
+    replicate_queue::process_store(&queue, &leader_store, &pool, &not_yet).await;
+    assert_eq!(read_meta().await, None, "checked once per interval");
+    let due = ReplicationSettings {
+        meta_check_interval: Duration::ZERO,
+        ..ReplicationSettings::default()
+    };
+    let pass = replicate_queue::process_store(&queue, &leader_store, &pool, &due).await;
+    assert_eq!(pass.actions, 0, "nothing else to do");
+    assert_eq!(read_meta().await, Some(lh.desc()));
 }
