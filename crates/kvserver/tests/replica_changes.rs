@@ -471,7 +471,7 @@ async fn three_voters_routed_through_any_store() -> (
 /// replicate queue's GC check), it is garbage-collected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphaned_replica_is_found_through_meta_and_collected() {
-    let (c, any, lh) = three_voters_routed_through_any_store().await;
+    let (c, _router, lh) = three_voters_routed_through_any_store().await;
     let victim = [1u64, 2, 3]
         .into_iter()
         .find(|n| *n != lh.replica_id)
