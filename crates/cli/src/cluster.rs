@@ -98,6 +98,7 @@ pub async fn start(args: StartArgs) -> CliResult {
             .map_err(|e| CliError(format!("--sql-addr: {e}")))?;
             let node_id = node.node_id().unwrap_or_default() as u32;
             let sql = tardigrade_server::pgwire::SqlServer::start(addr, db, node_id).await?;
+            crate::start::use_store_temp_dir(&sql, &args.store);
             println!("SQL: {}", sql.url());
             Some(sql)
         }

@@ -24,6 +24,14 @@ pub struct StartArgs {
     pub insecure: bool,
 }
 
+/// Puts the SQL layer's temp files (sorts that spill) in the store
+/// directory's `tmp/` (the system temp directory for in-memory stores).
+pub fn use_store_temp_dir(sql: &tardigrade_server::pgwire::SqlServer, store: &StoreSpec) {
+    if let StoreSpec::Dir(dir) = store {
+        sql.node().temp_storage.set_dir(dir.join("tmp"));
+    }
+}
+
 pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
     s.to_socket_addrs()
         .map_err(|e| format!("{s:?} is not a HOST:PORT address: {e}"))?
@@ -46,6 +54,7 @@ pub async fn run(args: StartArgs) -> CliResult {
     };
     let db = tardigrade_kv::Db::new(server.store(), server.clock());
     let sql = tardigrade_server::pgwire::SqlServer::start(args.sql_addr, db, 1).await?;
+    use_store_temp_dir(&sql, &args.store);
     println!(
         "node started: KV API at {}, store {store}",
         server.local_addr()

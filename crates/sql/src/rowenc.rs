@@ -409,6 +409,27 @@ fn decode_value_column(buf: &mut &[u8], tag: u64) -> SqlResult<Value> {
     })
 }
 
+/// Appends one datum, NULL included, in the array-element form: tag 0 for
+/// NULL, otherwise the value-column tag (column-id delta 0) and the datum.
+/// The executor's sort spills rows with it ([`crate::exec::sort`]).
+pub fn encode_datum(b: &mut Vec<u8>, v: &Value) -> SqlResult<()> {
+    match v {
+        Value::Null => {
+            put_varint(b, 0);
+            Ok(())
+        }
+        v => encode_value_column(b, 0, v),
+    }
+}
+
+/// Reads one datum written by [`encode_datum`], advancing `buf`.
+pub fn decode_datum(buf: &mut &[u8]) -> SqlResult<Value> {
+    match get_varint(buf)? {
+        0 => Ok(Value::Null),
+        tag => decode_value_column(buf, tag),
+    }
+}
+
 /// Encodes the columns `cols` (ids, ascending) of `row` (table layout) as a value.
 pub fn encode_row_value(table: &TableDesc, cols: &[ColumnId], row: &[Value]) -> SqlResult<Vec<u8>> {
     let mut b = Vec::new();

@@ -33,6 +33,8 @@ pub struct SqlNode {
     pub db: Db,
     pub catalog: Catalog,
     pub node_id: u32,
+    /// Temp files and working memory of spilling operators (sorts).
+    pub temp_storage: crate::exec::sort::TempStorage,
 }
 
 impl SqlNode {
@@ -48,6 +50,7 @@ impl SqlNode {
         }))
     }
 
+            temp_storage: Default::default(),
     pub fn session(self: &Arc<Self>, user: &str, database: &str) -> Session {
         Session {
             node: self.clone(),

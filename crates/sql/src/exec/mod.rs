@@ -4,15 +4,17 @@
 //! rows from its input's (scans page through the KV layer `SCAN_BATCH` rows at a
 //! time and stop early under a pushed-down limit). Joins hash the right side on
 //! the equality keys (nested loops otherwise), aggregation hashes on the group
-//! keys, sorting is a stable in-memory sort.
+//! keys, sorting is an external merge sort under the node's working-memory
+//! budget ([`sort`]; a top-n heap under `ORDER BY … LIMIT n`).
 //!
-//! TODO(issue 4): streaming operators with a memory limit (spilling sorts),
-//! merge and lookup joins, and per-row allocation-free batches; today a row is a
-//! `Vec<Value>`.
+//! TODO(issue 4): streaming operators (the sort streams its output, which is
+//! still collected), spilling hash aggregation and joins, and per-row
+//! allocation-free batches; today a row is a `Vec<Value>`.
 
 pub mod dml;
 pub mod eval;
 mod join;
+pub mod sort;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -260,6 +262,10 @@ pub struct Executor<'a> {
     memory_used: usize,
     /// Rows handled since the executor last yielded to the runtime.
     work: usize,
+    /// Rows a LIMIT directly above wants at most (limit + offset): a sort
+    /// below it keeps only those (a top-n heap). Taken by every `run`, so
+    /// it reaches only the LIMIT's child (through projections).
+    limit_hint: Option<usize>,
 }
 
 /// Rows the CPU-bound loops handle between yields to the runtime. A cancel
@@ -269,24 +275,10 @@ pub struct Executor<'a> {
 const YIELD_EVERY: usize = 4096;
 
 /// Most memory one statement's materialized rows may use before it fails with
-/// 53200 instead of taking the node down.
-/// TODO(issue 4): spill sorts and joins to disk instead.
+/// 53200 instead of taking the node down (sorts spill past their own, smaller
+/// budget, [`sort::TempStorage::workmem`]).
+/// TODO(issue 4): spill hash joins and aggregations to disk instead.
 pub const STATEMENT_MEMORY_BUDGET: usize = 1 << 30;
-
-/// Approximate heap footprint of a row.
-fn row_bytes(row: &[Value]) -> usize {
-    let mut n = std::mem::size_of::<Row>() + std::mem::size_of_val(row);
-    for v in row {
-        n += match v {
-            Value::Text(s) => s.len(),
-            Value::Bytes(b) => b.len(),
-            Value::Decimal(_) => 16,
-            Value::Jsonb(_) => 64,
-            _ => 0,
-        };
-    }
-    n
-}
 
 impl<'a> Executor<'a> {
     pub fn new(
@@ -309,6 +301,7 @@ impl<'a> Executor<'a> {
             now_micros,
             memory_used: 0,
             work: 0,
+            limit_hint: None,
         }
     }
 
@@ -324,7 +317,7 @@ impl<'a> Executor<'a> {
 
     /// Charges rows to the statement's memory budget.
     fn account(&mut self, rows: &[Row]) -> SqlResult<()> {
-        self.memory_used += rows.iter().map(|r| row_bytes(r)).sum::<usize>();
+        self.memory_used += rows.iter().map(|r| sort::row_bytes(r)).sum::<usize>();
         if self.memory_used > STATEMENT_MEMORY_BUDGET {
             return Err(SqlError::new(
                 codes::OUT_OF_MEMORY,
@@ -378,6 +371,7 @@ impl<'a> Executor<'a> {
         'a: 'b,
     {
         Box::pin(async move {
+            let limit_hint = self.limit_hint.take();
             match rel {
                 Rel::Scan(scan) => {
                     let rows = self.scan(scan, outer).await?;
@@ -451,8 +445,12 @@ impl<'a> Executor<'a> {
                     Ok(out)
                 }
                 Rel::Project { input, exprs } => {
-                    let rows = self.run(input, outer).await?;
                     let needs_async = exprs.iter().any(|e| e.needs_async());
+                    if !needs_async {
+                        // One row out per row in: a LIMIT above applies below.
+                        self.limit_hint = limit_hint;
+                    }
+                    let rows = self.run(input, outer).await?;
                     let refs: Vec<&Scalar> = exprs.iter().collect();
                     let mut out = Vec::with_capacity(rows.len());
                     for row in rows {
@@ -518,45 +516,7 @@ impl<'a> Executor<'a> {
                 }
                 Rel::Sort { input, keys } => {
                     let rows = self.run(input, outer).await?;
-                    let ctx = self.ctx(outer, None);
-                    let mut keyed: Vec<(Vec<Value>, Row)> = Vec::with_capacity(rows.len());
-                    for row in rows {
-                        let k = keys
-                            .iter()
-                            .map(|k| eval(&k.expr, &row, &ctx))
-                            .collect::<SqlResult<Vec<_>>>()?;
-                        keyed.push((k, row));
-                    }
-                    keyed.sort_by(|(a, _), (b, _)| {
-                        for (i, key) in keys.iter().enumerate() {
-                            let ord = match (a[i].is_null(), b[i].is_null()) {
-                                (true, true) => std::cmp::Ordering::Equal,
-                                (true, false) => {
-                                    if key.nulls_first {
-                                        std::cmp::Ordering::Less
-                                    } else {
-                                        std::cmp::Ordering::Greater
-                                    }
-                                }
-                                (false, true) => {
-                                    if key.nulls_first {
-                                        std::cmp::Ordering::Greater
-                                    } else {
-                                        std::cmp::Ordering::Less
-                                    }
-                                }
-                                (false, false) => {
-                                    let o = a[i].cmp(&b[i]);
-                                    if key.descending { o.reverse() } else { o }
-                                }
-                            };
-                            if ord != std::cmp::Ordering::Equal {
-                                return ord;
-                            }
-                        }
-                        std::cmp::Ordering::Equal
-                    });
-                    Ok(keyed.into_iter().map(|(_, r)| r).collect())
+                    self.sort(rows, keys, outer, limit_hint).await
                 }
                 Rel::Limit {
                     input,
@@ -582,6 +542,7 @@ impl<'a> Executor<'a> {
                         },
                         None => 0,
                     };
+                    self.limit_hint = limit.map(|l| l.saturating_add(offset) as usize);
                     let rows = self.run(input, outer).await?;
                     let it = rows.into_iter().skip(offset as usize);
                     Ok(match limit {
@@ -613,6 +574,44 @@ impl<'a> Executor<'a> {
                 }
             }
         })
+    }
+
+    /// Sorts `rows` on `keys` (keeping the first `limit` when given) under
+    /// the node's working-memory budget, spilling sorted runs to temp files
+    /// past it.
+    async fn sort(
+        &mut self,
+        rows: Vec<Row>,
+        keys: &[crate::plan::SortKey],
+        outer: &[Row],
+        limit: Option<usize>,
+    ) -> SqlResult<Vec<Row>> {
+        let node = self.node;
+        let order = keys
+            .iter()
+            .map(|k| sort::KeyOrder {
+                descending: k.descending,
+                nulls_first: k.nulls_first,
+            })
+            .collect();
+        let mut sorter = sort::Sorter::new(order, limit, &node.temp_storage);
+        for row in rows {
+            let key = {
+                let ctx = self.ctx(outer, None);
+                keys.iter()
+                    .map(|k| eval(&k.expr, &row, &ctx))
+                    .collect::<SqlResult<Vec<_>>>()?
+            };
+            sorter.push(key, row)?;
+            self.tick(1).await;
+        }
+        let mut sorted = sorter.finish().await?;
+        let mut out = Vec::new();
+        while let Some(row) = sorted.next_row()? {
+            out.push(row);
+            self.tick(1).await;
+        }
+        Ok(out)
     }
 
     /// Computes the subqueries and `nextval`s that `exprs` need for `row`.

@@ -1,0 +1,996 @@
+//! Sorting under a memory limit: an external merge sort, and a top-n heap for
+//! `ORDER BY … LIMIT n`.
+//!
+//! A [`Sorter`] buffers `(sort key, input sequence number, row)` entries and
+//! charges each one's estimated size ([`row_bytes`]) to its working-memory
+//! budget (CockroachDB's `sql.distsql.temp_storage.workmem`, 64 MiB by default,
+//! per node in [`TempStorage`]). When the buffer goes over the budget it is
+//! sorted and written to a temporary file as a sorted *run*; at the end the runs
+//! (and what is still buffered) are merged with a binary heap of run cursors,
+//! and the output streams from the merge ([`SortedRows`]). At most
+//! [`TempStorage::merge_fan_in`] runs are merged at once (each open run holds a
+//! read buffer): with more, the oldest runs are merged into one new run first,
+//! as many times as needed.
+//!
+//! The order is the executor's in-memory order exactly: keys compare with
+//! [`Value`]'s total order, each key ascending or descending with its NULLs
+//! first or last, and rows with equal keys keep their input order, because
+//! every entry carries its input sequence number and that breaks ties (in
+//! memory, in runs and in the merge alike). So spilling never changes a
+//! result.
+//!
+//! With a limit of `n` rows the sorter keeps a max-heap of the best `n`
+//! entries instead of the whole input (memory bounded by `n` rows); if even
+//! those exceed the budget the heap is spilled as a run like a buffer, and the
+//! merge stops after `n` rows.
+//!
+//! ## Run format
+//!
+//! A run file is a sequence of records, in sort order:
+//!
+//! ```text
+//! record = u32 little-endian length of body, body
+//! body   = u64 seq, u32 key count, key datums, u32 row width, row datums
+//!          (fixed-width integers little-endian)
+//! datum  = rowenc::encode_datum: tag 0 for NULL, else the row-value tag and datum
+//! ```
+//!
+//! Temporary files are created unnamed (`tempfile::tempfile_in`: `O_TMPFILE`
+//! or created and unlinked at once) in the node's temp directory, the store's
+//! `tmp/` subdirectory when the node has a store directory, else the system's.
+//! They disappear when the sort's [`Sorter`] or [`SortedRows`] is dropped (the
+//! sort ends, fails, or its statement is cancelled), and even when the process
+//! dies. A failed write is a SQL error: 53100 (disk_full) when the device is
+//! full, 58030 (io_error) otherwise.
+//!
+//! TODO(issue 4): temp-file I/O runs on the statement's task (a
+//! `spawn_blocking` writer would keep it off the runtime's threads); hash
+//! aggregation and hash joins only fail at the budget instead of spilling; a
+//! cluster setting or session variable for the budget (today a node setting).
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+
+use tardigrade_sqltypes::{SqlError, SqlResult, Value};
+
+use crate::plan::Row;
+use crate::rowenc;
+
+/// Default working memory of one sort (CockroachDB's
+/// `sql.distsql.temp_storage.workmem`).
+pub const DEFAULT_WORKMEM: usize = 64 << 20;
+
+/// SQLSTATE disk_full.
+pub const DISK_FULL: &str = "53100";
+/// SQLSTATE io_error.
+pub const IO_ERROR: &str = "58030";
+
+/// Bytes of read buffer per run being merged.
+const RUN_READ_BUFFER: usize = 8 << 10;
+/// Bytes of write buffer of the run being written.
+const RUN_WRITE_BUFFER: usize = 64 << 10;
+/// Most runs merged at once, whatever the budget (one open file each).
+const MAX_FAN_IN: usize = 128;
+
+/// A node's temporary storage for operators that spill: where temp files go,
+/// the working-memory budget of one sort, and counters of what spilled.
+#[derive(Debug)]
+pub struct TempStorage {
+    dir: parking_lot::Mutex<Option<PathBuf>>,
+    workmem: AtomicUsize,
+    spilled_sorts: AtomicU64,
+    spilled_runs: AtomicU64,
+    spilled_bytes: AtomicU64,
+}
+
+impl Default for TempStorage {
+    fn default() -> TempStorage {
+        TempStorage {
+            dir: parking_lot::Mutex::new(None),
+            workmem: AtomicUsize::new(DEFAULT_WORKMEM),
+            spilled_sorts: AtomicU64::new(0),
+            spilled_runs: AtomicU64::new(0),
+            spilled_bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl TempStorage {
+    /// Puts temp files in `dir` (created when first needed), e.g. the store
+    /// directory's `tmp/`.
+    pub fn set_dir(&self, dir: PathBuf) {
+        *self.dir.lock() = Some(dir);
+    }
+
+    /// The directory temp files go to: the one set, else the system's.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.lock().clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// Sets the working memory of one sort (at least 1 byte); tests make it
+    /// tiny to force spilling.
+    pub fn set_workmem(&self, bytes: usize) {
+        self.workmem.store(bytes.max(1), AtomicOrdering::Relaxed);
+    }
+
+    pub fn workmem(&self) -> usize {
+        self.workmem.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Runs merged at once: as many read buffers as fit in the budget, at
+    /// least 2 and at most [`MAX_FAN_IN`].
+    pub fn merge_fan_in(&self) -> usize {
+        (self.workmem() / RUN_READ_BUFFER).clamp(2, MAX_FAN_IN)
+    }
+
+    /// Sorts that wrote at least one run since the node started.
+    pub fn spilled_sorts(&self) -> u64 {
+        self.spilled_sorts.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Runs written (including those of intermediate merges).
+    pub fn spilled_runs(&self) -> u64 {
+        self.spilled_runs.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Bytes written to runs.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes.load(AtomicOrdering::Relaxed)
+    }
+}
+
+/// Approximate heap footprint of a row, without allocating: the row's vector
+/// and, per value, its out-of-line data.
+pub fn row_bytes(row: &[Value]) -> usize {
+    std::mem::size_of::<Row>() + row.iter().map(value_bytes).sum::<usize>()
+}
+
+fn value_bytes(v: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match v {
+            Value::Text(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Decimal(_) => 16,
+            // A guess: the tree's nodes are not walked per row.
+            Value::Jsonb(_) => 64,
+            Value::Array(items) => items.iter().map(value_bytes).sum(),
+            _ => 0,
+        }
+}
+
+/// How one sort key orders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyOrder {
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+/// Compares two sort keys (NULLs placed by `nulls_first` whatever the
+/// direction, other values by [`Value`]'s order, reversed when descending).
+pub fn compare_keys(order: &[KeyOrder], a: &[Value], b: &[Value]) -> Ordering {
+    for ((o, x), y) in order.iter().zip(a).zip(b) {
+        let ord = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) if o.nulls_first => Ordering::Less,
+            (true, false) => Ordering::Greater,
+            (false, true) if o.nulls_first => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => {
+                let c = x.cmp(y);
+                if o.descending { c.reverse() } else { c }
+            }
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+/// One buffered row: its key, its position in the input, the row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: Vec<Value>,
+    pub seq: u64,
+    pub row: Row,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Entry>() + row_bytes(&self.key) + row_bytes(&self.row)
+    }
+}
+
+/// Sort order of entries: keys, then input position (so the order is total
+/// and equal keys keep their input order).
+fn entry_cmp(order: &[KeyOrder], a: &Entry, b: &Entry) -> Ordering {
+    compare_keys(order, &a.key, &b.key).then(a.seq.cmp(&b.seq))
+}
+
+/// A binary max-heap under a comparator passed to each call (the sort order
+/// depends on the statement, so items cannot implement `Ord` themselves).
+struct Heap<T> {
+    items: Vec<T>,
+}
+
+impl<T> Heap<T> {
+    fn new() -> Heap<T> {
+        Heap { items: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn peek(&self) -> Option<&T> {
+        self.items.first()
+    }
+
+    fn push(&mut self, item: T, cmp: &impl Fn(&T, &T) -> Ordering) {
+        self.items.push(item);
+        let mut i = self.items.len() - 1;
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if cmp(&self.items[i], &self.items[parent]) != Ordering::Greater {
+                break;
+            }
+            self.items.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    /// Replaces the greatest item, returning it.
+    fn replace_top(&mut self, item: T, cmp: &impl Fn(&T, &T) -> Ordering) -> Option<T> {
+        if self.items.is_empty() {
+            self.items.push(item);
+            return None;
+        }
+        let old = std::mem::replace(&mut self.items[0], item);
+        self.sift_down(0, cmp);
+        Some(old)
+    }
+
+    fn pop(&mut self, cmp: &impl Fn(&T, &T) -> Ordering) -> Option<T> {
+        if self.items.is_empty() {
+            return None;
+        }
+        let last = self.items.len() - 1;
+        self.items.swap(0, last);
+        let top = self.items.pop();
+        self.sift_down(0, cmp);
+        top
+    }
+
+    fn sift_down(&mut self, mut i: usize, cmp: &impl Fn(&T, &T) -> Ordering) {
+        let n = self.items.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut largest = i;
+            if l < n && cmp(&self.items[l], &self.items[largest]) == Ordering::Greater {
+                largest = l;
+            }
+            if r < n && cmp(&self.items[r], &self.items[largest]) == Ordering::Greater {
+                largest = r;
+            }
+            if largest == i {
+                return;
+            }
+            self.items.swap(i, largest);
+            i = largest;
+        }
+    }
+
+    fn into_vec(self) -> Vec<T> {
+        self.items
+    }
+}
+
+fn io_error(what: &str, e: std::io::Error) -> SqlError {
+    let code = if e.kind() == std::io::ErrorKind::StorageFull {
+        DISK_FULL
+    } else {
+        IO_ERROR
+    };
+    SqlError::new(code, format!("{what}: {e}"))
+}
+
+/// Creates an unnamed temp file in `dir` (creating `dir` if needed).
+fn temp_file(dir: &std::path::Path) -> SqlResult<File> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        io_error(
+            &format!("cannot create the temp directory {}", dir.display()),
+            e,
+        )
+    })?;
+    tempfile::tempfile_in(dir).map_err(|e| {
+        io_error(
+            &format!("cannot create a temp file in {}", dir.display()),
+            e,
+        )
+    })
+}
+
+/// Writes one run.
+pub struct RunWriter {
+    out: BufWriter<File>,
+    scratch: Vec<u8>,
+    rows: u64,
+    bytes: u64,
+}
+
+impl RunWriter {
+    pub fn create(dir: &std::path::Path) -> SqlResult<RunWriter> {
+        Ok(RunWriter {
+            out: BufWriter::with_capacity(RUN_WRITE_BUFFER, temp_file(dir)?),
+            scratch: Vec::new(),
+            rows: 0,
+            bytes: 0,
+        })
+    }
+
+    pub fn write(&mut self, e: &Entry) -> SqlResult<()> {
+        let b = &mut self.scratch;
+        b.clear();
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&e.seq.to_le_bytes());
+        for values in [&e.key, &e.row] {
+            b.extend_from_slice(&(values.len() as u32).to_le_bytes());
+            for v in values {
+                rowenc::encode_datum(b, v)?;
+            }
+        }
+        let body = u32::try_from(b.len() - 4).map_err(|_| {
+            SqlError::new(
+                tardigrade_sqltypes::error::codes::PROGRAM_LIMIT_EXCEEDED,
+                "a row to sort is larger than 4 GiB",
+            )
+        })?;
+        b[..4].copy_from_slice(&body.to_le_bytes());
+        self.out
+            .write_all(b)
+            .map_err(|e| io_error("cannot write a sort run to temp storage", e))?;
+        self.rows += 1;
+        self.bytes += b.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes the run and rewinds it for reading.
+    pub fn finish(self) -> SqlResult<Run> {
+        let mut file = self
+            .out
+            .into_inner()
+            .map_err(|e| io_error("cannot write a sort run to temp storage", e.into_error()))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| io_error("cannot read a sort run back", e))?;
+        Ok(Run {
+            file,
+            rows: self.rows,
+            bytes: self.bytes,
+        })
+    }
+}
+
+/// A written run, positioned at its start.
+pub struct Run {
+    file: File,
+    rows: u64,
+    bytes: u64,
+}
+
+impl Run {
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn reader(self) -> RunReader {
+        RunReader {
+            input: BufReader::with_capacity(RUN_READ_BUFFER, self.file),
+            left: self.rows,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// Reads a run's entries back in order.
+pub struct RunReader {
+    input: BufReader<File>,
+    left: u64,
+    scratch: Vec<u8>,
+}
+
+fn corrupt_run() -> SqlError {
+    SqlError::new(IO_ERROR, "corrupt sort run in temp storage")
+}
+
+impl RunReader {
+    pub fn next_entry(&mut self) -> SqlResult<Option<Entry>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let read_err = |e| io_error("cannot read a sort run from temp storage", e);
+        let mut len = [0u8; 4];
+        self.input.read_exact(&mut len).map_err(read_err)?;
+        let len = u32::from_le_bytes(len) as usize;
+        self.scratch.resize(len, 0);
+        self.input.read_exact(&mut self.scratch).map_err(read_err)?;
+        self.left -= 1;
+        let mut buf: &[u8] = &self.scratch;
+        let seq = u64::from_le_bytes(take_array(&mut buf)?);
+        let key = read_values(&mut buf)?;
+        let row = read_values(&mut buf)?;
+        if !buf.is_empty() {
+            return Err(corrupt_run());
+        }
+        Ok(Some(Entry { key, seq, row }))
+    }
+}
+
+fn read_values(buf: &mut &[u8]) -> SqlResult<Vec<Value>> {
+    let n = u32::from_le_bytes(take_array(buf)?);
+    // Every datum takes at least a byte: bound the allocation.
+    if n as usize > buf.len() {
+        return Err(corrupt_run());
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        out.push(rowenc::decode_datum(buf).map_err(|_| corrupt_run())?);
+    }
+    Ok(out)
+}
+
+/// The next `N` bytes of `buf`.
+fn take_array<const N: usize>(buf: &mut &[u8]) -> SqlResult<[u8; N]> {
+    let (head, rest) = buf.split_first_chunk::<N>().ok_or_else(corrupt_run)?;
+    *buf = rest;
+    Ok(*head)
+}
+
+/// A sort in progress: push rows with their keys, then [`Sorter::finish`].
+pub struct Sorter<'s> {
+    order: Vec<KeyOrder>,
+    limit: Option<usize>,
+    budget: usize,
+    storage: &'s TempStorage,
+    /// Unsorted entries (no limit), or the best `limit` so far (a max-heap).
+    buffer: Vec<Entry>,
+    top: Heap<Entry>,
+    buffered: usize,
+    runs: Vec<Run>,
+    next_seq: u64,
+}
+
+impl<'s> Sorter<'s> {
+    /// A sort on keys ordered by `order`, keeping only the first `limit` rows
+    /// when given, under `storage`'s working-memory budget.
+    pub fn new(order: Vec<KeyOrder>, limit: Option<usize>, storage: &'s TempStorage) -> Sorter<'s> {
+        Sorter {
+            order,
+            limit,
+            budget: storage.workmem(),
+            storage,
+            buffer: Vec::new(),
+            top: Heap::new(),
+            buffered: 0,
+            runs: Vec::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// Runs written so far.
+    pub fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Adds the next input row and its sort key; spills when over budget.
+    pub fn push(&mut self, key: Vec<Value>, row: Row) -> SqlResult<()> {
+        let entry = Entry {
+            key,
+            seq: self.next_seq,
+            row,
+        };
+        self.next_seq += 1;
+        match self.limit {
+            Some(0) => return Ok(()),
+            Some(n) => {
+                let order = &self.order;
+                let cmp = |a: &Entry, b: &Entry| entry_cmp(order, a, b);
+                if self.top.len() < n {
+                    self.buffered += entry.bytes();
+                    self.top.push(entry, &cmp);
+                } else if self
+                    .top
+                    .peek()
+                    .is_some_and(|worst| cmp(&entry, worst) == Ordering::Less)
+                {
+                    self.buffered += entry.bytes();
+                    if let Some(old) = self.top.replace_top(entry, &cmp) {
+                        self.buffered -= old.bytes();
+                    }
+                } else {
+                    return Ok(());
+                }
+            }
+            None => {
+                self.buffered += entry.bytes();
+                self.buffer.push(entry);
+            }
+        }
+        if self.buffered > self.budget {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// The buffered entries, sorted.
+    fn take_sorted(&mut self) -> Vec<Entry> {
+        let mut entries = match self.limit {
+            Some(_) => std::mem::replace(&mut self.top, Heap::new()).into_vec(),
+            None => std::mem::take(&mut self.buffer),
+        };
+        self.buffered = 0;
+        let order = &self.order;
+        // The order is total (ties broken by seq): unstable is enough.
+        entries.sort_unstable_by(|a, b| entry_cmp(order, a, b));
+        entries
+    }
+
+    /// Sorts the buffer and writes it as a run.
+    fn spill(&mut self) -> SqlResult<()> {
+        let entries = self.take_sorted();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if self.runs.is_empty() {
+            self.storage
+                .spilled_sorts
+                .fetch_add(1, AtomicOrdering::Relaxed);
+        }
+        let mut w = RunWriter::create(&self.storage.dir())?;
+        for e in &entries {
+            w.write(e)?;
+        }
+        drop(entries);
+        let run = w.finish()?;
+        self.note_run(&run);
+        self.runs.push(run);
+        Ok(())
+    }
+
+    fn note_run(&self, run: &Run) {
+        self.storage
+            .spilled_runs
+            .fetch_add(1, AtomicOrdering::Relaxed);
+        self.storage
+            .spilled_bytes
+            .fetch_add(run.bytes, AtomicOrdering::Relaxed);
+    }
+
+    /// Ends the input and returns the rows in order. With more runs than the
+    /// merge fan-in, the oldest runs are first merged into bigger ones
+    /// (yielding to the runtime between merges and every few thousand rows,
+    /// where a cancelled statement stops).
+    pub async fn finish(mut self) -> SqlResult<SortedRows> {
+        let memory = self.take_sorted();
+        if self.runs.is_empty() {
+            return Ok(SortedRows {
+                source: Source::Memory(memory.into_iter()),
+                left: self.limit,
+            });
+        }
+        let fan_in = self.storage.merge_fan_in();
+        // The in-memory rest is one more cursor of the final merge.
+        while self.runs.len() + 1 > fan_in {
+            tokio::task::yield_now().await;
+            // Merge just enough runs for the rest to fit in one merge.
+            let excess = self.runs.len() + 1 - fan_in;
+            let take = (excess + 1).min(fan_in).min(self.runs.len());
+            let group: Vec<Cursor> = self
+                .runs
+                .drain(..take)
+                .map(|r| Cursor::Run(r.reader()))
+                .collect();
+            let mut merge = Merge::new(self.order.clone(), group)?;
+            let mut w = RunWriter::create(&self.storage.dir())?;
+            let mut n = 0usize;
+            let mut written = 0usize;
+            while let Some(e) = merge.next_entry()? {
+                if self.limit.is_some_and(|l| written >= l) {
+                    break;
+                }
+                w.write(&e)?;
+                written += 1;
+                n += 1;
+                if n >= super::YIELD_EVERY {
+                    n = 0;
+                    tokio::task::yield_now().await;
+                }
+            }
+            let run = w.finish()?;
+            self.note_run(&run);
+            // Merged runs go last: order between runs does not matter (seq
+            // breaks ties), only the fan-in.
+            self.runs.push(run);
+        }
+        let mut cursors: Vec<Cursor> = std::mem::take(&mut self.runs)
+            .into_iter()
+            .map(|r| Cursor::Run(r.reader()))
+            .collect();
+        cursors.push(Cursor::Memory(memory.into_iter()));
+        Ok(SortedRows {
+            source: Source::Merge(Merge::new(self.order.clone(), cursors)?),
+            left: self.limit,
+        })
+    }
+}
+
+/// Where merged entries come from.
+enum Cursor {
+    Run(RunReader),
+    Memory(std::vec::IntoIter<Entry>),
+}
+
+impl Cursor {
+    fn next_entry(&mut self) -> SqlResult<Option<Entry>> {
+        match self {
+            Cursor::Run(r) => r.next_entry(),
+            Cursor::Memory(it) => Ok(it.next()),
+        }
+    }
+}
+
+/// A k-way merge: a heap of each cursor's next entry (smallest on top).
+struct Merge {
+    order: Vec<KeyOrder>,
+    cursors: Vec<Cursor>,
+    heap: Heap<(Entry, usize)>,
+}
+
+impl Merge {
+    fn new(order: Vec<KeyOrder>, mut cursors: Vec<Cursor>) -> SqlResult<Merge> {
+        let mut heap = Heap::new();
+        {
+            let cmp = |a: &(Entry, usize), b: &(Entry, usize)| entry_cmp(&order, &b.0, &a.0);
+            for (i, c) in cursors.iter_mut().enumerate() {
+                if let Some(e) = c.next_entry()? {
+                    heap.push((e, i), &cmp);
+                }
+            }
+        }
+        Ok(Merge {
+            order,
+            cursors,
+            heap,
+        })
+    }
+
+    fn next_entry(&mut self) -> SqlResult<Option<Entry>> {
+        let order = &self.order;
+        // Reversed: the heap keeps its greatest on top, the merge wants the least.
+        let cmp = |a: &(Entry, usize), b: &(Entry, usize)| entry_cmp(order, &b.0, &a.0);
+        let Some((_, i)) = self.heap.peek() else {
+            return Ok(None);
+        };
+        let i = *i;
+        let top = match self.cursors[i].next_entry()? {
+            Some(next) => self.heap.replace_top((next, i), &cmp),
+            None => self.heap.pop(&cmp),
+        };
+        Ok(top.map(|(e, _)| e))
+    }
+}
+
+enum Source {
+    Memory(std::vec::IntoIter<Entry>),
+    Merge(Merge),
+}
+
+/// A sort's output, in order.
+pub struct SortedRows {
+    source: Source,
+    left: Option<usize>,
+}
+
+impl SortedRows {
+    /// The next row, or `None` at the end.
+    pub fn next_row(&mut self) -> SqlResult<Option<Row>> {
+        if let Some(left) = &mut self.left {
+            if *left == 0 {
+                return Ok(None);
+            }
+            *left -= 1;
+        }
+        let e = match &mut self.source {
+            Source::Memory(it) => it.next(),
+            Source::Merge(m) => m.next_entry()?,
+        };
+        Ok(e.map(|e| e.row))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tardigrade_encoding::decimal::Decimal;
+    use tardigrade_sqltypes::Interval;
+
+    fn dec(s: &str) -> Value {
+        Value::Decimal(s.parse::<Decimal>().expect("decimal"))
+    }
+
+    /// One value of every kind, edge cases included.
+    fn every_value() -> Vec<Value> {
+        vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Int(0),
+            Value::Int(i64::MIN),
+            Value::Int(i64::MAX),
+            Value::Float(-0.0),
+            Value::Float(f64::NAN),
+            Value::Float(f64::INFINITY),
+            Value::Float(1.5e-300),
+            dec("1.50"),
+            dec("-123456789012345678901234567890.000000001"),
+            dec("0"),
+            Value::Text(String::new()),
+            Value::Text("héllo, wörld \0 ✓".into()),
+            Value::Bytes(vec![]),
+            Value::Bytes(vec![0, 255, 1, 0]),
+            Value::Date(-719_162),
+            Value::Date(2_932_896),
+            Value::Timestamp(-62_135_596_800_000_000),
+            Value::TimestampTz(1_700_000_000_123_456),
+            Value::Interval(Interval {
+                months: -14,
+                days: 3,
+                micros: -4_000_001,
+            }),
+            Value::Uuid(u128::MAX - 7),
+            Value::Jsonb(Box::new(
+                serde_json::from_str(r#"{"a": [1, 2.5, null, {"b": "c"}], "z": true, "n": 1e300}"#)
+                    .expect("json"),
+            )),
+            Value::Jsonb(Box::new(serde_json::Value::Null)),
+            Value::Array(vec![]),
+            Value::Array(vec![Value::Int(1), Value::Null, Value::Int(-3)]),
+            Value::Array(vec![Value::Text("a b".into()), Value::Null]),
+            Value::Array(vec![dec("2.000"), dec("-0.1")]),
+        ]
+    }
+
+    fn same(a: &[Value], b: &[Value]) -> bool {
+        // Debug also tells decimal scales and float bit patterns apart.
+        a == b && format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn run_format_round_trips_every_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let values = every_value();
+        let entries = vec![
+            Entry {
+                key: values.clone(),
+                seq: u64::MAX,
+                row: values.iter().rev().cloned().collect(),
+            },
+            Entry {
+                key: vec![],
+                seq: 0,
+                row: vec![],
+            },
+            Entry {
+                key: vec![Value::Null],
+                seq: 300,
+                row: values.clone(),
+            },
+        ];
+        let mut w = RunWriter::create(dir.path()).expect("create");
+        for e in &entries {
+            w.write(e).expect("write");
+        }
+        let mut r = w.finish().expect("finish").reader();
+        for e in &entries {
+            let got = r.next_entry().expect("read").expect("an entry");
+            assert_eq!(got.seq, e.seq);
+            assert!(same(&got.key, &e.key), "{:?} != {:?}", got.key, e.key);
+            assert!(same(&got.row, &e.row), "{:?} != {:?}", got.row, e.row);
+        }
+        assert!(r.next_entry().expect("read").is_none());
+    }
+
+    #[test]
+    fn datum_encoding_round_trips_each_value_alone() {
+        for v in every_value() {
+            let mut b = Vec::new();
+            rowenc::encode_datum(&mut b, &v).expect("encode");
+            let mut buf: &[u8] = &b;
+            let got = rowenc::decode_datum(&mut buf).expect("decode");
+            assert!(buf.is_empty());
+            assert!(
+                same(std::slice::from_ref(&got), std::slice::from_ref(&v)),
+                "{got:?} != {v:?}"
+            );
+        }
+    }
+
+    /// Rows `[k1, k2, i]` with few distinct keys (many duplicates) and NULLs;
+    /// `i` is the input position.
+    fn input(n: usize, seed: u64) -> Vec<Row> {
+        (0..n)
+            .map(|i| {
+                // A multiplicative hash of the position: deterministic noise.
+                let h = (i as u64 ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20;
+                let k1 = match h % 11 {
+                    0 => Value::Null,
+                    x => Value::Int(x as i64 - 5),
+                };
+                let k2 = match (h >> 8) % 5 {
+                    0 => Value::Null,
+                    x => Value::Text(format!("t{x}").repeat(1 + (x as usize % 3))),
+                };
+                vec![k1, k2, Value::Int(i as i64)]
+            })
+            .collect()
+    }
+
+    /// The reference: a stable in-memory sort, as the executor did before.
+    fn reference(rows: &[Row], order: &[KeyOrder], limit: Option<usize>) -> Vec<Row> {
+        let mut v = rows.to_vec();
+        v.sort_by(|a, b| compare_keys(order, &a[..2], &b[..2]));
+        if let Some(l) = limit {
+            v.truncate(l);
+        }
+        v
+    }
+
+    async fn sorted(
+        rows: &[Row],
+        order: &[KeyOrder],
+        limit: Option<usize>,
+        storage: &TempStorage,
+    ) -> (Vec<Row>, usize) {
+        let mut s = Sorter::new(order.to_vec(), limit, storage);
+        for r in rows {
+            s.push(r[..2].to_vec(), r.clone()).expect("push");
+        }
+        let runs = s.runs();
+        let mut out = s.finish().await.expect("finish");
+        let mut v = Vec::new();
+        while let Some(r) = out.next_row().expect("next") {
+            v.push(r);
+        }
+        (v, runs)
+    }
+
+    fn orders() -> Vec<Vec<KeyOrder>> {
+        let k = |descending, nulls_first| KeyOrder {
+            descending,
+            nulls_first,
+        };
+        vec![
+            vec![k(false, true), k(false, true)],
+            vec![k(true, false), k(false, true)],
+            vec![k(false, false), k(true, true)],
+            vec![k(true, true), k(true, false)],
+        ]
+    }
+
+    #[tokio::test]
+    async fn spilled_sort_equals_stable_in_memory_sort() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rows = input(5000, 42);
+        for order in orders() {
+            for workmem in [20_000, 100_000, 1_000_000, DEFAULT_WORKMEM] {
+                let storage = TempStorage::default();
+                storage.set_dir(dir.path().join("tmp"));
+                storage.set_workmem(workmem);
+                let (got, runs) = sorted(&rows, &order, None, &storage).await;
+                assert_eq!(got, reference(&rows, &order, None), "{order:?} {workmem}");
+                if workmem <= 100_000 {
+                    assert!(runs > 2, "{workmem} bytes gave {runs} runs");
+                    assert!(storage.spilled_runs() >= runs as u64);
+                    assert_eq!(storage.spilled_sorts(), 1);
+                } else if workmem == DEFAULT_WORKMEM {
+                    assert_eq!(runs, 0);
+                    assert_eq!(storage.spilled_runs(), 0);
+                }
+            }
+        }
+        // Unnamed temp files: nothing is left in the directory.
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
+            .expect("the temp dir was created")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[tokio::test]
+    async fn many_runs_merge_in_several_passes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = TempStorage::default();
+        storage.set_dir(dir.path().to_path_buf());
+        // One entry per run, and the smallest fan-in: 300 runs merged
+        // two at a time.
+        storage.set_workmem(1);
+        assert_eq!(storage.merge_fan_in(), 2);
+        let rows = input(300, 7);
+        let order = &orders()[1];
+        let (got, runs) = sorted(&rows, order, None, &storage).await;
+        assert_eq!(runs, 300);
+        assert_eq!(got, reference(&rows, order, None));
+        // The intermediate merges wrote runs of their own.
+        assert!(storage.spilled_runs() > 300);
+    }
+
+    #[tokio::test]
+    async fn top_n_equals_sort_then_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rows = input(4000, 9);
+        for order in orders() {
+            for limit in [0, 1, 7, 500, 3999, 4000, 10_000] {
+                for workmem in [20_000, DEFAULT_WORKMEM] {
+                    let storage = TempStorage::default();
+                    storage.set_dir(dir.path().to_path_buf());
+                    storage.set_workmem(workmem);
+                    let (got, runs) = sorted(&rows, &order, Some(limit), &storage).await;
+                    assert_eq!(
+                        got,
+                        reference(&rows, &order, Some(limit)),
+                        "{order:?} limit {limit} workmem {workmem}"
+                    );
+                    if workmem == DEFAULT_WORKMEM {
+                        assert_eq!(runs, 0);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn top_n_memory_is_bounded_by_n() {
+        let storage = TempStorage::default();
+        let mut s = Sorter::new(orders()[0].clone(), Some(10), &storage);
+        for r in input(10_000, 3) {
+            s.push(r[..2].to_vec(), r).expect("push");
+            assert!(s.top.len() <= 10);
+        }
+        assert_eq!(s.runs(), 0);
+    }
+
+    #[test]
+    fn unwritable_temp_dir_is_an_io_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").expect("write");
+        let storage = TempStorage::default();
+        storage.set_dir(file.join("tmp"));
+        storage.set_workmem(1);
+        let mut s = Sorter::new(orders()[0].clone(), None, &storage);
+        let err = s
+            .push(vec![Value::Int(1)], vec![Value::Int(1)])
+            .expect_err("cannot spill");
+        assert_eq!(err.code, IO_ERROR, "{err:?}");
+        assert!(err.message.contains("temp"), "{err:?}");
+    }
+
+    #[test]
+    fn keys_compare_like_the_executor() {
+        let asc_nf = [KeyOrder {
+            descending: false,
+            nulls_first: true,
+        }];
+        let desc_nl = [KeyOrder {
+            descending: true,
+            nulls_first: false,
+        }];
+        let (n, one, two) = (vec![Value::Null], vec![Value::Int(1)], vec![Value::Int(2)]);
+        assert_eq!(compare_keys(&asc_nf, &n, &one), Ordering::Less);
+        assert_eq!(compare_keys(&asc_nf, &one, &two), Ordering::Less);
+        assert_eq!(compare_keys(&desc_nl, &n, &one), Ordering::Greater);
+        assert_eq!(compare_keys(&desc_nl, &one, &two), Ordering::Greater);
+        assert_eq!(compare_keys(&desc_nl, &n, &n), Ordering::Equal);
+    }
+}
