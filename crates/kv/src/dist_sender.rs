@@ -172,7 +172,7 @@ impl DistSender {
                 },
                 requests: chunk.iter().map(|(_, r)| r.clone()).collect(),
             };
-            let resp = match self.send_to_range(range, sub, started).await {
+            let (resp, served_by) = match self.send_to_range(range, sub, started).await {
                 Ok(r) => r,
                 Err(RouteError::Mismatch) => {
                     // Stale descriptor: put the chunk back and route it afresh.
@@ -192,6 +192,13 @@ impl DistSender {
             now.forward(resp.now);
             if let Some(t) = resp.txn {
                 txn = Some(t);
+            }
+            // The serving node's clock reading, as an observed timestamp for
+            // the transaction's later requests (servers record their own on
+            // a first visit; this covers those that do not, and is ignored
+            // when an earlier reading of that node is known).
+            if let Some(t) = txn.as_mut() {
+                t.update_observed_timestamp(served_by, resp.now);
             }
             for ((i, _), r) in chunk.iter().zip(resp.responses) {
                 match &r {
@@ -238,7 +245,8 @@ impl DistSender {
         }
     }
 
-    /// Sends to the range's leaseholder, trying other replicas as needed.
+    /// Sends to the range's leaseholder, trying other replicas as needed;
+    /// returns the response and the node that served it.
     ///
     /// Nodes that failed to answer recently are tried last, and a hint
     /// naming one of them is not followed first: after a leaseholder dies,
@@ -251,7 +259,7 @@ impl DistSender {
         mut range: CachedRange,
         mut ba: BatchRequest,
         started: Instant,
-    ) -> Result<BatchResponse, RouteError> {
+    ) -> Result<(BatchResponse, NodeId), RouteError> {
         ba.header.range_id = range.desc.range_id;
         let mut round = 0;
         let mut order = self.replica_order(&range, round);
@@ -324,7 +332,7 @@ impl DistSender {
                     self.unreachable.lock().remove(&node);
                     self.cache
                         .set_leaseholder(range.desc.range_id, &range.desc.end_key, node);
-                    return Ok(resp);
+                    return Ok((resp, node));
                 }
                 Err(e) => match &e.detail {
                     ErrorDetail::NotLeaseholder {

@@ -52,6 +52,12 @@ pub struct Txn {
     done: bool,
     /// Reads take exclusive unreplicated locks (`Header::lock_reads`).
     lock_reads: bool,
+    /// The write timestamp when the first write was sent: intents are at or
+    /// above it, and their leaseholders' clocks are at least at it.
+    first_write_ts: Option<Timestamp>,
+    /// The timestamp the lock spans' leaseholders' clocks were last moved
+    /// up to before a commit (see [`Txn::bump_clocks`]).
+    clocks_bumped_to: Timestamp,
 }
 
 impl Txn {
@@ -75,6 +81,7 @@ impl Txn {
             last_heartbeat: now,
             lock_spans: Vec::new(),
             ignored_seqs: Vec::new(),
+            observed_timestamps: Vec::new(),
         };
         Txn {
             sender,
@@ -85,6 +92,8 @@ impl Txn {
             heartbeat: None,
             done: false,
             lock_reads: false,
+            first_write_ts: None,
+            clocks_bumped_to: Timestamp::ZERO,
         }
     }
 
@@ -213,6 +222,9 @@ impl Txn {
         {
             self.proto.meta.key = first.span(&Header::default()).key;
         }
+        if self.first_write_ts.is_none() && requests.iter().any(Request::is_write) {
+            self.first_write_ts = Some(self.proto.meta.write_timestamp);
+        }
         for _ in 0..MAX_REFRESH_RETRIES {
             let ba = BatchRequest {
                 header: Header {
@@ -267,6 +279,10 @@ impl Txn {
             if self.proto.meta.write_timestamp > self.proto.read_timestamp {
                 let to = self.proto.meta.write_timestamp;
                 self.refresh(to, RetryReason::Serializable).await?;
+            }
+            if let Err(e) = self.bump_clocks().await {
+                self.handle_error(e).await?;
+                continue;
             }
             let ba = BatchRequest {
                 header: Header {
@@ -340,6 +356,52 @@ impl Txn {
         if t.status == TransactionStatus::Aborted {
             self.proto.status = TransactionStatus::Aborted;
         }
+        // Observed timestamps (the earliest per node wins) are kept for the
+        // life of this transaction, across refreshes: they bound what a
+        // node wrote before the transaction *started*, which a refresh
+        // (a higher read timestamp, same start and global limit) does not
+        // change. Only readings taken for this transaction count: another
+        // one's may predate our start.
+        if t.id() == self.id() {
+            self.proto.merge_observed_timestamps(&t.observed_timestamps);
+        }
+    }
+
+    /// Before a commit at a timestamp above the one the first write went
+    /// out at, moves the clock of every leaseholder of the lock spans up to
+    /// the commit timestamp (an empty `Refresh` of each span, carrying the
+    /// transaction at that timestamp, which every store folds into its
+    /// clock on receipt).
+    ///
+    /// Why: observed timestamps rely on a leaseholder's clock being at or
+    /// above every value it serves. An intent written at `t` (the clock is
+    /// then ≥ `t`) of a transaction pushed elsewhere afterwards commits at
+    /// `c > t`, and asynchronous resolution turns it into a value at `c` on
+    /// a node whose clock may still be below `c`. A reader that starts
+    /// after the commit and reads the node before the resolution would
+    /// observe a timestamp below `c` and then skip the resolved value: a
+    /// stale read (CockroachDB's issue 36431; it now keeps a local
+    /// timestamp per value instead). After the bump, every such node's
+    /// clock is past `c` before the commit can be acknowledged.
+    async fn bump_clocks(&mut self) -> Result<(), KvError> {
+        let commit_ts = self.proto.meta.write_timestamp;
+        let Some(first) = self.first_write_ts else {
+            return Ok(());
+        };
+        if commit_ts <= first || commit_ts <= self.clocks_bumped_to || self.lock_spans.is_empty() {
+            return Ok(());
+        }
+        // An empty window (from the read timestamp, which the commit's
+        // refresh moved up to the commit timestamp): nothing to check.
+        let ba = refresh_batch(
+            self.proto.clone(),
+            &self.lock_spans,
+            self.proto.read_timestamp,
+        );
+        let resp = self.sender.send(ba).await?;
+        let _ = self.clock.update(resp.now);
+        self.clocks_bumped_to = commit_ts;
+        Ok(())
     }
 
     fn record_spans(&mut self, requests: &[Request], responses: &[Response]) {
@@ -446,20 +508,7 @@ impl Txn {
             let mut txn = self.proto.clone();
             txn.read_timestamp = to;
             txn.meta.write_timestamp.forward(to);
-            let ba = BatchRequest {
-                header: Header {
-                    txn: Some(txn),
-                    ..Header::default()
-                },
-                requests: self
-                    .refresh_spans
-                    .iter()
-                    .map(|s| Request::Refresh {
-                        span: s.clone(),
-                        refresh_from: from,
-                    })
-                    .collect(),
-            };
+            let ba = refresh_batch(txn, &self.refresh_spans, from);
             if let Err(e) = self.sender.send(ba).await {
                 tracing::debug!(txn = ?self.id(), error = %e, "refresh failed");
                 self.abandon().await;
@@ -544,6 +593,28 @@ impl Drop for Txn {
                 let _ = sender.send(ba).await;
             });
         }
+    }
+}
+
+/// A batch of `txn` refreshing each of `spans` from `from` up to the
+/// transaction's read timestamp.
+fn refresh_batch<'a>(
+    txn: Transaction,
+    spans: impl IntoIterator<Item = &'a Span>,
+    from: Timestamp,
+) -> BatchRequest {
+    BatchRequest {
+        header: Header {
+            txn: Some(txn),
+            ..Header::default()
+        },
+        requests: spans
+            .into_iter()
+            .map(|s| Request::Refresh {
+                span: s.clone(),
+                refresh_from: from,
+            })
+            .collect(),
     }
 }
 

@@ -102,11 +102,105 @@ pub struct Transaction {
     pub lock_spans: Vec<Span>,
     /// Sequence-number ranges rolled back by savepoints, inclusive.
     pub ignored_seqs: Vec<(i32, i32)>,
+    /// Clock readings of the nodes this transaction has talked to, at most
+    /// one per node (the earliest): see [`ObservedTimestamp`]. Carried on
+    /// the wire with every request and response; not part of the stored
+    /// transaction record (only the coordinator and its requests use them).
+    pub observed_timestamps: Vec<ObservedTimestamp>,
+}
+
+/// A reading of node `node_id`'s HLC taken while this transaction was
+/// running (CockroachDB's observed timestamp).
+///
+/// Why it bounds uncertainty: a leaseholder's clock is never below the
+/// timestamp of a write it has served (the store folds every request's
+/// timestamp into its clock, and a write pushed above the clock moves the
+/// clock up before it is acknowledged; a transaction whose timestamp moved
+/// after it wrote bumps its leaseholders' clocks before it commits). So
+/// every value the node served before the reading is at or below it, and a
+/// value above it was written after the transaction had already started:
+/// the two are concurrent and the reader may order itself first. That only
+/// holds for values written by leases on that node: a lease that started
+/// after the reading may serve values that another node wrote under an
+/// earlier lease, which is why the limit is raised to the lease's start
+/// (see [`Transaction::uncertainty_limit_on`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ObservedTimestamp {
+    pub node_id: crate::NodeId,
+    pub timestamp: Timestamp,
 }
 
 impl Transaction {
     pub fn id(&self) -> crate::TxnId {
         self.meta.id
+    }
+
+    /// The observed timestamp of `node`, if this transaction has one.
+    pub fn observed_timestamp(&self, node: crate::NodeId) -> Option<Timestamp> {
+        self.observed_timestamps
+            .iter()
+            .find(|o| o.node_id == node)
+            .map(|o| o.timestamp)
+    }
+
+    /// Records `ts` as `node`'s observed timestamp unless an earlier one is
+    /// known: any reading taken after the transaction started is valid, and
+    /// the earliest bounds uncertainty the most (later readings are larger).
+    /// Returns whether the list changed.
+    pub fn update_observed_timestamp(&mut self, node: crate::NodeId, ts: Timestamp) -> bool {
+        if node == 0 || ts.is_zero() {
+            return false;
+        }
+        match self
+            .observed_timestamps
+            .iter_mut()
+            .find(|o| o.node_id == node)
+        {
+            Some(o) if o.timestamp <= ts => false,
+            Some(o) => {
+                o.timestamp = ts;
+                true
+            }
+            None => {
+                self.observed_timestamps.push(ObservedTimestamp {
+                    node_id: node,
+                    timestamp: ts,
+                });
+                true
+            }
+        }
+    }
+
+    /// Folds another copy's observed timestamps into this one (the earliest
+    /// per node wins).
+    pub fn merge_observed_timestamps(&mut self, other: &[ObservedTimestamp]) {
+        for o in other {
+            self.update_observed_timestamp(o.node_id, o.timestamp);
+        }
+    }
+
+    /// The upper bound of the uncertainty window `(read_timestamp, limit]`
+    /// for a read served under a lease held by `lease_node` that started
+    /// at `lease_start`.
+    ///
+    /// Without an observed timestamp for that node it is the global limit.
+    /// With one, values the node wrote above it are concurrent with this
+    /// transaction and need not be uncertain; but the lease may be younger
+    /// than the reading, and values written under earlier leases (by other
+    /// nodes, with other clocks) are only known to lie at or below the
+    /// lease's start. Hence `max(observed, lease_start)`, never above the
+    /// global limit, and never below the read timestamp (no window at all).
+    pub fn uncertainty_limit_on(
+        &self,
+        lease_node: crate::NodeId,
+        lease_start: Timestamp,
+    ) -> Timestamp {
+        let global = self.global_uncertainty_limit;
+        let limit = match self.observed_timestamp(lease_node) {
+            Some(observed) => observed.max(lease_start).min(global),
+            None => global,
+        };
+        limit.max(self.read_timestamp)
     }
 }
 

@@ -120,6 +120,13 @@ pub struct EvalContext {
     pub now: Timestamp,
     /// Abort the pushee even if the pusher would lose (deadlock breaking).
     pub force_push: bool,
+    /// The node holding the lease the batch is served under and the
+    /// lease's start: a transaction's observed timestamp for that node
+    /// narrows its uncertainty window (see
+    /// `Transaction::uncertainty_limit_on`). Node 0: no lease known, the
+    /// global limit applies.
+    pub lease_node: tardigrade_kvpb::NodeId,
+    pub lease_start: Timestamp,
 }
 
 /// Reads a transaction record (None if there is none).
@@ -194,7 +201,10 @@ pub fn evaluate(
             // anything newer is "uncertain" (a committed value moves the
             // read above it, an intent is waited for).
             Some(t) if locking => (t.read_timestamp, Timestamp::MAX),
-            Some(t) => (t.read_timestamp, t.global_uncertainty_limit),
+            Some(t) => (
+                t.read_timestamp,
+                t.uncertainty_limit_on(ctx.lease_node, ctx.lease_start),
+            ),
             None => (ba.header.timestamp, Timestamp::ZERO),
         };
         let read_opts = ReadOptions {
@@ -838,4 +848,149 @@ fn eval_refresh(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The uncertainty window of a transactional read, with observed
+    //! timestamps and lease starts.
+
+    use super::*;
+    use tardigrade_kvpb::{Header, ObservedTimestamp};
+    use tardigrade_storage::{Engine, StoreSpec};
+
+    fn ts(wall: i64) -> Timestamp {
+        Timestamp::new(wall, 0)
+    }
+
+    /// An engine holding committed values `key` → `key` at the given
+    /// timestamps.
+    fn engine_with(values: &[(&str, i64)]) -> Engine {
+        let engine = Engine::open(&StoreSpec::Memory).expect("engine");
+        let mut b = engine.batch();
+        let mut stats = MvccStats::default();
+        for (k, at) in values {
+            mvcc::mvcc_put(
+                &mut b,
+                &mut stats,
+                k.as_bytes(),
+                ts(*at),
+                Some(k.as_bytes()),
+                None,
+            )
+            .expect("put");
+        }
+        engine.commit(b.writes(), true).expect("commit");
+        engine
+    }
+
+    /// A reader at 10 with a global limit of 20 and, optionally, an
+    /// observed timestamp of 15 on node 1.
+    fn reader(observed: bool) -> Transaction {
+        Transaction {
+            meta: TxnMeta {
+                id: TxnId([9; 16]),
+                write_timestamp: ts(10),
+                min_timestamp: ts(10),
+                ..Default::default()
+            },
+            read_timestamp: ts(10),
+            global_uncertainty_limit: ts(20),
+            observed_timestamps: if observed {
+                vec![ObservedTimestamp {
+                    node_id: 1,
+                    timestamp: ts(15),
+                }]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// Gets `key` as `txn` under a lease of `lease_node` starting at
+    /// `lease_start`: the value's timestamp (None: nothing visible), or the
+    /// uncertain value's timestamp as the error.
+    fn get(
+        engine: &Engine,
+        txn: &Transaction,
+        key: &str,
+        lease_node: u64,
+        lease_start: i64,
+    ) -> Result<Option<Timestamp>, Timestamp> {
+        let ctx = EvalContext {
+            start_key: Vec::new(),
+            end_key: vec![0xff],
+            now: ts(16),
+            force_push: false,
+            lease_node,
+            lease_start: ts(lease_start),
+        };
+        let ba = BatchRequest {
+            header: Header {
+                txn: Some(txn.clone()),
+                ..Header::default()
+            },
+            requests: vec![Request::Get {
+                key: key.as_bytes().to_vec(),
+            }],
+        };
+        let mut b = engine.batch();
+        match evaluate(&ctx, &mut b, &ba) {
+            Ok(res) => match res.responses.as_slice() {
+                [Response::Get { value }] => Ok(value.as_ref().map(|v| v.timestamp)),
+                other => panic!("unexpected responses {other:?}"),
+            },
+            Err(EvalError::Kv(e)) => match e.detail {
+                ErrorDetail::ReadWithinUncertainty { existing, .. } => Err(existing),
+                other => panic!("unexpected error {other:?}"),
+            },
+            Err(_) => panic!("unexpected conflict"),
+        }
+    }
+
+    #[test]
+    fn values_above_the_observed_timestamp_are_not_uncertain() {
+        // "old" is visible; "above" was written after the node's clock read
+        // 15; "below" before it; "past" beyond the global limit.
+        let e = engine_with(&[("old", 5), ("above", 17), ("below", 12), ("past", 25)]);
+        let r = reader(true);
+        assert_eq!(get(&e, &r, "old", 1, 1), Ok(Some(ts(5))));
+        assert_eq!(get(&e, &r, "above", 1, 1), Ok(None));
+        assert_eq!(get(&e, &r, "below", 1, 1), Err(ts(12)));
+        assert_eq!(get(&e, &r, "past", 1, 1), Ok(None));
+        // The observation is of node 1: under a lease on node 2 the global
+        // limit applies.
+        assert_eq!(get(&e, &r, "above", 2, 1), Err(ts(17)));
+        // Without an observation, the global limit applies.
+        assert_eq!(get(&e, &reader(false), "above", 1, 1), Err(ts(17)));
+    }
+
+    #[test]
+    fn a_lease_younger_than_the_observation_raises_the_limit_to_its_start() {
+        // The lease on node 1 started at 18, after the reading of 15: the
+        // value at 17 may have been written by the previous holder on
+        // another node, before the reader started.
+        let e = engine_with(&[("above", 17), ("later", 19)]);
+        let r = reader(true);
+        assert_eq!(get(&e, &r, "above", 1, 18), Err(ts(17)));
+        assert_eq!(get(&e, &r, "later", 1, 18), Ok(None));
+        // Never above the global limit, however late the lease started.
+        let e = engine_with(&[("far", 21)]);
+        assert_eq!(get(&e, &r, "far", 1, 30), Ok(None));
+    }
+
+    #[test]
+    fn an_observation_below_the_read_timestamp_leaves_no_window() {
+        // After a refresh to 16 the observation (15) is below the read
+        // timestamp: nothing above 16 is uncertain on node 1, and the
+        // limit never falls below the read timestamp.
+        let e = engine_with(&[("k", 16), ("n", 17)]);
+        let mut r = reader(true);
+        r.read_timestamp = ts(16);
+        r.meta.write_timestamp = ts(16);
+        assert_eq!(get(&e, &r, "k", 1, 1), Ok(Some(ts(16))));
+        assert_eq!(get(&e, &r, "n", 1, 1), Ok(None));
+        assert_eq!(r.uncertainty_limit_on(1, ts(1)), ts(16));
+    }
 }

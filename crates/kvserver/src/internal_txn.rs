@@ -32,6 +32,8 @@ pub struct InternalTxn<'a> {
     /// refresh, which this runner does not do).
     has_reads: bool,
     done: bool,
+    /// The write timestamp the first write went out at (see `commit`).
+    first_write_ts: Option<Timestamp>,
 }
 
 impl<'a> InternalTxn<'a> {
@@ -58,10 +60,12 @@ impl<'a> InternalTxn<'a> {
                 last_heartbeat: now,
                 lock_spans: Vec::new(),
                 ignored_seqs: Vec::new(),
+                observed_timestamps: Vec::new(),
             },
             lock_spans: Vec::new(),
             has_reads: false,
             done: false,
+            first_write_ts: None,
         }
     }
 
@@ -72,6 +76,8 @@ impl<'a> InternalTxn<'a> {
     async fn send(&mut self, req: Request) -> Result<Response, KvError> {
         if req.is_write() {
             self.lock_spans.push(req.span(&Header::default()));
+            self.first_write_ts
+                .get_or_insert(self.proto.meta.write_timestamp);
         }
         let ba = BatchRequest {
             header: Header {
@@ -135,6 +141,7 @@ impl<'a> InternalTxn<'a> {
             if !self.has_reads {
                 self.proto.read_timestamp = self.proto.meta.write_timestamp;
             }
+            self.bump_clocks().await?;
             let ba = BatchRequest {
                 header: Header {
                     txn: Some(self.proto.clone()),
@@ -174,6 +181,35 @@ impl<'a> InternalTxn<'a> {
         Err(KvError::new(ErrorDetail::TransactionRetry {
             reason: RetryReason::Serializable,
         }))
+    }
+
+    /// Pushed after writing: moves the clocks of the lock spans'
+    /// leaseholders up to the commit timestamp before committing (an empty
+    /// `Refresh` carrying the transaction), so that no leaseholder serves
+    /// this commit's values above its clock, which observed timestamps rely
+    /// on (the same step as `kv::Txn`'s, which explains why).
+    async fn bump_clocks(&mut self) -> Result<(), KvError> {
+        let commit_ts = self.proto.meta.write_timestamp;
+        if self.first_write_ts.is_none_or(|first| commit_ts <= first) {
+            return Ok(());
+        }
+        let mut txn = self.proto.clone();
+        txn.read_timestamp = commit_ts;
+        for span in &self.lock_spans {
+            let ba = BatchRequest {
+                header: Header {
+                    txn: Some(txn.clone()),
+                    ..Header::default()
+                },
+                requests: vec![Request::Refresh {
+                    span: span.clone(),
+                    refresh_from: commit_ts,
+                }],
+            };
+            self.store.send_routed(ba).await?;
+        }
+        self.first_write_ts = Some(commit_ts);
+        Ok(())
     }
 
     /// Aborts, releasing the intents (best effort: an abandoned record

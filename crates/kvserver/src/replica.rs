@@ -463,6 +463,8 @@ impl Replica {
             end_key,
             now: self.clock.now(),
             force_push,
+            lease_node: 0,
+            lease_start: Timestamp::ZERO,
         }
     }
 
@@ -866,7 +868,14 @@ impl Replica {
                 continue;
             }
             let mut b = self.engine.batch();
-            let evaluated = eval::evaluate(&self.ctx(false), &mut b, &ba);
+            // Reads of a transaction use its observed timestamp for the
+            // node holding this lease, raised to the lease's start.
+            let ctx = EvalContext {
+                lease_node: lease.replica.node_id,
+                lease_start: lease.start,
+                ..self.ctx(false)
+            };
+            let evaluated = eval::evaluate(&ctx, &mut b, &ba);
             match evaluated {
                 Ok(mut res) => {
                     self.apply(b, &res, lease.sequence).await?;
@@ -1377,10 +1386,14 @@ impl Replica {
                     let mut waiter = self.lock_table.wait_on(&keys[0], holder.id);
                     let (push_type, push_to) = match &ba.header.txn {
                         _ if writes => (PushType::Abort, Timestamp::ZERO),
-                        Some(t) => (
-                            PushType::Timestamp,
-                            t.global_uncertainty_limit.max(t.read_timestamp),
-                        ),
+                        // Above the reader's uncertainty window on this
+                        // lease (narrowed by its observed timestamp), not
+                        // the global one: the holder is pushed no further
+                        // into the future than this reader needs.
+                        Some(t) => (PushType::Timestamp, {
+                            let lease = self.lease();
+                            t.uncertainty_limit_on(lease.replica.node_id, lease.start)
+                        }),
                         None => (PushType::Timestamp, ba.header.timestamp),
                     };
                     let push = BatchRequest {

@@ -566,10 +566,17 @@ impl Store {
                 self.cfg.node_id
             ))));
         }
-        if let Some(txn) = &ba.header.txn {
+        if let Some(txn) = &mut ba.header.txn {
             self.clock
                 .update(txn.meta.write_timestamp)
                 .map_err(|e| KvError::new(ErrorDetail::ClockOffset(e.to_string())))?;
+            // The transaction's first visit here: this reading bounds the
+            // uncertainty of what leases on this node serve it from now on
+            // (including this batch), and goes back to the coordinator in
+            // the response's (or the error's) transaction.
+            if txn.observed_timestamp(self.cfg.node_id).is_none() {
+                txn.update_observed_timestamp(self.cfg.node_id, self.clock.now());
+            }
         } else if ba.header.timestamp.is_zero() {
             ba.header.timestamp = self.clock.now();
         } else {

@@ -91,6 +91,8 @@ fn decode_checked(buf: &[u8]) -> Result<Transaction, DecodeError> {
         last_heartbeat,
         lock_spans,
         ignored_seqs: Vec::new(),
+        // Not stored: only the coordinator and its requests use them.
+        observed_timestamps: Vec::new(),
     })
 }
 

@@ -292,6 +292,14 @@ impl From<Transaction> for pb::Transaction {
             last_heartbeat: ts_to_pb(t.last_heartbeat),
             lock_spans: t.lock_spans.into_iter().map(span_to_pb).collect(),
             ignored_seqs: seqs_to_pb(t.ignored_seqs),
+            observed_timestamps: t
+                .observed_timestamps
+                .into_iter()
+                .map(|o| pb::ObservedTimestamp {
+                    node_id: o.node_id,
+                    timestamp: ts_to_pb(o.timestamp),
+                })
+                .collect(),
         }
     }
 }
@@ -313,7 +321,29 @@ fn txn_from_pb(t: pb::Transaction, field: &str) -> Result<Transaction> {
             .map(|s| span_any(s, &format!("{field}.lock_spans")))
             .collect::<Result<_>>()?,
         ignored_seqs: seqs_from_pb(t.ignored_seqs, &format!("{field}.ignored_seqs"))?,
+        observed_timestamps: observed_from_pb(
+            t.observed_timestamps,
+            &format!("{field}.observed_timestamps"),
+        )?,
     })
+}
+
+/// Observed timestamps off the wire: each names a node and carries a
+/// timestamp. Duplicates are folded (the earliest wins), so a sender cannot
+/// make a server pick between two readings of one node.
+fn observed_from_pb(
+    list: Vec<pb::ObservedTimestamp>,
+    field: &str,
+) -> Result<Vec<tardigrade_kvpb::ObservedTimestamp>> {
+    let mut txn = Transaction::default();
+    for o in list {
+        if o.node_id == 0 {
+            return Err(invalid(format!("{field}: node id 0")));
+        }
+        let ts = ts_from_pb(o.timestamp, &format!("{field}.timestamp"))?;
+        txn.update_observed_timestamp(o.node_id, ts);
+    }
+    Ok(txn.observed_timestamps)
 }
 
 fn opt_txn_from_pb(t: Option<pb::Transaction>, field: &str) -> Result<Option<Transaction>> {

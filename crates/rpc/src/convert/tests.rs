@@ -32,6 +32,16 @@ fn txn(n: u8) -> Transaction {
             Span::new(b"b".to_vec(), b"c".to_vec()),
         ],
         ignored_seqs: vec![(1, 2), (5, 5)],
+        observed_timestamps: vec![
+            tardigrade_kvpb::ObservedTimestamp {
+                node_id: 2,
+                timestamp: ts(170, 3),
+            },
+            tardigrade_kvpb::ObservedTimestamp {
+                node_id: 5,
+                timestamp: ts(180, 0),
+            },
+        ],
     }
 }
 
