@@ -558,3 +558,70 @@ async fn bank_transfers_with_locking_reads_keep_the_total() {
     let total = total_of(&rows);
     assert_eq!(total, ACCOUNTS * 100);
 }
+
+/// A read-only transaction that reads keys one at a time while writers keep
+/// updating them. Every write lands within the reader's uncertainty window
+/// (the 500 ms maximum clock offset): without observed timestamps each one
+/// forces a refresh that fails (the keys read so far changed too), and the
+/// reader starves. With them, the node's clock reading on the reader's
+/// first request bounds the window, so writes that came later are simply
+/// not seen and the reader commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_of_keys_that_writers_keep_updating_makes_progress() {
+    const KEYS: usize = 8;
+    let db = db();
+    let key = |i: usize| format!("hot/{i:02}").into_bytes();
+    for i in 0..KEYS {
+        db.put(&key(i), &bytes(0)).await.expect("seed");
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..3usize {
+        let db = db.clone();
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut n = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let _ = db.put(&key((w + n as usize) % KEYS), &bytes(n)).await;
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            n
+        }));
+    }
+    let (mut ok, mut failed) = (0u32, 0u32);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        let mut t = db.txn("reader");
+        let mut result = Ok(());
+        for i in 0..KEYS {
+            if let Err(e) = t.get(&key(i)).await {
+                result = Err(e);
+                break;
+            }
+            // Give the writers time to write inside the window.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        match result {
+            Ok(()) => {
+                t.commit().await.expect("read-only commit");
+                ok += 1;
+            }
+            Err(e) => {
+                assert!(e.detail.is_retryable(), "unexpected error {e}");
+                failed += 1;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut writes = 0;
+    for w in writers {
+        writes += w.await.expect("writer");
+    }
+    println!("reader: {ok} committed, {failed} restarted; {writes} writes");
+    assert!(writes > 1000, "the writers kept writing ({writes})");
+    assert!(
+        ok >= 4 * failed.max(1),
+        "the reader mostly commits: {ok} committed, {failed} restarted"
+    );
+}

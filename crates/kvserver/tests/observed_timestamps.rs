@@ -1,0 +1,181 @@
+//! Observed timestamps across a lease transfer, with skewed clocks: a
+//! reader's clock reading of a node bounds its uncertainty only for values
+//! written under leases that node held at the time; a lease the node got
+//! later raises the bound to the lease's start.
+
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tardigrade_encoding::keys;
+use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SkewedClock, SystemClock};
+use tardigrade_kvpb::{
+    BatchRequest, BatchResponse, ErrorDetail, Header, KvError, ObservedTimestamp, RangeDescriptor,
+    Request, Response, Transaction, TxnId, TxnMeta,
+};
+use tardigrade_kvserver::{LocalRaftTransport, RaftHandler, Replica, Store, StoreConfig};
+use tardigrade_storage::{Engine, StoreSpec};
+
+const RANGE: u64 = 1;
+/// How far node 1's clock runs ahead of the others (within the 500 ms
+/// maximum offset).
+const AHEAD: Duration = Duration::from_millis(300);
+
+fn start() -> Vec<Arc<Store>> {
+    let desc =
+        RangeDescriptor::with_voters(RANGE, keys::MIN_KEY.to_vec(), keys::MAX_KEY.to_vec(), 1..=3);
+    let transport = LocalRaftTransport::new(None);
+    let mut stores = Vec::new();
+    for node in 1..=3u64 {
+        let engine = Engine::open(&StoreSpec::Memory).expect("engine");
+        Store::bootstrap(&engine, std::slice::from_ref(&desc)).expect("bootstrap");
+        let ahead = if node == 1 {
+            AHEAD.as_nanos() as i64
+        } else {
+            0
+        };
+        let physical = Arc::new(SkewedClock {
+            inner: SystemClock,
+            offset_nanos: AtomicI64::new(ahead),
+        });
+        let clock = Arc::new(Hlc::new(physical, DEFAULT_MAX_OFFSET));
+        let cfg = StoreConfig {
+            node_id: node,
+            store_id: node,
+            raft_tick_interval: Duration::from_millis(20),
+            raft_election_ticks: 10,
+            raft_heartbeat_ticks: 2,
+            lease_duration: Duration::from_millis(1500),
+            proposal_timeout: Duration::from_secs(5),
+            transport: Some(transport.clone()),
+            bootstrap_single_node: false,
+            ..StoreConfig::default()
+        };
+        let store = Store::open(engine, clock, cfg).expect("open store");
+        let weak: Weak<dyn RaftHandler> = Arc::downgrade(&(store.clone() as Arc<dyn RaftHandler>));
+        transport.register(node, weak);
+        stores.push(store);
+    }
+    stores
+}
+
+/// Sends `ba` to whichever store serves it.
+async fn send(stores: &[Arc<Store>], ba: BatchRequest) -> Result<BatchResponse, KvError> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut i = 0;
+    loop {
+        match stores[i % stores.len()].execute(ba.clone()).await {
+            Err(e)
+                if matches!(
+                    e.detail,
+                    ErrorDetail::NotLeaseholder { .. } | ErrorDetail::Unavailable(_)
+                ) && Instant::now() < deadline =>
+            {
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn holder(stores: &[Arc<Store>]) -> Arc<Replica> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let probe = BatchRequest {
+            header: Header::default(),
+            requests: vec![Request::Get {
+                key: b"probe".to_vec(),
+            }],
+        };
+        send(stores, probe).await.expect("probe");
+        for s in stores {
+            if let Some(r) = s.replica(RANGE) {
+                let l = r.lease();
+                if l.replica.node_id == s.node_id() && s.clock().now() < l.expiration {
+                    return r;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no leaseholder");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// CockroachDB's hazard, as its `uncertainty` package tells it: a value
+/// written on n1 (clock ahead) before a reader starts; the reader observes
+/// n2's clock (behind), then the lease moves to n2. Read on n2, the value
+/// lies above the observation but below the new lease's start: it must be
+/// uncertain, or the reader misses a write that finished before it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_acquired_after_the_observation_keeps_older_values_uncertain() {
+    let stores = start();
+    let lh = holder(&stores).await;
+    if lh.lease().replica.node_id != 1 {
+        lh.transfer_lease(1).await.expect("transfer to n1");
+    }
+    let n1 = stores[0].replica(RANGE).expect("r1 on n1");
+    assert_eq!(holder(&stores).await.lease().replica.node_id, 1);
+
+    // The write, served by n1: its timestamp comes from n1's clock.
+    let put = BatchRequest {
+        header: Header::default(),
+        requests: vec![Request::Put {
+            key: b"k".to_vec(),
+            value: b"v1".to_vec(),
+        }],
+    };
+    stores[0].execute(put).await.expect("put on n1");
+    let written = stores[0].clock().last();
+
+    // The reader starts afterwards on n2's clock, and observes n2.
+    let n2_clock = stores[1].clock();
+    let start = n2_clock.now();
+    let observed = n2_clock.now();
+    assert!(
+        observed < written,
+        "n2's clock ({observed}) is behind the write ({written})"
+    );
+    let reader = Transaction {
+        meta: TxnMeta {
+            id: TxnId([3; 16]),
+            write_timestamp: start,
+            min_timestamp: start,
+            ..Default::default()
+        },
+        read_timestamp: start,
+        global_uncertainty_limit: start.add_duration(DEFAULT_MAX_OFFSET),
+        observed_timestamps: vec![ObservedTimestamp {
+            node_id: 2,
+            timestamp: observed,
+        }],
+        ..Default::default()
+    };
+
+    n1.transfer_lease(2).await.expect("transfer to n2");
+    let lease = stores[1].replica(RANGE).expect("r1 on n2").lease();
+    assert_eq!(lease.replica.node_id, 2);
+    assert!(lease.start >= written, "the lease starts above n1's writes");
+
+    let get = BatchRequest {
+        header: Header {
+            txn: Some(reader),
+            ..Header::default()
+        },
+        requests: vec![Request::Get { key: b"k".to_vec() }],
+    };
+    match stores[1].execute(get).await {
+        Err(e) => match e.detail {
+            ErrorDetail::ReadWithinUncertainty { existing, .. } => {
+                assert!(existing > start && existing <= written)
+            }
+            other => panic!("unexpected error {other:?}"),
+        },
+        Ok(resp) => match resp.responses.as_slice() {
+            [Response::Get { value }] => panic!(
+                "stale read: the value written on n1 before the reader started was skipped ({value:?})"
+            ),
+            other => panic!("unexpected {other:?}"),
+        },
+    }
+}
