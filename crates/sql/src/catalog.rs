@@ -92,6 +92,40 @@ pub struct IndexDesc {
     pub columns: Vec<ColumnId>,
     pub directions: Vec<Direction>,
     pub storing: Vec<ColumnId>,
+    /// [`IndexState::Public`] for the primary index and `TableDesc::indexes`,
+    /// [`IndexState::WriteOnly`] for `TableDesc::mutations`.
+    pub state: IndexState,
+}
+
+/// Where an index is in its life (CockroachDB's descriptor mutation states,
+/// for additions).
+///
+/// An index being built online (`CREATE INDEX`, `ADD PRIMARY KEY` outside an
+/// explicit transaction; see [`crate::ddl`]) is first **write-only**: every
+/// write of a row (INSERT, UPDATE, DELETE, UPSERT, ON CONFLICT, foreign-key
+/// cascades, COPY) maintains its entry, and a unique one rejects duplicates,
+/// but nothing reads it: planning, index selection, foreign-key lookups,
+/// ON CONFLICT arbiters, `SHOW INDEXES`, `SHOW CREATE` and `EXPLAIN` see only
+/// public indexes. A backfill fills in the rows that existed before, then the
+/// index becomes **public**.
+///
+/// There is no *delete-only* state. CockroachDB needs one because its nodes
+/// use leased descriptors up to one version old: while some node may still
+/// use version v (no index), a node writing entries under v+1 could leave an
+/// entry that a v-node's DELETE never removes, so v+1 only deletes entries and
+/// v+2 writes them. Here every transaction that uses a descriptor reads the
+/// catalog version key through itself and every schema change writes it, so
+/// a DML transaction is serialized either before the change that added the
+/// index (it sees no index, and the backfill, which starts after that change
+/// commits, sees its rows) or after it (it maintains the index): no
+/// transaction ever runs with a stale descriptor, so no writer can skip an
+/// entry another one wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexState {
+    /// Read and written by every statement.
+    Public,
+    /// Written by DML, read by nothing but the backfill's idempotence check.
+    WriteOnly,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -139,7 +173,20 @@ pub struct TableDesc {
     pub name: String,
     pub columns: Vec<ColumnDesc>,
     pub primary_index: IndexDesc,
+    /// The public secondary indexes.
     pub indexes: Vec<IndexDesc>,
+    /// Indexes being built online ([`IndexState::WriteOnly`]): maintained by
+    /// every write, used by no read. Kept apart from `indexes` so that code
+    /// reading `indexes` cannot pick an incomplete one by mistake; writers use
+    /// [`TableDesc::mutations`] through `rowenc`.
+    pub mutations: Vec<IndexDesc>,
+    /// Set while `ADD PRIMARY KEY` is being built online: the id of the
+    /// mutation that becomes the primary index. All the mutations then belong
+    /// to that change (the new primary index and the re-keyed secondary
+    /// indexes) and their entries are encoded as if the swap had happened
+    /// ([`TableDesc::after_primary_swap`]). No other index change runs on the
+    /// table meanwhile.
+    pub new_primary: Option<IndexId>,
     pub checks: Vec<CheckDesc>,
     /// Foreign keys from this table.
     pub foreign_keys: Vec<ForeignKeyDesc>,
@@ -201,6 +248,62 @@ impl TableDesc {
         std::iter::once(&self.primary_index).chain(self.indexes.iter())
     }
 
+    /// A write-only index being built.
+    pub fn mutation(&self, id: IndexId) -> Option<&IndexDesc> {
+        self.mutations.iter().find(|i| i.id == id)
+    }
+
+    /// Whether any index name — public or being built — is `name`.
+    pub fn any_index_named(&self, name: &str) -> bool {
+        self.all_indexes()
+            .chain(self.mutations.iter())
+            .any(|i| i.name == name)
+    }
+
+    /// The layout the entries of the mutations are encoded against: the table
+    /// itself, or (while `ADD PRIMARY KEY` is built) the table as it will be
+    /// after the swap — the new primary index, the re-keyed secondary indexes
+    /// (all public there), the new key columns NOT NULL.
+    pub fn mutation_layout(&self) -> std::borrow::Cow<'_, TableDesc> {
+        match self.new_primary {
+            None => std::borrow::Cow::Borrowed(self),
+            Some(_) => std::borrow::Cow::Owned(self.after_primary_swap()),
+        }
+    }
+
+    /// The table once its pending primary key change is made public (itself
+    /// when there is none). The old primary and secondary indexes are gone;
+    /// the old key columns stay as ordinary (hidden) columns.
+    pub fn after_primary_swap(&self) -> TableDesc {
+        let mut t = self.clone();
+        let Some(new_pk) = self.new_primary else {
+            return t;
+        };
+        let mut primary = None;
+        let mut secondary = Vec::new();
+        for m in &self.mutations {
+            let mut m = m.clone();
+            m.state = IndexState::Public;
+            if m.id == new_pk {
+                primary = Some(m);
+            } else {
+                secondary.push(m);
+            }
+        }
+        if let Some(p) = primary {
+            for c in &mut t.columns {
+                if p.columns.contains(&c.id) {
+                    c.nullable = false;
+                }
+            }
+            t.primary_index = p;
+            t.indexes = secondary;
+        }
+        t.mutations.clear();
+        t.new_primary = None;
+        t
+    }
+
     /// Whether the primary key is the hidden `rowid`.
     pub fn has_implicit_pk(&self) -> bool {
         self.primary_index.columns.len() == 1
@@ -223,8 +326,11 @@ impl TableDesc {
                 columns: Vec::new(),
                 directions: Vec::new(),
                 storing: Vec::new(),
+                state: IndexState::Public,
             },
             indexes: Vec::new(),
+            mutations: Vec::new(),
+            new_primary: None,
             checks: Vec::new(),
             foreign_keys: Vec::new(),
             referenced_by: Vec::new(),
@@ -294,8 +400,16 @@ pub fn sequence_value_key(id: DescId) -> Vec<u8> {
 
 // ---------------------------------------------------------------------------
 // Descriptor codec: a format byte, a kind byte, then the fields in order.
+//
+// Format 1: no index states, no mutations (every index public). Format 2
+// (written since online index builds): each index ends with its state byte,
+// and a table ends with its mutations and its pending primary index id (0:
+// none). Both decode; only format 2 is written, so a binary older than format
+// 2 cannot read descriptors written by a newer one (refused as corrupt, never
+// misread).
 
-const FORMAT: u8 = 1;
+const FORMAT_1: u8 = 1;
+const FORMAT: u8 = 2;
 
 fn put_u32(b: &mut Vec<u8>, v: u32) {
     b.extend_from_slice(&v.to_be_bytes());
@@ -473,9 +587,13 @@ fn put_index(b: &mut Vec<u8>, i: &IndexDesc) {
         b.push(matches!(d, Direction::Descending) as u8);
     }
     put_ids(b, &i.storing);
+    b.push(match i.state {
+        IndexState::Public => 0,
+        IndexState::WriteOnly => 1,
+    });
 }
 
-fn read_index(r: &mut Reader) -> SqlResult<IndexDesc> {
+fn read_index(r: &mut Reader, format: u8) -> SqlResult<IndexDesc> {
     let id = r.u32()?;
     let name = r.str()?;
     let unique = r.bool()?;
@@ -490,6 +608,15 @@ fn read_index(r: &mut Reader) -> SqlResult<IndexDesc> {
         });
     }
     let storing = r.ids()?;
+    let state = if format == FORMAT_1 {
+        IndexState::Public
+    } else {
+        match r.u8()? {
+            0 => IndexState::Public,
+            1 => IndexState::WriteOnly,
+            _ => return Err(corrupt("index state")),
+        }
+    };
     if directions.len() != columns.len() {
         return Err(corrupt("index directions"));
     }
@@ -500,6 +627,7 @@ fn read_index(r: &mut Reader) -> SqlResult<IndexDesc> {
         columns,
         directions,
         storing,
+        state,
     })
 }
 
@@ -567,6 +695,11 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
             }
             put_ids(&mut b, &t.dependent_views);
             put_ids(&mut b, &t.depends_on);
+            put_u32(&mut b, t.mutations.len() as u32);
+            for i in &t.mutations {
+                put_index(&mut b, i);
+            }
+            put_u32(&mut b, t.new_primary.unwrap_or(0));
         }
     }
     b
@@ -575,7 +708,8 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
 /// Decodes a stored descriptor; never panics on bad input.
 pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
     let mut r = Reader(ByteReader::new(bytes));
-    if r.u8()? != FORMAT {
+    let format = r.u8()?;
+    if format != FORMAT && format != FORMAT_1 {
         return Err(corrupt("unknown format"));
     }
     let d = match r.u8()? {
@@ -599,10 +733,10 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                     hidden: r.bool()?,
                 });
             }
-            let primary_index = read_index(&mut r)?;
+            let primary_index = read_index(&mut r, format)?;
             let n = r.len()?;
-            let indexes = (0..n)
-                .map(|_| read_index(&mut r))
+            let indexes: Vec<IndexDesc> = (0..n)
+                .map(|_| read_index(&mut r, format))
                 .collect::<SqlResult<_>>()?;
             let n = r.len()?;
             let mut checks = Vec::with_capacity(n);
@@ -645,6 +779,27 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
             };
             let dependent_views = r.ids()?;
             let depends_on = r.ids()?;
+            let (mutations, new_primary) = if format == FORMAT_1 {
+                (Vec::new(), None)
+            } else {
+                let n = r.len()?;
+                let mutations: Vec<IndexDesc> = (0..n)
+                    .map(|_| read_index(&mut r, format))
+                    .collect::<SqlResult<_>>()?;
+                let new_primary = match r.u32()? {
+                    0 => None,
+                    id => Some(id),
+                };
+                (mutations, new_primary)
+            };
+            let public_ok = std::iter::once(&primary_index)
+                .chain(&indexes)
+                .all(|i| i.state == IndexState::Public);
+            let mutations_ok = mutations.iter().all(|i| i.state != IndexState::Public);
+            let new_primary_ok = new_primary.is_none_or(|id| mutations.iter().any(|m| m.id == id));
+            if !public_ok || !mutations_ok || !new_primary_ok {
+                return Err(corrupt("index states"));
+            }
             Descriptor::Table(TableDesc {
                 id,
                 parent_id,
@@ -652,6 +807,8 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                 columns,
                 primary_index,
                 indexes,
+                mutations,
+                new_primary,
                 checks,
                 foreign_keys,
                 referenced_by,

@@ -2,21 +2,30 @@
 //! TRUNCATE; the SHOW statements over the catalog; CockroachDB's `SHOW RANGES`
 //! and `ALTER TABLE … SPLIT AT`.
 //!
-//! Every change runs in the statement's transaction: descriptors are rewritten
-//! through it (see [`crate::catalog`] for how other nodes learn of the change),
-//! and data changes (index backfills, the rewrite of `ADD PRIMARY KEY`, the
-//! removal of a dropped table's rows) are KV writes of the same transaction, so a
-//! failed schema change leaves nothing behind. CREATE and DROP TABLE do not scan:
-//! a dropped table's data goes with one `DeleteRange`.
+//! Every change here runs in the statement's transaction: descriptors are
+//! rewritten through it (see [`crate::catalog`] for how other nodes learn of the
+//! change), and data changes (index backfills, the rewrite of `ADD PRIMARY KEY`,
+//! the removal of a dropped table's rows) are KV writes of the same transaction,
+//! so a failed schema change leaves nothing behind. CREATE and DROP TABLE do not
+//! scan: a dropped table's data goes with one `DeleteRange`.
+//!
+//! The exception: `CREATE INDEX`, `ALTER TABLE … ADD PRIMARY KEY` and `ALTER
+//! TABLE … ADD CONSTRAINT … UNIQUE` outside an explicit transaction are built
+//! *online* by [`crate::schemachange`], in many transactions: this module's
+//! [`start_online`] is the first one (the index is added write-only). Inside
+//! `BEGIN … COMMIT` they keep running here, in the user's transaction (a
+//! multi-transaction change cannot be part of one transaction, and a table
+//! created in the same block has nothing to backfill online anyway;
+//! CockroachDB also runs schema changes of a block at its commit, differently
+//! from implicit ones).
 //!
 //! Type names follow CockroachDB: `INT` and `INTEGER` are 8-byte integers;
 //! `SERIAL` (and `SMALLSERIAL`, `BIGSERIAL`) is an `INT8 NOT NULL DEFAULT
 //! unique_rowid()` column, CockroachDB's default `serial_normalization = rowid`
 //! (no sequence, no hot spot at the end of the table).
 //!
-//! TODO(issue 4): online schema changes (CockroachDB's descriptor states and
-//! backfills outside the user transaction, so a large backfill is not one huge
-//! transaction); expression and partial indexes; ALTER COLUMN TYPE; rewriting
+//! TODO(issue 4): online ADD COLUMN / ALTER COLUMN / DROP (column backfills and
+//! drops still run in the user's transaction); expression and partial indexes; ALTER COLUMN TYPE; rewriting
 //! rows on DROP COLUMN (their bytes stay, skipped on read); dependencies of
 //! DEFAULT and CHECK expressions and of views on columns (RENAME/DROP COLUMN do
 //! not rewrite them).
@@ -36,8 +45,8 @@ use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
 use crate::catalog::{
-    CheckDesc, ColumnDesc, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, ReferentialAction,
-    SequenceDesc, TableDesc, duplicate_table, kv_err,
+    CheckDesc, ColumnDesc, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, IndexState,
+    ReferentialAction, SequenceDesc, TableDesc, duplicate_table, kv_err,
 };
 use crate::parse;
 use crate::rowenc;
@@ -593,7 +602,7 @@ fn default_name(t: &TableDesc, cols: &[String], suffix: &str) -> String {
         format!("{}_{}_{suffix}", t.name, cols.join("_"))
     };
     let taken = |n: &str| {
-        t.all_indexes().any(|i| i.name == n)
+        t.any_index_named(n)
             || t.foreign_keys.iter().any(|f| f.name == n)
             || t.checks.iter().any(|c| c.name == n)
     };
@@ -607,13 +616,45 @@ fn default_name(t: &TableDesc, cols: &[String], suffix: &str) -> String {
 }
 
 fn constraint_name_taken(t: &TableDesc, name: &str) -> bool {
-    t.all_indexes().any(|i| i.name == name)
+    t.any_index_named(name)
         || t.foreign_keys.iter().any(|f| f.name == name)
         || t.checks.iter().any(|c| c.name == name)
 }
 
-/// Adds an index to `t` (not written yet); returns its id.
+/// 55000 when `t` is in the middle of an online primary key change (no other
+/// index may be added or dropped until it is done).
+fn refuse_during_primary_key_change(t: &TableDesc) -> SqlResult<()> {
+    if t.new_primary.is_some() {
+        return Err(SqlError::new(
+            codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "table \"{}\" is being changed: its primary key is being rebuilt",
+                t.name
+            ),
+        )
+        .with_hint("try again when ALTER TABLE … ADD PRIMARY KEY has finished"));
+    }
+    Ok(())
+}
+
+/// 55000 when indexes of `t` are being built online (`what` cannot run
+/// meanwhile).
+fn refuse_during_index_build(t: &TableDesc, what: &str) -> SqlResult<()> {
+    if let Some(m) = t.mutations.first() {
+        return Err(SqlError::new(
+            codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "cannot {what} of table \"{}\" while index \"{}\" is being built",
+                t.name, m.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Adds a (public) index to `t` (not written yet); returns its id.
 fn add_index(t: &mut TableDesc, p: &PendingIndex) -> SqlResult<IndexId> {
+    refuse_during_primary_key_change(t)?;
     if p.columns.is_empty() {
         return Err(SqlError::syntax("an index needs at least one column"));
     }
@@ -664,7 +705,20 @@ fn add_index(t: &mut TableDesc, p: &PendingIndex) -> SqlResult<IndexId> {
         columns,
         directions,
         storing,
+        state: IndexState::Public,
     });
+    Ok(id)
+}
+
+/// Adds an index to `t` as a write-only mutation (not written yet); returns
+/// its id.
+fn add_write_only_index(t: &mut TableDesc, p: &PendingIndex) -> SqlResult<IndexId> {
+    let id = add_index(t, p)?;
+    if let Some(pos) = t.indexes.iter().position(|i| i.id == id) {
+        let mut ix = t.indexes.remove(pos);
+        ix.state = IndexState::WriteOnly;
+        t.mutations.push(ix);
+    }
     Ok(id)
 }
 
@@ -1326,6 +1380,23 @@ async fn create_index(
     database: &str,
     ci: &CreateIndex,
 ) -> SqlResult<QueryOutput> {
+    if let Some((t, index_id)) = new_index(node, txn, database, ci, false).await? {
+        rowenc::backfill_index(txn, &t, index_id).await?;
+        node.catalog.write_tables(txn, &[t]).await?;
+    }
+    Ok(QueryOutput::command("CREATE INDEX"))
+}
+
+/// Checks a CREATE INDEX and adds the index to its table's descriptor
+/// (public, or write-only for an online build); `None` when it exists and
+/// the statement says IF NOT EXISTS.
+async fn new_index(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    ci: &CreateIndex,
+    write_only: bool,
+) -> SqlResult<Option<(TableDesc, IndexId)>> {
     if ci.predicate.is_some() {
         // TODO(issue 4): partial indexes.
         return Err(SqlError::unsupported("partial indexes"));
@@ -1340,10 +1411,10 @@ async fn create_index(
     require_plain_table(&t)?;
     let name = ci.name.as_ref().and_then(|n| name_parts(n).last().cloned());
     if let Some(n) = &name
-        && t.index_by_name(n).is_some()
+        && t.any_index_named(n)
     {
         if ci.if_not_exists {
-            return Ok(QueryOutput::command("CREATE INDEX"));
+            return Ok(None);
         }
         return Err(SqlError::new(
             codes::DUPLICATE_TABLE,
@@ -1357,10 +1428,103 @@ async fn create_index(
         columns: index_columns(&ci.columns)?,
         storing: ci.include.iter().map(ident).collect(),
     };
-    let index_id = add_index(&mut t, &p)?;
-    rowenc::backfill_index(txn, &t, index_id).await?;
-    node.catalog.write_tables(txn, &[t]).await?;
-    Ok(QueryOutput::command("CREATE INDEX"))
+    let index_id = if write_only {
+        add_write_only_index(&mut t, &p)?
+    } else {
+        add_index(&mut t, &p)?
+    };
+    Ok(Some((t, index_id)))
+}
+
+/// What the first transaction of an online index build added.
+#[derive(Clone, Debug)]
+pub struct OnlineStart {
+    pub table: DescId,
+    pub table_name: String,
+    /// The write-only indexes to backfill (for a primary key change: the new
+    /// primary index first, then the re-keyed secondary indexes).
+    pub index_ids: Vec<IndexId>,
+    /// A primary key change: the last step swaps the indexes.
+    pub primary_swap: bool,
+    /// The command tag of the statement.
+    pub tag: &'static str,
+}
+
+/// Whether `statement`, run outside an explicit transaction, is built online
+/// by [`crate::schemachange`]: CREATE INDEX, and ALTER TABLE with the single
+/// operation ADD PRIMARY KEY or ADD CONSTRAINT … UNIQUE.
+pub fn runs_online(statement: &Statement) -> bool {
+    match statement {
+        Statement::CreateIndex(_) => true,
+        Statement::AlterTable(at) => matches!(
+            at.operations.as_slice(),
+            [AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::PrimaryKey(_) | TableConstraint::Unique(_),
+                ..
+            }]
+        ),
+        _ => false,
+    }
+}
+
+/// The first transaction of an online build (see [`runs_online`]): checks
+/// the statement and adds its indexes to the table as write-only mutations,
+/// through `txn`. `None` when there is nothing to build (CREATE INDEX IF NOT
+/// EXISTS of an existing index, ALTER TABLE IF EXISTS of no table).
+pub async fn start_online(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    statement: &Statement,
+) -> SqlResult<Option<OnlineStart>> {
+    match statement {
+        Statement::CreateIndex(ci) => {
+            let Some((t, id)) = new_index(node, txn, database, ci, true).await? else {
+                return Ok(None);
+            };
+            let start = OnlineStart {
+                table: t.id,
+                table_name: t.name.clone(),
+                index_ids: vec![id],
+                primary_swap: false,
+                tag: "CREATE INDEX",
+            };
+            node.catalog.write_tables(txn, &[t]).await?;
+            Ok(Some(start))
+        }
+        Statement::AlterTable(at) => {
+            let [AlterTableOperation::AddConstraint { constraint, .. }] = at.operations.as_slice()
+            else {
+                return Err(SqlError::internal("not an online ALTER TABLE"));
+            };
+            let q = qualify(database, &at.name)?;
+            let Some(found) = resolve(node, txn, &q).await? else {
+                if at.if_exists {
+                    return Ok(None);
+                }
+                return Err(SqlError::undefined_table(&q.name));
+            };
+            let mut t = node.catalog.table_for_update(txn, found.id).await?;
+            require_plain_table(&t)?;
+            let mut pending = Pending::default();
+            pending.add_constraint(constraint, &t.name)?;
+            let (index_ids, primary_swap) = match (pending.pk.take(), pending.indexes.first()) {
+                (Some(pk), _) => (add_write_only_primary_key(&mut t, pk)?, true),
+                (None, Some(ix)) => (vec![add_write_only_index(&mut t, ix)?], false),
+                (None, None) => return Err(SqlError::internal("not an online ALTER TABLE")),
+            };
+            let start = OnlineStart {
+                table: t.id,
+                table_name: t.name.clone(),
+                index_ids,
+                primary_swap,
+                tag: "ALTER TABLE",
+            };
+            node.catalog.write_tables(txn, &[t]).await?;
+            Ok(Some(start))
+        }
+        _ => Err(SqlError::internal("not an online schema change")),
+    }
 }
 
 /// `t@i`, `db.t@i` or a plain index name (searched in every table of the
@@ -1383,6 +1547,7 @@ async fn find_index(
         let t = require_table(node, txn, database, &tn).await?;
         return Ok(t
             .index_by_name(index)
+            .or_else(|| t.mutations.iter().find(|i| i.name == index))
             .map(|i| i.id)
             .map(|id| (t.clone(), id)));
     }
@@ -1393,7 +1558,10 @@ async fn find_index(
     };
     let mut found: Option<(DescId, IndexId, String)> = None;
     for t in node.catalog.list_tables(txn, &db).await? {
-        if let Some(i) = t.index_by_name(&last) {
+        if let Some(i) = t
+            .index_by_name(&last)
+            .or_else(|| t.mutations.iter().find(|i| i.name == last))
+        {
             if let Some((_, _, other)) = &found {
                 return Err(SqlError::new(
                     codes::AMBIGUOUS_COLUMN,
@@ -1436,6 +1604,25 @@ async fn drop_index(
             t.name
         )));
     }
+    if t.mutation(index_id).is_some() {
+        // An index being built (or left write-only by a build that stopped):
+        // nothing reads it, nothing depends on it. A build in progress sees
+        // it gone at its next chunk and stops. An index of a primary key
+        // change takes the whole change with it.
+        let doomed: Vec<IndexId> = if t.new_primary.is_some() {
+            t.mutations.iter().map(|i| i.id).collect()
+        } else {
+            vec![index_id]
+        };
+        for id in &doomed {
+            let (s, e) = rowenc::index_span(&t, *id);
+            txn.delete_range(&s, &e).await.map_err(kv_err)?;
+        }
+        t.mutations.retain(|i| !doomed.contains(&i.id));
+        t.new_primary = None;
+        return node.catalog.write_tables(txn, &[t]).await;
+    }
+    refuse_during_primary_key_change(&t)?;
     let mut removed = t.clone();
     removed.indexes.retain(|i| i.id != index_id);
     // Foreign keys that need this index.
@@ -1950,6 +2137,9 @@ async fn drop_column(
             "column \"{name}\" is referenced by the primary key"
         )));
     }
+    // TODO(issue 4): drop the write-only indexes on the column (and stop
+    // their builds) instead of refusing.
+    refuse_during_index_build(t, "drop a column")?;
     if t.columns.iter().filter(|c| !c.hidden).count() <= 1 && !t.columns.iter().any(|c| c.hidden) {
         return Err(SqlError::unsupported(
             "cannot drop the only column of a table",
@@ -2046,16 +2236,8 @@ fn mentions(expr: &str, name: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(name))
 }
 
-/// ALTER TABLE … ADD PRIMARY KEY on a table whose key is the hidden rowid:
-/// every row is rewritten under the new key (in this transaction); rowid stays
-/// as a hidden column.
-async fn add_primary_key(
-    node: &SqlNode,
-    txn: &mut Txn,
-    t: &mut TableDesc,
-    pk: (Option<String>, Vec<(String, Direction)>),
-) -> SqlResult<()> {
-    if !t.has_implicit_pk() {
+fn check_can_add_primary_key(t: &TableDesc) -> SqlResult<()> {
+    if !t.has_implicit_pk() || t.new_primary.is_some() {
         return Err(SqlError::new(
             codes::INVALID_TABLE_DEFINITION,
             format!(
@@ -2064,6 +2246,50 @@ async fn add_primary_key(
             ),
         ));
     }
+    refuse_during_index_build(t, "change the primary key")
+}
+
+/// The first transaction of an online ADD PRIMARY KEY: the new primary index
+/// and a re-keyed copy of every secondary index (new ids: their entries end
+/// with the new key) become write-only mutations of `t`, and `new_primary`
+/// names the new primary index. The columns of the new key become NOT NULL
+/// only at the swap (the backfill and, meanwhile, every write check them).
+fn add_write_only_primary_key(
+    t: &mut TableDesc,
+    pk: (Option<String>, Vec<(String, Direction)>),
+) -> SqlResult<Vec<IndexId>> {
+    check_can_add_primary_key(t)?;
+    let mut future = t.clone();
+    set_primary_key(&mut future, Some(pk))?;
+    let mut primary = future.primary_index.clone();
+    primary.id = t.next_index_id;
+    primary.state = IndexState::WriteOnly;
+    t.next_index_id += 1;
+    let mut ids = vec![primary.id];
+    t.new_primary = Some(primary.id);
+    t.mutations.push(primary);
+    for i in t.indexes.clone() {
+        let mut m = i;
+        m.id = t.next_index_id;
+        m.state = IndexState::WriteOnly;
+        t.next_index_id += 1;
+        ids.push(m.id);
+        t.mutations.push(m);
+    }
+    Ok(ids)
+}
+
+/// ALTER TABLE … ADD PRIMARY KEY on a table whose key is the hidden rowid
+/// inside an explicit transaction: every row is rewritten under the new key
+/// (in this transaction); rowid stays as a hidden column. (Outside one,
+/// [`crate::schemachange`] builds it online.)
+async fn add_primary_key(
+    node: &SqlNode,
+    txn: &mut Txn,
+    t: &mut TableDesc,
+    pk: (Option<String>, Vec<(String, Direction)>),
+) -> SqlResult<()> {
+    check_can_add_primary_key(t)?;
     let old = t.clone();
     let mut new = t.clone();
     set_primary_key(&mut new, Some(pk))?;
@@ -2085,19 +2311,7 @@ async fn add_primary_key(
     let mut scanner = rowenc::full_scan(Arc::new(old.clone()));
     while let Some(rows) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
         for r in &rows {
-            for &c in &new.primary_index.columns {
-                if let Some(p) = new.column_position(c)
-                    && r[p].is_null()
-                {
-                    return Err(SqlError::new(
-                        codes::NOT_NULL_VIOLATION,
-                        format!(
-                            "column \"{}\" of relation \"{}\" contains null values",
-                            new.columns[p].name, new.name
-                        ),
-                    ));
-                }
-            }
+            rowenc::check_key_not_null(&old, &new, r)?;
         }
         rowenc::insert_rows(txn, &node.catalog, &unchecked, &rows, false).await?;
     }

@@ -13,6 +13,9 @@
 //! - [`rowenc`]: rows ↔ KV pairs (primary key in the key, other columns in the value;
 //!   secondary index entries) and the reads/writes of table data.
 //! - [`ddl`]: schema changes (CREATE/DROP/ALTER/TRUNCATE), with index backfills.
+//! - [`schemachange`]: online index builds (write-only indexes, chunked
+//!   backfills) for CREATE INDEX and ADD PRIMARY KEY outside explicit
+//!   transactions.
 //! - [`plan`]: name resolution and type checking from the AST into a relational
 //!   expression tree, index selection, `EXPLAIN`.
 //! - [`exec`]: operators over batches of rows.
@@ -23,6 +26,7 @@ pub mod exec;
 pub mod parse;
 pub mod plan;
 pub mod rowenc;
+pub mod schemachange;
 pub mod session;
 
 pub use session::{Column, Prepared, QueryOutput, Session, SqlNode, TransactionStatus};

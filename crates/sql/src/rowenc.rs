@@ -903,7 +903,7 @@ fn key_detail(table: &TableDesc, cols: &[ColumnId], row: &[Value]) -> String {
 }
 
 fn unique_violation(table: &TableDesc, index_id: IndexId, row: &[Value]) -> SqlError {
-    match table.index(index_id) {
+    match table.index(index_id).or_else(|| table.mutation(index_id)) {
         Some(index) => SqlError::new(
             codes::UNIQUE_VIOLATION,
             format!(
@@ -1015,6 +1015,48 @@ fn explain(e: KvError, checks: &[Check], table: &TableDesc, rows: &[&[Value]]) -
     kv_err(e)
 }
 
+/// Every index a write of a table's rows maintains: the public ones, encoded
+/// under the table itself, and the write-only ones being built
+/// ([`TableDesc::mutations`]), encoded under [`TableDesc::mutation_layout`]
+/// (the table after its pending primary key swap, when there is one).
+struct WriteTargets<'a> {
+    table: &'a TableDesc,
+    layout: std::borrow::Cow<'a, TableDesc>,
+}
+
+impl<'a> WriteTargets<'a> {
+    fn new(table: &'a TableDesc) -> WriteTargets<'a> {
+        WriteTargets {
+            table,
+            layout: table.mutation_layout(),
+        }
+    }
+
+    /// (layout, index) for every index to write.
+    fn indexes(&self) -> impl Iterator<Item = (&TableDesc, &IndexDesc)> {
+        let table = self.table;
+        let layout: &TableDesc = &self.layout;
+        let public = table.all_indexes().map(move |i| (table, i));
+        let building = table.mutations.iter().filter_map(move |m| {
+            let index = match table.new_primary {
+                Some(_) => layout.index(m.id)?,
+                None => m,
+            };
+            Some((layout, index))
+        });
+        public.chain(building)
+    }
+
+    /// NOT NULL of the table, and of the columns of a primary key being built.
+    fn check_not_null(&self, row: &[Value]) -> SqlResult<()> {
+        check_not_null(self.table, row)?;
+        if self.table.new_primary.is_some() {
+            check_not_null(&self.layout, row)?;
+        }
+        Ok(())
+    }
+}
+
 /// Recursion guard for cascades.
 const MAX_CASCADE_DEPTH: usize = 32;
 
@@ -1033,8 +1075,9 @@ pub async fn insert_rows(
         return Ok(());
     }
     check_writable(table)?;
+    let targets = WriteTargets::new(table);
     for row in rows {
-        check_not_null(table, row)?;
+        targets.check_not_null(row)?;
     }
     check_foreign_keys(txn, catalog, table, rows.iter().map(|r| r.as_slice())).await?;
     let row_refs: Vec<&[Value]> = rows.iter().map(|r| r.as_slice()).collect();
@@ -1076,16 +1119,16 @@ pub async fn insert_rows(
         let refs: Vec<&[Value]> = fresh.iter().map(|r| r.as_slice()).collect();
         let mut batch = WriteBatch::default();
         for (i, row) in fresh.iter().enumerate() {
-            for index in table.all_indexes() {
-                batch.add_entry(index_entry(table, index, row)?, i, false);
+            for (layout, index) in targets.indexes() {
+                batch.add_entry(index_entry(layout, index, row)?, i, false);
             }
         }
         return batch.send(txn, table, &refs).await;
     }
     let mut batch = WriteBatch::default();
     for (i, row) in rows.iter().enumerate() {
-        for index in table.all_indexes() {
-            batch.add_entry(index_entry(table, index, row)?, i, false);
+        for (layout, index) in targets.indexes() {
+            batch.add_entry(index_entry(layout, index, row)?, i, false);
         }
     }
     batch.send(txn, table, &row_refs).await
@@ -1277,10 +1320,11 @@ fn delete_rows_inner<'a>(
                 "foreign key cascade is too deep",
             ));
         }
+        let targets = WriteTargets::new(table);
         let mut batch = WriteBatch::default();
         for row in rows {
-            for index in table.all_indexes() {
-                batch.deletes.push(index_entry(table, index, row)?.key);
+            for (layout, index) in targets.indexes() {
+                batch.deletes.push(index_entry(layout, index, row)?.key);
             }
         }
         let refs: Vec<&[Value]> = rows.iter().map(|r| r.as_slice()).collect();
@@ -1483,8 +1527,9 @@ fn update_rows_inner<'a>(
                 "foreign key cascade is too deep",
             ));
         }
+        let targets = WriteTargets::new(table);
         for (_, new) in pairs {
-            check_not_null(table, new)?;
+            targets.check_not_null(new)?;
         }
         // Foreign keys of this table whose columns changed.
         if check_fks || !table.foreign_keys.is_empty() {
@@ -1507,9 +1552,9 @@ fn update_rows_inner<'a>(
         }
         let mut batch = WriteBatch::default();
         for (i, (old, new)) in pairs.iter().enumerate() {
-            for index in table.all_indexes() {
-                let o = index_entry(table, index, old)?;
-                let n = index_entry(table, index, new)?;
+            for (layout, index) in targets.indexes() {
+                let o = index_entry(layout, index, old)?;
+                let n = index_entry(layout, index, new)?;
                 if o.key == n.key {
                     if o.value != n.value {
                         batch.puts.push((n.key, n.value));
@@ -1567,6 +1612,211 @@ pub async fn backfill_index(txn: &mut Txn, table: &TableDesc, index_id: IndexId)
         batch.send(txn, table, &refs).await?;
     }
     Ok(())
+}
+
+/// What one chunk of an online backfill did.
+#[derive(Debug)]
+pub struct BackfillChunk {
+    /// Rows of the primary index read.
+    pub rows: usize,
+    /// Index entries written (entries already present are not rewritten).
+    pub written: usize,
+    /// Where the next chunk starts (`None`: the table is done).
+    pub resume: Option<Vec<u8>>,
+}
+
+/// One chunk of an online backfill ([`crate::schemachange`]): reads up to
+/// `max_rows` rows of `table`'s primary index from `resume` on and writes
+/// their entries into the write-only indexes `index_ids` (mutations of
+/// `table`, encoded under [`TableDesc::mutation_layout`]), all in `txn`.
+///
+/// The writes must be idempotent with those of concurrent DML, which
+/// maintains the same write-only indexes (see the protocol in
+/// `schemachange`): a non-unique entry (its key ends with the primary key)
+/// is a plain `Put` of the same key and value DML would write; a unique entry
+/// (and an entry of a new primary index) is read first — absent: `Put`;
+/// present with the same value: it is this row's entry, written by DML after
+/// the index became write-only, and is left alone; present with another
+/// value: another row has the key, 23505. (Every entry present is the entry
+/// of a live row as of `txn`'s snapshot — DML removes the entries of rows it
+/// deletes or moves — so an entry with this key and another value belongs to
+/// another row.) NOT NULL of a new primary key's columns is 23502 here.
+pub async fn backfill_chunk(
+    txn: &mut Txn,
+    table: &TableDesc,
+    index_ids: &[IndexId],
+    resume: &[u8],
+    max_rows: usize,
+) -> SqlResult<BackfillChunk> {
+    let layout = table.mutation_layout();
+    let mut targets: Vec<&IndexDesc> = Vec::with_capacity(index_ids.len());
+    for &id in index_ids {
+        let index = match table.new_primary {
+            Some(_) => table.mutation(id).and_then(|_| layout.index(id)),
+            None => table.mutation(id),
+        };
+        targets.push(index.ok_or_else(|| {
+            SqlError::internal(format!(
+                "index {id} of table \"{}\" is not being built",
+                table.name
+            ))
+        })?);
+    }
+    let (_, end) = index_span(table, table.primary_index.id);
+    let max_rows = max_rows.max(1);
+    let kvs = txn
+        .scan(resume, &end, max_rows as i64)
+        .await
+        .map_err(kv_err)?;
+    let next = match kvs.last() {
+        Some(last) if kvs.len() >= max_rows => {
+            let k = keys::key_next(&last.key);
+            (k < end).then_some(k)
+        }
+        _ => None,
+    };
+    let rows = kvs
+        .iter()
+        .map(|kv| decode_index_entry(table, &table.primary_index, kv))
+        .collect::<SqlResult<Vec<_>>>()?;
+    let mut puts: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    // Unique entries to check first: (key, value, index, row).
+    let mut unique: Vec<(Vec<u8>, Vec<u8>, IndexId, usize)> = Vec::new();
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        if table.new_primary.is_some() {
+            check_key_not_null(table, &layout, row)?;
+        }
+        for index in &targets {
+            let e = index_entry(&layout, index, row)?;
+            match e.unique {
+                Some(ix) => {
+                    if !seen.insert(e.key.clone()) {
+                        return Err(unique_violation(table, ix, row));
+                    }
+                    unique.push((e.key, e.value, ix, i));
+                }
+                None => puts.push((e.key, e.value)),
+            }
+        }
+    }
+    if !unique.is_empty() {
+        let reqs = unique
+            .iter()
+            .map(|(k, ..)| Request::Get { key: k.clone() })
+            .collect();
+        let resp = txn.send(reqs).await.map_err(kv_err)?;
+        for (r, (key, value, ix, row)) in resp.into_iter().zip(unique) {
+            match r {
+                Response::Get { value: None } => puts.push((key, value)),
+                Response::Get { value: Some(v) } if v.bytes == value => {}
+                Response::Get { value: Some(_) } => {
+                    return Err(unique_violation(table, ix, &rows[row]));
+                }
+                _ => return Err(SqlError::internal("Get: wrong response")),
+            }
+        }
+    }
+    let written = puts.len();
+    if !puts.is_empty() {
+        let reqs = puts
+            .into_iter()
+            .map(|(key, value)| Request::Put { key, value })
+            .collect();
+        txn.send(reqs).await.map_err(kv_err)?;
+    }
+    Ok(BackfillChunk {
+        rows: rows.len(),
+        written,
+        resume: next,
+    })
+}
+
+/// 23502 when a column of `layout`'s primary key (a primary key being
+/// added to `table`) is NULL in `row` (table layout), with PostgreSQL's
+/// message for ALTER TABLE.
+pub fn check_key_not_null(table: &TableDesc, layout: &TableDesc, row: &[Value]) -> SqlResult<()> {
+    for &c in &layout.primary_index.columns {
+        if let Some(p) = table.column_position(c)
+            && row.get(p).is_none_or(|v| v.is_null())
+        {
+            return Err(SqlError::new(
+                codes::NOT_NULL_VIOLATION,
+                format!(
+                    "column \"{}\" of relation \"{}\" contains null values",
+                    table.columns[p].name, table.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes up to `max_keys` keys of `[start, end)` in `txn`; returns where
+/// the rest starts (`None`: nothing left). For clearing the span of an index
+/// nothing uses any more, a page per transaction.
+pub async fn clear_span_page(
+    txn: &mut Txn,
+    start: &[u8],
+    end: &[u8],
+    max_keys: usize,
+) -> SqlResult<Option<Vec<u8>>> {
+    let kvs = txn
+        .scan(start, end, max_keys.max(1) as i64)
+        .await
+        .map_err(kv_err)?;
+    let Some(last) = kvs.last() else {
+        return Ok(None);
+    };
+    let stop = keys::key_next(&last.key);
+    txn.delete_range(start, &stop).await.map_err(kv_err)?;
+    Ok((kvs.len() >= max_keys && stop < end.to_vec()).then_some(stop))
+}
+
+/// Checks that every index of `table` (public, and write-only ones being
+/// built) holds exactly the entries of the rows in its primary index — no
+/// entry missing, none extra, none with another value — reading through
+/// `txn`; returns the number of rows, or an internal error (XX000) naming
+/// the first difference. For tests and debugging: it reads every index
+/// whole.
+pub async fn check_indexes(txn: &mut Txn, table: &Arc<TableDesc>) -> SqlResult<usize> {
+    let mut scanner = full_scan(table.clone());
+    let mut rows = Vec::new();
+    while let Some(batch) = scanner.next_batch(txn, BACKFILL_CHUNK).await? {
+        rows.extend(batch);
+    }
+    let targets = WriteTargets::new(table);
+    for (layout, index) in targets.indexes() {
+        let differs = |what: String| {
+            SqlError::internal(format!(
+                "index \"{}\" of table \"{}\" differs from its rows: {what}",
+                index.name, table.name
+            ))
+        };
+        let mut want: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let e = index_entry(layout, index, row)?;
+            if want.insert(e.key, e.value).is_some() {
+                return Err(differs("two rows share an entry".into()));
+            }
+        }
+        let (start, end) = index_span(table, index.id);
+        let have = txn.scan(&start, &end, 0).await.map_err(kv_err)?;
+        if have.len() != want.len() {
+            return Err(differs(format!(
+                "{} entries for {} rows",
+                have.len(),
+                rows.len()
+            )));
+        }
+        if let Some(kv) = have
+            .iter()
+            .find(|kv| want.get(&kv.key) != Some(&kv.value.bytes))
+        {
+            return Err(differs(format!("no row has the entry {:?}", kv.key)));
+        }
+    }
+    Ok(rows.len())
 }
 
 /// A scan of every row of a table (its primary index).

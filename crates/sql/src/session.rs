@@ -11,9 +11,12 @@
 //! `ROLLBACK TO SAVEPOINT cockroach_restart` restarts the KV transaction inside the
 //! block, `RELEASE SAVEPOINT cockroach_restart` commits it. A statement outside a
 //! block runs in its own transaction, which the server retries itself on a retryable
-//! error, since nothing has reached the client yet.
+//! error, since nothing has reached the client yet. CREATE INDEX and ADD PRIMARY
+//! KEY outside a block run as online schema changes ([`crate::schemachange`]),
+//! in transactions of their own.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use sqlparser::ast::Statement;
 use tardigrade_kv::{Db, Txn};
@@ -30,11 +33,14 @@ const IMPLICIT_RETRIES: usize = 50;
 
 /// The SQL server of one node: what all its sessions share.
 pub struct SqlNode {
+    /// Temp files and working memory of spilling operators (sorts).
+    pub temp_storage: crate::exec::sort::TempStorage,
     pub db: Db,
     pub catalog: Catalog,
     pub node_id: u32,
-    /// Temp files and working memory of spilling operators (sorts).
-    pub temp_storage: crate::exec::sort::TempStorage,
+    /// Rows per transaction of an online index backfill
+    /// ([`crate::schemachange`]); tests make it small.
+    pub backfill_chunk_rows: AtomicUsize,
 }
 
 impl SqlNode {
@@ -44,13 +50,14 @@ impl SqlNode {
         let catalog = Catalog::new(db.clone());
         catalog.ensure_bootstrapped().await?;
         Ok(Arc::new(SqlNode {
+            temp_storage: Default::default(),
             db,
             catalog,
             node_id,
+            backfill_chunk_rows: AtomicUsize::new(crate::schemachange::DEFAULT_CHUNK_ROWS),
         }))
     }
 
-            temp_storage: Default::default(),
     pub fn session(self: &Arc<Self>, user: &str, database: &str) -> Session {
         Session {
             node: self.clone(),
@@ -291,6 +298,10 @@ impl Session {
         let Some(statement) = &prepared.statement else {
             return Ok(QueryOutput::command(""));
         };
+        if crate::ddl::runs_online(statement) {
+            // Its own transactions, retried inside.
+            return crate::schemachange::run(&self.node, &self.database, statement).await;
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -9,7 +9,8 @@ use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SystemClock};
 use tardigrade_kv::{Db, Txn};
 use tardigrade_kvserver::{Store, StoreConfig};
 use tardigrade_sql::catalog::{
-    Catalog, ColumnDesc, DEFAULTDB_ID, ForeignKeyDesc, IndexDesc, ReferentialAction, TableDesc,
+    Catalog, ColumnDesc, DEFAULTDB_ID, ForeignKeyDesc, IndexDesc, IndexState, ReferentialAction,
+    TableDesc,
 };
 use tardigrade_sql::rowenc::{self, RowScanner};
 use tardigrade_sqltypes::{SqlResult, SqlType, Value};
@@ -53,6 +54,7 @@ async fn create_t(cat: &Catalog, txn: &mut Txn) -> SqlResult<TableDesc> {
             columns: vec![2],
             directions: vec![Direction::Ascending],
             storing: vec![],
+            state: IndexState::Public,
         },
         IndexDesc {
             id: 3,
@@ -61,6 +63,7 @@ async fn create_t(cat: &Catalog, txn: &mut Txn) -> SqlResult<TableDesc> {
             columns: vec![3],
             directions: vec![Direction::Descending],
             storing: vec![2],
+            state: IndexState::Public,
         },
     ];
     t.next_index_id = 4;
@@ -310,6 +313,7 @@ async fn foreign_keys_restrict_cascade_set_null() {
             columns: vec![colid],
             directions: vec![Direction::Ascending],
             storing: vec![],
+            state: IndexState::Public,
         });
     }
     c.foreign_keys = vec![
