@@ -40,6 +40,15 @@
 //! A transaction that changed the catalog reads descriptors through itself (its
 //! own uncommitted writes) and never fills the cache.
 //!
+//! ## Index states
+//!
+//! An index is public or write-only ([`IndexState`]); write-only ones live in
+//! [`TableDesc::mutations`] while [`crate::schemachange`] builds them, so that
+//! everything reading `indexes` sees only complete ones. Since every
+//! transaction reads the version key, a schema change that moves an index
+//! from one state to the next is just a committed transaction: no two-version
+//! invariant or lease wait is needed between the steps.
+//!
 //! TODO(issue 4): descriptor leases (CockroachDB's two-version invariant) so that
 //! DDL does not conflict with every concurrent transaction through the version key,
 //! and the version read can be skipped on a warm node.
