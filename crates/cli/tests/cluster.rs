@@ -139,6 +139,8 @@ fn three_nodes_start_init_once_and_serve_from_any_node() {
     assert!(sample("kv_requests{method=\"Get\"}") > 0.0, "{vars}");
     sample("replicas_leaseholders");
     sample("ranges_underreplicated");
+    // An idle cluster's leases last the configured 2 s.
+    assert!(sample("leases_duration_seconds") >= 2.0, "{vars}");
 }
 
 /// Checks the leaseholder, size and leases columns once; `Err` says what

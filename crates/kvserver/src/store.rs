@@ -550,6 +550,11 @@ impl Store {
         &self.lease_durations
     }
 
+    /// How long a lease proposed here now would last (for `/_status/vars`).
+    pub fn proposed_lease_duration(&self) -> Duration {
+        self.lease_durations.current()
+    }
+
     pub async fn execute(&self, ba: BatchRequest) -> BatchResult {
         validate(&ba)?;
         self.metrics

@@ -1022,6 +1022,12 @@ fn render_metrics(shared: &Shared) -> String {
         stats.live_bytes as f64,
     );
     p.metric("livecount", "gauge", "Live keys.", stats.live_count as f64);
+    p.metric(
+        "leases_duration_seconds",
+        "gauge",
+        "How long the leases this store proposes last (longer while its proposals are slow to apply).",
+        store.proposed_lease_duration().as_secs_f64(),
+    );
     let leaders = replicas.iter().filter(|r| r.is_raft_leader()).count();
     p.metric(
         "replicas_raftleaders",
