@@ -184,6 +184,24 @@ async fn a_cancelled_sort_leaves_no_temp_files() {
     assert_eq!(open_files_under(dir.path()), 0);
 }
 
+/// `h (k, v)`: `rows` rows of 50-odd-byte texts.
+async fn text_table(s: &mut Session, rows: usize) {
+    exec(s, "CREATE TABLE h (k INT PRIMARY KEY, v TEXT)").await;
+    let insert = format!(
+        "INSERT INTO h SELECT k, repeat('x', 50) || k::TEXT FROM generate_series(1, {rows}) AS g(k)"
+    );
+    exec(s, &insert).await;
+}
+
+/// The error `sql` fails with.
+async fn error(s: &mut Session, sql: &str) -> tardigrade_sql::SqlError {
+    let mut results = s.simple_query(sql).await;
+    match results.pop() {
+        Some(Err(e)) => e,
+        other => panic!("{sql} did not fail: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn an_unwritable_temp_dir_is_a_sql_error() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -193,14 +211,37 @@ async fn an_unwritable_temp_dir_is_a_sql_error() {
     node.temp_storage.set_dir(file.join("tmp"));
     node.temp_storage.set_workmem(1 << 10);
     let mut s = node.session("root", "defaultdb");
-    exec(&mut s, "CREATE TABLE u (k INT PRIMARY KEY, v TEXT)").await;
-    exec(
-        &mut s,
-        "INSERT INTO u SELECT k, k::TEXT FROM generate_series(1, 100) AS g(k)",
-    )
-    .await;
-    let mut results = s.simple_query("SELECT * FROM u ORDER BY v").await;
-    let err = results.pop().expect("a result").expect_err("cannot spill");
+    text_table(&mut s, 100).await;
+    let err = error(&mut s, "SELECT * FROM h ORDER BY v").await;
     assert_eq!(err.code, "58030", "{err:?}");
     assert!(err.message.contains("temp"), "{err:?}");
+}
+
+#[tokio::test]
+async fn hash_tables_over_the_budget_fail_with_out_of_memory() {
+    let node = node().await;
+    let mut s = node.session("root", "defaultdb");
+    text_table(&mut s, 2000).await;
+    let queries = [
+        ("SELECT v, count(*) FROM h GROUP BY v", "hash aggregation"),
+        ("SELECT count(DISTINCT v) FROM h", "hash aggregation"),
+        (
+            "SELECT count(*) FROM h AS a JOIN h AS b ON a.v = b.v",
+            "hash join",
+        ),
+    ];
+    for (q, what) in queries {
+        node.temp_storage
+            .set_workmem(tardigrade_sql::exec::sort::DEFAULT_WORKMEM);
+        let rows = exec(&mut s, q).await;
+        assert!(!rows.is_empty(), "{q}");
+        node.temp_storage.set_workmem(32 << 10);
+        let err = error(&mut s, q).await;
+        assert_eq!(err.code, "53200", "{q}: {err:?}");
+        assert!(
+            err.message
+                .starts_with(&format!("{what} needs more than the working-memory budget")),
+            "{q}: {err:?}"
+        );
+    }
 }

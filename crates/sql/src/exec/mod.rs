@@ -850,6 +850,7 @@ impl<'a> Executor<'a> {
             Ok(GroupState { key, accs, seen })
         };
         let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
+        let mut budget = sort::HashBudget::new(&self.node.temp_storage, "hash aggregation");
         let mut groups: Vec<GroupState> = Vec::new();
         if group.is_empty() {
             groups.push(new_state(Vec::new())?);
@@ -892,6 +893,7 @@ impl<'a> Executor<'a> {
                     if let Some(g) = groups.pop() {
                         out.push(finish_group(g.key, g.accs)?);
                     }
+                    budget.reset();
                     let key = group
                         .iter()
                         .map(|g| eval(g, &row, &ctx))
@@ -907,6 +909,8 @@ impl<'a> Executor<'a> {
                 match index.get(&key) {
                     Some(i) => *i,
                     None => {
+                        // The key twice (index and state), the accumulators.
+                        budget.charge(2 * sort::row_bytes(&key) + 64 * aggs.len())?;
                         groups.push(new_state(key.clone())?);
                         index.insert(key, groups.len() - 1);
                         groups.len() - 1
@@ -929,6 +933,9 @@ impl<'a> Executor<'a> {
                         || !seen.insert(args.clone()))
                 {
                     continue;
+                }
+                if state.seen[ai].is_some() {
+                    budget.charge(sort::row_bytes(&args))?;
                 }
                 state.accs[ai].add(&args)?;
             }
@@ -960,11 +967,14 @@ impl<'a> Executor<'a> {
             None
         } else {
             let mut t: HashMap<Vec<Value>, Vec<usize>> = HashMap::with_capacity(right.len());
+            let mut budget = sort::HashBudget::new(&self.node.temp_storage, "hash join");
             for (i, r) in right.iter().enumerate() {
                 let key: Vec<Value> = equi.iter().map(|(_, rc)| r[*rc].clone()).collect();
                 if key.iter().any(|v| v.is_null()) {
                     continue;
                 }
+                // The build side's rows live as long as the table.
+                budget.charge(sort::row_bytes(&key) + sort::row_bytes(r))?;
                 t.entry(key).or_default().push(i);
             }
             Some(t)

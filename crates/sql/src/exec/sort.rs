@@ -43,10 +43,14 @@
 //! dies. A failed write is a SQL error: 53100 (disk_full) when the device is
 //! full, 58030 (io_error) otherwise.
 //!
+//! Hash aggregation and hash joins charge their hash tables to the same
+//! budget ([`HashBudget`]) and fail with 53200 past it.
+//!
 //! TODO(issue 4): temp-file I/O runs on the statement's task (a
 //! `spawn_blocking` writer would keep it off the runtime's threads); hash
-//! aggregation and hash joins only fail at the budget instead of spilling; a
-//! cluster setting or session variable for the budget (today a node setting).
+//! aggregation and hash joins should spill (partitioned) instead of failing;
+//! a cluster setting or session variable for the budget (today a node
+//! setting).
 
 use std::cmp::Ordering;
 use std::fs::File;
@@ -139,6 +143,59 @@ impl TempStorage {
     /// Bytes written to runs.
     pub fn spilled_bytes(&self) -> u64 {
         self.spilled_bytes.load(AtomicOrdering::Relaxed)
+    }
+}
+
+/// A hash table's memory (aggregation groups, a hash join's build side)
+/// charged against the working-memory budget: past it the statement fails
+/// with 53200 instead of growing without bound.
+/// TODO(issue 4): spill hash tables to disk (partitioned) instead.
+pub struct HashBudget {
+    used: usize,
+    limit: usize,
+    what: &'static str,
+}
+
+impl HashBudget {
+    /// A budget for `what` ("hash aggregation", "hash join").
+    pub fn new(storage: &TempStorage, what: &'static str) -> HashBudget {
+        HashBudget {
+            used: 0,
+            limit: storage.workmem(),
+            what,
+        }
+    }
+
+    pub fn charge(&mut self, bytes: usize) -> SqlResult<()> {
+        self.used += bytes;
+        if self.used > self.limit {
+            return Err(SqlError::new(
+                tardigrade_sqltypes::error::codes::OUT_OF_MEMORY,
+                format!(
+                    "{} needs more than the working-memory budget of {} \
+                     (sql.distsql.temp_storage.workmem); spilling it to disk is not supported yet",
+                    self.what,
+                    human_bytes(self.limit)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forgets what was charged (a streaming aggregation's finished group).
+    pub fn reset(&mut self) {
+        self.used = 0;
+    }
+}
+
+/// `64 MiB`, `256 KiB`, `100 bytes`.
+fn human_bytes(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
     }
 }
 
@@ -974,6 +1031,23 @@ mod tests {
             .expect_err("cannot spill");
         assert_eq!(err.code, IO_ERROR, "{err:?}");
         assert!(err.message.contains("temp"), "{err:?}");
+    }
+
+    #[test]
+    fn a_hash_table_over_budget_is_out_of_memory() {
+        let storage = TempStorage::default();
+        storage.set_workmem(64 << 10);
+        let mut b = HashBudget::new(&storage, "hash join");
+        b.charge(60 << 10).expect("under");
+        b.reset();
+        b.charge(60 << 10).expect("under after reset");
+        let err = b.charge(8 << 10).expect_err("over");
+        assert_eq!(err.code, "53200");
+        assert!(
+            err.message
+                .starts_with("hash join needs more than the working-memory budget of 64 KiB"),
+            "{err:?}"
+        );
     }
 
     #[test]
