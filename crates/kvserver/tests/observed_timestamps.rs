@@ -179,3 +179,64 @@ async fn a_lease_acquired_after_the_observation_keeps_older_values_uncertain() {
         },
     }
 }
+
+/// The store's own reading: a reader whose clock is behind reads, on the
+/// leaseholder whose clock is ahead, a value that leaseholder wrote before
+/// the reader started, on its first visit there. The store records its
+/// clock for the reader before evaluating, which is at or above everything
+/// it served, so the value is uncertain (the coordinator would refresh
+/// above it and see it). A reading recorded too low would let the value
+/// slip above the limit: a stale read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_visit_observation_covers_what_the_node_served_before() {
+    let stores = start();
+    let lh = holder(&stores).await;
+    if lh.lease().replica.node_id != 1 {
+        lh.transfer_lease(1).await.expect("transfer to n1");
+    }
+    assert_eq!(holder(&stores).await.lease().replica.node_id, 1);
+    let put = BatchRequest {
+        header: Header::default(),
+        requests: vec![Request::Put {
+            key: b"k".to_vec(),
+            value: b"v1".to_vec(),
+        }],
+    };
+    stores[0].execute(put).await.expect("put on n1");
+    let written = stores[0].clock().last();
+    // The reader's coordinator runs on n2's clock (300 ms behind n1's).
+    let start = stores[1].clock().now();
+    assert!(start < written);
+    let reader = Transaction {
+        meta: TxnMeta {
+            id: TxnId([4; 16]),
+            write_timestamp: start,
+            min_timestamp: start,
+            ..Default::default()
+        },
+        read_timestamp: start,
+        global_uncertainty_limit: start.add_duration(DEFAULT_MAX_OFFSET),
+        ..Default::default()
+    };
+    let get = BatchRequest {
+        header: Header {
+            txn: Some(reader),
+            ..Header::default()
+        },
+        requests: vec![Request::Get { key: b"k".to_vec() }],
+    };
+    match stores[0].execute(get).await {
+        Err(e) => match (&e.detail, &e.txn) {
+            (ErrorDetail::ReadWithinUncertainty { existing, .. }, Some(t)) => {
+                assert!(*existing > start && *existing <= written);
+                // The reading goes back to the coordinator with the error.
+                assert!(t.observed_timestamp(1).is_some_and(|o| o >= written));
+            }
+            other => panic!("unexpected error {other:?}"),
+        },
+        Ok(resp) => panic!(
+            "stale read: a write n1 served before the reader began was skipped ({:?})",
+            resp.responses
+        ),
+    }
+}
