@@ -23,8 +23,9 @@
 //! 3. **Make public** (one transaction): the mutations become public indexes;
 //!    for ADD PRIMARY KEY the new indexes replace the old ones in the same
 //!    transaction (the new key columns become NOT NULL), and the old indexes'
-//!    spans, which nothing references any more, are cleared afterwards, a
-//!    page per transaction.
+//!    spans, which nothing references any more, are cleared afterwards by a
+//!    background task, a page per transaction (the statement returns once
+//!    the new key is public).
 //!
 //! On an error (23505 for a duplicate, 23502 for a NULL in a new key column)
 //! or a cancel request, the build stops between chunks and is rolled back:
@@ -343,13 +344,26 @@ async fn backfill_and_publish(
         "index build done"
     );
     // The swapped-out indexes of a primary key change: nothing reads or
-    // writes them any more.
-    for id in old_indexes {
-        if let Err(e) = clear_index(node, start.table, id).await {
-            // TODO(issue 4): a GC job for spans left behind.
-            tracing::warn!(table = %start.table_name, index = id, error = %e,
-                "could not clear the span of a replaced index");
-        }
+    // writes them any more, so the statement does not wait for them (as
+    // CockroachDB's GC job, minus the GC TTL).
+    if !old_indexes.is_empty() {
+        let (node, start) = (node.clone(), start.clone());
+        tokio::spawn(async move {
+            let began = Instant::now();
+            for id in old_indexes {
+                if let Err(e) = clear_index(&node, start.table, id).await {
+                    // TODO(issue 4): a GC job for spans left behind.
+                    tracing::warn!(table = %start.table_name, index = id, error = %e,
+                        "could not clear the span of a replaced index");
+                    return;
+                }
+            }
+            tracing::info!(
+                table = %start.table_name,
+                secs = began.elapsed().as_secs_f64(),
+                "replaced indexes cleared"
+            );
+        });
     }
     Ok(())
 }
