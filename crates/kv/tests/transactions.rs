@@ -619,7 +619,7 @@ async fn a_reader_of_keys_that_writers_keep_updating_makes_progress() {
         writes += w.await.expect("writer");
     }
     println!("reader: {ok} committed, {failed} restarted; {writes} writes");
-    assert!(writes > 1000, "the writers kept writing ({writes})");
+    assert!(writes > 200, "the writers kept writing ({writes})");
     assert!(
         ok >= 4 * failed.max(1),
         "the reader mostly commits: {ok} committed, {failed} restarted"
