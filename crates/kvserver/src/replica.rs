@@ -758,15 +758,21 @@ impl Replica {
         let metrics = store.metrics();
         metrics.raft_proposals.fetch_add(1, Ordering::Relaxed);
         let result = self.wait_proposal(id, is_lease, &mut rx).await;
+        let elapsed = proposed_at.elapsed();
         match &result {
             Ok(()) => {
-                metrics.raft_commit_latency.observe(proposed_at.elapsed());
-                store.lease_durations().observe(proposed_at.elapsed());
+                metrics.raft_commit_latency.observe(elapsed);
+                store.lease_durations().observe(elapsed);
             }
             Err(_) => {
                 metrics
                     .raft_proposals_failed
                     .fetch_add(1, Ordering::Relaxed);
+                // A proposal that timed out says proposals take at least
+                // that long (one that failed fast says nothing).
+                if elapsed >= self.cfg.lease_duration {
+                    store.lease_durations().observe(elapsed);
+                }
             }
         }
         result
@@ -856,9 +862,16 @@ impl Replica {
             let split_key = split_key.clone();
             return crate::split::admin_split(self, split_key, ba.header.timestamp).await;
         }
+        let mut rejections = 0;
         loop {
             let lease = self.ensure_lease(batch_ts(&ba)).await?;
             let guard = self.latches.acquire(latch_spans(&ba)).await;
+            // The wait may have been long (a hot key): keep the lease alive
+            // for the command about to be proposed under it.
+            let now = self.clock.now();
+            if lease.covers(now, now) {
+                self.maybe_extend(&lease, now);
+            }
             self.check_bounds(&ba)?;
             crate::split::check_trigger(&self.desc(), &ba)?;
             self.apply_timestamp_cache(&mut ba);
@@ -878,7 +891,24 @@ impl Replica {
             let evaluated = eval::evaluate(&ctx, &mut b, &ba);
             match evaluated {
                 Ok(mut res) => {
-                    self.apply(b, &res, lease.sequence).await?;
+                    match self.apply(b, &res, lease.sequence).await {
+                        Ok(()) => {}
+                        // Rejected when it applied (so not applied): the
+                        // lease changed while the command was in flight,
+                        // typically one that lapsed on a slow machine and
+                        // was taken again by this replica. Evaluate afresh
+                        // under the current lease rather than fail a
+                        // client that may have no one else to ask.
+                        Err(e)
+                            if matches!(e.detail, ErrorDetail::NotLeaseholder { .. })
+                                && rejections < MAX_REEVALUATIONS =>
+                        {
+                            rejections += 1;
+                            drop(guard);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
                     if let Some(t) = &ba.header.txn {
                         for key in &res.locked_keys {
                             self.lock_table.acquire(key, &t.meta);
@@ -1551,6 +1581,10 @@ impl Replica {
         Ok(cycle && txnwait::breaks_deadlock(&pusher.meta, pushee))
     }
 }
+
+/// How often a batch whose command was rejected at apply (its lease changed
+/// meanwhile) is evaluated again before `NotLeaseholder` goes back.
+const MAX_REEVALUATIONS: u32 = 3;
 
 /// Physical time plus the maximum clock offset: above every timestamp this
 /// node can have served (every timestamp it folds into its clock is within
