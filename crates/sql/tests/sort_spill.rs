@@ -164,7 +164,8 @@ async fn a_spilled_sort_returns_what_the_in_memory_sort_does() {
 #[tokio::test]
 async fn a_cancelled_sort_leaves_no_temp_files() {
     let (dir, node, mut s) = loaded().await;
-    node.temp_storage.set_workmem(16 << 10);
+    node.temp_storage.set_workmem(64 << 10);
+    let fan_in = node.temp_storage.merge_fan_in();
     let before = node.temp_storage.spilled_runs();
     let mut query = Box::pin(s.simple_query("SELECT * FROM t ORDER BY b, a DESC"));
     // Let the sort write a few runs, then drop the statement as a cancel
@@ -180,7 +181,12 @@ async fn a_cancelled_sort_leaves_no_temp_files() {
         }
     };
     drop(query);
-    assert!(open >= 5, "{open} run files open mid-sort");
+    // Some runs are open: at most twice the merge fan-in, plus the run a
+    // merge is writing.
+    assert!(
+        open >= 1 && open <= 2 * fan_in + 1,
+        "{open} run files open mid-sort"
+    );
     assert_eq!(open_files_under(dir.path()), 0);
 }
 

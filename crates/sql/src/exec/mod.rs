@@ -602,7 +602,7 @@ impl<'a> Executor<'a> {
                     .map(|k| eval(&k.expr, &row, &ctx))
                     .collect::<SqlResult<Vec<_>>>()?
             };
-            sorter.push(key, row)?;
+            sorter.push(key, row).await?;
             self.tick(1).await;
         }
         let mut sorted = sorter.finish().await?;

@@ -9,8 +9,9 @@
 //! (and what is still buffered) are merged with a binary heap of run cursors,
 //! and the output streams from the merge ([`SortedRows`]). At most
 //! [`TempStorage::merge_fan_in`] runs are merged at once (each open run holds a
-//! read buffer): with more, the oldest runs are merged into one new run first,
-//! as many times as needed.
+//! read buffer and a file descriptor): a sort that reaches twice that many
+//! runs merges its smallest ones into one while it reads its input, and at
+//! the end as many as needed for the rest to fit in one merge.
 //!
 //! The order is the executor's in-memory order exactly: keys compare with
 //! [`Value`]'s total order, each key ascending or descending with its NULLs
@@ -76,8 +77,10 @@ pub const IO_ERROR: &str = "58030";
 const RUN_READ_BUFFER: usize = 8 << 10;
 /// Bytes of write buffer of the run being written.
 const RUN_WRITE_BUFFER: usize = 64 << 10;
-/// Most runs merged at once, whatever the budget (one open file each).
-const MAX_FAN_IN: usize = 128;
+/// Most runs merged at once, whatever the budget (one open file each). A
+/// sort keeps fewer than twice as many runs (open files): reaching that, it
+/// merges the smallest ones.
+const MAX_FAN_IN: usize = 64;
 
 /// A node's temporary storage for operators that spill: where temp files go,
 /// the working-memory budget of one sort, and counters of what spilled.
@@ -541,8 +544,9 @@ impl<'s> Sorter<'s> {
         self.runs.len()
     }
 
-    /// Adds the next input row and its sort key; spills when over budget.
-    pub fn push(&mut self, key: Vec<Value>, row: Row) -> SqlResult<()> {
+    /// Adds the next input row and its sort key; spills when over budget,
+    /// and merges runs when too many are open.
+    pub async fn push(&mut self, key: Vec<Value>, row: Row) -> SqlResult<()> {
         let entry = Entry {
             key,
             seq: self.next_seq,
@@ -577,6 +581,10 @@ impl<'s> Sorter<'s> {
         }
         if self.buffered > self.budget {
             self.spill()?;
+            let fan_in = self.storage.merge_fan_in();
+            if self.runs.len() >= 2 * fan_in {
+                self.merge_smallest(fan_in).await?;
+            }
         }
         Ok(())
     }
@@ -616,6 +624,39 @@ impl<'s> Sorter<'s> {
         Ok(())
     }
 
+    /// Merges the `count` smallest runs into one (tiers of similar sizes,
+    /// so each row is rewritten about log_fan-in(runs) times), yielding to
+    /// the runtime before and every few thousand rows.
+    async fn merge_smallest(&mut self, count: usize) -> SqlResult<()> {
+        tokio::task::yield_now().await;
+        // Which runs merge does not matter for the order (seq breaks ties).
+        self.runs.sort_by_key(|r| r.rows);
+        let count = count.min(self.runs.len());
+        let group: Vec<Cursor> = self
+            .runs
+            .drain(..count)
+            .map(|r| Cursor::Run(r.reader()))
+            .collect();
+        let mut merge = Merge::new(self.order.clone(), group)?;
+        let mut w = RunWriter::create(&self.storage.dir())?;
+        let mut written = 0usize;
+        while let Some(e) = merge.next_entry()? {
+            if self.limit.is_some_and(|l| written >= l) {
+                break;
+            }
+            w.write(&e)?;
+            written += 1;
+            if written.is_multiple_of(super::YIELD_EVERY) {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(merge);
+        let run = w.finish()?;
+        self.note_run(&run);
+        self.runs.push(run);
+        Ok(())
+    }
+
     fn note_run(&self, run: &Run) {
         self.storage
             .spilled_runs
@@ -640,36 +681,9 @@ impl<'s> Sorter<'s> {
         let fan_in = self.storage.merge_fan_in();
         // The in-memory rest is one more cursor of the final merge.
         while self.runs.len() + 1 > fan_in {
-            tokio::task::yield_now().await;
             // Merge just enough runs for the rest to fit in one merge.
             let excess = self.runs.len() + 1 - fan_in;
-            let take = (excess + 1).min(fan_in).min(self.runs.len());
-            let group: Vec<Cursor> = self
-                .runs
-                .drain(..take)
-                .map(|r| Cursor::Run(r.reader()))
-                .collect();
-            let mut merge = Merge::new(self.order.clone(), group)?;
-            let mut w = RunWriter::create(&self.storage.dir())?;
-            let mut n = 0usize;
-            let mut written = 0usize;
-            while let Some(e) = merge.next_entry()? {
-                if self.limit.is_some_and(|l| written >= l) {
-                    break;
-                }
-                w.write(&e)?;
-                written += 1;
-                n += 1;
-                if n >= super::YIELD_EVERY {
-                    n = 0;
-                    tokio::task::yield_now().await;
-                }
-            }
-            let run = w.finish()?;
-            self.note_run(&run);
-            // Merged runs go last: order between runs does not matter (seq
-            // breaks ties), only the fan-in.
-            self.runs.push(run);
+            self.merge_smallest((excess + 1).min(fan_in)).await?;
         }
         let mut cursors: Vec<Cursor> = std::mem::take(&mut self.runs)
             .into_iter()
@@ -912,7 +926,7 @@ mod tests {
     ) -> (Vec<Row>, usize) {
         let mut s = Sorter::new(order.to_vec(), limit, storage);
         for r in rows {
-            s.push(r[..2].to_vec(), r.clone()).expect("push");
+            s.push(r[..2].to_vec(), r.clone()).await.expect("push");
         }
         let runs = s.runs();
         let mut out = s.finish().await.expect("finish");
@@ -948,8 +962,9 @@ mod tests {
                 let (got, runs) = sorted(&rows, &order, None, &storage).await;
                 assert_eq!(got, reference(&rows, &order, None), "{order:?} {workmem}");
                 if workmem <= 100_000 {
-                    assert!(runs > 2, "{workmem} bytes gave {runs} runs");
-                    assert!(storage.spilled_runs() >= runs as u64);
+                    let written = storage.spilled_runs();
+                    assert!(written > 2, "{workmem} bytes gave {written} runs");
+                    assert!(runs > 0 && runs < 2 * storage.merge_fan_in(), "{runs}");
                     assert_eq!(storage.spilled_sorts(), 1);
                 } else if workmem == DEFAULT_WORKMEM {
                     assert_eq!(runs, 0);
@@ -976,7 +991,8 @@ mod tests {
         let rows = input(300, 7);
         let order = &orders()[1];
         let (got, runs) = sorted(&rows, order, None, &storage).await;
-        assert_eq!(runs, 300);
+        // Never more than 2 × fan-in runs (open files) at a time.
+        assert!(runs < 4, "{runs} runs open");
         assert_eq!(got, reference(&rows, order, None));
         // The intermediate merges wrote runs of their own.
         assert!(storage.spilled_runs() > 300);
@@ -1006,19 +1022,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn top_n_memory_is_bounded_by_n() {
+    #[tokio::test]
+    async fn top_n_memory_is_bounded_by_n() {
         let storage = TempStorage::default();
         let mut s = Sorter::new(orders()[0].clone(), Some(10), &storage);
         for r in input(10_000, 3) {
-            s.push(r[..2].to_vec(), r).expect("push");
+            s.push(r[..2].to_vec(), r).await.expect("push");
             assert!(s.top.len() <= 10);
         }
         assert_eq!(s.runs(), 0);
     }
 
-    #[test]
-    fn unwritable_temp_dir_is_an_io_error() {
+    #[tokio::test]
+    async fn unwritable_temp_dir_is_an_io_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, b"x").expect("write");
@@ -1028,6 +1044,7 @@ mod tests {
         let mut s = Sorter::new(orders()[0].clone(), None, &storage);
         let err = s
             .push(vec![Value::Int(1)], vec![Value::Int(1)])
+            .await
             .expect_err("cannot spill");
         assert_eq!(err.code, IO_ERROR, "{err:?}");
         assert!(err.message.contains("temp"), "{err:?}");
