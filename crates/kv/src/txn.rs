@@ -12,6 +12,16 @@
 //! and carries on, invisibly to the application. Only when a refresh fails
 //! does the application see a retryable error (`is_retryable()`, SQLSTATE
 //! 40001) and must run the transaction again.
+//!
+//! Uncertainty: the coordinator keeps the observed timestamps (one clock
+//! reading per node) that come back in responses and errors, and sends them
+//! with every request; the leaseholders use them to narrow the read's
+//! uncertainty window (`Transaction::uncertainty_limit_on`). They stay valid
+//! across refreshes, but a retry after a retryable error is a new `Txn` and
+//! starts without any. A transaction whose write timestamp moved after its
+//! first write moves its intents' leaseholders' clocks up to its commit
+//! timestamp before committing (`Txn::bump_clocks`), which those readings
+//! rely on.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -153,8 +153,14 @@ async fn a_lease_acquired_after_the_observation_keeps_older_values_uncertain() {
     };
 
     n1.transfer_lease(2).await.expect("transfer to n2");
-    let lease = stores[1].replica(RANGE).expect("r1 on n2").lease();
-    assert_eq!(lease.replica.node_id, 2);
+    // The transfer returns once n1 applied it; n2 applies it shortly after.
+    let n2 = stores[1].replica(RANGE).expect("r1 on n2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n2.lease().replica.node_id != 2 {
+        assert!(Instant::now() < deadline, "n2 never applied its lease");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let lease = n2.lease();
     assert!(lease.start >= written, "the lease starts above n1's writes");
 
     let get = BatchRequest {
