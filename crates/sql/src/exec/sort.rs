@@ -513,6 +513,7 @@ pub struct Sorter<'s> {
     order: Vec<KeyOrder>,
     limit: Option<usize>,
     budget: usize,
+    fan_in: usize,
     storage: &'s TempStorage,
     /// Unsorted entries (no limit), or the best `limit` so far (a max-heap).
     buffer: Vec<Entry>,
@@ -530,6 +531,7 @@ impl<'s> Sorter<'s> {
             order,
             limit,
             budget: storage.workmem(),
+            fan_in: storage.merge_fan_in(),
             storage,
             buffer: Vec::new(),
             top: Heap::new(),
@@ -581,9 +583,8 @@ impl<'s> Sorter<'s> {
         }
         if self.buffered > self.budget {
             self.spill()?;
-            let fan_in = self.storage.merge_fan_in();
-            if self.runs.len() >= 2 * fan_in {
-                self.merge_smallest(fan_in).await?;
+            if self.runs.len() >= 2 * self.fan_in {
+                self.merge_smallest(self.fan_in).await?;
             }
         }
         Ok(())
@@ -667,7 +668,7 @@ impl<'s> Sorter<'s> {
     }
 
     /// Ends the input and returns the rows in order. With more runs than the
-    /// merge fan-in, the oldest runs are first merged into bigger ones
+    /// merge fan-in, the smallest runs are first merged into bigger ones
     /// (yielding to the runtime between merges and every few thousand rows,
     /// where a cancelled statement stops).
     pub async fn finish(mut self) -> SqlResult<SortedRows> {
@@ -678,7 +679,7 @@ impl<'s> Sorter<'s> {
                 left: self.limit,
             });
         }
-        let fan_in = self.storage.merge_fan_in();
+        let fan_in = self.fan_in;
         // The in-memory rest is one more cursor of the final merge.
         while self.runs.len() + 1 > fan_in {
             // Merge just enough runs for the rest to fit in one merge.
