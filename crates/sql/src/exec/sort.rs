@@ -44,8 +44,11 @@
 //! dies. A failed write is a SQL error: 53100 (disk_full) when the device is
 //! full, 58030 (io_error) otherwise.
 //!
-//! Hash aggregation and hash joins charge their hash tables to the same
-//! budget ([`HashBudget`]) and fail with 53200 past it.
+//! Hash aggregation and hash joins charge their hash tables to a budget
+//! ([`HashBudget`]) of [`HASH_BUDGET_FACTOR`] times the sort's (1 GiB by
+//! default, the statement limit they had before) and fail with 53200 past
+//! it: until they spill, failing at the sort's 64 MiB would refuse GROUP BYs
+//! and joins that PostgreSQL and CockroachDB run (both spill them).
 //!
 //! TODO(issue 4): temp-file I/O runs on the statement's task (a
 //! `spawn_blocking` writer would keep it off the runtime's threads); hash
@@ -149,9 +152,13 @@ impl TempStorage {
     }
 }
 
+/// How many times the sort's working memory a hash table may use, until
+/// hash tables spill to disk.
+pub const HASH_BUDGET_FACTOR: usize = 16;
+
 /// A hash table's memory (aggregation groups, a hash join's build side)
-/// charged against the working-memory budget: past it the statement fails
-/// with 53200 instead of growing without bound.
+/// charged against [`HASH_BUDGET_FACTOR`] times the working-memory budget:
+/// past it the statement fails with 53200 instead of growing without bound.
 /// TODO(issue 4): spill hash tables to disk (partitioned) instead.
 pub struct HashBudget {
     used: usize,
@@ -164,7 +171,7 @@ impl HashBudget {
     pub fn new(storage: &TempStorage, what: &'static str) -> HashBudget {
         HashBudget {
             used: 0,
-            limit: storage.workmem(),
+            limit: storage.workmem().saturating_mul(HASH_BUDGET_FACTOR),
             what,
         }
     }
@@ -175,8 +182,9 @@ impl HashBudget {
             return Err(SqlError::new(
                 tardigrade_sqltypes::error::codes::OUT_OF_MEMORY,
                 format!(
-                    "{} needs more than the working-memory budget of {} \
-                     (sql.distsql.temp_storage.workmem); spilling it to disk is not supported yet",
+                    "{} needs more than its memory budget of {} \
+                     ({HASH_BUDGET_FACTOR} x sql.distsql.temp_storage.workmem); \
+                     spilling it to disk is not supported yet",
                     self.what,
                     human_bytes(self.limit)
                 ),
@@ -1054,7 +1062,7 @@ mod tests {
     #[test]
     fn a_hash_table_over_budget_is_out_of_memory() {
         let storage = TempStorage::default();
-        storage.set_workmem(64 << 10);
+        storage.set_workmem(4 << 10);
         let mut b = HashBudget::new(&storage, "hash join");
         b.charge(60 << 10).expect("under");
         b.reset();
@@ -1063,7 +1071,7 @@ mod tests {
         assert_eq!(err.code, "53200");
         assert!(
             err.message
-                .starts_with("hash join needs more than the working-memory budget of 64 KiB"),
+                .starts_with("hash join needs more than its memory budget of 64 KiB"),
             "{err:?}"
         );
     }
