@@ -108,6 +108,8 @@ pub const DEFAULT_CHUNK_ROWS: usize = 2000;
 const CLEAR_PAGE_KEYS: usize = 5000;
 /// Attempts of one transaction of the protocol on 40001.
 const RETRIES: usize = 50;
+/// Attempts of an idempotent transaction on errors that may be transient.
+const TRANSIENT_RETRIES: usize = 5;
 /// The smallest chunk a retried chunk shrinks to.
 const MIN_CHUNK_ROWS: usize = 16;
 /// How often a running backfill logs its progress.
@@ -156,12 +158,18 @@ async fn build(
 ) -> SqlResult<QueryOutput> {
     let start = {
         let (node, database, statement) = (node.clone(), database.clone(), statement.clone());
-        in_txn(&node.clone(), "schema-change-start", move |txn, _| {
-            let (node, database, statement) = (node.clone(), database.clone(), statement.clone());
-            Box::pin(
-                async move { crate::ddl::start_online(&node, txn, &database, &statement).await },
-            )
-        })
+        in_txn(
+            &node.clone(),
+            "schema-change-start",
+            false,
+            move |txn, _| {
+                let (node, database, statement) =
+                    (node.clone(), database.clone(), statement.clone());
+                Box::pin(async move {
+                    crate::ddl::start_online(&node, txn, &database, &statement).await
+                })
+            },
+        )
         .await?
     };
     let Some(start) = start else {
@@ -196,13 +204,21 @@ fn tag_of(statement: &Statement) -> &'static str {
 }
 
 /// Runs `f` in a transaction and commits it, retrying on 40001; `f` gets the
-/// attempt number (1, 2, …).
+/// attempt number (1, 2, …). An `idempotent` transaction (a backfill chunk,
+/// the rollback, a page of a clear: running one twice, or after a commit
+/// whose outcome was unknown, changes nothing) is also retried, with a
+/// growing pause, on errors that may be transient — 40003 (ambiguous
+/// result), 58030 (unavailable) and XX000 (KV errors such as `not
+/// leaseholder`, seen on an overloaded node) — so that one of them does not
+/// throw away a long backfill.
 async fn in_txn<T: Send>(
     node: &SqlNode,
     name: &str,
+    idempotent: bool,
     mut f: impl for<'t> FnMut(&'t mut Txn, usize) -> BoxFut<'t, SqlResult<T>>,
 ) -> SqlResult<T> {
     let mut attempt = 0;
+    let mut transient = 0;
     loop {
         attempt += 1;
         let mut txn = node.db.txn(name);
@@ -216,6 +232,20 @@ async fn in_txn<T: Send>(
         match result {
             Err(e) if e.code == codes::SERIALIZATION_FAILURE && attempt < RETRIES => {
                 tracing::debug!(attempt, error = %e, "retrying a schema change transaction");
+            }
+            Err(e)
+                if idempotent
+                    && transient < TRANSIENT_RETRIES
+                    && [
+                        codes::STATEMENT_COMPLETION_UNKNOWN,
+                        "58030",
+                        codes::INTERNAL_ERROR,
+                    ]
+                    .contains(&e.code) =>
+            {
+                transient += 1;
+                tracing::info!(name, transient, error = %e, "retrying after a possibly transient error");
+                tokio::time::sleep(Duration::from_millis(500) * transient as u32).await;
             }
             other => return other,
         }
@@ -284,7 +314,7 @@ async fn backfill_and_publish(
         let chunk_rows = node.backfill_chunk_rows.load(Ordering::Relaxed).max(1);
         let chunk = {
             let (node2, start2, from) = (node.clone(), start.clone(), resume.clone());
-            in_txn(node, "backfill", move |txn, attempt| {
+            in_txn(node, "backfill", true, move |txn, attempt| {
                 let (node, start, from) = (node2.clone(), start2.clone(), from.clone());
                 // A chunk that keeps conflicting with DML gets smaller.
                 let rows = (chunk_rows >> (attempt - 1).min(16)).max(MIN_CHUNK_ROWS);
@@ -330,7 +360,7 @@ async fn backfill_and_publish(
     }
     let old_indexes = {
         let (node2, start2) = (node.clone(), start.clone());
-        in_txn(node, "schema-change-publish", move |txn, _| {
+        in_txn(node, "schema-change-publish", false, move |txn, _| {
             let (node, start) = (node2.clone(), start2.clone());
             Box::pin(async move { publish(&node, txn, &start).await })
         })
@@ -397,7 +427,7 @@ async fn publish(node: &SqlNode, txn: &mut Txn, start: &OnlineStart) -> SqlResul
 async fn roll_back(node: &Arc<SqlNode>, start: &OnlineStart) -> SqlResult<()> {
     let removed = {
         let (node2, start2) = (node.clone(), start.clone());
-        in_txn(node, "schema-change-rollback", move |txn, _| {
+        in_txn(node, "schema-change-rollback", true, move |txn, _| {
             let (node, start) = (node2.clone(), start2.clone());
             Box::pin(async move {
                 let Ok(mut t) = node.catalog.table_for_update(txn, start.table).await else {
@@ -423,8 +453,13 @@ async fn roll_back(node: &Arc<SqlNode>, start: &OnlineStart) -> SqlResult<()> {
         })
         .await?
     };
-    for id in removed {
-        clear_index(node, start.table, id).await?;
+    // Every index of the build, not only those this transaction removed: a
+    // retried rollback whose first commit went through finds nothing to
+    // remove, and an index a concurrent DROP INDEX removed is cleared twice,
+    // harmlessly. No descriptor mentions them now.
+    let _ = removed;
+    for id in &start.index_ids {
+        clear_index(node, start.table, *id).await?;
     }
     tracing::info!(table = %start.table_name, "index build rolled back");
     Ok(())
@@ -438,7 +473,7 @@ async fn clear_index(node: &Arc<SqlNode>, table: DescId, index: IndexId) -> SqlR
     let mut from = prefix;
     loop {
         let (f, e) = (from.clone(), end.clone());
-        let next = in_txn(node, "schema-change-clear", move |txn, _| {
+        let next = in_txn(node, "schema-change-clear", true, move |txn, _| {
             let (f, e) = (f.clone(), e.clone());
             Box::pin(async move { rowenc::clear_span_page(txn, &f, &e, CLEAR_PAGE_KEYS).await })
         })
