@@ -208,9 +208,9 @@ fn tag_of(statement: &Statement) -> &'static str {
 /// the rollback, a page of a clear: running one twice, or after a commit
 /// whose outcome was unknown, changes nothing) is also retried, with a
 /// growing pause, on errors that may be transient — 40003 (ambiguous
-/// result), 58030 (unavailable) and XX000 (KV errors such as `not
-/// leaseholder`, seen on an overloaded node) — so that one of them does not
-/// throw away a long backfill.
+/// result), 58030 (unavailable) and XX000 (other KV errors; `not
+/// leaseholder`, seen here on an overloaded node, is now a 40001) — so that
+/// one of them does not throw away a long backfill.
 async fn in_txn<T: Send>(
     node: &SqlNode,
     name: &str,

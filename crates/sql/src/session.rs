@@ -530,6 +530,14 @@ pub fn kv_error(e: KvError) -> SqlError {
         return SqlError::restart(&e.detail);
     }
     match &e.detail {
+        // The KV layer could not find the range's leaseholder before its
+        // deadline (an election, a lease changing hands on an overloaded
+        // node). The request was not applied, so the whole transaction can
+        // run again: a restart (retried by the server for an implicit
+        // transaction), not an internal error.
+        ErrorDetail::NotLeaseholder { .. }
+        | ErrorDetail::RangeNotFound { .. }
+        | ErrorDetail::RangeKeyMismatch { .. } => SqlError::restart(&e.detail),
         ErrorDetail::Unavailable(_) => SqlError::new("58030", e.detail.to_string()),
         // The write may or may not have happened: the client must check.
         ErrorDetail::AmbiguousResult(_) => {
@@ -537,5 +545,26 @@ pub fn kv_error(e: KvError) -> SqlError {
         }
         ErrorDetail::IntegerOverflow => SqlError::out_of_range("integer out of range"),
         _ => SqlError::internal(e.detail.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_routing_failures_are_restarts_and_ambiguity_is_not() {
+        let not_leaseholder = KvError::new(ErrorDetail::NotLeaseholder {
+            range_id: 1,
+            leaseholder_node: 0,
+        });
+        let e = kv_error(not_leaseholder);
+        assert_eq!(e.code, codes::SERIALIZATION_FAILURE);
+        assert!(e.message.starts_with("restart transaction: "), "{e:?}");
+        let ambiguous = KvError::new(ErrorDetail::AmbiguousResult("timed out".into()));
+        assert_eq!(
+            kv_error(ambiguous).code,
+            codes::STATEMENT_COMPLETION_UNKNOWN
+        );
     }
 }
