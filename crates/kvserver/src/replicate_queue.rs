@@ -110,6 +110,9 @@ pub async fn process_store(
         .is_none_or(|t| t.elapsed() >= REBALANCE_SETTLE);
     let mut rebalanced = false;
     let mut replicas = store.replicas();
+    // Forget the meta checks of replicas this store no longer holds.
+    let held: BTreeSet<u64> = replicas.iter().map(|r| r.range_id).collect();
+    queue.meta_checked.lock().retain(|id, _| held.contains(id));
     replicas.sort_by_key(|r| r.range_id);
     for r in replicas {
         if !r.is_initialized() || store.is_stopped() {
@@ -170,8 +173,6 @@ pub async fn process_store(
             store.request_gc(r.range_id, r.replica_id);
         }
     }
-    let held: BTreeSet<u64> = store.replicas().iter().map(|r| r.range_id).collect();
-    queue.meta_checked.lock().retain(|id, _| held.contains(id));
     if rebalanced {
         *queue.last_rebalance.lock() = Some(Instant::now());
     }

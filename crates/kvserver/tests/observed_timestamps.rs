@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tardigrade_encoding::keys;
-use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SkewedClock, SystemClock};
+use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SkewedClock, SystemClock, Timestamp};
 use tardigrade_kvpb::{
     BatchRequest, BatchResponse, ErrorDetail, Header, KvError, ObservedTimestamp, RangeDescriptor,
     Request, Response, Transaction, TxnId, TxnMeta,
@@ -102,22 +102,14 @@ async fn holder(stores: &[Arc<Store>]) -> Arc<Replica> {
     }
 }
 
-/// CockroachDB's hazard, as its `uncertainty` package tells it: a value
-/// written on n1 (clock ahead) before a reader starts; the reader observes
-/// n2's clock (behind), then the lease moves to n2. Read on n2, the value
-/// lies above the observation but below the new lease's start: it must be
-/// uncertain, or the reader misses a write that finished before it began.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lease_acquired_after_the_observation_keeps_older_values_uncertain() {
-    let stores = start();
-    let lh = holder(&stores).await;
+/// Moves the lease to n1 and writes `k` there; returns n1's clock after the
+/// write (at or above the value's timestamp).
+async fn write_on_n1(stores: &[Arc<Store>]) -> Timestamp {
+    let lh = holder(stores).await;
     if lh.lease().replica.node_id != 1 {
         lh.transfer_lease(1).await.expect("transfer to n1");
     }
-    let n1 = stores[0].replica(RANGE).expect("r1 on n1");
-    assert_eq!(holder(&stores).await.lease().replica.node_id, 1);
-
-    // The write, served by n1: its timestamp comes from n1's clock.
+    assert_eq!(holder(stores).await.lease().replica.node_id, 1);
     let put = BatchRequest {
         header: Header::default(),
         requests: vec![Request::Put {
@@ -126,7 +118,36 @@ async fn a_lease_acquired_after_the_observation_keeps_older_values_uncertain() {
         }],
     };
     stores[0].execute(put).await.expect("put on n1");
-    let written = stores[0].clock().last();
+    stores[0].clock().last()
+}
+
+/// A reading transaction (id byte `id`) starting at `start`, with the
+/// default uncertainty window and no observed timestamps.
+fn reader_at(id: u8, start: Timestamp) -> Transaction {
+    Transaction {
+        meta: TxnMeta {
+            id: TxnId([id; 16]),
+            write_timestamp: start,
+            min_timestamp: start,
+            ..Default::default()
+        },
+        read_timestamp: start,
+        global_uncertainty_limit: start.add_duration(DEFAULT_MAX_OFFSET),
+        ..Default::default()
+    }
+}
+
+/// CockroachDB's hazard, as its `uncertainty` package tells it: a value
+/// written on n1 (clock ahead) before a reader starts; the reader observes
+/// n2's clock (behind), then the lease moves to n2. Read on n2, the value
+/// lies above the observation but below the new lease's start: it must be
+/// uncertain, or the reader misses a write that finished before it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_acquired_after_the_observation_keeps_older_values_uncertain() {
+    let stores = start();
+    // The write, served by n1: its timestamp comes from n1's clock.
+    let written = write_on_n1(&stores).await;
+    let n1 = stores[0].replica(RANGE).expect("r1 on n1");
 
     // The reader starts afterwards on n2's clock, and observes n2.
     let n2_clock = stores[1].clock();
@@ -137,19 +158,11 @@ async fn a_lease_acquired_after_the_observation_keeps_older_values_uncertain() {
         "n2's clock ({observed}) is behind the write ({written})"
     );
     let reader = Transaction {
-        meta: TxnMeta {
-            id: TxnId([3; 16]),
-            write_timestamp: start,
-            min_timestamp: start,
-            ..Default::default()
-        },
-        read_timestamp: start,
-        global_uncertainty_limit: start.add_duration(DEFAULT_MAX_OFFSET),
         observed_timestamps: vec![ObservedTimestamp {
             node_id: 2,
             timestamp: observed,
         }],
-        ..Default::default()
+        ..reader_at(3, start)
     };
 
     n1.transfer_lease(2).await.expect("transfer to n2");
@@ -196,34 +209,11 @@ async fn a_lease_acquired_after_the_observation_keeps_older_values_uncertain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_visit_observation_covers_what_the_node_served_before() {
     let stores = start();
-    let lh = holder(&stores).await;
-    if lh.lease().replica.node_id != 1 {
-        lh.transfer_lease(1).await.expect("transfer to n1");
-    }
-    assert_eq!(holder(&stores).await.lease().replica.node_id, 1);
-    let put = BatchRequest {
-        header: Header::default(),
-        requests: vec![Request::Put {
-            key: b"k".to_vec(),
-            value: b"v1".to_vec(),
-        }],
-    };
-    stores[0].execute(put).await.expect("put on n1");
-    let written = stores[0].clock().last();
+    let written = write_on_n1(&stores).await;
     // The reader's coordinator runs on n2's clock (300 ms behind n1's).
     let start = stores[1].clock().now();
     assert!(start < written);
-    let reader = Transaction {
-        meta: TxnMeta {
-            id: TxnId([4; 16]),
-            write_timestamp: start,
-            min_timestamp: start,
-            ..Default::default()
-        },
-        read_timestamp: start,
-        global_uncertainty_limit: start.add_duration(DEFAULT_MAX_OFFSET),
-        ..Default::default()
-    };
+    let reader = reader_at(4, start);
     let get = BatchRequest {
         header: Header {
             txn: Some(reader),

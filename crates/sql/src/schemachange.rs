@@ -484,3 +484,29 @@ async fn clear_index(node: &Arc<SqlNode>, table: DescId, index: IndexId) -> SqlR
         }
     }
 }
+
+/// For tests and debugging: checks that table `name` of `database` has no
+/// index build left over (no write-only index, no pending primary key) and
+/// that every index holds exactly its rows' entries
+/// ([`rowenc::check_indexes`]); returns the number of rows. Reads through a
+/// transaction of its own, rolled back.
+pub async fn check_settled_table(node: &SqlNode, database: &str, name: &str) -> SqlResult<usize> {
+    let mut txn = node.db.txn("check-table");
+    let result = async {
+        let t = node
+            .catalog
+            .resolve_table(&mut txn, database, None, name)
+            .await?
+            .ok_or_else(|| SqlError::internal(format!("table \"{name}\" does not exist")))?;
+        if !t.mutations.is_empty() || t.new_primary.is_some() {
+            return Err(SqlError::internal(format!(
+                "table \"{name}\" has a build left over: mutations {:?}, new primary {:?}",
+                t.mutations, t.new_primary
+            )));
+        }
+        rowenc::check_indexes(&mut txn, &t).await
+    }
+    .await;
+    let _ = txn.rollback().await;
+    result
+}

@@ -3,46 +3,19 @@
 //! sequences; ALTER TABLE; TRUNCATE; the SHOW statements; constraint errors
 //! with their SQLSTATEs; two nodes seeing each other's DDL.
 
+mod common;
+
+use common::{db, err, ok, run};
+
 use std::sync::Arc;
 use std::time::Instant;
 
-use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SystemClock};
-use tardigrade_kv::Db;
-use tardigrade_kvserver::{Store, StoreConfig};
-use tardigrade_sql::{QueryOutput, Session, SqlNode, Value};
-use tardigrade_sqltypes::SqlResult;
-use tardigrade_storage::{Engine, StoreSpec};
-
-fn db() -> Db {
-    let clock = Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
-    let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
-    let store = Store::open(engine, clock.clone(), StoreConfig::default()).expect("open store");
-    Db::new(store, clock)
-}
+use tardigrade_sql::{Session, SqlNode, Value};
 
 async fn session() -> (Arc<SqlNode>, Session) {
     let node = SqlNode::start(db(), 1).await.expect("start");
     let s = node.session("root", "defaultdb");
     (node, s)
-}
-
-async fn run(s: &mut Session, sql: &str) -> SqlResult<QueryOutput> {
-    let mut results = s.simple_query(sql).await;
-    results.pop().unwrap_or_else(|| Ok(QueryOutput::default()))
-}
-
-async fn ok(s: &mut Session, sql: &str) -> QueryOutput {
-    match run(s, sql).await {
-        Ok(o) => o,
-        Err(e) => panic!("{sql}: {e} {:?}", e.detail),
-    }
-}
-
-async fn err(s: &mut Session, sql: &str) -> String {
-    match run(s, sql).await {
-        Ok(o) => panic!("{sql}: expected an error, got {o:?}"),
-        Err(e) => e.code.to_string(),
-    }
 }
 
 /// Rows as text (NULL as "NULL"), for easy comparison.

@@ -9,27 +9,20 @@
 //! small (`SqlNode::backfill_chunk_rows`) so that a few thousand rows take
 //! dozens of chunk transactions.
 
+mod common;
+
+use common::{db, err, ok, run};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SystemClock};
 use tardigrade_kv::Db;
-use tardigrade_kvserver::{Store, StoreConfig};
 use tardigrade_sql::catalog::{
     ColumnDesc, Descriptor, IndexDesc, IndexState, TableDesc, decode_descriptor, encode_descriptor,
 };
-use tardigrade_sql::{QueryOutput, Session, SqlNode, SqlType, Value, rowenc};
-use tardigrade_sqltypes::SqlResult;
-use tardigrade_storage::{Engine, StoreSpec};
-
-fn db() -> Db {
-    let clock = Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
-    let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
-    let store = Store::open(engine, clock.clone(), StoreConfig::default()).expect("open store");
-    Db::new(store, clock)
-}
+use tardigrade_sql::{Session, SqlNode, SqlType, Value};
 
 /// Two gateways over one store, with backfill chunks of `chunk` rows.
 async fn two_nodes(chunk: usize) -> (Db, Arc<SqlNode>, Arc<SqlNode>) {
@@ -39,25 +32,6 @@ async fn two_nodes(chunk: usize) -> (Db, Arc<SqlNode>, Arc<SqlNode>) {
     a.backfill_chunk_rows.store(chunk, Ordering::Relaxed);
     b.backfill_chunk_rows.store(chunk, Ordering::Relaxed);
     (db, a, b)
-}
-
-async fn run(s: &mut Session, sql: &str) -> SqlResult<QueryOutput> {
-    let mut results = s.simple_query(sql).await;
-    results.pop().unwrap_or_else(|| Ok(QueryOutput::default()))
-}
-
-async fn ok(s: &mut Session, sql: &str) -> QueryOutput {
-    match run(s, sql).await {
-        Ok(o) => o,
-        Err(e) => panic!("{sql}: {e} {:?}", e.detail),
-    }
-}
-
-async fn err(s: &mut Session, sql: &str) -> String {
-    match run(s, sql).await {
-        Ok(o) => panic!("{sql}: expected an error, got {o:?}"),
-        Err(e) => e.code.to_string(),
-    }
 }
 
 async fn int(s: &mut Session, sql: &str) -> i64 {
@@ -91,22 +65,11 @@ async fn span_pairs(db: &Db, table_id: u32, index_id: u32) -> BTreeMap<Vec<u8>, 
 }
 
 /// Asserts that the table has no build left over and that every index of
-/// it holds exactly its rows' entries (`rowenc::check_indexes`); returns the
-/// number of rows.
-async fn check_indexes(db: &Db, node: &SqlNode, name: &str) -> usize {
-    let t = table(db, node, name).await;
-    assert!(
-        t.mutations.is_empty(),
-        "build left mutations: {:?}",
-        t.mutations
-    );
-    assert_eq!(t.new_primary, None);
-    let mut txn = db.txn("test-check");
-    let n = rowenc::check_indexes(&mut txn, &t)
+/// it holds exactly its rows' entries; returns the number of rows.
+async fn check_indexes(node: &SqlNode, name: &str) -> usize {
+    tardigrade_sql::schemachange::check_settled_table(node, "defaultdb", name)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let _ = txn.rollback().await;
-    n
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits until `name` has a write-only index (the build's first transaction
@@ -238,7 +201,7 @@ async fn create_index_is_write_only_while_it_backfills() {
     ok(&mut other, "UPDATE t SET v = 6 WHERE k = 7").await;
     ok(&mut other, "DELETE FROM t WHERE k = 8").await;
     let a = builder.await.expect("builder");
-    assert_eq!(check_indexes(&db, &a, "t").await, 4000);
+    assert_eq!(check_indexes(&a, "t").await, 4000);
     let plan = explain(&mut other, "SELECT k FROM t WHERE v = 5").await;
     assert!(plan.contains("t_v_idx"), "public index not planned: {plan}");
     assert_eq!(
@@ -299,7 +262,7 @@ async fn concurrent_dml_during_create_index() {
     for w in writers {
         ops += w.await.expect("writer");
     }
-    let n = check_indexes(&db, &a, "t").await;
+    let n = check_indexes(&a, "t").await;
     eprintln!("{ops} concurrent writes; {n} rows");
     let mut s2 = b.session("root", "defaultdb");
     let t = table(&db, &b, "t").await;
@@ -343,11 +306,11 @@ async fn unique_violation_rolls_back() {
     // The table works, and the name is free again.
     ok(&mut s, "INSERT INTO t VALUES (5000, 3)").await;
     ok(&mut s, "CREATE INDEX t_v_key ON t (v)").await;
-    assert_eq!(check_indexes(&db, &a, "t").await, 1001);
+    assert_eq!(check_indexes(&a, "t").await, 1001);
     // Without the duplicates, the unique constraint builds.
     ok(&mut s, "DELETE FROM t WHERE k IN (900, 5000)").await;
     ok(&mut s, "ALTER TABLE t ADD CONSTRAINT t_v_uniq UNIQUE (v)").await;
-    assert_eq!(check_indexes(&db, &a, "t").await, 999);
+    assert_eq!(check_indexes(&a, "t").await, 999);
     assert_eq!(err(&mut s, "INSERT INTO t VALUES (6000, 4)").await, "23505");
 }
 
@@ -386,7 +349,7 @@ async fn add_primary_key_online() {
             "index {id} left"
         );
     }
-    assert_eq!(check_indexes(&db, &a, "p").await, 1200);
+    assert_eq!(check_indexes(&a, "p").await, 1200);
     // A duplicate in a late chunk.
     ok(&mut s, "UPDATE p SET id = 5 WHERE id IS NULL").await;
     assert_eq!(
@@ -413,7 +376,7 @@ async fn add_primary_key_online() {
         !t.column_by_name("id").expect("id").nullable,
         "the key column is NOT NULL"
     );
-    assert_eq!(check_indexes(&db, &a, "p").await, 1199);
+    assert_eq!(check_indexes(&a, "p").await, 1199);
     // The old indexes are cleared in the background.
     for index in before.all_indexes() {
         let mut cleared = false;
@@ -492,7 +455,7 @@ async fn concurrent_dml_during_add_primary_key() {
     ok(&mut s, "ALTER TABLE p ADD PRIMARY KEY (id)").await;
     done.store(true, Ordering::SeqCst);
     let (n, model) = writer.await.expect("writer");
-    let rows = check_indexes(&db, &a, "p").await;
+    let rows = check_indexes(&a, "p").await;
     eprintln!("{n} concurrent writes; {rows} rows");
     assert!(!table(&db, &a, "p").await.has_implicit_pk());
     let have: BTreeMap<i64, i64> = ok(&mut s, "SELECT id, v FROM p")
@@ -566,7 +529,7 @@ async fn cancel_and_concurrent_drop_stop_the_build() {
     let after = table(&db, &a, "t").await;
     assert!(after.mutations.is_empty());
     assert!(span_pairs(&db, t.id, t.mutations[0].id).await.is_empty());
-    assert_eq!(check_indexes(&db, &a, "t").await, 3000);
+    assert_eq!(check_indexes(&a, "t").await, 3000);
 }
 
 /// Inside BEGIN … COMMIT the build stays in the user's transaction: the
@@ -591,6 +554,6 @@ async fn explicit_transactions_build_in_place() {
     ok(&mut s, "CREATE UNIQUE INDEX u_b_key ON u (b)").await;
     ok(&mut s, "ALTER TABLE u ADD PRIMARY KEY (a)").await;
     ok(&mut s, "COMMIT").await;
-    assert_eq!(check_indexes(&db, &a, "u").await, 2);
-    assert_eq!(check_indexes(&db, &a, "t").await, 200);
+    assert_eq!(check_indexes(&a, "u").await, 2);
+    assert_eq!(check_indexes(&a, "t").await, 200);
 }

@@ -2,26 +2,20 @@
 //! names, the per-node cache across two catalogs, index entries, scans,
 //! uniqueness, NOT NULL and foreign keys.
 
+mod common;
+
+use common::db;
+
 use std::sync::Arc;
 
 use tardigrade_encoding::{Direction, keys};
-use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SystemClock};
-use tardigrade_kv::{Db, Txn};
-use tardigrade_kvserver::{Store, StoreConfig};
+use tardigrade_kv::Txn;
 use tardigrade_sql::catalog::{
     Catalog, ColumnDesc, DEFAULTDB_ID, ForeignKeyDesc, IndexDesc, IndexState, ReferentialAction,
     TableDesc,
 };
 use tardigrade_sql::rowenc::{self, RowScanner};
 use tardigrade_sqltypes::{SqlResult, SqlType, Value};
-use tardigrade_storage::{Engine, StoreSpec};
-
-fn db() -> Db {
-    let clock = Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
-    let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
-    let store = Store::open(engine, clock.clone(), StoreConfig::default()).expect("open store");
-    Db::new(store, clock)
-}
 
 fn col(id: u32, name: &str, ty: SqlType, nullable: bool) -> ColumnDesc {
     ColumnDesc {
