@@ -51,6 +51,7 @@ use crate::catalog::{
     Catalog, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, ReferentialAction, TableDesc,
     kv_err,
 };
+use crate::exec::batch::Batch;
 
 // ---------------------------------------------------------------------------
 // unique_rowid
@@ -668,27 +669,60 @@ pub fn decode_index_entry(
     kv: &KeyValue,
 ) -> SqlResult<Vec<Value>> {
     let mut row = vec![Value::Null; table.columns.len()];
-    let prefix = keys::index_prefix(table.id as u64, index.id as u64);
-    let mut rest = kv
-        .key
-        .strip_prefix(prefix.as_slice())
-        .ok_or_else(|| SqlError::internal("index entry outside its index"))?;
-    let cols = full_key_columns(table, index);
-    let n_index = index.columns.len();
-    for (i, (c, dir)) in cols.iter().enumerate() {
-        if i >= n_index && rest.is_empty() {
-            // A unique index entry without NULLs: the primary key is in the value.
-            break;
-        }
-        let ty = column_type(table, *c)?;
-        let (v, r) = decode_key_value(rest, ty, *dir)?;
-        rest = r;
-        if let Some(pos) = table.column_position(*c) {
-            row[pos] = v;
-        }
-    }
-    decode_row_value(table, &kv.value.bytes, &mut row)?;
+    EntryDecoder::new(table, index)?.decode_into(table, kv, &mut row)?;
     Ok(row)
+}
+
+/// Decodes the entries of one index into rows, with what every entry needs
+/// (the index's key prefix, its key columns' types and row positions) worked
+/// out once rather than per entry.
+pub struct EntryDecoder {
+    prefix: Vec<u8>,
+    /// Key columns in key order: type, direction, position in the row (`None`
+    /// for a column no longer in the table).
+    key_columns: Vec<(SqlType, Direction, Option<usize>)>,
+    /// How many of `key_columns` are the index's own (the rest are the
+    /// primary-key suffix).
+    n_index: usize,
+}
+
+impl EntryDecoder {
+    pub fn new(table: &TableDesc, index: &IndexDesc) -> SqlResult<EntryDecoder> {
+        let key_columns = full_key_columns(table, index)
+            .into_iter()
+            .map(|(c, dir)| Ok((column_type(table, c)?, dir, table.column_position(c))))
+            .collect::<SqlResult<_>>()?;
+        Ok(EntryDecoder {
+            prefix: keys::index_prefix(table.id as u64, index.id as u64),
+            key_columns,
+            n_index: index.columns.len(),
+        })
+    }
+
+    /// Fills `row` (table layout, NULLs on entry) from one index entry.
+    pub fn decode_into(
+        &self,
+        table: &TableDesc,
+        kv: &KeyValue,
+        row: &mut [Value],
+    ) -> SqlResult<()> {
+        let mut rest = kv
+            .key
+            .strip_prefix(self.prefix.as_slice())
+            .ok_or_else(|| SqlError::internal("index entry outside its index"))?;
+        for (i, (ty, dir, pos)) in self.key_columns.iter().enumerate() {
+            if i >= self.n_index && rest.is_empty() {
+                // A unique index entry without NULLs: the primary key is in the value.
+                break;
+            }
+            let (v, r) = decode_key_value(rest, *ty, *dir)?;
+            rest = r;
+            if let Some(slot) = pos.and_then(|p| row.get_mut(p)) {
+                *slot = v;
+            }
+        }
+        decode_row_value(table, &kv.value.bytes, row)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -704,6 +738,8 @@ pub struct RowScanner {
     reverse: bool,
     /// Rows read but not yet returned (reverse scans read a whole span).
     buffered: VecDeque<KeyValue>,
+    /// Made by the first page, kept for the others.
+    decoder: Option<EntryDecoder>,
 }
 
 impl RowScanner {
@@ -736,6 +772,7 @@ impl RowScanner {
             spans,
             reverse,
             buffered: VecDeque::new(),
+            decoder: None,
         }
     }
 
@@ -745,12 +782,54 @@ impl RowScanner {
         txn: &mut Txn,
         max_rows: usize,
     ) -> SqlResult<Option<Vec<Vec<Value>>>> {
+        let mut batch = Batch::new(self.table.columns.len());
+        Ok(
+            match self.next_batch_into(txn, max_rows, &mut batch).await? {
+                0 => None,
+                _ => Some(batch.into_rows()),
+            },
+        )
+    }
+
+    /// Appends up to `max_rows` rows (at least one) to `out`, whose width
+    /// must be the table's; returns how many (0 when the scan is done).
+    pub async fn next_batch_into(
+        &mut self,
+        txn: &mut Txn,
+        max_rows: usize,
+        out: &mut Batch,
+    ) -> SqlResult<usize> {
+        if out.width() != self.table.columns.len() {
+            return Err(SqlError::internal("scan into a batch of the wrong width"));
+        }
+        let decoder = match self.decoder.take() {
+            Some(d) => d,
+            None => EntryDecoder::new(&self.table, index_of(&self.table, self.index_id)?)?,
+        };
+        let table = self.table.clone();
+        let result = self
+            .fetch(txn, max_rows, |kv| {
+                decoder.decode_into(&table, kv, out.push_nulls())
+            })
+            .await;
+        self.decoder = Some(decoder);
+        result
+    }
+
+    /// Reads up to `max_rows` entries (at least one), handing each to `sink`;
+    /// returns how many.
+    async fn fetch(
+        &mut self,
+        txn: &mut Txn,
+        max_rows: usize,
+        mut sink: impl FnMut(&KeyValue) -> SqlResult<()>,
+    ) -> SqlResult<usize> {
         let max_rows = max_rows.max(1);
-        let index = index_of(&self.table, self.index_id)?.clone();
-        let mut out = Vec::new();
-        while out.len() < max_rows {
+        let mut n = 0;
+        while n < max_rows {
             if let Some(kv) = self.buffered.pop_front() {
-                out.push(decode_index_entry(&self.table, &index, &kv)?);
+                sink(&kv)?;
+                n += 1;
                 continue;
             }
             let Some((start, end)) = self.spans.pop_front() else {
@@ -771,7 +850,7 @@ impl RowScanner {
                 }
                 continue;
             }
-            let want = max_rows - out.len();
+            let want = max_rows - n;
             let rows = txn.scan(&start, &end, want as i64).await.map_err(kv_err)?;
             if rows.len() >= want
                 && let Some(last) = rows.last()
@@ -782,10 +861,11 @@ impl RowScanner {
                 }
             }
             for kv in &rows {
-                out.push(decode_index_entry(&self.table, &index, kv)?);
+                sink(kv)?;
             }
+            n += rows.len();
         }
-        Ok(if out.is_empty() { None } else { Some(out) })
+        Ok(n)
     }
 }
 

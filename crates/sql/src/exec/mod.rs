@@ -1,22 +1,26 @@
 //! Execution: runs a bound plan inside the statement's KV transaction.
 //!
-//! Operators work on whole batches: each one produces the vector of its output
-//! rows from its input's (scans page through the KV layer `SCAN_BATCH` rows at a
-//! time and stop early under a pushed-down limit). Joins hash the right side on
-//! the equality keys (nested loops otherwise), aggregation hashes on the group
-//! keys, sorting is an external merge sort under the node's working-memory
-//! budget ([`sort`]; a top-n heap under `ORDER BY … LIMIT n`).
+//! The plan is opened as a tree of operators ([`operator`]) that pull batches of
+//! rows ([`batch::Batch`]: one vector of values per batch, rows as slices)
+//! from each other: scans page through the KV layer and stop as soon as a
+//! LIMIT above has its rows; filters compact batches in place; joins hash
+//! the right side on the equality keys (nested loops otherwise), merge two
+//! ordered inputs, or look rows up by key a batch at a time; aggregation
+//! hashes on the group keys or streams groups of ordered input; sorting is an
+//! external merge sort under the node's working-memory budget ([`sort`]; a
+//! top-n heap under `ORDER BY … LIMIT n`).
 //!
-//! TODO(issue 4): streaming operators (the sort streams its output, which is
-//! still collected), spilling hash aggregation and joins, and per-row
-//! allocation-free batches; today a row is a `Vec<Value>`.
+//! TODO(issue 4): spilling hash aggregation and joins; the statement's
+//! result set is still collected (as one vector per row) before it is sent.
 
+pub mod batch;
 pub mod dml;
 pub mod eval;
 mod join;
+mod operator;
 pub mod sort;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,20 +28,18 @@ use std::sync::Arc;
 use sqlparser::ast::Statement;
 use tardigrade_kv::Txn;
 use tardigrade_sqltypes::error::codes;
-use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value, agg, ops};
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value, ops};
 
 use crate::plan::bind::{Binder, collect_tables, output_type};
-use crate::plan::{IndexConstraint, JoinKind, Rel, Row, Scalar, Scan, SetOpKind, SubqueryKind};
+use crate::plan::{IndexConstraint, Rel, Row, Scalar, Scan, SubqueryKind};
 use crate::rowenc;
 use crate::session::{Column, QueryOutput, SqlNode};
-use eval::{EvalCtx, RowValues, SubValue, eval, eval_predicate};
+use batch::Batch;
+use eval::{EvalCtx, RowValues, SubValue, eval};
 
 /// What identifies a scan's result within a statement: table, index, spans,
 /// direction and limit.
 type ScanKey = (u32, u32, Vec<(Vec<u8>, Vec<u8>)>, bool, Option<u64>);
-
-/// Rows fetched from KV per page.
-const SCAN_BATCH: usize = 1024;
 
 /// A bound, optimized plan kept by a prepared statement, valid while the tables
 /// it names keep the descriptor versions it was bound against.
@@ -258,14 +260,11 @@ pub struct Executor<'a> {
     subqueries: HashMap<usize, SubValue>,
     scan_cache: HashMap<ScanKey, Arc<Vec<Row>>>,
     now_micros: i64,
-    /// Bytes of rows this statement has materialized (approximately).
+    /// Bytes of rows this statement has collected (approximately): result
+    /// sets, cached scans, IN lists.
     memory_used: usize,
     /// Rows handled since the executor last yielded to the runtime.
     work: usize,
-    /// Rows a LIMIT directly above wants at most (limit + offset): a sort
-    /// below it keeps only those (a top-n heap). Taken by every `run`, so
-    /// it reaches only the LIMIT's child (through projections).
-    limit_hint: Option<usize>,
 }
 
 /// Rows the CPU-bound loops handle between yields to the runtime. A cancel
@@ -273,12 +272,6 @@ pub struct Executor<'a> {
 /// that never wait on KV (cross joins, aggregation, generate_series) must
 /// offer one regularly.
 const YIELD_EVERY: usize = 4096;
-
-/// Most memory one statement's materialized rows may use before it fails with
-/// 53200 instead of taking the node down (sorts spill past their own, smaller
-/// budget, [`sort::TempStorage::workmem`]).
-/// TODO(issue 4): spill hash joins and aggregations to disk instead.
-pub const STATEMENT_MEMORY_BUDGET: usize = 1 << 30;
 
 impl<'a> Executor<'a> {
     pub fn new(
@@ -301,7 +294,6 @@ impl<'a> Executor<'a> {
             now_micros,
             memory_used: 0,
             work: 0,
-            limit_hint: None,
         }
     }
 
@@ -315,15 +307,20 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// Charges rows to the statement's memory budget.
-    fn account(&mut self, rows: &[Row]) -> SqlResult<()> {
-        self.memory_used += rows.iter().map(|r| sort::row_bytes(r)).sum::<usize>();
-        if self.memory_used > STATEMENT_MEMORY_BUDGET {
+    /// Charges `bytes` of collected rows (the result set, cached scans, IN
+    /// lists) to the statement's budget, [`sort::TempStorage::statement_budget`]:
+    /// past it the statement fails with 53200 instead of taking the node down.
+    /// Rows streaming between operators are not charged; sorts and hash
+    /// tables have budgets of their own.
+    fn account(&mut self, bytes: usize) -> SqlResult<()> {
+        self.memory_used += bytes;
+        let budget = self.node.temp_storage.statement_budget();
+        if self.memory_used > budget {
             return Err(SqlError::new(
                 codes::OUT_OF_MEMORY,
                 format!(
-                    "memory budget exceeded: the statement holds more than {} MiB of rows",
-                    STATEMENT_MEMORY_BUDGET >> 20
+                    "memory budget exceeded: the statement collects more than {} of rows",
+                    sort::human_bytes(budget)
                 ),
             ));
         }
@@ -361,7 +358,9 @@ impl<'a> Executor<'a> {
         rows
     }
 
-    /// Runs `rel` with `outer` as the rows of the enclosing queries.
+    /// Runs `rel` with `outer` as the rows of the enclosing queries and
+    /// returns all its rows (for DML and the client's result set; operators
+    /// pass batches to each other, see [`operator`]).
     pub fn run<'b>(
         &'b mut self,
         rel: &'b Rel,
@@ -371,247 +370,14 @@ impl<'a> Executor<'a> {
         'a: 'b,
     {
         Box::pin(async move {
-            let limit_hint = self.limit_hint.take();
-            match rel {
-                Rel::Scan(scan) => {
-                    let rows = self.scan(scan, outer).await?;
-                    Ok(Arc::try_unwrap(rows).unwrap_or_else(|a| (*a).clone()))
-                }
-                Rel::Values { rows, .. } => {
-                    let mut out = Vec::with_capacity(rows.len());
-                    for r in rows {
-                        let exprs: Vec<&Scalar> = r.iter().collect();
-                        let values = self.eval_row(&exprs, &[], outer).await?;
-                        let ctx = self.ctx(outer, Some(&values));
-                        out.push(
-                            r.iter()
-                                .map(|e| eval(e, &[], &ctx))
-                                .collect::<SqlResult<Row>>()?,
-                        );
-                    }
-                    Ok(out)
-                }
-                Rel::Series { start, stop, step } => {
-                    let ctx = self.ctx(outer, None);
-                    let start = as_int(&eval(start, &[], &ctx)?);
-                    let stop = as_int(&eval(stop, &[], &ctx)?);
-                    let step = match step {
-                        Some(s) => as_int(&eval(s, &[], &ctx)?),
-                        None => Some(1),
-                    };
-                    let (Some(start), Some(stop), Some(step)) = (start, stop, step) else {
-                        return Ok(Vec::new());
-                    };
-                    if step == 0 {
-                        return Err(SqlError::new(
-                            codes::INVALID_PARAMETER_VALUE,
-                            "step size cannot equal zero",
-                        ));
-                    }
-                    let mut out = Vec::new();
-                    let mut v = start;
-                    while (step > 0 && v <= stop) || (step < 0 && v >= stop) {
-                        self.tick(1).await;
-                        out.push(vec![Value::Int(v)]);
-                        if out.len() > 10_000_000 {
-                            return Err(SqlError::new(
-                                codes::PROGRAM_LIMIT_EXCEEDED,
-                                "generate_series: too many rows",
-                            ));
-                        }
-                        v = match v.checked_add(step) {
-                            Some(n) => n,
-                            None => break,
-                        };
-                    }
-                    Ok(out)
-                }
-                Rel::Filter { input, predicate } => {
-                    let rows = self.run(input, outer).await?;
-                    let mut out = Vec::with_capacity(rows.len());
-                    let needs_async = predicate.needs_async();
-                    for row in rows {
-                        self.tick(1).await;
-                        let keep = if needs_async {
-                            let values = self.eval_row(&[predicate], &row, outer).await?;
-                            eval_predicate(predicate, &row, &self.ctx(outer, Some(&values)))?
-                        } else {
-                            eval_predicate(predicate, &row, &self.ctx(outer, None))?
-                        };
-                        if keep {
-                            out.push(row);
-                        }
-                    }
-                    Ok(out)
-                }
-                Rel::Project { input, exprs } => {
-                    let needs_async = exprs.iter().any(|e| e.needs_async());
-                    if !needs_async {
-                        // One row out per row in: a LIMIT above applies below.
-                        self.limit_hint = limit_hint;
-                    }
-                    let rows = self.run(input, outer).await?;
-                    let refs: Vec<&Scalar> = exprs.iter().collect();
-                    let mut out = Vec::with_capacity(rows.len());
-                    for row in rows {
-                        self.tick(1).await;
-                        let values = if needs_async {
-                            Some(self.eval_row(&refs, &row, outer).await?)
-                        } else {
-                            None
-                        };
-                        let ctx = self.ctx(outer, values.as_ref());
-                        let mut projected = Vec::with_capacity(exprs.len());
-                        for e in exprs {
-                            projected.push(eval(e, &row, &ctx)?);
-                        }
-                        out.push(projected);
-                    }
-                    Ok(out)
-                }
-                Rel::Aggregate { input, group, aggs } => {
-                    let rows = self.run(input, outer).await?;
-                    self.aggregate(rows, group, aggs, outer, false).await
-                }
-                Rel::StreamAggregate { input, group, aggs } => {
-                    let rows = self.run(input, outer).await?;
-                    self.aggregate(rows, group, aggs, outer, true).await
-                }
-                Rel::LookupJoin(j) => {
-                    let l = self.run(&j.left, outer).await?;
-                    self.lookup_join(j, l, outer).await
-                }
-                Rel::MergeJoin {
-                    kind,
-                    left,
-                    right,
-                    keys,
-                    on,
-                } => {
-                    let l = self.run(left, outer).await?;
-                    let r = self.run(right, outer).await?;
-                    self.merge_join(*kind, l, r, right.width(), keys, on.as_ref(), outer)
-                        .await
-                }
-                Rel::Join {
-                    kind,
-                    left,
-                    right,
-                    on,
-                    equi,
-                } => {
-                    let l = self.run(left, outer).await?;
-                    let r = self.run(right, outer).await?;
-                    self.join(
-                        *kind,
-                        l,
-                        r,
-                        left.width(),
-                        right.width(),
-                        on.as_ref(),
-                        equi,
-                        outer,
-                    )
-                    .await
-                }
-                Rel::Sort { input, keys } => {
-                    let rows = self.run(input, outer).await?;
-                    self.sort(rows, keys, outer, limit_hint).await
-                }
-                Rel::Limit {
-                    input,
-                    limit,
-                    offset,
-                } => {
-                    let ctx = self.ctx(outer, None);
-                    let limit = match limit {
-                        Some(l) => match eval(l, &[], &ctx)? {
-                            Value::Null => None,
-                            v => Some(as_int(&v).filter(|n| *n >= 0).ok_or_else(|| {
-                                SqlError::new("2201W", "LIMIT must not be negative")
-                            })?),
-                        },
-                        None => None,
-                    };
-                    let offset = match offset {
-                        Some(o) => match eval(o, &[], &ctx)? {
-                            Value::Null => 0,
-                            v => as_int(&v).filter(|n| *n >= 0).ok_or_else(|| {
-                                SqlError::new("2201X", "OFFSET must not be negative")
-                            })?,
-                        },
-                        None => 0,
-                    };
-                    self.limit_hint = limit.map(|l| l.saturating_add(offset) as usize);
-                    let rows = self.run(input, outer).await?;
-                    let it = rows.into_iter().skip(offset as usize);
-                    Ok(match limit {
-                        Some(l) => it.take(l as usize).collect(),
-                        None => it.collect(),
-                    })
-                }
-                Rel::Distinct { input, key_len } => {
-                    let rows = self.run(input, outer).await?;
-                    let mut seen: HashSet<Vec<Value>> = HashSet::with_capacity(rows.len());
-                    let mut out = Vec::new();
-                    for row in rows {
-                        let key: Vec<Value> = row[..(*key_len).min(row.len())].to_vec();
-                        if seen.insert(key) {
-                            out.push(row);
-                        }
-                    }
-                    Ok(out)
-                }
-                Rel::SetOp {
-                    op,
-                    all,
-                    left,
-                    right,
-                } => {
-                    let l = self.run(left, outer).await?;
-                    let r = self.run(right, outer).await?;
-                    Ok(set_op(*op, *all, l, r))
-                }
+            let mut op = self.open(rel, outer, None)?;
+            let mut rows = Vec::new();
+            while let Some(batch) = op.next(self, outer).await? {
+                self.account(batch.bytes())?;
+                rows.extend(batch.into_rows());
             }
+            Ok(rows)
         })
-    }
-
-    /// Sorts `rows` on `keys` (keeping the first `limit` when given) under
-    /// the node's working-memory budget, spilling sorted runs to temp files
-    /// past it.
-    async fn sort(
-        &mut self,
-        rows: Vec<Row>,
-        keys: &[crate::plan::SortKey],
-        outer: &[Row],
-        limit: Option<usize>,
-    ) -> SqlResult<Vec<Row>> {
-        let node = self.node;
-        let order = keys
-            .iter()
-            .map(|k| sort::KeyOrder {
-                descending: k.descending,
-                nulls_first: k.nulls_first,
-            })
-            .collect();
-        let mut sorter = sort::Sorter::new(order, limit, &node.temp_storage);
-        for row in rows {
-            let key = {
-                let ctx = self.ctx(outer, None);
-                keys.iter()
-                    .map(|k| eval(&k.expr, &row, &ctx))
-                    .collect::<SqlResult<Vec<_>>>()?
-            };
-            sorter.push(key, row).await?;
-            self.tick(1).await;
-        }
-        let mut sorted = sorter.finish().await?;
-        let mut out = Vec::new();
-        while let Some(row) = sorted.next_row()? {
-            out.push(row);
-            self.tick(1).await;
-        }
-        Ok(out)
     }
 
     /// Computes the subqueries and `nextval`s that `exprs` need for `row`.
@@ -662,66 +428,80 @@ impl<'a> Executor<'a> {
         kind: &SubqueryKind,
         outer: &[Row],
     ) -> SqlResult<SubValue> {
-        let rows = self.run(plan, outer).await?;
+        // Only as many rows as the answer needs are read.
+        let wanted = match kind {
+            SubqueryKind::Exists => Some(1),
+            SubqueryKind::Scalar => Some(2),
+            _ => None,
+        };
+        let mut op = self.open(plan, outer, wanted)?;
         Ok(match kind {
-            SubqueryKind::Scalar => match rows.len() {
-                0 => SubValue::Scalar(Value::Null),
-                1 => SubValue::Scalar(
-                    rows.into_iter()
-                        .next()
-                        .and_then(|r| r.into_iter().next())
-                        .unwrap_or(Value::Null),
-                ),
-                _ => {
-                    return Err(SqlError::new(
-                        codes::CARDINALITY_VIOLATION,
-                        "more than one row returned by a subquery used as an expression",
-                    ));
+            SubqueryKind::Exists => SubValue::Exists(op.next(self, outer).await?.is_some()),
+            SubqueryKind::Scalar => {
+                let mut value = None;
+                while let Some(mut batch) = op.next(self, outer).await? {
+                    if value.is_some() || batch.len() > 1 {
+                        return Err(SqlError::new(
+                            codes::CARDINALITY_VIOLATION,
+                            "more than one row returned by a subquery used as an expression",
+                        ));
+                    }
+                    value = Some(batch.take_row(0).into_iter().next().unwrap_or(Value::Null));
                 }
-            },
-            SubqueryKind::Exists => SubValue::Exists(!rows.is_empty()),
-            SubqueryKind::In { .. } | SubqueryKind::Quantified { .. } => SubValue::Column(
-                rows.into_iter()
-                    .filter_map(|r| r.into_iter().next())
-                    .collect(),
-            ),
+                SubValue::Scalar(value.unwrap_or(Value::Null))
+            }
+            SubqueryKind::In { .. } | SubqueryKind::Quantified { .. } => {
+                let mut column = Vec::new();
+                while let Some(batch) = op.next(self, outer).await? {
+                    self.account(batch.bytes())?;
+                    column.extend(batch.rows().filter_map(|r| r.first().cloned()));
+                }
+                SubValue::Column(column)
+            }
         })
     }
 
-    async fn scan(&mut self, scan: &Scan, outer: &[Row]) -> SqlResult<Arc<Vec<Row>>> {
-        let spans = match &scan.constraint {
-            Some(c) => self.spans(scan, c, outer)?,
-            None => vec![rowenc::index_span(&scan.table, scan.index)],
-        };
+    /// The key spans a scan reads.
+    fn scan_spans(&self, scan: &Scan, outer: &[Row]) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        match &scan.constraint {
+            Some(c) => self.spans(scan, c, outer),
+            None => Ok(vec![rowenc::index_span(&scan.table, scan.index)]),
+        }
+    }
+
+    /// All the rows of a scan over `spans`, cached for the statement: a
+    /// correlated subquery reads the same spans again for many outer rows.
+    async fn scan_cached(
+        &mut self,
+        scan: &Scan,
+        spans: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> SqlResult<Arc<Vec<Row>>> {
         let key = (scan.table.id, scan.index, spans, scan.reverse, scan.limit);
         if let Some(rows) = self.scan_cache.get(&key) {
             return Ok(rows.clone());
         }
-        let spans = key.2.clone();
         let mut scanner =
-            rowenc::RowScanner::new(scan.table.clone(), scan.index, spans, scan.reverse);
-        let mut rows = Vec::new();
-        let limit = scan.limit.map(|l| l as usize);
+            rowenc::RowScanner::new(scan.table.clone(), scan.index, key.2.clone(), scan.reverse);
+        let mut rows = Batch::new(scan.table.columns.len());
+        let limit = scan.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
         loop {
             let want = match limit {
-                Some(l) => (l - rows.len()).min(SCAN_BATCH),
-                None => SCAN_BATCH,
+                Some(l) => (l - rows.len()).min(batch::BATCH_ROWS),
+                None => batch::BATCH_ROWS,
             };
             if want == 0 {
                 break;
             }
-            match scanner.next_batch(self.txn, want).await? {
-                Some(batch) => {
-                    self.account(&batch)?;
-                    rows.extend(batch)
-                }
-                None => break,
+            let before = rows.bytes();
+            if scanner.next_batch_into(self.txn, want, &mut rows).await? == 0 {
+                break;
             }
+            self.account(rows.bytes() - before)?;
         }
         if !scan.covering {
             rows = self.index_join(&scan.table, rows).await?;
         }
-        let rows = Arc::new(rows);
+        let rows = Arc::new(rows.into_rows());
         self.scan_cache.insert(key, rows.clone());
         Ok(rows)
     }
@@ -730,8 +510,8 @@ impl<'a> Executor<'a> {
     async fn index_join(
         &mut self,
         table: &Arc<crate::catalog::TableDesc>,
-        rows: Vec<Row>,
-    ) -> SqlResult<Vec<Row>> {
+        rows: Batch,
+    ) -> SqlResult<Batch> {
         let pk_positions: Vec<usize> = table
             .primary_index
             .columns
@@ -739,11 +519,15 @@ impl<'a> Executor<'a> {
             .filter_map(|id| table.columns.iter().position(|c| c.id == *id))
             .collect();
         let pks: Vec<Vec<Value>> = rows
-            .iter()
+            .rows()
             .map(|r| pk_positions.iter().map(|p| r[*p].clone()).collect())
             .collect();
         let full = rowenc::get_rows_by_pk(self.txn, table, &pks).await?;
-        Ok(full.into_iter().flatten().collect())
+        let mut out = Batch::with_capacity(table.columns.len(), full.len());
+        for row in full.into_iter().flatten() {
+            out.push_owned(row)?;
+        }
+        Ok(out)
     }
 
     fn spans(
@@ -820,240 +604,6 @@ impl<'a> Executor<'a> {
         spans.dedup();
         Ok(spans)
     }
-
-    /// Hash aggregation, or with `streaming` (input ordered on the group
-    /// keys, so each group's rows are adjacent) one group at a time.
-    async fn aggregate(
-        &mut self,
-        rows: Vec<Row>,
-        group: &[Scalar],
-        aggs: &[crate::plan::AggCall],
-        outer: &[Row],
-        streaming: bool,
-    ) -> SqlResult<Vec<Row>> {
-        struct GroupState {
-            key: Vec<Value>,
-            accs: Vec<Box<dyn agg::Accumulator>>,
-            seen: Vec<Option<HashSet<Vec<Value>>>>,
-        }
-        let new_state = |key: Vec<Value>| -> SqlResult<GroupState> {
-            let mut accs = Vec::with_capacity(aggs.len());
-            let mut seen = Vec::with_capacity(aggs.len());
-            for a in aggs {
-                accs.push(agg::new_accumulator(&a.name, &a.arg_types)?);
-                seen.push(if a.distinct {
-                    Some(HashSet::new())
-                } else {
-                    None
-                });
-            }
-            Ok(GroupState { key, accs, seen })
-        };
-        let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
-        let mut budget = sort::HashBudget::new(&self.node.temp_storage, "hash aggregation");
-        let mut groups: Vec<GroupState> = Vec::new();
-        if group.is_empty() {
-            groups.push(new_state(Vec::new())?);
-            index.insert(Vec::new(), 0);
-        }
-        let all_exprs: Vec<&Scalar> = group
-            .iter()
-            .chain(
-                aggs.iter()
-                    .flat_map(|a| a.args.iter().chain(a.filter.iter())),
-            )
-            .collect();
-        let needs_async = all_exprs.iter().any(|e| e.needs_async());
-        let mut args = Vec::new();
-        let mut out: Vec<Row> = Vec::new();
-        for row in rows {
-            self.tick(1).await;
-            let values = if needs_async {
-                Some(self.eval_row(&all_exprs, &row, outer).await?)
-            } else {
-                None
-            };
-            let ctx = self.ctx(outer, values.as_ref());
-            let gi = if streaming {
-                let mut same = false;
-                if let Some(g) = groups.last() {
-                    same = true;
-                    for (e, k) in group.iter().zip(&g.key) {
-                        let equal = match e {
-                            Scalar::Column { index, .. } => row.get(*index) == Some(k),
-                            other => eval(other, &row, &ctx)? == *k,
-                        };
-                        if !equal {
-                            same = false;
-                            break;
-                        }
-                    }
-                }
-                if !same {
-                    if let Some(g) = groups.pop() {
-                        out.push(finish_group(g.key, g.accs)?);
-                    }
-                    budget.reset();
-                    let key = group
-                        .iter()
-                        .map(|g| eval(g, &row, &ctx))
-                        .collect::<SqlResult<Vec<_>>>()?;
-                    groups.push(new_state(key)?);
-                }
-                groups.len() - 1
-            } else {
-                let key = group
-                    .iter()
-                    .map(|g| eval(g, &row, &ctx))
-                    .collect::<SqlResult<Vec<_>>>()?;
-                match index.get(&key) {
-                    Some(i) => *i,
-                    None => {
-                        // The key twice (index and state), the accumulators.
-                        budget.charge(2 * sort::row_bytes(&key) + 64 * aggs.len())?;
-                        groups.push(new_state(key.clone())?);
-                        index.insert(key, groups.len() - 1);
-                        groups.len() - 1
-                    }
-                }
-            };
-            let state = &mut groups[gi];
-            for (ai, a) in aggs.iter().enumerate() {
-                if let Some(f) = &a.filter
-                    && !eval_predicate(f, &row, &ctx)?
-                {
-                    continue;
-                }
-                args.clear();
-                for e in &a.args {
-                    args.push(eval(e, &row, &ctx)?);
-                }
-                if let Some(seen) = &mut state.seen[ai]
-                    && ((args.iter().any(|v| v.is_null()) && agg::ignores_nulls(&a.name))
-                        || !seen.insert(args.clone()))
-                {
-                    continue;
-                }
-                if state.seen[ai].is_some() {
-                    budget.charge(sort::row_bytes(&args))?;
-                }
-                state.accs[ai].add(&args)?;
-            }
-        }
-        for g in groups {
-            out.push(finish_group(g.key, g.accs)?);
-        }
-        self.account(&out)?;
-        Ok(out)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn join(
-        &mut self,
-        kind: JoinKind,
-        left: Vec<Row>,
-        right: Vec<Row>,
-        left_width: usize,
-        right_width: usize,
-        on: Option<&Scalar>,
-        equi: &[(usize, usize)],
-        outer: &[Row],
-    ) -> SqlResult<Vec<Row>> {
-        let needs_async = on.is_some_and(|o| o.needs_async());
-        let mut out = Vec::new();
-        let mut right_matched = vec![false; right.len()];
-        // Hash the right side on the equality keys; NULL keys never match.
-        let table: Option<HashMap<Vec<Value>, Vec<usize>>> = if equi.is_empty() {
-            None
-        } else {
-            let mut t: HashMap<Vec<Value>, Vec<usize>> = HashMap::with_capacity(right.len());
-            let mut budget = sort::HashBudget::new(&self.node.temp_storage, "hash join");
-            for (i, r) in right.iter().enumerate() {
-                let key: Vec<Value> = equi.iter().map(|(_, rc)| r[*rc].clone()).collect();
-                if key.iter().any(|v| v.is_null()) {
-                    continue;
-                }
-                // The build side's rows live as long as the table.
-                budget.charge(sort::row_bytes(&key) + sort::row_bytes(r))?;
-                t.entry(key).or_default().push(i);
-            }
-            Some(t)
-        };
-        let all: Vec<usize> = (0..right.len()).collect();
-        let mut combined: Row = Vec::with_capacity(left_width + right_width);
-        let mut accounted = 0;
-        for l in &left {
-            self.tick(1 + if table.is_some() { 0 } else { right.len() })
-                .await;
-            if out.len() - accounted >= 1024 {
-                self.account(&out[accounted..])?;
-                accounted = out.len();
-            }
-            let candidates: &[usize] = match &table {
-                Some(t) => {
-                    let key: Vec<Value> = equi.iter().map(|(lc, _)| l[*lc].clone()).collect();
-                    if key.iter().any(|v| v.is_null()) {
-                        &[]
-                    } else {
-                        t.get(&key).map(|v| v.as_slice()).unwrap_or(&[])
-                    }
-                }
-                None => &all,
-            };
-            let mut matched = false;
-            for &ri in candidates {
-                combined.clear();
-                combined.extend_from_slice(l);
-                combined.extend_from_slice(&right[ri]);
-                let ok = match on {
-                    None => true,
-                    Some(p) if needs_async => {
-                        let values = self.eval_row(&[p], &combined, outer).await?;
-                        eval_predicate(p, &combined, &self.ctx(outer, Some(&values)))?
-                    }
-                    Some(p) => eval_predicate(p, &combined, &self.ctx(outer, None))?,
-                };
-                if ok {
-                    matched = true;
-                    right_matched[ri] = true;
-                    match kind {
-                        JoinKind::Semi => break,
-                        JoinKind::Anti => break,
-                        _ => out.push(combined.clone()),
-                    }
-                }
-            }
-            match kind {
-                JoinKind::Left | JoinKind::Full if !matched => {
-                    let mut row = l.clone();
-                    row.extend(std::iter::repeat_n(Value::Null, right_width));
-                    out.push(row);
-                }
-                JoinKind::Semi if matched => out.push(l.clone()),
-                JoinKind::Anti if !matched => out.push(l.clone()),
-                _ => {}
-            }
-        }
-        self.account(&out[accounted..])?;
-        if matches!(kind, JoinKind::Right | JoinKind::Full) {
-            for (ri, r) in right.into_iter().enumerate() {
-                if !right_matched[ri] {
-                    let mut row: Row = std::iter::repeat_n(Value::Null, left_width).collect();
-                    row.extend(r);
-                    out.push(row);
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// An aggregate's output row: the group key, then each aggregate's result.
-fn finish_group(mut key: Row, mut accs: Vec<Box<dyn agg::Accumulator>>) -> SqlResult<Row> {
-    for acc in &mut accs {
-        key.push(acc.finish()?);
-    }
-    Ok(key)
 }
 
 fn as_int(v: &Value) -> Option<i64> {
@@ -1073,63 +623,5 @@ fn collect_async<'s>(s: &'s Scalar, out: &mut Vec<&'s Scalar>) {
     // The IN / ANY left operand of a subquery may hold more.
     for c in s.children() {
         collect_async(c, out);
-    }
-}
-
-fn set_op(op: SetOpKind, all: bool, left: Vec<Row>, right: Vec<Row>) -> Vec<Row> {
-    match (op, all) {
-        (SetOpKind::Union, true) => {
-            let mut l = left;
-            l.extend(right);
-            l
-        }
-        (SetOpKind::Union, false) => {
-            let mut seen = HashSet::new();
-            left.into_iter()
-                .chain(right)
-                .filter(|r| seen.insert(r.clone()))
-                .collect()
-        }
-        (SetOpKind::Intersect, _) | (SetOpKind::Except, _) => {
-            let mut counts: HashMap<Row, usize> = HashMap::new();
-            for r in right {
-                *counts.entry(r).or_default() += 1;
-            }
-            let mut out = Vec::new();
-            let mut emitted = HashSet::new();
-            for r in left {
-                let c = counts.get(&r).copied().unwrap_or(0);
-                let keep = match op {
-                    SetOpKind::Intersect => {
-                        if all {
-                            if c > 0 {
-                                counts.insert(r.clone(), c - 1);
-                                true
-                            } else {
-                                false
-                            }
-                        } else {
-                            c > 0 && emitted.insert(r.clone())
-                        }
-                    }
-                    _ => {
-                        if all {
-                            if c > 0 {
-                                counts.insert(r.clone(), c - 1);
-                                false
-                            } else {
-                                true
-                            }
-                        } else {
-                            c == 0 && emitted.insert(r.clone())
-                        }
-                    }
-                };
-                if keep {
-                    out.push(r);
-                }
-            }
-            out
-        }
     }
 }

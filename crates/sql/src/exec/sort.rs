@@ -126,6 +126,13 @@ impl TempStorage {
         self.workmem.store(bytes.max(1), AtomicOrdering::Relaxed);
     }
 
+    /// What one statement may collect in memory (its result set, cached
+    /// scans): [`HASH_BUDGET_FACTOR`] times the working memory, as for a
+    /// hash table.
+    pub fn statement_budget(&self) -> usize {
+        self.workmem().saturating_mul(HASH_BUDGET_FACTOR)
+    }
+
     pub fn workmem(&self) -> usize {
         self.workmem.load(AtomicOrdering::Relaxed)
     }
@@ -200,7 +207,7 @@ impl HashBudget {
 }
 
 /// `64 MiB`, `256 KiB`, `100 bytes`.
-fn human_bytes(n: usize) -> String {
+pub fn human_bytes(n: usize) -> String {
     if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
     } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {

@@ -1,0 +1,1309 @@
+//! Operators: a plan opened as a tree of streams of [`Batch`]es.
+//!
+//! [`Executor::open`] turns a [`Rel`] into an [`Op`]; each [`Op::next`] pulls
+//! from its inputs and returns its next batch of rows (never an empty one), or
+//! `None` at the end. Rows flow through scans, filters, projections, limits,
+//! lookup and merge joins and streaming aggregation a batch at a time, so a
+//! statement holds only the batches in flight plus what an operator must keep
+//! by nature: a hash table (aggregation groups, a hash join's build side,
+//! DISTINCT and set operations), a merge join's right input, or a sort's
+//! buffer, which spills past the working-memory budget ([`super::sort`]).
+//! A LIMIT stops pulling once it has its rows, so the scans below it stop
+//! reading.
+//!
+//! Filters compact their input batch in place and joins append into an
+//! output batch, so a row costs no allocation of its own on these paths.
+//! What still allocates per row: a sort's buffered rows and keys, a new hash
+//! group's key, rows fetched by primary key (index joins), and the
+//! client's result set (TODO(issue 4)).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tardigrade_sqltypes::error::codes;
+use tardigrade_sqltypes::{SqlError, SqlResult, Value, agg};
+
+use super::batch::{BATCH_ROWS, Batch};
+use super::eval::{eval, eval_predicate};
+use super::sort::{self, HashBudget, SortedRows};
+use super::{BoxFuture, Executor, as_int};
+use crate::plan::{
+    AggCall, JoinKind, LookupJoin, MergeKey, Rel, Row, Scalar, Scan, SetOpKind, SortKey,
+};
+use crate::rowenc;
+
+/// Most rows `generate_series` produces.
+const MAX_SERIES_ROWS: u64 = 10_000_000;
+
+/// No next row in a hash join's chain of rows with one key.
+const END: u32 = u32::MAX;
+
+/// An opened plan node.
+pub(super) enum Op<'p> {
+    Scan(ScanOp<'p>),
+    Values {
+        rows: &'p [Vec<Scalar>],
+        width: usize,
+        done: bool,
+    },
+    Series {
+        next: i64,
+        stop: i64,
+        step: i64,
+        produced: u64,
+        done: bool,
+    },
+    Filter {
+        input: Box<Op<'p>>,
+        predicate: &'p Scalar,
+        keep: Vec<bool>,
+    },
+    Project {
+        input: Box<Op<'p>>,
+        exprs: &'p [Scalar],
+        needs_async: bool,
+    },
+    Aggregate(Box<AggOp<'p>>),
+    Join(Box<HashJoinOp<'p>>),
+    MergeJoin(Box<MergeJoinOp<'p>>),
+    LookupJoin(Box<LookupJoinOp<'p>>),
+    Sort(Box<SortOp<'p>>),
+    Limit {
+        input: Box<Op<'p>>,
+        offset: usize,
+        remaining: Option<usize>,
+    },
+    Distinct {
+        input: Box<Op<'p>>,
+        key_len: usize,
+        seen: HashSet<Row>,
+        budget: HashBudget,
+        keep: Vec<bool>,
+    },
+    Set(Box<SetOperation<'p>>),
+}
+
+impl<'a> Executor<'a> {
+    /// Opens `rel` for reading. `limit` is how many rows a LIMIT directly
+    /// above (through projections) wants at most: a sort keeps only those.
+    pub(super) fn open<'p>(
+        &self,
+        rel: &'p Rel,
+        outer: &[Row],
+        limit: Option<usize>,
+    ) -> SqlResult<Op<'p>> {
+        let boxed = |op: Op<'p>| Box::new(op);
+        Ok(match rel {
+            Rel::Scan(scan) => Op::Scan(ScanOp {
+                scan,
+                state: ScanState::Start,
+            }),
+            Rel::Values { rows, types } => Op::Values {
+                rows,
+                width: types.len(),
+                done: false,
+            },
+            Rel::Series { start, stop, step } => {
+                let ctx = self.ctx(outer, None);
+                let start = as_int(&eval(start, &[], &ctx)?);
+                let stop = as_int(&eval(stop, &[], &ctx)?);
+                let step = match step {
+                    Some(s) => as_int(&eval(s, &[], &ctx)?),
+                    None => Some(1),
+                };
+                match (start, stop, step) {
+                    (Some(start), Some(stop), Some(step)) => {
+                        if step == 0 {
+                            return Err(SqlError::new(
+                                codes::INVALID_PARAMETER_VALUE,
+                                "step size cannot equal zero",
+                            ));
+                        }
+                        Op::Series {
+                            next: start,
+                            stop,
+                            step,
+                            produced: 0,
+                            done: false,
+                        }
+                    }
+                    _ => Op::Series {
+                        next: 0,
+                        stop: 0,
+                        step: 1,
+                        produced: 0,
+                        done: true,
+                    },
+                }
+            }
+            Rel::Filter { input, predicate } => Op::Filter {
+                input: boxed(self.open(input, outer, None)?),
+                predicate,
+                keep: Vec::new(),
+            },
+            Rel::Project { input, exprs } => {
+                let needs_async = exprs.iter().any(|e| e.needs_async());
+                // One row out per row in: a LIMIT above applies below.
+                let below = if needs_async { None } else { limit };
+                Op::Project {
+                    input: boxed(self.open(input, outer, below)?),
+                    exprs,
+                    needs_async,
+                }
+            }
+            Rel::Aggregate { input, group, aggs } => Op::Aggregate(Box::new(
+                self.open_aggregate(input, group, aggs, outer, false)?,
+            )),
+            Rel::StreamAggregate { input, group, aggs } => Op::Aggregate(Box::new(
+                self.open_aggregate(input, group, aggs, outer, true)?,
+            )),
+            Rel::Join {
+                kind,
+                left,
+                right,
+                on,
+                equi,
+            } => Op::Join(Box::new(HashJoinOp {
+                kind: *kind,
+                left: self.open(left, outer, None)?,
+                right: Some(self.open(right, outer, None)?),
+                left_width: left.width(),
+                right_width: right.width(),
+                on: on.as_ref(),
+                equi,
+                build: Batch::new(right.width()),
+                table: None,
+                chain: Vec::new(),
+                right_matched: Vec::new(),
+                probe: None,
+                li: 0,
+                cursor: None,
+                matched: false,
+                left_done: false,
+                unmatched_pos: 0,
+                key: Vec::new(),
+                combined: Vec::new(),
+            })),
+            Rel::MergeJoin {
+                kind,
+                left,
+                right,
+                keys,
+                on,
+            } => {
+                if !matches!(
+                    kind,
+                    JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti
+                ) {
+                    return Err(super::join::unsupported_kind(*kind));
+                }
+                Op::MergeJoin(Box::new(MergeJoinOp {
+                    kind: *kind,
+                    left: self.open(left, outer, None)?,
+                    right: Some(self.open(right, outer, None)?),
+                    right_rows: Batch::new(right.width()),
+                    out_width: rel.width(),
+                    keys,
+                    on: on.as_ref(),
+                    group: (0, 0),
+                    next: 0,
+                    combined: Vec::new(),
+                }))
+            }
+            Rel::LookupJoin(j) => Op::LookupJoin(Box::new(LookupJoinOp {
+                join: j,
+                left: self.open(&j.left, outer, None)?,
+                out_width: rel.width(),
+                plan: None,
+            })),
+            Rel::Sort { input, keys } => Op::Sort(Box::new(SortOp {
+                input: self.open(input, outer, None)?,
+                keys,
+                limit,
+                width: input.width(),
+                sorted: None,
+            })),
+            Rel::Limit {
+                input,
+                limit,
+                offset,
+            } => {
+                let ctx = self.ctx(outer, None);
+                let limit =
+                    match limit {
+                        Some(l) => match eval(l, &[], &ctx)? {
+                            Value::Null => None,
+                            v => Some(as_int(&v).filter(|n| *n >= 0).ok_or_else(|| {
+                                SqlError::new("2201W", "LIMIT must not be negative")
+                            })?),
+                        },
+                        None => None,
+                    };
+                let offset = match offset {
+                    Some(o) => match eval(o, &[], &ctx)? {
+                        Value::Null => 0,
+                        v => as_int(&v)
+                            .filter(|n| *n >= 0)
+                            .ok_or_else(|| SqlError::new("2201X", "OFFSET must not be negative"))?,
+                    },
+                    None => 0,
+                };
+                let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+                let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+                let below = limit.map(|l| l.saturating_add(offset));
+                Op::Limit {
+                    input: boxed(self.open(input, outer, below)?),
+                    offset,
+                    remaining: limit,
+                }
+            }
+            Rel::Distinct { input, key_len } => Op::Distinct {
+                input: boxed(self.open(input, outer, None)?),
+                key_len: *key_len,
+                seen: HashSet::new(),
+                budget: HashBudget::new(&self.node.temp_storage, "DISTINCT"),
+                keep: Vec::new(),
+            },
+            Rel::SetOp {
+                op,
+                all,
+                left,
+                right,
+            } => Op::Set(Box::new(SetOperation {
+                op: *op,
+                all: *all,
+                left: self.open(left, outer, None)?,
+                right: Some(self.open(right, outer, None)?),
+                on_right: false,
+                seen: HashSet::new(),
+                counts: HashMap::new(),
+                budget: HashBudget::new(&self.node.temp_storage, "set operation"),
+                keep: Vec::new(),
+            })),
+        })
+    }
+
+    fn open_aggregate<'p>(
+        &self,
+        input: &'p Rel,
+        group: &'p [Scalar],
+        aggs: &'p [AggCall],
+        outer: &[Row],
+        streaming: bool,
+    ) -> SqlResult<AggOp<'p>> {
+        let all_exprs: Vec<&'p Scalar> = group
+            .iter()
+            .chain(
+                aggs.iter()
+                    .flat_map(|a| a.args.iter().chain(a.filter.iter())),
+            )
+            .collect();
+        let mut op = AggOp {
+            input: self.open(input, outer, None)?,
+            group,
+            aggs,
+            streaming,
+            needs_async: all_exprs.iter().any(|e| e.needs_async()),
+            all_exprs,
+            index: HashMap::new(),
+            groups: Vec::new(),
+            budget: HashBudget::new(&self.node.temp_storage, "hash aggregation"),
+            finished: Batch::new(group.len() + aggs.len()),
+            input_done: false,
+            emit: None,
+            key: Vec::new(),
+            args: Vec::new(),
+        };
+        if group.is_empty() {
+            // One group even without input rows: `SELECT count(*) FROM empty`.
+            op.groups.push(new_group(aggs, Vec::new())?);
+            op.index.insert(Vec::new(), 0);
+        }
+        Ok(op)
+    }
+}
+
+impl<'p> Op<'p> {
+    /// The next batch of rows (never empty), or `None` at the end.
+    pub(super) fn next<'s, 'a: 's>(
+        &'s mut self,
+        exec: &'s mut Executor<'a>,
+        outer: &'s [Row],
+    ) -> BoxFuture<'s, SqlResult<Option<Batch>>>
+    where
+        'p: 's,
+    {
+        Box::pin(async move {
+            match self {
+                Op::Scan(scan) => scan.next(exec, outer).await,
+                Op::Values { rows, width, done } => {
+                    if *done {
+                        return Ok(None);
+                    }
+                    *done = true;
+                    let mut out = Batch::with_capacity(*width, rows.len());
+                    for r in rows.iter() {
+                        let exprs: Vec<&Scalar> = r.iter().collect();
+                        let values = exec.eval_row(&exprs, &[], outer).await?;
+                        let ctx = exec.ctx(outer, Some(&values));
+                        out.push_owned(
+                            r.iter()
+                                .map(|e| eval(e, &[], &ctx))
+                                .collect::<SqlResult<Row>>()?,
+                        )?;
+                    }
+                    Ok((!out.is_empty()).then_some(out))
+                }
+                Op::Series {
+                    next,
+                    stop,
+                    step,
+                    produced,
+                    done,
+                } => {
+                    let mut out = Batch::with_capacity(1, BATCH_ROWS);
+                    while !*done && out.len() < BATCH_ROWS {
+                        if (*step > 0 && *next > *stop) || (*step < 0 && *next < *stop) {
+                            *done = true;
+                            break;
+                        }
+                        *produced += 1;
+                        if *produced > MAX_SERIES_ROWS {
+                            return Err(SqlError::new(
+                                codes::PROGRAM_LIMIT_EXCEEDED,
+                                "generate_series: too many rows",
+                            ));
+                        }
+                        out.push_value(Value::Int(*next));
+                        out.finish_row();
+                        match next.checked_add(*step) {
+                            Some(n) => *next = n,
+                            None => *done = true,
+                        }
+                    }
+                    exec.tick(out.len()).await;
+                    Ok((!out.is_empty()).then_some(out))
+                }
+                Op::Filter {
+                    input,
+                    predicate,
+                    keep,
+                } => loop {
+                    let Some(mut batch) = input.next(exec, outer).await? else {
+                        return Ok(None);
+                    };
+                    keep.clear();
+                    if predicate.needs_async() {
+                        for row in batch.rows() {
+                            let values = exec.eval_row(&[*predicate], row, outer).await?;
+                            let ctx = exec.ctx(outer, Some(&values));
+                            keep.push(eval_predicate(predicate, row, &ctx)?);
+                        }
+                    } else {
+                        let ctx = exec.ctx(outer, None);
+                        for row in batch.rows() {
+                            keep.push(eval_predicate(predicate, row, &ctx)?);
+                        }
+                    }
+                    exec.tick(batch.len()).await;
+                    batch.retain_flags(keep);
+                    if !batch.is_empty() {
+                        return Ok(Some(batch));
+                    }
+                },
+                Op::Project {
+                    input,
+                    exprs,
+                    needs_async,
+                } => {
+                    let Some(batch) = input.next(exec, outer).await? else {
+                        return Ok(None);
+                    };
+                    let mut out = Batch::with_capacity(exprs.len(), batch.len());
+                    if *needs_async {
+                        let refs: Vec<&Scalar> = exprs.iter().collect();
+                        for row in batch.rows() {
+                            let values = exec.eval_row(&refs, row, outer).await?;
+                            let ctx = exec.ctx(outer, Some(&values));
+                            for e in exprs.iter() {
+                                out.push_value(eval(e, row, &ctx)?);
+                            }
+                            out.finish_row();
+                        }
+                    } else {
+                        let ctx = exec.ctx(outer, None);
+                        for row in batch.rows() {
+                            for e in exprs.iter() {
+                                out.push_value(eval(e, row, &ctx)?);
+                            }
+                            out.finish_row();
+                        }
+                    }
+                    exec.tick(batch.len()).await;
+                    Ok(Some(out))
+                }
+                Op::Aggregate(agg) => agg.next(exec, outer).await,
+                Op::Join(join) => join.next(exec, outer).await,
+                Op::MergeJoin(join) => join.next(exec, outer).await,
+                Op::LookupJoin(join) => join.next(exec, outer).await,
+                Op::Sort(sort) => sort.next(exec, outer).await,
+                Op::Limit {
+                    input,
+                    offset,
+                    remaining,
+                } => loop {
+                    if *remaining == Some(0) {
+                        // Stop pulling: the scans below read no further.
+                        return Ok(None);
+                    }
+                    let Some(mut batch) = input.next(exec, outer).await? else {
+                        return Ok(None);
+                    };
+                    if *offset > 0 {
+                        let skip = (*offset).min(batch.len());
+                        batch.skip(skip);
+                        *offset -= skip;
+                    }
+                    if let Some(r) = remaining {
+                        batch.truncate(*r);
+                        *r -= batch.len();
+                    }
+                    if !batch.is_empty() {
+                        return Ok(Some(batch));
+                    }
+                },
+                Op::Distinct {
+                    input,
+                    key_len,
+                    seen,
+                    budget,
+                    keep,
+                } => loop {
+                    let Some(mut batch) = input.next(exec, outer).await? else {
+                        return Ok(None);
+                    };
+                    keep.clear();
+                    for row in batch.rows() {
+                        let key = &row[..(*key_len).min(row.len())];
+                        let new = !seen.contains(key);
+                        if new {
+                            budget.charge(sort::row_bytes(key))?;
+                            seen.insert(key.to_vec());
+                        }
+                        keep.push(new);
+                    }
+                    exec.tick(batch.len()).await;
+                    batch.retain_flags(keep);
+                    if !batch.is_empty() {
+                        return Ok(Some(batch));
+                    }
+                },
+                Op::Set(set) => set.next(exec, outer).await,
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scans.
+
+pub(super) struct ScanOp<'p> {
+    scan: &'p Scan,
+    state: ScanState,
+}
+
+enum ScanState {
+    Start,
+    Streaming {
+        scanner: rowenc::RowScanner,
+        /// Rows still wanted under a pushed-down limit.
+        remaining: Option<usize>,
+    },
+    /// A correlated subquery's scan, read whole and cached for the next
+    /// outer row that reads the same spans.
+    Cached {
+        rows: Arc<Vec<Row>>,
+        pos: usize,
+    },
+    Done,
+}
+
+impl ScanOp<'_> {
+    async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
+        let scan = self.scan;
+        let width = scan.table.columns.len();
+        loop {
+            match &mut self.state {
+                ScanState::Start => {
+                    let spans = exec.scan_spans(scan, outer)?;
+                    self.state = if outer.is_empty() {
+                        ScanState::Streaming {
+                            scanner: rowenc::RowScanner::new(
+                                scan.table.clone(),
+                                scan.index,
+                                spans,
+                                scan.reverse,
+                            ),
+                            remaining: scan.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+                        }
+                    } else {
+                        ScanState::Cached {
+                            rows: exec.scan_cached(scan, spans).await?,
+                            pos: 0,
+                        }
+                    };
+                }
+                ScanState::Streaming { scanner, remaining } => {
+                    let want = remaining.map_or(BATCH_ROWS, |r| r.min(BATCH_ROWS));
+                    if want == 0 {
+                        self.state = ScanState::Done;
+                        continue;
+                    }
+                    let mut batch = Batch::with_capacity(width, want);
+                    let n = scanner.next_batch_into(exec.txn, want, &mut batch).await?;
+                    if n == 0 {
+                        self.state = ScanState::Done;
+                        continue;
+                    }
+                    if let Some(r) = remaining {
+                        *r -= n.min(*r);
+                    }
+                    exec.tick(n).await;
+                    if !scan.covering {
+                        batch = exec.index_join(&scan.table, batch).await?;
+                    }
+                    if !batch.is_empty() {
+                        return Ok(Some(batch));
+                    }
+                }
+                ScanState::Cached { rows, pos } => {
+                    if *pos >= rows.len() {
+                        self.state = ScanState::Done;
+                        continue;
+                    }
+                    let end = (*pos + BATCH_ROWS).min(rows.len());
+                    let mut batch = Batch::with_capacity(width, end - *pos);
+                    for row in &rows[*pos..end] {
+                        batch.push_owned(row.clone())?;
+                    }
+                    *pos = end;
+                    return Ok(Some(batch));
+                }
+                ScanState::Done => return Ok(None),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Aggregation.
+
+struct GroupState {
+    key: Row,
+    accs: Vec<Box<dyn agg::Accumulator>>,
+    /// Argument tuples already seen, per DISTINCT aggregate.
+    seen: Vec<Option<HashSet<Row>>>,
+}
+
+fn new_group(aggs: &[AggCall], key: Row) -> SqlResult<GroupState> {
+    let mut accs = Vec::with_capacity(aggs.len());
+    let mut seen = Vec::with_capacity(aggs.len());
+    for a in aggs {
+        accs.push(agg::new_accumulator(&a.name, &a.arg_types)?);
+        seen.push(a.distinct.then(HashSet::new));
+    }
+    Ok(GroupState { key, accs, seen })
+}
+
+/// Appends a finished group's row: its key, then each aggregate's result.
+fn finish_group(g: GroupState, out: &mut Batch) -> SqlResult<()> {
+    let GroupState { key, mut accs, .. } = g;
+    for v in key {
+        out.push_value(v);
+    }
+    for acc in &mut accs {
+        out.push_value(acc.finish()?);
+    }
+    out.finish_row();
+    Ok(())
+}
+
+/// Hash aggregation, or with `streaming` (input ordered on the group keys,
+/// so each group's rows are adjacent) one group at a time, each emitted as
+/// soon as the next begins.
+pub(super) struct AggOp<'p> {
+    input: Op<'p>,
+    group: &'p [Scalar],
+    aggs: &'p [AggCall],
+    streaming: bool,
+    all_exprs: Vec<&'p Scalar>,
+    needs_async: bool,
+    /// Hash aggregation: group key → position in `groups`.
+    index: HashMap<Row, usize>,
+    /// Hash aggregation: every group; streaming: the current one.
+    groups: Vec<GroupState>,
+    budget: HashBudget,
+    /// Streaming: groups finished and not yet returned.
+    finished: Batch,
+    input_done: bool,
+    /// Hash aggregation, once the input is done: groups left to return.
+    emit: Option<std::vec::IntoIter<GroupState>>,
+    key: Row,
+    args: Row,
+}
+
+impl AggOp<'_> {
+    async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
+        while !self.input_done {
+            let Some(batch) = self.input.next(exec, outer).await? else {
+                self.input_done = true;
+                break;
+            };
+            for row in batch.rows() {
+                let values = if self.needs_async {
+                    Some(exec.eval_row(&self.all_exprs, row, outer).await?)
+                } else {
+                    None
+                };
+                let ctx = exec.ctx(outer, values.as_ref());
+                self.key.clear();
+                for g in self.group {
+                    self.key.push(match g {
+                        Scalar::Column { index, .. } => {
+                            row.get(*index).cloned().unwrap_or(Value::Null)
+                        }
+                        other => eval(other, row, &ctx)?,
+                    });
+                }
+                let gi = if self.streaming {
+                    let same = self.groups.last().is_some_and(|g| g.key == self.key);
+                    if !same {
+                        if let Some(g) = self.groups.pop() {
+                            finish_group(g, &mut self.finished)?;
+                        }
+                        self.budget.reset();
+                        self.groups.push(new_group(self.aggs, self.key.clone())?);
+                    }
+                    self.groups.len() - 1
+                } else {
+                    match self.index.get(self.key.as_slice()) {
+                        Some(i) => *i,
+                        None => {
+                            // The key twice (index and state), the accumulators.
+                            self.budget
+                                .charge(2 * sort::row_bytes(&self.key) + 64 * self.aggs.len())?;
+                            self.groups.push(new_group(self.aggs, self.key.clone())?);
+                            self.index.insert(self.key.clone(), self.groups.len() - 1);
+                            self.groups.len() - 1
+                        }
+                    }
+                };
+                let state = &mut self.groups[gi];
+                for (ai, a) in self.aggs.iter().enumerate() {
+                    if let Some(f) = &a.filter
+                        && !eval_predicate(f, row, &ctx)?
+                    {
+                        continue;
+                    }
+                    self.args.clear();
+                    for e in &a.args {
+                        self.args.push(eval(e, row, &ctx)?);
+                    }
+                    if let Some(seen) = &mut state.seen[ai] {
+                        if self.args.iter().any(|v| v.is_null()) && agg::ignores_nulls(&a.name) {
+                            continue;
+                        }
+                        if seen.contains(self.args.as_slice()) {
+                            continue;
+                        }
+                        self.budget.charge(sort::row_bytes(&self.args))?;
+                        seen.insert(self.args.clone());
+                    }
+                    state.accs[ai].add(&self.args)?;
+                }
+            }
+            exec.tick(batch.len()).await;
+            if self.streaming && self.finished.len() >= BATCH_ROWS {
+                return Ok(Some(self.take_finished()));
+            }
+        }
+        if self.streaming {
+            if let Some(g) = self.groups.pop() {
+                finish_group(g, &mut self.finished)?;
+            }
+            return Ok((!self.finished.is_empty()).then(|| self.take_finished()));
+        }
+        let emit = self.emit.get_or_insert_with(|| {
+            self.index = HashMap::new();
+            std::mem::take(&mut self.groups).into_iter()
+        });
+        let mut out = Batch::with_capacity(self.group.len() + self.aggs.len(), BATCH_ROWS);
+        for g in emit.by_ref().take(BATCH_ROWS) {
+            finish_group(g, &mut out)?;
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    fn take_finished(&mut self) -> Batch {
+        let width = self.finished.width();
+        std::mem::replace(&mut self.finished, Batch::new(width))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hash and nested-loop joins.
+
+/// Joins the left input, streamed, with the right input, read whole first:
+/// hashed on the equality columns (`equi`), or every right row for every
+/// left row (nested loops) without them. Output is bounded per batch even
+/// when one left row matches many right rows.
+pub(super) struct HashJoinOp<'p> {
+    kind: JoinKind,
+    left: Op<'p>,
+    /// Taken when the build side is read.
+    right: Option<Op<'p>>,
+    left_width: usize,
+    right_width: usize,
+    on: Option<&'p Scalar>,
+    equi: &'p [(usize, usize)],
+    build: Batch,
+    /// Key → (first, last) build row with it; `None` for nested loops.
+    table: Option<HashMap<Row, (u32, u32)>>,
+    /// Next build row with the same key, or END.
+    chain: Vec<u32>,
+    right_matched: Vec<bool>,
+    /// The left batch being joined, and the position in it.
+    probe: Option<Batch>,
+    li: usize,
+    /// The next candidate right row of left row `li`; `None` before it starts.
+    cursor: Option<u32>,
+    matched: bool,
+    left_done: bool,
+    /// Right and full joins: the next build row to check for no match.
+    unmatched_pos: usize,
+    key: Row,
+    combined: Row,
+}
+
+impl HashJoinOp<'_> {
+    fn out_width(&self) -> usize {
+        match self.kind {
+            JoinKind::Semi | JoinKind::Anti => self.left_width,
+            _ => self.left_width + self.right_width,
+        }
+    }
+
+    async fn build(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<()> {
+        let Some(mut right) = self.right.take() else {
+            return Ok(());
+        };
+        let mut budget = HashBudget::new(&exec.node.temp_storage, "hash join");
+        while let Some(mut batch) = right.next(exec, outer).await? {
+            // The build side's rows live as long as the join.
+            budget.charge(batch.bytes())?;
+            self.build.append(&mut batch);
+        }
+        let n = self.build.len();
+        if n >= END as usize {
+            return Err(SqlError::new(
+                codes::PROGRAM_LIMIT_EXCEEDED,
+                "hash join: too many rows on the build side",
+            ));
+        }
+        self.right_matched = vec![false; n];
+        if self.equi.is_empty() {
+            return Ok(());
+        }
+        // NULL keys never match: those rows stay out of the table.
+        let mut table: HashMap<Row, (u32, u32)> = HashMap::with_capacity(n);
+        self.chain = vec![END; n];
+        for (i, row) in self.build.rows().enumerate() {
+            self.key.clear();
+            self.key
+                .extend(self.equi.iter().map(|(_, rc)| row[*rc].clone()));
+            if self.key.iter().any(|v| v.is_null()) {
+                continue;
+            }
+            let i = i as u32;
+            match table.get_mut(self.key.as_slice()) {
+                Some((_, last)) => {
+                    self.chain[*last as usize] = i;
+                    *last = i;
+                }
+                None => {
+                    budget.charge(sort::row_bytes(&self.key))?;
+                    table.insert(self.key.clone(), (i, i));
+                }
+            }
+        }
+        self.table = Some(table);
+        Ok(())
+    }
+
+    /// The first candidate right row for left row `l`.
+    fn first_candidate(&mut self, l: &[Value]) -> u32 {
+        match &self.table {
+            None => {
+                if self.build.is_empty() {
+                    END
+                } else {
+                    0
+                }
+            }
+            Some(table) => {
+                self.key.clear();
+                self.key
+                    .extend(self.equi.iter().map(|(lc, _)| l[*lc].clone()));
+                if self.key.iter().any(|v| v.is_null()) {
+                    return END;
+                }
+                table
+                    .get(self.key.as_slice())
+                    .map_or(END, |(first, _)| *first)
+            }
+        }
+    }
+
+    fn next_candidate(&self, ri: u32) -> u32 {
+        match &self.table {
+            None if (ri as usize) + 1 < self.build.len() => ri + 1,
+            None => END,
+            Some(_) => self.chain[ri as usize],
+        }
+    }
+
+    async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
+        if self.right.is_some() {
+            self.build(exec, outer).await?;
+        }
+        let mut out = Batch::with_capacity(self.out_width(), BATCH_ROWS);
+        let needs_async = self.on.is_some_and(|p| p.needs_async());
+        while out.len() < BATCH_ROWS {
+            if self.probe.as_ref().is_none_or(|b| self.li >= b.len()) {
+                if self.left_done {
+                    break;
+                }
+                self.probe = self.left.next(exec, outer).await?;
+                self.li = 0;
+                self.cursor = None;
+                match &self.probe {
+                    Some(b) => exec.tick(b.len()).await,
+                    None => {
+                        self.left_done = true;
+                        break;
+                    }
+                }
+                continue;
+            }
+            let Some(probe) = self.probe.take() else {
+                break;
+            };
+            let l = probe.row(self.li);
+            let mut ri = match self.cursor {
+                Some(c) => c,
+                None => {
+                    self.matched = false;
+                    self.first_candidate(l)
+                }
+            };
+            let mut row_done = true;
+            while ri != END {
+                let r = self.build.row(ri as usize);
+                let ok = match self.on {
+                    None => true,
+                    Some(p) => {
+                        self.combined.clear();
+                        self.combined.extend_from_slice(l);
+                        self.combined.extend_from_slice(r);
+                        if needs_async {
+                            let values = exec.eval_row(&[p], &self.combined, outer).await?;
+                            eval_predicate(p, &self.combined, &exec.ctx(outer, Some(&values)))?
+                        } else {
+                            eval_predicate(p, &self.combined, &exec.ctx(outer, None))?
+                        }
+                    }
+                };
+                let next = self.next_candidate(ri);
+                if ok {
+                    self.matched = true;
+                    self.right_matched[ri as usize] = true;
+                    if matches!(self.kind, JoinKind::Semi | JoinKind::Anti) {
+                        ri = END;
+                        break;
+                    }
+                    out.push_concat(l, self.build.row(ri as usize));
+                }
+                ri = next;
+                if table_is_nested(&self.table) && ri != END && ri % 4096 == 0 {
+                    exec.tick(4096).await;
+                }
+                if out.len() >= BATCH_ROWS && ri != END {
+                    // Resume this left row's candidates on the next call.
+                    row_done = false;
+                    break;
+                }
+            }
+            if row_done {
+                match self.kind {
+                    JoinKind::Left | JoinKind::Full if !self.matched => out.push_padded_right(l),
+                    JoinKind::Semi if self.matched => out.push_row(l),
+                    JoinKind::Anti if !self.matched => out.push_row(l),
+                    _ => {}
+                }
+                self.li += 1;
+                self.cursor = None;
+            } else {
+                self.cursor = Some(ri);
+            }
+            self.probe = Some(probe);
+        }
+        if self.left_done && matches!(self.kind, JoinKind::Right | JoinKind::Full) {
+            while out.len() < BATCH_ROWS && self.unmatched_pos < self.build.len() {
+                let ri = self.unmatched_pos;
+                self.unmatched_pos += 1;
+                if !self.right_matched[ri] {
+                    out.push_padded_left(self.build.row(ri));
+                }
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+}
+
+fn table_is_nested(table: &Option<HashMap<Row, (u32, u32)>>) -> bool {
+    table.is_none()
+}
+
+// ---------------------------------------------------------------------------
+// Merge and lookup joins.
+
+/// Joins two inputs ordered on `keys` (same directions) by advancing through
+/// both: each left row meets the run of right rows with its key, which is
+/// kept for the following left rows with the same key. The left input
+/// streams; the right one is read whole first.
+/// TODO(issue 4): stream the right input too, keeping only the current run.
+pub(super) struct MergeJoinOp<'p> {
+    kind: JoinKind,
+    left: Op<'p>,
+    right: Option<Op<'p>>,
+    right_rows: Batch,
+    out_width: usize,
+    keys: &'p [MergeKey],
+    on: Option<&'p Scalar>,
+    /// Right rows [group.0, group.1) have the previous left row's key; no
+    /// right row before `next` can match a later left row.
+    group: (usize, usize),
+    next: usize,
+    combined: Row,
+}
+
+impl MergeJoinOp<'_> {
+    async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
+        if let Some(mut right) = self.right.take() {
+            let mut budget = HashBudget::new(&exec.node.temp_storage, "merge join");
+            while let Some(mut batch) = right.next(exec, outer).await? {
+                budget.charge(batch.bytes())?;
+                self.right_rows.append(&mut batch);
+            }
+        }
+        let keys = self.keys;
+        let value =
+            |row: &[Value], i: usize| -> Value { row.get(i).cloned().unwrap_or(Value::Null) };
+        let null_key = |row: &[Value], left_side: bool| {
+            keys.iter().any(|k| {
+                row.get(if left_side { k.left } else { k.right })
+                    .is_none_or(|v| v.is_null())
+            })
+        };
+        let cmp = |l: &[Value], r: &[Value]| -> std::cmp::Ordering {
+            for k in keys {
+                let (a, b) = (l.get(k.left), r.get(k.right));
+                let o = match (a, b) {
+                    (Some(a), Some(b)) => a.cmp(b),
+                    _ => value(l, k.left).cmp(&value(r, k.right)),
+                };
+                let o = if k.descending { o.reverse() } else { o };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        };
+        loop {
+            let Some(left) = self.left.next(exec, outer).await? else {
+                return Ok(None);
+            };
+            let mut out = Batch::with_capacity(self.out_width, left.len());
+            let right = &self.right_rows;
+            {
+                let ctx = exec.ctx(outer, None);
+                for l in left.rows() {
+                    if null_key(l, true) {
+                        super::join::join_row(
+                            self.kind,
+                            l,
+                            std::iter::empty(),
+                            self.on,
+                            &ctx,
+                            &mut self.combined,
+                            &mut out,
+                        )?;
+                        continue;
+                    }
+                    let (g0, g1) = self.group;
+                    let same = g0 < g1 && cmp(l, right.row(g0)) == std::cmp::Ordering::Equal;
+                    if !same {
+                        self.next = self.next.max(g1);
+                        while self.next < right.len()
+                            && (null_key(right.row(self.next), false)
+                                || cmp(l, right.row(self.next)) == std::cmp::Ordering::Greater)
+                        {
+                            self.next += 1;
+                        }
+                        let mut end = self.next;
+                        while end < right.len()
+                            && !null_key(right.row(end), false)
+                            && cmp(l, right.row(end)) == std::cmp::Ordering::Equal
+                        {
+                            end += 1;
+                        }
+                        self.group = (self.next, end);
+                    }
+                    let (g0, g1) = self.group;
+                    super::join::join_row(
+                        self.kind,
+                        l,
+                        (g0..g1).map(|i| right.row(i)),
+                        self.on,
+                        &ctx,
+                        &mut self.combined,
+                        &mut out,
+                    )?;
+                }
+            }
+            exec.tick(left.len()).await;
+            if !out.is_empty() {
+                return Ok(Some(out));
+            }
+        }
+    }
+}
+
+/// Reads the right table by key for each batch of left rows (see
+/// [`Executor::lookup_batch`]).
+pub(super) struct LookupJoinOp<'p> {
+    join: &'p LookupJoin,
+    left: Op<'p>,
+    out_width: usize,
+    plan: Option<super::join::LookupPlan>,
+}
+
+impl LookupJoinOp<'_> {
+    async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
+        let plan = match self.plan.take() {
+            Some(p) => p,
+            None => super::join::LookupPlan::new(self.join)?,
+        };
+        let result = async {
+            loop {
+                let Some(left) = self.left.next(exec, outer).await? else {
+                    return Ok(None);
+                };
+                let mut out = Batch::with_capacity(self.out_width, left.len());
+                exec.lookup_batch(self.join, &plan, &left, outer, &mut out)
+                    .await?;
+                exec.tick(left.len()).await;
+                if !out.is_empty() {
+                    return Ok(Some(out));
+                }
+            }
+        }
+        .await;
+        self.plan = Some(plan);
+        result
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sort.
+
+/// Reads its whole input into a [`sort::Sorter`] (a top-n heap under a
+/// LIMIT; sorted runs on disk past the working-memory budget), then returns
+/// the rows in order a batch at a time.
+pub(super) struct SortOp<'p> {
+    input: Op<'p>,
+    keys: &'p [SortKey],
+    limit: Option<usize>,
+    width: usize,
+    sorted: Option<SortedRows>,
+}
+
+impl SortOp<'_> {
+    async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
+        if self.sorted.is_none() {
+            let node = exec.node;
+            let order = self
+                .keys
+                .iter()
+                .map(|k| sort::KeyOrder {
+                    descending: k.descending,
+                    nulls_first: k.nulls_first,
+                })
+                .collect();
+            let mut sorter = sort::Sorter::new(order, self.limit, &node.temp_storage);
+            let mut keys: Vec<Row> = Vec::new();
+            while let Some(mut batch) = self.input.next(exec, outer).await? {
+                keys.clear();
+                {
+                    let ctx = exec.ctx(outer, None);
+                    for row in batch.rows() {
+                        keys.push(
+                            self.keys
+                                .iter()
+                                .map(|k| eval(&k.expr, row, &ctx))
+                                .collect::<SqlResult<Row>>()?,
+                        );
+                    }
+                }
+                for (i, key) in keys.drain(..).enumerate() {
+                    sorter.push(key, batch.take_row(i)).await?;
+                }
+                exec.tick(batch.len()).await;
+            }
+            self.sorted = Some(sorter.finish().await?);
+        }
+        let Some(sorted) = self.sorted.as_mut() else {
+            return Ok(None);
+        };
+        let mut out = Batch::with_capacity(self.width, BATCH_ROWS);
+        while out.len() < BATCH_ROWS {
+            match sorted.next_row()? {
+                Some(row) => out.push_owned(row)?,
+                None => break,
+            }
+        }
+        exec.tick(out.len()).await;
+        Ok((!out.is_empty()).then_some(out))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Set operations.
+
+/// UNION streams both inputs (DISTINCT through a set of rows seen);
+/// INTERSECT and EXCEPT count the right input's rows first, then stream the
+/// left one against the counts.
+pub(super) struct SetOperation<'p> {
+    op: SetOpKind,
+    all: bool,
+    left: Op<'p>,
+    right: Option<Op<'p>>,
+    /// UNION: the left input is done, reading the right one.
+    on_right: bool,
+    seen: HashSet<Row>,
+    counts: HashMap<Row, usize>,
+    budget: HashBudget,
+    keep: Vec<bool>,
+}
+
+impl SetOperation<'_> {
+    async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
+        if self.op == SetOpKind::Union {
+            loop {
+                let batch = if self.on_right {
+                    match self.right.as_mut() {
+                        Some(r) => r.next(exec, outer).await?,
+                        None => None,
+                    }
+                } else {
+                    self.left.next(exec, outer).await?
+                };
+                let Some(mut batch) = batch else {
+                    if self.on_right {
+                        return Ok(None);
+                    }
+                    self.on_right = true;
+                    continue;
+                };
+                if !self.all {
+                    self.keep.clear();
+                    for row in batch.rows() {
+                        let new = !self.seen.contains(row);
+                        if new {
+                            self.budget.charge(sort::row_bytes(row))?;
+                            self.seen.insert(row.to_vec());
+                        }
+                        self.keep.push(new);
+                    }
+                    batch.retain_flags(&self.keep);
+                }
+                exec.tick(batch.len()).await;
+                if !batch.is_empty() {
+                    return Ok(Some(batch));
+                }
+            }
+        }
+        if let Some(mut right) = self.right.take() {
+            while let Some(batch) = right.next(exec, outer).await? {
+                for row in batch.rows() {
+                    match self.counts.get_mut(row) {
+                        Some(c) => *c += 1,
+                        None => {
+                            self.budget.charge(sort::row_bytes(row))?;
+                            self.counts.insert(row.to_vec(), 1);
+                        }
+                    }
+                }
+                exec.tick(batch.len()).await;
+            }
+        }
+        let intersect = self.op == SetOpKind::Intersect;
+        loop {
+            let Some(mut batch) = self.left.next(exec, outer).await? else {
+                return Ok(None);
+            };
+            self.keep.clear();
+            for row in batch.rows() {
+                let count = self.counts.get_mut(row);
+                let keep = match (intersect, self.all, count) {
+                    // INTERSECT ALL / EXCEPT ALL: each right row cancels one.
+                    (true, true, Some(c)) if *c > 0 => {
+                        *c -= 1;
+                        true
+                    }
+                    (false, true, Some(c)) if *c > 0 => {
+                        *c -= 1;
+                        false
+                    }
+                    (true, true, _) => false,
+                    (false, true, _) => true,
+                    // INTERSECT / EXCEPT: each distinct row once.
+                    (true, false, Some(c)) if *c > 0 => {
+                        let new = !self.seen.contains(row);
+                        if new {
+                            self.seen.insert(row.to_vec());
+                        }
+                        new
+                    }
+                    (true, false, Some(_)) => false,
+                    (true, false, None) => false,
+                    (false, false, Some(c)) if *c > 0 => false,
+                    (false, false, _) => {
+                        let new = !self.seen.contains(row);
+                        if new {
+                            self.budget.charge(sort::row_bytes(row))?;
+                            self.seen.insert(row.to_vec());
+                        }
+                        new
+                    }
+                };
+                self.keep.push(keep);
+            }
+            exec.tick(batch.len()).await;
+            batch.retain_flags(&self.keep);
+            if !batch.is_empty() {
+                return Ok(Some(batch));
+            }
+        }
+    }
+}

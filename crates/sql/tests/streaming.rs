@@ -1,0 +1,191 @@
+//! Statements stream their rows between operators in batches: with a working
+//! memory so small that the table does not fit in the statement's budget,
+//! queries that read the whole table but return little (filters, counts,
+//! streaming and hash aggregation, joins whose output is aggregated, LIMIT,
+//! top-n sorts) still run, because no operator but the sort and the hash
+//! tables keeps rows, and those have budgets of their own; a query that
+//! returns the whole table fails with 53200, since the result set is
+//! collected. Joins whose matches for one row span many batches, and outer
+//! joins with unmatched rows on both sides, return exactly the rows they
+//! should.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{db, err, ok};
+use tardigrade_sql::{Session, SqlNode};
+use tardigrade_sqltypes::Value;
+
+const ROWS: i64 = 20_000;
+
+/// A node whose statements may collect 256 KiB (16 × 16 KiB of working
+/// memory), with a table of about 4 MB: `t(k, a, b)`, `a = k % 10`, `b` a
+/// 150-character string.
+async fn loaded() -> (Arc<SqlNode>, Session) {
+    let node = SqlNode::start(db(), 1).await.expect("start sql");
+    let mut s = node.session("root", "defaultdb");
+    ok(&mut s, "CREATE TABLE t (k INT PRIMARY KEY, a INT, b TEXT)").await;
+    ok(
+        &mut s,
+        &format!(
+            "INSERT INTO t SELECT k, k % 10, repeat('x', 150) \
+             FROM generate_series(1, {ROWS}) AS g(k)"
+        ),
+    )
+    .await;
+    node.temp_storage.set_workmem(16 << 10);
+    (node, s)
+}
+
+async fn ints(s: &mut Session, sql: &str) -> Vec<Vec<i64>> {
+    ok(s, sql)
+        .await
+        .rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| match v {
+                    Value::Int(i) => i,
+                    other => panic!("{sql}: {other:?} is not an integer"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn queries_over_a_table_larger_than_the_statement_budget_stream() {
+    let (_node, mut s) = loaded().await;
+    assert_eq!(
+        ints(&mut s, "SELECT count(*), sum(length(b)) FROM t").await,
+        vec![vec![ROWS, ROWS * 150]]
+    );
+    assert_eq!(
+        ints(&mut s, "SELECT k FROM t WHERE k % 5000 = 0 ORDER BY k").await,
+        vec![vec![5000], vec![10000], vec![15000], vec![20000]]
+    );
+    assert_eq!(
+        ints(&mut s, "SELECT a, count(*) FROM t GROUP BY a ORDER BY a").await,
+        (0..10).map(|a| vec![a, ROWS / 10]).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ints(
+            &mut s,
+            "SELECT k FROM t WHERE length(b) > 0 LIMIT 3 OFFSET 2"
+        )
+        .await,
+        vec![vec![3], vec![4], vec![5]]
+    );
+    assert_eq!(
+        ints(&mut s, "SELECT k FROM t ORDER BY b, k DESC LIMIT 2").await,
+        vec![vec![ROWS], vec![ROWS - 1]]
+    );
+    // 20,000 × 20 rows through a nested-loop join, counted.
+    assert_eq!(
+        ints(
+            &mut s,
+            "SELECT count(*) FROM t, generate_series(1, 20) AS g(i) WHERE i <= 20"
+        )
+        .await,
+        vec![vec![ROWS * 20]]
+    );
+    // A hash join of the table with itself on a key with 10 values.
+    assert_eq!(
+        ints(
+            &mut s,
+            "SELECT count(*) FROM t AS x JOIN (SELECT DISTINCT a FROM t) AS y ON x.a = y.a"
+        )
+        .await,
+        vec![vec![ROWS]]
+    );
+    // The result set is collected: returning the whole table is refused.
+    assert_eq!(err(&mut s, "SELECT * FROM t").await, "53200");
+    // The session goes on.
+    assert_eq!(
+        ints(&mut s, "SELECT count(*) FROM t").await,
+        vec![vec![ROWS]]
+    );
+}
+
+#[tokio::test]
+async fn joins_resume_inside_one_rows_matches_and_pad_unmatched_rows() {
+    let node = SqlNode::start(db(), 1).await.expect("start sql");
+    let mut s = node.session("root", "defaultdb");
+    ok(&mut s, "CREATE TABLE l (id INT PRIMARY KEY, g INT)").await;
+    ok(&mut s, "CREATE TABLE r (id INT PRIMARY KEY, g INT)").await;
+    // l: 3 rows of group 1, 1 of group 2, 1 of group 9 (no match).
+    ok(
+        &mut s,
+        "INSERT INTO l VALUES (1, 1), (2, 1), (3, 1), (4, 2), (5, 9)",
+    )
+    .await;
+    // r: 3000 rows of group 1 (more than a batch), 2 of group 2, 5 of
+    // group 7 (no match).
+    ok(
+        &mut s,
+        "INSERT INTO r SELECT k, CASE WHEN k <= 3000 THEN 1 WHEN k <= 3002 THEN 2 ELSE 7 END \
+         FROM generate_series(1, 3007) AS g(k)",
+    )
+    .await;
+    let matches = 3 * 3000 + 2;
+    for (join, expected) in [
+        ("JOIN", matches),
+        ("LEFT JOIN", matches + 1),
+        ("RIGHT JOIN", matches + 5),
+        ("FULL JOIN", matches + 1 + 5),
+    ] {
+        let q = format!("SELECT count(*), count(l.id), count(r.id) FROM l {join} r ON l.g = r.g");
+        let left_only = if join.starts_with("LEFT") || join.starts_with("FULL") {
+            1
+        } else {
+            0
+        };
+        let right_only = if join.starts_with("RIGHT") || join.starts_with("FULL") {
+            5
+        } else {
+            0
+        };
+        assert_eq!(
+            ints(&mut s, &q).await,
+            vec![vec![expected, expected - right_only, expected - left_only]],
+            "{q}"
+        );
+    }
+    // Every pair appears once: the sum of r.id over group 1, three times.
+    let sum_group_1: i64 = (1..=3000).sum();
+    assert_eq!(
+        ints(
+            &mut s,
+            "SELECT sum(r.id)::INT FROM l JOIN r ON l.g = r.g WHERE l.g = 1"
+        )
+        .await,
+        vec![vec![3 * sum_group_1]]
+    );
+    // A condition beyond the equality, evaluated per pair.
+    assert_eq!(
+        ints(
+            &mut s,
+            "SELECT count(*) FROM l JOIN r ON l.g = r.g AND r.id % 3 = l.id % 3"
+        )
+        .await,
+        vec![vec![3000 + 1]]
+    );
+    // Semi and anti joins.
+    assert_eq!(
+        ints(
+            &mut s,
+            "SELECT id FROM l WHERE EXISTS (SELECT 1 FROM r WHERE r.g = l.g) ORDER BY id"
+        )
+        .await,
+        vec![vec![1], vec![2], vec![3], vec![4]]
+    );
+    assert_eq!(
+        ints(
+            &mut s,
+            "SELECT id FROM l WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.g = l.g)"
+        )
+        .await,
+        vec![vec![5]]
+    );
+}
