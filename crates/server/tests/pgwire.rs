@@ -582,3 +582,74 @@ async fn many_connections_at_once() {
     }
     assert_eq!(ok.load(std::sync::atomic::Ordering::Relaxed), 20);
 }
+
+/// A query's rows stream to the client while it runs: with a statement
+/// budget (16 × 16 KiB of working memory) far below the size of its result
+/// (5,000 rows of 200 characters), SELECT of the whole table succeeds through
+/// the simple and the extended protocol, in order and complete. The same
+/// query run where its result is collected (an embedded session, or a
+/// simple query string of two statements) fails with 53200 instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_results_stream_to_the_client_instead_of_being_collected() {
+    let node = start().await;
+    let client = connect(node.sql.local_addr()).await;
+    client
+        .batch_execute(
+            "CREATE TABLE big (k INT PRIMARY KEY, s TEXT); \
+             INSERT INTO big SELECT k, repeat('y', 200) FROM generate_series(1, 5000) AS g(k)",
+        )
+        .await
+        .expect("load");
+    node.sql.node().temp_storage.set_workmem(16 << 10);
+
+    let messages = client
+        .simple_query("SELECT k, s FROM big")
+        .await
+        .expect("simple protocol");
+    let mut keys = Vec::new();
+    for m in &messages {
+        if let SimpleQueryMessage::Row(r) = m {
+            keys.push(r.get(0).and_then(|k| k.parse::<i64>().ok()).expect("k"));
+            assert_eq!(r.get(1).map(str::len), Some(200));
+        }
+    }
+    assert_eq!(keys, (1..=5000).collect::<Vec<i64>>());
+    assert!(
+        matches!(
+            messages.last(),
+            Some(SimpleQueryMessage::CommandComplete(5000))
+        ),
+        "{:?}",
+        messages.last()
+    );
+
+    let rows = client
+        .query(
+            "SELECT k, s FROM big WHERE k > $1 ORDER BY k DESC",
+            &[&0i64],
+        )
+        .await
+        .expect("extended protocol");
+    assert_eq!(rows.len(), 5000);
+    assert_eq!(rows[0].get::<_, i64>(0), 5000);
+    assert_eq!(rows[4999].get::<_, i64>(0), 1);
+
+    // Collected results are held to the budget.
+    let mut session = node.sql.node().session("root", "defaultdb");
+    let collected = session.simple_query("SELECT k, s FROM big").await;
+    match collected.last() {
+        Some(Err(e)) => assert_eq!(e.code, "53200"),
+        other => panic!("expected 53200, got {other:?}"),
+    }
+    let two = client
+        .simple_query("SELECT 1; SELECT k, s FROM big")
+        .await
+        .expect_err("two statements collect their rows");
+    assert_eq!(code(&two), "53200");
+    // The connection goes on.
+    let n = client
+        .query_one("SELECT count(*) FROM big", &[])
+        .await
+        .expect("count");
+    assert_eq!(n.get::<_, i64>(0), 5000);
+}

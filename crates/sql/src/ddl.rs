@@ -1332,6 +1332,7 @@ fn run_statement<'a>(
         &[],
         &[],
         None,
+        None,
     ))
 }
 
@@ -2580,6 +2581,7 @@ fn rows_output(tag: &str, columns: Vec<Column>, rows: Vec<Vec<Value>>) -> QueryO
         tag: format!("{tag} {}", rows.len()),
         columns: Some(columns),
         rows,
+        streamed: false,
     }
 }
 
@@ -3023,6 +3025,7 @@ async fn split_at(
         tag: format!("SPLIT {}", rows.len()),
         columns: Some(columns),
         rows,
+        streamed: false,
     })
 }
 

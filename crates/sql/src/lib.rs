@@ -29,5 +29,7 @@ pub mod rowenc;
 pub mod schemachange;
 pub mod session;
 
+pub use exec::RowSink;
+pub use exec::batch::Batch;
 pub use session::{Column, Prepared, QueryOutput, Session, SqlNode, TransactionStatus};
 pub use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};

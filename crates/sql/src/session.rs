@@ -25,6 +25,7 @@ use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
 use crate::catalog::Catalog;
+use crate::exec::RowSink;
 use crate::parse;
 
 /// How many times an implicit transaction is retried on a retryable error before the
@@ -83,6 +84,9 @@ pub struct QueryOutput {
     /// `Some` for statements that return rows (even zero of them).
     pub columns: Option<Vec<Column>>,
     pub rows: Vec<Vec<Value>>,
+    /// The rows went to the [`RowSink`] the statement was run with, not into
+    /// `rows`.
+    pub streamed: bool,
 }
 
 impl QueryOutput {
@@ -91,6 +95,7 @@ impl QueryOutput {
             tag: tag.into(),
             columns: None,
             rows: Vec::new(),
+            streamed: false,
         }
     }
 }
@@ -186,10 +191,25 @@ impl Session {
     /// Runs a simple-protocol query string (possibly several statements). Stops at
     /// the first error, which is the last element.
     pub async fn simple_query(&mut self, sql: &str) -> Vec<SqlResult<QueryOutput>> {
+        self.simple_query_to(sql, None).await
+    }
+
+    /// [`Session::simple_query`], with the rows of a query string holding a
+    /// single statement going to `sink` (see [`Session::execute_to`]); the
+    /// results of several statements are collected, since each statement's
+    /// rows must reach the client before the next one's.
+    pub async fn simple_query_to(
+        &mut self,
+        sql: &str,
+        mut sink: Option<&mut dyn RowSink>,
+    ) -> Vec<SqlResult<QueryOutput>> {
         let statements = match parse::parse_statements(sql) {
             Ok(s) => s,
             Err(e) => return vec![Err(e)],
         };
+        if statements.len() != 1 {
+            sink = None;
+        }
         let mut out = Vec::with_capacity(statements.len());
         for statement in statements {
             // The simple protocol describes results from the output itself.
@@ -200,7 +220,7 @@ impl Session {
                 columns: None,
                 plan: Default::default(),
             };
-            let result = self.execute(&prepared, &[]).await;
+            let result = self.execute_to(&prepared, &[], reborrow(&mut sink)).await;
             let failed = result.is_err();
             out.push(result);
             if failed {
@@ -263,6 +283,19 @@ impl Session {
         prepared: &Prepared,
         params: &[Value],
     ) -> SqlResult<QueryOutput> {
+        self.execute_to(prepared, params, None).await
+    }
+
+    /// Executes a prepared statement; a query's rows go to `sink` as they
+    /// are produced (the output is marked `streamed`) rather than being
+    /// collected. Once the sink has flushed rows to the client, a retryable
+    /// failure is returned to the client instead of being retried.
+    pub async fn execute_to(
+        &mut self,
+        prepared: &Prepared,
+        params: &[Value],
+        mut sink: Option<&mut dyn RowSink>,
+    ) -> SqlResult<QueryOutput> {
         let Some(statement) = &prepared.statement else {
             return Ok(QueryOutput::command(""));
         };
@@ -279,13 +312,21 @@ impl Session {
                 "current transaction is committed, commands ignored until end of transaction block",
             )),
             TxnState::Open { txn, .. } => {
-                let result = run_in_txn(&self.node, txn, &self.database, prepared, params).await;
+                let result = run_in_txn(
+                    &self.node,
+                    txn,
+                    &self.database,
+                    prepared,
+                    params,
+                    reborrow(&mut sink),
+                )
+                .await;
                 if result.is_err() {
                     self.fail_block();
                 }
                 result
             }
-            TxnState::Idle => self.run_implicit(prepared, params).await,
+            TxnState::Idle => self.run_implicit(prepared, params, sink).await,
         }
     }
 
@@ -294,6 +335,7 @@ impl Session {
         &mut self,
         prepared: &Prepared,
         params: &[Value],
+        mut sink: Option<&mut dyn RowSink>,
     ) -> SqlResult<QueryOutput> {
         let Some(statement) = &prepared.statement else {
             return Ok(QueryOutput::command(""));
@@ -306,7 +348,15 @@ impl Session {
         loop {
             attempt += 1;
             let mut txn = self.node.db.txn("sql");
-            let result = run_in_txn(&self.node, &mut txn, &self.database, prepared, params).await;
+            let result = run_in_txn(
+                &self.node,
+                &mut txn,
+                &self.database,
+                prepared,
+                params,
+                reborrow(&mut sink),
+            )
+            .await;
             let result = match result {
                 Ok(output) => match txn.commit().await {
                     Ok(()) => Ok(output),
@@ -318,8 +368,15 @@ impl Session {
                 }
             };
             match result {
-                Err(e) if e.code == codes::SERIALIZATION_FAILURE && attempt < IMPLICIT_RETRIES => {
+                Err(e)
+                    if e.code == codes::SERIALIZATION_FAILURE
+                        && attempt < IMPLICIT_RETRIES
+                        && !sink.as_ref().is_some_and(|s| s.flushed()) =>
+                {
                     tracing::debug!(attempt, error = %e, "retrying implicit transaction");
+                    if let Some(s) = reborrow(&mut sink) {
+                        s.discard();
+                    }
                     continue;
                 }
                 other => {
@@ -502,12 +559,21 @@ fn use_database(statement: &Statement) -> Option<String> {
     }
 }
 
+/// The sink again, for one more call (a retry, the next statement).
+fn reborrow<'b>(sink: &'b mut Option<&mut dyn RowSink>) -> Option<&'b mut dyn RowSink> {
+    match sink {
+        Some(s) => Some(&mut **s),
+        None => None,
+    }
+}
+
 async fn run_in_txn(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
     database: &str,
     prepared: &Prepared,
     params: &[Value],
+    sink: Option<&mut dyn RowSink>,
 ) -> SqlResult<QueryOutput> {
     let Some(statement) = &prepared.statement else {
         return Ok(QueryOutput::command(""));
@@ -520,6 +586,7 @@ async fn run_in_txn(
         params,
         &prepared.param_types,
         Some(&prepared.plan),
+        sink,
     )
     .await
 }

@@ -4,8 +4,9 @@
 //! streaming and hash aggregation, joins whose output is aggregated, LIMIT,
 //! top-n sorts) still run, because no operator but the sort and the hash
 //! tables keeps rows, and those have budgets of their own; a query that
-//! returns the whole table fails with 53200, since the result set is
-//! collected. Joins whose matches for one row span many batches, and outer
+//! returns the whole table fails with 53200 here, since an embedded session
+//! collects its result set (over the wire it streams: see the server's
+//! pgwire tests). Joins whose matches for one row span many batches, and outer
 //! joins with unmatched rows on both sides, return exactly the rows they
 //! should.
 

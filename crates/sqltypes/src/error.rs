@@ -166,6 +166,7 @@ pub mod codes {
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const STATEMENT_TOO_COMPLEX: &str = "54001";
     pub const QUERY_CANCELED: &str = "57014";
+    pub const CONNECTION_FAILURE: &str = "08006";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const OBJECT_IN_USE: &str = "55006";

@@ -8,11 +8,14 @@
 //! - startup: any user connects without a password (insecure mode is the only mode
 //!   for now); the `database` startup parameter picks the database (`defaultdb` when
 //!   absent), and a database that does not exist is a FATAL 3D000;
-//! - simple query: [`Session::simple_query`] (several statements per string);
+//! - simple query: [`Session::simple_query_to`] (several statements per string);
 //! - extended query: Parse calls [`Session::prepare`] and the parsed, described
 //!   [`Prepared`] is what the statement store keeps (no re-parse per execution);
 //!   Bind/Execute decode the parameters in text or binary format and call
-//!   [`Session::execute`]; Describe answers from the `Prepared`;
+//!   [`Session::execute_to`]; Describe answers from the `Prepared`;
+//! - a query's rows stream to the client while it runs ([`results`]: a
+//!   single-statement simple query, or an Execute without a row limit); an
+//!   Execute with a row limit keeps its rows in the portal;
 //! - ReadyForQuery carries [`Session::transaction_status`];
 //! - COPY … FROM STDIN is handled here ([`copy`]): rows become batched, prepared
 //!   multi-row INSERTs through the same session, in one transaction;
@@ -42,6 +45,7 @@
 //! FATAL error, and ReadyForQuery always reports the session's real state.
 
 pub mod copy;
+mod results;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -50,7 +54,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
 use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::auth::{
     StartupHandler, protocol_negotiation, save_startup_parameters_to_metadata,
@@ -70,9 +73,7 @@ use pgwire::api::{
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyInResponse};
-use pgwire::messages::data::{
-    DataRow, FieldDescription, NoData, ParameterDescription, RowDescription,
-};
+use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
     Describe, Execute, Parse, ParseComplete, PortalSuspended, Sync as PgSync,
     TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
@@ -94,6 +95,7 @@ use tokio::task::JoinHandle;
 
 use crate::ServerError;
 use copy::{CopyRow, CopySpec, RowParser};
+use results::{WireSink, encode_rows};
 
 /// The SQL port CockroachDB uses, and so do we.
 pub const DEFAULT_SQL_PORT: u16 = 26257;
@@ -559,45 +561,6 @@ fn format_of(format: &Format, i: usize) -> FieldFormat {
     }
 }
 
-/// Encodes rows as DataRow messages in the requested formats.
-fn encode_rows(
-    columns: &[Column],
-    rows: &[Vec<Value>],
-    format: &Format,
-) -> SqlResult<Vec<DataRow>> {
-    let mut out = Vec::with_capacity(rows.len());
-    let mut text = String::new();
-    let mut binary = Vec::new();
-    for row in rows {
-        let mut buf = BytesMut::with_capacity(16 * row.len());
-        for (i, value) in row.iter().enumerate() {
-            if value.is_null() {
-                buf.extend_from_slice(&(-1i32).to_be_bytes());
-                continue;
-            }
-            let ty = columns.get(i).map(|c| c.ty).unwrap_or(SqlType::Text);
-            let bytes: &[u8] = match format_of(format, i) {
-                FieldFormat::Text => {
-                    text.clear();
-                    value.write_text(ty, &mut text);
-                    text.as_bytes()
-                }
-                FieldFormat::Binary => {
-                    binary.clear();
-                    value.write_binary(ty, &mut binary)?;
-                    &binary
-                }
-            };
-            let len = i32::try_from(bytes.len())
-                .map_err(|_| SqlError::new(codes::PROGRAM_LIMIT_EXCEEDED, "value too large"))?;
-            buf.extend_from_slice(&len.to_be_bytes());
-            buf.extend_from_slice(bytes);
-        }
-        out.push(DataRow::new(buf, row.len() as i16));
-    }
-    Ok(out)
-}
-
 /// Decodes a portal's parameters with the statement's parameter types.
 fn decode_params(prepared: &Prepared, portal: &Portal<StmtRef>) -> SqlResult<Vec<Value>> {
     let expected = prepared.param_types.len();
@@ -779,7 +742,7 @@ where
                 columns, &text,
             )))
             .await?;
-        match encode_rows(columns, &output.rows, &text) {
+        match encode_rows(columns, output.rows.iter().map(|r| r.as_slice()), &text) {
             Ok(rows) => {
                 for row in rows {
                     client.feed(PgWireBackendMessage::DataRow(row)).await?;
@@ -849,11 +812,16 @@ impl SimpleQueryHandler for Conn {
                 }
             }
         } else {
+            // A single query's rows stream to the client as it runs.
+            let mut sink = WireSink::new(&mut *client, Format::UnifiedText, true);
             let results = match state.check_aborted(&sql) {
                 Some(r) => vec![r],
                 None => {
                     let session = state.session().map_err(user_error)?;
-                    match self.cancellable(session.simple_query(&sql)).await {
+                    match self
+                        .cancellable(session.simple_query_to(&sql, Some(&mut sink)))
+                        .await
+                    {
                         Some(r) => r,
                         None => {
                             state.abort_block().await;
@@ -862,6 +830,7 @@ impl SimpleQueryHandler for Conn {
                     }
                 }
             };
+            let mut pending = Some(sink.into_pending());
             if results.iter().any(|r| r.is_err()) && state.status() == PgTxnStatus::Transaction {
                 // PostgreSQL: any error inside a block aborts it.
                 state.abort_block().await;
@@ -875,6 +844,16 @@ impl SimpleQueryHandler for Conn {
             }
             for result in results {
                 match result {
+                    Ok(output) if output.streamed => {
+                        if let (Some(rows), Some(columns)) = (pending.take(), &output.columns) {
+                            rows.send(client, columns).await?;
+                        }
+                        client
+                            .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                                output.tag,
+                            )))
+                            .await?;
+                    }
                     Ok(output) => send_simple_result(client, output).await?,
                     Err(e) => {
                         client
@@ -1072,13 +1051,21 @@ impl ExtendedQueryHandler for Conn {
                 }
                 StmtKind::Sql(p) => p,
             };
+            // Executed to completion (no row limit), a query's rows stream to
+            // the client as it runs; with a limit, the portal keeps them.
+            let mut sink = WireSink::new(&mut *client, portal.result_column_format.clone(), false);
             let result = match state.check_aborted(&stmt.sql) {
                 Some(r) => r,
                 None => match decode_params(prepared, &portal) {
                     Err(e) => Err(e),
                     Ok(params) => {
                         let session = state.session().map_err(user_error)?;
-                        match self.cancellable(session.execute(prepared, &params)).await {
+                        let sink: Option<&mut dyn tardigrade_sql::RowSink> =
+                            (max_rows == 0).then_some(&mut sink);
+                        match self
+                            .cancellable(session.execute_to(prepared, &params, sink))
+                            .await
+                        {
                             Some(r) => r,
                             None => {
                                 state.abort_block().await;
@@ -1088,11 +1075,27 @@ impl ExtendedQueryHandler for Conn {
                     }
                 },
             };
+            let pending = sink.into_pending();
             if result.is_err() && state.status() == PgTxnStatus::Transaction {
                 state.abort_block().await;
             }
             self.sync_status(client, &state).await;
             let output = result.map_err(user_error)?;
+            if output.streamed {
+                if let Some(columns) = &output.columns {
+                    pending.send(client, columns).await?;
+                }
+                // The portal is done: executing it again returns no rows.
+                let mut done = QueryResponse::new(Arc::new(Vec::new()), futures::stream::empty());
+                done.set_command_tag(&output.tag);
+                portal.start(done).await;
+                client
+                    .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                        output.tag,
+                    )))
+                    .await?;
+                return Ok(());
+            }
             let Some(columns) = &output.columns else {
                 if output.tag.is_empty() {
                     client
@@ -1109,8 +1112,12 @@ impl ExtendedQueryHandler for Conn {
                 }
                 return Ok(());
             };
-            let rows = encode_rows(columns, &output.rows, &portal.result_column_format)
-                .map_err(user_error)?;
+            let rows = encode_rows(
+                columns,
+                output.rows.iter().map(|r| r.as_slice()),
+                &portal.result_column_format,
+            )
+            .map_err(user_error)?;
             let mut response = QueryResponse::new(
                 Arc::new(Vec::new()),
                 futures::stream::iter(rows.into_iter().map(Ok)),

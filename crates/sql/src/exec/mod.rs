@@ -10,8 +10,11 @@
 //! external merge sort under the node's working-memory budget ([`sort`]; a
 //! top-n heap under `ORDER BY … LIMIT n`).
 //!
-//! TODO(issue 4): spilling hash aggregation and joins; the statement's
-//! result set is still collected (as one vector per row) before it is sent.
+//! A query run for the wire streams its rows to a [`RowSink`]; otherwise
+//! (DML sources, subqueries, an embedded session) [`Executor::run`] collects
+//! them under the statement's budget.
+//!
+//! TODO(issue 4): spilling hash aggregation and joins.
 
 pub mod batch;
 pub mod dml;
@@ -71,6 +74,7 @@ fn table_versions(tables: &crate::plan::bind::TableMap) -> Vec<(String, u32, u64
 /// Runs one (non transaction-control) statement in `txn`. `param_types` are the
 /// types the parameters were decoded as; `cache` lets a prepared statement reuse
 /// its plan.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute_statement(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
@@ -79,6 +83,7 @@ pub async fn execute_statement(
     params: &[Value],
     param_types: &[SqlType],
     cache: Option<&PlanCache>,
+    sink: Option<&mut dyn RowSink>,
 ) -> SqlResult<QueryOutput> {
     match statement {
         Statement::Query(_)
@@ -140,6 +145,7 @@ pub async fn execute_statement(
                             ty: SqlType::Text,
                         }]),
                         rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
+                        streamed: false,
                     });
                 }
                 other => BoundPlan::Dml(Box::new(dml::bind_dml(&mut binder, other)?)),
@@ -156,10 +162,13 @@ pub async fn execute_statement(
     };
     let mut exec = Executor::new(node, txn, database, params);
     match &plan.plan {
-        BoundPlan::Query { rel, scope } => {
-            let rows = exec.run(rel, &[]).await?;
-            Ok(rows_output(scope, rows, |n| format!("SELECT {n}")))
-        }
+        BoundPlan::Query { rel, scope } => match sink {
+            Some(sink) => exec.stream(rel, scope, sink).await,
+            None => {
+                let rows = exec.run(rel, &[]).await?;
+                Ok(rows_output(scope, rows, |n| format!("SELECT {n}")))
+            }
+        },
         BoundPlan::Dml(dml) => dml.execute(&mut exec).await,
     }
 }
@@ -182,12 +191,25 @@ pub async fn eval_constant(
     eval(&bound, &[], &ctx)
 }
 
-/// Packages rows for the client, dropping hidden columns.
-pub fn rows_output(
-    scope: &[crate::plan::bind::ScopeColumn],
-    rows: Vec<Row>,
-    tag: impl Fn(usize) -> String,
-) -> QueryOutput {
+/// Where a query's rows go as they are produced, instead of into its
+/// [`QueryOutput`]: the wire layer's buffer, which flushes to the client past
+/// a few kilobytes, so a statement's result set is never held whole.
+pub trait RowSink: Send {
+    /// Takes the next rows (the statement's visible `columns` only).
+    fn send<'s>(
+        &'s mut self,
+        columns: &'s [Column],
+        rows: &'s Batch,
+    ) -> BoxFuture<'s, SqlResult<()>>;
+    /// Whether rows already reached the client, so that running the
+    /// statement again would repeat them.
+    fn flushed(&self) -> bool;
+    /// Drops the rows buffered and not flushed (the statement is retried).
+    fn discard(&mut self);
+}
+
+/// The client-visible columns of a query's output and their positions.
+fn visible_columns(scope: &[crate::plan::bind::ScopeColumn]) -> (Vec<Column>, Vec<usize>) {
     let visible: Vec<usize> = scope
         .iter()
         .enumerate()
@@ -201,6 +223,16 @@ pub fn rows_output(
             ty: output_type(scope[*i].ty),
         })
         .collect();
+    (columns, visible)
+}
+
+/// Packages rows for the client, dropping hidden columns.
+pub fn rows_output(
+    scope: &[crate::plan::bind::ScopeColumn],
+    rows: Vec<Row>,
+    tag: impl Fn(usize) -> String,
+) -> QueryOutput {
+    let (columns, visible) = visible_columns(scope);
     let n = rows.len();
     let rows = if visible.len() == scope.len() {
         rows
@@ -213,6 +245,7 @@ pub fn rows_output(
         tag: tag(n),
         columns: Some(columns),
         rows,
+        streamed: false,
     }
 }
 
@@ -244,10 +277,11 @@ fn show_variable(variable: &[sqlparser::ast::Ident], database: &str) -> QueryOut
             ty: SqlType::Text,
         }]),
         rows: vec![vec![Value::Text(value)]],
+        streamed: false,
     }
 }
 
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Runs plans for one statement: holds the transaction, parameters, the results
 /// of uncorrelated subqueries and a cache of scans (correlated subqueries re-read
@@ -377,6 +411,40 @@ impl<'a> Executor<'a> {
                 rows.extend(batch.into_rows());
             }
             Ok(rows)
+        })
+    }
+
+    /// Runs a query, handing its rows to `sink` a batch at a time.
+    async fn stream(
+        &mut self,
+        rel: &Rel,
+        scope: &[crate::plan::bind::ScopeColumn],
+        sink: &mut dyn RowSink,
+    ) -> SqlResult<QueryOutput> {
+        let (columns, visible) = visible_columns(scope);
+        let mut op = self.open(rel, &[], None)?;
+        let mut n = 0;
+        let mut shown = Batch::new(visible.len());
+        while let Some(batch) = op.next(self, &[]).await? {
+            n += batch.len();
+            if visible.len() == batch.width() {
+                sink.send(&columns, &batch).await?;
+                continue;
+            }
+            shown.clear();
+            for row in batch.rows() {
+                for i in &visible {
+                    shown.push_value(row[*i].clone());
+                }
+                shown.finish_row();
+            }
+            sink.send(&columns, &shown).await?;
+        }
+        Ok(QueryOutput {
+            tag: format!("SELECT {n}"),
+            columns: Some(columns),
+            rows: Vec::new(),
+            streamed: true,
         })
     }
 

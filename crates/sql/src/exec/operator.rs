@@ -13,9 +13,14 @@
 //!
 //! Filters compact their input batch in place and joins append into an
 //! output batch, so a row costs no allocation of its own on these paths.
+//! A query's rows go to the client a batch at a time ([`super::RowSink`]:
+//! the wire layer encodes them and flushes past a few kilobytes); only
+//! callers that want the rows themselves (DML, an embedded
+//! [`crate::Session`]) collect them, under the statement's budget.
+//!
 //! What still allocates per row: a sort's buffered rows and keys, a new hash
-//! group's key, rows fetched by primary key (index joins), and the
-//! client's result set (TODO(issue 4)).
+//! group's key and rows fetched by primary key (index joins).
+//! TODO(issue 4): a sort buffer of batches; hash tables that spill.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
