@@ -45,7 +45,7 @@
 //! FATAL error, and ReadyForQuery always reports the session's real state.
 
 pub mod copy;
-mod results;
+pub mod results;
 
 use std::fmt::Debug;
 use std::future::Future;

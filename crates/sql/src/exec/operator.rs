@@ -366,7 +366,7 @@ impl<'p> Op<'p> {
                     produced,
                     done,
                 } => {
-                    let mut out = Batch::with_capacity(1, BATCH_ROWS);
+                    let mut out = Batch::new(1);
                     while !*done && out.len() < BATCH_ROWS {
                         if (*step > 0 && *next > *stop) || (*step < 0 && *next < *stop) {
                             *done = true;
@@ -564,7 +564,8 @@ impl ScanOp<'_> {
                         self.state = ScanState::Done;
                         continue;
                     }
-                    let mut batch = Batch::with_capacity(width, want);
+                    // Point lookups are common: start small, grow to a full page.
+                    let mut batch = Batch::with_capacity(width, want.min(16));
                     let n = scanner.next_batch_into(exec.txn, want, &mut batch).await?;
                     if n == 0 {
                         self.state = ScanState::Done;
@@ -742,7 +743,10 @@ impl AggOp<'_> {
             self.index = HashMap::new();
             std::mem::take(&mut self.groups).into_iter()
         });
-        let mut out = Batch::with_capacity(self.group.len() + self.aggs.len(), BATCH_ROWS);
+        let mut out = Batch::with_capacity(
+            self.group.len() + self.aggs.len(),
+            emit.len().min(BATCH_ROWS),
+        );
         for g in emit.by_ref().take(BATCH_ROWS) {
             finish_group(g, &mut out)?;
         }
@@ -881,7 +885,7 @@ impl HashJoinOp<'_> {
         if self.right.is_some() {
             self.build(exec, outer).await?;
         }
-        let mut out = Batch::with_capacity(self.out_width(), BATCH_ROWS);
+        let mut out = Batch::new(self.out_width());
         let needs_async = self.on.is_some_and(|p| p.needs_async());
         while out.len() < BATCH_ROWS {
             if self.probe.as_ref().is_none_or(|b| self.li >= b.len()) {
@@ -1180,7 +1184,7 @@ impl SortOp<'_> {
         let Some(sorted) = self.sorted.as_mut() else {
             return Ok(None);
         };
-        let mut out = Batch::with_capacity(self.width, BATCH_ROWS);
+        let mut out = Batch::new(self.width);
         while out.len() < BATCH_ROWS {
             match sorted.next_row()? {
                 Some(row) => out.push_owned(row)?,
