@@ -584,7 +584,7 @@ async fn many_connections_at_once() {
 }
 
 /// A query's rows stream to the client while it runs: with a statement
-/// budget (16 × 16 KiB of working memory) far below the size of its result
+/// budget (256 KiB) far below the size of its result
 /// (5,000 rows of 200 characters), SELECT of the whole table succeeds through
 /// the simple and the extended protocol, in order and complete. The same
 /// query run where its result is collected (an embedded session, or a
@@ -601,6 +601,7 @@ async fn query_results_stream_to_the_client_instead_of_being_collected() {
         .await
         .expect("load");
     node.sql.node().temp_storage.set_workmem(16 << 10);
+    node.sql.node().temp_storage.set_statement_budget(256 << 10);
 
     let messages = client
         .simple_query("SELECT k, s FROM big")

@@ -1,5 +1,5 @@
-//! Statements stream their rows between operators in batches: with a working
-//! memory so small that the table does not fit in the statement's budget,
+//! Statements stream their rows between operators in batches: with budgets
+//! so small that the table fits in none of them,
 //! queries that read the whole table but return little (filters, counts,
 //! streaming and hash aggregation, joins whose output is aggregated, LIMIT,
 //! top-n sorts) still run, because no operator but the sort and the hash
@@ -20,8 +20,8 @@ use tardigrade_sqltypes::Value;
 
 const ROWS: i64 = 20_000;
 
-/// A node whose statements may collect 256 KiB (16 × 16 KiB of working
-/// memory), with a table of about 4 MB: `t(k, a, b)`, `a = k % 10`, `b` a
+/// A node whose statements may collect 256 KiB and whose sorts and hash
+/// tables have 16 KiB of working memory (256 KiB for hash tables), with a table of about 4 MB: `t(k, a, b)`, `a = k % 10`, `b` a
 /// 150-character string.
 async fn loaded() -> (Arc<SqlNode>, Session) {
     let node = SqlNode::start(db(), 1).await.expect("start sql");
@@ -36,6 +36,7 @@ async fn loaded() -> (Arc<SqlNode>, Session) {
     )
     .await;
     node.temp_storage.set_workmem(16 << 10);
+    node.temp_storage.set_statement_budget(256 << 10);
     (node, s)
 }
 

@@ -67,6 +67,10 @@ impl Batch {
         &self.values[i * self.width..(i + 1) * self.width]
     }
 
+    pub fn row_mut(&mut self, i: usize) -> &mut [Value] {
+        &mut self.values[i * self.width..(i + 1) * self.width]
+    }
+
     pub fn rows(&self) -> impl ExactSizeIterator<Item = &[Value]> + '_ {
         (0..self.len).map(move |i| self.row(i))
     }

@@ -1160,23 +1160,28 @@ impl SortOp<'_> {
                 })
                 .collect();
             let mut sorter = sort::Sorter::new(order, self.limit, &node.temp_storage);
-            let mut keys: Vec<Row> = Vec::new();
+            let nkeys = self.keys.len();
+            let mut keys: Vec<Value> = Vec::new();
+            let mut key: Vec<Value> = Vec::with_capacity(nkeys);
             while let Some(mut batch) = self.input.next(exec, outer).await? {
+                // The keys of the whole batch first (evaluation borrows the
+                // executor), then the rows move into the sorter.
                 keys.clear();
                 {
                     let ctx = exec.ctx(outer, None);
                     for row in batch.rows() {
-                        keys.push(
-                            self.keys
-                                .iter()
-                                .map(|k| eval(&k.expr, row, &ctx))
-                                .collect::<SqlResult<Row>>()?,
-                        );
+                        for k in self.keys {
+                            keys.push(eval(&k.expr, row, &ctx)?);
+                        }
                     }
                 }
-                for (i, key) in keys.drain(..).enumerate() {
-                    sorter.push(key, batch.take_row(i)).await?;
+                let mut keys = keys.drain(..);
+                for i in 0..batch.len() {
+                    key.clear();
+                    key.extend(keys.by_ref().take(nkeys));
+                    sorter.push(&mut key, batch.row_mut(i)).await?;
                 }
+                drop(keys);
                 exec.tick(batch.len()).await;
             }
             self.sorted = Some(sorter.finish().await?);
@@ -1185,12 +1190,7 @@ impl SortOp<'_> {
             return Ok(None);
         };
         let mut out = Batch::new(self.width);
-        while out.len() < BATCH_ROWS {
-            match sorted.next_row()? {
-                Some(row) => out.push_owned(row)?,
-                None => break,
-            }
-        }
+        while out.len() < BATCH_ROWS && sorted.next_into(&mut out)? {}
         exec.tick(out.len()).await;
         Ok((!out.is_empty()).then_some(out))
     }

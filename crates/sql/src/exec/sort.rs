@@ -64,12 +64,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use tardigrade_sqltypes::{SqlError, SqlResult, Value};
 
+use super::batch::Batch;
 use crate::plan::Row;
 use crate::rowenc;
 
 /// Default working memory of one sort (CockroachDB's
 /// `sql.distsql.temp_storage.workmem`).
 pub const DEFAULT_WORKMEM: usize = 64 << 20;
+
+/// Default of [`TempStorage::statement_budget`]: 1 GiB.
+pub const DEFAULT_STATEMENT_BUDGET: usize = 1 << 30;
 
 /// SQLSTATE disk_full.
 pub const DISK_FULL: &str = "53100";
@@ -91,6 +95,7 @@ const MAX_FAN_IN: usize = 64;
 pub struct TempStorage {
     dir: parking_lot::Mutex<Option<PathBuf>>,
     workmem: AtomicUsize,
+    statement_budget: AtomicUsize,
     spilled_sorts: AtomicU64,
     spilled_runs: AtomicU64,
     spilled_bytes: AtomicU64,
@@ -101,6 +106,7 @@ impl Default for TempStorage {
         TempStorage {
             dir: parking_lot::Mutex::new(None),
             workmem: AtomicUsize::new(DEFAULT_WORKMEM),
+            statement_budget: AtomicUsize::new(DEFAULT_STATEMENT_BUDGET),
             spilled_sorts: AtomicU64::new(0),
             spilled_runs: AtomicU64::new(0),
             spilled_bytes: AtomicU64::new(0),
@@ -126,11 +132,17 @@ impl TempStorage {
         self.workmem.store(bytes.max(1), AtomicOrdering::Relaxed);
     }
 
-    /// What one statement may collect in memory (its result set, cached
-    /// scans): [`HASH_BUDGET_FACTOR`] times the working memory, as for a
-    /// hash table.
+    /// What one statement may collect in memory: the rows returned to a
+    /// caller that wants them whole (DML sources, an embedded session; not
+    /// the wire, where they stream), cached scans, IN lists.
     pub fn statement_budget(&self) -> usize {
-        self.workmem().saturating_mul(HASH_BUDGET_FACTOR)
+        self.statement_budget.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Sets [`TempStorage::statement_budget`] (at least 1 byte).
+    pub fn set_statement_budget(&self, bytes: usize) {
+        self.statement_budget
+            .store(bytes.max(1), AtomicOrdering::Relaxed);
     }
 
     pub fn workmem(&self) -> usize {
@@ -407,11 +419,16 @@ impl RunWriter {
     }
 
     pub fn write(&mut self, e: &Entry) -> SqlResult<()> {
+        self.write_parts(&e.key, e.seq, &e.row)
+    }
+
+    /// Writes the entry with this key, sequence number and row.
+    pub fn write_parts(&mut self, key: &[Value], seq: u64, row: &[Value]) -> SqlResult<()> {
         let b = &mut self.scratch;
         b.clear();
         b.extend_from_slice(&[0; 4]);
-        b.extend_from_slice(&e.seq.to_le_bytes());
-        for values in [&e.key, &e.row] {
+        b.extend_from_slice(&seq.to_le_bytes());
+        for values in [key, row] {
             b.extend_from_slice(&(values.len() as u32).to_le_bytes());
             for v in values {
                 rowenc::encode_datum(b, v)?;
@@ -530,8 +547,9 @@ pub struct Sorter<'s> {
     budget: usize,
     fan_in: usize,
     storage: &'s TempStorage,
-    /// Unsorted entries (no limit), or the best `limit` so far (a max-heap).
-    buffer: Vec<Entry>,
+    /// Unsorted entries (no limit), in flat vectors; or, under a limit, the
+    /// best `limit` so far (a max-heap).
+    arena: Arena,
     top: Heap<Entry>,
     buffered: usize,
     runs: Vec<Run>,
@@ -548,7 +566,7 @@ impl<'s> Sorter<'s> {
             budget: storage.workmem(),
             fan_in: storage.merge_fan_in(),
             storage,
-            buffer: Vec::new(),
+            arena: Arena::default(),
             top: Heap::new(),
             buffered: 0,
             runs: Vec::new(),
@@ -562,38 +580,40 @@ impl<'s> Sorter<'s> {
     }
 
     /// Adds the next input row and its sort key; spills when over budget,
-    /// and merges runs when too many are open.
-    pub async fn push(&mut self, key: Vec<Value>, row: Row) -> SqlResult<()> {
-        let entry = Entry {
-            key,
-            seq: self.next_seq,
-            row,
-        };
+    /// and merges runs when too many are open. The values are moved out of
+    /// `key` (left empty, to be reused) and `row` (left NULL).
+    pub async fn push(&mut self, key: &mut Vec<Value>, row: &mut [Value]) -> SqlResult<()> {
+        let seq = self.next_seq;
         self.next_seq += 1;
         match self.limit {
             Some(0) => return Ok(()),
             Some(n) => {
                 let order = &self.order;
                 let cmp = |a: &Entry, b: &Entry| entry_cmp(order, a, b);
-                if self.top.len() < n {
-                    self.buffered += entry.bytes();
-                    self.top.push(entry, &cmp);
-                } else if self
-                    .top
-                    .peek()
-                    .is_some_and(|worst| cmp(&entry, worst) == Ordering::Less)
-                {
-                    self.buffered += entry.bytes();
-                    if let Some(old) = self.top.replace_top(entry, &cmp) {
-                        self.buffered -= old.bytes();
-                    }
-                } else {
+                let qualifies = self.top.len() < n
+                    || self.top.peek().is_some_and(|worst| {
+                        compare_keys(order, key, &worst.key).then(seq.cmp(&worst.seq))
+                            == Ordering::Less
+                    });
+                if !qualifies {
+                    key.clear();
                     return Ok(());
+                }
+                let entry = Entry {
+                    key: std::mem::take(key),
+                    seq,
+                    row: row.iter_mut().map(take_value).collect(),
+                };
+                self.buffered += entry.bytes();
+                if self.top.len() < n {
+                    self.top.push(entry, &cmp);
+                } else if let Some(old) = self.top.replace_top(entry, &cmp) {
+                    self.buffered -= old.bytes();
                 }
             }
             None => {
-                self.buffered += entry.bytes();
-                self.buffer.push(entry);
+                self.buffered += row_bytes(key) + row_bytes(row);
+                self.arena.push(seq, key, row)?;
             }
         }
         if self.buffered > self.budget {
@@ -606,22 +626,24 @@ impl<'s> Sorter<'s> {
     }
 
     /// The buffered entries, sorted.
-    fn take_sorted(&mut self) -> Vec<Entry> {
-        let mut entries = match self.limit {
-            Some(_) => std::mem::replace(&mut self.top, Heap::new()).into_vec(),
-            None => std::mem::take(&mut self.buffer),
-        };
+    fn take_sorted(&mut self) -> Memory {
         self.buffered = 0;
         let order = &self.order;
-        // The order is total (ties broken by seq): unstable is enough.
-        entries.sort_unstable_by(|a, b| entry_cmp(order, a, b));
-        entries
+        match self.limit {
+            Some(_) => {
+                let mut entries = std::mem::replace(&mut self.top, Heap::new()).into_vec();
+                // The order is total (ties broken by seq): unstable is enough.
+                entries.sort_unstable_by(|a, b| entry_cmp(order, a, b));
+                Memory::Entries(entries.into_iter())
+            }
+            None => Memory::Arena(std::mem::take(&mut self.arena).into_sorted(order)),
+        }
     }
 
     /// Sorts the buffer and writes it as a run.
     fn spill(&mut self) -> SqlResult<()> {
-        let entries = self.take_sorted();
-        if entries.is_empty() {
+        let mut memory = self.take_sorted();
+        if memory.is_empty() {
             return Ok(());
         }
         if self.runs.is_empty() {
@@ -630,10 +652,8 @@ impl<'s> Sorter<'s> {
                 .fetch_add(1, AtomicOrdering::Relaxed);
         }
         let mut w = RunWriter::create(&self.storage.dir())?;
-        for e in &entries {
-            w.write(e)?;
-        }
-        drop(entries);
+        memory.write_to(&mut w)?;
+        drop(memory);
         let run = w.finish()?;
         self.note_run(&run);
         self.runs.push(run);
@@ -690,7 +710,7 @@ impl<'s> Sorter<'s> {
         let memory = self.take_sorted();
         if self.runs.is_empty() {
             return Ok(SortedRows {
-                source: Source::Memory(memory.into_iter()),
+                source: Source::Memory(memory),
                 left: self.limit,
             });
         }
@@ -705,7 +725,7 @@ impl<'s> Sorter<'s> {
             .into_iter()
             .map(|r| Cursor::Run(r.reader()))
             .collect();
-        cursors.push(Cursor::Memory(memory.into_iter()));
+        cursors.push(Cursor::Memory(memory));
         Ok(SortedRows {
             source: Source::Merge(Merge::new(self.order.clone(), cursors)?),
             left: self.limit,
@@ -716,14 +736,14 @@ impl<'s> Sorter<'s> {
 /// Where merged entries come from.
 enum Cursor {
     Run(RunReader),
-    Memory(std::vec::IntoIter<Entry>),
+    Memory(Memory),
 }
 
 impl Cursor {
     fn next_entry(&mut self) -> SqlResult<Option<Entry>> {
         match self {
             Cursor::Run(r) => r.next_entry(),
-            Cursor::Memory(it) => Ok(it.next()),
+            Cursor::Memory(m) => Ok(m.next_entry()),
         }
     }
 }
@@ -770,7 +790,7 @@ impl Merge {
 }
 
 enum Source {
-    Memory(std::vec::IntoIter<Entry>),
+    Memory(Memory),
     Merge(Merge),
 }
 
@@ -783,17 +803,179 @@ pub struct SortedRows {
 impl SortedRows {
     /// The next row, or `None` at the end.
     pub fn next_row(&mut self) -> SqlResult<Option<Row>> {
-        if let Some(left) = &mut self.left {
-            if *left == 0 {
-                return Ok(None);
-            }
-            *left -= 1;
+        if !self.take_one() {
+            return Ok(None);
         }
         let e = match &mut self.source {
-            Source::Memory(it) => it.next(),
+            Source::Memory(m) => m.next_entry(),
             Source::Merge(m) => m.next_entry()?,
         };
         Ok(e.map(|e| e.row))
+    }
+
+    /// Moves the next row to the end of `out`; false at the end. Rows sorted
+    /// in memory move without an allocation of their own.
+    pub fn next_into(&mut self, out: &mut Batch) -> SqlResult<bool> {
+        if !self.take_one() {
+            return Ok(false);
+        }
+        match &mut self.source {
+            Source::Memory(m) => m.next_into(out),
+            Source::Merge(m) => match m.next_entry()? {
+                Some(e) => out.push_owned(e.row).map(|()| true),
+                None => Ok(false),
+            },
+        }
+    }
+
+    /// Counts one row against the limit; false once it is reached.
+    fn take_one(&mut self) -> bool {
+        match &mut self.left {
+            Some(0) => false,
+            Some(left) => {
+                *left -= 1;
+                true
+            }
+            None => true,
+        }
+    }
+}
+
+fn take_value(v: &mut Value) -> Value {
+    std::mem::replace(v, Value::Null)
+}
+
+/// An unlimited sort's buffer: the keys and the rows of every entry in two
+/// flat vectors (no allocation per row); entry `i` came `i`-th since the
+/// buffer was last emptied.
+#[derive(Default)]
+struct Arena {
+    key_width: usize,
+    row_width: usize,
+    keys: Vec<Value>,
+    rows: Vec<Value>,
+    len: usize,
+    first_seq: u64,
+}
+
+impl Arena {
+    fn push(&mut self, seq: u64, key: &mut Vec<Value>, row: &mut [Value]) -> SqlResult<()> {
+        if self.len == 0 {
+            self.key_width = key.len();
+            self.row_width = row.len();
+            self.first_seq = seq;
+        } else if key.len() != self.key_width || row.len() != self.row_width {
+            return Err(SqlError::internal("sort: rows of different widths"));
+        }
+        self.keys.append(key);
+        self.rows.extend(row.iter_mut().map(take_value));
+        self.len += 1;
+        Ok(())
+    }
+
+    fn key(&self, i: usize) -> &[Value] {
+        &self.keys[i * self.key_width..(i + 1) * self.key_width]
+    }
+
+    fn row(&self, i: usize) -> &[Value] {
+        &self.rows[i * self.row_width..(i + 1) * self.row_width]
+    }
+
+    fn into_sorted(self, order: &[KeyOrder]) -> SortedArena {
+        let mut positions: Vec<u32> = (0..self.len as u32).collect();
+        // Ties keep their input order: the order is total, unstable is enough.
+        positions.sort_unstable_by(|a, b| {
+            compare_keys(order, self.key(*a as usize), self.key(*b as usize)).then(a.cmp(b))
+        });
+        SortedArena {
+            arena: self,
+            order: positions.into_iter(),
+        }
+    }
+}
+
+/// An arena's entries in sorted order, moved out one at a time.
+struct SortedArena {
+    arena: Arena,
+    order: std::vec::IntoIter<u32>,
+}
+
+/// Sorted entries in memory.
+enum Memory {
+    /// A top-n heap's entries.
+    Entries(std::vec::IntoIter<Entry>),
+    Arena(SortedArena),
+}
+
+impl Memory {
+    fn is_empty(&self) -> bool {
+        match self {
+            Memory::Entries(it) => it.len() == 0,
+            Memory::Arena(a) => a.order.len() == 0,
+        }
+    }
+
+    fn next_entry(&mut self) -> Option<Entry> {
+        match self {
+            Memory::Entries(it) => it.next(),
+            Memory::Arena(a) => {
+                let i = a.order.next()? as usize;
+                let (kw, rw) = (a.arena.key_width, a.arena.row_width);
+                Some(Entry {
+                    key: a.arena.keys[i * kw..(i + 1) * kw]
+                        .iter_mut()
+                        .map(take_value)
+                        .collect(),
+                    seq: a.arena.first_seq + i as u64,
+                    row: a.arena.rows[i * rw..(i + 1) * rw]
+                        .iter_mut()
+                        .map(take_value)
+                        .collect(),
+                })
+            }
+        }
+    }
+
+    fn next_into(&mut self, out: &mut Batch) -> SqlResult<bool> {
+        match self {
+            Memory::Entries(it) => match it.next() {
+                Some(e) => out.push_owned(e.row).map(|()| true),
+                None => Ok(false),
+            },
+            Memory::Arena(a) => {
+                let Some(i) = a.order.next() else {
+                    return Ok(false);
+                };
+                let rw = a.arena.row_width;
+                if rw != out.width() {
+                    return Err(SqlError::internal("sort: output of the wrong width"));
+                }
+                let i = i as usize;
+                for v in &mut a.arena.rows[i * rw..(i + 1) * rw] {
+                    out.push_value(take_value(v));
+                }
+                out.finish_row();
+                Ok(true)
+            }
+        }
+    }
+
+    /// Writes the entries, in order, as a run.
+    fn write_to(&mut self, w: &mut RunWriter) -> SqlResult<()> {
+        match self {
+            Memory::Entries(it) => {
+                for e in it {
+                    w.write_parts(&e.key, e.seq, &e.row)?;
+                }
+            }
+            Memory::Arena(a) => {
+                for i in a.order.by_ref() {
+                    let i = i as usize;
+                    w.write_parts(a.arena.key(i), a.arena.first_seq + i as u64, a.arena.row(i))?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -942,7 +1124,8 @@ mod tests {
     ) -> (Vec<Row>, usize) {
         let mut s = Sorter::new(order.to_vec(), limit, storage);
         for r in rows {
-            s.push(r[..2].to_vec(), r.clone()).await.expect("push");
+            let mut row = r.clone();
+            s.push(&mut r[..2].to_vec(), &mut row).await.expect("push");
         }
         let runs = s.runs();
         let mut out = s.finish().await.expect("finish");
@@ -1042,8 +1225,8 @@ mod tests {
     async fn top_n_memory_is_bounded_by_n() {
         let storage = TempStorage::default();
         let mut s = Sorter::new(orders()[0].clone(), Some(10), &storage);
-        for r in input(10_000, 3) {
-            s.push(r[..2].to_vec(), r).await.expect("push");
+        for mut r in input(10_000, 3) {
+            s.push(&mut r[..2].to_vec(), &mut r).await.expect("push");
             assert!(s.top.len() <= 10);
         }
         assert_eq!(s.runs(), 0);
@@ -1059,7 +1242,7 @@ mod tests {
         storage.set_workmem(1);
         let mut s = Sorter::new(orders()[0].clone(), None, &storage);
         let err = s
-            .push(vec![Value::Int(1)], vec![Value::Int(1)])
+            .push(&mut vec![Value::Int(1)], &mut [Value::Int(1)])
             .await
             .expect_err("cannot spill");
         assert_eq!(err.code, IO_ERROR, "{err:?}");
