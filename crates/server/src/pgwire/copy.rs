@@ -1,5 +1,7 @@
 //! `COPY table [(columns)] FROM STDIN`: recognising the statement and parsing the
 //! rows a client streams in CopyData messages (PostgreSQL's text and CSV formats).
+//! The statement's other direction, `COPY … TO STDOUT`, is parsed here too and
+//! runs in [`super::copy_out`].
 //!
 //! The wire front end ([`super`]) turns parsed rows into batched multi-row INSERTs
 //! executed through the session, so COPY needs nothing from the SQL engine beyond
@@ -25,9 +27,13 @@ pub enum CopyFormat {
     Csv,
 }
 
-/// What a `COPY … FROM STDIN` statement asks for.
+/// What a `COPY … FROM STDIN` or `COPY … TO STDOUT` statement asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CopySpec {
+    /// `TO STDOUT` (an export) rather than `FROM STDIN`.
+    pub to: bool,
+    /// `COPY (query) TO STDOUT`: the query's SQL text (`table` is empty).
+    pub query: Option<String>,
     /// The table name as written (SQL text, quoting preserved).
     pub table: String,
     /// The columns as written (SQL identifiers); empty means all visible columns.
@@ -46,8 +52,10 @@ pub fn looks_like_copy(sql: &str) -> bool {
     s.len() >= 4 && s.as_bytes()[..4].eq_ignore_ascii_case(b"copy")
 }
 
-/// Parses a COPY statement. Only `COPY table [(cols)] FROM STDIN [options]` is
-/// supported; other forms are 0A000 errors, unparsable text 42601.
+/// Parses a COPY statement. `COPY table [(cols)] FROM STDIN [options]`,
+/// `COPY table [(cols)] TO STDOUT [options]` and `COPY (query) TO STDOUT
+/// [options]` are supported; other forms (files, programs, binary) are 0A000
+/// errors, unparsable text 42601.
 pub fn parse_copy(sql: &str) -> SqlResult<CopySpec> {
     let sql = &boolean_words(sql);
     let dialect = PostgreSqlDialect {};
@@ -72,28 +80,37 @@ pub fn parse_copy(sql: &str) -> SqlResult<CopySpec> {
     else {
         return Err(SqlError::syntax("expected a COPY statement"));
     };
-    let (table_name, columns) = match source {
+    let (table, columns, query) = match source {
         CopySource::Table {
             table_name,
             columns,
-        } => (table_name, columns),
+        } => (
+            table_name.to_string(),
+            columns.iter().map(|c| c.to_string()).collect(),
+            None,
+        ),
+        CopySource::Query(q) if to => (String::new(), Vec::new(), Some(q.to_string())),
         CopySource::Query(_) => {
-            return Err(SqlError::unsupported("COPY (query) is not supported"));
+            return Err(SqlError::syntax(
+                "COPY (query) FROM is not valid; use COPY table FROM",
+            ));
         }
     };
-    if to {
+    let expected = if to {
+        CopyTarget::Stdout
+    } else {
+        CopyTarget::Stdin
+    };
+    if target != expected {
         return Err(SqlError::unsupported(
-            "COPY … TO is not supported; only COPY … FROM STDIN",
-        ));
-    }
-    if target != CopyTarget::Stdin {
-        return Err(SqlError::unsupported(
-            "only COPY … FROM STDIN is supported (no server-side files or programs)",
+            "only COPY … FROM STDIN and COPY … TO STDOUT are supported (no server-side files or programs)",
         ));
     }
     let mut spec = CopySpec {
-        table: table_name.to_string(),
-        columns: columns.iter().map(|c| c.to_string()).collect(),
+        to,
+        query,
+        table,
+        columns,
         format: CopyFormat::Text,
         delimiter: '\t',
         null: "\\N".to_string(),
@@ -490,9 +507,26 @@ mod tests {
         assert!(legacy.header);
         let freeze = parse_copy("copy pgbench_accounts from stdin with (freeze on)");
         assert!(freeze.is_ok(), "{freeze:?}");
+        let out = parse_copy("COPY t TO STDOUT WITH CSV HEADER").expect("to");
+        assert!(out.to && out.header && out.query.is_none());
+        let query = parse_copy("COPY (SELECT 1) TO STDOUT").expect("query");
+        assert_eq!(query.query.as_deref(), Some("SELECT 1"));
+        for refused in [
+            "COPY t TO '/tmp/x'",
+            "COPY t FROM '/tmp/x'",
+            "COPY t TO STDOUT BINARY",
+        ] {
+            assert_eq!(
+                parse_copy(refused).expect_err(refused).code,
+                "0A000",
+                "{refused}"
+            );
+        }
         assert_eq!(
-            parse_copy("COPY t TO STDOUT").expect_err("to").code,
-            "0A000"
+            parse_copy("COPY (SELECT 1) FROM STDIN")
+                .expect_err("from query")
+                .code,
+            "42601"
         );
         assert!(looks_like_copy("  copy t from stdin"));
         assert!(!looks_like_copy("select 1"));

@@ -18,7 +18,8 @@
 //!   Execute with a row limit keeps its rows in the portal;
 //! - ReadyForQuery carries [`Session::transaction_status`];
 //! - COPY … FROM STDIN is handled here ([`copy`]): rows become batched, prepared
-//!   multi-row INSERTs through the same session, in one transaction;
+//!   multi-row INSERTs through the same session, in one transaction; COPY … TO
+//!   STDOUT ([`copy_out`]) streams a query's rows as CopyData;
 //! - a cancel request interrupts the running statement (57014) at its next await
 //!   point (a KV request; the executor's CPU-bound loops yield every few
 //!   thousand rows); a cancelled statement inside a transaction block aborts the
@@ -30,8 +31,8 @@
 //! Not yet (TODO(issue 4)):
 //! - a message size limit of our own: pgwire refuses frontend messages over
 //!   1 GiB; CockroachDB's default is 16 MiB;
-//! - COPY TO STDOUT and COPY in binary format; an implicit COPY is one
-//!   transaction, so very large loads hit the KV layer's large-transaction limits;
+//! - COPY in binary format; an implicit COPY is one transaction, so very
+//!   large loads hit the KV layer's large-transaction limits;
 //! - a single CPU-bound step that does not yield (an in-memory sort) runs to
 //!   completion before a cancel takes effect;
 //! - a cancelled multi-statement simple query reports only the cancellation, not
@@ -45,6 +46,7 @@
 //! FATAL error, and ReadyForQuery always reports the session's real state.
 
 pub mod copy;
+pub mod copy_out;
 pub mod results;
 
 use std::fmt::Debug;
@@ -614,6 +616,60 @@ impl Conn {
         }
     }
 
+    /// Runs a `COPY … TO STDOUT`: its query's rows stream to the client as
+    /// CopyData, then CopyDone and `COPY n`. A failure (which aborts an open
+    /// block, as any failed statement) is returned for the caller to send.
+    async fn copy_out<C>(
+        &self,
+        client: &mut C,
+        state: &mut ConnState,
+        spec: CopySpec,
+    ) -> PgWireResult<Result<(), SqlError>>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let sql = copy_out::copy_out_query(&spec);
+        let mut sink = copy_out::CopyOutSink::new(&mut *client, spec);
+        let session = state.session().map_err(user_error)?;
+        let mut results = match self
+            .cancellable(session.simple_query_to(&sql, Some(&mut sink)))
+            .await
+        {
+            Some(r) => r,
+            None => vec![Err(canceled())],
+        };
+        let pending = sink.into_pending();
+        let result = match results.pop() {
+            Some(Ok(output)) if output.streamed && results.is_empty() => Ok(output),
+            Some(Ok(_)) | None => Err(SqlError::new(
+                codes::FEATURE_NOT_SUPPORTED,
+                "COPY (query) TO STDOUT takes a single query that returns rows",
+            )),
+            Some(Err(e)) => Err(e),
+        };
+        match result {
+            Ok(output) => {
+                let columns = output.columns.unwrap_or_default();
+                pending.finish(client, &columns).await?;
+                let n = output.tag.rsplit(' ').next().unwrap_or("0");
+                client
+                    .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                        format!("COPY {n}"),
+                    )))
+                    .await?;
+            }
+            Err(e) => {
+                if state.status() == PgTxnStatus::Transaction {
+                    state.abort_block().await;
+                }
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
     async fn sync_status<C: ClientInfo>(&self, client: &mut C, state: &ConnState) -> PgTxnStatus {
         let status = state.status();
         client.set_transaction_status(status);
@@ -789,18 +845,24 @@ impl SimpleQueryHandler for Conn {
                 ))
                 .await?;
         } else if copy::looks_like_copy(&sql) {
-            let started = match state.check_aborted(&sql) {
+            let parsed = match state.check_aborted(&sql) {
                 Some(Err(e)) => Err(e),
-                _ => match copy::parse_copy(&sql) {
-                    Ok(spec) => start_copy(&mut state, spec).await,
-                    Err(e) => {
-                        state.abort_block().await;
-                        Err(e)
-                    }
-                },
+                _ => copy::parse_copy(&sql),
+            };
+            let started = match parsed {
+                Ok(spec) if spec.to => self
+                    .copy_out(client, &mut state, spec)
+                    .await?
+                    .map(|()| None),
+                Ok(spec) => start_copy(&mut state, spec).await.map(Some),
+                Err(e) => {
+                    state.abort_block().await;
+                    Err(e)
+                }
             };
             match started {
-                Ok(columns) => {
+                Ok(None) => {}
+                Ok(Some(columns)) => {
                     send_copy_in(client, columns).await?;
                     client.set_state(PgWireConnectionState::CopyInProgress(false));
                     return Ok(());
@@ -1038,6 +1100,14 @@ impl ExtendedQueryHandler for Conn {
             let stmt = portal.statement.statement.clone();
             let mut state = self.state.lock().await;
             let prepared = match &stmt.kind {
+                StmtKind::Copy(spec) if spec.to => {
+                    if let Some(Err(e)) = state.check_aborted(&stmt.sql) {
+                        return Err(user_error(e));
+                    }
+                    let result = self.copy_out(client, &mut state, spec.clone()).await?;
+                    self.sync_status(client, &state).await;
+                    return result.map_err(user_error);
+                }
                 StmtKind::Copy(spec) => {
                     if let Some(Err(e)) = state.check_aborted(&stmt.sql) {
                         return Err(user_error(e));
