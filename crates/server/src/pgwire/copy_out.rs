@@ -1,22 +1,17 @@
 //! `COPY table [(columns)] TO STDOUT` and `COPY (query) TO STDOUT`, in
 //! PostgreSQL's text and CSV formats: the query's rows stream to the client
-//! as CopyData messages (one per row) through a [`RowSink`], so an export of
+//! as CopyData messages (one per row) through a [`HeldBack`] sink, so an export of
 //! a large table is never held in memory. As for query results
 //! ([`super::results`]), the first 16 KiB are held back so that an implicit
 //! transaction can still be retried by the server.
 
-use bytes::Bytes;
-use futures::{Sink, SinkExt};
-use pgwire::error::PgWireError;
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::copy::{CopyData, CopyOutResponse};
-use tardigrade_sql::exec::BoxFuture;
-use tardigrade_sql::{Batch, Column, RowSink};
-use tardigrade_sqltypes::error::codes;
-use tardigrade_sqltypes::{SqlError, SqlResult, Value};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
+use tardigrade_sql::Column;
+use tardigrade_sqltypes::{SqlResult, Value};
 
 use super::copy::{CopyFormat, CopySpec};
-use super::results::RESULTS_BUFFER_BYTES;
+use super::results::{HeldBack, RowEncoding};
 
 /// The query a COPY … TO runs.
 pub fn copy_out_query(spec: &CopySpec) -> String {
@@ -100,160 +95,65 @@ fn quote_csv(s: &str, spec: &CopySpec, out: &mut Vec<u8>) {
     push_char(out, spec.quote);
 }
 
-/// A COPY … TO's rows on their way to the client.
-pub struct CopyOutSink<'c, C> {
-    client: &'c mut C,
+/// COPY … TO framing: CopyOutResponse (and the CSV header), a CopyData per
+/// row, CopyDone.
+pub struct CopyEncoding {
     spec: CopySpec,
-    /// CopyOutResponse (and the CSV header) not sent yet.
-    started: bool,
-    buffered: Vec<Bytes>,
-    buffered_bytes: usize,
-    flushed: bool,
     text: String,
 }
 
-impl<'c, C> CopyOutSink<'c, C>
-where
-    C: Sink<PgWireBackendMessage> + Unpin + Send,
-    PgWireError: From<C::Error>,
-{
-    pub fn new(client: &'c mut C, spec: CopySpec) -> CopyOutSink<'c, C> {
-        CopyOutSink {
-            client,
+impl CopyEncoding {
+    pub fn new(spec: CopySpec) -> CopyEncoding {
+        CopyEncoding {
             spec,
-            started: false,
-            buffered: Vec::new(),
-            buffered_bytes: 0,
-            flushed: false,
             text: String::new(),
         }
     }
-
-    async fn flush(&mut self, columns: &[Column]) -> Result<(), PgWireError> {
-        if !self.started {
-            self.started = true;
-            for m in start_messages(&self.spec, columns) {
-                self.client.feed(m).await?;
-            }
-        }
-        for row in self.buffered.drain(..) {
-            self.client
-                .feed(PgWireBackendMessage::CopyData(CopyData::new(row)))
-                .await?;
-        }
-        self.buffered_bytes = 0;
-        self.flushed = true;
-        Ok(())
-    }
-
-    /// What is left to send once the query has run.
-    pub fn into_pending(self) -> PendingCopy {
-        PendingCopy {
-            spec: self.spec,
-            started: self.started,
-            rows: self.buffered,
-        }
-    }
 }
 
-/// CopyOutResponse (all columns in text), then the CSV header line if asked.
-fn start_messages(spec: &CopySpec, columns: &[Column]) -> Vec<PgWireBackendMessage> {
-    let n = i16::try_from(columns.len()).unwrap_or(i16::MAX);
-    let mut out = vec![PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
-        0,
-        n,
-        vec![0; n.max(0) as usize],
-    ))];
-    if spec.header && spec.format == CopyFormat::Csv {
+/// The sink of a COPY … TO's rows.
+pub type CopyOutSink<'c, C> = HeldBack<'c, C, CopyEncoding>;
+
+impl RowEncoding for CopyEncoding {
+    /// CopyOutResponse (all columns in text), then the CSV header line if asked.
+    fn start(&self, columns: &[Column]) -> Vec<PgWireBackendMessage> {
+        let spec = &self.spec;
+        let n = i16::try_from(columns.len()).unwrap_or(i16::MAX);
+        let mut out = vec![PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            0,
+            n,
+            vec![0; n.max(0) as usize],
+        ))];
+        if spec.header && spec.format == CopyFormat::Csv {
+            let mut line = Vec::new();
+            for (i, c) in columns.iter().enumerate() {
+                if i > 0 {
+                    push_char(&mut line, spec.delimiter);
+                }
+                quote_csv(&c.name, spec, &mut line);
+            }
+            line.push(b'\n');
+            out.push(PgWireBackendMessage::CopyData(CopyData::new(line.into())));
+        }
+        out
+    }
+
+    fn encode(
+        &mut self,
+        columns: &[Column],
+        row: &[Value],
+    ) -> SqlResult<(PgWireBackendMessage, usize)> {
         let mut line = Vec::new();
-        for (i, c) in columns.iter().enumerate() {
-            if i > 0 {
-                push_char(&mut line, spec.delimiter);
-            }
-            quote_csv(&c.name, spec, &mut line);
-        }
-        line.push(b'\n');
-        out.push(PgWireBackendMessage::CopyData(CopyData::new(line.into())));
-    }
-    out
-}
-
-/// A COPY … TO's rows not sent yet.
-pub struct PendingCopy {
-    spec: CopySpec,
-    started: bool,
-    rows: Vec<Bytes>,
-}
-
-impl PendingCopy {
-    /// Whether the client was already told the COPY started (an error must
-    /// then end it).
-    pub fn started(&self) -> bool {
-        self.started
+        encode_copy_row(&self.spec, columns, row, &mut self.text, &mut line);
+        let size = line.len() + 5;
+        Ok((
+            PgWireBackendMessage::CopyData(CopyData::new(line.into())),
+            size,
+        ))
     }
 
-    /// After the query succeeded: the start (if not sent yet), the rest of
-    /// the rows and CopyDone. The caller sends the CommandComplete.
-    pub async fn finish<C>(self, client: &mut C, columns: &[Column]) -> Result<(), PgWireError>
-    where
-        C: Sink<PgWireBackendMessage> + Unpin + Send,
-        PgWireError: From<C::Error>,
-    {
-        if !self.started {
-            for m in start_messages(&self.spec, columns) {
-                client.feed(m).await?;
-            }
-        }
-        for row in self.rows {
-            client
-                .feed(PgWireBackendMessage::CopyData(CopyData::new(row)))
-                .await?;
-        }
-        client
-            .feed(PgWireBackendMessage::CopyDone(
-                pgwire::messages::copy::CopyDone::new(),
-            ))
-            .await?;
-        Ok(())
-    }
-}
-
-impl<C> RowSink for CopyOutSink<'_, C>
-where
-    C: Sink<PgWireBackendMessage> + Unpin + Send,
-    PgWireError: From<C::Error>,
-{
-    fn send<'s>(
-        &'s mut self,
-        columns: &'s [Column],
-        rows: &'s Batch,
-    ) -> BoxFuture<'s, SqlResult<()>> {
-        Box::pin(async move {
-            for row in rows.rows() {
-                let mut line = Vec::new();
-                encode_copy_row(&self.spec, columns, row, &mut self.text, &mut line);
-                self.buffered_bytes += line.len() + 5;
-                self.buffered.push(line.into());
-            }
-            if self.buffered_bytes >= RESULTS_BUFFER_BYTES {
-                self.flush(columns).await.map_err(|e| {
-                    SqlError::new(
-                        codes::CONNECTION_FAILURE,
-                        format!("sending COPY data to the client: {e}"),
-                    )
-                })?;
-            }
-            Ok(())
-        })
-    }
-
-    fn flushed(&self) -> bool {
-        self.flushed
-    }
-
-    fn discard(&mut self) {
-        self.buffered.clear();
-        self.buffered_bytes = 0;
+    fn end(&self) -> Vec<PgWireBackendMessage> {
+        vec![PgWireBackendMessage::CopyDone(CopyDone::new())]
     }
 }
 

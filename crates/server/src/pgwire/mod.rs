@@ -97,7 +97,7 @@ use tokio::task::JoinHandle;
 
 use crate::ServerError;
 use copy::{CopyRow, CopySpec, RowParser};
-use results::{WireSink, encode_rows};
+use results::{DataRows, WireSink, encode_rows};
 
 /// The SQL port CockroachDB uses, and so do we.
 pub const DEFAULT_SQL_PORT: u16 = 26257;
@@ -631,7 +631,7 @@ impl Conn {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let sql = copy_out::copy_out_query(&spec);
-        let mut sink = copy_out::CopyOutSink::new(&mut *client, spec);
+        let mut sink = copy_out::CopyOutSink::new(&mut *client, copy_out::CopyEncoding::new(spec));
         let session = state.session().map_err(user_error)?;
         let mut results = match self
             .cancellable(session.simple_query_to(&sql, Some(&mut sink)))
@@ -875,7 +875,7 @@ impl SimpleQueryHandler for Conn {
             }
         } else {
             // A single query's rows stream to the client as it runs.
-            let mut sink = WireSink::new(&mut *client, Format::UnifiedText, true);
+            let mut sink = WireSink::new(&mut *client, DataRows::new(Format::UnifiedText, true));
             let results = match state.check_aborted(&sql) {
                 Some(r) => vec![r],
                 None => {
@@ -908,7 +908,7 @@ impl SimpleQueryHandler for Conn {
                 match result {
                     Ok(output) if output.streamed => {
                         if let (Some(rows), Some(columns)) = (pending.take(), &output.columns) {
-                            rows.send(client, columns).await?;
+                            rows.finish(client, columns).await?;
                         }
                         client
                             .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
@@ -1123,7 +1123,10 @@ impl ExtendedQueryHandler for Conn {
             };
             // Executed to completion (no row limit), a query's rows stream to
             // the client as it runs; with a limit, the portal keeps them.
-            let mut sink = WireSink::new(&mut *client, portal.result_column_format.clone(), false);
+            let mut sink = WireSink::new(
+                &mut *client,
+                DataRows::new(portal.result_column_format.clone(), false),
+            );
             let result = match state.check_aborted(&stmt.sql) {
                 Some(r) => r,
                 None => match decode_params(prepared, &portal) {
@@ -1153,7 +1156,7 @@ impl ExtendedQueryHandler for Conn {
             let output = result.map_err(user_error)?;
             if output.streamed {
                 if let Some(columns) = &output.columns {
-                    pending.send(client, columns).await?;
+                    pending.finish(client, columns).await?;
                 }
                 // The portal is done: executing it again returns no rows.
                 let mut done = QueryResponse::new(Arc::new(Vec::new()), futures::stream::empty());

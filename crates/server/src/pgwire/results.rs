@@ -81,49 +81,106 @@ fn encode_row(
     Ok(DataRow::new(buf, fields))
 }
 
-/// A statement's rows on their way to the client (see the module doc).
-pub struct WireSink<'c, C> {
-    client: &'c mut C,
+/// How a [`HeldBack`] sink frames rows: what goes before the first row,
+/// each row's message, what goes after the last one.
+pub trait RowEncoding: Send {
+    fn start(&self, columns: &[Column]) -> Vec<PgWireBackendMessage>;
+    /// One row's message and its size in bytes.
+    fn encode(
+        &mut self,
+        columns: &[Column],
+        row: &[Value],
+    ) -> SqlResult<(PgWireBackendMessage, usize)>;
+    fn end(&self) -> Vec<PgWireBackendMessage>;
+}
+
+/// Query results as DataRows in the portal's formats; the simple protocol
+/// describes them (RowDescription) right before the first one, the extended
+/// protocol did it at Describe.
+pub struct DataRows {
     format: Format,
-    /// The simple protocol describes the rows (RowDescription) right before
-    /// the first one; the extended protocol did it at Describe.
     describe: bool,
-    buffered: Vec<DataRow>,
-    buffered_bytes: usize,
-    flushed: bool,
     scratch: Scratch,
 }
 
-impl<'c, C> WireSink<'c, C>
-where
-    C: Sink<PgWireBackendMessage> + Unpin + Send,
-    PgWireError: From<C::Error>,
-{
-    pub fn new(client: &'c mut C, format: Format, describe: bool) -> WireSink<'c, C> {
-        WireSink {
-            client,
+impl DataRows {
+    pub fn new(format: Format, describe: bool) -> DataRows {
+        DataRows {
             format,
             describe,
-            buffered: Vec::new(),
-            buffered_bytes: 0,
-            flushed: false,
             scratch: Scratch::default(),
         }
     }
+}
 
-    /// Sends the description (if still due) and every buffered row.
-    async fn flush(&mut self, columns: &[Column]) -> Result<(), PgWireError> {
+impl RowEncoding for DataRows {
+    fn start(&self, columns: &[Column]) -> Vec<PgWireBackendMessage> {
         if self.describe {
-            self.describe = false;
-            self.client
-                .feed(PgWireBackendMessage::RowDescription(row_description(
-                    columns,
-                    &self.format,
-                )))
-                .await?;
+            vec![PgWireBackendMessage::RowDescription(row_description(
+                columns,
+                &self.format,
+            ))]
+        } else {
+            Vec::new()
         }
-        for row in self.buffered.drain(..) {
-            self.client.feed(PgWireBackendMessage::DataRow(row)).await?;
+    }
+
+    fn encode(
+        &mut self,
+        columns: &[Column],
+        row: &[Value],
+    ) -> SqlResult<(PgWireBackendMessage, usize)> {
+        let encoded = encode_row(columns, row, &self.format, &mut self.scratch)?;
+        let size = encoded.data.len() + 8;
+        Ok((PgWireBackendMessage::DataRow(encoded), size))
+    }
+
+    fn end(&self) -> Vec<PgWireBackendMessage> {
+        Vec::new()
+    }
+}
+
+/// A statement's rows on their way to the client (see the module doc).
+pub struct HeldBack<'c, C, E> {
+    client: &'c mut C,
+    encoding: E,
+    /// The messages before the first row went out.
+    started: bool,
+    buffered: Vec<PgWireBackendMessage>,
+    buffered_bytes: usize,
+    flushed: bool,
+}
+
+/// The sink of a query's DataRows.
+pub type WireSink<'c, C> = HeldBack<'c, C, DataRows>;
+
+impl<'c, C, E> HeldBack<'c, C, E>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<C::Error>,
+    E: RowEncoding,
+{
+    pub fn new(client: &'c mut C, encoding: E) -> HeldBack<'c, C, E> {
+        HeldBack {
+            client,
+            encoding,
+            started: false,
+            buffered: Vec::new(),
+            buffered_bytes: 0,
+            flushed: false,
+        }
+    }
+
+    /// Sends the start (if still due) and every buffered row.
+    async fn flush(&mut self, columns: &[Column]) -> Result<(), PgWireError> {
+        if !self.started {
+            self.started = true;
+            for m in self.encoding.start(columns) {
+                self.client.feed(m).await?;
+            }
+        }
+        for m in self.buffered.drain(..) {
+            self.client.feed(m).await?;
         }
         self.buffered_bytes = 0;
         self.flushed = true;
@@ -132,50 +189,51 @@ where
 
     /// What is left to send once the statement has run (the client is the
     /// caller's again).
-    pub fn into_pending(self) -> PendingRows {
-        PendingRows {
-            format: self.format,
-            describe: self.describe,
+    pub fn into_pending(self) -> Pending<E> {
+        Pending {
+            encoding: self.encoding,
+            started: self.started,
             rows: self.buffered,
         }
     }
 }
 
-/// A streamed statement's rows not sent yet: all of them if there were few.
-pub struct PendingRows {
-    format: Format,
-    describe: bool,
-    rows: Vec<DataRow>,
+/// A streamed statement's output not sent yet: all of it if it was small.
+pub struct Pending<E> {
+    encoding: E,
+    started: bool,
+    rows: Vec<PgWireBackendMessage>,
 }
 
-impl PendingRows {
-    /// After the statement succeeded: the description (if no row went out
-    /// yet) and the rest of the rows. The caller sends the CommandComplete;
-    /// after a failure, the rows are dropped instead.
-    pub async fn send<C>(self, client: &mut C, columns: &[Column]) -> Result<(), PgWireError>
+impl<E: RowEncoding> Pending<E> {
+    /// After the statement succeeded: the start (if nothing went out yet),
+    /// the rest of the rows and the end. The caller sends the
+    /// CommandComplete; after a failure, the rows are dropped instead.
+    pub async fn finish<C>(self, client: &mut C, columns: &[Column]) -> Result<(), PgWireError>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
         PgWireError: From<C::Error>,
     {
-        if self.describe {
-            client
-                .feed(PgWireBackendMessage::RowDescription(row_description(
-                    columns,
-                    &self.format,
-                )))
-                .await?;
+        if !self.started {
+            for m in self.encoding.start(columns) {
+                client.feed(m).await?;
+            }
         }
-        for row in self.rows {
-            client.feed(PgWireBackendMessage::DataRow(row)).await?;
+        for m in self.rows {
+            client.feed(m).await?;
+        }
+        for m in self.encoding.end() {
+            client.feed(m).await?;
         }
         Ok(())
     }
 }
 
-impl<C> RowSink for WireSink<'_, C>
+impl<C, E> RowSink for HeldBack<'_, C, E>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     PgWireError: From<C::Error>,
+    E: RowEncoding,
 {
     fn send<'s>(
         &'s mut self,
@@ -184,9 +242,9 @@ where
     ) -> BoxFuture<'s, SqlResult<()>> {
         Box::pin(async move {
             for row in rows.rows() {
-                let encoded = encode_row(columns, row, &self.format, &mut self.scratch)?;
-                self.buffered_bytes += encoded.data.len() + 8;
-                self.buffered.push(encoded);
+                let (message, size) = self.encoding.encode(columns, row)?;
+                self.buffered_bytes += size;
+                self.buffered.push(message);
             }
             if self.buffered_bytes >= RESULTS_BUFFER_BYTES {
                 self.flush(columns).await.map_err(|e| {
