@@ -191,3 +191,67 @@ async fn joins_resume_inside_one_rows_matches_and_pad_unmatched_rows() {
         vec![vec![5]]
     );
 }
+
+#[tokio::test]
+async fn a_merge_join_resumes_inside_a_run_longer_than_a_batch() {
+    let node = SqlNode::start(db(), 1).await.expect("start sql");
+    let mut s = node.session("root", "defaultdb");
+    // Both tables are stored in `g` order: the join merges them.
+    ok(
+        &mut s,
+        "CREATE TABLE ml (g INT, id INT, PRIMARY KEY (g, id))",
+    )
+    .await;
+    ok(
+        &mut s,
+        "CREATE TABLE mr (g INT, id INT, PRIMARY KEY (g, id))",
+    )
+    .await;
+    ok(
+        &mut s,
+        "INSERT INTO ml SELECT k % 3, k FROM generate_series(1, 30) AS g(k)",
+    )
+    .await;
+    ok(
+        &mut s,
+        "INSERT INTO mr SELECT k % 4, k FROM generate_series(1, 6000) AS g(k)",
+    )
+    .await;
+    let q = "SELECT count(*) FROM ml JOIN mr ON ml.g = mr.g";
+    let plan: Vec<String> = ok(&mut s, &format!("EXPLAIN {q}"))
+        .await
+        .rows
+        .into_iter()
+        .map(|r| format!("{:?}", r[0]))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("merge join")),
+        "expected a merge join: {plan:#?}"
+    );
+    // Groups 0, 1, 2 have 10 rows each on the left, 1500 each on the right.
+    assert_eq!(ints(&mut s, q).await, vec![vec![3 * 10 * 1500]]);
+    let pairs = ok(
+        &mut s,
+        "SELECT ml.id, mr.id FROM ml JOIN mr ON ml.g = mr.g WHERE ml.id = 3",
+    )
+    .await
+    .rows;
+    assert_eq!(pairs.len(), 1500, "each pair once");
+    // ids 5997..6000 have g 1, 2, 3, 0: each left row matches one of them.
+    assert_eq!(
+        ints(
+            &mut s,
+            "SELECT count(*), count(mr.id) FROM ml LEFT JOIN mr ON ml.g = mr.g AND mr.id > 5996"
+        )
+        .await,
+        vec![vec![30, 30]]
+    );
+    assert_eq!(
+        ints(
+            &mut s,
+            "SELECT count(*), count(mr.id) FROM ml LEFT JOIN mr ON ml.g = mr.g AND mr.id > 6000"
+        )
+        .await,
+        vec![vec![30, 0]]
+    );
+}

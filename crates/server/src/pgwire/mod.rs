@@ -1153,7 +1153,15 @@ impl ExtendedQueryHandler for Conn {
                 state.abort_block().await;
             }
             self.sync_status(client, &state).await;
-            let output = result.map_err(user_error)?;
+            let output = match result {
+                Ok(output) => output,
+                Err(e) => {
+                    // As in PostgreSQL, a failed portal is gone: executing it
+                    // again must not run the statement (and resend rows) again.
+                    client.portal_store().rm_portal(name);
+                    return Err(user_error(e));
+                }
+            };
             if output.streamed {
                 if let Some(columns) = &output.columns {
                     pending.finish(client, columns).await?;

@@ -185,6 +185,10 @@ impl Executor<'_> {
                 }
             }
         }
+        // One key may match many rows: what a batch fetched is held to a
+        // hash table's budget.
+        super::sort::HashBudget::new(&self.node.temp_storage, "lookup join")
+            .charge(fetched.bytes())?;
         // Right rows that pass the right side's filter, grouped by span.
         let mut keep = present;
         if let Some(f) = &j.right_filter {

@@ -292,7 +292,7 @@ pub struct Executor<'a> {
     pub database: &'a str,
     pub params: &'a [Value],
     subqueries: HashMap<usize, SubValue>,
-    scan_cache: HashMap<ScanKey, Arc<Vec<Row>>>,
+    scan_cache: HashMap<ScanKey, Arc<Batch>>,
     now_micros: i64,
     /// Bytes of rows this statement has collected (approximately): result
     /// sets, cached scans, IN lists.
@@ -348,8 +348,14 @@ impl<'a> Executor<'a> {
     /// tables have budgets of their own.
     fn account(&mut self, bytes: usize) -> SqlResult<()> {
         self.memory_used += bytes;
+        self.check_collected(self.memory_used)
+    }
+
+    /// Fails with 53200 when `bytes` of collected rows exceed the statement
+    /// budget.
+    fn check_collected(&self, bytes: usize) -> SqlResult<()> {
         let budget = self.node.temp_storage.statement_budget();
-        if self.memory_used > budget {
+        if bytes > budget {
             return Err(SqlError::new(
                 codes::OUT_OF_MEMORY,
                 format!(
@@ -519,9 +525,13 @@ impl<'a> Executor<'a> {
                 SubValue::Scalar(value.unwrap_or(Value::Null))
             }
             SubqueryKind::In { .. } | SubqueryKind::Quantified { .. } => {
+                // Held for one outer row at a time (a correlated subquery):
+                // charged on its own, not added to the statement's total.
                 let mut column = Vec::new();
+                let mut bytes = 0;
                 while let Some(batch) = op.next(self, outer).await? {
-                    self.account(batch.bytes())?;
+                    bytes += batch.bytes();
+                    self.check_collected(bytes)?;
                     column.extend(batch.rows().filter_map(|r| r.first().cloned()));
                 }
                 SubValue::Column(column)
@@ -543,14 +553,15 @@ impl<'a> Executor<'a> {
         &mut self,
         scan: &Scan,
         spans: Vec<(Vec<u8>, Vec<u8>)>,
-    ) -> SqlResult<Arc<Vec<Row>>> {
+    ) -> SqlResult<Arc<Batch>> {
         let key = (scan.table.id, scan.index, spans, scan.reverse, scan.limit);
         if let Some(rows) = self.scan_cache.get(&key) {
             return Ok(rows.clone());
         }
+        let width = scan.table.columns.len();
         let mut scanner =
             rowenc::RowScanner::new(scan.table.clone(), scan.index, key.2.clone(), scan.reverse);
-        let mut rows = Batch::new(scan.table.columns.len());
+        let mut rows = Batch::new(width);
         let limit = scan.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
         loop {
             let want = match limit {
@@ -560,16 +571,17 @@ impl<'a> Executor<'a> {
             if want == 0 {
                 break;
             }
-            let before = rows.bytes();
-            if scanner.next_batch_into(self.txn, want, &mut rows).await? == 0 {
+            let mut page = Batch::new(width);
+            if scanner.next_batch_into(self.txn, want, &mut page).await? == 0 {
                 break;
             }
-            self.account(rows.bytes() - before)?;
+            if !scan.covering {
+                page = self.index_join(&scan.table, page).await?;
+            }
+            self.account(page.bytes())?;
+            rows.append(&mut page);
         }
-        if !scan.covering {
-            rows = self.index_join(&scan.table, rows).await?;
-        }
-        let rows = Arc::new(rows.into_rows());
+        let rows = Arc::new(rows);
         self.scan_cache.insert(key, rows.clone());
         Ok(rows)
     }

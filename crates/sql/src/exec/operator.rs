@@ -212,6 +212,10 @@ impl<'a> Executor<'a> {
                     on: on.as_ref(),
                     group: (0, 0),
                     next: 0,
+                    probe: None,
+                    li: 0,
+                    cursor: None,
+                    matched: false,
                     combined: Vec::new(),
                 }))
             }
@@ -523,11 +527,13 @@ enum ScanState {
         scanner: rowenc::RowScanner,
         /// Rows still wanted under a pushed-down limit.
         remaining: Option<usize>,
+        /// A page was read already (the next ones are reserved whole).
+        paged: bool,
     },
     /// A correlated subquery's scan, read whole and cached for the next
     /// outer row that reads the same spans.
     Cached {
-        rows: Arc<Vec<Row>>,
+        rows: Arc<Batch>,
         pos: usize,
     },
     Done,
@@ -550,6 +556,7 @@ impl ScanOp<'_> {
                                 scan.reverse,
                             ),
                             remaining: scan.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+                            paged: false,
                         }
                     } else {
                         ScanState::Cached {
@@ -558,14 +565,20 @@ impl ScanOp<'_> {
                         }
                     };
                 }
-                ScanState::Streaming { scanner, remaining } => {
+                ScanState::Streaming {
+                    scanner,
+                    remaining,
+                    paged,
+                } => {
                     let want = remaining.map_or(BATCH_ROWS, |r| r.min(BATCH_ROWS));
                     if want == 0 {
                         self.state = ScanState::Done;
                         continue;
                     }
-                    // Point lookups are common: start small, grow to a full page.
-                    let mut batch = Batch::with_capacity(width, want.min(16));
+                    // Point lookups are common: the first page starts small.
+                    let capacity = if *paged { want } else { want.min(16) };
+                    *paged = true;
+                    let mut batch = Batch::with_capacity(width, capacity);
                     let n = scanner.next_batch_into(exec.txn, want, &mut batch).await?;
                     if n == 0 {
                         self.state = ScanState::Done;
@@ -589,8 +602,8 @@ impl ScanOp<'_> {
                     }
                     let end = (*pos + BATCH_ROWS).min(rows.len());
                     let mut batch = Batch::with_capacity(width, end - *pos);
-                    for row in &rows[*pos..end] {
-                        batch.push_owned(row.clone())?;
+                    for i in *pos..end {
+                        batch.push_row(rows.row(i));
                     }
                     *pos = end;
                     return Ok(Some(batch));
@@ -676,7 +689,9 @@ impl AggOp<'_> {
                 for g in self.group {
                     self.key.push(match g {
                         Scalar::Column { index, .. } => {
-                            row.get(*index).cloned().unwrap_or(Value::Null)
+                            row.get(*index).cloned().ok_or_else(|| {
+                                SqlError::internal(format!("column @{} out of range", index + 1))
+                            })?
                         }
                         other => eval(other, row, &ctx)?,
                     });
@@ -887,6 +902,8 @@ impl HashJoinOp<'_> {
         }
         let mut out = Batch::new(self.out_width());
         let needs_async = self.on.is_some_and(|p| p.needs_async());
+        // Candidates looked at since the last yield to the runtime.
+        let mut visited = 0;
         while out.len() < BATCH_ROWS {
             if self.probe.as_ref().is_none_or(|b| self.li >= b.len()) {
                 if self.left_done {
@@ -943,8 +960,10 @@ impl HashJoinOp<'_> {
                     out.push_concat(l, self.build.row(ri as usize));
                 }
                 ri = next;
-                if table_is_nested(&self.table) && ri != END && ri % 4096 == 0 {
-                    exec.tick(4096).await;
+                visited += 1;
+                if visited >= 4096 {
+                    exec.tick(visited).await;
+                    visited = 0;
                 }
                 if out.len() >= BATCH_ROWS && ri != END {
                     // Resume this left row's candidates on the next call.
@@ -979,17 +998,14 @@ impl HashJoinOp<'_> {
     }
 }
 
-fn table_is_nested(table: &Option<HashMap<Row, (u32, u32)>>) -> bool {
-    table.is_none()
-}
-
 // ---------------------------------------------------------------------------
 // Merge and lookup joins.
 
 /// Joins two inputs ordered on `keys` (same directions) by advancing through
 /// both: each left row meets the run of right rows with its key, which is
 /// kept for the following left rows with the same key. The left input
-/// streams; the right one is read whole first.
+/// streams; the right one is read whole first. Like the hash join, it
+/// resumes inside one left row's run when an output batch fills.
 /// TODO(issue 4): stream the right input too, keeping only the current run.
 pub(super) struct MergeJoinOp<'p> {
     kind: JoinKind,
@@ -1003,10 +1019,67 @@ pub(super) struct MergeJoinOp<'p> {
     /// right row before `next` can match a later left row.
     group: (usize, usize),
     next: usize,
+    /// The left batch being joined, and the position in it.
+    probe: Option<Batch>,
+    li: usize,
+    /// Left row `li`'s next candidate and the end of its run; `None` before
+    /// the row starts.
+    cursor: Option<(usize, usize)>,
+    matched: bool,
     combined: Row,
 }
 
 impl MergeJoinOp<'_> {
+    fn null_key(&self, row: &[Value], left_side: bool) -> bool {
+        self.keys.iter().any(|k| {
+            row.get(if left_side { k.left } else { k.right })
+                .is_none_or(|v| v.is_null())
+        })
+    }
+
+    fn cmp(&self, l: &[Value], r: &[Value]) -> std::cmp::Ordering {
+        for k in self.keys {
+            let o = match (l.get(k.left), r.get(k.right)) {
+                (Some(a), Some(b)) => a.cmp(b),
+                (a, b) => a.is_some().cmp(&b.is_some()),
+            };
+            let o = if k.descending { o.reverse() } else { o };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    }
+
+    /// The run of right rows with left row `l`'s key.
+    fn run_of(&mut self, l: &[Value]) -> (usize, usize) {
+        if self.null_key(l, true) {
+            return (0, 0);
+        }
+        let right = &self.right_rows;
+        let (g0, g1) = self.group;
+        if g0 < g1 && self.cmp(l, right.row(g0)) == std::cmp::Ordering::Equal {
+            return self.group;
+        }
+        let mut next = self.next.max(g1);
+        while next < right.len()
+            && (self.null_key(right.row(next), false)
+                || self.cmp(l, right.row(next)) == std::cmp::Ordering::Greater)
+        {
+            next += 1;
+        }
+        let mut end = next;
+        while end < right.len()
+            && !self.null_key(right.row(end), false)
+            && self.cmp(l, right.row(end)) == std::cmp::Ordering::Equal
+        {
+            end += 1;
+        }
+        self.next = next;
+        self.group = (next, end);
+        self.group
+    }
+
     async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
         if let Some(mut right) = self.right.take() {
             let mut budget = HashBudget::new(&exec.node.temp_storage, "merge join");
@@ -1015,86 +1088,71 @@ impl MergeJoinOp<'_> {
                 self.right_rows.append(&mut batch);
             }
         }
-        let keys = self.keys;
-        let value =
-            |row: &[Value], i: usize| -> Value { row.get(i).cloned().unwrap_or(Value::Null) };
-        let null_key = |row: &[Value], left_side: bool| {
-            keys.iter().any(|k| {
-                row.get(if left_side { k.left } else { k.right })
-                    .is_none_or(|v| v.is_null())
-            })
-        };
-        let cmp = |l: &[Value], r: &[Value]| -> std::cmp::Ordering {
-            for k in keys {
-                let (a, b) = (l.get(k.left), r.get(k.right));
-                let o = match (a, b) {
-                    (Some(a), Some(b)) => a.cmp(b),
-                    _ => value(l, k.left).cmp(&value(r, k.right)),
-                };
-                let o = if k.descending { o.reverse() } else { o };
-                if o != std::cmp::Ordering::Equal {
-                    return o;
+        let semi_or_anti = matches!(self.kind, JoinKind::Semi | JoinKind::Anti);
+        let mut out = Batch::new(self.out_width);
+        while out.len() < BATCH_ROWS {
+            if self.probe.as_ref().is_none_or(|b| self.li >= b.len()) {
+                self.probe = self.left.next(exec, outer).await?;
+                self.li = 0;
+                self.cursor = None;
+                match &self.probe {
+                    Some(b) => exec.tick(b.len()).await,
+                    None => break,
                 }
+                continue;
             }
-            std::cmp::Ordering::Equal
-        };
-        loop {
-            let Some(left) = self.left.next(exec, outer).await? else {
-                return Ok(None);
+            let Some(probe) = self.probe.take() else {
+                break;
             };
-            let mut out = Batch::with_capacity(self.out_width, left.len());
-            let right = &self.right_rows;
-            {
-                let ctx = exec.ctx(outer, None);
-                for l in left.rows() {
-                    if null_key(l, true) {
-                        super::join::join_row(
-                            self.kind,
-                            l,
-                            std::iter::empty(),
-                            self.on,
-                            &ctx,
-                            &mut self.combined,
-                            &mut out,
-                        )?;
-                        continue;
+            let l = probe.row(self.li);
+            let (mut ri, end) = match self.cursor {
+                Some(c) => c,
+                None => {
+                    self.matched = false;
+                    self.run_of(l)
+                }
+            };
+            let mut row_done = true;
+            while ri < end {
+                let r = self.right_rows.row(ri);
+                let ok = match self.on {
+                    None => true,
+                    Some(p) => {
+                        self.combined.clear();
+                        self.combined.extend_from_slice(l);
+                        self.combined.extend_from_slice(r);
+                        eval_predicate(p, &self.combined, &exec.ctx(outer, None))?
                     }
-                    let (g0, g1) = self.group;
-                    let same = g0 < g1 && cmp(l, right.row(g0)) == std::cmp::Ordering::Equal;
-                    if !same {
-                        self.next = self.next.max(g1);
-                        while self.next < right.len()
-                            && (null_key(right.row(self.next), false)
-                                || cmp(l, right.row(self.next)) == std::cmp::Ordering::Greater)
-                        {
-                            self.next += 1;
-                        }
-                        let mut end = self.next;
-                        while end < right.len()
-                            && !null_key(right.row(end), false)
-                            && cmp(l, right.row(end)) == std::cmp::Ordering::Equal
-                        {
-                            end += 1;
-                        }
-                        self.group = (self.next, end);
+                };
+                ri += 1;
+                if ok {
+                    self.matched = true;
+                    if semi_or_anti {
+                        break;
                     }
-                    let (g0, g1) = self.group;
-                    super::join::join_row(
-                        self.kind,
-                        l,
-                        (g0..g1).map(|i| right.row(i)),
-                        self.on,
-                        &ctx,
-                        &mut self.combined,
-                        &mut out,
-                    )?;
+                    out.push_concat(l, r);
+                    if out.len() >= BATCH_ROWS && ri < end {
+                        // Resume this left row's run on the next call.
+                        row_done = false;
+                        break;
+                    }
                 }
             }
-            exec.tick(left.len()).await;
-            if !out.is_empty() {
-                return Ok(Some(out));
+            if row_done {
+                match self.kind {
+                    JoinKind::Left if !self.matched => out.push_padded_right(l),
+                    JoinKind::Semi if self.matched => out.push_row(l),
+                    JoinKind::Anti if !self.matched => out.push_row(l),
+                    _ => {}
+                }
+                self.li += 1;
+                self.cursor = None;
+            } else {
+                self.cursor = Some((ri, end));
             }
+            self.probe = Some(probe);
         }
+        Ok((!out.is_empty()).then_some(out))
     }
 }
 
@@ -1290,6 +1348,7 @@ impl SetOperation<'_> {
                     (true, false, Some(c)) if *c > 0 => {
                         let new = !self.seen.contains(row);
                         if new {
+                            self.budget.charge(sort::row_bytes(row))?;
                             self.seen.insert(row.to_vec());
                         }
                         new

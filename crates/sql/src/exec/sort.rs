@@ -642,6 +642,9 @@ impl<'s> Sorter<'s> {
 
     /// Sorts the buffer and writes it as a run.
     fn spill(&mut self) -> SqlResult<()> {
+        if self.limit.is_none() {
+            return self.spill_arena();
+        }
         let mut memory = self.take_sorted();
         if memory.is_empty() {
             return Ok(());
@@ -654,6 +657,34 @@ impl<'s> Sorter<'s> {
         let mut w = RunWriter::create(&self.storage.dir())?;
         memory.write_to(&mut w)?;
         drop(memory);
+        let run = w.finish()?;
+        self.note_run(&run);
+        self.runs.push(run);
+        Ok(())
+    }
+
+    /// Writes the arena, sorted, as a run and empties it, keeping its
+    /// vectors' memory for the next rows.
+    fn spill_arena(&mut self) -> SqlResult<()> {
+        self.buffered = 0;
+        if self.arena.len == 0 {
+            return Ok(());
+        }
+        if self.runs.is_empty() {
+            self.storage
+                .spilled_sorts
+                .fetch_add(1, AtomicOrdering::Relaxed);
+        }
+        let mut w = RunWriter::create(&self.storage.dir())?;
+        for i in self.arena.sorted_positions(&self.order) {
+            let i = i as usize;
+            w.write_parts(
+                self.arena.key(i),
+                self.arena.first_seq + i as u64,
+                self.arena.row(i),
+            )?;
+        }
+        self.arena.clear();
         let run = w.finish()?;
         self.note_run(&run);
         self.runs.push(run);
@@ -860,6 +891,12 @@ struct Arena {
 
 impl Arena {
     fn push(&mut self, seq: u64, key: &mut Vec<Value>, row: &mut [Value]) -> SqlResult<()> {
+        if self.len >= u32::MAX as usize {
+            return Err(SqlError::new(
+                tardigrade_sqltypes::error::codes::PROGRAM_LIMIT_EXCEEDED,
+                "sort: more than 4 billion rows in memory; lower the working memory",
+            ));
+        }
         if self.len == 0 {
             self.key_width = key.len();
             self.row_width = row.len();
@@ -881,16 +918,27 @@ impl Arena {
         &self.rows[i * self.row_width..(i + 1) * self.row_width]
     }
 
-    fn into_sorted(self, order: &[KeyOrder]) -> SortedArena {
+    /// Positions of the entries in sort order; ties keep their input order
+    /// (the order is total, so unstable sorting is enough).
+    fn sorted_positions(&self, order: &[KeyOrder]) -> Vec<u32> {
         let mut positions: Vec<u32> = (0..self.len as u32).collect();
-        // Ties keep their input order: the order is total, unstable is enough.
         positions.sort_unstable_by(|a, b| {
             compare_keys(order, self.key(*a as usize), self.key(*b as usize)).then(a.cmp(b))
         });
+        positions
+    }
+
+    fn into_sorted(self, order: &[KeyOrder]) -> SortedArena {
         SortedArena {
+            order: self.sorted_positions(order).into_iter(),
             arena: self,
-            order: positions.into_iter(),
         }
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.rows.clear();
+        self.len = 0;
     }
 }
 
