@@ -50,13 +50,20 @@ pub(super) fn join_row<'r>(
             _ => out.push_concat(l, r),
         }
     }
+    finish_left_row(kind, matched, l, out);
+    Ok(())
+}
+
+/// What a left row adds once all its candidates were seen: NULL-padded for
+/// left and full joins without a match, itself for semi joins with one and
+/// anti joins without.
+pub(super) fn finish_left_row(kind: JoinKind, matched: bool, l: &[Value], out: &mut Batch) {
     match kind {
-        JoinKind::Left if !matched => out.push_padded_right(l),
+        JoinKind::Left | JoinKind::Full if !matched => out.push_padded_right(l),
         JoinKind::Semi if matched => out.push_row(l),
         JoinKind::Anti if !matched => out.push_row(l),
         _ => {}
     }
-    Ok(())
 }
 
 /// What a lookup join works out once: the right index's key prefix and key

@@ -972,12 +972,7 @@ impl HashJoinOp<'_> {
                 }
             }
             if row_done {
-                match self.kind {
-                    JoinKind::Left | JoinKind::Full if !self.matched => out.push_padded_right(l),
-                    JoinKind::Semi if self.matched => out.push_row(l),
-                    JoinKind::Anti if !self.matched => out.push_row(l),
-                    _ => {}
-                }
+                super::join::finish_left_row(self.kind, self.matched, l, &mut out);
                 self.li += 1;
                 self.cursor = None;
             } else {
@@ -1139,12 +1134,7 @@ impl MergeJoinOp<'_> {
                 }
             }
             if row_done {
-                match self.kind {
-                    JoinKind::Left if !self.matched => out.push_padded_right(l),
-                    JoinKind::Semi if self.matched => out.push_row(l),
-                    JoinKind::Anti if !self.matched => out.push_row(l),
-                    _ => {}
-                }
+                super::join::finish_left_row(self.kind, self.matched, l, &mut out);
                 self.li += 1;
                 self.cursor = None;
             } else {

@@ -640,51 +640,47 @@ impl<'s> Sorter<'s> {
         }
     }
 
-    /// Sorts the buffer and writes it as a run.
+    /// Sorts the buffer and writes it as a run, emptying it (an arena keeps
+    /// its vectors' memory for the next rows).
     fn spill(&mut self) -> SqlResult<()> {
+        self.buffered = 0;
         if self.limit.is_none() {
-            return self.spill_arena();
+            if self.arena.len == 0 {
+                return Ok(());
+            }
+            let mut w = self.start_run()?;
+            for i in self.arena.sorted_positions(&self.order) {
+                let i = i as usize;
+                w.write_parts(
+                    self.arena.key(i),
+                    self.arena.first_seq + i as u64,
+                    self.arena.row(i),
+                )?;
+            }
+            self.arena.clear();
+            return self.end_run(w);
         }
         let mut memory = self.take_sorted();
         if memory.is_empty() {
             return Ok(());
         }
-        if self.runs.is_empty() {
-            self.storage
-                .spilled_sorts
-                .fetch_add(1, AtomicOrdering::Relaxed);
-        }
-        let mut w = RunWriter::create(&self.storage.dir())?;
+        let mut w = self.start_run()?;
         memory.write_to(&mut w)?;
         drop(memory);
-        let run = w.finish()?;
-        self.note_run(&run);
-        self.runs.push(run);
-        Ok(())
+        self.end_run(w)
     }
 
-    /// Writes the arena, sorted, as a run and empties it, keeping its
-    /// vectors' memory for the next rows.
-    fn spill_arena(&mut self) -> SqlResult<()> {
-        self.buffered = 0;
-        if self.arena.len == 0 {
-            return Ok(());
-        }
+    /// A run file for a spill (the first one counts as a spilled sort).
+    fn start_run(&self) -> SqlResult<RunWriter> {
         if self.runs.is_empty() {
             self.storage
                 .spilled_sorts
                 .fetch_add(1, AtomicOrdering::Relaxed);
         }
-        let mut w = RunWriter::create(&self.storage.dir())?;
-        for i in self.arena.sorted_positions(&self.order) {
-            let i = i as usize;
-            w.write_parts(
-                self.arena.key(i),
-                self.arena.first_seq + i as u64,
-                self.arena.row(i),
-            )?;
-        }
-        self.arena.clear();
+        RunWriter::create(&self.storage.dir())
+    }
+
+    fn end_run(&mut self, w: RunWriter) -> SqlResult<()> {
         let run = w.finish()?;
         self.note_run(&run);
         self.runs.push(run);
