@@ -255,3 +255,41 @@ async fn a_merge_join_resumes_inside_a_run_longer_than_a_batch() {
         vec![vec![30, 0]]
     );
 }
+
+/// GROUP BY with more groups than fit in the hash table's budget spills to
+/// partitions on disk (and partitions them again when a partition is still
+/// too big) and returns exactly what the in-memory aggregation returns.
+#[tokio::test]
+async fn a_hash_aggregation_past_its_budget_spills_and_agrees_with_memory() {
+    let (node, mut s) = loaded().await;
+    let queries = [
+        "SELECT k % 7000, count(*), sum(a), min(b), max(k) FROM t GROUP BY k % 7000 ORDER BY 1",
+        "SELECT a, k % 3000, count(DISTINCT k % 11), string_agg(b, '') IS NOT NULL \
+         FROM t GROUP BY a, k % 3000 ORDER BY 1, 2",
+        // k * 7 % 20000 takes each value once: 20,000 groups of one row.
+        "SELECT count(*), sum(c) FROM (SELECT k * 7 % 20000 AS x, count(*) AS c FROM t GROUP BY x) AS g",
+    ];
+    // The results are collected by this embedded session: a normal budget.
+    node.temp_storage
+        .set_statement_budget(tardigrade_sql::exec::sort::DEFAULT_STATEMENT_BUDGET);
+    node.temp_storage
+        .set_workmem(tardigrade_sql::exec::sort::DEFAULT_WORKMEM);
+    let mut expected = Vec::new();
+    for q in queries {
+        expected.push(ok(&mut s, q).await.rows);
+    }
+    assert_eq!(node.temp_storage.spilled_aggregations(), 0, "in memory");
+    // 1 KiB of working memory: 16 KiB for a hash table, a few hundred groups.
+    node.temp_storage.set_workmem(1 << 10);
+    for (q, want) in queries.iter().zip(&expected) {
+        let before = node.temp_storage.spilled_aggregations();
+        let got = ok(&mut s, q).await.rows;
+        assert_eq!(got.len(), want.len(), "{q}");
+        assert!(got == *want, "{q}: spilled results differ");
+        assert!(
+            node.temp_storage.spilled_aggregations() > before + 16,
+            "{q}: partitions spilled again"
+        );
+    }
+    assert_eq!(expected[2], vec![vec![Value::Int(ROWS), Value::Int(ROWS)]]);
+}

@@ -320,6 +320,9 @@ impl<'a> Executor<'a> {
             finished: Batch::new(group.len() + aggs.len()),
             input_done: false,
             emit: None,
+            spill: None,
+            pending: Vec::new(),
+            depth: 0,
             key: Vec::new(),
             args: Vec::new(),
         };
@@ -647,9 +650,29 @@ fn finish_group(g: GroupState, out: &mut Batch) -> SqlResult<()> {
     Ok(())
 }
 
+/// Partitions a spilled hash aggregation writes (and each of those, when it
+/// spills again).
+const SPILL_PARTITIONS: usize = 16;
+
+/// How many times a hash aggregation may partition its rows again before it
+/// gives up (16^8 partitions: only keys that cannot be told apart get there).
+const MAX_SPILL_DEPTH: u32 = 8;
+
 /// Hash aggregation, or with `streaming` (input ordered on the group keys,
 /// so each group's rows are adjacent) one group at a time, each emitted as
 /// soon as the next begins.
+///
+/// A hash aggregation whose groups outgrow its budget spills: the groups it
+/// holds keep aggregating, and the rows of any group it does not hold yet go
+/// to one of [`SPILL_PARTITIONS`] temp files by the hash of their key. A
+/// group is created by its first row, so each group is either wholly in
+/// memory or wholly in one partition. Once the input ends, the groups in
+/// memory are returned, then each partition is aggregated in turn (and
+/// partitioned again, with another hash, if it is still too big).
+/// New groups are admitted up to half the budget; the other half is for the
+/// groups held to grow (DISTINCT sets), past which the statement fails with
+/// 53200. Aggregations with subqueries or `nextval` in their arguments do
+/// not spill (their rows would be evaluated twice) and fail with 53200.
 pub(super) struct AggOp<'p> {
     input: Op<'p>,
     group: &'p [Scalar],
@@ -667,12 +690,20 @@ pub(super) struct AggOp<'p> {
     input_done: bool,
     /// Hash aggregation, once the input is done: groups left to return.
     emit: Option<std::vec::IntoIter<GroupState>>,
+    /// Rows of groups that did not fit, by partition (created on the first).
+    spill: Option<Vec<sort::RunWriter>>,
+    /// Partitions still to aggregate, with their depth.
+    pending: Vec<(sort::Run, u32)>,
+    /// How many times the rows being aggregated were partitioned.
+    depth: u32,
     key: Row,
     args: Row,
 }
 
 impl AggOp<'_> {
     async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
+        let node = exec.node;
+        let storage = &node.temp_storage;
         while !self.input_done {
             let Some(batch) = self.input.next(exec, outer).await? else {
                 self.input_done = true;
@@ -685,63 +716,7 @@ impl AggOp<'_> {
                     None
                 };
                 let ctx = exec.ctx(outer, values.as_ref());
-                self.key.clear();
-                for g in self.group {
-                    self.key.push(match g {
-                        Scalar::Column { index, .. } => {
-                            row.get(*index).cloned().ok_or_else(|| {
-                                SqlError::internal(format!("column @{} out of range", index + 1))
-                            })?
-                        }
-                        other => eval(other, row, &ctx)?,
-                    });
-                }
-                let gi = if self.streaming {
-                    let same = self.groups.last().is_some_and(|g| g.key == self.key);
-                    if !same {
-                        if let Some(g) = self.groups.pop() {
-                            finish_group(g, &mut self.finished)?;
-                        }
-                        self.budget.reset();
-                        self.groups.push(new_group(self.aggs, self.key.clone())?);
-                    }
-                    self.groups.len() - 1
-                } else {
-                    match self.index.get(self.key.as_slice()) {
-                        Some(i) => *i,
-                        None => {
-                            // The key twice (index and state), the accumulators.
-                            self.budget
-                                .charge(2 * sort::row_bytes(&self.key) + 64 * self.aggs.len())?;
-                            self.groups.push(new_group(self.aggs, self.key.clone())?);
-                            self.index.insert(self.key.clone(), self.groups.len() - 1);
-                            self.groups.len() - 1
-                        }
-                    }
-                };
-                let state = &mut self.groups[gi];
-                for (ai, a) in self.aggs.iter().enumerate() {
-                    if let Some(f) = &a.filter
-                        && !eval_predicate(f, row, &ctx)?
-                    {
-                        continue;
-                    }
-                    self.args.clear();
-                    for e in &a.args {
-                        self.args.push(eval(e, row, &ctx)?);
-                    }
-                    if let Some(seen) = &mut state.seen[ai] {
-                        if self.args.iter().any(|v| v.is_null()) && agg::ignores_nulls(&a.name) {
-                            continue;
-                        }
-                        if seen.contains(self.args.as_slice()) {
-                            continue;
-                        }
-                        self.budget.charge(sort::row_bytes(&self.args))?;
-                        seen.insert(self.args.clone());
-                    }
-                    state.accs[ai].add(&self.args)?;
-                }
+                self.add_row(row, &ctx, storage)?;
             }
             exec.tick(batch.len()).await;
             if self.streaming && self.finished.len() >= BATCH_ROWS {
@@ -754,18 +729,140 @@ impl AggOp<'_> {
             }
             return Ok((!self.finished.is_empty()).then(|| self.take_finished()));
         }
-        let emit = self.emit.get_or_insert_with(|| {
-            self.index = HashMap::new();
-            std::mem::take(&mut self.groups).into_iter()
-        });
-        let mut out = Batch::with_capacity(
-            self.group.len() + self.aggs.len(),
-            emit.len().min(BATCH_ROWS),
-        );
-        for g in emit.by_ref().take(BATCH_ROWS) {
-            finish_group(g, &mut out)?;
+        loop {
+            let emit = self.emit.get_or_insert_with(|| {
+                self.index = HashMap::new();
+                std::mem::take(&mut self.groups).into_iter()
+            });
+            if emit.len() > 0 {
+                let mut out = Batch::with_capacity(
+                    self.group.len() + self.aggs.len(),
+                    emit.len().min(BATCH_ROWS),
+                );
+                for g in emit.by_ref().take(BATCH_ROWS) {
+                    finish_group(g, &mut out)?;
+                }
+                return Ok(Some(out));
+            }
+            // The groups in memory are out: on to the spilled partitions.
+            if let Some(writers) = self.spill.take() {
+                for w in writers {
+                    let run = w.finish()?;
+                    if run.rows() > 0 {
+                        self.pending.push((run, self.depth + 1));
+                    }
+                }
+            }
+            let Some((run, depth)) = self.pending.pop() else {
+                return Ok(None);
+            };
+            self.depth = depth;
+            self.budget.reset();
+            self.emit = None;
+            let mut reader = run.reader();
+            let mut n = 0;
+            while let Some(entry) = reader.next_entry()? {
+                let ctx = exec.ctx(outer, None);
+                self.add_row(&entry.row, &ctx, storage)?;
+                n += 1;
+                if n % 4096 == 0 {
+                    exec.tick(4096).await;
+                }
+            }
         }
-        Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// Adds one input row to its group (or to a spill partition).
+    fn add_row(
+        &mut self,
+        row: &[Value],
+        ctx: &super::eval::EvalCtx<'_>,
+        storage: &sort::TempStorage,
+    ) -> SqlResult<()> {
+        self.key.clear();
+        for g in self.group {
+            self.key.push(match g {
+                Scalar::Column { index, .. } => row.get(*index).cloned().ok_or_else(|| {
+                    SqlError::internal(format!("column @{} out of range", index + 1))
+                })?,
+                other => eval(other, row, ctx)?,
+            });
+        }
+        let gi = if self.streaming {
+            let same = self.groups.last().is_some_and(|g| g.key == self.key);
+            if !same {
+                if let Some(g) = self.groups.pop() {
+                    finish_group(g, &mut self.finished)?;
+                }
+                self.budget.reset();
+                self.groups.push(new_group(self.aggs, self.key.clone())?);
+            }
+            self.groups.len() - 1
+        } else {
+            match self.index.get(self.key.as_slice()) {
+                Some(i) => *i,
+                None => {
+                    // The key twice (index and state), the accumulators.
+                    let bytes = 2 * sort::row_bytes(&self.key) + 64 * self.aggs.len();
+                    let can_spill = !self.needs_async && !self.group.is_empty();
+                    if can_spill && (self.spill.is_some() || !self.budget.fits_half(bytes)) {
+                        return self.spill_row(row, storage);
+                    }
+                    self.budget.charge(bytes)?;
+                    self.groups.push(new_group(self.aggs, self.key.clone())?);
+                    self.index.insert(self.key.clone(), self.groups.len() - 1);
+                    self.groups.len() - 1
+                }
+            }
+        };
+        let state = &mut self.groups[gi];
+        for (ai, a) in self.aggs.iter().enumerate() {
+            if let Some(f) = &a.filter
+                && !eval_predicate(f, row, ctx)?
+            {
+                continue;
+            }
+            self.args.clear();
+            for e in &a.args {
+                self.args.push(eval(e, row, ctx)?);
+            }
+            if let Some(seen) = &mut state.seen[ai] {
+                if self.args.iter().any(|v| v.is_null()) && agg::ignores_nulls(&a.name) {
+                    continue;
+                }
+                if seen.contains(self.args.as_slice()) {
+                    continue;
+                }
+                self.budget.charge(sort::row_bytes(&self.args))?;
+                seen.insert(self.args.clone());
+            }
+            state.accs[ai].add(&self.args)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a row of a group not in memory to its partition.
+    fn spill_row(&mut self, row: &[Value], storage: &sort::TempStorage) -> SqlResult<()> {
+        if self.depth >= MAX_SPILL_DEPTH {
+            // Charging again reports the budget that was exceeded.
+            return self.budget.charge(usize::MAX / 2);
+        }
+        let writers = match &mut self.spill {
+            Some(w) => w,
+            None => {
+                storage.note_spilled_aggregation();
+                let dir = storage.dir();
+                let writers = (0..SPILL_PARTITIONS)
+                    .map(|_| sort::RunWriter::create(&dir))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                self.spill.insert(writers)
+            }
+        };
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&self.depth, &mut h);
+        std::hash::Hash::hash(&self.key, &mut h);
+        let p = (std::hash::Hasher::finish(&h) % SPILL_PARTITIONS as u64) as usize;
+        writers[p].write_parts(&[], 0, row)
     }
 
     fn take_finished(&mut self) -> Batch {

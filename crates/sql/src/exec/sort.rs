@@ -44,17 +44,17 @@
 //! dies. A failed write is a SQL error: 53100 (disk_full) when the device is
 //! full, 58030 (io_error) otherwise.
 //!
-//! Hash aggregation and hash joins charge their hash tables to a budget
-//! ([`HashBudget`]) of [`HASH_BUDGET_FACTOR`] times the sort's (1 GiB by
-//! default, the statement limit they had before) and fail with 53200 past
-//! it: until they spill, failing at the sort's 64 MiB would refuse GROUP BYs
-//! and joins that PostgreSQL and CockroachDB run (both spill them).
+//! Hash tables (aggregation groups, a hash join's build side, DISTINCT and
+//! set operations) charge a budget ([`HashBudget`]) of [`HASH_BUDGET_FACTOR`]
+//! times the sort's (1 GiB by default). A hash aggregation past it spills
+//! its rows to partitions in the same temp files ([`RunWriter`]; see
+//! `exec::operator`); the others fail with 53200.
 //!
 //! TODO(issue 4): temp-file I/O runs on the statement's task (a
 //! `spawn_blocking` writer would keep it off the runtime's threads); hash
-//! aggregation and hash joins should spill (partitioned) instead of failing;
-//! a cluster setting or session variable for the budget (today a node
-//! setting).
+//! joins, DISTINCT and set operations should spill (partitioned) instead of
+//! failing; a cluster setting or session variable for the budget (today a
+//! node setting).
 
 use std::cmp::Ordering;
 use std::fs::File;
@@ -97,6 +97,7 @@ pub struct TempStorage {
     workmem: AtomicUsize,
     statement_budget: AtomicUsize,
     spilled_sorts: AtomicU64,
+    spilled_aggregations: AtomicU64,
     spilled_runs: AtomicU64,
     spilled_bytes: AtomicU64,
 }
@@ -108,6 +109,7 @@ impl Default for TempStorage {
             workmem: AtomicUsize::new(DEFAULT_WORKMEM),
             statement_budget: AtomicUsize::new(DEFAULT_STATEMENT_BUDGET),
             spilled_sorts: AtomicU64::new(0),
+            spilled_aggregations: AtomicU64::new(0),
             spilled_runs: AtomicU64::new(0),
             spilled_bytes: AtomicU64::new(0),
         }
@@ -156,6 +158,17 @@ impl TempStorage {
     }
 
     /// Sorts that wrote at least one run since the node started.
+    /// Hash aggregations (and the partitions of spilled ones) that wrote
+    /// rows to temp files.
+    pub fn spilled_aggregations(&self) -> u64 {
+        self.spilled_aggregations.load(AtomicOrdering::Relaxed)
+    }
+
+    pub(super) fn note_spilled_aggregation(&self) {
+        self.spilled_aggregations
+            .fetch_add(1, AtomicOrdering::Relaxed);
+    }
+
     pub fn spilled_sorts(&self) -> u64 {
         self.spilled_sorts.load(AtomicOrdering::Relaxed)
     }
@@ -177,8 +190,9 @@ pub const HASH_BUDGET_FACTOR: usize = 16;
 
 /// A hash table's memory (aggregation groups, a hash join's build side)
 /// charged against [`HASH_BUDGET_FACTOR`] times the working-memory budget:
-/// past it the statement fails with 53200 instead of growing without bound.
-/// TODO(issue 4): spill hash tables to disk (partitioned) instead.
+/// past it the statement fails with 53200 instead of growing without bound
+/// (a hash aggregation spills before it gets there).
+/// TODO(issue 4): spill hash joins, DISTINCT and set operations too.
 pub struct HashBudget {
     used: usize,
     limit: usize,
@@ -195,6 +209,13 @@ impl HashBudget {
         }
     }
 
+    /// Whether `bytes` more stay within half the budget: a spilling hash
+    /// aggregation admits new groups only that far, keeping the other half
+    /// for the groups it holds to grow (DISTINCT sets).
+    pub fn fits_half(&self, bytes: usize) -> bool {
+        self.used.saturating_add(bytes) <= self.limit / 2
+    }
+
     pub fn charge(&mut self, bytes: usize) -> SqlResult<()> {
         self.used += bytes;
         if self.used > self.limit {
@@ -202,8 +223,7 @@ impl HashBudget {
                 tardigrade_sqltypes::error::codes::OUT_OF_MEMORY,
                 format!(
                     "{} needs more than its memory budget of {} \
-                     ({HASH_BUDGET_FACTOR} x sql.distsql.temp_storage.workmem); \
-                     spilling it to disk is not supported yet",
+                     ({HASH_BUDGET_FACTOR} x sql.distsql.temp_storage.workmem)",
                     self.what,
                     human_bytes(self.limit)
                 ),
