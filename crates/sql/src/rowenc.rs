@@ -48,8 +48,7 @@ use tardigrade_sqltypes::value::Interval;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
 use crate::catalog::{
-    Catalog, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, ReferentialAction, TableDesc,
-    kv_err,
+    Catalog, ColumnId, ForeignKeyDesc, IndexDesc, IndexId, ReferentialAction, TableDesc, kv_err,
 };
 
 // ---------------------------------------------------------------------------
@@ -1828,12 +1827,3 @@ pub fn full_scan(table: Arc<TableDesc>) -> RowScanner {
 
 /// Rows per page of a backfill.
 pub const BACKFILL_CHUNK: usize = 1000;
-
-/// Deletes all of a table's rows and index entries (TRUNCATE): a paged
-/// DeleteRange.
-pub async fn clear_table(txn: &mut Txn, table_id: DescId) -> SqlResult<()> {
-    let p = keys::table_prefix(table_id as u64);
-    txn.delete_range(&p, &keys::prefix_end(&p))
-        .await
-        .map_err(kv_err)
-}
