@@ -756,17 +756,21 @@ impl RowScanner {
                 break;
             };
             if self.reverse {
-                // TODO(issue 4): page reverse scans (kv::Txn has no limited
-                // reverse scan yet); the span is read whole and buffered.
-                let mut resp = txn
-                    .send(vec![Request::ReverseScan {
-                        span: Span::new(start, end),
-                    }])
+                // A page from the end of the span; the rest of it ends
+                // (exclusively) at the last key returned.
+                let want = max_rows - out.len();
+                let rows = txn
+                    .reverse_scan(&start, &end, want as i64)
                     .await
                     .map_err(kv_err)?;
-                match resp.pop() {
-                    Some(Response::ReverseScan { rows, .. }) => self.buffered.extend(rows),
-                    _ => return Err(SqlError::internal("ReverseScan: wrong response")),
+                if rows.len() >= want
+                    && let Some(last) = rows.last()
+                    && start < last.key
+                {
+                    self.spans.push_front((start, last.key.clone()));
+                }
+                for kv in &rows {
+                    out.push(decode_index_entry(&self.table, &index, kv)?);
                 }
                 continue;
             }
