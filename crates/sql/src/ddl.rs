@@ -2212,8 +2212,8 @@ async fn drop_column(
         .map(|i| i.id)
         .collect();
     for ix in &doomed {
-        let (s, e) = rowenc::index_span(t, *ix);
-        txn.delete_range(&s, &e).await.map_err(kv_err)?;
+        node.pending_clears
+            .schedule(txn, crate::gc::Doomed::Index(t.id, *ix));
     }
     t.indexes.retain(|i| !doomed.contains(&i.id));
     for i in &mut t.indexes {
@@ -2309,8 +2309,8 @@ async fn add_primary_key(
     set_primary_key(&mut new, Some(pk))?;
     // The new primary index and the secondary indexes (whose entries carry the
     // primary key) get new ids, so the rows are streamed from the old indexes
-    // into the new ones (as CockroachDB's ALTER PRIMARY KEY does), then the old
-    // spans are cleared.
+    // into the new ones (as CockroachDB's ALTER PRIMARY KEY does); the old
+    // spans are cleared after the commit.
     new.primary_index.id = new.next_index_id;
     new.next_index_id += 1;
     for i in &mut new.indexes {
@@ -2329,9 +2329,10 @@ async fn add_primary_key(
         }
         rowenc::insert_rows(txn, &node.catalog, &unchecked, &rows, false).await?;
     }
+    // The old indexes' entries are cleared after the commit ([`crate::gc`]).
     for index in old.all_indexes() {
-        let (s, e) = rowenc::index_span(&old, index.id);
-        txn.delete_range(&s, &e).await.map_err(kv_err)?;
+        node.pending_clears
+            .schedule(txn, crate::gc::Doomed::Index(old.id, index.id));
     }
     *t = new;
     Ok(())

@@ -28,7 +28,8 @@
 //! harmless, and clearing it races with nobody.
 //!
 //! The same paging clears the indexes an online build replaced or rolled
-//! back ([`crate::schemachange`]).
+//! back ([`crate::schemachange`]), and those that `ALTER TABLE … DROP
+//! COLUMN` and an `ADD PRIMARY KEY` inside a block leave behind.
 //!
 //! TODO(issue 4): the list lives in memory only. If the gateway dies between
 //! the commit and the end of the clearing, the rest of the spans are left
@@ -63,8 +64,8 @@ pub enum Doomed {
     /// sequence's value.
     Table(DescId),
     /// One index's span (`/Table/<table>/<index>`): a dropped index, an
-    /// index a TRUNCATE replaced, or an index an online build swapped out or
-    /// rolled back.
+    /// index a TRUNCATE or a primary key change replaced, or an index an
+    /// online build rolled back.
     Index(DescId, IndexId),
 }
 
