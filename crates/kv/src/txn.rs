@@ -170,6 +170,35 @@ impl Txn {
         }
     }
 
+    /// Up to `max_rows` (0: all) rows of `[start, end)` in descending key
+    /// order, all at the transaction's read timestamp: [`Txn::scan`] read from
+    /// the end. Each page is one `ReverseScan` with a key limit, which
+    /// `DistSender` spreads over the ranges from the last one down; its resume
+    /// span `[start, last key returned)` is where the next page continues.
+    pub async fn reverse_scan(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        max_rows: i64,
+    ) -> Result<Vec<KeyValue>, KvError> {
+        let mut out = Vec::new();
+        let mut span = Span::new(start.to_vec(), end.to_vec());
+        loop {
+            let limit = super::page_limit(max_rows, out.len());
+            let mut resp = self
+                .send_with_limit(vec![Request::ReverseScan { span: span.clone() }], limit)
+                .await?;
+            let Some(Response::ReverseScan { rows, resume_span }) = resp.pop() else {
+                return Err(KvError::internal("ReverseScan: wrong response"));
+            };
+            out.extend(rows);
+            match resume_span {
+                Some(rest) if max_rows <= 0 || (out.len() as i64) < max_rows => span = rest,
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// Deletes every key in `[start, end)` (writing a tombstone per key), in
     /// pages of [`DELETE_RANGE_PAGE`] keys, each its own command, so that
     /// clearing a large table does not hold its range in one long command.

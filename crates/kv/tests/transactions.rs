@@ -625,3 +625,42 @@ async fn a_reader_of_keys_that_writers_keep_updating_makes_progress() {
         "the reader mostly commits: {ok} committed, {failed} restarted"
     );
 }
+
+/// `Txn::reverse_scan` is `Txn::scan` read from the end: descending keys,
+/// at most `max_rows`, and it sees the transaction's own writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverse_scans_return_the_last_rows_first_up_to_a_limit() {
+    let db = db();
+    for i in 0..50 {
+        db.put(format!("r/{i:02}").as_bytes(), &bytes(i))
+            .await
+            .expect("put");
+    }
+    db.put(b"s", b"outside").await.expect("put");
+    let mut t = db.txn("reader");
+    t.del(b"r/49").await.expect("del");
+    let keys = |rows: &[tardigrade_kvpb::KeyValue]| -> Vec<String> {
+        rows.iter()
+            .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+            .collect()
+    };
+    let last3 = t.reverse_scan(b"r/", b"r0", 3).await.expect("reverse scan");
+    assert_eq!(keys(&last3), vec!["r/48", "r/47", "r/46"]);
+    // Resuming with the last key returned as the (exclusive) end.
+    let next = t
+        .reverse_scan(b"r/", &last3[2].key, 2)
+        .await
+        .expect("reverse scan");
+    assert_eq!(keys(&next), vec!["r/45", "r/44"]);
+    let all = t.reverse_scan(b"r/", b"r0", 0).await.expect("reverse scan");
+    let want: Vec<String> = (0..49).rev().map(|i| format!("r/{i:02}")).collect();
+    assert_eq!(keys(&all), want);
+    assert_eq!(
+        t.reverse_scan(b"r/", b"r0", 100)
+            .await
+            .expect("reverse scan")
+            .len(),
+        49
+    );
+    t.rollback().await.expect("rollback");
+}

@@ -1436,14 +1436,12 @@ impl Catalog {
         Ok(())
     }
 
-    /// Removes a table's name, descriptor and data (a paged DeleteRange: no
-    /// scan). TODO(issue 4): the DeleteRange still writes one tombstone per
-    /// key inside the transaction; since ids are never reused, a large table's
-    /// data could instead be cleared after the commit by a GC task (as
-    /// CockroachDB's schema-change GC job does), making DROP constant-time.
+    /// Removes a table's name and descriptor: O(1) writes. Its data is left
+    /// for the caller to schedule for clearing after the commit
+    /// ([`crate::gc`]); since ids are never reused, nothing reads it once
+    /// the descriptor is gone.
     pub async fn delete_table(&self, txn: &mut Txn, desc: &TableDesc) -> SqlResult<()> {
         self.mark_changed(txn).await?;
-        let prefix = keys::table_prefix(desc.id as u64);
         txn.send(vec![
             Request::Delete {
                 key: namespace_key(desc.parent_id, &desc.name),
@@ -1454,9 +1452,6 @@ impl Catalog {
         ])
         .await
         .map_err(kv_err)?;
-        txn.delete_range(&prefix, &keys::prefix_end(&prefix))
-            .await
-            .map_err(kv_err)?;
         Ok(())
     }
 

@@ -4,10 +4,12 @@
 //!
 //! Every change here runs in the statement's transaction: descriptors are
 //! rewritten through it (see [`crate::catalog`] for how other nodes learn of the
-//! change), and data changes (index backfills, the rewrite of `ADD PRIMARY KEY`,
-//! the removal of a dropped table's rows) are KV writes of the same transaction,
-//! so a failed schema change leaves nothing behind. CREATE and DROP TABLE do not
-//! scan: a dropped table's data goes with one `DeleteRange`.
+//! change), and data changes (index backfills, the rewrite of `ADD PRIMARY KEY`)
+//! are KV writes of the same transaction, so a failed schema change leaves
+//! nothing behind. DROP TABLE, DROP DATABASE, DROP INDEX and TRUNCATE touch no
+//! data: they remove names and descriptors (TRUNCATE gives the indexes new ids),
+//! O(1) writes, and the data that became unreachable is cleared in the
+//! background once the transaction commits ([`crate::gc`]).
 //!
 //! The exception: `CREATE INDEX`, `ALTER TABLE … ADD PRIMARY KEY` and `ALTER
 //! TABLE … ADD CONSTRAINT … UNIQUE` outside an explicit transaction are built
@@ -963,7 +965,7 @@ async fn drop_database(
     for t in &tables {
         // References from other databases' tables go away with this one.
         detach_references(node, txn, t, &ids).await?;
-        node.catalog.delete_table(txn, t).await?;
+        delete_table(node, txn, t).await?;
     }
     node.catalog.delete_database(txn, id, name).await
 }
@@ -1109,7 +1111,19 @@ async fn drop_relations(
     for id in &all {
         let t = node.catalog.table_for_update(txn, *id).await?;
         detach_references(node, txn, &t, &gone).await?;
-        node.catalog.delete_table(txn, &t).await?;
+        delete_table(node, txn, &t).await?;
+    }
+    Ok(())
+}
+
+/// Removes a table's (view's, sequence's) name and descriptor, and schedules
+/// its data to be cleared once `txn` commits ([`crate::gc`]): the statement
+/// writes O(1) keys, whatever the size of the table.
+async fn delete_table(node: &SqlNode, txn: &mut Txn, t: &TableDesc) -> SqlResult<()> {
+    node.catalog.delete_table(txn, t).await?;
+    if !t.is_view() {
+        node.pending_clears
+            .schedule(txn, crate::gc::Doomed::Table(t.id));
     }
     Ok(())
 }
@@ -1616,8 +1630,8 @@ async fn drop_index(
             vec![index_id]
         };
         for id in &doomed {
-            let (s, e) = rowenc::index_span(&t, *id);
-            txn.delete_range(&s, &e).await.map_err(kv_err)?;
+            node.pending_clears
+                .schedule(txn, crate::gc::Doomed::Index(t.id, *id));
         }
         t.mutations.retain(|i| !doomed.contains(&i.id));
         t.new_primary = None;
@@ -1676,8 +1690,8 @@ async fn drop_index(
         }
     }
     t.indexes.retain(|i| i.id != index_id);
-    let (s, e) = rowenc::index_span(&t, index_id);
-    txn.delete_range(&s, &e).await.map_err(kv_err)?;
+    node.pending_clears
+        .schedule(txn, crate::gc::Doomed::Index(t.id, index_id));
     let mut descs = vec![t];
     descs.extend(others.into_values());
     node.catalog.write_tables(txn, &descs).await
@@ -2199,8 +2213,8 @@ async fn drop_column(
         .map(|i| i.id)
         .collect();
     for ix in &doomed {
-        let (s, e) = rowenc::index_span(t, *ix);
-        txn.delete_range(&s, &e).await.map_err(kv_err)?;
+        node.pending_clears
+            .schedule(txn, crate::gc::Doomed::Index(t.id, *ix));
     }
     t.indexes.retain(|i| !doomed.contains(&i.id));
     for i in &mut t.indexes {
@@ -2296,8 +2310,8 @@ async fn add_primary_key(
     set_primary_key(&mut new, Some(pk))?;
     // The new primary index and the secondary indexes (whose entries carry the
     // primary key) get new ids, so the rows are streamed from the old indexes
-    // into the new ones (as CockroachDB's ALTER PRIMARY KEY does), then the old
-    // spans are cleared.
+    // into the new ones (as CockroachDB's ALTER PRIMARY KEY does); the old
+    // spans are cleared after the commit.
     new.primary_index.id = new.next_index_id;
     new.next_index_id += 1;
     for i in &mut new.indexes {
@@ -2316,9 +2330,10 @@ async fn add_primary_key(
         }
         rowenc::insert_rows(txn, &node.catalog, &unchecked, &rows, false).await?;
     }
+    // The old indexes' entries are cleared after the commit ([`crate::gc`]).
     for index in old.all_indexes() {
-        let (s, e) = rowenc::index_span(&old, index.id);
-        txn.delete_range(&s, &e).await.map_err(kv_err)?;
+        node.pending_clears
+            .schedule(txn, crate::gc::Doomed::Index(old.id, index.id));
     }
     *t = new;
     Ok(())
@@ -2366,10 +2381,55 @@ async fn truncate(
         }
         i += 1;
     }
+    let mut descs = Vec::with_capacity(ids.len());
     for id in ids {
-        rowenc::clear_table(txn, id).await?;
+        let mut t = node.catalog.table_for_update(txn, id).await?;
+        if !t.mutations.is_empty() {
+            return Err(SqlError::new(
+                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "table \"{}\" is being changed: an index is being built",
+                    t.name
+                ),
+            )
+            .with_hint(
+                "try again when the build has finished, or DROP INDEX the index being built",
+            ));
+        }
+        for old in renumber_indexes(&mut t) {
+            node.pending_clears
+                .schedule(txn, crate::gc::Doomed::Index(t.id, old));
+        }
+        descs.push(t);
     }
+    node.catalog.write_tables(txn, &descs).await?;
     Ok(QueryOutput::command("TRUNCATE"))
+}
+
+/// TRUNCATE's way of emptying a table without touching its data: every index
+/// gets a fresh id (from `next_index_id`, never reused), so the table's
+/// index spans are new and empty, and the old ones — which no descriptor
+/// names any more — are cleared after the commit ([`crate::gc`]). Returns
+/// the old ids.
+///
+/// CockroachDB did this first by giving the table a new table id, later by
+/// giving it new index ids, for the reason that decides it here too: the table
+/// id is the table's identity everywhere — namespace entry, foreign keys
+/// (`referenced_table`, `referenced_by`), views' `depends_on`, the planner's
+/// caches — while an index id appears only in keys (`/Table/<table
+/// id>/<index id>/…`, see [`rowenc::index_span`]) and in the descriptor
+/// itself: foreign keys find their indexes by columns, and `ADD PRIMARY KEY`
+/// already renumbers every index the same way.
+fn renumber_indexes(t: &mut TableDesc) -> Vec<IndexId> {
+    let mut old = Vec::new();
+    let mut next = t.next_index_id;
+    for i in std::iter::once(&mut t.primary_index).chain(t.indexes.iter_mut()) {
+        old.push(i.id);
+        i.id = next;
+        next += 1;
+    }
+    t.next_index_id = next;
+    old
 }
 
 // ---------------------------------------------------------------------------

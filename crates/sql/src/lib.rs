@@ -13,6 +13,8 @@
 //! - [`rowenc`]: rows ↔ KV pairs (primary key in the key, other columns in the value;
 //!   secondary index entries) and the reads/writes of table data.
 //! - [`ddl`]: schema changes (CREATE/DROP/ALTER/TRUNCATE), with index backfills.
+//! - [`gc`]: clearing the data of dropped tables and indexes in the background
+//!   once the drop committed.
 //! - [`schemachange`]: online index builds (write-only indexes, chunked
 //!   backfills) for CREATE INDEX and ADD PRIMARY KEY outside explicit
 //!   transactions.
@@ -23,6 +25,7 @@
 pub mod catalog;
 pub mod ddl;
 pub mod exec;
+pub mod gc;
 pub mod parse;
 pub mod plan;
 pub mod rowenc;

@@ -48,8 +48,7 @@ use tardigrade_sqltypes::value::Interval;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
 use crate::catalog::{
-    Catalog, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, ReferentialAction, TableDesc,
-    kv_err,
+    Catalog, ColumnId, ForeignKeyDesc, IndexDesc, IndexId, ReferentialAction, TableDesc, kv_err,
 };
 use crate::exec::batch::Batch;
 
@@ -736,8 +735,6 @@ pub struct RowScanner {
     /// Spans still to scan, in scan order (reversed for a reverse scan).
     spans: VecDeque<(Vec<u8>, Vec<u8>)>,
     reverse: bool,
-    /// Rows read but not yet returned (reverse scans read a whole span).
-    buffered: VecDeque<KeyValue>,
     /// Made by the first page, kept for the others.
     decoder: Option<EntryDecoder>,
 }
@@ -771,7 +768,6 @@ impl RowScanner {
             index_id,
             spans,
             reverse,
-            buffered: VecDeque::new(),
             decoder: None,
         }
     }
@@ -827,39 +823,36 @@ impl RowScanner {
         let max_rows = max_rows.max(1);
         let mut n = 0;
         while n < max_rows {
-            if let Some(kv) = self.buffered.pop_front() {
-                sink(&kv)?;
-                n += 1;
-                continue;
-            }
             let Some((start, end)) = self.spans.pop_front() else {
                 break;
             };
-            if self.reverse {
-                // TODO(issue 4): page reverse scans (kv::Txn has no limited
-                // reverse scan yet); the span is read whole and buffered.
-                let mut resp = txn
-                    .send(vec![Request::ReverseScan {
-                        span: Span::new(start, end),
-                    }])
+            let want = max_rows - n;
+            let rows = if self.reverse {
+                // A page from the end of the span; the rest of it ends
+                // (exclusively) at the last key returned.
+                let rows = txn
+                    .reverse_scan(&start, &end, want as i64)
                     .await
                     .map_err(kv_err)?;
-                match resp.pop() {
-                    Some(Response::ReverseScan { rows, .. }) => self.buffered.extend(rows),
-                    _ => return Err(SqlError::internal("ReverseScan: wrong response")),
+                if rows.len() >= want
+                    && let Some(last) = rows.last()
+                    && start < last.key
+                {
+                    self.spans.push_front((start, last.key.clone()));
                 }
-                continue;
-            }
-            let want = max_rows - n;
-            let rows = txn.scan(&start, &end, want as i64).await.map_err(kv_err)?;
-            if rows.len() >= want
-                && let Some(last) = rows.last()
-            {
-                let resume = keys::key_next(&last.key);
-                if resume < end {
-                    self.spans.push_front((resume, end));
+                rows
+            } else {
+                let rows = txn.scan(&start, &end, want as i64).await.map_err(kv_err)?;
+                if rows.len() >= want
+                    && let Some(last) = rows.last()
+                {
+                    let resume = keys::key_next(&last.key);
+                    if resume < end {
+                        self.spans.push_front((resume, end));
+                    }
                 }
-            }
+                rows
+            };
             for kv in &rows {
                 sink(kv)?;
             }
@@ -1908,12 +1901,3 @@ pub fn full_scan(table: Arc<TableDesc>) -> RowScanner {
 
 /// Rows per page of a backfill.
 pub const BACKFILL_CHUNK: usize = 1000;
-
-/// Deletes all of a table's rows and index entries (TRUNCATE): a paged
-/// DeleteRange.
-pub async fn clear_table(txn: &mut Txn, table_id: DescId) -> SqlResult<()> {
-    let p = keys::table_prefix(table_id as u64);
-    txn.delete_range(&p, &keys::prefix_end(&p))
-        .await
-        .map_err(kv_err)
-}

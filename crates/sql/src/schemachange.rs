@@ -92,7 +92,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlparser::ast::Statement;
-use tardigrade_encoding::keys;
 use tardigrade_kv::Txn;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult};
@@ -104,8 +103,6 @@ use crate::session::{QueryOutput, SqlNode};
 
 /// Rows per backfill chunk by default (`SqlNode::backfill_chunk_rows`).
 pub const DEFAULT_CHUNK_ROWS: usize = 2000;
-/// Keys cleared per transaction when an index's span is emptied.
-const CLEAR_PAGE_KEYS: usize = 5000;
 /// Attempts of one transaction of the protocol on 40001.
 const RETRIES: usize = 50;
 /// Attempts of an idempotent transaction on errors that may be transient.
@@ -211,7 +208,7 @@ fn tag_of(statement: &Statement) -> &'static str {
 /// result), 58030 (unavailable) and XX000 (other KV errors; `not
 /// leaseholder`, seen here on an overloaded node, is now a 40001) — so that
 /// one of them does not throw away a long backfill.
-async fn in_txn<T: Send>(
+pub(crate) async fn in_txn<T: Send>(
     node: &SqlNode,
     name: &str,
     idempotent: bool,
@@ -466,23 +463,9 @@ async fn roll_back(node: &Arc<SqlNode>, start: &OnlineStart) -> SqlResult<()> {
 }
 
 /// Deletes every entry of an index no descriptor mentions any more, a page
-/// per transaction.
+/// per transaction ([`crate::gc::clear`]).
 async fn clear_index(node: &Arc<SqlNode>, table: DescId, index: IndexId) -> SqlResult<()> {
-    let prefix = keys::index_prefix(table as u64, index as u64);
-    let end = keys::prefix_end(&prefix);
-    let mut from = prefix;
-    loop {
-        let (f, e) = (from.clone(), end.clone());
-        let next = in_txn(node, "schema-change-clear", true, move |txn, _| {
-            let (f, e) = (f.clone(), e.clone());
-            Box::pin(async move { rowenc::clear_span_page(txn, &f, &e, CLEAR_PAGE_KEYS).await })
-        })
-        .await?;
-        match next {
-            Some(k) => from = k,
-            None => return Ok(()),
-        }
-    }
+    crate::gc::clear(node, crate::gc::Doomed::Index(table, index)).await
 }
 
 /// For tests and debugging: checks that table `name` of `database` has no

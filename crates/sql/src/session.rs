@@ -14,13 +14,17 @@
 //! error, since nothing has reached the client yet. CREATE INDEX and ADD PRIMARY
 //! KEY outside a block run as online schema changes ([`crate::schemachange`]),
 //! in transactions of their own.
+//!
+//! The session is where a transaction's end is known, so it starts the
+//! clearing of what the transaction dropped (DROP, TRUNCATE) once it
+//! committed, and forgets it on any other end ([`crate::gc`]).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use sqlparser::ast::Statement;
 use tardigrade_kv::{Db, Txn};
-use tardigrade_kvpb::{ErrorDetail, KvError};
+use tardigrade_kvpb::{ErrorDetail, KvError, TxnId};
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
@@ -42,6 +46,12 @@ pub struct SqlNode {
     /// Rows per transaction of an online index backfill
     /// ([`crate::schemachange`]); tests make it small.
     pub backfill_chunk_rows: AtomicUsize,
+    /// What open transactions dropped, cleared after they commit
+    /// ([`crate::gc`]).
+    pub pending_clears: crate::gc::PendingClears,
+    /// Holds the clearing of dropped data before its next page while set
+    /// (tests: the data is still there after the drop committed).
+    pub gc_paused: AtomicBool,
 }
 
 impl SqlNode {
@@ -56,6 +66,8 @@ impl SqlNode {
             catalog,
             node_id,
             backfill_chunk_rows: AtomicUsize::new(crate::schemachange::DEFAULT_CHUNK_ROWS),
+            pending_clears: Default::default(),
+            gc_paused: AtomicBool::new(false),
         }))
     }
 
@@ -348,6 +360,7 @@ impl Session {
         loop {
             attempt += 1;
             let mut txn = self.node.db.txn("sql");
+            let id = txn.id();
             let result = run_in_txn(
                 &self.node,
                 &mut txn,
@@ -367,6 +380,7 @@ impl Session {
                     Err(e)
                 }
             };
+            self.after_txn(id, result.is_ok());
             match result {
                 Err(e)
                     if e.code == codes::SERIALIZATION_FAILURE
@@ -400,6 +414,7 @@ impl Session {
             } => {
                 // The KV transaction is rolled back now; the block stays failed
                 // until the client ends it.
+                self.node.pending_clears.discard(txn.id());
                 tokio::spawn(async move {
                     let _ = (*txn).rollback().await;
                 });
@@ -407,6 +422,17 @@ impl Session {
             }
             other => other,
         };
+    }
+
+    /// A transaction of this session ended: if it committed, the data it
+    /// dropped is cleared in the background ([`crate::gc`]); otherwise that
+    /// data stays as it is and the list is forgotten.
+    fn after_txn(&self, id: TxnId, committed: bool) {
+        if committed {
+            crate::gc::start_after_commit(&self.node, id);
+        } else {
+            self.node.pending_clears.discard(id);
+        }
     }
 
     async fn control(&mut self, control: Control) -> SqlResult<QueryOutput> {
@@ -425,13 +451,19 @@ impl Session {
                 Ok(QueryOutput::command("BEGIN"))
             }
             (Control::Commit, TxnState::Idle) => Ok(QueryOutput::command("COMMIT")),
-            (Control::Commit, TxnState::Open { txn, .. }) => match (*txn).commit().await {
-                Ok(()) => Ok(QueryOutput::command("COMMIT")),
-                Err(e) => Err(kv_error(e)),
-            },
+            (Control::Commit, TxnState::Open { txn, .. }) => {
+                let id = txn.id();
+                let result = (*txn).commit().await;
+                self.after_txn(id, result.is_ok());
+                match result {
+                    Ok(()) => Ok(QueryOutput::command("COMMIT")),
+                    Err(e) => Err(kv_error(e)),
+                }
+            }
             (Control::Commit, TxnState::CommitWait) => Ok(QueryOutput::command("COMMIT")),
             (Control::Commit, TxnState::Failed { .. }) => Ok(QueryOutput::command("ROLLBACK")),
             (Control::Rollback, TxnState::Open { txn, .. }) => {
+                self.after_txn(txn.id(), false);
                 let _ = (*txn).rollback().await;
                 Ok(QueryOutput::command("ROLLBACK"))
             }
@@ -450,6 +482,7 @@ impl Session {
                     restart_savepoint: true,
                 },
             ) if is_restart(&name) => {
+                self.after_txn(txn.id(), false);
                 let _ = (*txn).rollback().await;
                 self.state = TxnState::Open {
                     txn: Box::new(self.node.db.txn("sql")),
@@ -475,19 +508,24 @@ impl Session {
                     txn,
                     restart_savepoint: true,
                 },
-            ) if is_restart(&name) => match (*txn).commit().await {
-                Ok(()) => {
-                    self.state = TxnState::CommitWait;
-                    Ok(QueryOutput::command("RELEASE"))
+            ) if is_restart(&name) => {
+                let id = txn.id();
+                let result = (*txn).commit().await;
+                self.after_txn(id, result.is_ok());
+                match result {
+                    Ok(()) => {
+                        self.state = TxnState::CommitWait;
+                        Ok(QueryOutput::command("RELEASE"))
+                    }
+                    Err(e) => {
+                        let e = kv_error(e);
+                        self.state = TxnState::Failed {
+                            restart_savepoint: true,
+                        };
+                        Err(e)
+                    }
                 }
-                Err(e) => {
-                    let e = kv_error(e);
-                    self.state = TxnState::Failed {
-                        restart_savepoint: true,
-                    };
-                    Err(e)
-                }
-            },
+            }
             (
                 Control::Savepoint(_)
                 | Control::RollbackToSavepoint(_)
@@ -515,6 +553,7 @@ impl Session {
     /// Ends the session: an open transaction is rolled back and its locks released.
     pub async fn terminate(&mut self) {
         if let TxnState::Open { txn, .. } = std::mem::replace(&mut self.state, TxnState::Idle) {
+            self.after_txn(txn.id(), false);
             let _ = (*txn).rollback().await;
         }
     }
@@ -522,9 +561,11 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let TxnState::Open { txn, .. } = std::mem::replace(&mut self.state, TxnState::Idle)
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
+        let TxnState::Open { txn, .. } = std::mem::replace(&mut self.state, TxnState::Idle) else {
+            return;
+        };
+        self.node.pending_clears.discard(txn.id());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 let _ = (*txn).rollback().await;
             });

@@ -228,8 +228,9 @@ async fn hash_tables_over_the_budget_fail_with_out_of_memory() {
     let node = node().await;
     let mut s = node.session("root", "defaultdb");
     text_table(&mut s, 2000).await;
+    // (A GROUP BY with too many groups spills instead: see streaming.rs.
+    // One group's DISTINCT set cannot be partitioned.)
     let queries = [
-        ("SELECT v, count(*) FROM h GROUP BY v", "hash aggregation"),
         ("SELECT count(DISTINCT v) FROM h", "hash aggregation"),
         (
             "SELECT count(*) FROM h AS a JOIN h AS b ON a.v = b.v",
