@@ -274,11 +274,23 @@ impl Session {
         } else {
             let node = self.node.clone();
             let database = self.database.clone();
-            let mut txn = node.db.txn("describe");
-            let described =
-                crate::plan::describe(&node, &mut txn, &database, &statement, param_types).await;
-            let _ = txn.rollback().await;
-            described?
+            match &mut self.state {
+                // Inside a block, through the block's transaction: it sees
+                // the block's own DDL, and a separate transaction would wait
+                // for the block's descriptor writes (intents) to resolve,
+                // which they never do while the block waits for this.
+                TxnState::Open { txn, .. } => {
+                    crate::plan::describe(&node, txn, &database, &statement, param_types).await?
+                }
+                _ => {
+                    let mut txn = node.db.txn("describe");
+                    let described =
+                        crate::plan::describe(&node, &mut txn, &database, &statement, param_types)
+                            .await;
+                    let _ = txn.rollback().await;
+                    described?
+                }
+            }
         };
         Ok(Prepared {
             sql: sql.to_string(),

@@ -490,3 +490,28 @@ async fn pgbench_schema() {
         "23505"
     );
 }
+
+/// Inside a block, statements are described through the block's own
+/// transaction: a table the block created or truncated is described at once
+/// (a separate transaction would wait on the block's descriptor intents
+/// while the block waits for the description).
+#[tokio::test]
+async fn statements_prepared_inside_a_block_see_its_ddl() {
+    let node = tardigrade_sql::SqlNode::start(common::db(), 1)
+        .await
+        .expect("start sql");
+    let mut s = node.session("root", "defaultdb");
+    common::ok(&mut s, "CREATE TABLE p (a INT PRIMARY KEY, b TEXT)").await;
+    common::ok(&mut s, "BEGIN").await;
+    common::ok(&mut s, "TRUNCATE p").await;
+    common::ok(&mut s, "CREATE TABLE q (c INT)").await;
+    for (sql, columns) in [("SELECT * FROM p", 2), ("SELECT c FROM q", 1)] {
+        let prepared =
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.prepare(sql, &[]))
+                .await
+                .unwrap_or_else(|_| panic!("{sql}: describing waited on the block"))
+                .expect("prepare");
+        assert_eq!(prepared.columns.map(|c| c.len()), Some(columns), "{sql}");
+    }
+    common::ok(&mut s, "COMMIT").await;
+}
