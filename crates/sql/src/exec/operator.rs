@@ -186,6 +186,9 @@ impl<'a> Executor<'a> {
                 matched: false,
                 left_done: false,
                 unmatched_pos: 0,
+                left_run: None,
+                pending: Vec::new(),
+                depth: 0,
                 key: Vec::new(),
                 combined: Vec::new(),
             })),
@@ -658,6 +661,24 @@ const SPILL_PARTITIONS: usize = 16;
 /// gives up (16^8 partitions: only keys that cannot be told apart get there).
 const MAX_SPILL_DEPTH: u32 = 8;
 
+/// One temp file per partition.
+fn partition_writers(storage: &sort::TempStorage) -> SqlResult<Vec<sort::RunWriter>> {
+    let dir = storage.dir();
+    (0..SPILL_PARTITIONS)
+        .map(|_| sort::RunWriter::create(&dir))
+        .collect()
+}
+
+/// The partition of `key` when rows are partitioned for the `depth`-th time
+/// (each depth hashes differently, so a partition splits when partitioned
+/// again).
+fn partition_of(depth: u32, key: &[Value]) -> usize {
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&depth, &mut h);
+    std::hash::Hash::hash(key, &mut h);
+    (std::hash::Hasher::finish(&h) % SPILL_PARTITIONS as u64) as usize
+}
+
 /// Hash aggregation, or with `streaming` (input ordered on the group keys,
 /// so each group's rows are adjacent) one group at a time, each emitted as
 /// soon as the next begins.
@@ -851,18 +872,10 @@ impl AggOp<'_> {
             Some(w) => w,
             None => {
                 storage.note_spilled_aggregation();
-                let dir = storage.dir();
-                let writers = (0..SPILL_PARTITIONS)
-                    .map(|_| sort::RunWriter::create(&dir))
-                    .collect::<SqlResult<Vec<_>>>()?;
-                self.spill.insert(writers)
+                self.spill.insert(partition_writers(storage)?)
             }
         };
-        let mut h = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&self.depth, &mut h);
-        std::hash::Hash::hash(&self.key, &mut h);
-        let p = (std::hash::Hasher::finish(&h) % SPILL_PARTITIONS as u64) as usize;
-        writers[p].write_parts(&[], 0, row)
+        writers[partition_of(self.depth, &self.key)].write_parts(&[], 0, row)
     }
 
     fn take_finished(&mut self) -> Batch {
@@ -878,6 +891,15 @@ impl AggOp<'_> {
 /// hashed on the equality columns (`equi`), or every right row for every
 /// left row (nested loops) without them. Output is bounded per batch even
 /// when one left row matches many right rows.
+///
+/// A hash join whose right input outgrows half its budget spills (a grace
+/// hash join): both inputs are written to [`SPILL_PARTITIONS`] temp-file
+/// partitions by the hash of their key (rows with a NULL key, which match
+/// nothing, to the first), then each pair of partitions is joined in turn,
+/// a right partition still too big being partitioned again with another
+/// hash. Matching rows share a partition, so every kind of join keeps its
+/// meaning; rows come out partition by partition. Nested loops and
+/// conditions with subqueries do not spill.
 pub(super) struct HashJoinOp<'p> {
     kind: JoinKind,
     left: Op<'p>,
@@ -902,6 +924,12 @@ pub(super) struct HashJoinOp<'p> {
     left_done: bool,
     /// Right and full joins: the next build row to check for no match.
     unmatched_pos: usize,
+    /// Spilled: the left rows of the partition being joined.
+    left_run: Option<sort::RunReader>,
+    /// Spilled: pairs of (right, left) partitions still to join, with their
+    /// depth (how many times their rows were partitioned).
+    pending: Vec<(sort::Run, sort::Run, u32)>,
+    depth: u32,
     key: Row,
     combined: Row,
 }
@@ -914,16 +942,160 @@ impl HashJoinOp<'_> {
         }
     }
 
+    /// Whether the join may spill (partition on its equality keys).
+    fn can_spill(&self) -> bool {
+        !self.equi.is_empty()
+            && !self.on.is_some_and(|p| p.needs_async())
+            && self.depth < MAX_SPILL_DEPTH
+    }
+
     async fn build(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<()> {
         let Some(mut right) = self.right.take() else {
             return Ok(());
         };
-        let mut budget = HashBudget::new(&exec.node.temp_storage, "hash join");
+        let node = exec.node;
+        let storage = &node.temp_storage;
+        let mut budget = HashBudget::new(storage, "hash join");
         while let Some(mut batch) = right.next(exec, outer).await? {
+            if self.can_spill() && !budget.fits_half(batch.bytes()) {
+                // Half the budget is left for the table of keys.
+                storage.note_spilled_join();
+                let depth = self.depth + 1;
+                let mut rights = partition_writers(storage)?;
+                let built = std::mem::replace(&mut self.build, Batch::new(self.right_width));
+                self.write_partitioned(&mut rights, &built, false, depth)?;
+                self.write_partitioned(&mut rights, &batch, false, depth)?;
+                while let Some(batch) = right.next(exec, outer).await? {
+                    self.write_partitioned(&mut rights, &batch, false, depth)?;
+                    exec.tick(batch.len()).await;
+                }
+                let mut lefts = partition_writers(storage)?;
+                while let Some(batch) = self.left.next(exec, outer).await? {
+                    self.write_partitioned(&mut lefts, &batch, true, depth)?;
+                    exec.tick(batch.len()).await;
+                }
+                self.push_pairs(rights, lefts, depth)?;
+                self.load_partition(storage)?;
+                return Ok(());
+            }
             // The build side's rows live as long as the join.
             budget.charge(batch.bytes())?;
             self.build.append(&mut batch);
         }
+        self.index_build(&mut budget)
+    }
+
+    /// Writes rows to the partition of their key (left or right columns of
+    /// the equalities) under the hash of `depth`.
+    fn write_partitioned(
+        &mut self,
+        writers: &mut [sort::RunWriter],
+        rows: &Batch,
+        left_side: bool,
+        depth: u32,
+    ) -> SqlResult<()> {
+        for row in rows.rows() {
+            self.key.clear();
+            self.key.extend(
+                self.equi
+                    .iter()
+                    .map(|(lc, rc)| row[if left_side { *lc } else { *rc }].clone()),
+            );
+            let p = if self.key.iter().any(|v| v.is_null()) {
+                0
+            } else {
+                partition_of(depth, &self.key)
+            };
+            writers[p].write_parts(&[], 0, row)?;
+        }
+        Ok(())
+    }
+
+    fn push_pairs(
+        &mut self,
+        rights: Vec<sort::RunWriter>,
+        lefts: Vec<sort::RunWriter>,
+        depth: u32,
+    ) -> SqlResult<()> {
+        for (r, l) in rights.into_iter().zip(lefts) {
+            let (r, l) = (r.finish()?, l.finish()?);
+            if r.rows() > 0 || l.rows() > 0 {
+                self.pending.push((r, l, depth));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the next pending pair of partitions the one being joined
+    /// (partitioning it again if its right side is still too big); false
+    /// when none is left.
+    fn load_partition(&mut self, storage: &sort::TempStorage) -> SqlResult<bool> {
+        while let Some((right, left, depth)) = self.pending.pop() {
+            self.depth = depth;
+            self.build.clear();
+            self.table = None;
+            self.probe = None;
+            self.li = 0;
+            self.cursor = None;
+            self.left_done = false;
+            self.unmatched_pos = 0;
+            let mut budget = HashBudget::new(storage, "hash join");
+            let mut reader = right.reader();
+            let mut overflow = false;
+            while let Some(e) = reader.next_entry()? {
+                let bytes = sort::row_bytes(&e.row);
+                self.build.push_owned(e.row)?;
+                if self.can_spill() && !budget.fits_half(bytes) {
+                    overflow = true;
+                    break;
+                }
+                budget.charge(bytes)?;
+            }
+            if !overflow {
+                self.index_build(&mut budget)?;
+                self.left_run = Some(left.reader());
+                return Ok(true);
+            }
+            // Still too big: partition this pair again with another hash.
+            storage.note_spilled_join();
+            let depth = depth + 1;
+            let mut rights = partition_writers(storage)?;
+            let built = std::mem::replace(&mut self.build, Batch::new(self.right_width));
+            self.write_partitioned(&mut rights, &built, false, depth)?;
+            self.repartition(reader, &mut rights, false, depth)?;
+            let mut lefts = partition_writers(storage)?;
+            self.repartition(left.reader(), &mut lefts, true, depth)?;
+            self.push_pairs(rights, lefts, depth)?;
+        }
+        Ok(false)
+    }
+
+    /// Writes the rest of a partition's rows to `writers`, partitioned anew.
+    fn repartition(
+        &mut self,
+        mut reader: sort::RunReader,
+        writers: &mut [sort::RunWriter],
+        left_side: bool,
+        depth: u32,
+    ) -> SqlResult<()> {
+        let width = if left_side {
+            self.left_width
+        } else {
+            self.right_width
+        };
+        let mut page = Batch::new(width);
+        while let Some(e) = reader.next_entry()? {
+            page.push_owned(e.row)?;
+            if page.len() >= BATCH_ROWS {
+                self.write_partitioned(writers, &page, left_side, depth)?;
+                page.clear();
+            }
+        }
+        self.write_partitioned(writers, &page, left_side, depth)
+    }
+
+    /// Hashes the build rows on their keys (nothing to do for nested loops).
+    fn index_build(&mut self, budget: &mut HashBudget) -> SqlResult<()> {
         let n = self.build.len();
         if n >= END as usize {
             return Err(SqlError::new(
@@ -959,6 +1131,26 @@ impl HashJoinOp<'_> {
         }
         self.table = Some(table);
         Ok(())
+    }
+
+    /// The next batch of left rows: from the input, or from the partition
+    /// being joined.
+    async fn next_left(
+        &mut self,
+        exec: &mut Executor<'_>,
+        outer: &[Row],
+    ) -> SqlResult<Option<Batch>> {
+        let Some(reader) = &mut self.left_run else {
+            return self.left.next(exec, outer).await;
+        };
+        let mut batch = Batch::new(self.left_width);
+        while batch.len() < BATCH_ROWS {
+            match reader.next_entry()? {
+                Some(e) => batch.push_owned(e.row)?,
+                None => break,
+            }
+        }
+        Ok((!batch.is_empty()).then_some(batch))
     }
 
     /// The first candidate right row for left row `l`.
@@ -997,7 +1189,30 @@ impl HashJoinOp<'_> {
         if self.right.is_some() {
             self.build(exec, outer).await?;
         }
+        let node = exec.node;
         let mut out = Batch::new(self.out_width());
+        loop {
+            self.join_into(&mut out, exec, outer).await?;
+            if out.len() >= BATCH_ROWS {
+                break;
+            }
+            // This (partition's) left side is done and so are its unmatched
+            // right rows: on to the next pair of partitions, if spilled.
+            if !self.load_partition(&node.temp_storage)? {
+                break;
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// Joins left rows into `out` until it is full or the left side ends
+    /// (then adds the unmatched right rows of right and full joins).
+    async fn join_into(
+        &mut self,
+        out: &mut Batch,
+        exec: &mut Executor<'_>,
+        outer: &[Row],
+    ) -> SqlResult<()> {
         let needs_async = self.on.is_some_and(|p| p.needs_async());
         // Candidates looked at since the last yield to the runtime.
         let mut visited = 0;
@@ -1006,7 +1221,7 @@ impl HashJoinOp<'_> {
                 if self.left_done {
                     break;
                 }
-                self.probe = self.left.next(exec, outer).await?;
+                self.probe = self.next_left(exec, outer).await?;
                 self.li = 0;
                 self.cursor = None;
                 match &self.probe {
@@ -1069,7 +1284,7 @@ impl HashJoinOp<'_> {
                 }
             }
             if row_done {
-                super::join::finish_left_row(self.kind, self.matched, l, &mut out);
+                super::join::finish_left_row(self.kind, self.matched, l, out);
                 self.li += 1;
                 self.cursor = None;
             } else {
@@ -1086,7 +1301,7 @@ impl HashJoinOp<'_> {
                 }
             }
         }
-        Ok((!out.is_empty()).then_some(out))
+        Ok(())
     }
 }
 

@@ -46,15 +46,15 @@
 //!
 //! Hash tables (aggregation groups, a hash join's build side, DISTINCT and
 //! set operations) charge a budget ([`HashBudget`]) of [`HASH_BUDGET_FACTOR`]
-//! times the sort's (1 GiB by default). A hash aggregation past it spills
-//! its rows to partitions in the same temp files ([`RunWriter`]; see
-//! `exec::operator`); the others fail with 53200.
+//! times the sort's (1 GiB by default). Hash aggregations and hash joins
+//! past half of it spill their rows to partitions in the same temp files
+//! ([`RunWriter`]; see `exec::operator`); the others fail with 53200.
 //!
 //! TODO(issue 4): temp-file I/O runs on the statement's task (a
-//! `spawn_blocking` writer would keep it off the runtime's threads); hash
-//! joins, DISTINCT and set operations should spill (partitioned) instead of
-//! failing; a cluster setting or session variable for the budget (today a
-//! node setting).
+//! `spawn_blocking` writer would keep it off the runtime's threads); DISTINCT
+//! and set operations should spill (partitioned) instead of failing; a
+//! cluster setting or session variable for the budget (today a node
+//! setting).
 
 use std::cmp::Ordering;
 use std::fs::File;
@@ -98,6 +98,7 @@ pub struct TempStorage {
     statement_budget: AtomicUsize,
     spilled_sorts: AtomicU64,
     spilled_aggregations: AtomicU64,
+    spilled_joins: AtomicU64,
     spilled_runs: AtomicU64,
     spilled_bytes: AtomicU64,
 }
@@ -110,6 +111,7 @@ impl Default for TempStorage {
             statement_budget: AtomicUsize::new(DEFAULT_STATEMENT_BUDGET),
             spilled_sorts: AtomicU64::new(0),
             spilled_aggregations: AtomicU64::new(0),
+            spilled_joins: AtomicU64::new(0),
             spilled_runs: AtomicU64::new(0),
             spilled_bytes: AtomicU64::new(0),
         }
@@ -164,6 +166,15 @@ impl TempStorage {
         self.spilled_aggregations.load(AtomicOrdering::Relaxed)
     }
 
+    /// Times hash joins partitioned their inputs to temp files.
+    pub fn spilled_joins(&self) -> u64 {
+        self.spilled_joins.load(AtomicOrdering::Relaxed)
+    }
+
+    pub(super) fn note_spilled_join(&self) {
+        self.spilled_joins.fetch_add(1, AtomicOrdering::Relaxed);
+    }
+
     pub(super) fn note_spilled_aggregation(&self) {
         self.spilled_aggregations
             .fetch_add(1, AtomicOrdering::Relaxed);
@@ -191,8 +202,8 @@ pub const HASH_BUDGET_FACTOR: usize = 16;
 /// A hash table's memory (aggregation groups, a hash join's build side)
 /// charged against [`HASH_BUDGET_FACTOR`] times the working-memory budget:
 /// past it the statement fails with 53200 instead of growing without bound
-/// (a hash aggregation spills before it gets there).
-/// TODO(issue 4): spill hash joins, DISTINCT and set operations too.
+/// (hash aggregations and hash joins spill before they get there).
+/// TODO(issue 4): spill DISTINCT and set operations too.
 pub struct HashBudget {
     used: usize,
     limit: usize,
@@ -209,9 +220,10 @@ impl HashBudget {
         }
     }
 
-    /// Whether `bytes` more stay within half the budget: a spilling hash
-    /// aggregation admits new groups only that far, keeping the other half
-    /// for the groups it holds to grow (DISTINCT sets).
+    /// Whether `bytes` more stay within half the budget: a hash aggregation
+    /// admits new groups only that far, keeping the other half for the
+    /// groups it holds to grow (DISTINCT sets); a hash join's build rows
+    /// stay within it, keeping the other half for the table of their keys.
     pub fn fits_half(&self, bytes: usize) -> bool {
         self.used.saturating_add(bytes) <= self.limit / 2
     }
