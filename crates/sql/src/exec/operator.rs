@@ -7,20 +7,23 @@
 //! statement holds only the batches in flight plus what an operator must keep
 //! by nature: a hash table (aggregation groups, a hash join's build side,
 //! DISTINCT and set operations), a merge join's right input, or a sort's
-//! buffer, which spills past the working-memory budget ([`super::sort`]).
-//! A LIMIT stops pulling once it has its rows, so the scans below it stop
-//! reading.
+//! buffer. Sorts, hash aggregations and hash joins spill to temp files past
+//! their budgets ([`super::sort`], `AggOp`, `HashJoinOp`). A LIMIT stops
+//! pulling once it has its rows, so the scans below it stop reading.
 //!
-//! Filters compact their input batch in place and joins append into an
-//! output batch, so a row costs no allocation of its own on these paths.
-//! A query's rows go to the client a batch at a time ([`super::RowSink`]:
-//! the wire layer encodes them and flushes past a few kilobytes); only
-//! callers that want the rows themselves (DML, an embedded
-//! [`crate::Session`]) collect them, under the statement's budget.
+//! Filters compact their input batch in place, joins append into an output
+//! batch and the sort keeps rows in flat vectors, so a row costs no
+//! allocation of its own on these paths. A query's rows go to the client a
+//! batch at a time ([`super::RowSink`]: the wire layer encodes them and
+//! flushes past a few kilobytes); only callers that want the rows themselves
+//! (DML, an embedded [`crate::Session`]) collect them, under the statement's
+//! budget.
 //!
-//! What still allocates per row: a sort's buffered rows and keys, a new hash
-//! group's key and rows fetched by primary key (index joins).
-//! TODO(issue 4): a sort buffer of batches; hash tables that spill.
+//! What still allocates per row: a new hash group's key, rows fetched by
+//! primary key (index joins), a top-n sort's entries and rows read back
+//! from temp files.
+//! TODO(issue 4): DISTINCT and set operations that spill; a merge join that
+//! streams its right input.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
