@@ -152,22 +152,7 @@ impl Txn {
         end: &[u8],
         max_rows: i64,
     ) -> Result<Vec<KeyValue>, KvError> {
-        let mut out = Vec::new();
-        let mut span = Span::new(start.to_vec(), end.to_vec());
-        loop {
-            let limit = super::page_limit(max_rows, out.len());
-            let mut resp = self
-                .send_with_limit(vec![Request::Scan { span: span.clone() }], limit)
-                .await?;
-            let Some(Response::Scan { rows, resume_span }) = resp.pop() else {
-                return Err(KvError::internal("Scan: wrong response"));
-            };
-            out.extend(rows);
-            match resume_span {
-                Some(rest) if max_rows <= 0 || (out.len() as i64) < max_rows => span = rest,
-                _ => return Ok(out),
-            }
-        }
+        self.scan_pages(start, end, max_rows, false).await
     }
 
     /// Up to `max_rows` (0: all) rows of `[start, end)` in descending key
@@ -181,15 +166,32 @@ impl Txn {
         end: &[u8],
         max_rows: i64,
     ) -> Result<Vec<KeyValue>, KvError> {
+        self.scan_pages(start, end, max_rows, true).await
+    }
+
+    /// Pages of a (reverse) scan, each continuing at the resume span of the
+    /// last, until `max_rows` rows or the end of the span.
+    async fn scan_pages(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        max_rows: i64,
+        reverse: bool,
+    ) -> Result<Vec<KeyValue>, KvError> {
         let mut out = Vec::new();
         let mut span = Span::new(start.to_vec(), end.to_vec());
         loop {
             let limit = super::page_limit(max_rows, out.len());
-            let mut resp = self
-                .send_with_limit(vec![Request::ReverseScan { span: span.clone() }], limit)
-                .await?;
-            let Some(Response::ReverseScan { rows, resume_span }) = resp.pop() else {
-                return Err(KvError::internal("ReverseScan: wrong response"));
+            let request = if reverse {
+                Request::ReverseScan { span: span.clone() }
+            } else {
+                Request::Scan { span: span.clone() }
+            };
+            let mut resp = self.send_with_limit(vec![request], limit).await?;
+            let (rows, resume_span) = match resp.pop() {
+                Some(Response::Scan { rows, resume_span }) if !reverse => (rows, resume_span),
+                Some(Response::ReverseScan { rows, resume_span }) if reverse => (rows, resume_span),
+                _ => return Err(KvError::internal("Scan: wrong response")),
             };
             out.extend(rows);
             match resume_span {

@@ -42,15 +42,6 @@ impl Batch {
         }
     }
 
-    /// A batch of `rows`, which must all be `width` wide.
-    pub fn from_rows(width: usize, rows: Vec<Row>) -> SqlResult<Batch> {
-        let mut b = Batch::with_capacity(width, rows.len());
-        for row in rows {
-            b.push_owned(row)?;
-        }
-        Ok(b)
-    }
-
     pub fn width(&self) -> usize {
         self.width
     }

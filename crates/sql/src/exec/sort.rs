@@ -660,16 +660,18 @@ impl<'s> Sorter<'s> {
     /// The buffered entries, sorted.
     fn take_sorted(&mut self) -> Memory {
         self.buffered = 0;
-        let order = &self.order;
         match self.limit {
-            Some(_) => {
-                let mut entries = std::mem::replace(&mut self.top, Heap::new()).into_vec();
-                // The order is total (ties broken by seq): unstable is enough.
-                entries.sort_unstable_by(|a, b| entry_cmp(order, a, b));
-                Memory::Entries(entries.into_iter())
-            }
-            None => Memory::Arena(std::mem::take(&mut self.arena).into_sorted(order)),
+            Some(_) => Memory::Entries(self.take_top().into_iter()),
+            None => Memory::Arena(std::mem::take(&mut self.arena).into_sorted(&self.order)),
         }
+    }
+
+    /// The top-n heap's entries, sorted.
+    fn take_top(&mut self) -> Vec<Entry> {
+        let mut entries = std::mem::replace(&mut self.top, Heap::new()).into_vec();
+        // The order is total (ties broken by seq): unstable is enough.
+        entries.sort_unstable_by(|a, b| entry_cmp(&self.order, a, b));
+        entries
     }
 
     /// Sorts the buffer and writes it as a run, emptying it (an arena keeps
@@ -692,13 +694,15 @@ impl<'s> Sorter<'s> {
             self.arena.clear();
             return self.end_run(w);
         }
-        let mut memory = self.take_sorted();
-        if memory.is_empty() {
+        let entries = self.take_top();
+        if entries.is_empty() {
             return Ok(());
         }
         let mut w = self.start_run()?;
-        memory.write_to(&mut w)?;
-        drop(memory);
+        for e in &entries {
+            w.write(e)?;
+        }
+        drop(entries);
         self.end_run(w)
     }
 
@@ -984,13 +988,6 @@ enum Memory {
 }
 
 impl Memory {
-    fn is_empty(&self) -> bool {
-        match self {
-            Memory::Entries(it) => it.len() == 0,
-            Memory::Arena(a) => a.order.len() == 0,
-        }
-    }
-
     fn next_entry(&mut self) -> Option<Entry> {
         match self {
             Memory::Entries(it) => it.next(),
@@ -1034,24 +1031,6 @@ impl Memory {
                 Ok(true)
             }
         }
-    }
-
-    /// Writes the entries, in order, as a run.
-    fn write_to(&mut self, w: &mut RunWriter) -> SqlResult<()> {
-        match self {
-            Memory::Entries(it) => {
-                for e in it {
-                    w.write_parts(&e.key, e.seq, &e.row)?;
-                }
-            }
-            Memory::Arena(a) => {
-                for i in a.order.by_ref() {
-                    let i = i as usize;
-                    w.write_parts(a.arena.key(i), a.arena.first_seq + i as u64, a.arena.row(i))?;
-                }
-            }
-        }
-        Ok(())
     }
 }
 
