@@ -77,40 +77,62 @@ pub async fn start(args: StartArgs) -> CliResult {
             println!("joining through {}", join.join(","));
         }
     }
-    tokio::select! {
-        _ = node.wait_ready() => {
-            println!("node started: node id {}", node.node_id().unwrap_or_default());
+    // Start-up waits as long as it must (peers restarting, ranges without
+    // quorum) and obeys SIGTERM/SIGINT at any moment.
+    let sql_addr = crate::start::parse_listen_addr(
+        args.sql_addr
+            .as_deref()
+            .unwrap_or(crate::sql_shell::DEFAULT_SQL_ADDR),
+    )
+    .map_err(|e| CliError(format!("--sql-addr: {e}")))?;
+    let starting = async {
+        node.wait_ready().await;
+        println!(
+            "node started: node id {}",
+            node.node_id().unwrap_or_default()
+        );
+        // SQL opens once the node's KV is ready (it needs the gateway's KV client).
+        match node.db() {
+            Some(db) => {
+                let node_id = node.node_id().unwrap_or_default() as u32;
+                let sql = tardigrade_server::pgwire::SqlServer::start_when_available(
+                    sql_addr, db, node_id,
+                )
+                .await?;
+                crate::start::use_store_temp_dir(&sql, &args.store);
+                println!("SQL: {}", sql.url());
+                Ok::<_, CliError>(Some(sql))
+            }
+            None => Ok(None),
         }
+    };
+    let sql = tokio::select! {
+        sql = starting => sql?,
         s = crate::start::wait_for_signal() => {
             tracing::info!("received {s} before the node was ready");
             node.shutdown().await;
             return Ok(());
         }
-    }
-    // SQL opens once the node's KV is ready (it needs the gateway's KV client).
-    let sql = match node.db() {
-        Some(db) => {
-            let addr = crate::start::parse_listen_addr(
-                args.sql_addr
-                    .as_deref()
-                    .unwrap_or(crate::sql_shell::DEFAULT_SQL_ADDR),
-            )
-            .map_err(|e| CliError(format!("--sql-addr: {e}")))?;
-            let node_id = node.node_id().unwrap_or_default() as u32;
-            let sql = tardigrade_server::pgwire::SqlServer::start(addr, db, node_id).await?;
-            crate::start::use_store_temp_dir(&sql, &args.store);
-            println!("SQL: {}", sql.url());
-            Some(sql)
+        msg = node.fatal() => {
+            node.shutdown().await;
+            return Err(CliError(format!("node stopped: {msg}")));
         }
-        None => None,
     };
-    let signal = crate::start::wait_for_signal().await;
-    tracing::info!("received {signal}, shutting down");
+    let stopped = tokio::select! {
+        s = crate::start::wait_for_signal() => {
+            tracing::info!("received {s}, shutting down");
+            None
+        }
+        msg = node.fatal() => Some(msg),
+    };
     if let Some(sql) = sql {
         sql.shutdown().await;
     }
     node.shutdown().await;
-    Ok(())
+    match stopped {
+        Some(msg) => Err(CliError(format!("node stopped: {msg}"))),
+        None => Ok(()),
+    }
 }
 
 #[derive(Args, Debug)]

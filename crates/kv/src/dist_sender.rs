@@ -34,6 +34,15 @@ pub trait NodeDialer: Send + Sync {
     fn dial(&self, node: NodeId) -> Result<Arc<dyn Sender>, KvError>;
 }
 
+/// What the node's peer heartbeats say about other nodes: a node that
+/// stopped answering them (dead, frozen, cut off) is not waited for.
+pub trait NodeHealth: Send + Sync {
+    fn is_unreachable(&self, node: NodeId) -> bool;
+}
+
+/// How often a send in flight checks whether its node became unreachable.
+const HEALTH_POLL: Duration = Duration::from_millis(100);
+
 /// Where the first range (which holds meta1) is; CockroachDB gossips it.
 pub trait FirstRange: Send + Sync {
     fn first_range(&self) -> Option<RangeDescriptor>;
@@ -47,6 +56,7 @@ pub struct DistSender {
     deadline: Duration,
     /// Nodes whose last request failed as unavailable, and when.
     unreachable: Mutex<HashMap<NodeId, Instant>>,
+    health: Option<Arc<dyn NodeHealth>>,
 }
 
 impl DistSender {
@@ -57,6 +67,51 @@ impl DistSender {
             cache: RangeCache::default(),
             deadline: Duration::from_secs(30),
             unreachable: Mutex::default(),
+            health: None,
+        }
+    }
+
+    /// Consults the node's heartbeats: unreachable nodes are tried last,
+    /// and a send to a node that becomes unreachable is abandoned (a
+    /// frozen process accepts connections and never answers).
+    pub fn with_health(mut self, health: Arc<dyn NodeHealth>) -> DistSender {
+        self.health = Some(health);
+        self
+    }
+
+    /// Sends `ba` to `node`, giving up when the heartbeats say the node
+    /// stopped answering: the batch may have arrived, so a write is then
+    /// ambiguous and a read merely unavailable.
+    async fn send_watched(
+        &self,
+        sender: &dyn Sender,
+        node: NodeId,
+        ba: BatchRequest,
+    ) -> BatchResult {
+        let Some(health) = &self.health else {
+            return sender.send(ba).await;
+        };
+        let writes = ba.requests.iter().any(Request::writes_or_commits);
+        let gone = async {
+            loop {
+                tokio::time::sleep(HEALTH_POLL).await;
+                if health.is_unreachable(node) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            r = sender.send(ba) => r,
+            () = gone => {
+                let msg = format!("node n{node} stopped answering heartbeats while the batch was in flight");
+                Err(if writes {
+                    KvError::new(ErrorDetail::AmbiguousResult(format!(
+                        "{msg}; the write may or may not have been applied"
+                    )))
+                } else {
+                    unavailable(&msg)
+                })
+            }
         }
     }
 
@@ -290,6 +345,16 @@ impl DistSender {
                 break;
             }
             if i >= order.len() || tries >= 2 * order.len() {
+                // A majority of the voters have stopped answering their
+                // heartbeats for a while: no replica can serve this until
+                // they are back, so say so now instead of at the deadline.
+                if started.elapsed() >= NO_QUORUM_GRACE
+                    && let Some(down) = self.voters_unreachable(&range.desc)
+                {
+                    return Err(RouteError::Kv(Box::new(
+                        ambiguous.unwrap_or_else(|| range_unavailable(&range.desc, &down)),
+                    )));
+                }
                 // A full round without success: back off (briefly while
                 // live replicas answer, as they do during an election and
                 // a lease changeover), then refresh the descriptor.
@@ -327,7 +392,7 @@ impl DistSender {
                     continue;
                 }
             };
-            match sender.send(ba.clone()).await {
+            match self.send_watched(sender.as_ref(), node, ba.clone()).await {
                 Ok(resp) => {
                     self.unreachable.lock().remove(&node);
                     self.cache
@@ -391,7 +456,17 @@ impl DistSender {
             }
         }
         self.cache.evict(&range.desc.start_key);
-        Err(RouteError::Kv(Box::new(ambiguous.unwrap_or(last_err))))
+        let err = ambiguous.unwrap_or_else(|| match &last_err.detail {
+            ErrorDetail::Unavailable(m) => unavailable(&format!(
+                "range r{} [{}, {}): no replica served it within {:?} (last error: {m})",
+                range.desc.range_id,
+                tardigrade_encoding::pretty_key(&range.desc.start_key),
+                tardigrade_encoding::pretty_key(&range.desc.end_key),
+                self.deadline
+            )),
+            _ => last_err,
+        });
+        Err(RouteError::Kv(Box::new(err)))
     }
 
     /// The replicas' nodes in the order to try them: the cached leaseholder
@@ -421,11 +496,32 @@ impl DistSender {
         order
     }
 
+    /// The unreachable voters of `desc`, if they are at least half of them
+    /// (no quorum without them).
+    fn voters_unreachable(&self, desc: &RangeDescriptor) -> Option<Vec<NodeId>> {
+        let health = self.health.as_ref()?;
+        let voters: Vec<NodeId> = desc
+            .replicas
+            .iter()
+            .filter(|r| r.kind == tardigrade_kvpb::ReplicaType::Voter)
+            .map(|r| r.node_id)
+            .collect();
+        let down: Vec<NodeId> = voters
+            .iter()
+            .copied()
+            .filter(|n| health.is_unreachable(*n))
+            .collect();
+        (!voters.is_empty() && down.len() * 2 >= voters.len()).then_some(down)
+    }
+
     fn mark_unreachable(&self, node: NodeId) {
         self.unreachable.lock().insert(node, Instant::now());
     }
 
     fn recently_unreachable(&self, node: NodeId) -> bool {
+        if self.health.as_ref().is_some_and(|h| h.is_unreachable(node)) {
+            return true;
+        }
         let mut m = self.unreachable.lock();
         match m.get(&node) {
             Some(at) if at.elapsed() < UNREACHABLE_MEMORY => true,
@@ -436,6 +532,31 @@ impl DistSender {
             None => false,
         }
     }
+}
+
+/// How long a batch keeps trying a range whose voters are mostly
+/// unreachable before it fails (an election after a node restart takes a
+/// moment; a range without quorum does not come back by retrying).
+const NO_QUORUM_GRACE: Duration = Duration::from_secs(4);
+
+/// The error for a range that cannot serve because `down` (a majority of
+/// its voters) do not answer.
+fn range_unavailable(desc: &RangeDescriptor, down: &[NodeId]) -> KvError {
+    let voters = desc
+        .replicas
+        .iter()
+        .filter(|r| r.kind == tardigrade_kvpb::ReplicaType::Voter)
+        .count();
+    let names: Vec<String> = down.iter().map(|n| format!("n{n}")).collect();
+    unavailable(&format!(
+        "range r{} [{}, {}) has no quorum: {} of its {} voters ({}) do not answer; it serves again once a majority is back",
+        desc.range_id,
+        tardigrade_encoding::pretty_key(&desc.start_key),
+        tardigrade_encoding::pretty_key(&desc.end_key),
+        down.len(),
+        voters,
+        names.join(", ")
+    ))
 }
 
 /// How long a node that failed to answer is tried after the others.

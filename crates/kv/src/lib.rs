@@ -22,7 +22,7 @@ use tardigrade_kvpb::{
     Sender, Span,
 };
 
-pub use dist_sender::{DistSender, FirstRange, NodeDialer};
+pub use dist_sender::{DistSender, FirstRange, NodeDialer, NodeHealth};
 pub use range_cache::{CachedRange, RangeCache};
 pub use txn::Txn;
 

@@ -380,6 +380,13 @@ impl Request {
         }
     }
 
+    /// Whether a lost answer leaves this request's effect unknown: writes,
+    /// commits and splits. Pushes, heartbeats, resolution and GC are safe
+    /// to repeat.
+    pub fn writes_or_commits(&self) -> bool {
+        self.is_write() || matches!(self, Request::EndTxn { .. } | Request::AdminSplit { .. })
+    }
+
     pub fn is_write(&self) -> bool {
         matches!(
             self,

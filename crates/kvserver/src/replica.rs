@@ -483,6 +483,34 @@ impl Replica {
             .map_or(0, |r| r.node_id)
     }
 
+    /// If this replica is a quiesced follower whose leader is on one of
+    /// `nodes`, wakes it and forgets that leader (so that it votes for
+    /// whichever survivor campaigns first). Returns whether it woke.
+    pub(crate) fn wake_if_leader_on(&self, nodes: &[u64]) -> bool {
+        let quiesced_leader = |g: &RaftGroup| {
+            let raft = &g.node.raft;
+            (g.quiesced
+                && !g.broken
+                && raft.state == StateRole::Follower
+                && raft.leader_id != raft::INVALID_ID)
+                .then_some(raft.leader_id)
+        };
+        // The descriptor is read without the Raft lock held.
+        let Some(leader) = quiesced_leader(&self.raft.lock()) else {
+            return false;
+        };
+        if !nodes.contains(&self.node_of(leader)) {
+            return false;
+        }
+        let mut g = self.raft.lock();
+        if quiesced_leader(&g) != Some(leader) {
+            return false;
+        }
+        g.quiesced = false;
+        g.node.raft.leader_id = raft::INVALID_ID;
+        true
+    }
+
     /// Wakes a quiesced group and returns (is leader, leader's replica id).
     /// A follower woken this way wakes the leader too (a quiesced leader
     /// sends no heartbeats; without them this follower would campaign),

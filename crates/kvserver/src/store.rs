@@ -523,6 +523,25 @@ impl Store {
     }
 
     /// Asks the scheduler to process `range_id` (a proposal is waiting).
+    /// Wakes the quiesced replicas whose Raft leader is on one of `nodes`
+    /// (the node's heartbeats say they stopped answering): a quiesced
+    /// follower does not tick, so without this it would never notice its
+    /// leader is gone. Each forgets that leader, ticks again and campaigns
+    /// after an election timeout. Returns how many it woke.
+    pub fn wake_ranges_led_by(&self, nodes: &[u64]) -> usize {
+        if nodes.is_empty() {
+            return 0;
+        }
+        let mut woke = 0;
+        for r in self.replicas() {
+            if r.wake_if_leader_on(nodes) {
+                self.wake(r.range_id);
+                woke += 1;
+            }
+        }
+        woke
+    }
+
     pub(crate) fn wake(&self, range_id: u64) {
         let _ = self.events.send(Event::Wake(range_id));
     }

@@ -96,7 +96,10 @@ impl RpcSender {
         ba: BatchRequest,
     ) -> Result<tardigrade_kvpb::BatchResponse, KvError> {
         let n = ba.requests.len();
-        let writes = ba.requests.iter().any(writes_or_commits);
+        let writes = ba
+            .requests
+            .iter()
+            .any(tardigrade_kvpb::Request::writes_or_commits);
         let mut client = self.client.clone();
         let mut req = tonic::Request::new(pb::BatchRequest::from(ba));
         if let Some(id) = &self.identity {
@@ -140,15 +143,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     msg
-}
-
-/// Requests whose effect a lost answer leaves unknown: writes, commits
-/// and splits.
-fn writes_or_commits(r: &tardigrade_kvpb::Request) -> bool {
-    use tardigrade_kvpb::Request as R;
-    // Pushes, heartbeats, resolution and GC are safe to repeat: their
-    // failures stay `Unavailable`, so they are retried elsewhere.
-    r.is_write() || matches!(r, R::EndTxn { .. } | R::AdminSplit { .. })
 }
 
 /// Whether a failed call certainly never reached the server's handler:

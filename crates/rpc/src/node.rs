@@ -45,6 +45,20 @@ pub struct JoinGrant {
     pub nodes: Vec<Vec<u8>>,
 }
 
+/// What a node answers to a peer's heartbeat ([`NodeClient::ping`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PingReply {
+    /// The answering node's id (0 before it belongs to a cluster).
+    pub node_id: u64,
+    /// Its physical clock when it answered (nanoseconds since the epoch).
+    pub wall_nanos: i64,
+    pub cluster_id: Vec<u8>,
+    /// Node descriptors (stored form) it knows.
+    pub nodes: Vec<Vec<u8>>,
+    /// The first range's descriptor (stored form), empty if unknown.
+    pub first_range: Vec<u8>,
+}
+
 /// Serves the `Node` service.
 pub trait NodeHandler: Send + Sync {
     /// Initializes a new cluster with this node as node 1.
@@ -63,7 +77,17 @@ pub trait NodeHandler: Send + Sync {
     fn ranges(&self) -> (u64, Vec<RangeInfo>) {
         (0, Vec::new())
     }
+    /// A peer's heartbeat carrying the node descriptors it knows; answers
+    /// with this node's clock and what it knows.
+    fn ping(&self, nodes: Vec<Vec<u8>>) -> PingReply {
+        let _ = nodes;
+        PingReply::default()
+    }
 }
+
+/// At most this many node descriptors travel in one ping (a peer sending
+/// more is refused: descriptors are small and clusters are not that big).
+const MAX_PING_NODES: usize = 10_000;
 
 /// One replica a node holds, as the `Ranges` RPC reports it.
 pub type RangeInfo = node_pb::RangeInfo;
@@ -148,6 +172,32 @@ impl Node for NodeService {
         self.admit(request.metadata()).await?;
         let (node_id, ranges) = self.handler.ranges();
         Ok(Response::new(node_pb::RangesResponse { node_id, ranges }))
+    }
+
+    async fn ping(
+        &self,
+        request: Request<node_pb::PingRequest>,
+    ) -> Result<Response<node_pb::PingResponse>, Status> {
+        self.admit(request.metadata()).await?;
+        // Only a node of this cluster (admitted above with its cluster id)
+        // may teach us addresses; anyone else just gets the answer.
+        let from_member = request
+            .metadata()
+            .contains_key(crate::identity::CLUSTER_ID_HEADER);
+        let r = request.into_inner();
+        if r.nodes.len() > MAX_PING_NODES {
+            return Err(Status::invalid_argument("ping: too many node descriptors"));
+        }
+        let g = self
+            .handler
+            .ping(if from_member { r.nodes } else { Vec::new() });
+        Ok(Response::new(node_pb::PingResponse {
+            node_id: g.node_id,
+            wall_nanos: g.wall_nanos,
+            cluster_id: g.cluster_id,
+            nodes: g.nodes,
+            first_range: g.first_range,
+        }))
     }
 }
 
@@ -247,6 +297,25 @@ impl NodeClient {
             .map_err(from_status)?
             .into_inner();
         Ok((r.node_id, r.ranges))
+    }
+
+    /// A heartbeat: sends the node descriptors this node knows, returns the
+    /// peer's id, clock reading and what it knows.
+    pub async fn ping(&self, nodes: Vec<Vec<u8>>) -> Result<PingReply, NodeError> {
+        let r = self
+            .inner
+            .clone()
+            .ping(self.request(node_pb::PingRequest { nodes }))
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        Ok(PingReply {
+            node_id: r.node_id,
+            wall_nanos: r.wall_nanos,
+            cluster_id: r.cluster_id,
+            nodes: r.nodes,
+            first_range: r.first_range,
+        })
     }
 
     /// The first range's descriptor, cluster id and known nodes, if the node knows them.

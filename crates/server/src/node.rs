@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use tardigrade_hlc::Hlc;
-use tardigrade_kv::{Db, DistSender, FirstRange, NodeDialer};
+use tardigrade_kv::{Db, DistSender, FirstRange, NodeDialer, NodeHealth};
 use tardigrade_kvpb::{
     BatchRequest, ErrorDetail, KvError, NodeId, RangeDescriptor, SendFuture, Sender,
 };
@@ -28,12 +28,13 @@ use tardigrade_kvserver::allocator::{StoreDetail, StorePool};
 use tardigrade_kvserver::{GrpcRaftTransport, NodeResolver, Store, StoreConfig};
 use tardigrade_rpc::{
     JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, NodeIdentity, NodeServices,
-    PeerCheck, PeerFuture, RaftHandler, RaftMessageBatch, RpcSender,
+    PeerCheck, PeerFuture, PingReply, RaftHandler, RaftMessageBatch, RpcSender,
 };
-use tardigrade_storage::{Engine, Space, StoreSpec};
+use tardigrade_storage::{Engine, Reader, Space, StoreSpec};
 use tokio::sync::{Notify, oneshot};
 
 use crate::cluster::{self, Liveness, NodeDescriptor, StoreCapacity, StoreIdent};
+use crate::heartbeat::{self, ClockOffset, ClockVerdict, PeerHealth};
 use crate::{ServerError, StoreLock};
 
 /// How often a node heartbeats its liveness record (and refreshes its view
@@ -78,6 +79,13 @@ struct Shared {
     identity: Arc<NodeIdentity>,
     /// Node ids refused as unknown recently (not looked up again for a while).
     unknown_peers: Mutex<HashMap<NodeId, std::time::Instant>>,
+    /// What the peer heartbeats know: reachability and clock offsets.
+    health: Arc<PeerHealth>,
+    /// Connections the heartbeats use, by address.
+    ping_clients: Mutex<HashMap<String, NodeClient>>,
+    /// Set once the node must stop (its clock is too far from the
+    /// cluster's): the reason. `tardigrade start` exits on it.
+    fatal: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// The cluster's stores as the allocator sees them: node descriptors,
@@ -112,6 +120,15 @@ impl ClusterNode {
     /// Starts the node; returns once it listens (it may still be waiting
     /// for `init` or for its join to succeed: see [`ClusterNode::wait_ready`]).
     pub async fn start(cfg: NodeConfig) -> Result<ClusterNode, ServerError> {
+        Self::start_with_clock(cfg, Arc::new(tardigrade_hlc::SystemClock)).await
+    }
+
+    /// [`ClusterNode::start`] with the node's physical clock given (tests
+    /// skew and jump it).
+    pub async fn start_with_clock(
+        cfg: NodeConfig,
+        physical: Arc<dyn tardigrade_hlc::Clock>,
+    ) -> Result<ClusterNode, ServerError> {
         let listener = tokio::net::TcpListener::bind(cfg.listen_addr)
             .await
             .map_err(|source| ServerError::Bind {
@@ -133,7 +150,7 @@ impl ClusterNode {
             .validate()
             .map_err(ServerError::Config)?;
         let engine = Engine::open(&cfg.store)?;
-        let clock = Arc::new(Hlc::system());
+        let clock = Arc::new(Hlc::new(physical, tardigrade_hlc::DEFAULT_MAX_OFFSET));
         let shared = Arc::new(Shared {
             addr: local_addr.to_string(),
             locality: cfg.locality.clone(),
@@ -155,6 +172,9 @@ impl ClusterNode {
             }),
             identity: Arc::new(NodeIdentity::new(env!("CARGO_PKG_VERSION"))),
             unknown_peers: Mutex::new(HashMap::new()),
+            health: Arc::new(PeerHealth::default()),
+            ping_clients: Mutex::new(HashMap::new()),
+            fatal: tokio::sync::watch::Sender::new(None),
         });
         shared.directory.set_self(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -184,7 +204,17 @@ impl ClusterNode {
             _lock: lock,
         };
         match cluster::load_ident(&engine)? {
-            Some(ident) => activate(&shared, ident).await?,
+            Some(ident) => {
+                // The peers this node knew, so that Raft can reach them
+                // before anything can be read from KV.
+                let known = shared.directory.load(&engine);
+                tracing::info!(
+                    node = ident.node_id,
+                    known_nodes = known,
+                    "restarting on an initialized store"
+                );
+                activate(&shared, ident).await?
+            }
             None if !shared.join.is_empty() => {
                 let s = shared.clone();
                 let h = tokio::spawn(async move { join_loop(s).await });
@@ -222,6 +252,20 @@ impl ClusterNode {
         Some(Db::new(dist, self.shared.clock.clone()))
     }
 
+    /// Resolves when the node must stop (its clock is too far from the
+    /// cluster's), with the reason; never otherwise.
+    pub async fn fatal(&self) -> String {
+        let mut rx = self.shared.fatal.subscribe();
+        loop {
+            if let Some(msg) = rx.borrow_and_update().clone() {
+                return msg;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Waits until the node has joined or bootstrapped a cluster.
     pub async fn wait_ready(&self) {
         loop {
@@ -244,7 +288,19 @@ impl ClusterNode {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = tokio::time::timeout(crate::SHUTDOWN_GRACE, &mut self.serve).await;
+        // Connections to peers hold their servers open (a graceful stop
+        // waits for them) and those hold this node's state: drop ours.
+        self.shared.ping_clients.lock().clear();
+        self.shared.directory.senders.lock().clear();
+        if tokio::time::timeout(crate::SHUTDOWN_GRACE, &mut self.serve)
+            .await
+            .is_err()
+        {
+            // Peers keep their connections to us open: stop serving them
+            // anyway, so that the store is released (and can be opened
+            // again by the same process).
+            self.serve.abort();
+        }
     }
 }
 
@@ -262,10 +318,14 @@ async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerE
     cfg.transport = Some(transport);
     cfg.bootstrap_single_node = false;
     let store = Store::open(shared.engine.clone(), shared.clock.clone(), cfg)?;
-    let dist = Arc::new(DistSender::new(
-        shared.directory.clone(),
-        Arc::new(FirstRangeOf(shared.clone())),
-    ));
+    let health: Arc<dyn NodeHealth> = Arc::new(HealthOf(shared.health.clone()));
+    let dist = Arc::new(
+        DistSender::new(
+            shared.directory.clone(),
+            Arc::new(FirstRangeOf(shared.clone())),
+        )
+        .with_health(health),
+    );
     // Pushes, intent resolution and splits reach other ranges through the
     // node's DistSender (which routes to this store directly).
     store.set_cluster_sender(dist.clone());
@@ -293,7 +353,137 @@ async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerE
     let s = shared.clone();
     let h = tokio::spawn(async move { background(s, db, me).await });
     shared.tasks.lock().push(h);
+    let s = shared.clone();
+    let h = tokio::spawn(async move { heartbeat_loop(s).await });
+    shared.tasks.lock().push(h);
     Ok(())
+}
+
+/// Pings every known node and `--join` address each
+/// [`heartbeat::PING_INTERVAL`]: spreads node descriptors and the first
+/// range, records which peers answer and how far their clocks are, wakes
+/// the ranges led by peers that stopped answering, persists the directory
+/// when it changed, and stops the node if its clock is the odd one out.
+async fn heartbeat_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(heartbeat::PING_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut woken_for: Vec<NodeId> = Vec::new();
+    loop {
+        tick.tick().await;
+        let me = shared.ident.get().map(|i| i.node_id).unwrap_or_default();
+        let mut targets: Vec<(Option<NodeId>, String)> = shared
+            .directory
+            .nodes
+            .read()
+            .values()
+            .filter(|d| d.node_id != me && !d.address.is_empty())
+            .map(|d| (Some(d.node_id), d.address.clone()))
+            .collect();
+        for addr in &shared.join {
+            if *addr != shared.addr && !targets.iter().any(|(_, a)| a == addr) {
+                targets.push((None, addr.clone()));
+            }
+        }
+        let known = shared.directory.encoded();
+        futures::future::join_all(
+            targets
+                .into_iter()
+                .map(|(id, addr)| ping_peer(&shared, id, addr, known.clone())),
+        )
+        .await;
+        shared.directory.persist_if_changed(&shared.engine);
+        let unreachable = shared.health.unreachable_nodes();
+        if let Some(store) = shared.store.get() {
+            // Once per node going away, not every round it stays away.
+            let newly: Vec<NodeId> = unreachable
+                .iter()
+                .copied()
+                .filter(|n| !woken_for.contains(n))
+                .collect();
+            let woke = store.wake_ranges_led_by(&newly);
+            if woke > 0 {
+                tracing::info!(nodes = ?newly, ranges = woke, "woke ranges led by unreachable nodes");
+            }
+        }
+        woken_for = unreachable;
+        match shared.health.clock_verdict(shared.clock.max_offset()) {
+            ClockVerdict::Healthy => {}
+            ClockVerdict::Suspect(msg) => tracing::warn!("{msg}"),
+            ClockVerdict::Fatal(msg) => {
+                tracing::error!("{msg}");
+                if let Some(store) = shared.store.get() {
+                    // Serve nothing more: no lease this clock cannot honour.
+                    store.stop();
+                }
+                shared.fatal.send_replace(Some(msg));
+                return;
+            }
+        }
+    }
+}
+
+/// One heartbeat to the node at `addr` (`id` if known).
+async fn ping_peer(shared: &Arc<Shared>, id: Option<NodeId>, addr: String, known: Vec<Vec<u8>>) {
+    let client = {
+        let mut clients = shared.ping_clients.lock();
+        match clients.get(&addr) {
+            Some(c) => c.clone(),
+            None => {
+                let Ok(c) = NodeClient::connect_lazy(&addr) else {
+                    return;
+                };
+                let c = c.with_identity(shared.identity.clone());
+                clients.insert(addr.clone(), c.clone());
+                c
+            }
+        }
+    };
+    let sent = shared.clock.physical_now();
+    let answer = tokio::time::timeout(heartbeat::PING_TIMEOUT, client.ping(known)).await;
+    let received = shared.clock.physical_now();
+    let reply = match answer {
+        Ok(Ok(r)) => r,
+        Ok(Err(NodeError::Refused(msg))) => {
+            tracing::error!(peer = %addr, "peer refused this node's heartbeat: {msg}");
+            if let Some(id) = id {
+                shared.health.record_failure(id);
+            }
+            return;
+        }
+        _ => {
+            if let Some(id) = id {
+                shared.health.record_failure(id);
+            }
+            return;
+        }
+    };
+    let mine = shared.identity.cluster_id();
+    if reply.node_id == 0 || mine.is_some_and(|c| c.as_slice() != reply.cluster_id.as_slice()) {
+        // Not (yet) a member, or of another cluster: nothing to learn.
+        return;
+    }
+    shared.directory.insert_encoded(&reply.nodes);
+    if shared.local_first_range().is_none()
+        && let Ok(d) = RangeDescriptor::decode(&reply.first_range)
+    {
+        let mut first = shared.first_range.write();
+        if first.as_ref().is_none_or(|f| f.generation <= d.generation) {
+            *first = Some(d);
+        }
+    }
+    shared.health.record_ok(
+        reply.node_id,
+        ClockOffset::estimate(sent, received, reply.wall_nanos),
+    );
+}
+
+/// The heartbeats' view of other nodes, for `DistSender`.
+struct HealthOf(Arc<PeerHealth>);
+
+impl NodeHealth for HealthOf {
+    fn is_unreachable(&self, node: NodeId) -> bool {
+        self.0.is_unreachable(node)
+    }
 }
 
 /// Keeps this node's descriptor and liveness record current, and the
@@ -334,9 +524,6 @@ async fn background(shared: Arc<Shared>, db: Db, me: NodeDescriptor) {
                 .await;
         }
         refresh_store_pool(&shared, &db).await;
-        if shared.local_first_range().is_none() {
-            refresh_first_range(&shared).await;
-        }
     }
 }
 
@@ -419,39 +606,6 @@ async fn heartbeat_liveness(db: &Db, node_id: NodeId, epoch: u64) -> Result<u64,
     txn.put(&key, &rec.encode()).await?;
     txn.commit().await?;
     Ok(epoch)
-}
-
-async fn refresh_first_range(shared: &Arc<Shared>) {
-    let peers: Vec<String> = {
-        let mut p = shared.directory.addresses();
-        p.extend(shared.join.iter().cloned());
-        p.retain(|a| *a != shared.addr);
-        p
-    };
-    for addr in peers {
-        let Ok(client) = NodeClient::connect_lazy(&addr) else {
-            continue;
-        };
-        let client = client.with_identity(shared.identity.clone());
-        let g = match tokio::time::timeout(Duration::from_secs(2), client.first_range()).await {
-            Ok(Ok(Some(g))) => g,
-            Ok(Err(NodeError::Refused(msg))) => {
-                tracing::error!(peer = %addr, "peer refused this node: {msg}");
-                continue;
-            }
-            _ => continue,
-        };
-        let mine = shared.identity.cluster_id();
-        if mine.is_some_and(|c| c.as_slice() != g.cluster_id.as_slice()) {
-            tracing::error!(peer = %addr, "peer belongs to another cluster; not using it");
-            continue;
-        }
-        if let Ok(d) = RangeDescriptor::decode(&g.first_range) {
-            shared.directory.insert_encoded(&g.nodes);
-            *shared.first_range.write() = Some(d);
-            return;
-        }
-    }
 }
 
 /// Retries joining through the `--join` addresses until one admits us (or
@@ -717,6 +871,25 @@ impl NodeHandler for Handler {
         (store.node_id(), ranges)
     }
 
+    fn ping(&self, nodes: Vec<Vec<u8>>) -> PingReply {
+        let shared = &self.0;
+        let Some(ident) = shared.ident.get() else {
+            return PingReply::default();
+        };
+        shared.directory.insert_encoded(&nodes);
+        PingReply {
+            node_id: ident.node_id,
+            wall_nanos: shared.clock.physical_now(),
+            cluster_id: ident.cluster_id.to_vec(),
+            nodes: shared.directory.encoded(),
+            first_range: shared
+                .local_first_range()
+                .or_else(|| shared.first_range.read().clone())
+                .map(|d| d.encode())
+                .unwrap_or_default(),
+        }
+    }
+
     fn first_range(&self) -> Option<JoinGrant> {
         let ident = self.0.ident.get()?;
         let d = self
@@ -852,6 +1025,8 @@ struct Directory {
     nodes: RwLock<HashMap<NodeId, NodeDescriptor>>,
     senders: Mutex<HashMap<NodeId, Arc<dyn Sender>>>,
     me: OnceLock<std::sync::Weak<Shared>>,
+    /// A descriptor was added or changed since the directory was persisted.
+    changed: std::sync::atomic::AtomicBool,
 }
 
 impl Directory {
@@ -860,14 +1035,61 @@ impl Directory {
     }
 
     fn insert(&self, d: NodeDescriptor) {
+        if d.node_id == 0 {
+            return;
+        }
         let mut nodes = self.nodes.write();
-        if nodes
-            .get(&d.node_id)
-            .is_some_and(|old| old.address != d.address)
-        {
-            self.senders.lock().remove(&d.node_id);
+        match nodes.get(&d.node_id) {
+            Some(old) if *old == d => return,
+            Some(old) if old.address != d.address => {
+                self.senders.lock().remove(&d.node_id);
+            }
+            _ => {}
         }
         nodes.insert(d.node_id, d);
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Loads the descriptors persisted in the store; returns how many. A
+    /// record that does not decode is ignored (it is only a cache: the
+    /// `--join` addresses and the peers' answers rebuild it).
+    fn load(&self, engine: &Engine) -> usize {
+        let raw = match engine.get(Space::Raw, heartbeat::DIRECTORY_KEY) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the persisted node directory");
+                return 0;
+            }
+        };
+        let Some(list) = decode_list(&raw) else {
+            tracing::warn!("the persisted node directory is malformed; ignoring it");
+            return 0;
+        };
+        self.insert_encoded(&list);
+        list.len()
+    }
+
+    /// Writes the directory to the store if it changed since the last time.
+    fn persist_if_changed(&self, engine: &Engine) {
+        if !self
+            .changed
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let mut ws = tardigrade_storage::batch::WriteSet::default();
+        ws.put(
+            Space::Raw,
+            heartbeat::DIRECTORY_KEY,
+            &encode_list(&self.encoded()),
+        );
+        if let Err(e) = engine.commit(&ws, false) {
+            tracing::warn!(error = %e, "cannot persist the node directory");
+            self.changed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
     }
 
     fn insert_encoded(&self, nodes: &[Vec<u8>]) {
@@ -885,14 +1107,37 @@ impl Directory {
             .map(NodeDescriptor::encode)
             .collect()
     }
+}
 
-    fn addresses(&self) -> Vec<String> {
-        self.nodes
-            .read()
-            .values()
-            .map(|d| d.address.clone())
-            .collect()
+/// Length-prefixed byte strings.
+fn encode_list(items: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(items.len() as u32).to_be_bytes());
+    for i in items {
+        out.extend_from_slice(&(i.len() as u32).to_be_bytes());
+        out.extend_from_slice(i);
     }
+    out
+}
+
+fn decode_list(mut buf: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let take_u32 = |buf: &mut &[u8]| -> Option<usize> {
+        let (head, rest) = buf.split_first_chunk::<4>()?;
+        *buf = rest;
+        Some(u32::from_be_bytes(*head) as usize)
+    };
+    let n = take_u32(&mut buf)?;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let len = take_u32(&mut buf)?;
+        if buf.len() < len {
+            return None;
+        }
+        let (item, rest) = buf.split_at(len);
+        out.push(item.to_vec());
+        buf = rest;
+    }
+    buf.is_empty().then_some(out)
 }
 
 impl NodeResolver for Directory {
@@ -975,6 +1220,25 @@ fn render_metrics(shared: &Shared) -> String {
         "gauge",
         "Whether the node has joined a cluster.",
         1.0,
+    );
+    p.metric(
+        "peers_unreachable",
+        "gauge",
+        "Peers whose heartbeats have failed for 1.5 s or more.",
+        shared.health.unreachable_nodes().len() as f64,
+    );
+    let mut offsets: Vec<(String, f64)> = shared
+        .health
+        .offsets()
+        .into_iter()
+        .map(|(n, o)| (format!("peer=\"n{n}\""), o.offset_nanos as f64 / 1e9))
+        .collect();
+    offsets.sort_by(|a, b| a.0.cmp(&b.0));
+    p.labeled(
+        "clock_offset_seconds",
+        "gauge",
+        "Each peer's clock minus this node's, estimated from the heartbeats.",
+        &offsets,
     );
     let replicas = store.replicas();
     let now = shared.clock.now();

@@ -70,3 +70,62 @@ async fn nodes_join_after_init_and_every_node_is_a_gateway() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_clock_jumps_stops_itself_and_the_others_keep_serving() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use tardigrade_hlc::{SkewedClock, SystemClock};
+
+    let n1 = ClusterNode::start(config(vec![])).await.expect("start n1");
+    let seed = n1.local_addr().to_string();
+    let n2 = ClusterNode::start(config(vec![seed.clone()]))
+        .await
+        .expect("start n2");
+    let skewed = Arc::new(SkewedClock {
+        inner: SystemClock,
+        offset_nanos: AtomicI64::new(0),
+    });
+    let n3 = ClusterNode::start_with_clock(config(vec![seed.clone()]), skewed.clone())
+        .await
+        .expect("start n3");
+    NodeClient::connect_lazy(&seed)
+        .expect("client")
+        .bootstrap()
+        .await
+        .expect("init");
+    for n in [&n1, &n2, &n3] {
+        tokio::time::timeout(Duration::from_secs(20), n.wait_ready())
+            .await
+            .expect("node becomes ready");
+    }
+    // In step: nobody stops.
+    let calm = tokio::time::timeout(Duration::from_secs(3), n3.fatal()).await;
+    assert!(calm.is_err(), "a node in step stopped: {calm:?}");
+
+    // n3's clock jumps back 2 s (four times the maximum offset): it is
+    // the odd one out and stops itself within a few heartbeats.
+    skewed.offset_nanos.store(-2_000_000_000, Ordering::Relaxed);
+    let msg = tokio::time::timeout(Duration::from_secs(10), n3.fatal())
+        .await
+        .expect("the skewed node stops itself");
+    assert!(msg.contains("clock synchronization error"), "{msg}");
+    assert!(n3.store().expect("store").is_stopped());
+
+    // The healthy majority does not stop, and serves.
+    for n in [&n1, &n2] {
+        let still = tokio::time::timeout(Duration::from_millis(500), n.fatal()).await;
+        assert!(still.is_err(), "a healthy node stopped: {still:?}");
+    }
+    let db1 = n1.db().expect("db");
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while db1.put(b"after-skew", b"ok").await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the healthy nodes serve writes");
+    for n in [n3, n2, n1] {
+        n.shutdown().await;
+    }
+}

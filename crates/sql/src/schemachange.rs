@@ -205,7 +205,7 @@ fn tag_of(statement: &Statement) -> &'static str {
 /// the rollback, a page of a clear: running one twice, or after a commit
 /// whose outcome was unknown, changes nothing) is also retried, with a
 /// growing pause, on errors that may be transient — 40003 (ambiguous
-/// result), 58030 (unavailable) and XX000 (other KV errors; `not
+/// result), 57P03 (a range unavailable) and XX000 (other KV errors; `not
 /// leaseholder`, seen here on an overloaded node, is now a 40001) — so that
 /// one of them does not throw away a long backfill.
 pub(crate) async fn in_txn<T: Send>(
@@ -235,7 +235,7 @@ pub(crate) async fn in_txn<T: Send>(
                     && transient < TRANSIENT_RETRIES
                     && [
                         codes::STATEMENT_COMPLETION_UNKNOWN,
-                        "58030",
+                        crate::session::RANGE_UNAVAILABLE,
                         codes::INTERNAL_ERROR,
                     ]
                     .contains(&e.code) =>

@@ -645,6 +645,11 @@ async fn run_in_txn(
 }
 
 /// Maps a KV error to the SQL error a client sees.
+/// SQLSTATE of a KV request that no replica could serve in time (a range
+/// without quorum): `cannot_connect_now`, which clients treat as "the
+/// server cannot serve this yet, try again later".
+pub const RANGE_UNAVAILABLE: &str = "57P03";
+
 pub fn kv_error(e: KvError) -> SqlError {
     if e.detail.is_retryable() {
         return SqlError::restart(&e.detail);
@@ -658,7 +663,9 @@ pub fn kv_error(e: KvError) -> SqlError {
         ErrorDetail::NotLeaseholder { .. }
         | ErrorDetail::RangeNotFound { .. }
         | ErrorDetail::RangeKeyMismatch { .. } => SqlError::restart(&e.detail),
-        ErrorDetail::Unavailable(_) => SqlError::new("58030", e.detail.to_string()),
+        // A range without quorum (or a node that cannot be reached): the
+        // request was not applied; the cluster cannot serve it now.
+        ErrorDetail::Unavailable(_) => SqlError::new(RANGE_UNAVAILABLE, e.detail.to_string()),
         // The write may or may not have happened: the client must check.
         ErrorDetail::AmbiguousResult(_) => {
             SqlError::new(codes::STATEMENT_COMPLETION_UNKNOWN, e.detail.to_string())

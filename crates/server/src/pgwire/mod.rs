@@ -108,6 +108,10 @@ pub const SERVER_VERSION: &str = "15.0.0 tardigrade";
 /// The database a connection uses when it names none.
 pub const DEFAULT_DATABASE: &str = "defaultdb";
 
+/// How long a new connection waits to check that its database exists
+/// before it opens anyway (the catalog's ranges may have lost quorum).
+const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A client must finish the startup handshake within this time.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -126,20 +130,43 @@ impl SqlServer {
     /// Starts the node's SQL layer over `db` (the node's gateway KV client) and
     /// listens on `addr`. Binds first, so a taken port fails before anything else.
     pub async fn start(addr: SocketAddr, db: Db, node_id: u32) -> Result<SqlServer, ServerError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr,
-                hint: if source.kind() == std::io::ErrorKind::AddrInUse {
-                    " (is another node running? choose another --sql-addr)"
-                } else {
-                    ""
-                },
-                source,
-            })?;
+        let listener = bind_sql(addr).await?;
         let node = SqlNode::start(db, node_id)
             .await
             .map_err(|e| ServerError::Config(format!("cannot start the SQL layer: {e}")))?;
+        Self::serve(listener, node)
+    }
+
+    /// [`SqlServer::start`] on a cluster node that may be restarting with
+    /// its peers: the SQL layer reads (and the first time writes) its
+    /// system tables through KV, which is unavailable until enough nodes
+    /// are back. Binds first (a taken port fails at once), then keeps
+    /// trying, saying in the log what it waits for; never gives up (the
+    /// caller stops it on SIGTERM by dropping the future).
+    pub async fn start_when_available(
+        addr: SocketAddr,
+        db: Db,
+        node_id: u32,
+    ) -> Result<SqlServer, ServerError> {
+        let listener = bind_sql(addr).await?;
+        let started = std::time::Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        let node = loop {
+            match SqlNode::start(db.clone(), node_id).await {
+                Ok(node) => break node,
+                Err(e) => {
+                    tracing::warn!(
+                        waited_s = started.elapsed().as_secs(),
+                        "SQL is waiting for the cluster's system ranges to become available (are enough nodes up?): {e}"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+        if started.elapsed() > Duration::from_secs(1) {
+            tracing::info!(waited_s = started.elapsed().as_secs(), "SQL layer started");
+        }
         Self::serve(listener, node)
     }
 
@@ -192,6 +219,21 @@ impl Drop for SqlServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Binds the SQL port; a taken port says what to do.
+async fn bind_sql(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr,
+            hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                " (is another node running? choose another --sql-addr)"
+            } else {
+                ""
+            },
+            source,
+        })
 }
 
 /// The URL clients use to reach a SQL listener at `addr`.
@@ -711,17 +753,31 @@ impl StartupHandler for Conn {
             .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
         let node = &self.shared.node;
         let mut txn = node.db.txn("connect");
-        let exists = node.catalog.database_id(&mut txn, &database).await;
+        let exists = tokio::time::timeout(
+            CONNECT_CHECK_TIMEOUT,
+            node.catalog.database_id(&mut txn, &database),
+        )
+        .await;
         let _ = txn.rollback().await;
         match exists {
-            Ok(Some(_)) => {}
-            Ok(None) => {
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => {
                 return Err(fatal(
                     codes::INVALID_CATALOG_NAME,
                     format!("database \"{database}\" does not exist"),
                 ));
             }
-            Err(e) => return Err(fatal(e.code, e.message)),
+            // The ranges holding the catalog have no quorum: the session
+            // still opens (statements that need those ranges fail with
+            // their own error; `SELECT 1` works), as the check cannot be
+            // made now.
+            Err(_) => {
+                tracing::warn!(%database, "cannot check that the database exists (catalog unavailable); connecting anyway");
+            }
+            Ok(Err(e)) if e.code == tardigrade_sql::session::RANGE_UNAVAILABLE => {
+                tracing::warn!(%database, error = %e, "cannot check that the database exists; connecting anyway");
+            }
+            Ok(Err(e)) => return Err(fatal(e.code, e.message)),
         }
         let (pid, secret_key) = self.shared.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret_key.clone());
