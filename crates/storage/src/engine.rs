@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::journal_check;
+
 pub use fjall::Slice;
 
 /// The on-disk format this binary writes and reads.
@@ -57,6 +59,17 @@ pub enum EngineError {
     },
     #[error("corrupt data in store: {0}")]
     Corrupt(String),
+    /// A store file fails its integrity check; the store is refused.
+    #[error("corrupt store file {path}: {msg}")]
+    CorruptFile { path: PathBuf, msg: String },
+    /// Reading a key failed, usually an SST block failing its checksum.
+    #[error("store {store}: reading {space} key {key}: {source}")]
+    Read {
+        store: PathBuf,
+        space: &'static str,
+        key: String,
+        source: fjall::Error,
+    },
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -120,6 +133,8 @@ struct Inner {
     db: fjall::Database,
     spaces: [fjall::Keyspace; 3],
     sync: GroupSync,
+    /// The store directory, for error messages.
+    path: PathBuf,
     /// Keeps a memory store's directory alive; deleted on drop.
     _tempdir: Option<TempDir>,
 }
@@ -150,7 +165,11 @@ impl Engine {
 
     fn open_dir(path: &Path, tempdir: Option<TempDir>) -> Result<Engine> {
         check_or_create_marker(path)?;
-        let db = fjall::Database::builder(path.join("data")).open()?;
+        let data_dir = path.join("data");
+        // Before fjall opens: its recovery truncates the journal at the first
+        // bad record, which must not happen to synced batches.
+        journal_check::check_journals(&data_dir)?;
+        let db = fjall::Database::builder(&data_dir).open()?;
         let open = |s: Space| db.keyspace(s.name(), fjall::KeyspaceCreateOptions::default);
         let spaces = [open(Space::Mvcc)?, open(Space::Lock)?, open(Space::Raw)?];
         Ok(Engine {
@@ -158,6 +177,7 @@ impl Engine {
                 db,
                 spaces,
                 sync: GroupSync::default(),
+                path: path.to_path_buf(),
                 _tempdir: tempdir,
             }),
         })
@@ -215,6 +235,28 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes every keyspace's memtable out to table files and waits.
+    pub fn flush_memtables(&self) -> Result<()> {
+        for space in &self.inner.spaces {
+            space.rotate_memtable_and_wait()?;
+        }
+        Ok(())
+    }
+
+    /// The store directory (a temporary one for a memory store).
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn read_error(&self, space: Space, key: &[u8], source: fjall::Error) -> EngineError {
+        EngineError::Read {
+            store: self.inner.path.clone(),
+            space: space.name(),
+            key: key.escape_ascii().to_string(),
+            source,
+        }
+    }
+
     /// Bytes the store occupies on disk.
     pub fn disk_space(&self) -> u64 {
         self.inner.db.disk_space().unwrap_or(0)
@@ -223,7 +265,9 @@ impl Engine {
 
 impl Reader for Engine {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Slice>> {
-        Ok(self.space(space).get(key)?)
+        self.space(space)
+            .get(key)
+            .map_err(|e| self.read_error(space, key, e))
     }
 
     fn scan<'a>(
@@ -252,7 +296,9 @@ pub struct Snapshot {
 impl Reader for Snapshot {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Slice>> {
         use fjall::Readable;
-        Ok(self.snap.get(self.engine.space(space), key)?)
+        self.snap
+            .get(self.engine.space(space), key)
+            .map_err(|e| self.engine.read_error(space, key, e))
     }
 
     fn scan<'a>(
