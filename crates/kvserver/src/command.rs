@@ -348,6 +348,7 @@ mod tests {
             Some(Trigger::ChangeReplicas {
                 desc: RangeDescriptor::default(),
             }),
+            Some(Trigger::ComputeChecksum { id: u64::MAX - 1 }),
         ] {
             let c = Command {
                 id: 7,

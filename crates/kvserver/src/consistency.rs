@@ -335,13 +335,28 @@ fn reference_digest(replicas: &[ReplicaVerdict], leaseholder: u64) -> Option<[u8
         })
 }
 
-/// Checks, one at a time, every range whose lease this store holds.
+/// Whether this store checks the replica's range: it holds the lease, or
+/// leads the Raft group of an idle range whose lease lapsed (and so takes
+/// the lease for the check): normally one store per range.
+fn should_check(replica: &Replica) -> bool {
+    if !replica.is_initialized() || fenced_reason(replica).is_some() {
+        return false;
+    }
+    let lease = replica.lease();
+    let now = replica.clock_now();
+    if lease.covers(now, now) {
+        lease.replica.replica_id == replica.replica_id
+    } else {
+        replica.is_raft_leader()
+    }
+}
+
+/// Checks, one at a time, every range whose lease this store holds (or
+/// whose idle Raft group it leads).
 pub async fn check_leased_ranges(store: &Arc<Store>, peers: &dyn ChecksumPeers) -> Vec<RangeCheck> {
     let mut out = Vec::new();
     for replica in store.replicas() {
-        let lease = replica.lease();
-        let now = replica.clock_now();
-        if lease.replica.replica_id != replica.replica_id || !lease.covers(now, now) {
+        if !should_check(&replica) {
             continue;
         }
         match check_range(&replica, peers).await {
@@ -369,9 +384,7 @@ pub fn spawn_queue(
             tokio::time::sleep(interval).await;
             let Some(s) = store.upgrade() else { return };
             for replica in s.replicas() {
-                let lease = replica.lease();
-                let now = replica.clock_now();
-                if lease.replica.replica_id != replica.replica_id || !lease.covers(now, now) {
+                if !should_check(&replica) {
                     continue;
                 }
                 if let Err(e) = check_range(&replica, peers.as_ref()).await {

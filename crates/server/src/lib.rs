@@ -2,6 +2,7 @@
 //! listener. SQL, HTTP, gossip and liveness come in later issues.
 
 pub mod cluster;
+pub mod consistency;
 pub mod http;
 pub mod node;
 pub mod pgwire;
