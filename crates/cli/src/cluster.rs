@@ -383,10 +383,13 @@ pub async fn debug_check_consistency(args: HostArgs) -> CliResult {
                 } else if !silent.is_empty() {
                     ("incomplete", silent.join("; "))
                 } else {
-                    (
-                        "ok",
-                        format!("{} replicas agree at index {index}", c.replicas.len()),
-                    )
+                    let n = c.replicas.len();
+                    let who = if n == 1 {
+                        "the only replica"
+                    } else {
+                        "all replicas"
+                    };
+                    ("ok", format!("{who} ({n}) agree at index {index}"))
                 }
             }
         };

@@ -62,6 +62,14 @@ pub enum EngineError {
     /// A store file fails its integrity check; the store is refused.
     #[error("corrupt store file {path}: {msg}")]
     CorruptFile { path: PathBuf, msg: String },
+    /// A stored record of ours does not decode (its bytes passed the
+    /// engine's checksums, so they were written that way or damaged in memory).
+    #[error("store {store}: corrupt record under key {key}: {msg}")]
+    CorruptRecord {
+        store: PathBuf,
+        key: String,
+        msg: String,
+    },
     /// Reading a key failed, usually an SST block failing its checksum.
     #[error("store {store}: reading {space} key {key}: {source}")]
     Read {
@@ -127,6 +135,19 @@ pub trait Reader {
         upper: &[u8],
         reverse: bool,
     ) -> Box<dyn Iterator<Item = Result<(Slice, Slice)>> + 'a>;
+    /// The store directory read from, for error messages.
+    fn store_path(&self) -> &Path;
+}
+
+impl EngineError {
+    /// A record under `key` that `reader` returned and that does not decode.
+    pub fn corrupt_record(reader: &dyn Reader, key: &[u8], msg: impl std::fmt::Display) -> Self {
+        EngineError::CorruptRecord {
+            store: reader.store_path().to_path_buf(),
+            key: key.escape_ascii().to_string(),
+            msg: msg.to_string(),
+        }
+    }
 }
 
 struct Inner {
@@ -264,6 +285,10 @@ impl Engine {
 }
 
 impl Reader for Engine {
+    fn store_path(&self) -> &Path {
+        &self.inner.path
+    }
+
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Slice>> {
         self.space(space)
             .get(key)
@@ -294,6 +319,10 @@ pub struct Snapshot {
 }
 
 impl Reader for Snapshot {
+    fn store_path(&self) -> &Path {
+        self.engine.path()
+    }
+
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Slice>> {
         use fjall::Readable;
         self.snap

@@ -179,7 +179,8 @@ pub fn check_journals(data_dir: &Path) -> Result<(), EngineError> {
             path: path.clone(),
             source,
         })?;
-        let len = bytes.len();
+        // fjall preallocates journals with zeros: report against what was written.
+        let len = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         match scan_journal(&bytes) {
             JournalEnd::Clean => {}
             JournalEnd::CorruptMiddle {
@@ -190,8 +191,8 @@ pub fn check_journals(data_dir: &Path) -> Result<(), EngineError> {
                 return Err(corrupt_journal(
                     path,
                     format!(
-                        "is corrupt at byte {valid_len} of {len} ({why}), and valid batches \
-                         follow from byte {resumes_at}: opening would silently drop committed data"
+                        "is corrupt at byte {valid_len} of the {len} written ({why}), and valid \
+                         batches follow from byte {resumes_at}: opening would silently drop committed data"
                     ),
                 ));
             }
@@ -199,8 +200,8 @@ pub fn check_journals(data_dir: &Path) -> Result<(), EngineError> {
                 return Err(corrupt_journal(
                     path,
                     format!(
-                        "is corrupt at byte {valid_len} of {len} ({why}), though this sealed \
-                         journal was synced whole"
+                        "is corrupt at byte {valid_len} of the {len} written ({why}), though \
+                         this sealed journal was synced whole"
                     ),
                 ));
             }
