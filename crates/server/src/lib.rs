@@ -211,6 +211,9 @@ impl Server {
                 Ok(())
             }
         };
+        if let Err(e) = self.store.engine().close_cleanly() {
+            tracing::warn!("store not marked as closed cleanly: {e}");
+        }
         tracing::info!("node stopped");
         result
     }

@@ -245,6 +245,9 @@ impl ClusterNode {
             let _ = tx.send(());
         }
         let _ = tokio::time::timeout(crate::SHUTDOWN_GRACE, &mut self.serve).await;
+        if let Err(e) = self.shared.engine.close_cleanly() {
+            tracing::warn!("store not marked as closed cleanly: {e}");
+        }
     }
 }
 

@@ -189,7 +189,7 @@ impl Engine {
         let data_dir = path.join("data");
         // Before fjall opens: its recovery truncates the journal at the first
         // bad record, which must not happen to synced batches.
-        journal_check::check_journals(&data_dir)?;
+        journal_check::check_journals(path, &data_dir)?;
         let db = fjall::Database::builder(&data_dir).open()?;
         let open = |s: Space| db.keyspace(s.name(), fjall::KeyspaceCreateOptions::default);
         let spaces = [open(Space::Mvcc)?, open(Space::Lock)?, open(Space::Raw)?];
@@ -256,6 +256,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Marks a clean shutdown (see `journal_check`): for servers whose
+    /// engine handles outlive their shutdown. Dropping the last handle does
+    /// the same.
+    pub fn close_cleanly(&self) -> Result<()> {
+        self.inner.close_cleanly()
+    }
+
     /// Writes every keyspace's memtable out to table files and waits.
     pub fn flush_memtables(&self) -> Result<()> {
         for space in &self.inner.spaces {
@@ -281,6 +288,28 @@ impl Engine {
     /// Bytes the store occupies on disk.
     pub fn disk_space(&self) -> u64 {
         self.inner.db.disk_space().unwrap_or(0)
+    }
+}
+
+impl Inner {
+    /// Syncs everything and records how far the journal is written, so that
+    /// damage anywhere before that is refused at the next open (not taken
+    /// for a torn tail). Writes after it are fine: the mark vouches only
+    /// for what it covers.
+    fn close_cleanly(&self) -> Result<()> {
+        if self._tempdir.is_some() {
+            return Ok(());
+        }
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        journal_check::record_clean_close(&self.path, &self.path.join("data"))
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.close_cleanly() {
+            tracing::warn!("store {}: closing: {e}", self.path.display());
+        }
     }
 }
 

@@ -22,14 +22,22 @@
 //! * anything else in the active journal: a torn tail. fjall drops it; we log
 //!   how many bytes.
 //!
-//! What this cannot see: damage to the very last batch of the active journal
-//! looks exactly like a torn tail. TODO(issue 11): tell those apart with a
-//! synced-position mark kept outside the journal (fjall preallocates the
-//! journal, so its file length is no such mark).
+//! Damage to the very last batch of the active journal looks exactly like a
+//! torn tail. A clean close tells them apart: the engine then records, in
+//! [`CLEAN_MARK_FILE`] next to fjall's directory, how far the active
+//! journal was written ([`record_clean_close`]); at the next open, damage
+//! before that point is refused too, and the mark is removed once the
+//! journals passed. TODO(issue 11): after a crash (no clean close), damage
+//! to the last synced batch is still taken for a torn tail; a mark written
+//! after each group fsync would close that (fjall preallocates journals, so
+//! their file length is no such mark).
 
 use std::path::{Path, PathBuf};
 
 use crate::engine::EngineError;
+
+/// Written on a clean close: `journal=<id> end=<bytes> sum=<xxh3>`.
+pub const CLEAN_MARK_FILE: &str = "JOURNAL_CLEAN";
 
 /// fjall's end-of-batch trailer (`file::MAGIC_BYTES` in fjall 3).
 const TRAILER_MAGIC: [u8; 4] = [b'F', b'J', b'L', 3];
@@ -169,9 +177,79 @@ fn parse_batch(bytes: &[u8], start: usize) -> Result<usize, &'static str> {
     Ok(pos + END_LEN)
 }
 
+/// How far the active journal was written when the engine closed cleanly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanClose {
+    pub journal_id: u64,
+    pub end: usize,
+}
+
+fn clean_mark_text(m: CleanClose) -> String {
+    let body = format!("journal={} end={}", m.journal_id, m.end);
+    let sum = xxhash_rust::xxh3::xxh3_64(body.as_bytes());
+    format!("{body} sum={sum:016x}\n")
+}
+
+fn parse_clean_mark(text: &str) -> Option<CleanClose> {
+    let (body, sum) = text.trim_end().rsplit_once(" sum=")?;
+    if u64::from_str_radix(sum, 16).ok()? != xxhash_rust::xxh3::xxh3_64(body.as_bytes()) {
+        return None;
+    }
+    let (journal, end) = body.split_once(' ')?;
+    Some(CleanClose {
+        journal_id: journal.strip_prefix("journal=")?.parse().ok()?,
+        end: end.strip_prefix("end=")?.parse().ok()?,
+    })
+}
+
+/// Records how far the (just synced) active journal is written, when it is
+/// whole; called as the engine closes.
+pub fn record_clean_close(store_dir: &Path, data_dir: &Path) -> Result<(), EngineError> {
+    let Some((journal_id, path)) = journal_files(data_dir)?.pop() else {
+        return Ok(());
+    };
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EngineError::Io { path, source }
+    };
+    let bytes = std::fs::read(&path).map_err(io(&path))?;
+    if scan_journal(&bytes) != JournalEnd::Clean {
+        return Ok(());
+    }
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let mark = store_dir.join(CLEAN_MARK_FILE);
+    let tmp = store_dir.join(format!("{CLEAN_MARK_FILE}.tmp"));
+    std::fs::write(&tmp, clean_mark_text(CleanClose { journal_id, end })).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &mark).map_err(io(&mark))
+}
+
 /// Refuses the open when fjall's recovery would drop committed batches:
-/// damage followed by valid batches, or damage in a sealed journal.
-pub fn check_journals(data_dir: &Path) -> Result<(), EngineError> {
+/// damage followed by valid batches, damage in a sealed journal, or damage
+/// before where a clean close left the active journal.
+pub fn check_journals(store_dir: &Path, data_dir: &Path) -> Result<(), EngineError> {
+    let mark_path = store_dir.join(CLEAN_MARK_FILE);
+    let clean = match std::fs::read_to_string(&mark_path) {
+        Ok(text) => parse_clean_mark(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(EngineError::Io {
+                path: mark_path,
+                source,
+            });
+        }
+    };
+    check_journal_files(data_dir, clean)?;
+    // Writes follow: from now on only a new clean close vouches for the journal.
+    match std::fs::remove_file(&mark_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(EngineError::Io {
+            path: mark_path,
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_journal_files(data_dir: &Path, clean: Option<CleanClose>) -> Result<(), EngineError> {
     let journals = journal_files(data_dir)?;
     let active = journals.last().map(|(id, _)| *id);
     for (id, path) in &journals {
@@ -181,6 +259,15 @@ pub fn check_journals(data_dir: &Path) -> Result<(), EngineError> {
         })?;
         // fjall preallocates journals with zeros: report against what was written.
         let len = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        let closed_at = clean.filter(|c| c.journal_id == *id).map(|c| c.end);
+        if let Some(end) = closed_at
+            && len < end
+        {
+            return Err(corrupt_journal(
+                path,
+                format!("holds {len} written bytes, but {end} when the store was closed cleanly"),
+            ));
+        }
         match scan_journal(&bytes) {
             JournalEnd::Clean => {}
             JournalEnd::CorruptMiddle {
@@ -193,6 +280,17 @@ pub fn check_journals(data_dir: &Path) -> Result<(), EngineError> {
                     format!(
                         "is corrupt at byte {valid_len} of the {len} written ({why}), and valid \
                          batches follow from byte {resumes_at}: opening would silently drop committed data"
+                    ),
+                ));
+            }
+            JournalEnd::TornTail { valid_len, why }
+                if closed_at.is_some_and(|end| valid_len < end) =>
+            {
+                return Err(corrupt_journal(
+                    path,
+                    format!(
+                        "is corrupt at byte {valid_len} of the {len} written ({why}), though the \
+                         store was closed cleanly with the journal whole"
                     ),
                 ));
             }

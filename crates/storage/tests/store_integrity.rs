@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tardigrade_storage::journal_check::journal_files;
+use tardigrade_storage::journal_check::{CLEAN_MARK_FILE, journal_files};
 use tardigrade_storage::{Engine, EngineError, Reader, Space, StoreSpec};
 
 const BATCHES: usize = 300;
@@ -157,6 +157,8 @@ fn a_sealed_journal_damaged_at_its_end_is_refused() {
         let eng = Engine::open(&StoreSpec::Dir(store.clone())).expect("open");
         commit_batches(&eng, 0, BATCHES, true);
     }
+    // As after a crash: no clean-close mark vouches for the journal.
+    std::fs::remove_file(store.join(CLEAN_MARK_FILE)).expect("a clean close left its mark");
     // A second journal makes the first one sealed.
     let sealed = only_journal(&store);
     let mut bytes = std::fs::read(&sealed).expect("read");
@@ -225,4 +227,25 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn a_flipped_byte_in_the_last_batch_of_a_cleanly_closed_journal_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("s");
+    {
+        let eng = Engine::open(&StoreSpec::Dir(store.clone())).expect("open");
+        commit_batches(&eng, 0, BATCHES, true);
+    }
+    // Nothing valid follows the last batch: without the clean-close mark
+    // this would pass for a torn tail.
+    let journal = only_journal(&store);
+    let end = logical_end(&std::fs::read(&journal).expect("read")) as u64;
+    flip_byte(&journal, end - 30);
+    let msg = open_err(&store).to_string();
+    assert!(msg.contains(&journal.display().to_string()), "{msg}");
+    assert!(msg.contains("closed cleanly"), "{msg}");
+    flip_byte(&journal, end - 30);
+    let eng = Engine::open(&StoreSpec::Dir(store)).expect("reopen");
+    assert_eq!(count_present(&eng, BATCHES), BATCHES);
 }
