@@ -32,7 +32,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use tardigrade_encoding::keys;
-use tardigrade_kvpb::{ErrorDetail, KvError};
+use tardigrade_kvpb::{ErrorDetail, KvError, ReplicaType};
 use tardigrade_storage::batch::WriteSet;
 use tardigrade_storage::{Batch, EngineError, Reader, Space};
 
@@ -121,7 +121,10 @@ pub fn fenced_reason(replica: &Replica) -> Option<String> {
     replica.consistency.inner.fenced.lock().clone()
 }
 
-/// Fences `replica`: from now on it refuses leases and requests.
+/// Fences `replica`: from now on it refuses leases and requests. Raft
+/// leadership goes to another voter, since only the leader takes leases.
+/// TODO(issue 11): a fenced replica may still win a later election; it
+/// should hand leadership on again (or be removed from the range).
 pub fn fence(replica: &Replica, reason: String) {
     tracing::error!(
         range_id = replica.range_id,
@@ -129,6 +132,20 @@ pub fn fence(replica: &Replica, reason: String) {
         "FENCING a replica that diverged from its range: it no longer serves or takes leases until its node restarts: {reason}"
     );
     *replica.consistency.inner.fenced.lock() = Some(reason);
+    if replica.is_raft_leader()
+        && let Some(other) = other_voter(replica)
+    {
+        replica.raft.lock().node.transfer_leader(other);
+    }
+}
+
+fn other_voter(replica: &Replica) -> Option<u64> {
+    replica
+        .desc()
+        .replicas
+        .iter()
+        .find(|r| r.replica_id != replica.replica_id && r.kind == ReplicaType::Voter)
+        .map(|r| r.replica_id)
 }
 
 /// Waits (up to `timeout`) for this replica's digest of check `id`.
@@ -301,6 +318,15 @@ pub async fn check_range(
         );
         tracing::error!("consistency check: {reason}");
         if v.replica_id == replica.replica_id {
+            // Hand the lease to a replica that agrees with the majority first.
+            if let Some(to) = replicas.iter().find(|o| !o.diverged && o.digest.is_ok())
+                && let Err(e) = replica.transfer_lease(to.replica_id).await
+            {
+                tracing::warn!(
+                    range_id = desc.range_id,
+                    "moving the lease off a diverged replica: {e}"
+                );
+            }
             fence(replica, reason);
         } else if let Err(e) = peers.fence(v.node_id, desc.range_id, reason).await {
             tracing::error!(

@@ -117,8 +117,8 @@ async fn check_from_leaseholder(stores: &[Arc<Store>], peers: &InProcessPeers) -
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_replica_changed_underneath_raft_is_reported_diverged_and_fenced() {
+/// Three stores replicating one range holding 20 keys.
+async fn cluster_with_data() -> (Vec<Arc<Store>>, InProcessPeers) {
     let stores = start_three();
     let peers = InProcessPeers(stores.clone());
     for i in 0..20 {
@@ -132,6 +132,52 @@ async fn a_replica_changed_underneath_raft_is_reported_diverged_and_fenced() {
         )
         .await;
     }
+    (stores, peers)
+}
+
+fn leaseholder(stores: &[Arc<Store>]) -> u64 {
+    stores
+        .iter()
+        .find(|s| {
+            let r = s.replica(RANGE).expect("replica");
+            r.lease().replica.replica_id == r.replica_id
+        })
+        .expect("a leaseholder")
+        .node_id()
+}
+
+/// A version Raft never carried, written straight into `store`'s engine.
+fn write_underneath(store: &Store) {
+    let mut b = store.engine().batch();
+    b.put(
+        Space::Mvcc,
+        &encode_mvcc_key(b"key-05", Timestamp::new(1, 0)),
+        b"bit rot",
+    );
+    store
+        .engine()
+        .commit(b.writes(), true)
+        .expect("write underneath");
+}
+
+fn diverged_nodes(check: &RangeCheck) -> Vec<u64> {
+    check
+        .replicas
+        .iter()
+        .filter(|v| v.diverged)
+        .map(|v| v.node_id)
+        .collect()
+}
+
+fn get_ba() -> BatchRequest {
+    ba(vec![Request::Get {
+        key: b"key-05".to_vec(),
+    }])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_changed_underneath_raft_is_reported_diverged_and_fenced() {
+    let (stores, peers) = cluster_with_data().await;
 
     let check = check_from_leaseholder(&stores, &peers).await;
     assert!(check.complete(), "identical replicas pass: {check:?}");
@@ -143,39 +189,16 @@ async fn a_replica_changed_underneath_raft_is_reported_diverged_and_fenced() {
         .collect();
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
 
-    // Write a version straight into one follower's engine, underneath Raft.
-    let leaseholder = stores
-        .iter()
-        .find(|s| {
-            let r = s.replica(RANGE).expect("replica");
-            r.lease().replica.replica_id == r.replica_id
-        })
-        .expect("a leaseholder")
-        .node_id();
+    let holder = leaseholder(&stores);
     let victim = stores
         .iter()
-        .find(|s| s.node_id() != leaseholder)
+        .find(|s| s.node_id() != holder)
         .expect("a follower");
-    let mut b = victim.engine().batch();
-    b.put(
-        Space::Mvcc,
-        &encode_mvcc_key(b"key-05", Timestamp::new(1, 0)),
-        b"bit rot",
-    );
-    victim
-        .engine()
-        .commit(b.writes(), true)
-        .expect("write underneath");
+    write_underneath(victim);
     let before = consistency::ranges_inconsistent();
 
     let check = check_from_leaseholder(&stores, &peers).await;
-    let diverged: Vec<u64> = check
-        .replicas
-        .iter()
-        .filter(|v| v.diverged)
-        .map(|v| v.node_id)
-        .collect();
-    assert_eq!(diverged, vec![victim.node_id()], "{check:?}");
+    assert_eq!(diverged_nodes(&check), vec![victim.node_id()], "{check:?}");
     assert!(consistency::ranges_inconsistent() > before);
 
     // The diverged replica is fenced: it serves nothing and takes no lease.
@@ -183,9 +206,7 @@ async fn a_replica_changed_underneath_raft_is_reported_diverged_and_fenced() {
     let reason = consistency::fenced_reason(&fenced).expect("fenced");
     assert!(reason.contains("diverged"), "{reason}");
     let err = fenced
-        .send(ba(vec![Request::Get {
-            key: b"key-05".to_vec(),
-        }]))
+        .send(get_ba())
         .await
         .expect_err("a fenced replica refuses requests");
     assert!(
@@ -197,13 +218,29 @@ async fn a_replica_changed_underneath_raft_is_reported_diverged_and_fenced() {
         assert_eq!(consistency::fenced_reason(&r), None, "n{}", s.node_id());
     }
     // The healthy replicas keep serving.
-    send_anywhere(
-        &stores,
-        ba(vec![Request::Get {
-            key: b"key-05".to_vec(),
-        }]),
-    )
-    .await;
+    send_anywhere(&stores, get_ba()).await;
+    for s in &stores {
+        s.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_diverged_leaseholder_hands_over_its_lease_and_is_fenced() {
+    let (stores, peers) = cluster_with_data().await;
+    let holder = leaseholder(&stores);
+    let victim = stores
+        .iter()
+        .find(|s| s.node_id() == holder)
+        .expect("the leaseholder");
+    write_underneath(victim);
+
+    let check = check_from_leaseholder(&stores, &peers).await;
+    assert_eq!(diverged_nodes(&check), vec![holder], "{check:?}");
+    let fenced = victim.replica(RANGE).expect("replica");
+    assert!(consistency::fenced_reason(&fenced).is_some());
+    // Another replica serves the range.
+    let served_by = send_anywhere(&stores, get_ba()).await;
+    assert_ne!(served_by, holder);
     for s in &stores {
         s.stop();
     }
