@@ -346,6 +346,89 @@ pub async fn debug_ranges(args: HostArgs) -> CliResult {
     Ok(())
 }
 
+/// How long one node may take to check the ranges it leases.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `debug check-consistency`: every node checks the ranges it holds the
+/// lease of (or leads); the answers are printed range by range.
+pub async fn debug_check_consistency(args: HostArgs) -> CliResult {
+    let db = connect(&args.host).await?;
+    let ranges = all_ranges(&db).await?;
+    let nodes = node_descriptors(&db).await?;
+    let asks = nodes.iter().map(|d| {
+        let address = d.address.clone();
+        async move {
+            let client = NodeClient::connect_lazy(&address).ok()?;
+            match tokio::time::timeout(CHECK_TIMEOUT, client.check_consistency()).await {
+                Ok(Ok((node, checks))) if node != 0 => Some(checks),
+                _ => None,
+            }
+        }
+    });
+    let mut checks = std::collections::HashMap::new();
+    for c in futures_join_all(asks).await.into_iter().flatten().flatten() {
+        checks.insert(c.range_id, c);
+    }
+    println!("{:>6}  {:<10}  details", "range", "status");
+    let (mut diverged, mut unchecked) = (0, 0);
+    for r in &ranges {
+        let (status, details) = match checks.get(&r.range_id) {
+            None => {
+                unchecked += 1;
+                ("unchecked", "no leaseholder ran the check".to_string())
+            }
+            Some(c) => {
+                let bad: Vec<String> = c
+                    .replicas
+                    .iter()
+                    .filter(|x| x.diverged)
+                    .map(|x| format!("n{} (replica {})", x.node_id, x.replica_id))
+                    .collect();
+                let silent: Vec<String> = c
+                    .replicas
+                    .iter()
+                    .filter(|x| !x.error.is_empty())
+                    .map(|x| format!("n{}: {}", x.node_id, x.error))
+                    .collect();
+                let index = c
+                    .replicas
+                    .iter()
+                    .map(|x| x.applied_index)
+                    .max()
+                    .unwrap_or(0);
+                if !bad.is_empty() {
+                    diverged += 1;
+                    (
+                        "DIVERGED",
+                        format!("{} differ(s) from the others; fenced", bad.join(", ")),
+                    )
+                } else if !silent.is_empty() {
+                    ("incomplete", silent.join("; "))
+                } else {
+                    let n = c.replicas.len();
+                    let who = if n == 1 {
+                        "the only replica"
+                    } else {
+                        "all replicas"
+                    };
+                    ("ok", format!("{who} ({n}) agree at index {index}"))
+                }
+            }
+        };
+        println!("{:>6}  {:<10}  {details}", r.range_id, status);
+    }
+    println!(
+        "({} ranges, {diverged} diverged, {unchecked} unchecked)",
+        ranges.len()
+    );
+    if diverged > 0 {
+        return Err(CliError(format!(
+            "{diverged} range(s) have a diverged replica"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Args, Debug)]
 pub struct SplitArgs {
     #[command(flatten)]

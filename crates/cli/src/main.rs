@@ -70,6 +70,9 @@ enum DebugCommand {
     Ranges(cluster::HostArgs),
     /// Split the range containing KEY at KEY.
     Split(cluster::SplitArgs),
+    /// Compare every range's replicas (the consistency checker); print each
+    /// range ok or diverged (and which replica); exit 1 if any diverged.
+    CheckConsistency(cluster::HostArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -212,6 +215,12 @@ async fn run(cli: Cli) -> CliResult {
         } => {
             tardigrade_server::init_logging("warn");
             cluster::debug_ranges(args).await
+        }
+        Command::Debug {
+            command: DebugCommand::CheckConsistency(args),
+        } => {
+            tardigrade_server::init_logging("warn");
+            cluster::debug_check_consistency(args).await
         }
         Command::Debug {
             command: DebugCommand::Split(args),

@@ -128,6 +128,23 @@ fn three_nodes_start_init_once_and_serve_from_any_node() {
     };
     assert!(sample("raft_proposals") > 0.0, "{vars}");
     assert!(vars.contains("# TYPE raft_commit_latency_seconds histogram"));
+    assert_eq!(sample("ranges_inconsistent"), 0.0, "{vars}");
+
+    // The consistency checker finds the replicas identical.
+    let check = tardigrade(&[
+        "debug",
+        "check-consistency",
+        &format!("--host={}", addrs[1]),
+    ]);
+    let report = text(&check.stdout);
+    assert!(check.status.success(), "{check:?}");
+    assert!(report.contains(" 0 diverged"), "{report}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains(" ok ") && l.contains("agree at index")),
+        "{report}"
+    );
     let count = sample("raft_commit_latency_seconds_count");
     assert!(count > 0.0, "{vars}");
     assert_eq!(

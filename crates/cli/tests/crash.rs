@@ -141,3 +141,71 @@ fn bank_invariant_holds_across_kill_9() {
     );
     assert!(stdout.contains("OK"), "{stdout}");
 }
+
+/// The newest journal of a store, and how many of its bytes were written
+/// (fjall preallocates journals with zeros).
+fn newest_journal(store: &std::path::Path) -> (std::path::PathBuf, usize) {
+    let mut journals: Vec<_> = std::fs::read_dir(store.join("data"))
+        .expect("data dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jnl"))
+        .collect();
+    journals.sort_by_key(|p| {
+        p.file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+    });
+    let path = journals.pop().expect("a journal");
+    let bytes = std::fs::read(&path).expect("read journal");
+    let written = bytes.iter().rposition(|&b| b != 0).expect("written") + 1;
+    (path, written)
+}
+
+fn flip(path: &std::path::Path, at: usize) {
+    let mut bytes = std::fs::read(path).expect("read");
+    bytes[at] ^= 0x20;
+    std::fs::write(path, &bytes).expect("write");
+}
+
+#[test]
+fn a_byte_flipped_in_the_journal_of_a_stopped_node_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let (node, addr) = start_node(&store);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let db = db(&rt, &addr);
+    rt.block_on(async {
+        for i in 0..300 {
+            db.put(format!("flip/{i:04}").as_bytes(), b"value")
+                .await
+                .expect("put");
+        }
+    });
+    drop(node);
+
+    let (journal, written) = newest_journal(&store);
+    flip(&journal, written / 2);
+    let out = tardigrade(&[
+        "start-single-node",
+        "--insecure",
+        &format!("--store={}", store.display()),
+        &format!("--listen-addr={}", common::free_addr()),
+        "--sql-addr=127.0.0.1:0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a damaged journal must be refused: {stderr}"
+    );
+    assert!(stderr.contains(&journal.display().to_string()), "{stderr}");
+    assert!(stderr.contains("corrupt"), "{stderr}");
+
+    // Repaired, the store opens with every committed write.
+    flip(&journal, written / 2);
+    let (_node, addr) = start_node(&store);
+    let db = self::db(&rt, &addr);
+    let rows = rt
+        .block_on(async { db.scan(b"flip/", b"flip0", 0).await })
+        .expect("scan");
+    assert_eq!(rows.len(), 300);
+}

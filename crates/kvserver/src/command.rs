@@ -45,6 +45,10 @@ pub enum Trigger {
     /// context of a `ConfChangeV2` entry (a normal command carrying it is
     /// rejected).
     ChangeReplicas { desc: RangeDescriptor },
+    /// The consistency check (`consistency.rs`): every replica computes a
+    /// digest of its replicated data where this command applies, kept
+    /// under `id` for the leaseholder to collect.
+    ComputeChecksum { id: u64 },
 }
 
 /// A command or state could not be decoded.
@@ -97,6 +101,10 @@ impl Command {
                 b.push(4);
                 put_bytes(&mut b, &desc.encode());
             }
+            Some(Trigger::ComputeChecksum { id }) => {
+                b.push(5);
+                put_u64(&mut b, *id);
+            }
         }
         b
     }
@@ -143,6 +151,7 @@ impl Command {
             4 => Some(Trigger::ChangeReplicas {
                 desc: desc(&mut r)?,
             }),
+            5 => Some(Trigger::ComputeChecksum { id: r.u64()? }),
             _ => return Err(err("bad trigger tag")),
         };
         r.done()?;
@@ -339,6 +348,7 @@ mod tests {
             Some(Trigger::ChangeReplicas {
                 desc: RangeDescriptor::default(),
             }),
+            Some(Trigger::ComputeChecksum { id: u64::MAX - 1 }),
         ] {
             let c = Command {
                 id: 7,

@@ -12,6 +12,7 @@
 
 pub mod allocator;
 mod command;
+pub mod consistency;
 mod eval;
 mod intent_resolver;
 mod internal_txn;

@@ -141,7 +141,7 @@ pub fn read<T>(
         None => Ok(None),
         Some(v) => decode(&v)
             .map(Some)
-            .map_err(|e| EngineError::Corrupt(e.to_string())),
+            .map_err(|e| EngineError::corrupt_record(r, key, e)),
     }
 }
 

@@ -132,6 +132,9 @@ pub struct Replica {
     /// Uninitialized replicas: the node of each peer that sent a message
     /// (the descriptor that would say it is not known yet).
     pub(crate) peer_nodes: Mutex<HashMap<u64, u64>>,
+    /// Consistency-check digests computed here, and the fence a diverged
+    /// replica gets (`consistency.rs`).
+    pub(crate) consistency: crate::consistency::ReplicaConsistency,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> EngineError {
@@ -328,6 +331,7 @@ impl Replica {
             extending: AtomicBool::new(false),
             transferring: Mutex::new(None),
             peer_nodes: Mutex::default(),
+            consistency: Default::default(),
         })
     }
 
@@ -554,6 +558,8 @@ impl Replica {
         let give_up = Instant::now()
             + self.cfg.raft_tick_interval * (self.cfg.raft_election_ticks as u32) * 2;
         let lease_give_up = Instant::now() + self.cfg.proposal_timeout;
+        // A replica found diverged serves nothing and takes no lease.
+        self.consistency.check_not_fenced(self.range_id)?;
         loop {
             let now = self.clock.now();
             let lease = self.state.lock().lease;
@@ -745,7 +751,11 @@ impl Replica {
     /// it). A lease request gives up as soon as this replica is no longer the
     /// leader; a write waits up to the proposal timeout, after which its
     /// outcome is unknown.
-    async fn propose_and_wait(&self, cmd: Command, is_lease: bool) -> Result<(), KvError> {
+    pub(crate) async fn propose_and_wait(
+        &self,
+        cmd: Command,
+        is_lease: bool,
+    ) -> Result<(), KvError> {
         self.propose_inner(cmd, is_lease, None).await
     }
 
@@ -1080,6 +1090,9 @@ impl Replica {
                         && lease.replica.replica_id == cmd.proposer
                         && crate::split::split_applies(&st.state.desc, left, right)
                 }
+                Some(Trigger::ComputeChecksum { .. }) => {
+                    cmd.lease_sequence == lease.sequence && lease.replica.replica_id == cmd.proposer
+                }
                 Some(_) => {
                     // Replica changes travel as ConfChangeV2 entries
                     // (`stage_conf_change`). TODO(issue 3): merges.
@@ -1095,6 +1108,9 @@ impl Replica {
                 ws.extend(cmd.writes);
                 if let Some(Trigger::Split { left, right }) = &cmd.trigger {
                     crate::split::stage_split(self, st, left, right, ws);
+                }
+                if let Some(Trigger::ComputeChecksum { id }) = &cmd.trigger {
+                    crate::consistency::compute_at(self, *id, &st.state, ws);
                 }
             }
             if mine.contains(&cmd.id) {

@@ -36,7 +36,10 @@ mod transport;
 
 pub use client::{CONNECT_TIMEOUT, RpcSender};
 pub use identity::{NodeIdentity, PeerCheck, PeerFuture};
-pub use node::{JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, PingReply, RangeInfo};
+pub use node::{
+    JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, PingReply, RangeConsistency,
+    RangeInfo, ReplicaConsistency,
+};
 pub use raft::{RaftClient, RaftHandler, RaftMessage, RaftMessageBatch};
 pub use server::{MAX_MESSAGE_SIZE, NodeServices, ServeError, serve, serve_node, serve_with_raft};
 pub use transport::{FaultInjector, FaultyTransport, GrpcTransport, NodeId, Transport};

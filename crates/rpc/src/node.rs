@@ -83,11 +83,34 @@ pub trait NodeHandler: Send + Sync {
         let _ = nodes;
         PingReply::default()
     }
+    /// This node's digest of consistency check `checksum_id` on `range_id`:
+    /// `(applied index, SHA-256)`.
+    fn collect_checksum(&self, range_id: u64, checksum_id: u64) -> NodeFuture<'_, (u64, Vec<u8>)> {
+        let _ = (range_id, checksum_id);
+        Box::pin(async { Err(NodeError::NotReady("no consistency checker".into())) })
+    }
+    /// Fences this node's replica of `range_id`, found diverged.
+    fn fence_replica(&self, range_id: u64, reason: String) -> NodeFuture<'_, ()> {
+        let _ = (range_id, reason);
+        Box::pin(async { Err(NodeError::NotReady("no consistency checker".into())) })
+    }
+    /// Checks every range whose lease this node holds.
+    fn check_consistency(&self) -> NodeFuture<'_, (u64, Vec<RangeConsistency>)> {
+        Box::pin(async { Err(NodeError::NotReady("no consistency checker".into())) })
+    }
 }
+
+/// One range's consistency check, as `CheckConsistency` reports it.
+pub type RangeConsistency = node_pb::RangeConsistency;
+/// One replica's part in it.
+pub type ReplicaConsistency = node_pb::ReplicaConsistency;
 
 /// At most this many node descriptors travel in one ping (a peer sending
 /// more is refused: descriptors are small and clusters are not that big).
 const MAX_PING_NODES: usize = 10_000;
+
+/// Longest reason a fence request may carry.
+const MAX_FENCE_REASON: usize = 4096;
 
 /// One replica a node holds, as the `Ranges` RPC reports it.
 pub type RangeInfo = node_pb::RangeInfo;
@@ -197,6 +220,51 @@ impl Node for NodeService {
             cluster_id: g.cluster_id,
             nodes: g.nodes,
             first_range: g.first_range,
+        }))
+    }
+
+    async fn collect_checksum(
+        &self,
+        request: Request<node_pb::CollectChecksumRequest>,
+    ) -> Result<Response<node_pb::CollectChecksumResponse>, Status> {
+        self.admit(request.metadata()).await?;
+        let r = request.into_inner();
+        let (applied_index, digest) = self
+            .handler
+            .collect_checksum(r.range_id, r.checksum_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(node_pb::CollectChecksumResponse {
+            applied_index,
+            digest,
+        }))
+    }
+
+    async fn fence_replica(
+        &self,
+        request: Request<node_pb::FenceReplicaRequest>,
+    ) -> Result<Response<node_pb::FenceReplicaResponse>, Status> {
+        self.admit(request.metadata()).await?;
+        let r = request.into_inner();
+        if r.reason.len() > MAX_FENCE_REASON {
+            return Err(Status::invalid_argument("fence: reason too long"));
+        }
+        self.handler
+            .fence_replica(r.range_id, r.reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(node_pb::FenceReplicaResponse {}))
+    }
+
+    async fn check_consistency(
+        &self,
+        request: Request<node_pb::CheckConsistencyRequest>,
+    ) -> Result<Response<node_pb::CheckConsistencyResponse>, Status> {
+        self.admit(request.metadata()).await?;
+        let (node_id, ranges) = self.handler.check_consistency().await.map_err(status)?;
+        Ok(Response::new(node_pb::CheckConsistencyResponse {
+            node_id,
+            ranges,
         }))
     }
 }
@@ -316,6 +384,49 @@ impl NodeClient {
             nodes: r.nodes,
             first_range: r.first_range,
         })
+    }
+
+    /// The node's digest of consistency check `checksum_id` on `range_id`.
+    pub async fn collect_checksum(
+        &self,
+        range_id: u64,
+        checksum_id: u64,
+    ) -> Result<(u64, [u8; 32]), NodeError> {
+        let r = self
+            .inner
+            .clone()
+            .collect_checksum(self.request(node_pb::CollectChecksumRequest {
+                range_id,
+                checksum_id,
+            }))
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        let digest = <[u8; 32]>::try_from(r.digest.as_slice())
+            .map_err(|_| NodeError::Other("a checksum digest is not 32 bytes".into()))?;
+        Ok((r.applied_index, digest))
+    }
+
+    /// Fences the node's replica of `range_id`.
+    pub async fn fence_replica(&self, range_id: u64, reason: String) -> Result<(), NodeError> {
+        self.inner
+            .clone()
+            .fence_replica(self.request(node_pb::FenceReplicaRequest { range_id, reason }))
+            .await
+            .map_err(from_status)?;
+        Ok(())
+    }
+
+    /// Runs the consistency check of every range the node holds the lease of.
+    pub async fn check_consistency(&self) -> Result<(u64, Vec<RangeConsistency>), NodeError> {
+        let r = self
+            .inner
+            .clone()
+            .check_consistency(self.request(node_pb::CheckConsistencyRequest {}))
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        Ok((r.node_id, r.ranges))
     }
 
     /// The first range's descriptor, cluster id and known nodes, if the node knows them.

@@ -65,9 +65,9 @@ impl StoreIdent {
 pub fn load_ident(engine: &Engine) -> Result<Option<StoreIdent>, EngineError> {
     match engine.get(Space::Raw, STORE_IDENT_KEY)? {
         None => Ok(None),
-        Some(raw) => StoreIdent::decode(&raw)
-            .map(Some)
-            .ok_or_else(|| EngineError::Corrupt("unreadable store identity".into())),
+        Some(raw) => StoreIdent::decode(&raw).map(Some).ok_or_else(|| {
+            EngineError::corrupt_record(engine, STORE_IDENT_KEY, "unreadable store identity")
+        }),
     }
 }
 
@@ -292,6 +292,18 @@ fn get_str(r: &mut &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_corrupt_store_identity_is_an_error_naming_the_store_and_key() {
+        let eng = Engine::open(&tardigrade_storage::StoreSpec::Memory).expect("engine");
+        assert_eq!(load_ident(&eng).expect("no identity yet"), None);
+        let mut b = eng.batch();
+        b.put(Space::Raw, STORE_IDENT_KEY, b"\x01garbage");
+        eng.commit(b.writes(), false).expect("commit");
+        let msg = load_ident(&eng).expect_err("corrupt").to_string();
+        assert!(msg.contains(&eng.path().display().to_string()), "{msg}");
+        assert!(msg.contains("sident"), "{msg}");
+    }
 
     #[test]
     fn records_round_trip_and_reject_garbage() {

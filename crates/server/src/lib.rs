@@ -2,6 +2,7 @@
 //! listener. SQL, HTTP, gossip and liveness come in later issues.
 
 pub mod cluster;
+pub mod consistency;
 pub mod heartbeat;
 pub mod http;
 pub mod node;
@@ -211,6 +212,9 @@ impl Server {
                 Ok(())
             }
         };
+        if let Err(e) = self.store.engine().close_cleanly() {
+            tracing::warn!("store not marked as closed cleanly: {e}");
+        }
         tracing::info!("node stopped");
         result
     }

@@ -301,6 +301,9 @@ impl ClusterNode {
             // again by the same process).
             self.serve.abort();
         }
+        if let Err(e) = self.shared.engine.close_cleanly() {
+            tracing::warn!("store not marked as closed cleanly: {e}");
+        }
     }
 }
 
@@ -339,6 +342,13 @@ async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerE
         settings.queue_interval,
     ));
     shared.tasks.lock().push(queue);
+    let checker = tardigrade_kvserver::consistency::spawn_queue(
+        Arc::downgrade(&store),
+        Arc::new(checksum_peers(shared)),
+        crate::consistency::CHECK_INTERVAL,
+        crate::consistency::CHECK_PACE,
+    );
+    shared.tasks.lock().push(checker);
     let _ = shared.store.set(store);
     shared.ready.notify_waiters();
     tracing::info!(node = ident.node_id, cluster = %ident.cluster_id_string(), "node ready");
@@ -728,6 +738,17 @@ impl RaftHandler for LateRaft {
 
 struct Handler(Arc<Shared>);
 
+fn not_ready() -> NodeError {
+    NodeError::NotReady("the node has no store yet".into())
+}
+
+fn checksum_peers(shared: &Shared) -> crate::consistency::RpcChecksumPeers {
+    crate::consistency::RpcChecksumPeers {
+        resolver: shared.directory.clone(),
+        identity: shared.identity.clone(),
+    }
+}
+
 impl NodeHandler for Handler {
     fn bootstrap(&self) -> NodeFuture<'_, (Vec<u8>, u64)> {
         Box::pin(async move {
@@ -836,6 +857,29 @@ impl NodeHandler for Handler {
                 first_range: first,
                 nodes: shared.directory.encoded(),
             })
+        })
+    }
+
+    fn collect_checksum(&self, range_id: u64, checksum_id: u64) -> NodeFuture<'_, (u64, Vec<u8>)> {
+        Box::pin(async move {
+            let store = self.0.store.get().ok_or_else(not_ready)?;
+            crate::consistency::collect_checksum(store, range_id, checksum_id).await
+        })
+    }
+
+    fn fence_replica(&self, range_id: u64, reason: String) -> NodeFuture<'_, ()> {
+        Box::pin(async move {
+            let store = self.0.store.get().ok_or_else(not_ready)?;
+            crate::consistency::fence_replica(store, range_id, reason)
+        })
+    }
+
+    fn check_consistency(&self) -> NodeFuture<'_, (u64, Vec<tardigrade_rpc::RangeConsistency>)> {
+        Box::pin(async move {
+            let store = self.0.store.get().ok_or_else(not_ready)?;
+            let peers = checksum_peers(&self.0);
+            let ranges = crate::consistency::check_consistency(store, &peers).await;
+            Ok((store.node_id(), ranges))
         })
     }
 
@@ -1278,6 +1322,12 @@ fn render_metrics(shared: &Shared) -> String {
         "gauge",
         "Ranges led here with fewer voters than the allocator wants.",
         under as f64,
+    );
+    p.metric(
+        "ranges_inconsistent",
+        "counter",
+        "Replicas this node's consistency checks found diverged (and fenced).",
+        tardigrade_kvserver::consistency::ranges_inconsistent() as f64,
     );
     p.metric(
         "livebytes",

@@ -104,6 +104,10 @@ impl Batch {
 }
 
 impl Reader for Batch {
+    fn store_path(&self) -> &std::path::Path {
+        self.snapshot.store_path()
+    }
+
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Slice>> {
         match self.writes.get(space, key) {
             Some(Some(v)) => Ok(Some(Slice::from(v.as_slice()))),

@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::journal_check;
+
 pub use fjall::Slice;
 
 /// The on-disk format this binary writes and reads.
@@ -57,6 +59,25 @@ pub enum EngineError {
     },
     #[error("corrupt data in store: {0}")]
     Corrupt(String),
+    /// A store file fails its integrity check; the store is refused.
+    #[error("corrupt store file {path}: {msg}")]
+    CorruptFile { path: PathBuf, msg: String },
+    /// A stored record of ours does not decode (its bytes passed the
+    /// engine's checksums, so they were written that way or damaged in memory).
+    #[error("store {store}: corrupt record under key {key}: {msg}")]
+    CorruptRecord {
+        store: PathBuf,
+        key: String,
+        msg: String,
+    },
+    /// Reading a key failed, usually an SST block failing its checksum.
+    #[error("store {store}: reading {space} key {key}: {source}")]
+    Read {
+        store: PathBuf,
+        space: &'static str,
+        key: String,
+        source: fjall::Error,
+    },
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -114,12 +135,27 @@ pub trait Reader {
         upper: &[u8],
         reverse: bool,
     ) -> Box<dyn Iterator<Item = Result<(Slice, Slice)>> + 'a>;
+    /// The store directory read from, for error messages.
+    fn store_path(&self) -> &Path;
+}
+
+impl EngineError {
+    /// A record under `key` that `reader` returned and that does not decode.
+    pub fn corrupt_record(reader: &dyn Reader, key: &[u8], msg: impl std::fmt::Display) -> Self {
+        EngineError::CorruptRecord {
+            store: reader.store_path().to_path_buf(),
+            key: key.escape_ascii().to_string(),
+            msg: msg.to_string(),
+        }
+    }
 }
 
 struct Inner {
     db: fjall::Database,
     spaces: [fjall::Keyspace; 3],
     sync: GroupSync,
+    /// The store directory, for error messages.
+    path: PathBuf,
     /// Keeps a memory store's directory alive; deleted on drop.
     _tempdir: Option<TempDir>,
 }
@@ -150,7 +186,11 @@ impl Engine {
 
     fn open_dir(path: &Path, tempdir: Option<TempDir>) -> Result<Engine> {
         check_or_create_marker(path)?;
-        let db = fjall::Database::builder(path.join("data")).open()?;
+        let data_dir = path.join("data");
+        // Before fjall opens: its recovery truncates the journal at the first
+        // bad record, which must not happen to synced batches.
+        journal_check::check_journals(path, &data_dir)?;
+        let db = fjall::Database::builder(&data_dir).open()?;
         let open = |s: Space| db.keyspace(s.name(), fjall::KeyspaceCreateOptions::default);
         let spaces = [open(Space::Mvcc)?, open(Space::Lock)?, open(Space::Raw)?];
         Ok(Engine {
@@ -158,6 +198,7 @@ impl Engine {
                 db,
                 spaces,
                 sync: GroupSync::default(),
+                path: path.to_path_buf(),
                 _tempdir: tempdir,
             }),
         })
@@ -215,15 +256,72 @@ impl Engine {
         Ok(())
     }
 
+    /// Marks a clean shutdown (see `journal_check`): for servers whose
+    /// engine handles outlive their shutdown. Dropping the last handle does
+    /// the same.
+    pub fn close_cleanly(&self) -> Result<()> {
+        self.inner.close_cleanly()
+    }
+
+    /// Writes every keyspace's memtable out to table files and waits.
+    pub fn flush_memtables(&self) -> Result<()> {
+        for space in &self.inner.spaces {
+            space.rotate_memtable_and_wait()?;
+        }
+        Ok(())
+    }
+
+    /// The store directory (a temporary one for a memory store).
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn read_error(&self, space: Space, key: &[u8], source: fjall::Error) -> EngineError {
+        EngineError::Read {
+            store: self.inner.path.clone(),
+            space: space.name(),
+            key: key.escape_ascii().to_string(),
+            source,
+        }
+    }
+
     /// Bytes the store occupies on disk.
     pub fn disk_space(&self) -> u64 {
         self.inner.db.disk_space().unwrap_or(0)
     }
 }
 
+impl Inner {
+    /// Syncs everything and records how far the journal is written, so that
+    /// damage anywhere before that is refused at the next open (not taken
+    /// for a torn tail). Writes after it are fine: the mark vouches only
+    /// for what it covers.
+    fn close_cleanly(&self) -> Result<()> {
+        if self._tempdir.is_some() {
+            return Ok(());
+        }
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        journal_check::record_clean_close(&self.path, &self.path.join("data"))
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.close_cleanly() {
+            tracing::warn!("store {}: closing: {e}", self.path.display());
+        }
+    }
+}
+
 impl Reader for Engine {
+    fn store_path(&self) -> &Path {
+        &self.inner.path
+    }
+
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Slice>> {
-        Ok(self.space(space).get(key)?)
+        self.space(space)
+            .get(key)
+            .map_err(|e| self.read_error(space, key, e))
     }
 
     fn scan<'a>(
@@ -250,9 +348,15 @@ pub struct Snapshot {
 }
 
 impl Reader for Snapshot {
+    fn store_path(&self) -> &Path {
+        self.engine.path()
+    }
+
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Slice>> {
         use fjall::Readable;
-        Ok(self.snap.get(self.engine.space(space), key)?)
+        self.snap
+            .get(self.engine.space(space), key)
+            .map_err(|e| self.engine.read_error(space, key, e))
     }
 
     fn scan<'a>(

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod engine;
+pub mod journal_check;
 pub mod mvcc;
 pub mod txn;
 
