@@ -42,6 +42,9 @@ pub trait NodeHealth: Send + Sync {
 
 /// How often a send in flight checks whether its node became unreachable.
 const HEALTH_POLL: Duration = Duration::from_millis(100);
+/// A send is abandoned only after this long in flight (and its node
+/// unreachable).
+const ABANDON_AFTER: Duration = Duration::from_secs(1);
 
 /// Where the first range (which holds meta1) is; CockroachDB gossips it.
 pub trait FirstRange: Send + Sync {
@@ -92,10 +95,15 @@ impl DistSender {
             return sender.send(ba).await;
         };
         let writes = ba.requests.iter().any(Request::writes_or_commits);
+        // Abandoned only once it has been in flight for a while: a node
+        // still marked unreachable from before may have come back (its
+        // next heartbeat clears the mark), and its answer is worth more
+        // than an ambiguous result.
+        let started = Instant::now();
         let gone = async {
             loop {
                 tokio::time::sleep(HEALTH_POLL).await;
-                if health.is_unreachable(node) {
+                if started.elapsed() >= ABANDON_AFTER && health.is_unreachable(node) {
                     return;
                 }
             }
@@ -348,7 +356,10 @@ impl DistSender {
                 // A majority of the voters have stopped answering their
                 // heartbeats for a while: no replica can serve this until
                 // they are back, so say so now instead of at the deadline.
-                if started.elapsed() >= NO_QUORUM_GRACE
+                // Only on a descriptor looked up again in this batch (a
+                // cached one may list replicas that have since moved).
+                if round > 0
+                    && started.elapsed() >= NO_QUORUM_GRACE
                     && let Some(down) = self.voters_unreachable(&range.desc)
                 {
                     return Err(RouteError::Kv(Box::new(
@@ -500,6 +511,17 @@ impl DistSender {
     /// (no quorum without them).
     fn voters_unreachable(&self, desc: &RangeDescriptor) -> Option<Vec<NodeId>> {
         let health = self.health.as_ref()?;
+        // A joint configuration needs a quorum of each half: leave it to
+        // the deadline rather than count it wrong.
+        if desc.replicas.iter().any(|r| {
+            matches!(
+                r.kind,
+                tardigrade_kvpb::ReplicaType::VoterIncoming
+                    | tardigrade_kvpb::ReplicaType::VoterOutgoing
+            )
+        }) {
+            return None;
+        }
         let voters: Vec<NodeId> = desc
             .replicas
             .iter()

@@ -522,7 +522,6 @@ impl Store {
         s
     }
 
-    /// Asks the scheduler to process `range_id` (a proposal is waiting).
     /// Wakes the quiesced replicas whose Raft leader is on one of `nodes`
     /// (the node's heartbeats say they stopped answering): a quiesced
     /// follower does not tick, so without this it would never notice its
@@ -542,6 +541,7 @@ impl Store {
         woke
     }
 
+    /// Asks the scheduler to process `range_id` (a proposal is waiting).
     pub(crate) fn wake(&self, range_id: u64) {
         let _ = self.events.send(Event::Wake(range_id));
     }

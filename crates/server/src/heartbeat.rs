@@ -14,8 +14,8 @@
 //!   rounds. The directory is also persisted in the store (store-local key
 //!   [`DIRECTORY_KEY`]) whenever it changes, so a restarted node can reach
 //!   its peers before it hears from any of them.
-//! - **Reachability.** A peer that has failed every ping for
-//!   [`UNREACHABLE_AFTER`] is unreachable: `DistSender` stops waiting for it
+//! - **Reachability.** A peer that failed its last pings and has not
+//!   answered for [`UNREACHABLE_AFTER`] is unreachable: `DistSender` stops waiting for it
 //!   (a frozen process accepts TCP connections and never answers) and the
 //!   store wakes the quiesced ranges it leads, so their followers elect a
 //!   new leader and take the lease.
@@ -36,9 +36,13 @@ use tardigrade_kvpb::NodeId;
 pub const PING_INTERVAL: Duration = Duration::from_millis(500);
 /// How long one ping may take before it counts as failed.
 pub const PING_TIMEOUT: Duration = Duration::from_millis(1000);
-/// A peer whose latest ping failed and that has not answered one for this
-/// long is unreachable.
-pub const UNREACHABLE_AFTER: Duration = Duration::from_millis(1500);
+/// A peer that failed [`FAILURES_BEFORE_UNREACHABLE`] pings in a row and
+/// has not answered one for this long is unreachable (more than one
+/// interval plus a timeout: a single slow answer, or a pause of this
+/// process, never makes a peer unreachable).
+pub const UNREACHABLE_AFTER: Duration = Duration::from_millis(2000);
+/// Failed pings in a row before a peer may count as unreachable.
+pub const FAILURES_BEFORE_UNREACHABLE: u32 = 2;
 /// Offset measurements older than this are not used.
 const OFFSET_STALE_AFTER: Duration = Duration::from_secs(10);
 /// The share of the maximum clock offset beyond which a peer's clock is
@@ -63,7 +67,13 @@ impl ClockOffset {
     /// Cristian's estimate from a round trip that started at `sent` and
     /// ended at `received` (our physical clock) and the peer's reading.
     pub fn estimate(sent: i64, received: i64, remote: i64) -> ClockOffset {
-        let rtt = received.saturating_sub(sent).max(0);
+        Self::from_round_trip(sent, received.saturating_sub(sent), remote)
+    }
+
+    /// The same, with the round trip `rtt_nanos` timed by a monotonic
+    /// clock (a step of the wall clock during the ping cannot shrink it).
+    pub fn from_round_trip(sent: i64, rtt_nanos: i64, remote: i64) -> ClockOffset {
+        let rtt = rtt_nanos.max(0);
         let midpoint = sent.saturating_add(rtt / 2);
         ClockOffset {
             offset_nanos: remote.saturating_sub(midpoint),
@@ -83,15 +93,16 @@ impl ClockOffset {
 #[derive(Clone, Debug, Default)]
 struct PeerState {
     last_ok: Option<Instant>,
-    /// The latest ping failed.
-    failing: bool,
+    /// Pings failed in a row since the last answer.
+    failures: u32,
     offset: Option<(ClockOffset, Instant)>,
 }
 
 impl PeerState {
-    /// The latest ping failed and none succeeded for [`UNREACHABLE_AFTER`].
+    /// Several pings in a row failed and none succeeded for
+    /// [`UNREACHABLE_AFTER`].
     fn unreachable(&self) -> bool {
-        self.failing
+        self.failures >= FAILURES_BEFORE_UNREACHABLE
             && self
                 .last_ok
                 .is_none_or(|at| at.elapsed() >= UNREACHABLE_AFTER)
@@ -102,7 +113,17 @@ impl PeerState {
 #[derive(Default)]
 pub struct PeerHealth {
     peers: RwLock<HashMap<NodeId, PeerState>>,
-    bad_verdicts: parking_lot::Mutex<u32>,
+    /// Measurements recorded so far (a verdict counts only on new ones).
+    measurements: std::sync::atomic::AtomicU64,
+    verdicts: parking_lot::Mutex<VerdictState>,
+}
+
+#[derive(Default)]
+struct VerdictState {
+    /// Bad verdicts in a row, each on fresh measurements.
+    bad: u32,
+    /// `measurements` when the last verdict was counted.
+    seen: u64,
 }
 
 /// The result of a clock check.
@@ -121,12 +142,16 @@ impl PeerHealth {
         let mut peers = self.peers.write();
         let p = peers.entry(node).or_default();
         p.last_ok = Some(now);
-        p.failing = false;
+        p.failures = 0;
         p.offset = Some((offset, now));
+        self.measurements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn record_failure(&self, node: NodeId) {
-        self.peers.write().entry(node).or_default().failing = true;
+        let mut peers = self.peers.write();
+        let p = peers.entry(node).or_default();
+        p.failures = p.failures.saturating_add(1);
     }
 
     /// Whether `node`'s latest ping failed and none succeeded for
@@ -175,12 +200,19 @@ impl PeerHealth {
             .map(|(n, o)| format!("n{n}: {} ms", o.offset_nanos / 1_000_000))
             .collect();
         let total = offsets.len() + 1;
-        let mut bad = self.bad_verdicts.lock();
+        let mut verdicts = self.verdicts.lock();
         if far.len() * 2 <= total {
-            *bad = 0;
+            verdicts.bad = 0;
             return ClockVerdict::Healthy;
         }
-        *bad += 1;
+        // Only fresh measurements make a new bad verdict: one reading,
+        // kept while pings stop, must not add up to a fatal one.
+        let measured = self.measurements.load(std::sync::atomic::Ordering::Relaxed);
+        if measured != verdicts.seen {
+            verdicts.seen = measured;
+            verdicts.bad += 1;
+        }
+        let bad = verdicts.bad;
         let msg = format!(
             "clock synchronization error: this node's clock is more than {} ms (80 % of the maximum offset of {} ms) away from {} of {} nodes ({}); \
              a node must not serve leases the others cannot honour: fix its clock (NTP) and restart it",
@@ -190,7 +222,7 @@ impl PeerHealth {
             total,
             far.join(", ")
         );
-        if *bad >= BAD_VERDICTS_BEFORE_FATAL {
+        if bad >= BAD_VERDICTS_BEFORE_FATAL {
             ClockVerdict::Fatal(msg)
         } else {
             ClockVerdict::Suspect(msg)
@@ -256,10 +288,11 @@ mod tests {
     fn a_recovered_clock_resets_the_count() {
         let max = Duration::from_millis(500);
         let h = PeerHealth::default();
-        h.record_ok(2, ClockOffset::estimate(0, MS, 900 * MS));
-        h.record_ok(3, ClockOffset::estimate(0, MS, 900 * MS));
-        assert!(matches!(h.clock_verdict(max), ClockVerdict::Suspect(_)));
-        assert!(matches!(h.clock_verdict(max), ClockVerdict::Suspect(_)));
+        for _ in 0..2 {
+            h.record_ok(2, ClockOffset::estimate(0, MS, 900 * MS));
+            h.record_ok(3, ClockOffset::estimate(0, MS, 900 * MS));
+            assert!(matches!(h.clock_verdict(max), ClockVerdict::Suspect(_)));
+        }
         h.record_ok(2, ClockOffset::estimate(0, MS, 10 * MS));
         h.record_ok(3, ClockOffset::estimate(0, MS, 10 * MS));
         assert_eq!(h.clock_verdict(max), ClockVerdict::Healthy);
@@ -274,6 +307,7 @@ mod tests {
         assert!(!h.is_unreachable(2), "unknown peers are not unreachable");
         h.record_ok(2, ClockOffset::estimate(0, 0, 0));
         h.record_failure(2);
+        h.record_failure(2);
         assert!(!h.is_unreachable(2), "it answered a moment ago");
         {
             let mut peers = h.peers.write();
@@ -282,6 +316,15 @@ mod tests {
         }
         assert!(h.is_unreachable(2));
         assert_eq!(h.unreachable_nodes(), vec![2]);
+        // One failure after a long silence is not enough either.
+        h.record_ok(3, ClockOffset::estimate(0, 0, 0));
+        {
+            let mut peers = h.peers.write();
+            let p = peers.get_mut(&3).expect("recorded");
+            p.last_ok = Instant::now().checked_sub(UNREACHABLE_AFTER);
+        }
+        h.record_failure(3);
+        assert!(!h.is_unreachable(3), "a single slow answer");
         h.record_ok(2, ClockOffset::estimate(0, 0, 0));
         assert!(!h.is_unreachable(2));
     }

@@ -83,6 +83,8 @@ struct Shared {
     health: Arc<PeerHealth>,
     /// Connections the heartbeats use, by address.
     ping_clients: Mutex<HashMap<String, NodeClient>>,
+    /// Addresses with a ping under way (not pinged again until it ends).
+    pings_in_flight: Mutex<std::collections::HashSet<String>>,
     /// Set once the node must stop (its clock is too far from the
     /// cluster's): the reason. `tardigrade start` exits on it.
     fatal: tokio::sync::watch::Sender<Option<String>>,
@@ -174,6 +176,7 @@ impl ClusterNode {
             unknown_peers: Mutex::new(HashMap::new()),
             health: Arc::new(PeerHealth::default()),
             ping_clients: Mutex::new(HashMap::new()),
+            pings_in_flight: Mutex::new(Default::default()),
             fatal: tokio::sync::watch::Sender::new(None),
         });
         shared.directory.set_self(shared.clone());
@@ -395,12 +398,19 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
             }
         }
         let known = shared.directory.encoded();
-        futures::future::join_all(
-            targets
-                .into_iter()
-                .map(|(id, addr)| ping_peer(&shared, id, addr, known.clone())),
-        )
-        .await;
+        // Each peer on its own: a frozen one (its pings take the whole
+        // timeout) must not delay the heartbeats of the others.
+        for (id, addr) in targets {
+            if !shared.pings_in_flight.lock().insert(addr.clone()) {
+                continue;
+            }
+            let s = shared.clone();
+            let known = known.clone();
+            tokio::spawn(async move {
+                ping_peer(&s, id, addr.clone(), known).await;
+                s.pings_in_flight.lock().remove(&addr);
+            });
+        }
         shared.directory.persist_if_changed(&shared.engine);
         let unreachable = shared.health.unreachable_nodes();
         if let Some(store) = shared.store.get() {
@@ -449,30 +459,34 @@ async fn ping_peer(shared: &Arc<Shared>, id: Option<NodeId>, addr: String, known
         }
     };
     let sent = shared.clock.physical_now();
+    let timer = std::time::Instant::now();
     let answer = tokio::time::timeout(heartbeat::PING_TIMEOUT, client.ping(known)).await;
-    let received = shared.clock.physical_now();
+    let rtt = i64::try_from(timer.elapsed().as_nanos()).unwrap_or(i64::MAX);
+    let failed = || {
+        if let Some(id) = id {
+            shared.health.record_failure(id);
+        }
+    };
     let reply = match answer {
         Ok(Ok(r)) => r,
         Ok(Err(NodeError::Refused(msg))) => {
             tracing::error!(peer = %addr, "peer refused this node's heartbeat: {msg}");
-            if let Some(id) = id {
-                shared.health.record_failure(id);
-            }
-            return;
+            return failed();
         }
-        _ => {
-            if let Some(id) = id {
-                shared.health.record_failure(id);
-            }
-            return;
-        }
+        _ => return failed(),
     };
     let mine = shared.identity.cluster_id();
-    if reply.node_id == 0 || mine.is_some_and(|c| c.as_slice() != reply.cluster_id.as_slice()) {
-        // Not (yet) a member, or of another cluster: nothing to learn.
-        return;
+    if reply.node_id == 0
+        || id.is_some_and(|id| id != reply.node_id)
+        || mine.is_some_and(|c| c.as_slice() != reply.cluster_id.as_slice())
+    {
+        // Not (or no longer) the node we know at this address: nothing to
+        // learn, and the node we expected did not answer.
+        return failed();
     }
-    shared.directory.insert_encoded(&reply.nodes);
+    // A node is the authority on its own descriptor; what it relays about
+    // others only fills gaps (KV's records correct the rest).
+    shared.directory.learn(&reply.nodes, Some(reply.node_id));
     if shared.local_first_range().is_none()
         && let Ok(d) = RangeDescriptor::decode(&reply.first_range)
     {
@@ -483,7 +497,7 @@ async fn ping_peer(shared: &Arc<Shared>, id: Option<NodeId>, addr: String, known
     }
     shared.health.record_ok(
         reply.node_id,
-        ClockOffset::estimate(sent, received, reply.wall_nanos),
+        ClockOffset::from_round_trip(sent, rtt, reply.wall_nanos),
     );
 }
 
@@ -920,7 +934,7 @@ impl NodeHandler for Handler {
         let Some(ident) = shared.ident.get() else {
             return PingReply::default();
         };
-        shared.directory.insert_encoded(&nodes);
+        shared.directory.learn(&nodes, None);
         PingReply {
             node_id: ident.node_id,
             wall_nanos: shared.clock.physical_now(),
@@ -1136,6 +1150,34 @@ impl Directory {
         }
     }
 
+    /// Descriptors heard from a peer's heartbeat: `authority`'s own
+    /// descriptor replaces what we have; the others only fill gaps (a
+    /// relayed view may be stale), and never this node's own entry nor past
+    /// [`MAX_DIRECTORY`] entries.
+    fn learn(&self, nodes: &[Vec<u8>], authority: Option<NodeId>) {
+        let me = self
+            .me
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .and_then(|s| s.ident.get().map(|i| i.node_id));
+        for d in nodes.iter().filter_map(|n| NodeDescriptor::decode(n)) {
+            if Some(d.node_id) == me {
+                continue;
+            }
+            if Some(d.node_id) == authority {
+                self.insert(d);
+                continue;
+            }
+            let absent = {
+                let known = self.nodes.read();
+                !known.contains_key(&d.node_id) && known.len() < MAX_DIRECTORY
+            };
+            if absent {
+                self.insert(d);
+            }
+        }
+    }
+
     fn insert_encoded(&self, nodes: &[Vec<u8>]) {
         for n in nodes {
             if let Some(d) = NodeDescriptor::decode(n) {
@@ -1152,6 +1194,10 @@ impl Directory {
             .collect()
     }
 }
+
+/// At most this many nodes are learned from heartbeats (KV's records and
+/// joins are not limited): a peer cannot make a node ping without end.
+const MAX_DIRECTORY: usize = 1024;
 
 /// Length-prefixed byte strings.
 fn encode_list(items: &[Vec<u8>]) -> Vec<u8> {

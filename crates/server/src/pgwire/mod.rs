@@ -154,6 +154,14 @@ impl SqlServer {
         let node = loop {
             match SqlNode::start(db.clone(), node_id).await {
                 Ok(node) => break node,
+                // Only what the cluster's state explains is waited out
+                // (ranges unavailable, restarts, ambiguous or internal KV
+                // errors); anything else is a real failure.
+                Err(e) if !["40", "57", "58", "XX"].contains(&e.code.get(..2).unwrap_or("")) => {
+                    return Err(ServerError::Config(format!(
+                        "cannot start the SQL layer: {e}"
+                    )));
+                }
                 Err(e) => {
                     tracing::warn!(
                         waited_s = started.elapsed().as_secs(),
