@@ -151,14 +151,14 @@ pub async fn connect(host: &str) -> CliResult<Db> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // SQL binding and evaluation recurse on expression trees (bounded by the
-    // parser and binder limits); worker stacks leave them ample room.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        // SQL planning recurses over expression trees; deep nesting needs room
-        // (virtual memory: untouched stack pages cost nothing).
-        .thread_stack_size(64 << 20)
-        .enable_all()
+        // Parsing, binding, planning and evaluation recurse on statement trees.
+        // Their depth limits (`tardigrade_sql::parse::nesting`) are chosen so
+        // that a debug build stays within tokio's default 2 MiB; a release
+        // worker gets 8 times that as a margin (virtual memory: untouched
+        // stack pages cost nothing).
         .thread_stack_size(16 << 20)
+        .enable_all()
         .build()
     {
         Ok(rt) => rt,
