@@ -253,7 +253,7 @@ struct TextCheck {
     strings_left: usize,
     utf8: Utf8Scan,
     error: Option<SqlError>,
-    /// A Query: bytes after its string's NUL mean a NUL inside the query.
+    /// A Query: a NUL before its last byte is a NUL inside the query.
     query: bool,
 }
 
@@ -301,7 +301,10 @@ impl Default for Scanner {
 }
 
 impl Scanner {
-    fn scan(&mut self, mut data: &[u8]) {
+    /// Follows `data`, the next bytes from the client. A NUL inside a Query's
+    /// text is replaced by a space (the message is refused anyway): `pgwire`
+    /// would end the text there and read the rest as the next message.
+    fn scan(&mut self, mut data: &mut [u8]) {
         while !data.is_empty() {
             match &mut self.framing {
                 Framing::Lost => return,
@@ -309,7 +312,7 @@ impl Scanner {
                     let take = (5 - *have).min(data.len());
                     bytes[*have..*have + take].copy_from_slice(&data[..take]);
                     *have += take;
-                    data = &data[take..];
+                    data = &mut data[take..];
                     if *have == 5 {
                         let kind = bytes[0];
                         let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
@@ -333,11 +336,20 @@ impl Scanner {
                 }
                 Framing::Body { remaining, text } => {
                     let take = (*remaining).min(data.len());
+                    let (body, rest) = std::mem::take(&mut data).split_at_mut(take);
                     if let Some(check) = text {
-                        check.feed(&data[..take]);
+                        if check.query {
+                            // All but the body's last byte.
+                            let inner = take.min(*remaining - 1);
+                            for b in body[..inner].iter_mut().filter(|b| **b == 0) {
+                                *b = b' ';
+                                check.error.get_or_insert_with(|| invalid_bytes(&[0]));
+                            }
+                        }
+                        check.feed(body);
                     }
                     *remaining -= take;
-                    data = &data[take..];
+                    data = rest;
                     self.end_body_if_done();
                 }
             }
@@ -363,14 +375,7 @@ impl Scanner {
 
 impl TextCheck {
     fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() && self.error.is_none() {
-            if self.strings_left == 0 {
-                if self.query {
-                    // The query's terminator was not the last byte.
-                    self.error = Some(invalid_bytes(&[0]));
-                }
-                return;
-            }
+        while !data.is_empty() && self.error.is_none() && self.strings_left > 0 {
             match data.iter().position(|b| *b == 0) {
                 Some(end) => {
                     self.error = self.utf8.feed(&data[..end]).or_else(|| self.utf8.finish());
@@ -395,7 +400,7 @@ impl AsyncRead for CheckedStream {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            self.get_mut().scanner.scan(&buf.filled()[before..]);
+            self.get_mut().scanner.scan(&mut buf.filled_mut()[before..]);
         }
         polled
     }
@@ -499,7 +504,8 @@ mod tests {
         let mut out = Vec::new();
         for chunk in [1, stream.len().max(1)] {
             let mut scanner = Scanner::default();
-            for piece in stream.chunks(chunk) {
+            let mut bytes = stream.to_vec();
+            for piece in bytes.chunks_mut(chunk) {
                 scanner.scan(piece);
             }
             let got: Vec<Option<String>> = scanner
