@@ -131,6 +131,9 @@ async fn too_deep_shapes_get_54001_and_the_session_goes_on() {
         format!("SELECT {}", nested("NOT ", "true", "", 100_000)),
         // UNION and INTERSECT alternating cannot be flattened.
         chain("SELECT 1", "UNION SELECT 1 INTERSECT", "SELECT 1", 20_000),
+        chain("SELECT 1", "UNION SELECT 1 EXCEPT", "SELECT 1", 3_000),
+        // More branches than a chain may have.
+        chain("SELECT 1", "UNION ALL", "SELECT 1", 12_000),
         // Nested parenthesised set operations.
         nested("SELECT 1 UNION ALL (", "SELECT 1", ")", 10_000),
     ];
@@ -156,6 +159,28 @@ async fn moderately_deep_queries_still_work() {
     assert_eq!(out.rows, vec![vec![Value::Int(7)]]);
     let out = ok(&mut s, &nested("SELECT (", "SELECT 3", ")", 20)).await;
     assert_eq!(out.rows, vec![vec![Value::Int(3)]]);
+}
+
+/// Just inside the limits, every stage (binding, planning, EXPLAIN,
+/// execution) fits on the test thread's stack.
+#[tokio::test]
+async fn the_deepest_accepted_statements_run() {
+    let mut s = session().await;
+    let out = ok(&mut s, &format!("SELECT {}", nested("(", "1", ")", 120))).await;
+    assert_eq!(out.rows, vec![vec![Value::Int(1)]]);
+    let out = ok(&mut s, &format!("SELECT {}", chain("1", "+", "1", 120))).await;
+    assert_eq!(out.rows, vec![vec![Value::Int(120)]]);
+    let joins: Vec<String> = (0..190).map(|i| format!("(VALUES (1)) AS t{i}")).collect();
+    let joins = format!("SELECT count(*) FROM {}", joins.join(", "));
+    let out = ok(&mut s, &joins).await;
+    assert_eq!(out.rows, vec![vec![Value::Int(1)]]);
+    ok(&mut s, &format!("EXPLAIN {joins}")).await;
+    let sets = nested("SELECT 1 UNION ALL (", "SELECT 1", ")", 190);
+    assert_eq!(count(&mut s, &sets).await, 191);
+    ok(&mut s, &format!("EXPLAIN {sets}")).await;
+    let alternating = chain("SELECT 1", "UNION SELECT 2 EXCEPT", "SELECT 1", 90);
+    // ({1} ∪ {2}) − {1} ∪ {2} − {1} …
+    assert_eq!(count(&mut s, &alternating).await, 1);
 }
 
 #[tokio::test]
