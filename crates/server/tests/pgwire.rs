@@ -823,7 +823,7 @@ async fn simple_value(client: &Client, sql: &str) -> String {
     let out = client
         .simple_query(sql)
         .await
-        .expect(&sql[..60.min(sql.len())]);
+        .unwrap_or_else(|e| panic!("{}: {e}", &sql[..60.min(sql.len())]));
     out.iter()
         .find_map(|m| match m {
             SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
