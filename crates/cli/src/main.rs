@@ -152,11 +152,11 @@ pub async fn connect(host: &str) -> CliResult<Db> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        // Parsing, binding, planning and evaluation recurse on statement trees.
-        // Their depth limits (`tardigrade_sql::parse::nesting`) are chosen so
-        // that a debug build stays within tokio's default 2 MiB; a release
-        // worker gets 8 times that as a margin (virtual memory: untouched
-        // stack pages cost nothing).
+        // Parsing, binding, planning and evaluation recurse on statement trees,
+        // bounded in depth (`tardigrade_sql::parse::nesting`) and growing
+        // their stack when it runs low (`stacker`); the larger worker stack is
+        // a margin for everything else (virtual memory: untouched stack pages
+        // cost nothing).
         .thread_stack_size(16 << 20)
         .enable_all()
         .build()
