@@ -124,10 +124,16 @@ pub fn check_tokens<'a>(tokens: impl IntoIterator<Item = &'a Token>) -> SqlResul
         let Some(level) = levels.last() else {
             return Err(too_deep());
         };
-        if level.run.max(level.deepest) > MAX_TOKEN_DEPTH
-            || level.set_operations + level.nested_set_operations > MAX_SET_OPERATIONS
-        {
-            return Err(too_deep());
+        if level.run.max(level.deepest) > MAX_TOKEN_DEPTH {
+            return Err(too_deep().with_hint(format!(
+                "an expression may chain at most about {} operators",
+                MAX_TOKEN_DEPTH / 2
+            )));
+        }
+        if level.set_operations + level.nested_set_operations > MAX_SET_OPERATIONS {
+            return Err(too_deep().with_hint(format!(
+                "a chain of UNION, INTERSECT or EXCEPT may have at most {MAX_SET_OPERATIONS} operations"
+            )));
         }
     }
     Ok(())
