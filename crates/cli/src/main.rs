@@ -154,14 +154,14 @@ pub async fn connect(host: &str) -> CliResult<Db> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // SQL binding and evaluation recurse on expression trees (bounded by the
-    // parser and binder limits); worker stacks leave them ample room.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        // SQL planning recurses over expression trees; deep nesting needs room
-        // (virtual memory: untouched stack pages cost nothing).
-        .thread_stack_size(64 << 20)
-        .enable_all()
+        // Parsing, binding, planning and evaluation recurse on statement trees,
+        // bounded in depth (`tardigrade_sql::parse::nesting`) and growing
+        // their stack when it runs low (`stacker`); the larger worker stack is
+        // a margin for everything else (virtual memory: untouched stack pages
+        // cost nothing).
         .thread_stack_size(16 << 20)
+        .enable_all()
         .build()
     {
         Ok(rt) => rt,

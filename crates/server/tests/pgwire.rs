@@ -59,6 +59,14 @@ fn code(e: &tokio_postgres::Error) -> String {
     e.code().map(|c| c.code().to_string()).unwrap_or_default()
 }
 
+/// A field of an ErrorResponse body (`C`: the SQLSTATE, `M`: the message).
+fn error_field(body: &[u8], field: u8) -> String {
+    body.split(|b| *b == 0)
+        .find(|f| f.first() == Some(&field))
+        .map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
+        .unwrap_or_default()
+}
+
 /// A minimal raw protocol client.
 struct Raw {
     stream: TcpStream,
@@ -109,12 +117,38 @@ impl Raw {
     }
 
     async fn query(&mut self, sql: &str) -> (u8, Vec<u8>) {
-        let mut msg = vec![b'Q'];
-        msg.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
-        msg.extend_from_slice(sql.as_bytes());
-        msg.push(0);
-        self.stream.write_all(&msg).await.expect("send query");
+        self.query_bytes(sql.as_bytes()).await;
         self.until_ready().await.expect("ready")
+    }
+
+    /// Sends a Query message holding exactly `text` (and its terminator).
+    async fn query_bytes(&mut self, text: &[u8]) {
+        let mut body = text.to_vec();
+        body.push(0);
+        self.send(b'Q', &body).await;
+    }
+
+    async fn send(&mut self, kind: u8, body: &[u8]) {
+        let mut msg = vec![kind];
+        msg.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        msg.extend_from_slice(body);
+        self.stream.write_all(&msg).await.expect("send");
+    }
+
+    /// Reads until ReadyForQuery; the SQLSTATEs of the errors on the way.
+    async fn errors_until_ready(&mut self) -> Vec<String> {
+        let mut codes = Vec::new();
+        loop {
+            let (t, body) = tokio::time::timeout(Duration::from_secs(20), self.read_message())
+                .await
+                .expect("a reply in time")
+                .expect("a message");
+            match t {
+                b'Z' => return codes,
+                b'E' => codes.push(error_field(&body, b'C')),
+                _ => {}
+            }
+        }
     }
 
     /// True when the server closed the connection (EOF or reset) within 10 s.
@@ -773,4 +807,236 @@ async fn copy_to_stdout_exports_in_text_and_csv() {
         .await
         .expect("the session goes on");
     assert_eq!(n.get::<_, i64>(0), 5);
+}
+
+/// `first <op> rest <op> rest …` with `n` branches.
+fn chain(first: &str, op: &str, rest: &str, n: usize) -> String {
+    let mut sql = first.to_string();
+    for _ in 1..n {
+        sql.push_str(&format!(" {op} {rest}"));
+    }
+    sql
+}
+
+/// The single value of a one-row, one-column simple query.
+async fn simple_value(client: &Client, sql: &str) -> String {
+    let out = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", &sql[..60.min(sql.len())]));
+    out.iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+            _ => None,
+        })
+        .expect("a row")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_set_operation_branches_are_answered() {
+    let node = start().await;
+    let client = connect(node.sql.local_addr()).await;
+    let union = chain("SELECT 1", "UNION ALL", "SELECT 1", 5000);
+    let count = format!("SELECT count(*) FROM ({union}) AS q");
+    assert_eq!(simple_value(&client, &count).await, "5000");
+    let row = client
+        .query_one(count.as_str(), &[])
+        .await
+        .expect("extended");
+    assert_eq!(row.get::<_, i64>(0), 5000);
+    let rows = client
+        .simple_query(&union)
+        .await
+        .expect("the rows themselves");
+    let n = rows
+        .iter()
+        .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+        .count();
+    assert_eq!(n, 5000);
+    let intersect = chain(
+        "SELECT * FROM (VALUES (1), (2), (3)) AS v(x)",
+        "INTERSECT",
+        "SELECT * FROM (VALUES (2), (3), (4)) AS v(x)",
+        3500,
+    );
+    let count = format!("SELECT count(*) FROM ({intersect}) AS q");
+    assert_eq!(simple_value(&client, &count).await, "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_too_deep_get_54001_and_the_connection_goes_on() {
+    let node = start().await;
+    let client = connect(node.sql.local_addr()).await;
+    let too_deep = [
+        format!("SELECT {}1{}", "(".repeat(100_000), ")".repeat(100_000)),
+        format!("SELECT {}", chain("1", "+", "1", 100_000)),
+        format!("SELECT 1 WHERE {}", chain("true", "OR", "false", 100_000)),
+        chain("SELECT 1", "UNION SELECT 1 EXCEPT", "SELECT 1", 3_000),
+        format!("SELECT {}", "NOT ".repeat(100_000) + "true"),
+    ];
+    for sql in &too_deep {
+        let e = client.simple_query(sql).await.expect_err("too deep");
+        assert_eq!(code(&e), "54001", "{}: {e:?}", &sql[..40]);
+        assert_eq!(simple_value(&client, "SELECT 1").await, "1");
+        let e = client.prepare(sql).await.expect_err("too deep to prepare");
+        assert_eq!(code(&e), "54001", "{}: {e:?}", &sql[..40]);
+        let row = client.query_one("SELECT 1", &[]).await.expect("goes on");
+        assert_eq!(row.get::<_, i32>(0), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_startup_packets_are_refused_and_closed() {
+    let node = start().await;
+    let addr = node.sql.local_addr();
+    let survivor = connect(addr).await;
+    let v3 = 196608u32.to_be_bytes();
+    let packet = |len: u32, body: &[u8]| {
+        let mut p = len.to_be_bytes().to_vec();
+        p.extend_from_slice(body);
+        p
+    };
+    let with_params = |version: [u8; 4], params: &[u8]| {
+        let mut body = version.to_vec();
+        body.extend_from_slice(params);
+        packet(body.len() as u32 + 4, &body)
+    };
+    // (what is sent, the SQLSTATE of the FATAL error before the close)
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("length 4", packet(4, b""), "08P01"),
+        ("length 0", packet(0, b""), "08P01"),
+        ("length 2 GiB", packet(0x7fff_ffff, &v3), "08P01"),
+        ("length 20,000", packet(20_000, &v3), "08P01"),
+        (
+            "no terminators",
+            with_params(v3, b"user\0root\0database\0defaultdb"),
+            "08P01",
+        ),
+        (
+            "no final terminator",
+            with_params(v3, b"user\0root\0"),
+            "08P01",
+        ),
+        (
+            "bytes after the terminator",
+            with_params(v3, b"user\0root\0\0junk"),
+            "08P01",
+        ),
+        (
+            "protocol 2.0",
+            with_params(0x0002_0000u32.to_be_bytes(), b"user\0root\0\0"),
+            "0A000",
+        ),
+        (
+            "protocol 9.9",
+            with_params(0x0009_0009u32.to_be_bytes(), b"user\0root\0\0"),
+            "0A000",
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        let mut stream = TcpStream::connect(addr).await.expect("tcp");
+        stream.write_all(&bytes).await.expect("write");
+        let mut raw = Raw { stream };
+        let (t, body) = tokio::time::timeout(Duration::from_secs(10), raw.read_message())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no reply"))
+            .unwrap_or_else(|| panic!("{what}: closed without an error"));
+        assert_eq!(t, b'E', "{what}");
+        assert_eq!(error_field(&body, b'S'), "FATAL", "{what}");
+        assert_eq!(error_field(&body, b'C'), expected, "{what}");
+        assert!(raw.closed().await, "{what}: the connection is closed");
+    }
+    // An SSL request is declined, and a startup after it works.
+    let mut stream = TcpStream::connect(addr).await.expect("tcp");
+    stream
+        .write_all(&packet(8, &80877103u32.to_be_bytes()))
+        .await
+        .expect("ssl request");
+    let mut answer = [0u8; 1];
+    stream.read_exact(&mut answer).await.expect("answer");
+    assert_eq!(&answer, b"N");
+    stream
+        .write_all(&with_params(v3, b"user\0root\0\0"))
+        .await
+        .expect("startup");
+    let mut raw = Raw { stream };
+    assert_eq!(raw.until_ready().await.map(|r| r.0), Some(b'I'));
+    assert_eq!(simple_value(&survivor, "SELECT 1").await, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_text_must_be_utf8_without_nul_bytes() {
+    let node = start().await;
+    let mut raw = Raw::connect(node.sql.local_addr()).await;
+    for bad in [
+        &b"SELECT '\xff'"[..],
+        b"SELECT '\xc3\x28'",
+        b"SELECT 'abc\xe2\x82'",
+        b"SELECT 1\0SELECT 2",
+    ] {
+        raw.query_bytes(bad).await;
+        assert_eq!(raw.errors_until_ready().await, vec!["22021"], "{bad:?}");
+        assert_eq!(raw.query("SELECT 1").await, (b'I', vec![b'T', b'D', b'C']));
+    }
+    // In a block, the error fails the block, as any statement's error does.
+    assert_eq!(raw.query("BEGIN").await.0, b'T');
+    raw.query_bytes(b"SELECT '\xff'").await;
+    assert_eq!(raw.errors_until_ready().await, vec!["22021"]);
+    assert_eq!(raw.query("SELECT 1").await.0, b'E');
+    assert_eq!(raw.query("ROLLBACK").await.0, b'I');
+    // Parse: the statement name and text are checked too; the error skips to
+    // Sync.
+    let mut parse = b"s1\0SELECT '\xff'\0".to_vec();
+    parse.extend_from_slice(&0u16.to_be_bytes());
+    raw.send(b'P', &parse).await;
+    raw.send(b'S', b"").await;
+    assert_eq!(raw.errors_until_ready().await, vec!["22021"]);
+    // Valid UTF-8 (U+FFFD itself included) is fine.
+    let (status, seen) = raw.query("SELECT 'é€😀\u{fffd}'").await;
+    assert_eq!((status, seen), (b'I', vec![b'T', b'D', b'C']));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_bytes_in_text_parameters_are_refused() {
+    let node = start().await;
+    let client = connect(node.sql.local_addr()).await;
+    client
+        .batch_execute("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)")
+        .await
+        .expect("create");
+    // tokio-postgres sends text parameters in binary format.
+    let e = client
+        .execute("INSERT INTO notes VALUES (1, $1)", &[&"a\0b"])
+        .await
+        .expect_err("NUL refused");
+    assert_eq!(code(&e), "22021");
+    assert_eq!(
+        e.as_db_error().map(|d| d.message().to_string()),
+        Some("invalid byte sequence for encoding \"UTF8\": 0x00".to_string())
+    );
+    // The same in text format, by hand: Parse, Bind (format 0), Execute, Sync.
+    let mut raw = Raw::connect(node.sql.local_addr()).await;
+    let mut parse = b"\0INSERT INTO notes VALUES (2, $1)\0".to_vec();
+    parse.extend_from_slice(&0u16.to_be_bytes());
+    raw.send(b'P', &parse).await;
+    let mut bind = b"\0\0".to_vec();
+    bind.extend_from_slice(&1u16.to_be_bytes()); // one format code
+    bind.extend_from_slice(&0u16.to_be_bytes()); // text
+    bind.extend_from_slice(&1u16.to_be_bytes()); // one parameter
+    bind.extend_from_slice(&3u32.to_be_bytes());
+    bind.extend_from_slice(b"a\0b");
+    bind.extend_from_slice(&0u16.to_be_bytes()); // result formats
+    raw.send(b'B', &bind).await;
+    raw.send(b'E', b"\0\0\0\0\0").await;
+    raw.send(b'S', b"").await;
+    assert_eq!(raw.errors_until_ready().await, vec!["22021"]);
+    let row = client
+        .query_one("SELECT count(*) FROM notes", &[])
+        .await
+        .expect("count");
+    assert_eq!(row.get::<_, i64>(0), 0, "nothing was stored");
+    client
+        .execute("INSERT INTO notes VALUES (3, $1)", &[&"fine"])
+        .await
+        .expect("valid text is stored");
 }

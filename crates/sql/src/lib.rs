@@ -31,6 +31,7 @@ pub mod plan;
 pub mod rowenc;
 pub mod schemachange;
 pub mod session;
+mod stack;
 
 pub use exec::RowSink;
 pub use exec::batch::Batch;

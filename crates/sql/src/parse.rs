@@ -29,6 +29,8 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 use tardigrade_sqltypes::{SqlError, SqlResult};
 
+pub mod nesting;
+
 /// Nesting deeper than this is refused (54001) instead of overflowing the stack.
 const MAX_NESTING: usize = 200;
 
@@ -48,8 +50,30 @@ pub const UNIQUE_INDEX_MARKER: &str = "tardigrade:unique";
 /// by NUL.
 pub const STORING_MARKER: &str = "tardigrade:storing:";
 
-/// Parses a query string into statements (empty statements are dropped).
+/// Parses a query string into statements (empty statements are dropped),
+/// refusing those nested too deeply ([`nesting`]).
 pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
+    if let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() {
+        nesting::check_tokens(&tokens)?;
+    }
+    let statements = parse_unbounded(sql)?;
+    let mut out = Vec::with_capacity(statements.len());
+    let mut refused = None;
+    for statement in statements {
+        // Every statement is checked, so that each too-deep one is taken
+        // apart rather than dropped recursively.
+        match nesting::bound_statement(statement) {
+            Ok(s) => out.push(s),
+            Err(e) => refused = Some(e),
+        }
+    }
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+fn parse_unbounded(sql: &str) -> SqlResult<Vec<Statement>> {
     if !might_need_rewrite(sql) {
         return parse_plain(sql);
     }

@@ -114,6 +114,7 @@ impl std::error::Error for SqlError {}
 pub mod codes {
     pub const SUCCESSFUL_COMPLETION: &str = "00000";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const CARDINALITY_VIOLATION: &str = "21000";
     pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";

@@ -656,6 +656,14 @@ fn parse_uuid(s: &str) -> SqlResult<u128> {
 /// Parses JSON text (PostgreSQL `jsonb` input).
 pub fn parse_json(s: &str) -> SqlResult<serde_json::Value> {
     serde_json::from_str(s).map_err(|e| {
+        // serde_json stops at 128 levels of nesting; PostgreSQL's parser at its
+        // stack depth limit.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            return SqlError::new(
+                codes::STATEMENT_TOO_COMPLEX,
+                "stack depth limit exceeded: JSON value is too deeply nested",
+            );
+        }
         SqlError::new(
             codes::INVALID_TEXT_REPRESENTATION,
             "invalid input syntax for type json",

@@ -17,8 +17,6 @@ use tardigrade_sqltypes::{SqlError, SqlResult};
 
 /// SQLSTATE 22P04: malformed COPY data.
 const BAD_COPY_FILE_FORMAT: &str = "22P04";
-/// SQLSTATE 22021: bytes that are not UTF-8.
-const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
 
 /// The data format of a COPY.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,12 +320,7 @@ impl RowParser {
             self.header_pending = false;
             return Ok(false);
         }
-        let text = std::str::from_utf8(line).map_err(|_| {
-            SqlError::new(
-                CHARACTER_NOT_IN_REPERTOIRE,
-                "invalid byte sequence for encoding \"UTF8\" in COPY data",
-            )
-        })?;
+        let text = super::frontend::check_text(line)?;
         let row = match self.spec.format {
             CopyFormat::Text => parse_text_line(text, &self.spec)?,
             CopyFormat::Csv => parse_csv_line(text, &self.spec)?,
@@ -383,6 +376,9 @@ fn parse_text_line(line: &str, spec: &CopySpec) -> SqlResult<CopyRow> {
                                 None => break,
                             }
                         }
+                        if n & 0xff == 0 {
+                            return Err(super::frontend::invalid_bytes(&[0]));
+                        }
                         value.push(char::from_u32(n & 0xff).unwrap_or('\u{fffd}'));
                     }
                     'x' => {
@@ -402,6 +398,8 @@ fn parse_text_line(line: &str, spec: &CopySpec) -> SqlResult<CopyRow> {
                         }
                         if digits == 0 {
                             value.push('x');
+                        } else if n == 0 {
+                            return Err(super::frontend::invalid_bytes(&[0]));
                         } else {
                             value.push(char::from_u32(n).unwrap_or('\u{fffd}'));
                         }
@@ -582,6 +580,15 @@ mod tests {
             rows(&spec, &[b"abc\\"]).expect_err("backslash").code,
             "22P04"
         );
+        // NUL, raw or escaped, is not text either (PostgreSQL: 22021).
+        for nul in [&b"a\0b\n"[..], b"a\\0b\n", b"a\\x00\n"] {
+            let e = rows(&spec, &[nul]).expect_err("nul");
+            assert_eq!(e.code, "22021", "{nul:?}");
+            assert_eq!(
+                e.message,
+                "invalid byte sequence for encoding \"UTF8\": 0x00"
+            );
+        }
         let csv = parse_copy("COPY t FROM STDIN CSV").expect("parse");
         assert_eq!(rows(&csv, &[b"\"open"]).expect_err("quote").code, "22P04");
     }

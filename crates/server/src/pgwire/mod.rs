@@ -47,6 +47,7 @@
 
 pub mod copy;
 pub mod copy_out;
+pub mod frontend;
 pub mod results;
 
 use std::fmt::Debug;
@@ -86,7 +87,7 @@ use pgwire::messages::response::{
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use pgwire::tokio::server::{MaybeTls, PgWireMessageServerCodec, negotiate_tls, process_message};
+use pgwire::tokio::server::process_message;
 use tardigrade_kv::Db;
 use tardigrade_sql::{Column, Prepared, QueryOutput, Session, SqlNode, TransactionStatus};
 use tardigrade_sqltypes::error::codes;
@@ -300,19 +301,11 @@ enum StmtKind {
 }
 
 type StmtRef = Arc<Stmt>;
-type Socket = tokio_util::codec::Framed<MaybeTls, PgWireMessageServerCodec<StmtRef>>;
+type Socket = frontend::Socket<StmtRef>;
 
 async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
-    let socket: Option<Socket> =
-        match tokio::time::timeout(STARTUP_TIMEOUT, negotiate_tls::<StmtRef>(stream, None)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::debug!("SQL connection failed during negotiation: {e}");
-                None
-            }
-            Err(_) => None,
-        };
-    let Some(mut socket) = socket else {
+    let opened = tokio::time::timeout(STARTUP_TIMEOUT, frontend::open::<StmtRef>(stream)).await;
+    let Ok(Some(mut socket)) = opened else {
         return;
     };
     let conn = Arc::new(Conn {
@@ -370,6 +363,22 @@ async fn run_connection(socket: &mut Socket, conn: &Arc<Conn>) {
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),
         };
+        // Query and Parse text that is not UTF-8 (or holds a NUL) is refused
+        // before it is run, as an error of that statement.
+        if matches!(
+            message,
+            PgWireFrontendMessage::Query(_) | PgWireFrontendMessage::Parse(_)
+        ) && let Some(e) = socket.get_mut().take_verdict()
+        {
+            conn.state.lock().await.abort_block().await;
+            if send_error(socket, conn, user_error(e), extended)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
         let cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
         let result = process_message(
             message,
@@ -638,16 +647,13 @@ fn decode_params(prepared: &Prepared, portal: &Portal<StmtRef>) -> SqlResult<Vec
                 t => t,
             };
             match format_of(&portal.parameter_format, i) {
-                FieldFormat::Binary => Value::from_binary(bytes, ty),
-                FieldFormat::Text => {
-                    let s = std::str::from_utf8(bytes).map_err(|_| {
-                        SqlError::new(
-                            "22021",
-                            "invalid byte sequence for encoding \"UTF8\" in parameter",
-                        )
-                    })?;
-                    Value::from_text(s, ty)
+                FieldFormat::Binary => {
+                    if matches!(ty, SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_)) {
+                        frontend::check_text(bytes)?;
+                    }
+                    Value::from_binary(bytes, ty)
                 }
+                FieldFormat::Text => Value::from_text(frontend::check_text(bytes)?, ty),
             }
         })
         .collect()

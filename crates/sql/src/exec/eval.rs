@@ -58,6 +58,10 @@ pub fn eval_predicate(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult
 }
 
 pub fn eval(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
+    crate::stack::grow(|| eval_node(s, row, ctx))
+}
+
+fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
     Ok(match s {
         Scalar::Column { index, .. } => row
             .get(*index)

@@ -409,7 +409,7 @@ impl<'a> Executor<'a> {
     where
         'a: 'b,
     {
-        Box::pin(async move {
+        Box::pin(crate::stack::Grow(Box::pin(async move {
             let mut op = self.open(rel, outer, None)?;
             let mut rows = Vec::new();
             while let Some(batch) = op.next(self, outer).await? {
@@ -417,7 +417,7 @@ impl<'a> Executor<'a> {
                 rows.extend(batch.into_rows());
             }
             Ok(rows)
-        })
+        })))
     }
 
     /// Runs a query, handing its rows to `sink` a batch at a time.

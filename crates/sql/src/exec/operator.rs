@@ -100,6 +100,15 @@ impl<'a> Executor<'a> {
         outer: &[Row],
         limit: Option<usize>,
     ) -> SqlResult<Op<'p>> {
+        crate::stack::grow(|| self.open_node(rel, outer, limit))
+    }
+
+    fn open_node<'p>(
+        &self,
+        rel: &'p Rel,
+        outer: &[Row],
+        limit: Option<usize>,
+    ) -> SqlResult<Op<'p>> {
         let boxed = |op: Op<'p>| Box::new(op);
         Ok(match rel {
             Rel::Scan(scan) => Op::Scan(ScanOp {
@@ -351,7 +360,7 @@ impl<'p> Op<'p> {
     where
         'p: 's,
     {
-        Box::pin(async move {
+        Box::pin(crate::stack::Grow(Box::pin(async move {
             match self {
                 Op::Scan(scan) => scan.next(exec, outer).await,
                 Op::Values { rows, width, done } => {
@@ -518,7 +527,7 @@ impl<'p> Op<'p> {
                 },
                 Op::Set(set) => set.next(exec, outer).await,
             }
-        })
+        })))
     }
 }
 

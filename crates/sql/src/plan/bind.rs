@@ -229,6 +229,10 @@ impl<'a> Binder<'a> {
     // ----- queries -----
 
     pub fn bind_query(&mut self, query: &Query) -> SqlResult<BoundQuery> {
+        crate::stack::grow(|| self.bind_query_node(query))
+    }
+
+    fn bind_query_node(&mut self, query: &Query) -> SqlResult<BoundQuery> {
         let mut pushed_ctes = false;
         if let Some(with) = &query.with {
             if with.recursive {
@@ -345,69 +349,116 @@ impl<'a> Binder<'a> {
             SetExpr::Query(q) => self.bind_query(q),
             SetExpr::Values(values) => self.bind_values(values, None),
             SetExpr::SetOperation {
-                left,
-                op,
-                set_quantifier,
-                right,
-            } => {
-                let left = self.bind_set_expr(left)?;
-                let right = self.bind_set_expr(right)?;
-                let kind = match op {
-                    SetOperator::Union => SetOpKind::Union,
-                    SetOperator::Intersect => SetOpKind::Intersect,
-                    SetOperator::Except | SetOperator::Minus => SetOpKind::Except,
-                };
-                let name = match kind {
-                    SetOpKind::Union => "UNION",
-                    SetOpKind::Intersect => "INTERSECT",
-                    SetOpKind::Except => "EXCEPT",
-                };
-                let lv: Vec<&ScopeColumn> = left.scope.iter().filter(|c| !c.hidden).collect();
-                let rv: Vec<&ScopeColumn> = right.scope.iter().filter(|c| !c.hidden).collect();
-                if lv.len() != rv.len() {
+                op, set_quantifier, ..
+            } => self.bind_set_chain(body, *op, *set_quantifier),
+            _ => Err(SqlError::unsupported(format!("unsupported query: {body}"))),
+        }
+    }
+
+    /// A chain of one set operation with one quantifier: the group of
+    /// `body`'s operations of that kind that are directly nested (however the
+    /// parser or the rebalancing in `parse::nesting` shaped it), read as the
+    /// left-to-right chain of its branches, as the parser wrote it:
+    /// `b1 op b2 op … op bn`. Column types are resolved pairwise from the left,
+    /// as PostgreSQL does. The plan is a balanced tree of binary operations
+    /// (`UNION` and `INTERSECT` are associative; `b1 EXCEPT b2 EXCEPT …` is
+    /// `b1 EXCEPT (b2 UNION ALL …)`), so thousands of branches nest only a
+    /// few levels deep.
+    fn bind_set_chain(
+        &mut self,
+        body: &SetExpr,
+        op: SetOperator,
+        quantifier: SetQuantifier,
+    ) -> SqlResult<BoundQuery> {
+        let kind = match op {
+            SetOperator::Union => SetOpKind::Union,
+            SetOperator::Intersect => SetOpKind::Intersect,
+            SetOperator::Except | SetOperator::Minus => SetOpKind::Except,
+        };
+        let name = match kind {
+            SetOpKind::Union => "UNION",
+            SetOpKind::Intersect => "INTERSECT",
+            SetOpKind::Except => "EXCEPT",
+        };
+        // The branches in order, without recursion.
+        let mut branches: Vec<&SetExpr> = Vec::new();
+        let mut stack = vec![body];
+        while let Some(node) = stack.pop() {
+            match node {
+                SetExpr::SetOperation {
+                    left,
+                    op: o,
+                    set_quantifier: q,
+                    right,
+                } if *o == op && *q == quantifier => {
+                    stack.push(right);
+                    stack.push(left);
+                }
+                branch => branches.push(branch),
+            }
+        }
+        let mut bound = Vec::with_capacity(branches.len());
+        let mut types: Vec<SqlType> = Vec::new();
+        for (i, branch) in branches.into_iter().enumerate() {
+            let b = self.bind_set_expr(branch)?;
+            let visible: Vec<SqlType> =
+                b.scope.iter().filter(|c| !c.hidden).map(|c| c.ty).collect();
+            if i == 0 {
+                types = visible;
+            } else {
+                if visible.len() != types.len() {
                     return Err(SqlError::syntax(format!(
                         "each {name} query must have the same number of columns"
                     )));
                 }
-                let mut types = Vec::with_capacity(lv.len());
-                for (l, r) in lv.iter().zip(&rv) {
-                    let ty = ops::common_type(&[l.ty, r.ty]).map_err(|_| {
+                for (l, r) in types.iter_mut().zip(&visible) {
+                    let ty = ops::common_type(&[*l, *r]).map_err(|_| {
                         SqlError::datatype_mismatch(format!(
-                            "{name} types {} and {} cannot be matched",
-                            l.ty, r.ty
+                            "{name} types {l} and {r} cannot be matched"
                         ))
                     })?;
-                    types.push(if ty == SqlType::Unknown {
+                    *l = if ty == SqlType::Unknown {
                         SqlType::Text
                     } else {
                         ty
-                    });
+                    };
                 }
-                let left_rel = project_visible_as(left.rel, &left.scope, &types);
-                let right_rel = project_visible_as(right.rel, &right.scope, &types);
-                let all = matches!(set_quantifier, SetQuantifier::All);
-                let scope = lv
-                    .iter()
-                    .zip(&types)
-                    .map(|(c, ty)| ScopeColumn {
-                        table: None,
-                        name: c.name.clone(),
-                        ty: *ty,
-                        hidden: false,
-                    })
-                    .collect();
-                Ok(BoundQuery {
-                    rel: Rel::SetOp {
-                        op: kind,
-                        all,
-                        left: Box::new(left_rel),
-                        right: Box::new(right_rel),
-                    },
-                    scope,
-                })
             }
-            _ => Err(SqlError::unsupported(format!("unsupported query: {body}"))),
+            bound.push(b);
         }
+        let scope: Scope = match bound.first() {
+            Some(first) => first
+                .scope
+                .iter()
+                .filter(|c| !c.hidden)
+                .zip(&types)
+                .map(|(c, ty)| ScopeColumn {
+                    table: None,
+                    name: c.name.clone(),
+                    ty: *ty,
+                    hidden: false,
+                })
+                .collect(),
+            None => return Err(SqlError::internal("empty set operation")),
+        };
+        let mut rels: Vec<Rel> = bound
+            .into_iter()
+            .map(|b| project_visible_as(b.rel, &b.scope, &types))
+            .collect();
+        let all = matches!(quantifier, SetQuantifier::All);
+        let rel = if kind == SetOpKind::Except {
+            let first = rels.remove(0);
+            let rest = balanced_set_op(SetOpKind::Union, true, rels);
+            Rel::SetOp {
+                op: kind,
+                all,
+                left: Box::new(first),
+                right: Box::new(rest),
+            }
+        } else {
+            balanced_set_op(kind, all, rels)
+        };
+        Ok(BoundQuery { rel, scope })
     }
 
     /// VALUES rows; `target` gives the column types when they feed an INSERT.
@@ -1219,6 +1270,10 @@ impl<'a> Binder<'a> {
     }
 
     fn bind_expr_inner(&mut self, e: &Expr, scope: &Scope, depth: usize) -> SqlResult<Scalar> {
+        crate::stack::grow(|| self.bind_expr_node(e, scope, depth))
+    }
+
+    fn bind_expr_node(&mut self, e: &Expr, scope: &Scope, depth: usize) -> SqlResult<Scalar> {
         if depth > MAX_EXPR_DEPTH {
             return Err(SqlError::new(
                 codes::STATEMENT_TOO_COMPLEX,
@@ -2621,6 +2676,21 @@ fn apply_alias(
 }
 
 /// Projects the visible columns of a set-operation side, cast to the common types.
+/// `inputs` (at least one, in order) combined pairwise by an associative set
+/// operation: a tree of depth log2(n).
+fn balanced_set_op(op: SetOpKind, all: bool, inputs: Vec<Rel>) -> Rel {
+    crate::parse::nesting::combine_balanced(inputs, |left, right| Rel::SetOp {
+        op,
+        all,
+        left: Box::new(left),
+        right: Box::new(right),
+    })
+    .unwrap_or(Rel::Values {
+        rows: Vec::new(),
+        types: Vec::new(),
+    })
+}
+
 fn project_visible_as(rel: Rel, scope: &Scope, types: &[SqlType]) -> Rel {
     let visible: Vec<usize> = scope
         .iter()

@@ -449,6 +449,13 @@ impl Scalar {
         self,
         f: &mut dyn FnMut(Scalar) -> Result<Scalar, tardigrade_sqltypes::SqlError>,
     ) -> Result<Scalar, tardigrade_sqltypes::SqlError> {
+        crate::stack::grow(|| self.transform_node(f))
+    }
+
+    fn transform_node(
+        self,
+        f: &mut dyn FnMut(Scalar) -> Result<Scalar, tardigrade_sqltypes::SqlError>,
+    ) -> Result<Scalar, tardigrade_sqltypes::SqlError> {
         let t = |s: Box<Scalar>,
                  f: &mut dyn FnMut(Scalar) -> Result<Scalar, tardigrade_sqltypes::SqlError>|
          -> Result<Box<Scalar>, tardigrade_sqltypes::SqlError> {
@@ -625,8 +632,13 @@ pub fn is_volatile(name: &str) -> bool {
 }
 
 impl Rel {
-    /// Rebuilds the node with `f` applied to each of its inputs.
+    /// Rebuilds the node with `f` applied to each of its inputs (the passes
+    /// that recurse through here get room on the stack: [`crate::stack`]).
     pub fn map_inputs(self, f: &mut dyn FnMut(Rel) -> Rel) -> Rel {
+        crate::stack::grow(|| self.map_inputs_node(f))
+    }
+
+    fn map_inputs_node(self, f: &mut dyn FnMut(Rel) -> Rel) -> Rel {
         let mut b = |r: Box<Rel>| Box::new(f(*r));
         match self {
             Rel::Filter { input, predicate } => Rel::Filter {
