@@ -253,33 +253,36 @@ mod tests {
     fn the_odd_one_out_is_fatal_and_the_majority_is_not() {
         let max = Duration::from_millis(500);
         let skewed = PeerHealth::default();
-        // This node is 2 s behind both of its peers.
-        for n in [2, 3] {
-            skewed.record_ok(n, ClockOffset::estimate(0, MS, 2000 * MS));
-        }
-        assert!(matches!(
-            skewed.clock_verdict(max),
-            ClockVerdict::Suspect(_)
-        ));
-        assert!(matches!(
-            skewed.clock_verdict(max),
-            ClockVerdict::Suspect(_)
-        ));
+        // This node is 2 s behind both of its peers, heartbeat after heartbeat.
+        let round = || {
+            for n in [2, 3] {
+                skewed.record_ok(n, ClockOffset::estimate(0, MS, 2000 * MS));
+            }
+        };
+        let suspect = |v: ClockVerdict| matches!(v, ClockVerdict::Suspect(_));
+        round();
+        assert!(suspect(skewed.clock_verdict(max)));
+        // No new measurement: the same reading does not count again.
+        assert!(suspect(skewed.clock_verdict(max)));
+        assert!(suspect(skewed.clock_verdict(max)));
+        round();
+        assert!(suspect(skewed.clock_verdict(max)));
+        round();
         match skewed.clock_verdict(max) {
             ClockVerdict::Fatal(msg) => assert!(msg.contains("2 of 3 nodes"), "{msg}"),
             v => panic!("expected fatal, got {v:?}"),
         }
         // A healthy node sees one peer 2 s away and one in step.
         let healthy = PeerHealth::default();
-        healthy.record_ok(1, ClockOffset::estimate(0, MS, -2000 * MS));
-        healthy.record_ok(3, ClockOffset::estimate(0, MS, MS));
         for _ in 0..5 {
+            healthy.record_ok(1, ClockOffset::estimate(0, MS, -2000 * MS));
+            healthy.record_ok(3, ClockOffset::estimate(0, MS, MS));
             assert_eq!(healthy.clock_verdict(max), ClockVerdict::Healthy);
         }
         // Two nodes that disagree: neither is a majority, neither stops.
         let pair = PeerHealth::default();
-        pair.record_ok(2, ClockOffset::estimate(0, MS, 2000 * MS));
         for _ in 0..5 {
+            pair.record_ok(2, ClockOffset::estimate(0, MS, 2000 * MS));
             assert_eq!(pair.clock_verdict(max), ClockVerdict::Healthy);
         }
     }
@@ -288,44 +291,49 @@ mod tests {
     fn a_recovered_clock_resets_the_count() {
         let max = Duration::from_millis(500);
         let h = PeerHealth::default();
+        let measure = |ms: i64| {
+            h.record_ok(2, ClockOffset::estimate(0, MS, ms * MS));
+            h.record_ok(3, ClockOffset::estimate(0, MS, ms * MS));
+        };
         for _ in 0..2 {
-            h.record_ok(2, ClockOffset::estimate(0, MS, 900 * MS));
-            h.record_ok(3, ClockOffset::estimate(0, MS, 900 * MS));
+            measure(900);
             assert!(matches!(h.clock_verdict(max), ClockVerdict::Suspect(_)));
         }
-        h.record_ok(2, ClockOffset::estimate(0, MS, 10 * MS));
-        h.record_ok(3, ClockOffset::estimate(0, MS, 10 * MS));
+        measure(10);
         assert_eq!(h.clock_verdict(max), ClockVerdict::Healthy);
-        h.record_ok(2, ClockOffset::estimate(0, MS, 900 * MS));
-        h.record_ok(3, ClockOffset::estimate(0, MS, 900 * MS));
-        assert!(matches!(h.clock_verdict(max), ClockVerdict::Suspect(_)));
+        for _ in 0..2 {
+            measure(900);
+            assert!(matches!(h.clock_verdict(max), ClockVerdict::Suspect(_)));
+        }
+        measure(900);
+        assert!(matches!(h.clock_verdict(max), ClockVerdict::Fatal(_)));
     }
 
     #[test]
-    fn unreachable_needs_a_run_of_failures() {
+    fn unreachable_needs_a_run_of_failures_and_a_silence() {
         let h = PeerHealth::default();
+        let silent_since_long = |n: NodeId| {
+            let mut peers = h.peers.write();
+            let p = peers.get_mut(&n).expect("recorded");
+            p.last_ok = Instant::now().checked_sub(UNREACHABLE_AFTER);
+        };
         assert!(!h.is_unreachable(2), "unknown peers are not unreachable");
         h.record_ok(2, ClockOffset::estimate(0, 0, 0));
         h.record_failure(2);
         h.record_failure(2);
         assert!(!h.is_unreachable(2), "it answered a moment ago");
-        {
-            let mut peers = h.peers.write();
-            let p = peers.get_mut(&2).expect("recorded");
-            p.last_ok = Instant::now().checked_sub(UNREACHABLE_AFTER);
-        }
+        silent_since_long(2);
         assert!(h.is_unreachable(2));
         assert_eq!(h.unreachable_nodes(), vec![2]);
-        // One failure after a long silence is not enough either.
-        h.record_ok(3, ClockOffset::estimate(0, 0, 0));
-        {
-            let mut peers = h.peers.write();
-            let p = peers.get_mut(&3).expect("recorded");
-            p.last_ok = Instant::now().checked_sub(UNREACHABLE_AFTER);
-        }
-        h.record_failure(3);
-        assert!(!h.is_unreachable(3), "a single slow answer");
         h.record_ok(2, ClockOffset::estimate(0, 0, 0));
         assert!(!h.is_unreachable(2));
+        // One failed ping after a long silence (one slow answer, or this
+        // process paused) is not enough.
+        h.record_ok(3, ClockOffset::estimate(0, 0, 0));
+        silent_since_long(3);
+        h.record_failure(3);
+        assert!(!h.is_unreachable(3));
+        h.record_failure(3);
+        assert!(h.is_unreachable(3));
     }
 }
