@@ -500,7 +500,11 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let path = base.join(format!("tardigrade-mem-{}-{nanos}", std::process::id()));
+        // A counter too: two stores opened in the same process at the same
+        // moment (tests start nodes in parallel) must not share a directory.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = base.join(format!("tardigrade-mem-{}-{nanos}-{n}", std::process::id()));
         Ok(TempDir(path))
     }
 }
