@@ -133,7 +133,7 @@ impl ClusterNode {
             .validate()
             .map_err(ServerError::Config)?;
         let engine = Engine::open(&cfg.store)?;
-        let clock = Arc::new(Hlc::system());
+        let clock = Arc::new(Hlc::from_env_or_system());
         let shared = Arc::new(Shared {
             addr: local_addr.to_string(),
             locality: cfg.locality.clone(),
