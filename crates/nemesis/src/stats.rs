@@ -1,0 +1,239 @@
+//! Per-second throughput and the fault log, and from them the zero-throughput
+//! seconds each fault caused.
+//!
+//! Every completed operation is counted in the second (since the start of
+//! the run) in which it completed, as `ok`, `fail` or `unknown`. A nemesis
+//! event records when it started and when it was healed; the seconds from its
+//! start until the next event (or the end of the run) in which no operation of
+//! any workload succeeded are its zero-throughput seconds.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// How an operation ended, for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Fail,
+    Unknown,
+}
+
+/// Counts of one second, or of a whole run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub ok: u64,
+    pub fail: u64,
+    pub unknown: u64,
+}
+
+impl Counts {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Fail => self.fail += 1,
+            Outcome::Unknown => self.unknown += 1,
+        }
+    }
+}
+
+impl fmt::Display for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ok {} fail {} unknown {}",
+            self.ok, self.fail, self.unknown
+        )
+    }
+}
+
+/// One fault: what, when it began, when it was healed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultEvent {
+    pub what: String,
+    pub start: Duration,
+    pub healed: Option<Duration>,
+}
+
+/// What one fault cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultImpact {
+    pub event: FaultEvent,
+    /// Seconds without a successful operation, from the fault's start until
+    /// the next fault or the end of the measured run.
+    pub zero_seconds: u64,
+    /// Seconds from healing to the first second with a successful operation
+    /// (`None`: none came before the window ended).
+    pub recovered_after: Option<u64>,
+}
+
+/// Per-second counts and the fault log of a run. Shared by every client.
+pub struct Stats {
+    origin: Instant,
+    seconds: Mutex<Vec<Counts>>,
+    faults: Mutex<Vec<FaultEvent>>,
+}
+
+impl Stats {
+    pub fn new(origin: Instant) -> Self {
+        Stats {
+            origin,
+            seconds: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// Counts one completed operation in the current second.
+    pub fn record(&self, outcome: Outcome) {
+        let second = self.elapsed().as_secs() as usize;
+        let mut seconds = self.seconds.lock();
+        if seconds.len() <= second {
+            seconds.resize(second + 1, Counts::default());
+        }
+        seconds[second].add(outcome);
+    }
+
+    /// The counts of second `s` (zero if nothing completed in it).
+    pub fn second(&self, s: usize) -> Counts {
+        self.seconds.lock().get(s).copied().unwrap_or_default()
+    }
+
+    pub fn totals(&self) -> Counts {
+        let mut t = Counts::default();
+        for c in self.seconds.lock().iter() {
+            t.ok += c.ok;
+            t.fail += c.fail;
+            t.unknown += c.unknown;
+        }
+        t
+    }
+
+    /// Logs the start of a fault; returns its index for [`Stats::healed`].
+    pub fn fault_started(&self, what: impl Into<String>) -> usize {
+        let mut faults = self.faults.lock();
+        faults.push(FaultEvent {
+            what: what.into(),
+            start: self.elapsed(),
+            healed: None,
+        });
+        faults.len() - 1
+    }
+
+    pub fn healed(&self, fault: usize) {
+        let now = self.elapsed();
+        if let Some(f) = self.faults.lock().get_mut(fault) {
+            f.healed = Some(now);
+        }
+    }
+
+    pub fn faults(&self) -> Vec<FaultEvent> {
+        self.faults.lock().clone()
+    }
+
+    /// The cost of every fault, counting seconds up to `end` (the end of the
+    /// workload phase).
+    pub fn impacts(&self, end: Duration) -> Vec<FaultImpact> {
+        let seconds = self.seconds.lock().clone();
+        fault_impacts(&self.faults(), &seconds, end)
+    }
+}
+
+/// The zero-throughput seconds and recovery time of each fault, given the
+/// per-second counts.
+pub fn fault_impacts(faults: &[FaultEvent], seconds: &[Counts], end: Duration) -> Vec<FaultImpact> {
+    let ok = |s: u64| seconds.get(s as usize).is_some_and(|c| c.ok > 0);
+    let end_s = end.as_secs();
+    faults
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let from = f.start.as_secs();
+            let until = faults
+                .get(i + 1)
+                .map_or(end_s, |next| next.start.as_secs())
+                .max(from);
+            let zero_seconds = (from..until).filter(|s| !ok(*s)).count() as u64;
+            let recovered_after = f.healed.and_then(|h| {
+                let h = h.as_secs();
+                (h..end_s.max(h)).find(|s| ok(*s)).map(|s| s - h)
+            });
+            FaultImpact {
+                event: f.clone(),
+                zero_seconds,
+                recovered_after,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(ok: &[u64]) -> Vec<Counts> {
+        ok.iter()
+            .map(|&ok| Counts {
+                ok,
+                ..Counts::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn zero_seconds_are_counted_from_a_fault_until_the_next_one() {
+        let seconds = counts(&[5, 5, 0, 0, 0, 4, 5, 0, 5, 5]);
+        let faults = vec![
+            FaultEvent {
+                what: "pause n1".into(),
+                start: Duration::from_millis(2_100),
+                healed: Some(Duration::from_millis(4_500)),
+            },
+            FaultEvent {
+                what: "kill n2".into(),
+                start: Duration::from_millis(7_000),
+                healed: None,
+            },
+        ];
+        let impacts = fault_impacts(&faults, &seconds, Duration::from_secs(10));
+        assert_eq!(impacts[0].zero_seconds, 3);
+        assert_eq!(impacts[0].recovered_after, Some(1));
+        assert_eq!(impacts[1].zero_seconds, 1);
+        assert_eq!(impacts[1].recovered_after, None);
+    }
+
+    #[test]
+    fn a_fault_never_recovered_from_has_no_recovery_time() {
+        let seconds = counts(&[5, 0, 0]);
+        let faults = vec![FaultEvent {
+            what: "restart-all".into(),
+            start: Duration::from_secs(1),
+            healed: Some(Duration::from_secs(2)),
+        }];
+        let impacts = fault_impacts(&faults, &seconds, Duration::from_secs(3));
+        assert_eq!(impacts[0].zero_seconds, 2);
+        assert_eq!(impacts[0].recovered_after, None);
+    }
+
+    #[test]
+    fn stats_count_outcomes_per_second() {
+        let stats = Stats::new(Instant::now());
+        stats.record(Outcome::Ok);
+        stats.record(Outcome::Unknown);
+        stats.record(Outcome::Fail);
+        assert_eq!(
+            stats.totals(),
+            Counts {
+                ok: 1,
+                fail: 1,
+                unknown: 1
+            }
+        );
+        assert_eq!(stats.second(0).ok, 1);
+        assert_eq!(stats.second(5), Counts::default());
+    }
+}
