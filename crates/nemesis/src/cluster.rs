@@ -222,6 +222,14 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         let mut session = Session::new(vec![self.nodes[i].sql_addr.clone()], 0, timeout);
         loop {
+            if let Some(status) = self.exited(i) {
+                return Err(format!(
+                    "n{} exited ({status}) before serving SQL; the end of {}:\n{}",
+                    i + 1,
+                    self.nodes[i].log.display(),
+                    self.log_tail(i, 20)
+                ));
+            }
             match session.query("SELECT 1").await {
                 Ok(_) => return Ok(()),
                 Err(e) if Instant::now() >= deadline => {
@@ -230,6 +238,13 @@ impl Cluster {
                 Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
             }
         }
+    }
+
+    /// The last `lines` lines of node `i`'s log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// Waits until `debug ranges` shows every range with a replica on every

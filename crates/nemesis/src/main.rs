@@ -215,22 +215,22 @@ fn real_main(args: Args) -> Result<bool, String> {
     cluster.kill_all();
     drop(local);
     drop(rt);
-    let passed = match outcome? {
-        Some(report) => {
+    let passed = match &outcome {
+        Ok(Some(report)) => {
             report.print(&opts);
             report.passed()
         }
-        None => return Err("interrupted".into()),
+        _ => false,
     };
     match temp {
         Some(t) if passed && !args.keep => drop(t),
-        Some(t) => {
-            let kept = t.keep();
-            println!("kept {}", kept.display());
-        }
+        Some(t) => println!("kept {}", t.keep().display()),
         None => {}
     }
-    Ok(passed)
+    match outcome? {
+        Some(_) => Ok(passed),
+        None => Err("interrupted".into()),
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM; returns which.
