@@ -141,15 +141,33 @@ fn join<T: std::fmt::Display>(items: &[T]) -> String {
         .join(",")
 }
 
+/// Times a node that exits during start-up is started again.
+const START_ATTEMPTS: usize = 3;
+
 /// Starts the cluster: every node, `init`, SQL on every node, and ranges
-/// replicated on every node (waited for, but only warned about).
-async fn start_cluster(cluster: &Cluster) -> Result<(), String> {
+/// replicated on every node (waited for, but only warned about). A node that
+/// exits before it serves SQL is started again (a start-up bug, noted in
+/// `notes`), up to [`START_ATTEMPTS`] times.
+async fn start_cluster(cluster: &Cluster, notes: &mut Vec<String>) -> Result<(), String> {
     for i in 0..cluster.len() {
         cluster.spawn(i)?;
     }
     cluster.init(Duration::from_secs(60)).await?;
     for i in 0..cluster.len() {
-        cluster.wait_sql(i, Duration::from_secs(90)).await?;
+        let mut attempt = 1;
+        loop {
+            match cluster.wait_sql(i, Duration::from_secs(90)).await {
+                Ok(()) => break,
+                Err(e) if attempt < START_ATTEMPTS && cluster.pid(i).is_none() => {
+                    let note = format!("start-up: {e}\n(starting n{} again)", i + 1);
+                    println!("{note}");
+                    notes.push(note);
+                    cluster.spawn(i)?;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
     if let Err(last) = cluster.wait_replicated(Duration::from_secs(60)).await {
         println!("warning: ranges not replicated on every node after 60 s; going on:\n{last}");
@@ -166,7 +184,8 @@ pub async fn run(opts: &Options, cluster: Rc<Cluster>) -> Result<Report, String>
         opts.binary.display(),
         opts.dir.display()
     );
-    start_cluster(&cluster).await?;
+    let mut start_notes = Vec::new();
+    start_cluster(&cluster, &mut start_notes).await?;
     let addrs = cluster.sql_addrs();
     println!("cluster up; SQL at {}", addrs.join(", "));
 
@@ -216,7 +235,7 @@ pub async fn run(opts: &Options, cluster: Rc<Cluster>) -> Result<Report, String>
         }
     }
 
-    let notes = Rc::new(RefCell::new(Vec::new()));
+    let notes = Rc::new(RefCell::new(start_notes));
     let reporter = tokio::task::spawn_local(report_every_second(
         cluster.clone(),
         stats.clone(),
