@@ -88,7 +88,9 @@ impl Report {
             println!("{:<16} {}", w.kind.to_string(), w.verdict);
             println!("{:<16} operations: {}", "", w.counts);
         }
-        println!("faults (zero-throughput seconds: seconds without one successful operation of any workload, from the fault until the next one):");
+        println!(
+            "faults (zero-throughput seconds: seconds without one successful operation of any workload, and of each, from the fault until the next one):"
+        );
         if self.impacts.is_empty() {
             println!("  none");
         }
@@ -100,14 +102,21 @@ impl Report {
                     format!("healed at {} s", h.as_secs())
                 });
             let recovered = match f.recovered_after {
-                Some(s) => format!("first success {s} s after healing"),
-                None => "no success after healing".to_string(),
+                Some(s) => format!("every workload succeeded again {s} s after healing"),
+                None => "a workload never succeeded again".to_string(),
             };
+            let by_workload: Vec<String> = opts
+                .workloads
+                .iter()
+                .zip(&f.zero_seconds_by_workload)
+                .map(|(k, z)| format!("{k} {z}"))
+                .collect();
             println!(
-                "  at {:>4} s  {:<40} {healed}: {} zero-throughput s, {recovered}",
+                "  at {:>4} s  {:<40} {healed}: zero-throughput s: {} ({}), {recovered}",
                 f.event.start.as_secs(),
                 f.event.what,
-                f.zero_seconds
+                f.zero_seconds,
+                by_workload.join(", ")
             );
         }
         for n in &self.notes {
@@ -159,9 +168,12 @@ async fn start_cluster(cluster: &Cluster, notes: &mut Vec<String>) -> Result<(),
             match cluster.wait_sql(i, Duration::from_secs(90)).await {
                 Ok(()) => break,
                 Err(e) if attempt < START_ATTEMPTS && cluster.pid(i).is_none() => {
-                    let note = format!("start-up: {e}\n(starting n{} again)", i + 1);
-                    println!("{note}");
-                    notes.push(note);
+                    println!("start-up: {e}\n(starting n{} again)", i + 1);
+                    let last = cluster.log_tail(i, 1);
+                    notes.push(format!(
+                        "start-up: n{} exited before serving SQL and was started again; its last words: {last}",
+                        i + 1
+                    ));
                     cluster.spawn(i)?;
                     attempt += 1;
                 }
@@ -190,11 +202,16 @@ pub async fn run(opts: &Options, cluster: Rc<Cluster>) -> Result<Report, String>
     println!("cluster up; SQL at {}", addrs.join(", "));
 
     let origin = Instant::now();
-    let stats = Arc::new(Stats::new(origin));
+    let stats = Arc::new(Stats::new(origin, opts.workloads.len()));
     let workloads: Vec<Rc<AnyWorkload>> = opts
         .workloads
         .iter()
-        .map(|k| Rc::new(AnyWorkload::new(*k, stats.clone(), origin)))
+        .enumerate()
+        .map(|(i, k)| {
+            let mut w = AnyWorkload::new(*k, stats.clone(), origin);
+            w.set_index(i);
+            Rc::new(w)
+        })
         .collect();
     let setup_timeout = Duration::from_secs(60);
     for w in &workloads {
@@ -238,6 +255,7 @@ pub async fn run(opts: &Options, cluster: Rc<Cluster>) -> Result<Report, String>
     let notes = Rc::new(RefCell::new(start_notes));
     let reporter = tokio::task::spawn_local(report_every_second(
         cluster.clone(),
+        opts.workloads.clone(),
         stats.clone(),
         notes.clone(),
         deadline,
@@ -303,6 +321,7 @@ pub async fn run(opts: &Options, cluster: Rc<Cluster>) -> Result<Report, String>
 /// and any node that exited by itself.
 async fn report_every_second(
     cluster: Rc<Cluster>,
+    kinds: Vec<Kind>,
     stats: Arc<Stats>,
     notes: Rc<RefCell<Vec<String>>>,
     deadline: Instant,
@@ -315,9 +334,14 @@ async fn report_every_second(
         let Some(second) = now.checked_sub(1) else {
             continue;
         };
-        let c = stats.second(second as usize);
-        let mut line = format!("[{second:>4}s] {c}");
-        if c.ok == 0 {
+        let by_workload = stats.second(second as usize);
+        let mut c = Counts::default();
+        by_workload.iter().for_each(|w| c.merge(w));
+        let mut line = format!("[{second:>4}s] {c} |");
+        for (kind, w) in kinds.iter().zip(&by_workload) {
+            line.push_str(&format!(" {kind} {}", w.ok));
+        }
+        if by_workload.iter().any(|w| w.ok == 0) {
             line.push_str("  <- zero throughput");
         }
         println!("{line}");

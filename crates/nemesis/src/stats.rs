@@ -1,11 +1,14 @@
 //! Per-second throughput and the fault log, and from them the zero-throughput
 //! seconds each fault caused.
 //!
-//! Every completed operation is counted in the second (since the start of
-//! the run) in which it completed, as `ok`, `fail` or `unknown`. A nemesis
-//! event records when it started and when it was healed; the seconds from its
-//! start until the next event (or the end of the run) in which no operation of
-//! any workload succeeded are its zero-throughput seconds.
+//! Every completed operation is counted, per workload, in the second (since
+//! the start of the run) in which it completed, as `ok`, `fail` or
+//! `unknown`. A nemesis event records when it started and when it was
+//! healed; the seconds from its start until the next event (or the end of the
+//! run) in which no operation of a workload succeeded are that workload's
+//! zero-throughput seconds for the fault (a fault may stall one workload's
+//! ranges and not another's), and those in which no operation of any workload
+//! succeeded are the fault's total ones.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -29,6 +32,12 @@ pub struct Counts {
 }
 
 impl Counts {
+    pub fn merge(&mut self, other: &Counts) {
+        self.ok += other.ok;
+        self.fail += other.fail;
+        self.unknown += other.unknown;
+    }
+
     fn add(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Ok => self.ok += 1,
@@ -60,26 +69,31 @@ pub struct FaultEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FaultImpact {
     pub event: FaultEvent,
-    /// Seconds without a successful operation, from the fault's start until
-    /// the next fault or the end of the measured run.
+    /// Seconds without a successful operation of any workload, from the
+    /// fault's start until the next fault or the end of the measured run.
     pub zero_seconds: u64,
-    /// Seconds from healing to the first second with a successful operation
-    /// (`None`: none came before the window ended).
+    /// The same per workload (in the order the workloads were registered).
+    pub zero_seconds_by_workload: Vec<u64>,
+    /// Seconds from healing until every workload had succeeded again
+    /// (`None`: one had not before the window ended).
     pub recovered_after: Option<u64>,
 }
 
-/// Per-second counts and the fault log of a run. Shared by every client.
+/// Per-workload per-second counts and the fault log of a run. Shared by
+/// every client.
 pub struct Stats {
     origin: Instant,
-    seconds: Mutex<Vec<Counts>>,
+    /// `[workload][second]`.
+    seconds: Mutex<Vec<Vec<Counts>>>,
     faults: Mutex<Vec<FaultEvent>>,
 }
 
 impl Stats {
-    pub fn new(origin: Instant) -> Self {
+    /// Stats for `workloads` workloads, numbered from 0.
+    pub fn new(origin: Instant, workloads: usize) -> Self {
         Stats {
             origin,
-            seconds: Mutex::new(Vec::new()),
+            seconds: Mutex::new(vec![Vec::new(); workloads.max(1)]),
             faults: Mutex::new(Vec::new()),
         }
     }
@@ -88,27 +102,32 @@ impl Stats {
         self.origin.elapsed()
     }
 
-    /// Counts one completed operation in the current second.
-    pub fn record(&self, outcome: Outcome) {
+    /// Counts one completed operation of `workload` in the current second.
+    pub fn record(&self, workload: usize, outcome: Outcome) {
         let second = self.elapsed().as_secs() as usize;
         let mut seconds = self.seconds.lock();
-        if seconds.len() <= second {
-            seconds.resize(second + 1, Counts::default());
+        let Some(w) = seconds.get_mut(workload) else {
+            return;
+        };
+        if w.len() <= second {
+            w.resize(second + 1, Counts::default());
         }
-        seconds[second].add(outcome);
+        w[second].add(outcome);
     }
 
-    /// The counts of second `s` (zero if nothing completed in it).
-    pub fn second(&self, s: usize) -> Counts {
-        self.seconds.lock().get(s).copied().unwrap_or_default()
+    /// The counts of second `s` of each workload.
+    pub fn second(&self, s: usize) -> Vec<Counts> {
+        self.seconds
+            .lock()
+            .iter()
+            .map(|w| w.get(s).copied().unwrap_or_default())
+            .collect()
     }
 
     pub fn totals(&self) -> Counts {
         let mut t = Counts::default();
-        for c in self.seconds.lock().iter() {
-            t.ok += c.ok;
-            t.fail += c.fail;
-            t.unknown += c.unknown;
+        for c in self.seconds.lock().iter().flatten() {
+            t.merge(c);
         }
         t
     }
@@ -144,9 +163,14 @@ impl Stats {
 }
 
 /// The zero-throughput seconds and recovery time of each fault, given the
-/// per-second counts.
-pub fn fault_impacts(faults: &[FaultEvent], seconds: &[Counts], end: Duration) -> Vec<FaultImpact> {
-    let ok = |s: u64| seconds.get(s as usize).is_some_and(|c| c.ok > 0);
+/// per-workload per-second counts (`seconds[workload][second]`).
+pub fn fault_impacts(
+    faults: &[FaultEvent],
+    seconds: &[Vec<Counts>],
+    end: Duration,
+) -> Vec<FaultImpact> {
+    let ok_in = |w: &Vec<Counts>, s: u64| w.get(s as usize).is_some_and(|c| c.ok > 0);
+    let any_ok = |s: u64| seconds.iter().any(|w| ok_in(w, s));
     let end_s = end.as_secs();
     faults
         .iter()
@@ -157,14 +181,22 @@ pub fn fault_impacts(faults: &[FaultEvent], seconds: &[Counts], end: Duration) -
                 .get(i + 1)
                 .map_or(end_s, |next| next.start.as_secs())
                 .max(from);
-            let zero_seconds = (from..until).filter(|s| !ok(*s)).count() as u64;
+            let zero_seconds = (from..until).filter(|s| !any_ok(*s)).count() as u64;
+            let zero_seconds_by_workload = seconds
+                .iter()
+                .map(|w| (from..until).filter(|s| !ok_in(w, *s)).count() as u64)
+                .collect();
             let recovered_after = f.healed.and_then(|h| {
                 let h = h.as_secs();
-                (h..end_s.max(h)).find(|s| ok(*s)).map(|s| s - h)
+                seconds
+                    .iter()
+                    .map(|w| (h..end_s.max(h)).find(|s| ok_in(w, *s)).map(|s| s - h))
+                    .try_fold(0, |most, r| r.map(|r| r.max(most)))
             });
             FaultImpact {
                 event: f.clone(),
                 zero_seconds,
+                zero_seconds_by_workload,
                 recovered_after,
             }
         })
@@ -186,7 +218,7 @@ mod tests {
 
     #[test]
     fn zero_seconds_are_counted_from_a_fault_until_the_next_one() {
-        let seconds = counts(&[5, 5, 0, 0, 0, 4, 5, 0, 5, 5]);
+        let seconds = vec![counts(&[5, 5, 0, 0, 0, 4, 5, 0, 5, 5])];
         let faults = vec![
             FaultEvent {
                 what: "pause n1".into(),
@@ -207,8 +239,23 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_that_stalls_one_workload_counts_for_that_workload_only() {
+        let seconds = vec![counts(&[5, 0, 0, 0, 5]), counts(&[5, 5, 5, 5, 5])];
+        let faults = vec![FaultEvent {
+            what: "skew n1".into(),
+            start: Duration::from_secs(1),
+            healed: Some(Duration::from_secs(2)),
+        }];
+        let impacts = fault_impacts(&faults, &seconds, Duration::from_secs(5));
+        assert_eq!(impacts[0].zero_seconds, 0);
+        assert_eq!(impacts[0].zero_seconds_by_workload, vec![3, 0]);
+        // The stalled workload succeeded again 2 s after healing.
+        assert_eq!(impacts[0].recovered_after, Some(2));
+    }
+
+    #[test]
     fn a_fault_never_recovered_from_has_no_recovery_time() {
-        let seconds = counts(&[5, 0, 0]);
+        let seconds = vec![counts(&[5, 0, 0])];
         let faults = vec![FaultEvent {
             what: "restart-all".into(),
             start: Duration::from_secs(1),
@@ -220,11 +267,12 @@ mod tests {
     }
 
     #[test]
-    fn stats_count_outcomes_per_second() {
-        let stats = Stats::new(Instant::now());
-        stats.record(Outcome::Ok);
-        stats.record(Outcome::Unknown);
-        stats.record(Outcome::Fail);
+    fn stats_count_outcomes_per_workload_and_second() {
+        let stats = Stats::new(Instant::now(), 2);
+        stats.record(0, Outcome::Ok);
+        stats.record(1, Outcome::Unknown);
+        stats.record(1, Outcome::Fail);
+        stats.record(7, Outcome::Ok);
         assert_eq!(
             stats.totals(),
             Counts {
@@ -233,7 +281,8 @@ mod tests {
                 unknown: 1
             }
         );
-        assert_eq!(stats.second(0).ok, 1);
-        assert_eq!(stats.second(5), Counts::default());
+        assert_eq!(stats.second(0)[0].ok, 1);
+        assert_eq!(stats.second(0)[1].fail, 1);
+        assert_eq!(stats.second(5), vec![Counts::default(); 2]);
     }
 }

@@ -114,6 +114,8 @@ impl Ctx {
 pub struct Recorder<O, R> {
     pub history: History<O, R>,
     stats: Arc<Stats>,
+    /// This workload's number in `stats`.
+    workload: usize,
 }
 
 impl<O: Clone, R: Clone> Recorder<O, R> {
@@ -121,6 +123,7 @@ impl<O: Clone, R: Clone> Recorder<O, R> {
         Recorder {
             history: History::with_origin(origin),
             stats,
+            workload: 0,
         }
     }
 
@@ -137,16 +140,19 @@ impl<O: Clone, R: Clone> Recorder<O, R> {
             Completion::Info(_) => Outcome::Unknown,
         };
         if count {
-            self.stats.record(outcome);
+            self.stats.record(self.workload, outcome);
         }
         self.history.complete(id, completion);
         outcome
     }
 
-    /// ok/fail/unknown counts of the history.
+    /// ok/fail/unknown counts of the history, the final read left out.
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for op in self.history.operations() {
+            if op.process == FINAL_READER {
+                continue;
+            }
             match op.completion {
                 Completion::Ok(_) => c.ok += 1,
                 Completion::Fail(_) => c.fail += 1,
@@ -1077,6 +1083,12 @@ impl AnyWorkload {
             Kind::Sequential => AnyWorkload::Sequential(Sequential::new(stats, origin)),
             Kind::G2 => AnyWorkload::G2(G2::new(stats, origin)),
         }
+    }
+
+    /// Counts this workload's operations as workload number `index` of the
+    /// run's stats.
+    pub fn set_index(&mut self, index: usize) {
+        each!(self, w => w.rec.workload = index)
     }
 
     /// The history as text, one event a line.
