@@ -228,7 +228,9 @@ pub enum MonotonicOp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MonotonicRet {
     /// The increment read `read` and wrote `read + 1`.
-    Incremented { read: i64 },
+    Incremented {
+        read: i64,
+    },
     Read(i64),
 }
 
@@ -454,7 +456,10 @@ pub enum SequentialOp {
 pub enum SequentialRet {
     Written,
     /// Whether the key was in the second table, then in the first.
-    Read { second: bool, first: bool },
+    Read {
+        second: bool,
+        first: bool,
+    },
 }
 
 impl fmt::Display for SequentialOp {
@@ -547,7 +552,10 @@ mod tests {
         ];
         let v = check_set(&ops);
         assert_eq!(v.status, Status::Invalid);
-        assert!(v.detail.contains("reported as failed are present: [1]"), "{v}");
+        assert!(
+            v.detail.contains("reported as failed are present: [1]"),
+            "{v}"
+        );
         assert!(v.detail.contains("never inserted: [9]"), "{v}");
     }
 
@@ -651,7 +659,10 @@ mod tests {
         ];
         let v = check_g2(&ops);
         assert_eq!(v.status, Status::Invalid);
-        assert!(v.detail.contains("key 1: acknowledged inserts [0, 1]"), "{v}");
+        assert!(
+            v.detail.contains("key 1: acknowledged inserts [0, 1]"),
+            "{v}"
+        );
     }
 
     #[test]
@@ -675,14 +686,8 @@ mod tests {
 
     #[test]
     fn sequential_read_of_the_second_write_without_the_first_is_invalid() {
-        let write = SequentialOperation::ok(
-            0,
-            0,
-            SequentialOp::Write(1),
-            0,
-            1,
-            SequentialRet::Written,
-        );
+        let write =
+            SequentialOperation::ok(0, 0, SequentialOp::Write(1), 0, 1, SequentialRet::Written);
         let good = SequentialOperation::ok(
             1,
             1,

@@ -181,13 +181,12 @@ impl Session {
         let Some((client, _)) = &self.conn else {
             return Err(DbError::Connection("not connected".into()));
         };
-        let result = match tokio::time::timeout(self.statement_timeout, client.simple_query(sql))
-            .await
-        {
-            Ok(Ok(messages)) => Ok(messages),
-            Ok(Err(e)) => Err(DbError::from(e)),
-            Err(_) => Err(DbError::Timeout),
-        };
+        let result =
+            match tokio::time::timeout(self.statement_timeout, client.simple_query(sql)).await {
+                Ok(Ok(messages)) => Ok(messages),
+                Ok(Err(e)) => Err(DbError::from(e)),
+                Err(_) => Err(DbError::Timeout),
+            };
         if let Err(e) = &result
             && e.breaks_connection()
         {

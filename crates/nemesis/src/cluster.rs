@@ -160,7 +160,7 @@ impl Cluster {
     /// whether it exited on its own (or was not running).
     pub async fn wait_exit(&self, i: usize, grace: Duration) -> bool {
         let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
+        loop {
             {
                 let mut procs = self.procs.lock();
                 match procs[i].as_mut().map(Child::try_wait) {
@@ -170,6 +170,9 @@ impl Cluster {
                     }
                     _ => {}
                 }
+            }
+            if Instant::now() >= deadline {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -257,11 +260,8 @@ impl Cluster {
         loop {
             let last = match run_bounded(&self.binary, &["debug", "ranges", &host], 10).await {
                 Ok((true, text)) => {
-                    let ranges: Vec<&str> = text
-                        .lines()
-                        .skip(1)
-                        .filter(|l| l.contains("/s"))
-                        .collect();
+                    let ranges: Vec<&str> =
+                        text.lines().skip(1).filter(|l| l.contains("/s")).collect();
                     if !ranges.is_empty() && ranges.iter().all(|l| l.matches("/s").count() >= want)
                     {
                         return Ok(());

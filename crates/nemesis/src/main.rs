@@ -21,7 +21,10 @@ use tardigrade_nemesis::runner::{self, Options};
 use tardigrade_nemesis::workloads::{Bug, Kind};
 
 #[derive(Parser, Debug)]
-#[command(name = "tardigrade-nemesis", about = "Jepsen-style fault tests of a tardigrade cluster of real processes")]
+#[command(
+    name = "tardigrade-nemesis",
+    about = "Jepsen-style fault tests of a tardigrade cluster of real processes"
+)]
 struct Args {
     /// Workloads to run at once, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "bank")]
@@ -122,7 +125,10 @@ fn find_binary(given: Option<PathBuf>) -> Result<PathBuf, String> {
         ));
     };
     let release = dir.file_name().is_some_and(|n| n == "release");
-    println!("building tardigrade ({})", if release { "release" } else { "debug" });
+    println!(
+        "building tardigrade ({})",
+        if release { "release" } else { "debug" }
+    );
     let mut cmd = std::process::Command::new(cargo);
     cmd.args(["build", "-p", "tardigrade"]);
     if release {
@@ -267,10 +273,19 @@ mod tests {
         let names = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
         assert_eq!(
             parse_faults(&names("kill,pause,skew,restart-all")),
-            Ok(vec![Fault::Kill, Fault::Pause, Fault::Skew, Fault::RestartAll])
+            Ok(vec![
+                Fault::Kill,
+                Fault::Pause,
+                Fault::Skew,
+                Fault::RestartAll
+            ])
         );
         assert_eq!(parse_faults(&names("none")), Ok(vec![]));
-        assert!(parse_faults(&names("partition")).unwrap_err().contains("not available"));
+        assert!(
+            parse_faults(&names("partition"))
+                .unwrap_err()
+                .contains("not available")
+        );
         assert!(parse_faults(&names("meteor")).is_err());
     }
 }

@@ -169,19 +169,24 @@ pub async fn inject(cluster: &Cluster, stats: &Stats, p: &Plan) {
     stats.healed(event);
     match outcome {
         Ok(what) => println!("[{:>4}s] nemesis: {what}", stats.elapsed().as_secs()),
-        Err(e) => println!("[{:>4}s] nemesis: healing failed: {e}", stats.elapsed().as_secs()),
+        Err(e) => println!(
+            "[{:>4}s] nemesis: healing failed: {e}",
+            stats.elapsed().as_secs()
+        ),
     }
 }
 
 /// SIGTERM to every node at once, then every node starts again.
 async fn restart_all(cluster: &Cluster) -> Result<String, String> {
-    let grace = Duration::from_secs(10);
     let mut clean = 0;
-    // Signal all first, so that they go down together, then wait for each.
+    // Signal all first, so that they go down together; all get the same
+    // 10 s to exit.
     for i in 0..cluster.len() {
         cluster.signal(i, libc::SIGTERM);
     }
+    let deadline = Instant::now() + Duration::from_secs(10);
     for i in 0..cluster.len() {
+        let grace = deadline.saturating_duration_since(Instant::now());
         if cluster.wait_exit(i, grace).await {
             clean += 1;
         }

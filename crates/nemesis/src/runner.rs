@@ -95,12 +95,9 @@ impl Report {
             println!("  none");
         }
         for f in &self.impacts {
-            let healed = f
-                .event
-                .healed
-                .map_or("never healed".to_string(), |h| {
-                    format!("healed at {} s", h.as_secs())
-                });
+            let healed = f.event.healed.map_or("never healed".to_string(), |h| {
+                format!("healed at {} s", h.as_secs())
+            });
             let recovered = match f.recovered_after {
                 Some(s) => format!("every workload succeeded again {s} s after healing"),
                 None => "a workload never succeeded again".to_string(),
@@ -237,7 +234,8 @@ pub async fn run(opts: &Options, cluster: Rc<Cluster>) -> Result<Report, String>
     for (wi, w) in workloads.iter().enumerate() {
         for c in 0..opts.concurrency {
             let (w, ctx, addrs) = (w.clone(), ctx.clone(), addrs.clone());
-            let seed = opts.seed ^ ((wi as u64) << 32 | c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let seed =
+                opts.seed ^ ((wi as u64) << 32 | c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let timeout = opts.statement_timeout;
             clients.push(tokio::task::spawn_local(async move {
                 let mut session = Session::new(addrs, wi + c, timeout);

@@ -74,8 +74,9 @@ pub struct FaultImpact {
     pub zero_seconds: u64,
     /// The same per workload (in the order the workloads were registered).
     pub zero_seconds_by_workload: Vec<u64>,
-    /// Seconds from healing until every workload had succeeded again
-    /// (`None`: one had not before the window ended).
+    /// Seconds from healing until every workload had succeeded again, in a
+    /// whole second after the healing (`None`: one had not before the window
+    /// ended).
     pub recovered_after: Option<u64>,
 }
 
@@ -186,11 +187,17 @@ pub fn fault_impacts(
                 .iter()
                 .map(|w| (from..until).filter(|s| !ok_in(w, *s)).count() as u64)
                 .collect();
+            // Successes count from the first whole second after healing,
+            // not from earlier in the second the fault was healed in.
             let recovered_after = f.healed.and_then(|h| {
-                let h = h.as_secs();
+                let first = h.as_secs() + u64::from(h.subsec_nanos() > 0);
                 seconds
                     .iter()
-                    .map(|w| (h..end_s.max(h)).find(|s| ok_in(w, *s)).map(|s| s - h))
+                    .map(|w| {
+                        (first..end_s.max(first))
+                            .find(|s| ok_in(w, *s))
+                            .map(|s| s - h.as_secs())
+                    })
                     .try_fold(0, |most, r| r.map(|r| r.max(most)))
             });
             FaultImpact {

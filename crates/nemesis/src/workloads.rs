@@ -397,7 +397,13 @@ impl Workload for Bank {
         setup_statements(session, &statements, timeout).await
     }
 
-    async fn step(&self, ctx: &Ctx, process: usize, session: &mut Session, rng: &mut StdRng) -> Outcome {
+    async fn step(
+        &self,
+        ctx: &Ctx,
+        process: usize,
+        session: &mut Session,
+        rng: &mut StdRng,
+    ) -> Outcome {
         if rng.random_bool(0.5) {
             let id = self.rec.invoke(process, BankOp::Read);
             let c = with_retries(session, ctx, async |s| self.read(s).await).await;
@@ -503,7 +509,7 @@ impl Register {
                 match rows.first() {
                     None => Ok(RegisterRet::Read(None)),
                     Some(row) => Ok(RegisterRet::Read(Some(
-                        int(row, 0).map_err(before_commit)? as u64,
+                        int(row, 0).map_err(before_commit)? as u64
                     ))),
                 }
             }
@@ -547,7 +553,13 @@ impl Workload for Register {
         .await
     }
 
-    async fn step(&self, ctx: &Ctx, process: usize, session: &mut Session, rng: &mut StdRng) -> Outcome {
+    async fn step(
+        &self,
+        ctx: &Ctx,
+        process: usize,
+        session: &mut Session,
+        rng: &mut StdRng,
+    ) -> Outcome {
         let n = self.ops.fetch_add(1, Ordering::Relaxed);
         let key = n / (OPS_PER_KEY * ACTIVE_KEYS) * ACTIVE_KEYS + rng.random_range(0..ACTIVE_KEYS);
         let op = match rng.random_range(0..4) {
@@ -630,7 +642,13 @@ impl Workload for Set {
         .await
     }
 
-    async fn step(&self, ctx: &Ctx, process: usize, session: &mut Session, _: &mut StdRng) -> Outcome {
+    async fn step(
+        &self,
+        ctx: &Ctx,
+        process: usize,
+        session: &mut Session,
+        _: &mut StdRng,
+    ) -> Outcome {
         let v = self.next.fetch_add(1, Ordering::Relaxed);
         let id = self.rec.invoke(process, SetOp::Add(v));
         let c = with_retries(session, ctx, async |s| {
@@ -665,14 +683,12 @@ impl Workload for Set {
                     Some(e) => Completion::Fail(e.to_string()),
                     None => {
                         if ctx.inject(Bug::SetLoseInsert) {
-                            let acknowledged = self
-                                .rec
-                                .history
-                                .operations()
-                                .into_iter()
-                                .find_map(|o| match (&o.op, o.result()) {
-                                    (SetOp::Add(v), Some(_)) => Some(*v),
-                                    _ => None,
+                            let acknowledged =
+                                self.rec.history.operations().into_iter().find_map(|o| {
+                                    match (&o.op, o.result()) {
+                                        (SetOp::Add(v), Some(_)) => Some(*v),
+                                        _ => None,
+                                    }
                                 });
                             if let Some(v) = acknowledged {
                                 values.remove(&v);
@@ -756,7 +772,13 @@ impl Workload for Monotonic {
         .await
     }
 
-    async fn step(&self, ctx: &Ctx, process: usize, session: &mut Session, rng: &mut StdRng) -> Outcome {
+    async fn step(
+        &self,
+        ctx: &Ctx,
+        process: usize,
+        session: &mut Session,
+        rng: &mut StdRng,
+    ) -> Outcome {
         if rng.random_bool(0.5) {
             let id = self.rec.invoke(process, MonotonicOp::Read);
             let c = with_retries(session, ctx, async |s| Self::read(s).await).await;
@@ -864,7 +886,13 @@ impl Workload for Sequential {
         .await
     }
 
-    async fn step(&self, ctx: &Ctx, process: usize, session: &mut Session, rng: &mut StdRng) -> Outcome {
+    async fn step(
+        &self,
+        ctx: &Ctx,
+        process: usize,
+        session: &mut Session,
+        rng: &mut StdRng,
+    ) -> Outcome {
         if process % 2 == 0 {
             let key = self.next.fetch_add(1, Ordering::Relaxed);
             let id = self.rec.invoke(process, SequentialOp::Write(key));
@@ -973,9 +1001,7 @@ impl G2 {
         }
         let table = G2_TABLES[usize::from(table)];
         session
-            .query(&format!(
-                "INSERT INTO {table} VALUES ({id}, {key}); COMMIT"
-            ))
+            .query(&format!("INSERT INTO {table} VALUES ({id}, {key}); COMMIT"))
             .await
             .map_err(at_commit)?;
         Ok(G2Ret::Inserted)
@@ -995,7 +1021,13 @@ impl Workload for G2 {
         setup_statements(session, &statements, timeout).await
     }
 
-    async fn step(&self, ctx: &Ctx, process: usize, session: &mut Session, _: &mut StdRng) -> Outcome {
+    async fn step(
+        &self,
+        ctx: &Ctx,
+        process: usize,
+        session: &mut Session,
+        _: &mut StdRng,
+    ) -> Outcome {
         // Consecutive numbers go to different clients at about the same
         // time: n and n + 1 race on the same key, one per table.
         let n = self.next.fetch_add(1, Ordering::Relaxed);
@@ -1126,5 +1158,89 @@ impl Workload for AnyWorkload {
 
     fn counts(&self) -> Counts {
         each!(self, w => w.counts())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkers::Status;
+
+    fn stats() -> (Arc<Stats>, Instant) {
+        let origin = Instant::now();
+        (Arc::new(Stats::new(origin, 1)), origin)
+    }
+
+    fn bank_read(bank: &Bank, process: usize, balances: &[i64]) {
+        let id = bank.rec.invoke(process, BankOp::Read);
+        let b = balances
+            .iter()
+            .enumerate()
+            .map(|(a, v)| (a as u64, *v))
+            .collect();
+        let _ = bank
+            .rec
+            .complete(id, Completion::Ok(BankRet::Read(b)), true);
+    }
+
+    #[test]
+    fn bank_reads_that_keep_the_total_are_valid_and_a_changed_total_is_not() {
+        let (stats, origin) = stats();
+        let bank = Bank::new(Kind::Bank, 1, stats, origin);
+        let transfer = bank.rec.invoke(
+            0,
+            BankOp::Transfer {
+                from: 0,
+                to: 1,
+                amount: 5,
+            },
+        );
+        let _ = bank
+            .rec
+            .complete(transfer, Completion::Info("timed out".into()), true);
+        bank_read(&bank, 1, &[95, 105, 100, 100, 100, 100, 100, 100]);
+        bank_read(&bank, FINAL_READER, &[100; 8]);
+        assert!(bank.check().is_valid(), "{}", bank.check());
+
+        bank_read(&bank, 2, &[95, 100, 100, 100, 100, 100, 100, 100]);
+        bank_read(&bank, FINAL_READER, &[100; 8]);
+        let v = bank.check();
+        assert_eq!(v.status, Status::Invalid);
+        assert!(
+            v.detail.contains("balances sum to 795, expected 800"),
+            "{v}"
+        );
+        assert_eq!(bank.counts().unknown, 1, "the final reads are not counted");
+    }
+
+    #[test]
+    fn bank_without_a_successful_final_read_is_undecided() {
+        let (stats, origin) = stats();
+        let bank = Bank::new(Kind::BankMultitable, 4, stats, origin);
+        bank_read(&bank, 1, &[100; 8]);
+        let id = bank.rec.invoke(FINAL_READER, BankOp::Read);
+        let _ = bank
+            .rec
+            .complete(id, Completion::Fail("unavailable".into()), false);
+        assert_eq!(bank.check().status, Status::Unknown);
+    }
+
+    #[test]
+    fn a_register_read_of_an_overwritten_value_is_not_linearizable() {
+        let (stats, origin) = stats();
+        let register = Register::new(stats, origin);
+        let record = |op: RegisterOp, ret: RegisterRet| {
+            let id = register.rec.invoke(0, op);
+            let _ = register.rec.complete(id, Completion::Ok(ret), true);
+        };
+        record(RegisterOp::write(1, 3), RegisterRet::Write);
+        record(RegisterOp::cas(1, Some(3), 0), RegisterRet::Cas(true));
+        record(RegisterOp::read(1), RegisterRet::Read(Some(0)));
+        assert!(register.check().is_valid(), "{}", register.check());
+        // A stale read: 3 was replaced by 0 before this read began.
+        record(RegisterOp::read(1), RegisterRet::Read(Some(3)));
+        let v = register.check();
+        assert_eq!(v.status, Status::Invalid);
+        assert!(v.detail.contains("register 1 is not linearizable"), "{v}");
     }
 }

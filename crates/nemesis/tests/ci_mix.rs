@@ -29,7 +29,11 @@ fn tardigrade_binary() -> PathBuf {
         let status = cmd.status().expect("run cargo build -p tardigrade");
         assert!(status.success(), "cargo build -p tardigrade failed");
     }
-    assert!(binary.is_file(), "no tardigrade binary at {}", binary.display());
+    assert!(
+        binary.is_file(),
+        "no tardigrade binary at {}",
+        binary.display()
+    );
     binary
 }
 
