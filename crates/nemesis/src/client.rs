@@ -25,7 +25,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum DbError {
     /// The server answered with an error.
     Sql { code: String, message: String },
-    /// No connection, or it broke during the statement.
+    /// No node accepted a connection: nothing was sent.
+    NoConnection(String),
+    /// The connection broke during the statement.
     Connection(String),
     /// The statement did not finish in time (the connection is dropped).
     Timeout,
@@ -57,6 +59,7 @@ impl DbError {
     /// ambiguous: an internal error during commit says nothing of its fate.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            DbError::NoConnection(_) => ErrorKind::Definite,
             DbError::Sql { code, .. } if code == "40001" => ErrorKind::Retry,
             DbError::Sql { code, .. }
                 if code.starts_with("22") || code.starts_with("23") || code.starts_with("42") =>
@@ -77,6 +80,7 @@ impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DbError::Sql { code, message } => write!(f, "{message} (SQLSTATE {code})"),
+            DbError::NoConnection(e) => write!(f, "no connection: {e}"),
             DbError::Connection(e) => write!(f, "connection: {e}"),
             DbError::Timeout => f.write_str("timed out"),
         }
@@ -124,15 +128,6 @@ impl Session {
         }
     }
 
-    /// The node index the session is (or will next be) connected to.
-    pub fn node(&self) -> usize {
-        if self.conn.is_some() {
-            (self.next + self.addrs.len() - 1) % self.addrs.len().max(1)
-        } else {
-            self.next
-        }
-    }
-
     /// Drops the connection; the next statement connects again (to the next
     /// node).
     pub fn disconnect(&mut self) {
@@ -176,7 +171,9 @@ impl Session {
     /// statement timeout; a broken or timed-out connection is dropped.
     async fn run(&mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, DbError> {
         if self.conn.is_none() {
-            self.connect().await?;
+            self.connect()
+                .await
+                .map_err(|e| DbError::NoConnection(e.to_string()))?;
         }
         let Some((client, _)) = &self.conn else {
             return Err(DbError::Connection("not connected".into()));
@@ -277,6 +274,10 @@ mod tests {
         assert_eq!(
             DbError::Connection("reset".into()).kind(),
             ErrorKind::Ambiguous
+        );
+        assert_eq!(
+            DbError::NoConnection("refused".into()).kind(),
+            ErrorKind::Definite
         );
         assert!(DbError::Timeout.breaks_connection());
         assert!(!sql("40001").breaks_connection());

@@ -893,7 +893,7 @@ impl Workload for Sequential {
         session: &mut Session,
         rng: &mut StdRng,
     ) -> Outcome {
-        if process % 2 == 0 {
+        if process.is_multiple_of(2) {
             let key = self.next.fetch_add(1, Ordering::Relaxed);
             let id = self.rec.invoke(process, SequentialOp::Write(key));
             let first = with_retries(session, ctx, async |s| {
