@@ -278,6 +278,29 @@ impl Cluster {
         }
     }
 
+    /// The node (0-based index) holding the lease of the first range of
+    /// table data (`/Table/…`), where the workloads' tables live, as
+    /// `debug ranges` and `node status` say through the first node that
+    /// answers. `None` when no node answers or the output does not parse.
+    pub async fn table_leaseholder(&self) -> Option<usize> {
+        for spec in &self.nodes {
+            let host = format!("--host={}", spec.listen_addr);
+            let Ok((true, ranges)) =
+                run_bounded(&self.binary, &["debug", "ranges", &host], 5).await
+            else {
+                continue;
+            };
+            let node_id = leaseholder_of_table_data(&ranges)?;
+            let Ok((true, status)) = run_bounded(&self.binary, &["node", "status", &host], 5).await
+            else {
+                continue;
+            };
+            let address = address_of_node(&status, node_id)?;
+            return self.nodes.iter().position(|n| n.listen_addr == address);
+        }
+        None
+    }
+
     /// kill -9 of every node. Idempotent; also run on drop.
     pub fn kill_all(&self) {
         let mut procs = self.procs.lock();
@@ -292,6 +315,30 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_all();
     }
+}
+
+/// The leaseholder's node id of the first range starting at `/Table` in
+/// `debug ranges` output (`range start end leaseholder size replicas`; an
+/// idle range's holder is printed as `n1(idle)`).
+fn leaseholder_of_table_data(ranges: &str) -> Option<u64> {
+    ranges.lines().find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() < 4 || !cols[1].starts_with("/Table") {
+            return None;
+        }
+        let holder = cols[3].strip_prefix('n')?;
+        let digits: String = holder.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
+}
+
+/// The address of node `id` in `node status` output (`id address …`).
+fn address_of_node(status: &str, id: u64) -> Option<String> {
+    status.lines().find_map(|line| {
+        let mut cols = line.split_whitespace();
+        let this: u64 = cols.next()?.parse().ok()?;
+        (this == id).then(|| cols.next().map(str::to_string))?
+    })
 }
 
 fn open_log(path: &Path) -> Result<File, String> {
@@ -343,5 +390,29 @@ async fn run_bounded(binary: &Path, args: &[&str], secs: u64) -> Result<(bool, S
             "`tardigrade {}` did not finish in {secs} s",
             args.join(" ")
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_data_leaseholder_is_read_from_debug_ranges_and_node_status() {
+        let ranges = " range  start     end       leaseholder   size  replicas
+     1  /Min      /System   n2            1549  n1/s1,n2/s2,n3/s3
+     2  /System   /Table/0  n3            4275  n1/s1,n3/s3,n2/s2
+     3  /Table/0  /Max      n1(idle)     26143  n1/s1,n2/s2,n3/s3
+(3 ranges)";
+        assert_eq!(leaseholder_of_table_data(ranges), Some(1));
+        let status = "  id  address          locality  live  ranges  leases
+   1  127.0.0.1:33749            true       3       1
+   2  127.0.0.1:45577            true       3       1";
+        assert_eq!(
+            address_of_node(status, 2).as_deref(),
+            Some("127.0.0.1:45577")
+        );
+        assert_eq!(address_of_node(status, 9), None);
+        assert_eq!(leaseholder_of_table_data("garbage"), None);
     }
 }

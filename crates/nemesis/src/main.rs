@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tardigrade_nemesis::cluster::Cluster;
-use tardigrade_nemesis::nemesis::Fault;
+use tardigrade_nemesis::nemesis::{Fault, Target};
 use tardigrade_nemesis::runner::{self, Options};
 use tardigrade_nemesis::workloads::{Bug, Kind};
 
@@ -32,6 +32,10 @@ struct Args {
     /// Faults to inject, comma-separated (or `none`).
     #[arg(long, value_delimiter = ',', default_value = "kill,pause,skew")]
     nemesis: Vec<String>,
+    /// Which node kill, pause and skew hit: random (from the seed) or the
+    /// leaseholder of the workloads' table data at the time.
+    #[arg(long, default_value = "random")]
+    target: Target,
     /// Length of the workload phase: 120s, 2m, or seconds.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
@@ -191,6 +195,7 @@ fn real_main(args: Args) -> Result<bool, String> {
     let opts = Options {
         workloads: args.workload,
         faults,
+        target: args.target,
         duration: args.duration,
         nodes: args.nodes,
         seed,

@@ -57,11 +57,21 @@ pub struct Plan {
     pub hold: Duration,
     /// The clock offset of a `skew`, in milliseconds.
     pub skew_ms: i64,
+    /// Whether `node` was chosen as the table data's leaseholder.
+    pub leaseholder: bool,
 }
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.node + 1;
+        let n = format!(
+            "{}{}",
+            self.node + 1,
+            if self.leaseholder {
+                " (leaseholder)"
+            } else {
+                ""
+            }
+        );
         match self.fault {
             Fault::Kill => write!(f, "kill -9 n{n}"),
             Fault::Pause => write!(f, "SIGSTOP n{n} for {} s", self.hold.as_secs()),
@@ -100,6 +110,7 @@ pub fn plan(rng: &mut StdRng, faults: &[Fault], nodes: usize) -> Option<Plan> {
         node,
         hold,
         skew_ms,
+        leaseholder: false,
     })
 }
 
@@ -112,12 +123,23 @@ fn heal_allowance(fault: Fault) -> Duration {
     }
 }
 
+/// Which node a fault hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// A node drawn from the seed.
+    Random,
+    /// The leaseholder of the table data's range at the time of the fault
+    /// (the drawn node when it cannot be found).
+    Leaseholder,
+}
+
 /// Injects faults until `until`; every fault it starts it heals before
 /// returning.
 pub async fn run(
     cluster: &Cluster,
     stats: &Stats,
     faults: &[Fault],
+    target: Target,
     rng: &mut StdRng,
     until: Instant,
 ) {
@@ -134,6 +156,13 @@ pub async fn run(
         }
         p.hold = p.hold.min(left);
         tokio::time::sleep_until(start.into()).await;
+        if target == Target::Leaseholder
+            && p.fault != Fault::RestartAll
+            && let Some(node) = cluster.table_leaseholder().await
+        {
+            p.node = node;
+            p.leaseholder = true;
+        }
         inject(cluster, stats, &p).await;
     }
 }

@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use crate::checkers::Verdict;
 use crate::client::Session;
 use crate::cluster::Cluster;
-use crate::nemesis::{self, Fault};
+use crate::nemesis::{self, Fault, Target};
 use crate::stats::{Counts, FaultImpact, Outcome, Stats};
 use crate::workloads::{AnyWorkload, Bug, Ctx, Kind, Workload};
 
@@ -27,6 +27,8 @@ use crate::workloads::{AnyWorkload, Bug, Ctx, Kind, Workload};
 pub struct Options {
     pub workloads: Vec<Kind>,
     pub faults: Vec<Fault>,
+    /// Which node kill, pause and skew hit.
+    pub target: Target,
     /// Length of the workload phase.
     pub duration: Duration,
     pub nodes: usize,
@@ -260,10 +262,10 @@ pub async fn run(opts: &Options, cluster: Rc<Cluster>) -> Result<Report, String>
     ));
     let nemesis = {
         let (cluster, stats, faults) = (cluster.clone(), stats.clone(), opts.faults.clone());
-        let seed = opts.seed;
+        let (seed, target) = (opts.seed, opts.target);
         tokio::task::spawn_local(async move {
             let mut rng = StdRng::seed_from_u64(seed);
-            nemesis::run(&cluster, &stats, &faults, &mut rng, deadline).await;
+            nemesis::run(&cluster, &stats, &faults, target, &mut rng, deadline).await;
         })
     };
 

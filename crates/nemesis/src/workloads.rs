@@ -1187,7 +1187,11 @@ mod tests {
             v.detail.contains("balances sum to 795, expected 800"),
             "{v}"
         );
-        assert_eq!(bank.rec.counts().unknown, 1, "the final reads are not counted");
+        assert_eq!(
+            bank.rec.counts().unknown,
+            1,
+            "the final reads are not counted"
+        );
     }
 
     #[test]
