@@ -43,26 +43,52 @@ pub struct Cluster {
     procs: Mutex<Vec<Option<Child>>>,
 }
 
-/// A loopback address nothing listens on (bound, then released).
-fn free_addr() -> Result<String, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| format!("cannot bind a loopback port: {e}"))?;
-    l.local_addr()
-        .map(|a| a.to_string())
-        .map_err(|e| format!("cannot read a bound port: {e}"))
+/// Ports the nodes listen on are drawn from here: below Linux's ephemeral
+/// range (32768–60999 by default), so that no outgoing connection of a node
+/// or of a client grabs one between the check and the node's bind.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback address nothing listens on (bound, then released), from
+/// [`PORTS`], not one of `taken`.
+fn free_addr(taken: &[String]) -> Result<String, String> {
+    // Spread the first guess by process id, so that runs side by side
+    // rarely probe the same ports.
+    let span = u32::from(PORTS.end - PORTS.start);
+    let mut guess = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..200 {
+        let port = PORTS.start + (guess % span) as u16;
+        guess = guess.wrapping_add(101);
+        let addr = format!("127.0.0.1:{port}");
+        if taken.contains(&addr) {
+            continue;
+        }
+        if std::net::TcpListener::bind(&addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    Err(format!(
+        "no free loopback port in {}..{}",
+        PORTS.start, PORTS.end
+    ))
 }
 
 impl Cluster {
     /// Lays out `n` nodes under `dir` on free loopback ports; starts nothing.
     pub fn new(binary: &Path, dir: &Path, n: usize) -> Result<Self, String> {
         let mut nodes = Vec::with_capacity(n);
+        let mut taken = Vec::new();
+        let mut pick = || -> Result<String, String> {
+            let addr = free_addr(&taken)?;
+            taken.push(addr.clone());
+            Ok(addr)
+        };
         for id in 1..=n {
             let spec = NodeSpec {
                 id,
                 store: dir.join(format!("n{id}")),
-                listen_addr: free_addr()?,
-                http_addr: free_addr()?,
-                sql_addr: free_addr()?,
+                listen_addr: pick()?,
+                http_addr: pick()?,
+                sql_addr: pick()?,
                 clock_file: dir.join(format!("n{id}.clock-offset-ms")),
                 log: dir.join(format!("n{id}.log")),
             };
@@ -396,6 +422,20 @@ async fn run_bounded(binary: &Path, args: &[&str], secs: u64) -> Result<(bool, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_addresses_are_loopback_below_the_ephemeral_range_and_distinct() {
+        let a = free_addr(&[]).expect("a free port");
+        let b = free_addr(std::slice::from_ref(&a)).expect("another free port");
+        assert_ne!(a, b);
+        for addr in [a, b] {
+            let port: u16 = addr
+                .strip_prefix("127.0.0.1:")
+                .and_then(|p| p.parse().ok())
+                .expect("loopback address");
+            assert!(PORTS.contains(&port), "{addr}");
+        }
+    }
 
     #[test]
     fn the_table_data_leaseholder_is_read_from_debug_ranges_and_node_status() {
