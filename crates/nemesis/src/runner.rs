@@ -102,6 +102,9 @@ impl Report {
             });
             let recovered = match f.recovered_after {
                 Some(s) => format!("every workload succeeded again {s} s after healing"),
+                None if f.seconds_after_heal == 0 => {
+                    "healed as the run ended (recovery not seen)".to_string()
+                }
                 None => "a workload never succeeded again".to_string(),
             };
             let by_workload: Vec<String> = opts

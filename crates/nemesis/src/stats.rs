@@ -78,6 +78,9 @@ pub struct FaultImpact {
     /// whole second after the healing (`None`: one had not before the window
     /// ended).
     pub recovered_after: Option<u64>,
+    /// Whole seconds of the measured window after healing (0: healed as
+    /// the window ended, so recovery could not be seen).
+    pub seconds_after_heal: u64,
 }
 
 /// Per-workload per-second counts and the fault log of a run. Shared by
@@ -200,11 +203,16 @@ pub fn fault_impacts(
                     })
                     .try_fold(0, |most, r| r.map(|r| r.max(most)))
             });
+            let seconds_after_heal = f.healed.map_or(0, |h| {
+                let first = h.as_secs() + u64::from(h.subsec_nanos() > 0);
+                end_s.saturating_sub(first)
+            });
             FaultImpact {
                 event: f.clone(),
                 zero_seconds,
                 zero_seconds_by_workload,
                 recovered_after,
+                seconds_after_heal,
             }
         })
         .collect()
@@ -243,6 +251,8 @@ mod tests {
         assert_eq!(impacts[0].recovered_after, Some(1));
         assert_eq!(impacts[1].zero_seconds, 1);
         assert_eq!(impacts[1].recovered_after, None);
+        assert_eq!(impacts[0].seconds_after_heal, 5);
+        assert_eq!(impacts[1].seconds_after_heal, 0, "never healed");
     }
 
     #[test]
