@@ -166,6 +166,11 @@ impl Stats {
     }
 }
 
+/// The first whole second at or after `t`.
+fn whole_second_after(t: Duration) -> u64 {
+    t.as_secs() + u64::from(t.subsec_nanos() > 0)
+}
+
 /// The zero-throughput seconds and recovery time of each fault, given the
 /// per-workload per-second counts (`seconds[workload][second]`).
 pub fn fault_impacts(
@@ -193,7 +198,7 @@ pub fn fault_impacts(
             // Successes count from the first whole second after healing,
             // not from earlier in the second the fault was healed in.
             let recovered_after = f.healed.and_then(|h| {
-                let first = h.as_secs() + u64::from(h.subsec_nanos() > 0);
+                let first = whole_second_after(h);
                 seconds
                     .iter()
                     .map(|w| {
@@ -203,10 +208,9 @@ pub fn fault_impacts(
                     })
                     .try_fold(0, |most, r| r.map(|r| r.max(most)))
             });
-            let seconds_after_heal = f.healed.map_or(0, |h| {
-                let first = h.as_secs() + u64::from(h.subsec_nanos() > 0);
-                end_s.saturating_sub(first)
-            });
+            let seconds_after_heal = f
+                .healed
+                .map_or(0, |h| end_s.saturating_sub(whole_second_after(h)));
             FaultImpact {
                 event: f.clone(),
                 zero_seconds,
