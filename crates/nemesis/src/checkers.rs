@@ -500,7 +500,11 @@ pub fn check_sequential(ops: &[SequentialOperation]) -> Verdict {
             }
         }
     }
-    if bad.is_empty() {
+    if bad.is_empty() && reads == 0 {
+        Verdict::unknown(
+            "no successful reads (run at least two clients: even ones write, odd ones read)",
+        )
+    } else if bad.is_empty() {
         Verdict::valid(format!("{reads} ordered reads"))
     } else {
         Verdict::invalid(format!(
@@ -709,6 +713,11 @@ mod tests {
                 second: true,
                 first: false,
             },
+        );
+        assert_eq!(
+            check_sequential(std::slice::from_ref(&write)).status,
+            Status::Unknown,
+            "no reads, no verdict"
         );
         assert!(check_sequential(&[write.clone(), good.clone()]).is_valid());
         let v = check_sequential(&[write, good, bad]);
