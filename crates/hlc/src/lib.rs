@@ -9,11 +9,15 @@
 //! reads rely on.
 //!
 //! Wall time is read only through the [`Clock`] seam, so that tests can skew,
-//! pause and jump clocks with [`ManualClock`].
+//! pause and jump clocks with [`ManualClock`]. Tests of real processes (the
+//! nemesis suite) jump a node's clock through [`Hlc::from_env_or_system`]: when
+//! [`CLOCK_OFFSET_FILE_ENV`] names a file, its content (signed milliseconds) is
+//! added to the system time, re-read every [`OFFSET_FILE_POLL`].
 
 use std::fmt;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -164,6 +168,76 @@ impl<C: Clock> Clock for SkewedClock<C> {
     }
 }
 
+/// Testing seam: the environment variable naming a file whose content, a
+/// signed number of milliseconds, is added to the node's system clock.
+/// Never set it in production.
+pub const CLOCK_OFFSET_FILE_ENV: &str = "TARDIGRADE_TESTING_CLOCK_OFFSET_FILE";
+
+/// The system clock, or with [`CLOCK_OFFSET_FILE_ENV`] set, the system
+/// clock offset by that file (testing only; says so on stderr).
+pub fn physical_clock_from_env() -> Arc<dyn Clock> {
+    match std::env::var_os(CLOCK_OFFSET_FILE_ENV) {
+        Some(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            eprintln!(
+                "warning: {CLOCK_OFFSET_FILE_ENV} is set: this node's clock is offset by the milliseconds in {} (testing only)",
+                path.display()
+            );
+            offset_file_clock(&path)
+        }
+        _ => Arc::new(SystemClock),
+    }
+}
+
+/// How often the clock offset file is re-read.
+pub const OFFSET_FILE_POLL: Duration = Duration::from_millis(100);
+
+/// Parses the clock offset file's content: signed milliseconds, surrounding
+/// whitespace ignored.
+pub fn parse_offset_millis(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    t.parse::<i64>()
+        .map_err(|e| format!("clock offset {t:?} is not a signed number of milliseconds: {e}"))
+}
+
+/// The system clock offset by the milliseconds in a file, re-read every
+/// [`OFFSET_FILE_POLL`] by a background thread that ends with the clock. A
+/// missing or unreadable file keeps the last offset (0 at first), so that a
+/// test writing the file non-atomically never makes the clock jump to 0.
+pub fn offset_file_clock(path: &Path) -> Arc<SkewedClock<SystemClock>> {
+    let clock = Arc::new(SkewedClock {
+        inner: SystemClock,
+        offset_nanos: AtomicI64::new(0),
+    });
+    apply_offset_file(&clock, path);
+    let weak: Weak<SkewedClock<SystemClock>> = Arc::downgrade(&clock);
+    let path: PathBuf = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("clock-offset-file".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(OFFSET_FILE_POLL);
+                let Some(clock) = weak.upgrade() else { return };
+                apply_offset_file(&clock, &path);
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: cannot watch the clock offset file: {e}");
+    }
+    clock
+}
+
+fn apply_offset_file(clock: &SkewedClock<SystemClock>, path: &Path) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    if let Ok(ms) = parse_offset_millis(&text) {
+        clock
+            .offset_nanos
+            .store(ms.saturating_mul(1_000_000), Ordering::Relaxed);
+    }
+}
+
 /// A remote timestamp was further ahead of our clock than the maximum offset.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -194,6 +268,12 @@ impl Hlc {
     /// An HLC over the system clock with the default maximum offset.
     pub fn system() -> Self {
         Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET)
+    }
+
+    /// [`Hlc::system`], unless the testing seam [`CLOCK_OFFSET_FILE_ENV`] names
+    /// a file: then the system clock offset by that file's milliseconds.
+    pub fn from_env_or_system() -> Self {
+        Hlc::new(physical_clock_from_env(), DEFAULT_MAX_OFFSET)
     }
 
     pub fn max_offset(&self) -> Duration {
@@ -296,6 +376,34 @@ mod tests {
         assert_eq!(err.ahead_ms, 600);
         // The clock did not take the bad timestamp.
         assert!(hlc.now() < Timestamp::new(1_600_000_000, 0));
+    }
+
+    #[test]
+    fn the_offset_file_clock_follows_the_file_and_keeps_its_offset_when_the_file_is_bad() {
+        let dir = std::env::temp_dir().join(format!("hlc-offset-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("offset");
+        std::fs::write(&file, "-2000\n").expect("write offset");
+        let clock = offset_file_clock(&file);
+        let behind = SystemClock.now_nanos() - clock.now_nanos();
+        assert!(
+            (1_900_000_000..2_100_000_000).contains(&behind),
+            "clock should be 2 s behind, is {behind} ns"
+        );
+        std::fs::write(&file, "3000").expect("write offset");
+        std::thread::sleep(OFFSET_FILE_POLL * 5);
+        let ahead = clock.now_nanos() - SystemClock.now_nanos();
+        assert!(
+            (2_900_000_000..3_100_000_000).contains(&ahead),
+            "clock should be 3 s ahead, is {ahead} ns"
+        );
+        std::fs::write(&file, "not a number").expect("write offset");
+        std::thread::sleep(OFFSET_FILE_POLL * 3);
+        let still_ahead = clock.now_nanos() - SystemClock.now_nanos();
+        assert!(still_ahead > 2_900_000_000, "kept the last offset");
+        assert!(parse_offset_millis(" 12 ").is_ok());
+        assert!(parse_offset_millis("1.5").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

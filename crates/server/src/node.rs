@@ -122,7 +122,8 @@ impl ClusterNode {
     /// Starts the node; returns once it listens (it may still be waiting
     /// for `init` or for its join to succeed: see [`ClusterNode::wait_ready`]).
     pub async fn start(cfg: NodeConfig) -> Result<ClusterNode, ServerError> {
-        Self::start_with_clock(cfg, Arc::new(tardigrade_hlc::SystemClock)).await
+        // The system clock (offset by a file in tests of real processes).
+        Self::start_with_clock(cfg, tardigrade_hlc::physical_clock_from_env()).await
     }
 
     /// [`ClusterNode::start`] with the node's physical clock given (tests
