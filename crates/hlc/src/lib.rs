@@ -254,6 +254,9 @@ pub struct Hlc {
     clock: Arc<dyn Clock>,
     max_offset: Duration,
     last: Mutex<Timestamp>,
+    /// The largest amount by which physical time was seen behind the
+    /// clock's last wall time beyond the maximum offset (0: never).
+    jumped_back_nanos: AtomicI64,
 }
 
 impl Hlc {
@@ -262,6 +265,7 @@ impl Hlc {
             clock,
             max_offset,
             last: Mutex::new(Timestamp::ZERO),
+            jumped_back_nanos: AtomicI64::new(0),
         }
     }
 
@@ -292,9 +296,33 @@ impl Hlc {
         if physical > last.wall {
             *last = Timestamp::new(physical, 0);
         } else {
+            self.note_behind(last.wall.saturating_sub(physical));
             *last = last.next();
         }
         *last
+    }
+
+    /// The clock's wall time may be ahead of physical time by at most the
+    /// maximum offset (remote timestamps further ahead are refused). More
+    /// than that means the physical clock jumped back: this node's
+    /// timestamps then lag real time by more than the uncertainty that
+    /// makes reads safe, so it must not serve. Latched: a jump that
+    /// happened is never forgotten.
+    fn note_behind(&self, behind: i64) {
+        let max = i64::try_from(self.max_offset.as_nanos()).unwrap_or(i64::MAX);
+        if max > 0 && behind > max {
+            self.jumped_back_nanos.fetch_max(behind, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads the physical clock and reports whether it has ever been seen
+    /// behind this clock by more than the maximum offset (a backward jump
+    /// beyond what reads can tolerate), and by how much at most.
+    pub fn backward_jump(&self) -> Option<Duration> {
+        let physical = self.clock.now_nanos();
+        self.note_behind(self.last.lock().wall.saturating_sub(physical));
+        let nanos = self.jumped_back_nanos.load(Ordering::Relaxed);
+        (nanos > 0).then(|| Duration::from_nanos(nanos.unsigned_abs()))
     }
 
     /// The latest timestamp issued or observed, without advancing the clock.
@@ -365,6 +393,28 @@ mod tests {
         let remote = Timestamp::new(1_200_000_000, 7);
         hlc.update(remote).expect("within offset");
         assert!(hlc.now() > remote);
+    }
+
+    #[test]
+    fn a_backward_jump_beyond_the_maximum_offset_is_latched() {
+        let manual = ManualClock::new(10_000_000_000);
+        let hlc = Hlc::new(manual.clone(), Duration::from_millis(500));
+        hlc.now();
+        // Within the maximum offset: tolerated (reads' uncertainty covers it).
+        manual.set(10_000_000_000 - 400_000_000);
+        hlc.now();
+        assert_eq!(hlc.backward_jump(), None);
+        // A remote timestamp 500 ms ahead is fine too.
+        manual.set(10_000_000_000);
+        hlc.update(Timestamp::new(10_500_000_000, 0))
+            .expect("within offset");
+        assert_eq!(hlc.backward_jump(), None);
+        // Back by a second: latched, and stays latched once time catches up.
+        manual.set(9_400_000_000);
+        assert_eq!(hlc.backward_jump(), Some(Duration::from_millis(1100)));
+        manual.set(20_000_000_000);
+        hlc.now();
+        assert_eq!(hlc.backward_jump(), Some(Duration::from_millis(1100)));
     }
 
     #[test]

@@ -570,6 +570,18 @@ impl Replica {
             {
                 return Err(self.not_leaseholder(target_node));
             }
+            if mine && let Some(jump) = self.clock.backward_jump() {
+                // This node's clock jumped back beyond the maximum offset:
+                // its lease's end, read on that clock, may be past for the
+                // others. Serve nothing; clients go to the other replicas
+                // (the node stops itself: see `server::heartbeat`).
+                tracing::error!(
+                    range_id = self.range_id,
+                    "refusing to serve: this node's clock jumped back by {} ms, more than the maximum offset",
+                    jump.as_millis()
+                );
+                return Err(self.not_leaseholder(0));
+            }
             if mine && lease.covers(now, ts) {
                 self.maybe_extend(&lease, now);
                 return Ok(lease);

@@ -370,7 +370,23 @@ async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerE
     let s = shared.clone();
     let h = tokio::spawn(async move { heartbeat_loop(s).await });
     shared.tasks.lock().push(h);
+    let s = shared.clone();
+    let h = tokio::spawn(async move { watch_clock(s).await });
+    shared.tasks.lock().push(h);
     Ok(())
+}
+
+/// Reads the clock every 50 ms so that a backward jump beyond the maximum
+/// offset is seen while it still shows (the gap closes as time goes on)
+/// even on an idle node; the heartbeat loop stops the node on it.
+async fn watch_clock(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        if shared.clock.backward_jump().is_some() {
+            return;
+        }
+    }
 }
 
 /// Pings every known node and `--join` address each
@@ -427,7 +443,16 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
             }
         }
         woken_for = unreachable;
-        match shared.health.clock_verdict(shared.clock.max_offset()) {
+        let verdict = match shared.clock.backward_jump() {
+            Some(jump) => ClockVerdict::Fatal(format!(
+                "clock synchronization error: this node's clock jumped back by {} ms, more than the maximum offset of {} ms; \
+                 its leases could outlast the others' view of them: fix its clock (NTP) and restart it",
+                jump.as_millis(),
+                shared.clock.max_offset().as_millis()
+            )),
+            None => shared.health.clock_verdict(shared.clock.max_offset()),
+        };
+        match verdict {
             ClockVerdict::Healthy => {}
             ClockVerdict::Suspect(msg) => tracing::warn!("{msg}"),
             ClockVerdict::Fatal(msg) => {
