@@ -187,9 +187,21 @@ pub async fn inject(cluster: &Cluster, stats: &Stats, p: &Plan) {
         Fault::Skew => match cluster.set_clock_offset(i, p.skew_ms) {
             Ok(()) => {
                 tokio::time::sleep(p.hold).await;
-                cluster
-                    .set_clock_offset(i, 0)
-                    .map(|_| format!("clock of n{} back to 0", i + 1))
+                match cluster.set_clock_offset(i, 0) {
+                    // A node whose clock is too far off stops itself (as it
+                    // must); once its clock is fixed, its supervisor starts
+                    // it again, as an operator's would.
+                    Ok(()) if cluster.exited(i).is_some() || cluster.pid(i).is_none() => {
+                        cluster.spawn(i).map(|_| {
+                            format!(
+                                "clock of n{} back to 0; it had stopped itself: started again",
+                                i + 1
+                            )
+                        })
+                    }
+                    Ok(()) => Ok(format!("clock of n{} back to 0", i + 1)),
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         },
