@@ -9,22 +9,11 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use common::{Node, free_addr, wait_for_line};
-
-fn tardigrade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tardigrade"))
-        .args(args)
-        .output()
-        .expect("run tardigrade")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{Node, free_addr, tardigrade, text, wait_for_line};
 
 /// One node's flags, kept for its restarts.
 struct Spec {

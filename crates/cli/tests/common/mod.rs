@@ -5,6 +5,19 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs the built binary with `args` and waits for it.
+pub fn tardigrade(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tardigrade"))
+        .args(args)
+        .output()
+        .expect("run tardigrade")
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
 /// A loopback address nothing listens on (bound, then released).
 pub fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
