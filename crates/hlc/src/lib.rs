@@ -10,7 +10,7 @@
 //!
 //! Wall time is read only through the [`Clock`] seam, so that tests can skew,
 //! pause and jump clocks with [`ManualClock`]. Tests of real processes (the
-//! nemesis suite) jump a node's clock through [`Hlc::from_env_or_system`]: when
+//! nemesis suite) jump a node's clock through [`physical_clock_from_env`]: when
 //! [`CLOCK_OFFSET_FILE_ENV`] names a file, its content (signed milliseconds) is
 //! added to the system time, re-read every [`OFFSET_FILE_POLL`].
 
@@ -272,12 +272,6 @@ impl Hlc {
     /// An HLC over the system clock with the default maximum offset.
     pub fn system() -> Self {
         Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET)
-    }
-
-    /// [`Hlc::system`], unless the testing seam [`CLOCK_OFFSET_FILE_ENV`] names
-    /// a file: then the system clock offset by that file's milliseconds.
-    pub fn from_env_or_system() -> Self {
-        Hlc::new(physical_clock_from_env(), DEFAULT_MAX_OFFSET)
     }
 
     pub fn max_offset(&self) -> Duration {
