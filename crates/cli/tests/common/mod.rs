@@ -18,10 +18,38 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A loopback address nothing listens on (bound, then released).
+/// Ports handed to nodes come from here: below Linux's ephemeral range
+/// (32768–60999 by default). A port from `bind(":0")` is released before the
+/// node binds it, and in between any outgoing connection (a node pinging its
+/// peers, a client) may take it as its local port; that made cluster tests
+/// fail now and then with a node that could not bind.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The next port of [`PORTS`] to probe: each is handed out at most once per
+/// test process, so tests running side by side never get the same one.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// A loopback port nothing listens on (bound, then released), from [`PORTS`].
+pub fn free_port() -> u16 {
+    use std::sync::atomic::Ordering;
+    let span = u32::from(PORTS.end - PORTS.start);
+    // Spread the first probe by process id, so that test binaries run
+    // side by side rarely probe the same ports.
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    let _ = NEXT_PORT.compare_exchange(u32::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..span {
+        let n = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        let port = PORTS.start + (n % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {}..{}", PORTS.start, PORTS.end);
+}
+
+/// A loopback address nothing listens on, from [`free_port`].
 pub fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").to_string()
+    format!("127.0.0.1:{}", free_port())
 }
 
 /// A node process, killed (SIGKILL) when dropped.
@@ -91,7 +119,7 @@ pub fn start_cluster_node(
             "--sql-addr=127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr_file(store))
         .spawn()
         .expect("spawn node");
     let stdout = child.stdout.take().expect("piped stdout");
@@ -106,13 +134,33 @@ pub fn start_cluster_node(
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("node prints its listening line");
+        let Ok(line) = rx.recv_timeout(left) else {
+            panic!(
+                "node at {addr} printed no listening line; its log ends:\n{}",
+                log_tail(store)
+            );
+        };
         if line.starts_with("node listening: RPC at ") {
             return (node, rx);
         }
     }
+}
+
+/// Where a cluster node started by these tests writes its log: next to
+/// its store, appended to across restarts.
+fn stderr_file(store: &std::path::Path) -> Stdio {
+    let path = store.with_extension("log");
+    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(f) => Stdio::from(f),
+        Err(_) => Stdio::null(),
+    }
+}
+
+/// The last lines of a node's log, for a failure message.
+pub fn log_tail(store: &std::path::Path) -> String {
+    let log = std::fs::read_to_string(store.with_extension("log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// Waits for a line starting with `prefix` on a node's stdout.
@@ -133,10 +181,6 @@ pub fn wait_for_line(
     }
 }
 
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 /// Starts `tardigrade demo` (stdin not a terminal: it serves until a signal) and
 /// returns the URLs it prints.
