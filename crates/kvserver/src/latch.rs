@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tardigrade_kvpb::Span;
-use tokio::sync::watch;
+use tokio::sync::Semaphore;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -29,9 +29,10 @@ pub struct LatchSpan {
 
 struct Held {
     spans: Vec<LatchSpan>,
-    /// Dropping the sender wakes every waiter.
-    _released: watch::Sender<()>,
-    released_rx: watch::Receiver<()>,
+    /// Never has permits: closing it on release wakes every waiter, in the
+    /// order they began to wait (a `watch` channel wakes its waiters in a
+    /// random order, which a deterministic simulation cannot replay).
+    released: Arc<Semaphore>,
 }
 
 #[derive(Default)]
@@ -54,7 +55,10 @@ pub struct LatchGuard {
 
 impl Drop for LatchGuard {
     fn drop(&mut self) {
-        self.manager.inner.lock().held.remove(&self.id);
+        let held = self.manager.inner.lock().held.remove(&self.id);
+        if let Some(h) = held {
+            h.released.close();
+        }
     }
 }
 
@@ -71,21 +75,19 @@ impl LatchManager {
     pub async fn acquire(&self, spans: Vec<LatchSpan>) -> LatchGuard {
         let (id, waits) = {
             let mut inner = self.inner.lock();
-            let waits: Vec<watch::Receiver<()>> = inner
+            let waits: Vec<Arc<Semaphore>> = inner
                 .held
                 .values()
                 .filter(|h| conflicts(&h.spans, &spans))
-                .map(|h| h.released_rx.clone())
+                .map(|h| h.released.clone())
                 .collect();
             inner.next_id += 1;
             let id = inner.next_id;
-            let (tx, rx) = watch::channel(());
             inner.held.insert(
                 id,
                 Held {
                     spans,
-                    _released: tx,
-                    released_rx: rx,
+                    released: Arc::new(Semaphore::new(0)),
                 },
             );
             (id, waits)
@@ -94,9 +96,9 @@ impl LatchManager {
             id,
             manager: self.clone(),
         };
-        for mut rx in waits {
-            // Err means the holder released (its sender was dropped).
-            while rx.changed().await.is_ok() {}
+        for released in waits {
+            // No permit is ever added: this returns once the holder closes it.
+            let _ = released.acquire().await;
         }
         guard
     }

@@ -20,7 +20,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock: real time, except under a simulation's paused runtime.
+use tokio::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use protobuf::Message as _;
@@ -263,7 +265,11 @@ impl Replica {
             // so that ticks out of phase across nodes do not get a
             // pre-vote refused and cost a whole extra timeout.
             min_election_tick: cfg.raft_election_ticks + 2,
-            max_election_tick: (2 * cfg.raft_election_ticks).max(cfg.raft_election_ticks + 3),
+            max_election_tick: if cfg.testing_simulated {
+                cfg.raft_election_ticks + 3
+            } else {
+                (2 * cfg.raft_election_ticks).max(cfg.raft_election_ticks + 3)
+            },
             heartbeat_tick: cfg.raft_heartbeat_ticks,
             applied: applied.raft_applied_index,
             max_size_per_msg: 1 << 20,
@@ -1256,12 +1262,14 @@ impl Replica {
         }
         // A proposal whose index was filled by another command was dropped
         // (a leader change overwrote it).
-        let dropped: Vec<u64> = proposals
+        let mut dropped: Vec<(u64, u64)> = proposals
             .iter()
             .filter(|(_, p)| p.index != 0 && p.index <= applied)
-            .map(|(id, _)| *id)
+            .map(|(id, p)| (p.index, *id))
             .collect();
-        for id in dropped {
+        // In log order: the proposers wake in the same order in every run.
+        dropped.sort_unstable();
+        for (_, id) in dropped {
             if let Some(p) = proposals.remove(&id) {
                 let _ = p.tx.send(Err(self.not_leaseholder(0)));
             }

@@ -29,7 +29,9 @@
 //! `CommitTrigger::ChangeReplicas`, so the meta record changes atomically
 //! with the configuration.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock: real time, except under a simulation's paused runtime.
+use tokio::time::Instant;
 
 use raft::eraftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2};
 use tardigrade_encoding::keys;

@@ -21,7 +21,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock: real time, except under a simulation's paused runtime.
+use tokio::time::Instant;
 
 use parking_lot::Mutex;
 

@@ -17,10 +17,11 @@
 //! quiesces: it sends quiescing heartbeats and stops ticking, and so do its
 //! followers; any request or inbound message wakes the range.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+// Tokio's clock: real time, except under a simulation's paused runtime.
+use tokio::time::Instant;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Message, MessageType, Snapshot};
@@ -54,68 +55,108 @@ pub(crate) enum Event {
 /// Most events taken per round, so a flood cannot starve ticks.
 const MAX_EVENTS_PER_ROUND: usize = 4096;
 
+/// What the scheduler carries from one round to the next.
+pub(crate) struct Rounds {
+    next_tick: Instant,
+    /// Ranges with work; ordered, so that a round processes them (and
+    /// sends their messages) in the same order every time: a simulation
+    /// replays exactly from its seed.
+    dirty: BTreeSet<u64>,
+}
+
+impl Rounds {
+    pub(crate) fn new(cfg: &StoreConfig) -> Rounds {
+        Rounds {
+            next_tick: Instant::now() + cfg.raft_tick_interval,
+            dirty: BTreeSet::new(),
+        }
+    }
+}
+
+/// The scheduler thread: blocks for events (or until the next tick is due)
+/// and runs a round, until the store stops or is dropped.
 pub(crate) fn run(store: Weak<Store>, rx: Receiver<Event>, cfg: StoreConfig) {
-    let mut next_tick = Instant::now() + cfg.raft_tick_interval;
-    let mut dirty: HashSet<u64> = HashSet::new();
+    let mut st = Rounds::new(&cfg);
     loop {
         let mut events = Vec::new();
-        if dirty.is_empty() {
-            let timeout = next_tick.saturating_duration_since(Instant::now());
+        if st.dirty.is_empty() {
+            let timeout = st.next_tick.saturating_duration_since(Instant::now());
             match rx.recv_timeout(timeout) {
                 Ok(e) => events.push(e),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        while events.len() < MAX_EVENTS_PER_ROUND {
-            match rx.try_recv() {
-                Ok(e) => events.push(e),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return,
-            }
+        if !take_events(&rx, &mut events) {
+            return;
         }
         let Some(store) = store.upgrade() else {
             return;
         };
-        if store.is_stopped() {
+        if !round(&store, &mut st, events) {
             return;
         }
-        let mut outbox = Outbox::default();
-        for e in events {
-            match e {
-                Event::Stop => return,
-                Event::Wake(id) => {
-                    dirty.insert(id);
-                }
-                Event::Raft(b) => step_batch(&store, b, &mut dirty),
-                Event::Gc {
-                    range_id,
-                    replica_id,
-                } => {
-                    dirty.remove(&range_id);
-                    if let Err(e) = store.gc_replica(range_id, replica_id) {
-                        tracing::warn!(range_id, error = %e, "replica GC failed");
-                    }
+    }
+}
+
+/// Moves the queued events into `events`, up to a round's worth; false
+/// when the store is gone.
+pub(crate) fn take_events(rx: &Receiver<Event>, events: &mut Vec<Event>) -> bool {
+    while events.len() < MAX_EVENTS_PER_ROUND {
+        match rx.try_recv() {
+            Ok(e) => events.push(e),
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
+}
+
+/// One round: handles `events`, ticks the replicas when a tick is due,
+/// persists and applies every Ready, and sends the round's messages.
+/// Returns false once the store has stopped.
+pub(crate) fn round(store: &Arc<Store>, st: &mut Rounds, events: Vec<Event>) -> bool {
+    if store.is_stopped() {
+        return false;
+    }
+    let dirty = &mut st.dirty;
+    let mut outbox = Outbox::default();
+    for e in events {
+        match e {
+            Event::Stop => return false,
+            Event::Wake(id) => {
+                dirty.insert(id);
+            }
+            Event::Raft(b) => step_batch(store, b, dirty),
+            Event::Gc {
+                range_id,
+                replica_id,
+            } => {
+                dirty.remove(&range_id);
+                if let Err(e) = store.gc_replica(range_id, replica_id) {
+                    tracing::warn!(range_id, error = %e, "replica GC failed");
                 }
             }
         }
-        if Instant::now() >= next_tick {
-            next_tick = Instant::now() + cfg.raft_tick_interval;
-            tick(&store, &mut dirty, &mut outbox);
-        }
-        if let Err(e) = process_ready(&store, &mut dirty, &mut outbox) {
-            tracing::error!(error = %e, node = cfg.node_id, "raft scheduler: storage failed; stopping the store");
-            store.stop();
-            return;
-        }
-        outbox.flush(&store);
     }
+    let tick_interval = store.config().raft_tick_interval;
+    if Instant::now() >= st.next_tick {
+        st.next_tick = Instant::now() + tick_interval;
+        tick(store, dirty, &mut outbox);
+    }
+    if let Err(e) = process_ready(store, dirty, &mut outbox) {
+        tracing::error!(error = %e, node = store.node_id(), "raft scheduler: storage failed; stopping the store");
+        store.stop();
+        return false;
+    }
+    outbox.flush(store);
+    true
 }
 
 /// Outbound messages of one round, per destination node.
 #[derive(Default)]
 struct Outbox {
-    by_node: HashMap<u64, Vec<RaftMessage>>,
+    by_node: BTreeMap<u64, Vec<RaftMessage>>,
     /// Snapshots handed to the transport: (range, to replica).
     snapshots: Vec<(Arc<Replica>, u64)>,
 }
@@ -157,7 +198,7 @@ impl Outbox {
 
     fn flush(&mut self, store: &Store) {
         let node = store.node_id();
-        for (to_node, messages) in self.by_node.drain() {
+        for (to_node, messages) in std::mem::take(&mut self.by_node) {
             let batch = RaftMessageBatch {
                 from_node: node,
                 to_node,
@@ -180,7 +221,7 @@ impl Outbox {
     }
 }
 
-fn step_batch(store: &Arc<Store>, batch: RaftMessageBatch, dirty: &mut HashSet<u64>) {
+fn step_batch(store: &Arc<Store>, batch: RaftMessageBatch, dirty: &mut BTreeSet<u64>) {
     for m in batch.messages {
         let r = match store.replica(m.range_id) {
             Some(r) => r,
@@ -233,7 +274,7 @@ fn step_batch(store: &Arc<Store>, batch: RaftMessageBatch, dirty: &mut HashSet<u
     }
 }
 
-fn tick(store: &Store, dirty: &mut HashSet<u64>, outbox: &mut Outbox) {
+fn tick(store: &Store, dirty: &mut BTreeSet<u64>, outbox: &mut Outbox) {
     for r in store.replicas() {
         let mut g = r.raft.lock();
         if g.quiesced || g.broken {
@@ -276,14 +317,14 @@ struct Work {
 
 fn process_ready(
     store: &Arc<Store>,
-    dirty: &mut HashSet<u64>,
+    dirty: &mut BTreeSet<u64>,
     outbox: &mut Outbox,
 ) -> Result<(), EngineError> {
     let engine = store.engine();
     let mut ws = WriteSet::default();
     let mut sync = false;
     let mut works = Vec::new();
-    for id in dirty.drain() {
+    for id in std::mem::take(dirty) {
         let Some(r) = store.replica(id) else {
             continue;
         };

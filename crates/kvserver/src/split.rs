@@ -28,7 +28,9 @@
 //! meta1 and meta2 always starts at `/Min` and covers the whole meta span.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock: real time, except under a simulation's paused runtime.
+use tokio::time::Instant;
 
 use tardigrade_encoding::{keys, pretty_key};
 use tardigrade_hlc::Timestamp;

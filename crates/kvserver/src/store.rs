@@ -9,7 +9,7 @@
 //! [`Store::bootstrap`] writes the initial state of a brand-new cluster's
 //! ranges.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
@@ -96,6 +96,12 @@ pub struct StoreConfig {
     /// Replication factor, `server.time_until_store_dead` and the replicate
     /// queue's pace ([`crate::allocator`]).
     pub replication: crate::allocator::ReplicationSettings,
+    /// Deterministic simulation only (`tardigrade-sim`): no scheduler
+    /// thread (the simulator runs each round with
+    /// [`Store::run_simulated_round`]) and a fixed election timeout
+    /// (raft-rs draws randomized timeouts from the thread's RNG, which no
+    /// seed reaches; the simulator's jittered rounds break ties instead).
+    pub testing_simulated: bool,
 }
 
 impl Default for StoreConfig {
@@ -120,6 +126,7 @@ impl Default for StoreConfig {
             split_queue_interval: Duration::from_secs(1),
             bootstrap_split_keys: Vec::new(),
             replication: crate::allocator::ReplicationSettings::default(),
+            testing_simulated: false,
         }
     }
 }
@@ -143,7 +150,8 @@ impl std::fmt::Debug for StoreConfig {
 
 #[derive(Default)]
 pub(crate) struct Replicas {
-    pub by_id: HashMap<u64, Arc<Replica>>,
+    /// Ordered, so that walks over the replicas are the same in every run.
+    pub by_id: BTreeMap<u64, Arc<Replica>>,
     by_start: BTreeMap<Vec<u8>, u64>,
 }
 
@@ -153,6 +161,9 @@ pub struct Store {
     engine: Engine,
     pub(crate) replicas: RwLock<Replicas>,
     events: mpsc::Sender<Event>,
+    /// Under simulation, the scheduler's queue and state, which
+    /// [`Store::run_simulated_round`] drives instead of a thread.
+    simulated: parking_lot::Mutex<Option<(mpsc::Receiver<Event>, scheduler::Rounds)>>,
     stopped: AtomicBool,
     /// Routes batches to any range of the cluster (the node's
     /// `DistSender`); unset on a single-node store, where every range is local.
@@ -267,6 +278,7 @@ impl Store {
             engine: engine.clone(),
             replicas: RwLock::default(),
             events: tx,
+            simulated: parking_lot::Mutex::new(None),
             stopped: AtomicBool::new(false),
             cluster: OnceLock::new(),
             metrics: crate::metrics::StoreMetrics::default(),
@@ -284,6 +296,10 @@ impl Store {
                 config.clone(),
             )?;
             store.add_replica(Arc::new(r));
+        }
+        if config.testing_simulated {
+            *store.simulated.lock() = Some((rx, scheduler::Rounds::new(&config)));
+            return Ok(store);
         }
         let weak = Arc::downgrade(&store);
         let cfg = config.clone();
@@ -555,6 +571,22 @@ impl Store {
 
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Simulation only ([`StoreConfig::testing_simulated`]): runs one round
+    /// of the Raft scheduler on the caller's thread, with the events queued
+    /// so far. Returns false once the store has stopped (or when it is not
+    /// simulated).
+    pub fn run_simulated_round(self: &Arc<Self>) -> bool {
+        let mut sim = self.simulated.lock();
+        let Some((rx, rounds)) = sim.as_mut() else {
+            return false;
+        };
+        let mut events = Vec::new();
+        if !scheduler::take_events(rx, &mut events) {
+            return false;
+        }
+        scheduler::round(self, rounds, events)
     }
 
     /// Executes a batch from a client.

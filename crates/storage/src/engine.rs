@@ -158,6 +158,8 @@ struct Inner {
     path: PathBuf,
     /// Keeps a memory store's directory alive; deleted on drop.
     _tempdir: Option<TempDir>,
+    /// Disk-fault injection for simulations: every commit fails while set.
+    fail_writes: std::sync::atomic::AtomicBool,
 }
 
 /// A handle on an open store. Cheap to clone; all clones share one database.
@@ -200,6 +202,7 @@ impl Engine {
                 sync: GroupSync::default(),
                 path: path.to_path_buf(),
                 _tempdir: tempdir,
+                fail_writes: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -224,6 +227,16 @@ impl Engine {
     /// Applies `writes` atomically. With `sync`, returns only once they are on
     /// disk; concurrent synced commits share one fsync.
     pub fn commit(&self, writes: &crate::batch::WriteSet, sync: bool) -> Result<()> {
+        if self
+            .inner
+            .fail_writes
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(EngineError::Io {
+                path: self.inner.path.clone(),
+                source: std::io::Error::other("injected disk fault: write failed"),
+            });
+        }
         if !writes.is_empty() {
             let mut b = self.inner.db.batch();
             for ((space, key), value) in writes.iter() {
@@ -242,6 +255,15 @@ impl Engine {
             self.sync()?;
         }
         Ok(())
+    }
+
+    /// Fault injection for simulations and tests only: while `fail` is set,
+    /// every commit fails as a broken disk's writes would (nothing of the
+    /// batch is applied).
+    pub fn testing_fail_writes(&self, fail: bool) {
+        self.inner
+            .fail_writes
+            .store(fail, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Waits until everything committed so far is on disk, sharing the fsync

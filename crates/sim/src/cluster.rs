@@ -1,0 +1,160 @@
+//! The simulated cluster: real [`Store`]s on real engines, one per node,
+//! whose Raft schedulers run as rounds driven by the simulator (no threads),
+//! whose clocks read simulated time, and whose messages cross the simulated
+//! [`Network`]. Nodes crash (the store is dropped, its engine kept as the
+//! disk), restart on the same engine, and lose their disk's writes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tardigrade_hlc::{Clock, DEFAULT_MAX_OFFSET, Hlc};
+use tardigrade_kvpb::RangeDescriptor;
+use tardigrade_kvserver::{RaftHandler, Store, StoreConfig};
+use tardigrade_storage::{Engine, StoreSpec};
+use tokio::time::Instant;
+
+use crate::net::Network;
+
+/// Wall time of the simulation's start: 2026-01-01T00:00:00Z.
+const EPOCH_NANOS: i64 = 1_767_225_600_000_000_000;
+
+/// A node's physical clock: the simulation's time plus the node's offset.
+pub struct SimClock {
+    origin: Instant,
+    offset_nanos: AtomicI64,
+}
+
+impl SimClock {
+    fn new(origin: Instant) -> SimClock {
+        SimClock {
+            origin,
+            offset_nanos: AtomicI64::new(0),
+        }
+    }
+
+    pub fn set_offset(&self, offset: Duration, ahead: bool) {
+        let n = i64::try_from(offset.as_nanos()).unwrap_or(i64::MAX);
+        self.offset_nanos
+            .store(if ahead { n } else { -n }, Ordering::SeqCst);
+    }
+}
+
+impl Clock for SimClock {
+    fn now_nanos(&self) -> i64 {
+        let since = i64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        EPOCH_NANOS + since + self.offset_nanos.load(Ordering::SeqCst)
+    }
+}
+
+/// One simulated node.
+pub struct Node {
+    pub id: u64,
+    /// The node's disk: it outlives the store across crashes.
+    engine: Engine,
+    pub clock: Arc<SimClock>,
+    store: Option<Arc<Store>>,
+}
+
+/// The nodes and the network between them.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub net: Network,
+    config: StoreConfig,
+}
+
+impl Cluster {
+    /// Bootstraps `n` nodes holding `ranges` (each replicated on every node)
+    /// and opens their stores.
+    pub fn new(
+        n: u64,
+        ranges: &[RangeDescriptor],
+        net: Network,
+        origin: Instant,
+        config: StoreConfig,
+    ) -> Result<Cluster, String> {
+        let mut nodes = Vec::new();
+        for id in 1..=n {
+            let engine = Engine::open(&StoreSpec::Memory).map_err(|e| e.to_string())?;
+            Store::bootstrap(&engine, ranges).map_err(|e| e.to_string())?;
+            nodes.push(Node {
+                id,
+                engine,
+                clock: Arc::new(SimClock::new(origin)),
+                store: None,
+            });
+        }
+        let mut c = Cluster { nodes, net, config };
+        for id in 1..=n {
+            c.start(id)?;
+        }
+        Ok(c)
+    }
+
+    fn node(&self, id: u64) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    /// The node's store, while it runs.
+    pub fn store(&self, id: u64) -> Option<Arc<Store>> {
+        self.node(id).store.clone()
+    }
+
+    pub fn is_up(&self, id: u64) -> bool {
+        self.node(id).store.is_some()
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = u64> + use<> {
+        1..=self.nodes.len() as u64
+    }
+
+    /// Starts (or restarts) node `id` on its engine, with a fresh HLC as a
+    /// new process would have.
+    pub fn start(&mut self, id: u64) -> Result<(), String> {
+        let mut cfg = self.config.clone();
+        cfg.node_id = id;
+        cfg.store_id = id;
+        cfg.transport = Some(Arc::new(self.net.clone()));
+        let node = &mut self.nodes[(id - 1) as usize];
+        let hlc = Arc::new(Hlc::new(node.clock.clone(), DEFAULT_MAX_OFFSET));
+        let store = Store::open(node.engine.clone(), hlc, cfg)
+            .map_err(|e| format!("n{id} cannot restart: {e}"))?;
+        node.store = Some(store);
+        Ok(())
+    }
+
+    /// Crashes node `id`: its store stops and is dropped; what it wrote to
+    /// its engine stays (the journal reaches the OS on every commit).
+    pub fn crash(&mut self, id: u64) {
+        if let Some(s) = self.nodes[(id - 1) as usize].store.take() {
+            s.stop();
+        }
+    }
+
+    /// Makes node `id`'s disk fail every write (or work again).
+    pub fn fail_disk(&self, id: u64, fail: bool) {
+        self.node(id).engine.testing_fail_writes(fail);
+    }
+
+    /// Delivers the batches due now and runs one scheduler round on each
+    /// running node, in `order`. A store that stopped by itself (its disk
+    /// failed) is crashed: its process would have exited.
+    pub fn step(&mut self, now: Instant, order: &[u64]) -> Vec<u64> {
+        for batch in self.net.due(now) {
+            if let Some(s) = self.store(batch.to_node) {
+                let _ = s.handle_raft_batch(batch);
+            }
+        }
+        let mut died = Vec::new();
+        for &id in order {
+            let Some(s) = self.store(id) else { continue };
+            if !s.run_simulated_round() {
+                died.push(id);
+            }
+        }
+        for &id in &died {
+            self.crash(id);
+        }
+        died
+    }
+}
