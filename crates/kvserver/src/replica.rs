@@ -366,6 +366,23 @@ impl Replica {
         self.raft.lock().quiesced
     }
 
+    /// The Raft group's state as this replica sees it, for debugging:
+    /// role, term, leader, commit and applied indexes, quiescence.
+    pub fn raft_status(&self) -> String {
+        let g = self.raft.lock();
+        let r = &g.node.raft;
+        format!(
+            "{:?} term {} leader {} commit {} applied {}{}{}",
+            r.state,
+            r.term,
+            r.leader_id,
+            r.raft_log.committed,
+            r.raft_log.applied,
+            if g.quiesced { " quiesced" } else { "" },
+            if g.broken { " broken" } else { "" },
+        )
+    }
+
     /// The first log index still stored.
     pub fn first_log_index(&self) -> u64 {
         self.log_state.read().truncated_index + 1

@@ -93,7 +93,11 @@ pub(crate) fn run(store: Weak<Store>, rx: Receiver<Event>, cfg: StoreConfig) {
         let Some(store) = store.upgrade() else {
             return;
         };
-        if !round(&store, &mut st, events) {
+        let tick_due = Instant::now() >= st.next_tick;
+        if tick_due {
+            st.next_tick = Instant::now() + cfg.raft_tick_interval;
+        }
+        if !round(&store, &mut st, events, tick_due) {
             return;
         }
     }
@@ -112,10 +116,15 @@ pub(crate) fn take_events(rx: &Receiver<Event>, events: &mut Vec<Event>) -> bool
     true
 }
 
-/// One round: handles `events`, ticks the replicas when a tick is due,
+/// One round: handles `events`, ticks the replicas when `tick_due`,
 /// persists and applies every Ready, and sends the round's messages.
 /// Returns false once the store has stopped.
-pub(crate) fn round(store: &Arc<Store>, st: &mut Rounds, events: Vec<Event>) -> bool {
+pub(crate) fn round(
+    store: &Arc<Store>,
+    st: &mut Rounds,
+    events: Vec<Event>,
+    tick_due: bool,
+) -> bool {
     if store.is_stopped() {
         return false;
     }
@@ -139,9 +148,7 @@ pub(crate) fn round(store: &Arc<Store>, st: &mut Rounds, events: Vec<Event>) -> 
             }
         }
     }
-    let tick_interval = store.config().raft_tick_interval;
-    if Instant::now() >= st.next_tick {
-        st.next_tick = Instant::now() + tick_interval;
+    if tick_due {
         tick(store, dirty, &mut outbox);
     }
     if let Err(e) = process_ready(store, dirty, &mut outbox) {

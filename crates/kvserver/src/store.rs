@@ -97,10 +97,10 @@ pub struct StoreConfig {
     /// queue's pace ([`crate::allocator`]).
     pub replication: crate::allocator::ReplicationSettings,
     /// Deterministic simulation only (`tardigrade-sim`): no scheduler
-    /// thread (the simulator runs each round with
-    /// [`Store::run_simulated_round`]) and a fixed election timeout
+    /// thread (the simulator runs each round, and says when to tick, with
+    /// [`Store::run_simulated_round`]) and a fixed election timeout in ticks
     /// (raft-rs draws randomized timeouts from the thread's RNG, which no
-    /// seed reaches; the simulator's jittered rounds break ties instead).
+    /// seed reaches; the simulator's jittered ticks break ties instead).
     pub testing_simulated: bool,
 }
 
@@ -575,9 +575,11 @@ impl Store {
 
     /// Simulation only ([`StoreConfig::testing_simulated`]): runs one round
     /// of the Raft scheduler on the caller's thread, with the events queued
-    /// so far. Returns false once the store has stopped (or when it is not
-    /// simulated).
-    pub fn run_simulated_round(self: &Arc<Self>) -> bool {
+    /// so far, ticking the replicas if `tick` (the simulator jitters ticks
+    /// from its seed: with the fixed election timeout of a simulation,
+    /// ticks in phase on every node would split every vote). Returns false
+    /// once the store has stopped (or when it is not simulated).
+    pub fn run_simulated_round(self: &Arc<Self>, tick: bool) -> bool {
         let mut sim = self.simulated.lock();
         let Some((rx, rounds)) = sim.as_mut() else {
             return false;
@@ -586,7 +588,7 @@ impl Store {
         if !scheduler::take_events(rx, &mut events) {
             return false;
         }
-        scheduler::round(self, rounds, events)
+        scheduler::round(self, rounds, events, tick)
     }
 
     /// Executes a batch from a client.

@@ -54,6 +54,8 @@ pub struct Node {
     engine: Engine,
     pub clock: Arc<SimClock>,
     store: Option<Arc<Store>>,
+    /// When the node's replicas tick next.
+    next_tick: Instant,
 }
 
 /// The nodes and the network between them.
@@ -82,6 +84,7 @@ impl Cluster {
                 engine,
                 clock: Arc::new(SimClock::new(origin)),
                 store: None,
+                next_tick: origin,
             });
         }
         let mut c = Cluster { nodes, net, config };
@@ -131,24 +134,65 @@ impl Cluster {
         }
     }
 
+    /// Every replica's Raft state and lease, one line each (for a failing
+    /// run's report).
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for n in &self.nodes {
+            let Some(s) = &n.store else {
+                lines.push(format!("n{}: down", n.id));
+                continue;
+            };
+            for r in s.replicas() {
+                let l = r.lease();
+                lines.push(format!(
+                    "n{} r{} replica {}: {}; lease: replica {} on n{} until {} (seq {})",
+                    n.id,
+                    r.range_id,
+                    r.replica_id,
+                    r.raft_status(),
+                    l.replica.replica_id,
+                    l.replica.node_id,
+                    l.expiration,
+                    l.sequence,
+                ));
+            }
+        }
+        lines
+    }
+
     /// Makes node `id`'s disk fail every write (or work again).
     pub fn fail_disk(&self, id: u64, fail: bool) {
         self.node(id).engine.testing_fail_writes(fail);
     }
 
     /// Delivers the batches due now and runs one scheduler round on each
-    /// running node, in `order`. A store that stopped by itself (its disk
-    /// failed) is crashed: its process would have exited.
-    pub fn step(&mut self, now: Instant, order: &[u64]) -> Vec<u64> {
+    /// running node, in `order`, ticking those whose tick is due; the next
+    /// tick comes after the tick interval stretched by a factor drawn from
+    /// `jitter` (0.5 to 1.5), so that nodes' election timeouts differ. A
+    /// store that stopped by itself (its disk failed) is crashed: its
+    /// process would have exited.
+    pub fn step(
+        &mut self,
+        now: Instant,
+        order: &[u64],
+        mut jitter: impl FnMut() -> f64,
+    ) -> Vec<u64> {
         for batch in self.net.due(now) {
             if let Some(s) = self.store(batch.to_node) {
                 let _ = s.handle_raft_batch(batch);
             }
         }
         let mut died = Vec::new();
+        let interval = self.config.raft_tick_interval;
         for &id in order {
             let Some(s) = self.store(id) else { continue };
-            if !s.run_simulated_round() {
+            let node = &mut self.nodes[(id - 1) as usize];
+            let tick = now >= node.next_tick;
+            if tick {
+                node.next_tick = now + interval.mul_f64(jitter());
+            }
+            if !s.run_simulated_round(tick) {
                 died.push(id);
             }
         }

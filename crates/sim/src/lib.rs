@@ -39,7 +39,7 @@ use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::net::{Conditions, NetStats, Network};
-use crate::workload::{Recorder, SPLIT_KEY, client, final_reads};
+use crate::workload::{Clients, Recorder, SPLIT_KEY, client, final_reads};
 
 /// A bug the simulation can switch on, to show its checker catches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -62,6 +62,9 @@ pub struct SimConfig {
     /// failures, clock offsets).
     pub faults: bool,
     pub bug: Option<Bug>,
+    /// Print to stderr every replica's state each simulated second and
+    /// every error a client gets (to debug a failing seed).
+    pub trace: bool,
 }
 
 impl Default for SimConfig {
@@ -74,6 +77,7 @@ impl Default for SimConfig {
             keys: 4,
             faults: true,
             bug: None,
+            trace: false,
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct Report {
     /// A fingerprint of the run (history, faults, network counts): equal
     /// for two runs of one seed.
     pub digest: u64,
+    /// Each replica's state at the end, when the run failed.
+    pub state: Vec<String>,
     /// Every operation, in invocation order.
     pub history: Vec<tardigrade_testkit::linearizability::RegisterOperation>,
     /// `Err` names what went wrong: a history that is not linearizable, a
@@ -134,6 +140,7 @@ fn failed_to_start(cfg: &SimConfig, why: String) -> Report {
         net: NetStats::default(),
         simulated: Duration::ZERO,
         digest: 0,
+        state: Vec::new(),
         history: Vec::new(),
         verdict: Err(why),
     }
@@ -153,6 +160,7 @@ struct Nemesis {
     next: Instant,
     pending: Vec<(Instant, Pending)>,
     log: Vec<String>,
+    trace: bool,
 }
 
 impl Nemesis {
@@ -285,13 +293,26 @@ async fn drive(
 ) -> Result<(), String> {
     let n = cluster.lock().nodes.len() as u64;
     let mut order: Vec<u64> = (1..=n).collect();
+    let debug = nemesis.trace;
+    let mut last_dump = Instant::now();
     while !done() {
         let now = Instant::now();
         {
             let mut c = cluster.lock();
+            if debug && now.duration_since(last_dump) >= Duration::from_secs(1) {
+                last_dump = now;
+                eprintln!(
+                    "-- {:.3}s",
+                    now.duration_since(nemesis.origin).as_secs_f64()
+                );
+                for l in c.describe() {
+                    eprintln!("   {l}");
+                }
+            }
             nemesis.act(&mut c, now, inject)?;
             order.shuffle(rng);
-            for id in c.step(now, &order) {
+            let jitter = &mut *rng;
+            for id in c.step(now, &order, || jitter.random_range(0.5..1.5)) {
                 nemesis.note(format!("n{id} stopped itself (its store failed)"));
             }
         }
@@ -321,19 +342,17 @@ async fn simulate(cfg: &SimConfig) -> Report {
     };
     let recorder = Arc::new(Recorder::new(origin));
     let end = origin + cfg.duration;
+    let shared = Arc::new(Clients {
+        cluster: cluster.clone(),
+        recorder: recorder.clone(),
+        count: cfg.clients,
+        keys: cfg.keys,
+        end,
+        op_timeout: OP_TIMEOUT,
+        trace: cfg.trace,
+    });
     let clients: Vec<_> = (0..cfg.clients)
-        .map(|i| {
-            tokio::spawn(client(
-                i,
-                cfg.clients,
-                rng.random(),
-                cluster.clone(),
-                recorder.clone(),
-                cfg.keys,
-                end,
-                OP_TIMEOUT,
-            ))
-        })
+        .map(|i| tokio::spawn(client(shared.clone(), i, rng.random())))
         .collect();
     let mut nemesis = Nemesis {
         rng: StdRng::seed_from_u64(rng.random()),
@@ -341,6 +360,7 @@ async fn simulate(cfg: &SimConfig) -> Report {
         next: origin + Duration::from_secs(1),
         pending: Vec::new(),
         log: Vec::new(),
+        trace: cfg.trace,
     };
     let mut verdict = drive(&cluster, &mut nemesis, &mut rng, cfg.faults, || {
         clients.iter().all(|c| c.is_finished())
@@ -357,6 +377,7 @@ async fn simulate(cfg: &SimConfig) -> Report {
             cfg.keys,
             usize::MAX / 2,
             RECOVERY,
+            cfg.trace,
         ));
         verdict = drive(&cluster, &mut nemesis, &mut rng, false, || {
             reader.is_finished()
@@ -377,12 +398,18 @@ async fn simulate(cfg: &SimConfig) -> Report {
         verdict = check_operations(&ops).map_err(|e| e.to_string());
     }
     // Stop the stores before the runtime goes away.
-    {
+    let state = {
         let mut c = cluster.lock();
+        let state = if verdict.is_err() {
+            c.describe()
+        } else {
+            Vec::new()
+        };
         for id in c.ids() {
             c.crash(id);
         }
-    }
+        state
+    };
     let mut h = DefaultHasher::new();
     for o in &ops {
         format!("{o:?}").hash(&mut h);
@@ -400,6 +427,7 @@ async fn simulate(cfg: &SimConfig) -> Report {
         net: net_stats,
         simulated: origin.elapsed(),
         digest: h.finish(),
+        state,
         history: ops,
         verdict,
     }

@@ -104,7 +104,7 @@ fn main() -> ExitCode {
             }
         }
         if args.verbose || r.verdict.is_err() {
-            for f in &r.faults {
+            for f in r.faults.iter().chain(&r.state) {
                 println!("    {f}");
             }
         }

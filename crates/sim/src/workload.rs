@@ -22,7 +22,7 @@ use crate::cluster::Cluster;
 /// The key a register lives under. Even registers sort below the split
 /// point ([`SPLIT_KEY`]) and odd ones above, so both ranges serve traffic.
 pub fn register_key(k: u64) -> Vec<u8> {
-    let side = if k % 2 == 0 { 'a' } else { 'z' };
+    let side = if k.is_multiple_of(2) { 'a' } else { 'z' };
     format!("reg/{side}{k:04}").into_bytes()
 }
 
@@ -80,14 +80,36 @@ impl Recorder {
     }
 }
 
+/// How clients reach the cluster.
+pub struct Driver<'a> {
+    pub cluster: &'a Mutex<Cluster>,
+    pub nodes: u64,
+    /// The simulation's start, for traces.
+    pub origin: Instant,
+    /// Print every error a client gets to stderr.
+    pub trace: bool,
+}
+
+impl<'a> Driver<'a> {
+    pub fn new(cluster: &'a Mutex<Cluster>, recorder: &Recorder, trace: bool) -> Self {
+        let nodes = cluster.lock().nodes.len() as u64;
+        Driver {
+            cluster,
+            nodes,
+            origin: recorder.origin,
+            trace,
+        }
+    }
+}
+
 /// Runs one operation: tries nodes until one serves it or `deadline`.
 pub async fn perform(
-    cluster: &Mutex<Cluster>,
-    nodes: u64,
+    d: &Driver<'_>,
     rng: &mut StdRng,
     op: &RegisterOp,
     deadline: Instant,
 ) -> Completion<RegisterRet> {
+    let (cluster, nodes, start, trace) = (d.cluster, d.nodes, d.origin, d.trace);
     let request = match op {
         RegisterOp::Read { key } => Request::Get {
             key: register_key(*key),
@@ -128,6 +150,12 @@ pub async fn perform(
             Ok(Ok(resp)) => return completion(op, resp.responses.first()),
             Ok(Err(e)) => e,
         };
+        if trace {
+            eprintln!(
+                "{:.3}s {op} at n{node}: {err}",
+                start.elapsed().as_secs_f64()
+            );
+        }
         match err.detail {
             ErrorDetail::ConditionFailed { .. } if !is_read => {
                 return Completion::Ok(RegisterRet::Cas(false));
@@ -167,19 +195,34 @@ fn completion(op: &RegisterOp, resp: Option<&Response>) -> Completion<RegisterRe
     }
 }
 
-/// One client: operations until `end`, each bounded by `op_timeout`.
-pub async fn client(
-    index: usize,
-    clients: usize,
-    seed: u64,
-    cluster: Arc<Mutex<Cluster>>,
-    recorder: Arc<Recorder>,
-    keys: u64,
-    end: Instant,
-    op_timeout: Duration,
-) {
+/// What the clients of a run share.
+pub struct Clients {
+    pub cluster: Arc<Mutex<Cluster>>,
+    pub recorder: Arc<Recorder>,
+    /// How many clients run (process ids advance by this after an
+    /// indeterminate operation).
+    pub count: usize,
+    pub keys: u64,
+    /// When clients stop starting operations.
+    pub end: Instant,
+    pub op_timeout: Duration,
+    pub trace: bool,
+}
+
+/// Client `index`: operations until the end, each bounded by the timeout.
+pub async fn client(shared: Arc<Clients>, index: usize, seed: u64) {
+    let Clients {
+        cluster,
+        recorder,
+        count: clients,
+        keys,
+        end,
+        op_timeout,
+        trace,
+    } = &*shared;
+    let (clients, keys, end, op_timeout) = (*clients, *keys, *end, *op_timeout);
     let mut rng = StdRng::seed_from_u64(seed);
-    let nodes = cluster.lock().nodes.len() as u64;
+    let driver = Driver::new(cluster, recorder, *trace);
     let mut process = index;
     let mut seen: BTreeMap<u64, Option<u64>> = BTreeMap::new();
     let mut written = 0u64;
@@ -198,7 +241,7 @@ pub async fn client(
             }
         };
         let (id, call) = recorder.invoke();
-        let c = perform(&cluster, nodes, &mut rng, &op, Instant::now() + op_timeout).await;
+        let c = perform(&driver, &mut rng, &op, Instant::now() + op_timeout).await;
         if let Completion::Ok(RegisterRet::Read(v)) = &c {
             seen.insert(key, *v);
         }
@@ -221,14 +264,15 @@ pub async fn final_reads(
     keys: u64,
     process: usize,
     within: Duration,
+    trace: bool,
 ) -> Vec<u64> {
     let mut rng = StdRng::seed_from_u64(process as u64);
-    let nodes = cluster.lock().nodes.len() as u64;
+    let driver = Driver::new(&cluster, &recorder, trace);
     let mut unread = Vec::new();
     for key in 0..keys {
         let op = RegisterOp::read(key);
         let (id, call) = recorder.invoke();
-        let c = perform(&cluster, nodes, &mut rng, &op, Instant::now() + within).await;
+        let c = perform(&driver, &mut rng, &op, Instant::now() + within).await;
         if !matches!(c, Completion::Ok(_)) {
             unread.push(key);
         }
