@@ -254,8 +254,10 @@ pub struct Hlc {
     clock: Arc<dyn Clock>,
     max_offset: Duration,
     last: Mutex<Timestamp>,
-    /// The largest amount by which physical time was seen behind the
-    /// clock's last wall time beyond the maximum offset (0: never).
+    /// The latest physical time read so far.
+    max_physical: AtomicI64,
+    /// The largest backward jump of physical time seen beyond the maximum
+    /// offset (0: never).
     jumped_back_nanos: AtomicI64,
 }
 
@@ -265,6 +267,7 @@ impl Hlc {
             clock,
             max_offset,
             last: Mutex::new(Timestamp::ZERO),
+            max_physical: AtomicI64::new(i64::MIN),
             jumped_back_nanos: AtomicI64::new(0),
         }
     }
@@ -285,36 +288,41 @@ impl Hlc {
 
     /// A timestamp greater than every timestamp this clock has returned or seen.
     pub fn now(&self) -> Timestamp {
-        let physical = self.clock.now_nanos();
+        let physical = self.read_physical();
         let mut last = self.last.lock();
         if physical > last.wall {
             *last = Timestamp::new(physical, 0);
         } else {
-            self.note_behind(last.wall.saturating_sub(physical));
             *last = last.next();
         }
         *last
     }
 
-    /// The clock's wall time may be ahead of physical time by at most the
-    /// maximum offset (remote timestamps further ahead are refused). More
-    /// than that means the physical clock jumped back: this node's
-    /// timestamps then lag real time by more than the uncertainty that
-    /// makes reads safe, so it must not serve. Latched: a jump that
+    /// Reads the physical clock, latching a jump back beyond the maximum
+    /// offset. A jump back within it is tolerated as an offset would be
+    /// (reads' uncertainty covers it), and so is the HLC leading physical
+    /// time (by up to the maximum offset from a remote timestamp, plus
+    /// such a jump): a clock ahead only ends this node's leases earlier.
+    /// A larger jump would make this node judge its leases and take its
+    /// reads' timestamps on a clock further behind real time than the
+    /// protocol allows, so it must not serve. Latched: a jump that
     /// happened is never forgotten.
-    fn note_behind(&self, behind: i64) {
+    fn read_physical(&self) -> i64 {
+        let physical = self.clock.now_nanos();
+        let before = self.max_physical.fetch_max(physical, Ordering::Relaxed);
+        let back = before.saturating_sub(physical);
         let max = i64::try_from(self.max_offset.as_nanos()).unwrap_or(i64::MAX);
-        if max > 0 && behind > max {
-            self.jumped_back_nanos.fetch_max(behind, Ordering::Relaxed);
+        if max > 0 && back > max {
+            self.jumped_back_nanos.fetch_max(back, Ordering::Relaxed);
         }
+        physical
     }
 
     /// Reads the physical clock and reports whether it has ever been seen
-    /// behind this clock by more than the maximum offset (a backward jump
-    /// beyond what reads can tolerate), and by how much at most.
+    /// to jump back by more than the maximum offset, and by how much at
+    /// most.
     pub fn backward_jump(&self) -> Option<Duration> {
-        let physical = self.clock.now_nanos();
-        self.note_behind(self.last.lock().wall.saturating_sub(physical));
+        self.read_physical();
         let nanos = self.jumped_back_nanos.load(Ordering::Relaxed);
         (nanos > 0).then(|| Duration::from_nanos(nanos.unsigned_abs()))
     }
@@ -327,7 +335,7 @@ impl Hlc {
     /// Folds in a timestamp received from another node, so that every later
     /// `now()` is above it. Refuses timestamps beyond the maximum offset.
     pub fn update(&self, remote: Timestamp) -> Result<(), ClockOffsetError> {
-        let physical = self.clock.now_nanos();
+        let physical = self.read_physical();
         let max_offset = i64::try_from(self.max_offset.as_nanos()).unwrap_or(i64::MAX);
         let ahead = remote.wall.saturating_sub(physical);
         if max_offset > 0 && ahead > max_offset {
@@ -403,12 +411,21 @@ mod tests {
         hlc.update(Timestamp::new(10_500_000_000, 0))
             .expect("within offset");
         assert_eq!(hlc.backward_jump(), None);
-        // Back by a second: latched, and stays latched once time catches up.
+        // Then back by 176 ms: the HLC now leads physical time by 676 ms,
+        // which is no danger (a clock ahead ends leases earlier); the jump
+        // is within the offset. (The simulation found a node that stopped
+        // serving for good after exactly this when the gap was latched.)
+        manual.set(10_000_000_000 - 176_000_000);
+        hlc.now();
+        assert_eq!(hlc.backward_jump(), None);
+        // Back by 600 ms from the latest reading: latched, and stays latched
+        // once time catches up.
+        manual.set(10_000_000_000);
         manual.set(9_400_000_000);
-        assert_eq!(hlc.backward_jump(), Some(Duration::from_millis(1100)));
+        assert_eq!(hlc.backward_jump(), Some(Duration::from_millis(600)));
         manual.set(20_000_000_000);
         hlc.now();
-        assert_eq!(hlc.backward_jump(), Some(Duration::from_millis(1100)));
+        assert_eq!(hlc.backward_jump(), Some(Duration::from_millis(600)));
     }
 
     #[test]

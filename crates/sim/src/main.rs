@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run -p tardigrade-sim -- --seeds 1..200
 //! cargo run -p tardigrade-sim -- --seeds 42 --verbose     # replay one
+//! cargo run -p tardigrade-sim -- --seeds 42 --trace       # and debug it
 //! ```
 
 use std::process::ExitCode;
@@ -41,6 +42,10 @@ struct Args {
     /// Print every operation of the history (to compare two runs).
     #[arg(long)]
     history: bool,
+    /// Print every replica's state each simulated second and every error a
+    /// client gets, to stderr (to debug one seed).
+    #[arg(long)]
+    trace: bool,
 }
 
 fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
             clients: args.clients,
             faults: !args.no_faults,
             bug: args.bug,
+            trace: args.trace,
             ..SimConfig::default()
         };
         let r = run(&cfg);
