@@ -53,10 +53,25 @@ pub const STORING_MARKER: &str = "tardigrade:storing:";
 /// Parses a query string into statements (empty statements are dropped),
 /// refusing those nested too deeply ([`nesting`]).
 pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
+    let mut recursion = 0;
     if let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() {
         nesting::check_tokens(&tokens)?;
+        recursion = nesting::recursion_estimate(&tokens);
+        if recursion > MAX_NESTING {
+            return Err(nesting::too_deep());
+        }
     }
-    let statements = parse_unbounded(sql)?;
+    let statements = match parse_unbounded(sql) {
+        // Probably the parser's recursion limit, swallowed on a path that
+        // tried another parse (each level of nesting may cost the parser
+        // two or three of its levels).
+        Err(e) if e.code == tardigrade_sqltypes::error::codes::SYNTAX_ERROR
+            && recursion * 3 > MAX_NESTING =>
+        {
+            return Err(nesting::too_deep());
+        }
+        r => r?,
+    };
     let mut out = Vec::with_capacity(statements.len());
     let mut refused = None;
     for statement in statements {

@@ -60,6 +60,46 @@ pub fn too_deep() -> SqlError {
     ))
 }
 
+/// How deeply the parser will recurse for a token stream, estimated: open
+/// parentheses, brackets and CASEs, plus the run of prefix operators (`NOT`,
+/// unary `-`, `+`, `~`) in front of the current operand. sqlparser bounds
+/// its recursion, but a few of its paths try an alternative parse and
+/// swallow the "recursion limit exceeded" of the first, so too deep an input
+/// can come back as a syntax error; this estimate tells the two apart.
+pub fn recursion_estimate<'a>(tokens: impl IntoIterator<Item = &'a Token>) -> usize {
+    let mut open: usize = 0;
+    let mut prefix_run = 0;
+    let mut deepest = 0;
+    for token in tokens {
+        match token {
+            Token::Whitespace(_) => continue,
+            Token::Minus | Token::Plus | Token::Tilde => prefix_run += 1,
+            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::NOT => {
+                prefix_run += 1
+            }
+            Token::LParen | Token::LBracket => {
+                open += 1;
+                prefix_run = 0;
+            }
+            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::CASE => {
+                open += 1;
+                prefix_run = 0;
+            }
+            Token::RParen | Token::RBracket => {
+                open = open.saturating_sub(1);
+                prefix_run = 0;
+            }
+            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::END => {
+                open = open.saturating_sub(1);
+                prefix_run = 0;
+            }
+            _ => prefix_run = 0,
+        }
+        deepest = deepest.max(open + prefix_run);
+    }
+    deepest
+}
+
 /// One open `(`, `[` or `CASE` while scanning tokens.
 #[derive(Default)]
 struct Level {
@@ -531,6 +571,31 @@ mod tests {
         assert!(tokens_ok(&union));
         let e = parse_statements(&union).expect_err("syntax error");
         assert_eq!(e.code, "42601");
+    }
+
+    #[test]
+    fn deep_prefix_operators_and_case_are_too_deep_not_syntax_errors() {
+        for depth in [150, 400, 3_000] {
+            let not = format!("SELECT {}true", "NOT ".repeat(depth));
+            let case = format!(
+                "SELECT {}1{}",
+                "CASE WHEN true THEN ".repeat(depth),
+                " END".repeat(depth)
+            );
+            let minus = format!("SELECT {}1", "- ".repeat(depth));
+            for sql in [not, case, minus] {
+                match parse_statements(&sql) {
+                    Ok(_) => assert!(depth < MAX_DEPTH, "{depth} deep parsed"),
+                    Err(e) => assert_eq!(
+                        e.code,
+                        codes::STATEMENT_TOO_COMPLEX,
+                        "{depth} deep: {}: {}",
+                        e.message,
+                        &sql[..40]
+                    ),
+                }
+            }
+        }
     }
 
     #[test]
