@@ -991,6 +991,19 @@ async fn query_text_must_be_utf8_without_nul_bytes() {
     raw.send(b'P', &parse).await;
     raw.send(b'S', b"").await;
     assert_eq!(raw.errors_until_ready().await, vec!["22021"]);
+    // A NUL inside a Parse's text ends it early, and the rest cannot be its
+    // parameter types: 08P01, as PostgreSQL answers ("invalid message
+    // format"), and the messages after it are read as sent. Here the rest
+    // would be read as 15,136 types, past the message's end.
+    raw.send(b'P', b"s2\0SELECT 1\0; DROP TABLE t\0\0\0").await;
+    raw.send(b'S', b"").await;
+    assert_eq!(raw.errors_until_ready().await, vec!["08P01"]);
+    let mut missing_types = b"s3\0SELECT 1\0\0\x01\0\0\0\x17".to_vec();
+    missing_types.truncate(missing_types.len() - 4);
+    raw.send(b'P', &missing_types).await;
+    raw.send(b'S', b"").await;
+    assert_eq!(raw.errors_until_ready().await, vec!["08P01"]);
+    assert_eq!(raw.query("SELECT 1").await, (b'I', vec![b'T', b'D', b'C']));
     // Valid UTF-8 (U+FFFD itself included) is fine.
     let (status, seen) = raw.query("SELECT 'é€😀\u{fffd}'").await;
     assert_eq!((status, seen), (b'I', vec![b'T', b'D', b'C']));

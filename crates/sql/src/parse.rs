@@ -65,8 +65,9 @@ pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
         // Probably the parser's recursion limit, swallowed on a path that
         // tried another parse (each level of nesting may cost the parser
         // two or three of its levels).
-        Err(e) if e.code == tardigrade_sqltypes::error::codes::SYNTAX_ERROR
-            && recursion * 3 > MAX_NESTING =>
+        Err(e)
+            if e.code == tardigrade_sqltypes::error::codes::SYNTAX_ERROR
+                && recursion * 3 > MAX_NESTING =>
         {
             return Err(nesting::too_deep());
         }

@@ -241,6 +241,8 @@ enum Framing {
     Body {
         remaining: usize,
         text: Option<TextCheck>,
+        /// A Parse's bytes so far, header included, held until it is whole.
+        held: Option<Vec<u8>>,
     },
     /// The framing makes no sense (the decoder closes the connection); stop
     /// following it.
@@ -255,6 +257,10 @@ struct TextCheck {
     error: Option<SqlError>,
     /// A Query: a NUL before its last byte is a NUL inside the query.
     query: bool,
+    /// A Parse's bytes after its two strings (the parameter type count and
+    /// the types), and the first two of them (the count).
+    tail_len: usize,
+    tail_count: [u8; 2],
 }
 
 /// The client socket under the message decoder: passes everything through,
@@ -262,6 +268,10 @@ struct TextCheck {
 pub struct CheckedStream {
     inner: TcpStream,
     scanner: Scanner,
+    /// Bytes read from the client and scanned, not yet handed to the decoder.
+    ready: Vec<u8>,
+    /// Where the next read from the client goes before it is scanned.
+    incoming: Box<[u8]>,
 }
 
 impl CheckedStream {
@@ -269,6 +279,8 @@ impl CheckedStream {
         CheckedStream {
             inner,
             scanner: Scanner::default(),
+            ready: Vec::new(),
+            incoming: vec![0; 16 * 1024].into_boxed_slice(),
         }
     }
 
@@ -300,24 +312,45 @@ impl Default for Scanner {
     }
 }
 
+/// A Parse longer than this is passed on as it comes instead of held whole
+/// (it is still judged; `pgwire` refuses messages that large anyway).
+const MAX_HELD_PARSE: usize = 16 << 20;
+
+/// What a refused Parse is replaced with before `pgwire` decodes it: an
+/// unnamed, empty statement without parameter types. The connection loop
+/// answers the verdict instead of preparing it.
+const HARMLESS_PARSE: [u8; 9] = [b'P', 0, 0, 0, 8, 0, 0, 0, 0];
+
 impl Scanner {
-    /// Follows `data`, the next bytes from the client. A NUL inside a Query's
-    /// text is replaced by a space (the message is refused anyway): `pgwire`
-    /// would end the text there and read the rest as the next message.
-    fn scan(&mut self, mut data: &mut [u8]) {
+    /// Follows `data`, the next bytes from the client, and appends what the
+    /// decoder may see to `out`. A NUL inside a Query's text is replaced by
+    /// a space (the message is refused anyway): `pgwire` would end the text
+    /// there and read the rest as the next message. A Parse is held until it
+    /// is whole: if it is refused it is replaced by [`HARMLESS_PARSE`], since
+    /// `pgwire` reads its parameter types from the buffer without checking
+    /// the message's length, past the message's end (into the next one, or
+    /// beyond the buffer).
+    fn scan(&mut self, mut data: &mut [u8], out: &mut Vec<u8>) {
         while !data.is_empty() {
             match &mut self.framing {
-                Framing::Lost => return,
+                Framing::Lost => {
+                    out.extend_from_slice(data);
+                    return;
+                }
                 Framing::Header { bytes, have } => {
                     let take = (5 - *have).min(data.len());
                     bytes[*have..*have + take].copy_from_slice(&data[..take]);
                     *have += take;
                     data = &mut data[take..];
                     if *have == 5 {
-                        let kind = bytes[0];
-                        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+                        let header = *bytes;
+                        let kind = header[0];
+                        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
                         self.framing = match (len as usize).checked_sub(4) {
-                            None => Framing::Lost,
+                            None => {
+                                out.extend_from_slice(&header);
+                                Framing::Lost
+                            }
                             Some(remaining) => {
                                 let text = match kind {
                                     b'Q' | b'P' => Some(TextCheck {
@@ -325,16 +358,34 @@ impl Scanner {
                                         utf8: Utf8Scan::default(),
                                         error: None,
                                         query: kind == b'Q',
+                                        tail_len: 0,
+                                        tail_count: [0; 2],
                                     }),
                                     _ => None,
                                 };
-                                Framing::Body { remaining, text }
+                                let held = if kind == b'P' && remaining <= MAX_HELD_PARSE {
+                                    let mut held = Vec::with_capacity(5 + remaining);
+                                    held.extend_from_slice(&header);
+                                    Some(held)
+                                } else {
+                                    out.extend_from_slice(&header);
+                                    None
+                                };
+                                Framing::Body {
+                                    remaining,
+                                    text,
+                                    held,
+                                }
                             }
                         };
-                        self.end_body_if_done();
+                        self.end_body_if_done(out);
                     }
                 }
-                Framing::Body { remaining, text } => {
+                Framing::Body {
+                    remaining,
+                    text,
+                    held,
+                } => {
                     let take = (*remaining).min(data.len());
                     let (body, rest) = std::mem::take(&mut data).split_at_mut(take);
                     if let Some(check) = text {
@@ -348,23 +399,44 @@ impl Scanner {
                         }
                         check.feed(body);
                     }
+                    match held {
+                        Some(h) => h.extend_from_slice(body),
+                        None => out.extend_from_slice(body),
+                    }
                     *remaining -= take;
                     data = rest;
-                    self.end_body_if_done();
+                    self.end_body_if_done(out);
                 }
             }
         }
     }
 
-    fn end_body_if_done(&mut self) {
-        let Framing::Body { remaining: 0, text } = &mut self.framing else {
+    fn end_body_if_done(&mut self, out: &mut Vec<u8>) {
+        let Framing::Body {
+            remaining: 0,
+            text,
+            held,
+        } = &mut self.framing
+        else {
             return;
         };
+        let mut refused = false;
         if let Some(mut check) = text.take() {
             if check.strings_left > 0 && check.error.is_none() {
                 check.error = check.utf8.finish();
             }
+            if !check.query && check.error.is_none() {
+                check.error = check.parse_tail_error();
+            }
+            refused = check.error.is_some();
             self.verdicts.push_back(check.error);
+        }
+        if let Some(held) = held.take() {
+            if refused {
+                out.extend_from_slice(&HARMLESS_PARSE);
+            } else {
+                out.extend_from_slice(&held);
+            }
         }
         self.framing = Framing::Header {
             bytes: [0; 5],
@@ -388,21 +460,61 @@ impl TextCheck {
                 }
             }
         }
+        if self.strings_left == 0 {
+            for &b in data {
+                if let Some(slot) = self.tail_count.get_mut(self.tail_len) {
+                    *slot = b;
+                }
+                self.tail_len += 1;
+            }
+        }
+    }
+
+    /// A Parse must end with its parameter type count and exactly that many
+    /// type OIDs, as PostgreSQL checks ("invalid message format"). A NUL
+    /// inside the query text ends the text early, and the rest of the query
+    /// then fails this check: `pgwire` would run the truncated query with
+    /// parameter types read from the text.
+    fn parse_tail_error(&self) -> Option<SqlError> {
+        let count = i16::from_be_bytes(self.tail_count);
+        let expected = usize::try_from(count).ok().map(|n| 2 + 4 * n);
+        if self.strings_left == 0 && self.tail_len >= 2 && expected == Some(self.tail_len) {
+            return None;
+        }
+        Some(SqlError::new(
+            codes::PROTOCOL_VIOLATION,
+            "invalid message format: a Parse message's query text must end at its only NUL, followed by its parameter types",
+        ))
     }
 }
 
 impl AsyncRead for CheckedStream {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            self.get_mut().scanner.scan(&mut buf.filled_mut()[before..]);
+        let this = self.get_mut();
+        loop {
+            if !this.ready.is_empty() {
+                let n = this.ready.len().min(buf.remaining());
+                buf.put_slice(&this.ready[..n]);
+                this.ready.drain(..n);
+                return Poll::Ready(Ok(()));
+            }
+            let mut incoming = ReadBuf::new(&mut this.incoming);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut incoming) {
+                Poll::Ready(Ok(())) => {
+                    let n = incoming.filled().len();
+                    if n == 0 {
+                        // End of stream (a Parse still held is incomplete).
+                        return Poll::Ready(Ok(()));
+                    }
+                    this.scanner.scan(&mut this.incoming[..n], &mut this.ready);
+                }
+                other => return other,
+            }
         }
-        polled
     }
 }
 
@@ -498,6 +610,18 @@ mod tests {
         m
     }
 
+    /// The type bytes of the messages in `stream`, following their lengths.
+    fn framed_kinds(stream: &[u8]) -> Vec<u8> {
+        let mut kinds = Vec::new();
+        let mut rest = stream;
+        while rest.len() >= 5 {
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            kinds.push(rest[0]);
+            rest = &rest[(1 + len).min(rest.len())..];
+        }
+        kinds
+    }
+
     /// The verdicts a stream of messages gets, fed one byte at a time and
     /// all at once.
     fn verdicts(stream: &[u8]) -> Vec<Option<String>> {
@@ -505,9 +629,13 @@ mod tests {
         for chunk in [1, stream.len().max(1)] {
             let mut scanner = Scanner::default();
             let mut bytes = stream.to_vec();
+            let mut passed = Vec::new();
             for piece in bytes.chunks_mut(chunk) {
-                scanner.scan(piece);
+                scanner.scan(piece, &mut passed);
             }
+            // A refused Parse reaches the decoder as an empty one; the
+            // stream stays well framed.
+            assert_eq!(framed_kinds(&passed).len(), framed_kinds(stream).len());
             let got: Vec<Option<String>> = scanner
                 .verdicts
                 .drain(..)
@@ -530,10 +658,32 @@ mod tests {
         stream.extend(message(b'Q', b"SELECT 1\0; DROP\0"));
         stream.extend(message(b'P', b"s1\0SELECT $1\0\0\x01\0\0\0\x19"));
         stream.extend(message(b'P', b"\0SELECT '\xe2\x82'\0\0\0"));
+        // A NUL inside a Parse's query: the text ends early and the rest of
+        // the body is not a parameter type list.
+        stream.extend(message(b'P', b"s2\0SELECT 1\0; DROP TABLE t\0\0\0"));
+        stream.extend(message(b'P', b"s3\0SELECT 1\0\0\x02\0\0\0\x19"));
+        stream.extend(message(b'P', b"s4\0SELECT 1\0\0\0"));
         let bad = |b: &str| Some(format!("invalid byte sequence for encoding \"UTF8\": {b}"));
+        let format = Some("invalid message format: a Parse message's query text must end at its only NUL, followed by its parameter types".to_string());
+        let mut one = Scanner::default();
+        let mut passed = Vec::new();
+        one.scan(
+            &mut message(b'P', b"s2\0SELECT 1\0; DROP TABLE t\0\0\0"),
+            &mut passed,
+        );
+        assert_eq!(passed, HARMLESS_PARSE);
         assert_eq!(
             verdicts(&stream),
-            vec![None, bad("0xff"), bad("0x00"), None, bad("0xe2 0x82")]
+            vec![
+                None,
+                bad("0xff"),
+                bad("0x00"),
+                None,
+                bad("0xe2 0x82"),
+                format.clone(),
+                format,
+                None
+            ]
         );
     }
 }
