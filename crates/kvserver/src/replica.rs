@@ -605,7 +605,7 @@ impl Replica {
                 );
                 return Err(self.not_leaseholder(0));
             }
-            if mine && lease.covers(now, ts) {
+            if mine && lease.usable(now, ts, self.clock.max_offset()) {
                 self.maybe_extend(&lease, now);
                 return Ok(lease);
             }
@@ -746,7 +746,7 @@ impl Replica {
         let duration = self.lease_duration();
         let half = (duration / 2).as_nanos() as i64;
         match ts {
-            Some(ts) if mine && prev.covers(now, ts) => return Ok(()),
+            Some(ts) if mine && prev.usable(now, ts, self.clock.max_offset()) => return Ok(()),
             None if !mine || prev.expiration.wall - now.wall > half => return Ok(()),
             _ => {}
         }
@@ -939,12 +939,20 @@ impl Replica {
         loop {
             let lease = self.ensure_lease(batch_ts(&ba)).await?;
             let guard = self.latches.acquire(latch_spans(&ba)).await;
-            // The wait may have been long (a hot key): keep the lease alive
+            // The wait may have been long (a hot key): the lease may have
+            // moved, or reached its stasis period, meanwhile (reads are
+            // served right after this, without consensus); keep it alive
             // for the command about to be proposed under it.
             let now = self.clock.now();
-            if lease.covers(now, now) {
-                self.maybe_extend(&lease, now);
+            let current = self.state.lock().lease;
+            let usable = current.usable(now, batch_ts(&ba), self.clock.max_offset())
+                || self.cfg.testing_unsafe_reads_past_lease;
+            if current.replica != lease.replica || current.sequence != lease.sequence || !usable {
+                drop(guard);
+                continue;
             }
+            let lease = current;
+            self.maybe_extend(&lease, now);
             self.check_bounds(&ba)?;
             crate::split::check_trigger(&self.desc(), &ba)?;
             self.apply_timestamp_cache(&mut ba);
