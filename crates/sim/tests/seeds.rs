@@ -66,12 +66,12 @@ fn two_thousand_seeds_of_faults_stay_linearizable_and_recover() {
 
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
-    // 1081: ticks in phase split every election (fixed election timeouts).
-    // 1255: a remote timestamp 495 ms ahead and a 176 ms step back latched
+    // (Seed 1081 found elections split forever by ticks in phase; the
+    // jitter that fixed it changed every seed's run since.) 1255: a remote timestamp 495 ms ahead and a 176 ms step back latched
     // a healthy node's clock. 696 (20 s): an old leaseholder with a clock
     // 72 ms behind served a stale read after the next holder's writes (no
     // stasis period).
-    for (seed, secs) in [(1081, 6), (1255, 6), (696, 20)] {
+    for (seed, secs) in [(1255, 6), (696, 20)] {
         let r = run(&SimConfig {
             seed,
             duration: Duration::from_secs(secs),
