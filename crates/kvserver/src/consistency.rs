@@ -16,11 +16,13 @@
 //! leaseholder's when there is no majority) is *diverged*: it is logged as
 //! an error, counted in [`ranges_inconsistent`], and fenced — it refuses
 //! leases and every request from then on (clients get `NotLeaseholder` and
-//! go to the other replicas) until its node restarts. CockroachDB goes
-//! further and kills the node; fencing only the replica keeps the node's
-//! healthy ranges serving. TODO(issue 11): replace a fenced replica (remove
-//! it from the range and let the replicate queue add a fresh one), and keep
-//! the fence across restarts.
+//! go to the other replicas). The fence is written to the store
+//! ([`fence_key`], unreplicated) before it takes effect, so it outlives a
+//! restart; it goes with the replica when replica GC removes it.
+//! CockroachDB goes further and kills the node; fencing only the replica
+//! keeps the node's healthy ranges serving. TODO(issue 11): replace a
+//! fenced replica (remove it from the range and let the replicate queue add
+//! a fresh one).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -116,6 +118,46 @@ impl ReplicaConsistency {
     }
 }
 
+/// The store-local record of a fence on this store's replica of
+/// `range_id`: the replica id (8 bytes, big-endian) and the reason.
+pub fn fence_key(range_id: u64) -> Vec<u8> {
+    keys::range_id_local_key(range_id, b"ufnce")
+}
+
+/// The fence recorded for replica `replica_id` of `range_id` on this
+/// engine, if any (a record for an earlier replica of the range does not
+/// count: GC removed that one).
+pub(crate) fn recorded_fence(
+    engine: &tardigrade_storage::Engine,
+    range_id: u64,
+    replica_id: u64,
+) -> Result<Option<String>, EngineError> {
+    let Some(v) = engine.get(Space::Raw, &fence_key(range_id))? else {
+        return Ok(None);
+    };
+    let (id, reason) = v.split_at(v.len().min(8));
+    let Ok(id) = <[u8; 8]>::try_from(id) else {
+        return Err(EngineError::corrupt_record(
+            engine,
+            &fence_key(range_id),
+            "a fence record shorter than its replica id",
+        ));
+    };
+    Ok(
+        (u64::from_be_bytes(id) == replica_id)
+            .then(|| String::from_utf8_lossy(reason).into_owned()),
+    )
+}
+
+impl ReplicaConsistency {
+    /// A replica loaded with the fence its store recorded.
+    pub(crate) fn fenced_since_before(reason: String) -> ReplicaConsistency {
+        let c = ReplicaConsistency::default();
+        *c.inner.fenced.lock() = Some(reason);
+        c
+    }
+}
+
 /// Why a replica is fenced, if it is.
 pub fn fenced_reason(replica: &Replica) -> Option<String> {
     replica.consistency.inner.fenced.lock().clone()
@@ -129,8 +171,20 @@ pub fn fence(replica: &Replica, reason: String) {
     tracing::error!(
         range_id = replica.range_id,
         replica_id = replica.replica_id,
-        "FENCING a replica that diverged from its range: it no longer serves or takes leases until its node restarts: {reason}"
+        "FENCING a replica that diverged from its range: it no longer serves or takes leases (recorded: it stays fenced across restarts): {reason}"
     );
+    // Recorded first: a diverged replica must not serve after a restart.
+    let mut value = replica.replica_id.to_be_bytes().to_vec();
+    value.extend_from_slice(reason.as_bytes());
+    let mut ws = WriteSet::default();
+    ws.put(Space::Raw, &fence_key(replica.range_id), &value);
+    if let Err(e) = replica.engine().commit(&ws, true) {
+        tracing::error!(
+            range_id = replica.range_id,
+            error = %e,
+            "cannot record the fence: it holds only until this node restarts"
+        );
+    }
     *replica.consistency.inner.fenced.lock() = Some(reason);
     if replica.is_raft_leader()
         && let Some(other) = other_voter(replica)

@@ -231,6 +231,17 @@ impl Replica {
         split_low_water: Option<Timestamp>,
     ) -> Result<Replica, EngineError> {
         let range_id = desc.range_id;
+        let consistency = match crate::consistency::recorded_fence(&engine, range_id, replica_id)? {
+            Some(reason) => {
+                tracing::error!(
+                    range_id,
+                    replica_id,
+                    "this replica was fenced before the restart (it diverged from its range): it serves nothing: {reason}"
+                );
+                crate::consistency::ReplicaConsistency::fenced_since_before(reason)
+            }
+            None => Default::default(),
+        };
         let applied = raft_storage::read(
             &engine,
             &keys::range_applied_state_key(range_id),
@@ -337,7 +348,7 @@ impl Replica {
             extending: AtomicBool::new(false),
             transferring: Mutex::new(None),
             peer_nodes: Mutex::default(),
-            consistency: Default::default(),
+            consistency,
         })
     }
 

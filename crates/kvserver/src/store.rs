@@ -461,6 +461,7 @@ impl Store {
         ws.delete(Space::Raw, &keys::raft_hard_state_key(range_id));
         ws.delete(Space::Raw, &keys::raft_truncated_state_key(range_id));
         ws.delete(Space::Raw, &range_index_key(range_id));
+        ws.delete(Space::Raw, &crate::consistency::fence_key(range_id));
         let next = desc.next_replica_id.max(replica_id + 1);
         ws.put(
             Space::Raw,

@@ -219,6 +219,18 @@ async fn a_replica_changed_underneath_raft_is_reported_diverged_and_fenced() {
     }
     // The healthy replicas keep serving.
     send_anywhere(&stores, get_ba()).await;
+    // The fence is recorded in the store: the replica is fenced again when
+    // its node restarts.
+    victim.stop();
+    let cfg = StoreConfig {
+        transport: None,
+        ..victim.config().clone()
+    };
+    let clock = Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
+    let reopened = Store::open(victim.engine().clone(), clock, cfg).expect("reopen");
+    let r = reopened.replica(RANGE).expect("replica");
+    assert_eq!(consistency::fenced_reason(&r), Some(reason));
+    reopened.stop();
     for s in &stores {
         s.stop();
     }
