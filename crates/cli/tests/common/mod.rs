@@ -150,7 +150,11 @@ pub fn start_cluster_node(
 /// its store, appended to across restarts.
 fn stderr_file(store: &std::path::Path) -> Stdio {
     let path = store.with_extension("log");
-    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
         Ok(f) => Stdio::from(f),
         Err(_) => Stdio::null(),
     }
@@ -180,7 +184,6 @@ pub fn wait_for_line(
         }
     }
 }
-
 
 /// Starts `tardigrade demo` (stdin not a terminal: it serves until a signal) and
 /// returns the URLs it prints.
