@@ -9,7 +9,10 @@
 //! A background thread checks the file every [`PARTITION_FILE_POLL`] and
 //! re-reads it only when it changed (inode, size or mtime), so a send never
 //! waits on file I/O. A missing or empty file means no faults; a malformed
-//! one is logged and also means no faults. The file cuts outbound traffic
+//! one is logged and also means no faults. Write it by renaming a new file
+//! over it (as the nemesis does): an in-place rewrite of the same size
+//! within one tick of the file system's mtime could go unseen, and a
+//! half-written file would be read as it stands. The file cuts outbound traffic
 //! only: a partition in both directions is the file of each side naming
 //! the other (which is what the nemesis writes). Never set it in production.
 
@@ -131,13 +134,12 @@ impl Watcher {
                     );
                     Vec::new()
                 }),
+                // Read again once it changes (not every poll: one warning).
                 Err(e) => {
                     tracing::warn!(
                         file = %self.path.display(),
                         "cannot read the partition file, no peer is cut: {e}"
                     );
-                    // Read again next time, even if unchanged.
-                    self.seen = None;
                     Vec::new()
                 }
             },

@@ -11,8 +11,8 @@ use tardigrade_kvpb::ReplicaType;
 use tardigrade_kvserver::consistency;
 use tardigrade_rpc::{NodeClient, RangeConsistency};
 use tardigrade_server::node::{ClusterNode, NodeConfig};
-use tardigrade_storage::mvcc::key::encode_mvcc_key;
 use tardigrade_storage::Space;
+use tardigrade_storage::mvcc::key::encode_mvcc_key;
 
 const USER_KEY: &[u8] = b"user/007";
 
