@@ -227,6 +227,18 @@ impl ClusterNode {
             serve,
             _lock: lock,
         };
+        // Under the init lock: an `init` served as soon as the node listens
+        // (the nemesis harness sends one at once) writes the identity and
+        // activates the node itself; reading that identity here and
+        // activating a second time opened a second store, possibly before
+        // the first range was written, which then won and left the node
+        // without a first range for good ("the first range is not known
+        // yet", the start-up race of `docs/nemesis-runs.md`).
+        let init_guard = shared.init_mu.lock().await;
+        if shared.ident.get().is_some() {
+            drop(init_guard);
+            return Ok(node);
+        }
         match cluster::load_ident(&engine)? {
             Some(ident) => {
                 // The peers this node knew, so that Raft can reach them
@@ -881,10 +893,12 @@ impl NodeHandler for Handler {
                 .map_err(|e| NodeError::Other(e.to_string()))?;
             Store::bootstrap(&shared.engine, &[first])
                 .map_err(|e| NodeError::Other(e.to_string()))?;
-            drop(_g);
+            // Still under the init lock: the node's start must not activate
+            // the half-written store it may read meanwhile.
             activate(shared, ident.clone())
                 .await
                 .map_err(|e| NodeError::Other(e.to_string()))?;
+            drop(_g);
             initial_splits(shared).await;
             Ok((ident.cluster_id.to_vec(), 1))
         })
