@@ -82,17 +82,27 @@ impl DistSender {
         self
     }
 
-    /// Sends `ba` to `node`, giving up when the heartbeats say the node
-    /// stopped answering: the batch may have arrived, so a write is then
-    /// ambiguous and a read merely unavailable.
+    /// Sends `ba` (for the range `desc`, first sent at `batch_started`) to
+    /// `node`, giving up when the heartbeats say the node stopped
+    /// answering: the batch may have arrived, so a write is then ambiguous
+    /// and a read merely unavailable.
+    ///
+    /// Also gives up, with `Err` (stop trying this range), once the batch
+    /// has tried for [`NO_QUORUM_GRACE`] and most of the range's voters are
+    /// unreachable: a replica on this side of a partition (the gateway's
+    /// own, often) waits for a lease or a proposal that cannot commit
+    /// until its proposal timeout, round after round, which kept a client
+    /// of a node cut off from the others waiting ~34 s for an error.
     async fn send_watched(
         &self,
         sender: &dyn Sender,
         node: NodeId,
         ba: BatchRequest,
-    ) -> BatchResult {
+        desc: &RangeDescriptor,
+        batch_started: Instant,
+    ) -> Result<BatchResult, KvError> {
         let Some(health) = &self.health else {
-            return sender.send(ba).await;
+            return Ok(sender.send(ba).await);
         };
         let writes = ba.requests.iter().any(Request::writes_or_commits);
         // Abandoned only once it has been in flight for a while: a node
@@ -104,22 +114,36 @@ impl DistSender {
             loop {
                 tokio::time::sleep(HEALTH_POLL).await;
                 if started.elapsed() >= ABANDON_AFTER && health.is_unreachable(node) {
-                    return;
+                    return None;
+                }
+                if batch_started.elapsed() >= NO_QUORUM_GRACE
+                    && let Some(down) = self.voters_unreachable(desc)
+                {
+                    return Some(down);
                 }
             }
         };
-        tokio::select! {
-            r = sender.send(ba) => r,
-            () = gone => {
-                let msg = format!("node n{node} stopped answering heartbeats while the batch was in flight");
-                Err(if writes {
-                    KvError::new(ErrorDetail::AmbiguousResult(format!(
-                        "{msg}; the write may or may not have been applied"
-                    )))
-                } else {
-                    unavailable(&msg)
-                })
+        let abandoned = |msg: String| {
+            if writes {
+                KvError::new(ErrorDetail::AmbiguousResult(format!(
+                    "{msg}; the write may or may not have been applied"
+                )))
+            } else {
+                unavailable(&msg)
             }
+        };
+        tokio::select! {
+            r = sender.send(ba) => Ok(r),
+            down = gone => match down {
+                None => Ok(Err(abandoned(format!(
+                    "node n{node} stopped answering heartbeats while the batch was in flight"
+                )))),
+                Some(down) => Err(if writes {
+                    abandoned(range_unavailable(desc, &down).to_string())
+                } else {
+                    range_unavailable(desc, &down)
+                }),
+            },
         }
     }
 
@@ -299,7 +323,13 @@ impl DistSender {
         loop {
             match self.lookup(key).await {
                 Ok(r) => return Ok(r),
-                Err(e) if retryable_routing(&e) && started.elapsed() < self.deadline => {
+                // The range holding the meta record has no quorum (its
+                // lookup said so after its grace): no retry brings it back.
+                Err(e)
+                    if retryable_routing(&e)
+                        && started.elapsed() < self.deadline
+                        && !self.meta_range_without_quorum(key) =>
+                {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
@@ -403,7 +433,16 @@ impl DistSender {
                     continue;
                 }
             };
-            match self.send_watched(sender.as_ref(), node, ba.clone()).await {
+            let sent = self
+                .send_watched(sender.as_ref(), node, ba.clone(), &range.desc, started)
+                .await;
+            let sent = match sent {
+                Ok(sent) => sent,
+                Err(no_quorum) => {
+                    return Err(RouteError::Kv(Box::new(ambiguous.unwrap_or(no_quorum))));
+                }
+            };
+            match sent {
                 Ok(resp) => {
                     self.unreachable.lock().remove(&node);
                     self.cache
@@ -505,6 +544,22 @@ impl DistSender {
             }
         }
         order
+    }
+
+    /// Whether the range holding the meta record that addresses `key` is
+    /// known (cached, or the first range) and has most of its voters
+    /// unreachable.
+    fn meta_range_without_quorum(&self, key: &[u8]) -> bool {
+        let meta_key = keys::range_meta_key(key);
+        if meta_key.is_empty() {
+            return false;
+        }
+        let meta_range = self
+            .cache
+            .lookup(&keys::key_next(&meta_key))
+            .map(|r| r.desc)
+            .or_else(|| self.first_range.first_range());
+        meta_range.is_some_and(|d| self.voters_unreachable(&d).is_some())
     }
 
     /// The unreachable voters of `desc`, if they are at least half of them

@@ -1,6 +1,7 @@
 //! `DistSender` against a fake cluster of nodes that hold ranges: routing by
 //! meta records, leaseholder hints, stale caches after a split, unreachable
-//! nodes, and scans across range boundaries in both directions.
+//! nodes, a gateway cut off from the majority, and scans across range
+//! boundaries in both directions.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tardigrade_encoding::keys;
-use tardigrade_kv::{DistSender, FirstRange, NodeDialer};
+use tardigrade_kv::{DistSender, FirstRange, NodeDialer, NodeHealth};
 use tardigrade_kvpb::{
     BatchRequest, BatchResponse, ErrorDetail, Header, KeyValue, KvError, NodeId, RangeDescriptor,
     ReplicaDescriptor, Request, Response, SendFuture, Sender, Span, Value,
@@ -29,6 +30,9 @@ struct Cluster {
     /// batch with writes, unavailable for reads), the node goes down and its
     /// leases move to the next replica.
     dying: Mutex<Vec<NodeId>>,
+    /// Nodes that never answer (a replica waiting for a lease or a
+    /// proposal that cannot commit: it is cut off from the others).
+    hanging: Mutex<Vec<NodeId>>,
 }
 
 fn desc(id: u64, start: &[u8], end: &[u8], nodes: &[NodeId]) -> RangeDescriptor {
@@ -194,6 +198,9 @@ struct NodeSender(Arc<Cluster>, NodeId);
 
 impl Sender for NodeSender {
     fn send(&self, ba: BatchRequest) -> SendFuture<'_> {
+        if self.0.hanging.lock().contains(&self.1) {
+            return Box::pin(std::future::pending());
+        }
         let r = self.0.serve(self.1, ba);
         Box::pin(async move { r })
     }
@@ -212,6 +219,15 @@ struct First(Arc<Cluster>);
 impl FirstRange for First {
     fn first_range(&self) -> Option<RangeDescriptor> {
         self.0.ranges.lock().get(&1).map(|(d, _)| d.clone())
+    }
+}
+
+/// The heartbeats' view: nodes that are down do not answer them.
+struct Health(Arc<Cluster>);
+
+impl NodeHealth for Health {
+    fn is_unreachable(&self, node: NodeId) -> bool {
+        self.0.down.lock().contains(&node)
     }
 }
 
@@ -574,4 +590,67 @@ async fn writes_lost_in_flight_are_ambiguous_and_reads_fail_over() {
         Response::Get { value: Some(_) }
     ));
     assert!(c.down.lock().contains(&3));
+}
+
+#[tokio::test]
+async fn a_gateway_cut_off_from_the_majority_fails_within_seconds_not_at_the_deadline() {
+    // Node 1 holds range 1's lease and is partitioned from nodes 2 and 3:
+    // its heartbeats say they do not answer, and its own replica waits
+    // for a lease extension that cannot commit (it never answers here).
+    let (c, ds) = setup();
+    let ds = ds.with_health(Arc::new(Health(c.clone())));
+    put_all(&ds, &["a"]).await;
+    c.down.lock().extend([2, 3]);
+    c.hanging.lock().push(1);
+    let read = batch(vec![Request::Get { key: b"a".to_vec() }], 0);
+    let write = batch(
+        vec![Request::Put {
+            key: b"a".to_vec(),
+            value: b"v".to_vec(),
+        }],
+        0,
+    );
+    for (ba, writes) in [(read, false), (write, true)] {
+        let started = std::time::Instant::now();
+        let err = tokio::time::timeout(std::time::Duration::from_secs(20), ds.send(ba))
+            .await
+            .expect("fails long before the 30 s deadline")
+            .expect_err("range 1 has no quorum");
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(6), "took {took:?}");
+        assert!(err.to_string().contains("has no quorum"), "{err}");
+        assert!(err.to_string().contains("n2, n3"), "{err}");
+        if writes {
+            // It may still commit if the partition heals.
+            assert!(
+                matches!(err.detail, ErrorDetail::AmbiguousResult(_)),
+                "{err}"
+            );
+        } else {
+            assert!(matches!(err.detail, ErrorDetail::Unavailable(_)), "{err}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_range_lookup_in_a_meta_range_without_quorum_is_not_retried_until_the_deadline() {
+    // A gateway that knows nothing yet but the first range, which holds
+    // the meta records; nodes 2 and 3 (one of them its leaseholder) are cut
+    // off, so no lookup can succeed until they are back.
+    let (c, ds) = setup();
+    c.set_ranges(vec![
+        (desc(1, b"", b"c", &[1, 2, 3]), 2),
+        (desc(2, b"c", keys::MAX_KEY, &[1, 2, 3]), 1),
+    ]);
+    let ds = ds.with_health(Arc::new(Health(c.clone())));
+    c.down.lock().extend([2, 3]);
+    let started = std::time::Instant::now();
+    let err = ds
+        .send(batch(vec![Request::Get { key: b"q".to_vec() }], 0))
+        .await
+        .expect_err("the meta records cannot be read");
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(6), "took {took:?}");
+    assert!(err.to_string().contains("range r1"), "{err}");
+    assert!(err.to_string().contains("has no quorum"), "{err}");
 }

@@ -145,16 +145,16 @@ impl GrpcRaftTransport {
         self.runtime.spawn(async move {
             let mut client: Option<RaftClient> = None;
             while let Some(batch) = rx.recv().await {
+                let Some(addr) = resolver.resolve(node) else {
+                    continue;
+                };
                 if let Some(f) = &faults {
-                    match f.admit(batch.from_node, batch.to_node) {
+                    match f.admit_to(batch.from_node, batch.to_node, &addr) {
                         Ok(d) if !d.is_zero() => tokio::time::sleep(d).await,
                         Ok(_) => {}
                         Err(_) => continue,
                     }
                 }
-                let Some(addr) = resolver.resolve(node) else {
-                    continue;
-                };
                 if client.as_ref().is_none_or(|c| c.addr() != addr) {
                     client = RaftClient::connect_lazy(&addr)
                         .ok()

@@ -1,6 +1,7 @@
 //! A cluster of real `tardigrade start` processes on loopback, with on-disk
 //! stores in one directory, and the levers the nemeses pull: kill -9 and
-//! restart, SIGSTOP/SIGCONT, SIGTERM, and a per-node clock offset file.
+//! restart, SIGSTOP/SIGCONT, SIGTERM, a per-node clock offset file, and a
+//! per-node partition file naming the peers the node cannot reach.
 //!
 //! Each node runs in its own process group (so that a Ctrl-C at the terminal
 //! reaches only the harness, which then kills every group) and is sent
@@ -22,6 +23,10 @@ use crate::client::Session;
 /// (the testing seam in `tardigrade-hlc`).
 pub const CLOCK_OFFSET_FILE_ENV: &str = "TARDIGRADE_TESTING_CLOCK_OFFSET_FILE";
 
+/// The environment variable the node reads the peer addresses it cannot
+/// reach from (the testing seam in `tardigrade-rpc`'s `partition_file`).
+pub const PARTITION_FILE_ENV: &str = "TARDIGRADE_TESTING_PARTITION_FILE";
+
 /// One node's addresses and files.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
@@ -32,6 +37,7 @@ pub struct NodeSpec {
     pub http_addr: String,
     pub sql_addr: String,
     pub clock_file: PathBuf,
+    pub partition_file: PathBuf,
     pub log: PathBuf,
 }
 
@@ -90,10 +96,11 @@ impl Cluster {
                 http_addr: pick()?,
                 sql_addr: pick()?,
                 clock_file: dir.join(format!("n{id}.clock-offset-ms")),
+                partition_file: dir.join(format!("n{id}.unreachable-peers")),
                 log: dir.join(format!("n{id}.log")),
             };
-            std::fs::write(&spec.clock_file, "0\n")
-                .map_err(|e| format!("cannot write {}: {e}", spec.clock_file.display()))?;
+            write_atomically(&spec.clock_file, "0\n")?;
+            write_atomically(&spec.partition_file, "")?;
             nodes.push(spec);
         }
         Ok(Cluster {
@@ -138,6 +145,7 @@ impl Cluster {
             format!("--join={}", self.nodes[0].listen_addr),
         ])
         .env(CLOCK_OFFSET_FILE_ENV, &spec.clock_file)
+        .env(PARTITION_FILE_ENV, &spec.partition_file)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
@@ -220,11 +228,43 @@ impl Cluster {
     /// it within 100 ms. Written to a temporary file and renamed, so that the
     /// node never reads half a number.
     pub fn set_clock_offset(&self, i: usize, millis: i64) -> Result<(), String> {
-        let file = &self.nodes[i].clock_file;
-        let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, format!("{millis}\n"))
-            .and_then(|_| std::fs::rename(&tmp, file))
-            .map_err(|e| format!("cannot write {}: {e}", file.display()))
+        write_atomically(&self.nodes[i].clock_file, &format!("{millis}\n"))
+    }
+
+    /// Cuts node `i`'s node-to-node traffic to the nodes `unreachable`
+    /// (0-based; empty heals it); the node re-reads its partition file
+    /// within 100 ms. One side only: a partition in both directions sets
+    /// both sides (see [`Cluster::partition`]).
+    pub fn set_unreachable(&self, i: usize, unreachable: &[usize]) -> Result<(), String> {
+        let text: String = unreachable
+            .iter()
+            .map(|&j| format!("{}  # n{}\n", self.nodes[j].listen_addr, j + 1))
+            .collect();
+        write_atomically(&self.nodes[i].partition_file, &text)
+    }
+
+    /// Splits the cluster into the groups `sides` (0-based node indexes):
+    /// no node-to-node traffic crosses from one group to another, either
+    /// way. Nodes in no group keep talking to everyone. Clients (SQL) are
+    /// not affected.
+    pub fn partition(&self, sides: &[Vec<usize>]) -> Result<(), String> {
+        for (s, side) in sides.iter().enumerate() {
+            let others: Vec<usize> = sides
+                .iter()
+                .enumerate()
+                .filter(|(o, _)| *o != s)
+                .flat_map(|(_, nodes)| nodes.iter().copied())
+                .collect();
+            for &i in side {
+                self.set_unreachable(i, &others)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every partition.
+    pub fn heal_partitions(&self) -> Result<(), String> {
+        (0..self.len()).try_for_each(|i| self.set_unreachable(i, &[]))
     }
 
     /// `tardigrade init` against the first node, retried until it answers
@@ -367,6 +407,15 @@ fn address_of_node(status: &str, id: u64) -> Option<String> {
     })
 }
 
+/// Writes `text` to a temporary file renamed over `file`, so that the node
+/// never reads half of it.
+fn write_atomically(file: &Path, text: &str) -> Result<(), String> {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, file))
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))
+}
+
 fn open_log(path: &Path) -> Result<File, String> {
     OpenOptions::new()
         .create(true)
@@ -435,6 +484,39 @@ mod tests {
                 .expect("loopback address");
             assert!(PORTS.contains(&port), "{addr}");
         }
+    }
+
+    #[test]
+    fn a_partition_writes_each_side_the_addresses_of_the_other_sides() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster = Cluster::new(Path::new("tardigrade"), dir.path(), 3).expect("layout");
+        let unreachable = |i: usize| {
+            let text = std::fs::read_to_string(&cluster.nodes()[i].partition_file).expect("read");
+            tardigrade_rpc::partition_file::parse_partition_file(&text).expect("parses")
+        };
+        let addr = |i: usize| cluster.nodes()[i].listen_addr.clone();
+        assert!(
+            (0..3).all(|i| unreachable(i).is_empty()),
+            "no cuts at first"
+        );
+
+        cluster
+            .partition(&[vec![1], vec![0, 2]])
+            .expect("partition");
+        assert_eq!(unreachable(1), {
+            let mut both = vec![addr(0), addr(2)];
+            both.sort();
+            both
+        });
+        assert_eq!(unreachable(0), [addr(1)]);
+        assert_eq!(unreachable(2), [addr(1)]);
+
+        cluster.heal_partitions().expect("heal");
+        assert!((0..3).all(|i| unreachable(i).is_empty()), "healed");
+        assert_eq!(
+            PARTITION_FILE_ENV,
+            tardigrade_rpc::partition_file::PARTITION_FILE_ENV
+        );
     }
 
     #[test]

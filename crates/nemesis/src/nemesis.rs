@@ -10,13 +10,13 @@
 //! - `skew`: the node's clock jumps by ±0.25–2.5 s (through the clock offset
 //!   file), back to 0 after 10–20 s;
 //! - `restart-all`: SIGTERM to every node (SIGKILL after 10 s), then all start
-//!   again.
+//!   again;
+//! - `partition`: the node is cut off from every other node, both ways, for
+//!   10–30 s (through each node's partition file: Raft, forwarded batches
+//!   and heartbeats; SQL clients still reach it, as in Jepsen).
 //!
 //! A fault is only started if it can heal before the end of the workload
-//! phase. Partitions are not offered: the transport's fault seam
-//! (`FaultInjector`) is reachable only inside a process.
-//! TODO(issue 11): a partition nemesis once the seam is reachable from
-//! outside (an admin RPC or a testing env var like the clock's).
+//! phase.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -34,6 +34,7 @@ pub enum Fault {
     Pause,
     Skew,
     RestartAll,
+    Partition,
 }
 
 impl fmt::Display for Fault {
@@ -43,6 +44,7 @@ impl fmt::Display for Fault {
             Fault::Pause => "pause",
             Fault::Skew => "skew",
             Fault::RestartAll => "restart-all",
+            Fault::Partition => "partition",
         })
     }
 }
@@ -82,6 +84,11 @@ impl fmt::Display for Plan {
                 self.hold.as_secs()
             ),
             Fault::RestartAll => f.write_str("SIGTERM and restart of all nodes"),
+            Fault::Partition => write!(
+                f,
+                "partition n{n} from the other nodes for {} s",
+                self.hold.as_secs()
+            ),
         }
     }
 }
@@ -95,7 +102,7 @@ pub fn plan(rng: &mut StdRng, faults: &[Fault], nodes: usize) -> Option<Plan> {
     let node = rng.random_range(0..nodes);
     let hold = Duration::from_secs(match fault {
         Fault::Kill => rng.random_range(2..=5),
-        Fault::Pause => rng.random_range(10..=30),
+        Fault::Pause | Fault::Partition => rng.random_range(10..=30),
         Fault::Skew => rng.random_range(10..=20),
         Fault::RestartAll => 1,
     });
@@ -206,6 +213,18 @@ pub async fn inject(cluster: &Cluster, stats: &Stats, p: &Plan) {
             Err(e) => Err(e),
         },
         Fault::RestartAll => restart_all(cluster).await,
+        Fault::Partition => {
+            let others: Vec<usize> = (0..cluster.len()).filter(|&j| j != i).collect();
+            match cluster.partition(&[vec![i], others]) {
+                Ok(()) => {
+                    tokio::time::sleep(p.hold).await;
+                    cluster
+                        .heal_partitions()
+                        .map(|()| format!("partition of n{} healed", i + 1))
+                }
+                Err(e) => Err(cluster.heal_partitions().err().unwrap_or(e)),
+            }
+        }
     };
     stats.healed(event);
     match outcome {
@@ -241,11 +260,14 @@ async fn restart_all(cluster: &Cluster) -> Result<String, String> {
     ))
 }
 
-/// Undoes every fault that may linger: SIGCONT to all, clocks back to 0,
-/// and nodes that are not running (killed, or exited by themselves) started
-/// again.
+/// Undoes every fault that may linger: partitions healed, SIGCONT to all,
+/// clocks back to 0, and nodes that are not running (killed, or exited by
+/// themselves) started again.
 pub fn heal_all(cluster: &Cluster) -> Vec<String> {
     let mut notes = Vec::new();
+    if let Err(e) = cluster.heal_partitions() {
+        notes.push(e);
+    }
     for i in 0..cluster.len() {
         cluster.signal(i, libc::SIGCONT);
         if let Err(e) = cluster.set_clock_offset(i, 0) {
@@ -271,7 +293,13 @@ mod tests {
 
     #[test]
     fn the_schedule_is_a_function_of_the_seed() {
-        let faults = [Fault::Kill, Fault::Pause, Fault::Skew, Fault::RestartAll];
+        let faults = [
+            Fault::Kill,
+            Fault::Pause,
+            Fault::Skew,
+            Fault::RestartAll,
+            Fault::Partition,
+        ];
         let draw = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
             (0..20)
@@ -283,7 +311,7 @@ mod tests {
         for p in draw(7).into_iter().flatten() {
             assert!(p.node < 3);
             assert!((250..=2_500).contains(&p.skew_ms.abs()));
-            if p.fault == Fault::Pause {
+            if matches!(p.fault, Fault::Pause | Fault::Partition) {
                 assert!((10..=30).contains(&p.hold.as_secs()));
             }
         }

@@ -55,24 +55,30 @@ fn stdout(out: &Output) -> String {
 }
 
 #[test]
-fn bank_set_and_register_stay_correct_through_kills_pauses_skew_and_a_full_restart() {
-    // Seed 7 draws, within 110 s, kill -9 and restart of the leaseholder,
-    // a clock jump back beyond the maximum offset (the node stops itself
-    // and is started again), SIGSTOPs of the leaseholder, and SIGTERM and
-    // restart of every node.
+fn bank_set_and_register_stay_correct_through_kills_pauses_partitions_skew_and_a_full_restart() {
+    // Seed 160 draws, within 110 s (the same length as before partitions
+    // joined the mix), every fault, all aimed at the leaseholder: its
+    // isolation by a partition for 18 s, a clock jump back by 450 ms (more
+    // than 80 % of the maximum offset: the node stops itself and is
+    // started again), kill -9 and restart, SIGSTOPs of 11 and 10 s, and
+    // SIGTERM and restart of every node.
     let out = nemesis(&[
         "--workload=bank,set,register",
-        "--nemesis=kill,pause,skew,restart-all",
+        "--nemesis=kill,pause,skew,restart-all,partition",
         "--target=leaseholder",
         "--duration=110s",
         "--nodes=3",
-        "--seed=7",
+        "--seed=160",
         "--concurrency=3",
     ]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "the run failed:\n{text}");
     assert!(text.contains("kill -9 n"), "a kill was injected:\n{text}");
     assert!(text.contains("SIGSTOP n"), "a pause was injected:\n{text}");
+    assert!(
+        text.contains("partition n") && text.contains("partition of n"),
+        "a partition was injected and healed:\n{text}"
+    );
     assert!(
         text.contains("SIGTERM and restart of all nodes"),
         "a full restart was injected:\n{text}"

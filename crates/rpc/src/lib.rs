@@ -14,6 +14,8 @@
 //!   node-to-node RPC; servers refuse other clusters and versions.
 //! - [`Transport`] / [`FaultInjector`]: the seam node-to-node traffic goes
 //!   through, so tests can partition, drop and delay it.
+//! - [`partition_file`]: the same seam for real processes, driven by a file
+//!   named in `TARDIGRADE_TESTING_PARTITION_FILE` (the nemesis suite).
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod pb {
@@ -30,6 +32,7 @@ mod client;
 pub mod convert;
 pub mod identity;
 mod node;
+pub mod partition_file;
 mod raft;
 mod server;
 mod transport;
@@ -42,4 +45,6 @@ pub use node::{
 };
 pub use raft::{RaftClient, RaftHandler, RaftMessage, RaftMessageBatch};
 pub use server::{MAX_MESSAGE_SIZE, NodeServices, ServeError, serve, serve_node, serve_with_raft};
-pub use transport::{FaultInjector, FaultyTransport, GrpcTransport, NodeId, Transport};
+pub use transport::{
+    FaultInjector, FaultyTransport, GrpcTransport, NodeId, Transport, normalize_addr,
+};

@@ -1,6 +1,8 @@
 //! The transport seam: every node-to-node connection is dialed through a
 //! [`Transport`], so tests can drop, delay and partition traffic by wrapping
-//! the real one in a [`FaultInjector`].
+//! the real one in a [`FaultInjector`]. Cuts are by node id pairs (tests in
+//! one process) or by peer address (real processes, whose ids are assigned
+//! at init: see [`crate::partition_file`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -52,6 +54,9 @@ impl Transport for GrpcTransport {
 struct Faults {
     /// Directed pairs (from, to) whose traffic is cut.
     cut: HashSet<(NodeId, NodeId)>,
+    /// Peer addresses (normalised by [`normalize_addr`]) this process's
+    /// traffic to is cut, whatever their node id.
+    cut_addrs: HashSet<String>,
     /// Directed pairs whose requests are delivered but whose replies are
     /// lost (the destination "dies" after serving).
     lost_replies: HashSet<(NodeId, NodeId)>,
@@ -75,6 +80,7 @@ impl FaultInjector {
         FaultInjector {
             faults: Arc::new(Mutex::new(Faults {
                 cut: HashSet::new(),
+                cut_addrs: HashSet::new(),
                 lost_replies: HashSet::new(),
                 drop_rate: 0.0,
                 delay: Duration::ZERO,
@@ -102,10 +108,25 @@ impl FaultInjector {
         }
     }
 
+    /// Replaces the set of peer addresses traffic to is cut (from every
+    /// node using this injector). Addresses are compared after
+    /// [`normalize_addr`].
+    pub fn set_unreachable_addrs(&self, addrs: impl IntoIterator<Item = String>) {
+        self.faults.lock().cut_addrs = addrs.into_iter().map(|a| normalize_addr(&a)).collect();
+    }
+
+    /// The peer addresses traffic to is cut, sorted.
+    pub fn unreachable_addrs(&self) -> Vec<String> {
+        let mut addrs: Vec<String> = self.faults.lock().cut_addrs.iter().cloned().collect();
+        addrs.sort();
+        addrs
+    }
+
     /// Removes all partitions, drops and delays.
     pub fn heal(&self) {
         let mut f = self.faults.lock();
         f.cut.clear();
+        f.cut_addrs.clear();
         f.lost_replies.clear();
         f.drop_rate = 0.0;
         f.delay = Duration::ZERO;
@@ -138,6 +159,40 @@ impl FaultInjector {
         self.faults.lock().cut.contains(&(from, to))
     }
 
+    /// Whether traffic from `from` to `to` at `to_addr` is cut, by id pair
+    /// or by address. For the node-to-node RPCs that do not carry batches
+    /// (heartbeats, joins, consistency checks), which honour partitions
+    /// but not drops or delays. `to` may be 0 when the peer's id is not
+    /// known yet.
+    pub fn is_cut(&self, from: NodeId, to: NodeId, to_addr: &str) -> bool {
+        let to_addr = normalize_addr(to_addr);
+        self.faults.lock().is_cut(from, to, Some(&to_addr))
+    }
+
+    /// `inner` (a sender from `from` to `to` at `to_addr`), with these
+    /// faults applied to each send.
+    pub fn wrap_sender(
+        &self,
+        inner: Arc<dyn Sender>,
+        from: NodeId,
+        to: NodeId,
+        to_addr: &str,
+    ) -> Arc<dyn Sender> {
+        Arc::new(FaultySender {
+            inner,
+            from,
+            to,
+            to_addr: normalize_addr(to_addr),
+            faults: self.clone(),
+        })
+    }
+
+    /// A handle that does not keep the faults alive (for watcher threads
+    /// that should end with the injector).
+    pub(crate) fn downgrade(&self) -> WeakFaultInjector {
+        WeakFaultInjector(Arc::downgrade(&self.faults))
+    }
+
     /// `inner`, with these faults applied to everything dialed through it.
     pub fn wrap(&self, inner: Arc<dyn Transport>) -> FaultyTransport {
         FaultyTransport {
@@ -150,16 +205,20 @@ impl FaultInjector {
     /// delay to apply to it, or the `Unavailable` error that drops it. For
     /// senders outside this crate (the Raft transport).
     pub fn admit(&self, from: NodeId, to: NodeId) -> Result<Duration, KvError> {
-        self.check(from, to)
+        self.check(from, to, None)
+    }
+
+    /// [`FaultInjector::admit`] for a message to `to` at `to_addr`, so
+    /// that cuts by address apply too.
+    pub fn admit_to(&self, from: NodeId, to: NodeId, to_addr: &str) -> Result<Duration, KvError> {
+        self.check(from, to, Some(&normalize_addr(to_addr)))
     }
 
     /// The delay to apply to one send, or the reason to fail it.
-    fn check(&self, from: NodeId, to: NodeId) -> Result<Duration, KvError> {
+    fn check(&self, from: NodeId, to: NodeId, to_addr: Option<&str>) -> Result<Duration, KvError> {
         let mut f = self.faults.lock();
-        if f.cut.contains(&(from, to)) {
-            return Err(KvError::new(ErrorDetail::Unavailable(format!(
-                "injected partition: n{from} -> n{to}"
-            ))));
+        if f.is_cut(from, to, to_addr) {
+            return Err(partitioned(from, to));
         }
         if f.drop_rate > 0.0 {
             let rate = f.drop_rate;
@@ -173,6 +232,39 @@ impl FaultInjector {
     }
 }
 
+/// See [`FaultInjector::downgrade`].
+pub(crate) struct WeakFaultInjector(std::sync::Weak<Mutex<Faults>>);
+
+impl WeakFaultInjector {
+    pub(crate) fn upgrade(&self) -> Option<FaultInjector> {
+        self.0.upgrade().map(|faults| FaultInjector { faults })
+    }
+}
+
+impl Faults {
+    /// `to_addr` must be normalised already.
+    fn is_cut(&self, from: NodeId, to: NodeId, to_addr: Option<&str>) -> bool {
+        self.cut.contains(&(from, to)) || to_addr.is_some_and(|a| self.cut_addrs.contains(a))
+    }
+}
+
+fn partitioned(from: NodeId, to: NodeId) -> KvError {
+    KvError::new(ErrorDetail::Unavailable(format!(
+        "injected partition: n{from} -> n{to}"
+    )))
+}
+
+/// The form addresses are compared in: a socket address as Rust prints it
+/// (so `[0:0::1]:26257` and `[::1]:26257` do not differ), any other
+/// `host:port` lowercased; surrounding whitespace ignored.
+pub fn normalize_addr(addr: &str) -> String {
+    let addr = addr.trim();
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.to_string(),
+        Err(_) => addr.to_ascii_lowercase(),
+    }
+}
+
 /// A [`Transport`] with a [`FaultInjector`]'s faults applied.
 pub struct FaultyTransport {
     inner: Arc<dyn Transport>,
@@ -182,12 +274,7 @@ pub struct FaultyTransport {
 impl Transport for FaultyTransport {
     fn dial(&self, from: NodeId, to: NodeId, to_addr: &str) -> Result<Arc<dyn Sender>, KvError> {
         let inner = self.inner.dial(from, to, to_addr)?;
-        Ok(Arc::new(FaultySender {
-            inner,
-            from,
-            to,
-            faults: self.faults.clone(),
-        }))
+        Ok(self.faults.wrap_sender(inner, from, to, to_addr))
     }
 }
 
@@ -195,21 +282,29 @@ struct FaultySender {
     inner: Arc<dyn Sender>,
     from: NodeId,
     to: NodeId,
+    /// Normalised.
+    to_addr: String,
     faults: FaultInjector,
+}
+
+impl FaultySender {
+    fn is_cut(&self) -> bool {
+        self.faults
+            .faults
+            .lock()
+            .is_cut(self.from, self.to, Some(&self.to_addr))
+    }
 }
 
 impl Sender for FaultySender {
     fn send(&self, ba: BatchRequest) -> SendFuture<'_> {
         Box::pin(async move {
-            let delay = self.faults.check(self.from, self.to)?;
+            let delay = self.faults.check(self.from, self.to, Some(&self.to_addr))?;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
                 // A partition that began while the message was in flight cuts it too.
-                if self.faults.is_partitioned(self.from, self.to) {
-                    return Err(KvError::new(ErrorDetail::Unavailable(format!(
-                        "injected partition: n{} -> n{}",
-                        self.from, self.to
-                    ))));
+                if self.is_cut() {
+                    return Err(partitioned(self.from, self.to));
                 }
             }
             let writes = ba
@@ -330,6 +425,30 @@ mod tests {
             assert!(is_unavailable(&s.send(ba()).await), "{a}->{b}");
         }
         assert!(s12.send(ba()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn cuts_by_address_apply_whatever_the_node_ids() {
+        let (faults, t, echo) = setup();
+        let to_b = t.dial(1, 2, "127.0.0.1:2002").expect("dial");
+        let to_c = t.dial(1, 3, "127.0.0.1:2003").expect("dial");
+        faults.set_unreachable_addrs([" 127.0.0.1:2002\n".to_string(), "[0:0::1]:9".to_string()]);
+        assert_eq!(faults.unreachable_addrs(), ["127.0.0.1:2002", "[::1]:9"]);
+        assert!(faults.is_cut(1, 4, "[::1]:9"));
+        assert!(is_unavailable(&to_b.send(ba()).await));
+        assert!(to_c.send(ba()).await.is_ok(), "other addresses unaffected");
+        // A node id not known yet (0) is cut by its address too.
+        assert!(faults.is_cut(1, 0, "127.0.0.1:2002"));
+        assert!(faults.admit_to(7, 9, " 127.0.0.1:2002 ").is_err());
+        assert!(faults.admit_to(7, 9, "127.0.0.1:2003").is_ok());
+        assert!(faults.admit(1, 2).is_ok(), "no address, no address cut");
+
+        faults.set_unreachable_addrs(Vec::new());
+        assert!(to_b.send(ba()).await.is_ok());
+        faults.set_unreachable_addrs(["127.0.0.1:2003".to_string()]);
+        faults.heal();
+        assert!(to_c.send(ba()).await.is_ok(), "heal clears address cuts");
+        assert_eq!(*echo.served.lock(), 3, "cut sends never reach the peer");
     }
 
     #[tokio::test]

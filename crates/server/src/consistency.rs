@@ -11,7 +11,9 @@ use tardigrade_kvserver::consistency::{
     self, COLLECT_TIMEOUT, ChecksumPeers, PeerFuture, RangeCheck, ReplicaDigest,
 };
 use tardigrade_kvserver::{NodeResolver, Store};
-use tardigrade_rpc::{NodeClient, NodeError, NodeIdentity, RangeConsistency, ReplicaConsistency};
+use tardigrade_rpc::{
+    FaultInjector, NodeClient, NodeError, NodeIdentity, RangeConsistency, ReplicaConsistency,
+};
 
 /// How often the queue checks each range this node leases. CockroachDB
 /// checks every range once a day; ours are small and few, so more often.
@@ -23,6 +25,8 @@ pub const CHECK_PACE: Duration = Duration::from_secs(1);
 pub struct RpcChecksumPeers {
     pub resolver: Arc<dyn NodeResolver>,
     pub identity: Arc<NodeIdentity>,
+    /// The node's injected partitions (testing only).
+    pub faults: Option<FaultInjector>,
 }
 
 impl RpcChecksumPeers {
@@ -31,6 +35,11 @@ impl RpcChecksumPeers {
             .resolver
             .resolve(node_id)
             .ok_or_else(|| format!("n{node_id}: address unknown"))?;
+        if let Some(faults) = &self.faults
+            && faults.is_cut(self.identity.node_id(), node_id, &addr)
+        {
+            return Err(format!("n{node_id}: injected partition"));
+        }
         let client = NodeClient::connect_lazy(&addr).map_err(|e| e.to_string())?;
         Ok(client.with_identity(self.identity.clone()))
     }

@@ -27,8 +27,8 @@ use tardigrade_kvpb::{
 use tardigrade_kvserver::allocator::{StoreDetail, StorePool};
 use tardigrade_kvserver::{GrpcRaftTransport, NodeResolver, Store, StoreConfig};
 use tardigrade_rpc::{
-    JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, NodeIdentity, NodeServices,
-    PeerCheck, PeerFuture, PingReply, RaftHandler, RaftMessageBatch, RpcSender,
+    FaultInjector, JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, NodeIdentity,
+    NodeServices, PeerCheck, PeerFuture, PingReply, RaftHandler, RaftMessageBatch, RpcSender,
 };
 use tardigrade_storage::{Engine, Reader, Space, StoreSpec};
 use tokio::sync::{Notify, oneshot};
@@ -88,6 +88,10 @@ struct Shared {
     /// Set once the node must stop (its clock is too far from the
     /// cluster's): the reason. `tardigrade start` exits on it.
     fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// Testing seam: faults applied to every node-to-node message this node
+    /// sends (Raft, forwarded batches, heartbeats, joins, checksums). `None`
+    /// in production: nothing is checked.
+    faults: Option<FaultInjector>,
 }
 
 /// The cluster's stores as the allocator sees them: node descriptors,
@@ -127,10 +131,25 @@ impl ClusterNode {
     }
 
     /// [`ClusterNode::start`] with the node's physical clock given (tests
-    /// skew and jump it).
+    /// skew and jump it). Partitions come from the environment, as for
+    /// [`ClusterNode::start`].
     pub async fn start_with_clock(
         cfg: NodeConfig,
         physical: Arc<dyn tardigrade_hlc::Clock>,
+    ) -> Result<ClusterNode, ServerError> {
+        // Unset (production): no fault injector at all. In tests of real
+        // processes, a file lists the peers this node cannot reach.
+        let faults = tardigrade_rpc::partition_file::partition_injector_from_env();
+        Self::start_with_faults(cfg, physical, faults).await
+    }
+
+    /// [`ClusterNode::start_with_clock`] with every node-to-node message
+    /// this node sends going through `faults` (tests of several nodes in
+    /// one process partition them).
+    pub async fn start_with_faults(
+        cfg: NodeConfig,
+        physical: Arc<dyn tardigrade_hlc::Clock>,
+        faults: Option<FaultInjector>,
     ) -> Result<ClusterNode, ServerError> {
         let listener = tokio::net::TcpListener::bind(cfg.listen_addr)
             .await
@@ -179,6 +198,7 @@ impl ClusterNode {
             ping_clients: Mutex::new(HashMap::new()),
             pings_in_flight: Mutex::new(Default::default()),
             fatal: tokio::sync::watch::Sender::new(None),
+            faults,
         });
         shared.directory.set_self(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -207,6 +227,18 @@ impl ClusterNode {
             serve,
             _lock: lock,
         };
+        // Under the init lock: an `init` served as soon as the node listens
+        // (the nemesis harness sends one at once) writes the identity and
+        // activates the node itself; reading that identity here and
+        // activating a second time opened a second store, possibly before
+        // the first range was written, which then won and left the node
+        // without a first range for good ("the first range is not known
+        // yet", the start-up race of `docs/nemesis-runs.md`).
+        let init_guard = shared.init_mu.lock().await;
+        if shared.ident.get().is_some() {
+            drop(init_guard);
+            return Ok(node);
+        }
         match cluster::load_ident(&engine)? {
             Some(ident) => {
                 // The peers this node knew, so that Raft can reach them
@@ -315,10 +347,12 @@ impl ClusterNode {
 async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerError> {
     let resolver: Arc<dyn NodeResolver> = shared.directory.clone();
     shared.identity.set(ident.cluster_id, ident.node_id);
-    let transport =
-        GrpcRaftTransport::new(resolver, None, Some(shared.identity.clone())).map_err(|e| {
-            ServerError::Engine(tardigrade_storage::EngineError::Corrupt(e.to_string()))
-        })?;
+    let transport = GrpcRaftTransport::new(
+        resolver,
+        shared.faults.clone(),
+        Some(shared.identity.clone()),
+    )
+    .map_err(|e| ServerError::Engine(tardigrade_storage::EngineError::Corrupt(e.to_string())))?;
     let mut cfg = shared.store_config.clone();
     cfg.node_id = ident.node_id;
     cfg.store_id = ident.store_id;
@@ -470,6 +504,12 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
 
 /// One heartbeat to the node at `addr` (`id` if known).
 async fn ping_peer(shared: &Arc<Shared>, id: Option<NodeId>, addr: String, known: Vec<Vec<u8>>) {
+    if shared.cut_off_from(id, &addr) {
+        if let Some(id) = id {
+            shared.health.record_failure(id);
+        }
+        return;
+    }
     let client = {
         let mut clients = shared.ping_clients.lock();
         match clients.get(&addr) {
@@ -667,7 +707,7 @@ async fn join_loop(shared: Arc<Shared>) {
             return;
         }
         for addr in shared.join.clone() {
-            if addr == shared.addr {
+            if addr == shared.addr || shared.cut_off_from(None, &addr) {
                 continue;
             }
             let Ok(client) = NodeClient::connect_lazy(&addr) else {
@@ -745,6 +785,19 @@ impl Shared {
             .filter(|r| r.is_initialized())
             .map(|r| r.desc())
     }
+
+    /// This node's id (0 before it has one).
+    fn node_id(&self) -> NodeId {
+        self.ident.get().map(|i| i.node_id).unwrap_or_default()
+    }
+
+    /// Whether an injected partition cuts this node off from the peer at
+    /// `addr` (node `to` when known). Always false in production.
+    fn cut_off_from(&self, to: Option<NodeId>, addr: &str) -> bool {
+        self.faults
+            .as_ref()
+            .is_some_and(|f| f.is_cut(self.node_id(), to.unwrap_or_default(), addr))
+    }
 }
 
 /// Client batches (no range id) go through `DistSender`; node-to-node
@@ -786,6 +839,7 @@ fn checksum_peers(shared: &Shared) -> crate::consistency::RpcChecksumPeers {
     crate::consistency::RpcChecksumPeers {
         resolver: shared.directory.clone(),
         identity: shared.identity.clone(),
+        faults: shared.faults.clone(),
     }
 }
 
@@ -803,7 +857,11 @@ impl NodeHandler for Handler {
             }
             // A node told to join others must not found a second cluster
             // when one of them already belongs to one: it joins that instead.
-            for addr in shared.join.iter().filter(|a| **a != shared.addr) {
+            for addr in shared
+                .join
+                .iter()
+                .filter(|a| **a != shared.addr && !shared.cut_off_from(None, a))
+            {
                 let Ok(client) = NodeClient::connect_lazy(addr) else {
                     continue;
                 };
@@ -835,10 +893,12 @@ impl NodeHandler for Handler {
                 .map_err(|e| NodeError::Other(e.to_string()))?;
             Store::bootstrap(&shared.engine, &[first])
                 .map_err(|e| NodeError::Other(e.to_string()))?;
-            drop(_g);
+            // Still under the init lock: the node's start must not activate
+            // the half-written store it may read meanwhile.
             activate(shared, ident.clone())
                 .await
                 .map_err(|e| NodeError::Other(e.to_string()))?;
+            drop(_g);
             initial_splits(shared).await;
             Ok((ident.cluster_id.to_vec(), 1))
         })
@@ -1279,10 +1339,16 @@ impl NodeDialer for Directory {
             )))
         })?;
         let mut sender = RpcSender::connect_lazy(&addr)?;
-        if let Some(shared) = self.me.get().and_then(std::sync::Weak::upgrade) {
+        let shared = self.me.get().and_then(std::sync::Weak::upgrade);
+        if let Some(shared) = &shared {
             sender = sender.with_identity(shared.identity.clone());
         }
-        let s: Arc<dyn Sender> = Arc::new(sender);
+        let mut s: Arc<dyn Sender> = Arc::new(sender);
+        if let Some(shared) = &shared
+            && let Some(faults) = &shared.faults
+        {
+            s = faults.wrap_sender(s, shared.node_id(), node, &addr);
+        }
         self.senders.lock().insert(node, s.clone());
         Ok(s)
     }

@@ -1,24 +1,17 @@
 //! Nodes started as a cluster in one process over real loopback gRPC:
 //! `init`, joining, node ids, and every node acting as a gateway.
 
+mod common;
+
 use std::time::Duration;
 
-use tardigrade_kvserver::StoreConfig;
 use tardigrade_rpc::{NodeClient, NodeError};
 use tardigrade_server::node::{ClusterNode, NodeConfig};
-use tardigrade_storage::StoreSpec;
 
 fn config(join: Vec<String>) -> NodeConfig {
     NodeConfig {
-        store: StoreSpec::Memory,
-        listen_addr: "127.0.0.1:0".parse().expect("addr"),
-        http_addr: None,
-        join,
         locality: vec![("region".into(), "test".into())],
-        store_config: StoreConfig {
-            raft_tick_interval: Duration::from_millis(50),
-            ..StoreConfig::default()
-        },
+        ..common::config(join)
     }
 }
 
@@ -89,16 +82,7 @@ async fn a_node_whose_clock_jumps_stops_itself_and_the_others_keep_serving() {
     let n3 = ClusterNode::start_with_clock(config(vec![seed.clone()]), skewed.clone())
         .await
         .expect("start n3");
-    NodeClient::connect_lazy(&seed)
-        .expect("client")
-        .bootstrap()
-        .await
-        .expect("init");
-    for n in [&n1, &n2, &n3] {
-        tokio::time::timeout(Duration::from_secs(20), n.wait_ready())
-            .await
-            .expect("node becomes ready");
-    }
+    common::init_and_wait_ready(&seed, &[&n1, &n2, &n3], Duration::from_secs(20)).await;
     // In step: nobody stops.
     let calm = tokio::time::timeout(Duration::from_secs(3), n3.fatal()).await;
     assert!(calm.is_err(), "a node in step stopped: {calm:?}");

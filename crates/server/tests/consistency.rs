@@ -3,31 +3,23 @@
 //! straight into one follower's engine is then reported as that replica
 //! diverged, and that replica (only) is fenced.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use tardigrade_kvpb::ReplicaType;
-use tardigrade_kvserver::StoreConfig;
 use tardigrade_kvserver::consistency;
 use tardigrade_rpc::{NodeClient, RangeConsistency};
 use tardigrade_server::node::{ClusterNode, NodeConfig};
+use tardigrade_storage::Space;
 use tardigrade_storage::mvcc::key::encode_mvcc_key;
-use tardigrade_storage::{Space, StoreSpec};
 
 const USER_KEY: &[u8] = b"user/007";
 
 fn config(join: Vec<String>) -> NodeConfig {
-    NodeConfig {
-        store: StoreSpec::Memory,
-        listen_addr: "127.0.0.1:0".parse().expect("addr"),
-        http_addr: None,
-        join,
-        locality: Vec::new(),
-        store_config: StoreConfig {
-            raft_tick_interval: Duration::from_millis(50),
-            lease_duration: Duration::from_secs(2),
-            ..StoreConfig::default()
-        },
-    }
+    let mut config = common::config(join);
+    config.store_config.lease_duration = Duration::from_secs(2);
+    config
 }
 
 async fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
@@ -64,17 +56,8 @@ async fn check_consistency_finds_the_replica_written_underneath_raft_and_fences_
     let n3 = ClusterNode::start(config(vec![seed.clone()]))
         .await
         .expect("start");
-    NodeClient::connect_lazy(&seed)
-        .expect("client")
-        .bootstrap()
-        .await
-        .expect("init");
     let nodes = [&n1, &n2, &n3];
-    for n in nodes {
-        tokio::time::timeout(Duration::from_secs(30), n.wait_ready())
-            .await
-            .expect("ready");
-    }
+    common::init_and_wait_ready(&seed, &nodes, Duration::from_secs(30)).await;
     let db = n1.db().expect("db");
     for i in 0..20 {
         db.put(format!("user/{i:03}").as_bytes(), b"v")

@@ -1,0 +1,39 @@
+//! Helpers shared by the tests that start clusters of nodes in one process.
+
+use std::time::Duration;
+
+use tardigrade_kvserver::StoreConfig;
+use tardigrade_rpc::NodeClient;
+use tardigrade_server::node::{ClusterNode, NodeConfig};
+use tardigrade_storage::StoreSpec;
+
+/// A node in memory on a free loopback port, joining `join`, with 50 ms
+/// Raft ticks.
+pub fn config(join: Vec<String>) -> NodeConfig {
+    NodeConfig {
+        store: StoreSpec::Memory,
+        listen_addr: "127.0.0.1:0".parse().expect("addr"),
+        http_addr: None,
+        join,
+        locality: Vec::new(),
+        store_config: StoreConfig {
+            raft_tick_interval: Duration::from_millis(50),
+            ..StoreConfig::default()
+        },
+    }
+}
+
+/// `init` through the node at `seed`, then waits (at most `within` each)
+/// until every node of `nodes` is ready.
+pub async fn init_and_wait_ready(seed: &str, nodes: &[&ClusterNode], within: Duration) {
+    NodeClient::connect_lazy(seed)
+        .expect("client")
+        .bootstrap()
+        .await
+        .expect("init");
+    for n in nodes {
+        tokio::time::timeout(within, n.wait_ready())
+            .await
+            .expect("node becomes ready");
+    }
+}

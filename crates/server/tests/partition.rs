@@ -1,0 +1,128 @@
+//! A network partition of real nodes in one process, through each node's
+//! fault injector (`ClusterNode::start_with_faults`), cutting by peer
+//! address as the nemesis suite's partition file does: the isolated
+//! leaseholder loses its lease, the majority serves, the isolated node's
+//! clients get an error within seconds, and after healing it serves again.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tardigrade_hlc::SystemClock;
+use tardigrade_rpc::FaultInjector;
+use tardigrade_server::node::ClusterNode;
+
+/// Retries `put` through `node` until it succeeds or `within` passes;
+/// returns how long it took.
+async fn put_within(node: &ClusterNode, key: &[u8], within: Duration) -> Duration {
+    let db = node.db().expect("db");
+    let started = Instant::now();
+    loop {
+        match db.put(key, b"v").await {
+            Ok(()) => return started.elapsed(),
+            Err(e) if started.elapsed() > within => panic!("put not served in {within:?}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leaseholder_loses_its_lease_and_the_majority_serves_until_healed() {
+    let faults: Vec<FaultInjector> = (0..3).map(FaultInjector::new).collect();
+    let start = |join: Vec<String>, f: &FaultInjector| {
+        ClusterNode::start_with_faults(common::config(join), Arc::new(SystemClock), Some(f.clone()))
+    };
+    let n1 = start(vec![], &faults[0]).await.expect("start n1");
+    let seed = n1.local_addr().to_string();
+    let n2 = start(vec![seed.clone()], &faults[1])
+        .await
+        .expect("start n2");
+    let n3 = start(vec![seed.clone()], &faults[2])
+        .await
+        .expect("start n3");
+    common::init_and_wait_ready(&seed, &[&n1, &n2, &n3], Duration::from_secs(20)).await;
+    let nodes = [n1, n2, n3];
+    // Every range on all three nodes, so that two of them are a quorum.
+    let replicated = async {
+        loop {
+            let ranges = nodes[0].store().expect("store").replicas();
+            let all = !ranges.is_empty()
+                && ranges.iter().all(|r| {
+                    let id = r.desc().range_id;
+                    r.desc().replicas.len() == 3
+                        && nodes
+                            .iter()
+                            .all(|n| n.store().is_some_and(|s| s.replica(id).is_some()))
+                });
+            if all {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), replicated)
+        .await
+        .expect("every range replicated to the three nodes");
+    put_within(&nodes[0], b"k-before", Duration::from_secs(10)).await;
+    let holder_of_k = |n: &ClusterNode| {
+        let store = n.store().expect("store");
+        store
+            .replica_for_key(b"k-before")
+            .map(|r| r.lease().replica.node_id)
+    };
+    let holder = holder_of_k(&nodes[0]).expect("k's range has a replica on n1");
+    let victim = nodes
+        .iter()
+        .position(|n| n.node_id() == Some(holder))
+        .expect("the leaseholder is one of the nodes");
+    let addr = |i: usize| nodes[i].local_addr().to_string();
+    let others: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+
+    // The partition: each side cannot send to the other.
+    faults[victim].set_unreachable_addrs(others.iter().map(|i| addr(*i)));
+    for &i in &others {
+        faults[i].set_unreachable_addrs([addr(victim)]);
+    }
+    let failover = put_within(&nodes[others[0]], b"k-during", Duration::from_secs(15)).await;
+    eprintln!("the majority served a write {failover:?} after the partition");
+    assert_ne!(
+        holder_of_k(&nodes[others[0]]),
+        Some(holder),
+        "the lease moved off the isolated node"
+    );
+
+    // The isolated side cannot serve it, and says so within seconds.
+    let started = Instant::now();
+    let err = nodes[victim]
+        .db()
+        .expect("db")
+        .get(b"k-during")
+        .await
+        .expect_err("no quorum on the isolated node");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}: {err}");
+    assert!(err.to_string().contains("no quorum"), "{err}");
+
+    for f in &faults {
+        f.heal();
+    }
+    let db = nodes[victim].db().expect("db");
+    let healed = Instant::now();
+    loop {
+        match db.get(b"k-during").await {
+            Ok(v) => {
+                assert_eq!(v, Some(b"v".to_vec()));
+                break;
+            }
+            Err(e) => assert!(
+                healed.elapsed() < Duration::from_secs(15),
+                "not served after healing: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for n in nodes.into_iter().rev() {
+        n.shutdown().await;
+    }
+}
