@@ -31,11 +31,28 @@ pub use txn::Txn;
 pub struct Db {
     sender: Arc<dyn Sender>,
     clock: Arc<Hlc>,
+    /// Where transaction ids come from when they must be reproducible
+    /// (a deterministic simulation); `None`: the thread's RNG.
+    txn_ids: Option<Arc<parking_lot::Mutex<rand::rngs::StdRng>>>,
 }
 
 impl Db {
     pub fn new(sender: Arc<dyn Sender>, clock: Arc<Hlc>) -> Db {
-        Db { sender, clock }
+        Db {
+            sender,
+            clock,
+            txn_ids: None,
+        }
+    }
+
+    /// Draws transaction ids from a generator seeded with `seed`, so that
+    /// a simulation replays them (ids break ties between pushers).
+    pub fn with_seeded_txn_ids(mut self, seed: u64) -> Db {
+        use rand::SeedableRng;
+        self.txn_ids = Some(Arc::new(parking_lot::Mutex::new(
+            rand::rngs::StdRng::seed_from_u64(seed),
+        )));
+        self
     }
 
     pub fn clock(&self) -> &Arc<Hlc> {
@@ -143,7 +160,11 @@ impl Db {
 
     /// Starts a transaction.
     pub fn txn(&self, name: &str) -> Txn {
-        Txn::new(self.sender.clone(), self.clock.clone(), name)
+        let id = match &self.txn_ids {
+            Some(rng) => rand::Rng::random(&mut *rng.lock()),
+            None => rand::random(),
+        };
+        Txn::new(self.sender.clone(), self.clock.clone(), name, id)
     }
 
     /// The current time on this node's clock.

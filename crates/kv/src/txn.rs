@@ -71,9 +71,8 @@ pub struct Txn {
 }
 
 impl Txn {
-    pub(crate) fn new(sender: Arc<dyn Sender>, clock: Arc<Hlc>, name: &str) -> Txn {
+    pub(crate) fn new(sender: Arc<dyn Sender>, clock: Arc<Hlc>, name: &str, id: [u8; 16]) -> Txn {
         let now = clock.now();
-        let id: [u8; 16] = rand::random();
         let proto = Transaction {
             meta: TxnMeta {
                 id: TxnId(id),

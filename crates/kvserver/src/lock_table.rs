@@ -18,9 +18,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use std::sync::Arc;
+
 use parking_lot::Mutex;
 use tardigrade_kvpb::{IntentInfo, Span, Transaction, TxnId, TxnMeta};
-use tokio::sync::watch;
+use tokio::sync::Semaphore;
 
 struct Lock {
     holder: TxnId,
@@ -28,7 +30,25 @@ struct Lock {
     /// lock (for the waiters' pushes); `None` for a discovered intent.
     unreplicated: Option<TxnMeta>,
     /// Dropped when the lock is released, which wakes every waiter.
-    released: watch::Sender<()>,
+    released: Release,
+}
+
+/// Wakes the lock's waiters when dropped, in the order they began to wait
+/// (a `watch` channel wakes them in a random order, which a deterministic
+/// simulation cannot replay). A semaphore that never has permits: closing
+/// it ends every wait.
+struct Release(Arc<Semaphore>);
+
+impl Release {
+    fn new() -> Release {
+        Release(Arc::new(Semaphore::new(0)))
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 #[derive(Default)]
@@ -51,12 +71,13 @@ pub struct LockTable {
 
 /// A place in a key's wait queue; `released()` resolves when the lock goes.
 pub struct Waiter {
-    rx: watch::Receiver<()>,
+    released: Arc<Semaphore>,
 }
 
 impl Waiter {
     pub async fn released(&mut self) {
-        while self.rx.changed().await.is_ok() {}
+        // No permit is ever added: this returns once the lock is released.
+        let _ = self.released.acquire().await;
     }
 }
 
@@ -68,23 +89,26 @@ impl LockTable {
             && lock.holder == holder
         {
             return Waiter {
-                rx: lock.released.subscribe(),
+                released: lock.released.0.clone(),
             };
         }
-        let (tx, rx) = watch::channel(());
+        let release = Release::new();
+        let waiter = Waiter {
+            released: release.0.clone(),
+        };
         if let Some(old) = inner.locks.insert(
             key.to_vec(),
             Lock {
                 holder,
                 unreplicated: None,
-                released: tx,
+                released: release,
             },
         ) && let Some(keys) = inner.by_txn.get_mut(&old.holder)
         {
             keys.remove(key);
         }
         inner.by_txn.entry(holder).or_default().insert(key.to_vec());
-        Waiter { rx }
+        waiter
     }
 
     /// A locking read of `holder` returned `key`: it holds an exclusive
@@ -102,13 +126,12 @@ impl LockTable {
             Some(lock) if lock.holder == holder.id => lock.unreplicated = Some(holder.clone()),
             Some(_) => return,
             None => {
-                let (tx, _) = watch::channel(());
                 inner.locks.insert(
                     key.to_vec(),
                     Lock {
                         holder: holder.id,
                         unreplicated: Some(holder.clone()),
-                        released: tx,
+                        released: Release::new(),
                     },
                 );
             }

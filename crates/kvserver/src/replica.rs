@@ -1539,6 +1539,9 @@ impl Replica {
                         }],
                     };
                     let pushed = tokio::select! {
+                        // In order: both may be ready in one poll, and a
+                        // simulation must replay the same choice.
+                        biased;
                         _ = waiter.released() => None,
                         r = store.send_routed(push) => Some(r?),
                     };
@@ -1587,7 +1590,7 @@ impl Replica {
             access: Access::Write,
         }];
         let mut force = false;
-        let mut queued: Option<tokio::sync::watch::Receiver<u64>> = None;
+        let mut queued: Option<crate::txnwait::Updates> = None;
         let result = loop {
             let lease = match self.ensure_lease(ba.header.timestamp).await {
                 Ok(l) => l,
@@ -1616,6 +1619,7 @@ impl Replica {
             }
             let rx = queued.get_or_insert_with(|| self.txn_wait.enqueue(pushee.id, pusher_id));
             tokio::select! {
+                biased;
                 _ = rx.changed() => {}
                 _ = tokio::time::sleep(PUSH_POLL) => {}
             }

@@ -11,15 +11,49 @@
 //! pusher in every cycle aborts its pushee and the cycle is broken.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tardigrade_kvpb::{TxnId, TxnMeta};
-use tokio::sync::watch;
+use tokio::sync::Notify;
+
+/// A pushee's record changes, as seen by one waiter.
+pub struct Updates {
+    shared: Arc<Changes>,
+    seen: u64,
+}
+
+/// How many times a pushee's record changed, and its waiters. (Not a
+/// `watch` channel: that wakes its waiters in a random order, which a
+/// deterministic simulation cannot replay; `Notify` wakes them in order.)
+#[derive(Default)]
+struct Changes {
+    version: AtomicU64,
+    notify: Notify,
+}
+
+impl Updates {
+    /// Returns once the record changed since this waiter last looked.
+    pub async fn changed(&mut self) {
+        loop {
+            let notified = self.shared.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let version = self.shared.version.load(Ordering::Acquire);
+            if version > self.seen {
+                self.seen = version;
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 
 #[derive(Default)]
 struct Pushee {
     /// Bumped whenever the pushee's record changes.
-    updated: Option<watch::Sender<u64>>,
+    updated: Option<Arc<Changes>>,
     /// pusher → the pusher's own dependents.
     pushers: HashMap<TxnId, HashSet<TxnId>>,
 }
@@ -38,20 +72,15 @@ pub fn breaks_deadlock(pusher: &TxnMeta, pushee: &TxnMeta) -> bool {
 impl TxnWaitQueue {
     /// Registers `pusher` (None for a non-transactional request) as waiting
     /// on `pushee`; the receiver changes whenever the pushee's record does.
-    pub fn enqueue(&self, pushee: TxnId, pusher: Option<TxnId>) -> watch::Receiver<u64> {
+    pub fn enqueue(&self, pushee: TxnId, pusher: Option<TxnId>) -> Updates {
         let mut inner = self.inner.lock();
         let entry = inner.entry(pushee).or_default();
         if let Some(p) = pusher {
             entry.pushers.entry(p).or_default();
         }
-        match &entry.updated {
-            Some(tx) => tx.subscribe(),
-            None => {
-                let (tx, rx) = watch::channel(0);
-                entry.updated = Some(tx);
-                rx
-            }
-        }
+        let shared = entry.updated.get_or_insert_with(Arc::default).clone();
+        let seen = shared.version.load(Ordering::Acquire);
+        Updates { shared, seen }
     }
 
     pub fn dequeue(&self, pushee: TxnId, pusher: Option<TxnId>) {
@@ -61,10 +90,11 @@ impl TxnWaitQueue {
                 entry.pushers.remove(&p);
             }
             if entry.pushers.is_empty()
+                // Held by the entry and, at most, the dequeuing waiter.
                 && entry
                     .updated
                     .as_ref()
-                    .is_none_or(|tx| tx.receiver_count() <= 1)
+                    .is_none_or(|c| Arc::strong_count(c) <= 2)
             {
                 inner.remove(&pushee);
             }
@@ -98,7 +128,8 @@ impl TxnWaitQueue {
         if let Some(entry) = self.inner.lock().get(&txn)
             && let Some(tx) = &entry.updated
         {
-            tx.send_modify(|v| *v += 1);
+            tx.version.fetch_add(1, Ordering::AcqRel);
+            tx.notify.notify_waiters();
         }
     }
 }

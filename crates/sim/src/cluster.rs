@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tardigrade_hlc::{Clock, DEFAULT_MAX_OFFSET, Hlc};
-use tardigrade_kvpb::RangeDescriptor;
+use tardigrade_kvpb::{RangeDescriptor, Sender};
 use tardigrade_kvserver::{RaftHandler, Store, StoreConfig};
 use tardigrade_storage::{Engine, StoreSpec};
 use tokio::time::Instant;
@@ -26,7 +26,7 @@ pub struct SimClock {
 }
 
 impl SimClock {
-    fn new(origin: Instant) -> SimClock {
+    pub fn new(origin: Instant) -> SimClock {
         SimClock {
             origin,
             offset_nanos: AtomicI64::new(0),
@@ -63,6 +63,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub net: Network,
     config: StoreConfig,
+    /// How stores reach other ranges (pushes, intent resolution), once set.
+    cluster_sender: Option<Arc<dyn Sender>>,
 }
 
 impl Cluster {
@@ -87,7 +89,12 @@ impl Cluster {
                 next_tick: origin,
             });
         }
-        let mut c = Cluster { nodes, net, config };
+        let mut c = Cluster {
+            nodes,
+            net,
+            config,
+            cluster_sender: None,
+        };
         for id in 1..=n {
             c.start(id)?;
         }
@@ -122,8 +129,22 @@ impl Cluster {
         let hlc = Arc::new(Hlc::new(node.clock.clone(), DEFAULT_MAX_OFFSET));
         let store = Store::open(node.engine.clone(), hlc, cfg)
             .map_err(|e| format!("n{id} cannot restart: {e}"))?;
+        if let Some(sender) = &self.cluster_sender {
+            store.set_cluster_sender(sender.clone());
+        }
         node.store = Some(store);
         Ok(())
+    }
+
+    /// Gives every store, now and after restarts, a way to reach the other
+    /// ranges (transactions need it: pushes and intent resolution).
+    pub fn set_cluster_sender(&mut self, sender: Arc<dyn Sender>) {
+        for n in &self.nodes {
+            if let Some(s) = &n.store {
+                s.set_cluster_sender(sender.clone());
+            }
+        }
+        self.cluster_sender = Some(sender);
     }
 
     /// Crashes node `id`: its store stops and is dropped; what it wrote to

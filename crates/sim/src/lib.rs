@@ -19,6 +19,7 @@
 //! the stores (the clients address stores directly), replica movement and
 //! splits, and power loss (a crash keeps every write the engine took).
 
+pub mod bank;
 pub mod cluster;
 pub mod net;
 pub mod workload;
@@ -37,6 +38,7 @@ use tardigrade_kvserver::StoreConfig;
 use tardigrade_testkit::linearizability::check_operations;
 use tokio::time::Instant;
 
+use crate::bank::{Bank, Router};
 use crate::cluster::Cluster;
 use crate::net::{Conditions, NetStats, Network};
 use crate::workload::{Clients, Recorder, SPLIT_KEY, client, final_reads};
@@ -46,6 +48,8 @@ use crate::workload::{Clients, Recorder, SPLIT_KEY, client, final_reads};
 pub enum Bug {
     /// Leaseholders serve reads on an expired lease.
     StaleReads,
+    /// Bank transfers take the debit and the credit in two transactions.
+    SplitTransfers,
 }
 
 /// One simulation run.
@@ -58,6 +62,10 @@ pub struct SimConfig {
     pub clients: usize,
     /// Registers (split over two ranges).
     pub keys: u64,
+    /// Clients moving money between accounts on both ranges in
+    /// transactions ([`bank`]); 0: no transactions (and no cluster sender
+    /// on the stores).
+    pub bank_clients: usize,
     /// Inject faults (crashes, partitions, loss, delay, duplication, disk
     /// failures, clock offsets).
     pub faults: bool,
@@ -75,6 +83,7 @@ impl Default for SimConfig {
             duration: Duration::from_secs(20),
             clients: 4,
             keys: 4,
+            bank_clients: 2,
             faults: true,
             bug: None,
             trace: false,
@@ -100,6 +109,8 @@ pub struct Report {
     pub digest: u64,
     /// Each replica's state at the end, when the run failed.
     pub state: Vec<String>,
+    /// Bank transfers committed, and bank reads that added up.
+    pub bank: (u64, u64),
     /// Every operation, in invocation order.
     pub history: Vec<tardigrade_testkit::linearizability::RegisterOperation>,
     /// `Err` names what went wrong: a history that is not linearizable, a
@@ -109,12 +120,34 @@ pub struct Report {
 
 /// How long a client waits for one operation.
 const OP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long after the end a client may still be in an operation.
+const STUCK: Duration = Duration::from_secs(60);
 /// How long after healing every register must be readable again.
 const RECOVERY: Duration = Duration::from_secs(30);
 /// Most clock offset given to a node, either way: below half the maximum
 /// offset (500 ms), so that any two nodes stay within it, which is what
 /// the transaction protocol assumes.
 const MAX_SKEW_MS: u64 = 240;
+
+/// Reads every balance once the faults healed: the bank must answer, and
+/// add up.
+async fn final_bank_read(bank: Arc<Bank>) -> Result<(), String> {
+    let deadline = Instant::now() + RECOVERY;
+    loop {
+        match bank.read_all().await {
+            Ok(balances) => {
+                bank.check(&balances, "the final read");
+                return Ok(());
+            }
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "the bank is still unreadable {RECOVERY:?} after every fault healed: {e}"
+                ));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
 
 /// Runs one simulation on a fresh single-threaded runtime.
 pub fn run(cfg: &SimConfig) -> Report {
@@ -140,6 +173,7 @@ fn failed_to_start(cfg: &SimConfig, why: String) -> Report {
         net: NetStats::default(),
         simulated: Duration::ZERO,
         digest: 0,
+        bank: (0, 0),
         state: Vec::new(),
         history: Vec::new(),
         verdict: Err(why),
@@ -342,6 +376,18 @@ async fn simulate(cfg: &SimConfig) -> Report {
     };
     let recorder = Arc::new(Recorder::new(origin));
     let end = origin + cfg.duration;
+    let bank = if cfg.bank_clients > 0 {
+        let mut router = Router::new(Arc::downgrade(&cluster), cfg.nodes, rng.random());
+        router.trace = cfg.trace;
+        let router = Arc::new(router);
+        cluster.lock().set_cluster_sender(router.clone());
+        let mut bank = Bank::new(router, origin, 6, end, rng.random());
+        bank.split_transfers = cfg.bug == Some(Bug::SplitTransfers);
+        bank.trace = cfg.trace;
+        Some(Arc::new(bank))
+    } else {
+        None
+    };
     let shared = Arc::new(Clients {
         cluster: cluster.clone(),
         recorder: recorder.clone(),
@@ -351,9 +397,38 @@ async fn simulate(cfg: &SimConfig) -> Report {
         op_timeout: OP_TIMEOUT,
         trace: cfg.trace,
     });
-    let clients: Vec<_> = (0..cfg.clients)
+    let mut clients: Vec<_> = (0..cfg.clients)
         .map(|i| tokio::spawn(client(shared.clone(), i, rng.random())))
         .collect();
+    if let Some(bank) = &bank {
+        let opener = {
+            let bank = bank.clone();
+            tokio::spawn(async move { bank.open_accounts().await })
+        };
+        let mut quiet = Nemesis {
+            rng: StdRng::seed_from_u64(0),
+            origin,
+            next: end,
+            pending: Vec::new(),
+            log: Vec::new(),
+            trace: cfg.trace,
+        };
+        if let Err(e) = drive(&cluster, &mut quiet, &mut rng, false, || {
+            opener.is_finished()
+        })
+        .await
+        {
+            return failed_to_start(cfg, e);
+        }
+        match opener.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return failed_to_start(cfg, e),
+            Err(e) => return failed_to_start(cfg, format!("the bank opener failed: {e}")),
+        }
+        for _ in 0..cfg.bank_clients {
+            clients.push(tokio::spawn(bank.clone().client(rng.random())));
+        }
+    }
     let mut nemesis = Nemesis {
         rng: StdRng::seed_from_u64(rng.random()),
         origin,
@@ -362,10 +437,22 @@ async fn simulate(cfg: &SimConfig) -> Report {
         log: Vec::new(),
         trace: cfg.trace,
     };
+    // Every operation is bounded (clients stop starting new ones at the
+    // end); one still running a minute later is stuck.
+    let stuck_after = end + STUCK;
     let mut verdict = drive(&cluster, &mut nemesis, &mut rng, cfg.faults, || {
-        clients.iter().all(|c| c.is_finished())
+        clients.iter().all(|c| c.is_finished()) || Instant::now() >= stuck_after
     })
     .await;
+    if verdict.is_ok() && !clients.iter().all(|c| c.is_finished()) {
+        let stuck = clients.iter().filter(|c| !c.is_finished()).count();
+        verdict = Err(format!(
+            "{stuck} clients still in an operation {STUCK:?} after the end (a stuck request)"
+        ));
+        for c in &clients {
+            c.abort();
+        }
+    }
     if verdict.is_ok() {
         nemesis.note("clients done; healing every fault".into());
         verdict = nemesis.heal_all(&mut cluster.lock());
@@ -379,10 +466,23 @@ async fn simulate(cfg: &SimConfig) -> Report {
             RECOVERY,
             cfg.trace,
         ));
+        let bank_reader = bank.clone().map(|b| tokio::spawn(final_bank_read(b)));
+        let bank_done = || bank_reader.as_ref().is_none_or(|r| r.is_finished());
+        let give_up = Instant::now() + RECOVERY + STUCK;
         verdict = drive(&cluster, &mut nemesis, &mut rng, false, || {
-            reader.is_finished()
+            (reader.is_finished() && bank_done()) || Instant::now() >= give_up
         })
         .await;
+        if verdict.is_ok() && !(reader.is_finished() && bank_done()) {
+            verdict = Err(format!(
+                "the final reads are still running {:?} after every fault healed (a stuck request)",
+                RECOVERY + STUCK
+            ));
+            reader.abort();
+            if let Some(r) = &bank_reader {
+                r.abort();
+            }
+        }
         if verdict.is_ok() {
             verdict = match reader.await {
                 Ok(unread) if unread.is_empty() => Ok(()),
@@ -391,6 +491,25 @@ async fn simulate(cfg: &SimConfig) -> Report {
                 )),
                 Err(e) => Err(format!("the final reader failed: {e}")),
             };
+        }
+        if verdict.is_ok()
+            && let Some(r) = bank_reader
+        {
+            verdict = r
+                .await
+                .map_err(|e| format!("the final bank reader failed: {e}"))
+                .and_then(|r| r);
+        }
+    }
+    if verdict.is_ok()
+        && let Some(b) = &bank
+    {
+        let v = b.violations.lock();
+        if let Some(first) = v.first() {
+            verdict = Err(format!(
+                "bank: {} reads did not add up; the first: {first}",
+                v.len()
+            ));
         }
     }
     let ops = recorder.operations();
@@ -415,6 +534,8 @@ async fn simulate(cfg: &SimConfig) -> Report {
         format!("{o:?}").hash(&mut h);
     }
     nemesis.log.hash(&mut h);
+    let bank_counts = bank.as_ref().map_or((0, 0), |b| *b.counts.lock());
+    bank_counts.hash(&mut h);
     let net_stats = net.stats();
     net_stats.hash(&mut h);
     Report {
@@ -427,6 +548,7 @@ async fn simulate(cfg: &SimConfig) -> Report {
         net: net_stats,
         simulated: origin.elapsed(),
         digest: h.finish(),
+        bank: bank_counts,
         state,
         history: ops,
         verdict,

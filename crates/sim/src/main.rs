@@ -93,11 +93,13 @@ fn main() -> ExitCode {
             }
         };
         println!(
-            "seed {seed}: {} ops ({} ok, {} indeterminate, {} failed), {} faults, {:.1}s simulated, {} batches sent / {} dropped, digest {:016x}: {status}",
+            "seed {seed}: {} ops ({} ok, {} indeterminate, {} failed), {} transfers, {} bank reads, {} faults, {:.1}s simulated, {} batches sent / {} dropped, digest {:016x}: {status}",
             r.ops,
             r.ok,
             r.indeterminate,
             r.failed,
+            r.bank.0,
+            r.bank.1,
             r.faults.len(),
             r.simulated.as_secs_f64(),
             r.net.sent,
