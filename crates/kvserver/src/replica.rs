@@ -506,6 +506,14 @@ impl Replica {
         }
     }
 
+    /// Whether `lease` (this replica's) was taken by the store's previous
+    /// run ([`Store::opened_at`]).
+    fn taken_before_restart(&self, lease: &Lease) -> bool {
+        self.store
+            .upgrade()
+            .is_some_and(|s| lease.start < s.opened_at())
+    }
+
     fn not_leaseholder(&self, node: u64) -> KvError {
         KvError::new(ErrorDetail::NotLeaseholder {
             range_id: self.range_id,
@@ -598,6 +606,7 @@ impl Replica {
             let now = self.clock.now();
             let lease = self.state.lock().lease;
             let mine = lease.replica.replica_id == self.replica_id;
+            let from_before_restart = mine && self.taken_before_restart(&lease);
             if mine
                 && let Some((l, target_node)) = *self.transferring.lock()
                 && l == lease
@@ -616,7 +625,7 @@ impl Replica {
                 );
                 return Err(self.not_leaseholder(0));
             }
-            if mine && lease.usable(now, ts, self.clock.max_offset()) {
+            if mine && !from_before_restart && lease.usable(now, ts, self.clock.max_offset()) {
                 self.maybe_extend(&lease, now);
                 return Ok(lease);
             }
@@ -754,17 +763,40 @@ impl Replica {
             return Err(self.not_leaseholder(0));
         };
         let mine = prev.replica.replica_id == self.replica_id;
+        let from_before_restart = mine && self.taken_before_restart(&prev);
         let duration = self.lease_duration();
         let half = (duration / 2).as_nanos() as i64;
         match ts {
-            Some(ts) if mine && prev.usable(now, ts, self.clock.max_offset()) => return Ok(()),
-            None if !mine || prev.expiration.wall - now.wall > half => return Ok(()),
+            Some(ts)
+                if mine
+                    && !from_before_restart
+                    && prev.usable(now, ts, self.clock.max_offset()) =>
+            {
+                return Ok(());
+            }
+            // A background extension: never of a lease from before a
+            // restart (a request takes a new one).
+            None if !mine || from_before_restart || prev.expiration.wall - now.wall > half => {
+                return Ok(());
+            }
             _ => {}
         }
         if !mine && prev.replica.replica_id != 0 && now < prev.expiration {
             return Err(self.not_leaseholder(prev.replica.node_id));
         }
-        let new = if mine && now < prev.expiration {
+        let new = if from_before_restart {
+            // Our own lease, from before the restart: a new one (new
+            // sequence) from this run's start on; nobody else can hold the
+            // range meanwhile.
+            let mut start = now;
+            start.forward(self.store()?.opened_at());
+            Lease {
+                replica: me,
+                start,
+                expiration: start.add_duration(duration),
+                sequence: prev.sequence + 1,
+            }
+        } else if mine && now < prev.expiration {
             Lease {
                 replica: me,
                 start: prev.start,

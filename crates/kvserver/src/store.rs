@@ -173,6 +173,10 @@ pub struct Store {
     /// How long the leases proposed here last (longer while proposals are
     /// slow to apply).
     lease_durations: crate::lease_duration::LeaseDurations,
+    /// Above every timestamp the store's previous run could have used: a
+    /// lease that starts below it was taken before this run and is not
+    /// used ([`Store::opened_at`]).
+    opened_at: tardigrade_hlc::Timestamp,
 }
 
 impl Drop for Store {
@@ -283,6 +287,9 @@ impl Store {
             cluster: OnceLock::new(),
             metrics: crate::metrics::StoreMetrics::default(),
             lease_durations: crate::lease_duration::LeaseDurations::new(config.lease_duration),
+            // The previous run's HLC was at most the maximum offset ahead
+            // of physical time, which has moved on since.
+            opened_at: clock.now().add_duration(clock.max_offset()),
         });
         for desc in ranges {
             if desc.replica_on_store(config.store_id).is_none() {
@@ -568,6 +575,18 @@ impl Store {
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         let _ = self.events.send(Event::Stop);
+    }
+
+    /// Leases of this store's replicas that start below this were taken by
+    /// the store's previous run (before a restart). They are not used: that
+    /// run may have proposed commands under them that this run has not yet
+    /// applied (and would evaluate against state missing them), and its
+    /// timestamp cache is gone. The replica takes a new lease first, with a
+    /// new sequence (which also makes the old run's commands fail when they
+    /// apply), starting at or above this. CockroachDB does the same with
+    /// its `minLeaseProposedTS`.
+    pub fn opened_at(&self) -> tardigrade_hlc::Timestamp {
+        self.opened_at
     }
 
     pub fn is_stopped(&self) -> bool {
