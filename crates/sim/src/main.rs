@@ -30,6 +30,9 @@ struct Args {
     nodes: u64,
     #[arg(long, default_value_t = 4)]
     clients: usize,
+    /// Clients running bank transactions (0: none).
+    #[arg(long, default_value_t = 2)]
+    bank_clients: usize,
     /// Run without faults.
     #[arg(long)]
     no_faults: bool,
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
             nodes: args.nodes,
             duration: Duration::from_secs(args.seconds),
             clients: args.clients,
+            bank_clients: args.bank_clients,
             faults: !args.no_faults,
             bug: args.bug,
             trace: args.trace,
