@@ -270,6 +270,9 @@ pub struct CheckedStream {
     scanner: Scanner,
     /// Bytes read from the client and scanned, not yet handed to the decoder.
     ready: Vec<u8>,
+    /// How much of `ready` was handed out already (a held Parse can be
+    /// megabytes: no shifting the rest down after each read).
+    ready_pos: usize,
     /// Where the next read from the client goes before it is scanned.
     incoming: Box<[u8]>,
 }
@@ -280,6 +283,7 @@ impl CheckedStream {
             inner,
             scanner: Scanner::default(),
             ready: Vec::new(),
+            ready_pos: 0,
             incoming: vec![0; 16 * 1024].into_boxed_slice(),
         }
     }
@@ -496,10 +500,15 @@ impl AsyncRead for CheckedStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if !this.ready.is_empty() {
-                let n = this.ready.len().min(buf.remaining());
-                buf.put_slice(&this.ready[..n]);
-                this.ready.drain(..n);
+            if this.ready_pos < this.ready.len() {
+                let rest = &this.ready[this.ready_pos..];
+                let n = rest.len().min(buf.remaining());
+                buf.put_slice(&rest[..n]);
+                this.ready_pos += n;
+                if this.ready_pos == this.ready.len() {
+                    this.ready.clear();
+                    this.ready_pos = 0;
+                }
                 return Poll::Ready(Ok(()));
             }
             let mut incoming = ReadBuf::new(&mut this.incoming);
