@@ -61,6 +61,8 @@ async fn reverse_scans_page_across_ranges() {
     let sql = SqlNode::start(n1.db().expect("db"), 1)
         .await
         .expect("sql node");
+    // The plans asserted here are the ones made without statistics.
+    sql.stats.set_automatic(false);
     let mut s = sql.session("root", "defaultdb");
     for stmt in [
         "CREATE TABLE t (k INT PRIMARY KEY, v INT)",

@@ -63,6 +63,8 @@ async fn lookup_and_merge_joins_across_ranges() {
     let sql = SqlNode::start(n1.db().expect("db"), 1)
         .await
         .expect("sql node");
+    // The plans asserted here are the ones made without statistics.
+    sql.stats.set_automatic(false);
     let mut s = sql.session("root", "defaultdb");
     for stmt in [
         "CREATE TABLE big (g INT, id INT, PRIMARY KEY (g, id))",

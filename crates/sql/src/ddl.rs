@@ -185,6 +185,25 @@ pub async fn execute(
             obj_type: ast::ShowCreateObject::Table | ast::ShowCreateObject::View,
             obj_name,
         } => Box::pin(show_create(node, txn, database, obj_name)).await?,
+        Statement::Analyze(a) => {
+            let Some(table) = &a.table_name else {
+                return Err(SqlError::unsupported(
+                    "ANALYZE needs a table (ANALYZE of every table is not supported)",
+                ));
+            };
+            let columns: Vec<String> = a.columns.iter().map(crate::plan::bind::normalize).collect();
+            let target = table.to_string();
+            Box::pin(create_statistics(
+                node,
+                txn,
+                database,
+                &target,
+                crate::stats::collect::AUTO_STATS_NAME.to_string(),
+                &columns,
+            ))
+            .await?;
+            QueryOutput::command("ANALYZE")
+        }
         Statement::Unload {
             query,
             query_text: Some(marker),
@@ -208,6 +227,19 @@ pub async fn execute(
             }
             parse::SHOW_RANGES_INDEX_MARKER => {
                 Box::pin(show_ranges(node, txn, database, &to.value, true)).await?
+            }
+            parse::SHOW_STATISTICS_MARKER => {
+                Box::pin(show_statistics(node, txn, database, &to.value)).await?
+            }
+            parse::CREATE_STATISTICS_MARKER => {
+                let mut parts = to.value.split('\0');
+                let target = parts.next().unwrap_or_default();
+                let name = parts.next().unwrap_or_default().to_string();
+                let columns: Vec<String> = parts.map(str::to_string).collect();
+                Box::pin(create_statistics(
+                    node, txn, database, target, name, &columns,
+                ))
+                .await?
             }
             _ => return Ok(None),
         },
@@ -2927,6 +2959,76 @@ async fn show_indexes(
     columns[3].ty = SqlType::Int8;
     columns[6].ty = SqlType::Bool;
     columns[7].ty = SqlType::Bool;
+    Ok(rows_output("SHOW", columns, rows))
+}
+
+/// `CREATE STATISTICS name [ON cols] FROM t` and `ANALYZE t [(cols)]`: reads
+/// the table and stores its statistics ([`crate::stats::collect`]).
+async fn create_statistics(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    target: &str,
+    name: String,
+    columns: &[String],
+) -> SqlResult<QueryOutput> {
+    let (t, _) = table_and_index(node, txn, database, target, false).await?;
+    crate::stats::collect::check_collectable(&t)?;
+    let mut ids = Vec::new();
+    for c in columns {
+        let col = t
+            .column_by_name(c)
+            .ok_or_else(|| SqlError::undefined_column(c))?;
+        ids.push(col.id);
+    }
+    let table = Arc::new(t);
+    crate::stats::collect::collect(
+        &node.db,
+        &table,
+        &crate::stats::collect::Request { name, columns: ids },
+    )
+    .await?;
+    node.stats.invalidate(table.id);
+    Ok(QueryOutput::command("CREATE STATISTICS"))
+}
+
+/// `SHOW STATISTICS FOR TABLE t`: one row per column with statistics.
+async fn show_statistics(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    target: &str,
+) -> SqlResult<QueryOutput> {
+    let (t, _) = table_and_index(node, txn, database, target, false).await?;
+    let stats = crate::stats::read(&node.db, t.id).await?;
+    let mut rows = Vec::new();
+    for c in stats.iter().flat_map(|s| s.columns.iter()) {
+        let Some(col) = t.column_by_id(c.column) else {
+            continue;
+        };
+        rows.push(vec![
+            text(&c.name),
+            text(format!("{{{}}}", col.name)),
+            Value::TimestampTz(c.created_micros),
+            Value::Int(c.row_count as i64),
+            Value::Int(c.distinct_count as i64),
+            Value::Int(c.null_count as i64),
+            Value::Int(c.histogram.len() as i64),
+        ]);
+    }
+    let mut columns = text_columns(&[
+        "statistics_name",
+        "column_names",
+        "created",
+        "row_count",
+        "distinct_count",
+        "null_count",
+        "histogram_buckets",
+    ]);
+    columns[2].ty = SqlType::TimestampTz;
+    for c in &mut columns[3..] {
+        c.ty = SqlType::Int8;
+    }
     Ok(rows_output("SHOW", columns, rows))
 }
 

@@ -20,6 +20,9 @@
 //!   transactions.
 //! - [`plan`]: name resolution and type checking from the AST into a relational
 //!   expression tree, index selection, `EXPLAIN`.
+//! - [`stats`]: table statistics (row, distinct and null counts, histograms):
+//!   collection, storage and the node's cache; the optimizer's cost model
+//!   reads them.
 //! - [`exec`]: operators over batches of rows.
 
 pub mod catalog;
@@ -32,6 +35,7 @@ pub mod rowenc;
 pub mod schemachange;
 pub mod session;
 mod stack;
+pub mod stats;
 
 pub use exec::RowSink;
 pub use exec::batch::Batch;

@@ -44,6 +44,13 @@ pub const SHOW_RANGES_INDEX_MARKER: &str = "tardigrade:show_ranges_index";
 pub const SHOW_INDEXES_MARKER: &str = "tardigrade:show_indexes";
 /// `query_text` of the `Unload` standing for `SHOW CONSTRAINTS FROM t`.
 pub const SHOW_CONSTRAINTS_MARKER: &str = "tardigrade:show_constraints";
+/// `query_text` of the `Unload` standing for `SHOW STATISTICS FOR TABLE t`.
+pub const SHOW_STATISTICS_MARKER: &str = "tardigrade:show_statistics";
+/// `query_text` of the `Unload` standing for `CREATE STATISTICS name [ON
+/// cols] FROM t`; `to` holds the table, the name and the columns, separated
+/// by NUL.
+// TODO(issue 12): an owned statement type with real variants for these.
+pub const CREATE_STATISTICS_MARKER: &str = "tardigrade:create_statistics";
 /// Index option (a `Comment`) marking a CREATE TABLE `UNIQUE INDEX`.
 pub const UNIQUE_INDEX_MARKER: &str = "tardigrade:unique";
 /// Prefix of the index option (a `Comment`) listing STORING columns, separated
@@ -149,6 +156,7 @@ fn might_need_rewrite(sql: &str) -> bool {
         "@",
         "constraints",
         "keys",
+        "statistics",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -256,6 +264,18 @@ fn tokens_text(tokens: &[TokenWithSpan]) -> String {
     s
 }
 
+/// An `Unload` carrying one of our statements (see the `*_MARKER`s).
+fn marker_statement(marker: &str, target: String) -> Statement {
+    Statement::Unload {
+        query: None,
+        query_text: Some(marker.into()),
+        to: Ident::new(target),
+        auth: None,
+        with: Vec::new(),
+        options: Vec::new(),
+    }
+}
+
 fn rewrite_statement(
     sql: &str,
     stmt: &[TokenWithSpan],
@@ -293,6 +313,75 @@ fn rewrite_statement(
             with: Vec::new(),
             options: Vec::new(),
         };
+        return Ok((placeholder(stmt), Some(Fixup::Replace(Box::new(unload)))));
+    }
+    // SHOW STATISTICS FOR TABLE t
+    if word(0, "show") && word(1, "statistics") {
+        if !word(2, "for") || !word(3, "table") || sig.len() < 5 {
+            return Err(SqlError::syntax(
+                "SHOW STATISTICS: expected FOR TABLE <name>",
+            ));
+        }
+        let target_tokens: Vec<TokenWithSpan> = sig[4..].iter().map(|&i| stmt[i].clone()).collect();
+        let unload = marker_statement(SHOW_STATISTICS_MARKER, tokens_text(&target_tokens));
+        return Ok((placeholder(stmt), Some(Fixup::Replace(Box::new(unload)))));
+    }
+    // CREATE STATISTICS name [ON col, …] FROM t
+    if word(0, "create") && word(1, "statistics") {
+        let from = (2..sig.len()).find(|&k| word(k, "from"));
+        let (Some(from), Some(&name_at)) = (from, sig.get(2)) else {
+            return Err(SqlError::syntax(
+                "CREATE STATISTICS: expected <name> [ON <columns>] FROM <table>",
+            ));
+        };
+        let name = match &stmt[name_at].token {
+            Token::Word(w) if from > 2 => crate::plan::bind::normalize(&Ident {
+                value: w.value.clone(),
+                quote_style: w.quote_style,
+                span: stmt[name_at].span,
+            }),
+            _ => {
+                return Err(SqlError::syntax(
+                    "CREATE STATISTICS: expected a statistics name",
+                ));
+            }
+        };
+        let mut columns = Vec::new();
+        if from > 3 {
+            if !word(3, "on") {
+                return Err(SqlError::syntax("CREATE STATISTICS: expected ON or FROM"));
+            }
+            for &i in &sig[4..from] {
+                match &stmt[i].token {
+                    Token::Comma => {}
+                    Token::Word(w) => columns.push(crate::plan::bind::normalize(&Ident {
+                        value: w.value.clone(),
+                        quote_style: w.quote_style,
+                        span: stmt[i].span,
+                    })),
+                    _ => {
+                        return Err(SqlError::syntax(
+                            "CREATE STATISTICS: expected column names after ON",
+                        ));
+                    }
+                }
+            }
+        }
+        let target_tokens: Vec<TokenWithSpan> =
+            sig[from + 1..].iter().map(|&i| stmt[i].clone()).collect();
+        if target_tokens.is_empty() {
+            return Err(SqlError::syntax(
+                "CREATE STATISTICS: expected a table after FROM",
+            ));
+        }
+        let mut to = tokens_text(&target_tokens);
+        to.push('\0');
+        to.push_str(&name);
+        for c in columns {
+            to.push('\0');
+            to.push_str(&c);
+        }
+        let unload = marker_statement(CREATE_STATISTICS_MARKER, to);
         return Ok((placeholder(stmt), Some(Fixup::Replace(Box::new(unload)))));
     }
     // SHOW INDEXES FROM t / SHOW CONSTRAINTS FROM t

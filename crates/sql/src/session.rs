@@ -52,6 +52,8 @@ pub struct SqlNode {
     /// Holds the clearing of dropped data before its next page while set
     /// (tests: the data is still there after the drop committed).
     pub gc_paused: AtomicBool,
+    /// Table statistics the planner reads, cached ([`crate::stats`]).
+    pub stats: crate::stats::StatsCache,
 }
 
 impl SqlNode {
@@ -68,6 +70,7 @@ impl SqlNode {
             backfill_chunk_rows: AtomicUsize::new(crate::schemachange::DEFAULT_CHUNK_ROWS),
             pending_clears: Default::default(),
             gc_paused: AtomicBool::new(false),
+            stats: Default::default(),
         }))
     }
 

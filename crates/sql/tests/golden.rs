@@ -27,6 +27,8 @@ async fn session() -> Session {
     let store = Store::open(engine, clock.clone(), StoreConfig::default()).expect("open store");
     let db = Db::new(store, clock);
     let node = SqlNode::start(db, 1).await.expect("start sql");
+    // Plans are part of the expected output: no automatic statistics.
+    node.stats.set_automatic(false);
     node.session("root", "defaultdb")
 }
 

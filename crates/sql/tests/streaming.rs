@@ -25,6 +25,7 @@ const ROWS: i64 = 20_000;
 /// 150-character string.
 async fn loaded() -> (Arc<SqlNode>, Session) {
     let node = SqlNode::start(db(), 1).await.expect("start sql");
+    node.stats.set_automatic(false);
     let mut s = node.session("root", "defaultdb");
     ok(&mut s, "CREATE TABLE t (k INT PRIMARY KEY, a INT, b TEXT)").await;
     ok(
@@ -113,6 +114,7 @@ async fn queries_over_a_table_larger_than_the_statement_budget_stream() {
 #[tokio::test]
 async fn joins_resume_inside_one_rows_matches_and_pad_unmatched_rows() {
     let node = SqlNode::start(db(), 1).await.expect("start sql");
+    node.stats.set_automatic(false);
     let mut s = node.session("root", "defaultdb");
     ok(&mut s, "CREATE TABLE l (id INT PRIMARY KEY, g INT)").await;
     ok(&mut s, "CREATE TABLE r (id INT PRIMARY KEY, g INT)").await;
@@ -195,6 +197,7 @@ async fn joins_resume_inside_one_rows_matches_and_pad_unmatched_rows() {
 #[tokio::test]
 async fn a_merge_join_resumes_inside_a_run_longer_than_a_batch() {
     let node = SqlNode::start(db(), 1).await.expect("start sql");
+    node.stats.set_automatic(false);
     let mut s = node.session("root", "defaultdb");
     // Both tables are stored in `g` order: the join merges them.
     ok(

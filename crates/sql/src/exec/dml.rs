@@ -82,6 +82,7 @@ fn full_scan(table: &Arc<TableDesc>) -> Rel {
         reverse: false,
         limit: None,
         covering: true,
+        stats: None,
     })
 }
 
@@ -630,6 +631,9 @@ impl BoundDml {
                 (rows.len(), rows)
             }
         };
+        exec.node
+            .stats
+            .note_changes(&exec.node.db, &self.table, affected as u64);
         let verb = match &self.kind {
             DmlKind::Insert { .. } => "INSERT 0",
             DmlKind::Update { .. } => "UPDATE",

@@ -47,7 +47,7 @@ type ScanKey = (u32, u32, Vec<(Vec<u8>, Vec<u8>)>, bool, Option<u64>);
 /// A bound, optimized plan kept by a prepared statement, valid while the tables
 /// it names keep the descriptor versions it was bound against.
 pub struct CachedPlan {
-    tables: Vec<(String, u32, u64)>,
+    tables: Vec<(String, u32, u64, u64)>,
     plan: BoundPlan,
 }
 
@@ -62,10 +62,18 @@ enum BoundPlan {
 /// Where a prepared statement keeps its plan between executions.
 pub type PlanCache = parking_lot::Mutex<Option<Arc<CachedPlan>>>;
 
-fn table_versions(tables: &crate::plan::bind::TableMap) -> Vec<(String, u32, u64)> {
-    let mut v: Vec<(String, u32, u64)> = tables
+/// What a cached plan depends on: each table's descriptor version and the
+/// generation of the statistics it was costed with.
+fn table_versions(
+    tables: &crate::plan::bind::TableMap,
+    stats: &crate::stats::StatsMap,
+) -> Vec<(String, u32, u64, u64)> {
+    let mut v: Vec<(String, u32, u64, u64)> = tables
         .iter()
-        .map(|(n, d)| (n.clone(), d.id, d.version))
+        .map(|(n, d)| {
+            let generation = stats.get(&d.id).map_or(0, |s| s.generation);
+            (n.clone(), d.id, d.version, generation)
+        })
         .collect();
     v.sort();
     v
@@ -107,7 +115,11 @@ pub async fn execute_statement(
     // Name resolution always goes through the transaction (it is what makes DDL
     // and DML serializable); binding is skipped when the cached plan still fits.
     let tables = collect_tables(node, txn, database, statement).await?;
-    let versions = table_versions(&tables);
+    let stats = node
+        .stats
+        .for_tables(&node.db, tables.values().map(|d| d.id))
+        .await;
+    let versions = table_versions(&tables, &stats);
     let cached = cache
         .and_then(|c| c.lock().clone())
         .filter(|c| c.tables == versions);
@@ -118,7 +130,7 @@ pub async fn execute_statement(
             if types.len() < params.len() {
                 types.resize(params.len(), SqlType::Unknown);
             }
-            let mut binder = Binder::new(&tables, &types);
+            let mut binder = Binder::new(&tables, &types).with_stats(stats);
             let plan = match statement {
                 Statement::Query(q) => {
                     let bound = binder.bind_query(q)?;

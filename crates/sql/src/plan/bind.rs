@@ -66,6 +66,8 @@ pub struct Binder<'a> {
     /// The aggregates of the query block being bound, when aggregates are allowed.
     aggs: Option<Vec<AggCall>>,
     next_subquery: usize,
+    /// Statistics of the statement's tables, attached to their scans.
+    stats: crate::stats::StatsMap,
 }
 
 /// Normalizes an identifier: unquoted names fold to lower case, as in PostgreSQL.
@@ -210,7 +212,14 @@ impl<'a> Binder<'a> {
             ctes: Vec::new(),
             aggs: None,
             next_subquery: 0,
+            stats: crate::stats::StatsMap::new(),
         }
+    }
+
+    /// Attaches these table statistics to the scans the binder builds.
+    pub fn with_stats(mut self, stats: crate::stats::StatsMap) -> Binder<'a> {
+        self.stats = stats;
+        self
     }
 
     /// Parameter types after inference; unresolved ones are text.
@@ -1058,6 +1067,7 @@ impl<'a> Binder<'a> {
                         hidden: c.hidden,
                     })
                     .collect();
+                let stats = self.stats.get(&desc.id).cloned();
                 let rel = Rel::Scan(Scan {
                     index: desc.primary_index.id,
                     table: desc,
@@ -1065,6 +1075,7 @@ impl<'a> Binder<'a> {
                     reverse: false,
                     limit: None,
                     covering: true,
+                    stats,
                 });
                 Ok(apply_alias(rel, scope, alias.as_ref(), &tname))
             }
@@ -3116,7 +3127,7 @@ fn shift_columns(s: Scalar, offset: usize) -> Scalar {
 }
 
 /// Equality conjuncts between a left column and a right column.
-fn equi_pairs(on: &Scalar, left_width: usize) -> Vec<(usize, usize)> {
+pub(super) fn equi_pairs(on: &Scalar, left_width: usize) -> Vec<(usize, usize)> {
     let mut parts = Vec::new();
     conjuncts(on.clone(), &mut parts);
     let mut out = Vec::new();

@@ -23,7 +23,8 @@ const MAX_ALTERNATIVES: usize = 256;
 /// Chooses indexes and pushes limits throughout the tree, then join and
 /// aggregation algorithms ([`super::physical`]).
 pub fn optimize(rel: Rel) -> Rel {
-    super::physical::choose(choose_indexes(optimize_subqueries(rel)))
+    let rel = super::join_order::reorder(optimize_subqueries(rel));
+    super::physical::choose(choose_indexes(rel))
 }
 
 /// Optimizes the plans of the subqueries in the tree's expressions.
@@ -414,7 +415,7 @@ fn key_value(v: &Scalar, column: SqlType) -> Option<Scalar> {
     }
 }
 
-fn flip(op: BinOp) -> BinOp {
+pub(super) fn flip(op: BinOp) -> BinOp {
     match op {
         BinOp::Lt => BinOp::Gt,
         BinOp::LtEq => BinOp::GtEq,

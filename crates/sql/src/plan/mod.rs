@@ -9,8 +9,10 @@
 //! (TODO(issue 4): memo, costing, join ordering — the next step).
 
 pub mod bind;
+pub mod cardinality;
 pub mod explain;
 pub mod index;
+pub mod join_order;
 pub mod physical;
 
 use std::sync::Arc;
@@ -150,6 +152,8 @@ pub struct Scan {
     pub limit: Option<u64>,
     /// The index holds every column the query needs, so no lookup of the primary row.
     pub covering: bool,
+    /// The table's statistics, attached by the optimizer when there are any.
+    pub stats: Option<Arc<crate::stats::TableStats>>,
 }
 
 /// Which keys of an index a scan reads, as expressions evaluated when the

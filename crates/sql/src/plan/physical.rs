@@ -11,10 +11,9 @@
 //! joins skip NULL keys and streaming aggregation only needs equal group keys
 //! to be adjacent, which holds wherever NULLs sort.
 //!
-//! Without table statistics the choice uses rough row estimates (a table has
-//! 1000 rows; an equality prefix that does not fix a unique key matches 10, one
-//! that does matches 1; a range keeps a third; a literal LIMIT caps). For an
-//! inner, left, semi or anti join with column equalities:
+//! Row estimates come from [`super::cardinality`] (table statistics when
+//! collected, fixed guesses otherwise). For an inner, left, semi or anti join
+//! with column equalities:
 //!
 //! 1. **lookup join** when the right side is a scan (possibly under a filter)
 //!    of a table with an index whose leading key columns are all given by
@@ -31,21 +30,18 @@
 //! An aggregation with GROUP BY columns is **streaming** when its input is
 //! ordered on exactly those columns (in any order) first.
 //!
-//! TODO(issue 4): a memo with a cost model and table statistics replaces these
-//! rules; join reordering.
+//! Join order is chosen before, by [`super::join_order`].
+//! TODO(issue 12): a memo with a cost model replaces these rules, so that the
+//! join algorithm is costed together with the order.
 
 use tardigrade_encoding::Direction;
+use tardigrade_sqltypes::SqlType;
 use tardigrade_sqltypes::ops::BinOp;
-use tardigrade_sqltypes::{SqlType, Value};
 
 use super::bind::{and_all, conjuncts};
 use super::{JoinKind, LookupJoin, MergeKey, Rel, Scalar, Scan, SortKey};
-use crate::catalog::{IndexId, TableDesc};
+use crate::catalog::IndexId;
 
-/// Rows assumed for a table without statistics (CockroachDB assumes 1000 too).
-const DEFAULT_TABLE_ROWS: f64 = 1000.0;
-/// Rows assumed to share an equality prefix that does not fix a unique key.
-const ROWS_PER_PREFIX: f64 = 10.0;
 /// What one key lookup costs, in rows read by a scan. Measured (release build,
 /// in-memory store): a batch of 200 lookups took as long as scanning ~3000
 /// rows, i.e. ~14 rows per lookup.
@@ -387,7 +383,7 @@ fn join(
     let lw = left.width();
     let pairs = pairs(on.as_ref(), lw);
     if let Some((index, keys)) = lookup_index(&right, &pairs)
-        && estimate(&left) * LOOKUP_COST <= estimate(&right)
+        && super::cardinality::rows(&left) * LOOKUP_COST <= rows_read(&right)
         && let Some((scan, right_filter)) = into_scan(right.clone())
     {
         let used: Vec<(usize, usize)> = keys.iter().map(|(l, r)| (*l, lw + *r)).collect();
@@ -505,71 +501,13 @@ fn merge_keys(left: &Rel, right: &Rel, pairs: &[Pair]) -> Option<Vec<MergeKey>> 
     (!keys.is_empty()).then_some(keys)
 }
 
-/// Rough number of rows `rel` produces (see the module comment).
-fn estimate(rel: &Rel) -> f64 {
+/// Rows a plan reads from storage: a filter over a scan reads what the scan
+/// reads, however few rows it keeps.
+fn rows_read(rel: &Rel) -> f64 {
     match rel {
-        Rel::Scan(s) => scan_estimate(s),
-        Rel::Values { rows, .. } => rows.len() as f64,
-        Rel::Filter { input, .. }
-        | Rel::Project { input, .. }
-        | Rel::Sort { input, .. }
-        | Rel::Distinct { input, .. } => estimate(input),
-        Rel::Limit { input, limit, .. } => match limit {
-            Some(Scalar::Literal {
-                value: Value::Int(n),
-                ..
-            }) => estimate(input).min((*n).max(0) as f64),
-            _ => estimate(input),
-        },
-        Rel::Aggregate { input, group, .. } | Rel::StreamAggregate { input, group, .. } => {
-            if group.is_empty() {
-                1.0
-            } else {
-                estimate(input)
-            }
+        Rel::Filter { input, .. } if matches!(input.as_ref(), Rel::Scan(_)) => {
+            super::cardinality::rows(input)
         }
-        Rel::Join { left, right, .. } | Rel::MergeJoin { left, right, .. } => {
-            estimate(left).max(estimate(right))
-        }
-        Rel::LookupJoin(j) => {
-            let per_row = if fixes_unique_key(&j.table, j.index, j.keys.len()) {
-                1.0
-            } else {
-                ROWS_PER_PREFIX
-            };
-            estimate(&j.left) * per_row
-        }
-        Rel::SetOp { left, right, .. } => estimate(left) + estimate(right),
-        Rel::Series { .. } => DEFAULT_TABLE_ROWS,
-    }
-}
-
-fn scan_estimate(s: &Scan) -> f64 {
-    let rows = match &s.constraint {
-        None => DEFAULT_TABLE_ROWS,
-        Some(c) => {
-            let alternatives = c.prefixes.len().max(1) as f64;
-            let fixed = c.prefixes.first().map_or(0, |p| p.len());
-            let ranged = c.lower.is_some() || c.upper.is_some();
-            if fixed == 0 {
-                DEFAULT_TABLE_ROWS / 3.0
-            } else if !ranged && fixes_unique_key(&s.table, s.index, fixed) {
-                alternatives
-            } else if ranged {
-                alternatives * ROWS_PER_PREFIX / 3.0
-            } else {
-                alternatives * ROWS_PER_PREFIX
-            }
-        }
-    };
-    s.limit.map_or(rows, |l| rows.min(l as f64))
-}
-
-/// Fixing the first `fixed` key columns of the index selects at most one row.
-fn fixes_unique_key(table: &TableDesc, index: IndexId, fixed: usize) -> bool {
-    match table.index(index) {
-        Some(i) if i.id == table.primary_index.id => fixed >= i.columns.len(),
-        Some(i) if i.unique => fixed >= i.columns.len(),
-        _ => false,
+        other => super::cardinality::rows(other),
     }
 }

@@ -1,0 +1,596 @@
+//! Cardinality estimation: how many rows a plan produces, how many distinct
+//! values one of its columns holds, and what fraction of rows a predicate
+//! keeps. Join ordering and the physical choices cost plans with these.
+//!
+//! With table statistics ([`crate::stats`]) a scan's rows are the collected
+//! row count, an equality on a column keeps `1 / distinct` of the rows, a
+//! range keeps the fraction of the histogram it covers (interpolating inside
+//! a bucket for numbers, dates and times), `IS NULL` the null fraction. A join
+//! on column equalities produces `|L| × |R| / max(distinct(l), distinct(r))`
+//! per equality. Without statistics a table has 1000 rows (CockroachDB's
+//! default too), a column that is a one-column unique key has as many distinct
+//! values as rows and any other column a tenth as many, a range keeps a third
+//! and anything else a third. Outputs are never estimated below one row.
+
+use tardigrade_sqltypes::Value;
+use tardigrade_sqltypes::ops::{BinOp, UnOp};
+
+use super::bind::conjuncts;
+use super::{JoinKind, Rel, Scalar, Scan, SetOpKind};
+use crate::catalog::TableDesc;
+use crate::stats::{Bucket, ColumnStats};
+
+/// Rows assumed for a table without statistics.
+pub const DEFAULT_TABLE_ROWS: f64 = 1000.0;
+/// Distinct values of a non-key column without statistics, per row.
+const DEFAULT_DISTINCT_FRACTION: f64 = 0.1;
+/// What a range predicate keeps without a histogram.
+const RANGE_SELECTIVITY: f64 = 1.0 / 3.0;
+/// What any other predicate keeps.
+const DEFAULT_SELECTIVITY: f64 = 1.0 / 3.0;
+/// The NULL fraction of a nullable column without statistics.
+const DEFAULT_NULL_FRACTION: f64 = 0.01;
+
+/// Estimated rows `rel` produces.
+pub fn rows(rel: &Rel) -> f64 {
+    crate::stack::grow(|| rows_inner(rel)).max(1.0)
+}
+
+fn rows_inner(rel: &Rel) -> f64 {
+    match rel {
+        Rel::Scan(s) => scan_rows(s),
+        Rel::Values { rows, .. } => rows.len() as f64,
+        Rel::Filter { input, predicate } => {
+            let base = match input.as_ref() {
+                // The filter stays above a constrained scan and holds every
+                // condition the constraint came from: start from the table.
+                Rel::Scan(s) => {
+                    let r = table_rows(s) * selectivity(predicate, input);
+                    return s.limit.map_or(r, |l| r.min(l as f64));
+                }
+                other => rows(other),
+            };
+            base * selectivity(predicate, input)
+        }
+        Rel::Project { input, .. } | Rel::Sort { input, .. } => rows(input),
+        Rel::Distinct { input, key_len } => {
+            let input_rows = rows(input);
+            (0..*key_len)
+                .map(|c| distinct(input, c))
+                .product::<f64>()
+                .min(input_rows)
+        }
+        Rel::Limit { input, limit, .. } => match limit {
+            Some(Scalar::Literal {
+                value: Value::Int(n),
+                ..
+            }) => rows(input).min((*n).max(0) as f64),
+            _ => rows(input),
+        },
+        Rel::Aggregate { input, group, .. } | Rel::StreamAggregate { input, group, .. } => {
+            if group.is_empty() {
+                return 1.0;
+            }
+            let input_rows = rows(input);
+            group
+                .iter()
+                .map(|g| match g {
+                    Scalar::Column { index, .. } => distinct(input, *index),
+                    _ => input_rows,
+                })
+                .product::<f64>()
+                .min(input_rows)
+        }
+        Rel::Join {
+            kind,
+            left,
+            right,
+            on,
+            ..
+        } => join_rows(*kind, left, right, on.as_ref()),
+        Rel::MergeJoin {
+            kind,
+            left,
+            right,
+            keys,
+            on,
+        } => {
+            let l = rows(left);
+            let r = rows(right);
+            let mut sel = 1.0;
+            for k in keys {
+                sel /= distinct(left, k.left).max(distinct(right, k.right));
+            }
+            if let Some(on) = on {
+                sel *= residual_selectivity(on, left.width(), left, right);
+            }
+            join_output(*kind, l, r, sel)
+        }
+        Rel::LookupJoin(j) => {
+            let l = rows(&j.left);
+            let scan = Scan {
+                table: j.table.clone(),
+                index: j.index,
+                constraint: None,
+                reverse: false,
+                limit: None,
+                covering: true,
+                stats: None,
+            };
+            let right = Rel::Scan(scan);
+            let mut r = table_rows_of(&j.table, None);
+            if let Some(f) = &j.right_filter {
+                r *= selectivity(f, &right);
+            }
+            let mut sel = 1.0;
+            let index_columns: Vec<usize> = j
+                .table
+                .index(j.index)
+                .map(|i| {
+                    i.columns
+                        .iter()
+                        .filter_map(|c| j.table.column_position(*c))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (k, &left_col) in j.keys.iter().enumerate() {
+                let right_distinct = index_columns
+                    .get(k)
+                    .map_or(r, |&p| column_distinct(&j.table, None, p, r));
+                sel /= distinct(&j.left, left_col).max(right_distinct).max(1.0);
+            }
+            join_output(j.kind, l, r, sel)
+        }
+        Rel::SetOp {
+            op, left, right, ..
+        } => match op {
+            SetOpKind::Union => rows(left) + rows(right),
+            SetOpKind::Intersect => rows(left).min(rows(right)),
+            SetOpKind::Except => rows(left),
+        },
+        Rel::Series { start, stop, step } => match (start, stop) {
+            (
+                Scalar::Literal {
+                    value: Value::Int(a),
+                    ..
+                },
+                Scalar::Literal {
+                    value: Value::Int(b),
+                    ..
+                },
+            ) => {
+                let step = match step {
+                    Some(Scalar::Literal {
+                        value: Value::Int(s),
+                        ..
+                    }) if *s != 0 => *s,
+                    _ => 1,
+                };
+                (((b - a) / step) + 1).max(0) as f64
+            }
+            _ => DEFAULT_TABLE_ROWS,
+        },
+    }
+}
+
+fn join_rows(kind: JoinKind, left: &Rel, right: &Rel, on: Option<&Scalar>) -> f64 {
+    let l = rows(left);
+    let r = rows(right);
+    let sel = on.map_or(1.0, |on| {
+        residual_selectivity(on, left.width(), left, right)
+    });
+    join_output(kind, l, r, sel)
+}
+
+/// Rows out of a join of `l` and `r` rows whose condition keeps `sel` of the
+/// pairs.
+pub fn join_output(kind: JoinKind, l: f64, r: f64, sel: f64) -> f64 {
+    let inner = (l * r * sel).max(1.0);
+    match kind {
+        JoinKind::Inner => inner,
+        JoinKind::Left => inner.max(l),
+        JoinKind::Right => inner.max(r),
+        JoinKind::Full => inner.max(l + r),
+        // A left row matches when one of the right rows does.
+        JoinKind::Semi => (l * (r * sel).min(1.0)).max(1.0),
+        JoinKind::Anti => (l * (1.0 - (r * sel).min(1.0))).max(l * 0.1).max(1.0),
+    }
+}
+
+/// The fraction of (left ++ right) pairs a join condition keeps.
+fn residual_selectivity(on: &Scalar, left_width: usize, left: &Rel, right: &Rel) -> f64 {
+    let mut parts = Vec::new();
+    conjuncts(on.clone(), &mut parts);
+    parts
+        .iter()
+        .map(|p| match column_equality(p) {
+            Some((a, b)) => {
+                let da = side_distinct(a, left_width, left, right);
+                let db = side_distinct(b, left_width, left, right);
+                1.0 / da.max(db).max(1.0)
+            }
+            None => DEFAULT_SELECTIVITY,
+        })
+        .product()
+}
+
+fn side_distinct(col: usize, left_width: usize, left: &Rel, right: &Rel) -> f64 {
+    if col < left_width {
+        distinct(left, col)
+    } else {
+        distinct(right, col - left_width)
+    }
+}
+
+/// `a = b` between two columns.
+pub fn column_equality(p: &Scalar) -> Option<(usize, usize)> {
+    match p {
+        Scalar::Binary {
+            op: BinOp::Eq,
+            left,
+            right,
+            ..
+        } => match (left.as_ref(), right.as_ref()) {
+            (Scalar::Column { index: a, .. }, Scalar::Column { index: b, .. }) => Some((*a, *b)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Rows of the scanned table (before any constraint or limit).
+pub fn table_rows(s: &Scan) -> f64 {
+    table_rows_of(&s.table, s.stats.as_deref())
+}
+
+fn table_rows_of(_table: &TableDesc, stats: Option<&crate::stats::TableStats>) -> f64 {
+    stats.map_or(DEFAULT_TABLE_ROWS, |s| s.row_count as f64)
+}
+
+fn scan_rows(s: &Scan) -> f64 {
+    let table = table_rows(s);
+    let rows = match &s.constraint {
+        None => table,
+        Some(c) => {
+            let alternatives = c.prefixes.len().max(1) as f64;
+            let fixed = c.prefixes.first().map_or(0, |p| p.len());
+            let key: Vec<usize> = s
+                .table
+                .index(s.index)
+                .map(|i| {
+                    i.columns
+                        .iter()
+                        .filter_map(|c| s.table.column_position(*c))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ranged = c.lower.is_some() || c.upper.is_some();
+            let mut r = table;
+            if fixed > 0 && fixes_unique_key(s, fixed) {
+                r = 1.0;
+            } else {
+                for &p in key.iter().take(fixed) {
+                    r /= column_distinct(&s.table, s.stats.as_deref(), p, table).max(1.0);
+                }
+            }
+            if ranged {
+                r *= RANGE_SELECTIVITY;
+            }
+            (r * alternatives).min(table)
+        }
+    };
+    s.limit.map_or(rows, |l| rows.min(l as f64))
+}
+
+fn fixes_unique_key(s: &Scan, fixed: usize) -> bool {
+    match s.table.index(s.index) {
+        Some(i) if i.id == s.table.primary_index.id || i.unique => fixed >= i.columns.len(),
+        _ => false,
+    }
+}
+
+/// Distinct values of table column `position` in a table of `rows` rows.
+fn column_distinct(
+    table: &TableDesc,
+    stats: Option<&crate::stats::TableStats>,
+    position: usize,
+    rows: f64,
+) -> f64 {
+    if let Some(c) = column_stats(table, stats, position) {
+        return (c.distinct_count as f64).max(1.0);
+    }
+    let Some(col) = table.columns.get(position) else {
+        return rows;
+    };
+    let unique = table
+        .all_indexes()
+        .filter(|i| i.id == table.primary_index.id || i.unique)
+        .any(|i| i.columns.len() == 1 && i.columns[0] == col.id);
+    if unique {
+        rows
+    } else {
+        (rows * DEFAULT_DISTINCT_FRACTION).max(1.0)
+    }
+}
+
+fn column_stats<'s>(
+    table: &TableDesc,
+    stats: Option<&'s crate::stats::TableStats>,
+    position: usize,
+) -> Option<&'s ColumnStats> {
+    let id = table.columns.get(position)?.id;
+    stats?.column(id)
+}
+
+/// Distinct values in column `col` of `rel`'s output. Follows one path down
+/// the tree (so it stays linear in the tree's depth); a filter directly over a
+/// scan caps it at the filter's rows.
+pub fn distinct(rel: &Rel, col: usize) -> f64 {
+    crate::stack::grow(|| distinct_inner(rel, col)).max(1.0)
+}
+
+fn distinct_inner(rel: &Rel, col: usize) -> f64 {
+    match rel {
+        // The table's count: a constrained scan always has the filter its
+        // constraint came from above it, which caps the count.
+        Rel::Scan(s) => column_distinct(&s.table, s.stats.as_deref(), col, table_rows(s)),
+        Rel::Filter { input, .. } if matches!(input.as_ref(), Rel::Scan(_)) => {
+            distinct(input, col).min(rows(rel))
+        }
+        Rel::Filter { input, .. }
+        | Rel::Sort { input, .. }
+        | Rel::Limit { input, .. }
+        | Rel::Distinct { input, .. } => distinct(input, col),
+        Rel::Project { input, exprs } => match exprs.get(col) {
+            Some(Scalar::Column { index, .. }) => distinct(input, *index),
+            Some(Scalar::Literal { .. }) => 1.0,
+            _ => rows(rel),
+        },
+        Rel::Aggregate { input, group, .. } | Rel::StreamAggregate { input, group, .. } => {
+            match group.get(col) {
+                Some(Scalar::Column { index, .. }) => distinct(input, *index),
+                _ => rows(rel),
+            }
+        }
+        Rel::Join {
+            kind, left, right, ..
+        }
+        | Rel::MergeJoin {
+            kind, left, right, ..
+        } => {
+            let lw = left.width();
+            if col < lw {
+                distinct(left, col)
+            } else if matches!(kind, JoinKind::Semi | JoinKind::Anti) {
+                rows(rel)
+            } else {
+                distinct(right, col - lw)
+            }
+        }
+        Rel::LookupJoin(j) => {
+            let lw = j.left.width();
+            if col < lw {
+                distinct(&j.left, col)
+            } else {
+                column_distinct(&j.table, None, col - lw, DEFAULT_TABLE_ROWS)
+            }
+        }
+        _ => rows(rel),
+    }
+}
+
+/// The fraction of `input`'s rows `predicate` keeps.
+pub fn selectivity(predicate: &Scalar, input: &Rel) -> f64 {
+    crate::stack::grow(|| selectivity_inner(predicate, input)).clamp(0.0, 1.0)
+}
+
+fn selectivity_inner(p: &Scalar, input: &Rel) -> f64 {
+    match p {
+        Scalar::Binary {
+            op: BinOp::And,
+            left,
+            right,
+            ..
+        } => selectivity(left, input) * selectivity(right, input),
+        Scalar::Binary {
+            op: BinOp::Or,
+            left,
+            right,
+            ..
+        } => {
+            let a = selectivity(left, input);
+            let b = selectivity(right, input);
+            a + b - a * b
+        }
+        Scalar::Unary {
+            op: UnOp::Not,
+            expr,
+            ..
+        } => 1.0 - selectivity(expr, input),
+        Scalar::Literal {
+            value: Value::Bool(b),
+            ..
+        } => {
+            if *b {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Scalar::Literal {
+            value: Value::Null, ..
+        } => 0.0,
+        Scalar::Binary {
+            op, left, right, ..
+        } => comparison_selectivity(*op, left, right, input),
+        Scalar::InList {
+            expr,
+            list,
+            negated,
+        } => {
+            let s = match expr.as_ref() {
+                Scalar::Column { index, .. } => {
+                    (list.len() as f64 / distinct(input, *index)).min(1.0)
+                }
+                _ => DEFAULT_SELECTIVITY,
+            };
+            if *negated { 1.0 - s } else { s }
+        }
+        Scalar::IsNull { expr, negated } => {
+            let s = match expr.as_ref() {
+                Scalar::Column { index, .. } => null_fraction(input, *index),
+                _ => DEFAULT_NULL_FRACTION,
+            };
+            if *negated { 1.0 - s } else { s }
+        }
+        _ => DEFAULT_SELECTIVITY,
+    }
+}
+
+fn null_fraction(input: &Rel, col: usize) -> f64 {
+    match base_column(input, col) {
+        Some((scan, position)) => {
+            match column_stats(&scan.table, scan.stats.as_deref(), position) {
+                Some(c) if c.row_count > 0 => c.null_count as f64 / c.row_count as f64,
+                Some(_) => 0.0,
+                None => match scan.table.columns.get(position) {
+                    Some(c) if !c.nullable => 0.0,
+                    _ => DEFAULT_NULL_FRACTION,
+                },
+            }
+        }
+        None => DEFAULT_NULL_FRACTION,
+    }
+}
+
+/// The scan and table column a plan's output column comes from unchanged.
+fn base_column(rel: &Rel, col: usize) -> Option<(&Scan, usize)> {
+    match rel {
+        Rel::Scan(s) => Some((s, col)),
+        Rel::Filter { input, .. }
+        | Rel::Sort { input, .. }
+        | Rel::Limit { input, .. }
+        | Rel::Distinct { input, .. } => base_column(input, col),
+        Rel::Project { input, exprs } => match exprs.get(col) {
+            Some(Scalar::Column { index, .. }) => base_column(input, *index),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn literal_value(s: &Scalar) -> Option<&Value> {
+    match s {
+        Scalar::Literal { value, .. } => Some(value),
+        Scalar::Cast { expr, .. } => literal_value(expr),
+        _ => None,
+    }
+}
+
+fn comparison_selectivity(op: BinOp, left: &Scalar, right: &Scalar, input: &Rel) -> f64 {
+    let (col, value, op) = match (left, right) {
+        (Scalar::Column { index, .. }, other) => (*index, other, op),
+        (other, Scalar::Column { index, .. }) => (*index, other, super::index::flip(op)),
+        _ => return DEFAULT_SELECTIVITY,
+    };
+    match op {
+        BinOp::Eq => {
+            if let Scalar::Column { index: other, .. } = value {
+                return 1.0 / distinct(input, col).max(distinct(input, *other));
+            }
+            if let (Some(v), Some(h)) = (literal_value(value), histogram(input, col))
+                && let Some(s) = histogram_eq(h, v)
+            {
+                return s;
+            }
+            1.0 / distinct(input, col)
+        }
+        BinOp::NotEq => 1.0 - 1.0 / distinct(input, col),
+        BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq => {
+            match (literal_value(value), histogram(input, col)) {
+                (Some(v), Some(h)) if !v.is_null() => histogram_range(h, op, v),
+                _ => RANGE_SELECTIVITY,
+            }
+        }
+        _ => DEFAULT_SELECTIVITY,
+    }
+}
+
+/// The histogram of a column that comes straight from a table with
+/// statistics, with the fraction of the table's rows it describes.
+fn histogram(input: &Rel, col: usize) -> Option<(&[Bucket], f64)> {
+    let (scan, position) = base_column(input, col)?;
+    let c = column_stats(&scan.table, scan.stats.as_deref(), position)?;
+    if c.histogram.is_empty() || c.row_count == 0 {
+        return None;
+    }
+    Some((&c.histogram, c.row_count as f64))
+}
+
+fn histogram_eq((buckets, total): (&[Bucket], f64), v: &Value) -> Option<f64> {
+    for b in buckets {
+        match v.cmp(&b.upper) {
+            std::cmp::Ordering::Equal => return Some(b.num_eq / total),
+            std::cmp::Ordering::Less => {
+                return Some(if b.distinct_range > 0.0 {
+                    b.num_range / b.distinct_range / total
+                } else {
+                    0.0
+                });
+            }
+            std::cmp::Ordering::Greater => {}
+        }
+    }
+    Some(0.0)
+}
+
+/// Numbers, dates and times map onto a line so a bucket can be interpolated.
+fn numeric(v: &Value) -> Option<f64> {
+    Some(match v {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        Value::Decimal(d) => d.to_string().parse().ok()?,
+        Value::Date(d) => f64::from(*d),
+        Value::Timestamp(t) | Value::TimestampTz(t) => *t as f64,
+        _ => return None,
+    })
+}
+
+/// The fraction of rows `column op v` keeps, from the histogram.
+fn histogram_range((buckets, total): (&[Bucket], f64), op: BinOp, v: &Value) -> f64 {
+    // Rows strictly below v, and rows equal to v.
+    let mut below = 0.0;
+    let mut equal = 0.0;
+    let mut lower: Option<&Value> = None;
+    for b in buckets {
+        match v.cmp(&b.upper) {
+            std::cmp::Ordering::Greater => {
+                below += b.num_range + b.num_eq;
+            }
+            std::cmp::Ordering::Equal => {
+                below += b.num_range;
+                equal = b.num_eq;
+                break;
+            }
+            std::cmp::Ordering::Less => {
+                // Inside this bucket's range: interpolate where possible.
+                let fraction = match (lower.and_then(numeric), numeric(&b.upper), numeric(v)) {
+                    (Some(lo), Some(hi), Some(x)) if hi > lo => {
+                        ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+                    }
+                    _ => 0.5,
+                };
+                below += b.num_range * fraction;
+                break;
+            }
+        }
+        lower = Some(&b.upper);
+    }
+    let s = match op {
+        BinOp::Lt => below,
+        BinOp::LtEq => below + equal,
+        BinOp::Gt => total - below - equal,
+        _ => total - below,
+    };
+    (s / total).clamp(0.0, 1.0)
+}

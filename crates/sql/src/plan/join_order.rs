@@ -1,0 +1,692 @@
+//! Join ordering: rewrites every tree of inner joins into the order with the
+//! lowest estimated cost.
+//!
+//! Takes a bound plan whose inner joins are in the order the query wrote them
+//! (a comma-separated FROM list is a chain of cross joins with the WHERE
+//! conditions pushed into them); gives a plan with the same output columns in
+//! the same positions, whose inner joins are reordered.
+//!
+//! A *join tree* is a maximal subtree of inner joins. Its *leaves* are the
+//! inputs that are not inner joins (scans, filtered scans, outer joins,
+//! aggregations — each reordered on its own), and its *predicates* are the
+//! conjuncts of all its join conditions, over the tree's output columns.
+//!
+//! - Up to [`DP_LIMIT`] leaves: dynamic programming over subsets of leaves
+//!   (DPsub). Every connected subset gets its cheapest plan, built from two
+//!   smaller connected subsets joined by at least one predicate; cross joins
+//!   are only considered between the connected components of the join graph,
+//!   which are joined last, smallest first.
+//! - Beyond: greedy operator ordering — repeatedly join the two connected
+//!   components whose join produces the fewest rows.
+//!
+//! Costs come from [`super::cardinality`]: the cost of a join is the cost of
+//! its inputs, plus reading the probe (left) side, building a hash table over
+//! the right side (twice as expensive per row) and producing the output. When
+//! the right side is one leaf that is a base table with an index on a join
+//! column, a lookup join is costed too (a fixed cost per left row, no read of
+//! the right side), which favours left-deep plans that drive lookups from a
+//! selective start.
+//!
+//! Each predicate is placed on the lowest join that has all its columns; a
+//! predicate over one leaf becomes a filter on that leaf (where index
+//! selection sees it); predicates with subqueries and those over no column
+//! stay in a filter above the join tree; a projection on top restores the
+//! original column order.
+
+use std::collections::HashMap;
+
+use tardigrade_sqltypes::SqlType;
+
+use super::bind::{and_all, conjuncts, equi_pairs, referenced_columns};
+use super::cardinality::{self, column_equality};
+use super::{JoinKind, Rel, Scalar};
+
+/// Leaves up to which dynamic programming finds the cheapest order.
+pub const DP_LIMIT: usize = 10;
+/// Most leaves a tree may have to be reordered (the width of the bit sets).
+const MAX_LEAVES: usize = 128;
+/// What one index lookup costs, in rows read.
+const LOOKUP_COST: f64 = 10.0;
+/// What inserting one row into a hash table costs, relative to reading it.
+const BUILD_COST: f64 = 2.0;
+
+type Set = u128;
+
+fn bit(i: usize) -> Set {
+    1 << i
+}
+
+/// Reorders every inner join tree in `rel` (and in its subqueries' plans,
+/// which are optimized on their own).
+pub fn reorder(rel: Rel) -> Rel {
+    crate::stack::grow(|| reorder_node(rel))
+}
+
+fn reorder_node(rel: Rel) -> Rel {
+    match rel {
+        Rel::Join {
+            kind: JoinKind::Inner,
+            ..
+        } => reorder_tree(rel),
+        other => other.map_inputs(&mut reorder),
+    }
+}
+
+struct Leaf {
+    rel: Rel,
+    /// Where its columns start in the tree's output.
+    offset: usize,
+    types: Vec<SqlType>,
+    rows: f64,
+}
+
+struct Predicate {
+    /// Over the tree's output columns.
+    scalar: Scalar,
+    leaves: Set,
+}
+
+/// A join order: a leaf, or a join of two orders.
+#[derive(Clone, Debug)]
+enum Order {
+    Leaf(usize),
+    Join(Box<Order>, Box<Order>),
+}
+
+#[derive(Clone)]
+struct Planned {
+    order: Order,
+    rows: f64,
+    cost: f64,
+}
+
+struct Graph {
+    leaves: Vec<Leaf>,
+    predicates: Vec<Predicate>,
+    /// Selectivity of the two-leaf predicates between each pair of leaves
+    /// (1 where there are none).
+    pair_selectivity: Vec<Vec<f64>>,
+    /// Leaves joined to each leaf by a two-leaf predicate.
+    neighbours: Vec<Set>,
+    /// Leaves with an index whose first column is joined by an equality.
+    lookup_target: Vec<bool>,
+}
+
+fn reorder_tree(rel: Rel) -> Rel {
+    let width = rel.width();
+    let mut leaves_rel = Vec::new();
+    let mut scalars = Vec::new();
+    flatten(rel, 0, &mut leaves_rel, &mut scalars);
+    let leaves: Vec<Leaf> = leaves_rel
+        .into_iter()
+        .map(|(offset, rel)| {
+            let rel = reorder(rel);
+            Leaf {
+                offset,
+                types: output_types(&rel),
+                rows: cardinality::rows(&rel),
+                rel,
+            }
+        })
+        .collect();
+    if leaves.len() > MAX_LEAVES {
+        return rebuild_unchanged(leaves, scalars);
+    }
+    let leaf_of_column: Vec<usize> = leaves
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| std::iter::repeat_n(i, l.types.len()))
+        .collect();
+    debug_assert_eq!(leaf_of_column.len(), width);
+    let mut above = Vec::new();
+    let mut predicates = Vec::new();
+    for s in scalars {
+        let mut cols = Vec::new();
+        referenced_columns(&s, &mut cols);
+        let leaves_used = cols
+            .iter()
+            .filter_map(|&c| leaf_of_column.get(c))
+            .fold(0, |acc, &l| acc | bit(l));
+        if s.needs_async() || leaves_used == 0 || cols.iter().any(|&c| c >= width) {
+            above.push(s);
+        } else {
+            predicates.push(Predicate {
+                scalar: s,
+                leaves: leaves_used,
+            });
+        }
+    }
+    let mut graph = Graph::new(leaves, predicates, &leaf_of_column);
+    graph.push_single_leaf_predicates();
+    let order = graph.best_order();
+    graph.build(order, width, above)
+}
+
+/// Collects the leaves (with their column offsets) and the condition
+/// conjuncts of an inner join tree, shifting conditions to tree columns.
+fn flatten(rel: Rel, offset: usize, leaves: &mut Vec<(usize, Rel)>, preds: &mut Vec<Scalar>) {
+    match rel {
+        Rel::Join {
+            kind: JoinKind::Inner,
+            left,
+            right,
+            on,
+            ..
+        } => {
+            let lw = left.width();
+            if let Some(on) = on {
+                let mut parts = Vec::new();
+                conjuncts(on, &mut parts);
+                preds.extend(parts.into_iter().map(|p| shift(p, offset)));
+            }
+            flatten(*left, offset, leaves, preds);
+            flatten(*right, offset + lw, leaves, preds);
+        }
+        Rel::Filter { input, predicate }
+            if matches!(
+                input.as_ref(),
+                Rel::Join {
+                    kind: JoinKind::Inner,
+                    ..
+                }
+            ) =>
+        {
+            let mut parts = Vec::new();
+            conjuncts(predicate, &mut parts);
+            preds.extend(parts.into_iter().map(|p| shift(p, offset)));
+            flatten(*input, offset, leaves, preds);
+        }
+        other => leaves.push((offset, other)),
+    }
+}
+
+fn shift(s: Scalar, offset: usize) -> Scalar {
+    if offset == 0 {
+        return s;
+    }
+    remap(s, &|c| c + offset)
+}
+
+fn remap(s: Scalar, f: &dyn Fn(usize) -> usize) -> Scalar {
+    let unchanged = s.clone();
+    s.transform(&mut |node| {
+        Ok(match node {
+            Scalar::Column { index, ty } => Scalar::Column {
+                index: f(index),
+                ty,
+            },
+            other => other,
+        })
+    })
+    .unwrap_or(unchanged)
+}
+
+/// The tree as it was (too many leaves to reorder), as a left-deep chain.
+fn rebuild_unchanged(leaves: Vec<Leaf>, preds: Vec<Scalar>) -> Rel {
+    let mut iter = leaves.into_iter();
+    let Some(first) = iter.next() else {
+        return Rel::Values {
+            rows: vec![vec![]],
+            types: vec![],
+        };
+    };
+    let mut rel = first.rel;
+    for leaf in iter {
+        rel = Rel::Join {
+            kind: JoinKind::Inner,
+            left: Box::new(rel),
+            right: Box::new(leaf.rel),
+            on: None,
+            equi: vec![],
+        };
+    }
+    match and_all(preds) {
+        Some(p) => super::bind::push_filter(rel, p),
+        None => rel,
+    }
+}
+
+impl Graph {
+    fn new(leaves: Vec<Leaf>, predicates: Vec<Predicate>, leaf_of_column: &[usize]) -> Graph {
+        let n = leaves.len();
+        let mut pair_selectivity = vec![vec![1.0; n]; n];
+        let mut neighbours = vec![0; n];
+        let mut lookup_target = vec![false; n];
+        for p in &predicates {
+            if p.leaves.count_ones() != 2 {
+                continue;
+            }
+            let a = p.leaves.trailing_zeros() as usize;
+            let b = (p.leaves & !bit(a)).trailing_zeros() as usize;
+            let sel = match column_equality(&p.scalar) {
+                Some((x, y)) => {
+                    let dx = leaf_distinct(&leaves, leaf_of_column, x);
+                    let dy = leaf_distinct(&leaves, leaf_of_column, y);
+                    for (col, leaf) in [(x, leaf_of_column[x]), (y, leaf_of_column[y])] {
+                        if leads_index(&leaves[leaf], col - leaves[leaf].offset) {
+                            lookup_target[leaf] = true;
+                        }
+                    }
+                    1.0 / dx.max(dy).max(1.0)
+                }
+                None => 1.0 / 3.0,
+            };
+            pair_selectivity[a][b] *= sel;
+            pair_selectivity[b][a] *= sel;
+            neighbours[a] |= bit(b);
+            neighbours[b] |= bit(a);
+        }
+        Graph {
+            leaves,
+            predicates,
+            pair_selectivity,
+            neighbours,
+            lookup_target,
+        }
+    }
+
+    /// Moves predicates over a single leaf into a filter on that leaf.
+    fn push_single_leaf_predicates(&mut self) {
+        let mut kept = Vec::new();
+        for p in std::mem::take(&mut self.predicates) {
+            if p.leaves.count_ones() != 1 {
+                kept.push(p);
+                continue;
+            }
+            let i = p.leaves.trailing_zeros() as usize;
+            let leaf = &mut self.leaves[i];
+            let offset = leaf.offset;
+            let local = remap(p.scalar, &|c| c - offset);
+            let rel = std::mem::replace(
+                &mut leaf.rel,
+                Rel::Values {
+                    rows: vec![],
+                    types: vec![],
+                },
+            );
+            leaf.rel = super::bind::push_filter(rel, local);
+            leaf.rows = cardinality::rows(&leaf.rel);
+        }
+        self.predicates = kept;
+    }
+
+    fn join_selectivity(&self, a: Set, b: Set) -> f64 {
+        let mut sel = 1.0;
+        for i in members(a) {
+            if self.neighbours[i] & b == 0 {
+                continue;
+            }
+            for j in members(b) {
+                sel *= self.pair_selectivity[i][j];
+            }
+        }
+        sel
+    }
+
+    fn connected(&self, a: Set, b: Set) -> bool {
+        members(a).any(|i| self.neighbours[i] & b != 0)
+    }
+
+    /// The cost of joining `l` (probe side) with `r` (build side).
+    fn join(&self, l: &Planned, r: &Planned, r_set: Set, sel: f64) -> Planned {
+        let rows = (l.rows * r.rows * sel).max(1.0);
+        let hash = l.cost + r.cost + l.rows + BUILD_COST * r.rows + rows;
+        let single = r_set.count_ones() == 1;
+        let cost = if single && self.lookup_target[r_set.trailing_zeros() as usize] {
+            hash.min(l.cost + l.rows * LOOKUP_COST + rows)
+        } else {
+            hash
+        };
+        Planned {
+            order: Order::Join(Box::new(l.order.clone()), Box::new(r.order.clone())),
+            rows,
+            cost,
+        }
+    }
+
+    fn leaf_plan(&self, i: usize) -> Planned {
+        Planned {
+            order: Order::Leaf(i),
+            rows: self.leaves[i].rows,
+            cost: self.leaves[i].rows,
+        }
+    }
+
+    fn best_order(&self) -> Order {
+        let n = self.leaves.len();
+        let components = self.components();
+        let mut plans: Vec<Planned> = components
+            .iter()
+            .map(|&c| {
+                if c.count_ones() as usize <= DP_LIMIT {
+                    self.dp(c)
+                } else {
+                    self.greedy(c)
+                }
+            })
+            .collect();
+        debug_assert_eq!(
+            components.iter().fold(0, |a, c| a | c),
+            if n == MAX_LEAVES {
+                Set::MAX
+            } else {
+                bit(n) - 1
+            }
+        );
+        // Cross join the components, smallest first (the larger side probes).
+        plans.sort_by(|a, b| b.rows.total_cmp(&a.rows));
+        let mut iter = plans.into_iter();
+        let Some(mut acc) = iter.next() else {
+            return Order::Leaf(0);
+        };
+        for p in iter {
+            acc = Planned {
+                order: Order::Join(Box::new(acc.order), Box::new(p.order)),
+                rows: acc.rows * p.rows,
+                cost: 0.0,
+            };
+        }
+        acc.order
+    }
+
+    fn components(&self) -> Vec<Set> {
+        let n = self.leaves.len();
+        let mut seen: Set = 0;
+        let mut out = Vec::new();
+        for start in 0..n {
+            if seen & bit(start) != 0 {
+                continue;
+            }
+            let mut comp = bit(start);
+            let mut frontier = bit(start);
+            while frontier != 0 {
+                let mut next = 0;
+                for i in members(frontier) {
+                    next |= self.neighbours[i];
+                }
+                frontier = next & !comp;
+                comp |= next;
+            }
+            seen |= comp;
+            out.push(comp);
+        }
+        out
+    }
+
+    /// Dynamic programming over the connected subsets of `all`.
+    fn dp(&self, all: Set) -> Planned {
+        let ids: Vec<usize> = members(all).collect();
+        let k = ids.len();
+        // Subsets of `all` indexed by a k-bit mask.
+        let expand = |mask: usize| -> Set {
+            let mut s = 0;
+            for (b, &leaf) in ids.iter().enumerate() {
+                if mask & (1 << b) != 0 {
+                    s |= bit(leaf);
+                }
+            }
+            s
+        };
+        let mut best: HashMap<usize, Planned> = HashMap::new();
+        for (b, &leaf) in ids.iter().enumerate() {
+            best.insert(1 << b, self.leaf_plan(leaf));
+        }
+        for mask in 1usize..(1 << k) {
+            if mask.count_ones() < 2 {
+                continue;
+            }
+            let mut chosen: Option<Planned> = None;
+            // Every split into a non-empty left and right part, the left
+            // part ascending (so on equal costs the written order wins).
+            let mut left = mask.wrapping_neg() & mask;
+            while left != mask {
+                let right = mask & !left;
+                if let (Some(l), Some(r)) = (best.get(&left), best.get(&right)) {
+                    let (ls, rs) = (expand(left), expand(right));
+                    if self.connected(ls, rs) {
+                        let p = self.join(l, r, rs, self.join_selectivity(ls, rs));
+                        if chosen
+                            .as_ref()
+                            .is_none_or(|c| p.cost < c.cost * (1.0 - 1e-9))
+                        {
+                            chosen = Some(p);
+                        }
+                    }
+                }
+                left = left.wrapping_sub(mask) & mask;
+            }
+            if let Some(p) = chosen {
+                best.insert(mask, p);
+            }
+        }
+        best.remove(&((1 << k) - 1))
+            .unwrap_or_else(|| self.greedy(all))
+    }
+
+    /// Greedy operator ordering over the leaves of `all` (connected).
+    fn greedy(&self, all: Set) -> Planned {
+        let mut parts: Vec<(Set, Planned)> =
+            members(all).map(|i| (bit(i), self.leaf_plan(i))).collect();
+        while parts.len() > 1 {
+            let mut pick: Option<(usize, usize, Planned)> = None;
+            for a in 0..parts.len() {
+                for b in 0..parts.len() {
+                    if a == b || !self.connected(parts[a].0, parts[b].0) {
+                        continue;
+                    }
+                    // The smaller side builds.
+                    if parts[b].1.rows > parts[a].1.rows
+                        || (parts[b].1.rows == parts[a].1.rows && b < a)
+                    {
+                        continue;
+                    }
+                    let sel = self.join_selectivity(parts[a].0, parts[b].0);
+                    let p = self.join(&parts[a].1, &parts[b].1, parts[b].0, sel);
+                    let better = pick
+                        .as_ref()
+                        .is_none_or(|(_, _, q)| (p.rows, p.cost) < (q.rows, q.cost));
+                    if better {
+                        pick = Some((a, b, p));
+                    }
+                }
+            }
+            let Some((a, b, p)) = pick else { break };
+            let merged = parts[a].0 | parts[b].0;
+            let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+            parts.swap_remove(hi);
+            parts.swap_remove(lo);
+            parts.push((merged, p));
+        }
+        // Disconnected leftovers (not expected: `all` is connected).
+        let mut iter = parts.into_iter();
+        let mut acc = match iter.next() {
+            Some((_, p)) => p,
+            None => return self.leaf_plan(0),
+        };
+        for (_, p) in iter {
+            acc = Planned {
+                order: Order::Join(Box::new(acc.order), Box::new(p.order)),
+                rows: acc.rows * p.rows,
+                cost: acc.cost + p.cost,
+            };
+        }
+        acc
+    }
+
+    /// Builds the plan for `order`, placing each predicate on the lowest join
+    /// that covers it, then restores the tree's column order.
+    fn build(mut self, order: Order, width: usize, above: Vec<Scalar>) -> Rel {
+        let mut leaves: Vec<Option<Leaf>> = std::mem::take(&mut self.leaves)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut placed = vec![false; self.predicates.len()];
+        let (rel, layout, _) = self.build_node(&order, &mut leaves, &mut placed);
+        // Tree column -> position in the new layout.
+        let mut position = vec![0usize; width];
+        for (pos, &col) in layout.iter().enumerate() {
+            if let Some(p) = position.get_mut(col) {
+                *p = pos;
+            }
+        }
+        let types = output_types(&rel);
+        let identity = layout.iter().enumerate().all(|(i, &c)| i == c);
+        let rel = if identity {
+            rel
+        } else {
+            Rel::Project {
+                exprs: (0..width)
+                    .map(|c| Scalar::Column {
+                        index: position[c],
+                        ty: types.get(position[c]).copied().unwrap_or(SqlType::Unknown),
+                    })
+                    .collect(),
+                input: Box::new(rel),
+            }
+        };
+        match and_all(above) {
+            Some(p) => Rel::Filter {
+                input: Box::new(rel),
+                predicate: p,
+            },
+            None => rel,
+        }
+    }
+
+    /// Returns the plan, its columns (as tree columns, in output order) and
+    /// the leaves it covers.
+    fn build_node(
+        &self,
+        order: &Order,
+        leaves: &mut [Option<Leaf>],
+        placed: &mut [bool],
+    ) -> (Rel, Vec<usize>, Set) {
+        match order {
+            Order::Leaf(i) => {
+                let Some(leaf) = leaves.get_mut(*i).and_then(Option::take) else {
+                    return (
+                        Rel::Values {
+                            rows: vec![],
+                            types: vec![],
+                        },
+                        vec![],
+                        0,
+                    );
+                };
+                let layout = (leaf.offset..leaf.offset + leaf.types.len()).collect();
+                (leaf.rel, layout, bit(*i))
+            }
+            Order::Join(l, r) => {
+                let (left, mut layout, ls) = self.build_node(l, leaves, placed);
+                let (right, right_layout, rs) = self.build_node(r, leaves, placed);
+                let left_width = layout.len();
+                layout.extend(right_layout);
+                let set = ls | rs;
+                let mut position: HashMap<usize, usize> = HashMap::with_capacity(layout.len());
+                for (pos, &col) in layout.iter().enumerate() {
+                    position.insert(col, pos);
+                }
+                let mut on = Vec::new();
+                for (k, p) in self.predicates.iter().enumerate() {
+                    if !placed[k] && p.leaves & !set == 0 {
+                        placed[k] = true;
+                        on.push(remap(p.scalar.clone(), &|c| {
+                            position.get(&c).copied().unwrap_or(c)
+                        }));
+                    }
+                }
+                let on = and_all(on);
+                let equi = on
+                    .as_ref()
+                    .map(|o| equi_pairs(o, left_width))
+                    .unwrap_or_default();
+                (
+                    Rel::Join {
+                        kind: JoinKind::Inner,
+                        left: Box::new(left),
+                        right: Box::new(right),
+                        on,
+                        equi,
+                    },
+                    layout,
+                    set,
+                )
+            }
+        }
+    }
+}
+
+fn members(s: Set) -> impl Iterator<Item = usize> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        if rest == 0 {
+            return None;
+        }
+        let i = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        Some(i)
+    })
+}
+
+fn leaf_distinct(leaves: &[Leaf], leaf_of_column: &[usize], col: usize) -> f64 {
+    let leaf = &leaves[leaf_of_column[col]];
+    cardinality::distinct(&leaf.rel, col - leaf.offset)
+}
+
+/// The leaf reads a table (possibly filtered) with an index whose first key
+/// column is its output column `col`.
+fn leads_index(leaf: &Leaf, col: usize) -> bool {
+    let mut rel = &leaf.rel;
+    while let Rel::Filter { input, .. } = rel {
+        rel = input;
+    }
+    let Rel::Scan(scan) = rel else { return false };
+    let Some(column) = scan.table.columns.get(col) else {
+        return false;
+    };
+    scan.table
+        .all_indexes()
+        .any(|i| i.columns.first().is_some_and(|c| *c == column.id))
+}
+
+/// The types of `rel`'s output columns.
+pub fn output_types(rel: &Rel) -> Vec<SqlType> {
+    match rel {
+        Rel::Scan(s) => s.table.columns.iter().map(|c| c.ty).collect(),
+        Rel::Values { types, .. } => types.clone(),
+        Rel::Filter { input, .. }
+        | Rel::Sort { input, .. }
+        | Rel::Limit { input, .. }
+        | Rel::Distinct { input, .. } => output_types(input),
+        Rel::Project { exprs, .. } => exprs.iter().map(Scalar::ty).collect(),
+        Rel::Aggregate { group, aggs, .. } | Rel::StreamAggregate { group, aggs, .. } => group
+            .iter()
+            .map(Scalar::ty)
+            .chain(aggs.iter().map(|a| a.ty))
+            .collect(),
+        Rel::Join {
+            kind: JoinKind::Semi | JoinKind::Anti,
+            left,
+            ..
+        }
+        | Rel::MergeJoin {
+            kind: JoinKind::Semi | JoinKind::Anti,
+            left,
+            ..
+        } => output_types(left),
+        Rel::Join { left, right, .. } | Rel::MergeJoin { left, right, .. } => {
+            let mut t = output_types(left);
+            t.extend(output_types(right));
+            t
+        }
+        Rel::LookupJoin(j) => {
+            let mut t = output_types(&j.left);
+            if !matches!(j.kind, JoinKind::Semi | JoinKind::Anti) {
+                t.extend(j.table.columns.iter().map(|c| c.ty));
+            }
+            t
+        }
+        Rel::SetOp { left, .. } => output_types(left),
+        Rel::Series { .. } => vec![SqlType::Int8],
+    }
+}
