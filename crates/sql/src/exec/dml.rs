@@ -564,7 +564,11 @@ impl BoundDml {
         self.returning.as_ref().map(|(_, s)| s.clone())
     }
 
-    pub fn explain(&self) -> Vec<String> {
+    pub fn explain(
+        &self,
+        options: crate::plan::explain::Options,
+        measured: Option<&crate::plan::explain::Measurements>,
+    ) -> Vec<String> {
         let (verb, source) = match &self.kind {
             DmlKind::Insert { source, upsert, .. } => {
                 (if *upsert { "upsert" } else { "insert" }, source)
@@ -574,7 +578,7 @@ impl BoundDml {
         };
         let mut out = vec![format!("{verb} {}", self.table.name)];
         out.extend(
-            crate::plan::explain::render(source)
+            crate::plan::explain::render_with(source, options, measured)
                 .into_iter()
                 .map(|l| format!("  {l}")),
         );

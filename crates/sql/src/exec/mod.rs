@@ -119,6 +119,32 @@ pub async fn execute_statement(
         .stats
         .for_tables(&node.db, tables.values().map(|d| d.id))
         .await;
+    if let Statement::Explain {
+        statement: inner,
+        analyze,
+        verbose,
+        options,
+        ..
+    } = statement
+    {
+        let mut types = param_types.to_vec();
+        if types.len() < params.len() {
+            types.resize(params.len(), SqlType::Unknown);
+        }
+        let flags = ExplainFlags::parse(*analyze, *verbose, options.as_deref())?;
+        let binder = Binder::new(&tables, &types).with_stats(stats);
+        let lines = explain(node, txn, database, binder, inner, params, flags).await?;
+        let n = lines.len();
+        return Ok(QueryOutput {
+            tag: format!("EXPLAIN {n}"),
+            columns: Some(vec![Column {
+                name: "info".into(),
+                ty: SqlType::Text,
+            }]),
+            rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
+            streamed: false,
+        });
+    }
     let versions = table_versions(&tables, &stats);
     let cached = cache
         .and_then(|c| c.lock().clone())
@@ -138,27 +164,6 @@ pub async fn execute_statement(
                         rel: Box::new(crate::plan::index::optimize(bound.rel)),
                         scope: bound.scope,
                     }
-                }
-                Statement::Explain {
-                    statement: inner, ..
-                } => {
-                    let lines = match inner.as_ref() {
-                        Statement::Query(q) => {
-                            let bound = binder.bind_query(q)?;
-                            crate::plan::explain::render(&crate::plan::index::optimize(bound.rel))
-                        }
-                        other => dml::bind_dml(&mut binder, other)?.explain(),
-                    };
-                    let n = lines.len();
-                    return Ok(QueryOutput {
-                        tag: format!("EXPLAIN {n}"),
-                        columns: Some(vec![Column {
-                            name: "info".into(),
-                            ty: SqlType::Text,
-                        }]),
-                        rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
-                        streamed: false,
-                    });
                 }
                 other => BoundPlan::Dml(Box::new(dml::bind_dml(&mut binder, other)?)),
             };
@@ -182,6 +187,123 @@ pub async fn execute_statement(
             }
         },
         BoundPlan::Dml(dml) => dml.execute(&mut exec).await,
+    }
+}
+
+/// The options of one `EXPLAIN`.
+#[derive(Clone, Copy, Debug, Default)]
+struct ExplainFlags {
+    analyze: bool,
+    /// `(OPT)`: the optimized logical plan, before join and aggregation
+    /// algorithms are chosen.
+    opt: bool,
+    render: crate::plan::explain::Options,
+}
+
+impl ExplainFlags {
+    fn parse(
+        analyze: bool,
+        verbose: bool,
+        options: Option<&[sqlparser::ast::UtilityOption]>,
+    ) -> SqlResult<ExplainFlags> {
+        let mut f = ExplainFlags {
+            analyze,
+            ..Default::default()
+        };
+        f.render.verbose = verbose;
+        for o in options.unwrap_or_default() {
+            let on = match &o.arg {
+                None => true,
+                Some(sqlparser::ast::Expr::Value(v)) => !matches!(
+                    v.to_string().to_ascii_lowercase().as_str(),
+                    "false" | "off" | "0"
+                ),
+                Some(sqlparser::ast::Expr::Identifier(i)) => {
+                    !matches!(i.value.to_ascii_lowercase().as_str(), "false" | "off")
+                }
+                Some(_) => true,
+            };
+            match o.name.value.to_ascii_lowercase().as_str() {
+                "analyze" => f.analyze = on,
+                "verbose" => f.render.verbose = on,
+                "costs" => f.render.no_estimates = !on,
+                "opt" => f.opt = on,
+                // Accepted for PostgreSQL clients; they change nothing here.
+                "buffers" | "timing" | "summary" | "settings" | "wal" | "format" => {}
+                other => {
+                    return Err(SqlError::new(
+                        codes::SYNTAX_ERROR,
+                        format!("unrecognized EXPLAIN option \"{other}\""),
+                    ));
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// `EXPLAIN [ANALYZE] [(options)] statement`: the plan's lines; with ANALYZE
+/// the statement runs (a DML statement's writes happen, as in PostgreSQL)
+/// and each operator shows what it produced.
+async fn explain(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    mut binder: Binder<'_>,
+    inner: &Statement,
+    params: &[Value],
+    flags: ExplainFlags,
+) -> SqlResult<Vec<String>> {
+    use crate::plan::explain::render_with;
+    let planning = std::time::Instant::now();
+    match inner {
+        Statement::Query(q) => {
+            let bound = binder.bind_query(q)?;
+            if flags.opt {
+                return Ok(render_with(
+                    &crate::plan::index::optimize_logical(bound.rel),
+                    flags.render,
+                    None,
+                ));
+            }
+            let rel = crate::plan::index::optimize(bound.rel);
+            if !flags.analyze {
+                return Ok(render_with(&rel, flags.render, None));
+            }
+            let planning = planning.elapsed();
+            let mut exec = Executor::new(node, txn, database, params);
+            exec.measure();
+            let started = std::time::Instant::now();
+            let rows = exec.run(&rel, &[]).await?;
+            let execution = started.elapsed();
+            let mut lines = vec![
+                format!("planning time: {:.3} ms", planning.as_secs_f64() * 1e3),
+                format!("execution time: {:.3} ms", execution.as_secs_f64() * 1e3),
+                format!("rows returned: {}", rows.len()),
+            ];
+            lines.extend(render_with(&rel, flags.render, exec.measurements()));
+            Ok(lines)
+        }
+        Statement::Explain { .. } => Err(SqlError::syntax("EXPLAIN of an EXPLAIN")),
+        other => {
+            let dml = dml::bind_dml(&mut binder, other)?;
+            if !flags.analyze {
+                return Ok(dml.explain(flags.render, None));
+            }
+            let planning = planning.elapsed();
+            let mut exec = Executor::new(node, txn, database, params);
+            exec.measure();
+            let started = std::time::Instant::now();
+            let out = dml.execute(&mut exec).await?;
+            let execution = started.elapsed();
+            let mut lines = vec![
+                format!("planning time: {:.3} ms", planning.as_secs_f64() * 1e3),
+                format!("execution time: {:.3} ms", execution.as_secs_f64() * 1e3),
+                format!("result: {}", out.tag),
+            ];
+            lines.extend(dml.explain(flags.render, exec.measurements()));
+            Ok(lines)
+        }
     }
 }
 
@@ -311,6 +433,8 @@ pub struct Executor<'a> {
     memory_used: usize,
     /// Rows handled since the executor last yielded to the runtime.
     work: usize,
+    /// Per-operator rows and times, collected for `EXPLAIN ANALYZE`.
+    measurements: Option<crate::plan::explain::Measurements>,
 }
 
 /// Rows the CPU-bound loops handle between yields to the runtime. A cancel
@@ -340,6 +464,27 @@ impl<'a> Executor<'a> {
             now_micros,
             memory_used: 0,
             work: 0,
+            measurements: None,
+        }
+    }
+
+    /// Measures every operator opened from now on (`EXPLAIN ANALYZE`).
+    pub fn measure(&mut self) {
+        self.measurements = Some(Default::default());
+    }
+
+    /// What the measured operators did.
+    pub fn measurements(&self) -> Option<&crate::plan::explain::Measurements> {
+        self.measurements.as_ref()
+    }
+
+    /// Adds one `next` call of a measured operator.
+    fn record(&mut self, key: usize, rows: usize, nanos: u64) {
+        if let Some(m) = &mut self.measurements {
+            let e = m.entry(key).or_default();
+            e.rows += rows as u64;
+            e.batches += u64::from(rows > 0);
+            e.nanos += nanos;
         }
     }
 

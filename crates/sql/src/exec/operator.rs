@@ -89,6 +89,11 @@ pub(super) enum Op<'p> {
         keep: Vec<bool>,
     },
     Set(Box<SetOperation<'p>>),
+    /// Counts rows and time of the operator inside (`EXPLAIN ANALYZE`).
+    Measured {
+        input: Box<Op<'p>>,
+        key: usize,
+    },
 }
 
 impl<'a> Executor<'a> {
@@ -100,7 +105,15 @@ impl<'a> Executor<'a> {
         outer: &[Row],
         limit: Option<usize>,
     ) -> SqlResult<Op<'p>> {
-        crate::stack::grow(|| self.open_node(rel, outer, limit))
+        let op = crate::stack::grow(|| self.open_node(rel, outer, limit))?;
+        Ok(if self.measurements.is_some() {
+            Op::Measured {
+                input: Box::new(op),
+                key: crate::plan::explain::node_key(rel),
+            }
+        } else {
+            op
+        })
     }
 
     fn open_node<'p>(
@@ -362,6 +375,13 @@ impl<'p> Op<'p> {
     {
         Box::pin(crate::stack::Grow(Box::pin(async move {
             match self {
+                Op::Measured { input, key } => {
+                    let started = std::time::Instant::now();
+                    let batch = input.next(exec, outer).await?;
+                    let nanos = started.elapsed().as_nanos() as u64;
+                    exec.record(*key, batch.as_ref().map_or(0, Batch::len), nanos);
+                    Ok(batch)
+                }
                 Op::Scan(scan) => scan.next(exec, outer).await,
                 Op::Values { rows, width, done } => {
                     if *done {

@@ -1,224 +1,454 @@
-//! `EXPLAIN`: the plan tree, one operator per line, with the chosen index and
-//! the constraint that gives its spans.
+//! `EXPLAIN`: renders a physical plan as an indented tree, one operator per
+//! line followed by its details: the index and spans a scan reads, join
+//! conditions and keys, the estimated row count from
+//! [`super::cardinality`], and, for `EXPLAIN ANALYZE`, what each operator
+//! actually produced and how long it took. Expressions are printed in SQL
+//! syntax over column names (`total > 5`), qualified with their table where a
+//! name is ambiguous. `EXPLAIN (VERBOSE)` adds each operator's output columns
+//! and the ordering its rows arrive in.
+
+use std::collections::HashMap;
+
+use tardigrade_sqltypes::Value;
+use tardigrade_sqltypes::ops::{BinOp, UnOp};
 
 use super::{AggCall, IndexConstraint, JoinKind, Rel, Scalar, SetOpKind};
 use crate::catalog::{IndexId, TableDesc};
 
-/// Renders the plan as indented lines.
+/// How much to show.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Output columns and orderings of every operator.
+    pub verbose: bool,
+    /// Leave out estimates (tests of plan shape only).
+    pub no_estimates: bool,
+}
+
+/// What one operator did while the statement ran (`EXPLAIN ANALYZE`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Measured {
+    pub rows: u64,
+    pub batches: u64,
+    /// Time spent in the operator and its inputs.
+    pub nanos: u64,
+}
+
+/// Measurements by plan node ([`node_key`]).
+pub type Measurements = HashMap<usize, Measured>;
+
+/// Identifies a plan node for the duration of one execution (its address:
+/// the plan is not moved while it runs).
+pub fn node_key(rel: &Rel) -> usize {
+    rel as *const Rel as usize
+}
+
+/// Renders the plan with estimates.
 pub fn render(rel: &Rel) -> Vec<String> {
+    render_with(rel, Options::default(), None)
+}
+
+/// Renders the plan; with `measured`, each operator's actual rows and time.
+pub fn render_with(rel: &Rel, options: Options, measured: Option<&Measurements>) -> Vec<String> {
     let mut out = Vec::new();
-    walk(rel, 0, &mut out);
+    let r = Renderer { options, measured };
+    r.walk(rel, 0, &mut out);
     out
 }
 
-fn walk(rel: &Rel, depth: usize, out: &mut Vec<String>) {
-    let pad = "  ".repeat(depth);
-    let child = |r: &Rel, out: &mut Vec<String>| walk(r, depth + 1, out);
+/// A column as EXPLAIN names it: its name and, when it comes straight from a
+/// table, the table (to qualify it when the name is ambiguous).
+#[derive(Clone, Debug)]
+struct Name {
+    table: Option<String>,
+    name: String,
+}
+
+type Names = Vec<Name>;
+
+fn plain(name: String) -> Name {
+    Name { table: None, name }
+}
+
+/// The names of `rel`'s output columns.
+fn column_names(rel: &Rel) -> Names {
     match rel {
-        Rel::Scan(scan) => {
-            let index = index_name(&scan.table, scan.index);
-            out.push(format!("{pad}scan {}@{}", scan.table.name, index));
-            match &scan.constraint {
-                Some(c) => out.push(format!("{pad}  spans: {}", describe_constraint(c))),
-                None => out.push(format!("{pad}  spans: FULL SCAN")),
-            }
-            if !scan.covering {
-                out.push(format!(
-                    "{pad}  index join: {}@{}",
-                    scan.table.name, scan.table.primary_index.name
-                ));
-            }
-            if scan.reverse {
-                out.push(format!("{pad}  reverse"));
-            }
-            if let Some(l) = scan.limit {
-                out.push(format!("{pad}  limit: {l}"));
-            }
-        }
-        Rel::Values { rows, types } => out.push(format!(
-            "{pad}values ({} rows, {} columns)",
-            rows.len(),
-            types.len()
-        )),
-        Rel::Filter { input, predicate } => {
-            out.push(format!("{pad}filter: {}", expr(predicate)));
-            child(input, out);
-        }
+        Rel::Scan(s) => table_names(&s.table),
+        Rel::Values { types, .. } => (1..=types.len())
+            .map(|i| plain(format!("column{i}")))
+            .collect(),
+        Rel::Filter { input, .. }
+        | Rel::Sort { input, .. }
+        | Rel::Limit { input, .. }
+        | Rel::Distinct { input, .. } => column_names(input),
         Rel::Project { input, exprs } => {
-            out.push(format!(
-                "{pad}project: {}",
-                exprs.iter().map(expr).collect::<Vec<_>>().join(", ")
-            ));
-            child(input, out);
+            let inner = column_names(input);
+            exprs
+                .iter()
+                .map(|e| match e {
+                    Scalar::Column { index, .. } => inner
+                        .get(*index)
+                        .cloned()
+                        .unwrap_or_else(|| plain(format!("@{}", index + 1))),
+                    other => plain(sql(other, &inner)),
+                })
+                .collect()
         }
-        Rel::Aggregate { input, group, aggs } => {
-            let kind = if group.is_empty() {
-                "scalar group-by"
-            } else {
-                "hash group-by"
-            };
-            out.push(format!("{pad}{kind}: {}", describe_aggregate(group, aggs)));
-            child(input, out);
-        }
-        Rel::StreamAggregate { input, group, aggs } => {
-            out.push(format!(
-                "{pad}streaming group-by: {}",
-                describe_aggregate(group, aggs)
-            ));
-            child(input, out);
+        Rel::Aggregate { input, group, aggs } | Rel::StreamAggregate { input, group, aggs } => {
+            let inner = column_names(input);
+            group
+                .iter()
+                .map(|g| match g {
+                    Scalar::Column { index, .. } => inner
+                        .get(*index)
+                        .cloned()
+                        .unwrap_or_else(|| plain(format!("@{}", index + 1))),
+                    other => plain(sql(other, &inner)),
+                })
+                .chain(aggs.iter().map(|a| plain(aggregate(a, &inner))))
+                .collect()
         }
         Rel::Join {
-            kind,
+            kind: JoinKind::Semi | JoinKind::Anti,
             left,
-            right,
-            on,
-            equi,
-        } => {
-            let algo = if equi.is_empty() {
-                "cross/nested-loop join"
-            } else {
-                "hash join"
-            };
-            out.push(format!(
-                "{pad}{algo} ({}){}",
-                kind_name(*kind),
-                on.as_ref()
-                    .map(|o| format!(" on {}", expr(o)))
-                    .unwrap_or_default()
-            ));
-            child(left, out);
-            child(right, out);
+            ..
         }
-        Rel::MergeJoin {
-            kind,
+        | Rel::MergeJoin {
+            kind: JoinKind::Semi | JoinKind::Anti,
             left,
-            right,
-            keys,
-            on,
-        } => {
-            let lw = left.width();
-            out.push(format!(
-                "{pad}merge join ({}): keys [{}]{}",
-                kind_name(*kind),
-                keys.iter()
-                    .map(|k| format!(
-                        "@{} = @{}{}",
-                        k.left + 1,
-                        lw + k.right + 1,
-                        if k.descending { " DESC" } else { "" }
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                on.as_ref()
-                    .map(|o| format!(" on {}", expr(o)))
-                    .unwrap_or_default()
-            ));
-            child(left, out);
-            child(right, out);
+            ..
+        } => column_names(left),
+        Rel::Join { left, right, .. } | Rel::MergeJoin { left, right, .. } => {
+            let mut n = column_names(left);
+            n.extend(column_names(right));
+            n
         }
         Rel::LookupJoin(j) => {
-            let key_names: Vec<String> = j
-                .table
-                .index(j.index)
-                .map(|index| crate::rowenc::full_key_columns(&j.table, index))
-                .unwrap_or_default()
-                .iter()
-                .zip(&j.keys)
-                .map(|((col, _), l)| {
-                    let name = j
-                        .table
-                        .column_by_id(*col)
-                        .map(|c| c.name.clone())
-                        .unwrap_or_default();
-                    format!("{name} = @{}", l + 1)
-                })
-                .collect();
-            out.push(format!(
-                "{pad}lookup join ({}) {}@{}: keys [{}]{}",
-                kind_name(j.kind),
-                j.table.name,
-                index_name(&j.table, j.index),
-                key_names.join(", "),
-                j.on.as_ref()
-                    .map(|o| format!(" on {}", expr(o)))
-                    .unwrap_or_default()
-            ));
-            if let Some(f) = &j.right_filter {
-                // Shown over the joined row, like the join condition.
-                let lw = j.left.width();
-                let shifted = f.clone().transform(&mut |s| {
-                    Ok(match s {
-                        Scalar::Column { index, ty } => Scalar::Column {
-                            index: index + lw,
-                            ty,
-                        },
-                        other => other,
-                    })
-                });
-                if let Ok(f) = shifted {
-                    out.push(format!("{pad}  lookup filter: {}", expr(&f)));
-                }
+            let mut n = column_names(&j.left);
+            if !matches!(j.kind, JoinKind::Semi | JoinKind::Anti) {
+                n.extend(table_names(&j.table));
             }
-            if !j.covering {
-                out.push(format!(
-                    "{pad}  index join: {}@{}",
-                    j.table.name, j.table.primary_index.name
-                ));
-            }
-            child(&j.left, out);
+            n
         }
-        Rel::Sort { input, keys } => {
+        Rel::SetOp { left, .. } => column_names(left),
+        Rel::Series { .. } => vec![plain("generate_series".into())],
+    }
+}
+
+fn table_names(t: &TableDesc) -> Names {
+    t.columns
+        .iter()
+        .map(|c| Name {
+            table: Some(t.name.clone()),
+            name: c.name.clone(),
+        })
+        .collect()
+}
+
+/// Column `index` of `names`, qualified when another column has its name.
+fn column(names: &[Name], index: usize) -> String {
+    let Some(n) = names.get(index) else {
+        return format!("@{}", index + 1);
+    };
+    let ambiguous = names.iter().filter(|o| o.name == n.name).count() > 1;
+    match &n.table {
+        Some(t) if ambiguous => format!("{t}.{}", n.name),
+        _ => n.name.clone(),
+    }
+}
+
+struct Renderer<'m> {
+    options: Options,
+    measured: Option<&'m Measurements>,
+}
+
+impl Renderer<'_> {
+    fn walk(&self, rel: &Rel, depth: usize, out: &mut Vec<String>) {
+        crate::stack::grow(|| self.walk_node(rel, depth, out))
+    }
+
+    /// The lines every operator gets after its own details.
+    fn common(&self, rel: &Rel, pad: &str, out: &mut Vec<String>) {
+        if self.options.verbose {
+            let names = column_names(rel);
             out.push(format!(
-                "{pad}sort: {}",
-                keys.iter()
-                    .map(|k| format!(
-                        "{}{}",
-                        expr(&k.expr),
-                        if k.descending { " DESC" } else { "" }
-                    ))
+                "{pad}  columns: ({})",
+                (0..names.len())
+                    .map(|i| column(&names, i))
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            child(input, out);
+            let ordering = super::physical::ordering(rel);
+            if !ordering.is_empty() {
+                out.push(format!(
+                    "{pad}  ordering: {}",
+                    ordering
+                        .iter()
+                        .map(|o| format!(
+                            "{}{}",
+                            if o.descending { "-" } else { "+" },
+                            column(&names, o.column)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+            }
         }
-        Rel::Limit {
-            input,
-            limit,
-            offset,
-        } => {
+        if !self.options.no_estimates {
             out.push(format!(
-                "{pad}limit{}{}",
-                limit
-                    .as_ref()
-                    .map(|l| format!(" {}", expr(l)))
-                    .unwrap_or_default(),
-                offset
-                    .as_ref()
-                    .map(|o| format!(" offset {}", expr(o)))
-                    .unwrap_or_default()
+                "{pad}  estimated row count: {}",
+                super::cardinality::rows(rel).round() as u64
             ));
-            child(input, out);
         }
-        Rel::Distinct { input, .. } => {
-            out.push(format!("{pad}distinct"));
-            child(input, out);
+        if let Some(m) = self.measured {
+            match m.get(&node_key(rel)) {
+                Some(m) => out.push(format!(
+                    "{pad}  actual row count: {}, batches: {}, time: {:.3} ms",
+                    m.rows,
+                    m.batches,
+                    m.nanos as f64 / 1e6
+                )),
+                None => out.push(format!("{pad}  actual row count: 0 (not run)")),
+            }
         }
-        Rel::SetOp {
-            op,
-            all,
-            left,
-            right,
-        } => {
-            let name = match op {
-                SetOpKind::Union => "union",
-                SetOpKind::Intersect => "intersect",
-                SetOpKind::Except => "except",
-            };
-            out.push(format!("{pad}{name}{}", if *all { " all" } else { "" }));
-            child(left, out);
-            child(right, out);
+    }
+
+    fn walk_node(&self, rel: &Rel, depth: usize, out: &mut Vec<String>) {
+        let pad = "  ".repeat(depth);
+        let child = |r: &Rel, out: &mut Vec<String>| self.walk(r, depth + 1, out);
+        match rel {
+            Rel::Scan(scan) => {
+                let index = index_name(&scan.table, scan.index);
+                out.push(format!("{pad}• scan {}@{}", scan.table.name, index));
+                let key = scan_key_names(&scan.table, scan.index);
+                match &scan.constraint {
+                    Some(c) => out.push(format!("{pad}  spans: {}", describe_constraint(c, &key))),
+                    None => out.push(format!("{pad}  spans: FULL SCAN")),
+                }
+                if !scan.covering {
+                    out.push(format!(
+                        "{pad}  index join: {}@{}",
+                        scan.table.name, scan.table.primary_index.name
+                    ));
+                }
+                if scan.reverse {
+                    out.push(format!("{pad}  reverse"));
+                }
+                if let Some(l) = scan.limit {
+                    out.push(format!("{pad}  limit: {l}"));
+                }
+                self.common(rel, &pad, out);
+            }
+            Rel::Values { rows, types } => {
+                out.push(format!(
+                    "{pad}• values ({} rows, {} columns)",
+                    rows.len(),
+                    types.len()
+                ));
+                self.common(rel, &pad, out);
+            }
+            Rel::Filter { input, predicate } => {
+                out.push(format!(
+                    "{pad}• filter: {}",
+                    sql(predicate, &column_names(input))
+                ));
+                self.common(rel, &pad, out);
+                child(input, out);
+            }
+            Rel::Project { input, exprs } => {
+                let names = column_names(input);
+                out.push(format!(
+                    "{pad}• project: {}",
+                    exprs
+                        .iter()
+                        .map(|e| sql(e, &names))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                self.common(rel, &pad, out);
+                child(input, out);
+            }
+            Rel::Aggregate { input, group, aggs } => {
+                let kind = if group.is_empty() {
+                    "scalar group-by"
+                } else {
+                    "hash group-by"
+                };
+                out.push(format!(
+                    "{pad}• {kind}: {}",
+                    describe_aggregate(group, aggs, &column_names(input))
+                ));
+                self.common(rel, &pad, out);
+                child(input, out);
+            }
+            Rel::StreamAggregate { input, group, aggs } => {
+                out.push(format!(
+                    "{pad}• streaming group-by: {}",
+                    describe_aggregate(group, aggs, &column_names(input))
+                ));
+                self.common(rel, &pad, out);
+                child(input, out);
+            }
+            Rel::Join {
+                kind,
+                left,
+                right,
+                on,
+                equi,
+            } => {
+                let algo = if equi.is_empty() {
+                    "cross/nested-loop join"
+                } else {
+                    "hash join"
+                };
+                let mut names = column_names(left);
+                names.extend(column_names(right));
+                out.push(format!(
+                    "{pad}• {algo} ({}){}",
+                    kind_name(*kind),
+                    on.as_ref()
+                        .map(|o| format!(" on {}", sql(o, &names)))
+                        .unwrap_or_default()
+                ));
+                self.common(rel, &pad, out);
+                child(left, out);
+                child(right, out);
+            }
+            Rel::MergeJoin {
+                kind,
+                left,
+                right,
+                keys,
+                on,
+            } => {
+                let lw = left.width();
+                let mut names = column_names(left);
+                names.extend(column_names(right));
+                out.push(format!(
+                    "{pad}• merge join ({}): keys [{}]{}",
+                    kind_name(*kind),
+                    keys.iter()
+                        .map(|k| format!(
+                            "{} = {}{}",
+                            column(&names, k.left),
+                            column(&names, lw + k.right),
+                            if k.descending { " DESC" } else { "" }
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    on.as_ref()
+                        .map(|o| format!(" on {}", sql(o, &names)))
+                        .unwrap_or_default()
+                ));
+                self.common(rel, &pad, out);
+                child(left, out);
+                child(right, out);
+            }
+            Rel::LookupJoin(j) => {
+                let left_names = column_names(&j.left);
+                let mut names = left_names.clone();
+                names.extend(table_names(&j.table));
+                let key_names: Vec<String> = j
+                    .table
+                    .index(j.index)
+                    .map(|index| crate::rowenc::full_key_columns(&j.table, index))
+                    .unwrap_or_default()
+                    .iter()
+                    .zip(&j.keys)
+                    .map(|((col, _), l)| {
+                        let right = j
+                            .table
+                            .column_position(*col)
+                            .map(|p| column(&names, left_names.len() + p))
+                            .unwrap_or_default();
+                        format!("{right} = {}", column(&names, *l))
+                    })
+                    .collect();
+                out.push(format!(
+                    "{pad}• lookup join ({}) {}@{}: keys [{}]{}",
+                    kind_name(j.kind),
+                    j.table.name,
+                    index_name(&j.table, j.index),
+                    key_names.join(", "),
+                    j.on.as_ref()
+                        .map(|o| format!(" on {}", sql(o, &names)))
+                        .unwrap_or_default()
+                ));
+                if let Some(f) = &j.right_filter {
+                    out.push(format!(
+                        "{pad}  lookup filter: {}",
+                        sql(f, &table_names(&j.table))
+                    ));
+                }
+                if !j.covering {
+                    out.push(format!(
+                        "{pad}  index join: {}@{}",
+                        j.table.name, j.table.primary_index.name
+                    ));
+                }
+                self.common(rel, &pad, out);
+                child(&j.left, out);
+            }
+            Rel::Sort { input, keys } => {
+                let names = column_names(input);
+                out.push(format!(
+                    "{pad}• sort: {}",
+                    keys.iter()
+                        .map(|k| format!(
+                            "{}{}",
+                            sql(&k.expr, &names),
+                            if k.descending { " DESC" } else { "" }
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                self.common(rel, &pad, out);
+                child(input, out);
+            }
+            Rel::Limit {
+                input,
+                limit,
+                offset,
+            } => {
+                out.push(format!(
+                    "{pad}• limit{}{}",
+                    limit
+                        .as_ref()
+                        .map(|l| format!(" {}", sql(l, &[])))
+                        .unwrap_or_default(),
+                    offset
+                        .as_ref()
+                        .map(|o| format!(" offset {}", sql(o, &[])))
+                        .unwrap_or_default()
+                ));
+                self.common(rel, &pad, out);
+                child(input, out);
+            }
+            Rel::Distinct { input, .. } => {
+                out.push(format!("{pad}• distinct"));
+                self.common(rel, &pad, out);
+                child(input, out);
+            }
+            Rel::SetOp {
+                op,
+                all,
+                left,
+                right,
+            } => {
+                let name = match op {
+                    SetOpKind::Union => "union",
+                    SetOpKind::Intersect => "intersect",
+                    SetOpKind::Except => "except",
+                };
+                out.push(format!("{pad}• {name}{}", if *all { " all" } else { "" }));
+                self.common(rel, &pad, out);
+                child(left, out);
+                child(right, out);
+            }
+            Rel::Series { .. } => {
+                out.push(format!("{pad}• generate_series"));
+                self.common(rel, &pad, out);
+            }
         }
-        Rel::Series { .. } => out.push(format!("{pad}generate_series")),
     }
 }
 
@@ -226,6 +456,19 @@ fn index_name(table: &TableDesc, index: IndexId) -> String {
     table
         .index(index)
         .map(|i| i.name.clone())
+        .unwrap_or_default()
+}
+
+/// The names of an index's key columns, in key order.
+fn scan_key_names(table: &TableDesc, index: IndexId) -> Vec<String> {
+    table
+        .index(index)
+        .map(|i| {
+            i.columns
+                .iter()
+                .filter_map(|c| table.column_by_id(*c).map(|c| c.name.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -240,71 +483,129 @@ fn kind_name(kind: JoinKind) -> &'static str {
     }
 }
 
-fn describe_aggregate(group: &[Scalar], aggs: &[AggCall]) -> String {
+fn aggregate(a: &AggCall, names: &[Name]) -> String {
     format!(
-        "keys [{}] aggregates [{}]",
-        group.iter().map(expr).collect::<Vec<_>>().join(", "),
-        aggs.iter()
-            .map(|a| format!(
-                "{}({}{})",
-                a.name,
-                if a.distinct { "DISTINCT " } else { "" },
-                a.args.iter().map(expr).collect::<Vec<_>>().join(", ")
-            ))
+        "{}({}{})",
+        a.name,
+        if a.distinct { "DISTINCT " } else { "" },
+        a.args
+            .iter()
+            .map(|e| sql(e, names))
             .collect::<Vec<_>>()
             .join(", ")
     )
 }
 
-fn describe_constraint(c: &IndexConstraint) -> String {
+fn describe_aggregate(group: &[Scalar], aggs: &[AggCall], names: &[Name]) -> String {
+    format!(
+        "keys [{}] aggregates [{}]",
+        group
+            .iter()
+            .map(|e| sql(e, names))
+            .collect::<Vec<_>>()
+            .join(", "),
+        aggs.iter()
+            .map(|a| aggregate(a, names))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn describe_constraint(c: &IndexConstraint, key: &[String]) -> String {
     let mut parts = Vec::new();
+    let fixed = c.prefixes.first().map_or(0, Vec::len);
     if c.prefixes.iter().any(|p| !p.is_empty()) {
         let alts: Vec<String> = c
             .prefixes
             .iter()
-            .map(|p| format!("/{}", p.iter().map(expr).collect::<Vec<_>>().join("/")))
+            .map(|p| {
+                format!(
+                    "/{}",
+                    p.iter().map(|e| sql(e, &[])).collect::<Vec<_>>().join("/")
+                )
+            })
             .collect();
         parts.push(alts.join(", "));
     }
+    let ranged = key.get(fixed).cloned().unwrap_or_default();
     if let Some((l, inclusive)) = &c.lower {
         parts.push(format!(
-            "{} {}",
+            "{ranged} {} {}",
             if *inclusive { ">=" } else { ">" },
-            expr(l)
+            sql(l, &[])
         ));
     }
     if let Some((u, inclusive)) = &c.upper {
         parts.push(format!(
-            "{} {}",
+            "{ranged} {} {}",
             if *inclusive { "<=" } else { "<" },
-            expr(u)
+            sql(u, &[])
         ));
     }
     parts.join(" ")
 }
 
-/// A compact rendering of a scalar for plans.
+/// A scalar in SQL syntax, its columns named from `names`.
 pub fn expr(s: &Scalar) -> String {
+    sql(s, &[])
+}
+
+fn literal(value: &Value, ty: tardigrade_sqltypes::SqlType) -> String {
+    match value {
+        Value::Null => "NULL".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(_) | Value::Float(_) | Value::Decimal(_) => value.to_text(ty),
+        other => format!("'{}'", other.to_text(ty).replace('\'', "''")),
+    }
+}
+
+/// Renders an operand of a binary operator, in parentheses unless it is
+/// atomic or the same associative operator.
+fn operand(s: &Scalar, parent: BinOp, names: &[Name]) -> String {
     match s {
-        Scalar::Column { index, .. } => format!("@{}", index + 1),
-        Scalar::Outer { depth, index, .. } => format!("outer{depth}.@{}", index + 1),
-        Scalar::Literal { value, ty } => {
-            if value.is_null() {
-                "NULL".into()
-            } else {
-                value.to_text(*ty)
-            }
+        Scalar::Binary { op, .. } if *op == parent && matches!(op, BinOp::And | BinOp::Or) => {
+            sql(s, names)
         }
+        Scalar::Binary { .. } | Scalar::InList { .. } | Scalar::IsNull { .. } => {
+            format!("({})", sql(s, names))
+        }
+        Scalar::IsBool { .. } | Scalar::Unary { .. } => format!("({})", sql(s, names)),
+        _ => sql(s, names),
+    }
+}
+
+fn sql(s: &Scalar, names: &[Name]) -> String {
+    crate::stack::grow(|| sql_inner(s, names))
+}
+
+fn sql_inner(s: &Scalar, names: &[Name]) -> String {
+    let list = |args: &[Scalar]| {
+        args.iter()
+            .map(|a| sql(a, names))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match s {
+        Scalar::Column { index, .. } => column(names, *index),
+        Scalar::Outer { depth, index, .. } => format!("outer{depth}.@{}", index + 1),
+        Scalar::Literal { value, ty } => literal(value, *ty),
         Scalar::Param { index, .. } => format!("${}", index + 1),
         Scalar::Binary {
             op, left, right, ..
-        } => format!("({} {:?} {})", expr(left), op, expr(right)),
-        Scalar::Unary { op, expr: e, .. } => format!("{op:?}({})", expr(e)),
-        Scalar::Cast { expr: e, to } => format!("{}::{to}", expr(e)),
-        Scalar::Func { name, args, .. } => format!(
-            "{name}({})",
-            args.iter().map(expr).collect::<Vec<_>>().join(", ")
+        } => format!(
+            "{} {} {}",
+            operand(left, *op, names),
+            op.symbol(),
+            operand(right, *op, names)
         ),
+        Scalar::Unary { op, expr: e, .. } => match op {
+            UnOp::Not => format!("NOT {}", operand(e, BinOp::And, names)),
+            UnOp::Neg => format!("-{}", operand(e, BinOp::Mul, names)),
+            UnOp::Plus => format!("+{}", operand(e, BinOp::Mul, names)),
+            UnOp::BitNot => format!("~{}", operand(e, BinOp::Mul, names)),
+        },
+        Scalar::Cast { expr: e, to } => format!("{}::{to}", operand(e, BinOp::Mul, names)),
+        Scalar::Func { name, args, .. } => format!("{name}({})", list(args)),
         Scalar::Subquery(sub) => format!(
             "subquery#{}{}",
             sub.id,
@@ -313,48 +614,56 @@ pub fn expr(s: &Scalar) -> String {
         Scalar::AggRef { index, .. } => format!("agg#{index}"),
         Scalar::InList {
             expr: e,
-            list,
+            list: items,
             negated,
         } => format!(
             "{} {}IN ({})",
-            expr(e),
+            operand(e, BinOp::Eq, names),
             if *negated { "NOT " } else { "" },
-            list.iter().map(expr).collect::<Vec<_>>().join(", ")
+            list(items)
         ),
-        Scalar::IsNull { expr: e, negated } => {
-            format!("{} IS {}NULL", expr(e), if *negated { "NOT " } else { "" })
-        }
+        Scalar::IsNull { expr: e, negated } => format!(
+            "{} IS {}NULL",
+            operand(e, BinOp::Eq, names),
+            if *negated { "NOT " } else { "" }
+        ),
         Scalar::IsBool {
             expr: e,
             value,
             negated,
         } => format!(
             "{} IS {}{}",
-            expr(e),
+            operand(e, BinOp::Eq, names),
             if *negated { "NOT " } else { "" },
             value
         ),
-        Scalar::Coalesce { args, .. } => format!(
-            "coalesce({})",
-            args.iter().map(expr).collect::<Vec<_>>().join(", ")
-        ),
+        Scalar::Coalesce { args, .. } => format!("coalesce({})", list(args)),
         Scalar::Extreme { args, greatest, .. } => format!(
             "{}({})",
             if *greatest { "greatest" } else { "least" },
-            args.iter().map(expr).collect::<Vec<_>>().join(", ")
+            list(args)
         ),
-        Scalar::NullIf { left, right, .. } => format!("nullif({}, {})", expr(left), expr(right)),
+        Scalar::NullIf { left, right, .. } => {
+            format!("nullif({}, {})", sql(left, names), sql(right, names))
+        }
         Scalar::Case {
-            whens, otherwise, ..
+            operand: subject,
+            whens,
+            otherwise,
+            ..
         } => format!(
-            "CASE {}{}END",
+            "CASE {}{}{}END",
+            subject
+                .as_ref()
+                .map(|o| format!("{} ", sql(o, names)))
+                .unwrap_or_default(),
             whens
                 .iter()
-                .map(|(w, t)| format!("WHEN {} THEN {} ", expr(w), expr(t)))
+                .map(|(w, t)| format!("WHEN {} THEN {} ", sql(w, names), sql(t, names)))
                 .collect::<String>(),
             otherwise
                 .as_ref()
-                .map(|o| format!("ELSE {} ", expr(o)))
+                .map(|o| format!("ELSE {} ", sql(o, names)))
                 .unwrap_or_default()
         ),
         Scalar::NextVal { sequence } => format!("nextval('{sequence}')"),

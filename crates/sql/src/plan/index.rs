@@ -23,8 +23,13 @@ const MAX_ALTERNATIVES: usize = 256;
 /// Chooses indexes and pushes limits throughout the tree, then join and
 /// aggregation algorithms ([`super::physical`]).
 pub fn optimize(rel: Rel) -> Rel {
-    let rel = super::join_order::reorder(optimize_subqueries(rel));
-    super::physical::choose(choose_indexes(rel))
+    super::physical::choose(optimize_logical(rel))
+}
+
+/// Every optimization but the choice of join and aggregation algorithms:
+/// join order, then index selection (what `EXPLAIN (OPT)` shows).
+pub fn optimize_logical(rel: Rel) -> Rel {
+    choose_indexes(super::join_order::reorder(optimize_subqueries(rel)))
 }
 
 /// Optimizes the plans of the subqueries in the tree's expressions.
