@@ -29,6 +29,7 @@ pub fn optimize(rel: Rel) -> Rel {
 /// Every optimization but the choice of join and aggregation algorithms:
 /// join order, then index selection (what `EXPLAIN (OPT)` shows).
 pub fn optimize_logical(rel: Rel) -> Rel {
+    let rel = super::norm::normalize(rel);
     choose_indexes(super::join_order::reorder(optimize_subqueries(rel)))
 }
 

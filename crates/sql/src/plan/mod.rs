@@ -13,6 +13,7 @@ pub mod cardinality;
 pub mod explain;
 pub mod index;
 pub mod join_order;
+pub mod norm;
 pub mod physical;
 
 use std::sync::Arc;
