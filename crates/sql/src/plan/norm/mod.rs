@@ -6,6 +6,9 @@
 //! applied by [`normalize`] in the order below; a rule that does not apply
 //! leaves the tree unchanged.
 //!
+//! - [`scalar_subquery`]: a correlated scalar subquery computing an
+//!   aggregate in a filter becomes a left join with the aggregate grouped by
+//!   the correlation columns.
 //! - [`semi_join`]: `EXISTS`, `NOT EXISTS` and `IN (subquery)` conjuncts of a
 //!   filter or an inner join condition become semi and anti joins, so a
 //!   correlated subquery no longer runs once per outer row.
@@ -14,14 +17,183 @@
 //! through [`Rel::map_inputs`]), a line in [`normalize`], and a golden file
 //! under `testdata/queries/` whose plans show it (so disabling it fails).
 //! TODO(issue 12): constant folding (today in the binder), predicate pushdown
-//! through aggregations and projections, scalar-subquery decorrelation into
-//! joins with aggregation, redundant-join and outer-join simplification.
+//! through aggregations and projections, redundant-join and outer-join
+//! simplification.
 
+pub mod scalar_subquery;
 pub mod semi_join;
 
 use super::Rel;
 
-/// Applies every normalization rule.
+/// Applies every normalization rule, to subqueries' plans first.
 pub fn normalize(rel: Rel) -> Rel {
+    let rel = normalize_subqueries(rel);
+    let rel = scalar_subquery::decorrelate(rel);
     semi_join::decorrelate(rel)
+}
+
+use super::Scalar;
+use super::bind::{and_all, conjuncts};
+
+/// Takes the correlated conjuncts (those reading the enclosing query's row,
+/// at depth 1) out of a subquery's plan: from its top filter and from the
+/// filters and conditions of an inner join tree under it. Returns the plan
+/// without them and the conjuncts over the plan's output columns, or `None`
+/// when an outer reference stays anywhere else (or reaches further out),
+/// in which case the subquery cannot be turned into a join.
+pub(crate) fn pull_correlated(rel: &Rel) -> Option<(Rel, Vec<Scalar>)> {
+    let mut pulled = Vec::new();
+    let rest = pull(rel.clone(), 0, &mut pulled)?;
+    if refers_outside(&rest) {
+        return None;
+    }
+    Some((rest, pulled))
+}
+
+fn pull(rel: Rel, offset: usize, out: &mut Vec<Scalar>) -> Option<Rel> {
+    match rel {
+        Rel::Filter { input, predicate } => {
+            let mut parts = Vec::new();
+            conjuncts(predicate, &mut parts);
+            let mut keep = Vec::new();
+            for p in parts {
+                match outer_depths(&p) {
+                    Depth::None => keep.push(p),
+                    Depth::One if !p.needs_async() => out.push(shift(p, offset)),
+                    _ => return None,
+                }
+            }
+            let input = pull(*input, offset, out)?;
+            Some(match and_all(keep) {
+                Some(p) => Rel::Filter {
+                    input: Box::new(input),
+                    predicate: p,
+                },
+                None => input,
+            })
+        }
+        Rel::Join {
+            kind: super::JoinKind::Inner,
+            left,
+            right,
+            on,
+            equi,
+        } => {
+            let lw = left.width();
+            let mut keep = Vec::new();
+            if let Some(on) = on {
+                let mut parts = Vec::new();
+                conjuncts(on, &mut parts);
+                for p in parts {
+                    match outer_depths(&p) {
+                        Depth::None => keep.push(p),
+                        Depth::One if !p.needs_async() => out.push(shift(p, offset)),
+                        _ => return None,
+                    }
+                }
+            }
+            let left = pull(*left, offset, out)?;
+            let right = pull(*right, offset + lw, out)?;
+            Some(Rel::Join {
+                kind: super::JoinKind::Inner,
+                left: Box::new(left),
+                right: Box::new(right),
+                on: and_all(keep),
+                equi,
+            })
+        }
+        other => Some(other),
+    }
+}
+
+fn shift(s: Scalar, offset: usize) -> Scalar {
+    if offset == 0 {
+        return s;
+    }
+    let unchanged = s.clone();
+    s.transform(&mut |n| {
+        Ok(match n {
+            Scalar::Column { index, ty } => Scalar::Column {
+                index: index + offset,
+                ty,
+            },
+            other => other,
+        })
+    })
+    .unwrap_or(unchanged)
+}
+
+pub(crate) enum Depth {
+    None,
+    One,
+    Deeper,
+}
+
+/// Whether `s` reads the enclosing query's row (depth 1) or beyond.
+pub(crate) fn outer_depths(s: &Scalar) -> Depth {
+    let mut one = false;
+    let mut deeper = false;
+    visit(s, &mut |n| match n {
+        Scalar::Outer { depth: 1, .. } => one = true,
+        Scalar::Outer { .. } => deeper = true,
+        Scalar::Subquery(sub) if sub.correlated => deeper = true,
+        _ => {}
+    });
+    if deeper {
+        Depth::Deeper
+    } else if one {
+        Depth::One
+    } else {
+        Depth::None
+    }
+}
+
+pub(crate) fn visit(s: &Scalar, f: &mut dyn FnMut(&Scalar)) {
+    f(s);
+    s.for_each_child(&mut |c| visit(c, f));
+}
+
+/// Any outer reference or correlated subquery anywhere in the plan.
+pub(crate) fn refers_outside(rel: &Rel) -> bool {
+    let mut found = false;
+    let _ = rel.clone().map_scalars(&mut |s| {
+        visit(&s, &mut |n| match n {
+            Scalar::Outer { .. } => found = true,
+            Scalar::Subquery(sub) if sub.correlated => found = true,
+            _ => {}
+        });
+        s
+    });
+    if found {
+        return true;
+    }
+    let mut inner = false;
+    let _ = rel.clone().map_inputs(&mut |r| {
+        inner |= refers_outside(&r);
+        r
+    });
+    inner
+}
+
+/// Normalizes the plans of the subqueries in the tree's expressions first
+/// (a subquery correlated only with its own enclosing block is rewritten
+/// inside it).
+fn normalize_subqueries(rel: Rel) -> Rel {
+    rel.map_inputs(&mut normalize_subqueries)
+        .map_scalars(&mut |s| {
+            if !s.needs_async() {
+                return s;
+            }
+            let unchanged = s.clone();
+            s.transform(&mut |e| {
+                Ok(match e {
+                    Scalar::Subquery(mut sub) => {
+                        sub.plan = std::sync::Arc::new(normalize((*sub.plan).clone()));
+                        Scalar::Subquery(sub)
+                    }
+                    other => other,
+                })
+            })
+            .unwrap_or(unchanged)
+        })
 }

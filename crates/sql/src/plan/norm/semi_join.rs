@@ -15,10 +15,10 @@
 //! the semi join on `x = value` (NULLs never equal) agrees. `NOT IN` is left
 //! alone (a NULL in the subquery makes it NULL for every row).
 //!
-//! The rule only fires when the subquery's plan is a filter (optionally
-//! under a projection) whose conjuncts hold every outer reference, each at
-//! depth 1, and nothing else in the plan refers outside it: otherwise the
-//! subquery keeps running per outer row.
+//! The rule only fires when every outer reference of the subquery's plan is
+//! in a conjunct of its filters or inner join conditions, at depth 1
+//! ([`super::pull_correlated`]): otherwise the subquery keeps running per
+//! outer row.
 
 use tardigrade_sqltypes::SqlType;
 use tardigrade_sqltypes::ops::{BinOp, UnOp};
@@ -157,36 +157,7 @@ fn build(input: &Rel, form: Form, sub: &Subquery) -> Option<(Rel, Scalar)> {
         (Form::In, _) => return None,
         (Form::Exists, other) => (other, None),
     };
-    let (base, filter) = match body {
-        Rel::Filter { input, predicate } => (input.as_ref(), Some(predicate)),
-        other => (other, None),
-    };
-    if refers_outside(base) {
-        return None;
-    }
-    let mut correlated = Vec::new();
-    let mut local = Vec::new();
-    if let Some(f) = filter {
-        let mut parts = Vec::new();
-        conjuncts(f.clone(), &mut parts);
-        for c in parts {
-            if c.needs_async() {
-                return None;
-            }
-            match outer_depths(&c) {
-                Depths::None => local.push(c),
-                Depths::OnlyOne => correlated.push(c),
-                Depths::Deeper => return None,
-            }
-        }
-    }
-    let right = match and_all(local) {
-        Some(p) => Rel::Filter {
-            input: Box::new(base.clone()),
-            predicate: p,
-        },
-        None => base.clone(),
-    };
+    let (right, correlated) = super::pull_correlated(body)?;
     if matches!(form, Form::Exists) && correlated.is_empty() {
         // Uncorrelated: evaluated once already, nothing to gain.
         return None;
@@ -220,60 +191,6 @@ fn build(input: &Rel, form: Form, sub: &Subquery) -> Option<(Rel, Scalar)> {
         ty: SqlType::Bool,
     });
     Some((right, on))
-}
-
-enum Depths {
-    None,
-    OnlyOne,
-    Deeper,
-}
-
-fn outer_depths(s: &Scalar) -> Depths {
-    let mut one = false;
-    let mut deeper = false;
-    visit(s, &mut |n| {
-        if let Scalar::Outer { depth, .. } = n {
-            if *depth == 1 {
-                one = true;
-            } else {
-                deeper = true;
-            }
-        }
-    });
-    if deeper {
-        Depths::Deeper
-    } else if one {
-        Depths::OnlyOne
-    } else {
-        Depths::None
-    }
-}
-
-fn visit(s: &Scalar, f: &mut dyn FnMut(&Scalar)) {
-    f(s);
-    s.for_each_child(&mut |c| visit(c, f));
-}
-
-/// Any outer reference or correlated subquery anywhere in the plan.
-fn refers_outside(rel: &Rel) -> bool {
-    let mut found = false;
-    let _ = rel.clone().map_scalars(&mut |s| {
-        visit(&s, &mut |n| match n {
-            Scalar::Outer { .. } => found = true,
-            Scalar::Subquery(sub) if sub.correlated => found = true,
-            _ => {}
-        });
-        s
-    });
-    if found {
-        return true;
-    }
-    let mut inner = false;
-    let _ = rel.clone().map_inputs(&mut |r| {
-        inner |= refers_outside(&r);
-        r
-    });
-    inner
 }
 
 /// A correlated conjunct over the joined row: outer references become left
