@@ -196,7 +196,16 @@ pub async fn clear(node: &Arc<SqlNode>, doomed: Doomed) -> SqlResult<()> {
         .await?;
         match next {
             Some(k) => from = k,
-            None => return Ok(()),
+            None => break,
         }
     }
+    if let Doomed::Table(id) = doomed {
+        // The dropped table's statistics go with its data.
+        node.db
+            .del(&crate::stats::stats_key(id))
+            .await
+            .map_err(crate::catalog::kv_err)?;
+        node.stats.invalidate(id);
+    }
+    Ok(())
 }

@@ -110,6 +110,9 @@ async fn drop_table_removes_the_descriptor_and_clears_the_data_after_the_commit(
     filled(&mut s, "t").await;
     let id = table(&db, &node, "defaultdb", "t").await.id;
     assert_eq!(table_keys(&db, id).await, 2 * ROWS as usize);
+    ok(&mut s, "ANALYZE t").await;
+    let stats_key = tardigrade_sql::stats::stats_key(id);
+    assert!(db.get(&stats_key).await.expect("get").is_some());
 
     node.gc_paused.store(true, Ordering::SeqCst);
     ok(&mut s, "DROP TABLE t").await;
@@ -120,6 +123,15 @@ async fn drop_table_removes_the_descriptor_and_clears_the_data_after_the_commit(
     node.gc_paused.store(false, Ordering::SeqCst);
     eventually_empty(&db, &keys::table_prefix(id as u64)).await;
     assert_eq!(node.pending_clears.open_transactions(), 0);
+    // Its statistics go too, once the data is cleared.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while db.get(&stats_key).await.expect("get").is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "statistics left behind"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // The name is free again, with a new id and nothing in it.
     ok(&mut s, "CREATE TABLE t (k INT PRIMARY KEY)").await;
     assert_ne!(table(&db, &node, "defaultdb", "t").await.id, id);
