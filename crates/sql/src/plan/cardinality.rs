@@ -274,12 +274,41 @@ fn scan_rows(s: &Scan) -> f64 {
                 }
             }
             if ranged {
-                r *= RANGE_SELECTIVITY;
+                r *= key
+                    .get(fixed)
+                    .and_then(|&p| constraint_range_fraction(s, p, c))
+                    .unwrap_or(RANGE_SELECTIVITY);
             }
             (r * alternatives).min(table)
         }
     };
     s.limit.map_or(rows, |l| rows.min(l as f64))
+}
+
+/// The fraction of the table a constraint's range keeps on column
+/// `position`, from its histogram (literal bounds only).
+fn constraint_range_fraction(s: &Scan, position: usize, c: &super::IndexConstraint) -> Option<f64> {
+    let stats = column_stats(&s.table, s.stats.as_deref(), position)?;
+    if stats.histogram.is_empty() || stats.row_count == 0 {
+        return None;
+    }
+    let h = (stats.histogram.as_slice(), stats.row_count as f64);
+    let mut fraction = 1.0;
+    if let Some((bound, inclusive)) = &c.lower {
+        let v = literal_value(bound).filter(|v| !v.is_null())?;
+        fraction *= histogram_range(h, if *inclusive { BinOp::GtEq } else { BinOp::Gt }, v);
+    }
+    if let Some((bound, inclusive)) = &c.upper {
+        let v = literal_value(bound).filter(|v| !v.is_null())?;
+        let below = histogram_range(h, if *inclusive { BinOp::LtEq } else { BinOp::Lt }, v);
+        // Both bounds: the rows between them.
+        fraction = if c.lower.is_some() {
+            (fraction + below - 1.0).max(0.0)
+        } else {
+            below
+        };
+    }
+    Some(fraction)
 }
 
 fn fixes_unique_key(s: &Scan, fixed: usize) -> bool {
