@@ -12,14 +12,18 @@
 //! - [`semi_join`]: `EXISTS`, `NOT EXISTS` and `IN (subquery)` conjuncts of a
 //!   filter or an inner join condition become semi and anti joins, so a
 //!   correlated subquery no longer runs once per outer row.
+//! - [`push_filter`]: filters move below projections, aggregations (on
+//!   group columns), sorts, DISTINCT and into inner joins, so conditions on
+//!   views and derived tables reach their scans.
 //!
 //! To add a rule: a new file here with a function `Rel -> Rel` (recursing
 //! through [`Rel::map_inputs`]), a line in [`normalize`], and a golden file
 //! under `testdata/queries/` whose plans show it (so disabling it fails).
-//! TODO(issue 12): constant folding (today in the binder), predicate pushdown
-//! through aggregations and projections, redundant-join and outer-join
+//! TODO(issue 12): constant folding (today in the binder), pushdown through
+//! set operations and outer joins, redundant-join and outer-join
 //! simplification.
 
+pub mod push_filter;
 pub mod scalar_subquery;
 pub mod semi_join;
 
@@ -29,7 +33,8 @@ use super::Rel;
 pub fn normalize(rel: Rel) -> Rel {
     let rel = normalize_subqueries(rel);
     let rel = scalar_subquery::decorrelate(rel);
-    semi_join::decorrelate(rel)
+    let rel = semi_join::decorrelate(rel);
+    push_filter::push_down(rel)
 }
 
 use super::Scalar;

@@ -1,0 +1,158 @@
+//! Rule: filters move down through projections, aggregations (on their
+//! grouping columns), sorts and DISTINCT, and into both sides of inner joins,
+//! so that a condition written over a view or a derived table reaches the
+//! scan it restricts (where index selection turns it into spans).
+//!
+//! Takes `Filter(p, X)`; gives `X` with the conjuncts of `p` that may move
+//! placed below it, and a filter of the others left above.
+//!
+//! Why it is correct:
+//! - a projection maps each row to one row: a conjunct over its outputs holds
+//!   for a row iff the conjunct with each output column replaced by its
+//!   expression holds for the input row — provided those expressions are
+//!   deterministic (no volatile functions, `nextval`, subqueries);
+//! - an aggregation's group columns are constant within a group: a conjunct
+//!   over group columns only keeps or drops whole groups, the same before or
+//!   after aggregating (not for a scalar aggregation, which has a row even
+//!   with no input);
+//! - sorting and DISTINCT neither create nor change rows;
+//! - inner joins: [`crate::plan::bind::push_filter`].
+
+use crate::plan::bind::{and_all, conjuncts, push_filter, referenced_columns};
+use crate::plan::{Rel, Scalar, is_volatile};
+
+/// Applies the rule everywhere in the tree.
+pub fn push_down(rel: Rel) -> Rel {
+    crate::stack::grow(|| push_down_node(rel))
+}
+
+fn push_down_node(rel: Rel) -> Rel {
+    match rel.map_inputs(&mut push_down) {
+        Rel::Filter { input, predicate } => {
+            let mut parts = Vec::new();
+            conjuncts(predicate, &mut parts);
+            place(*input, parts)
+        }
+        other => other,
+    }
+}
+
+/// `input` with `parts` applied, as far down as each may go.
+fn place(input: Rel, parts: Vec<Scalar>) -> Rel {
+    if parts.is_empty() {
+        return input;
+    }
+    crate::stack::grow(|| place_inner(input, parts))
+}
+
+fn place_inner(input: Rel, parts: Vec<Scalar>) -> Rel {
+    match input {
+        Rel::Project { input, exprs } => {
+            let (down, up): (Vec<Scalar>, Vec<Scalar>) =
+                parts.into_iter().partition(|p| movable_through(p, &exprs));
+            let down: Vec<Scalar> = down.into_iter().map(|p| substitute(p, &exprs)).collect();
+            let rel = Rel::Project {
+                input: Box::new(place(*input, down)),
+                exprs,
+            };
+            above(rel, up)
+        }
+        Rel::Aggregate { input, group, aggs } if !group.is_empty() => {
+            let n = group.len();
+            let (down, up): (Vec<Scalar>, Vec<Scalar>) = parts.into_iter().partition(|p| {
+                let mut cols = Vec::new();
+                referenced_columns(p, &mut cols);
+                cols.iter().all(|&c| c < n) && movable_through(p, &group)
+            });
+            let down: Vec<Scalar> = down.into_iter().map(|p| substitute(p, &group)).collect();
+            let rel = Rel::Aggregate {
+                input: Box::new(place(*input, down)),
+                group,
+                aggs,
+            };
+            above(rel, up)
+        }
+        Rel::Sort { input, keys } => Rel::Sort {
+            input: Box::new(place(*input, parts)),
+            keys,
+        },
+        Rel::Distinct { input, key_len } => Rel::Distinct {
+            input: Box::new(place(*input, parts)),
+            key_len,
+        },
+        Rel::Filter { input, predicate } => {
+            let mut all = Vec::new();
+            conjuncts(predicate, &mut all);
+            all.extend(parts);
+            place(*input, all)
+        }
+        join @ Rel::Join {
+            kind: crate::plan::JoinKind::Inner,
+            ..
+        } => match and_all(parts) {
+            Some(p) => push_filter(join, p),
+            None => join,
+        },
+        other => above(other, parts),
+    }
+}
+
+fn above(rel: Rel, parts: Vec<Scalar>) -> Rel {
+    match and_all(parts) {
+        Some(p) => Rel::Filter {
+            input: Box::new(rel),
+            predicate: p,
+        },
+        None => rel,
+    }
+}
+
+/// The conjunct reads only outputs whose expressions may be evaluated below
+/// (deterministic, no subquery), and has no subquery itself.
+fn movable_through(p: &Scalar, exprs: &[Scalar]) -> bool {
+    if p.needs_async() || !deterministic(p) {
+        return false;
+    }
+    let mut cols = Vec::new();
+    referenced_columns(p, &mut cols);
+    cols.iter().all(|&c| {
+        exprs
+            .get(c)
+            .is_some_and(|e| !e.needs_async() && deterministic(e) && !has_aggregate_ref(e))
+    })
+}
+
+fn deterministic(s: &Scalar) -> bool {
+    let mut ok = true;
+    super::visit(s, &mut |n| match n {
+        Scalar::Func { name, .. } if is_volatile(name) => ok = false,
+        Scalar::NextVal { .. } | Scalar::UniqueRowId => ok = false,
+        _ => {}
+    });
+    ok
+}
+
+fn has_aggregate_ref(s: &Scalar) -> bool {
+    let mut found = false;
+    super::visit(s, &mut |n| {
+        if matches!(n, Scalar::AggRef { .. }) {
+            found = true;
+        }
+    });
+    found
+}
+
+/// `p` with each output column replaced by the expression computing it.
+fn substitute(p: Scalar, exprs: &[Scalar]) -> Scalar {
+    let unchanged = p.clone();
+    p.transform(&mut |n| {
+        Ok(match n {
+            Scalar::Column { index, ty } => exprs
+                .get(index)
+                .cloned()
+                .unwrap_or(Scalar::Column { index, ty }),
+            other => other,
+        })
+    })
+    .unwrap_or(unchanged)
+}
