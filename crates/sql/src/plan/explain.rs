@@ -65,6 +65,13 @@ struct Name {
 
 type Names = Vec<Name>;
 
+thread_local! {
+    /// The column names of the rows enclosing the subquery being rendered,
+    /// innermost last (an outer reference of depth d reads the d-th from
+    /// the end).
+    static OUTER_NAMES: std::cell::RefCell<Vec<Names>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn plain(name: String) -> Name {
     Name { table: None, name }
 }
@@ -166,6 +173,52 @@ impl Renderer<'_> {
         crate::stack::grow(|| self.walk_node(rel, depth, out))
     }
 
+    /// The plans of the subqueries in the operator's own expressions, under
+    /// their ids.
+    fn subqueries(&self, rel: &Rel, depth: usize, out: &mut Vec<String>) {
+        let mut subs: Vec<&super::Subquery> = Vec::new();
+        for s in node_scalars(rel) {
+            collect_subqueries(s, &mut subs);
+        }
+        let pad = "  ".repeat(depth);
+        // The subquery's outer references read the row this operator
+        // evaluates its expressions on: its input's columns (both inputs'
+        // for a join).
+        let row = match rel {
+            Rel::Join { left, right, .. } | Rel::MergeJoin { left, right, .. } => {
+                let mut n = column_names(left);
+                n.extend(column_names(right));
+                n
+            }
+            Rel::Filter { input, .. }
+            | Rel::Project { input, .. }
+            | Rel::Sort { input, .. }
+            | Rel::Limit { input, .. }
+            | Rel::Aggregate { input, .. }
+            | Rel::StreamAggregate { input, .. } => column_names(input),
+            Rel::LookupJoin(j) => {
+                let mut n = column_names(&j.left);
+                n.extend(table_names(&j.table));
+                n
+            }
+            _ => Vec::new(),
+        };
+        for sub in subs {
+            out.push(format!(
+                "{pad}  subquery#{}{}:",
+                sub.id,
+                if sub.correlated {
+                    " (correlated: runs per row)"
+                } else {
+                    " (runs once)"
+                }
+            ));
+            OUTER_NAMES.with(|o| o.borrow_mut().push(row.clone()));
+            self.walk(&sub.plan, depth + 2, out);
+            OUTER_NAMES.with(|o| o.borrow_mut().pop());
+        }
+    }
+
     /// The lines every operator gets after its own details.
     fn common(&self, rel: &Rel, pad: &str, out: &mut Vec<String>) {
         if self.options.verbose {
@@ -199,6 +252,7 @@ impl Renderer<'_> {
                 super::cardinality::rows(rel).round() as u64
             ));
         }
+        self.subqueries(rel, pad.len() / 2, out);
         if let Some(m) = self.measured {
             match m.get(&node_key(rel)) {
                 Some(m) => out.push(format!(
@@ -587,7 +641,13 @@ fn sql_inner(s: &Scalar, names: &[Name]) -> String {
     };
     match s {
         Scalar::Column { index, .. } => column(names, *index),
-        Scalar::Outer { depth, index, .. } => format!("outer{depth}.@{}", index + 1),
+        Scalar::Outer { depth, index, .. } => OUTER_NAMES.with(|o| {
+            let o = o.borrow();
+            match o.len().checked_sub(*depth).and_then(|i| o.get(i)) {
+                Some(names) if *index < names.len() => format!("outer.{}", column(names, *index)),
+                _ => format!("outer{depth}.@{}", index + 1),
+            }
+        }),
         Scalar::Literal { value, ty } => literal(value, *ty),
         Scalar::Param { index, .. } => format!("${}", index + 1),
         Scalar::Binary {
@@ -668,5 +728,89 @@ fn sql_inner(s: &Scalar, names: &[Name]) -> String {
         ),
         Scalar::NextVal { sequence } => format!("nextval('{sequence}')"),
         Scalar::UniqueRowId => "unique_rowid()".into(),
+    }
+}
+
+/// The expressions an operator evaluates itself (not its inputs').
+fn node_scalars(rel: &Rel) -> Vec<&Scalar> {
+    let mut out: Vec<&Scalar> = Vec::new();
+    match rel {
+        Rel::Scan(s) => {
+            if let Some(c) = &s.constraint {
+                out.extend(c.prefixes.iter().flatten());
+                out.extend(c.lower.iter().map(|(b, _)| b));
+                out.extend(c.upper.iter().map(|(b, _)| b));
+            }
+        }
+        Rel::Values { rows, .. } => out.extend(rows.iter().flatten()),
+        Rel::Filter { predicate, .. } => out.push(predicate),
+        Rel::Project { exprs, .. } => out.extend(exprs),
+        Rel::Aggregate { group, aggs, .. } | Rel::StreamAggregate { group, aggs, .. } => {
+            out.extend(group);
+            for a in aggs {
+                out.extend(&a.args);
+                out.extend(a.filter.iter());
+            }
+        }
+        Rel::Join { on, .. } | Rel::MergeJoin { on, .. } => out.extend(on.iter()),
+        Rel::LookupJoin(j) => {
+            out.extend(j.on.iter());
+            out.extend(j.right_filter.iter());
+        }
+        Rel::Sort { keys, .. } => out.extend(keys.iter().map(|k| &k.expr)),
+        Rel::Limit { limit, offset, .. } => {
+            out.extend(limit.iter());
+            out.extend(offset.iter());
+        }
+        Rel::Series { start, stop, step } => {
+            out.push(start);
+            out.push(stop);
+            out.extend(step.iter());
+        }
+        Rel::Distinct { .. } | Rel::SetOp { .. } => {}
+    }
+    out
+}
+
+fn collect_subqueries<'s>(s: &'s Scalar, out: &mut Vec<&'s super::Subquery>) {
+    if let Scalar::Subquery(sub) = s {
+        out.push(sub);
+    }
+    match s {
+        Scalar::Binary { left, right, .. } | Scalar::NullIf { left, right, .. } => {
+            collect_subqueries(left, out);
+            collect_subqueries(right, out);
+        }
+        Scalar::Unary { expr, .. }
+        | Scalar::Cast { expr, .. }
+        | Scalar::IsNull { expr, .. }
+        | Scalar::IsBool { expr, .. } => collect_subqueries(expr, out),
+        Scalar::Func { args, .. }
+        | Scalar::Coalesce { args, .. }
+        | Scalar::Extreme { args, .. } => args.iter().for_each(|a| collect_subqueries(a, out)),
+        Scalar::Case {
+            operand,
+            whens,
+            otherwise,
+            ..
+        } => {
+            operand.iter().for_each(|o| collect_subqueries(o, out));
+            for (w, t) in whens {
+                collect_subqueries(w, out);
+                collect_subqueries(t, out);
+            }
+            otherwise.iter().for_each(|o| collect_subqueries(o, out));
+        }
+        Scalar::InList { expr, list, .. } => {
+            collect_subqueries(expr, out);
+            list.iter().for_each(|a| collect_subqueries(a, out));
+        }
+        Scalar::Subquery(sub) => match &sub.kind {
+            super::SubqueryKind::In { expr, .. } | super::SubqueryKind::Quantified { expr, .. } => {
+                collect_subqueries(expr, out)
+            }
+            _ => {}
+        },
+        _ => {}
     }
 }
