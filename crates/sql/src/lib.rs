@@ -25,8 +25,10 @@
 //!   reads them.
 //! - [`exec`]: operators over batches of rows.
 
+pub mod batch;
 pub mod catalog;
 pub mod ddl;
+pub mod error;
 pub mod exec;
 pub mod gc;
 pub mod parse;
@@ -38,6 +40,6 @@ mod stack;
 pub mod stats;
 
 pub use exec::RowSink;
-pub use exec::batch::Batch;
+pub use batch::Batch;
 pub use session::{Column, Prepared, QueryOutput, Session, SqlNode, TransactionStatus};
 pub use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};

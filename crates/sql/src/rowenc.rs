@@ -50,7 +50,7 @@ use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 use crate::catalog::{
     Catalog, ColumnId, ForeignKeyDesc, IndexDesc, IndexId, ReferentialAction, TableDesc, kv_err,
 };
-use crate::exec::batch::Batch;
+use crate::batch::Batch;
 
 // ---------------------------------------------------------------------------
 // unique_rowid

@@ -235,7 +235,7 @@ pub(crate) async fn in_txn<T: Send>(
                     && transient < TRANSIENT_RETRIES
                     && [
                         codes::STATEMENT_COMPLETION_UNKNOWN,
-                        crate::session::RANGE_UNAVAILABLE,
+                        crate::error::RANGE_UNAVAILABLE,
                         codes::INTERNAL_ERROR,
                     ]
                     .contains(&e.code) =>

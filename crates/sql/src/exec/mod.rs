@@ -16,7 +16,7 @@
 //!
 //! TODO(issue 4): spilling hash aggregation and joins.
 
-pub mod batch;
+pub use crate::batch;
 pub mod dml;
 pub mod eval;
 mod join;

@@ -261,24 +261,7 @@ pub fn human_bytes(n: usize) -> String {
     }
 }
 
-/// Approximate heap footprint of a row, without allocating: the row's vector
-/// and, per value, its out-of-line data.
-pub fn row_bytes(row: &[Value]) -> usize {
-    std::mem::size_of::<Row>() + row.iter().map(value_bytes).sum::<usize>()
-}
-
-fn value_bytes(v: &Value) -> usize {
-    std::mem::size_of::<Value>()
-        + match v {
-            Value::Text(s) => s.len(),
-            Value::Bytes(b) => b.len(),
-            Value::Decimal(_) => 16,
-            // A guess: the tree's nodes are not walked per row.
-            Value::Jsonb(_) => 64,
-            Value::Array(items) => items.iter().map(value_bytes).sum(),
-            _ => 0,
-        }
-}
+pub use crate::batch::row_bytes;
 
 /// How one sort key orders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

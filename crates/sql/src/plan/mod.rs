@@ -24,8 +24,7 @@ use crate::catalog::{IndexId, TableDesc};
 
 pub use bind::{Binder, describe};
 
-/// A row of values, in the column order of the operator that produced it.
-pub type Row = Vec<Value>;
+pub use crate::batch::Row;
 
 /// A key span `[start, end)` of an index.
 pub type KeySpan = (Vec<u8>, Vec<u8>);
