@@ -18,7 +18,7 @@
 
 pub use crate::batch;
 pub mod dml;
-pub mod eval;
+pub use crate::plan::eval;
 mod join;
 mod operator;
 pub mod sort;
@@ -56,7 +56,7 @@ enum BoundPlan {
         rel: Box<Rel>,
         scope: Vec<crate::plan::bind::ScopeColumn>,
     },
-    Dml(Box<dml::BoundDml>),
+    Dml(Box<crate::plan::dml::BoundDml>),
 }
 
 /// Where a prepared statement keeps its plan between executions.
@@ -147,7 +147,7 @@ pub async fn execute_statement(
                             let bound = binder.bind_query(q)?;
                             crate::plan::explain::render(&crate::plan::index::optimize(bound.rel))
                         }
-                        other => dml::bind_dml(&mut binder, other)?.explain(),
+                        other => crate::plan::dml::bind_dml(&mut binder, other)?.explain(),
                     };
                     let n = lines.len();
                     return Ok(QueryOutput {
@@ -160,7 +160,9 @@ pub async fn execute_statement(
                         streamed: false,
                     });
                 }
-                other => BoundPlan::Dml(Box::new(dml::bind_dml(&mut binder, other)?)),
+                other => {
+                    BoundPlan::Dml(Box::new(crate::plan::dml::bind_dml(&mut binder, other)?))
+                }
             };
             let plan = Arc::new(CachedPlan {
                 tables: versions,
@@ -194,7 +196,7 @@ pub async fn eval_constant(
 ) -> SqlResult<Value> {
     let tables = HashMap::new();
     let mut binder = Binder::new(&tables, &[]);
-    let expr = dml::parse_stored_expr(sql_text)?;
+    let expr = crate::plan::dml::parse_stored_expr(sql_text)?;
     let bound = binder.bind_expr(&expr, &Vec::new())?;
     let bound = binder.coerce(bound, ty, "DEFAULT")?;
     let mut exec = Executor::new(node, txn, "", &[]);

@@ -166,7 +166,7 @@ pub async fn describe(
     let columns = match statement {
         Statement::Query(q) => Some(binder.bind_query(q)?.scope),
         Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-            let dml = crate::exec::dml::bind_dml(&mut binder, statement)?;
+            let dml = super::dml::bind_dml(&mut binder, statement)?;
             dml.returning_scope()
         }
         Statement::Explain { .. } => {
@@ -3060,7 +3060,7 @@ pub fn fold(s: Scalar) -> Scalar {
         if matches!(node, Scalar::Literal { .. }) || !node.is_constant() {
             return Ok(node);
         }
-        match crate::exec::eval::eval_constant_scalar(&node) {
+        match super::eval::eval_constant_scalar(&node) {
             Ok(value) => {
                 let ty = node.ty();
                 Ok(Scalar::Literal { value, ty })

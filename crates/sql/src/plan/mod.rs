@@ -10,6 +10,8 @@
 
 pub mod bind;
 pub mod cardinality;
+pub mod dml;
+pub mod eval;
 pub mod explain;
 pub mod index;
 pub mod join_order;
