@@ -28,7 +28,7 @@ use tardigrade_kvpb::TxnId;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
-use crate::catalog::Catalog;
+pub use crate::node::{Column, QueryOutput, SqlNode};
 pub use crate::error::{RANGE_UNAVAILABLE, kv_error};
 use crate::exec::RowSink;
 use crate::parse;
@@ -37,81 +37,13 @@ use crate::parse;
 /// error is returned to the client.
 const IMPLICIT_RETRIES: usize = 50;
 
-/// The SQL server of one node: what all its sessions share.
-pub struct SqlNode {
-    /// Temp files and working memory of spilling operators (sorts).
-    pub temp_storage: crate::exec::sort::TempStorage,
-    pub db: Db,
-    pub catalog: Catalog,
-    pub node_id: u32,
-    /// Rows per transaction of an online index backfill
-    /// ([`crate::schemachange`]); tests make it small.
-    pub backfill_chunk_rows: AtomicUsize,
-    /// What open transactions dropped, cleared after they commit
-    /// ([`crate::gc`]).
-    pub pending_clears: crate::gc::PendingClears,
-    /// Holds the clearing of dropped data before its next page while set
-    /// (tests: the data is still there after the drop committed).
-    pub gc_paused: AtomicBool,
-    /// Table statistics the planner reads, cached ([`crate::stats`]).
-    pub stats: crate::stats::StatsCache,
-}
-
 impl SqlNode {
-    /// Creates the node's SQL server; makes sure the cluster has its initial
-    /// databases (`defaultdb`, `postgres`), which the first node to start creates.
-    pub async fn start(db: Db, node_id: u32) -> SqlResult<Arc<SqlNode>> {
-        let catalog = Catalog::new(db.clone());
-        catalog.ensure_bootstrapped().await?;
-        Ok(Arc::new(SqlNode {
-            temp_storage: Default::default(),
-            db,
-            catalog,
-            node_id,
-            backfill_chunk_rows: AtomicUsize::new(crate::schemachange::DEFAULT_CHUNK_ROWS),
-            pending_clears: Default::default(),
-            gc_paused: AtomicBool::new(false),
-            stats: Default::default(),
-        }))
-    }
-
     pub fn session(self: &Arc<Self>, user: &str, database: &str) -> Session {
         Session {
             node: self.clone(),
             user: user.to_string(),
             database: database.to_string(),
             state: TxnState::Idle,
-        }
-    }
-}
-
-/// A result column: name and type.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Column {
-    pub name: String,
-    pub ty: SqlType,
-}
-
-/// What a statement produced: its command tag (`SELECT 3`, `INSERT 0 1`, `BEGIN`),
-/// and for statements that return rows, the columns and the rows.
-#[derive(Clone, Debug, Default)]
-pub struct QueryOutput {
-    pub tag: String,
-    /// `Some` for statements that return rows (even zero of them).
-    pub columns: Option<Vec<Column>>,
-    pub rows: Vec<Vec<Value>>,
-    /// The rows went to the [`RowSink`] the statement was run with, not into
-    /// `rows`.
-    pub streamed: bool,
-}
-
-impl QueryOutput {
-    pub fn command(tag: impl Into<String>) -> QueryOutput {
-        QueryOutput {
-            tag: tag.into(),
-            columns: None,
-            rows: Vec::new(),
-            streamed: false,
         }
     }
 }
@@ -635,6 +567,13 @@ async fn run_in_txn(
     let Some(statement) = &prepared.statement else {
         return Ok(QueryOutput::command(""));
     };
+    if !crate::exec::handles(statement) {
+        // Boxed: DDL such as CREATE TABLE AS runs statements in turn.
+        return match Box::pin(crate::ddl::execute(node, txn, database, statement)).await? {
+            Some(out) => Ok(out),
+            None => Err(crate::exec::unsupported_statement(statement)),
+        };
+    }
     crate::exec::execute_statement(
         node,
         txn,

@@ -15,7 +15,7 @@ use super::eval::{eval, eval_predicate};
 use crate::plan::dml::{BoundDml, DmlKind, OnConflict};
 use crate::plan::{Rel, Row, Scalar};
 use crate::rowenc;
-use crate::session::QueryOutput;
+use crate::node::QueryOutput;
 
 /// Converts a value to a column's type as an assignment does: numeric
 /// conversions with range checks, strings checked against the length limit.

@@ -36,7 +36,7 @@ use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value, ops};
 use crate::plan::bind::{Binder, collect_tables, output_type};
 use crate::plan::{IndexConstraint, Rel, Row, Scalar, Scan, SubqueryKind};
 use crate::rowenc;
-use crate::session::{Column, QueryOutput, SqlNode};
+use crate::node::{Column, QueryOutput, SqlNode};
 use batch::Batch;
 use eval::{EvalCtx, RowValues, SubValue, eval};
 
@@ -79,9 +79,33 @@ fn table_versions(
     v
 }
 
-/// Runs one (non transaction-control) statement in `txn`. `param_types` are the
-/// types the parameters were decoded as; `cache` lets a prepared statement reuse
-/// its plan.
+/// Whether [`execute_statement`] runs `statement`: queries, DML, EXPLAIN, SET
+/// and SHOW. The rest (DDL) is [`crate::ddl`]'s, which sits above the
+/// executor; the session sends each statement to one or the other.
+pub fn handles(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Query(_)
+            | Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_)
+            | Statement::Explain { .. }
+            | Statement::Set(_)
+            | Statement::ShowVariable { .. }
+    )
+}
+
+/// The error of a statement neither the executor nor DDL runs.
+pub fn unsupported_statement(statement: &Statement) -> SqlError {
+    SqlError::unsupported(format!(
+        "unsupported statement: {}",
+        statement.to_string().chars().take(60).collect::<String>()
+    ))
+}
+
+/// Runs one (non transaction-control, non-DDL: see [`handles`]) statement in
+/// `txn`. `param_types` are the types the parameters were decoded as; `cache`
+/// lets a prepared statement reuse its plan.
 #[allow(clippy::too_many_arguments)]
 pub async fn execute_statement(
     node: &Arc<SqlNode>,
@@ -101,16 +125,8 @@ pub async fn execute_statement(
         | Statement::Explain { .. } => {}
         Statement::Set(_) => return Ok(QueryOutput::command("SET")),
         Statement::ShowVariable { variable } => return Ok(show_variable(variable, database)),
-        _ => {
-            // Boxed: DDL such as CREATE TABLE AS runs statements in turn.
-            return match Box::pin(crate::ddl::execute(node, txn, database, statement)).await? {
-                Some(out) => Ok(out),
-                None => Err(SqlError::unsupported(format!(
-                    "unsupported statement: {}",
-                    statement.to_string().chars().take(60).collect::<String>()
-                ))),
-            };
-        }
+        // DDL: the session runs it through `crate::ddl` (see `handles`).
+        _ => return Err(unsupported_statement(statement)),
     }
     // Name resolution always goes through the transaction (it is what makes DDL
     // and DML serializable); binding is skipped when the cached plan still fits.

@@ -24,7 +24,7 @@ use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value, agg};
 
 use super::{AggCall, JoinKind, Rel, Scalar, Scan, SetOpKind, SortKey, Subquery, SubqueryKind};
 use crate::catalog::TableDesc;
-use crate::session::{Column, SqlNode};
+use crate::node::{Column, SqlNode};
 
 /// Deepest expression tree the binder accepts (54001 beyond): binding,
 /// folding and evaluation recurse on the tree, and a statement must not be able
@@ -70,14 +70,7 @@ pub struct Binder<'a> {
     stats: crate::stats::StatsMap,
 }
 
-/// Normalizes an identifier: unquoted names fold to lower case, as in PostgreSQL.
-pub fn normalize(ident: &Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_lowercase()
-    }
-}
+pub use crate::parse::normalize;
 
 /// The parts of an object name, normalized.
 pub fn object_name_parts(name: &ObjectName) -> Vec<String> {
