@@ -50,9 +50,9 @@ use crate::catalog::{
     CheckDesc, ColumnDesc, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, IndexState,
     ReferentialAction, SequenceDesc, TableDesc, duplicate_table, kv_err,
 };
+use crate::node::{Column, QueryOutput, SqlNode};
 use crate::parse;
 use crate::rowenc;
-use crate::node::{Column, QueryOutput, SqlNode};
 
 /// Runs a schema statement; `Ok(None)` when `statement` is not one. (Each
 /// branch's future is boxed: together they would make this one too large for a

@@ -38,22 +38,20 @@
 //! resumed by any node, as CockroachDB's jobs are — would find them; so
 //! would a sweep for table prefixes with data but no descriptor.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tardigrade_encoding::keys;
 use tardigrade_kv::Txn;
 use tardigrade_kvpb::TxnId;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult};
 
 use crate::catalog::{DescId, Descriptor, IndexId, decode_descriptor, descriptor_key, kv_err};
-use crate::rowenc;
-use crate::retry::in_txn;
-pub use crate::node::{Doomed, PendingClears};
 use crate::node::SqlNode;
+pub use crate::node::{Doomed, PendingClears};
+use crate::retry::in_txn;
+use crate::rowenc;
 
 /// Keys cleared per transaction when a span is emptied.
 pub const CLEAR_PAGE_KEYS: usize = 5000;

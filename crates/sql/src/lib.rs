@@ -65,7 +65,7 @@ pub mod session;
 mod stack;
 pub mod stats;
 
-pub use exec::RowSink;
 pub use batch::Batch;
+pub use exec::RowSink;
 pub use session::{Column, Prepared, QueryOutput, Session, SqlNode, TransactionStatus};
 pub use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};

@@ -85,8 +85,6 @@
 //! table that another node resumes or rolls back (CockroachDB's job registry)
 //! would clean them up.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -98,10 +96,10 @@ use tardigrade_sqltypes::{SqlError, SqlResult};
 
 use crate::catalog::{DescId, IndexId, IndexState, TableDesc, kv_err};
 use crate::ddl::OnlineStart;
-use crate::retry::in_txn;
-use crate::rowenc;
 pub use crate::node::DEFAULT_CHUNK_ROWS;
 use crate::node::{QueryOutput, SqlNode};
+use crate::retry::in_txn;
+use crate::rowenc;
 
 /// The smallest chunk a retried chunk shrinks to.
 const MIN_CHUNK_ROWS: usize = 16;

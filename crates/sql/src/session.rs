@@ -20,17 +20,16 @@
 //! committed, and forgets it on any other end ([`crate::gc`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use sqlparser::ast::Statement;
-use tardigrade_kv::{Db, Txn};
+use tardigrade_kv::Txn;
 use tardigrade_kvpb::TxnId;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
-pub use crate::node::{Column, QueryOutput, SqlNode};
 pub use crate::error::{RANGE_UNAVAILABLE, kv_error};
 use crate::exec::RowSink;
+pub use crate::node::{Column, QueryOutput, SqlNode};
 use crate::parse;
 
 /// How many times an implicit transaction is retried on a retryable error before the

@@ -338,7 +338,10 @@ fn top_level_modules_have_no_import_cycle() {
     let (modules, graph) = module_graph();
     assert!(modules.len() > 5, "found only {modules:?}");
     if let Some(cycle) = find_cycle(&modules, &graph) {
-        panic!("import cycle among top-level modules: {}", describe_cycle(&cycle, &graph));
+        panic!(
+            "import cycle among top-level modules: {}",
+            describe_cycle(&cycle, &graph)
+        );
     }
 }
 

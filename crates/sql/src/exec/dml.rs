@@ -12,10 +12,10 @@ use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value, ops};
 
 use super::Executor;
 use super::eval::{eval, eval_predicate};
+use crate::node::QueryOutput;
 use crate::plan::dml::{BoundDml, DmlKind, OnConflict};
 use crate::plan::{Rel, Row, Scalar};
 use crate::rowenc;
-use crate::node::QueryOutput;
 
 /// Converts a value to a column's type as an assignment does: numeric
 /// conversions with range checks, strings checked against the length limit.

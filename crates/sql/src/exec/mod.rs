@@ -33,10 +33,10 @@ use tardigrade_kv::Txn;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value, ops};
 
+use crate::node::{Column, QueryOutput, SqlNode};
 use crate::plan::bind::{Binder, collect_tables, output_type};
 use crate::plan::{IndexConstraint, Rel, Row, Scalar, Scan, SubqueryKind};
 use crate::rowenc;
-use crate::node::{Column, QueryOutput, SqlNode};
 use batch::Batch;
 use eval::{EvalCtx, RowValues, SubValue, eval};
 
@@ -176,9 +176,7 @@ pub async fn execute_statement(
                         streamed: false,
                     });
                 }
-                other => {
-                    BoundPlan::Dml(Box::new(crate::plan::dml::bind_dml(&mut binder, other)?))
-                }
+                other => BoundPlan::Dml(Box::new(crate::plan::dml::bind_dml(&mut binder, other)?)),
             };
             let plan = Arc::new(CachedPlan {
                 tables: versions,

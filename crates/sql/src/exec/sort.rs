@@ -59,14 +59,13 @@
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::Ordering as AtomicOrdering;
 
 use tardigrade_sqltypes::{SqlError, SqlResult, Value};
 
 use super::batch::Batch;
-pub use crate::node::{DEFAULT_STATEMENT_BUDGET, DEFAULT_WORKMEM, TempStorage};
 use crate::node::RUN_READ_BUFFER;
+pub use crate::node::{DEFAULT_STATEMENT_BUDGET, DEFAULT_WORKMEM, TempStorage};
 use crate::plan::Row;
 use crate::rowenc;
 
@@ -77,6 +76,7 @@ pub const IO_ERROR: &str = "58030";
 
 /// Bytes of write buffer of the run being written.
 const RUN_WRITE_BUFFER: usize = 64 << 10;
+
 /// How many times the sort's working memory a hash table may use, until
 /// hash tables spill to disk.
 pub const HASH_BUDGET_FACTOR: usize = 16;
