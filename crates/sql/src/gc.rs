@@ -47,7 +47,7 @@ use tardigrade_kvpb::TxnId;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult};
 
-use crate::catalog::{DescId, Descriptor, IndexId, decode_descriptor, descriptor_key, kv_err};
+use crate::catalog::{Descriptor, decode_descriptor, descriptor_key, kv_err};
 use crate::node::SqlNode;
 pub use crate::node::{Doomed, PendingClears};
 use crate::retry::in_txn;

@@ -94,7 +94,7 @@ use tardigrade_kv::Txn;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult};
 
-use crate::catalog::{DescId, IndexId, IndexState, TableDesc, kv_err};
+use crate::catalog::{DescId, IndexId, IndexState, TableDesc};
 use crate::ddl::OnlineStart;
 pub use crate::node::DEFAULT_CHUNK_ROWS;
 use crate::node::{QueryOutput, SqlNode};

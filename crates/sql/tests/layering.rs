@@ -375,18 +375,18 @@ fn modules_only_use_lower_layers() {
 fn finds_a_cycle() {
     let mut graph = Graph::new();
     let modules: BTreeSet<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-    let mut add = |from: &str, to: &str| {
+    fn add(graph: &mut Graph, from: &str, to: &str) {
         graph
             .entry(from.into())
             .or_default()
             .entry(to.into())
             .or_default()
             .insert(format!("{from}.rs"));
-    };
-    add("a", "b");
-    add("b", "c");
+    }
+    add(&mut graph, "a", "b");
+    add(&mut graph, "b", "c");
     assert_eq!(find_cycle(&modules, &graph), None);
-    add("c", "a");
+    add(&mut graph, "c", "a");
     let cycle = find_cycle(&modules, &graph).expect("a cycle");
     assert_eq!(cycle.first(), cycle.last());
     assert_eq!(cycle.len(), 4, "{cycle:?}");

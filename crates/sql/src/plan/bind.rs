@@ -13,9 +13,8 @@ use std::sync::Arc;
 
 use sqlparser::ast::{
     self as ast, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, OrderByKind,
-    Query, Select, SelectItem, SetExpr, SetOperator, SetQuantifier, Statement, TableFactor,
-    UnaryOperator,
+    GroupByExpr, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, OrderByKind, Query,
+    Select, SelectItem, SetExpr, SetOperator, SetQuantifier, Statement, TableFactor, UnaryOperator,
 };
 use tardigrade_kv::Txn;
 use tardigrade_sqltypes::error::codes;

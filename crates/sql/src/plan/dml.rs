@@ -52,9 +52,9 @@ pub(crate) enum DmlKind {
 
 pub(crate) struct OnConflict {
     /// Table column positions of the arbiter index (empty: any unique index).
-    arbiter: Vec<usize>,
+    pub(crate) arbiter: Vec<usize>,
     /// `DO UPDATE SET …` over (existing row ++ excluded row); `None` is DO NOTHING.
-    update: Option<(Vec<(usize, Scalar)>, Option<Scalar>)>,
+    pub(crate) update: Option<(Vec<(usize, Scalar)>, Option<Scalar>)>,
 }
 
 fn table_scope(table: &TableDesc, name: &str) -> Scope {
