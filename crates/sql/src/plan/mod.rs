@@ -7,6 +7,10 @@
 //! the filters above it. The tree is plain data with no execution state, so a
 //! memo-based optimizer can take over its construction later
 //! (TODO(issue 4): memo, costing, join ordering — the next step).
+//!
+//! [`dml`] binds INSERT, UPDATE and DELETE the same way ([`dml::BoundDml`]);
+//! [`eval`] evaluates [`Scalar`]s (the binder folds constants with it, the
+//! executor evaluates rows with it). Nothing here imports [`crate::exec`].
 
 pub mod bind;
 pub mod cardinality;
