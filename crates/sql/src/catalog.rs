@@ -848,7 +848,7 @@ fn decode_counter(bytes: &[u8]) -> SqlResult<i64> {
 
 /// A KV error as SQL sees it.
 pub fn kv_err(e: KvError) -> SqlError {
-    crate::session::kv_error(e)
+    crate::error::kv_error(e)
 }
 
 // ---------------------------------------------------------------------------

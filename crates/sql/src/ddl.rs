@@ -50,9 +50,9 @@ use crate::catalog::{
     CheckDesc, ColumnDesc, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, IndexState,
     ReferentialAction, SequenceDesc, TableDesc, duplicate_table, kv_err,
 };
+use crate::node::{Column, QueryOutput, SqlNode};
 use crate::parse;
 use crate::rowenc;
-use crate::session::{Column, QueryOutput, SqlNode};
 
 /// Runs a schema statement; `Ok(None)` when `statement` is not one. (Each
 /// branch's future is boxed: together they would make this one too large for a
@@ -191,7 +191,7 @@ pub async fn execute(
                     "ANALYZE needs a table (ANALYZE of every table is not supported)",
                 ));
             };
-            let columns: Vec<String> = a.columns.iter().map(crate::plan::bind::normalize).collect();
+            let columns: Vec<String> = a.columns.iter().map(crate::parse::normalize).collect();
             let target = table.to_string();
             Box::pin(create_statistics(
                 node,
@@ -1362,8 +1362,7 @@ async fn create_table_as(
     Ok(QueryOutput::command(format!("SELECT {n}")))
 }
 
-/// Runs a statement through the executor (boxed: the executor calls back into
-/// DDL).
+/// Runs a statement (an INSERT) through the executor (boxed: it is large).
 fn run_statement<'a>(
     node: &'a Arc<SqlNode>,
     txn: &'a mut Txn,

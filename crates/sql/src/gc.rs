@@ -38,90 +38,23 @@
 //! resumed by any node, as CockroachDB's jobs are — would find them; so
 //! would a sweep for table prefixes with data but no descriptor.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tardigrade_encoding::keys;
 use tardigrade_kv::Txn;
 use tardigrade_kvpb::TxnId;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult};
 
-use crate::catalog::{DescId, Descriptor, IndexId, decode_descriptor, descriptor_key, kv_err};
+use crate::catalog::{Descriptor, decode_descriptor, descriptor_key, kv_err};
+use crate::node::SqlNode;
+pub use crate::node::{Doomed, PendingClears};
+use crate::retry::in_txn;
 use crate::rowenc;
-use crate::schemachange::in_txn;
-use crate::session::SqlNode;
 
 /// Keys cleared per transaction when a span is emptied.
 pub const CLEAR_PAGE_KEYS: usize = 5000;
-
-/// Data that no descriptor references any more, to be cleared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Doomed {
-    /// All of a dropped table's data (`/Table/<id>`): its indexes, and a
-    /// sequence's value.
-    Table(DescId),
-    /// One index's span (`/Table/<table>/<index>`): a dropped index, an
-    /// index a TRUNCATE or a primary key change replaced, or an index an
-    /// online build rolled back.
-    Index(DescId, IndexId),
-}
-
-impl Doomed {
-    /// `[start, end)` of the data.
-    pub fn span(&self) -> (Vec<u8>, Vec<u8>) {
-        let prefix = match *self {
-            Doomed::Table(t) => keys::table_prefix(t as u64),
-            Doomed::Index(t, i) => keys::index_prefix(t as u64, i as u64),
-        };
-        let end = keys::prefix_end(&prefix);
-        (prefix, end)
-    }
-
-    fn table(&self) -> DescId {
-        match *self {
-            Doomed::Table(t) | Doomed::Index(t, _) => t,
-        }
-    }
-}
-
-/// What each open transaction dropped, to be cleared once it commits (one
-/// per [`SqlNode`]; only the session that owns a transaction takes or
-/// discards its entry).
-#[derive(Default)]
-pub struct PendingClears {
-    by_txn: Mutex<HashMap<TxnId, Vec<Doomed>>>,
-}
-
-impl PendingClears {
-    /// Records that `doomed` becomes unreachable if `txn` commits.
-    pub fn schedule(&self, txn: &Txn, doomed: Doomed) {
-        let mut map = self.by_txn.lock().unwrap_or_else(|e| e.into_inner());
-        let list = map.entry(txn.id()).or_default();
-        if !list.contains(&doomed) {
-            list.push(doomed);
-        }
-    }
-
-    /// Forgets what `txn` scheduled (it did not commit).
-    pub fn discard(&self, txn: TxnId) {
-        self.take(txn);
-    }
-
-    /// What `txn` scheduled, removed from the list.
-    pub fn take(&self, txn: TxnId) -> Vec<Doomed> {
-        let mut map = self.by_txn.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&txn).unwrap_or_default()
-    }
-
-    /// How many transactions have something scheduled (for tests: a session
-    /// leaves nothing behind).
-    pub fn open_transactions(&self) -> usize {
-        self.by_txn.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-}
 
 /// Starts clearing, in a background task, what `txn` scheduled; called once
 /// the transaction committed. Returns the task (None when there was nothing

@@ -24,20 +24,48 @@
 //!   collection, storage and the node's cache; the optimizer's cost model
 //!   reads them.
 //! - [`exec`]: operators over batches of rows.
+//!
+//! # Layering
+//!
+//! The top-level modules depend one way: each one uses only modules listed
+//! before it here (lowest first), so there is no import cycle among them
+//! (`tests/layering.rs` reads the sources and checks it).
+//!
+//! 1. `stack`: growing the stack of deep recursions.
+//! 2. [`error`]: KV errors as SQL errors.
+//! 3. [`batch`]: rows and batches of rows.
+//! 4. [`parse`]: SQL text to statements; identifier normalization.
+//! 5. [`catalog`]: descriptors, their storage and the node's cache.
+//! 6. [`rowenc`]: rows ↔ KV pairs, reads and writes of table data.
+//! 7. [`stats`]: table statistics.
+//! 8. [`node`]: the node's shared SQL state ([`SqlNode`]) and statement
+//!    output ([`QueryOutput`]).
+//! 9. [`plan`]: binding (queries and DML), scalar evaluation, optimization,
+//!    `EXPLAIN`.
+//! 10. [`exec`]: running plans (queries, DML).
+//! 11. `retry`: retried transactions of their own, for background work.
+//! 12. [`gc`]: clearing dropped data.
+//! 13. [`ddl`]: schema changes in the statement's transaction.
+//! 14. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
+//! 15. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
 
+pub mod batch;
 pub mod catalog;
 pub mod ddl;
+pub mod error;
 pub mod exec;
 pub mod gc;
+pub mod node;
 pub mod parse;
 pub mod plan;
+mod retry;
 pub mod rowenc;
 pub mod schemachange;
 pub mod session;
 mod stack;
 pub mod stats;
 
+pub use batch::Batch;
 pub use exec::RowSink;
-pub use exec::batch::Batch;
 pub use session::{Column, Prepared, QueryOutput, Session, SqlNode, TransactionStatus};
 pub use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};

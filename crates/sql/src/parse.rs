@@ -96,6 +96,15 @@ pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
     }
 }
 
+/// Normalizes an identifier: unquoted names fold to lower case, as in PostgreSQL.
+pub fn normalize(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
 fn parse_unbounded(sql: &str) -> SqlResult<Vec<Statement>> {
     if !might_need_rewrite(sql) {
         return parse_plain(sql);
@@ -335,7 +344,7 @@ fn rewrite_statement(
             ));
         };
         let name = match &stmt[name_at].token {
-            Token::Word(w) if from > 2 => crate::plan::bind::normalize(&Ident {
+            Token::Word(w) if from > 2 => normalize(&Ident {
                 value: w.value.clone(),
                 quote_style: w.quote_style,
                 span: stmt[name_at].span,
@@ -354,7 +363,7 @@ fn rewrite_statement(
             for &i in &sig[4..from] {
                 match &stmt[i].token {
                     Token::Comma => {}
-                    Token::Word(w) => columns.push(crate::plan::bind::normalize(&Ident {
+                    Token::Word(w) => columns.push(normalize(&Ident {
                         value: w.value.clone(),
                         quote_style: w.quote_style,
                         span: stmt[i].span,

@@ -47,10 +47,10 @@ use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::value::Interval;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
+use crate::batch::Batch;
 use crate::catalog::{
     Catalog, ColumnId, ForeignKeyDesc, IndexDesc, IndexId, ReferentialAction, TableDesc, kv_err,
 };
-use crate::exec::batch::Batch;
 
 // ---------------------------------------------------------------------------
 // unique_rowid

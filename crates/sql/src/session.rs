@@ -20,97 +20,29 @@
 //! committed, and forgets it on any other end ([`crate::gc`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use sqlparser::ast::Statement;
-use tardigrade_kv::{Db, Txn};
-use tardigrade_kvpb::{ErrorDetail, KvError, TxnId};
+use tardigrade_kv::Txn;
+use tardigrade_kvpb::TxnId;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
-use crate::catalog::Catalog;
+pub use crate::error::{RANGE_UNAVAILABLE, kv_error};
 use crate::exec::RowSink;
+pub use crate::node::{Column, QueryOutput, SqlNode};
 use crate::parse;
 
 /// How many times an implicit transaction is retried on a retryable error before the
 /// error is returned to the client.
 const IMPLICIT_RETRIES: usize = 50;
 
-/// The SQL server of one node: what all its sessions share.
-pub struct SqlNode {
-    /// Temp files and working memory of spilling operators (sorts).
-    pub temp_storage: crate::exec::sort::TempStorage,
-    pub db: Db,
-    pub catalog: Catalog,
-    pub node_id: u32,
-    /// Rows per transaction of an online index backfill
-    /// ([`crate::schemachange`]); tests make it small.
-    pub backfill_chunk_rows: AtomicUsize,
-    /// What open transactions dropped, cleared after they commit
-    /// ([`crate::gc`]).
-    pub pending_clears: crate::gc::PendingClears,
-    /// Holds the clearing of dropped data before its next page while set
-    /// (tests: the data is still there after the drop committed).
-    pub gc_paused: AtomicBool,
-    /// Table statistics the planner reads, cached ([`crate::stats`]).
-    pub stats: crate::stats::StatsCache,
-}
-
 impl SqlNode {
-    /// Creates the node's SQL server; makes sure the cluster has its initial
-    /// databases (`defaultdb`, `postgres`), which the first node to start creates.
-    pub async fn start(db: Db, node_id: u32) -> SqlResult<Arc<SqlNode>> {
-        let catalog = Catalog::new(db.clone());
-        catalog.ensure_bootstrapped().await?;
-        Ok(Arc::new(SqlNode {
-            temp_storage: Default::default(),
-            db,
-            catalog,
-            node_id,
-            backfill_chunk_rows: AtomicUsize::new(crate::schemachange::DEFAULT_CHUNK_ROWS),
-            pending_clears: Default::default(),
-            gc_paused: AtomicBool::new(false),
-            stats: Default::default(),
-        }))
-    }
-
     pub fn session(self: &Arc<Self>, user: &str, database: &str) -> Session {
         Session {
             node: self.clone(),
             user: user.to_string(),
             database: database.to_string(),
             state: TxnState::Idle,
-        }
-    }
-}
-
-/// A result column: name and type.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Column {
-    pub name: String,
-    pub ty: SqlType,
-}
-
-/// What a statement produced: its command tag (`SELECT 3`, `INSERT 0 1`, `BEGIN`),
-/// and for statements that return rows, the columns and the rows.
-#[derive(Clone, Debug, Default)]
-pub struct QueryOutput {
-    pub tag: String,
-    /// `Some` for statements that return rows (even zero of them).
-    pub columns: Option<Vec<Column>>,
-    pub rows: Vec<Vec<Value>>,
-    /// The rows went to the [`RowSink`] the statement was run with, not into
-    /// `rows`.
-    pub streamed: bool,
-}
-
-impl QueryOutput {
-    pub fn command(tag: impl Into<String>) -> QueryOutput {
-        QueryOutput {
-            tag: tag.into(),
-            columns: None,
-            rows: Vec::new(),
-            streamed: false,
         }
     }
 }
@@ -634,6 +566,13 @@ async fn run_in_txn(
     let Some(statement) = &prepared.statement else {
         return Ok(QueryOutput::command(""));
     };
+    if !crate::exec::handles(statement) {
+        // Boxed: DDL such as CREATE TABLE AS runs statements in turn.
+        return match Box::pin(crate::ddl::execute(node, txn, database, statement)).await? {
+            Some(out) => Ok(out),
+            None => Err(crate::exec::unsupported_statement(statement)),
+        };
+    }
     crate::exec::execute_statement(
         node,
         txn,
@@ -645,56 +584,4 @@ async fn run_in_txn(
         sink,
     )
     .await
-}
-
-/// Maps a KV error to the SQL error a client sees.
-/// SQLSTATE of a KV request that no replica could serve in time (a range
-/// without quorum): `cannot_connect_now`, which clients treat as "the
-/// server cannot serve this yet, try again later".
-pub const RANGE_UNAVAILABLE: &str = "57P03";
-
-pub fn kv_error(e: KvError) -> SqlError {
-    if e.detail.is_retryable() {
-        return SqlError::restart(&e.detail);
-    }
-    match &e.detail {
-        // The KV layer could not find the range's leaseholder before its
-        // deadline (an election, a lease changing hands on an overloaded
-        // node). The request was not applied, so the whole transaction can
-        // run again: a restart (retried by the server for an implicit
-        // transaction), not an internal error.
-        ErrorDetail::NotLeaseholder { .. }
-        | ErrorDetail::RangeNotFound { .. }
-        | ErrorDetail::RangeKeyMismatch { .. } => SqlError::restart(&e.detail),
-        // A range without quorum (or a node that cannot be reached): the
-        // request was not applied; the cluster cannot serve it now.
-        ErrorDetail::Unavailable(_) => SqlError::new(RANGE_UNAVAILABLE, e.detail.to_string()),
-        // The write may or may not have happened: the client must check.
-        ErrorDetail::AmbiguousResult(_) => {
-            SqlError::new(codes::STATEMENT_COMPLETION_UNKNOWN, e.detail.to_string())
-        }
-        ErrorDetail::IntegerOverflow => SqlError::out_of_range("integer out of range"),
-        _ => SqlError::internal(e.detail.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kv_routing_failures_are_restarts_and_ambiguity_is_not() {
-        let not_leaseholder = KvError::new(ErrorDetail::NotLeaseholder {
-            range_id: 1,
-            leaseholder_node: 0,
-        });
-        let e = kv_error(not_leaseholder);
-        assert_eq!(e.code, codes::SERIALIZATION_FAILURE);
-        assert!(e.message.starts_with("restart transaction: "), "{e:?}");
-        let ambiguous = KvError::new(ErrorDetail::AmbiguousResult("timed out".into()));
-        assert_eq!(
-            kv_error(ambiguous).code,
-            codes::STATEMENT_COMPLETION_UNKNOWN
-        );
-    }
 }

@@ -16,9 +16,9 @@
 //!
 //! TODO(issue 4): spilling hash aggregation and joins.
 
-pub mod batch;
+pub use crate::batch;
 pub mod dml;
-pub mod eval;
+pub use crate::plan::eval;
 mod join;
 mod operator;
 pub mod sort;
@@ -33,10 +33,10 @@ use tardigrade_kv::Txn;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value, ops};
 
+use crate::node::{Column, QueryOutput, SqlNode};
 use crate::plan::bind::{Binder, collect_tables, output_type};
 use crate::plan::{IndexConstraint, Rel, Row, Scalar, Scan, SubqueryKind};
 use crate::rowenc;
-use crate::session::{Column, QueryOutput, SqlNode};
 use batch::Batch;
 use eval::{EvalCtx, RowValues, SubValue, eval};
 
@@ -56,7 +56,7 @@ enum BoundPlan {
         rel: Box<Rel>,
         scope: Vec<crate::plan::bind::ScopeColumn>,
     },
-    Dml(Box<dml::BoundDml>),
+    Dml(Box<crate::plan::dml::BoundDml>),
 }
 
 /// Where a prepared statement keeps its plan between executions.
@@ -79,9 +79,33 @@ fn table_versions(
     v
 }
 
-/// Runs one (non transaction-control) statement in `txn`. `param_types` are the
-/// types the parameters were decoded as; `cache` lets a prepared statement reuse
-/// its plan.
+/// Whether [`execute_statement`] runs `statement`: queries, DML, EXPLAIN, SET
+/// and SHOW. The rest (DDL) is [`crate::ddl`]'s, which sits above the
+/// executor; the session sends each statement to one or the other.
+pub fn handles(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Query(_)
+            | Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_)
+            | Statement::Explain { .. }
+            | Statement::Set(_)
+            | Statement::ShowVariable { .. }
+    )
+}
+
+/// The error of a statement neither the executor nor DDL runs.
+pub fn unsupported_statement(statement: &Statement) -> SqlError {
+    SqlError::unsupported(format!(
+        "unsupported statement: {}",
+        statement.to_string().chars().take(60).collect::<String>()
+    ))
+}
+
+/// Runs one (non transaction-control, non-DDL: see [`handles`]) statement in
+/// `txn`. `param_types` are the types the parameters were decoded as; `cache`
+/// lets a prepared statement reuse its plan.
 #[allow(clippy::too_many_arguments)]
 pub async fn execute_statement(
     node: &Arc<SqlNode>,
@@ -101,16 +125,8 @@ pub async fn execute_statement(
         | Statement::Explain { .. } => {}
         Statement::Set(_) => return Ok(QueryOutput::command("SET")),
         Statement::ShowVariable { variable } => return Ok(show_variable(variable, database)),
-        _ => {
-            // Boxed: DDL such as CREATE TABLE AS runs statements in turn.
-            return match Box::pin(crate::ddl::execute(node, txn, database, statement)).await? {
-                Some(out) => Ok(out),
-                None => Err(SqlError::unsupported(format!(
-                    "unsupported statement: {}",
-                    statement.to_string().chars().take(60).collect::<String>()
-                ))),
-            };
-        }
+        // DDL: the session runs it through `crate::ddl` (see `handles`).
+        _ => return Err(unsupported_statement(statement)),
     }
     // Name resolution always goes through the transaction (it is what makes DDL
     // and DML serializable); binding is skipped when the cached plan still fits.
@@ -165,7 +181,7 @@ pub async fn execute_statement(
                         scope: bound.scope,
                     }
                 }
-                other => BoundPlan::Dml(Box::new(dml::bind_dml(&mut binder, other)?)),
+                other => BoundPlan::Dml(Box::new(crate::plan::dml::bind_dml(&mut binder, other)?)),
             };
             let plan = Arc::new(CachedPlan {
                 tables: versions,
@@ -286,7 +302,7 @@ async fn explain(
         }
         Statement::Explain { .. } => Err(SqlError::syntax("EXPLAIN of an EXPLAIN")),
         other => {
-            let dml = dml::bind_dml(&mut binder, other)?;
+            let dml = crate::plan::dml::bind_dml(&mut binder, other)?;
             if !flags.analyze {
                 return Ok(dml.explain(flags.render, None));
             }
@@ -316,7 +332,7 @@ pub async fn eval_constant(
 ) -> SqlResult<Value> {
     let tables = HashMap::new();
     let mut binder = Binder::new(&tables, &[]);
-    let expr = dml::parse_stored_expr(sql_text)?;
+    let expr = crate::plan::dml::parse_stored_expr(sql_text)?;
     let bound = binder.bind_expr(&expr, &Vec::new())?;
     let bound = binder.coerce(bound, ty, "DEFAULT")?;
     let mut exec = Executor::new(node, txn, "", &[]);

@@ -59,141 +59,23 @@
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::Ordering as AtomicOrdering;
 
 use tardigrade_sqltypes::{SqlError, SqlResult, Value};
 
 use super::batch::Batch;
+use crate::node::RUN_READ_BUFFER;
+pub use crate::node::{DEFAULT_STATEMENT_BUDGET, DEFAULT_WORKMEM, TempStorage};
 use crate::plan::Row;
 use crate::rowenc;
-
-/// Default working memory of one sort (CockroachDB's
-/// `sql.distsql.temp_storage.workmem`).
-pub const DEFAULT_WORKMEM: usize = 64 << 20;
-
-/// Default of [`TempStorage::statement_budget`]: 1 GiB.
-pub const DEFAULT_STATEMENT_BUDGET: usize = 1 << 30;
 
 /// SQLSTATE disk_full.
 pub const DISK_FULL: &str = "53100";
 /// SQLSTATE io_error.
 pub const IO_ERROR: &str = "58030";
 
-/// Bytes of read buffer per run being merged.
-const RUN_READ_BUFFER: usize = 8 << 10;
 /// Bytes of write buffer of the run being written.
 const RUN_WRITE_BUFFER: usize = 64 << 10;
-/// Most runs merged at once, whatever the budget (one open file each). A
-/// sort keeps fewer than twice as many runs (open files): reaching that, it
-/// merges the smallest ones.
-const MAX_FAN_IN: usize = 64;
-
-/// A node's temporary storage for operators that spill: where temp files go,
-/// the working-memory budget of one sort, and counters of what spilled.
-#[derive(Debug)]
-pub struct TempStorage {
-    dir: parking_lot::Mutex<Option<PathBuf>>,
-    workmem: AtomicUsize,
-    statement_budget: AtomicUsize,
-    spilled_sorts: AtomicU64,
-    spilled_aggregations: AtomicU64,
-    spilled_joins: AtomicU64,
-    spilled_runs: AtomicU64,
-    spilled_bytes: AtomicU64,
-}
-
-impl Default for TempStorage {
-    fn default() -> TempStorage {
-        TempStorage {
-            dir: parking_lot::Mutex::new(None),
-            workmem: AtomicUsize::new(DEFAULT_WORKMEM),
-            statement_budget: AtomicUsize::new(DEFAULT_STATEMENT_BUDGET),
-            spilled_sorts: AtomicU64::new(0),
-            spilled_aggregations: AtomicU64::new(0),
-            spilled_joins: AtomicU64::new(0),
-            spilled_runs: AtomicU64::new(0),
-            spilled_bytes: AtomicU64::new(0),
-        }
-    }
-}
-
-impl TempStorage {
-    /// Puts temp files in `dir` (created when first needed), e.g. the store
-    /// directory's `tmp/`.
-    pub fn set_dir(&self, dir: PathBuf) {
-        *self.dir.lock() = Some(dir);
-    }
-
-    /// The directory temp files go to: the one set, else the system's.
-    pub fn dir(&self) -> PathBuf {
-        self.dir.lock().clone().unwrap_or_else(std::env::temp_dir)
-    }
-
-    /// Sets the working memory of one sort (at least 1 byte); tests make it
-    /// tiny to force spilling.
-    pub fn set_workmem(&self, bytes: usize) {
-        self.workmem.store(bytes.max(1), AtomicOrdering::Relaxed);
-    }
-
-    /// What one statement may collect in memory: the rows returned to a
-    /// caller that wants them whole (DML sources, an embedded session; not
-    /// the wire, where they stream), cached scans, IN lists.
-    pub fn statement_budget(&self) -> usize {
-        self.statement_budget.load(AtomicOrdering::Relaxed)
-    }
-
-    /// Sets [`TempStorage::statement_budget`] (at least 1 byte).
-    pub fn set_statement_budget(&self, bytes: usize) {
-        self.statement_budget
-            .store(bytes.max(1), AtomicOrdering::Relaxed);
-    }
-
-    pub fn workmem(&self) -> usize {
-        self.workmem.load(AtomicOrdering::Relaxed)
-    }
-
-    /// Runs merged at once: as many read buffers as fit in the budget, at
-    /// least 2 and at most [`MAX_FAN_IN`].
-    pub fn merge_fan_in(&self) -> usize {
-        (self.workmem() / RUN_READ_BUFFER).clamp(2, MAX_FAN_IN)
-    }
-
-    /// Sorts that wrote at least one run since the node started.
-    /// Hash aggregations (and the partitions of spilled ones) that wrote
-    /// rows to temp files.
-    pub fn spilled_aggregations(&self) -> u64 {
-        self.spilled_aggregations.load(AtomicOrdering::Relaxed)
-    }
-
-    /// Times hash joins partitioned their inputs to temp files.
-    pub fn spilled_joins(&self) -> u64 {
-        self.spilled_joins.load(AtomicOrdering::Relaxed)
-    }
-
-    pub(super) fn note_spilled_join(&self) {
-        self.spilled_joins.fetch_add(1, AtomicOrdering::Relaxed);
-    }
-
-    pub(super) fn note_spilled_aggregation(&self) {
-        self.spilled_aggregations
-            .fetch_add(1, AtomicOrdering::Relaxed);
-    }
-
-    pub fn spilled_sorts(&self) -> u64 {
-        self.spilled_sorts.load(AtomicOrdering::Relaxed)
-    }
-
-    /// Runs written (including those of intermediate merges).
-    pub fn spilled_runs(&self) -> u64 {
-        self.spilled_runs.load(AtomicOrdering::Relaxed)
-    }
-
-    /// Bytes written to runs.
-    pub fn spilled_bytes(&self) -> u64 {
-        self.spilled_bytes.load(AtomicOrdering::Relaxed)
-    }
-}
 
 /// How many times the sort's working memory a hash table may use, until
 /// hash tables spill to disk.
@@ -261,24 +143,7 @@ pub fn human_bytes(n: usize) -> String {
     }
 }
 
-/// Approximate heap footprint of a row, without allocating: the row's vector
-/// and, per value, its out-of-line data.
-pub fn row_bytes(row: &[Value]) -> usize {
-    std::mem::size_of::<Row>() + row.iter().map(value_bytes).sum::<usize>()
-}
-
-fn value_bytes(v: &Value) -> usize {
-    std::mem::size_of::<Value>()
-        + match v {
-            Value::Text(s) => s.len(),
-            Value::Bytes(b) => b.len(),
-            Value::Decimal(_) => 16,
-            // A guess: the tree's nodes are not walked per row.
-            Value::Jsonb(_) => 64,
-            Value::Array(items) => items.iter().map(value_bytes).sum(),
-            _ => 0,
-        }
-}
+pub use crate::batch::row_bytes;
 
 /// How one sort key orders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

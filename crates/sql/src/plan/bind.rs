@@ -13,9 +13,8 @@ use std::sync::Arc;
 
 use sqlparser::ast::{
     self as ast, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, OrderByKind,
-    Query, Select, SelectItem, SetExpr, SetOperator, SetQuantifier, Statement, TableFactor,
-    UnaryOperator,
+    GroupByExpr, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, OrderByKind, Query,
+    Select, SelectItem, SetExpr, SetOperator, SetQuantifier, Statement, TableFactor, UnaryOperator,
 };
 use tardigrade_kv::Txn;
 use tardigrade_sqltypes::error::codes;
@@ -24,7 +23,7 @@ use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value, agg};
 
 use super::{AggCall, JoinKind, Rel, Scalar, Scan, SetOpKind, SortKey, Subquery, SubqueryKind};
 use crate::catalog::TableDesc;
-use crate::session::{Column, SqlNode};
+use crate::node::{Column, SqlNode};
 
 /// Deepest expression tree the binder accepts (54001 beyond): binding,
 /// folding and evaluation recurse on the tree, and a statement must not be able
@@ -70,14 +69,7 @@ pub struct Binder<'a> {
     stats: crate::stats::StatsMap,
 }
 
-/// Normalizes an identifier: unquoted names fold to lower case, as in PostgreSQL.
-pub fn normalize(ident: &Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_lowercase()
-    }
-}
+pub use crate::parse::normalize;
 
 /// The parts of an object name, normalized.
 pub fn object_name_parts(name: &ObjectName) -> Vec<String> {
@@ -166,7 +158,7 @@ pub async fn describe(
     let columns = match statement {
         Statement::Query(q) => Some(binder.bind_query(q)?.scope),
         Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-            let dml = crate::exec::dml::bind_dml(&mut binder, statement)?;
+            let dml = super::dml::bind_dml(&mut binder, statement)?;
             dml.returning_scope()
         }
         Statement::Explain { .. } => {
@@ -3060,7 +3052,7 @@ pub fn fold(s: Scalar) -> Scalar {
         if matches!(node, Scalar::Literal { .. }) || !node.is_constant() {
             return Ok(node);
         }
-        match crate::exec::eval::eval_constant_scalar(&node) {
+        match super::eval::eval_constant_scalar(&node) {
             Ok(value) => {
                 let ty = node.ty();
                 Ok(Scalar::Literal { value, ty })

@@ -7,9 +7,15 @@
 //! the filters above it. The tree is plain data with no execution state, so a
 //! memo-based optimizer can take over its construction later
 //! (TODO(issue 4): memo, costing, join ordering — the next step).
+//!
+//! [`dml`] binds INSERT, UPDATE and DELETE the same way ([`dml::BoundDml`]);
+//! [`eval`] evaluates [`Scalar`]s (the binder folds constants with it, the
+//! executor evaluates rows with it). Nothing here imports [`crate::exec`].
 
 pub mod bind;
 pub mod cardinality;
+pub mod dml;
+pub mod eval;
 pub mod explain;
 pub mod index;
 pub mod join_order;
@@ -25,8 +31,7 @@ use crate::catalog::{IndexId, TableDesc};
 
 pub use bind::{Binder, describe};
 
-/// A row of values, in the column order of the operator that produced it.
-pub type Row = Vec<Value>;
+pub use crate::batch::Row;
 
 /// A key span `[start, end)` of an index.
 pub type KeySpan = (Vec<u8>, Vec<u8>);

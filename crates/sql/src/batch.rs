@@ -1,5 +1,10 @@
 //! Batches of rows: what operators pass to each other.
 //!
+//! Takes nothing from the rest of the crate (it sits at the bottom of the
+//! layering, under [`crate::rowenc`], which decodes scans into batches);
+//! gives [`Row`], [`Batch`] and the memory estimate [`row_bytes`] that the
+//! executor's budgets charge.
+//!
 //! A [`Batch`] holds up to a few thousand rows of one width in a single
 //! row-major vector of values, so a batch costs one allocation however many
 //! rows it holds, rows are handed around as `&[Value]` slices, and filtering
@@ -10,7 +15,8 @@
 
 use tardigrade_sqltypes::{SqlError, SqlResult, Value};
 
-use crate::plan::Row;
+/// A row of values, in the column order of the operator that produced it.
+pub type Row = Vec<Value>;
 
 /// Rows an operator puts in one batch (at most, give or take the rows one
 /// input row expands to).
@@ -185,7 +191,7 @@ impl Batch {
 
     /// Approximate heap bytes held, for memory budgets.
     pub fn bytes(&self) -> usize {
-        super::sort::row_bytes(&self.values)
+        row_bytes(&self.values)
     }
 
     /// The rows as separate vectors (for the few consumers that keep rows
@@ -212,6 +218,25 @@ impl Batch {
             .map(|v| std::mem::replace(v, Value::Null))
             .collect()
     }
+}
+
+/// Approximate heap footprint of a row, without allocating: the row's vector
+/// and, per value, its out-of-line data.
+pub fn row_bytes(row: &[Value]) -> usize {
+    std::mem::size_of::<Row>() + row.iter().map(value_bytes).sum::<usize>()
+}
+
+fn value_bytes(v: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match v {
+            Value::Text(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Decimal(_) => 16,
+            // A guess: the tree's nodes are not walked per row.
+            Value::Jsonb(_) => 64,
+            Value::Array(items) => items.iter().map(value_bytes).sum(),
+            _ => 0,
+        }
 }
 
 #[cfg(test)]

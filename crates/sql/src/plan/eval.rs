@@ -1,5 +1,10 @@
 //! Scalar evaluation over one row.
 //!
+//! Takes a bound [`Scalar`], a row and an [`EvalCtx`]; gives the value. It is
+//! the meaning of the plan's scalar expressions, so it sits with them: the
+//! binder folds constants with it ([`eval_constant_scalar`]) and the executor
+//! evaluates every row with it (re-exported as `crate::exec::eval`).
+//!
 //! Evaluation is synchronous: the values of subqueries (and `nextval`) are computed
 //! by the operator beforehand and handed in through [`EvalCtx`], so per-row work
 //! never awaits.

@@ -1,0 +1,528 @@
+//! The bound form of INSERT (with ON CONFLICT and UPSERT), UPDATE and DELETE,
+//! with RETURNING: the plan stage of DML.
+//!
+//! Takes a DML [`Statement`] and the statement's [`Binder`] (tables resolved
+//! in the transaction); gives a [`BoundDml`]: the table, the plan that yields
+//! the source rows (VALUES or a query for INSERT, a filtered scan for
+//! UPDATE/DELETE), the bound column DEFAULTs, SET expressions and CHECK
+//! constraints, and its `EXPLAIN` lines. Running it is the executor's
+//! ([`crate::exec::dml`]); nothing here reads or writes table data.
+
+use std::sync::Arc;
+
+use sqlparser::ast::{self as ast, AssignmentTarget, Expr, SelectItem, SetExpr, Statement};
+use tardigrade_sqltypes::error::codes;
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType};
+
+use crate::catalog::TableDesc;
+use crate::plan::bind::{
+    Binder, Scope, ScopeColumn, column_name_of, normalize, push_filter, table_name,
+};
+use crate::plan::{Rel, Scalar, Scan};
+
+/// A bound INSERT, UPDATE or DELETE.
+pub struct BoundDml {
+    pub(crate) table: Arc<TableDesc>,
+    pub(crate) kind: DmlKind,
+    /// (constraint name, predicate over the table row).
+    pub(crate) checks: Vec<(String, Scalar)>,
+    /// RETURNING expressions over the table row, and their output columns.
+    pub(crate) returning: Option<(Vec<Scalar>, Scope)>,
+}
+
+pub(crate) enum DmlKind {
+    Insert {
+        source: Rel,
+        source_types: Vec<SqlType>,
+        /// Table column position of each source column.
+        targets: Vec<usize>,
+        /// Bound DEFAULT of every table column.
+        defaults: Vec<Option<Scalar>>,
+        upsert: bool,
+        on_conflict: Option<OnConflict>,
+    },
+    Update {
+        source: Rel,
+        sets: Vec<(usize, Scalar)>,
+    },
+    Delete {
+        source: Rel,
+    },
+}
+
+pub(crate) struct OnConflict {
+    /// Table column positions of the arbiter index (empty: any unique index).
+    pub(crate) arbiter: Vec<usize>,
+    /// `DO UPDATE SET …` over (existing row ++ excluded row); `None` is DO NOTHING.
+    pub(crate) update: Option<(Vec<(usize, Scalar)>, Option<Scalar>)>,
+}
+
+fn table_scope(table: &TableDesc, name: &str) -> Scope {
+    table
+        .columns
+        .iter()
+        .map(|c| ScopeColumn {
+            table: Some(name.to_string()),
+            name: c.name.clone(),
+            ty: c.ty,
+            hidden: c.hidden,
+        })
+        .collect()
+}
+
+fn full_scan(table: &Arc<TableDesc>) -> Rel {
+    Rel::Scan(Scan {
+        table: table.clone(),
+        index: table.primary_index.id,
+        constraint: None,
+        reverse: false,
+        limit: None,
+        covering: true,
+        stats: None,
+    })
+}
+
+/// Parses a stored SQL expression (DEFAULT, CHECK).
+pub fn parse_stored_expr(text: &str) -> SqlResult<Expr> {
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| SqlError::internal(format!("stored expression {text:?} does not parse: {e}")))
+}
+
+fn column_position(table: &TableDesc, name: &str) -> SqlResult<usize> {
+    table
+        .columns
+        .iter()
+        .position(|c| c.name == name)
+        .ok_or_else(|| {
+            SqlError::undefined_column(name).with_detail(format!("of relation \"{}\"", table.name))
+        })
+}
+
+pub fn bind_dml(binder: &mut Binder<'_>, statement: &Statement) -> SqlResult<BoundDml> {
+    match statement {
+        Statement::Insert(insert) => bind_insert(binder, insert),
+        Statement::Update(update) => bind_update(binder, update),
+        Statement::Delete(delete) => bind_delete(binder, delete),
+        other => Err(SqlError::unsupported(format!(
+            "not a DML statement: {other}"
+        ))),
+    }
+}
+
+fn bind_checks(
+    binder: &mut Binder<'_>,
+    table: &TableDesc,
+    scope: &Scope,
+) -> SqlResult<Vec<(String, Scalar)>> {
+    let mut out = Vec::new();
+    for check in &table.checks {
+        let expr = parse_stored_expr(&check.expr)?;
+        let s = binder.bind_expr(&expr, scope)?;
+        out.push((check.name.clone(), binder.coerce_bool(s, "CHECK")?));
+    }
+    Ok(out)
+}
+
+fn bind_returning(
+    binder: &mut Binder<'_>,
+    items: &Option<Vec<SelectItem>>,
+    scope: &Scope,
+) -> SqlResult<Option<(Vec<Scalar>, Scope)>> {
+    let Some(items) = items else { return Ok(None) };
+    let mut exprs = Vec::new();
+    let mut out_scope = Scope::new();
+    for item in items {
+        match item {
+            SelectItem::Wildcard(_) => {
+                for (i, c) in scope.iter().enumerate() {
+                    if !c.hidden {
+                        exprs.push(Scalar::Column { index: i, ty: c.ty });
+                        out_scope.push(ScopeColumn {
+                            table: None,
+                            name: c.name.clone(),
+                            ty: c.ty,
+                            hidden: false,
+                        });
+                    }
+                }
+            }
+            SelectItem::UnnamedExpr(e) => {
+                let s = binder.bind_expr(e, scope)?;
+                out_scope.push(ScopeColumn {
+                    table: None,
+                    name: column_name_of(e),
+                    ty: s.ty(),
+                    hidden: false,
+                });
+                exprs.push(s);
+            }
+            SelectItem::ExprWithAlias { expr, alias } => {
+                let s = binder.bind_expr(expr, scope)?;
+                out_scope.push(ScopeColumn {
+                    table: None,
+                    name: normalize(alias),
+                    ty: s.ty(),
+                    hidden: false,
+                });
+                exprs.push(s);
+            }
+            other => return Err(SqlError::unsupported(format!("RETURNING {other}"))),
+        }
+    }
+    Ok(Some((exprs, out_scope)))
+}
+
+fn bind_assignments(
+    binder: &mut Binder<'_>,
+    table: &TableDesc,
+    assignments: &[ast::Assignment],
+    scope: &Scope,
+) -> SqlResult<Vec<(usize, Scalar)>> {
+    let mut sets = Vec::new();
+    for a in assignments {
+        let AssignmentTarget::ColumnName(name) = &a.target else {
+            return Err(SqlError::unsupported("tuple assignment is not supported"));
+        };
+        let pos = column_position(table, &table_name(name))?;
+        if sets.iter().any(|(p, _)| *p == pos) {
+            return Err(SqlError::syntax(format!(
+                "multiple assignments to same column \"{}\"",
+                table.columns[pos].name
+            )));
+        }
+        let col = &table.columns[pos];
+        let s = if matches!(&a.value, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+        {
+            match &col.default {
+                Some(text) => {
+                    let e = parse_stored_expr(text)?;
+                    binder.bind_expr(&e, &Scope::new())?
+                }
+                None => Scalar::null(),
+            }
+        } else {
+            binder.bind_expr(&a.value, scope)?
+        };
+        let from = s.ty();
+        let s = binder
+            .coerce(s, col.ty, &format!("column \"{}\"", col.name))
+            .map_err(|e| {
+                if e.code == codes::DATATYPE_MISMATCH {
+                    SqlError::datatype_mismatch(format!(
+                        "column \"{}\" is of type {} but expression is of type {}",
+                        col.name, col.ty, from
+                    ))
+                } else {
+                    e
+                }
+            })?;
+        sets.push((pos, s));
+    }
+    Ok(sets)
+}
+
+fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<BoundDml> {
+    let ast::TableObject::TableName(name) = &insert.table else {
+        return Err(SqlError::unsupported("INSERT into a table function"));
+    };
+    let table = writable_table(binder, name, "insert into")?;
+    let alias = insert
+        .table_alias
+        .as_ref()
+        .map(|a| normalize(&a.alias))
+        .unwrap_or_else(|| table.name.clone());
+    let scope = table_scope(&table, &alias);
+    let targets: Vec<usize> = if insert.columns.is_empty() {
+        table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.hidden)
+            .map(|(i, _)| i)
+            .collect()
+    } else {
+        let mut t = Vec::new();
+        for c in &insert.columns {
+            let pos = column_position(&table, &table_name(c))?;
+            if t.contains(&pos) {
+                return Err(SqlError::new(
+                    codes::DUPLICATE_COLUMN,
+                    format!(
+                        "column \"{}\" specified more than once",
+                        table.columns[pos].name
+                    ),
+                ));
+            }
+            t.push(pos);
+        }
+        t
+    };
+    let target_types: Vec<SqlType> = targets.iter().map(|p| table.columns[*p].ty).collect();
+    let (source, source_types) = match &insert.source {
+        None => (
+            Rel::Values {
+                rows: vec![vec![]],
+                types: vec![],
+            },
+            Vec::new(),
+        ),
+        Some(q) => match q.body.as_ref() {
+            SetExpr::Values(values)
+                if q.order_by.is_none() && q.limit_clause.is_none() && q.with.is_none() =>
+            {
+                let bound = binder.bind_values(values, Some(&target_types))?;
+                let Rel::Values { rows, .. } = bound.rel else {
+                    return Err(SqlError::internal("VALUES did not bind to values"));
+                };
+                if rows.first().is_some_and(|r| r.len() > targets.len()) {
+                    return Err(SqlError::syntax(
+                        "INSERT has more expressions than target columns",
+                    ));
+                }
+                let mut coerced = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let mut out = Vec::with_capacity(row.len());
+                    for (i, s) in row.into_iter().enumerate() {
+                        let col = &table.columns[targets[i]];
+                        if matches!(&s, Scalar::Func { name, .. } if name == "default") {
+                            out.push(s);
+                            continue;
+                        }
+                        let from = s.ty();
+                        out.push(binder.coerce(s, col.ty, "INSERT").map_err(|e| {
+                            if e.code == codes::DATATYPE_MISMATCH {
+                                SqlError::datatype_mismatch(format!(
+                                    "column \"{}\" is of type {} but expression is of type {}",
+                                    col.name, col.ty, from
+                                ))
+                            } else {
+                                e
+                            }
+                        })?);
+                    }
+                    coerced.push(out);
+                }
+                let width = coerced.first().map(|r| r.len()).unwrap_or(0);
+                let types = target_types[..width].to_vec();
+                (
+                    Rel::Values {
+                        rows: coerced,
+                        types: types.clone(),
+                    },
+                    types,
+                )
+            }
+            _ => {
+                let bound = binder.bind_query(q)?;
+                let visible: Vec<&ScopeColumn> = bound.scope.iter().filter(|c| !c.hidden).collect();
+                if visible.len() > targets.len() {
+                    return Err(SqlError::syntax(
+                        "INSERT has more expressions than target columns",
+                    ));
+                }
+                let types = visible.iter().map(|c| c.ty).collect();
+                (crate::plan::index::optimize(bound.rel), types)
+            }
+        },
+    };
+    let mut defaults = Vec::with_capacity(table.columns.len());
+    for col in &table.columns {
+        defaults.push(match &col.default {
+            Some(text) => {
+                let e = parse_stored_expr(text)?;
+                let s = binder.bind_expr(&e, &Scope::new())?;
+                Some(binder.coerce(s, col.ty, "DEFAULT")?)
+            }
+            None => None,
+        });
+    }
+    let on_conflict = match &insert.on {
+        None => None,
+        Some(ast::OnInsert::OnConflict(oc)) => {
+            let arbiter = match &oc.conflict_target {
+                None => Vec::new(),
+                Some(ast::ConflictTarget::Columns { columns, .. }) => columns
+                    .iter()
+                    .map(|c| column_position(&table, &normalize(c)))
+                    .collect::<SqlResult<Vec<_>>>()?,
+                Some(ast::ConflictTarget::OnConstraint(name)) => {
+                    let n = table_name(name);
+                    let index = std::iter::once(&table.primary_index)
+                        .chain(table.indexes.iter())
+                        .find(|i| i.name == n)
+                        .ok_or_else(|| {
+                            SqlError::new(
+                                codes::UNDEFINED_OBJECT,
+                                format!("constraint \"{n}\" does not exist"),
+                            )
+                        })?;
+                    index
+                        .columns
+                        .iter()
+                        .filter_map(|id| table.columns.iter().position(|c| c.id == *id))
+                        .collect()
+                }
+            };
+            let update = match &oc.action {
+                ast::OnConflictAction::DoNothing => None,
+                ast::OnConflictAction::DoUpdate(du) => {
+                    if arbiter.is_empty() {
+                        return Err(SqlError::syntax(
+                            "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+                        ));
+                    }
+                    let mut both = scope.clone();
+                    both.extend(table_scope(&table, "excluded"));
+                    let sets = bind_assignments(binder, &table, &du.assignments, &both)?;
+                    let selection = match &du.selection {
+                        Some(e) => {
+                            let s = binder.bind_expr(e, &both)?;
+                            Some(binder.coerce_bool(s, "WHERE")?)
+                        }
+                        None => None,
+                    };
+                    Some((sets, selection))
+                }
+            };
+            Some(OnConflict { arbiter, update })
+        }
+        Some(_) => return Err(SqlError::unsupported("ON DUPLICATE KEY is not supported")),
+    };
+    let checks = bind_checks(binder, &table, &scope)?;
+    let returning = bind_returning(binder, &insert.returning, &scope)?;
+    Ok(BoundDml {
+        table,
+        kind: DmlKind::Insert {
+            source,
+            source_types,
+            targets,
+            defaults,
+            upsert: insert.replace_into,
+            on_conflict,
+        },
+        checks,
+        returning,
+    })
+}
+
+/// The table an UPDATE or DELETE writes, its scope under `alias`, and the scan
+/// of the rows its WHERE clause selects.
+fn bind_target(
+    binder: &mut Binder<'_>,
+    relation: &ast::TableFactor,
+    selection: Option<&Expr>,
+    action: &str,
+) -> SqlResult<(Arc<TableDesc>, Scope, Rel)> {
+    let ast::TableFactor::Table { name, alias, .. } = relation else {
+        return Err(SqlError::unsupported(format!(
+            "cannot {action} anything but a table"
+        )));
+    };
+    let table = writable_table(binder, name, action)?;
+    let alias = alias
+        .as_ref()
+        .map(|a| normalize(&a.name))
+        .unwrap_or_else(|| table.name.clone());
+    let scope = table_scope(&table, &alias);
+    let mut source = full_scan(&table);
+    if let Some(selection) = selection {
+        let s = binder.bind_expr(selection, &scope)?;
+        source = push_filter(source, binder.coerce_bool(s, "WHERE")?);
+    }
+    Ok((table, scope, crate::plan::index::optimize(source)))
+}
+
+/// A table that DML may write (views cannot be written: 42809). `action` is
+/// "insert into", "update" or "delete from", as PostgreSQL's message says it.
+fn writable_table(
+    binder: &Binder<'_>,
+    name: &ast::ObjectName,
+    action: &str,
+) -> SqlResult<Arc<TableDesc>> {
+    let table = binder.table(name)?;
+    if table.view_query.is_some() {
+        return Err(SqlError::new(
+            codes::WRONG_OBJECT_TYPE,
+            format!("cannot {action} view \"{}\"", table.name),
+        ));
+    }
+    Ok(table)
+}
+
+fn bind_update(binder: &mut Binder<'_>, update: &ast::Update) -> SqlResult<BoundDml> {
+    if update.from.is_some() {
+        return Err(SqlError::unsupported("UPDATE … FROM is not supported"));
+    }
+    if !update.table.joins.is_empty() {
+        return Err(SqlError::unsupported("UPDATE of a join is not supported"));
+    }
+    let (table, scope, source) = bind_target(
+        binder,
+        &update.table.relation,
+        update.selection.as_ref(),
+        "update",
+    )?;
+    let sets = bind_assignments(binder, &table, &update.assignments, &scope)?;
+    let checks = bind_checks(binder, &table, &scope)?;
+    let returning = bind_returning(binder, &update.returning, &scope)?;
+    Ok(BoundDml {
+        table,
+        kind: DmlKind::Update { source, sets },
+        checks,
+        returning,
+    })
+}
+
+fn bind_delete(binder: &mut Binder<'_>, delete: &ast::Delete) -> SqlResult<BoundDml> {
+    let tables = match &delete.from {
+        ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
+    };
+    if tables.len() != 1 || !tables[0].joins.is_empty() || delete.using.is_some() {
+        return Err(SqlError::unsupported(
+            "DELETE from several tables is not supported",
+        ));
+    }
+    let (table, scope, source) = bind_target(
+        binder,
+        &tables[0].relation,
+        delete.selection.as_ref(),
+        "delete from",
+    )?;
+    let returning = bind_returning(binder, &delete.returning, &scope)?;
+    Ok(BoundDml {
+        table,
+        kind: DmlKind::Delete { source },
+        checks: Vec::new(),
+        returning,
+    })
+}
+
+impl BoundDml {
+    pub fn returning_scope(&self) -> Option<Scope> {
+        self.returning.as_ref().map(|(_, s)| s.clone())
+    }
+
+    pub fn explain(
+        &self,
+        options: crate::plan::explain::Options,
+        measured: Option<&crate::plan::explain::Measurements>,
+    ) -> Vec<String> {
+        let (verb, source) = match &self.kind {
+            DmlKind::Insert { source, upsert, .. } => {
+                (if *upsert { "upsert" } else { "insert" }, source)
+            }
+            DmlKind::Update { source, .. } => ("update", source),
+            DmlKind::Delete { source } => ("delete", source),
+        };
+        let mut out = vec![format!("{verb} {}", self.table.name)];
+        out.extend(
+            crate::plan::explain::render_with(source, options, measured)
+                .into_iter()
+                .map(|l| format!("  {l}")),
+        );
+        out
+    }
+}
