@@ -1,9 +1,13 @@
 //! `workload init tpch` and `workload run tpch` against `tardigrade demo` at
-//! scale factor 0.01: the load succeeds, and the queries Tardigrade runs today
+//! scale factor 0.01: the load succeeds, and queries Tardigrade runs today
 //! succeed with the row counts PostgreSQL 15 returns on the same data (counted
-//! once and written down here). When PostgreSQL is installed, the test also
-//! loads it from `init --csv-dir` and runs with `--expected-url`, comparing
-//! every value; without it, that comparison is skipped with a note.
+//! once and written down here). To stay near a minute in a debug build the
+//! test runs a quick subset ([`QUICK`]); `TPCH_TEST_ALL=1` runs every query in
+//! [`WORKING`] (Q17, Q21 and Q22 also work but take 10-60 s each; Q4, Q19 and
+//! Q20 do not finish in minutes, see bench/tpch.md). When
+//! PostgreSQL is installed, the test also loads it from `init --csv-dir` and
+//! runs with `--expected-url`, comparing every value; without it, that
+//! comparison is skipped with a note.
 
 mod common;
 
@@ -12,8 +16,28 @@ use std::process::{Command, Stdio};
 
 use common::{free_port, start_demo, tardigrade, text};
 
-/// Queries that run on Tardigrade, with PostgreSQL's row counts at SF 0.01.
-const WORKING: &[(u32, usize)] = &[];
+/// Queries that run on Tardigrade in seconds, with PostgreSQL's row counts at SF 0.01.
+const WORKING: &[(u32, usize)] = &[
+    (1, 4),
+    (2, 5),
+    (3, 10),
+    (5, 5),
+    (6, 1),
+    (7, 4),
+    (8, 2),
+    (9, 175),
+    (10, 20),
+    (11, 155),
+    (12, 2),
+    (13, 26),
+    (14, 1),
+    (15, 1),
+    (16, 311),
+    (18, 0),
+];
+
+/// The queries the test runs unless `TPCH_TEST_ALL` is set.
+const QUICK: &[u32] = &[1, 2, 3, 6, 9, 11, 13, 16];
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -123,6 +147,34 @@ fn start_postgres() -> Option<Postgres> {
     Some(pg)
 }
 
+/// Loads the same data into PostgreSQL (from `init --csv-dir`); its URL, or
+/// `None` with a note when PostgreSQL cannot be had here.
+fn postgres_with_the_data(csv: &Path) -> Option<Postgres> {
+    let pg = start_postgres()?;
+    let out = tardigrade(&[
+        "workload",
+        "init",
+        "tpch",
+        "--scale-factor",
+        "0.01",
+        "--csv-dir",
+        &csv.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let load = Command::new("psql")
+        .args(["-X", "-q", "-d", &pg.url, "-f", "load.sql"])
+        .current_dir(csv)
+        .output();
+    match load {
+        Ok(o) if o.status.success() => Some(pg),
+        Ok(o) => panic!("psql load failed: {}", text(&o.stderr)),
+        Err(e) => {
+            println!("note: psql cannot run ({e}); skipping the comparison");
+            None
+        }
+    }
+}
+
 #[test]
 fn tpch_loads_and_runs_the_working_queries() {
     let (_demo, urls) = start_demo(&[]);
@@ -147,12 +199,25 @@ fn tpch_loads_and_runs_the_working_queries() {
         assert!(line.contains(&format!(" {rows} rows")), "{line}");
     }
 
-    let list: Vec<String> = WORKING.iter().map(|(q, _)| q.to_string()).collect();
+    let csv = tempfile::tempdir().expect("tempdir");
+    let pg = postgres_with_the_data(csv.path());
+    let all = std::env::var_os("TPCH_TEST_ALL").is_some();
+    let chosen: Vec<(u32, usize)> = WORKING
+        .iter()
+        .copied()
+        .filter(|(q, _)| all || QUICK.contains(q))
+        .collect();
+    let list: Vec<String> = chosen.iter().map(|(q, _)| q.to_string()).collect();
     let list = list.join(",");
-    let out = tardigrade(&["workload", "run", "tpch", "--url", &url, "--queries", &list]);
+    let mut args = vec!["workload", "run", "tpch", "--url", &url, "--queries", &list];
+    if let Some(pg) = &pg {
+        args.extend(["--expected-url", &pg.url]);
+    }
+    let out = tardigrade(&args);
     let stdout = text(&out.stdout);
+    println!("{stdout}");
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    for (q, rows) in WORKING {
+    for (q, rows) in &chosen {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(&format!("Q{q} ")))
@@ -161,43 +226,4 @@ fn tpch_loads_and_runs_the_working_queries() {
         assert_eq!(f[1], rows.to_string(), "Q{q} row count: {line}");
         assert_eq!(f.last().copied(), Some("OK"), "{line}");
     }
-
-    // The same data in PostgreSQL, every value compared.
-    let Some(pg) = start_postgres() else { return };
-    let csv = tempfile::tempdir().expect("tempdir");
-    let out = tardigrade(&[
-        "workload",
-        "init",
-        "tpch",
-        "--scale-factor",
-        "0.01",
-        "--csv-dir",
-        &csv.path().display().to_string(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let load = Command::new("psql")
-        .args(["-X", "-q", "-d", &pg.url, "-f", "load.sql"])
-        .current_dir(csv.path())
-        .output();
-    match load {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!("psql load failed: {}", text(&o.stderr)),
-        Err(e) => {
-            println!("note: psql cannot run ({e}); skipping the comparison");
-            return;
-        }
-    }
-    let out = tardigrade(&[
-        "workload",
-        "run",
-        "tpch",
-        "--url",
-        &url,
-        "--queries",
-        &list,
-        "--expected-url",
-        &pg.url,
-    ]);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
 }
