@@ -271,7 +271,8 @@ fn write_csv(dir: &Path, scale: &Scale, sf: f64) -> CliResult {
         schema.push_str(create_table(t));
         schema.push_str(";\n");
     }
-    let mut load = String::from("\\set ON_ERROR_STOP 1\n\\i schema.sql\n");
+    let mut load =
+        String::from("\\set ON_ERROR_STOP 1\nSET client_min_messages = warning;\n\\i schema.sql\n");
     let write = |name: &str, text: &str| -> CliResult {
         std::fs::write(dir.join(name), text)
             .map_err(|e| CliError(format!("{}: {e}", dir.join(name).display())))
