@@ -407,7 +407,7 @@ fn sort_key(row: &[Option<String>]) -> Vec<String> {
 /// is not total (or the in-order comparison fails on ties), as sorted rows.
 pub fn compare(q: &Query, got: &Rows, want: &Rows) -> Option<String> {
     let in_order = rows_match(got, want);
-    if in_order.is_none() || q.total_order && got.len() != want.len() {
+    if in_order.is_none() || (q.total_order && got.len() != want.len()) {
         return in_order;
     }
     let mut g = got.clone();
