@@ -97,6 +97,8 @@ pub enum WorkloadKind {
     Kv,
     /// Transfers between accounts whose total must never change.
     Bank,
+    /// The TPC-H decision-support queries over SQL (needs --url).
+    Tpch,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -129,6 +131,27 @@ pub struct WorkloadArgs {
     /// so that a run can be replayed).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// SQL workloads (tpch): the node's SQL connection URL,
+    /// postgres://root@HOST:PORT/defaultdb.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// tpch: the scale factor (1 is about 1 GB of data; 0.01 for a quick look).
+    #[arg(long, default_value_t = 0.01)]
+    pub scale_factor: f64,
+    /// tpch init: write the data as CSV files (and schema.sql, load.sql for
+    /// psql) into this directory instead of loading it.
+    #[arg(long)]
+    pub csv_dir: Option<String>,
+    /// tpch run: the queries to run, e.g. 1,3,5-7 (default all 22).
+    #[arg(long)]
+    pub queries: Option<String>,
+    /// tpch run: also run each query on this server (PostgreSQL loaded with
+    /// the same data) and compare the results.
+    #[arg(long)]
+    pub expected_url: Option<String>,
+    /// tpch run: give up on a query after this long.
+    #[arg(long, default_value = "5m", value_parser = duration::parse_duration)]
+    pub query_timeout: std::time::Duration,
 }
 
 /// A failed command: the message goes to stderr and the exit code is 1.

@@ -1,8 +1,9 @@
-//! `tardigrade workload init|run|check kv|bank`.
+//! `tardigrade workload init|run|check kv|bank|tpch`.
 
 mod bank;
 mod hist;
 mod kv;
+mod tpch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +52,7 @@ pub async fn init(args: WorkloadArgs) -> CliResult {
             let db = connect(&args.host).await?;
             bank::init(&db, args.accounts).await
         }
+        WorkloadKind::Tpch => tpch::init(&args).await,
     }
 }
 
@@ -64,6 +66,7 @@ pub async fn check(args: WorkloadArgs) -> CliResult {
             let db = connect(&args.host).await?;
             bank::check(&db, args.accounts).await
         }
+        WorkloadKind::Tpch => tpch::check(&args).await,
     }
 }
 
@@ -132,11 +135,15 @@ pub fn summary_line(ops_per_sec: f64, h: &Histogram, errors: u64) -> String {
 }
 
 pub async fn run(args: WorkloadArgs) -> CliResult {
+    if args.workload == WorkloadKind::Tpch {
+        return tpch::run(&args).await;
+    }
     let db = connect(&args.host).await?;
     let seed = args.seed.unwrap_or_else(rand::random);
     let kind = match args.workload {
         WorkloadKind::Kv => "kv",
         WorkloadKind::Bank => "bank",
+        WorkloadKind::Tpch => "tpch",
     };
     println!(
         "workload {kind}: host={} concurrency={} duration={:?} seed={seed}",
@@ -157,6 +164,7 @@ pub async fn run(args: WorkloadArgs) -> CliResult {
                 args.value_size as usize,
             )),
             WorkloadKind::Bank => Worker::Bank(bank::BankWorker::new(db.clone(), args.accounts)),
+            WorkloadKind::Tpch => return Err(CliError("tpch is not a KV workload".into())),
         };
         let rng = StdRng::seed_from_u64(worker_seed(seed, i));
         workers.spawn(worker_loop(w, rng, stats.clone(), deadline));
