@@ -6,6 +6,8 @@
 //! applied by [`normalize`] in the order below; a rule that does not apply
 //! leaves the tree unchanged.
 //!
+//! - [`or_factor`]: conjuncts common to every branch of an OR move out of
+//!   it, so a join equality repeated in each branch becomes a join key.
 //! - [`scalar_subquery`]: a correlated scalar subquery computing an
 //!   aggregate in a filter becomes a left join with the aggregate grouped by
 //!   the correlation columns.
@@ -23,6 +25,7 @@
 //! set operations and outer joins, redundant-join and outer-join
 //! simplification.
 
+pub mod or_factor;
 pub mod push_filter;
 pub mod scalar_subquery;
 pub mod semi_join;
@@ -32,6 +35,7 @@ use super::Rel;
 /// Applies every normalization rule, to subqueries' plans first.
 pub fn normalize(rel: Rel) -> Rel {
     let rel = normalize_subqueries(rel);
+    let rel = or_factor::factor(rel);
     let rel = scalar_subquery::decorrelate(rel);
     let rel = semi_join::decorrelate(rel);
     push_filter::push_down(rel)

@@ -1,0 +1,228 @@
+//! Rule: conjuncts common to every branch of an OR move out of it:
+//! `(a AND b) OR (a AND c)` becomes `a AND (b OR c)`.
+//!
+//! Takes a filter or an inner join whose condition has such an OR; gives the
+//! same node with the common conjuncts beside the OR, so a join equality
+//! written inside every branch (TPC-H Q19) becomes a join key instead of
+//! forcing a nested-loop join. Correct by distributivity of AND over OR,
+//! which holds in SQL's three-valued logic too.
+//!
+//! Conjuncts are compared structurally ([`same`]) over columns, literals,
+//! parameters, operators, casts, function calls, IS NULL and IN lists; any
+//! other expression is never considered common.
+
+use crate::plan::bind::{and_all, conjuncts, equi_pairs};
+use crate::plan::{JoinKind, Rel, Scalar};
+use tardigrade_sqltypes::SqlType;
+use tardigrade_sqltypes::ops::BinOp;
+
+/// Applies the rule everywhere in the tree.
+pub fn factor(rel: Rel) -> Rel {
+    crate::stack::grow(|| factor_node(rel))
+}
+
+fn factor_node(rel: Rel) -> Rel {
+    match rel.map_inputs(&mut factor) {
+        Rel::Filter { input, predicate } => Rel::Filter {
+            input,
+            predicate: factor_predicate(predicate),
+        },
+        Rel::Join {
+            kind: JoinKind::Inner,
+            left,
+            right,
+            on: Some(on),
+            mut equi,
+        } => {
+            let on = factor_predicate(on);
+            for pair in equi_pairs(&on, left.width()) {
+                if !equi.contains(&pair) {
+                    equi.push(pair);
+                }
+            }
+            Rel::Join {
+                kind: JoinKind::Inner,
+                left,
+                right,
+                on: Some(on),
+                equi,
+            }
+        }
+        other => other,
+    }
+}
+
+/// Rewrites each OR conjunct of `p`, keeping the others.
+fn factor_predicate(p: Scalar) -> Scalar {
+    let mut parts = Vec::new();
+    conjuncts(p, &mut parts);
+    let mut out = Vec::new();
+    for c in parts {
+        out.extend(factor_or(c));
+    }
+    and_all(out).unwrap_or(Scalar::Literal {
+        value: tardigrade_sqltypes::Value::Bool(true),
+        ty: SqlType::Bool,
+    })
+}
+
+/// An OR's branches as lists of conjuncts.
+fn branches(s: Scalar, out: &mut Vec<Vec<Scalar>>) {
+    match s {
+        Scalar::Binary {
+            op: BinOp::Or,
+            left,
+            right,
+            ..
+        } => {
+            branches(*left, out);
+            branches(*right, out);
+        }
+        other => {
+            let mut c = Vec::new();
+            conjuncts(other, &mut c);
+            out.push(c);
+        }
+    }
+}
+
+/// The common conjuncts of an OR, then the OR of what is left of each
+/// branch (or nothing, when a branch is left empty: it is then true).
+fn factor_or(s: Scalar) -> Vec<Scalar> {
+    if !matches!(s, Scalar::Binary { op: BinOp::Or, .. }) {
+        return vec![s];
+    }
+    let mut bs = Vec::new();
+    branches(s, &mut bs);
+    let Some((first, rest)) = bs.split_first() else {
+        return Vec::new();
+    };
+    let common: Vec<Scalar> = first
+        .iter()
+        .filter(|c| rest.iter().all(|b| b.iter().any(|d| same(c, d))))
+        .cloned()
+        .collect();
+    if common.is_empty() {
+        return vec![or_all(bs)];
+    }
+    let mut remaining = Vec::new();
+    let mut some_branch_empty = false;
+    for b in bs {
+        let left: Vec<Scalar> = b
+            .into_iter()
+            .filter(|d| !common.iter().any(|c| same(c, d)))
+            .collect();
+        match and_all(left) {
+            Some(x) => remaining.push(vec![x]),
+            None => some_branch_empty = true,
+        }
+    }
+    let mut out = common;
+    if !some_branch_empty {
+        out.push(or_all(remaining));
+    }
+    out
+}
+
+fn or_all(bs: Vec<Vec<Scalar>>) -> Scalar {
+    let mut iter = bs.into_iter().filter_map(and_all);
+    let first = iter.next().unwrap_or(Scalar::Literal {
+        value: tardigrade_sqltypes::Value::Bool(false),
+        ty: SqlType::Bool,
+    });
+    iter.fold(first, |acc, b| Scalar::Binary {
+        op: BinOp::Or,
+        left: Box::new(acc),
+        right: Box::new(b),
+        ty: SqlType::Bool,
+    })
+}
+
+/// Structural equality over the expressions the rule compares.
+pub fn same(a: &Scalar, b: &Scalar) -> bool {
+    match (a, b) {
+        (Scalar::Column { index: x, .. }, Scalar::Column { index: y, .. }) => x == y,
+        (
+            Scalar::Outer {
+                depth: d1,
+                index: x,
+                ..
+            },
+            Scalar::Outer {
+                depth: d2,
+                index: y,
+                ..
+            },
+        ) => d1 == d2 && x == y,
+        (Scalar::Literal { value: x, ty: t1 }, Scalar::Literal { value: y, ty: t2 }) => {
+            t1 == t2 && x == y
+        }
+        (Scalar::Param { index: x, .. }, Scalar::Param { index: y, .. }) => x == y,
+        (
+            Scalar::Binary {
+                op: o1,
+                left: l1,
+                right: r1,
+                ..
+            },
+            Scalar::Binary {
+                op: o2,
+                left: l2,
+                right: r2,
+                ..
+            },
+        ) => o1 == o2 && same(l1, l2) && same(r1, r2),
+        (
+            Scalar::Unary {
+                op: o1, expr: e1, ..
+            },
+            Scalar::Unary {
+                op: o2, expr: e2, ..
+            },
+        ) => o1 == o2 && same(e1, e2),
+        (Scalar::Cast { expr: e1, to: t1 }, Scalar::Cast { expr: e2, to: t2 }) => {
+            t1 == t2 && same(e1, e2)
+        }
+        (
+            Scalar::Func {
+                name: n1, args: a1, ..
+            },
+            Scalar::Func {
+                name: n2, args: a2, ..
+            },
+        ) => {
+            n1 == n2
+                && !crate::plan::is_volatile(n1)
+                && a1.len() == a2.len()
+                && a1.iter().zip(a2).all(|(x, y)| same(x, y))
+        }
+        (
+            Scalar::IsNull {
+                expr: e1,
+                negated: n1,
+            },
+            Scalar::IsNull {
+                expr: e2,
+                negated: n2,
+            },
+        ) => n1 == n2 && same(e1, e2),
+        (
+            Scalar::InList {
+                expr: e1,
+                list: l1,
+                negated: n1,
+            },
+            Scalar::InList {
+                expr: e2,
+                list: l2,
+                negated: n2,
+            },
+        ) => {
+            n1 == n2
+                && same(e1, e2)
+                && l1.len() == l2.len()
+                && l1.iter().zip(l2).all(|(x, y)| same(x, y))
+        }
+        _ => false,
+    }
+}
