@@ -223,13 +223,27 @@ pub const STALE_MIN_ROWS: u64 = 500;
 /// The fraction of a table's rows that must change before a refresh.
 pub const STALE_FRACTION: f64 = 0.2;
 
+/// A table's automatic refreshes on this node.
+#[derive(Clone, Copy, Default)]
+struct Refresh {
+    running: bool,
+    /// When the last one ended and how long it took.
+    last: Option<(Instant, Duration)>,
+}
+
+/// A table is refreshed again only after this many times the last
+/// refresh's duration has passed since it ended, so that a bulk load (whose
+/// every batch crosses the 20% threshold of a small table) spends at most a
+/// fifth of its time on statistics.
+const REFRESH_SPACING: u32 = 4;
+
 /// The node's cache of table statistics, and its automatic refresher.
 pub struct StatsCache {
     entries: Arc<Mutex<HashMap<DescId, Cached>>>,
     /// Rows written through this node per table since its last refresh.
     changes: Mutex<HashMap<DescId, u64>>,
     /// Tables being refreshed now (one refresh per table at a time).
-    refreshing: Arc<Mutex<std::collections::HashSet<DescId>>>,
+    refreshing: Arc<Mutex<HashMap<DescId, Refresh>>>,
     automatic: std::sync::atomic::AtomicBool,
 }
 
@@ -327,13 +341,22 @@ impl StatsCache {
             if *n < threshold {
                 return;
             }
-            if !self.refreshing.lock().insert(table.id) {
+            let mut refreshing = self.refreshing.lock();
+            let r = refreshing.entry(table.id).or_default();
+            let too_soon = r
+                .last
+                .is_some_and(|(ended, took)| ended.elapsed() < took * REFRESH_SPACING);
+            if r.running || too_soon {
+                // The changes stay counted: a later statement starts it.
                 return;
             }
+            r.running = true;
             *n = 0;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.refreshing.lock().remove(&table.id);
+            if let Some(r) = self.refreshing.lock().get_mut(&table.id) {
+                r.running = false;
+            }
             return;
         };
         let (db, table) = (db.clone(), table.clone());
@@ -343,6 +366,7 @@ impl StatsCache {
                 name: collect::AUTO_STATS_NAME.to_string(),
                 columns: Vec::new(),
             };
+            let started = Instant::now();
             match collect::collect(&db, &table, &request).await {
                 Ok(s) => tracing::info!(
                     table = %table.name,
@@ -358,7 +382,13 @@ impl StatsCache {
             // Other nodes see the new statistics when their cache entry
             // expires; this one rereads at once.
             entries.lock().remove(&table.id);
-            refreshing.lock().remove(&table.id);
+            refreshing.lock().insert(
+                table.id,
+                Refresh {
+                    running: false,
+                    last: Some((Instant::now(), started.elapsed())),
+                },
+            );
         });
     }
 }
