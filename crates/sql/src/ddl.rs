@@ -187,9 +187,23 @@ pub async fn execute(
         } => Box::pin(show_create(node, txn, database, obj_name)).await?,
         Statement::Analyze(a) => {
             let Some(table) = &a.table_name else {
-                return Err(SqlError::unsupported(
-                    "ANALYZE needs a table (ANALYZE of every table is not supported)",
-                ));
+                // Every table of the current database, as PostgreSQL does.
+                for t in node.catalog.list_tables(txn, database).await? {
+                    if t.is_view() || t.is_sequence() {
+                        continue;
+                    }
+                    crate::stats::collect::collect(
+                        &node.db,
+                        &t,
+                        &crate::stats::collect::Request {
+                            name: crate::stats::collect::AUTO_STATS_NAME.to_string(),
+                            columns: Vec::new(),
+                        },
+                    )
+                    .await?;
+                    node.stats.invalidate(t.id);
+                }
+                return Ok(Some(QueryOutput::command("ANALYZE")));
             };
             let columns: Vec<String> = a.columns.iter().map(crate::parse::normalize).collect();
             let target = table.to_string();

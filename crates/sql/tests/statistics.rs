@@ -95,6 +95,13 @@ async fn create_statistics_counts_rows_distinct_values_and_nulls() {
     assert_eq!(names.rows[1][0], Value::Text("s2".into()));
     assert_eq!(names.rows[0][0], Value::Text("s1".into()));
 
+    // Bare ANALYZE: every table of the database.
+    ok(&mut s, "CREATE TABLE other (k INT PRIMARY KEY)").await;
+    ok(&mut s, "INSERT INTO other VALUES (1), (2)").await;
+    ok(&mut s, "CREATE VIEW vv AS SELECT k FROM other").await;
+    ok(&mut s, "ANALYZE").await;
+    assert_eq!(stats(&mut s, "other").await[0].1, 2);
+
     // ANALYZE collects every column under the automatic name.
     ok(&mut s, "ANALYZE t").await;
     let got = stats(&mut s, "t").await;
