@@ -114,6 +114,12 @@ async fn explain_analyze_runs_the_statement_and_counts_rows_per_operator() {
         text.contains("actual row count: 10,"),
         "the aggregation: {text}"
     );
+    // The hash aggregation and the hash join report the memory they held.
+    let agg = plan
+        .iter()
+        .position(|l| l.contains("hash group-by"))
+        .expect("a hash group-by");
+    assert!(plan[agg + 2].contains(", memory: "), "{text}");
     // A DML statement runs too.
     let plan = lines(&mut s, "EXPLAIN ANALYZE DELETE FROM orders WHERE total = 3").await;
     assert!(plan.iter().any(|l| l == "result: DELETE 5"), "{plan:#?}");

@@ -495,12 +495,13 @@ impl<'a> Executor<'a> {
     }
 
     /// Adds one `next` call of a measured operator.
-    fn record(&mut self, key: usize, rows: usize, nanos: u64) {
+    fn record(&mut self, key: usize, rows: usize, nanos: u64, memory: usize) {
         if let Some(m) = &mut self.measurements {
             let e = m.entry(key).or_default();
             e.rows += rows as u64;
             e.batches += u64::from(rows > 0);
             e.nanos += nanos;
+            e.memory = e.memory.max(memory as u64);
         }
     }
 

@@ -216,6 +216,7 @@ impl<'a> Executor<'a> {
                 depth: 0,
                 key: Vec::new(),
                 combined: Vec::new(),
+                memory: 0,
             })),
             Rel::MergeJoin {
                 kind,
@@ -364,6 +365,20 @@ impl<'a> Executor<'a> {
 }
 
 impl<'p> Op<'p> {
+    /// The most memory the operator's hash table held so far (hash
+    /// aggregation, hash join, DISTINCT, set operations; 0 for the others).
+    /// TODO(issue 12): sorts' memory.
+    fn memory(&self) -> usize {
+        match self {
+            Op::Aggregate(a) => a.budget.peak(),
+            Op::Join(j) => j.memory,
+            Op::Distinct { budget, .. } => budget.peak(),
+            Op::Set(s) => s.budget.peak(),
+            Op::Measured { input, .. } => input.memory(),
+            _ => 0,
+        }
+    }
+
     /// The next batch of rows (never empty), or `None` at the end.
     pub(super) fn next<'s, 'a: 's>(
         &'s mut self,
@@ -379,7 +394,8 @@ impl<'p> Op<'p> {
                     let started = std::time::Instant::now();
                     let batch = input.next(exec, outer).await?;
                     let nanos = started.elapsed().as_nanos() as u64;
-                    exec.record(*key, batch.as_ref().map_or(0, Batch::len), nanos);
+                    let rows = batch.as_ref().map_or(0, Batch::len);
+                    exec.record(*key, rows, nanos, input.memory());
                     Ok(batch)
                 }
                 Op::Scan(scan) => scan.next(exec, outer).await,
@@ -933,6 +949,8 @@ impl AggOp<'_> {
 /// meaning; rows come out partition by partition. Nested loops and
 /// conditions with subqueries do not spill.
 pub(super) struct HashJoinOp<'p> {
+    /// The most memory its build side held (`EXPLAIN ANALYZE`).
+    memory: usize,
     kind: JoinKind,
     left: Op<'p>,
     /// Taken when the build side is read.
@@ -1014,7 +1032,9 @@ impl HashJoinOp<'_> {
             budget.charge(batch.bytes())?;
             self.build.append(&mut batch);
         }
-        self.index_build(&mut budget)
+        let built = self.index_build(&mut budget);
+        self.memory = self.memory.max(budget.peak());
+        built
     }
 
     /// Writes rows to the partition of their key (left or right columns of
@@ -1085,6 +1105,7 @@ impl HashJoinOp<'_> {
             }
             if !overflow {
                 self.index_build(&mut budget)?;
+                self.memory = self.memory.max(budget.peak());
                 self.left_run = Some(left.reader());
                 return Ok(true);
             }

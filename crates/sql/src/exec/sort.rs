@@ -88,6 +88,8 @@ pub const HASH_BUDGET_FACTOR: usize = 16;
 /// TODO(issue 4): spill DISTINCT and set operations too.
 pub struct HashBudget {
     used: usize,
+    /// The most ever charged at once (`EXPLAIN ANALYZE` shows it).
+    peak: usize,
     limit: usize,
     what: &'static str,
 }
@@ -97,6 +99,7 @@ impl HashBudget {
     pub fn new(storage: &TempStorage, what: &'static str) -> HashBudget {
         HashBudget {
             used: 0,
+            peak: 0,
             limit: storage.workmem().saturating_mul(HASH_BUDGET_FACTOR),
             what,
         }
@@ -110,8 +113,14 @@ impl HashBudget {
         self.used.saturating_add(bytes) <= self.limit / 2
     }
 
+    /// The most ever charged at once.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
     pub fn charge(&mut self, bytes: usize) -> SqlResult<()> {
         self.used += bytes;
+        self.peak = self.peak.max(self.used);
         if self.used > self.limit {
             return Err(SqlError::new(
                 tardigrade_sqltypes::error::codes::OUT_OF_MEMORY,

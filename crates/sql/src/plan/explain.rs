@@ -31,6 +31,8 @@ pub struct Measured {
     pub batches: u64,
     /// Time spent in the operator and its inputs.
     pub nanos: u64,
+    /// The most bytes its hash table held (0: none, or not tracked).
+    pub memory: u64,
 }
 
 /// Measurements by plan node ([`node_key`]).
@@ -256,10 +258,15 @@ impl Renderer<'_> {
         if let Some(m) = self.measured {
             match m.get(&node_key(rel)) {
                 Some(m) => out.push(format!(
-                    "{pad}  actual row count: {}, batches: {}, time: {:.3} ms",
+                    "{pad}  actual row count: {}, batches: {}, time: {:.3} ms{}",
                     m.rows,
                     m.batches,
-                    m.nanos as f64 / 1e6
+                    m.nanos as f64 / 1e6,
+                    if m.memory > 0 {
+                        format!(", memory: {:.1} KiB", m.memory as f64 / 1024.0)
+                    } else {
+                        String::new()
+                    }
                 )),
                 None => out.push(format!("{pad}  actual row count: 0 (not run)")),
             }
