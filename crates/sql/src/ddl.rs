@@ -218,45 +218,6 @@ pub async fn execute(
             .await?;
             QueryOutput::command("ANALYZE")
         }
-        Statement::Unload {
-            query,
-            query_text: Some(marker),
-            to,
-            ..
-        } => match marker.as_str() {
-            parse::SPLIT_AT_MARKER => {
-                let Some(q) = query else {
-                    return Err(SqlError::syntax("SPLIT AT needs VALUES"));
-                };
-                Box::pin(split_at(node, txn, database, &to.value, q)).await?
-            }
-            parse::SHOW_RANGES_TABLE_MARKER => {
-                Box::pin(show_ranges(node, txn, database, &to.value, false)).await?
-            }
-            parse::SHOW_INDEXES_MARKER => {
-                Box::pin(show_indexes(node, txn, database, &to.value)).await?
-            }
-            parse::SHOW_CONSTRAINTS_MARKER => {
-                Box::pin(show_constraints(node, txn, database, &to.value)).await?
-            }
-            parse::SHOW_RANGES_INDEX_MARKER => {
-                Box::pin(show_ranges(node, txn, database, &to.value, true)).await?
-            }
-            parse::SHOW_STATISTICS_MARKER => {
-                Box::pin(show_statistics(node, txn, database, &to.value)).await?
-            }
-            parse::CREATE_STATISTICS_MARKER => {
-                let mut parts = to.value.split('\0');
-                let target = parts.next().unwrap_or_default();
-                let name = parts.next().unwrap_or_default().to_string();
-                let columns: Vec<String> = parts.map(str::to_string).collect();
-                Box::pin(create_statistics(
-                    node, txn, database, target, name, &columns,
-                ))
-                .await?
-            }
-            _ => return Ok(None),
-        },
         _ => return Ok(None),
     };
     Ok(Some(out))
@@ -2973,6 +2934,46 @@ async fn show_indexes(
     columns[6].ty = SqlType::Bool;
     columns[7].ty = SqlType::Bool;
     Ok(rows_output("SHOW", columns, rows))
+}
+
+/// Runs one of our (CockroachDB) statements.
+pub async fn execute_ours(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    statement: &parse::Ours,
+) -> SqlResult<QueryOutput> {
+    use parse::Ours;
+    match statement {
+        Ours::SplitAt { target, query } => {
+            Box::pin(split_at(node, txn, database, target, query)).await
+        }
+        Ours::ShowRanges { target, index } => {
+            Box::pin(show_ranges(node, txn, database, target, *index)).await
+        }
+        Ours::ShowIndexes { target } => Box::pin(show_indexes(node, txn, database, target)).await,
+        Ours::ShowConstraints { target } => {
+            Box::pin(show_constraints(node, txn, database, target)).await
+        }
+        Ours::ShowStatistics { target } => {
+            Box::pin(show_statistics(node, txn, database, target)).await
+        }
+        Ours::CreateStatistics {
+            name,
+            target,
+            columns,
+        } => {
+            Box::pin(create_statistics(
+                node,
+                txn,
+                database,
+                target,
+                name.clone(),
+                columns,
+            ))
+            .await
+        }
+    }
 }
 
 /// `CREATE STATISTICS name [ON cols] FROM t` and `ANALYZE t [(cols)]`: reads

@@ -16,10 +16,12 @@
 //! - `t@index` (in `DROP INDEX`, `ALTER INDEX`) becomes the single identifier
 //!   `"t@index"`;
 //! - `SHOW RANGES FROM TABLE t`, `SHOW RANGES FROM INDEX t@i`,
-//!   `SHOW INDEXES FROM t`, `SHOW CONSTRAINTS FROM t` and
-//!   `ALTER TABLE t SPLIT AT VALUES (…)` become [`Statement::Unload`] carrying one
-//!   of the `*_MARKER` strings as `query_text`, the target in `to` and (SPLIT AT)
-//!   the VALUES query; `ddl::execute` recognises them.
+//!   `SHOW INDEXES FROM t`, `SHOW CONSTRAINTS FROM t`, `SHOW STATISTICS FOR
+//!   TABLE t`, `CREATE STATISTICS …` and `ALTER TABLE t SPLIT AT VALUES (…)`
+//!   become [`Ours`] variants of the owned statement type [`Stmt`] that
+//!   [`parse`] gives the session (`ddl::execute_ours` runs them). Inside this
+//!   module they still pass through sqlparser as a placeholder replaced by a
+//!   marked `Unload` ([`classify`] turns those into [`Ours`]).
 //!
 //! Errors are SQLSTATE 42601 with the position when the parser reports one.
 
@@ -35,30 +37,128 @@ pub mod nesting;
 const MAX_NESTING: usize = 200;
 
 /// `query_text` of the `Unload` standing for `ALTER TABLE … SPLIT AT`.
-pub const SPLIT_AT_MARKER: &str = "tardigrade:split_at";
+const SPLIT_AT_MARKER: &str = "tardigrade:split_at";
 /// `query_text` of the `Unload` standing for `SHOW RANGES FROM TABLE`.
-pub const SHOW_RANGES_TABLE_MARKER: &str = "tardigrade:show_ranges_table";
+const SHOW_RANGES_TABLE_MARKER: &str = "tardigrade:show_ranges_table";
 /// `query_text` of the `Unload` standing for `SHOW RANGES FROM INDEX`.
-pub const SHOW_RANGES_INDEX_MARKER: &str = "tardigrade:show_ranges_index";
+const SHOW_RANGES_INDEX_MARKER: &str = "tardigrade:show_ranges_index";
 /// `query_text` of the `Unload` standing for `SHOW INDEXES FROM t`.
-pub const SHOW_INDEXES_MARKER: &str = "tardigrade:show_indexes";
+const SHOW_INDEXES_MARKER: &str = "tardigrade:show_indexes";
 /// `query_text` of the `Unload` standing for `SHOW CONSTRAINTS FROM t`.
-pub const SHOW_CONSTRAINTS_MARKER: &str = "tardigrade:show_constraints";
+const SHOW_CONSTRAINTS_MARKER: &str = "tardigrade:show_constraints";
 /// `query_text` of the `Unload` standing for `SHOW STATISTICS FOR TABLE t`.
-pub const SHOW_STATISTICS_MARKER: &str = "tardigrade:show_statistics";
+const SHOW_STATISTICS_MARKER: &str = "tardigrade:show_statistics";
 /// `query_text` of the `Unload` standing for `CREATE STATISTICS name [ON
 /// cols] FROM t`; `to` holds the table, the name and the columns, separated
 /// by NUL.
-// TODO(issue 12): an owned statement type with real variants for these.
-pub const CREATE_STATISTICS_MARKER: &str = "tardigrade:create_statistics";
+// TODO(issue 12): build [`Ours`] from the tokens directly, without markers.
+const CREATE_STATISTICS_MARKER: &str = "tardigrade:create_statistics";
 /// Index option (a `Comment`) marking a CREATE TABLE `UNIQUE INDEX`.
 pub const UNIQUE_INDEX_MARKER: &str = "tardigrade:unique";
 /// Prefix of the index option (a `Comment`) listing STORING columns, separated
 /// by NUL.
 pub const STORING_MARKER: &str = "tardigrade:storing:";
 
+/// A statement as the rest of the SQL layer sees it: sqlparser's, or one of
+/// the CockroachDB statements PostgreSQL lacks.
+#[derive(Clone, Debug)]
+pub enum Stmt {
+    Sql(Box<Statement>),
+    Ours(Ours),
+}
+
+/// Our statements. Targets are the names as written (`t`, `db.t`, `t@i`).
+#[derive(Clone, Debug)]
+pub enum Ours {
+    /// `ALTER TABLE t SPLIT AT <query>`.
+    SplitAt {
+        target: String,
+        query: Box<sqlparser::ast::Query>,
+    },
+    /// `SHOW RANGES FROM TABLE t` / `FROM INDEX t@i`.
+    ShowRanges { target: String, index: bool },
+    /// `SHOW INDEXES FROM t`.
+    ShowIndexes { target: String },
+    /// `SHOW CONSTRAINTS FROM t`.
+    ShowConstraints { target: String },
+    /// `SHOW STATISTICS FOR TABLE t`.
+    ShowStatistics { target: String },
+    /// `CREATE STATISTICS name [ON columns] FROM t`.
+    CreateStatistics {
+        name: String,
+        target: String,
+        columns: Vec<String>,
+    },
+}
+
+impl Stmt {
+    /// The sqlparser statement, when it is one.
+    pub fn sql(&self) -> Option<&Statement> {
+        match self {
+            Stmt::Sql(s) => Some(s.as_ref()),
+            Stmt::Ours(_) => None,
+        }
+    }
+}
+
+/// Parses what a client sent into statements ([`parse_statements`], with our
+/// statements as [`Ours`]).
+pub fn parse(sql: &str) -> SqlResult<Vec<Stmt>> {
+    parse_statements(sql).map(|v| v.into_iter().map(classify).collect())
+}
+
+/// Our statements travel through sqlparser's parse as `Unload`s carrying a
+/// marker (the token pass replaces them with a placeholder, see
+/// [`rewrite_statement`]); they are turned into [`Ours`] here and nowhere
+/// else reads the markers.
+fn classify(s: Statement) -> Stmt {
+    let Statement::Unload {
+        query,
+        query_text: Some(marker),
+        to,
+        ..
+    } = &s
+    else {
+        return Stmt::Sql(Box::new(s));
+    };
+    let target = to.value.clone();
+    let ours = match marker.as_str() {
+        SPLIT_AT_MARKER => match query {
+            Some(q) => Ours::SplitAt {
+                target,
+                query: q.clone(),
+            },
+            None => return Stmt::Sql(Box::new(s)),
+        },
+        SHOW_RANGES_TABLE_MARKER => Ours::ShowRanges {
+            target,
+            index: false,
+        },
+        SHOW_RANGES_INDEX_MARKER => Ours::ShowRanges {
+            target,
+            index: true,
+        },
+        SHOW_INDEXES_MARKER => Ours::ShowIndexes { target },
+        SHOW_CONSTRAINTS_MARKER => Ours::ShowConstraints { target },
+        SHOW_STATISTICS_MARKER => Ours::ShowStatistics { target },
+        CREATE_STATISTICS_MARKER => {
+            let mut parts = target.split('\0');
+            let table = parts.next().unwrap_or_default().to_string();
+            let name = parts.next().unwrap_or_default().to_string();
+            Ours::CreateStatistics {
+                name,
+                target: table,
+                columns: parts.map(str::to_string).collect(),
+            }
+        }
+        _ => return Stmt::Sql(Box::new(s)),
+    };
+    Stmt::Ours(ours)
+}
+
 /// Parses a query string into statements (empty statements are dropped),
-/// refusing those nested too deeply ([`nesting`]).
+/// refusing those nested too deeply ([`nesting`]). Internal SQL (views,
+/// CREATE TABLE AS) uses this; client input goes through [`parse`].
 pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
     let mut recursion = 0;
     if let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() {

@@ -22,6 +22,8 @@
 use std::sync::Arc;
 
 use sqlparser::ast::Statement;
+
+use crate::parse::Stmt;
 use tardigrade_kv::Txn;
 use tardigrade_kvpb::TxnId;
 use tardigrade_sqltypes::error::codes;
@@ -50,7 +52,7 @@ impl SqlNode {
 /// A parsed statement with the types of its parameters and of its result columns.
 pub struct Prepared {
     pub sql: String,
-    pub statement: Option<Statement>,
+    pub statement: Option<Stmt>,
     pub param_types: Vec<SqlType>,
     /// `None` when the statement returns no rows.
     pub columns: Option<Vec<Column>>,
@@ -150,7 +152,7 @@ impl Session {
         sql: &str,
         mut sink: Option<&mut dyn RowSink>,
     ) -> Vec<SqlResult<QueryOutput>> {
-        let statements = match parse::parse_statements(sql) {
+        let statements = match parse::parse(sql) {
             Ok(s) => s,
             Err(e) => return vec![Err(e)],
         };
@@ -180,7 +182,7 @@ impl Session {
     /// Parses and describes one statement for the extended protocol. `param_types`
     /// are the types the client declared (missing or `Unknown` ones are inferred).
     pub async fn prepare(&mut self, sql: &str, param_types: &[SqlType]) -> SqlResult<Prepared> {
-        let mut statements = parse::parse_statements(sql)?;
+        let mut statements = parse::parse(sql)?;
         if statements.len() > 1 {
             return Err(SqlError::syntax(
                 "cannot insert multiple commands into a prepared statement",
@@ -201,12 +203,14 @@ impl Session {
     async fn prepare_statement(
         &mut self,
         sql: &str,
-        statement: Statement,
+        statement: Stmt,
         param_types: &[SqlType],
     ) -> SqlResult<Prepared> {
-        let (param_types, columns) = if control_of(&statement).is_some() {
-            (Vec::new(), None)
-        } else {
+        let sql_statement = match &statement {
+            Stmt::Sql(s) if control_of(&statement).is_none() => Some(s),
+            _ => None,
+        };
+        let (param_types, columns) = if let Some(statement) = sql_statement {
             let node = self.node.clone();
             let database = self.database.clone();
             match &mut self.state {
@@ -215,17 +219,21 @@ impl Session {
                 // for the block's descriptor writes (intents) to resolve,
                 // which they never do while the block waits for this.
                 TxnState::Open { txn, .. } => {
-                    crate::plan::describe(&node, txn, &database, &statement, param_types).await?
+                    crate::plan::describe(&node, txn, &database, statement, param_types).await?
                 }
                 _ => {
                     let mut txn = node.db.txn("describe");
                     let described =
-                        crate::plan::describe(&node, &mut txn, &database, &statement, param_types)
+                        crate::plan::describe(&node, &mut txn, &database, statement, param_types)
                             .await;
                     let _ = txn.rollback().await;
                     described?
                 }
             }
+        } else {
+            // Transaction control and our statements take no parameters;
+            // their rows are described when they run.
+            (Vec::new(), None)
         };
         Ok(Prepared {
             sql: sql.to_string(),
@@ -299,7 +307,9 @@ impl Session {
         let Some(statement) = &prepared.statement else {
             return Ok(QueryOutput::command(""));
         };
-        if crate::ddl::runs_online(statement) {
+        if let Stmt::Sql(statement) = statement
+            && crate::ddl::runs_online(statement)
+        {
             // Its own transactions, retried inside.
             return crate::schemachange::run(&self.node, &self.database, statement).await;
         }
@@ -524,8 +534,8 @@ fn is_restart(name: &str) -> bool {
     name.eq_ignore_ascii_case("cockroach_restart")
 }
 
-fn control_of(statement: &Statement) -> Option<Control> {
-    Some(match statement {
+fn control_of(statement: &Stmt) -> Option<Control> {
+    Some(match statement.sql()? {
         Statement::StartTransaction { .. } => Control::Begin,
         Statement::Commit { .. } => Control::Commit,
         Statement::Rollback {
@@ -540,9 +550,9 @@ fn control_of(statement: &Statement) -> Option<Control> {
 }
 
 /// `SET database = x` / `USE x` change the session's database.
-fn use_database(statement: &Statement) -> Option<String> {
-    match statement {
-        Statement::Use(sqlparser::ast::Use::Object(name)) => Some(name.to_string()),
+fn use_database(statement: &Stmt) -> Option<String> {
+    match statement.sql() {
+        Some(Statement::Use(sqlparser::ast::Use::Object(name))) => Some(name.to_string()),
         _ => None,
     }
 }
@@ -563,8 +573,12 @@ async fn run_in_txn(
     params: &[Value],
     sink: Option<&mut dyn RowSink>,
 ) -> SqlResult<QueryOutput> {
-    let Some(statement) = &prepared.statement else {
-        return Ok(QueryOutput::command(""));
+    let statement = match &prepared.statement {
+        None => return Ok(QueryOutput::command("")),
+        Some(Stmt::Ours(ours)) => {
+            return Box::pin(crate::ddl::execute_ours(node, txn, database, ours)).await;
+        }
+        Some(Stmt::Sql(s)) => s,
     };
     if !crate::exec::handles(statement) {
         // Boxed: DDL such as CREATE TABLE AS runs statements in turn.
