@@ -178,7 +178,7 @@ impl Renderer<'_> {
     /// The plans of the subqueries in the operator's own expressions, under
     /// their ids.
     fn subqueries(&self, rel: &Rel, depth: usize, out: &mut Vec<String>) {
-        let mut subs: Vec<&super::Subquery> = Vec::new();
+        let mut subs: Vec<super::Subquery> = Vec::new();
         for s in node_scalars(rel) {
             collect_subqueries(s, &mut subs);
         }
@@ -779,45 +779,9 @@ fn node_scalars(rel: &Rel) -> Vec<&Scalar> {
     out
 }
 
-fn collect_subqueries<'s>(s: &'s Scalar, out: &mut Vec<&'s super::Subquery>) {
+fn collect_subqueries(s: &Scalar, out: &mut Vec<super::Subquery>) {
     if let Scalar::Subquery(sub) = s {
-        out.push(sub);
+        out.push((**sub).clone());
     }
-    match s {
-        Scalar::Binary { left, right, .. } | Scalar::NullIf { left, right, .. } => {
-            collect_subqueries(left, out);
-            collect_subqueries(right, out);
-        }
-        Scalar::Unary { expr, .. }
-        | Scalar::Cast { expr, .. }
-        | Scalar::IsNull { expr, .. }
-        | Scalar::IsBool { expr, .. } => collect_subqueries(expr, out),
-        Scalar::Func { args, .. }
-        | Scalar::Coalesce { args, .. }
-        | Scalar::Extreme { args, .. } => args.iter().for_each(|a| collect_subqueries(a, out)),
-        Scalar::Case {
-            operand,
-            whens,
-            otherwise,
-            ..
-        } => {
-            operand.iter().for_each(|o| collect_subqueries(o, out));
-            for (w, t) in whens {
-                collect_subqueries(w, out);
-                collect_subqueries(t, out);
-            }
-            otherwise.iter().for_each(|o| collect_subqueries(o, out));
-        }
-        Scalar::InList { expr, list, .. } => {
-            collect_subqueries(expr, out);
-            list.iter().for_each(|a| collect_subqueries(a, out));
-        }
-        Scalar::Subquery(sub) => match &sub.kind {
-            super::SubqueryKind::In { expr, .. } | super::SubqueryKind::Quantified { expr, .. } => {
-                collect_subqueries(expr, out)
-            }
-            _ => {}
-        },
-        _ => {}
-    }
+    s.for_each_child(&mut |c| collect_subqueries(c, out));
 }

@@ -27,32 +27,17 @@ pub fn optimize(rel: Rel) -> Rel {
 }
 
 /// Every optimization but the choice of join and aggregation algorithms:
-/// join order, then index selection (what `EXPLAIN (OPT)` shows).
+/// normalization, join order, then index selection (what `EXPLAIN (OPT)`
+/// shows).
 pub fn optimize_logical(rel: Rel) -> Rel {
-    let rel = super::norm::normalize(rel);
-    choose_indexes(super::join_order::reorder(optimize_subqueries(rel)))
+    explore(super::norm::normalize(rel))
 }
 
-/// Optimizes the plans of the subqueries in the tree's expressions.
-fn optimize_subqueries(rel: Rel) -> Rel {
-    rel.map_inputs(&mut optimize_subqueries)
-        .map_scalars(&mut |s| {
-            if !s.needs_async() {
-                return s;
-            }
-            // The rewrite never fails; on an error the expression stays as it was.
-            let unchanged = s.clone();
-            s.transform(&mut |e| {
-                Ok(match e {
-                    Scalar::Subquery(mut sub) => {
-                        sub.plan = std::sync::Arc::new(optimize((*sub.plan).clone()));
-                        Scalar::Subquery(sub)
-                    }
-                    other => other,
-                })
-            })
-            .unwrap_or(unchanged)
-        })
+/// The stages after normalization. Subqueries' plans were normalized with
+/// their query, so they go through these stages only.
+fn explore(rel: Rel) -> Rel {
+    let rel = super::map_subquery_plans(rel, &mut |p| super::physical::choose(explore(p)));
+    choose_indexes(super::join_order::reorder(rel))
 }
 
 fn choose_indexes(rel: Rel) -> Rel {

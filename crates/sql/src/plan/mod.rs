@@ -33,6 +33,30 @@ pub use bind::{Binder, describe};
 
 pub use crate::batch::Row;
 
+/// `rel` with `f` applied to the plan of every subquery in its expressions
+/// (throughout the tree; the subqueries nested in those plans are `f`'s to
+/// handle).
+pub fn map_subquery_plans(rel: Rel, f: &mut dyn FnMut(Rel) -> Rel) -> Rel {
+    rel.map_inputs(&mut |r| map_subquery_plans(r, f))
+        .map_scalars(&mut |s| {
+            if !s.needs_async() {
+                return s;
+            }
+            // The rewrite never fails; on an error the expression stays as it was.
+            let unchanged = s.clone();
+            s.transform(&mut |e| {
+                Ok(match e {
+                    Scalar::Subquery(mut sub) => {
+                        sub.plan = Arc::new(f((*sub.plan).clone()));
+                        Scalar::Subquery(sub)
+                    }
+                    other => other,
+                })
+            })
+            .unwrap_or(unchanged)
+        })
+}
+
 /// A key span `[start, end)` of an index.
 pub type KeySpan = (Vec<u8>, Vec<u8>);
 

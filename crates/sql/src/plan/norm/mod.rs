@@ -34,7 +34,9 @@ use super::Rel;
 
 /// Applies every normalization rule, to subqueries' plans first.
 pub fn normalize(rel: Rel) -> Rel {
-    let rel = normalize_subqueries(rel);
+    // Subqueries first: one correlated only with its own enclosing block is
+    // rewritten inside it.
+    let rel = super::map_subquery_plans(rel, &mut normalize);
     let rel = or_factor::factor(rel);
     let rel = scalar_subquery::decorrelate(rel);
     let rel = semi_join::decorrelate(rel);
@@ -182,27 +184,4 @@ pub(crate) fn refers_outside(rel: &Rel) -> bool {
         r
     });
     inner
-}
-
-/// Normalizes the plans of the subqueries in the tree's expressions first
-/// (a subquery correlated only with its own enclosing block is rewritten
-/// inside it).
-fn normalize_subqueries(rel: Rel) -> Rel {
-    rel.map_inputs(&mut normalize_subqueries)
-        .map_scalars(&mut |s| {
-            if !s.needs_async() {
-                return s;
-            }
-            let unchanged = s.clone();
-            s.transform(&mut |e| {
-                Ok(match e {
-                    Scalar::Subquery(mut sub) => {
-                        sub.plan = std::sync::Arc::new(normalize((*sub.plan).clone()));
-                        Scalar::Subquery(sub)
-                    }
-                    other => other,
-                })
-            })
-            .unwrap_or(unchanged)
-        })
 }
