@@ -44,26 +44,7 @@ async fn an_isolated_leaseholder_loses_its_lease_and_the_majority_serves_until_h
     common::init_and_wait_ready(&seed, &[&n1, &n2, &n3], Duration::from_secs(20)).await;
     let nodes = [n1, n2, n3];
     // Every range on all three nodes, so that two of them are a quorum.
-    let replicated = async {
-        loop {
-            let ranges = nodes[0].store().expect("store").replicas();
-            let all = !ranges.is_empty()
-                && ranges.iter().all(|r| {
-                    let id = r.desc().range_id;
-                    r.desc().replicas.len() == 3
-                        && nodes
-                            .iter()
-                            .all(|n| n.store().is_some_and(|s| s.replica(id).is_some()))
-                });
-            if all {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), replicated)
-        .await
-        .expect("every range replicated to the three nodes");
+    common::wait_fully_replicated(&nodes.iter().collect::<Vec<_>>(), Duration::from_secs(60)).await;
     put_within(&nodes[0], b"k-before", Duration::from_secs(10)).await;
     let holder_of_k = |n: &ClusterNode| {
         let store = n.store().expect("store");
