@@ -681,9 +681,8 @@ impl<'a> Binder<'a> {
         let mut rel = rel;
         let mut having = having;
         if aggregating {
-            let group_keys: Vec<String> = group.iter().map(|g| format!("{g:?}")).collect();
             let ngroup = group.len();
-            let rewrite = |s: Scalar| rewrite_after_agg(s, &group_keys, ngroup);
+            let rewrite = |s: Scalar| rewrite_after_agg(s, &group, ngroup);
             for (s, _) in &mut items {
                 *s = rewrite(std::mem::replace(s, Scalar::null()))?;
             }
@@ -715,22 +714,19 @@ impl<'a> Binder<'a> {
         for (target, options) in sort_exprs {
             let index = match target {
                 SortTarget::Output(i) => i,
-                SortTarget::Expr(e) => {
-                    let key = format!("{e:?}");
-                    match exprs.iter().position(|x| format!("{x:?}") == key) {
-                        Some(i) => i,
-                        None => {
-                            if distinct {
-                                return Err(SqlError::new(
-                                    "42P10",
-                                    "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
-                                ));
-                            }
-                            exprs.push(e);
-                            exprs.len() - 1
+                SortTarget::Expr(e) => match exprs.iter().position(|x| *x == e) {
+                    Some(i) => i,
+                    None => {
+                        if distinct {
+                            return Err(SqlError::new(
+                                "42P10",
+                                "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+                            ));
                         }
+                        exprs.push(e);
+                        exprs.len() - 1
                     }
-                }
+                },
             };
             let ty = exprs[index].ty();
             keys.push(sort_key(Scalar::Column { index, ty }, options));
@@ -826,11 +822,8 @@ impl<'a> Binder<'a> {
                     1 => Ok(Some(matches[0])),
                     _ => {
                         // Several items with this name: fine if they are the same expression.
-                        let first = format!("{:?}", items[matches[0]].0);
-                        if matches
-                            .iter()
-                            .all(|i| format!("{:?}", items[*i].0) == first)
-                        {
+                        let first = &items[matches[0]].0;
+                        if matches.iter().all(|i| items[*i].0 == *first) {
                             Ok(Some(matches[0]))
                         } else {
                             Err(SqlError::new(
@@ -1939,8 +1932,8 @@ impl<'a> Binder<'a> {
                 // is the arguments' when the keys are among them.
                 if distinct {
                     for k in &order_keys {
-                        let key = format!("{:?}", fold(k.expr.clone()));
-                        if !bound.iter().any(|b| format!("{b:?}") == key) {
+                        let key = fold(k.expr.clone());
+                        if !bound.contains(&key) {
                             return Err(SqlError::new(
                                 "42P10",
                                 "in an aggregate with DISTINCT, ORDER BY expressions must appear in argument list",
@@ -2906,9 +2899,8 @@ fn contains_agg(s: &Scalar) -> bool {
 /// After aggregation, expressions see the group keys then the aggregates: group
 /// expressions become columns, aggregate placeholders their output columns, and a
 /// bare input column is an error.
-fn rewrite_after_agg(s: Scalar, group_keys: &[String], ngroup: usize) -> SqlResult<Scalar> {
-    let key = format!("{s:?}");
-    if let Some(i) = group_keys.iter().position(|g| *g == key) {
+fn rewrite_after_agg(s: Scalar, group_keys: &[Scalar], ngroup: usize) -> SqlResult<Scalar> {
+    if let Some(i) = group_keys.iter().position(|g| *g == s) {
         return Ok(Scalar::Column {
             index: i,
             ty: s.ty(),

@@ -235,7 +235,7 @@ pub struct AggCall {
 }
 
 /// How a subquery is used.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SubqueryKind {
     /// `(SELECT x …)`: one value (NULL when no row; error when more than one).
     Scalar,
@@ -262,8 +262,31 @@ pub struct Subquery {
     pub ty: SqlType,
 }
 
+/// Subqueries are the same when they are the same subquery of the
+/// statement: ids are unique within it, and two subqueries written alike
+/// are still run (and cached) apart.
+impl PartialEq for Subquery {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.kind == other.kind
+    }
+}
+
+impl Eq for Subquery {}
+
+impl std::hash::Hash for Subquery {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+        self.kind.hash(state);
+    }
+}
+
 /// A scalar expression over the columns of its input row.
-#[derive(Clone, Debug)]
+///
+/// Equality and hashing are structural (rules find common or repeated
+/// expressions with them, and the memo will key expressions on them):
+/// the same operator over equal children and types. Literals compare
+/// their values as SQL does (`2.0` equals `2.00`), subqueries by id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Scalar {
     Column {
         index: usize,
@@ -881,5 +904,68 @@ impl Rel {
             Rel::SetOp { left, .. } => left.width(),
             Rel::Series { .. } => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn col(index: usize) -> Scalar {
+        Scalar::Column {
+            index,
+            ty: SqlType::Int8,
+        }
+    }
+
+    fn gt(l: Scalar, r: Scalar) -> Scalar {
+        Scalar::Binary {
+            op: BinOp::Gt,
+            left: Box::new(l),
+            right: Box::new(r),
+            ty: SqlType::Bool,
+        }
+    }
+
+    fn int(v: i64) -> Scalar {
+        Scalar::literal(Value::Int(v), SqlType::Int8)
+    }
+
+    #[test]
+    fn scalars_are_equal_and_hash_alike_when_built_alike() {
+        let a = gt(col(3), int(5));
+        let b = gt(col(3), int(5));
+        assert_eq!(a, b);
+        let set: HashSet<Scalar> = [a.clone(), b].into_iter().collect();
+        assert_eq!(set.len(), 1, "equal scalars hash alike");
+        assert_ne!(a, gt(col(2), int(5)), "another column");
+        assert_ne!(a, gt(col(3), int(6)), "another constant");
+        assert_ne!(a, gt(int(5), col(3)), "operands swapped");
+        let lt = Scalar::Binary {
+            op: BinOp::Lt,
+            left: Box::new(col(3)),
+            right: Box::new(int(5)),
+            ty: SqlType::Bool,
+        };
+        assert_ne!(a, lt, "another operator");
+    }
+
+    #[test]
+    fn subqueries_are_equal_only_as_the_same_subquery() {
+        let sub = |id: usize| {
+            Scalar::Subquery(Box::new(Subquery {
+                id,
+                plan: Arc::new(Rel::Values {
+                    rows: vec![],
+                    types: vec![],
+                }),
+                kind: SubqueryKind::Exists,
+                correlated: false,
+                ty: SqlType::Bool,
+            }))
+        };
+        assert_eq!(sub(1), sub(1));
+        assert_ne!(sub(1), sub(2), "written alike, run apart");
     }
 }

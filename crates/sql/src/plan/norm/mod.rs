@@ -185,3 +185,16 @@ pub(crate) fn refers_outside(rel: &Rel) -> bool {
     });
     inner
 }
+
+/// Whether `s` gives the same result each time it is evaluated on the
+/// same row: no volatile function, `nextval` or `unique_rowid`. Only such
+/// expressions may be moved, duplicated or merged by a rule.
+pub(super) fn deterministic(s: &Scalar) -> bool {
+    let mut ok = true;
+    visit(s, &mut |n| match n {
+        Scalar::Func { name, .. } if crate::plan::is_volatile(name) => ok = false,
+        Scalar::NextVal { .. } | Scalar::UniqueRowId => ok = false,
+        _ => {}
+    });
+    ok
+}

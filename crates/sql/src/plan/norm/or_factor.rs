@@ -99,7 +99,7 @@ fn factor_or(s: Scalar) -> Vec<Scalar> {
     };
     let common: Vec<Scalar> = first
         .iter()
-        .filter(|c| rest.iter().all(|b| b.iter().any(|d| same(c, d))))
+        .filter(|c| super::deterministic(c) && rest.iter().all(|b| b.contains(c)))
         .cloned()
         .collect();
     if common.is_empty() {
@@ -108,10 +108,7 @@ fn factor_or(s: Scalar) -> Vec<Scalar> {
     let mut remaining = Vec::new();
     let mut some_branch_empty = false;
     for b in bs {
-        let left: Vec<Scalar> = b
-            .into_iter()
-            .filter(|d| !common.iter().any(|c| same(c, d)))
-            .collect();
+        let left: Vec<Scalar> = b.into_iter().filter(|d| !common.contains(d)).collect();
         match and_all(left) {
             Some(x) => remaining.push(vec![x]),
             None => some_branch_empty = true,
@@ -136,93 +133,4 @@ fn or_all(bs: Vec<Vec<Scalar>>) -> Scalar {
         right: Box::new(b),
         ty: SqlType::Bool,
     })
-}
-
-/// Structural equality over the expressions the rule compares.
-pub fn same(a: &Scalar, b: &Scalar) -> bool {
-    match (a, b) {
-        (Scalar::Column { index: x, .. }, Scalar::Column { index: y, .. }) => x == y,
-        (
-            Scalar::Outer {
-                depth: d1,
-                index: x,
-                ..
-            },
-            Scalar::Outer {
-                depth: d2,
-                index: y,
-                ..
-            },
-        ) => d1 == d2 && x == y,
-        (Scalar::Literal { value: x, ty: t1 }, Scalar::Literal { value: y, ty: t2 }) => {
-            t1 == t2 && x == y
-        }
-        (Scalar::Param { index: x, .. }, Scalar::Param { index: y, .. }) => x == y,
-        (
-            Scalar::Binary {
-                op: o1,
-                left: l1,
-                right: r1,
-                ..
-            },
-            Scalar::Binary {
-                op: o2,
-                left: l2,
-                right: r2,
-                ..
-            },
-        ) => o1 == o2 && same(l1, l2) && same(r1, r2),
-        (
-            Scalar::Unary {
-                op: o1, expr: e1, ..
-            },
-            Scalar::Unary {
-                op: o2, expr: e2, ..
-            },
-        ) => o1 == o2 && same(e1, e2),
-        (Scalar::Cast { expr: e1, to: t1 }, Scalar::Cast { expr: e2, to: t2 }) => {
-            t1 == t2 && same(e1, e2)
-        }
-        (
-            Scalar::Func {
-                name: n1, args: a1, ..
-            },
-            Scalar::Func {
-                name: n2, args: a2, ..
-            },
-        ) => {
-            n1 == n2
-                && !crate::plan::is_volatile(n1)
-                && a1.len() == a2.len()
-                && a1.iter().zip(a2).all(|(x, y)| same(x, y))
-        }
-        (
-            Scalar::IsNull {
-                expr: e1,
-                negated: n1,
-            },
-            Scalar::IsNull {
-                expr: e2,
-                negated: n2,
-            },
-        ) => n1 == n2 && same(e1, e2),
-        (
-            Scalar::InList {
-                expr: e1,
-                list: l1,
-                negated: n1,
-            },
-            Scalar::InList {
-                expr: e2,
-                list: l2,
-                negated: n2,
-            },
-        ) => {
-            n1 == n2
-                && same(e1, e2)
-                && l1.len() == l2.len()
-                && l1.iter().zip(l2).all(|(x, y)| same(x, y))
-        }
-        _ => false,
-    }
 }

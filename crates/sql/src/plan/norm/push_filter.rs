@@ -18,8 +18,9 @@
 //! - sorting and DISTINCT neither create nor change rows;
 //! - inner joins: [`crate::plan::bind::push_filter`].
 
+use super::deterministic;
 use crate::plan::bind::{and_all, conjuncts, push_filter, referenced_columns};
-use crate::plan::{Rel, Scalar, is_volatile};
+use crate::plan::{Rel, Scalar};
 
 /// Applies the rule everywhere in the tree.
 pub fn push_down(rel: Rel) -> Rel {
@@ -120,16 +121,6 @@ fn movable_through(p: &Scalar, exprs: &[Scalar]) -> bool {
             .get(c)
             .is_some_and(|e| !e.needs_async() && deterministic(e) && !has_aggregate_ref(e))
     })
-}
-
-fn deterministic(s: &Scalar) -> bool {
-    let mut ok = true;
-    super::visit(s, &mut |n| match n {
-        Scalar::Func { name, .. } if is_volatile(name) => ok = false,
-        Scalar::NextVal { .. } | Scalar::UniqueRowId => ok = false,
-        _ => {}
-    });
-    ok
 }
 
 fn has_aggregate_ref(s: &Scalar) -> bool {
