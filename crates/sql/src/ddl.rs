@@ -413,7 +413,7 @@ struct PendingIndex {
 
 /// A foreign key not yet added.
 #[derive(Clone, Debug)]
-struct PendingFk {
+pub(crate) struct PendingFk {
     name: Option<String>,
     columns: Vec<String>,
     table: ObjectName,
@@ -1222,7 +1222,31 @@ async fn create_table(
         return Err(duplicate_table(&q.name));
     }
     let id = node.catalog.allocate_id().await?;
-    let mut t = TableDesc::new(id, db_id, &q.name);
+    let (mut t, fks) = table_from_create(id, db_id, &q.name, ct)?;
+    let mut parents = HashMap::new();
+    for fk in &fks {
+        add_foreign_key(node, txn, &q.database, &mut t, fk, &mut parents).await?;
+    }
+    node.catalog.create_table(txn, &t).await?;
+    if !parents.is_empty() {
+        let descs: Vec<TableDesc> = parents.into_values().collect();
+        node.catalog.write_tables(txn, &descs).await?;
+    }
+    Ok(QueryOutput::command("CREATE TABLE"))
+}
+
+/// The descriptor `CREATE TABLE` describes, as table `id` of database
+/// `db_id`: columns, primary key, indexes and checks, with nothing read or
+/// written (the foreign keys, which need their parent tables, are returned
+/// to be added by the caller). The test catalog of [`crate::opttest`]
+/// builds its tables with it too.
+pub(crate) fn table_from_create(
+    id: DescId,
+    db_id: DescId,
+    name: &str,
+    ct: &CreateTable,
+) -> SqlResult<(TableDesc, Vec<PendingFk>)> {
+    let mut t = TableDesc::new(id, db_id, name);
     let mut pending = Pending::default();
     for def in &ct.columns {
         let c = column_desc(&mut t, def, &mut pending)?;
@@ -1234,9 +1258,8 @@ async fn create_table(
         }
         t.columns.push(c);
     }
-    if t.columns.is_empty() {
-        // PostgreSQL allows it; CockroachDB too (with the hidden rowid).
-    }
+    // No columns at all is allowed (PostgreSQL and CockroachDB, with the
+    // hidden rowid).
     for c in &ct.constraints {
         pending.add_constraint(c, &t.name)?;
     }
@@ -1247,16 +1270,7 @@ async fn create_table(
     for (name, expr) in std::mem::take(&mut pending.checks) {
         add_check(&mut t, name, expr)?;
     }
-    let mut parents = HashMap::new();
-    for fk in &pending.fks {
-        add_foreign_key(node, txn, &q.database, &mut t, fk, &mut parents).await?;
-    }
-    node.catalog.create_table(txn, &t).await?;
-    if !parents.is_empty() {
-        let descs: Vec<TableDesc> = parents.into_values().collect();
-        node.catalog.write_tables(txn, &descs).await?;
-    }
-    Ok(QueryOutput::command("CREATE TABLE"))
+    Ok((t, pending.fks))
 }
 
 /// `CREATE TABLE t [(names)] AS <query>`: a table (with the hidden rowid) of

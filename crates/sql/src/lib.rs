@@ -47,7 +47,9 @@
 //! 12. [`gc`]: clearing dropped data.
 //! 13. [`ddl`]: schema changes in the statement's transaction.
 //! 14. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
-//! 15. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
+//! 15. [`opttest`]: plans over a test catalog with injected statistics,
+//!     without a KV store (the plan golden tests).
+//! 16. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
 
 pub mod batch;
 pub mod catalog;
@@ -56,6 +58,7 @@ pub mod error;
 pub mod exec;
 pub mod gc;
 pub mod node;
+pub mod opttest;
 pub mod parse;
 pub mod plan;
 mod retry;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use tardigrade_sqltypes::Value;
 use tardigrade_sqltypes::ops::{BinOp, UnOp};
 
-use super::{AggCall, IndexConstraint, JoinKind, Rel, Scalar, SetOpKind};
+use super::{AggCall, IndexConstraint, JoinKind, Rel, Scalar, SetOpKind, SubqueryKind};
 use crate::catalog::{IndexId, TableDesc};
 
 /// How much to show.
@@ -673,11 +673,26 @@ fn sql_inner(s: &Scalar, names: &[Name]) -> String {
         },
         Scalar::Cast { expr: e, to } => format!("{}::{to}", operand(e, BinOp::Mul, names)),
         Scalar::Func { name, args, .. } => format!("{name}({})", list(args)),
-        Scalar::Subquery(sub) => format!(
-            "subquery#{}{}",
-            sub.id,
-            if sub.correlated { " (correlated)" } else { "" }
-        ),
+        Scalar::Subquery(sub) => {
+            let name = format!(
+                "subquery#{}{}",
+                sub.id,
+                if sub.correlated { " (correlated)" } else { "" }
+            );
+            match &sub.kind {
+                SubqueryKind::Scalar => name,
+                SubqueryKind::Exists => format!("EXISTS {name}"),
+                SubqueryKind::In { expr: e, .. } => {
+                    format!("{} IN {name}", operand(e, BinOp::Eq, names))
+                }
+                SubqueryKind::Quantified { expr: e, op, all } => format!(
+                    "{} {} {} {name}",
+                    operand(e, *op, names),
+                    op.symbol(),
+                    if *all { "ALL" } else { "ANY" }
+                ),
+            }
+        }
         Scalar::AggRef { index, .. } => format!("agg#{index}"),
         Scalar::InList {
             expr: e,

@@ -14,6 +14,7 @@ use tardigrade_sqltypes::SqlType;
 use tardigrade_sqltypes::ops::BinOp;
 
 use super::bind::{and_all, conjuncts, referenced_columns};
+use super::rules::{Rule, Rules};
 use super::{IndexConstraint, JoinKind, Rel, Scalar, Scan};
 use crate::catalog::{IndexDesc, TableDesc};
 
@@ -23,21 +24,36 @@ const MAX_ALTERNATIVES: usize = 256;
 /// Chooses indexes and pushes limits throughout the tree, then join and
 /// aggregation algorithms ([`super::physical`]).
 pub fn optimize(rel: Rel) -> Rel {
-    super::physical::choose(optimize_logical(rel))
+    optimize_with(rel, Rules::all())
+}
+
+/// [`optimize`] with only the rules `rules` enables (tests).
+pub fn optimize_with(rel: Rel, rules: Rules) -> Rel {
+    super::physical::choose(optimize_logical_with(rel, rules))
 }
 
 /// Every optimization but the choice of join and aggregation algorithms:
 /// normalization, join order, then index selection (what `EXPLAIN (OPT)`
 /// shows).
 pub fn optimize_logical(rel: Rel) -> Rel {
-    explore(super::norm::normalize(rel))
+    optimize_logical_with(rel, Rules::all())
+}
+
+/// [`optimize_logical`] with only the rules `rules` enables (tests).
+pub fn optimize_logical_with(rel: Rel, rules: Rules) -> Rel {
+    explore(super::norm::normalize_with(rel, rules), rules)
 }
 
 /// The stages after normalization. Subqueries' plans were normalized with
 /// their query, so they go through these stages only.
-fn explore(rel: Rel) -> Rel {
-    let rel = super::map_subquery_plans(rel, &mut |p| super::physical::choose(explore(p)));
-    choose_indexes(super::join_order::reorder(rel))
+fn explore(rel: Rel, rules: Rules) -> Rel {
+    let rel = super::map_subquery_plans(rel, &mut |p| super::physical::choose(explore(p, rules)));
+    let rel = if rules.enabled(Rule::JoinOrder) {
+        super::join_order::reorder(rel)
+    } else {
+        rel
+    };
+    choose_indexes(rel)
 }
 
 fn choose_indexes(rel: Rel) -> Rel {

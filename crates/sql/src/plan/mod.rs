@@ -21,6 +21,7 @@ pub mod index;
 pub mod join_order;
 pub mod norm;
 pub mod physical;
+pub mod rules;
 
 use std::sync::Arc;
 

@@ -14,33 +14,57 @@
 //! - [`semi_join`]: `EXISTS`, `NOT EXISTS` and `IN (subquery)` conjuncts of a
 //!   filter or an inner join condition become semi and anti joins, so a
 //!   correlated subquery no longer runs once per outer row.
+//! - [`outer_join`]: a left, right or full join whose null-extended rows a
+//!   filter or join condition above rejects becomes an inner (or one-sided)
+//!   join, which join ordering and filter pushdown can then work on.
 //! - [`push_filter`]: filters move below projections, aggregations (on
 //!   group columns), sorts, DISTINCT and into inner joins, so conditions on
 //!   views and derived tables reach their scans.
 //!
 //! To add a rule: a new file here with a function `Rel -> Rel` (recursing
-//! through [`Rel::map_inputs`]), a line in [`normalize`], and a golden file
-//! under `testdata/queries/` whose plans show it (so disabling it fails).
+//! through [`Rel::map_inputs`]), a variant in [`super::rules::Rule`], a line
+//! in [`normalize_with`], and a file under `testdata/opt/` whose plans show
+//! it, with the same query planned with `disable=<rule>` (so disabling or
+//! breaking it fails the test).
 //! TODO(issue 12): constant folding (today in the binder), pushdown through
-//! set operations and outer joins, redundant-join and outer-join
-//! simplification.
+//! set operations and into outer joins' null-extended sides,
+//! redundant-join elimination, limit pushdown.
 
 pub mod or_factor;
+pub mod outer_join;
 pub mod push_filter;
 pub mod scalar_subquery;
 pub mod semi_join;
 
 use super::Rel;
+use super::rules::{Rule, Rules};
 
 /// Applies every normalization rule, to subqueries' plans first.
 pub fn normalize(rel: Rel) -> Rel {
+    normalize_with(rel, Rules::all())
+}
+
+/// Applies the normalization rules `rules` enables, to subqueries' plans
+/// first.
+pub fn normalize_with(rel: Rel, rules: Rules) -> Rel {
     // Subqueries first: one correlated only with its own enclosing block is
     // rewritten inside it.
-    let rel = super::map_subquery_plans(rel, &mut normalize);
-    let rel = or_factor::factor(rel);
-    let rel = scalar_subquery::decorrelate(rel);
-    let rel = semi_join::decorrelate(rel);
-    push_filter::push_down(rel)
+    let mut rel = super::map_subquery_plans(rel, &mut |p| normalize_with(p, rules));
+    let steps: [(Rule, fn(Rel) -> Rel); 5] = [
+        (Rule::OrFactor, or_factor::factor),
+        (Rule::ScalarSubquery, scalar_subquery::decorrelate),
+        (Rule::SemiJoin, semi_join::decorrelate),
+        // After the subquery rules (their left joins' filters may reject
+        // NULLs) and before filter pushdown (an inner join takes filters).
+        (Rule::OuterJoin, outer_join::simplify),
+        (Rule::PushFilter, push_filter::push_down),
+    ];
+    for (rule, apply) in steps {
+        if rules.enabled(rule) {
+            rel = apply(rel);
+        }
+    }
+    rel
 }
 
 use super::Scalar;
