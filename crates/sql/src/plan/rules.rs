@@ -18,17 +18,20 @@ pub enum Rule {
     OuterJoin,
     /// [`super::norm::push_filter`].
     PushFilter,
+    /// [`super::norm::merge_project`].
+    MergeProject,
     /// [`super::join_order`]: joins stay in the written order.
     JoinOrder,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 6] = [
+    pub const ALL: [Rule; 7] = [
         Rule::OrFactor,
         Rule::ScalarSubquery,
         Rule::SemiJoin,
         Rule::OuterJoin,
         Rule::PushFilter,
+        Rule::MergeProject,
         Rule::JoinOrder,
     ];
 
@@ -40,6 +43,7 @@ impl Rule {
             Rule::SemiJoin => "semi_join",
             Rule::OuterJoin => "outer_join",
             Rule::PushFilter => "push_filter",
+            Rule::MergeProject => "merge_project",
             Rule::JoinOrder => "join_order",
         }
     }

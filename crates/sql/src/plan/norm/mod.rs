@@ -20,6 +20,8 @@
 //! - [`push_filter`]: filters move below projections, aggregations (on
 //!   group columns), sorts, DISTINCT and into inner joins, so conditions on
 //!   views and derived tables reach their scans.
+//! - [`merge_project`]: a projection of a projection becomes one, and a
+//!   projection that changes nothing disappears.
 //!
 //! To add a rule: a new file here with a function `Rel -> Rel` (recursing
 //! through [`Rel::map_inputs`]), a variant in [`super::rules::Rule`], a line
@@ -30,6 +32,7 @@
 //! set operations and into outer joins' null-extended sides,
 //! redundant-join elimination, limit pushdown.
 
+pub mod merge_project;
 pub mod or_factor;
 pub mod outer_join;
 pub mod push_filter;
@@ -50,7 +53,7 @@ pub fn normalize_with(rel: Rel, rules: Rules) -> Rel {
     // Subqueries first: one correlated only with its own enclosing block is
     // rewritten inside it.
     let mut rel = super::map_subquery_plans(rel, &mut |p| normalize_with(p, rules));
-    let steps: [(Rule, fn(Rel) -> Rel); 5] = [
+    let steps: [(Rule, fn(Rel) -> Rel); 6] = [
         (Rule::OrFactor, or_factor::factor),
         (Rule::ScalarSubquery, scalar_subquery::decorrelate),
         (Rule::SemiJoin, semi_join::decorrelate),
@@ -58,6 +61,8 @@ pub fn normalize_with(rel: Rel, rules: Rules) -> Rel {
         // NULLs) and before filter pushdown (an inner join takes filters).
         (Rule::OuterJoin, outer_join::simplify),
         (Rule::PushFilter, push_filter::push_down),
+        // Last: the rules above leave projections behind.
+        (Rule::MergeProject, merge_project::merge),
     ];
     for (rule, apply) in steps {
         if rules.enabled(rule) {

@@ -1,5 +1,6 @@
 //! Rule: filters move down through projections, aggregations (on their
-//! grouping columns), sorts and DISTINCT, and into both sides of inner joins,
+//! grouping columns), sorts, DISTINCT and set operations, and into both
+//! sides of inner joins,
 //! so that a condition written over a view or a derived table reaches the
 //! scan it restricts (where index selection turns it into spans).
 //!
@@ -16,6 +17,11 @@
 //!   after aggregating (not for a scalar aggregation, which has a row even
 //!   with no input);
 //! - sorting and DISTINCT neither create nor change rows;
+//! - a set operation (UNION, INTERSECT, EXCEPT, with or without ALL) outputs
+//!   rows of its inputs (each branch is already cast to the output types):
+//!   a row-wise condition keeps an output row iff it keeps that row in
+//!   either input, so filtering both inputs first gives the same rows and
+//!   the same duplicate counts;
 //! - inner joins: [`crate::plan::bind::push_filter`].
 
 use super::deterministic;
@@ -87,6 +93,23 @@ fn place_inner(input: Rel, parts: Vec<Scalar>) -> Rel {
             all.extend(parts);
             place(*input, all)
         }
+        Rel::SetOp {
+            op,
+            all,
+            left,
+            right,
+        } => {
+            let (down, up): (Vec<Scalar>, Vec<Scalar>) = parts
+                .into_iter()
+                .partition(|p| !p.needs_async() && deterministic(p));
+            let rel = Rel::SetOp {
+                op,
+                all,
+                left: Box::new(place(*left, down.clone())),
+                right: Box::new(place(*right, down)),
+            };
+            above(rel, up)
+        }
         join @ Rel::Join {
             kind: crate::plan::JoinKind::Inner,
             ..
@@ -134,7 +157,7 @@ fn has_aggregate_ref(s: &Scalar) -> bool {
 }
 
 /// `p` with each output column replaced by the expression computing it.
-fn substitute(p: Scalar, exprs: &[Scalar]) -> Scalar {
+pub(super) fn substitute(p: Scalar, exprs: &[Scalar]) -> Scalar {
     let unchanged = p.clone();
     p.transform(&mut |n| {
         Ok(match n {
