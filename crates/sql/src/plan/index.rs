@@ -158,23 +158,7 @@ fn choose_indexes(rel: Rel) -> Rel {
                 offset,
             }
         }
-        Rel::Project { input, exprs } => {
-            let input = choose_indexes(*input);
-            // An identity projection only copies rows.
-            let identity = exprs.len() == input.width()
-                && exprs
-                    .iter()
-                    .enumerate()
-                    .all(|(i, e)| matches!(e, Scalar::Column { index, .. } if *index == i));
-            if identity {
-                input
-            } else {
-                Rel::Project {
-                    input: Box::new(input),
-                    exprs,
-                }
-            }
-        }
+        Rel::Project { input, exprs } => Rel::project(choose_indexes(*input), exprs),
         Rel::Sort { input, keys } => {
             // A sort of rows that already come in its order (a scan in index
             // order) goes, so a LIMIT above can reach the scan.

@@ -692,6 +692,24 @@ pub fn is_volatile(name: &str) -> bool {
 impl Rel {
     /// Rebuilds the node with `f` applied to each of its inputs (the passes
     /// that recurse through here get room on the stack: [`crate::stack`]).
+    /// `Project(exprs, input)`, or `input` itself when `exprs` are its
+    /// columns in order (such a projection only copies rows).
+    pub fn project(input: Rel, exprs: Vec<Scalar>) -> Rel {
+        let identity = exprs.len() == input.width()
+            && exprs
+                .iter()
+                .enumerate()
+                .all(|(i, e)| matches!(e, Scalar::Column { index, .. } if *index == i));
+        if identity {
+            input
+        } else {
+            Rel::Project {
+                input: Box::new(input),
+                exprs,
+            }
+        }
+    }
+
     pub fn map_inputs(self, f: &mut dyn FnMut(Rel) -> Rel) -> Rel {
         crate::stack::grow(|| self.map_inputs_node(f))
     }

@@ -21,7 +21,6 @@
 use super::deterministic;
 use super::push_filter::substitute;
 use crate::plan::bind::referenced_columns;
-use crate::plan::join_order::output_types;
 use crate::plan::{Rel, Scalar};
 
 /// Applies the rule everywhere in the tree.
@@ -37,29 +36,11 @@ fn merge_node(rel: Rel) -> Rel {
                 exprs: inner,
             } if mergeable(&exprs, &inner) => {
                 let exprs = exprs.into_iter().map(|e| substitute(e, &inner)).collect();
-                drop_identity(*below, exprs)
+                Rel::project(*below, exprs)
             }
-            input => drop_identity(input, exprs),
+            input => Rel::project(input, exprs),
         },
         other => other,
-    }
-}
-
-/// `Project(exprs, input)`, or `input` itself when `exprs` are its columns
-/// in order.
-fn drop_identity(input: Rel, exprs: Vec<Scalar>) -> Rel {
-    let types = output_types(&input);
-    let identity = exprs.len() == types.len()
-        && exprs.iter().enumerate().all(
-            |(i, e)| matches!(e, Scalar::Column { index, ty } if *index == i && *ty == types[i]),
-        );
-    if identity {
-        input
-    } else {
-        Rel::Project {
-            input: Box::new(input),
-            exprs,
-        }
     }
 }
 
