@@ -42,7 +42,9 @@ use eval::{EvalCtx, RowValues, SubValue, eval};
 
 /// What identifies a scan's result within a statement: table, index, spans,
 /// direction and limit.
-type ScanKey = (u32, u32, Vec<(Vec<u8>, Vec<u8>)>, bool, Option<u64>);
+/// What a cached scan read: table, index, spans, reverse, limit, and whether
+/// it skipped the index join (its rows then lack the other columns).
+type ScanKey = (u32, u32, Vec<(Vec<u8>, Vec<u8>)>, bool, Option<u64>, bool);
 
 /// A bound, optimized plan kept by a prepared statement, valid while the tables
 /// it names keep the descriptor versions it was bound against.
@@ -728,7 +730,14 @@ impl<'a> Executor<'a> {
         scan: &Scan,
         spans: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> SqlResult<Arc<Batch>> {
-        let key = (scan.table.id, scan.index, spans, scan.reverse, scan.limit);
+        let key = (
+            scan.table.id,
+            scan.index,
+            spans,
+            scan.reverse,
+            scan.limit,
+            scan.covering,
+        );
         if let Some(rows) = self.scan_cache.get(&key) {
             return Ok(rows.clone());
         }

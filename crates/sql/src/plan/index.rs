@@ -29,7 +29,12 @@ pub fn optimize(rel: Rel) -> Rel {
 
 /// [`optimize`] with only the rules `rules` enables (tests).
 pub fn optimize_with(rel: Rel, rules: Rules) -> Rel {
-    super::physical::choose(optimize_logical_with(rel, rules))
+    let rel = super::physical::choose(optimize_logical_with(rel, rules));
+    if rules.enabled(Rule::Covering) {
+        super::covering::mark(rel)
+    } else {
+        rel
+    }
 }
 
 /// Every optimization but the choice of join and aggregation algorithms:
@@ -50,6 +55,13 @@ fn explore(rel: Rel, rules: Rules) -> Rel {
     let rel = super::map_subquery_plans(rel, &mut |p| super::physical::choose(explore(p, rules)));
     let rel = if rules.enabled(Rule::JoinOrder) {
         super::join_order::reorder(rel)
+    } else {
+        rel
+    };
+    // Join ordering puts a projection over each reordered tree (to restore
+    // the written column order); merge it into the one above.
+    let rel = if rules.enabled(Rule::MergeProject) {
+        super::norm::merge_project::merge(rel)
     } else {
         rel
     };

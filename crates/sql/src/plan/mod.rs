@@ -14,6 +14,7 @@
 
 pub mod bind;
 pub mod cardinality;
+pub mod covering;
 pub mod dml;
 pub mod eval;
 pub mod explain;

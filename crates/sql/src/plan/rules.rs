@@ -22,10 +22,13 @@ pub enum Rule {
     MergeProject,
     /// [`super::join_order`]: joins stay in the written order.
     JoinOrder,
+    /// [`super::covering`]: every secondary index read looks up the
+    /// primary row.
+    Covering,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 8] = [
         Rule::OrFactor,
         Rule::ScalarSubquery,
         Rule::SemiJoin,
@@ -33,6 +36,7 @@ impl Rule {
         Rule::PushFilter,
         Rule::MergeProject,
         Rule::JoinOrder,
+        Rule::Covering,
     ];
 
     /// The rule's name in tests (its module's name).
@@ -45,6 +49,7 @@ impl Rule {
             Rule::PushFilter => "push_filter",
             Rule::MergeProject => "merge_project",
             Rule::JoinOrder => "join_order",
+            Rule::Covering => "covering",
         }
     }
 
