@@ -1,16 +1,26 @@
-//! Planning: from the AST to a relational expression tree.
+//! Planning: from the AST to the physical plan execution runs.
 //!
-//! [`bind`] resolves names against scopes, type-checks and folds constants, and
-//! builds a [`Rel`] tree (scan, filter, project, aggregate, join, sort, limit,
-//! distinct, set operations, values) whose scalar expressions are [`Scalar`]s over
-//! column positions. [`index`] then chooses an index and spans for each scan from
-//! the filters above it. The tree is plain data with no execution state, so a
-//! memo-based optimizer can take over its construction later
-//! (TODO(issue 4): memo, costing, join ordering — the next step).
+//! The stages, each taking a [`Rel`] and giving one with the same output
+//! columns:
 //!
-//! [`dml`] binds INSERT, UPDATE and DELETE the same way ([`dml::BoundDml`]);
+//! 1. [`bind`] resolves names against scopes, type-checks, folds constants
+//!    and builds a [`Rel`] tree (scan, filter, project, aggregate, join,
+//!    sort, limit, distinct, set operations, values) whose scalar
+//!    expressions are [`Scalar`]s over column positions; [`dml`] binds
+//!    INSERT, UPDATE and DELETE the same way ([`dml::BoundDml`]).
+//! 2. [`norm`]: normalization rules, one file each.
+//! 3. [`join_order`]: inner join trees reordered by cost, from
+//!    [`cardinality`] estimates fed by table statistics.
+//! 4. [`index`]: index selection and spans for each scan (and the driver
+//!    of the stages: [`index::optimize`]).
+//! 5. [`physical`]: lookup / merge / hash joins, streaming aggregation.
+//! 6. [`covering`]: index-only reads.
+//!
+//! [`rules`] lets tests turn rules off; [`explain`] prints plans;
 //! [`eval`] evaluates [`Scalar`]s (the binder folds constants with it, the
 //! executor evaluates rows with it). Nothing here imports [`crate::exec`].
+//! TODO(issue 12): a memo holding alternatives for one costing pass, and
+//! column ids instead of positions.
 
 pub mod bind;
 pub mod cardinality;
