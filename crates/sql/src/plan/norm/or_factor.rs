@@ -7,9 +7,9 @@
 //! forcing a nested-loop join. Correct by distributivity of AND over OR,
 //! which holds in SQL's three-valued logic too.
 //!
-//! Conjuncts are compared structurally ([`same`]) over columns, literals,
-//! parameters, operators, casts, function calls, IS NULL and IN lists; any
-//! other expression is never considered common.
+//! Conjuncts are compared structurally (`Scalar`'s `Eq`); a conjunct that
+//! is not deterministic (`random()`, `nextval`) is never considered common:
+//! each branch's call is its own.
 
 use crate::plan::bind::{and_all, conjuncts, equi_pairs};
 use crate::plan::{JoinKind, Rel, Scalar};
