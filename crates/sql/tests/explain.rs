@@ -120,6 +120,18 @@ async fn explain_analyze_runs_the_statement_and_counts_rows_per_operator() {
         .position(|l| l.contains("hash group-by"))
         .expect("a hash group-by");
     assert!(plan[agg + 2].contains(", memory: "), "{text}");
+    // So does a sort.
+    let plan = lines(
+        &mut s,
+        "EXPLAIN ANALYZE SELECT id FROM orders ORDER BY total DESC, id",
+    )
+    .await;
+    let text = plan.join("\n");
+    let sort = plan
+        .iter()
+        .position(|l| l.contains("• sort"))
+        .expect("a sort");
+    assert!(plan[sort + 2].contains(", memory: "), "{text}");
     // A DML statement runs too.
     let plan = lines(&mut s, "EXPLAIN ANALYZE DELETE FROM orders WHERE total = 3").await;
     assert!(plan.iter().any(|l| l == "result: DELETE 5"), "{plan:#?}");

@@ -260,6 +260,7 @@ impl<'a> Executor<'a> {
                 limit,
                 width: input.width(),
                 sorted: None,
+                memory: 0,
             })),
             Rel::Limit {
                 input,
@@ -365,15 +366,16 @@ impl<'a> Executor<'a> {
 }
 
 impl<'p> Op<'p> {
-    /// The most memory the operator's hash table held so far (hash
-    /// aggregation, hash join, DISTINCT, set operations; 0 for the others).
-    /// TODO(issue 12): sorts' memory.
+    /// The most memory the operator held so far: its hash table (hash
+    /// aggregation, hash join, DISTINCT, set operations) or its sort buffer
+    /// (0 for the others).
     fn memory(&self) -> usize {
         match self {
             Op::Aggregate(a) => a.budget.peak(),
             Op::Join(j) => j.memory,
             Op::Distinct { budget, .. } => budget.peak(),
             Op::Set(s) => s.budget.peak(),
+            Op::Sort(s) => s.memory,
             Op::Measured { input, .. } => input.memory(),
             _ => 0,
         }
@@ -1558,6 +1560,8 @@ pub(super) struct SortOp<'p> {
     limit: Option<usize>,
     width: usize,
     sorted: Option<SortedRows>,
+    /// The most memory its sorter held (`EXPLAIN ANALYZE`).
+    memory: usize,
 }
 
 impl SortOp<'_> {
@@ -1597,6 +1601,7 @@ impl SortOp<'_> {
                 drop(keys);
                 exec.tick(batch.len()).await;
             }
+            self.memory = sorter.peak_memory();
             self.sorted = Some(sorter.finish().await?);
         }
         let Some(sorted) = self.sorted.as_mut() else {

@@ -458,6 +458,8 @@ pub struct Sorter<'s> {
     arena: Arena,
     top: Heap<Entry>,
     buffered: usize,
+    /// The most bytes buffered at once (`EXPLAIN ANALYZE`).
+    peak: usize,
     runs: Vec<Run>,
     next_seq: u64,
 }
@@ -475,9 +477,15 @@ impl<'s> Sorter<'s> {
             arena: Arena::default(),
             top: Heap::new(),
             buffered: 0,
+            peak: 0,
             runs: Vec::new(),
             next_seq: 0,
         }
+    }
+
+    /// The most bytes of rows it held in memory at once.
+    pub fn peak_memory(&self) -> usize {
+        self.peak
     }
 
     /// Runs written so far.
@@ -522,6 +530,7 @@ impl<'s> Sorter<'s> {
                 self.arena.push(seq, key, row)?;
             }
         }
+        self.peak = self.peak.max(self.buffered);
         if self.buffered > self.budget {
             self.spill()?;
             if self.runs.len() >= 2 * self.fan_in {
