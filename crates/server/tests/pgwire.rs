@@ -374,6 +374,43 @@ async fn a_cancel_request_during_a_statement() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_statement_cancels_it_and_releases_its_locks() {
+    let node = start().await;
+    let addr = node.sql.local_addr();
+    let client = connect(addr).await;
+    client
+        .batch_execute(
+            "CREATE TABLE kv (k INT PRIMARY KEY, v TEXT); INSERT INTO kv VALUES (1, 'a')",
+        )
+        .await
+        .expect("setup");
+    // A client takes a lock in a block, starts a statement that would run
+    // for minutes, and hangs up while it runs.
+    let mut raw = Raw::connect(addr).await;
+    assert_eq!(raw.query("BEGIN").await.0, b'T');
+    assert_eq!(
+        raw.query("UPDATE kv SET v = 'locked' WHERE k = 1").await.0,
+        b'T'
+    );
+    raw.query_bytes(
+        b"SELECT count(*) FROM generate_series(1, 20000) a, generate_series(1, 20000) b",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(raw);
+    // The statement stops, the session ends and its transaction rolls back:
+    // another client gets the row at once, not after the statement.
+    let updated = tokio::time::timeout(
+        Duration::from_secs(15),
+        client.execute("UPDATE kv SET v = 'mine' WHERE k = 1", &[]),
+    )
+    .await
+    .expect("the hung-up client's statement was cancelled and its lock released")
+    .expect("update");
+    assert_eq!(updated, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extended_protocol_prepared_statements_and_formats() {
     let node = start().await;
     let client = connect(node.sql.local_addr()).await;

@@ -26,7 +26,12 @@
 //!   block, as in PostgreSQL;
 //! - Terminate, a vanished client or a protocol error end the connection, and the
 //!   session is terminated: its open transaction is rolled back and its locks
-//!   released. Other connections are not affected.
+//!   released. Other connections are not affected. A client that hangs up
+//!   while a statement runs cancels it (as a cancel request would): the
+//!   connection watches its socket for the end of the stream meanwhile
+//!   (through a second handle on it, peeking, so no byte is taken from the
+//!   protocol's reader). Bytes the client sent before hanging up (a
+//!   pipelined next message) hide the hang-up until the statement ends.
 //!
 //! Not yet (TODO(issue 4)):
 //! - a message size limit of our own: pgwire refuses frontend messages over
@@ -304,6 +309,7 @@ type StmtRef = Arc<Stmt>;
 type Socket = frontend::Socket<StmtRef>;
 
 async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let peer = watch_handle(&stream);
     let opened = tokio::time::timeout(STARTUP_TIMEOUT, frontend::open::<StmtRef>(stream)).await;
     let Ok(Some(mut socket)) = opened else {
         return;
@@ -312,6 +318,7 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
         shared,
         state: Mutex::new(ConnState::default()),
         cancel: OnceLock::new(),
+        peer,
     });
     run_connection(&mut socket, &conn).await;
     // Client gone, Terminate, or a fatal error: end the session (rolls back).
@@ -442,6 +449,19 @@ struct Conn {
     state: Mutex<ConnState>,
     /// Set at startup: this connection's cancel handle, and its registration.
     cancel: OnceLock<(Arc<ConnectionHandle>, ConnectionGuard)>,
+    /// A second handle on the client's socket, to notice a hang-up while a
+    /// statement runs (None if the socket could not be duplicated).
+    peer: Option<TcpStream>,
+}
+
+/// A second handle on the client's socket, for [`Conn::hung_up`].
+fn watch_handle(stream: &TcpStream) -> Option<TcpStream> {
+    use std::os::fd::AsFd;
+    let fd = stream.as_fd().try_clone_to_owned().ok()?;
+    let dup = std::net::TcpStream::from(fd);
+    // Already non-blocking (the flag belongs to the socket, not the handle).
+    dup.set_nonblocking(true).ok()?;
+    TcpStream::from_std(dup).ok()
 }
 
 #[derive(Default)]
@@ -660,15 +680,36 @@ fn decode_params(prepared: &Prepared, portal: &Portal<StmtRef>) -> SqlResult<Vec
 }
 
 impl Conn {
-    /// Runs `fut` unless a cancel request for this connection arrives first.
+    /// Runs `fut` unless a cancel request for this connection arrives
+    /// first, or the client hangs up.
     async fn cancellable<T>(&self, fut: impl Future<Output = T>) -> Option<T> {
         let Some((handle, _)) = self.cancel.get() else {
-            return Some(fut.await);
+            return tokio::select! {
+                r = fut => Some(r),
+                () = self.hung_up() => None,
+            };
         };
         let rx = handle.start_query().await;
         tokio::select! {
             r = fut => Some(r),
             Ok(()) = rx => None,
+            () = self.hung_up() => None,
+        }
+    }
+
+    /// Resolves when the client has closed its end of the connection (or it
+    /// broke); never while it is open, nor once it sent more bytes (they
+    /// wait for the protocol's reader, and hide a later hang-up).
+    async fn hung_up(&self) {
+        let Some(peer) = &self.peer else {
+            return std::future::pending().await;
+        };
+        let mut byte = [0u8; 1];
+        match peer.peek(&mut byte).await {
+            Ok(0) | Err(_) => {
+                tracing::debug!("SQL client hung up during a statement: cancelling it");
+            }
+            Ok(_) => std::future::pending().await,
         }
     }
 
