@@ -20,6 +20,8 @@ pub enum Rule {
     PushFilter,
     /// [`super::norm::merge_project`].
     MergeProject,
+    /// [`super::norm::push_limit`].
+    PushLimit,
     /// [`super::join_order`]: joins stay in the written order.
     JoinOrder,
     /// [`super::covering`]: every secondary index read looks up the
@@ -28,13 +30,14 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::OrFactor,
         Rule::ScalarSubquery,
         Rule::SemiJoin,
         Rule::OuterJoin,
         Rule::PushFilter,
         Rule::MergeProject,
+        Rule::PushLimit,
         Rule::JoinOrder,
         Rule::Covering,
     ];
@@ -48,6 +51,7 @@ impl Rule {
             Rule::OuterJoin => "outer_join",
             Rule::PushFilter => "push_filter",
             Rule::MergeProject => "merge_project",
+            Rule::PushLimit => "push_limit",
             Rule::JoinOrder => "join_order",
             Rule::Covering => "covering",
         }

@@ -22,6 +22,9 @@
 //!   views and derived tables reach their scans.
 //! - [`merge_project`]: a projection of a projection becomes one, and a
 //!   projection that changes nothing disappears.
+//! - [`push_limit`]: a LIMIT (and its ORDER BY) is copied into the left
+//!   side of a left join ordered by left columns, and into each branch of a
+//!   UNION ALL.
 //!
 //! To add a rule: a new file here with a function `Rel -> Rel` (recursing
 //! through [`Rel::map_inputs`]), a variant in [`super::rules::Rule`], a line
@@ -30,12 +33,13 @@
 //! breaking it fails the test).
 //! TODO(issue 12): constant folding (today in the binder), pushdown through
 //! set operations and into outer joins' null-extended sides,
-//! redundant-join elimination, limit pushdown.
+//! redundant-join elimination.
 
 pub mod merge_project;
 pub mod or_factor;
 pub mod outer_join;
 pub mod push_filter;
+pub mod push_limit;
 pub mod scalar_subquery;
 pub mod semi_join;
 
@@ -53,7 +57,7 @@ pub fn normalize_with(rel: Rel, rules: Rules) -> Rel {
     // Subqueries first: one correlated only with its own enclosing block is
     // rewritten inside it.
     let mut rel = super::map_subquery_plans(rel, &mut |p| normalize_with(p, rules));
-    let steps: [(Rule, fn(Rel) -> Rel); 6] = [
+    let steps: [(Rule, fn(Rel) -> Rel); 7] = [
         (Rule::OrFactor, or_factor::factor),
         (Rule::ScalarSubquery, scalar_subquery::decorrelate),
         (Rule::SemiJoin, semi_join::decorrelate),
@@ -63,6 +67,7 @@ pub fn normalize_with(rel: Rel, rules: Rules) -> Rel {
         (Rule::PushFilter, push_filter::push_down),
         // Last: the rules above leave projections behind.
         (Rule::MergeProject, merge_project::merge),
+        (Rule::PushLimit, push_limit::push_down),
     ];
     for (rule, apply) in steps {
         if rules.enabled(rule) {
