@@ -13,7 +13,6 @@ use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 use super::Executor;
 use super::batch::Batch;
 use super::eval::{EvalCtx, eval_predicate};
-use crate::catalog::kv_err;
 use crate::plan::{JoinKind, LookupJoin, Row, Scalar};
 use crate::rowenc;
 
@@ -161,7 +160,7 @@ impl Executor<'_> {
         let mut fetched = Batch::new(width);
         let mut counts: Vec<usize> = Vec::with_capacity(requests.len());
         if !requests.is_empty() {
-            let responses = self.txn.send(requests).await.map_err(kv_err)?;
+            let responses = rowenc::send_reads(self.txn, requests).await?;
             for r in responses {
                 let Response::Scan { rows, .. } = r else {
                     return Err(SqlError::internal("lookup join: wrong response"));
