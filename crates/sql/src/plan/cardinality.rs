@@ -173,7 +173,8 @@ fn rows_inner(rel: &Rel) -> f64 {
     }
 }
 
-fn join_rows(kind: JoinKind, left: &Rel, right: &Rel, on: Option<&Scalar>) -> f64 {
+/// Rows out of a join of `left` and `right` on `on`.
+pub fn join_rows(kind: JoinKind, left: &Rel, right: &Rel, on: Option<&Scalar>) -> f64 {
     let l = rows(left);
     let r = rows(right);
     let sel = on.map_or(1.0, |on| {

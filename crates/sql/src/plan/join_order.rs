@@ -24,7 +24,8 @@
 //! the right side (twice as expensive per row) and producing the output. When
 //! the right side is one leaf that is a base table with an index on a join
 //! column, a lookup join is costed too (a fixed cost per left row, no read of
-//! the right side), which favours left-deep plans that drive lookups from a
+//! the right side, and a primary-row lookup per matched row through an index
+//! that does not hold the table's columns), which favours left-deep plans that drive lookups from a
 //! selective start.
 //!
 //! Each predicate is placed on the lowest join that has all its columns; a
@@ -108,8 +109,11 @@ struct Graph {
     pair_selectivity: Vec<Vec<f64>>,
     /// Leaves joined to each leaf by a two-leaf predicate.
     neighbours: Vec<Set>,
-    /// Leaves with an index whose first column is joined by an equality.
-    lookup_target: Vec<bool>,
+    /// Leaves with an index whose first column is joined by an equality:
+    /// what each matched row costs beyond reading its index entry (0 when
+    /// the index holds the table's columns, a lookup of the primary row
+    /// otherwise); `None` for the others.
+    lookup_target: Vec<Option<f64>>,
 }
 
 fn reorder_tree(rel: Rel) -> Rel {
@@ -251,7 +255,7 @@ impl Graph {
         let n = leaves.len();
         let mut pair_selectivity = vec![vec![1.0; n]; n];
         let mut neighbours = vec![0; n];
-        let mut lookup_target = vec![false; n];
+        let mut lookup_target: Vec<Option<f64>> = vec![None; n];
         for p in &predicates {
             if p.leaves.count_ones() != 2 {
                 continue;
@@ -263,8 +267,11 @@ impl Graph {
                     let dx = leaf_distinct(&leaves, leaf_of_column, x);
                     let dy = leaf_distinct(&leaves, leaf_of_column, y);
                     for (col, leaf) in [(x, leaf_of_column[x]), (y, leaf_of_column[y])] {
-                        if leads_index(&leaves[leaf], col - leaves[leaf].offset) {
-                            lookup_target[leaf] = true;
+                        if let Some(cost) =
+                            lookup_match_cost(&leaves[leaf], col - leaves[leaf].offset)
+                        {
+                            let best = lookup_target[leaf].get_or_insert(cost);
+                            *best = best.min(cost);
                         }
                     }
                     1.0 / dx.max(dy).max(1.0)
@@ -332,10 +339,10 @@ impl Graph {
         let rows = (l.rows * r.rows * sel).max(1.0);
         let hash = l.cost + r.cost + l.rows + BUILD_COST * r.rows + rows;
         let single = r_set.count_ones() == 1;
-        let cost = if single && self.lookup_target[r_set.trailing_zeros() as usize] {
-            hash.min(l.cost + l.rows * LOOKUP_COST + rows)
-        } else {
-            hash
+        let lookup = self.lookup_target[r_set.trailing_zeros() as usize].filter(|_| single);
+        let cost = match lookup {
+            Some(per_match) => hash.min(l.cost + l.rows * LOOKUP_COST + rows * (1.0 + per_match)),
+            None => hash,
         };
         Planned {
             order: Order::Join(Box::new(l.order.clone()), Box::new(r.order.clone())),
@@ -635,18 +642,27 @@ fn leaf_distinct(leaves: &[Leaf], leaf_of_column: &[usize], col: usize) -> f64 {
 
 /// The leaf reads a table (possibly filtered) with an index whose first key
 /// column is its output column `col`.
-fn leads_index(leaf: &Leaf, col: usize) -> bool {
+/// When an index of the leaf's table starts with column `col`: what a row
+/// matched through it costs beyond its index entry — nothing through the
+/// primary index or one holding every column, a primary-row lookup
+/// otherwise (the cheapest such index).
+fn lookup_match_cost(leaf: &Leaf, col: usize) -> Option<f64> {
     let mut rel = &leaf.rel;
     while let Rel::Filter { input, .. } = rel {
         rel = input;
     }
-    let Rel::Scan(scan) = rel else { return false };
-    let Some(column) = scan.table.columns.get(col) else {
-        return false;
-    };
-    scan.table
+    let Rel::Scan(scan) = rel else { return None };
+    let column = scan.table.columns.get(col)?;
+    let table = &scan.table;
+    table
         .all_indexes()
-        .any(|i| i.columns.first().is_some_and(|c| *c == column.id))
+        .filter(|i| i.columns.first().is_some_and(|c| *c == column.id))
+        .map(|i| {
+            let covers = i.id == table.primary_index.id
+                || crate::rowenc::index_covers(table, i.id).len() >= table.columns.len();
+            if covers { 0.0 } else { LOOKUP_COST }
+        })
+        .reduce(f64::min)
 }
 
 /// The types of `rel`'s output columns.
