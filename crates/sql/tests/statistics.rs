@@ -174,33 +174,46 @@ async fn enough_changes_refresh_statistics_automatically() {
     let (node, mut s) = session().await;
     node.stats.set_automatic(true);
     ok(&mut s, "CREATE TABLE a (id INT PRIMARY KEY, v INT)").await;
+    // The first change of a table without statistics collects them, however
+    // small it is.
     ok(
         &mut s,
         "INSERT INTO a SELECT i, i % 3 FROM generate_series(1, 100) AS i",
     )
     .await;
-    // 100 rows is below the 500-row floor: nothing collected.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(stats(&mut s, "a").await.is_empty());
+    wait_for_rows(&mut s, "a", 100).await;
+    // 100 more rows is below the 500-row floor (plus 20%): no refresh.
     ok(
         &mut s,
-        "INSERT INTO a SELECT i, i % 3 FROM generate_series(101, 700) AS i",
+        "INSERT INTO a SELECT i, i % 3 FROM generate_series(101, 200) AS i",
     )
     .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(stats(&mut s, "a").await[0].1, 100);
+    // 600 more (700 since the last collection) is above it.
+    ok(
+        &mut s,
+        "INSERT INTO a SELECT i, i % 3 FROM generate_series(201, 800) AS i",
+    )
+    .await;
+    wait_for_rows(&mut s, "a", 800).await;
+    assert_eq!(stats(&mut s, "a").await[1].2, 3);
+    let names = ok(&mut s, "SHOW STATISTICS FOR TABLE a").await;
+    assert_eq!(names.rows[0][0], Value::Text("__auto__".into()));
+}
+
+/// Waits (at most 20 s) until the table's statistics count `rows` rows.
+async fn wait_for_rows(s: &mut Session, table: &str, rows: i64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let got = stats(&mut s, "a").await;
-        if let Some(id) = got.first() {
-            assert_eq!(id.1, 700, "{got:?}");
-            assert_eq!(got[1].2, 3);
-            break;
+        let got = stats(s, table).await;
+        if got.first().is_some_and(|c| c.1 == rows) {
+            return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no automatic statistics after 700 inserted rows"
+            "no automatic statistics of {rows} rows for {table}: {got:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let names = ok(&mut s, "SHOW STATISTICS FOR TABLE a").await;
-    assert_eq!(names.rows[0][0], Value::Text("__auto__".into()));
 }

@@ -327,13 +327,22 @@ impl StatsCache {
         {
             return;
         }
-        let known_rows = self
+        // Some(rows) when this node knows the table's statistics, Some(None)
+        // when it knows there are none, None when it has not read them.
+        let known: Option<Option<u64>> = self
             .entries
             .lock()
             .get(&table.id)
-            .and_then(|c| c.stats.as_ref().map(|s| s.row_count))
-            .unwrap_or(0);
-        let threshold = STALE_MIN_ROWS + (known_rows as f64 * STALE_FRACTION) as u64;
+            .map(|c| c.stats.as_ref().map(|s| s.row_count));
+        let threshold = match known {
+            Some(Some(rows)) => STALE_MIN_ROWS + (rows as f64 * STALE_FRACTION) as u64,
+            // A table without statistics gets them at its first change
+            // (CockroachDB's refresher does the same): a small table (the 5
+            // regions of TPC-H) never reaches the row threshold, and the
+            // planner's guesses for it (1,000 rows) mislead join ordering.
+            // When this node has not read them, the refresh reads first.
+            Some(None) | None => 0,
+        };
         {
             let mut changes = self.changes.lock();
             let n = changes.entry(table.id).or_insert(0);
@@ -362,6 +371,22 @@ impl StatsCache {
         let (db, table) = (db.clone(), table.clone());
         let (refreshing, entries) = (self.refreshing.clone(), self.entries.clone());
         runtime.spawn(async move {
+            if known.is_none()
+                && let Ok(Some(stats)) = read(&db, table.id).await
+            {
+                // It has statistics after all: nothing to refresh yet.
+                entries.lock().insert(
+                    table.id,
+                    Cached {
+                        stats: Some(Arc::new(stats)),
+                        read_at: Instant::now(),
+                    },
+                );
+                if let Some(r) = refreshing.lock().get_mut(&table.id) {
+                    r.running = false;
+                }
+                return;
+            }
             let request = collect::Request {
                 name: collect::AUTO_STATS_NAME.to_string(),
                 columns: Vec::new(),
