@@ -256,16 +256,18 @@ impl Graph {
         let mut pair_selectivity = vec![vec![1.0; n]; n];
         let mut neighbours = vec![0; n];
         let mut lookup_target: Vec<Option<f64>> = vec![None; n];
+        // Column equalities between each pair of leaves (a < b), as (column
+        // of a, column of b) relative to each leaf: they are estimated
+        // together (a key on one side makes them one condition).
+        let mut equalities: HashMap<(usize, usize), Vec<(usize, usize)>> = HashMap::new();
         for p in &predicates {
             if p.leaves.count_ones() != 2 {
                 continue;
             }
             let a = p.leaves.trailing_zeros() as usize;
             let b = (p.leaves & !bit(a)).trailing_zeros() as usize;
-            let sel = match column_equality(&p.scalar) {
+            match column_equality(&p.scalar) {
                 Some((x, y)) => {
-                    let dx = leaf_distinct(&leaves, leaf_of_column, x);
-                    let dy = leaf_distinct(&leaves, leaf_of_column, y);
                     for (col, leaf) in [(x, leaf_of_column[x]), (y, leaf_of_column[y])] {
                         if let Some(cost) =
                             lookup_match_cost(&leaves[leaf], col - leaves[leaf].offset)
@@ -274,14 +276,28 @@ impl Graph {
                             *best = best.min(cost);
                         }
                     }
-                    1.0 / dx.max(dy).max(1.0)
+                    let (xa, yb) = if leaf_of_column[x] == a {
+                        (x, y)
+                    } else {
+                        (y, x)
+                    };
+                    equalities
+                        .entry((a, b))
+                        .or_default()
+                        .push((xa - leaves[a].offset, yb - leaves[b].offset));
                 }
-                None => 1.0 / 3.0,
-            };
-            pair_selectivity[a][b] *= sel;
-            pair_selectivity[b][a] *= sel;
+                None => {
+                    pair_selectivity[a][b] *= 1.0 / 3.0;
+                    pair_selectivity[b][a] *= 1.0 / 3.0;
+                }
+            }
             neighbours[a] |= bit(b);
             neighbours[b] |= bit(a);
+        }
+        for ((a, b), pairs) in equalities {
+            let sel = cardinality::equalities_selectivity(&leaves[a].rel, &leaves[b].rel, &pairs);
+            pair_selectivity[a][b] *= sel;
+            pair_selectivity[b][a] *= sel;
         }
         Graph {
             leaves,
@@ -635,13 +651,6 @@ fn members(s: Set) -> impl Iterator<Item = usize> {
     })
 }
 
-fn leaf_distinct(leaves: &[Leaf], leaf_of_column: &[usize], col: usize) -> f64 {
-    let leaf = &leaves[leaf_of_column[col]];
-    cardinality::distinct(&leaf.rel, col - leaf.offset)
-}
-
-/// The leaf reads a table (possibly filtered) with an index whose first key
-/// column is its output column `col`.
 /// When an index of the leaf's table starts with column `col`: what a row
 /// matched through it costs beyond its index entry — nothing through the
 /// primary index or one holding every column, a primary-row lookup

@@ -172,6 +172,8 @@ pub struct LookupJoin {
     pub right_filter: Option<Scalar>,
     /// The rest of the join condition over (left ++ right) rows.
     pub on: Option<Scalar>,
+    /// The right table's statistics, when there are any (estimates).
+    pub stats: Option<Arc<crate::stats::TableStats>>,
 }
 
 /// One equality column pair of a merge join, and the direction both inputs

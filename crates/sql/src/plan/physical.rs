@@ -399,6 +399,7 @@ fn join(
             keys: keys.iter().map(|(l, _)| *l).collect(),
             right_filter,
             on: residual(on, &used),
+            stats: scan.stats,
         }));
     }
     if let Some(keys) = merge_keys(&left, &right, &pairs) {
