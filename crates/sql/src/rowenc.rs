@@ -577,6 +577,13 @@ pub fn index_covers(table: &TableDesc, index_id: IndexId) -> Vec<ColumnId> {
     }
 }
 
+/// Whether a scan of this index returns every column of the table (the
+/// primary index, or a secondary one whose key and STORING columns hold
+/// them all), so no row has to be looked up in the primary index.
+pub fn index_covers_table(table: &TableDesc, index_id: IndexId) -> bool {
+    index_id == table.primary_index.id || index_covers(table, index_id).len() >= table.columns.len()
+}
+
 /// Whether a key column of this type is also stored in the value: the key
 /// encoding of a decimal keeps its numeric value but not its scale (`1.50`
 /// and `1.5` are the same key), which PostgreSQL displays.
@@ -898,17 +905,24 @@ pub const MAX_READS_PER_BATCH: usize = 4096;
 
 /// Sends read-only `requests` in batches of at most [`MAX_READS_PER_BATCH`];
 /// the responses in the requests' order.
-pub async fn send_reads(txn: &mut Txn, mut requests: Vec<Request>) -> SqlResult<Vec<Response>> {
-    if requests.len() <= MAX_READS_PER_BATCH {
-        return txn.send(requests).await.map_err(kv_err);
-    }
+pub async fn send_reads(txn: &mut Txn, requests: Vec<Request>) -> SqlResult<Vec<Response>> {
     let mut out = Vec::with_capacity(requests.len());
-    while !requests.is_empty() {
-        let rest = requests.split_off(requests.len().min(MAX_READS_PER_BATCH));
-        out.extend(txn.send(requests).await.map_err(kv_err)?);
-        requests = rest;
+    for batch in read_batches(requests, MAX_READS_PER_BATCH) {
+        out.extend(txn.send(batch).await.map_err(kv_err)?);
     }
     Ok(out)
+}
+
+/// `requests` cut into consecutive batches of at most `max` (one batch when
+/// they fit, none when there are none).
+fn read_batches(mut requests: Vec<Request>, max: usize) -> Vec<Vec<Request>> {
+    let mut out = Vec::with_capacity(requests.len().div_ceil(max.max(1)));
+    while !requests.is_empty() {
+        let rest = requests.split_off(requests.len().min(max.max(1)));
+        out.push(requests);
+        requests = rest;
+    }
+    out
 }
 
 pub async fn get_rows_by_pk(
@@ -1922,3 +1936,36 @@ pub fn full_scan(table: Arc<TableDesc>) -> RowScanner {
 
 /// Rows per page of a backfill.
 pub const BACKFILL_CHUNK: usize = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(i: u32) -> Request {
+        Request::Get {
+            key: i.to_be_bytes().to_vec(),
+        }
+    }
+
+    fn key(r: &Request) -> Vec<u8> {
+        match r {
+            Request::Get { key } => key.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn reads_go_in_batches_under_the_limit_in_order() {
+        let requests: Vec<Request> = (0..10_000).map(get).collect();
+        let batches = read_batches(requests, MAX_READS_PER_BATCH);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![4096, 4096, 1808]
+        );
+        let keys: Vec<Vec<u8>> = batches.iter().flatten().map(key).collect();
+        let expected: Vec<Vec<u8>> = (0..10_000).map(get).map(|r| key(&r)).collect();
+        assert_eq!(keys, expected, "every request once, in order");
+        assert_eq!(read_batches((0..5).map(get).collect(), 4096).len(), 1);
+        assert!(read_batches(Vec::new(), 4096).is_empty());
+    }
+}

@@ -257,10 +257,9 @@ fn constrain_scan(mut scan: Scan, predicate: &Scalar) -> Scan {
     }
     if let Some((_, constraint, index)) = best {
         scan.index = index.id;
-        // Index-only when the index holds every column of the table.
-        // TODO(issue 4): compare with the columns the query needs instead.
-        scan.covering = index.id == scan.table.primary_index.id
-            || crate::rowenc::index_covers(&scan.table, index.id).len() >= scan.table.columns.len();
+        // Index-only when the index holds every column of the table;
+        // `covering::mark` later compares with the columns the plan reads.
+        scan.covering = crate::rowenc::index_covers_table(&scan.table, index.id);
         scan.constraint = Some(constraint);
     }
     scan

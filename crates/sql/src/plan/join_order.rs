@@ -667,9 +667,11 @@ fn lookup_match_cost(leaf: &Leaf, col: usize) -> Option<f64> {
         .all_indexes()
         .filter(|i| i.columns.first().is_some_and(|c| *c == column.id))
         .map(|i| {
-            let covers = i.id == table.primary_index.id
-                || crate::rowenc::index_covers(table, i.id).len() >= table.columns.len();
-            if covers { 0.0 } else { LOOKUP_COST }
+            if crate::rowenc::index_covers_table(table, i.id) {
+                0.0
+            } else {
+                LOOKUP_COST
+            }
         })
         .reduce(f64::min)
 }

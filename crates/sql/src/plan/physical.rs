@@ -389,7 +389,7 @@ fn join(
         && lookup_pays(&left, &right, on.as_ref(), &scan, index)
     {
         let used: Vec<(usize, usize)> = keys.iter().map(|(l, r)| (*l, lw + *r)).collect();
-        let covering = covers_table(&scan, index);
+        let covering = crate::rowenc::index_covers_table(&scan.table, index);
         return Rel::LookupJoin(Box::new(LookupJoin {
             kind,
             left,
@@ -503,21 +503,13 @@ fn merge_keys(left: &Rel, right: &Rel, pairs: &[Pair]) -> Option<Vec<MergeKey>> 
     (!keys.is_empty()).then_some(keys)
 }
 
-/// Rows a plan reads from storage: a filter over a scan reads what the scan
-/// reads, however few rows it keeps.
-/// Whether index `index` holds every column of the scan's table.
-fn covers_table(scan: &Scan, index: IndexId) -> bool {
-    index == scan.table.primary_index.id
-        || crate::rowenc::index_covers(&scan.table, index).len() >= scan.table.columns.len()
-}
-
 /// Whether reading `right` by key lookups beats reading it whole: one
 /// lookup per left row, plus, through a secondary index that does not hold
 /// the table's columns, one primary-row read per matched entry (a join of
 /// 25 nations to the 150,000 customers of a nation index is 150,000 such
 /// reads, not 25 lookups).
 fn lookup_pays(left: &Rel, right: &Rel, on: Option<&Scalar>, scan: &Scan, index: IndexId) -> bool {
-    let per_match = if covers_table(scan, index) {
+    let per_match = if crate::rowenc::index_covers_table(&scan.table, index) {
         0.0
     } else {
         LOOKUP_COST
@@ -530,6 +522,8 @@ fn lookup_pays(left: &Rel, right: &Rel, on: Option<&Scalar>, scan: &Scan, index:
     super::cardinality::rows(left) * LOOKUP_COST + matched * per_match <= rows_read(right)
 }
 
+/// Rows a plan reads from storage: a filter over a scan reads what the scan
+/// reads, however few rows it keeps.
 fn rows_read(rel: &Rel) -> f64 {
     match rel {
         Rel::Filter { input, .. } if matches!(input.as_ref(), Rel::Scan(_)) => {
