@@ -108,6 +108,23 @@ impl TestCatalog {
         Ok(())
     }
 
+    /// The memos join ordering filled for the query `sql`, as
+    /// `EXPLAIN (OPT, MEMO)` prints them after the plan.
+    pub fn memo(&self, sql: &str, rules: Rules) -> SqlResult<Vec<String>> {
+        let mut stmts = parse(sql)?;
+        let Some(Stmt::Sql(statement)) = stmts.pop() else {
+            return Err(SqlError::unsupported("only queries have a memo"));
+        };
+        let Statement::Query(q) = &*statement else {
+            return Err(SqlError::unsupported("only queries have a memo"));
+        };
+        let mut binder = Binder::new(&self.tables, &[]).with_stats(self.stats.clone());
+        let bound = binder.bind_query(q)?;
+        let mut memos = Vec::new();
+        crate::plan::index::optimize_logical_recording(bound.rel, rules, &mut memos);
+        Ok(crate::plan::memo::Memo::render_all(&memos))
+    }
+
     fn table(&self, name: &str) -> SqlResult<Arc<TableDesc>> {
         self.tables
             .get(name)

@@ -162,6 +162,36 @@ async fn verbose_shows_columns_and_orderings_and_opt_the_logical_plan() {
 }
 
 #[tokio::test]
+async fn opt_memo_shows_the_costed_alternatives_behind_the_join_order() {
+    let (_node, mut s) = session().await;
+    setup(&mut s).await;
+    let plan = lines(
+        &mut s,
+        "EXPLAIN (OPT, MEMO) SELECT * FROM orders JOIN customers ON orders.customer = customers.id",
+    )
+    .await;
+    let text = plan.join("\n");
+    assert!(
+        text.contains("memo 1 (join of 2 relations, 3 groups):"),
+        "{text}"
+    );
+    assert!(text.contains("G1: orders"), "{text}");
+    assert!(text.contains("G3: {orders customers}"), "{text}");
+    // customers has a primary key on the join column: a lookup join from
+    // orders is an alternative, and both hash join orders are.
+    for alternative in ["hash-join G1 G2", "hash-join G2 G1", "lookup-join G1 G2"] {
+        assert!(text.contains(alternative), "{alternative}: {text}");
+    }
+    assert_eq!(
+        plan.iter().filter(|l| l.trim_start().starts_with('*')).count(),
+        1,
+        "one best expression in the one join group: {text}"
+    );
+    let none = lines(&mut s, "EXPLAIN (OPT, MEMO) SELECT 1").await;
+    assert_eq!(none.last().map(String::as_str), Some("no join to order"));
+}
+
+#[tokio::test]
 async fn joins_listed_in_a_bad_order_are_reordered_without_cross_joins() {
     let (_node, mut s) = session().await;
     for t in 1..=7 {

@@ -19,6 +19,9 @@
 //!   `verbose` (columns and orderings), `nocosts` (no estimates),
 //!   `disable=<rule>[,<rule>…]` (plan with those rules off; names are
 //!   `tardigrade_sql::plan::rules::Rule::name`).
+//! - `memo`: the memo of each join tree of a query, as `EXPLAIN (OPT, MEMO)`
+//!   prints it after the plan: groups of equivalent joins, each expression
+//!   with its cost, the best marked `*`.
 //!
 //! Run with `REWRITE=1` to regenerate the expected output after a deliberate
 //! change and review the diff; `OPT=<file stem>` limits either to one file.
@@ -74,6 +77,10 @@ fn run_command(cat: &mut TestCatalog, command: &str, input: &str) -> Result<Stri
                 Err(e) => error(e),
             })
         }
+        "memo" => Ok(match cat.memo(input, Rules::all()) {
+            Ok(lines) => lines.join("\n"),
+            Err(e) => error(e),
+        }),
         other => Err(format!("unknown command {other}")),
     }
 }

@@ -215,6 +215,8 @@ struct ExplainFlags {
     /// `(OPT)`: the optimized logical plan, before join and aggregation
     /// algorithms are chosen.
     opt: bool,
+    /// `(OPT, MEMO)`: also the memo of each join tree (implies `OPT`).
+    memo: bool,
     render: crate::plan::explain::Options,
 }
 
@@ -246,6 +248,7 @@ impl ExplainFlags {
                 "verbose" => f.render.verbose = on,
                 "costs" => f.render.no_estimates = !on,
                 "opt" => f.opt = on,
+                "memo" => f.memo = on,
                 // Accepted for PostgreSQL clients; they change nothing here.
                 "buffers" | "timing" | "summary" | "settings" | "wal" | "format" => {}
                 other => {
@@ -277,12 +280,18 @@ async fn explain(
     match inner {
         Statement::Query(q) => {
             let bound = binder.bind_query(q)?;
-            if flags.opt {
-                return Ok(render_with(
-                    &crate::plan::index::optimize_logical(bound.rel),
-                    flags.render,
-                    None,
-                ));
+            if flags.opt || flags.memo {
+                let mut memos = Vec::new();
+                let rel = crate::plan::index::optimize_logical_recording(
+                    bound.rel,
+                    crate::plan::rules::Rules::all(),
+                    &mut memos,
+                );
+                let mut lines = render_with(&rel, flags.render, None);
+                if flags.memo {
+                    lines.extend(crate::plan::memo::Memo::render_all(&memos));
+                }
+                return Ok(lines);
             }
             let rel = crate::plan::index::optimize(bound.rel);
             if !flags.analyze {

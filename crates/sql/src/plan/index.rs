@@ -14,6 +14,7 @@ use tardigrade_sqltypes::SqlType;
 use tardigrade_sqltypes::ops::BinOp;
 
 use super::bind::{and_all, conjuncts, referenced_columns};
+use super::memo::Memo;
 use super::rules::{Rule, Rules};
 use super::{IndexConstraint, JoinKind, Rel, Scalar, Scan};
 use crate::catalog::{IndexDesc, TableDesc};
@@ -46,15 +47,23 @@ pub fn optimize_logical(rel: Rel) -> Rel {
 
 /// [`optimize_logical`] with only the rules `rules` enables (tests).
 pub fn optimize_logical_with(rel: Rel, rules: Rules) -> Rel {
-    explore(super::norm::normalize_with(rel, rules), rules)
+    optimize_logical_recording(rel, rules, &mut Vec::new())
+}
+
+/// [`optimize_logical_with`], adding the memo of every join tree it
+/// reorders to `memos` (what `EXPLAIN (OPT, MEMO)` prints).
+pub fn optimize_logical_recording(rel: Rel, rules: Rules, memos: &mut Vec<Memo>) -> Rel {
+    explore(super::norm::normalize_with(rel, rules), rules, memos)
 }
 
 /// The stages after normalization. Subqueries' plans were normalized with
 /// their query, so they go through these stages only.
-fn explore(rel: Rel, rules: Rules) -> Rel {
-    let rel = super::map_subquery_plans(rel, &mut |p| super::physical::choose(explore(p, rules)));
+fn explore(rel: Rel, rules: Rules, memos: &mut Vec<Memo>) -> Rel {
+    let rel = super::map_subquery_plans(rel, &mut |p| {
+        super::physical::choose(explore(p, rules, memos))
+    });
     let rel = if rules.enabled(Rule::JoinOrder) {
-        super::join_order::reorder(rel)
+        super::join_order::reorder_recording(rel, memos)
     } else {
         rel
     };

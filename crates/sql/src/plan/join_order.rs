@@ -40,16 +40,14 @@ use tardigrade_sqltypes::SqlType;
 
 use super::bind::{and_all, conjuncts, equi_pairs, referenced_columns};
 use super::cardinality::{self, column_equality};
+use super::cost::{self, Estimate, JoinAlgorithm};
+use super::memo::{GroupId, Memo, Op};
 use super::{JoinKind, Rel, Scalar};
 
 /// Leaves up to which dynamic programming finds the cheapest order.
 pub const DP_LIMIT: usize = 10;
 /// Most leaves a tree may have to be reordered (the width of the bit sets).
 const MAX_LEAVES: usize = 128;
-/// What one index lookup costs, in rows read.
-const LOOKUP_COST: f64 = 10.0;
-/// What inserting one row into a hash table costs, relative to reading it.
-const BUILD_COST: f64 = 2.0;
 
 type Set = u128;
 
@@ -60,16 +58,22 @@ fn bit(i: usize) -> Set {
 /// Reorders every inner join tree in `rel` (and in its subqueries' plans,
 /// which are optimized on their own).
 pub fn reorder(rel: Rel) -> Rel {
-    crate::stack::grow(|| reorder_node(rel))
+    reorder_recording(rel, &mut Vec::new())
 }
 
-fn reorder_node(rel: Rel) -> Rel {
+/// [`reorder`], adding the memo of each join tree to `memos` (inner trees
+/// before the trees they are leaves of).
+pub fn reorder_recording(rel: Rel, memos: &mut Vec<Memo>) -> Rel {
+    crate::stack::grow(|| reorder_node(rel, memos))
+}
+
+fn reorder_node(rel: Rel, memos: &mut Vec<Memo>) -> Rel {
     match rel {
         Rel::Join {
             kind: JoinKind::Inner,
             ..
-        } => reorder_tree(rel),
-        other => other.map_inputs(&mut reorder),
+        } => reorder_tree(rel, memos),
+        other => other.map_inputs(&mut |r| reorder_recording(r, memos)),
     }
 }
 
@@ -94,13 +98,6 @@ enum Order {
     Join(Box<Order>, Box<Order>),
 }
 
-#[derive(Clone)]
-struct Planned {
-    order: Order,
-    rows: f64,
-    cost: f64,
-}
-
 struct Graph {
     leaves: Vec<Leaf>,
     predicates: Vec<Predicate>,
@@ -109,14 +106,15 @@ struct Graph {
     pair_selectivity: Vec<Vec<f64>>,
     /// Leaves joined to each leaf by a two-leaf predicate.
     neighbours: Vec<Set>,
-    /// Leaves with an index whose first column is joined by an equality:
-    /// what each matched row costs beyond reading its index entry (0 when
-    /// the index holds the table's columns, a lookup of the primary row
-    /// otherwise); `None` for the others.
-    lookup_target: Vec<Option<f64>>,
+    /// For each leaf, the leaves whose columns an equality joins to the
+    /// first column of one of its indexes (so a lookup join can reach it
+    /// from them), with what each matched row costs beyond reading its
+    /// index entry (0 when the index holds the table's columns, a lookup of
+    /// the primary row otherwise).
+    lookup_from: Vec<Vec<(usize, f64)>>,
 }
 
-fn reorder_tree(rel: Rel) -> Rel {
+fn reorder_tree(rel: Rel, memos: &mut Vec<Memo>) -> Rel {
     let width = rel.width();
     let mut leaves_rel = Vec::new();
     let mut scalars = Vec::new();
@@ -124,7 +122,7 @@ fn reorder_tree(rel: Rel) -> Rel {
     let leaves: Vec<Leaf> = leaves_rel
         .into_iter()
         .map(|(offset, rel)| {
-            let rel = reorder(rel);
+            let rel = reorder_recording(rel, memos);
             Leaf {
                 offset,
                 types: output_types(&rel),
@@ -162,8 +160,51 @@ fn reorder_tree(rel: Rel) -> Rel {
     }
     let mut graph = Graph::new(leaves, predicates, &leaf_of_column);
     graph.push_single_leaf_predicates();
-    let order = graph.best_order();
+    let mut memo = Memo::new(leaf_names(&graph.leaves));
+    let order = graph.best_order(&mut memo);
+    memos.push(memo);
     graph.build(order, width, above)
+}
+
+/// How the memo names each leaf: its table (numbered when a table appears
+/// more than once), or its operator.
+fn leaf_names(leaves: &[Leaf]) -> Vec<String> {
+    let base: Vec<String> = leaves
+        .iter()
+        .map(|l| {
+            let mut rel = &l.rel;
+            while let Rel::Filter { input, .. } = rel {
+                rel = input;
+            }
+            match rel {
+                Rel::Scan(s) => s.table.name.clone(),
+                other => super::explain::render_with(
+                    other,
+                    super::explain::Options {
+                        no_estimates: true,
+                        ..Default::default()
+                    },
+                    None,
+                )
+                .first()
+                .map_or_else(String::new, |line| {
+                    line.trim_start_matches(['•', ' ']).to_string()
+                }),
+            }
+        })
+        .collect();
+    base.iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let repeats = base.iter().filter(|n| *n == name).count() > 1;
+            if repeats {
+                let nth = base[..=i].iter().filter(|n| *n == name).count();
+                format!("{name}#{nth}")
+            } else {
+                name.clone()
+            }
+        })
+        .collect()
 }
 
 /// Collects the leaves (with their column offsets) and the condition
@@ -255,7 +296,7 @@ impl Graph {
         let n = leaves.len();
         let mut pair_selectivity = vec![vec![1.0; n]; n];
         let mut neighbours = vec![0; n];
-        let mut lookup_target: Vec<Option<f64>> = vec![None; n];
+        let mut lookup_from: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
         // Column equalities between each pair of leaves (a < b), as (column
         // of a, column of b) relative to each leaf: they are estimated
         // together (a key on one side makes them one condition).
@@ -268,12 +309,12 @@ impl Graph {
             let b = (p.leaves & !bit(a)).trailing_zeros() as usize;
             match column_equality(&p.scalar) {
                 Some((x, y)) => {
-                    for (col, leaf) in [(x, leaf_of_column[x]), (y, leaf_of_column[y])] {
+                    let (lx, ly) = (leaf_of_column[x], leaf_of_column[y]);
+                    for (col, leaf, from) in [(x, lx, ly), (y, ly, lx)] {
                         if let Some(cost) =
                             lookup_match_cost(&leaves[leaf], col - leaves[leaf].offset)
                         {
-                            let best = lookup_target[leaf].get_or_insert(cost);
-                            *best = best.min(cost);
+                            lookup_from[leaf].push((from, cost));
                         }
                     }
                     let (xa, yb) = if leaf_of_column[x] == a {
@@ -304,7 +345,7 @@ impl Graph {
             predicates,
             pair_selectivity,
             neighbours,
-            lookup_target,
+            lookup_from,
         }
     }
 
@@ -350,66 +391,101 @@ impl Graph {
         members(a).any(|i| self.neighbours[i] & b != 0)
     }
 
-    /// The cost of joining `l` (probe side) with `r` (build side).
-    fn join(&self, l: &Planned, r: &Planned, r_set: Set, sel: f64) -> Planned {
-        let rows = (l.rows * r.rows * sel).max(1.0);
-        let hash = l.cost + r.cost + l.rows + BUILD_COST * r.rows + rows;
-        let single = r_set.count_ones() == 1;
-        let lookup = self.lookup_target[r_set.trailing_zeros() as usize].filter(|_| single);
-        let cost = match lookup {
-            Some(per_match) => hash.min(l.cost + l.rows * LOOKUP_COST + rows * (1.0 + per_match)),
-            None => hash,
+    /// Joining `l` (probe side) with `r` (build side): the rows it gives
+    /// and what each algorithm that applies costs, hash join first.
+    fn join_options(
+        &self,
+        (l, ls): (Estimate, Set),
+        (r, rs): (Estimate, Set),
+    ) -> (f64, Vec<(JoinAlgorithm, f64)>) {
+        let rows = (l.rows * r.rows * self.join_selectivity(ls, rs)).max(1.0);
+        let mut options = vec![(JoinAlgorithm::Hash, cost::hash_join(l, r, rows))];
+        let per_match = match rs.count_ones() {
+            1 => self.lookup_from[rs.trailing_zeros() as usize]
+                .iter()
+                .filter(|(from, _)| ls & bit(*from) != 0)
+                .map(|(_, cost)| *cost)
+                .reduce(f64::min),
+            _ => None,
         };
-        Planned {
-            order: Order::Join(Box::new(l.order.clone()), Box::new(r.order.clone())),
-            rows,
-            cost,
+        if let Some(per_match) = per_match {
+            options.push((JoinAlgorithm::Lookup, cost::lookup_join(l, rows, per_match)));
         }
+        (rows, options)
     }
 
-    fn leaf_plan(&self, i: usize) -> Planned {
-        Planned {
-            order: Order::Leaf(i),
-            rows: self.leaves[i].rows,
-            cost: self.leaves[i].rows,
+    fn leaf_group(&self, memo: &mut Memo, i: usize) -> GroupId {
+        let rows = self.leaves[i].rows;
+        let g = memo.group(bit(i), rows);
+        if memo.get(g).is_some_and(|g| g.exprs.is_empty()) {
+            memo.add(g, Op::Leaf(i), rows);
         }
+        g
     }
 
-    fn best_order(&self) -> Order {
-        let n = self.leaves.len();
+    /// A group's relations and best estimate (`None`: nothing costed yet).
+    fn planned(memo: &Memo, g: GroupId) -> Option<(Estimate, Set)> {
+        let group = memo.get(g)?;
+        Some((group.estimate()?, group.relations))
+    }
+
+    /// Adds the joins of groups `l` and `r` (`l` probing) by every
+    /// algorithm that applies to the group of their union.
+    fn add_joins(&self, memo: &mut Memo, l: GroupId, r: GroupId) -> Option<GroupId> {
+        let left = Self::planned(memo, l)?;
+        let right = Self::planned(memo, r)?;
+        let (rows, options) = self.join_options(left, right);
+        let g = memo.group(left.1 | right.1, rows);
+        for (algorithm, cost) in options {
+            let op = Op::Join {
+                algorithm,
+                left: l,
+                right: r,
+            };
+            memo.add(g, op, cost);
+        }
+        Some(g)
+    }
+
+    /// Fills `memo` with the join tree's alternatives and returns the
+    /// order of its best plan.
+    fn best_order(&self, memo: &mut Memo) -> Order {
         let components = self.components();
-        let mut plans: Vec<Planned> = components
+        let mut groups: Vec<GroupId> = components
             .iter()
-            .map(|&c| {
+            .filter_map(|&c| {
                 if c.count_ones() as usize <= DP_LIMIT {
-                    self.dp(c)
+                    self.dp(memo, c)
                 } else {
-                    self.greedy(c)
+                    self.greedy(memo, c)
                 }
             })
             .collect();
-        debug_assert_eq!(
-            components.iter().fold(0, |a, c| a | c),
-            if n == MAX_LEAVES {
-                Set::MAX
-            } else {
-                bit(n) - 1
-            }
-        );
         // Cross join the components, smallest first (the larger side probes).
-        plans.sort_by(|a, b| b.rows.total_cmp(&a.rows));
-        let mut iter = plans.into_iter();
+        groups.sort_by(|&a, &b| {
+            let rows = |g: GroupId| memo.get(g).map_or(0.0, |g| g.rows);
+            rows(b).total_cmp(&rows(a))
+        });
+        let mut iter = groups.into_iter();
         let Some(mut acc) = iter.next() else {
-            return Order::Leaf(0);
+            return self.written_order();
         };
-        for p in iter {
-            acc = Planned {
-                order: Order::Join(Box::new(acc.order), Box::new(p.order)),
-                rows: acc.rows * p.rows,
-                cost: 0.0,
-            };
+        for g in iter {
+            acc = self.add_joins(memo, acc, g).unwrap_or(acc);
         }
-        acc.order
+        let all = self.leaves.iter().enumerate().fold(0, |s, (i, _)| s | bit(i));
+        match memo.get(acc) {
+            Some(group) if group.relations == all => order_of(memo, acc),
+            // Not expected: every leaf is in some component.
+            _ => self.written_order(),
+        }
+    }
+
+    /// The leaves joined left-deep in the order the query wrote them.
+    fn written_order(&self) -> Order {
+        (1..self.leaves.len()).fold(Order::Leaf(0), |acc, i| {
+            Order::Join(Box::new(acc), Box::new(Order::Leaf(i)))
+        })
     }
 
     fn components(&self) -> Vec<Set> {
@@ -436,8 +512,10 @@ impl Graph {
         out
     }
 
-    /// Dynamic programming over the connected subsets of `all`.
-    fn dp(&self, all: Set) -> Planned {
+    /// Dynamic programming over the connected subsets of `all`: every
+    /// connected subset gets a group holding its joins of two smaller
+    /// connected subsets (in both orders) by each algorithm.
+    fn dp(&self, memo: &mut Memo, all: Set) -> Option<GroupId> {
         let ids: Vec<usize> = members(all).collect();
         let k = ids.len();
         // Subsets of `all` indexed by a k-bit mask.
@@ -450,90 +528,77 @@ impl Graph {
             }
             s
         };
-        let mut best: HashMap<usize, Planned> = HashMap::new();
-        for (b, &leaf) in ids.iter().enumerate() {
-            best.insert(1 << b, self.leaf_plan(leaf));
+        for &leaf in &ids {
+            self.leaf_group(memo, leaf);
         }
         for mask in 1usize..(1 << k) {
             if mask.count_ones() < 2 {
                 continue;
             }
-            let mut chosen: Option<Planned> = None;
             // Every split into a non-empty left and right part, the left
             // part ascending (so on equal costs the written order wins).
             let mut left = mask.wrapping_neg() & mask;
             while left != mask {
-                let right = mask & !left;
-                if let (Some(l), Some(r)) = (best.get(&left), best.get(&right)) {
-                    let (ls, rs) = (expand(left), expand(right));
-                    if self.connected(ls, rs) {
-                        let p = self.join(l, r, rs, self.join_selectivity(ls, rs));
-                        if chosen
-                            .as_ref()
-                            .is_none_or(|c| p.cost < c.cost * (1.0 - 1e-9))
-                        {
-                            chosen = Some(p);
-                        }
-                    }
+                let (ls, rs) = (expand(left), expand(mask & !left));
+                if let (Some(l), Some(r)) = (memo.find(ls), memo.find(rs))
+                    && self.connected(ls, rs)
+                {
+                    self.add_joins(memo, l, r);
                 }
                 left = left.wrapping_sub(mask) & mask;
             }
-            if let Some(p) = chosen {
-                best.insert(mask, p);
-            }
         }
-        best.remove(&((1 << k) - 1))
-            .unwrap_or_else(|| self.greedy(all))
+        match memo.find(all) {
+            Some(g) => Some(g),
+            None => self.greedy(memo, all),
+        }
     }
 
-    /// Greedy operator ordering over the leaves of `all` (connected).
-    fn greedy(&self, all: Set) -> Planned {
-        let mut parts: Vec<(Set, Planned)> =
-            members(all).map(|i| (bit(i), self.leaf_plan(i))).collect();
+    /// Greedy operator ordering over the leaves of `all` (connected): only
+    /// the joins it picks go into the memo.
+    fn greedy(&self, memo: &mut Memo, all: Set) -> Option<GroupId> {
+        let mut parts: Vec<GroupId> = members(all).map(|i| self.leaf_group(memo, i)).collect();
         while parts.len() > 1 {
-            let mut pick: Option<(usize, usize, Planned)> = None;
+            let mut pick: Option<(usize, usize, f64, f64)> = None;
             for a in 0..parts.len() {
                 for b in 0..parts.len() {
-                    if a == b || !self.connected(parts[a].0, parts[b].0) {
+                    let (Some(pa), Some(pb)) = (
+                        Self::planned(memo, parts[a]),
+                        Self::planned(memo, parts[b]),
+                    ) else {
+                        continue;
+                    };
+                    if a == b || !self.connected(pa.1, pb.1) {
                         continue;
                     }
                     // The smaller side builds.
-                    if parts[b].1.rows > parts[a].1.rows
-                        || (parts[b].1.rows == parts[a].1.rows && b < a)
-                    {
+                    if pb.0.rows > pa.0.rows || (pb.0.rows == pa.0.rows && b < a) {
                         continue;
                     }
-                    let sel = self.join_selectivity(parts[a].0, parts[b].0);
-                    let p = self.join(&parts[a].1, &parts[b].1, parts[b].0, sel);
+                    let (rows, options) = self.join_options(pa, pb);
+                    let cost = options.iter().map(|o| o.1).fold(f64::INFINITY, f64::min);
                     let better = pick
                         .as_ref()
-                        .is_none_or(|(_, _, q)| (p.rows, p.cost) < (q.rows, q.cost));
+                        .is_none_or(|&(_, _, r, c)| (rows, cost) < (r, c));
                     if better {
-                        pick = Some((a, b, p));
+                        pick = Some((a, b, rows, cost));
                     }
                 }
             }
-            let Some((a, b, p)) = pick else { break };
-            let merged = parts[a].0 | parts[b].0;
+            let Some((a, b, _, _)) = pick else { break };
+            let joined = self.add_joins(memo, parts[a], parts[b])?;
             let (hi, lo) = if a > b { (a, b) } else { (b, a) };
             parts.swap_remove(hi);
             parts.swap_remove(lo);
-            parts.push((merged, p));
+            parts.push(joined);
         }
         // Disconnected leftovers (not expected: `all` is connected).
         let mut iter = parts.into_iter();
-        let mut acc = match iter.next() {
-            Some((_, p)) => p,
-            None => return self.leaf_plan(0),
-        };
-        for (_, p) in iter {
-            acc = Planned {
-                order: Order::Join(Box::new(acc.order), Box::new(p.order)),
-                rows: acc.rows * p.rows,
-                cost: acc.cost + p.cost,
-            };
+        let mut acc = iter.next()?;
+        for g in iter {
+            acc = self.add_joins(memo, acc, g).unwrap_or(acc);
         }
-        acc
+        Some(acc)
     }
 
     /// Builds the plan for `order`, placing each predicate on the lowest join
@@ -639,6 +704,19 @@ impl Graph {
     }
 }
 
+/// The order of the best plan of group `g`: its best expression, down
+/// through its inputs' best expressions.
+fn order_of(memo: &Memo, g: GroupId) -> Order {
+    match memo.get(g).and_then(|g| g.best()).map(|e| e.op) {
+        Some(Op::Join { left, right, .. }) => Order::Join(
+            Box::new(order_of(memo, left)),
+            Box::new(order_of(memo, right)),
+        ),
+        Some(Op::Leaf(i)) => Order::Leaf(i),
+        None => Order::Leaf(0),
+    }
+}
+
 fn members(s: Set) -> impl Iterator<Item = usize> {
     let mut rest = s;
     std::iter::from_fn(move || {
@@ -666,13 +744,7 @@ fn lookup_match_cost(leaf: &Leaf, col: usize) -> Option<f64> {
     table
         .all_indexes()
         .filter(|i| i.columns.first().is_some_and(|c| *c == column.id))
-        .map(|i| {
-            if crate::rowenc::index_covers_table(table, i.id) {
-                0.0
-            } else {
-                LOOKUP_COST
-            }
-        })
+        .map(|i| cost::per_match(crate::rowenc::index_covers_table(table, i.id)))
         .reduce(f64::min)
 }
 

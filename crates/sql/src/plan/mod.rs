@@ -10,26 +10,31 @@
 //!    INSERT, UPDATE and DELETE the same way ([`dml::BoundDml`]).
 //! 2. [`norm`]: normalization rules, one file each.
 //! 3. [`join_order`]: inner join trees reordered by cost, from
-//!    [`cardinality`] estimates fed by table statistics.
+//!    [`cardinality`] estimates fed by table statistics: the alternatives
+//!    (orders, commuted inputs, hash or lookup joins) are costed in a
+//!    [`memo`] by the [`cost`] model.
 //! 4. [`index`]: index selection and spans for each scan (and the driver
 //!    of the stages: [`index::optimize`]).
-//! 5. [`physical`]: lookup / merge / hash joins, streaming aggregation.
+//! 5. [`physical`]: lookup / merge / hash joins (costed by the same
+//!    [`cost`] model), streaming aggregation.
 //! 6. [`covering`]: index-only reads.
 //!
 //! [`rules`] lets tests turn rules off; [`explain`] prints plans;
 //! [`eval`] evaluates [`Scalar`]s (the binder folds constants with it, the
 //! executor evaluates rows with it). Nothing here imports [`crate::exec`].
-//! TODO(issue 12): a memo holding alternatives for one costing pass, and
+//! TODO(issue 12): index choice and merge joins as memo alternatives, and
 //! column ids instead of positions.
 
 pub mod bind;
 pub mod cardinality;
+pub mod cost;
 pub mod covering;
 pub mod dml;
 pub mod eval;
 pub mod explain;
 pub mod index;
 pub mod join_order;
+pub mod memo;
 pub mod norm;
 pub mod physical;
 pub mod rules;

@@ -12,42 +12,36 @@
 //! to be adjacent, which holds wherever NULLs sort.
 //!
 //! Row estimates come from [`super::cardinality`] (table statistics when
-//! collected, fixed guesses otherwise). For an inner, left, semi or anti join
-//! with column equalities:
+//! collected, fixed guesses otherwise). An inner, left, semi or anti join
+//! with column equalities takes the cheapest algorithm it allows, by the
+//! cost model join ordering used ([`super::cost`]; lookup on ties):
 //!
-//! 1. **lookup join** when the right side is a scan (possibly under a filter)
-//!    of a table with an index whose leading key columns are all given by
-//!    left columns of key-compatible types, and the left side is estimated at
-//!    most a tenth of the rows the right scan would read
-//!    (`LOOKUP_COST` × left ≤ right, plus `LOOKUP_COST` per matched row
-//!    when a secondary index does not hold the table's columns and each
-//!    match costs a primary-row read): each left row then costs one key
-//!    lookup instead of reading the whole right side. Ties between indexes go to the
-//!    one fixing more key columns, then to the primary index.
-//! 2. **merge join** when both inputs are ordered on (a leading part of) the
-//!    equality columns, in the same directions and with key-compatible types.
-//! 3. **hash join** otherwise (and for right and full joins, and conditions with
-//!    subqueries).
+//! - **lookup join** when the right side is a scan (possibly under a filter)
+//!   of a table with an index whose leading key columns are all given by
+//!   left columns of key-compatible types: one key lookup per left row, plus
+//!   a primary-row read per matched row when a secondary index does not hold
+//!   the table's columns, and no read of the whole right side. Among
+//!   indexes, the one fixing more key columns wins, then the primary index.
+//! - **merge join** when both inputs are ordered on (a leading part of) the
+//!   equality columns, in the same directions and with key-compatible types.
+//! - **hash join** always (the only one for right and full joins, and for
+//!   conditions with subqueries).
 //!
 //! An aggregation with GROUP BY columns is **streaming** when its input is
 //! ordered on exactly those columns (in any order) first.
 //!
-//! Join order is chosen before, by [`super::join_order`].
-//! TODO(issue 12): a memo with a cost model replaces these rules, so that the
-//! join algorithm is costed together with the order.
+//! Join order is chosen before, by [`super::join_order`], whose memo costs
+//! these same algorithms for every order it considers.
 
 use tardigrade_encoding::Direction;
 use tardigrade_sqltypes::SqlType;
 use tardigrade_sqltypes::ops::BinOp;
 
 use super::bind::{and_all, conjuncts};
+use super::cardinality;
+use super::cost::{self, Estimate, JoinAlgorithm};
 use super::{JoinKind, LookupJoin, MergeKey, Rel, Scalar, Scan, SortKey};
 use crate::catalog::IndexId;
-
-/// What one key lookup costs, in rows read by a scan. Measured (release build,
-/// in-memory store): a batch of 200 lookups took as long as scanning ~3000
-/// rows, i.e. ~14 rows per lookup.
-const LOOKUP_COST: f64 = 10.0;
 
 /// One column of an ordering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -384,33 +378,69 @@ fn join(
     }
     let lw = left.width();
     let pairs = pairs(on.as_ref(), lw);
-    if let Some((index, keys)) = lookup_index(&right, &pairs)
-        && let Some((scan, right_filter)) = into_scan(right.clone())
-        && lookup_pays(&left, &right, on.as_ref(), &scan, index)
-    {
-        let used: Vec<(usize, usize)> = keys.iter().map(|(l, r)| (*l, lw + *r)).collect();
-        let covering = crate::rowenc::index_covers_table(&scan.table, index);
-        return Rel::LookupJoin(Box::new(LookupJoin {
-            kind,
-            left,
-            table: scan.table,
-            index,
-            covering,
-            keys: keys.iter().map(|(l, _)| *l).collect(),
-            right_filter,
-            on: residual(on, &used),
-            stats: scan.stats,
-        }));
+    // Every algorithm the join allows, costed by the model join ordering
+    // used ([`super::cost`]); the left input's cost is the same for all.
+    let l = Estimate {
+        rows: cardinality::rows(&left),
+        cost: 0.0,
+    };
+    let r = Estimate {
+        rows: cardinality::rows(&right),
+        cost: rows_read(&right),
+    };
+    let matched = cardinality::join_rows(JoinKind::Inner, &left, &right, on.as_ref());
+    let mut best = (JoinAlgorithm::Hash, cost::hash_join(l, r, matched));
+    let merge = merge_keys(&left, &right, &pairs);
+    if merge.is_some() {
+        let c = cost::merge_join(l, r, matched);
+        if c < best.1 {
+            best = (JoinAlgorithm::Merge, c);
+        }
     }
-    if let Some(keys) = merge_keys(&left, &right, &pairs) {
-        let used: Vec<(usize, usize)> = keys.iter().map(|k| (k.left, lw + k.right)).collect();
-        return Rel::MergeJoin {
-            kind,
-            left: Box::new(left),
-            right: Box::new(right),
-            keys,
-            on: residual(on, &used),
-        };
+    let lookup = lookup_index(&right, &pairs);
+    if let Some((index, _)) = &lookup
+        && let Some((scan, _)) = as_scan(&right)
+    {
+        let covers = crate::rowenc::index_covers_table(&scan.table, *index);
+        let c = cost::lookup_join(l, matched, cost::per_match(covers));
+        if c <= best.1 {
+            best = (JoinAlgorithm::Lookup, c);
+        }
+    }
+    match best.0 {
+        JoinAlgorithm::Lookup => {
+            if let Some((index, keys)) = lookup
+                && let Some((scan, right_filter)) = into_scan(right.clone())
+            {
+                let used: Vec<(usize, usize)> = keys.iter().map(|(l, r)| (*l, lw + *r)).collect();
+                let covering = crate::rowenc::index_covers_table(&scan.table, index);
+                return Rel::LookupJoin(Box::new(LookupJoin {
+                    kind,
+                    left,
+                    table: scan.table,
+                    index,
+                    covering,
+                    keys: keys.iter().map(|(l, _)| *l).collect(),
+                    right_filter,
+                    on: residual(on, &used),
+                    stats: scan.stats,
+                }));
+            }
+        }
+        JoinAlgorithm::Merge => {
+            if let Some(keys) = merge {
+                let used: Vec<(usize, usize)> =
+                    keys.iter().map(|k| (k.left, lw + k.right)).collect();
+                return Rel::MergeJoin {
+                    kind,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                    keys,
+                    on: residual(on, &used),
+                };
+            }
+        }
+        JoinAlgorithm::Hash => {}
     }
     Rel::Join {
         kind,
@@ -501,25 +531,6 @@ fn merge_keys(left: &Rel, right: &Rel, pairs: &[Pair]) -> Option<Vec<MergeKey>> 
         })
         .collect();
     (!keys.is_empty()).then_some(keys)
-}
-
-/// Whether reading `right` by key lookups beats reading it whole: one
-/// lookup per left row, plus, through a secondary index that does not hold
-/// the table's columns, one primary-row read per matched entry (a join of
-/// 25 nations to the 150,000 customers of a nation index is 150,000 such
-/// reads, not 25 lookups).
-fn lookup_pays(left: &Rel, right: &Rel, on: Option<&Scalar>, scan: &Scan, index: IndexId) -> bool {
-    let per_match = if crate::rowenc::index_covers_table(&scan.table, index) {
-        0.0
-    } else {
-        LOOKUP_COST
-    };
-    let matched = if per_match > 0.0 {
-        super::cardinality::join_rows(JoinKind::Inner, left, right, on)
-    } else {
-        0.0
-    };
-    super::cardinality::rows(left) * LOOKUP_COST + matched * per_match <= rows_read(right)
 }
 
 /// Rows a plan reads from storage: a filter over a scan reads what the scan
