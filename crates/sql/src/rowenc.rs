@@ -409,6 +409,39 @@ fn decode_value_column(buf: &mut &[u8], tag: u64) -> SqlResult<Value> {
     })
 }
 
+/// Advances `buf` past one value column without building its value (a
+/// column the plan does not read).
+fn skip_value_column(buf: &mut &[u8], tag: u64) -> SqlResult<()> {
+    let fixed = |buf: &mut &[u8], n: usize| {
+        if buf.len() < n {
+            return Err(corrupt_value());
+        }
+        *buf = &buf[n..];
+        Ok(())
+    };
+    match tag {
+        TAG_FALSE | TAG_TRUE => {}
+        TAG_INT | TAG_DATE | TAG_TIMESTAMP | TAG_TIMESTAMPTZ => {
+            get_varint(buf)?;
+        }
+        TAG_INTERVAL => {
+            for _ in 0..3 {
+                get_varint(buf)?;
+            }
+        }
+        TAG_FLOAT => fixed(buf, 8)?,
+        TAG_UUID => fixed(buf, 16)?,
+        TAG_DECIMAL | TAG_TEXT | TAG_BYTES | TAG_JSONB => {
+            get_bytes(buf)?;
+        }
+        // Arrays (rare in wide scans) and unknown tags (an error).
+        _ => {
+            decode_value_column(buf, tag)?;
+        }
+    }
+    Ok(())
+}
+
 /// Appends one datum, NULL included, in the array-element form: tag 0 for
 /// NULL, otherwise the value-column tag (column-id delta 0) and the datum.
 /// The executor's sort spills rows with it ([`crate::exec::sort`]).
@@ -450,18 +483,30 @@ pub fn encode_row_value(table: &TableDesc, cols: &[ColumnId], row: &[Value]) -> 
 
 /// Decodes a value into `row` (table layout); columns not in the table any more
 /// (dropped) are skipped.
-pub fn decode_row_value(table: &TableDesc, mut buf: &[u8], row: &mut [Value]) -> SqlResult<()> {
+pub fn decode_row_value(table: &TableDesc, buf: &[u8], row: &mut [Value]) -> SqlResult<()> {
+    decode_row_value_reading(table, buf, row, None)
+}
+
+/// [`decode_row_value`], decoding only the columns (by position) that
+/// `reads` marks, when given; the others are skipped and stay as they are.
+pub fn decode_row_value_reading(
+    table: &TableDesc,
+    mut buf: &[u8],
+    row: &mut [Value],
+    reads: Option<&[bool]>,
+) -> SqlResult<()> {
     let mut id: u64 = 0;
     while !buf.is_empty() {
         let head = get_varint(&mut buf)?;
         id += head >> 4;
-        let v = decode_value_column(&mut buf, head & 0xf)?;
-        if let Some(pos) = u32::try_from(id)
+        let tag = head & 0xf;
+        let pos = u32::try_from(id)
             .ok()
             .and_then(|id| table.column_position(id))
-            && let Some(slot) = row.get_mut(pos)
-        {
-            *slot = v;
+            .filter(|&p| p < row.len() && reads.is_none_or(|r| r.get(p).copied().unwrap_or(true)));
+        match pos {
+            Some(p) => row[p] = decode_value_column(&mut buf, tag)?,
+            None => skip_value_column(&mut buf, tag)?,
         }
     }
     Ok(())
@@ -690,6 +735,8 @@ pub struct EntryDecoder {
     /// How many of `key_columns` are the index's own (the rest are the
     /// primary-key suffix).
     n_index: usize,
+    /// The value columns to decode (by position); `None`: all.
+    reads: Option<Arc<[bool]>>,
 }
 
 impl EntryDecoder {
@@ -702,7 +749,15 @@ impl EntryDecoder {
             prefix: keys::index_prefix(table.id as u64, index.id as u64),
             key_columns,
             n_index: index.columns.len(),
+            reads: None,
         })
+    }
+
+    /// Decodes only the value columns `reads` marks (the key columns always:
+    /// they are read to reach the value).
+    pub fn reading(mut self, reads: Option<Arc<[bool]>>) -> EntryDecoder {
+        self.reads = reads;
+        self
     }
 
     /// Fills `row` (table layout, NULLs on entry) from one index entry.
@@ -727,7 +782,7 @@ impl EntryDecoder {
                 *slot = v;
             }
         }
-        decode_row_value(table, &kv.value.bytes, row)
+        decode_row_value_reading(table, &kv.value.bytes, row, self.reads.as_deref())
     }
 }
 
@@ -744,6 +799,8 @@ pub struct RowScanner {
     reverse: bool,
     /// Made by the first page, kept for the others.
     decoder: Option<EntryDecoder>,
+    /// The columns to decode; `None`: all ([`EntryDecoder::reading`]).
+    reads: Option<Arc<[bool]>>,
 }
 
 impl RowScanner {
@@ -776,7 +833,14 @@ impl RowScanner {
             spans,
             reverse,
             decoder: None,
+            reads: None,
         }
+    }
+
+    /// Decodes only the columns `reads` marks; the others stay NULL.
+    pub fn reading(mut self, reads: Option<Arc<[bool]>>) -> RowScanner {
+        self.reads = reads;
+        self
     }
 
     /// Up to `max_rows` rows (at least one), or `None` when the scan is done.
@@ -807,7 +871,8 @@ impl RowScanner {
         }
         let decoder = match self.decoder.take() {
             Some(d) => d,
-            None => EntryDecoder::new(&self.table, index_of(&self.table, self.index_id)?)?,
+            None => EntryDecoder::new(&self.table, index_of(&self.table, self.index_id)?)?
+                .reading(self.reads.clone()),
         };
         let table = self.table.clone();
         let result = self

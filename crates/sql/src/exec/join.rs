@@ -103,7 +103,7 @@ impl LookupPlan {
         Ok(LookupPlan {
             prefix: keys::index_prefix(table.id as u64, j.index as u64),
             key_cols,
-            decoder: rowenc::EntryDecoder::new(table, index)?,
+            decoder: rowenc::EntryDecoder::new(table, index)?.reading(j.right_reads.clone()),
         })
     }
 }

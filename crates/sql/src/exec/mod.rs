@@ -44,7 +44,15 @@ use eval::{EvalCtx, RowValues, SubValue, eval};
 /// direction and limit.
 /// What a cached scan read: table, index, spans, reverse, limit, and whether
 /// it skipped the index join (its rows then lack the other columns).
-type ScanKey = (u32, u32, Vec<(Vec<u8>, Vec<u8>)>, bool, Option<u64>, bool);
+type ScanKey = (
+    u32,
+    u32,
+    Vec<(Vec<u8>, Vec<u8>)>,
+    bool,
+    Option<u64>,
+    bool,
+    Option<crate::plan::ColumnMask>,
+);
 
 /// A bound, optimized plan kept by a prepared statement, valid while the tables
 /// it names keep the descriptor versions it was bound against.
@@ -746,13 +754,15 @@ impl<'a> Executor<'a> {
             scan.reverse,
             scan.limit,
             scan.covering,
+            scan.reads.clone(),
         );
         if let Some(rows) = self.scan_cache.get(&key) {
             return Ok(rows.clone());
         }
         let width = scan.table.columns.len();
         let mut scanner =
-            rowenc::RowScanner::new(scan.table.clone(), scan.index, key.2.clone(), scan.reverse);
+            rowenc::RowScanner::new(scan.table.clone(), scan.index, key.2.clone(), scan.reverse)
+                .reading(scan.reads.clone());
         let mut rows = Batch::new(width);
         let limit = scan.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
         loop {

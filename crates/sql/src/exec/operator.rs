@@ -610,7 +610,8 @@ impl ScanOp<'_> {
                                 scan.index,
                                 spans,
                                 scan.reverse,
-                            ),
+                            )
+                            .reading(scan.reads.clone()),
                             remaining: scan.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
                             paged: false,
                         }

@@ -1061,6 +1061,7 @@ impl<'a> Binder<'a> {
                     limit: None,
                     covering: true,
                     stats,
+                    reads: None,
                 });
                 Ok(apply_alias(rel, scope, alias.as_ref(), &tname))
             }

@@ -114,6 +114,7 @@ fn rows_inner(rel: &Rel) -> f64 {
                 limit: None,
                 covering: true,
                 stats: j.stats.clone(),
+                reads: None,
             };
             let right = Rel::Scan(scan);
             let mut r = table_rows_of(&j.table, j.stats.as_deref());

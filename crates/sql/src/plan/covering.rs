@@ -8,7 +8,8 @@
 //! something above reads (a filter's, a join condition's, a sort key's, a
 //! projection's, a group key's or an aggregate's column, or the statement's
 //! output), and compares a scan's set with the columns its index holds.
-//! Columns nobody reads stay NULL in the scan's rows.
+//! Columns nobody reads stay NULL in the scan's rows: each scan and lookup
+//! join gets the mask of the columns to decode ([`super::Scan::reads`]).
 //!
 //! An expression holding a correlated subquery may read any column of its
 //! row (the subquery's plan reads them as outer columns), so every column
@@ -19,7 +20,7 @@
 //! needs the columns read known before index selection — column ids.
 
 use super::bind::referenced_columns;
-use super::{AggCall, Rel, Scalar, Scan};
+use super::{AggCall, ColumnMask, Rel, Scalar, Scan};
 
 /// Marks the scans and lookup joins of `rel` that need no index join, given
 /// that every output column of `rel` is read.
@@ -103,11 +104,29 @@ fn index_holds(scan_table: &crate::catalog::TableDesc, index: u32, read: &[bool]
         .all(|(c, &r)| !r || held.contains(&c.id))
 }
 
+/// The columns a scan of `table` decodes: those read above and the primary
+/// key's (a read through a secondary index finds the primary row by them);
+/// `None` when that is every column.
+fn column_mask(table: &crate::catalog::TableDesc, mut read: Vec<bool>) -> Option<ColumnMask> {
+    read.resize(table.columns.len(), true);
+    for id in &table.primary_index.columns {
+        if let Some(r) = table.column_position(*id).and_then(|p| read.get_mut(p)) {
+            *r = true;
+        }
+    }
+    (!read.iter().all(|r| *r)).then(|| read.into())
+}
+
 fn walk(rel: Rel, mut read: Vec<bool>) -> Rel {
     crate::stack::grow(move || match rel {
         Rel::Scan(scan) => {
             let covering = scan.covering || index_holds(&scan.table, scan.index, &read);
-            Rel::Scan(Scan { covering, ..scan })
+            let reads = column_mask(&scan.table, read);
+            Rel::Scan(Scan {
+                covering,
+                reads,
+                ..scan
+            })
         }
         Rel::Filter { input, predicate } => {
             reads(&predicate, &mut read);
@@ -215,6 +234,7 @@ fn walk(rel: Rel, mut read: Vec<bool>) -> Rel {
                 reads(f, &mut r);
             }
             j.covering = j.covering || index_holds(&j.table, j.index, &r);
+            j.right_reads = column_mask(&j.table, r);
             j.left = walk(j.left, l);
             Rel::LookupJoin(j)
         }

@@ -79,6 +79,7 @@ fn full_scan(table: &Arc<TableDesc>) -> Rel {
         limit: None,
         covering: true,
         stats: None,
+        reads: None,
     })
 }
 

@@ -179,7 +179,15 @@ pub struct LookupJoin {
     pub on: Option<Scalar>,
     /// The right table's statistics, when there are any (estimates).
     pub stats: Option<Arc<crate::stats::TableStats>>,
+    /// The right table's columns (table layout) the plan reads; see
+    /// [`Scan::reads`].
+    pub right_reads: Option<ColumnMask>,
 }
+
+/// Which columns of a table (by position) a plan reads: the others are
+/// left NULL when its rows are decoded, which saves decoding (a decimal
+/// parse, a text allocation) for every row. Set by [`covering::mark`].
+pub type ColumnMask = Arc<[bool]>;
 
 /// One equality column pair of a merge join, and the direction both inputs
 /// are ordered in on it.
@@ -203,6 +211,9 @@ pub struct Scan {
     pub covering: bool,
     /// The table's statistics, attached by the optimizer when there are any.
     pub stats: Option<Arc<crate::stats::TableStats>>,
+    /// The table columns the plan reads (always with the primary key's);
+    /// `None`: every column.
+    pub reads: Option<ColumnMask>,
 }
 
 /// Which keys of an index a scan reads, as expressions evaluated when the

@@ -424,6 +424,7 @@ fn join(
                     right_filter,
                     on: residual(on, &used),
                     stats: scan.stats,
+                    right_reads: None,
                 }));
             }
         }
