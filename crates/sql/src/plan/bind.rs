@@ -3098,7 +3098,7 @@ pub fn referenced_columns(s: &Scalar, out: &mut Vec<usize>) {
 }
 
 /// Shifts column references by `-offset` (for pushing a filter into a join's right side).
-fn shift_columns(s: Scalar, offset: usize) -> Scalar {
+pub(crate) fn shift_columns(s: Scalar, offset: usize) -> Scalar {
     s.transform(&mut |node| {
         Ok(match node {
             Scalar::Column { index, ty } => Scalar::Column {

@@ -661,7 +661,7 @@ impl Scalar {
             | Scalar::NextVal { .. }
             | Scalar::UniqueRowId
             | Scalar::AggRef { .. } => false,
-            Scalar::Func { name, .. } => !is_volatile(name),
+            Scalar::Func { name, .. } => !is_volatile(name) && !reads_session(name),
             _ => true,
         };
         if !own {
@@ -702,6 +702,16 @@ fn transform_all(
 }
 
 /// Functions whose result changes between calls.
+/// Functions whose value comes from the session (its database and user):
+/// the same throughout a statement, but not known when planning, so never
+/// folded (a plan may be cached and reused by another session).
+pub fn reads_session(name: &str) -> bool {
+    matches!(
+        name,
+        "current_database" | "current_catalog" | "current_user" | "session_user" | "user"
+    )
+}
+
 pub fn is_volatile(name: &str) -> bool {
     matches!(
         name,

@@ -18,6 +18,10 @@ pub enum Rule {
     OuterJoin,
     /// [`super::norm::push_filter`].
     PushFilter,
+    /// [`super::norm::fold_constants`].
+    FoldConstants,
+    /// [`super::norm::join_elimination`].
+    JoinElimination,
     /// [`super::norm::merge_project`].
     MergeProject,
     /// [`super::norm::push_limit`].
@@ -30,12 +34,14 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 11] = [
         Rule::OrFactor,
         Rule::ScalarSubquery,
         Rule::SemiJoin,
         Rule::OuterJoin,
         Rule::PushFilter,
+        Rule::FoldConstants,
+        Rule::JoinElimination,
         Rule::MergeProject,
         Rule::PushLimit,
         Rule::JoinOrder,
@@ -50,6 +56,8 @@ impl Rule {
             Rule::SemiJoin => "semi_join",
             Rule::OuterJoin => "outer_join",
             Rule::PushFilter => "push_filter",
+            Rule::FoldConstants => "fold_constants",
+            Rule::JoinElimination => "join_elimination",
             Rule::MergeProject => "merge_project",
             Rule::PushLimit => "push_limit",
             Rule::JoinOrder => "join_order",

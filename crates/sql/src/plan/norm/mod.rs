@@ -18,8 +18,16 @@
 //!   filter or join condition above rejects becomes an inner (or one-sided)
 //!   join, which join ordering and filter pushdown can then work on.
 //! - [`push_filter`]: filters move below projections, aggregations (on
-//!   group columns), sorts, DISTINCT and into inner joins, so conditions on
-//!   views and derived tables reach their scans.
+//!   group columns), sorts, DISTINCT, set operations and into inner joins,
+//!   and outer, semi and anti joins' conditions on the side that may go
+//!   unmatched move into that side, so conditions on views and derived
+//!   tables reach their scans.
+//! - [`fold_constants`]: constant expressions the rules above created are
+//!   folded; AND/OR with TRUE/FALSE simplify; a filter that is always true
+//!   goes, one that is never true empties its input.
+//! - [`join_elimination`]: a left join whose right side matches at most
+//!   one row (a unique key equated) and whose right columns nobody reads
+//!   is replaced by its left input.
 //! - [`merge_project`]: a projection of a projection becomes one, and a
 //!   projection that changes nothing disappears.
 //! - [`push_limit`]: a LIMIT (and its ORDER BY) is copied into the left
@@ -31,10 +39,11 @@
 //! in [`normalize_with`], and a file under `testdata/opt/` whose plans show
 //! it, with the same query planned with `disable=<rule>` (so disabling or
 //! breaking it fails the test).
-//! TODO(issue 12): constant folding (today in the binder), pushdown through
-//! set operations and into outer joins' null-extended sides,
-//! redundant-join elimination.
+//! TODO(issue 12): inner-join elimination through foreign keys (a join to
+//! the referenced table whose columns nobody reads).
 
+pub mod fold_constants;
+pub mod join_elimination;
 pub mod merge_project;
 pub mod or_factor;
 pub mod outer_join;
@@ -57,7 +66,7 @@ pub fn normalize_with(rel: Rel, rules: Rules) -> Rel {
     // Subqueries first: one correlated only with its own enclosing block is
     // rewritten inside it.
     let mut rel = super::map_subquery_plans(rel, &mut |p| normalize_with(p, rules));
-    let steps: [(Rule, fn(Rel) -> Rel); 7] = [
+    let steps: [(Rule, fn(Rel) -> Rel); 9] = [
         (Rule::OrFactor, or_factor::factor),
         (Rule::ScalarSubquery, scalar_subquery::decorrelate),
         (Rule::SemiJoin, semi_join::decorrelate),
@@ -65,6 +74,11 @@ pub fn normalize_with(rel: Rel, rules: Rules) -> Rel {
         // NULLs) and before filter pushdown (an inner join takes filters).
         (Rule::OuterJoin, outer_join::simplify),
         (Rule::PushFilter, push_filter::push_down),
+        // After pushdown, which substitutes expressions into conditions.
+        (Rule::FoldConstants, fold_constants::fold_constants),
+        // After pushdown (a filter above may read the right side until it
+        // moves) and before merging projections (it leaves one).
+        (Rule::JoinElimination, join_elimination::eliminate),
         // Last: the rules above leave projections behind.
         (Rule::MergeProject, merge_project::merge),
         (Rule::PushLimit, push_limit::push_down),

@@ -23,10 +23,14 @@
 //!   either input, so filtering both inputs first gives the same rows and
 //!   the same duplicate counts;
 //! - inner joins: [`crate::plan::bind::push_filter`].
+//!
+//! The conditions of left, right, semi and anti joins that read only the
+//! side whose rows may go unmatched move into that side too
+//! ([`push_join_condition`]).
 
 use super::deterministic;
-use crate::plan::bind::{and_all, conjuncts, push_filter, referenced_columns};
-use crate::plan::{Rel, Scalar};
+use crate::plan::bind::{and_all, conjuncts, push_filter, referenced_columns, shift_columns};
+use crate::plan::{JoinKind, Rel, Scalar};
 
 /// Applies the rule everywhere in the tree.
 pub fn push_down(rel: Rel) -> Rel {
@@ -40,7 +44,59 @@ fn push_down_node(rel: Rel) -> Rel {
             conjuncts(predicate, &mut parts);
             place(*input, parts)
         }
+        Rel::Join {
+            kind,
+            left,
+            right,
+            on: Some(on),
+            equi,
+        } if matches!(
+            kind,
+            JoinKind::Left | JoinKind::Right | JoinKind::Semi | JoinKind::Anti
+        ) =>
+        {
+            push_join_condition(kind, *left, *right, on, equi)
+        }
         other => other,
+    }
+}
+
+/// The conjuncts of an outer, semi or anti join's condition that read only
+/// the side whose rows may go unmatched (the right side of a left, semi or
+/// anti join; the left side of a right join) move into that side as a
+/// filter: a row failing them matches nothing, exactly as a row that is not
+/// there. (Not for a full join, where an unmatched row of either side is
+/// still output, null-extended; and not conditions on the preserved side,
+/// which decide whether its rows match, not whether they are output.)
+fn push_join_condition(
+    kind: JoinKind,
+    left: Rel,
+    right: Rel,
+    on: Scalar,
+    equi: Vec<(usize, usize)>,
+) -> Rel {
+    let lw = left.width();
+    let mut parts = Vec::new();
+    conjuncts(on, &mut parts);
+    let (mut to_left, mut to_right, mut keep) = (Vec::new(), Vec::new(), Vec::new());
+    for p in parts {
+        let mut cols = Vec::new();
+        referenced_columns(&p, &mut cols);
+        let movable = !cols.is_empty() && !p.needs_async() && deterministic(&p);
+        if movable && kind != JoinKind::Right && cols.iter().all(|&c| c >= lw) {
+            to_right.push(shift_columns(p, lw));
+        } else if movable && kind == JoinKind::Right && cols.iter().all(|&c| c < lw) {
+            to_left.push(p);
+        } else {
+            keep.push(p);
+        }
+    }
+    Rel::Join {
+        kind,
+        left: Box::new(place(left, to_left)),
+        right: Box::new(place(right, to_right)),
+        on: and_all(keep),
+        equi,
     }
 }
 
