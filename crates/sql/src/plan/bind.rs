@@ -67,6 +67,8 @@ pub struct Binder<'a> {
     next_subquery: usize,
     /// Statistics of the statement's tables, attached to their scans.
     stats: crate::stats::StatsMap,
+    /// The optimizer rules the plans bound here (DML sources) run with.
+    rules: super::rules::Rules,
 }
 
 pub use crate::parse::normalize;
@@ -205,6 +207,7 @@ impl<'a> Binder<'a> {
             aggs: None,
             next_subquery: 0,
             stats: crate::stats::StatsMap::new(),
+            rules: super::rules::Rules::all(),
         }
     }
 
@@ -212,6 +215,17 @@ impl<'a> Binder<'a> {
     pub fn with_stats(mut self, stats: crate::stats::StatsMap) -> Binder<'a> {
         self.stats = stats;
         self
+    }
+
+    /// Plans the DML statements bound here with only `rules` (tests).
+    pub fn with_rules(mut self, rules: super::rules::Rules) -> Binder<'a> {
+        self.rules = rules;
+        self
+    }
+
+    /// The rules DML source plans are optimized with.
+    pub fn rules(&self) -> super::rules::Rules {
+        self.rules
     }
 
     /// Parameter types after inference; unresolved ones are text.

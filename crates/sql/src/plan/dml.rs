@@ -325,7 +325,10 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
                     ));
                 }
                 let types = visible.iter().map(|c| c.ty).collect();
-                (crate::plan::index::optimize(bound.rel), types)
+                (
+                    crate::plan::index::optimize_with(bound.rel, binder.rules()),
+                    types,
+                )
             }
         },
     };
@@ -433,7 +436,8 @@ fn bind_target(
         let s = binder.bind_expr(selection, &scope)?;
         source = push_filter(source, binder.coerce_bool(s, "WHERE")?);
     }
-    Ok((table, scope, crate::plan::index::optimize(source)))
+    let source = crate::plan::index::optimize_with(source, binder.rules());
+    Ok((table, scope, source))
 }
 
 /// A table that DML may write (views cannot be written: 42809). `action` is
