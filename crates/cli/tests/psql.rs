@@ -7,16 +7,7 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 
-fn have_psql() -> bool {
-    let found = Command::new("psql")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        println!("note: psql is not installed; skipping (CI installs postgresql-client)");
-    }
-    found
-}
+use common::have_psql;
 
 fn psql(url: &str, script: &str) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -11,10 +11,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
-use common::{free_port, start_demo, tardigrade, text};
+use common::postgres::{Postgres, start_postgres};
+use common::{start_demo, tardigrade, text};
 
 /// Queries that run on Tardigrade in seconds, with PostgreSQL's row counts at SF 0.01.
 const WORKING: &[(u32, usize)] = &[
@@ -38,114 +39,6 @@ const WORKING: &[(u32, usize)] = &[
 
 /// The queries the test runs unless `TPCH_TEST_ALL` is set.
 const QUICK: &[u32] = &[1, 2, 3, 6, 9, 11, 13, 16];
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-/// A throwaway PostgreSQL, stopped when dropped.
-struct Postgres {
-    data: PathBuf,
-    runas: Vec<String>,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = self
-            .command("pg_ctl")
-            .args(["-m", "immediate", "stop", "-D"])
-            .arg(&self.data)
-            .output();
-    }
-}
-
-impl Postgres {
-    fn command(&self, tool: &str) -> Command {
-        command_as(&self.runas, &format!("{PG_BIN}/{tool}"))
-    }
-}
-
-fn command_as(runas: &[String], program: &str) -> Command {
-    match runas.split_first() {
-        None => Command::new(program),
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(program);
-            c
-        }
-    }
-}
-
-/// Starts PostgreSQL 15 if it is installed and can run here (as root: as the
-/// `postgres` user, through `runuser`); `None` with a note otherwise.
-fn start_postgres() -> Option<Postgres> {
-    if !Path::new(PG_BIN).join("initdb").exists() {
-        println!("note: PostgreSQL 15 is not installed; skipping the comparison with it");
-        return None;
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| text(&o.stdout).trim() == "0");
-    let runas: Vec<String> = if root {
-        vec![
-            "runuser".into(),
-            "-u".into(),
-            "postgres".into(),
-            "--".into(),
-        ]
-    } else {
-        Vec::new()
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("pg");
-    std::fs::create_dir(&data).expect("mkdir");
-    if root {
-        let _ = Command::new("chmod").arg("755").arg(dir.path()).status();
-        let _ = Command::new("chown").arg("postgres").arg(&data).status();
-    }
-    let init = command_as(&runas, &format!("{PG_BIN}/initdb"))
-        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
-        .arg(&data)
-        .output()
-        .expect("run initdb");
-    if !init.status.success() {
-        println!(
-            "note: initdb failed; skipping the comparison with PostgreSQL: {}",
-            text(&init.stderr)
-        );
-        return None;
-    }
-    let port = free_port();
-    let opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-        data.display()
-    );
-    let pg = Postgres {
-        url: format!("postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable"),
-        data: data.clone(),
-        runas,
-        _dir: dir,
-    };
-    let started = pg
-        .command("pg_ctl")
-        .args(["-w", "-o", &opts, "-l"])
-        .arg(data.join("server.log"))
-        .arg("-D")
-        .arg(&data)
-        .arg("start")
-        .stdout(Stdio::null())
-        .output()
-        .expect("run pg_ctl");
-    if !started.status.success() {
-        println!(
-            "note: PostgreSQL did not start; skipping the comparison: {}",
-            text(&started.stderr)
-        );
-        return None;
-    }
-    Some(pg)
-}
 
 /// Loads the same data into PostgreSQL (from `init --csv-dir`); its URL, or
 /// `None` with a note when PostgreSQL cannot be had here.

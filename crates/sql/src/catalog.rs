@@ -62,7 +62,7 @@ use tardigrade_kv::{Db, Txn};
 use tardigrade_kvpb::codec::{ByteReader, put_bytes};
 use tardigrade_kvpb::{ErrorDetail, KvError, Request, TxnId};
 use tardigrade_sqltypes::error::codes;
-use tardigrade_sqltypes::{SqlError, SqlResult, SqlType};
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
 pub type DescId = u32;
 pub type ColumnId = u32;
@@ -213,6 +213,10 @@ pub struct TableDesc {
     pub dependent_views: Vec<DescId>,
     /// For views: the tables and views the query reads.
     pub depends_on: Vec<DescId>,
+    /// The rows of a virtual system table (`pg_catalog`, `information_schema`),
+    /// generated for one statement ([`crate::vtable`]); such a table is never
+    /// stored and has no key space.
+    pub virtual_rows: Option<Arc<Vec<Vec<Value>>>>,
 }
 
 impl TableDesc {
@@ -350,6 +354,7 @@ impl TableDesc {
             sequence: None,
             dependent_views: Vec::new(),
             depends_on: Vec::new(),
+            virtual_rows: None,
         }
     }
 }
@@ -828,6 +833,7 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                 sequence,
                 dependent_views,
                 depends_on,
+                virtual_rows: None,
             })
         }
         _ => return Err(corrupt("kind")),

@@ -10,6 +10,9 @@
 //! - [`catalog`]: databases, tables, indexes, sequences and views as descriptors stored
 //!   in the system key space under numeric ids, cached per node and versioned so a
 //!   change made on one node is seen by the next statement on every node.
+//! - [`vtable`]: `pg_catalog` and `information_schema` tables generated per
+//!   statement from the descriptors its transaction sees (psql's `\d`, ORMs'
+//!   reflection).
 //! - [`rowenc`]: rows ↔ KV pairs (primary key in the key, other columns in the value;
 //!   secondary index entries) and the reads/writes of table data.
 //! - [`ddl`]: schema changes (CREATE/DROP/ALTER/TRUNCATE), with index backfills.
@@ -36,20 +39,22 @@
 //! 3. [`batch`]: rows and batches of rows.
 //! 4. [`parse`]: SQL text to statements; identifier normalization.
 //! 5. [`catalog`]: descriptors, their storage and the node's cache.
-//! 6. [`rowenc`]: rows ↔ KV pairs, reads and writes of table data.
-//! 7. [`stats`]: table statistics.
-//! 8. [`node`]: the node's shared SQL state ([`SqlNode`]) and statement
+//! 6. [`vtable`]: the system catalogs (`pg_catalog`, `information_schema`)
+//!    as virtual tables generated from descriptors.
+//! 7. [`rowenc`]: rows ↔ KV pairs, reads and writes of table data.
+//! 8. [`stats`]: table statistics.
+//! 9. [`node`]: the node's shared SQL state ([`SqlNode`]) and statement
 //!    output ([`QueryOutput`]).
-//! 9. [`plan`]: binding (queries and DML), scalar evaluation, optimization,
-//!    `EXPLAIN`.
-//! 10. [`exec`]: running plans (queries, DML).
-//! 11. `retry`: retried transactions of their own, for background work.
-//! 12. [`gc`]: clearing dropped data.
-//! 13. [`ddl`]: schema changes in the statement's transaction.
-//! 14. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
-//! 15. [`opttest`]: plans over a test catalog with injected statistics,
+//! 10. [`plan`]: binding (queries and DML), scalar evaluation, optimization,
+//!     `EXPLAIN`.
+//! 11. [`exec`]: running plans (queries, DML).
+//! 12. `retry`: retried transactions of their own, for background work.
+//! 13. [`gc`]: clearing dropped data.
+//! 14. [`ddl`]: schema changes in the statement's transaction.
+//! 15. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
+//! 16. [`opttest`]: plans over a test catalog with injected statistics,
 //!     without a KV store (the plan golden tests).
-//! 16. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
+//! 17. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
 
 pub mod batch;
 pub mod catalog;
@@ -67,6 +72,7 @@ pub mod schemachange;
 pub mod session;
 mod stack;
 pub mod stats;
+pub mod vtable;
 
 pub use batch::Batch;
 pub use exec::RowSink;

@@ -183,7 +183,9 @@ async fn opt_memo_shows_the_costed_alternatives_behind_the_join_order() {
         assert!(text.contains(alternative), "{alternative}: {text}");
     }
     assert_eq!(
-        plan.iter().filter(|l| l.trim_start().starts_with('*')).count(),
+        plan.iter()
+            .filter(|l| l.trim_start().starts_with('*'))
+            .count(),
         1,
         "one best expression in the one join group: {text}"
     );

@@ -604,8 +604,16 @@ fn every_type_round_trips() {
         let mut got = vec![Value::Null; every.len()];
         rowenc::decode_row_value_reading(&t, &bytes, &mut got, Some(&reads)).expect("decode");
         for (i, v) in got.iter().enumerate() {
-            let want = if reads[i] { row[i].clone() } else { Value::Null };
-            assert_eq!(format!("{v:?}"), format!("{want:?}"), "column {i}, stride {stride}");
+            let want = if reads[i] {
+                row[i].clone()
+            } else {
+                Value::Null
+            };
+            assert_eq!(
+                format!("{v:?}"),
+                format!("{want:?}"),
+                "column {i}, stride {stride}"
+            );
         }
         for n in 0..bytes.len() {
             let _ = rowenc::decode_row_value_reading(&t, &bytes[..n], &mut got, Some(&reads));

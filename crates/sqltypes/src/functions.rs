@@ -88,6 +88,9 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
     if let Some(t) = crate::array::function_type(name, args)? {
         return Ok(t);
     }
+    if let Some(t) = crate::catalog_fns::function_type(name, args) {
+        return Ok(t);
+    }
     let r = match (name, args) {
         ("abs", [t]) if is_num(*t) => match t {
             T::Unknown => T::Float8,
@@ -388,6 +391,9 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
     let rt = function_type(name, arg_types)?;
     if !non_strict(name) && args.iter().any(Value::is_null) {
         return Ok(Value::Null);
+    }
+    if crate::catalog_fns::function_type(name, arg_types).is_some() {
+        return crate::catalog_fns::call_function(name, args);
     }
     let ty = |i: usize| arg_types.get(i).copied().unwrap_or(SqlType::Unknown);
     let a0 = args.first().unwrap_or(&Value::Null);

@@ -15,6 +15,7 @@
 
 pub mod agg;
 pub mod array;
+pub mod catalog_fns;
 pub mod datetime;
 pub mod error;
 pub mod functions;

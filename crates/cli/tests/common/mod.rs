@@ -1,6 +1,8 @@
 //! Helpers shared by the tests that run the built binary.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -218,4 +220,17 @@ pub fn start_demo(args: &[&str]) -> (Node, Vec<String>) {
             return (node, urls);
         }
     }
+}
+
+/// Whether `psql` is installed; prints a note when it is not (CI installs
+/// postgresql-client), so the caller can skip.
+pub fn have_psql() -> bool {
+    let found = Command::new("psql")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        println!("note: psql is not installed; skipping (CI installs postgresql-client)");
+    }
+    found
 }

@@ -106,6 +106,8 @@ pub async fn collect_tables(
     let mut tables = TableMap::new();
     let mut pending: Vec<ObjectName> = names;
     let mut seen = 0;
+    // Built at the first system catalog the statement reads.
+    let mut snapshot: Option<crate::vtable::Snapshot> = None;
     while let Some(name) = pending.pop() {
         seen += 1;
         if seen > 1000 {
@@ -128,6 +130,35 @@ pub async fn collect_tables(
             Some("public") | None => None,
             Some(other) => Some(other),
         };
+        if let Some(virtual_table) = crate::vtable::lookup(schema, table) {
+            let user_table = match schema {
+                None => {
+                    node.catalog
+                        .resolve_table(txn, database, None, table)
+                        .await?
+                }
+                Some(_) => None,
+            };
+            if user_table.is_none() {
+                let s = match &mut snapshot {
+                    Some(s) => s,
+                    None => snapshot.insert(crate::vtable::Snapshot {
+                        database: database.to_string(),
+                        databases: node.catalog.list_databases(txn).await?,
+                        tables: node.catalog.list_tables(txn, database).await?,
+                    }),
+                };
+                let desc = crate::vtable::descriptor(virtual_table, s)?;
+                tables.insert(table.clone(), Arc::new(desc));
+                if !tables.contains_key(crate::vtable::DEFINITIONS) {
+                    tables.insert(
+                        crate::vtable::DEFINITIONS.to_string(),
+                        Arc::new(crate::vtable::definitions(s)),
+                    );
+                }
+                continue;
+            }
+        }
         if let Some(desc) = node
             .catalog
             .resolve_table(txn, database, schema, table)
@@ -1041,6 +1072,9 @@ impl<'a> Binder<'a> {
                     }
                 }
                 let desc = self.table(name)?;
+                if let Some(rows) = &desc.virtual_rows {
+                    return Ok(virtual_table(&desc, rows, &tname, alias.as_ref()));
+                }
                 if let Some(view) = &desc.view_query {
                     let statements = crate::parse::parse_statements(view)?;
                     let Some(Statement::Query(q)) = statements.into_iter().next() else {
@@ -1300,9 +1334,47 @@ impl<'a> Binder<'a> {
             }
             Expr::Value(v) => self.bind_value(&v.value)?,
             Expr::Nested(inner) => self.bind_expr_inner(inner, scope, d)?,
+            // Strings compare byte-wise (the C collation); the default
+            // collation and C are that, others do not exist here.
+            Expr::Collate { expr, collation } => {
+                let name = table_name(collation);
+                if !matches!(name.as_str(), "default" | "C" | "POSIX" | "c" | "posix") {
+                    return Err(SqlError::new(
+                        codes::UNDEFINED_OBJECT,
+                        format!("collation \"{name}\" for encoding \"UTF8\" does not exist"),
+                    ));
+                }
+                self.bind_expr_inner(expr, scope, d)?
+            }
             Expr::BinaryOp { left, op, right } => {
                 let l = self.bind_expr_inner(left, scope, d)?;
                 let r = self.bind_expr_inner(right, scope, d)?;
+                // `OPERATOR(pg_catalog.~)`: the operator it names.
+                let op = &match op {
+                    BinaryOperator::PGCustomBinaryOperator(parts) => custom_operator(parts)?,
+                    other => other.clone(),
+                };
+                let regex = match op {
+                    BinaryOperator::PGRegexMatch => Some(("textregexeq", false)),
+                    BinaryOperator::PGRegexIMatch => Some(("texticregexeq", false)),
+                    BinaryOperator::PGRegexNotMatch => Some(("textregexeq", true)),
+                    BinaryOperator::PGRegexNotIMatch => Some(("texticregexeq", true)),
+                    _ => None,
+                };
+                if let Some((name, negated)) = regex {
+                    let l = self.coerce_soft(l, SqlType::Text)?;
+                    let r = self.coerce_soft(r, SqlType::Text)?;
+                    let matched = self.call(name, vec![l, r])?;
+                    return Ok(if negated {
+                        Scalar::Unary {
+                            op: UnOp::Not,
+                            expr: Box::new(matched),
+                            ty: SqlType::Bool,
+                        }
+                    } else {
+                        matched
+                    });
+                }
                 let containment = match op {
                     BinaryOperator::AtArrow => Some("array_contains"),
                     BinaryOperator::ArrowAt => Some("array_contained"),
@@ -2087,6 +2159,13 @@ impl<'a> Binder<'a> {
 
     /// A call of a built-in scalar function; untyped literals become text.
     fn call(&mut self, name: &str, args: Vec<Scalar>) -> SqlResult<Scalar> {
+        if matches!(
+            name,
+            "pg_get_indexdef" | "pg_get_constraintdef" | "pg_get_viewdef"
+        ) && !args.is_empty()
+        {
+            return self.catalog_definition(args);
+        }
         let args = args
             .into_iter()
             .map(|a| {
@@ -2111,6 +2190,54 @@ impl<'a> Binder<'a> {
             name: name.to_string(),
             args,
             ty,
+        })
+    }
+
+    /// `pg_get_indexdef(oid [, column, pretty])`, `pg_get_constraintdef(oid
+    /// [, pretty])`, `pg_get_viewdef(oid [, pretty])`: the definition of the
+    /// object with that OID, from the statement's catalog snapshot
+    /// ([`crate::vtable::definitions`]), as a `CASE` over the OIDs (NULL for
+    /// an unknown one, as in PostgreSQL). Only the whole index definition
+    /// (column 0) is supported.
+    fn catalog_definition(&mut self, mut args: Vec<Scalar>) -> SqlResult<Scalar> {
+        let oid = self.coerce_soft(args.swap_remove(0), SqlType::Int8)?;
+        let whens = match self.tables.get(crate::vtable::DEFINITIONS) {
+            Some(defs) => defs
+                .virtual_rows
+                .iter()
+                .flat_map(|rows| rows.iter())
+                .filter_map(|r| match (r.first(), r.get(1)) {
+                    (Some(o), Some(d)) => Some((
+                        Scalar::Binary {
+                            op: BinOp::Eq,
+                            left: Box::new(oid.clone()),
+                            right: Box::new(Scalar::Literal {
+                                value: o.clone(),
+                                ty: SqlType::Int8,
+                            }),
+                            ty: SqlType::Bool,
+                        },
+                        Scalar::Literal {
+                            value: d.clone(),
+                            ty: SqlType::Text,
+                        },
+                    )),
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        if whens.is_empty() {
+            return Ok(Scalar::Literal {
+                value: Value::Null,
+                ty: SqlType::Text,
+            });
+        }
+        Ok(Scalar::Case {
+            operand: None,
+            whens,
+            otherwise: None,
+            ty: SqlType::Text,
         })
     }
 
@@ -3239,6 +3366,86 @@ fn push_conjuncts(rel: Rel, parts: Vec<Scalar>) -> Rel {
 }
 
 /// Maps a SQL type name to a [`SqlType`].
+/// A virtual system table's rows as a `VALUES` list under the table's name.
+fn virtual_table(
+    desc: &TableDesc,
+    rows: &[Vec<Value>],
+    tname: &str,
+    alias: Option<&sqlparser::ast::TableAlias>,
+) -> (Rel, Scope) {
+    let types: Vec<SqlType> = desc.columns.iter().map(|c| c.ty).collect();
+    let rows = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&types)
+                .map(|(v, ty)| Scalar::Literal {
+                    value: v.clone(),
+                    ty: *ty,
+                })
+                .collect()
+        })
+        .collect();
+    let scope = desc
+        .columns
+        .iter()
+        .map(|c| ScopeColumn {
+            table: Some(tname.to_string()),
+            name: c.name.clone(),
+            ty: c.ty,
+            hidden: false,
+        })
+        .collect();
+    apply_alias(Rel::Values { rows, types }, scope, alias, tname)
+}
+
+/// The operator `OPERATOR(schema.op)` names (only `pg_catalog`'s).
+fn custom_operator(parts: &[String]) -> SqlResult<BinaryOperator> {
+    let (schema, symbol) = match parts {
+        [symbol] => (None, symbol.as_str()),
+        [schema, symbol] => (Some(schema.as_str()), symbol.as_str()),
+        _ => {
+            return Err(SqlError::syntax(format!(
+                "bad operator name {}",
+                parts.join(".")
+            )));
+        }
+    };
+    if schema.is_some_and(|s| s != "pg_catalog") {
+        return Err(SqlError::new(
+            codes::UNDEFINED_FUNCTION,
+            format!("operator does not exist: {}", parts.join(".")),
+        ));
+    }
+    Ok(match symbol {
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "!~*" => BinaryOperator::PGRegexNotIMatch,
+        "~~" => BinaryOperator::PGLikeMatch,
+        "!~~" => BinaryOperator::PGNotLikeMatch,
+        "~~*" => BinaryOperator::PGILikeMatch,
+        "!~~*" => BinaryOperator::PGNotILikeMatch,
+        "=" => BinaryOperator::Eq,
+        "<>" | "!=" => BinaryOperator::NotEq,
+        "<" => BinaryOperator::Lt,
+        "<=" => BinaryOperator::LtEq,
+        ">" => BinaryOperator::Gt,
+        ">=" => BinaryOperator::GtEq,
+        "+" => BinaryOperator::Plus,
+        "-" => BinaryOperator::Minus,
+        "*" => BinaryOperator::Multiply,
+        "/" => BinaryOperator::Divide,
+        "||" => BinaryOperator::StringConcat,
+        other => {
+            return Err(SqlError::new(
+                codes::UNDEFINED_FUNCTION,
+                format!("operator does not exist: pg_catalog.{other}"),
+            ));
+        }
+    })
+}
+
 pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
     use ast::{CharacterLength, ExactNumberInfo, TimezoneInfo};
     let len = |l: &Option<CharacterLength>| -> Option<u32> {
@@ -3305,6 +3512,19 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
             "jsonb" | "json" => SqlType::Jsonb,
             "uuid" => SqlType::Uuid,
             "bpchar" => SqlType::Char(1),
+            // Schema-qualified standard names (`pg_catalog.text`) and the
+            // catalog types: `name` and `"char"` are text here; OIDs and
+            // the reg* types are INT8.
+            // TODO(issue 13): regclass/regtype casts from and to names.
+            "text" | "name" | "char" | "varchar" => SqlType::Text,
+            "oid" | "regclass" | "regtype" | "regproc" | "regprocedure" | "regnamespace"
+            | "regrole" | "xid" | "cid" => SqlType::Int8,
+            "int2vector" => SqlType::array_of(SqlType::Int2),
+            "oidvector" => SqlType::array_of(SqlType::Int8),
+            "numeric" => SqlType::Decimal(None),
+            "date" => SqlType::Date,
+            "timestamp" => SqlType::Timestamp,
+            "interval" => SqlType::Interval,
             other => {
                 return Err(SqlError::new(
                     codes::UNDEFINED_OBJECT,

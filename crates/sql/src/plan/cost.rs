@@ -98,6 +98,8 @@ mod tests {
 
     #[test]
     fn merging_ordered_inputs_beats_hashing_them() {
-        assert!(merge_join(est(100.0), est(100.0), 100.0) < hash_join(est(100.0), est(100.0), 100.0));
+        assert!(
+            merge_join(est(100.0), est(100.0), 100.0) < hash_join(est(100.0), est(100.0), 100.0)
+        );
     }
 }

@@ -473,7 +473,11 @@ impl Graph {
         for g in iter {
             acc = self.add_joins(memo, acc, g).unwrap_or(acc);
         }
-        let all = self.leaves.iter().enumerate().fold(0, |s, (i, _)| s | bit(i));
+        let all = self
+            .leaves
+            .iter()
+            .enumerate()
+            .fold(0, |s, (i, _)| s | bit(i));
         match memo.get(acc) {
             Some(group) if group.relations == all => order_of(memo, acc),
             // Not expected: every leaf is in some component.
@@ -562,10 +566,9 @@ impl Graph {
             let mut pick: Option<(usize, usize, f64, f64)> = None;
             for a in 0..parts.len() {
                 for b in 0..parts.len() {
-                    let (Some(pa), Some(pb)) = (
-                        Self::planned(memo, parts[a]),
-                        Self::planned(memo, parts[b]),
-                    ) else {
+                    let (Some(pa), Some(pb)) =
+                        (Self::planned(memo, parts[a]), Self::planned(memo, parts[b]))
+                    else {
                         continue;
                     };
                     if a == b || !self.connected(pa.1, pb.1) {

@@ -111,10 +111,7 @@ fn without_right(rel: Rel, reads: usize) -> Rel {
         value: tardigrade_sqltypes::Value::Null,
         ty,
     }));
-    Rel::Project {
-        input: left,
-        exprs,
-    }
+    Rel::Project { input: left, exprs }
 }
 
 /// Whether the condition equates every column of a unique key of the right

@@ -1,0 +1,320 @@
+//! The functions PostgreSQL's catalog queries call — psql's `\d` family,
+//! drivers' type lookups, ORMs' reflection — and the regular-expression
+//! match operators those queries filter names with (`~`, `~*`).
+//!
+//! Everything here is computed from its arguments alone. What needs the
+//! catalog (an index's definition by OID, say) is answered by the virtual
+//! catalog tables in the `sql` crate instead.
+//!
+//! Objects have no owners and no privileges yet: every object is owned by
+//! the bootstrap role (OID 10, [`BOOTSTRAP_ROLE`]) and every privilege check
+//! passes. TODO(issue 13): roles, owners and GRANT.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::{SqlError, SqlResult, SqlType, Value};
+
+/// The OID of the role that owns every object (PostgreSQL's bootstrap
+/// superuser OID) and its name.
+pub const BOOTSTRAP_ROLE: (i64, &str) = (10, "root");
+
+/// The role that owns the `public` schema in PostgreSQL 15.
+pub const DATABASE_OWNER_ROLE: (i64, &str) = (6171, "pg_database_owner");
+
+/// PostgreSQL's encoding number for UTF8.
+pub const UTF8_ENCODING: i64 = 6;
+
+/// The privilege checks, all of which pass (there are no privileges yet).
+const PRIVILEGE_CHECKS: &[&str] = &[
+    "has_table_privilege",
+    "has_schema_privilege",
+    "has_database_privilege",
+    "has_sequence_privilege",
+    "has_column_privilege",
+    "has_function_privilege",
+    "pg_has_role",
+];
+
+/// The result type of a catalog function, `None` when `name` is not one.
+pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
+    use SqlType as T;
+    let text = |t: &SqlType| matches!(t, T::Text | T::Varchar(_) | T::Char(_) | T::Unknown);
+    // OID arguments: integers, or a quoted number (`'16420'`, an unknown
+    // literal that PostgreSQL would read as an oid).
+    let int = |t: &SqlType| {
+        matches!(
+            t,
+            T::Int2 | T::Int4 | T::Int8 | T::Unknown | T::Text | T::Varchar(_)
+        )
+    };
+    Some(match (name, args) {
+        ("textregexeq" | "texticregexeq", [a, b]) if text(a) && text(b) => T::Bool,
+        ("pg_get_userbyid", [o]) if int(o) => T::Text,
+        ("pg_encoding_to_char", [e]) if int(e) => T::Text,
+        ("pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible", [o])
+            if int(o) =>
+        {
+            T::Bool
+        }
+        ("format_type", [o, m]) if int(o) && int(m) => T::Text,
+        ("pg_get_expr", [e, o]) if text(e) && int(o) => T::Text,
+        ("pg_get_expr", [e, o, _]) if text(e) && int(o) => T::Text,
+        ("obj_description", [o]) | ("obj_description", [o, _]) if int(o) => T::Text,
+        ("col_description", [o, n]) if int(o) && int(n) => T::Text,
+        ("shobj_description", [o, _]) if int(o) => T::Text,
+        (name, args) if PRIVILEGE_CHECKS.contains(&name) && (2..=4).contains(&args.len()) => {
+            T::Bool
+        }
+        ("current_schemas", [T::Bool]) => T::array_of(T::Text),
+        ("pg_relation_is_publishable", [o]) if int(o) => T::Bool,
+        (
+            "pg_table_size" | "pg_relation_size" | "pg_total_relation_size" | "pg_indexes_size",
+            [o],
+        ) if int(o) => T::Int8,
+        ("pg_size_pretty", [T::Int2 | T::Int4 | T::Int8]) => T::Text,
+        (
+            "pg_get_function_result"
+            | "pg_get_function_arguments"
+            | "pg_get_function_identity_arguments",
+            [o],
+        ) if int(o) => T::Text,
+        ("pg_partition_ancestors", [o]) if int(o) => T::Int8,
+        ("pg_get_statisticsobjdef_columns", [o]) if int(o) => T::Text,
+        ("pg_backend_pid", []) => T::Int4,
+        ("pg_is_in_recovery", []) => T::Bool,
+        _ => return None,
+    })
+}
+
+/// Calls a catalog function ([`function_type`] knows its type).
+pub fn call_function(name: &str, args: &[Value]) -> SqlResult<Value> {
+    let arg = |i: usize| args.get(i).unwrap_or(&Value::Null);
+    let int = |i: usize| match arg(i) {
+        Value::Int(n) => Some(*n),
+        Value::Text(t) => t.trim().parse().ok(),
+        _ => None,
+    };
+    Ok(match name {
+        "textregexeq" | "texticregexeq" => match (arg(0), arg(1)) {
+            (Value::Text(s), Value::Text(p)) => {
+                Value::Bool(regex_matches(s, p, name == "texticregexeq")?)
+            }
+            _ => Value::Null,
+        },
+        "pg_get_userbyid" => match int(0) {
+            Some(o) if o == BOOTSTRAP_ROLE.0 => Value::Text(BOOTSTRAP_ROLE.1.into()),
+            Some(o) if o == DATABASE_OWNER_ROLE.0 => Value::Text(DATABASE_OWNER_ROLE.1.into()),
+            Some(o) => Value::Text(format!("unknown (OID={o})")),
+            None => Value::Null,
+        },
+        "pg_encoding_to_char" => match int(0) {
+            Some(UTF8_ENCODING) => Value::Text("UTF8".into()),
+            Some(_) => Value::Text(String::new()),
+            None => Value::Null,
+        },
+        "pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible" => match arg(0) {
+            Value::Null => Value::Null,
+            _ => Value::Bool(true),
+        },
+        "format_type" => match int(0) {
+            Some(oid) => Value::Text(format_type(oid, int(1).unwrap_or(-1))),
+            None => Value::Null,
+        },
+        // Expressions are stored as their SQL text.
+        "pg_get_expr" => arg(0).clone(),
+        // TODO(issue 13): COMMENT ON.
+        "obj_description" | "col_description" | "shobj_description" => Value::Null,
+        name if PRIVILEGE_CHECKS.contains(&name) => Value::Bool(true),
+        "current_schemas" => {
+            let mut schemas = Vec::new();
+            if matches!(arg(0), Value::Bool(true)) {
+                schemas.push(Value::Text("pg_catalog".into()));
+            }
+            schemas.push(Value::Text("public".into()));
+            Value::Array(schemas)
+        }
+        // No publications and no extended statistics objects.
+        "pg_relation_is_publishable" => Value::Bool(false),
+        // A table without partitions is its own only ancestor (PostgreSQL's
+        // is set-returning; one row is that set).
+        "pg_partition_ancestors" => int(0).map_or(Value::Null, Value::Int),
+        "pg_get_statisticsobjdef_columns" => Value::Null,
+        // TODO(issue 13): sizes from the ranges' statistics.
+        "pg_table_size" | "pg_relation_size" | "pg_total_relation_size" | "pg_indexes_size" => {
+            Value::Int(0)
+        }
+        "pg_size_pretty" => match int(0) {
+            Some(n) => Value::Text(size_pretty(n)),
+            None => Value::Null,
+        },
+        // `pg_proc` lists no function yet.
+        "pg_get_function_result"
+        | "pg_get_function_arguments"
+        | "pg_get_function_identity_arguments" => Value::Null,
+        "pg_backend_pid" => Value::Int(i64::from(std::process::id())),
+        "pg_is_in_recovery" => Value::Bool(false),
+        other => {
+            return Err(SqlError::internal(format!(
+                "not a catalog function: {other}"
+            )));
+        }
+    })
+}
+
+/// `pg_size_pretty(bytes)`: bytes below 10 kB, then kB, MB, GB, TB, PB,
+/// each below 20,480 of its unit, rounded half away from zero — PostgreSQL's
+/// algorithm (it keeps one extra bit for the rounding).
+pub fn size_pretty(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    let mut size = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < LIMIT2 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    format!("{} PB", half_rounded(size))
+}
+
+/// `format_type(type_oid, typmod)`: the type's name as PostgreSQL prints
+/// it in `\d` (`integer`, `character varying(20)`, `numeric(10,2)`).
+pub fn format_type(oid: i64, typmod: i64) -> String {
+    let Some(ty) = u32::try_from(oid).ok().and_then(SqlType::from_oid) else {
+        return "???".into();
+    };
+    let with_mod = match ty {
+        SqlType::Varchar(_) if typmod >= 4 => SqlType::Varchar(Some((typmod - 4) as u32)),
+        SqlType::Text if oid == 1042 && typmod >= 4 => SqlType::Char((typmod - 4) as u32),
+        SqlType::Decimal(_) if typmod >= 4 => {
+            let m = typmod - 4;
+            SqlType::Decimal(Some((((m >> 16) & 0xffff) as u16, (m & 0xffff) as u16)))
+        }
+        other => other,
+    };
+    pg_type_name(with_mod)
+}
+
+/// A type's name in PostgreSQL's long form, with its modifiers.
+pub fn pg_type_name(ty: SqlType) -> String {
+    match ty {
+        SqlType::Unknown => "unknown".into(),
+        SqlType::Bool => "boolean".into(),
+        SqlType::Int2 => "smallint".into(),
+        SqlType::Int4 => "integer".into(),
+        SqlType::Int8 => "bigint".into(),
+        SqlType::Float4 => "real".into(),
+        SqlType::Float8 => "double precision".into(),
+        SqlType::Decimal(None) => "numeric".into(),
+        SqlType::Decimal(Some((p, s))) => format!("numeric({p},{s})"),
+        SqlType::Text => "text".into(),
+        SqlType::Varchar(None) => "character varying".into(),
+        SqlType::Varchar(Some(n)) => format!("character varying({n})"),
+        SqlType::Char(n) => format!("character({n})"),
+        SqlType::Bytes => "bytea".into(),
+        SqlType::Date => "date".into(),
+        SqlType::Timestamp => "timestamp without time zone".into(),
+        SqlType::TimestampTz => "timestamp with time zone".into(),
+        SqlType::Interval => "interval".into(),
+        SqlType::Uuid => "uuid".into(),
+        SqlType::Jsonb => "jsonb".into(),
+        SqlType::Array(e) => format!("{}[]", pg_type_name(*e)),
+    }
+}
+
+/// The `atttypmod` PostgreSQL stores for a column of type `ty` (-1: none).
+pub fn type_modifier(ty: SqlType) -> i64 {
+    match ty {
+        SqlType::Varchar(Some(n)) | SqlType::Char(n) => i64::from(n) + 4,
+        SqlType::Decimal(Some((p, s))) => ((i64::from(p) << 16) | i64::from(s)) + 4,
+        _ => -1,
+    }
+}
+
+thread_local! {
+    /// Compiled patterns by (pattern, case-insensitive): a filter applies
+    /// one pattern to every row.
+    static PATTERNS: RefCell<HashMap<(String, bool), regex::Regex>> = RefCell::new(HashMap::new());
+}
+
+/// Most patterns kept compiled per thread.
+const MAX_PATTERNS: usize = 64;
+
+/// POSIX regular-expression match (`~`, `~*`): true when `pattern` matches
+/// anywhere in `s`. An invalid pattern is 2201B, as in PostgreSQL.
+pub fn regex_matches(s: &str, pattern: &str, case_insensitive: bool) -> SqlResult<bool> {
+    PATTERNS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let key = (pattern.to_string(), case_insensitive);
+        if let Some(re) = cache.get(&key) {
+            return Ok(re.is_match(s));
+        }
+        let re = regex::RegexBuilder::new(pattern)
+            .case_insensitive(case_insensitive)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                SqlError::new(
+                    "2201B",
+                    format!("invalid regular expression: {}", first_line(&e.to_string())),
+                )
+            })?;
+        let matched = re.is_match(s);
+        if cache.len() >= MAX_PATTERNS {
+            cache.clear();
+        }
+        cache.insert(key, re);
+        Ok(matched)
+    })
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().last().unwrap_or(s).trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regular_expressions_match_like_postgres() {
+        assert!(regex_matches("pg_toast", "^pg_toast", false).expect("valid"));
+        assert!(!regex_matches("public", "^pg_", false).expect("valid"));
+        assert!(regex_matches("Users", "^(users)$", true).expect("valid"));
+        assert!(!regex_matches("Users", "^(users)$", false).expect("valid"));
+        let err = regex_matches("x", "(", false).unwrap_err();
+        assert_eq!(err.code, "2201B");
+    }
+
+    #[test]
+    fn sizes_print_like_pg_size_pretty() {
+        assert_eq!(size_pretty(0), "0 bytes");
+        assert_eq!(size_pretty(8192), "8192 bytes");
+        assert_eq!(size_pretty(10 * 1024), "10 kB");
+        assert_eq!(size_pretty(123_456_789), "118 MB");
+        assert_eq!(size_pretty(10_485_759), "10 MB");
+        assert_eq!(size_pretty(1_536_000), "1500 kB");
+    }
+
+    #[test]
+    fn types_are_named_as_psql_prints_them() {
+        let v = SqlType::Varchar(Some(20));
+        assert_eq!(
+            format_type(i64::from(v.oid()), type_modifier(v)),
+            "character varying(20)"
+        );
+        let d = SqlType::Decimal(Some((10, 2)));
+        assert_eq!(
+            format_type(i64::from(d.oid()), type_modifier(d)),
+            "numeric(10,2)"
+        );
+        assert_eq!(format_type(23, -1), "integer");
+        assert_eq!(format_type(1184, -1), "timestamp with time zone");
+        assert_eq!(format_type(1016, -1), "bigint[]");
+    }
+}
