@@ -81,6 +81,11 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         ) if int(o) => T::Text,
         ("pg_partition_ancestors", [o]) if int(o) => T::Int8,
         ("pg_get_statisticsobjdef_columns", [o]) if int(o) => T::Text,
+        ("current_setting", [n]) if text(n) => T::Text,
+        ("current_setting", [n, T::Bool]) if text(n) => T::Text,
+        // Advisory locks: none can be held yet, so releasing them all is
+        // done. TODO(issue 13): pg_advisory_lock and friends that lock.
+        ("pg_advisory_unlock_all", []) => T::Unknown,
         ("pg_backend_pid", []) => T::Int4,
         ("pg_is_in_recovery", []) => T::Bool,
         _ => return None,
@@ -152,6 +157,9 @@ pub fn call_function(name: &str, args: &[Value]) -> SqlResult<Value> {
         "pg_get_function_result"
         | "pg_get_function_arguments"
         | "pg_get_function_identity_arguments" => Value::Null,
+        "pg_advisory_unlock_all" => Value::Null,
+        // Evaluated with the session (sql::plan::eval), never here.
+        "current_setting" => Value::Null,
         "pg_backend_pid" => Value::Int(i64::from(std::process::id())),
         "pg_is_in_recovery" => Value::Bool(false),
         other => {

@@ -134,7 +134,7 @@ pub async fn execute_statement(
         | Statement::Delete(_)
         | Statement::Explain { .. } => {}
         Statement::Set(_) => return Ok(QueryOutput::command("SET")),
-        Statement::ShowVariable { variable } => return Ok(show_variable(variable, database)),
+        Statement::ShowVariable { variable } => return show_variable(variable, database),
         // DDL: the session runs it through `crate::ddl` (see `handles`).
         _ => return Err(unsupported_statement(statement)),
     }
@@ -418,28 +418,19 @@ pub fn rows_output(
     }
 }
 
-fn show_variable(variable: &[sqlparser::ast::Ident], database: &str) -> QueryOutput {
+fn show_variable(variable: &[sqlparser::ast::Ident], database: &str) -> SqlResult<QueryOutput> {
     let name = variable
         .iter()
         .map(|i| i.value.to_lowercase())
         .collect::<Vec<_>>()
         .join(" ");
-    let value = match name.as_str() {
-        "server_version" => "15.0.0".to_string(),
-        "server_version_num" => "150000".to_string(),
-        "transaction isolation level"
-        | "transaction_isolation"
-        | "default_transaction_isolation" => "serializable".to_string(),
-        "timezone" | "time zone" => "UTC".to_string(),
-        "search_path" => "\"$user\", public".to_string(),
-        "database" => database.to_string(),
-        "client_encoding" | "server_encoding" => "UTF8".to_string(),
-        "datestyle" => "ISO, MDY".to_string(),
-        "standard_conforming_strings" | "integer_datetimes" => "on".to_string(),
-        "max_identifier_length" => "128".to_string(),
-        other => format!("unrecognized configuration parameter \"{other}\""),
-    };
-    QueryOutput {
+    let value = crate::node::setting(&name, database).ok_or_else(|| {
+        SqlError::new(
+            codes::UNDEFINED_OBJECT,
+            format!("unrecognized configuration parameter \"{name}\""),
+        )
+    })?;
+    Ok(QueryOutput {
         tag: "SHOW".into(),
         columns: Some(vec![Column {
             name: name.replace(' ', "_"),
@@ -447,7 +438,7 @@ fn show_variable(variable: &[sqlparser::ast::Ident], database: &str) -> QueryOut
         }]),
         rows: vec![vec![Value::Text(value)]],
         streamed: false,
-    }
+    })
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -675,13 +666,13 @@ impl<'a> Executor<'a> {
                         values.subqueries.insert(sub.id, v);
                     }
                 }
-                Scalar::NextVal { sequence } => {
+                Scalar::NextVal { sequence, id } => {
                     let v = self
                         .node
                         .catalog
                         .next_sequence_value(self.txn, self.database, sequence)
                         .await?;
-                    values.nextvals.insert(sequence.clone(), v);
+                    values.nextvals.insert(*id, v);
                 }
                 _ => {}
             }

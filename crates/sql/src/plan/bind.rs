@@ -337,7 +337,18 @@ impl<'a> Binder<'a> {
             }
         };
         let limit = match &query.fetch {
-            Some(fetch) => fetch.quantity.clone(),
+            Some(fetch) if fetch.with_ties || fetch.percent => {
+                return Err(SqlError::unsupported(
+                    "FETCH FIRST … WITH TIES / PERCENT is not supported",
+                ));
+            }
+            // `FETCH FIRST ROW ONLY`: one row.
+            Some(fetch) => Some(
+                fetch
+                    .quantity
+                    .clone()
+                    .unwrap_or_else(|| Expr::value(ast::Value::Number("1".into(), false))),
+            ),
             None => limit,
         };
         let mut bound = match query.body.as_ref() {
@@ -2120,9 +2131,14 @@ impl<'a> Binder<'a> {
                         value: Value::Text(s),
                         ..
                     },
-                ] => Ok(Scalar::NextVal {
-                    sequence: s.to_lowercase(),
-                }),
+                ] => {
+                    let id = self.next_subquery;
+                    self.next_subquery += 1;
+                    Ok(Scalar::NextVal {
+                        sequence: s.to_lowercase(),
+                        id,
+                    })
+                }
                 _ => Err(SqlError::unsupported(
                     "nextval takes a sequence name literal",
                 )),

@@ -49,7 +49,8 @@ pub struct EvalCtx<'a> {
 #[derive(Default, Debug)]
 pub struct RowValues {
     pub subqueries: HashMap<usize, SubValue>,
-    pub nextvals: HashMap<String, i64>,
+    /// By the call's id ([`Scalar::NextVal`]).
+    pub nextvals: HashMap<usize, i64>,
 }
 
 /// Evaluates a constant expression (no row, no parameters), for folding.
@@ -145,6 +146,26 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
             "current_database" | "current_catalog" => Value::Text(ctx.database.to_string()),
             "current_user" | "session_user" | "user" => Value::Text(ctx.user.to_string()),
             "current_schema" => Value::Text("public".into()),
+            "current_setting" => {
+                let name = match args.first().map(|a| eval(a, row, ctx)).transpose()? {
+                    Some(Value::Text(n)) => n.to_lowercase(),
+                    _ => return Ok(Value::Null),
+                };
+                let missing_ok = match args.get(1).map(|a| eval(a, row, ctx)).transpose()? {
+                    Some(Value::Bool(b)) => b,
+                    _ => false,
+                };
+                match crate::node::setting(&name, ctx.database) {
+                    Some(v) => Value::Text(v),
+                    None if missing_ok => Value::Null,
+                    None => {
+                        return Err(SqlError::new(
+                            "42704",
+                            format!("unrecognized configuration parameter \"{name}\""),
+                        ));
+                    }
+                }
+            }
             "default" => return Err(SqlError::syntax("DEFAULT is not allowed in this context")),
             // Array functions read columns and literals in place rather than
             // copying an array per row (unnest indexes a literal array once per
@@ -286,8 +307,7 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
                 _ => return Err(SqlError::internal("subquery result of the wrong kind")),
             }
         }
-        Scalar::NextVal { sequence } => match ctx.row_values.and_then(|r| r.nextvals.get(sequence))
-        {
+        Scalar::NextVal { id, .. } => match ctx.row_values.and_then(|r| r.nextvals.get(id)) {
             Some(v) => Value::Int(*v),
             None => return Err(SqlError::internal("nextval was not computed")),
         },

@@ -748,7 +748,7 @@ fn sql_inner(s: &Scalar, names: &[Name]) -> String {
                 .map(|o| format!("ELSE {} ", sql(o, names)))
                 .unwrap_or_default()
         ),
-        Scalar::NextVal { sequence } => format!("nextval('{sequence}')"),
+        Scalar::NextVal { sequence, .. } => format!("nextval('{sequence}')"),
         Scalar::UniqueRowId => "unique_rowid()".into(),
     }
 }

@@ -394,8 +394,11 @@ pub enum Scalar {
     },
     Subquery(Box<Subquery>),
     /// `nextval('seq')`: runs outside the transaction, like PostgreSQL's.
+    /// Each call in the statement has its own `id` (two calls in one row
+    /// take two values).
     NextVal {
         sequence: String,
+        id: usize,
     },
     /// `unique_rowid()`.
     UniqueRowId,
@@ -708,7 +711,12 @@ fn transform_all(
 pub fn reads_session(name: &str) -> bool {
     matches!(
         name,
-        "current_database" | "current_catalog" | "current_user" | "session_user" | "user"
+        "current_database"
+            | "current_catalog"
+            | "current_user"
+            | "session_user"
+            | "user"
+            | "current_setting"
     )
 }
 
