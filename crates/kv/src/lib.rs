@@ -24,7 +24,7 @@ use tardigrade_kvpb::{
 
 pub use dist_sender::{DistSender, FirstRange, NodeDialer, NodeHealth};
 pub use range_cache::{CachedRange, RangeCache};
-pub use txn::Txn;
+pub use txn::{Savepoint, Txn};
 
 /// A handle for sending KV requests through a [`Sender`].
 #[derive(Clone)]

@@ -68,6 +68,18 @@ pub struct Txn {
     /// The timestamp the lock spans' leaseholders' clocks were last moved
     /// up to before a commit (see [`Txn::bump_clocks`]).
     clocks_bumped_to: Timestamp,
+    /// The highest sequence number a batch may have used: a batch that
+    /// failed may have laid down some of its writes without the server's
+    /// answer saying how far it numbered them (see
+    /// [`Txn::rollback_to_savepoint`]).
+    seq_high_water: i32,
+}
+
+/// A point in a transaction to roll back to ([`Txn::savepoint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Savepoint {
+    seq: i32,
+    epoch: u32,
 }
 
 impl Txn {
@@ -103,7 +115,37 @@ impl Txn {
             lock_reads: false,
             first_write_ts: None,
             clocks_bumped_to: Timestamp::ZERO,
+            seq_high_water: 0,
         }
+    }
+
+    /// The transaction as of now: [`Txn::rollback_to_savepoint`] undoes
+    /// every write made after it.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            seq: self.proto.meta.sequence.max(self.seq_high_water),
+            epoch: self.proto.meta.epoch,
+        }
+    }
+
+    /// Undoes the writes made since `savepoint`: their sequence numbers are
+    /// ignored from now on by this transaction's reads and conditional
+    /// writes, and by the resolution of its intents (which drops them), as
+    /// CockroachDB's savepoints do. The locks those writes took stay until
+    /// the transaction ends. Fails if the transaction restarted (a new
+    /// epoch) since the savepoint.
+    pub fn rollback_to_savepoint(&mut self, savepoint: Savepoint) -> Result<(), KvError> {
+        if savepoint.epoch != self.proto.meta.epoch {
+            return Err(self.retry_error(RetryReason::Serializable));
+        }
+        let high = self.proto.meta.sequence.max(self.seq_high_water);
+        if high > savepoint.seq {
+            self.proto.ignored_seqs.push((savepoint.seq + 1, high));
+            // Later writes are numbered above every rolled-back one.
+            self.proto.meta.sequence = high;
+            self.seq_high_water = high;
+        }
+        Ok(())
     }
 
     pub fn id(&self) -> TxnId {
@@ -293,9 +335,16 @@ impl Txn {
                     // connection broke after the leaseholder proposed
                     // them): a rollback must resolve their spans too, or
                     // their intents block others until they expire.
+                    let mut writes = 0;
                     for req in requests.iter().filter(|r| r.is_write()) {
                         self.lock_spans.insert(req.span(&Header::default()));
+                        writes += 1;
                     }
+                    // The server numbers a batch's writes after the
+                    // header's sequence, one each.
+                    self.seq_high_water = self
+                        .seq_high_water
+                        .max(self.proto.meta.sequence.saturating_add(writes));
                     self.condense_lock_spans();
                     self.handle_error(e).await?
                 }

@@ -207,11 +207,20 @@ pub fn evaluate(
             ),
             None => (ba.header.timestamp, Timestamp::ZERO),
         };
+        // Sequence numbers rolled back by savepoints: neither reads nor
+        // conditional writes see the transaction's own writes at them.
+        // (Cloning an empty list allocates nothing.)
+        let ignored_seqs = res
+            .txn
+            .as_ref()
+            .map(|t| t.ignored_seqs.clone())
+            .unwrap_or_default();
         let read_opts = ReadOptions {
             txn: txn_meta.as_ref(),
             uncertainty_limit: uncertainty,
             inconsistent: ba.header.read_consistency == ReadConsistency::Inconsistent,
             tombstones: false,
+            ignored_seqs: &ignored_seqs,
         };
         let reader_id = res.txn.as_ref().map(|t| t.id());
         let mut pushed_to = None;
@@ -326,6 +335,7 @@ pub fn evaluate(
                     value,
                     expected.as_deref(),
                     write_txn,
+                    &ignored_seqs,
                 )
                 .map_err(mvcc_err)
                 .map_err(with_index)?;
@@ -336,15 +346,22 @@ pub fn evaluate(
                 Response::ConditionalPut
             }
             Request::Increment { key, inc } => {
-                let (new_value, ts) =
-                    mvcc::mvcc_increment(b, &mut res.stats, key, write_ts, *inc, write_txn)
-                        .map_err(|e| match e {
-                            MvccError::Corrupt(m) if m.contains("overflow") => {
-                                ErrorDetail::IntegerOverflow.into()
-                            }
-                            e => mvcc_err(e),
-                        })
-                        .map_err(with_index)?;
+                let (new_value, ts) = mvcc::mvcc_increment(
+                    b,
+                    &mut res.stats,
+                    key,
+                    write_ts,
+                    *inc,
+                    write_txn,
+                    &ignored_seqs,
+                )
+                .map_err(|e| match e {
+                    MvccError::Corrupt(m) if m.contains("overflow") => {
+                        ErrorDetail::IntegerOverflow.into()
+                    }
+                    e => mvcc_err(e),
+                })
+                .map_err(with_index)?;
                 res.reads
                     .push((Span::point(key.clone()), write_ts, reader_id));
                 pushed_to = Some(ts);
@@ -367,6 +384,7 @@ pub fn evaluate(
                     if limited { keys_left } else { 0 },
                     write_ts,
                     write_txn,
+                    &ignored_seqs,
                 )
                 .map_err(mvcc_err)?;
                 if limited {

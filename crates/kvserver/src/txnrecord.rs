@@ -38,6 +38,12 @@ pub fn encode(txn: &Transaction) -> Vec<u8> {
         put_bytes(&mut b, &s.key);
         put_bytes(&mut b, &s.end_key);
     }
+    // Appended later: records written before it end here (none ignored).
+    b.extend_from_slice(&(txn.ignored_seqs.len() as u32).to_be_bytes());
+    for (lo, hi) in &txn.ignored_seqs {
+        b.extend_from_slice(&lo.to_be_bytes());
+        b.extend_from_slice(&hi.to_be_bytes());
+    }
     b
 }
 
@@ -74,6 +80,19 @@ fn decode_checked(buf: &[u8]) -> Result<Transaction, DecodeError> {
         let e = r.bytes()?;
         lock_spans.push(Span::new(k, e));
     }
+    // Sequence numbers rolled back by savepoints (absent from records
+    // written before they were stored): whoever resolves the intents of a
+    // committed transaction from its record must drop those writes.
+    let mut ignored_seqs = Vec::new();
+    if r.done().is_err() {
+        let n = r.u32()? as usize;
+        ignored_seqs.reserve(n.min(1024));
+        for _ in 0..n {
+            let lo = r.u32()? as i32;
+            let hi = r.u32()? as i32;
+            ignored_seqs.push((lo, hi));
+        }
+    }
     Ok(Transaction {
         meta: TxnMeta {
             id: TxnId(id),
@@ -90,7 +109,7 @@ fn decode_checked(buf: &[u8]) -> Result<Transaction, DecodeError> {
         global_uncertainty_limit: Timestamp::ZERO,
         last_heartbeat,
         lock_spans,
-        ignored_seqs: Vec::new(),
+        ignored_seqs,
         // Not stored: only the coordinator and its requests use them.
         observed_timestamps: Vec::new(),
     })
@@ -119,12 +138,23 @@ mod tests {
                 Span::point(b"a".to_vec()),
                 Span::new(b"b".to_vec(), b"c".to_vec()),
             ],
+            ignored_seqs: vec![(2, 3), (7, 7)],
             ..Default::default()
         };
         let enc = encode(&txn);
-        assert_eq!(decode(&enc), Ok(txn));
+        assert_eq!(decode(&enc), Ok(txn.clone()));
+        // A record written before savepoints were stored ends after its lock
+        // spans: it reads back with none ignored. Every other cut is an error.
+        let old_format_len = enc.len() - 4 - 2 * 8;
         for cut in 0..enc.len() {
-            assert!(decode(&enc[..cut]).is_err());
+            let decoded = decode(&enc[..cut]);
+            if cut == old_format_len {
+                let mut old = txn.clone();
+                old.ignored_seqs.clear();
+                assert_eq!(decoded, Ok(old));
+            } else {
+                assert!(decoded.is_err(), "cut at {cut}");
+            }
         }
         assert!(decode(&[9, 9, 9]).is_err());
     }

@@ -276,6 +276,21 @@ impl PendingClears {
         map.remove(&txn).unwrap_or_default()
     }
 
+    /// How many things `txn` has scheduled so far (a savepoint remembers it).
+    pub fn scheduled(&self, txn: TxnId) -> usize {
+        let map = self.by_txn.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&txn).map_or(0, Vec::len)
+    }
+
+    /// Forgets what `txn` scheduled after its first `len` (a rollback to a
+    /// savepoint undid the drops that scheduled them).
+    pub fn forget_after(&self, txn: TxnId, len: usize) {
+        let mut map = self.by_txn.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = map.get_mut(&txn) {
+            list.truncate(len);
+        }
+    }
+
     /// How many transactions have something scheduled (for tests: a session
     /// leaves nothing behind).
     pub fn open_transactions(&self) -> usize {

@@ -9,7 +9,11 @@
 //! Transactions follow PostgreSQL's states (idle, in block, failed) plus
 //! CockroachDB's client-directed retry protocol: `SAVEPOINT cockroach_restart`,
 //! `ROLLBACK TO SAVEPOINT cockroach_restart` restarts the KV transaction inside the
-//! block, `RELEASE SAVEPOINT cockroach_restart` commits it. A statement outside a
+//! block, `RELEASE SAVEPOINT cockroach_restart` commits it. Other savepoints
+//! nest as in PostgreSQL: `ROLLBACK TO SAVEPOINT x` undoes the writes made
+//! since `x` (the KV layer ignores their sequence numbers) and brings a
+//! failed block back, unless the error doomed the transaction (a retryable
+//! conflict: then only a retry helps). A statement outside a
 //! block runs in its own transaction, which the server retries itself on a retryable
 //! error, since nothing has reached the client yet. CREATE INDEX and ADD PRIMARY
 //! KEY outside a block run as online schema changes ([`crate::schemachange`]),
@@ -24,7 +28,7 @@ use std::sync::Arc;
 use sqlparser::ast::Statement;
 
 use crate::parse::Stmt;
-use tardigrade_kv::Txn;
+use tardigrade_kv::{Savepoint, Txn};
 use tardigrade_kvpb::TxnId;
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
@@ -81,6 +85,14 @@ pub enum TransactionStatus {
     Failed,
 }
 
+/// The block's savepoints, oldest first (names may repeat: the newest of a
+/// name is the one ROLLBACK TO and RELEASE mean), each with how many drops
+/// the transaction had scheduled for clearing then ([`PendingClears`]: a
+/// DROP rolled back must not clear its table at commit).
+///
+/// [`PendingClears`]: crate::node::PendingClears
+type Savepoints = Vec<(String, Savepoint, usize)>;
+
 enum TxnState {
     Idle,
     /// Inside BEGIN … COMMIT.
@@ -88,13 +100,20 @@ enum TxnState {
         txn: Box<Txn>,
         /// `SAVEPOINT cockroach_restart` was issued.
         restart_savepoint: bool,
+        savepoints: Savepoints,
     },
     /// RELEASE SAVEPOINT cockroach_restart committed; waiting for COMMIT.
     CommitWait,
-    /// An error happened in the block; only ROLLBACK (or ROLLBACK TO SAVEPOINT
-    /// cockroach_restart when the savepoint exists) is accepted.
+    /// An error happened in the block; only ROLLBACK, ROLLBACK TO SAVEPOINT
+    /// cockroach_restart when the savepoint exists, or ROLLBACK TO one of the
+    /// block's savepoints (when the error left the transaction usable) is
+    /// accepted.
     Failed {
         restart_savepoint: bool,
+        /// Kept when a savepoint may bring the block back: the error was not
+        /// one that dooms the transaction (a retry, a cancellation).
+        txn: Option<Box<Txn>>,
+        savepoints: Savepoints,
     },
 }
 
@@ -288,8 +307,8 @@ impl Session {
                     reborrow(&mut sink),
                 )
                 .await;
-                if result.is_err() {
-                    self.fail_block();
+                if let Err(e) = &result {
+                    self.fail_block(recoverable(e));
                 }
                 result
             }
@@ -362,23 +381,44 @@ impl Session {
         }
     }
 
-    fn fail_block(&mut self) {
+    /// The block failed. With savepoints and an error that leaves the
+    /// transaction usable (`recoverable`), the KV transaction is kept for a
+    /// ROLLBACK TO SAVEPOINT; otherwise it is rolled back now and the block
+    /// stays failed until the client ends it.
+    fn fail_block(&mut self, recoverable: bool) {
         let state = std::mem::replace(&mut self.state, TxnState::Idle);
         self.state = match state {
             TxnState::Open {
                 txn,
                 restart_savepoint,
+                savepoints,
+            } if recoverable && !savepoints.is_empty() => TxnState::Failed {
+                restart_savepoint,
+                txn: Some(txn),
+                savepoints,
+            },
+            TxnState::Open {
+                txn,
+                restart_savepoint,
+                savepoints,
             } => {
-                // The KV transaction is rolled back now; the block stays failed
-                // until the client ends it.
-                self.node.pending_clears.discard(txn.id());
-                tokio::spawn(async move {
-                    let _ = (*txn).rollback().await;
-                });
-                TxnState::Failed { restart_savepoint }
+                self.abandon(txn);
+                TxnState::Failed {
+                    restart_savepoint,
+                    txn: None,
+                    savepoints,
+                }
             }
             other => other,
         };
+    }
+
+    /// Rolls back a transaction of this session in the background.
+    fn abandon(&self, txn: Box<Txn>) {
+        self.node.pending_clears.discard(txn.id());
+        tokio::spawn(async move {
+            let _ = (*txn).rollback().await;
+        });
     }
 
     /// A transaction of this session ended: if it committed, the data it
@@ -399,6 +439,7 @@ impl Session {
                 self.state = TxnState::Open {
                     txn: Box::new(self.node.db.txn("sql")),
                     restart_savepoint: false,
+                    savepoints: Vec::new(),
                 };
                 Ok(QueryOutput::command("BEGIN"))
             }
@@ -418,17 +459,28 @@ impl Session {
                 }
             }
             (Control::Commit, TxnState::CommitWait) => Ok(QueryOutput::command("COMMIT")),
-            (Control::Commit, TxnState::Failed { .. }) => Ok(QueryOutput::command("ROLLBACK")),
+            (Control::Commit | Control::Rollback, TxnState::Failed { txn, .. }) => {
+                if let Some(txn) = txn {
+                    self.abandon(txn);
+                }
+                Ok(QueryOutput::command("ROLLBACK"))
+            }
             (Control::Rollback, TxnState::Open { txn, .. }) => {
                 self.after_txn(txn.id(), false);
                 let _ = (*txn).rollback().await;
                 Ok(QueryOutput::command("ROLLBACK"))
             }
             (Control::Rollback, _) => Ok(QueryOutput::command("ROLLBACK")),
-            (Control::Savepoint(name), TxnState::Open { txn, .. }) if is_restart(&name) => {
+            (
+                Control::Savepoint(name),
+                TxnState::Open {
+                    txn, savepoints, ..
+                },
+            ) if is_restart(&name) => {
                 self.state = TxnState::Open {
                     txn,
                     restart_savepoint: true,
+                    savepoints,
                 };
                 Ok(QueryOutput::command("SAVEPOINT"))
             }
@@ -437,6 +489,7 @@ impl Session {
                 TxnState::Open {
                     txn,
                     restart_savepoint: true,
+                    ..
                 },
             ) if is_restart(&name) => {
                 self.after_txn(txn.id(), false);
@@ -444,6 +497,7 @@ impl Session {
                 self.state = TxnState::Open {
                     txn: Box::new(self.node.db.txn("sql")),
                     restart_savepoint: true,
+                    savepoints: Vec::new(),
                 };
                 Ok(QueryOutput::command("ROLLBACK"))
             }
@@ -451,11 +505,17 @@ impl Session {
                 Control::RollbackToSavepoint(name),
                 TxnState::Failed {
                     restart_savepoint: true,
+                    txn,
+                    ..
                 },
             ) if is_restart(&name) => {
+                if let Some(txn) = txn {
+                    self.abandon(txn);
+                }
                 self.state = TxnState::Open {
                     txn: Box::new(self.node.db.txn("sql")),
                     restart_savepoint: true,
+                    savepoints: Vec::new(),
                 };
                 Ok(QueryOutput::command("ROLLBACK"))
             }
@@ -464,6 +524,7 @@ impl Session {
                 TxnState::Open {
                     txn,
                     restart_savepoint: true,
+                    savepoints,
                 },
             ) if is_restart(&name) => {
                 let id = txn.id();
@@ -478,38 +539,190 @@ impl Session {
                         let e = kv_error(e);
                         self.state = TxnState::Failed {
                             restart_savepoint: true,
+                            txn: None,
+                            savepoints,
                         };
                         Err(e)
                     }
                 }
             }
             (
+                control @ (Control::Savepoint(_)
+                | Control::RollbackToSavepoint(_)
+                | Control::ReleaseSavepoint(_)),
+                TxnState::Idle,
+            ) => {
+                let statement = match control {
+                    Control::Savepoint(_) => "SAVEPOINT",
+                    Control::RollbackToSavepoint(_) => "ROLLBACK TO SAVEPOINT",
+                    _ => "RELEASE SAVEPOINT",
+                };
+                Err(SqlError::new(
+                    codes::NO_ACTIVE_SQL_TRANSACTION,
+                    format!("{statement} can only be used in transaction blocks"),
+                ))
+            }
+            // General savepoints: a savepoint remembers the transaction's
+            // sequence number; rolling back to it makes the KV layer ignore
+            // every write since (`Txn::rollback_to_savepoint`).
+            (
+                Control::Savepoint(name),
+                TxnState::Open {
+                    txn,
+                    restart_savepoint,
+                    mut savepoints,
+                },
+            ) => {
+                let scheduled = self.node.pending_clears.scheduled(txn.id());
+                savepoints.push((name, txn.savepoint(), scheduled));
+                self.state = TxnState::Open {
+                    txn,
+                    restart_savepoint,
+                    savepoints,
+                };
+                Ok(QueryOutput::command("SAVEPOINT"))
+            }
+            (
+                Control::RollbackToSavepoint(name),
+                TxnState::Open {
+                    txn,
+                    restart_savepoint,
+                    savepoints,
+                }
+                | TxnState::Failed {
+                    txn: Some(txn),
+                    restart_savepoint,
+                    savepoints,
+                },
+            ) => {
+                let (mut txn, restart_savepoint, mut savepoints, i) =
+                    self.savepoint_named(&name, txn, restart_savepoint, savepoints)?;
+                // The savepoint stays (it can be rolled back to again); the
+                // later ones go.
+                savepoints.truncate(i + 1);
+                let (_, savepoint, scheduled) = savepoints[i];
+                match txn.rollback_to_savepoint(savepoint) {
+                    Ok(()) => {
+                        self.node.pending_clears.forget_after(txn.id(), scheduled);
+                        self.state = TxnState::Open {
+                            txn,
+                            restart_savepoint,
+                            savepoints,
+                        };
+                        Ok(QueryOutput::command("ROLLBACK"))
+                    }
+                    Err(e) => {
+                        self.abandon(txn);
+                        self.state = TxnState::Failed {
+                            restart_savepoint,
+                            txn: None,
+                            savepoints,
+                        };
+                        Err(kv_error(e))
+                    }
+                }
+            }
+            (
+                Control::RollbackToSavepoint(name),
+                TxnState::Failed {
+                    restart_savepoint,
+                    txn: None,
+                    savepoints,
+                },
+            ) => {
+                let known = savepoints.iter().any(|(n, ..)| *n == name);
+                self.state = TxnState::Failed {
+                    restart_savepoint,
+                    txn: None,
+                    savepoints,
+                };
+                if !known {
+                    return Err(no_such_savepoint(&name));
+                }
+                // The error that failed the block doomed the transaction (a
+                // retryable conflict): its writes are gone, only a new
+                // attempt can continue.
+                Err(SqlError::new(
+                    codes::SERIALIZATION_FAILURE,
+                    format!(
+                        "restart transaction: cannot roll back to savepoint \"{name}\" after a \
+                         retryable error; the transaction must be retried"
+                    ),
+                ))
+            }
+            (
+                Control::ReleaseSavepoint(name),
+                TxnState::Open {
+                    txn,
+                    restart_savepoint,
+                    savepoints,
+                },
+            ) => {
+                let (txn, restart_savepoint, mut savepoints, i) =
+                    self.savepoint_named(&name, txn, restart_savepoint, savepoints)?;
+                // Its writes stay part of the transaction.
+                savepoints.truncate(i);
+                self.state = TxnState::Open {
+                    txn,
+                    restart_savepoint,
+                    savepoints,
+                };
+                Ok(QueryOutput::command("RELEASE"))
+            }
+            (
+                Control::Savepoint(_) | Control::ReleaseSavepoint(_),
+                state @ TxnState::Failed { .. },
+            ) => {
+                self.state = state;
+                Err(SqlError::new(
+                    codes::IN_FAILED_SQL_TRANSACTION,
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                ))
+            }
+            (
                 Control::Savepoint(_)
                 | Control::RollbackToSavepoint(_)
                 | Control::ReleaseSavepoint(_),
-                TxnState::Idle,
-            ) => Err(SqlError::new(
-                codes::NO_ACTIVE_SQL_TRANSACTION,
-                "there is no transaction in progress",
-            )),
-            (
-                Control::Savepoint(name)
-                | Control::RollbackToSavepoint(name)
-                | Control::ReleaseSavepoint(name),
-                state,
+                TxnState::CommitWait,
             ) => {
-                self.state = state;
-                self.fail_block();
-                Err(SqlError::unsupported(format!(
-                    "savepoint \"{name}\": only SAVEPOINT cockroach_restart is supported"
-                )))
+                self.state = TxnState::CommitWait;
+                Err(SqlError::new(
+                    codes::INVALID_TRANSACTION_STATE,
+                    "current transaction is committed, commands ignored until end of transaction block",
+                ))
+            }
+        }
+    }
+
+    /// The position of the block's newest savepoint named `name`, with the
+    /// block's parts handed back; without one the block fails (3B001), as
+    /// in PostgreSQL.
+    fn savepoint_named(
+        &mut self,
+        name: &str,
+        txn: Box<Txn>,
+        restart_savepoint: bool,
+        savepoints: Savepoints,
+    ) -> SqlResult<(Box<Txn>, bool, Savepoints, usize)> {
+        match savepoints.iter().rposition(|(n, ..)| n == name) {
+            Some(i) => Ok((txn, restart_savepoint, savepoints, i)),
+            None => {
+                self.state = TxnState::Open {
+                    txn,
+                    restart_savepoint,
+                    savepoints,
+                };
+                self.fail_block(true);
+                Err(no_such_savepoint(name))
             }
         }
     }
 
     /// Ends the session: an open transaction is rolled back and its locks released.
     pub async fn terminate(&mut self) {
-        if let TxnState::Open { txn, .. } = std::mem::replace(&mut self.state, TxnState::Idle) {
+        if let TxnState::Open { txn, .. } | TxnState::Failed { txn: Some(txn), .. } =
+            std::mem::replace(&mut self.state, TxnState::Idle)
+        {
             self.after_txn(txn.id(), false);
             let _ = (*txn).rollback().await;
         }
@@ -518,7 +731,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let TxnState::Open { txn, .. } = std::mem::replace(&mut self.state, TxnState::Idle) else {
+        let (TxnState::Open { txn, .. } | TxnState::Failed { txn: Some(txn), .. }) =
+            std::mem::replace(&mut self.state, TxnState::Idle)
+        else {
             return;
         };
         self.node.pending_clears.discard(txn.id());
@@ -528,6 +743,23 @@ impl Drop for Session {
             });
         }
     }
+}
+
+fn no_such_savepoint(name: &str) -> SqlError {
+    SqlError::new(
+        codes::INVALID_SAVEPOINT_SPECIFICATION,
+        format!("savepoint \"{name}\" does not exist"),
+    )
+}
+
+/// Whether a statement's error leaves the transaction usable, so that a
+/// ROLLBACK TO SAVEPOINT can continue it: not a retryable conflict or an
+/// aborted transaction (class 40), a cancellation (57), a lost connection
+/// (08) or an internal error (XX).
+fn recoverable(e: &SqlError) -> bool {
+    !["40", "57", "08", "XX"]
+        .iter()
+        .any(|c| e.code.starts_with(c))
 }
 
 fn is_restart(name: &str) -> bool {

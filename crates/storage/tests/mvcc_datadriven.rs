@@ -315,13 +315,28 @@ impl Harness {
         }
     }
 
-    fn read_opts<'a>(&self, a: &Args, txn: Option<&'a TxnMeta>) -> Result<ReadOptions<'a>, String> {
+    fn read_opts<'a>(
+        &self,
+        a: &Args,
+        txn: Option<&'a TxnMeta>,
+        ignored_seqs: &'a [(i32, i32)],
+    ) -> Result<ReadOptions<'a>, String> {
         Ok(ReadOptions {
             txn,
             uncertainty_limit: a.ts("unc")?.unwrap_or(Timestamp::ZERO),
             inconsistent: a.has("inconsistent"),
             tombstones: a.has("tombstones"),
+            ignored_seqs,
         })
+    }
+
+    /// The named transaction's sequence numbers rolled back by savepoints
+    /// (`txn_ignore`); none without `t=`.
+    fn ignored(&self, a: &Args) -> Vec<(i32, i32)> {
+        a.kv.get("t")
+            .and_then(|name| self.txns.get(name))
+            .map(|t| t.ignored.clone())
+            .unwrap_or_default()
     }
 
     fn run(&mut self, line: &str) -> Result<String, String> {
@@ -406,9 +421,19 @@ impl Harness {
                 let value = a.bytes("v")?;
                 let exp = a.opt_bytes("exp");
                 let txn = self.txn(&a)?;
+                let ignored = self.ignored(&a);
                 let ts = self.ts(&a, txn.as_ref())?;
                 match self.write(|b, s| {
-                    mvcc::mvcc_conditional_put(b, s, &key, ts, &value, exp.as_deref(), txn.as_ref())
+                    mvcc::mvcc_conditional_put(
+                        b,
+                        s,
+                        &key,
+                        ts,
+                        &value,
+                        exp.as_deref(),
+                        txn.as_ref(),
+                        &ignored,
+                    )
                 })? {
                     Ok(w) => {
                         self.forward_txn(&a, w);
@@ -421,8 +446,11 @@ impl Harness {
                 let key = a.bytes("k")?;
                 let n: i64 = a.int("n", 1)?;
                 let txn = self.txn(&a)?;
+                let ignored = self.ignored(&a);
                 let ts = self.ts(&a, txn.as_ref())?;
-                match self.write(|b, s| mvcc::mvcc_increment(b, s, &key, ts, n, txn.as_ref()))? {
+                match self
+                    .write(|b, s| mvcc::mvcc_increment(b, s, &key, ts, n, txn.as_ref(), &ignored))?
+                {
                     Ok((v, w)) => {
                         self.forward_txn(&a, w);
                         write!(out, "ok value={v} ts={w}").unwrap();
@@ -435,9 +463,10 @@ impl Harness {
                 let end = a.bytes("end")?;
                 let max: u64 = a.int("max", 0)?;
                 let txn = self.txn(&a)?;
+                let ignored = self.ignored(&a);
                 let ts = self.ts(&a, txn.as_ref())?;
                 match self.write(|b, s| {
-                    mvcc::mvcc_delete_range(b, s, &start, &end, max, ts, txn.as_ref())
+                    mvcc::mvcc_delete_range(b, s, &start, &end, max, ts, txn.as_ref(), &ignored)
                 })? {
                     Ok((keys, resume, w)) => {
                         self.forward_txn(&a, w);
@@ -457,7 +486,8 @@ impl Harness {
                 let key = a.bytes("k")?;
                 let txn = self.txn(&a)?;
                 let ts = self.ts(&a, txn.as_ref())?;
-                let opts = self.read_opts(&a, txn.as_ref())?;
+                let ignored = self.ignored(&a);
+                let opts = self.read_opts(&a, txn.as_ref(), &ignored)?;
                 match mvcc::mvcc_get(&self.engine.batch(), &key, ts, &opts) {
                     Ok(GetResult { value, intent }) => {
                         match value {
@@ -478,7 +508,8 @@ impl Harness {
                 let end = a.bytes("end")?;
                 let txn = self.txn(&a)?;
                 let ts = self.ts(&a, txn.as_ref())?;
-                let opts = self.read_opts(&a, txn.as_ref())?;
+                let ignored = self.ignored(&a);
+                let opts = self.read_opts(&a, txn.as_ref(), &ignored)?;
                 let limits = ScanLimits {
                     max_keys: a.int("max", 0)?,
                     target_bytes: a.int("target_bytes", 0)?,

@@ -316,7 +316,8 @@ impl World {
                     },
                 );
                 let at = self.above_floor(ts(t));
-                let res = self.write(|b, s| mvcc::mvcc_delete_range(b, s, start, end, 0, at, None));
+                let res =
+                    self.write(|b, s| mvcc::mvcc_delete_range(b, s, start, end, 0, at, None, &[]));
                 let keys: Vec<&[u8]> = KEYS[from..to].to_vec();
                 let conflicts: Vec<&[u8]> = keys
                     .iter()

@@ -64,6 +64,29 @@ def full(url):
             raise AssertionError("unique violation expected")
         except errors.UniqueViolation as e:
             assert e.sqlstate == "23505"
+    nested_transactions(url)
+
+
+def nested_transactions(url):
+    """psycopg 3's nested `conn.transaction()` blocks are savepoints: an
+    inner block that fails is rolled back alone and the outer one commits."""
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE nested (id INT PRIMARY KEY, v TEXT)")
+        conn.commit()
+        with conn.transaction():
+            conn.execute("INSERT INTO nested VALUES (1, 'outer')")
+            try:
+                with conn.transaction():
+                    conn.execute("INSERT INTO nested VALUES (2, 'inner')")
+                    conn.execute("INSERT INTO nested VALUES (1, 'duplicate')")
+            except errors.UniqueViolation:
+                pass
+            with conn.transaction():
+                conn.execute("INSERT INTO nested VALUES (3, 'second inner')")
+                with conn.transaction():
+                    conn.execute("UPDATE nested SET v = 'deepest' WHERE id = 3")
+        rows = conn.execute("SELECT id, v FROM nested ORDER BY id").fetchall()
+        assert rows == [(1, "outer"), (3, "deepest")], rows
 
 
 if __name__ == "__main__":

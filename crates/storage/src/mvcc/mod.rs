@@ -121,6 +121,9 @@ pub struct ReadOptions<'a> {
     pub inconsistent: bool,
     /// Return tombstones as `Value { bytes: None }` instead of skipping them.
     pub tombstones: bool,
+    /// The reading transaction's sequence numbers rolled back by savepoints
+    /// (inclusive ranges): its own writes at those are not seen.
+    pub ignored_seqs: &'a [(i32, i32)],
 }
 
 /// A value as read, with the timestamp of the version it came from.
@@ -240,8 +243,9 @@ pub fn mvcc_conditional_put(
     value: &[u8],
     expected: Option<&[u8]>,
     txn: Option<&TxnMeta>,
+    ignored_seqs: &[(i32, i32)],
 ) -> Result<Timestamp> {
-    write::conditional_put(b, stats, key, ts, value, expected, txn)
+    write::conditional_put(b, stats, key, ts, value, expected, txn, ignored_seqs)
 }
 
 /// Adds `inc` to the big-endian i64 stored at `key` (missing = 0) and returns
@@ -253,8 +257,9 @@ pub fn mvcc_increment(
     ts: Timestamp,
     inc: i64,
     txn: Option<&TxnMeta>,
+    ignored_seqs: &[(i32, i32)],
 ) -> Result<(i64, Timestamp)> {
-    write::increment(b, stats, key, ts, inc, txn)
+    write::increment(b, stats, key, ts, inc, txn, ignored_seqs)
 }
 
 /// Writes tombstones over every live key in `[start, end)`, at most `max_keys`
@@ -278,8 +283,9 @@ pub fn mvcc_delete_range(
     max_keys: u64,
     ts: Timestamp,
     txn: Option<&TxnMeta>,
+    ignored_seqs: &[(i32, i32)],
 ) -> Result<(Vec<Vec<u8>>, Option<(Vec<u8>, Vec<u8>)>, Timestamp)> {
-    write::delete_range(b, stats, start, end, max_keys, ts, txn)
+    write::delete_range(b, stats, start, end, max_keys, ts, txn, ignored_seqs)
 }
 
 /// What became of a transaction, for intent resolution.

@@ -40,7 +40,7 @@ fn classify_intent(
             });
         }
         if rec.txn.epoch == t.epoch
-            && let Some(v) = rec.value_at_seq(t.sequence)
+            && let Some(v) = rec.value_at_seq_ignoring(t.sequence, opts.ignored_seqs)
         {
             return Ok(IntentOutcome::Own(Value {
                 bytes: v.map(<[u8]>::to_vec),

@@ -84,6 +84,21 @@ impl IntentRecord {
             .map(|(_, v)| v.as_deref())
     }
 
+    /// [`IntentRecord::value_at_seq`], skipping the writes whose sequence
+    /// numbers fall in `ignored` (inclusive ranges rolled back by
+    /// savepoints): the newest write at or before `seq` that was not rolled
+    /// back.
+    pub fn value_at_seq_ignoring(&self, seq: i32, ignored: &[(i32, i32)]) -> Option<Option<&[u8]>> {
+        if ignored.is_empty() {
+            return self.value_at_seq(seq);
+        }
+        let skipped = |s: i32| ignored.iter().any(|&(lo, hi)| lo <= s && s <= hi);
+        std::iter::once((self.txn.sequence, self.value.as_deref()))
+            .chain(self.history.iter().rev().map(|(s, v)| (*s, v.as_deref())))
+            .find(|(s, _)| *s <= seq && !skipped(*s))
+            .map(|(_, v)| v)
+    }
+
     /// The value written at exactly sequence `seq`, if any.
     pub fn value_written_at(&self, seq: i32) -> Option<Option<&[u8]>> {
         if self.txn.sequence == seq {

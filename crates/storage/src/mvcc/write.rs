@@ -77,13 +77,18 @@ impl KeyState {
 
     /// The value a conditional write by `txn` compares against: its own
     /// intent as of its sequence number, else the newest committed value.
-    fn current_value(&self, key: &[u8], txn: Option<&TxnMeta>) -> Result<Option<Vec<u8>>> {
+    fn current_value(
+        &self,
+        key: &[u8],
+        txn: Option<&TxnMeta>,
+        ignored_seqs: &[(i32, i32)],
+    ) -> Result<Option<Vec<u8>>> {
         if let Some((rec, _)) = &self.intent {
             match txn {
                 Some(t) if t.id == rec.txn.id => {
                     check_epoch(t, rec)?;
                     if rec.txn.epoch == t.epoch
-                        && let Some(v) = rec.value_at_seq(t.sequence)
+                        && let Some(v) = rec.value_at_seq_ignoring(t.sequence, ignored_seqs)
                     {
                         return Ok(v.map(<[u8]>::to_vec));
                     }
@@ -227,10 +232,11 @@ pub(super) fn conditional_put(
     value: &[u8],
     expected: Option<&[u8]>,
     txn: Option<&TxnMeta>,
+    ignored_seqs: &[(i32, i32)],
 ) -> Result<Timestamp> {
     let st = KeyState::load(b, key)?;
     if st.replayed_intent(txn).is_none() {
-        let actual = st.current_value(key, txn)?;
+        let actual = st.current_value(key, txn, ignored_seqs)?;
         if actual.as_deref() != expected {
             return Err(MvccError::ConditionFailed { actual });
         }
@@ -252,6 +258,7 @@ pub(super) fn increment(
     ts: Timestamp,
     inc: i64,
     txn: Option<&TxnMeta>,
+    ignored_seqs: &[(i32, i32)],
 ) -> Result<(i64, Timestamp)> {
     let st = KeyState::load(b, key)?;
     if let (Some(rec), Some(t)) = (st.replayed_intent(txn), txn) {
@@ -264,7 +271,7 @@ pub(super) fn increment(
             ))),
         };
     }
-    let current = match st.current_value(key, txn)? {
+    let current = match st.current_value(key, txn, ignored_seqs)? {
         Some(v) => decode_int(key, &v)?,
         None => 0,
     };
@@ -288,6 +295,7 @@ pub(super) fn delete_range(
     max_keys: u64,
     ts: Timestamp,
     txn: Option<&TxnMeta>,
+    ignored_seqs: &[(i32, i32)],
 ) -> Result<(Vec<Vec<u8>>, Option<(Vec<u8>, Vec<u8>)>, Timestamp)> {
     let mut w = txn.map_or(ts, |t| t.write_timestamp);
     let mut keys = Vec::new();
@@ -305,7 +313,7 @@ pub(super) fn delete_range(
                     Some(t) if t.id == rec.txn.id => {
                         check_epoch(t, &rec)?;
                         if rec.txn.epoch == t.epoch
-                            && let Some(v) = rec.value_at_seq(t.sequence)
+                            && let Some(v) = rec.value_at_seq_ignoring(t.sequence, ignored_seqs)
                         {
                             live = Some(v.is_some());
                         }
