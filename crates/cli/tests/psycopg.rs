@@ -26,16 +26,7 @@ fn run(mode: &str) {
     let (_demo, urls) = common::start_demo(&[]);
     let url = urls[0].clone();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/psycopg_smoke.py");
-    let out = Command::new("python3")
-        .args([script, &url, mode])
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_python(script, &[&url, mode]);
 }
 
 #[test]

@@ -52,11 +52,14 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         ("textregexeq" | "texticregexeq", [a, b]) if text(a) && text(b) => T::Bool,
         ("pg_get_userbyid", [o]) if int(o) => T::Text,
         ("pg_encoding_to_char", [e]) if int(e) => T::Text,
-        ("pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible", [o])
-            if int(o) =>
-        {
-            T::Bool
-        }
+        (
+            "pg_table_is_visible"
+            | "pg_type_is_visible"
+            | "pg_function_is_visible"
+            | "pg_collation_is_visible"
+            | "pg_opclass_is_visible",
+            [o],
+        ) if int(o) => T::Bool,
         ("format_type", [o, m]) if int(o) && int(m) => T::Text,
         ("pg_get_expr", [e, o]) if text(e) && int(o) => T::Text,
         ("pg_get_expr", [e, o, _]) if text(e) && int(o) => T::Text,
@@ -81,6 +84,8 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         ) if int(o) => T::Text,
         ("pg_partition_ancestors", [o]) if int(o) => T::Int8,
         ("pg_get_statisticsobjdef_columns", [o]) if int(o) => T::Text,
+        ("to_regtype", [n]) if text(n) => T::Int8,
+        ("pg_get_serial_sequence", [t, c]) if text(t) && text(c) => T::Text,
         ("current_setting", [n]) if text(n) => T::Text,
         ("current_setting", [n, T::Bool]) if text(n) => T::Text,
         // Advisory locks: none can be held yet, so releasing them all is
@@ -118,7 +123,11 @@ pub fn call_function(name: &str, args: &[Value]) -> SqlResult<Value> {
             Some(_) => Value::Text(String::new()),
             None => Value::Null,
         },
-        "pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible" => match arg(0) {
+        "pg_table_is_visible"
+        | "pg_type_is_visible"
+        | "pg_function_is_visible"
+        | "pg_collation_is_visible"
+        | "pg_opclass_is_visible" => match arg(0) {
             Value::Null => Value::Null,
             _ => Value::Bool(true),
         },
@@ -157,7 +166,15 @@ pub fn call_function(name: &str, args: &[Value]) -> SqlResult<Value> {
         "pg_get_function_result"
         | "pg_get_function_arguments"
         | "pg_get_function_identity_arguments" => Value::Null,
+        "to_regtype" => match arg(0) {
+            Value::Text(n) => type_oid_by_name(n).map_or(Value::Null, Value::Int),
+            _ => Value::Null,
+        },
         "pg_advisory_unlock_all" => Value::Null,
+        // SERIAL columns default to unique_rowid(), as in CockroachDB: no
+        // sequence owns them. TODO(issue 13): columns whose DEFAULT is a
+        // sequence's nextval() (serial_normalization = sql_sequence).
+        "pg_get_serial_sequence" => Value::Null,
         // Evaluated with the session (sql::plan::eval), never here.
         "current_setting" => Value::Null,
         "pg_backend_pid" => Value::Int(i64::from(std::process::id())),
@@ -188,6 +205,47 @@ pub fn size_pretty(bytes: i64) -> String {
         size >>= 10;
     }
     format!("{} PB", half_rounded(size))
+}
+
+/// The OID of the type a name means (`to_regtype`): PostgreSQL's names and
+/// aliases, optionally `pg_catalog.`-qualified, `[]` or a leading `_` for
+/// arrays; `None` for a type that does not exist here (`hstore`).
+pub fn type_oid_by_name(name: &str) -> Option<i64> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    let (base, array) = match name.strip_suffix("[]") {
+        Some(b) => (b.trim(), true),
+        None => match name.strip_prefix('_') {
+            Some(b) => (b, true),
+            None => (name, false),
+        },
+    };
+    let ty = match base {
+        "bool" | "boolean" => SqlType::Bool,
+        "bytea" => SqlType::Bytes,
+        "int2" | "smallint" => SqlType::Int2,
+        "int4" | "integer" | "int" => SqlType::Int4,
+        "int8" | "bigint" => SqlType::Int8,
+        "float4" | "real" => SqlType::Float4,
+        "float8" | "double precision" => SqlType::Float8,
+        "numeric" | "decimal" => SqlType::Decimal(None),
+        "text" => SqlType::Text,
+        "varchar" | "character varying" => SqlType::Varchar(None),
+        "bpchar" | "character" | "char" => SqlType::Char(1),
+        "date" => SqlType::Date,
+        "timestamp" | "timestamp without time zone" => SqlType::Timestamp,
+        "timestamptz" | "timestamp with time zone" => SqlType::TimestampTz,
+        "interval" => SqlType::Interval,
+        "uuid" => SqlType::Uuid,
+        "jsonb" => SqlType::Jsonb,
+        "json" if !array => return Some(114),
+        "oid" if !array => return Some(26),
+        "name" if !array => return Some(19),
+        "unknown" if !array => return Some(705),
+        _ => return None,
+    };
+    let ty = if array { SqlType::array_of(ty) } else { ty };
+    Some(i64::from(ty.oid()))
 }
 
 /// `format_type(type_oid, typmod)`: the type's name as PostgreSQL prints
@@ -297,6 +355,15 @@ mod tests {
         assert!(!regex_matches("Users", "^(users)$", false).expect("valid"));
         let err = regex_matches("x", "(", false).unwrap_err();
         assert_eq!(err.code, "2201B");
+    }
+
+    #[test]
+    fn type_names_resolve_to_their_oids() {
+        assert_eq!(type_oid_by_name("integer"), Some(23));
+        assert_eq!(type_oid_by_name("pg_catalog.int8"), Some(20));
+        assert_eq!(type_oid_by_name("text[]"), Some(1009));
+        assert_eq!(type_oid_by_name("_int4"), Some(1007));
+        assert_eq!(type_oid_by_name("hstore"), None);
     }
 
     #[test]

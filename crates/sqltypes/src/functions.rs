@@ -78,6 +78,8 @@ fn non_strict(name: &str) -> bool {
             | "nullif"
             | "jsonb_build_object"
             | "jsonb_build_array"
+            | "json_build_object"
+            | "json_build_array"
     ) || crate::array::non_strict(name)
 }
 
@@ -186,7 +188,13 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
         }
         ("jsonb_typeof", [t]) if is_json(*t) => T::Text,
         ("jsonb_array_length", [t]) if is_json(*t) => T::Int4,
-        ("jsonb_build_object" | "jsonb_build_array", _) => T::Jsonb,
+        // `json_*` builders give JSONB here: there is no separate JSON type
+        // (its text keeps input spacing; JSONB's is normalized).
+        // TODO(issue 13): a JSON type.
+        (
+            "jsonb_build_object" | "jsonb_build_array" | "json_build_object" | "json_build_array",
+            _,
+        ) => T::Jsonb,
         ("to_jsonb", [_]) => T::Jsonb,
         _ => return fail(),
     };
@@ -809,7 +817,7 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
                 "cannot get array length of a scalar",
             )),
         },
-        "jsonb_build_object" => {
+        "jsonb_build_object" | "json_build_object" => {
             if !args.len().is_multiple_of(2) {
                 return Err(SqlError::new(
                     codes::INVALID_PARAMETER_VALUE,
@@ -832,12 +840,14 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
             }
             Ok(Value::Jsonb(Box::new(serde_json::Value::Object(m))))
         }
-        "jsonb_build_array" => Ok(Value::Jsonb(Box::new(serde_json::Value::Array(
-            args.iter()
-                .enumerate()
-                .map(|(i, v)| to_json(v, ty(i)))
-                .collect(),
-        )))),
+        "jsonb_build_array" | "json_build_array" => {
+            Ok(Value::Jsonb(Box::new(serde_json::Value::Array(
+                args.iter()
+                    .enumerate()
+                    .map(|(i, v)| to_json(v, ty(i)))
+                    .collect(),
+            ))))
+        }
         "to_jsonb" => Ok(Value::Jsonb(Box::new(to_json(a0, ty(0))))),
         _ => Err(undefined(name, arg_types)),
     }

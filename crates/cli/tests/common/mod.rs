@@ -234,3 +234,19 @@ pub fn have_psql() -> bool {
     }
     found
 }
+
+/// Runs `python3 script args…` and fails the test with its output unless it
+/// succeeds (the client tests in `tests/python`).
+pub fn run_python(script: &str, args: &[&str]) {
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -102,6 +102,8 @@ pub fn handles(statement: &Statement) -> bool {
             | Statement::Explain { .. }
             | Statement::Set(_)
             | Statement::ShowVariable { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Discard { .. }
     )
 }
 
@@ -135,6 +137,27 @@ pub async fn execute_statement(
         | Statement::Explain { .. } => {}
         Statement::Set(_) => return Ok(QueryOutput::command("SET")),
         Statement::ShowVariable { variable } => return show_variable(variable, database),
+        // Drivers reset their server-side statements with these (psycopg
+        // sends DEALLOCATE ALL, connection pools DISCARD ALL). Statements
+        // prepared through the wire protocol are replaced when a name is
+        // prepared again and freed with the connection.
+        // TODO(issue 13): SQL-level PREPARE/EXECUTE, and DEALLOCATE and
+        // DISCARD freeing the connection's protocol-level statements.
+        Statement::Deallocate { name, .. } => {
+            return Ok(QueryOutput::command(
+                if name.value.eq_ignore_ascii_case("all") {
+                    "DEALLOCATE ALL"
+                } else {
+                    "DEALLOCATE"
+                },
+            ));
+        }
+        Statement::Discard { object_type } => {
+            return Ok(QueryOutput::command(format!(
+                "DISCARD {}",
+                object_type.to_string().to_uppercase()
+            )));
+        }
         // DDL: the session runs it through `crate::ddl` (see `handles`).
         _ => return Err(unsupported_statement(statement)),
     }

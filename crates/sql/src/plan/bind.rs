@@ -3515,6 +3515,8 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
             | ast::ArrayElemTypeDef::AngleBracket(inner)
             | ast::ArrayElemTypeDef::Parenthesis(inner),
         ) => SqlType::array_of(sql_type_of(inner)?),
+        // OIDs are INT8 here. TODO(issue 13): regclass as a name.
+        DataType::Regclass => SqlType::Int8,
         DataType::Custom(name, _) => match table_name(name).as_str() {
             "int8" | "int64" | "bigserial" | "serial8" => SqlType::Int8,
             "int4" | "serial" | "serial4" => SqlType::Int4,
