@@ -43,6 +43,19 @@ fn psql_connects_runs_queries_and_reports_errors() {
     assert!(err.contains("ERROR:  syntax error"), "{err}");
     assert!(!text(&out.stdout).contains('2'), "stopped at the error");
 
+    // The session's user and database are what the session functions say.
+    let alice = url.replacen("root@", "alice@", 1);
+    let out = psql(
+        &alice,
+        "\\pset format unaligned\nSELECT current_user, session_user, current_database();\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("alice|alice|defaultdb"),
+        "{}",
+        text(&out.stdout)
+    );
+
     // A wrong database is refused at connect.
     let other = url.replace("/defaultdb?", "/nosuchdb?");
     let out = psql(&other, "SELECT 1;\n");

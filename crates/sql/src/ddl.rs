@@ -1358,10 +1358,12 @@ fn run_statement<'a>(
     database: &'a str,
     stmt: &'a Statement,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = SqlResult<QueryOutput>> + Send + 'a>> {
+    // TODO(issue 13): the session's user (statements DDL runs, such as
+    // CREATE TABLE AS's query, see the bootstrap role as current_user).
     Box::pin(crate::exec::execute_statement(
         node,
         txn,
-        database,
+        (database, tardigrade_sqltypes::catalog_fns::BOOTSTRAP_ROLE.1),
         stmt,
         &[],
         &[],

@@ -301,7 +301,7 @@ impl Session {
                 let result = run_in_txn(
                     &self.node,
                     txn,
-                    &self.database,
+                    (&self.database, &self.user),
                     prepared,
                     params,
                     reborrow(&mut sink),
@@ -340,7 +340,7 @@ impl Session {
             let result = run_in_txn(
                 &self.node,
                 &mut txn,
-                &self.database,
+                (&self.database, &self.user),
                 prepared,
                 params,
                 reborrow(&mut sink),
@@ -800,7 +800,7 @@ fn reborrow<'b>(sink: &'b mut Option<&mut dyn RowSink>) -> Option<&'b mut dyn Ro
 async fn run_in_txn(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
-    database: &str,
+    (database, user): (&str, &str),
     prepared: &Prepared,
     params: &[Value],
     sink: Option<&mut dyn RowSink>,
@@ -822,7 +822,7 @@ async fn run_in_txn(
     crate::exec::execute_statement(
         node,
         txn,
-        database,
+        (database, user),
         statement,
         params,
         &prepared.param_types,

@@ -122,7 +122,7 @@ pub fn unsupported_statement(statement: &Statement) -> SqlError {
 pub async fn execute_statement(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
-    database: &str,
+    (database, user): (&str, &str),
     statement: &Statement,
     params: &[Value],
     param_types: &[SqlType],
@@ -182,7 +182,7 @@ pub async fn execute_statement(
         }
         let flags = ExplainFlags::parse(*analyze, *verbose, options.as_deref())?;
         let binder = Binder::new(&tables, &types).with_stats(stats);
-        let lines = explain(node, txn, database, binder, inner, params, flags).await?;
+        let lines = explain(node, txn, (database, user), binder, inner, params, flags).await?;
         let n = lines.len();
         return Ok(QueryOutput {
             tag: format!("EXPLAIN {n}"),
@@ -226,7 +226,7 @@ pub async fn execute_statement(
             plan
         }
     };
-    let mut exec = Executor::new(node, txn, database, params);
+    let mut exec = Executor::new(node, txn, database, params).as_user(user);
     match &plan.plan {
         BoundPlan::Query { rel, scope } => match sink {
             Some(sink) => exec.stream(rel, scope, sink).await,
@@ -300,7 +300,7 @@ impl ExplainFlags {
 async fn explain(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
-    database: &str,
+    (database, user): (&str, &str),
     mut binder: Binder<'_>,
     inner: &Statement,
     params: &[Value],
@@ -329,7 +329,7 @@ async fn explain(
                 return Ok(render_with(&rel, flags.render, None));
             }
             let planning = planning.elapsed();
-            let mut exec = Executor::new(node, txn, database, params);
+            let mut exec = Executor::new(node, txn, database, params).as_user(user);
             exec.measure();
             let started = std::time::Instant::now();
             let rows = exec.run(&rel, &[]).await?;
@@ -349,7 +349,7 @@ async fn explain(
                 return Ok(dml.explain(flags.render, None));
             }
             let planning = planning.elapsed();
-            let mut exec = Executor::new(node, txn, database, params);
+            let mut exec = Executor::new(node, txn, database, params).as_user(user);
             exec.measure();
             let started = std::time::Instant::now();
             let out = dml.execute(&mut exec).await?;
@@ -473,6 +473,8 @@ pub struct Executor<'a> {
     pub node: &'a Arc<SqlNode>,
     pub txn: &'a mut Txn,
     pub database: &'a str,
+    /// The session's user (`current_user`).
+    user: &'a str,
     pub params: &'a [Value],
     subqueries: HashMap<usize, SubValue>,
     scan_cache: HashMap<ScanKey, Arc<Batch>>,
@@ -514,7 +516,15 @@ impl<'a> Executor<'a> {
             memory_used: 0,
             work: 0,
             measurements: None,
+            user: tardigrade_sqltypes::catalog_fns::BOOTSTRAP_ROLE.1,
         }
+    }
+
+    /// Runs as the session's `user` (what `current_user` returns); the
+    /// bootstrap role otherwise.
+    pub fn as_user(mut self, user: &'a str) -> Executor<'a> {
+        self.user = user;
+        self
     }
 
     /// Measures every operator opened from now on (`EXPLAIN ANALYZE`).
@@ -583,7 +593,7 @@ impl<'a> Executor<'a> {
             now_micros: self.now_micros,
             node_id: self.node.node_id,
             database: self.database,
-            user: "root",
+            user: self.user,
         }
     }
 
