@@ -176,20 +176,19 @@ fn leaf_names(leaves: &[Leaf]) -> Vec<String> {
             while let Rel::Filter { input, .. } = rel {
                 rel = input;
             }
+            // Cheap labels: every plan builds its memos, not only EXPLAIN.
             match rel {
                 Rel::Scan(s) => s.table.name.clone(),
-                other => super::explain::render_with(
-                    other,
-                    super::explain::Options {
-                        no_estimates: true,
-                        ..Default::default()
-                    },
-                    None,
-                )
-                .first()
-                .map_or_else(String::new, |line| {
-                    line.trim_start_matches(['•', ' ']).to_string()
-                }),
+                Rel::Values { .. } => "values".into(),
+                Rel::Project { .. } => "project".into(),
+                Rel::Aggregate { .. } | Rel::StreamAggregate { .. } => "group-by".into(),
+                Rel::Join { .. } | Rel::MergeJoin { .. } | Rel::LookupJoin(_) => "join".into(),
+                Rel::SetOp { .. } => "set operation".into(),
+                Rel::Series { .. } => "generate_series".into(),
+                Rel::Sort { .. }
+                | Rel::Limit { .. }
+                | Rel::Distinct { .. }
+                | Rel::Filter { .. } => "subquery".into(),
             }
         })
         .collect();

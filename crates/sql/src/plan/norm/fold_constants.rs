@@ -91,13 +91,9 @@ fn empty(rel: &Rel) -> Rel {
 fn truth(s: &Scalar) -> Option<bool> {
     match s {
         Scalar::Literal {
-            value: Value::Bool(b),
-            ..
-        } => Some(*b),
-        Scalar::Literal {
             value: Value::Null, ..
         } => Some(false),
-        _ => None,
+        other => literal_bool(other),
     }
 }
 
