@@ -353,6 +353,25 @@ impl Txn {
         Err(self.retry_error(RetryReason::Serializable))
     }
 
+    /// Moves the read timestamp up to the write timestamp now, if a write was
+    /// pushed, rather than at commit. A transaction that locks a hot key
+    /// before reading much (a schema change taking the catalog version key)
+    /// calls this so that its later reads happen above every reader it was
+    /// pushed by: the refresh is of the few keys read so far, where the
+    /// commit-time refresh would also cover everything read afterwards.
+    pub async fn refresh_if_pushed(&mut self) -> Result<(), KvError> {
+        if self.done {
+            return Err(KvError::new(ErrorDetail::TransactionStatus {
+                msg: "transaction already finished".into(),
+            }));
+        }
+        if self.proto.meta.write_timestamp > self.proto.read_timestamp {
+            let to = self.proto.meta.write_timestamp;
+            self.refresh(to, RetryReason::Serializable).await?;
+        }
+        Ok(())
+    }
+
     /// Commits. A read-only transaction has nothing to commit.
     pub async fn commit(mut self) -> Result<(), KvError> {
         if self.done {

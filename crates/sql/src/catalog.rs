@@ -1464,6 +1464,14 @@ impl Catalog {
     /// A table by id read through `txn` without the cache (for DDL, which then
     /// rewrites it).
     pub async fn table_for_update(&self, txn: &mut Txn, id: DescId) -> SqlResult<TableDesc> {
+        // Take the version key first: transactions that start after this
+        // wait for the change instead of racing it, and the ones that read
+        // the version before only push this transaction, which catches up
+        // now, before it reads (and backfills) the table's rows — else any
+        // row they insert meanwhile fails the commit's refresh, again on
+        // every retry while they keep writing.
+        self.mark_changed(txn).await?;
+        txn.refresh_if_pushed().await.map_err(kv_err)?;
         match self.lookup_descriptor(txn, Mode::Through, id).await? {
             Some(Cached::Table(t)) => Ok((*t).clone()),
             _ => Err(SqlError::undefined_table(&format!("[{id}]"))),
