@@ -1358,18 +1358,18 @@ fn run_statement<'a>(
     database: &'a str,
     stmt: &'a Statement,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = SqlResult<QueryOutput>> + Send + 'a>> {
-    // TODO(issue 13): the session's user (statements DDL runs, such as
-    // CREATE TABLE AS's query, see the bootstrap role as current_user).
-    Box::pin(crate::exec::execute_statement(
-        node,
-        txn,
-        (database, tardigrade_sqltypes::catalog_fns::BOOTSTRAP_ROLE.1),
-        stmt,
-        &[],
-        &[],
-        None,
-        None,
-    ))
+    // TODO(issue 13): the session's user and settings (statements DDL runs,
+    // such as CREATE TABLE AS's query, see the bootstrap role as
+    // current_user and default settings).
+    Box::pin(async move {
+        let settings = crate::settings::Settings::default();
+        let session = (
+            database,
+            tardigrade_sqltypes::catalog_fns::BOOTSTRAP_ROLE.1,
+            &settings,
+        );
+        crate::exec::execute_statement(node, txn, session, stmt, &[], &[], None, None).await
+    })
 }
 
 /// `"name"` with embedded quotes doubled.

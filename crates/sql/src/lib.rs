@@ -38,23 +38,25 @@
 //! 2. [`error`]: KV errors as SQL errors.
 //! 3. [`batch`]: rows and batches of rows.
 //! 4. [`parse`]: SQL text to statements; identifier normalization.
-//! 5. [`catalog`]: descriptors, their storage and the node's cache.
-//! 6. [`vtable`]: the system catalogs (`pg_catalog`, `information_schema`)
+//! 5. [`settings`]: a session's run-time parameters (SET, SHOW,
+//!    `current_setting`).
+//! 6. [`catalog`]: descriptors, their storage and the node's cache.
+//! 7. [`vtable`]: the system catalogs (`pg_catalog`, `information_schema`)
 //!    as virtual tables generated from descriptors.
-//! 7. [`rowenc`]: rows ↔ KV pairs, reads and writes of table data.
-//! 8. [`stats`]: table statistics.
-//! 9. [`node`]: the node's shared SQL state ([`SqlNode`]) and statement
-//!    output ([`QueryOutput`]).
-//! 10. [`plan`]: binding (queries and DML), scalar evaluation, optimization,
+//! 8. [`rowenc`]: rows ↔ KV pairs, reads and writes of table data.
+//! 9. [`stats`]: table statistics.
+//! 10. [`node`]: the node's shared SQL state ([`SqlNode`]) and statement
+//!     output ([`QueryOutput`]).
+//! 11. [`plan`]: binding (queries and DML), scalar evaluation, optimization,
 //!     `EXPLAIN`.
-//! 11. [`exec`]: running plans (queries, DML).
-//! 12. `retry`: retried transactions of their own, for background work.
-//! 13. [`gc`]: clearing dropped data.
-//! 14. [`ddl`]: schema changes in the statement's transaction.
-//! 15. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
-//! 16. [`opttest`]: plans over a test catalog with injected statistics,
+//! 12. [`exec`]: running plans (queries, DML).
+//! 13. `retry`: retried transactions of their own, for background work.
+//! 14. [`gc`]: clearing dropped data.
+//! 15. [`ddl`]: schema changes in the statement's transaction.
+//! 16. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
+//! 17. [`opttest`]: plans over a test catalog with injected statistics,
 //!     without a KV store (the plan golden tests).
-//! 17. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
+//! 18. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
 
 pub mod batch;
 pub mod catalog;
@@ -70,6 +72,7 @@ mod retry;
 pub mod rowenc;
 pub mod schemachange;
 pub mod session;
+pub mod settings;
 mod stack;
 pub mod stats;
 pub mod vtable;

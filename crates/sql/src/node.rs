@@ -297,33 +297,3 @@ impl PendingClears {
         self.by_txn.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
-
-/// The value of run-time parameter `name` (lower case) as `SHOW` and
-/// `current_setting` report it; `None` for an unknown parameter (42704).
-/// TODO(issue 13): parameters the session sets (`SET` is accepted and
-/// changes nothing yet): `search_path`, `TimeZone`, `application_name`, ….
-pub fn setting(name: &str, database: &str) -> Option<String> {
-    Some(match name {
-        "server_version" => "15.0.0".to_string(),
-        "server_version_num" => "150000".to_string(),
-        "transaction isolation level"
-        | "transaction_isolation"
-        | "default_transaction_isolation" => "serializable".to_string(),
-        "timezone" | "time zone" => "UTC".to_string(),
-        "search_path" => "\"$user\", public".to_string(),
-        "database" => database.to_string(),
-        "client_encoding" | "server_encoding" => "UTF8".to_string(),
-        "datestyle" => "ISO, MDY".to_string(),
-        "intervalstyle" => "postgres".to_string(),
-        "standard_conforming_strings" | "integer_datetimes" => "on".to_string(),
-        "max_identifier_length" => "128".to_string(),
-        "application_name" => String::new(),
-        "extra_float_digits" => "1".to_string(),
-        "lc_collate" | "lc_ctype" => "C.UTF-8".to_string(),
-        "default_transaction_read_only" | "transaction_read_only" => "off".to_string(),
-        "statement_timeout" | "idle_in_transaction_session_timeout" | "lock_timeout" => {
-            "0".to_string()
-        }
-        _ => return None,
-    })
-}

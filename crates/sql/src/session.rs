@@ -28,6 +28,7 @@ use std::sync::Arc;
 use sqlparser::ast::Statement;
 
 use crate::parse::Stmt;
+use crate::settings::Settings;
 use tardigrade_kv::{Savepoint, Txn};
 use tardigrade_kvpb::TxnId;
 use tardigrade_sqltypes::error::codes;
@@ -49,6 +50,7 @@ impl SqlNode {
             user: user.to_string(),
             database: database.to_string(),
             state: TxnState::Idle,
+            settings: Settings::default(),
         }
     }
 }
@@ -123,6 +125,8 @@ pub struct Session {
     user: String,
     database: String,
     state: TxnState,
+    /// Run-time parameters (SET); a block's changes end with it.
+    settings: Settings,
 }
 
 /// What a statement does to the transaction state machine.
@@ -142,6 +146,17 @@ impl Session {
 
     pub fn database(&self) -> &str {
         &self.database
+    }
+
+    /// The session's run-time parameters.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// `statement_timeout`, when one is set: the front end cancels a
+    /// statement that runs longer (57014).
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        self.settings.statement_timeout()
     }
 
     pub fn node(&self) -> &Arc<SqlNode> {
@@ -301,7 +316,7 @@ impl Session {
                 let result = run_in_txn(
                     &self.node,
                     txn,
-                    (&self.database, &self.user),
+                    (&self.database, &self.user, &self.settings),
                     prepared,
                     params,
                     reborrow(&mut sink),
@@ -340,7 +355,7 @@ impl Session {
             let result = run_in_txn(
                 &self.node,
                 &mut txn,
-                (&self.database, &self.user),
+                (&self.database, &self.user, &self.settings),
                 prepared,
                 params,
                 reborrow(&mut sink),
@@ -432,7 +447,21 @@ impl Session {
         }
     }
 
+    /// Runs a transaction-control statement, and begins or ends the
+    /// block's settings with the block.
     async fn control(&mut self, control: Control) -> SqlResult<QueryOutput> {
+        let was_idle = matches!(self.state, TxnState::Idle);
+        let commit = matches!(control, Control::Commit);
+        let result = self.control_inner(control).await;
+        match (was_idle, matches!(self.state, TxnState::Idle)) {
+            (true, false) => self.settings.begin_block(),
+            (false, true) => self.settings.end_block(commit && result.is_ok()),
+            _ => {}
+        }
+        result
+    }
+
+    async fn control_inner(&mut self, control: Control) -> SqlResult<QueryOutput> {
         let state = std::mem::replace(&mut self.state, TxnState::Idle);
         match (control, state) {
             (Control::Begin, TxnState::Idle) => {
@@ -800,7 +829,7 @@ fn reborrow<'b>(sink: &'b mut Option<&mut dyn RowSink>) -> Option<&'b mut dyn Ro
 async fn run_in_txn(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
-    (database, user): (&str, &str),
+    (database, user, settings): (&str, &str, &Settings),
     prepared: &Prepared,
     params: &[Value],
     sink: Option<&mut dyn RowSink>,
@@ -822,7 +851,7 @@ async fn run_in_txn(
     crate::exec::execute_statement(
         node,
         txn,
-        (database, user),
+        (database, user, settings),
         statement,
         params,
         &prepared.param_types,

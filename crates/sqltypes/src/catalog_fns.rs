@@ -88,6 +88,7 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         ("pg_get_serial_sequence", [t, c]) if text(t) && text(c) => T::Text,
         ("current_setting", [n]) if text(n) => T::Text,
         ("current_setting", [n, T::Bool]) if text(n) => T::Text,
+        ("set_config", [n, v, T::Bool]) if text(n) && text(v) => T::Text,
         // Advisory locks: none can be held yet, so releasing them all is
         // done. TODO(issue 13): pg_advisory_lock and friends that lock.
         ("pg_advisory_unlock_all", []) => T::Unknown,
@@ -176,7 +177,7 @@ pub fn call_function(name: &str, args: &[Value]) -> SqlResult<Value> {
         // sequence's nextval() (serial_normalization = sql_sequence).
         "pg_get_serial_sequence" => Value::Null,
         // Evaluated with the session (sql::plan::eval), never here.
-        "current_setting" => Value::Null,
+        "current_setting" | "set_config" => Value::Null,
         "pg_backend_pid" => Value::Int(i64::from(std::process::id())),
         "pg_is_in_recovery" => Value::Bool(false),
         other => {

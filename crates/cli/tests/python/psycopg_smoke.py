@@ -65,6 +65,52 @@ def full(url):
         except errors.UniqueViolation as e:
             assert e.sqlstate == "23505"
     nested_transactions(url)
+    settings(url)
+
+
+def settings(url):
+    """Run-time parameters as drivers see them: startup values (application
+    name, `options=-c …`) that RESET returns to, ParameterStatus after SET,
+    SET undone by ROLLBACK, and statement_timeout cancelling with 57014."""
+    with psycopg.connect(
+        url, application_name="smoke", options="-c statement_timeout=4000"
+    ) as conn:
+        conn.autocommit = True
+        assert conn.info.parameter_status("application_name") == "smoke"
+        show = lambda name: conn.execute("SHOW " + name).fetchone()[0]
+        assert show("application_name") == "smoke"
+        assert show("statement_timeout") == "4s"
+        conn.execute("SET application_name = 'renamed'")
+        assert conn.info.parameter_status("application_name") == "renamed"
+        with conn.transaction():
+            conn.execute("SET application_name = 'in a block'")
+            conn.execute("SET LOCAL statement_timeout = '1s'")
+            assert show("statement_timeout") == "1s"
+            raise_rollback = psycopg.Rollback()
+            raise raise_rollback
+        assert show("application_name") == "renamed"
+        assert conn.info.parameter_status("application_name") == "renamed"
+        assert show("statement_timeout") == "4s"
+        conn.execute("RESET ALL")
+        assert show("application_name") == "smoke"
+        assert conn.info.parameter_status("application_name") == "smoke"
+        conn.execute("SET statement_timeout = 300")
+        try:
+            conn.execute("SELECT count(*) FROM generate_series(1, 1000000000)")
+            raise AssertionError("the statement was not cancelled")
+        except errors.QueryCanceled as e:
+            assert "statement timeout" in str(e), e
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        try:
+            conn.execute("SET TIME ZONE 'Europe/Paris'")
+            raise AssertionError("an unsupported time zone was accepted")
+        except errors.FeatureNotSupported:
+            pass
+        try:
+            conn.execute("SET no_such_parameter = 1")
+            raise AssertionError("an unknown parameter was accepted")
+        except errors.UndefinedObject:
+            pass
 
 
 def nested_transactions(url):

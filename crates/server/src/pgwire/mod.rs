@@ -75,8 +75,8 @@ use pgwire::api::stmt::StoredStatement;
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager,
-    DEFAULT_NAME, METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
-    PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
+    DEFAULT_NAME, METADATA_DATABASE, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
@@ -472,6 +472,10 @@ struct ConnState {
     /// until COMMIT/ROLLBACK the connection behaves as PostgreSQL's aborted block.
     aborted_block: bool,
     copy: Option<CopyIn>,
+    /// The settings' generation when their reported values were last sent.
+    reported_generation: u64,
+    /// The reported parameters as last sent.
+    reported: Vec<(&'static str, String)>,
 }
 
 /// A COPY FROM STDIN in progress.
@@ -567,6 +571,51 @@ fn ends_block(sql: &str) -> bool {
         .collect::<String>()
         .to_ascii_lowercase();
     matches!(word.as_str(), "commit" | "end" | "rollback" | "abort")
+}
+
+/// Applies the run-time parameters a client sent at startup (as
+/// `application_name`, `TimeZone`, or `-c name=value` in `options`). A value
+/// that cannot be set is logged and left at its default rather than refusing
+/// the connection: drivers send their own defaults here (JDBC sends the
+/// client's time zone).
+fn apply_startup_parameters(
+    settings: &tardigrade_sql::settings::Settings,
+    metadata: &std::collections::HashMap<String, String>,
+) {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (key, value) in metadata {
+        match key.as_str() {
+            METADATA_USER | METADATA_DATABASE | "replication" => {}
+            "options" => {
+                let mut words = value.split_whitespace();
+                while let Some(w) = words.next() {
+                    let assignment = match w {
+                        "-c" => words.next().unwrap_or_default(),
+                        w => w
+                            .strip_prefix("-c")
+                            .or_else(|| w.strip_prefix("--"))
+                            .unwrap_or_default(),
+                    };
+                    if let Some((k, v)) = assignment.split_once('=') {
+                        pairs.push((k.replace('-', "_"), v.to_string()));
+                    }
+                }
+            }
+            k => pairs.push((k.to_string(), value.clone())),
+        }
+    }
+    for (name, value) in pairs {
+        if let Err(e) = settings.set_startup(&name, &value) {
+            tracing::debug!(%name, %value, error = %e, "ignoring a startup parameter");
+        }
+    }
+}
+
+fn timed_out() -> SqlError {
+    SqlError::new(
+        codes::QUERY_CANCELED,
+        "canceling statement due to statement timeout",
+    )
 }
 
 fn canceled() -> SqlError {
@@ -681,19 +730,32 @@ fn decode_params(prepared: &Prepared, portal: &Portal<StmtRef>) -> SqlResult<Vec
 
 impl Conn {
     /// Runs `fut` unless a cancel request for this connection arrives
-    /// first, or the client hangs up.
-    async fn cancellable<T>(&self, fut: impl Future<Output = T>) -> Option<T> {
+    /// first, the client hangs up, or the session's `statement_timeout`
+    /// passes: then the error to report (57014) instead.
+    async fn cancellable<T>(
+        &self,
+        timeout: Option<std::time::Duration>,
+        fut: impl Future<Output = T>,
+    ) -> Result<T, SqlError> {
+        let deadline = async {
+            match timeout {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         let Some((handle, _)) = self.cancel.get() else {
             return tokio::select! {
-                r = fut => Some(r),
-                () = self.hung_up() => None,
+                r = fut => Ok(r),
+                () = self.hung_up() => Err(canceled()),
+                () = deadline => Err(timed_out()),
             };
         };
         let rx = handle.start_query().await;
         tokio::select! {
-            r = fut => Some(r),
-            Ok(()) = rx => None,
-            () = self.hung_up() => None,
+            r = fut => Ok(r),
+            Ok(()) = rx => Err(canceled()),
+            () = self.hung_up() => Err(canceled()),
+            () = deadline => Err(timed_out()),
         }
     }
 
@@ -730,12 +792,13 @@ impl Conn {
         let sql = copy_out::copy_out_query(&spec);
         let mut sink = copy_out::CopyOutSink::new(&mut *client, copy_out::CopyEncoding::new(spec));
         let session = state.session().map_err(user_error)?;
+        let timeout = session.statement_timeout();
         let mut results = match self
-            .cancellable(session.simple_query_to(&sql, Some(&mut sink)))
+            .cancellable(timeout, session.simple_query_to(&sql, Some(&mut sink)))
             .await
         {
-            Some(r) => r,
-            None => vec![Err(canceled())],
+            Ok(r) => r,
+            Err(e) => vec![Err(e)],
         };
         let pending = sink.into_pending();
         let result = match results.pop() {
@@ -765,6 +828,37 @@ impl Conn {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// Sends ParameterStatus for each reported parameter a statement changed
+    /// (SET application_name, SET TIME ZONE, …), as PostgreSQL does.
+    async fn report_parameters<C>(&self, client: &mut C, state: &mut ConnState) -> PgWireResult<()>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(session) = state.session.as_ref() else {
+            return Ok(());
+        };
+        let generation = session.settings().generation();
+        if generation == state.reported_generation {
+            return Ok(());
+        }
+        let now = session.settings().reported();
+        state.reported_generation = generation;
+        for (name, value) in &now {
+            if !state.reported.iter().any(|(n, v)| n == name && v == value) {
+                client
+                    .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                        name.to_string(),
+                        value.clone(),
+                    )))
+                    .await?;
+            }
+        }
+        state.reported = now;
+        Ok(())
     }
 
     async fn sync_status<C: ClientInfo>(&self, client: &mut C, state: &ConnState) -> PgTxnStatus {
@@ -839,29 +933,25 @@ impl StartupHandler for Conn {
         let _ = self
             .cancel
             .set(self.shared.cancels.register(pid, secret_key.clone()));
-        self.state.lock().await.session = Some(node.session(&user, &database));
+        let session = node.session(&user, &database);
+        apply_startup_parameters(session.settings(), client.metadata());
+        let mut parameters = vec![
+            ("server_version", SERVER_VERSION.to_string()),
+            ("server_encoding", "UTF8".to_string()),
+            ("integer_datetimes", "on".to_string()),
+            ("is_superuser", "on".to_string()),
+            ("session_authorization", user.clone()),
+        ];
+        parameters.extend(session.settings().reported());
+        {
+            let mut state = self.state.lock().await;
+            state.reported_generation = session.settings().generation();
+            state.session = Some(session);
+        }
 
         client
             .feed(PgWireBackendMessage::Authentication(Authentication::Ok))
             .await?;
-        let application_name = client
-            .metadata()
-            .get(METADATA_APPLICATION_NAME)
-            .cloned()
-            .unwrap_or_default();
-        let parameters = [
-            ("server_version", SERVER_VERSION.to_string()),
-            ("server_encoding", "UTF8".to_string()),
-            ("client_encoding", "UTF8".to_string()),
-            ("DateStyle", "ISO, MDY".to_string()),
-            ("IntervalStyle", "postgres".to_string()),
-            ("integer_datetimes", "on".to_string()),
-            ("standard_conforming_strings", "on".to_string()),
-            ("TimeZone", "UTC".to_string()),
-            ("is_superuser", "on".to_string()),
-            ("session_authorization", user.clone()),
-            ("application_name", application_name),
-        ];
         for (name, value) in parameters {
             client
                 .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
@@ -991,14 +1081,15 @@ impl SimpleQueryHandler for Conn {
                 Some(r) => vec![r],
                 None => {
                     let session = state.session().map_err(user_error)?;
+                    let timeout = session.statement_timeout();
                     match self
-                        .cancellable(session.simple_query_to(&sql, Some(&mut sink)))
+                        .cancellable(timeout, session.simple_query_to(&sql, Some(&mut sink)))
                         .await
                     {
-                        Some(r) => r,
-                        None => {
+                        Ok(r) => r,
+                        Err(e) => {
                             state.abort_block().await;
-                            vec![Err(canceled())]
+                            vec![Err(e)]
                         }
                     }
                 }
@@ -1036,6 +1127,7 @@ impl SimpleQueryHandler for Conn {
                 }
             }
         }
+        self.report_parameters(client, &mut state).await?;
         let status = self.sync_status(client, &state).await;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client
@@ -1244,16 +1336,17 @@ impl ExtendedQueryHandler for Conn {
                     Err(e) => Err(e),
                     Ok(params) => {
                         let session = state.session().map_err(user_error)?;
+                        let timeout = session.statement_timeout();
                         let sink: Option<&mut dyn tardigrade_sql::RowSink> =
                             (max_rows == 0).then_some(&mut sink);
                         match self
-                            .cancellable(session.execute_to(prepared, &params, sink))
+                            .cancellable(timeout, session.execute_to(prepared, &params, sink))
                             .await
                         {
-                            Some(r) => r,
-                            None => {
+                            Ok(r) => r,
+                            Err(e) => {
                                 state.abort_block().await;
-                                Err(canceled())
+                                Err(e)
                             }
                         }
                     }
@@ -1345,7 +1438,8 @@ impl ExtendedQueryHandler for Conn {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         client.portal_store().rm_portal(DEFAULT_NAME);
-        let state = self.state.lock().await;
+        let mut state = self.state.lock().await;
+        self.report_parameters(client, &mut state).await?;
         let status = self.sync_status(client, &state).await;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client

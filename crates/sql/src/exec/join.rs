@@ -247,6 +247,7 @@ mod tests {
             node_id: 1,
             database: "",
             user: "root",
+            settings: None,
         }
     }
 

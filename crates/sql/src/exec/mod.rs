@@ -37,6 +37,7 @@ use crate::node::{Column, QueryOutput, SqlNode};
 use crate::plan::bind::{Binder, collect_tables, output_type};
 use crate::plan::{IndexConstraint, Rel, Row, Scalar, Scan, SubqueryKind};
 use crate::rowenc;
+use crate::settings::Settings;
 use batch::Batch;
 use eval::{EvalCtx, RowValues, SubValue, eval};
 
@@ -101,6 +102,7 @@ pub fn handles(statement: &Statement) -> bool {
             | Statement::Delete(_)
             | Statement::Explain { .. }
             | Statement::Set(_)
+            | Statement::Reset(_)
             | Statement::ShowVariable { .. }
             | Statement::Deallocate { .. }
             | Statement::Discard { .. }
@@ -122,7 +124,7 @@ pub fn unsupported_statement(statement: &Statement) -> SqlError {
 pub async fn execute_statement(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
-    (database, user): (&str, &str),
+    (database, user, settings): (&str, &str, &Settings),
     statement: &Statement,
     params: &[Value],
     param_types: &[SqlType],
@@ -135,8 +137,11 @@ pub async fn execute_statement(
         | Statement::Update(_)
         | Statement::Delete(_)
         | Statement::Explain { .. } => {}
-        Statement::Set(_) => return Ok(QueryOutput::command("SET")),
-        Statement::ShowVariable { variable } => return show_variable(variable, database),
+        Statement::Set(set) => return run_set(set, settings),
+        Statement::Reset(reset) => return run_reset(reset, settings),
+        Statement::ShowVariable { variable } => {
+            return show_variable(variable, database, settings);
+        }
         // Drivers reset their server-side statements with these (psycopg
         // sends DEALLOCATE ALL, connection pools DISCARD ALL). Statements
         // prepared through the wire protocol are replaced when a name is
@@ -182,7 +187,16 @@ pub async fn execute_statement(
         }
         let flags = ExplainFlags::parse(*analyze, *verbose, options.as_deref())?;
         let binder = Binder::new(&tables, &types).with_stats(stats);
-        let lines = explain(node, txn, (database, user), binder, inner, params, flags).await?;
+        let lines = explain(
+            node,
+            txn,
+            (database, user, settings),
+            binder,
+            inner,
+            params,
+            flags,
+        )
+        .await?;
         let n = lines.len();
         return Ok(QueryOutput {
             tag: format!("EXPLAIN {n}"),
@@ -226,7 +240,7 @@ pub async fn execute_statement(
             plan
         }
     };
-    let mut exec = Executor::new(node, txn, database, params).as_user(user);
+    let mut exec = Executor::new(node, txn, database, params).in_session(user, settings);
     match &plan.plan {
         BoundPlan::Query { rel, scope } => match sink {
             Some(sink) => exec.stream(rel, scope, sink).await,
@@ -300,7 +314,7 @@ impl ExplainFlags {
 async fn explain(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
-    (database, user): (&str, &str),
+    (database, user, settings): (&str, &str, &Settings),
     mut binder: Binder<'_>,
     inner: &Statement,
     params: &[Value],
@@ -329,7 +343,7 @@ async fn explain(
                 return Ok(render_with(&rel, flags.render, None));
             }
             let planning = planning.elapsed();
-            let mut exec = Executor::new(node, txn, database, params).as_user(user);
+            let mut exec = Executor::new(node, txn, database, params).in_session(user, settings);
             exec.measure();
             let started = std::time::Instant::now();
             let rows = exec.run(&rel, &[]).await?;
@@ -349,7 +363,7 @@ async fn explain(
                 return Ok(dml.explain(flags.render, None));
             }
             let planning = planning.elapsed();
-            let mut exec = Executor::new(node, txn, database, params).as_user(user);
+            let mut exec = Executor::new(node, txn, database, params).in_session(user, settings);
             exec.measure();
             let started = std::time::Instant::now();
             let out = dml.execute(&mut exec).await?;
@@ -441,18 +455,40 @@ pub fn rows_output(
     }
 }
 
-fn show_variable(variable: &[sqlparser::ast::Ident], database: &str) -> SqlResult<QueryOutput> {
-    let name = variable
-        .iter()
-        .map(|i| i.value.to_lowercase())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let value = crate::node::setting(&name, database).ok_or_else(|| {
-        SqlError::new(
-            codes::UNDEFINED_OBJECT,
-            format!("unrecognized configuration parameter \"{name}\""),
-        )
-    })?;
+fn show_variable(
+    variable: &[sqlparser::ast::Ident],
+    database: &str,
+    settings: &Settings,
+) -> SqlResult<QueryOutput> {
+    let words: Vec<String> = variable.iter().map(|i| i.value.to_lowercase()).collect();
+    // `SHOW transaction isolation level`, or `SHOW myapp.tenant` (which the
+    // parser also splits into words).
+    let mut name = words.join(" ");
+    if words.len() > 1 && settings.get(&name, database).is_none() {
+        name = words.join(".");
+    }
+    if name == "all" {
+        let text = |s: String| Value::Text(s);
+        return Ok(QueryOutput {
+            tag: "SHOW".into(),
+            columns: Some(
+                ["name", "setting", "description"]
+                    .into_iter()
+                    .map(|n| Column {
+                        name: n.into(),
+                        ty: SqlType::Text,
+                    })
+                    .collect(),
+            ),
+            rows: settings
+                .all(database)
+                .into_iter()
+                .map(|(n, v, d)| vec![text(n), text(v), text(d)])
+                .collect(),
+            streamed: false,
+        });
+    }
+    let value = settings.show(&name, database)?;
     Ok(QueryOutput {
         tag: "SHOW".into(),
         columns: Some(vec![Column {
@@ -462,6 +498,110 @@ fn show_variable(variable: &[sqlparser::ast::Ident], database: &str) -> SqlResul
         rows: vec![vec![Value::Text(value)]],
         streamed: false,
     })
+}
+
+/// `SET [SESSION | LOCAL] name { TO | = } { value [, …] | DEFAULT }` and
+/// `SET TIME ZONE`.
+fn run_set(set: &sqlparser::ast::Set, settings: &Settings) -> SqlResult<QueryOutput> {
+    use sqlparser::ast::{ContextModifier, Set};
+    match set {
+        Set::SingleAssignment {
+            scope,
+            variable,
+            values,
+            ..
+        } => {
+            let name = variable.to_string().to_lowercase();
+            let value = set_value(values)?;
+            settings.set(
+                &name,
+                value.as_deref(),
+                matches!(scope, Some(ContextModifier::Local)),
+            )?;
+        }
+        Set::SetTimeZone { local, value } => {
+            let value = set_value(std::slice::from_ref(value))?;
+            settings.set("timezone", value.as_deref(), *local)?;
+        }
+        Set::SetNames { charset_name, .. } => {
+            settings.set("client_encoding", Some(&charset_name.value), false)?;
+        }
+        Set::SetNamesDefault {} => {
+            settings.set("client_encoding", None, false)?;
+        }
+        Set::MultipleAssignments { assignments } => {
+            for a in assignments {
+                let value = set_value(std::slice::from_ref(&a.value))?;
+                settings.set(
+                    &a.name.to_string().to_lowercase(),
+                    value.as_deref(),
+                    matches!(a.scope, Some(ContextModifier::Local)),
+                )?;
+            }
+        }
+        // Every isolation level runs as SERIALIZABLE (as in CockroachDB).
+        // TODO(issue 13): READ ONLY transactions and DEFERRABLE.
+        Set::SetTransaction { modes, .. } => {
+            for m in modes {
+                if let sqlparser::ast::TransactionMode::AccessMode(
+                    sqlparser::ast::TransactionAccessMode::ReadOnly,
+                ) = m
+                {
+                    return Err(SqlError::unsupported("read-only transactions"));
+                }
+            }
+        }
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "unsupported statement: {other}"
+            )));
+        }
+    }
+    Ok(QueryOutput::command("SET"))
+}
+
+/// The text of a SET's value list; `None` for DEFAULT.
+fn set_value(values: &[sqlparser::ast::Expr]) -> SqlResult<Option<String>> {
+    use sqlparser::ast::{Expr, UnaryOperator, Value as V};
+    let mut parts = Vec::with_capacity(values.len());
+    for v in values {
+        let text = match v {
+            Expr::Value(v) => match &v.value {
+                V::SingleQuotedString(s) | V::DoubleQuotedString(s) => s.clone(),
+                V::Number(n, _) => n.to_string(),
+                V::Boolean(b) => if *b { "on" } else { "off" }.to_string(),
+                other => other.to_string(),
+            },
+            Expr::Identifier(i) if i.value.eq_ignore_ascii_case("default") && values.len() == 1 => {
+                return Ok(None);
+            }
+            Expr::Identifier(i) => i.value.clone(),
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr,
+            } => match expr.as_ref() {
+                Expr::Value(v) => format!("-{}", v.value),
+                _ => return Err(SqlError::syntax(format!("invalid SET value: {v}"))),
+            },
+            other => other.to_string(),
+        };
+        parts.push(text);
+    }
+    Ok(Some(parts.join(", ")))
+}
+
+fn run_reset(
+    reset: &sqlparser::ast::ResetStatement,
+    settings: &Settings,
+) -> SqlResult<QueryOutput> {
+    match &reset.reset {
+        sqlparser::ast::Reset::ALL => settings.reset_all(),
+        sqlparser::ast::Reset::ConfigurationParameter(name) => {
+            settings.set(&name.to_string().to_lowercase(), None, false)?;
+        }
+        sqlparser::ast::Reset::SessionAuthorization => {}
+    }
+    Ok(QueryOutput::command("RESET"))
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -475,6 +615,8 @@ pub struct Executor<'a> {
     pub database: &'a str,
     /// The session's user (`current_user`).
     user: &'a str,
+    /// The session's parameters (none in background work).
+    settings: Option<&'a Settings>,
     pub params: &'a [Value],
     subqueries: HashMap<usize, SubValue>,
     scan_cache: HashMap<ScanKey, Arc<Batch>>,
@@ -517,13 +659,16 @@ impl<'a> Executor<'a> {
             work: 0,
             measurements: None,
             user: tardigrade_sqltypes::catalog_fns::BOOTSTRAP_ROLE.1,
+            settings: None,
         }
     }
 
-    /// Runs as the session's `user` (what `current_user` returns); the
-    /// bootstrap role otherwise.
-    pub fn as_user(mut self, user: &'a str) -> Executor<'a> {
+    /// Runs as the session's `user` (what `current_user` returns; the
+    /// bootstrap role otherwise) with its run-time parameters
+    /// (`current_setting`, `set_config`).
+    pub fn in_session(mut self, user: &'a str, settings: &'a Settings) -> Executor<'a> {
         self.user = user;
+        self.settings = Some(settings);
         self
     }
 
@@ -594,6 +739,7 @@ impl<'a> Executor<'a> {
             node_id: self.node.node_id,
             database: self.database,
             user: self.user,
+            settings: self.settings,
         }
     }
 

@@ -43,6 +43,9 @@ pub struct EvalCtx<'a> {
     pub node_id: u32,
     pub database: &'a str,
     pub user: &'a str,
+    /// The session's run-time parameters (`current_setting`, `set_config`);
+    /// their defaults when `None`.
+    pub settings: Option<&'a crate::settings::Settings>,
 }
 
 /// Per-row results of asynchronous scalars.
@@ -148,23 +151,53 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
             "current_schema" => Value::Text("public".into()),
             "current_setting" => {
                 let name = match args.first().map(|a| eval(a, row, ctx)).transpose()? {
-                    Some(Value::Text(n)) => n.to_lowercase(),
+                    Some(Value::Text(n)) => n,
                     _ => return Ok(Value::Null),
                 };
                 let missing_ok = match args.get(1).map(|a| eval(a, row, ctx)).transpose()? {
                     Some(Value::Bool(b)) => b,
                     _ => false,
                 };
-                match crate::node::setting(&name, ctx.database) {
+                let defaults;
+                let settings = match ctx.settings {
+                    Some(s) => s,
+                    None => {
+                        defaults = crate::settings::Settings::default();
+                        &defaults
+                    }
+                };
+                match settings.get(&name, ctx.database) {
                     Some(v) => Value::Text(v),
                     None if missing_ok => Value::Null,
                     None => {
-                        return Err(SqlError::new(
-                            "42704",
-                            format!("unrecognized configuration parameter \"{name}\""),
-                        ));
+                        let name = crate::settings::canonical_name(&name);
+                        return Err(crate::settings::unrecognized(&name));
                     }
                 }
+            }
+            "set_config" => {
+                let mut vals = Vec::with_capacity(3);
+                for a in args {
+                    vals.push(eval(a, row, ctx)?);
+                }
+                let (Some(Value::Text(name)), Some(value), Some(local)) =
+                    (vals.first(), vals.get(1), vals.get(2))
+                else {
+                    return Err(SqlError::new("22023", "SET requires parameter name"));
+                };
+                let value = match value {
+                    Value::Text(v) => Some(v.as_str()),
+                    // set_config(name, NULL, …) sets the empty string.
+                    _ => Some(""),
+                };
+                let local = matches!(local, Value::Bool(true));
+                let Some(settings) = ctx.settings else {
+                    return Err(SqlError::new(
+                        "0A000",
+                        "set_config() is not available outside a session",
+                    ));
+                };
+                Value::Text(settings.set(name, value, local)?)
             }
             "default" => return Err(SqlError::syntax("DEFAULT is not allowed in this context")),
             // Array functions read columns and literals in place rather than

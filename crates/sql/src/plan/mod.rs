@@ -717,6 +717,7 @@ pub fn reads_session(name: &str) -> bool {
             | "session_user"
             | "user"
             | "current_setting"
+            | "set_config"
     )
 }
 
