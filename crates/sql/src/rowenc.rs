@@ -1252,7 +1252,21 @@ pub async fn insert_rows(
     for row in rows {
         targets.check_not_null(row)?;
     }
-    check_foreign_keys(txn, catalog, table, rows.iter().map(|r| r.as_slice())).await?;
+    let slices = || rows.iter().map(|r| r.as_slice());
+    check_foreign_keys(txn, catalog, table, slices(), FkScope::OtherTables).await?;
+    insert_rows_unchecked_self(txn, catalog, table, rows, upsert, &targets).await?;
+    check_foreign_keys(txn, catalog, table, slices(), FkScope::SameTable).await
+}
+
+/// [`insert_rows`] after the checks that come before writing.
+async fn insert_rows_unchecked_self(
+    txn: &mut Txn,
+    catalog: &Catalog,
+    table: &TableDesc,
+    rows: &[Vec<Value>],
+    upsert: bool,
+    targets: &WriteTargets<'_>,
+) -> SqlResult<()> {
     let row_refs: Vec<&[Value]> = rows.iter().map(|r| r.as_slice()).collect();
     if upsert {
         let pks = rows
@@ -1323,21 +1337,36 @@ fn check_writable(table: &TableDesc) -> SqlResult<()> {
     Ok(())
 }
 
-/// Checks that each row's foreign keys reference existing rows (MATCH SIMPLE: a
-/// key with a NULL is not checked). One batch of point reads.
+/// Which foreign keys a check covers: those referencing other tables are
+/// checked before the statement writes (failing early); those referencing
+/// the table itself after, since a row may reference another row of the
+/// same statement (`INSERT INTO emp VALUES (2, 1), (1, NULL)`), as
+/// PostgreSQL checks at the end of the statement.
+#[derive(Clone, Copy, PartialEq)]
+enum FkScope {
+    OtherTables,
+    SameTable,
+}
+
+/// Checks that each row's foreign keys (those in `scope`) reference existing
+/// rows (MATCH SIMPLE: a key with a NULL is not checked). One batch of point
+/// reads.
 async fn check_foreign_keys<'r>(
     txn: &mut Txn,
     catalog: &Catalog,
     table: &TableDesc,
     rows: impl Iterator<Item = &'r [Value]> + Clone,
+    scope: FkScope,
 ) -> SqlResult<()> {
-    if table.foreign_keys.is_empty() {
+    let in_scope =
+        |fk: &&ForeignKeyDesc| (fk.referenced_table == table.id) == (scope == FkScope::SameTable);
+    if !table.foreign_keys.iter().any(|fk| in_scope(&fk)) {
         return Ok(());
     }
     let mut reqs = Vec::new();
     let mut what: Vec<(&ForeignKeyDesc, &'r [Value], Arc<TableDesc>)> = Vec::new();
     let mut seen = HashSet::new();
-    for fk in &table.foreign_keys {
+    for fk in table.foreign_keys.iter().filter(in_scope) {
         let parent = if fk.referenced_table == table.id {
             Arc::new(table.clone())
         } else {
@@ -1403,7 +1432,9 @@ pub async fn check_rows_foreign_keys(
     table: &TableDesc,
     rows: &[Vec<Value>],
 ) -> SqlResult<()> {
-    check_foreign_keys(txn, catalog, table, rows.iter().map(|r| r.as_slice())).await
+    let slices = || rows.iter().map(|r| r.as_slice());
+    check_foreign_keys(txn, catalog, table, slices(), FkScope::OtherTables).await?;
+    check_foreign_keys(txn, catalog, table, slices(), FkScope::SameTable).await
 }
 
 /// The index of `parent` whose columns are exactly the foreign key's referenced
@@ -1705,6 +1736,7 @@ fn update_rows_inner<'a>(
             targets.check_not_null(new)?;
         }
         // Foreign keys of this table whose columns changed.
+        let mut self_checks: Vec<&[Value]> = Vec::new();
         if check_fks || !table.foreign_keys.is_empty() {
             let changed_rows: Vec<&[Value]> = pairs
                 .iter()
@@ -1720,7 +1752,15 @@ fn update_rows_inner<'a>(
                 .map(|(_, new)| new.as_slice())
                 .collect();
             if !changed_rows.is_empty() {
-                check_foreign_keys(txn, catalog, table, changed_rows.into_iter()).await?;
+                check_foreign_keys(
+                    txn,
+                    catalog,
+                    table,
+                    changed_rows.iter().copied(),
+                    FkScope::OtherTables,
+                )
+                .await?;
+                self_checks = changed_rows;
             }
         }
         let mut batch = WriteBatch::default();
@@ -1740,6 +1780,14 @@ fn update_rows_inner<'a>(
         }
         let refs: Vec<&[Value]> = pairs.iter().map(|(_, n)| n.as_slice()).collect();
         batch.send(txn, table, &refs).await?;
+        check_foreign_keys(
+            txn,
+            catalog,
+            table,
+            self_checks.into_iter(),
+            FkScope::SameTable,
+        )
+        .await?;
         if !table.referenced_by.is_empty() {
             let changed: Vec<(&[Value], Option<&[Value]>)> = pairs
                 .iter()
