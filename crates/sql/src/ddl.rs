@@ -2961,6 +2961,8 @@ pub async fn execute_ours(
 ) -> SqlResult<QueryOutput> {
     use parse::Ours;
     match statement {
+        // The session runs cursor statements itself.
+        Ours::Move(_) => Err(SqlError::internal("MOVE outside a session")),
         Ours::SplitAt { target, query } => {
             Box::pin(split_at(node, txn, database, target, query)).await
         }

@@ -56,10 +56,12 @@
 //! 16. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
 //! 17. [`opttest`]: plans over a test catalog with injected statistics,
 //!     without a KV store (the plan golden tests).
-//! 18. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
+//! 18. [`cursor`]: SQL cursors (DECLARE, FETCH, MOVE, CLOSE).
+//! 19. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
 
 pub mod batch;
 pub mod catalog;
+pub mod cursor;
 pub mod ddl;
 pub mod error;
 pub mod exec;

@@ -53,6 +53,9 @@ const SHOW_STATISTICS_MARKER: &str = "tardigrade:show_statistics";
 /// by NUL.
 // TODO(issue 12): build [`Ours`] from the tokens directly, without markers.
 const CREATE_STATISTICS_MARKER: &str = "tardigrade:create_statistics";
+/// The `INTO` target a `MOVE` (parsed as `FETCH`) carries until [`classify`]
+/// turns it into [`Ours::Move`].
+const MOVE_MARKER: &str = "tardigrade:move";
 /// Index option (a `Comment`) marking a CREATE TABLE `UNIQUE INDEX`.
 pub const UNIQUE_INDEX_MARKER: &str = "tardigrade:unique";
 /// Prefix of the index option (a `Comment`) listing STORING columns, separated
@@ -89,6 +92,8 @@ pub enum Ours {
         target: String,
         columns: Vec<String>,
     },
+    /// `MOVE …`: the `FETCH` statement it moves like, without its rows.
+    Move(Box<Statement>),
 }
 
 impl Stmt {
@@ -112,6 +117,17 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Stmt>> {
 /// [`rewrite_statement`]); they are turned into [`Ours`] here and nowhere
 /// else reads the markers.
 fn classify(s: Statement) -> Stmt {
+    if let Statement::Fetch {
+        into: Some(into), ..
+    } = &s
+        && into.to_string() == format!("\"{MOVE_MARKER}\"")
+    {
+        let mut s = s;
+        if let Statement::Fetch { into, .. } = &mut s {
+            *into = None;
+        }
+        return Stmt::Ours(Ours::Move(Box::new(s)));
+    }
     let Statement::Unload {
         query,
         query_text: Some(marker),
@@ -266,6 +282,8 @@ fn might_need_rewrite(sql: &str) -> bool {
         "constraints",
         "keys",
         "statistics",
+        "move",
+        "fetch",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -274,6 +292,8 @@ fn might_need_rewrite(sql: &str) -> bool {
 /// What to change in a parsed statement.
 enum Fixup {
     Upsert,
+    /// A `MOVE` parsed as `FETCH`: mark it.
+    Move,
     /// Index constraints to add to a CREATE TABLE.
     TableIndexes(Vec<TableConstraint>),
     /// Replace the placeholder with this statement.
@@ -293,6 +313,11 @@ fn apply_fixup(s: &mut Statement, f: Fixup) {
             }
         }
         Fixup::Replace(r) => *s = *r,
+        Fixup::Move => {
+            if let Statement::Fetch { into, .. } = s {
+                *into = Some(ObjectName::from(vec![Ident::with_quote('"', MOVE_MARKER)]));
+            }
+        }
     }
 }
 
@@ -391,6 +416,32 @@ fn rewrite_statement(
 ) -> SqlResult<(Vec<TokenWithSpan>, Option<Fixup>)> {
     let sig = significant(stmt);
     let word = |k: usize, kw: &str| sig.get(k).is_some_and(|&i| is_word(&stmt[i].token, kw));
+    // FETCH / MOVE: a negative count (`FETCH ABSOLUTE -1`), which the parser
+    // does not take, as one number token; MOVE parses as FETCH.
+    if word(0, "fetch") || word(0, "move") {
+        let mut out: Vec<TokenWithSpan> = Vec::with_capacity(stmt.len());
+        let mut k = 0;
+        while k < stmt.len() {
+            let t = &stmt[k];
+            if t.token == Token::Minus
+                && let Some(TokenWithSpan {
+                    token: Token::Number(n, long),
+                    ..
+                }) = stmt.get(k + 1)
+            {
+                out.push(with_span(Token::Number(format!("-{n}"), *long), t));
+                k += 2;
+                continue;
+            }
+            out.push(t.clone());
+            k += 1;
+        }
+        if word(0, "move") {
+            out[sig[0]] = with_span(Token::make_keyword("FETCH"), &stmt[sig[0]]);
+            return Ok((out, Some(Fixup::Move)));
+        }
+        return Ok((out, None));
+    }
     // UPSERT INTO …
     if word(0, "upsert") {
         let mut out = stmt.to_vec();

@@ -23,11 +23,14 @@
 //! clearing of what the transaction dropped (DROP, TRUNCATE) once it
 //! committed, and forgets it on any other end ([`crate::gc`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlparser::ast::Statement;
 
-use crate::parse::Stmt;
+use crate::cursor;
+use crate::cursor::Cursor;
+use crate::parse::{Ours, Stmt};
 use crate::settings::Settings;
 use tardigrade_kv::{Savepoint, Txn};
 use tardigrade_kvpb::TxnId;
@@ -51,6 +54,7 @@ impl SqlNode {
             database: database.to_string(),
             state: TxnState::Idle,
             settings: Settings::default(),
+            cursors: HashMap::new(),
         }
     }
 }
@@ -127,6 +131,8 @@ pub struct Session {
     state: TxnState,
     /// Run-time parameters (SET); a block's changes end with it.
     settings: Settings,
+    /// Open SQL cursors, by name.
+    cursors: HashMap<String, Cursor>,
 }
 
 /// What a statement does to the transaction state machine.
@@ -240,10 +246,33 @@ impl Session {
         statement: Stmt,
         param_types: &[SqlType],
     ) -> SqlResult<Prepared> {
-        let sql_statement = match &statement {
-            Stmt::Sql(s) if control_of(&statement).is_none() => Some(s),
+        let mut sql_statement = match &statement {
+            Stmt::Sql(s) if control_of(&statement).is_none() => Some(&**s),
             _ => None,
         };
+        // DECLARE takes its query's parameters and returns no rows; FETCH
+        // returns its cursor's columns.
+        let declared;
+        let mut fixed_columns = None;
+        if sql_statement.is_some() || matches!(statement, Stmt::Ours(Ours::Move(_))) {
+            match cursor::op_of(&statement)? {
+                None => {}
+                Some(cursor::CursorOp::Declare { query, .. }) => {
+                    declared = Statement::Query(Box::new(query.clone()));
+                    sql_statement = Some(&declared);
+                    fixed_columns = Some(None);
+                }
+                Some(cursor::CursorOp::Fetch {
+                    name,
+                    only_move: false,
+                    ..
+                }) => {
+                    sql_statement = None;
+                    fixed_columns = Some(self.cursor_columns(&name));
+                }
+                Some(_) => sql_statement = None,
+            }
+        }
         let (param_types, columns) = if let Some(statement) = sql_statement {
             let node = self.node.clone();
             let database = self.database.clone();
@@ -269,6 +298,7 @@ impl Session {
             // their rows are described when they run.
             (Vec::new(), None)
         };
+        let columns = fixed_columns.unwrap_or(columns);
         Ok(Prepared {
             sql: sql.to_string(),
             statement: Some(statement),
@@ -303,6 +333,11 @@ impl Session {
         if let Some(control) = control_of(statement) {
             return self.control(control).await;
         }
+        if !matches!(self.state, TxnState::Failed { .. } | TxnState::CommitWait)
+            && let Some(op) = cursor::op_of(statement)?
+        {
+            return Box::pin(self.cursor_op(op, prepared, params)).await;
+        }
         match &mut self.state {
             TxnState::Failed { .. } => Err(SqlError::new(
                 codes::IN_FAILED_SQL_TRANSACTION,
@@ -329,6 +364,80 @@ impl Session {
             }
             TxnState::Idle => self.run_implicit(prepared, params, sink).await,
         }
+    }
+
+    /// DECLARE (runs the query in the block's transaction, or in one of its
+    /// own for WITH HOLD outside a block), FETCH, MOVE, CLOSE.
+    async fn cursor_op(
+        &mut self,
+        op: cursor::CursorOp<'_>,
+        prepared: &Prepared,
+        params: &[Value],
+    ) -> SqlResult<QueryOutput> {
+        match op {
+            cursor::CursorOp::Declare { name, query, hold } => {
+                let in_block = matches!(self.state, TxnState::Open { .. });
+                if !in_block && !hold {
+                    return Err(SqlError::new(
+                        codes::NO_ACTIVE_SQL_TRANSACTION,
+                        "DECLARE CURSOR can only be used in transaction blocks",
+                    ));
+                }
+                if self.cursors.contains_key(&name) {
+                    let e = cursor::duplicate_cursor(&name);
+                    if in_block {
+                        self.fail_block(true);
+                    }
+                    return Err(e);
+                }
+                let inner = Prepared {
+                    sql: String::new(),
+                    statement: Some(Stmt::Sql(Box::new(Statement::Query(Box::new(
+                        query.clone(),
+                    ))))),
+                    param_types: prepared.param_types.clone(),
+                    columns: None,
+                    plan: Default::default(),
+                };
+                let out = self.execute_to(&inner, params, None).await?;
+                let columns = out.columns.unwrap_or_default();
+                self.cursors
+                    .insert(name, cursor::Cursor::new(columns, out.rows, hold, in_block));
+                Ok(QueryOutput::command("DECLARE CURSOR"))
+            }
+            cursor::CursorOp::Fetch {
+                name,
+                motion,
+                only_move,
+            } => {
+                let Some(c) = self.cursors.get_mut(&name) else {
+                    if matches!(self.state, TxnState::Open { .. }) {
+                        self.fail_block(true);
+                    }
+                    return Err(cursor::no_such_cursor(&name));
+                };
+                let rows = c.fetch(motion);
+                Ok(cursor::fetch_output(c, rows, only_move))
+            }
+            cursor::CursorOp::Close(None) => {
+                self.cursors.clear();
+                Ok(QueryOutput::command("CLOSE CURSOR ALL"))
+            }
+            cursor::CursorOp::Close(Some(name)) => {
+                if self.cursors.remove(&name).is_none() {
+                    if matches!(self.state, TxnState::Open { .. }) {
+                        self.fail_block(true);
+                    }
+                    return Err(cursor::no_such_cursor(&name));
+                }
+                Ok(QueryOutput::command("CLOSE CURSOR"))
+            }
+        }
+    }
+
+    /// The columns of cursor `name`, for a Describe of it as a portal.
+    pub fn cursor_columns(&self, name: &str) -> Option<Vec<Column>> {
+        self.cursors.get(name).map(|c| c.columns.clone())
     }
 
     /// Runs a statement in its own transaction, retrying retryable failures.
@@ -455,7 +564,17 @@ impl Session {
         let result = self.control_inner(control).await;
         match (was_idle, matches!(self.state, TxnState::Idle)) {
             (true, false) => self.settings.begin_block(),
-            (false, true) => self.settings.end_block(commit && result.is_ok()),
+            (false, true) => {
+                let committed = commit && result.is_ok();
+                self.settings.end_block(committed);
+                // Cursors WITHOUT HOLD end with their block; WITH HOLD ones
+                // outlive its commit, not its rollback.
+                self.cursors
+                    .retain(|_, c| c.hold && (committed || !c.in_open_block));
+                for c in self.cursors.values_mut() {
+                    c.in_open_block = false;
+                }
+            }
             _ => {}
         }
         result

@@ -66,6 +66,35 @@ def full(url):
             assert e.sqlstate == "23505"
     nested_transactions(url)
     settings(url)
+    named_cursors(url)
+
+
+def named_cursors(url):
+    """psycopg's server-side (named) cursors: DECLARE with a parameter,
+    Describe of the cursor as a portal, FETCH in pages, scroll, WITH HOLD."""
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE paged (id INT PRIMARY KEY, label TEXT)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO paged VALUES (%s, %s)",
+                [(i, "label %d" % i) for i in range(1, 251)],
+            )
+        conn.commit()
+        with conn.cursor(name="pages") as cur:
+            cur.itersize = 40
+            cur.execute("SELECT id, label FROM paged WHERE id > %s ORDER BY id", (10,))
+            assert [d.name for d in cur.description] == ["id", "label"], cur.description
+            assert cur.fetchone() == (11, "label 11")
+            assert cur.fetchmany(3) == [(12, "label 12"), (13, "label 13"), (14, "label 14")]
+            rest = list(cur)
+            assert len(rest) == 236 and rest[-1] == (250, "label 250"), len(rest)
+            cur.scroll(0, mode="absolute")
+            assert cur.fetchone() == (11, "label 11")
+        conn.commit()
+        with conn.cursor(name="held", withhold=True) as cur:
+            cur.execute("SELECT count(*) FROM paged")
+            conn.commit()
+            assert cur.fetchone() == (250,)
 
 
 def settings(url):

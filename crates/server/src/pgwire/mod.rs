@@ -1234,12 +1234,24 @@ impl ExtendedQueryHandler for Conn {
                     StmtKind::Copy(_) => (None, None, Format::UnifiedText),
                 },
                 Some(Entry::Empty) => (None, None, Format::UnifiedText),
-                None => {
-                    return Err(user_error(SqlError::new(
-                        codes::INVALID_CURSOR_NAME,
-                        format!("portal \"{name}\" does not exist"),
-                    )));
-                }
+                // A SQL cursor is a portal too (psycopg describes its named
+                // cursors this way after DECLARE).
+                None => match self
+                    .state
+                    .lock()
+                    .await
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.cursor_columns(name))
+                {
+                    Some(columns) => (None, Some(columns), Format::UnifiedText),
+                    None => {
+                        return Err(user_error(SqlError::new(
+                            codes::INVALID_CURSOR_NAME,
+                            format!("portal \"{name}\" does not exist"),
+                        )));
+                    }
+                },
             },
             other => {
                 return Err(user_error(SqlError::new(
