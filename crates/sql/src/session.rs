@@ -55,6 +55,7 @@ impl SqlNode {
             state: TxnState::Idle,
             settings: Settings::default(),
             cursors: HashMap::new(),
+            sql_prepared: HashMap::new(),
         }
     }
 }
@@ -133,6 +134,8 @@ pub struct Session {
     settings: Settings,
     /// Open SQL cursors, by name.
     cursors: HashMap<String, Cursor>,
+    /// Statements prepared with SQL's PREPARE, by name.
+    sql_prepared: HashMap<String, Arc<Prepared>>,
 }
 
 /// What a statement does to the transaction state machine.
@@ -333,10 +336,15 @@ impl Session {
         if let Some(control) = control_of(statement) {
             return self.control(control).await;
         }
-        if !matches!(self.state, TxnState::Failed { .. } | TxnState::CommitWait)
-            && let Some(op) = cursor::op_of(statement)?
-        {
-            return Box::pin(self.cursor_op(op, prepared, params)).await;
+        if !matches!(self.state, TxnState::Failed { .. } | TxnState::CommitWait) {
+            if let Some(op) = cursor::op_of(statement)? {
+                return Box::pin(self.cursor_op(op, prepared, params)).await;
+            }
+            if let Some(s) = statement.sql()
+                && let Some(out) = Box::pin(self.sql_prepare_op(s, reborrow(&mut sink))).await
+            {
+                return out;
+            }
         }
         match &mut self.state {
             TxnState::Failed { .. } => Err(SqlError::new(
@@ -433,6 +441,131 @@ impl Session {
                 Ok(QueryOutput::command("CLOSE CURSOR"))
             }
         }
+    }
+
+    /// SQL's PREPARE, EXECUTE and DEALLOCATE; `None` for other statements.
+    async fn sql_prepare_op(
+        &mut self,
+        statement: &Statement,
+        sink: Option<&mut dyn RowSink>,
+    ) -> Option<SqlResult<QueryOutput>> {
+        Some(match statement {
+            Statement::Prepare {
+                name,
+                data_types,
+                statement,
+            } => {
+                let name = parse::normalize(name);
+                if self.sql_prepared.contains_key(&name) {
+                    return Some(Err(SqlError::new(
+                        "42P05",
+                        format!("prepared statement \"{name}\" already exists"),
+                    )));
+                }
+                let types = match data_types
+                    .iter()
+                    .map(crate::plan::bind::sql_type_of)
+                    .collect::<SqlResult<Vec<_>>>()
+                {
+                    Ok(t) => t,
+                    Err(e) => return Some(Err(e)),
+                };
+                let sql = statement.to_string();
+                let inner = match parse::parse(&sql) {
+                    Ok(mut v) if v.len() == 1 => v.remove(0),
+                    Ok(_) => return Some(Err(SqlError::syntax("PREPARE takes one statement"))),
+                    Err(e) => return Some(Err(e)),
+                };
+                match self.prepare_statement(&sql, inner, &types).await {
+                    Ok(p) => {
+                        self.sql_prepared.insert(name, Arc::new(p));
+                        Ok(QueryOutput::command("PREPARE"))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                immediate: false,
+                into,
+                using,
+                ..
+            } if into.is_empty() && using.is_empty() => {
+                let name = name.to_string().trim_matches('"').to_string();
+                let name = if name.chars().any(|c| c.is_ascii_uppercase()) && !name.is_empty() {
+                    name.to_lowercase()
+                } else {
+                    name
+                };
+                let Some(stored) = self.sql_prepared.get(&name).cloned() else {
+                    return Some(Err(SqlError::new(
+                        codes::INVALID_SQL_STATEMENT_NAME,
+                        format!("prepared statement \"{name}\" does not exist"),
+                    )));
+                };
+                if parameters.len() != stored.param_types.len() {
+                    return Some(Err(SqlError::new(
+                        codes::SYNTAX_ERROR,
+                        format!("wrong number of parameters for prepared statement \"{name}\"",),
+                    )
+                    .with_detail(format!(
+                        "Expected {} parameters but got {}.",
+                        stored.param_types.len(),
+                        parameters.len()
+                    ))));
+                }
+                // The arguments are expressions: evaluate them, cast to the
+                // parameters' types, with a SELECT.
+                let params = if parameters.is_empty() {
+                    Vec::new()
+                } else {
+                    let list: Vec<String> = parameters
+                        .iter()
+                        .zip(&stored.param_types)
+                        .map(|(e, t)| match t {
+                            SqlType::Unknown => format!("({e})"),
+                            t => format!("CAST(({e}) AS {t})"),
+                        })
+                        .collect();
+                    let select = format!("SELECT {}", list.join(", "));
+                    let out = match parse::parse(&select) {
+                        Ok(mut v) if v.len() == 1 => {
+                            let p = Prepared {
+                                sql: select,
+                                statement: Some(v.remove(0)),
+                                param_types: Vec::new(),
+                                columns: None,
+                                plan: Default::default(),
+                            };
+                            self.execute_to(&p, &[], None).await
+                        }
+                        Ok(_) => Err(SqlError::syntax("invalid EXECUTE parameters")),
+                        Err(e) => Err(e),
+                    };
+                    match out {
+                        Ok(mut o) if o.rows.len() == 1 => o.rows.remove(0),
+                        Ok(_) => return Some(Err(SqlError::internal("EXECUTE parameters"))),
+                        Err(e) => return Some(Err(e)),
+                    }
+                };
+                self.execute_to(&stored, &params, sink).await
+            }
+            // Statements prepared through the wire protocol are replaced
+            // when a name is prepared again and freed with the connection.
+            // TODO(issue 13): DEALLOCATE of a protocol-level statement's
+            // name freeing it (one namespace, as in PostgreSQL).
+            Statement::Deallocate { name, .. } => {
+                if name.value.eq_ignore_ascii_case("all") && name.quote_style.is_none() {
+                    self.sql_prepared.clear();
+                    Ok(QueryOutput::command("DEALLOCATE ALL"))
+                } else {
+                    self.sql_prepared.remove(&parse::normalize(name));
+                    Ok(QueryOutput::command("DEALLOCATE"))
+                }
+            }
+            _ => return None,
+        })
     }
 
     /// The columns of cursor `name`, for a Describe of it as a portal.

@@ -104,7 +104,6 @@ pub fn handles(statement: &Statement) -> bool {
             | Statement::Set(_)
             | Statement::Reset(_)
             | Statement::ShowVariable { .. }
-            | Statement::Deallocate { .. }
             | Statement::Discard { .. }
     )
 }
@@ -142,21 +141,8 @@ pub async fn execute_statement(
         Statement::ShowVariable { variable } => {
             return show_variable(variable, database, settings);
         }
-        // Drivers reset their server-side statements with these (psycopg
-        // sends DEALLOCATE ALL, connection pools DISCARD ALL). Statements
-        // prepared through the wire protocol are replaced when a name is
-        // prepared again and freed with the connection.
-        // TODO(issue 13): SQL-level PREPARE/EXECUTE, and DEALLOCATE and
-        // DISCARD freeing the connection's protocol-level statements.
-        Statement::Deallocate { name, .. } => {
-            return Ok(QueryOutput::command(
-                if name.value.eq_ignore_ascii_case("all") {
-                    "DEALLOCATE ALL"
-                } else {
-                    "DEALLOCATE"
-                },
-            ));
-        }
+        // Connection pools send DISCARD ALL. TODO(issue 13): DISCARD
+        // closing the session's cursors and prepared statements.
         Statement::Discard { object_type } => {
             return Ok(QueryOutput::command(format!(
                 "DISCARD {}",
