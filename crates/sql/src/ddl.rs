@@ -918,10 +918,39 @@ fn add_check(t: &mut TableDesc, name: Option<String>, expr: String) -> SqlResult
             ));
         }
         Some(n) => n,
-        None => default_name(t, &[], "check"),
+        // PostgreSQL's name: `t_col_check` when the expression reads one
+        // column, else `t_check`.
+        None => default_name(t, &check_columns(t, &expr), "check"),
     };
     t.checks.push(CheckDesc { name, expr });
     Ok(())
+}
+
+/// The column a CHECK expression reads, when it reads exactly one.
+fn check_columns(t: &TableDesc, expr: &str) -> Vec<String> {
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let Ok(parsed) = sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(expr)
+        .and_then(|mut p| p.parse_expr())
+    else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(&parsed, |e| {
+        let name = match e {
+            Expr::Identifier(i) => Some(ident(i)),
+            Expr::CompoundIdentifier(parts) => parts.last().map(ident),
+            _ => None,
+        };
+        if let Some(n) = name
+            && t.column_by_name(&n).is_some()
+            && !found.contains(&n)
+        {
+            found.push(n);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if found.len() == 1 { found } else { Vec::new() }
 }
 
 // ---------------------------------------------------------------------------

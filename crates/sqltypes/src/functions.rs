@@ -9,6 +9,9 @@
 //! `position(string, substring)` takes PostgreSQL's internal argument order (that of
 //! `strpos`); SQL's `POSITION(sub IN s)` maps to it. `extract` returns numeric,
 //! `date_part` double precision, as in PostgreSQL 14+.
+//!
+//! The encoding, formatting, quoting and regular-expression functions are in
+//! [`crate::strings`]; the jsonb operators and functions in [`crate::jsonb`].
 
 use std::cmp::Ordering;
 
@@ -81,6 +84,7 @@ fn non_strict(name: &str) -> bool {
             | "json_build_object"
             | "json_build_array"
     ) || crate::array::non_strict(name)
+        || crate::strings::non_strict(name)
 }
 
 /// The result type of `name(args…)`; 42883 when no such function exists.
@@ -91,6 +95,12 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
         return Ok(t);
     }
     if let Some(t) = crate::catalog_fns::function_type(name, args) {
+        return Ok(t);
+    }
+    if let Some(t) = crate::strings::function_type(name, args) {
+        return Ok(t);
+    }
+    if let Some(t) = crate::jsonb::function_type(name, args) {
         return Ok(t);
     }
     let r = match (name, args) {
@@ -402,6 +412,12 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
     }
     if crate::catalog_fns::function_type(name, arg_types).is_some() {
         return crate::catalog_fns::call_function(name, args);
+    }
+    if crate::strings::function_type(name, arg_types).is_some() {
+        return crate::strings::call_function(name, args, arg_types);
+    }
+    if crate::jsonb::function_type(name, arg_types).is_some() {
+        return crate::jsonb::call_function(name, args, arg_types);
     }
     let ty = |i: usize| arg_types.get(i).copied().unwrap_or(SqlType::Unknown);
     let a0 = args.first().unwrap_or(&Value::Null);

@@ -8,7 +8,9 @@
 //! - [`array`]: one-dimensional arrays (text and binary formats, array functions,
 //!   `ANY`/`ALL`);
 //! - [`ops`]: operators, casts and built-in functions with PostgreSQL's semantics
-//!   (three-valued logic, overflow and division-by-zero errors, numeric scales).
+//!   (three-valued logic, overflow and division-by-zero errors, numeric scales);
+//! - [`strings`] and [`jsonb`]: the string (`format`, `encode`, `regexp_*`, …)
+//!   and jsonb (`@>`, `?`, `#>`, `jsonb_set`, …) built-ins.
 //!
 //! The `sql` crate (catalog, planning, execution, sessions) builds on it; the pgwire
 //! front end uses its text and binary formats.
@@ -19,8 +21,10 @@ pub mod catalog_fns;
 pub mod datetime;
 pub mod error;
 pub mod functions;
+pub mod jsonb;
 pub mod num;
 pub mod ops;
+pub mod strings;
 pub mod types;
 pub mod value;
 

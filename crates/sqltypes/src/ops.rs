@@ -888,13 +888,7 @@ fn json_get(op: BinOp, l: &Value, r: &Value) -> SqlResult<Value> {
     Ok(match found {
         None => Value::Null,
         Some(v) if op == BinOp::JsonGet => Value::Jsonb(Box::new(v.clone())),
-        Some(J::Null) => Value::Null,
-        Some(J::String(s)) => Value::Text(s.clone()),
-        Some(v) => {
-            let mut s = String::new();
-            crate::value::write_json(&mut s, v);
-            Value::Text(s)
-        }
+        Some(v) => json_as_text(v),
     })
 }
 
@@ -1302,3 +1296,17 @@ pub fn common_type_for(context: &str, types: &[SqlType]) -> SqlResult<SqlType> {
     Ok(acc)
 }
 pub use crate::functions::{call_function, function_type};
+
+/// A JSON value as `->>` gives it: a string unquoted, null as NULL, anything
+/// else in its JSON text.
+pub(crate) fn json_as_text(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::String(s) => Value::Text(s.clone()),
+        v => {
+            let mut s = String::new();
+            crate::value::write_json(&mut s, v);
+            Value::Text(s)
+        }
+    }
+}

@@ -1,13 +1,13 @@
 """SQLAlchemy 2 (PostgreSQL dialect, psycopg 3) against Tardigrade: ORM
 models with a relationship, create_all/drop_all, inserts and queries
 through the ORM, a nested transaction (savepoint), and reflection of
-tables and columns.
+tables, columns, primary keys, foreign keys, indexes, unique and check
+constraints (SQLAlchemy's queries use set-returning functions in the select
+list, regclass casts of parameters and pg_opclass).
 
     python3 sqlalchemy_smoke.py postgresql+psycopg://root@host:port/defaultdb
 
-TODO(issue 13): reflection of primary keys, foreign keys, indexes and unique
-constraints (SQLAlchemy's queries use set-returning functions in the select
-list: unnest, generate_subscripts) and alembic autogenerate.
+TODO(issue 13): alembic autogenerate.
 """
 import sys
 from sqlalchemy import create_engine, MetaData, Table, Column, Integer, String, ForeignKey, inspect, select, text
@@ -53,6 +53,21 @@ assert cols == [
     ("title", "VARCHAR(100)", False),
     ("author_id", "BIGINT", False),
 ], cols
+assert insp.get_pk_constraint("sa_book")["constrained_columns"] == ["id"]
+fks = insp.get_foreign_keys("sa_book")
+assert [(f["constrained_columns"], f["referred_table"], f["referred_columns"]) for f in fks] == [
+    (["author_id"], "sa_author", ["id"])
+], fks
+uniques = insp.get_unique_constraints("sa_author")
+assert [u["column_names"] for u in uniques] == [["name"]], uniques
+with engine.begin() as c:
+    c.execute(text("CREATE INDEX sa_book_title_desc ON sa_book (title DESC)"))
+    c.execute(text("ALTER TABLE sa_book ADD CONSTRAINT sa_book_id_check CHECK (id > 0)"))
+indexes = {i["name"]: i for i in inspect(engine).get_indexes("sa_book")}
+assert indexes["sa_book_title_desc"]["column_names"] == ["title"], indexes
+assert indexes["sa_book_title_desc"]["column_sorting"] == {"title": ("desc",)}, indexes
+checks = inspect(engine).get_check_constraints("sa_book")
+assert [(c["name"], c["sqltext"]) for c in checks] == [("sa_book_id_check", "id > 0")], checks
 with Session(engine) as s:
     titles = s.scalars(select(Book.title).order_by(Book.id)).all()
     assert titles == ["t1", "t2", "t3"], titles

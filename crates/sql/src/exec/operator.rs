@@ -36,12 +36,107 @@ use super::eval::{eval, eval_predicate};
 use super::sort::{self, HashBudget, SortedRows};
 use super::{BoxFuture, Executor, as_int};
 use crate::plan::{
-    AggCall, JoinKind, LookupJoin, MergeKey, Rel, Row, Scalar, Scan, SetOpKind, SortKey,
+    AggCall, JoinKind, LookupJoin, MergeKey, Rel, Row, Scalar, Scan, SetOpKind, SortKey, SrfCall,
 };
 use crate::rowenc;
 
 /// Most rows `generate_series` produces.
 const MAX_SERIES_ROWS: u64 = 10_000_000;
+
+/// The rows of one call of a select list's set-returning function
+/// ([`Rel::ProjectSet`]); a NULL argument gives no rows (the functions are
+/// strict).
+fn srf_rows(name: &str, args: &[Value]) -> SqlResult<Vec<Value>> {
+    if args.iter().any(Value::is_null) {
+        return Ok(Vec::new());
+    }
+    let int = |i: usize| -> SqlResult<i64> {
+        args.get(i)
+            .and_then(as_int)
+            .ok_or_else(|| SqlError::internal(format!("{name}: integer argument expected")))
+    };
+    Ok(match name {
+        "generate_series" => {
+            let (start, stop) = (int(0)?, int(1)?);
+            let step = if args.len() > 2 { int(2)? } else { 1 };
+            if step == 0 {
+                return Err(SqlError::new(
+                    codes::INVALID_PARAMETER_VALUE,
+                    "step size cannot equal zero",
+                ));
+            }
+            let count = if (step > 0 && start > stop) || (step < 0 && start < stop) {
+                0
+            } else {
+                ((i128::from(stop) - i128::from(start)) / i128::from(step) + 1) as u128
+            };
+            if count > u128::from(MAX_SERIES_ROWS) {
+                return Err(SqlError::new(
+                    codes::PROGRAM_LIMIT_EXCEEDED,
+                    format!("generate_series would return more than {MAX_SERIES_ROWS} rows"),
+                ));
+            }
+            (0..count as i64)
+                .map(|k| Value::Int(start + k * step))
+                .collect()
+        }
+        "unnest" => match args.first() {
+            Some(Value::Array(items)) => items.clone(),
+            _ => return Err(SqlError::internal("unnest: array argument expected")),
+        },
+        "generate_subscripts" => match (args.first(), int(1)?) {
+            // One-dimensional arrays with lower bound 1.
+            (Some(Value::Array(items)), 1) => (1..=items.len() as i64).map(Value::Int).collect(),
+            (Some(Value::Array(_)), _) => Vec::new(),
+            _ => return Err(SqlError::internal("generate_subscripts: array expected")),
+        },
+        "jsonb_array_elements" | "jsonb_array_elements_text" => {
+            let Some(Value::Jsonb(j)) = args.first() else {
+                return Err(SqlError::internal(format!("{name}: jsonb expected")));
+            };
+            let serde_json::Value::Array(items) = j.as_ref() else {
+                return Err(SqlError::new(
+                    codes::INVALID_PARAMETER_VALUE,
+                    if j.is_object() {
+                        "cannot extract elements from an object"
+                    } else {
+                        "cannot extract elements from a scalar"
+                    },
+                ));
+            };
+            items
+                .iter()
+                .map(|item| match (name, item) {
+                    ("jsonb_array_elements", v) => Value::Jsonb(Box::new(v.clone())),
+                    (_, serde_json::Value::Null) => Value::Null,
+                    (_, serde_json::Value::String(t)) => Value::Text(t.clone()),
+                    (_, v) => Value::Text(v.to_string()),
+                })
+                .collect()
+        }
+        "jsonb_object_keys" => {
+            let Some(Value::Jsonb(j)) = args.first() else {
+                return Err(SqlError::internal("jsonb_object_keys: jsonb expected"));
+            };
+            let serde_json::Value::Object(map) = j.as_ref() else {
+                return Err(SqlError::new(
+                    codes::INVALID_PARAMETER_VALUE,
+                    if j.is_array() {
+                        "cannot call jsonb_object_keys on an array"
+                    } else {
+                        "cannot call jsonb_object_keys on a scalar"
+                    },
+                ));
+            };
+            map.keys().map(|k| Value::Text(k.clone())).collect()
+        }
+        other => {
+            return Err(SqlError::internal(format!(
+                "not a set-returning function: {other}"
+            )));
+        }
+    })
+}
 
 /// No next row in a hash join's chain of rows with one key.
 const END: u32 = u32::MAX;
@@ -70,6 +165,10 @@ pub(super) enum Op<'p> {
         input: Box<Op<'p>>,
         exprs: &'p [Scalar],
         needs_async: bool,
+    },
+    ProjectSet {
+        input: Box<Op<'p>>,
+        srfs: &'p [SrfCall],
     },
     Aggregate(Box<AggOp<'p>>),
     Join(Box<HashJoinOp<'p>>),
@@ -181,6 +280,10 @@ impl<'a> Executor<'a> {
                     needs_async,
                 }
             }
+            Rel::ProjectSet { input, srfs } => Op::ProjectSet {
+                input: boxed(self.open(input, outer, None)?),
+                srfs,
+            },
             Rel::Aggregate { input, group, aggs } => Op::Aggregate(Box::new(
                 self.open_aggregate(input, group, aggs, outer, false)?,
             )),
@@ -507,6 +610,49 @@ impl<'p> Op<'p> {
                     exec.tick(batch.len()).await;
                     Ok(Some(out))
                 }
+                Op::ProjectSet { input, srfs } => loop {
+                    let Some(batch) = input.next(exec, outer).await? else {
+                        return Ok(None);
+                    };
+                    let width = batch.width() + srfs.len();
+                    let mut out = Batch::with_capacity(width, batch.len());
+                    let mut produced = 0;
+                    for row in batch.rows() {
+                        let refs: Vec<&Scalar> = srfs.iter().flat_map(|c| &c.args).collect();
+                        let async_values = if refs.iter().any(|a| a.needs_async()) {
+                            Some(exec.eval_row(&refs, row, outer).await?)
+                        } else {
+                            None
+                        };
+                        let ctx = exec.ctx(outer, async_values.as_ref());
+                        let mut columns = Vec::with_capacity(srfs.len());
+                        for c in srfs.iter() {
+                            let mut args = Vec::with_capacity(c.args.len());
+                            for a in &c.args {
+                                args.push(eval(a, row, &ctx)?);
+                            }
+                            columns.push(srf_rows(&c.name, &args)?);
+                        }
+                        let n = columns.iter().map(Vec::len).max().unwrap_or(0);
+                        for i in 0..n {
+                            for v in row {
+                                out.push_value(v.clone());
+                            }
+                            for col in &mut columns {
+                                out.push_value(match col.get_mut(i) {
+                                    Some(v) => std::mem::replace(v, Value::Null),
+                                    None => Value::Null,
+                                });
+                            }
+                            out.finish_row();
+                        }
+                        produced += n;
+                    }
+                    exec.tick(batch.len() + produced).await;
+                    if !out.is_empty() {
+                        return Ok(Some(out));
+                    }
+                },
                 Op::Aggregate(agg) => agg.next(exec, outer).await,
                 Op::Join(join) => join.next(exec, outer).await,
                 Op::MergeJoin(join) => join.next(exec, outer).await,

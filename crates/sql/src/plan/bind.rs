@@ -64,6 +64,9 @@ pub struct Binder<'a> {
     ctes: Vec<HashMap<String, Arc<(Rel, Scope)>>>,
     /// The aggregates of the query block being bound, when aggregates are allowed.
     aggs: Option<Vec<AggCall>>,
+    /// The set-returning functions of the select list being bound (the only
+    /// place they are allowed outside FROM).
+    srfs: Option<Vec<super::SrfCall>>,
     next_subquery: usize,
     /// Statistics of the statement's tables, attached to their scans.
     stats: crate::stats::StatsMap,
@@ -101,6 +104,20 @@ pub async fn collect_tables(
     let mut names = Vec::new();
     let _ = sqlparser::ast::visit_relations(statement, |name| {
         names.push(name.clone());
+        ControlFlow::<()>::Continue(())
+    });
+    // `'t'::regclass` names a table too.
+    let _ = sqlparser::ast::visit_expressions(statement, |e| {
+        if let Some(name) = regclass_literal(e)
+            && let Some(parts) = split_regclass_name(name)
+        {
+            names.push(ObjectName::from(
+                parts
+                    .into_iter()
+                    .map(|p| ast::Ident::with_quote('"', p))
+                    .collect::<Vec<_>>(),
+            ));
+        }
         ControlFlow::<()>::Continue(())
     });
     let mut tables = TableMap::new();
@@ -236,6 +253,7 @@ impl<'a> Binder<'a> {
             correlated: Vec::new(),
             ctes: Vec::new(),
             aggs: None,
+            srfs: None,
             next_subquery: 0,
             stats: crate::stats::StatsMap::new(),
             rules: super::rules::Rules::all(),
@@ -625,6 +643,19 @@ impl<'a> Binder<'a> {
         scope: &Scope,
     ) -> SqlResult<BoundQuery> {
         let mut items: Vec<(Scalar, String)> = Vec::new();
+        let saved_srfs = self.srfs.replace(Vec::new());
+        let bound_items = self.bind_select_items(select, scope, &mut items);
+        let srfs = std::mem::replace(&mut self.srfs, saved_srfs).unwrap_or_default();
+        bound_items?;
+        self.finish_select_list(select, order_by, rel, scope, items, srfs)
+    }
+
+    fn bind_select_items(
+        &mut self,
+        select: &Select,
+        scope: &Scope,
+        items: &mut Vec<(Scalar, String)>,
+    ) -> SqlResult<()> {
         for item in &select.projection {
             match item {
                 SelectItem::UnnamedExpr(e) => {
@@ -673,7 +704,18 @@ impl<'a> Binder<'a> {
                 }
             }
         }
+        Ok(())
+    }
 
+    fn finish_select_list(
+        &mut self,
+        select: &Select,
+        order_by: &[ast::OrderByExpr],
+        rel: Rel,
+        scope: &Scope,
+        mut items: Vec<(Scalar, String)>,
+        mut srfs: Vec<super::SrfCall>,
+    ) -> SqlResult<BoundQuery> {
         // GROUP BY
         let mut group: Vec<Scalar> = Vec::new();
         match &select.group_by {
@@ -745,6 +787,11 @@ impl<'a> Binder<'a> {
             if let Some(h) = having.take() {
                 having = Some(rewrite(h)?);
             }
+            for c in &mut srfs {
+                for a in &mut c.args {
+                    *a = rewrite(std::mem::replace(a, Scalar::null()))?;
+                }
+            }
             for (t, _) in &mut sort_exprs {
                 if let SortTarget::Expr(e) = t {
                     *e = rewrite(std::mem::replace(e, Scalar::null()))?;
@@ -761,6 +808,19 @@ impl<'a> Binder<'a> {
                     predicate: h,
                 };
             }
+        }
+
+        // Set-returning functions of the select list: their rows, then the
+        // projection reads them as columns.
+        if !srfs.is_empty() {
+            let base = rel.width();
+            for (s, _) in &mut items {
+                *s = resolve_srf_refs(std::mem::replace(s, Scalar::null()), base);
+            }
+            rel = Rel::ProjectSet {
+                input: Box::new(rel),
+                srfs,
+            };
         }
 
         // Project the select list plus extra sort expressions.
@@ -1386,6 +1446,40 @@ impl<'a> Binder<'a> {
                         matched
                     });
                 }
+                // jsonb operators are calls of the functions implementing
+                // them (`@>` and `<@` on arrays are the array functions below)
+                let jsonb_op = match op {
+                    BinaryOperator::AtArrow => Some("@>"),
+                    BinaryOperator::ArrowAt => Some("<@"),
+                    BinaryOperator::Question => Some("?"),
+                    BinaryOperator::QuestionPipe => Some("?|"),
+                    BinaryOperator::QuestionAnd => Some("?&"),
+                    BinaryOperator::HashArrow => Some("#>"),
+                    BinaryOperator::HashLongArrow => Some("#>>"),
+                    BinaryOperator::HashMinus => Some("#-"),
+                    BinaryOperator::Minus => Some("-"),
+                    _ => None,
+                };
+                if let Some(sym) = jsonb_op
+                    && let Some((name, lt, rt)) =
+                        tardigrade_sqltypes::jsonb::operator_function(sym, l.ty(), r.ty())?
+                {
+                    let l = self.coerce_soft(l, lt)?;
+                    let r = self.coerce_soft(r, rt)?;
+                    return self.call(name, vec![l, r]);
+                }
+                // `jsonb || 'literal'` concatenates jsonb, as PostgreSQL
+                // resolves the untyped side
+                let (l, r) = match (op, l.ty(), r.ty()) {
+                    (BinaryOperator::StringConcat, SqlType::Jsonb, SqlType::Unknown) => {
+                        let r = self.coerce_soft(r, SqlType::Jsonb)?;
+                        (l, r)
+                    }
+                    (BinaryOperator::StringConcat, SqlType::Unknown, SqlType::Jsonb) => {
+                        (self.coerce_soft(l, SqlType::Jsonb)?, r)
+                    }
+                    _ => (l, r),
+                };
                 let containment = match op {
                     BinaryOperator::AtArrow => Some("array_contains"),
                     BinaryOperator::ArrowAt => Some("array_contained"),
@@ -1592,6 +1686,10 @@ impl<'a> Binder<'a> {
                 }
                 self.binary(op, l, r)?
             }
+            Expr::Cast { .. } if regclass_literal(e).is_some() => {
+                let name = regclass_literal(e).unwrap_or_default();
+                Scalar::literal(Value::Int(self.regclass_oid(name)?), SqlType::Int8)
+            }
             Expr::Cast {
                 expr, data_type, ..
             } => {
@@ -1606,7 +1704,24 @@ impl<'a> Binder<'a> {
                     });
                 }
                 let inner = self.bind_expr_inner(expr, scope, d)?;
-                self.cast(inner, to)?
+                let to_regclass = match data_type {
+                    DataType::Regclass => true,
+                    DataType::Custom(n, _) => table_name(n) == "regclass",
+                    _ => false,
+                };
+                if to_regclass && (inner.ty().is_string() || inner.ty() == SqlType::Unknown) {
+                    // A name known only when the statement runs (a
+                    // parameter): system catalogs and OIDs.
+                    // TODO(issue 13): user tables named by a parameter.
+                    let inner = self.coerce(inner, SqlType::Text, "regclass")?;
+                    Scalar::Func {
+                        name: "regclass".into(),
+                        args: vec![inner],
+                        ty: SqlType::Int8,
+                    }
+                } else {
+                    self.cast(inner, to)?
+                }
             }
             Expr::TypedString(ts) => {
                 let to = sql_type_of(&ts.data_type)?;
@@ -1903,6 +2018,135 @@ impl<'a> Binder<'a> {
         })
     }
 
+    /// The OID of the relation a `'name'::regclass` literal names: a system
+    /// catalog's (PostgreSQL's OIDs), else a table of the statement's
+    /// database (its descriptor id, as `pg_class.oid`).
+    fn regclass_oid(&self, name: &str) -> SqlResult<i64> {
+        let undefined = || {
+            SqlError::new(
+                codes::UNDEFINED_TABLE,
+                format!("relation \"{name}\" does not exist"),
+            )
+        };
+        let parts = split_regclass_name(name).ok_or_else(undefined)?;
+        let (schema, table) = match parts.as_slice() {
+            [t] => (None, t.as_str()),
+            [s, t] => (Some(s.as_str()), t.as_str()),
+            _ => return Err(undefined()),
+        };
+        if matches!(schema, None | Some("pg_catalog"))
+            && let Some((_, oid)) = crate::vtable::CATALOG_TABLE_OIDS
+                .iter()
+                .find(|(n, _)| *n == table)
+        {
+            return Ok(*oid);
+        }
+        if matches!(schema, None | Some("public"))
+            && let Some(t) = self.tables.get(table)
+            && t.virtual_rows.is_none()
+        {
+            return Ok(i64::from(t.id));
+        }
+        Err(undefined())
+    }
+
+    /// A set-returning function in a select list: recorded for the query
+    /// block's [`Rel::ProjectSet`], a placeholder in its place.
+    fn bind_srf_call(
+        &mut self,
+        name: &str,
+        args: &[Expr],
+        odd_args: bool,
+        scope: &Scope,
+        d: usize,
+    ) -> SqlResult<Scalar> {
+        if self.srfs.is_none() {
+            return Err(SqlError::unsupported(format!(
+                "set-returning function {name}() is supported only in FROM and at the top of a select list"
+            )));
+        }
+        if odd_args {
+            return Err(SqlError::syntax(format!("invalid arguments to {name}()")));
+        }
+        // No set-returning function inside another one's arguments.
+        let saved = self.srfs.take();
+        let bound: SqlResult<Vec<Scalar>> = args
+            .iter()
+            .map(|a| self.bind_expr_inner(a, scope, d).map(fold))
+            .collect();
+        self.srfs = saved;
+        let bound = bound?;
+        let types: Vec<SqlType> = bound.iter().map(|b| b.ty()).collect();
+        let undefined = || {
+            let list: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+            SqlError::undefined_function(format!(
+                "function {name}({}) does not exist",
+                list.join(", ")
+            ))
+        };
+        let (args, ty) = match (name, types.as_slice()) {
+            ("generate_series", [a, b] | [a, b, _]) if a.is_integer() || b.is_integer() => {
+                let mut coerced = Vec::with_capacity(bound.len());
+                for b in bound {
+                    coerced.push(self.coerce(b, SqlType::Int8, "generate_series")?);
+                }
+                (coerced, SqlType::Int8)
+            }
+            ("generate_series", [SqlType::Unknown, SqlType::Unknown]) => {
+                let mut coerced = Vec::with_capacity(bound.len());
+                for b in bound {
+                    coerced.push(self.coerce(b, SqlType::Int8, "generate_series")?);
+                }
+                (coerced, SqlType::Int8)
+            }
+            ("generate_series", _) => {
+                // TODO(issue 13): generate_series over timestamps and numerics.
+                return Err(undefined());
+            }
+            ("unnest", [t]) => match t.element() {
+                Some(elem) => (bound, elem),
+                None => return Err(undefined()),
+            },
+            ("unnest", _) => {
+                return Err(SqlError::unsupported(
+                    "unnest of several arrays is not supported",
+                ));
+            }
+            ("generate_subscripts", [t, _]) if t.element().is_some() => {
+                let mut it = bound.into_iter();
+                let (Some(arr), Some(dim)) = (it.next(), it.next()) else {
+                    return Err(undefined());
+                };
+                let dim = self.coerce(dim, SqlType::Int8, "generate_subscripts")?;
+                (vec![arr, dim], SqlType::Int8)
+            }
+            ("jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys", [_]) => {
+                let arg = bound.into_iter().next().ok_or_else(undefined)?;
+                let arg = self.coerce(arg, SqlType::Jsonb, name)?;
+                let ty = if name == "jsonb_array_elements" {
+                    SqlType::Jsonb
+                } else {
+                    SqlType::Text
+                };
+                (vec![arg], ty)
+            }
+            _ => return Err(undefined()),
+        };
+        let srfs = self
+            .srfs
+            .as_mut()
+            .ok_or_else(|| SqlError::internal("set-returning function context lost"))?;
+        srfs.push(super::SrfCall {
+            name: name.to_string(),
+            args,
+            ty,
+        });
+        Ok(Scalar::SrfRef {
+            index: srfs.len() - 1,
+            ty,
+        })
+    }
+
     fn bind_function(&mut self, f: &ast::Function, scope: &Scope, d: usize) -> SqlResult<Scalar> {
         let name = table_name(&f.name);
         if f.over.is_some() {
@@ -1950,6 +2194,9 @@ impl<'a> Binder<'a> {
                 (args, distinct, star)
             }
         };
+        if is_set_returning(&name) {
+            return self.bind_srf_call(&name, &args, distinct || star, scope, d);
+        }
         if is_aggregate(&name) {
             let Some(_) = &self.aggs else {
                 return Err(SqlError::new(
@@ -3045,6 +3292,71 @@ pub fn is_aggregate(name: &str) -> bool {
     )
 }
 
+/// The name in a `'name'::regclass` (or `CAST('name' AS regclass)`).
+fn regclass_literal(e: &Expr) -> Option<&str> {
+    let Expr::Cast {
+        expr, data_type, ..
+    } = e
+    else {
+        return None;
+    };
+    let is_regclass = match data_type {
+        DataType::Regclass => true,
+        DataType::Custom(n, _) => table_name(n) == "regclass",
+        _ => false,
+    };
+    match (is_regclass, expr.as_ref()) {
+        (true, Expr::Value(v)) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(s.as_str()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `schema.table` / `"Mixed".t` as regclass input reads it: folded parts.
+fn split_regclass_name(name: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    for p in name.split('.') {
+        let p = p.trim();
+        if p.is_empty() {
+            return None;
+        }
+        parts.push(
+            match p.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                Some(quoted) => quoted.to_string(),
+                None => p.to_lowercase(),
+            },
+        );
+    }
+    (!parts.is_empty() && parts.len() <= 3).then_some(parts)
+}
+
+/// The set-returning functions a select list may call.
+fn is_set_returning(name: &str) -> bool {
+    matches!(
+        name,
+        "generate_series"
+            | "unnest"
+            | "generate_subscripts"
+            | "jsonb_array_elements"
+            | "jsonb_array_elements_text"
+            | "jsonb_object_keys"
+    )
+}
+
+/// `s` with each set-returning function placeholder replaced by its column
+/// of the [`Rel::ProjectSet`] below (`base` is that node's input width).
+fn resolve_srf_refs(s: Scalar, base: usize) -> Scalar {
+    match s {
+        Scalar::SrfRef { index, ty } => Scalar::Column {
+            index: base + index,
+            ty,
+        },
+        other => rebuild_children(other, &mut |c| resolve_srf_refs(c, base)),
+    }
+}
+
 fn contains_agg(s: &Scalar) -> bool {
     if matches!(s, Scalar::AggRef { .. }) {
         return true;
@@ -3069,6 +3381,7 @@ fn rewrite_after_agg(s: Scalar, group_keys: &[Scalar], ngroup: usize) -> SqlResu
             index: ngroup + index,
             ty,
         }),
+        srf @ Scalar::SrfRef { .. } => Ok(srf),
         Scalar::Column { .. } => Err(SqlError::new(
             codes::GROUPING_ERROR,
             "column must appear in the GROUP BY clause or be used in an aggregate function",

@@ -53,6 +53,8 @@ fn rows_inner(rel: &Rel) -> f64 {
             base * selectivity(predicate, input)
         }
         Rel::Project { input, .. } | Rel::Sort { input, .. } => rows(input),
+        // A guess, as PostgreSQL's 10 rows per set-returning function call.
+        Rel::ProjectSet { input, .. } => rows(input) * 10.0,
         Rel::Distinct { input, key_len } => {
             let input_rows = rows(input);
             (0..*key_len)

@@ -147,6 +147,20 @@ fn walk(rel: Rel, mut read: Vec<bool>) -> Rel {
                 exprs,
             }
         }
+        Rel::ProjectSet { input, srfs } => {
+            let width = input.width();
+            let mut below: Vec<bool> = read.iter().take(width).copied().collect();
+            below.resize(width, false);
+            for c in &srfs {
+                for a in &c.args {
+                    reads(a, &mut below);
+                }
+            }
+            Rel::ProjectSet {
+                input: Box::new(walk(*input, below)),
+                srfs,
+            }
+        }
         Rel::Aggregate { input, group, aggs } => {
             let below = group_reads(input.width(), &group, &aggs);
             Rel::Aggregate {

@@ -175,6 +175,31 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
                     }
                 }
             }
+            "regclass" => match args.first().map(|a| eval(a, row, ctx)).transpose()? {
+                Some(Value::Text(name)) => {
+                    let parts: Vec<String> = name
+                        .split('.')
+                        .map(|p| p.trim().trim_matches('"').to_lowercase())
+                        .collect();
+                    let table = parts.last().map(String::as_str).unwrap_or_default();
+                    let catalog =
+                        parts.len() == 1 || (parts.len() == 2 && parts[0] == "pg_catalog");
+                    if let Ok(oid) = name.trim().parse::<i64>() {
+                        Value::Int(oid)
+                    } else if let Some((_, oid)) = crate::vtable::CATALOG_TABLE_OIDS
+                        .iter()
+                        .find(|(n, _)| catalog && *n == table)
+                    {
+                        Value::Int(*oid)
+                    } else {
+                        return Err(SqlError::new(
+                            "42P01",
+                            format!("relation \"{name}\" does not exist"),
+                        ));
+                    }
+                }
+                _ => Value::Null,
+            },
             "set_config" => {
                 let mut vals = Vec::with_capacity(3);
                 for a in args {
@@ -347,6 +372,11 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
         Scalar::UniqueRowId => Value::Int(crate::rowenc::unique_rowid(ctx.node_id)),
         Scalar::AggRef { .. } => {
             return Err(SqlError::internal("aggregate outside of its group-by"));
+        }
+        Scalar::SrfRef { .. } => {
+            return Err(SqlError::internal(
+                "set-returning function outside of its select list",
+            ));
         }
     })
 }

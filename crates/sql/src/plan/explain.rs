@@ -89,6 +89,11 @@ fn column_names(rel: &Rel) -> Names {
         | Rel::Sort { input, .. }
         | Rel::Limit { input, .. }
         | Rel::Distinct { input, .. } => column_names(input),
+        Rel::ProjectSet { input, srfs } => {
+            let mut n = column_names(input);
+            n.extend(srfs.iter().map(|c| plain(c.name.clone())));
+            n
+        }
         Rel::Project { input, exprs } => {
             let inner = column_names(input);
             exprs
@@ -194,6 +199,7 @@ impl Renderer<'_> {
             }
             Rel::Filter { input, .. }
             | Rel::Project { input, .. }
+            | Rel::ProjectSet { input, .. }
             | Rel::Sort { input, .. }
             | Rel::Limit { input, .. }
             | Rel::Aggregate { input, .. }
@@ -311,6 +317,26 @@ impl Renderer<'_> {
                 out.push(format!(
                     "{pad}• filter: {}",
                     sql(predicate, &column_names(input))
+                ));
+                self.common(rel, &pad, out);
+                child(input, out);
+            }
+            Rel::ProjectSet { input, srfs } => {
+                let names = column_names(input);
+                out.push(format!(
+                    "{pad}• project set: {}",
+                    srfs.iter()
+                        .map(|c| format!(
+                            "{}({})",
+                            c.name,
+                            c.args
+                                .iter()
+                                .map(|a| sql(a, &names))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
                 self.common(rel, &pad, out);
                 child(input, out);
@@ -694,6 +720,7 @@ fn sql_inner(s: &Scalar, names: &[Name]) -> String {
             }
         }
         Scalar::AggRef { index, .. } => format!("agg#{index}"),
+        Scalar::SrfRef { index, .. } => format!("srf#{index}"),
         Scalar::InList {
             expr: e,
             list: items,
@@ -767,6 +794,7 @@ fn node_scalars(rel: &Rel) -> Vec<&Scalar> {
         Rel::Values { rows, .. } => out.extend(rows.iter().flatten()),
         Rel::Filter { predicate, .. } => out.push(predicate),
         Rel::Project { exprs, .. } => out.extend(exprs),
+        Rel::ProjectSet { srfs, .. } => out.extend(srfs.iter().flat_map(|c| &c.args)),
         Rel::Aggregate { group, aggs, .. } | Rel::StreamAggregate { group, aggs, .. } => {
             out.extend(group);
             for a in aggs {

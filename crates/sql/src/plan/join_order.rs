@@ -180,7 +180,7 @@ fn leaf_names(leaves: &[Leaf]) -> Vec<String> {
             match rel {
                 Rel::Scan(s) => s.table.name.clone(),
                 Rel::Values { .. } => "values".into(),
-                Rel::Project { .. } => "project".into(),
+                Rel::Project { .. } | Rel::ProjectSet { .. } => "project".into(),
                 Rel::Aggregate { .. } | Rel::StreamAggregate { .. } => "group-by".into(),
                 Rel::Join { .. } | Rel::MergeJoin { .. } | Rel::LookupJoin(_) => "join".into(),
                 Rel::SetOp { .. } => "set operation".into(),
@@ -760,6 +760,11 @@ pub fn output_types(rel: &Rel) -> Vec<SqlType> {
         | Rel::Limit { input, .. }
         | Rel::Distinct { input, .. } => output_types(input),
         Rel::Project { exprs, .. } => exprs.iter().map(Scalar::ty).collect(),
+        Rel::ProjectSet { input, srfs } => {
+            let mut t = output_types(input);
+            t.extend(srfs.iter().map(|c| c.ty));
+            t
+        }
         Rel::Aggregate { group, aggs, .. } | Rel::StreamAggregate { group, aggs, .. } => group
             .iter()
             .map(Scalar::ty)

@@ -131,6 +131,15 @@ pub enum Rel {
         left: Box<Rel>,
         right: Box<Rel>,
     },
+    /// Each input row repeated for the rows of the set-returning functions
+    /// of a select list (`SELECT id, unnest(tags) FROM t`), which run in
+    /// lockstep per input row, the shorter ones padded with NULLs (as in
+    /// PostgreSQL 10+); an input row for which every function returns no
+    /// rows is dropped. Output: the input columns, then one per function.
+    ProjectSet {
+        input: Box<Rel>,
+        srfs: Vec<SrfCall>,
+    },
     /// `generate_series(start, stop[, step])` over integers.
     Series {
         start: Scalar,
@@ -158,6 +167,16 @@ pub enum Rel {
         group: Vec<Scalar>,
         aggs: Vec<AggCall>,
     },
+}
+
+/// A set-returning function called in a select list ([`Rel::ProjectSet`]):
+/// `generate_series` (integers), `unnest`, `generate_subscripts`,
+/// `jsonb_array_elements[_text]`, `jsonb_object_keys`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SrfCall {
+    pub name: String,
+    pub args: Vec<Scalar>,
+    pub ty: SqlType,
 }
 
 /// Inner, left, semi or anti join reading the right side from an index of
@@ -407,6 +426,12 @@ pub enum Scalar {
         index: usize,
         ty: SqlType,
     },
+    /// Placeholder for a set-returning function of a select list while
+    /// binding it (it becomes a column of the [`Rel::ProjectSet`]).
+    SrfRef {
+        index: usize,
+        ty: SqlType,
+    },
 }
 
 impl Scalar {
@@ -423,7 +448,8 @@ impl Scalar {
             | Scalar::Coalesce { ty, .. }
             | Scalar::Extreme { ty, .. }
             | Scalar::NullIf { ty, .. }
-            | Scalar::AggRef { ty, .. } => *ty,
+            | Scalar::AggRef { ty, .. }
+            | Scalar::SrfRef { ty, .. } => *ty,
             Scalar::Cast { to, .. } => *to,
             Scalar::IsNull { .. } | Scalar::IsBool { .. } | Scalar::InList { .. } => SqlType::Bool,
             Scalar::Subquery(s) => s.ty,
@@ -451,7 +477,8 @@ impl Scalar {
             | Scalar::Param { .. }
             | Scalar::NextVal { .. }
             | Scalar::UniqueRowId
-            | Scalar::AggRef { .. } => {}
+            | Scalar::AggRef { .. }
+            | Scalar::SrfRef { .. } => {}
             Scalar::Binary { left, right, .. } | Scalar::NullIf { left, right, .. } => {
                 f(left);
                 f(right);
@@ -663,7 +690,8 @@ impl Scalar {
             | Scalar::Subquery(_)
             | Scalar::NextVal { .. }
             | Scalar::UniqueRowId
-            | Scalar::AggRef { .. } => false,
+            | Scalar::AggRef { .. }
+            | Scalar::SrfRef { .. } => false,
             Scalar::Func { name, .. } => !is_volatile(name) && !reads_session(name),
             _ => true,
         };
@@ -773,6 +801,10 @@ impl Rel {
                 input: b(input),
                 exprs,
             },
+            Rel::ProjectSet { input, srfs } => Rel::ProjectSet {
+                input: b(input),
+                srfs,
+            },
             Rel::Aggregate { input, group, aggs } => Rel::Aggregate {
                 input: b(input),
                 group,
@@ -870,6 +902,16 @@ impl Rel {
                 input,
                 exprs: all(exprs, f),
             },
+            Rel::ProjectSet { input, srfs } => Rel::ProjectSet {
+                input,
+                srfs: srfs
+                    .into_iter()
+                    .map(|c| SrfCall {
+                        args: all(c.args, f),
+                        ..c
+                    })
+                    .collect(),
+            },
             Rel::Aggregate { input, group, aggs } => Rel::Aggregate {
                 input,
                 group: all(group, f),
@@ -949,6 +991,7 @@ impl Rel {
             | Rel::Limit { input, .. }
             | Rel::Distinct { input, .. } => input.width(),
             Rel::Project { exprs, .. } => exprs.len(),
+            Rel::ProjectSet { input, srfs } => input.width() + srfs.len(),
             Rel::Aggregate { group, aggs, .. } | Rel::StreamAggregate { group, aggs, .. } => {
                 group.len() + aggs.len()
             }
