@@ -368,6 +368,8 @@ impl Accumulator for SumInt {
 /// Exact numeric sum with PostgreSQL's NaN/±Infinity rules.
 #[derive(Default)]
 struct DecSum {
+    /// The running sum while it fits in an i128 (no allocation per row).
+    fixed: Option<num::Fixed>,
     sum: Option<Num>,
     special: Option<Decimal>,
     n: i64,
@@ -375,11 +377,40 @@ struct DecSum {
 
 impl DecSum {
     fn add(&mut self, v: &Value) -> SqlResult<()> {
+        let converted;
         let d = match v {
             Value::Null => return Ok(()),
-            other => ops::to_decimal(other)?,
+            Value::Decimal(d) => d,
+            other => {
+                converted = ops::to_decimal(other)?;
+                &converted
+            }
         };
         self.n += 1;
+        if self.sum.is_none()
+            && let Some(x) = num::Fixed::from_decimal(d)
+        {
+            match self.fixed {
+                None => {
+                    self.fixed = Some(x);
+                    return Ok(());
+                }
+                Some(f) => {
+                    if let Some(s) = f.checked_add(x) {
+                        self.fixed = Some(s);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        // Off the fast path for good: carry the fixed sum over.
+        if let Some(f) = self.fixed.take() {
+            self.sum = Some(match self.sum.take() {
+                Some(s) => s.add(&f.to_num()),
+                None => f.to_num(),
+            });
+        }
+        let d = d.clone();
         match Num::from_decimal(&d) {
             Some(x) => {
                 self.sum = Some(match self.sum.take() {
@@ -399,11 +430,25 @@ impl DecSum {
         }
         Ok(())
     }
+    /// The sum of the finite values seen.
+    fn finite_sum(&self) -> Num {
+        match (&self.sum, self.fixed) {
+            (Some(s), Some(f)) => s.add(&f.to_num()),
+            (Some(s), None) => s.clone(),
+            (None, Some(f)) => f.to_num(),
+            (None, None) => Num::zero(),
+        }
+    }
+
     fn total(&self) -> SqlResult<Option<Decimal>> {
         if let Some(s) = &self.special {
             return Ok(Some(s.clone()));
         }
-        self.sum.as_ref().map(Num::to_decimal).transpose()
+        match (&self.sum, self.fixed) {
+            (None, Some(f)) => f.to_decimal().map(Some),
+            (Some(s), Some(f)) => s.add(&f.to_num()).to_decimal().map(Some),
+            (s, None) => s.as_ref().map(Num::to_decimal).transpose(),
+        }
     }
 }
 
@@ -507,7 +552,7 @@ impl Accumulator for AvgDec {
         if let Some(s) = &self.0.special {
             return Ok(Value::Decimal(s.clone()));
         }
-        let sum = self.0.sum.clone().unwrap_or_else(Num::zero);
+        let sum = self.0.finite_sum();
         let q = sum.div(&Num::from_i128(i128::from(self.0.n)))?;
         Ok(Value::Decimal(q.to_decimal()?))
     }

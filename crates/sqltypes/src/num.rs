@@ -872,9 +872,163 @@ pub fn dec_to_f64(d: &Decimal) -> f64 {
     d.to_string().parse().unwrap_or(f64::NAN)
 }
 
+/// A finite decimal whose coefficient fits in an `i128` (at most
+/// [`FIXED_DIGITS`] digits): `coef × 10^-scale`. The allocation-free fast
+/// path of `+`, `-`, `*` and of sums; anything that does not fit (or
+/// overflows) takes the digit-string arithmetic of [`Num`], which gives the
+/// same results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fixed {
+    coef: i128,
+    scale: u32,
+}
+
+/// Most coefficient digits a [`Fixed`] takes (i128 holds 38).
+pub const FIXED_DIGITS: usize = 36;
+
+fn pow10(k: u32) -> Option<i128> {
+    10i128.checked_pow(k)
+}
+
+impl Fixed {
+    /// `d` as a fixed-point value, when it is finite and small enough.
+    pub fn from_decimal(d: &Decimal) -> Option<Fixed> {
+        if d.is_nan() || d.is_infinite() {
+            return None;
+        }
+        let digits = d.coefficient_digits();
+        let e = d.exponent();
+        let shift = e.max(0) as usize;
+        if digits.len() + shift > FIXED_DIGITS || e < -(FIXED_DIGITS as i32) {
+            return None;
+        }
+        let mut coef: i128 = 0;
+        for &dg in digits {
+            coef = coef * 10 + i128::from(dg);
+        }
+        coef *= pow10(shift as u32)?;
+        if d.is_negative() {
+            coef = -coef;
+        }
+        Some(Fixed {
+            coef,
+            scale: (-e).max(0) as u32,
+        })
+    }
+
+    /// As [`Num::to_decimal`] would give the same value.
+    pub fn to_decimal(self) -> SqlResult<Decimal> {
+        let mut mag = self.coef.unsigned_abs();
+        let mut digits = Vec::with_capacity(FIXED_DIGITS);
+        while mag > 0 {
+            digits.push((mag % 10) as u8);
+            mag /= 10;
+        }
+        digits.reverse();
+        let neg = self.coef < 0;
+        let e = -i32::try_from(self.scale).map_err(|_| overflow())?;
+        Decimal::from_parts(neg, digits, e).ok_or_else(overflow)
+    }
+
+    fn at_scale(self, scale: u32) -> Option<i128> {
+        self.coef.checked_mul(pow10(scale - self.scale)?)
+    }
+
+    fn aligned(self, o: Fixed) -> Option<(i128, i128, u32)> {
+        let scale = self.scale.max(o.scale);
+        Some((self.at_scale(scale)?, o.at_scale(scale)?, scale))
+    }
+
+    /// `self + o` at the larger scale (PostgreSQL's), `None` on overflow.
+    pub fn checked_add(self, o: Fixed) -> Option<Fixed> {
+        let (a, b, scale) = self.aligned(o)?;
+        Some(Fixed {
+            coef: a.checked_add(b)?,
+            scale,
+        })
+    }
+
+    pub fn checked_sub(self, o: Fixed) -> Option<Fixed> {
+        let (a, b, scale) = self.aligned(o)?;
+        Some(Fixed {
+            coef: a.checked_sub(b)?,
+            scale,
+        })
+    }
+
+    /// `self * o` at the sum of the scales (PostgreSQL's).
+    pub fn checked_mul(self, o: Fixed) -> Option<Fixed> {
+        let scale = self.scale.checked_add(o.scale)?;
+        if scale as usize > FIXED_DIGITS {
+            return None;
+        }
+        Some(Fixed {
+            coef: self.coef.checked_mul(o.coef)?,
+            scale,
+        })
+    }
+
+    /// The value as a [`Num`] (when a sum leaves the fast path).
+    pub fn to_num(self) -> Num {
+        let mut n = Num::from_i128(self.coef);
+        n.scale = self.scale;
+        n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_point_arithmetic_gives_what_the_digit_arithmetic_gives() {
+        let samples = [
+            "0",
+            "0.00",
+            "1",
+            "-1",
+            "12.3400",
+            "-0.005",
+            "99999999999999999",
+            "1E2",
+            "123456789012345678.901234",
+            "-3.14159",
+            "0.1",
+            "1000000",
+            "-250.75",
+            "7",
+            "0.000000000000000001",
+            "123456789012345678901234567890.123456",
+        ];
+        let parse = |t: &str| t.parse::<Decimal>().expect("sample");
+        for a in samples {
+            for b in samples {
+                let (da, db) = (parse(a), parse(b));
+                let (Some(fa), Some(fb)) = (Fixed::from_decimal(&da), Fixed::from_decimal(&db))
+                else {
+                    continue;
+                };
+                let (na, nb) = (
+                    Num::from_decimal(&da).expect("finite"),
+                    Num::from_decimal(&db).expect("finite"),
+                );
+                for (op, fast, slow) in [
+                    ("+", fa.checked_add(fb), na.add(&nb)),
+                    ("-", fa.checked_sub(fb), na.sub(&nb)),
+                    ("*", fa.checked_mul(fb), na.mul(&nb)),
+                ] {
+                    let Some(fast) = fast else { continue };
+                    let (x, y) = (
+                        fast.to_decimal().expect("fast"),
+                        slow.to_decimal().expect("slow"),
+                    );
+                    assert_eq!(x.to_string(), y.to_string(), "{a} {op} {b}");
+                }
+                let back = fa.to_num().to_decimal().expect("back");
+                assert_eq!(back.to_string(), da.to_string(), "{a} through to_num");
+            }
+        }
+    }
 
     fn n(s: &str) -> Num {
         Num::from_decimal(&s.parse::<Decimal>().expect("literal")).expect("finite")

@@ -461,6 +461,17 @@ fn shift(op: BinOp, a: i64, b: i64, ty: SqlType) -> Value {
 
 /// Numeric arithmetic including NaN and ±Infinity.
 fn decimal_arith(op: BinOp, a: &Decimal, b: &Decimal) -> SqlResult<Decimal> {
+    // Most values fit in an i128: no digit vectors to build.
+    if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul)
+        && let (Some(x), Some(y)) = (num::Fixed::from_decimal(a), num::Fixed::from_decimal(b))
+        && let Some(r) = match op {
+            BinOp::Add => x.checked_add(y),
+            BinOp::Sub => x.checked_sub(y),
+            _ => x.checked_mul(y),
+        }
+    {
+        return r.to_decimal();
+    }
     let (Some(x), Some(y)) = (Num::from_decimal(a), Num::from_decimal(b)) else {
         return decimal_special(op, a, b);
     };
@@ -799,9 +810,25 @@ pub fn eval_binary(
             let (a, b) = (to_f64(l).unwrap_or(f64::NAN), to_f64(r).unwrap_or(f64::NAN));
             float_arith(op, a, b, res)
         }
-        _ if matches!(res, SqlType::Decimal(_)) && l.is_number() && r.is_number() => Ok(
-            Value::Decimal(decimal_arith(op, &to_decimal(l)?, &to_decimal(r)?)?),
-        ),
+        _ if matches!(res, SqlType::Decimal(_)) && l.is_number() && r.is_number() => {
+            // Borrow decimal operands rather than cloning them.
+            let (lo, ro);
+            let a = match l {
+                Value::Decimal(d) => d,
+                other => {
+                    lo = to_decimal(other)?;
+                    &lo
+                }
+            };
+            let b = match r {
+                Value::Decimal(d) => d,
+                other => {
+                    ro = to_decimal(other)?;
+                    &ro
+                }
+            };
+            Ok(Value::Decimal(decimal_arith(op, a, b)?))
+        }
         _ => datetime_arith(op, l, r, res),
     }
 }
