@@ -1417,6 +1417,20 @@ impl<'a> Binder<'a> {
                 }
                 self.bind_expr_inner(expr, scope, d)?
             }
+            Expr::BinaryOp { left, op, right }
+                if matches!(
+                    (unnest_parens(left), unnest_parens(right)),
+                    (Expr::Tuple(_), Expr::Tuple(_))
+                ) =>
+            {
+                let (Expr::Tuple(ls), Expr::Tuple(rs)) =
+                    (unnest_parens(left), unnest_parens(right))
+                else {
+                    return Err(SqlError::internal("row comparison"));
+                };
+                let expanded = expand_row_comparison(op, ls, rs)?;
+                self.bind_expr_inner(&expanded, scope, d)?
+            }
             Expr::BinaryOp { left, op, right } => {
                 let l = self.bind_expr_inner(left, scope, d)?;
                 let r = self.bind_expr_inner(right, scope, d)?;
@@ -3290,6 +3304,88 @@ pub fn is_aggregate(name: &str) -> bool {
             | "var_samp"
             | "var_pop"
     )
+}
+
+fn unnest_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Nested(inner) => unnest_parens(inner),
+        other => other,
+    }
+}
+
+/// A comparison of two row constructors as one over their fields, with
+/// PostgreSQL's meaning: `=` all fields equal, `<>` any differs, and the
+/// orderings lexicographic (`(a, b) < (c, d)` is `a < c OR (a = c AND b <
+/// d)`), which gives NULL where PostgreSQL's pairwise rule does.
+fn expand_row_comparison(op: &BinaryOperator, ls: &[Expr], rs: &[Expr]) -> SqlResult<Expr> {
+    if ls.len() != rs.len() {
+        return Err(SqlError::syntax(
+            "unequal number of entries in row expressions",
+        ));
+    }
+    if ls.is_empty() {
+        return Err(SqlError::unsupported("comparison of empty rows"));
+    }
+    let bin = |l: &Expr, op: BinaryOperator, r: &Expr| Expr::BinaryOp {
+        left: Box::new(l.clone()),
+        op,
+        right: Box::new(r.clone()),
+    };
+    let join = |parts: Vec<Expr>, op: BinaryOperator| {
+        parts
+            .into_iter()
+            .reduce(|a, b| Expr::BinaryOp {
+                left: Box::new(a),
+                op: op.clone(),
+                right: Box::new(b),
+            })
+            .map(|e| Expr::Nested(Box::new(e)))
+    };
+    let pairs = || ls.iter().zip(rs);
+    let strict = match op {
+        BinaryOperator::Eq => {
+            return join(
+                pairs()
+                    .map(|(l, r)| bin(l, BinaryOperator::Eq, r))
+                    .collect(),
+                BinaryOperator::And,
+            )
+            .ok_or_else(|| SqlError::internal("row comparison"));
+        }
+        BinaryOperator::NotEq => {
+            return join(
+                pairs()
+                    .map(|(l, r)| bin(l, BinaryOperator::NotEq, r))
+                    .collect(),
+                BinaryOperator::Or,
+            )
+            .ok_or_else(|| SqlError::internal("row comparison"));
+        }
+        BinaryOperator::Lt | BinaryOperator::LtEq => BinaryOperator::Lt,
+        BinaryOperator::Gt | BinaryOperator::GtEq => BinaryOperator::Gt,
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "operator {other} on row values"
+            )));
+        }
+    };
+    // From the last field outwards: last `op` (inclusive or not), then
+    // `l_i strict r_i OR (l_i = r_i AND rest)`.
+    let n = ls.len();
+    let mut acc = bin(&ls[n - 1], op.clone(), &rs[n - 1]);
+    for i in (0..n - 1).rev() {
+        let tie = Expr::Nested(Box::new(Expr::BinaryOp {
+            left: Box::new(bin(&ls[i], BinaryOperator::Eq, &rs[i])),
+            op: BinaryOperator::And,
+            right: Box::new(acc),
+        }));
+        acc = Expr::Nested(Box::new(Expr::BinaryOp {
+            left: Box::new(bin(&ls[i], strict.clone(), &rs[i])),
+            op: BinaryOperator::Or,
+            right: Box::new(tie),
+        }));
+    }
+    Ok(acc)
 }
 
 /// The name in a `'name'::regclass` (or `CAST('name' AS regclass)`).
