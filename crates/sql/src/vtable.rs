@@ -152,6 +152,7 @@ const TABLES: &[(&str, &str)] = &[
     ("pg_catalog", "pg_policy"),
     ("pg_catalog", "pg_proc"),
     ("pg_catalog", "pg_publication"),
+    ("pg_catalog", "pg_range"),
     ("pg_catalog", "pg_publication_namespace"),
     ("pg_catalog", "pg_publication_rel"),
     ("pg_catalog", "pg_roles"),
@@ -1267,6 +1268,16 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
             "proargtypes:oid[]",
             "proargnames:text[]",
             "prosrc",
+        ]),
+        // No range types.
+        ("pg_catalog", "pg_range") => columns(&[
+            "rngtypid:oid",
+            "rngsubtype:oid",
+            "rngmultitypid:oid",
+            "rngcollation:oid",
+            "rngsubopc:oid",
+            "rngcanonical",
+            "rngsubdiff",
         ]),
         ("pg_catalog", "pg_publication") => columns(&[
             "oid:oid",

@@ -171,6 +171,7 @@ pub mod codes {
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const OBJECT_IN_USE: &str = "55006";
+    pub const INVALID_RECURSION: &str = "42P19";
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";

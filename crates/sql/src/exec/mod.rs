@@ -103,6 +103,7 @@ pub fn handles(statement: &Statement) -> bool {
             | Statement::Explain { .. }
             | Statement::Set(_)
             | Statement::Reset(_)
+            | Statement::UNLISTEN { .. }
             | Statement::ShowVariable { .. }
             | Statement::Discard { .. }
     )
@@ -137,6 +138,9 @@ pub async fn execute_statement(
         | Statement::Delete(_)
         | Statement::Explain { .. } => {}
         Statement::Set(set) => return run_set(set, settings),
+        // No session can LISTEN (0A000), so there is never a channel to
+        // stop listening to; connection pools send UNLISTEN * on release.
+        Statement::UNLISTEN { .. } => return Ok(QueryOutput::command("UNLISTEN")),
         Statement::Reset(reset) => return run_reset(reset, settings),
         Statement::ShowVariable { variable } => {
             return show_variable(variable, database, settings);
@@ -614,6 +618,8 @@ pub struct Executor<'a> {
     work: usize,
     /// Per-operator rows and times, collected for `EXPLAIN ANALYZE`.
     measurements: Option<crate::plan::explain::Measurements>,
+    /// The current rows of each running `WITH RECURSIVE` (by work table id).
+    work_tables: HashMap<usize, Arc<Vec<Row>>>,
 }
 
 /// Rows the CPU-bound loops handle between yields to the runtime. A cancel
@@ -644,6 +650,7 @@ impl<'a> Executor<'a> {
             memory_used: 0,
             work: 0,
             measurements: None,
+            work_tables: HashMap::new(),
             user: tardigrade_sqltypes::catalog_fns::BOOTSTRAP_ROLE.1,
             settings: None,
         }

@@ -43,6 +43,70 @@ use crate::rowenc;
 /// Most rows `generate_series` produces.
 const MAX_SERIES_ROWS: u64 = 10_000_000;
 
+/// A running `WITH RECURSIVE` ([`Rel::RecursiveUnion`]): each call gives
+/// the rows of the next iteration.
+pub(super) struct RecursiveOp<'p> {
+    id: usize,
+    all: bool,
+    /// The non-recursive term, until it has been read.
+    base: Option<Op<'p>>,
+    step: &'p Rel,
+    /// Rows produced so far (UNION without ALL drops repeats).
+    seen: HashSet<Row>,
+    /// The previous iteration's rows: what the work table holds next.
+    working: Vec<Row>,
+    produced: u64,
+}
+
+impl<'p> RecursiveOp<'p> {
+    async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
+        loop {
+            let mut fresh: Vec<Row> = Vec::new();
+            if let Some(mut base) = self.base.take() {
+                while let Some(b) = base.next(exec, outer).await? {
+                    fresh.extend(b.into_rows());
+                }
+            } else {
+                if self.working.is_empty() {
+                    exec.work_tables.remove(&self.id);
+                    return Ok(None);
+                }
+                exec.work_tables
+                    .insert(self.id, Arc::new(std::mem::take(&mut self.working)));
+                let mut op = exec.open(self.step, outer, None)?;
+                while let Some(b) = op.next(exec, outer).await? {
+                    fresh.extend(b.into_rows());
+                }
+            }
+            if !self.all {
+                fresh.retain(|r| self.seen.insert(r.clone()));
+            }
+            self.produced += fresh.len() as u64;
+            if self.produced > MAX_SERIES_ROWS {
+                return Err(SqlError::new(
+                    codes::PROGRAM_LIMIT_EXCEEDED,
+                    format!("recursive query produced more than {MAX_SERIES_ROWS} rows"),
+                ));
+            }
+            exec.tick(fresh.len()).await;
+            if fresh.is_empty() {
+                if self.base.is_none() && self.working.is_empty() {
+                    exec.work_tables.remove(&self.id);
+                    return Ok(None);
+                }
+                continue;
+            }
+            let width = self.step.width();
+            let mut out = Batch::with_capacity(width, fresh.len());
+            for r in &fresh {
+                out.push_row(r);
+            }
+            self.working = fresh;
+            return Ok(Some(out));
+        }
+    }
+}
+
 /// The rows of one call of a select list's set-returning function
 /// ([`Rel::ProjectSet`]); a NULL argument gives no rows (the functions are
 /// strict).
@@ -188,6 +252,12 @@ pub(super) enum Op<'p> {
         keep: Vec<bool>,
     },
     Set(Box<SetOperation<'p>>),
+    Recursive(Box<RecursiveOp<'p>>),
+    WorkTable {
+        rows: Arc<Vec<Row>>,
+        width: usize,
+        done: bool,
+    },
     /// Counts rows and time of the operator inside (`EXPLAIN ANALYZE`).
     Measured {
         input: Box<Op<'p>>,
@@ -399,6 +469,25 @@ impl<'a> Executor<'a> {
                     remaining: limit,
                 }
             }
+            Rel::RecursiveUnion {
+                id,
+                all,
+                base,
+                step,
+            } => Op::Recursive(Box::new(RecursiveOp {
+                id: *id,
+                all: *all,
+                base: Some(self.open(base, outer, None)?),
+                step,
+                seen: HashSet::new(),
+                working: Vec::new(),
+                produced: 0,
+            })),
+            Rel::WorkTable { id, types } => Op::WorkTable {
+                rows: self.work_tables.get(id).cloned().unwrap_or_default(),
+                width: types.len(),
+                done: false,
+            },
             Rel::Distinct { input, key_len } => Op::Distinct {
                 input: boxed(self.open(input, outer, None)?),
                 key_len: *key_len,
@@ -653,6 +742,18 @@ impl<'p> Op<'p> {
                         return Ok(Some(out));
                     }
                 },
+                Op::Recursive(r) => r.next(exec, outer).await,
+                Op::WorkTable { rows, width, done } => {
+                    if *done || rows.is_empty() {
+                        return Ok(None);
+                    }
+                    *done = true;
+                    let mut out = Batch::with_capacity(*width, rows.len());
+                    for r in rows.iter() {
+                        out.push_row(r);
+                    }
+                    Ok(Some(out))
+                }
                 Op::Aggregate(agg) => agg.next(exec, outer).await,
                 Op::Join(join) => join.next(exec, outer).await,
                 Op::MergeJoin(join) => join.next(exec, outer).await,

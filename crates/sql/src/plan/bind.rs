@@ -299,14 +299,19 @@ impl<'a> Binder<'a> {
     fn bind_query_node(&mut self, query: &Query) -> SqlResult<BoundQuery> {
         let mut pushed_ctes = false;
         if let Some(with) = &query.with {
-            if with.recursive {
-                return Err(SqlError::unsupported("WITH RECURSIVE is not supported"));
-            }
             self.ctes.push(HashMap::new());
             pushed_ctes = true;
             for cte in &with.cte_tables {
-                let bound = self.bind_query(&cte.query)?;
                 let name = normalize(&cte.alias.name);
+                if with.recursive
+                    && let Some(bound) = self.bind_recursive_cte(cte, &name)?
+                {
+                    if let Some(frame) = self.ctes.last_mut() {
+                        frame.insert(name, Arc::new((bound.rel, bound.scope)));
+                    }
+                    continue;
+                }
+                let bound = self.bind_query(&cte.query)?;
                 let mut scope = bound.scope;
                 for (i, c) in cte.alias.columns.iter().enumerate() {
                     if let Some(col) = scope.get_mut(i) {
@@ -326,6 +331,104 @@ impl<'a> Binder<'a> {
             self.ctes.pop();
         }
         result
+    }
+
+    /// A CTE of `WITH RECURSIVE` whose query is `base UNION [ALL] step`
+    /// with `step` reading the CTE itself: `None` when it is not of that
+    /// shape (then it binds as a plain CTE). Its columns take the base's
+    /// types (untyped ones as text), as in PostgreSQL.
+    fn bind_recursive_cte(&mut self, cte: &ast::Cte, name: &str) -> SqlResult<Option<BoundQuery>> {
+        let SetExpr::SetOperation {
+            op: SetOperator::Union,
+            set_quantifier,
+            left,
+            right,
+        } = cte.query.body.as_ref()
+        else {
+            return Ok(None);
+        };
+        let mentions = |e: &SetExpr| {
+            let mut found = false;
+            let _ = sqlparser::ast::visit_relations(e, |n| {
+                found |= table_name(n) == name;
+                ControlFlow::<()>::Continue(())
+            });
+            found
+        };
+        if mentions(left) {
+            return Err(SqlError::new(
+                codes::INVALID_RECURSION,
+                format!(
+                    "recursive reference to query \"{name}\" must not appear within its non-recursive term"
+                ),
+            ));
+        }
+        if !mentions(right) {
+            return Ok(None);
+        }
+        if cte.query.order_by.is_some() || cte.query.limit_clause.is_some() {
+            return Err(SqlError::unsupported(
+                "ORDER BY or LIMIT in a recursive query is not supported",
+            ));
+        }
+        let base = self.bind_set_expr(left)?;
+        let types: Vec<SqlType> = base
+            .scope
+            .iter()
+            .filter(|c| !c.hidden)
+            .map(|c| {
+                if c.ty == SqlType::Unknown {
+                    SqlType::Text
+                } else {
+                    c.ty
+                }
+            })
+            .collect();
+        let mut scope: Scope = base
+            .scope
+            .iter()
+            .filter(|c| !c.hidden)
+            .zip(&types)
+            .map(|(c, ty)| ScopeColumn {
+                table: Some(name.to_string()),
+                name: c.name.clone(),
+                ty: *ty,
+                hidden: false,
+            })
+            .collect();
+        for (i, c) in cte.alias.columns.iter().enumerate() {
+            if let Some(col) = scope.get_mut(i) {
+                col.name = normalize(&c.name);
+            }
+        }
+        let id = self.next_subquery;
+        self.next_subquery += 1;
+        if let Some(frame) = self.ctes.last_mut() {
+            frame.insert(
+                name.to_string(),
+                Arc::new((
+                    Rel::WorkTable {
+                        id,
+                        types: types.clone(),
+                    },
+                    scope.clone(),
+                )),
+            );
+        }
+        let step = self.bind_set_expr(right)?;
+        let step_width = step.scope.iter().filter(|c| !c.hidden).count();
+        if step_width != types.len() {
+            return Err(SqlError::syntax(
+                "each UNION query must have the same number of columns",
+            ));
+        }
+        let rel = Rel::RecursiveUnion {
+            id,
+            all: matches!(set_quantifier, SetQuantifier::All),
+            base: Box::new(project_visible_as(base.rel, &base.scope, &types)),
+            step: Box::new(project_visible_as(step.rel, &step.scope, &types)),
+        };
+        Ok(Some(BoundQuery { rel, scope }))
     }
 
     fn bind_query_body(&mut self, query: &Query) -> SqlResult<BoundQuery> {

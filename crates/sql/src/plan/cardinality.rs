@@ -142,6 +142,9 @@ fn rows_inner(rel: &Rel) -> f64 {
             }
             join_output(j.kind, l, r, sel)
         }
+        // A guess: the base rows and ten times as many from the steps.
+        Rel::RecursiveUnion { base, .. } => rows(base) * 10.0,
+        Rel::WorkTable { .. } => 100.0,
         Rel::SetOp {
             op, left, right, ..
         } => match op {

@@ -253,10 +253,10 @@ fn walk(rel: Rel, mut read: Vec<bool>) -> Rel {
             Rel::LookupJoin(j)
         }
         // Set operations compare whole rows.
-        other @ Rel::SetOp { .. } => other.map_inputs(&mut |r| {
+        other @ (Rel::SetOp { .. } | Rel::RecursiveUnion { .. }) => other.map_inputs(&mut |r| {
             let w = r.width();
             walk(r, vec![true; w])
         }),
-        other @ (Rel::Values { .. } | Rel::Series { .. }) => other,
+        other @ (Rel::Values { .. } | Rel::Series { .. } | Rel::WorkTable { .. }) => other,
     })
 }

@@ -144,6 +144,10 @@ fn column_names(rel: &Rel) -> Names {
             n
         }
         Rel::SetOp { left, .. } => column_names(left),
+        Rel::RecursiveUnion { base, .. } => column_names(base),
+        Rel::WorkTable { types, .. } => (1..=types.len())
+            .map(|i| plain(format!("column{i}")))
+            .collect(),
         Rel::Series { .. } => vec![plain("generate_series".into())],
     }
 }
@@ -515,6 +519,24 @@ impl Renderer<'_> {
                 self.common(rel, &pad, out);
                 child(input, out);
             }
+            Rel::RecursiveUnion {
+                id,
+                all,
+                base,
+                step,
+            } => {
+                out.push(format!(
+                    "{pad}• recursive union{} (work table {id})",
+                    if *all { " all" } else { "" }
+                ));
+                self.common(rel, &pad, out);
+                child(base, out);
+                child(step, out);
+            }
+            Rel::WorkTable { id, .. } => {
+                out.push(format!("{pad}• work table {id}"));
+                self.common(rel, &pad, out);
+            }
             Rel::SetOp {
                 op,
                 all,
@@ -817,7 +839,10 @@ fn node_scalars(rel: &Rel) -> Vec<&Scalar> {
             out.push(stop);
             out.extend(step.iter());
         }
-        Rel::Distinct { .. } | Rel::SetOp { .. } => {}
+        Rel::Distinct { .. }
+        | Rel::SetOp { .. }
+        | Rel::RecursiveUnion { .. }
+        | Rel::WorkTable { .. } => {}
     }
     out
 }

@@ -183,7 +183,8 @@ fn leaf_names(leaves: &[Leaf]) -> Vec<String> {
                 Rel::Project { .. } | Rel::ProjectSet { .. } => "project".into(),
                 Rel::Aggregate { .. } | Rel::StreamAggregate { .. } => "group-by".into(),
                 Rel::Join { .. } | Rel::MergeJoin { .. } | Rel::LookupJoin(_) => "join".into(),
-                Rel::SetOp { .. } => "set operation".into(),
+                Rel::SetOp { .. } | Rel::RecursiveUnion { .. } => "set operation".into(),
+                Rel::WorkTable { .. } => "work table".into(),
                 Rel::Series { .. } => "generate_series".into(),
                 Rel::Sort { .. }
                 | Rel::Limit { .. }
@@ -793,6 +794,8 @@ pub fn output_types(rel: &Rel) -> Vec<SqlType> {
             t
         }
         Rel::SetOp { left, .. } => output_types(left),
+        Rel::RecursiveUnion { base, .. } => output_types(base),
+        Rel::WorkTable { types, .. } => types.clone(),
         Rel::Series { .. } => vec![SqlType::Int8],
     }
 }

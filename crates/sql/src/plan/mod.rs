@@ -140,6 +140,22 @@ pub enum Rel {
         input: Box<Rel>,
         srfs: Vec<SrfCall>,
     },
+    /// `WITH RECURSIVE`: `base`'s rows, then `step`'s run again and again
+    /// over the rows the previous run produced (the [`Rel::WorkTable`] with
+    /// this `id`) until a run produces none; `UNION` (not ALL) drops rows
+    /// seen before. Output: `base`'s columns.
+    RecursiveUnion {
+        id: usize,
+        all: bool,
+        base: Box<Rel>,
+        step: Box<Rel>,
+    },
+    /// The rows of the current iteration of the [`Rel::RecursiveUnion`]
+    /// with this `id` (the recursive CTE's name inside its own definition).
+    WorkTable {
+        id: usize,
+        types: Vec<SqlType>,
+    },
     /// `generate_series(start, stop[, step])` over integers.
     Series {
         start: Scalar,
@@ -805,6 +821,17 @@ impl Rel {
                 input: b(input),
                 srfs,
             },
+            Rel::RecursiveUnion {
+                id,
+                all,
+                base,
+                step,
+            } => Rel::RecursiveUnion {
+                id,
+                all,
+                base: b(base),
+                step: b(step),
+            },
             Rel::Aggregate { input, group, aggs } => Rel::Aggregate {
                 input: b(input),
                 group,
@@ -880,7 +907,10 @@ impl Rel {
                 left: b(left),
                 right: b(right),
             },
-            leaf @ (Rel::Scan(_) | Rel::Values { .. } | Rel::Series { .. }) => leaf,
+            leaf @ (Rel::Scan(_)
+            | Rel::Values { .. }
+            | Rel::Series { .. }
+            | Rel::WorkTable { .. }) => leaf,
         }
     }
 
@@ -977,7 +1007,11 @@ impl Rel {
                 stop: f(stop),
                 step: step.map(&mut *f),
             },
-            other @ (Rel::Scan(_) | Rel::Distinct { .. } | Rel::SetOp { .. }) => other,
+            other @ (Rel::Scan(_)
+            | Rel::Distinct { .. }
+            | Rel::SetOp { .. }
+            | Rel::RecursiveUnion { .. }
+            | Rel::WorkTable { .. }) => other,
         }
     }
 
@@ -1012,6 +1046,8 @@ impl Rel {
                 _ => j.left.width() + j.table.columns.len(),
             },
             Rel::SetOp { left, .. } => left.width(),
+            Rel::RecursiveUnion { base, .. } => base.width(),
+            Rel::WorkTable { types, .. } => types.len(),
             Rel::Series { .. } => 1,
         }
     }
