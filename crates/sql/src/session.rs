@@ -551,6 +551,22 @@ impl Session {
                 };
                 self.execute_to(&stored, &params, sink).await
             }
+            Statement::Discard {
+                object_type: sqlparser::ast::DiscardObject::ALL,
+            } => {
+                if !matches!(self.state, TxnState::Idle) {
+                    return Some(Err(SqlError::new(
+                        codes::ACTIVE_SQL_TRANSACTION,
+                        "DISCARD ALL cannot run inside a transaction block",
+                    )));
+                }
+                // TODO(issue 13): also the wire protocol's prepared
+                // statements, as PostgreSQL's DISCARD ALL does.
+                self.cursors.clear();
+                self.sql_prepared.clear();
+                self.settings.reset_all();
+                Ok(QueryOutput::command("DISCARD ALL"))
+            }
             // Statements prepared through the wire protocol are replaced
             // when a name is prepared again and freed with the connection.
             // TODO(issue 13): DEALLOCATE of a protocol-level statement's

@@ -145,8 +145,10 @@ pub async fn execute_statement(
         Statement::ShowVariable { variable } => {
             return show_variable(variable, database, settings);
         }
-        // Connection pools send DISCARD ALL. TODO(issue 13): DISCARD
-        // closing the session's cursors and prepared statements.
+        // The session runs DISCARD ALL (it closes cursors, forgets prepared
+        // statements, resets settings); the rest have nothing to discard
+        // (plans are cached per prepared statement, there are no temporary
+        // tables or cached sequence values).
         Statement::Discard { object_type } => {
             return Ok(QueryOutput::command(format!(
                 "DISCARD {}",
