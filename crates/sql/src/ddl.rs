@@ -463,6 +463,21 @@ struct Pending {
     indexes: Vec<PendingIndex>,
     fks: Vec<PendingFk>,
     checks: Vec<(Option<String>, String)>,
+    /// The sequences identity columns take their values from, to create.
+    identities: Vec<IdentitySequence>,
+}
+
+/// The sequence behind an identity column: `<table>_<column>_seq`, which
+/// goes with its table (see [`owned_sequence_name`]).
+#[derive(Clone, Debug)]
+pub(crate) struct IdentitySequence {
+    name: String,
+    max: i64,
+}
+
+/// The name of the sequence an identity column of `table` owns.
+fn owned_sequence_name(table: &str, column: &str) -> String {
+    format!("{table}_{column}_seq")
 }
 
 impl Pending {
@@ -594,6 +609,35 @@ fn column_desc(t: &mut TableDesc, def: &ColumnDef, pending: &mut Pending) -> Sql
                 ch.expr.to_string(),
             )),
             ColumnOption::Collation(_) | ColumnOption::Comment(_) => {}
+            // Identity columns take their values from a sequence of their
+            // own (1, 2, 3 …, as in PostgreSQL), created with the table and
+            // dropped with it.
+            // TODO(issue 13): GENERATED ALWAYS refusing explicit values
+            // (428C9; today it behaves as BY DEFAULT) and the SEQUENCE
+            // options.
+            ColumnOption::Generated {
+                generated_as: ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault,
+                generation_expr: None,
+                ..
+            } => {
+                let max = match c.ty {
+                    SqlType::Int2 => i64::from(i16::MAX),
+                    SqlType::Int4 => i64::from(i32::MAX),
+                    SqlType::Int8 => i64::MAX,
+                    other => {
+                        return Err(SqlError::new(
+                            codes::DATATYPE_MISMATCH,
+                            format!(
+                                "identity column type must be smallint, integer, or bigint (column \"{name}\" is {other})"
+                            ),
+                        ));
+                    }
+                };
+                let seq = owned_sequence_name(&t.name, &name);
+                c.nullable = false;
+                c.default = Some(format!("nextval('{seq}')"));
+                pending.identities.push(IdentitySequence { name: seq, max });
+            }
             other => {
                 return Err(SqlError::unsupported(format!("column option: {other}")));
             }
@@ -926,6 +970,28 @@ fn add_check(t: &mut TableDesc, name: Option<String>, expr: String) -> SqlResult
     Ok(())
 }
 
+/// Whether every value of type `from` is stored, compared and printed the
+/// same as a value of type `to` (so ALTER COLUMN TYPE only changes the
+/// descriptor, as CockroachDB does for these conversions).
+fn widens(from: SqlType, to: SqlType) -> bool {
+    use SqlType as T;
+    let rank = |t: T| match t {
+        T::Int2 => 1,
+        T::Int4 => 2,
+        T::Int8 => 3,
+        _ => 0,
+    };
+    match (from, to) {
+        _ if from == to => true,
+        (T::Int2 | T::Int4, T::Int4 | T::Int8) => rank(to) > rank(from),
+        (T::Varchar(_), T::Text | T::Varchar(None)) | (T::Text, T::Varchar(None)) => true,
+        (T::Varchar(Some(a)), T::Varchar(Some(b))) => b >= a,
+        (T::Decimal(_), T::Decimal(None)) => true,
+        (T::Decimal(Some((p1, s1))), T::Decimal(Some((p2, s2)))) => s1 == s2 && p2 >= p1,
+        _ => false,
+    }
+}
+
 /// The column a CHECK expression reads, when it reads exactly one.
 fn check_columns(t: &TableDesc, expr: &str) -> Vec<String> {
     let dialect = sqlparser::dialect::PostgreSqlDialect {};
@@ -1148,6 +1214,11 @@ async fn drop_relations(
         let t = node.catalog.table_for_update(txn, *id).await?;
         detach_references(node, txn, &t, &gone).await?;
         delete_table(node, txn, &t).await?;
+        for seq in owned_sequences(node, txn, &t).await? {
+            if !gone.contains(&seq.id) {
+                delete_table(node, txn, &seq).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -1162,6 +1233,29 @@ async fn delete_table(node: &SqlNode, txn: &mut Txn, t: &TableDesc) -> SqlResult
             .schedule(txn, crate::gc::Doomed::Table(t.id));
     }
     Ok(())
+}
+
+/// The sequences `t`'s identity columns own (those named after the table
+/// and column whose nextval() is the column's default), which go with it.
+async fn owned_sequences(
+    node: &SqlNode,
+    txn: &mut Txn,
+    t: &TableDesc,
+) -> SqlResult<Vec<TableDesc>> {
+    let mut out = Vec::new();
+    for c in &t.columns {
+        let seq = owned_sequence_name(&t.name, &c.name);
+        if c.default.as_deref() != Some(format!("nextval('{seq}')").as_str()) {
+            continue;
+        }
+        if let Some(id) = node.catalog.table_id(txn, t.parent_id, &seq).await?
+            && let Ok(s) = node.catalog.table_for_update(txn, id).await
+            && s.is_sequence()
+        {
+            out.push(s);
+        }
+    }
+    Ok(out)
 }
 
 /// Removes the links other tables (not in `gone`) have to `t`: foreign keys
@@ -1251,12 +1345,13 @@ async fn create_table(
         return Err(duplicate_table(&q.name));
     }
     let id = node.catalog.allocate_id().await?;
-    let (mut t, fks) = table_from_create(id, db_id, &q.name, ct)?;
+    let (mut t, fks, identities) = table_from_create(id, db_id, &q.name, ct)?;
     let mut parents = HashMap::new();
     for fk in &fks {
         add_foreign_key(node, txn, &q.database, &mut t, fk, &mut parents).await?;
     }
     node.catalog.create_table(txn, &t).await?;
+    create_identity_sequences(node, txn, db_id, &identities).await?;
     if !parents.is_empty() {
         let descs: Vec<TableDesc> = parents.into_values().collect();
         node.catalog.write_tables(txn, &descs).await?;
@@ -1274,7 +1369,7 @@ pub(crate) fn table_from_create(
     db_id: DescId,
     name: &str,
     ct: &CreateTable,
-) -> SqlResult<(TableDesc, Vec<PendingFk>)> {
+) -> SqlResult<(TableDesc, Vec<PendingFk>, Vec<IdentitySequence>)> {
     let mut t = TableDesc::new(id, db_id, name);
     let mut pending = Pending::default();
     for def in &ct.columns {
@@ -1299,7 +1394,7 @@ pub(crate) fn table_from_create(
     for (name, expr) in std::mem::take(&mut pending.checks) {
         add_check(&mut t, name, expr)?;
     }
-    Ok((t, pending.fks))
+    Ok((t, pending.fks, pending.identities))
 }
 
 /// `CREATE TABLE t [(names)] AS <query>`: a table (with the hidden rowid) of
@@ -1873,6 +1968,7 @@ async fn alter_table(
                 }
                 let old = t.clone();
                 t.columns.push(c.clone());
+                create_identity_sequences(node, txn, t.parent_id, &pending.identities).await?;
                 backfill_column(node, txn, &old, &t, &c).await?;
                 let mut new_indexes = Vec::new();
                 for ix in &pending.indexes {
@@ -2047,8 +2143,31 @@ async fn alter_table(
                             c.default = None;
                         }
                     }
+                    AlterColumnOperation::SetDataType {
+                        data_type, using, ..
+                    } if using.is_none() => {
+                        let (to, serial) = column_type(data_type)?;
+                        let Some(c) = t.columns.iter_mut().find(|c| c.id == id) else {
+                            return Err(SqlError::internal("column vanished"));
+                        };
+                        if serial {
+                            return Err(SqlError::new(
+                                codes::UNDEFINED_OBJECT,
+                                format!("type \"{data_type}\" does not exist"),
+                            ));
+                        }
+                        if !widens(c.ty, to) {
+                            // TODO(issue 13): conversions that rewrite or
+                            // check the stored values (online, with a
+                            // backfill, like index builds).
+                            return Err(SqlError::unsupported(format!(
+                                "ALTER COLUMN TYPE from {} to {to}: only changes that keep every stored value as it is (a longer VARCHAR, VARCHAR to TEXT, a wider integer or NUMERIC) are supported",
+                                c.ty
+                            )));
+                        }
+                        c.ty = to;
+                    }
                     other => {
-                        // TODO(issue 4): ALTER COLUMN TYPE.
                         return Err(SqlError::unsupported(format!("ALTER COLUMN {other}")));
                     }
                 }
@@ -2543,23 +2662,64 @@ async fn create_sequence(
             format!("START value ({start}) cannot be outside [{min}, {max}]"),
         ));
     }
-    let id = node.catalog.allocate_id().await?;
-    let mut t = TableDesc::new(id, db_id, &q.name);
-    t.sequence = Some(SequenceDesc {
+    let sequence = SequenceDesc {
         increment,
         start,
         min_value: min,
         max_value: max,
         cycle,
-    });
+    };
+    write_sequence(node, txn, db_id, &q.name, sequence).await?;
+    Ok(QueryOutput::command("CREATE SEQUENCE"))
+}
+
+/// Creates sequence `name` of database `db_id`, before its first value.
+async fn write_sequence(
+    node: &SqlNode,
+    txn: &mut Txn,
+    db_id: DescId,
+    name: &str,
+    sequence: SequenceDesc,
+) -> SqlResult<()> {
+    let id = node.catalog.allocate_id().await?;
+    let mut t = TableDesc::new(id, db_id, name);
+    let first = sequence.start.wrapping_sub(sequence.increment);
+    t.sequence = Some(sequence);
     node.catalog.create_table(txn, &t).await?;
     txn.put(
         &crate::catalog::sequence_value_key(id),
-        &start.wrapping_sub(increment).to_be_bytes(),
+        &first.to_be_bytes(),
     )
     .await
-    .map_err(kv_err)?;
-    Ok(QueryOutput::command("CREATE SEQUENCE"))
+    .map_err(kv_err)
+}
+
+/// The sequences of a table's identity columns.
+async fn create_identity_sequences(
+    node: &SqlNode,
+    txn: &mut Txn,
+    db_id: DescId,
+    identities: &[IdentitySequence],
+) -> SqlResult<()> {
+    for seq in identities {
+        if node
+            .catalog
+            .table_id(txn, db_id, &seq.name)
+            .await?
+            .is_some()
+        {
+            return Err(duplicate_table(&seq.name));
+        }
+        let sequence = SequenceDesc {
+            increment: 1,
+            start: 1,
+            min_value: 1,
+            max_value: seq.max,
+            cycle: false,
+        };
+        write_sequence(node, txn, db_id, &seq.name, sequence).await?;
+    }
+    Ok(())
 }
 
 async fn create_view(

@@ -70,7 +70,7 @@ impl TestCatalog {
                     format!("relation \"{name}\" already exists"),
                 ));
             }
-            let (t, _fks) =
+            let (t, _fks, _identities) =
                 crate::ddl::table_from_create(self.next_id, TEST_DATABASE_ID, &name, &ct)?;
             self.next_id += 1;
             self.tables.insert(name, Arc::new(t));

@@ -443,9 +443,12 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<Option<SqlType>>
         {
             *a
         }
-        // anyarray operators: the same element type (modifiers aside)
+        // anyarray operators: the same element type (modifiers aside);
+        // integers of any width, since INT is 8 bytes here but 4 in
+        // PostgreSQL (`ARRAY[1, 2] @> '{1}'::int[]`).
         ("array_contains" | "array_contained" | "array_overlap", [T::Array(a), T::Array(b)])
-            if std::mem::discriminant(*a) == std::mem::discriminant(*b) =>
+            if std::mem::discriminant(*a) == std::mem::discriminant(*b)
+                || (a.is_integer() && b.is_integer()) =>
         {
             T::Bool
         }

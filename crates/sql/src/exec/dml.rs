@@ -200,18 +200,29 @@ impl BoundDml {
         let defaults_async = default_exprs.iter().any(|e| e.needs_async());
         let mut rows = Vec::with_capacity(source_rows.len());
         for src in source_rows {
+            let mut given = vec![false; self.table.columns.len()];
+            for (i, v) in src.iter().enumerate() {
+                let Some(&pos) = targets.get(i) else { break };
+                given[pos] |= v.is_some();
+            }
+            // Only the defaults this row uses: a nextval() is not spent on a
+            // column the row gives.
             let values = if defaults_async {
-                Some(exec.eval_row(&default_exprs, &[], &[]).await?)
+                let needed: Vec<&Scalar> = defaults
+                    .iter()
+                    .enumerate()
+                    .filter(|(pos, _)| !given[*pos])
+                    .filter_map(|(_, d)| d.as_ref())
+                    .collect();
+                Some(exec.eval_row(&needed, &[], &[]).await?)
             } else {
                 None
             };
             let ctx = exec.ctx(&[], values.as_ref());
             let mut row: Row = vec![Value::Null; self.table.columns.len()];
-            let mut given = vec![false; row.len()];
             for (i, v) in src.into_iter().enumerate() {
                 let Some(&pos) = targets.get(i) else { break };
                 let Some(v) = v else { continue };
-                given[pos] = true;
                 let col = &self.table.columns[pos];
                 row[pos] = assign(
                     v,

@@ -7,7 +7,7 @@
 //! and references to them become [`Scalar::Outer`], which marks the subquery
 //! correlated.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -850,6 +850,8 @@ impl<'a> Binder<'a> {
             }
         }
 
+        let dependent = self.functionally_dependent(&group, scope);
+
         let having = match &select.having {
             Some(h) => {
                 let s = self.bind_expr(h, scope)?;
@@ -882,6 +884,28 @@ impl<'a> Binder<'a> {
         let mut rel = rel;
         let mut having = having;
         if aggregating {
+            // Columns the GROUP BY's primary keys determine, that the query
+            // reads: group keys too.
+            if !dependent.is_empty() {
+                let mut used: Vec<(usize, SqlType)> = Vec::new();
+                for (s, _) in &items {
+                    column_refs(s, &mut used);
+                }
+                if let Some(h) = &having {
+                    column_refs(h, &mut used);
+                }
+                for (t, _) in &sort_exprs {
+                    if let SortTarget::Expr(e) = t {
+                        column_refs(e, &mut used);
+                    }
+                }
+                let mut added = HashSet::new();
+                for (index, ty) in used {
+                    if dependent.contains(&index) && added.insert(index) {
+                        group.push(Scalar::Column { index, ty });
+                    }
+                }
+            }
             let ngroup = group.len();
             let rewrite = |s: Scalar| rewrite_after_agg(s, &group, ngroup);
             for (s, _) in &mut items {
@@ -989,6 +1013,70 @@ impl<'a> Binder<'a> {
             })
             .collect();
         Ok(BoundQuery { rel, scope })
+    }
+
+    /// PostgreSQL's functional dependency: when the GROUP BY holds every
+    /// primary key column of a table of the FROM clause, that table's other
+    /// columns may be selected too (`SELECT a.name, count(*) … GROUP BY
+    /// a.id`, as Django writes it): the columns of such tables not in the
+    /// GROUP BY, which become group keys when the query reads them (that
+    /// changes no group). Tables are recognized by name, so an aliased table
+    /// does not get this. TODO(issue 13): aliased tables (the scope would
+    /// need to carry each column's table id).
+    fn functionally_dependent(&self, group: &[Scalar], scope: &Scope) -> HashSet<usize> {
+        let mut dependent = HashSet::new();
+        let grouped: HashSet<usize> = group
+            .iter()
+            .filter_map(|g| match g {
+                Scalar::Column { index, .. } => Some(*index),
+                _ => None,
+            })
+            .collect();
+        if grouped.is_empty() {
+            return dependent;
+        }
+        let mut tables: Vec<&str> = scope.iter().filter_map(|c| c.table.as_deref()).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        for name in tables {
+            let Some(desc) = self.tables.get(name) else {
+                continue;
+            };
+            // The scope's columns under that name must be that table's
+            // (an alias may name another table).
+            let names: Vec<&str> = scope
+                .iter()
+                .filter(|c| c.table.as_deref() == Some(name))
+                .map(|c| c.name.as_str())
+                .collect();
+            if desc.virtual_rows.is_some()
+                || names.len() != desc.columns.len()
+                || names.iter().zip(&desc.columns).any(|(a, b)| *a != b.name)
+            {
+                continue;
+            }
+            let position = |col_name: &str| {
+                scope
+                    .iter()
+                    .position(|c| c.table.as_deref() == Some(name) && c.name == col_name)
+            };
+            let pk_grouped = desc.primary_index.columns.iter().all(|id| {
+                desc.columns
+                    .iter()
+                    .find(|c| c.id == *id)
+                    .and_then(|c| position(&c.name))
+                    .is_some_and(|p| grouped.contains(&p))
+            });
+            if !pk_grouped {
+                continue;
+            }
+            for (i, c) in scope.iter().enumerate() {
+                if c.table.as_deref() == Some(name) && !grouped.contains(&i) {
+                    dependent.insert(i);
+                }
+            }
+        }
+        dependent
     }
 
     /// `GROUP BY 1` / `GROUP BY alias`: the select item it names.
@@ -1410,9 +1498,11 @@ impl<'a> Binder<'a> {
         Ok(apply_alias(rel, scope, alias, &fname))
     }
 
-    /// `unnest(array)` in FROM, as `arr[i]` for `i` in `generate_series(1,
-    /// cardinality(arr))` (the array is evaluated once, before the rows; like
-    /// generate_series it cannot read columns of other FROM items).
+    /// `unnest(array, …)` in FROM, as `arr[i]` for `i` in
+    /// `generate_series(1, greatest(cardinality(arr), …))` (shorter arrays
+    /// give NULLs, as in PostgreSQL; the arrays are evaluated once, before
+    /// the rows; like generate_series they cannot read columns of other FROM
+    /// items).
     fn bind_unnest(
         &mut self,
         args: &[Expr],
@@ -1420,50 +1510,74 @@ impl<'a> Binder<'a> {
         alias: Option<&ast::TableAlias>,
     ) -> SqlResult<(Rel, Scope)> {
         let fname = "unnest".to_string();
-        let [e] = args else {
-            return Err(SqlError::unsupported(
-                "unnest of several arrays is not supported",
-            ));
-        };
-        let arr = self.bind_expr(e, &Scope::new())?;
-        let Some(elem) = arr.ty().element() else {
-            return Err(SqlError::undefined_function(format!(
-                "function unnest({}) does not exist",
-                arr.ty()
-            )));
-        };
-        if arr.needs_async() {
-            // TODO(issue 4): generate_series and unnest arguments are evaluated
-            // without computing their subqueries first.
-            return Err(SqlError::unsupported(
-                "unnest of an expression with a subquery is not supported",
+        if args.is_empty() {
+            return Err(SqlError::undefined_function(
+                "function unnest() does not exist",
             ));
         }
-        let len = self.call("cardinality", vec![arr.clone()])?;
+        let mut arrays = Vec::with_capacity(args.len());
+        for e in args {
+            let arr = self.bind_expr(e, &Scope::new())?;
+            let Some(elem) = arr.ty().element() else {
+                return Err(SqlError::undefined_function(format!(
+                    "function unnest({}) does not exist",
+                    arr.ty()
+                )));
+            };
+            if arr.needs_async() {
+                // TODO(issue 4): generate_series and unnest arguments are evaluated
+                // without computing their subqueries first.
+                return Err(SqlError::unsupported(
+                    "unnest of an expression with a subquery is not supported",
+                ));
+            }
+            arrays.push((arr, elem));
+        }
+        let mut lens = Vec::with_capacity(arrays.len());
+        for (arr, _) in &arrays {
+            let len = self.call("cardinality", vec![arr.clone()])?;
+            lens.push(self.cast(len, SqlType::Int8)?);
+        }
+        let stop = if lens.len() == 1 {
+            lens.remove(0)
+        } else {
+            Scalar::Extreme {
+                args: lens,
+                greatest: true,
+                ty: SqlType::Int8,
+            }
+        };
         let series = Rel::Series {
             start: Scalar::literal(Value::Int(1), SqlType::Int8),
-            stop: self.cast(len, SqlType::Int8)?,
+            stop,
             step: None,
         };
         let position = Scalar::Column {
             index: 0,
             ty: SqlType::Int8,
         };
-        let mut exprs = vec![Scalar::Func {
-            name: "array_subscript".into(),
-            args: vec![arr, position.clone()],
-            ty: elem,
-        }];
-        let column = alias
-            .filter(|a| a.columns.is_empty())
-            .map(|a| normalize(&a.name))
-            .unwrap_or_else(|| fname.clone());
-        let mut scope = vec![ScopeColumn {
-            table: Some(fname.clone()),
-            name: column,
-            ty: elem,
-            hidden: false,
-        }];
+        let single = arrays.len() == 1;
+        let mut exprs = Vec::with_capacity(arrays.len() + 1);
+        let mut scope = Vec::with_capacity(arrays.len() + 1);
+        for (arr, elem) in arrays {
+            exprs.push(Scalar::Func {
+                name: "array_subscript".into(),
+                args: vec![arr, position.clone()],
+                ty: elem,
+            });
+            // A single array's column is named after the alias when no
+            // column names are given (PostgreSQL).
+            let column = alias
+                .filter(|a| a.columns.is_empty() && single)
+                .map(|a| normalize(&a.name))
+                .unwrap_or_else(|| fname.clone());
+            scope.push(ScopeColumn {
+                table: Some(fname.clone()),
+                name: column,
+                ty: elem,
+                hidden: false,
+            });
+        }
         if ordinality {
             exprs.push(position);
             scope.push(ScopeColumn {
@@ -3491,6 +3605,14 @@ fn expand_row_comparison(op: &BinaryOperator, ls: &[Expr], rs: &[Expr]) -> SqlRe
     Ok(acc)
 }
 
+/// The input columns `s` reads (outside its subqueries).
+fn column_refs(s: &Scalar, out: &mut Vec<(usize, SqlType)>) {
+    if let Scalar::Column { index, ty } = s {
+        out.push((*index, *ty));
+    }
+    s.for_each_child(&mut |c| column_refs(c, out));
+}
+
 /// The name in a `'name'::regclass` (or `CAST('name' AS regclass)`).
 fn regclass_literal(e: &Expr) -> Option<&str> {
     let Expr::Cast {
@@ -3986,7 +4108,9 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
         DataType::Bool | DataType::Boolean => SqlType::Bool,
         DataType::SmallInt(_) | DataType::Int2(_) => SqlType::Int2,
         DataType::Int4(_) => SqlType::Int4,
-        DataType::Int(_) | DataType::Integer(_) => SqlType::Int4,
+        // As in DDL (and CockroachDB): INT and INTEGER are 8 bytes, so a value
+        // of an INTEGER column always fits a cast to INTEGER.
+        DataType::Int(_) | DataType::Integer(_) => SqlType::Int8,
         DataType::BigInt(_) | DataType::Int8(_) | DataType::Int64 => SqlType::Int8,
         DataType::Real | DataType::Float4 => SqlType::Float4,
         DataType::DoublePrecision | DataType::Float8 | DataType::Double(_) | DataType::Float64 => {
