@@ -93,6 +93,8 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         // done. TODO(issue 13): pg_advisory_lock and friends that lock.
         ("pg_advisory_unlock_all", []) => T::Unknown,
         ("pg_backend_pid", []) => T::Int4,
+        // void in PostgreSQL: here an untyped NULL (psql prints it alike).
+        ("pg_sleep", [s]) if s.is_numeric() || *s == T::Unknown => T::Unknown,
         ("pg_is_in_recovery", []) => T::Bool,
         _ => return None,
     })
@@ -179,6 +181,8 @@ pub fn call_function(name: &str, args: &[Value]) -> SqlResult<Value> {
         // Evaluated with the session (sql::plan::eval), never here.
         "current_setting" | "set_config" => Value::Null,
         "pg_backend_pid" => Value::Int(i64::from(std::process::id())),
+        // The executor sleeps before evaluating the row (sql's eval_row).
+        "pg_sleep" => Value::Null,
         "pg_is_in_recovery" => Value::Bool(false),
         other => {
             return Err(SqlError::internal(format!(

@@ -124,11 +124,14 @@ def settings(url):
         assert show("application_name") == "smoke"
         assert conn.info.parameter_status("application_name") == "smoke"
         conn.execute("SET statement_timeout = 300")
-        try:
-            conn.execute("SELECT count(*) FROM generate_series(1, 1000000000)")
-            raise AssertionError("the statement was not cancelled")
-        except errors.QueryCanceled as e:
-            assert "statement timeout" in str(e), e
+        for slow in ["SELECT count(*) FROM generate_series(1, 1000000000)", "SELECT pg_sleep(30)"]:
+            try:
+                conn.execute(slow)
+                raise AssertionError("the statement was not cancelled: " + slow)
+            except errors.QueryCanceled as e:
+                assert "statement timeout" in str(e), e
+        conn.execute("RESET statement_timeout")
+        assert conn.execute("SELECT pg_sleep(0.05)").fetchone() == (None,)
         assert conn.execute("SELECT 1").fetchone() == (1,)
         try:
             conn.execute("SET TIME ZONE 'Europe/Paris'")

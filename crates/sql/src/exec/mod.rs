@@ -848,6 +848,24 @@ impl<'a> Executor<'a> {
                         .await?;
                     values.nextvals.insert(*id, v);
                 }
+                Scalar::Func { args, .. } if crate::plan::is_sleep(s) => {
+                    let seconds = match args.first() {
+                        Some(a) => crate::plan::eval::eval(a, row, &self.ctx(outer, None))?,
+                        None => Value::Null,
+                    };
+                    let seconds = match seconds {
+                        Value::Int(i) => i as f64,
+                        Value::Float(f) => f,
+                        Value::Decimal(d) => d.to_string().parse().unwrap_or(0.0),
+                        _ => 0.0,
+                    };
+                    if seconds > 0.0 {
+                        // A cancel or statement_timeout drops this future.
+                        let d = std::time::Duration::try_from_secs_f64(seconds.min(1e9))
+                            .unwrap_or(std::time::Duration::ZERO);
+                        tokio::time::sleep(d).await;
+                    }
+                }
                 _ => {}
             }
         }
@@ -1064,7 +1082,7 @@ fn as_int(v: &Value) -> Option<i64> {
 }
 
 fn collect_async<'s>(s: &'s Scalar, out: &mut Vec<&'s Scalar>) {
-    if matches!(s, Scalar::Subquery(_) | Scalar::NextVal { .. }) {
+    if matches!(s, Scalar::Subquery(_) | Scalar::NextVal { .. }) || crate::plan::is_sleep(s) {
         out.push(s);
     }
     // The IN / ANY left operand of a subquery may hold more.

@@ -722,7 +722,7 @@ impl Scalar {
     /// True if the expression (outside nested subqueries' own rows) contains a
     /// subquery or another node the executor must compute asynchronously.
     pub fn needs_async(&self) -> bool {
-        if matches!(self, Scalar::Subquery(_) | Scalar::NextVal { .. }) {
+        if matches!(self, Scalar::Subquery(_) | Scalar::NextVal { .. }) || is_sleep(self) {
             return true;
         }
         let mut any = false;
@@ -765,10 +765,16 @@ pub fn reads_session(name: &str) -> bool {
     )
 }
 
+/// `pg_sleep(seconds)`: the executor waits (cancellably) before the row.
+pub fn is_sleep(s: &Scalar) -> bool {
+    matches!(s, Scalar::Func { name, .. } if name == "pg_sleep")
+}
+
 pub fn is_volatile(name: &str) -> bool {
     matches!(
         name,
-        "random"
+        "pg_sleep"
+            | "random"
             | "gen_random_uuid"
             | "now"
             | "current_timestamp"
