@@ -6,22 +6,9 @@
 
 mod common;
 
-use std::process::Command;
-
-fn have_django() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import psycopg, django"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        println!("note: python3 with psycopg 3 and Django 5 is not installed; skipping");
-    }
-    ok
-}
-
 #[test]
 fn django_migrate_orm_queries_transactions_and_iterator() {
-    if !have_django() {
+    if !common::have_python_modules(&["psycopg", "django"], "psycopg 3 and Django 5") {
         return;
     }
     let (_demo, urls) = common::start_demo(&[]);

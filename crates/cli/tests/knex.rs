@@ -34,15 +34,6 @@ fn knex_schema_queries_transactions_and_migrations() {
         return;
     }
     let (_demo, urls) = common::start_demo(&[]);
-    let out = Command::new("node")
-        .arg(node_dir().join("knex_smoke.js"))
-        .arg(&urls[0])
-        .output()
-        .expect("run node");
-    assert!(
-        out.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let script = node_dir().join("knex_smoke.js");
+    common::run_script("node", &script.to_string_lossy(), &[&urls[0]]);
 }

@@ -4,23 +4,8 @@
 
 mod common;
 
-use std::process::Command;
-
-fn have_psycopg() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import psycopg"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        println!(
-            "note: python3 with psycopg 3 is not installed; skipping (CI installs psycopg[binary])"
-        );
-    }
-    ok
-}
-
 fn run(mode: &str) {
-    if !have_psycopg() {
+    if !common::have_python_modules(&["psycopg"], "psycopg 3") {
         return;
     }
     let (_demo, urls) = common::start_demo(&[]);

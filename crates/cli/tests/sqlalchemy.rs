@@ -6,22 +6,9 @@
 
 mod common;
 
-use std::process::Command;
-
-fn have_sqlalchemy() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import psycopg, sqlalchemy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        println!("note: python3 with psycopg 3 and SQLAlchemy 2 is not installed; skipping");
-    }
-    ok
-}
-
 #[test]
 fn sqlalchemy_orm_create_all_crud_savepoint_and_reflection() {
-    if !have_sqlalchemy() {
+    if !common::have_python_modules(&["psycopg", "sqlalchemy"], "psycopg 3 and SQLAlchemy 2") {
         return;
     }
     let (_demo, urls) = common::start_demo(&[]);

@@ -86,7 +86,7 @@ fn btree_opclass(ty: SqlType) -> (i64, &'static str) {
 
 /// PostgreSQL's OIDs of its catalog tables, for `'pg_catalog.x'::regclass`
 /// (as in `pg_description.classoid = 'pg_class'::regclass`).
-pub const CATALOG_TABLE_OIDS: &[(&str, i64)] = &[
+const CATALOG_TABLE_OIDS: &[(&str, i64)] = &[
     ("pg_am", 2601),
     ("pg_attrdef", 2604),
     ("pg_attribute", 1249),
@@ -111,6 +111,38 @@ pub const CATALOG_TABLE_OIDS: &[(&str, i64)] = &[
     ("pg_trigger", 2620),
     ("pg_type", 1247),
 ];
+
+/// The OID of system catalog `parts` (`pg_class`, `pg_catalog.pg_class`).
+pub fn catalog_table_oid(parts: &[String]) -> Option<i64> {
+    let table = match parts {
+        [t] => t,
+        [s, t] if s == "pg_catalog" => t,
+        _ => return None,
+    };
+    CATALOG_TABLE_OIDS
+        .iter()
+        .find(|(n, _)| n == table)
+        .map(|(_, oid)| *oid)
+}
+
+/// A relation name as regclass input reads it (`schema.table`,
+/// `"Mixed".t`): its parts, unquoted ones folded to lower case.
+pub fn split_relation_name(name: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    for p in name.split('.') {
+        let p = p.trim();
+        if p.is_empty() {
+            return None;
+        }
+        parts.push(
+            match p.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                Some(quoted) => quoted.to_string(),
+                None => p.to_lowercase(),
+            },
+        );
+    }
+    (!parts.is_empty() && parts.len() <= 3).then_some(parts)
+}
 
 const HEAP_AM: i64 = 2;
 const BTREE_AM: i64 = 403;

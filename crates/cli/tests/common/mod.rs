@@ -235,14 +235,33 @@ pub fn have_psql() -> bool {
     found
 }
 
+/// Whether python3 can import every one of `modules`; prints a note naming
+/// `what` when it cannot (CI installs them), so the caller can skip.
+pub fn have_python_modules(modules: &[&str], what: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("note: python3 with {what} is not installed; skipping (CI installs it)");
+    }
+    ok
+}
+
 /// Runs `python3 script args…` and fails the test with its output unless it
 /// succeeds (the client tests in `tests/python`).
 pub fn run_python(script: &str, args: &[&str]) {
-    let out = Command::new("python3")
+    run_script("python3", script, args);
+}
+
+/// Runs `interpreter script args…` (python3, node) and fails the test with
+/// its output unless it succeeds.
+pub fn run_script(interpreter: &str, script: &str, args: &[&str]) {
+    let out = Command::new(interpreter)
         .arg(script)
         .args(args)
         .output()
-        .expect("run python3");
+        .unwrap_or_else(|e| panic!("run {interpreter}: {e}"));
     assert!(
         out.status.success(),
         "stdout:\n{}\nstderr:\n{}",

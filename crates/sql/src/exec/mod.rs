@@ -856,7 +856,7 @@ impl<'a> Executor<'a> {
                     let seconds = match seconds {
                         Value::Int(i) => i as f64,
                         Value::Float(f) => f,
-                        Value::Decimal(d) => d.to_string().parse().unwrap_or(0.0),
+                        Value::Decimal(d) => tardigrade_sqltypes::num::dec_to_f64(&d),
                         _ => 0.0,
                     };
                     if seconds > 0.0 {

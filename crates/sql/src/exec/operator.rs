@@ -60,50 +60,41 @@ pub(super) struct RecursiveOp<'p> {
 
 impl<'p> RecursiveOp<'p> {
     async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
-        loop {
-            let mut fresh: Vec<Row> = Vec::new();
-            if let Some(mut base) = self.base.take() {
-                while let Some(b) = base.next(exec, outer).await? {
-                    fresh.extend(b.into_rows());
-                }
-            } else {
-                if self.working.is_empty() {
-                    exec.work_tables.remove(&self.id);
-                    return Ok(None);
-                }
+        // The base's rows first, then each step's over the previous rows.
+        let mut op = match self.base.take() {
+            Some(base) => base,
+            None if self.working.is_empty() => return Ok(None),
+            None => {
                 exec.work_tables
                     .insert(self.id, Arc::new(std::mem::take(&mut self.working)));
-                let mut op = exec.open(self.step, outer, None)?;
-                while let Some(b) = op.next(exec, outer).await? {
-                    fresh.extend(b.into_rows());
-                }
+                exec.open(self.step, outer, None)?
             }
-            if !self.all {
-                fresh.retain(|r| self.seen.insert(r.clone()));
-            }
-            self.produced += fresh.len() as u64;
-            if self.produced > MAX_SERIES_ROWS {
-                return Err(SqlError::new(
-                    codes::PROGRAM_LIMIT_EXCEEDED,
-                    format!("recursive query produced more than {MAX_SERIES_ROWS} rows"),
-                ));
-            }
-            exec.tick(fresh.len()).await;
-            if fresh.is_empty() {
-                if self.base.is_none() && self.working.is_empty() {
-                    exec.work_tables.remove(&self.id);
-                    return Ok(None);
-                }
-                continue;
-            }
-            let width = self.step.width();
-            let mut out = Batch::with_capacity(width, fresh.len());
-            for r in &fresh {
-                out.push_row(r);
-            }
-            self.working = fresh;
-            return Ok(Some(out));
+        };
+        let mut fresh: Vec<Row> = Vec::new();
+        while let Some(b) = op.next(exec, outer).await? {
+            fresh.extend(b.into_rows());
         }
+        if !self.all {
+            fresh.retain(|r| self.seen.insert(r.clone()));
+        }
+        self.produced += fresh.len() as u64;
+        if self.produced > MAX_SERIES_ROWS {
+            return Err(SqlError::new(
+                codes::PROGRAM_LIMIT_EXCEEDED,
+                format!("recursive query produced more than {MAX_SERIES_ROWS} rows"),
+            ));
+        }
+        exec.tick(fresh.len()).await;
+        if fresh.is_empty() {
+            exec.work_tables.remove(&self.id);
+            return Ok(None);
+        }
+        let mut out = Batch::with_capacity(self.step.width(), fresh.len());
+        for r in &fresh {
+            out.push_row(r);
+        }
+        self.working = fresh;
+        Ok(Some(out))
     }
 }
 
@@ -706,10 +697,11 @@ impl<'p> Op<'p> {
                     let width = batch.width() + srfs.len();
                     let mut out = Batch::with_capacity(width, batch.len());
                     let mut produced = 0;
+                    let args: Vec<&Scalar> = srfs.iter().flat_map(|c| &c.args).collect();
+                    let needs_async = args.iter().any(|a| a.needs_async());
                     for row in batch.rows() {
-                        let refs: Vec<&Scalar> = srfs.iter().flat_map(|c| &c.args).collect();
-                        let async_values = if refs.iter().any(|a| a.needs_async()) {
-                            Some(exec.eval_row(&refs, row, outer).await?)
+                        let async_values = if needs_async {
+                            Some(exec.eval_row(&args, row, outer).await?)
                         } else {
                             None
                         };

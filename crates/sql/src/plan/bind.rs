@@ -109,7 +109,7 @@ pub async fn collect_tables(
     // `'t'::regclass` names a table too.
     let _ = sqlparser::ast::visit_expressions(statement, |e| {
         if let Some(name) = regclass_literal(e)
-            && let Some(parts) = split_regclass_name(name)
+            && let Some(parts) = crate::vtable::split_relation_name(name)
         {
             names.push(ObjectName::from(
                 parts
@@ -2259,18 +2259,14 @@ impl<'a> Binder<'a> {
                 format!("relation \"{name}\" does not exist"),
             )
         };
-        let parts = split_regclass_name(name).ok_or_else(undefined)?;
+        let parts = crate::vtable::split_relation_name(name).ok_or_else(undefined)?;
         let (schema, table) = match parts.as_slice() {
             [t] => (None, t.as_str()),
             [s, t] => (Some(s.as_str()), t.as_str()),
             _ => return Err(undefined()),
         };
-        if matches!(schema, None | Some("pg_catalog"))
-            && let Some((_, oid)) = crate::vtable::CATALOG_TABLE_OIDS
-                .iter()
-                .find(|(n, _)| *n == table)
-        {
-            return Ok(*oid);
+        if let Some(oid) = crate::vtable::catalog_table_oid(&parts) {
+            return Ok(oid);
         }
         if matches!(schema, None | Some("public"))
             && let Some(t) = self.tables.get(table)
@@ -3548,36 +3544,25 @@ fn expand_row_comparison(op: &BinaryOperator, ls: &[Expr], rs: &[Expr]) -> SqlRe
         op,
         right: Box::new(r.clone()),
     };
-    let join = |parts: Vec<Expr>, op: BinaryOperator| {
-        parts
-            .into_iter()
-            .reduce(|a, b| Expr::BinaryOp {
-                left: Box::new(a),
-                op: op.clone(),
-                right: Box::new(b),
-            })
-            .map(|e| Expr::Nested(Box::new(e)))
+    // `=`: every field equal; `<>`: any field different.
+    let conjunction = match op {
+        BinaryOperator::Eq => Some(BinaryOperator::And),
+        BinaryOperator::NotEq => Some(BinaryOperator::Or),
+        _ => None,
     };
-    let pairs = || ls.iter().zip(rs);
+    if let Some(conj) = conjunction {
+        let mut pairs = ls.iter().zip(rs).map(|(l, r)| bin(l, op.clone(), r));
+        let first = pairs
+            .next()
+            .ok_or_else(|| SqlError::internal("row comparison"))?;
+        let all = pairs.fold(first, |a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: conj.clone(),
+            right: Box::new(b),
+        });
+        return Ok(Expr::Nested(Box::new(all)));
+    }
     let strict = match op {
-        BinaryOperator::Eq => {
-            return join(
-                pairs()
-                    .map(|(l, r)| bin(l, BinaryOperator::Eq, r))
-                    .collect(),
-                BinaryOperator::And,
-            )
-            .ok_or_else(|| SqlError::internal("row comparison"));
-        }
-        BinaryOperator::NotEq => {
-            return join(
-                pairs()
-                    .map(|(l, r)| bin(l, BinaryOperator::NotEq, r))
-                    .collect(),
-                BinaryOperator::Or,
-            )
-            .ok_or_else(|| SqlError::internal("row comparison"));
-        }
         BinaryOperator::Lt | BinaryOperator::LtEq => BinaryOperator::Lt,
         BinaryOperator::Gt | BinaryOperator::GtEq => BinaryOperator::Gt,
         other => {
@@ -3633,24 +3618,6 @@ fn regclass_literal(e: &Expr) -> Option<&str> {
         },
         _ => None,
     }
-}
-
-/// `schema.table` / `"Mixed".t` as regclass input reads it: folded parts.
-fn split_regclass_name(name: &str) -> Option<Vec<String>> {
-    let mut parts = Vec::new();
-    for p in name.split('.') {
-        let p = p.trim();
-        if p.is_empty() {
-            return None;
-        }
-        parts.push(
-            match p.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
-                Some(quoted) => quoted.to_string(),
-                None => p.to_lowercase(),
-            },
-        );
-    }
-    (!parts.is_empty() && parts.len() <= 3).then_some(parts)
 }
 
 /// The set-returning functions a select list may call.

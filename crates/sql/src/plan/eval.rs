@@ -177,25 +177,20 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
             }
             "regclass" => match args.first().map(|a| eval(a, row, ctx)).transpose()? {
                 Some(Value::Text(name)) => {
-                    let parts: Vec<String> = name
-                        .split('.')
-                        .map(|p| p.trim().trim_matches('"').to_lowercase())
-                        .collect();
-                    let table = parts.last().map(String::as_str).unwrap_or_default();
-                    let catalog =
-                        parts.len() == 1 || (parts.len() == 2 && parts[0] == "pg_catalog");
-                    if let Ok(oid) = name.trim().parse::<i64>() {
-                        Value::Int(oid)
-                    } else if let Some((_, oid)) = crate::vtable::CATALOG_TABLE_OIDS
-                        .iter()
-                        .find(|(n, _)| catalog && *n == table)
-                    {
-                        Value::Int(*oid)
-                    } else {
-                        return Err(SqlError::new(
-                            "42P01",
-                            format!("relation \"{name}\" does not exist"),
-                        ));
+                    // A name known only at run time: a system catalog's or
+                    // an OID (user tables are resolved when binding).
+                    let oid = name.trim().parse::<i64>().ok().or_else(|| {
+                        crate::vtable::split_relation_name(&name)
+                            .and_then(|parts| crate::vtable::catalog_table_oid(&parts))
+                    });
+                    match oid {
+                        Some(oid) => Value::Int(oid),
+                        None => {
+                            return Err(SqlError::new(
+                                "42P01",
+                                format!("relation \"{name}\" does not exist"),
+                            ));
+                        }
                     }
                 }
                 _ => Value::Null,
