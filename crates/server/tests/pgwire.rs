@@ -1092,3 +1092,161 @@ async fn nul_bytes_in_text_parameters_are_refused() {
         .await
         .expect("valid text is stored");
 }
+
+/// Binary COPY data for `rows` of (id int8, name text) fields.
+fn binary_copy_data(rows: &[(i64, Option<&str>)]) -> Vec<u8> {
+    let mut out = b"PGCOPY\n\xff\r\n\0".to_vec();
+    out.extend_from_slice(&[0; 8]);
+    for (id, name) in rows {
+        out.extend_from_slice(&2i16.to_be_bytes());
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(&id.to_be_bytes());
+        match name {
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(s) => {
+                out.extend_from_slice(&(s.len() as i32).to_be_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
+}
+
+impl Raw {
+    /// Starts `COPY … FROM STDIN` with a simple Query and reads its
+    /// CopyInResponse; returns the response's overall format byte.
+    async fn start_copy_in(&mut self, sql: &str) -> u8 {
+        self.query_bytes(sql.as_bytes()).await;
+        let (t, body) = tokio::time::timeout(Duration::from_secs(20), self.read_message())
+            .await
+            .expect("a reply in time")
+            .expect("a message");
+        assert_eq!(
+            t,
+            b'G',
+            "CopyInResponse expected: {}",
+            error_field(&body, b'M')
+        );
+        body[0]
+    }
+
+    /// Runs a binary `COPY … TO STDOUT` with a simple Query; returns the
+    /// bytes of its CopyData messages.
+    async fn copy_out_bytes(&mut self, sql: &str) -> Vec<u8> {
+        self.query_bytes(sql.as_bytes()).await;
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        loop {
+            let (t, body) = tokio::time::timeout(Duration::from_secs(20), self.read_message())
+                .await
+                .expect("a reply in time")
+                .expect("a message");
+            match t {
+                b'Z' => break,
+                b'H' => assert_eq!(body[0], 1, "binary CopyOutResponse"),
+                b'd' => out.extend_from_slice(&body),
+                b'E' => panic!("{}", error_field(&body, b'M')),
+                _ => {}
+            }
+            seen.push(t);
+        }
+        assert_eq!(seen.first(), Some(&b'H'), "{sql}");
+        assert!(seen.ends_with(b"cC"), "{sql}: {seen:?}");
+        out
+    }
+
+    /// Sends `chunks` as CopyData messages, then CopyDone; returns the
+    /// errors until ReadyForQuery.
+    async fn copy_chunks(&mut self, chunks: &[&[u8]]) -> Vec<String> {
+        for c in chunks {
+            self.send(b'd', c).await;
+        }
+        self.send(b'c', b"").await;
+        self.errors_until_ready().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_copy_in_and_out_and_malformed_input() {
+    let node = start().await;
+    let mut raw = Raw::connect(node.sql.local_addr()).await;
+    assert_eq!(
+        raw.query("CREATE TABLE bc (id INT8 PRIMARY KEY, name TEXT)")
+            .await
+            .0,
+        b'I'
+    );
+    let copy_in = "COPY bc FROM STDIN (FORMAT BINARY)";
+    assert_eq!(raw.start_copy_in(copy_in).await, 1, "binary CopyInResponse");
+    let data = binary_copy_data(&[(1, Some("one")), (2, None), (3, Some(""))]);
+    // a tuple split across CopyData messages
+    let (a, b) = data.split_at(30);
+    assert_eq!(raw.copy_chunks(&[a, b]).await, Vec::<String>::new());
+
+    let good = binary_copy_data(&[(10, Some("ten"))]);
+    let mut short_field = good[..19].to_vec();
+    short_field.extend_from_slice(&1i16.to_be_bytes());
+    short_field.extend_from_slice(&3i32.to_be_bytes());
+    short_field.extend_from_slice(b"abc");
+    let mut huge_length = good[..19].to_vec();
+    huge_length.extend_from_slice(&1i16.to_be_bytes());
+    huge_length.extend_from_slice(&i32::MAX.to_be_bytes());
+    let mut after_trailer = good.clone();
+    after_trailer.extend_from_slice(b"more");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("text data", b"10\tten\n".to_vec(), "22P04"),
+        ("no data", Vec::new(), "22P04"),
+        ("truncated", good[..good.len() - 6].to_vec(), "22P04"),
+        (
+            "negative field count",
+            {
+                let mut d = good[..19].to_vec();
+                d.extend_from_slice(&(-5i16).to_be_bytes());
+                d
+            },
+            "22P04",
+        ),
+        ("field length past the end", huge_length, "22P04"),
+        ("data after the trailer", after_trailer, "22P04"),
+        ("wrong field count", short_field.clone(), "22P04"),
+        (
+            "3 bytes for an int8",
+            {
+                let mut d = good[..19].to_vec();
+                d.extend_from_slice(&2i16.to_be_bytes());
+                d.extend_from_slice(&3i32.to_be_bytes());
+                d.extend_from_slice(b"abc");
+                d.extend_from_slice(&(-1i32).to_be_bytes());
+                d
+            },
+            "22P03",
+        ),
+    ];
+    for (what, data, code) in &cases {
+        assert_eq!(raw.start_copy_in(copy_in).await, 1, "{what}");
+        assert_eq!(
+            raw.copy_chunks(&[data]).await,
+            vec![code.to_string()],
+            "{what}"
+        );
+        // the session goes on (ParameterStatus messages may come along
+        // after the COPY's rollback)
+        let (status, mut seen) = raw.query("SELECT count(*) FROM bc").await;
+        seen.retain(|t| *t != b'S');
+        assert_eq!((status, seen), (b'I', vec![b'T', b'D', b'C']), "{what}");
+    }
+    // In a block, a failed COPY fails the block.
+    assert_eq!(raw.query("BEGIN").await.0, b'T');
+    raw.start_copy_in(copy_in).await;
+    assert_eq!(raw.copy_chunks(&[b"garbage"]).await, vec!["22P04"]);
+    assert_eq!(raw.query("SELECT 1").await.0, b'E');
+    assert_eq!(raw.query("ROLLBACK").await.0, b'I');
+
+    // COPY … TO STDOUT (FORMAT BINARY): what went in comes back, byte for
+    // byte in PostgreSQL's format; with no rows, the header and the trailer.
+    let export = "COPY (SELECT id, name FROM bc ORDER BY id) TO STDOUT (FORMAT BINARY)";
+    assert_eq!(raw.copy_out_bytes(export).await, data);
+    let export = "COPY (SELECT id, name FROM bc WHERE id < 0) TO STDOUT (FORMAT BINARY)";
+    assert_eq!(raw.copy_out_bytes(export).await, binary_copy_data(&[]));
+}

@@ -2573,7 +2573,7 @@ async fn truncate(
         descs.push(t);
     }
     node.catalog.write_tables(txn, &descs).await?;
-    Ok(QueryOutput::command("TRUNCATE"))
+    Ok(QueryOutput::command("TRUNCATE TABLE"))
 }
 
 /// TRUNCATE's way of emptying a table without touching its data: every index

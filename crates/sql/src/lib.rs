@@ -59,6 +59,7 @@
 //! 18. [`cursor`]: SQL cursors (DECLARE, FETCH, MOVE, CLOSE).
 //! 19. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
 
+pub mod advisory;
 pub mod batch;
 pub mod catalog;
 pub mod cursor;

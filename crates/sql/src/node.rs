@@ -42,6 +42,8 @@ pub struct SqlNode {
     pub gc_paused: AtomicBool,
     /// Table statistics the planner reads, cached ([`crate::stats`]).
     pub stats: StatsCache,
+    /// The advisory locks sessions on this node hold ([`crate::advisory`]).
+    pub advisory: crate::advisory::AdvisoryLocks,
 }
 
 impl SqlNode {
@@ -59,6 +61,7 @@ impl SqlNode {
             pending_clears: Default::default(),
             gc_paused: AtomicBool::new(false),
             stats: Default::default(),
+            advisory: Default::default(),
         }))
     }
 }

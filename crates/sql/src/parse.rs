@@ -56,6 +56,25 @@ const CREATE_STATISTICS_MARKER: &str = "tardigrade:create_statistics";
 /// The `INTO` target a `MOVE` (parsed as `FETCH`) carries until [`classify`]
 /// turns it into [`Ours::Move`].
 const MOVE_MARKER: &str = "tardigrade:move";
+/// Prefix of the name a window specification carries when its frame has an
+/// `EXCLUDE` clause, which the parser does not take: `EXCLUDE TIES` in
+/// `OVER (w ORDER BY x ROWS 1 PRECEDING EXCLUDE TIES)` is removed and the
+/// specification named `tardigrade:exclude=ties;w` (see
+/// [`split_window_name`]).
+pub const WINDOW_EXCLUDE_MARKER: &str = "tardigrade:exclude=";
+
+/// A window specification's name and frame exclusion (`current row`,
+/// `group` or `ties`), taken apart from [`WINDOW_EXCLUDE_MARKER`].
+pub fn split_window_name(name: &Ident) -> (Option<String>, Option<String>) {
+    match name.value.strip_prefix(WINDOW_EXCLUDE_MARKER) {
+        Some(rest) if name.quote_style.is_some() => match rest.split_once(';') {
+            Some((kind, base)) => (Some(base.to_string()), Some(kind.to_string())),
+            None => (None, Some(rest.to_string())),
+        },
+        _ => (Some(normalize(name)), None),
+    }
+}
+
 /// Index option (a `Comment`) marking a CREATE TABLE `UNIQUE INDEX`.
 pub const UNIQUE_INDEX_MARKER: &str = "tardigrade:unique";
 /// Prefix of the index option (a `Comment`) listing STORING columns, separated
@@ -236,6 +255,7 @@ fn parse_unbounded(sql: &str) -> SqlResult<Vec<Statement>> {
     let mut ordinal = 0;
     for stmt in split_statements(&tokens) {
         let significant = stmt.iter().any(|t| !is_space(&t.token));
+        let stmt = &rewrite_window_exclusions(stmt)[..];
         let (rewritten, fixup) = rewrite_statement(sql, stmt)?;
         out_tokens.extend(rewritten);
         if let Some(f) = fixup {
@@ -284,6 +304,7 @@ fn might_need_rewrite(sql: &str) -> bool {
         "statistics",
         "move",
         "fetch",
+        "exclude",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -327,6 +348,96 @@ fn is_space(t: &Token) -> bool {
 
 fn is_word(t: &Token, kw: &str) -> bool {
     matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw))
+}
+
+/// Window frames' `EXCLUDE CURRENT ROW | GROUP | TIES | NO OTHERS`, which
+/// the parser does not take: removed, and the exclusion carried in the
+/// window specification's name ([`WINDOW_EXCLUDE_MARKER`]). Only an
+/// `EXCLUDE` right before the specification's closing parenthesis counts.
+fn rewrite_window_exclusions(stmt: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+    let mut out = stmt.to_vec();
+    loop {
+        let sig = significant(&out);
+        let word = |k: usize, kw: &str| sig.get(k).is_some_and(|&i| is_word(&out[i].token, kw));
+        let found = (0..sig.len()).find_map(|k| {
+            if !word(k, "exclude") {
+                return None;
+            }
+            let (kind, len) = if word(k + 1, "current") && word(k + 2, "row") {
+                ("current row", 3)
+            } else if word(k + 1, "group") {
+                ("group", 2)
+            } else if word(k + 1, "ties") {
+                ("ties", 2)
+            } else if word(k + 1, "no") && word(k + 2, "others") {
+                ("no others", 3)
+            } else {
+                return None;
+            };
+            let close = *sig.get(k + len)?;
+            (out[close].token == Token::RParen).then_some((k, kind, len))
+        });
+        let Some((k, kind, len)) = found else {
+            return out;
+        };
+        // The specification's opening parenthesis.
+        let mut depth = 0usize;
+        let mut open = None;
+        for j in (0..k).rev() {
+            match out[sig[j]].token {
+                Token::RParen => depth += 1,
+                Token::LParen if depth == 0 => {
+                    open = Some(j);
+                    break;
+                }
+                Token::LParen => depth -= 1,
+                _ => {}
+            }
+        }
+        let (start, end) = (sig[k], sig[k + len - 1]);
+        out.drain(start..=end);
+        let Some(open) = open else {
+            continue;
+        };
+        if kind == "no others" {
+            continue;
+        }
+        let first = sig[open + 1];
+        let name = match &out[first].token {
+            Token::Word(w)
+                if w.quote_style.is_some()
+                    || !["partition", "order", "rows", "range", "groups"]
+                        .iter()
+                        .any(|kw| w.value.eq_ignore_ascii_case(kw)) =>
+            {
+                Some(normalize(&Ident {
+                    value: w.value.clone(),
+                    quote_style: w.quote_style,
+                    span: sqlparser::tokenizer::Span::empty(),
+                }))
+            }
+            _ => None,
+        };
+        let marker = match &name {
+            Some(n) => format!("{WINDOW_EXCLUDE_MARKER}{kind};{n}"),
+            None => format!("{WINDOW_EXCLUDE_MARKER}{kind}"),
+        };
+        let token = with_span(
+            Token::Word(sqlparser::tokenizer::Word {
+                value: marker,
+                quote_style: Some('"'),
+                keyword: sqlparser::keywords::Keyword::NoKeyword,
+            }),
+            &out[first],
+        );
+        if name.is_some() {
+            out[first] = token;
+        } else {
+            let sp = space(&out[first]);
+            out.insert(first, sp);
+            out.insert(first, token);
+        }
+    }
 }
 
 /// The statements of a token stream, each with its terminating semicolon.
@@ -874,6 +985,36 @@ mod tests {
         let mut v = parse_statements(sql).expect("parses");
         assert_eq!(v.len(), 1, "{sql}");
         v.remove(0)
+    }
+
+    #[test]
+    fn window_frame_exclusions_ride_in_the_window_name() {
+        let sql = "SELECT sum(x) OVER (w ORDER BY x ROWS 1 PRECEDING EXCLUDE TIES), \
+                   sum(x) OVER (ORDER BY x ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING EXCLUDE CURRENT ROW), \
+                   sum(x) OVER (ROWS UNBOUNDED PRECEDING EXCLUDE NO OTHERS) FROM t WINDOW w AS (PARTITION BY y)";
+        let text = one(sql).to_string();
+        assert!(!text.contains("EXCLUDE"), "{text}");
+        assert!(
+            text.contains(&format!("\"{WINDOW_EXCLUDE_MARKER}ties;w\" ORDER BY x")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "\"{WINDOW_EXCLUDE_MARKER}current row\" ORDER BY x"
+            )),
+            "{text}"
+        );
+        let marked = Ident::with_quote('"', format!("{WINDOW_EXCLUDE_MARKER}ties;w"));
+        assert_eq!(
+            split_window_name(&marked),
+            (Some("w".to_string()), Some("ties".to_string()))
+        );
+        assert_eq!(
+            split_window_name(&Ident::new("W")),
+            (Some("w".to_string()), None)
+        );
+        // EXCLUDE elsewhere is left to the parser.
+        assert!(parse_statements("SELECT 1 EXCLUDE TIES").is_err());
     }
 
     #[test]

@@ -140,7 +140,8 @@ pub struct Session {
 
 /// What a statement does to the transaction state machine.
 enum Control {
-    Begin,
+    /// BEGIN or START TRANSACTION: the command tag.
+    Begin(&'static str),
     Commit,
     Rollback,
     Savepoint(String),
@@ -370,7 +371,14 @@ impl Session {
                 }
                 result
             }
-            TxnState::Idle => self.run_implicit(prepared, params, sink).await,
+            TxnState::Idle => {
+                let result = self.run_implicit(prepared, params, sink).await;
+                // its transaction ended: so do its advisory locks
+                self.node
+                    .advisory
+                    .release(self.settings.session_id(), false, true);
+                result
+            }
         }
     }
 
@@ -565,6 +573,9 @@ impl Session {
                 self.cursors.clear();
                 self.sql_prepared.clear();
                 self.settings.reset_all();
+                self.node
+                    .advisory
+                    .release(self.settings.session_id(), true, false);
                 Ok(QueryOutput::command("DISCARD ALL"))
             }
             // Statements prepared through the wire protocol are replaced
@@ -716,6 +727,9 @@ impl Session {
             (false, true) => {
                 let committed = commit && result.is_ok();
                 self.settings.end_block(committed);
+                self.node
+                    .advisory
+                    .release(self.settings.session_id(), false, true);
                 // Cursors WITHOUT HOLD end with their block; WITH HOLD ones
                 // outlive its commit, not its rollback.
                 self.cursors
@@ -732,18 +746,18 @@ impl Session {
     async fn control_inner(&mut self, control: Control) -> SqlResult<QueryOutput> {
         let state = std::mem::replace(&mut self.state, TxnState::Idle);
         match (control, state) {
-            (Control::Begin, TxnState::Idle) => {
+            (Control::Begin(tag), TxnState::Idle) => {
                 self.state = TxnState::Open {
                     txn: Box::new(self.node.db.txn("sql")),
                     restart_savepoint: false,
                     savepoints: Vec::new(),
                 };
-                Ok(QueryOutput::command("BEGIN"))
+                Ok(QueryOutput::command(tag))
             }
-            (Control::Begin, state) => {
+            (Control::Begin(tag), state) => {
                 // PostgreSQL warns and stays in the block.
                 self.state = state;
-                Ok(QueryOutput::command("BEGIN"))
+                Ok(QueryOutput::command(tag))
             }
             (Control::Commit, TxnState::Idle) => Ok(QueryOutput::command("COMMIT")),
             (Control::Commit, TxnState::Open { txn, .. }) => {
@@ -1028,6 +1042,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.node
+            .advisory
+            .release(self.settings.session_id(), true, true);
         let (TxnState::Open { txn, .. } | TxnState::Failed { txn: Some(txn), .. }) =
             std::mem::replace(&mut self.state, TxnState::Idle)
         else {
@@ -1065,7 +1082,9 @@ fn is_restart(name: &str) -> bool {
 
 fn control_of(statement: &Stmt) -> Option<Control> {
     Some(match statement.sql()? {
-        Statement::StartTransaction { .. } => Control::Begin,
+        Statement::StartTransaction { begin, .. } => {
+            Control::Begin(if *begin { "BEGIN" } else { "START TRANSACTION" })
+        }
         Statement::Commit { .. } => Control::Commit,
         Statement::Rollback {
             savepoint: Some(name),

@@ -162,12 +162,25 @@ pub const REPORTED: &[(&str, &str)] = &[
 ];
 
 /// A session's parameters.
-#[derive(Default)]
 pub struct Settings {
     inner: Mutex<Inner>,
     /// Bumped by every change, so that the front end knows when to look
     /// for parameters to report.
     generation: AtomicU64,
+    /// The session's identity as a holder of advisory locks
+    /// ([`crate::advisory`]); the executor sees the session through its
+    /// settings.
+    session_id: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            inner: Default::default(),
+            generation: Default::default(),
+            session_id: crate::advisory::new_session_id(),
+        }
+    }
 }
 
 #[derive(Default, Clone)]
@@ -298,6 +311,11 @@ impl Settings {
     }
 
     /// A number that changes whenever a parameter may have.
+    /// The session's identity as a holder of advisory locks.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Relaxed)
     }
@@ -357,6 +375,16 @@ pub fn canonical_name(name: &str) -> String {
         "transaction isolation level" => "transaction_isolation".to_string(),
         "session_authorization" | "session authorization" => "session_authorization".to_string(),
         _ => name,
+    }
+}
+
+/// The column name SHOW gives parameter `name`: its canonical spelling
+/// (`TimeZone`, `DateStyle`, `transaction_isolation`), as in PostgreSQL.
+pub fn display_name(name: &str) -> String {
+    let name = canonical_name(name);
+    match REPORTED.iter().find(|(n, _)| *n == name) {
+        Some((_, wire)) => wire.to_string(),
+        None => name.replace(' ', "_"),
     }
 }
 

@@ -280,14 +280,15 @@ fn columns(spec: &[&'static str]) -> Columns {
         .map(|s| {
             let (name, ty) = s.split_once(':').unwrap_or((s, "text"));
             let ty = match ty {
-                "oid" | "int8" => SqlType::Int8,
+                "oid" => SqlType::Oid,
+                "int8" => SqlType::Int8,
                 "int2" => SqlType::Int2,
                 "int4" => SqlType::Int4,
                 "float4" => SqlType::Float4,
                 "bool" => SqlType::Bool,
                 "text[]" => SqlType::array_of(SqlType::Text),
                 "int2[]" => SqlType::array_of(SqlType::Int2),
-                "oid[]" => SqlType::array_of(SqlType::Int8),
+                "oid[]" => SqlType::array_of(SqlType::Oid),
                 "timestamptz" => SqlType::TimestampTz,
                 _ => SqlType::Text,
             };
@@ -534,6 +535,7 @@ fn types() -> Vec<(i64, &'static str, Option<SqlType>, i64, &'static str)> {
         (1700, "numeric", SqlType::Decimal(None), -1, "N"),
         (2950, "uuid", SqlType::Uuid, 16, "U"),
         (3802, "jsonb", SqlType::Jsonb, -1, "U"),
+        (26, "oid", SqlType::Oid, 4, "N"),
     ];
     let mut out: Vec<(i64, &'static str, Option<SqlType>, i64, &'static str)> = base
         .iter()
@@ -543,7 +545,6 @@ fn types() -> Vec<(i64, &'static str, Option<SqlType>, i64, &'static str)> {
         (18, "char", None, 1, "Z"),
         (19, "name", None, 64, "S"),
         (24, "regproc", None, 4, "N"),
-        (26, "oid", None, 4, "N"),
         (114, "json", None, -1, "U"),
         (705, "unknown", None, -2, "X"),
         (2205, "regclass", None, 4, "N"),
@@ -1807,6 +1808,7 @@ fn udt_name(ty: SqlType) -> &'static str {
         SqlType::Interval => "interval",
         SqlType::Uuid => "uuid",
         SqlType::Jsonb => "jsonb",
+        SqlType::Oid => "oid",
         SqlType::Array(_) => "anyarray",
     }
 }

@@ -161,6 +161,31 @@ async fn a_spilled_sort_returns_what_the_in_memory_sort_does() {
     assert!(node.temp_storage.spilled_sorts() >= 3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_over_a_spilled_sort_computes_what_in_memory_does() {
+    let (dir, node, mut s) = loaded().await;
+    let q = "SELECT k, row_number() OVER (PARTITION BY a ORDER BY c DESC, k), \
+             rank() OVER (PARTITION BY a ORDER BY c DESC), \
+             sum(k) OVER (PARTITION BY a ORDER BY k ROWS BETWEEN 2 PRECEDING AND CURRENT ROW), \
+             count(*) OVER (PARTITION BY b) \
+             FROM t ORDER BY k";
+    node.temp_storage
+        .set_workmem(tardigrade_sql::exec::sort::DEFAULT_WORKMEM);
+    let runs_before = node.temp_storage.spilled_runs();
+    let in_memory = exec(&mut s, q).await;
+    assert_eq!(node.temp_storage.spilled_runs(), runs_before, "spilled");
+    node.temp_storage.set_workmem(256 << 10);
+    let spilled = exec(&mut s, q).await;
+    let runs = node.temp_storage.spilled_runs() - runs_before;
+    assert!(runs >= 10, "only {runs} runs with a 256 KiB budget");
+    assert_eq!(in_memory.len() as i64, ROWS);
+    assert!(in_memory == spilled, "the spilled window's values differ");
+    // row_number restarts at 1 in each of the 13 partitions of a (and NULL).
+    let ones = in_memory.iter().filter(|r| r[1] == Value::Int(1)).count();
+    assert_eq!(ones, 13);
+    assert_eq!(open_files_under(dir.path()), 0);
+}
+
 #[tokio::test]
 async fn a_cancelled_sort_leaves_no_temp_files() {
     let (dir, node, mut s) = loaded().await;

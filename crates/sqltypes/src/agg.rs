@@ -20,7 +20,20 @@ use crate::{Interval, SqlError, SqlResult, SqlType, Value};
 /// PostgreSQL; `count(*)` is called with empty `args` and counts rows.
 pub trait Accumulator: Send {
     fn add(&mut self, args: &[Value]) -> SqlResult<()>;
+    /// The result; the accumulator may be spent by it.
     fn finish(&mut self) -> SqlResult<Value>;
+    /// The result so far, leaving the accumulator to take more rows (a
+    /// window's running aggregate). Every `finish` leaves its state as it
+    /// was except those that override this.
+    fn peek(&mut self) -> SqlResult<Value> {
+        self.finish()
+    }
+    /// Takes back a row added before (a window frame sliding past it), when
+    /// the aggregate can do that exactly; `false` when it cannot (the
+    /// caller then aggregates the frame anew).
+    fn remove(&mut self, _args: &[Value]) -> SqlResult<bool> {
+        Ok(false)
+    }
 }
 
 fn undefined(name: &str, args: &[SqlType]) -> SqlError {
@@ -158,7 +171,7 @@ pub fn new_accumulator(name: &str, arg_types: &[SqlType]) -> SqlResult<Box<dyn A
         "sum" => match arg {
             T::Int2 | T::Int4 | T::Int8 => Box::new(SumInt {
                 sum: 0,
-                any: false,
+                n: 0,
                 decimal: arg == T::Int8,
             }),
             T::Decimal(_) => Box::new(SumDec::default()),
@@ -319,6 +332,9 @@ impl Accumulator for ArrayAgg {
     fn finish(&mut self) -> SqlResult<Value> {
         Ok(self.0.take().map_or(Value::Null, Value::Array))
     }
+    fn peek(&mut self) -> SqlResult<Value> {
+        Ok(self.0.clone().map_or(Value::Null, Value::Array))
+    }
 }
 
 fn first(args: &[Value]) -> &Value {
@@ -337,11 +353,18 @@ impl Accumulator for Count {
     fn finish(&mut self) -> SqlResult<Value> {
         Ok(Value::Int(self.0))
     }
+    fn remove(&mut self, args: &[Value]) -> SqlResult<bool> {
+        if args.is_empty() || !args[0].is_null() {
+            self.0 -= 1;
+        }
+        Ok(true)
+    }
 }
 
 struct SumInt {
     sum: i128,
-    any: bool,
+    /// Values added (and not removed).
+    n: i64,
     decimal: bool,
 }
 
@@ -349,12 +372,19 @@ impl Accumulator for SumInt {
     fn add(&mut self, args: &[Value]) -> SqlResult<()> {
         if let Value::Int(i) = first(args) {
             self.sum += i128::from(*i);
-            self.any = true;
+            self.n += 1;
         }
         Ok(())
     }
+    fn remove(&mut self, args: &[Value]) -> SqlResult<bool> {
+        if let Value::Int(i) = first(args) {
+            self.sum -= i128::from(*i);
+            self.n -= 1;
+        }
+        Ok(true)
+    }
     fn finish(&mut self) -> SqlResult<Value> {
-        if !self.any {
+        if self.n == 0 {
             return Ok(Value::Null);
         }
         if self.decimal {
@@ -528,6 +558,13 @@ impl Accumulator for AvgInt {
             self.n += 1;
         }
         Ok(())
+    }
+    fn remove(&mut self, args: &[Value]) -> SqlResult<bool> {
+        if let Value::Int(i) = first(args) {
+            self.sum -= i128::from(*i);
+            self.n -= 1;
+        }
+        Ok(true)
     }
     fn finish(&mut self) -> SqlResult<Value> {
         if self.n == 0 {
@@ -977,6 +1014,44 @@ mod tests {
         );
         assert_eq!(text("sum", SqlType::Int4, &[]), "NULL");
         assert_eq!(text("sum", SqlType::Int4, &[Value::Null]), "NULL");
+    }
+
+    #[test]
+    fn peek_leaves_the_state_and_remove_takes_rows_back() {
+        let mut arr = new_accumulator("array_agg", &[SqlType::Int8]).expect("array_agg");
+        arr.add(&[Value::Int(1)]).expect("add");
+        assert_eq!(arr.peek().expect("peek"), Value::Array(ints(&[1])));
+        arr.add(&[Value::Int(2)]).expect("add");
+        assert_eq!(arr.peek().expect("peek"), Value::Array(ints(&[1, 2])));
+        assert!(!arr.remove(&[Value::Int(1)]).expect("remove"), "no inverse");
+
+        let mut sum = new_accumulator("sum", &[SqlType::Int8]).expect("sum");
+        for v in [Value::Int(5), Value::Null, Value::Int(7)] {
+            sum.add(&[v]).expect("add");
+        }
+        assert!(sum.remove(&[Value::Int(5)]).expect("remove"));
+        assert!(sum.remove(&[Value::Null]).expect("remove"));
+        assert_eq!(text("sum", SqlType::Int8, &ints(&[7])), "7");
+        assert_eq!(
+            sum.peek().expect("peek").to_text(SqlType::Decimal(None)),
+            "7"
+        );
+        assert!(sum.remove(&[Value::Int(7)]).expect("remove"));
+        assert_eq!(sum.peek().expect("peek"), Value::Null, "no values left");
+
+        let mut avg = new_accumulator("avg", &[SqlType::Int8]).expect("avg");
+        let mut count = new_accumulator("count", &[]).expect("count(*)");
+        for i in 1..=3 {
+            avg.add(&[Value::Int(i)]).expect("add");
+            count.add(&[]).expect("add");
+        }
+        assert!(avg.remove(&[Value::Int(1)]).expect("remove"));
+        assert!(count.remove(&[]).expect("remove"));
+        assert_eq!(
+            avg.peek().expect("peek").to_text(SqlType::Decimal(None)),
+            "2.5000000000000000"
+        );
+        assert_eq!(count.peek().expect("peek"), Value::Int(2));
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
     let int = |t: &SqlType| {
         matches!(
             t,
-            T::Int2 | T::Int4 | T::Int8 | T::Unknown | T::Text | T::Varchar(_)
+            T::Int2 | T::Int4 | T::Int8 | T::Oid | T::Unknown | T::Text | T::Varchar(_)
         )
     };
     Some(match (name, args) {
@@ -89,9 +89,27 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         ("current_setting", [n]) if text(n) => T::Text,
         ("current_setting", [n, T::Bool]) if text(n) => T::Text,
         ("set_config", [n, v, T::Bool]) if text(n) && text(v) => T::Text,
-        // Advisory locks: none can be held yet, so releasing them all is
-        // done. TODO(issue 13): pg_advisory_lock and friends that lock.
+        // Advisory locks (sql's advisory.rs; the executor runs them). The
+        // void ones are an untyped NULL here, as pg_sleep.
         ("pg_advisory_unlock_all", []) => T::Unknown,
+        ("pg_advisory_lock" | "pg_advisory_xact_lock", [k])
+            if k.is_integer() || *k == T::Unknown =>
+        {
+            T::Unknown
+        }
+        ("pg_advisory_lock" | "pg_advisory_xact_lock", [a, b]) if int4ish(a) && int4ish(b) => {
+            T::Unknown
+        }
+        ("pg_try_advisory_lock" | "pg_try_advisory_xact_lock" | "pg_advisory_unlock", [k])
+            if k.is_integer() || *k == T::Unknown =>
+        {
+            T::Bool
+        }
+        ("pg_try_advisory_lock" | "pg_try_advisory_xact_lock" | "pg_advisory_unlock", [a, b])
+            if int4ish(a) && int4ish(b) =>
+        {
+            T::Bool
+        }
         ("pg_backend_pid", []) => T::Int4,
         // void in PostgreSQL: here an untyped NULL (psql prints it alike).
         ("pg_sleep", [s]) if s.is_numeric() || *s == T::Unknown => T::Unknown,
@@ -173,7 +191,13 @@ pub fn call_function(name: &str, args: &[Value]) -> SqlResult<Value> {
             Value::Text(n) => type_oid_by_name(n).map_or(Value::Null, Value::Int),
             _ => Value::Null,
         },
-        "pg_advisory_unlock_all" => Value::Null,
+        // The executor runs them (sql's eval_row), never here.
+        "pg_advisory_unlock_all"
+        | "pg_advisory_lock"
+        | "pg_advisory_xact_lock"
+        | "pg_try_advisory_lock"
+        | "pg_try_advisory_xact_lock"
+        | "pg_advisory_unlock" => Value::Null,
         // SERIAL columns default to unique_rowid(), as in CockroachDB: no
         // sequence owns them. TODO(issue 13): columns whose DEFAULT is a
         // sequence's nextval() (serial_normalization = sql_sequence).
@@ -244,13 +268,19 @@ pub fn type_oid_by_name(name: &str) -> Option<i64> {
         "uuid" => SqlType::Uuid,
         "jsonb" => SqlType::Jsonb,
         "json" if !array => return Some(114),
-        "oid" if !array => return Some(26),
+        "oid" => SqlType::Oid,
         "name" if !array => return Some(19),
         "unknown" if !array => return Some(705),
         _ => return None,
     };
     let ty = if array { SqlType::array_of(ty) } else { ty };
     Some(i64::from(ty.oid()))
+}
+
+/// An argument of the two-key advisory lock functions (int4 in
+/// PostgreSQL; INT is int8 here, so any integer, checked when run).
+fn int4ish(t: &SqlType) -> bool {
+    t.is_integer() || *t == SqlType::Unknown
 }
 
 /// `format_type(type_oid, typmod)`: the type's name as PostgreSQL prints
@@ -294,6 +324,7 @@ pub fn pg_type_name(ty: SqlType) -> String {
         SqlType::Interval => "interval".into(),
         SqlType::Uuid => "uuid".into(),
         SqlType::Jsonb => "jsonb".into(),
+        SqlType::Oid => "oid".into(),
         SqlType::Array(e) => format!("{}[]", pg_type_name(*e)),
     }
 }

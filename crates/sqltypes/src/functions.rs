@@ -684,6 +684,12 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
         )),
         "chr" => {
             let v = arg_i64(a0)?;
+            if v < 0 {
+                return Err(SqlError::new(
+                    codes::INVALID_PARAMETER_VALUE,
+                    "character number must be positive",
+                ));
+            }
             if v == 0 {
                 return Err(SqlError::new(
                     codes::PROGRAM_LIMIT_EXCEEDED,

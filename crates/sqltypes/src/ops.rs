@@ -126,10 +126,13 @@ fn num_rank(t: SqlType) -> Option<u8> {
     Some(match t {
         SqlType::Int2 => 0,
         SqlType::Int4 => 1,
-        SqlType::Int8 => 2,
-        SqlType::Decimal(_) => 3,
-        SqlType::Float4 => 4,
-        SqlType::Float8 => 5,
+        // an integer and an oid have the type oid in common (PostgreSQL
+        // casts int4 to oid implicitly)
+        SqlType::Oid => 2,
+        SqlType::Int8 => 3,
+        SqlType::Decimal(_) => 4,
+        SqlType::Float4 => 5,
+        SqlType::Float8 => 6,
         _ => return None,
     })
 }
@@ -156,7 +159,11 @@ fn arith_numeric(l: SqlType, r: SqlType) -> SqlType {
         }
     } else if matches!(l, SqlType::Decimal(_)) || matches!(r, SqlType::Decimal(_)) {
         SqlType::Decimal(None)
-    } else if l == SqlType::Int8 || r == SqlType::Int8 {
+    } else if [l, r]
+        .iter()
+        .any(|t| matches!(t, SqlType::Int8 | SqlType::Oid))
+    {
+        // oid arithmetic (which PostgreSQL does not have) is done in int8
         SqlType::Int8
     } else if l == SqlType::Int4 || r == SqlType::Int4 {
         SqlType::Int4
@@ -309,6 +316,7 @@ fn int_range_error(ty: SqlType) -> SqlError {
     SqlError::out_of_range(match ty {
         SqlType::Int2 => "smallint out of range",
         SqlType::Int4 => "integer out of range",
+        SqlType::Oid => "OID out of range",
         _ => "bigint out of range",
     })
 }
@@ -318,6 +326,7 @@ pub fn check_int(v: i128, ty: SqlType) -> SqlResult<i64> {
     let (lo, hi) = match ty {
         SqlType::Int2 => (i128::from(i16::MIN), i128::from(i16::MAX)),
         SqlType::Int4 => (i128::from(i32::MIN), i128::from(i32::MAX)),
+        SqlType::Oid => (0, i128::from(u32::MAX)),
         _ => (i128::from(i64::MIN), i128::from(i64::MAX)),
     };
     if v < lo || v > hi {
@@ -1203,7 +1212,17 @@ pub fn cast(v: &Value, from: SqlType, to: SqlType) -> SqlResult<Value> {
         return Value::from_text(s, to);
     }
     Ok(match (v, to) {
-        (Value::Int(i), T::Int2 | T::Int4 | T::Int8) => Value::Int(check_int(i128::from(*i), to)?),
+        // int2/int4 and oid convert bit for bit, as in PostgreSQL: -1::oid is
+        // 4294967295 and back
+        (Value::Int(i), T::Oid) if matches!(from, T::Int2 | T::Int4) && *i < 0 => {
+            Value::Int(check_int(i128::from(*i) + (1 << 32), to)?)
+        }
+        (Value::Int(i), T::Int4) if from == T::Oid && *i > i64::from(i32::MAX) => {
+            Value::Int(check_int(i128::from(*i) - (1 << 32), to)?)
+        }
+        (Value::Int(i), T::Int2 | T::Int4 | T::Int8 | T::Oid) => {
+            Value::Int(check_int(i128::from(*i), to)?)
+        }
         (Value::Int(i), T::Float8) => Value::Float(*i as f64),
         (Value::Int(i), T::Float4) => Value::Float(f64::from(*i as f32)),
         (Value::Int(i), T::Decimal(_)) => Value::Decimal(with_typmod(Decimal::from(*i), to)?),

@@ -33,6 +33,10 @@ pub enum SqlType {
     Interval,
     Uuid,
     Jsonb,
+    /// OID: an unsigned 4-byte object identifier (PostgreSQL's `oid`), held
+    /// as an integer value in `0..=u32::MAX`. The catalog tables' identifier
+    /// columns have this type; integers cast to it and compare with it.
+    Oid,
     /// A one-dimensional array of the element type (never itself an array: like
     /// PostgreSQL, `int[][]` is the same type as `int[]`). The element type is
     /// interned by [`SqlType::array_of`] so `SqlType` stays `Copy`.
@@ -41,7 +45,7 @@ pub enum SqlType {
 
 /// The element types without modifiers (those of the array types a client can
 /// name by OID, and unknown).
-static ARRAY_ELEMENTS: [SqlType; 17] = [
+static ARRAY_ELEMENTS: [SqlType; 18] = [
     SqlType::Bool,
     SqlType::Bytes,
     SqlType::Int2,
@@ -58,6 +62,7 @@ static ARRAY_ELEMENTS: [SqlType; 17] = [
     SqlType::Interval,
     SqlType::Uuid,
     SqlType::Jsonb,
+    SqlType::Oid,
     SqlType::Unknown,
 ];
 
@@ -83,6 +88,7 @@ impl SqlType {
             SqlType::Interval => 1186,
             SqlType::Uuid => 2950,
             SqlType::Jsonb => 3802,
+            SqlType::Oid => 26,
             SqlType::Array(e) => e.array_oid(),
         }
     }
@@ -135,6 +141,7 @@ impl SqlType {
             SqlType::Interval => 1187,
             SqlType::Uuid => 2951,
             SqlType::Jsonb => 3807,
+            SqlType::Oid => 1028,
             SqlType::Text | SqlType::Unknown | SqlType::Array(_) => 1009,
         }
     }
@@ -162,6 +169,7 @@ impl SqlType {
             1186 => SqlType::Interval,
             2950 => SqlType::Uuid,
             3802 | 114 => SqlType::Jsonb,
+            26 => SqlType::Oid,
             // a bpchar[] or json[] parameter is read as text[] / jsonb[], as their
             // elements are
             1014 => SqlType::array_of(SqlType::Text),
@@ -175,8 +183,13 @@ impl SqlType {
         })
     }
 
+    /// The integer types, and `oid` (an integer value that casts and compares
+    /// like one).
     pub fn is_integer(self) -> bool {
-        matches!(self, SqlType::Int2 | SqlType::Int4 | SqlType::Int8)
+        matches!(
+            self,
+            SqlType::Int2 | SqlType::Int4 | SqlType::Int8 | SqlType::Oid
+        )
     }
 
     pub fn is_numeric(self) -> bool {
@@ -196,7 +209,7 @@ impl SqlType {
         match self {
             SqlType::Bool => 1,
             SqlType::Int2 => 2,
-            SqlType::Int4 | SqlType::Float4 | SqlType::Date => 4,
+            SqlType::Int4 | SqlType::Float4 | SqlType::Date | SqlType::Oid => 4,
             SqlType::Int8 | SqlType::Float8 | SqlType::Timestamp | SqlType::TimestampTz => 8,
             SqlType::Interval | SqlType::Uuid => 16,
             _ => -1,
@@ -228,6 +241,7 @@ impl fmt::Display for SqlType {
             SqlType::Interval => f.write_str("interval"),
             SqlType::Uuid => f.write_str("uuid"),
             SqlType::Jsonb => f.write_str("jsonb"),
+            SqlType::Oid => f.write_str("oid"),
             SqlType::Array(e) => write!(f, "{e}[]"),
         }
     }

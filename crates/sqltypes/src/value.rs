@@ -461,6 +461,9 @@ fn int_bounds(ty: SqlType) -> (i64, i64, &'static str) {
     match ty {
         SqlType::Int2 => (i64::from(i16::MIN), i64::from(i16::MAX), "smallint"),
         SqlType::Int4 => (i64::from(i32::MIN), i64::from(i32::MAX), "integer"),
+        // oidin reads negative numbers down to -2^31 as their unsigned
+        // 32-bit pattern
+        SqlType::Oid => (i64::from(i32::MIN), i64::from(u32::MAX), "oid"),
         _ => (i64::MIN, i64::MAX, "bigint"),
     }
 }
@@ -488,6 +491,9 @@ pub fn parse_int(s: &str, ty: SqlType) -> SqlResult<i64> {
     let v = if neg { -v } else { v };
     if v < i128::from(lo) || v > i128::from(hi) {
         return Err(range());
+    }
+    if ty == SqlType::Oid && v < 0 {
+        return Ok((v + (1 << 32)) as i64);
     }
     Ok(v as i64)
 }
@@ -894,7 +900,9 @@ impl Value {
             SqlType::Unknown | SqlType::Text => Value::Text(s.to_owned()),
             SqlType::Varchar(_) | SqlType::Char(_) => Value::Text(fit_string(s, ty)?),
             SqlType::Bool => Value::Bool(parse_bool(s)?),
-            SqlType::Int2 | SqlType::Int4 | SqlType::Int8 => Value::Int(parse_int(s, ty)?),
+            SqlType::Int2 | SqlType::Int4 | SqlType::Int8 | SqlType::Oid => {
+                Value::Int(parse_int(s, ty)?)
+            }
             SqlType::Float4 => Value::Float(parse_float(s, true)?),
             SqlType::Float8 => Value::Float(parse_float(s, false)?),
             SqlType::Decimal(_) => Value::Decimal(parse_decimal(s, ty)?),
@@ -978,6 +986,9 @@ impl Value {
                     .map_err(|_| range("integer"))?
                     .to_be_bytes(),
             ),
+            (Value::Int(i), SqlType::Oid) => {
+                out.extend_from_slice(&u32::try_from(*i).map_err(|_| range("OID"))?.to_be_bytes())
+            }
             (Value::Int(i), _) => out.extend_from_slice(&i.to_be_bytes()),
             (Value::Float(f), SqlType::Float4) => out.extend_from_slice(&(*f as f32).to_be_bytes()),
             (Value::Float(f), _) => out.extend_from_slice(&f.to_be_bytes()),
@@ -1040,6 +1051,7 @@ impl Value {
             SqlType::Int2 => Value::Int(i64::from(i16::from_be_bytes(be(b, ty)?))),
             SqlType::Int4 => Value::Int(i64::from(i32::from_be_bytes(be(b, ty)?))),
             SqlType::Int8 => Value::Int(i64::from_be_bytes(be(b, ty)?)),
+            SqlType::Oid => Value::Int(i64::from(u32::from_be_bytes(be(b, ty)?))),
             SqlType::Float4 => Value::Float(f64::from(f32::from_be_bytes(be(b, ty)?))),
             SqlType::Float8 => Value::Float(f64::from_be_bytes(be(b, ty)?)),
             SqlType::Decimal(_) => Value::Decimal(read_numeric_binary(b, ty)?),

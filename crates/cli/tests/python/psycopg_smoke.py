@@ -67,6 +67,70 @@ def full(url):
     nested_transactions(url)
     settings(url)
     named_cursors(url)
+    binary_copy(url)
+
+
+def binary_copy(url):
+    """COPY in PostgreSQL's binary format, both ways: rows written with
+    `write_row` after `set_types`, and read back with `set_types` and
+    `read_row`; a malformed stream is a clean 22P04 error."""
+    import datetime
+    import decimal
+    import uuid
+
+    types = ["int8", "text", "float8", "numeric", "bool", "bytea", "date",
+             "timestamptz", "uuid", "jsonb", "int8[]", "text[]"]
+    at = datetime.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=datetime.timezone.utc)
+    rows = [
+        (1, "one\ttab", 1.5, decimal.Decimal("12.340"), True, b"\x00\xff",
+         datetime.date(2024, 2, 29), at, uuid.UUID(int=5), {"a": [1, None]}, [1, None, 3],
+         ["x", None]),
+        (2, None, None, None, None, None, None, None, None, None, None, None),
+        (3, "", -0.25, decimal.Decimal("-1E+3"), False, b"", datetime.date(1970, 1, 1), at,
+         uuid.UUID(int=0), [], [], []),
+    ]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE bincopy (id INT8 PRIMARY KEY, name TEXT, score FLOAT8, price NUMERIC,"
+            " ok BOOL, data BYTEA, born DATE, at TIMESTAMPTZ, uid UUID, doc JSONB,"
+            " nums INT8[], tags TEXT[])"
+        )
+        with conn.cursor() as cur:
+            with cur.copy("COPY bincopy FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+            got = cur.execute("SELECT * FROM bincopy ORDER BY id").fetchall()
+            want = [r[:9] + (r[9], r[10], r[11]) for r in rows]
+            assert got == want, got
+            back = []
+            with cur.copy("COPY (SELECT * FROM bincopy ORDER BY id) TO STDOUT (FORMAT BINARY)") as copy:
+                copy.set_types(types)
+                while (row := copy.read_row()) is not None:
+                    back.append(row)
+            assert back == want, back
+            # Only some columns, in another order.
+            with cur.copy("COPY bincopy (name, id) FROM STDIN WITH BINARY") as copy:
+                copy.set_types(["text", "int8"])
+                copy.write_row(("four", 4))
+            assert cur.execute("SELECT name FROM bincopy WHERE id = 4").fetchone() == ("four",)
+            # A stream that is not binary COPY data fails cleanly; the
+            # session goes on.
+            try:
+                with cur.copy("COPY bincopy (id) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(b"not a binary copy stream")
+                raise AssertionError("bad binary data was accepted")
+            except errors.BadCopyFileFormat as e:
+                assert e.sqlstate == "22P04", e.sqlstate
+            # A field of the wrong size for its type: 22P03.
+            try:
+                with cur.copy("COPY bincopy (id) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["int4"])
+                    copy.write_row((5,))
+                raise AssertionError("an int4 field was accepted for an int8 column")
+            except errors.InvalidBinaryRepresentation as e:
+                assert e.sqlstate == "22P03", e.sqlstate
+            assert cur.execute("SELECT count(*) FROM bincopy").fetchone() == (4,)
 
 
 def named_cursors(url):

@@ -1,5 +1,6 @@
 //! `COPY table [(columns)] FROM STDIN`: recognising the statement and parsing the
-//! rows a client streams in CopyData messages (PostgreSQL's text and CSV formats).
+//! rows a client streams in CopyData messages (PostgreSQL's text, CSV and
+//! binary formats).
 //! The statement's other direction, `COPY … TO STDOUT`, is parsed here too and
 //! runs in [`super::copy_out`].
 //!
@@ -23,7 +24,14 @@ const BAD_COPY_FILE_FORMAT: &str = "22P04";
 pub enum CopyFormat {
     Text,
     Csv,
+    /// PostgreSQL's binary COPY format: a signature and header, then per
+    /// row a 16-bit field count and per field a 32-bit length (-1 for NULL)
+    /// and the type's binary send format; a field count of -1 ends the data.
+    Binary,
 }
+
+/// The 11-byte signature that opens binary COPY data.
+pub const BINARY_SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 
 /// What a `COPY … FROM STDIN` or `COPY … TO STDOUT` statement asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,8 +60,8 @@ pub fn looks_like_copy(sql: &str) -> bool {
 
 /// Parses a COPY statement. `COPY table [(cols)] FROM STDIN [options]`,
 /// `COPY table [(cols)] TO STDOUT [options]` and `COPY (query) TO STDOUT
-/// [options]` are supported; other forms (files, programs, binary) are 0A000
-/// errors, unparsable text 42601.
+/// [options]` are supported, in text, CSV or binary format; other forms
+/// (files, programs) are 0A000 errors, unparsable text 42601.
 pub fn parse_copy(sql: &str) -> SqlResult<CopySpec> {
     let sql = &boolean_words(sql);
     let dialect = PostgreSqlDialect {};
@@ -124,6 +132,7 @@ pub fn parse_copy(sql: &str) -> SqlResult<CopySpec> {
             CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
                 "text" => spec.format = CopyFormat::Text,
                 "csv" => spec.format = CopyFormat::Csv,
+                "binary" => spec.format = CopyFormat::Binary,
                 other => {
                     return Err(SqlError::unsupported(format!(
                         "COPY format \"{other}\" is not supported"
@@ -161,12 +170,23 @@ pub fn parse_copy(sql: &str) -> SqlResult<CopySpec> {
                     }
                 }
             }
-            CopyLegacyOption::Binary => {
-                return Err(SqlError::unsupported("COPY BINARY is not supported"));
-            }
+            CopyLegacyOption::Binary => spec.format = CopyFormat::Binary,
             other => {
                 return Err(SqlError::unsupported(format!(
                     "COPY option {other} is not supported"
+                )));
+            }
+        }
+    }
+    if spec.format == CopyFormat::Binary {
+        for (given, name) in [
+            (delimiter.is_some(), "DELIMITER"),
+            (null.is_some(), "NULL"),
+            (spec.header, "HEADER"),
+        ] {
+            if given {
+                return Err(SqlError::syntax(format!(
+                    "cannot specify {name} in BINARY mode"
                 )));
             }
         }
@@ -232,8 +252,28 @@ fn boolean_words(sql: &str) -> String {
     out
 }
 
-/// One row of COPY data: each field's text, `None` for NULL.
-pub type CopyRow = Vec<Option<String>>;
+/// One field of COPY data, as the client sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CopyField {
+    /// The text of a text or CSV field (unescaped).
+    Text(String),
+    /// A binary-format field: the type's binary send format.
+    Binary(Vec<u8>),
+}
+
+/// One row of COPY data: each field, `None` for NULL.
+pub type CopyRow = Vec<Option<CopyField>>;
+
+/// Where a binary COPY stream is: before its header, or reading tuples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BinaryState {
+    Header,
+    Tuples,
+}
+
+fn bad_format(message: impl Into<String>) -> SqlError {
+    SqlError::new(BAD_COPY_FILE_FORMAT, message)
+}
 
 /// Splits a stream of CopyData chunks into rows.
 pub struct RowParser {
@@ -245,6 +285,8 @@ pub struct RowParser {
     header_pending: bool,
     /// The end-of-data marker `\.` was seen: later data is ignored.
     ended: bool,
+    /// Binary format: whether the header has been read.
+    binary: BinaryState,
 }
 
 impl RowParser {
@@ -256,11 +298,20 @@ impl RowParser {
             scanned: 0,
             in_quotes: false,
             ended: false,
+            binary: BinaryState::Header,
         }
+    }
+
+    /// Whether the data is in the binary format.
+    pub fn is_binary(&self) -> bool {
+        self.spec.format == CopyFormat::Binary
     }
 
     /// Feeds one chunk; appends the rows it completes to `out`.
     pub fn feed(&mut self, data: &[u8], out: &mut Vec<CopyRow>) -> SqlResult<()> {
+        if self.is_binary() {
+            return self.feed_binary(data, out);
+        }
         if self.ended {
             return Ok(());
         }
@@ -296,6 +347,17 @@ impl RowParser {
 
     /// The data ended (CopyDone): a last line without a newline is a row too.
     pub fn finish(&mut self, out: &mut Vec<CopyRow>) -> SqlResult<()> {
+        if self.is_binary() {
+            // As in PostgreSQL, the data may end at a tuple boundary
+            // without the trailer; a header is required.
+            if self.binary == BinaryState::Header {
+                return Err(bad_format("COPY file signature not recognized"));
+            }
+            if !self.ended && !self.pending.is_empty() {
+                return Err(bad_format("unexpected EOF in COPY data"));
+            }
+            return Ok(());
+        }
         if self.ended || self.pending.is_empty() {
             return Ok(());
         }
@@ -322,17 +384,148 @@ impl RowParser {
         }
         let text = super::frontend::check_text(line)?;
         let row = match self.spec.format {
-            CopyFormat::Text => parse_text_line(text, &self.spec)?,
             CopyFormat::Csv => parse_csv_line(text, &self.spec)?,
+            CopyFormat::Text | CopyFormat::Binary => parse_text_line(text, &self.spec)?,
         };
-        out.push(row);
+        out.push(row.into_iter().map(|f| f.map(CopyField::Text)).collect());
         Ok(false)
     }
+
+    /// Binary format: appends `data` and takes every complete tuple off the
+    /// front of what is pending (a tuple may span CopyData messages).
+    fn feed_binary(&mut self, data: &[u8], out: &mut Vec<CopyRow>) -> SqlResult<()> {
+        if self.ended {
+            if data.is_empty() {
+                return Ok(());
+            }
+            return Err(bad_format("received copy data after EOF marker"));
+        }
+        self.pending.extend_from_slice(data);
+        let mut at = 0;
+        if self.binary == BinaryState::Header {
+            match binary_header(&self.pending)? {
+                Some(len) => {
+                    at = len;
+                    self.binary = BinaryState::Tuples;
+                }
+                None => return Ok(()),
+            }
+        }
+        loop {
+            match binary_tuple(&self.pending[at..])? {
+                BinaryTuple::Incomplete => break,
+                BinaryTuple::Trailer => {
+                    if self.pending.len() > at + 2 {
+                        return Err(bad_format("received copy data after EOF marker"));
+                    }
+                    self.ended = true;
+                    self.pending.clear();
+                    return Ok(());
+                }
+                BinaryTuple::Row(row, len) => {
+                    out.push(row);
+                    at += len;
+                }
+            }
+        }
+        self.pending.drain(..at);
+        Ok(())
+    }
+}
+
+/// The big-endian 16-bit integer at `at` in `b`, if `b` is long enough.
+fn be_i16(b: &[u8], at: usize) -> Option<i16> {
+    let bytes = b.get(at..at.checked_add(2)?)?;
+    Some(i16::from_be_bytes([bytes[0], bytes[1]]))
+}
+
+/// The big-endian 32-bit integer at `at` in `b`, if `b` is long enough.
+fn be_i32(b: &[u8], at: usize) -> Option<i32> {
+    let bytes = b.get(at..at.checked_add(4)?)?;
+    Some(i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+/// The length of the binary COPY header at the start of `b` (signature,
+/// flags, header extension), or `None` while it is incomplete.
+fn binary_header(b: &[u8]) -> SqlResult<Option<usize>> {
+    let sig = BINARY_SIGNATURE.len();
+    if b.len() < sig {
+        // a prefix that already differs fails now, not at the end
+        return if BINARY_SIGNATURE.starts_with(b) {
+            Ok(None)
+        } else {
+            Err(bad_format("COPY file signature not recognized"))
+        };
+    }
+    if &b[..sig] != BINARY_SIGNATURE {
+        return Err(bad_format("COPY file signature not recognized"));
+    }
+    let (Some(flags), Some(extension)) = (be_i32(b, sig), be_i32(b, sig + 4)) else {
+        return Ok(None);
+    };
+    if flags & (1 << 16) != 0 {
+        return Err(bad_format("invalid COPY file header (WITH OIDS)"));
+    }
+    if flags & !0xffff & !(1 << 16) != 0 {
+        return Err(bad_format(
+            "unrecognized critical flags in COPY file header",
+        ));
+    }
+    let Ok(extension) = usize::try_from(extension) else {
+        return Err(bad_format("invalid COPY file header (missing length)"));
+    };
+    let len = sig + 8 + extension;
+    Ok(if b.len() >= len { Some(len) } else { None })
+}
+
+/// What comes next in a binary COPY stream after the header.
+enum BinaryTuple {
+    /// Not all of the next tuple has arrived.
+    Incomplete,
+    /// The -1 field count that ends the data.
+    Trailer,
+    /// A tuple and the bytes it took.
+    Row(CopyRow, usize),
+}
+
+fn binary_tuple(b: &[u8]) -> SqlResult<BinaryTuple> {
+    let Some(count) = be_i16(b, 0) else {
+        return Ok(BinaryTuple::Incomplete);
+    };
+    if count == -1 {
+        return Ok(BinaryTuple::Trailer);
+    }
+    let Ok(count) = usize::try_from(count) else {
+        return Err(bad_format(format!(
+            "invalid field count {count} in COPY data"
+        )));
+    };
+    let mut at = 2;
+    let mut row = Vec::with_capacity(count);
+    for _ in 0..count {
+        let Some(len) = be_i32(b, at) else {
+            return Ok(BinaryTuple::Incomplete);
+        };
+        at += 4;
+        if len == -1 {
+            row.push(None);
+            continue;
+        }
+        let Ok(len) = usize::try_from(len) else {
+            return Err(bad_format("invalid field size"));
+        };
+        let Some(bytes) = at.checked_add(len).and_then(|end| b.get(at..end)) else {
+            return Ok(BinaryTuple::Incomplete);
+        };
+        row.push(Some(CopyField::Binary(bytes.to_vec())));
+        at += len;
+    }
+    Ok(BinaryTuple::Row(row, at))
 }
 
 /// PostgreSQL's text format: fields split by the delimiter, backslash escapes, the
 /// NULL marker compared before unescaping.
-fn parse_text_line(line: &str, spec: &CopySpec) -> SqlResult<CopyRow> {
+fn parse_text_line(line: &str, spec: &CopySpec) -> SqlResult<Vec<Option<String>>> {
     let mut fields = Vec::new();
     let mut raw = String::new();
     let mut value = String::new();
@@ -421,7 +614,7 @@ fn finish_text_field(raw: &str, value: String, spec: &CopySpec) -> Option<String
 
 /// CSV: quoted fields may hold delimiters, newlines and doubled quotes; an unquoted
 /// field equal to the NULL string is NULL.
-fn parse_csv_line(line: &str, spec: &CopySpec) -> SqlResult<CopyRow> {
+fn parse_csv_line(line: &str, spec: &CopySpec) -> SqlResult<Vec<Option<String>>> {
     let mut fields = Vec::new();
     let mut value = String::new();
     let mut quoted = false;
@@ -486,8 +679,8 @@ mod tests {
         Ok(out)
     }
 
-    fn s(v: &str) -> Option<String> {
-        Some(v.to_string())
+    fn s(v: &str) -> Option<CopyField> {
+        Some(CopyField::Text(v.to_string()))
     }
 
     #[test]
@@ -509,11 +702,7 @@ mod tests {
         assert!(out.to && out.header && out.query.is_none());
         let query = parse_copy("COPY (SELECT 1) TO STDOUT").expect("query");
         assert_eq!(query.query.as_deref(), Some("SELECT 1"));
-        for refused in [
-            "COPY t TO '/tmp/x'",
-            "COPY t FROM '/tmp/x'",
-            "COPY t TO STDOUT BINARY",
-        ] {
+        for refused in ["COPY t TO '/tmp/x'", "COPY t FROM '/tmp/x'"] {
             assert_eq!(
                 parse_copy(refused).expect_err(refused).code,
                 "0A000",
@@ -591,5 +780,124 @@ mod tests {
         }
         let csv = parse_copy("COPY t FROM STDIN CSV").expect("parse");
         assert_eq!(rows(&csv, &[b"\"open"]).expect_err("quote").code, "22P04");
+    }
+
+    /// Binary COPY data: the header, then tuples of (length, bytes) fields.
+    fn binary_stream(tuples: &[&[Option<&[u8]>]], trailer: bool) -> Vec<u8> {
+        let mut out = BINARY_SIGNATURE.to_vec();
+        out.extend_from_slice(&0i32.to_be_bytes());
+        out.extend_from_slice(&4i32.to_be_bytes());
+        out.extend_from_slice(b"ext!");
+        for t in tuples {
+            out.extend_from_slice(&(t.len() as i16).to_be_bytes());
+            for f in *t {
+                match f {
+                    None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+                    Some(b) => {
+                        out.extend_from_slice(&(b.len() as i32).to_be_bytes());
+                        out.extend_from_slice(b);
+                    }
+                }
+            }
+        }
+        if trailer {
+            out.extend_from_slice(&(-1i16).to_be_bytes());
+        }
+        out
+    }
+
+    fn bin(b: &[u8]) -> Option<CopyField> {
+        Some(CopyField::Binary(b.to_vec()))
+    }
+
+    #[test]
+    fn parses_binary_copy_statements() {
+        for sql in [
+            "COPY t FROM STDIN (FORMAT BINARY)",
+            "COPY t FROM STDIN WITH BINARY",
+            "COPY t (a) TO STDOUT (FORMAT binary)",
+        ] {
+            assert_eq!(
+                parse_copy(sql).expect(sql).format,
+                CopyFormat::Binary,
+                "{sql}"
+            );
+        }
+        let e = parse_copy("COPY t FROM STDIN (FORMAT BINARY, DELIMITER ',')").expect_err("delim");
+        assert_eq!(e.code, "42601");
+    }
+
+    #[test]
+    fn binary_rows_split_anywhere() {
+        let spec = parse_copy("COPY t FROM STDIN (FORMAT BINARY)").expect("parse");
+        let stream = binary_stream(
+            &[
+                &[Some(&[0, 0, 0, 1]), None, Some(b"")],
+                &[Some(&[0, 0, 0, 2]), Some(b"abc"), None],
+            ],
+            true,
+        );
+        let want = vec![
+            vec![bin(&[0, 0, 0, 1]), None, bin(b"")],
+            vec![bin(&[0, 0, 0, 2]), bin(b"abc"), None],
+        ];
+        // in one piece, and cut at every position
+        assert_eq!(rows(&spec, &[&stream]).expect("whole"), want);
+        for cut in 0..stream.len() {
+            let (a, b) = stream.split_at(cut);
+            assert_eq!(rows(&spec, &[a, b]).expect("split"), want, "cut at {cut}");
+        }
+        // one byte at a time
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(rows(&spec, &bytes).expect("bytes"), want);
+        // without the trailer, ending at a tuple boundary
+        let open = binary_stream(&[&[Some(b"x")]], false);
+        assert_eq!(
+            rows(&spec, &[&open]).expect("no trailer"),
+            vec![vec![bin(b"x")]]
+        );
+    }
+
+    #[test]
+    fn malformed_binary_data_is_22p04() {
+        let spec = parse_copy("COPY t FROM STDIN (FORMAT BINARY)").expect("parse");
+        let good = binary_stream(&[&[Some(b"abc")]], true);
+        let header_len = BINARY_SIGNATURE.len() + 8 + 4;
+        let mut with_oids = good.clone();
+        with_oids[BINARY_SIGNATURE.len() + 1] = 1;
+        let mut critical = good.clone();
+        critical[BINARY_SIGNATURE.len()] = 0x80;
+        let mut negative_ext = good.clone();
+        negative_ext[BINARY_SIGNATURE.len() + 4] = 0xff;
+        let mut bad_size = good[..header_len + 2].to_vec();
+        bad_size.extend_from_slice(&(-7i32).to_be_bytes());
+        let mut bad_count = good[..header_len].to_vec();
+        bad_count.extend_from_slice(&(-2i16).to_be_bytes());
+        let mut after_trailer = good.clone();
+        after_trailer.push(0);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("text instead", b"1\tone\n".to_vec()),
+            ("empty", Vec::new()),
+            ("short signature", BINARY_SIGNATURE[..5].to_vec()),
+            (
+                "wrong signature",
+                b"PGCOPY\n\xff\r\n\x01rest of it".to_vec(),
+            ),
+            (
+                "truncated header",
+                good[..BINARY_SIGNATURE.len() + 3].to_vec(),
+            ),
+            ("with oids", with_oids),
+            ("critical flag", critical),
+            ("negative extension", negative_ext),
+            ("truncated tuple", good[..good.len() - 4].to_vec()),
+            ("bad field size", bad_size),
+            ("bad field count", bad_count),
+            ("data after trailer", after_trailer),
+        ];
+        for (what, data) in cases {
+            let e = rows(&spec, &[&data]).expect_err(what);
+            assert_eq!(e.code, "22P04", "{what}: {e:?}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! `COPY table [(columns)] TO STDOUT` and `COPY (query) TO STDOUT`, in
-//! PostgreSQL's text and CSV formats: the query's rows stream to the client
+//! PostgreSQL's text, CSV and binary formats: the query's rows stream to the client
 //! as CopyData messages (one per row) through a [`HeldBack`] sink, so an export of
 //! a large table is never held in memory. As for query results
 //! ([`super::results`]), the first 16 KiB are held back so that an implicit
@@ -8,9 +8,10 @@
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
 use tardigrade_sql::Column;
-use tardigrade_sqltypes::{SqlResult, Value};
+use tardigrade_sqltypes::error::codes;
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
-use super::copy::{CopyFormat, CopySpec};
+use super::copy::{BINARY_SIGNATURE, CopyFormat, CopySpec};
 use super::results::{HeldBack, RowEncoding};
 
 /// The query a COPY … TO runs.
@@ -43,11 +44,53 @@ pub fn encode_copy_row(
             value.write_text(c.ty, text);
         }
         match spec.format {
-            CopyFormat::Text => escape_text(text, spec.delimiter, out),
             CopyFormat::Csv => quote_csv(text, spec, out),
+            CopyFormat::Text | CopyFormat::Binary => escape_text(text, spec.delimiter, out),
         }
     }
     out.push(b'\n');
+}
+
+/// The binary format's header: signature, flags (none), an empty header
+/// extension.
+fn binary_header() -> Vec<u8> {
+    let mut out = BINARY_SIGNATURE.to_vec();
+    out.extend_from_slice(&0i32.to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes());
+    out
+}
+
+/// Appends one row in the binary format: the field count, then each field's
+/// length (-1 for NULL) and the binary send format of its column's type.
+pub fn encode_binary_row(
+    columns: &[Column],
+    row: &[Value],
+    field: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> SqlResult<()> {
+    let too_many = || SqlError::new(codes::PROGRAM_LIMIT_EXCEEDED, "too many columns");
+    out.extend_from_slice(
+        &i16::try_from(row.len())
+            .map_err(|_| too_many())?
+            .to_be_bytes(),
+    );
+    for (i, value) in row.iter().enumerate() {
+        if value.is_null() {
+            out.extend_from_slice(&(-1i32).to_be_bytes());
+            continue;
+        }
+        let ty = match columns.get(i).map(|c| c.ty) {
+            None | Some(SqlType::Unknown) => SqlType::Text,
+            Some(ty) => ty,
+        };
+        field.clear();
+        value.write_binary(ty, field)?;
+        let len = i32::try_from(field.len())
+            .map_err(|_| SqlError::new(codes::PROGRAM_LIMIT_EXCEEDED, "value too large"))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(field);
+    }
+    Ok(())
 }
 
 fn push_char(out: &mut Vec<u8>, c: char) {
@@ -100,6 +143,12 @@ fn quote_csv(s: &str, spec: &CopySpec, out: &mut Vec<u8>) {
 pub struct CopyEncoding {
     spec: CopySpec,
     text: String,
+    /// A binary field's bytes, reused from one to the next.
+    field: Vec<u8>,
+    /// Binary format: the header went out with a row (as PostgreSQL does
+    /// it, the header shares the first row's CopyData message; psycopg
+    /// expects it there).
+    header_sent: bool,
 }
 
 impl CopyEncoding {
@@ -107,6 +156,8 @@ impl CopyEncoding {
         CopyEncoding {
             spec,
             text: String::new(),
+            field: Vec::new(),
+            header_sent: false,
         }
     }
 }
@@ -115,14 +166,16 @@ impl CopyEncoding {
 pub type CopyOutSink<'c, C> = HeldBack<'c, C, CopyEncoding>;
 
 impl RowEncoding for CopyEncoding {
-    /// CopyOutResponse (all columns in text), then the CSV header line if asked.
+    /// CopyOutResponse (all columns in text, or all in binary), then the
+    /// CSV header line if asked.
     fn start(&self, columns: &[Column]) -> Vec<PgWireBackendMessage> {
         let spec = &self.spec;
         let n = i16::try_from(columns.len()).unwrap_or(i16::MAX);
+        let format = i8::from(spec.format == CopyFormat::Binary);
         let mut out = vec![PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
-            0,
+            format,
             n,
-            vec![0; n.max(0) as usize],
+            vec![i16::from(format); n.max(0) as usize],
         ))];
         if spec.header && spec.format == CopyFormat::Csv {
             let mut line = Vec::new();
@@ -144,7 +197,15 @@ impl RowEncoding for CopyEncoding {
         row: &[Value],
     ) -> SqlResult<(PgWireBackendMessage, usize)> {
         let mut line = Vec::new();
-        encode_copy_row(&self.spec, columns, row, &mut self.text, &mut line);
+        if self.spec.format == CopyFormat::Binary {
+            if !self.header_sent {
+                self.header_sent = true;
+                line = binary_header();
+            }
+            encode_binary_row(columns, row, &mut self.field, &mut line)?;
+        } else {
+            encode_copy_row(&self.spec, columns, row, &mut self.text, &mut line);
+        }
         let size = line.len() + 5;
         Ok((
             PgWireBackendMessage::CopyData(CopyData::new(line.into())),
@@ -152,8 +213,27 @@ impl RowEncoding for CopyEncoding {
         ))
     }
 
+    /// The binary format's trailer (a field count of -1, after the header
+    /// when there were no rows), then CopyDone.
     fn end(&self) -> Vec<PgWireBackendMessage> {
-        vec![PgWireBackendMessage::CopyDone(CopyDone::new())]
+        let mut out = Vec::new();
+        if self.spec.format == CopyFormat::Binary {
+            let mut trailer = if self.header_sent {
+                Vec::new()
+            } else {
+                binary_header()
+            };
+            trailer.extend_from_slice(&(-1i16).to_be_bytes());
+            out.push(PgWireBackendMessage::CopyData(CopyData::new(
+                trailer.into(),
+            )));
+        }
+        out.push(PgWireBackendMessage::CopyDone(CopyDone::new()));
+        out
+    }
+
+    fn discarded(&mut self) {
+        self.header_sent = false;
     }
 }
 

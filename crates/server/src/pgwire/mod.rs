@@ -102,7 +102,7 @@ use tokio::sync::{Mutex, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::ServerError;
-use copy::{CopyRow, CopySpec, RowParser};
+use copy::{CopyField, CopyRow, CopySpec, RowParser};
 use results::{DataRows, WireSink, encode_rows};
 
 /// The SQL port CockroachDB uses, and so do we.
@@ -1512,26 +1512,29 @@ impl pgwire::api::stmt::QueryParser for NoopStatementParser {
     }
 }
 
-async fn send_copy_in<C>(client: &mut C, columns: usize) -> PgWireResult<()>
+/// CopyInResponse: the column count, all in text or all in binary.
+async fn send_copy_in<C>(client: &mut C, (columns, binary): (usize, bool)) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     let columns = i16::try_from(columns).unwrap_or(i16::MAX);
+    let format = i8::from(binary);
     client
         .send(PgWireBackendMessage::CopyInResponse(CopyInResponse::new(
-            0,
+            format,
             columns,
-            vec![0; columns.max(0) as usize],
+            vec![i16::from(format); columns.max(0) as usize],
         )))
         .await?;
     Ok(())
 }
 
 /// Starts a COPY FROM STDIN: resolves the columns, prepares the batch INSERT,
-/// opens a transaction when none is open. Returns the column count.
-async fn start_copy(state: &mut ConnState, spec: CopySpec) -> SqlResult<usize> {
+/// opens a transaction when none is open. Returns the column count and
+/// whether the data is binary.
+async fn start_copy(state: &mut ConnState, spec: CopySpec) -> SqlResult<(usize, bool)> {
     let select = if spec.columns.is_empty() {
         format!("SELECT * FROM {}", spec.table)
     } else {
@@ -1567,7 +1570,11 @@ async fn start_copy(state: &mut ConnState, spec: CopySpec) -> SqlResult<usize> {
         own_txn,
         error: None,
     });
-    Ok(state.copy.as_ref().map(|c| c.columns.len()).unwrap_or(0))
+    Ok(state
+        .copy
+        .as_ref()
+        .map(|c| (c.columns.len(), c.parser.is_binary()))
+        .unwrap_or((0, false)))
 }
 
 fn quote_ident(name: &str) -> String {
@@ -1624,7 +1631,13 @@ async fn flush_copy(session: &mut Session, copy: &mut CopyIn, all: bool) -> SqlR
             for (field, column) in row.iter().zip(&copy.columns) {
                 params.push(match field {
                     None => Value::Null,
-                    Some(text) => Value::from_text(text, column.ty)?,
+                    Some(CopyField::Text(text)) => Value::from_text(text, column.ty)?,
+                    Some(CopyField::Binary(bytes)) => {
+                        if column.ty.is_string() {
+                            frontend::check_text(bytes)?;
+                        }
+                        Value::from_binary(bytes, column.ty)?
+                    }
                 });
             }
             copy.copied += 1;

@@ -92,6 +92,10 @@ pub trait RowEncoding: Send {
         row: &[Value],
     ) -> SqlResult<(PgWireBackendMessage, usize)>;
     fn end(&self) -> Vec<PgWireBackendMessage>;
+    /// The rows encoded so far were dropped unsent (the statement is
+    /// retried): an encoding that framed the first row differently starts
+    /// over.
+    fn discarded(&mut self) {}
 }
 
 /// Query results as DataRows in the portal's formats; the simple protocol
@@ -266,5 +270,6 @@ where
     fn discard(&mut self) {
         self.buffered.clear();
         self.buffered_bytes = 0;
+        self.encoding.discarded();
     }
 }

@@ -22,6 +22,7 @@ pub use crate::plan::eval;
 mod join;
 mod operator;
 pub mod sort;
+mod window;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -447,31 +448,45 @@ pub fn rows_output(
     }
 }
 
+/// The setting `SHOW` names: `SHOW transaction isolation level`, or `SHOW
+/// myapp.tenant` (which the parser also splits into words).
+fn shown_name(variable: &[sqlparser::ast::Ident], database: &str, settings: &Settings) -> String {
+    let words: Vec<String> = variable.iter().map(|i| i.value.to_lowercase()).collect();
+    let name = words.join(" ");
+    if words.len() > 1 && settings.get(&name, database).is_none() {
+        return words.join(".");
+    }
+    name
+}
+
+/// The columns `SHOW variable` returns (all text), for Describe.
+pub fn show_columns(variable: &[sqlparser::ast::Ident], database: &str) -> Vec<Column> {
+    let name = shown_name(variable, database, &Settings::default());
+    let names = if name == "all" {
+        vec!["name".to_string(), "setting".into(), "description".into()]
+    } else {
+        vec![crate::settings::display_name(&name)]
+    };
+    names
+        .into_iter()
+        .map(|name| Column {
+            name,
+            ty: SqlType::Text,
+        })
+        .collect()
+}
+
 fn show_variable(
     variable: &[sqlparser::ast::Ident],
     database: &str,
     settings: &Settings,
 ) -> SqlResult<QueryOutput> {
-    let words: Vec<String> = variable.iter().map(|i| i.value.to_lowercase()).collect();
-    // `SHOW transaction isolation level`, or `SHOW myapp.tenant` (which the
-    // parser also splits into words).
-    let mut name = words.join(" ");
-    if words.len() > 1 && settings.get(&name, database).is_none() {
-        name = words.join(".");
-    }
+    let name = shown_name(variable, database, settings);
     if name == "all" {
         let text = |s: String| Value::Text(s);
         return Ok(QueryOutput {
             tag: "SHOW".into(),
-            columns: Some(
-                ["name", "setting", "description"]
-                    .into_iter()
-                    .map(|n| Column {
-                        name: n.into(),
-                        ty: SqlType::Text,
-                    })
-                    .collect(),
-            ),
+            columns: Some(show_columns(variable, database)),
             rows: settings
                 .all(database)
                 .into_iter()
@@ -484,7 +499,7 @@ fn show_variable(
     Ok(QueryOutput {
         tag: "SHOW".into(),
         columns: Some(vec![Column {
-            name: name.replace(' ', "_"),
+            name: crate::settings::display_name(&name),
             ty: SqlType::Text,
         }]),
         rows: vec![vec![Value::Text(value)]],
@@ -504,7 +519,7 @@ fn run_set(set: &sqlparser::ast::Set, settings: &Settings) -> SqlResult<QueryOut
             ..
         } => {
             let name = variable.to_string().to_lowercase();
-            let value = set_value(values)?;
+            let value = set_value(values, name == "search_path")?;
             settings.set(
                 &name,
                 value.as_deref(),
@@ -512,7 +527,7 @@ fn run_set(set: &sqlparser::ast::Set, settings: &Settings) -> SqlResult<QueryOut
             )?;
         }
         Set::SetTimeZone { local, value } => {
-            let value = set_value(std::slice::from_ref(value))?;
+            let value = set_value(std::slice::from_ref(value), false)?;
             settings.set("timezone", value.as_deref(), *local)?;
         }
         Set::SetNames { charset_name, .. } => {
@@ -523,9 +538,10 @@ fn run_set(set: &sqlparser::ast::Set, settings: &Settings) -> SqlResult<QueryOut
         }
         Set::MultipleAssignments { assignments } => {
             for a in assignments {
-                let value = set_value(std::slice::from_ref(&a.value))?;
+                let name = a.name.to_string().to_lowercase();
+                let value = set_value(std::slice::from_ref(&a.value), name == "search_path")?;
                 settings.set(
-                    &a.name.to_string().to_lowercase(),
+                    &name,
                     value.as_deref(),
                     matches!(a.scope, Some(ContextModifier::Local)),
                 )?;
@@ -552,8 +568,10 @@ fn run_set(set: &sqlparser::ast::Set, settings: &Settings) -> SqlResult<QueryOut
     Ok(QueryOutput::command("SET"))
 }
 
-/// The text of a SET's value list; `None` for DEFAULT.
-fn set_value(values: &[sqlparser::ast::Expr]) -> SqlResult<Option<String>> {
+/// The text of a SET's value list; `None` for DEFAULT. `list_quote`: a
+/// list of names (search_path), whose quoted identifiers keep their quotes
+/// when they need them, as PostgreSQL shows them (`"$user", public`).
+fn set_value(values: &[sqlparser::ast::Expr], list_quote: bool) -> SqlResult<Option<String>> {
     use sqlparser::ast::{Expr, UnaryOperator, Value as V};
     let mut parts = Vec::with_capacity(values.len());
     for v in values {
@@ -566,6 +584,18 @@ fn set_value(values: &[sqlparser::ast::Expr]) -> SqlResult<Option<String>> {
             },
             Expr::Identifier(i) if i.value.eq_ignore_ascii_case("default") && values.len() == 1 => {
                 return Ok(None);
+            }
+            Expr::Identifier(i) if list_quote && i.quote_style.is_some() => {
+                let plain = i.value.chars().enumerate().all(|(n, c)| {
+                    c.is_ascii_lowercase()
+                        || c == '_'
+                        || (n > 0 && (c.is_ascii_digit() || c == '$'))
+                });
+                if plain && !i.value.is_empty() {
+                    i.value.clone()
+                } else {
+                    format!("\"{}\"", i.value.replace('"', "\"\""))
+                }
             }
             Expr::Identifier(i) => i.value.clone(),
             Expr::UnaryOp {
@@ -848,6 +878,10 @@ impl<'a> Executor<'a> {
                         .await?;
                     values.nextvals.insert(*id, v);
                 }
+                Scalar::Func { name, args, .. } if crate::plan::is_advisory(name) => {
+                    let v = self.advisory(name, args, row, outer).await?;
+                    values.advisory.insert(s as *const Scalar as usize, v);
+                }
                 Scalar::Func { args, .. } if crate::plan::is_sleep(s) => {
                     let seconds = match args.first() {
                         Some(a) => crate::plan::eval::eval(a, row, &self.ctx(outer, None))?,
@@ -870,6 +904,61 @@ impl<'a> Executor<'a> {
             }
         }
         Ok(values)
+    }
+
+    /// Runs an advisory lock function for the session
+    /// ([`crate::advisory`]); `pg_advisory_lock` waits while another
+    /// session holds the lock (a cancel or statement_timeout drops the wait).
+    async fn advisory(
+        &self,
+        name: &str,
+        args: &[Scalar],
+        row: &[Value],
+        outer: &[Row],
+    ) -> SqlResult<Value> {
+        use crate::advisory::LockKey;
+        let Some(session) = self.settings.map(Settings::session_id) else {
+            return Err(SqlError::unsupported(format!("{name} needs a session")));
+        };
+        let locks = &self.node.advisory;
+        if name == "pg_advisory_unlock_all" {
+            locks.release(session, true, false);
+            return Ok(Value::Null);
+        }
+        let mut keys = Vec::with_capacity(args.len());
+        for a in args {
+            match crate::plan::eval::eval(a, row, &self.ctx(outer, None))? {
+                // a NULL key: NULL result, nothing locked (strict, as in
+                // PostgreSQL)
+                Value::Null => return Ok(Value::Null),
+                v => keys.push(as_int(&v).ok_or_else(|| {
+                    SqlError::datatype_mismatch(format!("{name} takes integer keys"))
+                })?),
+            }
+        }
+        let key = match keys[..] {
+            [k] => LockKey::One(k),
+            [a, b] => {
+                let int4 = |v: i64| {
+                    i32::try_from(v).map_err(|_| SqlError::out_of_range("integer out of range"))
+                };
+                LockKey::Two(int4(a)?, int4(b)?)
+            }
+            _ => return Err(SqlError::internal(format!("{name}: wrong argument count"))),
+        };
+        Ok(match name {
+            "pg_advisory_lock" | "pg_advisory_xact_lock" => {
+                locks
+                    .lock(session, key, name == "pg_advisory_xact_lock")
+                    .await;
+                Value::Null
+            }
+            "pg_try_advisory_lock" => Value::Bool(locks.try_lock(session, key, false)),
+            "pg_try_advisory_xact_lock" => Value::Bool(locks.try_lock(session, key, true)),
+            // PostgreSQL also warns ("you don't own a lock of type
+            // ExclusiveLock") when false.
+            _ => Value::Bool(locks.unlock(session, key)),
+        })
     }
 
     async fn compute_subquery(

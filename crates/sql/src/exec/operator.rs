@@ -226,6 +226,7 @@ pub(super) enum Op<'p> {
         srfs: &'p [SrfCall],
     },
     Aggregate(Box<AggOp<'p>>),
+    Window(Box<super::window::WindowOp<'p>>),
     Join(Box<HashJoinOp<'p>>),
     MergeJoin(Box<MergeJoinOp<'p>>),
     LookupJoin(Box<LookupJoinOp<'p>>),
@@ -348,6 +349,20 @@ impl<'a> Executor<'a> {
             Rel::Aggregate { input, group, aggs } => Op::Aggregate(Box::new(
                 self.open_aggregate(input, group, aggs, outer, false)?,
             )),
+            Rel::Window {
+                input,
+                partition,
+                order,
+                funcs,
+            } => Op::Window(Box::new(super::window::WindowOp::new(
+                self,
+                self.open(input, outer, None)?,
+                partition,
+                order,
+                funcs,
+                input.width(),
+                outer,
+            )?)),
             Rel::StreamAggregate { input, group, aggs } => Op::Aggregate(Box::new(
                 self.open_aggregate(input, group, aggs, outer, true)?,
             )),
@@ -559,6 +574,7 @@ impl<'p> Op<'p> {
             Op::Distinct { budget, .. } => budget.peak(),
             Op::Set(s) => s.budget.peak(),
             Op::Sort(s) => s.memory,
+            Op::Window(w) => w.peak(),
             Op::Measured { input, .. } => input.memory(),
             _ => 0,
         }
@@ -747,6 +763,7 @@ impl<'p> Op<'p> {
                     Ok(Some(out))
                 }
                 Op::Aggregate(agg) => agg.next(exec, outer).await,
+                Op::Window(w) => w.next(exec, outer).await,
                 Op::Join(join) => join.next(exec, outer).await,
                 Op::MergeJoin(join) => join.next(exec, outer).await,
                 Op::LookupJoin(join) => join.next(exec, outer).await,

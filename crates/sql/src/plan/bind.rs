@@ -25,6 +25,9 @@ use super::{AggCall, JoinKind, Rel, Scalar, Scan, SetOpKind, SortKey, Subquery, 
 use crate::catalog::TableDesc;
 use crate::node::{Column, SqlNode};
 
+mod window;
+use window::WindowBan;
+
 /// Deepest expression tree the binder accepts (54001 beyond): binding,
 /// folding and evaluation recurse on the tree, and a statement must not be able
 /// to exhaust a worker thread's stack.
@@ -67,6 +70,12 @@ pub struct Binder<'a> {
     /// The set-returning functions of the select list being bound (the only
     /// place they are allowed outside FROM).
     srfs: Option<Vec<super::SrfCall>>,
+    /// The window function calls of the query block being bound, where they
+    /// are allowed (its select list and ORDER BY); else why they are not.
+    windows: Option<Vec<window::WindowCall>>,
+    window_ban: WindowBan,
+    /// The `WINDOW` clause of the query block being bound.
+    named_windows: Vec<ast::NamedWindowDefinition>,
     next_subquery: usize,
     /// Statistics of the statement's tables, attached to their scans.
     stats: crate::stats::StatsMap,
@@ -220,6 +229,12 @@ pub async fn describe(
                 }]),
             ));
         }
+        Statement::ShowVariable { variable } => {
+            return Ok((
+                binder.finish_params(),
+                Some(crate::exec::show_columns(variable, database)),
+            ));
+        }
         _ => None,
     };
     let columns = columns.map(|scope| {
@@ -254,6 +269,9 @@ impl<'a> Binder<'a> {
             ctes: Vec::new(),
             aggs: None,
             srfs: None,
+            windows: None,
+            window_ban: WindowBan::Here,
+            named_windows: Vec::new(),
             next_subquery: 0,
             stats: crate::stats::StatsMap::new(),
             rules: super::rules::Rules::all(),
@@ -717,6 +735,22 @@ impl<'a> Binder<'a> {
         select: &Select,
         order_by: &[ast::OrderByExpr],
     ) -> SqlResult<BoundQuery> {
+        // The block's own window context: none until its select list.
+        let saved_windows = self.windows.take();
+        let saved_ban = std::mem::replace(&mut self.window_ban, WindowBan::Here);
+        let saved_named = std::mem::replace(&mut self.named_windows, select.named_window.clone());
+        let result = self.bind_select_block(select, order_by);
+        self.windows = saved_windows;
+        self.window_ban = saved_ban;
+        self.named_windows = saved_named;
+        result
+    }
+
+    fn bind_select_block(
+        &mut self,
+        select: &Select,
+        order_by: &[ast::OrderByExpr],
+    ) -> SqlResult<BoundQuery> {
         if select.into.is_some() {
             return Err(SqlError::unsupported("SELECT INTO is not supported"));
         }
@@ -725,13 +759,16 @@ impl<'a> Binder<'a> {
         // WHERE
         if let Some(selection) = &select.selection {
             let saved = self.aggs.take();
+            self.window_ban = WindowBan::In("WHERE");
             let predicate = self.bind_expr(selection, &scope);
+            self.window_ban = WindowBan::Here;
             self.aggs = saved;
             let predicate = self.coerce_bool(predicate?, "WHERE")?;
             rel = push_filter(rel, predicate);
         }
 
-        // Select list, with aggregates collected.
+        // Select list, with aggregates and window functions collected.
+        self.windows = Some(Vec::new());
         let saved_aggs = self.aggs.replace(Vec::new());
         let result = self.bind_select_list(select, order_by, rel, &scope);
         self.aggs = saved_aggs;
@@ -842,6 +879,9 @@ impl<'a> Binder<'a> {
                             "aggregate functions are not allowed in GROUP BY",
                         ));
                     }
+                    if window::contains_window(&bound) {
+                        return Err(window::ban_error(WindowBan::In("GROUP BY")));
+                    }
                     group.push(bound);
                 }
             }
@@ -855,6 +895,9 @@ impl<'a> Binder<'a> {
         let having = match &select.having {
             Some(h) => {
                 let s = self.bind_expr(h, scope)?;
+                if window::contains_window(&s) {
+                    return Err(window::ban_error(WindowBan::In("HAVING")));
+                }
                 Some(self.coerce_bool(s, "HAVING")?)
             }
             None => None,
@@ -872,6 +915,7 @@ impl<'a> Binder<'a> {
 
         let aggs = self.aggs.take().unwrap_or_default();
         self.aggs = Some(Vec::new());
+        let mut windows = self.windows.take().unwrap_or_default();
         let aggregating = !aggs.is_empty() || !group.is_empty() || having.is_some();
         let distinct = match &select.distinct {
             None | Some(ast::Distinct::All) => false,
@@ -919,6 +963,9 @@ impl<'a> Binder<'a> {
                     *a = rewrite(std::mem::replace(a, Scalar::null()))?;
                 }
             }
+            for w in &mut windows {
+                w.try_map(&mut |s| rewrite(s))?;
+            }
             for (t, _) in &mut sort_exprs {
                 if let SortTarget::Expr(e) = t {
                     *e = rewrite(std::mem::replace(e, Scalar::null()))?;
@@ -934,6 +981,27 @@ impl<'a> Binder<'a> {
                     input: Box::new(rel),
                     predicate: h,
                 };
+            }
+        }
+
+        // Window functions: one window operator per partitioning and order,
+        // whose columns the projection (and the SRFs' arguments) read.
+        if !windows.is_empty() {
+            let (windowed, positions) = window::plan_windows(rel, windows);
+            rel = windowed;
+            let resolve = |s: &mut Scalar| {
+                *s = window::resolve_window_refs(std::mem::replace(s, Scalar::null()), &positions);
+            };
+            for (s, _) in &mut items {
+                resolve(s);
+            }
+            for c in &mut srfs {
+                c.args.iter_mut().for_each(resolve);
+            }
+            for (t, _) in &mut sort_exprs {
+                if let SortTarget::Expr(e) = t {
+                    resolve(e);
+                }
             }
         }
 
@@ -1470,6 +1538,18 @@ impl<'a> Binder<'a> {
                 "function generate_series needs 2 or 3 arguments",
             ));
         }
+        // Only the integer form: a numeric or timestamp series must not be
+        // silently rounded to integers.
+        // TODO(issue 13): generate_series over numerics and timestamps.
+        if let Some(b) = bound
+            .iter()
+            .find(|b| !b.ty().is_integer() && b.ty() != SqlType::Unknown)
+        {
+            return Err(SqlError::undefined_function(format!(
+                "function generate_series does not exist for an argument of type {}",
+                b.ty()
+            )));
+        }
         let mut coerced = Vec::new();
         for b in bound {
             coerced.push(self.coerce(b, SqlType::Int8, "generate_series")?);
@@ -1919,7 +1999,7 @@ impl<'a> Binder<'a> {
             }
             Expr::Cast { .. } if regclass_literal(e).is_some() => {
                 let name = regclass_literal(e).unwrap_or_default();
-                Scalar::literal(Value::Int(self.regclass_oid(name)?), SqlType::Int8)
+                Scalar::literal(Value::Int(self.regclass_oid(name)?), SqlType::Oid)
             }
             Expr::Cast {
                 expr, data_type, ..
@@ -1948,7 +2028,7 @@ impl<'a> Binder<'a> {
                     Scalar::Func {
                         name: "regclass".into(),
                         args: vec![inner],
-                        ty: SqlType::Int8,
+                        ty: SqlType::Oid,
                     }
                 } else {
                     self.cast(inner, to)?
@@ -2377,7 +2457,13 @@ impl<'a> Binder<'a> {
     fn bind_function(&mut self, f: &ast::Function, scope: &Scope, d: usize) -> SqlResult<Scalar> {
         let name = table_name(&f.name);
         if f.over.is_some() {
-            return Err(SqlError::unsupported("window functions are not supported"));
+            return self.bind_window_call(f, &name, scope, d);
+        }
+        if window::is_window_function(&name) {
+            return Err(SqlError::new(
+                codes::WRONG_OBJECT_TYPE,
+                format!("window function {name} requires an OVER clause"),
+            ));
         }
         let mut order_by: &[ast::OrderByExpr] = &[];
         if let FunctionArguments::List(list) = &f.args {
@@ -2432,6 +2518,8 @@ impl<'a> Binder<'a> {
                 ));
             };
             let outer_aggs = self.aggs.take();
+            let outer_windows = self.windows.take();
+            let outer_ban = std::mem::replace(&mut self.window_ban, WindowBan::Aggregate);
             let mut bound = Vec::new();
             let mut err = None;
             for a in &args {
@@ -2465,6 +2553,8 @@ impl<'a> Binder<'a> {
                 _ => None,
             };
             self.aggs = outer_aggs;
+            self.windows = outer_windows;
+            self.window_ban = outer_ban;
             if let Some(e) = err {
                 return Err(e);
             }
@@ -3364,13 +3454,19 @@ pub fn column_name_of(e: &Expr) -> String {
             .map(normalize)
             .unwrap_or_else(|| "?column?".into()),
         Expr::Function(f) => table_name(&f.name),
+        // A cast keeps its operand's name when that is a real one (a
+        // column, a function, CASE, ARRAY, a subquery), as PostgreSQL's
+        // FigureColname does; a constant or another cast names it after the type.
         Expr::Cast {
             expr, data_type, ..
         } => match expr.as_ref() {
-            Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Function(_) => {
-                column_name_of(expr)
+            Expr::Cast { .. } | Expr::TypedString(_) | Expr::Value(_) | Expr::Interval(_) => {
+                type_column_name(data_type)
             }
-            _ => type_column_name(data_type),
+            inner => match column_name_of(inner) {
+                n if n == "?column?" => type_column_name(data_type),
+                n => n,
+            },
         },
         Expr::Nested(inner) => column_name_of(inner),
         Expr::Case { .. } => "case".into(),
@@ -3378,8 +3474,14 @@ pub fn column_name_of(e: &Expr) -> String {
         Expr::CompoundFieldAccess { root, .. } => column_name_of(root),
         Expr::Exists { .. } => "exists".into(),
         Expr::Extract { .. } => "extract".into(),
-        Expr::Substring { .. } => "substring".into(),
-        Expr::Trim { .. } => "btrim".into(),
+        Expr::Substring { shorthand, .. } => if *shorthand { "substr" } else { "substring" }.into(),
+        Expr::Trim { trim_where, .. } => match trim_where {
+            Some(ast::TrimWhereField::Leading) => "ltrim",
+            Some(ast::TrimWhereField::Trailing) => "rtrim",
+            _ => "btrim",
+        }
+        .into(),
+        Expr::Interval(_) => "interval".into(),
         Expr::Position { .. } => "position".into(),
         Expr::Ceil { .. } => "ceil".into(),
         Expr::Floor { .. } => "floor".into(),
@@ -3405,6 +3507,12 @@ fn type_column_name(dt: &DataType) -> String {
     {
         return type_column_name(inner);
     }
+    // the reg* types are oids here, but name their column after themselves
+    match dt {
+        DataType::Regclass => return "regclass".into(),
+        DataType::Custom(n, _) if table_name(n).starts_with("reg") => return table_name(n),
+        _ => {}
+    }
     match sql_type_of(dt) {
         Ok(SqlType::Int2) => "int2".into(),
         Ok(SqlType::Int4) => "int4".into(),
@@ -3423,6 +3531,7 @@ fn type_column_name(dt: &DataType) -> String {
         Ok(SqlType::Interval) => "interval".into(),
         Ok(SqlType::Uuid) => "uuid".into(),
         Ok(SqlType::Jsonb) => "jsonb".into(),
+        Ok(SqlType::Oid) => "oid".into(),
         _ => "?column?".into(),
     }
 }
@@ -4118,8 +4227,8 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
             | ast::ArrayElemTypeDef::AngleBracket(inner)
             | ast::ArrayElemTypeDef::Parenthesis(inner),
         ) => SqlType::array_of(sql_type_of(inner)?),
-        // OIDs are INT8 here. TODO(issue 13): regclass as a name.
-        DataType::Regclass => SqlType::Int8,
+        // The reg* types are OIDs here. TODO(issue 13): regclass as a name.
+        DataType::Regclass => SqlType::Oid,
         DataType::Custom(name, _) => match table_name(name).as_str() {
             "int8" | "int64" | "bigserial" | "serial8" => SqlType::Int8,
             "int4" | "serial" | "serial4" => SqlType::Int4,
@@ -4134,14 +4243,15 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
             "uuid" => SqlType::Uuid,
             "bpchar" => SqlType::Char(1),
             // Schema-qualified standard names (`pg_catalog.text`) and the
-            // catalog types: `name` and `"char"` are text here; OIDs and
-            // the reg* types are INT8.
+            // catalog types: `name` and `"char"` are text here; the reg*
+            // types are OIDs.
             // TODO(issue 13): regclass/regtype casts from and to names.
             "text" | "name" | "char" | "varchar" => SqlType::Text,
             "oid" | "regclass" | "regtype" | "regproc" | "regprocedure" | "regnamespace"
-            | "regrole" | "xid" | "cid" => SqlType::Int8,
+            | "regrole" => SqlType::Oid,
+            "xid" | "cid" => SqlType::Int8,
             "int2vector" => SqlType::array_of(SqlType::Int2),
-            "oidvector" => SqlType::array_of(SqlType::Int8),
+            "oidvector" => SqlType::array_of(SqlType::Oid),
             "numeric" => SqlType::Decimal(None),
             "date" => SqlType::Date,
             "timestamp" => SqlType::Timestamp,

@@ -161,6 +161,30 @@ fn walk(rel: Rel, mut read: Vec<bool>) -> Rel {
                 srfs,
             }
         }
+        Rel::Window {
+            input,
+            partition,
+            order,
+            funcs,
+        } => {
+            let width = input.width();
+            let mut below: Vec<bool> = read.iter().take(width).copied().collect();
+            below.resize(width, false);
+            partition.iter().for_each(|p| reads(p, &mut below));
+            order.iter().for_each(|k| reads(&k.expr, &mut below));
+            for f in &funcs {
+                f.args.iter().for_each(|a| reads(a, &mut below));
+                if let Some(filter) = &f.filter {
+                    reads(filter, &mut below);
+                }
+            }
+            Rel::Window {
+                input: Box::new(walk(*input, below)),
+                partition,
+                order,
+                funcs,
+            }
+        }
         Rel::Aggregate { input, group, aggs } => {
             let below = group_reads(input.width(), &group, &aggs);
             Rel::Aggregate {

@@ -283,6 +283,14 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
                         "INSERT has more expressions than target columns",
                     ));
                 }
+                // With a column list every listed column needs a value.
+                if !insert.columns.is_empty()
+                    && rows.first().is_some_and(|r| r.len() < targets.len())
+                {
+                    return Err(SqlError::syntax(
+                        "INSERT has more target columns than expressions",
+                    ));
+                }
                 let mut coerced = Vec::with_capacity(rows.len());
                 for row in rows {
                     let mut out = Vec::with_capacity(row.len());
@@ -322,6 +330,11 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
                 if visible.len() > targets.len() {
                     return Err(SqlError::syntax(
                         "INSERT has more expressions than target columns",
+                    ));
+                }
+                if !insert.columns.is_empty() && visible.len() < targets.len() {
+                    return Err(SqlError::syntax(
+                        "INSERT has more target columns than expressions",
                     ));
                 }
                 let types = visible.iter().map(|c| c.ty).collect();

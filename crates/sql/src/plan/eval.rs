@@ -54,6 +54,9 @@ pub struct RowValues {
     pub subqueries: HashMap<usize, SubValue>,
     /// By the call's id ([`Scalar::NextVal`]).
     pub nextvals: HashMap<usize, i64>,
+    /// Results of the advisory lock functions, by the address of their
+    /// call in the plan (the executor runs them before the row).
+    pub advisory: HashMap<usize, Value>,
 }
 
 /// Evaluates a constant expression (no row, no parameters), for folding.
@@ -139,6 +142,16 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
             ops::cast(&v, expr.ty(), *to)?
         }
         Scalar::Func { name, args, .. } => match name.as_str() {
+            // run by the executor before the row (exec's eval_row)
+            n if crate::plan::is_advisory(n) => match ctx
+                .row_values
+                .and_then(|r| r.advisory.get(&(s as *const Scalar as usize)))
+            {
+                Some(v) => v.clone(),
+                None => {
+                    return Err(SqlError::unsupported(format!("{n} is not supported here")));
+                }
+            },
             "now" => Value::TimestampTz(ctx.now_micros),
             "localtimestamp" => Value::Timestamp(ctx.now_micros),
             "current_date" => Value::Date(ctx.now_micros.div_euclid(86_400_000_000) as i32),
@@ -372,6 +385,9 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
             return Err(SqlError::internal(
                 "set-returning function outside of its select list",
             ));
+        }
+        Scalar::WindowRef { .. } => {
+            return Err(SqlError::internal("window function outside of its window"));
         }
     })
 }

@@ -94,6 +94,11 @@ fn column_names(rel: &Rel) -> Names {
             n.extend(srfs.iter().map(|c| plain(c.name.clone())));
             n
         }
+        Rel::Window { input, funcs, .. } => {
+            let mut n = column_names(input);
+            n.extend(funcs.iter().map(|f| plain(f.name.clone())));
+            n
+        }
         Rel::Project { input, exprs } => {
             let inner = column_names(input);
             exprs
@@ -204,6 +209,7 @@ impl Renderer<'_> {
             Rel::Filter { input, .. }
             | Rel::Project { input, .. }
             | Rel::ProjectSet { input, .. }
+            | Rel::Window { input, .. }
             | Rel::Sort { input, .. }
             | Rel::Limit { input, .. }
             | Rel::Aggregate { input, .. }
@@ -339,6 +345,24 @@ impl Renderer<'_> {
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                self.common(rel, &pad, out);
+                child(input, out);
+            }
+            Rel::Window {
+                input,
+                partition,
+                order,
+                funcs,
+            } => {
+                let names = column_names(input);
+                out.push(format!(
+                    "{pad}• window: {}",
+                    funcs
+                        .iter()
+                        .map(|f| describe_window(f, partition, order, &names))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
@@ -605,6 +629,76 @@ fn aggregate(a: &AggCall, names: &[Name]) -> String {
     )
 }
 
+/// `sum(x) OVER (PARTITION BY a ORDER BY b ROWS BETWEEN 1 PRECEDING AND
+/// CURRENT ROW)` (the frame only when it is not the default).
+fn describe_window(
+    f: &super::WindowFunc,
+    partition: &[Scalar],
+    order: &[super::SortKey],
+    names: &[Name],
+) -> String {
+    use super::{FrameBound, FrameExclude, FrameUnits};
+    let list = |v: &[Scalar]| v.iter().map(|e| sql(e, names)).collect::<Vec<_>>();
+    let mut spec = Vec::new();
+    if !partition.is_empty() {
+        spec.push(format!("PARTITION BY {}", list(partition).join(", ")));
+    }
+    if !order.is_empty() {
+        let keys: Vec<String> = order
+            .iter()
+            .map(|k| {
+                format!(
+                    "{}{}{}",
+                    sql(&k.expr, names),
+                    if k.descending { " DESC" } else { "" },
+                    match (k.descending, k.nulls_first) {
+                        (false, true) => " NULLS FIRST",
+                        (true, false) => " NULLS LAST",
+                        _ => "",
+                    }
+                )
+            })
+            .collect();
+        spec.push(format!("ORDER BY {}", keys.join(", ")));
+    }
+    if f.frame != super::WindowFrame::default_frame() {
+        let bound = |b: &FrameBound| match b {
+            FrameBound::UnboundedPreceding => "UNBOUNDED PRECEDING".to_string(),
+            FrameBound::Preceding(s) => format!("{} PRECEDING", sql(s, names)),
+            FrameBound::CurrentRow => "CURRENT ROW".to_string(),
+            FrameBound::Following(s) => format!("{} FOLLOWING", sql(s, names)),
+            FrameBound::UnboundedFollowing => "UNBOUNDED FOLLOWING".to_string(),
+        };
+        let units = match f.frame.units {
+            FrameUnits::Rows => "ROWS",
+            FrameUnits::Range => "RANGE",
+            FrameUnits::Groups => "GROUPS",
+        };
+        let exclude = match f.frame.exclude {
+            FrameExclude::NoOthers => "",
+            FrameExclude::CurrentRow => " EXCLUDE CURRENT ROW",
+            FrameExclude::Group => " EXCLUDE GROUP",
+            FrameExclude::Ties => " EXCLUDE TIES",
+        };
+        spec.push(format!(
+            "{units} BETWEEN {} AND {}{exclude}",
+            bound(&f.frame.start),
+            bound(&f.frame.end)
+        ));
+    }
+    let filter = f
+        .filter
+        .as_ref()
+        .map(|e| format!(" FILTER (WHERE {})", sql(e, names)))
+        .unwrap_or_default();
+    format!(
+        "{}({}){filter} OVER ({})",
+        f.name,
+        list(&f.args).join(", "),
+        spec.join(" ")
+    )
+}
+
 fn describe_aggregate(group: &[Scalar], aggs: &[AggCall], names: &[Name]) -> String {
     format!(
         "keys [{}] aggregates [{}]",
@@ -743,6 +837,7 @@ fn sql_inner(s: &Scalar, names: &[Name]) -> String {
         }
         Scalar::AggRef { index, .. } => format!("agg#{index}"),
         Scalar::SrfRef { index, .. } => format!("srf#{index}"),
+        Scalar::WindowRef { index, .. } => format!("window#{index}"),
         Scalar::InList {
             expr: e,
             list: items,
@@ -817,6 +912,19 @@ fn node_scalars(rel: &Rel) -> Vec<&Scalar> {
         Rel::Filter { predicate, .. } => out.push(predicate),
         Rel::Project { exprs, .. } => out.extend(exprs),
         Rel::ProjectSet { srfs, .. } => out.extend(srfs.iter().flat_map(|c| &c.args)),
+        Rel::Window {
+            partition,
+            order,
+            funcs,
+            ..
+        } => {
+            out.extend(partition);
+            out.extend(order.iter().map(|k| &k.expr));
+            for f in funcs {
+                out.extend(&f.args);
+                out.extend(f.filter.iter());
+            }
+        }
         Rel::Aggregate { group, aggs, .. } | Rel::StreamAggregate { group, aggs, .. } => {
             out.extend(group);
             for a in aggs {

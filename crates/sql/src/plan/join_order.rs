@@ -28,6 +28,15 @@
 //! that does not hold the table's columns), which favours left-deep plans that drive lookups from a
 //! selective start.
 //!
+//! Column equalities are transitive: `a = b AND b = c` implies `a = c`, so
+//! the join graph also gets an edge between the leaves of `a` and `c` when
+//! the query wrote none (PostgreSQL's equivalence classes). TPC-H Q5 needs
+//! it: `c_nationkey = s_nationkey AND s_nationkey = n_nationkey` lets
+//! customers be joined to the (filtered) nations before the orders. An
+//! implied edge counts once per class in a join's selectivity, and never
+//! where the query's own equality of the same class already links the two
+//! sides, so estimates do not shrink from restating what is known.
+//!
 //! Each predicate is placed on the lowest join that has all its columns; a
 //! predicate over one leaf becomes a filter on that leaf (where index
 //! selection sees it); predicates with subqueries and those over no column
@@ -37,6 +46,7 @@
 use std::collections::HashMap;
 
 use tardigrade_sqltypes::SqlType;
+use tardigrade_sqltypes::ops::BinOp;
 
 use super::bind::{and_all, conjuncts, equi_pairs, referenced_columns};
 use super::cardinality::{self, column_equality};
@@ -89,6 +99,10 @@ struct Predicate {
     /// Over the tree's output columns.
     scalar: Scalar,
     leaves: Set,
+    /// For a column equality: its equivalence class (see [`implied_equalities`]).
+    class: Option<usize>,
+    /// Derived by transitivity, not written in the query.
+    implied: bool,
 }
 
 /// A join order: a leaf, or a join of two orders.
@@ -112,6 +126,11 @@ struct Graph {
     /// index entry (0 when the index holds the table's columns, a lookup of
     /// the primary row otherwise).
     lookup_from: Vec<Vec<(usize, f64)>>,
+    /// The written equalities of each class: (class, leaf, leaf, the
+    /// selectivity of that equality alone).
+    class_links: Vec<(usize, usize, usize, f64)>,
+    /// The implied equalities: (class, leaf, leaf, selectivity).
+    implied: Vec<(usize, usize, usize, f64)>,
 }
 
 fn reorder_tree(rel: Rel, memos: &mut Vec<Memo>) -> Rel {
@@ -155,15 +174,127 @@ fn reorder_tree(rel: Rel, memos: &mut Vec<Memo>) -> Rel {
             predicates.push(Predicate {
                 scalar: s,
                 leaves: leaves_used,
+                class: None,
+                implied: false,
             });
         }
     }
+    implied_equalities(&mut predicates, &leaf_of_column);
     let mut graph = Graph::new(leaves, predicates, &leaf_of_column);
     graph.push_single_leaf_predicates();
     let mut memo = Memo::new(leaf_names(&graph.leaves));
     let order = graph.best_order(&mut memo);
     memos.push(memo);
     graph.build(order, width, above)
+}
+
+/// Groups the columns that two-leaf equalities (`x = y`, both columns of one
+/// type) make equal into classes, marks each such predicate with its class,
+/// and adds `x = y` for every pair of leaves a class spans that no written
+/// equality of the class joins (one column per leaf: the first met).
+fn implied_equalities(predicates: &mut Vec<Predicate>, leaf_of_column: &[usize]) {
+    // Union-find over columns.
+    fn root(parent: &mut HashMap<usize, usize>, c: usize) -> usize {
+        let mut r = c;
+        while let Some(&p) = parent.get(&r) {
+            if p == r {
+                break;
+            }
+            r = p;
+        }
+        parent.insert(c, r);
+        r
+    }
+    let mut parent: HashMap<usize, usize> = HashMap::new();
+    let mut types: HashMap<usize, SqlType> = HashMap::new();
+    let mut equalities = Vec::new();
+    for (k, p) in predicates.iter().enumerate() {
+        if p.leaves.count_ones() != 2 {
+            continue;
+        }
+        let Scalar::Binary { left, right, .. } = &p.scalar else {
+            continue;
+        };
+        let (Scalar::Column { ty: tx, .. }, Scalar::Column { ty: ty_, .. }) =
+            (left.as_ref(), right.as_ref())
+        else {
+            continue;
+        };
+        let Some((x, y)) = column_equality(&p.scalar) else {
+            continue;
+        };
+        // Transitivity is only sure between values of one type (an integer
+        // equal to a float equal to another integer need not be equal).
+        if tx != ty_
+            || types.get(&x).is_some_and(|t| t != tx)
+            || types.get(&y).is_some_and(|t| t != tx)
+        {
+            continue;
+        }
+        types.insert(x, *tx);
+        types.insert(y, *tx);
+        parent.entry(x).or_insert(x);
+        parent.entry(y).or_insert(y);
+        let (rx, ry) = (root(&mut parent, x), root(&mut parent, y));
+        if rx != ry {
+            parent.insert(rx, ry);
+        }
+        equalities.push((k, x, y));
+    }
+    if equalities.is_empty() {
+        return;
+    }
+    // Number the classes; note which leaf pairs the written equalities join.
+    let mut class_of_root: HashMap<usize, usize> = HashMap::new();
+    let mut linked: std::collections::HashSet<(usize, usize, usize)> = Default::default();
+    for &(k, x, _) in &equalities {
+        let r = root(&mut parent, x);
+        let n = class_of_root.len();
+        let class = *class_of_root.entry(r).or_insert(n);
+        predicates[k].class = Some(class);
+        let p = predicates[k].leaves;
+        let a = p.trailing_zeros() as usize;
+        let b = (p & !bit(a)).trailing_zeros() as usize;
+        linked.insert((class, a, b));
+    }
+    // Each class's first column in each leaf, in column order.
+    let mut members: Vec<Vec<(usize, usize)>> = vec![Vec::new(); class_of_root.len()];
+    let mut columns: Vec<usize> = parent.keys().copied().collect();
+    columns.sort_unstable();
+    for c in columns {
+        let r = root(&mut parent, c);
+        let Some(&class) = class_of_root.get(&r) else {
+            continue;
+        };
+        let Some(&leaf) = leaf_of_column.get(c) else {
+            continue;
+        };
+        if !members[class].iter().any(|&(l, _)| l == leaf) {
+            members[class].push((leaf, c));
+        }
+    }
+    for (class, cols) in members.iter().enumerate() {
+        for (i, &(la, ca)) in cols.iter().enumerate() {
+            for &(lb, cb) in &cols[i + 1..] {
+                let (a, b) = (la.min(lb), la.max(lb));
+                if linked.contains(&(class, a, b)) {
+                    continue;
+                }
+                let ty = types.get(&ca).copied().unwrap_or(SqlType::Unknown);
+                predicates.push(Predicate {
+                    scalar: Scalar::Binary {
+                        op: BinOp::Eq,
+                        left: Box::new(Scalar::Column { index: ca, ty }),
+                        right: Box::new(Scalar::Column { index: cb, ty }),
+                        ty: SqlType::Bool,
+                    },
+                    leaves: bit(la) | bit(lb),
+                    class: Some(class),
+                    implied: true,
+                });
+            }
+        }
+    }
 }
 
 /// How the memo names each leaf: its table (numbered when a table appears
@@ -182,6 +313,7 @@ fn leaf_names(leaves: &[Leaf]) -> Vec<String> {
                 Rel::Values { .. } => "values".into(),
                 Rel::Project { .. } | Rel::ProjectSet { .. } => "project".into(),
                 Rel::Aggregate { .. } | Rel::StreamAggregate { .. } => "group-by".into(),
+                Rel::Window { .. } => "window".into(),
                 Rel::Join { .. } | Rel::MergeJoin { .. } | Rel::LookupJoin(_) => "join".into(),
                 Rel::SetOp { .. } | Rel::RecursiveUnion { .. } => "set operation".into(),
                 Rel::WorkTable { .. } => "work table".into(),
@@ -301,6 +433,8 @@ impl Graph {
         // of a, column of b) relative to each leaf: they are estimated
         // together (a key on one side makes them one condition).
         let mut equalities: HashMap<(usize, usize), Vec<(usize, usize)>> = HashMap::new();
+        let mut class_links = Vec::new();
+        let mut implied = Vec::new();
         for p in &predicates {
             if p.leaves.count_ones() != 2 {
                 continue;
@@ -317,15 +451,19 @@ impl Graph {
                             lookup_from[leaf].push((from, cost));
                         }
                     }
-                    let (xa, yb) = if leaf_of_column[x] == a {
-                        (x, y)
-                    } else {
-                        (y, x)
+                    let (xa, yb) = if lx == a { (x, y) } else { (y, x) };
+                    let pair = (xa - leaves[a].offset, yb - leaves[b].offset);
+                    let alone = || {
+                        cardinality::equalities_selectivity(&leaves[a].rel, &leaves[b].rel, &[pair])
                     };
-                    equalities
-                        .entry((a, b))
-                        .or_default()
-                        .push((xa - leaves[a].offset, yb - leaves[b].offset));
+                    match p.class {
+                        Some(class) if p.implied => implied.push((class, a, b, alone())),
+                        Some(class) => class_links.push((class, a, b, alone())),
+                        None => {}
+                    }
+                    if !p.implied {
+                        equalities.entry((a, b)).or_default().push(pair);
+                    }
                 }
                 None => {
                     pair_selectivity[a][b] *= 1.0 / 3.0;
@@ -346,6 +484,8 @@ impl Graph {
             pair_selectivity,
             neighbours,
             lookup_from,
+            class_links,
+            implied,
         }
     }
 
@@ -384,7 +524,46 @@ impl Graph {
                 sel *= self.pair_selectivity[i][j];
             }
         }
-        sel
+        // One equality per class restricts a join: the columns on each side
+        // are already equal among themselves. Written equalities of a class
+        // crossing the join beyond the least selective one were counted
+        // above: take them back out. A class no written equality crosses
+        // counts its least selective implied one.
+        let across = |x: usize, y: usize| {
+            (a & bit(x) != 0 && b & bit(y) != 0) || (a & bit(y) != 0 && b & bit(x) != 0)
+        };
+        // (class, least selective, product of all) over the crossing equalities.
+        let mut written: Vec<(usize, f64, f64)> = Vec::new();
+        for &(class, x, y, s) in &self.class_links {
+            if across(x, y) {
+                match written.iter_mut().find(|w| w.0 == class) {
+                    Some(w) => {
+                        w.1 = w.1.max(s);
+                        w.2 *= s;
+                    }
+                    None => written.push((class, s, s)),
+                }
+            }
+        }
+        for &(_, least, all) in &written {
+            if all > 0.0 {
+                sel *= least / all;
+            }
+        }
+        let mut implied: Vec<(usize, f64)> = Vec::new();
+        for &(class, x, y, s) in &self.implied {
+            if !across(x, y) || written.iter().any(|w| w.0 == class) {
+                continue;
+            }
+            match implied.iter_mut().find(|(c, _)| *c == class) {
+                Some((_, least)) => *least = least.max(s),
+                None => implied.push((class, s)),
+            }
+        }
+        for (_, s) in implied {
+            sel *= s;
+        }
+        sel.min(1.0)
     }
 
     fn connected(&self, a: Set, b: Set) -> bool {
@@ -678,13 +857,30 @@ impl Graph {
                     position.insert(col, pos);
                 }
                 let mut on = Vec::new();
-                for (k, p) in self.predicates.iter().enumerate() {
-                    if !placed[k] && p.leaves & !set == 0 {
-                        placed[k] = true;
-                        on.push(remap(p.scalar.clone(), &|c| {
-                            position.get(&c).copied().unwrap_or(c)
-                        }));
+                // Written predicates first; an implied equality only where no
+                // other equality of its class joins the two sides here (it
+                // would restate that one).
+                let mut classes_here = Vec::new();
+                let order = self
+                    .predicates
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| !p.implied)
+                    .chain(self.predicates.iter().enumerate().filter(|(_, p)| p.implied));
+                for (k, p) in order {
+                    if placed[k] || p.leaves & !set != 0 {
+                        continue;
                     }
+                    placed[k] = true;
+                    if let Some(class) = p.class {
+                        if p.implied && classes_here.contains(&class) {
+                            continue;
+                        }
+                        classes_here.push(class);
+                    }
+                    on.push(remap(p.scalar.clone(), &|c| {
+                        position.get(&c).copied().unwrap_or(c)
+                    }));
                 }
                 let on = and_all(on);
                 let equi = on
@@ -764,6 +960,11 @@ pub fn output_types(rel: &Rel) -> Vec<SqlType> {
         Rel::ProjectSet { input, srfs } => {
             let mut t = output_types(input);
             t.extend(srfs.iter().map(|c| c.ty));
+            t
+        }
+        Rel::Window { input, funcs, .. } => {
+            let mut t = output_types(input);
+            t.extend(funcs.iter().map(|f| f.ty));
             t
         }
         Rel::Aggregate { group, aggs, .. } | Rel::StreamAggregate { group, aggs, .. } => group

@@ -140,6 +140,19 @@ pub enum Rel {
         input: Box<Rel>,
         srfs: Vec<SrfCall>,
     },
+    /// Window functions over one window's partitions and order
+    /// (`row_number() OVER (PARTITION BY a ORDER BY b)`): the input's rows
+    /// (in partition and order order), each with one more column per
+    /// function, computed over the row's partition (or frame of it).
+    /// Output: the input columns, then one per function. A select list
+    /// with windows of several partitionings or orders stacks one node per
+    /// window.
+    Window {
+        input: Box<Rel>,
+        partition: Vec<Scalar>,
+        order: Vec<SortKey>,
+        funcs: Vec<WindowFunc>,
+    },
     /// `WITH RECURSIVE`: `base`'s rows, then `step`'s run again and again
     /// over the rows the previous run produced (the [`Rel::WorkTable`] with
     /// this `id`) until a run produces none; `UNION` (not ALL) drops rows
@@ -193,6 +206,70 @@ pub struct SrfCall {
     pub name: String,
     pub args: Vec<Scalar>,
     pub ty: SqlType,
+}
+
+/// One window function call of a [`Rel::Window`]: a ranking or value
+/// function (`row_number`, `rank`, `lag`, `first_value`, …) or an aggregate
+/// (`is_agg`, named as for [`AggCall`]) over the frame.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WindowFunc {
+    pub name: String,
+    pub args: Vec<Scalar>,
+    pub arg_types: Vec<SqlType>,
+    pub is_agg: bool,
+    /// An aggregate's `FILTER (WHERE …)`.
+    pub filter: Option<Scalar>,
+    pub frame: WindowFrame,
+    pub ty: SqlType,
+}
+
+/// A window frame: which rows of the partition, around the current row, an
+/// aggregate or `first_value`/`last_value`/`nth_value` sees.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WindowFrame {
+    pub units: FrameUnits,
+    pub start: FrameBound,
+    pub end: FrameBound,
+    pub exclude: FrameExclude,
+}
+
+impl WindowFrame {
+    /// PostgreSQL's default: `RANGE UNBOUNDED PRECEDING` (to the current
+    /// row's last peer; the whole partition without ORDER BY).
+    pub fn default_frame() -> WindowFrame {
+        WindowFrame {
+            units: FrameUnits::Range,
+            start: FrameBound::UnboundedPreceding,
+            end: FrameBound::CurrentRow,
+            exclude: FrameExclude::NoOthers,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FrameUnits {
+    Rows,
+    Range,
+    Groups,
+}
+
+/// A frame bound; offsets are evaluated once per execution (they hold no
+/// column, only constants and parameters).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FrameBound {
+    UnboundedPreceding,
+    Preceding(Scalar),
+    CurrentRow,
+    Following(Scalar),
+    UnboundedFollowing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FrameExclude {
+    NoOthers,
+    CurrentRow,
+    Group,
+    Ties,
 }
 
 /// Inner, left, semi or anti join reading the right side from an index of
@@ -448,6 +525,12 @@ pub enum Scalar {
         index: usize,
         ty: SqlType,
     },
+    /// Placeholder for a window function of a select list or ORDER BY while
+    /// binding it (it becomes a column of a [`Rel::Window`]).
+    WindowRef {
+        index: usize,
+        ty: SqlType,
+    },
 }
 
 impl Scalar {
@@ -465,7 +548,8 @@ impl Scalar {
             | Scalar::Extreme { ty, .. }
             | Scalar::NullIf { ty, .. }
             | Scalar::AggRef { ty, .. }
-            | Scalar::SrfRef { ty, .. } => *ty,
+            | Scalar::SrfRef { ty, .. }
+            | Scalar::WindowRef { ty, .. } => *ty,
             Scalar::Cast { to, .. } => *to,
             Scalar::IsNull { .. } | Scalar::IsBool { .. } | Scalar::InList { .. } => SqlType::Bool,
             Scalar::Subquery(s) => s.ty,
@@ -494,7 +578,8 @@ impl Scalar {
             | Scalar::NextVal { .. }
             | Scalar::UniqueRowId
             | Scalar::AggRef { .. }
-            | Scalar::SrfRef { .. } => {}
+            | Scalar::SrfRef { .. }
+            | Scalar::WindowRef { .. } => {}
             Scalar::Binary { left, right, .. } | Scalar::NullIf { left, right, .. } => {
                 f(left);
                 f(right);
@@ -707,7 +792,8 @@ impl Scalar {
             | Scalar::NextVal { .. }
             | Scalar::UniqueRowId
             | Scalar::AggRef { .. }
-            | Scalar::SrfRef { .. } => false,
+            | Scalar::SrfRef { .. }
+            | Scalar::WindowRef { .. } => false,
             Scalar::Func { name, .. } => !is_volatile(name) && !reads_session(name),
             _ => true,
         };
@@ -741,6 +827,33 @@ fn map_aggs(aggs: Vec<AggCall>, f: &mut dyn FnMut(Scalar) -> Scalar) -> Vec<AggC
         .collect()
 }
 
+fn map_frame_bound(b: FrameBound, f: &mut dyn FnMut(Scalar) -> Scalar) -> FrameBound {
+    match b {
+        FrameBound::Preceding(s) => FrameBound::Preceding(f(s)),
+        FrameBound::Following(s) => FrameBound::Following(f(s)),
+        other => other,
+    }
+}
+
+fn map_window_funcs(
+    funcs: Vec<WindowFunc>,
+    f: &mut dyn FnMut(Scalar) -> Scalar,
+) -> Vec<WindowFunc> {
+    funcs
+        .into_iter()
+        .map(|w| WindowFunc {
+            args: w.args.into_iter().map(&mut *f).collect(),
+            filter: w.filter.map(&mut *f),
+            frame: WindowFrame {
+                start: map_frame_bound(w.frame.start, f),
+                end: map_frame_bound(w.frame.end, f),
+                ..w.frame
+            },
+            ..w
+        })
+        .collect()
+}
+
 fn transform_all(
     args: Vec<Scalar>,
     f: &mut dyn FnMut(Scalar) -> Result<Scalar, tardigrade_sqltypes::SqlError>,
@@ -766,14 +879,35 @@ pub fn reads_session(name: &str) -> bool {
 }
 
 /// `pg_sleep(seconds)`: the executor waits (cancellably) before the row.
+/// The advisory lock functions, which may wait too and need the session,
+/// are run there as well.
 pub fn is_sleep(s: &Scalar) -> bool {
-    matches!(s, Scalar::Func { name, .. } if name == "pg_sleep")
+    matches!(s, Scalar::Func { name, .. } if name == "pg_sleep" || is_advisory(name))
+}
+
+/// The advisory lock functions ([`crate::advisory`]).
+pub fn is_advisory(name: &str) -> bool {
+    matches!(
+        name,
+        "pg_advisory_lock"
+            | "pg_advisory_xact_lock"
+            | "pg_try_advisory_lock"
+            | "pg_try_advisory_xact_lock"
+            | "pg_advisory_unlock"
+            | "pg_advisory_unlock_all"
+    )
 }
 
 pub fn is_volatile(name: &str) -> bool {
     matches!(
         name,
         "pg_sleep"
+            | "pg_advisory_lock"
+            | "pg_advisory_xact_lock"
+            | "pg_try_advisory_lock"
+            | "pg_try_advisory_xact_lock"
+            | "pg_advisory_unlock"
+            | "pg_advisory_unlock_all"
             | "random"
             | "gen_random_uuid"
             | "now"
@@ -826,6 +960,17 @@ impl Rel {
             Rel::ProjectSet { input, srfs } => Rel::ProjectSet {
                 input: b(input),
                 srfs,
+            },
+            Rel::Window {
+                input,
+                partition,
+                order,
+                funcs,
+            } => Rel::Window {
+                input: b(input),
+                partition,
+                order,
+                funcs,
             },
             Rel::RecursiveUnion {
                 id,
@@ -953,6 +1098,23 @@ impl Rel {
                 group: all(group, f),
                 aggs: map_aggs(aggs, f),
             },
+            Rel::Window {
+                input,
+                partition,
+                order,
+                funcs,
+            } => Rel::Window {
+                input,
+                partition: all(partition, f),
+                order: order
+                    .into_iter()
+                    .map(|k| SortKey {
+                        expr: f(k.expr),
+                        ..k
+                    })
+                    .collect(),
+                funcs: map_window_funcs(funcs, f),
+            },
             Rel::StreamAggregate { input, group, aggs } => Rel::StreamAggregate {
                 input,
                 group: all(group, f),
@@ -1032,6 +1194,7 @@ impl Rel {
             | Rel::Distinct { input, .. } => input.width(),
             Rel::Project { exprs, .. } => exprs.len(),
             Rel::ProjectSet { input, srfs } => input.width() + srfs.len(),
+            Rel::Window { input, funcs, .. } => input.width() + funcs.len(),
             Rel::Aggregate { group, aggs, .. } | Rel::StreamAggregate { group, aggs, .. } => {
                 group.len() + aggs.len()
             }

@@ -1,0 +1,25 @@
+-- Common table expressions, WITH RECURSIVE, data-modifying CTEs.
+CREATE TABLE nodes (id INT PRIMARY KEY, parent INT, name TEXT);
+INSERT INTO nodes VALUES (1, NULL, 'root'), (2, 1, 'a'), (3, 1, 'b'), (4, 2, 'a1'), (5, 4, 'a1x'), (6, 3, 'b1');
+WITH t AS (SELECT id, name FROM nodes WHERE parent = 1) SELECT name FROM t ORDER BY id;
+WITH x AS (SELECT 1 AS v), y AS (SELECT v + 1 AS v FROM x) SELECT x.v, y.v FROM x, y;
+WITH counts AS (SELECT parent, count(*) AS n FROM nodes GROUP BY parent) SELECT n.name, c.n FROM nodes n JOIN counts c ON c.parent = n.id ORDER BY n.id;
+WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT n FROM r;
+WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT sum(n) FROM r;
+WITH RECURSIVE sub AS (SELECT id, name, 0 AS depth FROM nodes WHERE id = 2 UNION ALL SELECT c.id, c.name, s.depth + 1 FROM nodes c JOIN sub s ON c.parent = s.id) SELECT id, name, depth FROM sub ORDER BY id;
+WITH RECURSIVE up AS (SELECT id, parent, name FROM nodes WHERE id = 5 UNION ALL SELECT n.id, n.parent, n.name FROM nodes n JOIN up ON n.id = up.parent) SELECT string_agg(name, '/' ORDER BY id) FROM up;
+WITH RECURSIVE paths AS (SELECT id, name::text AS path FROM nodes WHERE parent IS NULL UNION ALL SELECT n.id, p.path || '/' || n.name FROM nodes n JOIN paths p ON n.parent = p.id) SELECT path FROM paths ORDER BY path;
+WITH RECURSIVE fib(a, b) AS (SELECT 0::numeric, 1::numeric UNION ALL SELECT b, a + b FROM fib WHERE b < 100) SELECT a FROM fib ORDER BY a;
+WITH RECURSIVE cyc(n) AS (SELECT 1 UNION SELECT (n % 3) + 1 FROM cyc) SELECT n FROM cyc ORDER BY n;
+WITH RECURSIVE t(n) AS (VALUES (1) UNION ALL SELECT n * 2 FROM t WHERE n < 100) SELECT max(n), count(*) FROM t;
+WITH moved AS (DELETE FROM nodes WHERE id = 6 RETURNING id, name) SELECT id, name FROM moved;
+WITH ins AS (INSERT INTO nodes VALUES (7, 3, 'b2') RETURNING id) SELECT count(*) FROM ins;
+WITH upd AS (UPDATE nodes SET name = upper(name) WHERE parent = 3 RETURNING id, name) SELECT * FROM upd ORDER BY id;
+SELECT id, name FROM nodes ORDER BY id;
+WITH t AS MATERIALIZED (SELECT id FROM nodes WHERE id < 3) SELECT count(*) FROM t;
+WITH t AS NOT MATERIALIZED (SELECT id FROM nodes WHERE id < 3) SELECT count(*) FROM t;
+WITH t AS (SELECT 1 AS a) SELECT * FROM t t1, t t2;
+WITH t(x, y) AS (VALUES (1, 'a'), (2, 'b')) SELECT y, x FROM t ORDER BY x DESC;
+WITH t AS (SELECT 1) SELECT * FROM nope;
+WITH RECURSIVE bad(n) AS (SELECT 1 UNION ALL SELECT n FROM bad, bad b2) SELECT * FROM bad;
+WITH a AS (SELECT 1 AS v) SELECT v FROM a UNION ALL (WITH b AS (SELECT 2 AS v) SELECT v FROM b) ORDER BY v;
