@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use tardigrade_encoding::{Direction, keys};
-use tardigrade_kvpb::{Request, Response, Span};
+use tardigrade_kvpb::{KeyValue, Request, Response, Span};
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
 use super::Executor;
@@ -71,6 +71,11 @@ pub(super) struct LookupPlan {
     prefix: Vec<u8>,
     key_cols: Vec<(SqlType, Direction)>,
     decoder: rowenc::EntryDecoder,
+    /// The keys bind every column of the primary key or of a unique index:
+    /// each lookup is a point read of one exact KV key (which the storage
+    /// engine answers from its bloom filters and one short seek), not a
+    /// span scan.
+    point: bool,
 }
 
 impl LookupPlan {
@@ -100,10 +105,13 @@ impl LookupPlan {
                 "lookup join: more keys than key columns",
             ));
         }
+        let point = (index.id == table.primary_index.id || index.unique)
+            && j.keys.len() == index.columns.len();
         Ok(LookupPlan {
             prefix: keys::index_prefix(table.id as u64, j.index as u64),
             key_cols,
             decoder: rowenc::EntryDecoder::new(table, index)?.reading(j.right_reads.clone()),
+            point,
         })
     }
 }
@@ -147,8 +155,12 @@ impl Executor<'_> {
             }
             let next = span_of.len();
             let i = *span_of.entry(key.clone()).or_insert_with(|| {
-                requests.push(Request::Scan {
-                    span: Span::new(key.clone(), keys::prefix_end(&key)),
+                requests.push(if plan.point {
+                    Request::Get { key: key.clone() }
+                } else {
+                    Request::Scan {
+                        span: Span::new(key.clone(), keys::prefix_end(&key)),
+                    }
                 });
                 next
             });
@@ -160,14 +172,38 @@ impl Executor<'_> {
         let mut fetched = Batch::new(width);
         let mut counts: Vec<usize> = Vec::with_capacity(requests.len());
         if !requests.is_empty() {
+            // A point read's response has no key: keep the requested ones.
+            let point_keys: Vec<Vec<u8>> = requests
+                .iter()
+                .filter_map(|r| match r {
+                    Request::Get { key } => Some(key.clone()),
+                    _ => None,
+                })
+                .collect();
             let responses = rowenc::send_reads(self.txn, requests).await?;
+            let mut point_keys = point_keys.into_iter();
             for r in responses {
-                let Response::Scan { rows, .. } = r else {
-                    return Err(SqlError::internal("lookup join: wrong response"));
-                };
-                counts.push(rows.len());
-                for kv in &rows {
-                    plan.decoder.decode_into(table, kv, fetched.push_nulls())?;
+                match r {
+                    Response::Scan { rows, .. } => {
+                        counts.push(rows.len());
+                        for kv in &rows {
+                            plan.decoder.decode_into(table, kv, fetched.push_nulls())?;
+                        }
+                    }
+                    Response::Get { value } => {
+                        let key = point_keys.next().ok_or_else(|| {
+                            SqlError::internal("lookup join: more responses than reads")
+                        })?;
+                        match value {
+                            Some(value) => {
+                                counts.push(1);
+                                let kv = KeyValue { key, value };
+                                plan.decoder.decode_into(table, &kv, fetched.push_nulls())?;
+                            }
+                            None => counts.push(0),
+                        }
+                    }
+                    _ => return Err(SqlError::internal("lookup join: wrong response")),
                 }
             }
         }

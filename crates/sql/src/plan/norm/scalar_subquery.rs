@@ -13,6 +13,24 @@
 //! so the aggregate is computed once per group instead of once per outer row
 //! (TPC-H Q2, Q17, Q20 have this shape).
 //!
+//! When the outer side is much smaller than the subquery's input (TPC-H
+//! Q17: 20 parts against all of lineitem), aggregating every group is most
+//! of the work although few groups are read. The aggregate then only
+//! covers the outer side's keys:
+//!
+//! ```text
+//! Aggregate(group: d.c, agg(x))
+//!   (Distinct(Project(input, outer.c)) ⋈ t ON d.c = t.k)
+//! ```
+//!
+//! an inner join that join ordering turns into a lookup of `t` by its index
+//! on `k` when there is one. The outer side is read twice, so this form is
+//! only taken when it reads the same rows both times (base tables, filters,
+//! joins and projections without volatile functions) and when its distinct
+//! keys are estimated at under a tenth of the subquery's groups. The
+//! filter's other conjuncts (without subqueries, deterministic) move onto
+//! the outer side first, so that its estimate counts them.
+//!
 //! Why it is correct: every correlated conjunct is an equality `t.k =
 //! outer.c`, so the subquery's rows for an outer row are exactly the group
 //! whose keys equal the outer values; grouping yields one row per key, so the
@@ -26,6 +44,7 @@ use tardigrade_sqltypes::SqlType;
 use tardigrade_sqltypes::ops::BinOp;
 
 use super::{Depth, outer_depths};
+use crate::plan::cardinality;
 use crate::plan::bind::{and_all, conjuncts, equi_pairs};
 use crate::plan::{JoinKind, Rel, Scalar, Subquery, SubqueryKind};
 
@@ -46,6 +65,23 @@ fn decorrelate_node(rel: Rel) -> Rel {
     let width = input.width();
     let mut predicate = predicate;
     let mut changed = false;
+    if first_candidate(&predicate).is_some() {
+        // Plain conjuncts filter the outer side before the subquery's join.
+        let mut parts = Vec::new();
+        conjuncts(predicate.clone(), &mut parts);
+        let (plain, rest): (Vec<Scalar>, Vec<Scalar>) = parts.into_iter().partition(|p| {
+            let mut subquery = false;
+            super::visit(p, &mut |n| subquery |= matches!(n, Scalar::Subquery(_)));
+            !subquery && super::deterministic(p) && !p.needs_async()
+        });
+        if let (Some(p), Some(rest)) = (and_all(plain), and_all(rest)) {
+            input = Rel::Filter {
+                input: Box::new(input),
+                predicate: p,
+            };
+            predicate = rest;
+        }
+    }
     // One subquery at a time: each rewrite widens the input.
     while let Some(sub) = first_candidate(&predicate) {
         let id = sub.id;
@@ -201,13 +237,32 @@ fn rewrite(input: &Rel, sub: &Subquery) -> Option<(Rel, Scalar)> {
     }
     let lw = input.width();
     let k = keys.len();
-    let grouped = Rel::Aggregate {
-        input: Box::new(body),
+    let full = Rel::Aggregate {
+        input: Box::new(body.clone()),
         group: keys
             .iter()
             .map(|(i, ty, _, _)| Scalar::Column { index: *i, ty: *ty })
             .collect(),
         aggs: aggs.clone(),
+    };
+    // The reduced aggregate groups by the outer columns: same types only.
+    let same_types = keys.iter().all(|(_, ty, _, oty)| ty == oty);
+    let grouped = if same_types && repeatable(input) {
+        let reduced = reduced_aggregate(input, body, &keys, aggs);
+        let outer_keys = match &reduced {
+            Rel::Aggregate { input, .. } => match input.as_ref() {
+                Rel::Join { left, .. } => cardinality::rows(left),
+                _ => f64::INFINITY,
+            },
+            _ => f64::INFINITY,
+        };
+        if outer_keys * OUTER_FRACTION < cardinality::rows(&full) {
+            reduced
+        } else {
+            full
+        }
+    } else {
+        full
     };
     let on = and_all(
         keys.iter()
@@ -249,6 +304,107 @@ fn rewrite(input: &Rel, sub: &Subquery) -> Option<(Rel, Scalar)> {
         })
         .unwrap_or(unchanged);
     Some((joined, value))
+}
+
+/// The outer side's distinct keys must be estimated at fewer than the
+/// subquery's groups divided by this for the aggregate to cover only them.
+const OUTER_FRACTION: f64 = 10.0;
+
+/// The aggregate over only the rows of `body` whose keys the outer side
+/// has: `Aggregate(group: d, aggs)(Distinct(outer keys) ⋈ body ON d = k)`.
+/// Its output is laid out as the full aggregate's: the keys, then the
+/// aggregates.
+fn reduced_aggregate(
+    input: &Rel,
+    body: Rel,
+    keys: &[(usize, SqlType, usize, SqlType)],
+    aggs: &[crate::plan::AggCall],
+) -> Rel {
+    let k = keys.len();
+    let outer_keys = Rel::Distinct {
+        input: Box::new(Rel::Project {
+            input: Box::new(input.clone()),
+            exprs: keys
+                .iter()
+                .map(|(_, _, o, oty)| Scalar::Column {
+                    index: *o,
+                    ty: *oty,
+                })
+                .collect(),
+        }),
+        key_len: k,
+    };
+    let on = and_all(
+        keys.iter()
+            .enumerate()
+            .map(|(g, (i, ty, _, oty))| Scalar::Binary {
+                op: BinOp::Eq,
+                left: Box::new(Scalar::Column { index: g, ty: *oty }),
+                right: Box::new(Scalar::Column {
+                    index: k + i,
+                    ty: *ty,
+                }),
+                ty: SqlType::Bool,
+            })
+            .collect(),
+    );
+    let equi = on.as_ref().map(|o| equi_pairs(o, k)).unwrap_or_default();
+    // The aggregates read the body's columns, which now follow the keys.
+    let shift = |s: Scalar| {
+        let unchanged = s.clone();
+        s.transform(&mut |n| {
+            Ok(match n {
+                Scalar::Column { index, ty } => Scalar::Column {
+                    index: k + index,
+                    ty,
+                },
+                other => other,
+            })
+        })
+        .unwrap_or(unchanged)
+    };
+    let aggs = aggs
+        .iter()
+        .map(|a| crate::plan::AggCall {
+            args: a.args.iter().cloned().map(shift).collect(),
+            filter: a.filter.clone().map(shift),
+            ..a.clone()
+        })
+        .collect();
+    Rel::Aggregate {
+        input: Box::new(Rel::Join {
+            kind: JoinKind::Inner,
+            left: Box::new(outer_keys),
+            right: Box::new(body),
+            on,
+            equi,
+        }),
+        group: keys
+            .iter()
+            .enumerate()
+            .map(|(g, (_, _, _, oty))| Scalar::Column { index: g, ty: *oty })
+            .collect(),
+        aggs,
+    }
+}
+
+/// Whether evaluating `rel` twice gives the same rows: base tables,
+/// filters, inner joins and projections of deterministic expressions.
+fn repeatable(rel: &Rel) -> bool {
+    let pure = |s: &Scalar| super::deterministic(s) && !s.needs_async();
+    match rel {
+        Rel::Scan(_) => true,
+        Rel::Filter { input, predicate } => pure(predicate) && repeatable(input),
+        Rel::Project { input, exprs } => exprs.iter().all(pure) && repeatable(input),
+        Rel::Join {
+            kind: JoinKind::Inner,
+            left,
+            right,
+            on,
+            ..
+        } => on.as_ref().is_none_or(pure) && repeatable(left) && repeatable(right),
+        _ => false,
+    }
 }
 
 /// `s` with the subquery `id` replaced by `value`.
