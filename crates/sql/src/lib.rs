@@ -37,27 +37,29 @@
 //! 1. `stack`: growing the stack of deep recursions.
 //! 2. [`error`]: KV errors as SQL errors.
 //! 3. [`batch`]: rows and batches of rows.
-//! 4. [`parse`]: SQL text to statements; identifier normalization.
-//! 5. [`settings`]: a session's run-time parameters (SET, SHOW,
+//! 4. [`advisory`]: the node's advisory locks (`pg_advisory_lock` and
+//!    friends), held by sessions and transactions.
+//! 5. [`parse`]: SQL text to statements; identifier normalization.
+//! 6. [`settings`]: a session's run-time parameters (SET, SHOW,
 //!    `current_setting`).
-//! 6. [`catalog`]: descriptors, their storage and the node's cache.
-//! 7. [`vtable`]: the system catalogs (`pg_catalog`, `information_schema`)
+//! 7. [`catalog`]: descriptors, their storage and the node's cache.
+//! 8. [`vtable`]: the system catalogs (`pg_catalog`, `information_schema`)
 //!    as virtual tables generated from descriptors.
-//! 8. [`rowenc`]: rows ↔ KV pairs, reads and writes of table data.
-//! 9. [`stats`]: table statistics.
-//! 10. [`node`]: the node's shared SQL state ([`SqlNode`]) and statement
+//! 9. [`rowenc`]: rows ↔ KV pairs, reads and writes of table data.
+//! 10. [`stats`]: table statistics.
+//! 11. [`node`]: the node's shared SQL state ([`SqlNode`]) and statement
 //!     output ([`QueryOutput`]).
-//! 11. [`plan`]: binding (queries and DML), scalar evaluation, optimization,
+//! 12. [`plan`]: binding (queries and DML), scalar evaluation, optimization,
 //!     `EXPLAIN`.
-//! 12. [`exec`]: running plans (queries, DML).
-//! 13. `retry`: retried transactions of their own, for background work.
-//! 14. [`gc`]: clearing dropped data.
-//! 15. [`ddl`]: schema changes in the statement's transaction.
-//! 16. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
-//! 17. [`opttest`]: plans over a test catalog with injected statistics,
+//! 13. [`exec`]: running plans (queries, DML).
+//! 14. `retry`: retried transactions of their own, for background work.
+//! 15. [`gc`]: clearing dropped data.
+//! 16. [`ddl`]: schema changes in the statement's transaction.
+//! 17. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
+//! 18. [`opttest`]: plans over a test catalog with injected statistics,
 //!     without a KV store (the plan golden tests).
-//! 18. [`cursor`]: SQL cursors (DECLARE, FETCH, MOVE, CLOSE).
-//! 19. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
+//! 19. [`cursor`]: SQL cursors (DECLARE, FETCH, MOVE, CLOSE).
+//! 20. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
 
 pub mod advisory;
 pub mod batch;

@@ -221,7 +221,13 @@ pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
         // Every statement is checked, so that each too-deep one is taken
         // apart rather than dropped recursively.
         match nesting::bound_statement(statement) {
-            Ok(s) => out.push(s),
+            Ok(mut s) => {
+                let _ = sqlparser::ast::visit_expressions_mut(&mut s, |e| {
+                    sign_binds_tighter_than_pow(e);
+                    std::ops::ControlFlow::<()>::Continue(())
+                });
+                out.push(s)
+            }
             Err(e) => refused = Some(e),
         }
     }
@@ -229,6 +235,50 @@ pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
         Some(e) => Err(e),
         None => Ok(out),
     }
+}
+
+/// PostgreSQL's unary minus and plus bind tighter than `^` (`-2 ^ 2` is 4,
+/// `-x ^ 2` is `(-x) ^ 2`), sqlparser's looser (`-(2 ^ 2)`): the sign moves
+/// onto the leftmost operand of the `^` chain it was given. (Parenthesized,
+/// `-(2 ^ 2)` is a `Nested` operand and stays as written.)
+fn sign_binds_tighter_than_pow(e: &mut sqlparser::ast::Expr) {
+    use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator};
+    fn leftmost(e: &mut Expr) -> &mut Expr {
+        match e {
+            Expr::BinaryOp {
+                op: BinaryOperator::PGExp,
+                left,
+                ..
+            } => leftmost(left),
+            other => other,
+        }
+    }
+    let Expr::UnaryOp {
+        op: op @ (UnaryOperator::Minus | UnaryOperator::Plus),
+        expr,
+    } = e
+    else {
+        return;
+    };
+    if !matches!(
+        expr.as_ref(),
+        Expr::BinaryOp {
+            op: BinaryOperator::PGExp,
+            ..
+        }
+    ) {
+        return;
+    }
+    let op = *op;
+    let placeholder = || Expr::value(sqlparser::ast::Value::Null);
+    let mut pow = std::mem::replace(expr.as_mut(), placeholder());
+    let leaf = leftmost(&mut pow);
+    let operand = std::mem::replace(leaf, placeholder());
+    *leaf = Expr::UnaryOp {
+        op,
+        expr: Box::new(operand),
+    };
+    *e = pow;
 }
 
 /// Normalizes an identifier: unquoted names fold to lower case, as in PostgreSQL.

@@ -140,8 +140,9 @@ pub struct Session {
 
 /// What a statement does to the transaction state machine.
 enum Control {
-    /// BEGIN or START TRANSACTION: the command tag.
-    Begin(&'static str),
+    /// BEGIN or START TRANSACTION: the command tag, and the access mode
+    /// given (`Some(true)`: READ ONLY).
+    Begin(&'static str, Option<bool>),
     Commit,
     Rollback,
     Savepoint(String),
@@ -610,6 +611,7 @@ impl Session {
         let Some(statement) = &prepared.statement else {
             return Ok(QueryOutput::command(""));
         };
+        check_read_only(&self.settings, statement)?;
         if let Stmt::Sql(statement) = statement
             && crate::ddl::runs_online(statement)
         {
@@ -721,9 +723,25 @@ impl Session {
     async fn control(&mut self, control: Control) -> SqlResult<QueryOutput> {
         let was_idle = matches!(self.state, TxnState::Idle);
         let commit = matches!(control, Control::Commit);
+        let read_only = match control {
+            Control::Begin(_, mode) => mode,
+            _ => None,
+        };
         let result = self.control_inner(control).await;
+        if !matches!(self.state, TxnState::Idle) {
+            if was_idle {
+                self.settings.begin_block();
+            }
+            // BEGIN inside a block (a warning in PostgreSQL) still sets
+            // the mode.
+            if let Some(on) = read_only {
+                let value = if on { "on" } else { "off" };
+                self.settings
+                    .set("transaction_read_only", Some(value), false)?;
+            }
+        }
         match (was_idle, matches!(self.state, TxnState::Idle)) {
-            (true, false) => self.settings.begin_block(),
+            (true, false) => {}
             (false, true) => {
                 let committed = commit && result.is_ok();
                 self.settings.end_block(committed);
@@ -746,7 +764,7 @@ impl Session {
     async fn control_inner(&mut self, control: Control) -> SqlResult<QueryOutput> {
         let state = std::mem::replace(&mut self.state, TxnState::Idle);
         match (control, state) {
-            (Control::Begin(tag), TxnState::Idle) => {
+            (Control::Begin(tag, _), TxnState::Idle) => {
                 self.state = TxnState::Open {
                     txn: Box::new(self.node.db.txn("sql")),
                     restart_savepoint: false,
@@ -754,7 +772,7 @@ impl Session {
                 };
                 Ok(QueryOutput::command(tag))
             }
-            (Control::Begin(tag), state) => {
+            (Control::Begin(tag, _), state) => {
                 // PostgreSQL warns and stays in the block.
                 self.state = state;
                 Ok(QueryOutput::command(tag))
@@ -1082,8 +1100,20 @@ fn is_restart(name: &str) -> bool {
 
 fn control_of(statement: &Stmt) -> Option<Control> {
     Some(match statement.sql()? {
-        Statement::StartTransaction { begin, .. } => {
-            Control::Begin(if *begin { "BEGIN" } else { "START TRANSACTION" })
+        Statement::StartTransaction { begin, modes, .. } => {
+            let mut read_only = None;
+            for m in modes {
+                if let sqlparser::ast::TransactionMode::AccessMode(mode) = m {
+                    read_only = Some(matches!(
+                        mode,
+                        sqlparser::ast::TransactionAccessMode::ReadOnly
+                    ));
+                }
+            }
+            Control::Begin(
+                if *begin { "BEGIN" } else { "START TRANSACTION" },
+                read_only,
+            )
         }
         Statement::Commit { .. } => Control::Commit,
         Statement::Rollback {
@@ -1105,6 +1135,76 @@ fn use_database(statement: &Stmt) -> Option<String> {
     }
 }
 
+/// Error 25006 when the transaction is read-only and `statement` writes.
+fn check_read_only(settings: &Settings, statement: &Stmt) -> SqlResult<()> {
+    if !settings.read_only() {
+        return Ok(());
+    }
+    let command = match statement {
+        // SPLIT AT changes the table's ranges; CREATE STATISTICS is
+        // ANALYZE, which PostgreSQL allows.
+        Stmt::Ours(Ours::SplitAt { .. }) => Some("ALTER TABLE".to_string()),
+        Stmt::Ours(_) => None,
+        Stmt::Sql(s) => write_command(s),
+    };
+    match command {
+        Some(c) => Err(crate::settings::read_only_error(&c)),
+        None => Ok(()),
+    }
+}
+
+/// The command `statement` is, as PostgreSQL names it in error 25006, when
+/// it writes; `None` when it only reads (queries, SHOW, SET, ANALYZE, plain
+/// EXPLAIN). A write hidden in a function (`nextval`) is the executor's to
+/// refuse.
+fn write_command(statement: &Statement) -> Option<String> {
+    use sqlparser::ast::{LockType, SetExpr};
+    let command = match statement {
+        Statement::Insert(_) => "INSERT",
+        Statement::Update(_) => "UPDATE",
+        Statement::Delete(_) => "DELETE",
+        Statement::Query(q) => {
+            let writes = |body: &SetExpr| {
+                matches!(
+                    body,
+                    SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_)
+                )
+            };
+            if let Some(lock) = q.locks.first() {
+                return Some(match lock.lock_type {
+                    LockType::Update => "SELECT FOR UPDATE".to_string(),
+                    LockType::Share => "SELECT FOR SHARE".to_string(),
+                });
+            }
+            let cte_writes = q
+                .with
+                .as_ref()
+                .is_some_and(|w| w.cte_tables.iter().any(|c| writes(&c.query.body)));
+            return (cte_writes || writes(&q.body)).then(|| "SELECT".to_string());
+        }
+        Statement::Explain {
+            statement,
+            analyze: true,
+            ..
+        } => return write_command(statement),
+        Statement::CreateTable(_) => "CREATE TABLE",
+        Statement::CreateIndex(_) => "CREATE INDEX",
+        Statement::AlterTable(_) => "ALTER TABLE",
+        Statement::AlterIndex { .. } => "ALTER INDEX",
+        Statement::Truncate(_) => "TRUNCATE TABLE",
+        Statement::CreateSequence { .. } => "CREATE SEQUENCE",
+        Statement::CreateView(v) if v.materialized => "CREATE MATERIALIZED VIEW",
+        Statement::CreateView(_) => "CREATE VIEW",
+        Statement::CreateSchema { .. } => "CREATE SCHEMA",
+        Statement::CreateDatabase { .. } => "CREATE DATABASE",
+        Statement::Drop { object_type, .. } => {
+            return Some(format!("DROP {}", object_type.to_string().to_uppercase()));
+        }
+        _ => return None,
+    };
+    Some(command.to_string())
+}
+
 /// The sink again, for one more call (a retry, the next statement).
 fn reborrow<'b>(sink: &'b mut Option<&mut dyn RowSink>) -> Option<&'b mut dyn RowSink> {
     match sink {
@@ -1121,6 +1221,9 @@ async fn run_in_txn(
     params: &[Value],
     sink: Option<&mut dyn RowSink>,
 ) -> SqlResult<QueryOutput> {
+    if let Some(statement) = &prepared.statement {
+        check_read_only(settings, statement)?;
+    }
     let statement = match &prepared.statement {
         None => return Ok(QueryOutput::command("")),
         Some(Stmt::Ours(ours)) => {

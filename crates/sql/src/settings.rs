@@ -137,6 +137,10 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The open transaction's access mode (`BEGIN READ ONLY`, `SET
+/// TRANSACTION READ ONLY`).
+const TXN_READ_ONLY: &str = "transaction_read_only";
+
 /// Parameters a client cannot change.
 const READ_ONLY: &[&str] = &[
     "database",
@@ -208,6 +212,12 @@ impl Settings {
             return Some(database.to_string());
         }
         let inner = self.inner.lock();
+        // Outside a block, the mode the next transaction will have.
+        let name = if name == TXN_READ_ONLY && !inner.in_block {
+            "default_transaction_read_only".to_string()
+        } else {
+            name
+        };
         if let Some(v) = inner
             .local
             .get(&name)
@@ -248,6 +258,15 @@ impl Settings {
             },
         };
         let in_block = inner.in_block;
+        // The open transaction's mode: it ends with the transaction, and
+        // outside a block it sets nothing (PostgreSQL warns).
+        if name == TXN_READ_ONLY {
+            if in_block {
+                inner.local.insert(name, value.clone());
+                self.generation.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(value);
+        }
         if local {
             if in_block {
                 inner.local.insert(name, value.clone());
@@ -287,13 +306,31 @@ impl Settings {
             inner.saved = Some(inner.session.clone());
         }
         inner.session.clear();
+        // The transaction's mode is no setting RESET ALL resets.
+        let read_only = inner.local.remove(TXN_READ_ONLY);
         inner.local.clear();
+        if let Some(v) = read_only {
+            inner.local.insert(TXN_READ_ONLY.to_string(), v);
+        }
         self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A transaction block began (BEGIN).
+    /// A transaction block began (BEGIN): it is read-only when
+    /// `default_transaction_read_only` is on, until BEGIN's or SET
+    /// TRANSACTION's mode changes it.
     pub fn begin_block(&self) {
-        self.inner.lock().in_block = true;
+        let default = self
+            .get("default_transaction_read_only", "")
+            .unwrap_or_else(|| "off".to_string());
+        let mut inner = self.inner.lock();
+        inner.in_block = true;
+        inner.local.insert(TXN_READ_ONLY.to_string(), default);
+    }
+
+    /// Whether the open transaction (outside a block: the next implicit
+    /// one) is read-only: writes then fail with 25006.
+    pub fn read_only(&self) -> bool {
+        self.get(TXN_READ_ONLY, "").as_deref() == Some("on")
     }
 
     /// The transaction block ended: SET LOCAL values end with it, and a
@@ -375,6 +412,43 @@ pub fn canonical_name(name: &str) -> String {
         "transaction isolation level" => "transaction_isolation".to_string(),
         "session_authorization" | "session authorization" => "session_authorization".to_string(),
         _ => name,
+    }
+}
+
+/// Error 25006: `what` (`INSERT`, `nextval()`) in a read-only transaction.
+pub fn read_only_error(what: &str) -> SqlError {
+    SqlError::new(
+        codes::READ_ONLY_SQL_TRANSACTION,
+        format!("cannot execute {what} in a read-only transaction"),
+    )
+}
+
+/// The setting `SHOW` names: `SHOW transaction isolation level`, or `SHOW
+/// myapp.tenant` (which the parser also splits into words).
+pub fn shown_name(
+    variable: &[sqlparser::ast::Ident],
+    database: &str,
+    settings: &Settings,
+) -> String {
+    let words: Vec<String> = variable.iter().map(|i| i.value.to_lowercase()).collect();
+    let name = words.join(" ");
+    if words.len() > 1 && settings.get(&name, database).is_none() {
+        return words.join(".");
+    }
+    name
+}
+
+/// The names of the columns `SHOW variable` returns (all text): known
+/// before it runs, for Describe.
+pub fn show_column_names(variable: &[sqlparser::ast::Ident], database: &str) -> Vec<String> {
+    if shown_name(variable, database, &Settings::default()) == "all" {
+        vec!["name".to_string(), "setting".into(), "description".into()]
+    } else {
+        vec![display_name(&shown_name(
+            variable,
+            database,
+            &Settings::default(),
+        ))]
     }
 }
 
@@ -515,8 +589,7 @@ fn normalize(name: &str, value: &str) -> SqlResult<String> {
         },
         "default_transaction_read_only" | "transaction_read_only" => match parse_bool(v) {
             Some(false) => "off".to_string(),
-            // TODO(issue 13): read-only transactions.
-            Some(true) => return Err(not_yet(name, value, "a read-only transaction")),
+            Some(true) => "on".to_string(),
             None => return Err(invalid(name, value)),
         },
         "default_transaction_isolation" | "transaction_isolation" => {

@@ -169,6 +169,10 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
         ) => T::TimestampTz,
         ("current_date", []) => T::Date,
         ("localtimestamp", []) => T::Timestamp,
+        // The typmod coercions `timestamp(p)` / `timestamptz(p)` apply
+        // (PostgreSQL's `pg_catalog.timestamp(timestamp, int)`).
+        ("timestamp", [T::Timestamp, p]) if is_int(*p) => T::Timestamp,
+        ("timestamptz", [T::TimestampTz, p]) if is_int(*p) => T::TimestampTz,
         ("date_trunc", [f, t]) if is_text(*f) => match t {
             T::Timestamp => T::Timestamp,
             T::Interval => T::Interval,
@@ -725,6 +729,13 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
         "current_date" => Ok(Value::Date(
             datetime::now_micros().div_euclid(USECS_PER_DAY) as i32,
         )),
+        "timestamp" | "timestamptz" => {
+            let precision = match args.get(1) {
+                Some(Value::Int(p)) => *p,
+                _ => return Err(SqlError::internal("timestamp precision")),
+            };
+            Ok(wrap_ts(round_timestamp(ts_micros(a0)?, precision)?, rt))
+        }
         "date_trunc" => date_trunc(&arg_text(a0, ty(0)), &args[1], ty(1), rt),
         "date_part" | "extract" => {
             let field = arg_text(a0, ty(0)).to_ascii_lowercase();
@@ -892,11 +903,15 @@ pub fn to_json(v: &Value, ty: SqlType) -> serde_json::Value {
         Value::Int(i) => J::from(*i),
         Value::Float(f) if f.is_finite() => {
             let text = v.to_text(ty);
-            serde_json::from_str(&text).unwrap_or(J::String(text))
+            let mut j = serde_json::from_str(&text).unwrap_or(J::String(text));
+            crate::value::json_numbers_as_numeric(&mut j);
+            j
         }
         Value::Decimal(d) if !d.is_nan() && !d.is_infinite() => {
             let text = v.to_text(ty);
-            serde_json::from_str(&text).unwrap_or(J::String(text))
+            let mut j = serde_json::from_str(&text).unwrap_or(J::String(text));
+            crate::value::json_numbers_as_numeric(&mut j);
+            j
         }
         Value::Float(_) | Value::Decimal(_) => J::String(v.to_text(ty)),
         Value::Jsonb(j) => (**j).clone(),
@@ -1028,6 +1043,34 @@ fn date_trunc(field: &str, v: &Value, ty: SqlType, rt: SqlType) -> SqlResult<Val
         _ => return Err(bad_unit(&field, "timestamp without time zone")),
     };
     Ok(wrap_ts(r, rt))
+}
+
+/// `t` rounded to `precision` fractional digits of a second, as
+/// PostgreSQL's `timestamp(p)` rounds: halves away from its epoch
+/// (2000-01-01); 6 or more digits leave it as it is (PostgreSQL warns and
+/// takes 6), infinities stay.
+pub fn round_timestamp(t: i64, precision: i64) -> SqlResult<i64> {
+    if precision < 0 {
+        return Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            format!("TIMESTAMP({precision}) precision must not be negative"),
+        ));
+    }
+    if precision >= 6 || t == datetime::TS_POS_INF || t == datetime::TS_NEG_INF {
+        return Ok(t);
+    }
+    let scale = 10_i64.pow(6 - precision as u32);
+    let offset = datetime::PG_EPOCH_DAYS * USECS_PER_DAY;
+    let pg = i128::from(t) - i128::from(offset);
+    let half = i128::from(scale / 2);
+    let scale = i128::from(scale);
+    let rounded = if pg >= 0 {
+        (pg + half) / scale * scale
+    } else {
+        -((-pg + half) / scale * scale)
+    };
+    i64::try_from(rounded + i128::from(offset))
+        .map_err(|_| SqlError::new(codes::DATETIME_FIELD_OVERFLOW, "timestamp out of range"))
 }
 
 fn wrap_ts(t: i64, rt: SqlType) -> Value {

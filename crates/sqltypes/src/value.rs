@@ -659,8 +659,39 @@ fn parse_uuid(s: &str) -> SqlResult<u128> {
     Ok(v)
 }
 
+/// Rewrites the numbers of `v` as PostgreSQL's jsonb holds them: numerics,
+/// in numeric's text form (`2.50` stays `2.50`, `1e2` is `100`). (The
+/// workspace's serde_json keeps a number's text: `arbitrary_precision`.)
+/// Nesting is bounded by serde_json's parser (128 levels).
+pub fn json_numbers_as_numeric(v: &mut serde_json::Value) {
+    use serde_json::Value as J;
+    match v {
+        J::Number(n) => {
+            let text = n.to_string();
+            if let Ok(d) = text.parse::<Decimal>() {
+                let canonical = d.to_string();
+                if canonical != text
+                    && let Ok(m) = canonical.parse::<serde_json::Number>()
+                {
+                    *n = m;
+                }
+            }
+        }
+        J::Array(a) => a.iter_mut().for_each(json_numbers_as_numeric),
+        J::Object(o) => o.values_mut().for_each(json_numbers_as_numeric),
+        _ => {}
+    }
+}
+
 /// Parses JSON text (PostgreSQL `jsonb` input).
 pub fn parse_json(s: &str) -> SqlResult<serde_json::Value> {
+    parse_json_text(s).map(|mut v| {
+        json_numbers_as_numeric(&mut v);
+        v
+    })
+}
+
+fn parse_json_text(s: &str) -> SqlResult<serde_json::Value> {
     serde_json::from_str(s).map_err(|e| {
         // serde_json stops at 128 levels of nesting; PostgreSQL's parser at its
         // stack depth limit.

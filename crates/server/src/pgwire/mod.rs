@@ -1535,6 +1535,9 @@ where
 /// opens a transaction when none is open. Returns the column count and
 /// whether the data is binary.
 async fn start_copy(state: &mut ConnState, spec: CopySpec) -> SqlResult<(usize, bool)> {
+    if state.session()?.settings().read_only() {
+        return Err(tardigrade_sql::settings::read_only_error("COPY FROM"));
+    }
     let select = if spec.columns.is_empty() {
         format!("SELECT * FROM {}", spec.table)
     } else {

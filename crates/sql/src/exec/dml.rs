@@ -90,35 +90,51 @@ impl BoundDml {
     }
 
     pub async fn execute(&self, exec: &mut Executor<'_>) -> SqlResult<QueryOutput> {
+        // UPDATE and DELETE rows carry the FROM / USING items' columns after
+        // the table's, for RETURNING.
+        let width = self.table.columns.len();
         let (affected, rows) = match &self.kind {
             DmlKind::Insert { .. } => self.execute_insert(exec).await?,
             DmlKind::Update { source, sets } => {
-                let old_rows = exec.run_locking(source).await?;
+                let joined_rows = self.target_rows(exec, source).await?;
                 let exprs: Vec<&Scalar> = sets.iter().map(|(_, s)| s).collect();
                 let needs_async = exprs.iter().any(|e| e.needs_async());
-                let mut pairs = Vec::with_capacity(old_rows.len());
-                for old in old_rows {
+                let mut pairs = Vec::with_capacity(joined_rows.len());
+                let mut extras = Vec::with_capacity(joined_rows.len());
+                for joined in joined_rows {
                     let values = if needs_async {
-                        Some(exec.eval_row(&exprs, &old, &[]).await?)
+                        Some(exec.eval_row(&exprs, &joined, &[]).await?)
                     } else {
                         None
                     };
                     let ctx = exec.ctx(&[], values.as_ref());
-                    let mut new = old.clone();
+                    let mut new: Row = joined[..width].to_vec();
                     for (pos, s) in sets {
                         let col = &self.table.columns[*pos];
-                        new[*pos] = assign(eval(s, &old, &ctx)?, s.ty(), col.ty, &col.name)?;
+                        new[*pos] = assign(eval(s, &joined, &ctx)?, s.ty(), col.ty, &col.name)?;
                     }
                     self.check_row(&new, exec)?;
-                    pairs.push((old, new));
+                    let mut joined = joined;
+                    let extra = joined.split_off(width);
+                    pairs.push((joined, new));
+                    extras.push(extra);
                 }
                 rowenc::update_rows(exec.txn, &exec.node.catalog, &self.table, &pairs).await?;
                 exec.forget_scans();
-                (pairs.len(), pairs.into_iter().map(|(_, n)| n).collect())
+                let rows = pairs
+                    .into_iter()
+                    .zip(extras)
+                    .map(|((_, mut n), extra)| {
+                        n.extend(extra);
+                        n
+                    })
+                    .collect::<Vec<Row>>();
+                (rows.len(), rows)
             }
             DmlKind::Delete { source } => {
-                let rows = exec.run_locking(source).await?;
-                rowenc::delete_rows(exec.txn, &exec.node.catalog, &self.table, &rows).await?;
+                let rows = self.target_rows(exec, source).await?;
+                let targets: Vec<Row> = rows.iter().map(|r| r[..width].to_vec()).collect();
+                rowenc::delete_rows(exec.txn, &exec.node.catalog, &self.table, &targets).await?;
                 exec.forget_scans();
                 (rows.len(), rows)
             }
@@ -149,6 +165,29 @@ impl BoundDml {
                 }))
             }
         }
+    }
+
+    /// The rows an UPDATE or DELETE changes, read locking, each table row
+    /// once: with `FROM` / `USING` a row may join several rows of the other
+    /// items, and (as in PostgreSQL) only the first joined row counts.
+    async fn target_rows(&self, exec: &mut Executor<'_>, source: &Rel) -> SqlResult<Vec<Row>> {
+        let rows = exec.run_locking(source).await?;
+        let width = self.table.columns.len();
+        if rows.first().is_none_or(|r| r.len() <= width) {
+            return Ok(rows);
+        }
+        let pk: Vec<usize> = self
+            .table
+            .primary_index
+            .columns
+            .iter()
+            .filter_map(|id| self.table.columns.iter().position(|c| c.id == *id))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        Ok(rows
+            .into_iter()
+            .filter(|r| seen.insert(pk.iter().map(|p| r[*p].clone()).collect::<Vec<Value>>()))
+            .collect())
     }
 
     async fn execute_insert(&self, exec: &mut Executor<'_>) -> SqlResult<(usize, Vec<Row>)> {
@@ -276,7 +315,18 @@ impl BoundDml {
         };
         let mut affected = 0;
         let mut out = Vec::new();
-        let mut inserted_keys: Vec<Vec<Value>> = Vec::new();
+        // The primary keys of the rows this statement inserted or updated:
+        // DO UPDATE must not reach one of them again (PostgreSQL checks
+        // before the WHERE clause).
+        let pk_positions: Vec<usize> = table
+            .primary_index
+            .columns
+            .iter()
+            .filter_map(|id| table.columns.iter().position(|c| c.id == *id))
+            .collect();
+        let pk_of =
+            |r: &Row| -> Vec<Value> { pk_positions.iter().map(|p| r[*p].clone()).collect() };
+        let mut touched: std::collections::HashSet<Vec<Value>> = std::collections::HashSet::new();
         for row in rows {
             let mut existing: Option<Row> = None;
             for cols in &arbiters {
@@ -285,15 +335,16 @@ impl BoundDml {
                     break;
                 }
             }
-            // Two rows of this statement with the same key.
-            let key: Vec<Value> = arbiters
-                .first()
-                .map(|c| c.iter().map(|p| row[*p].clone()).collect())
-                .unwrap_or_default();
-            if existing.is_none() && inserted_keys.contains(&key) && oc.update.is_some() {
+            if let (Some(old), Some(_)) = (&existing, &oc.update)
+                && touched.contains(&pk_of(old))
+            {
                 return Err(SqlError::new(
                     codes::CARDINALITY_VIOLATION,
                     "ON CONFLICT DO UPDATE command cannot affect row a second time",
+                )
+                .with_hint(
+                    "Ensure that no rows proposed for insertion within the same command \
+                     have duplicate constrained values.",
                 ));
             }
             match (existing, &oc.update) {
@@ -307,7 +358,7 @@ impl BoundDml {
                     )
                     .await?;
                     exec.forget_scans();
-                    inserted_keys.push(key);
+                    touched.insert(pk_of(&row));
                     affected += 1;
                     out.push(row);
                 }
@@ -330,6 +381,7 @@ impl BoundDml {
                     rowenc::update_rows(exec.txn, &exec.node.catalog, table, &[(old, new.clone())])
                         .await?;
                     exec.forget_scans();
+                    touched.insert(pk_of(&new));
                     affected += 1;
                     out.push(new);
                 }

@@ -448,26 +448,9 @@ pub fn rows_output(
     }
 }
 
-/// The setting `SHOW` names: `SHOW transaction isolation level`, or `SHOW
-/// myapp.tenant` (which the parser also splits into words).
-fn shown_name(variable: &[sqlparser::ast::Ident], database: &str, settings: &Settings) -> String {
-    let words: Vec<String> = variable.iter().map(|i| i.value.to_lowercase()).collect();
-    let name = words.join(" ");
-    if words.len() > 1 && settings.get(&name, database).is_none() {
-        return words.join(".");
-    }
-    name
-}
-
 /// The columns `SHOW variable` returns (all text), for Describe.
 pub fn show_columns(variable: &[sqlparser::ast::Ident], database: &str) -> Vec<Column> {
-    let name = shown_name(variable, database, &Settings::default());
-    let names = if name == "all" {
-        vec!["name".to_string(), "setting".into(), "description".into()]
-    } else {
-        vec![crate::settings::display_name(&name)]
-    };
-    names
+    crate::settings::show_column_names(variable, database)
         .into_iter()
         .map(|name| Column {
             name,
@@ -481,7 +464,7 @@ fn show_variable(
     database: &str,
     settings: &Settings,
 ) -> SqlResult<QueryOutput> {
-    let name = shown_name(variable, database, settings);
+    let name = crate::settings::shown_name(variable, database, settings);
     if name == "all" {
         let text = |s: String| Value::Text(s);
         return Ok(QueryOutput {
@@ -547,15 +530,19 @@ fn run_set(set: &sqlparser::ast::Set, settings: &Settings) -> SqlResult<QueryOut
                 )?;
             }
         }
-        // Every isolation level runs as SERIALIZABLE (as in CockroachDB).
-        // TODO(issue 13): READ ONLY transactions and DEFERRABLE.
-        Set::SetTransaction { modes, .. } => {
+        // Every isolation level runs as SERIALIZABLE (as in CockroachDB);
+        // DEFERRABLE changes nothing then. SET SESSION CHARACTERISTICS sets
+        // the default of the following transactions.
+        Set::SetTransaction { modes, session, .. } => {
+            let name = if *session {
+                "default_transaction_read_only"
+            } else {
+                "transaction_read_only"
+            };
             for m in modes {
-                if let sqlparser::ast::TransactionMode::AccessMode(
-                    sqlparser::ast::TransactionAccessMode::ReadOnly,
-                ) = m
-                {
-                    return Err(SqlError::unsupported("read-only transactions"));
+                if let sqlparser::ast::TransactionMode::AccessMode(mode) = m {
+                    let on = matches!(mode, sqlparser::ast::TransactionAccessMode::ReadOnly);
+                    settings.set(name, Some(if on { "on" } else { "off" }), false)?;
                 }
             }
         }
@@ -871,6 +858,9 @@ impl<'a> Executor<'a> {
                     }
                 }
                 Scalar::NextVal { sequence, id } => {
+                    if self.settings.is_some_and(|s| s.read_only()) {
+                        return Err(crate::settings::read_only_error("nextval()"));
+                    }
                     let v = self
                         .node
                         .catalog

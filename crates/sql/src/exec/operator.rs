@@ -165,7 +165,12 @@ fn srf_rows(name: &str, args: &[Value]) -> SqlResult<Vec<Value>> {
                     ("jsonb_array_elements", v) => Value::Jsonb(Box::new(v.clone())),
                     (_, serde_json::Value::Null) => Value::Null,
                     (_, serde_json::Value::String(t)) => Value::Text(t.clone()),
-                    (_, v) => Value::Text(v.to_string()),
+                    (_, v) => {
+                        // PostgreSQL's jsonb text: `{"k": 3}`, not `{"k":3}`.
+                        let mut text = String::new();
+                        tardigrade_sqltypes::value::write_json(&mut text, v);
+                        Value::Text(text)
+                    }
                 })
                 .collect()
         }
@@ -191,6 +196,64 @@ fn srf_rows(name: &str, args: &[Value]) -> SqlResult<Vec<Value>> {
             )));
         }
     })
+}
+
+/// A [`Rel::Lateral`] join: the right side opened again for each left row,
+/// with that row as the innermost outer row.
+pub(super) struct LateralOp<'p> {
+    kind: JoinKind,
+    left: Box<Op<'p>>,
+    right: &'p Rel,
+    right_width: usize,
+    on: Option<&'p Scalar>,
+}
+
+impl LateralOp<'_> {
+    async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
+        loop {
+            let Some(batch) = self.left.next(exec, outer).await? else {
+                return Ok(None);
+            };
+            let width = batch.width() + self.right_width;
+            let mut out = Batch::new(width);
+            let mut stack: Vec<Row> = outer.to_vec();
+            let last = stack.len();
+            stack.push(Vec::new());
+            for row in batch.into_rows() {
+                stack[last] = row;
+                let mut right = exec.open(self.right, &stack, None)?;
+                let mut matched = false;
+                while let Some(rows) = right.next(exec, &stack).await? {
+                    for r in rows.rows() {
+                        let mut combined = stack[last].clone();
+                        combined.extend_from_slice(r);
+                        if let Some(on) = self.on {
+                            let keep = if on.needs_async() {
+                                let values = exec.eval_row(&[on], &combined, outer).await?;
+                                eval_predicate(on, &combined, &exec.ctx(outer, Some(&values)))?
+                            } else {
+                                eval_predicate(on, &combined, &exec.ctx(outer, None))?
+                            };
+                            if !keep {
+                                continue;
+                            }
+                        }
+                        matched = true;
+                        out.push_owned(combined)?;
+                    }
+                }
+                if !matched && self.kind == JoinKind::Left {
+                    let mut padded = stack[last].clone();
+                    padded.resize(width, Value::Null);
+                    out.push_owned(padded)?;
+                }
+                exec.tick(1).await;
+            }
+            if !out.is_empty() {
+                return Ok(Some(out));
+            }
+        }
+    }
 }
 
 /// No next row in a hash join's chain of rows with one key.
@@ -228,6 +291,7 @@ pub(super) enum Op<'p> {
     Aggregate(Box<AggOp<'p>>),
     Window(Box<super::window::WindowOp<'p>>),
     Join(Box<HashJoinOp<'p>>),
+    Lateral(Box<LateralOp<'p>>),
     MergeJoin(Box<MergeJoinOp<'p>>),
     LookupJoin(Box<LookupJoinOp<'p>>),
     Sort(Box<SortOp<'p>>),
@@ -396,6 +460,18 @@ impl<'a> Executor<'a> {
                 key: Vec::new(),
                 combined: Vec::new(),
                 memory: 0,
+            })),
+            Rel::Lateral {
+                kind,
+                left,
+                right,
+                on,
+            } => Op::Lateral(Box::new(LateralOp {
+                kind: *kind,
+                left: boxed(self.open(left, outer, None)?),
+                right,
+                right_width: right.width(),
+                on: on.as_ref(),
             })),
             Rel::MergeJoin {
                 kind,
@@ -820,6 +896,7 @@ impl<'p> Op<'p> {
                     }
                 },
                 Op::Set(set) => set.next(exec, outer).await,
+                Op::Lateral(lateral) => lateral.next(exec, outer).await,
             }
         })))
     }

@@ -96,6 +96,16 @@ pub fn object_name_parts(name: &ObjectName) -> Vec<String> {
         .collect()
 }
 
+/// `unnest`'s arguments, which are all positional.
+fn unnest_args(args: &[FunctionArg]) -> SqlResult<Vec<Expr>> {
+    args.iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
+            _ => Err(SqlError::syntax("unnest takes positional arguments")),
+        })
+        .collect()
+}
+
 /// The table part of a possibly qualified name.
 pub fn table_name(name: &ObjectName) -> String {
     object_name_parts(name).pop().unwrap_or_default()
@@ -232,7 +242,15 @@ pub async fn describe(
         Statement::ShowVariable { variable } => {
             return Ok((
                 binder.finish_params(),
-                Some(crate::exec::show_columns(variable, database)),
+                Some(
+                    crate::settings::show_column_names(variable, database)
+                        .into_iter()
+                        .map(|name| Column {
+                            name,
+                            ty: SqlType::Text,
+                        })
+                        .collect(),
+                ),
             ));
         }
         _ => None,
@@ -321,6 +339,20 @@ impl<'a> Binder<'a> {
             pushed_ctes = true;
             for cte in &with.cte_tables {
                 let name = normalize(&cte.alias.name);
+                if matches!(
+                    cte.query.body.as_ref(),
+                    SetExpr::Insert(_)
+                        | SetExpr::Update(_)
+                        | SetExpr::Delete(_)
+                        | SetExpr::Merge(_)
+                ) {
+                    // TODO(issue 13): data-modifying CTEs: run each once
+                    // before the query (its RETURNING rows as a work table).
+                    self.ctes.pop();
+                    return Err(SqlError::unsupported(
+                        "data-modifying statements in WITH (INSERT/UPDATE/DELETE … RETURNING) are not supported",
+                    ));
+                }
                 if with.recursive
                     && let Some(bound) = self.bind_recursive_cte(cte, &name)?
                 {
@@ -475,11 +507,16 @@ impl<'a> Binder<'a> {
                 (Some(limit.clone()), Some(offset.clone()))
             }
         };
+        let with_ties = query.fetch.as_ref().is_some_and(|f| f.with_ties);
+        if with_ties && order_by.is_empty() {
+            return Err(SqlError::syntax(
+                "WITH TIES cannot be specified without ORDER BY clause",
+            ));
+        }
         let limit = match &query.fetch {
-            Some(fetch) if fetch.with_ties || fetch.percent => {
-                return Err(SqlError::unsupported(
-                    "FETCH FIRST … WITH TIES / PERCENT is not supported",
-                ));
+            // Not PostgreSQL syntax.
+            Some(fetch) if fetch.percent => {
+                return Err(SqlError::syntax("syntax error at or near \"PERCENT\""));
             }
             // `FETCH FIRST ROW ONLY`: one row.
             Some(fetch) => Some(
@@ -525,6 +562,16 @@ impl<'a> Binder<'a> {
                 Some(e) => Some(self.bind_int_expr(&e, &scope)?),
                 None => None,
             };
+            if with_ties {
+                let Some(limit) = limit else {
+                    return Err(SqlError::new(
+                        "2201W",
+                        "row count cannot be null in FETCH FIRST ... WITH TIES clause",
+                    ));
+                };
+                bound.rel = self.fetch_with_ties(bound.rel, limit, offset)?;
+                return Ok(bound);
+            }
             bound.rel = Rel::Limit {
                 input: Box::new(bound.rel),
                 limit,
@@ -532,6 +579,114 @@ impl<'a> Binder<'a> {
             };
         }
         Ok(bound)
+    }
+
+    /// `OFFSET m FETCH FIRST n ROWS WITH TIES` over a sorted query (`Sort`,
+    /// under the projection that drops extra sort columns): the rows past
+    /// the first `m` whose rank in the ORDER BY is at most `m + n` (the
+    /// first `n` and the peers of the last of them), as a window over the
+    /// sort's input. A `Limit` with no limit above checks that neither
+    /// count is negative (2201W / 2201X), as PostgreSQL does.
+    fn fetch_with_ties(
+        &mut self,
+        rel: Rel,
+        limit: Scalar,
+        offset: Option<Scalar>,
+    ) -> SqlResult<Rel> {
+        if matches!(&limit, Scalar::Literal { value, .. } if value.is_null()) {
+            return Err(SqlError::new(
+                "2201W",
+                "row count cannot be null in FETCH FIRST ... WITH TIES clause",
+            ));
+        }
+        let (trim, sorted) = match rel {
+            Rel::Project { input, exprs } if matches!(*input, Rel::Sort { .. }) => {
+                (Some(exprs), *input)
+            }
+            sorted @ Rel::Sort { .. } => (None, sorted),
+            _ => {
+                // TODO(issue 13): WITH TIES over DISTINCT ON.
+                return Err(SqlError::unsupported(
+                    "FETCH FIRST … WITH TIES is not supported in this query",
+                ));
+            }
+        };
+        let Rel::Sort { input, keys } = sorted else {
+            return Err(SqlError::internal("WITH TIES: no sort"));
+        };
+        let width = input.width();
+        let types = super::join_order::output_types(&input);
+        let ranking = |name: &str| super::WindowFunc {
+            name: name.to_string(),
+            args: Vec::new(),
+            arg_types: Vec::new(),
+            is_agg: false,
+            filter: None,
+            frame: super::WindowFrame::default_frame(),
+            ty: SqlType::Int8,
+        };
+        let windowed = Rel::Window {
+            input,
+            partition: Vec::new(),
+            order: keys.clone(),
+            funcs: vec![ranking("rank"), ranking("row_number")],
+        };
+        let rank = Scalar::Column {
+            index: width,
+            ty: SqlType::Int8,
+        };
+        let row_number = Scalar::Column {
+            index: width + 1,
+            ty: SqlType::Int8,
+        };
+        let last = match &offset {
+            Some(o) => self.binary(BinOp::Add, limit.clone(), o.clone())?,
+            None => limit.clone(),
+        };
+        let mut predicate = self.binary(BinOp::LtEq, rank, last)?;
+        if let Some(o) = &offset {
+            let past = self.binary(BinOp::Gt, row_number, o.clone())?;
+            predicate = self.binary(BinOp::And, predicate, past)?;
+        }
+        let filtered = Rel::Sort {
+            input: Box::new(Rel::Filter {
+                input: Box::new(windowed),
+                predicate,
+            }),
+            keys,
+        };
+        let exprs = trim.unwrap_or_else(|| {
+            types
+                .iter()
+                .enumerate()
+                .map(|(index, ty)| Scalar::Column { index, ty: *ty })
+                .collect()
+        });
+        let negative_only = |n: Scalar| -> SqlResult<Scalar> {
+            let zero = Scalar::literal(Value::Int(0), SqlType::Int8);
+            Ok(fold(Scalar::Case {
+                operand: None,
+                whens: vec![(
+                    Scalar::Binary {
+                        op: BinOp::Lt,
+                        left: Box::new(n.clone()),
+                        right: Box::new(zero),
+                        ty: SqlType::Bool,
+                    },
+                    n,
+                )],
+                otherwise: None,
+                ty: SqlType::Int8,
+            }))
+        };
+        Ok(Rel::Limit {
+            input: Box::new(Rel::Project {
+                input: Box::new(filtered),
+                exprs,
+            }),
+            limit: Some(negative_only(limit)?),
+            offset: offset.map(negative_only).transpose()?,
+        })
     }
 
     fn bind_int_expr(&mut self, e: &Expr, scope: &Scope) -> SqlResult<Scalar> {
@@ -917,13 +1072,20 @@ impl<'a> Binder<'a> {
         self.aggs = Some(Vec::new());
         let mut windows = self.windows.take().unwrap_or_default();
         let aggregating = !aggs.is_empty() || !group.is_empty() || having.is_some();
-        let distinct = match &select.distinct {
-            None | Some(ast::Distinct::All) => false,
-            Some(ast::Distinct::Distinct) => true,
-            Some(ast::Distinct::On(_)) => {
-                return Err(SqlError::unsupported("DISTINCT ON is not supported"));
+        let distinct = matches!(select.distinct, Some(ast::Distinct::Distinct));
+        // DISTINCT ON (exprs): output column references or expressions over
+        // the input, as ORDER BY items are.
+        let mut distinct_on: Option<Vec<SortTarget>> = None;
+        if let Some(ast::Distinct::On(on)) = &select.distinct {
+            let mut targets = Vec::with_capacity(on.len());
+            for e in on {
+                targets.push(match self.output_ref_index(e, &items, scope)? {
+                    Some(i) => SortTarget::Output(i),
+                    None => SortTarget::Expr(self.bind_expr(e, scope)?),
+                });
             }
-        };
+            distinct_on = Some(targets);
+        }
 
         let mut rel = rel;
         let mut having = having;
@@ -971,6 +1133,11 @@ impl<'a> Binder<'a> {
                     *e = rewrite(std::mem::replace(e, Scalar::null()))?;
                 }
             }
+            for t in distinct_on.iter_mut().flatten() {
+                if let SortTarget::Expr(e) = t {
+                    *e = rewrite(std::mem::replace(e, Scalar::null()))?;
+                }
+            }
             rel = Rel::Aggregate {
                 input: Box::new(rel),
                 group,
@@ -999,6 +1166,11 @@ impl<'a> Binder<'a> {
                 c.args.iter_mut().for_each(resolve);
             }
             for (t, _) in &mut sort_exprs {
+                if let SortTarget::Expr(e) = t {
+                    resolve(e);
+                }
+            }
+            for t in distinct_on.iter_mut().flatten() {
                 if let SortTarget::Expr(e) = t {
                     resolve(e);
                 }
@@ -1042,11 +1214,102 @@ impl<'a> Binder<'a> {
             let ty = exprs[index].ty();
             keys.push(sort_key(Scalar::Column { index, ty }, options));
         }
+        // DISTINCT ON: the first row of each group in ORDER BY order, so
+        // the groups' expressions must lead the ORDER BY (in any order).
+        let mut on_columns: Vec<usize> = Vec::new();
+        for target in distinct_on.into_iter().flatten() {
+            let index = match target {
+                SortTarget::Output(i) => i,
+                SortTarget::Expr(e) => match exprs.iter().position(|x| *x == e) {
+                    Some(i) => i,
+                    None => {
+                        exprs.push(e);
+                        exprs.len() - 1
+                    }
+                },
+            };
+            on_columns.push(index);
+        }
+        if !on_columns.is_empty() {
+            let mismatch = || {
+                SqlError::new(
+                    "42P10",
+                    "SELECT DISTINCT ON expressions must match initial ORDER BY expressions",
+                )
+            };
+            let mut skipped = false;
+            let mut covered = Vec::new();
+            for k in &keys {
+                let Scalar::Column { index, .. } = k.expr else {
+                    continue;
+                };
+                if on_columns.contains(&index) {
+                    if skipped {
+                        return Err(mismatch());
+                    }
+                    covered.push(index);
+                } else {
+                    skipped = true;
+                }
+            }
+            for &index in &on_columns {
+                if covered.contains(&index) {
+                    continue;
+                }
+                if skipped {
+                    return Err(mismatch());
+                }
+                covered.push(index);
+                let ty = exprs[index].ty();
+                keys.push(SortKey {
+                    expr: Scalar::Column { index, ty },
+                    descending: false,
+                    nulls_first: false,
+                });
+            }
+        }
         let width = exprs.len();
+        let types: Vec<SqlType> = exprs.iter().map(Scalar::ty).collect();
         rel = Rel::Project {
             input: Box::new(rel),
             exprs,
         };
+        if !on_columns.is_empty() {
+            // Sorted, the group's columns moved first for the DISTINCT
+            // (which keeps the first row of each key), then the select list.
+            rel = Rel::Sort {
+                input: Box::new(rel),
+                keys: std::mem::take(&mut keys),
+            };
+            let k = on_columns.len();
+            let mut exprs: Vec<Scalar> = on_columns
+                .iter()
+                .map(|&index| Scalar::Column {
+                    index,
+                    ty: types[index],
+                })
+                .collect();
+            exprs.extend((0..visible).map(|index| Scalar::Column {
+                index,
+                ty: types[index],
+            }));
+            rel = Rel::Distinct {
+                input: Box::new(Rel::Project {
+                    input: Box::new(rel),
+                    exprs,
+                }),
+                key_len: k,
+            };
+            rel = Rel::Project {
+                input: Box::new(rel),
+                exprs: (0..visible)
+                    .map(|i| Scalar::Column {
+                        index: k + i,
+                        ty: types[i],
+                    })
+                    .collect(),
+            };
+        }
         if distinct {
             rel = Rel::Distinct {
                 input: Box::new(rel),
@@ -1059,7 +1322,7 @@ impl<'a> Binder<'a> {
                 keys,
             };
         }
-        if width > visible {
+        if width > visible && on_columns.is_empty() {
             let exprs = (0..visible)
                 .map(|i| Scalar::Column {
                     index: i,
@@ -1231,7 +1494,7 @@ impl<'a> Binder<'a> {
 
     // ----- FROM -----
 
-    fn bind_from(&mut self, from: &[ast::TableWithJoins]) -> SqlResult<(Rel, Scope)> {
+    pub(crate) fn bind_from(&mut self, from: &[ast::TableWithJoins]) -> SqlResult<(Rel, Scope)> {
         if from.is_empty() {
             return Ok((
                 Rel::Values {
@@ -1243,9 +1506,33 @@ impl<'a> Binder<'a> {
         }
         let mut acc: Option<(Rel, Scope)> = None;
         for twj in from {
-            let (mut rel, mut scope) = self.bind_table_factor(&twj.relation)?;
+            // A LATERAL item (or a function) after a comma reads the items
+            // before it: it joins them directly, and the item's own JOINs
+            // apply to that join.
+            let lateral_first = acc.is_some() && is_lateral(&twj.relation);
+            let (mut rel, mut scope) = match acc.take() {
+                Some((lrel, lscope)) if lateral_first => {
+                    let (rrel, rscope, correlated) =
+                        self.bind_lateral_factor(&twj.relation, &lscope)?;
+                    let mut combined = lscope;
+                    combined.extend(rscope);
+                    (
+                        lateral_join(JoinKind::Inner, lrel, rrel, None, correlated),
+                        combined,
+                    )
+                }
+                other => {
+                    acc = other;
+                    self.bind_table_factor(&twj.relation)?
+                }
+            };
             for join in &twj.joins {
-                let (rrel, rscope) = self.bind_table_factor(&join.relation)?;
+                let (rrel, rscope, correlated) = if is_lateral(&join.relation) {
+                    self.bind_lateral_factor(&join.relation, &scope)?
+                } else {
+                    let (r, s) = self.bind_table_factor(&join.relation)?;
+                    (r, s, false)
+                };
                 let (kind, constraint) = match &join.join_operator {
                     JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, Some(c)),
                     JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, Some(c)),
@@ -1266,6 +1553,8 @@ impl<'a> Binder<'a> {
                 let left_width = scope.len();
                 let mut combined: Scope = scope.clone();
                 combined.extend(rscope.iter().cloned());
+                // The column pairs USING/NATURAL merges.
+                let mut merged: Vec<(usize, usize)> = Vec::new();
                 let on = match constraint {
                     None | Some(JoinConstraint::None) => None,
                     Some(JoinConstraint::On(e)) => {
@@ -1279,7 +1568,7 @@ impl<'a> Binder<'a> {
                             &scope,
                             &rscope,
                             &mut combined,
-                            left_width,
+                            (left_width, &mut merged),
                         )?)
                     }
                     Some(JoinConstraint::Natural) => {
@@ -1298,7 +1587,7 @@ impl<'a> Binder<'a> {
                                 &scope,
                                 &rscope,
                                 &mut combined,
-                                left_width,
+                                (left_width, &mut merged),
                             )?)
                         }
                     }
@@ -1308,18 +1597,22 @@ impl<'a> Binder<'a> {
                         )));
                     }
                 };
-                let equi = on
-                    .as_ref()
-                    .map(|o| equi_pairs(o, left_width))
-                    .unwrap_or_default();
-                rel = Rel::Join {
-                    kind,
-                    left: Box::new(rel),
-                    right: Box::new(rrel),
-                    on,
-                    equi,
-                };
-                scope = combined;
+                if correlated && !matches!(kind, JoinKind::Inner | JoinKind::Left) {
+                    return Err(SqlError::new(
+                        "42P10",
+                        "invalid reference to FROM-clause entry",
+                    )
+                    .with_detail(
+                        "The combining JOIN type must be INNER or LEFT for a LATERAL reference.",
+                    ));
+                }
+                let join = lateral_join(kind, rel, rrel, on, correlated);
+                (rel, scope) =
+                    self.merge_using_columns(kind, join, combined, left_width, &merged)?;
+            }
+            if lateral_first {
+                acc = Some((rel, scope));
+                continue;
             }
             acc = Some(match acc {
                 None => (rel, scope),
@@ -1341,22 +1634,42 @@ impl<'a> Binder<'a> {
         acc.ok_or_else(|| SqlError::internal("empty FROM"))
     }
 
+    /// The condition of USING (`names`) / NATURAL; the column pairs it
+    /// merges go to `merged` (right ones from 0).
+    /// A FROM item that may read the items before it (`LATERAL (…)`, or a
+    /// function, which is implicitly lateral), bound with their columns
+    /// (`left`) as the innermost enclosing scope; whether it reads them.
+    fn bind_lateral_factor(
+        &mut self,
+        factor: &TableFactor,
+        left: &Scope,
+    ) -> SqlResult<(Rel, Scope, bool)> {
+        self.outer.push(left.clone());
+        self.correlated.push(false);
+        let bound = self.bind_table_factor(factor);
+        let correlated = self.correlated.pop().unwrap_or(false);
+        self.outer.pop();
+        let (rel, scope) = bound?;
+        Ok((rel, scope, correlated))
+    }
+
     fn using_condition(
         &mut self,
         names: &[String],
         left: &Scope,
         right: &Scope,
         combined: &mut Scope,
-        left_width: usize,
+        (left_width, merged): (usize, &mut Vec<(usize, usize)>),
     ) -> SqlResult<Scalar> {
         let mut cond: Option<Scalar> = None;
         for name in names {
-            let li = left.iter().position(|c| &c.name == name).ok_or_else(|| {
+            let li = find_column(left, None, name)?.ok_or_else(|| {
                 SqlError::undefined_column(name).with_detail("in the left table of USING")
             })?;
-            let ri = right.iter().position(|c| &c.name == name).ok_or_else(|| {
+            let ri = find_column(right, None, name)?.ok_or_else(|| {
                 SqlError::undefined_column(name).with_detail("in the right table of USING")
             })?;
+            merged.push((li, ri));
             let l = Scalar::Column {
                 index: li,
                 ty: left[li].ty,
@@ -1366,9 +1679,8 @@ impl<'a> Binder<'a> {
                 ty: right[ri].ty,
             };
             let eq = self.binary(BinOp::Eq, l, r)?;
-            // The right column is merged into the left one.
+            // Merged (see `merge_using_columns`): only `t.k` reaches it.
             combined[left_width + ri].hidden = true;
-            combined[left_width + ri].table = None;
             cond = Some(match cond {
                 None => eq,
                 Some(c) => Scalar::Binary {
@@ -1382,12 +1694,93 @@ impl<'a> Binder<'a> {
         cond.ok_or_else(|| SqlError::syntax("USING needs columns"))
     }
 
+    /// The columns a USING/NATURAL join merged (`merged`: pairs of left and
+    /// right columns, right ones from 0), as PostgreSQL has them: each is
+    /// the left column in an inner or left join, the right one in a right
+    /// join, their COALESCE in a full join; `*` lists them first, and the
+    /// joined tables' own columns stay reachable as `t.k` (hidden, still
+    /// qualified: see [`find_column`]). An inner or left join whose USING
+    /// columns lead the left table, of the same types on both sides, keeps
+    /// its columns as they are (no projection between joins to reorder).
+    fn merge_using_columns(
+        &mut self,
+        kind: JoinKind,
+        join: Rel,
+        mut scope: Scope,
+        left_width: usize,
+        merged: &[(usize, usize)],
+    ) -> SqlResult<(Rel, Scope)> {
+        let in_place = matches!(kind, JoinKind::Inner | JoinKind::Left)
+            && merged
+                .iter()
+                .enumerate()
+                .all(|(n, (li, ri))| *li == n && scope[*li].ty == scope[left_width + *ri].ty);
+        if merged.is_empty() || in_place {
+            return Ok((join, scope));
+        }
+        let mut exprs = Vec::with_capacity(merged.len() + scope.len());
+        let mut front = Vec::with_capacity(merged.len());
+        for &(li, ri) in merged {
+            let ri = left_width + ri;
+            let ty = ops::common_type(&[scope[li].ty, scope[ri].ty])?;
+            let l = Scalar::Column {
+                index: li,
+                ty: scope[li].ty,
+            };
+            let r = Scalar::Column {
+                index: ri,
+                ty: scope[ri].ty,
+            };
+            let l = self.coerce(l, ty, "JOIN/USING")?;
+            let r = self.coerce(r, ty, "JOIN/USING")?;
+            exprs.push(match kind {
+                JoinKind::Right => r,
+                JoinKind::Full => Scalar::Coalesce {
+                    args: vec![l, r],
+                    ty,
+                },
+                _ => l,
+            });
+            let mut column = scope[li].clone();
+            column.table = None;
+            column.ty = ty;
+            column.hidden = false;
+            front.push(column);
+            scope[li].hidden = true;
+        }
+        exprs.extend(
+            scope
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Scalar::Column { index: i, ty: c.ty }),
+        );
+        front.extend(scope);
+        Ok((
+            Rel::Project {
+                input: Box::new(join),
+                exprs,
+            },
+            front,
+        ))
+    }
+
     fn bind_table_factor(&mut self, factor: &TableFactor) -> SqlResult<(Rel, Scope)> {
         match factor {
             TableFactor::Table {
-                name, alias, args, ..
+                name,
+                alias,
+                args,
+                with_ordinality,
+                ..
             } => {
                 if let Some(args) = args {
+                    if *with_ordinality {
+                        return self.bind_function_with_ordinality(
+                            name,
+                            &args.args,
+                            alias.as_ref(),
+                        );
+                    }
                     return self.bind_table_function(name, &args.args, alias.as_ref());
                 }
                 let tname = table_name(name);
@@ -1449,9 +1842,9 @@ impl<'a> Binder<'a> {
                 alias,
                 ..
             } => {
-                if *lateral {
-                    return Err(SqlError::unsupported("LATERAL is not supported"));
-                }
+                // A LATERAL subquery reaches here with the items before it
+                // as its innermost enclosing scope (see `bind_from`).
+                let _ = lateral;
                 let saved_aggs = self.aggs.take();
                 let bound = self.bind_query(subquery);
                 self.aggs = saved_aggs;
@@ -1497,6 +1890,52 @@ impl<'a> Binder<'a> {
         }
     }
 
+    /// A function in FROM `WITH ORDINALITY`: its rows numbered from 1 in
+    /// the order it returns them, in one more column (`ordinality`, or the
+    /// alias's next column name). The function's own columns are named as
+    /// without it.
+    fn bind_function_with_ordinality(
+        &mut self,
+        name: &ObjectName,
+        args: &[FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> SqlResult<(Rel, Scope)> {
+        let fname = table_name(name);
+        if fname == "unnest" {
+            return self.bind_unnest(&unnest_args(args)?, true, alias);
+        }
+        let bare = alias.map(|a| ast::TableAlias {
+            columns: Vec::new(),
+            ..a.clone()
+        });
+        let (rel, mut scope) = self.bind_table_function(name, args, bare.as_ref())?;
+        let mut column = scope
+            .first()
+            .cloned()
+            .ok_or_else(|| SqlError::internal("a function without columns"))?;
+        column.name = "ordinality".into();
+        column.ty = SqlType::Int8;
+        column.hidden = false;
+        scope.push(column);
+        // No partition and no order: the window keeps its input's order
+        // (its sort is stable).
+        let rel = Rel::Window {
+            input: Box::new(rel),
+            partition: Vec::new(),
+            order: Vec::new(),
+            funcs: vec![super::WindowFunc {
+                name: "row_number".into(),
+                args: Vec::new(),
+                arg_types: Vec::new(),
+                is_agg: false,
+                filter: None,
+                frame: super::WindowFrame::default_frame(),
+                ty: SqlType::Int8,
+            }],
+        };
+        Ok(apply_alias(rel, scope, alias, &fname))
+    }
+
     fn bind_table_function(
         &mut self,
         name: &ObjectName,
@@ -1505,14 +1944,10 @@ impl<'a> Binder<'a> {
     ) -> SqlResult<(Rel, Scope)> {
         let fname = table_name(name);
         if fname == "unnest" {
-            let exprs = args
-                .iter()
-                .map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
-                    _ => Err(SqlError::syntax("unnest takes positional arguments")),
-                })
-                .collect::<SqlResult<Vec<_>>>()?;
-            return self.bind_unnest(&exprs, false, alias);
+            return self.bind_unnest(&unnest_args(args)?, false, alias);
+        }
+        if fname != "generate_series" && is_set_returning(&fname) {
+            return self.bind_from_srf(&fname, args, alias);
         }
         if fname != "generate_series" {
             return Err(SqlError::undefined_function(format!(
@@ -1576,6 +2011,73 @@ impl<'a> Binder<'a> {
             hidden: false,
         }];
         Ok(apply_alias(rel, scope, alias, &fname))
+    }
+
+    /// A set-returning function of a select list (`jsonb_array_elements`,
+    /// `generate_subscripts`, …) in FROM: its rows, as a
+    /// [`Rel::ProjectSet`] over one empty row. Its column is named as
+    /// PostgreSQL names it: `value` for the `jsonb_array_elements`
+    /// functions (their OUT parameter), else the alias or the function.
+    fn bind_from_srf(
+        &mut self,
+        fname: &str,
+        args: &[FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> SqlResult<(Rel, Scope)> {
+        let exprs = args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
+                _ => Err(SqlError::syntax(format!(
+                    "{fname} takes positional arguments"
+                ))),
+            })
+            .collect::<SqlResult<Vec<_>>>()?;
+        let saved = self.srfs.replace(Vec::new());
+        let bound = self.bind_srf_call(fname, &exprs, false, &Scope::new(), 0);
+        let srfs = std::mem::replace(&mut self.srfs, saved).unwrap_or_default();
+        let bound = bound?;
+        if srfs.iter().any(|c| c.args.iter().any(Scalar::needs_async)) {
+            // TODO(issue 4): set-returning function arguments are evaluated
+            // without computing their subqueries first.
+            return Err(SqlError::unsupported(format!(
+                "{fname} of an expression with a subquery is not supported in FROM"
+            )));
+        }
+        let ty = bound.ty();
+        let named = alias
+            .map(|a| normalize(&a.name))
+            .unwrap_or_else(|| fname.to_string());
+        let mut rel = Rel::ProjectSet {
+            input: Box::new(Rel::Values {
+                rows: vec![vec![]],
+                types: vec![],
+            }),
+            srfs,
+        };
+        let mut scope = vec![ScopeColumn {
+            table: Some(fname.to_string()),
+            name: named.clone(),
+            ty,
+            hidden: false,
+        }];
+        if fname.starts_with("jsonb_array_elements") {
+            // The column is `value`; the item's name reads it too (as a
+            // whole-row reference to a one-column function does).
+            scope[0].name = "value".into();
+            scope.push(ScopeColumn {
+                table: Some(fname.to_string()),
+                name: named,
+                ty,
+                hidden: true,
+            });
+            let value = Scalar::Column { index: 0, ty };
+            rel = Rel::Project {
+                input: Box::new(rel),
+                exprs: vec![value.clone(), value],
+            };
+        }
+        Ok(apply_alias(rel, scope, alias, fname))
     }
 
     /// `unnest(array, …)` in FROM, as `arr[i]` for `i` in
@@ -1912,6 +2414,21 @@ impl<'a> Binder<'a> {
                         negated: *negated,
                     }
                 }
+                ast::InTarget::Subquery(q) if matches!(unnest_parens(expr), Expr::Tuple(_)) => {
+                    let Expr::Tuple(items) = unnest_parens(expr) else {
+                        return Err(SqlError::internal("row IN: not a row"));
+                    };
+                    let s = self.row_in_subquery(items, q, scope, d)?;
+                    if *negated {
+                        Scalar::Unary {
+                            op: UnOp::Not,
+                            expr: Box::new(s),
+                            ty: SqlType::Bool,
+                        }
+                    } else {
+                        s
+                    }
+                }
                 ast::InTarget::Subquery(q) => {
                     let left = self.bind_expr_inner(expr, scope, d)?;
                     let mut sub = self.bind_subquery(q, scope)?;
@@ -2031,7 +2548,8 @@ impl<'a> Binder<'a> {
                         ty: SqlType::Oid,
                     }
                 } else {
-                    self.cast(inner, to)?
+                    let cast = self.cast(inner, to)?;
+                    with_timestamp_precision(cast, data_type)
                 }
             }
             Expr::TypedString(ts) => {
@@ -2042,10 +2560,11 @@ impl<'a> Binder<'a> {
                     }
                     other => other.to_string(),
                 };
-                Scalar::Literal {
+                let literal = Scalar::Literal {
                     value: Value::from_text(&text, to)?,
                     ty: to,
-                }
+                };
+                with_timestamp_precision(literal, &ts.data_type)
             }
             Expr::Interval(iv) => {
                 let inner = self.bind_expr_inner(&iv.value, scope, d)?;
@@ -3048,6 +3567,72 @@ impl<'a> Binder<'a> {
         ))
     }
 
+    /// `(a, b) IN (SELECT x, y …)`, with PostgreSQL's NULLs: true when a
+    /// row equals, else NULL when a row's comparison is NULL, else false.
+    /// Bound as the scalar subquery
+    /// `(SELECT CASE WHEN bool_or(c) THEN true WHEN bool_or(c IS NULL)
+    /// THEN NULL ELSE false END FROM (…) AS s(x, y))` with `c` the row
+    /// comparison `a = s.x AND b = s.y`.
+    /// TODO(issue 13): it runs once per outer row; decorrelate it into a
+    /// semi join when the columns are NOT NULL.
+    fn row_in_subquery(
+        &mut self,
+        items: &[Expr],
+        q: &Query,
+        scope: &Scope,
+        d: usize,
+    ) -> SqlResult<Scalar> {
+        let (_, sub_scope) = self.bind_subquery(q, scope)?;
+        match sub_scope.len().cmp(&items.len()) {
+            std::cmp::Ordering::Greater => {
+                return Err(SqlError::syntax("subquery has too many columns"));
+            }
+            std::cmp::Ordering::Less => {
+                return Err(SqlError::syntax("subquery has too few columns"));
+            }
+            std::cmp::Ordering::Equal => {}
+        }
+        let alias = "\"tardigrade:row_in\"";
+        let column = |i: usize| format!("\"tardigrade:{i}\"");
+        let columns: Vec<String> = (0..items.len()).map(column).collect();
+        let cmp: Vec<String> = items
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("({e}) = {alias}.{}", column(i)))
+            .collect();
+        let c = format!("({})", cmp.join(" AND "));
+        let text = format!(
+            "(SELECT CASE WHEN bool_or({c}) THEN true WHEN bool_or({c} IS NULL) THEN NULL ELSE false END FROM ({q}) AS {alias}({}))",
+            columns.join(", ")
+        );
+        let e = super::dml::parse_stored_expr(&text)?;
+        self.bind_expr_inner(&e, scope, d)
+    }
+
+    /// The columns of a sub-SELECT that gives one row (`SET (a, b) =
+    /// (SELECT x, y …)`), each a scalar subquery: NULLs when it gives no
+    /// row, 21000 when more than one.
+    /// TODO(issue 13): the sub-SELECT runs once per column, not once.
+    pub(crate) fn bind_row_subquery(&mut self, q: &Query, scope: &Scope) -> SqlResult<Vec<Scalar>> {
+        let (sub, sub_scope) = self.bind_subquery(q, scope)?;
+        let mut out = Vec::with_capacity(sub_scope.len());
+        for (i, c) in sub_scope.iter().enumerate() {
+            let id = self.next_subquery;
+            self.next_subquery += 1;
+            out.push(Scalar::Subquery(Box::new(Subquery {
+                id,
+                plan: Arc::new(Rel::Project {
+                    input: Box::new((*sub.plan).clone()),
+                    exprs: vec![Scalar::Column { index: i, ty: c.ty }],
+                }),
+                kind: SubqueryKind::Scalar,
+                correlated: sub.correlated,
+                ty: c.ty,
+            })));
+        }
+        Ok(out)
+    }
+
     /// Resolves a (possibly qualified) column name in `scope`, then in the
     /// enclosing scopes.
     fn resolve(&mut self, parts: &[String], scope: &Scope) -> SqlResult<Scalar> {
@@ -3329,6 +3914,50 @@ enum SortTarget {
     Expr(Scalar),
 }
 
+/// Whether a FROM item may read the items before it: `LATERAL (…)` and
+/// functions (implicitly lateral, as in PostgreSQL).
+fn is_lateral(factor: &TableFactor) -> bool {
+    match factor {
+        TableFactor::Derived { lateral, .. } => *lateral,
+        TableFactor::Table { args, .. } => args.is_some(),
+        TableFactor::Function { .. } | TableFactor::UNNEST { .. } => true,
+        _ => false,
+    }
+}
+
+/// The join of a FROM item with the items before it: a [`Rel::Lateral`]
+/// when the right side reads the left row (`correlated`), else a plain join.
+/// TODO(issue 13): decorrelate lateral subqueries whose correlation is a
+/// filter (as `semi_join` does for EXISTS) instead of running them per row.
+fn lateral_join(
+    kind: JoinKind,
+    left: Rel,
+    right: Rel,
+    on: Option<Scalar>,
+    correlated: bool,
+) -> Rel {
+    if correlated {
+        return Rel::Lateral {
+            kind,
+            left: Box::new(left),
+            right: Box::new(right),
+            on,
+        };
+    }
+    let left_width = left.width();
+    let equi = on
+        .as_ref()
+        .map(|o| equi_pairs(o, left_width))
+        .unwrap_or_default();
+    Rel::Join {
+        kind,
+        left: Box::new(left),
+        right: Box::new(right),
+        on,
+        equi,
+    }
+}
+
 fn sort_key(expr: Scalar, options: &ast::OrderByOptions) -> SortKey {
     let descending = matches!(options.sort, Some(ast::OrderBySort::Desc));
     // PostgreSQL: NULLs sort as larger than everything by default.
@@ -3348,7 +3977,11 @@ fn first_visible_type(scope: &Scope) -> SqlResult<SqlType> {
     Ok(visible[0].ty)
 }
 
+/// The column `qualifier.name` (or `name`) of `scope`. Unqualified, a hidden
+/// column (the implicit `rowid`, a column a USING join merged) is found only
+/// when no visible one has the name.
 fn find_column(scope: &Scope, qualifier: Option<&str>, name: &str) -> SqlResult<Option<usize>> {
+    let visible = qualifier.is_none() && scope.iter().any(|c| c.name == name && !c.hidden);
     let mut found = None;
     for (i, c) in scope.iter().enumerate() {
         if c.name != name {
@@ -3356,7 +3989,7 @@ fn find_column(scope: &Scope, qualifier: Option<&str>, name: &str) -> SqlResult<
         }
         match qualifier {
             Some(q) if c.table.as_deref() != Some(q) => continue,
-            None if c.hidden && c.table.is_none() => continue,
+            None if c.hidden && (c.table.is_none() || visible) => continue,
             _ => {}
         }
         if found.is_some() {
@@ -4170,6 +4803,39 @@ fn custom_operator(parts: &[String]) -> SqlResult<BinaryOperator> {
             ));
         }
     })
+}
+
+/// `s` (of the type of `dt`) rounded to the precision `dt` gives a
+/// timestamp (`timestamp(0)`, `timestamptz(3)`), as PostgreSQL's typmod
+/// coercion does; other types and no precision leave it as it is.
+/// TODO(issue 13): the precision of a column declared `timestamp(p)` (and
+/// the TIME type): the column descriptor has nowhere to keep it yet, so
+/// stored values keep their microseconds.
+fn with_timestamp_precision(s: Scalar, dt: &DataType) -> Scalar {
+    let precision = match dt {
+        DataType::Timestamp(Some(p), _) => i64::try_from(*p).ok(),
+        DataType::Custom(name, mods)
+            if matches!(table_name(name).as_str(), "timestamp" | "timestamptz") =>
+        {
+            mods.first()
+                .and_then(|m| m.to_string().trim().parse::<i64>().ok())
+        }
+        _ => None,
+    };
+    let ty = s.ty();
+    let name = match ty {
+        SqlType::Timestamp => "timestamp",
+        SqlType::TimestampTz => "timestamptz",
+        _ => return s,
+    };
+    match precision {
+        Some(p) if p < 6 => Scalar::Func {
+            name: name.into(),
+            args: vec![s, Scalar::literal(Value::Int(p), SqlType::Int4)],
+            ty,
+        },
+        _ => s,
+    }
 }
 
 pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {

@@ -92,6 +92,18 @@ fn rows_inner(rel: &Rel) -> f64 {
             on,
             ..
         } => join_rows(*kind, left, right, on.as_ref()),
+        // The right side's estimate is per left row.
+        Rel::Lateral {
+            kind, left, right, ..
+        } => {
+            let l = rows(left);
+            let joined = l * rows(right);
+            if *kind == JoinKind::Left {
+                joined.max(l)
+            } else {
+                joined
+            }
+        }
         Rel::MergeJoin {
             kind,
             left,

@@ -259,6 +259,23 @@ fn walk(rel: Rel, mut read: Vec<bool>) -> Rel {
                 on,
             }
         }
+        // The right side may read any left column (as outer columns).
+        Rel::Lateral {
+            kind,
+            left,
+            right,
+            on,
+        } => {
+            let widths = (left.width(), right.width());
+            let (_, r) = join_reads(read, widths, on.as_ref(), std::iter::empty());
+            let l = vec![true; widths.0];
+            Rel::Lateral {
+                kind,
+                left: Box::new(walk(*left, l)),
+                right: Box::new(walk(*right, r)),
+                on,
+            }
+        }
         Rel::LookupJoin(mut j) => {
             let widths = (j.left.width(), j.table.columns.len());
             // The right key columns are the index's own.

@@ -18,7 +18,7 @@ use crate::catalog::TableDesc;
 use crate::plan::bind::{
     Binder, Scope, ScopeColumn, column_name_of, normalize, push_filter, table_name,
 };
-use crate::plan::{Rel, Scalar, Scan};
+use crate::plan::{JoinKind, Rel, Scalar, Scan};
 
 /// A bound INSERT, UPDATE or DELETE.
 pub struct BoundDml {
@@ -26,7 +26,9 @@ pub struct BoundDml {
     pub(crate) kind: DmlKind,
     /// (constraint name, predicate over the table row).
     pub(crate) checks: Vec<(String, Scalar)>,
-    /// RETURNING expressions over the table row, and their output columns.
+    /// RETURNING expressions over the table row (followed by the `FROM` /
+    /// `USING` items' columns for UPDATE and DELETE), and their output
+    /// columns.
     pub(crate) returning: Option<(Vec<Scalar>, Scope)>,
 }
 
@@ -41,13 +43,15 @@ pub(crate) enum DmlKind {
         upsert: bool,
         on_conflict: Option<OnConflict>,
     },
+    /// `source` gives the table's rows, each followed by the columns of the
+    /// `FROM` items it joined with (none without `FROM`); `sets` and
+    /// `returning` read the whole joined row.
     Update {
         source: Rel,
         sets: Vec<(usize, Scalar)>,
     },
-    Delete {
-        source: Rel,
-    },
+    /// As for `Update`, with the `USING` items.
+    Delete { source: Rel },
 }
 
 pub(crate) struct OnConflict {
@@ -176,6 +180,80 @@ fn bind_returning(
     Ok(Some((exprs, out_scope)))
 }
 
+/// The value of one assigned column: an expression to bind, or a column of a
+/// multi-column assignment's sub-SELECT, already bound.
+enum AssignedValue<'e> {
+    Expr(&'e Expr),
+    Bound(Scalar),
+}
+
+fn is_default_keyword(e: &Expr) -> bool {
+    matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+}
+
+/// The (column, value) pairs of `SET` assignments, the multi-column forms
+/// `(a, b) = (x, y)`, `(a, b) = ROW(x, y)` and `(a, b) = (SELECT x, y …)`
+/// taken apart into one pair per column.
+fn expand_assignments<'e>(
+    binder: &mut Binder<'_>,
+    assignments: &'e [ast::Assignment],
+    scope: &Scope,
+) -> SqlResult<Vec<(String, AssignedValue<'e>)>> {
+    let mut out = Vec::new();
+    for a in assignments {
+        let names = match &a.target {
+            AssignmentTarget::ColumnName(name) => {
+                out.push((table_name(name), AssignedValue::Expr(&a.value)));
+                continue;
+            }
+            AssignmentTarget::Tuple(names) => names,
+        };
+        let mismatch = || SqlError::syntax("number of columns does not match number of values");
+        let row_values: Option<Vec<&Expr>> = match &a.value {
+            Expr::Tuple(values) => Some(values.iter().collect()),
+            Expr::Function(f) if table_name(&f.name) == "row" => match &f.args {
+                ast::FunctionArguments::List(list) => list
+                    .args
+                    .iter()
+                    .map(|arg| match arg {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                        _ => None,
+                    })
+                    .collect(),
+                ast::FunctionArguments::None => Some(Vec::new()),
+                ast::FunctionArguments::Subquery(_) => None,
+            },
+            _ => None,
+        };
+        if let Some(values) = row_values {
+            if values.len() != names.len() {
+                return Err(mismatch());
+            }
+            for (n, v) in names.iter().zip(values) {
+                out.push((table_name(n), AssignedValue::Expr(v)));
+            }
+            continue;
+        }
+        match &a.value {
+            Expr::Subquery(q) => {
+                let columns = binder.bind_row_subquery(q, scope)?;
+                if columns.len() != names.len() {
+                    return Err(mismatch());
+                }
+                for (n, v) in names.iter().zip(columns) {
+                    out.push((table_name(n), AssignedValue::Bound(v)));
+                }
+            }
+            _ => {
+                return Err(SqlError::syntax(
+                    "source for a multiple-column UPDATE item must be a sub-SELECT or ROW() expression",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn bind_assignments(
     binder: &mut Binder<'_>,
     table: &TableDesc,
@@ -183,11 +261,8 @@ fn bind_assignments(
     scope: &Scope,
 ) -> SqlResult<Vec<(usize, Scalar)>> {
     let mut sets = Vec::new();
-    for a in assignments {
-        let AssignmentTarget::ColumnName(name) = &a.target else {
-            return Err(SqlError::unsupported("tuple assignment is not supported"));
-        };
-        let pos = column_position(table, &table_name(name))?;
+    for (name, value) in expand_assignments(binder, assignments, scope)? {
+        let pos = column_position(table, &name)?;
         if sets.iter().any(|(p, _)| *p == pos) {
             return Err(SqlError::syntax(format!(
                 "multiple assignments to same column \"{}\"",
@@ -195,17 +270,16 @@ fn bind_assignments(
             )));
         }
         let col = &table.columns[pos];
-        let s = if matches!(&a.value, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
-        {
-            match &col.default {
+        let s = match value {
+            AssignedValue::Expr(e) if is_default_keyword(e) => match &col.default {
                 Some(text) => {
                     let e = parse_stored_expr(text)?;
                     binder.bind_expr(&e, &Scope::new())?
                 }
                 None => Scalar::null(),
-            }
-        } else {
-            binder.bind_expr(&a.value, scope)?
+            },
+            AssignedValue::Expr(e) => binder.bind_expr(e, scope)?,
+            AssignedValue::Bound(s) => s,
         };
         let from = s.ty();
         let s = binder
@@ -425,14 +499,17 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
     })
 }
 
-/// The table an UPDATE or DELETE writes, its scope under `alias`, and the scan
-/// of the rows its WHERE clause selects.
+/// The table an UPDATE or DELETE writes, its scope under `alias`, the scope
+/// of its rows joined with the `FROM` / `USING` items (the table's columns
+/// first), and the plan of the rows its WHERE clause selects, over that
+/// joined scope.
 fn bind_target(
     binder: &mut Binder<'_>,
     relation: &ast::TableFactor,
+    from: &[ast::TableWithJoins],
     selection: Option<&Expr>,
     action: &str,
-) -> SqlResult<(Arc<TableDesc>, Scope, Rel)> {
+) -> SqlResult<(Arc<TableDesc>, Scope, Scope, Rel)> {
     let ast::TableFactor::Table { name, alias, .. } = relation else {
         return Err(SqlError::unsupported(format!(
             "cannot {action} anything but a table"
@@ -445,12 +522,33 @@ fn bind_target(
         .unwrap_or_else(|| table.name.clone());
     let scope = table_scope(&table, &alias);
     let mut source = full_scan(&table);
+    let mut joined = scope.clone();
+    if !from.is_empty() {
+        let (from_rel, from_scope) = binder.bind_from(from)?;
+        if from_scope
+            .iter()
+            .any(|c| c.table.as_deref() == Some(alias.as_str()))
+        {
+            return Err(SqlError::new(
+                "42712",
+                format!("table name \"{alias}\" specified more than once"),
+            ));
+        }
+        joined.extend(from_scope);
+        source = Rel::Join {
+            kind: JoinKind::Inner,
+            left: Box::new(source),
+            right: Box::new(from_rel),
+            on: None,
+            equi: Vec::new(),
+        };
+    }
     if let Some(selection) = selection {
-        let s = binder.bind_expr(selection, &scope)?;
+        let s = binder.bind_expr(selection, &joined)?;
         source = push_filter(source, binder.coerce_bool(s, "WHERE")?);
     }
     let source = crate::plan::index::optimize_with(source, binder.rules());
-    Ok((table, scope, source))
+    Ok((table, scope, joined, source))
 }
 
 /// A table that DML may write (views cannot be written: 42809). `action` is
@@ -471,21 +569,26 @@ fn writable_table(
 }
 
 fn bind_update(binder: &mut Binder<'_>, update: &ast::Update) -> SqlResult<BoundDml> {
-    if update.from.is_some() {
-        return Err(SqlError::unsupported("UPDATE … FROM is not supported"));
-    }
+    let from: &[ast::TableWithJoins] = match &update.from {
+        None => &[],
+        Some(ast::UpdateTableFromKind::AfterSet(from)) => from,
+        Some(ast::UpdateTableFromKind::BeforeSet(_)) => {
+            return Err(SqlError::syntax("syntax error at or near \"FROM\""));
+        }
+    };
     if !update.table.joins.is_empty() {
         return Err(SqlError::unsupported("UPDATE of a join is not supported"));
     }
-    let (table, scope, source) = bind_target(
+    let (table, scope, joined, source) = bind_target(
         binder,
         &update.table.relation,
+        from,
         update.selection.as_ref(),
         "update",
     )?;
-    let sets = bind_assignments(binder, &table, &update.assignments, &scope)?;
+    let sets = bind_assignments(binder, &table, &update.assignments, &joined)?;
     let checks = bind_checks(binder, &table, &scope)?;
-    let returning = bind_returning(binder, &update.returning, &scope)?;
+    let returning = bind_returning(binder, &update.returning, &joined)?;
     Ok(BoundDml {
         table,
         kind: DmlKind::Update { source, sets },
@@ -498,18 +601,20 @@ fn bind_delete(binder: &mut Binder<'_>, delete: &ast::Delete) -> SqlResult<Bound
     let tables = match &delete.from {
         ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
     };
-    if tables.len() != 1 || !tables[0].joins.is_empty() || delete.using.is_some() {
+    if tables.len() != 1 || !tables[0].joins.is_empty() || !delete.tables.is_empty() {
         return Err(SqlError::unsupported(
             "DELETE from several tables is not supported",
         ));
     }
-    let (table, scope, source) = bind_target(
+    let using: &[ast::TableWithJoins] = delete.using.as_deref().unwrap_or_default();
+    let (table, _, joined, source) = bind_target(
         binder,
         &tables[0].relation,
+        using,
         delete.selection.as_ref(),
         "delete from",
     )?;
-    let returning = bind_returning(binder, &delete.returning, &scope)?;
+    let returning = bind_returning(binder, &delete.returning, &joined)?;
     Ok(BoundDml {
         table,
         kind: DmlKind::Delete { source },

@@ -136,7 +136,9 @@ fn column_names(rel: &Rel) -> Names {
             left,
             ..
         } => column_names(left),
-        Rel::Join { left, right, .. } | Rel::MergeJoin { left, right, .. } => {
+        Rel::Join { left, right, .. }
+        | Rel::MergeJoin { left, right, .. }
+        | Rel::Lateral { left, right, .. } => {
             let mut n = column_names(left);
             n.extend(column_names(right));
             n
@@ -419,6 +421,25 @@ impl Renderer<'_> {
                 names.extend(column_names(right));
                 out.push(format!(
                     "{pad}• {algo} ({}){}",
+                    kind_name(*kind),
+                    on.as_ref()
+                        .map(|o| format!(" on {}", sql(o, &names)))
+                        .unwrap_or_default()
+                ));
+                self.common(rel, &pad, out);
+                child(left, out);
+                child(right, out);
+            }
+            Rel::Lateral {
+                kind,
+                left,
+                right,
+                on,
+            } => {
+                let mut names = column_names(left);
+                names.extend(column_names(right));
+                out.push(format!(
+                    "{pad}• lateral join ({}){}",
                     kind_name(*kind),
                     on.as_ref()
                         .map(|o| format!(" on {}", sql(o, &names)))
@@ -932,7 +953,9 @@ fn node_scalars(rel: &Rel) -> Vec<&Scalar> {
                 out.extend(a.filter.iter());
             }
         }
-        Rel::Join { on, .. } | Rel::MergeJoin { on, .. } => out.extend(on.iter()),
+        Rel::Join { on, .. } | Rel::MergeJoin { on, .. } | Rel::Lateral { on, .. } => {
+            out.extend(on.iter())
+        }
         Rel::LookupJoin(j) => {
             out.extend(j.on.iter());
             out.extend(j.right_filter.iter());

@@ -314,7 +314,10 @@ fn leaf_names(leaves: &[Leaf]) -> Vec<String> {
                 Rel::Project { .. } | Rel::ProjectSet { .. } => "project".into(),
                 Rel::Aggregate { .. } | Rel::StreamAggregate { .. } => "group-by".into(),
                 Rel::Window { .. } => "window".into(),
-                Rel::Join { .. } | Rel::MergeJoin { .. } | Rel::LookupJoin(_) => "join".into(),
+                Rel::Join { .. }
+                | Rel::MergeJoin { .. }
+                | Rel::LookupJoin(_)
+                | Rel::Lateral { .. } => "join".into(),
                 Rel::SetOp { .. } | Rel::RecursiveUnion { .. } => "set operation".into(),
                 Rel::WorkTable { .. } => "work table".into(),
                 Rel::Series { .. } => "generate_series".into(),
@@ -866,7 +869,12 @@ impl Graph {
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| !p.implied)
-                    .chain(self.predicates.iter().enumerate().filter(|(_, p)| p.implied));
+                    .chain(
+                        self.predicates
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, p)| p.implied),
+                    );
                 for (k, p) in order {
                     if placed[k] || p.leaves & !set != 0 {
                         continue;
@@ -982,7 +990,9 @@ pub fn output_types(rel: &Rel) -> Vec<SqlType> {
             left,
             ..
         } => output_types(left),
-        Rel::Join { left, right, .. } | Rel::MergeJoin { left, right, .. } => {
+        Rel::Join { left, right, .. }
+        | Rel::MergeJoin { left, right, .. }
+        | Rel::Lateral { left, right, .. } => {
             let mut t = output_types(left);
             t.extend(output_types(right));
             t

@@ -111,6 +111,18 @@ pub enum Rel {
         on: Option<Scalar>,
         equi: Vec<(usize, usize)>,
     },
+    /// A join whose right side reads the left row (`LATERAL`, or a
+    /// function in FROM over earlier items' columns): `right` runs again
+    /// for each left row, its [`Scalar::Outer`] references at depth 1
+    /// reading that row (the enclosing queries' rows are one level further
+    /// out). `kind` is inner or left; `on` is over (left ++ right).
+    /// Output: the left columns then the right columns.
+    Lateral {
+        kind: JoinKind,
+        left: Box<Rel>,
+        right: Box<Rel>,
+        on: Option<Scalar>,
+    },
     Sort {
         input: Box<Rel>,
         keys: Vec<SortKey>,
@@ -1019,6 +1031,17 @@ impl Rel {
                 keys,
                 on,
             },
+            Rel::Lateral {
+                kind,
+                left,
+                right,
+                on,
+            } => Rel::Lateral {
+                kind,
+                left: b(left),
+                right: b(right),
+                on,
+            },
             Rel::LookupJoin(mut j) => {
                 let left = std::mem::replace(
                     &mut j.left,
@@ -1146,6 +1169,17 @@ impl Rel {
                 keys,
                 on: on.map(&mut *f),
             },
+            Rel::Lateral {
+                kind,
+                left,
+                right,
+                on,
+            } => Rel::Lateral {
+                kind,
+                left,
+                right,
+                on: on.map(&mut *f),
+            },
             Rel::LookupJoin(mut j) => {
                 j.on = j.on.take().map(&mut *f);
                 j.right_filter = j.right_filter.take().map(&mut *f);
@@ -1210,6 +1244,7 @@ impl Rel {
                 ..
             } => left.width(),
             Rel::MergeJoin { left, right, .. } => left.width() + right.width(),
+            Rel::Lateral { left, right, .. } => left.width() + right.width(),
             Rel::LookupJoin(j) => match j.kind {
                 JoinKind::Semi | JoinKind::Anti => j.left.width(),
                 _ => j.left.width() + j.table.columns.len(),

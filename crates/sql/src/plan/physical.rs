@@ -398,10 +398,19 @@ fn join(
         }
     }
     let lookup = lookup_index(&right, &pairs);
-    if let Some((index, _)) = &lookup
-        && let Some((scan, _)) = as_scan(&right)
+    // A semi or anti join that tests only the lookup's keys needs no column
+    // of the right rows beyond its index entry: no primary-row reads.
+    let existence_only = |keys: &[(usize, usize)], filter: Option<&Scalar>| {
+        let used: Vec<(usize, usize)> = keys.iter().map(|(l, r)| (*l, lw + *r)).collect();
+        matches!(kind, JoinKind::Semi | JoinKind::Anti)
+            && filter.is_none()
+            && residual(on.clone(), &used).is_none()
+    };
+    if let Some((index, keys)) = &lookup
+        && let Some((scan, filter)) = as_scan(&right)
     {
-        let covers = crate::rowenc::index_covers_table(&scan.table, *index);
+        let covers =
+            crate::rowenc::index_covers_table(&scan.table, *index) || existence_only(keys, filter);
         let c = cost::lookup_join(l, matched, cost::per_match(covers));
         if c <= best.1 {
             best = (JoinAlgorithm::Lookup, c);
@@ -413,7 +422,8 @@ fn join(
                 && let Some((scan, right_filter)) = into_scan(right.clone())
             {
                 let used: Vec<(usize, usize)> = keys.iter().map(|(l, r)| (*l, lw + *r)).collect();
-                let covering = crate::rowenc::index_covers_table(&scan.table, index);
+                let covering = crate::rowenc::index_covers_table(&scan.table, index)
+                    || existence_only(&keys, right_filter.as_ref());
                 return Rel::LookupJoin(Box::new(LookupJoin {
                     kind,
                     left,

@@ -288,6 +288,8 @@ impl Binder<'_> {
 
         // Arguments and window definition: no window function inside, no
         // set-returning function; the block's aggregates are allowed.
+        // TODO(issue 13): PostgreSQL takes set-returning functions here (a
+        // ProjectSet below the window).
         let saved_windows = self.windows.take();
         let saved_ban = self.window_ban;
         let saved_srfs = self.srfs.take();

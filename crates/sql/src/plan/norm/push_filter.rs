@@ -139,10 +139,20 @@ fn place_inner(input: Rel, parts: Vec<Scalar>) -> Rel {
             input: Box::new(place(*input, parts)),
             keys,
         },
-        Rel::Distinct { input, key_len } => Rel::Distinct {
-            input: Box::new(place(*input, parts)),
-            key_len,
-        },
+        // Only conditions on the key: one on the other columns (DISTINCT ON)
+        // would change which row of a group is kept.
+        Rel::Distinct { input, key_len } => {
+            let (down, up): (Vec<Scalar>, Vec<Scalar>) = parts.into_iter().partition(|p| {
+                let mut cols = Vec::new();
+                referenced_columns(p, &mut cols);
+                cols.iter().all(|&c| c < key_len)
+            });
+            let rel = Rel::Distinct {
+                input: Box::new(place(*input, down)),
+                key_len,
+            };
+            above(rel, up)
+        }
         Rel::Filter { input, predicate } => {
             let mut all = Vec::new();
             conjuncts(predicate, &mut all);

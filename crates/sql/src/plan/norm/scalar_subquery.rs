@@ -44,8 +44,8 @@ use tardigrade_sqltypes::SqlType;
 use tardigrade_sqltypes::ops::BinOp;
 
 use super::{Depth, outer_depths};
-use crate::plan::cardinality;
 use crate::plan::bind::{and_all, conjuncts, equi_pairs};
+use crate::plan::cardinality;
 use crate::plan::{JoinKind, Rel, Scalar, Subquery, SubqueryKind};
 
 /// Aggregates whose value over no rows is NULL.
