@@ -1186,40 +1186,56 @@ impl Catalog {
     }
 
     /// `nextval`: sequences are not transactional (as in PostgreSQL), so the
-    /// counter is incremented outside `txn`. 42P01 if there is no such sequence.
+    /// counter is incremented outside `txn`. 42P01 if there is no such
+    /// sequence, 2200H past a bound of a sequence without CYCLE. Returns the
+    /// sequence's id (the session's `currval` is kept by id) and the value.
     pub async fn next_sequence_value(
         &self,
         txn: &mut Txn,
         database: &str,
         sequence_name: &str,
-    ) -> SqlResult<i64> {
+    ) -> SqlResult<(DescId, i64)> {
         let seq = self.require_sequence(txn, database, sequence_name).await?;
         let Some(opts) = &seq.sequence else {
             return Err(not_a_sequence(sequence_name));
         };
-        let v = self
-            .db
-            .inc(&sequence_value_key(seq.id), opts.increment)
-            .await
-            .map_err(|e| match e.detail {
-                ErrorDetail::IntegerOverflow => reached_limit(sequence_name, opts),
-                _ => kv_err(e),
-            })?;
-        if v > opts.max_value || v < opts.min_value {
-            // TODO(issue 4): CYCLE.
+        let key = sequence_value_key(seq.id);
+        match self.db.inc(&key, opts.increment).await {
+            Ok(v) if v <= opts.max_value && v >= opts.min_value => return Ok((seq.id, v)),
+            Ok(_) => {}
+            Err(e) if matches!(e.detail, ErrorDetail::IntegerOverflow) => {}
+            Err(e) => return Err(kv_err(e)),
+        }
+        if !opts.cycle {
             return Err(reached_limit(sequence_name, opts));
         }
-        Ok(v)
+        // CYCLE: start over at the other bound.
+        // TODO(issue 13): two sessions passing the bound at the same time
+        // both restart there and get the same value (the wrap is a plain
+        // put, not a compare-and-swap with the increment).
+        let first = if opts.increment > 0 {
+            opts.min_value
+        } else {
+            opts.max_value
+        };
+        self.db
+            .put(&key, &first.to_be_bytes())
+            .await
+            .map_err(kv_err)?;
+        Ok((seq.id, first))
     }
 
-    /// `setval(name, value)`: the next `nextval` returns `value + increment`.
+    /// `setval(name, value, is_called)`: the next `nextval` returns
+    /// `value + increment`, or `value` itself when `is_called` is false.
+    /// 22003 outside the sequence's bounds. Returns the sequence's id.
     pub async fn set_sequence_value(
         &self,
         txn: &mut Txn,
         database: &str,
         sequence_name: &str,
         value: i64,
-    ) -> SqlResult<i64> {
+        is_called: bool,
+    ) -> SqlResult<DescId> {
         let seq = self.require_sequence(txn, database, sequence_name).await?;
         let Some(opts) = &seq.sequence else {
             return Err(not_a_sequence(sequence_name));
@@ -1230,11 +1246,40 @@ impl Catalog {
                 opts.min_value, opts.max_value
             )));
         }
+        let counter = if is_called {
+            value
+        } else {
+            value.wrapping_sub(opts.increment)
+        };
         self.db
-            .put(&sequence_value_key(seq.id), &value.to_be_bytes())
+            .put(&sequence_value_key(seq.id), &counter.to_be_bytes())
             .await
             .map_err(kv_err)?;
-        Ok(value)
+        Ok(seq.id)
+    }
+
+    /// The id of sequence `sequence_name` (42P01 if there is none, 42809 if
+    /// it is another kind of relation).
+    pub async fn sequence_id(
+        &self,
+        txn: &mut Txn,
+        database: &str,
+        sequence_name: &str,
+    ) -> SqlResult<DescId> {
+        let seq = self.require_sequence(txn, database, sequence_name).await?;
+        if !seq.is_sequence() {
+            return Err(not_a_sequence(sequence_name));
+        }
+        Ok(seq.id)
+    }
+
+    /// Sets a sequence's counter (the value the last `nextval` gave),
+    /// outside any transaction as `nextval` changes it.
+    pub async fn put_sequence_counter(&self, id: DescId, counter: i64) -> SqlResult<()> {
+        self.db
+            .put(&sequence_value_key(id), &counter.to_be_bytes())
+            .await
+            .map_err(kv_err)
     }
 
     /// The sequence's last value handed out by any session (CockroachDB's
@@ -1248,6 +1293,39 @@ impl Catalog {
         {
             Some(b) => decode_counter(&b),
             None => Ok(seq.sequence.as_ref().map_or(0, |s| s.start - s.increment)),
+        }
+    }
+
+    /// `pg_get_serial_sequence(table, column)`: the sequence the column
+    /// owns, schema-qualified (an identity column's `<table>_<column>_seq`,
+    /// whose nextval() is its default), or `None`. 42P01 / 42703 when there
+    /// is no such table or column.
+    // TODO(issue 13): OWNED BY is not recorded, so a sequence attached with
+    // it is not found here (only identity columns' own sequences are).
+    pub async fn owned_sequence(
+        &self,
+        txn: &mut Txn,
+        database: &str,
+        table: &str,
+        column: &str,
+    ) -> SqlResult<Option<String>> {
+        let t = self.require_sequence(txn, database, table).await?;
+        let Some(c) = t.column_by_name(column) else {
+            return Err(SqlError::new(
+                codes::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{column}\" of relation \"{}\" does not exist",
+                    t.name
+                ),
+            ));
+        };
+        let seq = owned_sequence_name(&t.name, &c.name);
+        if c.default.as_deref() != Some(format!("nextval('{seq}')").as_str()) {
+            return Ok(None);
+        }
+        match self.resolve_table(txn, database, None, &seq).await? {
+            Some(s) if s.is_sequence() => Ok(Some(format!("public.{seq}"))),
+            _ => Ok(None),
         }
     }
 
@@ -1491,6 +1569,11 @@ pub fn duplicate_table(name: &str) -> SqlError {
         codes::DUPLICATE_TABLE,
         format!("relation \"{name}\" already exists"),
     )
+}
+
+/// The name of the sequence an identity column of `table` owns.
+pub fn owned_sequence_name(table: &str, column: &str) -> String {
+    format!("{table}_{column}_seq")
 }
 
 fn not_a_sequence(name: &str) -> SqlError {

@@ -477,7 +477,7 @@ pub(crate) struct IdentitySequence {
 
 /// The name of the sequence an identity column of `table` owns.
 fn owned_sequence_name(table: &str, column: &str) -> String {
-    format!("{table}_{column}_seq")
+    crate::catalog::owned_sequence_name(table, column)
 }
 
 impl Pending {
@@ -2673,6 +2673,133 @@ async fn create_sequence(
     Ok(QueryOutput::command("CREATE SEQUENCE"))
 }
 
+/// `ALTER SEQUENCE`: options not given keep their values (NO MINVALUE /
+/// NO MAXVALUE: the defaults for the increment's sign); START WITH changes
+/// what RESTART goes back to, not the next value; RESTART [WITH n] makes
+/// the next `nextval` give the start value (n). The counter is changed
+/// outside the transaction, as `nextval` and `setval` change it.
+// TODO(issue 13): OWNED BY is checked (the table and column must exist)
+// but not recorded: the sequence is not dropped with its table and
+// pg_get_serial_sequence does not find it. Changing INCREMENT of a
+// sequence never used (or reset by setval(…, false) / RESTART) moves its
+// next value by the difference, where PostgreSQL still gives the start.
+async fn alter_sequence(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    name: &ObjectName,
+    if_exists: bool,
+    options: &[SequenceOptions],
+    restart: Option<Option<i64>>,
+) -> SqlResult<QueryOutput> {
+    let q = qualify(database, name)?;
+    let db_id = node.catalog.require_database(txn, &q.database).await?;
+    let Some(id) = node.catalog.table_id(txn, db_id, &q.name).await? else {
+        if if_exists {
+            return Ok(QueryOutput::command("ALTER SEQUENCE"));
+        }
+        return Err(SqlError::undefined_table(&q.name));
+    };
+    let mut t = node.catalog.table_for_update(txn, id).await?;
+    let Some(old) = t.sequence.clone() else {
+        return Err(SqlError::new(
+            codes::WRONG_OBJECT_TYPE,
+            format!("\"{}\" is not a sequence", q.name),
+        ));
+    };
+    let mut seq = old.clone();
+    let (mut min, mut max) = (Some(old.min_value), Some(old.max_value));
+    for o in options {
+        match o {
+            SequenceOptions::IncrementBy(e, _) => seq.increment = const_i64(e)?,
+            SequenceOptions::StartWith(e, _) => seq.start = const_i64(e)?,
+            SequenceOptions::MinValue(e) => min = e.as_ref().map(const_i64).transpose()?,
+            SequenceOptions::MaxValue(e) => max = e.as_ref().map(const_i64).transpose()?,
+            SequenceOptions::Cycle(no) => seq.cycle = !*no,
+            SequenceOptions::OwnedBy(Some(owner)) => {
+                let parts = name_parts(owner);
+                let Some((column, table)) = parts.split_last() else {
+                    return Err(SqlError::syntax("OWNED BY: expected table.column"));
+                };
+                if table.is_empty() {
+                    return Err(SqlError::new(
+                        codes::INVALID_PARAMETER_VALUE,
+                        "invalid OWNED BY option",
+                    ));
+                }
+                let table = ObjectName::from(
+                    table
+                        .iter()
+                        .map(|p| Ident::with_quote('"', p))
+                        .collect::<Vec<_>>(),
+                );
+                let tq = qualify(database, &table)?;
+                let tdb = node.catalog.require_database(txn, &tq.database).await?;
+                let Some(tid) = node.catalog.table_id(txn, tdb, &tq.name).await? else {
+                    return Err(SqlError::undefined_table(&tq.name));
+                };
+                let owner = node.catalog.table_by_id(txn, tid).await?;
+                if owner.column_by_name(column).is_none() {
+                    return Err(SqlError::new(
+                        codes::UNDEFINED_COLUMN,
+                        format!(
+                            "column \"{column}\" of relation \"{}\" does not exist",
+                            tq.name
+                        ),
+                    ));
+                }
+            }
+            SequenceOptions::OwnedBy(None)
+            | SequenceOptions::Cache(_)
+            | SequenceOptions::DataType(_) => {}
+        }
+    }
+    if seq.increment == 0 {
+        return Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            "INCREMENT must not be zero",
+        ));
+    }
+    seq.min_value = min.unwrap_or(if seq.increment > 0 { 1 } else { i64::MIN });
+    seq.max_value = max.unwrap_or(if seq.increment > 0 { i64::MAX } else { -1 });
+    let invalid = |m: String| SqlError::new(codes::INVALID_PARAMETER_VALUE, m);
+    if seq.min_value >= seq.max_value {
+        return Err(invalid(format!(
+            "MINVALUE ({}) must be less than MAXVALUE ({})",
+            seq.min_value, seq.max_value
+        )));
+    }
+    let bounded = |what: &str, v: i64| {
+        if v < seq.min_value {
+            Err(invalid(format!(
+                "{what} value ({v}) cannot be less than MINVALUE ({})",
+                seq.min_value
+            )))
+        } else if v > seq.max_value {
+            Err(invalid(format!(
+                "{what} value ({v}) cannot be greater than MAXVALUE ({})",
+                seq.max_value
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    bounded("START", seq.start)?;
+    let restart = restart.map(|r| r.unwrap_or(seq.start));
+    if let Some(r) = restart {
+        bounded("RESTART", r)?;
+    }
+    let increment = seq.increment;
+    t.sequence = Some(seq);
+    node.catalog.write_tables(txn, &[t]).await?;
+    if let Some(r) = restart {
+        node.catalog
+            .put_sequence_counter(id, r.wrapping_sub(increment))
+            .await?;
+    }
+    Ok(QueryOutput::command("ALTER SEQUENCE"))
+}
+
 /// Creates sequence `name` of database `db_id`, before its first value.
 async fn write_sequence(
     node: &SqlNode,
@@ -3154,6 +3281,17 @@ pub async fn execute_ours(
         Ours::Move(_) => Err(SqlError::internal("MOVE outside a session")),
         Ours::SplitAt { target, query } => {
             Box::pin(split_at(node, txn, database, target, query)).await
+        }
+        Ours::AlterSequence {
+            name,
+            if_exists,
+            options,
+            restart,
+        } => {
+            Box::pin(alter_sequence(
+                node, txn, database, name, *if_exists, options, *restart,
+            ))
+            .await
         }
         Ours::ShowRanges { target, index } => {
             Box::pin(show_ranges(node, txn, database, target, *index)).await

@@ -53,6 +53,10 @@ const SHOW_STATISTICS_MARKER: &str = "tardigrade:show_statistics";
 /// by NUL.
 // TODO(issue 12): build [`Ours`] from the tokens directly, without markers.
 const CREATE_STATISTICS_MARKER: &str = "tardigrade:create_statistics";
+/// First name part of the `CREATE SEQUENCE` standing for `ALTER SEQUENCE`
+/// (followed by `:<IF EXISTS 0|1>:<RESTART: empty, `start` or the value>`);
+/// [`classify`] turns it into [`Ours::AlterSequence`].
+const ALTER_SEQUENCE_MARKER: &str = "tardigrade:alter_sequence:";
 /// The `INTO` target a `MOVE` (parsed as `FETCH`) carries until [`classify`]
 /// turns it into [`Ours::Move`].
 const MOVE_MARKER: &str = "tardigrade:move";
@@ -113,6 +117,15 @@ pub enum Ours {
     },
     /// `MOVE …`: the `FETCH` statement it moves like, without its rows.
     Move(Box<Statement>),
+    /// `ALTER SEQUENCE [IF EXISTS] name options`: the options CREATE
+    /// SEQUENCE takes, and `RESTART [[WITH] n]` (`Some(None)`: back to the
+    /// start value).
+    AlterSequence {
+        name: ObjectName,
+        if_exists: bool,
+        options: Vec<sqlparser::ast::SequenceOptions>,
+        restart: Option<Option<i64>>,
+    },
 }
 
 impl Stmt {
@@ -136,6 +149,27 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Stmt>> {
 /// [`rewrite_statement`]); they are turned into [`Ours`] here and nowhere
 /// else reads the markers.
 fn classify(s: Statement) -> Stmt {
+    if let Statement::CreateSequence {
+        name,
+        sequence_options,
+        ..
+    } = &s
+        && let Some(sqlparser::ast::ObjectNamePart::Identifier(first)) = name.0.first()
+        && let Some(rest) = first.value.strip_prefix(ALTER_SEQUENCE_MARKER)
+    {
+        let (if_exists, restart) = rest.split_once(':').unwrap_or((rest, ""));
+        let restart = match restart {
+            "" => None,
+            "start" => Some(None),
+            n => Some(n.parse().ok()),
+        };
+        return Stmt::Ours(Ours::AlterSequence {
+            name: ObjectName(name.0[1..].to_vec()),
+            if_exists: if_exists == "1",
+            options: sequence_options.clone(),
+            restart,
+        });
+    }
     if let Statement::Fetch {
         into: Some(into), ..
     } = &s
@@ -355,6 +389,7 @@ fn might_need_rewrite(sql: &str) -> bool {
         "move",
         "fetch",
         "exclude",
+        "sequence",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -369,6 +404,12 @@ enum Fixup {
     TableIndexes(Vec<TableConstraint>),
     /// Replace the placeholder with this statement.
     Replace(Box<Statement>),
+    /// An `ALTER SEQUENCE` parsed as `CREATE SEQUENCE`: mark it
+    /// ([`ALTER_SEQUENCE_MARKER`]).
+    AlterSequence {
+        if_exists: bool,
+        restart: Option<Option<i64>>,
+    },
 }
 
 fn apply_fixup(s: &mut Statement, f: Fixup) {
@@ -384,6 +425,20 @@ fn apply_fixup(s: &mut Statement, f: Fixup) {
             }
         }
         Fixup::Replace(r) => *s = *r,
+        Fixup::AlterSequence { if_exists, restart } => {
+            if let Statement::CreateSequence { name, .. } = s {
+                let restart = match restart {
+                    None => String::new(),
+                    Some(None) => "start".to_string(),
+                    Some(Some(n)) => n.to_string(),
+                };
+                let marker = format!("{ALTER_SEQUENCE_MARKER}{}:{restart}", if_exists as u8);
+                name.0.insert(
+                    0,
+                    sqlparser::ast::ObjectNamePart::Identifier(Ident::with_quote('"', marker)),
+                );
+            }
+        }
         Fixup::Move => {
             if let Statement::Fetch { into, .. } = s {
                 *into = Some(ObjectName::from(vec![Ident::with_quote('"', MOVE_MARKER)]));
@@ -602,6 +657,59 @@ fn rewrite_statement(
             return Ok((out, Some(Fixup::Move)));
         }
         return Ok((out, None));
+    }
+    // ALTER SEQUENCE [IF EXISTS] name options: parsed as CREATE SEQUENCE,
+    // without IF EXISTS and RESTART (which CREATE does not take).
+    if word(0, "alter") && word(1, "sequence") {
+        let mut drop = vec![false; stmt.len()];
+        let if_exists = word(2, "if") && word(3, "exists");
+        if if_exists {
+            drop[sig[2]] = true;
+            drop[sig[3]] = true;
+        }
+        let mut restart = None;
+        if let Some(k) = (2..sig.len()).find(|&k| word(k, "restart")) {
+            drop[sig[k]] = true;
+            let mut j = k + 1;
+            if word(j, "with") {
+                drop[sig[j]] = true;
+                j += 1;
+            }
+            let negative = sig.get(j).is_some_and(|&i| stmt[i].token == Token::Minus);
+            let at = if negative { j + 1 } else { j };
+            let value = match sig.get(at).map(|&i| &stmt[i].token) {
+                Some(Token::Number(n, _)) => {
+                    let text = if negative { format!("-{n}") } else { n.clone() };
+                    let v = text.parse::<i64>().map_err(|_| {
+                        SqlError::syntax(format!(
+                            "ALTER SEQUENCE: RESTART value {text} is not a bigint"
+                        ))
+                    })?;
+                    for &i in &sig[j..=at] {
+                        drop[i] = true;
+                    }
+                    Some(v)
+                }
+                _ if at > k + 1 => {
+                    return Err(SqlError::syntax(
+                        "ALTER SEQUENCE: expected a number after RESTART WITH",
+                    ));
+                }
+                _ => None,
+            };
+            restart = Some(value);
+        }
+        let mut out: Vec<TokenWithSpan> = stmt
+            .iter()
+            .zip(&drop)
+            .filter(|(_, d)| !**d)
+            .map(|(t, _)| t.clone())
+            .collect();
+        if let Some(first) = stmt.iter().position(|t| !is_space(&t.token)) {
+            let at = out.iter().position(|t| !is_space(&t.token)).unwrap_or(0);
+            out[at] = with_span(Token::make_keyword("CREATE"), &stmt[first]);
+        }
+        return Ok((out, Some(Fixup::AlterSequence { if_exists, restart })));
     }
     // UPSERT INTO …
     if word(0, "upsert") {

@@ -1144,6 +1144,7 @@ fn check_read_only(settings: &Settings, statement: &Stmt) -> SqlResult<()> {
         // SPLIT AT changes the table's ranges; CREATE STATISTICS is
         // ANALYZE, which PostgreSQL allows.
         Stmt::Ours(Ours::SplitAt { .. }) => Some("ALTER TABLE".to_string()),
+        Stmt::Ours(Ours::AlterSequence { .. }) => Some("ALTER SEQUENCE".to_string()),
         Stmt::Ours(_) => None,
         Stmt::Sql(s) => write_command(s),
     };

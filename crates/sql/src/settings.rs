@@ -175,6 +175,16 @@ pub struct Settings {
     /// ([`crate::advisory`]); the executor sees the session through its
     /// settings.
     session_id: u64,
+    /// The values `nextval` last gave this session, for `currval` and
+    /// `lastval`.
+    sequences: Mutex<SequenceValues>,
+}
+
+/// A session's `currval` (by sequence id) and `lastval` values.
+#[derive(Default)]
+struct SequenceValues {
+    current: std::collections::HashMap<u32, i64>,
+    last: Option<i64>,
 }
 
 impl Default for Settings {
@@ -183,6 +193,7 @@ impl Default for Settings {
             inner: Default::default(),
             generation: Default::default(),
             session_id: crate::advisory::new_session_id(),
+            sequences: Default::default(),
         }
     }
 }
@@ -351,6 +362,43 @@ impl Settings {
     /// The session's identity as a holder of advisory locks.
     pub fn session_id(&self) -> u64 {
         self.session_id
+    }
+
+    /// Records a value `nextval` gave (`last`: and for `lastval`; `setval`
+    /// sets only `currval`).
+    pub fn record_sequence_value(&self, sequence: u32, value: i64, last: bool) {
+        let mut s = self.sequences.lock();
+        s.current.insert(sequence, value);
+        if last {
+            s.last = Some(value);
+        }
+    }
+
+    /// `currval`: the value `nextval` last gave this session for
+    /// `sequence` (55000 before the first).
+    pub fn currval(&self, sequence: u32, name: &str) -> SqlResult<i64> {
+        self.sequences
+            .lock()
+            .current
+            .get(&sequence)
+            .copied()
+            .ok_or_else(|| {
+                SqlError::new(
+                    codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("currval of sequence \"{name}\" is not yet defined in this session"),
+                )
+            })
+    }
+
+    /// `lastval`: the value `nextval` last gave this session, whatever the
+    /// sequence (55000 before the first).
+    pub fn lastval(&self) -> SqlResult<i64> {
+        self.sequences.lock().last.ok_or_else(|| {
+            SqlError::new(
+                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "lastval is not yet defined in this session",
+            )
+        })
     }
 
     pub fn generation(&self) -> u64 {

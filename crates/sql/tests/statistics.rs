@@ -79,10 +79,10 @@ async fn create_statistics_counts_rows_distinct_values_and_nulls() {
         "indexed column: one bucket per value at most"
     );
     let n = &got[2];
-    assert_eq!(
-        (n.2, n.3, n.4),
-        (3, 500, 0),
-        "{n:?}: unindexed, no histogram"
+    assert_eq!((n.2, n.3), (3, 500), "{n:?}");
+    assert!(
+        n.4 > 0 && n.4 <= 3,
+        "{n:?}: an unindexed column has a histogram too, one bucket per value at most"
     );
 
     // ON a column replaces only that column's statistics.

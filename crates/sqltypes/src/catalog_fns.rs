@@ -86,6 +86,17 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         ("pg_get_statisticsobjdef_columns", [o]) if int(o) => T::Text,
         ("to_regtype", [n]) if text(n) => T::Int8,
         ("pg_get_serial_sequence", [t, c]) if text(t) && text(c) => T::Text,
+        // Sequence functions (sql's exec runs them with the session).
+        ("currval", [n]) if text(n) => T::Int8,
+        ("setval", [n, v]) if text(n) && (v.is_integer() || *v == T::Unknown) => T::Int8,
+        ("setval", [n, v, c])
+            if text(n)
+                && (v.is_integer() || *v == T::Unknown)
+                && matches!(c, T::Bool | T::Unknown) =>
+        {
+            T::Int8
+        }
+        ("lastval", []) => T::Int8,
         ("current_setting", [n]) if text(n) => T::Text,
         ("current_setting", [n, T::Bool]) if text(n) => T::Text,
         ("set_config", [n, v, T::Bool]) if text(n) && text(v) => T::Text,
@@ -198,10 +209,9 @@ pub fn call_function(name: &str, args: &[Value]) -> SqlResult<Value> {
         | "pg_try_advisory_lock"
         | "pg_try_advisory_xact_lock"
         | "pg_advisory_unlock" => Value::Null,
-        // SERIAL columns default to unique_rowid(), as in CockroachDB: no
-        // sequence owns them. TODO(issue 13): columns whose DEFAULT is a
-        // sequence's nextval() (serial_normalization = sql_sequence).
-        "pg_get_serial_sequence" => Value::Null,
+        // The executor runs them with the catalog and the session (sql's
+        // eval_row), never here.
+        "pg_get_serial_sequence" | "currval" | "setval" | "lastval" => Value::Null,
         // Evaluated with the session (sql::plan::eval), never here.
         "current_setting" | "set_config" => Value::Null,
         "pg_backend_pid" => Value::Int(i64::from(std::process::id())),

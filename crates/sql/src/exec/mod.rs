@@ -61,6 +61,9 @@ type ScanKey = (
 pub struct CachedPlan {
     tables: Vec<(String, u32, u64, u64)>,
     plan: BoundPlan,
+    /// Data-modifying CTEs, run in order before `plan`, each with the id of
+    /// the work table its RETURNING rows are read as.
+    modifying: Vec<(usize, crate::plan::dml::BoundDml)>,
 }
 
 enum BoundPlan {
@@ -214,18 +217,22 @@ pub async fn execute_statement(
             }
             let mut binder = Binder::new(&tables, &types).with_stats(stats);
             let plan = match statement {
-                Statement::Query(q) => {
-                    let bound = binder.bind_query(q)?;
-                    BoundPlan::Query {
-                        rel: Box::new(crate::plan::index::optimize(bound.rel)),
-                        scope: bound.scope,
+                Statement::Query(q) => match binder.bind_query_dml(q)? {
+                    Some(dml) => BoundPlan::Dml(Box::new(dml)),
+                    None => {
+                        let bound = binder.bind_query(q)?;
+                        BoundPlan::Query {
+                            rel: Box::new(crate::plan::index::optimize(bound.rel)),
+                            scope: bound.scope,
+                        }
                     }
-                }
+                },
                 other => BoundPlan::Dml(Box::new(crate::plan::dml::bind_dml(&mut binder, other)?)),
             };
             let plan = Arc::new(CachedPlan {
                 tables: versions,
                 plan,
+                modifying: binder.take_modifying_ctes(),
             });
             if let Some(c) = cache {
                 *c.lock() = Some(plan.clone());
@@ -234,6 +241,10 @@ pub async fn execute_statement(
         }
     };
     let mut exec = Executor::new(node, txn, database, params).in_session(user, settings);
+    for (id, dml) in &plan.modifying {
+        let out = dml.execute(&mut exec).await?;
+        exec.work_tables.insert(*id, Arc::new(out.rows));
+    }
     match &plan.plan {
         BoundPlan::Query { rel, scope } => match sink {
             Some(sink) => exec.stream(rel, scope, sink).await,
@@ -318,6 +329,12 @@ async fn explain(
     match inner {
         Statement::Query(q) => {
             let bound = binder.bind_query(q)?;
+            if !binder.take_modifying_ctes().is_empty() {
+                // TODO(issue 13): EXPLAIN of data-modifying CTEs.
+                return Err(SqlError::unsupported(
+                    "EXPLAIN of a statement with a data-modifying WITH is not supported",
+                ));
+            }
             if flags.opt || flags.memo {
                 let mut memos = Vec::new();
                 let rel = crate::plan::index::optimize_logical_recording(
@@ -352,6 +369,11 @@ async fn explain(
         Statement::Explain { .. } => Err(SqlError::syntax("EXPLAIN of an EXPLAIN")),
         other => {
             let dml = crate::plan::dml::bind_dml(&mut binder, other)?;
+            if !binder.take_modifying_ctes().is_empty() {
+                return Err(SqlError::unsupported(
+                    "EXPLAIN of a statement with a data-modifying WITH is not supported",
+                ));
+            }
             if !flags.analyze {
                 return Ok(dml.explain(flags.render, None));
             }
@@ -861,12 +883,19 @@ impl<'a> Executor<'a> {
                     if self.settings.is_some_and(|s| s.read_only()) {
                         return Err(crate::settings::read_only_error("nextval()"));
                     }
-                    let v = self
+                    let (seq_id, v) = self
                         .node
                         .catalog
                         .next_sequence_value(self.txn, self.database, sequence)
                         .await?;
+                    if let Some(settings) = self.settings {
+                        settings.record_sequence_value(seq_id, v, true);
+                    }
                     values.nextvals.insert(*id, v);
+                }
+                Scalar::Func { name, args, .. } if crate::plan::is_sequence_fn(name) => {
+                    let v = self.sequence_fn(name, args, row, outer, &values).await?;
+                    values.advisory.insert(s as *const Scalar as usize, v);
                 }
                 Scalar::Func { name, args, .. } if crate::plan::is_advisory(name) => {
                     let v = self.advisory(name, args, row, outer).await?;
@@ -894,6 +923,83 @@ impl<'a> Executor<'a> {
             }
         }
         Ok(values)
+    }
+
+    /// Runs `currval`, `setval`, `lastval` or `pg_get_serial_sequence`
+    /// ([`crate::plan::is_sequence_fn`]) for the session. Strict: a NULL
+    /// argument gives NULL.
+    async fn sequence_fn(
+        &mut self,
+        name: &str,
+        args: &[Scalar],
+        row: &[Value],
+        outer: &[Row],
+        values: &RowValues,
+    ) -> SqlResult<Value> {
+        let mut vals = Vec::with_capacity(args.len());
+        for a in args {
+            vals.push(crate::plan::eval::eval(
+                a,
+                row,
+                &self.ctx(outer, Some(values)),
+            )?);
+        }
+        if vals.iter().any(|v| matches!(v, Value::Null)) {
+            return Ok(Value::Null);
+        }
+        let text = |i: usize| match vals.get(i) {
+            Some(Value::Text(t)) => Ok(t.clone()),
+            _ => Err(SqlError::datatype_mismatch(format!(
+                "{name} takes a relation name"
+            ))),
+        };
+        if name == "pg_get_serial_sequence" {
+            let table = relation_name(&text(0)?);
+            let column = text(1)?;
+            let seq = self
+                .node
+                .catalog
+                .owned_sequence(self.txn, self.database, &table, &column)
+                .await?;
+            return Ok(seq.map_or(Value::Null, Value::Text));
+        }
+        let Some(settings) = self.settings else {
+            return Err(SqlError::unsupported(format!("{name} needs a session")));
+        };
+        match name {
+            "lastval" => Ok(Value::Int(settings.lastval()?)),
+            "currval" => {
+                let seq = relation_name(&text(0)?);
+                let id = self
+                    .node
+                    .catalog
+                    .sequence_id(self.txn, self.database, &seq)
+                    .await?;
+                Ok(Value::Int(settings.currval(id, &seq)?))
+            }
+            _ => {
+                if settings.read_only() {
+                    return Err(crate::settings::read_only_error("setval()"));
+                }
+                let seq = relation_name(&text(0)?);
+                let value = match vals.get(1) {
+                    Some(v) => as_int(v).ok_or_else(|| {
+                        SqlError::datatype_mismatch("setval takes a bigint value")
+                    })?,
+                    None => return Err(SqlError::internal("setval without a value")),
+                };
+                let is_called = !matches!(vals.get(2), Some(Value::Bool(false)));
+                let id = self
+                    .node
+                    .catalog
+                    .set_sequence_value(self.txn, self.database, &seq, value, is_called)
+                    .await?;
+                if is_called {
+                    settings.record_sequence_value(id, value, false);
+                }
+                Ok(Value::Int(value))
+            }
+        }
     }
 
     /// Runs an advisory lock function for the session
@@ -1160,12 +1266,24 @@ fn as_int(v: &Value) -> Option<i64> {
     }
 }
 
+/// Children first: a function the executor runs (`setval('s', (SELECT
+/// …))`) finds its arguments' subqueries computed.
 fn collect_async<'s>(s: &'s Scalar, out: &mut Vec<&'s Scalar>) {
-    if matches!(s, Scalar::Subquery(_) | Scalar::NextVal { .. }) || crate::plan::is_sleep(s) {
-        out.push(s);
-    }
     // The IN / ANY left operand of a subquery may hold more.
     for c in s.children() {
         collect_async(c, out);
+    }
+    if matches!(s, Scalar::Subquery(_) | Scalar::NextVal { .. }) || crate::plan::is_sleep(s) {
+        out.push(s);
+    }
+}
+
+/// A relation named in a string (`currval('s')`): lowercased, unless
+/// double-quoted (`'"S"'`), as PostgreSQL reads a regclass literal.
+fn relation_name(text: &str) -> String {
+    let t = text.trim();
+    match t.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if !inner.is_empty() => inner.replace("\"\"", "\""),
+        _ => t.to_lowercase(),
     }
 }

@@ -81,6 +81,13 @@ pub struct Binder<'a> {
     stats: crate::stats::StatsMap,
     /// The optimizer rules the plans bound here (DML sources) run with.
     rules: super::rules::Rules,
+    /// The data-modifying CTEs of the statement, in order, each with the id
+    /// of the [`Rel::WorkTable`] its RETURNING rows are read as
+    /// ([`Binder::take_modifying_ctes`]).
+    modifying: Vec<(usize, super::dml::BoundDml)>,
+    /// How many queries are being bound, one inside the other (1: the
+    /// statement's own).
+    query_depth: usize,
 }
 
 pub use crate::parse::normalize;
@@ -225,7 +232,10 @@ pub async fn describe(
     let tables = collect_tables(node, txn, database, statement).await?;
     let mut binder = Binder::new(&tables, param_types);
     let columns = match statement {
-        Statement::Query(q) => Some(binder.bind_query(q)?.scope),
+        Statement::Query(q) => match binder.bind_query_dml(q)? {
+            Some(dml) => dml.returning_scope(),
+            None => Some(binder.bind_query(q)?.scope),
+        },
         Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
             let dml = super::dml::bind_dml(&mut binder, statement)?;
             dml.returning_scope()
@@ -291,6 +301,8 @@ impl<'a> Binder<'a> {
             window_ban: WindowBan::Here,
             named_windows: Vec::new(),
             next_subquery: 0,
+            modifying: Vec::new(),
+            query_depth: 0,
             stats: crate::stats::StatsMap::new(),
             rules: super::rules::Rules::all(),
         }
@@ -329,7 +341,38 @@ impl<'a> Binder<'a> {
     // ----- queries -----
 
     pub fn bind_query(&mut self, query: &Query) -> SqlResult<BoundQuery> {
-        crate::stack::grow(|| self.bind_query_node(query))
+        self.query_depth += 1;
+        let bound = crate::stack::grow(|| self.bind_query_node(query));
+        self.query_depth -= 1;
+        bound
+    }
+
+    /// `WITH … INSERT / UPDATE / DELETE`: the statement bound with its CTEs
+    /// in scope; `None` when `query` is a plain query.
+    pub fn bind_query_dml(&mut self, query: &Query) -> SqlResult<Option<super::dml::BoundDml>> {
+        let (SetExpr::Insert(statement) | SetExpr::Update(statement) | SetExpr::Delete(statement)) =
+            query.body.as_ref()
+        else {
+            return Ok(None);
+        };
+        self.query_depth += 1;
+        if let Some(with) = &query.with {
+            self.ctes.push(HashMap::new());
+            self.bind_ctes(with)?;
+        }
+        let dml = super::dml::bind_dml(self, statement);
+        if query.with.is_some() {
+            self.ctes.pop();
+        }
+        self.query_depth -= 1;
+        dml.map(Some)
+    }
+
+    /// The data-modifying CTEs bound so far (see `modifying`): the executor
+    /// runs each once, in order, before the statement, and keeps its
+    /// RETURNING rows as the work table of the id.
+    pub fn take_modifying_ctes(&mut self) -> Vec<(usize, super::dml::BoundDml)> {
+        std::mem::take(&mut self.modifying)
     }
 
     fn bind_query_node(&mut self, query: &Query) -> SqlResult<BoundQuery> {
@@ -337,50 +380,100 @@ impl<'a> Binder<'a> {
         if let Some(with) = &query.with {
             self.ctes.push(HashMap::new());
             pushed_ctes = true;
-            for cte in &with.cte_tables {
-                let name = normalize(&cte.alias.name);
-                if matches!(
-                    cte.query.body.as_ref(),
-                    SetExpr::Insert(_)
-                        | SetExpr::Update(_)
-                        | SetExpr::Delete(_)
-                        | SetExpr::Merge(_)
-                ) {
-                    // TODO(issue 13): data-modifying CTEs: run each once
-                    // before the query (its RETURNING rows as a work table).
-                    self.ctes.pop();
-                    return Err(SqlError::unsupported(
-                        "data-modifying statements in WITH (INSERT/UPDATE/DELETE … RETURNING) are not supported",
-                    ));
-                }
-                if with.recursive
-                    && let Some(bound) = self.bind_recursive_cte(cte, &name)?
-                {
-                    if let Some(frame) = self.ctes.last_mut() {
-                        frame.insert(name, Arc::new((bound.rel, bound.scope)));
-                    }
-                    continue;
-                }
-                let bound = self.bind_query(&cte.query)?;
-                let mut scope = bound.scope;
-                for (i, c) in cte.alias.columns.iter().enumerate() {
-                    if let Some(col) = scope.get_mut(i) {
-                        col.name = normalize(&c.name);
-                    }
-                }
-                for col in &mut scope {
-                    col.table = Some(name.clone());
-                }
-                if let Some(frame) = self.ctes.last_mut() {
-                    frame.insert(name, Arc::new((bound.rel, scope)));
-                }
-            }
+            self.bind_ctes(with)?;
         }
         let result = self.bind_query_body(query);
         if pushed_ctes {
             self.ctes.pop();
         }
         result
+    }
+
+    /// Binds the CTEs of `with` into the innermost CTE frame.
+    fn bind_ctes(&mut self, with: &ast::With) -> SqlResult<()> {
+        for cte in &with.cte_tables {
+            let name = normalize(&cte.alias.name);
+            if let SetExpr::Merge(_) = cte.query.body.as_ref() {
+                return Err(SqlError::unsupported("MERGE in WITH is not supported"));
+            }
+            if let SetExpr::Insert(statement)
+            | SetExpr::Update(statement)
+            | SetExpr::Delete(statement) = cte.query.body.as_ref()
+            {
+                self.bind_modifying_cte(cte, &name, statement)?;
+                continue;
+            }
+            if with.recursive
+                && let Some(bound) = self.bind_recursive_cte(cte, &name)?
+            {
+                if let Some(frame) = self.ctes.last_mut() {
+                    frame.insert(name, Arc::new((bound.rel, bound.scope)));
+                }
+                continue;
+            }
+            let bound = self.bind_query(&cte.query)?;
+            let mut scope = bound.scope;
+            for (i, c) in cte.alias.columns.iter().enumerate() {
+                if let Some(col) = scope.get_mut(i) {
+                    col.name = normalize(&c.name);
+                }
+            }
+            for col in &mut scope {
+                col.table = Some(name.clone());
+            }
+            if let Some(frame) = self.ctes.last_mut() {
+                frame.insert(name, Arc::new((bound.rel, scope)));
+            }
+        }
+        Ok(())
+    }
+
+    /// A data-modifying CTE (`x AS (INSERT … RETURNING …)`): bound here,
+    /// run once by the executor before the statement (even when nothing
+    /// reads it); its references read its RETURNING rows as a
+    /// [`Rel::WorkTable`].
+    // TODO(issue 13): the statement reads the tables after the CTEs wrote
+    // them (in its transaction), where PostgreSQL's statement sees the
+    // snapshot from before them: `WITH d AS (DELETE FROM t RETURNING *)
+    // SELECT count(*) FROM t` counts the rows left here. A CTE without
+    // RETURNING is not in scope (42P01 where PostgreSQL reports 42P10 when
+    // it is read).
+    fn bind_modifying_cte(
+        &mut self,
+        cte: &ast::Cte,
+        name: &str,
+        statement: &Statement,
+    ) -> SqlResult<()> {
+        if self.query_depth > 1 {
+            return Err(SqlError::unsupported(
+                "WITH clause containing a data-modifying statement must be at the top level",
+            ));
+        }
+        let dml = super::dml::bind_dml(self, statement)?;
+        let id = self.next_subquery;
+        self.next_subquery += 1;
+        let returning = dml.returning_scope();
+        self.modifying.push((id, dml));
+        let Some(returning) = returning else {
+            return Ok(());
+        };
+        let mut scope: Scope = returning.into_iter().filter(|c| !c.hidden).collect();
+        for (i, c) in cte.alias.columns.iter().enumerate() {
+            if let Some(col) = scope.get_mut(i) {
+                col.name = normalize(&c.name);
+            }
+        }
+        for col in &mut scope {
+            col.table = Some(name.to_string());
+        }
+        let types = scope.iter().map(|c| c.ty).collect();
+        if let Some(frame) = self.ctes.last_mut() {
+            frame.insert(
+                name.to_string(),
+                Arc::new((Rel::WorkTable { id, types }, scope)),
+            );
+        }
+        Ok(())
     }
 
     /// A CTE of `WITH RECURSIVE` whose query is `base UNION [ALL] step`

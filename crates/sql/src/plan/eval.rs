@@ -143,7 +143,7 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
         }
         Scalar::Func { name, args, .. } => match name.as_str() {
             // run by the executor before the row (exec's eval_row)
-            n if crate::plan::is_advisory(n) => match ctx
+            n if crate::plan::is_advisory(n) || crate::plan::is_sequence_fn(n) => match ctx
                 .row_values
                 .and_then(|r| r.advisory.get(&(s as *const Scalar as usize)))
             {

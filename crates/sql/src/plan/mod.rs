@@ -887,14 +887,28 @@ pub fn reads_session(name: &str) -> bool {
             | "user"
             | "current_setting"
             | "set_config"
+            | "pg_get_serial_sequence"
     )
 }
 
 /// `pg_sleep(seconds)`: the executor waits (cancellably) before the row.
 /// The advisory lock functions, which may wait too and need the session,
 /// are run there as well.
+/// The sequence functions ([`is_sequence_fn`]) too: they need the catalog
+/// and the session.
 pub fn is_sleep(s: &Scalar) -> bool {
-    matches!(s, Scalar::Func { name, .. } if name == "pg_sleep" || is_advisory(name))
+    matches!(s, Scalar::Func { name, .. }
+        if name == "pg_sleep" || is_advisory(name) || is_sequence_fn(name))
+}
+
+/// `currval`, `setval`, `lastval` and `pg_get_serial_sequence`: run by the
+/// executor before the row, with the catalog and the session's sequence
+/// values (`nextval` is [`Scalar::NextVal`]).
+pub fn is_sequence_fn(name: &str) -> bool {
+    matches!(
+        name,
+        "currval" | "setval" | "lastval" | "pg_get_serial_sequence"
+    )
 }
 
 /// The advisory lock functions ([`crate::advisory`]).
@@ -930,6 +944,9 @@ pub fn is_volatile(name: &str) -> bool {
             | "clock_timestamp"
             | "localtimestamp"
             | "unique_rowid"
+            | "currval"
+            | "setval"
+            | "lastval"
     )
 }
 

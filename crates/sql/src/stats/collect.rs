@@ -1,7 +1,7 @@
 //! Collecting table statistics: one pass over the primary index counting rows
 //! and NULLs exactly, estimating distinct counts with a HyperLogLog sketch per
-//! column, and keeping a reservoir sample of rows from which each indexed
-//! column's equi-depth histogram is built (CockroachDB samples 10,000 rows and
+//! column, and keeping a reservoir sample of rows from which each column's
+//! equi-depth histogram is built (JSONB and arrays excepted) (CockroachDB samples 10,000 rows and
 //! builds up to 200 buckets; so do we). Memory stays bounded whatever the
 //! table's size: the sketches and the sample are fixed-size.
 //!
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tardigrade_kv::Db;
-use tardigrade_sqltypes::{SqlError, SqlResult, Value};
+use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
 use super::{Bucket, ColumnStats, TableStats, encode, read, stats_key};
 use crate::catalog::{ColumnId, TableDesc, kv_err};
@@ -108,12 +108,12 @@ pub async fn collect(db: &Db, table: &Arc<TableDesc>, request: &Request) -> SqlR
             .filter_map(|id| table.column_position(*id))
             .collect()
     };
+    // Every column whose values have a useful order gets a histogram, indexed
+    // or not (a filter on any column is estimated from it, as PostgreSQL's
+    // statistics cover every column): not JSONB documents or arrays.
     let histogram_columns: Vec<bool> = positions
         .iter()
-        .map(|&p| {
-            let id = table.columns[p].id;
-            table.all_indexes().any(|i| i.columns.contains(&id))
-        })
+        .map(|&p| !matches!(table.columns[p].ty, SqlType::Jsonb | SqlType::Array(_)))
         .collect();
     let mut sketches: Vec<Sketch> = positions.iter().map(|_| Sketch::new()).collect();
     let mut nulls = vec![0u64; positions.len()];

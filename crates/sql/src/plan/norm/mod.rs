@@ -8,12 +8,12 @@
 //!
 //! - [`or_factor`]: conjuncts common to every branch of an OR move out of
 //!   it, so a join equality repeated in each branch becomes a join key.
-//! - [`scalar_subquery`]: a correlated scalar subquery computing an
-//!   aggregate in a filter becomes a left join with the aggregate grouped by
-//!   the correlation columns.
 //! - [`semi_join`]: `EXISTS`, `NOT EXISTS` and `IN (subquery)` conjuncts of a
 //!   filter or an inner join condition become semi and anti joins, so a
 //!   correlated subquery no longer runs once per outer row.
+//! - [`scalar_subquery`]: a correlated scalar subquery computing an
+//!   aggregate in a filter becomes a left join with the aggregate grouped by
+//!   the correlation columns.
 //! - [`outer_join`]: a left, right or full join whose null-extended rows a
 //!   filter or join condition above rejects becomes an inner (or one-sided)
 //!   join, which join ordering and filter pushdown can then work on.
@@ -68,8 +68,10 @@ pub fn normalize_with(rel: Rel, rules: Rules) -> Rel {
     let mut rel = super::map_subquery_plans(rel, &mut |p| normalize_with(p, rules));
     let steps: [(Rule, fn(Rel) -> Rel); 9] = [
         (Rule::OrFactor, or_factor::factor),
-        (Rule::ScalarSubquery, scalar_subquery::decorrelate),
+        // Semi joins first: a scalar subquery's outer side then includes
+        // them, so its estimate counts what they filter out.
         (Rule::SemiJoin, semi_join::decorrelate),
+        (Rule::ScalarSubquery, scalar_subquery::decorrelate),
         // After the subquery rules (their left joins' filters may reject
         // NULLs) and before filter pushdown (an inner join takes filters).
         (Rule::OuterJoin, outer_join::simplify),

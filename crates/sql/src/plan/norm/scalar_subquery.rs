@@ -389,7 +389,8 @@ fn reduced_aggregate(
 }
 
 /// Whether evaluating `rel` twice gives the same rows: base tables,
-/// filters, inner joins and projections of deterministic expressions.
+/// filters, inner, semi and anti joins and projections of deterministic
+/// expressions.
 fn repeatable(rel: &Rel) -> bool {
     let pure = |s: &Scalar| super::deterministic(s) && !s.needs_async();
     match rel {
@@ -397,7 +398,7 @@ fn repeatable(rel: &Rel) -> bool {
         Rel::Filter { input, predicate } => pure(predicate) && repeatable(input),
         Rel::Project { input, exprs } => exprs.iter().all(pure) && repeatable(input),
         Rel::Join {
-            kind: JoinKind::Inner,
+            kind: JoinKind::Inner | JoinKind::Semi | JoinKind::Anti,
             left,
             right,
             on,
