@@ -57,10 +57,11 @@ pub fn merge_join(left: Estimate, right: Estimate, out_rows: f64) -> f64 {
     left.cost + right.cost + left.rows + right.rows + out_rows
 }
 
-/// A lookup join: the left input, one lookup per left row, and per matched
-/// row its index entry plus `per_match` (a primary-row read when the index
-/// does not hold the table's columns, 0 when it does). The right input is
-/// never read whole.
+/// A lookup join: the left input, one lookup per left row, and per index
+/// entry found (`matched_rows`: before a filter on the right side, which
+/// is applied to what the lookups found) the entry plus `per_match` (a
+/// primary-row read when the index does not hold the table's columns, 0
+/// when it does). The right input is never read whole.
 pub fn lookup_join(left: Estimate, matched_rows: f64, per_match: f64) -> f64 {
     left.cost + left.rows * LOOKUP_COST + matched_rows * (1.0 + per_match)
 }

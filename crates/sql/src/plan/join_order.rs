@@ -125,7 +125,7 @@ struct Graph {
     /// from them), with what each matched row costs beyond reading its
     /// index entry (0 when the index holds the table's columns, a lookup of
     /// the primary row otherwise).
-    lookup_from: Vec<Vec<(usize, f64)>>,
+    lookup_from: Vec<Vec<(usize, f64, usize)>>,
     /// The written equalities of each class: (class, leaf, leaf, the
     /// selectivity of that equality alone).
     class_links: Vec<(usize, usize, usize, f64)>,
@@ -431,7 +431,7 @@ impl Graph {
         let n = leaves.len();
         let mut pair_selectivity = vec![vec![1.0; n]; n];
         let mut neighbours = vec![0; n];
-        let mut lookup_from: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+        let mut lookup_from: Vec<Vec<(usize, f64, usize)>> = vec![Vec::new(); n];
         // Column equalities between each pair of leaves (a < b), as (column
         // of a, column of b) relative to each leaf: they are estimated
         // together (a key on one side makes them one condition).
@@ -451,7 +451,7 @@ impl Graph {
                         if let Some(cost) =
                             lookup_match_cost(&leaves[leaf], col - leaves[leaf].offset)
                         {
-                            lookup_from[leaf].push((from, cost));
+                            lookup_from[leaf].push((from, cost, col - leaves[leaf].offset));
                         }
                     }
                     let (xa, yb) = if lx == a { (x, y) } else { (y, x) };
@@ -582,16 +582,20 @@ impl Graph {
     ) -> (f64, Vec<(JoinAlgorithm, f64)>) {
         let rows = (l.rows * r.rows * self.join_selectivity(ls, rs)).max(1.0);
         let mut options = vec![(JoinAlgorithm::Hash, cost::hash_join(l, r, rows))];
-        let per_match = match rs.count_ones() {
-            1 => self.lookup_from[rs.trailing_zeros() as usize]
+        if rs.count_ones() == 1 {
+            let leaf = rs.trailing_zeros() as usize;
+            let right = &self.leaves[leaf].rel;
+            let lookup = self.lookup_from[leaf]
                 .iter()
-                .filter(|(from, _)| ls & bit(*from) != 0)
-                .map(|(_, cost)| *cost)
-                .reduce(f64::min),
-            _ => None,
-        };
-        if let Some(per_match) = per_match {
-            options.push((JoinAlgorithm::Lookup, cost::lookup_join(l, rows, per_match)));
+                .filter(|(from, ..)| ls & bit(*from) != 0)
+                .map(|&(_, per_match, col)| {
+                    let fetched = cardinality::lookup_fetched(right, &[col], l.rows, rows);
+                    cost::lookup_join(l, fetched, per_match)
+                })
+                .reduce(f64::min);
+            if let Some(c) = lookup {
+                options.push((JoinAlgorithm::Lookup, c));
+            }
         }
         (rows, options)
     }

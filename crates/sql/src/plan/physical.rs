@@ -411,7 +411,9 @@ fn join(
     {
         let covers =
             crate::rowenc::index_covers_table(&scan.table, *index) || existence_only(keys, filter);
-        let c = cost::lookup_join(l, matched, cost::per_match(covers));
+        let key: Vec<usize> = keys.iter().map(|k| k.1).collect();
+        let fetched = cardinality::lookup_fetched(&right, &key, l.rows, matched);
+        let c = cost::lookup_join(l, fetched, cost::per_match(covers));
         if c <= best.1 {
             best = (JoinAlgorithm::Lookup, c);
         }
