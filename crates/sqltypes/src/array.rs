@@ -397,6 +397,9 @@ pub fn is_array_function(name: &str) -> bool {
             | "array_slice"
             | "array_remove"
             | "array_replace"
+            | "array_positions"
+            | "array_fill"
+            | "array_dims"
     ) || parse_quantified(name).is_some()
 }
 
@@ -410,6 +413,8 @@ pub fn non_strict(name: &str) -> bool {
             | "array_prepend"
             | "array_cat"
             | "array_position"
+            | "array_positions"
+            | "array_fill"
             | "array_remove"
             | "array_replace"
             | "string_to_array"
@@ -436,6 +441,14 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<Option<SqlType>>
             T::array_of(ops::common_type(&[**e1, **e2])?)
         }
         ("array_position", [T::Array(e), x]) if element_fits(**e, *x) => T::Int4,
+        ("array_positions", [T::Array(e), x]) if element_fits(**e, *x) => T::array_of(T::Int4),
+        ("array_fill", [x, d])
+            if *x != T::Unknown
+                && (*d == T::Unknown || d.element().is_some_and(|e| e.is_integer())) =>
+        {
+            T::array_of(*x)
+        }
+        ("array_dims", [T::Array(_)]) => T::Text,
         ("array_slice", [a @ T::Array(_), lo, hi]) if is_int(lo) && is_int(hi) => *a,
         ("array_remove", [a @ T::Array(e), x]) if element_fits(**e, *x) => *a,
         ("array_replace", [a @ T::Array(e), x, y])
@@ -643,6 +656,53 @@ pub fn call_function(
             }
             found
         }
+        "array_positions" => {
+            let Some(a) = elems(0) else {
+                return Ok(Value::Null);
+            };
+            let et = ty(0).element().unwrap_or(SqlType::Unknown);
+            let mut found = Vec::new();
+            for (i, e) in a.iter().enumerate() {
+                if let Value::Bool(false) =
+                    ops::eval_binary(BinOp::IsDistinctFrom, arg(1), e, ty(1), et)?
+                {
+                    found.push(Value::Int(i as i64 + 1));
+                }
+            }
+            Value::Array(found)
+        }
+        "array_fill" => {
+            let Some(dims) = elems(1) else {
+                return Err(SqlError::new(
+                    "22004",
+                    "dimension array or low bound array cannot be null",
+                ));
+            };
+            match dims {
+                [] => Value::Array(Vec::new()),
+                [Value::Null] => {
+                    return Err(SqlError::new("22004", "dimension values cannot be null"));
+                }
+                [Value::Int(n)] if (0..=134_217_727).contains(n) => {
+                    Value::Array(vec![arg(0).clone(); *n as usize])
+                }
+                [Value::Int(_)] => {
+                    return Err(SqlError::new(
+                        "54000",
+                        "array size exceeds the maximum allowed (134217727)",
+                    ));
+                }
+                _ => {
+                    return Err(SqlError::unsupported(
+                        "multidimensional arrays are not supported",
+                    ));
+                }
+            }
+        }
+        "array_dims" => match elems(0) {
+            Some(a) if !a.is_empty() => Value::Text(format!("[1:{}]", a.len())),
+            _ => Value::Null,
+        },
         "array_to_string" => {
             let (Some(a), false) = (elems(0), arg(1).is_null()) else {
                 return Ok(Value::Null);

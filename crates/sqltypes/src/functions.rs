@@ -209,7 +209,14 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
             "jsonb_build_object" | "jsonb_build_array" | "json_build_object" | "json_build_array",
             _,
         ) => T::Jsonb,
-        ("to_jsonb", [_]) => T::Jsonb,
+        ("to_jsonb" | "to_json", [_]) => T::Jsonb,
+        ("scale", [t]) if is_num(*t) && !is_float_t(*t) => T::Int4,
+        ("width_bucket", [x, lo, hi, n])
+            if is_num(*x) && is_num(*lo) && is_num(*hi) && is_int(*n) =>
+        {
+            T::Int4
+        }
+        ("factorial", [t]) if is_int(*t) => T::Decimal(None),
         _ => return fail(),
     };
     Ok(r)
@@ -881,9 +888,114 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
                     .collect(),
             ))))
         }
-        "to_jsonb" => Ok(Value::Jsonb(Box::new(to_json(a0, ty(0))))),
+        "to_jsonb" | "to_json" => Ok(Value::Jsonb(Box::new(to_json(a0, ty(0))))),
+        "scale" => {
+            let d = arg_num(a0)?;
+            Ok(match Num::from_decimal(&d) {
+                Some(_) => Value::Int(i64::from(num::dscale(&d))),
+                None => Value::Null,
+            })
+        }
+        "width_bucket" => width_bucket(args, arg_types),
+        "factorial" => {
+            let n = arg_i64(a0)?;
+            if n < 0 {
+                return Err(SqlError::new(
+                    "2201E",
+                    "factorial of a negative number is undefined",
+                ));
+            }
+            if n > 32177 {
+                return Err(num::overflow());
+            }
+            let mut r = Num::from_i128(1);
+            for i in 2..=n {
+                r = r.mul(&Num::from_i128(i128::from(i)));
+            }
+            Ok(Value::Decimal(r.to_decimal()?))
+        }
         _ => Err(undefined(name, arg_types)),
     }
+}
+
+/// PostgreSQL's `width_bucket(operand, low, high, count)`: float8 when an
+/// argument is a float, numeric otherwise.
+fn width_bucket(args: &[Value], types: &[SqlType]) -> SqlResult<Value> {
+    let bad = |m: &str| Err(SqlError::new("2201G", m.to_string()));
+    let n = arg_i64(&args[3])?;
+    if n <= 0 {
+        return bad("count must be greater than zero");
+    }
+    // -1: below the range's start, 1: at or past its end, 0: inside.
+    let (side, bucket): (i8, i128) = if types[..3].iter().any(|t| is_float_t(*t)) {
+        let (x, lo, hi) = (arg_f64(&args[0])?, arg_f64(&args[1])?, arg_f64(&args[2])?);
+        if x.is_nan() || lo.is_nan() || hi.is_nan() {
+            return bad("operand, lower bound, and upper bound cannot be NaN");
+        }
+        if lo.is_infinite() || hi.is_infinite() {
+            return bad("lower and upper bounds must be finite");
+        }
+        if lo == hi {
+            return bad("lower bound cannot equal upper bound");
+        }
+        let (x, lo, hi) = if lo < hi { (x, lo, hi) } else { (-x, -lo, -hi) };
+        if x < lo {
+            (-1, 0)
+        } else if x >= hi {
+            (1, 0)
+        } else {
+            let b = if (hi - lo).is_infinite() {
+                (n as f64 * (x / 2.0 - lo / 2.0) / (hi / 2.0 - lo / 2.0)) as i128
+            } else {
+                (n as f64 * (x - lo) / (hi - lo)) as i128
+            };
+            (0, (b + 1).min(i128::from(n)))
+        }
+    } else {
+        let (x, lo, hi) = (arg_num(&args[0])?, arg_num(&args[1])?, arg_num(&args[2])?);
+        if x.is_nan() || lo.is_nan() || hi.is_nan() {
+            return bad("operand, lower bound, and upper bound cannot be NaN");
+        }
+        let (Some(lo), Some(hi)) = (Num::from_decimal(&lo), Num::from_decimal(&hi)) else {
+            return bad("lower and upper bounds must be finite");
+        };
+        let ord = lo.cmp_num(&hi);
+        if ord == Ordering::Equal {
+            return bad("lower bound cannot equal upper bound");
+        }
+        let flip = |v: Num| if ord == Ordering::Less { v } else { v.negate() };
+        let (lo, hi) = (flip(lo), flip(hi));
+        match Num::from_decimal(&x) {
+            None => (
+                if (num::dec_to_f64(&x) < 0.0) == (ord == Ordering::Less) {
+                    -1
+                } else {
+                    1
+                },
+                0,
+            ),
+            Some(x) => {
+                let x = flip(x);
+                if x.cmp_num(&lo) == Ordering::Less {
+                    (-1, 0)
+                } else if x.cmp_num(&hi) != Ordering::Less {
+                    (1, 0)
+                } else {
+                    let q = x
+                        .sub(&lo)
+                        .mul(&Num::from_i128(i128::from(n)))
+                        .div_trunc(&hi.sub(&lo))?;
+                    (0, q.to_i128_round().unwrap_or(0) + 1)
+                }
+            }
+        }
+    };
+    let r = match side {
+        -1 => 0,
+        1 => i128::from(n) + 1,
+        _ => bucket,
+    };
+    Ok(Value::Int(ops::check_int(r, SqlType::Int4)?))
 }
 
 fn json_arg(v: &Value) -> SqlResult<serde_json::Value> {

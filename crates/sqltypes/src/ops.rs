@@ -1094,7 +1094,9 @@ pub fn can_cast(from: SqlType, to: SqlType) -> bool {
     }
     match (from, to) {
         (f, t) if f.is_numeric() && t.is_numeric() => true,
-        (T::Int4 | T::Int2, T::Bool) | (T::Bool, T::Int4 | T::Int2) => true,
+        // boolean -> int8 too, since INT is 8 bytes here (`true::int`);
+        // int8 -> boolean stays unsupported, as in PostgreSQL.
+        (T::Int4 | T::Int2, T::Bool) | (T::Bool, T::Int8 | T::Int4 | T::Int2) => true,
         (f, t) if is_datetime(f) && is_datetime(t) => true,
         (T::Jsonb, t) => t.is_numeric() || t == T::Bool,
         _ => false,

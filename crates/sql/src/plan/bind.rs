@@ -2405,6 +2405,17 @@ impl<'a> Binder<'a> {
                     UnaryOperator::Plus => UnOp::Plus,
                     UnaryOperator::Not => UnOp::Not,
                     UnaryOperator::BitwiseNot => UnOp::BitNot,
+                    UnaryOperator::PGSquareRoot | UnaryOperator::PGCubeRoot => {
+                        let f = if *op == UnaryOperator::PGSquareRoot {
+                            "sqrt"
+                        } else {
+                            "cbrt"
+                        };
+                        // float8 only, as PostgreSQL's `|/` and `||/`.
+                        let inner = self.coerce(inner, SqlType::Float8, f)?;
+                        return self.call(f, vec![inner]);
+                    }
+                    UnaryOperator::PGAbs => return self.call("abs", vec![inner]),
                     other => {
                         return Err(SqlError::unsupported(format!(
                             "unsupported operator {other}"
@@ -3357,6 +3368,17 @@ impl<'a> Binder<'a> {
         ) && !args.is_empty()
         {
             return self.catalog_definition(args);
+        }
+        // `to_regclass('name')`: the relation's OID, NULL when there is none.
+        // TODO(issue 13): a name known only when the statement runs.
+        if name == "to_regclass"
+            && let [Scalar::Literal { value, .. }] = args.as_slice()
+        {
+            let oid = match value {
+                Value::Text(n) => self.regclass_oid(n).ok().map_or(Value::Null, Value::Int),
+                _ => Value::Null,
+            };
+            return Ok(Scalar::literal(oid, SqlType::Oid));
         }
         let args = args
             .into_iter()
