@@ -2812,13 +2812,14 @@ async fn write_sequence(
     let mut t = TableDesc::new(id, db_id, name);
     let first = sequence.start.wrapping_sub(sequence.increment);
     t.sequence = Some(sequence);
-    node.catalog.create_table(txn, &t).await?;
-    txn.put(
-        &crate::catalog::sequence_value_key(id),
-        &first.to_be_bytes(),
-    )
-    .await
-    .map_err(kv_err)
+    // The counter is written outside `txn`, as `nextval` increments it:
+    // written in `txn`, it would be an intent that a `nextval` later in the
+    // same transaction (an identity column's default, `CREATE SEQUENCE s;
+    // SELECT nextval('s')` in one block) waits on forever — its own
+    // transaction's. The id is new and never reused, so a rolled-back
+    // CREATE only leaves an unreachable counter behind.
+    node.catalog.put_sequence_counter(id, first).await?;
+    node.catalog.create_table(txn, &t).await
 }
 
 /// The sequences of a table's identity columns.
