@@ -318,14 +318,6 @@ impl BoundDml {
         // The primary keys of the rows this statement inserted or updated:
         // DO UPDATE must not reach one of them again (PostgreSQL checks
         // before the WHERE clause).
-        let pk_positions: Vec<usize> = table
-            .primary_index
-            .columns
-            .iter()
-            .filter_map(|id| table.columns.iter().position(|c| c.id == *id))
-            .collect();
-        let pk_of =
-            |r: &Row| -> Vec<Value> { pk_positions.iter().map(|p| r[*p].clone()).collect() };
         let mut touched: std::collections::HashSet<Vec<Value>> = std::collections::HashSet::new();
         for row in rows {
             let mut existing: Option<Row> = None;
@@ -336,7 +328,7 @@ impl BoundDml {
                 }
             }
             if let (Some(old), Some(_)) = (&existing, &oc.update)
-                && touched.contains(&pk_of(old))
+                && touched.contains(&rowenc::pk_values(table, old)?)
             {
                 return Err(SqlError::new(
                     codes::CARDINALITY_VIOLATION,
@@ -358,7 +350,7 @@ impl BoundDml {
                     )
                     .await?;
                     exec.forget_scans();
-                    touched.insert(pk_of(&row));
+                    touched.insert(rowenc::pk_values(table, &row)?);
                     affected += 1;
                     out.push(row);
                 }
@@ -381,7 +373,7 @@ impl BoundDml {
                     rowenc::update_rows(exec.txn, &exec.node.catalog, table, &[(old, new.clone())])
                         .await?;
                     exec.forget_scans();
-                    touched.insert(pk_of(&new));
+                    touched.insert(rowenc::pk_values(table, &new)?);
                     affected += 1;
                     out.push(new);
                 }

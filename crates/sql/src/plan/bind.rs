@@ -3185,16 +3185,7 @@ impl<'a> Binder<'a> {
                 return Err(SqlError::syntax(format!("{name}(*) is not valid")));
             }
             let bound: Vec<Scalar> = bound.into_iter().map(fold).collect();
-            let bound = bound
-                .into_iter()
-                .map(|b| {
-                    if b.ty() == SqlType::Unknown {
-                        self.coerce_soft(b, SqlType::Text)
-                    } else {
-                        Ok(b)
-                    }
-                })
-                .collect::<SqlResult<Vec<_>>>()?;
+            let bound = self.unknown_args_as_text(bound)?;
             let mut arg_types: Vec<SqlType> = bound.iter().map(|b| b.ty()).collect();
             let ty = agg::aggregate_type(&name, &arg_types)?;
             // PostgreSQL sorts a DISTINCT aggregate's input: array_agg(DISTINCT x)
@@ -3899,6 +3890,20 @@ impl<'a> Binder<'a> {
             _ => other,
         };
         self.coerce_soft(s, target)
+    }
+
+    /// Aggregate arguments whose type is still unknown (string literals)
+    /// taken as text, as PostgreSQL resolves them.
+    pub(crate) fn unknown_args_as_text(&mut self, args: Vec<Scalar>) -> SqlResult<Vec<Scalar>> {
+        args.into_iter()
+            .map(|b| {
+                if b.ty() == SqlType::Unknown {
+                    self.coerce_soft(b, SqlType::Text)
+                } else {
+                    Ok(b)
+                }
+            })
+            .collect()
     }
 
     /// Gives an untyped literal or parameter a type; leaves typed expressions alone.

@@ -417,14 +417,9 @@ impl Renderer<'_> {
                 } else {
                     "hash join"
                 };
-                let mut names = column_names(left);
-                names.extend(column_names(right));
                 out.push(format!(
-                    "{pad}• {algo} ({}){}",
-                    kind_name(*kind),
-                    on.as_ref()
-                        .map(|o| format!(" on {}", sql(o, &names)))
-                        .unwrap_or_default()
+                    "{pad}• {}",
+                    join_line(algo, *kind, left, right, on)
                 ));
                 self.common(rel, &pad, out);
                 child(left, out);
@@ -436,14 +431,9 @@ impl Renderer<'_> {
                 right,
                 on,
             } => {
-                let mut names = column_names(left);
-                names.extend(column_names(right));
                 out.push(format!(
-                    "{pad}• lateral join ({}){}",
-                    kind_name(*kind),
-                    on.as_ref()
-                        .map(|o| format!(" on {}", sql(o, &names)))
-                        .unwrap_or_default()
+                    "{pad}• {}",
+                    join_line("lateral join", *kind, left, right, on)
                 ));
                 self.common(rel, &pad, out);
                 child(left, out);
@@ -624,6 +614,17 @@ fn scan_key_names(table: &TableDesc, index: IndexId) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `algo (kind) on condition`, the condition over both inputs' columns.
+fn join_line(algo: &str, kind: JoinKind, left: &Rel, right: &Rel, on: &Option<Scalar>) -> String {
+    let mut names = column_names(left);
+    names.extend(column_names(right));
+    let on = on
+        .as_ref()
+        .map(|o| format!(" on {}", sql(o, &names)))
+        .unwrap_or_default();
+    format!("{algo} ({}){on}", kind_name(kind))
 }
 
 fn kind_name(kind: JoinKind) -> &'static str {

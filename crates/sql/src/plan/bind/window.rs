@@ -300,16 +300,7 @@ impl Binder<'_> {
         let (args, filter, partition, order) = bound?;
 
         let (args, arg_types, ty) = if is_agg {
-            let args = args
-                .into_iter()
-                .map(|b| {
-                    if b.ty() == SqlType::Unknown {
-                        self.coerce_soft(b, SqlType::Text)
-                    } else {
-                        Ok(b)
-                    }
-                })
-                .collect::<SqlResult<Vec<_>>>()?;
+            let args = self.unknown_args_as_text(args)?;
             let arg_types: Vec<SqlType> = args.iter().map(Scalar::ty).collect();
             let ty = agg::aggregate_type(name, &arg_types)?;
             (args, arg_types, ty)

@@ -248,16 +248,9 @@ fn rewrite(input: &Rel, sub: &Subquery) -> Option<(Rel, Scalar)> {
     // The reduced aggregate groups by the outer columns: same types only.
     let same_types = keys.iter().all(|(_, ty, _, oty)| ty == oty);
     let grouped = if same_types && repeatable(input) {
-        let reduced = reduced_aggregate(input, body, &keys, aggs);
-        let outer_keys = match &reduced {
-            Rel::Aggregate { input, .. } => match input.as_ref() {
-                Rel::Join { left, .. } => cardinality::rows(left),
-                _ => f64::INFINITY,
-            },
-            _ => f64::INFINITY,
-        };
-        if outer_keys * OUTER_FRACTION < cardinality::rows(&full) {
-            reduced
+        let outer_keys = distinct_outer_keys(input, &keys);
+        if cardinality::rows(&outer_keys) * OUTER_FRACTION < cardinality::rows(&full) {
+            reduced_aggregate(outer_keys, body, &keys, aggs)
         } else {
             full
         }
@@ -310,18 +303,9 @@ fn rewrite(input: &Rel, sub: &Subquery) -> Option<(Rel, Scalar)> {
 /// subquery's groups divided by this for the aggregate to cover only them.
 const OUTER_FRACTION: f64 = 10.0;
 
-/// The aggregate over only the rows of `body` whose keys the outer side
-/// has: `Aggregate(group: d, aggs)(Distinct(outer keys) ⋈ body ON d = k)`.
-/// Its output is laid out as the full aggregate's: the keys, then the
-/// aggregates.
-fn reduced_aggregate(
-    input: &Rel,
-    body: Rel,
-    keys: &[(usize, SqlType, usize, SqlType)],
-    aggs: &[crate::plan::AggCall],
-) -> Rel {
-    let k = keys.len();
-    let outer_keys = Rel::Distinct {
+/// `Distinct(outer keys)`: the correlation values the outer side has.
+fn distinct_outer_keys(input: &Rel, keys: &[(usize, SqlType, usize, SqlType)]) -> Rel {
+    Rel::Distinct {
         input: Box::new(Rel::Project {
             input: Box::new(input.clone()),
             exprs: keys
@@ -332,8 +316,21 @@ fn reduced_aggregate(
                 })
                 .collect(),
         }),
-        key_len: k,
-    };
+        key_len: keys.len(),
+    }
+}
+
+/// The aggregate over only the rows of `body` whose keys the outer side
+/// has (`outer_keys`, from [`distinct_outer_keys`]):
+/// `Aggregate(group: d, aggs)(outer_keys ⋈ body ON d = k)`. Its output is
+/// laid out as the full aggregate's: the keys, then the aggregates.
+fn reduced_aggregate(
+    outer_keys: Rel,
+    body: Rel,
+    keys: &[(usize, SqlType, usize, SqlType)],
+    aggs: &[crate::plan::AggCall],
+) -> Rel {
+    let k = keys.len();
     let on = and_all(
         keys.iter()
             .enumerate()
