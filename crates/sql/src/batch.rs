@@ -72,6 +72,24 @@ impl Batch {
         (0..self.len).map(move |i| self.row(i))
     }
 
+    /// The batch with only the columns `cols` (positions, in this order),
+    /// moving their values.
+    pub fn select_columns(mut self, cols: &[usize]) -> SqlResult<Batch> {
+        if cols.iter().any(|&c| c >= self.width) {
+            return Err(SqlError::internal("column selection outside the batch"));
+        }
+        let mut out = Batch::with_capacity(cols.len(), self.len);
+        for i in 0..self.len {
+            let row = &mut self.values[i * self.width..(i + 1) * self.width];
+            out.values.extend(
+                cols.iter()
+                    .map(|&c| std::mem::replace(&mut row[c], Value::Null)),
+            );
+        }
+        out.len = self.len;
+        Ok(out)
+    }
+
     /// Empties the batch, keeping its memory.
     pub fn clear(&mut self) {
         self.values.clear();

@@ -720,69 +720,134 @@ pub fn decode_index_entry(
     kv: &KeyValue,
 ) -> SqlResult<Vec<Value>> {
     let mut row = vec![Value::Null; table.columns.len()];
-    EntryDecoder::new(table, index)?.decode_into(table, kv, &mut row)?;
+    EntryDecoder::new(table, index)?.decode_into(kv, &mut row)?;
     Ok(row)
 }
 
 /// Decodes the entries of one index into rows, with what every entry needs
-/// (the index's key prefix, its key columns' types and row positions) worked
-/// out once rather than per entry.
+/// (the index's key prefix, its key columns' types and where each column
+/// goes in the row) worked out once rather than per entry.
 pub struct EntryDecoder {
     prefix: Vec<u8>,
-    /// Key columns in key order: type, direction, position in the row (`None`
-    /// for a column no longer in the table).
+    /// Key columns in key order: type, direction, slot in the output row
+    /// (`None` for a column not output, or no longer in the table).
     key_columns: Vec<(SqlType, Direction, Option<usize>)>,
     /// How many of `key_columns` are the index's own (the rest are the
     /// primary-key suffix).
     n_index: usize,
-    /// The value columns to decode (by position); `None`: all.
-    reads: Option<Arc<[bool]>>,
+    /// The output slot of each value column, indexed by column id
+    /// (`None`: skipped); empty when no value column is output.
+    value_slots: Vec<Option<usize>>,
+    /// Output row width.
+    width: usize,
 }
 
 impl EntryDecoder {
+    /// A decoder of every column in table layout.
     pub fn new(table: &TableDesc, index: &IndexDesc) -> SqlResult<EntryDecoder> {
+        EntryDecoder::with_layout(table, index, None, None)
+    }
+
+    /// A decoder of the columns `reads` marks (the others stay NULL) in
+    /// table layout or, with `project`, of those table positions in that
+    /// order. Key columns are always read (to reach the value), but only
+    /// output when asked for.
+    pub fn with_layout(
+        table: &TableDesc,
+        index: &IndexDesc,
+        reads: Option<&[bool]>,
+        project: Option<&[usize]>,
+    ) -> SqlResult<EntryDecoder> {
+        let n = table.columns.len();
+        // Table position -> output slot.
+        let mut slot_of: Vec<Option<usize>> = match project {
+            Some(p) => {
+                let mut slots = vec![None; n];
+                for (slot, &pos) in p.iter().enumerate() {
+                    if let Some(s) = slots.get_mut(pos) {
+                        *s = Some(slot);
+                    }
+                }
+                slots
+            }
+            None => (0..n).map(Some).collect(),
+        };
+        if let Some(reads) = reads {
+            for (pos, slot) in slot_of.iter_mut().enumerate() {
+                if !reads.get(pos).copied().unwrap_or(true) {
+                    *slot = None;
+                }
+            }
+        }
         let key_columns = full_key_columns(table, index)
             .into_iter()
-            .map(|(c, dir)| Ok((column_type(table, c)?, dir, table.column_position(c))))
+            .map(|(c, dir)| {
+                let slot = table.column_position(c).and_then(|p| slot_of[p]);
+                Ok((column_type(table, c)?, dir, slot))
+            })
             .collect::<SqlResult<_>>()?;
+        let mut value_slots: Vec<Option<usize>> = Vec::new();
+        for (col, slot) in table.columns.iter().zip(&slot_of) {
+            if let Some(slot) = slot {
+                let id = col.id as usize;
+                if value_slots.len() <= id {
+                    value_slots.resize(id + 1, None);
+                }
+                value_slots[id] = Some(*slot);
+            }
+        }
         Ok(EntryDecoder {
             prefix: keys::index_prefix(table.id as u64, index.id as u64),
             key_columns,
             n_index: index.columns.len(),
-            reads: None,
+            value_slots,
+            width: project.map_or(n, |p| p.len()),
         })
     }
 
-    /// Decodes only the value columns `reads` marks (the key columns always:
-    /// they are read to reach the value).
-    pub fn reading(mut self, reads: Option<Arc<[bool]>>) -> EntryDecoder {
-        self.reads = reads;
-        self
+    /// The width of the rows it fills.
+    pub fn width(&self) -> usize {
+        self.width
     }
 
-    /// Fills `row` (table layout, NULLs on entry) from one index entry.
-    pub fn decode_into(
-        &self,
-        table: &TableDesc,
-        kv: &KeyValue,
-        row: &mut [Value],
-    ) -> SqlResult<()> {
+    /// Fills `row` (of [`EntryDecoder::width`], NULLs on entry) from one
+    /// index entry.
+    pub fn decode_into(&self, kv: &KeyValue, row: &mut [Value]) -> SqlResult<()> {
         let mut rest = kv
             .key
             .strip_prefix(self.prefix.as_slice())
             .ok_or_else(|| SqlError::internal("index entry outside its index"))?;
-        for (i, (ty, dir, pos)) in self.key_columns.iter().enumerate() {
+        for (i, (ty, dir, slot)) in self.key_columns.iter().enumerate() {
             if i >= self.n_index && rest.is_empty() {
                 // A unique index entry without NULLs: the primary key is in the value.
                 break;
             }
             let (v, r) = decode_key_value(rest, *ty, *dir)?;
             rest = r;
-            if let Some(slot) = pos.and_then(|p| row.get_mut(p)) {
-                *slot = v;
+            if let Some(out) = slot.and_then(|s| row.get_mut(s)) {
+                *out = v;
             }
         }
-        decode_row_value_reading(table, &kv.value.bytes, row, self.reads.as_deref())
+        self.decode_value(&kv.value.bytes, row)
+    }
+
+    /// The value's columns, in column id order, up to the last one output.
+    fn decode_value(&self, mut buf: &[u8], row: &mut [Value]) -> SqlResult<()> {
+        let last = self.value_slots.len() as u64;
+        let mut id: u64 = 0;
+        while !buf.is_empty() {
+            let head = get_varint(&mut buf)?;
+            id += head >> 4;
+            if id >= last {
+                break;
+            }
+            let tag = head & 0xf;
+            match self.value_slots[id as usize].and_then(|s| row.get_mut(s)) {
+                Some(out) => *out = decode_value_column(&mut buf, tag)?,
+                None => skip_value_column(&mut buf, tag)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -799,8 +864,10 @@ pub struct RowScanner {
     reverse: bool,
     /// Made by the first page, kept for the others.
     decoder: Option<EntryDecoder>,
-    /// The columns to decode; `None`: all ([`EntryDecoder::reading`]).
+    /// The columns to decode; `None`: all ([`EntryDecoder::with_layout`]).
     reads: Option<Arc<[bool]>>,
+    /// The table positions to output, in order; `None`: table layout.
+    project: Option<Arc<[usize]>>,
 }
 
 impl RowScanner {
@@ -834,6 +901,7 @@ impl RowScanner {
             reverse,
             decoder: None,
             reads: None,
+            project: None,
         }
     }
 
@@ -843,13 +911,26 @@ impl RowScanner {
         self
     }
 
+    /// Outputs only these table positions, in this order.
+    pub fn projecting(mut self, project: Option<Arc<[usize]>>) -> RowScanner {
+        self.project = project;
+        self
+    }
+
+    /// The width of the rows it gives.
+    pub fn width(&self) -> usize {
+        self.project
+            .as_ref()
+            .map_or(self.table.columns.len(), |p| p.len())
+    }
+
     /// Up to `max_rows` rows (at least one), or `None` when the scan is done.
     pub async fn next_batch(
         &mut self,
         txn: &mut Txn,
         max_rows: usize,
     ) -> SqlResult<Option<Vec<Vec<Value>>>> {
-        let mut batch = Batch::new(self.table.columns.len());
+        let mut batch = Batch::new(self.width());
         Ok(
             match self.next_batch_into(txn, max_rows, &mut batch).await? {
                 0 => None,
@@ -859,25 +940,29 @@ impl RowScanner {
     }
 
     /// Appends up to `max_rows` rows (at least one) to `out`, whose width
-    /// must be the table's; returns how many (0 when the scan is done).
+    /// must be [`RowScanner::width`]; returns how many (0 when the scan is
+    /// done).
     pub async fn next_batch_into(
         &mut self,
         txn: &mut Txn,
         max_rows: usize,
         out: &mut Batch,
     ) -> SqlResult<usize> {
-        if out.width() != self.table.columns.len() {
+        if out.width() != self.width() {
             return Err(SqlError::internal("scan into a batch of the wrong width"));
         }
         let decoder = match self.decoder.take() {
             Some(d) => d,
-            None => EntryDecoder::new(&self.table, index_of(&self.table, self.index_id)?)?
-                .reading(self.reads.clone()),
+            None => EntryDecoder::with_layout(
+                &self.table,
+                index_of(&self.table, self.index_id)?,
+                self.reads.as_deref(),
+                self.project.as_deref(),
+            )?,
         };
-        let table = self.table.clone();
         let result = self
             .fetch(txn, max_rows, |kv| {
-                decoder.decode_into(&table, kv, out.push_nulls())
+                decoder.decode_into(kv, out.push_nulls())
             })
             .await;
         self.decoder = Some(decoder);

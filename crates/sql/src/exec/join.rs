@@ -110,7 +110,12 @@ impl LookupPlan {
         Ok(LookupPlan {
             prefix: keys::index_prefix(table.id as u64, j.index as u64),
             key_cols,
-            decoder: rowenc::EntryDecoder::new(table, index)?.reading(j.right_reads.clone()),
+            decoder: rowenc::EntryDecoder::with_layout(
+                table,
+                index,
+                j.right_reads.as_deref(),
+                None,
+            )?,
             point,
         })
     }
@@ -187,7 +192,7 @@ impl Executor<'_> {
                     Response::Scan { rows, .. } => {
                         counts.push(rows.len());
                         for kv in &rows {
-                            plan.decoder.decode_into(table, kv, fetched.push_nulls())?;
+                            plan.decoder.decode_into(kv, fetched.push_nulls())?;
                         }
                     }
                     Response::Get { value } => {
@@ -198,7 +203,7 @@ impl Executor<'_> {
                             Some(value) => {
                                 counts.push(1);
                                 let kv = KeyValue { key, value };
-                                plan.decoder.decode_into(table, &kv, fetched.push_nulls())?;
+                                plan.decoder.decode_into(&kv, fetched.push_nulls())?;
                             }
                             None => counts.push(0),
                         }

@@ -54,6 +54,7 @@ type ScanKey = (
     Option<u64>,
     bool,
     Option<crate::plan::ColumnMask>,
+    Option<Arc<[usize]>>,
 );
 
 /// A bound, optimized plan kept by a prepared statement, valid while the tables
@@ -1123,15 +1124,16 @@ impl<'a> Executor<'a> {
             scan.limit,
             scan.covering,
             scan.reads.clone(),
+            scan.project.clone(),
         );
         if let Some(rows) = self.scan_cache.get(&key) {
             return Ok(rows.clone());
         }
-        let width = scan.table.columns.len();
         let mut scanner =
             rowenc::RowScanner::new(scan.table.clone(), scan.index, key.2.clone(), scan.reverse)
-                .reading(scan.reads.clone());
-        let mut rows = Batch::new(width);
+                .reading(scan.reads.clone())
+                .projecting(operator::decoded_projection(scan));
+        let mut rows = Batch::new(scan.width());
         let limit = scan.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
         loop {
             let want = match limit {
@@ -1141,12 +1143,15 @@ impl<'a> Executor<'a> {
             if want == 0 {
                 break;
             }
-            let mut page = Batch::new(width);
+            let mut page = Batch::new(scanner.width());
             if scanner.next_batch_into(self.txn, want, &mut page).await? == 0 {
                 break;
             }
             if !scan.covering {
                 page = self.index_join(&scan.table, page).await?;
+                if let Some(p) = &scan.project {
+                    page = page.select_columns(p)?;
+                }
             }
             self.account(page.bytes())?;
             rows.append(&mut page);

@@ -928,10 +928,21 @@ enum ScanState {
     Done,
 }
 
+/// The projection a scan's decoder applies itself: a covering scan decodes
+/// straight into its output columns; one through an index join fetches
+/// whole primary rows and narrows them afterwards.
+pub(super) fn decoded_projection(scan: &Scan) -> Option<std::sync::Arc<[usize]>> {
+    if scan.covering {
+        scan.project.clone()
+    } else {
+        None
+    }
+}
+
 impl ScanOp<'_> {
     async fn next(&mut self, exec: &mut Executor<'_>, outer: &[Row]) -> SqlResult<Option<Batch>> {
         let scan = self.scan;
-        let width = scan.table.columns.len();
+        let width = scan.width();
         loop {
             match &mut self.state {
                 ScanState::Start => {
@@ -944,7 +955,8 @@ impl ScanOp<'_> {
                                 spans,
                                 scan.reverse,
                             )
-                            .reading(scan.reads.clone()),
+                            .reading(scan.reads.clone())
+                            .projecting(decoded_projection(scan)),
                             remaining: scan.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
                             paged: false,
                         }
@@ -968,7 +980,7 @@ impl ScanOp<'_> {
                     // Point lookups are common: the first page starts small.
                     let capacity = if *paged { want } else { want.min(16) };
                     *paged = true;
-                    let mut batch = Batch::with_capacity(width, capacity);
+                    let mut batch = Batch::with_capacity(scanner.width(), capacity);
                     let n = scanner.next_batch_into(exec.txn, want, &mut batch).await?;
                     if n == 0 {
                         self.state = ScanState::Done;
@@ -980,6 +992,9 @@ impl ScanOp<'_> {
                     exec.tick(n).await;
                     if !scan.covering {
                         batch = exec.index_join(&scan.table, batch).await?;
+                        if let Some(p) = &scan.project {
+                            batch = batch.select_columns(p)?;
+                        }
                     }
                     if !batch.is_empty() {
                         return Ok(Some(batch));

@@ -1926,6 +1926,7 @@ impl<'a> Binder<'a> {
                     covering: true,
                     stats,
                     reads: None,
+                    project: None,
                 });
                 Ok(apply_alias(rel, scope, alias.as_ref(), &tname))
             }

@@ -131,6 +131,7 @@ fn rows_inner(rel: &Rel) -> f64 {
                 covering: true,
                 stats: j.stats.clone(),
                 reads: None,
+                project: None,
             };
             let right = Rel::Scan(scan);
             let mut r = table_rows_of(&j.table, j.stats.as_deref());
@@ -310,7 +311,12 @@ fn is_key_inner(rel: &Rel, cols: &[usize]) -> bool {
                 .all_indexes()
                 .filter(|i| i.id == s.table.primary_index.id || i.unique)
                 .filter_map(|i| positions(&i.columns))
-                .any(|key| !key.is_empty() && key.iter().all(|c| cols.contains(c)))
+                .any(|key| {
+                    !key.is_empty()
+                        && key
+                            .iter()
+                            .all(|c| cols.iter().any(|&o| s.table_position(o) == *c))
+                })
         }
         Rel::Filter { input, .. }
         | Rel::Sort { input, .. }
@@ -512,7 +518,12 @@ fn distinct_inner(rel: &Rel, col: usize) -> f64 {
     match rel {
         // The table's count: a constrained scan always has the filter its
         // constraint came from above it, which caps the count.
-        Rel::Scan(s) => column_distinct(&s.table, s.stats.as_deref(), col, table_rows(s)),
+        Rel::Scan(s) => column_distinct(
+            &s.table,
+            s.stats.as_deref(),
+            s.table_position(col),
+            table_rows(s),
+        ),
         Rel::Filter { input, .. } if matches!(input.as_ref(), Rel::Scan(_)) => {
             distinct(input, col).min(rows(rel))
         }
@@ -707,7 +718,7 @@ fn null_fraction(input: &Rel, col: usize) -> f64 {
 /// The scan and table column a plan's output column comes from unchanged.
 fn base_column(rel: &Rel, col: usize) -> Option<(&Scan, usize)> {
     match rel {
-        Rel::Scan(s) => Some((s, col)),
+        Rel::Scan(s) => Some((s, s.table_position(col))),
         Rel::Filter { input, .. }
         | Rel::Sort { input, .. }
         | Rel::Limit { input, .. }

@@ -32,7 +32,7 @@ pub fn mark(rel: Rel) -> Rel {
 
 /// Adds the columns `e` reads to `read`; all of them when `e` holds a
 /// correlated subquery.
-fn reads(e: &Scalar, read: &mut [bool]) {
+pub(super) fn reads(e: &Scalar, read: &mut [bool]) {
     let mut correlated = false;
     super::norm::visit(e, &mut |n| {
         if let Scalar::Subquery(s) = n {
@@ -54,7 +54,7 @@ fn reads(e: &Scalar, read: &mut [bool]) {
 
 /// What an aggregation reads of its input (of `width` columns): its group
 /// keys and its aggregates' arguments and filters.
-fn group_reads(width: usize, group: &[Scalar], aggs: &[AggCall]) -> Vec<bool> {
+pub(super) fn group_reads(width: usize, group: &[Scalar], aggs: &[AggCall]) -> Vec<bool> {
     let mut read = vec![false; width];
     group.iter().for_each(|g| reads(g, &mut read));
     for a in aggs {
@@ -69,7 +69,7 @@ fn group_reads(width: usize, group: &[Scalar], aggs: &[AggCall]) -> Vec<bool> {
 /// What a join reads of its left and right inputs: the output columns read
 /// above (`read`, over left ++ right), its condition's columns and its key
 /// pairs (left column, right column).
-fn join_reads(
+pub(super) fn join_reads(
     mut read: Vec<bool>,
     widths: (usize, usize),
     on: Option<&Scalar>,

@@ -84,6 +84,7 @@ fn full_scan(table: &Arc<TableDesc>) -> Rel {
         covering: true,
         stats: None,
         reads: None,
+        project: None,
     })
 }
 

@@ -81,7 +81,13 @@ fn plain(name: String) -> Name {
 /// The names of `rel`'s output columns.
 fn column_names(rel: &Rel) -> Names {
     match rel {
-        Rel::Scan(s) => table_names(&s.table),
+        Rel::Scan(s) => {
+            let all = table_names(&s.table);
+            match &s.project {
+                Some(p) => p.iter().filter_map(|&q| all.get(q).cloned()).collect(),
+                None => all,
+            }
+        }
         Rel::Values { types, .. } => (1..=types.len())
             .map(|i| plain(format!("column{i}")))
             .collect(),
@@ -373,14 +379,17 @@ impl Renderer<'_> {
             }
             Rel::Project { input, exprs } => {
                 let names = column_names(input);
-                out.push(format!(
-                    "{pad}• project: {}",
+                let list = if exprs.is_empty() {
+                    // Only the row count is read (`count(*)` above).
+                    "()".to_string()
+                } else {
                     exprs
                         .iter()
                         .map(|e| sql(e, &names))
                         .collect::<Vec<_>>()
                         .join(", ")
-                ));
+                };
+                out.push(format!("{pad}• project: {list}"));
                 self.common(rel, &pad, out);
                 child(input, out);
             }

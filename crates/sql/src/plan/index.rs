@@ -31,8 +31,13 @@ pub fn optimize(rel: Rel) -> Rel {
 /// [`optimize`] with only the rules `rules` enables (tests).
 pub fn optimize_with(rel: Rel, rules: Rules) -> Rel {
     let rel = super::physical::choose(optimize_logical_with(rel, rules));
-    if rules.enabled(Rule::Covering) {
+    let rel = if rules.enabled(Rule::Covering) {
         super::covering::mark(rel)
+    } else {
+        rel
+    };
+    if rules.enabled(Rule::Prune) {
+        super::prune::prune(rel)
     } else {
         rel
     }

@@ -18,6 +18,8 @@
 //! 5. [`physical`]: lookup / merge / hash joins (costed by the same
 //!    [`cost`] model), streaming aggregation.
 //! 6. [`covering`]: index-only reads.
+//! 7. [`prune`]: each operator's output narrowed to the columns something
+//!    above reads (scans decode and carry only those).
 //!
 //! [`rules`] lets tests turn rules off; [`explain`] prints plans;
 //! [`eval`] evaluates [`Scalar`]s (the binder folds constants with it, the
@@ -37,6 +39,7 @@ pub mod join_order;
 pub mod memo;
 pub mod norm;
 pub mod physical;
+pub mod prune;
 pub mod rules;
 
 use std::sync::Arc;
@@ -338,6 +341,35 @@ pub struct Scan {
     /// The table columns the plan reads (always with the primary key's);
     /// `None`: every column.
     pub reads: Option<ColumnMask>,
+    /// The table columns (by position) the scan outputs, in this order;
+    /// `None`: every column, in table layout. Set by [`prune`] once the
+    /// plan is final, so that operators above carry only what they use.
+    pub project: Option<Arc<[usize]>>,
+}
+
+impl Scan {
+    /// The table position of output column `col`.
+    pub fn table_position(&self, col: usize) -> usize {
+        match &self.project {
+            Some(p) => p.get(col).copied().unwrap_or(usize::MAX),
+            None => col,
+        }
+    }
+
+    /// The output column of table position `pos`, if the scan outputs it.
+    pub fn output_of(&self, pos: usize) -> Option<usize> {
+        match &self.project {
+            Some(p) => p.iter().position(|&q| q == pos),
+            None => (pos < self.table.columns.len()).then_some(pos),
+        }
+    }
+
+    /// Number of output columns.
+    pub fn width(&self) -> usize {
+        self.project
+            .as_ref()
+            .map_or(self.table.columns.len(), |p| p.len())
+    }
 }
 
 /// Which keys of an index a scan reads, as expressions evaluated when the
@@ -1237,7 +1269,7 @@ impl Rel {
     /// Number of output columns.
     pub fn width(&self) -> usize {
         match self {
-            Rel::Scan(s) => s.table.columns.len(),
+            Rel::Scan(s) => s.width(),
             Rel::Values { types, .. } => types.len(),
             Rel::Filter { input, .. }
             | Rel::Sort { input, .. }

@@ -137,7 +137,8 @@ fn scan_ordering(scan: &Scan) -> Vec<OrderCol> {
             let nullable =
                 scan.table.columns[pos].nullable && !pk.contains(&col) && k >= constrained;
             Some(OrderCol {
-                column: pos,
+                // An ordering on a column the scan does not output ends here.
+                column: scan.output_of(pos)?,
                 descending,
                 nulls_first: nullable.then_some(!descending),
             })

@@ -31,10 +31,12 @@ pub enum Rule {
     /// [`super::covering`]: every secondary index read looks up the
     /// primary row.
     Covering,
+    /// [`super::prune`]: operators carry every column of their inputs.
+    Prune,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::OrFactor,
         Rule::ScalarSubquery,
         Rule::SemiJoin,
@@ -46,6 +48,7 @@ impl Rule {
         Rule::PushLimit,
         Rule::JoinOrder,
         Rule::Covering,
+        Rule::Prune,
     ];
 
     /// The rule's name in tests (its module's name).
@@ -62,6 +65,7 @@ impl Rule {
             Rule::PushLimit => "push_limit",
             Rule::JoinOrder => "join_order",
             Rule::Covering => "covering",
+            Rule::Prune => "prune",
         }
     }
 
