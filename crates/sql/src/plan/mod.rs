@@ -7,7 +7,15 @@
 //!    and builds a [`Rel`] tree (scan, filter, project, aggregate, join,
 //!    sort, limit, distinct, set operations, values) whose scalar
 //!    expressions are [`Scalar`]s over column positions; [`dml`] binds
-//!    INSERT, UPDATE and DELETE the same way ([`dml::BoundDml`]).
+//!    INSERT, UPDATE and DELETE the same way ([`dml::BoundDml`]). Binding
+//!    is a folder of its own stages, one file each: `bind/query.rs` (WITH,
+//!    set operations, ORDER BY / LIMIT, VALUES), `select.rs` (select list,
+//!    GROUP BY, aggregation, DISTINCT ON), `from.rs` (FROM and joins),
+//!    `expr.rs` (expressions, one helper per kind), `functions.rs`,
+//!    `subquery.rs`, `window.rs`, `types.rs` (operators, coercion, casts),
+//!    with the binder, its scopes and entry points in `bind/mod.rs`;
+//!    `predicate.rs` (conjuncts, [`bind::push_filter`], equi-join keys) and
+//!    `rewrite.rs` ([`bind::fold`]) serve the later stages too.
 //! 2. [`norm`]: normalization rules, one file each.
 //! 3. [`join_order`]: inner join trees reordered by cost, from
 //!    [`cardinality`] estimates fed by table statistics: the alternatives

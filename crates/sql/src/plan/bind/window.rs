@@ -16,7 +16,10 @@ use sqlparser::ast::{self as ast, Expr, FunctionArg, FunctionArgExpr, FunctionAr
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, agg, ops};
 
-use super::{Binder, Scope, fold, normalize, rebuild_children, referenced_columns, sort_key};
+use super::predicate::referenced_columns;
+use super::query::sort_key;
+use super::rewrite::{fold, rebuild_children};
+use super::{Binder, Scope, normalize};
 use crate::parse::split_window_name;
 use crate::plan::{
     FrameBound, FrameExclude, FrameUnits, Rel, Scalar, SortKey, WindowFrame, WindowFunc,
