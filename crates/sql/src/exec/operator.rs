@@ -1242,6 +1242,13 @@ impl AggOp<'_> {
             {
                 continue;
             }
+            // A plain column argument is read in place (no copy per row).
+            if let ([Scalar::Column { index, .. }], None) = (a.args.as_slice(), &state.seen[ai])
+                && let Some(v) = row.get(*index)
+            {
+                state.accs[ai].add(std::slice::from_ref(v))?;
+                continue;
+            }
             self.args.clear();
             for e in &a.args {
                 self.args.push(eval(e, row, ctx)?);

@@ -73,6 +73,29 @@ pub fn eval(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
     crate::stack::grow(|| eval_node(s, row, ctx))
 }
 
+/// [`eval`], borrowing instead of copying when `s` is a column, a literal
+/// or a parameter: an operator over them (`price > 0.05`, per row) then
+/// copies no value (a NUMERIC or TEXT copy allocates).
+fn eval_borrowed<'v>(
+    s: &'v Scalar,
+    row: &'v [Value],
+    ctx: &'v EvalCtx<'_>,
+) -> SqlResult<std::borrow::Cow<'v, Value>> {
+    use std::borrow::Cow;
+    Ok(match s {
+        Scalar::Column { index, .. } => match row.get(*index) {
+            Some(v) => Cow::Borrowed(v),
+            None => return eval(s, row, ctx).map(Cow::Owned),
+        },
+        Scalar::Literal { value, .. } => Cow::Borrowed(value),
+        Scalar::Param { index, .. } => match ctx.params.get(*index) {
+            Some(v) => Cow::Borrowed(v),
+            None => return eval(s, row, ctx).map(Cow::Owned),
+        },
+        other => Cow::Owned(eval(other, row, ctx)?),
+    })
+}
+
 fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
     Ok(match s {
         Scalar::Column { index, .. } => row
@@ -122,8 +145,8 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
                 }
                 _ => {}
             }
-            let l = eval(left, row, ctx)?;
-            let r = eval(right, row, ctx)?;
+            let l = eval_borrowed(left, row, ctx)?;
+            let r = eval_borrowed(right, row, ctx)?;
             ops::eval_binary(*op, &l, &r, left.ty(), right.ty())?
         }
         Scalar::Unary { op, expr, .. } => {
