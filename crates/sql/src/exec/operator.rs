@@ -1199,14 +1199,27 @@ impl AggOp<'_> {
         ctx: &super::eval::EvalCtx<'_>,
         storage: &sort::TempStorage,
     ) -> SqlResult<()> {
-        self.key.clear();
-        for g in self.group {
-            self.key.push(match g {
-                Scalar::Column { index, .. } => row.get(*index).cloned().ok_or_else(|| {
-                    SqlError::internal(format!("column @{} out of range", index + 1))
-                })?,
+        // The key buffer is reused row to row: a text key is copied into the
+        // previous row's string (no allocation when it fits).
+        self.key.truncate(self.group.len());
+        for (i, g) in self.group.iter().enumerate() {
+            let value = match g {
+                Scalar::Column { index, .. } => {
+                    let v = row.get(*index).ok_or_else(|| {
+                        SqlError::internal(format!("column @{} out of range", index + 1))
+                    })?;
+                    if let (Some(Value::Text(dst)), Value::Text(src)) = (self.key.get_mut(i), v) {
+                        dst.clone_from(src);
+                        continue;
+                    }
+                    v.clone()
+                }
                 other => eval(other, row, ctx)?,
-            });
+            };
+            match self.key.get_mut(i) {
+                Some(slot) => *slot = value,
+                None => self.key.push(value),
+            }
         }
         let gi = if self.streaming {
             let same = self.groups.last().is_some_and(|g| g.key == self.key);
