@@ -2904,7 +2904,8 @@ async fn create_view(
         None => TableDesc::new(id, db_id, &q.name),
     };
     let old_deps = std::mem::take(&mut t.depends_on);
-    t.columns.clear();
+    // CREATE OR REPLACE keeps the comments of the columns that stay.
+    let old_columns = std::mem::take(&mut t.columns);
     t.next_column_id = 1;
     let mut seen = HashSet::new();
     for (i, c) in cols.iter().enumerate() {
@@ -2919,6 +2920,10 @@ async fn create_view(
                 format!("column \"{name}\" specified more than once"),
             ));
         }
+        let comment = old_columns
+            .get(i)
+            .filter(|o| o.name == name)
+            .and_then(|o| o.comment.clone());
         t.columns.push(ColumnDesc {
             id: t.next_column_id,
             name,
@@ -2926,7 +2931,7 @@ async fn create_view(
             nullable: true,
             default: None,
             hidden: false,
-            comment: None,
+            comment,
         });
         t.next_column_id += 1;
     }

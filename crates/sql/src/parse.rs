@@ -822,10 +822,25 @@ fn rewrite_statement(
     // takes only the latter); CONSTRAINT c ON t as TABLE t, marked.
     if word(0, "comment") && word(1, "on") {
         let mut out = stmt.to_vec();
-        if let Some(&last) = sig.last()
-            && let Token::DollarQuotedString(d) = &stmt[last].token
-        {
-            out[last] = with_span(Token::SingleQuotedString(d.value.clone()), &stmt[last]);
+        if let Some(&last) = sig.last() {
+            match &stmt[last].token {
+                Token::DollarQuotedString(d) => {
+                    out[last] = with_span(Token::SingleQuotedString(d.value.clone()), &stmt[last]);
+                }
+                // The parser would take a name as the text; PostgreSQL
+                // takes only a string constant or NULL.
+                Token::Word(w)
+                    if sig.len() >= 2
+                        && word(sig.len() - 2, "is")
+                        && !word(sig.len() - 1, "null") =>
+                {
+                    return Err(SqlError::syntax(format!(
+                        "syntax error at or near \"{}\"",
+                        w.value
+                    )));
+                }
+                _ => {}
+            }
         }
         let constraint = match sig.get(3).map(|&i| &stmt[i].token) {
             Some(Token::Word(w))
