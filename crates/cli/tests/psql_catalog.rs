@@ -18,13 +18,18 @@ use std::process::{Command, Stdio};
 use common::postgres::start_postgres;
 use common::{have_psql, start_demo, text};
 
-/// The same statements in both databases; types whose names both agree on.
+/// The same statements in both databases; types whose names both agree on;
+/// comments, which `\dt+`, `\d+` and `\dv+` show.
 const SCHEMA: &str = "
 CREATE TABLE authors (id BIGINT PRIMARY KEY, name VARCHAR(40) NOT NULL UNIQUE, born DATE, score NUMERIC(6,2) DEFAULT 0);
 CREATE TABLE books (id BIGINT PRIMARY KEY, author BIGINT NOT NULL, title TEXT, published TIMESTAMPTZ, price DOUBLE PRECISION);
 CREATE INDEX books_author_idx ON books (author, published DESC);
 CREATE VIEW cheap_books AS SELECT id, title FROM books WHERE price < 10;
 CREATE SEQUENCE ticket_seq;
+COMMENT ON TABLE books IS 'Books for sale';
+COMMENT ON COLUMN books.title IS 'The title on the cover';
+COMMENT ON VIEW cheap_books IS 'Under ten';
+COMMENT ON INDEX books_author_idx IS 'By author';
 ";
 
 /// psql commands whose output must match PostgreSQL's.
@@ -40,6 +45,8 @@ const COMPARED: &[&str] = &[
     r"\d books",
     r"\d cheap_books",
     r"\dt+ books*",
+    r"\d+ books",
+    r"\dv+",
     r"\df",
 ];
 

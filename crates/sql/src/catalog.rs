@@ -88,6 +88,8 @@ pub struct ColumnDesc {
     pub default: Option<String>,
     /// Not shown by `SELECT *` (the implicit `rowid`).
     pub hidden: bool,
+    /// `COMMENT ON COLUMN` (`pg_description`, objsubid = attnum).
+    pub comment: Option<String>,
 }
 
 /// An index. The primary index has id 1 and holds every column; a secondary index
@@ -104,6 +106,11 @@ pub struct IndexDesc {
     /// [`IndexState::Public`] for the primary index and `TableDesc::indexes`,
     /// [`IndexState::WriteOnly`] for `TableDesc::mutations`.
     pub state: IndexState,
+    /// `COMMENT ON INDEX` (the index's `pg_class` entry).
+    pub comment: Option<String>,
+    /// `COMMENT ON CONSTRAINT` of the PRIMARY KEY or UNIQUE constraint the
+    /// index stands for (its `pg_constraint` entry).
+    pub constraint_comment: Option<String>,
 }
 
 /// Where an index is in its life (CockroachDB's descriptor mutation states,
@@ -142,6 +149,8 @@ pub struct CheckDesc {
     pub name: String,
     /// SQL text of the boolean expression over the table's columns.
     pub expr: String,
+    /// `COMMENT ON CONSTRAINT`.
+    pub comment: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +170,8 @@ pub struct ForeignKeyDesc {
     pub referenced_columns: Vec<ColumnId>,
     pub on_delete: ReferentialAction,
     pub on_update: ReferentialAction,
+    /// `COMMENT ON CONSTRAINT`.
+    pub comment: Option<String>,
 }
 
 /// The options of a sequence (`TableDesc::sequence`).
@@ -217,6 +228,8 @@ pub struct TableDesc {
     /// generated for one statement ([`crate::vtable`]); such a table is never
     /// stored and has no key space.
     pub virtual_rows: Option<Arc<Vec<Vec<Value>>>>,
+    /// `COMMENT ON TABLE | VIEW | SEQUENCE` (`pg_description`, objsubid 0).
+    pub comment: Option<String>,
 }
 
 impl TableDesc {
@@ -340,6 +353,8 @@ impl TableDesc {
                 directions: Vec::new(),
                 storing: Vec::new(),
                 state: IndexState::Public,
+                comment: None,
+                constraint_comment: None,
             },
             indexes: Vec::new(),
             mutations: Vec::new(),
@@ -355,6 +370,7 @@ impl TableDesc {
             dependent_views: Vec::new(),
             depends_on: Vec::new(),
             virtual_rows: None,
+            comment: None,
         }
     }
 }
@@ -364,6 +380,26 @@ impl TableDesc {
 pub struct DatabaseDesc {
     pub id: DescId,
     pub name: String,
+    /// `COMMENT ON DATABASE` (`pg_shdescription`).
+    pub comment: Option<String>,
+    /// `COMMENT ON SCHEMA public` (each database has its own `public`):
+    /// PostgreSQL's `standard public schema` until changed.
+    pub public_schema_comment: Option<String>,
+}
+
+/// The comment PostgreSQL gives the `public` schema of a new database.
+pub const PUBLIC_SCHEMA_COMMENT: &str = "standard public schema";
+
+impl DatabaseDesc {
+    /// A database without comments but the public schema's default one.
+    pub fn new(id: DescId, name: &str) -> DatabaseDesc {
+        DatabaseDesc {
+            id,
+            name: name.to_string(),
+            comment: None,
+            public_schema_comment: Some(PUBLIC_SCHEMA_COMMENT.to_string()),
+        }
+    }
 }
 
 /// What a descriptor key holds.
@@ -421,9 +457,18 @@ pub fn sequence_value_key(id: DescId) -> Vec<u8> {
 // none). Both decode; only format 2 is written, so a binary older than format
 // 2 cannot read descriptors written by a newer one (refused as corrupt, never
 // misread).
+//
+// Format 3 (written since COMMENT ON): the comments, each an optional
+// string, after the fields of the object they belong to: a database's own
+// and its public schema's after its name, a column's after `hidden`, an
+// index's (then its constraint's) after its state, a check's and a foreign
+// key's after their other fields, a table's at the very end. Formats 1 and 2
+// decode without comments (a database's public schema gets PostgreSQL's
+// default one).
 
 const FORMAT_1: u8 = 1;
-const FORMAT: u8 = 2;
+const FORMAT_2: u8 = 2;
+const FORMAT: u8 = 3;
 
 fn put_u32(b: &mut Vec<u8>, v: u32) {
     b.extend_from_slice(&v.to_be_bytes());
@@ -605,6 +650,8 @@ fn put_index(b: &mut Vec<u8>, i: &IndexDesc) {
         IndexState::Public => 0,
         IndexState::WriteOnly => 1,
     });
+    put_opt_str(b, &i.comment);
+    put_opt_str(b, &i.constraint_comment);
 }
 
 fn read_index(r: &mut Reader, format: u8) -> SqlResult<IndexDesc> {
@@ -631,6 +678,11 @@ fn read_index(r: &mut Reader, format: u8) -> SqlResult<IndexDesc> {
             _ => return Err(corrupt("index state")),
         }
     };
+    let (comment, constraint_comment) = if format >= FORMAT {
+        (r.opt_str()?, r.opt_str()?)
+    } else {
+        (None, None)
+    };
     if directions.len() != columns.len() {
         return Err(corrupt("index directions"));
     }
@@ -642,6 +694,8 @@ fn read_index(r: &mut Reader, format: u8) -> SqlResult<IndexDesc> {
         directions,
         storing,
         state,
+        comment,
+        constraint_comment,
     })
 }
 
@@ -653,6 +707,8 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
             b.push(b'D');
             put_u32(&mut b, db.id);
             put_str(&mut b, &db.name);
+            put_opt_str(&mut b, &db.comment);
+            put_opt_str(&mut b, &db.public_schema_comment);
         }
         Descriptor::Table(t) => {
             b.push(b'T');
@@ -667,6 +723,7 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
                 b.push(c.nullable as u8);
                 put_opt_str(&mut b, &c.default);
                 b.push(c.hidden as u8);
+                put_opt_str(&mut b, &c.comment);
             }
             put_index(&mut b, &t.primary_index);
             put_u32(&mut b, t.indexes.len() as u32);
@@ -677,6 +734,7 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
             for c in &t.checks {
                 put_str(&mut b, &c.name);
                 put_str(&mut b, &c.expr);
+                put_opt_str(&mut b, &c.comment);
             }
             put_u32(&mut b, t.foreign_keys.len() as u32);
             for f in &t.foreign_keys {
@@ -686,6 +744,7 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
                 put_ids(&mut b, &f.referenced_columns);
                 b.push(action_byte(f.on_delete));
                 b.push(action_byte(f.on_update));
+                put_opt_str(&mut b, &f.comment);
             }
             put_u32(&mut b, t.referenced_by.len() as u32);
             for (id, name) in &t.referenced_by {
@@ -714,6 +773,7 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
                 put_index(&mut b, i);
             }
             put_u32(&mut b, t.new_primary.unwrap_or(0));
+            put_opt_str(&mut b, &t.comment);
         }
     }
     b
@@ -723,14 +783,26 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
 pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
     let mut r = Reader(ByteReader::new(bytes));
     let format = r.u8()?;
-    if format != FORMAT && format != FORMAT_1 {
+    if !matches!(format, FORMAT_1 | FORMAT_2 | FORMAT) {
         return Err(corrupt("unknown format"));
     }
+    // A comment of format 3, absent before.
+    let comment = |r: &mut Reader| -> SqlResult<Option<String>> {
+        if format >= FORMAT {
+            r.opt_str()
+        } else {
+            Ok(None)
+        }
+    };
     let d = match r.u8()? {
-        b'D' => Descriptor::Database(DatabaseDesc {
-            id: r.u32()?,
-            name: r.str()?,
-        }),
+        b'D' => {
+            let mut db = DatabaseDesc::new(r.u32()?, &r.str()?);
+            if format >= FORMAT {
+                db.comment = r.opt_str()?;
+                db.public_schema_comment = r.opt_str()?;
+            }
+            Descriptor::Database(db)
+        }
         b'T' => {
             let id = r.u32()?;
             let parent_id = r.u32()?;
@@ -745,6 +817,7 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                     nullable: r.bool()?,
                     default: r.opt_str()?,
                     hidden: r.bool()?,
+                    comment: comment(&mut r)?,
                 });
             }
             let primary_index = read_index(&mut r, format)?;
@@ -758,6 +831,7 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                 checks.push(CheckDesc {
                     name: r.str()?,
                     expr: r.str()?,
+                    comment: comment(&mut r)?,
                 });
             }
             let n = r.len()?;
@@ -770,6 +844,7 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                     referenced_columns: r.ids()?,
                     on_delete: action_of(r.u8()?)?,
                     on_update: action_of(r.u8()?)?,
+                    comment: comment(&mut r)?,
                 });
             }
             let n = r.len()?;
@@ -806,6 +881,7 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                 };
                 (mutations, new_primary)
             };
+            let table_comment = comment(&mut r)?;
             let public_ok = std::iter::once(&primary_index)
                 .chain(&indexes)
                 .all(|i| i.state == IndexState::Public);
@@ -834,6 +910,7 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                 dependent_views,
                 depends_on,
                 virtual_rows: None,
+                comment: table_comment,
             })
         }
         _ => return Err(corrupt("kind")),
@@ -871,7 +948,7 @@ struct Cache {
 /// A descriptor as handed out: tables shared.
 #[derive(Clone)]
 enum Cached {
-    Database,
+    Database(Arc<DatabaseDesc>),
     Table(Arc<TableDesc>),
 }
 
@@ -939,10 +1016,9 @@ impl Catalog {
                     });
                     reqs.push(Request::Put {
                         key: descriptor_key(id),
-                        value: encode_descriptor(&Descriptor::Database(DatabaseDesc {
-                            id,
-                            name: name.to_string(),
-                        })),
+                        value: encode_descriptor(&Descriptor::Database(DatabaseDesc::new(
+                            id, name,
+                        ))),
                     });
                 }
                 if !reqs.is_empty() {
@@ -1063,7 +1139,7 @@ impl Catalog {
             return Ok(None);
         };
         let d = match decode_descriptor(&bytes)? {
-            Descriptor::Database(_) => Cached::Database,
+            Descriptor::Database(d) => Cached::Database(Arc::new(d)),
             Descriptor::Table(t) => Cached::Table(Arc::new(t)),
         };
         if let Mode::Cached(v) = mode {
@@ -1100,8 +1176,9 @@ impl Catalog {
             .ok_or_else(|| undefined_database(name))
     }
 
-    /// All databases, by name.
+    /// All databases, by name (with their comments, from their descriptors).
     pub async fn list_databases(&self, txn: &mut Txn) -> SqlResult<Vec<DatabaseDesc>> {
+        let mode = self.mode(txn).await?;
         let prefix = namespace_prefix(0);
         let rows = txn
             .scan(&prefix, &keys::prefix_end(&prefix), 0)
@@ -1112,12 +1189,41 @@ impl Catalog {
             let (name, _) =
                 tardigrade_encoding::decode_string(&kv.key[prefix.len()..], Direction::Ascending)
                     .map_err(|_| corrupt("namespace key"))?;
-            out.push(DatabaseDesc {
-                id: decode_id(&kv.value.bytes)?,
-                name,
+            let id = decode_id(&kv.value.bytes)?;
+            out.push(match self.lookup_descriptor(txn, mode, id).await? {
+                Some(Cached::Database(d)) => (*d).clone(),
+                // Not expected (both are written together); still listed.
+                _ => DatabaseDesc::new(id, &name),
             });
         }
         Ok(out)
+    }
+
+    /// A database's descriptor read through `txn` without the cache (for
+    /// DDL, which then rewrites it with [`Catalog::write_database`]); 3D000
+    /// when there is none.
+    pub async fn database_for_update(&self, txn: &mut Txn, name: &str) -> SqlResult<DatabaseDesc> {
+        self.mark_changed(txn).await?;
+        let id = self
+            .lookup_name(txn, Mode::Through, 0, name)
+            .await?
+            .ok_or_else(|| undefined_database(name))?;
+        match self.lookup_descriptor(txn, Mode::Through, id).await? {
+            Some(Cached::Database(d)) => Ok((*d).clone()),
+            _ => Err(undefined_database(name)),
+        }
+    }
+
+    /// Rewrites a database's descriptor.
+    pub async fn write_database(&self, txn: &mut Txn, desc: &DatabaseDesc) -> SqlResult<()> {
+        self.mark_changed(txn).await?;
+        txn.send(vec![Request::Put {
+            key: descriptor_key(desc.id),
+            value: encode_descriptor(&Descriptor::Database(desc.clone())),
+        }])
+        .await
+        .map_err(kv_err)?;
+        Ok(())
     }
 
     /// A table, view or sequence by name. `schema` is `None` or `public`, or (as
@@ -1397,10 +1503,7 @@ impl Catalog {
             },
             Request::Put {
                 key: descriptor_key(id),
-                value: encode_descriptor(&Descriptor::Database(DatabaseDesc {
-                    id,
-                    name: name.to_string(),
-                })),
+                value: encode_descriptor(&Descriptor::Database(DatabaseDesc::new(id, name))),
             },
         ])
         .await

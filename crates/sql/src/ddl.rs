@@ -54,6 +54,8 @@ use crate::node::{Column, QueryOutput, SqlNode};
 use crate::parse;
 use crate::rowenc;
 
+mod comment;
+
 /// Runs a schema statement; `Ok(None)` when `statement` is not one. (Each
 /// branch's future is boxed: together they would make this one too large for a
 /// task's stack in debug builds.)
@@ -578,6 +580,7 @@ fn column_desc(t: &mut TableDesc, def: &ColumnDef, pending: &mut Pending) -> Sql
         nullable: !serial,
         default: serial.then(|| "unique_rowid()".to_string()),
         hidden: false,
+        comment: None,
     };
     t.next_column_id += 1;
     for o in &def.options {
@@ -759,6 +762,8 @@ fn add_index(t: &mut TableDesc, p: &PendingIndex) -> SqlResult<IndexId> {
         directions,
         storing,
         state: IndexState::Public,
+        comment: None,
+        constraint_comment: None,
     });
     Ok(id)
 }
@@ -815,6 +820,7 @@ fn set_primary_key(
                 nullable: false,
                 default: Some("unique_rowid()".into()),
                 hidden: true,
+                comment: None,
             });
             t.primary_index.columns = vec![id];
             t.primary_index.directions = vec![Direction::Ascending];
@@ -904,6 +910,7 @@ async fn add_foreign_key(
         referenced_columns: referenced,
         on_delete: fk.on_delete,
         on_update: fk.on_update,
+        comment: None,
     };
     // The referenced columns must be the primary key or have a unique index.
     rowenc::referenced_index(if self_ref { t } else { &parent }, &desc)?;
@@ -966,7 +973,11 @@ fn add_check(t: &mut TableDesc, name: Option<String>, expr: String) -> SqlResult
         // column, else `t_check`.
         None => default_name(t, &check_columns(t, &expr), "check"),
     };
-    t.checks.push(CheckDesc { name, expr });
+    t.checks.push(CheckDesc {
+        name,
+        expr,
+        comment: None,
+    });
     Ok(())
 }
 
@@ -1449,6 +1460,7 @@ async fn create_table_as(
             nullable: true,
             default: None,
             hidden: false,
+            comment: None,
         });
         t.next_column_id += 1;
     }
@@ -2892,7 +2904,8 @@ async fn create_view(
         None => TableDesc::new(id, db_id, &q.name),
     };
     let old_deps = std::mem::take(&mut t.depends_on);
-    t.columns.clear();
+    // CREATE OR REPLACE keeps the comments of the columns that stay.
+    let old_columns = std::mem::take(&mut t.columns);
     t.next_column_id = 1;
     let mut seen = HashSet::new();
     for (i, c) in cols.iter().enumerate() {
@@ -2907,6 +2920,10 @@ async fn create_view(
                 format!("column \"{name}\" specified more than once"),
             ));
         }
+        let comment = old_columns
+            .get(i)
+            .filter(|o| o.name == name)
+            .and_then(|o| o.comment.clone());
         t.columns.push(ColumnDesc {
             id: t.next_column_id,
             name,
@@ -2914,6 +2931,7 @@ async fn create_view(
             nullable: true,
             default: None,
             hidden: false,
+            comment,
         });
         t.next_column_id += 1;
     }
@@ -3293,6 +3311,9 @@ pub async fn execute_ours(
                 node, txn, database, name, *if_exists, options, *restart,
             ))
             .await
+        }
+        Ours::Comment { object, comment } => {
+            Box::pin(comment::comment_on(node, txn, database, object, comment)).await
         }
         Ours::ShowRanges { target, index } => {
             Box::pin(show_ranges(node, txn, database, target, *index)).await

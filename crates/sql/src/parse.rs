@@ -15,6 +15,11 @@
 //!   `FAMILY …` is accepted and ignored (one column family per table);
 //! - `t@index` (in `DROP INDEX`, `ALTER INDEX`) becomes the single identifier
 //!   `"t@index"`;
+//! - `COMMENT ON CONSTRAINT c ON t IS …`, which the parser does not take,
+//!   parses as `COMMENT ON TABLE t IS …` with the constraint's name in a
+//!   marker first name part ([`COMMENT_CONSTRAINT_MARKER`]); every `COMMENT
+//!   ON` becomes [`Ours::Comment`]. A dollar-quoted comment is made a plain
+//!   string for the parser;
 //! - `SHOW RANGES FROM TABLE t`, `SHOW RANGES FROM INDEX t@i`,
 //!   `SHOW INDEXES FROM t`, `SHOW CONSTRAINTS FROM t`, `SHOW STATISTICS FOR
 //!   TABLE t`, `CREATE STATISTICS …` and `ALTER TABLE t SPLIT AT VALUES (…)`
@@ -31,6 +36,7 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 use tardigrade_sqltypes::{SqlError, SqlResult};
 
+mod descriptions;
 pub mod nesting;
 
 /// Nesting deeper than this is refused (54001) instead of overflowing the stack.
@@ -57,6 +63,10 @@ const CREATE_STATISTICS_MARKER: &str = "tardigrade:create_statistics";
 /// (followed by `:<IF EXISTS 0|1>:<RESTART: empty, `start` or the value>`);
 /// [`classify`] turns it into [`Ours::AlterSequence`].
 const ALTER_SEQUENCE_MARKER: &str = "tardigrade:alter_sequence:";
+/// Prefix of the first name part of the `COMMENT ON TABLE` standing for
+/// `COMMENT ON CONSTRAINT <name> ON <table>` (followed by the folded name);
+/// [`classify`] turns it into [`Ours::Comment`].
+const COMMENT_CONSTRAINT_MARKER: &str = "tardigrade:comment_constraint:";
 /// The `INTO` target a `MOVE` (parsed as `FETCH`) carries until [`classify`]
 /// turns it into [`Ours::Move`].
 const MOVE_MARKER: &str = "tardigrade:move";
@@ -126,6 +136,31 @@ pub enum Ours {
         options: Vec<sqlparser::ast::SequenceOptions>,
         restart: Option<Option<i64>>,
     },
+    /// `COMMENT ON <object> IS '<text>' | NULL` (`None`: remove it).
+    Comment {
+        object: CommentObject,
+        comment: Option<String>,
+    },
+}
+
+/// What a `COMMENT ON` names, as written.
+#[derive(Clone, Debug)]
+pub enum CommentObject {
+    Table(ObjectName),
+    View(ObjectName),
+    Sequence(ObjectName),
+    Index(ObjectName),
+    /// `table.column`, possibly qualified.
+    Column(ObjectName),
+    Constraint {
+        name: String,
+        table: ObjectName,
+    },
+    Database(ObjectName),
+    Schema(ObjectName),
+    /// An object kind Tardigrade does not have (`FUNCTION`, `TYPE`, …),
+    /// or `COMMENT IF EXISTS` (not PostgreSQL's): refused.
+    Unsupported(String),
 }
 
 impl Stmt {
@@ -149,6 +184,20 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Stmt>> {
 /// [`rewrite_statement`]); they are turned into [`Ours`] here and nowhere
 /// else reads the markers.
 fn classify(s: Statement) -> Stmt {
+    if let Statement::Comment {
+        object_type,
+        object_name,
+        comment,
+        if_exists,
+    } = s
+    {
+        return Stmt::Ours(comment_statement(
+            object_type,
+            object_name,
+            comment,
+            if_exists,
+        ));
+    }
     if let Statement::CreateSequence {
         name,
         sequence_options,
@@ -225,6 +274,48 @@ fn classify(s: Statement) -> Stmt {
     Stmt::Ours(ours)
 }
 
+/// [`Ours::Comment`] of a parsed `COMMENT ON`.
+fn comment_statement(
+    object_type: sqlparser::ast::CommentObject,
+    mut name: ObjectName,
+    comment: Option<String>,
+    if_exists: bool,
+) -> Ours {
+    use sqlparser::ast::CommentObject as K;
+    let constraint = match name.0.first() {
+        Some(sqlparser::ast::ObjectNamePart::Identifier(first))
+            if matches!(object_type, K::Table) =>
+        {
+            first
+                .value
+                .strip_prefix(COMMENT_CONSTRAINT_MARKER)
+                .map(str::to_string)
+        }
+        _ => None,
+    };
+    let object = if if_exists {
+        CommentObject::Unsupported("COMMENT IF EXISTS".into())
+    } else if let Some(constraint) = constraint {
+        name.0.remove(0);
+        CommentObject::Constraint {
+            name: constraint,
+            table: name,
+        }
+    } else {
+        match object_type {
+            K::Table => CommentObject::Table(name),
+            K::View => CommentObject::View(name),
+            K::Sequence => CommentObject::Sequence(name),
+            K::Index => CommentObject::Index(name),
+            K::Column => CommentObject::Column(name),
+            K::Database => CommentObject::Database(name),
+            K::Schema => CommentObject::Schema(name),
+            other => CommentObject::Unsupported(format!("COMMENT ON {other}")),
+        }
+    };
+    Ours::Comment { object, comment }
+}
+
 /// Parses a query string into statements (empty statements are dropped),
 /// refusing those nested too deeply ([`nesting`]). Internal SQL (views,
 /// CREATE TABLE AS) uses this; client input goes through [`parse`].
@@ -258,6 +349,7 @@ pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
             Ok(mut s) => {
                 let _ = sqlparser::ast::visit_expressions_mut(&mut s, |e| {
                     sign_binds_tighter_than_pow(e);
+                    descriptions::rewrite(e);
                     std::ops::ControlFlow::<()>::Continue(())
                 });
                 out.push(s)
@@ -390,6 +482,7 @@ fn might_need_rewrite(sql: &str) -> bool {
         "fetch",
         "exclude",
         "sequence",
+        "comment",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -404,6 +497,9 @@ enum Fixup {
     TableIndexes(Vec<TableConstraint>),
     /// Replace the placeholder with this statement.
     Replace(Box<Statement>),
+    /// A `COMMENT ON CONSTRAINT` parsed as `COMMENT ON TABLE`: mark it
+    /// with the constraint's name ([`COMMENT_CONSTRAINT_MARKER`]).
+    CommentConstraint(String),
     /// An `ALTER SEQUENCE` parsed as `CREATE SEQUENCE`: mark it
     /// ([`ALTER_SEQUENCE_MARKER`]).
     AlterSequence {
@@ -436,6 +532,17 @@ fn apply_fixup(s: &mut Statement, f: Fixup) {
                 name.0.insert(
                     0,
                     sqlparser::ast::ObjectNamePart::Identifier(Ident::with_quote('"', marker)),
+                );
+            }
+        }
+        Fixup::CommentConstraint(constraint) => {
+            if let Statement::Comment { object_name, .. } = s {
+                object_name.0.insert(
+                    0,
+                    sqlparser::ast::ObjectNamePart::Identifier(Ident::with_quote(
+                        '"',
+                        format!("{COMMENT_CONSTRAINT_MARKER}{constraint}"),
+                    )),
                 );
             }
         }
@@ -710,6 +817,55 @@ fn rewrite_statement(
             out[at] = with_span(Token::make_keyword("CREATE"), &stmt[first]);
         }
         return Ok((out, Some(Fixup::AlterSequence { if_exists, restart })));
+    }
+    // COMMENT ON …: a dollar-quoted comment as a plain string (the parser
+    // takes only the latter); CONSTRAINT c ON t as TABLE t, marked.
+    if word(0, "comment") && word(1, "on") {
+        let mut out = stmt.to_vec();
+        if let Some(&last) = sig.last() {
+            match &stmt[last].token {
+                Token::DollarQuotedString(d) => {
+                    out[last] = with_span(Token::SingleQuotedString(d.value.clone()), &stmt[last]);
+                }
+                // The parser would take a name as the text; PostgreSQL
+                // takes only a string constant or NULL.
+                Token::Word(w)
+                    if sig.len() >= 2
+                        && word(sig.len() - 2, "is")
+                        && !word(sig.len() - 1, "null") =>
+                {
+                    return Err(SqlError::syntax(format!(
+                        "syntax error at or near \"{}\"",
+                        w.value
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let constraint = match sig.get(3).map(|&i| &stmt[i].token) {
+            Some(Token::Word(w))
+                if word(2, "constraint") && word(4, "on") && !word(5, "domain") =>
+            {
+                Some(normalize(&Ident {
+                    value: w.value.clone(),
+                    quote_style: w.quote_style,
+                    span: sqlparser::tokenizer::Span::empty(),
+                }))
+            }
+            _ => None,
+        };
+        let Some(constraint) = constraint else {
+            return Ok((out, None));
+        };
+        out[sig[2]] = with_span(Token::make_keyword("TABLE"), &stmt[sig[2]]);
+        let (name, on) = (sig[3], sig[4]);
+        let out = out
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i != name && *i != on)
+            .map(|(_, t)| t)
+            .collect();
+        return Ok((out, Some(Fixup::CommentConstraint(constraint))));
     }
     // UPSERT INTO …
     if word(0, "upsert") {

@@ -1145,6 +1145,7 @@ fn check_read_only(settings: &Settings, statement: &Stmt) -> SqlResult<()> {
         // ANALYZE, which PostgreSQL allows.
         Stmt::Ours(Ours::SplitAt { .. }) => Some("ALTER TABLE".to_string()),
         Stmt::Ours(Ours::AlterSequence { .. }) => Some("ALTER SEQUENCE".to_string()),
+        Stmt::Ours(Ours::Comment { .. }) => Some("COMMENT".to_string()),
         Stmt::Ours(_) => None,
         Stmt::Sql(s) => write_command(s),
     };

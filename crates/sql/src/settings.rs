@@ -49,6 +49,11 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "Sets the display format for date and time values.",
     ),
     (
+        "default_table_access_method",
+        "heap",
+        "Sets the default table access method for new tables.",
+    ),
+    (
         "default_transaction_isolation",
         "serializable",
         "Sets the transaction isolation level of each new transaction.",

@@ -19,13 +19,18 @@
 //!
 //! TODO(issue 13): `pg_proc` lists no built-in function, `pg_settings`
 //! only the session parameters the wire protocol reports, roles other than
-//! the bootstrap one, `crdb_internal`, and comments (`pg_description`).
+//! the bootstrap one, and `crdb_internal`.
+//!
+//! Comments (`COMMENT ON`, [`crate::comment`]) live in the descriptors of
+//! the objects they describe; `pg_description` and `pg_shdescription` list
+//! them under the OIDs above.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use tardigrade_sqltypes::catalog_fns::{
-    BOOTSTRAP_ROLE, DATABASE_OWNER_ROLE, UTF8_ENCODING, pg_type_name, type_modifier,
+    BOOTSTRAP_ROLE, CATALOG_TABLE_OIDS, DATABASE_OWNER_ROLE, PG_CLASS_OID, PG_CONSTRAINT_OID,
+    PG_DATABASE_OID, PG_NAMESPACE_OID, UTF8_ENCODING, pg_type_name, type_modifier,
 };
 use tardigrade_sqltypes::{SqlResult, SqlType, Value};
 
@@ -84,34 +89,6 @@ fn btree_opclass(ty: SqlType) -> (i64, &'static str) {
         .map_or((3126, "text_ops"), |(oid, n, _)| (*oid, *n))
 }
 
-/// PostgreSQL's OIDs of its catalog tables, for `'pg_catalog.x'::regclass`
-/// (as in `pg_description.classoid = 'pg_class'::regclass`).
-const CATALOG_TABLE_OIDS: &[(&str, i64)] = &[
-    ("pg_am", 2601),
-    ("pg_attrdef", 2604),
-    ("pg_attribute", 1249),
-    ("pg_authid", 1260),
-    ("pg_class", 1259),
-    ("pg_collation", 3456),
-    ("pg_constraint", 2606),
-    ("pg_database", 1262),
-    ("pg_depend", 2608),
-    ("pg_description", 2609),
-    ("pg_enum", 3501),
-    ("pg_extension", 3079),
-    ("pg_index", 2610),
-    ("pg_inherits", 2611),
-    ("pg_namespace", 2615),
-    ("pg_opclass", 2616),
-    ("pg_proc", 1255),
-    ("pg_rewrite", 2618),
-    ("pg_sequence", 2224),
-    ("pg_statistic_ext", 3381),
-    ("pg_tablespace", 1213),
-    ("pg_trigger", 2620),
-    ("pg_type", 1247),
-];
-
 /// The OID of system catalog `parts` (`pg_class`, `pg_catalog.pg_class`).
 pub fn catalog_table_oid(parts: &[String]) -> Option<i64> {
     let table = match parts {
@@ -143,6 +120,9 @@ pub fn split_relation_name(name: &str) -> Option<Vec<String>> {
     }
     (!parts.is_empty() && parts.len() <= 3).then_some(parts)
 }
+
+/// PostgreSQL's comment on `pg_catalog`.
+const PG_CATALOG_COMMENT: &str = "system catalog schema";
 
 const HEAP_AM: i64 = 2;
 const BTREE_AM: i64 = 403;
@@ -190,6 +170,7 @@ const TABLES: &[(&str, &str)] = &[
     ("pg_catalog", "pg_roles"),
     ("pg_catalog", "pg_sequence"),
     ("pg_catalog", "pg_sequences"),
+    ("pg_catalog", "pg_shdescription"),
     ("pg_catalog", "pg_statistic_ext"),
     ("pg_catalog", "pg_tables"),
     ("pg_catalog", "pg_tablespace"),
@@ -245,6 +226,7 @@ fn virtual_descriptor(id: u32, name: &str, columns: Columns, rows: Rows) -> Tabl
             nullable: true,
             default: None,
             hidden: false,
+            comment: None,
         })
         .collect();
     desc.next_column_id = desc.columns.len() as u32 + 1;
@@ -407,7 +389,7 @@ pub fn definitions(s: &Snapshot) -> TableDesc {
         for i in visible_indexes(t) {
             rows.push(vec![int(index_oid(t, i)), text(index_definition(t, i))]);
         }
-        for (n, (_, _, _, def)) in constraints(t).into_iter().enumerate() {
+        for (n, (_, _, _, def, _)) in constraints(t).into_iter().enumerate() {
             // Foreign keys name their table by id until here.
             let def = match t
                 .foreign_keys
@@ -450,9 +432,19 @@ pub fn definitions(s: &Snapshot) -> TableDesc {
     )
 }
 
+/// A constraint as [`constraints`] gives it: (name, contype, index,
+/// definition, comment).
+type Constraint<'a> = (
+    String,
+    &'static str,
+    Option<&'a IndexDesc>,
+    String,
+    Option<&'a str>,
+);
+
 /// A table's constraints in `pg_constraint` order: primary key, unique
-/// indexes, foreign keys, checks. Each: (name, contype, index, definition).
-fn constraints(t: &TableDesc) -> Vec<(String, &'static str, Option<&IndexDesc>, String)> {
+/// indexes, foreign keys, checks.
+fn constraints(t: &TableDesc) -> Vec<Constraint<'_>> {
     let names = |ids: &[u32]| {
         ids.iter()
             .filter_map(|id| t.column_by_id(*id).map(|c| c.name.clone()))
@@ -467,6 +459,7 @@ fn constraints(t: &TableDesc) -> Vec<(String, &'static str, Option<&IndexDesc>, 
                 "p",
                 Some(i),
                 format!("PRIMARY KEY ({})", names(&i.columns)),
+                i.constraint_comment.as_deref(),
             ));
         } else if i.unique {
             out.push((
@@ -474,6 +467,7 @@ fn constraints(t: &TableDesc) -> Vec<(String, &'static str, Option<&IndexDesc>, 
                 "u",
                 Some(i),
                 format!("UNIQUE ({})", names(&i.columns)),
+                i.constraint_comment.as_deref(),
             ));
         }
     }
@@ -487,12 +481,62 @@ fn constraints(t: &TableDesc) -> Vec<(String, &'static str, Option<&IndexDesc>, 
                 names(&fk.columns),
                 fk.referenced_table
             ),
+            fk.comment.as_deref(),
         ));
     }
     for c in &t.checks {
-        out.push((c.name.clone(), "c", None, format!("CHECK (({}))", c.expr)));
+        out.push((
+            c.name.clone(),
+            "c",
+            None,
+            format!("CHECK (({}))", c.expr),
+            c.comment.as_deref(),
+        ));
     }
     out
+}
+
+/// `pg_description`'s rows: the comments on the schemas, and on the
+/// database's relations, their columns (objsubid = attnum), indexes and
+/// constraints, with the OIDs `pg_class`, `pg_attribute` and
+/// `pg_constraint` give them.
+fn descriptions(s: &Snapshot) -> Rows {
+    let row = |objoid: i64, classoid: i64, objsubid: i64, c: &str| {
+        vec![int(objoid), int(classoid), int(objsubid), text(c)]
+    };
+    let mut rows = vec![row(PG_CATALOG_OID, PG_NAMESPACE_OID, 0, PG_CATALOG_COMMENT)];
+    if let Some(c) = s
+        .databases
+        .iter()
+        .find(|d| d.name == s.database)
+        .and_then(|d| d.public_schema_comment.as_deref())
+    {
+        rows.push(row(PUBLIC_OID, PG_NAMESPACE_OID, 0, c));
+    }
+    for t in &s.tables {
+        if let Some(c) = &t.comment {
+            rows.push(row(table_oid(t), PG_CLASS_OID, 0, c));
+        }
+        for (num, col) in visible_columns(t) {
+            if let Some(c) = &col.comment {
+                rows.push(row(table_oid(t), PG_CLASS_OID, num, c));
+            }
+        }
+        for i in visible_indexes(t) {
+            if let Some(c) = &i.comment {
+                rows.push(row(index_oid(t, i), PG_CLASS_OID, 0, c));
+            }
+        }
+        if t.is_sequence() {
+            continue;
+        }
+        for (n, (_, _, _, _, comment)) in constraints(t).into_iter().enumerate() {
+            if let Some(c) = comment {
+                rows.push(row(constraint_oid(t, n), PG_CONSTRAINT_OID, 0, c));
+            }
+        }
+    }
+    rows
 }
 
 fn action_code(a: ReferentialAction) -> &'static str {
@@ -875,7 +919,7 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
         ("pg_catalog", "pg_constraint") => {
             let by_id: HashMap<u32, &TableDesc> = tables().map(|t| (t.id, t)).collect();
             for t in relations() {
-                for (n, (cname, contype, index, _)) in constraints(t).into_iter().enumerate() {
+                for (n, (cname, contype, index, _, _)) in constraints(t).into_iter().enumerate() {
                     let fk = (contype == "f")
                         .then(|| t.foreign_keys.iter().find(|f| f.name == cname))
                         .flatten();
@@ -1246,7 +1290,16 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
             "deptype:char",
         ]),
         ("pg_catalog", "pg_description") => {
+            rows = descriptions(s);
             columns(&["objoid:oid", "classoid:oid", "objsubid:int4", "description"])
+        }
+        ("pg_catalog", "pg_shdescription") => {
+            for d in &s.databases {
+                if let Some(c) = &d.comment {
+                    rows.push(vec![int(i64::from(d.id)), int(PG_DATABASE_OID), text(c)]);
+                }
+            }
+            columns(&["objoid:oid", "classoid:oid", "description"])
         }
         ("pg_catalog", "pg_enum") => columns(&[
             "oid:oid",
@@ -1491,7 +1544,7 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
         }
         ("information_schema", "table_constraints") => {
             for t in relations() {
-                for (cname, contype, _, _) in constraints(t) {
+                for (cname, contype, _, _, _) in constraints(t) {
                     let kind = match contype {
                         "p" => "PRIMARY KEY",
                         "u" => "UNIQUE",
@@ -1525,7 +1578,7 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
         ("information_schema", "key_column_usage") => {
             let by_id: HashMap<u32, &TableDesc> = tables().map(|t| (t.id, t)).collect();
             for t in relations() {
-                for (cname, contype, index, _) in constraints(t) {
+                for (cname, contype, index, _, _) in constraints(t) {
                     let fk = t
                         .foreign_keys
                         .iter()
@@ -1827,6 +1880,7 @@ mod tests {
                 nullable: false,
                 default: None,
                 hidden: false,
+                comment: None,
             },
             ColumnDesc {
                 id: 2,
@@ -1835,16 +1889,14 @@ mod tests {
                 nullable: true,
                 default: Some("'x'".into()),
                 hidden: false,
+                comment: None,
             },
         ];
         t.primary_index.columns = vec![1];
         t.primary_index.directions = vec![tardigrade_encoding::Direction::Ascending];
         Snapshot {
             database: "defaultdb".into(),
-            databases: vec![DatabaseDesc {
-                id: 100,
-                name: "defaultdb".into(),
-            }],
+            databases: vec![DatabaseDesc::new(100, "defaultdb")],
             tables: vec![Arc::new(t)],
         }
     }

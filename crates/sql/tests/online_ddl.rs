@@ -109,20 +109,43 @@ async fn explain(s: &mut Session, sql: &str) -> String {
         .join("\n")
 }
 
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
 /// A format-1 descriptor (written before index states existed) still
-/// decodes, all its indexes public; format 2 round-trips a build in progress.
+/// decodes, all its indexes public; so does a format-2 one (written before
+/// comments), without comments; format 3 round-trips a build in progress
+/// and comments.
 #[test]
 fn descriptor_formats() {
     // Table t (a INT8 PRIMARY KEY, b TEXT) with index t_b_idx (b DESC), as
     // the format-1 encoder wrote it.
     let hex = "0154000000680000003200000001740000000200000001000000016104000000000000020000000162090100000000000100000006745f706b6579010000000100000001000000010000000000000000010000000200000007745f625f6964780000000001000000020000000101000000000000000000000000000000000000000000000000010000000300000003000000000000000000";
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect();
-    let Descriptor::Table(t) = decode_descriptor(&bytes).expect("format 1 decodes") else {
+    let Descriptor::Table(t) = decode_descriptor(&unhex(hex)).expect("format 1 decodes") else {
         panic!("not a table");
     };
+    // The same table as the format-2 encoder wrote it.
+    let hex2 = "0254000000680000003200000001740000000200000001000000016104000000000000020000000162090100000000000100000006745f706b657901000000010000000100000001000000000000000000010000000200000007745f625f6964780000000001000000020000000101000000000000000000000000000000000000000000000000000100000003000000030000000000000000000000000000000000";
+    let Descriptor::Table(t2) = decode_descriptor(&unhex(hex2)).expect("format 2 decodes") else {
+        panic!("not a table");
+    };
+    assert_eq!(t2, t);
+    assert!(t2.comment.is_none() && t2.columns.iter().all(|c| c.comment.is_none()));
+    // Database defaultdb (id 50) in format 2: its public schema has
+    // PostgreSQL's default comment.
+    let Descriptor::Database(db) =
+        decode_descriptor(&unhex("0244000000320000000964656661756c746462")).expect("database")
+    else {
+        panic!("not a database");
+    };
+    assert_eq!(
+        db,
+        tardigrade_sql::catalog::DatabaseDesc::new(50, "defaultdb")
+    );
     assert_eq!(t.name, "t");
     assert_eq!(t.indexes.len(), 1);
     assert_eq!(t.indexes[0].name, "t_b_idx");
@@ -139,7 +162,10 @@ fn descriptor_formats() {
         nullable: true,
         default: None,
         hidden: false,
+        comment: Some("a column's".into()),
     });
+    t2.comment = Some("a table's".into());
+    t2.primary_index.constraint_comment = Some("the key's".into());
     t2.mutations.push(IndexDesc {
         id: 3,
         name: "t_c_new".into(),
@@ -148,16 +174,26 @@ fn descriptor_formats() {
         directions: vec![tardigrade_encoding::Direction::Ascending],
         storing: vec![],
         state: IndexState::WriteOnly,
+        comment: Some("an index's".into()),
+        constraint_comment: None,
     });
     t2.new_primary = Some(3);
     let d = Descriptor::Table(t2.clone());
     let enc = encode_descriptor(&d);
-    assert_eq!(enc[0], 2, "format byte");
+    assert_eq!(enc[0], 3, "format byte");
     assert_eq!(decode_descriptor(&enc).expect("decode"), d);
     // A public index among the mutations is refused, not misread.
     let mut bad = t2;
     bad.mutations[0].state = IndexState::Public;
     assert!(decode_descriptor(&encode_descriptor(&Descriptor::Table(bad))).is_err());
+    let mut db = tardigrade_sql::catalog::DatabaseDesc::new(60, "d");
+    db.comment = Some("a database's".into());
+    db.public_schema_comment = None;
+    let d = Descriptor::Database(db);
+    assert_eq!(
+        decode_descriptor(&encode_descriptor(&d)).expect("decode"),
+        d
+    );
 }
 
 /// A table of many chunks (several ranges: `crates/server/tests/online_index.rs`,

@@ -25,6 +25,7 @@ fn col(id: u32, name: &str, ty: SqlType, nullable: bool) -> ColumnDesc {
         nullable,
         default: None,
         hidden: false,
+        comment: None,
     }
 }
 
@@ -49,6 +50,8 @@ async fn create_t(cat: &Catalog, txn: &mut Txn) -> SqlResult<TableDesc> {
             directions: vec![Direction::Ascending],
             storing: vec![],
             state: IndexState::Public,
+            comment: None,
+            constraint_comment: None,
         },
         IndexDesc {
             id: 3,
@@ -58,6 +61,8 @@ async fn create_t(cat: &Catalog, txn: &mut Txn) -> SqlResult<TableDesc> {
             directions: vec![Direction::Descending],
             storing: vec![2],
             state: IndexState::Public,
+            comment: None,
+            constraint_comment: None,
         },
     ];
     t.next_index_id = 4;
@@ -308,6 +313,8 @@ async fn foreign_keys_restrict_cascade_set_null() {
             directions: vec![Direction::Ascending],
             storing: vec![],
             state: IndexState::Public,
+            comment: None,
+            constraint_comment: None,
         });
     }
     c.foreign_keys = vec![
@@ -318,6 +325,7 @@ async fn foreign_keys_restrict_cascade_set_null() {
             referenced_columns: vec![1],
             on_delete: ReferentialAction::Cascade,
             on_update: ReferentialAction::Cascade,
+            comment: None,
         },
         ForeignKeyDesc {
             name: "c_qid_fkey".into(),
@@ -326,6 +334,7 @@ async fn foreign_keys_restrict_cascade_set_null() {
             referenced_columns: vec![1],
             on_delete: ReferentialAction::SetNull,
             on_update: ReferentialAction::Restrict,
+            comment: None,
         },
     ];
     cat.create_table(&mut txn, &p).await.expect("p");

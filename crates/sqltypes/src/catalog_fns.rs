@@ -25,6 +25,45 @@ pub const DATABASE_OWNER_ROLE: (i64, &str) = (6171, "pg_database_owner");
 /// PostgreSQL's encoding number for UTF8.
 pub const UTF8_ENCODING: i64 = 6;
 
+/// PostgreSQL's OIDs of its catalog tables, for `'pg_catalog.x'::regclass`
+/// (as in `pg_description.classoid = 'pg_class'::regclass`).
+pub const CATALOG_TABLE_OIDS: &[(&str, i64)] = &[
+    ("pg_am", 2601),
+    ("pg_attrdef", 2604),
+    ("pg_attribute", 1249),
+    ("pg_authid", 1260),
+    ("pg_class", 1259),
+    ("pg_collation", 3456),
+    ("pg_constraint", 2606),
+    ("pg_database", 1262),
+    ("pg_depend", 2608),
+    ("pg_description", 2609),
+    ("pg_enum", 3501),
+    ("pg_extension", 3079),
+    ("pg_index", 2610),
+    ("pg_inherits", 2611),
+    ("pg_namespace", 2615),
+    ("pg_opclass", 2616),
+    ("pg_proc", 1255),
+    ("pg_rewrite", 2618),
+    ("pg_sequence", 2224),
+    ("pg_shdescription", 2396),
+    ("pg_statistic_ext", 3381),
+    ("pg_tablespace", 1213),
+    ("pg_trigger", 2620),
+    ("pg_type", 1247),
+];
+
+/// `pg_description.classoid` of relations (tables, views, sequences,
+/// indexes) and their columns.
+pub const PG_CLASS_OID: i64 = 1259;
+/// `pg_description.classoid` of constraints.
+pub const PG_CONSTRAINT_OID: i64 = 2606;
+/// `pg_description.classoid` of schemas.
+pub const PG_NAMESPACE_OID: i64 = 2615;
+/// `pg_shdescription.classoid` of databases.
+pub const PG_DATABASE_OID: i64 = 1262;
+
 /// The privilege checks, all of which pass (there are no privileges yet).
 const PRIVILEGE_CHECKS: &[&str] = &[
     "has_table_privilege",
@@ -63,9 +102,6 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         ("format_type", [o, m]) if int(o) && int(m) => T::Text,
         ("pg_get_expr", [e, o]) if text(e) && int(o) => T::Text,
         ("pg_get_expr", [e, o, _]) if text(e) && int(o) => T::Text,
-        ("obj_description", [o]) | ("obj_description", [o, _]) if int(o) => T::Text,
-        ("col_description", [o, n]) if int(o) && int(n) => T::Text,
-        ("shobj_description", [o, _]) if int(o) => T::Text,
         (name, args) if PRIVILEGE_CHECKS.contains(&name) && (2..=4).contains(&args.len()) => {
             T::Bool
         }
@@ -169,8 +205,6 @@ pub fn call_function(name: &str, args: &[Value]) -> SqlResult<Value> {
         },
         // Expressions are stored as their SQL text.
         "pg_get_expr" => arg(0).clone(),
-        // TODO(issue 13): COMMENT ON.
-        "obj_description" | "col_description" | "shobj_description" => Value::Null,
         name if PRIVILEGE_CHECKS.contains(&name) => Value::Bool(true),
         "current_schemas" => {
             let mut schemas = Vec::new();

@@ -3,7 +3,8 @@ models with a relationship, create_all/drop_all, inserts and queries
 through the ORM, a nested transaction (savepoint), and reflection of
 tables, columns, primary keys, foreign keys, indexes, unique and check
 constraints (SQLAlchemy's queries use set-returning functions in the select
-list, regclass casts of parameters and pg_opclass).
+list, regclass casts of parameters and pg_opclass), and of table and column
+comments (COMMENT ON, pg_description).
 
     python3 sqlalchemy_smoke.py postgresql+psycopg://root@host:port/defaultdb
 
@@ -22,8 +23,9 @@ class Base(DeclarativeBase):
 # BIGINT keys: Tardigrade's INT is INT8, as in CockroachDB.
 class Author(Base):
     __tablename__ = "sa_author"
+    __table_args__ = {"comment": "People who write"}
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True, comment="Full name")
     books: Mapped[list["Book"]] = relationship(back_populates="author")
 
 class Book(Base):
@@ -58,6 +60,13 @@ fks = insp.get_foreign_keys("sa_book")
 assert [(f["constrained_columns"], f["referred_table"], f["referred_columns"]) for f in fks] == [
     (["author_id"], "sa_author", ["id"])
 ], fks
+assert insp.get_table_comment("sa_author") == {"text": "People who write"}
+assert insp.get_table_comment("sa_book") == {"text": None}
+comments = {c["name"]: c.get("comment") for c in insp.get_columns("sa_author")}
+assert comments == {"id": None, "name": "Full name"}, comments
+reflected = Table("sa_author", MetaData(), autoload_with=engine)
+assert reflected.comment == "People who write", reflected.comment
+assert reflected.c.name.comment == "Full name"
 uniques = insp.get_unique_constraints("sa_author")
 assert [u["column_names"] for u in uniques] == [["name"]], uniques
 with engine.begin() as c:
