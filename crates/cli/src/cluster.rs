@@ -37,6 +37,10 @@ pub struct StartArgs {
     /// No TLS and no passwords: the only mode until the security issue.
     #[arg(long)]
     pub insecure: bool,
+    /// The store's block cache: a size (128MiB, 1GiB) or a fraction of the
+    /// machine's memory (.25, 25%).
+    #[arg(long, default_value = "128MiB", value_parser = crate::start::parse_cache_size)]
+    pub cache: u64,
 }
 
 pub async fn start(args: StartArgs) -> CliResult {
@@ -45,6 +49,7 @@ pub async fn start(args: StartArgs) -> CliResult {
             "secure mode is not implemented yet: pass --insecure".into(),
         ));
     }
+    tardigrade_storage::set_block_cache_bytes(args.cache);
     let locality =
         parse_locality(&args.locality).map_err(|e| CliError(format!("--locality: {e}")))?;
     let join: Vec<String> = args

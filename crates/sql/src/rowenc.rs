@@ -735,6 +735,9 @@ pub struct EntryDecoder {
     /// How many of `key_columns` are the index's own (the rest are the
     /// primary-key suffix).
     n_index: usize,
+    /// How many of `key_columns` to decode: those after the last one output
+    /// are skipped (`count(*)` decodes no key column).
+    key_needed: usize,
     /// The output slot of each value column, indexed by column id
     /// (`None`: skipped); empty when no value column is output.
     value_slots: Vec<Option<usize>>,
@@ -779,13 +782,17 @@ impl EntryDecoder {
                 }
             }
         }
-        let key_columns = full_key_columns(table, index)
+        let key_columns: Vec<(SqlType, Direction, Option<usize>)> = full_key_columns(table, index)
             .into_iter()
             .map(|(c, dir)| {
                 let slot = table.column_position(c).and_then(|p| slot_of[p]);
                 Ok((column_type(table, c)?, dir, slot))
             })
             .collect::<SqlResult<_>>()?;
+        let key_needed = key_columns
+            .iter()
+            .rposition(|(_, _, slot)| slot.is_some())
+            .map_or(0, |i| i + 1);
         let mut value_slots: Vec<Option<usize>> = Vec::new();
         for (col, slot) in table.columns.iter().zip(&slot_of) {
             if let Some(slot) = slot {
@@ -800,6 +807,7 @@ impl EntryDecoder {
             prefix: keys::index_prefix(table.id as u64, index.id as u64),
             key_columns,
             n_index: index.columns.len(),
+            key_needed,
             value_slots,
             width: project.map_or(n, |p| p.len()),
         })
@@ -817,7 +825,7 @@ impl EntryDecoder {
             .key
             .strip_prefix(self.prefix.as_slice())
             .ok_or_else(|| SqlError::internal("index entry outside its index"))?;
-        for (i, (ty, dir, slot)) in self.key_columns.iter().enumerate() {
+        for (i, (ty, dir, slot)) in self.key_columns[..self.key_needed].iter().enumerate() {
             if i >= self.n_index && rest.is_empty() {
                 // A unique index entry without NULLs: the primary key is in the value.
                 break;

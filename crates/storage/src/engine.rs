@@ -162,6 +162,26 @@ struct Inner {
     fail_writes: std::sync::atomic::AtomicBool,
 }
 
+/// The block cache of each store opened from now on, in bytes (the
+/// `--cache` flag of `start`). Default 128 MiB, CockroachDB's default: the
+/// LSM's data blocks, decompressed, so that a working set that fits is read
+/// without a system call or decompression per block.
+static BLOCK_CACHE_BYTES: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(DEFAULT_BLOCK_CACHE_BYTES);
+
+/// The default of [`set_block_cache_bytes`].
+pub const DEFAULT_BLOCK_CACHE_BYTES: u64 = 128 << 20;
+
+/// Sets the block cache size of stores opened after this call.
+pub fn set_block_cache_bytes(bytes: u64) {
+    BLOCK_CACHE_BYTES.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The block cache size a store opened now gets.
+pub fn block_cache_bytes() -> u64 {
+    BLOCK_CACHE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A handle on an open store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Engine {
@@ -192,7 +212,9 @@ impl Engine {
         // Before fjall opens: its recovery truncates the journal at the first
         // bad record, which must not happen to synced batches.
         journal_check::check_journals(path, &data_dir)?;
-        let db = fjall::Database::builder(&data_dir).open()?;
+        let db = fjall::Database::builder(&data_dir)
+            .cache_size(block_cache_bytes())
+            .open()?;
         let open = |s: Space| db.keyspace(s.name(), fjall::KeyspaceCreateOptions::default);
         let spaces = [open(Space::Mvcc)?, open(Space::Lock)?, open(Space::Raw)?];
         Ok(Engine {

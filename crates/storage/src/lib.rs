@@ -14,6 +14,9 @@ pub mod mvcc;
 pub mod txn;
 
 pub use batch::Batch;
-pub use engine::{Engine, EngineError, Reader, Slice, Space, StoreSpec};
+pub use engine::{
+    DEFAULT_BLOCK_CACHE_BYTES, Engine, EngineError, Reader, Slice, Space, StoreSpec,
+    block_cache_bytes, set_block_cache_bytes,
+};
 pub use mvcc::{MvccError, MvccStats};
 pub use txn::{TxnId, TxnMeta};
