@@ -254,6 +254,9 @@ impl Executor<'_> {
             bounds.push((start, kept));
         }
         fetched.retain_flags(&keep);
+        if let Some(p) = &j.right_project {
+            fetched = fetched.select_columns(p)?;
+        }
         let ctx = self.ctx(outer, None);
         let mut combined: Row = Vec::new();
         for (l, span) in left.rows().zip(&row_span) {

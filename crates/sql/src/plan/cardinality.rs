@@ -565,7 +565,7 @@ fn distinct_inner(rel: &Rel, col: usize) -> f64 {
             } else {
                 let stats = j.stats.as_deref();
                 let rows = table_rows_of(&j.table, stats);
-                column_distinct(&j.table, stats, col - lw, rows)
+                column_distinct(&j.table, stats, j.right_table_position(col - lw), rows)
             }
         }
         _ => rows(rel),

@@ -152,7 +152,7 @@ fn column_names(rel: &Rel) -> Names {
         Rel::LookupJoin(j) => {
             let mut n = column_names(&j.left);
             if !matches!(j.kind, JoinKind::Semi | JoinKind::Anti) {
-                n.extend(table_names(&j.table));
+                n.extend(lookup_right_names(j));
             }
             n
         }
@@ -162,6 +162,15 @@ fn column_names(rel: &Rel) -> Names {
             .map(|i| plain(format!("column{i}")))
             .collect(),
         Rel::Series { .. } => vec![plain("generate_series".into())],
+    }
+}
+
+/// The names of a lookup join's right output columns.
+fn lookup_right_names(j: &super::LookupJoin) -> Names {
+    let all = table_names(&j.table);
+    match &j.right_project {
+        Some(p) => p.iter().filter_map(|&q| all.get(q).cloned()).collect(),
+        None => all,
     }
 }
 
@@ -224,7 +233,7 @@ impl Renderer<'_> {
             | Rel::StreamAggregate { input, .. } => column_names(input),
             Rel::LookupJoin(j) => {
                 let mut n = column_names(&j.left);
-                n.extend(table_names(&j.table));
+                n.extend(lookup_right_names(j));
                 n
             }
             _ => Vec::new(),
@@ -480,8 +489,12 @@ impl Renderer<'_> {
             }
             Rel::LookupJoin(j) => {
                 let left_names = column_names(&j.left);
+                // Key columns are named in table layout; `on` is over the
+                // right columns the join outputs.
                 let mut names = left_names.clone();
                 names.extend(table_names(&j.table));
+                let mut on_names = left_names.clone();
+                on_names.extend(lookup_right_names(j));
                 let key_names: Vec<String> = j
                     .table
                     .index(j.index)
@@ -505,7 +518,7 @@ impl Renderer<'_> {
                     index_name(&j.table, j.index),
                     key_names.join(", "),
                     j.on.as_ref()
-                        .map(|o| format!(" on {}", sql(o, &names)))
+                        .map(|o| format!(" on {}", sql(o, &on_names)))
                         .unwrap_or_default()
                 ));
                 if let Some(f) = &j.right_filter {

@@ -1004,7 +1004,11 @@ pub fn output_types(rel: &Rel) -> Vec<SqlType> {
         Rel::LookupJoin(j) => {
             let mut t = output_types(&j.left);
             if !matches!(j.kind, JoinKind::Semi | JoinKind::Anti) {
-                t.extend(j.table.columns.iter().map(|c| c.ty));
+                t.extend(
+                    (0..j.right_width())
+                        .filter_map(|c| j.table.columns.get(j.right_table_position(c)))
+                        .map(|c| c.ty),
+                );
             }
             t
         }

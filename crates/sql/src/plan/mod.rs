@@ -317,6 +317,27 @@ pub struct LookupJoin {
     /// The right table's columns (table layout) the plan reads; see
     /// [`Scan::reads`].
     pub right_reads: Option<ColumnMask>,
+    /// The right table's columns (by position) the join outputs, in this
+    /// order, after `right_filter`; `None`: all, in table layout. `on` is
+    /// over left ++ these. Set by [`prune`].
+    pub right_project: Option<Arc<[usize]>>,
+}
+
+impl LookupJoin {
+    /// Number of right columns in the join's rows.
+    pub fn right_width(&self) -> usize {
+        self.right_project
+            .as_ref()
+            .map_or(self.table.columns.len(), |p| p.len())
+    }
+
+    /// The table position of right output column `col`.
+    pub fn right_table_position(&self, col: usize) -> usize {
+        match &self.right_project {
+            Some(p) => p.get(col).copied().unwrap_or(usize::MAX),
+            None => col,
+        }
+    }
 }
 
 /// Which columns of a table (by position) a plan reads: the others are
@@ -1304,7 +1325,7 @@ impl Rel {
             Rel::Lateral { left, right, .. } => left.width() + right.width(),
             Rel::LookupJoin(j) => match j.kind {
                 JoinKind::Semi | JoinKind::Anti => j.left.width(),
-                _ => j.left.width() + j.table.columns.len(),
+                _ => j.left.width() + j.right_width(),
             },
             Rel::SetOp { left, .. } => left.width(),
             Rel::RecursiveUnion { base, .. } => base.width(),

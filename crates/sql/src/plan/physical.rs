@@ -438,6 +438,7 @@ fn join(
                     on: residual(on, &used),
                     stats: scan.stats,
                     right_reads: None,
+                    right_project: None,
                 }));
             }
         }

@@ -252,19 +252,38 @@ fn walk_node(rel: Rel, mut read: Vec<bool>) -> Option<(Rel, ColumnMap)> {
             ))
         }
         Rel::LookupJoin(mut j) => {
-            // The right side stays in table layout; the left side narrows.
+            // Both sides narrow: the left input, and the right table's
+            // columns the join outputs (its filter runs before, on the whole
+            // fetched row).
             let lw = j.left.width();
-            let rw = j.table.columns.len();
-            let (mut l, _) = join_reads(read, (lw, rw), j.on.as_ref(), std::iter::empty());
+            let rw = j.right_width();
+            let (mut l, r) = join_reads(read, (lw, rw), j.on.as_ref(), std::iter::empty());
             for &k in &j.keys {
                 if let Some(x) = l.get_mut(k) {
                     *x = true;
                 }
             }
+            let positions: Vec<usize> = (0..rw).map(|c| j.right_table_position(c)).collect();
             let (left, lmap) = walk(j.left, l)?;
             let new_lw = new_width(&lmap);
-            let both = concat(&lmap, &identity(rw), new_lw);
+            let mut rmap = Vec::with_capacity(rw);
+            let mut project = Vec::new();
+            for (c, &keep) in r.iter().enumerate() {
+                if keep {
+                    rmap.push(Some(project.len()));
+                    project.push(positions[c]);
+                } else {
+                    rmap.push(None);
+                }
+            }
+            let both = concat(&lmap, &rmap, new_lw);
             j.left = left;
+            let whole_table = project.iter().copied().eq(0..j.table.columns.len());
+            j.right_project = if whole_table {
+                None
+            } else {
+                Some(project.into())
+            };
             j.keys = j
                 .keys
                 .iter()
