@@ -876,6 +876,17 @@ impl Value {
     /// Appends PostgreSQL's text output for `self` as a value of `ty` (NULL writes
     /// nothing: the caller sends NULL its own way).
     pub fn write_text(&self, ty: SqlType, out: &mut String) {
+        // A regclass whose name the binder looked up: `[oid, name]`.
+        if ty == SqlType::RegClass
+            && let Value::Array(pair) = self
+        {
+            match pair.as_slice() {
+                [_, Value::Text(name)] => out.push_str(name),
+                [oid, ..] => oid.write_text(SqlType::Oid, out),
+                [] => {}
+            }
+            return;
+        }
         // A value in another representation than `ty`'s (an Int for a numeric(10,2)
         // column, say) prints as the column's type would.
         if !self.fits_type(ty)
@@ -934,6 +945,9 @@ impl Value {
             SqlType::Int2 | SqlType::Int4 | SqlType::Int8 | SqlType::Oid => {
                 Value::Int(parse_int(s, ty)?)
             }
+            // A regclass given as text (a parameter) reads as its OID.
+            // TODO(issue 13): a relation name in a regclass parameter.
+            SqlType::RegClass => Value::Int(parse_int(s, SqlType::Oid)?),
             SqlType::Float4 => Value::Float(parse_float(s, true)?),
             SqlType::Float8 => Value::Float(parse_float(s, false)?),
             SqlType::Decimal(_) => Value::Decimal(parse_decimal(s, ty)?),
@@ -996,6 +1010,17 @@ impl Value {
     /// Appends PostgreSQL's binary wire format for `self` as a value of `ty` (a value
     /// of another representation, e.g. an Int for a float8 column, is cast first).
     pub fn write_binary(&self, ty: SqlType, out: &mut Vec<u8>) -> SqlResult<()> {
+        // A regclass whose name the binder looked up (`[oid, name]`) is
+        // sent as its OID.
+        if ty == SqlType::RegClass {
+            return match self {
+                Value::Array(pair) => match pair.first() {
+                    Some(oid) => oid.write_binary(SqlType::Oid, out),
+                    None => Err(SqlError::internal("empty regclass value")),
+                },
+                v => v.write_binary(SqlType::Oid, out),
+            };
+        }
         if !self.fits_type(ty) {
             let v = crate::ops::cast(self, self.natural_type(), ty)?;
             if v.fits_type(ty) {
@@ -1082,7 +1107,9 @@ impl Value {
             SqlType::Int2 => Value::Int(i64::from(i16::from_be_bytes(be(b, ty)?))),
             SqlType::Int4 => Value::Int(i64::from(i32::from_be_bytes(be(b, ty)?))),
             SqlType::Int8 => Value::Int(i64::from_be_bytes(be(b, ty)?)),
-            SqlType::Oid => Value::Int(i64::from(u32::from_be_bytes(be(b, ty)?))),
+            SqlType::Oid | SqlType::RegClass => {
+                Value::Int(i64::from(u32::from_be_bytes(be(b, ty)?)))
+            }
             SqlType::Float4 => Value::Float(f64::from(f32::from_be_bytes(be(b, ty)?))),
             SqlType::Float8 => Value::Float(f64::from_be_bytes(be(b, ty)?)),
             SqlType::Decimal(_) => Value::Decimal(read_numeric_binary(b, ty)?),
