@@ -1898,6 +1898,7 @@ fn udt_name(ty: SqlType) -> &'static str {
         SqlType::Jsonb => "jsonb",
         SqlType::Oid => "oid",
         SqlType::RegClass => "regclass",
+        SqlType::RegType => "regtype",
         SqlType::Array(_) => "anyarray",
     }
 }

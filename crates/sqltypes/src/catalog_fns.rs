@@ -89,6 +89,7 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
                 | T::Int8
                 | T::Oid
                 | T::RegClass
+                | T::RegType
                 | T::Unknown
                 | T::Text
                 | T::Varchar(_)
@@ -321,6 +322,7 @@ pub fn type_oid_by_name(name: &str) -> Option<i64> {
         "json" if !array => return Some(114),
         "oid" => SqlType::Oid,
         "regclass" => SqlType::RegClass,
+        "regtype" => SqlType::RegType,
         "name" if !array => return Some(19),
         "unknown" if !array => return Some(705),
         _ => return None,
@@ -378,6 +380,7 @@ pub fn pg_type_name(ty: SqlType) -> String {
         SqlType::Jsonb => "jsonb".into(),
         SqlType::Oid => "oid".into(),
         SqlType::RegClass => "regclass".into(),
+        SqlType::RegType => "regtype".into(),
         SqlType::Array(e) => format!("{}[]", pg_type_name(*e)),
     }
 }

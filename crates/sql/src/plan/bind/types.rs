@@ -712,13 +712,11 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
             "bpchar" => SqlType::Char(1),
             // Schema-qualified standard names (`pg_catalog.text`) and the
             // catalog types: `name` and `"char"` are text here; the reg*
-            // types other than regclass are OIDs.
-            // TODO(issue 13): regtype casts from and to names.
+            // types other than regclass and regtype are OIDs.
             "text" | "name" | "char" | "varchar" => SqlType::Text,
             "regclass" => SqlType::RegClass,
-            "oid" | "regtype" | "regproc" | "regprocedure" | "regnamespace" | "regrole" => {
-                SqlType::Oid
-            }
+            "regtype" => SqlType::RegType,
+            "oid" | "regproc" | "regprocedure" | "regnamespace" | "regrole" => SqlType::Oid,
             "xid" | "cid" => SqlType::Int8,
             "int2vector" => SqlType::array_of(SqlType::Int2),
             "oidvector" => SqlType::array_of(SqlType::Oid),
