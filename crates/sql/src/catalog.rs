@@ -1430,7 +1430,10 @@ impl Catalog {
             return Ok(None);
         }
         match self.resolve_table(txn, database, None, &seq).await? {
-            Some(s) if s.is_sequence() => Ok(Some(format!("public.{seq}"))),
+            Some(s) if s.is_sequence() => Ok(Some(format!(
+                "public.{}",
+                tardigrade_sqltypes::strings::quote_ident(&seq)
+            ))),
             _ => Ok(None),
         }
     }

@@ -375,6 +375,41 @@ pub fn index_definition(t: &TableDesc, i: &IndexDesc) -> String {
     )
 }
 
+/// The name under which the statement's [`relation_names`] travel to the
+/// binder in its table map (not a name SQL can write).
+pub const RELATION_NAMES: &str = "\u{1}relation names";
+
+/// What regclass resolves: every relation of the database (tables, views,
+/// sequences, indexes) and the system catalogs, as (oid, name) rows, the
+/// names unquoted. The binder resolves `'t'::regclass` with them and turns
+/// a regclass's output into a lookup among them.
+pub fn relation_names(s: &Snapshot) -> TableDesc {
+    let mut rows = Vec::new();
+    for t in &s.tables {
+        rows.push(vec![int(table_oid(t)), text(t.name.clone())]);
+        for i in visible_indexes(t) {
+            rows.push(vec![int(index_oid(t, i)), text(i.name.clone())]);
+        }
+    }
+    for (name, oid) in CATALOG_TABLE_OIDS {
+        rows.push(vec![int(*oid), text(*name)]);
+    }
+    // Its version follows the relations, so a cached plan (a prepared
+    // statement's) is bound again when they change.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for t in &s.tables {
+        std::hash::Hash::hash(&(t.id, t.version, &t.name), &mut hasher);
+    }
+    let mut desc = virtual_descriptor(
+        u32::MAX - TABLES.len() as u32 - 2,
+        RELATION_NAMES,
+        columns(&["oid:oid", "relname"]),
+        rows,
+    );
+    desc.version = std::hash::Hasher::finish(&hasher);
+    desc
+}
+
 /// The name under which the statement's [`definitions`] travel to the
 /// binder in its table map (not a name SQL can write).
 pub const DEFINITIONS: &str = "\u{1}definitions";
@@ -1862,6 +1897,8 @@ fn udt_name(ty: SqlType) -> &'static str {
         SqlType::Uuid => "uuid",
         SqlType::Jsonb => "jsonb",
         SqlType::Oid => "oid",
+        SqlType::RegClass => "regclass",
+        SqlType::RegType => "regtype",
         SqlType::Array(_) => "anyarray",
     }
 }

@@ -84,7 +84,15 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
     let int = |t: &SqlType| {
         matches!(
             t,
-            T::Int2 | T::Int4 | T::Int8 | T::Oid | T::Unknown | T::Text | T::Varchar(_)
+            T::Int2
+                | T::Int4
+                | T::Int8
+                | T::Oid
+                | T::RegClass
+                | T::RegType
+                | T::Unknown
+                | T::Text
+                | T::Varchar(_)
         )
     };
     Some(match (name, args) {
@@ -313,6 +321,8 @@ pub fn type_oid_by_name(name: &str) -> Option<i64> {
         "jsonb" => SqlType::Jsonb,
         "json" if !array => return Some(114),
         "oid" => SqlType::Oid,
+        "regclass" => SqlType::RegClass,
+        "regtype" => SqlType::RegType,
         "name" if !array => return Some(19),
         "unknown" if !array => return Some(705),
         _ => return None,
@@ -369,6 +379,8 @@ pub fn pg_type_name(ty: SqlType) -> String {
         SqlType::Uuid => "uuid".into(),
         SqlType::Jsonb => "jsonb".into(),
         SqlType::Oid => "oid".into(),
+        SqlType::RegClass => "regclass".into(),
+        SqlType::RegType => "regtype".into(),
         SqlType::Array(e) => format!("{}[]", pg_type_name(*e)),
     }
 }

@@ -128,7 +128,7 @@ fn num_rank(t: SqlType) -> Option<u8> {
         SqlType::Int4 => 1,
         // an integer and an oid have the type oid in common (PostgreSQL
         // casts int4 to oid implicitly)
-        SqlType::Oid => 2,
+        SqlType::Oid | SqlType::RegClass | SqlType::RegType => 2,
         SqlType::Int8 => 3,
         SqlType::Decimal(_) => 4,
         SqlType::Float4 => 5,
@@ -159,10 +159,12 @@ fn arith_numeric(l: SqlType, r: SqlType) -> SqlType {
         }
     } else if matches!(l, SqlType::Decimal(_)) || matches!(r, SqlType::Decimal(_)) {
         SqlType::Decimal(None)
-    } else if [l, r]
-        .iter()
-        .any(|t| matches!(t, SqlType::Int8 | SqlType::Oid))
-    {
+    } else if [l, r].iter().any(|t| {
+        matches!(
+            t,
+            SqlType::Int8 | SqlType::Oid | SqlType::RegClass | SqlType::RegType
+        )
+    }) {
         // oid arithmetic (which PostgreSQL does not have) is done in int8
         SqlType::Int8
     } else if l == SqlType::Int4 || r == SqlType::Int4 {
@@ -316,7 +318,7 @@ fn int_range_error(ty: SqlType) -> SqlError {
     SqlError::out_of_range(match ty {
         SqlType::Int2 => "smallint out of range",
         SqlType::Int4 => "integer out of range",
-        SqlType::Oid => "OID out of range",
+        SqlType::Oid | SqlType::RegClass | SqlType::RegType => "OID out of range",
         _ => "bigint out of range",
     })
 }
@@ -326,7 +328,7 @@ pub fn check_int(v: i128, ty: SqlType) -> SqlResult<i64> {
     let (lo, hi) = match ty {
         SqlType::Int2 => (i128::from(i16::MIN), i128::from(i16::MAX)),
         SqlType::Int4 => (i128::from(i32::MIN), i128::from(i32::MAX)),
-        SqlType::Oid => (0, i128::from(u32::MAX)),
+        SqlType::Oid | SqlType::RegClass | SqlType::RegType => (0, i128::from(u32::MAX)),
         _ => (i128::from(i64::MIN), i128::from(i64::MAX)),
     };
     if v < lo || v > hi {
@@ -1216,13 +1218,17 @@ pub fn cast(v: &Value, from: SqlType, to: SqlType) -> SqlResult<Value> {
     Ok(match (v, to) {
         // int2/int4 and oid convert bit for bit, as in PostgreSQL: -1::oid is
         // 4294967295 and back
-        (Value::Int(i), T::Oid) if matches!(from, T::Int2 | T::Int4) && *i < 0 => {
+        (Value::Int(i), T::Oid | T::RegClass | T::RegType)
+            if matches!(from, T::Int2 | T::Int4) && *i < 0 =>
+        {
             Value::Int(check_int(i128::from(*i) + (1 << 32), to)?)
         }
-        (Value::Int(i), T::Int4) if from == T::Oid && *i > i64::from(i32::MAX) => {
+        (Value::Int(i), T::Int4)
+            if matches!(from, T::Oid | T::RegClass | T::RegType) && *i > i64::from(i32::MAX) =>
+        {
             Value::Int(check_int(i128::from(*i) - (1 << 32), to)?)
         }
-        (Value::Int(i), T::Int2 | T::Int4 | T::Int8 | T::Oid) => {
+        (Value::Int(i), T::Int2 | T::Int4 | T::Int8 | T::Oid | T::RegClass | T::RegType) => {
             Value::Int(check_int(i128::from(*i), to)?)
         }
         (Value::Int(i), T::Float8) => Value::Float(*i as f64),

@@ -37,6 +37,15 @@ pub enum SqlType {
     /// as an integer value in `0..=u32::MAX`. The catalog tables' identifier
     /// columns have this type; integers cast to it and compare with it.
     Oid,
+    /// `regclass`: a relation's OID (an integer value, as [`SqlType::Oid`])
+    /// that prints as the relation's name. The binder resolves names both
+    /// ways (`sql::plan::bind`); a value whose name it looked up for output
+    /// is the pair `[oid, name]` ([`Value::Array`](crate::Value::Array)),
+    /// sent as the name in text format and as the OID in binary format.
+    RegClass,
+    /// `regtype`: a type's OID (an integer value, as [`SqlType::Oid`]) that
+    /// reads and prints as the type's name (`'int4'::regtype` is `integer`).
+    RegType,
     /// A one-dimensional array of the element type (never itself an array: like
     /// PostgreSQL, `int[][]` is the same type as `int[]`). The element type is
     /// interned by [`SqlType::array_of`] so `SqlType` stays `Copy`.
@@ -89,6 +98,8 @@ impl SqlType {
             SqlType::Uuid => 2950,
             SqlType::Jsonb => 3802,
             SqlType::Oid => 26,
+            SqlType::RegClass => 2205,
+            SqlType::RegType => 2206,
             SqlType::Array(e) => e.array_oid(),
         }
     }
@@ -142,6 +153,8 @@ impl SqlType {
             SqlType::Uuid => 2951,
             SqlType::Jsonb => 3807,
             SqlType::Oid => 1028,
+            SqlType::RegClass => 2210,
+            SqlType::RegType => 2211,
             SqlType::Text | SqlType::Unknown | SqlType::Array(_) => 1009,
         }
     }
@@ -170,6 +183,8 @@ impl SqlType {
             2950 => SqlType::Uuid,
             3802 | 114 => SqlType::Jsonb,
             26 => SqlType::Oid,
+            2205 => SqlType::RegClass,
+            2206 => SqlType::RegType,
             // a bpchar[] or json[] parameter is read as text[] / jsonb[], as their
             // elements are
             1014 => SqlType::array_of(SqlType::Text),
@@ -188,7 +203,12 @@ impl SqlType {
     pub fn is_integer(self) -> bool {
         matches!(
             self,
-            SqlType::Int2 | SqlType::Int4 | SqlType::Int8 | SqlType::Oid
+            SqlType::Int2
+                | SqlType::Int4
+                | SqlType::Int8
+                | SqlType::Oid
+                | SqlType::RegClass
+                | SqlType::RegType
         )
     }
 
@@ -209,7 +229,12 @@ impl SqlType {
         match self {
             SqlType::Bool => 1,
             SqlType::Int2 => 2,
-            SqlType::Int4 | SqlType::Float4 | SqlType::Date | SqlType::Oid => 4,
+            SqlType::Int4
+            | SqlType::Float4
+            | SqlType::Date
+            | SqlType::Oid
+            | SqlType::RegClass
+            | SqlType::RegType => 4,
             SqlType::Int8 | SqlType::Float8 | SqlType::Timestamp | SqlType::TimestampTz => 8,
             SqlType::Interval | SqlType::Uuid => 16,
             _ => -1,
@@ -242,6 +267,8 @@ impl fmt::Display for SqlType {
             SqlType::Uuid => f.write_str("uuid"),
             SqlType::Jsonb => f.write_str("jsonb"),
             SqlType::Oid => f.write_str("oid"),
+            SqlType::RegClass => f.write_str("regclass"),
+            SqlType::RegType => f.write_str("regtype"),
             SqlType::Array(e) => write!(f, "{e}[]"),
         }
     }

@@ -456,6 +456,36 @@ fn write_uuid(out: &mut String, u: u128) {
     out.push_str(&h[20..32]);
 }
 
+/// `regtype` input: a type's name (`int4`, `character varying`,
+/// `pg_catalog.text`, `int[]`) or digits (that OID, unchecked); 42704 for
+/// a type that does not exist.
+fn regtype_in(s: &str) -> SqlResult<i64> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return parse_int(t, SqlType::Oid);
+    }
+    crate::catalog_fns::type_oid_by_name(t).ok_or_else(|| {
+        SqlError::new(
+            crate::error::codes::UNDEFINED_OBJECT,
+            format!("type \"{t}\" does not exist"),
+        )
+    })
+}
+
+/// `regtype` output: the type's name as `format_type` prints it, the
+/// number for an OID that names no type here.
+fn regtype_out(oid: i64) -> String {
+    match oid {
+        19 => "name".into(),
+        114 => "json".into(),
+        705 => "unknown".into(),
+        _ => match u32::try_from(oid).ok().and_then(SqlType::from_oid) {
+            Some(_) => crate::catalog_fns::format_type(oid, -1),
+            None => oid.to_string(),
+        },
+    }
+}
+
 /// Type name used in integer input errors.
 fn int_bounds(ty: SqlType) -> (i64, i64, &'static str) {
     match ty {
@@ -876,6 +906,17 @@ impl Value {
     /// Appends PostgreSQL's text output for `self` as a value of `ty` (NULL writes
     /// nothing: the caller sends NULL its own way).
     pub fn write_text(&self, ty: SqlType, out: &mut String) {
+        // A regclass whose name the binder looked up: `[oid, name]`.
+        if ty == SqlType::RegClass
+            && let Value::Array(pair) = self
+        {
+            match pair.as_slice() {
+                [_, Value::Text(name)] => out.push_str(name),
+                [oid, ..] => oid.write_text(SqlType::Oid, out),
+                [] => {}
+            }
+            return;
+        }
         // A value in another representation than `ty`'s (an Int for a numeric(10,2)
         // column, say) prints as the column's type would.
         if !self.fits_type(ty)
@@ -888,6 +929,7 @@ impl Value {
         match self {
             Value::Null => {}
             Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+            Value::Int(i) if ty == SqlType::RegType => out.push_str(&regtype_out(*i)),
             Value::Int(i) => {
                 let _ = write!(out, "{i}");
             }
@@ -934,6 +976,11 @@ impl Value {
             SqlType::Int2 | SqlType::Int4 | SqlType::Int8 | SqlType::Oid => {
                 Value::Int(parse_int(s, ty)?)
             }
+            // A regclass given as text (a parameter) reads as its OID.
+            // TODO(issue 13): a relation name in a regclass parameter.
+            SqlType::RegClass => Value::Int(parse_int(s, SqlType::Oid)?),
+            // A type's name or its OID (digits, unchecked).
+            SqlType::RegType => Value::Int(regtype_in(s)?),
             SqlType::Float4 => Value::Float(parse_float(s, true)?),
             SqlType::Float8 => Value::Float(parse_float(s, false)?),
             SqlType::Decimal(_) => Value::Decimal(parse_decimal(s, ty)?),
@@ -996,6 +1043,17 @@ impl Value {
     /// Appends PostgreSQL's binary wire format for `self` as a value of `ty` (a value
     /// of another representation, e.g. an Int for a float8 column, is cast first).
     pub fn write_binary(&self, ty: SqlType, out: &mut Vec<u8>) -> SqlResult<()> {
+        // A regclass whose name the binder looked up (`[oid, name]`) is
+        // sent as its OID.
+        if ty == SqlType::RegClass {
+            return match self {
+                Value::Array(pair) => match pair.first() {
+                    Some(oid) => oid.write_binary(SqlType::Oid, out),
+                    None => Err(SqlError::internal("empty regclass value")),
+                },
+                v => v.write_binary(SqlType::Oid, out),
+            };
+        }
         if !self.fits_type(ty) {
             let v = crate::ops::cast(self, self.natural_type(), ty)?;
             if v.fits_type(ty) {
@@ -1017,7 +1075,7 @@ impl Value {
                     .map_err(|_| range("integer"))?
                     .to_be_bytes(),
             ),
-            (Value::Int(i), SqlType::Oid) => {
+            (Value::Int(i), SqlType::Oid | SqlType::RegType) => {
                 out.extend_from_slice(&u32::try_from(*i).map_err(|_| range("OID"))?.to_be_bytes())
             }
             (Value::Int(i), _) => out.extend_from_slice(&i.to_be_bytes()),
@@ -1082,7 +1140,9 @@ impl Value {
             SqlType::Int2 => Value::Int(i64::from(i16::from_be_bytes(be(b, ty)?))),
             SqlType::Int4 => Value::Int(i64::from(i32::from_be_bytes(be(b, ty)?))),
             SqlType::Int8 => Value::Int(i64::from_be_bytes(be(b, ty)?)),
-            SqlType::Oid => Value::Int(i64::from(u32::from_be_bytes(be(b, ty)?))),
+            SqlType::Oid | SqlType::RegClass | SqlType::RegType => {
+                Value::Int(i64::from(u32::from_be_bytes(be(b, ty)?)))
+            }
             SqlType::Float4 => Value::Float(f64::from(f32::from_be_bytes(be(b, ty)?))),
             SqlType::Float8 => Value::Float(f64::from_be_bytes(be(b, ty)?)),
             SqlType::Decimal(_) => Value::Decimal(read_numeric_binary(b, ty)?),

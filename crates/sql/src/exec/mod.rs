@@ -222,6 +222,7 @@ pub async fn execute_statement(
                     Some(dml) => BoundPlan::Dml(Box::new(dml)),
                     None => {
                         let bound = binder.bind_query(q)?;
+                        let bound = binder.regclass_output(bound);
                         BoundPlan::Query {
                             rel: Box::new(crate::plan::index::optimize(bound.rel)),
                             scope: bound.scope,

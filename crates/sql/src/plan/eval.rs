@@ -211,26 +211,29 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
                     }
                 }
             }
-            "regclass" => match args.first().map(|a| eval(a, row, ctx)).transpose()? {
-                Some(Value::Text(name)) => {
-                    // A name known only at run time: a system catalog's or
-                    // an OID (user tables are resolved when binding).
-                    let oid = name.trim().parse::<i64>().ok().or_else(|| {
-                        crate::vtable::split_relation_name(&name)
-                            .and_then(|parts| crate::vtable::catalog_table_oid(&parts))
-                    });
-                    match oid {
-                        Some(oid) => Value::Int(oid),
-                        None => {
-                            return Err(SqlError::new(
-                                "42P01",
-                                format!("relation \"{name}\" does not exist"),
-                            ));
-                        }
-                    }
-                }
-                _ => Value::Null,
-            },
+            // regclass from and to names, among the statement's relations
+            // (the binder's `regclass_call`: the value, their OIDs, their
+            // names).
+            "regclass" | "regclassout" | "regclass_pair" => {
+                let v = match args.first() {
+                    Some(a) => eval(a, row, ctx)?,
+                    None => Value::Null,
+                };
+                let (oids, names) = match (args.get(1), args.get(2)) {
+                    (
+                        Some(Scalar::Literal {
+                            value: Value::Array(o),
+                            ..
+                        }),
+                        Some(Scalar::Literal {
+                            value: Value::Array(n),
+                            ..
+                        }),
+                    ) => (o.as_slice(), n.as_slice()),
+                    _ => (&[][..], &[][..]),
+                };
+                regclass_fn(name, v, oids, names)?
+            }
             "set_config" => {
                 let mut vals = Vec::with_capacity(3);
                 for a in args {
@@ -449,4 +452,63 @@ fn quantified(
     rt: SqlType,
 ) -> SqlResult<Value> {
     array::quantify(op, all, v, values, lt, rt)
+}
+
+/// `regclass` (a name to its OID), `regclassout` (an OID to the name
+/// regclass prints: quoted as an identifier when needed, the number when no
+/// relation has it) and `regclass_pair` (`[oid, name]`, a regclass as sent
+/// to the client), over the relations `oids` / `names` (user relations
+/// first, then the system catalogs). NULL gives NULL.
+fn regclass_fn(f: &str, v: Value, oids: &[Value], names: &[Value]) -> SqlResult<Value> {
+    let oid = match v {
+        Value::Null => return Ok(Value::Null),
+        Value::Text(name) if f == "regclass" => {
+            if let Some(oid) = super::bind::regclass_digits(&name)? {
+                return Ok(Value::Int(oid));
+            }
+            let parts = crate::vtable::split_relation_name(&name)
+                .ok_or_else(|| super::bind::undefined_relation(&[name.clone()]))?;
+            let undefined = || super::bind::undefined_relation(&parts);
+            let catalogs = tardigrade_sqltypes::catalog_fns::CATALOG_TABLE_OIDS.len();
+            let user = names.len().saturating_sub(catalogs);
+            let table = match parts.as_slice() {
+                [t] => Some(t),
+                [s, t] if s == "public" => Some(t),
+                _ => None,
+            };
+            let found = table.and_then(|t| {
+                names
+                    .iter()
+                    .take(user)
+                    .position(|n| matches!(n, Value::Text(n) if n == t))
+            });
+            return match found.and_then(|i| oids.get(i)) {
+                Some(oid) => Ok(oid.clone()),
+                None => crate::vtable::catalog_table_oid(&parts)
+                    .map(Value::Int)
+                    .ok_or_else(undefined),
+            };
+        }
+        Value::Int(oid) => oid,
+        other => {
+            return Err(SqlError::datatype_mismatch(format!(
+                "{f} takes an OID, not {other:?}"
+            )));
+        }
+    };
+    let name = oids
+        .iter()
+        .position(|o| matches!(o, Value::Int(o) if *o == oid))
+        .and_then(|i| names.get(i))
+        .and_then(|n| match n {
+            Value::Text(n) => Some(tardigrade_sqltypes::strings::quote_ident(n)),
+            _ => None,
+        });
+    Ok(match f {
+        "regclassout" => Value::Text(name.unwrap_or_else(|| oid.to_string())),
+        _ => match name {
+            Some(name) => Value::Array(vec![Value::Int(oid), Value::Text(name)]),
+            None => Value::Int(oid),
+        },
+    })
 }

@@ -30,6 +30,9 @@ SELECT conname, contype FROM pg_catalog.pg_constraint WHERE conrelid = 'authors'
 SELECT pg_catalog.pg_table_is_visible('authors'::regclass), 'books'::regclass::text, 'public.books'::regclass::text;
 SELECT 'no_such_table'::regclass;
 SELECT to_regclass('authors')::text, to_regclass('nope') IS NULL;
+SELECT 'authors'::regclass, 'public.books'::regclass::text, 'authors_pkey'::regclass::text, 'pg_class'::regclass;
+SELECT c.relname, c.oid::regclass, c.oid::regclass::text = c.relname FROM pg_catalog.pg_class c WHERE c.relname IN ('authors', 'books', 'authors_pkey') ORDER BY 1;
+SELECT 'Authors'::regclass;
 SELECT typname, typtype FROM pg_catalog.pg_type WHERE typname IN ('int4', 'int8', 'text', 'bool', 'numeric', 'jsonb', 'timestamptz', '_int4') ORDER BY typname;
 SELECT 'int4'::regtype::oid, 'text'::regtype::oid, 'bigint'::regtype::text, 23::regtype::text;
 SELECT pg_catalog.format_type(23, NULL), pg_catalog.format_type(1043, 54), pg_catalog.format_type(1700, 655366);

@@ -481,8 +481,9 @@ impl Binder<'_> {
 
     /// `CAST(x AS t)` / `x::t` (`e` is the whole cast): a `'name'::regclass`
     /// literal is the relation's OID, `ARRAY[]::t[]` an empty array of the
-    /// type, a cast to regclass of a name known only when the statement
-    /// runs a call; else [`Binder::cast`] (with a timestamp's precision).
+    /// type, a cast of a parameter to regclass a lookup when the statement
+    /// runs; else [`Binder::cast`] (with a timestamp's precision, and
+    /// regclass from and to names).
     fn bind_cast_expr(
         &mut self,
         e: &Expr,
@@ -494,7 +495,7 @@ impl Binder<'_> {
         if let Some(name) = regclass_literal(e) {
             return Ok(Scalar::literal(
                 Value::Int(self.regclass_oid(name)?),
-                SqlType::Oid,
+                SqlType::RegClass,
             ));
         }
         let to = sql_type_of(data_type)?;
@@ -508,21 +509,10 @@ impl Binder<'_> {
             });
         }
         let inner = self.bind_expr_inner(expr, scope, d)?;
-        let to_regclass = match data_type {
-            DataType::Regclass => true,
-            DataType::Custom(n, _) => table_name(n) == "regclass",
-            _ => false,
-        };
-        if to_regclass && (inner.ty().is_string() || inner.ty() == SqlType::Unknown) {
-            // A name known only when the statement runs (a
-            // parameter): system catalogs and OIDs.
-            // TODO(issue 13): user tables named by a parameter.
+        if to == SqlType::RegClass && inner.ty() == SqlType::Unknown {
+            // A name known only when the statement runs (a parameter).
             let inner = self.coerce(inner, SqlType::Text, "regclass")?;
-            Ok(Scalar::Func {
-                name: "regclass".into(),
-                args: vec![inner],
-                ty: SqlType::Oid,
-            })
+            Ok(self.regclass_call("regclass", inner, SqlType::RegClass))
         } else {
             let cast = self.cast(inner, to)?;
             Ok(with_timestamp_precision(cast, data_type))

@@ -552,10 +552,13 @@ impl Binder<'_> {
             && let [Scalar::Literal { value, .. }] = args.as_slice()
         {
             let oid = match value {
-                Value::Text(n) => self.regclass_oid(n).ok().map_or(Value::Null, Value::Int),
+                // PostgreSQL 15 reads digits as a name here.
+                Value::Text(n) if !matches!(super::types::regclass_digits(n), Ok(Some(_))) => {
+                    self.regclass_oid(n).ok().map_or(Value::Null, Value::Int)
+                }
                 _ => Value::Null,
             };
-            return Ok(Scalar::literal(oid, SqlType::Oid));
+            return Ok(Scalar::literal(oid, SqlType::RegClass));
         }
         let args = args
             .into_iter()

@@ -64,8 +64,9 @@ pub(crate) use predicate::shift_columns;
 pub use predicate::{and_all, conjuncts, push_filter, referenced_columns};
 pub use rewrite::fold;
 pub use select::column_name_of;
-use types::regclass_literal;
 pub use types::sql_type_of;
+use types::{is_regclass_type, regclass_literal};
+pub(crate) use types::{regclass_digits, undefined_relation};
 use window::WindowBan;
 
 /// Deepest expression tree the binder accepts (54001 beyond): binding,
@@ -162,7 +163,9 @@ pub async fn collect_tables(
         names.push(name.clone());
         ControlFlow::<()>::Continue(())
     });
-    // `'t'::regclass` names a table too.
+    // `'t'::regclass` names a table too; any regclass needs the names of
+    // the database's relations.
+    let mut regclass = mentions_regclass(statement);
     let _ = sqlparser::ast::visit_expressions(statement, |e| {
         if let Some(name) = regclass_literal(e)
             && let Some(parts) = crate::vtable::split_relation_name(name)
@@ -213,14 +216,7 @@ pub async fn collect_tables(
                 Some(_) => None,
             };
             if user_table.is_none() {
-                let s = match &mut snapshot {
-                    Some(s) => s,
-                    None => snapshot.insert(crate::vtable::Snapshot {
-                        database: database.to_string(),
-                        databases: node.catalog.list_databases(txn).await?,
-                        tables: node.catalog.list_tables(txn, database).await?,
-                    }),
-                };
+                let s = snapshot_of(node, txn, database, &mut snapshot).await?;
                 let desc = crate::vtable::descriptor(virtual_table, s)?;
                 tables.insert(table.clone(), Arc::new(desc));
                 if !tables.contains_key(crate::vtable::DEFINITIONS) {
@@ -243,12 +239,51 @@ pub async fn collect_tables(
                         pending.push(name.clone());
                         ControlFlow::<()>::Continue(())
                     });
+                    regclass |= mentions_regclass(&statement);
                 }
             }
             tables.insert(table.clone(), desc);
         }
     }
+    if regclass {
+        let s = snapshot_of(node, txn, database, &mut snapshot).await?;
+        tables.insert(
+            crate::vtable::RELATION_NAMES.to_string(),
+            Arc::new(crate::vtable::relation_names(s)),
+        );
+    }
     Ok(tables)
+}
+
+/// The snapshot of the database's descriptors the statement's system
+/// catalogs and regclass names come from, taken at the first need.
+async fn snapshot_of<'s>(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    snapshot: &'s mut Option<crate::vtable::Snapshot>,
+) -> SqlResult<&'s crate::vtable::Snapshot> {
+    if snapshot.is_none() {
+        *snapshot = Some(crate::vtable::Snapshot {
+            database: database.to_string(),
+            databases: node.catalog.list_databases(txn).await?,
+            tables: node.catalog.list_tables(txn, database).await?,
+        });
+    }
+    snapshot
+        .as_ref()
+        .ok_or_else(|| SqlError::internal("no catalog snapshot"))
+}
+
+/// Whether `statement` casts to regclass or calls `to_regclass` (its
+/// binding needs the names of the database's relations).
+fn mentions_regclass(statement: &Statement) -> bool {
+    let found = sqlparser::ast::visit_expressions(statement, |e| match e {
+        ast::Expr::Cast { data_type, .. } if is_regclass_type(data_type) => ControlFlow::Break(()),
+        ast::Expr::Function(f) if table_name(&f.name) == "to_regclass" => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    });
+    found.is_break()
 }
 
 /// The parameter types and result columns of a statement, for Describe.

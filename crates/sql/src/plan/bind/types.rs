@@ -122,6 +122,13 @@ impl Binder<'_> {
             Scalar::Literal {
                 value: Value::Text(t),
                 ..
+            } if ty == SqlType::RegClass => Ok(Scalar::Literal {
+                value: Value::Int(self.regclass_oid(&t)?),
+                ty,
+            }),
+            Scalar::Literal {
+                value: Value::Text(t),
+                ..
             } => Ok(Scalar::Literal {
                 value: Value::from_text(&t, ty)?,
                 ty,
@@ -194,6 +201,15 @@ impl Binder<'_> {
         }
         if from == to {
             return Ok(s);
+        }
+        // regclass from and to a name, looked up among the statement's
+        // relations.
+        if to == SqlType::RegClass && from.is_string() {
+            return Ok(self.regclass_call("regclass", s, SqlType::RegClass));
+        }
+        if from == SqlType::RegClass && to.is_string() {
+            let name = self.regclass_call("regclassout", s, SqlType::Text);
+            return self.cast(name, to);
         }
         if !ops::can_cast(from, to) {
             // between arrays PostgreSQL names the element types that do not cast
@@ -310,22 +326,33 @@ impl Binder<'_> {
         })
     }
 
-    /// The OID of the relation a `'name'::regclass` literal names: a system
-    /// catalog's (PostgreSQL's OIDs), else a table of the statement's
-    /// database (its descriptor id, as `pg_class.oid`).
+    /// The OID of the relation a `'name'::regclass` literal names: digits
+    /// are that OID (unchecked, as in PostgreSQL), else a relation of the
+    /// statement's database (table, view, sequence or index, optionally
+    /// `public.`-qualified) or a system catalog (its PostgreSQL OID).
     pub(super) fn regclass_oid(&self, name: &str) -> SqlResult<i64> {
-        let undefined = || {
-            SqlError::new(
-                codes::UNDEFINED_TABLE,
-                format!("relation \"{name}\" does not exist"),
-            )
-        };
-        let parts = crate::vtable::split_relation_name(name).ok_or_else(undefined)?;
+        if let Some(oid) = regclass_digits(name)? {
+            return Ok(oid);
+        }
+        let parts = crate::vtable::split_relation_name(name)
+            .ok_or_else(|| undefined_relation(&[name.to_string()]))?;
+        let undefined = || undefined_relation(&parts);
         let (schema, table) = match parts.as_slice() {
             [t] => (None, t.as_str()),
             [s, t] => (Some(s.as_str()), t.as_str()),
             _ => return Err(undefined()),
         };
+        if matches!(schema, None | Some("public")) {
+            let (oids, names) = self.relation_names();
+            let user = oids
+                .len()
+                .saturating_sub(tardigrade_sqltypes::catalog_fns::CATALOG_TABLE_OIDS.len());
+            if let Some(i) = names.iter().take(user).position(|n| n == table)
+                && let Some(oid) = oids.get(i)
+            {
+                return Ok(*oid);
+            }
+        }
         if let Some(oid) = crate::vtable::catalog_table_oid(&parts) {
             return Ok(oid);
         }
@@ -336,6 +363,122 @@ impl Binder<'_> {
             return Ok(i64::from(t.id));
         }
         Err(undefined())
+    }
+
+    /// The statement's relations ([`crate::vtable::relation_names`]): their
+    /// OIDs and names, the database's first, then the system catalogs'
+    /// (only those when the statement was not seen to need the database's:
+    /// `collect_tables` loads them for a cast to regclass or `to_regclass`).
+    pub(super) fn relation_names(&self) -> (Vec<i64>, Vec<String>) {
+        let mut oids = Vec::new();
+        let mut names = Vec::new();
+        let rows = self
+            .tables
+            .get(crate::vtable::RELATION_NAMES)
+            .and_then(|t| t.virtual_rows.clone());
+        if let Some(rows) = rows {
+            for row in rows.iter() {
+                if let [Value::Int(oid), Value::Text(name)] = row.as_slice() {
+                    oids.push(*oid);
+                    names.push(name.clone());
+                }
+            }
+        }
+        if oids.is_empty() {
+            for (name, oid) in tardigrade_sqltypes::catalog_fns::CATALOG_TABLE_OIDS {
+                oids.push(*oid);
+                names.push((*name).to_string());
+            }
+        }
+        (oids, names)
+    }
+
+    /// `f(arg, oids, names)`: a regclass function (`regclass`,
+    /// `regclassout`, `regclass_pair` in `plan::eval`) with the statement's
+    /// relations as two array literals.
+    pub(super) fn regclass_call(&self, f: &str, arg: Scalar, ty: SqlType) -> Scalar {
+        let (oids, names) = self.relation_names();
+        Scalar::Func {
+            name: f.into(),
+            args: vec![
+                arg,
+                Scalar::literal(
+                    Value::Array(oids.into_iter().map(Value::Int).collect()),
+                    SqlType::array_of(SqlType::Oid),
+                ),
+                Scalar::literal(
+                    Value::Array(names.into_iter().map(Value::Text).collect()),
+                    SqlType::array_of(SqlType::Text),
+                ),
+            ],
+            ty,
+        }
+    }
+
+    /// A query's result as sent to the client: its regclass columns carry
+    /// the relation's name for text output (`regclass_pair`).
+    pub fn regclass_output(&self, bound: super::BoundQuery) -> super::BoundQuery {
+        if !bound.scope.iter().any(|c| c.ty == SqlType::RegClass) {
+            return bound;
+        }
+        let exprs = bound
+            .scope
+            .iter()
+            .enumerate()
+            .map(|(index, c)| {
+                let col = Scalar::Column { index, ty: c.ty };
+                if c.ty == SqlType::RegClass {
+                    self.regclass_call("regclass_pair", col, SqlType::RegClass)
+                } else {
+                    col
+                }
+            })
+            .collect();
+        super::BoundQuery {
+            rel: crate::plan::Rel::project(bound.rel, exprs),
+            scope: bound.scope,
+        }
+    }
+}
+
+/// The OID a regclass input of digits is (`'123'::regclass`), unchecked;
+/// `None` for a name.
+pub(crate) fn regclass_digits(name: &str) -> SqlResult<Option<i64>> {
+    let t = name.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return tardigrade_sqltypes::value::parse_int(t, SqlType::Oid).map(Some);
+    }
+    Ok(None)
+}
+
+/// The error for a regclass name that names no relation: PostgreSQL's
+/// 42P01 with the name as read (unquoted parts folded to lower case), or
+/// 3F000 for a schema other than `public`, `pg_catalog` and
+/// `information_schema`.
+pub(crate) fn undefined_relation(parts: &[String]) -> SqlError {
+    if let [schema, _] = parts
+        && !matches!(
+            schema.as_str(),
+            "public" | "pg_catalog" | "information_schema"
+        )
+    {
+        return SqlError::new(
+            codes::INVALID_SCHEMA_NAME,
+            format!("schema \"{schema}\" does not exist"),
+        );
+    }
+    SqlError::new(
+        codes::UNDEFINED_TABLE,
+        format!("relation \"{}\" does not exist", parts.join(".")),
+    )
+}
+
+/// Whether `dt` is `regclass` (`pg_catalog.regclass`).
+pub(super) fn is_regclass_type(dt: &DataType) -> bool {
+    match dt {
+        DataType::Regclass => true,
+        DataType::Custom(n, _) => table_name(n) == "regclass",
+        _ => false,
     }
 }
 
@@ -455,12 +598,7 @@ pub(super) fn regclass_literal(e: &Expr) -> Option<&str> {
     else {
         return None;
     };
-    let is_regclass = match data_type {
-        DataType::Regclass => true,
-        DataType::Custom(n, _) => table_name(n) == "regclass",
-        _ => false,
-    };
-    match (is_regclass, expr.as_ref()) {
+    match (is_regclass_type(data_type), expr.as_ref()) {
         (true, Expr::Value(v)) => match &v.value {
             ast::Value::SingleQuotedString(s) => Some(s.as_str()),
             _ => None,
@@ -558,8 +696,7 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
             | ast::ArrayElemTypeDef::AngleBracket(inner)
             | ast::ArrayElemTypeDef::Parenthesis(inner),
         ) => SqlType::array_of(sql_type_of(inner)?),
-        // The reg* types are OIDs here. TODO(issue 13): regclass as a name.
-        DataType::Regclass => SqlType::Oid,
+        DataType::Regclass => SqlType::RegClass,
         DataType::Custom(name, _) => match table_name(name).as_str() {
             "int8" | "int64" | "bigserial" | "serial8" => SqlType::Int8,
             "int4" | "serial" | "serial4" => SqlType::Int4,
@@ -575,11 +712,11 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
             "bpchar" => SqlType::Char(1),
             // Schema-qualified standard names (`pg_catalog.text`) and the
             // catalog types: `name` and `"char"` are text here; the reg*
-            // types are OIDs.
-            // TODO(issue 13): regclass/regtype casts from and to names.
+            // types other than regclass and regtype are OIDs.
             "text" | "name" | "char" | "varchar" => SqlType::Text,
-            "oid" | "regclass" | "regtype" | "regproc" | "regprocedure" | "regnamespace"
-            | "regrole" => SqlType::Oid,
+            "regclass" => SqlType::RegClass,
+            "regtype" => SqlType::RegType,
+            "oid" | "regproc" | "regprocedure" | "regnamespace" | "regrole" => SqlType::Oid,
             "xid" | "cid" => SqlType::Int8,
             "int2vector" => SqlType::array_of(SqlType::Int2),
             "oidvector" => SqlType::array_of(SqlType::Oid),
