@@ -12,7 +12,8 @@
 //!    is a folder of its own stages, one file each: `bind/query.rs` (WITH,
 //!    set operations, ORDER BY / LIMIT, VALUES), `select.rs` (select list,
 //!    GROUP BY, aggregation, DISTINCT ON), `from.rs` (FROM and joins),
-//!    `expr.rs` (expressions, one helper per kind), `functions.rs`,
+//!    `expr.rs` (expressions, one helper per kind), `cte.rs` (which CTEs
+//!    are inlined and which computed once), `functions.rs`,
 //!    `subquery.rs`, `window.rs`, `types.rs` (operators, coercion, casts),
 //!    with the binder, its scopes and entry points in `bind/mod.rs`;
 //!    `predicate.rs` (conjuncts, [`bind::push_filter`], equi-join keys) and
@@ -103,6 +104,32 @@ pub fn map_cte_scans(rel: Rel, f: &mut dyn FnMut(CteScan) -> Rel) -> Rel {
             map_own_subquery_plans(rel, &mut |p| map_cte_scans(p, f))
         }
     }
+}
+
+/// Whether `pred` holds for some expression node anywhere in `rel`: in its
+/// operators' expressions (not scans' constraints, which the optimizer
+/// adds), its inputs, CTE plans and subqueries' plans, at any depth.
+pub fn any_scalar(rel: &Rel, pred: &mut dyn FnMut(&Scalar) -> bool) -> bool {
+    fn walk(rel: Rel, pred: &mut dyn FnMut(&Scalar) -> bool, found: &mut bool) -> Rel {
+        let rel = rel.map_inputs(&mut |r| walk(r, pred, found));
+        rel.map_scalars(&mut |s| {
+            visit(&s, pred, found);
+            s
+        })
+    }
+    fn visit(s: &Scalar, pred: &mut dyn FnMut(&Scalar) -> bool, found: &mut bool) {
+        if *found {
+            return;
+        }
+        *found |= pred(s);
+        if let Scalar::Subquery(sub) = s {
+            walk((*sub.plan).clone(), pred, found);
+        }
+        s.for_each_child(&mut |c| visit(c, pred, found));
+    }
+    let mut found = false;
+    walk(rel.clone(), pred, &mut found);
+    found
 }
 
 /// Points every [`Rel::CteScan`] at the current plan of its CTE (the
