@@ -140,6 +140,57 @@ async fn explain_analyze_runs_the_statement_and_counts_rows_per_operator() {
 }
 
 #[tokio::test]
+async fn explain_analyze_shows_a_materialized_cte_computed_once() {
+    let (_node, mut s) = session().await;
+    setup(&mut s).await;
+    // Read twice, in the join and in a correlated subquery run per row.
+    let plan = lines(
+        &mut s,
+        "EXPLAIN ANALYZE WITH t AS (SELECT customer, sum(total) AS s FROM orders GROUP BY customer) \
+         SELECT count(*) FROM t a WHERE a.s >= (SELECT b.s FROM t b WHERE b.customer = a.customer)",
+    )
+    .await;
+    let text = plan.join("\n");
+    assert!(plan.iter().any(|l| l == "rows returned: 1"), "{text}");
+    // The CTE's plan once, run once: the orders scan read 500 rows.
+    let scans: Vec<usize> = (0..plan.len())
+        .filter(|&i| plan[i].contains("• scan orders"))
+        .collect();
+    assert_eq!(scans.len(), 1, "{text}");
+    let actual = |i: usize| {
+        plan[i..]
+            .iter()
+            .find(|l| l.contains("actual row count"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        actual(scans[0]).contains("actual row count: 500,"),
+        "{text}"
+    );
+    let with = plan
+        .iter()
+        .position(|l| l.contains("• with t"))
+        .expect("a with node");
+    assert!(actual(with).contains(", memory: "), "{text}");
+    // Each reference reads the 50 groups: the join's once, the
+    // subquery's once per outer row.
+    let reads: Vec<String> = (0..plan.len())
+        .filter(|&i| plan[i].contains("• scan cte t"))
+        .map(actual)
+        .collect();
+    assert_eq!(reads.len(), 2, "{text}");
+    assert!(
+        reads.iter().any(|l| l.contains("actual row count: 50,")),
+        "{text}"
+    );
+    assert!(
+        reads.iter().any(|l| l.contains("actual row count: 2500,")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn verbose_shows_columns_and_orderings_and_opt_the_logical_plan() {
     let (_node, mut s) = session().await;
     setup(&mut s).await;

@@ -8,7 +8,9 @@
 //! ordered inputs, or look rows up by key a batch at a time; aggregation
 //! hashes on the group keys or streams groups of ordered input; sorting is an
 //! external merge sort under the node's working-memory budget ([`sort`]; a
-//! top-n heap under `ORDER BY … LIMIT n`).
+//! top-n heap under `ORDER BY … LIMIT n`). A CTE computed once
+//! ([`Rel::With`]) is run at its first read and its rows kept, under the
+//! statement's budget, until its `WITH` ends ([`Executor::cte_rows`]).
 //!
 //! A query run for the wire streams its rows to a [`RowSink`]; otherwise
 //! (DML sources, subqueries, an embedded session) [`Executor::run`] collects
@@ -663,6 +665,18 @@ pub struct Executor<'a> {
     measurements: Option<crate::plan::explain::Measurements>,
     /// The current rows of each running `WITH RECURSIVE` (by work table id).
     work_tables: HashMap<usize, Arc<Vec<Row>>>,
+    /// The materialized CTEs of the running [`Rel::With`]s, by CTE id.
+    ctes: HashMap<usize, CteState>,
+}
+
+/// A materialized CTE ([`Rel::With`]) while its `WITH` runs.
+enum CteState {
+    /// Not read yet: its plan and the outer rows the `WITH` runs with.
+    Pending { plan: Arc<Rel>, outer: Vec<Row> },
+    /// Being computed.
+    Computing,
+    /// Its rows, and the bytes of them charged to the statement.
+    Done { rows: Arc<Batch>, bytes: usize },
 }
 
 /// Rows the CPU-bound loops handle between yields to the runtime. A cancel
@@ -694,6 +708,7 @@ impl<'a> Executor<'a> {
             work: 0,
             measurements: None,
             work_tables: HashMap::new(),
+            ctes: HashMap::new(),
             user: tardigrade_sqltypes::catalog_fns::BOOTSTRAP_ROLE.1,
             settings: None,
         }
@@ -1100,6 +1115,99 @@ impl<'a> Executor<'a> {
                 SubValue::Column(column)
             }
         })
+    }
+
+    /// Starts the CTEs of a [`Rel::With`] run with `outer` as the rows of
+    /// the enclosing queries: each is computed when first read
+    /// ([`Executor::cte_rows`]). Rows an earlier run of the node left are
+    /// dropped.
+    fn start_ctes(&mut self, ctes: &[crate::plan::Cte], outer: &[Row]) {
+        self.release_ctes(ctes);
+        for c in ctes {
+            self.ctes.insert(
+                c.id,
+                CteState::Pending {
+                    plan: c.plan.clone(),
+                    outer: outer.to_vec(),
+                },
+            );
+        }
+    }
+
+    /// Drops the rows of `ctes` (their `WITH` is done) and their charge.
+    fn release_ctes(&mut self, ctes: &[crate::plan::Cte]) {
+        for c in ctes {
+            if let Some(CteState::Done { bytes, .. }) = self.ctes.remove(&c.id) {
+                self.memory_used = self.memory_used.saturating_sub(bytes);
+            }
+        }
+    }
+
+    /// The bytes of `ctes`' rows held now.
+    fn cte_bytes(&self, ctes: &[crate::plan::Cte]) -> usize {
+        ctes.iter()
+            .map(|c| match self.ctes.get(&c.id) {
+                Some(CteState::Done { bytes, .. }) => *bytes,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// The rows of the materialized CTE `id`, computed at the first read
+    /// (once per run of its `WITH`, however many scans read them and
+    /// however often a correlated subquery reads them). They count against
+    /// the statement's budget like a collected result.
+    // TODO(issue 12): spill a large CTE to a temp file as sorts do, and
+    // compute it incrementally as its readers need rows (PostgreSQL's
+    // shared tuplestore), so that a LIMIT above a scan stops it early.
+    async fn cte_rows(&mut self, id: usize) -> SqlResult<Arc<Batch>> {
+        if let Some(CteState::Done { rows, .. }) = self.ctes.get(&id) {
+            return Ok(rows.clone());
+        }
+        match self.ctes.remove(&id) {
+            Some(CteState::Pending { plan, outer }) => {
+                self.ctes.insert(id, CteState::Computing);
+                match self.compute_cte(&plan, &outer).await {
+                    Ok((rows, bytes)) => {
+                        let rows = Arc::new(rows);
+                        self.ctes.insert(
+                            id,
+                            CteState::Done {
+                                rows: rows.clone(),
+                                bytes,
+                            },
+                        );
+                        Ok(rows)
+                    }
+                    Err(e) => {
+                        self.ctes.insert(id, CteState::Pending { plan, outer });
+                        Err(e)
+                    }
+                }
+            }
+            Some(state) => {
+                self.ctes.insert(id, state);
+                Err(SqlError::internal(format!("CTE {id} reads itself")))
+            }
+            None => Err(SqlError::internal(format!(
+                "CTE {id} read outside its WITH"
+            ))),
+        }
+    }
+
+    /// Runs a CTE's plan to the end: its rows and their size, charged to
+    /// the statement.
+    async fn compute_cte(&mut self, plan: &Rel, outer: &[Row]) -> SqlResult<(Batch, usize)> {
+        let mut op = self.open(plan, outer, None)?;
+        let mut rows = Batch::new(plan.width());
+        let mut bytes = 0;
+        while let Some(mut batch) = op.next(self, outer).await? {
+            let n = batch.bytes();
+            self.account(n)?;
+            bytes += n;
+            rows.append(&mut batch);
+        }
+        Ok((rows, bytes))
     }
 
     /// The key spans a scan reads.

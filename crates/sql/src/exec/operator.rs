@@ -314,6 +314,23 @@ pub(super) enum Op<'p> {
         width: usize,
         done: bool,
     },
+    /// A [`Rel::With`]: starts its CTEs at the first call, then passes its
+    /// body's rows on; drops the CTEs' rows when the body ends.
+    With {
+        input: Box<Op<'p>>,
+        ctes: &'p [crate::plan::Cte],
+        started: bool,
+        finished: bool,
+        /// The bytes of the CTEs' rows held (EXPLAIN ANALYZE).
+        memory: usize,
+    },
+    /// A [`Rel::CteScan`]: the CTE's rows (computed at the first read of
+    /// any of its scans), a batch at a time.
+    CteScan {
+        id: usize,
+        rows: Option<Arc<Batch>>,
+        pos: usize,
+    },
     /// Counts rows and time of the operator inside (`EXPLAIN ANALYZE`).
     Measured {
         input: Box<Op<'p>>,
@@ -570,6 +587,19 @@ impl<'a> Executor<'a> {
                 width: types.len(),
                 done: false,
             },
+            // One row out per body row: a LIMIT above applies to the body.
+            Rel::With { ctes, body } => Op::With {
+                input: boxed(self.open(body, outer, limit)?),
+                ctes,
+                started: false,
+                finished: false,
+                memory: 0,
+            },
+            Rel::CteScan(s) => Op::CteScan {
+                id: s.id,
+                rows: None,
+                pos: 0,
+            },
             Rel::Distinct { input, key_len } => Op::Distinct {
                 input: boxed(self.open(input, outer, None)?),
                 key_len: *key_len,
@@ -651,6 +681,7 @@ impl<'p> Op<'p> {
             Op::Set(s) => s.budget.peak(),
             Op::Sort(s) => s.memory,
             Op::Window(w) => w.peak(),
+            Op::With { memory, .. } => *memory,
             Op::Measured { input, .. } => input.memory(),
             _ => 0,
         }
@@ -837,6 +868,45 @@ impl<'p> Op<'p> {
                         out.push_row(r);
                     }
                     Ok(Some(out))
+                }
+                Op::With {
+                    input,
+                    ctes,
+                    started,
+                    finished,
+                    memory,
+                } => {
+                    if *finished {
+                        return Ok(None);
+                    }
+                    if !*started {
+                        exec.start_ctes(ctes, outer);
+                        *started = true;
+                    }
+                    let batch = input.next(exec, outer).await?;
+                    *memory = (*memory).max(exec.cte_bytes(ctes));
+                    if batch.is_none() {
+                        exec.release_ctes(ctes);
+                        *finished = true;
+                    }
+                    Ok(batch)
+                }
+                Op::CteScan { id, rows, pos } => {
+                    let rows = match rows {
+                        Some(rows) => rows,
+                        None => rows.insert(exec.cte_rows(*id).await?),
+                    };
+                    if *pos >= rows.len() {
+                        return Ok(None);
+                    }
+                    let end = (*pos + BATCH_ROWS).min(rows.len());
+                    let mut batch = Batch::with_capacity(rows.width(), end - *pos);
+                    for i in *pos..end {
+                        batch.push_row(rows.row(i));
+                    }
+                    exec.tick(end - *pos).await;
+                    *pos = end;
+                    Ok(Some(batch))
                 }
                 Op::Aggregate(agg) => agg.next(exec, outer).await,
                 Op::Window(w) => w.next(exec, outer).await,

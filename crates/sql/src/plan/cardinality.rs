@@ -160,6 +160,9 @@ fn rows_inner(rel: &Rel) -> f64 {
         // A guess: the base rows and ten times as many from the steps.
         Rel::RecursiveUnion { base, .. } => rows(base) * 10.0,
         Rel::WorkTable { .. } => 100.0,
+        Rel::With { body, .. } => rows(body),
+        // The CTE's rows, computed once however many scans read them.
+        Rel::CteScan(s) => rows(&s.source),
         Rel::SetOp {
             op, left, right, ..
         } => match op {
@@ -341,6 +344,8 @@ fn is_key_inner(rel: &Rel, cols: &[usize]) -> bool {
             left,
             ..
         } => is_key(left, cols),
+        Rel::With { body, .. } => is_key(body, cols),
+        Rel::CteScan(s) => is_key(&s.source, cols),
         _ => false,
     }
 }
@@ -568,6 +573,8 @@ fn distinct_inner(rel: &Rel, col: usize) -> f64 {
                 column_distinct(&j.table, stats, j.right_table_position(col - lw), rows)
             }
         }
+        Rel::With { body, .. } => distinct(body, col),
+        Rel::CteScan(s) => distinct(&s.source, col),
         _ => rows(rel),
     }
 }
@@ -727,6 +734,8 @@ fn base_column(rel: &Rel, col: usize) -> Option<(&Scan, usize)> {
             Some(Scalar::Column { index, .. }) => base_column(input, *index),
             _ => None,
         },
+        Rel::With { body, .. } => base_column(body, col),
+        Rel::CteScan(s) => base_column(&s.source, col),
         _ => None,
     }
 }

@@ -19,8 +19,10 @@
 //! scan (today only the index chosen for the constraint is checked), which
 //! needs the columns read known before index selection — column ids.
 
+use std::sync::Arc;
+
 use super::bind::referenced_columns;
-use super::{AggCall, ColumnMask, Rel, Scalar, Scan};
+use super::{AggCall, ColumnMask, Cte, Rel, Scalar, Scan};
 
 /// Marks the scans and lookup joins of `rel` that need no index join, given
 /// that every output column of `rel` is read.
@@ -298,6 +300,25 @@ fn walk(rel: Rel, mut read: Vec<bool>) -> Rel {
             let w = r.width();
             walk(r, vec![true; w])
         }),
-        other @ (Rel::Values { .. } | Rel::Series { .. } | Rel::WorkTable { .. }) => other,
+        // The body's output is the node's; each CTE's rows are read whole
+        // by its scans.
+        Rel::With { ctes, body } => Rel::With {
+            ctes: ctes
+                .into_iter()
+                .map(|c| {
+                    let plan = Arc::unwrap_or_clone(c.plan);
+                    let w = plan.width();
+                    Cte {
+                        plan: Arc::new(walk(plan, vec![true; w])),
+                        ..c
+                    }
+                })
+                .collect(),
+            body: Box::new(walk(*body, read)),
+        },
+        other @ (Rel::Values { .. }
+        | Rel::Series { .. }
+        | Rel::WorkTable { .. }
+        | Rel::CteScan(_)) => other,
     })
 }

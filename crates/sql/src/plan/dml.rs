@@ -108,14 +108,14 @@ fn column_position(table: &TableDesc, name: &str) -> SqlResult<usize> {
 }
 
 pub fn bind_dml(binder: &mut Binder<'_>, statement: &Statement) -> SqlResult<BoundDml> {
-    match statement {
+    binder.binding_dml(|binder| match statement {
         Statement::Insert(insert) => bind_insert(binder, insert),
         Statement::Update(update) => bind_update(binder, update),
         Statement::Delete(delete) => bind_delete(binder, delete),
         other => Err(SqlError::unsupported(format!(
             "not a DML statement: {other}"
         ))),
-    }
+    })
 }
 
 fn bind_checks(

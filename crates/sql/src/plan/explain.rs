@@ -162,6 +162,15 @@ fn column_names(rel: &Rel) -> Names {
             .map(|i| plain(format!("column{i}")))
             .collect(),
         Rel::Series { .. } => vec![plain("generate_series".into())],
+        Rel::With { body, .. } => column_names(body),
+        Rel::CteScan(s) => s
+            .columns
+            .iter()
+            .map(|c| Name {
+                table: Some(s.name.clone()),
+                name: c.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -614,6 +623,26 @@ impl Renderer<'_> {
                 out.push(format!("{pad}• generate_series"));
                 self.common(rel, &pad, out);
             }
+            // Each CTE's plan once, then the query that reads it.
+            Rel::With { ctes, body } => {
+                out.push(format!(
+                    "{pad}• with {}",
+                    ctes.iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                self.common(rel, &pad, out);
+                for c in ctes {
+                    out.push(format!("{pad}  cte {} (computed once):", c.name));
+                    self.walk(&c.plan, depth + 2, out);
+                }
+                child(body, out);
+            }
+            Rel::CteScan(s) => {
+                out.push(format!("{pad}• scan cte {}", s.name));
+                self.common(rel, &pad, out);
+            }
         }
     }
 }
@@ -996,7 +1025,9 @@ fn node_scalars(rel: &Rel) -> Vec<&Scalar> {
         Rel::Distinct { .. }
         | Rel::SetOp { .. }
         | Rel::RecursiveUnion { .. }
-        | Rel::WorkTable { .. } => {}
+        | Rel::WorkTable { .. }
+        | Rel::With { .. }
+        | Rel::CteScan(_) => {}
     }
     out
 }

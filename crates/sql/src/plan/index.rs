@@ -36,11 +36,12 @@ pub fn optimize_with(rel: Rel, rules: Rules) -> Rel {
     } else {
         rel
     };
-    if rules.enabled(Rule::Prune) {
+    let rel = if rules.enabled(Rule::Prune) {
         super::prune::prune(rel)
     } else {
         rel
-    }
+    };
+    super::sync_cte_scans(rel)
 }
 
 /// Every optimization but the choice of join and aggregation algorithms:
@@ -58,7 +59,9 @@ pub fn optimize_logical_with(rel: Rel, rules: Rules) -> Rel {
 /// [`optimize_logical_with`], adding the memo of every join tree it
 /// reorders to `memos` (what `EXPLAIN (OPT, MEMO)` prints).
 pub fn optimize_logical_recording(rel: Rel, rules: Rules, memos: &mut Vec<Memo>) -> Rel {
-    explore(super::norm::normalize_with(rel, rules), rules, memos)
+    // Materialized CTEs' scans are estimated from their normalized plans.
+    let rel = super::sync_cte_scans(super::norm::normalize_with(rel, rules));
+    super::sync_cte_scans(explore(rel, rules, memos))
 }
 
 /// The stages after normalization. Subqueries' plans were normalized with

@@ -320,6 +320,8 @@ fn leaf_names(leaves: &[Leaf]) -> Vec<String> {
                 | Rel::Lateral { .. } => "join".into(),
                 Rel::SetOp { .. } | Rel::RecursiveUnion { .. } => "set operation".into(),
                 Rel::WorkTable { .. } => "work table".into(),
+                Rel::CteScan(s) => format!("cte {}", s.name),
+                Rel::With { .. } => "with".into(),
                 Rel::Series { .. } => "generate_series".into(),
                 Rel::Sort { .. }
                 | Rel::Limit { .. }
@@ -1015,6 +1017,8 @@ pub fn output_types(rel: &Rel) -> Vec<SqlType> {
         Rel::SetOp { left, .. } => output_types(left),
         Rel::RecursiveUnion { base, .. } => output_types(base),
         Rel::WorkTable { types, .. } => types.clone(),
+        Rel::With { body, .. } => output_types(body),
+        Rel::CteScan(s) => s.types.clone(),
         Rel::Series { .. } => vec![SqlType::Int8],
     }
 }

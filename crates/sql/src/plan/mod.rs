@@ -5,13 +5,15 @@
 //!
 //! 1. [`bind`] resolves names against scopes, type-checks, folds constants
 //!    and builds a [`Rel`] tree (scan, filter, project, aggregate, join,
-//!    sort, limit, distinct, set operations, values) whose scalar
+//!    sort, limit, distinct, set operations, values, and [`Rel::With`] for
+//!    the CTEs computed once, read by [`Rel::CteScan`]s) whose scalar
 //!    expressions are [`Scalar`]s over column positions; [`dml`] binds
 //!    INSERT, UPDATE and DELETE the same way ([`dml::BoundDml`]). Binding
 //!    is a folder of its own stages, one file each: `bind/query.rs` (WITH,
 //!    set operations, ORDER BY / LIMIT, VALUES), `select.rs` (select list,
 //!    GROUP BY, aggregation, DISTINCT ON), `from.rs` (FROM and joins),
-//!    `expr.rs` (expressions, one helper per kind), `functions.rs`,
+//!    `expr.rs` (expressions, one helper per kind), `cte.rs` (which CTEs
+//!    are inlined and which computed once), `functions.rs`,
 //!    `subquery.rs`, `window.rs`, `types.rs` (operators, coercion, casts),
 //!    with the binder, its scopes and entry points in `bind/mod.rs`;
 //!    `predicate.rs` (conjuncts, [`bind::push_filter`], equi-join keys) and
@@ -65,24 +67,102 @@ pub use crate::batch::Row;
 /// (throughout the tree; the subqueries nested in those plans are `f`'s to
 /// handle).
 pub fn map_subquery_plans(rel: Rel, f: &mut dyn FnMut(Rel) -> Rel) -> Rel {
-    rel.map_inputs(&mut |r| map_subquery_plans(r, f))
-        .map_scalars(&mut |s| {
-            if !s.needs_async() {
-                return s;
-            }
-            // The rewrite never fails; on an error the expression stays as it was.
-            let unchanged = s.clone();
-            s.transform(&mut |e| {
-                Ok(match e {
-                    Scalar::Subquery(mut sub) => {
-                        sub.plan = Arc::new(f((*sub.plan).clone()));
-                        Scalar::Subquery(sub)
-                    }
-                    other => other,
-                })
+    let rel = rel.map_inputs(&mut |r| map_subquery_plans(r, f));
+    map_own_subquery_plans(rel, f)
+}
+
+/// `rel` with `f` applied to the plan of every subquery in its own
+/// expressions (not its inputs').
+fn map_own_subquery_plans(rel: Rel, f: &mut dyn FnMut(Rel) -> Rel) -> Rel {
+    rel.map_scalars(&mut |s| {
+        if !s.needs_async() {
+            return s;
+        }
+        // The rewrite never fails; on an error the expression stays as it was.
+        let unchanged = s.clone();
+        s.transform(&mut |e| {
+            Ok(match e {
+                Scalar::Subquery(mut sub) => {
+                    sub.plan = Arc::new(f((*sub.plan).clone()));
+                    Scalar::Subquery(sub)
+                }
+                other => other,
             })
-            .unwrap_or(unchanged)
         })
+        .unwrap_or(unchanged)
+    })
+}
+
+/// `rel` with every [`Rel::CteScan`] in it (in its inputs, CTE plans and
+/// subqueries' plans, throughout) replaced by `f(scan)`; `f`'s result is
+/// not searched again.
+pub fn map_cte_scans(rel: Rel, f: &mut dyn FnMut(CteScan) -> Rel) -> Rel {
+    match rel {
+        Rel::CteScan(scan) => f(scan),
+        other => {
+            let rel = other.map_inputs(&mut |r| map_cte_scans(r, f));
+            map_own_subquery_plans(rel, &mut |p| map_cte_scans(p, f))
+        }
+    }
+}
+
+/// Whether `pred` holds for some expression node anywhere in `rel`: in its
+/// operators' expressions (not scans' constraints, which the optimizer
+/// adds), its inputs, CTE plans and subqueries' plans, at any depth.
+pub fn any_scalar(rel: &Rel, pred: &mut dyn FnMut(&Scalar) -> bool) -> bool {
+    fn walk(rel: Rel, pred: &mut dyn FnMut(&Scalar) -> bool, found: &mut bool) -> Rel {
+        let rel = rel.map_inputs(&mut |r| walk(r, pred, found));
+        rel.map_scalars(&mut |s| {
+            visit(&s, pred, found);
+            s
+        })
+    }
+    fn visit(s: &Scalar, pred: &mut dyn FnMut(&Scalar) -> bool, found: &mut bool) {
+        if *found {
+            return;
+        }
+        *found |= pred(s);
+        if let Scalar::Subquery(sub) = s {
+            walk((*sub.plan).clone(), pred, found);
+        }
+        s.for_each_child(&mut |c| visit(c, pred, found));
+    }
+    let mut found = false;
+    walk(rel.clone(), pred, &mut found);
+    found
+}
+
+/// Points every [`Rel::CteScan`] at the current plan of its CTE (the
+/// plans change as the optimizer rewrites them; scans keep the one they
+/// were bound with until this runs), so that estimates read through them
+/// see the plan that runs.
+pub fn sync_cte_scans(rel: Rel) -> Rel {
+    let rel = rel.map_inputs(&mut sync_cte_scans);
+    let rel = map_own_subquery_plans(rel, &mut sync_cte_scans);
+    let Rel::With { ctes, body } = rel else {
+        return rel;
+    };
+    let current: std::collections::HashMap<usize, Arc<Rel>> =
+        ctes.iter().map(|c| (c.id, c.plan.clone())).collect();
+    let mut point = |scan: CteScan| -> Rel {
+        let source = current
+            .get(&scan.id)
+            .cloned()
+            .unwrap_or_else(|| scan.source.clone());
+        Rel::CteScan(CteScan { source, ..scan })
+    };
+    // A CTE may read the ones before it.
+    let ctes = ctes
+        .into_iter()
+        .map(|c| Cte {
+            plan: Arc::new(map_cte_scans(Arc::unwrap_or_clone(c.plan), &mut point)),
+            ..c
+        })
+        .collect();
+    Rel::With {
+        ctes,
+        body: Box::new(map_cte_scans(*body, &mut point)),
+    }
 }
 
 /// A key span `[start, end)` of an index.
@@ -192,6 +272,20 @@ pub enum Rel {
         id: usize,
         types: Vec<SqlType>,
     },
+    /// Common table expressions computed once per execution of this node
+    /// (a CTE read more than once, or written `AS MATERIALIZED`), then
+    /// `body`, whose [`Rel::CteScan`]s (in its subqueries too) read their
+    /// rows. Each CTE is computed when first read (never, if nothing
+    /// reads it), in full, and kept until `body` ends; a later CTE may
+    /// read an earlier one. The node sits where the `WITH` was written, so
+    /// a CTE reads the same outer rows as the query around it. Output:
+    /// `body`'s columns.
+    With {
+        ctes: Vec<Cte>,
+        body: Box<Rel>,
+    },
+    /// The rows of the materialized CTE `id` of an enclosing [`Rel::With`].
+    CteScan(CteScan),
     /// `generate_series(start, stop[, step])` over integers.
     Series {
         start: Scalar,
@@ -219,6 +313,30 @@ pub enum Rel {
         group: Vec<Scalar>,
         aggs: Vec<AggCall>,
     },
+}
+
+/// One CTE of a [`Rel::With`].
+#[derive(Clone, Debug)]
+pub struct Cte {
+    /// Unique within the statement (its [`Rel::CteScan`]s name it).
+    pub id: usize,
+    pub name: String,
+    pub plan: Arc<Rel>,
+}
+
+/// A read of a materialized CTE ([`Rel::CteScan`]).
+#[derive(Clone, Debug)]
+pub struct CteScan {
+    pub id: usize,
+    /// The CTE's name and column names (EXPLAIN).
+    pub name: String,
+    pub columns: Vec<String>,
+    pub types: Vec<SqlType>,
+    /// The CTE's plan, for estimates only ([`cardinality`] reads its rows
+    /// and distinct values through it): refreshed from the [`Rel::With`]
+    /// by [`sync_cte_scans`]; the executor reads the rows the `With`
+    /// computed.
+    pub source: Arc<Rel>,
 }
 
 /// A set-returning function called in a select list ([`Rel::ProjectSet`]):
@@ -1159,10 +1277,21 @@ impl Rel {
                 left: b(left),
                 right: b(right),
             },
+            Rel::With { ctes, body } => Rel::With {
+                ctes: ctes
+                    .into_iter()
+                    .map(|c| Cte {
+                        plan: Arc::new(*b(Box::new(Arc::unwrap_or_clone(c.plan)))),
+                        ..c
+                    })
+                    .collect(),
+                body: b(body),
+            },
             leaf @ (Rel::Scan(_)
             | Rel::Values { .. }
             | Rel::Series { .. }
-            | Rel::WorkTable { .. }) => leaf,
+            | Rel::WorkTable { .. }
+            | Rel::CteScan(_)) => leaf,
         }
     }
 
@@ -1291,7 +1420,9 @@ impl Rel {
             | Rel::Distinct { .. }
             | Rel::SetOp { .. }
             | Rel::RecursiveUnion { .. }
-            | Rel::WorkTable { .. }) => other,
+            | Rel::WorkTable { .. }
+            | Rel::With { .. }
+            | Rel::CteScan(_)) => other,
         }
     }
 
@@ -1330,6 +1461,8 @@ impl Rel {
             Rel::SetOp { left, .. } => left.width(),
             Rel::RecursiveUnion { base, .. } => base.width(),
             Rel::WorkTable { types, .. } => types.len(),
+            Rel::With { body, .. } => body.width(),
+            Rel::CteScan(s) => s.types.len(),
             Rel::Series { .. } => 1,
         }
     }

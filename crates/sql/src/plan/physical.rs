@@ -78,13 +78,14 @@ pub fn ordering(rel: &Rel) -> Vec<OrderCol> {
 }
 
 /// The input whose rows come out in the same order, with the leading columns
-/// unchanged: filters, limits, DISTINCT, and the left side of the joins that
-/// keep its order.
+/// unchanged: filters, limits, DISTINCT, a WITH's body, and the left side of
+/// the joins that keep its order.
 fn same_order_input(rel: &Rel) -> Option<&Rel> {
     match rel {
-        Rel::Filter { input, .. } | Rel::Limit { input, .. } | Rel::Distinct { input, .. } => {
-            Some(input)
-        }
+        Rel::Filter { input, .. }
+        | Rel::Limit { input, .. }
+        | Rel::Distinct { input, .. }
+        | Rel::With { body: input, .. } => Some(input),
         Rel::Join {
             kind: JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti,
             left,

@@ -300,7 +300,30 @@ fn walk_node(rel: Rel, mut read: Vec<bool>) -> Option<(Rel, ColumnMap)> {
             };
             Some((Rel::LookupJoin(j), out))
         }
+        // The body's output is the node's; each CTE's plan is pruned as a
+        // root (its scans read all its columns).
+        Rel::With { ctes, body } => {
+            let mut pruned = Vec::with_capacity(ctes.len());
+            for c in ctes {
+                let plan = Arc::unwrap_or_clone(c.plan);
+                let w = plan.width();
+                let (plan, _) = walk(plan, vec![true; w])?;
+                pruned.push(super::Cte {
+                    plan: Arc::new(plan),
+                    ..c
+                });
+            }
+            let (body, map) = walk(*body, read)?;
+            Some((
+                Rel::With {
+                    ctes: pruned,
+                    body: Box::new(body),
+                },
+                map,
+            ))
+        }
         // Inputs read whole (see the module doc); their insides still prune.
+        // A CTE scan is a leaf whose columns are all read.
         other => {
             let mut ok = true;
             let rel = other.map_inputs(&mut |r| {

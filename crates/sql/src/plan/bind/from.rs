@@ -318,13 +318,10 @@ impl Binder<'_> {
                 let tname = table_name(name);
                 let parts = object_name_parts(name);
                 // CTEs shadow tables.
-                if parts.len() == 1 {
-                    for frame in self.ctes.iter().rev() {
-                        if let Some(cte) = frame.get(&tname) {
-                            let (rel, scope) = (cte.0.clone(), cte.1.clone());
-                            return Ok(apply_alias(rel, scope, alias.as_ref(), &tname));
-                        }
-                    }
+                if parts.len() == 1
+                    && let Some((rel, scope)) = self.cte_reference(&tname)
+                {
+                    return Ok(apply_alias(rel, scope, alias.as_ref(), &tname));
                 }
                 let desc = self.table(name)?;
                 if let Some(rows) = &desc.virtual_rows {
@@ -335,9 +332,13 @@ impl Binder<'_> {
                     let Some(Statement::Query(q)) = statements.into_iter().next() else {
                         return Err(SqlError::internal(format!("view \"{tname}\" has no query")));
                     };
+                    // A view's query sees neither the enclosing queries'
+                    // columns nor their CTEs.
                     let saved_outer = std::mem::take(&mut self.outer);
+                    let saved_ctes = std::mem::take(&mut self.ctes);
                     let bound = self.bind_query(&q);
                     self.outer = saved_outer;
+                    self.ctes = saved_ctes;
                     let bound = bound?;
                     let mut scope: Scope = bound.scope;
                     for (c, d) in scope.iter_mut().zip(&desc.columns) {

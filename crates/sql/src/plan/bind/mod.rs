@@ -14,6 +14,8 @@
 //!
 //! - `query.rs`: a query: WITH (plain, recursive and data-modifying CTEs), set
 //!   operations, ORDER BY / LIMIT / OFFSET / FETCH (WITH TIES), VALUES;
+//! - `cte.rs`: references to CTEs, and which are inlined and which computed
+//!   once ([`Rel::With`]);
 //! - `select.rs`: a SELECT block: WHERE, the select list, GROUP BY and its
 //!   functional dependencies, HAVING, aggregation, `DISTINCT [ON]`, and the
 //!   projection and sort above them;
@@ -47,6 +49,7 @@ use super::{AggCall, Rel, Scalar};
 use crate::catalog::TableDesc;
 use crate::node::{Column, SqlNode};
 
+mod cte;
 mod expr;
 mod from;
 mod functions;
@@ -104,8 +107,14 @@ pub struct Binder<'a> {
     outer: Vec<Scope>,
     /// For each subquery being bound: does it reference an enclosing scope?
     correlated: Vec<bool>,
-    /// Common table expressions in scope, innermost last.
-    ctes: Vec<HashMap<String, Arc<(Rel, Scope)>>>,
+    /// Common table expressions in scope, one frame per WITH clause,
+    /// innermost last.
+    ctes: Vec<cte::CteFrame>,
+    /// The plain CTEs of the frames in `ctes`, by id, while they are bound
+    /// (see `cte.rs`).
+    cte_defs: HashMap<usize, cte::CteDef>,
+    /// How many DML statements are being bound, one inside the other.
+    dml_depth: usize,
     /// The aggregates of the query block being bound, when aggregates are allowed.
     aggs: Option<Vec<AggCall>>,
     /// The set-returning functions of the select list being bound (the only
@@ -360,6 +369,8 @@ impl<'a> Binder<'a> {
             outer: Vec::new(),
             correlated: Vec::new(),
             ctes: Vec::new(),
+            cte_defs: HashMap::new(),
+            dml_depth: 0,
             aggs: None,
             srfs: None,
             windows: None,

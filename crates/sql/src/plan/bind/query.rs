@@ -3,16 +3,16 @@
 //! Takes a [`Query`] (or a VALUES list) with the binder's scopes and gives a
 //! [`BoundQuery`]: the plan and its output columns. The CTEs of a WITH clause
 //! are bound first into a frame that the FROM items of the body see
-//! ([`super::from`]): plain ones as their plans, `WITH RECURSIVE` ones as a
-//! [`Rel::RecursiveUnion`] over a [`Rel::WorkTable`], data-modifying ones as
+//! ([`super::from`]): plain ones as placeholders that are inlined or read
+//! from a [`Rel::With`] once the query is bound ([`super::cte`]),
+//! `WITH RECURSIVE` ones as a [`Rel::RecursiveUnion`] over a
+//! [`Rel::WorkTable`], data-modifying ones as
 //! [`crate::plan::dml::BoundDml`]s the executor runs first. The body is a
 //! SELECT block ([`super::select`]), VALUES, or a chain of set operations
 //! planned as a balanced tree; ORDER BY over a set operation, LIMIT /
 //! OFFSET and FETCH FIRST (WITH TIES, as a window over the sort) go above it.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use sqlparser::ast::{
     self as ast, Expr, OrderByKind, Query, SetExpr, SetOperator, SetQuantifier, Statement,
@@ -45,13 +45,14 @@ impl Binder<'_> {
             return Ok(None);
         };
         self.query_depth += 1;
+        let mut dml = Ok(());
         if let Some(with) = &query.with {
-            self.ctes.push(HashMap::new());
-            self.bind_ctes(with)?;
+            self.push_cte_frame();
+            dml = self.bind_ctes(with);
         }
-        let dml = crate::plan::dml::bind_dml(self, statement);
+        let dml = dml.and_then(|()| crate::plan::dml::bind_dml(self, statement));
         if query.with.is_some() {
-            self.ctes.pop();
+            self.drop_cte_frame();
         }
         self.query_depth -= 1;
         dml.map(Some)
@@ -65,17 +66,23 @@ impl Binder<'_> {
     }
 
     fn bind_query_node(&mut self, query: &Query) -> SqlResult<BoundQuery> {
-        let mut pushed_ctes = false;
-        if let Some(with) = &query.with {
-            self.ctes.push(HashMap::new());
-            pushed_ctes = true;
-            self.bind_ctes(with)?;
+        let Some(with) = &query.with else {
+            return self.bind_query_body(query);
+        };
+        self.push_cte_frame();
+        let result = self
+            .bind_ctes(with)
+            .and_then(|()| self.bind_query_body(query));
+        match result {
+            Ok(bound) => Ok(BoundQuery {
+                rel: self.finish_cte_frame(bound.rel),
+                scope: bound.scope,
+            }),
+            Err(e) => {
+                self.drop_cte_frame();
+                Err(e)
+            }
         }
-        let result = self.bind_query_body(query);
-        if pushed_ctes {
-            self.ctes.pop();
-        }
-        result
     }
 
     /// Binds the CTEs of `with` into the innermost CTE frame.
@@ -95,9 +102,7 @@ impl Binder<'_> {
             if with.recursive
                 && let Some(bound) = self.bind_recursive_cte(cte, &name)?
             {
-                if let Some(frame) = self.ctes.last_mut() {
-                    frame.insert(name, Arc::new((bound.rel, bound.scope)));
-                }
+                self.define_inlined_cte(name, bound.rel, bound.scope);
                 continue;
             }
             let bound = self.bind_query(&cte.query)?;
@@ -110,9 +115,11 @@ impl Binder<'_> {
             for col in &mut scope {
                 col.table = Some(name.clone());
             }
-            if let Some(frame) = self.ctes.last_mut() {
-                frame.insert(name, Arc::new((bound.rel, scope)));
-            }
+            let materialized = cte.materialized.as_ref().map(|m| match m {
+                ast::CteAsMaterialized::Materialized => true,
+                ast::CteAsMaterialized::NotMaterialized => false,
+            });
+            self.define_cte(name, bound.rel, scope, materialized);
         }
         Ok(())
     }
@@ -156,12 +163,7 @@ impl Binder<'_> {
             col.table = Some(name.to_string());
         }
         let types = scope.iter().map(|c| c.ty).collect();
-        if let Some(frame) = self.ctes.last_mut() {
-            frame.insert(
-                name.to_string(),
-                Arc::new((Rel::WorkTable { id, types }, scope)),
-            );
-        }
+        self.define_inlined_cte(name.to_string(), Rel::WorkTable { id, types }, scope);
         Ok(())
     }
 
@@ -235,18 +237,14 @@ impl Binder<'_> {
         }
         let id = self.next_subquery;
         self.next_subquery += 1;
-        if let Some(frame) = self.ctes.last_mut() {
-            frame.insert(
-                name.to_string(),
-                Arc::new((
-                    Rel::WorkTable {
-                        id,
-                        types: types.clone(),
-                    },
-                    scope.clone(),
-                )),
-            );
-        }
+        self.define_inlined_cte(
+            name.to_string(),
+            Rel::WorkTable {
+                id,
+                types: types.clone(),
+            },
+            scope.clone(),
+        );
         let step = self.bind_set_expr(right)?;
         let step_width = step.scope.iter().filter(|c| !c.hidden).count();
         if step_width != types.len() {

@@ -163,6 +163,11 @@ fn pull(rel: Rel, offset: usize, out: &mut Vec<Scalar>) -> Option<Rel> {
                 equi,
             })
         }
+        // The body's columns are the node's.
+        Rel::With { ctes, body } => Some(Rel::With {
+            ctes,
+            body: Box::new(pull(*body, offset, out)?),
+        }),
         other => Some(other),
     }
 }

@@ -16,7 +16,8 @@
 //!   over group columns only keeps or drops whole groups, the same before or
 //!   after aggregating (not for a scalar aggregation, which has a row even
 //!   with no input);
-//! - sorting and DISTINCT neither create nor change rows;
+//! - sorting and DISTINCT neither create nor change rows, nor does a WITH
+//!   around its body;
 //! - a set operation (UNION, INTERSECT, EXCEPT, with or without ALL) outputs
 //!   rows of its inputs (each branch is already cast to the output types):
 //!   a row-wise condition keeps an output row iff it keeps that row in
@@ -176,6 +177,12 @@ fn place_inner(input: Rel, parts: Vec<Scalar>) -> Rel {
             };
             above(rel, up)
         }
+        // The body's rows are the node's (the filter cannot read the CTEs,
+        // which only the body sees).
+        Rel::With { ctes, body } => Rel::With {
+            ctes,
+            body: Box::new(place(*body, parts)),
+        },
         join @ Rel::Join {
             kind: crate::plan::JoinKind::Inner,
             ..

@@ -385,13 +385,14 @@ fn reduced_aggregate(
     }
 }
 
-/// Whether evaluating `rel` twice gives the same rows: base tables,
-/// filters, inner, semi and anti joins and projections of deterministic
+/// Whether evaluating `rel` twice gives the same rows: base tables and
+/// materialized CTEs, filters, inner, semi and anti joins and projections of deterministic
 /// expressions.
 fn repeatable(rel: &Rel) -> bool {
     let pure = |s: &Scalar| super::deterministic(s) && !s.needs_async();
     match rel {
-        Rel::Scan(_) => true,
+        // A materialized CTE's rows are computed once, however often read.
+        Rel::Scan(_) | Rel::CteScan(_) => true,
         Rel::Filter { input, predicate } => pure(predicate) && repeatable(input),
         Rel::Project { input, exprs } => exprs.iter().all(pure) && repeatable(input),
         Rel::Join {
