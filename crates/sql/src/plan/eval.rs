@@ -467,7 +467,7 @@ fn regclass_fn(f: &str, v: Value, oids: &[Value], names: &[Value]) -> SqlResult<
                 return Ok(Value::Int(oid));
             }
             let parts = crate::vtable::split_relation_name(&name)
-                .ok_or_else(|| super::bind::undefined_relation(&[name.clone()]))?;
+                .ok_or_else(|| super::bind::undefined_relation(std::slice::from_ref(&name)))?;
             let undefined = || super::bind::undefined_relation(&parts);
             let catalogs = tardigrade_sqltypes::catalog_fns::CATALOG_TABLE_OIDS.len();
             let user = names.len().saturating_sub(catalogs);
