@@ -325,14 +325,19 @@ fn walk_node(rel: Rel, mut read: Vec<bool>) -> Option<(Rel, ColumnMap)> {
         // Inputs read whole (see the module doc); their insides still prune.
         // A CTE scan is a leaf whose columns are all read.
         other => {
+            // A failure discards this whole result ([`prune`] keeps the
+            // original plan), so the placeholder is never used.
             let mut ok = true;
             let rel = other.map_inputs(&mut |r| {
                 let w = r.width();
-                match walk(r.clone(), vec![true; w]) {
+                match walk(r, vec![true; w]) {
                     Some((pruned, _)) => pruned,
                     None => {
                         ok = false;
-                        r
+                        Rel::Values {
+                            rows: Vec::new(),
+                            types: Vec::new(),
+                        }
                     }
                 }
             });
