@@ -105,6 +105,7 @@ pub async fn start(args: StartArgs) -> CliResult {
                 )
                 .await?;
                 crate::start::use_store_temp_dir(&sql, &args.store);
+                sql.node().set_locality_source(node.locality_source());
                 println!("SQL: {}", sql.url());
                 Ok::<_, CliError>(Some(sql))
             }

@@ -60,6 +60,11 @@ pub const DESC_ID_GENERATOR: &[u8] = b"\x04desc-idgen";
 pub const NODE_ID_GENERATOR: &[u8] = b"\x04node-idgen";
 pub const RANGE_ID_GENERATOR: &[u8] = b"\x04range-idgen";
 pub const STORE_ID_GENERATOR: &[u8] = b"\x04store-idgen";
+/// Span configs, one per table (or index with its own zone), keyed by the
+/// span's start key (`tardigrade_kvpb::zone`).
+pub const SPAN_CONFIG_PREFIX: &[u8] = b"\x04span-cfg/";
+/// The span config of `RANGE default`, which every other one inherits.
+pub const SPAN_CONFIG_DEFAULT: &[u8] = b"\x04span-cfg-default";
 
 /// Pretty names of the range-ID local suffixes.
 pub(crate) const RANGE_ID_SUFFIXES: &[(&[u8], &str)] = &[
@@ -180,6 +185,13 @@ pub fn system_key(suffix: &[u8]) -> Vec<u8> {
 pub fn node_liveness_key(node_id: u64) -> Vec<u8> {
     let mut k = NODE_LIVENESS_PREFIX.to_vec();
     encode_uvarint(&mut k, node_id, Direction::Ascending);
+    k
+}
+
+/// The span config record of the span starting at `start`.
+pub fn span_config_key(start: &[u8]) -> Vec<u8> {
+    let mut k = SPAN_CONFIG_PREFIX.to_vec();
+    k.extend_from_slice(start);
     k
 }
 

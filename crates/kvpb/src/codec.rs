@@ -57,6 +57,10 @@ impl<'a> ByteReader<'a> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())
     }
+    /// Everything not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.buf)
+    }
     pub fn done(&self) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())

@@ -9,6 +9,7 @@ mod api;
 pub mod codec;
 mod descriptor;
 mod error;
+pub mod zone;
 
 pub use api::*;
 pub use codec::DecodeError;

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use tardigrade_encoding::keys;
 use tardigrade_hlc::Timestamp;
+use tardigrade_kvpb::zone::{ConstraintConjunction, ZoneConfig};
 use tardigrade_kvpb::{NodeId, RangeDescriptor, ReplicaId, ReplicaType, StoreId};
 
 /// Replication settings (cluster settings in CockroachDB).
@@ -192,19 +193,130 @@ pub fn is_system_range(desc: &RangeDescriptor) -> bool {
     desc.start_key.as_slice() < keys::SYSTEM_MAX
 }
 
-/// How many voters `desc` should have when `stores` stores exist: the
-/// setting, capped by the number of stores, and odd when capped.
-pub fn needed_voters(desc: &RangeDescriptor, stores: usize, s: &ReplicationSettings) -> usize {
-    let target = if is_system_range(desc) && stores >= s.num_replicas_system {
-        s.num_replicas_system
-    } else {
-        s.num_replicas
-    };
+/// How many voters a range of zone `conf` should have when `stores`
+/// stores exist: the zone's `num_replicas`, capped by the number of
+/// stores, and odd when capped.
+pub fn needed_voters(conf: &ZoneConfig, stores: usize) -> usize {
+    let target = conf.num_replicas.unwrap_or(3).max(1) as usize;
     let mut need = target.min(stores).max(1);
     if need < target && need.is_multiple_of(2) {
         need -= 1;
     }
     need
+}
+
+/// The zone of `desc` when nothing but the built-in zones apply (tests
+/// and tools without a cluster).
+pub fn builtin_zone(desc: &RangeDescriptor, s: &ReplicationSettings) -> ZoneConfig {
+    crate::span_config::SpanConfigSet::builtin(s, tardigrade_kvpb::zone::DEFAULT_RANGE_MAX_BYTES)
+        .config_for(desc)
+}
+
+/// How a zone's constraints judge replica placements.
+struct Placement<'a> {
+    /// Conjunctions every replica must satisfy.
+    all: Vec<&'a ConstraintConjunction>,
+    /// Conjunctions that a number of replicas must satisfy.
+    counted: Vec<&'a ConstraintConjunction>,
+    /// Replicas beyond the counted ones, placed freely.
+    free_slots: usize,
+}
+
+impl<'a> Placement<'a> {
+    fn new(conf: &'a ZoneConfig, need: usize) -> Placement<'a> {
+        let list = conf.constraints.as_deref().unwrap_or(&[]);
+        let (all, counted): (Vec<_>, Vec<_>) = list.iter().partition(|c| c.num_replicas == 0);
+        let counted_total: usize = counted.iter().map(|c| c.num_replicas as usize).sum();
+        Placement {
+            all,
+            counted,
+            free_slots: need.saturating_sub(counted_total),
+        }
+    }
+
+    fn allowed(&self, loc: &[(String, String)]) -> bool {
+        self.all.iter().all(|c| c.matches(loc))
+    }
+
+    /// Assigns each replica (by locality) to the first counted conjunction
+    /// it matches that has room; the rest are unassigned. Returns how many
+    /// each conjunction got and which replicas went unassigned.
+    fn assign(&self, locs: &[&[(String, String)]]) -> (Vec<usize>, Vec<usize>) {
+        let mut filled = vec![0usize; self.counted.len()];
+        let mut unassigned = Vec::new();
+        for (i, loc) in locs.iter().enumerate() {
+            let slot = self
+                .counted
+                .iter()
+                .enumerate()
+                .position(|(j, c)| filled[j] < c.num_replicas as usize && c.matches(loc));
+            match slot {
+                Some(j) => filled[j] += 1,
+                None => unassigned.push(i),
+            }
+        }
+        (filled, unassigned)
+    }
+
+    /// How a new replica on `loc` next to `existing` scores: `None` if it
+    /// may not go there, 1 if it fills a counted conjunction short of
+    /// replicas, 0 otherwise.
+    fn score(&self, existing: &[&[(String, String)]], loc: &[(String, String)]) -> Option<u8> {
+        if !self.allowed(loc) {
+            return None;
+        }
+        let (filled, unassigned) = self.assign(existing);
+        let fills = self
+            .counted
+            .iter()
+            .enumerate()
+            .any(|(j, c)| filled[j] < c.num_replicas as usize && c.matches(loc));
+        if fills {
+            Some(1)
+        } else if unassigned.len() < self.free_slots {
+            Some(0)
+        } else {
+            None
+        }
+    }
+
+    /// The replicas (indexes into `locs`) placed against the constraints:
+    /// on a disallowed store, or unassigned beyond the free slots while a
+    /// counted conjunction is short.
+    fn misplaced(&self, locs: &[&[(String, String)]]) -> Vec<usize> {
+        let mut out: Vec<usize> = (0..locs.len())
+            .filter(|i| !self.allowed(locs[*i]))
+            .collect();
+        let (filled, unassigned) = self.assign(locs);
+        let short = self
+            .counted
+            .iter()
+            .enumerate()
+            .any(|(j, c)| filled[j] < c.num_replicas as usize);
+        if short && unassigned.len() > self.free_slots {
+            for i in unassigned {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The lease preference a range's lease should follow: the first one some
+/// live voter satisfies (`None` without preferences or when no voter
+/// satisfies any).
+fn preferred<'a>(
+    conf: &'a ZoneConfig,
+    voter_locs: &[&[(String, String)]],
+) -> Option<&'a [tardigrade_kvpb::zone::Constraint]> {
+    conf.lease_preferences
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .find(|p| voter_locs.iter().any(|l| p.iter().all(|c| c.matches(l))))
+        .map(Vec::as_slice)
 }
 
 /// How different two localities are: 1.0 when they differ in the first
@@ -233,13 +345,14 @@ fn set_diversity(localities: &[&[(String, String)]]) -> f64 {
 }
 
 /// Decides the next step for `desc`, whose leaseholder is replica
-/// `leaseholder`.
+/// `leaseholder` and whose zone is `conf` (every field set).
 pub fn decide(
     desc: &RangeDescriptor,
     leaseholder: ReplicaId,
     stores: &[StoreDetail],
     now: Timestamp,
     s: &ReplicationSettings,
+    conf: &ZoneConfig,
 ) -> Action {
     if crate::replica_change::is_joint(desc) {
         return Action::LeaveJoint;
@@ -258,30 +371,36 @@ pub fn decide(
         })
     };
     let voters: Vec<_> = desc.voters().copied().collect();
-    let need = needed_voters(desc, stores.len(), s);
+    let need = needed_voters(conf, stores.len());
+    let placement = Placement::new(conf, need);
     let locality_of = |store_id: StoreId| -> &[(String, String)] {
         detail(store_id).map_or(&[], |d| d.locality.as_slice())
     };
-    // The best live store without a replica, scored against `existing`.
+    // The best live store without a replica, scored against `existing`:
+    // constraints first, then locality diversity, then fewest ranges.
     let candidate = |existing: &[StoreId]| -> Option<&StoreDetail> {
+        let existing_locs: Vec<&[(String, String)]> =
+            existing.iter().map(|e| locality_of(*e)).collect();
         stores
             .iter()
             .filter(|d| d.status(now, s.time_until_store_dead) == StoreStatus::Live)
             .filter(|d| !desc.replicas.iter().any(|r| r.store_id == d.store_id))
             .filter(|d| !desc.replicas.iter().any(|r| r.node_id == d.node_id))
-            .map(|d| {
-                let div: f64 = existing
+            .filter_map(|d| {
+                let fit = placement.score(&existing_locs, &d.locality)?;
+                let div: f64 = existing_locs
                     .iter()
-                    .map(|e| diversity(&d.locality, locality_of(*e)))
+                    .map(|e| diversity(&d.locality, e))
                     .sum();
-                (d, div)
+                Some((d, fit, div))
             })
-            .max_by(|(a, da), (b, db)| {
-                da.total_cmp(db)
+            .max_by(|(a, fa, da), (b, fb, db)| {
+                fa.cmp(fb)
+                    .then(da.total_cmp(db))
                     .then(b.range_count.cmp(&a.range_count))
                     .then(b.store_id.cmp(&a.store_id))
             })
-            .map(|(d, _)| d)
+            .map(|(d, ..)| d)
     };
     let dead: Vec<_> = voters
         .iter()
@@ -315,12 +434,21 @@ pub fn decide(
         }
         return Action::None;
     }
+    let voter_locs: Vec<&[(String, String)]> =
+        voters.iter().map(|r| locality_of(r.store_id)).collect();
+    let misplaced: Vec<ReplicaId> = placement
+        .misplaced(&voter_locs)
+        .into_iter()
+        .map(|i| voters[i].replica_id)
+        .collect();
     if voters.len() > need {
-        // Remove the voter whose loss keeps the most diversity; among
-        // equals, prefer unhealthy stores, then the fullest.
+        // Remove a voter placed against the constraints, else the one
+        // whose loss keeps the most diversity; among equals, prefer
+        // unhealthy stores, then the fullest.
         let best = voters
             .iter()
             .filter(|r| r.replica_id != leaseholder)
+            .filter(|r| misplaced.is_empty() || misplaced.contains(&r.replica_id))
             .map(|r| {
                 let rest: Vec<&[(String, String)]> = voters
                     .iter()
@@ -337,12 +465,42 @@ pub fn decide(
         }
         return Action::None;
     }
-    // Rebalance by range count: only with every voter live.
+    // Rebalance by range count, and off stores the constraints exclude:
+    // only with every voter live.
     if voters
         .iter()
         .any(|r| status(r.store_id) != StoreStatus::Live)
     {
         return Action::None;
+    }
+    // The leaseholder's replica last: moving another fixes as much.
+    let bad = misplaced
+        .iter()
+        .copied()
+        .find(|r| *r != leaseholder)
+        .or(misplaced.first().copied());
+    if let Some(bad) = bad {
+        if bad == leaseholder {
+            // The leaseholder's replica is never removed: hand the lease
+            // to a well-placed voter first.
+            let to = voters
+                .iter()
+                .find(|r| !misplaced.contains(&r.replica_id) && r.kind == ReplicaType::Voter);
+            return to.map_or(Action::None, |r| Action::TransferLease(r.replica_id));
+        }
+        let others: Vec<StoreId> = voters
+            .iter()
+            .filter(|r| r.replica_id != bad)
+            .map(|r| r.store_id)
+            .collect();
+        if let Some(c) = candidate(&others) {
+            return Action::Replace {
+                node_id: c.node_id,
+                store_id: c.store_id,
+                remove: bad,
+                rebalance: false,
+            };
+        }
     }
     let live: Vec<&StoreDetail> = stores
         .iter()
@@ -359,7 +517,7 @@ pub fn decide(
         .filter(|(_, d)| d.range_count as f64 > mean)
         .max_by_key(|(_, d)| (d.range_count, d.store_id));
     let Some((from, from_detail)) = fullest else {
-        return balance_leases(desc, leaseholder, &live, &voters, s);
+        return balance_leases(desc, leaseholder, &live, &voters, s, conf, stores);
     };
     let others: Vec<StoreId> = voters
         .iter()
@@ -367,8 +525,22 @@ pub fn decide(
         .map(|r| r.store_id)
         .collect();
     let Some(to) = candidate(&others) else {
-        return balance_leases(desc, leaseholder, &live, &voters, s);
+        return balance_leases(desc, leaseholder, &live, &voters, s, conf, stores);
     };
+    // The move must keep every counted conjunction `from` helps satisfy,
+    // and a voter where the lease prefers to be.
+    let lease_pref = preferred(conf, &voter_locs);
+    let fits_pref =
+        |l: &[(String, String)]| lease_pref.is_some_and(|p| p.iter().all(|c| c.matches(l)));
+    let other_fits = voters
+        .iter()
+        .filter(|r| r.replica_id != from.replica_id)
+        .any(|r| fits_pref(locality_of(r.store_id)));
+    let keeps_constraints = placement
+        .counted
+        .iter()
+        .all(|c| !c.matches(&from_detail.locality) || c.matches(&to.locality))
+        && (!fits_pref(&from_detail.locality) || other_fits || fits_pref(&to.locality));
     let div = |store: &[(String, String)]| -> f64 {
         others
             .iter()
@@ -378,6 +550,7 @@ pub fn decide(
     if (to.range_count as f64) < mean
         && from_detail.range_count >= to.range_count + s.rebalance_threshold
         && div(&to.locality) >= div(&from_detail.locality)
+        && keeps_constraints
     {
         return Action::Replace {
             node_id: to.node_id,
@@ -386,24 +559,61 @@ pub fn decide(
             rebalance: true,
         };
     }
-    balance_leases(desc, leaseholder, &live, &voters, s)
+    balance_leases(desc, leaseholder, &live, &voters, s, conf, stores)
 }
 
-/// Moves the lease to the voter whose store holds the fewest leases when the
-/// leaseholder's store is above the mean and at least two above it.
+/// Follows the zone's lease preferences: moves the lease to a live voter
+/// satisfying the first preference some voter satisfies, when the
+/// leaseholder does not. Otherwise balances: moves the lease to the voter
+/// (among those satisfying that preference) whose store holds the fewest
+/// leases when the leaseholder's store is above the mean and at least two
+/// above it.
 fn balance_leases(
     desc: &RangeDescriptor,
     leaseholder: ReplicaId,
     live: &[&StoreDetail],
     voters: &[tardigrade_kvpb::ReplicaDescriptor],
     s: &ReplicationSettings,
+    conf: &ZoneConfig,
+    stores: &[StoreDetail],
 ) -> Action {
-    if !s.lease_rebalancing {
-        return Action::None;
-    }
     let Some(holder) = desc.replica(leaseholder) else {
         return Action::None;
     };
+    let loc = |store_id: StoreId| -> &[(String, String)] {
+        stores
+            .iter()
+            .find(|d| d.store_id == store_id)
+            .map_or(&[], |d| d.locality.as_slice())
+    };
+    let is_live = |store_id: StoreId| live.iter().any(|d| d.store_id == store_id);
+    let live_voters: Vec<_> = voters
+        .iter()
+        .filter(|r| r.kind == ReplicaType::Voter && is_live(r.store_id))
+        .collect();
+    let live_locs: Vec<&[(String, String)]> = live_voters.iter().map(|r| loc(r.store_id)).collect();
+    let pref = preferred(conf, &live_locs);
+    let fits = |store_id: StoreId| pref.is_none_or(|p| p.iter().all(|c| c.matches(loc(store_id))));
+    if !fits(holder.store_id) {
+        // Among the voters that fit, the one on the store with the fewest
+        // leases.
+        let to = live_voters
+            .iter()
+            .filter(|r| fits(r.store_id))
+            .min_by_key(|r| {
+                let leases = live
+                    .iter()
+                    .find(|d| d.store_id == r.store_id)
+                    .map_or(0, |d| d.lease_count);
+                (leases, r.store_id)
+            });
+        if let Some(r) = to {
+            return Action::TransferLease(r.replica_id);
+        }
+    }
+    if !s.lease_rebalancing {
+        return Action::None;
+    }
     let count = |store_id: StoreId| {
         live.iter()
             .find(|d| d.store_id == store_id)
@@ -419,6 +629,7 @@ fn balance_leases(
     let best = voters
         .iter()
         .filter(|r| r.replica_id != leaseholder && r.kind == ReplicaType::Voter)
+        .filter(|r| fits(r.store_id))
         .filter_map(|r| count(r.store_id).map(|c| (r, c)))
         .min_by_key(|(r, c)| (*c, r.store_id));
     match best {
@@ -434,6 +645,16 @@ mod tests {
     use tardigrade_kvpb::ReplicaDescriptor;
 
     use super::*;
+
+    fn decide_builtin(
+        desc: &RangeDescriptor,
+        leaseholder: ReplicaId,
+        stores: &[StoreDetail],
+        now: Timestamp,
+        s: &ReplicationSettings,
+    ) -> Action {
+        decide(desc, leaseholder, stores, now, s, &builtin_zone(desc, s))
+    }
 
     fn store(id: u64, region: &str, zone: &str, ranges: u64, exp: i64) -> StoreDetail {
         StoreDetail {
@@ -493,14 +714,16 @@ mod tests {
     fn needed_voters_is_capped_and_odd() {
         let s = ReplicationSettings::default();
         let d = desc(&[1]);
-        assert_eq!(needed_voters(&d, 1, &s), 1);
-        assert_eq!(needed_voters(&d, 2, &s), 1);
-        assert_eq!(needed_voters(&d, 3, &s), 3);
-        assert_eq!(needed_voters(&d, 7, &s), 3);
+        let z = builtin_zone(&d, &s);
+        assert_eq!(needed_voters(&z, 1), 1);
+        assert_eq!(needed_voters(&z, 2), 1);
+        assert_eq!(needed_voters(&z, 3), 3);
+        assert_eq!(needed_voters(&z, 7), 3);
         let mut sys = d.clone();
         sys.start_key = Vec::new();
-        assert_eq!(needed_voters(&sys, 4, &s), 3);
-        assert_eq!(needed_voters(&sys, 5, &s), 5);
+        let z = builtin_zone(&sys, &s);
+        assert_eq!(needed_voters(&z, 4), 3);
+        assert_eq!(needed_voters(&z, 5), 5);
     }
 
     #[test]
@@ -513,7 +736,7 @@ mod tests {
             store(4, "us", "b", 3, LIVE),
             store(5, "ap", "a", 0, DEAD),
         ];
-        let a = decide(&desc(&[1]), 1, &stores, now(), &s);
+        let a = decide_builtin(&desc(&[1]), 1, &stores, now(), &s);
         assert_eq!(
             a,
             Action::Add {
@@ -522,7 +745,7 @@ mod tests {
             },
             "another region, the emptier of its stores; never the dead one"
         );
-        let a = decide(&desc(&[1, 4]), 1, &stores, now(), &s);
+        let a = decide_builtin(&desc(&[1, 4]), 1, &stores, now(), &s);
         // eu/b and us/a are equally diverse against {eu/a, us/b}; fewer ranges wins.
         assert_eq!(
             a,
@@ -543,12 +766,12 @@ mod tests {
             store(4, "r", "a", 0, LIVE),
         ];
         assert_eq!(
-            decide(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
+            decide_builtin(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
             Action::None
         );
         stores[2].liveness_expiration = Timestamp::new(DEAD, 0);
         assert_eq!(
-            decide(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
+            decide_builtin(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
             Action::Replace {
                 node_id: 4,
                 store_id: 4,
@@ -569,11 +792,11 @@ mod tests {
         ];
         // 1 and 2 share a zone: one of them goes; 1 holds the lease.
         assert_eq!(
-            decide(&desc(&[1, 2, 3, 4]), 1, &stores, now(), &s),
+            decide_builtin(&desc(&[1, 2, 3, 4]), 1, &stores, now(), &s),
             Action::Remove(2)
         );
         assert_eq!(
-            decide(&desc(&[1, 2, 3, 4]), 2, &stores, now(), &s),
+            decide_builtin(&desc(&[1, 2, 3, 4]), 2, &stores, now(), &s),
             Action::Remove(1)
         );
     }
@@ -591,14 +814,14 @@ mod tests {
         ];
         stores[0].lease_count = 5;
         assert_eq!(
-            decide(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
+            decide_builtin(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
             Action::TransferLease(2)
         );
         stores[0].lease_count = 2;
         stores[1].lease_count = 1;
         stores[2].lease_count = 2;
         assert_eq!(
-            decide(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
+            decide_builtin(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
             Action::None
         );
     }
@@ -613,7 +836,7 @@ mod tests {
             store(4, "r", "a", 0, LIVE),
         ];
         assert_eq!(
-            decide(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
+            decide_builtin(&desc(&[1, 2, 3]), 1, &stores, now(), &s),
             Action::Replace {
                 node_id: 4,
                 store_id: 4,
@@ -628,8 +851,162 @@ mod tests {
             store(4, "r", "a", 7, LIVE),
         ];
         assert_eq!(
-            decide(&desc(&[1, 2, 3]), 1, &balanced, now(), &s),
+            decide_builtin(&desc(&[1, 2, 3]), 1, &balanced, now(), &s),
             Action::None
         );
+    }
+
+    fn zone(fields: &[(&str, &str)]) -> ZoneConfig {
+        let mut z = ZoneConfig::default();
+        for (k, v) in fields {
+            z.set_field(k, Some(v)).expect("zone field");
+        }
+        z.inherit_from(&ZoneConfig::builtin_default(3, 512 << 20));
+        z
+    }
+
+    fn regions() -> Vec<StoreDetail> {
+        vec![
+            store(1, "eu", "a", 0, LIVE),
+            store(2, "eu", "b", 0, LIVE),
+            store(3, "us", "a", 0, LIVE),
+            store(4, "us", "b", 0, LIVE),
+            store(5, "ap", "a", 0, LIVE),
+            store(6, "us", "c", 0, LIVE),
+        ]
+    }
+
+    #[test]
+    fn required_and_prohibited_constraints_limit_candidates() {
+        let s = ReplicationSettings::default();
+        let stores = regions();
+        let only_us = zone(&[("constraints", "[+region=us]")]);
+        let a = decide(&desc(&[3]), 3, &stores, now(), &s, &only_us);
+        assert_eq!(
+            a,
+            Action::Add {
+                node_id: 4,
+                store_id: 4
+            },
+            "another us store, not a more diverse one"
+        );
+        let no_eu = zone(&[("constraints", "[-region=eu]")]);
+        let a = decide(&desc(&[3, 5]), 3, &stores, now(), &s, &no_eu);
+        assert_eq!(
+            a,
+            Action::Add {
+                node_id: 4,
+                store_id: 4
+            }
+        );
+        // Nowhere left to go: nothing, rather than a store the zone forbids.
+        let a = decide(
+            &desc(&[3, 4, 6]),
+            3,
+            &stores,
+            now(),
+            &s,
+            &zone(&[("constraints", "[+region=us]"), ("num_replicas", "5")]),
+        );
+        assert_eq!(a, Action::None);
+    }
+
+    #[test]
+    fn per_count_constraints_are_filled_first() {
+        let s = ReplicationSettings::default();
+        let stores = regions();
+        let two_eu = zone(&[("constraints", "{\"+region=eu\": 2}")]);
+        let a = decide(&desc(&[3]), 3, &stores, now(), &s, &two_eu);
+        assert_eq!(
+            a,
+            Action::Add {
+                node_id: 1,
+                store_id: 1
+            }
+        );
+        let a = decide(&desc(&[3, 1]), 3, &stores, now(), &s, &two_eu);
+        assert_eq!(
+            a,
+            Action::Add {
+                node_id: 2,
+                store_id: 2
+            }
+        );
+        // A replica outside the counted conjunctions makes room for one
+        // inside (the leaseholder's stays).
+        let eu_us = zone(&[
+            ("constraints", "{\"+region=eu\": 2}"),
+            ("lease_preferences", "[[+region=us]]"),
+        ]);
+        let a = decide(&desc(&[1, 5, 3]), 1, &stores, now(), &s, &eu_us);
+        assert_eq!(
+            a,
+            Action::Replace {
+                node_id: 2,
+                store_id: 2,
+                remove: 5,
+                rebalance: false
+            }
+        );
+        let a = decide(&desc(&[1, 3, 4]), 3, &stores, now(), &s, &eu_us);
+        assert_eq!(
+            a,
+            Action::Replace {
+                node_id: 2,
+                store_id: 2,
+                remove: 4,
+                rebalance: false
+            },
+            "not the leaseholder's, which the lease preference wants"
+        );
+        // Fully constrained: the third replica must be in ap.
+        let full = zone(&[("constraints", "{\"+region=eu\": 2, \"+region=ap\": 1}")]);
+        let a = decide(&desc(&[1, 2]), 1, &stores, now(), &s, &full);
+        assert_eq!(
+            a,
+            Action::Add {
+                node_id: 5,
+                store_id: 5
+            }
+        );
+    }
+
+    #[test]
+    fn replicas_against_the_constraints_move() {
+        let s = ReplicationSettings::default();
+        let stores = regions();
+        let only_us = zone(&[("constraints", "[+region=us]")]);
+        // The eu replica is replaced by the remaining us store.
+        let a = decide(&desc(&[3, 4, 1]), 3, &stores, now(), &s, &only_us);
+        assert_eq!(
+            a,
+            Action::Replace {
+                node_id: 6,
+                store_id: 6,
+                remove: 1,
+                rebalance: false
+            }
+        );
+        // The leaseholder is misplaced: its lease moves first.
+        let a = decide(&desc(&[1, 3, 4]), 1, &stores, now(), &s, &only_us);
+        assert_eq!(a, Action::TransferLease(3));
+        // Too many replicas: the misplaced one goes, even if it adds diversity.
+        let a = decide(&desc(&[3, 4, 6, 5]), 3, &stores, now(), &s, &only_us);
+        assert_eq!(a, Action::Remove(5));
+    }
+
+    #[test]
+    fn the_lease_follows_the_first_satisfiable_preference() {
+        let s = ReplicationSettings::default();
+        let stores = regions();
+        let prefer_us = zone(&[("lease_preferences", "[[+region=ap], [+region=us]]")]);
+        let a = decide(&desc(&[1, 3, 2]), 1, &stores, now(), &s, &prefer_us);
+        assert_eq!(
+            a,
+            Action::TransferLease(3),
+            "no voter in ap: the second preference"
+        );
+        let a = decide(&desc(&[1, 3, 2]), 3, &stores, now(), &s, &prefer_us);
+        assert_eq!(a, Action::None, "already there");
     }
 }

@@ -25,6 +25,7 @@ mod replica;
 pub mod replica_change;
 pub mod replicate_queue;
 mod scheduler;
+pub mod span_config;
 mod split;
 mod store;
 mod transport;

@@ -111,6 +111,7 @@ pub async fn process_store(
         .lock()
         .is_none_or(|t| t.elapsed() >= REBALANCE_SETTLE);
     let mut rebalanced = false;
+    let configs = store.span_configs();
     let mut replicas = store.replicas();
     // Forget the meta checks of replicas this store no longer holds.
     let held: BTreeSet<u64> = replicas.iter().map(|r| r.range_id).collect();
@@ -136,7 +137,8 @@ pub async fn process_store(
                 queue.stale_meta.lock().remove(&r.range_id);
             }
             let before = r.desc();
-            let action = decide(&before, r.replica_id, &stores, pool.now(), settings);
+            let conf = configs.config_for(&before);
+            let action = decide(&before, r.replica_id, &stores, pool.now(), settings, &conf);
             let is_rebalance = action.is_rebalance();
             if action == Action::None || (is_rebalance && !may_rebalance) {
                 continue;

@@ -462,8 +462,10 @@ fn find_split_key(r: &Replica) -> Option<Vec<u8>> {
     candidate.filter(|k| refuse_key(k).is_none())
 }
 
-/// The split queue: splits this store's leaseholders whose data exceeds
-/// `range_max_bytes`, at their middle key. Stops with the store.
+/// The split queue: re-reads the span configs, then splits this store's
+/// leaseholders that straddle a span config bound (so each table starts in
+/// its own range) or whose data exceeds their zone's `range_max_bytes` (at
+/// their middle key). Stops with the store.
 pub(crate) async fn split_queue(store: Weak<Store>) {
     let interval = match store.upgrade() {
         Some(s) => s.config().split_queue_interval,
@@ -475,28 +477,44 @@ pub(crate) async fn split_queue(store: Weak<Store>) {
         if store.is_stopped() {
             return;
         }
-        let max = store.config().range_max_bytes;
+        if let Err(e) = crate::span_config::refresh(&store).await {
+            tracing::debug!(error = %e, "split queue: could not read span configs");
+        }
+        let configs = store.span_configs();
         let now = store.clock().now();
         for r in store.replicas() {
             if !r.is_initialized() {
-                continue;
-            }
-            let s = r.stats();
-            if ((s.key_bytes + s.val_bytes).max(0) as u64) <= max {
                 continue;
             }
             let lease = r.lease();
             if lease.replica.replica_id != r.replica_id || !lease.covers(now, now) {
                 continue;
             }
-            let Some(key) = find_split_key(&r) else {
-                continue;
+            let desc = r.desc();
+            let bound = configs
+                .split_key_within(&desc.start_key, &desc.end_key, |k| refuse_key(k).is_none());
+            let (key, why) = match bound {
+                Some(k) => (k, "at a span config bound"),
+                None => {
+                    let max = configs
+                        .config_for(&desc)
+                        .range_max_bytes
+                        .unwrap_or(store.config().range_max_bytes);
+                    let s = r.stats();
+                    if ((s.key_bytes + s.val_bytes).max(0) as u64) <= max {
+                        continue;
+                    }
+                    match find_split_key(&r) {
+                        Some(k) => (k, "over the size limit"),
+                        None => continue,
+                    }
+                }
             };
             match admin_split(&r, key.clone(), Timestamp::ZERO).await {
                 Ok(_) => tracing::info!(
                     range_id = r.range_id,
                     key = %pretty_key(&key),
-                    "split queue: split a range over the size limit"
+                    "split queue: split a range {why}"
                 ),
                 Err(e) => {
                     tracing::debug!(range_id = r.range_id, error = %e, "split queue: split failed")

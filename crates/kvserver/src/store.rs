@@ -177,6 +177,9 @@ pub struct Store {
     /// lease that starts below it was taken before this run and is not
     /// used ([`Store::opened_at`]).
     opened_at: tardigrade_hlc::Timestamp,
+    /// The span configs as last read by the split queue
+    /// ([`crate::span_config`]).
+    span_configs: RwLock<Arc<crate::span_config::SpanConfigSet>>,
 }
 
 impl Drop for Store {
@@ -290,6 +293,10 @@ impl Store {
             // The previous run's HLC was at most the maximum offset ahead
             // of physical time, which has moved on since.
             opened_at: clock.now().add_duration(clock.max_offset()),
+            span_configs: RwLock::new(Arc::new(crate::span_config::SpanConfigSet::builtin(
+                &config.replication,
+                config.range_max_bytes,
+            ))),
         });
         for desc in ranges {
             if desc.replica_on_store(config.store_id).is_none() {
@@ -585,6 +592,16 @@ impl Store {
     /// new sequence (which also makes the old run's commands fail when they
     /// apply), starting at or above this. CockroachDB does the same with
     /// its `minLeaseProposedTS`.
+    /// The span configs this store knows (built-in ones until the split
+    /// queue first reads the cluster's).
+    pub fn span_configs(&self) -> Arc<crate::span_config::SpanConfigSet> {
+        self.span_configs.read().clone()
+    }
+
+    pub(crate) fn set_span_configs(&self, set: crate::span_config::SpanConfigSet) {
+        *self.span_configs.write() = Arc::new(set);
+    }
+
     pub fn opened_at(&self) -> tardigrade_hlc::Timestamp {
         self.opened_at
     }

@@ -274,6 +274,21 @@ impl ClusterNode {
     }
 
     /// What this node stamps on its RPCs (cluster id, node id, version).
+    /// Lists the locality tiers of every node this one knows (for the SQL
+    /// layer, which checks zone constraints against them).
+    pub fn locality_source(&self) -> Arc<dyn Fn() -> Vec<Vec<(String, String)>> + Send + Sync> {
+        let directory = Arc::downgrade(&self.shared.directory);
+        Arc::new(move || {
+            directory.upgrade().map_or_else(Vec::new, |d| {
+                d.nodes
+                    .read()
+                    .values()
+                    .map(|n| n.locality.clone())
+                    .collect()
+            })
+        })
+    }
+
     pub fn identity(&self) -> Arc<NodeIdentity> {
         self.shared.identity.clone()
     }
@@ -1432,14 +1447,17 @@ fn render_metrics(shared: &Shared) -> String {
         })
         .count();
     let store_count = shared.pool.stores.read().len().max(1);
-    let settings = &shared.store_config.replication;
+    let configs = store.span_configs();
     let under = replicas
         .iter()
         .filter(|r| r.is_initialized() && r.is_raft_leader())
         .filter(|r| {
             let d = r.desc();
             d.voters().count()
-                < tardigrade_kvserver::allocator::needed_voters(&d, store_count, settings)
+                < tardigrade_kvserver::allocator::needed_voters(
+                    &configs.config_for(&d),
+                    store_count,
+                )
         })
         .count();
     let stats = store.stats();

@@ -55,6 +55,7 @@ use crate::parse;
 use crate::rowenc;
 
 mod comment;
+mod zone;
 
 /// Runs a schema statement; `Ok(None)` when `statement` is not one. (Each
 /// branch's future is boxed: together they would make this one too large for a
@@ -1080,6 +1081,7 @@ async fn drop_database(
         detach_references(node, txn, t, &ids).await?;
         delete_table(node, txn, t).await?;
     }
+    zone::drop_database(txn, id).await?;
     node.catalog.delete_database(txn, id, name).await
 }
 
@@ -1239,6 +1241,7 @@ async fn drop_relations(
 /// writes O(1) keys, whatever the size of the table.
 async fn delete_table(node: &SqlNode, txn: &mut Txn, t: &TableDesc) -> SqlResult<()> {
     node.catalog.delete_table(txn, t).await?;
+    zone::drop_table(txn, t).await?;
     if !t.is_view() {
         node.pending_clears
             .schedule(txn, crate::gc::Doomed::Table(t.id));
@@ -1362,6 +1365,7 @@ async fn create_table(
         add_foreign_key(node, txn, &q.database, &mut t, fk, &mut parents).await?;
     }
     node.catalog.create_table(txn, &t).await?;
+    zone::write_span_configs(txn, &t).await?;
     create_identity_sequences(node, txn, db_id, &identities).await?;
     if !parents.is_empty() {
         let descs: Vec<TableDesc> = parents.into_values().collect();
@@ -1466,6 +1470,7 @@ async fn create_table_as(
     }
     set_primary_key(&mut t, None)?;
     node.catalog.create_table(txn, &t).await?;
+    zone::write_span_configs(txn, &t).await?;
     let names: Vec<String> = t
         .columns
         .iter()
@@ -2831,7 +2836,8 @@ async fn write_sequence(
     // transaction's. The id is new and never reused, so a rolled-back
     // CREATE only leaves an unreachable counter behind.
     node.catalog.put_sequence_counter(id, first).await?;
-    node.catalog.create_table(txn, &t).await
+    node.catalog.create_table(txn, &t).await?;
+    zone::write_span_configs(txn, &t).await
 }
 
 /// The sequences of a table's identity columns.
@@ -2973,6 +2979,7 @@ async fn create_view(
         changed.push(t);
     } else {
         node.catalog.create_table(txn, &t).await?;
+        zone::write_span_configs(txn, &t).await?;
     }
     if !changed.is_empty() {
         node.catalog.write_tables(txn, &changed).await?;
@@ -3314,6 +3321,19 @@ pub async fn execute_ours(
         }
         Ours::Comment { object, comment } => {
             Box::pin(comment::comment_on(node, txn, database, object, comment)).await
+        }
+        Ours::ConfigureZone {
+            target,
+            discard,
+            settings,
+        } => {
+            Box::pin(zone::configure_zone(
+                node, txn, database, target, *discard, settings,
+            ))
+            .await
+        }
+        Ours::ShowZones { target } => {
+            Box::pin(zone::show_zones(node, txn, database, target.as_ref())).await
         }
         Ours::ShowRanges { target, index } => {
             Box::pin(show_ranges(node, txn, database, target, *index)).await

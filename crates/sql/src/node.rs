@@ -44,9 +44,28 @@ pub struct SqlNode {
     pub stats: StatsCache,
     /// The advisory locks sessions on this node hold ([`crate::advisory`]).
     pub advisory: crate::advisory::AdvisoryLocks,
+    /// The localities of the cluster's nodes, given by the server (zone
+    /// constraints are checked against them); unset on a bare SQL node.
+    localities: std::sync::OnceLock<LocalitySource>,
 }
 
+/// Lists the locality tiers (`region=…`, `zone=…`) of every node of the
+/// cluster.
+pub type LocalitySource = Arc<dyn Fn() -> Vec<Vec<(String, String)>> + Send + Sync>;
+
 impl SqlNode {
+    /// Sets where the cluster's localities come from (once; later calls
+    /// are ignored).
+    pub fn set_locality_source(&self, source: LocalitySource) {
+        let _ = self.localities.set(source);
+    }
+
+    /// The localities of the cluster's nodes, if the server said how to
+    /// list them.
+    pub fn cluster_localities(&self) -> Option<Vec<Vec<(String, String)>>> {
+        self.localities.get().map(|f| f())
+    }
+
     /// Creates the node's SQL server; makes sure the cluster has its initial
     /// databases (`defaultdb`, `postgres`), which the first node to start creates.
     pub async fn start(db: Db, node_id: u32) -> SqlResult<Arc<SqlNode>> {
@@ -62,6 +81,7 @@ impl SqlNode {
             gc_paused: AtomicBool::new(false),
             stats: Default::default(),
             advisory: Default::default(),
+            localities: Default::default(),
         }))
     }
 }

@@ -42,6 +42,10 @@ pub mod nesting;
 /// Nesting deeper than this is refused (54001) instead of overflowing the stack.
 const MAX_NESTING: usize = 200;
 
+/// `query_text` of the `Unload` standing for `ALTER … CONFIGURE ZONE`.
+const CONFIGURE_ZONE_MARKER: &str = "tardigrade:configure_zone";
+/// `query_text` of the `Unload` standing for `SHOW ZONE CONFIGURATION(S)`.
+const SHOW_ZONES_MARKER: &str = "tardigrade:show_zones";
 /// `query_text` of the `Unload` standing for `ALTER TABLE … SPLIT AT`.
 const SPLIT_AT_MARKER: &str = "tardigrade:split_at";
 /// `query_text` of the `Unload` standing for `SHOW RANGES FROM TABLE`.
@@ -141,6 +145,38 @@ pub enum Ours {
         object: CommentObject,
         comment: Option<String>,
     },
+    /// `ALTER <target> CONFIGURE ZONE USING field = value, …` or
+    /// `… CONFIGURE ZONE DISCARD` (`discard`, no settings).
+    ConfigureZone {
+        target: ZoneTarget,
+        discard: bool,
+        settings: Vec<(String, ZoneValue)>,
+    },
+    /// `SHOW ZONE CONFIGURATION FROM <target>` (`Some`) or `SHOW [ALL]
+    /// ZONE CONFIGURATIONS` (`None`).
+    ShowZones { target: Option<ZoneTarget> },
+}
+
+/// What a zone configuration statement names, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZoneTarget {
+    /// `RANGE default|meta|system|…`.
+    Range(String),
+    Database(String),
+    Table(String),
+    /// `t@i`.
+    Index(String),
+}
+
+/// The value of one `CONFIGURE ZONE USING` setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZoneValue {
+    /// A number, as written.
+    Number(String),
+    /// A string literal.
+    Text(String),
+    /// `COPY FROM PARENT`: inherit again.
+    CopyFromParent,
 }
 
 /// What a `COMMENT ON` names, as written.
@@ -255,6 +291,10 @@ fn classify(s: Statement) -> Stmt {
         SHOW_RANGES_INDEX_MARKER => Ours::ShowRanges {
             target,
             index: true,
+        },
+        CONFIGURE_ZONE_MARKER | SHOW_ZONES_MARKER => match decode_zone_marker(marker, &target) {
+            Some(ours) => ours,
+            None => return Stmt::Sql(Box::new(s)),
         },
         SHOW_INDEXES_MARKER => Ours::ShowIndexes { target },
         SHOW_CONSTRAINTS_MARKER => Ours::ShowConstraints { target },
@@ -483,6 +523,7 @@ fn might_need_rewrite(sql: &str) -> bool {
         "exclude",
         "sequence",
         "comment",
+        "zone",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -873,6 +914,11 @@ fn rewrite_statement(
         out[sig[0]] = with_span(Token::make_keyword("INSERT"), &stmt[sig[0]]);
         return Ok((out, Some(Fixup::Upsert)));
     }
+    // ALTER <target> CONFIGURE ZONE …, SHOW [ALL] ZONE CONFIGURATION(S) …
+    if let Some(target) = zone_statement(stmt, &sig)? {
+        let unload = marker_statement(target.0, target.1);
+        return Ok((placeholder(stmt), Some(Fixup::Replace(Box::new(unload)))));
+    }
     // SHOW RANGES FROM TABLE t / FROM INDEX t@i
     if word(0, "show") && word(1, "ranges") {
         if !word(2, "from") || !(word(3, "table") || word(3, "index")) {
@@ -1051,6 +1097,197 @@ fn rewrite_statement(
 }
 
 /// Merges `a @ b` into the quoted identifier `"a@b"`.
+/// Recognizes the zone configuration statements; gives the marker and its
+/// target string (fields separated by NUL: the target's kind and name, then
+/// for CONFIGURE ZONE `D` (discard) or `U` and each setting's name and
+/// value, the value's first character saying its kind: `n` number, `s`
+/// string, `p` COPY FROM PARENT).
+fn zone_statement(
+    stmt: &[TokenWithSpan],
+    sig: &[usize],
+) -> SqlResult<Option<(&'static str, String)>> {
+    let word = |k: usize, kw: &str| sig.get(k).is_some_and(|&i| is_word(&stmt[i].token, kw));
+    let tok = |k: usize| sig.get(k).map(|&i| &stmt[i].token);
+    let target_of = |from: usize, to: usize, what: &str| -> SqlResult<String> {
+        let kind = match tok(from) {
+            Some(Token::Word(w)) => w.value.to_lowercase(),
+            _ => {
+                return Err(SqlError::syntax(format!(
+                    "{what}: expected RANGE, DATABASE, TABLE or INDEX"
+                )));
+            }
+        };
+        if !["range", "database", "table", "index", "partition"].contains(&kind.as_str()) {
+            return Err(SqlError::syntax(format!(
+                "{what}: expected RANGE, DATABASE, TABLE or INDEX, found {kind}"
+            )));
+        }
+        if kind == "partition" {
+            return Err(SqlError::unsupported(
+                "zone configurations of partitions: table partitioning is not supported",
+            ));
+        }
+        let name_tokens: Vec<TokenWithSpan> =
+            sig[from + 1..to].iter().map(|&i| stmt[i].clone()).collect();
+        if name_tokens.is_empty() {
+            return Err(SqlError::syntax(format!(
+                "{what}: expected a name after {kind}"
+            )));
+        }
+        Ok(format!("{kind}\0{}", tokens_text(&name_tokens)))
+    };
+    if word(0, "show") {
+        let all = word(1, "all");
+        let at = if all { 2 } else { 1 };
+        if !word(at, "zone") {
+            return Ok(None);
+        }
+        if word(at + 1, "configurations") && sig.len() == at + 2 {
+            return Ok(Some((SHOW_ZONES_MARKER, String::new())));
+        }
+        if word(at + 1, "configuration") && !all && (word(at + 2, "from") || word(at + 2, "for")) {
+            let end = if tok(sig.len() - 1) == Some(&Token::SemiColon) {
+                sig.len() - 1
+            } else {
+                sig.len()
+            };
+            let target = target_of(at + 3, end, "SHOW ZONE CONFIGURATION")?;
+            return Ok(Some((SHOW_ZONES_MARKER, target)));
+        }
+        return Err(SqlError::syntax(
+            "expected SHOW ZONE CONFIGURATIONS or SHOW ZONE CONFIGURATION FROM <target>",
+        ));
+    }
+    if !word(0, "alter") {
+        return Ok(None);
+    }
+    let Some(k) = (2..sig.len()).find(|&k| word(k, "configure") && word(k + 1, "zone")) else {
+        return Ok(None);
+    };
+    let mut out = target_of(1, k, "CONFIGURE ZONE")?;
+    let mut j = k + 2;
+    let end = if tok(sig.len() - 1) == Some(&Token::SemiColon) {
+        sig.len() - 1
+    } else {
+        sig.len()
+    };
+    if word(j, "discard") && j + 1 == end {
+        out.push_str("\0D");
+        return Ok(Some((CONFIGURE_ZONE_MARKER, out)));
+    }
+    if !word(j, "using") {
+        return Err(SqlError::syntax(
+            "CONFIGURE ZONE: expected USING or DISCARD",
+        ));
+    }
+    out.push_str("\0U");
+    j += 1;
+    loop {
+        // name [. name] = value
+        let mut name = match tok(j) {
+            Some(Token::Word(w)) => w.value.to_lowercase(),
+            _ => return Err(SqlError::syntax("CONFIGURE ZONE: expected a setting name")),
+        };
+        j += 1;
+        while tok(j) == Some(&Token::Period) {
+            match tok(j + 1) {
+                Some(Token::Word(w)) => name = format!("{name}.{}", w.value.to_lowercase()),
+                _ => return Err(SqlError::syntax("CONFIGURE ZONE: expected a setting name")),
+            }
+            j += 2;
+        }
+        if tok(j) != Some(&Token::Eq) {
+            return Err(SqlError::syntax(format!(
+                "CONFIGURE ZONE: expected = after {name}"
+            )));
+        }
+        j += 1;
+        let value = match tok(j) {
+            Some(Token::Number(n, _)) => format!("n{n}"),
+            Some(Token::Minus) => match tok(j + 1) {
+                Some(Token::Number(n, _)) => {
+                    j += 1;
+                    format!("n-{n}")
+                }
+                _ => {
+                    return Err(SqlError::syntax(format!(
+                        "CONFIGURE ZONE: bad value for {name}"
+                    )));
+                }
+            },
+            Some(Token::SingleQuotedString(v)) => format!("s{v}"),
+            Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("copy") => {
+                if !(word(j + 1, "from") && word(j + 2, "parent")) {
+                    return Err(SqlError::syntax(
+                        "CONFIGURE ZONE: expected COPY FROM PARENT",
+                    ));
+                }
+                j += 2;
+                "p".to_string()
+            }
+            _ => {
+                return Err(SqlError::syntax(format!(
+                    "CONFIGURE ZONE: the value of {name} must be a number, a string or COPY FROM PARENT"
+                )));
+            }
+        };
+        j += 1;
+        out.push_str(&format!("\0{name}\0{value}"));
+        match tok(j) {
+            Some(Token::Comma) => j += 1,
+            _ if j >= end => break,
+            _ => {
+                return Err(SqlError::syntax(
+                    "CONFIGURE ZONE: expected , between settings",
+                ));
+            }
+        }
+    }
+    Ok(Some((CONFIGURE_ZONE_MARKER, out)))
+}
+
+/// The [`Ours`] a zone marker's target string stands for.
+fn decode_zone_marker(marker: &str, text: &str) -> Option<Ours> {
+    let mut parts = text.split('\0');
+    let target = |kind: &str, name: &str| -> Option<ZoneTarget> {
+        let name = name.to_string();
+        Some(match kind {
+            "range" => ZoneTarget::Range(name),
+            "database" => ZoneTarget::Database(name),
+            "table" => ZoneTarget::Table(name),
+            "index" => ZoneTarget::Index(name),
+            _ => return None,
+        })
+    };
+    if marker == SHOW_ZONES_MARKER {
+        if text.is_empty() {
+            return Some(Ours::ShowZones { target: None });
+        }
+        let (kind, name) = (parts.next()?, parts.next()?);
+        return Some(Ours::ShowZones {
+            target: Some(target(kind, name)?),
+        });
+    }
+    let (kind, name) = (parts.next()?, parts.next()?);
+    let target = target(kind, name)?;
+    let discard = parts.next()? == "D";
+    let mut settings = Vec::new();
+    while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+        let v = match value.split_at_checked(1)? {
+            ("n", n) => ZoneValue::Number(n.to_string()),
+            ("s", t) => ZoneValue::Text(t.to_string()),
+            ("p", _) => ZoneValue::CopyFromParent,
+            _ => return None,
+        };
+        settings.push((name.to_string(), v));
+    }
+    Some(Ours::ConfigureZone {
+        target,
+        discard,
+        settings,
+    })
+}
+
 fn merge_at_names(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     let mut i = 0;

@@ -1,0 +1,325 @@
+//! Zone configurations on five real nodes in three regions (eu, us, ap)
+//! over loopback gRPC: each table gets its own range, `CONFIGURE ZONE`
+//! moves its replicas to satisfy per-region replica counts, puts the lease
+//! where `lease_preferences` asks and grows the range to `num_replicas`;
+//! constraints naming a region no node has are refused with nothing
+//! written; `DISCARD` gives the range back to the defaults.
+
+use std::time::{Duration, Instant};
+
+use tardigrade_encoding::keys;
+use tardigrade_kvpb::RangeDescriptor;
+use tardigrade_kvserver::StoreConfig;
+use tardigrade_kvserver::allocator::ReplicationSettings;
+use tardigrade_rpc::NodeClient;
+use tardigrade_server::node::{ClusterNode, NodeConfig};
+use tardigrade_sql::{Session, SqlNode, SqlType, Value};
+use tardigrade_storage::StoreSpec;
+
+const REGIONS: [&str; 5] = ["eu", "us", "ap", "eu", "us"];
+
+fn config(join: Vec<String>, region: &str, zone: usize) -> NodeConfig {
+    NodeConfig {
+        store: StoreSpec::Memory,
+        listen_addr: "127.0.0.1:0".parse().expect("addr"),
+        http_addr: None,
+        join,
+        locality: vec![
+            ("region".into(), region.into()),
+            ("zone".into(), format!("{region}-{zone}")),
+        ],
+        store_config: StoreConfig {
+            raft_tick_interval: Duration::from_millis(50),
+            split_queue_interval: Duration::from_millis(200),
+            bootstrap_split_keys: vec![keys::SYSTEM_PREFIX.to_vec(), keys::TABLE_DATA_MIN.to_vec()],
+            replication: ReplicationSettings {
+                queue_interval: Duration::from_millis(200),
+                ..ReplicationSettings::default()
+            },
+            ..StoreConfig::default()
+        },
+    }
+}
+
+/// The rows of the last statement, as text (`Err` with the SQLSTATE and
+/// message of the first failure).
+async fn run(s: &mut Session, sql: &str) -> Result<Vec<String>, String> {
+    let mut last = Vec::new();
+    for r in s.simple_query(sql).await {
+        let o = r.map_err(|e| format!("{}: {}", e.code, e.message))?;
+        let types: Vec<SqlType> = o
+            .columns
+            .as_ref()
+            .map(|c| c.iter().map(|c| c.ty).collect())
+            .unwrap_or_default();
+        last = o
+            .rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .zip(&types)
+                    .map(|(v, t)| match v {
+                        Value::Null => "NULL".to_string(),
+                        v => v.to_text(*t),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect();
+    }
+    Ok(last)
+}
+
+/// The newest descriptor of the range starting at `start`, with the node
+/// holding its lease.
+fn range_at(nodes: &[ClusterNode], start: &[u8]) -> Option<(RangeDescriptor, u64)> {
+    let mut best: Option<(RangeDescriptor, u64)> = None;
+    for n in nodes {
+        let Some(store) = n.store() else { continue };
+        for r in store.replicas() {
+            let d = r.desc();
+            if d.start_key != start || !r.is_initialized() {
+                continue;
+            }
+            let lease = r.lease();
+            let holder = d.replica(lease.replica.replica_id).map_or(0, |x| x.node_id);
+            if best
+                .as_ref()
+                .is_none_or(|(b, _)| d.generation > b.generation)
+            {
+                best = Some((d, holder));
+            }
+        }
+    }
+    best
+}
+
+fn region_of(node_id: u64) -> &'static str {
+    REGIONS[(node_id - 1) as usize]
+}
+
+/// Waits (at most `within`) until the range starting at `start` satisfies
+/// `ok(voter regions, leaseholder region)`.
+async fn wait_for(
+    nodes: &[ClusterNode],
+    start: &[u8],
+    within: Duration,
+    what: &str,
+    ok: impl Fn(&[&str], &str) -> bool,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = range_at(nodes, start);
+        if let Some((d, holder)) = &seen {
+            let mut regions: Vec<&str> = d.voters().map(|r| region_of(r.node_id)).collect();
+            regions.sort();
+            let holder_region = if *holder == 0 { "" } else { region_of(*holder) };
+            if d.replicas.len() == regions.len() && ok(&regions, holder_region) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{what}: range is {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until table `name` has a range of its own; gives the table's id.
+async fn own_range(s: &mut Session, name: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = run(s, &format!("SHOW RANGES FROM TABLE {name}"))
+            .await
+            .expect("ranges");
+        let bounds: Vec<&str> = rows[0].split('|').take(2).collect();
+        let id = |b: &str| {
+            b.strip_prefix("/Table/")
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if let [start, end] = bounds[..]
+            && rows.len() == 1
+            && let (Some(a), Some(b)) = (id(start), id(end))
+            && a >= 100
+            && b == a + 1
+        {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never got its own range: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_configs_place_replicas_and_leases() {
+    let first = ClusterNode::start(config(vec![], REGIONS[0], 1))
+        .await
+        .expect("start");
+    let seed = first.local_addr().to_string();
+    let mut nodes = vec![first];
+    for (i, region) in REGIONS.iter().enumerate().skip(1) {
+        nodes.push(
+            ClusterNode::start(config(vec![seed.clone()], region, i + 1))
+                .await
+                .expect("start"),
+        );
+    }
+    NodeClient::connect_lazy(&seed)
+        .expect("client")
+        .bootstrap()
+        .await
+        .expect("init");
+    for n in &nodes {
+        tokio::time::timeout(Duration::from_secs(30), n.wait_ready())
+            .await
+            .expect("node becomes ready");
+    }
+    let sql = SqlNode::start(nodes[0].db().expect("db"), 1)
+        .await
+        .expect("sql node");
+    sql.set_locality_source(nodes[0].locality_source());
+    let mut s = sql.session("root", "defaultdb");
+    run(&mut s, "CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+        .await
+        .expect("create");
+    run(&mut s, "CREATE TABLE u (id INT PRIMARY KEY)")
+        .await
+        .expect("create");
+    run(&mut s, "INSERT INTO t VALUES (1, 'one'), (2, 'two')")
+        .await
+        .expect("insert");
+
+    // Each table starts in its own range: [/Table/<id>, /Table/<id + 1>).
+    let t_id = own_range(&mut s, "t").await;
+    let t_key = keys::table_prefix(t_id);
+
+    // Bad input changes nothing.
+    let err = run(
+        &mut s,
+        "ALTER TABLE t CONFIGURE ZONE USING constraints = '[+region=mars]'",
+    )
+    .await
+    .expect_err("unknown region");
+    assert!(
+        err.starts_with("23514") && err.contains("region=mars"),
+        "{err}"
+    );
+    for (bad, code) in [
+        (
+            "ALTER TABLE t CONFIGURE ZONE USING num_replicas = 0",
+            "23514",
+        ),
+        ("ALTER TABLE t CONFIGURE ZONE USING bogus = 1", "22023"),
+        (
+            "ALTER TABLE t CONFIGURE ZONE USING constraints = '{\"+region=eu\": 4}'",
+            "23514",
+        ),
+        (
+            "ALTER TABLE t CONFIGURE ZONE USING constraints = 'region=eu'",
+            "22023",
+        ),
+        ("ALTER RANGE default CONFIGURE ZONE DISCARD", "22023"),
+        (
+            "ALTER TABLE nope CONFIGURE ZONE USING num_replicas = 3",
+            "42P01",
+        ),
+    ] {
+        let err = run(&mut s, bad).await.expect_err(bad);
+        assert!(err.starts_with(code), "{bad}: {err}");
+    }
+    let shown = run(&mut s, "SHOW ZONE CONFIGURATION FROM TABLE t")
+        .await
+        .expect("show");
+    assert!(shown[0].starts_with("RANGE default|"), "{shown:?}");
+
+    // Two replicas in eu, one in us, the lease in us.
+    run(
+        &mut s,
+        "ALTER TABLE t CONFIGURE ZONE USING num_replicas = 3, \
+         constraints = '{\"+region=eu\": 2, \"+region=us\": 1}', \
+         lease_preferences = '[[+region=us]]'",
+    )
+    .await
+    .expect("configure");
+    wait_for(
+        &nodes,
+        &t_key,
+        Duration::from_secs(60),
+        "2 eu + 1 us, lease in us",
+        |regions, holder| regions == ["eu", "eu", "us"] && holder == "us",
+    )
+    .await;
+    let shown = run(&mut s, "SHOW ZONE CONFIGURATION FROM TABLE t")
+        .await
+        .expect("show");
+    assert!(
+        shown[0].starts_with("TABLE t|ALTER TABLE t CONFIGURE ZONE USING"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[0].contains("constraints = '{\"+region=eu\": 2, \"+region=us\": 1}'"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[0].contains("gc.ttlseconds = 14400"),
+        "inherited: {shown:?}"
+    );
+    // The data moved with its replicas.
+    assert_eq!(
+        run(&mut s, "SELECT v FROM t ORDER BY id")
+            .await
+            .expect("read"),
+        vec!["one", "two"]
+    );
+
+    // A database's zone reaches its tables that have none of their own.
+    run(
+        &mut s,
+        "ALTER DATABASE defaultdb CONFIGURE ZONE USING num_replicas = 5",
+    )
+    .await
+    .expect("configure database");
+    let u_id = own_range(&mut s, "u").await;
+    wait_for(
+        &nodes,
+        &keys::table_prefix(u_id),
+        Duration::from_secs(60),
+        "5 replicas from the database's zone",
+        |regions, _| regions.len() == 5,
+    )
+    .await;
+    let shown = run(&mut s, "SHOW ZONE CONFIGURATION FROM TABLE u")
+        .await
+        .expect("show");
+    assert!(shown[0].starts_with("DATABASE defaultdb|"), "{shown:?}");
+    let all = run(&mut s, "SHOW ZONE CONFIGURATIONS")
+        .await
+        .expect("show all");
+    let targets: Vec<&str> = all.iter().filter_map(|r| r.split('|').next()).collect();
+    for want in [
+        "RANGE default",
+        "RANGE meta",
+        "RANGE system",
+        "DATABASE defaultdb",
+        "TABLE defaultdb.public.t",
+    ] {
+        assert!(targets.contains(&want), "{want} in {targets:?}");
+    }
+
+    // DISCARD: t inherits again (5 replicas from the database), anywhere.
+    run(&mut s, "ALTER TABLE t CONFIGURE ZONE DISCARD")
+        .await
+        .expect("discard");
+    wait_for(
+        &nodes,
+        &t_key,
+        Duration::from_secs(60),
+        "5 replicas after DISCARD",
+        |regions, _| regions.len() == 5,
+    )
+    .await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
