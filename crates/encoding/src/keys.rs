@@ -46,6 +46,8 @@ pub const TABLE_DATA_MAX: &[u8] = b"\xfe";
 pub const ABORT_SPAN_SUFFIX: &[u8] = b"rabc-";
 pub const RANGE_APPLIED_STATE_SUFFIX: &[u8] = b"rrask";
 pub const RANGE_LEASE_SUFFIX: &[u8] = b"rrll-";
+/// The range's GC threshold: reads and writes at or below it are refused.
+pub const RANGE_GC_THRESHOLD_SUFFIX: &[u8] = b"rlgc-";
 pub const RAFT_HARD_STATE_SUFFIX: &[u8] = b"urfth";
 pub const RAFT_LOG_SUFFIX: &[u8] = b"urftl";
 pub const RAFT_TRUNCATED_STATE_SUFFIX: &[u8] = b"urftt";
@@ -71,6 +73,7 @@ pub(crate) const RANGE_ID_SUFFIXES: &[(&[u8], &str)] = &[
     (ABORT_SPAN_SUFFIX, "AbortSpan"),
     (RANGE_APPLIED_STATE_SUFFIX, "RangeAppliedState"),
     (RANGE_LEASE_SUFFIX, "RangeLease"),
+    (RANGE_GC_THRESHOLD_SUFFIX, "RangeGCThreshold"),
     (RAFT_HARD_STATE_SUFFIX, "RaftHardState"),
     (RAFT_LOG_SUFFIX, "RaftLog"),
     (RAFT_TRUNCATED_STATE_SUFFIX, "RaftTruncatedState"),
@@ -120,6 +123,10 @@ pub fn range_applied_state_key(range_id: u64) -> Vec<u8> {
 
 pub fn range_lease_key(range_id: u64) -> Vec<u8> {
     range_id_local_key(range_id, RANGE_LEASE_SUFFIX)
+}
+
+pub fn range_gc_threshold_key(range_id: u64) -> Vec<u8> {
+    range_id_local_key(range_id, RANGE_GC_THRESHOLD_SUFFIX)
 }
 
 /// The abort span entry of a transaction on a range.

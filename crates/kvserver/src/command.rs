@@ -49,6 +49,12 @@ pub enum Trigger {
     /// digest of its replicated data where this command applies, kept
     /// under `id` for the leaseholder to collect.
     ComputeChecksum { id: u64 },
+    /// MVCC GC (`gc_queue.rs`): the range's GC threshold moves up to
+    /// `threshold` (never down); reads and writes at or below it are
+    /// refused from then on.
+    GcThreshold {
+        threshold: tardigrade_hlc::Timestamp,
+    },
 }
 
 /// A command or state could not be decoded.
@@ -105,6 +111,11 @@ impl Command {
                 b.push(5);
                 put_u64(&mut b, *id);
             }
+            Some(Trigger::GcThreshold { threshold }) => {
+                b.push(6);
+                put_u64(&mut b, threshold.wall as u64);
+                put_u64(&mut b, threshold.logical as u32 as u64);
+            }
         }
         b
     }
@@ -152,6 +163,13 @@ impl Command {
                 desc: desc(&mut r)?,
             }),
             5 => Some(Trigger::ComputeChecksum { id: r.u64()? }),
+            6 => {
+                let wall = r.u64()? as i64;
+                let logical = u32::try_from(r.u64()?).map_err(|_| err("bad GC threshold"))?;
+                Some(Trigger::GcThreshold {
+                    threshold: tardigrade_hlc::Timestamp::new(wall, logical as i32),
+                })
+            }
             _ => return Err(err("bad trigger tag")),
         };
         r.done()?;
@@ -349,6 +367,9 @@ mod tests {
                 desc: RangeDescriptor::default(),
             }),
             Some(Trigger::ComputeChecksum { id: u64::MAX - 1 }),
+            Some(Trigger::GcThreshold {
+                threshold: Timestamp::new(1_700_000_000_000_000_000, 3),
+            }),
         ] {
             let c = Command {
                 id: 7,

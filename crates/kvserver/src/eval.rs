@@ -545,6 +545,12 @@ pub fn evaluate(
                 for key in keys {
                     mvcc::mvcc_gc(b, &mut res.stats, key, *threshold).map_err(mvcc_err)?;
                 }
+                // Every replica moves its GC threshold with the removal.
+                if res.trigger.is_none() {
+                    res.trigger = Some(crate::command::Trigger::GcThreshold {
+                        threshold: *threshold,
+                    });
+                }
                 Response::Gc
             }
             Request::AdminSplit { .. } => {

@@ -14,6 +14,7 @@ pub mod allocator;
 mod command;
 pub mod consistency;
 mod eval;
+pub mod gc_queue;
 mod intent_resolver;
 mod internal_txn;
 mod latch;

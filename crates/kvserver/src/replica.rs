@@ -72,6 +72,9 @@ pub(crate) struct ReplicaState {
     pub desc: RangeDescriptor,
     pub lease: Lease,
     pub applied: AppliedState,
+    /// Reads and writes at or below it are refused: MVCC GC may have
+    /// removed the versions they would see ([`crate::gc_queue`]).
+    pub gc_threshold: Timestamp,
 }
 
 struct PendingProposal {
@@ -252,6 +255,12 @@ impl Replica {
             Lease::decode(b).map_err(|e| crate::command::DecodeError(e.to_string()))
         })?
         .unwrap_or_default();
+        let gc_threshold =
+            raft_storage::read(&engine, &keys::range_gc_threshold_key(range_id), |b| {
+                crate::gc_queue::decode_threshold(b)
+                    .map_err(|e| crate::command::DecodeError(e.to_string()))
+            })?
+            .unwrap_or_default();
         let storage = RaftStorage::load(&engine, &desc)?;
         let log_state = storage.state().clone();
         {
@@ -341,6 +350,7 @@ impl Replica {
                 desc,
                 lease,
                 applied,
+                gc_threshold,
             }),
             proposals: Mutex::default(),
             pending: Mutex::default(),
@@ -358,6 +368,40 @@ impl Replica {
 
     pub fn desc(&self) -> RangeDescriptor {
         self.state.lock().desc.clone()
+    }
+
+    /// The range's GC threshold (versions at or below it may be gone).
+    pub fn gc_threshold(&self) -> Timestamp {
+        self.state.lock().gc_threshold
+    }
+
+    /// Refuses a batch that reads or writes data at or below the GC
+    /// threshold, whose versions MVCC GC may have removed.
+    fn check_gc_threshold(&self, ba: &BatchRequest) -> Result<(), KvError> {
+        let threshold = self.gc_threshold();
+        if threshold.is_zero() {
+            return Ok(());
+        }
+        let ts = batch_ts(ba);
+        let touches_data = ba.requests.iter().any(|r| {
+            matches!(
+                r,
+                Request::Get { .. }
+                    | Request::Scan { .. }
+                    | Request::ReverseScan { .. }
+                    | Request::Put { .. }
+                    | Request::ConditionalPut { .. }
+                    | Request::Delete { .. }
+                    | Request::DeleteRange { .. }
+                    | Request::Refresh { .. }
+            )
+        });
+        if touches_data && ts <= threshold {
+            return Err(KvError::invalid(format!(
+                "batch timestamp {ts} must be after replica GC threshold {threshold}"
+            )));
+        }
+        Ok(())
     }
 
     pub fn lease(&self) -> Lease {
@@ -997,6 +1041,7 @@ impl Replica {
             let lease = current;
             self.maybe_extend(&lease, now);
             self.check_bounds(&ba)?;
+            self.check_gc_threshold(&ba)?;
             crate::split::check_trigger(&self.desc(), &ba)?;
             self.apply_timestamp_cache(&mut ba);
             if let Some(conflicts) = self.unreplicated_lock_conflicts(&ba) {
@@ -1176,7 +1221,7 @@ impl Replica {
                         && lease.replica.replica_id == cmd.proposer
                         && crate::split::split_applies(&st.state.desc, left, right)
                 }
-                Some(Trigger::ComputeChecksum { .. }) => {
+                Some(Trigger::ComputeChecksum { .. }) | Some(Trigger::GcThreshold { .. }) => {
                     cmd.lease_sequence == lease.sequence && lease.replica.replica_id == cmd.proposer
                 }
                 Some(_) => {
@@ -1197,6 +1242,16 @@ impl Replica {
                 }
                 if let Some(Trigger::ComputeChecksum { id }) = &cmd.trigger {
                     crate::consistency::compute_at(self, *id, &st.state, ws);
+                }
+                if let Some(Trigger::GcThreshold { threshold }) = &cmd.trigger
+                    && *threshold > st.state.gc_threshold
+                {
+                    st.state.gc_threshold = *threshold;
+                    ws.put(
+                        Space::Raw,
+                        &keys::range_gc_threshold_key(self.range_id),
+                        &crate::gc_queue::encode_threshold(*threshold),
+                    );
                 }
             }
             if mine.contains(&cmd.id) {
@@ -1283,11 +1338,13 @@ impl Replica {
         desc: RangeDescriptor,
         lease: Lease,
         applied: AppliedState,
+        gc_threshold: Timestamp,
     ) {
         st.state = ReplicaState {
             desc,
             lease,
             applied,
+            gc_threshold,
         };
         st.changed = true;
     }

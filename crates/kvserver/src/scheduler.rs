@@ -306,6 +306,7 @@ struct SnapInstall {
     desc: RangeDescriptor,
     lease: Lease,
     applied: AppliedState,
+    gc_threshold: tardigrade_hlc::Timestamp,
 }
 
 struct Work {
@@ -448,7 +449,7 @@ fn process_ready(
     for w in &mut works {
         let mut st = w.r.begin_apply();
         if let Some(si) = w.snap.take() {
-            w.r.stage_snapshot(&mut st, si.desc, si.lease, si.applied);
+            w.r.stage_snapshot(&mut st, si.desc, si.lease, si.applied, si.gc_threshold);
         }
         w.r.stage_entries(&w.committed, &mut st, &mut apply_ws);
         let applied = st.applied_index();
@@ -569,10 +570,15 @@ fn prepare_snapshot(
     }
     let applied_key = keys::range_applied_state_key(id);
     let lease_key = keys::range_lease_key(id);
+    let gc_key = keys::range_gc_threshold_key(id);
     let mut applied = None;
     let mut lease = Lease::default();
+    let mut gc_threshold = tardigrade_hlc::Timestamp::ZERO;
     for (space, k, v) in &data.kvs {
-        if *space == Space::Raw && *k == applied_key {
+        if *space == Space::Raw && *k == gc_key {
+            gc_threshold = crate::gc_queue::decode_threshold(v)
+                .map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        } else if *space == Space::Raw && *k == applied_key {
             applied =
                 Some(AppliedState::decode(v).map_err(|e| EngineError::Corrupt(e.to_string()))?);
         } else if *space == Space::Raw && *k == lease_key {
@@ -608,5 +614,6 @@ fn prepare_snapshot(
         desc: data.desc,
         lease,
         applied,
+        gc_threshold,
     })
 }

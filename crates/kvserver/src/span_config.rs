@@ -107,6 +107,32 @@ impl SpanConfigSet {
         conf
     }
 
+    /// The GC TTL of the range `desc`: the longest of the zones it
+    /// overlaps (a range not split yet along the configs keeps history for
+    /// every zone it holds).
+    pub fn gc_ttl_for(&self, desc: &RangeDescriptor) -> u32 {
+        let default_ttl = self
+            .default
+            .gc_ttl_seconds
+            .unwrap_or(tardigrade_kvpb::zone::DEFAULT_GC_TTL_SECONDS);
+        let start = desc.start_key.as_slice();
+        let end = desc.end_key.as_slice();
+        let inside_one = self
+            .entry_for(if start.is_empty() {
+                keys::META_MIN
+            } else {
+                start
+            })
+            .is_some_and(|e| e.start.as_slice() <= start && end <= e.end.as_slice());
+        let mut ttl = if inside_one { 0 } else { default_ttl };
+        for e in &self.entries {
+            if e.start.as_slice() < end && start < e.end.as_slice() {
+                ttl = ttl.max(e.config.gc_ttl_seconds.unwrap_or(default_ttl));
+            }
+        }
+        ttl.max(1)
+    }
+
     /// The first record bound strictly inside `(start, end)` that `accept`
     /// takes: the range must be split there so that one config applies to
     /// all of it.
@@ -236,6 +262,14 @@ mod tests {
         assert_eq!(t.gc_ttl_seconds, Some(600));
         let other = set.config_for(&desc(b"\x8a", b"\x90"));
         assert_eq!(other.num_replicas, Some(3));
+        // A range over several zones keeps the longest history.
+        assert_eq!(set.gc_ttl_for(&desc(b"\x89", b"\x8a")), 600);
+        assert_eq!(
+            set.gc_ttl_for(&desc(b"", b"\xff\xff")),
+            SYSTEM_GC_TTL_SECONDS
+        );
+        assert_eq!(set.gc_ttl_for(&desc(b"\x88", b"\xff\xff")), 600);
+        assert_eq!(set.gc_ttl_for(&desc(b"", b"\x04")), SYSTEM_GC_TTL_SECONDS);
         let meta = set.config_for(&desc(b"", b"\x04"));
         assert_eq!(meta.num_replicas, Some(5));
         assert_eq!(meta.gc_ttl_seconds, Some(SYSTEM_GC_TTL_SECONDS));

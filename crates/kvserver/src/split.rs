@@ -147,6 +147,7 @@ pub(crate) fn stage_split(
     state.applied.stats.subtract(&rhs_stats);
     state.desc = left.clone();
     let lease = state.lease;
+    let gc_threshold = state.gc_threshold;
     ws.put(
         Space::Raw,
         &keys::range_descriptor_key(&left.start_key),
@@ -182,6 +183,15 @@ pub(crate) fn stage_split(
         &keys::range_applied_state_key(id),
         &applied.encode(),
     );
+    // The right side keeps the left's GC threshold: its data was GC'd with
+    // the left's.
+    if !gc_threshold.is_zero() {
+        ws.put(
+            Space::Raw,
+            &keys::range_gc_threshold_key(id),
+            &crate::gc_queue::encode_threshold(gc_threshold),
+        );
+    }
     ws.put(
         Space::Raw,
         &keys::raft_truncated_state_key(id),

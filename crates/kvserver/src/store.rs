@@ -88,6 +88,9 @@ pub struct StoreConfig {
     pub range_max_bytes: u64,
     /// How often the split queue looks at this store's leaseholders.
     pub split_queue_interval: Duration,
+    /// How often the MVCC GC queue looks at this store's leaseholders
+    /// ([`crate::gc_queue`]).
+    pub gc_queue_interval: Duration,
     /// Keys the first node splits the key space at right after `init`
     /// bootstraps a cluster (`tardigrade start` uses `/System` and
     /// `/Table`, so that meta, system and table data start out as separate
@@ -124,6 +127,7 @@ impl Default for StoreConfig {
             testing_apply_delay: Duration::ZERO,
             range_max_bytes: 512 << 20,
             split_queue_interval: Duration::from_secs(1),
+            gc_queue_interval: Duration::from_secs(60),
             bootstrap_split_keys: Vec::new(),
             replication: crate::allocator::ReplicationSettings::default(),
             testing_simulated: false,
@@ -340,6 +344,16 @@ impl Store {
     pub fn set_cluster_sender(self: &Arc<Self>, sender: Arc<dyn Sender>) {
         if self.cluster.set(sender).is_ok() && tokio::runtime::Handle::try_current().is_ok() {
             tokio::spawn(crate::split::split_queue(Arc::downgrade(self)));
+            self.start_gc_queue();
+        }
+    }
+
+    /// Starts the MVCC GC queue ([`crate::gc_queue`]); a cluster node's
+    /// store starts it with its cluster sender. Call once, inside a Tokio
+    /// runtime.
+    pub fn start_gc_queue(self: &Arc<Self>) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(crate::gc_queue::gc_queue(Arc::downgrade(self)));
         }
     }
 
@@ -598,7 +612,9 @@ impl Store {
         self.span_configs.read().clone()
     }
 
-    pub(crate) fn set_span_configs(&self, set: crate::span_config::SpanConfigSet) {
+    /// Installs span configs (the split queue does after each read; tests
+    /// set their own).
+    pub fn set_span_configs(&self, set: crate::span_config::SpanConfigSet) {
         *self.span_configs.write() = Arc::new(set);
     }
 

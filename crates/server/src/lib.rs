@@ -154,6 +154,7 @@ impl Server {
         let engine = Engine::open(&config.store)?;
         let clock = Arc::new(Hlc::system());
         let store = Store::open(engine, clock.clone(), StoreConfig::default())?;
+        store.start_gc_queue();
 
         let (stop, stopped) = oneshot::channel::<()>();
         let sender: Arc<dyn tardigrade_kvpb::Sender> = store.clone();
