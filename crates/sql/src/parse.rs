@@ -1461,6 +1461,61 @@ mod tests {
     }
 
     #[test]
+    fn as_of_system_time_is_cut_out() {
+        let as_of = |sql: &str| match parse(sql).expect("parses").pop() {
+            Some(Stmt::Ours(Ours::AsOf { statement, as_of })) => (
+                statement.to_string(),
+                as_of.expr.to_string(),
+                as_of
+                    .nested
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            other => panic!("{sql}: {other:?}"),
+        };
+        assert_eq!(
+            as_of("SELECT * FROM t AS OF SYSTEM TIME '-1s' WHERE a = 1 ORDER BY a"),
+            (
+                "SELECT * FROM t WHERE a = 1 ORDER BY a".to_string(),
+                "'-1s'".to_string(),
+                vec![]
+            )
+        );
+        assert_eq!(
+            as_of(
+                "select * from (select * from u as of system time -('1' || 's')::interval) as x \
+                 AS OF SYSTEM TIME follower_read_timestamp();"
+            ),
+            (
+                "SELECT * FROM (SELECT * FROM u) AS x".to_string(),
+                "follower_read_timestamp()".to_string(),
+                vec!["-('1' || 's')::INTERVAL".to_string()]
+            )
+        );
+        assert_eq!(
+            as_of("BEGIN READ ONLY, AS OF SYSTEM TIME INTERVAL '-5 seconds', ISOLATION LEVEL SERIALIZABLE").0,
+            "BEGIN READ ONLY, ISOLATION LEVEL SERIALIZABLE"
+        );
+        assert_eq!(
+            as_of("SET TRANSACTION AS OF SYSTEM TIME 1733568000000000000.0000000001").1,
+            "1733568000000000000.0000000001"
+        );
+        // Quoted words and strings are no clause.
+        assert!(matches!(
+            parse("SELECT 'AS OF SYSTEM TIME' FROM t AS \"of\"").expect("parses")[..],
+            [Stmt::Sql(_)]
+        ));
+        // Internal SQL takes none.
+        assert_eq!(
+            parse_statements("SELECT * FROM t AS OF SYSTEM TIME '-1s'")
+                .unwrap_err()
+                .code,
+            "42601"
+        );
+    }
+
+    #[test]
     fn errors_keep_positions() {
         let e = parse_statements("SELECT 1; UPSERT INTO t VALUES (1) garbage").unwrap_err();
         assert_eq!(e.code, "42601");
