@@ -64,6 +64,7 @@ impl SqlNode {
             settings: Settings::default(),
             cursors: HashMap::new(),
             sql_prepared: HashMap::new(),
+            block_as_of: None,
         }
     }
 }
@@ -144,6 +145,9 @@ pub struct Session {
     cursors: HashMap<String, Cursor>,
     /// Statements prepared with SQL's PREPARE, by name.
     sql_prepared: HashMap<String, Arc<Prepared>>,
+    /// The open block reads AS OF SYSTEM TIME this time: a restart
+    /// (`ROLLBACK TO SAVEPOINT cockroach_restart`) reads there too.
+    block_as_of: Option<Timestamp>,
 }
 
 /// What a statement does to the transaction state machine.
@@ -526,6 +530,7 @@ impl Session {
         if let TxnState::Open { txn, .. } = &mut self.state {
             fix_timestamp(txn, ts)?;
             self.settings.set_historical(true);
+            self.block_as_of = Some(ts);
         }
         Ok(out)
     }
@@ -565,13 +570,18 @@ impl Session {
                 let fixed = if read_write {
                     Err(crate::asof::read_write())
                 } else {
-                    crate::asof::timestamp(as_of, now).and_then(|ts| fix_timestamp(txn, ts))
+                    crate::asof::timestamp(as_of, now)
+                        .and_then(|ts| fix_timestamp(txn, ts).map(|()| ts))
                 };
-                if let Err(e) = fixed {
-                    self.fail_block(recoverable(&e));
-                    return Err(e);
-                }
+                let ts = match fixed {
+                    Ok(ts) => ts,
+                    Err(e) => {
+                        self.fail_block(recoverable(&e));
+                        return Err(e);
+                    }
+                };
                 self.settings.set_historical(true);
+                self.block_as_of = Some(ts);
                 Box::pin(self.execute_to(inner, &[], None)).await
             }
         }
@@ -943,6 +953,7 @@ impl Session {
         match (was_idle, matches!(self.state, TxnState::Idle)) {
             (true, false) => {}
             (false, true) => {
+                self.block_as_of = None;
                 let committed = commit && result.is_ok();
                 self.settings.end_block(committed);
                 self.node
@@ -1024,7 +1035,7 @@ impl Session {
                 self.after_txn(txn.id(), false);
                 let _ = (*txn).rollback().await;
                 self.state = TxnState::Open {
-                    txn: Box::new(self.node.db.txn("sql")),
+                    txn: self.restarted_txn()?,
                     restart_savepoint: true,
                     savepoints: Vec::new(),
                 };
@@ -1042,7 +1053,7 @@ impl Session {
                     self.abandon(txn);
                 }
                 self.state = TxnState::Open {
-                    txn: Box::new(self.node.db.txn("sql")),
+                    txn: self.restarted_txn()?,
                     restart_savepoint: true,
                     savepoints: Vec::new(),
                 };
@@ -1221,6 +1232,16 @@ impl Session {
                 ))
             }
         }
+    }
+
+    /// The block's transaction after a restart: a new one, at the block's
+    /// AS OF SYSTEM TIME if it has one.
+    fn restarted_txn(&self) -> SqlResult<Box<Txn>> {
+        let mut txn = Box::new(self.node.db.txn("sql"));
+        if let Some(ts) = self.block_as_of {
+            fix_timestamp(&mut txn, ts)?;
+        }
+        Ok(txn)
     }
 
     /// The position of the block's newest savepoint named `name`, with the

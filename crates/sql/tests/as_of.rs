@@ -285,8 +285,14 @@ async fn historical_transactions_read_one_time_and_write_nothing() {
         "old"
     );
     assert_eq!(one(&mut s, "SELECT v FROM t").await, "old");
+    // A client-directed restart reads at the same time.
+    ok(&mut s, "SAVEPOINT cockroach_restart").await;
+    ok(&mut s, "ROLLBACK TO SAVEPOINT cockroach_restart").await;
+    assert_eq!(one(&mut s, "SELECT v FROM t").await, "old");
+    ok(&mut s, "RELEASE SAVEPOINT cockroach_restart").await;
     ok(&mut s, "COMMIT").await;
     assert_eq!(one(&mut s, "SHOW transaction_read_only").await, "off");
+    assert_eq!(one(&mut s, "SELECT v FROM t").await, "new");
 
     // Writes, DDL, nextval and locking reads fail with 25006.
     for write in [
