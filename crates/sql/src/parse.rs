@@ -154,7 +154,7 @@ pub enum Ours {
     /// ([`as_of`]).
     AsOf {
         statement: Box<Statement>,
-        as_of: AsOf,
+        as_of: Box<AsOf>,
     },
 }
 
@@ -198,7 +198,7 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Stmt>> {
         .map(|(i, s)| match clauses.iter().position(|(at, _)| *at == i) {
             Some(c) => Stmt::Ours(Ours::AsOf {
                 statement: Box::new(s),
-                as_of: clauses.swap_remove(c).1,
+                as_of: Box::new(clauses.swap_remove(c).1),
             }),
             None => classify(s),
         })
