@@ -197,6 +197,11 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
             "follower_read_timestamp" => {
                 Value::TimestampTz(ctx.now_micros - FOLLOWER_READ_OFFSET_MICROS)
             }
+            // TODO(issue 14): CockroachDB gives the commit timestamp and
+            // pins it (the transaction can no longer be pushed); this is the
+            // read timestamp at the statement's start, which a read-write
+            // transaction pushed later commits above. Exact for the
+            // read-only transactions AS OF SYSTEM TIME reads back.
             "cluster_logical_timestamp" => hlc_decimal(ctx.txn_timestamp)?,
             "localtimestamp" => Value::Timestamp(ctx.now_micros),
             "current_date" => Value::Date(ctx.now_micros.div_euclid(86_400_000_000) as i32),
