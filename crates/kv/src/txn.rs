@@ -22,6 +22,14 @@
 //! first write moves its intents' leaseholders' clocks up to its commit
 //! timestamp before committing (`Txn::bump_clocks`), which those readings
 //! rely on.
+//!
+//! Fixed timestamps: a transaction given one before its first request
+//! ([`Txn::set_fixed_timestamp`], SQL's `AS OF SYSTEM TIME`) reads at that
+//! timestamp and nowhere else. Its uncertainty limit is the timestamp itself
+//! (a historical read has no uncertainty: whatever was written after it is
+//! simply later), so no read is ever uncertain; a refresh, which would move
+//! the read timestamp, fails with a retryable error instead; and it refuses
+//! writes, which would rewrite history below values already read by others.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -73,6 +81,9 @@ pub struct Txn {
     /// answer saying how far it numbered them (see
     /// [`Txn::rollback_to_savepoint`]).
     seq_high_water: i32,
+    /// Reads happen at this timestamp and nowhere else, and nothing is
+    /// written ([`Txn::set_fixed_timestamp`]).
+    fixed_timestamp: Option<Timestamp>,
 }
 
 /// A point in a transaction to roll back to ([`Txn::savepoint`]).
@@ -116,7 +127,45 @@ impl Txn {
             first_write_ts: None,
             clocks_bumped_to: Timestamp::ZERO,
             seq_high_water: 0,
+            fixed_timestamp: None,
         }
+    }
+
+    /// Makes the transaction read at `ts` and only there, as CockroachDB's
+    /// `SetFixedTimestamp` (SQL's `AS OF SYSTEM TIME`): the read and write
+    /// timestamps become `ts`, the uncertainty limit too (no read is
+    /// uncertain), a refresh that would move the timestamp fails with a
+    /// retryable error instead, and writes are refused. Only before the
+    /// transaction read or wrote anything (it may be set again until then);
+    /// `ts` must not be in the future (the caller checks it against the
+    /// clock: a read above the clock could miss writes still to come).
+    pub fn set_fixed_timestamp(&mut self, ts: Timestamp) -> Result<(), KvError> {
+        let used = if !self.lock_spans.is_empty() || self.proto.meta.sequence != 0 {
+            Some("writes")
+        } else if !self.refresh_spans.is_empty() {
+            Some("reads")
+        } else {
+            None
+        };
+        if let Some(what) = used {
+            return Err(KvError::new(ErrorDetail::TransactionStatus {
+                msg: format!(
+                    "cannot set fixed timestamp, txn \"{}\" already performed {what}",
+                    self.proto.name
+                ),
+            }));
+        }
+        self.proto.read_timestamp = ts;
+        self.proto.meta.write_timestamp = ts;
+        self.proto.meta.min_timestamp = self.proto.meta.min_timestamp.min(ts);
+        self.proto.global_uncertainty_limit = ts;
+        self.fixed_timestamp = Some(ts);
+        Ok(())
+    }
+
+    /// The timestamp set by [`Txn::set_fixed_timestamp`], if any.
+    pub fn fixed_timestamp(&self) -> Option<Timestamp> {
+        self.fixed_timestamp
     }
 
     /// The transaction as of now: [`Txn::rollback_to_savepoint`] undoes
@@ -288,6 +337,11 @@ impl Txn {
         if self.done {
             return Err(KvError::new(ErrorDetail::TransactionStatus {
                 msg: "transaction already finished".into(),
+            }));
+        }
+        if self.fixed_timestamp.is_some() && requests.iter().any(Request::is_write) {
+            return Err(KvError::new(ErrorDetail::TransactionStatus {
+                msg: "cannot write in a transaction with a fixed (historical) timestamp".into(),
             }));
         }
         // The transaction record's anchor: the first key the transaction
@@ -611,6 +665,11 @@ impl Txn {
         let from = self.proto.read_timestamp;
         if to <= from {
             return Ok(());
+        }
+        if self.fixed_timestamp.is_some() {
+            tracing::debug!(txn = ?self.id(), %to, "refresh of a fixed-timestamp transaction refused");
+            self.abandon().await;
+            return Err(self.retry_error(reason));
         }
         if !self.refresh_spans.is_empty() {
             let mut txn = self.proto.clone();

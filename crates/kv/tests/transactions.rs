@@ -664,3 +664,38 @@ async fn reverse_scans_return_the_last_rows_first_up_to_a_limit() {
     );
     t.rollback().await.expect("rollback");
 }
+
+/// A transaction with a fixed timestamp (SQL's AS OF SYSTEM TIME) reads
+/// the values as of that timestamp, is never uncertain about a value
+/// written just after it (which would restart a transaction that started
+/// then), never moves its timestamp, refuses writes, and cannot be fixed
+/// once it has read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_timestamp_reads_history_and_never_moves() {
+    let db = db();
+    db.put(b"k", b"1").await.expect("put 1");
+    let then = db.now();
+    // Well inside the max clock offset after `then`.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    db.put(b"k", b"2").await.expect("put 2");
+
+    let mut t = db.txn("historical");
+    t.set_fixed_timestamp(then).expect("fix before any read");
+    assert_eq!(int(t.get(b"k").await.expect("historical get")), 1);
+    let rows = t.scan(b"k", b"l", 0).await.expect("historical scan");
+    assert_eq!(total_of(&rows), 1);
+    assert_eq!(t.read_timestamp(), then);
+    assert_eq!(t.fixed_timestamp(), Some(then));
+    let e = t.put(b"k", b"3").await.expect_err("writes are refused");
+    assert!(e.to_string().contains("fixed"), "{e}");
+    t.commit().await.expect("a read-only commit");
+    assert_eq!(int(db.get(b"k").await.expect("get")), 2);
+
+    // Once a transaction has read, its timestamp stays where it is.
+    let mut u = db.txn("later");
+    assert_eq!(int(u.get(b"k").await.expect("get")), 2);
+    let e = u
+        .set_fixed_timestamp(then)
+        .expect_err("too late: it already read");
+    assert!(e.to_string().contains("already performed reads"), "{e}");
+}

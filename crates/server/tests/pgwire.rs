@@ -1250,3 +1250,67 @@ async fn binary_copy_in_and_out_and_malformed_input() {
     let export = "COPY (SELECT id, name FROM bc WHERE id < 0) TO STDOUT (FORMAT BINARY)";
     assert_eq!(raw.copy_out_bytes(export).await, binary_copy_data(&[]));
 }
+
+/// AS OF SYSTEM TIME through a driver: the extended protocol describes the
+/// query with the columns of that time and binds its parameters, and the
+/// errors carry CockroachDB's codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_system_time_over_the_extended_protocol() {
+    let node = start().await;
+    let client = connect(node.sql.local_addr()).await;
+    client
+        .batch_execute(
+            "CREATE TABLE h (k INT PRIMARY KEY, v TEXT); INSERT INTO h VALUES (1, 'old')",
+        )
+        .await
+        .expect("setup");
+    let then: String = client
+        .query_one("SELECT cluster_logical_timestamp()::TEXT", &[])
+        .await
+        .expect("timestamp")
+        .get(0);
+    client
+        .batch_execute("UPDATE h SET v = 'new'; ALTER TABLE h ADD COLUMN w INT DEFAULT 0")
+        .await
+        .expect("changes");
+    let historical = client
+        .prepare(&format!(
+            "SELECT * FROM h AS OF SYSTEM TIME {then} WHERE k = $1"
+        ))
+        .await
+        .expect("prepare");
+    assert_eq!(historical.columns().len(), 2);
+    let row = client
+        .query_one(&historical, &[&1i64])
+        .await
+        .expect("historical row");
+    assert_eq!(row.get::<_, String>(1), "old");
+    let now: String = client
+        .query_one("SELECT v FROM h WHERE k = 1", &[])
+        .await
+        .expect("current row")
+        .get(0);
+    assert_eq!(now, "new");
+    // A transaction that reads then.
+    client
+        .batch_execute(&format!("BEGIN AS OF SYSTEM TIME {then}"))
+        .await
+        .expect("begin");
+    let v: String = client
+        .query_one("SELECT v FROM h WHERE k = $1", &[&1i64])
+        .await
+        .expect("read in the block")
+        .get(0);
+    assert_eq!(v, "old");
+    let e = client
+        .execute("INSERT INTO h VALUES (2, 'x')", &[])
+        .await
+        .expect_err("read-only");
+    assert_eq!(code(&e), "25006");
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+    let e = client
+        .query("SELECT * FROM h AS OF SYSTEM TIME '2200-01-01'", &[])
+        .await
+        .expect_err("future");
+    assert_eq!(code(&e), "XXUUU");
+}

@@ -3303,8 +3303,9 @@ pub async fn execute_ours(
 ) -> SqlResult<QueryOutput> {
     use parse::Ours;
     match statement {
-        // The session runs cursor statements itself.
+        // The session runs cursor statements and AS OF SYSTEM TIME itself.
         Ours::Move(_) => Err(SqlError::internal("MOVE outside a session")),
+        Ours::AsOf { .. } => Err(SqlError::internal("AS OF SYSTEM TIME outside a session")),
         Ours::SplitAt { target, query } => {
             Box::pin(split_at(node, txn, database, target, query)).await
         }

@@ -27,6 +27,8 @@
 //!   collection, storage and the node's cache; the optimizer's cost model
 //!   reads them.
 //! - [`exec`]: operators over batches of rows.
+//! - [`asof`]: `AS OF SYSTEM TIME`: statements and transactions reading the
+//!   database as it was at a past time.
 //!
 //! # Layering
 //!
@@ -51,17 +53,19 @@
 //!     output ([`QueryOutput`]).
 //! 12. [`plan`]: binding (queries and DML), scalar evaluation, optimization,
 //!     `EXPLAIN`.
-//! 13. [`exec`]: running plans (queries, DML).
-//! 14. `retry`: retried transactions of their own, for background work.
-//! 15. [`gc`]: clearing dropped data.
-//! 16. [`ddl`]: schema changes in the statement's transaction.
-//! 17. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
-//! 18. [`opttest`]: plans over a test catalog with injected statistics,
+//! 13. [`asof`]: AS OF SYSTEM TIME clauses to timestamps.
+//! 14. [`exec`]: running plans (queries, DML).
+//! 15. `retry`: retried transactions of their own, for background work.
+//! 16. [`gc`]: clearing dropped data.
+//! 17. [`ddl`]: schema changes in the statement's transaction.
+//! 18. [`schemachange`]: online schema changes, driving [`ddl`]'s first step.
+//! 19. [`opttest`]: plans over a test catalog with injected statistics,
 //!     without a KV store (the plan golden tests).
-//! 19. [`cursor`]: SQL cursors (DECLARE, FETCH, MOVE, CLOSE).
-//! 20. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
+//! 20. [`cursor`]: SQL cursors (DECLARE, FETCH, MOVE, CLOSE).
+//! 21. [`session`]: sessions; sends each statement to [`exec`] or [`ddl`].
 
 pub mod advisory;
+pub mod asof;
 pub mod batch;
 pub mod catalog;
 pub mod cursor;

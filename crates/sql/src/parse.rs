@@ -26,7 +26,12 @@
 //!   become [`Ours`] variants of the owned statement type [`Stmt`] that
 //!   [`parse`] gives the session (`ddl::execute_ours` runs them). Inside this
 //!   module they still pass through sqlparser as a placeholder replaced by a
-//!   marked `Unload` ([`classify`] turns those into [`Ours`]).
+//!   marked `Unload` ([`classify`] turns those into [`Ours`]);
+//! - `AS OF SYSTEM TIME <expr>` (after a query's FROM list, among the modes
+//!   of BEGIN and SET TRANSACTION) is cut out of the statement, its
+//!   expression parsed on its own ([`as_of`]), and the statement given to
+//!   the session as [`Ours::AsOf`]. Internal SQL ([`parse_statements`])
+//!   takes no such clause.
 //!
 //! Errors are SQLSTATE 42601 with the position when the parser reports one.
 
@@ -36,8 +41,11 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 use tardigrade_sqltypes::{SqlError, SqlResult};
 
+pub mod as_of;
 mod descriptions;
 pub mod nesting;
+
+pub use as_of::AsOf;
 
 /// Nesting deeper than this is refused (54001) instead of overflowing the stack.
 const MAX_NESTING: usize = 200;
@@ -155,6 +163,13 @@ pub enum Ours {
     /// `SHOW ZONE CONFIGURATION FROM <target>` (`Some`) or `SHOW [ALL]
     /// ZONE CONFIGURATIONS` (`None`).
     ShowZones { target: Option<ZoneTarget> },
+    /// A statement with `AS OF SYSTEM TIME`: a query (or EXPLAIN of one),
+    /// `BEGIN`/`START TRANSACTION` or `SET TRANSACTION`, without the clause
+    /// ([`as_of`]).
+    AsOf {
+        statement: Box<Statement>,
+        as_of: Box<AsOf>,
+    },
 }
 
 /// What a zone configuration statement names, as written.
@@ -212,7 +227,18 @@ impl Stmt {
 /// Parses what a client sent into statements ([`parse_statements`], with our
 /// statements as [`Ours`]).
 pub fn parse(sql: &str) -> SqlResult<Vec<Stmt>> {
-    parse_statements(sql).map(|v| v.into_iter().map(classify).collect())
+    let (statements, mut clauses) = parse_all(sql)?;
+    Ok(statements
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| match clauses.iter().position(|(at, _)| *at == i) {
+            Some(c) => Stmt::Ours(Ours::AsOf {
+                statement: Box::new(s),
+                as_of: Box::new(clauses.swap_remove(c).1),
+            }),
+            None => classify(s),
+        })
+        .collect())
 }
 
 /// Our statements travel through sqlparser's parse as `Unload`s carrying a
@@ -360,6 +386,16 @@ fn comment_statement(
 /// refusing those nested too deeply ([`nesting`]). Internal SQL (views,
 /// CREATE TABLE AS) uses this; client input goes through [`parse`].
 pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
+    let (statements, clauses) = parse_all(sql)?;
+    if !clauses.is_empty() {
+        return Err(as_of::not_top_level());
+    }
+    Ok(statements)
+}
+
+/// The statements, and the `AS OF SYSTEM TIME` clauses taken out of them
+/// (by the statement's position).
+fn parse_all(sql: &str) -> SqlResult<(Vec<Statement>, Vec<(usize, AsOf)>)> {
     let mut recursion = 0;
     if let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() {
         nesting::check_tokens(&tokens)?;
@@ -368,7 +404,7 @@ pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
             return Err(nesting::too_deep());
         }
     }
-    let statements = match parse_unbounded(sql) {
+    let (statements, clauses) = match parse_unbounded(sql) {
         // Probably the parser's recursion limit, swallowed on a path that
         // tried another parse (each level of nesting may cost the parser
         // two or three of its levels).
@@ -399,7 +435,7 @@ pub fn parse_statements(sql: &str) -> SqlResult<Vec<Statement>> {
     }
     match refused {
         Some(e) => Err(e),
-        None => Ok(out),
+        None => Ok((out, clauses)),
     }
 }
 
@@ -456,22 +492,30 @@ pub fn normalize(ident: &Ident) -> String {
     }
 }
 
-fn parse_unbounded(sql: &str) -> SqlResult<Vec<Statement>> {
+/// The statements (see [`parse_all`]), without the bounds on nesting.
+type Parsed = (Vec<Statement>, Vec<(usize, AsOf)>);
+
+fn parse_unbounded(sql: &str) -> SqlResult<Parsed> {
     if !might_need_rewrite(sql) {
-        return parse_plain(sql);
+        return Ok((parse_plain(sql)?, Vec::new()));
     }
     let dialect = PostgreSqlDialect {};
     let tokens = match Tokenizer::new(&dialect, sql).tokenize_with_location() {
         Ok(t) => t,
         // Let the parser report it the usual way.
-        Err(_) => return parse_plain(sql),
+        Err(_) => return Ok((parse_plain(sql)?, Vec::new())),
     };
     let mut out_tokens: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     let mut fixups: Vec<(usize, Fixup)> = Vec::new();
+    let mut clauses: Vec<(usize, AsOf)> = Vec::new();
     let mut ordinal = 0;
     for stmt in split_statements(&tokens) {
         let significant = stmt.iter().any(|t| !is_space(&t.token));
-        let stmt = &rewrite_window_exclusions(stmt)[..];
+        let (stmt, as_of) = as_of::extract(sql, stmt)?;
+        if let Some(a) = as_of {
+            clauses.push((ordinal, a));
+        }
+        let stmt = &rewrite_window_exclusions(&stmt)[..];
         let (rewritten, fixup) = rewrite_statement(sql, stmt)?;
         out_tokens.extend(rewritten);
         if let Some(f) = fixup {
@@ -492,7 +536,7 @@ fn parse_unbounded(sql: &str) -> SqlResult<Vec<Statement>> {
         };
         apply_fixup(s, f);
     }
-    Ok(statements)
+    Ok((statements, clauses))
 }
 
 fn parse_plain(sql: &str) -> SqlResult<Vec<Statement>> {
@@ -524,6 +568,7 @@ fn might_need_rewrite(sql: &str) -> bool {
         "sequence",
         "comment",
         "zone",
+        "system",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -1511,6 +1556,17 @@ fn position_of(sql: &str, message: &str) -> Option<usize> {
         .trim_end_matches(|c: char| !c.is_ascii_digit())
         .parse()
         .ok()?;
+    line_column_offset(sql, line, column)
+}
+
+/// The 1-based character offset of where a token starts.
+fn span_position(sql: &str, token: &TokenWithSpan) -> Option<usize> {
+    let start = token.span.start;
+    line_column_offset(sql, start.line as usize, start.column as usize)
+}
+
+/// The 1-based character offset of a 1-based line and column.
+fn line_column_offset(sql: &str, line: usize, column: usize) -> Option<usize> {
     let mut offset = 0;
     for (i, l) in sql.split('\n').enumerate() {
         if i + 1 == line {
@@ -1639,6 +1695,61 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn as_of_system_time_is_cut_out() {
+        let as_of = |sql: &str| match parse(sql).expect("parses").pop() {
+            Some(Stmt::Ours(Ours::AsOf { statement, as_of })) => (
+                statement.to_string(),
+                as_of.expr.to_string(),
+                as_of
+                    .nested
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            other => panic!("{sql}: {other:?}"),
+        };
+        assert_eq!(
+            as_of("SELECT * FROM t AS OF SYSTEM TIME '-1s' WHERE a = 1 ORDER BY a"),
+            (
+                "SELECT * FROM t WHERE a = 1 ORDER BY a".to_string(),
+                "'-1s'".to_string(),
+                vec![]
+            )
+        );
+        assert_eq!(
+            as_of(
+                "select * from (select * from u as of system time -('1' || 's')::interval) as x \
+                 AS OF SYSTEM TIME follower_read_timestamp();"
+            ),
+            (
+                "SELECT * FROM (SELECT * FROM u) AS x".to_string(),
+                "follower_read_timestamp()".to_string(),
+                vec!["-('1' || 's')::INTERVAL".to_string()]
+            )
+        );
+        assert_eq!(
+            as_of("BEGIN READ ONLY, AS OF SYSTEM TIME INTERVAL '-5 seconds', ISOLATION LEVEL SERIALIZABLE").0,
+            "BEGIN READ ONLY, ISOLATION LEVEL SERIALIZABLE"
+        );
+        assert_eq!(
+            as_of("SET TRANSACTION AS OF SYSTEM TIME 1733568000000000000.0000000001").1,
+            "1733568000000000000.0000000001"
+        );
+        // Quoted words and strings are no clause.
+        assert!(matches!(
+            parse("SELECT 'AS OF SYSTEM TIME' FROM t AS \"of\"").expect("parses")[..],
+            [Stmt::Sql(_)]
+        ));
+        // Internal SQL takes none.
+        assert_eq!(
+            parse_statements("SELECT * FROM t AS OF SYSTEM TIME '-1s'")
+                .unwrap_err()
+                .code,
+            "42601"
+        );
     }
 
     #[test]

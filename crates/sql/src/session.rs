@@ -22,6 +22,13 @@
 //! The session is where a transaction's end is known, so it starts the
 //! clearing of what the transaction dropped (DROP, TRUNCATE) once it
 //! committed, and forgets it on any other end ([`crate::gc`]).
+//!
+//! `AS OF SYSTEM TIME` ([`crate::asof`]): a query carrying the clause runs
+//! in an implicit transaction fixed at its time (inside a block, only if
+//! the block reads at that very time: 0A000 otherwise); `BEGIN … AS OF
+//! SYSTEM TIME` opens a block fixed at it, and `SET TRANSACTION AS OF
+//! SYSTEM TIME` fixes the open block's transaction before its first read
+//! (25000 after). Such transactions are read-only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,8 +37,9 @@ use sqlparser::ast::Statement;
 
 use crate::cursor;
 use crate::cursor::Cursor;
-use crate::parse::{Ours, Stmt};
+use crate::parse::{AsOf, Ours, Stmt};
 use crate::settings::Settings;
+use tardigrade_hlc::Timestamp;
 use tardigrade_kv::{Savepoint, Txn};
 use tardigrade_kvpb::TxnId;
 use tardigrade_sqltypes::error::codes;
@@ -56,6 +64,7 @@ impl SqlNode {
             settings: Settings::default(),
             cursors: HashMap::new(),
             sql_prepared: HashMap::new(),
+            block_as_of: None,
         }
     }
 }
@@ -136,6 +145,9 @@ pub struct Session {
     cursors: HashMap<String, Cursor>,
     /// Statements prepared with SQL's PREPARE, by name.
     sql_prepared: HashMap<String, Arc<Prepared>>,
+    /// The open block reads AS OF SYSTEM TIME this time: a restart
+    /// (`ROLLBACK TO SAVEPOINT cockroach_restart`) reads there too.
+    block_as_of: Option<Timestamp>,
 }
 
 /// What a statement does to the transaction state machine.
@@ -251,6 +263,21 @@ impl Session {
         statement: Stmt,
         param_types: &[SqlType],
     ) -> SqlResult<Prepared> {
+        if let Stmt::Ours(Ours::AsOf {
+            statement: q,
+            as_of,
+        }) = &statement
+            && matches!(**q, Statement::Query(_) | Statement::Explain { .. })
+        {
+            let (param_types, columns) = self.describe_as_of(q, as_of, param_types).await?;
+            return Ok(Prepared {
+                sql: sql.to_string(),
+                statement: Some(statement),
+                param_types,
+                columns,
+                plan: Default::default(),
+            });
+        }
         let mut sql_statement = match &statement {
             Stmt::Sql(s) if control_of(&statement).is_none() => Some(&**s),
             _ => None,
@@ -313,6 +340,32 @@ impl Session {
         })
     }
 
+    /// Describes a query carrying AS OF SYSTEM TIME with the schema of
+    /// that time: in the block's transaction when it reads at that time
+    /// (any other time is 0A000, as running it would be), else in a
+    /// transaction of its own fixed there.
+    async fn describe_as_of(
+        &mut self,
+        query: &Statement,
+        as_of: &AsOf,
+        param_types: &[SqlType],
+    ) -> SqlResult<(Vec<SqlType>, Option<Vec<Column>>)> {
+        let ts = crate::asof::timestamp(as_of, self.node.db.now())?;
+        let node = self.node.clone();
+        let database = self.database.clone();
+        if let TxnState::Open { txn, .. } = &mut self.state {
+            if txn.fixed_timestamp() != Some(ts) {
+                return Err(crate::asof::inconsistent(txn.read_timestamp(), ts));
+            }
+            return crate::plan::describe(&node, txn, &database, query, param_types).await;
+        }
+        let mut txn = node.db.txn("describe");
+        fix_timestamp(&mut txn, ts)?;
+        let described = crate::plan::describe(&node, &mut txn, &database, query, param_types).await;
+        let _ = txn.rollback().await;
+        described
+    }
+
     /// Executes a prepared statement with bound parameters.
     pub async fn execute(
         &mut self,
@@ -335,6 +388,9 @@ impl Session {
         let Some(statement) = &prepared.statement else {
             return Ok(QueryOutput::command(""));
         };
+        if let Stmt::Ours(Ours::AsOf { statement, as_of }) = statement {
+            return Box::pin(self.execute_as_of(statement, as_of, prepared, params, sink)).await;
+        }
         if let Some(control) = control_of(statement) {
             return self.control(control).await;
         }
@@ -373,12 +429,160 @@ impl Session {
                 result
             }
             TxnState::Idle => {
-                let result = self.run_implicit(prepared, params, sink).await;
+                let result = self.run_implicit(prepared, params, sink, None).await;
                 // its transaction ended: so do its advisory locks
                 self.node
                     .advisory
                     .release(self.settings.session_id(), false, true);
                 result
+            }
+        }
+    }
+
+    /// A statement that carried AS OF SYSTEM TIME ([`crate::asof`]): BEGIN
+    /// or START TRANSACTION, SET TRANSACTION, or a query.
+    async fn execute_as_of(
+        &mut self,
+        statement: &Statement,
+        as_of: &AsOf,
+        prepared: &Prepared,
+        params: &[Value],
+        sink: Option<&mut dyn RowSink>,
+    ) -> SqlResult<QueryOutput> {
+        let inner = Prepared {
+            sql: prepared.sql.clone(),
+            statement: Some(Stmt::Sql(Box::new(statement.clone()))),
+            param_types: prepared.param_types.clone(),
+            columns: prepared.columns.clone(),
+            plan: Default::default(),
+        };
+        let Some(inner_statement) = &inner.statement else {
+            return Err(SqlError::internal("AS OF SYSTEM TIME without a statement"));
+        };
+        if let Some(Control::Begin(tag, mode)) = control_of(inner_statement) {
+            return self.begin_as_of(tag, mode, as_of).await;
+        }
+        if let Statement::Set(sqlparser::ast::Set::SetTransaction {
+            modes,
+            session: false,
+            ..
+        }) = statement
+        {
+            return self.set_transaction_as_of(modes, as_of, &inner).await;
+        }
+        match &mut self.state {
+            // The block's error.
+            TxnState::Failed { .. } | TxnState::CommitWait => {
+                Box::pin(self.execute_to(&inner, params, sink)).await
+            }
+            TxnState::Open { txn, .. } => {
+                let fixed = txn.fixed_timestamp();
+                let read = txn.read_timestamp();
+                let checked = crate::asof::timestamp(as_of, self.node.db.now()).and_then(|ts| {
+                    if fixed == Some(ts) {
+                        Ok(())
+                    } else {
+                        Err(crate::asof::inconsistent(read, ts))
+                    }
+                });
+                if let Err(e) = checked {
+                    self.fail_block(recoverable(&e));
+                    return Err(e);
+                }
+                Box::pin(self.execute_to(&inner, params, sink)).await
+            }
+            TxnState::Idle => {
+                let ts = crate::asof::timestamp(as_of, self.node.db.now())?;
+                self.settings.set_historical(true);
+                let result = self.run_implicit(&inner, params, sink, Some(ts)).await;
+                self.settings.set_historical(false);
+                self.node
+                    .advisory
+                    .release(self.settings.session_id(), false, true);
+                result
+            }
+        }
+    }
+
+    /// `BEGIN AS OF SYSTEM TIME …`: a read-only block whose transaction
+    /// reads at that time.
+    async fn begin_as_of(
+        &mut self,
+        tag: &'static str,
+        read_only: Option<bool>,
+        as_of: &AsOf,
+    ) -> SqlResult<QueryOutput> {
+        if !matches!(self.state, TxnState::Idle) {
+            // A plain BEGIN in a block only warns; this one would not do
+            // what it says.
+            let e = SqlError::new(
+                codes::ACTIVE_SQL_TRANSACTION,
+                "there is already a transaction in progress",
+            );
+            self.fail_block(true);
+            return Err(e);
+        }
+        if read_only == Some(false) {
+            return Err(crate::asof::read_write());
+        }
+        let ts = crate::asof::timestamp(as_of, self.node.db.now())?;
+        let out = self.control(Control::Begin(tag, Some(true))).await?;
+        if let TxnState::Open { txn, .. } = &mut self.state {
+            fix_timestamp(txn, ts)?;
+            self.settings.set_historical(true);
+            self.block_as_of = Some(ts);
+        }
+        Ok(out)
+    }
+
+    /// `SET TRANSACTION AS OF SYSTEM TIME …` (with other modes or not):
+    /// fixes the block's transaction at that time, before it read or wrote
+    /// anything (25000 after). Outside a block, like the other modes of SET
+    /// TRANSACTION, it sets nothing (PostgreSQL warns); its time is still
+    /// checked.
+    async fn set_transaction_as_of(
+        &mut self,
+        modes: &[sqlparser::ast::TransactionMode],
+        as_of: &AsOf,
+        inner: &Prepared,
+    ) -> SqlResult<QueryOutput> {
+        let read_write = modes.iter().any(|m| {
+            matches!(
+                m,
+                sqlparser::ast::TransactionMode::AccessMode(
+                    sqlparser::ast::TransactionAccessMode::ReadWrite
+                )
+            )
+        });
+        let now = self.node.db.now();
+        match &mut self.state {
+            TxnState::Idle => {
+                if read_write {
+                    return Err(crate::asof::read_write());
+                }
+                crate::asof::timestamp(as_of, now)?;
+                Ok(QueryOutput::command("SET"))
+            }
+            TxnState::Failed { .. } | TxnState::CommitWait => {
+                Box::pin(self.execute_to(inner, &[], None)).await
+            }
+            TxnState::Open { txn, .. } => {
+                let fixed = if read_write {
+                    Err(crate::asof::read_write())
+                } else {
+                    crate::asof::timestamp(as_of, now)
+                        .and_then(|ts| fix_timestamp(txn, ts).map(|()| ts))
+                };
+                let ts = match fixed {
+                    Ok(ts) => ts,
+                    Err(e) => {
+                        self.fail_block(recoverable(&e));
+                        return Err(e);
+                    }
+                };
+                self.settings.set_historical(true);
+                self.block_as_of = Some(ts);
+                Box::pin(self.execute_to(inner, &[], None)).await
             }
         }
     }
@@ -601,12 +805,15 @@ impl Session {
         self.cursors.get(name).map(|c| c.columns.clone())
     }
 
-    /// Runs a statement in its own transaction, retrying retryable failures.
+    /// Runs a statement in its own transaction, retrying retryable
+    /// failures; `as_of`: the transaction reads at that fixed time (AS OF
+    /// SYSTEM TIME).
     async fn run_implicit(
         &mut self,
         prepared: &Prepared,
         params: &[Value],
         mut sink: Option<&mut dyn RowSink>,
+        as_of: Option<Timestamp>,
     ) -> SqlResult<QueryOutput> {
         let Some(statement) = &prepared.statement else {
             return Ok(QueryOutput::command(""));
@@ -622,6 +829,9 @@ impl Session {
         loop {
             attempt += 1;
             let mut txn = self.node.db.txn("sql");
+            if let Some(ts) = as_of {
+                fix_timestamp(&mut txn, ts)?;
+            }
             let id = txn.id();
             let result = run_in_txn(
                 &self.node,
@@ -743,6 +953,7 @@ impl Session {
         match (was_idle, matches!(self.state, TxnState::Idle)) {
             (true, false) => {}
             (false, true) => {
+                self.block_as_of = None;
                 let committed = commit && result.is_ok();
                 self.settings.end_block(committed);
                 self.node
@@ -824,7 +1035,7 @@ impl Session {
                 self.after_txn(txn.id(), false);
                 let _ = (*txn).rollback().await;
                 self.state = TxnState::Open {
-                    txn: Box::new(self.node.db.txn("sql")),
+                    txn: self.restarted_txn()?,
                     restart_savepoint: true,
                     savepoints: Vec::new(),
                 };
@@ -842,7 +1053,7 @@ impl Session {
                     self.abandon(txn);
                 }
                 self.state = TxnState::Open {
-                    txn: Box::new(self.node.db.txn("sql")),
+                    txn: self.restarted_txn()?,
                     restart_savepoint: true,
                     savepoints: Vec::new(),
                 };
@@ -1023,6 +1234,16 @@ impl Session {
         }
     }
 
+    /// The block's transaction after a restart: a new one, at the block's
+    /// AS OF SYSTEM TIME if it has one.
+    fn restarted_txn(&self) -> SqlResult<Box<Txn>> {
+        let mut txn = Box::new(self.node.db.txn("sql"));
+        if let Some(ts) = self.block_as_of {
+            fix_timestamp(&mut txn, ts)?;
+        }
+        Ok(txn)
+    }
+
     /// The position of the block's newest savepoint named `name`, with the
     /// block's parts handed back; without one the block fails (3B001), as
     /// in PostgreSQL.
@@ -1075,6 +1296,17 @@ impl Drop for Session {
             });
         }
     }
+}
+
+/// Fixes `txn` at `ts` (AS OF SYSTEM TIME); once it has read or written,
+/// error 25000 as in CockroachDB.
+fn fix_timestamp(txn: &mut Txn, ts: Timestamp) -> SqlResult<()> {
+    txn.set_fixed_timestamp(ts).map_err(|e| match e.detail {
+        tardigrade_kvpb::ErrorDetail::TransactionStatus { msg } => {
+            SqlError::new(codes::INVALID_TRANSACTION_STATE, msg)
+        }
+        _ => kv_error(e),
+    })
 }
 
 fn no_such_savepoint(name: &str) -> SqlError {

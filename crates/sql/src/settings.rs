@@ -216,6 +216,8 @@ struct Inner {
     saved: Option<BTreeMap<String, String>>,
     /// A transaction block is open.
     in_block: bool,
+    /// The open transaction reads AS OF SYSTEM TIME ([`Settings::set_historical`]).
+    historical: bool,
 }
 
 impl Settings {
@@ -228,6 +230,9 @@ impl Settings {
             return Some(database.to_string());
         }
         let inner = self.inner.lock();
+        if name == TXN_READ_ONLY && inner.historical {
+            return Some("on".to_string());
+        }
         // Outside a block, the mode the next transaction will have.
         let name = if name == TXN_READ_ONLY && !inner.in_block {
             "default_transaction_read_only".to_string()
@@ -274,6 +279,11 @@ impl Settings {
             },
         };
         let in_block = inner.in_block;
+        if name == TXN_READ_ONLY && inner.historical && value != "on" {
+            return Err(SqlError::syntax(
+                "AS OF SYSTEM TIME specified with READ WRITE mode",
+            ));
+        }
         // The open transaction's mode: it ends with the transaction, and
         // outside a block it sets nothing (PostgreSQL warns).
         if name == TXN_READ_ONLY {
@@ -349,11 +359,21 @@ impl Settings {
         self.get(TXN_READ_ONLY, "").as_deref() == Some("on")
     }
 
+    /// The open transaction (a block, or the implicit one of a statement)
+    /// reads AS OF SYSTEM TIME, or no longer does ([`crate::asof`]): while
+    /// it does it is read-only, and cannot be made read-write (42601). A
+    /// block's ends with the block.
+    pub fn set_historical(&self, on: bool) {
+        self.inner.lock().historical = on;
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The transaction block ended: SET LOCAL values end with it, and a
     /// rollback undoes the block's SETs.
     pub fn end_block(&self, committed: bool) {
         let mut inner = self.inner.lock();
         inner.in_block = false;
+        inner.historical = false;
         inner.local.clear();
         self.generation.fetch_add(1, Ordering::Relaxed);
         if let Some(saved) = inner.saved.take()

@@ -5,38 +5,11 @@
 
 mod common;
 
-use common::{db, err, ok, run};
+use common::{db, err, ok, rows, run, session};
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use tardigrade_sql::{Session, SqlNode, Value};
-
-async fn session() -> (Arc<SqlNode>, Session) {
-    let node = SqlNode::start(db(), 1).await.expect("start");
-    let s = node.session("root", "defaultdb");
-    (node, s)
-}
-
-/// Rows as text (NULL as "NULL"), for easy comparison.
-async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<String>> {
-    ok(s, sql)
-        .await
-        .rows
-        .iter()
-        .map(|r| {
-            r.iter()
-                .map(|v| match v {
-                    Value::Null => "NULL".to_string(),
-                    Value::Int(i) => i.to_string(),
-                    Value::Text(t) => t.clone(),
-                    Value::Bool(b) => b.to_string(),
-                    other => format!("{other:?}"),
-                })
-                .collect()
-        })
-        .collect()
-}
+use tardigrade_sql::SqlNode;
 
 fn strs(rows: &[&[&str]]) -> Vec<Vec<String>> {
     rows.iter()

@@ -171,6 +171,10 @@ pub mod codes {
     pub const CONNECTION_FAILURE: &str = "08006";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const INTERNAL_ERROR: &str = "XX000";
+    /// CockroachDB's code for an error that carries none of PostgreSQL's
+    /// (`pgcode.Uncategorized`): what it reports for the AS OF SYSTEM TIME
+    /// evaluation errors, among others.
+    pub const UNCATEGORIZED: &str = "XXUUU";
     pub const OBJECT_IN_USE: &str = "55006";
     pub const INVALID_RECURSION: &str = "42P19";
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";

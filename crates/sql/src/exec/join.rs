@@ -288,6 +288,7 @@ mod tests {
             subqueries: None,
             row_values: None,
             now_micros: 0,
+            txn_timestamp: Default::default(),
             node_id: 1,
             database: "",
             user: "root",

@@ -692,10 +692,14 @@ impl<'a> Executor<'a> {
         database: &'a str,
         params: &'a [Value],
     ) -> Executor<'a> {
-        let now_micros = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0);
+        // Reading AS OF SYSTEM TIME, `now()` is that time, as in CockroachDB.
+        let now_micros = match txn.fixed_timestamp() {
+            Some(ts) => ts.wall.div_euclid(1000),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0),
+        };
         Executor {
             node,
             txn,
@@ -787,6 +791,7 @@ impl<'a> Executor<'a> {
             subqueries: Some(&self.subqueries),
             row_values,
             now_micros: self.now_micros,
+            txn_timestamp: self.txn.read_timestamp(),
             node_id: self.node.node_id,
             database: self.database,
             user: self.user,

@@ -38,8 +38,11 @@ pub struct EvalCtx<'a> {
     pub subqueries: Option<&'a HashMap<usize, SubValue>>,
     /// Correlated subqueries and `nextval`s computed for the current row.
     pub row_values: Option<&'a RowValues>,
-    /// Statement time, microseconds since the Unix epoch.
+    /// Statement time, microseconds since the Unix epoch (in a transaction
+    /// reading AS OF SYSTEM TIME, that time).
     pub now_micros: i64,
+    /// The transaction's (read) timestamp: `cluster_logical_timestamp()`.
+    pub txn_timestamp: tardigrade_hlc::Timestamp,
     pub node_id: u32,
     pub database: &'a str,
     pub user: &'a str,
@@ -57,6 +60,21 @@ pub struct RowValues {
     /// Results of the advisory lock functions, by the address of their
     /// call in the plan (the executor runs them before the row).
     pub advisory: HashMap<usize, Value>,
+}
+
+/// How far in the past `follower_read_timestamp()` is: CockroachDB's
+/// default (its closed timestamp target, 3 s, plus the side transport's
+/// interval and slack), a time that followers can serve reads at.
+pub const FOLLOWER_READ_OFFSET_MICROS: i64 = 4_800_000;
+
+/// The value of `cluster_logical_timestamp()` for an HLC timestamp, in
+/// CockroachDB's decimal form: wall nanoseconds, then the logical counter
+/// as ten decimal places (`1733568000000000000.0000000001`).
+pub fn hlc_decimal(ts: tardigrade_hlc::Timestamp) -> SqlResult<Value> {
+    format!("{}.{:010}", ts.wall, ts.logical)
+        .parse()
+        .map(Value::Decimal)
+        .map_err(|_| SqlError::internal(format!("timestamp {ts} as a decimal")))
 }
 
 /// Evaluates a constant expression (no row, no parameters), for folding.
@@ -176,6 +194,15 @@ fn eval_node(s: &Scalar, row: &[Value], ctx: &EvalCtx<'_>) -> SqlResult<Value> {
                 }
             },
             "now" => Value::TimestampTz(ctx.now_micros),
+            "follower_read_timestamp" => {
+                Value::TimestampTz(ctx.now_micros - FOLLOWER_READ_OFFSET_MICROS)
+            }
+            // TODO(issue 14): CockroachDB gives the commit timestamp and
+            // pins it (the transaction can no longer be pushed); this is the
+            // read timestamp at the statement's start, which a read-write
+            // transaction pushed later commits above. Exact for the
+            // read-only transactions AS OF SYSTEM TIME reads back.
+            "cluster_logical_timestamp" => hlc_decimal(ctx.txn_timestamp)?,
             "localtimestamp" => Value::Timestamp(ctx.now_micros),
             "current_date" => Value::Date(ctx.now_micros.div_euclid(86_400_000_000) as i32),
             "version" => Value::Text(format!(

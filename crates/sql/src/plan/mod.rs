@@ -1116,6 +1116,8 @@ pub fn is_volatile(name: &str) -> bool {
             | "random"
             | "gen_random_uuid"
             | "now"
+            | "follower_read_timestamp"
+            | "cluster_logical_timestamp"
             | "current_timestamp"
             | "current_date"
             | "statement_timestamp"

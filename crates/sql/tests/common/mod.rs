@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tardigrade_hlc::{DEFAULT_MAX_OFFSET, Hlc, SystemClock};
 use tardigrade_kv::Db;
 use tardigrade_kvserver::{Store, StoreConfig};
-use tardigrade_sql::{QueryOutput, Session};
+use tardigrade_sql::{QueryOutput, Session, SqlNode, Value};
 use tardigrade_sqltypes::SqlResult;
 use tardigrade_storage::{Engine, StoreSpec};
 
@@ -20,6 +20,34 @@ pub fn db() -> Db {
     let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
     let store = Store::open(engine, clock.clone(), StoreConfig::default()).expect("open store");
     Db::new(store, clock)
+}
+
+/// A node over a fresh store ([`db`]) and a session of `root` on it.
+pub async fn session() -> (Arc<SqlNode>, Session) {
+    let node = SqlNode::start(db(), 1).await.expect("start");
+    let s = node.session("root", "defaultdb");
+    (node, s)
+}
+
+/// The rows of `sql`, which must succeed, as text ("NULL" for NULL).
+pub async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<String>> {
+    ok(s, sql)
+        .await
+        .rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| match v {
+                    Value::Null => "NULL".to_string(),
+                    Value::Int(i) => i.to_string(),
+                    Value::Text(t) => t.clone(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Decimal(d) => d.to_string(),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Runs `sql` (one or more statements); the last statement's result.

@@ -328,6 +328,29 @@ impl Binder<'_> {
                 args: vec![],
                 ty: SqlType::TimestampTz,
             }),
+            // CockroachDB's: a time followers can serve reads at, for AS
+            // OF SYSTEM TIME (`crate::asof`); the transaction's timestamp.
+            "follower_read_timestamp"
+            | "experimental_follower_read_timestamp"
+            | "cluster_logical_timestamp" => {
+                if !bound.is_empty() {
+                    let types: Vec<String> = bound.iter().map(|b| b.ty().to_string()).collect();
+                    return Err(SqlError::undefined_function(format!(
+                        "unknown signature: {name}({})",
+                        types.join(", ")
+                    )));
+                }
+                let (name, ty) = if name == "cluster_logical_timestamp" {
+                    (name, SqlType::Decimal(None))
+                } else {
+                    ("follower_read_timestamp".to_string(), SqlType::TimestampTz)
+                };
+                Ok(Scalar::Func {
+                    name,
+                    args: vec![],
+                    ty,
+                })
+            }
             "current_date" => Ok(Scalar::Func {
                 name: "current_date".into(),
                 args: vec![],
