@@ -73,15 +73,18 @@ pub(crate) async fn gc_queue(store: Weak<Store>) {
     }
 }
 
-/// Collects the garbage of `r` if this store holds its lease; returns how
-/// many keys had versions removed.
+/// Collects the garbage of `r` if this store holds its lease (or leads an
+/// idle range); returns how many keys had versions removed.
 pub async fn process(store: &Arc<Store>, r: &Arc<Replica>) -> Result<usize, KvError> {
     if !r.is_initialized() {
         return Ok(0);
     }
     let now = store.clock().now();
     let lease = r.lease();
-    if lease.replica.replica_id != r.replica_id || !lease.covers(now, now) {
+    // The leaseholder collects; an idle range's lease lapses, and then its
+    // Raft leader does (sending the first batch takes the lease back).
+    let holds = lease.replica.replica_id == r.replica_id && lease.covers(now, now);
+    if !holds && !r.is_raft_leader() {
         return Ok(0);
     }
     let s = r.stats();

@@ -496,8 +496,11 @@ pub(crate) async fn split_queue(store: Weak<Store>) {
             if !r.is_initialized() {
                 continue;
             }
+            // The leaseholder splits; an idle range's lease lapses, and then
+            // its Raft leader does.
             let lease = r.lease();
-            if lease.replica.replica_id != r.replica_id || !lease.covers(now, now) {
+            let holds = lease.replica.replica_id == r.replica_id && lease.covers(now, now);
+            if !holds && !r.is_raft_leader() {
                 continue;
             }
             let desc = r.desc();
