@@ -31,7 +31,13 @@ const SYSTEM_GC_TTL_SECONDS: u32 = 60 * 60;
 /// The span configs one store knows, sorted by start key.
 #[derive(Clone, Debug, Default)]
 pub struct SpanConfigSet {
+    /// The SQL layer's records.
     entries: Vec<SpanConfig>,
+    /// The built-in meta and system zones, where the SQL layer wrote none.
+    /// Ranges are not split at their bounds (a store bootstrapped as one
+    /// range keeps serving as one; `tardigrade start` splits at /System and
+    /// /Table when it bootstraps).
+    builtin: Vec<SpanConfig>,
     /// `RANGE default`, every field set.
     default: ZoneConfig,
 }
@@ -58,14 +64,13 @@ impl SpanConfigSet {
         ));
         // The meta and system spans keep their built-in zones unless the
         // SQL layer wrote records for them (`ALTER RANGE meta|system`).
+        let mut builtin = Vec::new();
         for (start, end) in [
             (keys::META_MIN, keys::META_MAX),
-            // The system zone reaches to the table data, where `start`
-            // splits the key space at bootstrap anyway.
-            (keys::SYSTEM_PREFIX, keys::TABLE_DATA_MIN),
+            (keys::SYSTEM_PREFIX, keys::SYSTEM_MAX),
         ] {
             if !records.iter().any(|r| r.start.as_slice() == start) {
-                records.push(SpanConfig {
+                builtin.push(SpanConfig {
                     start: start.to_vec(),
                     end: end.to_vec(),
                     config: ZoneConfig {
@@ -80,15 +85,24 @@ impl SpanConfigSet {
         records.sort_by(|a, b| a.start.cmp(&b.start));
         SpanConfigSet {
             entries: records,
+            builtin,
             default,
         }
     }
 
-    /// The record whose span holds `key`.
+    /// The record whose span holds `key` (the SQL layer's, else a built-in
+    /// one).
     fn entry_for(&self, key: &[u8]) -> Option<&SpanConfig> {
         let i = self.entries.partition_point(|e| e.start.as_slice() <= key);
-        let e = self.entries.get(i.checked_sub(1)?)?;
-        (key < e.end.as_slice()).then_some(e)
+        let sql = i
+            .checked_sub(1)
+            .and_then(|i| self.entries.get(i))
+            .filter(|e| key < e.end.as_slice());
+        sql.or_else(|| {
+            self.builtin
+                .iter()
+                .find(|e| e.start.as_slice() <= key && key < e.end.as_slice())
+        })
     }
 
     /// The zone of the range `desc` (by its start key), every field set.
@@ -125,7 +139,7 @@ impl SpanConfigSet {
             })
             .is_some_and(|e| e.start.as_slice() <= start && end <= e.end.as_slice());
         let mut ttl = if inside_one { 0 } else { default_ttl };
-        for e in &self.entries {
+        for e in self.entries.iter().chain(&self.builtin) {
             if e.start.as_slice() < end && start < e.end.as_slice() {
                 ttl = ttl.max(e.config.gc_ttl_seconds.unwrap_or(default_ttl));
             }
@@ -133,9 +147,9 @@ impl SpanConfigSet {
         ttl.max(1)
     }
 
-    /// The first record bound strictly inside `(start, end)` that `accept`
-    /// takes: the range must be split there so that one config applies to
-    /// all of it.
+    /// The first bound of the SQL layer's records strictly inside `(start,
+    /// end)` that `accept` takes: the range must be split there so that one
+    /// config applies to all of it.
     pub fn split_key_within(
         &self,
         start: &[u8],
@@ -300,13 +314,11 @@ mod tests {
         assert_eq!(set.split_key_within(b"\x8c", b"\xff", |_| true), None);
         // Refused bounds are skipped.
         assert_eq!(
-            set.split_key_within(b"", b"\xff", |k| k >= b"\x04".as_slice()),
-            Some(b"\x04".to_vec())
+            set.split_key_within(b"", b"\xff", |k| k > b"\x89".as_slice()),
+            Some(b"\x8a".to_vec())
         );
-        // The system record's end splits a range covering system and tables.
-        assert_eq!(
-            set.split_key_within(b"\x04", b"\xff", |_| true),
-            Some(b"\x88".to_vec())
-        );
+        // The built-in zones are no split points.
+        assert_eq!(set.split_key_within(b"", b"\x89", |_| true), None);
+        assert_eq!(set.len(), 2);
     }
 }

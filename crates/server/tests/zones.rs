@@ -3,7 +3,9 @@
 //! moves its replicas to satisfy per-region replica counts, puts the lease
 //! where `lease_preferences` asks and grows the range to `num_replicas`;
 //! constraints naming a region no node has are refused with nothing
-//! written; `DISCARD` gives the range back to the defaults.
+//! written; `DISCARD` gives the range back to the defaults. And with five
+//! replicas everywhere, losing both nodes of a region keeps a bank table
+//! readable and writable with its total intact.
 
 use std::time::{Duration, Instant};
 
@@ -19,9 +21,19 @@ use tardigrade_storage::StoreSpec;
 const REGIONS: [&str; 5] = ["eu", "us", "ap", "eu", "us"];
 
 fn config(join: Vec<String>, region: &str, zone: usize) -> NodeConfig {
+    config_at(StoreSpec::Memory, "127.0.0.1:0", join, region, zone)
+}
+
+fn config_at(
+    store: StoreSpec,
+    addr: &str,
+    join: Vec<String>,
+    region: &str,
+    zone: usize,
+) -> NodeConfig {
     NodeConfig {
-        store: StoreSpec::Memory,
-        listen_addr: "127.0.0.1:0".parse().expect("addr"),
+        store,
+        listen_addr: addr.parse().expect("addr"),
         http_addr: None,
         join,
         locality: vec![
@@ -32,8 +44,12 @@ fn config(join: Vec<String>, region: &str, zone: usize) -> NodeConfig {
             raft_tick_interval: Duration::from_millis(50),
             split_queue_interval: Duration::from_millis(200),
             bootstrap_split_keys: vec![keys::SYSTEM_PREFIX.to_vec(), keys::TABLE_DATA_MIN.to_vec()],
+            // Only the zones move replicas and leases here: no balancing
+            // by range or lease counts.
             replication: ReplicationSettings {
                 queue_interval: Duration::from_millis(200),
+                rebalance_threshold: 1_000,
+                lease_rebalancing: false,
                 ..ReplicationSettings::default()
             },
             ..StoreConfig::default()
@@ -153,6 +169,10 @@ async fn own_range(s: &mut Session, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zone_configs_place_replicas_and_leases() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let first = ClusterNode::start(config(vec![], REGIONS[0], 1))
         .await
         .expect("start");
@@ -322,4 +342,146 @@ async fn zone_configs_place_replicas_and_leases() {
     for n in nodes {
         n.shutdown().await;
     }
+}
+
+/// A free loopback port (for a node that must come back at its address).
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").to_string()
+}
+
+async fn total(s: &mut Session) -> Result<i64, String> {
+    let rows = run(s, "SELECT sum(balance) FROM bank").await?;
+    rows.first()
+        .and_then(|r| r.parse().ok())
+        .ok_or_else(|| format!("sum: {rows:?}"))
+}
+
+/// One transfer between two accounts; `Err` if it did not commit.
+async fn transfer(s: &mut Session, from: i64, to: i64) -> Result<(), String> {
+    let sql = format!(
+        "BEGIN; UPDATE bank SET balance = balance - 1 WHERE id = {from}; \
+         UPDATE bank SET balance = balance + 1 WHERE id = {to}; COMMIT"
+    );
+    match run(s, &sql).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let _ = run(s, "ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_region_keeps_five_replica_ranges_serving() {
+    let addrs: Vec<String> = (0..5).map(|_| free_addr()).collect();
+    let node_config = |i: usize| {
+        let join = if i == 0 {
+            vec![]
+        } else {
+            vec![addrs[0].clone()]
+        };
+        config_at(StoreSpec::Memory, &addrs[i], join, REGIONS[i], i + 1)
+    };
+    let mut nodes = Vec::new();
+    for i in 0..5 {
+        nodes.push(Some(
+            ClusterNode::start(node_config(i)).await.expect("start"),
+        ));
+    }
+    NodeClient::connect_lazy(&addrs[0])
+        .expect("client")
+        .bootstrap()
+        .await
+        .expect("init");
+    for n in nodes.iter().flatten() {
+        tokio::time::timeout(Duration::from_secs(30), n.wait_ready())
+            .await
+            .expect("node becomes ready");
+    }
+    // The gateway is node 2 (us), which stays up.
+    let gateway = nodes[1].as_ref().expect("node 2");
+    let sql = SqlNode::start(gateway.db().expect("db"), 2)
+        .await
+        .expect("sql node");
+    sql.set_locality_source(gateway.locality_source());
+    let mut s = sql.session("root", "defaultdb");
+    for stmt in [
+        "ALTER RANGE default CONFIGURE ZONE USING num_replicas = 5",
+        "CREATE TABLE bank (id INT PRIMARY KEY, balance INT NOT NULL)",
+        "INSERT INTO bank SELECT i, 100 FROM generate_series(1, 10) AS g(i)",
+    ] {
+        run(&mut s, stmt).await.expect(stmt);
+    }
+    // Every range of the cluster reaches five voters.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let ranges = gateway.store().map(|st| st.replicas()).unwrap_or_default();
+        let short: Vec<_> = ranges
+            .iter()
+            .map(|r| r.desc())
+            .filter(|d| d.voters().count() < 5)
+            .map(|d| d.range_id)
+            .collect();
+        if !ranges.is_empty() && short.is_empty() && own_range_now(&mut s).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ranges short of 5 voters: {short:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(total(&mut s).await, Ok(1000));
+
+    // eu goes away: nodes 1 and 4.
+    for i in [3, 0] {
+        if let Some(n) = nodes[i].take() {
+            n.shutdown().await;
+        }
+    }
+    let lost = Instant::now();
+    let mut transfers = 0;
+    let mut first_ok = None;
+    while transfers < 20 {
+        match transfer(&mut s, 1 + transfers % 10, 1 + (transfers + 3) % 10).await {
+            Ok(()) => {
+                transfers += 1;
+                first_ok.get_or_insert(lost.elapsed());
+            }
+            Err(e) => {
+                assert!(
+                    lost.elapsed() < Duration::from_secs(60),
+                    "no transfer 60 s after losing eu: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    eprintln!(
+        "first transfer {:?} after losing eu; 20 transfers in {:?}",
+        first_ok,
+        lost.elapsed()
+    );
+    assert_eq!(
+        total(&mut s).await,
+        Ok(1000),
+        "the bank invariant after the loss"
+    );
+
+    // TODO(issue 14): bring eu back in this process. A stopped
+    // `ClusterNode` does not release its store's lock in-process (something
+    // still holds its engine), so the restart from disk is checked with
+    // real processes instead (`crates/cli/tests/regions.rs`).
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await;
+    }
+}
+
+/// Whether table `bank` has a range of its own yet.
+async fn own_range_now(s: &mut Session) -> bool {
+    let Ok(rows) = run(s, "SHOW RANGES FROM TABLE bank").await else {
+        return false;
+    };
+    rows.len() == 1 && rows[0].starts_with("/Table/1") && !rows[0].contains("/Max")
 }

@@ -3333,6 +3333,9 @@ pub async fn execute_ours(
             ))
             .await
         }
+        Ours::ShowRegions { database: db } => {
+            Box::pin(zone::show_regions(node, txn, database, db.as_deref())).await
+        }
         Ours::ShowZones { target } => {
             Box::pin(zone::show_zones(node, txn, database, target.as_ref())).await
         }

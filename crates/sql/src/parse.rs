@@ -52,6 +52,8 @@ const MAX_NESTING: usize = 200;
 
 /// `query_text` of the `Unload` standing for `ALTER … CONFIGURE ZONE`.
 const CONFIGURE_ZONE_MARKER: &str = "tardigrade:configure_zone";
+/// `query_text` of the `Unload` standing for `SHOW REGIONS …`.
+const SHOW_REGIONS_MARKER: &str = "tardigrade:show_regions";
 /// `query_text` of the `Unload` standing for `SHOW ZONE CONFIGURATION(S)`.
 const SHOW_ZONES_MARKER: &str = "tardigrade:show_zones";
 /// `query_text` of the `Unload` standing for `ALTER TABLE … SPLIT AT`.
@@ -163,6 +165,9 @@ pub enum Ours {
     /// `SHOW ZONE CONFIGURATION FROM <target>` (`Some`) or `SHOW [ALL]
     /// ZONE CONFIGURATIONS` (`None`).
     ShowZones { target: Option<ZoneTarget> },
+    /// `SHOW REGIONS [FROM CLUSTER]` (`database: None`) or `SHOW REGIONS
+    /// FROM DATABASE [d]` (`Some(name)`, empty for the current one).
+    ShowRegions { database: Option<String> },
     /// A statement with `AS OF SYSTEM TIME`: a query (or EXPLAIN of one),
     /// `BEGIN`/`START TRANSACTION` or `SET TRANSACTION`, without the clause
     /// ([`as_of`]).
@@ -317,6 +322,9 @@ fn classify(s: Statement) -> Stmt {
         SHOW_RANGES_INDEX_MARKER => Ours::ShowRanges {
             target,
             index: true,
+        },
+        SHOW_REGIONS_MARKER => Ours::ShowRegions {
+            database: target.strip_prefix("db:").map(str::to_string),
         },
         CONFIGURE_ZONE_MARKER | SHOW_ZONES_MARKER => match decode_zone_marker(marker, &target) {
             Some(ours) => ours,
@@ -569,6 +577,7 @@ fn might_need_rewrite(sql: &str) -> bool {
         "comment",
         "zone",
         "system",
+        "regions",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -1181,6 +1190,28 @@ fn zone_statement(
         }
         Ok(format!("{kind}\0{}", tokens_text(&name_tokens)))
     };
+    if word(0, "show") && word(1, "regions") {
+        let end = if tok(sig.len() - 1) == Some(&Token::SemiColon) {
+            sig.len() - 1
+        } else {
+            sig.len()
+        };
+        let target = match end {
+            2 => String::new(),
+            4 if word(2, "from") && word(3, "cluster") => String::new(),
+            4 if word(2, "from") && word(3, "database") => "db:".to_string(),
+            5 if word(2, "from") && word(3, "database") => {
+                let name: Vec<TokenWithSpan> = vec![stmt[sig[4]].clone()];
+                format!("db:{}", tokens_text(&name))
+            }
+            _ => {
+                return Err(SqlError::syntax(
+                    "expected SHOW REGIONS [FROM CLUSTER | FROM DATABASE [name]]",
+                ));
+            }
+        };
+        return Ok(Some((SHOW_REGIONS_MARKER, target)));
+    }
     if word(0, "show") {
         let all = word(1, "all");
         let at = if all { 2 } else { 1 };

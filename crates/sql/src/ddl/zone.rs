@@ -311,7 +311,7 @@ pub(super) async fn configure_zone(
             let (start, end) = if *id == RANGE_META {
                 (keys::META_MIN, keys::META_MAX)
             } else {
-                (keys::SYSTEM_PREFIX, keys::TABLE_DATA_MIN)
+                (keys::SYSTEM_PREFIX, keys::SYSTEM_MAX)
             };
             let key = keys::span_config_key(start);
             if own.is_empty() {
@@ -546,6 +546,50 @@ pub(super) async fn show_zones(
         }
     }
     let rows: Vec<Vec<Value>> = rows;
+    Ok(rows_output("SHOW", columns, rows))
+}
+
+/// `SHOW REGIONS [FROM CLUSTER]`: the cluster's regions (the `region`
+/// tier of its nodes' localities) with their zones, sorted; `SHOW REGIONS
+/// FROM DATABASE [d]`: the regions added to the database.
+/// TODO(issue 14): multi-region databases (`ALTER DATABASE … PRIMARY
+/// REGION`) do not exist yet, so a database has no regions.
+pub(super) async fn show_regions(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    of_database: Option<&str>,
+) -> SqlResult<QueryOutput> {
+    if let Some(d) = of_database {
+        let name = if d.is_empty() { database } else { d };
+        node.catalog.require_database(txn, name).await?;
+        let columns = text_columns(&["database", "region", "primary", "zones"]);
+        return Ok(rows_output("SHOW", columns, Vec::new()));
+    }
+    let mut regions: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for locality in node.cluster_localities().unwrap_or_default() {
+        let tier = |k: &str| {
+            locality
+                .iter()
+                .find(|(t, _)| t == k)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(region) = tier("region") {
+            let zones = regions.entry(region).or_default();
+            if let Some(zone) = tier("zone") {
+                zones.insert(zone);
+            }
+        }
+    }
+    let columns = text_columns(&["region", "zones"]);
+    let rows = regions
+        .into_iter()
+        .map(|(region, zones)| {
+            let zones: Vec<String> = zones.into_iter().collect();
+            vec![text(region), text(format!("{{{}}}", zones.join(",")))]
+        })
+        .collect();
     Ok(rows_output("SHOW", columns, rows))
 }
 
