@@ -194,10 +194,12 @@ pub fn is_system_range(desc: &RangeDescriptor) -> bool {
 }
 
 /// How many voters a range of zone `conf` should have when `stores`
-/// stores exist: the zone's `num_replicas`, capped by the number of
-/// stores, and odd when capped.
+/// stores exist: the zone's `num_voters` if set, else `num_replicas`,
+/// capped by the number of stores, and odd when capped.
+/// TODO(issue 14): non-voting replicas; until they exist, a zone's
+/// replicas beyond `num_voters` are not placed at all.
 pub fn needed_voters(conf: &ZoneConfig, stores: usize) -> usize {
-    let target = conf.num_replicas.unwrap_or(3).max(1) as usize;
+    let target = conf.num_voters.or(conf.num_replicas).unwrap_or(3).max(1) as usize;
     let mut need = target.min(stores).max(1);
     if need < target && need.is_multiple_of(2) {
         need -= 1;
@@ -224,7 +226,14 @@ struct Placement<'a> {
 
 impl<'a> Placement<'a> {
     fn new(conf: &'a ZoneConfig, need: usize) -> Placement<'a> {
-        let list = conf.constraints.as_deref().unwrap_or(&[]);
+        // Every replica votes (no non-voting replicas yet): a zone with
+        // `num_voters` places them by its voter constraints when it has
+        // any.
+        let voter = conf
+            .voter_constraints
+            .as_deref()
+            .filter(|v| conf.num_voters.is_some() && !v.is_empty());
+        let list = voter.unwrap_or(conf.constraints.as_deref().unwrap_or(&[]));
         let (all, counted): (Vec<_>, Vec<_>) = list.iter().partition(|c| c.num_replicas == 0);
         let counted_total: usize = counted.iter().map(|c| c.num_replicas as usize).sum();
         Placement {
@@ -1008,5 +1017,89 @@ mod tests {
         );
         let a = decide(&desc(&[1, 3, 2]), 3, &stores, now(), &s, &prefer_us);
         assert_eq!(a, Action::None, "already there");
+    }
+}
+
+#[cfg(test)]
+mod voter_tests {
+    use super::*;
+    use tardigrade_kvpb::ReplicaDescriptor;
+
+    #[test]
+    fn voter_constraints_place_the_voters() {
+        let s = ReplicationSettings::default();
+        let regions = ["eu", "us", "ap", "eu", "us"];
+        let stores: Vec<StoreDetail> = (1..=5u64)
+            .map(|i| StoreDetail {
+                node_id: i,
+                store_id: i,
+                locality: vec![
+                    ("region".into(), regions[(i - 1) as usize].into()),
+                    ("zone".into(), format!("z{i}")),
+                ],
+                range_count: 5,
+                lease_count: 1,
+                liveness_expiration: Timestamp::new(i64::MAX / 2, 0),
+            })
+            .collect();
+        let desc = RangeDescriptor {
+            range_id: 4,
+            start_key: vec![237],
+            end_key: vec![238],
+            replicas: [(1u64, 1u64), (5, 2), (4, 3)]
+                .iter()
+                .map(|(n, r)| ReplicaDescriptor {
+                    node_id: *n,
+                    store_id: *n,
+                    replica_id: *r,
+                    kind: ReplicaType::Voter,
+                })
+                .collect(),
+            next_replica_id: 4,
+            generation: 10,
+        };
+        let mut z = ZoneConfig::default();
+        for (k, v) in [
+            ("num_replicas", "5"),
+            ("num_voters", "3"),
+            (
+                "constraints",
+                "{\"+region=ap\": 1, \"+region=eu\": 1, \"+region=us\": 1}",
+            ),
+            ("voter_constraints", "[+region=us]"),
+            ("lease_preferences", "[[+region=us]]"),
+        ] {
+            z.set_field(k, Some(v)).expect("field");
+        }
+        z.inherit_from(&ZoneConfig::builtin_default(3, 512 << 20));
+        let a = decide(&desc, 1, &stores, Timestamp::new(1000, 0), &s, &z);
+        assert_eq!(
+            a,
+            Action::Replace {
+                node_id: 2,
+                store_id: 2,
+                remove: 3,
+                rebalance: false
+            },
+            "an eu voter makes way for the other us store"
+        );
+        // The leaseholder (ap) is the one against the constraints: its
+        // lease goes first.
+        let mut d2 = desc.clone();
+        for (i, n) in [1u64, 3, 4].iter().enumerate() {
+            d2.replicas[i].node_id = *n;
+            d2.replicas[i].store_id = *n;
+        }
+        let mut z2 = ZoneConfig::default();
+        z2.set_field(
+            "constraints",
+            Some("{\"+region=eu\": 2, \"+region=us\": 1}"),
+        )
+        .expect("field");
+        z2.set_field("lease_preferences", Some("[[+region=us]]"))
+            .expect("field");
+        z2.inherit_from(&ZoneConfig::builtin_default(3, 512 << 20));
+        let a = decide(&d2, 2, &stores, Timestamp::new(1000, 0), &s, &z2);
+        assert_eq!(a, Action::TransferLease(1));
     }
 }

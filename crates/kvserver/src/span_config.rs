@@ -3,9 +3,11 @@
 //! so that no range straddles two configs.
 //!
 //! The SQL layer writes one record per table (and per index with a zone of
-//! its own) under `SPAN_CONFIG_PREFIX`, plus `RANGE default`'s record. The
-//! split queue re-reads them on every pass ([`refresh`], one small scan of
-//! the system range) and installs them in the store; the split, replicate
+//! its own) under `SPAN_CONFIG_PREFIX`, plus `RANGE default`'s record. A
+//! task of each store ([`watch`]) re-reads them every split-queue interval
+//! ([`refresh`], one small scan of the system range) and installs them in
+//! the store — on its own, so that a queue busy with a slow change does not
+//! leave the others acting on old configs; the split, replicate
 //! and GC queues then look up a range's config with
 //! [`SpanConfigSet::config_for`]. Records are read outside any transaction:
 //! a queue acting on a config one pass old is harmless, as the next pass
@@ -177,6 +179,26 @@ impl SpanConfigSet {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// Re-reads the span configs every `split_queue_interval` until the store
+/// stops.
+pub(crate) async fn watch(store: std::sync::Weak<Store>) {
+    let interval = match store.upgrade() {
+        Some(s) => s.config().split_queue_interval,
+        None => return,
+    };
+    loop {
+        let Some(s) = store.upgrade() else { return };
+        if s.is_stopped() {
+            return;
+        }
+        if let Err(e) = refresh(&s).await {
+            tracing::debug!(error = %e, "could not read span configs");
+        }
+        drop(s);
+        tokio::time::sleep(interval).await;
     }
 }
 

@@ -472,8 +472,7 @@ fn find_split_key(r: &Replica) -> Option<Vec<u8>> {
     candidate.filter(|k| refuse_key(k).is_none())
 }
 
-/// The split queue: re-reads the span configs, then splits this store's
-/// leaseholders that straddle a span config bound (so each table starts in
+/// The split queue: splits this store's leaseholders that straddle a span config bound (so each table starts in
 /// its own range) or whose data exceeds their zone's `range_max_bytes` (at
 /// their middle key). Stops with the store.
 pub(crate) async fn split_queue(store: Weak<Store>) {
@@ -486,9 +485,6 @@ pub(crate) async fn split_queue(store: Weak<Store>) {
         let Some(store) = store.upgrade() else { return };
         if store.is_stopped() {
             return;
-        }
-        if let Err(e) = crate::span_config::refresh(&store).await {
-            tracing::debug!(error = %e, "split queue: could not read span configs");
         }
         let configs = store.span_configs();
         let now = store.clock().now();

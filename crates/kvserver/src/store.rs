@@ -181,7 +181,7 @@ pub struct Store {
     /// lease that starts below it was taken before this run and is not
     /// used ([`Store::opened_at`]).
     opened_at: tardigrade_hlc::Timestamp,
-    /// The span configs as last read by the split queue
+    /// The span configs as last read by its watch task
     /// ([`crate::span_config`]).
     span_configs: RwLock<Arc<crate::span_config::SpanConfigSet>>,
 }
@@ -343,6 +343,7 @@ impl Store {
     /// runtime.
     pub fn set_cluster_sender(self: &Arc<Self>, sender: Arc<dyn Sender>) {
         if self.cluster.set(sender).is_ok() && tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(crate::span_config::watch(Arc::downgrade(self)));
             tokio::spawn(crate::split::split_queue(Arc::downgrade(self)));
             self.start_gc_queue();
         }

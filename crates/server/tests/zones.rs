@@ -44,12 +44,8 @@ fn config_at(
             raft_tick_interval: Duration::from_millis(50),
             split_queue_interval: Duration::from_millis(200),
             bootstrap_split_keys: vec![keys::SYSTEM_PREFIX.to_vec(), keys::TABLE_DATA_MIN.to_vec()],
-            // Only the zones move replicas and leases here: no balancing
-            // by range or lease counts.
             replication: ReplicationSettings {
                 queue_interval: Duration::from_millis(200),
-                rebalance_threshold: 1_000,
-                lease_rebalancing: false,
                 ..ReplicationSettings::default()
             },
             ..StoreConfig::default()
@@ -110,8 +106,13 @@ fn range_at(nodes: &[ClusterNode], start: &[u8]) -> Option<(RangeDescriptor, u64
     best
 }
 
-fn region_of(node_id: u64) -> &'static str {
-    REGIONS[(node_id - 1) as usize]
+/// The region of a node, by its id (ids follow the order nodes joined,
+/// not the order they started).
+fn region_of(nodes: &[ClusterNode], node_id: u64) -> &'static str {
+    nodes
+        .iter()
+        .position(|n| n.node_id() == Some(node_id))
+        .map_or("?", |i| REGIONS[i])
 }
 
 /// Waits (at most `within`) until the range starting at `start` satisfies
@@ -127,9 +128,13 @@ async fn wait_for(
     loop {
         let seen = range_at(nodes, start);
         if let Some((d, holder)) = &seen {
-            let mut regions: Vec<&str> = d.voters().map(|r| region_of(r.node_id)).collect();
+            let mut regions: Vec<&str> = d.voters().map(|r| region_of(nodes, r.node_id)).collect();
             regions.sort();
-            let holder_region = if *holder == 0 { "" } else { region_of(*holder) };
+            let holder_region = if *holder == 0 {
+                ""
+            } else {
+                region_of(nodes, *holder)
+            };
             if d.replicas.len() == regions.len() && ok(&regions, holder_region) {
                 return;
             }

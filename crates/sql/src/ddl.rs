@@ -55,6 +55,7 @@ use crate::parse;
 use crate::rowenc;
 
 mod comment;
+mod regions;
 mod zone;
 
 /// Runs a schema statement; `Ok(None)` when `statement` is not one. (Each
@@ -3333,9 +3334,12 @@ pub async fn execute_ours(
             ))
             .await
         }
-        Ours::ShowRegions { database: db } => {
-            Box::pin(zone::show_regions(node, txn, database, db.as_deref())).await
+        Ours::Regions(stmt) => Box::pin(regions::execute(node, txn, database, stmt)).await,
+        Ours::ShowRegions { database: Some(db) } => {
+            let name = if db.is_empty() { database } else { db.as_str() };
+            Box::pin(regions::show_database_regions(node, txn, name)).await
         }
+        Ours::ShowRegions { database: None } => zone::show_regions(node),
         Ours::ShowZones { target } => {
             Box::pin(zone::show_zones(node, txn, database, target.as_ref())).await
         }

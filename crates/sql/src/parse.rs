@@ -52,6 +52,8 @@ const MAX_NESTING: usize = 200;
 
 /// `query_text` of the `Unload` standing for `ALTER … CONFIGURE ZONE`.
 const CONFIGURE_ZONE_MARKER: &str = "tardigrade:configure_zone";
+/// `query_text` of the `Unload` standing for a multi-region statement.
+const REGION_STMT_MARKER: &str = "tardigrade:region_stmt";
 /// `query_text` of the `Unload` standing for `SHOW REGIONS …`.
 const SHOW_REGIONS_MARKER: &str = "tardigrade:show_regions";
 /// `query_text` of the `Unload` standing for `SHOW ZONE CONFIGURATION(S)`.
@@ -165,6 +167,8 @@ pub enum Ours {
     /// `SHOW ZONE CONFIGURATION FROM <target>` (`Some`) or `SHOW [ALL]
     /// ZONE CONFIGURATIONS` (`None`).
     ShowZones { target: Option<ZoneTarget> },
+    /// The multi-region statements ([`RegionStmt`]).
+    Regions(RegionStmt),
     /// `SHOW REGIONS [FROM CLUSTER]` (`database: None`) or `SHOW REGIONS
     /// FROM DATABASE [d]` (`Some(name)`, empty for the current one).
     ShowRegions { database: Option<String> },
@@ -175,6 +179,41 @@ pub enum Ours {
         statement: Box<Statement>,
         as_of: Box<AsOf>,
     },
+}
+
+/// CockroachDB's multi-region statements, names as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegionStmt {
+    /// `ALTER DATABASE d [SET] PRIMARY REGION r`.
+    PrimaryRegion { database: String, region: String },
+    /// `ALTER DATABASE d ADD REGION [IF NOT EXISTS] r`.
+    AddRegion {
+        database: String,
+        region: String,
+        if_not_exists: bool,
+    },
+    /// `ALTER DATABASE d DROP REGION [IF EXISTS] r`.
+    DropRegion {
+        database: String,
+        region: String,
+        if_exists: bool,
+    },
+    /// `ALTER DATABASE d SURVIVE {ZONE | REGION} FAILURE`.
+    Survive { database: String, region: bool },
+    /// `ALTER TABLE t SET LOCALITY …`.
+    SetLocality { table: String, locality: Locality },
+    /// `SHOW SURVIVAL GOAL FROM DATABASE [d]` (empty: the current one).
+    ShowSurvivalGoal { database: String },
+}
+
+/// A table's locality in a multi-region database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Locality {
+    /// `REGIONAL BY TABLE [IN r | IN PRIMARY REGION]` (`None`: the
+    /// primary region).
+    RegionalByTable(Option<String>),
+    Global,
+    RegionalByRow,
 }
 
 /// What a zone configuration statement names, as written.
@@ -322,6 +361,10 @@ fn classify(s: Statement) -> Stmt {
         SHOW_RANGES_INDEX_MARKER => Ours::ShowRanges {
             target,
             index: true,
+        },
+        REGION_STMT_MARKER => match decode_region_marker(&target) {
+            Some(r) => Ours::Regions(r),
+            None => return Stmt::Sql(Box::new(s)),
         },
         SHOW_REGIONS_MARKER => Ours::ShowRegions {
             database: target.strip_prefix("db:").map(str::to_string),
@@ -578,6 +621,9 @@ fn might_need_rewrite(sql: &str) -> bool {
         "zone",
         "system",
         "regions",
+        "region",
+        "locality",
+        "survival",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -1190,6 +1236,9 @@ fn zone_statement(
         }
         Ok(format!("{kind}\0{}", tokens_text(&name_tokens)))
     };
+    if let Some(text) = region_statement(stmt, sig)? {
+        return Ok(Some((REGION_STMT_MARKER, text)));
+    }
     if word(0, "show") && word(1, "regions") {
         let end = if tok(sig.len() - 1) == Some(&Token::SemiColon) {
             sig.len() - 1
@@ -1320,6 +1369,143 @@ fn zone_statement(
         }
     }
     Ok(Some((CONFIGURE_ZONE_MARKER, out)))
+}
+
+/// Recognizes the multi-region statements; gives their marker text (NUL
+/// separated: the statement's kind, then its names and flags).
+fn region_statement(stmt: &[TokenWithSpan], sig: &[usize]) -> SqlResult<Option<String>> {
+    let word = |k: usize, kw: &str| sig.get(k).is_some_and(|&i| is_word(&stmt[i].token, kw));
+    let end = match sig.last() {
+        Some(&i) if stmt[i].token == Token::SemiColon => sig.len() - 1,
+        _ => sig.len(),
+    };
+    let name = |k: usize| -> SqlResult<String> {
+        match sig.get(k).map(|&i| &stmt[i].token) {
+            Some(Token::Word(_)) if k < end => Ok(tokens_text(&[stmt[sig[k]].clone()])),
+            _ => Err(SqlError::syntax("expected a name")),
+        }
+    };
+    let done = |k: usize| -> SqlResult<()> {
+        if k == end {
+            Ok(())
+        } else {
+            Err(SqlError::syntax("unexpected input after the statement"))
+        }
+    };
+    if word(0, "show") && word(1, "survival") && word(2, "goal") {
+        if !(word(3, "from") && word(4, "database")) {
+            return Err(SqlError::syntax(
+                "expected SHOW SURVIVAL GOAL FROM DATABASE [name]",
+            ));
+        }
+        let db = if end > 5 { name(5)? } else { String::new() };
+        done(if end > 5 { 6 } else { 5 })?;
+        return Ok(Some(format!("goal\0{db}")));
+    }
+    if word(0, "alter") && word(1, "database") && end > 3 {
+        let db = name(2)?;
+        let k = if word(3, "set") { 4 } else { 3 };
+        if word(k, "primary") && word(k + 1, "region") {
+            let region = name(k + 2)?;
+            done(k + 3)?;
+            return Ok(Some(format!("primary\0{db}\0{region}")));
+        }
+        if word(3, "add") && word(4, "region") {
+            let guarded = word(5, "if") && word(6, "not") && word(7, "exists");
+            let at = if guarded { 8 } else { 5 };
+            let region = name(at)?;
+            done(at + 1)?;
+            return Ok(Some(format!("add\0{db}\0{region}\0{}", guarded as u8)));
+        }
+        if word(3, "drop") && word(4, "region") {
+            let guarded = word(5, "if") && word(6, "exists");
+            let at = if guarded { 7 } else { 5 };
+            let region = name(at)?;
+            done(at + 1)?;
+            return Ok(Some(format!("drop\0{db}\0{region}\0{}", guarded as u8)));
+        }
+        if word(3, "survive") && (word(4, "zone") || word(4, "region")) && word(5, "failure") {
+            done(6)?;
+            return Ok(Some(format!("survive\0{db}\0{}", word(4, "region") as u8)));
+        }
+        return Ok(None);
+    }
+    if word(0, "alter") && word(1, "table") {
+        let Some(k) = (2..end).find(|&k| word(k, "set") && word(k + 1, "locality")) else {
+            return Ok(None);
+        };
+        let table = tokens_text(
+            &sig[2..k]
+                .iter()
+                .map(|&i| stmt[i].clone())
+                .collect::<Vec<_>>(),
+        );
+        let at = k + 2;
+        let locality = if word(at, "global") {
+            done(at + 1)?;
+            "global".to_string()
+        } else if word(at, "regional") && word(at + 1, "by") && word(at + 2, "row") {
+            "row".to_string()
+        } else if word(at, "regional") && word(at + 1, "by") && word(at + 2, "table") {
+            if at + 3 == end {
+                "table\0".to_string()
+            } else if word(at + 3, "in") && word(at + 4, "primary") && word(at + 5, "region") {
+                done(at + 6)?;
+                "table\0".to_string()
+            } else if word(at + 3, "in") {
+                let region = name(at + 4)?;
+                done(at + 5)?;
+                format!("table\0{region}")
+            } else {
+                return Err(SqlError::syntax("expected REGIONAL BY TABLE [IN <region>]"));
+            }
+        } else {
+            return Err(SqlError::syntax(
+                "expected SET LOCALITY GLOBAL, REGIONAL BY TABLE [IN <region>] or REGIONAL BY ROW",
+            ));
+        };
+        return Ok(Some(format!("locality\0{table}\0{locality}")));
+    }
+    Ok(None)
+}
+
+fn decode_region_marker(text: &str) -> Option<RegionStmt> {
+    let p: Vec<&str> = text.split('\0').collect();
+    let s = |i: usize| p.get(i).map(|x| x.to_string());
+    Some(match *p.first()? {
+        "goal" => RegionStmt::ShowSurvivalGoal { database: s(1)? },
+        "primary" => RegionStmt::PrimaryRegion {
+            database: s(1)?,
+            region: s(2)?,
+        },
+        "add" => RegionStmt::AddRegion {
+            database: s(1)?,
+            region: s(2)?,
+            if_not_exists: s(3)? == "1",
+        },
+        "drop" => RegionStmt::DropRegion {
+            database: s(1)?,
+            region: s(2)?,
+            if_exists: s(3)? == "1",
+        },
+        "survive" => RegionStmt::Survive {
+            database: s(1)?,
+            region: s(2)? == "1",
+        },
+        "locality" => RegionStmt::SetLocality {
+            table: s(1)?,
+            locality: match (p.get(2)?, p.get(3)) {
+                (&"global", _) => Locality::Global,
+                (&"row", _) => Locality::RegionalByRow,
+                (&"table", Some(r)) if !r.is_empty() => {
+                    Locality::RegionalByTable(Some(r.to_string()))
+                }
+                (&"table", _) => Locality::RegionalByTable(None),
+                _ => return None,
+            },
+        },
+        _ => return None,
+    })
 }
 
 /// The [`Ours`] a zone marker's target string stands for.

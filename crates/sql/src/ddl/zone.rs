@@ -57,7 +57,7 @@ const RANGE_SYSTEM: DescId = 17;
 
 const ZONE_PREFIX: &[u8] = b"\x04sql-zone/";
 
-fn zone_key(id: DescId, index: Option<IndexId>) -> Vec<u8> {
+pub(super) fn zone_key(id: DescId, index: Option<IndexId>) -> Vec<u8> {
     let mut k = ZONE_PREFIX.to_vec();
     k.extend_from_slice(&id.to_be_bytes());
     if let Some(i) = index {
@@ -141,7 +141,7 @@ async fn read_zone(txn: &mut Txn, key: &[u8]) -> SqlResult<Option<ZoneConfig>> {
     }
 }
 
-async fn write_zone(txn: &mut Txn, key: &[u8], z: &ZoneConfig) -> SqlResult<()> {
+pub(super) async fn write_zone(txn: &mut Txn, key: &[u8], z: &ZoneConfig) -> SqlResult<()> {
     if z.is_empty() {
         txn.del(key).await.map_err(kv_err)
     } else {
@@ -550,22 +550,9 @@ pub(super) async fn show_zones(
 }
 
 /// `SHOW REGIONS [FROM CLUSTER]`: the cluster's regions (the `region`
-/// tier of its nodes' localities) with their zones, sorted; `SHOW REGIONS
-/// FROM DATABASE [d]`: the regions added to the database.
-/// TODO(issue 14): multi-region databases (`ALTER DATABASE … PRIMARY
-/// REGION`) do not exist yet, so a database has no regions.
-pub(super) async fn show_regions(
-    node: &Arc<SqlNode>,
-    txn: &mut Txn,
-    database: &str,
-    of_database: Option<&str>,
-) -> SqlResult<QueryOutput> {
-    if let Some(d) = of_database {
-        let name = if d.is_empty() { database } else { d };
-        node.catalog.require_database(txn, name).await?;
-        let columns = text_columns(&["database", "region", "primary", "zones"]);
-        return Ok(rows_output("SHOW", columns, Vec::new()));
-    }
+/// tier of its nodes' localities) with their zones, sorted. (`FROM
+/// DATABASE` is [`super::regions::show_database_regions`].)
+pub(super) fn show_regions(node: &SqlNode) -> SqlResult<QueryOutput> {
     let mut regions: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
         Default::default();
     for locality in node.cluster_localities().unwrap_or_default() {
