@@ -172,6 +172,127 @@ async fn own_range(s: &mut Session, name: &str) -> u64 {
     }
 }
 
+/// Five nodes in eu, us, ap, eu, us (in start order), initialized and
+/// ready.
+async fn five_regions_cluster() -> Vec<ClusterNode> {
+    let first = ClusterNode::start(config(vec![], REGIONS[0], 1))
+        .await
+        .expect("start");
+    let seed = first.local_addr().to_string();
+    let mut nodes = vec![first];
+    for (i, region) in REGIONS.iter().enumerate().skip(1) {
+        nodes.push(
+            ClusterNode::start(config(vec![seed.clone()], region, i + 1))
+                .await
+                .expect("start"),
+        );
+    }
+    NodeClient::connect_lazy(&seed)
+        .expect("client")
+        .bootstrap()
+        .await
+        .expect("init");
+    for n in &nodes {
+        tokio::time::timeout(Duration::from_secs(30), n.wait_ready())
+            .await
+            .expect("node becomes ready");
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_region_databases_place_voters_in_the_home_region() {
+    let nodes = five_regions_cluster().await;
+    let sql = SqlNode::start(nodes[0].db().expect("db"), 1)
+        .await
+        .expect("sql node");
+    sql.set_locality_source(nodes[0].locality_source());
+    let mut s = sql.session("root", "defaultdb");
+    for (bad, code) in [
+        ("ALTER DATABASE defaultdb ADD REGION \"eu\"", "55000"),
+        ("ALTER DATABASE defaultdb PRIMARY REGION \"mars\"", "42704"),
+        ("ALTER DATABASE defaultdb SURVIVE REGION FAILURE", "55000"),
+    ] {
+        let err = run(&mut s, bad).await.expect_err(bad);
+        assert!(err.starts_with(code), "{bad}: {err}");
+    }
+    for stmt in [
+        "ALTER DATABASE defaultdb PRIMARY REGION \"us\"",
+        "ALTER DATABASE defaultdb ADD REGION \"eu\"",
+        "ALTER DATABASE defaultdb ADD REGION \"ap\"",
+        "CREATE TABLE home (id INT PRIMARY KEY)",
+        "CREATE TABLE away (id INT PRIMARY KEY)",
+        "ALTER TABLE away SET LOCALITY REGIONAL BY TABLE IN \"eu\"",
+    ] {
+        run(&mut s, stmt).await.expect(stmt);
+    }
+    let err = run(&mut s, "ALTER DATABASE defaultdb ADD REGION \"eu\"")
+        .await
+        .expect_err("twice");
+    assert!(err.starts_with("42710"), "{err}");
+    let err = run(&mut s, "ALTER TABLE home SET LOCALITY REGIONAL BY ROW")
+        .await
+        .expect_err("by row");
+    assert!(err.starts_with("0A000"), "{err}");
+    let regions = run(&mut s, "SHOW REGIONS FROM DATABASE")
+        .await
+        .expect("show");
+    assert_eq!(regions.len(), 3, "{regions:?}");
+    assert!(
+        regions[0].starts_with("defaultdb|us|t|"),
+        "primary first: {regions:?}"
+    );
+    assert_eq!(
+        run(&mut s, "SHOW SURVIVAL GOAL FROM DATABASE")
+            .await
+            .expect("goal"),
+        vec!["defaultdb|zone"]
+    );
+    let home = own_range(&mut s, "home").await;
+    let away = own_range(&mut s, "away").await;
+    // Zone survival: the voters in the home region — both of its nodes;
+    // it has no third, so one voter stays where it was — and the lease.
+    wait_for(
+        &nodes,
+        &keys::table_prefix(home),
+        Duration::from_secs(60),
+        "home: voters in us",
+        |regions, holder| regions.iter().filter(|r| **r == "us").count() == 2 && holder == "us",
+    )
+    .await;
+    wait_for(
+        &nodes,
+        &keys::table_prefix(away),
+        Duration::from_secs(60),
+        "away: voters in eu",
+        |regions, holder| regions.iter().filter(|r| **r == "eu").count() == 2 && holder == "eu",
+    )
+    .await;
+    // Region survival: five voters, two in the home region, the lease there.
+    run(&mut s, "ALTER DATABASE defaultdb SURVIVE REGION FAILURE")
+        .await
+        .expect("survive region");
+    wait_for(
+        &nodes,
+        &keys::table_prefix(home),
+        Duration::from_secs(60),
+        "home: 5 voters, 2 in us",
+        |regions, holder| {
+            regions.len() == 5
+                && regions.iter().filter(|r| **r == "us").count() == 2
+                && holder == "us"
+        },
+    )
+    .await;
+    let err = run(&mut s, "ALTER DATABASE defaultdb DROP REGION \"ap\"")
+        .await
+        .expect_err("below 3 regions");
+    assert!(err.starts_with("55000"), "{err}");
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zone_configs_place_replicas_and_leases() {
     let _ = tracing_subscriber::fmt()
