@@ -20,6 +20,7 @@ const REGIONS: [&str; 5] = ["eu", "us", "ap", "eu", "us"];
 
 fn config(join: Vec<String>, region: &str, zone: usize) -> NodeConfig {
     NodeConfig {
+        testing_latency: None,
         store: StoreSpec::Memory,
         listen_addr: "127.0.0.1:0".parse().expect("addr"),
         http_addr: None,
