@@ -398,7 +398,7 @@ async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerE
     let dist = Arc::new(
         DistSender::new(
             shared.directory.clone(),
-            Arc::new(FirstRangeOf(shared.clone())),
+            Arc::new(FirstRangeOf(Arc::downgrade(shared))),
         )
         .with_health(health),
     );
@@ -1202,13 +1202,15 @@ impl PeerCheck for Peers {
     }
 }
 
-struct FirstRangeOf(Arc<Shared>);
+/// Weak: the store holds the node's `DistSender`, which holds this.
+struct FirstRangeOf(std::sync::Weak<Shared>);
 
 impl FirstRange for FirstRangeOf {
     fn first_range(&self) -> Option<RangeDescriptor> {
-        self.0
+        let shared = self.0.upgrade()?;
+        shared
             .local_first_range()
-            .or_else(|| self.0.first_range.read().clone())
+            .or_else(|| shared.first_range.read().clone())
     }
 }
 
