@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use tardigrade_encoding::{keys, pretty_key};
 use tardigrade_kvpb::RangeDescriptor;
-use tardigrade_rpc::{NodeClient, NodeError, RangeInfo};
+use tardigrade_rpc::{LatencyMap, NodeClient, NodeError, RangeInfo};
 use tardigrade_server::cluster::{Liveness, NODE_DESC_PREFIX, NodeDescriptor, parse_locality};
 use tardigrade_server::node::{ClusterNode, NodeConfig};
 use tardigrade_storage::StoreSpec;
@@ -41,6 +41,12 @@ pub struct StartArgs {
     /// machine's memory (.25, 25%).
     #[arg(long, default_value = "128MiB", value_parser = crate::start::parse_cache_size)]
     pub cache: u64,
+    /// Testing only: simulate distance between regions. One-way delays
+    /// REGION:REGION=DELAY[,…] (e.g. us-east1:us-west1=33ms,us-east1:europe-west1=32ms),
+    /// the same both ways; this node delays what it sends to a node by the
+    /// delay between their --locality regions. Give every node the same map.
+    #[arg(long, value_parser = crate::latency::parse_latency_map, value_name = "MAP")]
+    pub testing_latency: Option<LatencyMap>,
 }
 
 pub async fn start(args: StartArgs) -> CliResult {
@@ -58,6 +64,16 @@ pub async fn start(args: StartArgs) -> CliResult {
         .filter(|j| !j.trim().is_empty())
         .cloned()
         .collect();
+    let testing_latency = match &args.testing_latency {
+        Some(map) => {
+            crate::latency::check_node_region(map, &locality).map_err(CliError)?;
+            eprintln!(
+                "warning: --testing-latency is set: this node delays its messages to other regions ({map}); testing only"
+            );
+            Some(std::sync::Arc::new(map.clone()))
+        }
+        None => None,
+    };
     let mut cfg = NodeConfig {
         store: args.store.clone(),
         listen_addr: args.listen_addr,
@@ -65,6 +81,7 @@ pub async fn start(args: StartArgs) -> CliResult {
         join: join.clone(),
         locality,
         store_config: Default::default(),
+        testing_latency,
     };
     // Meta, system and table data start out as separate ranges.
     cfg.store_config.bootstrap_split_keys =

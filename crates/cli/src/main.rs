@@ -4,6 +4,7 @@ mod cluster;
 mod debug;
 mod demo;
 mod duration;
+mod latency;
 mod sql_shell;
 mod start;
 mod workload;
@@ -193,7 +194,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    if demo::has_ended_stores() {
+        // The demo's stopped nodes may still be closing their throw-away
+        // stores on the runtime's threads: do not wait long for them, then
+        // remove the stores.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        demo::remove_ended_stores();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError(msg)) => {
             eprintln!("error: {msg}");

@@ -12,7 +12,9 @@
 //! rows, so those print `OK` (or `OK, N rows affected`) rather than psql's
 //! command tag.
 
+use std::future::Future;
 use std::io::{IsTerminal, Write};
+use std::pin::Pin;
 use std::str::FromStr;
 
 use clap::Args;
@@ -109,15 +111,38 @@ pub async fn run(args: SqlArgs) -> CliResult {
         args.host.as_deref().unwrap_or("tardigrade"),
         config.get_dbname().unwrap_or("defaultdb")
     );
-    if shell(&client, &prompt).await {
+    if shell(&client, &prompt, &mut NoCommands).await {
         Ok(())
     } else {
         Err(CliError("some statements failed".into()))
     }
 }
 
-/// Reads statements from stdin until EOF or `\q`; returns false if any failed.
-pub async fn shell(client: &Client, prompt: &str) -> bool {
+/// Backslash commands the caller of [`shell`] adds (the demo's `\demo …`).
+pub trait ShellCommands {
+    /// What `\?` says about them (one or more lines, without the last newline).
+    fn help(&self) -> &'static str;
+    /// Runs `line` (trimmed, typed between statements) if it is one of these
+    /// commands, printing what it has to say; `None` if it is not.
+    fn run<'a>(&'a mut self, line: &'a str) -> Option<Pin<Box<dyn Future<Output = ()> + 'a>>>;
+}
+
+/// No commands beyond `\q` and `\?`.
+pub struct NoCommands;
+
+impl ShellCommands for NoCommands {
+    fn help(&self) -> &'static str {
+        ""
+    }
+
+    fn run<'a>(&'a mut self, _: &'a str) -> Option<Pin<Box<dyn Future<Output = ()> + 'a>>> {
+        None
+    }
+}
+
+/// Reads statements from stdin until EOF or `\q`; returns false if any
+/// failed. Lines of `commands` typed between statements run as commands.
+pub async fn shell(client: &Client, prompt: &str, commands: &mut dyn ShellCommands) -> bool {
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         println!("# Enter SQL statements terminated by a semicolon; \\q to quit.");
@@ -147,6 +172,17 @@ pub async fn shell(client: &Client, prompt: &str) -> bool {
         }
         if buffer.is_empty() && trimmed == "\\?" {
             println!("SQL statements end with ';'. \\q quits.");
+            let more = commands.help();
+            if !more.is_empty() {
+                println!("{more}");
+            }
+            continue;
+        }
+        if buffer.is_empty()
+            && let Some(command) = commands.run(trimmed)
+        {
+            command.await;
+            let _ = std::io::stdout().flush();
             continue;
         }
         if buffer.is_empty() && trimmed.is_empty() {

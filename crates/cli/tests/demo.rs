@@ -1,6 +1,7 @@
 //! `tardigrade demo` and `tardigrade sql` as a user runs them: the demo prints a
 //! connection URL, `tardigrade sql` connects to it and prints psql-style tables,
 //! errors go to stderr with their SQLSTATE, and SIGTERM stops the demo cleanly.
+//! `demo --global` runs nine nodes in three regions whose localities SQL knows.
 
 mod common;
 
@@ -79,6 +80,12 @@ fn demo_prints_a_url_that_sql_connects_to_and_stops_on_sigterm() {
     assert!(out.status.success(), "{out:?}");
     assert!(text(&out.stdout).contains("(1 row)"), "{out:?}");
 
+    stop_with_sigterm(&mut demo);
+}
+
+/// Sends SIGTERM and waits for a clean exit (which also removes the
+/// stores a multi-node demo keeps on tmpfs).
+fn stop_with_sigterm(demo: &mut common::Node) {
     let pid = demo.0.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -101,7 +108,7 @@ fn demo_prints_a_url_that_sql_connects_to_and_stops_on_sigterm() {
 
 #[test]
 fn three_node_demo_serves_sql_on_every_node() {
-    let (_demo, urls) = start_demo(&["--nodes", "3"]);
+    let (mut demo, urls) = start_demo(&["--nodes", "3"]);
     assert_eq!(urls.len(), 3, "{urls:?}");
     for url in &urls {
         let out = sql(&[
@@ -109,4 +116,51 @@ fn three_node_demo_serves_sql_on_every_node() {
         ]);
         assert!(out.status.success(), "{url}: {out:?}");
     }
+    stop_with_sigterm(&mut demo);
+}
+
+#[test]
+fn global_demo_runs_nine_nodes_in_three_regions() {
+    let started = Instant::now();
+    let (mut demo, urls) = start_demo(&["--global"]);
+    println!("the global demo started in {:?}", started.elapsed());
+    assert_eq!(urls.len(), 3, "one URL per region: {urls:?}");
+    for url in &urls {
+        let out = sql(&["--url", url, "-e", "SELECT 1"]);
+        assert!(out.status.success(), "{url}: {out:?}");
+    }
+    // The nodes' localities are known to SQL: a lease preference naming
+    // one of the regions is accepted, one naming no node is refused.
+    let out = sql(&[
+        "--url",
+        &urls[2],
+        "-e",
+        "CREATE TABLE t (k INT PRIMARY KEY)",
+        "-e",
+        "ALTER TABLE t CONFIGURE ZONE USING lease_preferences = '[[+region=europe-west1]]'",
+        "-e",
+        "ALTER TABLE t CONFIGURE ZONE USING constraints = '[+zone=us-west1-c]'",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = sql(&[
+        "--url",
+        &urls[0],
+        "-e",
+        "ALTER TABLE t CONFIGURE ZONE USING constraints = '[+region=asia-east1]'",
+    ]);
+    assert!(
+        text(&out.stderr).contains("matches no existing nodes"),
+        "{out:?}"
+    );
+    stop_with_sigterm(&mut demo);
+}
+
+#[test]
+fn global_demo_refuses_another_node_count() {
+    let out = common::tardigrade(&["demo", "--global", "--nodes", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("--global starts 9 nodes"),
+        "{out:?}"
+    );
 }

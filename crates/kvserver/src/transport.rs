@@ -6,15 +6,20 @@
 //! process), [`GrpcRaftTransport`] sends over the `Raft` gRPC service to the
 //! address a [`NodeResolver`] gives. Both go through a
 //! [`FaultInjector`] when one is set, so tests can partition, drop and delay.
+//! The gRPC one also simulates distance when given a [`PeerLatency`]
+//! (`demo --global`): each batch is delivered its one-way delay after it
+//! was handed over, in order per destination, without holding up the
+//! batches behind it for longer than their own delay.
 //! Delivery is best effort: Raft retransmits what is lost.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use tardigrade_kvpb::NodeId;
-use tardigrade_rpc::{FaultInjector, NodeIdentity, RaftClient};
+use tardigrade_rpc::{FaultInjector, NodeIdentity, PeerLatency, RaftClient};
 pub use tardigrade_rpc::{RaftHandler, RaftMessage, RaftMessageBatch};
 
 /// Sends a batch of Raft messages to `batch.to_node`. Must not block.
@@ -108,16 +113,24 @@ pub struct GrpcRaftTransport {
     /// Stamped on every batch (the receiver refuses Raft traffic from
     /// another cluster or without a cluster id).
     identity: Option<Arc<NodeIdentity>>,
+    /// Simulated distance (`None`: no delay, nothing looked up).
+    latency: Option<Arc<dyn PeerLatency>>,
     runtime: tokio::runtime::Handle,
-    queues: Mutex<HashMap<NodeId, tokio::sync::mpsc::Sender<RaftMessageBatch>>>,
+    queues: Mutex<HashMap<NodeId, RaftQueue>>,
 }
+
+/// A batch and when it may be delivered (`None`: at once).
+type Queued = (Option<Instant>, RaftMessageBatch);
+type RaftQueue = tokio::sync::mpsc::Sender<Queued>;
 
 impl GrpcRaftTransport {
     /// Must be called inside a Tokio runtime: the sending tasks run on it.
+    /// `latency` delays each batch by the one-way delay to its destination.
     pub fn new(
         resolver: Arc<dyn NodeResolver>,
         faults: Option<FaultInjector>,
         identity: Option<Arc<NodeIdentity>>,
+        latency: Option<Arc<dyn PeerLatency>>,
     ) -> Result<Arc<GrpcRaftTransport>, tardigrade_kvpb::KvError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             tardigrade_kvpb::KvError::internal("GrpcRaftTransport::new outside a Tokio runtime")
@@ -126,25 +139,31 @@ impl GrpcRaftTransport {
             resolver,
             faults,
             identity,
+            latency,
             runtime,
             queues: Mutex::default(),
         }))
     }
 
-    fn queue(&self, node: NodeId) -> tokio::sync::mpsc::Sender<RaftMessageBatch> {
+    fn queue(&self, node: NodeId) -> RaftQueue {
         let mut queues = self.queues.lock();
         if let Some(q) = queues.get(&node)
             && !q.is_closed()
         {
             return q.clone();
         }
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<RaftMessageBatch>(QUEUE_LEN);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Queued>(QUEUE_LEN);
         let resolver = self.resolver.clone();
         let faults = self.faults.clone();
         let identity = self.identity.clone();
         self.runtime.spawn(async move {
             let mut client: Option<RaftClient> = None;
-            while let Some(batch) = rx.recv().await {
+            while let Some((deliver_at, batch)) = rx.recv().await {
+                // In flight: the batches behind it left later, so they
+                // are due no earlier (unless the delay shrank).
+                if let Some(at) = deliver_at {
+                    tokio::time::sleep_until(at.into()).await;
+                }
                 let Some(addr) = resolver.resolve(node) else {
                     continue;
                 };
@@ -177,8 +196,14 @@ impl GrpcRaftTransport {
 
 impl RaftTransport for GrpcRaftTransport {
     fn send(&self, batch: RaftMessageBatch) {
+        let deliver_at = self
+            .latency
+            .as_ref()
+            .map(|l| l.delay_to(batch.to_node))
+            .filter(|d| !d.is_zero())
+            .map(|d| Instant::now() + d);
         let q = self.queue(batch.to_node);
         // Full: the node is slow or gone; Raft will retransmit.
-        let _ = q.try_send(batch);
+        let _ = q.try_send((deliver_at, batch));
     }
 }

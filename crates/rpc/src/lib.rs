@@ -16,6 +16,9 @@
 //!   through, so tests can partition, drop and delay it.
 //! - [`partition_file`]: the same seam for real processes, driven by a file
 //!   named in `TARDIGRADE_TESTING_PARTITION_FILE` (the nemesis suite).
+//! - [`latency`]: simulated distance between regions ([`LatencyMap`],
+//!   [`PeerLatency`], [`DelayedSender`]) for `demo --global` and
+//!   `start --testing-latency`.
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod pb {
@@ -31,6 +34,7 @@ pub mod node_pb {
 mod client;
 pub mod convert;
 pub mod identity;
+pub mod latency;
 mod node;
 pub mod partition_file;
 mod raft;
@@ -39,6 +43,7 @@ mod transport;
 
 pub use client::{CONNECT_TIMEOUT, RpcSender};
 pub use identity::{NodeIdentity, PeerCheck, PeerFuture};
+pub use latency::{DelayedSender, LatencyMap, PeerLatency};
 pub use node::{
     JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, PingReply, RangeConsistency,
     RangeInfo, ReplicaConsistency,

@@ -27,8 +27,9 @@ use tardigrade_kvpb::{
 use tardigrade_kvserver::allocator::{StoreDetail, StorePool};
 use tardigrade_kvserver::{GrpcRaftTransport, NodeResolver, Store, StoreConfig};
 use tardigrade_rpc::{
-    FaultInjector, JoinGrant, NodeClient, NodeError, NodeFuture, NodeHandler, NodeIdentity,
-    NodeServices, PeerCheck, PeerFuture, PingReply, RaftHandler, RaftMessageBatch, RpcSender,
+    DelayedSender, FaultInjector, JoinGrant, LatencyMap, NodeClient, NodeError, NodeFuture,
+    NodeHandler, NodeIdentity, NodeServices, PeerCheck, PeerFuture, PeerLatency, PingReply,
+    RaftHandler, RaftMessageBatch, RpcSender,
 };
 use tardigrade_storage::{Engine, Reader, Space, StoreSpec};
 use tokio::sync::{Notify, oneshot};
@@ -53,6 +54,12 @@ pub struct NodeConfig {
     pub locality: Vec<(String, String)>,
     /// Raft and lease tuning; ids and transport are filled in by the node.
     pub store_config: StoreConfig,
+    /// Testing and demos: simulated distance to the other nodes, by region
+    /// (`start --testing-latency`, `demo --global`). What this node sends to
+    /// another (Raft messages, KV batches, heartbeats) is delayed by the
+    /// one-way delay between their regions, which the node looks up in its
+    /// directory of nodes. `None` (production): nothing is looked up.
+    pub testing_latency: Option<Arc<LatencyMap>>,
 }
 
 struct Shared {
@@ -92,6 +99,9 @@ struct Shared {
     /// sends (Raft, forwarded batches, heartbeats, joins, checksums). `None`
     /// in production: nothing is checked.
     faults: Option<FaultInjector>,
+    /// Testing seam: the simulated one-way delay to each peer (see
+    /// [`NodeConfig::testing_latency`]). `None` in production.
+    latency: Option<Arc<dyn PeerLatency>>,
 }
 
 /// The cluster's stores as the allocator sees them: node descriptors,
@@ -173,6 +183,14 @@ impl ClusterNode {
             .map_err(ServerError::Config)?;
         let engine = Engine::open(&cfg.store)?;
         let clock = Arc::new(Hlc::new(physical, tardigrade_hlc::DEFAULT_MAX_OFFSET));
+        let directory = Arc::new(Directory::default());
+        let latency = cfg.testing_latency.clone().map(|map| {
+            Arc::new(LatencyByLocality {
+                map,
+                locality: cfg.locality.clone(),
+                directory: Arc::downgrade(&directory),
+            }) as Arc<dyn PeerLatency>
+        });
         let shared = Arc::new(Shared {
             addr: local_addr.to_string(),
             locality: cfg.locality.clone(),
@@ -183,7 +201,7 @@ impl ClusterNode {
             ident: OnceLock::new(),
             store: OnceLock::new(),
             dist: OnceLock::new(),
-            directory: Arc::new(Directory::default()),
+            directory,
             first_range: RwLock::new(None),
             init_mu: tokio::sync::Mutex::new(()),
             ready: Notify::new(),
@@ -199,6 +217,7 @@ impl ClusterNode {
             pings_in_flight: Mutex::new(Default::default()),
             fatal: tokio::sync::watch::Sender::new(None),
             faults,
+            latency,
         });
         shared.directory.set_self(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -366,6 +385,7 @@ async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerE
         resolver,
         shared.faults.clone(),
         Some(shared.identity.clone()),
+        shared.latency.clone(),
     )
     .map_err(|e| ServerError::Engine(tardigrade_storage::EngineError::Corrupt(e.to_string())))?;
     let mut cfg = shared.store_config.clone();
@@ -378,7 +398,7 @@ async fn activate(shared: &Arc<Shared>, ident: StoreIdent) -> Result<(), ServerE
     let dist = Arc::new(
         DistSender::new(
             shared.directory.clone(),
-            Arc::new(FirstRangeOf(shared.clone())),
+            Arc::new(FirstRangeOf(Arc::downgrade(shared))),
         )
         .with_health(health),
     );
@@ -539,9 +559,24 @@ async fn ping_peer(shared: &Arc<Shared>, id: Option<NodeId>, addr: String, known
             }
         }
     };
+    let delay = match (&shared.latency, id) {
+        (Some(l), Some(id)) => l.delay_to(id),
+        _ => Duration::ZERO,
+    };
     let sent = shared.clock.physical_now();
     let timer = std::time::Instant::now();
-    let answer = tokio::time::timeout(heartbeat::PING_TIMEOUT, client.ping(known)).await;
+    let answer = tokio::time::timeout(heartbeat::PING_TIMEOUT, async {
+        if delay.is_zero() {
+            return client.ping(known).await;
+        }
+        // Simulated distance, both ways (symmetric: the clock offset
+        // estimate from the round trip stays right).
+        tokio::time::sleep(delay).await;
+        let answer = client.ping(known).await;
+        tokio::time::sleep(delay).await;
+        answer
+    })
+    .await;
     let rtt = i64::try_from(timer.elapsed().as_nanos()).unwrap_or(i64::MAX);
     let failed = || {
         if let Some(id) = id {
@@ -1167,13 +1202,15 @@ impl PeerCheck for Peers {
     }
 }
 
-struct FirstRangeOf(Arc<Shared>);
+/// Weak: the store holds the node's `DistSender`, which holds this.
+struct FirstRangeOf(std::sync::Weak<Shared>);
 
 impl FirstRange for FirstRangeOf {
     fn first_range(&self) -> Option<RangeDescriptor> {
-        self.0
+        let shared = self.0.upgrade()?;
+        shared
             .local_first_range()
-            .or_else(|| self.0.first_range.read().clone())
+            .or_else(|| shared.first_range.read().clone())
     }
 }
 
@@ -1331,6 +1368,27 @@ fn decode_list(mut buf: &[u8]) -> Option<Vec<Vec<u8>>> {
     buf.is_empty().then_some(out)
 }
 
+/// The simulated one-way delay from this node to a peer: the map's delay
+/// between this node's region and the peer's (from its descriptor).
+struct LatencyByLocality {
+    map: Arc<LatencyMap>,
+    locality: Vec<(String, String)>,
+    directory: std::sync::Weak<Directory>,
+}
+
+impl PeerLatency for LatencyByLocality {
+    fn delay_to(&self, node: NodeId) -> Duration {
+        let Some(directory) = self.directory.upgrade() else {
+            return Duration::ZERO;
+        };
+        let nodes = directory.nodes.read();
+        nodes
+            .get(&node)
+            .map(|d| self.map.one_way(&self.locality, &d.locality))
+            .unwrap_or_default()
+    }
+}
+
 impl NodeResolver for Directory {
     fn resolve(&self, node: NodeId) -> Option<String> {
         self.nodes.read().get(&node).map(|d| d.address.clone())
@@ -1363,6 +1421,11 @@ impl NodeDialer for Directory {
             && let Some(faults) = &shared.faults
         {
             s = faults.wrap_sender(s, shared.node_id(), node, &addr);
+        }
+        if let Some(shared) = &shared
+            && let Some(latency) = &shared.latency
+        {
+            s = Arc::new(DelayedSender::new(s, node, latency.clone()));
         }
         self.senders.lock().insert(node, s.clone());
         Ok(s)

@@ -15,6 +15,7 @@ use tardigrade_storage::{Engine, Reader, Space, StoreSpec};
 
 fn config(join: Vec<String>, zone: &str) -> NodeConfig {
     NodeConfig {
+        testing_latency: None,
         store: StoreSpec::Memory,
         listen_addr: "127.0.0.1:0".parse().expect("addr"),
         http_addr: None,

@@ -17,6 +17,7 @@ use tardigrade_storage::StoreSpec;
 
 fn config(join: Vec<String>, range_max_bytes: u64) -> NodeConfig {
     NodeConfig {
+        testing_latency: None,
         store: StoreSpec::Memory,
         listen_addr: "127.0.0.1:0".parse().expect("addr"),
         http_addr: None,

@@ -32,6 +32,7 @@ fn config_at(
     zone: usize,
 ) -> NodeConfig {
     NodeConfig {
+        testing_latency: None,
         store,
         listen_addr: addr.parse().expect("addr"),
         http_addr: None,
