@@ -5,7 +5,8 @@
 //! constraints naming a region no node has are refused with nothing
 //! written; `DISCARD` gives the range back to the defaults. And with five
 //! replicas everywhere, losing both nodes of a region keeps a bank table
-//! readable and writable with its total intact.
+//! readable and writable, and the region's nodes come back from their
+//! disks with the bank's total intact.
 
 use std::time::{Duration, Instant};
 
@@ -596,10 +597,47 @@ async fn losing_a_region_keeps_five_replica_ranges_serving() {
         "the bank invariant after the loss"
     );
 
-    // TODO(issue 14): bring eu back in this process. A stopped
-    // `ClusterNode` does not release its store's lock in-process (something
-    // still holds its engine), so the restart from disk is checked with
-    // real processes instead (`crates/cli/tests/regions.rs`).
+    // eu comes back from its disks, and the bank is whole from there too.
+    for i in [0, 3] {
+        // Joining through a node that stayed up, as an operator's --join
+        // list of every node would.
+        let mut cfg = node_config(i);
+        cfg.join = vec![addrs[1].clone()];
+        let node = ClusterNode::start(cfg).await.expect("restart");
+        nodes[i] = Some(node);
+    }
+    for n in nodes.iter().flatten() {
+        tokio::time::timeout(Duration::from_secs(60), n.wait_ready())
+            .await
+            .expect("node becomes ready again");
+    }
+    let back = nodes[0].as_ref().expect("node 1");
+    let sql1 = SqlNode::start(back.db().expect("db"), 1)
+        .await
+        .expect("sql 1");
+    let mut s1 = sql1.session("root", "defaultdb");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match total(&mut s1).await {
+            Ok(t) => {
+                assert_eq!(t, 1000, "the bank invariant read through a restarted node");
+                break;
+            }
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "restarted node 1 cannot read: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(e) = transfer(&mut s1, 2, 9).await {
+        assert!(Instant::now() < deadline, "no transfer through node 1: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(total(&mut s).await, Ok(1000));
     for n in nodes.into_iter().flatten() {
         n.shutdown().await;
     }
