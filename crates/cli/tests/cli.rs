@@ -146,3 +146,46 @@ fn bank_workload_keeps_its_invariant() {
     let check = ok(&["workload", "check", "bank", &host, "--accounts", "50"]);
     assert_eq!(check.trim(), "bank check: OK sum=50000 accounts=50");
 }
+
+#[test]
+fn a_bad_testing_latency_is_refused_at_startup() {
+    for bad in [
+        "us-east1:us-west1",
+        "us-east1=33ms",
+        "us-east1:us-west1=33",
+        "us-east1:us-west1=1ms,us-west1:us-east1=2ms",
+    ] {
+        let flag = format!("--testing-latency={bad}");
+        let out = tardigrade(&["start", "--insecure", "--store=type=mem", &flag]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+        assert!(
+            text(&out.stderr).contains("--testing-latency <MAP>"),
+            "{bad}: {out:?}"
+        );
+    }
+    // Well-formed, but useless to this node: refused before it listens.
+    let listen = format!("--listen-addr={}", free_addr());
+    let http = format!("--http-addr={}", free_addr());
+    for (locality, why) in [
+        (
+            "region=asia-east1,zone=a",
+            "no delay for this node's region \"asia-east1\"",
+        ),
+        (
+            "zone=a",
+            "needs this node's --locality to have a region tier",
+        ),
+    ] {
+        let out = tardigrade(&[
+            "start",
+            "--insecure",
+            "--store=type=mem",
+            &listen,
+            &http,
+            &format!("--locality={locality}"),
+            "--testing-latency=us-east1:us-west1=33ms",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{locality}: {out:?}");
+        assert!(text(&out.stderr).contains(why), "{locality}: {out:?}");
+    }
+}
