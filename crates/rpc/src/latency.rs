@@ -153,9 +153,10 @@ impl Sender for DelayedSender {
 
 #[cfg(test)]
 mod tests {
-    use tardigrade_kvpb::{BatchResponse, Request, Response};
+    use parking_lot::Mutex;
 
     use super::*;
+    use crate::transport::tests::{Echo, ba};
 
     fn loc(region: &str) -> Vec<(String, String)> {
         vec![
@@ -193,31 +194,11 @@ mod tests {
         );
     }
 
-    struct Echo;
-
-    impl Sender for Echo {
-        fn send(&self, ba: BatchRequest) -> SendFuture<'_> {
-            Box::pin(async move {
-                Ok(BatchResponse {
-                    responses: ba.requests.iter().map(|_| Response::Put).collect(),
-                    ..Default::default()
-                })
-            })
-        }
-    }
-
     struct Fixed(Duration);
 
     impl PeerLatency for Fixed {
         fn delay_to(&self, node: NodeId) -> Duration {
             if node == 2 { self.0 } else { Duration::ZERO }
-        }
-    }
-
-    fn ba() -> BatchRequest {
-        BatchRequest {
-            header: Default::default(),
-            requests: vec![Request::Get { key: b"k".to_vec() }],
         }
     }
 
@@ -227,7 +208,10 @@ mod tests {
     async fn a_delayed_batch_takes_the_round_trip_and_sends_do_not_queue() {
         use tokio::time::Instant;
         let latency: Arc<dyn PeerLatency> = Arc::new(Fixed(Duration::from_millis(40)));
-        let to2 = Arc::new(DelayedSender::new(Arc::new(Echo), 2, latency.clone()));
+        let echo = Arc::new(Echo {
+            served: Mutex::new(0),
+        });
+        let to2 = Arc::new(DelayedSender::new(echo.clone(), 2, latency.clone()));
         let start = Instant::now();
         to2.send(ba()).await.expect("send");
         assert_eq!(start.elapsed(), Duration::from_millis(80));
@@ -245,7 +229,8 @@ mod tests {
         }
         assert_eq!(start.elapsed(), Duration::from_millis(80), "not serialised");
 
-        let to3 = DelayedSender::new(Arc::new(Echo), 3, latency);
+        assert_eq!(*echo.served.lock(), 11);
+        let to3 = DelayedSender::new(echo, 3, latency);
         let start = Instant::now();
         to3.send(ba()).await.expect("send");
         assert_eq!(start.elapsed(), Duration::ZERO, "no delay to n3");

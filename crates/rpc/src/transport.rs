@@ -332,7 +332,7 @@ impl Sender for FaultySender {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Instant;
 
     use tardigrade_kvpb::{BatchResponse, Response};
@@ -340,8 +340,8 @@ mod tests {
     use super::*;
 
     /// Answers every request with `Put`, and counts what it served.
-    struct Echo {
-        served: Mutex<usize>,
+    pub(crate) struct Echo {
+        pub(crate) served: Mutex<usize>,
     }
 
     impl Sender for Echo {
@@ -375,7 +375,8 @@ mod tests {
         (faults, t, echo)
     }
 
-    fn ba() -> BatchRequest {
+    /// A one-request batch (a `Get`).
+    pub(crate) fn ba() -> BatchRequest {
         BatchRequest {
             header: Default::default(),
             requests: vec![Request::Get { key: b"k".to_vec() }],
