@@ -301,28 +301,7 @@ async fn zone_configs_place_replicas_and_leases() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let first = ClusterNode::start(config(vec![], REGIONS[0], 1))
-        .await
-        .expect("start");
-    let seed = first.local_addr().to_string();
-    let mut nodes = vec![first];
-    for (i, region) in REGIONS.iter().enumerate().skip(1) {
-        nodes.push(
-            ClusterNode::start(config(vec![seed.clone()], region, i + 1))
-                .await
-                .expect("start"),
-        );
-    }
-    NodeClient::connect_lazy(&seed)
-        .expect("client")
-        .bootstrap()
-        .await
-        .expect("init");
-    for n in &nodes {
-        tokio::time::timeout(Duration::from_secs(30), n.wait_ready())
-            .await
-            .expect("node becomes ready");
-    }
+    let nodes = five_regions_cluster().await;
     let sql = SqlNode::start(nodes[0].db().expect("db"), 1)
         .await
         .expect("sql node");
