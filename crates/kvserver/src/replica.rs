@@ -375,35 +375,6 @@ impl Replica {
         self.state.lock().gc_threshold
     }
 
-    /// Refuses a batch that reads or writes data at or below the GC
-    /// threshold, whose versions MVCC GC may have removed.
-    fn check_gc_threshold(&self, ba: &BatchRequest) -> Result<(), KvError> {
-        let threshold = self.gc_threshold();
-        if threshold.is_zero() {
-            return Ok(());
-        }
-        let ts = batch_ts(ba);
-        let touches_data = ba.requests.iter().any(|r| {
-            matches!(
-                r,
-                Request::Get { .. }
-                    | Request::Scan { .. }
-                    | Request::ReverseScan { .. }
-                    | Request::Put { .. }
-                    | Request::ConditionalPut { .. }
-                    | Request::Delete { .. }
-                    | Request::DeleteRange { .. }
-                    | Request::Refresh { .. }
-            )
-        });
-        if touches_data && ts <= threshold {
-            return Err(KvError::invalid(format!(
-                "batch timestamp {ts} must be after replica GC threshold {threshold}"
-            )));
-        }
-        Ok(())
-    }
-
     pub fn lease(&self) -> Lease {
         self.state.lock().lease
     }
@@ -1031,7 +1002,12 @@ impl Replica {
             // served right after this, without consensus); keep it alive
             // for the command about to be proposed under it.
             let now = self.clock.now();
-            let current = self.state.lock().lease;
+            // One lock for both: the lease to serve under, and the GC
+            // threshold the batch must be above.
+            let (current, gc_threshold) = {
+                let st = self.state.lock();
+                (st.lease, st.gc_threshold)
+            };
             let usable = current.usable(now, batch_ts(&ba), self.clock.max_offset())
                 || self.cfg.testing_unsafe_reads_past_lease;
             if current.replica != lease.replica || current.sequence != lease.sequence || !usable {
@@ -1041,7 +1017,7 @@ impl Replica {
             let lease = current;
             self.maybe_extend(&lease, now);
             self.check_bounds(&ba)?;
-            self.check_gc_threshold(&ba)?;
+            check_gc_threshold(&ba, gc_threshold)?;
             crate::split::check_trigger(&self.desc(), &ba)?;
             self.apply_timestamp_cache(&mut ba);
             if let Some(conflicts) = self.unreplicated_lock_conflicts(&ba) {
@@ -1841,4 +1817,32 @@ fn batch_ts(ba: &BatchRequest) -> Timestamp {
         Some(t) => t.meta.write_timestamp.max(t.read_timestamp),
         None => ba.header.timestamp,
     }
+}
+
+/// Refuses a batch that reads or writes data at or below the GC
+/// threshold, whose versions MVCC GC may have removed.
+fn check_gc_threshold(ba: &BatchRequest, threshold: Timestamp) -> Result<(), KvError> {
+    if threshold.is_zero() {
+        return Ok(());
+    }
+    let ts = batch_ts(ba);
+    let touches_data = ba.requests.iter().any(|r| {
+        matches!(
+            r,
+            Request::Get { .. }
+                | Request::Scan { .. }
+                | Request::ReverseScan { .. }
+                | Request::Put { .. }
+                | Request::ConditionalPut { .. }
+                | Request::Delete { .. }
+                | Request::DeleteRange { .. }
+                | Request::Refresh { .. }
+        )
+    });
+    if touches_data && ts <= threshold {
+        return Err(KvError::invalid(format!(
+            "batch timestamp {ts} must be after replica GC threshold {threshold}"
+        )));
+    }
+    Ok(())
 }
