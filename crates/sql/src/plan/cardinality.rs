@@ -408,7 +408,9 @@ fn table_rows_of(_table: &TableDesc, stats: Option<&crate::stats::TableStats>) -
     stats.map_or(DEFAULT_TABLE_ROWS, |s| s.row_count as f64)
 }
 
-fn scan_rows(s: &Scan) -> f64 {
+/// Index entries a scan reads: its table's rows narrowed by its constraint
+/// and limit.
+pub fn scan_rows(s: &Scan) -> f64 {
     let table = table_rows(s);
     let rows = match &s.constraint {
         None => table,

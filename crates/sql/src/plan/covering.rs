@@ -15,9 +15,8 @@
 //! row (the subquery's plan reads them as outer columns), so every column
 //! of that row counts as read.
 //!
-//! TODO(issue 12): choose a covering secondary index for an unconstrained
-//! scan (today only the index chosen for the constraint is checked), which
-//! needs the columns read known before index selection — column ids.
+//! The same walk runs once before index selection ([`annotate_reads`]), so
+//! that [`super::index`] knows which indexes hold what a scan is read for.
 
 use std::sync::Arc;
 
@@ -29,6 +28,13 @@ use super::{AggCall, ColumnMask, Cte, Rel, Scalar, Scan};
 pub fn mark(rel: Rel) -> Rel {
     let width = rel.width();
     let rel = super::map_subquery_plans(rel, &mut mark);
+    walk(rel, vec![true; width])
+}
+
+/// Sets each scan's [`Scan::reads`] to the columns the plan reads from it
+/// (subqueries' plans are left as they are), for index selection.
+pub(super) fn annotate_reads(rel: Rel) -> Rel {
+    let width = rel.width();
     walk(rel, vec![true; width])
 }
 
@@ -94,7 +100,12 @@ pub(super) fn join_reads(
     (read, right)
 }
 
-fn index_holds(scan_table: &crate::catalog::TableDesc, index: u32, read: &[bool]) -> bool {
+/// Whether `index` holds every column `read` marks.
+pub(super) fn index_holds(
+    scan_table: &crate::catalog::TableDesc,
+    index: u32,
+    read: &[bool],
+) -> bool {
     if index == scan_table.primary_index.id {
         return true;
     }

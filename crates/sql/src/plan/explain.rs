@@ -787,6 +787,15 @@ fn describe_aggregate(group: &[Scalar], aggs: &[AggCall], names: &[Name]) -> Str
     )
 }
 
+/// The spans a scan reads, as `EXPLAIN` prints them.
+pub fn scan_spans(scan: &super::Scan) -> String {
+    let key = scan_key_names(&scan.table, scan.index);
+    match &scan.constraint {
+        Some(c) => describe_constraint(c, &key),
+        None => "FULL SCAN".to_string(),
+    }
+}
+
 fn describe_constraint(c: &IndexConstraint, key: &[String]) -> String {
     let mut parts = Vec::new();
     let fixed = c.prefixes.first().map_or(0, Vec::len);

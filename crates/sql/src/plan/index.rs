@@ -1,22 +1,34 @@
-//! Index selection: turns the filters above a scan into an [`IndexConstraint`] on
-//! the best index, drops sorts of rows already in order, pushes LIMITs into
-//! scans and filters on the preserved side of left, semi and anti joins into
-//! that side.
+//! Index selection: turns the filters above a scan into an [`IndexConstraint`]
+//! on the cheapest index, drops sorts of rows already in order (or that an
+//! index can give in order for less than the sort costs), pushes LIMITs
+//! into scans and filters on the preserved side of left, semi and anti
+//! joins into that side.
 //!
-//! For every index the longest run of leading key columns fixed by equality
-//! (or `IN` lists of constants) is found, then a range on the next column; the
-//! index with the most constrained columns wins, the primary index on ties. The
-//! filter stays above the scan (re-checking a row that already satisfies it is
-//! cheap), so the chosen spans only ever narrow what is read.
+//! Every index of the table is an alternative: for each, the longest run of
+//! leading key columns fixed by equality (or `IN` lists of constants) is
+//! found, then a range on the next column; an index nothing constrains is
+//! read whole. Each alternative is costed by [`super::cost::scan`] from the
+//! rows it reads ([`super::cardinality`], with histograms when there are
+//! statistics), how wide its entries are, and whether it holds every column
+//! the plan reads from the table (otherwise each row costs a lookup of the
+//! primary row, the "index join"). The cheapest wins, the primary index on
+//! ties; the alternatives of each scan with more than one are kept in a
+//! [`Memo`] (`EXPLAIN (OPT, MEMO)`). The filter stays above the scan
+//! (re-checking a row that already satisfies it is cheap), so the chosen
+//! spans only ever narrow what is read.
+//!
+//! The columns a scan's rows are read for come from a pass of
+//! [`super::covering`] over the tree just before (positions are stable
+//! until [`super::prune`]).
 
 use tardigrade_encoding::Direction;
 use tardigrade_sqltypes::SqlType;
 use tardigrade_sqltypes::ops::BinOp;
 
 use super::bind::{and_all, conjuncts, referenced_columns};
-use super::memo::Memo;
+use super::memo::{Memo, Op};
 use super::rules::{Rule, Rules};
-use super::{IndexConstraint, JoinKind, Rel, Scalar, Scan};
+use super::{IndexConstraint, JoinKind, Rel, Scalar, Scan, SortKey};
 use crate::catalog::{IndexDesc, TableDesc};
 
 /// Most `IN` alternatives expanded into separate spans.
@@ -70,6 +82,17 @@ fn explore(rel: Rel, rules: Rules, memos: &mut Vec<Memo>) -> Rel {
     let rel = super::map_subquery_plans(rel, &mut |p| {
         super::physical::choose(explore(p, rules, memos))
     });
+    // What each scan's rows are read for decides which indexes cover it,
+    // for join ordering's costs and for index selection (again after
+    // reordering, whose projections read differently).
+    let annotate = |rel: Rel| {
+        if rules.enabled(Rule::Covering) {
+            super::covering::annotate_reads(rel)
+        } else {
+            rel
+        }
+    };
+    let rel = annotate(rel);
     let rel = if rules.enabled(Rule::JoinOrder) {
         super::join_order::reorder_recording(rel, memos)
     } else {
@@ -82,132 +105,399 @@ fn explore(rel: Rel, rules: Rules, memos: &mut Vec<Memo>) -> Rel {
     } else {
         rel
     };
-    choose_indexes(rel)
+    let rel = annotate(rel);
+    Chooser {
+        memos,
+        order_matters: 0,
+    }
+    .choose(rel)
 }
 
-fn choose_indexes(rel: Rel) -> Rel {
-    match rel {
-        Rel::Filter { input, predicate } => match *input {
-            Rel::Scan(scan) => {
-                let scan = constrain_scan(scan, &predicate);
-                Rel::Filter {
-                    input: Box::new(Rel::Scan(scan)),
-                    predicate,
-                }
-            }
-            Rel::Join {
-                kind: kind @ (JoinKind::Left | JoinKind::Semi | JoinKind::Anti),
-                left,
-                right,
-                on,
-                equi,
-            } => {
-                // Conjuncts on the left (preserved) side's columns only filter
-                // the left input (the binder pushes filters below inner joins).
-                let lw = left.width();
-                let mut parts = Vec::new();
-                conjuncts(predicate, &mut parts);
-                let (mut down, keep): (Vec<Scalar>, Vec<Scalar>) =
-                    parts.into_iter().partition(|p| {
-                        let mut cols = Vec::new();
-                        referenced_columns(p, &mut cols);
-                        !p.needs_async() && !cols.is_empty() && cols.iter().all(|c| *c < lw)
-                    });
-                let left = match *left {
-                    Rel::Filter { input, predicate } => {
-                        down.insert(0, predicate);
-                        match and_all(down) {
-                            Some(p) => Rel::Filter {
-                                input,
-                                predicate: p,
-                            },
-                            None => *input,
-                        }
+/// Index selection over one tree, recording each scan's alternatives.
+struct Chooser<'m> {
+    memos: &'m mut Vec<Memo>,
+    /// How many operators above the node being chosen may rely on the
+    /// order of its rows (joins, which may merge; grouping, which may
+    /// stream; sorts, DISTINCT and windows, which may be avoided).
+    order_matters: usize,
+}
+
+impl Chooser<'_> {
+    fn choose(&mut self, rel: Rel) -> Rel {
+        match rel {
+            Rel::Filter { input, predicate } => match *input {
+                Rel::Scan(scan) => {
+                    let scan = self.constrain_scan(scan, Some(&predicate));
+                    Rel::Filter {
+                        input: Box::new(Rel::Scan(scan)),
+                        predicate,
                     }
-                    other => match and_all(down) {
-                        Some(p) => Rel::Filter {
-                            input: Box::new(other),
-                            predicate: p,
-                        },
-                        None => other,
-                    },
-                };
-                let join = choose_indexes(Rel::Join {
-                    kind,
-                    left: Box::new(left),
+                }
+                Rel::Join {
+                    kind: kind @ (JoinKind::Left | JoinKind::Semi | JoinKind::Anti),
+                    left,
                     right,
                     on,
                     equi,
-                });
-                match and_all(keep) {
-                    Some(p) => Rel::Filter {
-                        input: Box::new(join),
-                        predicate: p,
-                    },
-                    None => join,
-                }
-            }
-            other => Rel::Filter {
-                input: Box::new(choose_indexes(other)),
-                predicate,
-            },
-        },
-        Rel::Limit {
-            input,
-            limit,
-            offset,
-        } => {
-            let input = choose_indexes(*input);
-            let input = match (&limit, &offset) {
-                (
-                    Some(Scalar::Literal {
-                        value: tardigrade_sqltypes::Value::Int(n),
-                        ..
-                    }),
-                    off,
-                ) => {
-                    let skip = match off {
-                        None => Some(0),
-                        Some(Scalar::Literal {
-                            value: tardigrade_sqltypes::Value::Int(o),
-                            ..
-                        }) => Some(*o),
-                        _ => None,
+                } => {
+                    // Conjuncts on the left (preserved) side's columns only filter
+                    // the left input (the binder pushes filters below inner joins).
+                    let lw = left.width();
+                    let mut parts = Vec::new();
+                    conjuncts(predicate, &mut parts);
+                    let (mut down, keep): (Vec<Scalar>, Vec<Scalar>) =
+                        parts.into_iter().partition(|p| {
+                            let mut cols = Vec::new();
+                            referenced_columns(p, &mut cols);
+                            !p.needs_async() && !cols.is_empty() && cols.iter().all(|c| *c < lw)
+                        });
+                    let left = match *left {
+                        Rel::Filter { input, predicate } => {
+                            down.insert(0, predicate);
+                            match and_all(down) {
+                                Some(p) => Rel::Filter {
+                                    input,
+                                    predicate: p,
+                                },
+                                None => *input,
+                            }
+                        }
+                        other => match and_all(down) {
+                            Some(p) => Rel::Filter {
+                                input: Box::new(other),
+                                predicate: p,
+                            },
+                            None => other,
+                        },
                     };
-                    match skip {
-                        Some(skip) if *n >= 0 && skip >= 0 => push_limit(input, (*n + skip) as u64),
-                        _ => input,
+                    let join = self.choose(Rel::Join {
+                        kind,
+                        left: Box::new(left),
+                        right,
+                        on,
+                        equi,
+                    });
+                    match and_all(keep) {
+                        Some(p) => Rel::Filter {
+                            input: Box::new(join),
+                            predicate: p,
+                        },
+                        None => join,
                     }
                 }
-                _ => input,
-            };
+                other => Rel::Filter {
+                    input: Box::new(self.choose(other)),
+                    predicate,
+                },
+            },
+            Rel::Scan(scan) => Rel::Scan(self.constrain_scan(scan, None)),
             Rel::Limit {
-                input: Box::new(input),
+                input,
                 limit,
                 offset,
+            } => {
+                let rows_wanted = literal_limit(limit.as_ref(), offset.as_ref());
+                let input = match *input {
+                    Rel::Sort { input, keys } => self.choose_sort(*input, keys, rows_wanted),
+                    other => self.choose(other),
+                };
+                let input = match rows_wanted {
+                    Some(n) => push_limit(input, n),
+                    None => input,
+                };
+                Rel::Limit {
+                    input: Box::new(input),
+                    limit,
+                    offset,
+                }
+            }
+            Rel::Project { input, exprs } => Rel::project(self.choose(*input), exprs),
+            Rel::Sort { input, keys } => self.choose_sort(*input, keys, None),
+            other => {
+                let ordered = match &other {
+                    Rel::Join { .. }
+                    | Rel::MergeJoin { .. }
+                    | Rel::LookupJoin(_)
+                    | Rel::Lateral { .. }
+                    | Rel::Distinct { .. }
+                    | Rel::Window { .. } => true,
+                    Rel::Aggregate { group, .. } | Rel::StreamAggregate { group, .. } => {
+                        !group.is_empty()
+                    }
+                    _ => false,
+                };
+                self.order_matters += usize::from(ordered);
+                let rel = other.map_inputs(&mut |r| self.choose(r));
+                self.order_matters -= usize::from(ordered);
+                rel
             }
         }
-        Rel::Project { input, exprs } => Rel::project(choose_indexes(*input), exprs),
-        Rel::Sort { input, keys } => {
-            // A sort of rows that already come in its order (a scan in index
-            // order) goes, so a LIMIT above can reach the scan.
-            let input = choose_indexes(*input);
-            if super::physical::provides(&input, &keys) {
-                return input;
-            }
-            // Or the same scan read backwards (`ORDER BY pk DESC`).
-            if let Some(reversed) = reverse_scan(&input)
-                && super::physical::provides(&reversed, &keys)
-            {
-                return reversed;
-            }
-            Rel::Sort {
-                input: Box::new(input),
-                keys,
-            }
-        }
-        other => other.map_inputs(&mut choose_indexes),
     }
+}
+
+/// The row count a `LIMIT n OFFSET m` of literals needs from its input.
+fn literal_limit(limit: Option<&Scalar>, offset: Option<&Scalar>) -> Option<u64> {
+    let int = |s: Option<&Scalar>| match s {
+        Some(Scalar::Literal {
+            value: tardigrade_sqltypes::Value::Int(n),
+            ..
+        }) if *n >= 0 => Some(*n as u64),
+        _ => None,
+    };
+    let n = int(limit)?;
+    let skip = match offset {
+        None => 0,
+        some => int(some)?,
+    };
+    Some(n.saturating_add(skip))
+}
+
+/// One way of reading a scan's table: through one index, with the
+/// constraint the filter puts on its keys.
+struct ScanOption {
+    scan: Scan,
+    /// Index entries read.
+    rows_read: f64,
+    cost: f64,
+}
+
+impl Chooser<'_> {
+    /// The scan through its cheapest index, given the filter above it
+    /// (`None`: none). Alternatives are kept in a memo when there are
+    /// several.
+    fn constrain_scan(&mut self, scan: Scan, predicate: Option<&Scalar>) -> Scan {
+        // An operator above may rely on the primary index's order, so
+        // only scans whose order nothing uses read a narrower index whole.
+        let whole = if self.order_matters == 0 {
+            WholeIndexes::Covering
+        } else {
+            WholeIndexes::None
+        };
+        let options = scan_options(&scan, predicate, whole);
+        let Some(best) = cheapest(&options) else {
+            return scan;
+        };
+        if options.len() > 1 {
+            self.record(&options, best);
+        }
+        options.into_iter().nth(best).map_or(scan, |o| o.scan)
+    }
+
+    fn record(&mut self, options: &[ScanOption], best: usize) {
+        let Some(first) = options.first() else {
+            return;
+        };
+        let mut memo = Memo::new(vec![first.scan.table.name.clone()]);
+        let rows = options.get(best).map_or(0.0, |o| o.rows_read);
+        let g = memo.group(1, rows);
+        for o in options {
+            let i = memo.scans.len();
+            memo.scans.push(describe_option(o));
+            memo.add(g, Op::Scan(i), o.cost);
+        }
+        self.memos.push(memo);
+    }
+
+    /// A sort of `input`'s rows on `keys`, under a `LIMIT` that needs
+    /// `rows_wanted` of them when there is one. The sort goes when the rows
+    /// already come in its order (a scan in index order), read backwards
+    /// or not, or when reading them in order through another index of the
+    /// scanned table costs less than the sort.
+    fn choose_sort(&mut self, input: Rel, keys: Vec<SortKey>, rows_wanted: Option<u64>) -> Rel {
+        self.order_matters += 1;
+        let input = self.choose(input);
+        self.order_matters -= 1;
+        if super::physical::provides(&input, &keys) {
+            return input;
+        }
+        if let Some(reversed) = reverse_scan(&input)
+            && super::physical::provides(&reversed, &keys)
+        {
+            return reversed;
+        }
+        if let Some(ordered) = ordered_alternative(&input, &keys, rows_wanted) {
+            return ordered;
+        }
+        Rel::Sort {
+            input: Box::new(input),
+            keys,
+        }
+    }
+}
+
+/// Which secondary indexes that nothing constrains are alternatives (the
+/// primary index always is).
+#[derive(Clone, Copy, PartialEq)]
+enum WholeIndexes {
+    None,
+    /// Those that hold every column read (narrower than the table's rows).
+    Covering,
+    /// All of them (for their order).
+    All,
+}
+
+/// Every index of the scan's table as an alternative, constrained by what
+/// `predicate` says of its key columns, and those read whole that `whole`
+/// allows.
+fn scan_options(scan: &Scan, predicate: Option<&Scalar>, whole: WholeIndexes) -> Vec<ScanOption> {
+    let mut facts: Vec<ColumnFacts> = vec![ColumnFacts::default(); scan.table.columns.len()];
+    if let Some(predicate) = predicate {
+        let mut parts = Vec::new();
+        conjuncts(predicate.clone(), &mut parts);
+        for p in &parts {
+            collect_fact(p, &scan.table, &mut facts);
+        }
+    }
+    let read: Vec<bool> = match &scan.reads {
+        Some(mask) => mask.to_vec(),
+        None => vec![true; scan.table.columns.len()],
+    };
+    let table = &scan.table;
+    let indexes = std::iter::once(&table.primary_index).chain(table.indexes.iter());
+    let mut options = Vec::new();
+    for index in indexes {
+        let constraint = constraint_for(index, table, &facts);
+        let primary = index.id == table.primary_index.id;
+        let covering = super::covering::index_holds(table, index.id, &read);
+        let allowed = match whole {
+            WholeIndexes::None => false,
+            WholeIndexes::Covering => covering,
+            WholeIndexes::All => true,
+        };
+        if constraint.is_none() && !primary && !allowed {
+            continue;
+        }
+        let candidate = Scan {
+            index: index.id,
+            covering,
+            constraint,
+            ..scan.clone()
+        };
+        let rows_read = super::cardinality::scan_rows(&candidate);
+        let cost = super::cost::scan(rows_read, entry_width(table, index), !covering);
+        options.push(ScanOption {
+            scan: candidate,
+            rows_read,
+            cost,
+        });
+    }
+    options
+}
+
+/// The ways of reading a join's leaf that is a scan under filters and
+/// projections, for the join memo: each alternative's description and cost
+/// (none for another leaf). Inside a join, only constrained secondary
+/// indexes are alternatives, as [`Chooser::constrain_scan`] then decides.
+pub(super) fn leaf_scan_options(rel: &Rel) -> Vec<(String, f64)> {
+    let Some((scan, predicate)) = scan_under(rel) else {
+        return Vec::new();
+    };
+    scan_options(scan, predicate, WholeIndexes::None)
+        .iter()
+        .map(|o| (describe_option(o), o.cost))
+        .collect()
+}
+
+/// The cheapest option (the first on ties, so the primary index).
+fn cheapest(options: &[ScanOption]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, o) in options.iter().enumerate() {
+        if best.is_none_or(|b| o.cost < options[b].cost * (1.0 - 1e-9)) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+/// The fraction of a table's columns an entry of `index` holds.
+fn entry_width(table: &TableDesc, index: &IndexDesc) -> f64 {
+    let all = table.columns.len().max(1) as f64;
+    let held = crate::rowenc::index_covers(table, index.id).len() as f64;
+    (held / all).min(1.0)
+}
+
+/// `EXPLAIN (OPT, MEMO)`'s line for a scan alternative.
+fn describe_option(o: &ScanOption) -> String {
+    let table = &o.scan.table;
+    let index = table
+        .index(o.scan.index)
+        .map_or("?", |i| i.name.as_str())
+        .to_string();
+    let spans = super::explain::scan_spans(&o.scan);
+    format!(
+        "scan {}@{index} ({spans}) rows={}",
+        table.name,
+        o.rows_read.round() as u64
+    )
+}
+
+/// The plan with its scan (under filters and projections) read through
+/// the index whose order `keys` ask for, when that costs less than
+/// sorting: reading `rows_wanted` rows of a `LIMIT` in order can stop
+/// early, a sort cannot.
+fn ordered_alternative(input: &Rel, keys: &[SortKey], rows_wanted: Option<u64>) -> Option<Rel> {
+    let (scan, predicate) = scan_under(input)?;
+    let out_rows = super::cardinality::rows(input).max(1.0);
+    let current = scan_options(scan, predicate, WholeIndexes::Covering)
+        .into_iter()
+        .find(|o| {
+            o.scan.index == scan.index && o.scan.constraint.is_some() == scan.constraint.is_some()
+        })
+        .map_or(super::cardinality::table_rows(scan), |o| o.cost);
+    let sorted = current + super::cost::sort(out_rows);
+    let mut best: Option<(f64, Rel)> = None;
+    for option in scan_options(scan, predicate, WholeIndexes::All) {
+        if option.scan.index == scan.index {
+            continue;
+        }
+        for reverse in [false, true] {
+            let mut s = option.scan.clone();
+            s.reverse = reverse;
+            let Some(candidate) = replace_scan(input, s) else {
+                continue;
+            };
+            if !super::physical::provides(&candidate, keys) {
+                continue;
+            }
+            // Read in order, a LIMIT stops the scan after its rows.
+            let fraction = rows_wanted.map_or(1.0, |n| (n as f64 / out_rows).min(1.0));
+            let cost = option.cost * fraction;
+            if cost < sorted && best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                best = Some((cost, candidate));
+            }
+        }
+    }
+    best.map(|(_, rel)| rel)
+}
+
+/// The scan at the bottom of a chain of projections and filters, and the
+/// filter directly above it.
+fn scan_under(rel: &Rel) -> Option<(&Scan, Option<&Scalar>)> {
+    match rel {
+        Rel::Scan(scan) => Some((scan, None)),
+        Rel::Filter { input, predicate } => match input.as_ref() {
+            Rel::Scan(scan) => Some((scan, Some(predicate))),
+            other => scan_under(other),
+        },
+        Rel::Project { input, .. } => scan_under(input),
+        _ => None,
+    }
+}
+
+/// `rel` (projections and filters over a scan) with its scan replaced.
+fn replace_scan(rel: &Rel, scan: Scan) -> Option<Rel> {
+    Some(match rel {
+        Rel::Scan(_) => Rel::Scan(scan),
+        Rel::Filter { input, predicate } => Rel::Filter {
+            input: Box::new(replace_scan(input, scan)?),
+            predicate: predicate.clone(),
+        },
+        Rel::Project { input, exprs } => Rel::Project {
+            input: Box::new(replace_scan(input, scan)?),
+            exprs: exprs.clone(),
+        },
+        _ => return None,
+    })
 }
 
 /// The plan with its scan read in the other direction, when rows reach the
@@ -255,39 +545,13 @@ struct ColumnFacts {
     upper: Option<(Scalar, bool)>,
 }
 
-fn constrain_scan(mut scan: Scan, predicate: &Scalar) -> Scan {
-    let mut parts = Vec::new();
-    conjuncts(predicate.clone(), &mut parts);
-    let mut facts: Vec<ColumnFacts> = vec![ColumnFacts::default(); scan.table.columns.len()];
-    for p in &parts {
-        collect_fact(p, &scan.table, &mut facts);
-    }
-    let mut best: Option<(usize, IndexConstraint, &IndexDesc)> = None;
-    let indexes = std::iter::once(&scan.table.primary_index).chain(scan.table.indexes.iter());
-    for index in indexes {
-        let Some((score, constraint)) = constraint_for(index, &scan.table, &facts) else {
-            continue;
-        };
-        if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-            best = Some((score, constraint, index));
-        }
-    }
-    if let Some((_, constraint, index)) = best {
-        scan.index = index.id;
-        // Index-only when the index holds every column of the table;
-        // `covering::mark` later compares with the columns the plan reads.
-        scan.covering = crate::rowenc::index_covers_table(&scan.table, index.id);
-        scan.constraint = Some(constraint);
-    }
-    scan
-}
-
-/// Scores an index: 2 per equality column, 1 for a trailing range.
+/// The constraint `facts` put on `index`'s keys: equalities on its leading
+/// columns, then a range on the next; `None` when they constrain nothing.
 fn constraint_for(
     index: &IndexDesc,
     table: &TableDesc,
     facts: &[ColumnFacts],
-) -> Option<(usize, IndexConstraint)> {
+) -> Option<IndexConstraint> {
     let mut prefixes: Vec<Vec<Scalar>> = vec![Vec::new()];
     let mut score = 0;
     let mut lower = None;
@@ -328,14 +592,11 @@ fn constraint_for(
     if score == 0 {
         return None;
     }
-    Some((
-        score,
-        IndexConstraint {
-            prefixes,
-            lower,
-            upper,
-        },
-    ))
+    Some(IndexConstraint {
+        prefixes,
+        lower,
+        upper,
+    })
 }
 
 fn collect_fact(p: &Scalar, table: &TableDesc, facts: &mut [ColumnFacts]) {

@@ -602,11 +602,22 @@ impl Graph {
         (rows, options)
     }
 
+    /// The group of leaf `i`: the ways of reading it when it is a scan
+    /// (each index, costed by what it reads), else the leaf itself, costed
+    /// by its rows.
     fn leaf_group(&self, memo: &mut Memo, i: usize) -> GroupId {
         let rows = self.leaves[i].rows;
         let g = memo.group(bit(i), rows);
         if memo.get(g).is_some_and(|g| g.exprs.is_empty()) {
-            memo.add(g, Op::Leaf(i), rows);
+            let options = super::index::leaf_scan_options(&self.leaves[i].rel);
+            if options.is_empty() {
+                memo.add(g, Op::Leaf(i), rows);
+            }
+            for (description, cost) in options {
+                let k = memo.scans.len();
+                memo.scans.push(description);
+                memo.add(g, Op::Scan(k), cost);
+            }
         }
         g
     }
@@ -920,12 +931,17 @@ impl Graph {
 /// The order of the best plan of group `g`: its best expression, down
 /// through its inputs' best expressions.
 fn order_of(memo: &Memo, g: GroupId) -> Order {
-    match memo.get(g).and_then(|g| g.best()).map(|e| e.op) {
+    let group = memo.get(g);
+    match group.and_then(|g| g.best()).map(|e| e.op) {
         Some(Op::Join { left, right, .. }) => Order::Join(
             Box::new(order_of(memo, left)),
             Box::new(order_of(memo, right)),
         ),
         Some(Op::Leaf(i)) => Order::Leaf(i),
+        // A leaf's group holds one leaf.
+        Some(Op::Scan(_)) => {
+            Order::Leaf(group.map_or(0, |g| g.relations.trailing_zeros() as usize))
+        }
         None => Order::Leaf(0),
     }
 }

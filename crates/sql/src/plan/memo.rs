@@ -14,11 +14,18 @@
 //! [`super::join_order`] fills one memo per join tree;
 //! `EXPLAIN (OPT, MEMO)` and the opttest command `memo` print them.
 //!
-//! Normalization rewrites in place and does not add alternatives here;
-//! index selection and the choice of merge joins and streaming aggregation
-//! come after, outside the memo.
-//! TODO(issue 12): merge joins (interesting orderings) and index choice as
-//! memo alternatives.
+//! A leaf that is a scan (under filters) has one expression per index of
+//! its table, with the constraint the filter puts on it, costed by the
+//! rows it reads and whether it needs the primary rows too; so a join's
+//! cost counts what reading each input really costs, and a lookup join
+//! into a table saves that. Outside joins, [`super::index`] fills a memo
+//! of one such group per scan that has more than one way to be read.
+//!
+//! Normalization rewrites in place and does not add alternatives here; the
+//! choice of merge joins and streaming aggregation comes after, outside the
+//! memo.
+//! TODO(issue 12): merge joins (interesting orderings) as memo
+//! alternatives.
 
 use std::collections::HashMap;
 
@@ -40,6 +47,9 @@ pub enum Op {
         left: GroupId,
         right: GroupId,
     },
+    /// A read of the group's one table, described by [`Memo::scans`] at
+    /// this number.
+    Scan(usize),
 }
 
 /// An expression and its total cost.
@@ -78,6 +88,9 @@ pub struct Memo {
     /// The leaves, as `EXPLAIN` names them.
     pub leaves: Vec<String>,
     pub groups: Vec<Group>,
+    /// The scan alternatives [`Op::Scan`] names, as `EXPLAIN` describes
+    /// them.
+    pub scans: Vec<String>,
     by_relations: HashMap<Relations, GroupId>,
 }
 
@@ -86,6 +99,7 @@ impl Memo {
         Memo {
             leaves,
             groups: Vec::new(),
+            scans: Vec::new(),
             by_relations: HashMap::new(),
         }
     }
@@ -139,6 +153,9 @@ impl Memo {
         let mut order: Vec<GroupId> = (0..self.groups.len()).collect();
         order.sort_by_key(|&g| std::cmp::Reverse((self.groups[g].relations.count_ones(), g)));
         for (i, name) in self.leaves.iter().enumerate() {
+            if self.leaves.len() == 1 {
+                break;
+            }
             if let Some(g) = self.find(1 << i) {
                 out.push(format!("G{}: {name}", g + 1));
             }
@@ -163,6 +180,7 @@ impl Memo {
                         left,
                         right,
                     } => format!("{} G{} G{}", algorithm.name(), left + 1, right + 1),
+                    Op::Scan(i) => self.scans.get(i).map_or("scan ?", |s| s).to_string(),
                 };
                 out.push(format!("  {mark} {what}  cost={}", e.cost.round() as u64));
             }
@@ -177,12 +195,21 @@ impl Memo {
         }
         let mut out = Vec::new();
         for (i, memo) in memos.iter().enumerate() {
-            out.push(format!(
-                "memo {} (join of {} relations, {} groups):",
-                i + 1,
-                memo.leaves.len(),
-                memo.groups.len()
-            ));
+            if memo.leaves.len() != 1 {
+                out.push(format!(
+                    "memo {} (join of {} relations, {} groups):",
+                    i + 1,
+                    memo.leaves.len(),
+                    memo.groups.len()
+                ));
+            } else {
+                out.push(format!(
+                    "memo {} (scan of {}, {} alternatives):",
+                    i + 1,
+                    memo.leaves.join(" "),
+                    memo.scans.len()
+                ));
+            }
             out.extend(memo.render().into_iter().map(|l| format!("  {l}")));
         }
         out
