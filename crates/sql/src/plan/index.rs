@@ -384,17 +384,41 @@ fn scan_options(scan: &Scan, predicate: Option<&Scalar>, whole: WholeIndexes) ->
     options
 }
 
+/// One way of reading a join's leaf: its `EXPLAIN` description, its cost,
+/// and the leaf's output columns its rows come ordered on (ascending, most
+/// significant first).
+pub(super) struct LeafOption {
+    pub description: String,
+    pub cost: f64,
+    pub order: Vec<usize>,
+}
+
 /// The ways of reading a join's leaf that is a scan under filters and
-/// projections, for the join memo: each alternative's description and cost
-/// (none for another leaf). Inside a join, only constrained secondary
-/// indexes are alternatives, as [`Chooser::constrain_scan`] then decides.
-pub(super) fn leaf_scan_options(rel: &Rel) -> Vec<(String, f64)> {
+/// projections, for the join memo (none for another leaf). Inside a join,
+/// only constrained secondary indexes are alternatives, as
+/// [`Chooser::constrain_scan`] then decides.
+pub(super) fn leaf_scan_options(rel: &Rel) -> Vec<LeafOption> {
     let Some((scan, predicate)) = scan_under(rel) else {
         return Vec::new();
     };
     scan_options(scan, predicate, WholeIndexes::None)
-        .iter()
-        .map(|o| (describe_option(o), o.cost))
+        .into_iter()
+        .map(|o| LeafOption {
+            description: describe_option(&o),
+            cost: o.cost,
+            order: replace_scan(rel, o.scan)
+                .map(|r| ascending_order(&r))
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The columns `rel`'s rows come in ascending order on, most significant
+/// first.
+pub(super) fn ascending_order(rel: &Rel) -> Vec<usize> {
+    super::physical::ordering(rel)
+        .into_iter()
+        .map_while(|o| (!o.descending).then_some(o.column))
         .collect()
 }
 

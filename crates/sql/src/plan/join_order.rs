@@ -131,6 +131,9 @@ struct Graph {
     class_links: Vec<(usize, usize, usize, f64)>,
     /// The implied equalities: (class, leaf, leaf, selectivity).
     implied: Vec<(usize, usize, usize, f64)>,
+    /// Every column equality between two leaves, written or implied, as
+    /// tree columns (what a merge join can merge on).
+    equal_columns: Vec<(usize, usize)>,
 }
 
 fn reorder_tree(rel: Rel, memos: &mut Vec<Memo>) -> Rel {
@@ -440,6 +443,7 @@ impl Graph {
         let mut equalities: HashMap<(usize, usize), Vec<(usize, usize)>> = HashMap::new();
         let mut class_links = Vec::new();
         let mut implied = Vec::new();
+        let mut equal_columns = Vec::new();
         for p in &predicates {
             if p.leaves.count_ones() != 2 {
                 continue;
@@ -448,6 +452,7 @@ impl Graph {
             let b = (p.leaves & !bit(a)).trailing_zeros() as usize;
             match column_equality(&p.scalar) {
                 Some((x, y)) => {
+                    equal_columns.push((x, y));
                     let (lx, ly) = (leaf_of_column[x], leaf_of_column[y]);
                     for (col, leaf, from) in [(x, lx, ly), (y, ly, lx)] {
                         if let Some(cost) =
@@ -491,6 +496,7 @@ impl Graph {
             lookup_from,
             class_links,
             implied,
+            equal_columns,
         }
     }
 
@@ -613,13 +619,53 @@ impl Graph {
             if options.is_empty() {
                 memo.add(g, Op::Leaf(i), rows);
             }
-            for (description, cost) in options {
+            for o in options {
                 let k = memo.scans.len();
-                memo.scans.push(description);
-                memo.add(g, Op::Scan(k), cost);
+                memo.scans.push(o.description);
+                memo.scan_orders.push(o.order);
+                memo.add(g, Op::Scan(k), o.cost);
             }
         }
         g
+    }
+
+    /// The tree columns the rows of group `g`'s best expression come in
+    /// ascending order on: a scan's index order, a join's left input's
+    /// (hash, lookup and merge joins all keep it).
+    fn group_order(&self, memo: &Memo, g: GroupId) -> Vec<usize> {
+        let Some(group) = memo.get(g) else {
+            return Vec::new();
+        };
+        let leaf = group.relations.trailing_zeros() as usize;
+        let offset = self.leaves.get(leaf).map_or(0, |l| l.offset);
+        match group.best().map(|e| e.op) {
+            Some(Op::Join { left, .. }) => self.group_order(memo, left),
+            Some(Op::Scan(k)) => memo
+                .scan_orders
+                .get(k)
+                .map(|o| o.iter().map(|c| c + offset).collect())
+                .unwrap_or_default(),
+            Some(Op::Leaf(i)) => self.leaves.get(i).map_or_else(Vec::new, |l| {
+                super::index::ascending_order(&l.rel)
+                    .into_iter()
+                    .map(|c| c + l.offset)
+                    .collect()
+            }),
+            None => Vec::new(),
+        }
+    }
+
+    /// How many leading columns of two orders an equality of the join
+    /// query pairs (0: no merge join).
+    fn merge_columns(&self, left: &[usize], right: &[usize]) -> usize {
+        left.iter()
+            .zip(right)
+            .take_while(|(a, b)| {
+                self.equal_columns
+                    .iter()
+                    .any(|&(x, y)| (x == **a && y == **b) || (x == **b && y == **a))
+            })
+            .count()
     }
 
     /// A group's relations and best estimate (`None`: nothing costed yet).
@@ -633,7 +679,15 @@ impl Graph {
     fn add_joins(&self, memo: &mut Memo, l: GroupId, r: GroupId) -> Option<GroupId> {
         let left = Self::planned(memo, l)?;
         let right = Self::planned(memo, r)?;
-        let (rows, options) = self.join_options(left, right);
+        let (rows, mut options) = self.join_options(left, right);
+        // Inputs ordered on the join's columns merge.
+        let merged = self.merge_columns(&self.group_order(memo, l), &self.group_order(memo, r));
+        if merged > 0 {
+            options.push((
+                JoinAlgorithm::Merge,
+                cost::merge_join(left.0, right.0, rows),
+            ));
+        }
         let g = memo.group(left.1 | right.1, rows);
         for (algorithm, cost) in options {
             let op = Op::Join {

@@ -21,11 +21,18 @@
 //! into a table saves that. Outside joins, [`super::index`] fills a memo
 //! of one such group per scan that has more than one way to be read.
 //!
-//! Normalization rewrites in place and does not add alternatives here; the
-//! choice of merge joins and streaming aggregation comes after, outside the
-//! memo.
-//! TODO(issue 12): merge joins (interesting orderings) as memo
-//! alternatives.
+//! A join of two groups whose best expressions give rows ordered on
+//! columns the query equates (a scan's index order, kept by the join
+//! above it on the left) has a merge join among its expressions: its cost
+//! drops the hash table, so orders that let inputs merge win when they
+//! should. [`super::physical`] then builds the algorithm the same cost
+//! model picks.
+//!
+//! Normalization rewrites in place and does not add alternatives here;
+//! streaming aggregation is chosen after, outside the memo.
+//! TODO(issue 12): orderings as a property of each expression rather than
+//! of a group's best one (a group keeps one best expression, so an order
+//! that only pays off higher up is not kept), and sorts as enforcers.
 
 use std::collections::HashMap;
 
@@ -91,6 +98,9 @@ pub struct Memo {
     /// The scan alternatives [`Op::Scan`] names, as `EXPLAIN` describes
     /// them.
     pub scans: Vec<String>,
+    /// For each of [`Memo::scans`], the output columns of its leaf that
+    /// its rows come ordered on (what a merge join can use).
+    pub scan_orders: Vec<Vec<usize>>,
     by_relations: HashMap<Relations, GroupId>,
 }
 
@@ -100,6 +110,7 @@ impl Memo {
             leaves,
             groups: Vec::new(),
             scans: Vec::new(),
+            scan_orders: Vec::new(),
             by_relations: HashMap::new(),
         }
     }
