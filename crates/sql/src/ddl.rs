@@ -47,8 +47,8 @@ use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType, Value};
 
 use crate::catalog::{
-    CheckDesc, ColumnDesc, ColumnId, DescId, ForeignKeyDesc, IndexDesc, IndexId, IndexState,
-    ReferentialAction, SequenceDesc, TableDesc, duplicate_table, kv_err,
+    CheckDesc, ColumnDesc, ColumnId, DescId, ForeignKeyDesc, Generated, IndexDesc, IndexId,
+    IndexState, ReferentialAction, SequenceDesc, TableDesc, duplicate_table, kv_err,
 };
 use crate::node::{Column, QueryOutput, SqlNode};
 use crate::parse;
@@ -583,6 +583,7 @@ fn column_desc(t: &mut TableDesc, def: &ColumnDef, pending: &mut Pending) -> Sql
         default: serial.then(|| "unique_rowid()".to_string()),
         hidden: false,
         comment: None,
+        generated: None,
     };
     t.next_column_id += 1;
     for o in &def.options {
@@ -614,24 +615,51 @@ fn column_desc(t: &mut TableDesc, def: &ColumnDef, pending: &mut Pending) -> Sql
                 ch.expr.to_string(),
             )),
             ColumnOption::Collation(_) | ColumnOption::Comment(_) => {}
+            // A stored generated column: its expression is checked once the
+            // table's columns are all known (`check_generated_columns`).
+            ColumnOption::Generated {
+                generation_expr: Some(expr),
+                generation_expr_mode,
+                generated_keyword,
+                ..
+            } => {
+                if !generated_keyword {
+                    return Err(SqlError::syntax(format!(
+                        "syntax error at or near \"AS\" (column \"{name}\")"
+                    )));
+                }
+                if !matches!(
+                    generation_expr_mode,
+                    Some(ast::GeneratedExpressionMode::Stored)
+                ) {
+                    return Err(SqlError::unsupported(format!(
+                        "virtual generated columns (column \"{name}\"): write STORED"
+                    )));
+                }
+                c.generated = Some(Generated::Stored(expr.to_string()));
+            }
             // Identity columns take their values from a sequence of their
             // own (1, 2, 3 …, as in PostgreSQL), created with the table and
-            // dropped with it.
-            // TODO(issue 13): GENERATED ALWAYS refusing explicit values
-            // (428C9; today it behaves as BY DEFAULT) and the SEQUENCE
-            // options.
+            // dropped with it; GENERATED ALWAYS refuses values a statement
+            // gives (428C9) unless it says OVERRIDING SYSTEM VALUE.
+            // TODO(issue 13): the SEQUENCE options.
             ColumnOption::Generated {
-                generated_as: ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault,
+                generated_as:
+                    generated_as @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
                 generation_expr: None,
                 ..
             } => {
+                c.generated = Some(match generated_as {
+                    ast::GeneratedAs::Always => Generated::IdentityAlways,
+                    _ => Generated::IdentityByDefault,
+                });
                 let max = match c.ty {
                     SqlType::Int2 => i64::from(i16::MAX),
                     SqlType::Int4 => i64::from(i32::MAX),
                     SqlType::Int8 => i64::MAX,
                     other => {
                         return Err(SqlError::new(
-                            codes::DATATYPE_MISMATCH,
+                            codes::INVALID_PARAMETER_VALUE,
                             format!(
                                 "identity column type must be smallint, integer, or bigint (column \"{name}\" is {other})"
                             ),
@@ -648,7 +676,143 @@ fn column_desc(t: &mut TableDesc, def: &ColumnDef, pending: &mut Pending) -> Sql
             }
         }
     }
+    let has_default = serial
+        || def
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::Default(_)));
+    if has_default && c.generated.is_some() {
+        let what = if c.is_identity() {
+            "identity"
+        } else {
+            "generation expression"
+        };
+        return Err(SqlError::syntax(format!(
+            "both default and {what} specified for column \"{name}\" of table \"{}\"",
+            t.name
+        )));
+    }
     Ok(c)
+}
+
+/// Checks the expressions of `t`'s stored generated columns, as PostgreSQL
+/// does at CREATE TABLE: each reads only the row's other, non-generated
+/// columns (42703 for an unknown one, 42P17 for a generated one), calls no
+/// volatile function (42P17), and holds no subquery (0A000); the binder
+/// refuses aggregates and window functions outside a query.
+pub(crate) fn check_generated_columns(t: &TableDesc) -> SqlResult<()> {
+    let tables = crate::plan::bind::TableMap::new();
+    let mut binder = crate::plan::Binder::new(&tables, &[]);
+    for col in &t.columns {
+        let Some(text) = col.generation_expr() else {
+            continue;
+        };
+        let expr = crate::plan::dml::parse_stored_expr(text)?;
+        let mut problem: Option<SqlError> = None;
+        let _ = sqlparser::ast::visit_expressions(&expr, |e| {
+            let found = match e {
+                ast::Expr::Subquery(_)
+                | ast::Expr::Exists { .. }
+                | ast::Expr::In {
+                    target: ast::InTarget::Subquery(_),
+                    ..
+                } => Some(SqlError::unsupported(
+                    "cannot use subquery in column generation expression",
+                )),
+                ast::Expr::Identifier(id) => generated_reference(t, &ident(id)),
+                ast::Expr::CompoundIdentifier(ids) => {
+                    ids.last().and_then(|id| generated_reference(t, &ident(id)))
+                }
+                _ => None,
+            };
+            match found {
+                Some(err) => {
+                    problem = Some(err);
+                    ControlFlow::Break(())
+                }
+                None => ControlFlow::Continue(()),
+            }
+        });
+        if let Some(err) = problem {
+            return Err(err);
+        }
+        let scope: crate::plan::bind::Scope = t
+            .columns
+            .iter()
+            .map(|c| crate::plan::bind::ScopeColumn {
+                table: Some(t.name.clone()),
+                name: c.name.clone(),
+                ty: c.ty,
+                hidden: c.hidden,
+            })
+            .collect();
+        let bound = binder.bind_expr(&expr, &scope)?;
+        let mut volatile = false;
+        crate::plan::norm::visit(&bound, &mut |n| {
+            if let crate::plan::Scalar::Func { name, .. } = n {
+                volatile |= crate::plan::is_volatile(name) || name == "nextval";
+            }
+        });
+        if volatile {
+            return Err(SqlError::new(
+                codes::INVALID_OBJECT_DEFINITION,
+                "generation expression is not immutable",
+            ));
+        }
+        binder
+            .coerce(bound, col.ty, "generated column")
+            .map_err(|_| {
+                SqlError::datatype_mismatch(format!(
+                    "column \"{}\" is of type {} but default expression is of another type",
+                    col.name, col.ty
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+/// The stored expression `text` with its references to column `old`
+/// naming `new` instead.
+fn rename_column_in_expr(text: &str, old: &str, new: &str) -> SqlResult<String> {
+    let mut expr = crate::plan::dml::parse_stored_expr(text)?;
+    let renamed = || {
+        if new
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+            && new.chars().next().is_some_and(|ch| !ch.is_ascii_digit())
+        {
+            ast::Ident::new(new)
+        } else {
+            ast::Ident::with_quote('"', new)
+        }
+    };
+    let _ = sqlparser::ast::visit_expressions_mut(&mut expr, |e| {
+        match e {
+            ast::Expr::Identifier(id) if ident(id) == old => *id = renamed(),
+            ast::Expr::CompoundIdentifier(ids) => {
+                if let Some(last) = ids.last_mut()
+                    && ident(last) == old
+                {
+                    *last = renamed();
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(expr.to_string())
+}
+
+/// 42P17 when `name` is a generated column of `t`.
+fn generated_reference(t: &TableDesc, name: &str) -> Option<SqlError> {
+    let col = t.columns.iter().find(|c| c.name == name)?;
+    col.generation_expr().map(|_| {
+        SqlError::new(
+            codes::INVALID_OBJECT_DEFINITION,
+            format!("cannot use generated column \"{name}\" in column generation expression"),
+        )
+        .with_detail("A generated column cannot reference another generated column.")
+    })
 }
 
 /// A name not used by any index or constraint of `t`, PostgreSQL style
@@ -823,6 +987,7 @@ fn set_primary_key(
                 default: Some("unique_rowid()".into()),
                 hidden: true,
                 comment: None,
+                generated: None,
             });
             t.primary_index.columns = vec![id];
             t.primary_index.directions = vec![Direction::Ascending];
@@ -1005,8 +1170,8 @@ fn widens(from: SqlType, to: SqlType) -> bool {
     }
 }
 
-/// The column a CHECK expression reads, when it reads exactly one.
-fn check_columns(t: &TableDesc, expr: &str) -> Vec<String> {
+/// The columns of `t` a stored expression reads, each once.
+fn expr_columns(t: &TableDesc, expr: &str) -> Vec<String> {
     let dialect = sqlparser::dialect::PostgreSqlDialect {};
     let Ok(parsed) = sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(expr)
@@ -1029,6 +1194,13 @@ fn check_columns(t: &TableDesc, expr: &str) -> Vec<String> {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+    found
+}
+
+/// The column a CHECK expression reads, when it reads exactly one (for its
+/// default name).
+fn check_columns(t: &TableDesc, expr: &str) -> Vec<String> {
+    let found = expr_columns(t, expr);
     if found.len() == 1 { found } else { Vec::new() }
 }
 
@@ -1410,6 +1582,7 @@ pub(crate) fn table_from_create(
     for (name, expr) in std::mem::take(&mut pending.checks) {
         add_check(&mut t, name, expr)?;
     }
+    check_generated_columns(&t)?;
     Ok((t, pending.fks, pending.identities))
 }
 
@@ -1466,6 +1639,7 @@ async fn create_table_as(
             default: None,
             hidden: false,
             comment: None,
+            generated: None,
         });
         t.next_column_id += 1;
     }
@@ -2031,6 +2205,25 @@ async fn alter_table(
                             ),
                         ));
                     };
+                    if let Some(dependent) = t.columns.iter().find(|c| {
+                        c.id != id
+                            && c.generation_expr()
+                                .is_some_and(|e| expr_columns(&t, e).contains(&cname))
+                    }) {
+                        // TODO(issue 13): CASCADE dropping the generated
+                        // column too, as PostgreSQL does.
+                        return Err(SqlError::new(
+                            codes::DEPENDENT_OBJECTS_STILL_EXIST,
+                            format!(
+                                "cannot drop column {cname} of table {} because other objects depend on it",
+                                t.name
+                            ),
+                        )
+                        .with_detail(format!(
+                            "column {} of table {} depends on column {cname}",
+                            dependent.name, t.name
+                        )));
+                    }
                     drop_column(node, txn, &mut t, id, cascade).await?;
                 }
             }
@@ -2057,8 +2250,17 @@ async fn alter_table(
                         format!("column \"{new}\" of relation \"{}\" already exists", t.name),
                     ));
                 }
-                // TODO(issue 4): rewrite DEFAULT/CHECK expressions and view
-                // queries that mention the column.
+                // Generated columns' and CHECK constraints' expressions name
+                // the column: they follow the rename.
+                // TODO(issue 4): DEFAULT expressions and view queries.
+                for c in &mut t.columns {
+                    if let Some(Generated::Stored(e)) = &mut c.generated {
+                        *e = rename_column_in_expr(e, &old, &new)?;
+                    }
+                }
+                for ch in &mut t.checks {
+                    ch.expr = rename_column_in_expr(&ch.expr, &old, &new)?;
+                }
                 if let Some(c) = t.columns.iter_mut().find(|c| c.name == old) {
                     c.name = new;
                 }
@@ -2241,6 +2443,31 @@ async fn backfill_column(
     c: &ColumnDesc,
 ) -> SqlResult<()> {
     let pos = new.columns.len() - 1;
+    if let Some(expr) = c.generation_expr() {
+        check_generated_columns(new)?;
+        let mut scanner = rowenc::full_scan(Arc::new(old.clone()));
+        while let Some(rows) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
+            let rows: Vec<crate::plan::Row> = rows
+                .into_iter()
+                .map(|mut r| {
+                    r.push(Value::Null);
+                    r
+                })
+                .collect();
+            let values = crate::exec::eval_over_rows(node, txn, new, c, expr, &rows).await?;
+            let pairs: Vec<(crate::plan::Row, crate::plan::Row)> = rows
+                .into_iter()
+                .zip(values)
+                .map(|(row, v)| {
+                    let mut filled = row.clone();
+                    filled[pos] = v;
+                    (row, filled)
+                })
+                .collect();
+            rowenc::update_rows(txn, &node.catalog, new, &pairs).await?;
+        }
+        return Ok(());
+    }
     let volatile = c.default.as_deref().is_some_and(|d| d.contains('('));
     let constant = match (&c.default, volatile) {
         (Some(d), false) => crate::exec::eval_constant(node, txn, d, c.ty).await?,
@@ -2939,6 +3166,7 @@ async fn create_view(
             default: None,
             hidden: false,
             comment,
+            generated: None,
         });
         t.next_column_id += 1;
     }
@@ -3133,8 +3361,15 @@ pub async fn create_statement(node: &SqlNode, txn: &mut Txn, t: &TableDesc) -> S
         if !c.nullable {
             l.push_str(" NOT NULL");
         }
-        if let Some(d) = &c.default {
-            l.push_str(&format!(" DEFAULT {d}"));
+        match &c.generated {
+            Some(Generated::IdentityAlways) => l.push_str(" GENERATED ALWAYS AS IDENTITY"),
+            Some(Generated::IdentityByDefault) => l.push_str(" GENERATED BY DEFAULT AS IDENTITY"),
+            Some(Generated::Stored(e)) => l.push_str(&format!(" AS ({e}) STORED")),
+            None => {
+                if let Some(d) = &c.default {
+                    l.push_str(&format!(" DEFAULT {d}"));
+                }
+            }
         }
         if c.hidden {
             l.push_str(" NOT VISIBLE");

@@ -34,7 +34,9 @@ use tardigrade_sqltypes::catalog_fns::{
 };
 use tardigrade_sqltypes::{SqlResult, SqlType, Value};
 
-use crate::catalog::{ColumnDesc, DatabaseDesc, IndexDesc, ReferentialAction, TableDesc};
+use crate::catalog::{
+    ColumnDesc, DatabaseDesc, Generated, IndexDesc, ReferentialAction, TableDesc,
+};
 
 pub const PG_CATALOG_OID: i64 = 11;
 pub const PUBLIC_OID: i64 = 2200;
@@ -227,6 +229,7 @@ fn virtual_descriptor(id: u32, name: &str, columns: Columns, rows: Rows) -> Tabl
             default: None,
             hidden: false,
             comment: None,
+            generated: None,
         })
         .collect();
     desc.next_column_id = desc.columns.len() as u32 + 1;
@@ -795,8 +798,10 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
         }
         ("pg_catalog", "pg_attribute") => {
             for t in relations() {
+                // An identity column has no pg_attrdef entry (its sequence
+                // fills it); a generated column's expression is one.
                 let defaults: Vec<bool> = visible_columns(t)
-                    .map(|(_, c)| c.default.is_some())
+                    .map(|(_, c)| column_default_text(c).is_some())
                     .collect();
                 for ((num, c), has_default) in visible_columns(t).zip(defaults) {
                     rows.push(vec![
@@ -816,8 +821,16 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
                         boolean(!c.nullable),
                         boolean(has_default),
                         boolean(false),
-                        text(""),
-                        text(""),
+                        text(match c.generated {
+                            Some(Generated::IdentityAlways) => "a",
+                            Some(Generated::IdentityByDefault) => "d",
+                            _ => "",
+                        }),
+                        text(if c.generation_expr().is_some() {
+                            "s"
+                        } else {
+                            ""
+                        }),
                         boolean(false),
                         boolean(true),
                         int(0),
@@ -861,12 +874,12 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
         ("pg_catalog", "pg_attrdef") => {
             for t in relations() {
                 for (num, c) in visible_columns(t) {
-                    if let Some(d) = &c.default {
+                    if let Some(d) = column_default_text(c) {
                         rows.push(vec![
                             int(CONSTRAINT_OID_BASE / 2 + (i64::from(t.id) << 8) + num),
                             int(table_oid(t)),
                             int(num),
-                            text(d.clone()),
+                            text(d),
                         ]);
                     }
                 }
@@ -1854,7 +1867,11 @@ fn information_schema_column(
         text(&t.name),
         text(&c.name),
         int(num),
-        c.default.clone().map_or(NULL, text),
+        // A generated column's expression is not its default here.
+        c.default
+            .clone()
+            .filter(|_| c.generated.is_none())
+            .map_or(NULL, text),
         text(if c.nullable { "YES" } else { "NO" }),
         text(data_type),
         char_len,
@@ -1867,12 +1884,30 @@ fn information_schema_column(
         text(database),
         text("pg_catalog"),
         text(udt),
-        text("NO"),
-        NULL,
-        text("NEVER"),
-        NULL,
+        text(if c.is_identity() { "YES" } else { "NO" }),
+        match c.generated {
+            Some(Generated::IdentityAlways) => text("ALWAYS"),
+            Some(Generated::IdentityByDefault) => text("BY DEFAULT"),
+            _ => NULL,
+        },
+        text(if c.generation_expr().is_some() {
+            "ALWAYS"
+        } else {
+            "NEVER"
+        }),
+        c.generation_expr().map_or(NULL, text),
         text(if t.is_view() { "NO" } else { "YES" }),
     ]
+}
+
+/// What `pg_attrdef` holds for a column: its DEFAULT expression, or a
+/// generated column's expression; nothing for an identity column.
+fn column_default_text(c: &ColumnDesc) -> Option<String> {
+    match &c.generated {
+        Some(Generated::Stored(e)) => Some(e.clone()),
+        Some(Generated::IdentityAlways | Generated::IdentityByDefault) => None,
+        None => c.default.clone(),
+    }
 }
 
 /// The short type name (`pg_type.typname`) of a column type.
@@ -1918,6 +1953,7 @@ mod tests {
                 default: None,
                 hidden: false,
                 comment: None,
+                generated: None,
             },
             ColumnDesc {
                 id: 2,
@@ -1927,6 +1963,7 @@ mod tests {
                 default: Some("'x'".into()),
                 hidden: false,
                 comment: None,
+                generated: None,
             },
         ];
         t.primary_index.columns = vec![1];

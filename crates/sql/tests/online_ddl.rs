@@ -163,6 +163,7 @@ fn descriptor_formats() {
         default: None,
         hidden: false,
         comment: Some("a column's".into()),
+        generated: None,
     });
     t2.comment = Some("a table's".into());
     t2.primary_index.constraint_comment = Some("the key's".into());

@@ -26,6 +26,7 @@ fn col(id: u32, name: &str, ty: SqlType, nullable: bool) -> ColumnDesc {
         default: None,
         hidden: false,
         comment: None,
+        generated: None,
     }
 }
 

@@ -132,6 +132,9 @@ pub mod codes {
     pub const FOREIGN_KEY_VIOLATION: &str = "23503";
     pub const UNIQUE_VIOLATION: &str = "23505";
     pub const CHECK_VIOLATION: &str = "23514";
+    /// A value given for a generated or `GENERATED ALWAYS` identity column.
+    pub const GENERATED_ALWAYS: &str = "428C9";
+    pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
     pub const INVALID_TRANSACTION_STATE: &str = "25000";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";

@@ -73,6 +73,20 @@ pub fn assign(v: Value, from: SqlType, col_ty: SqlType, col_name: &str) -> SqlRe
 }
 
 impl BoundDml {
+    /// Computes the row's stored generated columns from its other values.
+    fn fill_generated(&self, row: &mut Row, exec: &Executor<'_>) -> SqlResult<()> {
+        if self.generated.is_empty() {
+            return Ok(());
+        }
+        let ctx = exec.ctx(&[], None);
+        for (pos, e) in &self.generated {
+            let col = &self.table.columns[*pos];
+            let v = eval(e, row, &ctx)?;
+            row[*pos] = assign(v, e.ty(), col.ty, &col.name)?;
+        }
+        Ok(())
+    }
+
     fn check_row(&self, row: &Row, exec: &Executor<'_>) -> SqlResult<()> {
         let ctx = exec.ctx(&[], None);
         for (name, check) in &self.checks {
@@ -113,6 +127,7 @@ impl BoundDml {
                         let col = &self.table.columns[*pos];
                         new[*pos] = assign(eval(s, &joined, &ctx)?, s.ty(), col.ty, &col.name)?;
                     }
+                    self.fill_generated(&mut new, exec)?;
                     self.check_row(&new, exec)?;
                     let mut joined = joined;
                     let extra = joined.split_off(width);
@@ -277,6 +292,7 @@ impl BoundDml {
                     row[pos] = eval(d, &[], &ctx)?;
                 }
             }
+            self.fill_generated(&mut row, exec)?;
             self.check_row(&row, exec)?;
             rows.push(row);
         }
@@ -369,6 +385,7 @@ impl BoundDml {
                         let col = &table.columns[*pos];
                         new[*pos] = assign(eval(s, &both, &ctx)?, s.ty(), col.ty, &col.name)?;
                     }
+                    self.fill_generated(&mut new, exec)?;
                     self.check_row(&new, exec)?;
                     rowenc::update_rows(exec.txn, &exec.node.catalog, table, &[(old, new.clone())])
                         .await?;

@@ -416,6 +416,43 @@ pub async fn eval_constant(
     eval(&bound, &[], &ctx)
 }
 
+/// The value of `sql_text`, an expression over `table`'s columns (a stored
+/// generated column's), for each of `rows` (in table layout), assigned to
+/// type `ty`: what ALTER TABLE … ADD COLUMN … GENERATED writes into the
+/// rows already there.
+pub async fn eval_over_rows(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    table: &crate::catalog::TableDesc,
+    column: &crate::catalog::ColumnDesc,
+    sql_text: &str,
+    rows: &[Row],
+) -> SqlResult<Vec<Value>> {
+    let tables = HashMap::new();
+    let mut binder = Binder::new(&tables, &[]);
+    let scope: crate::plan::bind::Scope = table
+        .columns
+        .iter()
+        .map(|c| crate::plan::bind::ScopeColumn {
+            table: Some(table.name.clone()),
+            name: c.name.clone(),
+            ty: c.ty,
+            hidden: c.hidden,
+        })
+        .collect();
+    let expr = crate::plan::dml::parse_stored_expr(sql_text)?;
+    let bound = binder.bind_expr(&expr, &scope)?;
+    let bound = binder.coerce(bound, column.ty, "generated column")?;
+    let exec = Executor::new(node, txn, "", &[]);
+    let ctx = exec.ctx(&[], None);
+    rows.iter()
+        .map(|r| {
+            let v = eval(&bound, r, &ctx)?;
+            dml::assign(v, bound.ty(), column.ty, &column.name)
+        })
+        .collect()
+}
+
 /// Where a query's rows go as they are produced, instead of into its
 /// [`QueryOutput`]: the wire layer's buffer, which flushes to the client past
 /// a few kilobytes, so a statement's result set is never held whole.

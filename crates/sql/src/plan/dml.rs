@@ -14,7 +14,7 @@ use sqlparser::ast::{self as ast, AssignmentTarget, Expr, SelectItem, SetExpr, S
 use tardigrade_sqltypes::error::codes;
 use tardigrade_sqltypes::{SqlError, SqlResult, SqlType};
 
-use crate::catalog::TableDesc;
+use crate::catalog::{Generated, TableDesc};
 use crate::plan::bind::{
     Binder, Scope, ScopeColumn, column_name_of, normalize, push_filter, table_name,
 };
@@ -26,6 +26,10 @@ pub struct BoundDml {
     pub(crate) kind: DmlKind,
     /// (constraint name, predicate over the table row).
     pub(crate) checks: Vec<(String, Scalar)>,
+    /// Stored generated columns: (table column position, expression over
+    /// the table row), computed in this order after every other value of
+    /// a written row is known.
+    pub(crate) generated: Vec<(usize, Scalar)>,
     /// RETURNING expressions over the table row (followed by the `FROM` /
     /// `USING` items' columns for UPDATE and DELETE), and their output
     /// columns.
@@ -130,6 +134,74 @@ fn bind_checks(
         out.push((check.name.clone(), binder.coerce_bool(s, "CHECK")?));
     }
     Ok(out)
+}
+
+/// The stored generated columns' expressions over the table row.
+pub(crate) fn bind_generated(
+    binder: &mut Binder<'_>,
+    table: &TableDesc,
+    scope: &Scope,
+) -> SqlResult<Vec<(usize, Scalar)>> {
+    let mut out = Vec::new();
+    for (pos, col) in table.columns.iter().enumerate() {
+        let Some(text) = col.generation_expr() else {
+            continue;
+        };
+        let expr = parse_stored_expr(text)?;
+        let s = binder.bind_expr(&expr, scope)?;
+        out.push((pos, binder.coerce(s, col.ty, "generated column")?));
+    }
+    Ok(out)
+}
+
+/// 428C9 for a value a statement gives a column that makes its own: a
+/// stored generated column, or an identity column `GENERATED ALWAYS`
+/// (unless the INSERT says `OVERRIDING SYSTEM VALUE`).
+fn refuse_given_value(col: &crate::catalog::ColumnDesc, inserting: bool) -> SqlError {
+    let message = if inserting {
+        format!(
+            "cannot insert a non-DEFAULT value into column \"{}\"",
+            col.name
+        )
+    } else {
+        format!("column \"{}\" can only be updated to DEFAULT", col.name)
+    };
+    let err = SqlError::new(codes::GENERATED_ALWAYS, message);
+    if col.is_identity() {
+        let err = err.with_detail(format!(
+            "Column \"{}\" is an identity column defined as GENERATED ALWAYS.",
+            col.name
+        ));
+        if inserting {
+            err.with_hint("Use OVERRIDING SYSTEM VALUE to override.")
+        } else {
+            err
+        }
+    } else {
+        err.with_detail(format!("Column \"{}\" is a generated column.", col.name))
+    }
+}
+
+/// The `DEFAULT` of a VALUES row: the column's default is used.
+fn default_marker() -> Scalar {
+    Scalar::Func {
+        name: "default".into(),
+        args: Vec::new(),
+        ty: SqlType::Unknown,
+    }
+}
+
+fn is_default_marker(s: &Scalar) -> bool {
+    matches!(s, Scalar::Func { name, .. } if name == "default")
+}
+
+/// Whether a statement may give column `col` a value of its own.
+fn takes_given_values(col: &crate::catalog::ColumnDesc, overriding_system: bool) -> bool {
+    match &col.generated {
+        Some(Generated::Stored(_)) => false,
+        Some(Generated::IdentityAlways) => overriding_system,
+        Some(Generated::IdentityByDefault) | None => true,
+    }
 }
 
 fn bind_returning(
@@ -271,6 +343,14 @@ fn bind_assignments(
             )));
         }
         let col = &table.columns[pos];
+        let to_default = matches!(&value, AssignedValue::Expr(e) if is_default_keyword(e));
+        if !to_default && !takes_given_values(col, false) {
+            return Err(refuse_given_value(col, false));
+        }
+        if to_default && col.generation_expr().is_some() {
+            // Recomputed with the row's other generated columns.
+            continue;
+        }
         let s = match value {
             AssignedValue::Expr(e) if is_default_keyword(e) => match &col.default {
                 Some(text) => {
@@ -336,6 +416,10 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
         }
         t
     };
+    let overriding_system = matches!(insert.overriding, Some(ast::InsertOverriding::System));
+    // OVERRIDING USER VALUE: values given for identity columns are
+    // replaced by the sequence's.
+    let overriding_user = matches!(insert.overriding, Some(ast::InsertOverriding::User));
     let target_types: Vec<SqlType> = targets.iter().map(|p| table.columns[*p].ty).collect();
     let (source, source_types) = match &insert.source {
         None => (
@@ -371,9 +455,17 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
                     let mut out = Vec::with_capacity(row.len());
                     for (i, s) in row.into_iter().enumerate() {
                         let col = &table.columns[targets[i]];
-                        if matches!(&s, Scalar::Func { name, .. } if name == "default") {
+                        let s = if overriding_user && col.is_identity() {
+                            default_marker()
+                        } else {
+                            s
+                        };
+                        if is_default_marker(&s) {
                             out.push(s);
                             continue;
+                        }
+                        if !takes_given_values(col, overriding_system) {
+                            return Err(refuse_given_value(col, true));
                         }
                         let from = s.ty();
                         out.push(binder.coerce(s, col.ty, "INSERT").map_err(|e| {
@@ -400,6 +492,17 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
                 )
             }
             _ => {
+                for &pos in &targets {
+                    let col = &table.columns[pos];
+                    if !takes_given_values(col, overriding_system) {
+                        return Err(refuse_given_value(col, true));
+                    }
+                    if overriding_user && col.is_identity() {
+                        return Err(SqlError::unsupported(
+                            "OVERRIDING USER VALUE with a query (only with VALUES)",
+                        ));
+                    }
+                }
                 let bound = binder.bind_query(q)?;
                 let visible: Vec<&ScopeColumn> = bound.scope.iter().filter(|c| !c.hidden).collect();
                 if visible.len() > targets.len() {
@@ -484,6 +587,7 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
         Some(_) => return Err(SqlError::unsupported("ON DUPLICATE KEY is not supported")),
     };
     let checks = bind_checks(binder, &table, &scope)?;
+    let generated = bind_generated(binder, &table, &scope)?;
     let returning = bind_returning(binder, &insert.returning, &scope)?;
     Ok(BoundDml {
         table,
@@ -496,6 +600,7 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
             on_conflict,
         },
         checks,
+        generated,
         returning,
     })
 }
@@ -589,11 +694,13 @@ fn bind_update(binder: &mut Binder<'_>, update: &ast::Update) -> SqlResult<Bound
     )?;
     let sets = bind_assignments(binder, &table, &update.assignments, &joined)?;
     let checks = bind_checks(binder, &table, &scope)?;
+    let generated = bind_generated(binder, &table, &scope)?;
     let returning = bind_returning(binder, &update.returning, &joined)?;
     Ok(BoundDml {
         table,
         kind: DmlKind::Update { source, sets },
         checks,
+        generated,
         returning,
     })
 }
@@ -620,6 +727,7 @@ fn bind_delete(binder: &mut Binder<'_>, delete: &ast::Delete) -> SqlResult<Bound
         table,
         kind: DmlKind::Delete { source },
         checks: Vec::new(),
+        generated: Vec::new(),
         returning,
     })
 }
