@@ -68,6 +68,41 @@ def full(url):
     settings(url)
     named_cursors(url)
     binary_copy(url)
+    generated_columns(url)
+
+
+def generated_columns(url):
+    """A stored generated column and an identity column: COPY without a
+    column list skips the generated column both ways (as PostgreSQL does),
+    and a value given for either is refused with 428C9."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE gen_copy (id INT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " a INT, twice INT GENERATED ALWAYS AS (a * 2) STORED, note TEXT)"
+        )
+        with conn.cursor() as cur:
+            with cur.copy("COPY gen_copy (a, note) FROM STDIN") as copy:
+                copy.write_row((1, "x"))
+                copy.write_row((2, "y"))
+            rows = cur.execute("SELECT id, a, twice, note FROM gen_copy ORDER BY id").fetchall()
+            assert rows == [(1, 1, 2, "x"), (2, 2, 4, "y")], rows
+            out = []
+            with cur.copy("COPY gen_copy TO STDOUT") as copy:
+                for row in copy.rows():
+                    out.append(row)
+            assert out == [("1", "1", "x"), ("2", "2", "y")], out
+            for sql in (
+                "INSERT INTO gen_copy (a, twice) VALUES (3, 6)",
+                "INSERT INTO gen_copy (id, a) VALUES (9, 3)",
+                "UPDATE gen_copy SET twice = 0",
+            ):
+                try:
+                    cur.execute(sql)
+                    raise AssertionError("428C9 expected: " + sql)
+                except errors.GeneratedAlways as e:
+                    assert e.sqlstate == "428C9", e.sqlstate
+            cur.execute("INSERT INTO gen_copy (id, a) OVERRIDING SYSTEM VALUE VALUES (9, 5)")
+            assert cur.execute("SELECT twice FROM gen_copy WHERE id = 9").fetchone() == (10,)
 
 
 def binary_copy(url):

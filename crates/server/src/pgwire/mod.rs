@@ -789,6 +789,11 @@ impl Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let mut spec = spec;
+        if let Err(e) = default_copy_columns(state.session().map_err(user_error)?, &mut spec).await
+        {
+            return Ok(Err(e));
+        }
         let sql = copy_out::copy_out_query(&spec);
         let mut sink = copy_out::CopyOutSink::new(&mut *client, copy_out::CopyEncoding::new(spec));
         let session = state.session().map_err(user_error)?;
@@ -1534,10 +1539,11 @@ where
 /// Starts a COPY FROM STDIN: resolves the columns, prepares the batch INSERT,
 /// opens a transaction when none is open. Returns the column count and
 /// whether the data is binary.
-async fn start_copy(state: &mut ConnState, spec: CopySpec) -> SqlResult<(usize, bool)> {
+async fn start_copy(state: &mut ConnState, mut spec: CopySpec) -> SqlResult<(usize, bool)> {
     if state.session()?.settings().read_only() {
         return Err(tardigrade_sql::settings::read_only_error("COPY FROM"));
     }
+    default_copy_columns(state.session()?, &mut spec).await?;
     let select = if spec.columns.is_empty() {
         format!("SELECT * FROM {}", spec.table)
     } else {
@@ -1578,6 +1584,37 @@ async fn start_copy(state: &mut ConnState, spec: CopySpec) -> SqlResult<(usize, 
         .as_ref()
         .map(|c| (c.columns.len(), c.parser.is_binary()))
         .unwrap_or((0, false)))
+}
+
+/// A COPY of a table without a column list copies every column but the
+/// stored generated ones (as PostgreSQL does, both ways): when the table
+/// has any, `spec` gets the others as its column list.
+async fn default_copy_columns(session: &mut Session, spec: &mut CopySpec) -> SqlResult<()> {
+    if !spec.columns.is_empty() || spec.query.is_some() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT attname, attgenerated FROM pg_catalog.pg_attribute \
+         WHERE attrelid = '{}'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        spec.table.replace('\'', "''")
+    );
+    let Some(result) = session.simple_query(&sql).await.pop() else {
+        return Ok(());
+    };
+    let rows = result?.rows;
+    let generated = |r: &Vec<Value>| matches!(r.get(1), Some(Value::Text(g)) if !g.is_empty());
+    if !rows.iter().any(generated) {
+        return Ok(());
+    }
+    spec.columns = rows
+        .iter()
+        .filter(|r| !generated(r))
+        .filter_map(|r| match r.first() {
+            Some(Value::Text(name)) => Some(quote_ident(name)),
+            _ => None,
+        })
+        .collect();
+    Ok(())
 }
 
 fn quote_ident(name: &str) -> String {
