@@ -51,6 +51,7 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         ("quote_ident", [s]) if is_text(*s) => T::Text,
         ("quote_literal" | "quote_nullable", [_]) => T::Text,
         ("translate", [s, f, t]) if is_text(*s) && is_text(*f) && is_text(*t) => T::Text,
+        ("like_escape", [p, e]) if is_text(*p) && is_text(*e) => T::Text,
         ("regexp_replace", [s, p, r]) if is_text(*s) && is_text(*p) && is_text(*r) => T::Text,
         // the fourth argument: flags, or the start position
         ("regexp_replace", [s, p, r, f])
@@ -116,6 +117,7 @@ pub fn call_function(name: &str, args: &[Value], types: &[SqlType]) -> SqlResult
             quote_literal(&text(0))
         }),
         "translate" => Value::Text(translate(&text(0), &text(1), &text(2))),
+        "like_escape" => Value::Text(like_escape(&text(0), &text(1))?),
         "regexp_replace" => {
             let (s, p, r) = (text(0), text(1), text(2));
             match args.len() {
@@ -1352,4 +1354,36 @@ mod tests {
             "aba"
         );
     }
+}
+
+/// `like_escape(pattern, escape)`: the LIKE pattern written with `escape`
+/// as its escape character (`pattern LIKE … ESCAPE escape`), rewritten to
+/// the backslash escapes [`ops::like`] reads. An empty `escape` means no
+/// escape character: every backslash is then a literal one.
+pub fn like_escape(pattern: &str, escape: &str) -> SqlResult<String> {
+    let mut esc = escape.chars();
+    let escape = match (esc.next(), esc.next()) {
+        (None, _) => None,
+        (Some(c), None) => Some(c),
+        _ => {
+            return Err(SqlError::new("22025", "invalid escape string")
+                .with_hint("Escape string must be empty or one character."));
+        }
+    };
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            let next = chars.next().ok_or_else(|| {
+                SqlError::new("22025", "LIKE pattern must not end with escape character")
+            })?;
+            out.push('\\');
+            out.push(next);
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }

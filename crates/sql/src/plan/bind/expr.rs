@@ -460,9 +460,6 @@ impl Binder<'_> {
         else {
             return Err(SqlError::internal("LIKE"));
         };
-        if escape_char.is_some() {
-            return Err(SqlError::unsupported("LIKE … ESCAPE is not supported"));
-        }
         let ilike = matches!(e, Expr::ILike { .. });
         let op = match (ilike, negated) {
             (false, false) => BinOp::Like,
@@ -472,6 +469,20 @@ impl Binder<'_> {
         };
         let l = self.bind_expr_inner(expr, scope, d)?;
         let r = self.bind_expr_inner(pattern, scope, d)?;
+        // `ESCAPE e`: the pattern rewritten to backslash escapes.
+        let r = match escape_char {
+            Some(escape) => {
+                let r = self.coerce(r, SqlType::Text, "LIKE")?;
+                let escape = self.bind_expr_inner(escape, scope, d)?;
+                let escape = self.coerce(escape, SqlType::Text, "ESCAPE")?;
+                Scalar::Func {
+                    name: "like_escape".into(),
+                    args: vec![r, escape],
+                    ty: SqlType::Text,
+                }
+            }
+            None => r,
+        };
         if *any {
             // `x LIKE ANY (array)`
             return self.quantified_array(op, false, l, r);
