@@ -1225,8 +1225,71 @@ pub fn regexp_split(s: &str, pattern: &str, flags: &str) -> SqlResult<Vec<String
     Ok(parts)
 }
 
+/// `like_escape(pattern, escape)`: the LIKE pattern written with `escape`
+/// as its escape character (`pattern LIKE … ESCAPE escape`), rewritten to
+/// the backslash escapes [`ops::like`] reads. An empty `escape` means no
+/// escape character: every backslash is then a literal one.
+pub fn like_escape(pattern: &str, escape: &str) -> SqlResult<String> {
+    let mut esc = escape.chars();
+    let escape = match (esc.next(), esc.next()) {
+        (None, _) => None,
+        (Some(c), None) => Some(c),
+        _ => {
+            return Err(SqlError::new("22025", "invalid escape string")
+                .with_hint("Escape string must be empty or one character."));
+        }
+    };
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            let next = chars.next().ok_or_else(|| {
+                SqlError::new("22025", "LIKE pattern must not end with escape character")
+            })?;
+            out.push('\\');
+            out.push(next);
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::like_escape;
+
+    #[test]
+    fn like_escape_rewrites_to_backslash_escapes() {
+        assert_eq!(
+            like_escape("a#%b#_c", "#").ok(),
+            Some("a\\%b\\_c".to_string())
+        );
+        // A backslash is literal under another escape character, and with none.
+        assert_eq!(like_escape("a\\b", "#").ok(), Some("a\\\\b".to_string()));
+        assert_eq!(like_escape("a\\b", "").ok(), Some("a\\\\b".to_string()));
+        assert!(
+            crate::ops::like(
+                "50% off",
+                &like_escape("50#% off", "#").unwrap_or_default(),
+                false
+            )
+            .unwrap_or(false)
+        );
+        assert!(
+            !crate::ops::like(
+                "50x off",
+                &like_escape("50#% off", "#").unwrap_or_default(),
+                false
+            )
+            .unwrap_or(true)
+        );
+        assert_eq!(like_escape("a", "ab").map_err(|e| e.code), Err("22025"));
+        assert_eq!(like_escape("a#", "#").map_err(|e| e.code), Err("22025"));
+    }
+
     use super::*;
 
     fn hex(b: &[u8]) -> String {
@@ -1354,36 +1417,4 @@ mod tests {
             "aba"
         );
     }
-}
-
-/// `like_escape(pattern, escape)`: the LIKE pattern written with `escape`
-/// as its escape character (`pattern LIKE … ESCAPE escape`), rewritten to
-/// the backslash escapes [`ops::like`] reads. An empty `escape` means no
-/// escape character: every backslash is then a literal one.
-pub fn like_escape(pattern: &str, escape: &str) -> SqlResult<String> {
-    let mut esc = escape.chars();
-    let escape = match (esc.next(), esc.next()) {
-        (None, _) => None,
-        (Some(c), None) => Some(c),
-        _ => {
-            return Err(SqlError::new("22025", "invalid escape string")
-                .with_hint("Escape string must be empty or one character."));
-        }
-    };
-    let mut out = String::with_capacity(pattern.len() + 4);
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        if Some(c) == escape {
-            let next = chars.next().ok_or_else(|| {
-                SqlError::new("22025", "LIKE pattern must not end with escape character")
-            })?;
-            out.push('\\');
-            out.push(next);
-        } else if c == '\\' {
-            out.push_str("\\\\");
-        } else {
-            out.push(c);
-        }
-    }
-    Ok(out)
 }
