@@ -29,3 +29,9 @@ SELECT name FROM staff s WHERE EXISTS (SELECT 1 FROM dept d WHERE d.id = s.dept_
 SELECT d.name, (SELECT string_agg(s.name, ',' ORDER BY s.name) FROM staff s WHERE s.dept_id = d.id) AS names FROM dept d ORDER BY d.id;
 SELECT * FROM (SELECT name, pay FROM staff ORDER BY pay DESC LIMIT 2) top2 ORDER BY pay;
 SELECT x FROM (VALUES (1), (2), (3)) AS v(x) WHERE x > (SELECT min(id) FROM dept) ORDER BY x;
+-- Row values in IN lists (SQLAlchemy's tuple_().in_()).
+SELECT name FROM staff WHERE (dept_id, name) IN ((1, 'ann'), (2, 'bob'), (9, 'zed')) ORDER BY name;
+SELECT count(*) AS n FROM staff WHERE (dept_id, name) NOT IN ((1, 'ann'));
+SELECT (1, 2) IN ((1, 2), (3, 4)) AS a, (1, 2) NOT IN ((1, 2)) AS b, (1, NULL) IN ((1, 2)) AS c, (1, NULL) NOT IN ((2, 2)) AS d, (1, NULL) NOT IN ((1, 2)) AS e;
+SELECT (1, 2) IN ((1, 2, 3));
+SELECT (1, 2) IN (1, 2);

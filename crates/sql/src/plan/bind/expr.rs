@@ -394,6 +394,34 @@ impl Binder<'_> {
         scope: &Scope,
         d: usize,
     ) -> SqlResult<Scalar> {
+        // `(a, b) [NOT] IN ((1, 2), (3, 4))`: `(a, b) = (1, 2) OR …` (its
+        // negation for NOT IN: `<> ALL`, NULLs included, as in PostgreSQL).
+        if let Expr::Tuple(row) = unnest_parens(expr) {
+            let mut any: Option<Expr> = None;
+            for item in list {
+                let Expr::Tuple(values) = unnest_parens(item) else {
+                    return Err(SqlError::undefined_function(
+                        "operator does not exist: record = ".to_string()
+                            + &self.bind_expr_inner(item, scope, d)?.ty().to_string(),
+                    ));
+                };
+                let eq = expand_row_comparison(&BinaryOperator::Eq, row, values)?;
+                any = Some(match any {
+                    None => eq,
+                    Some(acc) => Expr::BinaryOp {
+                        left: Box::new(acc),
+                        op: BinaryOperator::Or,
+                        right: Box::new(eq),
+                    },
+                });
+            }
+            let Some(any) = any else {
+                return Err(SqlError::syntax("IN needs at least one value"));
+            };
+            let any = Expr::Nested(Box::new(any));
+            let bound = self.bind_expr_inner(&any, scope, d)?;
+            return Ok(not_if(negated, bound));
+        }
         let left = self.bind_expr_inner(expr, scope, d)?;
         let mut items = Vec::with_capacity(list.len());
         for item in list {
