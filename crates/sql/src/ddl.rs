@@ -78,8 +78,13 @@ pub async fn execute(
             if_exists,
             names,
             cascade,
+            restrict,
             ..
         } => {
+            // DROP DATABASE drops what it holds unless it says RESTRICT
+            // (PostgreSQL has no such check; CockroachDB's default is
+            // CASCADE).
+            let cascade = *cascade || (*object_type == ObjectType::Database && !*restrict);
             drop(
                 node,
                 txn,
@@ -87,7 +92,7 @@ pub async fn execute(
                 *object_type,
                 *if_exists,
                 names,
-                *cascade,
+                cascade,
             )
             .await?
         }
@@ -1245,7 +1250,7 @@ async fn drop_database(
     if !tables.is_empty() && !cascade {
         return Err(SqlError::new(
             codes::DEPENDENT_OBJECTS_STILL_EXIST,
-            format!("database \"{name}\" is not empty and CASCADE was not specified"),
+            format!("database \"{name}\" is not empty and RESTRICT was specified"),
         ));
     }
     let ids: HashSet<DescId> = tables.iter().map(|t| t.id).collect();
@@ -3542,6 +3547,10 @@ pub async fn execute_ours(
         // The session runs cursor statements and AS OF SYSTEM TIME itself.
         Ours::Move(_) => Err(SqlError::internal("MOVE outside a session")),
         Ours::AsOf { .. } => Err(SqlError::internal("AS OF SYSTEM TIME outside a session")),
+        // TODO(issue 13): DEFERRABLE constraints, checked at COMMIT; today
+        // every constraint is checked at the end of its statement, so
+        // there is nothing to defer or to check early.
+        Ours::SetConstraints { .. } => Ok(QueryOutput::command("SET CONSTRAINTS")),
         Ours::SplitAt { target, query } => {
             Box::pin(split_at(node, txn, database, target, query)).await
         }

@@ -54,6 +54,8 @@ const MAX_NESTING: usize = 200;
 const CONFIGURE_ZONE_MARKER: &str = "tardigrade:configure_zone";
 /// `query_text` of the `Unload` standing for a multi-region statement.
 const REGION_STMT_MARKER: &str = "tardigrade:region_stmt";
+/// `query_text` of the `Unload` standing for `SET CONSTRAINTS ALL …`.
+const SET_CONSTRAINTS_MARKER: &str = "tardigrade:set_constraints";
 /// `query_text` of the `Unload` standing for `SHOW REGIONS …`.
 const SHOW_REGIONS_MARKER: &str = "tardigrade:show_regions";
 /// `query_text` of the `Unload` standing for `SHOW ZONE CONFIGURATION(S)`.
@@ -169,6 +171,10 @@ pub enum Ours {
     ShowZones { target: Option<ZoneTarget> },
     /// The multi-region statements ([`RegionStmt`]).
     Regions(RegionStmt),
+    /// `SET CONSTRAINTS ALL {DEFERRED | IMMEDIATE}`. Every constraint is
+    /// checked when its statement ends (none is deferrable), which is what
+    /// PostgreSQL does for constraints that are not DEFERRABLE: a no-op.
+    SetConstraints { deferred: bool },
     /// `SHOW REGIONS [FROM CLUSTER]` (`database: None`) or `SHOW REGIONS
     /// FROM DATABASE [d]` (`Some(name)`, empty for the current one).
     ShowRegions { database: Option<String> },
@@ -365,6 +371,9 @@ fn classify(s: Statement) -> Stmt {
         REGION_STMT_MARKER => match decode_region_marker(&target) {
             Some(r) => Ours::Regions(r),
             None => return Stmt::Sql(Box::new(s)),
+        },
+        SET_CONSTRAINTS_MARKER => Ours::SetConstraints {
+            deferred: target == "deferred",
         },
         SHOW_REGIONS_MARKER => Ours::ShowRegions {
             database: target.strip_prefix("db:").map(str::to_string),
@@ -1013,6 +1022,28 @@ fn rewrite_statement(
         let mut out = stmt.to_vec();
         out[sig[0]] = with_span(Token::make_keyword("INSERT"), &stmt[sig[0]]);
         return Ok((out, Some(Fixup::Upsert)));
+    }
+    // SET CONSTRAINTS ALL {DEFERRED | IMMEDIATE}
+    if word(0, "set") && word(1, "constraints") {
+        let end = if sig
+            .last()
+            .is_some_and(|&i| stmt[i].token == Token::SemiColon)
+        {
+            sig.len() - 1
+        } else {
+            sig.len()
+        };
+        let deferred = word(end.saturating_sub(1), "deferred");
+        if end != 4 || !word(2, "all") || !(deferred || word(end - 1, "immediate")) {
+            return Err(SqlError::unsupported(
+                "SET CONSTRAINTS: only SET CONSTRAINTS ALL {DEFERRED | IMMEDIATE} is supported",
+            ));
+        }
+        let unload = marker_statement(
+            SET_CONSTRAINTS_MARKER,
+            if deferred { "deferred" } else { "immediate" }.into(),
+        );
+        return Ok((placeholder(stmt), Some(Fixup::Replace(Box::new(unload)))));
     }
     // ALTER <target> CONFIGURE ZONE …, SHOW [ALL] ZONE CONFIGURATION(S) …
     if let Some(target) = zone_statement(stmt, &sig)? {
