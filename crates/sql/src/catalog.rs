@@ -614,6 +614,7 @@ pub fn encode_type(b: &mut Vec<u8>, ty: SqlType) {
             b.push(20);
             encode_type(b, *e);
         }
+        SqlType::Time => b.push(21),
         // A type added to sqltypes that the catalog does not know yet.
         _ => b.push(0),
     }
@@ -648,6 +649,7 @@ fn decode_type(r: &mut Reader) -> SqlResult<SqlType> {
             SqlType::Array(_) => return Err(corrupt("type")),
             e => SqlType::array_of(e),
         },
+        21 => SqlType::Time,
         _ => return Err(corrupt("type")),
     })
 }

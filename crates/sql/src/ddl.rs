@@ -383,6 +383,7 @@ pub fn type_name(ty: SqlType) -> String {
         SqlType::Decimal(None) => "DECIMAL".into(),
         SqlType::Decimal(Some((p, s))) => format!("DECIMAL({p},{s})"),
         SqlType::Date => "DATE".into(),
+        SqlType::Time => "TIME".into(),
         SqlType::Timestamp => "TIMESTAMP".into(),
         SqlType::TimestampTz => "TIMESTAMPTZ".into(),
         SqlType::Interval => "INTERVAL".into(),

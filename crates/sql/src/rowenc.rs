@@ -114,6 +114,7 @@ pub fn encode_key_value(
         (Value::Text(s), t) if t.is_string() => enc::encode_string(buf, s, dir),
         (Value::Bytes(b), SqlType::Bytes) => enc::encode_bytes(buf, b, dir),
         (Value::Date(d), SqlType::Date) => enc::encode_int(buf, *d as i64, dir),
+        (Value::Time(t), SqlType::Time) => enc::encode_int(buf, *t, dir),
         (Value::Timestamp(t), SqlType::Timestamp)
         | (Value::TimestampTz(t), SqlType::TimestampTz) => enc::encode_timestamp(buf, *t, dir),
         (Value::Timestamp(t), SqlType::TimestampTz)
@@ -177,6 +178,7 @@ pub fn decode_key_value(buf: &[u8], ty: SqlType, dir: Direction) -> SqlResult<(V
             ));
         }
         (enc::Datum::Int(i), SqlType::Date) => Value::Date(i as i32),
+        (enc::Datum::Int(i), SqlType::Time) => Value::Time(i),
         (enc::Datum::Int(i), _) => Value::Int(i),
         (enc::Datum::Float(f), _) => Value::Float(f),
         (enc::Datum::Decimal(d), _) => Value::Decimal(d),
@@ -213,6 +215,7 @@ const TAG_UUID: u64 = 12;
 const TAG_JSONB: u64 = 13;
 /// An array: its length, then per element a tag (0 for NULL) and the datum.
 const TAG_ARRAY: u64 = 14;
+const TAG_TIME: u64 = 15;
 
 fn put_varint(b: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -294,6 +297,10 @@ fn encode_value_column(b: &mut Vec<u8>, delta: u64, v: &Value) -> SqlResult<()> 
             head(b, TAG_DATE);
             put_zigzag(b, *d as i64);
         }
+        Value::Time(t) => {
+            head(b, TAG_TIME);
+            put_zigzag(b, *t);
+        }
         Value::Timestamp(t) => {
             head(b, TAG_TIMESTAMP);
             put_zigzag(b, *t);
@@ -366,6 +373,7 @@ fn decode_value_column(buf: &mut &[u8], tag: u64) -> SqlResult<Value> {
         TAG_BYTES => Value::Bytes(get_bytes(buf)?.to_vec()),
         TAG_DATE => Value::Date(get_zigzag(buf)? as i32),
         TAG_TIMESTAMP => Value::Timestamp(get_zigzag(buf)?),
+        TAG_TIME => Value::Time(get_zigzag(buf)?),
         TAG_TIMESTAMPTZ => Value::TimestampTz(get_zigzag(buf)?),
         TAG_INTERVAL => Value::Interval(Interval {
             months: get_zigzag(buf)? as i32,

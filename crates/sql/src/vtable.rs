@@ -56,6 +56,7 @@ const BTREE_OPCLASSES: &[(i64, &str, i64)] = &[
     (3126, "text_ops", 25),
     (426, "bpchar_ops", 1042),
     (3122, "date_ops", 1082),
+    (1996, "time_ops", 1083),
     (3128, "timestamp_ops", 1114),
     (3127, "timestamptz_ops", 1184),
     (3129, "interval_ops", 1186),
@@ -77,6 +78,7 @@ fn btree_opclass(ty: SqlType) -> (i64, &'static str) {
         SqlType::Decimal(_) => "numeric_ops",
         SqlType::Char(_) => "bpchar_ops",
         SqlType::Date => "date_ops",
+        SqlType::Time => "time_ops",
         SqlType::Timestamp => "timestamp_ops",
         SqlType::TimestampTz => "timestamptz_ops",
         SqlType::Interval => "interval_ops",
@@ -611,6 +613,7 @@ fn types() -> Vec<(i64, &'static str, Option<SqlType>, i64, &'static str)> {
         (1042, "bpchar", SqlType::Char(1), -1, "S"),
         (1043, "varchar", SqlType::Varchar(None), -1, "S"),
         (1082, "date", SqlType::Date, 4, "D"),
+        (1083, "time", SqlType::Time, 8, "D"),
         (1114, "timestamp", SqlType::Timestamp, 8, "D"),
         (1184, "timestamptz", SqlType::TimestampTz, 8, "D"),
         (1186, "interval", SqlType::Interval, 16, "T"),
@@ -1854,7 +1857,7 @@ fn information_schema_column(
     };
     let datetime = match ty {
         SqlType::Date => int(0),
-        SqlType::Timestamp | SqlType::TimestampTz | SqlType::Interval => int(6),
+        SqlType::Time | SqlType::Timestamp | SqlType::TimestampTz | SqlType::Interval => int(6),
         _ => NULL,
     };
     let udt = match ty {
@@ -1926,6 +1929,7 @@ fn udt_name(ty: SqlType) -> &'static str {
         SqlType::Char(_) => "bpchar",
         SqlType::Bytes => "bytea",
         SqlType::Date => "date",
+        SqlType::Time => "time",
         SqlType::Timestamp => "timestamp",
         SqlType::TimestampTz => "timestamptz",
         SqlType::Interval => "interval",

@@ -163,7 +163,17 @@ fn descriptor_formats() {
         default: None,
         hidden: false,
         comment: Some("a column's".into()),
-        generated: None,
+        generated: Some(tardigrade_sql::catalog::Generated::Stored("a * 2".into())),
+    });
+    t2.columns.push(ColumnDesc {
+        id: 4,
+        name: "d".into(),
+        ty: SqlType::Time,
+        nullable: false,
+        default: Some("nextval('t_d_seq')".into()),
+        hidden: false,
+        comment: None,
+        generated: Some(tardigrade_sql::catalog::Generated::IdentityAlways),
     });
     t2.comment = Some("a table's".into());
     t2.primary_index.constraint_comment = Some("the key's".into());
@@ -181,7 +191,7 @@ fn descriptor_formats() {
     t2.new_primary = Some(3);
     let d = Descriptor::Table(t2.clone());
     let enc = encode_descriptor(&d);
-    assert_eq!(enc[0], 3, "format byte");
+    assert_eq!(enc[0], 4, "format byte");
     assert_eq!(decode_descriptor(&enc).expect("decode"), d);
     // A public index among the mutations is refused, not misread.
     let mut bad = t2;

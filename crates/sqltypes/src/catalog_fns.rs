@@ -373,6 +373,7 @@ pub fn pg_type_name(ty: SqlType) -> String {
         SqlType::Char(n) => format!("character({n})"),
         SqlType::Bytes => "bytea".into(),
         SqlType::Date => "date".into(),
+        SqlType::Time => "time without time zone".into(),
         SqlType::Timestamp => "timestamp without time zone".into(),
         SqlType::TimestampTz => "timestamp with time zone".into(),
         SqlType::Interval => "interval".into(),

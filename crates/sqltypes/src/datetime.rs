@@ -95,6 +95,87 @@ fn write_time_of_day(out: &mut String, micros: i64) {
     write_fraction(out, frac);
 }
 
+/// TIME output: `03:04:05[.123456]` (`24:00:00` stays itself).
+pub fn write_time(out: &mut String, micros: i64) {
+    write_time_of_day(out, micros.clamp(0, USECS_PER_DAY));
+}
+
+/// PostgreSQL TIME input: `HH:MM[:SS[.ffffff]]`, `HHMMSS`, with an
+/// optional `AM`/`PM`, a date before it and a time zone after it (both
+/// ignored, as PostgreSQL does), or `allballs` (midnight).
+pub fn parse_time(s: &str) -> SqlResult<i64> {
+    let ty = "time without time zone";
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("allballs") {
+        return Ok(0);
+    }
+    if t.eq_ignore_ascii_case("now") {
+        return Ok(now_micros().rem_euclid(USECS_PER_DAY));
+    }
+    let mut c = Cur {
+        b: t.as_bytes(),
+        i: 0,
+    };
+    // A date first (`2024-01-02 03:04:05`): skipped.
+    let dated = t.len() > 10 && t.as_bytes().get(4) == Some(&b'-');
+    if dated {
+        parse_ymd(&mut c, s, ty)?;
+        if !(c.eat(b'T') || c.eat(b't') || c.peek() == Some(b' ')) {
+            return Err(bad(ty, s));
+        }
+        c.skip_ws();
+    } else {
+        let _ = c.eat(b'T') || c.eat(b't');
+    }
+    let mut tod = if c.rest().contains(':') {
+        parse_hms(&mut c, s, ty)?
+    } else {
+        // HHMMSS[.ffffff]
+        let (h, n) = c.digits(6).ok_or_else(|| bad(ty, s))?;
+        if n != 6 && n != 4 {
+            return Err(bad(ty, s));
+        }
+        let (h, m, sec) = if n == 6 {
+            (h / 10000, (h / 100) % 100, h % 100)
+        } else {
+            (h / 100, h % 100, 0)
+        };
+        let frac = if c.eat(b'.') { parse_frac(&mut c) } else { 0 };
+        if h > 24 || m > 59 || sec > 60 {
+            return Err(out_of_range_field(s));
+        }
+        h * USECS_PER_HOUR + m * USECS_PER_MINUTE + sec * USECS_PER_SEC + frac
+    };
+    c.skip_ws();
+    let rest = c.rest();
+    let meridian = rest.get(..2).map(str::to_ascii_lowercase);
+    if let Some(m @ ("am" | "pm")) = meridian.as_deref() {
+        let hour = tod / USECS_PER_HOUR;
+        if !(1..=12).contains(&hour) || tod >= 13 * USECS_PER_HOUR {
+            return Err(out_of_range_field(s));
+        }
+        if hour == 12 {
+            tod -= 12 * USECS_PER_HOUR;
+        }
+        if m == "pm" {
+            tod += 12 * USECS_PER_HOUR;
+        }
+        c.i += 2;
+        c.skip_ws();
+    }
+    if c.i != c.b.len() {
+        parse_zone(&mut c, s, ty)?;
+        c.skip_ws();
+    }
+    if c.i != c.b.len() {
+        return Err(bad(ty, s));
+    }
+    if tod > USECS_PER_DAY {
+        return Err(out_of_range_field(s));
+    }
+    Ok(tod)
+}
+
 fn write_fraction(out: &mut String, frac: i64) {
     if frac != 0 {
         let s = format!(".{:06}", frac.abs());

@@ -169,6 +169,7 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
         ) => T::TimestampTz,
         ("current_date", []) => T::Date,
         ("localtimestamp", []) => T::Timestamp,
+        ("localtime", []) => T::Time,
         // The typmod coercions `timestamp(p)` / `timestamptz(p)` apply
         // (PostgreSQL's `pg_catalog.timestamp(timestamp, int)`).
         ("timestamp", [T::Timestamp, p]) if is_int(*p) => T::Timestamp,
@@ -179,8 +180,14 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
             t if is_ts(*t) => T::TimestampTz,
             _ => return fail(),
         },
-        ("date_part", [f, t]) if is_text(*f) && (is_ts(*t) || *t == T::Interval) => T::Float8,
-        ("extract", [f, t]) if is_text(*f) && (is_ts(*t) || *t == T::Interval) => T::Decimal(None),
+        ("date_part", [f, t])
+            if is_text(*f) && (is_ts(*t) || matches!(t, T::Interval | T::Time)) =>
+        {
+            T::Float8
+        }
+        ("extract", [f, t]) if is_text(*f) && (is_ts(*t) || matches!(t, T::Interval | T::Time)) => {
+            T::Decimal(None)
+        }
         ("age", [a, b]) if is_ts(*a) && is_ts(*b) => T::Interval,
         ("age", [a]) if is_ts(*a) => T::Interval,
         ("make_date", [y, m, d]) if is_int(*y) && is_int(*m) && is_int(*d) => T::Date,
@@ -733,6 +740,9 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
         | "statement_timestamp"
         | "clock_timestamp" => Ok(Value::TimestampTz(datetime::now_micros())),
         "localtimestamp" => Ok(Value::Timestamp(datetime::now_micros())),
+        "localtime" => Ok(Value::Time(
+            datetime::now_micros().rem_euclid(USECS_PER_DAY),
+        )),
         "current_date" => Ok(Value::Date(
             datetime::now_micros().div_euclid(USECS_PER_DAY) as i32,
         )),
@@ -746,7 +756,32 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
         "date_trunc" => date_trunc(&arg_text(a0, ty(0)), &args[1], ty(1), rt),
         "date_part" | "extract" => {
             let field = arg_text(a0, ty(0)).to_ascii_lowercase();
-            let v = coerce_ts(&args[1], ty(1))?;
+            // A time of day has only its clock fields; it is read as that
+            // time on 1970-01-01.
+            let v = match &args[1] {
+                Value::Time(t) => {
+                    if !matches!(
+                        field.as_str(),
+                        "hour"
+                            | "minute"
+                            | "second"
+                            | "milliseconds"
+                            | "millisecond"
+                            | "microseconds"
+                            | "microsecond"
+                            | "epoch"
+                    ) {
+                        return Err(SqlError::new(
+                            codes::FEATURE_NOT_SUPPORTED,
+                            format!(
+                                "unit \"{field}\" not supported for type time without time zone"
+                            ),
+                        ));
+                    }
+                    Value::Timestamp(*t)
+                }
+                other => coerce_ts(other, ty(1))?,
+            };
             let d = extract(&field, &v)?;
             if name == "extract" {
                 Ok(Value::Decimal(d))

@@ -301,6 +301,11 @@ fn datetime_arith_type(op: BinOp, l: SqlType, r: SqlType) -> Option<SqlType> {
         (BinOp::Sub, T::Date, T::Date) => T::Int4,
         (BinOp::Add, T::Date, T::Interval) | (BinOp::Add, T::Interval, T::Date) => T::Timestamp,
         (BinOp::Sub, T::Date, T::Interval) => T::Timestamp,
+        (BinOp::Add, T::Time, T::Interval)
+        | (BinOp::Add, T::Interval, T::Time)
+        | (BinOp::Sub, T::Time, T::Interval) => T::Time,
+        (BinOp::Sub, T::Time, T::Time) => T::Interval,
+        (BinOp::Add, T::Date, T::Time) | (BinOp::Add, T::Time, T::Date) => T::Timestamp,
         (BinOp::Add, t @ (T::Timestamp | T::TimestampTz), T::Interval)
         | (BinOp::Add, T::Interval, t @ (T::Timestamp | T::TimestampTz))
         | (BinOp::Sub, t @ (T::Timestamp | T::TimestampTz), T::Interval) => t,
@@ -645,6 +650,29 @@ fn datetime_arith(op: BinOp, l: &Value, r: &Value, res: SqlType) -> SqlResult<Va
         (BinOp::Sub, V::Date(a), V::Date(b)) => {
             V::Int(check_int(i128::from(*a) - i128::from(*b), SqlType::Int4)?)
         }
+        // A time of day moved by an interval wraps around midnight; only
+        // the interval's time part counts (PostgreSQL's time_pl_interval).
+        (BinOp::Add, V::Time(t), V::Interval(iv)) | (BinOp::Add, V::Interval(iv), V::Time(t)) => {
+            V::Time((t + iv.micros.rem_euclid(USECS_PER_DAY)).rem_euclid(USECS_PER_DAY))
+        }
+        (BinOp::Sub, V::Time(t), V::Interval(iv)) => {
+            V::Time((t - iv.micros.rem_euclid(USECS_PER_DAY)).rem_euclid(USECS_PER_DAY))
+        }
+        (BinOp::Sub, V::Time(a), V::Time(b)) => V::Interval(crate::Interval {
+            months: 0,
+            days: 0,
+            micros: a - b,
+        }),
+        (BinOp::Add, V::Date(_), V::Time(t)) | (BinOp::Add, V::Time(t), V::Date(_)) => {
+            let day = as_micros(if matches!(l, V::Date(_)) { l } else { r }).unwrap_or(0);
+            match day {
+                datetime::TS_POS_INF | datetime::TS_NEG_INF => V::Timestamp(day),
+                d => V::Timestamp(
+                    d.checked_add(*t)
+                        .ok_or_else(datetime::timestamp_out_of_range)?,
+                ),
+            }
+        }
         (BinOp::Add, V::Interval(iv), t) | (BinOp::Add, t, V::Interval(iv))
             if as_micros(t).is_some() =>
         {
@@ -683,7 +711,7 @@ fn datetime_partner(op: BinOp, other: SqlType) -> SqlType {
     match (op, other) {
         (
             BinOp::Add | BinOp::Sub,
-            SqlType::Timestamp | SqlType::TimestampTz | SqlType::Interval,
+            SqlType::Timestamp | SqlType::TimestampTz | SqlType::Interval | SqlType::Time,
         ) => SqlType::Interval,
         _ => other,
     }
@@ -1100,6 +1128,7 @@ pub fn can_cast(from: SqlType, to: SqlType) -> bool {
         // int8 -> boolean stays unsupported, as in PostgreSQL.
         (T::Int4 | T::Int2, T::Bool) | (T::Bool, T::Int8 | T::Int4 | T::Int2) => true,
         (f, t) if is_datetime(f) && is_datetime(t) => true,
+        (T::Timestamp | T::TimestampTz | T::Interval, T::Time) | (T::Time, T::Interval) => true,
         (T::Jsonb, t) => t.is_numeric() || t == T::Bool,
         _ => false,
     }
@@ -1260,6 +1289,19 @@ pub fn cast(v: &Value, from: SqlType, to: SqlType) -> SqlResult<Value> {
             t => i32::try_from(t.div_euclid(USECS_PER_DAY))
                 .map_err(|_| SqlError::new(codes::DATETIME_FIELD_OVERFLOW, "date out of range"))?,
         }),
+        (Value::Time(t), T::Time) => Value::Time(*t),
+        // The time of day (of a TIMESTAMPTZ in UTC, the only session time
+        // zone), or of an interval's time part.
+        (Value::Timestamp(t) | Value::TimestampTz(t), T::Time) => match *t {
+            datetime::TS_POS_INF | datetime::TS_NEG_INF => return Err(cannot_cast(from, to)),
+            t => Value::Time(t.rem_euclid(USECS_PER_DAY)),
+        },
+        (Value::Interval(iv), T::Time) => Value::Time(iv.micros.rem_euclid(USECS_PER_DAY)),
+        (Value::Time(t), T::Interval) => Value::Interval(crate::Interval {
+            months: 0,
+            days: 0,
+            micros: *t,
+        }),
         (Value::Timestamp(t) | Value::TimestampTz(t), T::Timestamp) => Value::Timestamp(*t),
         (Value::Timestamp(t) | Value::TimestampTz(t), T::TimestampTz) => Value::TimestampTz(*t),
         (Value::Interval(iv), T::Interval) => Value::Interval(*iv),
@@ -1299,6 +1341,7 @@ fn category(t: SqlType) -> u8 {
         SqlType::Interval => 6,
         SqlType::Uuid => 7,
         SqlType::Array(_) => 9,
+        SqlType::Time => 10,
         _ => 8,
     }
 }

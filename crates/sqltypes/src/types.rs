@@ -28,6 +28,8 @@ pub enum SqlType {
     Char(u32),
     Bytes,
     Date,
+    /// TIME (without time zone): a time of day.
+    Time,
     Timestamp,
     TimestampTz,
     Interval,
@@ -54,7 +56,7 @@ pub enum SqlType {
 
 /// The element types without modifiers (those of the array types a client can
 /// name by OID, and unknown).
-static ARRAY_ELEMENTS: [SqlType; 18] = [
+static ARRAY_ELEMENTS: [SqlType; 19] = [
     SqlType::Bool,
     SqlType::Bytes,
     SqlType::Int2,
@@ -66,6 +68,7 @@ static ARRAY_ELEMENTS: [SqlType; 18] = [
     SqlType::Text,
     SqlType::Varchar(None),
     SqlType::Date,
+    SqlType::Time,
     SqlType::Timestamp,
     SqlType::TimestampTz,
     SqlType::Interval,
@@ -92,6 +95,7 @@ impl SqlType {
             SqlType::Char(_) => 1042,
             SqlType::Bytes => 17,
             SqlType::Date => 1082,
+            SqlType::Time => 1083,
             SqlType::Timestamp => 1114,
             SqlType::TimestampTz => 1184,
             SqlType::Interval => 1186,
@@ -147,6 +151,7 @@ impl SqlType {
             SqlType::Char(_) => 1014,
             SqlType::Varchar(_) => 1015,
             SqlType::Date => 1182,
+            SqlType::Time => 1183,
             SqlType::Timestamp => 1115,
             SqlType::TimestampTz => 1185,
             SqlType::Interval => 1187,
@@ -177,6 +182,7 @@ impl SqlType {
             1042 => SqlType::Text,
             17 => SqlType::Bytes,
             1082 => SqlType::Date,
+            1083 => SqlType::Time,
             1114 => SqlType::Timestamp,
             1184 => SqlType::TimestampTz,
             1186 => SqlType::Interval,
@@ -235,7 +241,11 @@ impl SqlType {
             | SqlType::Oid
             | SqlType::RegClass
             | SqlType::RegType => 4,
-            SqlType::Int8 | SqlType::Float8 | SqlType::Timestamp | SqlType::TimestampTz => 8,
+            SqlType::Int8
+            | SqlType::Float8
+            | SqlType::Time
+            | SqlType::Timestamp
+            | SqlType::TimestampTz => 8,
             SqlType::Interval | SqlType::Uuid => 16,
             _ => -1,
         }
@@ -261,6 +271,7 @@ impl fmt::Display for SqlType {
             SqlType::Char(n) => write!(f, "character({n})"),
             SqlType::Bytes => f.write_str("bytea"),
             SqlType::Date => f.write_str("date"),
+            SqlType::Time => f.write_str("time without time zone"),
             SqlType::Timestamp => f.write_str("timestamp without time zone"),
             SqlType::TimestampTz => f.write_str("timestamp with time zone"),
             SqlType::Interval => f.write_str("interval"),

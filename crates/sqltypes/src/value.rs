@@ -38,6 +38,9 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// Days since 1970-01-01.
     Date(i32),
+    /// TIME: microseconds since midnight (`0..=86_400_000_000`, 24:00:00
+    /// included, as in PostgreSQL).
+    Time(i64),
     /// Microseconds since 1970-01-01 00:00:00 (no time zone).
     Timestamp(i64),
     /// Microseconds since 1970-01-01 00:00:00 UTC.
@@ -72,6 +75,7 @@ fn rank(v: &Value) -> u8 {
         Value::Uuid(_) => 9,
         Value::Jsonb(_) => 10,
         Value::Array(_) => 11,
+        Value::Time(_) => 12,
     }
 }
 
@@ -299,6 +303,7 @@ impl Ord for Value {
             (Text(a), Text(b)) => a.as_bytes().cmp(b.as_bytes()),
             (Bytes(a), Bytes(b)) => a.cmp(b),
             (Date(a), Date(b)) => a.cmp(b),
+            (Time(a), Time(b)) => a.cmp(b),
             (Timestamp(a), Timestamp(b)) | (TimestampTz(a), TimestampTz(b)) => a.cmp(b),
             (Interval(a), Interval(b)) => {
                 datetime::interval_span(*a).cmp(&datetime::interval_span(*b))
@@ -323,7 +328,7 @@ impl Hash for Value {
             Value::Text(s) => s.hash(state),
             Value::Bytes(b) => b.hash(state),
             Value::Date(d) => d.hash(state),
-            Value::Timestamp(t) | Value::TimestampTz(t) => t.hash(state),
+            Value::Timestamp(t) | Value::TimestampTz(t) | Value::Time(t) => t.hash(state),
             Value::Interval(iv) => datetime::interval_span(*iv).hash(state),
             Value::Uuid(u) => u.hash(state),
             Value::Jsonb(j) => hash_json(j, state),
@@ -950,6 +955,7 @@ impl Value {
                 }
             }
             Value::Date(d) => datetime::write_date(out, *d),
+            Value::Time(t) => datetime::write_time(out, *t),
             Value::Timestamp(t) => datetime::write_timestamp(out, *t, false),
             Value::TimestampTz(t) => datetime::write_timestamp(out, *t, true),
             Value::Interval(iv) => datetime::write_interval(out, *iv),
@@ -986,6 +992,7 @@ impl Value {
             SqlType::Decimal(_) => Value::Decimal(parse_decimal(s, ty)?),
             SqlType::Bytes => Value::Bytes(parse_bytea(s)?),
             SqlType::Date => Value::Date(datetime::parse_date(s)?),
+            SqlType::Time => Value::Time(datetime::parse_time(s)?),
             SqlType::Timestamp => Value::Timestamp(datetime::parse_timestamp(s, false)?),
             SqlType::TimestampTz => Value::TimestampTz(datetime::parse_timestamp(s, true)?),
             SqlType::Interval => Value::Interval(datetime::parse_interval(s)?),
@@ -1006,6 +1013,7 @@ impl Value {
             Value::Text(_) => SqlType::Text,
             Value::Bytes(_) => SqlType::Bytes,
             Value::Date(_) => SqlType::Date,
+            Value::Time(_) => SqlType::Time,
             Value::Timestamp(_) => SqlType::Timestamp,
             Value::TimestampTz(_) => SqlType::TimestampTz,
             Value::Interval(_) => SqlType::Interval,
@@ -1030,6 +1038,7 @@ impl Value {
             Value::Text(_) => ty.is_string() || ty == SqlType::Unknown,
             Value::Bytes(_) => ty == SqlType::Bytes,
             Value::Date(_) => ty == SqlType::Date,
+            Value::Time(_) => ty == SqlType::Time,
             Value::Timestamp(_) => ty == SqlType::Timestamp,
             Value::TimestampTz(_) => ty == SqlType::TimestampTz,
             Value::Interval(_) => ty == SqlType::Interval,
@@ -1097,6 +1106,7 @@ impl Value {
                 };
                 out.extend_from_slice(&v.to_be_bytes())
             }
+            (Value::Time(t), _) => out.extend_from_slice(&t.to_be_bytes()),
             (Value::Timestamp(t) | Value::TimestampTz(t), _) => {
                 let v = match *t {
                     datetime::TS_POS_INF | datetime::TS_NEG_INF => *t,
@@ -1157,6 +1167,16 @@ impl Value {
                         .checked_add(datetime::PG_EPOCH_DAYS as i32)
                         .ok_or_else(|| binary_err(ty))?,
                 })
+            }
+            SqlType::Time => {
+                let v = i64::from_be_bytes(be(b, ty)?);
+                if !(0..=datetime::USECS_PER_DAY).contains(&v) {
+                    return Err(SqlError::new(
+                        codes::INVALID_BINARY_REPRESENTATION,
+                        "time out of range",
+                    ));
+                }
+                Value::Time(v)
             }
             SqlType::Timestamp | SqlType::TimestampTz => {
                 let v = i64::from_be_bytes(be(b, ty)?);

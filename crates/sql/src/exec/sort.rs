@@ -949,6 +949,9 @@ mod tests {
             Value::Bytes(vec![0, 255, 1, 0]),
             Value::Date(-719_162),
             Value::Date(2_932_896),
+            Value::Time(0),
+            Value::Time(86_400_000_000),
+            Value::Time(45_296_789_012),
             Value::Timestamp(-62_135_596_800_000_000),
             Value::TimestampTz(1_700_000_000_123_456),
             Value::Interval(Interval {

@@ -894,7 +894,7 @@ fn numeric(v: &Value) -> Option<f64> {
         Value::Float(f) => *f,
         Value::Decimal(d) => d.to_string().parse().ok()?,
         Value::Date(d) => f64::from(*d),
-        Value::Timestamp(t) | Value::TimestampTz(t) => *t as f64,
+        Value::Timestamp(t) | Value::TimestampTz(t) | Value::Time(t) => *t as f64,
         _ => return None,
     })
 }

@@ -345,6 +345,7 @@ fn lookup_compatible(left: SqlType, right: SqlType) -> bool {
                 SqlType::Bool
                     | SqlType::Bytes
                     | SqlType::Date
+                    | SqlType::Time
                     | SqlType::Timestamp
                     | SqlType::TimestampTz
                     | SqlType::Uuid

@@ -43,3 +43,17 @@ SELECT interval 'abc';
 SELECT extract(foo FROM date '2024-01-01');
 SELECT timestamp '2024-03-15 10:30:00' + time '01:00';
 SELECT date '2024-03-15' + time '10:30';
+-- TIME: input forms, output, arithmetic, casts, extract, a column and its index.
+SELECT '12:30'::time AS a, '12:30:45.123456'::time AS b, '24:00'::time AS c, 'allballs'::time AS d, '04:05 PM'::time AS e, '12:05 AM'::time AS f, '2024-01-02 03:04:05'::time AS g;
+SELECT '25:00'::time;
+SELECT 'noon'::time;
+SELECT '01:00'::time - interval '2 hours' AS wrapped, interval '25 hours'::time AS from_interval, time '01:02:03'::interval AS to_interval;
+SELECT extract(hour from time '12:34:56.5') AS h, extract(second from time '12:34:56.5') AS s, extract(epoch from time '01:00') AS e;
+SELECT extract(day from time '12:34');
+CREATE TABLE shifts (id INT PRIMARY KEY, starts TIME, ends TIME);
+CREATE INDEX shifts_starts ON shifts (starts);
+INSERT INTO shifts VALUES (1, '09:00', '17:00'), (2, '22:00', '06:00'), (3, NULL, '12:00'), (4, '06:30:15.5', '14:30');
+SELECT id, starts, ends, ends - starts AS length FROM shifts ORDER BY starts NULLS LAST, id;
+SELECT id FROM shifts WHERE starts BETWEEN '06:00' AND '10:00' ORDER BY id;
+SELECT max(starts) AS latest, min(ends) AS earliest FROM shifts;
+SELECT column_name, data_type, datetime_precision, udt_name FROM information_schema.columns WHERE table_name = 'shifts' AND column_name <> 'id' ORDER BY ordinal_position;

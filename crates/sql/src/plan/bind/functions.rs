@@ -361,6 +361,11 @@ impl Binder<'_> {
                 args: vec![],
                 ty: SqlType::Timestamp,
             }),
+            "localtime" => Ok(Scalar::Func {
+                name: "localtime".into(),
+                args: vec![],
+                ty: SqlType::Time,
+            }),
             "version" | "current_database" | "current_user" | "session_user" | "current_schema"
             | "user" => Ok(Scalar::Func {
                 name,

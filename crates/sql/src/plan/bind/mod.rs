@@ -463,6 +463,13 @@ impl<'a> Binder<'a> {
                         ty: SqlType::Timestamp,
                     });
                 }
+                "localtime" => {
+                    return Ok(Scalar::Func {
+                        name: "localtime".into(),
+                        args: vec![],
+                        ty: SqlType::Time,
+                    });
+                }
                 "current_user" | "session_user" | "user" | "current_schema" | "current_catalog" => {
                     return Ok(Scalar::Func {
                         name: name.to_string(),

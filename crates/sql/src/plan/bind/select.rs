@@ -889,6 +889,7 @@ fn type_column_name(dt: &DataType) -> String {
         Ok(SqlType::Char(_)) => "bpchar".into(),
         Ok(SqlType::Bytes) => "bytea".into(),
         Ok(SqlType::Date) => "date".into(),
+        Ok(SqlType::Time) => "time".into(),
         Ok(SqlType::Timestamp) => "timestamp".into(),
         Ok(SqlType::TimestampTz) => "timestamptz".into(),
         Ok(SqlType::Interval) => "interval".into(),

@@ -83,11 +83,10 @@ impl Binder<'_> {
         // (`-` keeps the other side's type: PostgreSQL reads `ts - '…'` as
         // timestamp - timestamp.)
         let target = match (op, other) {
-            (BinOp::Add, SqlType::Date | SqlType::Timestamp | SqlType::TimestampTz)
-                if matches!(s, Scalar::Literal { .. }) =>
-            {
-                SqlType::Interval
-            }
+            (
+                BinOp::Add,
+                SqlType::Date | SqlType::Time | SqlType::Timestamp | SqlType::TimestampTz,
+            ) if matches!(s, Scalar::Literal { .. }) => SqlType::Interval,
             _ => other,
         };
         self.coerce_soft(s, target)
@@ -683,6 +682,9 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
         DataType::Char(l) | DataType::Character(l) => SqlType::Char(len(l).unwrap_or(1)),
         DataType::Bytea | DataType::Bytes(_) | DataType::Blob(_) => SqlType::Bytes,
         DataType::Date => SqlType::Date,
+        // TODO(issue 13): TIME(p) rounding to p digits, and TIME WITH TIME
+        // ZONE.
+        DataType::Time(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => SqlType::Time,
         DataType::Timestamp(_, tz) => match tz {
             TimezoneInfo::WithTimeZone | TimezoneInfo::Tz => SqlType::TimestampTz,
             _ => SqlType::Timestamp,
@@ -722,6 +724,7 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
             "oidvector" => SqlType::array_of(SqlType::Oid),
             "numeric" => SqlType::Decimal(None),
             "date" => SqlType::Date,
+            "time" => SqlType::Time,
             "timestamp" => SqlType::Timestamp,
             "interval" => SqlType::Interval,
             other => {

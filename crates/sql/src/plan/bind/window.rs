@@ -615,7 +615,11 @@ impl Binder<'_> {
                     Err(unsupported())
                 }
             }
-            SqlType::Date | SqlType::Timestamp | SqlType::TimestampTz | SqlType::Interval => {
+            SqlType::Date
+            | SqlType::Time
+            | SqlType::Timestamp
+            | SqlType::TimestampTz
+            | SqlType::Interval => {
                 if ot == SqlType::Unknown || ot == SqlType::Interval {
                     self.coerce(s, SqlType::Interval, what)
                 } else {

@@ -191,6 +191,7 @@ fn identity_equality(ty: SqlType) -> bool {
             | SqlType::Bytes
             | SqlType::Bool
             | SqlType::Date
+            | SqlType::Time
             | SqlType::Timestamp
             | SqlType::TimestampTz
             | SqlType::Uuid
