@@ -22,9 +22,16 @@ fn django_test_suite_matches_expected_failures() {
         return;
     }
     let tests_dir = std::env::var("DJANGO_TESTS_DIR").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/django-tests/tests").to_string()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/django-tests/tests"
+        )
+        .to_string()
     });
-    if !std::path::Path::new(&tests_dir).join("runtests.py").exists() {
+    if !std::path::Path::new(&tests_dir)
+        .join("runtests.py")
+        .exists()
+    {
         eprintln!(
             "skipping: Django's test suite is not at {tests_dir} (set DJANGO_TESTS_DIR; .ci/run fetches it)"
         );

@@ -275,6 +275,7 @@ fn columns(spec: &[&'static str]) -> Columns {
                 "bool" => SqlType::Bool,
                 "text[]" => SqlType::array_of(SqlType::Text),
                 "int2[]" => SqlType::array_of(SqlType::Int2),
+                "int2vector" => SqlType::Int2Vector,
                 "oid[]" => SqlType::array_of(SqlType::Oid),
                 "timestamptz" => SqlType::TimestampTz,
                 _ => SqlType::Text,
@@ -621,6 +622,7 @@ fn types() -> Vec<(i64, &'static str, Option<SqlType>, i64, &'static str)> {
         (2950, "uuid", SqlType::Uuid, 16, "U"),
         (3802, "jsonb", SqlType::Jsonb, -1, "U"),
         (26, "oid", SqlType::Oid, 4, "N"),
+        (22, "int2vector", SqlType::Int2Vector, -1, "A"),
     ];
     let mut out: Vec<(i64, &'static str, Option<SqlType>, i64, &'static str)> = base
         .iter()
@@ -934,10 +936,11 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
                         int2_array(keys),
                         int2_array(collations),
                         int2_array(classes),
-                        // int2vector's text form (drivers split it); as an
-                        // array it would reach them as a list.
-                        // TODO(issue 13): int2vector and oidvector types.
-                        text(options.map(|o| o.to_string()).collect::<Vec<_>>().join(" ")),
+                        // int2vector: printed space-separated (drivers
+                        // split it), an array to unnest.
+                        // TODO(issue 13): indkey as int2vector (it is an
+                        // int2[], 1-based, here), and oidvector.
+                        int2_array(options),
                         NULL,
                         NULL,
                     ]);
@@ -962,7 +965,7 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
                 "indkey:int2[]",
                 "indcollation:oid[]",
                 "indclass:oid[]",
-                "indoption:text",
+                "indoption:int2vector",
                 "indexprs",
                 "indpred",
             ])
@@ -1938,6 +1941,7 @@ fn udt_name(ty: SqlType) -> &'static str {
         SqlType::Oid => "oid",
         SqlType::RegClass => "regclass",
         SqlType::RegType => "regtype",
+        SqlType::Int2Vector => "int2vector",
         SqlType::Array(_) => "anyarray",
     }
 }

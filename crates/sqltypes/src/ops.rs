@@ -1129,6 +1129,7 @@ pub fn can_cast(from: SqlType, to: SqlType) -> bool {
         (T::Int4 | T::Int2, T::Bool) | (T::Bool, T::Int8 | T::Int4 | T::Int2) => true,
         (f, t) if is_datetime(f) && is_datetime(t) => true,
         (T::Timestamp | T::TimestampTz | T::Interval, T::Time) | (T::Time, T::Interval) => true,
+        (T::Int2Vector, T::Array(_)) | (T::Array(_), T::Int2Vector) => true,
         (T::Jsonb, t) => t.is_numeric() || t == T::Bool,
         _ => false,
     }
@@ -1311,6 +1312,9 @@ pub fn cast(v: &Value, from: SqlType, to: SqlType) -> SqlResult<Value> {
         (Value::Array(a), T::Array(e)) => {
             crate::array::cast_elements(a, from.element().unwrap_or(T::Unknown), *e)?
         }
+        (Value::Array(a), T::Int2Vector) => {
+            crate::array::cast_elements(a, from.element().unwrap_or(T::Unknown), T::Int2)?
+        }
         (Value::Jsonb(j), T::Bool) => match j.as_ref() {
             serde_json::Value::Bool(b) => Value::Bool(*b),
             other => return Err(json_cast_error(other, to)),
@@ -1340,7 +1344,7 @@ fn category(t: SqlType) -> u8 {
         t if is_datetime(t) => 5,
         SqlType::Interval => 6,
         SqlType::Uuid => 7,
-        SqlType::Array(_) => 9,
+        SqlType::Array(_) | SqlType::Int2Vector => 9,
         SqlType::Time => 10,
         _ => 8,
     }

@@ -48,6 +48,11 @@ pub enum SqlType {
     /// `regtype`: a type's OID (an integer value, as [`SqlType::Oid`]) that
     /// reads and prints as the type's name (`'int4'::regtype` is `integer`).
     RegType,
+    /// `int2vector` (the catalogs' `pg_index.indoption`): an array of
+    /// smallints, printed space-separated (`0 3`) and sent with OID 22; it
+    /// is an array for functions and casts (`unnest`, `::int2[]`), as
+    /// PostgreSQL's is.
+    Int2Vector,
     /// A one-dimensional array of the element type (never itself an array: like
     /// PostgreSQL, `int[][]` is the same type as `int[]`). The element type is
     /// interned by [`SqlType::array_of`] so `SqlType` stays `Copy`.
@@ -104,6 +109,7 @@ impl SqlType {
             SqlType::Oid => 26,
             SqlType::RegClass => 2205,
             SqlType::RegType => 2206,
+            SqlType::Int2Vector => 22,
             SqlType::Array(e) => e.array_oid(),
         }
     }
@@ -132,6 +138,7 @@ impl SqlType {
     pub fn element(self) -> Option<SqlType> {
         match self {
             SqlType::Array(e) => Some(*e),
+            SqlType::Int2Vector => Some(SqlType::Int2),
             _ => None,
         }
     }
@@ -160,6 +167,7 @@ impl SqlType {
             SqlType::Oid => 1028,
             SqlType::RegClass => 2210,
             SqlType::RegType => 2211,
+            SqlType::Int2Vector => 1006,
             SqlType::Text | SqlType::Unknown | SqlType::Array(_) => 1009,
         }
     }
@@ -191,6 +199,7 @@ impl SqlType {
             26 => SqlType::Oid,
             2205 => SqlType::RegClass,
             2206 => SqlType::RegType,
+            22 => SqlType::Int2Vector,
             // a bpchar[] or json[] parameter is read as text[] / jsonb[], as their
             // elements are
             1014 => SqlType::array_of(SqlType::Text),
@@ -280,6 +289,7 @@ impl fmt::Display for SqlType {
             SqlType::Oid => f.write_str("oid"),
             SqlType::RegClass => f.write_str("regclass"),
             SqlType::RegType => f.write_str("regtype"),
+            SqlType::Int2Vector => f.write_str("int2vector"),
             SqlType::Array(e) => write!(f, "{e}[]"),
         }
     }

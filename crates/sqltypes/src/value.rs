@@ -961,6 +961,14 @@ impl Value {
             Value::Interval(iv) => datetime::write_interval(out, *iv),
             Value::Uuid(u) => write_uuid(out, *u),
             Value::Jsonb(j) => write_json(out, j),
+            Value::Array(a) if ty == SqlType::Int2Vector => {
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    v.write_text(SqlType::Int2, out);
+                }
+            }
             Value::Array(a) => crate::array::write_text(out, a, ty.element().unwrap_or(ty)),
         }
     }
@@ -999,6 +1007,11 @@ impl Value {
             SqlType::Uuid => Value::Uuid(parse_uuid(s)?),
             SqlType::Jsonb => Value::Jsonb(Box::new(parse_json(s)?)),
             SqlType::Array(e) => crate::array::parse_text(s, *e)?,
+            SqlType::Int2Vector => Value::Array(
+                s.split_whitespace()
+                    .map(|p| parse_int(p, SqlType::Int2).map(Value::Int))
+                    .collect::<SqlResult<Vec<_>>>()?,
+            ),
         })
     }
 
@@ -1045,7 +1058,7 @@ impl Value {
             Value::Uuid(_) => ty == SqlType::Uuid,
             Value::Jsonb(_) => ty == SqlType::Jsonb,
             // elements are checked (and converted) one by one when written
-            Value::Array(_) => matches!(ty, SqlType::Array(_)),
+            Value::Array(_) => matches!(ty, SqlType::Array(_) | SqlType::Int2Vector),
         }
     }
 
@@ -1213,6 +1226,7 @@ impl Value {
                 }
             },
             SqlType::Array(e) => crate::array::parse_binary(b, *e)?,
+            SqlType::Int2Vector => crate::array::parse_binary(b, SqlType::Int2)?,
         })
     }
 }

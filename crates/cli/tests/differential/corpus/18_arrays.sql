@@ -39,3 +39,6 @@ SELECT 5 = ALL (ARRAY[5, 5]), 5 = ALL (ARRAY[5, NULL]), 5 <> ALL (ARRAY[]::int[]
 SELECT generate_subscripts(ARRAY['a', 'b', 'c'], 1) AS i ORDER BY i;
 SELECT array_fill(7, ARRAY[3]), array_fill('x'::text, ARRAY[2]);
 SELECT ARRAY[[1, 2], [3]];
+-- A qualified array column subscripted (Django's constraint introspection: c.confkey[1]).
+SELECT x.a[2], x.a[1:2] FROM (SELECT ARRAY[10, 20, 30] AS a) x;
+SELECT (SELECT x.a[3]) AS inner_ref FROM (SELECT ARRAY[10, 20, 30] AS a) x;

@@ -645,7 +645,26 @@ impl Binder<'_> {
         scope: &Scope,
         d: usize,
     ) -> SqlResult<Scalar> {
-        let arr = self.bind_expr_inner(root, scope, d)?;
+        // `t.col[1]` parses as `t` with the accesses `.col` and `[1]`: the
+        // leading field names are part of the column's name.
+        let mut parts: Vec<ast::Ident> = match root {
+            Expr::Identifier(id) => vec![id.clone()],
+            Expr::CompoundIdentifier(ids) => ids.clone(),
+            _ => Vec::new(),
+        };
+        let mut rest = access_chain;
+        if !parts.is_empty() {
+            while let [ast::AccessExpr::Dot(Expr::Identifier(id)), tail @ ..] = rest {
+                parts.push(id.clone());
+                rest = tail;
+            }
+        }
+        let arr = if rest.len() < access_chain.len() {
+            self.bind_expr_inner(&Expr::CompoundIdentifier(parts), scope, d)?
+        } else {
+            self.bind_expr_inner(root, scope, d)?
+        };
+        let access_chain = rest;
         match access_chain {
             [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] => {
                 let index = self.bind_expr_inner(index, scope, d)?;

@@ -634,6 +634,15 @@ impl Binder<'_> {
         let mut arrays = Vec::with_capacity(args.len());
         for e in args {
             let arr = self.bind_expr(e, &Scope::new())?;
+            // An int2vector unnests as the int2[] it is.
+            let arr = if arr.ty() == SqlType::Int2Vector {
+                Scalar::Cast {
+                    expr: Box::new(arr),
+                    to: SqlType::array_of(SqlType::Int2),
+                }
+            } else {
+                arr
+            };
             let Some(elem) = arr.ty().element() else {
                 return Err(SqlError::undefined_function(format!(
                     "function unnest({}) does not exist",

@@ -834,7 +834,16 @@ pub fn column_name_of(e: &Expr) -> String {
         Expr::Nested(inner) => column_name_of(inner),
         Expr::Case { .. } => "case".into(),
         Expr::Array(_) => "array".into(),
-        Expr::CompoundFieldAccess { root, .. } => column_name_of(root),
+        // `t.col[1]` is named after `col`, the last field name.
+        Expr::CompoundFieldAccess { root, access_chain } => access_chain
+            .iter()
+            .take_while(|a| matches!(a, ast::AccessExpr::Dot(Expr::Identifier(_))))
+            .last()
+            .and_then(|a| match a {
+                ast::AccessExpr::Dot(Expr::Identifier(id)) => Some(normalize(id)),
+                _ => None,
+            })
+            .unwrap_or_else(|| column_name_of(root)),
         Expr::Exists { .. } => "exists".into(),
         Expr::Extract { .. } => "extract".into(),
         Expr::Substring { shorthand, .. } => if *shorthand { "substr" } else { "substring" }.into(),
