@@ -615,6 +615,7 @@ pub fn encode_type(b: &mut Vec<u8>, ty: SqlType) {
             encode_type(b, *e);
         }
         SqlType::Time => b.push(21),
+        SqlType::Inet => b.push(22),
         // A type added to sqltypes that the catalog does not know yet.
         _ => b.push(0),
     }
@@ -650,6 +651,7 @@ fn decode_type(r: &mut Reader) -> SqlResult<SqlType> {
             e => SqlType::array_of(e),
         },
         21 => SqlType::Time,
+        22 => SqlType::Inet,
         _ => return Err(corrupt("type")),
     })
 }

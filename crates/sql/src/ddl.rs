@@ -384,6 +384,7 @@ pub fn type_name(ty: SqlType) -> String {
         SqlType::Decimal(Some((p, s))) => format!("DECIMAL({p},{s})"),
         SqlType::Date => "DATE".into(),
         SqlType::Time => "TIME".into(),
+        SqlType::Inet => "INET".into(),
         SqlType::Timestamp => "TIMESTAMP".into(),
         SqlType::TimestampTz => "TIMESTAMPTZ".into(),
         SqlType::Interval => "INTERVAL".into(),

@@ -112,7 +112,7 @@ pub fn encode_key_value(
         }
         (Value::Decimal(d), SqlType::Decimal(_)) => enc::encode_decimal(buf, d, dir),
         (Value::Text(s), t) if t.is_string() => enc::encode_string(buf, s, dir),
-        (Value::Bytes(b), SqlType::Bytes) => enc::encode_bytes(buf, b, dir),
+        (Value::Bytes(b), SqlType::Bytes | SqlType::Inet) => enc::encode_bytes(buf, b, dir),
         (Value::Date(d), SqlType::Date) => enc::encode_int(buf, *d as i64, dir),
         (Value::Time(t), SqlType::Time) => enc::encode_int(buf, *t, dir),
         (Value::Timestamp(t), SqlType::Timestamp)

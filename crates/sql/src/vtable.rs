@@ -57,6 +57,7 @@ const BTREE_OPCLASSES: &[(i64, &str, i64)] = &[
     (426, "bpchar_ops", 1042),
     (3122, "date_ops", 1082),
     (1996, "time_ops", 1083),
+    (3979, "inet_ops", 869),
     (3128, "timestamp_ops", 1114),
     (3127, "timestamptz_ops", 1184),
     (3129, "interval_ops", 1186),
@@ -79,6 +80,7 @@ fn btree_opclass(ty: SqlType) -> (i64, &'static str) {
         SqlType::Char(_) => "bpchar_ops",
         SqlType::Date => "date_ops",
         SqlType::Time => "time_ops",
+        SqlType::Inet => "inet_ops",
         SqlType::Timestamp => "timestamp_ops",
         SqlType::TimestampTz => "timestamptz_ops",
         SqlType::Interval => "interval_ops",
@@ -623,6 +625,7 @@ fn types() -> Vec<(i64, &'static str, Option<SqlType>, i64, &'static str)> {
         (3802, "jsonb", SqlType::Jsonb, -1, "U"),
         (26, "oid", SqlType::Oid, 4, "N"),
         (22, "int2vector", SqlType::Int2Vector, -1, "A"),
+        (869, "inet", SqlType::Inet, -1, "I"),
     ];
     let mut out: Vec<(i64, &'static str, Option<SqlType>, i64, &'static str)> = base
         .iter()
@@ -1942,6 +1945,7 @@ fn udt_name(ty: SqlType) -> &'static str {
         SqlType::RegClass => "regclass",
         SqlType::RegType => "regtype",
         SqlType::Int2Vector => "int2vector",
+        SqlType::Inet => "inet",
         SqlType::Array(_) => "anyarray",
     }
 }

@@ -383,6 +383,7 @@ pub fn pg_type_name(ty: SqlType) -> String {
         SqlType::RegClass => "regclass".into(),
         SqlType::RegType => "regtype".into(),
         SqlType::Int2Vector => "int2vector".into(),
+        SqlType::Inet => "inet".into(),
         SqlType::Array(e) => format!("{}[]", pg_type_name(*e)),
     }
 }

@@ -21,6 +21,7 @@ pub mod catalog_fns;
 pub mod datetime;
 pub mod error;
 pub mod functions;
+pub mod inet;
 pub mod jsonb;
 pub mod num;
 pub mod ops;

@@ -1306,7 +1306,8 @@ pub fn cast(v: &Value, from: SqlType, to: SqlType) -> SqlResult<Value> {
         (Value::Timestamp(t) | Value::TimestampTz(t), T::Timestamp) => Value::Timestamp(*t),
         (Value::Timestamp(t) | Value::TimestampTz(t), T::TimestampTz) => Value::TimestampTz(*t),
         (Value::Interval(iv), T::Interval) => Value::Interval(*iv),
-        (Value::Bytes(b), T::Bytes) => Value::Bytes(b.clone()),
+        (Value::Bytes(b), T::Bytes) if from == T::Bytes => Value::Bytes(b.clone()),
+        (Value::Bytes(b), T::Inet) if from == T::Inet => Value::Bytes(b.clone()),
         (Value::Uuid(u), T::Uuid) => Value::Uuid(*u),
         (Value::Jsonb(j), T::Jsonb) => Value::Jsonb(j.clone()),
         (Value::Array(a), T::Array(e)) => {
@@ -1346,6 +1347,7 @@ fn category(t: SqlType) -> u8 {
         SqlType::Uuid => 7,
         SqlType::Array(_) | SqlType::Int2Vector => 9,
         SqlType::Time => 10,
+        SqlType::Inet => 11,
         _ => 8,
     }
 }

@@ -48,6 +48,10 @@ pub enum SqlType {
     /// `regtype`: a type's OID (an integer value, as [`SqlType::Oid`]) that
     /// reads and prints as the type's name (`'int4'::regtype` is `integer`).
     RegType,
+    /// INET: an IPv4 or IPv6 host address with an optional netmask length,
+    /// held as `Value::Bytes` of [family (4 or 6), address bytes, mask
+    /// length], so that values sort by family, then address, then mask.
+    Inet,
     /// `int2vector` (the catalogs' `pg_index.indoption`): an array of
     /// smallints, printed space-separated (`0 3`) and sent with OID 22; it
     /// is an array for functions and casts (`unnest`, `::int2[]`), as
@@ -61,7 +65,7 @@ pub enum SqlType {
 
 /// The element types without modifiers (those of the array types a client can
 /// name by OID, and unknown).
-static ARRAY_ELEMENTS: [SqlType; 19] = [
+static ARRAY_ELEMENTS: [SqlType; 20] = [
     SqlType::Bool,
     SqlType::Bytes,
     SqlType::Int2,
@@ -80,6 +84,7 @@ static ARRAY_ELEMENTS: [SqlType; 19] = [
     SqlType::Uuid,
     SqlType::Jsonb,
     SqlType::Oid,
+    SqlType::Inet,
     SqlType::Unknown,
 ];
 
@@ -110,6 +115,7 @@ impl SqlType {
             SqlType::RegClass => 2205,
             SqlType::RegType => 2206,
             SqlType::Int2Vector => 22,
+            SqlType::Inet => 869,
             SqlType::Array(e) => e.array_oid(),
         }
     }
@@ -168,6 +174,7 @@ impl SqlType {
             SqlType::RegClass => 2210,
             SqlType::RegType => 2211,
             SqlType::Int2Vector => 1006,
+            SqlType::Inet => 1041,
             SqlType::Text | SqlType::Unknown | SqlType::Array(_) => 1009,
         }
     }
@@ -200,6 +207,7 @@ impl SqlType {
             2205 => SqlType::RegClass,
             2206 => SqlType::RegType,
             22 => SqlType::Int2Vector,
+            869 => SqlType::Inet,
             // a bpchar[] or json[] parameter is read as text[] / jsonb[], as their
             // elements are
             1014 => SqlType::array_of(SqlType::Text),
@@ -290,6 +298,7 @@ impl fmt::Display for SqlType {
             SqlType::RegClass => f.write_str("regclass"),
             SqlType::RegType => f.write_str("regtype"),
             SqlType::Int2Vector => f.write_str("int2vector"),
+            SqlType::Inet => f.write_str("inet"),
             SqlType::Array(e) => write!(f, "{e}[]"),
         }
     }

@@ -948,6 +948,7 @@ impl Value {
                 }
                 _ => out.push_str(s),
             },
+            Value::Bytes(b) if ty == SqlType::Inet => crate::inet::write_text(out, b),
             Value::Bytes(b) => {
                 out.push_str("\\x");
                 for byte in b {
@@ -1007,6 +1008,7 @@ impl Value {
             SqlType::Uuid => Value::Uuid(parse_uuid(s)?),
             SqlType::Jsonb => Value::Jsonb(Box::new(parse_json(s)?)),
             SqlType::Array(e) => crate::array::parse_text(s, *e)?,
+            SqlType::Inet => Value::Bytes(crate::inet::parse(s)?),
             SqlType::Int2Vector => Value::Array(
                 s.split_whitespace()
                     .map(|p| parse_int(p, SqlType::Int2).map(Value::Int))
@@ -1049,7 +1051,7 @@ impl Value {
             Value::Float(_) => matches!(ty, SqlType::Float4 | SqlType::Float8),
             Value::Decimal(_) => matches!(ty, SqlType::Decimal(_)),
             Value::Text(_) => ty.is_string() || ty == SqlType::Unknown,
-            Value::Bytes(_) => ty == SqlType::Bytes,
+            Value::Bytes(_) => matches!(ty, SqlType::Bytes | SqlType::Inet),
             Value::Date(_) => ty == SqlType::Date,
             Value::Time(_) => ty == SqlType::Time,
             Value::Timestamp(_) => ty == SqlType::Timestamp,
@@ -1111,6 +1113,7 @@ impl Value {
                 write_numeric_binary(&d, out)
             }
             (Value::Text(_), _) => out.extend_from_slice(self.to_text(ty).as_bytes()),
+            (Value::Bytes(b), SqlType::Inet) => crate::inet::write_binary(out, b)?,
             (Value::Bytes(b), _) => out.extend_from_slice(b),
             (Value::Date(d), _) => {
                 let v = match *d {
@@ -1227,6 +1230,7 @@ impl Value {
             },
             SqlType::Array(e) => crate::array::parse_binary(b, *e)?,
             SqlType::Int2Vector => crate::array::parse_binary(b, SqlType::Int2)?,
+            SqlType::Inet => Value::Bytes(crate::inet::read_binary(b)?),
         })
     }
 }

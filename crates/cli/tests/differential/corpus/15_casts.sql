@@ -42,3 +42,15 @@ SELECT 300::int2;
 SELECT 40000::int2;
 SELECT int4 '1' + 1, text 'a' || 'b', date '2024-01-01' + 1;
 SELECT x::text FROM (VALUES (1), (NULL)) v(x) ORDER BY 1 NULLS LAST;
+-- INET (Django's GenericIPAddressField).
+SELECT '192.168.0.1'::inet, '10.0.0.0/8'::inet AS net, '::1'::inet AS v6, '2001:DB8::1/64'::inet AS v6net;
+SELECT '10.0.0.300'::inet;
+SELECT '10.0.0.1/33'::inet;
+SELECT '10.0.0.1'::inet = '10.0.0.1/32'::inet AS same, '10.0.0.2'::inet < '10.0.0.10'::inet AS numeric_order, '10.0.0.1'::inet < '::1'::inet AS v4_first;
+CREATE TABLE hosts (id INT PRIMARY KEY, ip INET NOT NULL);
+CREATE INDEX hosts_ip ON hosts (ip);
+INSERT INTO hosts VALUES (1, '10.0.0.10'), (2, '10.0.0.2'), (3, '::1'), (4, '192.168.1.1/24');
+SELECT id, ip FROM hosts ORDER BY ip;
+SELECT id FROM hosts WHERE ip = '10.0.0.2';
+SELECT ip::text AS t FROM hosts WHERE id = 4;
+SELECT column_name, data_type, udt_name FROM information_schema.columns WHERE table_name = 'hosts' AND column_name = 'ip';

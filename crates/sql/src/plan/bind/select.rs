@@ -905,6 +905,7 @@ fn type_column_name(dt: &DataType) -> String {
         Ok(SqlType::Uuid) => "uuid".into(),
         Ok(SqlType::Jsonb) => "jsonb".into(),
         Ok(SqlType::Oid) => "oid".into(),
+        Ok(SqlType::Inet) => "inet".into(),
         _ => "?column?".into(),
     }
 }

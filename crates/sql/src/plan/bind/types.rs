@@ -725,6 +725,7 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
             "numeric" => SqlType::Decimal(None),
             "date" => SqlType::Date,
             "time" => SqlType::Time,
+            "inet" => SqlType::Inet,
             "timestamp" => SqlType::Timestamp,
             "interval" => SqlType::Interval,
             other => {
