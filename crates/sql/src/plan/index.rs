@@ -422,11 +422,25 @@ pub(super) fn ascending_order(rel: &Rel) -> Vec<usize> {
         .collect()
 }
 
+/// The least cost a whole-index read is taken to have when choosing: a
+/// table's statistics may be from when it was small (automatic statistics
+/// run after it grew by a fraction), and a full scan's cost grows with
+/// the table while a constrained read's does not, so a constrained read
+/// wins over a full scan of a table whose statistics say it is tiny.
+const FULL_SCAN_MIN_COST: f64 = 100.0;
+
 /// The cheapest option (the first on ties, so the primary index).
 fn cheapest(options: &[ScanOption]) -> Option<usize> {
+    let risk = |o: &ScanOption| {
+        if o.scan.constraint.is_none() {
+            o.cost.max(FULL_SCAN_MIN_COST)
+        } else {
+            o.cost
+        }
+    };
     let mut best: Option<usize> = None;
     for (i, o) in options.iter().enumerate() {
-        if best.is_none_or(|b| o.cost < options[b].cost * (1.0 - 1e-9)) {
+        if best.is_none_or(|b| risk(o) < risk(&options[b]) * (1.0 - 1e-9)) {
             best = Some(i);
         }
     }
