@@ -743,16 +743,7 @@ pub(crate) fn check_generated_columns(t: &TableDesc) -> SqlResult<()> {
         if let Some(err) = problem {
             return Err(err);
         }
-        let scope: crate::plan::bind::Scope = t
-            .columns
-            .iter()
-            .map(|c| crate::plan::bind::ScopeColumn {
-                table: Some(t.name.clone()),
-                name: c.name.clone(),
-                ty: c.ty,
-                hidden: c.hidden,
-            })
-            .collect();
+        let scope = crate::plan::dml::table_scope(t, &t.name);
         let bound = binder.bind_expr(&expr, &scope)?;
         let mut volatile = false;
         crate::plan::norm::visit(&bound, &mut |n| {

@@ -430,16 +430,7 @@ pub async fn eval_over_rows(
 ) -> SqlResult<Vec<Value>> {
     let tables = HashMap::new();
     let mut binder = Binder::new(&tables, &[]);
-    let scope: crate::plan::bind::Scope = table
-        .columns
-        .iter()
-        .map(|c| crate::plan::bind::ScopeColumn {
-            table: Some(table.name.clone()),
-            name: c.name.clone(),
-            ty: c.ty,
-            hidden: c.hidden,
-        })
-        .collect();
+    let scope = crate::plan::dml::table_scope(table, &table.name);
     let expr = crate::plan::dml::parse_stored_expr(sql_text)?;
     let bound = binder.bind_expr(&expr, &scope)?;
     let bound = binder.coerce(bound, column.ty, "generated column")?;

@@ -65,7 +65,9 @@ pub(crate) struct OnConflict {
     pub(crate) update: Option<(Vec<(usize, Scalar)>, Option<Scalar>)>,
 }
 
-fn table_scope(table: &TableDesc, name: &str) -> Scope {
+/// The columns of `table` as a scope whose rows are the table's rows,
+/// qualified by `name`.
+pub(crate) fn table_scope(table: &TableDesc, name: &str) -> Scope {
     table
         .columns
         .iter()
