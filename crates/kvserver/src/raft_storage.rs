@@ -344,6 +344,16 @@ pub struct SnapshotData {
     pub kvs: Vec<(Space, Vec<u8>, Vec<u8>)>,
 }
 
+/// Only the descriptor a snapshot carries (its header), without copying its
+/// data: enough to decide whether this store can take it.
+pub fn decode_snapshot_desc(buf: &[u8]) -> Result<RangeDescriptor, DecodeError> {
+    let mut r = command::Reader { buf };
+    if r.u8()? != SNAPSHOT_FORMAT {
+        return Err(DecodeError("unknown snapshot format".into()));
+    }
+    RangeDescriptor::decode(r.bytes()?).map_err(|e| DecodeError(e.to_string()))
+}
+
 pub fn decode_snapshot_data(buf: &[u8]) -> Result<SnapshotData, DecodeError> {
     let mut r = command::Reader { buf };
     if r.u8()? != SNAPSHOT_FORMAT {

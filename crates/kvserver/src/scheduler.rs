@@ -259,6 +259,18 @@ fn step_batch(store: &Arc<Store>, batch: RaftMessageBatch, dirty: &mut BTreeSet<
             tracing::debug!(range_id = m.range_id, "raft message for another replica");
             continue;
         }
+        if msg.get_msg_type() == MessageType::MsgSnapshot
+            && let Some(other) = snapshot_overlap(store, &r, &msg)
+        {
+            // The leader sends it again later, when this store's replica of
+            // the other range has applied its split (or was removed).
+            tracing::info!(
+                range_id = m.range_id,
+                overlapping_range_id = other,
+                "refused a snapshot that overlaps another replica of this store"
+            );
+            continue;
+        }
         if !r.is_initialized() {
             // Its descriptor is empty: answers go back the way this came.
             r.peer_nodes.lock().insert(m.from_replica, batch.from_node);
@@ -279,6 +291,14 @@ fn step_batch(store: &Arc<Store>, batch: RaftMessageBatch, dirty: &mut BTreeSet<
         }
         dirty.insert(m.range_id);
     }
+}
+
+/// The initialized replica, other than `r`, that the snapshot in `msg`
+/// would overlap. A snapshot that cannot be decoded is left to the install,
+/// which reports it.
+fn snapshot_overlap(store: &Store, r: &Replica, msg: &Message) -> Option<u64> {
+    let desc = raft_storage::decode_snapshot_desc(&msg.get_snapshot().data).ok()?;
+    store.overlapping_replica(r.range_id, &desc.start_key, &desc.end_key)
 }
 
 fn tick(store: &Store, dirty: &mut BTreeSet<u64>, outbox: &mut Outbox) {

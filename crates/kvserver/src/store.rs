@@ -559,6 +559,27 @@ impl Store {
         r.contains_key(key).then(|| r.clone())
     }
 
+    /// Another initialized replica of this store whose span meets
+    /// `[start, end)`, if one does. Initialized replicas never overlap: a
+    /// snapshot of range A that overlaps replica B is refused until B has
+    /// split or gone (installing it would clear B's data with A's old span,
+    /// or give two replicas the same keys).
+    pub(crate) fn overlapping_replica(&self, range_id: u64, start: &[u8], end: &[u8]) -> Option<u64> {
+        let reps = self.replicas.read();
+        for (_, id) in reps.by_start.range(..end.to_vec()).rev() {
+            if *id == range_id {
+                continue;
+            }
+            let r = reps.by_id.get(id)?;
+            if r.end_key().as_slice() > start {
+                return Some(*id);
+            }
+            // Every replica before this one ends before it starts.
+            return None;
+        }
+        None
+    }
+
     /// Statistics summed over the replicas on this store.
     pub fn stats(&self) -> tardigrade_storage::MvccStats {
         let mut s = tardigrade_storage::MvccStats::default();
