@@ -564,7 +564,12 @@ impl Store {
     /// snapshot of range A that overlaps replica B is refused until B has
     /// split or gone (installing it would clear B's data with A's old span,
     /// or give two replicas the same keys).
-    pub(crate) fn overlapping_replica(&self, range_id: u64, start: &[u8], end: &[u8]) -> Option<u64> {
+    pub(crate) fn overlapping_replica(
+        &self,
+        range_id: u64,
+        start: &[u8],
+        end: &[u8],
+    ) -> Option<u64> {
         let reps = self.replicas.read();
         for (_, id) in reps.by_start.range(..end.to_vec()).rev() {
             if *id == range_id {

@@ -216,6 +216,10 @@ pub struct SequenceDesc {
     pub min_value: i64,
     pub max_value: i64,
     pub cycle: bool,
+    /// `OWNED BY table.column` (an identity column's sequence is owned by
+    /// it): the table id and column id. An owned sequence is dropped with
+    /// its table or column and is what `pg_get_serial_sequence` finds.
+    pub owned_by: Option<(DescId, u32)>,
 }
 
 /// A table (or a view, when `view_query` is set; or a sequence, when `sequence`
@@ -499,13 +503,19 @@ pub fn sequence_value_key(id: DescId) -> Vec<u8> {
 // key's after their other fields, a table's at the very end. Formats 1 and 2
 // decode without comments (a database's public schema gets PostgreSQL's
 // default one).
+//
+// Format 4 (identity and generated columns): a column's `Generated` after
+// its comment. Format 5 (OWNED BY): a sequence's owner (a flag, then the
+// table and column ids) after `cycle`; older sequences decode unowned.
 
 const FORMAT_1: u8 = 1;
 const FORMAT_2: u8 = 2;
 /// Comments.
 const FORMAT_3: u8 = 3;
 /// Identity and generated columns.
-const FORMAT: u8 = 4;
+const FORMAT_4: u8 = 4;
+/// A sequence's owner (`OWNED BY`).
+const FORMAT: u8 = 5;
 
 fn put_u32(b: &mut Vec<u8>, v: u32) {
     b.extend_from_slice(&v.to_be_bytes());
@@ -814,6 +824,14 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
                     put_u64(&mut b, s.min_value as u64);
                     put_u64(&mut b, s.max_value as u64);
                     b.push(s.cycle as u8);
+                    match s.owned_by {
+                        None => b.push(0),
+                        Some((table, column)) => {
+                            b.push(1);
+                            put_u32(&mut b, table);
+                            put_u32(&mut b, column);
+                        }
+                    }
                 }
             }
             put_ids(&mut b, &t.dependent_views);
@@ -833,7 +851,7 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
 pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
     let mut r = Reader(ByteReader::new(bytes));
     let format = r.u8()?;
-    if !matches!(format, FORMAT_1 | FORMAT_2 | FORMAT_3 | FORMAT) {
+    if !matches!(format, FORMAT_1 | FORMAT_2 | FORMAT_3 | FORMAT_4 | FORMAT) {
         return Err(corrupt("unknown format"));
     }
     // A comment of format 3, absent before.
@@ -868,7 +886,7 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                     default: r.opt_str()?,
                     hidden: r.bool()?,
                     comment: comment(&mut r)?,
-                    generated: if format >= FORMAT {
+                    generated: if format >= FORMAT_4 {
                         match r.u8()? {
                             0 => None,
                             1 => Some(Generated::IdentityAlways),
@@ -925,6 +943,11 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                     min_value: r.u64()? as i64,
                     max_value: r.u64()? as i64,
                     cycle: r.bool()?,
+                    owned_by: if format >= FORMAT && r.bool()? {
+                        Some((r.u32()?, r.u32()?))
+                    } else {
+                        None
+                    },
                 }),
             };
             let dependent_views = r.ids()?;
@@ -1337,6 +1360,16 @@ impl Catalog {
         let Some(db_id) = self.lookup_name(txn, mode, 0, database).await? else {
             return Err(undefined_database(database));
         };
+        self.list_tables_of(txn, db_id).await
+    }
+
+    /// Every table, view and sequence of database `db_id`, by name.
+    pub async fn list_tables_of(
+        &self,
+        txn: &mut Txn,
+        db_id: DescId,
+    ) -> SqlResult<Vec<Arc<TableDesc>>> {
+        let mode = self.mode(txn).await?;
         let prefix = namespace_prefix(db_id);
         let rows = txn
             .scan(&prefix, &keys::prefix_end(&prefix), 0)
@@ -1464,11 +1497,9 @@ impl Catalog {
     }
 
     /// `pg_get_serial_sequence(table, column)`: the sequence the column
-    /// owns, schema-qualified (an identity column's `<table>_<column>_seq`,
-    /// whose nextval() is its default), or `None`. 42P01 / 42703 when there
-    /// is no such table or column.
-    // TODO(issue 13): OWNED BY is not recorded, so a sequence attached with
-    // it is not found here (only identity columns' own sequences are).
+    /// owns (an identity column's, or one given `OWNED BY` it),
+    /// schema-qualified, or `None`. 42P01 / 42703 when there is no such
+    /// table or column.
     pub async fn owned_sequence(
         &self,
         txn: &mut Txn,
@@ -1486,17 +1517,43 @@ impl Catalog {
                 ),
             ));
         };
-        let seq = owned_sequence_name(&t.name, &c.name);
-        if c.default.as_deref() != Some(format!("nextval('{seq}')").as_str()) {
-            return Ok(None);
-        }
-        match self.resolve_table(txn, database, None, &seq).await? {
-            Some(s) if s.is_sequence() => Ok(Some(format!(
+        let seqs = self.owned_sequences(txn, &t, Some(c.id)).await?;
+        Ok(seqs.first().map(|s| {
+            format!(
                 "public.{}",
-                tardigrade_sqltypes::strings::quote_ident(&seq)
-            ))),
-            _ => Ok(None),
+                tardigrade_sqltypes::strings::quote_ident(&s.name)
+            )
+        }))
+    }
+
+    /// The sequences owned by table `t` (by its column `column` only, when
+    /// given): those whose `OWNED BY` names it, and those of descriptors
+    /// older than ownership that follow the identity naming
+    /// (`<table>_<column>_seq`, the column's `nextval()` default).
+    pub async fn owned_sequences(
+        &self,
+        txn: &mut Txn,
+        t: &TableDesc,
+        column: Option<u32>,
+    ) -> SqlResult<Vec<Arc<TableDesc>>> {
+        let mut out = Vec::new();
+        for s in self.list_tables_of(txn, t.parent_id).await? {
+            let Some(opts) = &s.sequence else {
+                continue;
+            };
+            let owned = match opts.owned_by {
+                Some((table, col)) => table == t.id && column.is_none_or(|c| c == col),
+                None => t.columns.iter().any(|c| {
+                    column.is_none_or(|id| id == c.id)
+                        && s.name == owned_sequence_name(&t.name, &c.name)
+                        && c.default.as_deref() == Some(format!("nextval('{}')", s.name).as_str())
+                }),
+            };
+            if owned {
+                out.push(s);
+            }
         }
+        Ok(out)
     }
 
     async fn require_sequence(
@@ -1738,7 +1795,8 @@ pub fn duplicate_table(name: &str) -> SqlError {
     )
 }
 
-/// The name of the sequence an identity column of `table` owns.
+/// The name an identity column's sequence gets unless a relation has it
+/// already (then a number is appended, as PostgreSQL does).
 pub fn owned_sequence_name(table: &str, column: &str) -> String {
     format!("{table}_{column}_seq")
 }

@@ -478,12 +478,14 @@ struct Pending {
     identities: Vec<IdentitySequence>,
 }
 
-/// The sequence behind an identity column: `<table>_<column>_seq`, which
-/// goes with its table (see [`owned_sequence_name`]).
+/// The sequence behind an identity column: `<table>_<column>_seq` (see
+/// [`owned_sequence_name`]), owned by the column, so it goes with it.
 #[derive(Clone, Debug)]
 pub(crate) struct IdentitySequence {
     name: String,
     max: i64,
+    /// The column's id.
+    column: u32,
 }
 
 /// The name of the sequence an identity column of `table` owns.
@@ -676,7 +678,11 @@ fn column_desc(t: &mut TableDesc, def: &ColumnDef, pending: &mut Pending) -> Sql
                 let seq = owned_sequence_name(&t.name, &name);
                 c.nullable = false;
                 c.default = Some(format!("nextval('{seq}')"));
-                pending.identities.push(IdentitySequence { name: seq, max });
+                pending.identities.push(IdentitySequence {
+                    name: seq,
+                    max,
+                    column: c.id,
+                });
             }
             other => {
                 return Err(SqlError::unsupported(format!("column option: {other}")));
@@ -1420,25 +1426,16 @@ async fn delete_table(node: &SqlNode, txn: &mut Txn, t: &TableDesc) -> SqlResult
     Ok(())
 }
 
-/// The sequences `t`'s identity columns own (those named after the table
-/// and column whose nextval() is the column's default), which go with it.
+/// The sequences owned by `t` (its identity columns' and those given
+/// `OWNED BY` one of its columns), which go with it, read for update.
 async fn owned_sequences(
     node: &SqlNode,
     txn: &mut Txn,
     t: &TableDesc,
 ) -> SqlResult<Vec<TableDesc>> {
     let mut out = Vec::new();
-    for c in &t.columns {
-        let seq = owned_sequence_name(&t.name, &c.name);
-        if c.default.as_deref() != Some(format!("nextval('{seq}')").as_str()) {
-            continue;
-        }
-        if let Some(id) = node.catalog.table_id(txn, t.parent_id, &seq).await?
-            && let Ok(s) = node.catalog.table_for_update(txn, id).await
-            && s.is_sequence()
-        {
-            out.push(s);
-        }
+    for s in node.catalog.owned_sequences(txn, t, None).await? {
+        out.push(node.catalog.table_for_update(txn, s.id).await?);
     }
     Ok(out)
 }
@@ -1530,14 +1527,15 @@ async fn create_table(
         return Err(duplicate_table(&q.name));
     }
     let id = node.catalog.allocate_id().await?;
-    let (mut t, fks, identities) = table_from_create(id, db_id, &q.name, ct)?;
+    let (mut t, fks, mut identities) = table_from_create(id, db_id, &q.name, ct)?;
+    name_identity_sequences(node, txn, &mut t, &mut identities).await?;
     let mut parents = HashMap::new();
     for fk in &fks {
         add_foreign_key(node, txn, &q.database, &mut t, fk, &mut parents).await?;
     }
     node.catalog.create_table(txn, &t).await?;
     zone::write_span_configs(txn, &t).await?;
-    create_identity_sequences(node, txn, db_id, &identities).await?;
+    create_identity_sequences(node, txn, db_id, t.id, &identities).await?;
     if !parents.is_empty() {
         let descs: Vec<TableDesc> = parents.into_values().collect();
         node.catalog.write_tables(txn, &descs).await?;
@@ -2157,9 +2155,14 @@ async fn alter_table(
                     ));
                 }
                 let old = t.clone();
-                t.columns.push(c.clone());
-                create_identity_sequences(node, txn, t.parent_id, &pending.identities).await?;
-                backfill_column(node, txn, &old, &t, &c).await?;
+                t.columns.push(c);
+                name_identity_sequences(node, txn, &mut t, &mut pending.identities).await?;
+                let Some(c) = t.columns.last().cloned() else {
+                    return Err(SqlError::internal("ADD COLUMN: the new column is missing"));
+                };
+                create_identity_sequences(node, txn, t.parent_id, t.id, &pending.identities)
+                    .await?;
+                backfill_column(node, txn, &q.database, &old, &t, &c).await?;
                 let mut new_indexes = Vec::new();
                 for ix in &pending.indexes {
                     new_indexes.push(add_index(&mut t, ix)?);
@@ -2436,6 +2439,7 @@ async fn alter_table(
 async fn backfill_column(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
+    database: &str,
     old: &TableDesc,
     new: &TableDesc,
     c: &ColumnDesc,
@@ -2468,7 +2472,7 @@ async fn backfill_column(
     }
     let volatile = c.default.as_deref().is_some_and(|d| d.contains('('));
     let constant = match (&c.default, volatile) {
-        (Some(d), false) => crate::exec::eval_constant(node, txn, d, c.ty).await?,
+        (Some(d), false) => crate::exec::eval_constant(node, txn, database, d, c.ty).await?,
         _ => Value::Null,
     };
     if c.default.is_none() && c.nullable {
@@ -2480,7 +2484,7 @@ async fn backfill_column(
         let mut pairs = Vec::with_capacity(rows.len());
         for mut row in rows {
             let v = match (&c.default, volatile) {
-                (Some(d), true) => crate::exec::eval_constant(node, txn, d, c.ty).await?,
+                (Some(d), true) => crate::exec::eval_constant(node, txn, database, d, c.ty).await?,
                 _ => constant.clone(),
             };
             if v.is_null() && !c.nullable {
@@ -2875,6 +2879,7 @@ async fn create_sequence(
     let mut min = None;
     let mut max = None;
     let mut cycle = false;
+    let mut owned_by = None;
     for o in options {
         match o {
             SequenceOptions::IncrementBy(e, _) => increment = const_i64(e)?,
@@ -2883,8 +2888,10 @@ async fn create_sequence(
             SequenceOptions::MaxValue(Some(e)) => max = Some(const_i64(e)?),
             SequenceOptions::MinValue(None) | SequenceOptions::MaxValue(None) => {}
             SequenceOptions::Cycle(no) => cycle = !*no,
-            SequenceOptions::Cache(_) | SequenceOptions::OwnedBy(_) => {}
-            SequenceOptions::DataType(_) => {}
+            SequenceOptions::OwnedBy(owner) => {
+                owned_by = sequence_owner(node, txn, database, db_id, owner.as_ref()).await?;
+            }
+            SequenceOptions::Cache(_) | SequenceOptions::DataType(_) => {}
         }
     }
     if increment == 0 {
@@ -2911,6 +2918,7 @@ async fn create_sequence(
         min_value: min,
         max_value: max,
         cycle,
+        owned_by,
     };
     write_sequence(node, txn, db_id, &q.name, sequence).await?;
     Ok(QueryOutput::command("CREATE SEQUENCE"))
@@ -2921,11 +2929,9 @@ async fn create_sequence(
 /// what RESTART goes back to, not the next value; RESTART [WITH n] makes
 /// the next `nextval` give the start value (n). The counter is changed
 /// outside the transaction, as `nextval` and `setval` change it.
-// TODO(issue 13): OWNED BY is checked (the table and column must exist)
-// but not recorded: the sequence is not dropped with its table and
-// pg_get_serial_sequence does not find it. Changing INCREMENT of a
-// sequence never used (or reset by setval(…, false) / RESTART) moves its
-// next value by the difference, where PostgreSQL still gives the start.
+// TODO(issue 13): changing INCREMENT of a sequence never used (or reset by
+// setval(…, false) / RESTART) moves its next value by the difference, where
+// PostgreSQL still gives the start.
 async fn alter_sequence(
     node: &SqlNode,
     txn: &mut Txn,
@@ -2959,42 +2965,10 @@ async fn alter_sequence(
             SequenceOptions::MinValue(e) => min = e.as_ref().map(const_i64).transpose()?,
             SequenceOptions::MaxValue(e) => max = e.as_ref().map(const_i64).transpose()?,
             SequenceOptions::Cycle(no) => seq.cycle = !*no,
-            SequenceOptions::OwnedBy(Some(owner)) => {
-                let parts = name_parts(owner);
-                let Some((column, table)) = parts.split_last() else {
-                    return Err(SqlError::syntax("OWNED BY: expected table.column"));
-                };
-                if table.is_empty() {
-                    return Err(SqlError::new(
-                        codes::INVALID_PARAMETER_VALUE,
-                        "invalid OWNED BY option",
-                    ));
-                }
-                let table = ObjectName::from(
-                    table
-                        .iter()
-                        .map(|p| Ident::with_quote('"', p))
-                        .collect::<Vec<_>>(),
-                );
-                let tq = qualify(database, &table)?;
-                let tdb = node.catalog.require_database(txn, &tq.database).await?;
-                let Some(tid) = node.catalog.table_id(txn, tdb, &tq.name).await? else {
-                    return Err(SqlError::undefined_table(&tq.name));
-                };
-                let owner = node.catalog.table_by_id(txn, tid).await?;
-                if owner.column_by_name(column).is_none() {
-                    return Err(SqlError::new(
-                        codes::UNDEFINED_COLUMN,
-                        format!(
-                            "column \"{column}\" of relation \"{}\" does not exist",
-                            tq.name
-                        ),
-                    ));
-                }
+            SequenceOptions::OwnedBy(owner) => {
+                seq.owned_by = sequence_owner(node, txn, database, db_id, owner.as_ref()).await?;
             }
-            SequenceOptions::OwnedBy(None)
-            | SequenceOptions::Cache(_)
-            | SequenceOptions::DataType(_) => {}
+            SequenceOptions::Cache(_) | SequenceOptions::DataType(_) => {}
         }
     }
     if seq.increment == 0 {
@@ -3043,6 +3017,65 @@ async fn alter_sequence(
     Ok(QueryOutput::command("ALTER SEQUENCE"))
 }
 
+/// The column `OWNED BY table.column` names (`None` for `OWNED BY NONE`):
+/// a table of the sequence's database `db_id` (0A000 otherwise, as
+/// PostgreSQL refuses an owner in another schema).
+async fn sequence_owner(
+    node: &SqlNode,
+    txn: &mut Txn,
+    database: &str,
+    db_id: DescId,
+    owner: Option<&ObjectName>,
+) -> SqlResult<Option<(DescId, u32)>> {
+    let Some(owner) = owner else {
+        return Ok(None);
+    };
+    let parts = name_parts(owner);
+    let Some((column, table)) = parts.split_last() else {
+        return Err(SqlError::syntax("OWNED BY: expected table.column"));
+    };
+    if table.is_empty() {
+        return Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            "invalid OWNED BY option",
+        ));
+    }
+    let table = ObjectName::from(
+        table
+            .iter()
+            .map(|p| Ident::with_quote('"', p))
+            .collect::<Vec<_>>(),
+    );
+    let tq = qualify(database, &table)?;
+    let tdb = node.catalog.require_database(txn, &tq.database).await?;
+    let Some(tid) = node.catalog.table_id(txn, tdb, &tq.name).await? else {
+        return Err(SqlError::undefined_table(&tq.name));
+    };
+    if tdb != db_id {
+        return Err(SqlError::new(
+            codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "sequence must be in same schema as table it is linked to",
+        ));
+    }
+    let owner = node.catalog.table_by_id(txn, tid).await?;
+    if owner.is_sequence() || owner.is_view() {
+        return Err(SqlError::new(
+            codes::WRONG_OBJECT_TYPE,
+            format!("sequence cannot be owned by relation \"{}\"", tq.name),
+        ));
+    }
+    let Some(c) = owner.column_by_name(column) else {
+        return Err(SqlError::new(
+            codes::UNDEFINED_COLUMN,
+            format!(
+                "column \"{column}\" of relation \"{}\" does not exist",
+                tq.name
+            ),
+        ));
+    };
+    Ok(Some((tid, c.id)))
+}
+
 /// Creates sequence `name` of database `db_id`, before its first value.
 async fn write_sequence(
     node: &SqlNode,
@@ -3066,28 +3099,63 @@ async fn write_sequence(
     zone::write_span_configs(txn, &t).await
 }
 
-/// The sequences of a table's identity columns.
+/// Gives each identity sequence of `t` a name no relation of its database
+/// has: `<table>_<column>_seq`, else with 1, 2, … appended, as PostgreSQL
+/// does (a table renamed keeps its sequence's name, and a new table may
+/// take the old name). The column's default follows the name.
+async fn name_identity_sequences(
+    node: &SqlNode,
+    txn: &mut Txn,
+    t: &mut TableDesc,
+    identities: &mut [IdentitySequence],
+) -> SqlResult<()> {
+    let mut chosen: HashSet<String> = HashSet::from([t.name.clone()]);
+    for seq in identities.iter_mut() {
+        let base = std::mem::take(&mut seq.name);
+        let mut n = 0u32;
+        let name = loop {
+            let candidate = if n == 0 {
+                base.clone()
+            } else {
+                format!("{base}{n}")
+            };
+            if !chosen.contains(&candidate)
+                && node
+                    .catalog
+                    .table_id(txn, t.parent_id, &candidate)
+                    .await?
+                    .is_none()
+            {
+                break candidate;
+            }
+            n += 1;
+        };
+        if let Some(c) = t.columns.iter_mut().find(|c| c.id == seq.column) {
+            c.default = Some(format!("nextval('{name}')"));
+        }
+        chosen.insert(name.clone());
+        seq.name = name;
+    }
+    Ok(())
+}
+
+/// The sequences of table `table_id`'s identity columns, owned by them
+/// (named by [`name_identity_sequences`] first).
 async fn create_identity_sequences(
     node: &SqlNode,
     txn: &mut Txn,
     db_id: DescId,
+    table_id: DescId,
     identities: &[IdentitySequence],
 ) -> SqlResult<()> {
     for seq in identities {
-        if node
-            .catalog
-            .table_id(txn, db_id, &seq.name)
-            .await?
-            .is_some()
-        {
-            return Err(duplicate_table(&seq.name));
-        }
         let sequence = SequenceDesc {
             increment: 1,
             start: 1,
             min_value: 1,
             max_value: seq.max,
             cycle: false,
+            owned_by: Some((table_id, seq.column)),
         };
         write_sequence(node, txn, db_id, &seq.name, sequence).await?;
     }
@@ -3818,7 +3886,7 @@ async fn split_at(
         let mut vals = Vec::with_capacity(row.len());
         for (e, (c, _)) in row.iter().zip(&key_cols) {
             let ty = t.column_by_id(*c).map(|c| c.ty).unwrap_or(SqlType::Unknown);
-            vals.push(crate::exec::eval_constant(node, txn, &e.to_string(), ty).await?);
+            vals.push(crate::exec::eval_constant(node, txn, database, &e.to_string(), ty).await?);
         }
         let key = rowenc::index_key_prefix(&t, index_id, &vals)?;
         node.db.admin_split(&key).await.map_err(kv_err)?;

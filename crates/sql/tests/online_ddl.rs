@@ -191,12 +191,29 @@ fn descriptor_formats() {
     t2.new_primary = Some(3);
     let d = Descriptor::Table(t2.clone());
     let enc = encode_descriptor(&d);
-    assert_eq!(enc[0], 4, "format byte");
+    assert_eq!(enc[0], 5, "format byte");
     assert_eq!(decode_descriptor(&enc).expect("decode"), d);
     // A public index among the mutations is refused, not misread.
     let mut bad = t2;
     bad.mutations[0].state = IndexState::Public;
     assert!(decode_descriptor(&encode_descriptor(&Descriptor::Table(bad))).is_err());
+    // Format 5: a sequence's owner (OWNED BY table.column).
+    for owned_by in [None, Some((104, 4))] {
+        let mut s = TableDesc::new(105, 50, "t_d_seq");
+        s.sequence = Some(tardigrade_sql::catalog::SequenceDesc {
+            increment: 1,
+            start: 1,
+            min_value: 1,
+            max_value: i64::MAX,
+            cycle: false,
+            owned_by,
+        });
+        let d = Descriptor::Table(s);
+        assert_eq!(
+            decode_descriptor(&encode_descriptor(&d)).expect("decode"),
+            d
+        );
+    }
     let mut db = tardigrade_sql::catalog::DatabaseDesc::new(60, "d");
     db.comment = Some("a database's".into());
     db.public_schema_comment = None;

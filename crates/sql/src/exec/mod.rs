@@ -402,6 +402,7 @@ async fn explain(
 pub async fn eval_constant(
     node: &Arc<SqlNode>,
     txn: &mut Txn,
+    database: &str,
     sql_text: &str,
     ty: SqlType,
 ) -> SqlResult<Value> {
@@ -410,7 +411,7 @@ pub async fn eval_constant(
     let expr = crate::plan::dml::parse_stored_expr(sql_text)?;
     let bound = binder.bind_expr(&expr, &Vec::new())?;
     let bound = binder.coerce(bound, ty, "DEFAULT")?;
-    let mut exec = Executor::new(node, txn, "", &[]);
+    let mut exec = Executor::new(node, txn, database, &[]);
     let values = exec.eval_row(&[&bound], &[], &[]).await?;
     let ctx = exec.ctx(&[], Some(&values));
     eval(&bound, &[], &ctx)
