@@ -677,7 +677,7 @@ fn column_desc(t: &mut TableDesc, def: &ColumnDef, pending: &mut Pending) -> Sql
                 };
                 let seq = owned_sequence_name(&t.name, &name);
                 c.nullable = false;
-                c.default = Some(format!("nextval('{seq}')"));
+                c.default = Some(nextval_default(&seq));
                 pending.identities.push(IdentitySequence {
                     name: seq,
                     max,
@@ -3131,12 +3131,19 @@ async fn name_identity_sequences(
             n += 1;
         };
         if let Some(c) = t.columns.iter_mut().find(|c| c.id == seq.column) {
-            c.default = Some(format!("nextval('{name}')"));
+            c.default = Some(nextval_default(&name));
         }
         chosen.insert(name.clone());
         seq.name = name;
     }
     Ok(())
+}
+
+/// The default of a column filled from sequence `name`: `nextval('name')`,
+/// the name quoted where it needs to be (`nextval('"Mixed_Case_seq"')`).
+fn nextval_default(name: &str) -> String {
+    let ident = tardigrade_sqltypes::strings::quote_ident(name);
+    format!("nextval('{}')", ident.replace('\'', "''"))
 }
 
 /// The sequences of table `table_id`'s identity columns, owned by them

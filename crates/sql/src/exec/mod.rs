@@ -1428,10 +1428,23 @@ fn collect_async<'s>(s: &'s Scalar, out: &mut Vec<&'s Scalar>) {
 
 /// A relation named in a string (`currval('s')`): lowercased, unless
 /// double-quoted (`'"S"'`), as PostgreSQL reads a regclass literal.
-fn relation_name(text: &str) -> String {
-    let t = text.trim();
-    match t.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-        Some(inner) if !inner.is_empty() => inner.replace("\"\"", "\""),
-        _ => t.to_lowercase(),
+pub(crate) fn relation_name(text: &str) -> String {
+    let mut parts = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    let mut part = String::new();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                part.push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut part)),
+            c if quoted => part.push(c),
+            c => part.extend(c.to_lowercase()),
+        }
     }
+    parts.push(part);
+    parts.join(".")
 }
