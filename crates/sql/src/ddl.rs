@@ -3618,7 +3618,29 @@ pub async fn execute_ours(
         // TODO(issue 13): DEFERRABLE constraints, checked at COMMIT; today
         // every constraint is checked at the end of its statement, so
         // there is nothing to defer or to check early.
-        Ours::SetConstraints { .. } => Ok(QueryOutput::command("SET CONSTRAINTS")),
+        Ours::SetConstraints { deferred, names } => {
+            if !names.is_empty() {
+                let tables = node.catalog.list_tables(txn, database).await?;
+                for name in names {
+                    if !tables
+                        .iter()
+                        .any(|t| crate::vtable::has_constraint(t, name))
+                    {
+                        return Err(SqlError::new(
+                            codes::UNDEFINED_OBJECT,
+                            format!("constraint \"{name}\" does not exist"),
+                        ));
+                    }
+                    if *deferred {
+                        return Err(SqlError::new(
+                            codes::WRONG_OBJECT_TYPE,
+                            format!("constraint \"{name}\" is not deferrable"),
+                        ));
+                    }
+                }
+            }
+            Ok(QueryOutput::command("SET CONSTRAINTS"))
+        }
         Ours::SplitAt { target, query } => {
             Box::pin(split_at(node, txn, database, target, query)).await
         }

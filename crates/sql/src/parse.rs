@@ -54,8 +54,10 @@ const MAX_NESTING: usize = 200;
 const CONFIGURE_ZONE_MARKER: &str = "tardigrade:configure_zone";
 /// `query_text` of the `Unload` standing for a multi-region statement.
 const REGION_STMT_MARKER: &str = "tardigrade:region_stmt";
-/// `query_text` of the `Unload` standing for `SET CONSTRAINTS ALL …`.
+/// `query_text` of the `Unload` standing for `SET CONSTRAINTS …`; its target
+/// is the mode, then each name after a separator.
 const SET_CONSTRAINTS_MARKER: &str = "tardigrade:set_constraints";
+const SET_CONSTRAINTS_SEPARATOR: char = '\u{1f}';
 /// `query_text` of the `Unload` standing for `SHOW REGIONS …`.
 const SHOW_REGIONS_MARKER: &str = "tardigrade:show_regions";
 /// `query_text` of the `Unload` standing for `SHOW ZONE CONFIGURATION(S)`.
@@ -171,10 +173,12 @@ pub enum Ours {
     ShowZones { target: Option<ZoneTarget> },
     /// The multi-region statements ([`RegionStmt`]).
     Regions(RegionStmt),
-    /// `SET CONSTRAINTS ALL {DEFERRED | IMMEDIATE}`. Every constraint is
-    /// checked when its statement ends (none is deferrable), which is what
-    /// PostgreSQL does for constraints that are not DEFERRABLE: a no-op.
-    SetConstraints { deferred: bool },
+    /// `SET CONSTRAINTS {ALL | name, …} {DEFERRED | IMMEDIATE}` (`names`
+    /// empty for ALL). Every constraint is checked when its statement ends
+    /// (none is deferrable), which is what PostgreSQL does for constraints
+    /// that are not DEFERRABLE: a no-op, but a named constraint must exist
+    /// and cannot be deferred.
+    SetConstraints { deferred: bool, names: Vec<String> },
     /// `SHOW REGIONS [FROM CLUSTER]` (`database: None`) or `SHOW REGIONS
     /// FROM DATABASE [d]` (`Some(name)`, empty for the current one).
     ShowRegions { database: Option<String> },
@@ -372,9 +376,13 @@ fn classify(s: Statement) -> Stmt {
             Some(r) => Ours::Regions(r),
             None => return Stmt::Sql(Box::new(s)),
         },
-        SET_CONSTRAINTS_MARKER => Ours::SetConstraints {
-            deferred: target == "deferred",
-        },
+        SET_CONSTRAINTS_MARKER => {
+            let mut parts = target.split(SET_CONSTRAINTS_SEPARATOR);
+            Ours::SetConstraints {
+                deferred: parts.next() == Some("deferred"),
+                names: parts.map(str::to_string).collect(),
+            }
+        }
         SHOW_REGIONS_MARKER => Ours::ShowRegions {
             database: target.strip_prefix("db:").map(str::to_string),
         },
@@ -1034,15 +1042,41 @@ fn rewrite_statement(
             sig.len()
         };
         let deferred = word(end.saturating_sub(1), "deferred");
-        if end != 4 || !word(2, "all") || !(deferred || word(end - 1, "immediate")) {
-            return Err(SqlError::unsupported(
-                "SET CONSTRAINTS: only SET CONSTRAINTS ALL {DEFERRED | IMMEDIATE} is supported",
+        if end < 4 || !(deferred || word(end - 1, "immediate")) {
+            return Err(SqlError::syntax(
+                "SET CONSTRAINTS: expected {ALL | name [, …]} {DEFERRED | IMMEDIATE}",
             ));
         }
-        let unload = marker_statement(
-            SET_CONSTRAINTS_MARKER,
-            if deferred { "deferred" } else { "immediate" }.into(),
-        );
+        // The names, each the last part of a possibly qualified name.
+        let mut names = Vec::new();
+        if !(end == 4 && word(2, "all")) {
+            let mut current: Option<String> = None;
+            for &i in &sig[2..end - 1] {
+                match &stmt[i].token {
+                    Token::Word(w) if w.quote_style.is_none() => {
+                        current = Some(w.value.to_lowercase())
+                    }
+                    Token::Word(w) => current = Some(w.value.clone()),
+                    Token::Period if current.is_some() => {}
+                    Token::Comma => names.extend(current.take()),
+                    other => {
+                        return Err(SqlError::syntax(format!(
+                            "SET CONSTRAINTS: unexpected {other}"
+                        )));
+                    }
+                }
+            }
+            match current {
+                Some(n) => names.push(n),
+                None => return Err(SqlError::syntax("SET CONSTRAINTS: expected a name")),
+            }
+        }
+        let mut target = if deferred { "deferred" } else { "immediate" }.to_string();
+        for n in &names {
+            target.push(SET_CONSTRAINTS_SEPARATOR);
+            target.push_str(n);
+        }
+        let unload = marker_statement(SET_CONSTRAINTS_MARKER, target);
         return Ok((placeholder(stmt), Some(Fixup::Replace(Box::new(unload)))));
     }
     // ALTER <target> CONFIGURE ZONE …, SHOW [ALL] ZONE CONFIGURATION(S) …

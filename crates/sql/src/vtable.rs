@@ -485,6 +485,11 @@ type Constraint<'a> = (
     Option<&'a str>,
 );
 
+/// Whether `t` has a constraint (in `pg_constraint`) named `name`.
+pub fn has_constraint(t: &TableDesc, name: &str) -> bool {
+    constraints(t).iter().any(|c| c.0 == name)
+}
+
 /// A table's constraints in `pg_constraint` order: primary key, unique
 /// indexes, foreign keys, checks.
 fn constraints(t: &TableDesc) -> Vec<Constraint<'_>> {

@@ -83,3 +83,22 @@ BEGIN;
 SET CONSTRAINTS ALL DEFERRED;
 SET CONSTRAINTS ALL IMMEDIATE;
 COMMIT;
+-- Named constraints (Django names a foreign key before dropping it): none
+-- is deferrable, so IMMEDIATE is a no-op and DEFERRED an error.
+CREATE TABLE sc_parent (id INT PRIMARY KEY);
+CREATE TABLE sc_child (id INT PRIMARY KEY, p INT CONSTRAINT sc_child_p_fk REFERENCES sc_parent (id), CONSTRAINT sc_child_pos CHECK (id > 0));
+BEGIN;
+SET CONSTRAINTS sc_child_p_fk IMMEDIATE;
+SET CONSTRAINTS "sc_child_p_fk", public.sc_child_pos, sc_parent_pkey IMMEDIATE;
+COMMIT;
+BEGIN;
+SET CONSTRAINTS sc_child_p_fk DEFERRED;
+ROLLBACK;
+BEGIN;
+SET CONSTRAINTS no_such_constraint IMMEDIATE;
+ROLLBACK;
+BEGIN;
+SET CONSTRAINTS "SC_CHILD_P_FK" IMMEDIATE;
+ROLLBACK;
+DROP TABLE sc_child;
+DROP TABLE sc_parent;
