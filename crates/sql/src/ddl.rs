@@ -1174,6 +1174,76 @@ fn widens(from: SqlType, to: SqlType) -> bool {
     }
 }
 
+/// Whether a type change keeps every stored value's encoding but needs the
+/// values checked: a narrower integer, a shorter VARCHAR (or TEXT to
+/// VARCHAR(n)). Keys and row values encode integers and strings without
+/// their declared width.
+fn narrows_in_place(from: SqlType, to: SqlType) -> bool {
+    use SqlType as T;
+    matches!(
+        (from, to),
+        (T::Int2 | T::Int4 | T::Int8, T::Int2 | T::Int4 | T::Int8)
+            | (T::Text | T::Varchar(_), T::Varchar(Some(_)))
+    )
+}
+
+/// `USING` that changes no value: the column itself, or the column cast to
+/// the new type (`USING "id"::bigint`, as Django writes it).
+fn using_is_plain_cast(using: &Expr, column: &str, to: SqlType) -> bool {
+    let is_column = |e: &Expr| match e {
+        Expr::Identifier(i) => ident(i) == column,
+        Expr::Nested(inner) => matches!(inner.as_ref(), Expr::Identifier(i) if ident(i) == column),
+        _ => false,
+    };
+    match using {
+        Expr::Cast {
+            expr, data_type, ..
+        } => is_column(expr) && column_type(data_type).is_ok_and(|(t, serial)| t == to && !serial),
+        Expr::Nested(inner) => using_is_plain_cast(inner, column, to),
+        e => is_column(e),
+    }
+}
+
+/// Checks that every stored value of column `col` of `t` fits type `to`
+/// (22003 for an integer out of its range, 22001 for a string too long).
+async fn check_values_fit(
+    txn: &mut Txn,
+    t: &TableDesc,
+    col: ColumnId,
+    to: SqlType,
+) -> SqlResult<()> {
+    let Some(pos) = t.column_position(col) else {
+        return Ok(());
+    };
+    let mut scanner = rowenc::full_scan(Arc::new(t.clone()));
+    while let Some(rows) = scanner.next_batch(txn, rowenc::BACKFILL_CHUNK).await? {
+        for row in &rows {
+            match (&row[pos], to) {
+                (Value::Int(v), SqlType::Int2) if i16::try_from(*v).is_err() => {
+                    return Err(SqlError::new(
+                        codes::NUMERIC_VALUE_OUT_OF_RANGE,
+                        "smallint out of range",
+                    ));
+                }
+                (Value::Int(v), SqlType::Int4) if i32::try_from(*v).is_err() => {
+                    return Err(SqlError::new(
+                        codes::NUMERIC_VALUE_OUT_OF_RANGE,
+                        "integer out of range",
+                    ));
+                }
+                (Value::Text(s), SqlType::Varchar(Some(n))) if s.chars().count() > n as usize => {
+                    return Err(SqlError::new(
+                        codes::STRING_DATA_RIGHT_TRUNCATION,
+                        format!("value too long for type character varying({n})"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The columns of `t` a stored expression reads, each once.
 fn expr_columns(t: &TableDesc, expr: &str) -> Vec<String> {
     let dialect = sqlparser::dialect::PostgreSqlDialect {};
@@ -2366,9 +2436,9 @@ async fn alter_table(
                     }
                     AlterColumnOperation::SetDataType {
                         data_type, using, ..
-                    } if using.is_none() => {
+                    } => {
                         let (to, serial) = column_type(data_type)?;
-                        let Some(c) = t.columns.iter_mut().find(|c| c.id == id) else {
+                        let Some(c) = t.columns.iter().find(|c| c.id == id) else {
                             return Err(SqlError::internal("column vanished"));
                         };
                         if serial {
@@ -2377,16 +2447,30 @@ async fn alter_table(
                                 format!("type \"{data_type}\" does not exist"),
                             ));
                         }
-                        if !widens(c.ty, to) {
-                            // TODO(issue 13): conversions that rewrite or
-                            // check the stored values (online, with a
-                            // backfill, like index builds).
+                        if let Some(u) = using
+                            && !using_is_plain_cast(u, &c.name, to)
+                        {
+                            // TODO(issue 13): USING expressions that compute
+                            // new values (a rewrite with a backfill).
                             return Err(SqlError::unsupported(format!(
-                                "ALTER COLUMN TYPE from {} to {to}: only changes that keep every stored value as it is (a longer VARCHAR, VARCHAR to TEXT, a wider integer or NUMERIC) are supported",
-                                c.ty
+                                "ALTER COLUMN TYPE {to} USING {u}: only USING the column itself (or cast to the new type) is supported"
                             )));
                         }
-                        c.ty = to;
+                        let from = c.ty;
+                        if !widens(from, to) {
+                            if !narrows_in_place(from, to) {
+                                // TODO(issue 13): conversions that rewrite
+                                // the stored values (online, with a
+                                // backfill, like index builds).
+                                return Err(SqlError::unsupported(format!(
+                                    "ALTER COLUMN TYPE from {from} to {to}: only changes that keep every stored value as it is (a longer or shorter VARCHAR, VARCHAR to TEXT, a wider or narrower integer, a wider NUMERIC) are supported"
+                                )));
+                            }
+                            check_values_fit(txn, &t, id, to).await?;
+                        }
+                        if let Some(c) = t.columns.iter_mut().find(|c| c.id == id) {
+                            c.ty = to;
+                        }
                     }
                     other => {
                         return Err(SqlError::unsupported(format!("ALTER COLUMN {other}")));
