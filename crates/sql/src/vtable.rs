@@ -32,6 +32,7 @@ use tardigrade_sqltypes::catalog_fns::{
     BOOTSTRAP_ROLE, CATALOG_TABLE_OIDS, DATABASE_OWNER_ROLE, PG_CLASS_OID, PG_CONSTRAINT_OID,
     PG_DATABASE_OID, PG_NAMESPACE_OID, UTF8_ENCODING, pg_type_name, type_modifier,
 };
+use tardigrade_sqltypes::strings::quote_ident;
 use tardigrade_sqltypes::{SqlResult, SqlType, Value};
 
 use crate::catalog::{
@@ -357,23 +358,25 @@ pub fn index_definition(t: &TableDesc, i: &IndexDesc) -> String {
                 .chain(std::iter::repeat(&Default::default())),
         )
         .map(|(id, dir)| {
-            let name = t.column_by_id(*id).map_or("?", |c| c.name.as_str());
+            let name = t
+                .column_by_id(*id)
+                .map_or("?".to_string(), |c| quote_ident(&c.name));
             match dir {
                 tardigrade_encoding::Direction::Descending => format!("{name} DESC"),
-                tardigrade_encoding::Direction::Ascending => name.to_string(),
+                tardigrade_encoding::Direction::Ascending => name,
             }
         })
         .collect();
-    let storing: Vec<&str> = i
+    let storing: Vec<String> = i
         .storing
         .iter()
-        .filter_map(|id| t.column_by_id(*id).map(|c| c.name.as_str()))
+        .filter_map(|id| t.column_by_id(*id).map(|c| quote_ident(&c.name)))
         .collect();
     format!(
         "CREATE {}INDEX {} ON public.{} USING btree ({}){}",
         if i.unique { "UNIQUE " } else { "" },
-        i.name,
-        t.name,
+        quote_ident(&i.name),
+        quote_ident(&t.name),
         cols.join(", "),
         if storing.is_empty() {
             String::new()
@@ -432,21 +435,23 @@ pub fn definitions(s: &Snapshot) -> TableDesc {
         for i in visible_indexes(t) {
             rows.push(vec![int(index_oid(t, i)), text(index_definition(t, i))]);
         }
-        for (n, (_, _, _, def, _)) in constraints(t).into_iter().enumerate() {
-            // Foreign keys name their table by id until here.
-            let def = match t
-                .foreign_keys
-                .iter()
-                .find(|f| def.contains(&format!("[{}]", f.referenced_table)))
-            {
+        let mut fks = t.foreign_keys.iter();
+        for (n, (_, contype, _, def, _)) in constraints(t).into_iter().enumerate() {
+            // Foreign keys (in their order) name their table by id until here.
+            let def = match if contype == "f" { fks.next() } else { None } {
                 Some(f) => {
                     let r = s.tables.iter().find(|r| r.id == f.referenced_table);
-                    let cols: Vec<&str> = f
+                    let cols: Vec<String> = f
                         .referenced_columns
                         .iter()
-                        .filter_map(|c| r.and_then(|r| r.column_by_id(*c)).map(|c| c.name.as_str()))
+                        .filter_map(|c| {
+                            r.and_then(|r| r.column_by_id(*c))
+                                .map(|c| quote_ident(&c.name))
+                        })
                         .collect();
-                    let target = names.get(&f.referenced_table).copied().unwrap_or("?");
+                    let target = names
+                        .get(&f.referenced_table)
+                        .map_or("?".to_string(), |n| quote_ident(n));
                     let mut d = def.replace(
                         &format!("[{}]", f.referenced_table),
                         &format!("{target}({})", cols.join(", ")),
@@ -495,7 +500,7 @@ pub fn has_constraint(t: &TableDesc, name: &str) -> bool {
 fn constraints(t: &TableDesc) -> Vec<Constraint<'_>> {
     let names = |ids: &[u32]| {
         ids.iter()
-            .filter_map(|id| t.column_by_id(*id).map(|c| c.name.clone()))
+            .filter_map(|id| t.column_by_id(*id).map(|c| quote_ident(&c.name)))
             .collect::<Vec<_>>()
             .join(", ")
     };

@@ -51,3 +51,13 @@ SELECT pg_catalog.col_description('authors'::regclass, 1), pg_catalog.obj_descri
 SELECT has_table_privilege('authors', 'SELECT'), has_schema_privilege('public', 'USAGE');
 SELECT pg_get_viewdef('book_titles'::regclass) IS NOT NULL;
 SELECT pg_get_serial_sequence('authors', 'id') IS NULL;
+-- Definitions quote the names that need it; two foreign keys to one table
+-- each name their own column.
+CREATE TABLE "(2)" ("(3)" INT PRIMARY KEY, "col%p" INT UNIQUE, "Up" INT);
+CREATE INDEX "Odd Index" ON "(2)" ("Up" DESC, "col%p");
+CREATE TABLE fk_ref (id INT PRIMARY KEY, a INT REFERENCES "(2)" ("(3)"), b INT, FOREIGN KEY (b) REFERENCES "(2)" ("col%p") ON DELETE CASCADE);
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid IN ('fk_ref'::regclass, '"(2)"'::regclass) ORDER BY conname;
+SELECT indexname, indexdef FROM pg_indexes WHERE tablename = '(2)' ORDER BY indexname;
+SELECT pg_get_indexdef('"Odd Index"'::regclass);
+DROP TABLE fk_ref;
+DROP TABLE "(2)";

@@ -261,6 +261,13 @@ pub async fn collect_tables(
             Arc::new(crate::vtable::relation_names(s)),
         );
     }
+    if !tables.contains_key(crate::vtable::DEFINITIONS) && mentions_definitions(statement) {
+        let s = snapshot_of(node, txn, database, &mut snapshot).await?;
+        tables.insert(
+            crate::vtable::DEFINITIONS.to_string(),
+            Arc::new(crate::vtable::definitions(s)),
+        );
+    }
     Ok(tables)
 }
 
@@ -290,6 +297,23 @@ fn mentions_regclass(statement: &Statement) -> bool {
     let found = sqlparser::ast::visit_expressions(statement, |e| match e {
         ast::Expr::Cast { data_type, .. } if is_regclass_type(data_type) => ControlFlow::Break(()),
         ast::Expr::Function(f) if table_name(&f.name) == "to_regclass" => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    });
+    found.is_break()
+}
+
+/// Whether `statement` calls `pg_get_indexdef`, `pg_get_constraintdef` or
+/// `pg_get_viewdef`, which read [`crate::vtable::definitions`].
+fn mentions_definitions(statement: &Statement) -> bool {
+    let found = sqlparser::ast::visit_expressions(statement, |e| match e {
+        ast::Expr::Function(f)
+            if matches!(
+                table_name(&f.name).as_str(),
+                "pg_get_indexdef" | "pg_get_constraintdef" | "pg_get_viewdef"
+            ) =>
+        {
+            ControlFlow::Break(())
+        }
         _ => ControlFlow::Continue(()),
     });
     found.is_break()
