@@ -584,6 +584,7 @@ fn parse_unbounded(sql: &str) -> SqlResult<Parsed> {
             clauses.push((ordinal, a));
         }
         let stmt = &rewrite_window_exclusions(&stmt)[..];
+        let stmt = &rewrite_fetch_first(stmt)[..];
         let (rewritten, fixup) = rewrite_statement(sql, stmt)?;
         out_tokens.extend(rewritten);
         if let Some(f) = fixup {
@@ -718,6 +719,71 @@ fn is_space(t: &Token) -> bool {
 
 fn is_word(t: &Token, kw: &str) -> bool {
     matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw))
+}
+
+/// `FETCH {FIRST | NEXT} (expr) {ROW | ROWS} {ONLY | WITH TIES}` (as
+/// SQLAlchemy writes it): the parser takes only a value after FIRST.
+/// Parentheses around one token (a number, a parameter), or around one
+/// token cast to a type, give way to the token; a longer expression with
+/// ONLY becomes `LIMIT (expr)`, which means the same.
+/// A longer expression WITH TIES is left to the parser's error.
+fn rewrite_fetch_first(stmt: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+    let mut out = stmt.to_vec();
+    let mut from = 0;
+    loop {
+        let sig = significant(&out);
+        let word = |k: usize, kw: &str| sig.get(k).is_some_and(|&i| is_word(&out[i].token, kw));
+        let Some(k) = (from..sig.len()).find(|&k| {
+            word(k, "fetch")
+                && (word(k + 1, "first") || word(k + 1, "next"))
+                && sig
+                    .get(k + 2)
+                    .is_some_and(|&i| out[i].token == Token::LParen)
+        }) else {
+            return out;
+        };
+        from = k + 1;
+        let mut depth = 0usize;
+        let mut close = None;
+        for (j, &i) in sig.iter().enumerate().skip(k + 2) {
+            match out[i].token {
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(j);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(m) = close else {
+            return out;
+        };
+        let rows = word(m + 1, "row") || word(m + 1, "rows");
+        let cast = m > k + 4 && out[sig[k + 4]].token == Token::DoubleColon;
+        let drop: Vec<usize> = if m == k + 4 {
+            vec![sig[k + 2], sig[m]]
+        } else if cast {
+            // `(value::type)` (SQLAlchemy's bound count): the value; the
+            // count is an integer whatever it is cast to.
+            let mut d = vec![sig[k + 2]];
+            d.extend(sig[k + 4]..=sig[m]);
+            d
+        } else if rows && word(m + 2, "only") {
+            out[sig[k]] = with_span(Token::make_keyword("LIMIT"), &out[sig[k]]);
+            vec![sig[k + 1], sig[m + 1], sig[m + 2]]
+        } else {
+            continue;
+        };
+        out = out
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !drop.contains(i))
+            .map(|(_, t)| t)
+            .collect();
+    }
 }
 
 /// Window frames' `EXCLUDE CURRENT ROW | GROUP | TIES | NO OTHERS`, which
