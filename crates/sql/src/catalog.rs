@@ -1819,3 +1819,26 @@ fn reached_limit(name: &str, opts: &SequenceDesc) -> SqlError {
         format!("nextval: reached {which} value of sequence \"{name}\" ({v})"),
     )
 }
+
+/// A relation named in a string (`currval('s')`): lowercased, unless
+/// double-quoted (`'"S"'`), as PostgreSQL reads a regclass literal.
+pub fn relation_name(text: &str) -> String {
+    let mut parts = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    let mut part = String::new();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                part.push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut part)),
+            c if quoted => part.push(c),
+            c => part.extend(c.to_lowercase()),
+        }
+    }
+    parts.push(part);
+    parts.join(".")
+}

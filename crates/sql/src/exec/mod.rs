@@ -1005,7 +1005,7 @@ impl<'a> Executor<'a> {
             ))),
         };
         if name == "pg_get_serial_sequence" {
-            let table = relation_name(&text(0)?);
+            let table = crate::catalog::relation_name(&text(0)?);
             let column = text(1)?;
             let seq = self
                 .node
@@ -1020,7 +1020,7 @@ impl<'a> Executor<'a> {
         match name {
             "lastval" => Ok(Value::Int(settings.lastval()?)),
             "currval" => {
-                let seq = relation_name(&text(0)?);
+                let seq = crate::catalog::relation_name(&text(0)?);
                 let id = self
                     .node
                     .catalog
@@ -1032,7 +1032,7 @@ impl<'a> Executor<'a> {
                 if settings.read_only() {
                     return Err(crate::settings::read_only_error("setval()"));
                 }
-                let seq = relation_name(&text(0)?);
+                let seq = crate::catalog::relation_name(&text(0)?);
                 let value = match vals.get(1) {
                     Some(v) => as_int(v).ok_or_else(|| {
                         SqlError::datatype_mismatch("setval takes a bigint value")
@@ -1424,27 +1424,4 @@ fn collect_async<'s>(s: &'s Scalar, out: &mut Vec<&'s Scalar>) {
     if matches!(s, Scalar::Subquery(_) | Scalar::NextVal { .. }) || crate::plan::is_sleep(s) {
         out.push(s);
     }
-}
-
-/// A relation named in a string (`currval('s')`): lowercased, unless
-/// double-quoted (`'"S"'`), as PostgreSQL reads a regclass literal.
-pub(crate) fn relation_name(text: &str) -> String {
-    let mut parts = Vec::new();
-    let mut chars = text.trim().chars().peekable();
-    let mut part = String::new();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                chars.next();
-                part.push('"');
-            }
-            '"' => quoted = !quoted,
-            '.' if !quoted => parts.push(std::mem::take(&mut part)),
-            c if quoted => part.push(c),
-            c => part.extend(c.to_lowercase()),
-        }
-    }
-    parts.push(part);
-    parts.join(".")
 }

@@ -310,7 +310,7 @@ impl Binder<'_> {
                     let id = self.next_subquery;
                     self.next_subquery += 1;
                     Ok(Scalar::NextVal {
-                        sequence: crate::exec::relation_name(s),
+                        sequence: crate::catalog::relation_name(s),
                         id,
                     })
                 }
