@@ -1527,9 +1527,8 @@ impl Catalog {
     }
 
     /// The sequences owned by table `t` (by its column `column` only, when
-    /// given): those whose `OWNED BY` names it, and those of descriptors
-    /// older than ownership that follow the identity naming
-    /// (`<table>_<column>_seq`, the column's `nextval()` default).
+    /// given): those whose `OWNED BY` names it. (Identity columns, which own
+    /// their sequences, came with ownership: no older descriptor has one.)
     pub async fn owned_sequences(
         &self,
         txn: &mut Txn,
@@ -1541,14 +1540,9 @@ impl Catalog {
             let Some(opts) = &s.sequence else {
                 continue;
             };
-            let owned = match opts.owned_by {
-                Some((table, col)) => table == t.id && column.is_none_or(|c| c == col),
-                None => t.columns.iter().any(|c| {
-                    column.is_none_or(|id| id == c.id)
-                        && s.name == owned_sequence_name(&t.name, &c.name)
-                        && c.default.as_deref() == Some(format!("nextval('{}')", s.name).as_str())
-                }),
-            };
+            let owned = opts
+                .owned_by
+                .is_some_and(|(table, col)| table == t.id && column.is_none_or(|c| c == col));
             if owned {
                 out.push(s);
             }

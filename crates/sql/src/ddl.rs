@@ -1001,8 +1001,9 @@ fn set_primary_key(
 }
 
 /// Adds a foreign key to `t`; the referenced table (unless it is `t`) is
-/// updated in `parents`. Creates an index on the referencing columns when none
-/// starts with them (deletes of parent rows look children up through it).
+/// updated in `parents`. No index is created on the referencing columns (as
+/// in PostgreSQL and CockroachDB): deletes and key updates of parent rows
+/// look children up through one when it exists, else scan the child table.
 async fn add_foreign_key(
     node: &SqlNode,
     txn: &mut Txn,
@@ -1010,7 +1011,7 @@ async fn add_foreign_key(
     t: &mut TableDesc,
     fk: &PendingFk,
     parents: &mut HashMap<DescId, TableDesc>,
-) -> SqlResult<Option<IndexId>> {
+) -> SqlResult<()> {
     let q = qualify(database, &fk.table)?;
     let self_ref =
         q.name == t.name && node.catalog.database_id(txn, &q.database).await? == Some(t.parent_id);
@@ -1103,21 +1104,6 @@ async fn add_foreign_key(
         }
     }
     t.foreign_keys.push(desc.clone());
-    let mut new_index = None;
-    if rowenc::referencing_index(t, &desc).is_none() {
-        let p = PendingIndex {
-            name: None,
-            unique: false,
-            constraint: false,
-            columns: fk
-                .columns
-                .iter()
-                .map(|c| (c.clone(), Direction::Ascending))
-                .collect(),
-            storing: Vec::new(),
-        };
-        new_index = Some(add_index(t, &p)?);
-    }
     if self_ref {
         t.referenced_by.push((t.id, name));
     } else {
@@ -1125,7 +1111,7 @@ async fn add_foreign_key(
         parent.referenced_by.push((t.id, name));
         parents.insert(parent.id, parent);
     }
-    Ok(new_index)
+    Ok(())
 }
 
 fn add_check(t: &mut TableDesc, name: Option<String>, expr: String) -> SqlResult<()> {
@@ -2044,13 +2030,6 @@ async fn drop_index(
     refuse_during_primary_key_change(&t)?;
     let mut removed = t.clone();
     removed.indexes.retain(|i| i.id != index_id);
-    // Foreign keys that need this index.
-    let mut fk_drops: Vec<String> = Vec::new();
-    for fk in &t.foreign_keys {
-        if rowenc::referencing_index(&removed, fk).is_none() {
-            fk_drops.push(fk.name.clone());
-        }
-    }
     let mut referenced_drops: Vec<(DescId, String)> = Vec::new();
     for (child, fk_name) in &t.referenced_by {
         let child_desc = if *child == t.id {
@@ -2064,7 +2043,7 @@ async fn drop_index(
             referenced_drops.push((*child, fk_name.clone()));
         }
     }
-    if (!fk_drops.is_empty() || !referenced_drops.is_empty()) && !cascade {
+    if !referenced_drops.is_empty() && !cascade {
         let index = t
             .index(index_id)
             .map(|i| i.name.clone())
@@ -2074,9 +2053,6 @@ async fn drop_index(
             format!("index \"{index}\" is in use as a foreign key constraint"),
         )
         .with_hint("use CASCADE if you really want to drop it."));
-    }
-    for name in &fk_drops {
-        drop_fk(node, txn, &mut t, name).await?;
     }
     let mut others: HashMap<DescId, TableDesc> = HashMap::new();
     for (child, fk_name) in referenced_drops {
@@ -2241,11 +2217,7 @@ async fn alter_table(
                     add_check(&mut t, n, e)?;
                 }
                 for fk in &pending.fks {
-                    if let Some(ix) =
-                        add_foreign_key(node, txn, &q.database, &mut t, fk, &mut others).await?
-                    {
-                        new_indexes.push(ix);
-                    }
+                    add_foreign_key(node, txn, &q.database, &mut t, fk, &mut others).await?;
                 }
                 for ix in new_indexes {
                     rowenc::backfill_index(txn, &t, ix).await?;
@@ -2354,11 +2326,7 @@ async fn alter_table(
                 }
                 let first_new_fk = t.foreign_keys.len();
                 for fk in &pending.fks {
-                    if let Some(ix) =
-                        add_foreign_key(node, txn, &q.database, &mut t, fk, &mut others).await?
-                    {
-                        rowenc::backfill_index(txn, &t, ix).await?;
-                    }
+                    add_foreign_key(node, txn, &q.database, &mut t, fk, &mut others).await?;
                 }
                 if !pending.fks.is_empty() {
                     // The parent's referenced_by must be visible to the checks.

@@ -1639,6 +1639,113 @@ fn delete_rows_inner<'a>(
     })
 }
 
+/// The rows of `child` that reference, through `fk`, the old key of each of
+/// `changed` whose key is non-NULL and changes: (position in `changed`, full
+/// child rows), only for those referenced at all. Through the index on the
+/// foreign key's columns when there is one (a point read per key), else one
+/// scan of `child` for all of them (as PostgreSQL does without an index).
+async fn referencing_rows(
+    txn: &mut Txn,
+    table: &TableDesc,
+    child: &TableDesc,
+    fk: &ForeignKeyDesc,
+    changed: &[(&[Value], Option<&[Value]>)],
+) -> SqlResult<Vec<(usize, Vec<Vec<Value>>)>> {
+    // Each changed row's old key, in the foreign key's column order.
+    let mut keys_of = Vec::new();
+    for (i, (old, new)) in changed.iter().enumerate() {
+        let mut vals = Vec::with_capacity(fk.columns.len());
+        let mut null = false;
+        let mut same = new.is_some();
+        for &rc in &fk.referenced_columns {
+            let pos = table
+                .column_position(rc)
+                .ok_or_else(|| SqlError::internal("referenced column missing"))?;
+            let v = old.get(pos).cloned().unwrap_or(Value::Null);
+            if let Some(new) = new
+                && new.get(pos).map(|n| n.sort_key()) != Some(v.sort_key())
+            {
+                same = false;
+            }
+            null |= v.is_null();
+            vals.push(v);
+        }
+        if !(null || same) {
+            keys_of.push((i, vals));
+        }
+    }
+    if keys_of.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let Some((index_id, order)) = referencing_index(child, fk) else {
+        let positions = fk
+            .columns
+            .iter()
+            .map(|&c| {
+                child
+                    .column_position(c)
+                    .ok_or_else(|| SqlError::internal("foreign key column missing"))
+            })
+            .collect::<SqlResult<Vec<_>>>()?;
+        let wanted: HashMap<Vec<Vec<u8>>, usize> = keys_of
+            .iter()
+            .enumerate()
+            .map(|(k, (_, vals))| (vals.iter().map(|v| v.sort_key()).collect(), k))
+            .collect();
+        let mut found: Vec<Vec<Vec<Value>>> = vec![Vec::new(); keys_of.len()];
+        let mut scanner = full_scan(Arc::new(child.clone()));
+        while let Some(rows) = scanner.next_batch(txn, BACKFILL_CHUNK).await? {
+            for row in rows {
+                let key: Vec<Vec<u8>> = positions.iter().map(|&p| row[p].sort_key()).collect();
+                if let Some(&k) = wanted.get(&key) {
+                    found[k].push(row);
+                }
+            }
+        }
+        for ((i, _), rows) in keys_of.iter().zip(found) {
+            if !rows.is_empty() {
+                out.push((*i, rows));
+            }
+        }
+        return Ok(out);
+    };
+    let mut reqs = Vec::with_capacity(keys_of.len());
+    for (_, vals) in &keys_of {
+        let in_index_order: Vec<Value> = order.iter().map(|&o| vals[o].clone()).collect();
+        let start = index_key_prefix(child, index_id, &in_index_order)?;
+        let end = keys::prefix_end(&start);
+        reqs.push(Request::Scan {
+            span: Span::new(start, end),
+        });
+    }
+    let resp = txn.send(reqs).await.map_err(kv_err)?;
+    let index = index_of(child, index_id)?.clone();
+    for (r, (i, _)) in resp.into_iter().zip(&keys_of) {
+        let Response::Scan { rows: kvs, .. } = r else {
+            return Err(SqlError::internal("Scan: wrong response"));
+        };
+        if kvs.is_empty() {
+            continue;
+        }
+        let partial = kvs
+            .iter()
+            .map(|kv| decode_index_entry(child, &index, kv))
+            .collect::<SqlResult<Vec<_>>>()?;
+        let pks = partial
+            .iter()
+            .map(|r| pk_values(child, r))
+            .collect::<SqlResult<Vec<_>>>()?;
+        let full: Vec<Vec<Value>> = get_rows_by_pk(txn, child, &pks)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        out.push((*i, full));
+    }
+    Ok(out)
+}
+
 /// For rows of `table` deleted (new = None) or updated (new = Some) whose
 /// referenced key changed: restrict, cascade or set null in referencing tables.
 async fn referencing_actions(
@@ -1662,54 +1769,8 @@ async fn referencing_actions(
         else {
             continue;
         };
-        let Some((index_id, order)) = referencing_index(&child, &fk) else {
-            return Err(SqlError::internal(format!(
-                "no index on the columns of foreign key \"{}\"",
-                fk.name
-            )));
-        };
-        // Parent key values, per changed row, in the child index's order.
-        let mut reqs = Vec::new();
-        let mut which = Vec::new();
-        for (i, (old, new)) in changed.iter().enumerate() {
-            let mut vals = Vec::with_capacity(order.len());
-            let mut null = false;
-            let mut same = new.is_some();
-            for &o in &order {
-                let pos = table
-                    .column_position(fk.referenced_columns[o])
-                    .ok_or_else(|| SqlError::internal("referenced column missing"))?;
-                let v = old.get(pos).cloned().unwrap_or(Value::Null);
-                if let Some(new) = new
-                    && new.get(pos).map(|n| n.sort_key()) != Some(v.sort_key())
-                {
-                    same = false;
-                }
-                null |= v.is_null();
-                vals.push(v);
-            }
-            if null || same {
-                continue;
-            }
-            let start = index_key_prefix(&child, index_id, &vals)?;
-            let end = keys::prefix_end(&start);
-            reqs.push(Request::Scan {
-                span: Span::new(start, end),
-            });
-            which.push(i);
-        }
-        if reqs.is_empty() {
-            continue;
-        }
-        let resp = txn.send(reqs).await.map_err(kv_err)?;
-        let index = index_of(&child, index_id)?.clone();
-        for (r, i) in resp.into_iter().zip(which) {
-            let Response::Scan { rows: kvs, .. } = r else {
-                return Err(SqlError::internal("Scan: wrong response"));
-            };
-            if kvs.is_empty() {
-                continue;
-            }
+        let matches = referencing_rows(txn, table, &child, &fk, changed).await?;
+        for (i, full) in matches {
             let (old, new) = changed[i];
             let action = if new.is_some() {
                 fk.on_update
@@ -1733,20 +1794,6 @@ async fn referencing_actions(
                 }
                 _ => {}
             }
-            // Full child rows.
-            let partial = kvs
-                .iter()
-                .map(|kv| decode_index_entry(&child, &index, kv))
-                .collect::<SqlResult<Vec<_>>>()?;
-            let pks = partial
-                .iter()
-                .map(|r| pk_values(&child, r))
-                .collect::<SqlResult<Vec<_>>>()?;
-            let full: Vec<Vec<Value>> = get_rows_by_pk(txn, &child, &pks)
-                .await?
-                .into_iter()
-                .flatten()
-                .collect();
             match (action, new) {
                 (ReferentialAction::Cascade, None) => {
                     delete_rows_inner(txn, catalog, &child, &full, depth + 1).await?;

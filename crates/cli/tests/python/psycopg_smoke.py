@@ -65,6 +65,7 @@ def full(url):
         except errors.UniqueViolation as e:
             assert e.sqlstate == "23505"
     nested_transactions(url)
+    prepared_catalog_query(url)
     settings(url)
     named_cursors(url)
     binary_copy(url)
@@ -264,6 +265,24 @@ def nested_transactions(url):
                     conn.execute("UPDATE nested SET v = 'deepest' WHERE id = 3")
         rows = conn.execute("SELECT id, v FROM nested ORDER BY id").fetchall()
         assert rows == [(1, "outer"), (3, "deepest")], rows
+
+
+def prepared_catalog_query(url):
+    """A catalog query psycopg has prepared (after 5 runs) sees DDL made
+    since: SQLAlchemy's has_sequence() runs this one."""
+    q = (
+        "SELECT c.relname FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind = %s AND c.relname = %s"
+        " AND pg_catalog.pg_table_is_visible(c.oid)"
+    )
+    with psycopg.connect(url, autocommit=True, prepare_threshold=1) as conn:
+        for _ in range(3):
+            assert conn.execute(q, ("S", "prep_seq")).fetchall() == []
+        conn.execute("CREATE SEQUENCE prep_seq")
+        assert conn.execute(q, ("S", "prep_seq")).fetchall() == [("prep_seq",)]
+        conn.execute("DROP SEQUENCE prep_seq")
+        assert conn.execute(q, ("S", "prep_seq")).fetchall() == []
 
 
 if __name__ == "__main__":

@@ -208,6 +208,12 @@ pub async fn execute_statement(
         });
     }
     let versions = table_versions(&tables, &stats);
+    // A plan over a system catalog holds the catalog's rows as of its
+    // binding (and those rows follow more than descriptor versions:
+    // sessions, settings, statistics): such a statement is bound again
+    // every time.
+    let reads_catalogs = tables.values().any(|d| d.virtual_rows.is_some());
+    let cache = cache.filter(|_| !reads_catalogs);
     let cached = cache
         .and_then(|c| c.lock().clone())
         .filter(|c| c.tables == versions);

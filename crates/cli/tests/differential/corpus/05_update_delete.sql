@@ -36,3 +36,28 @@ DELETE FROM parent WHERE id = 1;
 DELETE FROM parent WHERE id = 2 RETURNING id;
 UPDATE child SET parent_id = 3 WHERE id = 10;
 UPDATE child SET parent_id = NULL WHERE id = 10 RETURNING id, parent_id;
+-- Foreign keys without an index on the referencing columns (none is
+-- created): deletes and key updates of parents find children by a scan.
+CREATE TABLE nf_parent (id INT PRIMARY KEY, code INT UNIQUE);
+CREATE TABLE nf_restrict (id INT PRIMARY KEY, p INT REFERENCES nf_parent (id));
+CREATE TABLE nf_cascade (id INT PRIMARY KEY, p INT REFERENCES nf_parent (id) ON DELETE CASCADE ON UPDATE CASCADE);
+CREATE TABLE nf_setnull (id INT PRIMARY KEY, c INT REFERENCES nf_parent (code) ON DELETE SET NULL);
+INSERT INTO nf_parent VALUES (1, 10), (2, 20), (3, 30), (4, 40);
+INSERT INTO nf_restrict VALUES (1, 1);
+INSERT INTO nf_cascade VALUES (1, 2), (2, 2), (3, 3);
+INSERT INTO nf_setnull VALUES (1, 30), (2, 40), (3, 40);
+SELECT indexname FROM pg_indexes WHERE tablename LIKE 'nf_%' ORDER BY indexname;
+DELETE FROM nf_parent WHERE id = 1;
+DELETE FROM nf_parent WHERE id = 2;
+SELECT id, p FROM nf_cascade ORDER BY id;
+UPDATE nf_parent SET id = 33 WHERE id = 3;
+SELECT id, p FROM nf_cascade ORDER BY id;
+DELETE FROM nf_parent WHERE code = 40;
+SELECT id, c FROM nf_setnull ORDER BY id;
+UPDATE nf_parent SET id = 11 WHERE id = 1;
+DELETE FROM nf_restrict;
+DELETE FROM nf_parent;
+SELECT count(*) FROM nf_cascade;
+CREATE INDEX nf_restrict_p ON nf_restrict (p);
+DROP INDEX nf_restrict_p;
+DROP TABLE nf_restrict, nf_cascade, nf_setnull, nf_parent;

@@ -84,3 +84,11 @@ INSERT INTO "Mixed_Case" (v) VALUES ('z');
 SELECT id, v FROM "Mixed_Case" ORDER BY id;
 SELECT nextval('"Mixed_Case_id_seq"'), currval('public."Mixed_Case_id_seq"');
 SELECT nextval('Mixed_Case_id_seq');
+-- A sequence only named like an identity column's is not owned by it.
+CREATE SEQUENCE tab_id_seq;
+CREATE TABLE tab (id INT PRIMARY KEY DEFAULT nextval('tab_id_seq'), v TEXT);
+INSERT INTO tab (v) VALUES ('a');
+SELECT pg_get_serial_sequence('tab', 'id');
+DROP TABLE tab;
+SELECT relname FROM pg_class WHERE relname = 'tab_id_seq';
+DROP SEQUENCE tab_id_seq;
