@@ -1509,13 +1509,7 @@ impl Catalog {
     ) -> SqlResult<Option<String>> {
         let t = self.require_sequence(txn, database, table).await?;
         let Some(c) = t.column_by_name(column) else {
-            return Err(SqlError::new(
-                codes::UNDEFINED_COLUMN,
-                format!(
-                    "column \"{column}\" of relation \"{}\" does not exist",
-                    t.name
-                ),
-            ));
+            return Err(SqlError::undefined_column_of(column, &t.name));
         };
         let seqs = self.owned_sequences(txn, &t, Some(c.id)).await?;
         Ok(seqs.first().map(|s| {

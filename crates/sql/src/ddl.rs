@@ -2240,13 +2240,7 @@ async fn alter_table(
                         if *if_exists {
                             continue;
                         }
-                        return Err(SqlError::new(
-                            codes::UNDEFINED_COLUMN,
-                            format!(
-                                "column \"{cname}\" of relation \"{}\" does not exist",
-                                t.name
-                            ),
-                        ));
+                        return Err(SqlError::undefined_column_of(&cname, &t.name));
                     };
                     if let Some(dependent) = t.columns.iter().find(|c| {
                         c.id != id
@@ -3117,13 +3111,7 @@ async fn sequence_owner(
         ));
     }
     let Some(c) = owner.column_by_name(column) else {
-        return Err(SqlError::new(
-            codes::UNDEFINED_COLUMN,
-            format!(
-                "column \"{column}\" of relation \"{}\" does not exist",
-                tq.name
-            ),
-        ));
+        return Err(SqlError::undefined_column_of(column, &tq.name));
     };
     Ok(Some((tid, c.id)))
 }

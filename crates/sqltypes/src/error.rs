@@ -70,6 +70,13 @@ impl SqlError {
             format!("column \"{name}\" does not exist"),
         )
     }
+    /// 42703, naming the relation: `column "c" of relation "t" does not exist`.
+    pub fn undefined_column_of(column: &str, relation: &str) -> SqlError {
+        SqlError::new(
+            codes::UNDEFINED_COLUMN,
+            format!("column \"{column}\" of relation \"{relation}\" does not exist"),
+        )
+    }
     /// 42804
     pub fn datatype_mismatch(message: impl Into<String>) -> SqlError {
         SqlError::new(codes::DATATYPE_MISMATCH, message)
