@@ -197,7 +197,7 @@ mod tests {
     fn the_span_index_agrees_with_pairwise_comparison() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let mut random_spans = |rng: &mut rand::rngs::StdRng| -> Vec<LatchSpan> {
+        let random_spans = |rng: &mut rand::rngs::StdRng| -> Vec<LatchSpan> {
             (0..rng.random_range(1..6))
                 .map(|_| {
                     let a = vec![rng.random_range(b'a'..b'k')];
