@@ -84,6 +84,8 @@ pub struct Txn {
     /// Reads happen at this timestamp and nowhere else, and nothing is
     /// written ([`Txn::set_fixed_timestamp`]).
     fixed_timestamp: Option<Timestamp>,
+    /// Writes held back to go with the commit ([`Txn::write_at_commit`]).
+    at_commit: Vec<Request>,
 }
 
 /// A point in a transaction to roll back to ([`Txn::savepoint`]).
@@ -128,6 +130,7 @@ impl Txn {
             clocks_bumped_to: Timestamp::ZERO,
             seq_high_water: 0,
             fixed_timestamp: None,
+            at_commit: Vec::new(),
         }
     }
 
@@ -184,6 +187,12 @@ impl Txn {
     /// the transaction ends. Fails if the transaction restarted (a new
     /// epoch) since the savepoint.
     pub fn rollback_to_savepoint(&mut self, savepoint: Savepoint) -> Result<(), KvError> {
+        if !self.at_commit.is_empty() {
+            // Not numbered yet: nothing would tell them apart from later writes.
+            return Err(KvError::internal(
+                "rollback to a savepoint with writes held for the commit",
+            ));
+        }
         if savepoint.epoch != self.proto.meta.epoch {
             return Err(self.retry_error(RetryReason::Serializable));
         }
@@ -324,12 +333,39 @@ impl Txn {
         self.lock_reads = on;
     }
 
+    /// Holds `requests` (writes) back to send them with the commit, in the
+    /// same batch as the `EndTxn`: a transaction whose writes all go this
+    /// way and fall in one range then commits in one phase (one consensus
+    /// round, committed values, no intents to write and resolve later: the
+    /// server's `is_one_phase_commit`). If the transaction sends anything
+    /// else first, the held writes go ahead of it in that batch, so reads
+    /// still see them. For writes whose failure the caller need not tell
+    /// apart from a failure of its commit, such as an index backfill's
+    /// blind puts.
+    pub fn write_at_commit(&mut self, requests: Vec<Request>) {
+        self.at_commit.extend(requests);
+    }
+
     /// Sends requests as one batch of this transaction.
     pub async fn send(&mut self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
         self.send_with_limit(requests, 0).await
     }
 
     async fn send_with_limit(
+        &mut self,
+        mut requests: Vec<Request>,
+        max_keys: i64,
+    ) -> Result<Vec<Response>, KvError> {
+        let held = self.at_commit.len();
+        if held > 0 {
+            requests.splice(0..0, std::mem::take(&mut self.at_commit));
+        }
+        let mut responses = self.send_batch(requests, max_keys).await?;
+        responses.drain(..held.min(responses.len()));
+        Ok(responses)
+    }
+
+    async fn send_batch(
         &mut self,
         requests: Vec<Request>,
         max_keys: i64,
@@ -379,7 +415,8 @@ impl Txn {
                         self.proto.meta.sequence = t.meta.sequence;
                     }
                     self.record_spans(&requests, &resp.responses);
-                    if self.heartbeat.is_none() && !self.lock_spans.is_empty() {
+                    let commits = matches!(requests.last(), Some(Request::EndTxn { .. }));
+                    if self.heartbeat.is_none() && !self.lock_spans.is_empty() && !commits {
                         self.start_heartbeat();
                     }
                     return Ok(resp.responses);
@@ -433,6 +470,14 @@ impl Txn {
                 msg: "transaction already finished".into(),
             }));
         }
+        if !self.at_commit.is_empty() {
+            if !self.lock_spans.is_empty() {
+                // Intents exist already: no one-phase commit is possible.
+                self.send_with_limit(Vec::new(), 0).await?;
+            } else {
+                return self.commit_in_one_batch().await;
+            }
+        }
         if self.lock_spans.is_empty() {
             self.done = true;
             return Ok(());
@@ -468,6 +513,36 @@ impl Txn {
             }
         }
         Err(self.retry_error(RetryReason::Serializable))
+    }
+
+    /// Commits by sending the held writes and the `EndTxn` in one batch
+    /// (nothing was written before). In one range the server commits it in
+    /// one phase; across ranges `DistSender` sends the `EndTxn` last, after
+    /// the other ranges' writes succeeded, and it commits as usual. The
+    /// writes go at the commit timestamp, so no clock needs moving up
+    /// afterwards (see [`Txn::bump_clocks`]).
+    async fn commit_in_one_batch(&mut self) -> Result<(), KvError> {
+        if self.proto.meta.write_timestamp > self.proto.read_timestamp {
+            let to = self.proto.meta.write_timestamp;
+            self.refresh(to, RetryReason::Serializable).await?;
+        }
+        let mut requests = std::mem::take(&mut self.at_commit);
+        let header = Header::default();
+        let lock_spans = requests
+            .iter()
+            .filter(|r| r.is_write())
+            .map(|r| r.span(&header))
+            .collect();
+        requests.push(Request::EndTxn {
+            commit: true,
+            lock_spans,
+            deadline: Timestamp::ZERO,
+            trigger: None,
+        });
+        // Retries on a push (refreshing) as any batch does.
+        self.send_batch(requests, 0).await?;
+        self.finish();
+        Ok(())
     }
 
     /// Rolls back, releasing every intent.

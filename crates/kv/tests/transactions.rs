@@ -409,6 +409,79 @@ async fn a_large_transaction_commits_and_its_intents_are_all_resolved() {
     assert_eq!(rows[10_000].key, key(20_000));
 }
 
+/// Writes held for the commit go in the commit's batch: in one range the
+/// transaction commits in one phase, and its writes never pass through the
+/// lock table (no intent is written, so none is left to resolve).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_held_for_the_commit_commit_in_one_phase() {
+    let clock = Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
+    let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
+    let store = Store::open(engine.clone(), clock.clone(), StoreConfig::default()).expect("store");
+    let db = Db::new(store, clock);
+    let lock_entries = || engine.approximate_entries(tardigrade_storage::Space::Lock);
+    let before = lock_entries();
+    let mut t = db.txn("one phase");
+    assert_eq!(t.get(b"held/000").await.expect("read"), None);
+    t.write_at_commit(
+        (0..100)
+            .map(|i| tardigrade_kvpb::Request::Put {
+                key: format!("held/{i:03}").into_bytes(),
+                value: bytes(i),
+            })
+            .collect(),
+    );
+    t.commit().await.expect("commit");
+    let rows = db.scan(b"held/", b"held0", 0).await.expect("scan");
+    assert_eq!(rows.len(), 100);
+    assert_eq!(int(Some(rows[42].value.bytes.clone())), 42);
+    assert_eq!(lock_entries(), before, "the one-phase commit wrote intents");
+
+    // Read after being held: the writes go ahead of the read, as intents,
+    // and the transaction reads them and commits as usual.
+    let mut t = db.txn("held then read");
+    t.write_at_commit(vec![tardigrade_kvpb::Request::Put {
+        key: b"held/000".to_vec(),
+        value: bytes(7),
+    }]);
+    assert_eq!(int(t.get(b"held/000").await.expect("read")), 7);
+    t.commit().await.expect("commit");
+    assert_eq!(int(db.get(b"held/000").await.expect("get")), 7);
+    assert!(
+        lock_entries() > before,
+        "a read before the commit sends the held writes"
+    );
+
+    // A rolled-back transaction's held writes never happen.
+    let mut t = db.txn("rolled back");
+    t.write_at_commit(vec![tardigrade_kvpb::Request::Put {
+        key: b"held/001".to_vec(),
+        value: bytes(9),
+    }]);
+    t.rollback().await.expect("rollback");
+    assert_eq!(int(db.get(b"held/001").await.expect("get")), 1);
+}
+
+/// A held write that a later read made stale is pushed by the timestamp
+/// cache: the one-phase commit fails with a retry, refreshes (it read
+/// nothing) and commits at the pushed timestamp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_write_below_a_later_read_commits_above_it() {
+    let db = db();
+    db.put(b"x", b"1").await.expect("init");
+    let mut writer = db.txn("writer");
+    writer.write_at_commit(vec![tardigrade_kvpb::Request::Put {
+        key: b"x".to_vec(),
+        value: bytes(2),
+    }]);
+    let mut reader = db.txn("reader");
+    assert_eq!(int(reader.get(b"x").await.expect("read")), 1);
+    reader.commit().await.expect("reader commits");
+    writer.commit().await.expect("writer commits");
+    let mut after = db.txn("after");
+    assert_eq!(int(after.get(b"x").await.expect("read")), 2);
+    after.commit().await.expect("commit");
+}
+
 /// Read-modify-writes of one hot key with locking reads queue behind each
 /// other: nearly every one commits at its first attempt (without the lock,
 /// most of them read a value about to change and fail their commit).

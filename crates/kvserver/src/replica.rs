@@ -1484,11 +1484,13 @@ impl Replica {
             Some(t) => t.meta.write_timestamp,
             None => ba.header.timestamp,
         };
-        for req in &ba.requests {
-            if !req.is_write() {
-                continue;
-            }
-            let mark = self.tscache.get_max(&req.span(&ba.header));
+        let spans: Vec<Span> = ba
+            .requests
+            .iter()
+            .filter(|r| r.is_write())
+            .map(|r| r.span(&ba.header))
+            .collect();
+        for mark in self.tscache.get_max_each(&spans) {
             if mark.txn.is_some() && mark.txn == txn_id {
                 continue;
             }
