@@ -212,7 +212,7 @@ mod tests {
     fn batch_lookups_agree_with_every_read_recorded() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        let mut span = |rng: &mut rand::rngs::StdRng| {
+        let span = |rng: &mut rand::rngs::StdRng| {
             let a = vec![rng.random_range(b'a'..b'y')];
             if rng.random_bool(0.5) {
                 Span::point(a)
