@@ -22,7 +22,7 @@
 
 mod cursor;
 pub mod key;
-mod read;
+pub(crate) mod read;
 mod resolve;
 pub mod stats;
 pub mod value;
@@ -421,6 +421,43 @@ mod tests {
         assert_eq!(stats.val_count, 1);
         let got = mvcc_get(&eng, b"k", ts(20), &ReadOptions::default()).unwrap();
         assert_eq!(got.value.unwrap().bytes.as_deref(), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn a_scan_over_many_intents_reports_a_bounded_number() {
+        let eng = Engine::open(&StoreSpec::Memory).unwrap();
+        let mut stats = MvccStats::default();
+        let t = txn(10);
+        let mut b = eng.batch();
+        let n = read::MAX_INTENTS_PER_ERROR + 100;
+        for i in 0..n {
+            let key = format!("k{i:06}");
+            mvcc_put(
+                &mut b,
+                &mut stats,
+                key.as_bytes(),
+                ts(0),
+                Some(b"v"),
+                Some(&t),
+            )
+            .unwrap();
+        }
+        eng.commit(b.writes(), false).unwrap();
+        let err = mvcc_scan(
+            &eng,
+            b"k",
+            b"l",
+            ts(20),
+            &ReadOptions::default(),
+            ScanLimits::default(),
+            false,
+        )
+        .unwrap_err();
+        let MvccError::WriteIntent { intents } = err else {
+            panic!("expected WriteIntent, got {err}");
+        };
+        assert_eq!(intents.len(), read::MAX_INTENTS_PER_ERROR);
+        assert_eq!(intents[0].key, b"k000000");
     }
 
     #[test]

@@ -12,6 +12,13 @@ use super::value::{IntentRecord, decode_version};
 use super::{Intent, MvccError, ReadOptions, Result, ScanLimits, ScanResult, Value};
 use crate::engine::{Reader, Slice, Space};
 
+/// The most conflicting intents a scan collects before it fails: the caller
+/// resolves them and scans again. Unbounded, a scan over the 500,000
+/// intents of a large transaction committed a moment ago built one
+/// resolution batch of all of them (tens of MB held at once, one huge
+/// command). CockroachDB bounds the same list (5,000 by default).
+pub const MAX_INTENTS_PER_ERROR: usize = 5000;
+
 /// What the intent at a key means for a read.
 enum IntentOutcome {
     /// The reader's own write, visible at its sequence number.
@@ -138,6 +145,9 @@ pub(super) fn scan(
                 IntentOutcome::Conflict(intent) if opts.inconsistent => res.intents.push(intent),
                 IntentOutcome::Conflict(intent) => {
                     conflicts.push(intent);
+                    if conflicts.len() >= MAX_INTENTS_PER_ERROR {
+                        break;
+                    }
                     decided = true;
                 }
                 IntentOutcome::Ignore => {}
