@@ -83,7 +83,7 @@ use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyInResponse};
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
-    Describe, Execute, Parse, ParseComplete, PortalSuspended, Sync as PgSync,
+    Bind, BindComplete, Describe, Execute, Parse, ParseComplete, PortalSuspended, Sync as PgSync,
     TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{
@@ -1197,8 +1197,51 @@ impl ExtendedQueryHandler for Conn {
                 .portal_store()
                 .put_statement(Arc::new(StoredStatement::new(name, stmt, Vec::new())));
         }
+        // Buffered: replies to the extended protocol go out at Sync or
+        // Flush, as PostgreSQL sends them (one write per round trip, not
+        // one per message).
         client
-            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .feed(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
+        match client.portal_store().get_statement(statement) {
+            Some(Entry::Value(stmt)) => {
+                let p = Portal::try_new(&message, stmt)?;
+                client.portal_store().put_portal(Arc::new(p));
+            }
+            Some(Entry::Empty) => {
+                if !message.parameters.is_empty() {
+                    return Err(user_error(SqlError::new(
+                        "08P01",
+                        format!(
+                            "bind message supplies {} parameters, but prepared statement \"{statement}\" requires 0",
+                            message.parameters.len()
+                        ),
+                    )));
+                }
+                client.portal_store().put_empty_portal(portal);
+            }
+            None => {
+                return Err(user_error(SqlError::new(
+                    codes::INVALID_SQL_STATEMENT_NAME,
+                    format!("prepared statement \"{statement}\" does not exist"),
+                )));
+            }
+        }
+        // Buffered until Sync or Flush, as ParseComplete.
+        client
+            .feed(PgWireBackendMessage::BindComplete(BindComplete::new()))
             .await?;
         Ok(())
     }
@@ -1275,14 +1318,14 @@ impl ExtendedQueryHandler for Conn {
         match columns {
             Some(columns) => {
                 client
-                    .send(PgWireBackendMessage::RowDescription(row_description(
+                    .feed(PgWireBackendMessage::RowDescription(row_description(
                         &columns, &format,
                     )))
                     .await?
             }
             None => {
                 client
-                    .send(PgWireBackendMessage::NoData(NoData::new()))
+                    .feed(PgWireBackendMessage::NoData(NoData::new()))
                     .await?
             }
         }
