@@ -1000,6 +1000,22 @@ impl RowScanner {
                 break;
             };
             let want = max_rows - n;
+            if end == keys::key_next(&start) {
+                // One key (a primary-key lookup): a point read, which skips
+                // the scan's iterator setup over both engine spaces.
+                if let Some(bytes) = txn.get(&start).await.map_err(kv_err)? {
+                    let kv = KeyValue {
+                        key: start,
+                        value: tardigrade_kvpb::Value {
+                            bytes,
+                            timestamp: Default::default(),
+                        },
+                    };
+                    sink(&kv)?;
+                    n += 1;
+                }
+                continue;
+            }
             let rows = if self.reverse {
                 // A page from the end of the span; the rest of it ends
                 // (exclusively) at the last key returned.

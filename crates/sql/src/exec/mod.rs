@@ -1355,6 +1355,17 @@ impl<'a> Executor<'a> {
                 continue;
             }
             let base = rowenc::index_key_prefix(&scan.table, scan.index, &values)?;
+            if scan.index == scan.table.primary_index.id
+                && values.len() == scan.table.primary_index.columns.len()
+                && c.lower.is_none()
+                && c.upper.is_none()
+            {
+                // The whole primary key: one row at exactly this key, which
+                // the scanner reads with a point get.
+                let end = tardigrade_encoding::keys::key_next(&base);
+                spans.push((base, end));
+                continue;
+            }
             let base_end = tardigrade_encoding::keys::prefix_end(&base);
             let start = match &c.lower {
                 Some((bound, inclusive)) => {
