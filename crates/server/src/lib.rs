@@ -222,11 +222,13 @@ impl Server {
 }
 
 /// Installs the log subscriber: to stderr, filtered by `RUST_LOG` (else by
-/// `default_filter`, e.g. `info`). Does nothing if one is already installed.
+/// `default_filter`, e.g. `info`, with the storage engine's crates at `warn`). Does nothing if one is already installed.
 pub fn init_logging(default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // The engine's own INFO lines (every compaction it starts, several a
+    // second during a bulk load) are not an operator's concern.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_filter},lsm_tree=warn,fjall=warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
