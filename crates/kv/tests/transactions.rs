@@ -17,6 +17,14 @@ fn db_with_clock(clock: Arc<Hlc>) -> Db {
     Db::new(store, clock)
 }
 
+/// A database and the engine under it, to look at what it stored.
+fn db_and_engine() -> (Db, Engine) {
+    let clock = Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
+    let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
+    let store = Store::open(engine.clone(), clock.clone(), StoreConfig::default()).expect("store");
+    (Db::new(store, clock), engine)
+}
+
 fn db() -> Db {
     db_with_clock(Arc::new(Hlc::new(
         Arc::new(SystemClock),
@@ -370,10 +378,7 @@ async fn requests_outside_the_user_key_space_are_refused_and_change_nothing() {
 /// intent is gone soon after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_transaction_commits_and_its_intents_are_all_resolved() {
-    let clock = Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
-    let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
-    let store = Store::open(engine.clone(), clock.clone(), StoreConfig::default()).expect("store");
-    let db = Db::new(store, clock);
+    let (db, engine) = db_and_engine();
     let key = |i: u32| format!("k{i:06}").into_bytes();
     let mut t = db.txn("large");
     for chunk in (0..30_000u32).collect::<Vec<_>>().chunks(1000) {
@@ -414,10 +419,7 @@ async fn a_large_transaction_commits_and_its_intents_are_all_resolved() {
 /// lock table (no intent is written, so none is left to resolve).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_held_for_the_commit_commit_in_one_phase() {
-    let clock = Arc::new(Hlc::new(Arc::new(SystemClock), DEFAULT_MAX_OFFSET));
-    let engine = Engine::open(&StoreSpec::Memory).expect("open engine");
-    let store = Store::open(engine.clone(), clock.clone(), StoreConfig::default()).expect("store");
-    let db = Db::new(store, clock);
+    let (db, engine) = db_and_engine();
     let lock_entries = || engine.approximate_entries(tardigrade_storage::Space::Lock);
     let before = lock_entries();
     let mut t = db.txn("one phase");

@@ -41,15 +41,13 @@ struct SpanIndex {
 }
 
 impl SpanIndex {
-    fn new(spans: &[LatchSpan]) -> SpanIndex {
+    fn new(spans: Vec<LatchSpan>) -> SpanIndex {
         let mut sorted: Vec<(Vec<u8>, Vec<u8>, bool)> = spans
-            .iter()
+            .into_iter()
             .map(|s| {
-                (
-                    s.span.key.clone(),
-                    s.span.exclusive_end(),
-                    s.access == Access::Write,
-                )
+                let write = s.access == Access::Write;
+                let end = s.span.exclusive_end();
+                (s.span.key, end, write)
             })
             .collect();
         sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -141,7 +139,7 @@ impl Drop for LatchGuard {
 impl LatchManager {
     /// Acquires latches on `spans`, waiting for earlier conflicting holders.
     pub async fn acquire(&self, spans: Vec<LatchSpan>) -> LatchGuard {
-        let spans = SpanIndex::new(&spans);
+        let spans = SpanIndex::new(spans);
         let (id, waits) = {
             let mut inner = self.inner.lock();
             let waits: Vec<Arc<Semaphore>> = inner
@@ -229,7 +227,7 @@ mod tests {
                         && x.span.overlaps(&y.span)
                 })
             });
-            let indexed = SpanIndex::new(&a).conflicts(&SpanIndex::new(&b));
+            let indexed = SpanIndex::new(a.clone()).conflicts(&SpanIndex::new(b.clone()));
             assert_eq!(indexed, pairwise, "{a:?} vs {b:?}");
             seen[usize::from(pairwise)] += 1;
         }

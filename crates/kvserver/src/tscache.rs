@@ -100,33 +100,49 @@ impl TimestampCache {
             ts: inner.low_water,
             txn: None,
         };
-        let ends: Vec<Vec<u8>> = spans.iter().map(Span::exclusive_end).collect();
+        // The last key a span touches, inclusively (a point's key) or not
+        // (a range's end): as a bound for narrowing, `<=` is close enough.
+        fn last(s: &Span) -> &[u8] {
+            if s.is_point() { &s.key } else { &s.end_key }
+        }
         let (Some(lo), Some(hi)) = (
             spans.iter().map(|s| s.key.as_slice()).min(),
-            ends.iter().map(Vec::as_slice).max(),
+            spans.iter().map(last).max(),
         ) else {
             return Vec::new();
         };
         let ranges: Vec<&(Vec<u8>, Vec<u8>, ReadMark)> = inner
             .ranges
             .iter()
-            .filter(|(s, e, _)| s.as_slice() < hi && lo < e.as_slice())
+            .filter(|(s, e, _)| s.as_slice() <= hi && lo < e.as_slice())
             .collect();
         spans
             .iter()
-            .zip(&ends)
-            .map(|(span, end)| {
+            .map(|span| {
                 let mut best = floor;
-                let bounds = (
-                    std::ops::Bound::Included(span.key.as_slice()),
-                    std::ops::Bound::Excluded(end.as_slice()),
-                );
-                for (_, m) in inner.points.range::<[u8], _>(bounds) {
-                    best.merge(*m);
-                }
-                for (s, e, m) in &ranges {
-                    if s.as_slice() < end.as_slice() && span.key.as_slice() < e.as_slice() {
+                let key = span.key.as_slice();
+                if span.is_point() {
+                    if let Some(m) = inner.points.get(key) {
                         best.merge(*m);
+                    }
+                    for (s, e, m) in &ranges {
+                        if s.as_slice() <= key && key < e.as_slice() {
+                            best.merge(*m);
+                        }
+                    }
+                } else {
+                    let end = span.end_key.as_slice();
+                    let bounds = (
+                        std::ops::Bound::Included(key),
+                        std::ops::Bound::Excluded(end),
+                    );
+                    for (_, m) in inner.points.range::<[u8], _>(bounds) {
+                        best.merge(*m);
+                    }
+                    for (s, e, m) in &ranges {
+                        if s.as_slice() < end && key < e.as_slice() {
+                            best.merge(*m);
+                        }
                     }
                 }
                 best

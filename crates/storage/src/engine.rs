@@ -377,15 +377,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes `space`'s memtable out and compacts all of its tables into
-    /// one run, dropping the tombstones no open snapshot can still see.
-    pub fn compact_space(&self, space: Space) -> Result<()> {
-        let ks = self.space(space);
-        ks.rotate_memtable_and_wait()?;
-        ks.major_compact()?;
-        Ok(())
-    }
-
     /// The store directory (a temporary one for a memory store).
     pub fn path(&self) -> &Path {
         &self.inner.path
