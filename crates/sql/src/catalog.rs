@@ -68,6 +68,15 @@ pub type DescId = u32;
 pub type ColumnId = u32;
 pub type IndexId = u32;
 
+/// Whether stored expression text is a single function call (`lower(name)`).
+fn is_function_call(text: &str) -> bool {
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .is_ok_and(|e| matches!(e, sqlparser::ast::Expr::Function(_)))
+}
+
 /// The id of `defaultdb`.
 pub const DEFAULTDB_ID: DescId = 50;
 /// The id of `postgres`.
@@ -106,6 +115,19 @@ pub enum Generated {
     /// `GENERATED ALWAYS AS (expr) STORED`: the SQL text of an expression
     /// over the row's other columns, computed on every write and stored.
     Stored(String),
+    /// A column an index made for itself (hidden, and not in `SELECT *`,
+    /// `pg_attribute` or `information_schema`): the value of an expression
+    /// the index is keyed on (`CREATE INDEX ON t (lower(name))`), or the
+    /// boolean predicate of a partial index ([`IndexDesc::predicate`]).
+    /// It is computed and stored like [`Generated::Stored`], so every write
+    /// path keeps it current; the planner matches the expression in a
+    /// query's filters to the column (`plan::index`).
+    ///
+    /// TODO(issue 13): CockroachDB keeps these columns virtual (computed
+    /// when read, never stored in the primary row); here they cost their
+    /// bytes in every row, and adding one rewrites the table's rows in the
+    /// index build's first transaction.
+    IndexExpression(String),
 }
 
 impl ColumnDesc {
@@ -117,10 +139,19 @@ impl ColumnDesc {
         )
     }
 
-    /// A stored generated column's expression.
+    /// A stored generated column's expression (an index's own column's too).
     pub fn generation_expr(&self) -> Option<&str> {
         match &self.generated {
-            Some(Generated::Stored(e)) => Some(e),
+            Some(Generated::Stored(e) | Generated::IndexExpression(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The expression of a column an index made for itself
+    /// ([`Generated::IndexExpression`]).
+    pub fn index_expression(&self) -> Option<&str> {
+        match &self.generated {
+            Some(Generated::IndexExpression(e)) => Some(e),
             _ => None,
         }
     }
@@ -145,6 +176,34 @@ pub struct IndexDesc {
     /// `COMMENT ON CONSTRAINT` of the PRIMARY KEY or UNIQUE constraint the
     /// index stands for (its `pg_constraint` entry).
     pub constraint_comment: Option<String>,
+    /// A partial index (`CREATE INDEX … WHERE p`): the column holding `p`
+    /// for each row ([`Generated::IndexExpression`]). The index has an
+    /// entry only for the rows where it is true, so only a query whose
+    /// filter implies `p` may read it, and a unique one constrains only
+    /// those rows.
+    pub predicate: Option<ColumnId>,
+}
+
+impl IndexDesc {
+    /// A partial index: it holds only the rows its predicate accepts, so it
+    /// can neither stand for the whole table (foreign keys, lookups,
+    /// uniqueness proofs) nor be read without its predicate implied.
+    pub fn is_partial(&self) -> bool {
+        self.predicate.is_some()
+    }
+
+    /// Whether `row` (in the layout of `table`, the index's table) has an
+    /// entry in this index: always, unless the index is partial and its
+    /// predicate is not true for the row.
+    pub fn holds_row(&self, table: &TableDesc, row: &[Value]) -> bool {
+        match self.predicate {
+            None => true,
+            Some(col) => table
+                .column_position(col)
+                .and_then(|pos| row.get(pos))
+                .is_some_and(|v| matches!(v, Value::Bool(true))),
+        }
+    }
 }
 
 /// Where an index is in its life (CockroachDB's descriptor mutation states,
@@ -293,6 +352,45 @@ impl TableDesc {
     }
 
     /// The primary index (id 1) or a secondary index.
+    /// How an index key column reads in DDL (`SHOW CREATE`, `pg_get_indexdef`):
+    /// its name quoted by `quote`, or for a column an index made for itself,
+    /// its expression.
+    pub fn index_key_text(&self, id: ColumnId, quote: impl Fn(&str) -> String) -> String {
+        match self.column_by_id(id) {
+            Some(c) => match c.index_expression() {
+                // PostgreSQL's form: a function call as it is, any other
+                // expression in parentheses.
+                Some(e) if is_function_call(e) => e.to_string(),
+                Some(e) => format!("({e})"),
+                None => quote(&c.name),
+            },
+            None => "?".to_string(),
+        }
+    }
+
+    /// Removes the columns indexes made for themselves
+    /// ([`Generated::IndexExpression`]) that no index, public or being
+    /// built, uses any more: those of a dropped index, or of a build that
+    /// was rolled back. Their stored values stay in the rows until
+    /// rewritten, ignored as a dropped column's are.
+    pub fn drop_unused_index_columns(&mut self) {
+        let used: HashSet<ColumnId> = std::iter::once(&self.primary_index)
+            .chain(&self.indexes)
+            .chain(&self.mutations)
+            .flat_map(|i| i.columns.iter().copied().chain(i.predicate))
+            .collect();
+        self.columns
+            .retain(|c| c.index_expression().is_none() || used.contains(&c.id));
+    }
+
+    /// The SQL text of a partial index's predicate.
+    pub fn index_predicate_text(&self, index: &IndexDesc) -> Option<&str> {
+        index
+            .predicate
+            .and_then(|c| self.column_by_id(c))
+            .and_then(|c| c.index_expression())
+    }
+
     pub fn index(&self, id: IndexId) -> Option<&IndexDesc> {
         if id == self.primary_index.id {
             Some(&self.primary_index)
@@ -393,6 +491,7 @@ impl TableDesc {
                 state: IndexState::Public,
                 comment: None,
                 constraint_comment: None,
+                predicate: None,
             },
             indexes: Vec::new(),
             mutations: Vec::new(),
@@ -507,6 +606,8 @@ pub fn sequence_value_key(id: DescId) -> Vec<u8> {
 // Format 4 (identity and generated columns): a column's `Generated` after
 // its comment. Format 5 (OWNED BY): a sequence's owner (a flag, then the
 // table and column ids) after `cycle`; older sequences decode unowned.
+// Format 6 (partial indexes): an index's predicate column id (0: none)
+// after its comments.
 
 const FORMAT_1: u8 = 1;
 const FORMAT_2: u8 = 2;
@@ -515,7 +616,10 @@ const FORMAT_3: u8 = 3;
 /// Identity and generated columns.
 const FORMAT_4: u8 = 4;
 /// A sequence's owner (`OWNED BY`).
-const FORMAT: u8 = 5;
+const FORMAT_5: u8 = 5;
+/// A partial index's predicate column.
+const FORMAT_6: u8 = 6;
+const FORMAT: u8 = FORMAT_6;
 
 fn put_u32(b: &mut Vec<u8>, v: u32) {
     b.extend_from_slice(&v.to_be_bytes());
@@ -703,6 +807,7 @@ fn put_index(b: &mut Vec<u8>, i: &IndexDesc) {
     });
     put_opt_str(b, &i.comment);
     put_opt_str(b, &i.constraint_comment);
+    put_u32(b, i.predicate.unwrap_or(0));
 }
 
 fn read_index(r: &mut Reader, format: u8) -> SqlResult<IndexDesc> {
@@ -734,6 +839,11 @@ fn read_index(r: &mut Reader, format: u8) -> SqlResult<IndexDesc> {
     } else {
         (None, None)
     };
+    let predicate = if format >= FORMAT_6 {
+        Some(r.u32()?).filter(|&c| c != 0)
+    } else {
+        None
+    };
     if directions.len() != columns.len() {
         return Err(corrupt("index directions"));
     }
@@ -747,6 +857,7 @@ fn read_index(r: &mut Reader, format: u8) -> SqlResult<IndexDesc> {
         state,
         comment,
         constraint_comment,
+        predicate,
     })
 }
 
@@ -781,6 +892,10 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
                     Some(Generated::IdentityByDefault) => b.push(2),
                     Some(Generated::Stored(e)) => {
                         b.push(3);
+                        put_str(&mut b, e);
+                    }
+                    Some(Generated::IndexExpression(e)) => {
+                        b.push(4);
                         put_str(&mut b, e);
                     }
                 }
@@ -851,7 +966,10 @@ pub fn encode_descriptor(d: &Descriptor) -> Vec<u8> {
 pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
     let mut r = Reader(ByteReader::new(bytes));
     let format = r.u8()?;
-    if !matches!(format, FORMAT_1 | FORMAT_2 | FORMAT_3 | FORMAT_4 | FORMAT) {
+    if !matches!(
+        format,
+        FORMAT_1 | FORMAT_2 | FORMAT_3 | FORMAT_4 | FORMAT_5 | FORMAT
+    ) {
         return Err(corrupt("unknown format"));
     }
     // A comment of format 3, absent before.
@@ -892,6 +1010,7 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                             1 => Some(Generated::IdentityAlways),
                             2 => Some(Generated::IdentityByDefault),
                             3 => Some(Generated::Stored(r.str()?)),
+                            4 => Some(Generated::IndexExpression(r.str()?)),
                             _ => return Err(corrupt("column generation kind")),
                         }
                     } else {
@@ -943,7 +1062,7 @@ pub fn decode_descriptor(bytes: &[u8]) -> SqlResult<Descriptor> {
                     min_value: r.u64()? as i64,
                     max_value: r.u64()? as i64,
                     cycle: r.bool()?,
-                    owned_by: if format >= FORMAT && r.bool()? {
+                    owned_by: if format >= FORMAT_5 && r.bool()? {
                         Some((r.u32()?, r.u32()?))
                     } else {
                         None
@@ -1682,6 +1801,7 @@ impl Catalog {
             .map(|d| {
                 let mut d = d.clone();
                 d.version += 1;
+                d.drop_unused_index_columns();
                 Request::Put {
                     key: descriptor_key(d.id),
                     value: encode_descriptor(&Descriptor::Table(d)),

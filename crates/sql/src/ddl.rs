@@ -934,6 +934,7 @@ fn add_index(t: &mut TableDesc, p: &PendingIndex) -> SqlResult<IndexId> {
         state: IndexState::Public,
         comment: None,
         constraint_comment: None,
+        predicate: None,
     });
     Ok(id)
 }
@@ -1802,10 +1803,6 @@ async fn new_index(
     ci: &CreateIndex,
     write_only: bool,
 ) -> SqlResult<Option<(TableDesc, IndexId)>> {
-    if ci.predicate.is_some() {
-        // TODO(issue 4): partial indexes.
-        return Err(SqlError::unsupported("partial indexes"));
-    }
     if let Some(u) = &ci.using {
         let u = u.to_string().to_lowercase();
         if u != "btree" && u != "prefix" {
@@ -1826,11 +1823,41 @@ async fn new_index(
             format!("relation \"{n}\" already exists"),
         ));
     }
+    // Expression keys and the predicate become columns of the table that
+    // the index owns; the rows get their values before the index exists.
+    let before = t.clone();
+    let mut columns = Vec::with_capacity(ci.columns.len());
+    let mut name_words = Vec::with_capacity(ci.columns.len());
+    for c in &ci.columns {
+        let dir = match c.column.options.sort {
+            Some(OrderBySort::Desc) => Direction::Descending,
+            _ => Direction::Ascending,
+        };
+        let key = match plain_column(&c.column.expr) {
+            Some(col) => {
+                name_words.push(col.clone());
+                col
+            }
+            None => {
+                name_words.push(expression_word(&c.column.expr));
+                add_index_expression_column(&mut t, &c.column.expr, false)?
+            }
+        };
+        columns.push((key, dir));
+    }
+    let predicate = match &ci.predicate {
+        Some(p) => {
+            let col = add_index_expression_column(&mut t, p, true)?;
+            t.column_by_name(&col).map(|c| c.id)
+        }
+        None => None,
+    };
+    backfill_index_columns(node, txn, database, &before, &t).await?;
     let p = PendingIndex {
-        name,
+        name: Some(name.unwrap_or_else(|| default_name(&t, &name_words, "idx"))),
         unique: ci.unique,
         constraint: false,
-        columns: index_columns(&ci.columns)?,
+        columns,
         storing: ci.include.iter().map(ident).collect(),
     };
     let index_id = if write_only {
@@ -1838,7 +1865,154 @@ async fn new_index(
     } else {
         add_index(&mut t, &p)?
     };
+    if let Some(ix) = t
+        .indexes
+        .iter_mut()
+        .chain(t.mutations.iter_mut())
+        .find(|i| i.id == index_id)
+    {
+        ix.predicate = predicate;
+    }
     Ok(Some((t, index_id)))
+}
+
+/// The column an index key names, when it is a plain column reference.
+fn plain_column(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(ident(i)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(ident),
+        Expr::Nested(inner) => plain_column(inner),
+        _ => None,
+    }
+}
+
+/// The word an expression key gives a default index name, as PostgreSQL
+/// chooses it: the function's name for a call, `expr` otherwise.
+fn expression_word(e: &Expr) -> String {
+    match e {
+        Expr::Function(f) => name_parts(&f.name)
+            .last()
+            .cloned()
+            .unwrap_or_else(|| "expr".into()),
+        Expr::Nested(inner) => expression_word(inner),
+        _ => "expr".into(),
+    }
+}
+
+/// Adds to `t` a hidden column computing `expr` for an index (an
+/// expression key, or with `predicate` a partial index's condition, a
+/// boolean where NULL counts as false); returns its name. PostgreSQL's
+/// rules for index expressions apply: no subqueries (0A000), aggregates or
+/// window functions, and only immutable functions (42P17).
+fn add_index_expression_column(
+    t: &mut TableDesc,
+    expr: &Expr,
+    predicate: bool,
+) -> SqlResult<String> {
+    let mut expr = expr;
+    while let Expr::Nested(inner) = expr {
+        expr = inner;
+    }
+    let mut subquery = false;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        subquery |= matches!(
+            e,
+            Expr::Subquery(_)
+                | Expr::Exists { .. }
+                | Expr::In {
+                    target: ast::InTarget::Subquery(_),
+                    ..
+                }
+        );
+        ControlFlow::<()>::Continue(())
+    });
+    let what = if predicate {
+        "index predicate"
+    } else {
+        "index expression"
+    };
+    if subquery {
+        return Err(SqlError::unsupported(format!(
+            "cannot use subquery in {what}"
+        )));
+    }
+    let tables = crate::plan::bind::TableMap::new();
+    let mut binder = crate::plan::Binder::new(&tables, &[]);
+    let scope = crate::plan::dml::table_scope(t, &t.name);
+    let bound = binder.bind_expr(expr, &scope)?;
+    let mut volatile = false;
+    crate::plan::norm::visit(&bound, &mut |n| {
+        if let crate::plan::Scalar::Func { name, .. } = n {
+            volatile |= crate::plan::is_volatile(name) || name == "nextval";
+        }
+    });
+    if volatile {
+        return Err(SqlError::new(
+            codes::INVALID_OBJECT_DEFINITION,
+            format!("functions in {what} must be marked IMMUTABLE"),
+        ));
+    }
+    let (ty, text) = if predicate {
+        // NULL, like false, keeps the row out ([`IndexDesc::holds_row`]).
+        binder.coerce_bool(bound, "WHERE")?;
+        (SqlType::Bool, expr.to_string())
+    } else {
+        let ty = match bound.ty() {
+            SqlType::Unknown => SqlType::Text,
+            ty => ty,
+        };
+        if ty == SqlType::Jsonb || ty.element().is_some() {
+            // TODO(issue 13): array and JSONB keys (inverted indexes).
+            return Err(SqlError::unsupported(format!(
+                "index expression of type {ty} is not indexable"
+            )));
+        }
+        (ty, expr.to_string())
+    };
+    let base = if predicate {
+        "crdb_internal_idx_pred"
+    } else {
+        "crdb_internal_idx_expr"
+    };
+    let mut name = base.to_string();
+    let mut n = 0;
+    while t.column_by_name(&name).is_some() {
+        n += 1;
+        name = format!("{base}_{n}");
+    }
+    let id = t.next_column_id;
+    t.next_column_id += 1;
+    t.columns.push(ColumnDesc {
+        id,
+        name: name.clone(),
+        ty,
+        nullable: true,
+        default: None,
+        hidden: true,
+        comment: None,
+        generated: Some(Generated::IndexExpression(text)),
+    });
+    Ok(name)
+}
+
+/// Computes, for every row of `before`, the columns `after` adds to it
+/// (an index's expression columns), one column at a time.
+async fn backfill_index_columns(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    before: &TableDesc,
+    after: &TableDesc,
+) -> SqlResult<()> {
+    let mut current = before.clone();
+    for c in &after.columns[before.columns.len()..] {
+        let mut next = current.clone();
+        next.columns.push(c.clone());
+        next.next_column_id = after.next_column_id;
+        backfill_column(node, txn, database, &current, &next, c).await?;
+        current = next;
+    }
+    Ok(())
 }
 
 /// What the first transaction of an online index build added.
@@ -2242,6 +2416,20 @@ async fn alter_table(
                         }
                         return Err(SqlError::undefined_column_of(&cname, &t.name));
                     };
+                    // Indexes on expressions of the column, or whose predicate
+                    // reads it, go with it (as in PostgreSQL).
+                    let index_columns: Vec<ColumnId> = t
+                        .columns
+                        .iter()
+                        .filter(|c| {
+                            c.index_expression()
+                                .is_some_and(|e| expr_columns(&t, e).contains(&cname))
+                        })
+                        .map(|c| c.id)
+                        .collect();
+                    for c in index_columns {
+                        drop_column(node, txn, &mut t, c, cascade).await?;
+                    }
                     if let Some(dependent) = t.columns.iter().find(|c| {
                         c.id != id
                             && c.generation_expr()
@@ -2291,7 +2479,9 @@ async fn alter_table(
                 // the column: they follow the rename.
                 // TODO(issue 4): DEFAULT expressions and view queries.
                 for c in &mut t.columns {
-                    if let Some(Generated::Stored(e)) = &mut c.generated {
+                    if let Some(Generated::Stored(e) | Generated::IndexExpression(e)) =
+                        &mut c.generated
+                    {
                         *e = rename_column_in_expr(e, &old, &new)?;
                     }
                 }
@@ -2672,7 +2862,7 @@ async fn drop_column(
     let doomed: Vec<IndexId> = t
         .indexes
         .iter()
-        .filter(|i| i.columns.contains(&id))
+        .filter(|i| i.columns.contains(&id) || i.predicate == Some(id))
         .map(|i| i.id)
         .collect();
     for ix in &doomed {
@@ -3461,15 +3651,18 @@ pub async fn create_statement(node: &SqlNode, txn: &mut Txn, t: &TableDesc) -> S
         i.columns
             .iter()
             .zip(&i.directions)
-            .map(|(c, d)| match d {
-                Direction::Ascending => format!("{} ASC", col_name(*c)),
-                Direction::Descending => format!("{} DESC", col_name(*c)),
+            .map(|(c, d)| {
+                let key = t.index_key_text(*c, |n| n.to_string());
+                match d {
+                    Direction::Ascending => format!("{key} ASC"),
+                    Direction::Descending => format!("{key} DESC"),
+                }
             })
             .collect::<Vec<_>>()
             .join(", ")
     };
     let mut lines = Vec::new();
-    for c in &t.columns {
+    for c in t.columns.iter().filter(|c| c.index_expression().is_none()) {
         let mut l = format!("\t{} {}", c.name, type_name(c.ty));
         if !c.nullable {
             l.push_str(" NOT NULL");
@@ -3478,6 +3671,7 @@ pub async fn create_statement(node: &SqlNode, txn: &mut Txn, t: &TableDesc) -> S
             Some(Generated::IdentityAlways) => l.push_str(" GENERATED ALWAYS AS IDENTITY"),
             Some(Generated::IdentityByDefault) => l.push_str(" GENERATED BY DEFAULT AS IDENTITY"),
             Some(Generated::Stored(e)) => l.push_str(&format!(" AS ({e}) STORED")),
+            Some(Generated::IndexExpression(_)) => {}
             None => {
                 if let Some(d) = &c.default {
                     l.push_str(&format!(" DEFAULT {d}"));
@@ -3504,6 +3698,9 @@ pub async fn create_statement(node: &SqlNode, txn: &mut Txn, t: &TableDesc) -> S
         if !i.storing.is_empty() {
             let s: Vec<String> = i.storing.iter().map(|c| col_name(*c)).collect();
             l.push_str(&format!(" STORING ({})", s.join(", ")));
+        }
+        if let Some(p) = t.index_predicate_text(i) {
+            l.push_str(&format!(" WHERE {p}"));
         }
         lines.push(l);
     }

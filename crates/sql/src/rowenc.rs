@@ -664,6 +664,15 @@ struct Entry {
 }
 
 /// The entry of `row` in `index`.
+/// `row`'s entry in `index`, or `None` when a partial index does not hold
+/// the row ([`IndexDesc::holds_row`]).
+fn held_entry(table: &TableDesc, index: &IndexDesc, row: &[Value]) -> SqlResult<Option<Entry>> {
+    if !index.holds_row(table, row) {
+        return Ok(None);
+    }
+    index_entry(table, index, row).map(Some)
+}
+
 fn index_entry(table: &TableDesc, index: &IndexDesc, row: &[Value]) -> SqlResult<Entry> {
     if row.len() != table.columns.len() {
         return Err(row_width(table, row));
@@ -1185,7 +1194,7 @@ fn key_detail(table: &TableDesc, cols: &[ColumnId], row: &[Value]) -> String {
     let mut vals = Vec::new();
     for &c in cols {
         if let Some(pos) = table.column_position(c) {
-            names.push(table.columns[pos].name.clone());
+            names.push(table.index_key_text(c, |n| n.to_string()));
             vals.push(row.get(pos).map(display_value).unwrap_or_default());
         }
     }
@@ -1424,7 +1433,9 @@ async fn insert_rows_unchecked_self(
         let mut batch = WriteBatch::default();
         for (i, row) in fresh.iter().enumerate() {
             for (layout, index) in targets.indexes() {
-                batch.add_entry(index_entry(layout, index, row)?, i, false);
+                if let Some(e) = held_entry(layout, index, row)? {
+                    batch.add_entry(e, i, false);
+                }
             }
         }
         return batch.send(txn, table, &refs).await;
@@ -1432,7 +1443,9 @@ async fn insert_rows_unchecked_self(
     let mut batch = WriteBatch::default();
     for (i, row) in rows.iter().enumerate() {
         for (layout, index) in targets.indexes() {
-            batch.add_entry(index_entry(layout, index, row)?, i, false);
+            if let Some(e) = held_entry(layout, index, row)? {
+                batch.add_entry(e, i, false);
+            }
         }
     }
     batch.send(txn, table, &row_refs).await
@@ -1562,6 +1575,7 @@ pub fn referenced_index(
 ) -> SqlResult<(IndexId, Vec<usize>)> {
     for index in parent.all_indexes() {
         if index.unique
+            && !index.is_partial()
             && index.columns.len() == fk.referenced_columns.len()
             && index
                 .columns
@@ -1595,6 +1609,9 @@ pub fn referenced_index(
 pub fn referencing_index(child: &TableDesc, fk: &ForeignKeyDesc) -> Option<(IndexId, Vec<usize>)> {
     let n = fk.columns.len();
     child.all_indexes().find_map(|index| {
+        if index.is_partial() {
+            return None;
+        }
         let cols = full_key_columns(child, index);
         if cols.len() < n {
             return None;
@@ -1645,7 +1662,9 @@ fn delete_rows_inner<'a>(
         let mut batch = WriteBatch::default();
         for row in rows {
             for (layout, index) in targets.indexes() {
-                batch.deletes.push(index_entry(layout, index, row)?.key);
+                if let Some(e) = held_entry(layout, index, row)? {
+                    batch.deletes.push(e.key);
+                }
             }
         }
         let refs: Vec<&[Value]> = rows.iter().map(|r| r.as_slice()).collect();
@@ -1930,15 +1949,23 @@ fn update_rows_inner<'a>(
         let mut batch = WriteBatch::default();
         for (i, (old, new)) in pairs.iter().enumerate() {
             for (layout, index) in targets.indexes() {
-                let o = index_entry(layout, index, old)?;
-                let n = index_entry(layout, index, new)?;
-                if o.key == n.key {
-                    if o.value != n.value {
-                        batch.puts.push((n.key, n.value));
+                match (
+                    held_entry(layout, index, old)?,
+                    held_entry(layout, index, new)?,
+                ) {
+                    (Some(o), Some(n)) if o.key == n.key => {
+                        if o.value != n.value {
+                            batch.puts.push((n.key, n.value));
+                        }
                     }
-                } else {
-                    batch.deletes.push(o.key);
-                    batch.add_entry(n, i, false);
+                    (o, n) => {
+                        if let Some(o) = o {
+                            batch.deletes.push(o.key);
+                        }
+                        if let Some(n) = n {
+                            batch.add_entry(n, i, false);
+                        }
+                    }
                 }
             }
         }
@@ -1991,7 +2018,9 @@ pub async fn backfill_index(txn: &mut Txn, table: &TableDesc, index_id: IndexId)
     while let Some(rows) = scanner.next_batch(txn, BACKFILL_CHUNK).await? {
         let mut batch = WriteBatch::default();
         for (i, row) in rows.iter().enumerate() {
-            batch.add_entry(index_entry(table, &index, row)?, i, false);
+            if let Some(e) = held_entry(table, &index, row)? {
+                batch.add_entry(e, i, false);
+            }
         }
         let refs: Vec<&[Value]> = rows.iter().map(|r| r.as_slice()).collect();
         batch.send(txn, table, &refs).await?;
@@ -2073,7 +2102,9 @@ pub async fn backfill_chunk(
             check_key_not_null(table, &layout, row)?;
         }
         for index in &targets {
-            let e = index_entry(&layout, index, row)?;
+            let Some(e) = held_entry(&layout, index, row)? else {
+                continue;
+            };
             match e.unique {
                 Some(ix) => {
                     if !seen.insert(e.key.clone()) {
@@ -2182,7 +2213,9 @@ pub async fn check_indexes(txn: &mut Txn, table: &Arc<TableDesc>) -> SqlResult<u
         };
         let mut want: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let e = index_entry(layout, index, row)?;
+            let Some(e) = held_entry(layout, index, row)? else {
+                continue;
+            };
             if want.insert(e.key, e.value).is_some() {
                 return Err(differs("two rows share an entry".into()));
             }

@@ -321,6 +321,17 @@ fn visible_columns(t: &TableDesc) -> impl Iterator<Item = (i64, &ColumnDesc)> {
         .map(|(i, c)| (i as i64 + 1, c))
 }
 
+/// `pg_index.indexprs` of an index keyed on expressions: their SQL, in key
+/// order, joined by commas.
+fn index_expressions_text(t: &TableDesc, i: &IndexDesc) -> Option<String> {
+    let exprs: Vec<&str> = i
+        .columns
+        .iter()
+        .filter_map(|c| t.column_by_id(*c).and_then(|c| c.index_expression()))
+        .collect();
+    (!exprs.is_empty()).then(|| exprs.join(", "))
+}
+
 fn attnum(t: &TableDesc, id: u32) -> Option<i64> {
     visible_columns(t).find(|(_, c)| c.id == id).map(|(n, _)| n)
 }
@@ -358,9 +369,7 @@ pub fn index_definition(t: &TableDesc, i: &IndexDesc) -> String {
                 .chain(std::iter::repeat(&Default::default())),
         )
         .map(|(id, dir)| {
-            let name = t
-                .column_by_id(*id)
-                .map_or("?".to_string(), |c| quote_ident(&c.name));
+            let name = t.index_key_text(*id, quote_ident);
             match dir {
                 tardigrade_encoding::Direction::Descending => format!("{name} DESC"),
                 tardigrade_encoding::Direction::Ascending => name,
@@ -373,7 +382,7 @@ pub fn index_definition(t: &TableDesc, i: &IndexDesc) -> String {
         .filter_map(|id| t.column_by_id(*id).map(|c| quote_ident(&c.name)))
         .collect();
     format!(
-        "CREATE {}INDEX {} ON public.{} USING btree ({}){}",
+        "CREATE {}INDEX {} ON public.{} USING btree ({}){}{}",
         if i.unique { "UNIQUE " } else { "" },
         quote_ident(&i.name),
         quote_ident(&t.name),
@@ -382,7 +391,9 @@ pub fn index_definition(t: &TableDesc, i: &IndexDesc) -> String {
             String::new()
         } else {
             format!(" INCLUDE ({})", storing.join(", "))
-        }
+        },
+        t.index_predicate_text(i)
+            .map_or(String::new(), |p| format!(" WHERE ({p})"))
     )
 }
 
@@ -433,7 +444,20 @@ pub fn definitions(s: &Snapshot) -> TableDesc {
     let mut rows = Vec::new();
     for t in &s.tables {
         for i in visible_indexes(t) {
-            rows.push(vec![int(index_oid(t, i)), text(index_definition(t, i))]);
+            rows.push(vec![
+                int(index_oid(t, i)),
+                int(0),
+                text(index_definition(t, i)),
+            ]);
+            // `pg_get_indexdef(oid, k, …)`: the k-th key column, or its
+            // expression.
+            for (k, c) in i.columns.iter().enumerate() {
+                rows.push(vec![
+                    int(index_oid(t, i)),
+                    int(k as i64 + 1),
+                    text(t.index_key_text(*c, quote_ident)),
+                ]);
+            }
         }
         let mut fks = t.foreign_keys.iter();
         for (n, (_, contype, _, def, _)) in constraints(t).into_iter().enumerate() {
@@ -466,16 +490,16 @@ pub fn definitions(s: &Snapshot) -> TableDesc {
                 }
                 None => def,
             };
-            rows.push(vec![int(constraint_oid(t, n)), text(def)]);
+            rows.push(vec![int(constraint_oid(t, n)), int(0), text(def)]);
         }
         if let Some(q) = &t.view_query {
-            rows.push(vec![int(table_oid(t)), text(format!(" {q};"))]);
+            rows.push(vec![int(table_oid(t)), int(0), text(format!(" {q};"))]);
         }
     }
     virtual_descriptor(
         u32::MAX - TABLES.len() as u32 - 1,
         DEFINITIONS,
-        columns(&["oid:oid", "definition"]),
+        columns(&["oid:oid", "column:int8", "definition"]),
         rows,
     )
 }
@@ -514,7 +538,9 @@ fn constraints(t: &TableDesc) -> Vec<Constraint<'_>> {
                 format!("PRIMARY KEY ({})", names(&i.columns)),
                 i.constraint_comment.as_deref(),
             ));
-        } else if i.unique {
+        } else if i.unique && !i.is_partial() && index_expressions_text(t, i).is_none() {
+            // A unique index on expressions or with a predicate is only an
+            // index, as in PostgreSQL: no constraint stands for it.
             out.push((
                 i.name.clone(),
                 "u",
@@ -954,8 +980,10 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
                         // TODO(issue 13): indkey as int2vector (it is an
                         // int2[], 1-based, here), and oidvector.
                         int2_array(options),
-                        NULL,
-                        NULL,
+                        // PostgreSQL keeps node trees here; `pg_get_expr`
+                        // reads them back as SQL, which these already are.
+                        index_expressions_text(t, i).map_or(NULL, text),
+                        t.index_predicate_text(i).map_or(NULL, text),
                     ]);
                 }
             }
@@ -1923,7 +1951,7 @@ fn information_schema_column(
 /// generated column's expression; nothing for an identity column.
 fn column_default_text(c: &ColumnDesc) -> Option<String> {
     match &c.generated {
-        Some(Generated::Stored(e)) => Some(e.clone()),
+        Some(Generated::Stored(e) | Generated::IndexExpression(e)) => Some(e.clone()),
         Some(Generated::IdentityAlways | Generated::IdentityByDefault) => None,
         None => c.default.clone(),
     }

@@ -175,6 +175,18 @@ fn descriptor_formats() {
         comment: None,
         generated: Some(tardigrade_sql::catalog::Generated::IdentityAlways),
     });
+    t2.columns.push(ColumnDesc {
+        id: 5,
+        name: "crdb_internal_idx_pred".into(),
+        ty: SqlType::Bool,
+        nullable: true,
+        default: None,
+        hidden: true,
+        comment: None,
+        generated: Some(tardigrade_sql::catalog::Generated::IndexExpression(
+            "a > 0".into(),
+        )),
+    });
     t2.comment = Some("a table's".into());
     t2.primary_index.constraint_comment = Some("the key's".into());
     t2.mutations.push(IndexDesc {
@@ -187,11 +199,12 @@ fn descriptor_formats() {
         state: IndexState::WriteOnly,
         comment: Some("an index's".into()),
         constraint_comment: None,
+        predicate: Some(5),
     });
     t2.new_primary = Some(3);
     let d = Descriptor::Table(t2.clone());
     let enc = encode_descriptor(&d);
-    assert_eq!(enc[0], 5, "format byte");
+    assert_eq!(enc[0], 6, "format byte");
     assert_eq!(decode_descriptor(&enc).expect("decode"), d);
     // A public index among the mutations is refused, not misread.
     let mut bad = t2;

@@ -53,6 +53,7 @@ async fn create_t(cat: &Catalog, txn: &mut Txn) -> SqlResult<TableDesc> {
             state: IndexState::Public,
             comment: None,
             constraint_comment: None,
+            predicate: None,
         },
         IndexDesc {
             id: 3,
@@ -64,6 +65,7 @@ async fn create_t(cat: &Catalog, txn: &mut Txn) -> SqlResult<TableDesc> {
             state: IndexState::Public,
             comment: None,
             constraint_comment: None,
+            predicate: None,
         },
     ];
     t.next_index_id = 4;
@@ -316,6 +318,7 @@ async fn foreign_keys_restrict_cascade_set_null() {
             state: IndexState::Public,
             comment: None,
             constraint_comment: None,
+            predicate: None,
         });
     }
     c.foreign_keys = vec![

@@ -318,7 +318,7 @@ impl BoundDml {
         let table = &self.table;
         let arbiters: Vec<Vec<usize>> = if oc.arbiter.is_empty() {
             std::iter::once(&table.primary_index)
-                .chain(table.indexes.iter().filter(|i| i.unique))
+                .chain(table.indexes.iter().filter(|i| i.unique && !i.is_partial()))
                 .map(|i| {
                     i.columns
                         .iter()
@@ -414,7 +414,7 @@ impl BoundDml {
         }
         let ids: Vec<u32> = cols.iter().map(|p| table.columns[*p].id).collect();
         let index = std::iter::once(&table.primary_index)
-            .chain(table.indexes.iter())
+            .chain(table.indexes.iter().filter(|i| !i.is_partial()))
             .find(|i| i.columns.len() == ids.len() && ids.iter().all(|id| i.columns.contains(id)));
         let Some(index) = index else {
             return Err(SqlError::new(

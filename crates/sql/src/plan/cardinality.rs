@@ -132,6 +132,7 @@ fn rows_inner(rel: &Rel) -> f64 {
                 stats: j.stats.clone(),
                 reads: None,
                 project: None,
+                index_exprs: None,
             };
             let right = Rel::Scan(scan);
             let mut r = table_rows_of(&j.table, j.stats.as_deref());
@@ -312,7 +313,7 @@ fn is_key_inner(rel: &Rel, cols: &[usize]) -> bool {
             };
             s.table
                 .all_indexes()
-                .filter(|i| i.id == s.table.primary_index.id || i.unique)
+                .filter(|i| (i.id == s.table.primary_index.id || i.unique) && !i.is_partial())
                 .filter_map(|i| positions(&i.columns))
                 .any(|key| {
                     !key.is_empty()
@@ -496,7 +497,7 @@ fn column_distinct(
     };
     let unique = table
         .all_indexes()
-        .filter(|i| i.id == table.primary_index.id || i.unique)
+        .filter(|i| (i.id == table.primary_index.id || i.unique) && !i.is_partial())
         .any(|i| i.columns.len() == 1 && i.columns[0] == col.id);
     if unique {
         rows

@@ -80,8 +80,8 @@ pub(crate) fn table_scope(table: &TableDesc, name: &str) -> Scope {
         .collect()
 }
 
-fn full_scan(table: &Arc<TableDesc>) -> Rel {
-    Rel::Scan(Scan {
+fn full_scan(binder: &mut Binder<'_>, table: &Arc<TableDesc>) -> SqlResult<Rel> {
+    Ok(Rel::Scan(Scan {
         table: table.clone(),
         index: table.primary_index.id,
         constraint: None,
@@ -91,7 +91,8 @@ fn full_scan(table: &Arc<TableDesc>) -> Rel {
         stats: None,
         reads: None,
         project: None,
-    })
+        index_exprs: binder.index_expressions(table)?,
+    }))
 }
 
 /// Parses a stored SQL expression (DEFAULT, CHECK).
@@ -200,7 +201,7 @@ fn is_default_marker(s: &Scalar) -> bool {
 /// Whether a statement may give column `col` a value of its own.
 fn takes_given_values(col: &crate::catalog::ColumnDesc, overriding_system: bool) -> bool {
     match &col.generated {
-        Some(Generated::Stored(_)) => false,
+        Some(Generated::Stored(_) | Generated::IndexExpression(_)) => false,
         Some(Generated::IdentityAlways) => overriding_system,
         Some(Generated::IdentityByDefault) | None => true,
     }
@@ -548,7 +549,7 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
                 Some(ast::ConflictTarget::OnConstraint(name)) => {
                     let n = table_name(name);
                     let index = std::iter::once(&table.primary_index)
-                        .chain(table.indexes.iter())
+                        .chain(table.indexes.iter().filter(|i| !i.is_partial()))
                         .find(|i| i.name == n)
                         .ok_or_else(|| {
                             SqlError::new(
@@ -629,7 +630,7 @@ fn bind_target(
         .map(|a| normalize(&a.name))
         .unwrap_or_else(|| table.name.clone());
     let scope = table_scope(&table, &alias);
-    let mut source = full_scan(&table);
+    let mut source = full_scan(binder, &table)?;
     let mut joined = scope.clone();
     if !from.is_empty() {
         let (from_rel, from_scope) = binder.bind_from(from)?;

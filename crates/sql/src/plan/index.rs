@@ -341,11 +341,17 @@ enum WholeIndexes {
 /// allows.
 fn scan_options(scan: &Scan, predicate: Option<&Scalar>, whole: WholeIndexes) -> Vec<ScanOption> {
     let mut facts: Vec<ColumnFacts> = vec![ColumnFacts::default(); scan.table.columns.len()];
+    let mut parts = Vec::new();
     if let Some(predicate) = predicate {
-        let mut parts = Vec::new();
         conjuncts(predicate.clone(), &mut parts);
         for p in &parts {
             collect_fact(p, &scan.table, &mut facts);
+            if let Some(exprs) = &scan.index_exprs {
+                // `lower(name) = 'x'` is also a fact on the column an
+                // index on `lower(name)` keeps.
+                let p = with_index_columns(p.clone(), exprs);
+                collect_fact(&p, &scan.table, &mut facts);
+            }
         }
     }
     let read: Vec<bool> = match &scan.reads {
@@ -356,6 +362,9 @@ fn scan_options(scan: &Scan, predicate: Option<&Scalar>, whole: WholeIndexes) ->
     let indexes = std::iter::once(&table.primary_index).chain(table.indexes.iter());
     let mut options = Vec::new();
     for index in indexes {
+        if !predicate_implied(scan, index, &parts) {
+            continue;
+        }
         let constraint = constraint_for(index, table, &facts);
         let primary = index.id == table.primary_index.id;
         let covering = super::covering::index_holds(table, index.id, &read);
@@ -382,6 +391,48 @@ fn scan_options(scan: &Scan, predicate: Option<&Scalar>, whole: WholeIndexes) ->
         });
     }
     options
+}
+
+/// `p` with every subexpression that is the expression of an index's own
+/// column ([`Scan::index_exprs`]) replaced by that column.
+fn with_index_columns(p: Scalar, exprs: &[(usize, Scalar)]) -> Scalar {
+    p.clone()
+        .transform(&mut |n| {
+            Ok(match exprs.iter().find(|(_, e)| *e == n) {
+                Some((pos, e)) => Scalar::Column {
+                    index: *pos,
+                    ty: e.ty(),
+                },
+                None => n,
+            })
+        })
+        .unwrap_or(p)
+}
+
+/// Whether the scan may read `index`: any index but a partial one, and a
+/// partial one when every conjunct of its predicate is one of the filter's
+/// conjuncts `parts` (so every row the query wants is in the index).
+///
+/// TODO(issue 13): implication beyond equal conjuncts (`a > 10` implies
+/// `a > 5`, `a = 1` implies `a IS NOT NULL`), as CockroachDB's
+/// partial-index implicator proves.
+fn predicate_implied(scan: &Scan, index: &IndexDesc, parts: &[Scalar]) -> bool {
+    let Some(col) = index.predicate else {
+        return true;
+    };
+    let Some(pos) = scan.table.column_position(col) else {
+        return false;
+    };
+    let Some((_, predicate)) = scan
+        .index_exprs
+        .as_deref()
+        .and_then(|e| e.iter().find(|(p, _)| *p == pos))
+    else {
+        return false;
+    };
+    let mut needed = Vec::new();
+    conjuncts(predicate.clone(), &mut needed);
+    needed.iter().all(|n| parts.contains(n))
 }
 
 /// One way of reading a join's leaf: its `EXPLAIN` description, its cost,

@@ -1026,7 +1026,7 @@ fn lookup_match_cost(leaf: &Leaf, col: usize) -> Option<f64> {
     let table = &scan.table;
     table
         .all_indexes()
-        .filter(|i| i.columns.first().is_some_and(|c| *c == column.id))
+        .filter(|i| !i.is_partial() && i.columns.first().is_some_and(|c| *c == column.id))
         .map(|i| cost::per_match(crate::rowenc::index_covers_table(table, i.id)))
         .reduce(f64::min)
 }

@@ -492,6 +492,13 @@ pub struct Scan {
     /// `None`: every column, in table layout. Set by [`prune`] once the
     /// plan is final, so that operators above carry only what they use.
     pub project: Option<Arc<[usize]>>,
+    /// The expressions of the columns the table's indexes made for
+    /// themselves ([`crate::catalog::Generated::IndexExpression`]), bound
+    /// over the table's columns: (table position, expression). Index
+    /// selection finds them in filters (`lower(name) = 'x'` constrains an
+    /// index on `lower(name)`) and checks that a filter implies a partial
+    /// index's predicate before reading it. `None` for a table without any.
+    pub index_exprs: Option<Arc<[(usize, Scalar)]>>,
 }
 
 impl Scan {

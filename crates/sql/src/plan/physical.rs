@@ -498,7 +498,9 @@ fn lookup_index(right: &Rel, pairs: &[Pair]) -> Option<(IndexId, Vec<(usize, usi
     let (scan, _) = as_scan(right)?;
     let table = &scan.table;
     let mut best: Option<(IndexId, Vec<(usize, usize)>)> = None;
-    for index in std::iter::once(&table.primary_index).chain(table.indexes.iter()) {
+    // A partial index misses rows the join may need.
+    let whole = table.indexes.iter().filter(|i| !i.is_partial());
+    for index in std::iter::once(&table.primary_index).chain(whole) {
         let mut cols = crate::rowenc::full_key_columns(table, index);
         if index.unique && index.id != table.primary_index.id {
             // Without NULLs a unique index's key holds only its own columns.

@@ -26,6 +26,33 @@ use crate::catalog::TableDesc;
 use crate::plan::{JoinKind, Rel, Scalar, Scan};
 
 impl Binder<'_> {
+    /// The bound expressions of the columns `table`'s indexes made for
+    /// themselves, for [`Scan::index_exprs`]; `None` when it has none. They
+    /// are bound apart from the statement (they read only the table's
+    /// columns) and simplified as the statement's filters are, so that
+    /// index selection can compare them with the filters structurally.
+    pub(crate) fn index_expressions(
+        &mut self,
+        table: &TableDesc,
+    ) -> SqlResult<Option<std::sync::Arc<[(usize, Scalar)]>>> {
+        if table.columns.iter().all(|c| c.index_expression().is_none()) {
+            return Ok(None);
+        }
+        let tables = super::TableMap::new();
+        let mut binder = Binder::new(&tables, &[]);
+        let scope = crate::plan::dml::table_scope(table, &table.name);
+        let mut out = Vec::new();
+        for (pos, c) in table.columns.iter().enumerate() {
+            let Some(text) = c.index_expression() else {
+                continue;
+            };
+            let expr = crate::plan::dml::parse_stored_expr(text)?;
+            let bound = binder.bind_expr(&expr, &scope)?;
+            out.push((pos, crate::plan::norm::simplify_scalar(bound)));
+        }
+        Ok(Some(out.into()))
+    }
+
     pub(crate) fn bind_from(&mut self, from: &[ast::TableWithJoins]) -> SqlResult<(Rel, Scope)> {
         if from.is_empty() {
             return Ok((
@@ -357,6 +384,7 @@ impl Binder<'_> {
                     })
                     .collect();
                 let stats = self.stats.get(&desc.id).cloned();
+                let index_exprs = self.index_expressions(&desc)?;
                 let rel = Rel::Scan(Scan {
                     index: desc.primary_index.id,
                     table: desc,
@@ -367,6 +395,7 @@ impl Binder<'_> {
                     stats,
                     reads: None,
                     project: None,
+                    index_exprs,
                 });
                 Ok(apply_alias(rel, scope, alias.as_ref(), &tname))
             }

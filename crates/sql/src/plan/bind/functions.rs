@@ -572,7 +572,7 @@ impl Binder<'_> {
             "pg_get_indexdef" | "pg_get_constraintdef" | "pg_get_viewdef"
         ) && !args.is_empty()
         {
-            return self.catalog_definition(args);
+            return self.catalog_definition(name, args);
         }
         // `to_regclass('name')`: the relation's OID, NULL when there is none.
         // TODO(issue 13): a name known only when the statement runs.
@@ -619,24 +619,36 @@ impl Binder<'_> {
     /// [, pretty])`, `pg_get_viewdef(oid [, pretty])`: the definition of the
     /// object with that OID, from the statement's catalog snapshot
     /// ([`crate::vtable::definitions`]), as a `CASE` over the OIDs (NULL for
-    /// an unknown one, as in PostgreSQL). Only the whole index definition
-    /// (column 0) is supported.
-    fn catalog_definition(&mut self, mut args: Vec<Scalar>) -> SqlResult<Scalar> {
+    /// an unknown one, as in PostgreSQL). `pg_get_indexdef`'s column k > 0
+    /// gives that key column's name or expression.
+    fn catalog_definition(&mut self, name: &str, mut args: Vec<Scalar>) -> SqlResult<Scalar> {
+        let column = if name == "pg_get_indexdef" && args.len() >= 2 {
+            let c = args.swap_remove(1);
+            self.coerce_soft(c, SqlType::Int8)?
+        } else {
+            Scalar::literal(Value::Int(0), SqlType::Int8)
+        };
         let oid = self.coerce_soft(args.swap_remove(0), SqlType::Int8)?;
+        let equals = |left: &Scalar, value: &Value| Scalar::Binary {
+            op: BinOp::Eq,
+            left: Box::new(left.clone()),
+            right: Box::new(Scalar::Literal {
+                value: value.clone(),
+                ty: SqlType::Int8,
+            }),
+            ty: SqlType::Bool,
+        };
         let whens = match self.tables.get(crate::vtable::DEFINITIONS) {
             Some(defs) => defs
                 .virtual_rows
                 .iter()
                 .flat_map(|rows| rows.iter())
-                .filter_map(|r| match (r.first(), r.get(1)) {
-                    (Some(o), Some(d)) => Some((
+                .filter_map(|r| match (r.first(), r.get(1), r.get(2)) {
+                    (Some(o), Some(k), Some(d)) => Some((
                         Scalar::Binary {
-                            op: BinOp::Eq,
-                            left: Box::new(oid.clone()),
-                            right: Box::new(Scalar::Literal {
-                                value: o.clone(),
-                                ty: SqlType::Int8,
-                            }),
+                            op: BinOp::And,
+                            left: Box::new(equals(&oid, o)),
+                            right: Box::new(equals(&column, k)),
                             ty: SqlType::Bool,
                         },
                         Scalar::Literal {

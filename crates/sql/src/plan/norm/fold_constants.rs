@@ -115,7 +115,7 @@ fn literal_bool(s: &Scalar) -> Option<bool> {
 }
 
 /// AND / OR with a TRUE or FALSE operand, bottom up.
-fn simplify(s: Scalar) -> Scalar {
+pub(crate) fn simplify(s: Scalar) -> Scalar {
     let unchanged = s.clone();
     s.transform(&mut |n| {
         Ok(match n {

@@ -136,6 +136,7 @@ fn at_most_one_match(right: &Rel, on: Option<&Scalar>, lw: usize) -> bool {
     let table = &scan.table;
     table.all_indexes().any(|index| {
         (index.unique || index.id == table.primary_index.id)
+            && !index.is_partial()
             && index.columns.iter().all(|id| {
                 table.column_position(*id).is_some_and(|pos| {
                     fixed.contains(&pos) && identity_equality(table.columns[pos].ty)

@@ -43,6 +43,7 @@
 //! the referenced table whose columns nobody reads).
 
 pub mod fold_constants;
+pub(crate) use fold_constants::simplify as simplify_scalar;
 pub mod join_elimination;
 pub mod merge_project;
 pub mod or_factor;

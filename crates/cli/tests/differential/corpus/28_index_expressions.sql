@@ -1,0 +1,37 @@
+-- Expression indexes and partial indexes: what they constrain, what reads
+-- through them return, and how the catalogs describe them.
+CREATE TABLE accounts (id INT PRIMARY KEY, login TEXT NOT NULL, email TEXT, closed_at TIMESTAMP, credit INT);
+INSERT INTO accounts VALUES (1, 'Ann', 'ann@x', NULL, 10), (2, 'bo', 'bo@x', '2020-01-01', 20), (3, 'Cy', 'cy@x', NULL, 30);
+CREATE UNIQUE INDEX accounts_login_ci ON accounts (lower(login));
+INSERT INTO accounts VALUES (4, 'ANN', 'other@x', NULL, 1);
+INSERT INTO accounts VALUES (4, 'Dee', 'dee@x', NULL, 1);
+SELECT id, login FROM accounts WHERE lower(login) = 'ann';
+SELECT id FROM accounts WHERE lower(login) IN ('bo', 'cy') ORDER BY id;
+UPDATE accounts SET login = 'Cyrus' WHERE id = 3;
+SELECT id FROM accounts WHERE lower(login) = 'cy';
+SELECT id FROM accounts WHERE lower(login) = 'cyrus';
+CREATE UNIQUE INDEX accounts_open_email ON accounts (email) WHERE closed_at IS NULL;
+INSERT INTO accounts VALUES (5, 'Eve', 'ann@x', NULL, 5);
+INSERT INTO accounts VALUES (5, 'Eve', 'bo@x', NULL, 5);
+INSERT INTO accounts VALUES (6, 'Fay', 'bo@x', NULL, 6);
+UPDATE accounts SET closed_at = '2021-06-01' WHERE id = 5;
+INSERT INTO accounts VALUES (6, 'Fay', 'bo@x', NULL, 6);
+SELECT id FROM accounts WHERE email = 'bo@x' AND closed_at IS NULL;
+SELECT id FROM accounts WHERE email = 'bo@x' ORDER BY id;
+DELETE FROM accounts WHERE id = 6;
+INSERT INTO accounts VALUES (7, 'Gus', 'bo@x', NULL, 7);
+CREATE INDEX accounts_credit_calc ON accounts ((credit * 2) DESC) WHERE credit > 5;
+SELECT id FROM accounts WHERE credit * 2 > 25 AND credit > 5 ORDER BY id;
+SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'accounts' ORDER BY indexname;
+SELECT c.relname, i.indisunique, pg_get_expr(i.indpred, i.indrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'accounts'::regclass ORDER BY c.relname;
+SELECT pg_get_indexdef('accounts_login_ci'::regclass, 1, true);
+SELECT conname FROM pg_constraint WHERE conrelid = 'accounts'::regclass ORDER BY conname;
+SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts' ORDER BY ordinal_position;
+SELECT * FROM accounts ORDER BY id;
+CREATE UNIQUE INDEX accounts_email_len ON accounts (length(email));
+CREATE INDEX ON accounts (random());
+CREATE INDEX ON accounts (id) WHERE credit;
+ALTER TABLE accounts DROP COLUMN closed_at;
+SELECT indexname FROM pg_indexes WHERE tablename = 'accounts' ORDER BY indexname;
+DROP INDEX accounts_login_ci;
+SELECT indexname FROM pg_indexes WHERE tablename = 'accounts' ORDER BY indexname;
