@@ -751,13 +751,7 @@ pub(crate) fn check_generated_columns(t: &TableDesc) -> SqlResult<()> {
         }
         let scope = crate::plan::dml::table_scope(t, &t.name);
         let bound = binder.bind_expr(&expr, &scope)?;
-        let mut volatile = false;
-        crate::plan::norm::visit(&bound, &mut |n| {
-            if let crate::plan::Scalar::Func { name, .. } = n {
-                volatile |= crate::plan::is_volatile(name) || name == "nextval";
-            }
-        });
-        if volatile {
+        if calls_volatile(&bound) {
             return Err(SqlError::new(
                 codes::INVALID_OBJECT_DEFINITION,
                 "generation expression is not immutable",
@@ -773,6 +767,18 @@ pub(crate) fn check_generated_columns(t: &TableDesc) -> SqlResult<()> {
             })?;
     }
     Ok(())
+}
+
+/// Whether a bound expression calls a volatile function (or `nextval`),
+/// which stored expressions may not.
+fn calls_volatile(bound: &crate::plan::Scalar) -> bool {
+    let mut volatile = false;
+    crate::plan::norm::visit(bound, &mut |n| {
+        if let crate::plan::Scalar::Func { name, .. } = n {
+            volatile |= crate::plan::is_volatile(name) || name == "nextval";
+        }
+    });
+    volatile
 }
 
 /// The stored expression `text` with its references to column `old`
@@ -1940,13 +1946,7 @@ fn add_index_expression_column(
     let mut binder = crate::plan::Binder::new(&tables, &[]);
     let scope = crate::plan::dml::table_scope(t, &t.name);
     let bound = binder.bind_expr(expr, &scope)?;
-    let mut volatile = false;
-    crate::plan::norm::visit(&bound, &mut |n| {
-        if let crate::plan::Scalar::Func { name, .. } = n {
-            volatile |= crate::plan::is_volatile(name) || name == "nextval";
-        }
-    });
-    if volatile {
+    if calls_volatile(&bound) {
         return Err(SqlError::new(
             codes::INVALID_OBJECT_DEFINITION,
             format!("functions in {what} must be marked IMMUTABLE"),
