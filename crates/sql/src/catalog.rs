@@ -77,6 +77,20 @@ fn is_function_call(text: &str) -> bool {
         .is_ok_and(|e| matches!(e, sqlparser::ast::Expr::Function(_)))
 }
 
+/// Stored expression text as PostgreSQL's deparser prints it at the top
+/// level: operator expressions in parentheses (`(credit > 5)`), function
+/// calls as they are.
+///
+/// TODO(issue 13): the rest of PostgreSQL's deparsed form (the implicit
+/// casts it prints, `'x'::text`).
+pub fn deparsed(text: &str) -> String {
+    if is_function_call(text) {
+        text.to_string()
+    } else {
+        format!("({text})")
+    }
+}
+
 /// The id of `defaultdb`.
 pub const DEFAULTDB_ID: DescId = 50;
 /// The id of `postgres`.
@@ -359,9 +373,9 @@ impl TableDesc {
         match self.column_by_id(id) {
             Some(c) => match c.index_expression() {
                 // PostgreSQL's form: a function call as it is, any other
-                // expression in parentheses.
+                // expression (deparsed, so in parentheses) in parentheses.
                 Some(e) if is_function_call(e) => e.to_string(),
-                Some(e) => format!("({e})"),
+                Some(e) => format!("({})", deparsed(e)),
                 None => quote(&c.name),
             },
             None => "?".to_string(),

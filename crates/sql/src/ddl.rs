@@ -3652,7 +3652,12 @@ pub async fn create_statement(node: &SqlNode, txn: &mut Txn, t: &TableDesc) -> S
             .iter()
             .zip(&i.directions)
             .map(|(c, d)| {
-                let key = t.index_key_text(*c, |n| n.to_string());
+                // CockroachDB's form: an expression in parentheses unless
+                // it is a function call.
+                let key = match t.column_by_id(*c).and_then(|c| c.index_expression()) {
+                    Some(e) => crate::catalog::deparsed(e),
+                    None => col_name(*c),
+                };
                 match d {
                     Direction::Ascending => format!("{key} ASC"),
                     Direction::Descending => format!("{key} DESC"),

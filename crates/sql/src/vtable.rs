@@ -36,7 +36,7 @@ use tardigrade_sqltypes::strings::quote_ident;
 use tardigrade_sqltypes::{SqlResult, SqlType, Value};
 
 use crate::catalog::{
-    ColumnDesc, DatabaseDesc, Generated, IndexDesc, ReferentialAction, TableDesc,
+    ColumnDesc, DatabaseDesc, Generated, IndexDesc, ReferentialAction, TableDesc, deparsed,
 };
 
 pub const PG_CATALOG_OID: i64 = 11;
@@ -324,10 +324,11 @@ fn visible_columns(t: &TableDesc) -> impl Iterator<Item = (i64, &ColumnDesc)> {
 /// `pg_index.indexprs` of an index keyed on expressions: their SQL, in key
 /// order, joined by commas.
 fn index_expressions_text(t: &TableDesc, i: &IndexDesc) -> Option<String> {
-    let exprs: Vec<&str> = i
+    let exprs: Vec<String> = i
         .columns
         .iter()
         .filter_map(|c| t.column_by_id(*c).and_then(|c| c.index_expression()))
+        .map(deparsed)
         .collect();
     (!exprs.is_empty()).then(|| exprs.join(", "))
 }
@@ -393,7 +394,7 @@ pub fn index_definition(t: &TableDesc, i: &IndexDesc) -> String {
             format!(" INCLUDE ({})", storing.join(", "))
         },
         t.index_predicate_text(i)
-            .map_or(String::new(), |p| format!(" WHERE ({p})"))
+            .map_or(String::new(), |p| format!(" WHERE {}", deparsed(p)))
     )
 }
 
@@ -983,7 +984,8 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
                         // PostgreSQL keeps node trees here; `pg_get_expr`
                         // reads them back as SQL, which these already are.
                         index_expressions_text(t, i).map_or(NULL, text),
-                        t.index_predicate_text(i).map_or(NULL, text),
+                        t.index_predicate_text(i)
+                            .map_or(NULL, |p| text(deparsed(p))),
                     ]);
                 }
             }
