@@ -1957,8 +1957,12 @@ fn add_index_expression_column(
         binder.coerce_bool(bound, "WHERE")?;
         (SqlType::Bool, expr.to_string())
     } else {
+        // An expression's value has no length or precision limit of its
+        // own (`coalesce(varchar30_col, 'a longer text')` is text).
         let ty = match bound.ty() {
-            SqlType::Unknown => SqlType::Text,
+            SqlType::Unknown | SqlType::Char(_) => SqlType::Text,
+            SqlType::Varchar(_) => SqlType::Varchar(None),
+            SqlType::Decimal(_) => SqlType::Decimal(None),
             ty => ty,
         };
         if ty == SqlType::Jsonb || ty.element().is_some() {

@@ -976,10 +976,11 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
                         int2_array(keys),
                         int2_array(collations),
                         int2_array(classes),
-                        // int2vector: printed space-separated (drivers
-                        // split it), an array to unnest.
-                        // TODO(issue 13): indkey as int2vector (it is an
-                        // int2[], 1-based, here), and oidvector.
+                        // int2vector (as indkey): printed space-separated
+                        // (drivers split it), subscripted from 0, an array
+                        // to unnest.
+                        // TODO(issue 13): indclass and indcollation as
+                        // oidvector (int2[] / oid[] here).
                         int2_array(options),
                         // PostgreSQL keeps node trees here; `pg_get_expr`
                         // reads them back as SQL, which these already are.
@@ -1005,7 +1006,7 @@ fn generate((schema, name): (&str, &str), s: &Snapshot) -> (Columns, Rows) {
                 "indisready:bool",
                 "indislive:bool",
                 "indisreplident:bool",
-                "indkey:int2[]",
+                "indkey:int2vector",
                 "indcollation:oid[]",
                 "indclass:oid[]",
                 "indoption:int2vector",

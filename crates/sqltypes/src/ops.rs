@@ -1396,6 +1396,16 @@ pub fn common_type_for(context: &str, types: &[SqlType]) -> SqlResult<SqlType> {
             }
         };
     }
+    // An untyped literal has no length limit, so neither has the result
+    // (PostgreSQL's `select_common_typmod`): `coalesce(varchar30, 'a
+    // longer text')` is an unbounded varchar, not an error.
+    if known.len() < types.len() {
+        acc = match acc {
+            T::Varchar(_) => T::Varchar(None),
+            T::Decimal(_) => T::Decimal(None),
+            t => t,
+        };
+    }
     Ok(acc)
 }
 pub use crate::functions::{call_function, function_type};

@@ -140,8 +140,14 @@ fn srf_rows(name: &str, args: &[Value]) -> SqlResult<Vec<Value>> {
             _ => return Err(SqlError::internal("unnest: array argument expected")),
         },
         "generate_subscripts" => match (args.first(), int(1)?) {
-            // One-dimensional arrays with lower bound 1.
-            (Some(Value::Array(items)), 1) => (1..=items.len() as i64).map(Value::Int).collect(),
+            // One-dimensional arrays, with lower bound 1 (0 for an
+            // int2vector: the binder passes the bound).
+            (Some(Value::Array(items)), 1) => {
+                let lower = args.get(2).and_then(as_int).unwrap_or(1);
+                (lower..lower + items.len() as i64)
+                    .map(Value::Int)
+                    .collect()
+            }
             (Some(Value::Array(_)), _) => Vec::new(),
             _ => return Err(SqlError::internal("generate_subscripts: array expected")),
         },

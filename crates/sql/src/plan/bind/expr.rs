@@ -784,7 +784,22 @@ impl Binder<'_> {
                 arr.ty()
             )));
         };
-        let index = self.coerce(index, SqlType::Int4, "array subscript")?;
+        let mut index = self.coerce(index, SqlType::Int4, "array subscript")?;
+        let mut arr = arr;
+        if arr.ty() == SqlType::Int2Vector {
+            arr = Scalar::Cast {
+                expr: Box::new(arr),
+                to: SqlType::array_of(SqlType::Int2),
+            };
+            // An int2vector's subscripts start at 0 (PostgreSQL's
+            // `pg_index.indkey[0]` is the first key column).
+            index = Scalar::Binary {
+                op: tardigrade_sqltypes::ops::BinOp::Add,
+                left: Box::new(index),
+                right: Box::new(Scalar::literal(Value::Int(1), SqlType::Int4)),
+                ty: SqlType::Int4,
+            };
+        }
         Ok(Scalar::Func {
             name: "array_subscript".into(),
             args: vec![arr, index],

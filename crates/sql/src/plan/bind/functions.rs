@@ -444,7 +444,10 @@ impl Binder<'_> {
                     return Err(undefined());
                 };
                 let dim = self.coerce(dim, SqlType::Int8, "generate_subscripts")?;
-                (vec![arr, dim], SqlType::Int8)
+                // An int2vector's subscripts start at 0.
+                let lower = i64::from(arr.ty() != SqlType::Int2Vector);
+                let lower = Scalar::literal(Value::Int(lower), SqlType::Int8);
+                (vec![arr, dim, lower], SqlType::Int8)
             }
             ("jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys", [_]) => {
                 let arg = bound.into_iter().next().ok_or_else(undefined)?;
