@@ -68,6 +68,13 @@ pub type DescId = u32;
 pub type ColumnId = u32;
 pub type IndexId = u32;
 
+/// Computes a table's stored generated columns (see
+/// [`Catalog::fill_generated_columns`]).
+pub trait GeneratedColumns: Send + Sync {
+    /// Sets every stored generated column of each row from its other values.
+    fn fill(&self, table: &TableDesc, rows: &mut [Vec<Value>]) -> SqlResult<()>;
+}
+
 /// Whether stored expression text is a single function call (`lower(name)`).
 fn is_function_call(text: &str) -> bool {
     let dialect = sqlparser::dialect::PostgreSqlDialect {};
@@ -1185,6 +1192,10 @@ const CHECKED_TXNS: usize = 4096;
 /// transaction and caches them by version.
 pub struct Catalog {
     db: Db,
+    /// Computes stored generated columns (index expressions included) for
+    /// the writes the row layer makes on its own (foreign-key cascades);
+    /// installed by the executor, which can evaluate expressions.
+    generated: std::sync::OnceLock<Arc<dyn GeneratedColumns>>,
     cache: Mutex<Cache>,
     /// The catalog version each recent transaction read.
     checked: Mutex<HashMap<TxnId, u64>>,
@@ -1196,6 +1207,7 @@ impl Catalog {
     pub fn new(db: Db) -> Catalog {
         Catalog {
             db,
+            generated: std::sync::OnceLock::new(),
             cache: Mutex::new(Cache::default()),
             checked: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
@@ -1204,6 +1216,31 @@ impl Catalog {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Installs the evaluator of generated columns (once; later calls are
+    /// no-ops).
+    pub fn install_generated_columns(&self, make: impl FnOnce() -> Arc<dyn GeneratedColumns>) {
+        self.generated.get_or_init(make);
+    }
+
+    /// Recomputes the stored generated columns of `rows` (in `table`'s
+    /// layout) from their other values; nothing for a table without any.
+    pub fn fill_generated_columns(
+        &self,
+        table: &TableDesc,
+        rows: &mut [Vec<Value>],
+    ) -> SqlResult<()> {
+        if table.columns.iter().all(|c| c.generation_expr().is_none()) {
+            return Ok(());
+        }
+        match self.generated.get() {
+            Some(g) => g.fill(table, rows),
+            None => Err(SqlError::internal(format!(
+                "no evaluator of the generated columns of \"{}\"",
+                table.name
+            ))),
+        }
     }
 
     /// Creates `defaultdb` and `postgres` (and their implicit `public` schema) if

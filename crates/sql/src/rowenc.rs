@@ -1849,6 +1849,7 @@ async fn referencing_actions(
                             (old_child, n)
                         })
                         .collect::<Vec<_>>();
+                    let pairs = with_generated(catalog, &child, pairs)?;
                     update_rows_inner(txn, catalog, &child, &pairs, depth + 1, true).await?;
                 }
                 (ReferentialAction::SetNull | ReferentialAction::SetDefault, _) => {
@@ -1875,6 +1876,7 @@ async fn referencing_actions(
                             (old_child, n)
                         })
                         .collect::<Vec<_>>();
+                    let pairs = with_generated(catalog, &child, pairs)?;
                     update_rows_inner(txn, catalog, &child, &pairs, depth + 1, true).await?;
                 }
                 _ => {}
@@ -1882,6 +1884,21 @@ async fn referencing_actions(
         }
     }
     Ok(())
+}
+
+/// `pairs` (old row, new row) with the new rows' stored generated columns
+/// (and index expressions) recomputed: a cascade changed their columns.
+fn with_generated(
+    catalog: &Catalog,
+    table: &TableDesc,
+    pairs: Vec<(Vec<Value>, Vec<Value>)>,
+) -> SqlResult<Vec<(Vec<Value>, Vec<Value>)>> {
+    if table.columns.iter().all(|c| c.generation_expr().is_none()) {
+        return Ok(pairs);
+    }
+    let (olds, mut news): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+    catalog.fill_generated_columns(table, &mut news)?;
+    Ok(olds.into_iter().zip(news).collect())
 }
 
 /// Updates rows: (old full row, new full row), table layout. Rewrites only the

@@ -451,6 +451,40 @@ pub async fn eval_over_rows(
         .collect()
 }
 
+/// Computes stored generated columns for the row layer's own writes
+/// (foreign-key cascades): their expressions are immutable, so they are
+/// evaluated without a statement's context.
+struct GeneratedColumnEvaluator;
+
+impl crate::catalog::GeneratedColumns for GeneratedColumnEvaluator {
+    fn fill(&self, table: &crate::catalog::TableDesc, rows: &mut [Vec<Value>]) -> SqlResult<()> {
+        let tables = HashMap::new();
+        let mut binder = Binder::new(&tables, &[]);
+        let scope = crate::plan::dml::table_scope(table, &table.name);
+        let generated = crate::plan::dml::bind_generated(&mut binder, table, &scope)?;
+        let ctx = EvalCtx {
+            params: &[],
+            outer: &[],
+            subqueries: None,
+            row_values: None,
+            now_micros: 0,
+            txn_timestamp: Default::default(),
+            node_id: 0,
+            database: "",
+            user: "",
+            settings: None,
+        };
+        for row in rows.iter_mut() {
+            for (pos, e) in &generated {
+                let col = &table.columns[*pos];
+                let v = eval(e, row, &ctx)?;
+                row[*pos] = dml::assign(v, e.ty(), col.ty, &col.name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where a query's rows go as they are produced, instead of into its
 /// [`QueryOutput`]: the wire layer's buffer, which flushes to the client past
 /// a few kilobytes, so a statement's result set is never held whole.
@@ -727,6 +761,8 @@ impl<'a> Executor<'a> {
         database: &'a str,
         params: &'a [Value],
     ) -> Executor<'a> {
+        node.catalog
+            .install_generated_columns(|| Arc::new(GeneratedColumnEvaluator));
         // Reading AS OF SYSTEM TIME, `now()` is that time, as in CockroachDB.
         let now_micros = match txn.fixed_timestamp() {
             Some(ts) => ts.wall.div_euclid(1000),
