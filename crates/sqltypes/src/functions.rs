@@ -174,6 +174,10 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
         // (PostgreSQL's `pg_catalog.timestamp(timestamp, int)`).
         ("timestamp", [T::Timestamp, p]) if is_int(*p) => T::Timestamp,
         ("timestamptz", [T::TimestampTz, p]) if is_int(*p) => T::TimestampTz,
+        // `ts AT TIME ZONE zone`: a timestamptz's local time in the zone,
+        // or the instant a local time in the zone is.
+        ("timezone", [z, T::TimestampTz]) if is_text(*z) || *z == T::Interval => T::Timestamp,
+        ("timezone", [z, T::Timestamp]) if is_text(*z) || *z == T::Interval => T::TimestampTz,
         ("date_trunc", [f, t]) if is_text(*f) => match t {
             T::Timestamp => T::Timestamp,
             T::Interval => T::Interval,
@@ -754,6 +758,25 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
             Ok(wrap_ts(round_timestamp(ts_micros(a0)?, precision)?, rt))
         }
         "date_trunc" => date_trunc(&arg_text(a0, ty(0)), &args[1], ty(1), rt),
+        "timezone" => {
+            let zone = match a0 {
+                Value::Interval(iv) => crate::tz::zone_of_interval(*iv)?,
+                v => crate::tz::zone(&arg_text(v, ty(0)))?,
+            };
+            let t = ts_micros(&args[1])?;
+            if t == datetime::TS_POS_INF || t == datetime::TS_NEG_INF {
+                return Ok(wrap_ts(t, rt));
+            }
+            let shifted = if rt == SqlType::Timestamp {
+                t.checked_add(zone.offset_at(t).saturating_mul(datetime::USECS_PER_SEC))
+            } else {
+                Some(zone.utc_of_local(t))
+            };
+            Ok(wrap_ts(
+                shifted.ok_or_else(datetime::timestamp_out_of_range)?,
+                rt,
+            ))
+        }
         "date_part" | "extract" => {
             let field = arg_text(a0, ty(0)).to_ascii_lowercase();
             // A time of day has only its clock fields; it is read as that

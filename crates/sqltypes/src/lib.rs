@@ -27,6 +27,7 @@ pub mod num;
 pub mod ops;
 pub mod strings;
 pub mod types;
+pub mod tz;
 pub mod value;
 
 pub use error::{SqlError, SqlResult};

@@ -282,18 +282,7 @@ mod tests {
     use super::*;
 
     fn ctx() -> EvalCtx<'static> {
-        EvalCtx {
-            params: &[],
-            outer: &[],
-            subqueries: None,
-            row_values: None,
-            now_micros: 0,
-            txn_timestamp: Default::default(),
-            node_id: 1,
-            database: "",
-            user: "root",
-            settings: None,
-        }
+        EvalCtx::detached()
     }
 
     fn int(i: i64) -> Value {

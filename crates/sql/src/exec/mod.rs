@@ -462,18 +462,7 @@ impl crate::catalog::GeneratedColumns for GeneratedColumnEvaluator {
         let mut binder = Binder::new(&tables, &[]);
         let scope = crate::plan::dml::table_scope(table, &table.name);
         let generated = crate::plan::dml::bind_generated(&mut binder, table, &scope)?;
-        let ctx = EvalCtx {
-            params: &[],
-            outer: &[],
-            subqueries: None,
-            row_values: None,
-            now_micros: 0,
-            txn_timestamp: Default::default(),
-            node_id: 0,
-            database: "",
-            user: "",
-            settings: None,
-        };
+        let ctx = EvalCtx::detached();
         for row in rows.iter_mut() {
             for (pos, e) in &generated {
                 let col = &table.columns[*pos];

@@ -51,6 +51,26 @@ pub struct EvalCtx<'a> {
     pub settings: Option<&'a crate::settings::Settings>,
 }
 
+impl EvalCtx<'static> {
+    /// A context outside any statement, for immutable expressions (stored
+    /// generated columns, index expressions): no parameters, outer rows,
+    /// subqueries, session or statement time.
+    pub fn detached() -> EvalCtx<'static> {
+        EvalCtx {
+            params: &[],
+            outer: &[],
+            subqueries: None,
+            row_values: None,
+            now_micros: 0,
+            txn_timestamp: Default::default(),
+            node_id: 0,
+            database: "",
+            user: "",
+            settings: None,
+        }
+    }
+}
+
 /// Per-row results of asynchronous scalars.
 #[derive(Default, Debug)]
 pub struct RowValues {

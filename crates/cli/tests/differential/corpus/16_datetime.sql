@@ -27,6 +27,15 @@ SELECT date '2024-03-15' > date '2024-03-14', timestamp '2024-03-15' = date '202
 SELECT '2024-03-15 10:30:00+05:30'::timestamptz, '2024-03-15 10:30:00 UTC'::timestamptz;
 SELECT timestamptz '2024-03-15 10:30:00+00' AT TIME ZONE 'UTC' AS ts, timestamp '2024-03-15 10:30:00' AT TIME ZONE 'UTC' AS tstz;
 SELECT timezone('UTC', timestamptz '2024-03-15 10:30:00+00');
+SELECT timestamptz '2024-07-01 12:00:00+00' AT TIME ZONE 'America/Vancouver', timestamp '2024-07-01 12:00:00' AT TIME ZONE 'America/Vancouver';
+SELECT timestamptz '2024-01-01 12:00:00+00' AT TIME ZONE 'Europe/Paris', timezone('Asia/Kolkata', timestamptz '2024-01-01 00:00:00+00');
+SELECT timestamptz '2024-01-01 00:00:00+00' AT TIME ZONE '+05', timestamptz '2024-01-01 00:00:00+00' AT TIME ZONE INTERVAL '-08:00';
+SELECT timestamp '2024-03-10 02:30:00' AT TIME ZONE 'America/New_York', timestamp '2024-11-03 01:30:00' AT TIME ZONE 'america/new_york';
+SELECT timestamptz '2090-07-01 12:00:00+00' AT TIME ZONE 'Australia/Sydney', timestamptz '2090-12-01 12:00:00+00' AT TIME ZONE 'Australia/Sydney';
+SELECT date '2024-03-01' AT TIME ZONE 'UTC', '2024-01-01 12:00:00+00' AT TIME ZONE 'UTC';
+SELECT timestamptz '2024-01-01 00:00:00+00' AT TIME ZONE 'Mars/Olympus';
+SELECT timestamptz '2024-01-01 00:00:00+00' AT TIME ZONE '../../etc/passwd';
+SELECT timestamptz '2024-01-01 00:00:00+00' AT TIME ZONE INTERVAL '1 day';
 SELECT '2024-02-29'::date + interval '1 year', '2023-02-28'::date + 1, '2024-12-31'::date + 1;
 SELECT '10:30'::time + interval '45 minutes', '23:30'::time + interval '1 hour', time '10:00' - time '08:30';
 SELECT now() = now(), current_date = current_date, now() - now();

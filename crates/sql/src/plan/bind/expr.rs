@@ -123,6 +123,14 @@ impl Binder<'_> {
             Expr::Subquery(q) => self.bind_scalar_subquery(q, scope),
             Expr::AnyOp { .. } | Expr::AllOp { .. } => self.bind_quantified(e, scope, d),
             Expr::Extract { field, expr, .. } => self.bind_extract(field, expr, scope, d),
+            Expr::AtTimeZone {
+                timestamp,
+                time_zone,
+            } => {
+                let ts = self.bind_expr_inner(timestamp, scope, d)?;
+                let zone = self.bind_expr_inner(time_zone, scope, d)?;
+                self.call("timezone", vec![zone, ts])
+            }
             Expr::Substring {
                 expr,
                 substring_from,

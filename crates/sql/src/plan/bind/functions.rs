@@ -569,7 +569,21 @@ impl Binder<'_> {
     }
 
     /// A call of a built-in scalar function; untyped literals become text.
-    pub(super) fn call(&mut self, name: &str, args: Vec<Scalar>) -> SqlResult<Scalar> {
+    pub(super) fn call(&mut self, name: &str, mut args: Vec<Scalar>) -> SqlResult<Scalar> {
+        // `timezone(zone, ts)` / `ts AT TIME ZONE zone`: an untyped literal
+        // or a date is a timestamptz (PostgreSQL's preferred reading; the
+        // session time zone is UTC).
+        if name == "timezone"
+            && let [_, ts] = args.as_mut_slice()
+            && matches!(ts.ty(), SqlType::Unknown | SqlType::Date)
+        {
+            let t = std::mem::replace(ts, Scalar::literal(Value::Null, SqlType::Unknown));
+            *ts = self.coerce(t, SqlType::TimestampTz, "AT TIME ZONE")?;
+        }
+        let args: Vec<Scalar> = args
+            .into_iter()
+            .map(super::types::int2vector_as_array)
+            .collect();
         if matches!(
             name,
             "pg_get_indexdef" | "pg_get_constraintdef" | "pg_get_viewdef"

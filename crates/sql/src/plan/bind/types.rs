@@ -242,7 +242,7 @@ impl Binder<'_> {
             };
             self.coerce_soft(r, SqlType::array_of(elem))?
         } else {
-            r
+            int2vector_as_array(r)
         };
         let Some(elem) = r.ty().element() else {
             return Err(SqlError::new(
@@ -741,4 +741,17 @@ pub fn sql_type_of(dt: &DataType) -> SqlResult<SqlType> {
             )));
         }
     })
+}
+
+/// An `int2vector` (`pg_index.indkey`) read as the `int2[]` it holds, for
+/// the array operators and functions (`attnum = ANY (indkey)`).
+pub(super) fn int2vector_as_array(s: Scalar) -> Scalar {
+    if s.ty() == SqlType::Int2Vector {
+        Scalar::Cast {
+            expr: Box::new(s),
+            to: SqlType::array_of(SqlType::Int2),
+        }
+    } else {
+        s
+    }
 }
