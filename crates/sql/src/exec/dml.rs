@@ -316,18 +316,23 @@ impl BoundDml {
         oc: &OnConflict,
     ) -> SqlResult<(usize, Vec<Row>)> {
         let table = &self.table;
-        let arbiters: Vec<Vec<usize>> = if oc.arbiter.is_empty() {
+        // (columns, the partial index when it is one): without a target,
+        // every unique index arbitrates, partial ones included (PostgreSQL).
+        let arbiters: Vec<(Vec<usize>, Option<crate::catalog::IndexId>)> = if oc.arbiter.is_empty()
+        {
             std::iter::once(&table.primary_index)
-                .chain(table.indexes.iter().filter(|i| i.unique && !i.is_partial()))
+                .chain(table.indexes.iter().filter(|i| i.unique))
                 .map(|i| {
-                    i.columns
+                    let cols = i
+                        .columns
                         .iter()
                         .filter_map(|id| table.columns.iter().position(|c| c.id == *id))
-                        .collect()
+                        .collect();
+                    (cols, i.predicate.map(|_| i.id))
                 })
                 .collect()
         } else {
-            vec![oc.arbiter.clone()]
+            vec![(oc.arbiter.clone(), oc.arbiter_index)]
         };
         let mut affected = 0;
         let mut out = Vec::new();
@@ -337,8 +342,8 @@ impl BoundDml {
         let mut touched: std::collections::HashSet<Vec<Value>> = std::collections::HashSet::new();
         for row in rows {
             let mut existing: Option<Row> = None;
-            for cols in &arbiters {
-                if let Some(found) = self.find_by_columns(exec, cols, &row).await? {
+            for (cols, partial) in &arbiters {
+                if let Some(found) = self.find_by_columns(exec, cols, *partial, &row).await? {
                     existing = Some(found);
                     break;
                 }
@@ -399,12 +404,14 @@ impl BoundDml {
         Ok((affected, out))
     }
 
-    /// The existing row whose `cols` equal the row's (through an index on exactly
-    /// those columns when there is one, else by scanning).
+    /// The existing row whose `cols` equal the row's, through the unique
+    /// index on exactly those columns, or the partial one `partial` (which
+    /// can only conflict with a row it would hold).
     async fn find_by_columns(
         &self,
         exec: &mut Executor<'_>,
         cols: &[usize],
+        partial: Option<crate::catalog::IndexId>,
         row: &Row,
     ) -> SqlResult<Option<Row>> {
         let table = &self.table;
@@ -413,9 +420,18 @@ impl BoundDml {
             return Ok(None);
         }
         let ids: Vec<u32> = cols.iter().map(|p| table.columns[*p].id).collect();
-        let index = std::iter::once(&table.primary_index)
-            .chain(table.indexes.iter().filter(|i| !i.is_partial()))
-            .find(|i| i.columns.len() == ids.len() && ids.iter().all(|id| i.columns.contains(id)));
+        let index = match partial {
+            Some(id) => table.index(id).filter(|i| i.holds_row(table, row)),
+            None => std::iter::once(&table.primary_index)
+                .chain(table.indexes.iter().filter(|i| !i.is_partial()))
+                .find(|i| {
+                    i.columns.len() == ids.len() && ids.iter().all(|id| i.columns.contains(id))
+                }),
+        };
+        if partial.is_some() && index.is_none() {
+            // The row is outside the partial index: nothing to conflict with.
+            return Ok(None);
+        }
         let Some(index) = index else {
             return Err(SqlError::new(
                 "42P10",

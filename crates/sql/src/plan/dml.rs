@@ -61,6 +61,10 @@ pub(crate) enum DmlKind {
 pub(crate) struct OnConflict {
     /// Table column positions of the arbiter index (empty: any unique index).
     pub(crate) arbiter: Vec<usize>,
+    /// A partial unique index as the arbiter (`ON CONFLICT (cols) WHERE p`,
+    /// where `p` implies the index's predicate); `None`: a full unique
+    /// index on the arbiter columns.
+    pub(crate) arbiter_index: Option<crate::catalog::IndexId>,
     /// `DO UPDATE SET …` over (existing row ++ excluded row); `None` is DO NOTHING.
     pub(crate) update: Option<(Vec<(usize, Scalar)>, Option<Scalar>)>,
 }
@@ -93,6 +97,59 @@ fn full_scan(binder: &mut Binder<'_>, table: &Arc<TableDesc>) -> SqlResult<Rel> 
         project: None,
         index_exprs: binder.index_expressions(table)?,
     }))
+}
+
+/// The arbiter of `ON CONFLICT (cols) WHERE p`: `None` when a full unique
+/// index on exactly `cols` exists (it arbitrates whatever `p` says), else a
+/// partial unique index on `cols` whose predicate `p` implies (each of its
+/// conjuncts is one of `p`'s); 42P10 when there is neither.
+fn partial_arbiter(
+    binder: &mut Binder<'_>,
+    table: &Arc<TableDesc>,
+    cols: &[usize],
+    p: &Expr,
+    scope: &Scope,
+) -> SqlResult<Option<crate::catalog::IndexId>> {
+    let ids: Vec<u32> = cols.iter().map(|&p| table.columns[p].id).collect();
+    let on_cols = |i: &&crate::catalog::IndexDesc| {
+        i.columns.len() == ids.len() && ids.iter().all(|id| i.columns.contains(id))
+    };
+    let full = std::iter::once(&table.primary_index)
+        .chain(table.indexes.iter().filter(|i| i.unique && !i.is_partial()))
+        .any(|i| on_cols(&i));
+    if full {
+        return Ok(None);
+    }
+    let bound = binder.bind_expr(p, scope)?;
+    let bound = crate::plan::norm::simplify_scalar(binder.coerce_bool(bound, "WHERE")?);
+    let mut given = Vec::new();
+    crate::plan::bind::conjuncts(bound, &mut given);
+    let exprs = binder.index_expressions(table)?;
+    let implied = |col: crate::catalog::ColumnId| {
+        let Some(pos) = table.column_position(col) else {
+            return false;
+        };
+        let Some((_, predicate)) = exprs.iter().flat_map(|e| e.iter()).find(|(p, _)| *p == pos)
+        else {
+            return false;
+        };
+        let mut needed = Vec::new();
+        crate::plan::bind::conjuncts(predicate.clone(), &mut needed);
+        needed.iter().all(|n| given.contains(n))
+    };
+    table
+        .indexes
+        .iter()
+        .filter(|i| i.unique)
+        .filter(on_cols)
+        .find(|i| i.predicate.is_some_and(implied))
+        .map(|i| Some(i.id))
+        .ok_or_else(|| {
+            SqlError::new(
+                "42P10",
+                "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+            )
+        })
 }
 
 /// Parses a stored SQL expression (DEFAULT, CHECK).
@@ -540,12 +597,19 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
     let on_conflict = match &insert.on {
         None => None,
         Some(ast::OnInsert::OnConflict(oc)) => {
+            let mut arbiter_index = None;
             let arbiter = match &oc.conflict_target {
                 None => Vec::new(),
-                Some(ast::ConflictTarget::Columns { columns, .. }) => columns
-                    .iter()
-                    .map(|c| column_position(&table, &normalize(c)))
-                    .collect::<SqlResult<Vec<_>>>()?,
+                Some(ast::ConflictTarget::Columns { columns, predicate }) => {
+                    let cols = columns
+                        .iter()
+                        .map(|c| column_position(&table, &normalize(c)))
+                        .collect::<SqlResult<Vec<_>>>()?;
+                    if let Some(p) = predicate {
+                        arbiter_index = partial_arbiter(binder, &table, &cols, p, &scope)?;
+                    }
+                    cols
+                }
                 Some(ast::ConflictTarget::OnConstraint(name)) => {
                     let n = table_name(name);
                     let index = std::iter::once(&table.primary_index)
@@ -585,7 +649,11 @@ fn bind_insert(binder: &mut Binder<'_>, insert: &ast::Insert) -> SqlResult<Bound
                     Some((sets, selection))
                 }
             };
-            Some(OnConflict { arbiter, update })
+            Some(OnConflict {
+                arbiter,
+                arbiter_index,
+                update,
+            })
         }
         Some(_) => return Err(SqlError::unsupported("ON DUPLICATE KEY is not supported")),
     };
