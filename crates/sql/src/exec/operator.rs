@@ -98,6 +98,57 @@ impl<'p> RecursiveOp<'p> {
     }
 }
 
+/// `generate_series` over timestamps (an interval step) or numerics (a
+/// numeric step, 1 when not given): start, start + step, … while not past
+/// stop in the step's direction.
+fn stepped_series(args: &[Value]) -> SqlResult<Vec<Value>> {
+    use tardigrade_sqltypes::SqlType;
+    use tardigrade_sqltypes::ops::{BinOp, compare, eval_binary};
+    let (Some(start), Some(stop)) = (args.first(), args.get(1)) else {
+        return Err(SqlError::internal("generate_series: two bounds expected"));
+    };
+    let (bound_ty, step, step_ty) = match (start, args.get(2)) {
+        (Value::Timestamp(_), Some(iv)) => (SqlType::Timestamp, iv.clone(), SqlType::Interval),
+        (Value::TimestampTz(_), Some(iv)) => (SqlType::TimestampTz, iv.clone(), SqlType::Interval),
+        (_, Some(n)) => (SqlType::Decimal(None), n.clone(), SqlType::Decimal(None)),
+        (_, None) => (SqlType::Decimal(None), Value::Int(1), SqlType::Int8),
+    };
+    let zero_step = match &step {
+        Value::Interval(iv) => iv.months == 0 && iv.days == 0 && iv.micros == 0,
+        v => compare(v, &Value::Int(0)) == Some(std::cmp::Ordering::Equal),
+    };
+    if zero_step {
+        return Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            "step size cannot equal zero",
+        ));
+    }
+    let next = |v: &Value| eval_binary(BinOp::Add, v, &step, bound_ty, step_ty);
+    // The direction: whether a step moves forward from the start.
+    let forward = compare(&next(start)?, start) == Some(std::cmp::Ordering::Greater);
+    let mut out = Vec::new();
+    let mut current = start.clone();
+    loop {
+        let past = match compare(&current, stop) {
+            Some(std::cmp::Ordering::Greater) => forward,
+            Some(std::cmp::Ordering::Less) => !forward,
+            _ => false,
+        };
+        if past {
+            break;
+        }
+        if out.len() as u64 >= MAX_SERIES_ROWS {
+            return Err(SqlError::new(
+                codes::PROGRAM_LIMIT_EXCEEDED,
+                format!("generate_series would return more than {MAX_SERIES_ROWS} rows"),
+            ));
+        }
+        let following = next(&current)?;
+        out.push(std::mem::replace(&mut current, following));
+    }
+    Ok(out)
+}
+
 /// The rows of one call of a select list's set-returning function
 /// ([`Rel::ProjectSet`]); a NULL argument gives no rows (the functions are
 /// strict).
@@ -111,6 +162,7 @@ fn srf_rows(name: &str, args: &[Value]) -> SqlResult<Vec<Value>> {
             .ok_or_else(|| SqlError::internal(format!("{name}: integer argument expected")))
     };
     Ok(match name {
+        "generate_series" if !matches!(args.first(), Some(Value::Int(_))) => stepped_series(args)?,
         "generate_series" => {
             let (start, stop) = (int(0)?, int(1)?);
             let step = if args.len() > 2 { int(2)? } else { 1 };

@@ -29,3 +29,8 @@ SELECT * FROM generate_series(1, 3, 0);
 SELECT * FROM generate_series(1, 3) LIMIT 2;
 SELECT i FROM generate_series(1, 20) i WHERE i IN (SELECT generate_series(5, 7)) ORDER BY i;
 SELECT a.i, b.i FROM generate_series(1, 3) a(i) LEFT JOIN generate_series(2, 5) b(i) ON a.i = b.i ORDER BY a.i;
+SELECT generate_series(1, 2.5), generate_series(3.0, 1, -0.75);
+SELECT count(*) FROM generate_series(timestamp '2024-01-31', timestamp '2024-06-30', interval '1 month');
+SELECT * FROM generate_series(timestamp '2024-01-03', timestamp '2024-01-01', interval '-1 day');
+SELECT * FROM generate_series(timestamp '2024-01-01', timestamp '2024-01-03', interval '0 days');
+SELECT * FROM generate_series(1.5, 1.0);

@@ -536,17 +536,13 @@ impl Binder<'_> {
                 "function generate_series needs 2 or 3 arguments",
             ));
         }
-        // Only the integer form: a numeric or timestamp series must not be
-        // silently rounded to integers.
-        // TODO(issue 13): generate_series over numerics and timestamps.
-        if let Some(b) = bound
+        // The integer form streams its rows ([`Rel::Series`]); numeric and
+        // timestamp series are the select list's function, over one row.
+        if bound
             .iter()
-            .find(|b| !b.ty().is_integer() && b.ty() != SqlType::Unknown)
+            .any(|b| !b.ty().is_integer() && b.ty() != SqlType::Unknown)
         {
-            return Err(SqlError::undefined_function(format!(
-                "function generate_series does not exist for an argument of type {}",
-                b.ty()
-            )));
+            return self.bind_from_srf(&fname, args, alias);
         }
         let mut coerced = Vec::new();
         for b in bound {

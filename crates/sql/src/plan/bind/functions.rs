@@ -411,7 +411,10 @@ impl Binder<'_> {
             ))
         };
         let (args, ty) = match (name, types.as_slice()) {
-            ("generate_series", [a, b] | [a, b, _]) if a.is_integer() || b.is_integer() => {
+            ("generate_series", [a, b] | [a, b, _])
+                if (a.is_integer() || b.is_integer())
+                    && !types.iter().any(|t| matches!(t, SqlType::Decimal(_))) =>
+            {
                 let mut coerced = Vec::with_capacity(bound.len());
                 for b in bound {
                     coerced.push(self.coerce(b, SqlType::Int8, "generate_series")?);
@@ -425,10 +428,52 @@ impl Binder<'_> {
                 }
                 (coerced, SqlType::Int8)
             }
-            ("generate_series", _) => {
-                // TODO(issue 13): generate_series over timestamps and numerics.
-                return Err(undefined());
+            // Timestamps stepped by an interval: timestamp when the bounds
+            // are, timestamptz otherwise (dates and untyped literals read
+            // as timestamptz, PostgreSQL's preferred datetime type).
+            ("generate_series", [a, b, SqlType::Interval | SqlType::Unknown])
+                if [*a, *b].iter().all(|t| {
+                    matches!(
+                        t,
+                        SqlType::Timestamp
+                            | SqlType::TimestampTz
+                            | SqlType::Date
+                            | SqlType::Unknown
+                    )
+                }) && (types[2] == SqlType::Interval || *a != SqlType::Unknown) =>
+            {
+                let ty = if [*a, *b].contains(&SqlType::Timestamp)
+                    && ![*a, *b].contains(&SqlType::TimestampTz)
+                {
+                    SqlType::Timestamp
+                } else {
+                    SqlType::TimestampTz
+                };
+                let mut it = bound.into_iter();
+                let (Some(start), Some(stop), Some(step)) = (it.next(), it.next(), it.next())
+                else {
+                    return Err(undefined());
+                };
+                let args = vec![
+                    self.coerce(start, ty, "generate_series")?,
+                    self.coerce(stop, ty, "generate_series")?,
+                    self.coerce(step, SqlType::Interval, "generate_series")?,
+                ];
+                (args, ty)
             }
+            ("generate_series", [_, _] | [_, _, _])
+                if types.iter().any(|t| matches!(t, SqlType::Decimal(_)))
+                    && types
+                        .iter()
+                        .all(|t| t.is_numeric() || *t == SqlType::Unknown) =>
+            {
+                let mut coerced = Vec::with_capacity(bound.len());
+                for b in bound {
+                    coerced.push(self.coerce(b, SqlType::Decimal(None), "generate_series")?);
+                }
+                (coerced, SqlType::Decimal(None))
+            }
+            ("generate_series", _) => return Err(undefined()),
             ("unnest", [t]) => match t.element() {
                 Some(elem) => (bound, elem),
                 None => return Err(undefined()),
