@@ -109,6 +109,7 @@ pub async fn execute(
             ))
             .await?
         }
+        Statement::AlterView(av) => Box::pin(alter_view(node, txn, database, av)).await?,
         Statement::AlterIndex { name, operation } => {
             let ast::AlterIndexOperation::RenameIndex { index_name } = operation;
             Box::pin(rename_index(node, txn, database, name, index_name)).await?
@@ -2307,6 +2308,44 @@ async fn rename_index(
 
 // ---------------------------------------------------------------------------
 // ALTER TABLE.
+
+/// `ALTER VIEW v RENAME TO w` (42809 when `v` is not a view, as in
+/// PostgreSQL); the other forms are 0A000.
+async fn alter_view(
+    node: &Arc<SqlNode>,
+    txn: &mut Txn,
+    database: &str,
+    av: &ast::AlterView,
+) -> SqlResult<QueryOutput> {
+    let ast::AlterViewOperation::RenameTo { new_name } = &av.operation else {
+        // TODO(issue 13): ALTER VIEW … AS, RENAME COLUMN, SET SCHEMA,
+        // OWNER TO, options.
+        return Err(SqlError::unsupported(format!(
+            "unsupported statement: {}",
+            Statement::AlterView(av.clone())
+        )));
+    };
+    if av.materialized {
+        return Err(SqlError::unsupported("materialized views"));
+    }
+    let q = qualify(database, &av.name)?;
+    match resolve(node, txn, &q).await? {
+        None if av.if_exists => return Ok(QueryOutput::command("ALTER VIEW")),
+        None => return Err(SqlError::undefined_table(&q.name)),
+        Some(t) if !t.is_view() => {
+            return Err(SqlError::new(
+                codes::WRONG_OBJECT_TYPE,
+                format!("\"{}\" is not a view", t.name),
+            ));
+        }
+        Some(_) => {}
+    }
+    let rename = AlterTableOperation::RenameTable {
+        table_name: ast::RenameTableNameKind::To(new_name.clone()),
+    };
+    alter_table(node, txn, database, &av.name, av.if_exists, &[rename]).await?;
+    Ok(QueryOutput::command("ALTER VIEW"))
+}
 
 async fn alter_table(
     node: &Arc<SqlNode>,

@@ -1425,6 +1425,7 @@ fn write_command(statement: &Statement) -> Option<String> {
         Statement::CreateIndex(_) => "CREATE INDEX",
         Statement::AlterTable(_) => "ALTER TABLE",
         Statement::AlterIndex { .. } => "ALTER INDEX",
+        Statement::AlterView(_) => "ALTER VIEW",
         Statement::Truncate(_) => "TRUNCATE TABLE",
         Statement::CreateSequence { .. } => "CREATE SEQUENCE",
         Statement::CreateView(v) if v.materialized => "CREATE MATERIALIZED VIEW",

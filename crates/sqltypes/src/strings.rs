@@ -49,6 +49,8 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         ("sha256", [b]) if is_bytes(*b) => T::Bytes,
         ("format", [f, ..]) if is_text(*f) => T::Text,
         ("quote_ident", [s]) if is_text(*s) => T::Text,
+        ("similar_to_escape", [p]) if is_text(*p) => T::Text,
+        ("similar_to_escape", [p, e]) if is_text(*p) && is_text(*e) => T::Text,
         ("quote_literal" | "quote_nullable", [_]) => T::Text,
         ("translate", [s, f, t]) if is_text(*s) && is_text(*f) && is_text(*t) => T::Text,
         ("like_escape", [p, e]) if is_text(*p) && is_text(*e) => T::Text,
@@ -110,6 +112,23 @@ pub fn call_function(name: &str, args: &[Value], types: &[SqlType]) -> SqlResult
             )?)
         }
         "quote_ident" => Value::Text(quote_ident(&text(0))),
+        "similar_to_escape" => {
+            let escape = if args.len() > 1 {
+                let e = text(1);
+                let mut chars = e.chars();
+                match (chars.next(), chars.next()) {
+                    (None, _) => None,
+                    (Some(c), None) => Some(c),
+                    _ => {
+                        return Err(SqlError::new("22025", "invalid escape string")
+                            .with_hint("Escape string must be empty or one character."));
+                    }
+                }
+            } else {
+                Some('\\')
+            };
+            Value::Text(similar_to_regex(&text(0), escape))
+        }
         "quote_literal" => Value::Text(quote_literal(&text(0))),
         "quote_nullable" => Value::Text(if arg(0).is_null() {
             "NULL".to_owned()
@@ -1417,4 +1436,57 @@ mod tests {
             "aba"
         );
     }
+}
+
+/// The regular expression a `SIMILAR TO` pattern means (PostgreSQL's
+/// `similar_to_escape`): the whole string must match; `%` is any text, `_`
+/// any character; `|`, `*`, `+`, `?`, `{m,n}`, groups and brackets keep
+/// their regular-expression sense; `.`, `^`, `$` and `\` are literal; the
+/// escape character makes the next character literal.
+pub fn similar_to_regex(pattern: &str, escape: Option<char>) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    out.push_str("^(?:");
+    let mut escaped = false;
+    // Inside `[...]`: the position in the bracket (`]` first is literal).
+    let mut bracket: Option<usize> = None;
+    for c in pattern.chars() {
+        if escaped {
+            out.push('\\');
+            out.push(c);
+            escaped = false;
+            continue;
+        }
+        if Some(c) == escape {
+            escaped = true;
+            continue;
+        }
+        if let Some(pos) = bracket {
+            if c == ']' && pos > 0 {
+                bracket = None;
+            } else {
+                bracket = Some(if c == '^' && pos == 0 { 0 } else { pos + 1 });
+            }
+            if c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+            continue;
+        }
+        match c {
+            '[' => {
+                bracket = Some(0);
+                out.push('[');
+            }
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '(' => out.push_str("(?:"),
+            '.' | '^' | '$' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str(")$");
+    out
 }

@@ -187,7 +187,7 @@ fn srf_rows(name: &str, args: &[Value]) -> SqlResult<Vec<Value>> {
                 .map(|k| Value::Int(start + k * step))
                 .collect()
         }
-        "unnest" => match args.first() {
+        "unnest" | "regexp_split_to_table" | "string_to_table" => match args.first() {
             Some(Value::Array(items)) => items.clone(),
             _ => return Err(SqlError::internal("unnest: array argument expected")),
         },

@@ -27,3 +27,7 @@ INSERT INTO person VALUES ('e', 'angry');
 ALTER TYPE mood ADD VALUE 'ecstatic';
 DROP TABLE person;
 DROP TYPE mood;
+ALTER VIEW IF EXISTS no_such_view RENAME TO other_view;
+ALTER VIEW no_such_view RENAME TO other_view;
+CREATE TABLE not_a_view (id INT);
+ALTER VIEW not_a_view RENAME TO still_not_a_view;

@@ -101,6 +101,25 @@ impl Binder<'_> {
                 high,
             } => self.bind_between(expr, *negated, low, high, scope, d),
             Expr::Like { .. } | Expr::ILike { .. } => self.bind_like(e, scope, d),
+            // `x SIMILAR TO p [ESCAPE e]`: `x ~ similar_to_escape(p, e)`.
+            Expr::SimilarTo {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+            } => {
+                let l = self.bind_expr_inner(expr, scope, d)?;
+                let l = self.coerce_soft(l, SqlType::Text)?;
+                let p = self.bind_expr_inner(pattern, scope, d)?;
+                let mut args = vec![self.coerce_soft(p, SqlType::Text)?];
+                if let Some(escape) = escape_char {
+                    let escape = self.bind_expr_inner(escape, scope, d)?;
+                    args.push(self.coerce_soft(escape, SqlType::Text)?);
+                }
+                let regex = self.call("similar_to_escape", args)?;
+                let matched = self.call("textregexeq", vec![l, regex])?;
+                Ok(not_if(*negated, matched))
+            }
             Expr::Cast {
                 expr, data_type, ..
             } => self.bind_cast_expr(e, expr, data_type, scope, d),

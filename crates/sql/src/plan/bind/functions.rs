@@ -504,6 +504,17 @@ impl Binder<'_> {
                 };
                 (vec![arg], ty)
             }
+            // The rows of the array the `_to_array` function gives (as
+            // `unnest` of it).
+            ("regexp_split_to_table" | "string_to_table", _) => {
+                let array_fn = if name == "string_to_table" {
+                    "string_to_array"
+                } else {
+                    "regexp_split_to_array"
+                };
+                let array = self.call(array_fn, bound).map_err(|_| undefined())?;
+                (vec![array], SqlType::Text)
+            }
             _ => return Err(undefined()),
         };
         let srfs = self
@@ -779,5 +790,7 @@ pub(super) fn is_set_returning(name: &str) -> bool {
             | "jsonb_array_elements"
             | "jsonb_array_elements_text"
             | "jsonb_object_keys"
+            | "regexp_split_to_table"
+            | "string_to_table"
     )
 }
