@@ -1276,6 +1276,59 @@ pub fn like_escape(pattern: &str, escape: &str) -> SqlResult<String> {
     Ok(out)
 }
 
+/// The regular expression a `SIMILAR TO` pattern means (PostgreSQL's
+/// `similar_to_escape`): the whole string must match; `%` is any text, `_`
+/// any character; `|`, `*`, `+`, `?`, `{m,n}`, groups and brackets keep
+/// their regular-expression sense; `.`, `^`, `$` and `\` are literal; the
+/// escape character makes the next character literal.
+pub fn similar_to_regex(pattern: &str, escape: Option<char>) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    out.push_str("^(?:");
+    let mut escaped = false;
+    // Inside `[...]`: the position in the bracket (`]` first is literal).
+    let mut bracket: Option<usize> = None;
+    for c in pattern.chars() {
+        if escaped {
+            out.push('\\');
+            out.push(c);
+            escaped = false;
+            continue;
+        }
+        if Some(c) == escape {
+            escaped = true;
+            continue;
+        }
+        if let Some(pos) = bracket {
+            if c == ']' && pos > 0 {
+                bracket = None;
+            } else {
+                bracket = Some(if c == '^' && pos == 0 { 0 } else { pos + 1 });
+            }
+            if c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+            continue;
+        }
+        match c {
+            '[' => {
+                bracket = Some(0);
+                out.push('[');
+            }
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '(' => out.push_str("(?:"),
+            '.' | '^' | '$' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str(")$");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::like_escape;
@@ -1436,57 +1489,4 @@ mod tests {
             "aba"
         );
     }
-}
-
-/// The regular expression a `SIMILAR TO` pattern means (PostgreSQL's
-/// `similar_to_escape`): the whole string must match; `%` is any text, `_`
-/// any character; `|`, `*`, `+`, `?`, `{m,n}`, groups and brackets keep
-/// their regular-expression sense; `.`, `^`, `$` and `\` are literal; the
-/// escape character makes the next character literal.
-pub fn similar_to_regex(pattern: &str, escape: Option<char>) -> String {
-    let mut out = String::with_capacity(pattern.len() + 8);
-    out.push_str("^(?:");
-    let mut escaped = false;
-    // Inside `[...]`: the position in the bracket (`]` first is literal).
-    let mut bracket: Option<usize> = None;
-    for c in pattern.chars() {
-        if escaped {
-            out.push('\\');
-            out.push(c);
-            escaped = false;
-            continue;
-        }
-        if Some(c) == escape {
-            escaped = true;
-            continue;
-        }
-        if let Some(pos) = bracket {
-            if c == ']' && pos > 0 {
-                bracket = None;
-            } else {
-                bracket = Some(if c == '^' && pos == 0 { 0 } else { pos + 1 });
-            }
-            if c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-            continue;
-        }
-        match c {
-            '[' => {
-                bracket = Some(0);
-                out.push('[');
-            }
-            '%' => out.push_str(".*"),
-            '_' => out.push('.'),
-            '(' => out.push_str("(?:"),
-            '.' | '^' | '$' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push_str(")$");
-    out
 }
