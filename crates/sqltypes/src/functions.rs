@@ -83,6 +83,8 @@ fn non_strict(name: &str) -> bool {
             | "jsonb_build_array"
             | "json_build_object"
             | "json_build_array"
+            | "num_nulls"
+            | "num_nonnulls"
     ) || crate::array::non_strict(name)
         || crate::strings::non_strict(name)
 }
@@ -195,6 +197,15 @@ pub fn function_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
         ("age", [a, b]) if is_ts(*a) && is_ts(*b) => T::Interval,
         ("age", [a]) if is_ts(*a) => T::Interval,
         ("make_date", [y, m, d]) if is_int(*y) && is_int(*m) && is_int(*d) => T::Date,
+        ("make_timestamp", [y, m, d, h, mi, s])
+            if [y, m, d, h, mi].iter().all(|t| is_int(**t)) && is_num(*s) =>
+        {
+            T::Timestamp
+        }
+        ("num_nulls" | "num_nonnulls", [_, ..]) => T::Int4,
+        ("justify_days" | "justify_hours" | "justify_interval", [T::Interval | T::Unknown]) => {
+            T::Interval
+        }
         ("to_timestamp", [t]) if is_num(*t) => T::TimestampTz,
         ("greatest" | "least" | "coalesce", [_, ..]) => ops::common_type_for(
             match name {
@@ -819,6 +830,40 @@ pub fn call_function(name: &str, args: &[Value], arg_types: &[SqlType]) -> SqlRe
                 None => datetime::now_micros().div_euclid(USECS_PER_DAY) * USECS_PER_DAY,
             };
             Ok(Value::Interval(age(a, b)?))
+        }
+        "num_nulls" | "num_nonnulls" => {
+            let nulls = args.iter().filter(|v| v.is_null()).count();
+            let n = if name == "num_nulls" {
+                nulls
+            } else {
+                args.len() - nulls
+            };
+            Ok(Value::Int(n as i64))
+        }
+        "justify_days" | "justify_hours" | "justify_interval" => {
+            let iv = match a0 {
+                Value::Interval(iv) => *iv,
+                v => datetime::parse_interval(&arg_text(v, ty(0)))?,
+            };
+            Ok(Value::Interval(justify(name, iv)?))
+        }
+        "make_timestamp" => {
+            let date = call_function("make_date", &args[..3], &[SqlType::Int8; 3])?;
+            let Value::Date(days) = date else {
+                return Err(SqlError::internal("make_date"));
+            };
+            let (h, mi, s) = (arg_i64(&args[3])?, arg_i64(&args[4])?, arg_f64(&args[5])?);
+            if !(0..=24).contains(&h) || !(0..=59).contains(&mi) || !(0.0..=60.0).contains(&s) {
+                return Err(SqlError::new(
+                    codes::DATETIME_FIELD_OVERFLOW,
+                    format!("date field value out of range: {h}:{mi:02}:{s}"),
+                ));
+            }
+            let micros = i64::from(days) * datetime::USECS_PER_DAY
+                + h * datetime::USECS_PER_HOUR
+                + mi * datetime::USECS_PER_MINUTE
+                + (s * 1e6).round() as i64;
+            Ok(Value::Timestamp(micros))
         }
         "make_date" => {
             let (y, m, d) = (arg_i64(a0)?, arg_i64(&args[1])?, arg_i64(&args[2])?);
@@ -1474,4 +1519,50 @@ fn md5(input: &[u8]) -> [u8; 16] {
     out[8..12].copy_from_slice(&c0.to_le_bytes());
     out[12..].copy_from_slice(&d0.to_le_bytes());
     out
+}
+
+/// `justify_days` (30-day spans of days become months), `justify_hours`
+/// (24-hour spans of time become days) and `justify_interval` (both, with
+/// the signs of the parts made to agree), as PostgreSQL computes them.
+fn justify(name: &str, iv: Interval) -> SqlResult<Interval> {
+    let overflow = datetime::interval_out_of_range;
+    let (mut months, mut days, mut micros) = (i64::from(iv.months), i64::from(iv.days), iv.micros);
+    let day = datetime::USECS_PER_DAY;
+    if name != "justify_days" {
+        days += micros / day;
+        micros %= day;
+    }
+    if name != "justify_hours" {
+        months += days / 30;
+        days %= 30;
+    }
+    let months_and_days = name != "justify_hours";
+    if months_and_days {
+        let time_sign = if name == "justify_interval" {
+            micros
+        } else {
+            0
+        };
+        if months > 0 && (days < 0 || (days == 0 && time_sign < 0)) {
+            days += 30;
+            months -= 1;
+        } else if months < 0 && (days > 0 || (days == 0 && time_sign > 0)) {
+            days -= 30;
+            months += 1;
+        }
+    }
+    if name != "justify_days" {
+        if days > 0 && micros < 0 {
+            micros += day;
+            days -= 1;
+        } else if days < 0 && micros > 0 {
+            micros -= day;
+            days += 1;
+        }
+    }
+    Ok(Interval {
+        months: i32::try_from(months).map_err(|_| overflow())?,
+        days: i32::try_from(days).map_err(|_| overflow())?,
+        micros,
+    })
 }

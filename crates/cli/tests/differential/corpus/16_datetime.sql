@@ -66,3 +66,6 @@ SELECT id, starts, ends, ends - starts AS length FROM shifts ORDER BY starts NUL
 SELECT id FROM shifts WHERE starts BETWEEN '06:00' AND '10:00' ORDER BY id;
 SELECT max(starts) AS latest, min(ends) AS earliest FROM shifts;
 SELECT column_name, data_type, datetime_precision, udt_name FROM information_schema.columns WHERE table_name = 'shifts' AND column_name <> 'id' ORDER BY ordinal_position;
+SELECT justify_days(interval '-35 days'), justify_days(interval '1 month -35 days'), justify_hours(interval '-27 hours'), justify_hours(interval '1 day -27 hours');
+SELECT justify_interval(interval '-1 month 1 hour'), justify_interval(interval '1 month -1 day 2 hours'), justify_interval(interval '40 days 50 hours');
+SELECT make_timestamp(2024, 2, 30, 0, 0, 0);

@@ -33,7 +33,16 @@ impl Binder<'_> {
         scope: &Scope,
         d: usize,
     ) -> SqlResult<Scalar> {
-        let name = table_name(&f.name);
+        let mut name = table_name(&f.name);
+        // TODO(issue 13): a `json` type; `json_agg` and `json_object_agg`
+        // give jsonb, which prints the same for scalars and arrays.
+        if let Some(jsonb) = match name.as_str() {
+            "json_agg" => Some("jsonb_agg"),
+            "json_object_agg" => Some("jsonb_object_agg"),
+            _ => None,
+        } {
+            name = jsonb.to_string();
+        }
         if f.over.is_some() {
             return self.bind_window_call(f, &name, scope, d);
         }
@@ -759,25 +768,7 @@ struct CallArgs<'f> {
 
 /// Aggregate function names.
 pub fn is_aggregate(name: &str) -> bool {
-    matches!(
-        name,
-        "count"
-            | "sum"
-            | "avg"
-            | "min"
-            | "max"
-            | "string_agg"
-            | "bool_and"
-            | "bool_or"
-            | "every"
-            | "array_agg"
-            | "stddev"
-            | "stddev_samp"
-            | "stddev_pop"
-            | "variance"
-            | "var_samp"
-            | "var_pop"
-    )
+    tardigrade_sqltypes::agg::is_aggregate(name)
 }
 
 /// The set-returning functions a select list may call.
