@@ -71,7 +71,17 @@ pub fn is_aggregate(name: &str) -> bool {
             | "bit_or"
             | "jsonb_agg"
             | "jsonb_object_agg"
+            | "percentile_cont"
+            | "percentile_disc"
+            | "mode"
     )
+}
+
+/// Whether `name` is an ordered-set aggregate: called `f(direct args)
+/// WITHIN GROUP (ORDER BY x)`, it sees every `x` in that order (passed as
+/// its last argument, after the direct ones).
+pub fn is_ordered_set(name: &str) -> bool {
+    matches!(name, "percentile_cont" | "percentile_disc" | "mode")
 }
 
 /// Whether aggregate `name` ignores NULL inputs (so `DISTINCT` may drop them
@@ -135,6 +145,19 @@ pub fn aggregate_type(name: &str, args: &[SqlType]) -> SqlResult<SqlType> {
             t if t.is_integer() => Ok(t),
             _ => Err(undefined(name, args)),
         },
+        "percentile_cont" => match args {
+            [f, x] if f.is_numeric() || *f == T::Unknown => match x {
+                T::Interval => Ok(T::Interval),
+                t if t.is_numeric() || *t == T::Unknown => Ok(T::Float8),
+                _ => Err(undefined(name, args)),
+            },
+            _ => Err(undefined(name, args)),
+        },
+        "percentile_disc" => match args {
+            [f, x] if f.is_numeric() || *f == T::Unknown => Ok(*x),
+            _ => Err(undefined(name, args)),
+        },
+        "mode" => one(),
         "jsonb_agg" if args.len() == 1 => Ok(T::Jsonb),
         "jsonb_object_agg" if args.len() == 2 => Ok(T::Jsonb),
         "array_agg" => match one()? {
@@ -232,6 +255,17 @@ pub fn new_accumulator(name: &str, arg_types: &[SqlType]) -> SqlResult<Box<dyn A
             and: name == "bit_and",
         }),
         "array_agg" => Box::new(ArrayAgg(None)),
+        "percentile_cont" | "percentile_disc" | "mode" => Box::new(OrderedSet {
+            name: if name == "mode" {
+                OrderedSetKind::Mode
+            } else if name == "percentile_cont" {
+                OrderedSetKind::Continuous(arg_types.get(1).copied().unwrap_or(T::Float8))
+            } else {
+                OrderedSetKind::Discrete
+            },
+            fraction: None,
+            values: Vec::new(),
+        }),
         "jsonb_agg" => Box::new(JsonbAgg {
             items: None,
             ty: arg,
@@ -316,6 +350,112 @@ impl Accumulator for Ordered {
             self.inner.add(&row[..n])?;
         }
         self.inner.finish()
+    }
+}
+
+/// Which ordered-set aggregate an [`OrderedSet`] computes.
+enum OrderedSetKind {
+    /// `percentile_cont`: interpolated between the two nearest values (of
+    /// this type: float8, or interval).
+    Continuous(SqlType),
+    /// `percentile_disc`: the first value at or past the fraction.
+    Discrete,
+    /// `mode()`: the most frequent value (the first in order on ties).
+    Mode,
+}
+
+/// The ordered-set aggregates: the non-NULL values in their `WITHIN GROUP`
+/// order (the rows arrive sorted, through [`Ordered`]), and the direct
+/// argument (the fraction, the same for every row).
+struct OrderedSet {
+    name: OrderedSetKind,
+    fraction: Option<Value>,
+    values: Vec<Value>,
+}
+
+impl Accumulator for OrderedSet {
+    fn add(&mut self, args: &[Value]) -> SqlResult<()> {
+        let value = args.last().unwrap_or(&Value::Null);
+        if args.len() > 1 && self.fraction.is_none() {
+            self.fraction = Some(args[0].clone());
+        }
+        if !value.is_null() {
+            self.values.push(value.clone());
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> SqlResult<Value> {
+        let values = std::mem::take(&mut self.values);
+        if values.is_empty() {
+            return Ok(Value::Null);
+        }
+        if let OrderedSetKind::Mode = self.name {
+            let mut best: Option<(usize, usize)> = None;
+            let mut start = 0;
+            for i in 1..=values.len() {
+                let run_ends = i == values.len()
+                    || ops::compare(&values[i], &values[start]) != Some(std::cmp::Ordering::Equal);
+                if run_ends {
+                    if best.is_none_or(|(_, n)| i - start > n) {
+                        best = Some((start, i - start));
+                    }
+                    start = i;
+                }
+            }
+            return Ok(best.map_or(Value::Null, |(i, _)| values[i].clone()));
+        }
+        let fraction = match self.fraction.as_ref().and_then(ops::to_f64) {
+            Some(f) => f,
+            None => return Ok(Value::Null),
+        };
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(SqlError::out_of_range(format!(
+                "percentile value {fraction} is not between 0 and 1"
+            )));
+        }
+        let n = values.len();
+        match self.name {
+            OrderedSetKind::Discrete => {
+                let k = ((fraction * n as f64).ceil() as usize).clamp(1, n);
+                Ok(values[k - 1].clone())
+            }
+            OrderedSetKind::Continuous(ty) => {
+                let pos = fraction * (n - 1) as f64;
+                let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+                let t = pos - lo as f64;
+                if ty == SqlType::Interval {
+                    // lo + (hi - lo) * t, in interval arithmetic.
+                    let diff = ops::eval_binary(
+                        BinOp::Sub,
+                        &values[hi],
+                        &values[lo],
+                        SqlType::Interval,
+                        SqlType::Interval,
+                    )?;
+                    let part = ops::eval_binary(
+                        BinOp::Mul,
+                        &diff,
+                        &Value::Float(t),
+                        SqlType::Interval,
+                        SqlType::Float8,
+                    )?;
+                    return ops::eval_binary(
+                        BinOp::Add,
+                        &values[lo],
+                        &part,
+                        SqlType::Interval,
+                        SqlType::Interval,
+                    );
+                }
+                let (a, b) = (
+                    ops::to_f64(&values[lo]).unwrap_or(f64::NAN),
+                    ops::to_f64(&values[hi]).unwrap_or(f64::NAN),
+                );
+                Ok(Value::Float(a + (b - a) * t))
+            }
+            OrderedSetKind::Mode => Ok(Value::Null),
+        }
     }
 }
 

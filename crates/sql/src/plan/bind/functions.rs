@@ -97,6 +97,34 @@ impl Binder<'_> {
         if is_set_returning(&name) {
             return self.bind_srf_call(&name, &args, distinct || star, scope, d);
         }
+        // `percentile_cont(0.5) WITHIN GROUP (ORDER BY x)`: an aggregate of
+        // the direct arguments and `x`, fed in that order.
+        let mut args = args;
+        let ordered_set = tardigrade_sqltypes::agg::is_ordered_set(&name);
+        match (ordered_set, f.within_group.as_slice()) {
+            (true, [key]) => {
+                args.push(key.expr.clone());
+                order_by = &f.within_group;
+            }
+            // 42883, as PostgreSQL finds no plain aggregate of the name.
+            (true, []) => {
+                return Err(SqlError::undefined_function(format!(
+                    "WITHIN GROUP is required for ordered-set aggregate {name}"
+                )));
+            }
+            (true, _) => {
+                return Err(SqlError::undefined_function(format!(
+                    "function {name} with {} WITHIN GROUP keys does not exist",
+                    f.within_group.len()
+                )));
+            }
+            (false, []) => {}
+            (false, _) => {
+                return Err(SqlError::undefined_function(format!(
+                    "{name} is not an ordered-set aggregate, so it cannot have WITHIN GROUP"
+                )));
+            }
+        }
         if is_aggregate(&name) {
             let call = CallArgs {
                 args,
