@@ -1412,7 +1412,7 @@ pub use crate::functions::{call_function, function_type};
 
 /// A JSON value as `->>` gives it: a string unquoted, null as NULL, anything
 /// else in its JSON text.
-pub(crate) fn json_as_text(v: &serde_json::Value) -> Value {
+pub fn json_as_text(v: &serde_json::Value) -> Value {
     match v {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::String(s) => Value::Text(s.clone()),

@@ -232,21 +232,38 @@ fn srf_rows(name: &str, args: &[Value]) -> SqlResult<Vec<Value>> {
                 })
                 .collect()
         }
-        "jsonb_object_keys" => {
+        // `jsonb_each(j)` in FROM is these two, zipped: its keys, and the
+        // values in the same order.
+        "jsonb_object_keys" | "jsonb_each_values" | "jsonb_each_text_values" => {
             let Some(Value::Jsonb(j)) = args.first() else {
-                return Err(SqlError::internal("jsonb_object_keys: jsonb expected"));
+                return Err(SqlError::internal(format!("{name}: jsonb expected")));
+            };
+            let shown = match name {
+                "jsonb_object_keys" => name,
+                "jsonb_each_values" => "jsonb_each",
+                _ => "jsonb_each_text",
             };
             let serde_json::Value::Object(map) = j.as_ref() else {
                 return Err(SqlError::new(
                     codes::INVALID_PARAMETER_VALUE,
                     if j.is_array() {
-                        "cannot call jsonb_object_keys on an array"
+                        format!("cannot call {shown} on an array")
                     } else {
-                        "cannot call jsonb_object_keys on a scalar"
+                        format!("cannot call {shown} on a scalar")
                     },
                 ));
             };
-            map.keys().map(|k| Value::Text(k.clone())).collect()
+            // jsonb's own key order: shorter keys first, then bytewise.
+            let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+            entries.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
+            entries
+                .into_iter()
+                .map(|(k, v)| match name {
+                    "jsonb_object_keys" => Value::Text(k.clone()),
+                    "jsonb_each_values" => Value::Jsonb(Box::new(v.clone())),
+                    _ => tardigrade_sqltypes::ops::json_as_text(v),
+                })
+                .collect()
         }
         other => {
             return Err(SqlError::internal(format!(

@@ -512,6 +512,9 @@ impl Binder<'_> {
         if fname != "generate_series" && is_set_returning(&fname) {
             return self.bind_from_srf(&fname, args, alias);
         }
+        if fname == "jsonb_each" || fname == "jsonb_each_text" {
+            return self.bind_jsonb_each(&fname, args, alias);
+        }
         if fname != "generate_series" {
             return Err(SqlError::undefined_function(format!(
                 "function {fname} does not exist"
@@ -583,15 +586,7 @@ impl Binder<'_> {
         args: &[FunctionArg],
         alias: Option<&ast::TableAlias>,
     ) -> SqlResult<(Rel, Scope)> {
-        let exprs = args
-            .iter()
-            .map(|a| match a {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
-                _ => Err(SqlError::syntax(format!(
-                    "{fname} takes positional arguments"
-                ))),
-            })
-            .collect::<SqlResult<Vec<_>>>()?;
+        let exprs = positional_args(fname, args)?;
         let saved = self.srfs.replace(Vec::new());
         let bound = self.bind_srf_call(fname, &exprs, false, &Scope::new(), 0);
         let srfs = std::mem::replace(&mut self.srfs, saved).unwrap_or_default();
@@ -636,6 +631,53 @@ impl Binder<'_> {
                 exprs: vec![value.clone(), value],
             };
         }
+        Ok(apply_alias(rel, scope, alias, fname))
+    }
+
+    /// `jsonb_each(j)` / `jsonb_each_text(j)` in FROM: the rows `(key,
+    /// value)` of a jsonb object, as two set-returning functions zipped in a
+    /// [`Rel::ProjectSet`] (its keys, and its values in the same order).
+    fn bind_jsonb_each(
+        &mut self,
+        fname: &str,
+        args: &[FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> SqlResult<(Rel, Scope)> {
+        let exprs = positional_args(fname, args)?;
+        if exprs.len() != 1 {
+            return Err(SqlError::undefined_function(format!(
+                "function {fname} takes one jsonb argument"
+            )));
+        }
+        let values = if fname == "jsonb_each" {
+            "jsonb_each_values"
+        } else {
+            "jsonb_each_text_values"
+        };
+        let saved = self.srfs.replace(Vec::new());
+        let keys = self.bind_srf_call("jsonb_object_keys", &exprs, false, &Scope::new(), 0);
+        let vals = self.bind_srf_call(values, &exprs, false, &Scope::new(), 0);
+        let srfs = std::mem::replace(&mut self.srfs, saved).unwrap_or_default();
+        let (_, vals) = (keys?, vals?);
+        if srfs.iter().any(|c| c.args.iter().any(Scalar::needs_async)) {
+            return Err(SqlError::unsupported(format!(
+                "{fname} of an expression with a subquery is not supported in FROM"
+            )));
+        }
+        let rel = Rel::ProjectSet {
+            input: Box::new(Rel::Values {
+                rows: vec![vec![]],
+                types: vec![],
+            }),
+            srfs,
+        };
+        let column = |name: &str, ty| ScopeColumn {
+            table: Some(fname.to_string()),
+            name: name.to_string(),
+            ty,
+            hidden: false,
+        };
+        let scope = vec![column("key", SqlType::Text), column("value", vals.ty())];
         Ok(apply_alias(rel, scope, alias, fname))
     }
 
@@ -853,4 +895,16 @@ fn virtual_table(
         })
         .collect();
     apply_alias(Rel::Values { rows, types }, scope, alias, tname)
+}
+
+/// A FROM function's arguments, which must be positional.
+fn positional_args(fname: &str, args: &[FunctionArg]) -> SqlResult<Vec<Expr>> {
+    args.iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
+            _ => Err(SqlError::syntax(format!(
+                "{fname} takes positional arguments"
+            ))),
+        })
+        .collect()
 }

@@ -531,10 +531,17 @@ impl Binder<'_> {
                 let lower = Scalar::literal(Value::Int(lower), SqlType::Int8);
                 (vec![arr, dim, lower], SqlType::Int8)
             }
-            ("jsonb_array_elements" | "jsonb_array_elements_text" | "jsonb_object_keys", [_]) => {
+            (
+                "jsonb_array_elements"
+                | "jsonb_array_elements_text"
+                | "jsonb_object_keys"
+                | "jsonb_each_values"
+                | "jsonb_each_text_values",
+                [_],
+            ) => {
                 let arg = bound.into_iter().next().ok_or_else(undefined)?;
                 let arg = self.coerce(arg, SqlType::Jsonb, name)?;
-                let ty = if name == "jsonb_array_elements" {
+                let ty = if matches!(name, "jsonb_array_elements" | "jsonb_each_values") {
                     SqlType::Jsonb
                 } else {
                     SqlType::Text
