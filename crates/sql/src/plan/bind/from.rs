@@ -587,28 +587,11 @@ impl Binder<'_> {
         alias: Option<&ast::TableAlias>,
     ) -> SqlResult<(Rel, Scope)> {
         let exprs = positional_args(fname, args)?;
-        let saved = self.srfs.replace(Vec::new());
-        let bound = self.bind_srf_call(fname, &exprs, false, &Scope::new(), 0);
-        let srfs = std::mem::replace(&mut self.srfs, saved).unwrap_or_default();
-        let bound = bound?;
-        if srfs.iter().any(|c| c.args.iter().any(Scalar::needs_async)) {
-            // TODO(issue 4): set-returning function arguments are evaluated
-            // without computing their subqueries first.
-            return Err(SqlError::unsupported(format!(
-                "{fname} of an expression with a subquery is not supported in FROM"
-            )));
-        }
-        let ty = bound.ty();
+        let (mut rel, types) = self.srfs_over_one_row(fname, &[fname], &exprs)?;
+        let ty = types[0];
         let named = alias
             .map(|a| normalize(&a.name))
             .unwrap_or_else(|| fname.to_string());
-        let mut rel = Rel::ProjectSet {
-            input: Box::new(Rel::Values {
-                rows: vec![vec![]],
-                types: vec![],
-            }),
-            srfs,
-        };
         let mut scope = vec![ScopeColumn {
             table: Some(fname.to_string()),
             name: named.clone(),
@@ -634,6 +617,39 @@ impl Binder<'_> {
         Ok(apply_alias(rel, scope, alias, fname))
     }
 
+    /// The set-returning functions `calls`, each over `args`, zipped in a
+    /// [`Rel::ProjectSet`] over one empty row (the FROM form of
+    /// `fname`), and the types of their columns.
+    fn srfs_over_one_row(
+        &mut self,
+        fname: &str,
+        calls: &[&str],
+        args: &[Expr],
+    ) -> SqlResult<(Rel, Vec<SqlType>)> {
+        let saved = self.srfs.replace(Vec::new());
+        let bound: SqlResult<Vec<Scalar>> = calls
+            .iter()
+            .map(|c| self.bind_srf_call(c, args, false, &Scope::new(), 0))
+            .collect();
+        let srfs = std::mem::replace(&mut self.srfs, saved).unwrap_or_default();
+        let types = bound?.iter().map(Scalar::ty).collect();
+        if srfs.iter().any(|c| c.args.iter().any(Scalar::needs_async)) {
+            // TODO(issue 4): set-returning function arguments are evaluated
+            // without computing their subqueries first.
+            return Err(SqlError::unsupported(format!(
+                "{fname} of an expression with a subquery is not supported in FROM"
+            )));
+        }
+        let rel = Rel::ProjectSet {
+            input: Box::new(Rel::Values {
+                rows: vec![vec![]],
+                types: vec![],
+            }),
+            srfs,
+        };
+        Ok((rel, types))
+    }
+
     /// `jsonb_each(j)` / `jsonb_each_text(j)` in FROM: the rows `(key,
     /// value)` of a jsonb object, as two set-returning functions zipped in a
     /// [`Rel::ProjectSet`] (its keys, and its values in the same order).
@@ -654,30 +670,14 @@ impl Binder<'_> {
         } else {
             "jsonb_each_text_values"
         };
-        let saved = self.srfs.replace(Vec::new());
-        let keys = self.bind_srf_call("jsonb_object_keys", &exprs, false, &Scope::new(), 0);
-        let vals = self.bind_srf_call(values, &exprs, false, &Scope::new(), 0);
-        let srfs = std::mem::replace(&mut self.srfs, saved).unwrap_or_default();
-        let (_, vals) = (keys?, vals?);
-        if srfs.iter().any(|c| c.args.iter().any(Scalar::needs_async)) {
-            return Err(SqlError::unsupported(format!(
-                "{fname} of an expression with a subquery is not supported in FROM"
-            )));
-        }
-        let rel = Rel::ProjectSet {
-            input: Box::new(Rel::Values {
-                rows: vec![vec![]],
-                types: vec![],
-            }),
-            srfs,
-        };
+        let (rel, types) = self.srfs_over_one_row(fname, &["jsonb_object_keys", values], &exprs)?;
         let column = |name: &str, ty| ScopeColumn {
             table: Some(fname.to_string()),
             name: name.to_string(),
             ty,
             hidden: false,
         };
-        let scope = vec![column("key", SqlType::Text), column("value", vals.ty())];
+        let scope = vec![column("key", types[0]), column("value", types[1])];
         Ok(apply_alias(rel, scope, alias, fname))
     }
 
