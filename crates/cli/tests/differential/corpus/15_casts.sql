@@ -54,3 +54,8 @@ SELECT id, ip FROM hosts ORDER BY ip;
 SELECT id FROM hosts WHERE ip = '10.0.0.2';
 SELECT ip::text AS t FROM hosts WHERE id = 4;
 SELECT column_name, data_type, udt_name FROM information_schema.columns WHERE table_name = 'hosts' AND column_name = 'ip';
+SELECT 'abc  '::char(2), 'ab'::char(4) || '|', 'héllo'::varchar(2), CAST('abcdef' AS varchar(4));
+CREATE TABLE short_text (v VARCHAR(3));
+INSERT INTO short_text VALUES ('abcdef');
+INSERT INTO short_text VALUES ('abcdef'::varchar(3));
+SELECT v FROM short_text;

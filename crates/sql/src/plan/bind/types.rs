@@ -195,6 +195,21 @@ impl Binder<'_> {
     /// An explicit cast.
     pub fn cast(&mut self, s: Scalar, to: SqlType) -> SqlResult<Scalar> {
         let from = s.ty();
+        // An explicit cast of a string literal to VARCHAR(n) / CHAR(n)
+        // truncates it (an assignment would fail with 22001).
+        if from == SqlType::Unknown
+            && matches!(to, SqlType::Varchar(Some(_)) | SqlType::Char(_))
+            && matches!(
+                s,
+                Scalar::Literal {
+                    value: Value::Text(_),
+                    ..
+                }
+            )
+        {
+            let text = self.coerce_soft(s, SqlType::Text)?;
+            return self.cast(text, to);
+        }
         if from == SqlType::Unknown {
             return self.coerce_soft(s, to);
         }
