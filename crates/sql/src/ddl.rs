@@ -3822,10 +3822,10 @@ async fn show_indexes(
     target: &str,
 ) -> SqlResult<QueryOutput> {
     let (t, _) = table_and_index(node, txn, database, target, false).await?;
-    let col_name = |id: ColumnId| {
-        t.column_by_id(id)
-            .map(|c| c.name.clone())
-            .unwrap_or_default()
+    // An index's own column shows as its expression, as in CockroachDB.
+    let col_name = |id: ColumnId| match t.column_by_id(id) {
+        Some(c) => c.index_expression().unwrap_or(&c.name).to_string(),
+        None => String::new(),
     };
     let mut rows = Vec::new();
     for i in t.all_indexes() {
@@ -3856,7 +3856,7 @@ async fn show_indexes(
         }
         if i.id == t.primary_index.id {
             for c in &t.columns {
-                if !i.columns.contains(&c.id) {
+                if !i.columns.contains(&c.id) && c.index_expression().is_none() {
                     push(&mut rows, c.id, "N/A", true, false);
                 }
             }

@@ -50,6 +50,12 @@ pub fn function_type(name: &str, args: &[SqlType]) -> Option<SqlType> {
         ("format", [f, ..]) if is_text(*f) => T::Text,
         ("quote_ident", [s]) if is_text(*s) => T::Text,
         ("similar_to_escape", [p]) if is_text(*p) => T::Text,
+        // `substring(s FROM pattern)`: the regular-expression form.
+        ("substring", [s, p]) if is_text(*s) && is_text(*p) => T::Text,
+        ("overlay", [s, r, f]) if is_text(*s) && is_text(*r) && is_int(*f) => T::Text,
+        ("overlay", [s, r, f, n]) if is_text(*s) && is_text(*r) && is_int(*f) && is_int(*n) => {
+            T::Text
+        }
         ("similar_to_escape", [p, e]) if is_text(*p) && is_text(*e) => T::Text,
         ("quote_literal" | "quote_nullable", [_]) => T::Text,
         ("translate", [s, f, t]) if is_text(*s) && is_text(*f) && is_text(*t) => T::Text,
@@ -112,6 +118,43 @@ pub fn call_function(name: &str, args: &[Value], types: &[SqlType]) -> SqlResult
             )?)
         }
         "quote_ident" => Value::Text(quote_ident(&text(0))),
+        "substring" => {
+            let re = compile(&text(1), ReFlags::default())?;
+            let s = text(0);
+            match re.captures(&s) {
+                // With a parenthesized subexpression, what it matched.
+                Some(c) if re.captures_len() > 1 => c
+                    .get(1)
+                    .map_or(Value::Null, |m| Value::Text(m.as_str().into())),
+                Some(c) => c
+                    .get(0)
+                    .map_or(Value::Null, |m| Value::Text(m.as_str().into())),
+                None => Value::Null,
+            }
+        }
+        "overlay" => {
+            // `overlay(s PLACING r FROM f [FOR n])`: s's characters before
+            // f, then r, then those from f + n on (n defaults to r's length).
+            let (s, r) = (text(0), text(1));
+            let from = int_arg(arg(2))?;
+            let count = if args.len() > 3 {
+                int_arg(arg(3))?
+            } else {
+                r.chars().count() as i64
+            };
+            if from < 1 || count < 0 {
+                return Err(SqlError::new(
+                    "22011",
+                    "negative substring length not allowed",
+                ));
+            }
+            let head: String = s.chars().take((from - 1) as usize).collect();
+            let tail: String = s
+                .chars()
+                .skip((from - 1).saturating_add(count).max(0) as usize)
+                .collect();
+            Value::Text(format!("{head}{r}{tail}"))
+        }
         "similar_to_escape" => {
             let escape = if args.len() > 1 {
                 let e = text(1);

@@ -32,3 +32,5 @@ SELECT repeat('x', -1), lpad('', 3, 'ab'), substring('abc' FROM 5);
 SELECT 'a' || 1 || true, 1 || 'b';
 SELECT chr(0);
 SELECT substring('abc', 1, -1);
+SELECT overlay('abcdef' PLACING 'XY' FROM 2), overlay('abc' PLACING 'ZZZZ' FROM 3 FOR 0), overlay('abc' PLACING 'Q' FROM 5 FOR 1);
+SELECT substring('abc' FROM 2), substring('abc' FROM 2 FOR 1), substring('foo.bar' FROM '\.(.*)'), substring('nothing' FROM '[0-9]');

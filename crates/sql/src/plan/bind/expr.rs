@@ -163,6 +163,22 @@ impl Binder<'_> {
                 d,
             ),
             Expr::Trim { .. } => self.bind_trim(e, scope, d),
+            Expr::Overlay {
+                expr,
+                overlay_what,
+                overlay_from,
+                overlay_for,
+            } => {
+                let mut args = vec![
+                    self.bind_expr_inner(expr, scope, d)?,
+                    self.bind_expr_inner(overlay_what, scope, d)?,
+                    self.bind_expr_inner(overlay_from, scope, d)?,
+                ];
+                if let Some(n) = overlay_for {
+                    args.push(self.bind_expr_inner(n, scope, d)?);
+                }
+                self.call("overlay", args)
+            }
             Expr::Position { expr, r#in } => self.bind_position(expr, r#in, scope, d),
             Expr::Ceil { expr, .. } => self.bind_syntax_call("ceil", expr, scope, d),
             Expr::Floor { expr, .. } => self.bind_syntax_call("floor", expr, scope, d),

@@ -603,7 +603,24 @@ impl Binder<'_> {
     ) -> SqlResult<Scalar> {
         let mut args = vec![self.bind_expr_inner(expr, scope, d)?];
         match substring_from {
-            Some(f) => args.push(self.bind_expr_inner(f, scope, d)?),
+            Some(f) => {
+                let from = self.bind_expr_inner(f, scope, d)?;
+                // `substring(s FROM 'pattern')`: a string FROM is a regular
+                // expression (PostgreSQL's `substring(text, text)`).
+                let string = from.ty().is_string()
+                    || matches!(
+                        &from,
+                        Scalar::Literal {
+                            value: Value::Text(_),
+                            ty: SqlType::Unknown
+                        }
+                    );
+                if string && substring_for.is_none() {
+                    args.push(from);
+                    return self.call("substring", args);
+                }
+                args.push(from)
+            }
             None => args.push(Scalar::Literal {
                 value: Value::Int(1),
                 ty: SqlType::Int4,

@@ -818,6 +818,7 @@ pub fn column_name_of(e: &Expr) -> String {
             .unwrap_or_else(|| "?column?".into()),
         Expr::Function(f) => table_name(&f.name),
         Expr::AtTimeZone { .. } => "timezone".into(),
+        Expr::Overlay { .. } => "overlay".into(),
         // A cast keeps its operand's name when that is a real one (a
         // column, a function, CASE, ARRAY, a subquery), as PostgreSQL's
         // FigureColname does; a constant or another cast names it after the type.
